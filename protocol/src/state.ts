@@ -1,0 +1,235 @@
+import { z } from 'zod';
+import { formatPath, type Issue, type Validation, validateWith } from './issues.js';
+import { sensorIdSchema } from './telemetry.js';
+
+/**
+ * What a device accepts in `state.desired` and reports in `state.reported` of its classic shadow.
+ *
+ * Desired keys are validated one by one: a bad key is rejected with a reason while the good
+ * keys around it still apply, so one typo never blocks a whole change.
+ */
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const OUTPUT_ID_PATTERN = /^[a-zA-Z0-9_.:-]{1,64}$/;
+
+/** Bounds a device enforces on settings it accepts from the cloud. */
+export const STATE_BOUNDS = {
+  samplingIntervalMs: { min: 100, max: 86_400_000 },
+  batchMaxReadings: { min: 1, max: 10_000 },
+  /** Upper bound stays under IoT Core's 128 KB message limit with room for the envelope. */
+  batchMaxBytes: { min: 512, max: 120 * 1024 },
+  batchMaxAgeMs: { min: 100, max: 3_600_000 },
+} as const;
+
+const intIn = (b: { min: number; max: number }, what: string) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .int(`${what} must be an integer`)
+    .min(b.min, `${what} must be at least ${b.min}`)
+    .max(b.max, `${what} must be at most ${b.max}`);
+
+export const batchSettingsSchema = z.strictObject({
+  maxReadings: intIn(STATE_BOUNDS.batchMaxReadings, 'maxReadings').optional(),
+  maxBytes: intIn(STATE_BOUNDS.batchMaxBytes, 'maxBytes').optional(),
+  maxAgeMs: intIn(STATE_BOUNDS.batchMaxAgeMs, 'maxAgeMs').optional(),
+});
+
+export const samplingIntervalSchema = intIn(STATE_BOUNDS.samplingIntervalMs, 'sampling interval (ms)');
+export const logLevelSchema = z.enum(LOG_LEVELS, { error: `log level must be one of ${LOG_LEVELS.join(', ')}` });
+export const outputIdSchema = z
+  .string()
+  .regex(OUTPUT_ID_PATTERN, 'output id must be 1-64 characters of a-z A-Z 0-9 _ . : -');
+
+export const desiredStateSchema = z.strictObject({
+  /** Sensor id → sampling interval in milliseconds. */
+  sampling: z.record(sensorIdSchema, samplingIntervalSchema).optional(),
+  batch: batchSettingsSchema.optional(),
+  /** Output id → on (true) or off (false). */
+  outputs: z.record(outputIdSchema, z.boolean({ error: 'output state must be true (on) or false (off)' })).optional(),
+  logLevel: logLevelSchema.optional(),
+});
+export type DesiredState = z.infer<typeof desiredStateSchema>;
+export type BatchSettings = z.infer<typeof batchSettingsSchema>;
+
+/** Validates a whole desired document, reporting every problem (used by the command API). */
+export function validateDesiredState(input: unknown): Validation<DesiredState> {
+  return validateWith(desiredStateSchema, input);
+}
+
+export interface RejectedDesired {
+  /** Path of the rejected key, e.g. `sampling.bme280`. */
+  readonly path: string;
+  readonly value: unknown;
+  readonly reason: string;
+}
+
+export interface DesiredSplit {
+  /** Keys that passed validation, ready to apply. */
+  readonly accepted: DesiredState;
+  /** Keys that did not, each with its reason. */
+  readonly rejected: readonly RejectedDesired[];
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Splits a desired (or delta) document into the leaves that are valid and the ones that are
+ * not. `null` leaves (a cleared desired key) are ignored. Unknown keys are rejected.
+ */
+export function splitDesired(input: unknown): DesiredSplit {
+  const accepted: {
+    sampling?: Record<string, number>;
+    batch?: BatchSettings;
+    outputs?: Record<string, boolean>;
+    logLevel?: LogLevel;
+  } = {};
+  const rejected: RejectedDesired[] = [];
+  const reject = (path: PropertyKey[], value: unknown, reason: string) =>
+    rejected.push({ path: formatPath(path), value, reason });
+
+  if (!isPlainObject(input)) {
+    reject([], input, 'desired state must be an object');
+    return { accepted, rejected };
+  }
+  const checkLeaf = <T>(schema: z.ZodType<T>, path: PropertyKey[], value: unknown): T | undefined => {
+    const r = schema.safeParse(value);
+    if (r.success) return r.data;
+    reject(path, value, r.error.issues[0]?.message ?? 'invalid value');
+    return undefined;
+  };
+  const mapOf = <T>(
+    key: string,
+    keySchema: z.ZodType<string>,
+    valueSchema: z.ZodType<T>,
+    value: unknown,
+  ): Record<string, T> | undefined => {
+    if (!isPlainObject(value)) {
+      reject([key], value, `${key} must be an object`);
+      return undefined;
+    }
+    const out: Record<string, T> = {};
+    for (const [id, v] of Object.entries(value)) {
+      if (v === null) continue;
+      if (!keySchema.safeParse(id).success) {
+        reject([key, id], v, `invalid id ${JSON.stringify(id)}`);
+        continue;
+      }
+      const ok = checkLeaf(valueSchema, [key, id], v);
+      if (ok !== undefined) out[id] = ok;
+    }
+    return Object.keys(out).length > 0 ? out : undefined;
+  };
+
+  for (const [key, value] of Object.entries(input)) {
+    if (value === null) continue;
+    switch (key) {
+      case 'sampling': {
+        const m = mapOf(key, sensorIdSchema, samplingIntervalSchema, value);
+        if (m) accepted.sampling = m;
+        break;
+      }
+      case 'outputs': {
+        const m = mapOf(
+          key,
+          outputIdSchema,
+          z.boolean({ error: 'output state must be true (on) or false (off)' }),
+          value,
+        );
+        if (m) accepted.outputs = m;
+        break;
+      }
+      case 'batch': {
+        if (!isPlainObject(value)) {
+          reject([key], value, 'batch must be an object');
+          break;
+        }
+        const batch: { maxReadings?: number; maxBytes?: number; maxAgeMs?: number } = {};
+        for (const [field, v] of Object.entries(value)) {
+          if (v === null) continue;
+          const fieldSchema = batchSettingsSchema.shape[field as keyof typeof batchSettingsSchema.shape];
+          if (!fieldSchema) {
+            reject([key, field], v, `unknown batch setting; expected maxReadings, maxBytes or maxAgeMs`);
+            continue;
+          }
+          const ok = checkLeaf(fieldSchema.unwrap(), [key, field], v);
+          if (ok !== undefined) batch[field as keyof typeof batch] = ok;
+        }
+        if (Object.keys(batch).length > 0) accepted.batch = batch;
+        break;
+      }
+      case 'logLevel': {
+        const ok = checkLeaf(logLevelSchema, [key], value);
+        if (ok !== undefined) accepted.logLevel = ok;
+        break;
+      }
+      default:
+        reject([key], value, 'unknown desired key; expected sampling, batch, outputs or logLevel');
+    }
+  }
+  return { accepted, rejected };
+}
+
+export const sensorReportSchema = z.strictObject({
+  driver: z.string(),
+  healthy: z.boolean(),
+  intervalMs: z.number().int().positive(),
+  lastError: z.string().optional(),
+  errors: z.number().int().nonnegative().optional(),
+});
+
+export const outboxReportSchema = z.strictObject({
+  /** Batches waiting for an acknowledgement. */
+  depth: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  /** Batches dropped because the disk bound was reached, since the outbox was created. */
+  dropped: z.number().int().nonnegative(),
+  droppedReadings: z.number().int().nonnegative(),
+  /** Batches acknowledged by the broker since this boot. */
+  sent: z.number().int().nonnegative(),
+});
+
+export const reportedStateSchema = z.strictObject({
+  agent: z.strictObject({
+    version: z.string(),
+    bootId: z.string(),
+    startedAt: z.number().int().nonnegative(),
+    uptimeS: z.number().nonnegative(),
+  }),
+  sensors: z.record(sensorIdSchema, sensorReportSchema),
+  outputs: z.record(outputIdSchema, z.boolean()),
+  sampling: z.record(sensorIdSchema, z.number().int().positive()),
+  batch: z.strictObject({
+    maxReadings: z.number().int().positive(),
+    maxBytes: z.number().int().positive(),
+    maxAgeMs: z.number().int().positive(),
+  }),
+  logLevel: logLevelSchema,
+  outbox: outboxReportSchema,
+  /** Rejected desired keys by path, with the value and the reason; `null` clears earlier rejections. */
+  rejected: z
+    .record(z.string(), z.strictObject({ value: z.unknown(), reason: z.string() }))
+    .nullable()
+    .optional(),
+});
+export type ReportedState = z.infer<typeof reportedStateSchema>;
+export type SensorReport = z.infer<typeof sensorReportSchema>;
+export type OutboxReport = z.infer<typeof outboxReportSchema>;
+
+export function validateReportedState(input: unknown): Validation<ReportedState> {
+  return validateWith(reportedStateSchema, input);
+}
+
+/** Turns a list of rejections into the `reported.rejected` map. */
+export function rejectionsToReported(
+  rejected: readonly RejectedDesired[],
+): Record<string, { value: unknown; reason: string }> | null {
+  if (rejected.length === 0) return null;
+  const out: Record<string, { value: unknown; reason: string }> = {};
+  for (const r of rejected) out[r.path] = { value: r.value, reason: r.reason };
+  return out;
+}
+
+export type { Issue };

@@ -1,0 +1,246 @@
+import { LIMITS } from './limits.js';
+
+/**
+ * Topic names. Only this module builds topic strings; everything else calls it.
+ *
+ * Application topics live under `pifleet/{thingName}/...` (three levels, well inside the
+ * seven-slash limit for non-reserved topics). AWS reserved topics are built exactly as the
+ * AWS IoT Developer Guide spells them ("Reserved topics").
+ */
+export const APP_PREFIX = 'pifleet';
+
+const encoder = new TextEncoder();
+export function utf8Length(s: string): number {
+  return encoder.encode(s).length;
+}
+
+const NAME_PATTERN = /^[a-zA-Z0-9:_-]+$/;
+
+/** Thing names: 1–128 characters of `[a-zA-Z0-9:_-]` (AWS IoT CreateThing). */
+export function isValidThingName(name: unknown): name is string {
+  return (
+    typeof name === 'string' && name.length >= 1 && name.length <= LIMITS.maxThingNameLength && NAME_PATTERN.test(name)
+  );
+}
+
+/** Named shadow names: 1–64 characters of `[a-zA-Z0-9:_-]`; `$` prefixes are reserved by AWS. */
+export function isValidShadowName(name: unknown): name is string {
+  return (
+    typeof name === 'string' && name.length >= 1 && name.length <= LIMITS.maxShadowNameLength && NAME_PATTERN.test(name)
+  );
+}
+
+/** MQTT client ids: 1–128 UTF-8 bytes, no wildcard or control characters. */
+export function isValidClientId(id: unknown): id is string {
+  if (typeof id !== 'string' || id.length === 0) return false;
+  if (utf8Length(id) > LIMITS.maxClientIdBytes) return false;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  return !/[\u0000-\u001f#+]/.test(id);
+}
+
+function assertThingName(name: string): string {
+  if (!isValidThingName(name)) {
+    throw new TypeError(`invalid thing name ${JSON.stringify(name)}: use 1-128 characters of a-z A-Z 0-9 : _ -`);
+  }
+  return name;
+}
+
+function assertShadowName(name: string): string {
+  if (!isValidShadowName(name)) {
+    throw new TypeError(`invalid shadow name ${JSON.stringify(name)}: use 1-64 characters of a-z A-Z 0-9 : _ -`);
+  }
+  return name;
+}
+
+/** Application topics of one thing. */
+export const appTopics = {
+  /** Device → cloud: telemetry batches ({@link TelemetryBatch}). */
+  telemetry: (thing: string) => `${APP_PREFIX}/${assertThingName(thing)}/telemetry`,
+  /** Device → cloud: online/offline status ({@link StatusMessage}); retained. */
+  status: (thing: string) => `${APP_PREFIX}/${assertThingName(thing)}/status`,
+  /** Cloud → device: one-shot commands. */
+  commands: (thing: string) => `${APP_PREFIX}/${assertThingName(thing)}/commands`,
+  /** Cloud → subscribers: threshold alerts raised by the alert rule. */
+  alerts: (thing: string) => `${APP_PREFIX}/${assertThingName(thing)}/alerts`,
+} as const;
+
+/** Topic filters that match every thing's application topic of one kind. */
+export const appTopicFilters = {
+  telemetry: `${APP_PREFIX}/+/telemetry`,
+  status: `${APP_PREFIX}/+/status`,
+  commands: `${APP_PREFIX}/+/commands`,
+  alerts: `${APP_PREFIX}/+/alerts`,
+} as const;
+
+export type ShadowOperation = 'get' | 'update' | 'delete';
+export type ShadowTopicSuffix =
+  | 'get'
+  | 'get/accepted'
+  | 'get/rejected'
+  | 'update'
+  | 'update/accepted'
+  | 'update/rejected'
+  | 'update/delta'
+  | 'update/documents'
+  | 'delete'
+  | 'delete/accepted'
+  | 'delete/rejected';
+
+/** The shadow's topic prefix: classic `$aws/things/T/shadow`, named `$aws/things/T/shadow/name/N`. */
+export function shadowTopicPrefix(thing: string, shadowName?: string): string {
+  const base = `$aws/things/${assertThingName(thing)}/shadow`;
+  return shadowName === undefined ? base : `${base}/name/${assertShadowName(shadowName)}`;
+}
+
+export function shadowTopic(thing: string, shadowName: string | undefined, suffix: ShadowTopicSuffix): string {
+  return `${shadowTopicPrefix(thing, shadowName)}/${suffix}`;
+}
+
+/** Every reserved topic of one shadow, by name. */
+export function shadowTopics(thing: string, shadowName?: string) {
+  const p = shadowTopicPrefix(thing, shadowName);
+  return {
+    get: `${p}/get`,
+    getAccepted: `${p}/get/accepted`,
+    getRejected: `${p}/get/rejected`,
+    update: `${p}/update`,
+    updateAccepted: `${p}/update/accepted`,
+    updateRejected: `${p}/update/rejected`,
+    updateDelta: `${p}/update/delta`,
+    updateDocuments: `${p}/update/documents`,
+    delete: `${p}/delete`,
+    deleteAccepted: `${p}/delete/accepted`,
+    deleteRejected: `${p}/delete/rejected`,
+  } as const;
+}
+
+export interface ParsedShadowTopic {
+  readonly thingName: string;
+  /** Undefined for the classic (unnamed) shadow. */
+  readonly shadowName: string | undefined;
+  readonly operation: ShadowOperation;
+  /** Undefined for a request topic; otherwise the response or event kind. */
+  readonly response: 'accepted' | 'rejected' | 'delta' | 'documents' | undefined;
+}
+
+const RESPONSES: Record<ShadowOperation, readonly string[]> = {
+  get: ['accepted', 'rejected'],
+  update: ['accepted', 'rejected', 'delta', 'documents'],
+  delete: ['accepted', 'rejected'],
+};
+
+/** Parses a reserved shadow topic; returns undefined for anything else (including wildcards). */
+export function parseShadowTopic(topic: string): ParsedShadowTopic | undefined {
+  const parts = topic.split('/');
+  if (parts.length < 5 || parts[0] !== '$aws' || parts[1] !== 'things' || parts[3] !== 'shadow') return undefined;
+  const thingName = parts[2];
+  if (!isValidThingName(thingName)) return undefined;
+  let rest = parts.slice(4);
+  let shadowName: string | undefined;
+  if (rest[0] === 'name') {
+    shadowName = rest[1];
+    if (!isValidShadowName(shadowName)) return undefined;
+    rest = rest.slice(2);
+  }
+  const [op, response, ...extra] = rest;
+  if (extra.length > 0 || (op !== 'get' && op !== 'update' && op !== 'delete')) return undefined;
+  if (response !== undefined && !RESPONSES[op].includes(response)) return undefined;
+  return {
+    thingName,
+    shadowName,
+    operation: op,
+    response: response as ParsedShadowTopic['response'],
+  };
+}
+
+/** Parses an application topic `pifleet/{thing}/{kind}`. */
+export function parseAppTopic(topic: string): { thingName: string; kind: keyof typeof appTopics } | undefined {
+  const parts = topic.split('/');
+  if (parts.length !== 3 || parts[0] !== APP_PREFIX) return undefined;
+  const [, thingName, kind] = parts;
+  if (!isValidThingName(thingName)) return undefined;
+  if (kind !== 'telemetry' && kind !== 'status' && kind !== 'commands' && kind !== 'alerts') return undefined;
+  return { thingName, kind };
+}
+
+/** Presence lifecycle topics IoT Core publishes for every client connection. */
+export const presenceTopics = {
+  connected: (clientId: string) => `$aws/events/presence/connected/${clientId}`,
+  disconnected: (clientId: string) => `$aws/events/presence/disconnected/${clientId}`,
+  connectedFilter: '$aws/events/presence/connected/+',
+  disconnectedFilter: '$aws/events/presence/disconnected/+',
+  allFilter: '$aws/events/presence/+/+',
+} as const;
+
+export function parsePresenceTopic(
+  topic: string,
+): { eventType: 'connected' | 'disconnected'; clientId: string } | undefined {
+  const parts = topic.split('/');
+  if (parts.length !== 5 || parts[0] !== '$aws' || parts[1] !== 'events' || parts[2] !== 'presence') return undefined;
+  const [, , , eventType, clientId] = parts;
+  if ((eventType !== 'connected' && eventType !== 'disconnected') || !clientId) return undefined;
+  return { eventType, clientId };
+}
+
+export function isReservedTopic(topic: string): boolean {
+  return topic.startsWith('$');
+}
+
+/**
+ * Checks a topic name used in PUBLISH. Returns a reason, or undefined when valid:
+ * non-empty, at most 256 UTF-8 bytes, no wildcards or NUL, and at most 7 slashes unless it is
+ * an AWS reserved topic.
+ */
+export function checkTopicName(topic: string): string | undefined {
+  if (topic.length === 0) return 'topic is empty';
+  if (utf8Length(topic) > LIMITS.maxTopicBytes) return `topic is longer than ${LIMITS.maxTopicBytes} bytes`;
+  if (topic.includes('\u0000')) return 'topic contains a NUL character';
+  if (topic.includes('+') || topic.includes('#')) return 'topic name contains a wildcard';
+  if (!isReservedTopic(topic) && slashCount(topic) > LIMITS.maxTopicSlashes) {
+    return `topic has more than ${LIMITS.maxTopicSlashes} forward slashes`;
+  }
+  return undefined;
+}
+
+/** Checks a topic filter used in SUBSCRIBE (MQTT 3.1.1 section 4.7 wildcard rules plus IoT's limits). */
+export function checkTopicFilter(filter: string): string | undefined {
+  if (filter.length === 0) return 'topic filter is empty';
+  if (utf8Length(filter) > LIMITS.maxTopicBytes) return `topic filter is longer than ${LIMITS.maxTopicBytes} bytes`;
+  if (filter.includes('\u0000')) return 'topic filter contains a NUL character';
+  const levels = filter.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i] as string;
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) {
+      return "'#' must be a whole level and the last one";
+    }
+    if (level.includes('+') && level !== '+') return "'+' must be a whole level";
+  }
+  if (!isReservedTopic(filter) && slashCount(filter) > LIMITS.maxTopicSlashes) {
+    return `topic filter has more than ${LIMITS.maxTopicSlashes} forward slashes`;
+  }
+  return undefined;
+}
+
+function slashCount(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 47) n++;
+  return n;
+}
+
+/**
+ * MQTT topic matching. A filter whose first level is a wildcard does not match topics that
+ * start with `$` (MQTT 3.1.1 section 4.7.2).
+ */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (filter === topic) return true;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  if ((f[0] === '+' || f[0] === '#') && topic.startsWith('$')) return false;
+  for (let i = 0; i < f.length; i++) {
+    const level = f[i];
+    if (level === '#') return true;
+    if (i >= t.length) return false;
+    if (level !== '+' && level !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
