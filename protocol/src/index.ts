@@ -1,3 +1,4 @@
+export * from './exit-codes.js';
 export * from './issues.js';
 export * from './limits.js';
 export * from './policy.js';
