@@ -1,2 +1,3 @@
 export * from './errors.js';
 export * from './logger.js';
+export * from './ports/identity.js';
