@@ -6,6 +6,7 @@ export default defineConfig({
   resolve: { conditions: ['@pifleet/source'] },
   ssr: { resolve: { conditions: ['@pifleet/source'] } },
   test: {
+    reporters: ['default', './vitest.summary.ts'],
     projects: packages.map((name) => ({
       extends: true,
       test: {
