@@ -58,6 +58,14 @@ export function recommendedDevicePolicy(region: string, accountId: string): IotP
         ],
       },
       {
+        // IoT Core also requires iot:RetainPublish for a retained PUBLISH (and a retained will):
+        // the status topic is retained, with the offline status as the last will.
+        Sid: 'RetainOwnStatus',
+        Effect: 'Allow',
+        Action: 'iot:RetainPublish',
+        Resource: arn('topic', `${app}/status`),
+      },
+      {
         Sid: 'SubscribeOwnResponses',
         Effect: 'Allow',
         Action: 'iot:Subscribe',
