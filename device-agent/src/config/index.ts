@@ -1,0 +1,3 @@
+export * from './files.js';
+export * from './load.js';
+export * from './schema.js';

@@ -1,0 +1,152 @@
+import {
+  isValidClientId,
+  isValidThingName,
+  LOG_LEVELS,
+  OUTPUT_ID_PATTERN,
+  SENSOR_ID_PATTERN,
+  STATE_BOUNDS,
+} from '@pifleet/protocol';
+import { z } from 'zod';
+
+/** Sensor drivers the agent knows; `digital-input` reads a GPIO line, the others sit on an I2C bus. */
+export const SENSOR_DRIVERS = ['bme280', 'bh1750', 'ads1115', 'digital-input'] as const;
+export type SensorDriverName = (typeof SENSOR_DRIVERS)[number];
+export const I2C_DRIVERS: readonly SensorDriverName[] = ['bme280', 'bh1750', 'ads1115'];
+
+export const OUTPUT_DRIVERS = ['digital-output'] as const;
+
+const int = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be an integer`);
+const intIn = (what: string, min: number, max: number) =>
+  int(what).min(min, `${what} must be at least ${min}`).max(max, `${what} must be at most ${max}`);
+
+/** An I2C address as a number (118) or a hex string ("0x76"); 7-bit, 0x03–0x77. */
+const i2cAddress = z
+  .union([z.number(), z.string().regex(/^0x[0-9a-fA-F]{1,2}$/, 'address must be a number or a hex string like "0x76"')])
+  .transform((v) => (typeof v === 'string' ? Number.parseInt(v, 16) : v))
+  .pipe(intIn('address', 0x03, 0x77));
+
+const nonEmpty = (what: string) => z.string({ error: `${what} must be a string` }).min(1, `${what} must not be empty`);
+
+export const sensorConfigSchema = z
+  .strictObject({
+    id: z.string().regex(SENSOR_ID_PATTERN, 'sensor id must be 1-64 characters of a-z A-Z 0-9 _ . : -'),
+    driver: z.enum(SENSOR_DRIVERS, { error: `driver must be one of ${SENSOR_DRIVERS.join(', ')}` }),
+    intervalMs: intIn('intervalMs', STATE_BOUNDS.samplingIntervalMs.min, STATE_BOUNDS.samplingIntervalMs.max).default(
+      10_000,
+    ),
+    /** I2C bus number (`/dev/i2c-N`), for I2C drivers. */
+    bus: intIn('bus', 0, 255).optional(),
+    address: i2cAddress.optional(),
+    /** GPIO line (BCM numbering), for `digital-input`. */
+    line: intIn('line', 0, 1023).optional(),
+    activeLow: z.boolean().optional(),
+    /** Driver-specific settings (oversampling, gain, channels, …), passed through to the driver. */
+    options: z.record(z.string(), z.unknown()).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if (I2C_DRIVERS.includes(s.driver)) {
+      if (s.bus === undefined) ctx.addIssue({ code: 'custom', path: ['bus'], message: `${s.driver} needs an I2C bus` });
+      if (s.address === undefined)
+        ctx.addIssue({ code: 'custom', path: ['address'], message: `${s.driver} needs an I2C address` });
+    } else if (s.line === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['line'], message: `${s.driver} needs a GPIO line` });
+    }
+  });
+
+export const outputConfigSchema = z.strictObject({
+  id: z.string().regex(OUTPUT_ID_PATTERN, 'output id must be 1-64 characters of a-z A-Z 0-9 _ . : -'),
+  driver: z.enum(OUTPUT_DRIVERS, { error: `driver must be one of ${OUTPUT_DRIVERS.join(', ')}` }),
+  line: intIn('line', 0, 1023),
+  activeLow: z.boolean().default(false),
+  /** State set at start, before the shadow says otherwise. */
+  initial: z.boolean().default(false),
+});
+
+export const batchConfigSchema = z.strictObject({
+  maxReadings: intIn('maxReadings', STATE_BOUNDS.batchMaxReadings.min, STATE_BOUNDS.batchMaxReadings.max).default(500),
+  maxBytes: intIn('maxBytes', STATE_BOUNDS.batchMaxBytes.min, STATE_BOUNDS.batchMaxBytes.max).default(64 * 1024),
+  maxAgeMs: intIn('maxAgeMs', STATE_BOUNDS.batchMaxAgeMs.min, STATE_BOUNDS.batchMaxAgeMs.max).default(10_000),
+});
+
+export const outboxConfigSchema = z.strictObject({
+  path: nonEmpty('path').default('/var/lib/pifleet/outbox.db'),
+  /** Disk bound for stored batches (payload bytes); past it the oldest batches are dropped and counted. */
+  maxBytes: intIn('maxBytes', 256 * 1024, 64 * 1024 ** 3).default(64 * 1024 ** 2),
+  /** SQLite `synchronous` in WAL mode: `full` survives power loss, `normal` survives a process crash. */
+  synchronous: z.enum(['full', 'normal']).default('full'),
+});
+
+export const mqttConfigSchema = z.strictObject({
+  /** `5` for AWS IoT Core (default); `3.1.1` for the local IoT Core. */
+  protocol: z.enum(['5', '3.1.1'], { error: 'mqtt.protocol must be "5" or "3.1.1"' }).default('5'),
+  /** Defaults to the thing name (what the recommended IoT policy expects). */
+  clientId: z.string().refine(isValidClientId, 'invalid MQTT client id').optional(),
+  keepAliveS: intIn('keepAliveS', 30, 1200).default(60),
+  reconnectMinMs: intIn('reconnectMinMs', 100, 600_000).default(1_000),
+  reconnectMaxMs: intIn('reconnectMaxMs', 1_000, 3_600_000).default(120_000),
+});
+
+export const publishConfigSchema = z.strictObject({
+  /** QoS 1 publishes awaiting PUBACK at once. */
+  maxInFlight: intIn('maxInFlight', 1, 64).default(4),
+  /** Publish rate cap (IoT Core allows 100/s per connection). */
+  maxPerSecond: intIn('maxPerSecond', 1, 50).default(10),
+  ackTimeoutMs: intIn('ackTimeoutMs', 1_000, 600_000).default(30_000),
+});
+
+export const shadowConfigSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  requestTimeoutMs: intIn('requestTimeoutMs', 1_000, 120_000).default(10_000),
+  /** How often the reported state is refreshed (outbox depth, uptime) while nothing else changes. */
+  reportIntervalMs: intIn('reportIntervalMs', 10_000, 86_400_000).default(300_000),
+});
+
+export const agentConfigSchema = z
+  .strictObject({
+    thingName: z.string({ error: 'thingName is required' }).refine(isValidThingName, 'invalid thing name'),
+    endpoint: nonEmpty('endpoint'),
+    port: intIn('port', 1, 65_535).default(8883),
+    certFile: nonEmpty('certFile'),
+    keyFile: nonEmpty('keyFile'),
+    /** CA bundle to trust (Amazon Root CA 1, or the local IoT Core's CA); the system store when absent. */
+    caFile: nonEmpty('caFile').optional(),
+    mqtt: mqttConfigSchema.prefault({}),
+    sensors: z.array(sensorConfigSchema).default([]),
+    outputs: z.array(outputConfigSchema).default([]),
+    batch: batchConfigSchema.prefault({}),
+    outbox: outboxConfigSchema.prefault({}),
+    publish: publishConfigSchema.prefault({}),
+    shadow: shadowConfigSchema.prefault({}),
+    logLevel: z.enum(LOG_LEVELS, { error: `logLevel must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+    hardware: z.enum(['real', 'simulated'], { error: 'hardware must be "real" or "simulated"' }).default('real'),
+    /** Bounded wait for in-flight acknowledgements on SIGTERM. */
+    shutdownTimeoutMs: intIn('shutdownTimeoutMs', 0, 60_000).default(5_000),
+  })
+  .superRefine((c, ctx) => {
+    const dup = (list: readonly { id: string }[], key: string) => {
+      const seen = new Set<string>();
+      list.forEach((item, i) => {
+        if (seen.has(item.id))
+          ctx.addIssue({ code: 'custom', path: [key, i, 'id'], message: `duplicate id ${JSON.stringify(item.id)}` });
+        seen.add(item.id);
+      });
+    };
+    dup(c.sensors, 'sensors');
+    dup(c.outputs, 'outputs');
+    if (c.mqtt.reconnectMaxMs < c.mqtt.reconnectMinMs)
+      ctx.addIssue({ code: 'custom', path: ['mqtt', 'reconnectMaxMs'], message: 'must be ≥ mqtt.reconnectMinMs' });
+  });
+
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;
+type Parsed = z.output<typeof agentConfigSchema>;
+export type SensorConfig = Parsed['sensors'][number];
+export type OutputConfig = Parsed['outputs'][number];
+export type BatchConfig = Parsed['batch'];
+/** The validated, defaulted and frozen agent configuration; `mqtt.clientId` is always set. */
+export type AgentConfig = DeepReadonly<Omit<Parsed, 'mqtt'> & { mqtt: Parsed['mqtt'] & { clientId: string } }>;
+
+type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;

@@ -1,0 +1,43 @@
+import type { LogLevel, OutboxReport, ReportedState, SensorReport } from '@pifleet/protocol';
+import type { BatchLimits } from './batcher.js';
+import type { RejectedPatch } from './reconciler.js';
+
+export interface ReportedInput {
+  readonly agentVersion: string;
+  readonly bootId: string;
+  readonly startedAt: number;
+  readonly now: number;
+  readonly sensors: Readonly<Record<string, SensorReport>>;
+  readonly outputs: Readonly<Record<string, boolean>>;
+  readonly batch: BatchLimits;
+  readonly logLevel: LogLevel;
+  readonly outbox: OutboxReport;
+}
+
+/**
+ * The `state.reported` document: what the agent actually runs with. `rejected` is included only
+ * when it changed (a patch: a path set to null clears it; null clears them all).
+ */
+export function buildReported(input: ReportedInput, rejected?: RejectedPatch): ReportedState {
+  const sampling: Record<string, number> = {};
+  for (const [id, s] of Object.entries(input.sensors)) sampling[id] = s.intervalMs;
+  const reported: ReportedState = {
+    agent: {
+      version: input.agentVersion,
+      bootId: input.bootId,
+      startedAt: input.startedAt,
+      uptimeS: Math.max(0, Math.round((input.now - input.startedAt) / 1000)),
+    },
+    sensors: { ...input.sensors },
+    outputs: { ...input.outputs },
+    sampling,
+    batch: { maxReadings: input.batch.maxReadings, maxBytes: input.batch.maxBytes, maxAgeMs: input.batch.maxAgeMs },
+    logLevel: input.logLevel,
+    outbox: { ...input.outbox },
+  };
+  if (rejected !== undefined) {
+    // The schema types rejected entries as non-null; a null entry is the shadow's way to delete a key.
+    (reported as { rejected?: unknown }).rejected = rejected;
+  }
+  return reported;
+}

@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+
+const base = {
+  thingName: 'pi-01',
+  endpoint: 'abc-ats.iot.eu-west-1.amazonaws.com',
+  certFile: '/etc/pifleet/cert.pem',
+  keyFile: '/etc/pifleet/key.pem',
+  sensors: [{ id: 'env', driver: 'bme280', bus: 1, address: '0x76', intervalMs: 5000 }],
+  outputs: [{ id: 'relay', driver: 'digital-output', line: 17 }],
+};
+const text = (o: unknown) => JSON.stringify(o);
+
+describe('loadConfig', () => {
+  it('applies defaults, converts hex addresses, defaults clientId to thingName, and freezes', () => {
+    const r = loadConfig({ fileText: text(base) });
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    const c = r.value;
+    expect(c.port).toBe(8883);
+    expect(c.mqtt.protocol).toBe('5');
+    expect(c.mqtt.clientId).toBe('pi-01');
+    expect(c.sensors[0]?.address).toBe(0x76);
+    expect(c.outputs[0]).toEqual({ id: 'relay', driver: 'digital-output', line: 17, activeLow: false, initial: false });
+    expect(c.batch).toEqual({ maxReadings: 500, maxBytes: 65_536, maxAgeMs: 10_000 });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.sensors[0])).toBe(true);
+    expect(() => {
+      (c as { port: number }).port = 1;
+    }).toThrow(TypeError);
+  });
+
+  it('reports every problem at once, each with its path', () => {
+    const r = loadConfig({
+      fileText: text({
+        endpoint: '',
+        port: 70_000,
+        certFile: 'c',
+        keyFile: 'k',
+        mqtt: { protocol: '4' },
+        sensors: [
+          { id: 'a', driver: 'bme280', bus: 1 },
+          { id: 'a', driver: 'digital-input' },
+          { id: 'bad id!', driver: 'dht22', line: 4 },
+        ],
+        batch: { maxBytes: 200_000 },
+        colour: 'red',
+      }),
+    });
+    expect(r.ok).toBe(false);
+    const paths = r.ok ? [] : r.issues.map((i) => i.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'thingName',
+        'endpoint',
+        'port',
+        'mqtt.protocol',
+        'sensors[0].address',
+        'sensors[1].line',
+        'sensors[2].id',
+        'sensors[2].driver',
+        'batch.maxBytes',
+        '$',
+      ]),
+    );
+    expect(r.ok ? [] : r.issues.find((i) => i.path === 'batch.maxBytes')?.message).toMatch(/at most 122880/);
+  });
+
+  it('reports duplicate ids once the entries are otherwise valid', () => {
+    const r = loadConfig({
+      fileText: text({ ...base, sensors: [base.sensors[0], base.sensors[0]] }),
+    });
+    expect(r.ok ? [] : r.issues).toEqual([{ path: 'sensors[1].id', message: 'duplicate id "env"' }]);
+  });
+
+  it('rejects unparsable JSON with its file name', () => {
+    const r = loadConfig({ fileText: '{"thingName": ', fileName: '/etc/pifleet/agent.json' });
+    expect(r.ok ? '' : r.issues[0]?.message).toMatch(/agent\.json is not valid JSON/);
+  });
+
+  it.each([
+    ['PIFLEET_THING_NAME', 'pi-99', (c: { thingName: string }) => c.thingName, 'pi-99'],
+    ['PIFLEET_PORT', '8884', (c: { port: number }) => c.port, 8884],
+    ['PIFLEET_MQTT_PROTOCOL', '3.1.1', (c: { mqtt: { protocol: string } }) => c.mqtt.protocol, '3.1.1'],
+    ['PIFLEET_LOG_LEVEL', 'debug', (c: { logLevel: string }) => c.logLevel, 'debug'],
+    ['PIFLEET_OUTBOX_PATH', '/tmp/o.db', (c: { outbox: { path: string } }) => c.outbox.path, '/tmp/o.db'],
+  ] as const)('env %s overrides the file', (env, value, pick, expected) => {
+    const r = loadConfig({ fileText: text({ ...base, logLevel: 'warn' }), env: { [env]: value } });
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    expect((pick as (c: unknown) => unknown)(r.value)).toBe(expected);
+  });
+
+  it('flags override env, env overrides file, and a bad env value names its variable', () => {
+    const r = loadConfig({
+      fileText: text({ ...base, logLevel: 'warn' }),
+      env: { PIFLEET_LOG_LEVEL: 'debug' },
+      flags: { logLevel: 'error' },
+    });
+    expect(r.ok && r.value.logLevel).toBe('error');
+    const bad = loadConfig({ fileText: text(base), env: { PIFLEET_PORT: 'eighty', PIFLEET_LOG_LEVEL: 'loud' } });
+    expect(bad.ok ? [] : bad.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      'port: from PIFLEET_PORT: "eighty" is not an integer',
+      expect.stringMatching(/^logLevel: logLevel must be one of .* \(from PIFLEET_LOG_LEVEL\)$/),
+    ]);
+  });
+
+  it('env alone can supply required settings', () => {
+    const r = loadConfig({
+      env: {
+        PIFLEET_THING_NAME: 'pi-02',
+        PIFLEET_ENDPOINT: 'localhost',
+        PIFLEET_CERT_FILE: 'c.pem',
+        PIFLEET_KEY_FILE: 'k.pem',
+      },
+    });
+    expect(r.ok && r.value.thingName).toBe('pi-02');
+  });
+});
