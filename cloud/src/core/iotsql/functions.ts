@@ -1,0 +1,492 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { JsonValue } from '@pifleet/protocol';
+import type { EvalContext, PreparedMessage } from './message.js';
+import {
+  isObject,
+  numberToString,
+  ownField,
+  parseDecimalString,
+  type SqlValue,
+  sqlArith,
+  toInt,
+  toNumber,
+  toStringValue,
+} from './values.js';
+
+/** What a function can see besides its arguments: the message and the injected context. */
+export interface FunctionEnv {
+  readonly msg: PreparedMessage;
+  readonly ctx: EvalContext;
+  timestamp(): number | undefined;
+}
+
+export interface FunctionDef {
+  readonly min: number;
+  readonly max: number;
+  readonly impl: (args: readonly SqlValue[], env: FunctionEnv) => SqlValue;
+}
+
+/** Functions AWS documents that this engine does not evaluate (they call other services or need Joda/Java). */
+export const UNSUPPORTED_FUNCTIONS: ReadonlySet<string> = new Set([
+  'aws_lambda',
+  'get_dynamodb',
+  'get_secret',
+  'get_thing_shadow',
+  'get_registry_data',
+  'get_mqtt_property',
+  'get_user_property',
+  'machinelearning_predict',
+  'md2',
+  'parse_time',
+  'time_to_epoch',
+  'transform',
+]);
+
+function double(f: (x: number) => number): FunctionDef {
+  return {
+    min: 1,
+    max: 1,
+    impl: ([a]) => {
+      const x = toNumber(a);
+      if (x === undefined) return undefined;
+      const r = f(x);
+      return Number.isFinite(r) ? r : undefined;
+    },
+  };
+}
+
+function str(a: SqlValue): string | undefined {
+  return typeof a === 'string' ? a : toStringValue(a);
+}
+
+function stringFn(f: (s: string) => SqlValue): FunctionDef {
+  return {
+    min: 1,
+    max: 1,
+    impl: ([a]) => {
+      const s = str(a);
+      return s === undefined ? undefined : f(s);
+    },
+  };
+}
+
+function hash(algorithm: string): FunctionDef {
+  return stringFn((s) => createHash(algorithm).update(s, 'utf8').digest('hex'));
+}
+
+/** Int/Decimal/String argument, rounded down (bit functions, chr). */
+function floorInt(a: SqlValue): number | undefined {
+  const x = toNumber(a);
+  return x === undefined ? undefined : Math.floor(x);
+}
+
+function bitwise(op: (a: bigint, b: bigint) => bigint): FunctionDef {
+  return {
+    min: 2,
+    max: 2,
+    impl: ([a, b]) => {
+      const x = floorInt(a);
+      const y = floorInt(b);
+      if (x === undefined || y === undefined || !Number.isSafeInteger(x) || !Number.isSafeInteger(y)) return undefined;
+      return Number(BigInt.asIntN(64, op(BigInt(x), BigInt(y))));
+    },
+  };
+}
+
+function isWhite(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13;
+}
+function trimStart(s: string): string {
+  let i = 0;
+  while (i < s.length && isWhite(s.charCodeAt(i))) i++;
+  return s.slice(i);
+}
+function trimEnd(s: string): string {
+  let j = s.length;
+  while (j > 0 && isWhite(s.charCodeAt(j - 1))) j--;
+  return s.slice(0, j);
+}
+
+function pad(side: 'left' | 'right'): FunctionDef {
+  return {
+    min: 2,
+    max: 2,
+    impl: ([a, b]) => {
+      const s = str(a);
+      const n = toNumber(b);
+      if (s === undefined || n === undefined) return undefined;
+      const count = Math.min(1000, Math.max(0, Math.floor(n)));
+      const spaces = ' '.repeat(count);
+      return side === 'left' ? spaces + s : s + spaces;
+    },
+  };
+}
+
+function twoStrings(f: (a: string, b: string) => SqlValue): FunctionDef {
+  return {
+    min: 2,
+    max: 2,
+    impl: ([a, b]) => {
+      const x = str(a);
+      const y = str(b);
+      return x === undefined || y === undefined ? undefined : f(x, y);
+    },
+  };
+}
+
+/** `get(collection, key)` and the `[ ]` operator. */
+export function getItem(container: SqlValue, key: SqlValue): SqlValue {
+  if (Array.isArray(container)) {
+    const i = toInt(key);
+    return i === undefined || i < 0 || i >= container.length ? undefined : container[i];
+  }
+  if (typeof container === 'string') {
+    const i = toInt(key);
+    return i === undefined || i < 0 || i >= container.length ? undefined : container.charAt(i);
+  }
+  if (isObject(container)) return typeof key === 'string' ? ownField(container, key) : undefined;
+  return undefined;
+}
+
+const BASE64_ALPHABET = /* A-Z a-z 0-9 + / */ (() => {
+  const ok = new Uint8Array(128);
+  for (let c = 65; c <= 90; c++) ok[c] = 1;
+  for (let c = 97; c <= 122; c++) ok[c] = 1;
+  for (let c = 48; c <= 57; c++) ok[c] = 1;
+  ok[43] = 1;
+  ok[47] = 1;
+  return ok;
+})();
+
+function isBase64(s: string): boolean {
+  let end = s.length;
+  let padding = 0;
+  while (end > 0 && s.charCodeAt(end - 1) === 61 && padding < 2) {
+    end--;
+    padding++;
+  }
+  if (padding > 0 && s.length % 4 !== 0) return false;
+  if (end % 4 === 1) return false;
+  for (let i = 0; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || BASE64_ALPHABET[c] !== 1) return false;
+  }
+  return true;
+}
+
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+/** `decode(value, 'base64')`: JSON documents become addressable values, other text a String, bad input Null. */
+function decodeBase64(value: SqlValue, scheme: SqlValue): SqlValue {
+  if (typeof scheme !== 'string' || scheme.toLowerCase() !== 'base64') return undefined;
+  if (typeof value !== 'string') return value === undefined ? undefined : null;
+  if (!isBase64(value)) return null;
+  let text: string;
+  try {
+    text = utf8Strict.decode(Buffer.from(value, 'base64'));
+  } catch {
+    return null;
+  }
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch {
+    return text;
+  }
+}
+
+/** `encode(value, 'base64')` for an expression (the `*` form is handled where the payload bytes are). */
+export function encodeBase64(value: SqlValue, scheme: SqlValue): SqlValue {
+  if (typeof scheme !== 'string' || scheme.toLowerCase() !== 'base64') return undefined;
+  const s = str(value);
+  return s === undefined ? undefined : Buffer.from(s, 'utf8').toString('base64');
+}
+
+export function encodeBytes(bytes: Uint8Array, scheme: SqlValue): SqlValue {
+  if (typeof scheme !== 'string' || scheme.toLowerCase() !== 'base64') return undefined;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+function concat(args: readonly SqlValue[]): SqlValue {
+  if (args.length === 0) return undefined;
+  if (args.length === 1) {
+    const [a] = args;
+    return Array.isArray(a) ? a : str(a);
+  }
+  for (const a of args) if (a === undefined) return undefined;
+  if (args.some(Array.isArray)) {
+    const out: JsonValue[] = [];
+    for (const a of args) {
+      if (Array.isArray(a)) out.push(...a);
+      else out.push(a as JsonValue);
+    }
+    return out;
+  }
+  let s = '';
+  for (const a of args) {
+    const part = str(a);
+    if (part === undefined) return undefined;
+    s += part;
+  }
+  return s;
+}
+
+function substring(args: readonly SqlValue[]): SqlValue {
+  const s = str(args[0]);
+  const from = toNumber(args[1]);
+  if (s === undefined || from === undefined) return undefined;
+  const clamp = (n: number) => Math.min(s.length, Math.max(0, Math.floor(n)));
+  const i = clamp(from);
+  if (args.length < 3) return s.slice(i);
+  const to = toNumber(args[2]);
+  if (to === undefined) return undefined;
+  const j = clamp(to);
+  return i >= j ? '' : s.slice(i, j);
+}
+
+function trunc(a: SqlValue, b: SqlValue): SqlValue {
+  const x = toNumber(a);
+  const n = toNumber(b);
+  if (x === undefined || n === undefined) return undefined;
+  if (Number.isInteger(x)) return x;
+  const places = Math.min(34, Math.max(0, Math.floor(n)));
+  const text = numberToString(x);
+  const dot = text.indexOf('.');
+  if (dot >= 0 && !text.includes('e')) {
+    const cut = places === 0 ? text.slice(0, dot) : text.slice(0, dot + 1 + places);
+    return Number(cut);
+  }
+  const scale = 10 ** places;
+  return Math.trunc(x * scale) / scale;
+}
+
+function round(a: SqlValue): SqlValue {
+  const x = toNumber(a);
+  if (x === undefined) return undefined;
+  const r = Math.sign(x) * Math.round(Math.abs(x));
+  return r === 0 ? 0 : r;
+}
+
+function regex(pattern: SqlValue): RegExp | undefined {
+  const p = str(pattern);
+  if (p === undefined) return undefined;
+  try {
+    return new RegExp(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function numeric(f: (x: number) => number): FunctionDef {
+  return {
+    min: 1,
+    max: 1,
+    impl: ([a]) => {
+      const x = toNumber(a);
+      if (x === undefined) return undefined;
+      const r = f(x);
+      return r === 0 ? 0 : r;
+    },
+  };
+}
+
+const defs: Record<string, FunctionDef> = {
+  abs: numeric(Math.abs),
+  accountid: { min: 0, max: 0, impl: (_, env) => env.ctx.accountId },
+  acos: double(Math.acos),
+  asin: double(Math.asin),
+  atan: double(Math.atan),
+  atan2: {
+    min: 2,
+    max: 2,
+    impl: ([a, b]) => {
+      const y = toNumber(a);
+      const x = toNumber(b);
+      return y === undefined || x === undefined ? undefined : Math.atan2(y, x);
+    },
+  },
+  bitand: bitwise((a, b) => a & b),
+  bitor: bitwise((a, b) => a | b),
+  bitxor: bitwise((a, b) => a ^ b),
+  bitnot: {
+    min: 1,
+    max: 1,
+    impl: ([a]) => {
+      const x = floorInt(a);
+      return x === undefined || !Number.isSafeInteger(x) ? undefined : Number(BigInt.asIntN(64, ~BigInt(x)));
+    },
+  },
+  ceil: numeric(Math.ceil),
+  chr: {
+    min: 1,
+    max: 1,
+    impl: ([a]) => {
+      const x = floorInt(a);
+      return x === undefined || x < 0 || x > 127 ? undefined : String.fromCharCode(x);
+    },
+  },
+  clientid: { min: 0, max: 0, impl: (_, env) => env.msg.clientId ?? 'n/a' },
+  concat: { min: 0, max: Number.POSITIVE_INFINITY, impl: (args) => concat(args) },
+  cos: double(Math.cos),
+  cosh: double(Math.cosh),
+  decode: { min: 2, max: 2, impl: ([a, b]) => decodeBase64(a, b) },
+  encode: { min: 2, max: 2, impl: ([a, b]) => encodeBase64(a, b) },
+  endswith: twoStrings((a, b) => a.endsWith(b)),
+  exp: double(Math.exp),
+  floor: numeric(Math.floor),
+  get: { min: 2, max: 2, impl: ([a, b]) => getItem(a, b) },
+  indexof: twoStrings((a, b) => a.indexOf(b)),
+  isnull: { min: 1, max: 1, impl: ([a]) => a === null },
+  isundefined: { min: 1, max: 1, impl: ([a]) => a === undefined },
+  length: stringFn((s) => s.length),
+  ln: double(Math.log),
+  log: double(Math.log10),
+  lower: stringFn((s) => s.toLowerCase()),
+  lpad: pad('left'),
+  ltrim: stringFn(trimStart),
+  md5: hash('md5'),
+  mod: { min: 2, max: 2, impl: ([a, b]) => sqlArith('%', a, b) },
+  nanvl: {
+    min: 2,
+    max: 2,
+    impl: ([a, b]) => (a === undefined || a === null || (typeof a === 'number' && Number.isNaN(a)) ? b : a),
+  },
+  newuuid: { min: 0, max: 0, impl: (_, env) => (env.ctx.newUuid ?? randomUUID)() },
+  numbytes: stringFn((s) => Buffer.byteLength(s, 'utf8')),
+  power: {
+    min: 2,
+    max: 2,
+    impl: ([a, b]) => {
+      const x = toNumber(a);
+      const y = toNumber(b);
+      if (x === undefined || y === undefined) return undefined;
+      const r = x ** y;
+      return Number.isFinite(r) ? r : undefined;
+    },
+  },
+  principal: { min: 0, max: 0, impl: (_, env) => env.msg.principal },
+  rand: { min: 0, max: 0, impl: (_, env) => (env.ctx.random ?? Math.random)() },
+  regexp_matches: {
+    min: 2,
+    max: 2,
+    impl: ([a, b]) => {
+      const s = str(a);
+      const re = regex(b);
+      return s === undefined || re === undefined ? undefined : re.test(s);
+    },
+  },
+  regexp_replace: {
+    min: 3,
+    max: 3,
+    impl: ([a, b, c]) => {
+      const s = str(a);
+      const p = str(b);
+      const r = str(c);
+      if (s === undefined || p === undefined || r === undefined) return undefined;
+      let re: RegExp;
+      try {
+        re = new RegExp(p, 'g');
+      } catch {
+        return undefined;
+      }
+      return s.replace(re, r);
+    },
+  },
+  regexp_substr: {
+    min: 2,
+    max: 2,
+    impl: ([a, b]) => {
+      const s = str(a);
+      const re = regex(b);
+      if (s === undefined || re === undefined) return undefined;
+      const m = re.exec(s);
+      return m ? m[0] : undefined;
+    },
+  },
+  remainder: { min: 2, max: 2, impl: ([a, b]) => sqlArith('%', a, b) },
+  replace: {
+    min: 3,
+    max: 3,
+    impl: ([a, b, c]) => {
+      const s = str(a);
+      const find = str(b);
+      const by = str(c);
+      return s === undefined || find === undefined || by === undefined ? undefined : s.split(find).join(by);
+    },
+  },
+  round: { min: 1, max: 1, impl: ([a]) => round(a) },
+  rpad: pad('right'),
+  rtrim: stringFn(trimEnd),
+  sha1: hash('sha1'),
+  sha224: hash('sha224'),
+  sha256: hash('sha256'),
+  sha384: hash('sha384'),
+  sha512: hash('sha512'),
+  sign: numeric(Math.sign),
+  sin: double(Math.sin),
+  sinh: double(Math.sinh),
+  sql_version: { min: 0, max: 0, impl: () => '2016-03-23' },
+  sqrt: double(Math.sqrt),
+  startswith: twoStrings((a, b) => a.startsWith(b)),
+  substring: { min: 2, max: 3, impl: substring },
+  tan: double(Math.tan),
+  tanh: double(Math.tanh),
+  timestamp: { min: 0, max: 0, impl: (_, env) => env.timestamp() },
+  topic: {
+    min: 0,
+    max: 1,
+    impl: (args, env) => {
+      let topic = env.msg.topic;
+      // Basic Ingest: the $aws/rules/{rule}/ prefix is not part of topic().
+      if (topic.startsWith('$aws/rules/')) {
+        const cut = topic.indexOf('/', 11);
+        topic = cut < 0 ? '' : topic.slice(cut + 1);
+      }
+      if (args.length === 0) return topic;
+      const n = toInt(args[0]);
+      if (n === undefined || n < 1) return undefined;
+      return topic.split('/')[n - 1];
+    },
+  },
+  traceid: { min: 0, max: 0, impl: (_, env) => env.msg.traceId },
+  trim: stringFn((s) => trimEnd(trimStart(s))),
+  trunc: { min: 2, max: 2, impl: ([a, b]) => trunc(a, b) },
+  upper: stringFn((s) => s.toUpperCase()),
+};
+
+/** Built-in functions by lower-case name (IoT SQL function names are case-insensitive). */
+export const FUNCTIONS: ReadonlyMap<string, FunctionDef> = new Map(Object.entries(defs));
+
+/** `cast(value AS type)` target keywords (upper-case) and their conversions. */
+export const CAST_TARGETS: ReadonlyMap<string, (v: SqlValue) => SqlValue> = (() => {
+  const toStr = (v: SqlValue): SqlValue => (typeof v === 'string' ? v : toStringValue(v));
+  const toDec = (v: SqlValue): SqlValue => {
+    if (typeof v === 'boolean') return v ? 1 : 0;
+    return typeof v === 'string' ? parseDecimalString(v) : typeof v === 'number' ? v : undefined;
+  };
+  const toInteger = (v: SqlValue): SqlValue => {
+    const d = toDec(v);
+    return typeof d === 'number' ? Math.floor(d) : undefined;
+  };
+  const toBool = (v: SqlValue): SqlValue => {
+    if (typeof v === 'number') return v !== 0;
+    if (typeof v === 'boolean') return v;
+    if (typeof v === 'string') {
+      const l = v.toLowerCase();
+      return l === 'true' ? true : l === 'false' ? false : undefined;
+    }
+    return undefined;
+  };
+  return new Map<string, (v: SqlValue) => SqlValue>([
+    ['STRING', toStr],
+    ['NVARCHAR', toStr],
+    ['TEXT', toStr],
+    ['NTEXT', toStr],
+    ['VARCHAR', toStr],
+    ['INT', toInteger],
+    ['INTEGER', toInteger],
+    ['DOUBLE', toDec],
+    ['DECIMAL', toDec],
+    ['BOOL', toBool],
+    ['BOOLEAN', toBool],
+  ]);
+})();

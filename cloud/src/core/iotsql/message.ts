@@ -1,0 +1,80 @@
+import type { JsonValue } from '@pifleet/protocol';
+
+/** A message as the broker hands it to the rules engine. */
+export interface IotMessage {
+  readonly topic: string;
+  readonly payload: Uint8Array | string;
+  /** MQTT client id of the publisher; `clientid()` returns "n/a" without one, as AWS does for HTTP. */
+  readonly clientId?: string;
+  /** Certificate id (thumbprint) or IAM identity that published; `principal()`. */
+  readonly principal?: string;
+  /** Milliseconds since the epoch at which the broker received the message; `timestamp()`. */
+  readonly timestamp?: number;
+  /** `traceid()`; Undefined without one. */
+  readonly traceId?: string;
+}
+
+/** The payload decoded once: JSON when it is UTF-8 JSON, raw bytes otherwise. */
+export type PayloadBody = { readonly json: true; readonly value: JsonValue } | { readonly json: false };
+
+/** A message with its payload decoded; build it once with {@link prepareMessage} and evaluate many rules. */
+export interface PreparedMessage extends IotMessage {
+  readonly body: PayloadBody;
+  readonly bytes: Uint8Array;
+}
+
+/** Things an evaluation may need from outside; all optional so evaluation stays pure and testable. */
+export interface EvalContext {
+  /** `timestamp()` when the message carries no timestamp. */
+  readonly now?: () => number;
+  /** `newuuid()`; defaults to crypto.randomUUID. */
+  readonly newUuid?: () => string;
+  /** `rand()`; defaults to Math.random. */
+  readonly random?: () => number;
+  /** `accountid()`; Undefined without one. */
+  readonly accountId?: string;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const encoder = new TextEncoder();
+
+function mayBeJson(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 10 || c === 13) continue;
+    // { [ " - digits t f n
+    return c === 123 || c === 91 || c === 34 || c === 45 || (c >= 48 && c <= 57) || c === 116 || c === 102 || c === 110;
+  }
+  return false;
+}
+
+/** Decodes a payload the way the rules engine sees it: parsed JSON, or opaque bytes. */
+export function decodePayload(payload: Uint8Array | string): { body: PayloadBody; bytes: Uint8Array } {
+  let text: string | undefined;
+  let bytes: Uint8Array;
+  if (typeof payload === 'string') {
+    text = payload;
+    bytes = encoder.encode(payload);
+  } else {
+    bytes = payload;
+    try {
+      text = utf8.decode(payload);
+    } catch {
+      text = undefined;
+    }
+  }
+  if (text !== undefined && mayBeJson(text)) {
+    try {
+      return { body: { json: true, value: JSON.parse(text) as JsonValue }, bytes };
+    } catch {
+      // not JSON: opaque bytes
+    }
+  }
+  return { body: { json: false }, bytes };
+}
+
+export function prepareMessage(message: IotMessage | PreparedMessage): PreparedMessage {
+  if ('body' in message) return message;
+  const { body, bytes } = decodePayload(message.payload);
+  return { ...message, body, bytes };
+}
