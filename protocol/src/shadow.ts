@@ -117,3 +117,11 @@ export function noShadowMessage(shadowName: string): string {
 
 /** A client token is at most 64 bytes (IoT answers 400 "Invalid clientToken" above that). */
 export const MAX_CLIENT_TOKEN_BYTES = 64;
+
+/**
+ * The 400 message for a node inside `state` other than `desired` and `reported`; IoT names the
+ * node, for example `State contains an invalid node: 'delta'`.
+ */
+export function invalidNodeMessage(node: string): string {
+  return `${SHADOW_ERRORS.invalidNode.message}: '${node}'`;
+}

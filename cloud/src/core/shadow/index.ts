@@ -1,0 +1,3 @@
+export * from './document.js';
+export * from './json.js';
+export * from './request.js';

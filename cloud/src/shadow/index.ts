@@ -1,0 +1,3 @@
+export * from './service.js';
+export * from './sqlite-store.js';
+export * from './store.js';
