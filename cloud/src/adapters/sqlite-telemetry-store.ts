@@ -1,0 +1,300 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { MetricValue, TelemetryBatch } from '@pifleet/protocol';
+import Database from 'better-sqlite3';
+import { supersedes } from '../core/telemetry/connectivity.js';
+import { TelemetryStoreError } from '../core/telemetry/errors.js';
+import { batchMarkerKey, batchToStoredReadings, latestValuesOf, storedReadingKey } from '../core/telemetry/keys.js';
+import { encodePageToken } from '../core/telemetry/page-token.js';
+import { planQuery } from '../core/telemetry/store-query.js';
+import { CloudError } from '../errors.js';
+import type {
+  ConnectivityRecord,
+  LatestValue,
+  ManagedTelemetryStore,
+  PutBatchResult,
+  PutConnectivityResult,
+  StoredReading,
+  TelemetryPage,
+  TelemetryQuery,
+} from '../ports/telemetry-store.js';
+
+/**
+ * SQLite telemetry store: the local IoT Core's default, one file in its data directory.
+ *
+ * WAL journal, prepared statements, one transaction per batch. The batch table's primary key
+ * `(thing, boot_id, seq)` is the dedupe index: a resent batch finds its row and writes nothing.
+ * Readings are keyed `(thing, sk)` with the shared sort key from `core/telemetry/keys.ts`, so
+ * ordering and page tokens match the DynamoDB store exactly.
+ */
+export interface SqliteTelemetryStoreOptions {
+  /** Database file; `:memory:` for a private in-memory store. Parent directories are created. */
+  readonly file: string;
+  readonly clock?: { now(): number };
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS telemetry_batches (
+  thing TEXT NOT NULL,
+  boot_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  marker TEXT NOT NULL,
+  sealed_at INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  readings INTEGER NOT NULL,
+  PRIMARY KEY (thing, boot_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS telemetry_readings (
+  thing TEXT NOT NULL,
+  sk TEXT NOT NULL,
+  sensor TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  boot_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  metrics TEXT NOT NULL,
+  PRIMARY KEY (thing, sk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS telemetry_readings_by_sensor ON telemetry_readings (thing, sensor, sk);
+CREATE TABLE IF NOT EXISTS telemetry_latest (
+  thing TEXT NOT NULL,
+  sensor TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  value TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  PRIMARY KEY (thing, sensor, metric)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS thing_connectivity (
+  thing TEXT PRIMARY KEY,
+  record TEXT NOT NULL
+) WITHOUT ROWID;
+`;
+
+interface ReadingRow {
+  sk: string;
+  sensor: string;
+  ts: number;
+  boot_id: string;
+  seq: number;
+  idx: number;
+  metrics: string;
+}
+
+type Statements = ReturnType<typeof prepare>;
+
+interface Opened {
+  readonly s: Statements;
+  readonly writeBatch: (batch: TelemetryBatch) => PutBatchResult;
+  readonly writeConnectivity: (record: ConnectivityRecord) => PutConnectivityResult;
+}
+
+function prepare(db: Database.Database) {
+  const readingColumns = 'sk, sensor, ts, boot_id, seq, idx, metrics';
+  return {
+    insertBatch: db.prepare<[string, string, number, string, number, number, number]>(
+      'INSERT OR IGNORE INTO telemetry_batches (thing, boot_id, seq, marker, sealed_at, received_at, readings) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    insertReading: db.prepare<[string, string, string, number, string, number, number, string]>(
+      'INSERT OR IGNORE INTO telemetry_readings (thing, sk, sensor, ts, boot_id, seq, idx, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    upsertLatest: db.prepare<[string, string, string, string, number]>(
+      `INSERT INTO telemetry_latest (thing, sensor, metric, value, ts) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (thing, sensor, metric) DO UPDATE SET value = excluded.value, ts = excluded.ts
+       WHERE excluded.ts >= telemetry_latest.ts`,
+    ),
+    queryAll: db.prepare<
+      { thing: string; lower: string; upper: string; after: string; metric: string | null; limit: number },
+      ReadingRow
+    >(
+      `SELECT ${readingColumns} FROM telemetry_readings
+       WHERE thing = @thing AND sk >= @lower AND sk > @after AND sk <= @upper
+         AND (@metric IS NULL OR json_type(metrics, @metric) IS NOT NULL)
+       ORDER BY sk LIMIT @limit`,
+    ),
+    queryBySensor: db.prepare<
+      {
+        thing: string;
+        sensor: string;
+        lower: string;
+        upper: string;
+        after: string;
+        metric: string | null;
+        limit: number;
+      },
+      ReadingRow
+    >(
+      `SELECT ${readingColumns} FROM telemetry_readings INDEXED BY telemetry_readings_by_sensor
+       WHERE thing = @thing AND sensor = @sensor AND sk >= @lower AND sk > @after AND sk <= @upper
+         AND (@metric IS NULL OR json_type(metrics, @metric) IS NOT NULL)
+       ORDER BY sk LIMIT @limit`,
+    ),
+    latest: db.prepare<[string], { sensor: string; metric: string; value: string; ts: number }>(
+      'SELECT sensor, metric, value, ts FROM telemetry_latest WHERE thing = ? ORDER BY sensor, metric',
+    ),
+    getConnectivity: db.prepare<[string], { record: string }>('SELECT record FROM thing_connectivity WHERE thing = ?'),
+    putConnectivity: db.prepare<[string, string]>(
+      'INSERT INTO thing_connectivity (thing, record) VALUES (?, ?) ON CONFLICT (thing) DO UPDATE SET record = excluded.record',
+    ),
+    countAll: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM telemetry_readings'),
+    countThing: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM telemetry_readings WHERE thing = ?'),
+  };
+}
+
+export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions): ManagedTelemetryStore {
+  const clock = options.clock ?? { now: () => Date.now() };
+  let db: Database.Database | undefined;
+  let opened: Opened | undefined;
+
+  function open(): Opened {
+    if (opened === undefined)
+      throw new TelemetryStoreError('SQLite telemetry store is not started', { retryable: false });
+    return opened;
+  }
+
+  function guard<T>(operation: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof CloudError) throw err;
+      throw new TelemetryStoreError(`SQLite ${operation} failed`, { cause: err, data: { operation } });
+    }
+  }
+
+  return {
+    async start() {
+      if (db !== undefined) return;
+      let handle: Database.Database | undefined;
+      try {
+        if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
+        handle = new Database(options.file);
+        handle.pragma('journal_mode = WAL');
+        handle.pragma('synchronous = NORMAL');
+        handle.pragma('busy_timeout = 5000');
+        handle.exec(SCHEMA);
+        const s = prepare(handle);
+        const writeBatch = handle.transaction((batch: TelemetryBatch): PutBatchResult => {
+          const readings = batchToStoredReadings(batch);
+          const marker = batchMarkerKey(batch.bootId, batch.seq);
+          const fresh = s.insertBatch.run(
+            batch.thingName,
+            batch.bootId,
+            batch.seq,
+            marker,
+            batch.sealedAt,
+            clock.now(),
+            readings.length,
+          );
+          if (fresh.changes === 0) return { stored: 0, duplicate: true };
+          let stored = 0;
+          for (const r of readings) {
+            stored += s.insertReading.run(
+              r.thingName,
+              storedReadingKey(r),
+              r.sensor,
+              r.ts,
+              r.bootId,
+              r.seq,
+              r.index,
+              JSON.stringify(r.metrics),
+            ).changes;
+          }
+          for (const l of latestValuesOf(batch)) {
+            s.upsertLatest.run(batch.thingName, l.sensor, l.metric, JSON.stringify(l.value), l.ts);
+          }
+          return { stored, duplicate: false };
+        });
+        const writeConnectivity = handle.transaction((record: ConnectivityRecord): PutConnectivityResult => {
+          const row = s.getConnectivity.get(record.thingName);
+          const current = row === undefined ? undefined : (JSON.parse(row.record) as ConnectivityRecord);
+          if (!supersedes(record, current)) return { applied: false };
+          s.putConnectivity.run(record.thingName, JSON.stringify(record));
+          return { applied: true };
+        });
+        opened = { s, writeBatch, writeConnectivity };
+        db = handle;
+      } catch (err) {
+        handle?.close();
+        throw new TelemetryStoreError('cannot open SQLite telemetry store', {
+          cause: err,
+          retryable: false,
+          data: { file: options.file },
+        });
+      }
+    },
+
+    async stop() {
+      const handle = db;
+      db = undefined;
+      opened = undefined;
+      handle?.close();
+    },
+
+    async putBatch(batch) {
+      const { writeBatch } = open();
+      return guard('putBatch', () => writeBatch(batch));
+    },
+
+    async query(q: TelemetryQuery): Promise<TelemetryPage> {
+      const { s } = open();
+      const plan = planQuery(q);
+      const { lower, upper } = plan;
+      const after = plan.after ?? '';
+      const metric = q.metric === undefined ? null : `$."${q.metric.replaceAll('"', '')}"`;
+      const params = { thing: q.thingName, lower, upper, after, metric, limit: q.limit + 1 };
+      const rows = guard('query', () =>
+        q.sensor === undefined ? s.queryAll.all(params) : s.queryBySensor.all({ ...params, sensor: q.sensor }),
+      );
+      const page = rows.slice(0, q.limit);
+      const items = page.map((row) => toReading(q.thingName, row, q.metric));
+      const last = page.at(-1);
+      return rows.length > q.limit && last !== undefined
+        ? { items, nextToken: encodePageToken(q.thingName, last.sk) }
+        : { items };
+    },
+
+    async latest(thingName): Promise<readonly LatestValue[]> {
+      const { s } = open();
+      return guard('latest', () =>
+        s.latest.all(thingName).map((row) => ({
+          sensor: row.sensor,
+          metric: row.metric,
+          value: JSON.parse(row.value) as MetricValue,
+          ts: row.ts,
+        })),
+      );
+    },
+
+    async putConnectivity(record) {
+      const { writeConnectivity } = open();
+      return guard('putConnectivity', () => writeConnectivity(record));
+    },
+
+    async getConnectivity(thingName) {
+      const { s } = open();
+      const row = guard('getConnectivity', () => s.getConnectivity.get(thingName));
+      return row === undefined ? undefined : (JSON.parse(row.record) as ConnectivityRecord);
+    },
+
+    async countReadings(thingName) {
+      const { s } = open();
+      const row = guard('countReadings', () =>
+        thingName === undefined ? s.countAll.get() : s.countThing.get(thingName),
+      );
+      return row?.n ?? 0;
+    },
+  };
+}
+
+function toReading(thingName: string, row: ReadingRow, metric: string | undefined): StoredReading {
+  const metrics = JSON.parse(row.metrics) as Record<string, MetricValue>;
+  const value = metric === undefined ? undefined : metrics[metric];
+  return {
+    thingName,
+    sensor: row.sensor,
+    ts: row.ts,
+    metrics: metric === undefined || value === undefined ? metrics : { [metric]: value },
+    bootId: row.boot_id,
+    seq: row.seq,
+    index: row.idx,
+  };
+}
