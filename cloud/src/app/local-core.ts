@@ -1,0 +1,180 @@
+import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { type Broker, createBroker } from '../broker/index.js';
+import { type LocalCa, loadOrCreateCa } from '../ca/local-ca.js';
+import type { LocalCoreConfig } from '../config/local-core.js';
+import { CloudError } from '../errors.js';
+import { type LocalCredentials, loadOrCreateCredentials, singleCredentialStore } from '../http/credentials.js';
+import { iotControlPlaneRoutes } from '../http/iot-control-plane.js';
+import { createHttpServer, type HttpServerHandle, type RouteGroup } from '../http/server.js';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import type { AccountContext } from '../ports/identity.js';
+import { openSqliteRegistry, type Registry } from '../registry/sqlite-registry.js';
+
+/**
+ * The local IoT Core in one process: local CA, registry (SQLite), TLS MQTT broker with IoT policy
+ * checks, and the SigV4-verified HTTP server carrying the IoT control plane (and whatever route
+ * groups later parts add). `start()` resolves to what the ready line prints.
+ */
+
+export interface LocalCoreInfo {
+  readonly ready: true;
+  readonly mqtt: { readonly host: string; readonly port: number };
+  /** Base URL of the HTTP API, e.g. `http://127.0.0.1:8880` (the SDK clients' `endpoint`). */
+  readonly http: string;
+  /** The CA certificate devices and TLS clients must trust. */
+  readonly caFile: string;
+  /** AWS shared-credentials file with the `pifleet-local` profile. */
+  readonly credentialsFile: string;
+  readonly region: string;
+  readonly accountId: string;
+}
+
+/** What a started core offers to code composed around it (tests, later services). */
+export interface LocalCoreServices {
+  readonly account: AccountContext;
+  readonly registry: Registry;
+  readonly ca: LocalCa;
+  readonly broker: Broker;
+  readonly credentials: LocalCredentials;
+  readonly info: LocalCoreInfo;
+}
+
+export interface LocalIotCoreDeps {
+  readonly config: LocalCoreConfig;
+  readonly logger?: Logger;
+  /** Milliseconds since the epoch. Default Date.now. */
+  readonly now?: () => number;
+  /**
+   * More HTTP route groups (IoT data plane, command API, console), built once the registry, CA and
+   * broker exist. They share the listener, the SigV4 check and the error shape.
+   */
+  readonly routes?: (services: Omit<LocalCoreServices, 'info'>) => readonly RouteGroup[];
+}
+
+export interface LocalIotCore {
+  start(): Promise<LocalCoreInfo>;
+  stop(): Promise<void>;
+  /** The running services; throws before start() and after stop(). */
+  readonly services: LocalCoreServices;
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::', '[::]']);
+
+/** The file names inside the data directory. */
+export function localCorePaths(dataDir: string) {
+  const dir = resolve(dataDir);
+  return {
+    dataDir: dir,
+    caDir: join(dir, 'ca'),
+    caFile: join(dir, 'ca', 'ca.pem'),
+    credentialsFile: join(dir, 'credentials'),
+    registryFile: join(dir, 'registry.sqlite'),
+  };
+}
+
+export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
+  const { config } = deps;
+  const logger = deps.logger ?? silentLogger();
+  const now = deps.now ?? Date.now;
+  const paths = localCorePaths(config.dataDir);
+  const account: AccountContext = Object.freeze({ region: config.region, accountId: config.accountId });
+  /** The name devices connect to: the bind address, or this machine's name when binding all interfaces. */
+  const publicHost = WILDCARDS.has(config.host) ? hostname() : config.host;
+
+  let running: LocalCoreServices | undefined;
+  let cleanup: Array<() => Promise<void> | void> = [];
+
+  async function unwind(): Promise<void> {
+    const steps = cleanup.reverse();
+    cleanup = [];
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (err) {
+        logger.error({ err }, 'local core shutdown step failed');
+      }
+    }
+  }
+
+  return {
+    get services(): LocalCoreServices {
+      if (!running) throw new CloudError('local-core.not-running', 'the local IoT Core is not running');
+      return running;
+    },
+
+    async start() {
+      if (running || cleanup.length > 0) {
+        throw new CloudError('local-core.started', 'the local IoT Core is already started');
+      }
+      try {
+        await mkdir(paths.dataDir, { recursive: true, mode: 0o700 });
+        const ca = await loadOrCreateCa({ dir: paths.caDir, now });
+        const { credentials, created } = await loadOrCreateCredentials(paths.credentialsFile);
+        if (created) logger.info({ file: paths.credentialsFile }, 'generated local credentials');
+
+        const registry = openSqliteRegistry({
+          file: paths.registryFile,
+          account,
+          now,
+          logger: logger.child({ component: 'registry' }),
+        });
+        cleanup.push(() => registry.close());
+
+        const server = await ca.issueServerCertificate([publicHost, config.host]);
+        const broker = createBroker({
+          identities: registry,
+          tls: { caCertPem: ca.caCertPem, serverCertPem: server.certPem, serverKeyPem: server.keyPem },
+          host: config.host,
+          port: config.mqttPort,
+          account,
+          logger,
+          now,
+        });
+        const mqtt = await broker.start();
+        cleanup.push(() => broker.stop());
+
+        const base = { account, registry, ca, broker, credentials };
+        const http: HttpServerHandle = createHttpServer({
+          host: config.host,
+          port: config.httpPort,
+          region: config.region,
+          credentials: singleCredentialStore(credentials),
+          routes: [
+            iotControlPlaneRoutes({ registry, ca, endpointAddress: () => publicHost }),
+            ...(deps.routes?.(base) ?? []),
+          ],
+          now,
+          logger,
+        });
+        const bound = await http.start();
+        cleanup.push(() => http.stop());
+
+        const httpHost = WILDCARDS.has(config.host) ? publicHost : bound.host;
+        const info: LocalCoreInfo = Object.freeze({
+          ready: true,
+          mqtt: Object.freeze({ host: WILDCARDS.has(config.host) ? publicHost : mqtt.host, port: mqtt.port }),
+          http: httpHost.includes(':') ? `http://[${httpHost}]:${bound.port}` : `http://${httpHost}:${bound.port}`,
+          caFile: paths.caFile,
+          credentialsFile: paths.credentialsFile,
+          region: config.region,
+          accountId: config.accountId,
+        });
+        running = Object.freeze({ ...base, info });
+        logger.info({ mqtt: info.mqtt, http: info.http, dataDir: paths.dataDir }, 'local IoT Core ready');
+        return info;
+      } catch (err) {
+        await unwind();
+        throw err;
+      }
+    },
+
+    async stop() {
+      running = undefined;
+      await unwind();
+      logger.info('local IoT Core stopped');
+    },
+  };
+}

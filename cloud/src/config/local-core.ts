@@ -1,0 +1,148 @@
+import { parseArgs } from 'node:util';
+import { CloudError } from '../errors.js';
+
+/**
+ * Configuration of the local IoT Core (`pifleet-local-core`): defaults < environment < flags.
+ * The loader is pure; it reports every problem at once and returns a frozen object.
+ */
+
+export interface LocalCoreConfig {
+  /** Where the CA, credentials and registry live. */
+  readonly dataDir: string;
+  /** Address the MQTT and HTTP listeners bind; also the broker host devices connect to. */
+  readonly host: string;
+  /** MQTT over TLS port; 0 picks an ephemeral port. */
+  readonly mqttPort: number;
+  /** HTTP (control plane, later data plane) port; 0 picks an ephemeral port. */
+  readonly httpPort: number;
+  readonly region: string;
+  /** The 12-digit account id ARNs carry. */
+  readonly accountId: string;
+  readonly logLevel: string;
+}
+
+export const LOCAL_CORE_DEFAULTS: LocalCoreConfig = Object.freeze({
+  dataDir: '.pifleet/local-core',
+  host: '127.0.0.1',
+  mqttPort: 8883,
+  httpPort: 8880,
+  region: 'us-east-1',
+  accountId: '000000000000',
+  logLevel: 'info',
+});
+
+/** Environment variables read, by config key. */
+export const LOCAL_CORE_ENV: Readonly<Record<keyof LocalCoreConfig, string>> = {
+  dataDir: 'PIFLEET_DATA_DIR',
+  host: 'PIFLEET_HOST',
+  mqttPort: 'PIFLEET_MQTT_PORT',
+  httpPort: 'PIFLEET_HTTP_PORT',
+  region: 'PIFLEET_REGION',
+  accountId: 'PIFLEET_ACCOUNT_ID',
+  logLevel: 'PIFLEET_LOG_LEVEL',
+};
+
+export const LOCAL_CORE_USAGE = `Usage: pifleet-local-core [options]
+
+Runs the local IoT Core in the foreground: TLS MQTT broker, local CA, registry and the
+SigV4-signed IoT control-plane HTTP API. Prints one JSON line on stdout when ready; logs to stderr.
+
+Options:
+  --data-dir DIR     state directory (CA, credentials, SQLite)   [${LOCAL_CORE_DEFAULTS.dataDir}]  env ${LOCAL_CORE_ENV.dataDir}
+  --host HOST        bind address and broker host                 [${LOCAL_CORE_DEFAULTS.host}]  env ${LOCAL_CORE_ENV.host}
+  --mqtt-port PORT   MQTT over TLS port, 0 = ephemeral            [${LOCAL_CORE_DEFAULTS.mqttPort}]  env ${LOCAL_CORE_ENV.mqttPort}
+  --http-port PORT   HTTP API port, 0 = ephemeral                 [${LOCAL_CORE_DEFAULTS.httpPort}]  env ${LOCAL_CORE_ENV.httpPort}
+  --region REGION    region of ARNs and SigV4 scopes              [${LOCAL_CORE_DEFAULTS.region}]  env ${LOCAL_CORE_ENV.region}
+  --account-id ID    12-digit account id of ARNs                  [${LOCAL_CORE_DEFAULTS.accountId}]  env ${LOCAL_CORE_ENV.accountId}
+  --log-level LEVEL  fatal, error, warn, info, debug, trace       [${LOCAL_CORE_DEFAULTS.logLevel}]  env ${LOCAL_CORE_ENV.logLevel}
+  -h, --help         show this help
+`;
+
+export class ConfigError extends CloudError {
+  override name = 'ConfigError';
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[], code = 'config.invalid') {
+    super(code, `invalid configuration: ${problems.join('; ')}`, { data: { problems } });
+    this.problems = Object.freeze([...problems]);
+  }
+}
+
+/** Thrown for bad command-line usage (unknown flag, missing value): exit 64, not 78. */
+export class UsageError extends ConfigError {
+  override name = 'UsageError';
+  constructor(problems: readonly string[]) {
+    super(problems, 'config.usage');
+  }
+}
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export type LocalCoreArgs = { help: true } | { help: false; config: LocalCoreConfig };
+
+/** Parses flags and environment into a validated, frozen config. */
+export function loadLocalCoreConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): LocalCoreArgs {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'data-dir': { type: 'string' },
+        host: { type: 'string' },
+        'mqtt-port': { type: 'string' },
+        'http-port': { type: 'string' },
+        region: { type: 'string' },
+        'account-id': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError([(err as Error).message]);
+  }
+  if (values.help === true) return { help: true };
+
+  const problems: string[] = [];
+  const pick = (key: keyof LocalCoreConfig, flag: string): string => {
+    const fromFlag = values[flag];
+    if (typeof fromFlag === 'string') return fromFlag;
+    const fromEnv = env[LOCAL_CORE_ENV[key]];
+    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+    return String(LOCAL_CORE_DEFAULTS[key]);
+  };
+  const port = (key: 'mqttPort' | 'httpPort', flag: string): number => {
+    const raw = pick(key, flag);
+    const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!Number.isInteger(n) || n < 0 || n > 65535) {
+      problems.push(`--${flag}: '${raw}' is not a port number (0-65535)`);
+      return 0;
+    }
+    return n;
+  };
+
+  const config: LocalCoreConfig = {
+    dataDir: pick('dataDir', 'data-dir'),
+    host: pick('host', 'host'),
+    mqttPort: port('mqttPort', 'mqtt-port'),
+    httpPort: port('httpPort', 'http-port'),
+    region: pick('region', 'region'),
+    accountId: pick('accountId', 'account-id'),
+    logLevel: pick('logLevel', 'log-level'),
+  };
+  if (config.dataDir.trim() === '') problems.push('--data-dir: must not be empty');
+  if (!/^[A-Za-z0-9.:_-]+$/.test(config.host)) problems.push(`--host: '${config.host}' is not a host name or address`);
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(config.region))
+    problems.push(`--region: '${config.region}' is not a region name`);
+  if (!/^\d{12}$/.test(config.accountId)) problems.push(`--account-id: '${config.accountId}' must be 12 digits`);
+  if (!LOG_LEVELS.has(config.logLevel)) problems.push(`--log-level: '${config.logLevel}' is not a log level`);
+  if (config.mqttPort !== 0 && config.mqttPort === config.httpPort) {
+    problems.push('--mqtt-port and --http-port must differ');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { help: false, config: Object.freeze(config) };
+}

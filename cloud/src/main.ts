@@ -1,0 +1,88 @@
+import { EXIT, type ExitCode } from '@pifleet/protocol';
+import { pino } from 'pino';
+import { createLocalIotCore } from './app/local-core.js';
+import { CaError } from './ca/local-ca.js';
+import { ConfigError, LOCAL_CORE_USAGE, loadLocalCoreConfig, UsageError } from './config/local-core.js';
+import { CredentialsError } from './http/credentials.js';
+import { createLogger } from './logger.js';
+
+/**
+ * `pifleet-local-core`: runs the local IoT Core in the foreground. Prints one JSON line on stdout
+ * when ready; logs (pino JSON) go to stderr. SIGINT/SIGTERM stop it cleanly with exit code 0.
+ * The only module of @pifleet/cloud that touches `process`.
+ */
+
+const STOP_TIMEOUT_MS = 10_000;
+
+function exitCodeOf(err: unknown): ExitCode {
+  if (err instanceof UsageError) return EXIT.usage;
+  if (err instanceof ConfigError || err instanceof CaError || err instanceof CredentialsError) return EXIT.config;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EACCES' || code === 'EPERM') return EXIT.noPermission;
+  if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL') return EXIT.unavailable;
+  return EXIT.unexpected;
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  let parsed: ReturnType<typeof loadLocalCoreConfig>;
+  try {
+    parsed = loadLocalCoreConfig(argv, process.env);
+  } catch (err) {
+    const problems = err instanceof ConfigError ? err.problems : [String(err)];
+    process.stderr.write(`pifleet-local-core: ${problems.join('; ')}\nRun 'pifleet-local-core --help' for usage.\n`);
+    process.exitCode = exitCodeOf(err);
+    return;
+  }
+  if (parsed.help) {
+    process.stdout.write(LOCAL_CORE_USAGE);
+    return;
+  }
+  const { config } = parsed;
+  const logger = createLogger({
+    level: config.logLevel,
+    destination: pino.destination({ fd: 2, sync: true }),
+  });
+
+  const core = createLocalIotCore({ config, logger });
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(EXIT.interrupted);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      logger.error({ timeoutMs: STOP_TIMEOUT_MS }, 'shutdown timed out');
+      process.exit(EXIT.unexpected);
+    }, STOP_TIMEOUT_MS);
+    timer.unref();
+    core.stop().then(
+      () => {
+        clearTimeout(timer);
+        process.exitCode = EXIT.ok;
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(EXIT.unexpected);
+      },
+    );
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+
+  try {
+    const info = await core.start();
+    if (stopping) return;
+    process.stdout.write(`${JSON.stringify(info)}\n`);
+  } catch (err) {
+    const exitCode = exitCodeOf(err);
+    logger.fatal({ err, exitCode }, 'local IoT Core failed to start');
+    process.stderr.write(`pifleet-local-core: ${(err as Error).message ?? String(err)}\n`);
+    process.removeListener('SIGINT', shutdown);
+    process.removeListener('SIGTERM', shutdown);
+    process.exitCode = exitCode;
+  }
+}
+
+await main(process.argv.slice(2));
