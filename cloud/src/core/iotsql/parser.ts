@@ -161,7 +161,7 @@ export class Parser {
       alias = [];
       for (;;) {
         const name = this.peek();
-        if (name.kind !== 'ident') throw this.unexpected(name, 'an alias name');
+        if (name.kind !== 'ident' || RESERVED.has(name.upper)) throw this.unexpected(name, 'an alias name');
         this.take();
         alias.push(name.text);
         end = name.end;
@@ -343,7 +343,7 @@ export class Parser {
             name.start,
           );
         }
-        if (name.kind !== 'ident') throw this.unexpected(name, 'a field name after .');
+        if (name.kind !== 'ident' || RESERVED.has(name.upper)) throw this.unexpected(name, 'a field name after .');
         this.take();
         expr = { type: 'member', object: expr, name: name.text, start: expr.start, end: name.end };
       } else if (this.isPunct(t, '[')) {
