@@ -1,7 +1,4 @@
 export * from './core/iotsql/index.js';
-export * from './errors.js';
-export * from './logger.js';
-export * from './ports/identity.js';
 export {
   applyUpdate,
   computeDelta,
@@ -11,4 +8,7 @@ export {
   type StoredShadow,
 } from './core/shadow/document.js';
 export { parseUpdateRequest, type ShadowUpdateInput } from './core/shadow/request.js';
+export * from './errors.js';
+export * from './logger.js';
+export * from './ports/identity.js';
 export * from './shadow/index.js';
