@@ -12,3 +12,5 @@ export * from './errors.js';
 export * from './logger.js';
 export * from './ports/identity.js';
 export * from './shadow/index.js';
+export * from './broker/index.js';
+export * from './core/policy/index.js';

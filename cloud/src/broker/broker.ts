@@ -1,0 +1,638 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
+import tls from 'node:tls';
+import { checkTopicFilter, checkTopicName, LIMITS } from '@pifleet/protocol';
+import {
+  Aedes,
+  type AedesPublishPacket,
+  type AuthenticateError,
+  type Client,
+  type PublishPacket,
+  type Subscription,
+} from 'aedes';
+import {
+  type CertificateAttributes,
+  compilePolicies,
+  connectionThingName,
+  type DistinguishedName,
+  type IotAction,
+  iotResourceArn,
+  type PolicyAuthorizer,
+  type PolicyContext,
+  type PolicyDecision,
+} from '../core/policy/index.js';
+import { type Logger, silentLogger } from '../logger.js';
+import type { AccountContext, DeviceIdentity, IdentityDirectory, ServerTlsMaterial } from '../ports/identity.js';
+import { BROKER_ERRORS, BrokerError } from './errors.js';
+import {
+  connectedEvent,
+  type DisconnectReason,
+  disconnectedEvent,
+  hasPresenceEvents,
+  type SessionInfo,
+} from './presence.js';
+
+export interface BrokerDeps {
+  readonly identities: IdentityDirectory;
+  readonly tls: ServerTlsMaterial;
+  readonly host: string;
+  /** 0 picks an ephemeral port; `start()` reports the real one. */
+  readonly port: number;
+  readonly account: AccountContext;
+  readonly logger?: Logger;
+  /**
+   * true (default): every CONNECT, PUBLISH, SUBSCRIBE and delivery is authorized against the
+   * certificate's registry status and IoT policies. false: a bare broker behind the same mutual
+   * TLS (any certificate the CA issued connects and may do anything), as a benchmark baseline.
+   */
+  readonly policyChecks?: boolean;
+  /** Milliseconds since the epoch, for presence timestamps. */
+  readonly now?: () => number;
+}
+
+/** A message seen by an in-process subscriber. */
+export interface BusMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: 0 | 1 | 2;
+  readonly retain: boolean;
+  /** The MQTT client that published it; undefined for in-process publishes. */
+  readonly clientId: string | undefined;
+}
+
+export type BusHandler = (message: BusMessage) => void | Promise<void>;
+
+/**
+ * In-process access to the broker for the services that run beside it (shadow service, rules
+ * engine). These bypass policy checks on their own side; deliveries to MQTT clients are still
+ * authorized by each client's iot:Receive.
+ */
+export interface BrokerBus {
+  publish(topic: string, payload: string | Uint8Array, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+  /**
+   * Subscribes a handler to an MQTT topic filter. If the handler returns a promise, the next
+   * message waits for it (backpressure). Filters starting with a wildcard do not match `$` topics.
+   * Resolves, once the subscription is in place, to a function that removes it.
+   */
+  subscribe(filter: string, handler: BusHandler): Promise<() => Promise<void>>;
+  onClientConnected(listener: (session: SessionInfo) => void): () => void;
+  onClientDisconnected(listener: (session: SessionInfo, reason: DisconnectReason) => void): () => void;
+  /** Sessions currently connected, by client id. */
+  sessions(): ReadonlyMap<string, SessionInfo>;
+}
+
+export interface Broker {
+  /** Listens; resolves to the address actually bound. */
+  start(): Promise<{ host: string; port: number }>;
+  /** Closes every client connection (SERVER_INITIATED_DISCONNECT) and the listener. */
+  stop(): Promise<void>;
+  readonly bus: BrokerBus;
+  /** The underlying aedes instance (MQTT 3.1.1), for code that needs more than the bus. */
+  readonly aedes: Aedes;
+}
+
+/** Per-connection state. */
+interface Session {
+  readonly client: Client;
+  readonly certificateId: string;
+  readonly certificate: CertificateAttributes;
+  readonly ipAddress: string | undefined;
+  readonly connectAttributes: readonly string[];
+  identity: DeviceIdentity | undefined;
+  authorizer: PolicyAuthorizer | undefined;
+  /** action + NUL + resource name → allowed; cleared on identity change. */
+  readonly decisions: Map<string, boolean>;
+  info: SessionInfo | undefined;
+  reason: DisconnectReason | undefined;
+}
+
+const DECISION_CACHE_LIMIT = 512;
+/** CONNACK return code 5 (MQTT 3.1.1 section 3.2.2.3). */
+const NOT_AUTHORIZED = 5 as AuthenticateError['returnCode'];
+
+const DN_NAMES: Readonly<Record<string, string>> = {
+  CN: 'CommonName',
+  O: 'Organization',
+  OU: 'OrganizationalUnit',
+  C: 'Country',
+  ST: 'State',
+  L: 'Locality',
+  serialNumber: 'SerialNumber',
+  title: 'Title',
+  dnQualifier: 'DistinguishedNameQualifier',
+  emailAddress: 'EmailAddress',
+};
+
+function distinguishedName(raw: unknown): DistinguishedName {
+  const out: Record<string, string> = {};
+  if (!raw || typeof raw !== 'object') return out;
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    const name = DN_NAMES[k];
+    if (name && typeof v === 'string') out[name] = v;
+    else if (name && Array.isArray(v) && typeof v[0] === 'string') out[name] = v[0];
+  }
+  return out;
+}
+
+function refusal(code: string, message: string, data: Record<string, unknown>): BrokerError {
+  return new BrokerError(code, message, { data });
+}
+
+/** A CONNECT refusal: aedes answers CONNACK with return code 5 (not authorized), then closes. */
+function connectRefusal(code: string, message: string, data: Record<string, unknown>): AuthenticateError {
+  return Object.assign(new BrokerError(code, message, { data }), { returnCode: NOT_AUTHORIZED });
+}
+
+/**
+ * The local IoT Core's MQTT broker: aedes (MQTT 3.1.1) on a TLS server that requires a client
+ * certificate issued by the local CA, with IoT Core's authentication, authorization, limits and
+ * presence events. Constructing it does no I/O; `start()` listens.
+ */
+export function createBroker(deps: BrokerDeps): Broker {
+  const log = (deps.logger ?? silentLogger()).child({ component: 'broker' });
+  const checks = deps.policyChecks ?? true;
+  const now = deps.now ?? Date.now;
+  const account = deps.account;
+
+  const sessions = new Map<Client, Session>();
+  const byCertificate = new Map<string, Set<Session>>();
+  const connected = new Map<string, SessionInfo>();
+  const versionNumbers = new Map<string, number>();
+  const connectedListeners = new Set<(s: SessionInfo) => void>();
+  const disconnectedListeners = new Set<(s: SessionInfo, r: DisconnectReason) => void>();
+
+  let server: tls.Server | undefined;
+  const sockets = new Set<Socket>();
+  let removeIdentityListener: (() => void) | undefined;
+  let stopping = false;
+
+  // ---- sessions -------------------------------------------------------------------------
+
+  function newSession(client: Client): Session | undefined {
+    const socket = client.conn as tls.TLSSocket;
+    if (typeof socket.getPeerCertificate !== 'function') return undefined;
+    const peer = socket.getPeerCertificate();
+    if (!peer?.raw) return undefined;
+    const connectAttributes: string[] = [];
+    if (!client.clean) connectAttributes.push('PersistentConnect');
+    if ((client as unknown as { _will?: unknown })._will) connectAttributes.push('LastWill');
+    const session: Session = {
+      client,
+      certificateId: createHash('sha256').update(peer.raw).digest('hex'),
+      certificate: {
+        subject: distinguishedName(peer.subject),
+        issuer: distinguishedName(peer.issuer),
+        ...(peer.serialNumber ? { serialNumber: peer.serialNumber } : {}),
+        ...(peer.valid_from ? { notBefore: peer.valid_from } : {}),
+        ...(peer.valid_to ? { notAfter: peer.valid_to } : {}),
+      },
+      ipAddress: socket.remoteAddress,
+      connectAttributes,
+      identity: undefined,
+      authorizer: undefined,
+      decisions: new Map(),
+      info: undefined,
+      reason: undefined,
+    };
+    return session;
+  }
+
+  function track(session: Session): void {
+    sessions.set(session.client, session);
+    let set = byCertificate.get(session.certificateId);
+    if (!set) {
+      set = new Set();
+      byCertificate.set(session.certificateId, set);
+    }
+    set.add(session);
+  }
+
+  function untrack(session: Session): void {
+    sessions.delete(session.client);
+    const set = byCertificate.get(session.certificateId);
+    set?.delete(session);
+    if (set?.size === 0) byCertificate.delete(session.certificateId);
+  }
+
+  function policyContext(session: Session, identity: DeviceIdentity): PolicyContext {
+    return {
+      region: account.region,
+      accountId: account.accountId,
+      clientId: session.client.id,
+      thingNames: identity.thingNames,
+      certificateId: session.certificateId,
+      certificate: session.certificate,
+      connectAttributes: session.connectAttributes,
+      ...(session.ipAddress ? { sourceIp: session.ipAddress } : {}),
+    };
+  }
+
+  function setIdentity(session: Session, identity: DeviceIdentity): void {
+    session.identity = identity;
+    session.authorizer = compilePolicies(identity.policies, policyContext(session, identity));
+    session.decisions.clear();
+  }
+
+  function decide(
+    session: Session,
+    action: IotAction,
+    kind: 'client' | 'topic' | 'topicfilter',
+    name: string,
+  ): boolean {
+    const key = `${action}\u0000${name}`;
+    const cached = session.decisions.get(key);
+    if (cached !== undefined) return cached;
+    const decision: PolicyDecision = session.authorizer
+      ? session.authorizer.authorize(action, iotResourceArn(account, kind, name))
+      : { allowed: false, reason: 'implicit-deny' };
+    if (session.decisions.size >= DECISION_CACHE_LIMIT) session.decisions.clear();
+    session.decisions.set(key, decision.allowed);
+    if (!decision.allowed) {
+      log.debug(
+        { clientId: session.client.id, certificateId: session.certificateId, action, resource: name, ...decision },
+        'policy denied',
+      );
+    }
+    return decision.allowed;
+  }
+
+  /** Closes a session's connection, recording why (for its disconnected event). */
+  function drop(session: Session, reason: DisconnectReason): void {
+    session.reason ??= reason;
+    session.client.close();
+  }
+
+  function identityChanged(certificateId: string): void {
+    const set = byCertificate.get(certificateId);
+    if (!set || set.size === 0) return;
+    const identity = deps.identities.identityOf(certificateId);
+    for (const session of [...set]) {
+      if (identity?.status !== 'ACTIVE') {
+        log.info(
+          { clientId: session.client.id, certificateId, status: identity?.status ?? 'DELETED' },
+          'closing connection of certificate no longer active',
+        );
+        drop(session, 'AUTH_ERROR');
+        continue;
+      }
+      setIdentity(session, identity);
+      if (!decide(session, 'iot:Connect', 'client', session.client.id)) {
+        log.info({ clientId: session.client.id, certificateId }, 'closing connection no longer allowed to connect');
+        drop(session, 'AUTH_ERROR');
+      }
+    }
+  }
+
+  // ---- aedes hooks ----------------------------------------------------------------------
+
+  function markDuplicate(client: Client): void {
+    const previous = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[client.id];
+    if (previous && previous !== client) {
+      const old = sessions.get(previous);
+      if (old) old.reason ??= 'DUPLICATE_CLIENTID';
+    }
+  }
+
+  const authenticate: NonNullable<ConstructorParameters<typeof Aedes>[0]>['authenticate'] = (client, _u, _p, done) => {
+    const session = newSession(client);
+    if (!session) {
+      done(connectRefusal(BROKER_ERRORS.noCertificate, 'no client certificate', { clientId: client.id }), null);
+      return;
+    }
+    if (checks) {
+      const identity = deps.identities.identityOf(session.certificateId);
+      const data = { clientId: client.id, certificateId: session.certificateId };
+      if (!identity) {
+        log.info(data, 'connect refused: certificate unknown to the registry');
+        done(connectRefusal(BROKER_ERRORS.unknownCertificate, 'certificate not registered', data), null);
+        return;
+      }
+      if (identity.status !== 'ACTIVE') {
+        log.info({ ...data, status: identity.status }, 'connect refused: certificate not active');
+        done(connectRefusal(BROKER_ERRORS.inactiveCertificate, 'certificate not active', data), null);
+        return;
+      }
+      setIdentity(session, identity);
+      if (!decide(session, 'iot:Connect', 'client', client.id)) {
+        log.info(data, 'connect refused: iot:Connect denied');
+        done(connectRefusal(BROKER_ERRORS.connectDenied, 'iot:Connect denied', data), null);
+        return;
+      }
+    }
+    track(session);
+    markDuplicate(client);
+    done(null, true);
+  };
+
+  const authorizePublish: NonNullable<ConstructorParameters<typeof Aedes>[0]>['authorizePublish'] = (
+    client,
+    packet,
+    done,
+  ) => {
+    if (!client) {
+      done(null);
+      return;
+    }
+    const session = sessions.get(client);
+    // A will is authorized while its connection closes: refuse quietly, mark nothing.
+    const refuse = (reason: DisconnectReason, code: string, message: string) => {
+      if (session && !client.closed) session.reason ??= reason;
+      log.info({ clientId: client.id, topic: packet.topic, code }, 'publish refused, closing connection');
+      done(refusal(code, message, { clientId: client.id, topic: packet.topic }));
+    };
+    const size = packet.payload ? Buffer.byteLength(packet.payload as Buffer | string) : 0;
+    if (size > LIMITS.maxMessageBytes) {
+      refuse(
+        'CLIENT_ERROR',
+        BROKER_ERRORS.payloadTooLarge,
+        `payload of ${size} bytes exceeds ${LIMITS.maxMessageBytes}`,
+      );
+      return;
+    }
+    const topic = packet.topic;
+    const invalid = checkTopicName(topic);
+    if (invalid) {
+      refuse('CLIENT_ERROR', BROKER_ERRORS.invalidTopic, invalid);
+      return;
+    }
+    if (topic.startsWith('$SYS/') || topic.startsWith('$aws/events/')) {
+      refuse('AUTH_ERROR', BROKER_ERRORS.reservedTopic, 'topic is reserved for the broker');
+      return;
+    }
+    if (!checks) {
+      done(null);
+      return;
+    }
+    if (packet.qos === 2) {
+      refuse('CLIENT_ERROR', BROKER_ERRORS.qosNotSupported, 'QoS 2 is not supported');
+      return;
+    }
+    if (
+      !session ||
+      !decide(session, 'iot:Publish', 'topic', topic) ||
+      (packet.retain && !decide(session, 'iot:RetainPublish', 'topic', topic))
+    ) {
+      refuse(
+        'AUTH_ERROR',
+        BROKER_ERRORS.publishDenied,
+        packet.retain ? 'iot:Publish/iot:RetainPublish denied' : 'iot:Publish denied',
+      );
+      return;
+    }
+    done(null);
+  };
+
+  const authorizeSubscribe: NonNullable<ConstructorParameters<typeof Aedes>[0]>['authorizeSubscribe'] = (
+    client,
+    sub,
+    done,
+  ) => {
+    const invalid = checkTopicFilter(sub.topic);
+    if (invalid) {
+      log.debug({ clientId: client.id, filter: sub.topic, reason: invalid }, 'subscribe refused: invalid filter');
+      done(null, null);
+      return;
+    }
+    if (!checks) {
+      done(null, sub);
+      return;
+    }
+    const session = sessions.get(client);
+    if (!session || !decide(session, 'iot:Subscribe', 'topicfilter', sub.topic)) {
+      done(null, null);
+      return;
+    }
+    // IoT Core grants at most QoS 1.
+    const granted: Subscription = sub.qos > 1 ? { ...sub, qos: 1 } : sub;
+    done(null, granted);
+  };
+
+  const authorizeForward: NonNullable<ConstructorParameters<typeof Aedes>[0]>['authorizeForward'] = (
+    client,
+    packet,
+  ) => {
+    if (!checks) return packet;
+    const session = sessions.get(client);
+    if (!session || !decide(session, 'iot:Receive', 'topic', packet.topic)) return null;
+    return packet;
+  };
+
+  const aedes = new Aedes({
+    // IoT Core allows 128-byte client ids (aedes's default of 23 is MQTT 3.1's).
+    maxClientsIdLength: LIMITS.maxClientIdBytes,
+    authenticate,
+    authorizePublish,
+    authorizeSubscribe,
+    authorizeForward,
+  });
+
+  // ---- presence -------------------------------------------------------------------------
+
+  function publishPresence(topic: string, event: object): void {
+    aedes.publish(
+      { cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(event)), qos: 1, retain: false, dup: false },
+      (err) => {
+        if (err) log.debug({ err, topic }, 'presence event not published');
+      },
+    );
+  }
+
+  aedes.on('client', (client) => {
+    const session = sessions.get(client);
+    if (!session) return;
+    const versionNumber = versionNumbers.get(client.id) ?? 0;
+    versionNumbers.set(client.id, versionNumber + 1);
+    const info: SessionInfo = {
+      clientId: client.id,
+      certificateId: session.certificateId,
+      thingName: session.identity
+        ? connectionThingName({
+            region: account.region,
+            accountId: account.accountId,
+            clientId: client.id,
+            thingNames: session.identity.thingNames,
+          })
+        : undefined,
+      sessionIdentifier: randomUUID(),
+      ipAddress: session.ipAddress,
+      versionNumber,
+      connectedAt: now(),
+    };
+    session.info = info;
+    connected.set(client.id, info);
+    log.debug({ clientId: client.id, certificateId: session.certificateId }, 'client connected');
+    if (hasPresenceEvents(client.id)) {
+      const { topic, event } = connectedEvent(info, now());
+      publishPresence(topic, event);
+    }
+    for (const listener of connectedListeners) listener(info);
+  });
+
+  aedes.on('keepaliveTimeout', (client) => {
+    const session = sessions.get(client);
+    if (session) session.reason ??= 'MQTT_KEEP_ALIVE_TIMEOUT';
+  });
+
+  aedes.on('clientDisconnect', (client) => {
+    const session = sessions.get(client);
+    if (!session) return;
+    untrack(session);
+    const info = session.info;
+    if (!info) return;
+    if (connected.get(client.id) === info) connected.delete(client.id);
+    const internal = client as unknown as { _disconnected?: boolean; errored?: boolean };
+    const reason: DisconnectReason =
+      session.reason ??
+      (stopping
+        ? 'SERVER_INITIATED_DISCONNECT'
+        : internal._disconnected
+          ? 'CLIENT_INITIATED_DISCONNECT'
+          : 'CONNECTION_LOST');
+    log.debug({ clientId: client.id, reason }, 'client disconnected');
+    if (hasPresenceEvents(client.id)) {
+      const { topic, event } = disconnectedEvent(info, reason, now());
+      publishPresence(topic, event);
+    }
+    for (const listener of disconnectedListeners) listener(info, reason);
+  });
+
+  // Sessions refused during CONNECT were tracked only if authentication succeeded; a client
+  // that closes before registering never reaches clientDisconnect, so forget it here too.
+  aedes.on('clientError', (client, err) => {
+    log.debug({ clientId: client.id, err: err.message }, 'client error');
+    const session = sessions.get(client);
+    if (session && client.closed && !session.info) untrack(session);
+  });
+  aedes.on('connectionError', (_client, err) => {
+    log.debug({ err: err.message }, 'connection error before CONNECT');
+  });
+  (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
+    log.error({ err }, 'broker error');
+  });
+
+  // ---- bus ------------------------------------------------------------------------------
+
+  const bus: BrokerBus = {
+    publish(topic, payload, options = {}) {
+      const packet: PublishPacket = {
+        cmd: 'publish',
+        topic,
+        payload: typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload),
+        qos: options.qos ?? 0,
+        retain: options.retain ?? false,
+        dup: false,
+      };
+      return new Promise((resolve, reject) => {
+        if (aedes.closed) {
+          reject(new BrokerError(BROKER_ERRORS.notStarted, 'broker is not running', { data: { topic } }));
+          return;
+        }
+        aedes.publish(packet, (err) => (err ? reject(err) : resolve()));
+      });
+    },
+    subscribe(filter, handler) {
+      const wildcardFirst = filter.startsWith('+') || filter.startsWith('#');
+      const deliver = (packet: AedesPublishPacket, cb: () => void) => {
+        if (wildcardFirst && packet.topic.startsWith('$')) {
+          cb();
+          return;
+        }
+        const message: BusMessage = {
+          topic: packet.topic,
+          payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+          qos: packet.qos,
+          retain: packet.retain,
+          clientId: (packet as { clientId?: string }).clientId,
+        };
+        let result: void | Promise<void>;
+        try {
+          result = handler(message);
+        } catch (err) {
+          log.error({ err, topic: packet.topic, filter }, 'in-process subscriber failed');
+          cb();
+          return;
+        }
+        if (result && typeof result.then === 'function') {
+          result.then(cb, (err: unknown) => {
+            log.error({ err, topic: packet.topic, filter }, 'in-process subscriber failed');
+            cb();
+          });
+        } else {
+          cb();
+        }
+      };
+      return new Promise((resolve) => {
+        aedes.subscribe(filter, deliver, () =>
+          resolve(() => new Promise<void>((done) => aedes.unsubscribe(filter, deliver, () => done()))),
+        );
+      });
+    },
+    onClientConnected(listener) {
+      connectedListeners.add(listener);
+      return () => connectedListeners.delete(listener);
+    },
+    onClientDisconnected(listener) {
+      disconnectedListeners.add(listener);
+      return () => disconnectedListeners.delete(listener);
+    },
+    sessions: () => new Map(connected),
+  };
+
+  // ---- lifecycle ------------------------------------------------------------------------
+
+  return {
+    bus,
+    aedes,
+    async start() {
+      if (server) throw new BrokerError('BROKER_ALREADY_STARTED', 'broker already started');
+      stopping = false;
+      await aedes.listen();
+      removeIdentityListener = deps.identities.onIdentityChange(identityChanged);
+      const srv = tls.createServer({
+        ca: deps.tls.caCertPem,
+        cert: deps.tls.serverCertPem,
+        key: deps.tls.serverKeyPem,
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+        handshakeTimeout: 10_000,
+      });
+      srv.on('connection', (socket: Socket) => {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+      });
+      srv.on('secureConnection', (socket) => {
+        socket.setNoDelay(true);
+        aedes.handle(socket);
+      });
+      srv.on('tlsClientError', (err, socket) => {
+        log.debug({ err: err.message, remoteAddress: socket.remoteAddress }, 'TLS handshake refused');
+      });
+      server = srv;
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(deps.port, deps.host, () => {
+          srv.off('error', reject);
+          resolve();
+        });
+      });
+      const address = srv.address() as AddressInfo;
+      log.info({ host: deps.host, port: address.port, policyChecks: checks }, 'broker listening');
+      return { host: deps.host, port: address.port };
+    },
+    async stop() {
+      const srv = server;
+      if (!srv) return;
+      stopping = true;
+      removeIdentityListener?.();
+      removeIdentityListener = undefined;
+      const closed = new Promise<void>((resolve) => srv.close(() => resolve()));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      // Connections that never completed CONNECT are not aedes clients; end them too.
+      for (const socket of sockets) socket.destroy();
+      await closed;
+      server = undefined;
+      log.info({}, 'broker stopped');
+    },
+  };
+}

@@ -1,0 +1,18 @@
+export {
+  type Broker,
+  type BrokerBus,
+  type BrokerDeps,
+  type BusHandler,
+  type BusMessage,
+  createBroker,
+} from './broker.js';
+export { BROKER_ERRORS, BrokerError } from './errors.js';
+export {
+  type ConnectedEvent,
+  connectedEvent,
+  type DisconnectedEvent,
+  type DisconnectReason,
+  disconnectedEvent,
+  hasPresenceEvents,
+  type SessionInfo,
+} from './presence.js';

@@ -1,0 +1,246 @@
+/**
+ * Test fixtures for the broker: a throwaway PKI made with @peculiar/x509 (a CA, the broker's
+ * server certificate, device certificates) and an in-memory IdentityDirectory (a test double of
+ * the registry port), plus helpers around the real aws-iot-device-sdk-v2 client.
+ */
+import 'reflect-metadata';
+import { createHash, webcrypto } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
+import * as x509 from '@peculiar/x509';
+import { recommendedDevicePolicy } from '@pifleet/protocol';
+import { iot, mqtt } from 'aws-iot-device-sdk-v2';
+import type {
+  AccountContext,
+  AttachedPolicy,
+  CertificateStatus,
+  DeviceIdentity,
+  IdentityDirectory,
+  ServerTlsMaterial,
+} from '../../src/index.js';
+
+const crypto = webcrypto as unknown as Parameters<typeof x509.X509CertificateGenerator.create>[1];
+
+export const ACCOUNT: AccountContext = { region: 'eu-west-1', accountId: '123456789012' };
+
+export type KeyType = 'ec' | 'rsa';
+const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+const RSA = {
+  name: 'RSASSA-PKCS1-v1_5',
+  modulusLength: 2048,
+  publicExponent: new Uint8Array([1, 0, 1]),
+  hash: 'SHA-256',
+};
+
+type KeyPair = { privateKey: unknown; publicKey: unknown };
+
+async function generate(keyType: KeyType): Promise<KeyPair> {
+  return (await webcrypto.subtle.generateKey(keyType === 'ec' ? EC : RSA, true, ['sign', 'verify'])) as KeyPair;
+}
+
+async function keyPem(key: unknown): Promise<string> {
+  const der = await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey);
+  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+}
+
+export interface IssuedCertificate {
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** Lowercase hex SHA-256 of the DER (AWS's certificateId). */
+  readonly certificateId: string;
+}
+
+export interface TestPki {
+  readonly caCertPem: string;
+  readonly serverTls: ServerTlsMaterial;
+  issue(commonName: string): Promise<IssuedCertificate>;
+}
+
+function signingOf(keyType: KeyType) {
+  return keyType === 'ec' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'RSASSA-PKCS1-v1_5' };
+}
+
+async function makeCa(name: string, keyType: KeyType) {
+  const keys = await generate(keyType);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      name: `CN=${name}`,
+      keys: keys as never,
+      signingAlgorithm: signingOf(keyType),
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      ],
+    },
+    crypto,
+  );
+  return { keys, cert, keyType };
+}
+
+async function issueFrom(
+  ca: Awaited<ReturnType<typeof makeCa>>,
+  subject: string,
+  keyType: KeyType,
+  extensions: x509.Extension[],
+): Promise<IssuedCertificate> {
+  const keys = await generate(keyType);
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      subject,
+      issuer: ca.cert.subject,
+      publicKey: keys.publicKey as never,
+      signingKey: ca.keys.privateKey as never,
+      signingAlgorithm: signingOf(ca.keyType),
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+      extensions: [new x509.BasicConstraintsExtension(false, undefined, true), ...extensions],
+    },
+    crypto,
+  );
+  return {
+    certPem: cert.toString('pem'),
+    keyPem: await keyPem(keys.privateKey),
+    certificateId: createHash('sha256').update(Buffer.from(cert.rawData)).digest('hex'),
+  };
+}
+
+/** A CA, a server certificate for 127.0.0.1/localhost, and a device certificate factory. */
+export async function createTestPki(options: { keyType?: KeyType; name?: string } = {}): Promise<TestPki> {
+  const keyType = options.keyType ?? 'ec';
+  const ca = await makeCa(options.name ?? 'pifleet test CA', keyType);
+  const server = await issueFrom(ca, 'CN=localhost', keyType, [
+    new x509.SubjectAlternativeNameExtension([
+      { type: 'dns', value: 'localhost' },
+      { type: 'ip', value: '127.0.0.1' },
+    ]),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+  ]);
+  const caCertPem = ca.cert.toString('pem');
+  return {
+    caCertPem,
+    serverTls: { caCertPem, serverCertPem: server.certPem, serverKeyPem: server.keyPem },
+    issue: (commonName) =>
+      issueFrom(ca, `CN=${commonName}`, keyType, [
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      ]),
+  };
+}
+
+/** An in-memory registry view implementing the broker's port. */
+export class MemoryIdentities implements IdentityDirectory {
+  readonly #identities = new Map<string, DeviceIdentity>();
+  readonly #listeners = new Set<(certificateId: string) => void>();
+  lookups = 0;
+
+  identityOf(certificateId: string): DeviceIdentity | undefined {
+    this.lookups++;
+    return this.#identities.get(certificateId);
+  }
+
+  onIdentityChange(listener: (certificateId: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  put(
+    certificateId: string,
+    options: { status?: CertificateStatus; thingNames?: string[]; policies?: AttachedPolicy[] } = {},
+  ): DeviceIdentity {
+    const identity: DeviceIdentity = {
+      certificateId,
+      certificateArn: `arn:aws:iot:${ACCOUNT.region}:${ACCOUNT.accountId}:cert/${certificateId}`,
+      status: options.status ?? 'ACTIVE',
+      thingNames: options.thingNames ?? [],
+      policies: options.policies ?? [],
+    };
+    this.#identities.set(certificateId, identity);
+    this.#emit(certificateId);
+    return identity;
+  }
+
+  update(certificateId: string, patch: Partial<Pick<DeviceIdentity, 'status' | 'thingNames' | 'policies'>>): void {
+    const current = this.#identities.get(certificateId);
+    if (!current) throw new Error(`no identity ${certificateId}`);
+    this.#identities.set(certificateId, { ...current, ...patch });
+    this.#emit(certificateId);
+  }
+
+  delete(certificateId: string): void {
+    this.#identities.delete(certificateId);
+    this.#emit(certificateId);
+  }
+
+  #emit(certificateId: string): void {
+    for (const listener of this.#listeners) listener(certificateId);
+  }
+}
+
+export const recommended = (): AttachedPolicy => ({
+  name: 'pifleet-device',
+  document: recommendedDevicePolicy(ACCOUNT.region, ACCOUNT.accountId),
+});
+
+/** Resolves with the event's arguments, or rejects after `ms`. */
+export function once<T extends unknown[] = unknown[]>(emitter: EventEmitter, event: string, ms = 5_000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(event, on);
+      reject(new Error(`timed out after ${ms} ms waiting for ${event}`));
+    }, ms);
+    const on = (...args: unknown[]) => {
+      clearTimeout(timer);
+      resolve(args as T);
+    };
+    emitter.once(event, on);
+  });
+}
+
+/** Races a promise against a timeout. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]);
+}
+
+/** A real device SDK connection (MQTT 3.1.1 over mutual TLS), not yet connected. */
+export function deviceConnection(options: {
+  port: number;
+  caCertPem: string;
+  cert: { certPem: string; keyPem: string };
+  clientId: string;
+  clean?: boolean;
+  will?: { topic: string; payload: string; retain?: boolean };
+}): mqtt.MqttClientConnection {
+  let builder = iot.AwsIotMqttConnectionConfigBuilder.new_mtls_builder(options.cert.certPem, options.cert.keyPem)
+    .with_certificate_authority(options.caCertPem)
+    .with_endpoint('127.0.0.1')
+    .with_port(options.port)
+    .with_client_id(options.clientId)
+    .with_clean_session(options.clean ?? true)
+    .with_keep_alive_seconds(30)
+    .with_reconnect_min_sec(1)
+    .with_reconnect_max_sec(2)
+    .with_ping_timeout_ms(3_000)
+    .with_protocol_operation_timeout_ms(5_000);
+  if (options.will) {
+    builder = builder.with_will(
+      new mqtt.MqttWill(options.will.topic, mqtt.QoS.AtLeastOnce, options.will.payload, options.will.retain ?? false),
+    );
+  }
+  return new mqtt.MqttClient().new_connection(builder.build());
+}
+
+/** Disconnects (freeing native resources) without letting a failure hide the test's own. */
+export async function closeQuietly(connection: mqtt.MqttClientConnection | undefined): Promise<void> {
+  if (!connection) return;
+  try {
+    await within(connection.disconnect(), 5_000, 'disconnect');
+  } catch {
+    // already closed or never connected
+  }
+}
