@@ -1,4 +1,6 @@
+export * from './broker/index.js';
 export * from './core/iotsql/index.js';
+export * from './core/policy/index.js';
 export {
   applyUpdate,
   computeDelta,
@@ -12,5 +14,3 @@ export * from './errors.js';
 export * from './logger.js';
 export * from './ports/identity.js';
 export * from './shadow/index.js';
-export * from './broker/index.js';
-export * from './core/policy/index.js';
