@@ -1,4 +1,3 @@
-import 'reflect-metadata';
 import {
   createHash,
   createPrivateKey,
@@ -10,9 +9,9 @@ import {
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
 import { writeFileAtomic } from '../config/files.js';
 import { CloudError } from '../errors.js';
+import * as x509 from './x509.js';
 
 /**
  * The local certificate authority. Created on first start in `{dataDir}/ca` (an ECDSA P-256 key,

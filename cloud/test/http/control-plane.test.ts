@@ -1,0 +1,678 @@
+import { createHash, createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  AttachPolicyCommand,
+  AttachThingPrincipalCommand,
+  CertificateStateException,
+  CreateCertificateFromCsrCommand,
+  CreateKeysAndCertificateCommand,
+  CreatePolicyCommand,
+  CreateThingCommand,
+  DeleteCertificateCommand,
+  DeleteConflictException,
+  DeletePolicyCommand,
+  DeleteThingCommand,
+  DescribeCertificateCommand,
+  DescribeEndpointCommand,
+  DescribeThingCommand,
+  DetachPolicyCommand,
+  DetachThingPrincipalCommand,
+  GetPolicyCommand,
+  InvalidRequestException,
+  IoTClient,
+  type IoTServiceException,
+  ListAttachedPoliciesCommand,
+  ListCertificatesCommand,
+  ListPoliciesCommand,
+  ListThingPrincipalsCommand,
+  ListThingsCommand,
+  MalformedPolicyException,
+  paginateListCertificates,
+  paginateListPolicies,
+  paginateListThings,
+  ResourceAlreadyExistsException,
+  ResourceNotFoundException,
+  UpdateCertificateCommand,
+  UpdateThingCommand,
+  VersionConflictException,
+} from '@aws-sdk/client-iot';
+import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
+import { recommendedDevicePolicy } from '@pifleet/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as x509 from '../../src/ca/x509.js';
+import { credentialsFrom, iotClient, type RunningCore, removeDir, startCore, tempDir } from './harness.js';
+
+/** The IoT control plane, driven only through the real @aws-sdk/client-iot. */
+
+let dir: string;
+let run: RunningCore;
+let iot: IoTClient;
+
+beforeAll(async () => {
+  dir = tempDir('control-plane');
+  run = await startCore(dir);
+  iot = run.iot;
+});
+
+afterAll(async () => {
+  await run?.stop();
+  removeDir(dir);
+});
+
+type Middleware = Parameters<IoTClient['middlewareStack']['add']>[0];
+
+/** A middleware that rewrites the serialized request body (and its content-length). */
+function rewriteBody(rewrite: (body: string) => string): Middleware {
+  type Args = { request: { body?: unknown; headers: Record<string, string> } };
+  const middleware = (next: (args: Args) => Promise<unknown>) => async (args: Args) => {
+    args.request.body = rewrite(String(args.request.body ?? ''));
+    args.request.headers['content-length'] = String(Buffer.byteLength(args.request.body as string));
+    return next(args);
+  };
+  return middleware as unknown as Middleware;
+}
+
+type ErrorClass = abstract new (...args: never[]) => IoTServiceException;
+
+async function expectAwsError(promise: Promise<unknown>, type: ErrorClass | string, status: number): Promise<Error> {
+  const err = await promise.then(
+    () => {
+      throw new Error('expected the request to fail');
+    },
+    (e: unknown) => e as IoTServiceException,
+  );
+  if (typeof type === 'string') expect(err.name).toBe(type);
+  else expect(err).toBeInstanceOf(type);
+  expect(err.$metadata.httpStatusCode).toBe(status);
+  expect(err.message.length).toBeGreaterThan(0);
+  return err;
+}
+
+const policyText = JSON.stringify(recommendedDevicePolicy('us-east-1', '000000000000'));
+let uniq = 0;
+const name = (prefix: string) => `${prefix}-${++uniq}`;
+
+async function newCert(active = true) {
+  return iot.send(new CreateKeysAndCertificateCommand({ setAsActive: active }));
+}
+
+describe('things', () => {
+  it('creates, describes, updates with merge and replace, and deletes a thing', async () => {
+    const thingName = name('pi');
+    const created = await iot.send(
+      new CreateThingCommand({ thingName, attributePayload: { attributes: { room: 'lab', model: 'pi4' } } }),
+    );
+    expect(created.thingName).toBe(thingName);
+    expect(created.thingArn).toBe(`arn:aws:iot:us-east-1:000000000000:thing/${thingName}`);
+    expect(created.thingId).toMatch(/^[0-9a-f-]{36}$/);
+
+    const described = await iot.send(new DescribeThingCommand({ thingName }));
+    expect(described).toMatchObject({
+      thingName,
+      defaultClientId: thingName,
+      thingId: created.thingId,
+      thingArn: created.thingArn,
+      attributes: { room: 'lab', model: 'pi4' },
+      version: 1,
+    });
+
+    await iot.send(
+      new UpdateThingCommand({
+        thingName,
+        attributePayload: { attributes: { room: 'attic', model: '' }, merge: true },
+      }),
+    );
+    let after = await iot.send(new DescribeThingCommand({ thingName }));
+    expect(after.attributes).toEqual({ room: 'attic' });
+    expect(after.version).toBe(2);
+
+    await iot.send(new UpdateThingCommand({ thingName, attributePayload: { attributes: { site: 'b' } } }));
+    after = await iot.send(new DescribeThingCommand({ thingName }));
+    expect(after.attributes).toEqual({ site: 'b' });
+    expect(after.version).toBe(3);
+
+    await expectAwsError(
+      iot.send(new UpdateThingCommand({ thingName, expectedVersion: 1, attributePayload: { attributes: {} } })),
+      VersionConflictException,
+      409,
+    );
+    await expectAwsError(
+      iot.send(new DeleteThingCommand({ thingName, expectedVersion: 2 })),
+      VersionConflictException,
+      409,
+    );
+    await iot.send(new DeleteThingCommand({ thingName, expectedVersion: 3 }));
+    await expectAwsError(iot.send(new DescribeThingCommand({ thingName })), ResourceNotFoundException, 404);
+  });
+
+  it('is idempotent for the same attributes and refuses a duplicate with different ones', async () => {
+    const thingName = name('dup');
+    const first = await iot.send(new CreateThingCommand({ thingName, attributePayload: { attributes: { a: '1' } } }));
+    const again = await iot.send(new CreateThingCommand({ thingName, attributePayload: { attributes: { a: '1' } } }));
+    expect(again.thingId).toBe(first.thingId);
+    await expectAwsError(
+      iot.send(new CreateThingCommand({ thingName, attributePayload: { attributes: { a: '2' } } })),
+      ResourceAlreadyExistsException,
+      409,
+    );
+  });
+
+  it.each([
+    [
+      'an unknown thing',
+      () => new DescribeThingCommand({ thingName: 'no-such-thing' }),
+      ResourceNotFoundException,
+      404,
+    ],
+    ['an invalid thing name', () => new CreateThingCommand({ thingName: 'bad name!' }), InvalidRequestException, 400],
+    [
+      'an unknown thing type',
+      () => new CreateThingCommand({ thingName: 'typed', thingTypeName: 'Sensor' }),
+      ResourceNotFoundException,
+      404,
+    ],
+    [
+      'an update of an unknown thing',
+      () => new UpdateThingCommand({ thingName: 'no-such-thing', attributePayload: { attributes: { a: 'b' } } }),
+      ResourceNotFoundException,
+      404,
+    ],
+    [
+      'an invalid attribute value',
+      () => new CreateThingCommand({ thingName: 'attr', attributePayload: { attributes: { a: 'has space' } } }),
+      InvalidRequestException,
+      400,
+    ],
+    ['a page size of 0', () => new ListThingsCommand({ maxResults: 0 }), InvalidRequestException, 400],
+    ['a forged nextToken', () => new ListThingsCommand({ nextToken: 'garbage' }), InvalidRequestException, 400],
+  ] as const)('rejects %s', async (_label, command, type, status) => {
+    await expectAwsError(iot.send(command() as never), type, status);
+  });
+
+  it('succeeds deleting a thing that does not exist, as AWS does', async () => {
+    await expect(iot.send(new DeleteThingCommand({ thingName: 'never-created' }))).resolves.toBeDefined();
+  });
+
+  it('pages through things with nextToken/maxResults and filters by attribute', async () => {
+    const prefix = name('fleet');
+    for (let i = 0; i < 7; i++) {
+      await iot.send(
+        new CreateThingCommand({
+          thingName: `${prefix}-${i}`,
+          attributePayload: { attributes: { fleet: prefix, parity: i % 2 === 0 ? 'even' : 'odd' } },
+        }),
+      );
+    }
+    const first = await iot.send(
+      new ListThingsCommand({ maxResults: 3, attributeName: 'fleet', attributeValue: prefix }),
+    );
+    expect(first.things?.map((t) => t.thingName)).toEqual([`${prefix}-0`, `${prefix}-1`, `${prefix}-2`]);
+    expect(first.nextToken).toBeTypeOf('string');
+
+    const pages: string[][] = [];
+    for await (const page of paginateListThings(
+      { client: iot, pageSize: 3 },
+      { attributeName: 'fleet', attributeValue: prefix },
+    )) {
+      pages.push((page.things ?? []).map((t) => t.thingName as string));
+    }
+    expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+    expect(pages.flat()).toEqual(Array.from({ length: 7 }, (_, i) => `${prefix}-${i}`));
+
+    const odd = await iot.send(
+      new ListThingsCommand({ attributeName: 'parity', attributeValue: 'od', usePrefixAttributeValue: true }),
+    );
+    expect(odd.things?.filter((t) => t.thingName?.startsWith(prefix)).map((t) => t.thingName)).toEqual([
+      `${prefix}-1`,
+      `${prefix}-3`,
+      `${prefix}-5`,
+    ]);
+    const thing = first.things?.[0];
+    expect(thing).toMatchObject({ version: 1, thingArn: expect.stringContaining(':thing/') });
+  });
+});
+
+describe('certificates', () => {
+  it('creates keys and an ACTIVE certificate whose id is the SHA-256 of its DER', async () => {
+    const created = await newCert(true);
+    const cert = new X509Certificate(created.certificatePem as string);
+    expect(created.certificateId).toBe(createHash('sha256').update(cert.raw).digest('hex'));
+    expect(created.certificateArn).toBe(`arn:aws:iot:us-east-1:000000000000:cert/${created.certificateId}`);
+    expect(created.keyPair?.PrivateKey).toMatch(/^-----BEGIN RSA PRIVATE KEY-----/);
+    expect(created.keyPair?.PublicKey).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    expect(cert.publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
+    expect(cert.checkPrivateKey(createPrivateKey(created.keyPair?.PrivateKey as string))).toBe(true);
+    const ca = new X509Certificate(readFileSync(run.info.caFile));
+    expect(cert.checkIssued(ca) && cert.verify(ca.publicKey)).toBe(true);
+
+    const described = await iot.send(new DescribeCertificateCommand({ certificateId: created.certificateId }));
+    const d = described.certificateDescription;
+    expect(d?.status).toBe('ACTIVE');
+    expect(d?.certificatePem).toBe(created.certificatePem);
+    expect(d?.ownedBy).toBe('000000000000');
+    expect(d?.creationDate).toBeInstanceOf(Date);
+    expect(Math.abs((d?.creationDate?.getTime() ?? 0) - Date.now())).toBeLessThan(60_000);
+    expect(d?.validity?.notAfter?.getUTCFullYear()).toBe(2049);
+  });
+
+  it('creates an INACTIVE certificate unless setAsActive, and moves it through the statuses', async () => {
+    const created = await newCert(false);
+    const certificateId = created.certificateId as string;
+    const status = async () =>
+      (await iot.send(new DescribeCertificateCommand({ certificateId }))).certificateDescription?.status;
+    expect(await status()).toBe('INACTIVE');
+    await iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'ACTIVE' }));
+    expect(await status()).toBe('ACTIVE');
+    await iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'REVOKED' }));
+    expect(await status()).toBe('REVOKED');
+    await expectAwsError(
+      iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'ACTIVE' })),
+      CertificateStateException,
+      406,
+    );
+    await expectAwsError(
+      iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'BOGUS' as never })),
+      InvalidRequestException,
+      400,
+    );
+  });
+
+  it('enforces the delete constraints: ACTIVE, attached to a thing, policies attached', async () => {
+    const created = await newCert(true);
+    const certificateId = created.certificateId as string;
+    const principal = created.certificateArn as string;
+    await expectAwsError(iot.send(new DeleteCertificateCommand({ certificateId })), CertificateStateException, 406);
+
+    const thingName = name('holder');
+    await iot.send(new CreateThingCommand({ thingName }));
+    await iot.send(new AttachThingPrincipalCommand({ thingName, principal }));
+    await iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'INACTIVE' }));
+    await expectAwsError(iot.send(new DeleteCertificateCommand({ certificateId })), DeleteConflictException, 409);
+    await expectAwsError(
+      iot.send(new DeleteCertificateCommand({ certificateId, forceDelete: true })),
+      DeleteConflictException,
+      409,
+    );
+    await expectAwsError(iot.send(new DeleteThingCommand({ thingName })), InvalidRequestException, 400);
+    await iot.send(new DetachThingPrincipalCommand({ thingName, principal }));
+
+    const policyName = name('pol');
+    await iot.send(new CreatePolicyCommand({ policyName, policyDocument: policyText }));
+    await iot.send(new AttachPolicyCommand({ policyName, target: principal }));
+    await expectAwsError(iot.send(new DeleteCertificateCommand({ certificateId })), DeleteConflictException, 409);
+    await expectAwsError(iot.send(new DeletePolicyCommand({ policyName })), DeleteConflictException, 409);
+
+    await iot.send(new DeleteCertificateCommand({ certificateId, forceDelete: true }));
+    await expectAwsError(iot.send(new DescribeCertificateCommand({ certificateId })), ResourceNotFoundException, 404);
+    await iot.send(new DeletePolicyCommand({ policyName }));
+    await iot.send(new DeleteThingCommand({ thingName }));
+  });
+
+  it.each([
+    [
+      'an unknown certificate',
+      () => new DescribeCertificateCommand({ certificateId: 'a'.repeat(64) }),
+      ResourceNotFoundException,
+      404,
+    ],
+    [
+      'a malformed certificate id',
+      () => new DescribeCertificateCommand({ certificateId: 'xyz' }),
+      InvalidRequestException,
+      400,
+    ],
+    [
+      'deleting an unknown certificate',
+      () => new DeleteCertificateCommand({ certificateId: 'b'.repeat(64) }),
+      ResourceNotFoundException,
+      404,
+    ],
+    ['a page size over 250', () => new ListCertificatesCommand({ pageSize: 251 }), InvalidRequestException, 400],
+  ] as const)('rejects %s', async (_label, command, type, status) => {
+    await expectAwsError(iot.send(command() as never), type, status);
+  });
+
+  it('lists certificates newest first by default, oldest first on request, page by page', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await newCert(false)).certificateId as string);
+    const all: string[] = [];
+    for await (const page of paginateListCertificates({ client: iot, pageSize: 2 }, {})) {
+      expect((page.certificates ?? []).length).toBeLessThanOrEqual(2);
+      for (const c of page.certificates ?? []) {
+        expect(c).toMatchObject({ status: expect.any(String), certificateMode: 'DEFAULT' });
+        expect(c.creationDate).toBeInstanceOf(Date);
+        all.push(c.certificateId as string);
+      }
+    }
+    expect(new Set(all).size).toBe(all.length);
+    expect(all.slice(0, 3)).toEqual([...ids].reverse());
+    const ascending = await iot.send(new ListCertificatesCommand({ ascendingOrder: true, pageSize: 250 }));
+    expect(ascending.certificates?.map((c) => c.certificateId)).toEqual([...all].reverse());
+  });
+});
+
+describe('CreateCertificateFromCsr', () => {
+  const crypto = webcrypto;
+
+  async function csrFor(
+    algorithm: webcrypto.RsaHashedKeyGenParams | webcrypto.EcKeyGenParams,
+    signing: webcrypto.Algorithm | webcrypto.EcdsaParams,
+  ) {
+    const keys = (await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+      { name: 'CN=csr-device', keys, signingAlgorithm: signing },
+      crypto,
+    );
+    const spki = Buffer.from(await crypto.subtle.exportKey('spki', keys.publicKey));
+    return { pem: csr.toString('pem'), spki };
+  }
+
+  it.each([
+    [
+      'RSA-2048',
+      { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+      { name: 'RSASSA-PKCS1-v1_5' },
+    ],
+    ['EC P-256', { name: 'ECDSA', namedCurve: 'P-256' }, { name: 'ECDSA', hash: 'SHA-256' }],
+  ] as const)('signs a %s CSR with the local CA, keeping its public key', async (_label, alg, signing) => {
+    const { pem, spki } = await csrFor(alg as never, signing as never);
+    const out = await iot.send(
+      new CreateCertificateFromCsrCommand({ certificateSigningRequest: pem, setAsActive: true }),
+    );
+    const cert = new X509Certificate(out.certificatePem as string);
+    expect(cert.publicKey.export({ format: 'der', type: 'spki' }).equals(spki)).toBe(true);
+    expect(cert.subject).toBe('CN=csr-device');
+    expect(cert.verify(new X509Certificate(readFileSync(run.info.caFile)).publicKey)).toBe(true);
+    expect(out.certificateId).toBe(createHash('sha256').update(cert.raw).digest('hex'));
+    const d = await iot.send(new DescribeCertificateCommand({ certificateId: out.certificateId }));
+    expect(d.certificateDescription?.status).toBe('ACTIVE');
+  });
+
+  it('rejects a CSR that is not PEM PKCS#10', async () => {
+    await expectAwsError(
+      iot.send(new CreateCertificateFromCsrCommand({ certificateSigningRequest: 'not a csr' })),
+      InvalidRequestException,
+      400,
+    );
+  });
+
+  it('rejects a CSR whose signature does not match its content', async () => {
+    const { pem } = await csrFor({ name: 'ECDSA', namedCurve: 'P-256' }, { name: 'ECDSA', hash: 'SHA-256' });
+    const der = Buffer.from(x509.PemConverter.decodeFirst(pem));
+    // Flip a bit inside the subject's CN (the signed part), keeping the DER well-formed.
+    const at = der.indexOf(Buffer.from('csr-device'));
+    der[at] = (der[at] as number) ^ 0x01;
+    const tampered = x509.PemConverter.encode(der, 'CERTIFICATE REQUEST');
+    const err = await expectAwsError(
+      iot.send(new CreateCertificateFromCsrCommand({ certificateSigningRequest: tampered })),
+      InvalidRequestException,
+      400,
+    );
+    expect(err.message).toMatch(/signature/i);
+  });
+
+  it('rejects an RSA key shorter than 2048 bits', async () => {
+    const { pem } = await csrFor(
+      { name: 'RSASSA-PKCS1-v1_5', modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+      { name: 'RSASSA-PKCS1-v1_5' },
+    );
+    await expectAwsError(
+      iot.send(new CreateCertificateFromCsrCommand({ certificateSigningRequest: pem })),
+      InvalidRequestException,
+      400,
+    );
+  });
+});
+
+describe('policies and attachments', () => {
+  it('creates, reads, lists, attaches, detaches and deletes policies', async () => {
+    const policyName = name('device-policy');
+    const created = await iot.send(new CreatePolicyCommand({ policyName, policyDocument: policyText }));
+    expect(created).toMatchObject({
+      policyName,
+      policyArn: `arn:aws:iot:us-east-1:000000000000:policy/${policyName}`,
+      policyDocument: policyText,
+      policyVersionId: '1',
+    });
+    const got = await iot.send(new GetPolicyCommand({ policyName }));
+    expect(got).toMatchObject({ policyName, policyDocument: policyText, defaultVersionId: '1' });
+    expect(got.creationDate).toBeInstanceOf(Date);
+
+    await expectAwsError(
+      iot.send(new CreatePolicyCommand({ policyName, policyDocument: policyText })),
+      ResourceAlreadyExistsException,
+      409,
+    );
+
+    const cert = await newCert(true);
+    const principal = cert.certificateArn as string;
+    const second = name('extra-policy');
+    await iot.send(new CreatePolicyCommand({ policyName: second, policyDocument: policyText }));
+    await iot.send(new AttachPolicyCommand({ policyName, target: principal }));
+    await iot.send(new AttachPolicyCommand({ policyName: second, target: principal }));
+    await iot.send(new AttachPolicyCommand({ policyName, target: principal }));
+    const attached = await iot.send(new ListAttachedPoliciesCommand({ target: principal, pageSize: 1 }));
+    expect(attached.policies).toEqual([{ policyName, policyArn: created.policyArn }]);
+    expect(attached.nextMarker).toBeTypeOf('string');
+    const rest = await iot.send(new ListAttachedPoliciesCommand({ target: principal, marker: attached.nextMarker }));
+    expect(rest.policies?.map((p) => p.policyName)).toEqual([second]);
+    expect(rest.nextMarker).toBeUndefined();
+
+    await iot.send(new DetachPolicyCommand({ policyName, target: principal }));
+    const afterDetach = await iot.send(new ListAttachedPoliciesCommand({ target: principal }));
+    expect(afterDetach.policies?.map((p) => p.policyName)).toEqual([second]);
+    await iot.send(new DeletePolicyCommand({ policyName }));
+    await expectAwsError(iot.send(new GetPolicyCommand({ policyName })), ResourceNotFoundException, 404);
+  });
+
+  it('pages through policies', async () => {
+    const names = [name('pp'), name('pp'), name('pp')];
+    for (const policyName of names) await iot.send(new CreatePolicyCommand({ policyName, policyDocument: policyText }));
+    const seen: string[] = [];
+    for await (const page of paginateListPolicies({ client: iot, pageSize: 2 }, { ascendingOrder: true })) {
+      expect((page.policies ?? []).length).toBeLessThanOrEqual(2);
+      seen.push(...(page.policies ?? []).map((p) => p.policyName as string));
+    }
+    expect(seen.filter((n) => names.includes(n))).toEqual(names);
+    const newest = await iot.send(new ListPoliciesCommand({ pageSize: 1 }));
+    expect(newest.policies?.[0]?.policyName).toBe(names[2]);
+  });
+
+  it.each([
+    ['malformed JSON', '{"Version":', MalformedPolicyException],
+    ['no statements', '{"Version":"2012-10-17","Statement":[]}', MalformedPolicyException],
+    [
+      'a bad Effect',
+      '{"Version":"2012-10-17","Statement":[{"Effect":"Maybe","Action":"iot:Connect","Resource":"*"}]}',
+      MalformedPolicyException,
+    ],
+  ] as const)('rejects a policy document with %s', async (_label, policyDocument, type) => {
+    await expectAwsError(iot.send(new CreatePolicyCommand({ policyName: name('bad'), policyDocument })), type, 400);
+  });
+
+  it.each([
+    [
+      'attaching an unknown policy',
+      () =>
+        new AttachPolicyCommand({
+          policyName: 'nope',
+          target: `arn:aws:iot:us-east-1:000000000000:cert/${'c'.repeat(64)}`,
+        }),
+      ResourceNotFoundException,
+      404,
+    ],
+    [
+      'listing the principals of an unknown thing',
+      () => new ListThingPrincipalsCommand({ thingName: 'ghost' }),
+      ResourceNotFoundException,
+      404,
+    ],
+    [
+      'attaching an unknown principal',
+      () => new AttachThingPrincipalCommand({ thingName: 'ghost', principal: 'x' }),
+      ResourceNotFoundException,
+      404,
+    ],
+    [
+      'an invalid endpoint type',
+      () => new DescribeEndpointCommand({ endpointType: 'iot:Nope' }),
+      InvalidRequestException,
+      400,
+    ],
+  ] as const)('rejects %s', async (_label, command, type, status) => {
+    await expectAwsError(iot.send(command() as never), type, status);
+  });
+
+  it('attaches, lists (paginated) and detaches thing principals', async () => {
+    const thingName = name('multi');
+    await iot.send(new CreateThingCommand({ thingName }));
+    const arns = [(await newCert()).certificateArn, (await newCert()).certificateArn] as string[];
+    for (const principal of arns) await iot.send(new AttachThingPrincipalCommand({ thingName, principal }));
+    const first = await iot.send(new ListThingPrincipalsCommand({ thingName, maxResults: 1 }));
+    expect(first.principals).toEqual([arns[0]]);
+    const second = await iot.send(new ListThingPrincipalsCommand({ thingName, nextToken: first.nextToken }));
+    expect(second.principals).toEqual([arns[1]]);
+    expect(second.nextToken).toBeUndefined();
+    await iot.send(new DetachThingPrincipalCommand({ thingName, principal: arns[0] }));
+    const after = await iot.send(new ListThingPrincipalsCommand({ thingName }));
+    expect(after.principals).toEqual([arns[1]]);
+    await expectAwsError(
+      iot.send(new AttachThingPrincipalCommand({ thingName, principal: 'not-an-arn' })),
+      InvalidRequestException,
+      400,
+    );
+  });
+
+  it('DescribeEndpoint returns the broker host', async () => {
+    const ats = await iot.send(new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }));
+    expect(ats.endpointAddress).toBe(run.info.mqtt.host);
+    const legacy = await iot.send(new DescribeEndpointCommand({}));
+    expect(legacy.endpointAddress).toBe(run.info.mqtt.host);
+  });
+});
+
+describe('HTTP security', () => {
+  it('rejects an unsigned request with 403 MissingAuthenticationTokenException', async () => {
+    const res = await fetch(`${run.info.http}/things`);
+    expect(res.status).toBe(403);
+    expect(res.headers.get('x-amzn-errortype')).toBe('MissingAuthenticationTokenException');
+    expect(await res.json()).toEqual({ message: 'Missing Authentication Token' });
+  });
+
+  it('rejects a request signed with the wrong secret (InvalidSignatureException)', async () => {
+    const good = credentialsFrom(run.info.credentialsFile);
+    const bad = iotClient(run.info, { accessKeyId: good.accessKeyId, secretAccessKey: `${good.secretAccessKey}x` });
+    await expectAwsError(bad.send(new ListThingsCommand({})), 'InvalidSignatureException', 403);
+    bad.destroy();
+  });
+
+  it('rejects an unknown access key (UnrecognizedClientException)', async () => {
+    const bad = iotClient(run.info, { accessKeyId: 'AKIAUNKNOWN000000000', secretAccessKey: 'x'.repeat(40) });
+    await expectAwsError(bad.send(new ListThingsCommand({})), 'UnrecognizedClientException', 403);
+    bad.destroy();
+  });
+
+  it('rejects a request whose body changed after signing', async () => {
+    const client = iotClient(run.info);
+    client.middlewareStack.addRelativeTo(
+      // Same length, so only the signature can tell.
+      rewriteBody((body) => body.replace('alice', 'mally')),
+      { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: 'tamper' },
+    );
+    const thingName = name('tampered');
+    await expectAwsError(
+      client.send(new CreateThingCommand({ thingName, attributePayload: { attributes: { owner: 'alice' } } })),
+      'InvalidSignatureException',
+      403,
+    );
+    await expectAwsError(iot.send(new DescribeThingCommand({ thingName })), ResourceNotFoundException, 404);
+    client.destroy();
+  });
+
+  it('rejects a signature from a skewed clock, another region or another service', async () => {
+    const creds = credentialsFrom(run.info.credentialsFile);
+    const skewed = new IoTClient({
+      region: 'us-east-1',
+      endpoint: run.info.http,
+      credentials: creds,
+      maxAttempts: 1,
+      systemClockOffset: -20 * 60 * 1000,
+    });
+    const err = await expectAwsError(skewed.send(new ListThingsCommand({})), 'InvalidSignatureException', 403);
+    expect(err.message).toMatch(/expired/i);
+    skewed.destroy();
+
+    const elsewhere = new IoTClient({
+      region: 'eu-west-1',
+      endpoint: run.info.http,
+      credentials: creds,
+      maxAttempts: 1,
+    });
+    await expectAwsError(elsewhere.send(new ListThingsCommand({})), 'InvalidSignatureException', 403);
+    elsewhere.destroy();
+
+    const data = new IoTDataPlaneClient({
+      region: 'us-east-1',
+      endpoint: run.info.http,
+      credentials: creds,
+      maxAttempts: 1,
+    });
+    const dataErr = await data
+      .send(new PublishCommand({ topic: 'a/b', payload: Buffer.from('x') }))
+      .catch((e: unknown) => e);
+    expect(dataErr).toMatchObject({ name: 'InvalidSignatureException', $metadata: { httpStatusCode: 403 } });
+    data.destroy();
+  });
+
+  it('answers a body over 1 MiB with 413 before reading it all', async () => {
+    const res = await fetch(`${run.info.http}/things/big`, {
+      method: 'POST',
+      body: Buffer.alloc(1024 * 1024 + 1, 0x20),
+    });
+    expect(res.status).toBe(413);
+    expect(res.headers.get('x-amzn-errortype')).toBe('RequestEntityTooLargeException');
+  });
+
+  it('answers malformed JSON (correctly signed) with 400 InvalidRequestException', async () => {
+    const client = iotClient(run.info);
+    client.middlewareStack.add(
+      rewriteBody(() => '{"attributePayload": '),
+      { step: 'build', priority: 'low', name: 'breakJson' },
+    );
+    const err = await expectAwsError(
+      client.send(new CreateThingCommand({ thingName: name('json') })),
+      InvalidRequestException,
+      400,
+    );
+    expect(err.message).toMatch(/not valid JSON/);
+    client.destroy();
+  });
+});
+
+describe('persistence', () => {
+  it('keeps things, certificates, policies, attachments and credentials across a restart', async () => {
+    const thingName = name('durable');
+    const policyName = name('durable-policy');
+    await iot.send(new CreateThingCommand({ thingName, attributePayload: { attributes: { k: 'v' } } }));
+    const cert = await newCert(true);
+    await iot.send(new CreatePolicyCommand({ policyName, policyDocument: policyText }));
+    await iot.send(new AttachPolicyCommand({ policyName, target: cert.certificateArn }));
+    await iot.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn }));
+    const caBefore = readFileSync(run.info.caFile, 'utf8');
+
+    await run.stop();
+    run = await startCore(dir);
+    iot = run.iot;
+
+    expect(readFileSync(run.info.caFile, 'utf8')).toBe(caBefore);
+    expect((await iot.send(new DescribeThingCommand({ thingName }))).attributes).toEqual({ k: 'v' });
+    const d = await iot.send(new DescribeCertificateCommand({ certificateId: cert.certificateId }));
+    expect(d.certificateDescription?.status).toBe('ACTIVE');
+    expect((await iot.send(new ListThingPrincipalsCommand({ thingName }))).principals).toEqual([cert.certificateArn]);
+    const attached = await iot.send(new ListAttachedPoliciesCommand({ target: cert.certificateArn }));
+    expect(attached.policies?.map((p) => p.policyName)).toEqual([policyName]);
+    const identity = run.core.services.registry.identityOf(cert.certificateId as string);
+    expect(identity).toMatchObject({ status: 'ACTIVE', thingNames: [thingName] });
+    expect(identity?.policies.map((p) => p.name)).toEqual([policyName]);
+  });
+});
