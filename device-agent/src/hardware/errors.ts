@@ -54,6 +54,20 @@ export type GpioErrorCode =
 export class GpioError extends HardwareError {
   override name = 'GpioError';
   declare readonly code: GpioErrorCode;
+  declare readonly data: Readonly<GpioErrorData>;
+
+  constructor(code: GpioErrorCode, message: string, data: GpioErrorData, options: { cause?: unknown } = {}) {
+    super(code, message, { ...options, data: { ...data } });
+  }
+}
+
+/** What a GPIO error concerns. */
+export interface GpioErrorData {
+  /** BCM line number. */
+  readonly line: number;
+  /** Kernel sysfs number, when resolved. */
+  readonly sysfsLine?: number;
+  readonly errno?: string;
 }
 
 export type I2cErrorCode = 'I2C_NACK' | 'I2C_BUS_ERROR' | 'I2C_TIMEOUT' | 'I2C_CLOSED' | 'I2C_BAD_ARGUMENT';
