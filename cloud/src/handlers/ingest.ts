@@ -1,0 +1,70 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { PoisonBatchError, TelemetryStoreError } from '../core/telemetry/errors.js';
+import { type IngestOutcome, ingestTelemetry } from '../core/telemetry/ingest.js';
+import type { Logger } from '../logger.js';
+import type { TelemetryStore } from '../ports/telemetry-store.js';
+import { lambdaLogger, lazyHandler, telemetryStoreFromEnv } from './aws-env.js';
+
+/**
+ * Ingest handler: the telemetry rule's Lambda action → telemetry store.
+ *
+ * - Idempotent: the store drops a batch it already holds (`duplicate: true`, nothing written).
+ * - Partial failures: the store retries unprocessed writes; a store failure that is left is
+ *   retried here (`retry.attempts`, exponential delay), and if it persists the error is thrown,
+ *   so Lambda retries the invocation (safe, idempotent) and then hands it to the function's
+ *   on-failure destination; locally the rules engine runs the rule's error action.
+ * - A poison message (not a valid batch, or a batch claiming another thing than its topic) throws
+ *   {@link PoisonBatchError} at once, without retrying; it affects no other message.
+ */
+export interface IngestHandlerDeps {
+  readonly store: TelemetryStore;
+  readonly logger: Logger;
+  readonly retry?: { readonly attempts?: number; readonly delayMs?: number };
+  /** Waits between retries (default: a timer). */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export type IngestHandler = (event: unknown) => Promise<IngestOutcome>;
+
+export function createIngestHandler(deps: IngestHandlerDeps): IngestHandler {
+  const attempts = Math.max(1, deps.retry?.attempts ?? 3);
+  const delayMs = deps.retry?.delayMs ?? 100;
+  const sleep = deps.sleep ?? ((ms: number) => delay(ms));
+  const log = deps.logger.child({ component: 'ingest' });
+
+  return async (event) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const outcome = await ingestTelemetry(event, deps.store);
+        log.debug(
+          {
+            thingName: outcome.thingName,
+            bootId: outcome.bootId,
+            seq: outcome.seq,
+            stored: outcome.stored,
+            duplicate: outcome.duplicate,
+          },
+          outcome.duplicate ? 'duplicate batch dropped' : 'batch stored',
+        );
+        return outcome;
+      } catch (err) {
+        if (err instanceof PoisonBatchError) {
+          log.warn({ issues: err.issues.slice(0, 20), issueCount: err.issues.length, ...err.data }, 'batch rejected');
+          throw err;
+        }
+        const retryable = err instanceof TelemetryStoreError && err.retryable;
+        if (!retryable || attempt >= attempts) {
+          log.error({ err, attempt }, 'batch not stored');
+          throw err;
+        }
+        log.warn({ err, attempt }, 'store failed; retrying batch');
+        await sleep(delayMs * 2 ** (attempt - 1));
+      }
+    }
+  };
+}
+
+/** AWS Lambda entry point: DynamoDB store from `TABLE_NAME`, built on the first invocation. */
+export const handler: IngestHandler = lazyHandler(() =>
+  createIngestHandler({ store: telemetryStoreFromEnv(process.env), logger: lambdaLogger('ingest', process.env) }),
+);

@@ -1,0 +1,106 @@
+/**
+ * The IoT rules: the one source for the local rules engine and for the CDK app, which turns each
+ * definition into an `AWS::IoT::TopicRule`. Declarative data and types only: no I/O, no imports
+ * of engines or SDKs, so both sides can read it.
+ *
+ * Actions, and what each becomes in AWS and locally:
+ *
+ * | kind        | AWS                                                        | local IoT Core                                   |
+ * |-------------|------------------------------------------------------------|--------------------------------------------------|
+ * | `lambda`    | Lambda action (asynchronous invoke) of the named handler   | the same handler, in process, with the same event |
+ * | `republish` | republish action (IoT Core's own broker)                   | publish on the local broker                      |
+ * | `archive`   | S3 action into the archive bucket, `key` as object key     | a file under the archive directory, `key` as path |
+ * | `log`       | CloudWatch Logs action into `logGroup`                     | a structured log line (and the error log file)   |
+ *
+ * `topic`, `key` and `logGroup` are substitution templates (`${topic(2)}`, `${newuuid()}`, …)
+ * rendered against the incoming message.
+ *
+ * Error paths. A rule's `errorAction` runs when one of its actions cannot be carried out, with
+ * IoT Core's failure payload. Locally a handler that throws counts as a failed action (the ingest
+ * handler throws `PoisonBatchError` for a batch it can never store). In AWS the Lambda action is
+ * an asynchronous invoke, so the error action fires only when IoT cannot invoke the function;
+ * a function that throws is retried by Lambda and then goes to the function's on-failure
+ * destination, which the CDK app configures. Both keep a bad message out of the way of the rest.
+ */
+
+/** AWS IoT rule names: letters, digits and underscores, at most 128 characters. */
+export const RULE_NAME_PATTERN = /^[a-zA-Z0-9_]{1,128}$/;
+
+/** The only SQL version the rules use (and the local engine implements). */
+export const RULE_SQL_VERSION = '2016-03-23';
+
+/** Handlers a rule can invoke; each is a Lambda function in AWS and a function in process locally. */
+export type RuleHandlerName = 'ingest' | 'presence';
+
+export type RuleAction =
+  | { readonly kind: 'lambda'; readonly handler: RuleHandlerName }
+  | { readonly kind: 'republish'; readonly topic: string; readonly qos: 0 | 1 }
+  | { readonly kind: 'archive'; readonly key: string }
+  | { readonly kind: 'log'; readonly logGroup: string };
+
+export interface RuleDefinition {
+  readonly name: string;
+  readonly description: string;
+  readonly sql: string;
+  readonly sqlVersion: typeof RULE_SQL_VERSION;
+  readonly actions: readonly RuleAction[];
+  readonly errorAction: RuleAction;
+}
+
+/** Every rule reports failures here (a different service than any rule action, so it still works when one fails). */
+export const RULE_ERROR_LOG_GROUP = '/pifleet/iot-rule-errors';
+
+const errorAction: RuleAction = { kind: 'log', logGroup: RULE_ERROR_LOG_GROUP };
+
+/** Degrees Celsius above which a reading raises a temperature alert. */
+export const TEMPERATURE_ALERT_CELSIUS = 35;
+
+/** The readings of a batch over the alert threshold, as a nested query over the `readings` array. */
+const hotReadings = `(SELECT sensor, ts, metrics.temperature AS temperature FROM readings WHERE metrics.temperature > ${TEMPERATURE_ALERT_CELSIUS})`;
+
+export const RULES: readonly RuleDefinition[] = [
+  {
+    name: 'pifleet_telemetry_ingest',
+    description:
+      'Telemetry batches to the ingest handler, which validates them and stores each reading once. ' +
+      'topicThing is the thing name from the topic, which the device policy ties to the connection; ' +
+      'the handler rejects a batch whose thingName differs.',
+    sql: "SELECT *, topic(2) AS topicThing FROM 'pifleet/+/telemetry'",
+    sqlVersion: RULE_SQL_VERSION,
+    actions: [{ kind: 'lambda', handler: 'ingest' }],
+    errorAction,
+  },
+  {
+    name: 'pifleet_telemetry_archive',
+    description:
+      'Every telemetry message as received (valid or not, resends included) to the raw archive, one object per message.',
+    sql: "SELECT * FROM 'pifleet/+/telemetry'",
+    sqlVersion: RULE_SQL_VERSION,
+    actions: [{ kind: 'archive', key: 'raw/${topic(2)}/${timestamp()}-${newuuid()}.json' }],
+    errorAction,
+  },
+  {
+    name: 'pifleet_temperature_alert',
+    description:
+      `Republishes an alert to pifleet/{thing}/alerts when any reading of a batch has a temperature above ${TEMPERATURE_ALERT_CELSIUS} °C. ` +
+      'A nested query over the readings array finds them (WHERE cannot loop; a nested SELECT can); ' +
+      'the alert lists every hot reading of the batch.',
+    sql:
+      `SELECT topic(2) AS thingName, bootId, seq, ${TEMPERATURE_ALERT_CELSIUS} AS thresholdCelsius, ` +
+      `timestamp() AS raisedAt, ${hotReadings} AS readings ` +
+      "FROM 'pifleet/+/telemetry' " +
+      `WHERE NOT isUndefined(get(${hotReadings}, 0))`,
+    sqlVersion: RULE_SQL_VERSION,
+    actions: [{ kind: 'republish', topic: 'pifleet/${topic(2)}/alerts', qos: 1 }],
+    errorAction,
+  },
+  {
+    name: 'pifleet_presence',
+    description:
+      "IoT Core's connected/disconnected lifecycle events to the presence handler, which keeps each thing's connectivity record.",
+    sql: "SELECT * FROM '$aws/events/presence/+/+'",
+    sqlVersion: RULE_SQL_VERSION,
+    actions: [{ kind: 'lambda', handler: 'presence' }],
+    errorAction,
+  },
+];
