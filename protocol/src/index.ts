@@ -6,3 +6,4 @@ export * from './shadow.js';
 export * from './state.js';
 export * from './telemetry.js';
 export * from './topics.js';
+export * from './deploy.js';

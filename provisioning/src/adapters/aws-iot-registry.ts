@@ -1,0 +1,285 @@
+import {
+  AttachPolicyCommand,
+  AttachThingPrincipalCommand,
+  CreateCertificateFromCsrCommand,
+  CreateKeysAndCertificateCommand,
+  CreatePolicyCommand,
+  CreateThingCommand,
+  DeleteCertificateCommand,
+  DeleteThingCommand,
+  DescribeCertificateCommand,
+  DescribeEndpointCommand,
+  DescribeThingCommand,
+  DetachPolicyCommand,
+  DetachThingPrincipalCommand,
+  GetPolicyCommand,
+  type IoTClient,
+  ListAttachedPoliciesCommand,
+  ListThingPrincipalsCommand,
+  ListThingsCommand,
+  UpdateCertificateCommand,
+  UpdateThingCommand,
+} from '@aws-sdk/client-iot';
+import type { IotPolicyDocument } from '@pifleet/protocol';
+import type { RateLimiter } from '../core/rate-limiter.js';
+import { isRetryableAwsError, retry } from '../core/retry.js';
+import type { Clock } from '../ports/clock.js';
+import type { DeviceRegistry, IssuedCertificate, ThingRecord } from '../ports/registry.js';
+
+export interface AwsIotRegistryDeps {
+  readonly client: IoTClient;
+  readonly limiter: RateLimiter;
+  readonly clock: Clock;
+  /** Attempts per call, including the first (throttling and 5xx are retried with backoff). */
+  readonly maxAttempts?: number;
+  readonly signal?: AbortSignal;
+  readonly random?: () => number;
+  readonly onRetry?: (info: { operation: string; attempt: number; delayMs: number; err: unknown }) => void;
+}
+
+const errName = (err: unknown) => (err as { name?: unknown } | null)?.name;
+const isNotFound = (err: unknown) => errName(err) === 'ResourceNotFoundException';
+const isAlreadyExists = (err: unknown) => errName(err) === 'ResourceAlreadyExistsException';
+
+/** {@link DeviceRegistry} over `@aws-sdk/client-iot`: every call rate limited and retried on throttling. */
+export function createAwsIotRegistry(deps: AwsIotRegistryDeps): DeviceRegistry {
+  const { client, limiter, clock, signal } = deps;
+  const call = <T>(operation: string, fn: () => Promise<T>): Promise<T> =>
+    retry(
+      async () => {
+        await limiter.take(operation, signal);
+        return fn();
+      },
+      {
+        maxAttempts: deps.maxAttempts ?? 8,
+        baseMs: 100,
+        capMs: 5_000,
+        clock,
+        isRetryable: isRetryableAwsError,
+        ...(deps.random ? { random: deps.random } : {}),
+        ...(signal ? { signal } : {}),
+        onRetry: (info) => deps.onRetry?.({ operation, ...info }),
+      },
+    );
+  const opts = signal ? { abortSignal: signal } : {};
+
+  const toThing = (t: {
+    thingName?: string | undefined;
+    thingArn?: string | undefined;
+    attributes?: Record<string, string> | undefined;
+    version?: number | undefined;
+  }): ThingRecord => ({
+    thingName: t.thingName ?? '',
+    ...(t.thingArn ? { thingArn: t.thingArn } : {}),
+    attributes: t.attributes ?? {},
+    ...(t.version !== undefined ? { version: t.version } : {}),
+  });
+
+  const issued = (r: {
+    certificateId?: string | undefined;
+    certificateArn?: string | undefined;
+    certificatePem?: string | undefined;
+    keyPair?: { PrivateKey?: string | undefined } | undefined;
+  }): IssuedCertificate => {
+    if (!r.certificateId || !r.certificateArn || !r.certificatePem) {
+      throw new Error('the control plane returned a certificate without id, ARN or PEM');
+    }
+    return {
+      certificateId: r.certificateId,
+      certificateArn: r.certificateArn,
+      certificatePem: r.certificatePem,
+      ...(r.keyPair?.PrivateKey ? { privateKeyPem: r.keyPair.PrivateKey } : {}),
+    };
+  };
+
+  return {
+    async describeThing(thingName) {
+      try {
+        return toThing(await call('DescribeThing', () => client.send(new DescribeThingCommand({ thingName }), opts)));
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    async createThing(thingName, attributes) {
+      try {
+        const r = await call('CreateThing', () =>
+          client.send(
+            new CreateThingCommand({
+              thingName,
+              ...(Object.keys(attributes).length > 0 ? { attributePayload: { attributes: { ...attributes } } } : {}),
+            }),
+            opts,
+          ),
+        );
+        return { thingName, ...(r.thingArn ? { thingArn: r.thingArn } : {}), attributes };
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+        const existing = await this.describeThing(thingName);
+        if (!existing) throw err;
+        return existing;
+      }
+    },
+    async updateThingAttributes(thingName, attributes) {
+      await call('UpdateThing', () =>
+        client.send(
+          new UpdateThingCommand({ thingName, attributePayload: { attributes: { ...attributes }, merge: true } }),
+          opts,
+        ),
+      );
+    },
+    async deleteThing(thingName) {
+      try {
+        await call('DeleteThing', () => client.send(new DeleteThingCommand({ thingName }), opts));
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+    },
+    async listThings(page) {
+      const r = await call('ListThings', () =>
+        client.send(
+          new ListThingsCommand({
+            ...(page.maxResults !== undefined ? { maxResults: page.maxResults } : {}),
+            ...(page.nextToken !== undefined ? { nextToken: page.nextToken } : {}),
+          }),
+          opts,
+        ),
+      );
+      return { things: (r.things ?? []).map(toThing), ...(r.nextToken ? { nextToken: r.nextToken } : {}) };
+    },
+    async listThingPrincipals(thingName) {
+      const out: string[] = [];
+      let nextToken: string | undefined;
+      try {
+        do {
+          const token = nextToken;
+          const r = await call('ListThingPrincipals', () =>
+            client.send(new ListThingPrincipalsCommand({ thingName, ...(token ? { nextToken: token } : {}) }), opts),
+          );
+          out.push(...(r.principals ?? []));
+          nextToken = r.nextToken ?? undefined;
+        } while (nextToken);
+      } catch (err) {
+        if (isNotFound(err)) return [];
+        throw err;
+      }
+      return out;
+    },
+    async attachThingPrincipal(thingName, principal) {
+      await call('AttachThingPrincipal', () =>
+        client.send(new AttachThingPrincipalCommand({ thingName, principal }), opts),
+      );
+    },
+    async detachThingPrincipal(thingName, principal) {
+      try {
+        await call('DetachThingPrincipal', () =>
+          client.send(new DetachThingPrincipalCommand({ thingName, principal }), opts),
+        );
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+    },
+    async createKeysAndCertificate() {
+      return issued(
+        await call('CreateKeysAndCertificate', () =>
+          client.send(new CreateKeysAndCertificateCommand({ setAsActive: true }), opts),
+        ),
+      );
+    },
+    async createCertificateFromCsr(certificateSigningRequest) {
+      return issued(
+        await call('CreateCertificateFromCsr', () =>
+          client.send(new CreateCertificateFromCsrCommand({ certificateSigningRequest, setAsActive: true }), opts),
+        ),
+      );
+    },
+    async describeCertificate(certificateId) {
+      try {
+        const r = await call('DescribeCertificate', () =>
+          client.send(new DescribeCertificateCommand({ certificateId }), opts),
+        );
+        const d = r.certificateDescription;
+        if (!d?.certificateId || !d.certificateArn) return undefined;
+        return {
+          certificateId: d.certificateId,
+          certificateArn: d.certificateArn,
+          status: d.status ?? 'UNKNOWN',
+          ...(d.creationDate ? { creationDate: d.creationDate } : {}),
+          ...(d.certificatePem ? { certificatePem: d.certificatePem } : {}),
+        };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    async setCertificateStatus(certificateId, newStatus) {
+      await call('UpdateCertificate', () =>
+        client.send(new UpdateCertificateCommand({ certificateId, newStatus }), opts),
+      );
+    },
+    async deleteCertificate(certificateId) {
+      try {
+        await call('DeleteCertificate', () => client.send(new DeleteCertificateCommand({ certificateId }), opts));
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+    },
+    async getPolicy(policyName) {
+      try {
+        const r = await call('GetPolicy', () => client.send(new GetPolicyCommand({ policyName }), opts));
+        return r.policyDocument ? (JSON.parse(r.policyDocument) as IotPolicyDocument) : undefined;
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    async createPolicy(policyName, document) {
+      try {
+        await call('CreatePolicy', () =>
+          client.send(new CreatePolicyCommand({ policyName, policyDocument: JSON.stringify(document) }), opts),
+        );
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+    },
+    async attachPolicy(policyName, target) {
+      await call('AttachPolicy', () => client.send(new AttachPolicyCommand({ policyName, target }), opts));
+    },
+    async detachPolicy(policyName, target) {
+      try {
+        await call('DetachPolicy', () => client.send(new DetachPolicyCommand({ policyName, target }), opts));
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    },
+    async listAttachedPolicies(target) {
+      const out: string[] = [];
+      let marker: string | undefined;
+      try {
+        do {
+          const m = marker;
+          const r = await call('ListAttachedPolicies', () =>
+            client.send(new ListAttachedPoliciesCommand({ target, ...(m ? { marker: m } : {}) }), opts),
+          );
+          for (const p of r.policies ?? []) if (p.policyName) out.push(p.policyName);
+          marker = r.nextMarker ?? undefined;
+        } while (marker);
+      } catch (err) {
+        if (isNotFound(err)) return [];
+        throw err;
+      }
+      return out;
+    },
+    async describeEndpoint(endpointType) {
+      const r = await call('DescribeEndpoint', () => client.send(new DescribeEndpointCommand({ endpointType }), opts));
+      if (!r.endpointAddress) throw new Error(`DescribeEndpoint returned no address for ${endpointType}`);
+      return r.endpointAddress;
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import type { CliError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { CliIo, GlobalOptions, Services } from './context.js';
+
+/** What a command's handler gets. */
+export interface RunContext {
+  readonly io: CliIo;
+  readonly opts: GlobalOptions;
+  readonly log: Logger;
+  /** The target's clients, built on first call (so usage errors never need a target). */
+  services(): Promise<Services>;
+  /** Names the thing the command is about, so an error can say "thing X not found". */
+  about(thingName: string): void;
+}
+
+/** What a handler returns: data for `--json`, text for people; `error` makes the run fail after printing. */
+export interface CommandOutput {
+  readonly data: unknown;
+  readonly text: string;
+  readonly error?: CliError;
+}
+
+export type Handler = (ctx: RunContext, args: string[], options: Record<string, unknown>) => Promise<CommandOutput>;
+
+/** Wraps a handler as a commander action. */
+export type Runner = (handler: Handler) => (...args: unknown[]) => Promise<void>;
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** Adds the options every leaf command accepts (they are also accepted before the command). */
+export function withCommonOptions(cmd: Command, options: { json?: boolean } = {}): Command {
+  if (options.json !== false) cmd.option('--json', 'print JSON on stdout');
+  return cmd
+    .option('--local [dataDir]', 'use the local IoT Core whose data directory is DATA_DIR (or $PIFLEET_LOCAL)')
+    .option('--region <region>', 'AWS region (default: AWS_REGION or the profile)')
+    .option('--profile <profile>', 'AWS profile for credentials')
+    .option('--rate <factor>', 'scale the client-side control-plane rate limits', Number.parseFloat)
+    .option('-v, --verbose', 'log progress details to stderr');
+}
+
+export { collect };

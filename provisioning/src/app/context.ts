@@ -1,0 +1,144 @@
+import { IoTClient } from '@aws-sdk/client-iot';
+import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
+import { createAwsIotRegistry } from '../adapters/aws-iot-registry.js';
+import { createAwsShadowClient } from '../adapters/aws-iot-shadows.js';
+import { readBundle, removeBundle, writeBundleFile } from '../adapters/bundle-files.js';
+import { resolveTarget, type Target } from '../config/target.js';
+import { AMAZON_ROOT_CA_1_PEM } from '../core/amazon-root-ca.js';
+import type { ErrorContext } from '../core/error-map.js';
+import { AWS_CONTROL_PLANE_RATES, RateLimiter, scaleRates } from '../core/rate-limiter.js';
+import type { Logger } from '../logger.js';
+import type { Clock } from '../ports/clock.js';
+import type { DeviceRegistry } from '../ports/registry.js';
+import type { ShadowClient } from '../ports/shadows.js';
+import { createProvisioner, type Provisioner } from './provisioner.js';
+
+/** A text sink (process.stdout, or a buffer in tests). */
+export interface TextSink {
+  write(chunk: string): unknown;
+}
+
+/** What a command run gets from its caller: streams, environment, working directory, clock, abort. */
+export interface CliIo {
+  readonly stdout: TextSink;
+  readonly stderr: TextSink;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+  readonly clock: Clock;
+  /** Aborting stops bulk runs between things (SIGINT in the bin; tests abort after K things). */
+  readonly signal?: AbortSignal;
+  /** stderr is a terminal: draw a progress bar instead of lines. */
+  readonly isTTY: boolean;
+  /** Randomness for backoff jitter (tests pass a fixed one). */
+  readonly random?: () => number;
+}
+
+/** Options every command accepts. */
+export interface GlobalOptions {
+  readonly json: boolean;
+  readonly local?: string | boolean;
+  readonly region?: string;
+  readonly profile?: string;
+  readonly verbose: boolean;
+  /** Multiplies the client-side control-plane rates (AWS defaults, or unlimited locally). */
+  readonly rate?: number;
+}
+
+export interface Services {
+  readonly target: Target;
+  readonly registry: DeviceRegistry;
+  readonly shadows: ShadowClient;
+  readonly provisioner: Provisioner;
+  readonly errorContext: ErrorContext;
+  close(): void;
+}
+
+/** Rate on the local core when `--rate` is not given: none (it has no quotas). */
+const LOCAL_DEFAULT_RATES: Readonly<Record<string, number>> = {};
+
+/** Builds the SDK clients and the provisioner for a target. Does no network I/O. */
+export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger): Promise<Services> {
+  const target = await resolveTarget({
+    ...(opts.local !== undefined ? { local: opts.local } : {}),
+    ...(opts.region !== undefined ? { region: opts.region } : {}),
+    ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
+    env: io.env,
+    cwd: io.cwd,
+  });
+  const common = { maxAttempts: 1 } as const;
+  const iot =
+    target.kind === 'local'
+      ? new IoTClient({
+          ...common,
+          region: target.region,
+          endpoint: target.httpEndpoint,
+          credentials: target.credentials,
+        })
+      : new IoTClient({
+          ...common,
+          ...(target.region ? { region: target.region } : {}),
+          ...(target.credentials ? { credentials: target.credentials } : {}),
+          ...(target.profile ? { profile: target.profile } : {}),
+        });
+  const rates =
+    target.kind === 'local'
+      ? opts.rate !== undefined
+        ? scaleRates(AWS_CONTROL_PLANE_RATES, opts.rate)
+        : LOCAL_DEFAULT_RATES
+      : scaleRates(AWS_CONTROL_PLANE_RATES, opts.rate ?? 1);
+  const limiter = new RateLimiter({ rates, clock: io.clock });
+  const registry = createAwsIotRegistry({
+    client: iot,
+    limiter,
+    clock: io.clock,
+    ...(io.signal ? { signal: io.signal } : {}),
+    ...(io.random ? { random: io.random } : {}),
+    onRetry: ({ operation, attempt, delayMs, err }) =>
+      log.warn({ operation, attempt, delayMs, errName: (err as { name?: string }).name }, 'retrying'),
+  });
+
+  let dataClient: Promise<IoTDataPlaneClient> | undefined;
+  const makeDataClient = () => {
+    dataClient ??= (async () => {
+      if (target.kind === 'local') {
+        return new IoTDataPlaneClient({
+          region: target.region,
+          endpoint: target.httpEndpoint,
+          credentials: target.credentials,
+        });
+      }
+      const address = await registry.describeEndpoint('iot:Data-ATS');
+      return new IoTDataPlaneClient({
+        endpoint: `https://${address}`,
+        ...(target.region ? { region: target.region } : {}),
+        ...(target.credentials ? { credentials: target.credentials } : {}),
+        ...(target.profile ? { profile: target.profile } : {}),
+      });
+    })();
+    return dataClient;
+  };
+  const shadows = createAwsShadowClient({ client: makeDataClient, ...(io.signal ? { signal: io.signal } : {}) });
+  const provisioner = createProvisioner({
+    registry,
+    shadows,
+    target: {
+      kind: target.kind,
+      caPem: target.kind === 'local' ? target.caPem : AMAZON_ROOT_CA_1_PEM,
+      ...(target.kind === 'local' && target.mqtt ? { mqtt: target.mqtt } : {}),
+    },
+    files: { readBundle, writeBundleFile, removeBundle },
+    clock: io.clock,
+    log,
+  });
+  return {
+    target,
+    registry,
+    shadows,
+    provisioner,
+    errorContext: target.kind === 'local' ? { target: 'local', dataDir: target.dataDir } : { target: 'aws' },
+    close() {
+      iot.destroy();
+      void dataClient?.then((c) => c.destroy()).catch(() => undefined);
+    },
+  };
+}

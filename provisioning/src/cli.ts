@@ -1,0 +1,190 @@
+import { EXIT } from '@pifleet/protocol';
+import { Command, CommanderError } from 'commander';
+import { systemClock } from './adapters/system-clock.js';
+import type { CommandOutput, Handler, RunContext, Runner } from './app/command.js';
+import { type CliIo, createServices, type GlobalOptions, type Services, type TextSink } from './app/context.js';
+import { registerCertsRotate } from './commands/certs-rotate.js';
+import { registerFleetCreate } from './commands/fleet-create.js';
+import { registerFleetDelete } from './commands/fleet-delete.js';
+import { registerShadowDesire } from './commands/shadow-desire.js';
+import { registerShadowGet } from './commands/shadow-get.js';
+import { registerThingsCreate } from './commands/things-create.js';
+import { registerThingsDelete } from './commands/things-delete.js';
+import { registerThingsDescribe } from './commands/things-describe.js';
+import { registerThingsList } from './commands/things-list.js';
+import { type ErrorContext, formatErrorLine, toCliError } from './core/error-map.js';
+import { type CliError, UsageError } from './errors.js';
+import { createLogger } from './logger.js';
+
+export const CLI_VERSION = '0.1.0';
+
+/** Streams and environment for {@link runCli}; everything but stdout/stderr has a default. */
+export interface RunCliOptions {
+  readonly stdout: TextSink;
+  readonly stderr: TextSink;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly cwd?: string;
+  readonly signal?: AbortSignal;
+  readonly isTTY?: boolean;
+  readonly clock?: CliIo['clock'];
+  readonly random?: () => number;
+}
+
+function globalsOf(cmd: Command): GlobalOptions {
+  // Leaf options override the same options given before the command name.
+  const merged: Record<string, unknown> = {};
+  const chain: Command[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) chain.unshift(c);
+  for (const c of chain) for (const [k, v] of Object.entries(c.opts())) if (v !== undefined) merged[k] = v;
+  const rate = merged.rate;
+  return {
+    json: merged.json === true || merged.outputJson === true,
+    verbose: merged.verbose === true,
+    ...(merged.local !== undefined ? { local: merged.local as string | boolean } : {}),
+    ...(typeof merged.region === 'string' ? { region: merged.region } : {}),
+    ...(typeof merged.profile === 'string' ? { profile: merged.profile } : {}),
+    ...(typeof rate === 'number' ? { rate } : {}),
+  };
+}
+
+/** Builds the `pifleet` program. `run` turns handlers into actions that record their output. */
+export function buildProgram(
+  run: Runner,
+  out: { writeOut: (s: string) => void; writeErr: (s: string) => void },
+): Command {
+  const program = new Command('pifleet')
+    .description(
+      'pifleet operator CLI: things, certificates, policies, device bundles and fleets on AWS IoT Core or the local IoT Core',
+    )
+    .version(CLI_VERSION)
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({ writeOut: out.writeOut, writeErr: out.writeErr, outputError: () => undefined })
+    .option('--json', 'print JSON on stdout')
+    .option('--local [dataDir]', 'use the local IoT Core whose data directory is DATA_DIR (or $PIFLEET_LOCAL)')
+    .option('--region <region>', 'AWS region')
+    .option('--profile <profile>', 'AWS profile')
+    .option('--rate <factor>', 'scale the client-side control-plane rate limits', Number.parseFloat)
+    .option('-v, --verbose', 'log details to stderr');
+  const things = program.command('things').description('things: create, list, describe, delete');
+  registerThingsCreate(things, run);
+  registerThingsList(things, run);
+  registerThingsDescribe(things, run);
+  registerThingsDelete(things, run);
+  const certs = program.command('certs').description('certificates: rotate');
+  registerCertsRotate(certs, run);
+  const fleet = program.command('fleet').description('bulk: create and delete fleets of things');
+  registerFleetCreate(fleet, run);
+  registerFleetDelete(fleet, run);
+  const shadow = program.command('shadow').description('Device Shadow: get, desire');
+  registerShadowGet(shadow, run);
+  registerShadowDesire(shadow, run);
+  for (const group of [program, things, certs, fleet, shadow]) {
+    group
+      .exitOverride()
+      .configureOutput({ writeOut: out.writeOut, writeErr: out.writeErr, outputError: () => undefined });
+    for (const leaf of group.commands) {
+      leaf
+        .exitOverride()
+        .configureOutput({ writeOut: out.writeOut, writeErr: out.writeErr, outputError: () => undefined });
+    }
+  }
+  return program;
+}
+
+function usageFromCommander(err: CommanderError): CliError {
+  const message = err.message.replace(/^error:\s*/, '');
+  return new UsageError(message, { hint: 'pifleet --help, or pifleet COMMAND --help' });
+}
+
+/**
+ * Runs the CLI in-process and returns the exit code (never calls process.exit). Data goes to
+ * `stdout` (JSON with `--json`), logs, progress and the one-line error to `stderr`.
+ */
+export async function runCli(argv: readonly string[], options: RunCliOptions): Promise<number> {
+  const io: CliIo = {
+    stdout: options.stdout,
+    stderr: options.stderr,
+    env: options.env ?? {},
+    cwd: options.cwd ?? process.cwd(),
+    clock: options.clock ?? systemClock,
+    isTTY: options.isTTY ?? false,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.random ? { random: options.random } : {}),
+  };
+  let output: CommandOutput | undefined;
+  let opts: GlobalOptions = { json: argv.includes('--json'), verbose: false };
+  let errorContext: ErrorContext = { target: 'aws' };
+  let services: Services | undefined;
+
+  const run: Runner =
+    (handler: Handler) =>
+    async (...args: unknown[]) => {
+      const cmd = args[args.length - 1] as Command;
+      const leafOpts = cmd.opts();
+      opts = globalsOf(cmd);
+      const log = createLogger({
+        level: opts.verbose ? 'info' : 'warn',
+        destination: { write: (s: string) => void io.stderr.write(s) },
+      });
+      const positional = args
+        .slice(0, -2)
+        .flatMap((a) => (Array.isArray(a) ? a.map(String) : a === undefined ? [] : [String(a)]));
+      let thingName: string | undefined;
+      const ctx: RunContext = {
+        io,
+        opts,
+        log,
+        services: async () => {
+          if (!services) {
+            services = await createServices(io, opts, log);
+            errorContext = services.errorContext;
+          }
+          return services;
+        },
+        about: (name) => {
+          thingName = name;
+          errorContext = { ...errorContext, thingName: name };
+        },
+      };
+      try {
+        output = await handler(ctx, positional, leafOpts);
+      } catch (err) {
+        throw toCliError(err, { ...errorContext, ...(thingName ? { thingName } : {}) });
+      }
+    };
+
+  const program = buildProgram(run, {
+    writeOut: (s) => void io.stdout.write(s),
+    writeErr: (s) => void io.stderr.write(s),
+  });
+  let failure: CliError | undefined;
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+        return EXIT.ok;
+      }
+      if (err.code === 'commander.executeSubCommandAsync' || err.exitCode === 0) return EXIT.ok;
+      failure = usageFromCommander(err);
+    } else {
+      failure = toCliError(err, errorContext);
+    }
+  } finally {
+    services?.close();
+  }
+  if (output) {
+    io.stdout.write(opts.json ? `${JSON.stringify(output.data)}\n` : `${output.text}\n`);
+    failure ??= output.error;
+  }
+  if (failure) {
+    if (opts.json) {
+      io.stderr.write(
+        `${JSON.stringify({ error: { code: failure.code, message: failure.message, hint: failure.hint, exitCode: failure.exitCode } })}\n`,
+      );
+    } else io.stderr.write(`${formatErrorLine(failure)}\n`);
+    return failure.exitCode;
+  }
+  return EXIT.ok;
+}

@@ -1,0 +1,72 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { collect, type Runner, withCommonOptions } from '../app/command.js';
+import { parseAttributes, parseThingName } from '../core/args.js';
+import { InputError } from '../errors.js';
+
+/** Default bundle directory of a thing: `./bundles/NAME`. */
+export function defaultBundleDir(cwd: string, thingName: string, out?: unknown): string {
+  return typeof out === 'string' ? path.resolve(cwd, out) : path.resolve(cwd, 'bundles', thingName);
+}
+
+export function registerThingsCreate(things: Command, run: Runner): void {
+  withCommonOptions(
+    things
+      .command('create')
+      .description('create a thing with its certificate, policy and device bundle (idempotent)')
+      .argument('<name>', 'thing name')
+      .option('--attr <key=value>', 'thing attribute (repeatable)', collect, [])
+      .option('--csr <file>', 'issue the certificate from this CSR (the private key stays on the device)')
+      .option('--out <dir>', 'bundle directory (default: ./bundles/NAME)')
+      .option('--install-dir <dir>', 'where the bundle will be on the device (default: the bundle directory)')
+      .option('--force', 'overwrite an existing bundle, or issue a new certificate for a stale one'),
+  ).action(
+    run(async (ctx, [rawName], o) => {
+      const thingName = parseThingName(rawName ?? '');
+      ctx.about(thingName);
+      const attributes = parseAttributes(o.attr as string[]);
+      let csrPem: string | undefined;
+      if (typeof o.csr === 'string') {
+        try {
+          csrPem = await readFile(path.resolve(ctx.io.cwd, o.csr), 'utf8');
+        } catch (err) {
+          throw new InputError(`cannot read CSR ${o.csr}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
+        }
+        if (!csrPem.includes('-----BEGIN CERTIFICATE REQUEST-----')) {
+          throw new InputError(`${o.csr} is not a PEM certificate signing request`, {
+            hint: 'openssl req -new -key device.key -subj /CN=NAME -out device.csr',
+          });
+        }
+      }
+      const bundleDir = defaultBundleDir(ctx.io.cwd, thingName, o.out);
+      const installDir = typeof o.installDir === 'string' ? o.installDir : undefined;
+      if (installDir !== undefined && !path.posix.isAbsolute(installDir)) {
+        throw new InputError(`--install-dir must be an absolute path, got ${installDir}`);
+      }
+      const { provisioner } = await ctx.services();
+      const r = await provisioner.provisionThing({
+        thingName,
+        attributes,
+        bundleDir,
+        force: o.force === true,
+        ...(csrPem !== undefined ? { csrPem } : {}),
+        ...(installDir !== undefined ? { installDir } : {}),
+      });
+      const head =
+        r.status === 'unchanged'
+          ? `thing ${thingName} is already complete; nothing changed`
+          : r.status === 'created'
+            ? `created thing ${thingName}`
+            : `completed thing ${thingName}`;
+      const lines = [
+        head,
+        ...r.changes.map((c) => `  - ${c}`),
+        `certificate ${r.certificateId}`,
+        `bundle ${r.bundleDir}`,
+        ...r.notes.map((n) => `note: ${n}`),
+      ];
+      return { data: r, text: lines.join('\n') };
+    }),
+  );
+}

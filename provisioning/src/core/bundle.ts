@@ -1,0 +1,88 @@
+import { X509Certificate } from 'node:crypto';
+import path from 'node:path';
+import { renderAgentUnit } from '@pifleet/protocol';
+
+/**
+ * A device bundle: everything a device needs to connect, in one directory the operator copies
+ * to the device (or, for the local core, uses where it is).
+ */
+export const BUNDLE_FILES = {
+  certificate: 'certificate.pem.crt',
+  privateKey: 'private.pem.key',
+  ca: 'ca.pem',
+  agentConfig: 'agent.json',
+  unit: 'pifleet-agent.service',
+} as const;
+
+/** File modes: the private key is readable by its owner only. */
+export const BUNDLE_MODES = {
+  directory: 0o700,
+  privateKey: 0o600,
+  other: 0o644,
+} as const;
+
+export interface AgentConfigOptions {
+  readonly thingName: string;
+  /** MQTT host of the device data endpoint (DescribeEndpoint `iot:Data-ATS`). */
+  readonly endpoint: string;
+  readonly port: number;
+  /** `5` for AWS IoT Core, `3.1.1` for the local IoT Core. */
+  readonly mqttProtocol: '5' | '3.1.1';
+  /** Directory where the bundle's files will be on the device; the config names files there. */
+  readonly installDir: string;
+  /** Outbox database path; the agent's default (/var/lib/pifleet/outbox.db) when absent. */
+  readonly outboxPath?: string;
+}
+
+/** The `pifleet-agent` config (device-agent's `agentConfigSchema` input) a bundle carries. */
+export function buildAgentConfig(o: AgentConfigOptions): Record<string, unknown> {
+  const file = (name: string) => path.posix.join(o.installDir, name);
+  return {
+    thingName: o.thingName,
+    endpoint: o.endpoint,
+    port: o.port,
+    certFile: file(BUNDLE_FILES.certificate),
+    keyFile: file(BUNDLE_FILES.privateKey),
+    caFile: file(BUNDLE_FILES.ca),
+    mqtt: { protocol: o.mqttProtocol },
+    ...(o.outboxPath !== undefined ? { outbox: { path: o.outboxPath } } : {}),
+    sensors: [],
+    outputs: [],
+  };
+}
+
+export function renderAgentConfig(o: AgentConfigOptions): string {
+  return `${JSON.stringify(buildAgentConfig(o), null, 2)}\n`;
+}
+
+export function renderBundleUnit(installDir: string): string {
+  return renderAgentUnit({ configPath: path.posix.join(installDir, BUNDLE_FILES.agentConfig) });
+}
+
+/** AWS's certificate id: lowercase hex SHA-256 of the certificate's DER encoding. */
+export function certificateIdOf(pem: string): string | undefined {
+  try {
+    return new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Splits `host` or `host:port` (DescribeEndpoint may carry a port for the local core). */
+export function splitEndpoint(address: string, defaultPort = 8883): { host: string; port: number } {
+  const m = /^(.*):(\d{1,5})$/.exec(address);
+  if (m?.[1] && !m[1].includes(':')) return { host: m[1], port: Number(m[2]) };
+  return { host: address, port: defaultPort };
+}
+
+/** `arn:aws:iot:REGION:ACCOUNT:cert/ID` → region and account (the policy's ARNs need them). */
+export function parseIotArn(arn: string): { region: string; accountId: string; resource: string } | undefined {
+  const m = /^arn:aws[a-z-]*:iot:([a-z0-9-]+):(\d{12}|[^:]+):(.+)$/.exec(arn);
+  if (!m?.[1] || !m[2] || !m[3]) return undefined;
+  return { region: m[1], accountId: m[2], resource: m[3] };
+}
+
+export function certificateIdFromArn(arn: string): string | undefined {
+  const parsed = parseIotArn(arn);
+  return parsed?.resource.startsWith('cert/') ? parsed.resource.slice('cert/'.length) : undefined;
+}

@@ -1,0 +1,98 @@
+import type { Clock } from '../ports/clock.js';
+
+/**
+ * A token bucket (in its "virtual scheduling" form): `rate` operations per second on average,
+ * with bursts of up to `burst`. Each caller reserves its slot synchronously, so concurrent
+ * callers are served in order and never exceed the rate together.
+ */
+export class TokenBucket {
+  readonly #intervalMs: number;
+  readonly #burst: number;
+  readonly #clock: Clock;
+  /** Time at which the bucket would be full again if nothing else arrived. */
+  #tat = Number.NEGATIVE_INFINITY;
+
+  constructor(options: { ratePerSecond: number; burst?: number; clock: Clock }) {
+    if (!(options.ratePerSecond > 0)) throw new RangeError('ratePerSecond must be positive');
+    this.#intervalMs = 1000 / options.ratePerSecond;
+    this.#burst = Math.max(1, Math.floor(options.burst ?? 1));
+    this.#clock = options.clock;
+  }
+
+  /** Reserves the next slot and returns how long the caller must wait for it (0 when a token is free). */
+  reserve(): number {
+    const now = this.#clock.now();
+    const tat = Math.max(this.#tat, now);
+    const start = tat - (this.#burst - 1) * this.#intervalMs;
+    this.#tat = tat + this.#intervalMs;
+    return Math.max(0, start - now);
+  }
+
+  /** Waits for a token. */
+  async take(signal?: AbortSignal): Promise<void> {
+    const wait = this.reserve();
+    if (wait > 0) await this.#clock.sleep(wait, signal);
+  }
+}
+
+/** One token bucket per operation name, created on first use from a rate table. */
+export class RateLimiter {
+  readonly #buckets = new Map<string, TokenBucket>();
+  readonly #rates: Readonly<Record<string, number>>;
+  readonly #defaultRate: number | undefined;
+  readonly #clock: Clock;
+
+  /** `rates` per operation (per second); operations not in the table use `defaultRate`, or are not limited. */
+  constructor(options: { rates: Readonly<Record<string, number>>; defaultRate?: number; clock: Clock }) {
+    this.#rates = options.rates;
+    this.#defaultRate = options.defaultRate;
+    this.#clock = options.clock;
+  }
+
+  async take(operation: string, signal?: AbortSignal): Promise<void> {
+    let bucket = this.#buckets.get(operation);
+    if (!bucket) {
+      const rate = this.#rates[operation] ?? this.#defaultRate;
+      if (rate === undefined) return;
+      // A burst of one second's worth (at least 1) lets the first calls go at once.
+      bucket = new TokenBucket({ ratePerSecond: rate, burst: Math.max(1, Math.floor(rate)), clock: this.#clock });
+      this.#buckets.set(operation, bucket);
+    }
+    await bucket.take(signal);
+  }
+}
+
+/**
+ * Default client-side rates (requests per second) for the AWS IoT control-plane operations the
+ * CLI calls. They sit below AWS IoT Core's default per-account API quotas ("AWS IoT Core
+ * endpoints and quotas": the certificate and policy APIs allow 10–15 TPS, the thing APIs 100) so
+ * a bulk run leaves headroom for other callers; `--rate` scales them.
+ */
+export const AWS_CONTROL_PLANE_RATES: Readonly<Record<string, number>> = {
+  CreateThing: 50,
+  DescribeThing: 100,
+  UpdateThing: 50,
+  DeleteThing: 50,
+  ListThings: 8,
+  ListThingPrincipals: 8,
+  AttachThingPrincipal: 50,
+  DetachThingPrincipal: 50,
+  CreateKeysAndCertificate: 8,
+  CreateCertificateFromCsr: 12,
+  DescribeCertificate: 8,
+  UpdateCertificate: 8,
+  DeleteCertificate: 8,
+  AttachPolicy: 12,
+  DetachPolicy: 12,
+  ListAttachedPolicies: 12,
+  GetPolicy: 8,
+  CreatePolicy: 8,
+  DescribeEndpoint: 8,
+};
+
+/** Scales a rate table (`--rate 0.5` halves every rate). */
+export function scaleRates(rates: Readonly<Record<string, number>>, factor: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(rates)) out[k] = v * factor;
+  return out;
+}

@@ -1,0 +1,23 @@
+import { EXIT } from '@pifleet/protocol';
+import { runCli } from './cli.js';
+
+/** Process entry of `pifleet`: wires argv, env, streams and SIGINT into {@link runCli}, and sets the exit code. */
+export async function main(): Promise<void> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  process.on('SIGINT', () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(EXIT.interrupted);
+    process.stderr.write('\npifleet: stopping after the things in flight (Ctrl-C again to quit now)\n');
+    controller.abort();
+  });
+  const code = await runCli(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    cwd: process.cwd(),
+    signal: controller.signal,
+    isTTY: process.stderr.isTTY === true,
+  });
+  process.exitCode = code;
+}

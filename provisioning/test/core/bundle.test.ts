@@ -1,0 +1,68 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { AMAZON_ROOT_CA_1_PEM, AMAZON_ROOT_CA_1_SHA256 } from '../../src/core/amazon-root-ca.js';
+import {
+  buildAgentConfig,
+  certificateIdFromArn,
+  certificateIdOf,
+  parseIotArn,
+  renderBundleUnit,
+  splitEndpoint,
+} from '../../src/core/bundle.js';
+
+describe('Amazon Root CA 1', () => {
+  it('is the genuine certificate (fingerprint and subject)', () => {
+    const cert = new X509Certificate(AMAZON_ROOT_CA_1_PEM);
+    expect(cert.fingerprint256.replace(/:/g, '')).toBe(AMAZON_ROOT_CA_1_SHA256);
+    expect(cert.subject).toContain('CN=Amazon Root CA 1');
+    expect(cert.ca).toBe(true);
+  });
+});
+
+describe('bundle content', () => {
+  it('agent config names the files under the install dir', () => {
+    const c = buildAgentConfig({
+      thingName: 'pi-01',
+      endpoint: 'abc-ats.iot.eu-west-1.amazonaws.com',
+      port: 8883,
+      mqttProtocol: '5',
+      installDir: '/etc/pifleet',
+    });
+    expect(c).toMatchObject({
+      thingName: 'pi-01',
+      certFile: '/etc/pifleet/certificate.pem.crt',
+      keyFile: '/etc/pifleet/private.pem.key',
+      caFile: '/etc/pifleet/ca.pem',
+      mqtt: { protocol: '5' },
+    });
+    expect(c).not.toHaveProperty('outbox');
+  });
+
+  it('unit runs the agent with that config and does not restart on a config error', () => {
+    const unit = renderBundleUnit('/etc/pifleet');
+    expect(unit).toContain('--config /etc/pifleet/agent.json');
+    expect(unit).toContain('RestartPreventExitStatus=78');
+  });
+
+  it('certificate id is the SHA-256 of the DER', () => {
+    const der = new X509Certificate(AMAZON_ROOT_CA_1_PEM).raw;
+    expect(certificateIdOf(AMAZON_ROOT_CA_1_PEM)).toBe(createHash('sha256').update(der).digest('hex'));
+    expect(certificateIdOf('not a pem')).toBeUndefined();
+  });
+
+  it.each([
+    ['abc.iot.amazonaws.com', { host: 'abc.iot.amazonaws.com', port: 8883 }],
+    ['127.0.0.1:18883', { host: '127.0.0.1', port: 18883 }],
+    ['localhost', { host: 'localhost', port: 8883 }],
+  ])('splitEndpoint(%s)', (address, expected) => {
+    expect(splitEndpoint(address)).toEqual(expected);
+  });
+
+  it('reads region, account and certificate id from ARNs', () => {
+    const arn = 'arn:aws:iot:eu-west-1:123456789012:cert/abcdef';
+    expect(parseIotArn(arn)).toEqual({ region: 'eu-west-1', accountId: '123456789012', resource: 'cert/abcdef' });
+    expect(certificateIdFromArn(arn)).toBe('abcdef');
+    expect(certificateIdFromArn('arn:aws:iot:eu-west-1:123456789012:thing/x')).toBeUndefined();
+    expect(parseIotArn('nope')).toBeUndefined();
+  });
+});

@@ -1,0 +1,60 @@
+import type { Clock } from '../src/ports/clock.js';
+
+/** A clock that only moves when told to; `sleep` resolves when the time is advanced past it. */
+export function manualClock(start = 1_700_000_000_000) {
+  let now = start;
+  const sleepers: { until: number; resolve: () => void }[] = [];
+  const slept: number[] = [];
+  const clock: Clock & { advance(ms: number): void; slept: number[] } = {
+    now: () => now,
+    slept,
+    sleep(ms) {
+      slept.push(ms);
+      if (ms <= 0) return Promise.resolve();
+      return new Promise<void>((resolve) => sleepers.push({ until: now + ms, resolve }));
+    },
+    advance(ms) {
+      now += ms;
+      for (let i = sleepers.length - 1; i >= 0; i--) {
+        const s = sleepers[i];
+        if (s && s.until <= now) {
+          sleepers.splice(i, 1);
+          s.resolve();
+        }
+      }
+    },
+  };
+  return clock;
+}
+
+/** A clock whose sleep advances time at once (for retry loops that would otherwise wait). */
+export function instantClock(start = 1_700_000_000_000) {
+  let now = start;
+  const slept: number[] = [];
+  const clock: Clock & { slept: number[] } = {
+    now: () => now,
+    slept,
+    sleep: async (ms) => {
+      slept.push(ms);
+      now += ms;
+    },
+  };
+  return clock;
+}
+
+/** A text sink that keeps what is written. */
+export function sink() {
+  let text = '';
+  return {
+    write(chunk: string) {
+      text += chunk;
+      return true;
+    },
+    get text() {
+      return text;
+    },
+    lines() {
+      return text.split('\n').filter((l) => l !== '');
+    },
+  };
+}
