@@ -1,3 +1,4 @@
+export * from './deploy.js';
 export * from './exit-codes.js';
 export * from './issues.js';
 export * from './limits.js';
@@ -6,4 +7,3 @@ export * from './shadow.js';
 export * from './state.js';
 export * from './telemetry.js';
 export * from './topics.js';
-export * from './deploy.js';
