@@ -90,6 +90,24 @@ describe('malformed SQL is rejected at load time with line and column', () => {
   });
 });
 
+describe('nesting is bounded', () => {
+  it.each([
+    ['parentheses', `SELECT ${'('.repeat(300)}1${')'.repeat(300)} AS x FROM 'a'`],
+    ['NOT', `SELECT * FROM 'a' WHERE ${'NOT '.repeat(300)}true`],
+    ['unary minus', `SELECT ${'- '.repeat(300)}1 AS x FROM 'a'`],
+    ['arrays', `SELECT ${'['.repeat(300)}${']'.repeat(300)} AS x FROM 'a'`],
+  ])('%s nested 300 deep is a located error', (_name, sql) => {
+    const err = compileError(sql);
+    expect(err.reason).toMatch(/nested more than 200 levels/);
+    expect(err.line).toBe(1);
+  });
+
+  it('nesting 100 deep compiles and evaluates', () => {
+    const sql = `SELECT VALUE ${'('.repeat(100)}1${')'.repeat(100)} + ${'- '.repeat(100)}1 FROM 'a'`;
+    expect(compileRule(sql).evaluate({ topic: 'a', payload: '{}' })).toEqual({ matched: true, output: 2 });
+  });
+});
+
 describe('edge syntax that is valid', () => {
   it.each([
     "select * from 'a/b' where x > 1",

@@ -36,7 +36,6 @@ export interface EvalContext {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-const encoder = new TextEncoder();
 
 function mayBeJson(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
@@ -49,14 +48,11 @@ function mayBeJson(text: string): boolean {
 }
 
 /** Decodes a payload the way the rules engine sees it: parsed JSON, or opaque bytes. */
-export function decodePayload(payload: Uint8Array | string): { body: PayloadBody; bytes: Uint8Array } {
+export function decodePayload(payload: Uint8Array | string): PayloadBody {
   let text: string | undefined;
-  let bytes: Uint8Array;
   if (typeof payload === 'string') {
     text = payload;
-    bytes = encoder.encode(payload);
   } else {
-    bytes = payload;
     try {
       text = utf8.decode(payload);
     } catch {
@@ -65,16 +61,26 @@ export function decodePayload(payload: Uint8Array | string): { body: PayloadBody
   }
   if (text !== undefined && mayBeJson(text)) {
     try {
-      return { body: { json: true, value: JSON.parse(text) as JsonValue }, bytes };
+      return { json: true, value: JSON.parse(text) as JsonValue };
     } catch {
       // not JSON: opaque bytes
     }
   }
-  return { body: { json: false }, bytes };
+  return { json: false };
 }
 
+/** Decodes the payload once; the bytes of a string payload are encoded only if a rule asks for them. */
 export function prepareMessage(message: IotMessage | PreparedMessage): PreparedMessage {
   if ('body' in message) return message;
-  const { body, bytes } = decodePayload(message.payload);
-  return { ...message, body, bytes };
+  const body = decodePayload(message.payload);
+  const { payload } = message;
+  let bytes: Uint8Array | undefined = typeof payload === 'string' ? undefined : payload;
+  return {
+    ...message,
+    body,
+    get bytes(): Uint8Array {
+      if (bytes === undefined) bytes = Buffer.from(payload as string, 'utf8');
+      return bytes;
+    },
+  };
 }

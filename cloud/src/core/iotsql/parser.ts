@@ -25,6 +25,8 @@ const RESERVED = new Set([
   'EXISTS',
 ]);
 
+const MAX_DEPTH = 200;
+
 const COMPARISON: ReadonlySet<string> = new Set(['=', '<>', '<', '<=', '>', '>=']);
 
 function describe(tok: Token): string {
@@ -46,6 +48,7 @@ function describe(tok: Token): string {
 export class Parser {
   private readonly lexer: Lexer;
   private readonly buf: Token[] = [];
+  private depth = 0;
 
   constructor(
     private readonly src: string,
@@ -212,7 +215,17 @@ export class Parser {
   }
 
   parseExpr(): Expr {
-    return this.parseOr();
+    this.enter();
+    const e = this.parseOr();
+    this.depth--;
+    return e;
+  }
+
+  /** Bounds nesting so that a pathological statement fails with a located error, not a stack overflow. */
+  private enter(): void {
+    if (++this.depth > MAX_DEPTH) {
+      throw this.error('semantic', `expression nested more than ${MAX_DEPTH} levels deep`, this.peek().start);
+    }
   }
 
   private parseOr(): Expr {
@@ -239,7 +252,9 @@ export class Parser {
     const t = this.peek();
     if (this.isWord(t, 'NOT')) {
       this.take();
+      this.enter();
       const operand = this.parseNot();
+      this.depth--;
       return { type: 'unary', op: 'NOT', operand, start: t.start, end: operand.end };
     }
     return this.parseComparison();
@@ -319,7 +334,9 @@ export class Parser {
     const t = this.peek();
     if (this.isPunct(t, '-') || this.isPunct(t, '+')) {
       this.take();
+      this.enter();
       const operand = this.parseUnary();
+      this.depth--;
       if (operand.type === 'literal' && typeof operand.value === 'number') {
         const value = t.text === '-' ? -operand.value : operand.value;
         return { type: 'literal', value, start: t.start, end: operand.end };

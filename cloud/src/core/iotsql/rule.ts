@@ -82,8 +82,6 @@ export function compileRule(sql: string): CompiledRule {
   };
 }
 
-const encoder = new TextEncoder();
-
 /**
  * The bytes an action sends for a rule output: JSON for values, the raw bytes for a binary
  * payload, and an empty payload for Undefined.
@@ -91,5 +89,5 @@ const encoder = new TextEncoder();
 export function serializeOutput(output: RuleOutput): Uint8Array {
   if (output instanceof Uint8Array) return output;
   if (output === undefined) return new Uint8Array(0);
-  return encoder.encode(JSON.stringify(output));
+  return Buffer.from(JSON.stringify(output), 'utf8');
 }
