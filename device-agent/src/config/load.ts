@@ -1,5 +1,6 @@
 import { formatPath, type Issue, type Validation } from '@pifleet/protocol';
-import { type AgentConfig, agentConfigSchema } from './schema.js';
+import { hardwareSpecSchema } from '../hardware/spec.js';
+import { type AgentConfig, agentConfigSchema, toHardwareSpec } from './schema.js';
 
 /**
  * Settings that can be overridden from the environment (`PIFLEET_*`) and from command-line
@@ -110,8 +111,13 @@ export function loadConfig(input: LoadConfigInput): Validation<AgentConfig> {
   }
   if (issues.length > 0 || !result.success) return { ok: false, issues };
   const value = result.data;
-  const config = { ...value, mqtt: { ...value.mqtt, clientId: value.mqtt.clientId ?? value.thingName } };
-  return { ok: true, value: deepFreeze(config) as AgentConfig };
+  const config = { ...value, mqtt: { ...value.mqtt, clientId: value.mqtt.clientId ?? value.thingName } } as AgentConfig;
+  // Cross-item hardware rules (a GPIO line or I2C address used twice) live in the hardware spec.
+  const hw = hardwareSpecSchema.safeParse(toHardwareSpec(config));
+  if (!hw.success) {
+    return { ok: false, issues: hw.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })) };
+  }
+  return { ok: true, value: deepFreeze(config) };
 }
 
 function deepFreeze<T>(value: T): T {

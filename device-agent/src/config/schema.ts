@@ -1,66 +1,62 @@
-import {
-  isValidClientId,
-  isValidThingName,
-  LOG_LEVELS,
-  OUTPUT_ID_PATTERN,
-  SENSOR_ID_PATTERN,
-  STATE_BOUNDS,
-} from '@pifleet/protocol';
+import { isValidClientId, isValidThingName, LOG_LEVELS, STATE_BOUNDS } from '@pifleet/protocol';
 import { z } from 'zod';
+import {
+  ads1115SpecSchema,
+  bh1750SpecSchema,
+  bme280SpecSchema,
+  digitalInputSpecSchema,
+  type HardwareSpecInput,
+  outputSpecSchema,
+  type SensorSpec,
+} from '../hardware/spec.js';
 
 /** Sensor drivers the agent knows; `digital-input` reads a GPIO line, the others sit on an I2C bus. */
 export const SENSOR_DRIVERS = ['bme280', 'bh1750', 'ads1115', 'digital-input'] as const;
 export type SensorDriverName = (typeof SENSOR_DRIVERS)[number];
-export const I2C_DRIVERS: readonly SensorDriverName[] = ['bme280', 'bh1750', 'ads1115'];
-
-export const OUTPUT_DRIVERS = ['digital-output'] as const;
 
 const int = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be an integer`);
 const intIn = (what: string, min: number, max: number) =>
   int(what).min(min, `${what} must be at least ${min}`).max(max, `${what} must be at most ${max}`);
-
-/** An I2C address as a number (118) or a hex string ("0x76"); 7-bit, 0x03–0x77. */
-const i2cAddress = z
-  .union([z.number(), z.string().regex(/^0x[0-9a-fA-F]{1,2}$/, 'address must be a number or a hex string like "0x76"')])
-  .transform((v) => (typeof v === 'string' ? Number.parseInt(v, 16) : v))
-  .pipe(intIn('address', 0x03, 0x77));
-
 const nonEmpty = (what: string) => z.string({ error: `${what} must be a string` }).min(1, `${what} must not be empty`);
 
-export const sensorConfigSchema = z
-  .strictObject({
-    id: z.string().regex(SENSOR_ID_PATTERN, 'sensor id must be 1-64 characters of a-z A-Z 0-9 _ . : -'),
-    driver: z.enum(SENSOR_DRIVERS, { error: `driver must be one of ${SENSOR_DRIVERS.join(', ')}` }),
-    intervalMs: intIn('intervalMs', STATE_BOUNDS.samplingIntervalMs.min, STATE_BOUNDS.samplingIntervalMs.max).default(
-      10_000,
-    ),
-    /** I2C bus number (`/dev/i2c-N`), for I2C drivers. */
-    bus: intIn('bus', 0, 255).optional(),
-    address: i2cAddress.optional(),
-    /** GPIO line (BCM numbering), for `digital-input`. */
-    line: intIn('line', 0, 1023).optional(),
-    activeLow: z.boolean().optional(),
-    /** Driver-specific settings (oversampling, gain, channels, …), passed through to the driver. */
-    options: z.record(z.string(), z.unknown()).optional(),
-  })
-  .superRefine((s, ctx) => {
-    if (I2C_DRIVERS.includes(s.driver)) {
-      if (s.bus === undefined) ctx.addIssue({ code: 'custom', path: ['bus'], message: `${s.driver} needs an I2C bus` });
-      if (s.address === undefined)
-        ctx.addIssue({ code: 'custom', path: ['address'], message: `${s.driver} needs an I2C address` });
-    } else if (s.line === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['line'], message: `${s.driver} needs a GPIO line` });
-    }
-  });
+/** Sampling interval added to each of the hardware layer's sensor specs. */
+const sampling = {
+  intervalMs: intIn('intervalMs', STATE_BOUNDS.samplingIntervalMs.min, STATE_BOUNDS.samplingIntervalMs.max).default(
+    10_000,
+  ),
+};
 
-export const outputConfigSchema = z.strictObject({
-  id: z.string().regex(OUTPUT_ID_PATTERN, 'output id must be 1-64 characters of a-z A-Z 0-9 _ . : -'),
-  driver: z.enum(OUTPUT_DRIVERS, { error: `driver must be one of ${OUTPUT_DRIVERS.join(', ')}` }),
-  line: intIn('line', 0, 1023),
-  activeLow: z.boolean().default(false),
-  /** State set at start, before the shadow says otherwise. */
-  initial: z.boolean().default(false),
-});
+/** Accepts I2C addresses written as hex strings ("0x76") as well as numbers. */
+const hexAddress = (v: unknown) => {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const address = (v as { address?: unknown }).address;
+    if (typeof address === 'string' && /^0x[0-9a-fA-F]{1,2}$/.test(address)) {
+      return { ...v, address: Number.parseInt(address, 16) };
+    }
+  }
+  return v;
+};
+
+/**
+ * A sensor: the hardware layer's spec for its driver (`hardware/spec.ts`: bus, address, line,
+ * oversampling, channels, debounce, …) plus the sampling interval.
+ */
+export const sensorConfigSchema = z.preprocess(
+  hexAddress,
+  z.discriminatedUnion(
+    'driver',
+    [
+      bme280SpecSchema.extend(sampling),
+      bh1750SpecSchema.extend(sampling),
+      ads1115SpecSchema.extend(sampling),
+      digitalInputSpecSchema.extend(sampling),
+    ],
+    { error: `driver must be one of ${SENSOR_DRIVERS.join(', ')}` },
+  ),
+);
+
+/** An on/off output (`digital-output`: line, activeLow, initial). */
+export const outputConfigSchema = outputSpecSchema;
 
 export const batchConfigSchema = z.strictObject({
   maxReadings: intIn('maxReadings', STATE_BOUNDS.batchMaxReadings.min, STATE_BOUNDS.batchMaxReadings.max).default(500),
@@ -118,7 +114,12 @@ export const agentConfigSchema = z
     publish: publishConfigSchema.prefault({}),
     shadow: shadowConfigSchema.prefault({}),
     logLevel: z.enum(LOG_LEVELS, { error: `logLevel must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
-    hardware: z.enum(['real', 'simulated'], { error: 'hardware must be "real" or "simulated"' }).default('real'),
+    /** `real`: onoff + i2c-bus on a Pi; `simulated`: ports supplied by the simulator; `none`: no hardware. */
+    hardware: z
+      .enum(['real', 'simulated', 'none'], { error: 'hardware must be "real", "simulated" or "none"' })
+      .default('real'),
+    /** Default I2C bus for sensors that name none (`/dev/i2c-1` on the Pi header). */
+    i2cBus: intIn('i2cBus', 0, 31).default(1),
     /** Bounded wait for in-flight acknowledgements on SIGTERM. */
     shutdownTimeoutMs: intIn('shutdownTimeoutMs', 0, 60_000).default(5_000),
   })
@@ -150,3 +151,15 @@ type DeepReadonly<T> = T extends (infer U)[]
   : T extends object
     ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
     : T;
+
+/** The hardware layer's spec (`createHardware`) for this config. */
+export function toHardwareSpec(config: AgentConfig): HardwareSpecInput {
+  const mode =
+    config.hardware === 'real' && config.sensors.length === 0 && config.outputs.length === 0 ? 'none' : config.hardware;
+  return {
+    mode,
+    i2cBus: config.i2cBus,
+    sensors: config.sensors.map(({ intervalMs: _interval, ...spec }) => structuredClone(spec) as SensorSpec),
+    outputs: config.outputs.map((o) => ({ ...o })),
+  };
+}

@@ -3,4 +3,3 @@ export * from './batcher.js';
 export * from './rate-limiter.js';
 export * from './reconciler.js';
 export * from './reported.js';
-export * from './types.js';

@@ -21,6 +21,7 @@ describe('loadConfig', () => {
     expect(c.mqtt.clientId).toBe('pi-01');
     expect(c.sensors[0]?.address).toBe(0x76);
     expect(c.outputs[0]).toEqual({ id: 'relay', driver: 'digital-output', line: 17, activeLow: false, initial: false });
+    expect(c.sensors[0]).toMatchObject({ driver: 'bme280', intervalMs: 5000, stuckAfter: 20 });
     expect(c.batch).toEqual({ maxReadings: 500, maxBytes: 65_536, maxAgeMs: 10_000 });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.sensors[0])).toBe(true);
@@ -38,9 +39,10 @@ describe('loadConfig', () => {
         keyFile: 'k',
         mqtt: { protocol: '4' },
         sensors: [
-          { id: 'a', driver: 'bme280', bus: 1 },
-          { id: 'a', driver: 'digital-input' },
-          { id: 'bad id!', driver: 'dht22', line: 4 },
+          { id: 'a', driver: 'bme280', bus: 1, address: '0x10' },
+          { id: 'b', driver: 'digital-input' },
+          { id: 'c', driver: 'dht22', line: 4 },
+          { id: 'bad id!', driver: 'bh1750' },
         ],
         batch: { maxBytes: 200_000 },
         colour: 'red',
@@ -56,8 +58,8 @@ describe('loadConfig', () => {
         'mqtt.protocol',
         'sensors[0].address',
         'sensors[1].line',
-        'sensors[2].id',
         'sensors[2].driver',
+        'sensors[3].id',
         'batch.maxBytes',
         '$',
       ]),
@@ -65,11 +67,15 @@ describe('loadConfig', () => {
     expect(r.ok ? [] : r.issues.find((i) => i.path === 'batch.maxBytes')?.message).toMatch(/at most 122880/);
   });
 
-  it('reports duplicate ids once the entries are otherwise valid', () => {
+  it('reports duplicate ids, and a GPIO line used twice, once the entries are otherwise valid', () => {
     const r = loadConfig({
       fileText: text({ ...base, sensors: [base.sensors[0], base.sensors[0]] }),
     });
     expect(r.ok ? [] : r.issues).toEqual([{ path: 'sensors[1].id', message: 'duplicate id "env"' }]);
+    const lines = loadConfig({
+      fileText: text({ ...base, sensors: [{ id: 'door', driver: 'digital-input', line: 17 }] }),
+    });
+    expect(lines.ok ? [] : lines.issues).toEqual([{ path: 'outputs[0].line', message: 'BCM 17 already used by door' }]);
   });
 
   it('rejects unparsable JSON with its file name', () => {

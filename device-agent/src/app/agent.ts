@@ -1,0 +1,485 @@
+import { randomUUID } from 'node:crypto';
+import {
+  appTopics,
+  type LogLevel,
+  type Reading,
+  type RejectedDesired,
+  type SensorReport,
+  type StatusMessage,
+} from '@pifleet/protocol';
+import type { AgentConfig } from '../config/schema.js';
+import { Batcher, type BatchLimits, type SealedBatch } from '../core/batcher.js';
+import { type ActualState, type Change, Reconciler } from '../core/reconciler.js';
+import { buildReported } from '../core/reported.js';
+import type { Output, Sensor, SensorHealth } from '../drivers/types.js';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import type { Outbox, OutboxRecovery } from '../outbox/outbox.js';
+import type { Clock, TimerHandle } from '../ports/clock.js';
+import type { Transport } from '../ports/transport.js';
+import type { ShadowService } from '../shadow/port.js';
+import { withTimeout } from '../shadow/timeout.js';
+import { createPublisher } from './publisher.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+/** Everything an agent needs; nothing is global, so one process can run thousands of agents. */
+export interface AgentDeps {
+  readonly config: AgentConfig;
+  readonly transport: Transport;
+  readonly outbox: Outbox;
+  /** Sensors from the hardware layer (supervised: `health()` is used when present). */
+  readonly sensors: readonly Sensor[];
+  readonly outputs: readonly Output[];
+  readonly clock: Clock;
+  /** Created once the transport has started (the SDK shadow client needs the live MQTT client). */
+  readonly createShadow?: () => ShadowService;
+  readonly logger?: Logger;
+  /** Defaults to a random UUID: one per agent start. */
+  readonly bootId?: string;
+  readonly agentVersion?: string;
+  /** What happened when the outbox file was opened (reported in logs at start). */
+  readonly outboxRecovery?: OutboxRecovery;
+  /** Applies a log level (desired `logLevel`); defaults to setting it on the agent's loggers. */
+  readonly setLogLevel?: (level: LogLevel) => void;
+}
+
+export interface AgentStatus {
+  readonly bootId: string;
+  readonly connected: boolean;
+  readonly readings: number;
+  readonly sealedBatches: number;
+  readonly inFlight: number;
+  readonly outbox: ReturnType<Outbox['stats']>;
+  readonly sensorErrors: number;
+  readonly shadowVersion: number;
+  readonly actual: ActualState;
+}
+
+export interface Agent {
+  readonly bootId: string;
+  start(): Promise<void>;
+  /** SIGTERM path: stop sampling, seal the open batch, wait for in-flight acks (bounded), report offline, close. */
+  stop(reason?: string): Promise<void>;
+  status(): AgentStatus;
+  /** Reconciles and reports now (also done on every connect and delta). */
+  syncShadow(): Promise<void>;
+}
+
+interface SensorState {
+  readonly sensor: Sensor;
+  intervalMs: number;
+  timer: TimerHandle | undefined;
+  errors: number;
+  lastError: string | undefined;
+  healthy: boolean;
+  reading: boolean;
+}
+
+export function createAgent(deps: AgentDeps): Agent {
+  const { config, transport, outbox, clock } = deps;
+  const bootId = deps.bootId ?? randomUUID();
+  const agentVersion = deps.agentVersion ?? AGENT_VERSION;
+  const root = (deps.logger ?? silentLogger()).child({ thingName: config.thingName, bootId });
+  const loggers: Logger[] = [root];
+  const child = (component: string) => {
+    const l = root.child({ component });
+    loggers.push(l);
+    return l;
+  };
+  const log = child('agent');
+  const sampleLog = child('sampler');
+  const shadowLog = child('shadow');
+  const thing = config.thingName;
+  const telemetryTopic = appTopics.telemetry(thing);
+  const statusTopic = appTopics.status(thing);
+
+  const configured = new Map(config.sensors.map((s) => [s.id, s]));
+  const sensors = new Map<string, SensorState>(
+    deps.sensors.map((sensor) => [
+      sensor.id,
+      {
+        sensor,
+        intervalMs: configured.get(sensor.id)?.intervalMs ?? 10_000,
+        timer: undefined,
+        errors: 0,
+        lastError: undefined,
+        healthy: true,
+        reading: false,
+      },
+    ]),
+  );
+  const outputs = new Map(deps.outputs.map((o) => [o.id, o]));
+  const initialOutputs = new Map(config.outputs.map((o) => [o.id, o.initial]));
+  let logLevel: LogLevel = config.logLevel;
+  const batcher = new Batcher({ thingName: thing, bootId, limits: { ...config.batch } });
+  const reconciler = new Reconciler();
+  const publisher = createPublisher({
+    outbox,
+    transport,
+    topic: telemetryTopic,
+    clock,
+    logger: child('publisher'),
+    maxInFlight: config.publish.maxInFlight,
+    maxPerSecond: config.publish.maxPerSecond,
+    ackTimeoutMs: config.publish.ackTimeoutMs,
+  });
+
+  let state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  let startedAt = 0;
+  let readings = 0;
+  let sealedBatches = 0;
+  let ageTimer: TimerHandle | undefined;
+  let reportTimer: TimerHandle | undefined;
+  let shadow: ShadowService | undefined;
+  let shadowQueue: Promise<void> = Promise.resolve();
+  const cleanups: (() => void)[] = [];
+
+  const setLogLevel =
+    deps.setLogLevel ??
+    ((level: LogLevel) => {
+      for (const l of loggers) l.level = level;
+    });
+
+  // ---- telemetry ----------------------------------------------------------------------------
+  const store = (batch: SealedBatch | undefined) => {
+    if (!batch) return;
+    sealedBatches += 1;
+    try {
+      const r = outbox.put(batch);
+      if (r.droppedBatches > 0) {
+        log.warn(
+          { droppedBatches: r.droppedBatches, droppedReadings: r.droppedReadings },
+          'outbox full; dropped the oldest batches',
+        );
+      }
+    } catch (err) {
+      log.error({ err, seq: batch.seq }, 'outbox write failed; batch lost');
+      return;
+    }
+    publisher.kick();
+  };
+
+  const armAgeTimer = () => {
+    if (ageTimer !== undefined) clock.clearTimeout(ageTimer);
+    ageTimer = undefined;
+    const deadline = batcher.deadline();
+    if (deadline === undefined || state !== 'running') return;
+    ageTimer = clock.setTimeout(
+      () => {
+        ageTimer = undefined;
+        store(batcher.sealIfDue(clock.now()));
+        armAgeTimer();
+      },
+      Math.max(0, deadline - clock.now()),
+    );
+  };
+
+  const addReading = (reading: Reading) => {
+    readings += 1;
+    for (const b of batcher.add(reading, clock.now())) store(b);
+    armAgeTimer();
+  };
+
+  const sampleOnce = async (s: SensorState) => {
+    if (s.reading) return;
+    s.reading = true;
+    try {
+      const metrics = await s.sensor.read();
+      if (state !== 'running') return;
+      s.healthy = true;
+      addReading({ sensor: s.sensor.id, ts: clock.now(), metrics: { ...metrics } });
+      sampleLog.trace({ sensor: s.sensor.id }, 'sample');
+    } catch (err) {
+      s.errors += 1;
+      s.healthy = false;
+      s.lastError = `${(err as { code?: string }).code ?? 'ERROR'}: ${(err as Error).message}`;
+      if (s.errors === 1 || s.errors % 100 === 0)
+        sampleLog.warn({ err, sensor: s.sensor.id, errors: s.errors }, 'sensor read failed');
+    } finally {
+      s.reading = false;
+    }
+  };
+
+  const scheduleSensor = (s: SensorState) => {
+    if (state !== 'running') return;
+    s.timer = clock.setTimeout(() => {
+      s.timer = undefined;
+      void sampleOnce(s).finally(() => scheduleSensor(s));
+    }, s.intervalMs);
+  };
+
+  // ---- desired state ------------------------------------------------------------------------
+  const actual = (): ActualState => {
+    const sampling: Record<string, number> = {};
+    for (const [id, s] of sensors) sampling[id] = s.intervalMs;
+    const outs: Record<string, boolean> = {};
+    for (const [id, o] of outputs) outs[id] = safeGet(o, initialOutputs.get(id) ?? false);
+    return { sampling, batch: batcher.limits, outputs: outs, logLevel };
+  };
+
+  const apply = async (change: Change): Promise<RejectedDesired | undefined> => {
+    switch (change.kind) {
+      case 'sampling': {
+        const s = sensors.get(change.sensorId);
+        if (!s) return { path: change.path, value: change.intervalMs, reason: 'no such sensor' };
+        s.intervalMs = change.intervalMs;
+        if (s.timer !== undefined) {
+          clock.clearTimeout(s.timer);
+          s.timer = undefined;
+          scheduleSensor(s);
+        }
+        return undefined;
+      }
+      case 'batch': {
+        const limits: BatchLimits = change.limits;
+        store(batcher.setLimits(limits, clock.now()));
+        armAgeTimer();
+        return undefined;
+      }
+      case 'output': {
+        const o = outputs.get(change.outputId);
+        if (!o) return { path: change.path, value: change.on, reason: 'no such output' };
+        try {
+          await o.set(change.on);
+          return undefined;
+        } catch (err) {
+          return { path: change.path, value: change.on, reason: `could not switch: ${(err as Error).message}` };
+        }
+      }
+      case 'logLevel':
+        logLevel = change.level;
+        setLogLevel(change.level);
+        return undefined;
+    }
+  };
+
+  const sensorReports = (): Record<string, SensorReport> => {
+    const out: Record<string, SensorReport> = {};
+    for (const [id, s] of sensors) {
+      const health = (s.sensor as { health?: () => SensorHealth }).health?.();
+      const healthy = health ? health.status !== 'unhealthy' : s.healthy;
+      const lastError = health?.lastError ? `${health.lastError.code}: ${health.lastError.message}` : s.lastError;
+      out[id] = {
+        driver: s.sensor.driver,
+        healthy,
+        intervalMs: s.intervalMs,
+        errors: s.errors,
+        ...(lastError && !healthy ? { lastError } : {}),
+      };
+    }
+    return out;
+  };
+
+  const reportedNow = (rejected?: ReturnType<Reconciler['commit']>) => {
+    const a = actual();
+    return buildReported(
+      {
+        agentVersion,
+        bootId,
+        startedAt,
+        now: clock.now(),
+        sensors: sensorReports(),
+        outputs: a.outputs,
+        batch: a.batch,
+        logLevel,
+        outbox: outbox.stats(),
+      },
+      rejected,
+    );
+  };
+
+  const report = async (rejected?: ReturnType<Reconciler['commit']>) => {
+    if (!shadow || !transport.isConnected) return;
+    await shadow.updateReported(reportedNow(rejected));
+  };
+
+  const reconcile = async (desired: unknown, version: number, full: boolean, reportedRejected?: unknown) => {
+    if (full) reconciler.seedReportedRejections(reportedRejected);
+    const plan = reconciler.plan(
+      desired,
+      version,
+      actual(),
+      {
+        sensors: new Set(sensors.keys()),
+        outputs: new Set(outputs.keys()),
+      },
+      full,
+    );
+    if (!plan) {
+      shadowLog.debug({ version }, 'stale shadow version ignored');
+      return;
+    }
+    const failed: RejectedDesired[] = [];
+    for (const change of plan.changes) {
+      const f = await apply(change);
+      if (f) failed.push(f);
+    }
+    const patch = reconciler.commit(plan, failed);
+    if (plan.changes.length > 0 || plan.rejected.length > 0 || failed.length > 0) {
+      shadowLog.info(
+        { version, applied: plan.changes.length - failed.length, rejected: plan.rejected.length + failed.length },
+        'desired state reconciled',
+      );
+    }
+    await report(patch);
+  };
+
+  /** Runs shadow work one item at a time; failures are logged and retried on the next connect. */
+  const enqueue = (what: string, job: () => Promise<void>) => {
+    shadowQueue = shadowQueue.then(job).catch((err: unknown) => {
+      shadowLog.warn({ err, what }, 'shadow sync step failed');
+    });
+    return shadowQueue;
+  };
+
+  const syncShadow = () =>
+    enqueue('get', async () => {
+      if (!shadow || !transport.isConnected) return;
+      const doc = await shadow.get();
+      const reportedRejected = (doc?.reported as { rejected?: unknown } | undefined)?.rejected;
+      await reconcile(doc?.desired ?? {}, doc?.version ?? 0, true, reportedRejected);
+    });
+
+  const armReportTimer = () => {
+    reportTimer = clock.setTimeout(() => {
+      reportTimer = undefined;
+      void enqueue('periodic report', () => report()).finally(() => {
+        if (state === 'running') armReportTimer();
+      });
+    }, config.shadow.reportIntervalMs);
+  };
+
+  // ---- status --------------------------------------------------------------------------------
+  const statusPayload = (online: boolean, reason?: string): string => {
+    const msg: StatusMessage = {
+      thingName: thing,
+      state: online ? 'online' : 'offline',
+      bootId,
+      ts: clock.now(),
+      agentVersion,
+      ...(reason ? { reason } : {}),
+    };
+    return JSON.stringify(msg);
+  };
+
+  return {
+    bootId,
+    async start() {
+      if (state !== 'idle') return;
+      state = 'running';
+      startedAt = clock.now();
+      if (deps.outboxRecovery) {
+        log.error({ ...deps.outboxRecovery }, 'outbox file was damaged; moved aside and kept what was readable');
+      }
+      const backlog = outbox.stats();
+      log.info({ depth: backlog.depth, dropped: backlog.dropped, protocol: transport.protocol }, 'agent starting');
+      for (const o of outputs.values()) {
+        try {
+          await o.init();
+        } catch (err) {
+          log.error({ err, output: o.id }, 'output init failed');
+        }
+      }
+      for (const s of sensors.values()) {
+        try {
+          await s.sensor.init();
+        } catch (err) {
+          s.healthy = false;
+          s.lastError = (err as Error).message;
+          log.warn({ err, sensor: s.sensor.id }, 'sensor init failed; will retry');
+        }
+        const events = (
+          s.sensor as { onEvent?: (l: (e: { state: boolean; count: number; ts: number }) => void) => () => void }
+        ).onEvent;
+        if (events) {
+          cleanups.push(
+            events.call(s.sensor, (e) => {
+              if (state === 'running')
+                addReading({ sensor: s.sensor.id, ts: e.ts, metrics: { state: e.state, count: e.count } });
+            }),
+          );
+        }
+      }
+      cleanups.push(
+        transport.on('connected', () => {
+          transport.publish(statusTopic, statusPayload(true), { qos: 1, retain: true }).catch((err: unknown) => {
+            log.warn({ err }, 'online status not published');
+          });
+          publisher.kick();
+          void syncShadow();
+        }),
+        transport.on('interrupted', () => log.warn('connection lost; telemetry stays in the outbox')),
+      );
+      transport.start();
+      if (deps.createShadow && config.shadow.enabled) {
+        shadow = deps.createShadow();
+        cleanups.push(
+          shadow.onDelta((delta) => {
+            void enqueue('delta', () => reconcile(delta.state, delta.version, false));
+          }),
+        );
+        armReportTimer();
+      }
+      for (const s of sensors.values()) scheduleSensor(s);
+    },
+    async stop(reason = 'shutdown') {
+      if (state !== 'running') {
+        state = 'stopped';
+        return;
+      }
+      state = 'stopping';
+      for (const s of sensors.values()) if (s.timer !== undefined) clock.clearTimeout(s.timer);
+      if (ageTimer !== undefined) clock.clearTimeout(ageTimer);
+      if (reportTimer !== undefined) clock.clearTimeout(reportTimer);
+      for (const c of cleanups.splice(0)) c();
+      store(batcher.seal(clock.now()));
+      const acked = await publisher.drain(config.shutdownTimeoutMs);
+      if (transport.isConnected) {
+        try {
+          await withTimeout(
+            clock,
+            Math.max(1_000, config.shutdownTimeoutMs),
+            'offline status',
+            transport.publish(statusTopic, statusPayload(false, reason), { qos: 1, retain: true }),
+          );
+        } catch (err) {
+          log.warn({ err }, 'offline status not published');
+        }
+      }
+      shadow?.close();
+      await transport.stop();
+      const left = outbox.stats();
+      outbox.close();
+      for (const s of sensors.values()) await s.sensor.close().catch(() => undefined);
+      for (const o of outputs.values()) await o.close().catch(() => undefined);
+      state = 'stopped';
+      log.info({ inFlightAcked: acked, depth: left.depth, sent: left.sent, reason }, 'agent stopped');
+    },
+    status() {
+      const ob = state === 'stopped' ? { depth: 0, bytes: 0, dropped: 0, droppedReadings: 0, sent: 0 } : outbox.stats();
+      let sensorErrors = 0;
+      for (const s of sensors.values()) sensorErrors += s.errors;
+      return {
+        bootId,
+        connected: transport.isConnected,
+        readings,
+        sealedBatches,
+        inFlight: publisher.inFlight,
+        outbox: ob,
+        sensorErrors,
+        shadowVersion: reconciler.version,
+        actual: actual(),
+      };
+    },
+    syncShadow,
+  };
+}
+
+function safeGet(o: Output, fallback: boolean): boolean {
+  try {
+    return o.get();
+  } catch {
+    return fallback;
+  }
+}

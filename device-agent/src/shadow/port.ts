@@ -1,0 +1,22 @@
+/** What the agent needs from the Device Shadow service (classic shadow of its own thing). */
+export interface ShadowView {
+  readonly version: number;
+  readonly desired?: unknown;
+  readonly reported?: unknown;
+}
+
+export interface ShadowDelta {
+  readonly version: number;
+  readonly state: unknown;
+}
+
+export interface ShadowService {
+  /** The current shadow, or undefined when the thing has none yet (404). Rejects with `ShadowError` (timeout or rejection). */
+  get(): Promise<ShadowView | undefined>;
+  /** Merges `reported` into `state.reported`. Rejects with `ShadowError`. */
+  updateReported(reported: object): Promise<{ version: number | undefined }>;
+  /** Follows `/update/delta`; returns the unsubscribe function. */
+  onDelta(listener: (delta: ShadowDelta) => void): () => void;
+  /** Releases the service client (and its native resources). */
+  close(): void;
+}

@@ -1,0 +1,198 @@
+/** In-memory implementations of the agent's ports for composition tests (not mocks of project modules). */
+import { EventEmitter } from 'node:events';
+import type { Output, Sensor } from '../../src/drivers/types.js';
+import type { PublishOptions, Transport, TransportEvents } from '../../src/ports/transport.js';
+import type { ShadowDelta, ShadowService, ShadowView } from '../../src/shadow/port.js';
+
+export interface Sent {
+  topic: string;
+  payload: string;
+  options: PublishOptions;
+  ack: () => void;
+  fail: (err: Error) => void;
+}
+
+export class MemoryTransport implements Transport {
+  readonly protocol = 'memory';
+  readonly clientId = 'memory';
+  readonly sent: Sent[] = [];
+  autoAck = true;
+  startConnected = true;
+  #connected = false;
+  #started = false;
+  #everConnected = false;
+  readonly #events = new EventEmitter();
+  /** Most telemetry publishes outstanding at once. */
+  inFlightPeak = 0;
+  #inFlight = 0;
+
+  get isConnected() {
+    return this.#connected;
+  }
+  get inFlight() {
+    return this.#inFlight;
+  }
+  start() {
+    this.#started = true;
+    if (this.startConnected) queueMicrotask(() => this.connect());
+  }
+  connect() {
+    if (!this.#started || this.#connected) return;
+    this.#connected = true;
+    const first = !this.#everConnected;
+    this.#everConnected = true;
+    this.#events.emit('connected', { sessionPresent: false, first });
+  }
+  drop() {
+    if (!this.#connected) return;
+    this.#connected = false;
+    this.#events.emit('interrupted', { error: new Error('dropped') });
+  }
+  publish(topic: string, payload: string | Uint8Array, options: PublishOptions): Promise<void> {
+    if (!this.#started) return Promise.reject(new Error('not started'));
+    return new Promise<void>((resolve, reject) => {
+      const counted = topic.endsWith('/telemetry');
+      if (counted) this.#inFlight += 1;
+      this.inFlightPeak = Math.max(this.inFlightPeak, this.#inFlight);
+      let settled = false;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        if (counted) this.#inFlight -= 1;
+        fn();
+      };
+      const s: Sent = {
+        topic,
+        payload: typeof payload === 'string' ? payload : Buffer.from(payload).toString(),
+        options,
+        ack: () => settle(resolve),
+        fail: (err) => settle(() => reject(err)),
+      };
+      this.sent.push(s);
+      if (this.autoAck && this.#connected) queueMicrotask(s.ack);
+    });
+  }
+  async subscribe() {}
+  async unsubscribe() {}
+  on<E extends keyof TransportEvents>(event: E, listener: (d: TransportEvents[E]) => void) {
+    this.#events.on(event, listener);
+    return () => {
+      this.#events.off(event, listener);
+    };
+  }
+  async stop() {
+    this.#connected = false;
+    this.#started = false;
+  }
+  telemetry() {
+    return this.sent.filter((s) => s.topic.endsWith('/telemetry'));
+  }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+function merge(target: Record<string, unknown>, patch: Record<string, unknown>) {
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete target[k];
+    else if (isObj(v)) {
+      const t = isObj(target[k]) ? (target[k] as Record<string, unknown>) : {};
+      merge(t, v);
+      target[k] = t;
+    } else target[k] = v;
+  }
+}
+function delta(desired: unknown, reported: unknown): Record<string, unknown> | undefined {
+  if (!isObj(desired)) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(desired)) {
+    const r = isObj(reported) ? reported[k] : undefined;
+    if (isObj(v)) {
+      const d = delta(v, r);
+      if (d) out[k] = d;
+    } else if (JSON.stringify(v) !== JSON.stringify(r)) out[k] = v;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** A classic shadow with AWS merge and delta semantics, enough for the agent's use. */
+export class MemoryShadow implements ShadowService {
+  version = 0;
+  desired: Record<string, unknown> = {};
+  reported: Record<string, unknown> = {};
+  exists = false;
+  updates: Record<string, unknown>[] = [];
+  readonly #listeners = new Set<(d: ShadowDelta) => void>();
+  readonly #updateWaiters: (() => void)[] = [];
+
+  async get(): Promise<ShadowView | undefined> {
+    if (!this.exists) return undefined;
+    return { version: this.version, desired: structuredClone(this.desired), reported: structuredClone(this.reported) };
+  }
+  async updateReported(reported: object) {
+    this.exists = true;
+    this.version += 1;
+    this.updates.push(structuredClone(reported) as Record<string, unknown>);
+    merge(this.reported, structuredClone(reported) as Record<string, unknown>);
+    for (const w of this.#updateWaiters.splice(0)) w();
+    return { version: this.version };
+  }
+  /** Sets desired keys as an operator would; emits the delta unless `silent` (missed while offline). */
+  setDesired(patch: Record<string, unknown>, silent = false) {
+    this.exists = true;
+    this.version += 1;
+    merge(this.desired, patch);
+    const d = delta(this.desired, this.reported);
+    if (d && !silent) for (const l of this.#listeners) l({ version: this.version, state: d });
+  }
+  emitDelta(version: number, state: unknown) {
+    for (const l of this.#listeners) l({ version, state });
+  }
+  nextUpdate(): Promise<void> {
+    return new Promise((resolve) => this.#updateWaiters.push(resolve));
+  }
+  onDelta(listener: (d: ShadowDelta) => void) {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+  close() {}
+}
+
+/** A sensor whose readings count up; `failNext` makes reads reject. */
+export function countingSensor(id: string, driver = 'bme280') {
+  let n = 0;
+  let failing = false;
+  const sensor: Sensor & { setFailing(v: boolean): void } = {
+    id,
+    driver,
+    init: async () => {},
+    read: async () => {
+      if (failing) throw Object.assign(new Error('chip did not answer'), { code: 'I2C_NACK' });
+      n += 1;
+      return { value: n };
+    },
+    close: async () => {},
+    setFailing: (v) => {
+      failing = v;
+    },
+  };
+  return sensor;
+}
+
+export function memoryOutput(id: string, failWith?: Error): Output & { history: boolean[] } {
+  let on = false;
+  const history: boolean[] = [];
+  return {
+    id,
+    driver: 'digital-output',
+    history,
+    init: async () => {},
+    set: async (v) => {
+      if (failWith) throw failWith;
+      on = v;
+      history.push(v);
+    },
+    get: () => on,
+    close: async () => {},
+  };
+}
