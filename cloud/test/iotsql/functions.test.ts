@@ -223,7 +223,17 @@ describe('functions (AWS IoT SQL reference examples and argument tables)', () =>
 
   it('covers every supported function in the table above', () => {
     const used = new Set(rows.map(([e]) => e.toLowerCase()));
-    const contextual = ['accountid', 'newuuid', 'principal', 'rand', 'timestamp', 'topic', 'traceid', 'clientid'];
+    const contextual = [
+      'get_thing_shadow',
+      'accountid',
+      'newuuid',
+      'principal',
+      'rand',
+      'timestamp',
+      'topic',
+      'traceid',
+      'clientid',
+    ];
     const missing = [...FUNCTIONS.keys()].filter(
       (name) => !contextual.includes(name) && ![...used].some((e) => e.includes(`${name}(`)),
     );
@@ -232,7 +242,7 @@ describe('functions (AWS IoT SQL reference examples and argument tables)', () =>
 
   it('names the AWS functions it does not evaluate', () => {
     expect([...UNSUPPORTED_FUNCTIONS]).toEqual(
-      expect.arrayContaining(['aws_lambda', 'get_thing_shadow', 'parse_time']),
+      expect.arrayContaining(['aws_lambda', 'get_dynamodb', 'parse_time']),
     );
     for (const name of UNSUPPORTED_FUNCTIONS) expect(FUNCTIONS.has(name)).toBe(false);
   });
@@ -277,6 +287,24 @@ describe('message and context functions', () => {
     expect(run(sql('clientid() AS c, principal() AS p, traceid() AS t, accountid() AS a'), topic, {})).toEqual({
       c: 'n/a',
     });
+  });
+
+  it('get_thing_shadow() asks the injected lookup for the classic or a named shadow', () => {
+    const shadows: Record<string, unknown> = {
+      'MyThing/': { state: { reported: { alarm: 'ON' } } },
+      'MyThing/MyThingShadow': { state: { reported: { alarm: 'OFF' } } },
+    };
+    const ctx = {
+      getThingShadow: (thing: string, shadow: string | undefined) => shadows[`${thing}/${shadow ?? ''}`] as never,
+    };
+    const role = "'arn:aws:iam::123456789012:role/AllowsThingShadowAccess'";
+    const classic = `SELECT * FROM 'topic/subtopic' WHERE get_thing_shadow('MyThing', ${role}).state.reported.alarm = 'ON'`;
+    const named = `SELECT * FROM 'topic/subtopic' WHERE get_thing_shadow('MyThing', 'MyThingShadow', ${role}).state.reported.alarm = 'ON'`;
+    expect(run(classic, 'topic/subtopic', {}, {}, ctx)).toEqual({});
+    expect(run(named, 'topic/subtopic', {}, {}, ctx)).toBe('no match');
+    expect(run(classic, 'topic/subtopic', {}, {})).toBe('no match');
+    expect(run(`SELECT get_thing_shadow('Nope', ${role}) AS s FROM 'a'`, 'a', {}, {}, ctx)).toEqual({});
+    expect(run(`SELECT get_thing_shadow(1, ${role}) AS s FROM 'a'`, 'a', {}, {}, ctx)).toEqual({});
   });
 
   it('timestamp() falls back to the injected clock and is fixed for one evaluation', () => {

@@ -31,7 +31,6 @@ export const UNSUPPORTED_FUNCTIONS: ReadonlySet<string> = new Set([
   'aws_lambda',
   'get_dynamodb',
   'get_secret',
-  'get_thing_shadow',
   'get_registry_data',
   'get_mqtt_property',
   'get_user_property',
@@ -334,6 +333,18 @@ const defs: Record<string, FunctionDef> = {
   exp: double(Math.exp),
   floor: numeric(Math.floor),
   get: { min: 2, max: 2, impl: ([a, b]) => getItem(a, b) },
+  // get_thing_shadow(thingName, [shadowName,] roleArn): the role is AWS's concern; locally the
+  // injected lookup answers (Undefined without one, or for an unknown thing or shadow).
+  get_thing_shadow: {
+    min: 2,
+    max: 3,
+    impl: (args, env) => {
+      const thing = args[0];
+      const shadow = args.length === 3 ? args[1] : undefined;
+      if (typeof thing !== 'string' || (args.length === 3 && typeof shadow !== 'string')) return undefined;
+      return env.ctx.getThingShadow?.(thing, shadow as string | undefined);
+    },
+  },
   indexof: twoStrings((a, b) => a.indexOf(b)),
   isnull: { min: 1, max: 1, impl: ([a]) => a === null },
   isundefined: { min: 1, max: 1, impl: ([a]) => a === undefined },

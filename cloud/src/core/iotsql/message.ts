@@ -33,6 +33,12 @@ export interface EvalContext {
   readonly random?: () => number;
   /** `accountid()`; Undefined without one. */
   readonly accountId?: string;
+  /**
+   * `get_thing_shadow(thing, [shadowName,] roleArn)`: the shadow document (classic when shadowName
+   * is undefined), or undefined when there is none. Must be synchronous; without it the function
+   * returns Undefined.
+   */
+  readonly getThingShadow?: (thingName: string, shadowName: string | undefined) => JsonValue | undefined;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
