@@ -241,9 +241,7 @@ describe('functions (AWS IoT SQL reference examples and argument tables)', () =>
   });
 
   it('names the AWS functions it does not evaluate', () => {
-    expect([...UNSUPPORTED_FUNCTIONS]).toEqual(
-      expect.arrayContaining(['aws_lambda', 'get_dynamodb', 'parse_time']),
-    );
+    expect([...UNSUPPORTED_FUNCTIONS]).toEqual(expect.arrayContaining(['aws_lambda', 'get_dynamodb', 'parse_time']));
     for (const name of UNSUPPORTED_FUNCTIONS) expect(FUNCTIONS.has(name)).toBe(false);
   });
 });
