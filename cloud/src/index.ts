@@ -4,7 +4,11 @@ export {
   type DynamoDbTelemetryStoreOptions,
   TELEMETRY_TABLE_KEYS,
 } from './adapters/dynamodb-telemetry-store.js';
-export { createSqliteTelemetryStore, type SqliteTelemetryStoreOptions } from './adapters/sqlite-telemetry-store.js';
+export {
+  createSqliteTelemetryStore,
+  SQLITE_TELEMETRY_FILENAME,
+  type SqliteTelemetryStoreOptions,
+} from './adapters/sqlite-telemetry-store.js';
 export * from './broker/index.js';
 export * from './core/iotsql/index.js';
 export * from './core/policy/index.js';
@@ -34,3 +38,62 @@ export * from './ports/identity.js';
 export * from './ports/telemetry-store.js';
 export * from './rules/definitions.js';
 export * from './shadow/index.js';
+export {
+  createLocalIotCore,
+  type LocalCoreInfo,
+  type LocalCoreServices,
+  type LocalIotCore,
+  type LocalIotCoreDeps,
+  localCorePaths,
+} from './app/local-core.js';
+export {
+  CaError,
+  CsrError,
+  certificateIdOf,
+  type IssuedKeysAndCertificate,
+  type LocalCa,
+  loadOrCreateCa,
+  type ServerCertificate,
+} from './ca/local-ca.js';
+export {
+  ConfigError,
+  LOCAL_CORE_DEFAULTS,
+  LOCAL_CORE_ENV,
+  type LocalCoreConfig,
+  loadLocalCoreConfig,
+  UsageError,
+} from './config/local-core.js';
+export {
+  type CredentialStore,
+  CredentialsError,
+  LOCAL_PROFILE,
+  type LocalCredentials,
+  loadOrCreateCredentials,
+  parseCredentialsFile,
+  singleCredentialStore,
+} from './http/credentials.js';
+export { ApiError, invalidRequest } from './http/errors.js';
+export { type IotControlPlaneDeps, iotControlPlaneRoutes } from './http/iot-control-plane.js';
+export {
+  type ApiRequest,
+  type ApiResponse,
+  createHttpServer,
+  DEFAULT_MAX_BODY_BYTES,
+  type HttpMethod,
+  type HttpServerHandle,
+  type HttpServerOptions,
+  type Route,
+  type RouteGroup,
+  toErrorResponse,
+  type UnmatchedRequest,
+} from './http/server.js';
+export { type SigV4Principal, type SigV4Result, verifySigV4 } from './http/sigv4.js';
+export { RegistryError, type RegistryErrorCode } from './registry/errors.js';
+export {
+  type CertificateRecord,
+  openSqliteRegistry,
+  type Page,
+  type PolicyRecord,
+  type Registry,
+  type ThingRecord,
+} from './registry/sqlite-registry.js';

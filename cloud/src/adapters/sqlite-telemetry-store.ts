@@ -4,7 +4,7 @@ import type { MetricValue, TelemetryBatch } from '@pifleet/protocol';
 import Database from 'better-sqlite3';
 import { supersedes } from '../core/telemetry/connectivity.js';
 import { TelemetryStoreError } from '../core/telemetry/errors.js';
-import { batchMarkerKey, batchToStoredReadings, latestValuesOf, storedReadingKey } from '../core/telemetry/keys.js';
+import { batchToStoredReadings, latestValuesOf, storedReadingKey } from '../core/telemetry/keys.js';
 import { encodePageToken } from '../core/telemetry/page-token.js';
 import { planQuery } from '../core/telemetry/store-query.js';
 import { CloudError } from '../errors.js';
@@ -22,11 +22,16 @@ import type {
 /**
  * SQLite telemetry store: the local IoT Core's default, one file in its data directory.
  *
- * WAL journal, prepared statements, one transaction per batch. The batch table's primary key
+ * WAL journal (synchronous=NORMAL: a power cut can lose the last transactions, never corrupt the
+ * file; the broker has acknowledged the message before any rule runs, as in AWS), prepared
+ * statements, one transaction per batch. The batch table's primary key
  * `(thing, boot_id, seq)` is the dedupe index: a resent batch finds its row and writes nothing.
  * Readings are keyed `(thing, sk)` with the shared sort key from `core/telemetry/keys.ts`, so
  * ordering and page tokens match the DynamoDB store exactly.
  */
+/** The store's file name inside the local IoT Core's data directory. */
+export const SQLITE_TELEMETRY_FILENAME = 'telemetry.db';
+
 export interface SqliteTelemetryStoreOptions {
   /** Database file; `:memory:` for a private in-memory store. Parent directories are created. */
   readonly file: string;
@@ -38,7 +43,6 @@ CREATE TABLE IF NOT EXISTS telemetry_batches (
   thing TEXT NOT NULL,
   boot_id TEXT NOT NULL,
   seq INTEGER NOT NULL,
-  marker TEXT NOT NULL,
   sealed_at INTEGER NOT NULL,
   received_at INTEGER NOT NULL,
   readings INTEGER NOT NULL,
@@ -91,8 +95,8 @@ interface Opened {
 function prepare(db: Database.Database) {
   const readingColumns = 'sk, sensor, ts, boot_id, seq, idx, metrics';
   return {
-    insertBatch: db.prepare<[string, string, number, string, number, number, number]>(
-      'INSERT OR IGNORE INTO telemetry_batches (thing, boot_id, seq, marker, sealed_at, received_at, readings) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    insertBatch: db.prepare<[string, string, number, number, number, number]>(
+      'INSERT OR IGNORE INTO telemetry_batches (thing, boot_id, seq, sealed_at, received_at, readings) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     insertReading: db.prepare<[string, string, string, number, string, number, number, string]>(
       'INSERT OR IGNORE INTO telemetry_readings (thing, sk, sensor, ts, boot_id, seq, idx, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -174,12 +178,10 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
         const s = prepare(handle);
         const writeBatch = handle.transaction((batch: TelemetryBatch): PutBatchResult => {
           const readings = batchToStoredReadings(batch);
-          const marker = batchMarkerKey(batch.bootId, batch.seq);
           const fresh = s.insertBatch.run(
             batch.thingName,
             batch.bootId,
             batch.seq,
-            marker,
             batch.sealedAt,
             clock.now(),
             readings.length,
