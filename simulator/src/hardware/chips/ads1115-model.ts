@@ -24,6 +24,8 @@ export class Ads1115Model implements I2cDeviceModel {
   #doneAt: number | undefined;
   #fault: Ads1115Fault;
   conversions = 0;
+  /** Clock time the inputs were last sampled. */
+  lastConversionAt: number | undefined;
 
   /** `inputs(ts)` gives the voltages on AIN0..AIN3 at a clock time. */
   constructor(options: { clock: Clock; inputs: (ts: number) => readonly number[] }) {
@@ -87,6 +89,7 @@ export class Ads1115Model implements I2cDeviceModel {
     this.#doneAt = undefined;
     if (this.#fault === 'stuck' && this.conversions > 0) return;
     this.conversions += 1;
+    this.lastConversionAt = at;
     if (this.#fault === 'out-of-range') {
       this.#conversion = 0x7fff;
       return;

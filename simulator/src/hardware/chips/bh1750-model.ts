@@ -19,6 +19,8 @@ export class Bh1750Model implements I2cDeviceModel {
   #continuous = false;
   #fault: Bh1750Fault;
   measurements = 0;
+  /** Clock time the light level was last sampled. */
+  lastMeasurementAt: number | undefined;
 
   constructor(options: { clock: Clock; lux: (ts: number) => number }) {
     this.#clock = options.clock;
@@ -68,6 +70,7 @@ export class Bh1750Model implements I2cDeviceModel {
     if (!this.#continuous) this.#powered = false;
     if (this.#fault === 'stuck' && this.measurements > 0) return;
     this.measurements += 1;
+    this.lastMeasurementAt = at;
     this.#data = this.#fault === 'out-of-range' ? 0xffff : Math.min(0xffff, Math.round(this.#lux(at) * 1.2));
   }
 }

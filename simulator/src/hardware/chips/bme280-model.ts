@@ -141,6 +141,8 @@ export class Bme280Model implements I2cDeviceModel {
   readonly writes: Array<{ register: number; value: number }> = [];
   /** Conversions completed. */
   conversions = 0;
+  /** Clock time the environment was last sampled (end of the last conversion). */
+  lastConversionAt: number | undefined;
 
   constructor(options: Bme280ModelOptions) {
     this.#clock = options.clock;
@@ -245,6 +247,7 @@ export class Bme280Model implements I2cDeviceModel {
     if (!normal) this.#regs[0xf4] = (this.#regs[0xf4] ?? 0) & 0xfc; // forced → back to sleep
     if (this.#fault === 'stuck' && this.conversions > 0) return;
     this.conversions += 1;
+    this.lastConversionAt = at;
     const ctrl = this.#regs[0xf4] ?? 0;
     const osrsT = (ctrl >> 5) & 7;
     const osrsP = (ctrl >> 2) & 7;
