@@ -171,6 +171,15 @@ describe('nested object queries', () => {
     ["SELECT (SELECT VALUE limit FROM e WHERE v > limit) AS over FROM 'my/topic'", { over: [] }],
     ["SELECT EXISTS (SELECT * FROM e WHERE n = 'light') AS hasLight FROM 'my/topic'", { hasLight: true }],
     ["SELECT EXISTS (SELECT * FROM e WHERE n = 'sound') AS hasSound FROM 'my/topic'", { hasSound: false }],
+    [
+      "SELECT EXISTS (SELECT VALUE nope FROM e) AS a, (SELECT VALUE nope FROM e) AS b FROM 'my/topic'",
+      { a: false, b: [] },
+    ],
+    [
+      "SELECT EXISTS (SELECT nope FROM e) AS a, (SELECT nope FROM e) AS b FROM 'my/topic'",
+      { a: true, b: [{}, {}, {}] },
+    ],
+    ["SELECT EXISTS (SELECT * FROM e[0]) AS a FROM 'my/topic'", { a: false }],
   ])('%s', (sql, expected) => {
     expect(run(sql, 'my/topic', msg)).toEqual(expected);
   });

@@ -256,13 +256,8 @@ export class Compiler {
       }
       case 'subquery':
         return this.nested(e.query);
-      case 'exists': {
-        const q = this.nested(e.query);
-        return (env, scope) => {
-          const r = q(env, scope);
-          return Array.isArray(r) && r.length > 0;
-        };
-      }
+      case 'exists':
+        return this.exists(e.query);
     }
   }
 
@@ -283,6 +278,25 @@ export class Compiler {
         if (v !== undefined && !(v instanceof Uint8Array)) out.push(v);
       }
       return out;
+    };
+  }
+
+  /** `EXISTS (SELECT …)`: true at the first element that passes WHERE and selects something. */
+  private exists(q: Query): Fn {
+    if (q.from.kind !== 'expr') throw this.semantic('a nested SELECT reads from an expression', q.from.start);
+    const from = this.expr(q.from.expr);
+    const alias = q.from.alias;
+    const { where, select } = this.compileQuery(q);
+    const selectsAnything = !q.value; // an object row exists even when all its keys are Undefined
+    return (env, scope) => {
+      const source = from(env, scope);
+      if (!Array.isArray(source)) return false;
+      for (const element of source) {
+        const inner: Scope = { value: element, alias, parent: scope };
+        if (where && toBoolean(where(env, inner)) !== true) continue;
+        if (selectsAnything || select(env, inner) !== undefined) return true;
+      }
+      return false;
     };
   }
 
