@@ -9,7 +9,32 @@ export {
   SQLITE_TELEMETRY_FILENAME,
   type SqliteTelemetryStoreOptions,
 } from './adapters/sqlite-telemetry-store.js';
+export {
+  createLocalIotCore,
+  type LocalCoreInfo,
+  type LocalCoreServices,
+  type LocalIotCore,
+  type LocalIotCoreDeps,
+  localCorePaths,
+} from './app/local-core.js';
 export * from './broker/index.js';
+export {
+  CaError,
+  CsrError,
+  certificateIdOf,
+  type IssuedKeysAndCertificate,
+  type LocalCa,
+  loadOrCreateCa,
+  type ServerCertificate,
+} from './ca/local-ca.js';
+export {
+  ConfigError,
+  LOCAL_CORE_DEFAULTS,
+  LOCAL_CORE_ENV,
+  type LocalCoreConfig,
+  loadLocalCoreConfig,
+  UsageError,
+} from './config/local-core.js';
 export * from './core/iotsql/index.js';
 export * from './core/policy/index.js';
 export {
@@ -33,8 +58,42 @@ export {
   type PresenceOutcome,
 } from './handlers/presence.js';
 export { createQueryHandler, type QueryHandler, type QueryHandlerDeps } from './handlers/query.js';
+export {
+  type CredentialStore,
+  CredentialsError,
+  LOCAL_PROFILE,
+  type LocalCredentials,
+  loadOrCreateCredentials,
+  parseCredentialsFile,
+  singleCredentialStore,
+} from './http/credentials.js';
+export { ApiError, invalidRequest } from './http/errors.js';
+export { type IotControlPlaneDeps, iotControlPlaneRoutes } from './http/iot-control-plane.js';
+export {
+  type ApiRequest,
+  type ApiResponse,
+  createHttpServer,
+  DEFAULT_MAX_BODY_BYTES,
+  type HttpMethod,
+  type HttpServerHandle,
+  type HttpServerOptions,
+  type Route,
+  type RouteGroup,
+  toErrorResponse,
+  type UnmatchedRequest,
+} from './http/server.js';
+export { type SigV4Principal, type SigV4Result, verifySigV4 } from './http/sigv4.js';
 export * from './logger.js';
 export * from './ports/identity.js';
 export * from './ports/telemetry-store.js';
+export { RegistryError, type RegistryErrorCode } from './registry/errors.js';
+export {
+  type CertificateRecord,
+  openSqliteRegistry,
+  type Page,
+  type PolicyRecord,
+  type Registry,
+  type ThingRecord,
+} from './registry/sqlite-registry.js';
 export * from './rules/definitions.js';
 export * from './shadow/index.js';

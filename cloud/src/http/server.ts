@@ -55,11 +55,30 @@ export interface Route {
   handle(request: ApiRequest): ApiResponse | Promise<ApiResponse>;
 }
 
+/** A request no route template matched, for route groups that dispatch on their own. */
+export interface UnmatchedRequest {
+  readonly method: string;
+  /** The path without the query string, still percent-encoded. */
+  readonly rawPath: string;
+  readonly query: URLSearchParams;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: Buffer;
+  readonly principal: SigV4Principal;
+  readonly requestId: string;
+  readonly logger: Logger;
+}
+
 export interface RouteGroup {
   readonly name: string;
   /** SigV4 service names a request to this group may be signed for (e.g. `iot`). */
   readonly signingNames: readonly string[];
   readonly routes: readonly Route[];
+  /**
+   * Optional own dispatcher, tried (in group order) for signed requests no route template matched
+   * and whose signing name the group accepts. Return undefined when the path is not the group's.
+   * Thrown ApiError/RegistryError map to AWS's error shape as for routes.
+   */
+  readonly fallback?: (request: UnmatchedRequest) => ApiResponse | undefined | Promise<ApiResponse | undefined>;
 }
 
 export interface HttpServerOptions {
@@ -266,6 +285,30 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
 
     const { match, pathExists } = matchRoute(routes, method, rawPath);
     if (!match) {
+      for (const group of options.routes) {
+        if (!group.fallback || !group.signingNames.includes(auth.service)) continue;
+        let response: ApiResponse | undefined;
+        try {
+          response = await group.fallback({
+            method,
+            rawPath,
+            query: new URLSearchParams(rawQuery),
+            headers: req.headers,
+            body,
+            principal: { accessKeyId: auth.accessKeyId, service: auth.service, region: auth.region },
+            requestId,
+            logger: log.child({ group: group.name }),
+          });
+        } catch (err) {
+          const mapped = toErrorResponse(err);
+          if (mapped.internal) log.error({ err, group: group.name }, 'request failed');
+          response = mapped.response;
+        }
+        if (response) {
+          send(res, requestId, response);
+          return;
+        }
+      }
       const response = pathExists
         ? errorResponse('MethodNotAllowedException', 405, `Method ${method} is not allowed on ${rawPath}.`)
         : errorResponse('UnknownOperationException', 404, `No operation matches ${method} ${rawPath}.`);

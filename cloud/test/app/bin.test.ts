@@ -1,0 +1,126 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { CreateThingCommand, DescribeThingCommand, IoTClient } from '@aws-sdk/client-iot';
+import { EXIT } from '@pifleet/protocol';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { LocalCoreInfo } from '../../src/app/local-core.js';
+import { removeDir, tempDir } from '../http/harness.js';
+
+/** The `pifleet-local-core` bin as a process: ready line, kill -9 and restart, clean signals. */
+
+const BIN = fileURLToPath(new URL('../../bin/pifleet-local-core.js', import.meta.url));
+const children = new Set<ChildProcess>();
+const dirs: string[] = [];
+
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL');
+  for (const dir of dirs) removeDir(dir);
+});
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly info: LocalCoreInfo;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function launch(args: string[]) {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  return { child, exited, stderr: () => stderr };
+}
+
+/** Starts the bin and waits (bounded) for its one ready line. */
+async function start(dataDir: string): Promise<Started> {
+  const { child, exited, stderr } = launch(['--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0']);
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no ready line within 20 s; stderr:\n${stderr()}`)), 20_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const nl = out.indexOf('\n');
+      if (nl !== -1) {
+        clearTimeout(timer);
+        resolve(out.slice(0, nl));
+      }
+    });
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code} before ready; stderr:\n${stderr()}`));
+    });
+  });
+  return { child, info: JSON.parse(line) as LocalCoreInfo, exited };
+}
+
+function client(info: LocalCoreInfo): IoTClient {
+  // Credentials come from the generated shared-credentials file, as any AWS SDK or CLI reads it.
+  process.env.AWS_SHARED_CREDENTIALS_FILE = info.credentialsFile;
+  process.env.AWS_CONFIG_FILE = `${info.credentialsFile}.no-config`;
+  return new IoTClient({ region: info.region, endpoint: info.http, profile: 'pifleet-local', maxAttempts: 1 });
+}
+
+describe('pifleet-local-core', () => {
+  it('prints the ready line, keeps state across kill -9, and exits 0 on SIGTERM', async () => {
+    const dataDir = tempDir('bin');
+    dirs.push(dataDir);
+    const first = await start(dataDir);
+    expect(first.info).toMatchObject({
+      ready: true,
+      mqtt: { host: '127.0.0.1', port: expect.any(Number) },
+      http: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
+      region: 'us-east-1',
+    });
+    expect(first.info.mqtt.port).toBeGreaterThan(0);
+    expect(statSync(first.info.credentialsFile).mode & 0o777).toBe(0o600);
+    expect(statSync(first.info.caFile).isFile()).toBe(true);
+
+    const iot = client(first.info);
+    await iot.send(new CreateThingCommand({ thingName: 'survivor', attributePayload: { attributes: { v: '1' } } }));
+    iot.destroy();
+
+    first.child.kill('SIGKILL');
+    expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+
+    const second = await start(dataDir);
+    expect(second.info.credentialsFile).toBe(first.info.credentialsFile);
+    const again = client(second.info);
+    const thing = await again.send(new DescribeThingCommand({ thingName: 'survivor' }));
+    expect(thing.attributes).toEqual({ v: '1' });
+    again.destroy();
+
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('exits 0 on SIGINT', async () => {
+    const dataDir = tempDir('bin-int');
+    dirs.push(dataDir);
+    const started = await start(dataDir);
+    started.child.kill('SIGINT');
+    expect(await started.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it.each([
+    ['a bad flag value', ['--mqtt-port', 'abc'], EXIT.config],
+    ['an unknown flag', ['--frobnicate'], EXIT.usage],
+  ])('exits with a distinct code and no ready line on %s', async (_label, args, code) => {
+    const run = launch(args);
+    let stdout = '';
+    run.child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    expect((await run.exited).code).toBe(code);
+    expect(stdout).toBe('');
+    expect(run.stderr()).toMatch(/pifleet-local-core: .+/);
+  });
+});
