@@ -10,6 +10,7 @@ export type PatternPart =
   | { readonly kind: 'exact'; readonly text: string };
 
 const REGEX_SPECIAL = /[\\^$.|+()[\]{}*?]/g;
+const WILDCARDS = /([*?])/;
 
 function escapeRegex(text: string): string {
   return text.replace(REGEX_SPECIAL, '\\$&');
@@ -23,10 +24,10 @@ export function patternSource(parts: readonly PatternPart[]): string {
       out += escapeRegex(part.text);
       continue;
     }
-    for (const ch of part.text) {
-      if (ch === '*') out += '[\\s\\S]*';
-      else if (ch === '?') out += '[\\s\\S]';
-      else out += escapeRegex(ch);
+    for (const piece of part.text.split(WILDCARDS)) {
+      if (piece === '*') out += '[\\s\\S]*';
+      else if (piece === '?') out += '[\\s\\S]';
+      else out += escapeRegex(piece);
     }
   }
   return out;
