@@ -3,6 +3,7 @@ import {
   AttachPolicyCommand,
   AttachThingPrincipalCommand,
   CreateKeysAndCertificateCommand,
+  type CreateKeysAndCertificateCommandOutput,
   CreatePolicyCommand,
   CreateThingCommand,
   UpdateCertificateCommand,
@@ -41,7 +42,7 @@ async function provision(thingName: string) {
   return cert;
 }
 
-function connect(thingName: string, cert: { certificatePem?: string; keyPair?: { PrivateKey?: string } }) {
+function connect(thingName: string, cert: CreateKeysAndCertificateCommandOutput) {
   return mqtt.connect({
     protocol: 'mqtts',
     host: run.info.mqtt.host,
