@@ -1,3 +1,5 @@
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { I2cError } from '../hardware/errors.js';
 import { checkI2cArgs, type I2cCallContext, i2cOpenError, toI2cError } from '../hardware/i2c-errors.js';
 import { loadNative } from '../hardware/native.js';
@@ -32,6 +34,8 @@ export interface OpenI2cBusOptions {
   readonly platform?: string;
   /** User named in permission fixes (default `pifleet`). */
   readonly user?: string;
+  /** Where the bus device files live (default `/dev`). */
+  readonly devDir?: string;
 }
 
 /**
@@ -90,6 +94,9 @@ export async function openI2cBus(busNumber: number, options: OpenI2cBusOptions =
   );
   let raw: I2cBusPromisified;
   try {
+    // i2c-bus opens the device file lazily on the first transfer; check it up front so a
+    // disabled bus or a missing group membership is reported at start, with its fix.
+    await access(`${options.devDir ?? '/dev'}/i2c-${busNumber}`, constants.R_OK | constants.W_OK);
     raw = await mod.openPromisified(busNumber);
   } catch (err) {
     throw i2cOpenError(err, busNumber, options.user);
