@@ -11,7 +11,7 @@ import type { AgentConfig } from '../config/schema.js';
 import { Batcher, type BatchLimits, type SealedBatch } from '../core/batcher.js';
 import { type ActualState, type Change, Reconciler } from '../core/reconciler.js';
 import { buildReported } from '../core/reported.js';
-import type { Output, Sensor, SensorHealth } from '../drivers/types.js';
+import type { DigitalInput, Output, Sensor, SensorHealth } from '../drivers/types.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import type { Outbox, OutboxRecovery } from '../outbox/outbox.js';
@@ -31,6 +31,10 @@ export interface AgentDeps {
   /** Sensors from the hardware layer (supervised: `health()` is used when present). */
   readonly sensors: readonly Sensor[];
   readonly outputs: readonly Output[];
+  /** Digital inputs whose debounced edges become readings at once (between samples). */
+  readonly inputs?: readonly DigitalInput[];
+  /** Whether the agent calls `init()`/`close()` on sensors and outputs (false when the hardware layer does). */
+  readonly manageDevices?: boolean;
   readonly clock: Clock;
   /** Created once the transport has started (the SDK shadow client needs the live MQTT client). */
   readonly createShadow?: () => ShadowService;
@@ -374,32 +378,33 @@ export function createAgent(deps: AgentDeps): Agent {
       }
       const backlog = outbox.stats();
       log.info({ depth: backlog.depth, dropped: backlog.dropped, protocol: transport.protocol }, 'agent starting');
-      for (const o of outputs.values()) {
-        try {
-          await o.init();
-        } catch (err) {
-          log.error({ err, output: o.id }, 'output init failed');
+      const manage = deps.manageDevices ?? true;
+      if (manage) {
+        for (const o of outputs.values()) {
+          try {
+            await o.init();
+          } catch (err) {
+            log.error({ err, output: o.id }, 'output init failed');
+          }
+        }
+        for (const s of sensors.values()) {
+          try {
+            await s.sensor.init();
+          } catch (err) {
+            s.healthy = false;
+            s.lastError = (err as Error).message;
+            log.warn({ err, sensor: s.sensor.id }, 'sensor init failed; will retry');
+          }
         }
       }
-      for (const s of sensors.values()) {
-        try {
-          await s.sensor.init();
-        } catch (err) {
-          s.healthy = false;
-          s.lastError = (err as Error).message;
-          log.warn({ err, sensor: s.sensor.id }, 'sensor init failed; will retry');
-        }
-        const events = (
-          s.sensor as { onEvent?: (l: (e: { state: boolean; count: number; ts: number }) => void) => () => void }
-        ).onEvent;
-        if (events) {
-          cleanups.push(
-            events.call(s.sensor, (e) => {
-              if (state === 'running')
-                addReading({ sensor: s.sensor.id, ts: e.ts, metrics: { state: e.state, count: e.count } });
-            }),
-          );
-        }
+      for (const input of deps.inputs ?? []) {
+        cleanups.push(
+          input.onEvent((e) => {
+            if (state === 'running') {
+              addReading({ sensor: input.id, ts: e.ts, metrics: { state: e.state, count: e.count } });
+            }
+          }),
+        );
       }
       cleanups.push(
         transport.on('connected', () => {
@@ -451,8 +456,10 @@ export function createAgent(deps: AgentDeps): Agent {
       await transport.stop();
       const left = outbox.stats();
       outbox.close();
-      for (const s of sensors.values()) await s.sensor.close().catch(() => undefined);
-      for (const o of outputs.values()) await o.close().catch(() => undefined);
+      if (deps.manageDevices ?? true) {
+        for (const s of sensors.values()) await s.sensor.close().catch(() => undefined);
+        for (const o of outputs.values()) await o.close().catch(() => undefined);
+      }
       state = 'stopped';
       log.info({ inFlightAcked: acked, depth: left.depth, sent: left.sent, reason }, 'agent stopped');
     },

@@ -19,7 +19,7 @@ describe('loadConfig', () => {
     expect(c.port).toBe(8883);
     expect(c.mqtt.protocol).toBe('5');
     expect(c.mqtt.clientId).toBe('pi-01');
-    expect(c.sensors[0]?.address).toBe(0x76);
+    expect((c.sensors[0] as { address?: number } | undefined)?.address).toBe(0x76);
     expect(c.outputs[0]).toEqual({ id: 'relay', driver: 'digital-output', line: 17, activeLow: false, initial: false });
     expect(c.sensors[0]).toMatchObject({ driver: 'bme280', intervalMs: 5000, stuckAfter: 20 });
     expect(c.batch).toEqual({ maxReadings: 500, maxBytes: 65_536, maxAgeMs: 10_000 });

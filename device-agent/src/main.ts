@@ -1,0 +1,301 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { appTopics, EXIT, type ExitCode, type Issue, type StatusMessage } from '@pifleet/protocol';
+import { Command, CommanderError } from 'commander';
+import { createAwsIotTransport } from './adapters/aws-iot-sdk.js';
+import { AGENT_VERSION, createAgent } from './app/agent.js';
+import { checkCredentialFiles, readConfigFile } from './config/files.js';
+import { type ConfigFlags, loadConfig } from './config/load.js';
+import { type AgentConfig, toHardwareSpec } from './config/schema.js';
+import { AgentError, ConfigError } from './errors.js';
+import { HardwareUnavailableError } from './hardware/errors.js';
+import { createHardware } from './hardware/open.js';
+import { createLogger } from './logger.js';
+import { openOutbox } from './outbox/outbox.js';
+import { createSystemClock } from './ports/clock.js';
+import { createIotShadowService } from './shadow/iot-shadow-v2.js';
+import { createSystemdNotifier } from './systemd/notify.js';
+import { renderUnit } from './systemd/unit.js';
+
+/** Where the CLI writes and what it reads; `process` only in {@link main}. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Resolves with the signal that asks `run` to stop. */
+  readonly waitForStop?: () => Promise<'SIGTERM' | 'SIGINT'>;
+}
+
+class ExitWith extends AgentError {
+  override name = 'ExitWith';
+  readonly exitCode: ExitCode;
+  constructor(exitCode: ExitCode, message: string) {
+    super('EXIT', message);
+    this.exitCode = exitCode;
+  }
+}
+
+const issueLines = (issues: readonly Issue[]) => issues.map((i) => `  ${i.path}: ${i.message}`).join('\n');
+
+async function checkConfig(file: string, io: CliIo, json: boolean): Promise<ExitCode> {
+  let config: AgentConfig;
+  try {
+    config = await readConfigFile(file, io.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    report(io, json, err.issues);
+    return EXIT.config;
+  }
+  const issues = await checkCredentialFiles(config);
+  if (issues.length > 0) {
+    report(io, json, issues);
+    return EXIT.config;
+  }
+  if (json) io.stdout(`${JSON.stringify({ ok: true, thingName: config.thingName })}\n`);
+  else
+    io.stdout(
+      `${file}: ok (thing ${config.thingName}, MQTT ${config.mqtt.protocol}, ${config.sensors.length} sensors, ${config.outputs.length} outputs)\n`,
+    );
+  return EXIT.ok;
+}
+
+function report(io: CliIo, json: boolean, issues: readonly Issue[]) {
+  if (json) io.stdout(`${JSON.stringify({ ok: false, issues })}\n`);
+  else
+    io.stderr(
+      `invalid configuration (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${issueLines(issues)}\nhint: fix the file (or the PIFLEET_* variables) and run \`pifleet-agent check-config\` again\n`,
+    );
+}
+
+async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCode> {
+  let config: AgentConfig;
+  try {
+    config = await readConfigFile(file, io.env, flags);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      report(io, false, err.issues);
+      return EXIT.config;
+    }
+    throw err;
+  }
+  const credentialIssues = await checkCredentialFiles(config);
+  if (credentialIssues.length > 0) {
+    report(io, false, credentialIssues);
+    return EXIT.config;
+  }
+  if (config.hardware === 'simulated') {
+    io.stderr(
+      'hardware "simulated" needs simulated ports: run the agent through the simulator, or set hardware to "real" or "none"\n',
+    );
+    return EXIT.config;
+  }
+  const logger = createLogger({
+    level: config.logLevel,
+    bindings: { version: AGENT_VERSION, thingName: config.thingName },
+  });
+  const clock = createSystemClock();
+  const notifier = createSystemdNotifier({ env: io.env, logger });
+  if (config.outbox.path !== ':memory:') mkdirSync(path.dirname(config.outbox.path), { recursive: true });
+  const { outbox, recovery } = openOutbox({
+    path: config.outbox.path,
+    maxBytes: config.outbox.maxBytes,
+    synchronous: config.outbox.synchronous,
+  });
+  const hardware = createHardware({ spec: toHardwareSpec(config), clock, logger });
+  try {
+    await hardware.start();
+  } catch (err) {
+    outbox.close();
+    if (err instanceof HardwareUnavailableError) {
+      io.stderr(`${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+  const agentBootId = randomUUID();
+  // The last will: the broker publishes it (retained) if the connection drops without a DISCONNECT.
+  const will: StatusMessage = {
+    thingName: config.thingName,
+    state: 'offline',
+    bootId: agentBootId,
+    ts: clock.now(),
+    agentVersion: AGENT_VERSION,
+  };
+  const transport = createAwsIotTransport({
+    protocol: config.mqtt.protocol,
+    endpoint: config.endpoint,
+    port: config.port,
+    clientId: config.mqtt.clientId,
+    certFile: config.certFile,
+    keyFile: config.keyFile,
+    caFile: config.caFile,
+    keepAliveS: config.mqtt.keepAliveS,
+    reconnectMinMs: config.mqtt.reconnectMinMs,
+    reconnectMaxMs: config.mqtt.reconnectMaxMs,
+    operationTimeoutMs: config.publish.ackTimeoutMs,
+    will: {
+      topic: appTopics.status(config.thingName),
+      payload: JSON.stringify(will),
+      qos: 1,
+      retain: true,
+    },
+    clock,
+    logger,
+  });
+  const agent = createAgent({
+    config,
+    transport,
+    outbox,
+    sensors: hardware.sensors,
+    outputs: hardware.outputs,
+    inputs: hardware.inputs,
+    manageDevices: false,
+    clock,
+    logger,
+    bootId: agentBootId,
+    ...(recovery ? { outboxRecovery: recovery } : {}),
+    createShadow: () => {
+      const native = transport.native();
+      if (!native) throw new AgentError('TRANSPORT_NOT_STARTED', 'transport has no client yet');
+      return createIotShadowService({
+        native,
+        thingName: config.thingName,
+        requestTimeoutMs: config.shadow.requestTimeoutMs,
+        clock,
+        logger,
+      });
+    },
+  });
+  await agent.start();
+  await notifier.ready(`running as ${config.thingName}`);
+  let watchdog: ReturnType<typeof setInterval> | undefined;
+  if (notifier.watchdogIntervalMs !== undefined) {
+    watchdog = setInterval(() => void notifier.watchdog(), notifier.watchdogIntervalMs);
+  }
+  const signal = await (io.waitForStop ?? waitForSignal)();
+  logger.info({ signal }, 'stopping');
+  await notifier.stopping('draining telemetry');
+  if (watchdog) clearInterval(watchdog);
+  await agent.stop('shutdown');
+  await hardware.stop().catch((err: unknown) => logger.warn({ err }, 'hardware stop failed'));
+  logger.flush?.();
+  return signal === 'SIGINT' ? EXIT.interrupted : EXIT.ok;
+}
+
+function waitForSignal(): Promise<'SIGTERM' | 'SIGINT'> {
+  return new Promise((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+}
+
+async function printUnit(
+  opts: { config: string; user: string; exec?: string; outboxDir?: string; watchdogSec: string },
+  io: CliIo,
+): Promise<ExitCode> {
+  let outboxDir = opts.outboxDir;
+  if (!outboxDir) {
+    const fromFile = await readConfigFile(opts.config, io.env).catch(() => undefined);
+    outboxDir = path.dirname(fromFile?.outbox.path ?? loadDefaults().outbox.path);
+  }
+  const watchdogSec = Number(opts.watchdogSec);
+  if (!Number.isInteger(watchdogSec) || watchdogSec < 5)
+    throw new ExitWith(EXIT.usage, '--watchdog-sec must be an integer ≥ 5');
+  io.stdout(
+    renderUnit({
+      execPath: opts.exec ?? '/usr/local/bin/pifleet-agent',
+      configPath: path.resolve(opts.config),
+      outboxDir,
+      user: opts.user,
+      watchdogSec,
+    }),
+  );
+  return EXIT.ok;
+}
+
+function loadDefaults(): AgentConfig {
+  const r = loadConfig({ fileText: JSON.stringify({ thingName: 'x', endpoint: 'x', certFile: 'x', keyFile: 'x' }) });
+  if (!r.ok) throw new AgentError('DEFAULTS_INVALID', 'built-in defaults do not validate');
+  return r.value;
+}
+
+/** Runs the `pifleet-agent` CLI in-process and resolves with the exit code. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCode> {
+  let code: ExitCode = EXIT.ok;
+  const program = new Command('pifleet-agent')
+    .description('pifleet device agent: sensors → batched telemetry → AWS IoT Core, Device Shadow sync')
+    .version(AGENT_VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  program
+    .command('run')
+    .description('run the agent (as a systemd service, or in the foreground)')
+    .requiredOption('-c, --config <file>', 'config file (JSON)')
+    .option('--log-level <level>', 'override logLevel')
+    .option('--thing-name <name>', 'override thingName')
+    .option('--endpoint <host>', 'override endpoint')
+    .option('--outbox <file>', 'override outbox.path')
+    .action(
+      async (o: { config: string; logLevel?: string; thingName?: string; endpoint?: string; outbox?: string }) => {
+        const flags: ConfigFlags = {
+          ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+          ...(o.thingName ? { thingName: o.thingName } : {}),
+          ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+          ...(o.outbox ? { outboxPath: o.outbox } : {}),
+        };
+        code = await run(o.config, flags, io);
+      },
+    );
+  program
+    .command('check-config')
+    .description('validate a config file and the credential files it names; exit 78 when invalid')
+    .argument('<file>', 'config file (JSON)')
+    .option('--json', 'print the result as JSON')
+    .action(async (file: string, o: { json?: boolean }) => {
+      code = await checkConfig(file, io, Boolean(o.json));
+    });
+  program
+    .command('print-unit')
+    .description('print a systemd unit for the agent')
+    .option('-c, --config <file>', 'config file the service uses', '/etc/pifleet/agent.json')
+    .option('--user <name>', 'service user', 'pifleet')
+    .option('--exec <path>', 'path of pifleet-agent on the device')
+    .option('--outbox-dir <dir>', 'writable directory for the outbox (default: from the config)')
+    .option('--watchdog-sec <n>', 'WatchdogSec', '30')
+    .action(async (o: { config: string; user: string; exec?: string; outboxDir?: string; watchdogSec: string }) => {
+      code = await printUnit(o, io);
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (err instanceof ExitWith) {
+      io.stderr(`${err.message}\n`);
+      return err.exitCode;
+    }
+    io.stderr(`pifleet-agent: ${(err as Error).message}\nhint: run with --log-level debug for details\n`);
+    return EXIT.unexpected;
+  }
+}
+
+/** Process entry point: the only place that touches `process`. */
+export async function main(): Promise<void> {
+  const code = await runCli(process.argv.slice(2), {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    env: process.env,
+  });
+  process.exitCode = code;
+  // Native MQTT resources are closed by agent.stop(); exit explicitly so a stray handle cannot hold the service.
+  setTimeout(() => process.exit(code), 2_000).unref();
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  void main();
+}

@@ -1,0 +1,2 @@
+export * from './notify.js';
+export * from './unit.js';
