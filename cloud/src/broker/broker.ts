@@ -205,6 +205,11 @@ export function createBroker(deps: BrokerDeps): Broker {
       byCertificate.set(session.certificateId, set);
     }
     set.add(session);
+    // A connection that closes after authentication but before aedes registers it never
+    // reaches clientDisconnect; forget it when its socket closes.
+    session.client.conn.once('close', () => {
+      if (!session.info) untrack(session);
+    });
   }
 
   function untrack(session: Session): void {
@@ -496,12 +501,8 @@ export function createBroker(deps: BrokerDeps): Broker {
     for (const listener of disconnectedListeners) listener(info, reason);
   });
 
-  // Sessions refused during CONNECT were tracked only if authentication succeeded; a client
-  // that closes before registering never reaches clientDisconnect, so forget it here too.
   aedes.on('clientError', (client, err) => {
     log.debug({ clientId: client.id, err: err.message }, 'client error');
-    const session = sessions.get(client);
-    if (session && client.closed && !session.info) untrack(session);
   });
   aedes.on('connectionError', (_client, err) => {
     log.debug({ err: err.message }, 'connection error before CONNECT');

@@ -411,6 +411,37 @@ describe('TLS broker with IoT policies', () => {
     ]);
   });
 
+  it.each<[string, boolean]>([
+    ['its own retained status', true],
+    ["another thing's status", false],
+  ])('publishes a will on %s only if the policy allows it (%s)', async (_name, allowed) => {
+    const { thing, cert } = await provision();
+    const topic = allowed ? `pifleet/${thing}/status` : 'pifleet/neighbour/status';
+    const c = deviceConnection({
+      port,
+      caCertPem: pki.caCertPem,
+      cert,
+      clientId: thing,
+      will: { topic, payload: 'offline', retain: true },
+    });
+    open.push(c);
+    await within(c.connect(), 5_000, 'connect');
+    await presence(thing, 'connected');
+    const clients = (broker.aedes as unknown as { clients: Record<string, { conn: { destroy(): void } }> }).clients;
+    clients[thing]?.conn.destroy();
+    if (allowed) {
+      const will = await inbox.next((m) => m.topic === topic && m.clientId === thing);
+      expect(will).toMatchObject({ retain: true, payload: Buffer.from('offline') });
+      return;
+    }
+    // The will is authorized before the disconnected event is raised; once that event and a
+    // marker published after it have arrived, a will that was allowed would have arrived too.
+    await presence(thing, 'disconnected');
+    await broker.bus.publish(`marker/${thing}`, 'x');
+    await inbox.next((m) => m.topic === `marker/${thing}`);
+    expect(inbox.messages.some((m) => m.topic === topic)).toBe(false);
+  });
+
   it('reports CONNECTION_LOST when a socket drops without DISCONNECT', async () => {
     const { thing, cert } = await provision();
     await connected(cert, thing);
