@@ -12,6 +12,9 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import type { AccountContext } from '../ports/identity.js';
 import { openSqliteRegistry, type Registry } from '../registry/sqlite-registry.js';
+import type { ShadowService } from '../shadow/service.js';
+import type { ShadowStore } from '../shadow/store.js';
+import { createLocalShadow } from './shadow-wiring.js';
 
 /**
  * The local IoT Core in one process: local CA, registry (SQLite), TLS MQTT broker with IoT policy
@@ -39,6 +42,8 @@ export interface LocalCoreServices {
   readonly ca: LocalCa;
   readonly broker: Broker;
   readonly credentials: LocalCredentials;
+  /** The Device Shadow service (the same one MQTT and the data plane use). */
+  readonly shadows: ShadowService;
   readonly info: LocalCoreInfo;
 }
 
@@ -52,6 +57,8 @@ export interface LocalIotCoreDeps {
    * broker exist. They share the listener, the SigV4 check and the error shape.
    */
   readonly routes?: (services: Omit<LocalCoreServices, 'info'>) => readonly RouteGroup[];
+  /** Shadow store to use instead of `shadows.sqlite` in the data dir (tests inject slow stores). */
+  readonly shadowStore?: () => ShadowStore;
 }
 
 export interface LocalIotCore {
@@ -72,6 +79,7 @@ export function localCorePaths(dataDir: string) {
     caFile: join(dir, 'ca', 'ca.pem'),
     credentialsFile: join(dir, 'credentials'),
     registryFile: join(dir, 'registry.sqlite'),
+    shadowFile: join(dir, 'shadows.sqlite'),
   };
 }
 
@@ -136,7 +144,17 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         const mqtt = await broker.start();
         cleanup.push(() => broker.stop());
 
-        const base = { account, registry, ca, broker, credentials };
+        const shadow = createLocalShadow({
+          broker,
+          file: paths.shadowFile,
+          ...(deps.shadowStore ? { store: deps.shadowStore() } : {}),
+          now,
+          logger,
+        });
+        await shadow.start();
+        cleanup.push(() => shadow.stop());
+
+        const base = { account, registry, ca, broker, credentials, shadows: shadow.service };
         const http: HttpServerHandle = createHttpServer({
           host: config.host,
           port: config.httpPort,
@@ -144,6 +162,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           credentials: singleCredentialStore(credentials),
           routes: [
             iotControlPlaneRoutes({ registry, ca, endpointAddress: () => publicHost }),
+            shadow.routes,
             ...(deps.routes?.(base) ?? []),
           ],
           now,

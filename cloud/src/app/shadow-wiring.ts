@@ -1,0 +1,165 @@
+import { parseShadowTopic } from '@pifleet/protocol';
+import type { Client } from 'aedes';
+import type { Broker, BusMessage } from '../broker/index.js';
+import { CloudError } from '../errors.js';
+import type { ApiResponse, RouteGroup, UnmatchedRequest } from '../http/server.js';
+import { type Logger, silentLogger } from '../logger.js';
+import { createShadowHttpRoutes, type ShadowHttpRoutes } from '../shadow/http-routes.js';
+import { createShadowService, type ShadowService } from '../shadow/service.js';
+import { openSqliteShadowStore } from '../shadow/sqlite-store.js';
+import type { ShadowStore } from '../shadow/store.js';
+
+/**
+ * The Device Shadow service inside the local IoT Core: a SQLite store in the data directory, an
+ * in-process broker subscription that feeds shadow request topics to the service (responses go
+ * back through the broker, so every delivery is still checked against the receiver's iot:Receive),
+ * and the IoT data-plane route group (SigV4 service `iotdata`): shadows and Publish.
+ */
+
+/** Every shadow topic, classic and named; response topics are filtered out before the service. */
+export const SHADOW_REQUEST_FILTER = '$aws/things/+/shadow/#';
+
+/** The SigV4 signing name of the IoT data plane (`@aws-sdk/client-iot-data-plane`). */
+export const DATA_PLANE_SIGNING_NAME = 'iotdata';
+
+export interface LocalShadowDeps {
+  readonly broker: Broker;
+  /** SQLite file of the shadow store (opened by start()); ignored when `store` is given. */
+  readonly file: string;
+  /** A store to use instead of the SQLite file (tests inject slow or failing stores). Closed by stop(). */
+  readonly store?: ShadowStore;
+  /** SQLite `synchronous`: FULL (default) survives power loss, NORMAL survives a process crash. */
+  readonly synchronous?: 'FULL' | 'NORMAL';
+  /** Milliseconds since the epoch. */
+  readonly now: () => number;
+  readonly logger?: Logger;
+}
+
+export interface LocalShadow {
+  start(): Promise<void>;
+  /** Unsubscribes, waits for requests in flight, closes the store. */
+  stop(): Promise<void>;
+  /** The running service (for the command API and tests); throws before start(). */
+  readonly service: ShadowService;
+  /** The IoT data-plane route group; answers 503 until started. */
+  readonly routes: RouteGroup;
+}
+
+export function createLocalShadow(deps: LocalShadowDeps): LocalShadow {
+  const log = (deps.logger ?? silentLogger()).child({ component: 'shadow-wiring' });
+  let service: ShadowService | undefined;
+  let httpRoutes: ShadowHttpRoutes | undefined;
+  let store: ShadowStore | undefined;
+  let unsubscribe: (() => Promise<void>) | undefined;
+  let removeWillTracker: (() => void) | undefined;
+  /** Requests handed to the service and not yet answered (waited for on stop). */
+  const pending = new Set<Promise<void>>();
+  /**
+   * Payload buffers of the clients' last-will messages. aedes publishes a will with the very
+   * buffer the CONNECT carried, so a shadow request that is a will is recognised by identity and
+   * ignored, as IoT Core's shadow service ignores LWT messages.
+   */
+  const wills = new WeakSet<Buffer>();
+
+  function onMessage(message: BusMessage): void {
+    const parsed = parseShadowTopic(message.topic);
+    if (parsed === undefined || parsed.response !== undefined) return;
+    if (wills.has(message.payload)) {
+      log.debug({ topic: message.topic }, 'last-will message on a shadow topic ignored');
+      return;
+    }
+    const running = service;
+    if (running === undefined) return;
+    // Not awaited: the bus would otherwise serialize every thing's requests behind each other.
+    // The service queues per thing and answers 429 past its in-flight limit.
+    const task = running
+      .handleMqtt(message.topic, message.payload, { clientId: message.clientId ?? '' })
+      .catch((err: unknown) => log.error({ err, topic: message.topic }, 'shadow request not answered'))
+      .finally(() => pending.delete(task));
+    pending.add(task);
+  }
+
+  async function fallback(request: UnmatchedRequest): Promise<ApiResponse | undefined> {
+    const routes = httpRoutes;
+    if (routes === undefined) {
+      return {
+        status: 503,
+        headers: { 'x-amzn-ErrorType': 'ServiceUnavailableException' },
+        json: { message: 'The shadow service is not running.' },
+      };
+    }
+    const answer = await routes.handle({
+      method: request.method,
+      path: request.rawPath,
+      query: request.query,
+      body: request.body,
+    });
+    if (answer === undefined) return undefined;
+    return { status: answer.status, headers: answer.headers, body: answer.body };
+  }
+
+  return {
+    get service(): ShadowService {
+      if (service === undefined) throw new CloudError('shadow.not-running', 'the shadow service is not running');
+      return service;
+    },
+
+    routes: { name: 'iot-data-plane', signingNames: [DATA_PLANE_SIGNING_NAME], routes: [], fallback },
+
+    async start() {
+      if (service !== undefined) throw new CloudError('shadow.started', 'the shadow service is already started');
+      const { broker } = deps;
+      const opened =
+        deps.store ??
+        openSqliteShadowStore({ path: deps.file, ...(deps.synchronous ? { synchronous: deps.synchronous } : {}) });
+      store = opened;
+      const created = createShadowService({
+        store: opened,
+        clock: { now: deps.now },
+        publish: (topic, payload) => broker.bus.publish(topic, payload),
+        logger: deps.logger ?? silentLogger(),
+      });
+      await created.start();
+      const trackWill = (client: Client) => {
+        const will = (client as unknown as { will?: { payload?: unknown } | null }).will;
+        if (will && Buffer.isBuffer(will.payload)) wills.add(will.payload);
+      };
+      broker.aedes.on('client', trackWill);
+      removeWillTracker = () => broker.aedes.removeListener('client', trackWill);
+      service = created;
+      try {
+        unsubscribe = await broker.bus.subscribe(SHADOW_REQUEST_FILTER, onMessage);
+      } catch (err) {
+        service = undefined;
+        removeWillTracker();
+        await opened.close();
+        throw err;
+      }
+      httpRoutes = createShadowHttpRoutes({
+        shadows: created,
+        publish: (m) => broker.bus.publish(m.topic, m.payload, { qos: m.qos, retain: m.retain }),
+      });
+      log.info({ file: deps.store ? undefined : deps.file }, 'shadow service started');
+    },
+
+    async stop() {
+      httpRoutes = undefined;
+      const running = service;
+      const stopUnsubscribe = unsubscribe;
+      unsubscribe = undefined;
+      removeWillTracker?.();
+      removeWillTracker = undefined;
+      try {
+        await stopUnsubscribe?.();
+      } catch (err) {
+        log.warn({ err }, 'shadow subscription not removed');
+      }
+      await running?.stop();
+      await Promise.all([...pending]);
+      service = undefined;
+      const opened = store;
+      store = undefined;
+      await opened?.close();
+    },
+  };
+}
