@@ -53,8 +53,9 @@ for (const name of benches) {
 /** Flattens a result document into `path = value` rows of its numbers. */
 function rows(prefix: string, value: unknown, out: [string, number | string][]): void {
   if (typeof value === 'number') out.push([prefix, value]);
-  else if (Array.isArray(value)) value.forEach((v, i) => rows(`${prefix}[${i}]`, v, out));
-  else if (value && typeof value === 'object') {
+  else if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) rows(`${prefix}[${i}]`, v, out);
+  } else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) rows(prefix ? `${prefix}.${k}` : k, v, out);
   }
 }
