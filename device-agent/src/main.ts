@@ -292,7 +292,9 @@ export async function main(): Promise<void> {
     env: process.env,
   });
   process.exitCode = code;
-  // Native MQTT resources are closed by agent.stop(); exit explicitly so a stray handle cannot hold the service.
+  // agent.stop() disconnects and closes the MQTT client; the SDK's shadow request-response client
+  // can keep its native event loop referenced until pending unsubscribes time out (up to the
+  // protocol operation timeout), so exit explicitly shortly after instead of waiting for it.
   setTimeout(() => process.exit(code), 2_000).unref();
 }
 
