@@ -1,0 +1,44 @@
+import { CloudError } from '../../errors.js';
+
+/**
+ * A rule definition the local rules engine cannot load: bad SQL (with the rule name, line and
+ * column), a bad substitution template, an unknown handler, an unsupported SQL version.
+ */
+export class RuleLoadError extends CloudError {
+  override name = 'RuleLoadError';
+  readonly ruleName: string;
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+
+  constructor(
+    ruleName: string,
+    problem: string,
+    options: { cause?: unknown; line?: number; column?: number; where?: string } = {},
+  ) {
+    const at = options.line === undefined ? '' : ` (line ${options.line}, column ${options.column ?? 1})`;
+    const where = options.where === undefined ? '' : ` in ${options.where}`;
+    super('RULE_LOAD', `rule ${ruleName}${where}: ${problem}${at}`, {
+      cause: options.cause,
+      data: { ruleName, line: options.line, column: options.column, where: options.where },
+    });
+    this.ruleName = ruleName;
+    this.line = options.line;
+    this.column = options.column;
+  }
+}
+
+/**
+ * One rule action could not be carried out. Carries the fields of an entry of IoT Core's error
+ * action payload (`failures[]`).
+ */
+export class RuleActionError extends CloudError {
+  override name = 'RuleActionError';
+  readonly failedAction: string;
+  readonly failedResource: string;
+
+  constructor(failedAction: string, failedResource: string, message: string, cause?: unknown) {
+    super('RULE_ACTION_FAILED', message, { cause, data: { failedAction, failedResource } });
+    this.failedAction = failedAction;
+    this.failedResource = failedResource;
+  }
+}

@@ -1,0 +1,403 @@
+import { randomUUID } from 'node:crypto';
+import type { BusHandler, BusMessage } from '../broker/broker.js';
+import {
+  type CompiledRule,
+  type CompiledTemplate,
+  compileRule,
+  compileTemplate,
+  type EvalContext,
+  IOT_SQL_VERSION,
+  IotSqlError,
+  type PreparedMessage,
+  prepareMessage,
+  type RuleOutput,
+} from '../core/iotsql/index.js';
+import type { Logger } from '../logger.js';
+import { archiveAction } from './actions/archive.js';
+import { type RuleErrorPayload, type RuleFailure, ruleErrorPayload } from './actions/error-payload.js';
+import { RuleActionError, RuleLoadError } from './actions/errors.js';
+import { lambdaAction } from './actions/lambda.js';
+import { createLogSink, type LogSink, logAction } from './actions/log.js';
+import { createWorkQueue, type WorkQueue } from './actions/queue.js';
+import { republishAction } from './actions/republish.js';
+import type { CompiledAction, InProcessHandler } from './actions/types.js';
+import { RULE_NAME_PATTERN, type RuleAction, type RuleDefinition, type RuleHandlerName } from './definitions.js';
+
+/**
+ * The local rules engine: the rule definitions (rules/definitions.ts) running against the local
+ * broker, with IoT Core's behaviour.
+ *
+ * - Every rule's SQL and every action's substitution template is compiled when the engine is
+ *   created; a mistake throws {@link RuleLoadError} naming the rule, with line and column.
+ * - `start()` subscribes each distinct FROM filter once on the broker bus (reserved topics too:
+ *   shadow `$aws/things/…` and presence `$aws/events/presence/…`). A message is decoded once per
+ *   filter and every rule of that filter is evaluated on it, synchronously.
+ * - A matched rule's actions run on a bounded work queue, not in the publisher's path (the
+ *   Lambda action is an asynchronous invoke in AWS too). While the queue is below its high-water
+ *   mark a publish is never delayed; above it, the engine holds the broker's delivery (and so
+ *   the publisher's PUBACK) until the queue drains: explicit backpressure, nothing dropped.
+ * - When actions of a rule fail for a message, the rule's error action runs once with IoT
+ *   Core's failure payload ({@link RuleErrorPayload}), and the engine logs a warning.
+ * - Counters per rule (`stats()`) for the console and the fleet report.
+ */
+
+/** The part of the broker bus the engine uses. */
+export interface RulesBus {
+  publish(topic: string, payload: string | Uint8Array, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+  subscribe(filter: string, handler: BusHandler): Promise<() => Promise<void>>;
+  /** When present, `principal()` of a message is its publisher's certificate id. */
+  onClientConnected?(listener: (session: { clientId: string; certificateId: string }) => void): () => void;
+  onClientDisconnected?(listener: (session: { clientId: string; certificateId: string }) => void): () => void;
+}
+
+export interface RulesEngineDeps {
+  readonly rules: readonly RuleDefinition[];
+  readonly bus: RulesBus;
+  /** The in-process handler behind each `lambda` action's handler name. */
+  readonly handlers: Readonly<Partial<Record<RuleHandlerName, InProcessHandler>>>;
+  /** Root of the `archive` action's keys (S3 bucket in AWS). */
+  readonly archiveDir: string;
+  /** Where `log` actions (the error sink) append their JSONL files, one per log group. */
+  readonly logDir: string;
+  readonly clock: { now(): number };
+  readonly logger: Logger;
+  /** `newuuid()` and trace ids. Default crypto.randomUUID. */
+  readonly newUuid?: () => string;
+  /** `accountid()`. */
+  readonly accountId?: string;
+  /** Actions running at once (rule × message jobs). Default 32. */
+  readonly concurrency?: number;
+  /** Jobs running or waiting above which deliveries wait (backpressure). Default 2048. */
+  readonly maxQueued?: number;
+  /** How long `stop()` waits for queued actions before giving up on them. Default 10 s. */
+  readonly stopTimeoutMs?: number;
+}
+
+export interface RuleStats {
+  readonly name: string;
+  readonly topicFilter: string;
+  /** Messages whose topic matched FROM and whose WHERE was true. */
+  readonly matched: number;
+  readonly actions: { readonly succeeded: number; readonly failed: number };
+  /** Error actions run (one per failed rule × message), and those that failed themselves. */
+  readonly errorActions: { readonly succeeded: number; readonly failed: number };
+}
+
+export interface RulesEngineStats {
+  /** Messages delivered to the engine, counted once per FROM filter they matched. */
+  readonly messages: number;
+  /** Rule × message jobs waiting or running now. */
+  readonly queued: number;
+  readonly running: number;
+  /** Deliveries that had to wait for the queue to drain. */
+  readonly backpressureWaits: number;
+  readonly rules: readonly RuleStats[];
+}
+
+export interface RulesEngine {
+  start(): Promise<void>;
+  /** Unsubscribes, then waits (bounded) for queued actions to finish. */
+  stop(): Promise<void>;
+  stats(): RulesEngineStats;
+  /** Resolves when no action is queued or running and every log line is written. */
+  idle(): Promise<void>;
+  /** Evaluates one message as if it came from the bus (benchmarks, tests); resolves once it is queued. */
+  ingest(message: BusMessage): Promise<void>;
+  /** The distinct FROM filters subscribed. */
+  readonly topicFilters: readonly string[];
+}
+
+interface MutableCounters {
+  matched: number;
+  ok: number;
+  failed: number;
+  errorOk: number;
+  errorFailed: number;
+}
+
+interface LoadedRule {
+  readonly def: RuleDefinition;
+  readonly sql: CompiledRule;
+  readonly actions: readonly CompiledAction[];
+  readonly errorAction: CompiledAction;
+  readonly counters: MutableCounters;
+}
+
+interface ActionTargets {
+  readonly bus: RulesBus;
+  readonly handlers: RulesEngineDeps['handlers'];
+  readonly archiveDir: string;
+  readonly sink: LogSink;
+  readonly now: () => number;
+}
+
+function templateOf(ruleName: string, where: string, text: string): CompiledTemplate {
+  try {
+    return compileTemplate(text);
+  } catch (err) {
+    if (err instanceof IotSqlError) {
+      throw new RuleLoadError(ruleName, err.reason, { cause: err, line: err.line, column: err.column, where });
+    }
+    throw err;
+  }
+}
+
+function compileAction(ruleName: string, where: string, action: RuleAction, targets: ActionTargets): CompiledAction {
+  switch (action.kind) {
+    case 'lambda': {
+      const handler = targets.handlers[action.handler];
+      if (handler === undefined) {
+        throw new RuleLoadError(ruleName, `no handler named ${action.handler} is registered`, { where });
+      }
+      return lambdaAction(action.handler, handler);
+    }
+    case 'republish':
+      return republishAction(templateOf(ruleName, `${where} topic`, action.topic), action.qos, {
+        publish: (topic, payload, options) => targets.bus.publish(topic, payload, options),
+      });
+    case 'archive':
+      return archiveAction(templateOf(ruleName, `${where} key`, action.key), targets.archiveDir);
+    case 'log':
+      return logAction(templateOf(ruleName, `${where} logGroup`, action.logGroup), targets.sink, targets.now);
+    default: {
+      const unknown: never = action;
+      throw new RuleLoadError(ruleName, `unknown action kind ${JSON.stringify((unknown as { kind: unknown }).kind)}`, {
+        where,
+      });
+    }
+  }
+}
+
+/** Compiles one definition (SQL, templates, handler references); throws {@link RuleLoadError}. */
+function loadRule(def: RuleDefinition, targets: ActionTargets): LoadedRule {
+  if (!RULE_NAME_PATTERN.test(def.name)) {
+    throw new RuleLoadError(def.name, 'the name must be 1-128 letters, digits or underscores');
+  }
+  if (def.sqlVersion !== IOT_SQL_VERSION) {
+    throw new RuleLoadError(def.name, `SQL version ${String(def.sqlVersion)} is not supported (${IOT_SQL_VERSION} is)`);
+  }
+  let sql: CompiledRule;
+  try {
+    sql = compileRule(def.sql);
+  } catch (err) {
+    if (err instanceof IotSqlError) {
+      throw new RuleLoadError(def.name, err.reason, { cause: err, line: err.line, column: err.column, where: 'sql' });
+    }
+    throw err;
+  }
+  if (def.actions.length === 0) throw new RuleLoadError(def.name, 'a rule needs at least one action');
+  const actions = def.actions.map((a, i) => compileAction(def.name, `actions[${i}]`, a, targets));
+  const errorAction = compileAction(def.name, 'errorAction', def.errorAction, targets);
+  return { def, sql, actions, errorAction, counters: { matched: 0, ok: 0, failed: 0, errorOk: 0, errorFailed: 0 } };
+}
+
+export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
+  const log = deps.logger.child({ component: 'rules' });
+  const newUuid = deps.newUuid ?? randomUUID;
+  const now = () => deps.clock.now();
+  const sink = createLogSink(deps.logDir);
+  const targets: ActionTargets = {
+    bus: deps.bus,
+    handlers: deps.handlers,
+    archiveDir: deps.archiveDir,
+    sink,
+    now,
+  };
+
+  const seen = new Set<string>();
+  const loaded: LoadedRule[] = [];
+  for (const def of deps.rules) {
+    if (seen.has(def.name)) throw new RuleLoadError(def.name, 'two rules have this name');
+    seen.add(def.name);
+    loaded.push(loadRule(def, targets));
+  }
+  /** Rules grouped by FROM filter, in definition order. */
+  const byFilter = new Map<string, LoadedRule[]>();
+  for (const rule of loaded) {
+    const list = byFilter.get(rule.sql.topicFilter) ?? [];
+    list.push(rule);
+    byFilter.set(rule.sql.topicFilter, list);
+  }
+
+  const evalCtx: EvalContext = {
+    now,
+    newUuid,
+    ...(deps.accountId === undefined ? {} : { accountId: deps.accountId }),
+  };
+  const queue: WorkQueue = createWorkQueue({
+    concurrency: deps.concurrency ?? 32,
+    highWater: deps.maxQueued ?? 2048,
+    onError: (err) => log.error({ err }, 'rule job failed unexpectedly'),
+  });
+  const principals = new Map<string, string>();
+  let messages = 0;
+  let backpressureWaits = 0;
+  let unsubscribes: (() => Promise<void>)[] = [];
+  let listeners: (() => void)[] = [];
+  let started = false;
+
+  async function runActions(rule: LoadedRule, message: PreparedMessage, output: RuleOutput): Promise<void> {
+    const input = { message, output, ctx: evalCtx };
+    const results = await Promise.allSettled(rule.actions.map((a) => a.run(input)));
+    const failures: RuleFailure[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') {
+        rule.counters.ok++;
+        return;
+      }
+      rule.counters.failed++;
+      const err = r.reason;
+      failures.push(
+        err instanceof RuleActionError
+          ? { failedAction: err.failedAction, failedResource: err.failedResource, errorMessage: err.message }
+          : {
+              failedAction: rule.actions[i]?.awsName ?? 'UnknownAction',
+              failedResource: 'unknown',
+              errorMessage: err instanceof Error ? err.message : String(err),
+            },
+      );
+    });
+    if (failures.length > 0) await runErrorAction(rule, message, failures);
+  }
+
+  async function runErrorAction(rule: LoadedRule, message: PreparedMessage, failures: RuleFailure[]): Promise<void> {
+    const payload: RuleErrorPayload = ruleErrorPayload(rule.def.name, message, failures, newUuid());
+    log.warn(
+      {
+        rule: rule.def.name,
+        topic: message.topic,
+        clientId: payload.clientId,
+        traceId: payload.cloudwatchTraceId,
+        failures,
+      },
+      'rule action failed',
+    );
+    const text = JSON.stringify(payload);
+    const failureMessage = prepareMessage({
+      topic: message.topic,
+      payload: text,
+      timestamp: message.timestamp ?? now(),
+      ...(message.clientId === undefined ? {} : { clientId: message.clientId }),
+    });
+    try {
+      await rule.errorAction.run({ message: failureMessage, output: JSON.parse(text) as RuleOutput, ctx: evalCtx });
+      rule.counters.errorOk++;
+    } catch (err) {
+      rule.counters.errorFailed++;
+      log.error({ err, rule: rule.def.name, traceId: payload.cloudwatchTraceId }, 'rule error action failed');
+    }
+  }
+
+  function deliver(rules: readonly LoadedRule[], bus: BusMessage): void | Promise<void> {
+    messages++;
+    const clientId = bus.clientId;
+    const principal = clientId === undefined ? undefined : principals.get(clientId);
+    const message = prepareMessage({
+      topic: bus.topic,
+      payload: bus.payload,
+      timestamp: now(),
+      ...(clientId === undefined ? {} : { clientId }),
+      ...(principal === undefined ? {} : { principal }),
+    });
+    for (const rule of rules) {
+      let result: ReturnType<CompiledRule['evaluate']>;
+      try {
+        result = rule.sql.evaluate(message, evalCtx);
+      } catch (err) {
+        log.error({ err, rule: rule.def.name, topic: bus.topic }, 'rule evaluation failed');
+        continue;
+      }
+      if (!result.matched) continue;
+      rule.counters.matched++;
+      const output = result.output;
+      queue.push(() => runActions(rule, message, output));
+    }
+    const wait = queue.room();
+    if (wait !== undefined) {
+      backpressureWaits++;
+      return wait;
+    }
+  }
+
+  const handlerFor =
+    (rules: readonly LoadedRule[]): BusHandler =>
+    (message) =>
+      deliver(rules, message);
+
+  return {
+    topicFilters: [...byFilter.keys()],
+
+    async start() {
+      if (started) throw new RuleLoadError('*', 'the rules engine is already started');
+      started = true;
+      if (deps.bus.onClientConnected) {
+        listeners.push(deps.bus.onClientConnected((s) => principals.set(s.clientId, s.certificateId)));
+      }
+      if (deps.bus.onClientDisconnected) {
+        listeners.push(
+          deps.bus.onClientDisconnected((s) => {
+            if (principals.get(s.clientId) === s.certificateId) principals.delete(s.clientId);
+          }),
+        );
+      }
+      for (const [filter, rules] of byFilter) {
+        unsubscribes.push(await deps.bus.subscribe(filter, handlerFor(rules)));
+      }
+      log.info({ rules: loaded.map((r) => r.def.name), filters: [...byFilter.keys()] }, 'rules engine started');
+    },
+
+    async stop() {
+      if (!started) return;
+      started = false;
+      const subs = unsubscribes;
+      unsubscribes = [];
+      for (const unsubscribe of subs) await unsubscribe();
+      for (const remove of listeners) remove();
+      listeners = [];
+      const timeoutMs = deps.stopTimeoutMs ?? 10_000;
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        queue.idle().then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!drained) log.warn({ pending: queue.size }, 'rules engine stopped with actions still running');
+      await sink.flush();
+      log.info({ messages }, 'rules engine stopped');
+    },
+
+    stats() {
+      return {
+        messages,
+        queued: queue.size,
+        running: queue.running,
+        backpressureWaits,
+        rules: loaded.map((r) => ({
+          name: r.def.name,
+          topicFilter: r.sql.topicFilter,
+          matched: r.counters.matched,
+          actions: { succeeded: r.counters.ok, failed: r.counters.failed },
+          errorActions: { succeeded: r.counters.errorOk, failed: r.counters.errorFailed },
+        })),
+      };
+    },
+
+    async idle() {
+      await queue.idle();
+      await sink.flush();
+    },
+
+    async ingest(message) {
+      const waits: Promise<void>[] = [];
+      for (const rules of byFilter.values()) {
+        const rule = rules[0];
+        if (rule === undefined || !rule.sql.matchesTopic(message.topic)) continue;
+        const wait = deliver(rules, message);
+        if (wait !== undefined) waits.push(wait);
+      }
+      await Promise.all(waits);
+    },
+  };
+}
