@@ -9,6 +9,8 @@
  * aws-iot-device-sdk-v2 (aws-crt) in this process. Everything talks to 127.0.0.1 only and stops
  * by itself (a watchdog ends the run after 5 minutes). Writes bench/results/broker.json.
  *
+ * BENCH_PROF=1 writes CPU profiles of both broker processes to /tmp/prof.
+ *
  * Rates are best-of-rounds wall clock (client and broker share the machine's cores, so read them
  * as lower bounds); broker CPU per connect/message is the broker process's own CPU time, which
  * other load on the machine disturbs much less, so its ratio is the steadier overhead figure.
@@ -56,7 +58,12 @@ class Host {
 
   constructor() {
     this.#child = fork(path.join(here, 'lib', 'broker-host.ts'), [], {
-      execArgv: ['--import', 'tsx', '--conditions=@pifleet/source'],
+      execArgv: [
+        '--import',
+        'tsx',
+        '--conditions=@pifleet/source',
+        ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []),
+      ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.#child.on('message', (reply) => this.#pending.shift()?.(reply as HostReply));

@@ -1,8 +1,10 @@
 import { type IotPolicyDocument, recommendedDevicePolicy } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
 import {
+  compileGlob,
   compilePolicies,
   evaluatePolicies,
+  globMatches,
   type IotAction,
   iotResourceArn,
   type PolicyContext,
@@ -124,8 +126,47 @@ describe('wildcards', () => {
     ['a.b', 'aXb', false],
     ['a(b)', 'a(b)', true],
     ['*', '', true],
+    ['**', 'abc', true],
+    ['*a', 'aaa', true],
+    ['a*', 'b', false],
+    ['a*b*c', 'aXbYbZc', true],
+    ['a*b*c', 'aXcYb', false],
+    ['a*bc*bc', 'abcbc', true],
+    ['a*bc*bc', 'abc', false],
+    ['?*?', 'ab', true],
+    ['?*?', 'a', false],
+    ['x/*/y?', 'x/1/2/yz', true],
+    ['*/telemetry', 'pifleet/pi/telemetry', true],
   ])('%s matches %s: %s', (pattern, value, expected) => {
     expect(wildcardMatches(pattern, value)).toBe(expected);
+  });
+
+  it('agrees with a regular-expression reference on many generated patterns', () => {
+    let seed = 42;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const pick = (alphabet: string, max: number) =>
+      Array.from({ length: rand(max + 1) }, () => alphabet[rand(alphabet.length)]).join('');
+    for (let i = 0; i < 3000; i++) {
+      const pattern = pick('ab*?/', 7);
+      const value = pick('ab/', 8);
+      const reference = new RegExp(
+        `^${pattern.replace(/[/]/g, '\\/').replace(/\*/g, '[\\s\\S]*').replace(/\?/g, '[\\s\\S]')}$`,
+      );
+      expect(wildcardMatches(pattern, value), `${pattern} ~ ${value}`).toBe(reference.test(value));
+    }
+  });
+
+  it('treats * and ? inside a resolved variable value as literal characters', () => {
+    const glob = compileGlob([
+      { kind: 'wild', text: 'a/' },
+      { kind: 'exact', text: '*?' },
+      { kind: 'wild', text: '/*' },
+    ]);
+    expect(globMatches(glob, 'a/*?/x')).toBe(true);
+    expect(globMatches(glob, 'a/xy/x')).toBe(false);
   });
 
   it('matches actions case-insensitively and resources case-sensitively', () => {

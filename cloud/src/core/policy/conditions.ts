@@ -1,5 +1,5 @@
 import { type ContextValue, resolveVariables } from './context.js';
-import { patternSource } from './wildcard.js';
+import { compileGlob, globMatches } from './wildcard.js';
 
 /**
  * IAM condition operators, as IoT Core evaluates them. A condition block is true when every
@@ -74,7 +74,7 @@ function valueMatches(
   if (resolved === undefined) return false;
   switch (spec.compare) {
     case 'like':
-      return new RegExp(`^${patternSource(resolved)}$`, 'u').test(actual);
+      return globMatches(compileGlob(resolved), actual);
     case 'string':
       return resolved.map((p) => p.text).join('') === actual;
     case 'stringIgnoreCase':

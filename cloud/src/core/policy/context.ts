@@ -86,6 +86,7 @@ const VARIABLE = /\$\{([^}]*)\}/g;
  * nothing.
  */
 export function resolveVariables(text: string, values: ReadonlyMap<string, ContextValue>): PatternPart[] | undefined {
+  if (!text.includes('${')) return [{ kind: 'wild', text }];
   const parts: PatternPart[] = [];
   let last = 0;
   for (const match of text.matchAll(VARIABLE)) {

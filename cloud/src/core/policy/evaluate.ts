@@ -1,7 +1,7 @@
 import type { IotPolicyDocument, IotPolicyStatement } from '@pifleet/protocol';
 import { evaluateCondition, unsupportedOperators } from './conditions.js';
 import { contextValues, IOT_ACTIONS, type IotAction, type PolicyContext, resolveVariables } from './context.js';
-import { compileAlternatives, type PatternPart, wildcardMatches } from './wildcard.js';
+import { compileGlob, type Glob, globMatches, wildcardMatches } from './wildcard.js';
 
 /** A policy with the name it is attached under (names appear in decisions, for logs). */
 export interface NamedPolicy {
@@ -31,8 +31,10 @@ type Statement = IotPolicyStatement & { NotAction?: string | string[]; NotResour
 interface CompiledStatement {
   readonly policy: string;
   readonly sid: string | undefined;
-  /** Matches the resources the statement covers; undefined covers nothing. */
-  readonly resources: RegExp | undefined;
+  /** Resources named without wildcards (after variables resolved). */
+  readonly exact: ReadonlySet<string>;
+  /** Resource patterns with wildcards. */
+  readonly globs: readonly Glob[];
   /** NotResource: the statement covers resources that this does NOT match. */
   readonly negated: boolean;
 }
@@ -46,8 +48,8 @@ function statementCoversAction(s: Statement, action: IotAction): boolean {
 
 /**
  * Compiles a connection's policies against its context. Variables and conditions depend only on
- * the connection, so they are resolved here once; each `authorize` call is then one or two
- * regular-expression tests. Pure: no I/O, no clock.
+ * the connection, so they are resolved here once; each `authorize` call is then a set lookup
+ * and a few wildcard matches. Pure: no I/O, no clock.
  *
  * Semantics (IAM, as IoT Core applies them): an explicit Deny in any policy wins; otherwise an
  * Allow in any policy allows; otherwise the request is implicitly denied. `*` and `?` are
@@ -69,18 +71,17 @@ export function compilePolicies(policies: readonly NamedPolicy[], ctx: PolicyCon
       const conditionHolds = evaluateCondition(s.Condition, values);
       if (conditionHolds === false || (conditionHolds === undefined && !deny)) continue;
       const negated = s.NotResource !== undefined;
-      const patterns: PatternPart[][] = [];
+      const exact = new Set<string>();
+      const globs: Glob[] = [];
       for (const resource of list(negated ? s.NotResource : s.Resource)) {
         const parts = resolveVariables(resource, values);
-        if (parts !== undefined) patterns.push(parts);
+        if (parts === undefined) continue;
+        const glob = compileGlob(parts);
+        if (glob.exact !== undefined) exact.add(glob.exact);
+        else globs.push(glob);
       }
       // A NotResource whose every entry failed to resolve excludes nothing, so it covers all.
-      const compiled: CompiledStatement = {
-        policy: policy.name,
-        sid: s.Sid,
-        resources: compileAlternatives(patterns),
-        negated,
-      };
+      const compiled: CompiledStatement = { policy: policy.name, sid: s.Sid, exact, globs, negated };
       for (const action of IOT_ACTIONS) {
         if (!statementCoversAction(s, action)) continue;
         const bucket = byAction.get(action);
@@ -90,7 +91,7 @@ export function compilePolicies(policies: readonly NamedPolicy[], ctx: PolicyCon
   }
 
   const covers = (st: CompiledStatement, resource: string) => {
-    const hit = st.resources?.test(resource) ?? false;
+    const hit = st.exact.has(resource) || st.globs.some((g) => globMatches(g, resource));
     return st.negated ? !hit : hit;
   };
 

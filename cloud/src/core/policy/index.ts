@@ -19,4 +19,4 @@ export {
   type PolicyDecision,
   policyProblems,
 } from './evaluate.js';
-export { wildcardMatches } from './wildcard.js';
+export { compileGlob, type Glob, globMatches, type PatternPart, wildcardMatches } from './wildcard.js';
