@@ -360,6 +360,7 @@ async function main() {
     const pairedRatio = {
       connectRate: paired((r) => r.connect.connectsPerSecond),
       qos1Throughput: paired((r) => r.publish.messagesPerSecond),
+      brokerCpuPerConnect: paired((r) => r.connect.brokerCpuMicrosPerConnect),
       brokerCpuPerMessage: paired((r) => r.publish.brokerCpuMicrosPerMessage),
     };
     const engine = policyEngineCost(devicePolicy.document);
@@ -405,6 +406,7 @@ async function main() {
       ],
       ['median of paired rounds', '', '', ''],
       ['  connects/s', '', '', pairedRatio.connectRate],
+      ['  broker CPU µs/connect', '', '', pairedRatio.brokerCpuPerConnect],
       ['  QoS 1 msg/s', '', '', pairedRatio.qos1Throughput],
       ['  broker CPU µs/msg', '', '', pairedRatio.brokerCpuPerMessage],
       ['policy engine alone', '', '', ''],
