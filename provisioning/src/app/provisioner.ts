@@ -327,7 +327,8 @@ export function createProvisioner(deps: ProvisionerDeps) {
     }
     const deleted: string[] = [];
     for (const id of ids) if (await retireCertificate(thingName, id, changes)) deleted.push(id);
-    const existed = await registry.deleteThing(thingName);
+    // DeleteThing succeeds for a thing that does not exist (AWS semantics): ask first to report honestly.
+    const existed = (await registry.describeThing(thingName)) !== undefined && (await registry.deleteThing(thingName));
     if (existed) changes.push('deleted thing');
     if (req.removeBundle && req.bundleDir && (await files.removeBundle(req.bundleDir))) changes.push('removed bundle');
     return {

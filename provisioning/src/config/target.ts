@@ -32,9 +32,18 @@ export interface LocalTarget {
 }
 
 /** Default data directory of the local IoT Core when `--local` has no value and PIFLEET_LOCAL is unset. */
-export const DEFAULT_LOCAL_DATA_DIR = '.pifleet-local';
-/** The file in the data directory where the running local core records how to reach it (its ready line). */
+export const DEFAULT_LOCAL_DATA_DIR = '.pifleet/local-core';
+/**
+ * The file in the data directory where the running local core records how to reach it: its ready
+ * line (`{"ready":true,"mqtt":{host,port},"http":…,"caFile","credentialsFile","region"}`). Without
+ * it the core's default listeners are assumed ({@link LOCAL_DEFAULT_ENDPOINTS}).
+ */
 export const LOCAL_ENDPOINT_FILE = 'endpoint.json';
+/** `pifleet-local-core`'s default listeners, used when the data directory has no endpoint file. */
+export const LOCAL_DEFAULT_ENDPOINTS = {
+  http: 'http://127.0.0.1:8880',
+  mqtt: { host: '127.0.0.1', port: 8883 },
+} as const;
 export const LOCAL_PROFILE = 'pifleet-local';
 
 export interface ResolveTargetInput {
@@ -110,27 +119,30 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
   const dataDir = path.resolve(input.cwd, given);
   const startHint = `start it with: pifleet-local-core --data-dir ${dataDir}`;
 
-  const endpointText = await readText(path.join(dataDir, LOCAL_ENDPOINT_FILE));
-  if (endpointText === undefined) {
-    throw new TargetConfigError(
-      `${dataDir} has no ${LOCAL_ENDPOINT_FILE}: not a local IoT Core data directory, or the core never ran`,
-      {
-        hint: startHint,
-        data: { dataDir },
-      },
-    );
-  }
+  const endpointFile = path.join(dataDir, LOCAL_ENDPOINT_FILE);
+  const endpointText = await readText(endpointFile);
   let record: EndpointRecord;
-  try {
-    record = JSON.parse(endpointText) as EndpointRecord;
-  } catch (err) {
-    throw new TargetConfigError(`${path.join(dataDir, LOCAL_ENDPOINT_FILE)} is not valid JSON`, {
-      cause: err,
-      hint: startHint,
-    });
+  if (endpointText === undefined) {
+    // No endpoint file: the data directory must at least be a core's (credentials present); assume its default ports.
+    if ((await readText(path.join(dataDir, 'credentials'))) === undefined) {
+      throw new TargetConfigError(
+        `${dataDir} is not a local IoT Core data directory (no credentials, no ${LOCAL_ENDPOINT_FILE})`,
+        {
+          hint: startHint,
+          data: { dataDir },
+        },
+      );
+    }
+    record = { http: LOCAL_DEFAULT_ENDPOINTS.http, mqtt: { ...LOCAL_DEFAULT_ENDPOINTS.mqtt } };
+  } else {
+    try {
+      record = JSON.parse(endpointText) as EndpointRecord;
+    } catch (err) {
+      throw new TargetConfigError(`${endpointFile} is not valid JSON`, { cause: err, hint: startHint });
+    }
   }
   if (typeof record.http !== 'string' || !/^https?:\/\//.test(record.http)) {
-    throw new TargetConfigError(`${LOCAL_ENDPOINT_FILE} in ${dataDir} has no http endpoint`, { hint: startHint });
+    throw new TargetConfigError(`${endpointFile} has no http endpoint`, { hint: startHint });
   }
   const region = typeof record.region === 'string' && record.region !== '' ? record.region : 'us-east-1';
   const resolveIn = (f: unknown, fallback: string) =>

@@ -1,0 +1,316 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  CreateThingCommand,
+  DescribeCertificateCommand,
+  DetachPolicyCommand,
+  IoTClient,
+  ListThingPrincipalsCommand,
+} from '@aws-sdk/client-iot';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSharedCredentials } from '../../src/config/target.js';
+import { BUNDLE_FILES } from '../../src/core/bundle.js';
+import { cli, type RunningCore, removeDir, startLocalCore, tempDir } from '../local-core.js';
+
+/** Every command in-process against the real local IoT Core through the real @aws-sdk/client-iot. */
+
+let core: RunningCore;
+let work: string;
+let iot: IoTClient;
+let n = 0;
+
+beforeAll(async () => {
+  core = await startLocalCore(tempDir('core'));
+  work = tempDir('work');
+  const credentials = parseSharedCredentials(fs.readFileSync(core.info.credentialsFile, 'utf8'), 'pifleet-local');
+  if (!credentials) throw new Error('no credentials');
+  iot = new IoTClient({ region: core.info.region, endpoint: core.info.http, credentials, maxAttempts: 1 });
+});
+
+afterAll(async () => {
+  iot?.destroy();
+  await core?.stop();
+  removeDir(core.dataDir);
+  removeDir(work);
+});
+
+/** A fresh working directory per test (bundles land in ./bundles). */
+function cwd(): string {
+  const dir = path.join(work, `t${++n}`);
+  fs.mkdirSync(dir);
+  return dir;
+}
+
+const local = () => ['--local', core.dataDir];
+const json = <T>(s: string) => JSON.parse(s) as T;
+
+async function principals(thingName: string): Promise<string[]> {
+  return (await iot.send(new ListThingPrincipalsCommand({ thingName }))).principals ?? [];
+}
+
+describe('things create', () => {
+  it('creates thing, certificate, policy, attachments and a bundle; a re-run changes nothing', async () => {
+    const dir = cwd();
+    const first = await cli([...local(), 'things', 'create', 'pi-a1', '--attr', 'room=lab', '--json'], { cwd: dir });
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    const r = json<{ status: string; certificateId: string; changes: string[]; bundleDir: string }>(first.stdout);
+    expect(r.status).toBe('created');
+    expect(r.changes).toEqual(
+      expect.arrayContaining(['created thing', 'issued certificate', 'attached certificate to thing']),
+    );
+    expect(first.stdout).not.toContain('PRIVATE KEY');
+
+    const bundle = path.join(dir, 'bundles', 'pi-a1');
+    expect(r.bundleDir).toBe(bundle);
+    expect(fs.statSync(path.join(bundle, BUNDLE_FILES.privateKey)).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(path.join(bundle, BUNDLE_FILES.ca), 'utf8')).toBe(fs.readFileSync(core.info.caFile, 'utf8'));
+    const agent = json<Record<string, unknown>>(fs.readFileSync(path.join(bundle, BUNDLE_FILES.agentConfig), 'utf8'));
+    expect(agent).toMatchObject({
+      thingName: 'pi-a1',
+      port: core.info.mqtt.port,
+      endpoint: core.info.mqtt.host,
+      keyFile: path.join(bundle, BUNDLE_FILES.privateKey),
+      mqtt: { protocol: '3.1.1' },
+    });
+    expect(fs.readFileSync(path.join(bundle, BUNDLE_FILES.unit), 'utf8')).toContain(
+      `--config ${path.join(bundle, 'agent.json')}`,
+    );
+    const ps = await principals('pi-a1');
+    expect(ps).toHaveLength(1);
+    expect(ps[0]).toContain(r.certificateId);
+
+    const again = await cli([...local(), 'things', 'create', 'pi-a1'], { cwd: dir });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('thing pi-a1 is already complete; nothing changed');
+    expect(await principals('pi-a1')).toEqual(ps);
+  });
+
+  it('completes a partly created thing (thing only, then a lost policy attachment and agent.json)', async () => {
+    const dir = cwd();
+    await iot.send(new CreateThingCommand({ thingName: 'pi-part' }));
+    const r1 = await cli([...local(), 'things', 'create', 'pi-part', '--json'], { cwd: dir });
+    expect(r1.code).toBe(0);
+    const created = json<{ status: string; certificateId: string; certificateArn: string }>(r1.stdout);
+    expect(created.status).toBe('completed');
+
+    await iot.send(new DetachPolicyCommand({ policyName: 'pifleet-device', target: created.certificateArn }));
+    fs.rmSync(path.join(dir, 'bundles', 'pi-part', BUNDLE_FILES.agentConfig));
+    const r2 = await cli([...local(), 'things', 'create', 'pi-part', '--json'], { cwd: dir });
+    expect(r2.code).toBe(0);
+    const completed = json<{ status: string; certificateId: string; changes: string[] }>(r2.stdout);
+    expect(completed.status).toBe('completed');
+    expect(completed.certificateId).toBe(created.certificateId);
+    expect(completed.changes).toEqual(['attached policy pifleet-device', 'wrote agent.json']);
+  });
+
+  it('refuses to overwrite another thing’s bundle without --force', async () => {
+    const dir = cwd();
+    expect((await cli([...local(), 'things', 'create', 'pi-b1', '--out', 'shared'], { cwd: dir })).code).toBe(0);
+    const refused = await cli([...local(), 'things', 'create', 'pi-b2', '--out', 'shared'], { cwd: dir });
+    expect(refused.code).toBe(65);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(refused.stderr).toMatch(/holds the bundle of thing pi-b1 \(hint: .*--force/);
+    const forced = await cli([...local(), 'things', 'create', 'pi-b2', '--out', 'shared', '--force'], { cwd: dir });
+    expect(forced.code).toBe(0);
+    expect(json<{ thingName: string }>(fs.readFileSync(path.join(dir, 'shared', 'agent.json'), 'utf8')).thingName).toBe(
+      'pi-b2',
+    );
+  });
+
+  it('issues the certificate from a CSR and writes no private key', async () => {
+    const dir = cwd();
+    const { makeCsr } = await import('../csr.js');
+    const { csrPem, publicKeyDer } = await makeCsr('pi-csr');
+    fs.writeFileSync(path.join(dir, 'device.csr'), csrPem);
+    const r = await cli([...local(), 'things', 'create', 'pi-csr', '--csr', 'device.csr', '--json'], { cwd: dir });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const bundle = path.join(dir, 'bundles', 'pi-csr');
+    expect(fs.existsSync(path.join(bundle, BUNDLE_FILES.privateKey))).toBe(false);
+    const { X509Certificate } = await import('node:crypto');
+    const cert = new X509Certificate(fs.readFileSync(path.join(bundle, BUNDLE_FILES.certificate)));
+    expect(Buffer.from(cert.publicKey.export({ type: 'spki', format: 'der' }))).toEqual(publicKeyDer);
+    const again = await cli([...local(), 'things', 'create', 'pi-csr', '--csr', 'device.csr'], { cwd: dir });
+    expect(again.stdout).toContain('nothing changed');
+  });
+
+  it.each([
+    [['things', 'create', 'bad name'], 65, /invalid thing name/],
+    [['things', 'create', 'ok', '--attr', 'novalue'], 65, /not key=value/],
+    [['things', 'create', 'ok', '--csr', 'missing.csr'], 65, /cannot read CSR/],
+    [['things', 'create'], 64, /missing required argument/],
+  ])('%j → exit %i', async (argv, code, message) => {
+    const r = await cli([...local(), ...argv], { cwd: cwd() });
+    expect(r.code).toBe(code);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
+
+describe('things list, describe, delete', () => {
+  it('lists every page and one page with --next-token', async () => {
+    const dir = cwd();
+    for (const name of ['pi-l1', 'pi-l2', 'pi-l3']) {
+      expect((await cli([...local(), 'things', 'create', name], { cwd: dir })).code).toBe(0);
+    }
+    const all = json<{ things: { thingName: string }[]; pages: number }>(
+      (await cli([...local(), 'things', 'list', '--page-size', '2', '--json'], { cwd: dir })).stdout,
+    );
+    const names = all.things.map((t) => t.thingName);
+    expect(names).toEqual(expect.arrayContaining(['pi-l1', 'pi-l2', 'pi-l3']));
+    expect(all.pages).toBeGreaterThanOrEqual(2);
+    const first = json<{ things: unknown[]; nextToken?: string }>(
+      (await cli([...local(), 'things', 'list', '--page-size', '2', '--max', '2', '--json'], { cwd: dir })).stdout,
+    );
+    expect(first.things).toHaveLength(2);
+    expect(first.nextToken).toBeDefined();
+    const second = json<{ things: unknown[] }>(
+      (
+        await cli([...local(), 'things', 'list', '--page-size', '2', '--next-token', first.nextToken ?? '', '--json'], {
+          cwd: dir,
+        })
+      ).stdout,
+    );
+    expect(second.things.length).toBeGreaterThan(0);
+  });
+
+  it('describes attributes, certificates, policies and the shadow', async () => {
+    const dir = cwd();
+    await cli([...local(), 'things', 'create', 'pi-d1', '--attr', 'room=attic'], { cwd: dir });
+    const r = await cli([...local(), 'things', 'describe', 'pi-d1', '--json'], { cwd: dir });
+    expect(r.code).toBe(0);
+    const d = json<{
+      attributes: Record<string, string>;
+      certificates: { status: string; policies: string[] }[];
+      shadow: { available: boolean; exists?: boolean };
+    }>(r.stdout);
+    expect(d.attributes).toEqual({ room: 'attic' });
+    expect(d.certificates).toEqual([expect.objectContaining({ status: 'ACTIVE', policies: ['pifleet-device'] })]);
+    expect(d.shadow).toEqual({ available: true, exists: false });
+  });
+
+  it('unknown thing: one line, exit 65, hint to list', async () => {
+    const r = await cli([...local(), 'things', 'describe', 'pi-nope'], { cwd: cwd() });
+    expect(r.code).toBe(65);
+    expect(r.stderr).toBe('pifleet: thing pi-nope not found (hint: pifleet things list)\n');
+  });
+
+  it('deletes in IoT’s order, is safe to re-run, and finishes a partial teardown', async () => {
+    const dir = cwd();
+    const created = json<{ certificateId: string; certificateArn: string }>(
+      (await cli([...local(), 'things', 'create', 'pi-x1', '--json'], { cwd: dir })).stdout,
+    );
+    // A teardown that stopped after detaching the certificate from the thing: the thing no longer lists it.
+    const { DetachThingPrincipalCommand } = await import('@aws-sdk/client-iot');
+    await iot.send(new DetachThingPrincipalCommand({ thingName: 'pi-x1', principal: created.certificateArn }));
+    const del = await cli([...local(), 'things', 'delete', 'pi-x1', '--json'], { cwd: dir });
+    expect(del.code).toBe(0);
+    const r = json<{ status: string; deletedCertificates: string[]; changes: string[] }>(del.stdout);
+    expect(r.status).toBe('deleted');
+    expect(r.deletedCertificates).toEqual([created.certificateId]);
+    await expect(iot.send(new DescribeCertificateCommand({ certificateId: created.certificateId }))).rejects.toThrow();
+    expect(fs.existsSync(path.join(dir, 'bundles', 'pi-x1'))).toBe(false);
+
+    const again = await cli([...local(), 'things', 'delete', 'pi-x1'], { cwd: dir });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('does not exist; nothing to delete');
+  });
+});
+
+describe('certs rotate', () => {
+  it('issues a new certificate, keeps the old one until the device shows it restarted, or --force', async () => {
+    const dir = cwd();
+    const created = json<{ certificateId: string }>(
+      (await cli([...local(), 'things', 'create', 'pi-r1', '--json'], { cwd: dir })).stdout,
+    );
+    const issued = await cli([...local(), 'certs', 'rotate', 'pi-r1', '--json'], { cwd: dir });
+    expect(issued.code).toBe(0);
+    const i = json<{ status: string; newCertificateId: string; oldCertificateIds: string[] }>(issued.stdout);
+    expect(i.status).toBe('issued');
+    expect(i.oldCertificateIds).toEqual([created.certificateId]);
+    expect(await principals('pi-r1')).toHaveLength(2);
+
+    const pending = await cli([...local(), 'certs', 'rotate', 'pi-r1', '--json'], { cwd: dir });
+    expect(json<{ status: string }>(pending.stdout).status).toBe('pending');
+    expect(await principals('pi-r1')).toHaveLength(2);
+
+    // The agent reports its start time on every start: a start after the new certificate is the evidence.
+    const desire = await cli(
+      [...local(), 'shadow', 'desire', 'pi-r1', '--json', JSON.stringify({ logLevel: 'info' })],
+      { cwd: dir },
+    );
+    expect(desire.code).toBe(0);
+    const { IoTDataPlaneClient, UpdateThingShadowCommand } = await import('@aws-sdk/client-iot-data-plane');
+    const credentials = parseSharedCredentials(fs.readFileSync(core.info.credentialsFile, 'utf8'), 'pifleet-local');
+    const data = new IoTDataPlaneClient({
+      region: core.info.region,
+      endpoint: core.info.http,
+      credentials: credentials as never,
+    });
+    await data.send(
+      new UpdateThingShadowCommand({
+        thingName: 'pi-r1',
+        payload: new TextEncoder().encode(
+          JSON.stringify({ state: { reported: { agent: { startedAt: Date.now() + 1000 } } } }),
+        ),
+      }),
+    );
+    data.destroy();
+    const retired = await cli([...local(), 'certs', 'rotate', 'pi-r1', '--json'], { cwd: dir });
+    const t = json<{ status: string; evidence: string }>(retired.stdout);
+    expect(t.status).toBe('retired');
+    expect(t.evidence).toMatch(/agent started at/);
+    const left = await principals('pi-r1');
+    expect(left).toHaveLength(1);
+    expect(left[0]).toContain(i.newCertificateId);
+
+    const forced = await cli([...local(), 'certs', 'rotate', 'pi-r1', '--force', '--json'], { cwd: dir });
+    const f = json<{ status: string; oldCertificateIds: string[] }>(forced.stdout);
+    expect(f.status).toBe('retired');
+    expect(f.oldCertificateIds).toEqual([i.newCertificateId]);
+    expect(await principals('pi-r1')).toHaveLength(1);
+  });
+});
+
+describe('shadow', () => {
+  it('desire validates, applies with optimistic locking, and get prints the document', async () => {
+    const dir = cwd();
+    await cli([...local(), 'things', 'create', 'pi-s1'], { cwd: dir });
+    const bad = await cli([...local(), 'shadow', 'desire', 'pi-s1', 'outputs.relay=maybe'], { cwd: dir });
+    expect(bad.code).toBe(65);
+    expect(bad.stderr).toMatch(/invalid desired state: outputs.relay/);
+
+    const ok = await cli(
+      [...local(), '--json', 'shadow', 'desire', 'pi-s1', 'outputs.relay=true', 'sampling.bme280=5000'],
+      {
+        cwd: dir,
+      },
+    );
+    expect(ok.code).toBe(0);
+    const version = json<{ version: number }>(ok.stdout).version;
+    const got = json<{ state: { desired: unknown }; version: number }>(
+      (await cli([...local(), 'shadow', 'get', 'pi-s1', '--json'], { cwd: dir })).stdout,
+    );
+    expect(got.state.desired).toEqual({ outputs: { relay: true }, sampling: { bme280: 5000 } });
+
+    const stale = await cli(
+      [...local(), 'shadow', 'desire', 'pi-s1', 'logLevel=debug', '--version', String(version - 1)],
+      {
+        cwd: dir,
+      },
+    );
+    expect(stale.code).toBe(65);
+    expect(stale.stderr).toMatch(/conflict.*\(hint: pifleet shadow get pi-s1/);
+    const fresh = await cli([...local(), 'shadow', 'desire', 'pi-s1', 'logLevel=debug', '--version', String(version)], {
+      cwd: dir,
+    });
+    expect(fresh.code).toBe(0);
+  });
+
+  it('get of a thing without a shadow: exit 65 with a hint', async () => {
+    const r = await cli([...local(), 'shadow', 'get', 'pi-none'], { cwd: cwd() });
+    expect(r.code).toBe(65);
+    expect(r.stderr).toMatch(/^pifleet: thing pi-none has no shadow \(hint: /);
+  });
+});
