@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
+import { createHash, createHmac, createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   AttachPolicyCommand,
@@ -36,8 +36,8 @@ import {
   UpdateThingCommand,
   VersionConflictException,
 } from '@aws-sdk/client-iot';
-import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { recommendedDevicePolicy } from '@pifleet/protocol';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as x509 from '../../src/ca/x509.js';
 import { credentialsFrom, iotClient, type RunningCore, removeDir, startCore, tempDir } from './harness.js';
@@ -610,17 +610,22 @@ describe('HTTP security', () => {
     await expectAwsError(elsewhere.send(new ListThingsCommand({})), 'InvalidSignatureException', 403);
     elsewhere.destroy();
 
-    const data = new IoTDataPlaneClient({
-      region: 'us-east-1',
-      endpoint: run.info.http,
-      credentials: creds,
-      maxAttempts: 1,
+    // A request signed for another service (here the data plane's `iotdata`) is refused by the
+    // control-plane routes, which accept only `iot`.
+    const signer = new SignatureV4({ service: 'iotdata', region: 'us-east-1', credentials: creds, sha256: NodeSha256 });
+    const url = new URL('/things', run.info.http);
+    const signed = await signer.sign({
+      method: 'GET',
+      protocol: 'http:',
+      hostname: url.hostname,
+      port: Number(url.port),
+      path: url.pathname,
+      headers: { host: url.host },
+      query: {},
     });
-    const dataErr = await data
-      .send(new PublishCommand({ topic: 'a/b', payload: Buffer.from('x') }))
-      .catch((e: unknown) => e);
-    expect(dataErr).toMatchObject({ name: 'InvalidSignatureException', $metadata: { httpStatusCode: 403 } });
-    data.destroy();
+    const res = await fetch(url, { headers: signed.headers as Record<string, string> });
+    expect(res.status).toBe(403);
+    expect(res.headers.get('x-amzn-errortype')).toMatch(/^InvalidSignatureException/);
   });
 
   it('answers a body over 1 MiB with 413 before reading it all', async () => {
@@ -675,3 +680,20 @@ describe('persistence', () => {
     expect(identity?.policies.map((p) => p.name)).toEqual([policyName]);
   });
 });
+
+/** SHA-256 / HMAC-SHA-256 in the shape `@smithy/signature-v4` expects, on node:crypto. */
+class NodeSha256 {
+  private readonly hash;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash =
+      secret === undefined
+        ? createHash('sha256')
+        : createHmac('sha256', typeof secret === 'string' ? secret : Buffer.from(secret as ArrayBuffer));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.hash.update(typeof data === 'string' ? data : Buffer.from(data as ArrayBuffer));
+  }
+  digest(): Promise<Uint8Array> {
+    return Promise.resolve(new Uint8Array(this.hash.digest()));
+  }
+}
