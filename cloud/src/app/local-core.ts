@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { SQLITE_TELEMETRY_FILENAME } from '../adapters/sqlite-telemetry-store.js';
 import { type Broker, createBroker } from '../broker/index.js';
 import { type LocalCa, loadOrCreateCa } from '../ca/local-ca.js';
 import type { LocalCoreConfig } from '../config/local-core.js';
@@ -11,9 +12,12 @@ import { createHttpServer, type HttpServerHandle, type RouteGroup } from '../htt
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import type { AccountContext } from '../ports/identity.js';
+import type { TelemetryStore } from '../ports/telemetry-store.js';
 import { openSqliteRegistry, type Registry } from '../registry/sqlite-registry.js';
+import type { RulesEngine } from '../rules/engine.js';
 import type { ShadowService } from '../shadow/service.js';
 import type { ShadowStore } from '../shadow/store.js';
+import { createLocalCloud } from './cloud-wiring.js';
 import { createLocalShadow } from './shadow-wiring.js';
 
 /**
@@ -44,6 +48,10 @@ export interface LocalCoreServices {
   readonly credentials: LocalCredentials;
   /** The Device Shadow service (the same one MQTT and the data plane use). */
   readonly shadows: ShadowService;
+  /** The telemetry store (SQLite in the data dir) the rule-invoked handlers write. */
+  readonly telemetry: TelemetryStore;
+  /** The rules engine running the shipped rule definitions on the broker bus. */
+  readonly rules: RulesEngine;
   readonly info: LocalCoreInfo;
 }
 
@@ -80,6 +88,11 @@ export function localCorePaths(dataDir: string) {
     credentialsFile: join(dir, 'credentials'),
     registryFile: join(dir, 'registry.sqlite'),
     shadowFile: join(dir, 'shadows.sqlite'),
+    telemetryFile: join(dir, SQLITE_TELEMETRY_FILENAME),
+    /** The archive rule action's objects (S3 in AWS). */
+    archiveDir: join(dir, 'archive'),
+    /** Log actions, the rules' error sink among them: one JSONL file per log group. */
+    ruleLogDir: join(dir, 'rule-logs'),
   };
 }
 
@@ -154,7 +167,29 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         await shadow.start();
         cleanup.push(() => shadow.stop());
 
-        const base = { account, registry, ca, broker, credentials, shadows: shadow.service };
+        const cloud = createLocalCloud({
+          bus: broker.bus,
+          account,
+          credentials,
+          telemetryFile: paths.telemetryFile,
+          archiveDir: paths.archiveDir,
+          ruleLogDir: paths.ruleLogDir,
+          now,
+          logger,
+        });
+        cleanup.push(() => cloud.stop());
+        await cloud.start();
+
+        const base = {
+          account,
+          registry,
+          ca,
+          broker,
+          credentials,
+          shadows: shadow.service,
+          telemetry: cloud.store,
+          rules: cloud.rules,
+        };
         const http: HttpServerHandle = createHttpServer({
           host: config.host,
           port: config.httpPort,
@@ -163,6 +198,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           routes: [
             iotControlPlaneRoutes({ registry, ca, endpointAddress: () => publicHost }),
             shadow.routes,
+            cloud.routes,
             ...(deps.routes?.(base) ?? []),
           ],
           now,
@@ -181,6 +217,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           region: config.region,
           accountId: config.accountId,
         });
+        cloud.bindEndpoint(info.http);
         running = Object.freeze({ ...base, info });
         logger.info({ mqtt: info.mqtt, http: info.http, dataDir: paths.dataDir }, 'local IoT Core ready');
         return info;

@@ -1,0 +1,123 @@
+import { IoTClient } from '@aws-sdk/client-iot';
+import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
+import { createSqliteTelemetryStore } from '../adapters/sqlite-telemetry-store.js';
+import type { BrokerBus } from '../broker/broker.js';
+import { type CommandHandler, createCommandHandler } from '../handlers/command.js';
+import { createIngestHandler } from '../handlers/ingest.js';
+import { createPresenceHandler } from '../handlers/presence.js';
+import { createQueryHandler } from '../handlers/query.js';
+import type { LocalCredentials } from '../http/credentials.js';
+import type { RouteGroup } from '../http/server.js';
+import type { Logger } from '../logger.js';
+import type { AccountContext } from '../ports/identity.js';
+import type { ManagedTelemetryStore, TelemetryStore } from '../ports/telemetry-store.js';
+import { RULES, type RuleDefinition } from '../rules/definitions.js';
+import { createRulesEngine, type RulesEngine } from '../rules/engine.js';
+import { commandQueryApiRoutes } from './api-routes.js';
+
+/**
+ * The cloud half inside the local IoT Core: the SQLite telemetry store, the ingest/presence/
+ * query/command handlers (the Lambda code, in process), the rules engine on the broker bus with
+ * the shipped rule definitions, and the command/query API route group.
+ *
+ * The command handler talks to the shadow service and the registry the way it does in AWS:
+ * through `@aws-sdk/client-iot-data-plane` and `@aws-sdk/client-iot` against the core's own
+ * HTTP endpoint, with the generated local credentials. That endpoint is known only once the HTTP
+ * server listens, so call {@link LocalCloud.bindEndpoint} then; requests before it answer 503.
+ */
+export interface LocalCloudDeps {
+  readonly bus: BrokerBus;
+  readonly account: AccountContext;
+  readonly credentials: LocalCredentials;
+  readonly telemetryFile: string;
+  readonly archiveDir: string;
+  readonly ruleLogDir: string;
+  readonly now: () => number;
+  readonly logger: Logger;
+  /** Default: the shipped rules. */
+  readonly rules?: readonly RuleDefinition[];
+  /** Default: SQLite at `telemetryFile`. */
+  readonly store?: ManagedTelemetryStore;
+}
+
+export interface LocalCloud {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Points the command handler's SDK clients at the core's HTTP endpoint. */
+  bindEndpoint(url: string): void;
+  readonly store: TelemetryStore;
+  readonly rules: RulesEngine;
+  readonly routes: RouteGroup;
+}
+
+export function createLocalCloud(deps: LocalCloudDeps): LocalCloud {
+  const logger = deps.logger;
+  const clock = { now: deps.now };
+  const store = deps.store ?? createSqliteTelemetryStore({ file: deps.telemetryFile, clock });
+  const ingest = createIngestHandler({ store, logger });
+  const presence = createPresenceHandler({ store, logger });
+  const query = createQueryHandler({ store, logger, clock });
+  const rules = createRulesEngine({
+    rules: deps.rules ?? RULES,
+    bus: deps.bus,
+    handlers: { ingest, presence },
+    archiveDir: deps.archiveDir,
+    logDir: deps.ruleLogDir,
+    clock,
+    logger,
+    accountId: deps.account.accountId,
+  });
+
+  let command: CommandHandler | undefined;
+  let clients: { destroy(): void }[] = [];
+  let storeStarted = false;
+
+  const routes = commandQueryApiRoutes({
+    account: deps.account,
+    now: deps.now,
+    query,
+    command: async (event) => {
+      if (command === undefined) {
+        return { statusCode: 503, headers: { 'content-type': 'application/json' }, body: '{"message":"starting"}' };
+      }
+      return command(event);
+    },
+  });
+
+  return {
+    store,
+    rules,
+    routes,
+
+    async start() {
+      await store.start();
+      storeStarted = true;
+      await rules.start();
+    },
+
+    bindEndpoint(url) {
+      const config = {
+        endpoint: url,
+        region: deps.account.region,
+        credentials: { ...deps.credentials },
+        maxAttempts: 2,
+      };
+      const dataPlane = new IoTDataPlaneClient(config);
+      const controlPlane = new IoTClient(config);
+      for (const c of clients) c.destroy();
+      clients = [dataPlane, controlPlane];
+      command = createCommandHandler({ dataPlane, controlPlane, store, logger });
+    },
+
+    async stop() {
+      command = undefined;
+      await rules.stop();
+      for (const c of clients) c.destroy();
+      clients = [];
+      if (storeStarted) {
+        storeStarted = false;
+        await store.stop();
+      }
+    },
+  };
+}
