@@ -1,0 +1,80 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { App } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { bundleHandlers, handlerEntry, LAMBDA_NAMES, type LambdaName } from './bundle.js';
+import { DeploymentError } from './errors.js';
+import { PifleetStack } from './pifleet-stack.js';
+
+/**
+ * The CDK app: bundles the handlers once, then builds the stack from them. Settings come from
+ * CDK context (`cdk.json`, or `-c key=value` on the command line):
+ *
+ * | context key               | default   | meaning                                                        |
+ * |---------------------------|-----------|----------------------------------------------------------------|
+ * | `pifleet:stackName`       | `Pifleet` | CloudFormation stack name                                      |
+ * | `pifleet:retentionDays`   | 90        | days readings live before DynamoDB's TTL deletes them          |
+ * | `pifleet:iotDataEndpoint` | looked up | the account's `…-ats.iot.<region>.amazonaws.com`, to skip the deploy-time lookup |
+ * | `pifleet:logLevel`        | `info`    | pino level of every function                                   |
+ */
+export const DEFAULT_STACK_NAME = 'Pifleet';
+
+export interface BuildAppOptions {
+  /** Cloud assembly directory (default: the CLI's, from `CDK_OUTDIR`, else `cdk.out`). */
+  readonly outdir?: string;
+  /** Extra context, as `-c` would give it (tests). */
+  readonly context?: Record<string, string>;
+}
+
+export interface BuiltApp {
+  readonly app: App;
+  readonly stack: PifleetStack;
+  readonly bundleBytes: Readonly<Partial<Record<LambdaName, number>>>;
+  /** Removes the temporary bundle directory; call after `app.synth()` (the assets are copied into the assembly by then). */
+  dispose(): void;
+}
+
+export async function buildPifleetApp(options: BuildAppOptions = {}): Promise<BuiltApp> {
+  const app = new App({
+    analyticsReporting: false,
+    ...(options.outdir === undefined ? {} : { outdir: options.outdir }),
+    ...(options.context === undefined ? {} : { context: options.context }),
+  });
+  const setting = (key: string): string | undefined => {
+    const value: unknown = app.node.tryGetContext(`pifleet:${key}`);
+    return value === undefined || value === null || value === '' ? undefined : String(value);
+  };
+  const retention = setting('retentionDays');
+  const retentionDays = retention === undefined ? undefined : Number(retention);
+  if (retentionDays !== undefined && !(Number.isFinite(retentionDays) && retentionDays > 0)) {
+    throw new DeploymentError('BAD_SETTING', 'context pifleet:retentionDays must be a positive number', {
+      data: { retentionDays: retention },
+    });
+  }
+  const iotDataEndpoint = setting('iotDataEndpoint');
+  const logLevel = setting('logLevel');
+
+  const bundleDir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-cdk-bundles-'));
+  const dispose = () => rmSync(bundleDir, { recursive: true, force: true });
+  try {
+    // The command handler is being written beside this app; until its source exists, deploy without it.
+    const names = LAMBDA_NAMES.filter((name) => name !== 'command' || existsSync(handlerEntry(name)));
+    const bundles = await bundleHandlers({ names, outDir: bundleDir });
+    const stack = new PifleetStack(app, 'Pifleet', {
+      stackName: setting('stackName') ?? DEFAULT_STACK_NAME,
+      description: 'pifleet: IoT rules, handlers, telemetry table, raw archive, command/query API, device policy',
+      handlerCode: (name) => {
+        const dir = bundles.dirs[name];
+        return dir === undefined ? undefined : lambda.Code.fromAsset(dir);
+      },
+      ...(retentionDays === undefined ? {} : { retentionDays }),
+      ...(iotDataEndpoint === undefined ? {} : { iotDataEndpoint }),
+      ...(logLevel === undefined ? {} : { logLevel }),
+    });
+    return { app, stack, bundleBytes: bundles.bytes, dispose };
+  } catch (err) {
+    dispose();
+    throw err;
+  }
+}

@@ -1,0 +1,367 @@
+import { RECOMMENDED_POLICY_NAME, recommendedDevicePolicy } from '@pifleet/protocol';
+import { Annotations, Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as iot from 'aws-cdk-lib/aws-iot';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as cr from 'aws-cdk-lib/custom-resources';
+import type { Construct } from 'constructs';
+import { TELEMETRY_TABLE_KEYS } from '../src/adapters/dynamodb-telemetry-store.js';
+import { COMMAND_ROUTES } from '../src/core/command/api.js';
+import { RULES, type RuleDefinition } from '../src/rules/definitions.js';
+import { LAMBDA_HANDLER, type LambdaName } from './bundle.js';
+import { DeploymentError } from './errors.js';
+import { TopicRules, templateStaticPrefix } from './topic-rules.js';
+
+/**
+ * The pifleet deployment in one environment-agnostic stack (no account or region baked in; no
+ * context lookups, so `cdk synth` needs neither credentials nor network):
+ *
+ * - IoT topic rules generated from `src/rules/definitions.ts` (see `topic-rules.ts`), each with
+ *   its error action, and the recommended device policy (`pifleet-device`).
+ * - Lambda functions (Node.js 22, arm64) for the handlers in `src/handlers/`: ingest and presence
+ *   (invoked asynchronously by rules: two retries, then an SQS on-failure destination), query
+ *   and command (behind an HTTP API with IAM authorization).
+ * - The telemetry table (single-table key design of `adapters/dynamodb-telemetry-store.ts`,
+ *   on-demand, TTL, point-in-time recovery) and the raw archive bucket.
+ *
+ * Every function has its own role holding exactly what its handler calls; the tests in
+ * `test/cdk/` pin each statement list.
+ */
+
+/** Readings TTL (days) the ingest handler writes into `expiresAt`, unless the stack is told otherwise. */
+export const DEFAULT_RETENTION_DAYS = 90;
+
+/** Archive lifecycle, in days after an object was written. */
+export const DEFAULT_ARCHIVE_LIFECYCLE = {
+  infrequentAccessAfterDays: 30,
+  glacierAfterDays: 90,
+  expireAfterDays: 365,
+} as const;
+
+/**
+ * HTTP API routes, exact (anything else answers API Gateway's 404). The command routes are the
+ * command API's own list; the query routes are those of `core/telemetry/query-api.ts`, with the
+ * path variable named as the command routes name it (one name per path segment).
+ */
+export const QUERY_ROUTES = [
+  { method: 'GET', path: '/things/{thingName}/telemetry' },
+  { method: 'GET', path: '/things/{thingName}/latest' },
+] as const;
+export { COMMAND_ROUTES };
+
+function httpMethod(method: string): apigwv2.HttpMethod {
+  const found = Object.values(apigwv2.HttpMethod).find((m) => m === method);
+  if (found === undefined)
+    throw new DeploymentError('BAD_ROUTE', `unknown HTTP method ${method}`, { data: { method } });
+  return found;
+}
+
+/**
+ * Code of a function: a bundle directory in the app, inline stubs in tests. `undefined` for
+ * `command` deploys without the command handler (its source may not exist yet): no command
+ * function, routes or endpoint lookup, and a synth warning. The other three are required.
+ */
+export type HandlerCode = (name: LambdaName) => lambda.Code | undefined;
+
+export interface PifleetStackProps extends StackProps {
+  readonly handlerCode: HandlerCode;
+  /** The rules to deploy (default: every rule of `src/rules/definitions.ts`). */
+  readonly rules?: readonly RuleDefinition[];
+  /** Days readings are kept before DynamoDB's TTL removes them (default {@link DEFAULT_RETENTION_DAYS}). */
+  readonly retentionDays?: number;
+  readonly archiveLifecycle?: Partial<typeof DEFAULT_ARCHIVE_LIFECYCLE>;
+  /**
+   * The account's IoT data endpoint (`xxxx-ats.iot.<region>.amazonaws.com`) for the command
+   * handler (`IOT_DATA_ENDPOINT=https://<it>`) and the stack outputs. When absent, a custom
+   * resource looks it up at deploy time (`iot:DescribeEndpoint`).
+   */
+  readonly iotDataEndpoint?: string;
+  /** pino level of every function (default info). */
+  readonly logLevel?: string;
+  /** What deleting the stack does to the table and the bucket (default RETAIN: they hold the data). */
+  readonly dataRemovalPolicy?: RemovalPolicy;
+}
+
+export class PifleetStack extends Stack {
+  readonly table: dynamodb.Table;
+  readonly archiveBucket: s3.Bucket;
+  readonly functions: Readonly<Record<Exclude<LambdaName, 'command'>, lambda.Function>> & {
+    readonly command?: lambda.Function;
+  };
+  /** On-failure destinations of the asynchronously invoked functions. */
+  readonly failureQueues: Readonly<Record<'ingest' | 'presence', sqs.Queue>>;
+  readonly topicRules: TopicRules;
+  readonly devicePolicy: iot.CfnPolicy;
+  readonly httpApi: apigwv2.HttpApi;
+
+  constructor(scope: Construct, id: string, props: PifleetStackProps) {
+    super(scope, id, props);
+    const retentionDays = props.retentionDays ?? DEFAULT_RETENTION_DAYS;
+    if (!Number.isFinite(retentionDays) || retentionDays <= 0) {
+      throw new DeploymentError('BAD_SETTING', 'retentionDays must be a positive number', { data: { retentionDays } });
+    }
+    const lifecycle = { ...DEFAULT_ARCHIVE_LIFECYCLE, ...props.archiveLifecycle };
+    if (
+      !(
+        lifecycle.infrequentAccessAfterDays >= 30 &&
+        lifecycle.glacierAfterDays >= lifecycle.infrequentAccessAfterDays + 30 &&
+        lifecycle.expireAfterDays > lifecycle.glacierAfterDays
+      )
+    ) {
+      // S3's own minimums: Standard-IA after at least 30 days, 30 more days in IA before Glacier.
+      throw new DeploymentError(
+        'BAD_SETTING',
+        'archive lifecycle must be IA ≥ 30 days, Glacier ≥ IA + 30, expiry after Glacier',
+        { data: { ...lifecycle } },
+      );
+    }
+    const dataRemovalPolicy = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
+    const rules = props.rules ?? RULES;
+
+    // --- storage ---------------------------------------------------------------------------
+    const { partitionKey, sortKey, ttlAttribute } = TELEMETRY_TABLE_KEYS;
+    this.table = new dynamodb.Table(this, 'TelemetryTable', {
+      partitionKey: { name: partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: sortKey, type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: ttlAttribute,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      removalPolicy: dataRemovalPolicy,
+    });
+
+    const archivePrefixes = [
+      ...new Set(
+        rules.flatMap((r) => [...r.actions, r.errorAction]).flatMap((a) => (a.kind === 'archive' ? [a.key] : [])),
+      ),
+    ].map(templateStaticPrefix);
+    this.archiveBucket = new s3.Bucket(this, 'ArchiveBucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: false,
+      removalPolicy: dataRemovalPolicy,
+      lifecycleRules: [
+        ...archivePrefixes.map((prefix, i) => ({
+          id: `archive-tiering-${i}`,
+          prefix,
+          transitions: [
+            {
+              storageClass: s3.StorageClass.INFREQUENT_ACCESS,
+              transitionAfter: Duration.days(lifecycle.infrequentAccessAfterDays),
+            },
+            { storageClass: s3.StorageClass.GLACIER, transitionAfter: Duration.days(lifecycle.glacierAfterDays) },
+          ],
+          expiration: Duration.days(lifecycle.expireAfterDays),
+        })),
+        { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+    });
+
+    // --- functions -------------------------------------------------------------------------
+    const failureQueue = (name: string) =>
+      new sqs.Queue(this, `${name}Failures`, {
+        retentionPeriod: Duration.days(14),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+      });
+    this.failureQueues = { ingest: failureQueue('Ingest'), presence: failureQueue('Presence') };
+
+    const common = {
+      TABLE_NAME: this.table.tableName,
+      LOG_LEVEL: props.logLevel ?? 'info',
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+    const fn = (name: LambdaName, code: lambda.Code, settings: FunctionSettings) => {
+      const id = capitalize(name);
+      const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+        retention: logs.RetentionDays.ONE_MONTH,
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      const role = new iam.Role(this, `${id}Role`, {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        description: `pifleet ${name} handler`,
+      });
+      logGroup.grantWrite(role);
+      for (const statement of settings.statements) role.addToPrincipalPolicy(statement);
+      return new lambda.Function(this, `${id}Function`, {
+        description: settings.description,
+        runtime: lambda.Runtime.NODEJS_22_X,
+        architecture: lambda.Architecture.ARM_64,
+        handler: LAMBDA_HANDLER,
+        code,
+        role,
+        logGroup,
+        memorySize: settings.memorySize,
+        timeout: settings.timeout,
+        environment: { ...common, ...settings.environment },
+        ...(settings.onFailure === undefined
+          ? {}
+          : {
+              retryAttempts: 2,
+              maxEventAge: Duration.hours(6),
+              onFailure: new destinations.SqsDestination(settings.onFailure),
+            }),
+      });
+    };
+    const onTable = (...actions: string[]) =>
+      new iam.PolicyStatement({ actions: actions.map((a) => `dynamodb:${a}`), resources: [this.table.tableArn] });
+    const thingArn = Stack.of(this).formatArn({ service: 'iot', resource: 'thing', resourceName: '*' });
+
+    const required = (name: LambdaName) => {
+      const code = props.handlerCode(name);
+      if (code === undefined) {
+        throw new DeploymentError('HANDLER_MISSING', `the ${name} handler has no code`, { data: { name } });
+      }
+      return code;
+    };
+    const commandCode = props.handlerCode('command');
+    if (props.iotDataEndpoint !== undefined && !/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(props.iotDataEndpoint)) {
+      throw new DeploymentError('BAD_SETTING', 'iotDataEndpoint must be a host name, without https:// or a path', {
+        data: { iotDataEndpoint: props.iotDataEndpoint },
+      });
+    }
+    const iotDataEndpoint = props.iotDataEndpoint ?? this.lookUpIotDataEndpoint();
+
+    this.functions = {
+      ingest: fn('ingest', required('ingest'), {
+        description: 'pifleet: telemetry batches from the IoT rule into the telemetry table',
+        memorySize: 512,
+        timeout: Duration.seconds(30),
+        environment: { RETENTION_DAYS: String(retentionDays) },
+        statements: [onTable('GetItem', 'BatchWriteItem', 'UpdateItem', 'PutItem')],
+        onFailure: this.failureQueues.ingest,
+      }),
+      presence: fn('presence', required('presence'), {
+        description: 'pifleet: IoT lifecycle events into each thing’s connectivity record',
+        memorySize: 256,
+        timeout: Duration.seconds(10),
+        statements: [onTable('PutItem')],
+        onFailure: this.failureQueues.presence,
+      }),
+      query: fn('query', required('query'), {
+        description: 'pifleet: telemetry history and latest values (HTTP API)',
+        memorySize: 512,
+        timeout: Duration.seconds(10),
+        statements: [onTable('Query')],
+      }),
+      ...(commandCode === undefined
+        ? {}
+        : {
+            command: fn('command', commandCode, {
+              description: 'pifleet: desired state and shadow/connectivity reads (HTTP API)',
+              memorySize: 256,
+              timeout: Duration.seconds(10),
+              environment: { IOT_DATA_ENDPOINT: `https://${iotDataEndpoint}` },
+              statements: [
+                new iam.PolicyStatement({
+                  actions: ['iot:GetThingShadow', 'iot:UpdateThingShadow', 'iot:DescribeThing'],
+                  resources: [thingArn],
+                }),
+                onTable('GetItem'),
+              ],
+            }),
+          }),
+    };
+    if (commandCode === undefined) {
+      Annotations.of(this).addWarningV2(
+        'pifleet:no-command-handler',
+        'src/handlers/command.ts has no code: deploying without the command function and its routes',
+      );
+    }
+
+    // --- IoT -------------------------------------------------------------------------------
+    this.topicRules = new TopicRules(this, 'Rules', {
+      rules,
+      functions: { ingest: this.functions.ingest, presence: this.functions.presence },
+      archiveBucket: this.archiveBucket,
+    });
+
+    this.devicePolicy = new iot.CfnPolicy(this, 'DevicePolicy', {
+      policyName: RECOMMENDED_POLICY_NAME,
+      policyDocument: recommendedDevicePolicy(Aws.REGION, Aws.ACCOUNT_ID),
+    });
+    // Certificates get attached to it outside CloudFormation (the provisioning CLI); deleting the
+    // stack must not fail on, or cut off, a fleet that still uses it.
+    this.devicePolicy.applyRemovalPolicy(RemovalPolicy.RETAIN);
+
+    // --- HTTP API --------------------------------------------------------------------------
+    this.httpApi = new apigwv2.HttpApi(this, 'Api', {
+      apiName: 'pifleet',
+      description: 'pifleet command and query API (IAM authorization: sign requests with SigV4)',
+      defaultAuthorizer: new HttpIamAuthorizer(),
+    });
+    const stage = this.httpApi.defaultStage?.node.defaultChild as apigwv2.CfnStage | undefined;
+    stage?.addPropertyOverride('DefaultRouteSettings', { ThrottlingBurstLimit: 100, ThrottlingRateLimit: 50 });
+    const queryIntegration = new HttpLambdaIntegration('QueryIntegration', this.functions.query);
+    for (const route of QUERY_ROUTES) {
+      this.httpApi.addRoutes({ path: route.path, methods: [httpMethod(route.method)], integration: queryIntegration });
+    }
+    if (this.functions.command !== undefined) {
+      const commandIntegration = new HttpLambdaIntegration('CommandIntegration', this.functions.command);
+      for (const route of COMMAND_ROUTES) {
+        this.httpApi.addRoutes({
+          path: route.path,
+          methods: [httpMethod(route.method)],
+          integration: commandIntegration,
+        });
+      }
+    }
+
+    // --- outputs ---------------------------------------------------------------------------
+    new CfnOutput(this, 'ApiUrl', { value: this.httpApi.apiEndpoint, description: 'command/query API (SigV4)' });
+    new CfnOutput(this, 'IotDataEndpoint', { value: iotDataEndpoint, description: 'MQTT/HTTPS endpoint for devices' });
+    new CfnOutput(this, 'TelemetryTableName', { value: this.table.tableName });
+    new CfnOutput(this, 'ArchiveBucketName', { value: this.archiveBucket.bucketName });
+    new CfnOutput(this, 'IngestFailureQueueUrl', { value: this.failureQueues.ingest.queueUrl });
+    new CfnOutput(this, 'PresenceFailureQueueUrl', { value: this.failureQueues.presence.queueUrl });
+    new CfnOutput(this, 'DevicePolicyName', { value: RECOMMENDED_POLICY_NAME });
+  }
+
+  /**
+   * The account's ATS data endpoint, read at deploy time. `iot:DescribeEndpoint` has no resource
+   * type, so IAM requires `Resource: "*"` for it (the one wildcard resource in this stack's own
+   * policies; the custom resource's provider function also carries AWS's managed basic
+   * execution role).
+   */
+  private lookUpIotDataEndpoint(): string {
+    const call: cr.AwsSdkCall = {
+      service: 'IoT',
+      action: 'DescribeEndpoint',
+      parameters: { endpointType: 'iot:Data-ATS' },
+      physicalResourceId: cr.PhysicalResourceId.of('iot-data-ats-endpoint'),
+    };
+    const lookup = new cr.AwsCustomResource(this, 'IotDataEndpointLookup', {
+      onCreate: call,
+      onUpdate: call,
+      installLatestAwsSdk: false,
+      policy: cr.AwsCustomResourcePolicy.fromStatements([
+        new iam.PolicyStatement({ actions: ['iot:DescribeEndpoint'], resources: ['*'] }),
+      ]),
+    });
+    return lookup.getResponseField('endpointAddress');
+  }
+}
+
+interface FunctionSettings {
+  readonly description: string;
+  readonly memorySize: number;
+  readonly timeout: Duration;
+  readonly environment?: Record<string, string>;
+  readonly statements: readonly iam.PolicyStatement[];
+  readonly onFailure?: sqs.IQueue;
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}

@@ -1,0 +1,260 @@
+import { Aws, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as iot from 'aws-cdk-lib/aws-iot';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import type { RuleAction, RuleDefinition, RuleHandlerName } from '../src/rules/definitions.js';
+import { DeploymentError } from './errors.js';
+
+/**
+ * Turns the rule definitions (`src/rules/definitions.ts`, the same file the local rules engine
+ * loads) into `AWS::IoT::TopicRule` resources, with least privilege for every action:
+ *
+ * | action      | IoT rule action       | what IoT may do (one role per rule action, assumable only by that rule) |
+ * |-------------|-----------------------|--------------------------------------------------------------------------|
+ * | `lambda`    | `lambda`              | nothing through a role: a `lambda:InvokeFunction` permission on the function for `iot.amazonaws.com` from that rule's ARN and this account |
+ * | `republish` | `republish`           | `iot:Publish` on the topic ARN the template can render (`${…}` → `*`)   |
+ * | `archive`   | `s3`                  | `s3:PutObject` on `<bucket>/<static key prefix>*` (`raw/*` for the shipped rule) |
+ * | `log`       | `cloudwatchLogs`      | `logs:CreateLogStream`, `logs:DescribeLogStreams`, `logs:PutLogEvents` on that log group (the three IoT documents as required for this action) |
+ *
+ * The error action is translated the same way and set on every rule.
+ */
+
+export interface TopicRuleTargets {
+  /** The function each `lambda` action invokes. */
+  readonly functions: Readonly<Partial<Record<RuleHandlerName, lambda.IFunction>>>;
+  /** The bucket `archive` actions write to (required when a rule archives); an `s3.Bucket`. */
+  readonly archiveBucket?: Pick<s3.IBucket, 'bucketName' | 'arnForObjects'>;
+}
+
+export interface TopicRulesProps extends TopicRuleTargets {
+  readonly rules: readonly RuleDefinition[];
+  /** Retention of the log groups that `log` actions write to (default one month). */
+  readonly logRetention?: logs.RetentionDays;
+  /** What happens to those log groups when the stack is deleted (default RETAIN: they hold the failures). */
+  readonly logRemovalPolicy?: RemovalPolicy;
+}
+
+/**
+ * A substitution template as an IAM resource pattern: every `${…}` (whatever it renders to) becomes
+ * `*`. Braces inside a template expression, and quotes in it, are skipped over correctly.
+ */
+export function templateToWildcard(template: string): string {
+  let out = '';
+  let i = 0;
+  while (i < template.length) {
+    if (template.startsWith('${', i)) {
+      const end = templateExpressionEnd(template, i + 2);
+      if (!out.endsWith('*')) out += '*';
+      i = end + 1;
+    } else {
+      out += template[i];
+      i++;
+    }
+  }
+  return out;
+}
+
+/** The literal text of a template before its first `${…}` (the whole template when it has none). */
+export function templateStaticPrefix(template: string): string {
+  const at = template.indexOf('${');
+  return at === -1 ? template : template.slice(0, at);
+}
+
+/** Index of the `}` that closes the expression starting at `from` (just after `${`). */
+function templateExpressionEnd(template: string, from: number): number {
+  let depth = 0;
+  let quote: string | undefined;
+  for (let i = from; i < template.length; i++) {
+    const c = template[i];
+    if (quote !== undefined) {
+      if (c === quote) quote = undefined;
+      continue;
+    }
+    if (c === "'" || c === '"') quote = c;
+    else if (c === '{') depth++;
+    else if (c === '}') {
+      if (depth === 0) return i;
+      depth--;
+    }
+  }
+  throw new DeploymentError(
+    'TEMPLATE_UNTERMINATED',
+    `substitution template ${JSON.stringify(template)} has an unclosed \${`,
+    {
+      data: { template },
+    },
+  );
+}
+
+/** The ARN of a rule by name (built, not referenced, so a role's trust policy can name its rule without a cycle). */
+export function topicRuleArn(scope: Construct, ruleName: string): string {
+  return Stack.of(scope).formatArn({ service: 'iot', resource: 'rule', resourceName: ruleName });
+}
+
+/** One `AWS::IoT::TopicRule` per definition, its action roles and log groups, and its Lambda invoke permissions. */
+export class TopicRules extends Construct {
+  /** The rule resource of each definition, by rule name. */
+  readonly rules: ReadonlyMap<string, iot.CfnTopicRule>;
+  /** Log groups the `log` actions write to, by log group name. */
+  readonly logGroups: ReadonlyMap<string, logs.LogGroup>;
+
+  private readonly targets: TopicRuleTargets;
+  private readonly groups = new Map<string, logs.LogGroup>();
+  private readonly logRetention: logs.RetentionDays;
+  private readonly logRemovalPolicy: RemovalPolicy;
+
+  constructor(scope: Construct, id: string, props: TopicRulesProps) {
+    super(scope, id);
+    this.targets = props;
+    this.logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    this.logRemovalPolicy = props.logRemovalPolicy ?? RemovalPolicy.RETAIN;
+    const names = new Set<string>();
+    const rules = new Map<string, iot.CfnTopicRule>();
+    for (const def of props.rules) {
+      if (names.has(def.name)) {
+        throw new DeploymentError('RULE_DUPLICATE', `two rules are named ${def.name}`, { data: { rule: def.name } });
+      }
+      names.add(def.name);
+      rules.set(def.name, this.addRule(def));
+    }
+    this.rules = rules;
+    this.logGroups = this.groups;
+  }
+
+  private addRule(def: RuleDefinition): iot.CfnTopicRule {
+    const scope = new Construct(this, def.name);
+    const invoked: lambda.IFunction[] = [];
+    const roles: iam.Role[] = [];
+    const translate = (action: RuleAction, id: string) => this.translate(scope, def, action, id, invoked, roles);
+    const rule = new iot.CfnTopicRule(scope, 'Rule', {
+      ruleName: def.name,
+      topicRulePayload: {
+        description: def.description,
+        sql: def.sql,
+        awsIotSqlVersion: def.sqlVersion,
+        ruleDisabled: false,
+        actions: def.actions.map((action, i) => translate(action, `Action${i}`)),
+        errorAction: translate(def.errorAction, 'ErrorAction'),
+      },
+    });
+    // IoT assumes the roles at the first message: their policies must exist before the rule does.
+    for (const role of roles) rule.node.addDependency(role);
+    const seen = new Set<lambda.IFunction>();
+    for (const fn of invoked) {
+      if (seen.has(fn)) continue;
+      seen.add(fn);
+      fn.addPermission(`InvokedBy${def.name}`, {
+        principal: new iam.ServicePrincipal('iot.amazonaws.com'),
+        action: 'lambda:InvokeFunction',
+        sourceArn: rule.attrArn,
+        sourceAccount: Aws.ACCOUNT_ID,
+      });
+    }
+    return rule;
+  }
+
+  private translate(
+    scope: Construct,
+    def: RuleDefinition,
+    action: RuleAction,
+    id: string,
+    invoked: lambda.IFunction[],
+    roles: iam.Role[],
+  ): iot.CfnTopicRule.ActionProperty {
+    const role = (statement: iam.PolicyStatement) => {
+      const r = new iam.Role(scope, `${id}Role`, {
+        description: `IoT rule ${def.name}: ${id === 'ErrorAction' ? 'error action' : `action ${id.slice(6)}`} (${action.kind})`,
+        assumedBy: new iam.ServicePrincipal('iot.amazonaws.com', {
+          conditions: {
+            StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+            ArnEquals: { 'aws:SourceArn': topicRuleArn(scope, def.name) },
+          },
+        }),
+        maxSessionDuration: Duration.hours(1),
+      });
+      r.addToPrincipalPolicy(statement);
+      roles.push(r);
+      return r;
+    };
+
+    switch (action.kind) {
+      case 'lambda': {
+        const fn = this.targets.functions[action.handler];
+        if (fn === undefined) {
+          throw new DeploymentError(
+            'RULE_TARGET_MISSING',
+            `rule ${def.name} invokes handler ${action.handler}, which the stack does not deploy`,
+            {
+              data: { rule: def.name, handler: action.handler },
+            },
+          );
+        }
+        invoked.push(fn);
+        return { lambda: { functionArn: fn.functionArn } };
+      }
+      case 'republish': {
+        const topicArn = Stack.of(scope).formatArn({
+          service: 'iot',
+          resource: 'topic',
+          resourceName: templateToWildcard(action.topic),
+        });
+        const r = role(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [topicArn] }));
+        return { republish: { topic: action.topic, qos: action.qos, roleArn: r.roleArn } };
+      }
+      case 'archive': {
+        const bucket = this.targets.archiveBucket;
+        if (bucket === undefined) {
+          throw new DeploymentError(
+            'RULE_TARGET_MISSING',
+            `rule ${def.name} archives, but the stack has no archive bucket`,
+            {
+              data: { rule: def.name },
+            },
+          );
+        }
+        const r = role(
+          new iam.PolicyStatement({
+            actions: ['s3:PutObject'],
+            resources: [bucket.arnForObjects(`${templateStaticPrefix(action.key)}*`)],
+          }),
+        );
+        return { s3: { bucketName: bucket.bucketName, key: action.key, roleArn: r.roleArn } };
+      }
+      case 'log': {
+        const group = this.logGroup(action.logGroup);
+        const r = role(
+          new iam.PolicyStatement({
+            actions: ['logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents'],
+            resources: [group.logGroupArn],
+          }),
+        );
+        return { cloudwatchLogs: { logGroupName: group.logGroupName, roleArn: r.roleArn } };
+      }
+    }
+  }
+
+  private logGroup(name: string): logs.LogGroup {
+    if (name.includes('${')) {
+      throw new DeploymentError(
+        'LOG_GROUP_TEMPLATE',
+        `log group ${name} is a template; the stack can only create fixed log groups`,
+        {
+          data: { logGroup: name },
+        },
+      );
+    }
+    let group = this.groups.get(name);
+    if (group === undefined) {
+      group = new logs.LogGroup(this, `LogGroup${this.groups.size}`, {
+        logGroupName: name,
+        retention: this.logRetention,
+        removalPolicy: this.logRemovalPolicy,
+      });
+      this.groups.set(name, group);
+    }
+    return group;
+  }
+}
