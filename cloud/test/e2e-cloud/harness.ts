@@ -1,0 +1,145 @@
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import {
+  AttachPolicyCommand,
+  AttachThingPrincipalCommand,
+  CreateKeysAndCertificateCommand,
+  CreatePolicyCommand,
+  CreateThingCommand,
+  type IoTClient,
+} from '@aws-sdk/client-iot';
+import type { IotPolicyDocument } from '@pifleet/protocol';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { LocalCoreInfo } from '../../src/app/local-core.js';
+import type { LocalCredentials } from '../../src/http/credentials.js';
+
+type SourceData = string | ArrayBuffer | ArrayBufferView;
+
+const bytesOf = (data: SourceData): string | Uint8Array =>
+  typeof data === 'string'
+    ? data
+    : data instanceof ArrayBuffer
+      ? new Uint8Array(data)
+      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+
+/** SHA-256 (and HMAC-SHA-256 with a secret) on node:crypto, in the shape @smithy/signature-v4 expects. */
+class Sha256 {
+  readonly #secret: string | Uint8Array | undefined;
+  #hash: Hash | Hmac;
+
+  constructor(secret?: SourceData) {
+    this.#secret = secret === undefined ? undefined : bytesOf(secret);
+    this.#hash = this.#fresh();
+  }
+
+  #fresh(): Hash | Hmac {
+    return this.#secret === undefined ? createHash('sha256') : createHmac('sha256', this.#secret);
+  }
+
+  update(data: SourceData): void {
+    this.#hash.update(bytesOf(data));
+  }
+
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.#hash.digest());
+  }
+
+  reset(): void {
+    this.#hash = this.#fresh();
+  }
+}
+
+export interface ApiResult {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Record<string, unknown>;
+}
+
+/**
+ * A client for the command/query API: real HTTP, requests signed with AWS's own SigV4 signer
+ * (@smithy/signature-v4, what every AWS SDK uses) for the `execute-api` service.
+ */
+export function apiClient(info: LocalCoreInfo, credentials: LocalCredentials, service = 'execute-api') {
+  const url = new URL(info.http);
+  const signer = new SignatureV4({ service, region: info.region, credentials, sha256: Sha256 });
+
+  return async function call(
+    method: string,
+    path: string,
+    options: { body?: unknown; query?: Record<string, string>; sign?: boolean } = {},
+  ): Promise<ApiResult> {
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const host = `${url.hostname}:${url.port}`;
+    const unsigned = {
+      method,
+      protocol: 'http:',
+      hostname: url.hostname,
+      port: Number(url.port),
+      path,
+      query: options.query ?? {},
+      headers: {
+        host,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      } as Record<string, string>,
+      ...(body === undefined ? {} : { body }),
+    };
+    const signed = options.sign === false ? unsigned : await signer.sign(unsigned);
+    const qs = new URLSearchParams(options.query ?? {}).toString();
+    return new Promise<ApiResult>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          method,
+          host: url.hostname,
+          port: Number(url.port),
+          path: qs === '' ? path : `${path}?${qs}`,
+          headers: signed.headers,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
+            });
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  };
+}
+
+export interface ProvisionedThing {
+  readonly thingName: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly certificateArn: string;
+}
+
+/** Creates a thing, an active certificate and a policy through the real IoT control-plane client. */
+export async function provisionThing(
+  iot: IoTClient,
+  thingName: string,
+  policy: { name: string; document: IotPolicyDocument; create: boolean },
+): Promise<ProvisionedThing> {
+  await iot.send(new CreateThingCommand({ thingName }));
+  const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
+  if (policy.create) {
+    await iot.send(
+      new CreatePolicyCommand({ policyName: policy.name, policyDocument: JSON.stringify(policy.document) }),
+    );
+  }
+  await iot.send(new AttachPolicyCommand({ policyName: policy.name, target: cert.certificateArn }));
+  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn }));
+  return {
+    thingName,
+    certPem: cert.certificatePem as string,
+    keyPem: cert.keyPair?.PrivateKey as string,
+    certificateArn: cert.certificateArn as string,
+  };
+}
