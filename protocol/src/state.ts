@@ -233,3 +233,11 @@ export function rejectionsToReported(
 }
 
 export type { Issue };
+
+/**
+ * The desired-state schema as JSON Schema (draft 2020-12), for clients that validate before they
+ * send (the web console); the same bounds and patterns as {@link validateDesiredState}.
+ */
+export function desiredStateJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(desiredStateSchema) as Record<string, unknown>;
+}

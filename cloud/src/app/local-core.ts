@@ -5,6 +5,7 @@ import { SQLITE_TELEMETRY_FILENAME } from '../adapters/sqlite-telemetry-store.js
 import { type Broker, createBroker } from '../broker/index.js';
 import { type LocalCa, loadOrCreateCa } from '../ca/local-ca.js';
 import type { LocalCoreConfig } from '../config/local-core.js';
+import { createWebConsole, type WebConsole } from '../console/console.js';
 import { CloudError } from '../errors.js';
 import { type LocalCredentials, loadOrCreateCredentials, singleCredentialStore } from '../http/credentials.js';
 import { iotControlPlaneRoutes } from '../http/iot-control-plane.js';
@@ -37,6 +38,8 @@ export interface LocalCoreInfo {
   readonly credentialsFile: string;
   readonly region: string;
   readonly accountId: string;
+  /** The web console's URL with its per-start token (`{http}/console/?token=…`): open it on this machine. */
+  readonly console: string;
 }
 
 /** What a started core offers to code composed around it (tests, later services). */
@@ -52,6 +55,8 @@ export interface LocalCoreServices {
   readonly telemetry: TelemetryStore;
   /** The rules engine running the shipped rule definitions on the broker bus. */
   readonly rules: RulesEngine;
+  /** The web console (its route group is on the HTTP listener; `token` opens it). */
+  readonly console: WebConsole;
   readonly info: LocalCoreInfo;
 }
 
@@ -180,7 +185,19 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         cleanup.push(() => cloud.stop());
         await cloud.start();
 
+        const webConsole = createWebConsole({
+          registry,
+          broker,
+          shadows: shadow.service,
+          allowedHosts: [config.host, publicHost],
+          now,
+          logger,
+        });
+        await webConsole.start();
+        cleanup.push(() => webConsole.stop());
+
         const base = {
+          console: webConsole,
           account,
           registry,
           ca,
@@ -199,6 +216,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
             iotControlPlaneRoutes({ registry, ca, endpointAddress: () => publicHost }),
             shadow.routes,
             cloud.routes,
+            webConsole.routes,
             ...(deps.routes?.(base) ?? []),
           ],
           now,
@@ -208,14 +226,18 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         cleanup.push(() => http.stop());
 
         const httpHost = WILDCARDS.has(config.host) ? publicHost : bound.host;
+        const httpUrl = httpHost.includes(':')
+          ? `http://[${httpHost}]:${bound.port}`
+          : `http://${httpHost}:${bound.port}`;
         const info: LocalCoreInfo = Object.freeze({
           ready: true,
           mqtt: Object.freeze({ host: WILDCARDS.has(config.host) ? publicHost : mqtt.host, port: mqtt.port }),
-          http: httpHost.includes(':') ? `http://[${httpHost}]:${bound.port}` : `http://${httpHost}:${bound.port}`,
+          http: httpUrl,
           caFile: paths.caFile,
           credentialsFile: paths.credentialsFile,
           region: config.region,
           accountId: config.accountId,
+          console: webConsole.url(httpUrl),
         });
         cloud.bindEndpoint(info.http);
         running = Object.freeze({ ...base, info });

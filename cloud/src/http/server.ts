@@ -79,6 +79,16 @@ export interface RouteGroup {
    * Thrown ApiError/RegistryError map to AWS's error shape as for routes.
    */
   readonly fallback?: (request: UnmatchedRequest) => ApiResponse | undefined | Promise<ApiResponse | undefined>;
+  /**
+   * Optional requests the group serves itself WITHOUT SigV4 (the web console, which checks its own
+   * session cookie): a request whose path is `prefix` or starts with `prefix/` goes to `handle`
+   * before its body is read or any signature is checked, and `handle` owns the response (it may
+   * stream, e.g. Server-Sent Events). Other groups never see these paths.
+   */
+  readonly unsigned?: {
+    readonly prefix: string;
+    handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
+  };
 }
 
 export interface HttpServerOptions {
@@ -255,6 +265,14 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
     const rawQuery = q === -1 ? '' : url.slice(q + 1);
     const method = (req.method ?? 'GET').toUpperCase();
     const log = logger.child({ requestId, method, path: rawPath });
+
+    for (const group of options.routes) {
+      const prefix = group.unsigned?.prefix;
+      if (prefix !== undefined && (rawPath === prefix || rawPath.startsWith(`${prefix}/`))) {
+        await group.unsigned?.handle(req, res);
+        return;
+      }
+    }
 
     let body: Buffer;
     try {

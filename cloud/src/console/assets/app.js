@@ -1,0 +1,773 @@
+// pifleet web console (served as is by the local IoT Core; no build step).
+// Two views behind a hash router: the fleet (#/) and one thing (#/thing/NAME). Live data comes
+// from one EventSource per view; the browser reconnects it by itself and the server starts each
+// stream with a full snapshot, so a reconnect never leaves the page stale.
+
+const ROW_HEIGHT = 36;
+const OVERSCAN = 8;
+const CHART_WINDOW_MS = 10 * 60_000;
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) if (c !== undefined && c !== null) node.append(c);
+  return node;
+}
+
+function ago(ms, now) {
+  if (ms === null || ms === undefined) return '—';
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(ms).toLocaleString();
+}
+
+const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
+const clockMs = (ms) => `${clock(ms)}.${String(Math.floor(ms % 1000)).padStart(3, '0')}`;
+
+function fmtValue(v) {
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(2);
+  return String(v);
+}
+
+/** Path of a leaf the way the server (protocol `formatPath`) writes it: `a.b`, `a["x y"]`. */
+function formatPath(parts) {
+  let out = '';
+  for (const key of parts) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(key)) out += out ? `.${key}` : key;
+    else out += `[${JSON.stringify(String(key))}]`;
+  }
+  return out || '$';
+}
+
+const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function leaves(obj, prefix = [], out = []) {
+  if (!isObject(obj)) return out;
+  for (const [k, v] of Object.entries(obj)) {
+    if (isObject(v) && Object.keys(v).length > 0) leaves(v, [...prefix, k], out);
+    else out.push({ parts: [...prefix, k], value: v });
+  }
+  return out;
+}
+
+function getAt(obj, parts) {
+  let cur = obj;
+  for (const p of parts) {
+    if (!isObject(cur)) return undefined;
+    cur = cur[p];
+  }
+  return cur;
+}
+
+function setAt(obj, parts, value) {
+  let cur = obj;
+  for (const p of parts.slice(0, -1)) {
+    if (!isObject(cur[p])) cur[p] = {};
+    cur = cur[p];
+  }
+  cur[parts[parts.length - 1]] = value;
+}
+
+const jsonEqual = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+// ---- JSON Schema subset (what the protocol's desired-state schema uses) ----------------------
+
+function validateSchema(schema, value, parts = [], issues = []) {
+  if (!schema) return issues;
+  const at = formatPath(parts);
+  const type = schema.type;
+  if (type === 'object') {
+    if (!isObject(value)) {
+      issues.push({ path: at, message: 'must be an object' });
+      return issues;
+    }
+    for (const [k, v] of Object.entries(value)) {
+      const prop = schema.properties?.[k];
+      if (prop) {
+        validateSchema(prop, v, [...parts, k], issues);
+        continue;
+      }
+      if (schema.additionalProperties === false) {
+        issues.push({ path: formatPath([...parts, k]), message: 'unknown key' });
+        continue;
+      }
+      const pattern = schema.propertyNames?.pattern;
+      if (pattern && !new RegExp(pattern).test(k)) {
+        issues.push({ path: formatPath([...parts, k]), message: `invalid id ${JSON.stringify(k)}` });
+        continue;
+      }
+      if (isObject(schema.additionalProperties)) validateSchema(schema.additionalProperties, v, [...parts, k], issues);
+    }
+    return issues;
+  }
+  if (type === 'integer' || type === 'number') {
+    if (typeof value !== 'number' || !Number.isFinite(value)) issues.push({ path: at, message: 'must be a number' });
+    else if (type === 'integer' && !Number.isInteger(value)) issues.push({ path: at, message: 'must be an integer' });
+    else if (schema.minimum !== undefined && value < schema.minimum) {
+      issues.push({ path: at, message: `must be at least ${schema.minimum}` });
+    } else if (schema.maximum !== undefined && value > schema.maximum) {
+      issues.push({ path: at, message: `must be at most ${schema.maximum}` });
+    }
+    return issues;
+  }
+  if (type === 'boolean' && typeof value !== 'boolean') issues.push({ path: at, message: 'must be true or false' });
+  if (type === 'string' && typeof value !== 'string') issues.push({ path: at, message: 'must be a string' });
+  if (schema.enum && !schema.enum.includes(value)) {
+    issues.push({ path: at, message: `must be one of ${schema.enum.join(', ')}` });
+  }
+  return issues;
+}
+
+// ---- live stream ----------------------------------------------------------------------------
+
+let source = null;
+
+function openStream(url, handlers) {
+  if (source) source.close();
+  const streamEl = $('#stream');
+  const es = new EventSource(url);
+  source = es;
+  const setState = (state, text) => {
+    streamEl.dataset.state = state;
+    streamEl.textContent = text;
+  };
+  setState('connecting', 'connecting…');
+  es.addEventListener('open', () => setState('live', 'live'));
+  es.addEventListener('error', () => {
+    if (es.readyState === EventSource.CLOSED) {
+      setState('closed', 'disconnected — reload, or reopen the console URL if the session ended');
+    } else setState('reconnecting', 'reconnecting…');
+  });
+  for (const [event, handler] of Object.entries(handlers)) {
+    es.addEventListener(event, (e) => {
+      if (source !== es) return;
+      handler(JSON.parse(e.data));
+    });
+  }
+}
+
+// ---- fleet view -----------------------------------------------------------------------------
+
+const fleet = {
+  things: new Map(),
+  /** Names shown (sorted, filtered). */
+  shown: [],
+  filter: '',
+  rows: new Map(),
+  renderQueued: false,
+  /** Skew between the server's clock and this page's. */
+  skew: 0,
+};
+
+function recomputeShown() {
+  const f = fleet.filter.trim().toLowerCase();
+  const names = [];
+  for (const name of fleet.things.keys()) if (!f || name.toLowerCase().includes(f)) names.push(name);
+  names.sort();
+  fleet.shown = names;
+  const list = $('#fleet-list');
+  $('.vlist-spacer', list).style.height = `${names.length * ROW_HEIGHT}px`;
+  $('#fleet-empty').hidden = names.length > 0;
+  $('#fleet-shown').textContent =
+    names.length === fleet.things.size ? `${names.length} things` : `${names.length} of ${fleet.things.size} things`;
+  updateCounts();
+}
+
+function updateCounts() {
+  let online = 0;
+  let pending = 0;
+  for (const t of fleet.things.values()) {
+    if (t.connected) online++;
+    if (t.shadow && !t.shadow.inSync) pending++;
+  }
+  $('#counts').textContent = `${fleet.things.size} things · ${online} connected · ${pending} pending`;
+}
+
+function queueRender() {
+  if (fleet.renderQueued) return;
+  fleet.renderQueued = true;
+  requestAnimationFrame(() => {
+    fleet.renderQueued = false;
+    renderRows();
+  });
+}
+
+function rowFor(name) {
+  const cells = {
+    name: el('span', { class: 'name' }),
+    presence: el('span', { class: 'presence' }),
+    seen: el('span', { class: 'seen' }),
+    telemetry: el('span', { class: 'telemetry' }),
+    shadow: el('span', { class: 'shadow' }),
+    alerts: el('span', { class: 'alerts' }),
+  };
+  const row = el(
+    'div',
+    { class: 'row', 'data-thing': name },
+    cells.name,
+    cells.presence,
+    cells.seen,
+    cells.telemetry,
+    cells.shadow,
+    cells.alerts,
+  );
+  row.addEventListener('click', () => {
+    location.hash = `#/thing/${encodeURIComponent(row.dataset.thing)}`;
+  });
+  row.cells = cells;
+  return row;
+}
+
+function fillRow(row, t, now) {
+  const c = row.cells;
+  row.dataset.thing = t.thingName;
+  row.dataset.connected = String(t.connected);
+  c.name.replaceChildren(el('a', { href: `#/thing/${encodeURIComponent(t.thingName)}`, text: t.thingName }));
+  c.presence.replaceChildren(
+    el('i', { class: t.connected ? 'dot on' : 'dot' }),
+    t.connected ? 'connected' : t.presenceAt === null ? 'never seen' : 'disconnected',
+  );
+  c.presence.title = t.disconnectReason ?? '';
+  c.seen.textContent = ago(t.lastSeen, now);
+  if (t.lastTelemetry) {
+    const metrics = Object.entries(t.lastTelemetry.metrics)
+      .slice(0, 3)
+      .map(([k, v]) => `${k.split('.').pop()} ${fmtValue(v)}`)
+      .join(' · ');
+    c.telemetry.textContent = `${clock(t.lastTelemetry.at)} ${metrics}`;
+    c.telemetry.title = Object.entries(t.lastTelemetry.metrics)
+      .map(([k, v]) => `${k} = ${fmtValue(v)}`)
+      .join('\n');
+  } else {
+    c.telemetry.textContent = '—';
+    c.telemetry.title = '';
+  }
+  if (t.shadow) {
+    const pill = t.shadow.inSync
+      ? el('span', { class: 'pill sync', text: `in sync · v${t.shadow.version}` })
+      : el('span', { class: 'pill pending', text: `pending ${t.shadow.deltaKeys.join(', ')} · v${t.shadow.version}` });
+    c.shadow.replaceChildren(pill);
+  } else c.shadow.replaceChildren(el('span', { class: 'muted', text: 'no shadow' }));
+  c.alerts.replaceChildren(t.alerts.count > 0 ? el('span', { class: 'pill alert', text: String(t.alerts.count) }) : '');
+}
+
+function renderRows() {
+  const list = $('#fleet-list');
+  if ($('#fleet-view').hidden) return;
+  const first = Math.max(0, Math.floor(list.scrollTop / ROW_HEIGHT) - OVERSCAN);
+  const last = Math.min(fleet.shown.length, Math.ceil((list.scrollTop + list.clientHeight) / ROW_HEIGHT) + OVERSCAN);
+  const now = Date.now() + fleet.skew;
+  const keep = new Set();
+  for (let i = first; i < last; i++) {
+    const name = fleet.shown[i];
+    const t = fleet.things.get(name);
+    if (!t) continue;
+    keep.add(name);
+    let row = fleet.rows.get(name);
+    if (!row) {
+      row = rowFor(name);
+      fleet.rows.set(name, row);
+      list.append(row);
+    }
+    row.style.transform = `translateY(${i * ROW_HEIGHT}px)`;
+    fillRow(row, t, now);
+  }
+  for (const [name, row] of fleet.rows) {
+    if (!keep.has(name)) {
+      row.remove();
+      fleet.rows.delete(name);
+    }
+  }
+}
+
+function applyThings(list) {
+  let added = false;
+  for (const t of list) {
+    if (!fleet.things.has(t.thingName)) added = true;
+    fleet.things.set(t.thingName, t);
+  }
+  if (added) recomputeShown();
+  else updateCounts();
+  queueRender();
+}
+
+function showFleet() {
+  $('#thing-view').hidden = true;
+  $('#fleet-view').hidden = false;
+  document.title = 'pifleet console';
+  openStream('/console/events', {
+    snapshot(data) {
+      fleet.skew = data.now - Date.now();
+      fleet.things = new Map(data.things.map((t) => [t.thingName, t]));
+      for (const row of fleet.rows.values()) row.remove();
+      fleet.rows.clear();
+      recomputeShown();
+      queueRender();
+    },
+    things: applyThings,
+    presence(p) {
+      const t = fleet.things.get(p.thingName);
+      if (t)
+        applyThings([{ ...t, connected: p.connected, presenceAt: p.at, lastSeen: Math.max(t.lastSeen ?? 0, p.at) }]);
+    },
+  });
+}
+
+// ---- thing view -----------------------------------------------------------------------------
+
+const thing = {
+  name: null,
+  summary: null,
+  doc: null,
+  history: [],
+  alerts: [],
+  charts: new Map(),
+  chartQueued: false,
+  schema: null,
+  form: { dirty: false, base: null, fields: [] },
+  pending: null,
+};
+
+async function loadSchema() {
+  if (thing.schema) return thing.schema;
+  const res = await fetch('/console/api/schema/desired', { credentials: 'same-origin' });
+  if (res.ok) thing.schema = await res.json();
+  return thing.schema;
+}
+
+function metaTimestamp(meta, parts) {
+  const node = getAt(meta, parts);
+  return isObject(node) && typeof node.timestamp === 'number' ? node.timestamp : undefined;
+}
+
+function kvTable(obj, meta, emptyText) {
+  const rows = leaves(obj);
+  if (rows.length === 0) return el('p', { class: 'muted', text: emptyText });
+  const table = el('table', { class: 'kv' });
+  for (const { parts, value } of rows) {
+    const ts = meta ? metaTimestamp(meta, parts) : undefined;
+    table.append(
+      el(
+        'tr',
+        { 'data-path': formatPath(parts) },
+        el('td', { class: 'k', text: formatPath(parts) }),
+        el('td', { class: 'v', text: JSON.stringify(value) }),
+        el('td', {
+          class: 't',
+          text: ts !== undefined ? clock(ts * 1000) : '',
+          title: ts !== undefined ? new Date(ts * 1000).toISOString() : '',
+        }),
+      ),
+    );
+  }
+  return table;
+}
+
+function renderShadow() {
+  const doc = thing.doc;
+  const state = doc?.state ?? {};
+  const meta = doc?.metadata ?? {};
+  const version = doc ? `version ${doc.version} · ${clock(doc.timestamp * 1000)}` : 'no shadow yet';
+  $('#panel-desired small').textContent = version;
+  $('#panel-reported small').textContent = version;
+  const deltaCount = leaves(state.delta ?? {}).length;
+  $('#panel-delta small').textContent = deltaCount === 0 ? 'in sync' : `${deltaCount} pending`;
+  $('#panel-desired .body').replaceChildren(kvTable(state.desired, meta.desired, 'nothing desired'));
+  $('#panel-reported .body').replaceChildren(kvTable(state.reported, meta.reported, 'nothing reported'));
+  $('#panel-delta .body').replaceChildren(kvTable(state.delta, meta.desired, 'reported matches desired'));
+}
+
+function renderSummary() {
+  const s = thing.summary;
+  const badge = $('#thing-presence');
+  badge.className = s?.connected ? 'badge on' : 'badge';
+  badge.textContent = s?.connected ? 'connected' : s?.presenceAt ? 'disconnected' : 'never seen';
+  badge.dataset.connected = String(Boolean(s?.connected));
+  $('#thing-seen').textContent = s ? `last seen ${ago(s.lastSeen, Date.now() + fleet.skew)}` : '';
+}
+
+function renderAlerts() {
+  const list = $('#alerts');
+  $('#alert-count').textContent = thing.alerts.length ? `${thing.alerts.length} recent` : 'none';
+  list.replaceChildren(
+    ...[...thing.alerts].reverse().map(({ receivedAt, alert }) => {
+      const readings = Array.isArray(alert?.readings) ? alert.readings : [];
+      const hottest = readings.reduce(
+        (m, r) => (typeof r.temperature === 'number' && r.temperature > m ? r.temperature : m),
+        -Infinity,
+      );
+      const text =
+        readings.length > 0
+          ? `${readings.length} reading(s) above ${alert.thresholdCelsius ?? '?'} °C, up to ${fmtValue(hottest)} °C (${readings[0].sensor})`
+          : JSON.stringify(alert);
+      return el('li', {}, el('strong', { text: clock(receivedAt) }), ` ${text}`);
+    }),
+  );
+}
+
+// -- charts
+
+function seriesOf(readings) {
+  const series = new Map();
+  for (const r of readings) {
+    for (const [metric, v] of Object.entries(r.metrics)) {
+      const key = `${r.sensor}.${metric}`;
+      const value = typeof v === 'boolean' ? (v ? 1 : 0) : v;
+      let s = series.get(key);
+      if (!s) {
+        s = { x: [], y: [] };
+        series.set(key, s);
+      }
+      s.x.push(r.ts / 1000);
+      s.y.push(value);
+    }
+  }
+  return series;
+}
+
+function renderCharts() {
+  const box = $('#charts');
+  const cutoff = Date.now() + fleet.skew - CHART_WINDOW_MS;
+  thing.history = thing.history.filter((r) => r.ts >= cutoff);
+  const series = seriesOf(thing.history);
+  if (typeof window.uPlot !== 'function') {
+    box.replaceChildren(el('p', { class: 'muted', text: 'Charts unavailable (uPlot did not load).' }));
+    return;
+  }
+  if (series.size === 0 && thing.charts.size === 0) {
+    box.replaceChildren(el('p', { class: 'muted', text: 'No telemetry in the last 10 minutes.' }));
+    return;
+  }
+  if (thing.charts.size === 0) box.replaceChildren();
+  for (const [key, s] of series) {
+    let chart = thing.charts.get(key);
+    if (!chart) {
+      const now = el('span', { class: 'now' });
+      const holder = el('div', { class: 'chart', 'data-series': key }, el('h3', { text: key }, now));
+      box.append(holder);
+      const width = Math.max(300, holder.clientWidth || 360);
+      const plot = new window.uPlot(
+        {
+          width,
+          height: 160,
+          legend: { show: false },
+          scales: { x: { time: true } },
+          series: [{}, { label: key, stroke: '#2f6fde', width: 1.5, points: { show: false } }],
+          axes: [{ size: 30 }, { size: 50 }],
+        },
+        [s.x, s.y],
+        holder,
+      );
+      chart = { plot, now };
+      thing.charts.set(key, chart);
+    } else chart.plot.setData([s.x, s.y]);
+    chart.now.textContent = s.y.length ? fmtValue(s.y[s.y.length - 1]) : '';
+  }
+}
+
+function queueCharts() {
+  if (thing.chartQueued) return;
+  thing.chartQueued = true;
+  requestAnimationFrame(() => {
+    thing.chartQueued = false;
+    if (!$('#thing-view').hidden) renderCharts();
+  });
+}
+
+// -- desired form
+
+function effective(parts) {
+  const desired = getAt(thing.doc?.state?.desired, parts);
+  return desired !== undefined && desired !== null ? desired : getAt(thing.doc?.state?.reported, parts);
+}
+
+function buildForm() {
+  const state = thing.doc?.state ?? {};
+  const desired = state.desired ?? {};
+  const reported = state.reported ?? {};
+  const fieldsBox = $('#desired-form .fields');
+  const fields = [];
+  const groups = [];
+  const ids = (key) => [...new Set([...Object.keys(reported[key] ?? {}), ...Object.keys(desired[key] ?? {})])].sort();
+
+  const outputs = ids('outputs');
+  if (outputs.length) groups.push(['Outputs', outputs.map((id) => ({ parts: ['outputs', id], kind: 'boolean' }))]);
+  const sampling = ids('sampling');
+  if (sampling.length)
+    groups.push(['Sampling interval (ms)', sampling.map((id) => ({ parts: ['sampling', id], kind: 'integer' }))]);
+  groups.push([
+    'Batching',
+    ['maxReadings', 'maxBytes', 'maxAgeMs'].map((k) => ({ parts: ['batch', k], kind: 'integer' })),
+  ]);
+  groups.push(['Logging', [{ parts: ['logLevel'], kind: 'logLevel' }]]);
+
+  const children = [];
+  for (const [title, list] of groups) {
+    children.push(el('h3', { text: title }));
+    for (const f of list) {
+      const path = formatPath(f.parts);
+      const id = `f-${path.replace(/[^\w-]/g, '_')}`;
+      const value = effective(f.parts);
+      let input;
+      if (f.kind === 'boolean') {
+        input = el('input', { type: 'checkbox', id, 'data-path': path });
+        input.checked = value === true;
+      } else if (f.kind === 'logLevel') {
+        const levels = thing.schema?.properties?.logLevel?.enum ?? ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+        input = el(
+          'select',
+          { id, 'data-path': path },
+          el('option', { value: '', text: '(unchanged)' }),
+          ...levels.map((l) => el('option', { value: l, text: l })),
+        );
+        input.value = typeof value === 'string' ? value : '';
+      } else {
+        input = el('input', { type: 'number', id, 'data-path': path, step: '1', inputmode: 'numeric' });
+        input.value = typeof value === 'number' ? String(value) : '';
+      }
+      const initial = f.kind === 'boolean' ? input.checked : input.value;
+      input.addEventListener('input', () => {
+        thing.form.dirty = true;
+        validateForm(false);
+      });
+      const error = el('span', { class: 'field-error', 'data-error-for': path });
+      children.push(el('label', { for: id, text: path }), el('span', {}, input, error));
+      fields.push({ ...f, path, input, initial });
+    }
+  }
+  fieldsBox.replaceChildren(...children);
+  thing.form = { dirty: false, base: { version: thing.doc?.version ?? null, desired: desired ?? {} }, fields };
+  $('#form-base').textContent = thing.doc ? `based on version ${thing.doc.version}` : '';
+}
+
+/** The desired change the form holds: only fields the user changed. */
+function formChange() {
+  const change = {};
+  for (const f of thing.form.fields) {
+    const now = f.kind === 'boolean' ? f.input.checked : f.input.value;
+    if (now === f.initial) continue;
+    if (f.kind === 'boolean') setAt(change, f.parts, now);
+    else if (f.kind === 'logLevel') {
+      if (now !== '') setAt(change, f.parts, now);
+    } else if (now.trim() !== '') setAt(change, f.parts, Number(now));
+    else setAt(change, f.parts, Number.NaN);
+  }
+  return change;
+}
+
+function showIssues(issues) {
+  for (const node of document.querySelectorAll('#desired-form [data-error-for]')) node.textContent = '';
+  for (const f of thing.form.fields) f.input.classList.remove('invalid');
+  const unplaced = [];
+  for (const issue of issues) {
+    const slot = document.querySelector(`#desired-form [data-error-for="${CSS.escape(issue.path)}"]`);
+    const field = thing.form.fields.find((f) => f.path === issue.path);
+    if (slot) slot.textContent = issue.message;
+    else unplaced.push(`${issue.path}: ${issue.message}`);
+    field?.input.classList.add('invalid');
+  }
+  $('#form-error').textContent = unplaced.join('; ');
+}
+
+function validateForm(final) {
+  const change = formChange();
+  const issues = validateSchema(thing.schema, change);
+  if (final && Object.keys(change).length === 0) issues.push({ path: '$', message: 'Nothing changed.' });
+  showIssues(issues);
+  return { change, issues };
+}
+
+function setConvergence(state, text) {
+  const p = $('#convergence');
+  p.dataset.state = state;
+  p.textContent = text;
+}
+
+async function submitForm(event) {
+  event.preventDefault();
+  const { change, issues } = validateForm(true);
+  if (issues.length > 0) return;
+  $('#apply').disabled = true;
+  try {
+    const res = await fetch(`/console/api/things/${encodeURIComponent(thing.name)}/desired`, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ desired: change, expected: thing.form.base }),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (res.status === 200) {
+      thing.pending = { change, sentAt: Date.now(), version: body.version };
+      setConvergence('pending', `Sent (version ${body.version}); waiting for ${thing.name} to report…`);
+      thing.form.dirty = false;
+      showIssues([]);
+      checkConvergence();
+      return;
+    }
+    if (res.status === 409) {
+      showIssues([]);
+      $('#form-error').textContent =
+        `Conflict: ${body.message ?? 'the desired state changed meanwhile.'} The form now shows the latest state; review it and apply again.`;
+      thing.form.dirty = false;
+      if (thing.doc) buildForm();
+      $('#form-error').dataset.conflict = 'true';
+      return;
+    }
+    if (res.status === 400 && Array.isArray(body.issues) && body.issues.length) {
+      showIssues(body.issues);
+      return;
+    }
+    $('#form-error').textContent = body.message ?? `The change was refused (HTTP ${res.status}).`;
+  } catch (err) {
+    $('#form-error').textContent = `Not sent: ${err.message}`;
+  } finally {
+    $('#apply').disabled = false;
+  }
+}
+
+function checkConvergence() {
+  const pending = thing.pending;
+  if (!pending || !thing.doc) return;
+  const reported = thing.doc.state?.reported ?? {};
+  const rejected = isObject(reported.rejected) ? reported.rejected : {};
+  const wanted = leaves(pending.change);
+  const refused = wanted.filter((w) => rejected[formatPath(w.parts)]);
+  if (refused.length > 0) {
+    const r = refused[0];
+    thing.pending = null;
+    setConvergence(
+      'rejected',
+      `${thing.name} rejected ${formatPath(r.parts)}: ${rejected[formatPath(r.parts)].reason}`,
+    );
+    return;
+  }
+  if (wanted.every((w) => jsonEqual(getAt(reported, w.parts), w.value))) {
+    const stamps = wanted
+      .map((w) => metaTimestamp(thing.doc.metadata?.reported, w.parts))
+      .filter((t) => t !== undefined);
+    const reportedAt = stamps.length ? Math.max(...stamps) : undefined;
+    const ms = Date.now() - pending.sentAt;
+    thing.pending = null;
+    setConvergence(
+      'converged',
+      `Converged: ${thing.name} reported the new state at ${reportedAt ? clock(reportedAt * 1000) : clockMs(Date.now())} ` +
+        `(shadow version ${thing.doc.version}), ${ms} ms after Apply.`,
+    );
+  }
+}
+
+function onShadowDocument(doc) {
+  thing.doc = doc;
+  renderShadow();
+  if (!thing.form.dirty) buildForm();
+  checkConvergence();
+}
+
+async function showThing(name) {
+  $('#fleet-view').hidden = true;
+  $('#thing-view').hidden = false;
+  document.title = `${name} · pifleet console`;
+  $('#thing-name').textContent = name;
+  for (const c of thing.charts.values()) c.plot.destroy();
+  Object.assign(thing, {
+    name,
+    summary: null,
+    doc: null,
+    history: [],
+    alerts: [],
+    charts: new Map(),
+    pending: null,
+    form: { dirty: false, base: null, fields: [] },
+  });
+  $('#charts').replaceChildren();
+  $('#form-error').textContent = '';
+  setConvergence('idle', '');
+  await loadSchema().catch(() => null);
+  openStream(`/console/events?thing=${encodeURIComponent(name)}`, {
+    detail(d) {
+      fleet.skew = d.now - Date.now();
+      thing.summary = d.summary ?? null;
+      thing.history = d.history;
+      thing.alerts = d.alerts;
+      for (const c of thing.charts.values()) c.plot.destroy();
+      thing.charts = new Map();
+      $('#charts').replaceChildren();
+      renderSummary();
+      renderAlerts();
+      onShadowDocument(d.shadow);
+      queueCharts();
+    },
+    summary(s) {
+      thing.summary = s;
+      renderSummary();
+    },
+    presence(p) {
+      if (thing.summary) thing.summary = { ...thing.summary, connected: p.connected, presenceAt: p.at, lastSeen: p.at };
+      renderSummary();
+    },
+    telemetry(t) {
+      thing.history.push(...t.readings);
+      thing.history.sort((a, b) => a.ts - b.ts);
+      queueCharts();
+    },
+    shadow(s) {
+      onShadowDocument(s.document);
+    },
+    alert(a) {
+      thing.alerts.push(a.alert);
+      if (thing.alerts.length > 50) thing.alerts.shift();
+      renderAlerts();
+    },
+  });
+}
+
+// ---- router ---------------------------------------------------------------------------------
+
+function route() {
+  const m = /^#\/thing\/(.+)$/.exec(location.hash);
+  if (m) {
+    showThing(decodeURIComponent(m[1])).catch((err) => console.error(err));
+  } else {
+    showFleet();
+    queueRender();
+  }
+}
+
+function init() {
+  $('#fleet-list').addEventListener('scroll', queueRender, { passive: true });
+  window.addEventListener('resize', queueRender);
+  $('#filter').addEventListener('input', (e) => {
+    fleet.filter = e.target.value;
+    $('#fleet-list').scrollTop = 0;
+    recomputeShown();
+    queueRender();
+  });
+  $('#desired-form').addEventListener('submit', (e) => {
+    submitForm(e).catch((err) => console.error(err));
+  });
+  $('#reset').addEventListener('click', () => {
+    thing.form.dirty = false;
+    buildForm();
+    showIssues([]);
+  });
+  window.addEventListener('hashchange', route);
+  // Relative times ("12 s ago") age on screen; this only redraws, it fetches nothing.
+  setInterval(() => {
+    if (!$('#fleet-view').hidden) queueRender();
+    else renderSummary();
+  }, 1000);
+  route();
+}
+
+init();
