@@ -1,0 +1,143 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildPifleetApp, DEFAULT_STACK_NAME } from '../../cdk/build-app.js';
+import { bundleHandlers, LAMBDA_NAMES, type LambdaName } from '../../cdk/bundle.js';
+import { type Resources, render } from './template-helpers.js';
+
+/**
+ * The real app, once: esbuild bundles every handler, the stack takes the bundles as assets, and
+ * the cloud assembly is written to a temp dir, as `cdk synth` does (offline, no account). Then
+ * each bundled function is loaded by a plain `node` outside the workspace, to show the bundle
+ * needs nothing else and builds its dependencies only when invoked.
+ */
+const run = promisify(execFile);
+const cloudRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const outdir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-cdk-app-'));
+let template: { Resources: Resources; Outputs: Record<string, unknown> };
+let manifest: { artifacts: Record<string, { type: string; properties?: Record<string, unknown> }> };
+let bundleBytes: Partial<Record<LambdaName, number>>;
+
+beforeAll(async () => {
+  const built = await buildPifleetApp({
+    outdir,
+    context: { 'pifleet:retentionDays': '30', 'pifleet:stackName': 'pifleet-test', 'pifleet:logLevel': 'debug' },
+  });
+  try {
+    built.app.synth();
+  } finally {
+    built.dispose();
+  }
+  bundleBytes = built.bundleBytes;
+  template = JSON.parse(readFileSync(path.join(outdir, `${built.stack.artifactId}.template.json`), 'utf8'));
+  manifest = JSON.parse(readFileSync(path.join(outdir, 'manifest.json'), 'utf8'));
+}, 180_000);
+
+afterAll(() => rmSync(outdir, { recursive: true, force: true }));
+
+/** The assembly directory holding a function's code asset. */
+function assetDirOf(functionDescription: RegExp): string {
+  const fn = Object.values(template.Resources).find(
+    (r) => r.Type === 'AWS::Lambda::Function' && functionDescription.test(String(r.Properties?.Description)),
+  );
+  const code = (fn?.Properties?.Code ?? {}) as { S3Key?: unknown };
+  const key = String(render(code.S3Key));
+  const hash = key.replace(/\.zip$/, '');
+  return path.join(outdir, `asset.${hash}`);
+}
+
+const descriptions: Record<LambdaName, RegExp> = {
+  ingest: /^pifleet: telemetry batches/,
+  presence: /^pifleet: IoT lifecycle events/,
+  query: /^pifleet: telemetry history/,
+  command: /^pifleet: desired state/,
+};
+
+describe('the CDK app (cdk/app.ts)', () => {
+  it('synthesizes one environment-agnostic stack under the configured name', () => {
+    const stacks = Object.values(manifest.artifacts).filter((a) => a.type === 'aws:cloudformation:stack');
+    expect(stacks).toHaveLength(1);
+    expect(stacks[0]?.properties?.stackName).toBe('pifleet-test');
+    expect(JSON.stringify(stacks[0])).toContain('aws://unknown-account/unknown-region');
+    expect(DEFAULT_STACK_NAME).toBe('Pifleet');
+    // Version reporting off: no AWS::CDK::Metadata resource.
+    expect(Object.values(template.Resources).filter((r) => r.Type === 'AWS::CDK::Metadata')).toEqual([]);
+  });
+
+  it('passes context settings to the functions', () => {
+    const env = (name: LambdaName) => {
+      const fn = Object.values(template.Resources).find(
+        (r) => r.Type === 'AWS::Lambda::Function' && descriptions[name].test(String(r.Properties?.Description)),
+      );
+      return ((fn?.Properties?.Environment ?? {}) as { Variables?: Record<string, unknown> }).Variables;
+    };
+    expect(env('ingest')).toMatchObject({
+      RETENTION_DAYS: '30',
+      LOG_LEVEL: 'debug',
+      NODE_OPTIONS: '--enable-source-maps',
+    });
+    expect(env('query')?.LOG_LEVEL).toBe('debug');
+  });
+
+  it.each(LAMBDA_NAMES)('%s: the asset is a minified ESM bundle with a source map', (name) => {
+    const dir = assetDirOf(descriptions[name]);
+    const size = statSync(path.join(dir, 'index.mjs')).size;
+    expect(size).toBe(bundleBytes[name]);
+    expect(size).toBeGreaterThan(50_000); // the SDK is inside
+    expect(size).toBeLessThan(3_000_000);
+    expect(existsSync(path.join(dir, 'index.mjs.map'))).toBe(true);
+  });
+
+  it.each(LAMBDA_NAMES)(
+    '%s: the bundle loads in plain node outside the workspace, and builds its dependencies only when invoked',
+    async (name) => {
+      const dir = assetDirOf(descriptions[name]);
+      const script = `
+      const m = await import(${JSON.stringify(path.join(dir, 'index.mjs'))});
+      const out = { type: typeof m.handler };
+      try { await m.handler({ requestContext: { requestId: 'r', http: { method: 'GET' }, stage: '$default' }, rawPath: '/' }); out.result = 'resolved'; }
+      catch (err) { out.error = { name: err.name, code: err.code }; }
+      console.log(JSON.stringify(out));`;
+      // No TABLE_NAME: the handler must fail on its first invocation with its config error, not at import.
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? '' },
+        timeout: 30_000,
+      });
+      expect(JSON.parse(stdout)).toEqual({
+        type: 'function',
+        error: { name: 'HandlerConfigError', code: 'HANDLER_CONFIG' },
+      });
+    },
+  );
+
+  it('refuses a bad retention setting before bundling anything', async () => {
+    await expect(buildPifleetApp({ outdir, context: { 'pifleet:retentionDays': 'soon' } })).rejects.toMatchObject({
+      name: 'DeploymentError',
+      code: 'BAD_SETTING',
+    });
+  });
+
+  it('bundling names the handler whose source is missing', async () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), 'pifleet-cdk-missing-'));
+    try {
+      await expect(bundleHandlers({ names: ['nope' as LambdaName], outDir: out })).rejects.toMatchObject({
+        code: 'HANDLER_MISSING',
+        data: { missing: ['nope'] },
+      });
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('cdk.json runs this app offline, with telemetry, notices and version reporting off', () => {
+    const cdkJson = JSON.parse(readFileSync(path.join(cloudRoot, 'cdk.json'), 'utf8')) as Record<string, unknown>;
+    expect(cdkJson.app).toBe('npx tsx --conditions=@pifleet/source cdk/app.ts');
+    expect(existsSync(path.join(cloudRoot, 'cdk', 'app.ts'))).toBe(true);
+    expect(cdkJson).toMatchObject({ versionReporting: false, notices: false, context: { 'cli-telemetry': false } });
+  });
+});
