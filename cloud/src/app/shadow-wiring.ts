@@ -28,7 +28,12 @@ export interface LocalShadowDeps {
   readonly file: string;
   /** A store to use instead of the SQLite file (tests inject slow or failing stores). Closed by stop(). */
   readonly store?: ShadowStore;
-  /** SQLite `synchronous`: FULL (default) survives power loss, NORMAL survives a process crash. */
+  /**
+   * SQLite `synchronous` of the store (WAL mode). NORMAL (default here): an accepted update
+   * survives a crash or `kill -9` of the process, not a power loss; FULL also survives power loss
+   * but fsyncs every update on the event loop, which caps the whole core (broker included) near
+   * 200 updates/s on a CI-class disk (bench/shadow.bench.ts).
+   */
   readonly synchronous?: 'FULL' | 'NORMAL';
   /** Milliseconds since the epoch. */
   readonly now: () => number;
@@ -110,8 +115,7 @@ export function createLocalShadow(deps: LocalShadowDeps): LocalShadow {
       if (service !== undefined) throw new CloudError('shadow.started', 'the shadow service is already started');
       const { broker } = deps;
       const opened =
-        deps.store ??
-        openSqliteShadowStore({ path: deps.file, ...(deps.synchronous ? { synchronous: deps.synchronous } : {}) });
+        deps.store ?? openSqliteShadowStore({ path: deps.file, synchronous: deps.synchronous ?? 'NORMAL' });
       store = opened;
       const created = createShadowService({
         store: opened,
