@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Runs the built agent (dist/main.js, what a Pi installs). In a source checkout without a build,
-// runs src/main.ts through tsx with the workspace's `@pifleet/source` export condition.
+// Runs the built agent (dist/main.js, what a Pi installs: `pnpm deploy` carries dist/ only). In a
+// source checkout (src/ present) it runs src/main.ts through tsx with the workspace's
+// `@pifleet/source` export condition, even when a dist/ from an earlier build is lying around, so
+// a stale build never shadows the source.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -8,13 +10,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const built = join(root, 'dist', 'main.js');
-if (existsSync(built)) {
+const source = join(root, 'src', 'main.ts');
+if (!existsSync(source) && existsSync(built)) {
   const { main } = await import(pathToFileURL(built).href);
   await main();
 } else {
   const child = spawn(
     process.execPath,
-    ['--conditions=@pifleet/source', '--import', 'tsx', join(root, 'src', 'main.ts'), ...process.argv.slice(2)],
+    ['--conditions=@pifleet/source', '--import', 'tsx', source, ...process.argv.slice(2)],
     { stdio: 'inherit' },
   );
   for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => child.kill(signal));

@@ -1,4 +1,5 @@
 export { createVirtualClock, type VirtualClock } from '@pifleet/device-agent';
+export * from './agents/simulated-device.js';
 // Simulated hardware and environment (issue 5).
 export * from './env/environment.js';
 export * from './env/prng.js';

@@ -205,12 +205,18 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   };
 
-  const scheduleSensor = (s: SensorState) => {
+  /**
+   * Fixed-rate sampling: the next sample is due one interval after the previous one started, so a
+   * sensor's conversion time (up to ~100 ms for a BME280 at 16× oversampling) does not stretch the
+   * period. A read that overruns its interval is followed by the next one at once, never by a burst.
+   */
+  const scheduleSensor = (s: SensorState, delayMs = s.intervalMs) => {
     if (state !== 'running') return;
     s.timer = clock.setTimeout(() => {
       s.timer = undefined;
-      void sampleOnce(s).finally(() => scheduleSensor(s));
-    }, s.intervalMs);
+      const startedAt = clock.now();
+      void sampleOnce(s).finally(() => scheduleSensor(s, Math.max(0, startedAt + s.intervalMs - clock.now())));
+    }, delayMs);
   };
 
   // ---- desired state ------------------------------------------------------------------------

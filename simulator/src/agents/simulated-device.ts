@@ -1,0 +1,277 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import {
+  AGENT_VERSION,
+  type Agent,
+  type AgentConfig,
+  type AgentConfigInput,
+  type AgentStatus,
+  type AwsIotTransport,
+  type Clock,
+  ConfigError,
+  createAgent,
+  createAwsIotTransport,
+  createHardware,
+  createIotShadowService,
+  createSystemClock,
+  type Hardware,
+  loadConfig,
+  type OutboxRecovery,
+  openOutbox,
+  toHardwareSpec,
+} from '@pifleet/device-agent';
+import { appTopics, type StatusMessage } from '@pifleet/protocol';
+import { SimulatorError } from '../errors.js';
+import { createSimulatedHardware, SIM_ADDRESSES, type SimulatedHardware } from '../hardware/simulated-device.js';
+import { type Logger, silentLogger } from '../logger.js';
+
+/** BCM lines of the simulated device's relay and of the input wired back from it. */
+export const SIM_LINES = { relay: 17, relayFeedback: 27, button: 22 } as const;
+
+/** Sensor sets a simulated device can carry (all on the simulated bus-1 chips and GPIO lines). */
+export type SimulatedSensorSet = 'standard' | 'bench';
+
+export interface SimulatedConfigOptions {
+  readonly thingName: string;
+  readonly endpoint: string;
+  readonly port: number;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+  /** `:memory:` (default: no durability, for fleets) or a file path. */
+  readonly outboxPath?: string;
+  readonly outboxMaxBytes?: number;
+  /** Sampling interval of every sensor (default 10 s, the agent's default). */
+  readonly samplingMs?: number;
+  /**
+   * `standard`: BME280 `env`, BH1750 `light`, ADS1115 `soil` (moisture + light divider).
+   * `bench`: those plus two digital inputs (`relay_fb`, `button`): five sensors.
+   */
+  readonly sensors?: SimulatedSensorSet;
+  /** Adds the `relay` output (BCM 17); with `bench` sensors it is wired to `relay_fb` (BCM 27). */
+  readonly relay?: boolean;
+  readonly mqttProtocol?: '5' | '3.1.1';
+  /** Merged over the generated config (top-level keys replace, `batch`/`publish`/… merge one level). */
+  readonly overrides?: Partial<AgentConfigInput>;
+}
+
+/** The `pifleet-agent` config input of a simulated device (hardware `simulated`). */
+export function simulatedConfigInput(o: SimulatedConfigOptions): AgentConfigInput {
+  const intervalMs = o.samplingMs ?? 10_000;
+  const sensors: NonNullable<AgentConfigInput['sensors']> = [
+    { id: 'env', driver: 'bme280', address: SIM_ADDRESSES.bme280, intervalMs },
+    { id: 'light', driver: 'bh1750', address: SIM_ADDRESSES.bh1750, intervalMs },
+    {
+      id: 'soil',
+      driver: 'ads1115',
+      address: SIM_ADDRESSES.ads1115,
+      intervalMs,
+      channels: [
+        { name: 'moisture', input: 0 },
+        { name: 'ldr', input: 1 },
+      ],
+    },
+  ];
+  if (o.sensors === 'bench') {
+    sensors.push(
+      { id: 'relay_fb', driver: 'digital-input', line: SIM_LINES.relayFeedback, debounceMs: 0, intervalMs },
+      { id: 'button', driver: 'digital-input', line: SIM_LINES.button, debounceMs: 20, intervalMs },
+    );
+  }
+  const base: AgentConfigInput = {
+    thingName: o.thingName,
+    endpoint: o.endpoint,
+    port: o.port,
+    certFile: o.certFile,
+    keyFile: o.keyFile,
+    caFile: o.caFile,
+    hardware: 'simulated',
+    mqtt: { protocol: o.mqttProtocol ?? '3.1.1' },
+    sensors,
+    outputs: o.relay ? [{ id: 'relay', line: SIM_LINES.relay }] : [],
+    outbox: {
+      path: o.outboxPath ?? ':memory:',
+      ...(o.outboxMaxBytes === undefined ? {} : { maxBytes: o.outboxMaxBytes }),
+    },
+  };
+  const merged: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(o.overrides ?? {})) {
+    const current = merged[key];
+    merged[key] =
+      isPlainObject(current) && isPlainObject(value) ? { ...current, ...value } : (value as unknown as object);
+  }
+  return merged as AgentConfigInput;
+}
+
+/** Validates a config input into the agent's frozen config; throws a ConfigError listing every issue. */
+export function parseAgentConfig(input: AgentConfigInput): AgentConfig {
+  const r = loadConfig({ fileText: JSON.stringify(input) });
+  if (!r.ok) throw new ConfigError(r.issues);
+  return r.value;
+}
+
+export interface SimulatedDeviceDeps {
+  /** A validated agent config with `hardware: 'simulated'` (see {@link simulatedConfigInput}). */
+  readonly config: AgentConfig;
+  /** Seeds the device's environment (temperature, humidity, light, soil). */
+  readonly seed: string | number;
+  /** Time of sampling, batching, publishing and the simulated chips (a virtual clock in tests). */
+  readonly clock?: Clock;
+  /** Time of the MQTT reconnect backoff and shadow request timeouts (default: the system clock). */
+  readonly ioClock?: Clock;
+  readonly logger?: Logger;
+  readonly bootId?: string;
+}
+
+export interface SimulatedDevice {
+  readonly thingName: string;
+  readonly config: AgentConfig;
+  readonly bootId: string;
+  /** The simulated chips and GPIO (drive inputs, watch the relay line). */
+  readonly hardware: SimulatedHardware;
+  /** Opens the outbox and hardware, starts the agent (connecting in the background). */
+  start(): Promise<void>;
+  /** The agent's SIGTERM path, then releases the hardware. */
+  stop(reason?: string): Promise<void>;
+  status(): AgentStatus;
+  /** What opening the outbox found (a damaged file moved aside), once started. */
+  readonly outboxRecovery: OutboxRecovery | undefined;
+  /** The running agent; throws before start(). */
+  readonly agent: Agent;
+  /** The MQTT transport; throws before start(). */
+  readonly transport: AwsIotTransport;
+}
+
+/**
+ * One device: the real agent core (`createAgent`, the aws-iot-device-sdk-v2 transport, shadow sync
+ * over IotShadowClientv2, the SQLite outbox, the real drivers) on simulated hardware. Holds no
+ * module-level state, so a process can run as many as it has memory for. No I/O until start().
+ */
+export function createSimulatedDevice(deps: SimulatedDeviceDeps): SimulatedDevice {
+  const { config } = deps;
+  if (config.hardware !== 'simulated') {
+    throw new ConfigError([{ path: 'hardware', message: 'a simulated device needs hardware "simulated"' }]);
+  }
+  const clock = deps.clock ?? createSystemClock();
+  const ioClock = deps.ioClock ?? createSystemClock();
+  const logger = deps.logger ?? silentLogger();
+  const bootId = deps.bootId ?? randomUUID();
+  const hardware = createSimulatedHardware({ seed: deps.seed, clock, busNumber: config.i2cBus });
+  if (config.outputs.some((o) => o.line === SIM_LINES.relay)) {
+    // The relay's contact is read back on an input, as a real installation would wire it.
+    hardware.gpio.wire(SIM_LINES.relay, SIM_LINES.relayFeedback);
+  }
+  let agent: Agent | undefined;
+  let transport: AwsIotTransport | undefined;
+  let hw: Hardware | undefined;
+  let recovery: OutboxRecovery | undefined;
+  let state: 'idle' | 'running' | 'stopped' = 'idle';
+
+  const need = <T>(v: T | undefined, what: string): T => {
+    if (v === undefined) throw new SimulatorError('SIM_NOT_STARTED', `${what} exists only after start()`);
+    return v;
+  };
+
+  return {
+    thingName: config.thingName,
+    config,
+    bootId,
+    hardware,
+    get outboxRecovery() {
+      return recovery;
+    },
+    get agent() {
+      return need(agent, 'the agent');
+    },
+    get transport() {
+      return need(transport, 'the transport');
+    },
+    async start() {
+      if (state !== 'idle') return;
+      state = 'running';
+      if (config.outbox.path !== ':memory:') mkdirSync(path.dirname(config.outbox.path), { recursive: true });
+      const opened = openOutbox({
+        path: config.outbox.path,
+        maxBytes: config.outbox.maxBytes,
+        synchronous: config.outbox.synchronous,
+        now: () => clock.now(),
+      });
+      recovery = opened.recovery;
+      hw = createHardware({ spec: toHardwareSpec(config), clock, logger, ports: hardware.ports });
+      try {
+        await hw.start();
+      } catch (err) {
+        opened.outbox.close();
+        throw err;
+      }
+      const will: StatusMessage = {
+        thingName: config.thingName,
+        state: 'offline',
+        bootId,
+        ts: clock.now(),
+        agentVersion: AGENT_VERSION,
+      };
+      const t = createAwsIotTransport({
+        protocol: config.mqtt.protocol,
+        endpoint: config.endpoint,
+        port: config.port,
+        clientId: config.mqtt.clientId,
+        certFile: config.certFile,
+        keyFile: config.keyFile,
+        caFile: config.caFile,
+        keepAliveS: config.mqtt.keepAliveS,
+        reconnectMinMs: config.mqtt.reconnectMinMs,
+        reconnectMaxMs: config.mqtt.reconnectMaxMs,
+        operationTimeoutMs: config.publish.ackTimeoutMs,
+        will: { topic: appTopics.status(config.thingName), payload: JSON.stringify(will), qos: 1, retain: true },
+        clock: ioClock,
+        logger,
+      });
+      transport = t;
+      agent = createAgent({
+        config,
+        transport: t,
+        outbox: opened.outbox,
+        sensors: hw.sensors,
+        outputs: hw.outputs,
+        inputs: hw.inputs,
+        manageDevices: false,
+        clock,
+        logger,
+        bootId,
+        ...(recovery ? { outboxRecovery: recovery } : {}),
+        // Without a logger there is nothing to re-level: a desired logLevel must not wake a silent logger.
+        ...(deps.logger ? {} : { setLogLevel: () => undefined }),
+        createShadow: () => {
+          const native = t.native();
+          if (!native) throw new SimulatorError('SIM_NO_CLIENT', 'the transport has no MQTT client yet');
+          return createIotShadowService({
+            native,
+            thingName: config.thingName,
+            requestTimeoutMs: config.shadow.requestTimeoutMs,
+            clock: ioClock,
+            logger,
+          });
+        },
+      });
+      await agent.start();
+    },
+    async stop(reason = 'shutdown') {
+      if (state !== 'running') {
+        state = 'stopped';
+        return;
+      }
+      state = 'stopped';
+      await agent?.stop(reason);
+      await hw?.stop().catch(() => undefined);
+    },
+    status() {
+      return need(agent, 'the agent').status();
+    },
+  };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,131 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * The Pi install path: build `protocol` and `device-agent` to dist/, `pnpm deploy` the agent with
+ * production dependencies only (from the local store, offline), then run the deployed
+ * `pifleet-agent` with plain node: no tsx, no workspace, no cloud code.
+ */
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const tsc = path.join(repo, 'node_modules/typescript/bin/tsc');
+let dir: string;
+let out: string;
+let deploy: ReturnType<typeof spawnSync>;
+
+/** Packages that must never reach a device. */
+const FORBIDDEN = [
+  '@pifleet+cloud',
+  '@pifleet+provisioning',
+  '@pifleet+simulator',
+  'aws-cdk-lib',
+  'aws-cdk',
+  'constructs',
+  '@aws-sdk+client-iot',
+  '@aws-sdk+client-iot-data-plane',
+  '@aws-sdk+client-dynamodb',
+  'aedes',
+  'mqtt',
+  'tsx',
+  'typescript',
+  'vitest',
+  'esbuild',
+  '@biomejs+biome',
+];
+
+function node(args: string[], cwd: string) {
+  return spawnSync(process.execPath, args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: 20_000,
+    // Only what a Pi's service has: no NODE_OPTIONS (vitest's loaders), no workspace conditions.
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
+  });
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-deploy-'));
+  out = path.join(dir, 'pifleet-agent');
+  for (const pkg of ['protocol', 'device-agent']) {
+    const r = spawnSync(process.execPath, [tsc, '-p', path.join(repo, pkg, 'tsconfig.build.json')], {
+      cwd: path.join(repo, pkg),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    if (r.status !== 0) throw new Error(`build of ${pkg} failed:\n${r.stdout}${r.stderr}`);
+  }
+  deploy = spawnSync(
+    'npx',
+    ['-y', 'pnpm@10', '--filter', '@pifleet/device-agent', 'deploy', '--legacy', '--prod', '--offline', out],
+    { cwd: repo, encoding: 'utf8', timeout: 120_000 },
+  );
+}, 180_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Pi install path (pnpm deploy of @pifleet/device-agent)', () => {
+  it('deploys the agent with its built code and production dependencies', () => {
+    expect(deploy.status, `${deploy.stdout}${deploy.stderr}`).toBe(0);
+    expect(existsSync(path.join(out, 'dist/main.js'))).toBe(true);
+    expect(existsSync(path.join(out, 'bin/pifleet-agent.js'))).toBe(true);
+    expect(existsSync(path.join(out, 'src'))).toBe(false);
+    expect(existsSync(path.join(out, 'node_modules/@pifleet/protocol/dist/index.js'))).toBe(true);
+    const pkg = JSON.parse(readFileSync(path.join(out, 'package.json'), 'utf8')) as { name: string };
+    expect(pkg.name).toBe('@pifleet/device-agent');
+  });
+
+  it('carries no cloud, CDK, control-plane SDK or development tooling', () => {
+    const store = readdirSync(path.join(out, 'node_modules/.pnpm'));
+    const names = store.map((entry) => entry.replace(/@(?:\d|file\+).*$/, ''));
+    for (const bad of FORBIDDEN) expect(names, bad).not.toContain(bad);
+    expect(readdirSync(path.join(out, 'node_modules/@pifleet'))).toEqual(['protocol']);
+    // What it does carry: the device SDK, SQLite and the GPIO/I2C modules (native, rebuilt on the Pi).
+    for (const good of ['aws-iot-device-sdk-v2', 'aws-crt', 'better-sqlite3', 'onoff', 'i2c-bus', 'pino', 'zod']) {
+      expect(names, good).toContain(good);
+    }
+  });
+
+  it('starts pifleet-agent from the deployed directory with node alone', () => {
+    const help = node(['bin/pifleet-agent.js', '--help'], out);
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/check-config/);
+    const version = node(['bin/pifleet-agent.js', '--version'], out);
+    expect(version.stdout.trim()).toBe('0.1.0');
+
+    const unit = node(['bin/pifleet-agent.js', 'print-unit', '--exec', `${out}/bin/pifleet-agent.js`], out);
+    expect(unit.status, unit.stderr).toBe(0);
+    expect(unit.stdout).toMatch(/RestartPreventExitStatus=78/);
+  });
+
+  it('check-config accepts a bundle config and rejects a bad one with exit 78', () => {
+    const bundle = path.join(dir, 'bundle');
+    rmSync(bundle, { recursive: true, force: true });
+    spawnSync('mkdir', ['-p', bundle]);
+    writeFileSync(path.join(bundle, 'certificate.pem.crt'), '-----BEGIN CERTIFICATE-----\n');
+    writeFileSync(path.join(bundle, 'private.pem.key'), '-----BEGIN PRIVATE KEY-----\n', { mode: 0o600 });
+    writeFileSync(path.join(bundle, 'ca.pem'), '-----BEGIN CERTIFICATE-----\n');
+    const config = {
+      thingName: 'pi-deploy-test',
+      endpoint: 'example-ats.iot.eu-west-1.amazonaws.com',
+      certFile: path.join(bundle, 'certificate.pem.crt'),
+      keyFile: path.join(bundle, 'private.pem.key'),
+      caFile: path.join(bundle, 'ca.pem'),
+      sensors: [{ id: 'env', driver: 'bme280', address: '0x76', intervalMs: 5000 }],
+    };
+    writeFileSync(path.join(bundle, 'agent.json'), JSON.stringify(config));
+    const ok = node(['bin/pifleet-agent.js', 'check-config', path.join(bundle, 'agent.json')], out);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/ok \(thing pi-deploy-test, MQTT 5, 1 sensors/);
+
+    writeFileSync(path.join(bundle, 'bad.json'), JSON.stringify({ ...config, port: 0, sensors: [{ id: 'x' }] }));
+    const bad = node(['bin/pifleet-agent.js', 'check-config', path.join(bundle, 'bad.json')], out);
+    expect(bad.status).toBe(78);
+    expect(bad.stderr).toMatch(/port/);
+  });
+});
