@@ -1,0 +1,201 @@
+import { createHash, createHmac } from 'node:crypto';
+import { SimulatorError } from '../errors.js';
+import { quantiles, type Quantiles } from './metrics.js';
+
+/** Where desired-state writes go: the command API (`PUT {baseUrl}/things/{thing}/desired`), SigV4-signed. */
+export interface CommandApiTarget {
+  /** API base including the stage, e.g. `http://127.0.0.1:8880/api` or an API Gateway URL. */
+  readonly baseUrl: string;
+  readonly region: string;
+  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string };
+}
+
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data).digest();
+const encodePath = (p: string) =>
+  p
+    .split('/')
+    .map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`))
+    .join('/');
+
+/** Signs a request with AWS Signature Version 4 for API Gateway (`execute-api`), headers only. */
+export function signRequest(
+  req: { method: string; url: URL; body: string; now: Date },
+  target: Pick<CommandApiTarget, 'region' | 'credentials'>,
+): Record<string, string> {
+  const amzDate = req.now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const date = amzDate.slice(0, 8);
+  const payloadHash = sha256(req.body);
+  const headers: Record<string, string> = {
+    host: req.url.host,
+    'x-amz-date': amzDate,
+    'x-amz-content-sha256': payloadHash,
+    'content-type': 'application/json',
+  };
+  if (target.credentials.sessionToken) headers['x-amz-security-token'] = target.credentials.sessionToken;
+  const names = Object.keys(headers).sort();
+  const canonicalHeaders = names.map((n) => `${n}:${String(headers[n]).trim()}\n`).join('');
+  const signedHeaders = names.join(';');
+  const query = [...req.url.searchParams]
+    .map(([k, v]) => [encodeURIComponent(k), encodeURIComponent(v)] as const)
+    .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
+  const canonical = [req.method, encodePath(req.url.pathname), query, canonicalHeaders, signedHeaders, payloadHash].join(
+    '\n',
+  );
+  const scope = `${date}/${target.region}/execute-api/aws4_request`;
+  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n');
+  const kDate = hmac(`AWS4${target.credentials.secretAccessKey}`, date);
+  const kSigning = hmac(hmac(hmac(kDate, target.region), 'execute-api'), 'aws4_request');
+  const signature = createHmac('sha256', kSigning).update(toSign).digest('hex');
+  headers.authorization = `AWS4-HMAC-SHA256 Credential=${target.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+  return headers;
+}
+
+/** One desired-state write through the command API; resolves to the HTTP status. */
+export async function putDesired(target: CommandApiTarget, thingName: string, desired: object): Promise<number> {
+  const url = new URL(`${target.baseUrl.replace(/\/$/, '')}/things/${encodeURIComponent(thingName)}/desired`);
+  const body = JSON.stringify({ desired });
+  const headers = signRequest({ method: 'PUT', url, body, now: new Date() }, target);
+  const res = await fetch(url, { method: 'PUT', headers, body });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+export interface CommandLoadResult {
+  readonly ratePerSecond: number;
+  readonly sent: number;
+  /** The API answered 2xx. */
+  readonly accepted: number;
+  readonly failed: number;
+  readonly failures: Readonly<Record<string, number>>;
+  /** The device's accepted reported state matched the desired value. */
+  readonly converged: number;
+  /** Accepted but not converged when the run ended. */
+  readonly pending: number;
+  /** API call → API response, ms. */
+  readonly apiMs: Quantiles | undefined;
+  /** API call → the device's reported state converging, ms. */
+  readonly roundTripMs: Quantiles | undefined;
+  readonly roundTripSamples: readonly number[];
+}
+
+export interface CommandLoad {
+  start(): void;
+  /** A device's accepted reported outputs (from the fleet hosts). */
+  observe(thingName: string, outputs: Readonly<Record<string, boolean>>, at: number): void;
+  /** Stops sending; waits up to `graceMs` for pending commands to converge. */
+  stop(graceMs: number): Promise<CommandLoadResult>;
+}
+
+/**
+ * Desired-state writes at a fixed rate through the command API: each toggles the `relay` output of
+ * a device (round robin over connected devices, never two pending on one device) and waits for
+ * that device's accepted reported state to show the new value.
+ */
+export function createCommandLoad(opts: {
+  readonly target: CommandApiTarget;
+  readonly ratePerSecond: number;
+  readonly things: readonly string[];
+  /** Whether a device is ready for a command (connected and past its first shadow sync). */
+  readonly eligible?: (thingName: string) => boolean;
+}): CommandLoad {
+  const pending = new Map<string, { value: boolean; t0: number }>();
+  const desiredValue = new Map<string, boolean>();
+  const apiMs: number[] = [];
+  const rtt: number[] = [];
+  const failures: Record<string, number> = {};
+  let sent = 0;
+  let accepted = 0;
+  let failed = 0;
+  let cursor = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let inflight = 0;
+  let waiters: (() => void)[] = [];
+
+  const sendOne = () => {
+    for (let tries = 0; tries < opts.things.length; tries++) {
+      const thing = opts.things[cursor++ % opts.things.length] as string;
+      if (pending.has(thing) || (opts.eligible && !opts.eligible(thing))) continue;
+      const value = !(desiredValue.get(thing) ?? false);
+      desiredValue.set(thing, value);
+      const t0 = Date.now();
+      pending.set(thing, { value, t0 });
+      sent += 1;
+      inflight += 1;
+      putDesired(opts.target, thing, { outputs: { relay: value } })
+        .then(
+          (status) => {
+            apiMs.push(Date.now() - t0);
+            if (status >= 200 && status < 300) accepted += 1;
+            else {
+              failed += 1;
+              failures[String(status)] = (failures[String(status)] ?? 0) + 1;
+              pending.delete(thing);
+            }
+          },
+          (err: unknown) => {
+            failed += 1;
+            const key = (err as { cause?: { code?: string } }).cause?.code ?? 'network';
+            failures[key] = (failures[key] ?? 0) + 1;
+            pending.delete(thing);
+          },
+        )
+        .finally(() => {
+          inflight -= 1;
+          if (inflight === 0) for (const w of waiters.splice(0)) w();
+        });
+      return;
+    }
+  };
+
+  return {
+    start() {
+      if (opts.ratePerSecond <= 0 || opts.things.length === 0) return;
+      const started = Date.now();
+      const tick = () => {
+        const due = Math.floor(((Date.now() - started) * opts.ratePerSecond) / 1000);
+        while (sent < due) {
+          const before = sent;
+          sendOne();
+          if (sent === before) break;
+        }
+        timer = setTimeout(tick, Math.max(5, Math.min(100, 1000 / opts.ratePerSecond)));
+      };
+      tick();
+    },
+    observe(thing, outputs, at) {
+      const p = pending.get(thing);
+      if (p && outputs.relay === p.value) {
+        pending.delete(thing);
+        rtt.push(at - p.t0);
+      }
+    },
+    async stop(graceMs) {
+      if (timer) clearTimeout(timer);
+      if (inflight > 0) await new Promise<void>((r) => waiters.push(r));
+      const deadline = Date.now() + graceMs;
+      while (pending.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      waiters = [];
+      return {
+        ratePerSecond: opts.ratePerSecond,
+        sent,
+        accepted,
+        failed,
+        failures,
+        converged: rtt.length,
+        pending: pending.size,
+        apiMs: quantiles(apiMs),
+        roundTripMs: quantiles(rtt),
+        roundTripSamples: rtt,
+      };
+    },
+  };
+}
+
+export function assertCommandTarget(t: Partial<CommandApiTarget>): CommandApiTarget {
+  if (!t.baseUrl || !t.region || !t.credentials)
+    throw new SimulatorError('fleet.command-target', 'command load needs the API URL, region and credentials');
+  return t as CommandApiTarget;
+}

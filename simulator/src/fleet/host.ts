@@ -1,0 +1,369 @@
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { type AgentConfig, createSystemClock, loadConfig } from '@pifleet/device-agent';
+import { SimulatorError } from '../errors.js';
+import { SIM_ADDRESSES } from '../hardware/simulated-device.js';
+import { silentLogger } from '../logger.js';
+import { createFleetDevice, type FleetDevice, type ReportedSummary } from './device.js';
+import { createSharedClock } from './shared-clock.js';
+
+/** How each device samples and batches (the `--sensors`, `--interval-ms`, `--batch-*` flags). */
+export interface TelemetryProfile {
+  /** 1: BME280 `env`; 2: + BH1750 `light`; 3: + ADS1115 `soil`. */
+  readonly sensors: 1 | 2 | 3;
+  readonly intervalMs: number;
+  readonly batchReadings: number;
+  readonly batchAgeMs: number;
+  /** Shadow sync on (off against a bare broker, which has no shadow service). */
+  readonly shadow: boolean;
+  /** Upper bound of the SDK's reconnect backoff. */
+  readonly reconnectMaxMs: number;
+}
+
+export interface HostDeviceSpec {
+  readonly thingName: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly seed: string | number;
+}
+
+export interface HostInit {
+  readonly hostId: number;
+  readonly endpoint: string;
+  readonly port: number;
+  readonly caFile: string;
+  readonly profile: TelemetryProfile;
+  readonly devices: readonly HostDeviceSpec[];
+  /** Device starts per second in this host. */
+  readonly rampPerSecond: number;
+  /** Shared-clock grid. Default 5 ms. */
+  readonly clockResolutionMs?: number;
+}
+
+/** Counters of one host since it started (monotonic, except `connected` and `outboxDepth`). */
+export interface HostSnapshot {
+  readonly hostId: number;
+  readonly at: number;
+  readonly devices: number;
+  readonly started: number;
+  /** Devices with a connection up now. */
+  readonly connected: number;
+  /** Devices that connected at least once. */
+  readonly everConnected: number;
+  /** Successful connects, reconnects included. */
+  readonly connects: number;
+  readonly reconnects: number;
+  readonly connectFailures: number;
+  readonly interruptions: number;
+  /** Readings sealed into batches (generated and handed to the outbox). */
+  readonly generated: number;
+  readonly generatedBatches: number;
+  /** Readings whose batch the broker acknowledged (PUBACK). */
+  readonly published: number;
+  readonly publishedBatches: number;
+  readonly publishedBytes: number;
+  /** Readings dropped by outbox bounds. */
+  readonly dropped: number;
+  readonly outboxDepth: number;
+  /** Milliseconds from a device's start to its first CONNACK: sum, max, count (for the mean). */
+  readonly firstConnectMs: { readonly sum: number; readonly max: number; readonly count: number };
+  readonly eventLoop: { readonly p50Ms: number; readonly p99Ms: number; readonly maxMs: number; readonly utilization: number };
+  readonly heapUsedBytes: number;
+  /** Time of the latest first connect of a device (epoch ms; 0 before any). */
+  readonly lastFirstConnectAt: number;
+  /** Time the last device was started (ramp end), or undefined while ramping. */
+  readonly rampedAt: number | undefined;
+}
+
+export interface HostFinal extends HostSnapshot {
+  /** Readings counted by the agents themselves (agent.status().readings), after stop. */
+  readonly agentReadings: number;
+  /** Batches still in outboxes after stop (never acknowledged). */
+  readonly leftInOutbox: { readonly batches: number; readonly readings: number };
+  /** Sensor errors counted by the agents. */
+  readonly sensorErrors: number;
+  /** Things whose last accepted report named unhealthy sensors. */
+  readonly reportedUnhealthy: readonly string[];
+}
+
+export type HostEvent =
+  | { readonly type: 'reported'; readonly thingName: string; readonly outputs: ReportedSummary['outputs']; readonly at: number }
+  | { readonly type: 'ramped'; readonly hostId: number; readonly at: number };
+
+export interface DeviceHost {
+  start(): void;
+  snapshot(): HostSnapshot;
+  failSensors(thingNames: readonly string[]): number;
+  syncShadow(thingNames: readonly string[]): Promise<void>;
+  /** Stops every agent (seal, send, drain in-flight, offline status, disconnect). */
+  stop(): Promise<HostFinal>;
+}
+
+const SENSOR_IDS = ['env', 'light', 'soil'] as const;
+
+/** The agent config every device of a fleet shares, with this device's identity. */
+export function fleetAgentConfigTemplate(init: Pick<HostInit, 'endpoint' | 'port' | 'caFile' | 'profile'>): AgentConfig {
+  const p = init.profile;
+  const sensors = [
+    { id: SENSOR_IDS[0], driver: 'bme280', address: SIM_ADDRESSES.bme280, intervalMs: p.intervalMs },
+    { id: SENSOR_IDS[1], driver: 'bh1750', address: SIM_ADDRESSES.bh1750, intervalMs: p.intervalMs },
+    {
+      id: SENSOR_IDS[2],
+      driver: 'ads1115',
+      address: SIM_ADDRESSES.ads1115,
+      intervalMs: p.intervalMs,
+      channels: [
+        { name: 'moisture', input: 0 },
+        { name: 'ldr', input: 1 },
+      ],
+    },
+  ].slice(0, p.sensors);
+  const doc = {
+    thingName: 'fleet-template',
+    endpoint: init.endpoint,
+    port: init.port,
+    certFile: 'cert.pem',
+    keyFile: 'key.pem',
+    caFile: init.caFile,
+    hardware: 'simulated',
+    mqtt: { protocol: '3.1.1', reconnectMinMs: 1_000, reconnectMaxMs: Math.max(1_000, p.reconnectMaxMs) },
+    sensors,
+    outputs: [{ id: 'relay', line: 17 }],
+    batch: { maxReadings: p.batchReadings, maxAgeMs: p.batchAgeMs },
+    outbox: { path: ':memory:' },
+    shadow: { enabled: p.shadow },
+    logLevel: 'error',
+    shutdownTimeoutMs: 10_000,
+  };
+  const r = loadConfig({ fileText: JSON.stringify(doc) });
+  if (!r.ok) {
+    throw new SimulatorError('fleet.config', 'the fleet profile is not a valid agent config', {
+      data: { issues: r.issues },
+    });
+  }
+  return r.value;
+}
+
+/** The histogram's values include its sampling interval; lag is what exceeds it. */
+const LOOP_RESOLUTION_MS = 10;
+const quantileMs = (h: ReturnType<typeof monitorEventLoopDelay>, q: number) => {
+  const v = Math.max(0, h.percentile(q) / 1e6 - LOOP_RESOLUTION_MS);
+  return Number.isFinite(v) ? Number(v.toFixed(2)) : 0;
+};
+
+/**
+ * Runs a share of the fleet in the current thread (the main thread, or a worker): builds each
+ * device from the shared config template, starts them at the host's ramp rate, and counts what
+ * they do through hooks (no per-device polling, no per-device logging).
+ */
+export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => void): DeviceHost {
+  const template = fleetAgentConfigTemplate(init);
+  const clock = createSharedClock({ resolutionMs: init.clockResolutionMs ?? 5 });
+  const ioClock = createSystemClock();
+  const logger = silentLogger();
+  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  let elu = performance.eventLoopUtilization();
+  const devices: FleetDevice[] = [];
+  const connectedNow = new Set<string>();
+  const ever = new Set<string>();
+  const startedAt = new Map<string, number>();
+  const lastOutputs = new Map<string, boolean | undefined>();
+  const unhealthy = new Set<string>();
+  const c = {
+    started: 0,
+    connects: 0,
+    reconnects: 0,
+    connectFailures: 0,
+    interruptions: 0,
+    generated: 0,
+    generatedBatches: 0,
+    published: 0,
+    publishedBatches: 0,
+    publishedBytes: 0,
+    dropped: 0,
+    depth: 0,
+    firstSum: 0,
+    firstMax: 0,
+    firstCount: 0,
+    lastFirstConnectAt: 0,
+  };
+  let rampTimer: NodeJS.Timeout | undefined;
+  let rampedAt: number | undefined;
+  let stopping = false;
+
+  const hooks = {
+    onPut(readings: number) {
+      c.generated += readings;
+      c.generatedBatches += 1;
+      c.depth += 1;
+    },
+    onAck(readings: number, bytes: number) {
+      c.published += readings;
+      c.publishedBatches += 1;
+      c.publishedBytes += bytes;
+      c.depth -= 1;
+    },
+    onDrop(readings: number) {
+      c.dropped += readings;
+    },
+    onConnected(thing: string, first: boolean) {
+      connectedNow.add(thing);
+      c.connects += 1;
+      if (!ever.has(thing)) {
+        ever.add(thing);
+        c.lastFirstConnectAt = Date.now();
+        const t0 = startedAt.get(thing);
+        if (t0 !== undefined) {
+          const ms = Date.now() - t0;
+          c.firstSum += ms;
+          c.firstCount += 1;
+          if (ms > c.firstMax) c.firstMax = ms;
+        }
+      } else if (!first) c.reconnects += 1;
+    },
+    onInterrupted(thing: string) {
+      connectedNow.delete(thing);
+      c.interruptions += 1;
+    },
+    onConnectFailed() {
+      c.connectFailures += 1;
+    },
+    onReportAccepted(thing: string, reported: ReportedSummary) {
+      if (reported.unhealthy.length > 0) unhealthy.add(thing);
+      else unhealthy.delete(thing);
+      const relay = reported.outputs.relay;
+      if (lastOutputs.get(thing) !== relay) {
+        lastOutputs.set(thing, relay);
+        emit({ type: 'reported', thingName: thing, outputs: reported.outputs, at: Date.now() });
+      }
+    },
+  };
+
+  for (const spec of init.devices) {
+    const config: AgentConfig = {
+      ...template,
+      thingName: spec.thingName,
+      certFile: spec.certFile,
+      keyFile: spec.keyFile,
+      mqtt: { ...template.mqtt, clientId: spec.thingName },
+    };
+    devices.push(
+      createFleetDevice({
+        config,
+        seed: spec.seed,
+        clock,
+        ioClock,
+        logger,
+        hooks,
+        bootId: `${spec.thingName}-${Date.now().toString(36)}`,
+      }),
+    );
+  }
+  const byName = new Map(devices.map((d) => [d.thingName, d]));
+
+  const snapshot = (): HostSnapshot => {
+    const e = performance.eventLoopUtilization(elu);
+    elu = performance.eventLoopUtilization();
+    const s: HostSnapshot = {
+      hostId: init.hostId,
+      at: Date.now(),
+      devices: devices.length,
+      started: c.started,
+      connected: connectedNow.size,
+      everConnected: ever.size,
+      connects: c.connects,
+      reconnects: c.reconnects,
+      connectFailures: c.connectFailures,
+      interruptions: c.interruptions,
+      generated: c.generated,
+      generatedBatches: c.generatedBatches,
+      published: c.published,
+      publishedBatches: c.publishedBatches,
+      publishedBytes: c.publishedBytes,
+      dropped: c.dropped,
+      outboxDepth: c.depth,
+      firstConnectMs: { sum: c.firstSum, max: c.firstMax, count: c.firstCount },
+      eventLoop: {
+        p50Ms: quantileMs(loop, 50),
+        p99Ms: quantileMs(loop, 99),
+        maxMs: Number(Math.max(0, loop.max / 1e6 - LOOP_RESOLUTION_MS).toFixed(2)),
+        utilization: Number(e.utilization.toFixed(3)),
+      },
+      heapUsedBytes: process.memoryUsage().heapUsed,
+      lastFirstConnectAt: c.lastFirstConnectAt,
+      rampedAt,
+    };
+    loop.reset();
+    return s;
+  };
+
+  return {
+    start() {
+      loop.enable();
+      let credit = 1;
+      let last = Date.now();
+      let i = 0;
+      const tick = () => {
+        if (stopping) return;
+        const now = Date.now();
+        credit += ((now - last) * init.rampPerSecond) / 1000;
+        last = now;
+        while (credit >= 1 && i < devices.length) {
+          credit -= 1;
+          const d = devices[i++] as FleetDevice;
+          startedAt.set(d.thingName, Date.now());
+          c.started += 1;
+          d.start().catch(() => {
+            c.connectFailures += 1;
+          });
+        }
+        if (i >= devices.length) {
+          rampedAt = Date.now();
+          emit({ type: 'ramped', hostId: init.hostId, at: rampedAt });
+          return;
+        }
+        rampTimer = setTimeout(tick, 10);
+      };
+      tick();
+    },
+    snapshot,
+    failSensors(thingNames) {
+      let n = 0;
+      for (const t of thingNames) {
+        const d = byName.get(t);
+        if (d) {
+          d.failSensors();
+          n += 1;
+        }
+      }
+      return n;
+    },
+    async syncShadow(thingNames) {
+      await Promise.all(thingNames.map((t) => byName.get(t)?.syncShadow().catch(() => undefined)));
+    },
+    async stop() {
+      stopping = true;
+      if (rampTimer) clearTimeout(rampTimer);
+      await Promise.all(devices.map((d) => d.stop('fleet run finished').catch(() => undefined)));
+      let agentReadings = 0;
+      let sensorErrors = 0;
+      let leftBatches = 0;
+      for (const d of devices) {
+        const status = d.agent?.status();
+        if (!status) continue;
+        agentReadings += status.readings;
+        sensorErrors += status.sensorErrors;
+      }
+      leftBatches = c.depth;
+      const final: HostFinal = {
+        ...snapshot(),
+        agentReadings,
+        leftInOutbox: { batches: leftBatches, readings: c.generated - c.published - c.dropped },
+        sensorErrors,
+        reportedUnhealthy: [...unhealthy],
+      };
+      loop.disable();
+      clock.close();
+      return final;
+    },
+  };
+}

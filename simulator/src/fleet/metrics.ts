@@ -1,0 +1,95 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Quantiles of a sample, in its unit; undefined fields when the sample is empty. */
+export interface Quantiles {
+  readonly count: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly max: number;
+  readonly mean: number;
+}
+
+export function quantiles(values: readonly number[] | Float64Array): Quantiles | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  const r = (v: number) => Number(v.toFixed(1));
+  return {
+    count: sorted.length,
+    p50: r(at(0.5)),
+    p95: r(at(0.95)),
+    p99: r(at(0.99)),
+    max: r(sorted[sorted.length - 1] as number),
+    mean: r(sum / sorted.length),
+  };
+}
+
+/** Histogram with logarithmic buckets (for the report's latency plots). */
+export interface Histogram {
+  /** Upper bounds of the buckets, in the sample's unit. */
+  readonly bounds: readonly number[];
+  readonly counts: readonly number[];
+}
+
+export function logHistogram(values: readonly number[] | Float64Array, perDecade = 5): Histogram {
+  if (values.length === 0) return { bounds: [], counts: [] };
+  let max = 0;
+  for (const v of values) if (v > max) max = v;
+  const bounds: number[] = [];
+  for (let e = 0; ; e++) {
+    const b = 10 ** (e / perDecade);
+    bounds.push(Number(b.toPrecision(3)));
+    if (b >= max) break;
+  }
+  const counts = new Array<number>(bounds.length).fill(0);
+  for (const v of values) {
+    let i = 0;
+    while (i < bounds.length - 1 && v > (bounds[i] as number)) i++;
+    counts[i] = (counts[i] as number) + 1;
+  }
+  return { bounds, counts };
+}
+
+/** CPU time of this process's threads: the main thread apart from all others (workers, native I/O threads). */
+export interface ThreadCpu {
+  /** Milliseconds of user + system CPU of the main thread. */
+  readonly mainMs: number;
+  /** Milliseconds of user + system CPU of every other thread. */
+  readonly otherMs: number;
+  /** Whether the split is real (/proc) or the whole process is counted as the main thread. */
+  readonly split: boolean;
+}
+
+const CLK_TCK = 100;
+
+/** Reads per-thread CPU from /proc/self/task (Linux); elsewhere the whole process counts as main. */
+export function threadCpu(): ThreadCpu {
+  try {
+    const pid = String(process.pid);
+    let mainMs = 0;
+    let otherMs = 0;
+    for (const tid of readdirSync('/proc/self/task')) {
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      } catch {
+        continue; // the thread ended between the listing and the read
+      }
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      const ms = (ticks * 1000) / CLK_TCK;
+      if (tid === pid) mainMs += ms;
+      else otherMs += ms;
+    }
+    return { mainMs, otherMs, split: true };
+  } catch {
+    const u = process.cpuUsage();
+    return { mainMs: (u.user + u.system) / 1000, otherMs: 0, split: false };
+  }
+}
+
+/** Rounds to `digits` decimals. */
+export const round = (v: number, digits = 1) => Number(v.toFixed(digits));

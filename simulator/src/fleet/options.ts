@@ -1,0 +1,117 @@
+import { SimulatorError } from '../errors.js';
+
+export type FleetFault =
+  | { readonly kind: 'restart-core' }
+  | { readonly kind: 'drop-connections'; readonly fraction: number }
+  | { readonly kind: 'sensor-failure'; readonly fraction: number };
+
+export interface FleetOptions {
+  readonly devices: number;
+  /** Device starts (TLS connects) per second. */
+  readonly rampPerSecond: number;
+  /** Measured window after the ramp, seconds. */
+  readonly durationS: number;
+  readonly sensors: 1 | 2 | 3;
+  readonly intervalMs: number;
+  readonly batchReadings: number;
+  readonly batchAgeMs: number;
+  /** Desired-state writes per second through the command API (0: none). */
+  readonly commandRate: number;
+  readonly target: 'local' | 'external' | 'aws';
+  /** local: where the in-process core keeps its state (default: a fresh directory); external: the running core's data dir. */
+  readonly dataDir?: string;
+  /** aws */
+  readonly region?: string;
+  readonly profile?: string;
+  readonly apiUrl?: string;
+  readonly table?: string;
+  readonly keep: boolean;
+  /** Worker threads holding devices; 0 runs them on the main thread. */
+  readonly workers: number;
+  readonly faults: readonly FleetFault[];
+  /** Also run the same fleet against a bare broker (no policy checks, rules, shadows, storage). */
+  readonly baseline: boolean;
+  readonly outDir: string;
+  readonly prefix: string;
+  readonly seed: string;
+  /** Things whose every reading's latency is read back from the store. */
+  readonly latencyThings: number;
+  /** How long to wait for stored = published after the devices stopped, seconds. */
+  readonly drainTimeoutS: number;
+  readonly reconnectMaxMs: number;
+}
+
+export const FLEET_DEFAULTS: FleetOptions = Object.freeze({
+  devices: 100,
+  rampPerSecond: 200,
+  durationS: 60,
+  sensors: 1,
+  intervalMs: 1_000,
+  batchReadings: 10,
+  batchAgeMs: 10_000,
+  commandRate: 0,
+  target: 'local',
+  keep: false,
+  workers: 0,
+  faults: [],
+  baseline: false,
+  outDir: 'fleet-report',
+  prefix: 'fleet',
+  seed: 'pifleet',
+  latencyThings: 200,
+  drainTimeoutS: 60,
+  reconnectMaxMs: 8_000,
+});
+
+/** Parses `restart-core`, `drop-connections:0.1`, `sensor-failure:0.05`. */
+export function parseFault(text: string): FleetFault {
+  const [kind, arg] = text.split(':');
+  const fraction = () => {
+    const f = Number(arg ?? '0.1');
+    if (!Number.isFinite(f) || f <= 0 || f > 1) {
+      throw new SimulatorError('fleet.usage', `fault ${JSON.stringify(text)}: the fraction must be in (0, 1]`);
+    }
+    return f;
+  };
+  switch (kind) {
+    case 'restart-core':
+      if (arg !== undefined) throw new SimulatorError('fleet.usage', 'restart-core takes no argument');
+      return { kind: 'restart-core' };
+    case 'drop-connections':
+      return { kind: 'drop-connections', fraction: fraction() };
+    case 'sensor-failure':
+      return { kind: 'sensor-failure', fraction: fraction() };
+    default:
+      throw new SimulatorError(
+        'fleet.usage',
+        `unknown fault ${JSON.stringify(text)}: use restart-core, drop-connections:F or sensor-failure:F`,
+      );
+  }
+}
+
+/** Every problem with a set of options, as messages naming the flag. */
+export function checkOptions(o: FleetOptions): string[] {
+  const issues: string[] = [];
+  const int = (v: number, flag: string, min: number, max: number) => {
+    if (!Number.isInteger(v) || v < min || v > max) issues.push(`${flag} must be an integer in [${min}, ${max}]`);
+  };
+  int(o.devices, '--devices', 1, 100_000);
+  if (!(o.rampPerSecond > 0)) issues.push('--ramp must be > 0');
+  if (!(o.durationS > 0)) issues.push('--duration must be > 0');
+  int(o.sensors, '--sensors', 1, 3);
+  int(o.intervalMs, '--interval-ms', 100, 86_400_000);
+  int(o.batchReadings, '--batch-readings', 1, 10_000);
+  int(o.batchAgeMs, '--batch-age-ms', 100, 3_600_000);
+  if (!(o.commandRate >= 0)) issues.push('--command-rate must be ≥ 0');
+  int(o.workers, '--workers', 0, 64);
+  if (o.target === 'external' && !o.dataDir) issues.push('--target external needs --data-dir of the running local core');
+  if (o.target === 'aws' && !o.region) issues.push('--target aws needs --region');
+  if (o.target !== 'local') {
+    for (const f of o.faults) {
+      if (f.kind !== 'sensor-failure') issues.push(`fault ${f.kind} needs --target local (the core runs in this process)`);
+    }
+    if (o.baseline) issues.push('--baseline needs --target local');
+  }
+  if (!/^[a-zA-Z0-9_-]{1,40}$/.test(o.prefix)) issues.push('--prefix: 1–40 of [a-zA-Z0-9_-]');
+  return issues;
+}

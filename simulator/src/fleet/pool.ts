@@ -1,0 +1,166 @@
+import { Worker } from 'node:worker_threads';
+import { SimulatorError } from '../errors.js';
+import {
+  createDeviceHost,
+  type DeviceHost,
+  type HostDeviceSpec,
+  type HostEvent,
+  type HostFinal,
+  type HostInit,
+  type HostSnapshot,
+} from './host.js';
+
+export type HostCall =
+  | { readonly op: 'start' | 'snapshot' | 'stop' }
+  | { readonly op: 'failSensors' | 'syncShadow'; readonly things: readonly string[] };
+
+export type HostRequest = HostCall & { readonly id: number };
+
+export interface HostResponse {
+  readonly id: number;
+  readonly result?: HostSnapshot | HostFinal | number | null;
+  readonly error?: string;
+}
+
+/** The fleet's device hosts: inline in this thread (`workers: 0`) or one per worker thread. */
+export interface HostPool {
+  readonly mode: 'inline' | 'worker-threads';
+  readonly hosts: number;
+  start(): Promise<void>;
+  snapshot(): Promise<HostSnapshot[]>;
+  failSensors(things: readonly string[]): Promise<number>;
+  syncShadow(things: readonly string[]): Promise<void>;
+  stop(): Promise<HostFinal[]>;
+  /** Ends worker threads at once (error path). */
+  terminate(): Promise<void>;
+}
+
+export interface HostPoolOptions {
+  readonly workers: number;
+  readonly endpoint: string;
+  readonly port: number;
+  readonly caFile: string;
+  readonly profile: HostInit['profile'];
+  readonly devices: readonly HostDeviceSpec[];
+  /** Device starts per second over the whole fleet. */
+  readonly rampPerSecond: number;
+  readonly clockResolutionMs?: number;
+  readonly onEvent: (event: HostEvent) => void;
+}
+
+interface Remote {
+  call(req: HostCall): Promise<HostResponse['result']>;
+  owns: Set<string>;
+  worker?: Worker;
+}
+
+/** The worker entry next to this module (`.ts` under tsx, `.js` once built). */
+function workerUrl(): URL {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  return new URL(`./worker${ext}`, import.meta.url);
+}
+
+export function createHostPool(opts: HostPoolOptions): HostPool {
+  const k = Math.max(0, Math.floor(opts.workers));
+  const n = Math.max(1, k);
+  const shares: HostDeviceSpec[][] = Array.from({ length: n }, () => []);
+  opts.devices.forEach((d, i) => shares[i % n]?.push(d));
+  const inits: HostInit[] = shares.map((devices, hostId) => ({
+    hostId,
+    endpoint: opts.endpoint,
+    port: opts.port,
+    caFile: opts.caFile,
+    profile: opts.profile,
+    devices,
+    rampPerSecond: opts.rampPerSecond / n,
+    ...(opts.clockResolutionMs === undefined ? {} : { clockResolutionMs: opts.clockResolutionMs }),
+  }));
+
+  const remotes: Remote[] = inits.map((init) => {
+    const owns = new Set(init.devices.map((d) => d.thingName));
+    if (k === 0) {
+      const host: DeviceHost = createDeviceHost(init, opts.onEvent);
+      return {
+        owns,
+        async call(req) {
+          switch (req.op) {
+            case 'start':
+              host.start();
+              return null;
+            case 'snapshot':
+              return host.snapshot();
+            case 'stop':
+              return host.stop();
+            case 'failSensors':
+              return host.failSensors(req.things);
+            case 'syncShadow':
+              await host.syncShadow(req.things);
+              return null;
+          }
+        },
+      };
+    }
+    const worker = new Worker(workerUrl(), { workerData: init });
+    const pending = new Map<number, { resolve: (r: HostResponse['result']) => void; reject: (e: Error) => void }>();
+    let nextId = 1;
+    worker.on('message', (msg: HostResponse | { event: HostEvent }) => {
+      if ('event' in msg) {
+        opts.onEvent(msg.event);
+        return;
+      }
+      const p = pending.get(msg.id);
+      pending.delete(msg.id);
+      if (!p) return;
+      if (msg.error !== undefined) p.reject(new SimulatorError('fleet.worker', msg.error));
+      else p.resolve(msg.result);
+    });
+    const failAll = (err: Error) => {
+      for (const p of pending.values()) p.reject(err);
+      pending.clear();
+    };
+    worker.on('error', (err) => failAll(new SimulatorError('fleet.worker', 'a fleet worker failed', { cause: err })));
+    worker.on('exit', (code) => {
+      if (pending.size > 0) failAll(new SimulatorError('fleet.worker', `a fleet worker exited (${code})`));
+    });
+    return {
+      owns,
+      worker,
+      call(req) {
+        const id = nextId++;
+        return new Promise((resolve, reject) => {
+          pending.set(id, { resolve, reject });
+          worker.postMessage({ ...req, id });
+        });
+      },
+    };
+  });
+
+  const byOwner = (things: readonly string[]) =>
+    remotes.map((r) => ({ r, mine: things.filter((t) => r.owns.has(t)) })).filter((x) => x.mine.length > 0);
+
+  return {
+    mode: k === 0 ? 'inline' : 'worker-threads',
+    hosts: n,
+    async start() {
+      await Promise.all(remotes.map((r) => r.call({ op: 'start' })));
+    },
+    async snapshot() {
+      return (await Promise.all(remotes.map((r) => r.call({ op: 'snapshot' })))) as HostSnapshot[];
+    },
+    async failSensors(things) {
+      const counts = await Promise.all(byOwner(things).map(({ r, mine }) => r.call({ op: 'failSensors', things: mine })));
+      return counts.reduce<number>((a, b) => a + Number(b ?? 0), 0);
+    },
+    async syncShadow(things) {
+      await Promise.all(byOwner(things).map(({ r, mine }) => r.call({ op: 'syncShadow', things: mine })));
+    },
+    async stop() {
+      const finals = (await Promise.all(remotes.map((r) => r.call({ op: 'stop' })))) as HostFinal[];
+      await Promise.all(remotes.map((r) => r.worker?.terminate()));
+      return finals;
+    },
+    async terminate() {
+      await Promise.all(remotes.map((r) => r.worker?.terminate()));
+    },
+  };
+}
