@@ -4,6 +4,14 @@
 import { existsSync } from 'node:fs';
 import { register } from 'node:module';
 
+// The AWS SDK warns (on import and per client) that Node 20 support ends; for an operator command
+// that is noise on every run, so only that warning is dropped. Installed before anything loads.
+process.removeAllListeners('warning');
+process.on('warning', (w) => {
+  if (!`${w.name} ${w.message}`.includes('NodeVersionSupportWarning'))
+    process.stderr.write(`${w.name}: ${w.message}\n`);
+});
+
 const dist = new URL('../dist/main.js', import.meta.url);
 let entry = dist;
 if (!existsSync(dist)) {

@@ -3,13 +3,6 @@ import { runCli } from './cli.js';
 
 /** Process entry of `pifleet`: wires argv, env, streams and SIGINT into {@link runCli}, and sets the exit code. */
 export async function main(): Promise<void> {
-  // The AWS SDK warns at every client construction that Node 20 support ends; for an operator
-  // command that is noise on every run (the README states the Node version policy). Others still print.
-  process.removeAllListeners('warning');
-  process.on('warning', (warning) => {
-    if (!`${warning.name} ${warning.message}`.includes('NodeVersionSupportWarning'))
-      process.stderr.write(`${warning.name}: ${warning.message}\n`);
-  });
   const controller = new AbortController();
   let interrupts = 0;
   process.on('SIGINT', () => {

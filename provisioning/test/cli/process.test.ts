@@ -42,6 +42,7 @@ describe('pifleet as a process', () => {
     expect(fs.existsSync(path.join(work, 'bundles', 'proc-1', 'private.pem.key'))).toBe(true);
 
     const described = run(['things', 'describe', 'proc-1'], env);
+    expect(described.stderr).toBe('');
     expect(described.code).toBe(0);
     expect(described.stdout).toMatch(/ACTIVE {2}policies: pifleet-device/);
 
