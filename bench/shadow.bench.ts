@@ -420,6 +420,8 @@ async function main(): Promise<void> {
       ratioThroughput: Number((r.shadow.perSecond / r.plain.perSecond).toFixed(3)),
       hostCpuMicrosPerPlain: r.plain.hostCpuMicrosPerRequest,
       hostCpuMicrosPerShadowUpdate: r.shadow.hostCpuMicrosPerRequest,
+      /** The steadier overhead figure: the core process's own CPU per round trip, shadow over plain. */
+      ratioHostCpu: Number((r.shadow.hostCpuMicrosPerRequest / r.plain.hostCpuMicrosPerRequest).toFixed(2)),
     }));
     const header = [
       'devices',
@@ -434,6 +436,7 @@ async function main(): Promise<void> {
       'thrpt ×',
       'core µs plain',
       'core µs shadow',
+      'cpu ×',
     ];
     const table = [
       header,
@@ -450,6 +453,7 @@ async function main(): Promise<void> {
         r.ratioThroughput,
         r.hostCpuMicrosPerPlain,
         r.hostCpuMicrosPerShadowUpdate,
+        r.ratioHostCpu,
       ]),
     ].map((row) => row.map(String));
     const widths = header.map((_, c) => Math.max(...table.map((row) => (row[c] ?? '').length)));
