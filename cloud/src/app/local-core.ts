@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SQLITE_TELEMETRY_FILENAME } from '../adapters/sqlite-telemetry-store.js';
@@ -92,6 +92,8 @@ export function localCorePaths(dataDir: string) {
     caFile: join(dir, 'ca', 'ca.pem'),
     credentialsFile: join(dir, 'credentials'),
     registryFile: join(dir, 'registry.sqlite'),
+    /** The ready line of the running core, for tools (the `pifleet` CLI's `--local`); removed on stop. */
+    endpointFile: join(dir, 'endpoint.json'),
     shadowFile: join(dir, 'shadows.sqlite'),
     telemetryFile: join(dir, SQLITE_TELEMETRY_FILENAME),
     /** The archive rule action's objects (S3 in AWS). */
@@ -240,6 +242,8 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           console: webConsole.url(httpUrl),
         });
         cloud.bindEndpoint(info.http);
+        await writeFile(paths.endpointFile, `${JSON.stringify(info)}\n`, { mode: 0o600 });
+        cleanup.push(() => rm(paths.endpointFile, { force: true }));
         running = Object.freeze({ ...base, info });
         logger.info({ mqtt: info.mqtt, http: info.http, dataDir: paths.dataDir }, 'local IoT Core ready');
         return info;

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateThingCommand, DescribeThingCommand, IoTClient } from '@aws-sdk/client-iot';
 import { EXIT } from '@pifleet/protocol';
@@ -98,8 +99,14 @@ describe('pifleet-local-core', () => {
     expect(thing.attributes).toEqual({ v: '1' });
     again.destroy();
 
+    // The running core records its ready line for tools such as `pifleet --local`, and removes it on stop.
+    const endpointFile = join(dataDir, 'endpoint.json');
+    expect(JSON.parse(readFileSync(endpointFile, 'utf8'))).toEqual(second.info);
+    expect(statSync(endpointFile).mode & 0o777).toBe(0o600);
+
     second.child.kill('SIGTERM');
     expect(await second.exited).toEqual({ code: 0, signal: null });
+    expect(existsSync(endpointFile)).toBe(false);
   });
 
   it('exits 0 on SIGINT', async () => {
