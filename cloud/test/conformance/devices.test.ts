@@ -185,11 +185,19 @@ describe('delta stream and data-plane operations reach the device', () => {
     );
     const accepted = await answers.waitFor((m) => m.topic === shadowTopics('pub-1').updateAccepted);
     expect(accepted.payload).toMatchObject({ clientToken: 'via-http-publish', version: 1 });
+
+    // A message on a response topic is not a request, whatever it looks like (IoT ignores it too).
+    await core.data.send(
+      new PublishCommand({
+        topic: shadowTopics('pub-1').updateAccepted,
+        payload: enc.encode('{"state":{"desired":{"fan":"off"}},"clientToken":"fake"}'),
+      }),
+    );
+    await answers.waitFor((m) => m.payload !== null && (m.payload as JsonObject).clientToken === 'fake');
     const got = await core.data.send(new GetThingShadowCommand({ thingName: 'pub-1' }));
-    expect((JSON.parse(dec.decode(got.payload)) as JsonObject).state).toEqual({
-      desired: { fan: 'on' },
-      delta: { fan: 'on' },
-    });
+    const document = JSON.parse(dec.decode(got.payload)) as JsonObject;
+    expect(document.version).toBe(1);
+    expect(document.state).toEqual({ desired: { fan: 'on' }, delta: { fan: 'on' } });
   });
 });
 
