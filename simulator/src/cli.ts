@@ -1,0 +1,40 @@
+import { EXIT, type ExitCode } from '@pifleet/protocol';
+import { Command, CommanderError } from 'commander';
+import { registerAgentCommand, type SimCliIo } from './agents/command.js';
+import { registerDemoCommand } from './demo/command.js';
+
+export type { SimCliIo };
+
+/**
+ * The `pifleet-sim` program. Each folder registers its own subcommands here: `demo`
+ * (demo/command.ts), `agent` (agents/command.ts); the fleet runner adds `fleet`.
+ */
+export function buildSimProgram(io: SimCliIo): Command {
+  const program = new Command('pifleet-sim')
+    .description('pifleet simulator: the local demo, simulated agents and fleets against a local IoT Core')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  registerDemoCommand(program, io);
+  registerAgentCommand(program, io);
+  for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  return program;
+}
+
+/** Runs `pifleet-sim` in-process and resolves with the exit code. */
+export async function runSimCli(argv: readonly string[], io: Omit<SimCliIo, 'exit'>): Promise<ExitCode> {
+  let code: ExitCode = EXIT.ok;
+  const program = buildSimProgram({
+    ...io,
+    exit: (c) => {
+      code = c;
+    },
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    io.stderr(`pifleet-sim: ${(err as Error).message}\n`);
+    return EXIT.unexpected;
+  }
+}
