@@ -241,9 +241,11 @@ function fillRow(row, t, now) {
   c.presence.title = t.disconnectReason ?? '';
   c.seen.textContent = ago(t.lastSeen, now);
   if (t.lastTelemetry) {
+    // Numbers first (temperatures say more than switch states), three at most.
     const metrics = Object.entries(t.lastTelemetry.metrics)
+      .sort(([, a], [, b]) => Number(typeof a !== 'number') - Number(typeof b !== 'number'))
       .slice(0, 3)
-      .map(([k, v]) => `${k.split('.').pop()} ${fmtValue(v)}`)
+      .map(([k, v]) => `${k} ${fmtValue(v)}`)
       .join(' · ');
     c.telemetry.textContent = `${clock(t.lastTelemetry.at)} ${metrics}`;
     c.telemetry.title = Object.entries(t.lastTelemetry.metrics)
@@ -426,7 +428,7 @@ function seriesOf(readings) {
       const value = typeof v === 'boolean' ? (v ? 1 : 0) : v;
       let s = series.get(key);
       if (!s) {
-        s = { x: [], y: [] };
+        s = { x: [], y: [], bool: typeof v === 'boolean' };
         series.set(key, s);
       }
       s.x.push(r.ts / 1000);
@@ -462,9 +464,27 @@ function renderCharts() {
           width,
           height: 160,
           legend: { show: false },
-          scales: { x: { time: true } },
-          series: [{}, { label: key, stroke: '#2f6fde', width: 1.5, points: { show: false } }],
-          axes: [{ size: 30 }, { size: 50 }],
+          scales: {
+            // At least the last minute, so one or two points still make a readable axis.
+            x: {
+              time: true,
+              range: (u) => {
+                const xs = u.data[0];
+                const last = xs.length ? xs[xs.length - 1] : (Date.now() + fleet.skew) / 1000;
+                return [Math.min(xs.length ? xs[0] : last, last - 60), last + 1];
+              },
+            },
+            y: s.bool
+              ? { range: [-0.1, 1.1] }
+              : {
+                  range: (_u, min, max) => {
+                    const pad = min === max ? Math.max(1, Math.abs(min) * 0.01) : (max - min) * 0.08;
+                    return [min - pad, max + pad];
+                  },
+                },
+          },
+          series: [{}, { label: key, stroke: '#2f6fde', width: 1.5, points: { show: true, size: 4 } }],
+          axes: [{ size: 30 }, { size: 76 }],
         },
         [s.x, s.y],
         holder,
@@ -598,6 +618,7 @@ async function submitForm(event) {
   event.preventDefault();
   const { change, issues } = validateForm(true);
   if (issues.length > 0) return;
+  const sentAt = Date.now();
   $('#apply').disabled = true;
   try {
     const res = await fetch(`/console/api/things/${encodeURIComponent(thing.name)}/desired`, {
@@ -608,7 +629,7 @@ async function submitForm(event) {
     });
     const body = await res.json().catch(() => ({}));
     if (res.status === 200) {
-      thing.pending = { change, sentAt: Date.now(), version: body.version };
+      thing.pending = { change, sentAt, version: body.version };
       setConvergence('pending', `Sent (version ${body.version}); waiting for ${thing.name} to report…`);
       thing.form.dirty = false;
       showIssues([]);

@@ -1,0 +1,56 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/**
+ * Debian's Chromium for the console's browser test. `ensureChromium()` installs the `chromium`
+ * package with apt-get when the binary is missing and the process may (root, apt-get present);
+ * it returns why not otherwise, so the suite can skip with that message. Playwright's own browser
+ * download is never used (no binaries from outside the package registries).
+ */
+
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+
+/** Flags for a headless, quiet, offline Chromium in a container (no sandbox: we run as root). */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const INSTALL_TIMEOUT_MS = 9 * 60_000;
+
+function apt(args: string[]): { ok: boolean; output: string } {
+  const r = spawnSync('apt-get', args, {
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    encoding: 'utf8',
+    timeout: INSTALL_TIMEOUT_MS,
+  });
+  const output = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-3).join(' | ');
+  return { ok: r.status === 0, output: r.error ? r.error.message : output };
+}
+
+/** The Chromium binary's path, installing it if needed; or `{ skip }` with the reason it cannot be had. */
+export function ensureChromium(): { path: string } | { skip: string } {
+  if (existsSync(CHROMIUM_PATH)) return { path: CHROMIUM_PATH };
+  if (process.env.PIFLEET_NO_BROWSER_INSTALL === '1') {
+    return { skip: `${CHROMIUM_PATH} missing and PIFLEET_NO_BROWSER_INSTALL=1` };
+  }
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    return { skip: `${CHROMIUM_PATH} missing; run 'apt-get install -y chromium' as root to enable the browser test` };
+  }
+  let install = apt(['install', '-y', '-q', 'chromium']);
+  if (!install.ok) {
+    // A fresh machine may have no package lists yet.
+    apt(['update', '-q']);
+    install = apt(['install', '-y', '-q', 'chromium']);
+  }
+  if (!install.ok || !existsSync(CHROMIUM_PATH)) {
+    return { skip: `could not install Debian's chromium (${install.output || 'apt-get failed'})` };
+  }
+  return { path: CHROMIUM_PATH };
+}
