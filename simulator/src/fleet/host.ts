@@ -68,6 +68,9 @@ export interface HostSnapshot {
   readonly firstConnectMs: { readonly sum: number; readonly max: number; readonly count: number };
   readonly eventLoop: { readonly p50Ms: number; readonly p99Ms: number; readonly maxMs: number; readonly utilization: number };
   readonly heapUsedBytes: number;
+  /** CPU time of the process this host runs in (user + system, µs) and its RSS. */
+  readonly processCpuMicros: number;
+  readonly processRssBytes: number;
   /** Time of the latest first connect of a device (epoch ms; 0 before any). */
   readonly lastFirstConnectAt: number;
   /** Time the last device was started (ramp end), or undefined while ramping. */
@@ -258,11 +261,13 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
       }),
     );
   }
-  const byName = new Map(devices.map((d) => [d.thingName, d]));
+  const byName: Map<string, FleetDevice> = new Map(devices.map((d) => [d.thingName, d]));
 
   const snapshot = (): HostSnapshot => {
     const e = performance.eventLoopUtilization(elu);
     elu = performance.eventLoopUtilization();
+    const mem = process.memoryUsage();
+    const cpu = process.cpuUsage();
     const s: HostSnapshot = {
       hostId: init.hostId,
       at: Date.now(),
@@ -288,7 +293,9 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
         maxMs: Number(Math.max(0, loop.max / 1e6 - LOOP_RESOLUTION_MS).toFixed(2)),
         utilization: Number(e.utilization.toFixed(3)),
       },
-      heapUsedBytes: process.memoryUsage().heapUsed,
+      heapUsedBytes: mem.heapUsed,
+      processCpuMicros: cpu.user + cpu.system,
+      processRssBytes: mem.rss,
       lastFirstConnectAt: c.lastFirstConnectAt,
       rampedAt,
     };
@@ -363,6 +370,9 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
       };
       loop.disable();
       clock.close();
+      // Let go of the agents so their native MQTT clients can be collected while the thread lives.
+      devices.length = 0;
+      byName.clear();
       return final;
     },
   };

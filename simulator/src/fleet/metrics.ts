@@ -1,5 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs';
-
 /** Quantiles of a sample, in its unit; undefined fields when the sample is empty. */
 export interface Quantiles {
   readonly count: number;
@@ -51,44 +49,6 @@ export function logHistogram(values: readonly number[] | Float64Array, perDecade
     counts[i] = (counts[i] as number) + 1;
   }
   return { bounds, counts };
-}
-
-/** CPU time of this process's threads: the main thread apart from all others (workers, native I/O threads). */
-export interface ThreadCpu {
-  /** Milliseconds of user + system CPU of the main thread. */
-  readonly mainMs: number;
-  /** Milliseconds of user + system CPU of every other thread. */
-  readonly otherMs: number;
-  /** Whether the split is real (/proc) or the whole process is counted as the main thread. */
-  readonly split: boolean;
-}
-
-const CLK_TCK = 100;
-
-/** Reads per-thread CPU from /proc/self/task (Linux); elsewhere the whole process counts as main. */
-export function threadCpu(): ThreadCpu {
-  try {
-    const pid = String(process.pid);
-    let mainMs = 0;
-    let otherMs = 0;
-    for (const tid of readdirSync('/proc/self/task')) {
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      } catch {
-        continue; // the thread ended between the listing and the read
-      }
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ticks = Number(fields[11]) + Number(fields[12]);
-      const ms = (ticks * 1000) / CLK_TCK;
-      if (tid === pid) mainMs += ms;
-      else otherMs += ms;
-    }
-    return { mainMs, otherMs, split: true };
-  } catch {
-    const u = process.cpuUsage();
-    return { mainMs: (u.user + u.system) / 1000, otherMs: 0, split: false };
-  }
 }
 
 /** Rounds to `digits` decimals. */

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { SimulatorError } from '../errors.js';
 import {
   createDeviceHost,
@@ -22,9 +23,9 @@ export interface HostResponse {
   readonly error?: string;
 }
 
-/** The fleet's device hosts: inline in this thread (`workers: 0`) or one per worker thread. */
+/** The fleet's device hosts: inline in this thread (`workers: 0`) or one per child process. */
 export interface HostPool {
-  readonly mode: 'inline' | 'worker-threads';
+  readonly mode: 'inline' | 'child-processes';
   readonly hosts: number;
   start(): Promise<void>;
   snapshot(): Promise<HostSnapshot[]>;
@@ -51,13 +52,16 @@ export interface HostPoolOptions {
 interface Remote {
   call(req: HostCall): Promise<HostResponse['result']>;
   owns: Set<string>;
-  worker?: Worker;
+  child?: ChildProcess;
 }
 
-/** The worker entry next to this module (`.ts` under tsx, `.js` once built). */
-function workerUrl(): URL {
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  return new URL(`./worker${ext}`, import.meta.url);
+/** Forks the host entry next to this module (from TypeScript source, through tsx). */
+function forkHost(): ChildProcess {
+  const source = import.meta.url.endsWith('.ts');
+  const entry = fileURLToPath(new URL(source ? './host-process.ts' : './host-process.js', import.meta.url));
+  const execArgv = source ? ['--import', 'tsx', '--conditions=@pifleet/source'] : [];
+  const prof = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
+  return fork(entry, [], { execArgv: [...execArgv, ...prof], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
 }
 
 export function createHostPool(opts: HostPoolOptions): HostPool {
@@ -100,10 +104,10 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
         },
       };
     }
-    const worker = new Worker(workerUrl(), { workerData: init });
+    const child = forkHost();
     const pending = new Map<number, { resolve: (r: HostResponse['result']) => void; reject: (e: Error) => void }>();
     let nextId = 1;
-    worker.on('message', (msg: HostResponse | { event: HostEvent }) => {
+    child.on('message', (msg: HostResponse | { event: HostEvent }) => {
       if ('event' in msg) {
         opts.onEvent(msg.event);
         return;
@@ -111,26 +115,31 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
       const p = pending.get(msg.id);
       pending.delete(msg.id);
       if (!p) return;
-      if (msg.error !== undefined) p.reject(new SimulatorError('fleet.worker', msg.error));
+      if (msg.error !== undefined) p.reject(new SimulatorError('fleet.host', msg.error));
       else p.resolve(msg.result);
     });
     const failAll = (err: Error) => {
       for (const p of pending.values()) p.reject(err);
       pending.clear();
     };
-    worker.on('error', (err) => failAll(new SimulatorError('fleet.worker', 'a fleet worker failed', { cause: err })));
-    worker.on('exit', (code) => {
-      if (pending.size > 0) failAll(new SimulatorError('fleet.worker', `a fleet worker exited (${code})`));
+    child.on('error', (err) => failAll(new SimulatorError('fleet.host', 'a device host process failed', { cause: err })));
+    child.on('exit', (code, signal) => {
+      if (pending.size > 0) failAll(new SimulatorError('fleet.host', `a device host process exited (${code ?? signal})`));
     });
+    const call = (req: HostCall | { op: 'init'; init: HostInit }) => {
+      const id = nextId++;
+      return new Promise<HostResponse['result']>((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        child.send({ ...req, id });
+      });
+    };
+    const ready = call({ op: 'init', init });
     return {
       owns,
-      worker,
-      call(req) {
-        const id = nextId++;
-        return new Promise((resolve, reject) => {
-          pending.set(id, { resolve, reject });
-          worker.postMessage({ ...req, id });
-        });
+      child,
+      async call(req: HostCall) {
+        await ready;
+        return call(req);
       },
     };
   });
@@ -139,7 +148,7 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
     remotes.map((r) => ({ r, mine: things.filter((t) => r.owns.has(t)) })).filter((x) => x.mine.length > 0);
 
   return {
-    mode: k === 0 ? 'inline' : 'worker-threads',
+    mode: k === 0 ? 'inline' : 'child-processes',
     hosts: n,
     async start() {
       await Promise.all(remotes.map((r) => r.call({ op: 'start' })));
@@ -156,11 +165,15 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
     },
     async stop() {
       const finals = (await Promise.all(remotes.map((r) => r.call({ op: 'stop' })))) as HostFinal[];
-      await Promise.all(remotes.map((r) => r.worker?.terminate()));
+      await Promise.all(
+        remotes.map((r) =>
+          r.child && r.child.exitCode === null ? new Promise<void>((res) => r.child?.once('exit', () => res())) : undefined,
+        ),
+      );
       return finals;
     },
     async terminate() {
-      await Promise.all(remotes.map((r) => r.worker?.terminate()));
+      for (const r of remotes) if (r.child && r.child.exitCode === null) r.child.kill('SIGKILL');
     },
   };
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -7,7 +7,7 @@ import { localCorePaths, openSqliteRegistry } from '@pifleet/cloud';
 import { SimulatorError } from '../errors.js';
 import { type CommandApiTarget, type CommandLoadResult, createCommandLoad } from './command-load.js';
 import type { HostDeviceSpec, HostEvent, HostFinal, HostSnapshot, TelemetryProfile } from './host.js';
-import { type Histogram, logHistogram, type Quantiles, quantiles, round, threadCpu } from './metrics.js';
+import { type Histogram, logHistogram, type Quantiles, quantiles, round } from './metrics.js';
 import type { FleetFault, FleetOptions } from './options.js';
 import { createHostPool, type HostPool } from './pool.js';
 import { deprovisionLocalFleet, type FleetIdentity, provisionLocalFleet } from './provision.js';
@@ -28,7 +28,9 @@ export interface SeriesPoint {
   /** Percent of one core over the last second: the main thread (local IoT Core) and every other thread (fleet). */
   readonly coreCpuPct: number;
   readonly fleetCpuPct: number;
+  /** RSS of this process (the local IoT Core, plus the devices when inline) and of the device-host processes. */
   readonly rssMB: number;
+  readonly fleetRssMB: number;
 }
 
 export interface FaultOutcome {
@@ -88,12 +90,16 @@ export interface PhaseResult {
   readonly commands: Omit<CommandLoadResult, 'roundTripSamples'> | undefined;
   readonly commandRoundTripHistogram: Histogram | undefined;
   readonly resources: {
-    /** Measured window (ramp end → end of duration), percent of one core. */
+    /** Measured window (ramp end → end of duration), percent of one core: this process, and the device hosts. */
     readonly coreCpuPct: number;
     readonly fleetCpuPct: number;
-    readonly cpuSplit: 'main thread = local IoT Core; other threads = fleet' | 'whole process (devices inline)';
-    readonly processRssMaxMB: number;
-    readonly processRssEndMB: number;
+    readonly cpuSplit: string;
+    /** This process: the local IoT Core (or bare broker), plus the devices when inline. */
+    readonly coreRssMaxMB: number;
+    readonly coreRssEndMB: number;
+    /** The device-host processes together (0 when inline). */
+    readonly fleetRssMaxMB: number;
+    readonly fleetRssEndMB: number;
     readonly coreEventLoop: { readonly p50Ms: number; readonly p99Ms: number; readonly maxMs: number };
     readonly hostEventLoop: readonly HostSnapshot['eventLoop'][];
     readonly hostHeapUsedMB: readonly number[];
@@ -212,18 +218,27 @@ export function createFleetRunner(deps: FleetRunDeps) {
     loop.enable();
     const t0 = Date.now();
     const series: SeriesPoint[] = [];
-    let last = { at: t0, cpu: threadCpu(), generated: 0, published: 0 };
+    const inline = pool.mode === 'inline';
+    /** CPU ms so far: this process (the local IoT Core, plus the devices when inline) and the device-host processes. */
+    const cpuNow = (hosts: readonly HostSnapshot[]) => {
+      const u = process.cpuUsage();
+      return { mainMs: (u.user + u.system) / 1000, otherMs: inline ? 0 : sum(hosts, (h) => h.processCpuMicros) / 1000 };
+    };
+    let last = { at: t0, cpu: cpuNow([]), generated: 0, published: 0 };
     let latest: HostSnapshot[] = [];
     let rssMax = 0;
+    let fleetRssMax = 0;
     const sample = async () => {
       latest = await pool.snapshot();
       const now = Date.now();
-      const cpu = threadCpu();
+      const cpu = cpuNow(latest);
       const dt = Math.max(1, now - last.at);
       const generated = sum(latest, (s) => s.generated);
       const published = sum(latest, (s) => s.published);
       const rss = process.memoryUsage().rss;
+      const fleetRss = inline ? 0 : sum(latest, (h) => h.processRssBytes);
       rssMax = Math.max(rssMax, rss);
+      fleetRssMax = Math.max(fleetRssMax, fleetRss);
       series.push({
         t: round((now - t0) / 1000, 1),
         connected: sum(latest, (s) => s.connected),
@@ -233,6 +248,7 @@ export function createFleetRunner(deps: FleetRunDeps) {
         coreCpuPct: round(((cpu.mainMs - last.cpu.mainMs) * 100) / dt),
         fleetCpuPct: round(((cpu.otherMs - last.cpu.otherMs) * 100) / dt),
         rssMB: Math.round(rss / MB),
+        fleetRssMB: Math.round(fleetRss / MB),
       });
       last = { at: now, cpu, generated, published };
       const p = series[series.length - 1] as SeriesPoint;
@@ -254,7 +270,7 @@ export function createFleetRunner(deps: FleetRunDeps) {
         if (ramped.size === pool.hosts) latest = await pool.snapshot();
       }
       const rampEnd = Date.now();
-      const cpu0 = threadCpu();
+      const cpu0 = cpuNow(await pool.snapshot());
       if (target.command && o.commandRate > 0) {
         commandLoad = createCommandLoad({
           target: target.command,
@@ -292,7 +308,9 @@ export function createFleetRunner(deps: FleetRunDeps) {
         await sleep(100);
       }
       const measureEnd = Date.now();
-      const cpu1 = threadCpu();
+      latest = await pool.snapshot();
+      const cpu1 = cpuNow(latest);
+      const fleetRssEnd = inline ? 0 : sum(latest, (h) => h.processRssBytes);
       const commands = commandLoad ? await commandLoad.stop(10_000) : undefined;
       if (failedThings.length > 0) await pool.syncShadow(failedThings);
       // Let outboxes catch up (a reconnect backlog) before stopping, bounded.
@@ -353,7 +371,6 @@ export function createFleetRunner(deps: FleetRunDeps) {
         latencyEndpoint = 'the telemetry store’s insert time (telemetry_batches.received_at)';
       }
       const measuredS = Math.max(0.001, (measureEnd - rampEnd) / 1000);
-      const rampStats = latest.length > 0 ? latest : finals;
       const firstSum = sum(finals, (s) => s.firstConnectMs.sum);
       const firstCount = sum(finals, (s) => s.firstConnectMs.count);
       const lastFirst = Math.max(...finals.map((f) => f.lastFirstConnectAt));
@@ -363,7 +380,6 @@ export function createFleetRunner(deps: FleetRunDeps) {
       const unhealthy = new Set(finals.flatMap((f) => f.reportedUnhealthy));
       const failedSet = new Set(failedThings);
       const hostEventLoop = finals.map((f) => f.eventLoop);
-      void rampStats;
       const result: PhaseResult = {
         name: target.name,
         deviceHosts: { mode: pool.mode, hosts: pool.hosts },
@@ -409,12 +425,13 @@ export function createFleetRunner(deps: FleetRunDeps) {
         resources: {
           coreCpuPct: round(((cpu1.mainMs - cpu0.mainMs) * 100) / (measuredS * 1000)),
           fleetCpuPct: round(((cpu1.otherMs - cpu0.otherMs) * 100) / (measuredS * 1000)),
-          cpuSplit:
-            pool.mode === 'inline' || !cpu0.split
-              ? 'whole process (devices inline)'
-              : 'main thread = local IoT Core; other threads = fleet',
-          processRssMaxMB: Math.round(rssMax / MB),
-          processRssEndMB: Math.round(process.memoryUsage().rss / MB),
+          cpuSplit: inline
+            ? 'one process: core and devices together (devices inline)'
+            : 'core = this process; fleet = the device-host processes',
+          coreRssMaxMB: Math.round(rssMax / MB),
+          coreRssEndMB: Math.round(process.memoryUsage().rss / MB),
+          fleetRssMaxMB: Math.round(fleetRssMax / MB),
+          fleetRssEndMB: Math.round(fleetRssEnd / MB),
           coreEventLoop: {
             p50Ms: round(Math.max(0, loop.percentile(50) / 1e6 - 10), 2),
             p99Ms: round(Math.max(0, loop.percentile(99) / 1e6 - 10), 2),
@@ -695,4 +712,3 @@ function readCredentials(file: string): { accessKeyId: string; secretAccessKey: 
 }
 
 export type FleetRunner = ReturnType<typeof createFleetRunner>;
-void readdirSync;
