@@ -213,6 +213,21 @@ describe.runIf(skipReason === undefined)('web console in Chromium', () => {
       state: { desired: { outputs: { relay: true } }, reported: { outputs: { relay: true } } },
     });
     await shot('thing-converged');
+
+    // Someone else changes desired while this form holds an edit: Apply reports a conflict.
+    await page.selectOption('#desired-form [data-path="logLevel"]', 'debug');
+    const other = await core.services.shadows.updateShadow(
+      'pi-01',
+      undefined,
+      Buffer.from(JSON.stringify({ state: { desired: { logLevel: 'warn' } } })),
+    );
+    expect(other.status).toBe(200);
+    await page.click('#apply');
+    await page.waitForSelector('#form-error[data-conflict="true"]');
+    expect(await page.textContent('#form-error')).toMatch(/^Conflict: The desired state changed since version \d+/);
+    // The form now shows the other operator's value.
+    await expect.poll(() => page.inputValue('#desired-form [data-path="logLevel"]'), { timeout: 10_000 }).toBe('warn');
+    await shot('thing-conflict');
   }, 90_000);
 
   it('shows a device going offline', async () => {

@@ -598,6 +598,7 @@ function showIssues(issues) {
     field?.input.classList.add('invalid');
   }
   $('#form-error').textContent = unplaced.join('; ');
+  delete $('#form-error').dataset.conflict;
 }
 
 function validateForm(final) {
