@@ -1,0 +1,321 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type AgentConfigInput, Batcher, openOutbox } from '@pifleet/device-agent';
+import {
+  createLogger,
+  createSimulatedDevice,
+  createVirtualClock,
+  parseAgentConfig,
+  type SimulatedDevice,
+  simulatedConfigInput,
+  type VirtualClock,
+} from '@pifleet/simulator';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type DeviceFiles,
+  drive,
+  type NetworkCut,
+  part,
+  provisionDevice,
+  type RunningCore,
+  startCore,
+  startRelay,
+  TelemetryLog,
+  until,
+  waitForShadow,
+  waitForStored,
+} from './agent-harness.js';
+
+/**
+ * Faults end to end: the broker going away and coming back, the agent process killed with
+ * SIGKILL, a damaged outbox file, the outbox disk bound. The local IoT Core runs in-process; the
+ * killed agent is a real child process (`pifleet-sim agent`, the agent runtime on simulated hardware).
+ */
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+let dir: string;
+let core: RunningCore;
+const telemetry = new TelemetryLog();
+const devices: [SimulatedDevice, VirtualClock][] = [];
+const relays: NetworkCut[] = [];
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-e2e-faults-'));
+  core = await startCore(path.join(dir, 'core'), {}, telemetry);
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const [d, clock] of devices) await drive(clock, d.stop()).catch(() => undefined);
+  for (const r of relays) await r.close();
+  await core?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function configFor(files: DeviceFiles, port: number, overrides: Partial<AgentConfigInput> = {}) {
+  return simulatedConfigInput({
+    ...files,
+    endpoint: '127.0.0.1',
+    port,
+    samplingMs: 1_000,
+    outboxPath: path.join(dir, `${files.thingName}.outbox.db`),
+    overrides: {
+      batch: { maxReadings: 6, maxAgeMs: 3_600_000 },
+      mqtt: { protocol: '3.1.1', reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+      publish: { ackTimeoutMs: 1_000, maxPerSecond: 50, maxInFlight: 8 },
+      shadow: { requestTimeoutMs: 3_000 },
+      ...overrides,
+    },
+  });
+}
+
+async function startDevice(config: AgentConfigInput, clock: VirtualClock, logger?: ReturnType<typeof createLogger>) {
+  const d = createSimulatedDevice({
+    config: parseAgentConfig(config),
+    seed: config.thingName,
+    clock,
+    ...(logger ? { logger } : {}),
+  });
+  devices.push([d, clock]);
+  await drive(clock, d.start());
+  return d;
+}
+
+/** Advances virtual time in small steps while real time passes, until `cond` holds (bounded). */
+async function driveUntil(clock: VirtualClock, cond: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await clock.advance(50);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Sequence numbers of the batches that arrived from one boot, deduplicated and sorted. */
+const seqsOf = (thing: string, bootId: string) =>
+  [
+    ...new Set(
+      telemetry
+        .of(thing)
+        .filter((b) => b.bootId === bootId)
+        .map((b) => b.seq),
+    ),
+  ].sort((a, b) => a - b);
+const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+
+describe('faults end to end', () => {
+  it('broker down and back on the same ports: every sealed batch arrives, each reading exactly once', async () => {
+    const files = await provisionDevice(core, 'fault-broker', dir);
+    const clock = createVirtualClock();
+    const d = await startDevice(configFor(files, core.info.mqtt.port), clock);
+    await until(() => d.transport.isConnected, 10_000, 'connected');
+    for (let i = 0; i < 6; i++) await clock.advance(1_000);
+    await telemetry.waitFor(() => telemetry.readings('fault-broker') >= 12, 10_000, 'readings before the outage');
+
+    const ports = { mqtt: core.info.mqtt.port, http: Number(new URL(core.info.http).port) };
+    await core.stop();
+    await until(() => !d.transport.isConnected, 10_000, 'connection lost');
+    // Ten seconds of sampling with the broker gone: publishes fail or time out and stay in the outbox.
+    for (let i = 0; i < 10; i++) await clock.advance(1_000);
+    expect(d.status().outbox.depth).toBeGreaterThan(0);
+
+    core = await startCore(path.join(dir, 'core'), ports, telemetry);
+    await until(() => d.transport.isConnected, 20_000, 'reconnected');
+    await driveUntil(
+      clock,
+      () => d.status().outbox.depth === 0 && d.status().inFlight === 0 && d.status().sealedBatches >= 8,
+      20_000,
+      'outbox drained after the outage',
+    );
+    const sealed = d.status().sealedBatches;
+    await telemetry.waitFor(() => seqsOf('fault-broker', d.bootId).length >= sealed, 10_000, 'every sealed batch');
+    expect(seqsOf('fault-broker', d.bootId)).toEqual(range(1, sealed));
+    const unique = telemetry.unique('fault-broker');
+    const readings = unique.flatMap((b) => b.readings.map((r) => `${r.sensor}@${r.ts}`));
+    expect(new Set(readings).size).toBe(readings.length);
+    expect(readings.length).toBe(sealed * 6);
+    // The telemetry store (SQLite, kept across the restart) holds each reading once.
+    expect(await waitForStored(core, 'fault-broker', readings.length)).toBe(readings.length);
+  });
+
+  it('agent process killed with SIGKILL mid-stream and restarted: no sealed batch is lost', async () => {
+    const files = await provisionDevice(core, 'fault-kill', dir);
+    const configFile = path.join(dir, 'fault-kill.json');
+    const outboxPath = path.join(dir, 'fault-kill.outbox.db');
+    writeFileSync(
+      configFile,
+      JSON.stringify(
+        configFor(files, core.info.mqtt.port, {
+          sensors: simulatedConfigInput({ ...files, endpoint: 'x', port: 1, samplingMs: 200 }).sensors,
+          batch: { maxReadings: 3, maxAgeMs: 3_600_000 },
+          outbox: { path: outboxPath },
+          logLevel: 'info',
+        }),
+      ),
+    );
+    const spawnAgent = () => {
+      const child = spawn(process.execPath, ['simulator/bin/pifleet-sim.js', 'agent', '--config', configFile], {
+        cwd: repo,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let out = '';
+      child.stdout?.on('data', (b: Buffer) => {
+        out += b.toString();
+      });
+      child.stderr?.on('data', (b: Buffer) => {
+        out += b.toString();
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      return { child, exited, out: () => out };
+    };
+
+    const first = spawnAgent();
+    await telemetry.waitFor(() => telemetry.of('fault-kill').length >= 6, 30_000, 'six batches from the first boot');
+    const bootId = telemetry.of('fault-kill')[0]?.bootId ?? '';
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const receivedMax = Math.max(...seqsOf('fault-kill', bootId));
+
+    // What the killed process had sealed but not yet got acknowledged is in its outbox file.
+    const opened = openOutbox({ path: outboxPath, maxBytes: 64 * 1024 ** 2 });
+    const left = opened.outbox.next(100_000).filter((e) => e.bootId === bootId);
+    opened.outbox.close();
+    const sealedMax = Math.max(receivedMax, ...left.map((r) => r.seq));
+
+    const second = spawnAgent();
+    await telemetry.waitFor(
+      () => seqsOf('fault-kill', bootId).length >= sealedMax,
+      30_000,
+      `all ${sealedMax} batches of the killed boot`,
+    );
+    expect(seqsOf('fault-kill', bootId)).toEqual(range(1, sealedMax));
+    // The restarted agent publishes under a new boot id from seq 1.
+    await telemetry.waitFor(
+      () => telemetry.of('fault-kill').some((b) => b.bootId !== bootId),
+      15_000,
+      'a batch of the new boot',
+    );
+    const readings = telemetry.unique('fault-kill').flatMap((b) => b.readings.map((r) => `${r.sensor}@${r.ts}`));
+    expect(new Set(readings).size).toBe(readings.length);
+    second.child.kill('SIGTERM');
+    expect(await second.exited, second.out()).toBe(0);
+  });
+
+  it.each([
+    { damage: 'truncated to 60 % of its size', salvages: true },
+    { damage: 'overwritten with garbage', salvages: false },
+  ])(
+    'an outbox file $damage: the agent starts, keeps what is readable, says what it lost',
+    async ({ damage, salvages }) => {
+      const thing = salvages ? 'fault-truncated' : 'fault-garbage';
+      const files = await provisionDevice(core, thing, dir);
+      const outboxPath = path.join(dir, `${thing}.outbox.db`);
+      // A previous run left 400 batches behind.
+      const { outbox } = openOutbox({ path: outboxPath, maxBytes: 64 * 1024 ** 2 });
+      const batcher = new Batcher({
+        thingName: thing,
+        bootId: 'previous-boot',
+        limits: { maxReadings: 5, maxBytes: 64 * 1024, maxAgeMs: 60_000 },
+      });
+      for (let i = 0; i < 200; i++) {
+        for (const b of batcher.add(
+          { sensor: 'env', ts: 1_700_000_000_000 + i * 1000, metrics: { temperature: i } },
+          0,
+        )) {
+          outbox.put(b);
+        }
+      }
+      outbox.close();
+      if (salvages) truncateSync(outboxPath, Math.floor(statSync(outboxPath).size * 0.6));
+      else writeFileSync(outboxPath, Buffer.alloc(8192, 0x5a));
+
+      const lines: Record<string, unknown>[] = [];
+      const logger = createLogger({
+        level: 'info',
+        destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
+      });
+      const clock = createVirtualClock();
+      const d = await startDevice(
+        configFor(files, core.info.mqtt.port, { outbox: { path: outboxPath } }),
+        clock,
+        logger,
+      );
+      const report = lines.find((l) => l.msg === 'outbox file was damaged; moved aside and kept what was readable');
+      expect(report, JSON.stringify(lines)).toBeDefined();
+      expect(d.outboxRecovery?.movedTo).toMatch(/\.corrupt-\d+$/);
+      expect(existsSync(d.outboxRecovery?.movedTo ?? '')).toBe(true);
+      const kept = d.outboxRecovery?.salvagedBatches ?? -1;
+      expect(report?.salvagedBatches).toBe(kept);
+      if (salvages) {
+        expect(kept).toBeGreaterThan(0);
+        expect(kept).toBeLessThan(400);
+        expect(d.outboxRecovery?.salvagedReadings).toBeGreaterThanOrEqual(kept);
+        expect(d.outboxRecovery?.salvagedReadings).toBeLessThanOrEqual(kept * 10);
+        expect(report?.incomplete).toBe(true);
+        // What was kept is sent, as it was sealed.
+        await until(() => d.transport.isConnected, 10_000, 'connected');
+        await telemetry.waitFor(
+          () => telemetry.of(thing).filter((b) => b.bootId === 'previous-boot').length >= kept,
+          15_000,
+          'the salvaged batches',
+        );
+      } else {
+        expect(kept).toBe(0);
+        expect(String(report?.reason)).toMatch(/not a database|malformed|corrupt/i);
+      }
+      // And the agent runs on with a fresh outbox.
+      await until(() => d.transport.isConnected, 10_000, 'connected');
+      for (let i = 0; i < 2; i++) await clock.advance(1_000);
+      await clock.advance(200);
+      await telemetry.waitFor(
+        () => telemetry.of(thing).some((b) => b.bootId === d.bootId),
+        10_000,
+        `new telemetry after the damage (${damage})`,
+      );
+      expect(readFileSync(outboxPath).subarray(0, 15).toString()).toBe('SQLite format 3');
+    },
+  );
+
+  it('outbox bound hit while offline: the oldest batches are dropped, counted and reported', async () => {
+    const files = await provisionDevice(core, 'fault-bound', dir);
+    const relay = await startRelay(core.info.mqtt.port);
+    relays.push(relay);
+    relay.down(); // offline from the start: the first connect keeps failing
+    const clock = createVirtualClock();
+    const d = await startDevice(
+      configFor(files, relay.port, {
+        sensors: simulatedConfigInput({ ...files, endpoint: 'x', port: 1, samplingMs: 100 }).sensors,
+        batch: { maxReadings: 100, maxAgeMs: 3_600_000 },
+        outbox: { path: path.join(dir, 'fault-bound.outbox.db'), maxBytes: 256 * 1024 },
+      }),
+      clock,
+    );
+    for (let i = 0; i < 150; i++) await clock.advance(1_000);
+    const offline = d.status();
+    expect(offline.connected).toBe(false);
+    expect(offline.outbox.dropped).toBeGreaterThan(0);
+    expect(offline.outbox.droppedReadings).toBe(offline.outbox.dropped * 100);
+    expect(offline.outbox.bytes).toBeLessThanOrEqual(256 * 1024);
+    const sealed = offline.sealedBatches;
+    const dropped = offline.outbox.dropped;
+
+    relay.up();
+    await until(() => d.transport.isConnected, 20_000, 'connected');
+    await driveUntil(clock, () => d.status().outbox.depth === 0 && d.status().inFlight === 0, 20_000, 'drained');
+    await telemetry.waitFor(() => seqsOf('fault-bound', d.bootId).length >= sealed - dropped, 10_000, 'kept batches');
+    // The newest batches were kept; the oldest `dropped` ones never left the device.
+    expect(seqsOf('fault-bound', d.bootId).slice(0, sealed - dropped)).toEqual(range(dropped + 1, sealed));
+    const doc = await waitForShadow(
+      core,
+      'fault-bound',
+      (s) => (part<{ dropped?: number }>(s, 'outbox').dropped ?? 0) >= dropped,
+      15_000,
+    );
+    expect(part<{ droppedReadings: number }>(doc, 'outbox').droppedReadings).toBeGreaterThanOrEqual(dropped * 100);
+  });
+});
