@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   appTopicFilters,
   decodeTelemetryBatch,
@@ -508,14 +510,39 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
   }
 
   async function loadAssets(): Promise<void> {
-    const dir = deps.assetsDir ?? new URL('./assets/', import.meta.url).pathname;
     const files: Array<[string, string]> = [
       ['index.html', 'text/html; charset=utf-8'],
       ['app.js', 'text/javascript; charset=utf-8'],
       ['app.css', 'text/css; charset=utf-8'],
     ];
-    for (const [name, type] of files) {
-      assets.set(name, { type, body: await readFile(`${dir.replace(/\/?$/, '/')}${name}`) });
+    // Beside this module (the source tree, or a build that copied them), else the source tree
+    // next to a build in the workspace.
+    const dirs = deps.assetsDir
+      ? [deps.assetsDir]
+      : [
+          fileURLToPath(new URL('./assets/', import.meta.url)),
+          fileURLToPath(new URL('../../src/console/assets/', import.meta.url)),
+        ];
+    let loaded = false;
+    for (const dir of dirs) {
+      try {
+        const bodies = await Promise.all(files.map(([name]) => readFile(join(dir, name))));
+        files.forEach(([name, type], i) => {
+          assets.set(name, { type, body: bodies[i] as Buffer });
+        });
+        loaded = true;
+        break;
+      } catch {
+        // try the next place
+      }
+    }
+    if (!loaded) {
+      // The core still runs; the console page explains what is missing.
+      log.warn({ dirs }, 'console assets not found: the console is unavailable');
+      assets.set('index.html', {
+        type: 'text/html; charset=utf-8',
+        body: Buffer.from(messagePage('Console unavailable', `Its files were not found in ${dirs.join(' or ')}.`)),
+      });
     }
     try {
       const require = createRequire(import.meta.url);

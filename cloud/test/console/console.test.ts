@@ -9,6 +9,9 @@ import {
 import { appTopics, recommendedDevicePolicy } from '@pifleet/protocol';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWebConsole } from '../../src/console/console.js';
+import { singleCredentialStore } from '../../src/http/credentials.js';
+import { createHttpServer } from '../../src/http/server.js';
 import { type RunningCore, removeDir, startCore, tempDir } from '../http/harness.js';
 import { http, openSse, type SseEvent } from './harness.js';
 
@@ -359,5 +362,47 @@ describe('console event streams', () => {
   it('refuses a thing stream for an invalid name (400)', async () => {
     const r = await http(base, 'GET', '/console/events?thing=bad%20name', page);
     expect(r.status).toBe(400);
+  });
+});
+
+describe('a console on its own listener', () => {
+  it('answers 503 before start, and still starts without its page files (and says so)', async () => {
+    const { registry, broker, shadows, credentials } = run.core.services;
+    const empty = tempDir('console-assets');
+    const webConsole = createWebConsole({
+      registry,
+      broker,
+      shadows,
+      now: Date.now,
+      token: 'fixed-token',
+      assetsDir: empty,
+    });
+    const server = createHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      region: run.info.region,
+      credentials: singleCredentialStore(credentials),
+      routes: [webConsole.routes],
+      now: Date.now,
+    });
+    const bound = await server.start();
+    try {
+      expect(webConsole.token).toBe('fixed-token');
+      expect(webConsole.url(bound.url)).toBe(`${bound.url}/console/?token=fixed-token`);
+      expect((await http(bound.url, 'GET', '/console/api/things')).status).toBe(503);
+      await webConsole.start();
+      const signIn = await http(bound.url, 'GET', '/console/?token=fixed-token');
+      const own = String(signIn.headers['set-cookie']?.[0]).split(';')[0] as string;
+      const pageReply = await http(bound.url, 'GET', '/console/', { cookie: own });
+      expect(pageReply.status).toBe(200);
+      expect(pageReply.text).toContain('Console unavailable');
+      // The other listener's session means nothing here.
+      expect((await http(bound.url, 'GET', '/console/api/things', { cookie })).status).toBe(401);
+      expect((await http(bound.url, 'GET', '/console/api/things', { cookie: own })).status).toBe(200);
+    } finally {
+      await webConsole.stop();
+      await server.stop();
+      removeDir(empty);
+    }
   });
 });
