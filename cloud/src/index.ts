@@ -35,6 +35,7 @@ export {
   loadLocalCoreConfig,
   UsageError,
 } from './config/local-core.js';
+export { createWebConsole, type WebConsole, type WebConsoleDeps } from './console/console.js';
 export * from './core/iotsql/index.js';
 export * from './core/policy/index.js';
 export {
