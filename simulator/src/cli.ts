@@ -2,6 +2,7 @@ import { EXIT, type ExitCode } from '@pifleet/protocol';
 import { Command, CommanderError } from 'commander';
 import { registerAgentCommand, type SimCliIo } from './agents/command.js';
 import { registerDemoCommand } from './demo/command.js';
+import { registerFleetCommand } from './fleet/command.js';
 
 export type { SimCliIo };
 
@@ -16,6 +17,7 @@ export function buildSimProgram(io: SimCliIo): Command {
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   registerDemoCommand(program, io);
   registerAgentCommand(program, io);
+  registerFleetCommand(program, io);
   for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   return program;
 }

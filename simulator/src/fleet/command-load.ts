@@ -1,13 +1,17 @@
 import { createHash, createHmac } from 'node:crypto';
 import { SimulatorError } from '../errors.js';
-import { quantiles, type Quantiles } from './metrics.js';
+import { type Quantiles, quantiles } from './metrics.js';
 
 /** Where desired-state writes go: the command API (`PUT {baseUrl}/things/{thing}/desired`), SigV4-signed. */
 export interface CommandApiTarget {
   /** API base including the stage, e.g. `http://127.0.0.1:8880/api` or an API Gateway URL. */
   readonly baseUrl: string;
   readonly region: string;
-  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string };
+  readonly credentials: {
+    readonly accessKeyId: string;
+    readonly secretAccessKey: string;
+    readonly sessionToken?: string;
+  };
 }
 
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
@@ -23,7 +27,10 @@ export function signRequest(
   req: { method: string; url: URL; body: string; now: Date },
   target: Pick<CommandApiTarget, 'region' | 'credentials'>,
 ): Record<string, string> {
-  const amzDate = req.now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const amzDate = req.now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
   const date = amzDate.slice(0, 8);
   const payloadHash = sha256(req.body);
   const headers: Record<string, string> = {
@@ -41,9 +48,14 @@ export function signRequest(
     .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1))
     .map(([k, v]) => `${k}=${v}`)
     .join('&');
-  const canonical = [req.method, encodePath(req.url.pathname), query, canonicalHeaders, signedHeaders, payloadHash].join(
-    '\n',
-  );
+  const canonical = [
+    req.method,
+    encodePath(req.url.pathname),
+    query,
+    canonicalHeaders,
+    signedHeaders,
+    payloadHash,
+  ].join('\n');
   const scope = `${date}/${target.region}/execute-api/aws4_request`;
   const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n');
   const kDate = hmac(`AWS4${target.credentials.secretAccessKey}`, date);

@@ -92,7 +92,12 @@ export function createFleetDevice(deps: FleetDeviceDeps): FleetDevice {
     async start() {
       if (state !== 'idle') return;
       state = 'running';
-      hw = createHardware({ spec: toHardwareSpec(config), clock: deps.clock, logger: deps.logger, ports: hardware.ports });
+      hw = createHardware({
+        spec: toHardwareSpec(config),
+        clock: deps.clock,
+        logger: deps.logger,
+        ports: hardware.ports,
+      });
       await hw.start();
       const will: StatusMessage = {
         thingName: thing,

@@ -35,10 +35,9 @@ process.on('message', (msg: HostRequest | { op: 'init'; id: number; init: HostIn
         break;
       case 'stop':
         host.stop().then((f) => {
-          reply(f);
-          process.disconnect?.();
-          // Exit once the reply is flushed; nothing else is left to do in this process.
-          setTimeout(() => process.exit(0), 200).unref();
+          // Exit explicitly once the reply is written: a natural exit tears the environment down
+          // and aws-crt's finalizers abort the process on the way (the same bug as in workers).
+          process.send?.({ id: msg.id, result: f } satisfies HostResponse, () => process.exit(0));
         }, fail);
         break;
     }
@@ -47,6 +46,6 @@ process.on('message', (msg: HostRequest | { op: 'init'; id: number; init: HostIn
   }
 });
 process.on('disconnect', () => {
-  // The parent went away: stop quickly.
-  setTimeout(() => process.exit(0), 100).unref();
+  // The parent went away: nothing to report to any more.
+  process.exit(0);
 });

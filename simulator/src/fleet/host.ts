@@ -66,7 +66,12 @@ export interface HostSnapshot {
   readonly outboxDepth: number;
   /** Milliseconds from a device's start to its first CONNACK: sum, max, count (for the mean). */
   readonly firstConnectMs: { readonly sum: number; readonly max: number; readonly count: number };
-  readonly eventLoop: { readonly p50Ms: number; readonly p99Ms: number; readonly maxMs: number; readonly utilization: number };
+  readonly eventLoop: {
+    readonly p50Ms: number;
+    readonly p99Ms: number;
+    readonly maxMs: number;
+    readonly utilization: number;
+  };
   readonly heapUsedBytes: number;
   /** CPU time of the process this host runs in (user + system, µs) and its RSS. */
   readonly processCpuMicros: number;
@@ -89,7 +94,12 @@ export interface HostFinal extends HostSnapshot {
 }
 
 export type HostEvent =
-  | { readonly type: 'reported'; readonly thingName: string; readonly outputs: ReportedSummary['outputs']; readonly at: number }
+  | {
+      readonly type: 'reported';
+      readonly thingName: string;
+      readonly outputs: ReportedSummary['outputs'];
+      readonly at: number;
+    }
   | { readonly type: 'ramped'; readonly hostId: number; readonly at: number };
 
 export interface DeviceHost {
@@ -104,7 +114,9 @@ export interface DeviceHost {
 const SENSOR_IDS = ['env', 'light', 'soil'] as const;
 
 /** The agent config every device of a fleet shares, with this device's identity. */
-export function fleetAgentConfigTemplate(init: Pick<HostInit, 'endpoint' | 'port' | 'caFile' | 'profile'>): AgentConfig {
+export function fleetAgentConfigTemplate(
+  init: Pick<HostInit, 'endpoint' | 'port' | 'caFile' | 'profile'>,
+): AgentConfig {
   const p = init.profile;
   const sensors = [
     { id: SENSOR_IDS[0], driver: 'bme280', address: SIM_ADDRESSES.bme280, intervalMs: p.intervalMs },
@@ -345,7 +357,14 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
       return n;
     },
     async syncShadow(thingNames) {
-      await Promise.all(thingNames.map((t) => byName.get(t)?.syncShadow().catch(() => undefined)));
+      await Promise.all(
+        thingNames.map((t) =>
+          byName
+            .get(t)
+            ?.syncShadow()
+            .catch(() => undefined),
+        ),
+      );
     },
     async stop() {
       stopping = true;

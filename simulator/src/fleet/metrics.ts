@@ -11,7 +11,8 @@ export interface Quantiles {
 export function quantiles(values: readonly number[] | Float64Array): Quantiles | undefined {
   if (values.length === 0) return undefined;
   const sorted = Float64Array.from(values).sort();
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+  const at = (q: number) =>
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
   let sum = 0;
   for (const v of sorted) sum += v;
   const r = (v: number) => Number(v.toFixed(1));

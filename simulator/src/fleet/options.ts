@@ -104,11 +104,13 @@ export function checkOptions(o: FleetOptions): string[] {
   int(o.batchAgeMs, '--batch-age-ms', 100, 3_600_000);
   if (!(o.commandRate >= 0)) issues.push('--command-rate must be ≥ 0');
   int(o.workers, '--workers', 0, 64);
-  if (o.target === 'external' && !o.dataDir) issues.push('--target external needs --data-dir of the running local core');
+  if (o.target === 'external' && !o.dataDir)
+    issues.push('--target external needs --data-dir of the running local core');
   if (o.target === 'aws' && !o.region) issues.push('--target aws needs --region');
   if (o.target !== 'local') {
     for (const f of o.faults) {
-      if (f.kind !== 'sensor-failure') issues.push(`fault ${f.kind} needs --target local (the core runs in this process)`);
+      if (f.kind !== 'sensor-failure')
+        issues.push(`fault ${f.kind} needs --target local (the core runs in this process)`);
     }
     if (o.baseline) issues.push('--baseline needs --target local');
   }

@@ -68,7 +68,7 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
   const k = Math.max(0, Math.floor(opts.workers));
   const n = Math.max(1, k);
   const shares: HostDeviceSpec[][] = Array.from({ length: n }, () => []);
-  opts.devices.forEach((d, i) => shares[i % n]?.push(d));
+  for (const [i, d] of opts.devices.entries()) shares[i % n]?.push(d);
   const inits: HostInit[] = shares.map((devices, hostId) => ({
     hostId,
     endpoint: opts.endpoint,
@@ -122,18 +122,30 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
       for (const p of pending.values()) p.reject(err);
       pending.clear();
     };
-    child.on('error', (err) => failAll(new SimulatorError('fleet.host', 'a device host process failed', { cause: err })));
+    child.on('error', (err) =>
+      failAll(new SimulatorError('fleet.host', 'a device host process failed', { cause: err })),
+    );
     child.on('exit', (code, signal) => {
-      if (pending.size > 0) failAll(new SimulatorError('fleet.host', `a device host process exited (${code ?? signal})`));
+      if (pending.size > 0)
+        failAll(new SimulatorError('fleet.host', `a device host process exited (${code ?? signal})`));
     });
     const call = (req: HostCall | { op: 'init'; init: HostInit }) => {
       const id = nextId++;
       return new Promise<HostResponse['result']>((resolve, reject) => {
+        if (!child.connected) {
+          reject(new SimulatorError('fleet.host', 'the device host process is gone'));
+          return;
+        }
         pending.set(id, { resolve, reject });
-        child.send({ ...req, id });
+        child.send({ ...req, id }, (err) => {
+          if (!err) return;
+          pending.delete(id);
+          reject(new SimulatorError('fleet.host', 'could not reach the device host process', { cause: err }));
+        });
       });
     };
     const ready = call({ op: 'init', init });
+    ready.catch(() => undefined);
     return {
       owns,
       child,
@@ -157,7 +169,9 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
       return (await Promise.all(remotes.map((r) => r.call({ op: 'snapshot' })))) as HostSnapshot[];
     },
     async failSensors(things) {
-      const counts = await Promise.all(byOwner(things).map(({ r, mine }) => r.call({ op: 'failSensors', things: mine })));
+      const counts = await Promise.all(
+        byOwner(things).map(({ r, mine }) => r.call({ op: 'failSensors', things: mine })),
+      );
       return counts.reduce<number>((a, b) => a + Number(b ?? 0), 0);
     },
     async syncShadow(things) {
@@ -167,7 +181,9 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
       const finals = (await Promise.all(remotes.map((r) => r.call({ op: 'stop' })))) as HostFinal[];
       await Promise.all(
         remotes.map((r) =>
-          r.child && r.child.exitCode === null ? new Promise<void>((res) => r.child?.once('exit', () => res())) : undefined,
+          r.child && r.child.exitCode === null
+            ? new Promise<void>((res) => r.child?.once('exit', () => res()))
+            : undefined,
         ),
       );
       return finals;

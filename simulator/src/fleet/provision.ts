@@ -86,7 +86,10 @@ export async function provisionLocalFleet(deps: LocalProvisionDeps): Promise<Pro
       try {
         out[i] = await one(name);
       } catch (err) {
-        throw new SimulatorError('fleet.provision', `could not provision ${name}`, { cause: err, data: { thingName: name } });
+        throw new SimulatorError('fleet.provision', `could not provision ${name}`, {
+          cause: err,
+          data: { thingName: name },
+        });
       }
       done += 1;
       deps.onProgress?.(done);

@@ -120,8 +120,16 @@ export interface FleetResult {
   readonly runId: string;
   readonly startedAt: string;
   readonly options: FleetOptions;
-  readonly machine: { readonly cpus: number; readonly cpuModel: string; readonly memoryGiB: number; readonly node: string; readonly platform: string };
-  readonly provisioning: { readonly seconds: number; readonly perDeviceMs: number; readonly keyType: string; readonly dataDir: string } | undefined;
+  readonly machine: {
+    readonly cpus: number;
+    readonly cpuModel: string;
+    readonly memoryGiB: number;
+    readonly node: string;
+    readonly platform: string;
+  };
+  readonly provisioning:
+    | { readonly seconds: number; readonly perDeviceMs: number; readonly keyType: string; readonly dataDir: string }
+    | undefined;
   readonly phases: readonly PhaseResult[];
   /** local core ÷ bare broker, when both ran. */
   readonly overhead?: {
@@ -228,7 +236,17 @@ export function createFleetRunner(deps: FleetRunDeps) {
     let latest: HostSnapshot[] = [];
     let rssMax = 0;
     let fleetRssMax = 0;
+    let sampling = false;
     const sample = async () => {
+      if (sampling) return;
+      sampling = true;
+      try {
+        await sampleOnce();
+      } finally {
+        sampling = false;
+      }
+    };
+    const sampleOnce = async () => {
       latest = await pool.snapshot();
       const now = Date.now();
       const cpu = cpuNow(latest);
@@ -317,13 +335,17 @@ export function createFleetRunner(deps: FleetRunDeps) {
       const catchUp = Date.now() + o.drainTimeoutS * 1000;
       for (;;) {
         latest = await pool.snapshot();
-        if (sum(latest, (s) => s.outboxDepth) <= sum(latest, (s) => s.devices) * 0 + pool.hosts * 2 || Date.now() > catchUp)
+        if (
+          sum(latest, (s) => s.outboxDepth) <= sum(latest, (s) => s.devices) * 0 + pool.hosts * 2 ||
+          Date.now() > catchUp
+        )
           break;
         await sleep(250);
       }
       say(`[${target.name}] stopping ${o.devices} agents`, false);
-      const finals: HostFinal[] = await pool.stop();
       clearInterval(ticker);
+      while (sampling) await sleep(20);
+      const finals: HostFinal[] = await pool.stop();
       const stoppedAt = Date.now();
       const generated = finals.reduce((a, f) => a + f.agentReadings, 0);
       const published = sum(finals, (s) => s.published);
@@ -406,9 +428,7 @@ export function createFleetRunner(deps: FleetRunDeps) {
           lost: generated - stored,
           droppedByOutbox: sum(finals, (s) => s.dropped),
           unsentAtStop: finals.reduce((a, f) => a + f.leftInOutbox.readings, 0),
-          generatedPerS: round(
-            seriesGen.reduce((a, p) => a + p.generatedPerS, 0) / Math.max(1, seriesGen.length),
-          ),
+          generatedPerS: round(seriesGen.reduce((a, p) => a + p.generatedPerS, 0) / Math.max(1, seriesGen.length)),
           publishedPerS: round(seriesGen.reduce((a, p) => a + p.publishedPerS, 0) / Math.max(1, seriesGen.length)),
           publishedBytes: sum(finals, (s) => s.publishedBytes),
         },
@@ -481,8 +501,7 @@ export function createFleetRunner(deps: FleetRunDeps) {
       if (o.target === 'aws') return runAws();
       const ownDir = o.target === 'local' && !o.dataDir;
       const dataDir =
-        o.dataDir ??
-        mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'pifleet-fleet-'));
+        o.dataDir ?? mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'pifleet-fleet-'));
       const certDir = path.join(dataDir, 'fleet-certs', runId);
       const phases: PhaseResult[] = [];
       let provisioning: FleetResult['provisioning'];
@@ -505,8 +524,16 @@ export function createFleetRunner(deps: FleetRunDeps) {
         say(`provisioning ${o.devices} devices (EC P-256, in process)`, true);
         const registry =
           local?.services.registry ??
-          openSqliteRegistry({ file: localCorePaths(dataDir).registryFile, account: { region, accountId }, now: Date.now });
-        const ca = local?.services.ca ?? (await (await import('@pifleet/cloud')).loadOrCreateCa({ dir: localCorePaths(dataDir).caDir, now: Date.now }));
+          openSqliteRegistry({
+            file: localCorePaths(dataDir).registryFile,
+            account: { region, accountId },
+            now: Date.now,
+          });
+        const ca =
+          local?.services.ca ??
+          (await (
+            await import('@pifleet/cloud')
+          ).loadOrCreateCa({ dir: localCorePaths(dataDir).caDir, now: Date.now }));
         try {
           const prov = await provisionLocalFleet({
             registry,

@@ -20,7 +20,11 @@ export interface StoreReadback {
  * boot id starts with `bootPrefix` (this run's devices) count; latency is computed for at most
  * `latencyThings` things (all batches, every reading of them).
  */
-export function readStore(file: string, bootPrefix: string, latencyThings: readonly string[]): StoreReadback | undefined {
+export function readStore(
+  file: string,
+  bootPrefix: string,
+  latencyThings: readonly string[],
+): StoreReadback | undefined {
   if (!existsSync(file)) return undefined;
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {

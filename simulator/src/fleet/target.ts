@@ -25,7 +25,11 @@ export interface LocalTarget {
   stop(): Promise<void>;
 }
 
-export async function startLocalTarget(opts: { dataDir: string; mqttPort?: number; httpPort?: number }): Promise<LocalTarget> {
+export async function startLocalTarget(opts: {
+  dataDir: string;
+  mqttPort?: number;
+  httpPort?: number;
+}): Promise<LocalTarget> {
   const base = {
     ...LOCAL_CORE_DEFAULTS,
     dataDir: opts.dataDir,
@@ -63,7 +67,10 @@ export async function startLocalTarget(opts: { dataDir: string; mqttPort?: numbe
       return { downMs: Date.now() - t0 };
     },
     dropConnections(clientIds) {
-      const clients = (core.services.broker.aedes as unknown as { clients: unknown }).clients as Record<string, { conn?: { destroy(): void } }>;
+      const clients = (core.services.broker.aedes as unknown as { clients: unknown }).clients as Record<
+        string,
+        { conn?: { destroy(): void } }
+      >;
       let n = 0;
       for (const id of clientIds) {
         const c = clients[id];
@@ -97,7 +104,11 @@ export interface BareBrokerTarget {
  * Starts a bare broker on the local core's CA and registry files (which must exist: provision
  * first); the one in-process subscriber counts telemetry and its sealed → delivered latency.
  */
-export async function startBareBroker(opts: { dataDir: string; region: string; accountId: string }): Promise<BareBrokerTarget> {
+export async function startBareBroker(opts: {
+  dataDir: string;
+  region: string;
+  accountId: string;
+}): Promise<BareBrokerTarget> {
   const paths = localCorePaths(opts.dataDir);
   const account = { region: opts.region, accountId: opts.accountId };
   const ca = await loadOrCreateCa({ dir: paths.caDir, now: Date.now });

@@ -1,0 +1,143 @@
+import { EXIT } from '@pifleet/protocol';
+import type { Command } from 'commander';
+import type { SimCliIo } from '../agents/command.js';
+import { SimulatorError } from '../errors.js';
+import { writeReport } from '../report/report.js';
+import { checkOptions, FLEET_DEFAULTS, type FleetFault, type FleetOptions, parseFault } from './options.js';
+import { createFleetRunner, type FleetResult } from './runner.js';
+
+const num = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new SimulatorError('fleet.usage', `${flag} must be a number`);
+  return n;
+};
+
+/** One-line summary of a result, for stdout. */
+export function summaryLines(r: FleetResult): string[] {
+  const lines: string[] = [];
+  for (const p of r.phases) {
+    const l = p.latency.sampleToStoredMs;
+    const s = p.latency.sealedToStoredMs;
+    lines.push(
+      `${p.name}: ${p.connect.everConnected}/${p.devices} connected (${p.connect.perSecond}/s), generated ${p.telemetry.generated}, published ${p.telemetry.published}, stored ${p.telemetry.stored}, lost ${p.telemetry.lost}` +
+        (l ? `; sampling→stored p50/p99 ${l.p50}/${l.p99} ms` : '') +
+        (s ? `; sealed→stored p50/p99/max ${s.p50}/${s.p99}/${s.max} ms` : '') +
+        `; core CPU ${p.resources.coreCpuPct}%, fleet CPU ${p.resources.fleetCpuPct}%` +
+        (p.commands?.roundTripMs
+          ? `; commands ${p.commands.converged}/${p.commands.sent} converged, round trip p50/p95/p99 ${p.commands.roundTripMs.p50}/${p.commands.roundTripMs.p95}/${p.commands.roundTripMs.p99} ms`
+          : ''),
+    );
+  }
+  if (r.overhead) lines.push(`local core CPU ÷ bare broker CPU: ${r.overhead.coreCpuRatio}`);
+  lines.push(r.zeroLoss ? 'nothing lost' : 'READINGS LOST');
+  return lines;
+}
+
+/** `pifleet-sim fleet`: a load test of simulated devices against the local IoT Core (or another target). */
+export function registerFleetCommand(program: Command, io: SimCliIo & { readonly isTTY?: boolean }): void {
+  const d = FLEET_DEFAULTS;
+  program
+    .command('fleet')
+    .description(
+      'run a fleet of simulated devices (the real agent over MQTT 3.1.1 + mutual TLS) and report what was generated, published, stored and lost',
+    )
+    .option('--devices <n>', 'number of devices', num('--devices'), d.devices)
+    .option('--ramp <n>', 'device connections started per second', num('--ramp'), d.rampPerSecond)
+    .option('--duration <s>', 'measured seconds after the ramp', num('--duration'), d.durationS)
+    .option('--sensors <n>', 'sensors per device: 1 bme280, 2 + bh1750, 3 + ads1115', num('--sensors'), d.sensors)
+    .option('--interval-ms <ms>', 'sampling interval of every sensor', num('--interval-ms'), d.intervalMs)
+    .option('--batch-readings <n>', 'seal a batch at this many readings', num('--batch-readings'), d.batchReadings)
+    .option('--batch-age-ms <ms>', 'seal a batch at this age', num('--batch-age-ms'), d.batchAgeMs)
+    .option('--command-rate <n>', 'desired-state writes per second through the command API', num('--command-rate'), 0)
+    .option('--target <t>', 'local (in-process core) | external (a running core: --data-dir) | aws', d.target)
+    .option('--data-dir <dir>', 'local: the core state dir (default a fresh tmpfs dir); external: the running core’s')
+    .option('--region <r>', 'aws: region')
+    .option('--profile <p>', 'aws: credentials profile')
+    .option('--api-url <url>', 'aws: the command API base URL (API Gateway stage)')
+    .option('--table <name>', 'aws: the telemetry table to read back')
+    .option('--keep', 'keep the things, certificates and data dir afterwards', false)
+    .option('--workers <k>', 'device-host processes (0: devices in this process)', num('--workers'), d.workers)
+    .option(
+      '--fault <spec>',
+      'restart-core | drop-connections:F | sensor-failure:F (repeatable; injected mid-run)',
+      (v: string, acc: FleetFault[]) => [...acc, parseFault(v)],
+      [] as FleetFault[],
+    )
+    .option('--baseline', 'also run the same fleet against a bare broker (no policies, rules, shadows, storage)', false)
+    .option('--out <dir>', 'where fleet-result.json and fleet-report.html go', d.outDir)
+    .option('--prefix <p>', 'thing name prefix', d.prefix)
+    .option('--seed <s>', 'environment seed (device i gets SEED-i)', d.seed)
+    .option(
+      '--latency-things <n>',
+      'things whose every reading is timed from the store',
+      num('--latency-things'),
+      d.latencyThings,
+    )
+    .option(
+      '--drain-timeout <s>',
+      'seconds to wait for stored = published at the end',
+      num('--drain-timeout'),
+      d.drainTimeoutS,
+    )
+    .option('--json', 'print the JSON result on stdout instead of the summary', false)
+    .action(async (raw: Record<string, unknown>) => {
+      const options: FleetOptions = {
+        ...d,
+        devices: raw.devices as number,
+        rampPerSecond: raw.ramp as number,
+        durationS: raw.duration as number,
+        sensors: raw.sensors as 1 | 2 | 3,
+        intervalMs: raw.intervalMs as number,
+        batchReadings: raw.batchReadings as number,
+        batchAgeMs: raw.batchAgeMs as number,
+        commandRate: raw.commandRate as number,
+        target: raw.target as FleetOptions['target'],
+        ...(raw.dataDir ? { dataDir: raw.dataDir as string } : {}),
+        ...(raw.region ? { region: raw.region as string } : {}),
+        ...(raw.profile ? { profile: raw.profile as string } : {}),
+        ...(raw.apiUrl ? { apiUrl: raw.apiUrl as string } : {}),
+        ...(raw.table ? { table: raw.table as string } : {}),
+        keep: raw.keep === true,
+        workers: raw.workers as number,
+        faults: raw.fault as FleetFault[],
+        baseline: raw.baseline === true,
+        outDir: raw.out as string,
+        prefix: raw.prefix as string,
+        seed: raw.seed as string,
+        latencyThings: raw.latencyThings as number,
+        drainTimeoutS: raw.drainTimeout as number,
+      };
+      const issues = [
+        ...(['local', 'external', 'aws'].includes(options.target) ? [] : ['--target must be local, external or aws']),
+        ...checkOptions(options),
+      ];
+      if (issues.length > 0) {
+        for (const i of issues) io.stderr(`pifleet-sim fleet: ${i}\n`);
+        io.exit(EXIT.usage);
+        return;
+      }
+      // A live progress line on a terminal; plain lines every 5 s otherwise.
+      const tty = io.isTTY ?? process.stderr.isTTY === true;
+      let live = false;
+      const progress = (line: string, final: boolean) => {
+        if (tty) {
+          io.stderr(`\r\x1b[2K${line}${final ? '\n' : ''}`);
+          live = !final;
+        } else if (final || /\b\d*[05]s connected/.test(line)) io.stderr(`${line}\n`);
+      };
+      const stop = new AbortController();
+      void io.waitForStop().then(() => stop.abort());
+      try {
+        const result = await createFleetRunner({ options, progress, signal: stop.signal }).run();
+        if (live) io.stderr('\n');
+        const files = await writeReport(result, options.outDir);
+        if (raw.json === true) io.stdout(`${JSON.stringify(result)}\n`);
+        else io.stdout(`${[...summaryLines(result), `report: ${files.html}`, `result: ${files.json}`].join('\n')}\n`);
+        io.exit(result.zeroLoss ? EXIT.ok : EXIT.unexpected);
+      } catch (err) {
+        if (live) io.stderr('\n');
+        io.stderr(`pifleet-sim fleet: ${(err as Error).message}\n`);
+        io.exit(err instanceof SimulatorError && err.code === 'fleet.usage' ? EXIT.usage : EXIT.unavailable);
+      }
+    });
+}
