@@ -332,6 +332,10 @@ export function createAgent(deps: AgentDeps): Agent {
         'desired state reconciled',
       );
     }
+    // AWS IoT publishes a delta after every accepted update while desired and reported differ,
+    // the agent's own reports included. A delta that changes nothing here (a standing rejection)
+    // is not answered, or a rejected key would make device and shadow echo each other forever.
+    if (!full && plan.changes.length === 0 && failed.length === 0 && patch === undefined) return;
     await report(patch);
   };
 

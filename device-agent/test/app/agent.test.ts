@@ -199,6 +199,23 @@ describe('createAgent: shadow sync', () => {
     expect(shadow.reported.rejected).toBeUndefined();
   });
 
+  it('does not answer the delta its own report causes when nothing changed (no update loop)', async () => {
+    const { shadow, agent } = setup();
+    shadow.deltaOnEveryUpdate = true;
+    await agent.start();
+    await settle();
+    await agent.syncShadow();
+    const before = shadow.updates.length;
+    const updated = shadow.nextUpdate();
+    // An output this device does not have: rejected, so desired and reported differ for good.
+    shadow.setDesired({ outputs: { fan: true } });
+    await updated;
+    for (let i = 0; i < 20; i++) await settle();
+    expect(Object.keys((shadow.reported.rejected as object) ?? {})).toEqual(['outputs.fan']);
+    // One report for the rejection; the delta that report causes brings nothing new.
+    expect(shadow.updates.length - before).toBe(1);
+  });
+
   it('applies a delta missed while offline on the next connect', async () => {
     const { transport, shadow, relay, agent } = setup();
     await agent.start();

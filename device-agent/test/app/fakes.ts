@@ -127,12 +127,23 @@ export class MemoryShadow implements ShadowService {
     if (!this.exists) return undefined;
     return { version: this.version, desired: structuredClone(this.desired), reported: structuredClone(this.reported) };
   }
+  /**
+   * As AWS IoT does, publish `/update/delta` after every accepted update (reported ones too)
+   * while desired and reported still differ. Bounded so a device that loops cannot hang a test.
+   */
+  deltaOnEveryUpdate = false;
+  #echoedDeltas = 0;
   async updateReported(reported: object) {
     this.exists = true;
     this.version += 1;
     this.updates.push(structuredClone(reported) as Record<string, unknown>);
     merge(this.reported, structuredClone(reported) as Record<string, unknown>);
     for (const w of this.#updateWaiters.splice(0)) w();
+    const d = this.deltaOnEveryUpdate ? delta(this.desired, this.reported) : undefined;
+    if (d && this.#echoedDeltas < 50) {
+      this.#echoedDeltas += 1;
+      for (const l of this.#listeners) l({ version: this.version, state: d });
+    }
     return { version: this.version };
   }
   /** Sets desired keys as an operator would; emits the delta unless `silent` (missed while offline). */
