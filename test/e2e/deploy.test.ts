@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -47,17 +47,24 @@ function node(args: string[], cwd: string) {
   });
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'pifleet-deploy-'));
   out = path.join(dir, 'pifleet-agent');
-  for (const pkg of ['protocol', 'device-agent']) {
-    const r = spawnSync(process.execPath, [tsc, '-p', path.join(repo, pkg, 'tsconfig.build.json')], {
-      cwd: path.join(repo, pkg),
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    if (r.status !== 0) throw new Error(`build of ${pkg} failed:\n${r.stdout}${r.stderr}`);
-  }
+  // The two builds run side by side (tsc with each package's tsconfig.build.json, to dist/).
+  await Promise.all(
+    ['protocol', 'device-agent'].map(
+      (pkg) =>
+        new Promise<void>((resolve, reject) => {
+          const child = spawn(process.execPath, [tsc, '-p', path.join(repo, pkg, 'tsconfig.build.json')], {
+            cwd: path.join(repo, pkg),
+          });
+          let log = '';
+          child.stdout.on('data', (b: Buffer) => (log += b.toString()));
+          child.stderr.on('data', (b: Buffer) => (log += b.toString()));
+          child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`build of ${pkg} failed:\n${log}`))));
+        }),
+    ),
+  );
   deploy = spawnSync(
     'npx',
     ['-y', 'pnpm@10', '--filter', '@pifleet/device-agent', 'deploy', '--legacy', '--prod', '--offline', out],

@@ -5,14 +5,14 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import type { SimCliIo } from '../agents/command.js';
 import { createLogger } from '../logger.js';
-import { createDemo } from './demo.js';
 
 /** Default data directory of the demo (its own, apart from a `pifleet-local-core` one). */
 export const DEMO_DATA_DIR = '.pifleet/demo';
 
 const intOption = (name: string, min: number, max: number) => (raw: string) => {
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer ${min}–${max}`);
+  if (!/^\d+$/.test(raw) || n < min || n > max)
+    throw new InvalidArgumentError(`${name} must be an integer ${min}–${max}`);
   return n;
 };
 
@@ -38,6 +38,9 @@ export function registerDemoCommand(program: Command, io: SimCliIo): void {
         bindings: { service: 'pifleet-demo' },
         destination: pino.destination({ dest: logFile, sync: true }),
       });
+      // Loaded here, not at the top: the core, the AWS SDK and the provisioning CLI stay out of
+      // other subcommands' processes (a `pifleet-sim agent` is measured for its memory).
+      const { createDemo } = await import('./demo.js');
       const demo = createDemo({
         options: { dataDir: o.dataDir, mqttPort: o.mqttPort, httpPort: o.httpPort },
         print: (line) => io.stdout(`${line}\n`),
