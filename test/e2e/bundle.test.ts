@@ -1,0 +1,82 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EXIT, type StatusMessage, shadowTopics } from '@pifleet/protocol';
+import { BUNDLE_FILES, runCli } from '@pifleet/provisioning';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningCore, startCore } from './agent-harness.js';
+
+/**
+ * The operator's path with no edits in between: `pifleet things create --local` writes a bundle,
+ * `pifleet-agent check-config` accepts its agent.json, and `pifleet-agent run --config` with that
+ * file connects to the local IoT Core, goes online and reports its shadow.
+ */
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const agentBin = path.join(repo, 'device-agent/bin/pifleet-agent.js');
+
+let dir: string;
+let core: RunningCore;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-bundle-'));
+  core = await startCore(path.join(dir, 'core'));
+});
+
+afterAll(async () => {
+  await core?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function sink() {
+  let text = '';
+  return { write: (s: string) => void (text += s), text: () => text };
+}
+
+describe('a bundle from pifleet things create', () => {
+  it('passes check-config and lets pifleet-agent connect to the local core unedited', async () => {
+    const bundleDir = path.join(dir, 'bundles', 'bundle-pi');
+    const out = sink();
+    const err = sink();
+    const code = await runCli(
+      ['--local', path.join(dir, 'core'), 'things', 'create', 'bundle-pi', '--out', bundleDir],
+      { stdout: out, stderr: err, cwd: dir },
+    );
+    expect(code, err.text()).toBe(EXIT.ok);
+    const config = path.join(bundleDir, BUNDLE_FILES.agentConfig);
+
+    const check = spawnSync(process.execPath, [agentBin, 'check-config', config], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(check.status, check.stderr).toBe(EXIT.ok);
+
+    // The agent goes online (retained status) and reports its shadow.
+    const online = new Promise<StatusMessage>((resolve) => {
+      void core.core.services.broker.bus.subscribe('pifleet/bundle-pi/status', (m) => {
+        const status = JSON.parse(m.payload.toString('utf8')) as StatusMessage;
+        if (status.state === 'online') resolve(status);
+      });
+    });
+    const reported = new Promise<void>((resolve) => {
+      void core.core.services.broker.bus.subscribe(shadowTopics('bundle-pi').updateAccepted, () => resolve());
+    });
+    const agent = spawn(process.execPath, [agentBin, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let logs = '';
+    agent.stdout.on('data', (b: Buffer) => void (logs += b.toString()));
+    agent.stderr.on('data', (b: Buffer) => void (logs += b.toString()));
+    const exited = new Promise<number | null>((resolve) => agent.on('exit', (c) => resolve(c)));
+    try {
+      const timeout = (what: string) =>
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} within 30 s:\n${logs}`)), 30_000));
+      const status = await Promise.race([online, timeout('no online status')]);
+      expect(status.thingName).toBe('bundle-pi');
+      await Promise.race([reported, timeout('no shadow report')]);
+    } finally {
+      agent.kill('SIGTERM');
+    }
+    expect(await exited).toBe(EXIT.ok);
+  });
+});
