@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createLocalIotCore, LOCAL_CORE_DEFAULTS, type LocalCoreInfo, type LocalIotCore } from '@pifleet/cloud';
 import { decodeTelemetryBatch, type TelemetryBatch } from '@pifleet/protocol';
-import { BUNDLE_FILES, LOCAL_ENDPOINT_FILE, runCli as runProvisioningCli } from '@pifleet/provisioning';
+import { BUNDLE_FILES, runCli as runProvisioningCli } from '@pifleet/provisioning';
 import {
   createSimulatedDevice,
   parseAgentConfig,
@@ -145,9 +145,8 @@ export function createDemo(deps: DemoDeps): Demo {
         },
         logger,
       });
+      // The core writes DATA_DIR/endpoint.json, where `pifleet --local DATA_DIR` finds its (ephemeral) ports.
       const info = await core.start();
-      // Where `pifleet --local DATA_DIR` finds this core (the ports may be ephemeral).
-      writeFileSync(path.join(dataDir, LOCAL_ENDPOINT_FILE), `${JSON.stringify(info)}\n`);
       const rel = path.relative(deps.cwd, dataDir) || '.';
       print('pifleet demo: a local IoT Core and three simulated Raspberry Pis on this machine');
       print(`  data dir      ${rel}  (CA, registry, shadows, telemetry, bundles/, demo.log)`);
