@@ -1,67 +1,86 @@
 /**
  * Deployment artefacts shared by the packages that produce them (provisioning writes the unit into
- * a device bundle) and those that run under them (the agent). Pure text; no I/O.
+ * a device bundle) and the agent that runs under them (`pifleet-agent print-unit`). Pure text.
  */
 
 export interface AgentUnitOptions {
   /** Absolute path of the agent's JSON config on the device. */
   readonly configPath: string;
-  /** Command that starts the agent, without arguments. Default `/usr/bin/env pifleet-agent`. */
-  readonly agentCommand?: string;
-  /** Arguments before `--config`. Default `run`. */
-  readonly agentArgs?: readonly string[];
-  /** System user the agent runs as. Default `pifleet`. */
+  /** Absolute path of the `pifleet-agent` executable. Default `/usr/local/bin/pifleet-agent`. */
+  readonly execPath?: string;
+  /** Node.js binary, when `execPath` is a script to run through it. */
+  readonly nodePath?: string;
+  /** Directory holding the outbox database, writable by the service. Default `/var/lib/pifleet`. */
+  readonly outboxDir?: string;
+  /** System user the agent runs as (in the `gpio` and `i2c` groups). Default `pifleet`. */
   readonly user?: string;
-  /** Supplementary groups for hardware access. Default `gpio i2c`. */
-  readonly groups?: readonly string[];
-  /** `StateDirectory=` under /var/lib (the outbox lives there). Default `pifleet`. */
-  readonly stateDirectory?: string;
-  /** When set, the unit is `Type=notify` with this watchdog interval (the agent must notify systemd). */
+  /** systemd watchdog interval; the agent notifies at half of it. Default 30. */
   readonly watchdogSec?: number;
-  readonly description?: string;
-  /** Exit code that means "bad configuration": systemd does not restart on it. Default 78. */
-  readonly configExitCode?: number;
 }
 
-function quoteArg(arg: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `"${arg.replace(/(["\\])/g, '\\$1')}"`;
+function dirname(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
 }
 
-/** The systemd unit (`pifleet-agent.service`) that runs the agent on a device. */
-export function renderAgentUnit(options: AgentUnitOptions): string {
-  if (!options.configPath.startsWith('/')) throw new TypeError('configPath must be absolute');
-  const command = options.agentCommand ?? '/usr/bin/env pifleet-agent';
-  const args = [...(options.agentArgs ?? ['run']), '--config', options.configPath].map(quoteArg);
-  const user = options.user ?? 'pifleet';
-  const groups = options.groups ?? ['gpio', 'i2c'];
-  const notify = options.watchdogSec !== undefined;
-  const lines = [
-    '[Unit]',
-    `Description=${options.description ?? 'pifleet device agent (telemetry and Device Shadow sync)'}`,
-    'Wants=network-online.target time-sync.target',
-    'After=network-online.target time-sync.target',
-    '',
-    '[Service]',
-    `Type=${notify ? 'notify' : 'simple'}`,
-    ...(notify ? [`WatchdogSec=${options.watchdogSec}`, 'NotifyAccess=main'] : []),
-    `ExecStart=${command} ${args.join(' ')}`,
-    `User=${user}`,
-    `Group=${user}`,
-    ...(groups.length > 0 ? [`SupplementaryGroups=${groups.join(' ')}`] : []),
-    `StateDirectory=${options.stateDirectory ?? 'pifleet'}`,
-    'StateDirectoryMode=0700',
-    'Restart=on-failure',
-    'RestartSec=5s',
-    `RestartPreventExitStatus=${options.configExitCode ?? 78}`,
-    'TimeoutStopSec=15s',
-    'NoNewPrivileges=yes',
-    'ProtectSystem=strict',
-    'ProtectHome=yes',
-    'PrivateTmp=yes',
-    '',
-    '[Install]',
-    'WantedBy=multi-user.target',
-    '',
-  ];
-  return lines.join('\n');
+/**
+ * The systemd unit (`pifleet-agent.service`) that runs the agent on a device: `Type=notify` with a
+ * watchdog, restart on any failure except a configuration error (exit 78), a dedicated
+ * unprivileged user in the gpio and i2c groups, and a read-only system except the outbox directory.
+ */
+export function renderAgentUnit(o: AgentUnitOptions): string {
+  if (!o.configPath.startsWith('/')) throw new TypeError('configPath must be absolute');
+  const user = o.user ?? 'pifleet';
+  const exec = [o.nodePath, o.execPath ?? '/usr/local/bin/pifleet-agent'].filter(Boolean).join(' ');
+  return `[Unit]
+Description=pifleet device agent (sensors, telemetry, Device Shadow)
+Wants=network-online.target time-sync.target
+After=network-online.target time-sync.target
+
+[Service]
+Type=notify
+# READY/WATCHDOG/STOPPING come from systemd-notify child processes (Node has no AF_UNIX datagram sockets).
+NotifyAccess=all
+ExecStart=${exec} run --config ${o.configPath}
+WatchdogSec=${o.watchdogSec ?? 30}
+Restart=always
+RestartSec=5
+# 78 = invalid configuration: restarting cannot fix it.
+RestartPreventExitStatus=78
+TimeoutStopSec=20
+KillSignal=SIGTERM
+User=${user}
+Group=${user}
+SupplementaryGroups=gpio i2c
+Environment=NODE_ENV=production
+StandardOutput=journal
+StandardError=journal
+
+# Hardening
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+CapabilityBoundingSet=
+AmbientCapabilities=
+UMask=0077
+ReadWritePaths=${o.outboxDir ?? '/var/lib/pifleet'}
+ReadOnlyPaths=${dirname(o.configPath)}
+# GPIO (sysfs and gpiochip) and I2C device nodes stay reachable; DevicePolicy is left open on purpose.
+PrivateDevices=no
+
+[Install]
+WantedBy=multi-user.target
+`;
 }

@@ -150,7 +150,11 @@ export function createProvisioner(deps: ProvisionerDeps) {
           ...(deps.target.kind === 'local' ? { outboxPath: path.posix.join(req.installDir, 'outbox.db') } : {}),
         }),
       ],
-      [BUNDLE_FILES.unit, bundle.unitText, renderBundleUnit(req.installDir)],
+      [
+        BUNDLE_FILES.unit,
+        bundle.unitText,
+        renderBundleUnit(req.installDir, deps.target.kind === 'local' ? req.installDir : undefined),
+      ],
     ];
     for (const [name, current, content] of wanted) {
       if (current === content) continue;

@@ -55,8 +55,12 @@ export function renderAgentConfig(o: AgentConfigOptions): string {
   return `${JSON.stringify(buildAgentConfig(o), null, 2)}\n`;
 }
 
-export function renderBundleUnit(installDir: string): string {
-  return renderAgentUnit({ configPath: path.posix.join(installDir, BUNDLE_FILES.agentConfig) });
+/** The bundle's systemd unit; `outboxDir` is where the bundle's agent.json puts the outbox. */
+export function renderBundleUnit(installDir: string, outboxDir?: string): string {
+  return renderAgentUnit({
+    configPath: path.posix.join(installDir, BUNDLE_FILES.agentConfig),
+    ...(outboxDir !== undefined ? { outboxDir } : {}),
+  });
 }
 
 /** AWS's certificate id: lowercase hex SHA-256 of the certificate's DER encoding. */

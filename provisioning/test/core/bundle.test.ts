@@ -42,6 +42,13 @@ describe('bundle content', () => {
     const unit = renderBundleUnit('/etc/pifleet');
     expect(unit).toContain('--config /etc/pifleet/agent.json');
     expect(unit).toContain('RestartPreventExitStatus=78');
+    // The same hardened notify unit `pifleet-agent print-unit` writes.
+    for (const line of ['Type=notify', 'WatchdogSec=30', 'Restart=always', 'ReadWritePaths=/var/lib/pifleet']) {
+      expect(unit.split('\n')).toContain(line);
+    }
+    expect(renderBundleUnit('/home/pi/bundle', '/home/pi/bundle').split('\n')).toContain(
+      'ReadWritePaths=/home/pi/bundle',
+    );
   });
 
   it('certificate id is the SHA-256 of the DER', () => {
