@@ -331,15 +331,15 @@ export function createFleetRunner(deps: FleetRunDeps) {
       const fleetRssEnd = inline ? 0 : sum(latest, (h) => h.processRssBytes);
       const commands = commandLoad ? await commandLoad.stop(10_000) : undefined;
       if (failedThings.length > 0) await pool.syncShadow(failedThings);
-      // Let outboxes catch up (a reconnect backlog) before stopping, bounded.
+      // Let reconnects and outbox backlogs settle before stopping (bounded): every device that
+      // connected is connected again and no more than a few batches wait in outboxes.
       const catchUp = Date.now() + o.drainTimeoutS * 1000;
       for (;;) {
         latest = await pool.snapshot();
-        if (
-          sum(latest, (s) => s.outboxDepth) <= sum(latest, (s) => s.devices) * 0 + pool.hosts * 2 ||
-          Date.now() > catchUp
-        )
-          break;
+        const settled =
+          sum(latest, (s) => s.connected) >= sum(latest, (s) => s.everConnected) &&
+          sum(latest, (s) => s.outboxDepth) <= pool.hosts * 2;
+        if (settled || Date.now() > catchUp || deps.signal?.aborted) break;
         await sleep(250);
       }
       say(`[${target.name}] stopping ${o.devices} agents`, false);

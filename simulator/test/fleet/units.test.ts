@@ -1,0 +1,277 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { verifySigV4 } from '@pifleet/cloud';
+import { afterAll, describe, expect, it } from 'vitest';
+import { signRequest } from '../../src/fleet/command-load.js';
+import { createMemoryOutbox } from '../../src/fleet/memory-outbox.js';
+import { logHistogram, quantiles } from '../../src/fleet/metrics.js';
+import { checkOptions, FLEET_DEFAULTS, parseFault } from '../../src/fleet/options.js';
+import type { FleetResult } from '../../src/fleet/runner.js';
+import { createSharedClock } from '../../src/fleet/shared-clock.js';
+import { renderHtml, writeReport } from '../../src/report/report.js';
+
+const batch = (seq: number, readings: number, bytes: number) => ({
+  bootId: 'b',
+  seq,
+  sealedAt: seq,
+  readings,
+  json: `{"seq":${seq}}`,
+  bytes,
+});
+
+describe('createMemoryOutbox', () => {
+  it('hands out the oldest batches first, skips those in flight, and counts acks', () => {
+    const acked: number[] = [];
+    const ob = createMemoryOutbox({ maxBytes: 10_000, now: () => 5, counters: { onAck: (r) => acked.push(r) } });
+    const a = ob.put(batch(1, 3, 100));
+    const b = ob.put(batch(2, 4, 100));
+    expect(ob.next(1).map((e) => e.seq)).toEqual([1]);
+    expect(ob.next(5, new Set([a.id])).map((e) => e.seq)).toEqual([2]);
+    expect(ob.ack(b.id)).toBe(true);
+    expect(ob.ack(b.id)).toBe(false);
+    expect(acked).toEqual([4]);
+    expect(ob.stats()).toEqual({ depth: 1, bytes: 100, dropped: 0, droppedReadings: 0, sent: 1 });
+  });
+
+  it('drops the oldest batches past the byte bound and counts what it dropped', () => {
+    const dropped: number[] = [];
+    const ob = createMemoryOutbox({ maxBytes: 250, now: () => 0, counters: { onDrop: (r) => dropped.push(r) } });
+    ob.put(batch(1, 2, 100));
+    ob.put(batch(2, 3, 100));
+    const r = ob.put(batch(3, 5, 100));
+    expect(r).toMatchObject({ droppedBatches: 1, droppedReadings: 2 });
+    expect(ob.next(10).map((e) => e.seq)).toEqual([2, 3]);
+    expect(ob.stats()).toMatchObject({ depth: 2, dropped: 1, droppedReadings: 2 });
+    expect(dropped).toEqual([2]);
+  });
+});
+
+describe('createSharedClock', () => {
+  it('fires timers in order, never early, and not after clearTimeout', async () => {
+    const clock = createSharedClock({ resolutionMs: 5 });
+    const fired: [string, number][] = [];
+    const t0 = Date.now();
+    const done = new Promise<void>((resolve) => {
+      clock.setTimeout(() => fired.push(['b', Date.now() - t0]), 30);
+      clock.setTimeout(() => fired.push(['a', Date.now() - t0]), 10);
+      const c = clock.setTimeout(() => fired.push(['c', Date.now() - t0]), 20);
+      clock.clearTimeout(c);
+      clock.setTimeout(resolve, 40);
+    });
+    await done;
+    expect(fired.map(([k]) => k)).toEqual(['a', 'b']);
+    expect(fired[0]?.[1]).toBeGreaterThanOrEqual(10);
+    expect(fired[1]?.[1]).toBeGreaterThanOrEqual(30);
+    expect(clock.pending).toBe(0);
+    clock.close();
+  });
+
+  it('keeps firing the rest of a slot when one callback throws', async () => {
+    const clock = createSharedClock({ resolutionMs: 50 });
+    const errors: unknown[] = [];
+    const onError = (e: unknown) => errors.push(e);
+    process.on('uncaughtException', onError);
+    try {
+      await new Promise<void>((resolve) => {
+        clock.setTimeout(() => {
+          throw new Error('boom');
+        }, 1);
+        clock.setTimeout(resolve, 2);
+      });
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('uncaughtException', onError);
+      clock.close();
+    }
+    expect(errors).toHaveLength(1);
+  });
+});
+
+describe('options', () => {
+  it.each([
+    ['restart-core', { kind: 'restart-core' }],
+    ['drop-connections:0.1', { kind: 'drop-connections', fraction: 0.1 }],
+    ['sensor-failure:0.05', { kind: 'sensor-failure', fraction: 0.05 }],
+  ])('parses %s', (text, fault) => {
+    expect(parseFault(text)).toEqual(fault);
+  });
+
+  it.each(['explode', 'drop-connections:0', 'sensor-failure:1.5', 'restart-core:1', 'drop-connections:x'])(
+    'refuses %s',
+    (text) => {
+      expect(() => parseFault(text)).toThrow(/fault|fraction|argument/);
+    },
+  );
+
+  it('reports every bad flag at once', () => {
+    const issues = checkOptions({
+      ...FLEET_DEFAULTS,
+      devices: 0,
+      sensors: 4 as 1,
+      target: 'external',
+      faults: [{ kind: 'restart-core' }],
+      prefix: 'bad name',
+    });
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('--devices'),
+        expect.stringContaining('--sensors'),
+        expect.stringContaining('--data-dir'),
+        expect.stringContaining('restart-core'),
+        expect.stringContaining('--prefix'),
+      ]),
+    );
+    expect(checkOptions(FLEET_DEFAULTS)).toEqual([]);
+  });
+});
+
+describe('metrics', () => {
+  it('computes nearest-rank quantiles', () => {
+    const values = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(quantiles(values)).toEqual({ count: 100, p50: 50, p95: 95, p99: 99, max: 100, mean: 50.5 });
+    expect(quantiles([])).toBeUndefined();
+  });
+
+  it('puts every value in a log bucket whose bound covers it', () => {
+    const h = logHistogram([0.5, 1, 3, 120, 9000]);
+    expect(h.counts.reduce((a, b) => a + b, 0)).toBe(5);
+    expect(h.bounds[h.bounds.length - 1]).toBeGreaterThanOrEqual(9000);
+    expect(h.counts[0]).toBe(2); // 0.5 and 1 are ≤ 1
+  });
+});
+
+describe('signRequest', () => {
+  it('produces a SigV4 signature the local core verifies', () => {
+    const credentials = { accessKeyId: 'AKIDFLEETTEST', secretAccessKey: 'c2VjcmV0LWtleQ' };
+    const url = new URL('http://127.0.0.1:8880/api/things/fleet-1/desired');
+    const body = JSON.stringify({ desired: { outputs: { relay: true } } });
+    const now = new Date('2026-01-02T03:04:05Z');
+    const headers = signRequest({ method: 'PUT', url, body, now }, { region: 'us-east-1', credentials });
+    const verify = (secret: string) =>
+      verifySigV4(
+        {
+          method: 'PUT',
+          rawPath: url.pathname,
+          rawQuery: '',
+          rawHeaders: Object.entries(headers).flat(),
+          body: Buffer.from(body),
+        },
+        {
+          region: 'us-east-1',
+          services: ['execute-api'],
+          secretFor: (id) => (id === credentials.accessKeyId ? secret : undefined),
+          now: () => now.getTime(),
+        },
+      );
+    expect(verify(credentials.secretAccessKey)).toMatchObject({ ok: true, service: 'execute-api' });
+    expect(verify('another-secret').ok).toBe(false);
+  });
+});
+
+describe('report', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fleet-report-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes the JSON result and a self-contained HTML page with SVG plots', async () => {
+    const result = syntheticResult();
+    const files = await writeReport(result, dir);
+    expect(JSON.parse(readFileSync(files.json, 'utf8'))).toEqual(JSON.parse(JSON.stringify(result)));
+    const html = readFileSync(files.html, 'utf8');
+    expect(html).toContain('<svg');
+    expect(html).toContain('connected devices');
+    expect(html).toContain('latency sealed → stored');
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3)/);
+  });
+
+  it('escapes what it prints and says when readings were lost', () => {
+    const r = syntheticResult();
+    const lossy = { ...r, runId: '<x>', zeroLoss: false };
+    const html = renderHtml(lossy);
+    expect(html).toContain('&lt;x&gt;');
+    expect(html).toContain('Readings were lost');
+  });
+});
+
+function syntheticResult(): FleetResult {
+  const series = Array.from({ length: 5 }, (_, t) => ({
+    t,
+    connected: 3,
+    generatedPerS: 10,
+    publishedPerS: 10,
+    storedPerS: 10,
+    coreCpuPct: 5,
+    fleetCpuPct: 3,
+    rssMB: 100,
+    fleetRssMB: 80,
+  }));
+  const q = { count: 3, p50: 1, p95: 2, p99: 3, max: 4, mean: 2 };
+  return {
+    version: 1,
+    runId: 'abc123',
+    startedAt: '2026-01-01T00:00:00.000Z',
+    options: FLEET_DEFAULTS,
+    machine: { cpus: 2, cpuModel: 'test', memoryGiB: 1, node: 'v20', platform: 'linux x64' },
+    provisioning: { seconds: 1, perDeviceMs: 1, keyType: 'EC P-256', dataDir: '/tmp/x' },
+    phases: [
+      {
+        name: 'local-core',
+        deviceHosts: { mode: 'inline', hosts: 1 },
+        devices: 3,
+        connect: {
+          everConnected: 3,
+          connectedAtEnd: 3,
+          maxConnected: 3,
+          seconds: 1,
+          perSecond: 3,
+          firstConnectMeanMs: 10,
+          firstConnectMaxMs: 20,
+          connectFailures: 0,
+          reconnects: 0,
+          interruptions: 0,
+        },
+        telemetry: {
+          generated: 30,
+          published: 30,
+          publishedBatches: 6,
+          stored: 30,
+          storedBatches: 6,
+          storedVia: 'test',
+          lost: 0,
+          droppedByOutbox: 0,
+          unsentAtStop: 0,
+          generatedPerS: 10,
+          publishedPerS: 10,
+          publishedBytes: 1000,
+        },
+        latency: {
+          sampleToStoredMs: q,
+          sealedToStoredMs: q,
+          sampleToStoredHistogram: logHistogram([1, 2, 3]),
+          sealedToStoredHistogram: logHistogram([1, 2, 3]),
+          sampledThings: 3,
+          endpoint: 'test',
+        },
+        commands: undefined,
+        commandRoundTripHistogram: undefined,
+        resources: {
+          coreCpuPct: 5,
+          fleetCpuPct: 3,
+          cpuSplit: 'test',
+          coreRssMaxMB: 100,
+          coreRssEndMB: 100,
+          fleetRssMaxMB: 0,
+          fleetRssEndMB: 0,
+          coreEventLoop: { p50Ms: 0, p99Ms: 1, maxMs: 2 },
+          hostEventLoop: [{ p50Ms: 0, p99Ms: 1, maxMs: 2, utilization: 0.1 }],
+          hostHeapUsedMB: [10],
+        },
+        faults: [],
+        windows: { rampS: 1, measuredS: 5, drainS: 0 },
+        series,
+      },
+    ],
+    cleanup: { removed: 3, failed: 0, kept: false },
+    zeroLoss: true,
+  };
+}
