@@ -50,21 +50,19 @@ function node(args: string[], cwd: string) {
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'pifleet-deploy-'));
   out = path.join(dir, 'pifleet-agent');
-  // The two builds run side by side (tsc with each package's tsconfig.build.json, to dist/).
-  await Promise.all(
-    ['protocol', 'device-agent'].map(
-      (pkg) =>
-        new Promise<void>((resolve, reject) => {
-          const child = spawn(process.execPath, [tsc, '-p', path.join(repo, pkg, 'tsconfig.build.json')], {
-            cwd: path.join(repo, pkg),
-          });
-          let log = '';
-          child.stdout.on('data', (b: Buffer) => (log += b.toString()));
-          child.stderr.on('data', (b: Buffer) => (log += b.toString()));
-          child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`build of ${pkg} failed:\n${log}`))));
-        }),
-    ),
-  );
+  // protocol first: the agent's build type-checks against protocol's dist/ declarations, so building
+  // both at once can read a stale dist/ (tsc with each package's tsconfig.build.json, to dist/).
+  for (const pkg of ['protocol', 'device-agent']) {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(process.execPath, [tsc, '-p', path.join(repo, pkg, 'tsconfig.build.json')], {
+        cwd: path.join(repo, pkg),
+      });
+      let log = '';
+      child.stdout.on('data', (b: Buffer) => (log += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (log += b.toString()));
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`build of ${pkg} failed:\n${log}`))));
+    });
+  }
   deploy = spawnSync(
     'npx',
     ['-y', 'pnpm@10', '--filter', '@pifleet/device-agent', 'deploy', '--legacy', '--prod', '--offline', out],
