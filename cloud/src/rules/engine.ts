@@ -129,6 +129,7 @@ interface ActionTargets {
   readonly archiveDir: string;
   readonly sink: LogSink;
   readonly now: () => number;
+  readonly log: Logger;
 }
 
 function templateOf(ruleName: string, where: string, text: string): CompiledTemplate {
@@ -152,9 +153,12 @@ function compileAction(ruleName: string, where: string, action: RuleAction, targ
       return lambdaAction(action.handler, handler);
     }
     case 'republish':
-      return republishAction(templateOf(ruleName, `${where} topic`, action.topic), action.qos, {
-        publish: (topic, payload, options) => targets.bus.publish(topic, payload, options),
-      });
+      return republishAction(
+        templateOf(ruleName, `${where} topic`, action.topic),
+        action.qos,
+        { publish: (topic, payload, options) => targets.bus.publish(topic, payload, options) },
+        (topic, err) => targets.log.warn({ err, rule: ruleName, topic }, 'republished message not delivered'),
+      );
     case 'archive':
       return archiveAction(templateOf(ruleName, `${where} key`, action.key), targets.archiveDir);
     case 'log':
@@ -202,6 +206,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     archiveDir: deps.archiveDir,
     sink,
     now,
+    log,
   };
 
   const seen = new Set<string>();

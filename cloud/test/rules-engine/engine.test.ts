@@ -481,6 +481,31 @@ describe('flow control', () => {
     expect(ingest.events.map((e) => (e as { i: number }).i).sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   });
 
+  it('keeps republishing while deliveries are held (no deadlock on the broker)', async () => {
+    // More held deliveries than the broker delivers at once (aedes: 100), each rule job republishing.
+    const { engine } = await engineWith(
+      [rule('echo', "SELECT * FROM 'echo/in'", [{ kind: 'republish', topic: 'echo/out', qos: 1 }])],
+      { concurrency: 1, maxQueued: 2 },
+    );
+    let out = 0;
+    const unsubscribe = await broker.bus.subscribe('echo/out', () => {
+      out++;
+    });
+    const publishes = Array.from({ length: 300 }, (_, i) => broker.bus.publish('echo/in', `{"i":${i}}`, { qos: 1 }));
+    await within(Promise.all(publishes), 10_000, 'publishes under backpressure');
+    await engine.idle();
+    await within(
+      (async () => {
+        while (out < 300) await new Promise((r) => setImmediate(r));
+      })(),
+      10_000,
+      'republished messages',
+    );
+    await unsubscribe();
+    expect(engine.stats().backpressureWaits).toBeGreaterThan(100);
+    expect(engine.stats().rules[0]?.actions.succeeded).toBe(300);
+  });
+
   it('stops subscribing on stop() and finishes the actions already queued', async () => {
     const gate = deferred();
     const ingest = recorder(() => gate.promise);

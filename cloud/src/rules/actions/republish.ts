@@ -32,20 +32,35 @@ export function resolveRepublishTopic(rendered: string): { ok: true; topic: stri
     : { ok: false, reason: `topic ${JSON.stringify(topic)}: ${invalid}` };
 }
 
-/** Republish action: the SELECT output, serialized, to the rendered topic on the local broker. */
-export function republishAction(topicTemplate: CompiledTemplate, qos: 0 | 1, target: RepublishTarget): CompiledAction {
+/**
+ * Republish action: the SELECT output, serialized, to the rendered topic on the local broker.
+ *
+ * The action completes once the message is handed to the broker, not when every subscriber has
+ * it (as in IoT Core, delivery is not part of the action). Waiting for delivery would deadlock
+ * under backpressure: the broker delivers a bounded number of messages at once, and those slots
+ * can all be held by deliveries waiting for this very queue to drain. A delivery that fails later
+ * goes to `onDeliveryFailure`.
+ */
+export function republishAction(
+  topicTemplate: CompiledTemplate,
+  qos: 0 | 1,
+  target: RepublishTarget,
+  onDeliveryFailure: (topic: string, err: unknown) => void,
+): CompiledAction {
   return {
     awsName: AWS_NAME,
     async run({ message, output, ctx }) {
       const rendered = topicTemplate.render(message, ctx);
       const resolved = resolveRepublishTopic(rendered);
       if (!resolved.ok) throw new RuleActionError(AWS_NAME, rendered, `Failed to republish: ${resolved.reason}.`);
+      let delivery: Promise<void>;
       try {
-        await target.publish(resolved.topic, serializeOutput(output), { qos });
+        delivery = target.publish(resolved.topic, serializeOutput(output), { qos });
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
         throw new RuleActionError(AWS_NAME, resolved.topic, `Failed to republish to ${resolved.topic}: ${reason}`, err);
       }
+      delivery.catch((err: unknown) => onDeliveryFailure(resolved.topic, err));
     },
   };
 }
