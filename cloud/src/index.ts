@@ -10,6 +10,13 @@ export {
   type SqliteTelemetryStoreOptions,
 } from './adapters/sqlite-telemetry-store.js';
 export {
+  API_ROUTES,
+  commandQueryApiRoutes,
+  fromApiGatewayResult,
+  LOCAL_API_STAGE,
+  toApiGatewayEvent,
+} from './app/api-routes.js';
+export {
   createLocalIotCore,
   type LocalCoreInfo,
   type LocalCoreServices,
@@ -36,6 +43,12 @@ export {
   UsageError,
 } from './config/local-core.js';
 export { createWebConsole, type WebConsole, type WebConsoleDeps } from './console/console.js';
+export { COMMAND_ROUTES, handleCommandRequest, parseDesiredRequest } from './core/command/api.js';
+export {
+  ShadowUpdateRejectedError,
+  ShadowVersionConflictError,
+  UpstreamUnavailableError,
+} from './core/command/errors.js';
 export * from './core/iotsql/index.js';
 export * from './core/policy/index.js';
 export {
@@ -51,6 +64,7 @@ export * from './core/telemetry/errors.js';
 export { type IngestOutcome, TOPIC_THING_FIELD } from './core/telemetry/ingest.js';
 export { handleQueryRequest, type QueryApiRequest, type QueryApiResponse } from './core/telemetry/query-api.js';
 export * from './errors.js';
+export { type CommandHandler, type CommandHandlerDeps, createCommandHandler } from './handlers/command.js';
 export { createIngestHandler, type IngestHandler, type IngestHandlerDeps } from './handlers/ingest.js';
 export {
   createPresenceHandler,
@@ -96,5 +110,15 @@ export {
   type Registry,
   type ThingRecord,
 } from './registry/sqlite-registry.js';
+export type { RuleErrorPayload, RuleFailure } from './rules/actions/error-payload.js';
+export { RuleActionError, RuleLoadError } from './rules/actions/errors.js';
+export { logFileName } from './rules/actions/log.js';
 export * from './rules/definitions.js';
+export {
+  createRulesEngine,
+  type RuleStats,
+  type RulesEngine,
+  type RulesEngineDeps,
+  type RulesEngineStats,
+} from './rules/engine.js';
 export * from './shadow/index.js';
