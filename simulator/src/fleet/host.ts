@@ -176,7 +176,10 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
   const ioClock = createSystemClock();
   const logger = silentLogger();
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  /** The whole run's lag (the per-snapshot histogram above is reset at every snapshot). */
+  const loopTotal = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   let elu = performance.eventLoopUtilization();
+  const eluStart = elu;
   const devices: FleetDevice[] = [];
   const connectedNow = new Set<string>();
   const ever = new Set<string>();
@@ -318,6 +321,7 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
   return {
     start() {
       loop.enable();
+      loopTotal.enable();
       let credit = 1;
       let last = Date.now();
       let i = 0;
@@ -382,12 +386,19 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
       leftBatches = c.depth;
       const final: HostFinal = {
         ...snapshot(),
+        eventLoop: {
+          p50Ms: quantileMs(loopTotal, 50),
+          p99Ms: quantileMs(loopTotal, 99),
+          maxMs: Number(Math.max(0, loopTotal.max / 1e6 - LOOP_RESOLUTION_MS).toFixed(2)),
+          utilization: Number(performance.eventLoopUtilization(eluStart).utilization.toFixed(3)),
+        },
         agentReadings,
         leftInOutbox: { batches: leftBatches, readings: c.generated - c.published - c.dropped },
         sensorErrors,
         reportedUnhealthy: [...unhealthy],
       };
       loop.disable();
+      loopTotal.disable();
       clock.close();
       // Let go of the agents so their native MQTT clients can be collected while the thread lives.
       devices.length = 0;
