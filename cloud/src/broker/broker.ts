@@ -107,6 +107,11 @@ interface Session {
 }
 
 const DECISION_CACHE_LIMIT = 512;
+/**
+ * Of the messages the broker completes in one synchronous run, every this-many-th completes on a
+ * fresh stack (see `unwindGuard`), bounding the recursion to a few hundred frames.
+ */
+const UNWIND_EVERY = 64;
 /** CONNACK return code 5 (MQTT 3.1.1 section 3.2.2.3). */
 const NOT_AUTHORIZED = 5 as AuthenticateError['returnCode'];
 
@@ -430,6 +435,29 @@ export function createBroker(deps: BrokerDeps): Broker {
     authorizeSubscribe,
     authorizeForward,
   });
+
+  // ---- stack guard ----------------------------------------------------------------------
+
+  // aedes's message bus (mqemitter) runs at most 100 messages at a time and queues the rest; when
+  // one completes (aedes's `published` hook, the publishing client's `nextBatch`) it starts the
+  // next queued one from inside that completion. A message whose listeners all finish
+  // synchronously (none match, or only synchronous bus subscribers) completes at once and starts
+  // the next: six frames deeper per queued message. Thousands queued behind a slow
+  // (backpressured) in-process subscriber overflowed the stack. Deferring our hooks' callbacks
+  // would not help: the chain runs through mqemitter, not through them. This listener sees every
+  // message and lets every UNWIND_EVERY-th message of one synchronous run complete from
+  // setImmediate, which ends the chain; the rest complete synchronously as before, so a message
+  // outside such a run gains no latency.
+  let syncRun = 0;
+  const endRun = () => {
+    syncRun = 0;
+  };
+  const unwindGuard = (_packet: AedesPublishPacket, cb: () => void) => {
+    if (syncRun === 0) queueMicrotask(endRun);
+    if (++syncRun % UNWIND_EVERY === 0) setImmediate(cb);
+    else cb();
+  };
+  aedes.subscribe('#', unwindGuard, () => {});
 
   // ---- presence -------------------------------------------------------------------------
 
