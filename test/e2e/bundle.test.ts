@@ -32,7 +32,12 @@ afterAll(async () => {
 
 function sink() {
   let text = '';
-  return { write: (s: string) => void (text += s), text: () => text };
+  return {
+    write: (s: string) => {
+      text += s;
+    },
+    text: () => text,
+  };
 }
 
 describe('a bundle from pifleet things create', () => {
@@ -65,8 +70,11 @@ describe('a bundle from pifleet things create', () => {
     });
     const agent = spawn(process.execPath, [agentBin, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     let logs = '';
-    agent.stdout.on('data', (b: Buffer) => void (logs += b.toString()));
-    agent.stderr.on('data', (b: Buffer) => void (logs += b.toString()));
+    const collect = (b: Buffer) => {
+      logs += b.toString();
+    };
+    agent.stdout.on('data', collect);
+    agent.stderr.on('data', collect);
     const exited = new Promise<number | null>((resolve) => agent.on('exit', (c) => resolve(c)));
     try {
       const timeout = (what: string) =>
