@@ -5,6 +5,7 @@ export * from './adapters/onoff.js';
 export * from './adapters/sysfs-gpio.js';
 export * from './app/agent.js';
 export * from './app/publisher.js';
+export * from './app/transport.js';
 export * from './config/index.js';
 export {
   Backoff,

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { appTopics, EXIT, type ExitCode, type Issue, type StatusMessage } from '@pifleet/protocol';
 import { Command, CommanderError } from 'commander';
-import { createAwsIotTransport } from './adapters/aws-iot-sdk.js';
 import { AGENT_VERSION, createAgent } from './app/agent.js';
+import { transportFromConfig } from './app/transport.js';
 import { checkCredentialFiles, readConfigFile } from './config/files.js';
 import { type ConfigFlags, loadConfig } from './config/load.js';
 import { type AgentConfig, toHardwareSpec } from './config/schema.js';
@@ -115,35 +115,7 @@ async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCod
     throw err;
   }
   const agentBootId = randomUUID();
-  // The last will: the broker publishes it (retained) if the connection drops without a DISCONNECT.
-  const will: StatusMessage = {
-    thingName: config.thingName,
-    state: 'offline',
-    bootId: agentBootId,
-    ts: clock.now(),
-    agentVersion: AGENT_VERSION,
-  };
-  const transport = createAwsIotTransport({
-    protocol: config.mqtt.protocol,
-    endpoint: config.endpoint,
-    port: config.port,
-    clientId: config.mqtt.clientId,
-    certFile: config.certFile,
-    keyFile: config.keyFile,
-    caFile: config.caFile,
-    keepAliveS: config.mqtt.keepAliveS,
-    reconnectMinMs: config.mqtt.reconnectMinMs,
-    reconnectMaxMs: config.mqtt.reconnectMaxMs,
-    operationTimeoutMs: config.publish.ackTimeoutMs,
-    will: {
-      topic: appTopics.status(config.thingName),
-      payload: JSON.stringify(will),
-      qos: 1,
-      retain: true,
-    },
-    clock,
-    logger,
-  });
+  const transport = transportFromConfig(config, { bootId: agentBootId, clock, logger });
   const agent = createAgent({
     config,
     transport,

@@ -11,7 +11,6 @@ import {
   type Clock,
   ConfigError,
   createAgent,
-  createAwsIotTransport,
   createHardware,
   createIotShadowService,
   createSystemClock,
@@ -20,6 +19,7 @@ import {
   type OutboxRecovery,
   openOutbox,
   toHardwareSpec,
+  transportFromConfig,
 } from '@pifleet/device-agent';
 import { appTopics, type StatusMessage } from '@pifleet/protocol';
 import { SimulatorError } from '../errors.js';
@@ -205,29 +205,7 @@ export function createSimulatedDevice(deps: SimulatedDeviceDeps): SimulatedDevic
         opened.outbox.close();
         throw err;
       }
-      const will: StatusMessage = {
-        thingName: config.thingName,
-        state: 'offline',
-        bootId,
-        ts: clock.now(),
-        agentVersion: AGENT_VERSION,
-      };
-      const t = createAwsIotTransport({
-        protocol: config.mqtt.protocol,
-        endpoint: config.endpoint,
-        port: config.port,
-        clientId: config.mqtt.clientId,
-        certFile: config.certFile,
-        keyFile: config.keyFile,
-        caFile: config.caFile,
-        keepAliveS: config.mqtt.keepAliveS,
-        reconnectMinMs: config.mqtt.reconnectMinMs,
-        reconnectMaxMs: config.mqtt.reconnectMaxMs,
-        operationTimeoutMs: config.publish.ackTimeoutMs,
-        will: { topic: appTopics.status(config.thingName), payload: JSON.stringify(will), qos: 1, retain: true },
-        clock: ioClock,
-        logger,
-      });
+      const t = transportFromConfig(config, { bootId, clock: ioClock, logger });
       transport = t;
       agent = createAgent({
         config,
