@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { appTopics, EXIT, type ExitCode, type Issue, type StatusMessage } from '@pifleet/protocol';
+import { EXIT, type ExitCode, type Issue } from '@pifleet/protocol';
 import { Command, CommanderError } from 'commander';
 import { AGENT_VERSION, createAgent } from './app/agent.js';
 import { transportFromConfig } from './app/transport.js';

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  AGENT_VERSION,
   type Agent,
   type AgentConfig,
   type AgentConfigInput,
@@ -21,7 +20,6 @@ import {
   toHardwareSpec,
   transportFromConfig,
 } from '@pifleet/device-agent';
-import { appTopics, type StatusMessage } from '@pifleet/protocol';
 import { SimulatorError } from '../errors.js';
 import { createSimulatedHardware, SIM_ADDRESSES, type SimulatedHardware } from '../hardware/simulated-device.js';
 import { type Logger, silentLogger } from '../logger.js';
