@@ -158,6 +158,16 @@ export function fleetAgentConfigTemplate(
   return r.value;
 }
 
+const RAMP_TICK_MS = 10;
+/** Ramp pacing holds while a tick is this late (ms), … */
+const RAMP_MAX_LATE_MS = 100;
+/** … while more than this many seconds' worth of started devices have not connected yet, … */
+const RAMP_MAX_PENDING_S = 5;
+/** … or while more than this many batches per connected device wait for a PUBACK. */
+const RAMP_MAX_BACKLOG_PER_DEVICE = 2;
+/** Most device starts in one tick. */
+const RAMP_MAX_BURST = 3;
+
 /** The histogram's values include its sampling interval; lag is what exceeds it. */
 const LOOP_RESOLUTION_MS = 10;
 const quantileMs = (h: ReturnType<typeof monitorEventLoopDelay>, q: number) => {
@@ -328,9 +338,20 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
       const tick = () => {
         if (stopping) return;
         const now = Date.now();
-        credit += ((now - last) * init.rampPerSecond) / 1000;
+        const elapsed = now - last;
+        const lateMs = elapsed - RAMP_TICK_MS;
         last = now;
-        while (credit >= 1 && i < devices.length) {
+        // Adaptive pacing: hold new connections while this host's event loop is late, while many
+        // handshakes are still pending, or while un-acknowledged batches pile up; never make up
+        // for held time with a burst (devices started together sample and seal in step).
+        const pendingConnects = c.started - ever.size;
+        const hold =
+          lateMs > RAMP_MAX_LATE_MS ||
+          pendingConnects > Math.max(10, init.rampPerSecond * RAMP_MAX_PENDING_S) ||
+          c.depth > Math.max(100, connectedNow.size * RAMP_MAX_BACKLOG_PER_DEVICE);
+        if (hold) credit = Math.min(credit, 1);
+        else credit = Math.min(credit + (elapsed * init.rampPerSecond) / 1000, RAMP_MAX_BURST);
+        while (!hold && credit >= 1 && i < devices.length) {
           credit -= 1;
           const d = devices[i++] as FleetDevice;
           startedAt.set(d.thingName, Date.now());
@@ -344,7 +365,7 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
           emit({ type: 'ramped', hostId: init.hostId, at: rampedAt });
           return;
         }
-        rampTimer = setTimeout(tick, 10);
+        rampTimer = setTimeout(tick, RAMP_TICK_MS);
       };
       tick();
     },

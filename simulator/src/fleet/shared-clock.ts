@@ -19,7 +19,10 @@ export interface SharedClock extends Clock {
  */
 export function createSharedClock(options: { resolutionMs?: number; now?: () => number } = {}): SharedClock {
   const res = Math.max(1, options.resolutionMs ?? 5);
-  const now = options.now ?? Date.now;
+  const realNow = options.now ?? Date.now;
+  /** The slot being fired: callbacks see the time they were due, not the time they ran. */
+  let firing: number | undefined;
+  const now = () => firing ?? realNow();
   const slots = new Map<number, Entry[]>();
   /** Min-heap of slot times present in `slots`. */
   const heap: number[] = [];
@@ -67,18 +70,24 @@ export function createSharedClock(options: { resolutionMs?: number; now?: () => 
     }
     if (armed && armed.at <= next) return;
     if (armed) clearTimeout(armed.timer);
-    const timer = setTimeout(fire, Math.max(0, next - now()));
+    const timer = setTimeout(fire, Math.max(0, next - realNow()));
     armed = { at: next, timer };
   };
 
   function fire(): void {
     armed = undefined;
-    const t = now();
+    const t = realNow();
     while (heap.length > 0 && (heap[0] as number) <= t) {
       const at = pop() as number;
       const list = slots.get(at);
       slots.delete(at);
       if (!list) continue;
+      // While a slot fires, now() is the slot's time. A periodic timer re-armed from its callback
+      // ("next = this start + interval") then keeps its phase after the event loop stalled, instead
+      // of every device that was due during the stall sampling, sealing and publishing in the same
+      // instant from then on (the bursts a 10,000-device run showed). Continuations (promises)
+      // run after the slot and see the real time, so reading timestamps stay real.
+      firing = at;
       for (const e of list) {
         const fn = e.fn;
         if (!fn) continue;
@@ -93,6 +102,7 @@ export function createSharedClock(options: { resolutionMs?: number; now?: () => 
           });
         }
       }
+      firing = undefined;
     }
     arm();
   }
@@ -102,7 +112,9 @@ export function createSharedClock(options: { resolutionMs?: number; now?: () => 
     setTimeout(fn, ms) {
       const entry: Entry = { fn };
       if (closed) return entry;
-      const at = Math.ceil((now() + Math.max(0, ms)) / res) * res;
+      let at = Math.ceil((now() + Math.max(0, ms)) / res) * res;
+      // A zero-delay timer set while its slot fires goes to the next slot (no endless slot).
+      if (firing !== undefined && at <= firing) at = firing + res;
       let list = slots.get(at);
       if (!list) {
         list = [];

@@ -67,6 +67,65 @@ describe('createSharedClock', () => {
     clock.close();
   });
 
+  it('keeps periodic timers in their phase after the event loop stalls', async () => {
+    const clock = createSharedClock({ resolutionMs: 5 });
+    const periodMs = 100;
+    const seen: Record<'a' | 'b', number[]> = { a: [], b: [] };
+    let stop = false;
+    // The agent's fixed-rate pattern: the next run is due one period after this one started,
+    // computed in a continuation (after the slot has fired).
+    const every = (k: 'a' | 'b', delayMs: number) => {
+      clock.setTimeout(() => {
+        const startedAt = clock.now();
+        seen[k].push(startedAt);
+        void Promise.resolve().then(() => {
+          if (!stop) every(k, Math.max(0, startedAt + periodMs - clock.now()));
+        });
+      }, delayMs);
+    };
+    every('a', periodMs);
+    every('b', periodMs / 2);
+    await new Promise<void>((resolve) => {
+      clock.setTimeout(() => {
+        // A 70 ms stall (shorter than the period): b comes due during it and fires late.
+        const until = Date.now() + 70;
+        while (Date.now() < until) {
+          /* busy */
+        }
+        clock.setTimeout(resolve, 4 * periodMs);
+      }, 120);
+    });
+    stop = true;
+    clock.close();
+    const a = seen.a.at(-1) as number;
+    const b = seen.b.at(-1) as number;
+    expect(seen.a.length).toBeGreaterThanOrEqual(4);
+    const phase = (((a - b) % periodMs) + periodMs) % periodMs;
+    expect(Math.abs(phase - periodMs / 2)).toBeLessThanOrEqual(10);
+  });
+
+  it('shows continuations the real time, and moves a zero-delay timer set in a slot to the next slot', async () => {
+    const clock = createSharedClock({ resolutionMs: 20 });
+    const out = await new Promise<{ inSlot: number; after: number; zeroAt: number }>((resolve) => {
+      clock.setTimeout(() => {
+        const inSlot = clock.now();
+        clock.setTimeout(() => resolve({ inSlot, after, zeroAt: clock.now() }), 0);
+        let after = 0;
+        void Promise.resolve().then(() => {
+          after = clock.now();
+        });
+        const until = Date.now() + 30;
+        while (Date.now() < until) {
+          /* busy */
+        }
+      }, 1);
+    });
+    clock.close();
+    expect(out.inSlot % 20).toBe(0);
+    expect(out.after).toBeGreaterThanOrEqual(out.inSlot + 30);
+    expect(out.zeroAt).toBeGreaterThanOrEqual(out.inSlot + 20);
+  });
+
   it('keeps firing the rest of a slot when one callback throws', async () => {
     const clock = createSharedClock({ resolutionMs: 50 });
     const errors: unknown[] = [];
