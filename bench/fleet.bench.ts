@@ -3,11 +3,13 @@
  * aws-crt, on simulated hardware) against the in-process local IoT Core, with the bare-broker
  * baseline in the same run, and a smaller fleet under command load. Not a test.
  *
- *   npx tsx --conditions=@pifleet/source bench/fleet.bench.ts [--devices 10000] [--ramp 300] [--duration 60]
+ *   npx tsx --conditions=@pifleet/source bench/fleet.bench.ts [--devices 3000] [--ramp 100] [--duration 60]
  *        [--workers 2] [--command-devices 1000] [--command-rate 20] [--no-baseline]
  *
  * Each device samples one sensor every second and seals a batch of 10 readings (or every 10 s):
- * 10,000 devices ≈ 10,000 readings/s, 1,000 batches/s. Writes bench/results/fleet.json and the
+ * 10,000 devices ≈ 10,000 readings/s, 1,000 batches/s — the target of issue 9, which 2 cores do not
+ * reach yet (see the README), so the default is 3,000, the largest fleet that ran here with zero
+ * loss and acceptable latency. Writes bench/results/fleet.json and the
  * HTML reports under bench/results/fleet/. Talks only to 127.0.0.1; a watchdog ends it.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -23,8 +25,8 @@ const arg = (name: string, fallback: number) => {
   const v = i > 0 ? Number(process.argv[i + 1]) : fallback;
   return Number.isFinite(v) && v >= 0 ? v : fallback;
 };
-const DEVICES = arg('devices', 10_000);
-const RAMP = arg('ramp', 300);
+const DEVICES = arg('devices', 3_000);
+const RAMP = arg('ramp', 100);
 const DURATION = arg('duration', 60);
 const WORKERS = arg('workers', 2);
 const COMMAND_DEVICES = arg('command-devices', 1_000);
