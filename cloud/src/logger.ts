@@ -1,35 +1,14 @@
-import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
+import { type LoggerSettings, loggerOptions } from '@pifleet/protocol';
+import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger };
 
-/** Paths never logged in clear: keys, certificates, credentials and tokens. */
-export const REDACT_PATHS = [
-  'privateKey',
-  'keyPem',
-  'certificatePem',
-  'secretAccessKey',
-  'sessionToken',
-  'token',
-  'authorization',
-  '*.privateKey',
-  '*.keyPem',
-  '*.secretAccessKey',
-  '*.sessionToken',
-  '*.authorization',
-];
-
 /**
- * Creates the package's root logger. Pass a destination to capture logs (tests parse them);
- * the default is stdout. Bindings become fields of every line (service, version, thing name).
+ * Creates the package's root logger with the shared policy (`loggerOptions` in @pifleet/protocol).
+ * Pass a destination to capture logs (tests parse them); the default is stdout.
  */
-export function createLogger(
-  options: { level?: string; bindings?: Record<string, unknown>; destination?: DestinationStream } = {},
-): Logger {
-  const opts: LoggerOptions = {
-    level: options.level ?? 'info',
-    base: { service: '@pifleet/cloud', ...(options.bindings ?? {}) },
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-  };
+export function createLogger(options: LoggerSettings & { destination?: DestinationStream } = {}): Logger {
+  const opts = loggerOptions('@pifleet/cloud', options);
   return options.destination ? pino(opts, options.destination) : pino(opts);
 }
 

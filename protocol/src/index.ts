@@ -2,6 +2,7 @@ export * from './deploy.js';
 export * from './exit-codes.js';
 export * from './issues.js';
 export * from './limits.js';
+export * from './logging.js';
 export * from './policy.js';
 export * from './shadow.js';
 export * from './state.js';

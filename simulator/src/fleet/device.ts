@@ -1,19 +1,17 @@
 import {
-  AGENT_VERSION,
   type Agent,
   type AgentConfig,
   type AwsIotTransport,
   type Clock,
   createAgent,
-  createAwsIotTransport,
   createHardware,
   createIotShadowService,
   type Hardware,
   type Logger,
   type ShadowService,
   toHardwareSpec,
+  transportFromConfig,
 } from '@pifleet/device-agent';
-import { appTopics, type StatusMessage } from '@pifleet/protocol';
 import { createSimulatedHardware, SIM_ADDRESSES, type SimulatedHardware } from '../hardware/simulated-device.js';
 import { createMemoryOutbox, type OutboxCounters } from './memory-outbox.js';
 
@@ -99,29 +97,7 @@ export function createFleetDevice(deps: FleetDeviceDeps): FleetDevice {
         ports: hardware.ports,
       });
       await hw.start();
-      const will: StatusMessage = {
-        thingName: thing,
-        state: 'offline',
-        bootId: deps.bootId,
-        ts: deps.clock.now(),
-        agentVersion: AGENT_VERSION,
-      };
-      const t = createAwsIotTransport({
-        protocol: config.mqtt.protocol,
-        endpoint: config.endpoint,
-        port: config.port,
-        clientId: config.mqtt.clientId,
-        certFile: config.certFile,
-        keyFile: config.keyFile,
-        caFile: config.caFile,
-        keepAliveS: config.mqtt.keepAliveS,
-        reconnectMinMs: config.mqtt.reconnectMinMs,
-        reconnectMaxMs: config.mqtt.reconnectMaxMs,
-        operationTimeoutMs: config.publish.ackTimeoutMs,
-        will: { topic: appTopics.status(thing), payload: JSON.stringify(will), qos: 1, retain: true },
-        clock: deps.ioClock,
-        logger: deps.logger,
-      });
+      const t = transportFromConfig(config, { bootId: deps.bootId, clock: deps.ioClock, logger: deps.logger });
       transport = t;
       t.on('connected', (e) => hooks.onConnected?.(thing, e.first));
       t.on('interrupted', () => hooks.onInterrupted?.(thing));
