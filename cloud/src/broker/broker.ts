@@ -31,6 +31,7 @@ import {
   hasPresenceEvents,
   type SessionInfo,
 } from './presence.js';
+import { indexRetained, type RetainedPersistence } from './retained-index.js';
 
 export interface BrokerDeps {
   readonly identities: IdentityDirectory;
@@ -616,6 +617,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       if (server) throw new BrokerError('BROKER_ALREADY_STARTED', 'broker already started');
       stopping = false;
       await aedes.listen();
+      indexRetained(aedes.persistence as unknown as RetainedPersistence);
       removeIdentityListener = deps.identities.onIdentityChange(identityChanged);
       const srv = tls.createServer({
         ca: deps.tls.caCertPem,

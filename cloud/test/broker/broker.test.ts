@@ -240,6 +240,41 @@ describe('TLS broker with IoT policies', () => {
     expect(json(await presence(thing, 'disconnected')).disconnectReason).toBe('AUTH_ERROR');
   });
 
+  it('delivers retained messages to a later subscriber by exact filter and wildcard, and an empty payload clears them', async () => {
+    const { thing, cert } = await provision({ policies: [allowAll] });
+    const device = await connected(cert, thing);
+    for (const t of [`rt/${thing}/a/status`, `rt/${thing}/b/status`]) {
+      await within(device.publish(t, `on:${t}`, mqtt.QoS.AtLeastOnce, true), 5_000, 'retained publish');
+    }
+    const retainedOn = async (filter: string, count: number) => {
+      const later = await connected((await provision({ policies: [allowAll] })).cert, `late-${++n}`);
+      const got: string[] = [];
+      let done: () => void = () => undefined;
+      const all = new Promise<void>((resolve) => (done = resolve));
+      await within(
+        later.subscribe(filter, mqtt.QoS.AtLeastOnce, (topic, payload, _dup, _qos, retain) => {
+          // An empty payload arrives as a detached buffer; only retained deliveries are counted.
+          if (!retain || payload.byteLength === 0) return;
+          got.push(`${topic}=${Buffer.from(payload).toString('utf8')}`);
+          if (got.length >= count) done();
+        }),
+        5_000,
+        'suback',
+      );
+      if (count > 0) await within(all, 5_000, `retained on ${filter}`);
+      else await new Promise((r) => setTimeout(r, 200));
+      return got.sort();
+    };
+    expect(await retainedOn(`rt/${thing}/a/status`, 1)).toEqual([`rt/${thing}/a/status=on:rt/${thing}/a/status`]);
+    expect(await retainedOn(`rt/${thing}/+/status`, 2)).toEqual(
+      [`rt/${thing}/a/status`, `rt/${thing}/b/status`].map((t) => `${t}=on:${t}`),
+    );
+    expect(await retainedOn(`rt/${thing}/#`, 2)).toHaveLength(2);
+    await within(device.publish(`rt/${thing}/a/status`, '', mqtt.QoS.AtLeastOnce, true), 5_000, 'clear');
+    expect(await retainedOn(`rt/${thing}/a/status`, 0)).toEqual([]);
+    expect(await retainedOn(`rt/${thing}/+/status`, 1)).toEqual([`rt/${thing}/b/status=on:rt/${thing}/b/status`]);
+  });
+
   it('answers a SUBSCRIBE outside the policy with a failure return code and keeps the connection', async () => {
     const { thing, cert } = await provision();
     const device = await connected(cert, thing);
