@@ -617,7 +617,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       if (server) throw new BrokerError('BROKER_ALREADY_STARTED', 'broker already started');
       stopping = false;
       await aedes.listen();
-      indexRetained(aedes.persistence as unknown as RetainedPersistence);
+      indexRetained((aedes as unknown as { persistence: RetainedPersistence }).persistence);
       removeIdentityListener = deps.identities.onIdentityChange(identityChanged);
       const srv = tls.createServer({
         ca: deps.tls.caCertPem,

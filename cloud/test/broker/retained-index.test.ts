@@ -90,8 +90,8 @@ describe('RetainedIndex', () => {
         stored.push(packet);
         return Promise.resolve();
       },
-      createRetainedStream: () => Readable.from([]),
-      createRetainedStreamCombi: () => Readable.from([]),
+      createRetainedStream: (_pattern: string) => Readable.from([]),
+      createRetainedStreamCombi: (_patterns: string[]) => Readable.from([]),
     };
     const ix = indexRetained(persistence as never);
     const original = pkt('$aws/things/t1/status', 'online');
