@@ -3,16 +3,17 @@ import { type AwsIotTransport, createAwsIotTransport } from '../adapters/aws-iot
 import type { AgentConfig } from '../config/schema.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../ports/clock.js';
+import type { LastWill } from '../ports/transport.js';
 import { AGENT_VERSION } from './agent.js';
 
 /**
- * The device SDK transport an agent config describes, with the retained `offline` status as its
- * last will: the broker publishes it if the connection drops without a DISCONNECT.
+ * The agent's last will: its retained `offline` status, which the broker publishes if the
+ * connection drops without a DISCONNECT.
  */
-export function transportFromConfig(
+export function lastWillFromConfig(
   config: AgentConfig,
-  deps: { readonly bootId: string; readonly clock: Clock; readonly logger: Logger },
-): AwsIotTransport {
+  deps: { readonly bootId: string; readonly clock: Clock },
+): LastWill {
   const will: StatusMessage = {
     thingName: config.thingName,
     state: 'offline',
@@ -20,6 +21,14 @@ export function transportFromConfig(
     ts: deps.clock.now(),
     agentVersion: AGENT_VERSION,
   };
+  return { topic: appTopics.status(config.thingName), payload: JSON.stringify(will), qos: 1, retain: true };
+}
+
+/** The device SDK transport an agent config describes, with `lastWillFromConfig` as its last will. */
+export function transportFromConfig(
+  config: AgentConfig,
+  deps: { readonly bootId: string; readonly clock: Clock; readonly logger: Logger },
+): AwsIotTransport {
   return createAwsIotTransport({
     protocol: config.mqtt.protocol,
     endpoint: config.endpoint,
@@ -32,7 +41,7 @@ export function transportFromConfig(
     reconnectMinMs: config.mqtt.reconnectMinMs,
     reconnectMaxMs: config.mqtt.reconnectMaxMs,
     operationTimeoutMs: config.publish.ackTimeoutMs,
-    will: { topic: appTopics.status(config.thingName), payload: JSON.stringify(will), qos: 1, retain: true },
+    will: lastWillFromConfig(config, deps),
     clock: deps.clock,
     logger: deps.logger,
   });

@@ -1,9 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { type AgentConfig, createSystemClock, loadConfig } from '@pifleet/device-agent';
 import { SimulatorError } from '../errors.js';
 import { SIM_ADDRESSES } from '../hardware/simulated-device.js';
 import { silentLogger } from '../logger.js';
-import { createFleetDevice, type FleetDevice, type ReportedSummary } from './device.js';
+import { createFleetDevice, type FleetDevice, type FleetTransport, type ReportedSummary } from './device.js';
 import { createSharedClock } from './shared-clock.js';
 
 /** How each device samples and batches (the `--sensors`, `--interval-ms`, `--batch-*` flags). */
@@ -17,6 +18,8 @@ export interface TelemetryProfile {
   readonly shadow: boolean;
   /** Upper bound of the SDK's reconnect backoff. */
   readonly reconnectMaxMs: number;
+  /** Each device's MQTT client (`--transport`). Default `crt`, the device SDK. */
+  readonly transport?: FleetTransport;
 }
 
 export interface HostDeviceSpec {
@@ -182,6 +185,13 @@ const quantileMs = (h: ReturnType<typeof monitorEventLoopDelay>, q: number) => {
  */
 export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => void): DeviceHost {
   const template = fleetAgentConfigTemplate(init);
+  // Every device trusts the same CA: read it once, not once per device.
+  let caPem: Buffer | undefined;
+  const readFile = (file: string): Buffer => {
+    if (file !== init.caFile) return readFileSync(file);
+    caPem ??= readFileSync(file);
+    return caPem;
+  };
   const clock = createSharedClock({ resolutionMs: init.clockResolutionMs ?? 5 });
   const ioClock = createSystemClock();
   const logger = silentLogger();
@@ -283,6 +293,8 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
         logger,
         hooks,
         bootId: `${spec.thingName}-${Date.now().toString(36)}`,
+        transport: init.profile.transport ?? 'crt',
+        readFile,
       }),
     );
   }

@@ -28,6 +28,8 @@ export interface FleetOptions {
   readonly keep: boolean;
   /** Worker threads holding devices; 0 runs them on the main thread. */
   readonly workers: number;
+  /** Each device's MQTT client: the device SDK (aws-crt) or mqtt.js. */
+  readonly transport: 'crt' | 'mqtt';
   readonly faults: readonly FleetFault[];
   /** Also run the same fleet against a bare broker (no policy checks, rules, shadows, storage). */
   readonly baseline: boolean;
@@ -53,6 +55,7 @@ export const FLEET_DEFAULTS: FleetOptions = Object.freeze({
   target: 'local',
   keep: false,
   workers: 0,
+  transport: 'crt',
   faults: [],
   baseline: false,
   outDir: 'fleet-report',
@@ -104,6 +107,7 @@ export function checkOptions(o: FleetOptions): string[] {
   int(o.batchAgeMs, '--batch-age-ms', 100, 3_600_000);
   if (!(o.commandRate >= 0)) issues.push('--command-rate must be ≥ 0');
   int(o.workers, '--workers', 0, 64);
+  if (o.transport !== 'crt' && o.transport !== 'mqtt') issues.push('--transport must be crt or mqtt');
   if (o.target === 'external' && !o.dataDir)
     issues.push('--target external needs --data-dir of the running local core');
   if (o.target === 'aws' && !o.region) issues.push('--target aws needs --region');

@@ -43,7 +43,12 @@ export interface FaultOutcome {
 
 export interface PhaseResult {
   readonly name: 'local-core' | 'bare-broker' | 'external-core' | 'aws';
-  readonly deviceHosts: { readonly mode: HostPool['mode']; readonly hosts: number };
+  readonly deviceHosts: {
+    readonly mode: HostPool['mode'];
+    readonly hosts: number;
+    /** Each device's MQTT client: `crt` (aws-iot-device-sdk-v2) or `mqtt` (mqtt.js). */
+    readonly transport: 'crt' | 'mqtt';
+  };
   readonly devices: number;
   readonly connect: {
     readonly everConnected: number;
@@ -196,6 +201,7 @@ export function createFleetRunner(deps: FleetRunDeps) {
       batchAgeMs: o.batchAgeMs,
       shadow: target.shadow,
       reconnectMaxMs: o.reconnectMaxMs,
+      transport: o.transport,
     };
     const specs: HostDeviceSpec[] = identities.map((id, i) => ({
       thingName: id.thingName,
@@ -404,7 +410,7 @@ export function createFleetRunner(deps: FleetRunDeps) {
       const hostEventLoop = finals.map((f) => f.eventLoop);
       const result: PhaseResult = {
         name: target.name,
-        deviceHosts: { mode: pool.mode, hosts: pool.hosts },
+        deviceHosts: { mode: pool.mode, hosts: pool.hosts, transport: o.transport },
         devices: o.devices,
         connect: {
           everConnected,

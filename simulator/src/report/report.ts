@@ -11,7 +11,10 @@ const q = (v: { p50: number; p95: number; p99: number; max: number } | undefined
 
 function phaseTable(p: PhaseResult): string {
   const rows: [string, unknown][] = [
-    ['device hosts', `${p.deviceHosts.mode} × ${p.deviceHosts.hosts}`],
+    [
+      'device hosts',
+      `${p.deviceHosts.mode} × ${p.deviceHosts.hosts}, MQTT client ${p.deviceHosts.transport === 'mqtt' ? 'mqtt.js' : 'aws-iot-device-sdk-v2 (aws-crt)'}`,
+    ],
     ['devices connected (ever / at end)', `${p.connect.everConnected} / ${p.connect.connectedAtEnd} of ${p.devices}`],
     ['connect rate (first connects/s)', `${p.connect.perSecond} over ${p.connect.seconds} s`],
     ['first connect mean / max (ms)', `${p.connect.firstConnectMeanMs} / ${p.connect.firstConnectMaxMs}`],

@@ -275,7 +275,7 @@ function syntheticResult(): FleetResult {
     phases: [
       {
         name: 'local-core',
-        deviceHosts: { mode: 'inline', hosts: 1 },
+        deviceHosts: { mode: 'inline', hosts: 1, transport: 'crt' },
         devices: 3,
         connect: {
           everConnected: 3,
