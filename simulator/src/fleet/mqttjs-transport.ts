@@ -125,10 +125,17 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
 
   const rawSubscribe = (filter: string, qos: QoS) =>
     acknowledged('SUBSCRIBE_FAILED', 'subscribe', async (c) => {
-      const granted = await c.subscribeAsync(filter, { qos });
-      if (granted.some((g) => g.qos === 128)) {
-        throw new TransportError('SUBSCRIBE_REFUSED', 'broker refused the subscription', { data: { filter } });
+      const refused = () =>
+        new TransportError('SUBSCRIBE_REFUSED', 'broker refused the subscription', { data: { filter } });
+      let granted: Awaited<ReturnType<MqttClient['subscribeAsync']>>;
+      try {
+        granted = await c.subscribeAsync(filter, { qos });
+      } catch (err) {
+        // mqtt.js rejects a SUBACK failure return code (0x80) as "Subscribe error: …".
+        if (err instanceof Error && err.message.startsWith('Subscribe error')) throw refused();
+        throw err;
       }
+      if (granted.some((g) => g.qos === 128)) throw refused();
     });
 
   const scheduleRetry = () => {
@@ -261,7 +268,11 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
       retryTimer = undefined;
       const c = client;
       stopped = (async () => {
+        // What waits for an acknowledgement ends now; mqtt.js would otherwise hold the
+        // DISCONNECT until its in-flight messages are acknowledged.
+        for (const abort of [...pending]) abort(new TransportError('STOPPED', 'transport stopped'));
         if (c) {
+          for (const id of Object.keys(c.outgoing)) c.removeOutgoingMessage(Number(id));
           // DISCONNECT first (no will), bounded: a dead socket must not hold the stop.
           await Promise.race([
             c.endAsync(false).catch((err: unknown) => log.debug({ err }, 'disconnect failed')),
@@ -269,7 +280,6 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
           ]);
           if (!c.disconnected) c.end(true);
         }
-        for (const abort of [...pending]) abort(new TransportError('STOPPED', 'transport stopped'));
         client = undefined;
         connected = false;
         state = 'stopped';

@@ -37,9 +37,9 @@ const decode = (payload: Uint8Array): Record<string, unknown> | undefined => {
  * The classic Device Shadow over its reserved MQTT topics on any `Transport`, for transports
  * without the SDK's shadow client (the fleet's mqtt.js devices). Requests carry a `clientToken`
  * and are answered by the `/accepted` or `/rejected` response with the same token, as the SDK's
- * request-response client does; every request has a timeout on the injected clock. The five
- * response topics are subscribed once, on the first use, and the transport restores them after
- * a reconnect.
+ * request-response client does; every request has a timeout on the injected clock and fails at
+ * once when the connection is lost. The response topics are subscribed once, on the first use,
+ * and the transport restores them after a reconnect.
  */
 export function createTopicShadowService(opts: TopicShadowOptions): ShadowService {
   const { transport, clock } = opts;
@@ -50,6 +50,17 @@ export function createTopicShadowService(opts: TopicShadowOptions): ShadowServic
   const deltaListeners = new Set<(delta: ShadowDelta) => void>();
   let subscribed: Promise<void> | undefined;
   let closed = false;
+
+  const failAll = (message: string) => {
+    for (const [t, w] of waiting) {
+      waiting.delete(t);
+      w.reject(new ShadowError('SHADOW_REQUEST_FAILED', message));
+    }
+  };
+  // A clean session loses its response subscriptions with the connection, so an answer to a
+  // request in flight may never come: fail it now (the agent syncs again on the next connect)
+  // instead of holding the agent's shadow work for the whole request timeout.
+  const offInterrupted = transport.on('interrupted', () => failAll('shadow request lost with the connection'));
 
   const onResponse = (accepted: boolean) => (_topic: string, payload: Uint8Array) => {
     const doc = decode(payload);
@@ -159,10 +170,8 @@ export function createTopicShadowService(opts: TopicShadowOptions): ShadowServic
     close() {
       if (closed) return;
       closed = true;
-      for (const [t, w] of waiting) {
-        waiting.delete(t);
-        w.reject(new ShadowError('SHADOW_REQUEST_FAILED', 'shadow client closed'));
-      }
+      offInterrupted();
+      failAll('shadow client closed');
       deltaListeners.clear();
     },
   };
