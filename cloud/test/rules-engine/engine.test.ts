@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Broker, type BusMessage, createBroker } from '../../src/broker/index.js';
@@ -379,6 +379,30 @@ describe('archive action', () => {
     const folder = join(base, 'archive', 'raw', 'a1');
     expect(readdirSync(folder)).toEqual([`1700000500000-uuid-${n}.json`]);
     expect(JSON.parse(readFileSync(join(folder, `1700000500000-uuid-${n}.json`), 'utf8'))).toEqual(JSON.parse(payload));
+  });
+
+  it('makes a directory again when it was removed between messages', async () => {
+    const { engine, base } = await engineWith([
+      rule('arch', "SELECT * FROM 'pifleet/+/telemetry'", [
+        { kind: 'archive', key: 'raw/${topic(2)}/${timestamp()}-${newuuid()}.json' },
+      ]),
+    ]);
+    const folder = join(base, 'archive', 'raw', 'a2');
+    const archived = (count: number) =>
+      within(
+        (async () => {
+          while (engine.stats().rules[0]?.actions.succeeded !== count) await engine.idle();
+        })(),
+        5_000,
+        'archive',
+      );
+    await broker.bus.publish(telemetryTopic('a2'), JSON.stringify(batch('a2', 1)), { qos: 1 });
+    await archived(1);
+    rmSync(folder, { recursive: true });
+    await broker.bus.publish(telemetryTopic('a2'), JSON.stringify(batch('a2', 1)), { qos: 1 });
+    await archived(2);
+    expect(readdirSync(folder)).toHaveLength(1);
+    expect(engine.stats().rules[0]?.actions.failed ?? 0).toBe(0);
   });
 
   it.each([

@@ -6,6 +6,7 @@ import { RuleActionError } from './errors.js';
 import type { CompiledAction } from './types.js';
 
 const AWS_NAME = 'S3Action';
+const MADE_DIRS_MAX = 50_000;
 
 /**
  * Checks an object key for use as a relative path under the archive directory. S3 accepts
@@ -30,6 +31,29 @@ export function checkArchiveKey(key: string): string | undefined {
  */
 export function archiveAction(keyTemplate: CompiledTemplate, dir: string): CompiledAction {
   const root = resolve(dir);
+  // Directories this action has made: one object per message under a per-thing prefix would
+  // otherwise cost a mkdir per message (half of the action's time at 200 messages/s). Bounded;
+  // a directory removed behind its back is made again on ENOENT.
+  const made = new Set<string>();
+  const ensureDir = async (d: string) => {
+    if (made.has(d)) return;
+    await mkdir(d, { recursive: true });
+    if (made.size >= MADE_DIRS_MAX) made.clear();
+    made.add(d);
+  };
+  const put = async (file: string, temp: string, body: string | Uint8Array) => {
+    const d = dirname(file);
+    await ensureDir(d);
+    try {
+      await writeFile(temp, body, { flag: 'wx' });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+      made.delete(d);
+      await ensureDir(d);
+      await writeFile(temp, body, { flag: 'wx' });
+    }
+    await rename(temp, file);
+  };
   return {
     awsName: AWS_NAME,
     async run({ message, output, ctx }) {
@@ -44,9 +68,7 @@ export function archiveAction(keyTemplate: CompiledTemplate, dir: string): Compi
       }
       const temp = `${file}.${randomUUID()}.tmp`;
       try {
-        await mkdir(dirname(file), { recursive: true });
-        await writeFile(temp, serializeOutput(output), { flag: 'wx' });
-        await rename(temp, file);
+        await put(file, temp, serializeOutput(output));
       } catch (err) {
         await rm(temp, { force: true }).catch(() => undefined);
         const reason = err instanceof Error ? err.message : String(err);
