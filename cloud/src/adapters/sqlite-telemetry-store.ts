@@ -18,12 +18,14 @@ import type {
   TelemetryPage,
   TelemetryQuery,
 } from '../ports/telemetry-store.js';
+import { type Checkpointer, startCheckpointer } from './sqlite-checkpointer.js';
 
 /**
  * SQLite telemetry store: the local IoT Core's default, one file in its data directory.
  *
  * WAL journal (synchronous=NORMAL: a power cut can lose the last transactions, never corrupt the
- * file; the broker has acknowledged the message before any rule runs, as in AWS), prepared
+ * file; the broker has acknowledged the message before any rule runs, as in AWS), checkpoints on
+ * a worker thread instead of inside commits, prepared
  * statements, one transaction per batch. The batch table's primary key
  * `(thing, boot_id, seq)` is the dedupe index: a resent batch finds its row and writes nothing.
  * Readings are keyed `(thing, sk)` with the shared sort key from `core/telemetry/keys.ts`, so
@@ -148,6 +150,7 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
   const clock = options.clock ?? { now: () => Date.now() };
   let db: Database.Database | undefined;
   let opened: Opened | undefined;
+  let checkpointer: Checkpointer | undefined;
 
   function open(): Opened {
     if (opened === undefined)
@@ -175,6 +178,11 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
         handle.pragma('synchronous = NORMAL');
         handle.pragma('busy_timeout = 5000');
         handle.exec(SCHEMA);
+        if (options.file !== ':memory:') {
+          // Checkpoints run on a worker thread (see sqlite-checkpointer.ts), not in commits here.
+          handle.pragma('wal_autocheckpoint = 0');
+          checkpointer = startCheckpointer(options.file);
+        }
         const s = prepare(handle);
         const writeBatch = handle.transaction((batch: TelemetryBatch): PutBatchResult => {
           const readings = batchToStoredReadings(batch);
@@ -215,6 +223,8 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
         opened = { s, writeBatch, writeConnectivity };
         db = handle;
       } catch (err) {
+        await checkpointer?.stop();
+        checkpointer = undefined;
         handle?.close();
         throw new TelemetryStoreError('cannot open SQLite telemetry store', {
           cause: err,
@@ -228,6 +238,9 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
       const handle = db;
       db = undefined;
       opened = undefined;
+      const c = checkpointer;
+      checkpointer = undefined;
+      await c?.stop();
       handle?.close();
     },
 
