@@ -9,9 +9,27 @@ import { LIMITS } from './limits.js';
  */
 export const APP_PREFIX = 'pifleet';
 
-const encoder = new TextEncoder();
+/**
+ * UTF-8 length of a string without encoding it (the agent sizes every reading it batches; an
+ * encode per call was a visible share of a simulated fleet's CPU). A lone surrogate counts as
+ * U+FFFD (3 bytes), as TextEncoder would write it.
+ */
 export function utf8Length(s: string): number {
-  return encoder.encode(s).length;
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        // A surrogate pair: 2 UTF-16 units, 4 bytes.
+        n += 2;
+        i++;
+      } else n += 2;
+    } else n += 2;
+  }
+  return n;
 }
 
 const NAME_PATTERN = /^[a-zA-Z0-9:_-]+$/;

@@ -77,8 +77,17 @@ export class Batcher {
     return this.#openedAt === undefined ? undefined : this.#openedAt + this.#limits.maxAgeMs;
   }
 
+  /** The envelope's size only changes with `seq`: computed once per batch, not per reading. */
+  #envelopeCache: { seq: number; bytes: number } | undefined;
+
   #envelope(): number {
-    return batchEnvelopeBytes(this.#thingName, this.#bootId, this.#seq, MAX_TS);
+    if (this.#envelopeCache?.seq !== this.#seq) {
+      this.#envelopeCache = {
+        seq: this.#seq,
+        bytes: batchEnvelopeBytes(this.#thingName, this.#bootId, this.#seq, MAX_TS),
+      };
+    }
+    return this.#envelopeCache.bytes;
   }
 
   /** Encoded size of the open batch plus `extraWire` bytes of readings. */
