@@ -1,4 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SimulatorError } from '../errors.js';
@@ -70,12 +71,26 @@ function forkHost(caFile: string): ChildProcess {
   const entry = fileURLToPath(new URL(source ? './host-process.ts' : './host-process.js', import.meta.url));
   const execArgv = source ? ['--import', 'tsx', '--conditions=@pifleet/source'] : [];
   const prof = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
-  return fork(entry, [], {
+  const child = fork(entry, [], {
     execArgv: [...execArgv, ...prof],
     env: { ...process.env, SSL_CERT_FILE: caFile, SSL_CERT_DIR: path.dirname(caFile) },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
+  // The load generator must not starve the system under test: on a machine they share, device
+  // hosts run at a lower scheduling priority than the core, as if the fleet were elsewhere.
+  // Best effort (a container may forbid it); the report gives both sides' CPU either way.
+  if (child.pid !== undefined) {
+    try {
+      os.setPriority(child.pid, HOST_NICE);
+    } catch {
+      // keep the default priority
+    }
+  }
+  return child;
 }
+
+/** Scheduling priority (nice) of device-host processes. */
+export const HOST_NICE = 10;
 
 export function createHostPool(opts: HostPoolOptions): HostPool {
   const k = Math.max(0, Math.floor(opts.workers));
