@@ -127,7 +127,7 @@ describe('fleet runner against the in-process local IoT Core', () => {
     const r = await run({ devices: 6, workers: 2, baseline: true });
     const core = phase(r);
     const bare = phase(r, 'bare-broker');
-    expect(core.deviceHosts).toEqual({ mode: 'child-processes', hosts: 2 });
+    expect(core.deviceHosts).toEqual({ mode: 'child-processes', hosts: 2, transport: 'crt' });
     expect(core.resources.cpuSplit).toMatch(/device-host processes/);
     expect(core.resources.fleetRssMaxMB).toBeGreaterThan(0);
     for (const p of [core, bare]) {
