@@ -54,7 +54,8 @@ export function registerFleetCommand(program: Command, io: SimCliIo & { readonly
     .option('--region <r>', 'aws: region')
     .option('--profile <p>', 'aws: credentials profile')
     .option('--api-url <url>', 'aws: the command API base URL (API Gateway stage)')
-    .option('--table <name>', 'aws: the telemetry table to read back')
+    .option('--mqtt-endpoint <host[:port]>', 'aws: connect devices here instead of the DescribeEndpoint address')
+    .option('--ca-file <file>', 'aws: the CA devices trust instead of Amazon Root CA 1')
     .option('--keep', 'keep the things, certificates and data dir afterwards', false)
     .option('--workers <k>', 'device-host processes (0: devices in this process)', num('--workers'), d.workers)
     .option(
@@ -101,7 +102,8 @@ export function registerFleetCommand(program: Command, io: SimCliIo & { readonly
         ...(raw.region ? { region: raw.region as string } : {}),
         ...(raw.profile ? { profile: raw.profile as string } : {}),
         ...(raw.apiUrl ? { apiUrl: raw.apiUrl as string } : {}),
-        ...(raw.table ? { table: raw.table as string } : {}),
+        ...(raw.mqttEndpoint ? { mqttEndpoint: raw.mqttEndpoint as string } : {}),
+        ...(raw.caFile ? { caFile: raw.caFile as string } : {}),
         keep: raw.keep === true,
         workers: raw.workers as number,
         transport: raw.transport as FleetOptions['transport'],

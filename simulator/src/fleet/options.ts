@@ -24,7 +24,10 @@ export interface FleetOptions {
   readonly region?: string;
   readonly profile?: string;
   readonly apiUrl?: string;
-  readonly table?: string;
+  /** aws: the MQTT endpoint `host[:port]` instead of DescribeEndpoint's (custom domain, VPC endpoint). */
+  readonly mqttEndpoint?: string;
+  /** aws: the CA devices trust instead of the bundle's (Amazon Root CA 1). */
+  readonly caFile?: string;
   readonly keep: boolean;
   /** Worker threads holding devices; 0 runs them on the main thread. */
   readonly workers: number;
@@ -111,6 +114,8 @@ export function checkOptions(o: FleetOptions): string[] {
   if (o.target === 'external' && !o.dataDir)
     issues.push('--target external needs --data-dir of the running local core');
   if (o.target === 'aws' && !o.region) issues.push('--target aws needs --region');
+  if (o.target === 'aws' && !o.apiUrl)
+    issues.push('--target aws needs --api-url (the command and query API stage URL)');
   if (o.target !== 'local') {
     for (const f of o.faults) {
       if (f.kind !== 'sensor-failure')

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { localCorePaths, openSqliteRegistry } from '@pifleet/cloud';
+import { BUNDLE_FILES, fleetThingNames, runCli } from '@pifleet/provisioning';
 import { SimulatorError } from '../errors.js';
+import { type ApiReadback, readBackViaQueryApi } from './api-readback.js';
 import { type CommandApiTarget, type CommandLoadResult, createCommandLoad } from './command-load.js';
 import type { HostDeviceSpec, HostEvent, HostFinal, HostSnapshot, TelemetryProfile } from './host.js';
 import { type Histogram, logHistogram, type Quantiles, quantiles, round } from './metrics.js';
@@ -178,6 +180,8 @@ interface PhaseTarget {
   /** Reads back what the store holds for the run (local/external core). */
   readonly readBack?: () => ReturnType<typeof readStore>;
   readonly countStored?: (things: readonly string[]) => Promise<number>;
+  /** Reads back through the telemetry query API (AWS: API Gateway → DynamoDB). */
+  readonly readBackApi?: () => Promise<ApiReadback>;
   readonly faults: readonly FleetFault[];
 }
 
@@ -194,6 +198,7 @@ export function createFleetRunner(deps: FleetRunDeps) {
   const names = Array.from({ length: o.devices }, (_, i) => `${thingPrefix}-${String(i + 1).padStart(5, '0')}`);
 
   async function runPhase(target: PhaseTarget, identities: readonly FleetIdentity[]): Promise<PhaseResult> {
+    const names = identities.map((id) => id.thingName);
     const profile: TelemetryProfile = {
       sensors: o.sensors,
       intervalMs: o.intervalMs,
@@ -365,6 +370,15 @@ export function createFleetRunner(deps: FleetRunDeps) {
         stored = target.bare.received.readings;
         storedBatches = target.bare.received.messages;
         storedVia = 'bare broker: readings delivered to one in-process subscriber';
+      } else if (target.readBackApi) {
+        let rb = await target.readBackApi();
+        while (rb.readings < published && Date.now() < drainDeadline) {
+          await sleep(2_000);
+          rb = await target.readBackApi();
+        }
+        stored = rb.readings;
+        storedBatches = rb.batches;
+        storedVia = 'the telemetry query API (GET /things/{thing}/telemetry, every reading of every thing)';
       } else if (target.readBack) {
         await target.local?.services.rules.idle();
         let rb = target.readBack();
@@ -699,10 +713,99 @@ export function createFleetRunner(deps: FleetRunDeps) {
   }
 
   async function runAws(): Promise<FleetResult> {
-    throw new SimulatorError(
-      'fleet.aws',
-      'the aws target is not implemented in this build: provision with `pifleet fleet create --target aws` and run the bundles',
-    );
+    const startedAt = new Date().toISOString();
+    const region = o.region as string;
+    const apiUrl = o.apiUrl as string;
+    const credentials = credentialsFromEnv(process.env);
+    if (!credentials) {
+      throw new SimulatorError(
+        'fleet.aws',
+        'the aws target signs command and query API calls: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)',
+      );
+    }
+    const api: CommandApiTarget = { baseUrl: apiUrl, region, credentials };
+    const workDir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-fleet-aws-'));
+    const bundles = path.join(workDir, 'bundles');
+    const global = ['--region', region, ...(o.profile ? ['--profile', o.profile] : [])];
+    const cli = async (argv: string[]) => {
+      const out: string[] = [];
+      const sink = { write: (c: string) => out.push(c) };
+      const code = await runCli([...argv, ...global], { stdout: sink, stderr: sink, env: process.env, cwd: workDir });
+      return { code, text: out.join('') };
+    };
+    const phases: PhaseResult[] = [];
+    let provisioning: FleetResult['provisioning'];
+    let cleanup: FleetResult['cleanup'] = { removed: 0, failed: 0, kept: o.keep };
+    let created = false;
+    try {
+      // The provisioning CLI's fleet path: AWS's control-plane rate limits, retries, a journal.
+      say(`provisioning ${o.devices} things in ${region} (pifleet fleet create)`, true);
+      const t0 = Date.now();
+      const made = await cli([
+        'fleet',
+        'create',
+        '--prefix',
+        thingPrefix,
+        '--count',
+        String(o.devices),
+        '--out',
+        bundles,
+        '--concurrency',
+        '16',
+      ]);
+      created = true;
+      if (made.code !== 0) {
+        throw new SimulatorError(
+          'fleet.aws',
+          `provisioning failed (exit ${made.code}): ${made.text.trim().split('\n').slice(-3).join(' / ')}`,
+        );
+      }
+      const seconds = (Date.now() - t0) / 1000;
+      provisioning = {
+        seconds: round(seconds, 2),
+        perDeviceMs: round((seconds * 1000) / o.devices, 2),
+        keyType: 'RSA-2048 (CreateKeysAndCertificate)',
+        dataDir: bundles,
+      };
+      const thingNames = fleetThingNames(thingPrefix, o.devices);
+      const identities: FleetIdentity[] = thingNames.map((thingName) => ({
+        thingName,
+        certFile: path.join(bundles, thingName, BUNDLE_FILES.certificate),
+        keyFile: path.join(bundles, thingName, BUNDLE_FILES.privateKey),
+        certificateId: '',
+        certificateArn: '',
+      }));
+      const first = thingNames[0] as string;
+      const config = JSON.parse(readFileSync(path.join(bundles, first, BUNDLE_FILES.agentConfig), 'utf8')) as {
+        endpoint: string;
+        port: number;
+      };
+      const override = o.mqttEndpoint ? splitHostPort(o.mqttEndpoint) : undefined;
+      const window = { from: Date.now() - 60_000 };
+      phases.push(
+        await runPhase(
+          {
+            name: 'aws',
+            endpoint: override?.host ?? config.endpoint,
+            port: override?.port ?? config.port,
+            caFile: o.caFile ?? path.join(bundles, first, BUNDLE_FILES.ca),
+            shadow: true,
+            command: api,
+            readBackApi: () => readBackViaQueryApi(api, thingNames, { from: window.from, to: Date.now() + 60_000 }),
+            faults: o.faults,
+          },
+          identities,
+        ),
+      );
+    } finally {
+      if (created && !o.keep) {
+        say(`deleting the ${o.devices} things (pifleet fleet delete)`, true);
+        const gone = await cli(['fleet', 'delete', '--prefix', thingPrefix, '--out', bundles, '--concurrency', '16']);
+        cleanup = { removed: gone.code === 0 ? o.devices : 0, failed: gone.code === 0 ? 0 : o.devices, kept: false };
+      }
+      if (!o.keep) rmSync(workDir, { recursive: true, force: true });
+    }
+    return finish(startedAt, phases, provisioning, cleanup);
   }
 }
 
@@ -745,3 +848,20 @@ function readCredentials(file: string): { accessKeyId: string; secretAccessKey: 
 }
 
 export type FleetRunner = ReturnType<typeof createFleetRunner>;
+
+/** `host:port` (the port defaults to MQTT over TLS, 8883). */
+function splitHostPort(text: string): { host: string; port: number } {
+  const i = text.lastIndexOf(':');
+  if (i <= 0) return { host: text, port: 8883 };
+  return { host: text.slice(0, i), port: Number(text.slice(i + 1)) };
+}
+
+/** Credentials from the standard AWS environment variables. */
+function credentialsFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+): CommandApiTarget['credentials'] | undefined {
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (!accessKeyId || !secretAccessKey) return undefined;
+  return { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) };
+}
