@@ -114,6 +114,10 @@ export function createCommandLoad(opts: {
   readonly eligible?: (thingName: string) => boolean;
 }): CommandLoad {
   const pending = new Map<string, { value: boolean; t0: number }>();
+  // A failed write may or may not have reached the shadow, so the thing's desired value is unknown:
+  // toggling it again could write the value it already has, which yields no delta and no report,
+  // and the command would never converge. Such things get no more commands.
+  const unknown = new Set<string>();
   const desiredValue = new Map<string, boolean>();
   const apiMs: number[] = [];
   const rtt: number[] = [];
@@ -129,7 +133,7 @@ export function createCommandLoad(opts: {
   const sendOne = () => {
     for (let tries = 0; tries < opts.things.length; tries++) {
       const thing = opts.things[cursor++ % opts.things.length] as string;
-      if (pending.has(thing) || (opts.eligible && !opts.eligible(thing))) continue;
+      if (pending.has(thing) || unknown.has(thing) || (opts.eligible && !opts.eligible(thing))) continue;
       const value = !(desiredValue.get(thing) ?? false);
       desiredValue.set(thing, value);
       const t0 = Date.now();
@@ -145,6 +149,7 @@ export function createCommandLoad(opts: {
               failed += 1;
               failures[String(status)] = (failures[String(status)] ?? 0) + 1;
               pending.delete(thing);
+              unknown.add(thing);
             }
           },
           (err: unknown) => {
@@ -152,6 +157,7 @@ export function createCommandLoad(opts: {
             const key = (err as { cause?: { code?: string } }).cause?.code ?? 'network';
             failures[key] = (failures[key] ?? 0) + 1;
             pending.delete(thing);
+            unknown.add(thing);
           },
         )
         .finally(() => {

@@ -184,13 +184,18 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
       const sessionPresent = Boolean(connack.sessionPresent);
       log.info({ sessionPresent, first }, 'connected');
       // A clean session holds no subscriptions: send every one made so far (before the first
-      // connect too; later ones go out as they are made).
-      if (!sessionPresent) {
-        for (const [filter, sub] of subscriptions) {
-          rawSubscribe(filter, sub.qos).catch((err: unknown) => log.warn({ err, filter }, 'subscribe failed'));
-        }
-      }
-      emit('connected', { sessionPresent, first });
+      // connect too; later ones go out as they are made), and announce the connection once the
+      // broker has acknowledged them. A listener that reads state on `connected` (the agent's
+      // shadow sync) then cannot miss an update published between its read and the broker
+      // taking the subscription back (aedes handles one socket read's packets concurrently).
+      const restored = sessionPresent
+        ? []
+        : [...subscriptions].map(([filter, sub]) =>
+            rawSubscribe(filter, sub.qos).catch((err: unknown) => log.warn({ err, filter }, 'subscribe failed')),
+          );
+      void Promise.all(restored).then(() => {
+        if (client === c && connected) emit('connected', { sessionPresent, first });
+      });
     });
     c.on('message', (topic, payload) => dispatch(topic, payload));
     c.on('error', (err) => {
