@@ -3,6 +3,7 @@ export * from './adapters/aws-iot-sdk.js';
 export * from './adapters/i2c-bus.js';
 export * from './adapters/onoff.js';
 export * from './adapters/sysfs-gpio.js';
+export * from './adapters/transport-kit.js';
 export * from './app/agent.js';
 export * from './app/publisher.js';
 export * from './app/transport.js';

@@ -1,6 +1,13 @@
 export { CLI_VERSION, type RunCliOptions, runCli } from './cli.js';
-export { DEFAULT_LOCAL_DATA_DIR, LOCAL_ENDPOINT_FILE, resolveTarget, type Target } from './config/target.js';
+export {
+  DEFAULT_LOCAL_DATA_DIR,
+  LOCAL_ENDPOINT_FILE,
+  LOCAL_PROFILE,
+  parseSharedCredentials,
+  resolveTarget,
+  type Target,
+} from './config/target.js';
 export { fleetThingNames } from './core/args.js';
-export { BUNDLE_FILES, buildAgentConfig } from './core/bundle.js';
+export { BUNDLE_FILES, buildAgentConfig, splitEndpoint } from './core/bundle.js';
 export * from './errors.js';
 export * from './logger.js';

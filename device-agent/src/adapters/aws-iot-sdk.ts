@@ -1,20 +1,11 @@
-import { EventEmitter } from 'node:events';
-import { topicMatches } from '@pifleet/protocol';
 import { iot, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { backoffDelay } from '../core/backoff.js';
 import { TransportError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { type Clock, createSystemClock, type TimerHandle } from '../ports/clock.js';
-import type {
-  LastWill,
-  MessageHandler,
-  PublishOptions,
-  QoS,
-  Transport,
-  TransportEventName,
-  TransportEvents,
-} from '../ports/transport.js';
+import type { LastWill, PublishOptions, QoS, Transport } from '../ports/transport.js';
+import { createTransportKit } from './transport-kit.js';
 
 /** The SDK client underneath, for service clients that need it (the shadow client). */
 export type NativeMqttClient =
@@ -82,9 +73,8 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
   const keepAliveS = opts.keepAliveS ?? 60;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
   const operationTimeoutMs = opts.operationTimeoutMs ?? 30_000;
-  const events = new EventEmitter();
-  events.setMaxListeners(0);
-  const subscriptions = new Map<string, { qos: QoS; handler: MessageHandler }>();
+  const kit = createTransportKit(log);
+  const { subscriptions, emit } = kit;
 
   let state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   let connected = false;
@@ -94,22 +84,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
   let native: NativeMqttClient | undefined;
   let stopped: Promise<void> | undefined;
 
-  const emit = <E extends TransportEventName>(event: E, data: TransportEvents[E]) => {
-    events.emit(event, data);
-  };
-
-  const dispatch = (topic: string, payload: unknown) => {
-    const bytes = toBytes(payload);
-    for (const [filter, sub] of subscriptions) {
-      if (topicMatches(filter, topic)) {
-        try {
-          sub.handler(topic, bytes);
-        } catch (err) {
-          log.error({ err, topic }, 'message handler threw');
-        }
-      }
-    }
-  };
+  const dispatch = (topic: string, payload: unknown) => kit.dispatch(topic, toBytes(payload));
 
   const onConnected = (sessionPresent: boolean) => {
     connected = true;
@@ -293,12 +268,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
       if (n.protocol === '3.1.1') await n.connection.unsubscribe(filter);
       else await n.client.unsubscribe({ topicFilters: [filter] });
     },
-    on(event, listener) {
-      events.on(event, listener as (d: unknown) => void);
-      return () => {
-        events.off(event, listener as (d: unknown) => void);
-      };
-    },
+    on: kit.on,
     stop() {
       if (stopped !== undefined) return stopped;
       const wasRunning = state === 'running';
@@ -312,7 +282,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
         connected = false;
         state = 'stopped';
         emit('stopped', {});
-        events.removeAllListeners();
+        kit.removeAllListeners();
       })();
       return stopped;
     },

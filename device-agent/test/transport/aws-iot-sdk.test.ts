@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AwsIotTransport, createAwsIotTransport } from '../../src/adapters/aws-iot-sdk.js';
-import { describeTransportContract } from './contract.js';
+import { contractOptions, describeTransportContract } from './contract.js';
 import { makePki, startTlsBroker, type TestPki } from './tls-broker.js';
 
 let pki: TestPki;
@@ -10,22 +10,7 @@ beforeAll(async () => {
 afterAll(() => pki?.cleanup());
 
 const make = (port: number, clientId: string, extra: { will?: boolean } = {}): AwsIotTransport =>
-  createAwsIotTransport({
-    protocol: '3.1.1',
-    endpoint: 'localhost',
-    port,
-    clientId,
-    certFile: pki.certFile,
-    keyFile: pki.keyFile,
-    caFile: pki.caFile,
-    keepAliveS: 30,
-    reconnectMinMs: 100,
-    reconnectMaxMs: 1_000,
-    connectTimeoutMs: 3_000,
-    ...(extra.will
-      ? { will: { topic: `pifleet/${clientId}/status`, payload: '{"state":"offline"}', qos: 1, retain: true } as const }
-      : {}),
-  });
+  createAwsIotTransport({ protocol: '3.1.1', ...contractOptions(pki, port, clientId, extra) });
 
 describeTransportContract('aws-iot-device-sdk-v2 transport', () => pki, make);
 

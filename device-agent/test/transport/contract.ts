@@ -8,6 +8,25 @@ import { describe, expect, it } from 'vitest';
 import type { Transport, TransportEvents } from '../../src/ports/transport.js';
 import { freePort, startTlsBroker, type TestPki, waitFor } from './tls-broker.js';
 
+/** The connection options every adapter under the contract gets: the fixture PKI, short backoffs, an optional retained will. */
+export function contractOptions(pki: TestPki, port: number, clientId: string, extra: { will?: boolean } = {}) {
+  return {
+    endpoint: 'localhost',
+    port,
+    clientId,
+    certFile: pki.certFile,
+    keyFile: pki.keyFile,
+    caFile: pki.caFile,
+    keepAliveS: 30,
+    reconnectMinMs: 100,
+    reconnectMaxMs: 1_000,
+    connectTimeoutMs: 3_000,
+    ...(extra.will
+      ? { will: { topic: `pifleet/${clientId}/status`, payload: '{"state":"offline"}', qos: 1, retain: true } as const }
+      : {}),
+  };
+}
+
 export type MakeTransport = (port: number, clientId: string, extra?: { will?: boolean }) => Transport;
 
 const nextEvent = <E extends keyof TransportEvents>(t: Transport, e: E, ms = 15_000) =>

@@ -1,20 +1,16 @@
-import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import {
   type Clock,
   createSystemClock,
+  createTransportKit,
   jitteredBackoffDelay,
   type LastWill,
   type Logger,
-  type MessageHandler,
   type QoS,
   type TimerHandle,
   type Transport,
   TransportError,
-  type TransportEventName,
-  type TransportEvents,
 } from '@pifleet/device-agent';
-import { topicMatches } from '@pifleet/protocol';
 import mqtt, { type MqttClient } from 'mqtt';
 import { silentLogger } from '../logger.js';
 
@@ -62,9 +58,8 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
   const maxMs = opts.reconnectMaxMs ?? 120_000;
   const operationTimeoutMs = opts.operationTimeoutMs ?? 30_000;
   const read = opts.readFile ?? ((f: string) => readFileSync(f));
-  const events = new EventEmitter();
-  events.setMaxListeners(0);
-  const subscriptions = new Map<string, { qos: QoS; handler: MessageHandler }>();
+  const kit = createTransportKit(log);
+  const { subscriptions, emit } = kit;
   /** Operations waiting for an acknowledgement: rejected by `stop()`. */
   const pending = new Set<(err: Error) => void>();
 
@@ -76,22 +71,6 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
   let client: MqttClient | undefined;
   let lastError: Error | undefined;
   let stopped: Promise<void> | undefined;
-
-  const emit = <E extends TransportEventName>(event: E, data: TransportEvents[E]) => {
-    events.emit(event, data);
-  };
-
-  const dispatch = (topic: string, payload: Buffer) => {
-    const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
-    for (const [filter, sub] of subscriptions) {
-      if (!topicMatches(filter, topic)) continue;
-      try {
-        sub.handler(topic, bytes);
-      } catch (err) {
-        log.error({ err, topic }, 'message handler threw');
-      }
-    }
-  };
 
   /** Runs an acknowledged operation with the operation timeout; `stop()` rejects it. */
   const acknowledged = <T>(code: string, what: string, run: (c: MqttClient) => Promise<T>): Promise<T> =>
@@ -197,7 +176,9 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
         if (client === c && connected) emit('connected', { sessionPresent, first });
       });
     });
-    c.on('message', (topic, payload) => dispatch(topic, payload));
+    c.on('message', (topic, payload) =>
+      kit.dispatch(topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)),
+    );
     c.on('error', (err) => {
       lastError = err;
       log.debug({ err }, 'connection error');
@@ -260,12 +241,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
         await c.unsubscribeAsync(filter);
       });
     },
-    on(event, listener) {
-      events.on(event, listener as (d: unknown) => void);
-      return () => {
-        events.off(event, listener as (d: unknown) => void);
-      };
-    },
+    on: kit.on,
     stop() {
       if (stopped !== undefined) return stopped;
       state = 'stopping';
@@ -289,7 +265,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
         connected = false;
         state = 'stopped';
         emit('stopped', {});
-        events.removeAllListeners();
+        kit.removeAllListeners();
       })();
       return stopped;
     },

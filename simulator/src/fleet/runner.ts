@@ -4,7 +4,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { localCorePaths, openSqliteRegistry } from '@pifleet/cloud';
-import { BUNDLE_FILES, fleetThingNames, runCli } from '@pifleet/provisioning';
+import {
+  BUNDLE_FILES,
+  fleetThingNames,
+  LOCAL_PROFILE,
+  parseSharedCredentials,
+  resolveTarget,
+  runCli,
+  splitEndpoint,
+} from '@pifleet/provisioning';
 import { SimulatorError } from '../errors.js';
 import { type ApiReadback, readBackViaQueryApi } from './api-readback.js';
 import { type CommandApiTarget, type CommandLoadResult, createCommandLoad } from './command-load.js';
@@ -716,7 +724,14 @@ export function createFleetRunner(deps: FleetRunDeps) {
     const startedAt = new Date().toISOString();
     const region = o.region as string;
     const apiUrl = o.apiUrl as string;
-    const credentials = credentialsFromEnv(process.env);
+    // The provisioning CLI's own resolution of an AWS target (region, profile, env credentials).
+    const resolved = await resolveTarget({
+      region,
+      ...(o.profile ? { profile: o.profile } : {}),
+      env: { ...process.env, PIFLEET_LOCAL: undefined },
+      cwd: process.cwd(),
+    });
+    const credentials = resolved.credentials;
     if (!credentials) {
       throw new SimulatorError(
         'fleet.aws',
@@ -780,7 +795,7 @@ export function createFleetRunner(deps: FleetRunDeps) {
         endpoint: string;
         port: number;
       };
-      const override = o.mqttEndpoint ? splitHostPort(o.mqttEndpoint) : undefined;
+      const override = o.mqttEndpoint ? splitEndpoint(o.mqttEndpoint) : undefined;
       const window = { from: Date.now() - 60_000 };
       phases.push(
         await runPhase(
@@ -841,27 +856,7 @@ function readExternalEndpoint(dataDir: string): {
 
 function readCredentials(file: string): { accessKeyId: string; secretAccessKey: string } | undefined {
   if (!existsSync(file)) return undefined;
-  const text = readFileSync(file, 'utf8');
-  const id = /aws_access_key_id\s*=\s*(\S+)/.exec(text)?.[1];
-  const secret = /aws_secret_access_key\s*=\s*(\S+)/.exec(text)?.[1];
-  return id && secret ? { accessKeyId: id, secretAccessKey: secret } : undefined;
+  return parseSharedCredentials(readFileSync(file, 'utf8'), LOCAL_PROFILE);
 }
 
 export type FleetRunner = ReturnType<typeof createFleetRunner>;
-
-/** `host:port` (the port defaults to MQTT over TLS, 8883). */
-function splitHostPort(text: string): { host: string; port: number } {
-  const i = text.lastIndexOf(':');
-  if (i <= 0) return { host: text, port: 8883 };
-  return { host: text.slice(0, i), port: Number(text.slice(i + 1)) };
-}
-
-/** Credentials from the standard AWS environment variables. */
-function credentialsFromEnv(
-  env: Readonly<Record<string, string | undefined>>,
-): CommandApiTarget['credentials'] | undefined {
-  const accessKeyId = env.AWS_ACCESS_KEY_ID;
-  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
-  if (!accessKeyId || !secretAccessKey) return undefined;
-  return { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) };
-}

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The port's contract and its TLS broker fixture live with the device SDK adapter's tests.
-import { describeTransportContract } from '../../../device-agent/test/transport/contract.js';
+import { contractOptions, describeTransportContract } from '../../../device-agent/test/transport/contract.js';
 import { makePki, startTlsBroker, type TestPki } from '../../../device-agent/test/transport/tls-broker.js';
 import { createMqttJsTransport } from '../../src/fleet/mqttjs-transport.js';
 
@@ -11,22 +11,7 @@ beforeAll(async () => {
 afterAll(() => pki?.cleanup());
 
 const make = (port: number, clientId: string, extra: { will?: boolean } = {}, operationTimeoutMs = 30_000) =>
-  createMqttJsTransport({
-    endpoint: 'localhost',
-    port,
-    clientId,
-    certFile: pki.certFile,
-    keyFile: pki.keyFile,
-    caFile: pki.caFile,
-    keepAliveS: 30,
-    reconnectMinMs: 100,
-    reconnectMaxMs: 1_000,
-    connectTimeoutMs: 3_000,
-    operationTimeoutMs,
-    ...(extra.will
-      ? { will: { topic: `pifleet/${clientId}/status`, payload: '{"state":"offline"}', qos: 1, retain: true } as const }
-      : {}),
-  });
+  createMqttJsTransport({ ...contractOptions(pki, port, clientId, extra), operationTimeoutMs });
 
 describeTransportContract('mqtt.js transport', () => pki, make);
 
