@@ -1,6 +1,7 @@
 export * from './deploy.js';
 export * from './exit-codes.js';
 export * from './issues.js';
+export * from './json.js';
 export * from './limits.js';
 export * from './logging.js';
 export * from './policy.js';

@@ -149,7 +149,14 @@ export function createShadowService(deps: ShadowServiceDeps): ShadowService {
   ): Promise<Executed> {
     const topics = shadowTopics(thingName, shadowName);
     if (op === 'update') {
-      const parsed = parseUpdateRequest(payload);
+      let parsed: ReturnType<typeof parseUpdateRequest>;
+      try {
+        parsed = parseUpdateRequest(payload);
+      } catch (err) {
+        // Parsing is written not to throw for any input; if it ever does, the request still gets
+        // an answer (a silent MQTT request leaves the device waiting for its timeout).
+        return { result: { ok: false, error: internal(err, op, thingName, undefined) } };
+      }
       if (!parsed.ok) return { result: parsed };
       const token = parsed.value.clientToken;
       try {
@@ -170,7 +177,12 @@ export function createShadowService(deps: ShadowServiceDeps): ShadowService {
       }
     }
 
-    const tokenRequest = via === 'mqtt' ? parseTokenRequest(payload) : { ok: true as const, value: {} };
+    let tokenRequest: ReturnType<typeof parseTokenRequest>;
+    try {
+      tokenRequest = via === 'mqtt' ? parseTokenRequest(payload) : { ok: true as const, value: {} };
+    } catch (err) {
+      return { result: { ok: false, error: internal(err, op, thingName, undefined) } };
+    }
     if (!tokenRequest.ok) return { result: tokenRequest };
     const token = tokenRequest.value.clientToken;
     try {

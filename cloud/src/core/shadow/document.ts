@@ -3,9 +3,11 @@ import {
   type JsonValue,
   LIMITS,
   noShadowMessage,
+  ownValue,
   SHADOW_ERRORS,
   type ShadowErrorCode,
   type ShadowMetadataNode,
+  setOwn,
 } from '@pifleet/protocol';
 import { cloneJson, isJsonObject, jsonByteLength, jsonEqual } from './json.js';
 import type { ShadowUpdateInput } from './request.js';
@@ -14,6 +16,11 @@ import type { ShadowUpdateInput } from './request.js';
  * Device Shadow semantics as the AWS IoT Developer Guide defines them ("Device Shadow service
  * documents", "Interacting with shadows"). Pure: the caller passes the stored shadow and the time,
  * and gets back the next stored shadow plus every message to send.
+ *
+ * Every key here comes from a device or an operator, and IoT treats `__proto__`, `constructor`
+ * and `prototype` as ordinary keys: they are read with `ownValue` (never a member of
+ * `Object.prototype`) and written with `setOwn` (never the `__proto__` setter). A merge that did
+ * `state[key]` for `__proto__` once wrote a device's keys into `Object.prototype`.
  */
 
 export type MetadataObject = { [key: string]: ShadowMetadataNode };
@@ -84,7 +91,7 @@ export function metadataFor(value: JsonValue, ts: number): ShadowMetadataNode {
   if (Array.isArray(value)) return value.map((item) => metadataFor(item, ts));
   if (isJsonObject(value)) {
     const out: MetadataObject = {};
-    for (const [k, v] of Object.entries(value)) out[k] = metadataFor(v, ts);
+    for (const [k, v] of Object.entries(value)) setOwn(out, k, metadataFor(v, ts));
     return out;
   }
   return { timestamp: ts };
@@ -100,18 +107,18 @@ function mergeInto(state: JsonObject, meta: MetadataObject, patch: JsonObject, t
       delete state[key];
       delete meta[key];
     } else if (isJsonObject(value)) {
-      let child = state[key];
-      let childMeta = meta[key];
+      let child = ownValue(state, key);
+      let childMeta = ownValue(meta, key);
       if (!isJsonObject(child) || !isMetadataObject(childMeta)) {
         child = {};
         childMeta = {};
-        state[key] = child;
-        meta[key] = childMeta;
+        setOwn(state, key, child);
+        setOwn(meta, key, childMeta);
       }
       mergeInto(child, childMeta, value, ts);
     } else {
-      state[key] = cloneJson(value);
-      meta[key] = metadataFor(value, ts);
+      setOwn(state, key, cloneJson(value));
+      setOwn(meta, key, metadataFor(value, ts));
     }
   }
 }
@@ -139,17 +146,17 @@ export function computeDelta(
   const metadata: MetadataObject = {};
   if (desired === undefined) return { state, metadata };
   for (const [key, want] of Object.entries(desired)) {
-    const have = reported?.[key];
-    const wantMeta = desiredMeta?.[key];
+    const have = reported === undefined ? undefined : ownValue(reported, key);
+    const wantMeta = desiredMeta === undefined ? undefined : ownValue(desiredMeta, key);
     if (isJsonObject(want) && isJsonObject(have)) {
       const sub = computeDelta(want, have, isMetadataObject(wantMeta) ? wantMeta : undefined);
       if (Object.keys(sub.state).length > 0) {
-        state[key] = sub.state;
-        metadata[key] = sub.metadata;
+        setOwn(state, key, sub.state);
+        setOwn(metadata, key, sub.metadata);
       }
     } else if (have === undefined || !jsonEqual(want, have)) {
-      state[key] = cloneJson(want);
-      if (wantMeta !== undefined) metadata[key] = structuredClone(wantMeta);
+      setOwn(state, key, cloneJson(want));
+      if (wantMeta !== undefined) setOwn(metadata, key, structuredClone(wantMeta));
     }
   }
   return { state, metadata };

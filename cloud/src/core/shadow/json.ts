@@ -1,10 +1,14 @@
-import type { JsonObject, JsonValue } from '@pifleet/protocol';
+import { isJsonObject, type JsonValue, jsonValueDepth } from '@pifleet/protocol';
 
-/** JSON helpers for shadow documents. Pure; values are plain JSON (what `JSON.parse` returns). */
+/**
+ * JSON helpers for shadow documents. Pure; values are plain JSON (what `JSON.parse` returns).
+ * Request documents reach these helpers unchecked, so the ones that look at a whole request
+ * ({@link nestingDepth}, {@link hasNullInArray}) walk with an explicit stack: a document of any
+ * depth is measured, never overflowing the call stack. The recursive ones run only on documents
+ * already held to the shadow's depth limit.
+ */
 
-export function isJsonObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+export { isJsonObject };
 
 /** Structural equality of two JSON values (object key order ignored, arrays compared element by element). */
 export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
@@ -23,32 +27,32 @@ export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): b
   return false;
 }
 
+/** A deep copy; own `__proto__` keys stay own keys (structured clone defines properties, it does not assign them). */
 export function cloneJson<T extends JsonValue>(value: T): T {
   return structuredClone(value);
 }
 
 /**
  * Nesting depth of a value: 0 for a primitive, 1 + the deepest child for an object or array.
- * `{"a": {"b": 1}}` has depth 2.
+ * `{"a": {"b": 1}}` has depth 2. Stops counting once past `limit`.
  */
-export function nestingDepth(value: JsonValue): number {
-  if (Array.isArray(value)) {
-    let max = 0;
-    for (const item of value) max = Math.max(max, nestingDepth(item));
-    return 1 + max;
-  }
-  if (isJsonObject(value)) {
-    let max = 0;
-    for (const item of Object.values(value)) max = Math.max(max, nestingDepth(item));
-    return 1 + max;
-  }
-  return 0;
+export function nestingDepth(value: JsonValue, limit?: number): number {
+  return jsonValueDepth(value, limit);
 }
 
 /** True when any array anywhere inside `value` holds a `null` element. */
 export function hasNullInArray(value: JsonValue): boolean {
-  if (Array.isArray(value)) return value.some((item) => item === null || hasNullInArray(item));
-  if (isJsonObject(value)) return Object.values(value).some((item) => hasNullInArray(item));
+  const stack: JsonValue[] = [value];
+  for (let v = stack.pop(); v !== undefined; v = stack.pop()) {
+    if (Array.isArray(v)) {
+      for (const item of v) {
+        if (item === null) return true;
+        if (typeof item === 'object') stack.push(item);
+      }
+    } else if (isJsonObject(v)) {
+      for (const item of Object.values(v)) if (typeof item === 'object' && item !== null) stack.push(item);
+    }
+  }
   return false;
 }
 

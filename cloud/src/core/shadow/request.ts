@@ -43,13 +43,18 @@ function isValidVersion(version: unknown): version is number {
  * ("JSON content outside of those sections is ignored").
  */
 export function parseUpdateRequest(payload: Uint8Array | string): Outcome<ShadowUpdateInput> {
+  if (payload.length > LIMITS.maxMessageBytes) return { ok: false, error: reject(SHADOW_ERRORS.payloadTooLarge) };
   const text = decode(payload);
   if (text === undefined) return { ok: false, error: reject(SHADOW_ERRORS.unsupportedEncoding) };
+  // Parsed whole (V8's JSON.parse does not recurse, so any depth parses) so that a document too
+  // deep still has its clientToken read and echoed: the device SDK matches a rejection to its
+  // request by that token. The depth is then measured without recursion, below.
   let doc: unknown;
   try {
     doc = JSON.parse(text);
-  } catch {
-    return { ok: false, error: reject(SHADOW_ERRORS.invalidJson) };
+  } catch (err) {
+    // An engine that parses recursively throws RangeError on very deep input: that is nesting, not syntax.
+    return { ok: false, error: reject(err instanceof RangeError ? SHADOW_ERRORS.tooDeep : SHADOW_ERRORS.invalidJson) };
   }
   if (!isJsonObject(doc)) return { ok: false, error: reject(SHADOW_ERRORS.invalidJson) };
 
@@ -91,7 +96,8 @@ export function parseUpdateRequest(payload: Uint8Array | string): Outcome<Shadow
       // "Arrays can't have null values" (Device Shadow service documents, Array values).
       if (hasNullInArray(section)) return fail(SHADOW_ERRORS.invalidJson);
       // Levels below the section: {"desired": {"one": {"two": 1}}} has 2 (the section itself is not a level).
-      if (nestingDepth(section) - 1 > LIMITS.maxShadowDepth) return fail(SHADOW_ERRORS.tooDeep);
+      if (nestingDepth(section, LIMITS.maxShadowDepth + 1) - 1 > LIMITS.maxShadowDepth)
+        return fail(SHADOW_ERRORS.tooDeep);
     }
     const parsed: { desired?: JsonObject | null; reported?: JsonObject | null } = {};
     if (desired !== undefined) parsed.desired = desired as JsonObject | null;
@@ -117,6 +123,7 @@ export function parseTokenRequest(payload: Uint8Array | string): Outcome<{ clien
   try {
     doc = JSON.parse(text);
   } catch {
+    // Not JSON, or (on an engine that parses recursively) too deep to parse: no token.
     return { ok: true, value: {} };
   }
   if (!isJsonObject(doc) || doc.clientToken === undefined) return { ok: true, value: {} };
