@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { EXIT, type ExitCode } from '@pifleet/protocol';
 import { pino } from 'pino';
+import { DataDirError } from './adapters/data-dir.js';
+import { DataFileError } from './adapters/sqlite-open.js';
 import { createLocalIotCore } from './app/local-core.js';
 import { CaError } from './ca/local-ca.js';
 import { ConfigError, LOCAL_CORE_USAGE, loadLocalCoreConfig, UsageError } from './config/local-core.js';
@@ -13,9 +16,23 @@ import { createLogger } from './logger.js';
  */
 
 const STOP_TIMEOUT_MS = 10_000;
+/**
+ * After a failed start everything started is stopped again and the process should end by itself;
+ * should a handle still be open (the MQTT listener's failure once left the broker running and the
+ * process hanging), it exits anyway after this long.
+ */
+const FAILED_START_EXIT_MS = 5_000;
+
+/** The package's version (src/ and dist/ both sit one level below package.json). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
 
 function exitCodeOf(err: unknown): ExitCode {
   if (err instanceof UsageError) return EXIT.usage;
+  if (err instanceof DataDirError) return err.code === 'data-dir.locked' ? EXIT.tempFail : EXIT.config;
+  if (err instanceof DataFileError) return err.code === 'data-file.permission' ? EXIT.noPermission : EXIT.config;
   if (err instanceof ConfigError || err instanceof CaError || err instanceof CredentialsError) return EXIT.config;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EACCES' || code === 'EPERM') return EXIT.noPermission;
@@ -35,6 +52,10 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   if (parsed.help) {
     process.stdout.write(LOCAL_CORE_USAGE);
+    return;
+  }
+  if (parsed.version) {
+    process.stdout.write(`${packageVersion()}\n`);
     return;
   }
   const { config } = parsed;
@@ -82,6 +103,10 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.removeListener('SIGINT', shutdown);
     process.removeListener('SIGTERM', shutdown);
     process.exitCode = exitCode;
+    setTimeout(() => {
+      logger.warn({ timeoutMs: FAILED_START_EXIT_MS }, 'handles still open after a failed start: exiting');
+      process.exit(exitCode);
+    }, FAILED_START_EXIT_MS).unref();
   }
 }
 

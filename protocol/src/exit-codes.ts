@@ -10,8 +10,13 @@ export const EXIT = {
   usage: 64,
   /** Input data is malformed (bad JSON, bad name, invalid document). */
   dataError: 65,
-  /** A required service (broker, API, local IoT Core) is unavailable. */
+  /** A required service (broker, API, local IoT Core) is unavailable, or a port is already in use. */
   unavailable: 69,
+  /**
+   * Temporary failure, try again later: the resource is held by another process that may release it
+   * (the local IoT Core's data directory is locked by another running core).
+   */
+  tempFail: 75,
   /** Missing or rejected credentials, or a permission problem. */
   noPermission: 77,
   /** Configuration is invalid. */

@@ -204,6 +204,52 @@ export function isReservedTopic(topic: string): boolean {
   return topic.startsWith('$');
 }
 
+const PAYLOAD_FORMATS = new Set(['json', 'cbor']);
+
+/**
+ * Whether a client (an MQTT device or a data-plane Publish) may publish to `topic`. Every topic not
+ * starting with `$` may be; of the reserved ones, only those the AWS IoT Developer Guide ("Reserved
+ * topics") lists with the Publish operation: shadow get/update/delete requests (classic and named),
+ * jobs requests, Device Defender metrics, streams get/describe, fleet-provisioning requests and
+ * basic ingest (`$aws/rules/{rule}/...`). Response and event topics (`.../update/accepted`,
+ * `$aws/events/...`), `$SYS/...` and any other `$` topic are AWS IoT's to publish.
+ */
+export function isPublishableTopic(topic: string): boolean {
+  if (!isReservedTopic(topic)) return true;
+  const p = topic.split('/');
+  if (p[0] !== '$aws') return false;
+  const format = (i: number) => p.length === i + 1 && PAYLOAD_FORMATS.has(p[i] as string);
+  switch (p[1]) {
+    case 'things': {
+      if (!p[2]) return false;
+      switch (p[3]) {
+        case 'shadow': {
+          const shadow = parseShadowTopic(topic);
+          return shadow !== undefined && shadow.response === undefined;
+        }
+        case 'jobs':
+          // jobs/get, jobs/start-next, jobs/{jobId}/get, jobs/{jobId}/update
+          if (p.length === 5) return p[4] === 'get' || p[4] === 'start-next';
+          return p.length === 6 && !!p[4] && (p[5] === 'get' || p[5] === 'update');
+        case 'defender':
+          return p[4] === 'metrics' && format(5);
+        case 'streams':
+          return !!p[4] && (p[5] === 'get' || p[5] === 'describe') && format(6);
+        default:
+          return false;
+      }
+    }
+    case 'certificates':
+      return (p[2] === 'create' || p[2] === 'create-from-csr') && format(3);
+    case 'provisioning-templates':
+      return !!p[2] && p[3] === 'provision' && format(4);
+    case 'rules':
+      return !!p[2];
+    default:
+      return false;
+  }
+}
+
 /**
  * Checks a topic name used in PUBLISH. Returns a reason, or undefined when valid:
  * non-empty, at most 256 UTF-8 bytes, no wildcards or NUL, and at most 7 slashes unless it is

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { MetricValue, TelemetryBatch } from '@pifleet/protocol';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { supersedes } from '../core/telemetry/connectivity.js';
 import { TelemetryStoreError } from '../core/telemetry/errors.js';
 import { batchToStoredReadings, latestValuesOf, storedReadingKey } from '../core/telemetry/keys.js';
@@ -19,6 +19,7 @@ import type {
   TelemetryQuery,
 } from '../ports/telemetry-store.js';
 import { type Checkpointer, startCheckpointer } from './sqlite-checkpointer.js';
+import { DATA_FILE_ROLES, DataFileError, dataFileError, openSqliteFile } from './sqlite-open.js';
 
 /**
  * SQLite telemetry store: the local IoT Core's default, one file in its data directory.
@@ -173,7 +174,7 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
       let handle: Database.Database | undefined;
       try {
         if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
-        handle = new Database(options.file);
+        handle = openSqliteFile(options.file, DATA_FILE_ROLES.telemetry);
         handle.pragma('journal_mode = WAL');
         handle.pragma('synchronous = NORMAL');
         handle.pragma('busy_timeout = 5000');
@@ -226,6 +227,9 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
         await checkpointer?.stop();
         checkpointer = undefined;
         handle?.close();
+        // A file the core cannot use is the operator's to fix: say which one and how.
+        const unusable = dataFileError(err, options.file, DATA_FILE_ROLES.telemetry);
+        if (unusable instanceof DataFileError) throw unusable;
         throw new TelemetryStoreError('cannot open SQLite telemetry store', {
           cause: err,
           retryable: false,

@@ -55,7 +55,13 @@ Options:
   --region REGION    region of ARNs and SigV4 scopes              [${LOCAL_CORE_DEFAULTS.region}]  env ${LOCAL_CORE_ENV.region}
   --account-id ID    12-digit account id of ARNs                  [${LOCAL_CORE_DEFAULTS.accountId}]  env ${LOCAL_CORE_ENV.accountId}
   --log-level LEVEL  fatal, error, warn, info, debug, trace       [${LOCAL_CORE_DEFAULTS.logLevel}]  env ${LOCAL_CORE_ENV.logLevel}
+  --version          print the version and exit
   -h, --help         show this help
+
+One core runs on a data directory at a time (it holds DIR/core.lock while it runs).
+Exit codes: 0 stopped by SIGINT/SIGTERM · 64 usage · 69 a port is in use · 75 another core runs on
+the data directory · 77 permission · 78 configuration (bad flag value, data directory not a
+directory, unusable CA, credentials or database file) · 1 unexpected.
 `;
 
 export class ConfigError extends CloudError {
@@ -78,7 +84,10 @@ export class UsageError extends ConfigError {
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
-export type LocalCoreArgs = { help: true } | { help: false; config: LocalCoreConfig };
+export type LocalCoreArgs =
+  | { readonly help: true }
+  | { readonly help: false; readonly version: true }
+  | { readonly help: false; readonly version: false; readonly config: LocalCoreConfig };
 
 /** Parses flags and environment into a validated, frozen config. */
 export function loadLocalCoreConfig(
@@ -100,12 +109,14 @@ export function loadLocalCoreConfig(
         'account-id': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
       },
     }));
   } catch (err) {
     throw new UsageError([(err as Error).message]);
   }
   if (values.help === true) return { help: true };
+  if (values.version === true) return { help: false, version: true };
 
   const problems: string[] = [];
   const pick = (key: keyof LocalCoreConfig, flag: string): string => {
@@ -144,5 +155,5 @@ export function loadLocalCoreConfig(
     problems.push('--mqtt-port and --http-port must differ');
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return { help: false, config: Object.freeze(config) };
+  return { help: false, version: false, config: Object.freeze(config) };
 }

@@ -1,6 +1,6 @@
 import { createHash, X509Certificate as NodeX509, randomUUID } from 'node:crypto';
 import type { IotPolicyDocument } from '@pifleet/protocol';
-import Database from 'better-sqlite3';
+import { DATA_FILE_ROLES, DataFileError, dataFileError, openSqliteFile } from '../adapters/sqlite-open.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import type { AccountContext, CertificateStatus, DeviceIdentity, IdentityDirectory } from '../ports/identity.js';
@@ -228,22 +228,30 @@ function sortedEntries(attributes: Readonly<Record<string, string>>): string {
 export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
   const { account, now } = options;
   const logger = options.logger ?? silentLogger();
-  const db = new Database(options.file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  db.exec(SCHEMA);
-  const version = db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as
-    | { value: string }
-    | undefined;
-  if (version === undefined) {
-    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
-  } else if (Number(version.value) !== SCHEMA_VERSION) {
+  const db = openSqliteFile(options.file, DATA_FILE_ROLES.registry);
+  let version: { value: string } | undefined;
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    db.exec(SCHEMA);
+    version = db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
+    if (version === undefined) {
+      db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+    }
+  } catch (err) {
     db.close();
-    throw new RegistryError('InvalidRequestException', `registry schema version ${version.value} is not supported`, {
-      data: { file: options.file },
-    });
+    throw dataFileError(err, options.file, DATA_FILE_ROLES.registry);
+  }
+  if (version !== undefined && Number(version.value) !== SCHEMA_VERSION) {
+    db.close();
+    throw new DataFileError(
+      'data-file.unsupported',
+      `${options.file} has registry schema version ${version.value}, this core reads version ${SCHEMA_VERSION}: ` +
+        'run the pifleet version that wrote it, or move the file aside to start with an empty registry',
+      { data: { file: options.file, schemaVersion: version.value } },
+    );
   }
 
   const arnPrefix = `arn:aws:iot:${account.region}:${account.accountId}`;

@@ -1,4 +1,4 @@
-import { checkTopicName, type JsonObject } from '@pifleet/protocol';
+import { checkTopicName, isPublishableTopic, type JsonObject, LIMITS } from '@pifleet/protocol';
 import type { ShadowHttpResult, ShadowService } from './service.js';
 
 /**
@@ -111,6 +111,18 @@ export function createShadowHttpRoutes(deps: ShadowHttpRoutesDeps): ShadowHttpRo
     if (deps.publish === undefined) return error(405, 'MethodNotAllowedException', 'Publish is not available');
     const problem = checkTopicName(topic);
     if (problem !== undefined) return error(400, 'InvalidRequestException', `Invalid topic: ${problem}`);
+    // What MQTT refuses, this must refuse too: the operator's credentials must not forge presence
+    // events or shadow responses (IoT Core's reserved topics allow Publish only on request topics).
+    if (!isPublishableTopic(topic)) {
+      return error(403, 'ForbiddenException', `Topic ${topic} is reserved: only AWS IoT publishes to it`);
+    }
+    if (request.body.byteLength > LIMITS.maxMessageBytes) {
+      return error(
+        413,
+        'RequestEntityTooLargeException',
+        `The payload of ${request.body.byteLength} bytes exceeds the maximum message size of ${LIMITS.maxMessageBytes} bytes (128 KB)`,
+      );
+    }
     const qosText = request.query.get('qos') ?? '0';
     if (qosText !== '0' && qosText !== '1') return error(400, 'InvalidRequestException', 'qos must be 0 or 1');
     const retainText = request.query.get('retain') ?? 'false';
