@@ -1,6 +1,7 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { lockDataDir, prepareDataDir } from '../adapters/data-dir.js';
 import { SQLITE_TELEMETRY_FILENAME } from '../adapters/sqlite-telemetry-store.js';
 import { type Broker, createBroker } from '../broker/index.js';
 import { type LocalCa, loadOrCreateCa } from '../ca/local-ca.js';
@@ -138,7 +139,11 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         throw new CloudError('local-core.started', 'the local IoT Core is already started');
       }
       try {
-        await mkdir(paths.dataDir, { recursive: true, mode: 0o700 });
+        prepareDataDir(paths.dataDir);
+        // Before anything in the directory is read or written: a second core must change nothing
+        // (it used to delete the running core's endpoint.json when it stopped).
+        const lock = lockDataDir(paths.dataDir);
+        cleanup.push(() => lock.release());
         const ca = await loadOrCreateCa({ dir: paths.caDir, now });
         const { credentials, created } = await loadOrCreateCredentials(paths.credentialsFile);
         if (created) logger.info({ file: paths.credentialsFile }, 'generated local credentials');
