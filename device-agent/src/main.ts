@@ -177,7 +177,7 @@ async function printUnit(
     throw new ExitWith(EXIT.usage, '--watchdog-sec must be an integer ≥ 5');
   io.stdout(
     renderUnit({
-      execPath: opts.exec ?? '/usr/local/bin/pifleet-agent',
+      ...(opts.exec ? { execPath: opts.exec } : {}),
       configPath: path.resolve(opts.config),
       outboxDir,
       user: opts.user,
