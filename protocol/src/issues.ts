@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 
 /** One problem found in a value, located by a path such as `readings[3].metrics.temp`. */
 export interface Issue {
@@ -38,4 +38,26 @@ export function validateWith<S extends z.ZodType>(schema: S, input: unknown): Va
 /** One line per issue, for error messages and logs. */
 export function describeIssues(issues: readonly Issue[]): string {
   return issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+}
+
+/**
+ * `z.record` for outside input. zod skips an own `__proto__` key without checking it (its key
+ * schema and value schema never run, and the key is left out of the result), so a record would
+ * accept `{"__proto__": <anything>}` as valid and quietly drop it. This reports that key as an
+ * issue instead, with the key schema's own message when it refuses the name.
+ */
+export function recordOf<K extends z.ZodType<string>, V extends z.ZodType>(key: K, value: V) {
+  const refused = key.safeParse('__proto__');
+  const message = refused.success
+    ? '__proto__ is not accepted as a key'
+    : (refused.error.issues[0]?.message ?? '__proto__ is not accepted as a key');
+  return z
+    .unknown()
+    .check((ctx) => {
+      const input = ctx.value;
+      if (typeof input === 'object' && input !== null && !Array.isArray(input) && Object.hasOwn(input, '__proto__')) {
+        ctx.issues.push({ code: 'custom', message, input, path: ['__proto__'] });
+      }
+    })
+    .pipe(z.record(key, value));
 }

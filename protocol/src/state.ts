@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { formatPath, type Issue, type Validation, validateWith } from './issues.js';
+import { formatPath, type Issue, recordOf, type Validation, validateWith } from './issues.js';
+import { isJsonObject, RESERVED_KEYS, setOwn } from './json.js';
 import { sensorIdSchema } from './telemetry.js';
 
 /**
@@ -40,14 +41,17 @@ export const samplingIntervalSchema = intIn(STATE_BOUNDS.samplingIntervalMs, 'sa
 export const logLevelSchema = z.enum(LOG_LEVELS, { error: `log level must be one of ${LOG_LEVELS.join(', ')}` });
 export const outputIdSchema = z
   .string()
-  .regex(OUTPUT_ID_PATTERN, 'output id must be 1-64 characters of a-z A-Z 0-9 _ . : -');
+  .regex(OUTPUT_ID_PATTERN, 'output id must be 1-64 characters of a-z A-Z 0-9 _ . : -')
+  .refine((id) => !RESERVED_KEYS.has(id), 'output id must not be __proto__, constructor or prototype');
+
+const outputStateSchema = z.boolean({ error: 'output state must be true (on) or false (off)' });
 
 export const desiredStateSchema = z.strictObject({
   /** Sensor id → sampling interval in milliseconds. */
-  sampling: z.record(sensorIdSchema, samplingIntervalSchema).optional(),
+  sampling: recordOf(sensorIdSchema, samplingIntervalSchema).optional(),
   batch: batchSettingsSchema.optional(),
   /** Output id → on (true) or off (false). */
-  outputs: z.record(outputIdSchema, z.boolean({ error: 'output state must be true (on) or false (off)' })).optional(),
+  outputs: recordOf(outputIdSchema, outputStateSchema).optional(),
   logLevel: logLevelSchema.optional(),
 });
 export type DesiredState = z.infer<typeof desiredStateSchema>;
@@ -72,8 +76,9 @@ export interface DesiredSplit {
   readonly rejected: readonly RejectedDesired[];
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPlainObject: (v: unknown) => v is Record<string, unknown> = isJsonObject;
+
+const BATCH_FIELDS = batchSettingsSchema.shape;
 
 /**
  * Splits a desired (or delta) document into the leaves that are valid and the ones that are
@@ -113,12 +118,13 @@ export function splitDesired(input: unknown): DesiredSplit {
     const out: Record<string, T> = {};
     for (const [id, v] of Object.entries(value)) {
       if (v === null) continue;
-      if (!keySchema.safeParse(id).success) {
-        reject([key, id], v, `invalid id ${JSON.stringify(id)}`);
+      const idCheck = keySchema.safeParse(id);
+      if (!idCheck.success) {
+        reject([key, id], v, `invalid id ${JSON.stringify(id)}: ${idCheck.error.issues[0]?.message ?? 'not accepted'}`);
         continue;
       }
       const ok = checkLeaf(valueSchema, [key, id], v);
-      if (ok !== undefined) out[id] = ok;
+      if (ok !== undefined) setOwn(out, id, ok);
     }
     return Object.keys(out).length > 0 ? out : undefined;
   };
@@ -132,12 +138,7 @@ export function splitDesired(input: unknown): DesiredSplit {
         break;
       }
       case 'outputs': {
-        const m = mapOf(
-          key,
-          outputIdSchema,
-          z.boolean({ error: 'output state must be true (on) or false (off)' }),
-          value,
-        );
+        const m = mapOf(key, outputIdSchema, outputStateSchema, value);
         if (m) accepted.outputs = m;
         break;
       }
@@ -149,8 +150,11 @@ export function splitDesired(input: unknown): DesiredSplit {
         const batch: { maxReadings?: number; maxBytes?: number; maxAgeMs?: number } = {};
         for (const [field, v] of Object.entries(value)) {
           if (v === null) continue;
-          const fieldSchema = batchSettingsSchema.shape[field as keyof typeof batchSettingsSchema.shape];
-          if (!fieldSchema) {
+          // Own keys only: `shape.constructor` is Object itself, and used to crash this loop.
+          const fieldSchema = Object.hasOwn(BATCH_FIELDS, field)
+            ? BATCH_FIELDS[field as keyof typeof BATCH_FIELDS]
+            : undefined;
+          if (fieldSchema === undefined) {
             reject([key, field], v, `unknown batch setting; expected maxReadings, maxBytes or maxAgeMs`);
             continue;
           }
@@ -198,9 +202,9 @@ export const reportedStateSchema = z.strictObject({
     startedAt: z.number().int().nonnegative(),
     uptimeS: z.number().nonnegative(),
   }),
-  sensors: z.record(sensorIdSchema, sensorReportSchema),
-  outputs: z.record(outputIdSchema, z.boolean()),
-  sampling: z.record(sensorIdSchema, z.number().int().positive()),
+  sensors: recordOf(sensorIdSchema, sensorReportSchema),
+  outputs: recordOf(outputIdSchema, z.boolean()),
+  sampling: recordOf(sensorIdSchema, z.number().int().positive()),
   batch: z.strictObject({
     maxReadings: z.number().int().positive(),
     maxBytes: z.number().int().positive(),
@@ -209,8 +213,7 @@ export const reportedStateSchema = z.strictObject({
   logLevel: logLevelSchema,
   outbox: outboxReportSchema,
   /** Rejected desired keys by path, with the value and the reason; `null` clears earlier rejections. */
-  rejected: z
-    .record(z.string(), z.strictObject({ value: z.unknown(), reason: z.string() }))
+  rejected: recordOf(z.string(), z.strictObject({ value: z.unknown(), reason: z.string() }))
     .nullable()
     .optional(),
 });
@@ -228,7 +231,8 @@ export function rejectionsToReported(
 ): Record<string, { value: unknown; reason: string }> | null {
   if (rejected.length === 0) return null;
   const out: Record<string, { value: unknown; reason: string }> = {};
-  for (const r of rejected) out[r.path] = { value: r.value, reason: r.reason };
+  // A path is outside input (a desired key): `__proto__` stays an own key.
+  for (const r of rejected) setOwn(out, r.path, { value: r.value, reason: r.reason });
   return out;
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { type Issue, type Validation, validateWith } from './issues.js';
+import { type Issue, recordOf, type Validation, validateWith } from './issues.js';
+import { parseJson, RESERVED_KEYS } from './json.js';
 import { LIMITS } from './limits.js';
 import { isValidThingName, utf8Length } from './topics.js';
 
@@ -15,9 +16,23 @@ export const TELEMETRY_VERSION = 1;
 export const SENSOR_ID_PATTERN = /^[a-zA-Z0-9_.:-]{1,64}$/;
 export const METRIC_NAME_PATTERN = /^[a-zA-Z][a-zA-Z0-9_]{0,63}$/;
 
+/**
+ * Ids and names key objects on the device and in the cloud (`sampling[sensorId]`), so the names
+ * of JavaScript's object model are refused: `__proto__` would change a prototype when written
+ * and `constructor` names a function when read from an object that lacks it.
+ */
+const notReserved = (what: string) =>
+  [(name: string) => !RESERVED_KEYS.has(name), `${what} must not be __proto__, constructor or prototype`] as const;
+
 export const sensorIdSchema = z
   .string()
-  .regex(SENSOR_ID_PATTERN, 'sensor id must be 1-64 characters of a-z A-Z 0-9 _ . : -');
+  .regex(SENSOR_ID_PATTERN, 'sensor id must be 1-64 characters of a-z A-Z 0-9 _ . : -')
+  .refine(...notReserved('sensor id'));
+
+export const metricNameSchema = z
+  .string()
+  .regex(METRIC_NAME_PATTERN, 'metric name must match [a-zA-Z][a-zA-Z0-9_]{0,63}')
+  .refine(...notReserved('metric name'));
 
 export const metricValueSchema = z.union([
   z.number().refine(Number.isFinite, 'metric must be a finite number'),
@@ -30,12 +45,10 @@ export const readingSchema = z.strictObject({
   /** Sample time, milliseconds since the Unix epoch (UTC). */
   ts: z.number().int().nonnegative(),
   /** Metric name → value, for example `{ "temperature": 21.5, "humidity": 40.1 }`. */
-  metrics: z
-    .record(
-      z.string().regex(METRIC_NAME_PATTERN, 'metric name must match [a-zA-Z][a-zA-Z0-9_]{0,63}'),
-      metricValueSchema,
-    )
-    .refine((m) => Object.keys(m).length > 0, 'a reading needs at least one metric'),
+  metrics: recordOf(metricNameSchema, metricValueSchema).refine(
+    (m) => Object.keys(m).length > 0,
+    'a reading needs at least one metric',
+  ),
 });
 
 export const telemetryBatchSchema = z.strictObject({
@@ -66,13 +79,12 @@ export function decodeTelemetryBatch(payload: Uint8Array | string): Validation<T
     return { ok: false, issues: [sizeIssue(bytes)] };
   }
   const text = typeof payload === 'string' ? payload : new TextDecoder('utf-8', { fatal: false }).decode(payload);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    return { ok: false, issues: [{ path: '$', message: `invalid JSON: ${(err as Error).message}` }] };
+  const parsed = parseJson(text);
+  if (!parsed.ok) {
+    const message = parsed.reason === 'depth' ? parsed.message : `invalid JSON: ${parsed.message}`;
+    return { ok: false, issues: [{ path: '$', message }] };
   }
-  return validateTelemetryBatch(parsed);
+  return validateTelemetryBatch(parsed.value);
 }
 
 export interface EncodedBatch {
