@@ -6,10 +6,11 @@ import {
   type RejectedDesired,
   type SensorReport,
   type StatusMessage,
+  shadowTopics,
 } from '@pifleet/protocol';
 import type { AgentConfig } from '../config/schema.js';
 import { Batcher, type BatchLimits, type SealedBatch } from '../core/batcher.js';
-import { type ActualState, type Change, Reconciler } from '../core/reconciler.js';
+import { type ActualState, type Change, desiredChangeOf, Reconciler } from '../core/reconciler.js';
 import { buildReported } from '../core/reported.js';
 import type { DigitalInput, Output, Sensor, SensorHealth } from '../drivers/types.js';
 import type { Logger } from '../logger.js';
@@ -97,6 +98,7 @@ export function createAgent(deps: AgentDeps): Agent {
   const thing = config.thingName;
   const telemetryTopic = appTopics.telemetry(thing);
   const statusTopic = appTopics.status(thing);
+  const documentsTopic = shadowTopics(thing).updateDocuments;
 
   const configured = new Map(config.sensors.map((s) => [s.id, s]));
   const sensors = new Map<string, SensorState>(
@@ -304,8 +306,16 @@ export function createAgent(deps: AgentDeps): Agent {
     await shadow.updateReported(reportedNow(rejected));
   };
 
-  const reconcile = async (desired: unknown, version: number, full: boolean, reportedRejected?: unknown) => {
-    if (full) reconciler.seedReportedRejections(reportedRejected);
+  /**
+   * `get`: the whole shadow (on connect), always answered with a report. `recheck`: the whole
+   * desired state (a get or an `/update/documents` message while a rejection stands), answered
+   * only when something changed. `delta`: a delta, answered only when something changed.
+   */
+  type Source = 'get' | 'recheck' | 'delta';
+
+  const reconcile = async (desired: unknown, version: number, source: Source, reportedRejected?: unknown) => {
+    const full = source !== 'delta';
+    if (source === 'get') reconciler.seedReportedRejections(reportedRejected);
     const plan = reconciler.plan(
       desired,
       version,
@@ -335,9 +345,53 @@ export function createAgent(deps: AgentDeps): Agent {
     // AWS IoT publishes a delta after every accepted update while desired and reported differ,
     // the agent's own reports included. A delta that changes nothing here (a standing rejection)
     // is not answered, or a rejected key would make device and shadow echo each other forever.
-    if (!full && plan.changes.length === 0 && failed.length === 0 && patch === undefined) return;
+    watchRejections();
+    if (source !== 'get' && plan.changes.length === 0 && failed.length === 0 && patch === undefined) return;
     await report(patch);
   };
+
+  // A delta lists only desired keys that differ from reported: removing a rejected desired key, or
+  // setting it to the value already reported, publishes no delta for it, so its rejection would
+  // stand until the next get. While any rejection stands the agent follows `/update/documents`
+  // (the whole desired state after every update) and re-checks when desired changed; with none
+  // standing it unsubscribes, so a healthy device does not receive a document per own report.
+  let watching = false;
+  let watchBusy = false;
+  const onDocuments = (_topic: string, payload: Uint8Array) => {
+    if (state !== 'running' || reconciler.rejected.size === 0) return;
+    let change: ReturnType<typeof desiredChangeOf>;
+    try {
+      change = desiredChangeOf(JSON.parse(Buffer.from(payload).toString('utf8')));
+    } catch (err) {
+      shadowLog.warn({ err }, 'unreadable shadow documents message ignored');
+      return;
+    }
+    if (!change) return;
+    const { desired, version } = change;
+    void enqueue('documents', () => reconcile(desired, version, 'recheck'));
+  };
+  function watchRejections(): void {
+    if (watchBusy) return;
+    const want = state === 'running' && reconciler.rejected.size > 0;
+    if (want === watching) return;
+    watchBusy = true;
+    const op = want ? transport.subscribe(documentsTopic, 1, onDocuments) : transport.unsubscribe(documentsTopic);
+    op.then(
+      () => {
+        watching = want;
+        watchBusy = false;
+        // A key removed between the reconcile that rejected it and this subscription taking
+        // effect published nothing we saw: read the whole desired state once more.
+        if (want) void syncShadow('recheck');
+        watchRejections();
+      },
+      (err: unknown) => {
+        // Tried again after the next reconcile (every connect does one).
+        watchBusy = false;
+        shadowLog.warn({ err, subscribe: want }, 'shadow documents subscription change failed');
+      },
+    );
+  }
 
   /** Runs shadow work one item at a time; failures are logged and retried on the next connect. */
   const enqueue = (what: string, job: () => Promise<void>) => {
@@ -347,12 +401,12 @@ export function createAgent(deps: AgentDeps): Agent {
     return shadowQueue;
   };
 
-  const syncShadow = () =>
-    enqueue('get', async () => {
+  const syncShadow = (source: 'get' | 'recheck' = 'get') =>
+    enqueue(source, async () => {
       if (!shadow || !transport.isConnected) return;
       const doc = await shadow.get();
       const reportedRejected = (doc?.reported as { rejected?: unknown } | undefined)?.rejected;
-      await reconcile(doc?.desired ?? {}, doc?.version ?? 0, true, reportedRejected);
+      await reconcile(doc?.desired ?? {}, doc?.version ?? 0, source, reportedRejected);
     });
 
   const armReportTimer = () => {
@@ -431,7 +485,7 @@ export function createAgent(deps: AgentDeps): Agent {
         shadow = deps.createShadow();
         cleanups.push(
           shadow.onDelta((delta) => {
-            void enqueue('delta', () => reconcile(delta.state, delta.version, false));
+            void enqueue('delta', () => reconcile(delta.state, delta.version, 'delta'));
           }),
         );
         armReportTimer();
@@ -489,7 +543,7 @@ export function createAgent(deps: AgentDeps): Agent {
         actual: actual(),
       };
     },
-    syncShadow,
+    syncShadow: () => syncShadow(),
   };
 }
 

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { type LogLevel, type RejectedDesired, splitDesired } from '@pifleet/protocol';
 import type { BatchLimits } from './batcher.js';
 
@@ -145,4 +146,36 @@ export class Reconciler {
     for (const [path, entry] of this.#rejected) patch[path] = entry;
     return patch;
   }
+}
+
+/** A shadow update that changed the desired state, read from an `/update/documents` message. */
+export interface DesiredChange {
+  /** The shadow's version after the update. */
+  readonly version: number;
+  /** The whole desired state after it (`{}` when there is none). */
+  readonly desired: unknown;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The desired state an `/update/documents` message leaves behind, when that update changed it;
+ * undefined when it did not (a reported-only update, such as the agent's own reports) or when the
+ * message is not a documents message.
+ *
+ * Why the agent needs this: a delta lists only desired keys that differ from reported, so removing
+ * a desired key (`null`), or setting it to the value already reported, publishes no delta for it —
+ * often no delta at all. A key rejected earlier would stand in `reported.rejected` until the next
+ * full get. The documents message carries the whole desired state after every accepted update.
+ */
+export function desiredChangeOf(documents: unknown): DesiredChange | undefined {
+  if (!isRecord(documents) || !isRecord(documents.current)) return undefined;
+  const current = documents.current;
+  const version = current.version;
+  if (typeof version !== 'number' || !Number.isInteger(version)) return undefined;
+  const desiredOf = (snapshot: unknown): unknown =>
+    isRecord(snapshot) && isRecord(snapshot.state) ? (snapshot.state.desired ?? {}) : {};
+  const before = desiredOf(documents.previous);
+  const after = desiredOf(current);
+  return isDeepStrictEqual(before, after) ? undefined : { version, desired: after };
 }

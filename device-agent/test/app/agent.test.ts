@@ -216,6 +216,58 @@ describe('createAgent: shadow sync', () => {
     expect(shadow.updates.length - before).toBe(1);
   });
 
+  it.each([
+    ['removed', { outputs: { fan: true } }, 'outputs.fan', { outputs: { fan: null } }],
+    // 1000 ms is what env already runs at: desired equals reported, so no delta mentions it.
+    ['set to the value already reported', { sampling: { env: 5 } }, 'sampling.env', { sampling: { env: 1000 } }],
+  ])('drops a rejection as soon as its desired key is %s, though no delta says so', async (_how, bad, path, fix) => {
+    const { transport, shadow, agent } = setup();
+    shadow.documentsTo = { transport, topic: '$aws/things/pi-01/shadow/update/documents' };
+    await agent.start();
+    await settle();
+    await agent.syncShadow();
+    expect(transport.subscriptions.size).toBe(0);
+    const rejected = shadow.nextUpdate();
+    shadow.setDesired(bad);
+    await rejected;
+    expect(Object.keys((shadow.reported.rejected as object) ?? {})).toEqual([path]);
+    for (let i = 0; i < 5; i++) await settle();
+    // Following the whole documents only while a rejection stands.
+    expect([...transport.subscriptions.keys()]).toEqual(['$aws/things/pi-01/shadow/update/documents']);
+    const deltas: unknown[] = [];
+    const stop = shadow.onDelta((d) => deltas.push(d));
+    const cleared = shadow.nextUpdate();
+    shadow.setDesired(fix);
+    await cleared;
+    stop();
+    expect(deltas).toEqual([]);
+    expect(shadow.reported.rejected).toBeUndefined();
+    for (let i = 0; i < 5; i++) await settle();
+    expect(transport.subscriptions.size).toBe(0);
+    // Its own reports (documents with an unchanged desired state) cause no further reports.
+    const updates = shadow.updates.length;
+    for (let i = 0; i < 10; i++) await settle();
+    expect(shadow.updates.length).toBe(updates);
+  });
+
+  it('keeps a rejection when the desired change leaves the rejected key as it was', async () => {
+    const { transport, shadow, agent } = setup();
+    shadow.documentsTo = { transport, topic: '$aws/things/pi-01/shadow/update/documents' };
+    await agent.start();
+    await settle();
+    await agent.syncShadow();
+    const rejected = shadow.nextUpdate();
+    shadow.setDesired({ outputs: { fan: true } });
+    await rejected;
+    for (let i = 0; i < 5; i++) await settle();
+    const applied = shadow.nextUpdate();
+    shadow.setDesired({ logLevel: 'debug' });
+    await applied;
+    for (let i = 0; i < 5; i++) await settle();
+    expect(shadow.reported.logLevel).toBe('debug');
+    expect(Object.keys((shadow.reported.rejected as object) ?? {})).toEqual(['outputs.fan']);
+  });
+
   it('applies a delta missed while offline on the next connect', async () => {
     const { transport, shadow, relay, agent } = setup();
     await agent.start();

@@ -1,7 +1,7 @@
 /** In-memory implementations of the agent's ports for composition tests (not mocks of project modules). */
 import { EventEmitter } from 'node:events';
 import type { Output, Sensor } from '../../src/drivers/types.js';
-import type { PublishOptions, Transport, TransportEvents } from '../../src/ports/transport.js';
+import type { MessageHandler, PublishOptions, Transport, TransportEvents } from '../../src/ports/transport.js';
 import type { ShadowDelta, ShadowService, ShadowView } from '../../src/shadow/port.js';
 
 export interface Sent {
@@ -72,8 +72,20 @@ export class MemoryTransport implements Transport {
       if (this.autoAck && this.#connected) queueMicrotask(s.ack);
     });
   }
-  async subscribe() {}
-  async unsubscribe() {}
+  /** Subscribed filters (exact topics here) and their handlers. */
+  readonly subscriptions = new Map<string, MessageHandler>();
+  async subscribe(filter: string, _qos: 0 | 1, handler: MessageHandler) {
+    this.subscriptions.set(filter, handler);
+  }
+  async unsubscribe(filter: string) {
+    this.subscriptions.delete(filter);
+  }
+  /** Delivers a message to the subscriber of `topic`, as the broker would; false when nobody subscribed. */
+  deliver(topic: string, payload: string): boolean {
+    const handler = this.#connected ? this.subscriptions.get(topic) : undefined;
+    handler?.(topic, new TextEncoder().encode(payload));
+    return handler !== undefined;
+  }
   on<E extends keyof TransportEvents>(event: E, listener: (d: TransportEvents[E]) => void) {
     this.#events.on(event, listener);
     return () => {
@@ -113,6 +125,11 @@ function delta(desired: unknown, reported: unknown): Record<string, unknown> | u
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
+interface ShadowSnapshot {
+  state: { desired: Record<string, unknown>; reported: Record<string, unknown> };
+  version: number;
+}
+
 /** A classic shadow with AWS merge and delta semantics, enough for the agent's use. */
 export class MemoryShadow implements ShadowService {
   version = 0;
@@ -134,6 +151,7 @@ export class MemoryShadow implements ShadowService {
   deltaOnEveryUpdate = false;
   #echoedDeltas = 0;
   async updateReported(reported: object) {
+    const previous = this.#snapshot();
     this.exists = true;
     this.version += 1;
     this.updates.push(structuredClone(reported) as Record<string, unknown>);
@@ -144,15 +162,33 @@ export class MemoryShadow implements ShadowService {
       this.#echoedDeltas += 1;
       for (const l of this.#listeners) l({ version: this.version, state: d });
     }
+    this.#documents(previous);
     return { version: this.version };
   }
   /** Sets desired keys as an operator would; emits the delta unless `silent` (missed while offline). */
   setDesired(patch: Record<string, unknown>, silent = false) {
+    const previous = this.#snapshot();
     this.exists = true;
     this.version += 1;
     merge(this.desired, patch);
     const d = delta(this.desired, this.reported);
     if (d && !silent) for (const l of this.#listeners) l({ version: this.version, state: d });
+    if (!silent) this.#documents(previous);
+  }
+  /** Where `/update/documents` goes (AWS publishes it after every accepted update), when set. */
+  documentsTo: { transport: MemoryTransport; topic: string } | undefined;
+  #snapshot(): ShadowSnapshot | null {
+    return this.exists
+      ? {
+          state: { desired: structuredClone(this.desired), reported: structuredClone(this.reported) },
+          version: this.version,
+        }
+      : null;
+  }
+  #documents(previous: ShadowSnapshot | null) {
+    if (!this.documentsTo) return;
+    const { transport, topic } = this.documentsTo;
+    transport.deliver(topic, JSON.stringify({ previous, current: this.#snapshot(), timestamp: this.version }));
   }
   emitDelta(version: number, state: unknown) {
     for (const l of this.#listeners) l({ version, state });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ActualState, Reconciler } from '../../src/core/reconciler.js';
+import { type ActualState, desiredChangeOf, Reconciler } from '../../src/core/reconciler.js';
 import { buildReported } from '../../src/core/reported.js';
 
 const actual: ActualState = {
@@ -90,6 +90,62 @@ describe('Reconciler.commit → reported.rejected patch', () => {
     const p = r.plan({}, 1, actual, known, true);
     if (!p) throw new Error('plan');
     expect(r.commit(p)).toBeNull();
+  });
+});
+
+describe('desiredChangeOf (/update/documents)', () => {
+  const doc = (version: number, desired?: unknown, reported: unknown = { logLevel: 'info' }) => ({
+    state: { ...(desired === undefined ? {} : { desired }), reported },
+    metadata: {},
+    version,
+  });
+  it.each([
+    ['a desired key removed', doc(4, { outputs: { fan: true } }), doc(5, { outputs: {} }), { outputs: {} }],
+    ['the whole desired section removed', doc(4, { logLevel: 'x' }), doc(5), {}],
+    [
+      'a value changed',
+      doc(4, { sampling: { env: 5 } }),
+      doc(5, { sampling: { env: 1000 } }),
+      { sampling: { env: 1000 } },
+    ],
+    ['the first document', null, doc(1, { logLevel: 'debug' }), { logLevel: 'debug' }],
+  ])('%s: the whole desired state after the update', (_name, previous, current, desired) => {
+    expect(desiredChangeOf({ previous, current, timestamp: 1 })).toEqual({ version: current.version, desired });
+  });
+
+  it.each([
+    ['a reported-only update', { previous: doc(4, { a: 1 }), current: doc(5, { a: 1 }, { logLevel: 'debug' }) }],
+    ['no desired before or after', { previous: doc(4), current: doc(5) }],
+    ['not a documents message', { state: { desired: {} } }],
+    ['no version', { previous: null, current: { state: { desired: { a: 1 } } } }],
+    ['not an object', 'documents'],
+  ])('%s: nothing to re-check', (_name, message) => {
+    expect(desiredChangeOf(message)).toBeUndefined();
+  });
+
+  it('a key named __proto__ is compared as data', () => {
+    const message = JSON.parse(
+      '{"previous":{"state":{"desired":{"__proto__":{"x":1}}},"version":1},"current":{"state":{"desired":{"__proto__":{"x":2}}},"version":2}}',
+    );
+    expect(desiredChangeOf(message)?.version).toBe(2);
+    expect(({} as Record<string, unknown>).x).toBeUndefined();
+  });
+});
+
+describe('Reconciler: a full desired state without a rejected key clears it', () => {
+  it.each([
+    ['removed', {}],
+    ['now valid and already in place', { sampling: { bme280: 10_000 } }],
+  ])('%s', (_name, desired) => {
+    const r = new Reconciler();
+    const p1 = r.plan({ sampling: { bme280: 5 }, outputs: { lamp: true } }, 1, actual, known, false);
+    if (!p1) throw new Error('plan');
+    r.commit(p1);
+    const p2 = r.plan({ ...desired, outputs: { lamp: true } }, 2, actual, known, true);
+    if (!p2) throw new Error('plan');
+    expect(p2.changes).toEqual([]);
+    expect(r.commit(p2)).toEqual({ 'sampling.bme280': null, 'outputs.lamp': expect.objectContaining({ value: true }) });
+    expect([...r.rejected.keys()]).toEqual(['outputs.lamp']);
   });
 });
 

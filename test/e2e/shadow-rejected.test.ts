@@ -1,0 +1,103 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  createSimulatedDevice,
+  createVirtualClock,
+  parseAgentConfig,
+  type SimulatedDevice,
+  simulatedConfigInput,
+  type VirtualClock,
+} from '@pifleet/simulator';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  desire,
+  drive,
+  getShadow,
+  part,
+  provisionDevice,
+  type RunningCore,
+  type ShadowDoc,
+  startCore,
+  until,
+  waitForShadow,
+} from './agent-harness.js';
+
+/**
+ * `reported.rejected` against the local core's real shadow service: a rejected desired key is
+ * dropped as soon as the operator removes it or sets it to a valid value — cases in which the
+ * shadow publishes no delta for that key. The agent is the real runtime (aws-iot-device-sdk-v2,
+ * IotShadowClientv2) on simulated hardware; its periodic report is hours away, so only the
+ * agent noticing the change can clear the key within the wait.
+ */
+
+let dir: string;
+let core: RunningCore;
+const devices: [SimulatedDevice, VirtualClock][] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-e2e-rejected-'));
+  core = await startCore(path.join(dir, 'core'));
+});
+
+afterAll(async () => {
+  for (const [d, clock] of devices) await drive(clock, d.stop()).catch(() => undefined);
+  await core?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const rejectedOf = (doc: ShadowDoc) => (doc.state.reported?.rejected ?? {}) as Record<string, unknown>;
+
+describe('reported.rejected', () => {
+  it('drops a rejected key once its desired value is removed or made valid, with no delta for it', async () => {
+    const thing = 'e2e-rejected-gone';
+    const files = await provisionDevice(core, thing, dir);
+    const clock = createVirtualClock();
+    const config = parseAgentConfig(
+      simulatedConfigInput({
+        ...files,
+        endpoint: core.info.mqtt.host,
+        port: core.info.mqtt.port,
+        samplingMs: 1_000,
+        relay: true,
+        overrides: {
+          // The local core speaks MQTT 3.1.1.
+          mqtt: { protocol: '3.1.1', reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+          shadow: { requestTimeoutMs: 5_000, reportIntervalMs: 86_400_000 },
+        },
+      }),
+    );
+    const d = createSimulatedDevice({ config, seed: thing, clock });
+    devices.push([d, clock]);
+    await drive(clock, d.start());
+    await until(() => d.transport.isConnected, 10_000, `${thing} connected`);
+    await waitForShadow(core, thing, (s) => s.state.reported?.outputs !== undefined);
+
+    // An output this device does not have: the only difference between desired and reported.
+    await desire(core, thing, { outputs: { fan: true } });
+    await waitForShadow(core, thing, (s) => rejectedOf(s)['outputs.fan'] !== undefined);
+    const removed = await desire(core, thing, { outputs: { fan: null } });
+    // Nothing in desired differs from reported any more: the shadow publishes no delta.
+    expect((await getShadow(core, thing))?.state.delta).toBeUndefined();
+    const cleared = await waitForShadow(core, thing, (s) => rejectedOf(s)['outputs.fan'] === undefined, 10_000);
+    expect(cleared.version).toBeGreaterThan(removed.version);
+    expect(cleared.state.reported?.rejected).toBeUndefined();
+
+    // An invalid interval, then the interval the sensor already runs at (equal to reported: no delta).
+    await desire(core, thing, { sampling: { env: 5 } });
+    await waitForShadow(core, thing, (s) => rejectedOf(s)['sampling.env'] !== undefined);
+    await desire(core, thing, { sampling: { env: 1_000 } });
+    expect((await getShadow(core, thing))?.state.delta).toBeUndefined();
+    const valid = await waitForShadow(core, thing, (s) => rejectedOf(s)['sampling.env'] === undefined, 10_000);
+    expect(valid.state.reported?.rejected).toBeUndefined();
+    expect(part<Record<string, number>>(valid, 'sampling').env).toBe(1_000);
+
+    // A rejection unrelated to a later desired change stays.
+    await desire(core, thing, { outputs: { fan: true } });
+    await waitForShadow(core, thing, (s) => rejectedOf(s)['outputs.fan'] !== undefined);
+    await desire(core, thing, { outputs: { relay: true } });
+    const both = await waitForShadow(core, thing, (s) => part<Record<string, boolean>>(s, 'outputs').relay === true);
+    expect(Object.keys(rejectedOf(both))).toEqual(['outputs.fan']);
+    expect(d.status().actual.outputs.relay).toBe(true);
+  });
+});
