@@ -115,8 +115,22 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
 
   let running: LocalCoreServices | undefined;
   let cleanup: Array<() => Promise<void> | void> = [];
+  /**
+   * Stopping takes the broker down before everything else: no connection may publish (and be
+   * acknowledged) while the rules engine drains and the stores close.
+   */
+  let stopFirst: (() => Promise<void>) | undefined;
 
   async function unwind(): Promise<void> {
+    const first = stopFirst;
+    stopFirst = undefined;
+    if (first) {
+      try {
+        await first();
+      } catch (err) {
+        logger.error({ err }, 'local core shutdown step failed');
+      }
+    }
     const steps = cleanup.reverse();
     cleanup = [];
     for (const step of steps) {
@@ -166,8 +180,11 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           logger,
           now,
         });
-        const mqtt = await broker.start();
+        // The bus first, the listener last: a device that connects finds the shadow service and the
+        // rules in place (a message acknowledged before the rules subscribed was never stored).
+        await broker.open();
         cleanup.push(() => broker.stop());
+        stopFirst = () => broker.stop();
 
         const shadow = createLocalShadow({
           broker,
@@ -202,6 +219,8 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         });
         await webConsole.start();
         cleanup.push(() => webConsole.stop());
+
+        const mqtt = await broker.start();
 
         const base = {
           console: webConsole,

@@ -24,6 +24,7 @@ import {
 import { type Logger, silentLogger } from '../logger.js';
 import type { AccountContext, DeviceIdentity, IdentityDirectory, ServerTlsMaterial } from '../ports/identity.js';
 import { BROKER_ERRORS, BrokerError } from './errors.js';
+import { createPacketSizeGuard } from './packet-guard.js';
 import {
   connectedEvent,
   type DisconnectReason,
@@ -59,9 +60,22 @@ export interface BusMessage {
   readonly retain: boolean;
   /** The MQTT client that published it; undefined for in-process publishes. */
   readonly clientId: string | undefined;
+  /**
+   * true when the before-acknowledgement handler (see {@link BrokerBus.acceptBeforeAck}) has
+   * already taken this message: it must not be processed a second time from the bus.
+   */
+  readonly acceptedBeforeAck: boolean;
 }
 
 export type BusHandler = (message: BusMessage) => void | Promise<void>;
+
+/**
+ * Sees a client's QoS 1 PUBLISH after it is authorized and before the broker acknowledges it.
+ * Returns a promise when the message must be made durable first (the broker sends PUBACK once it
+ * resolves, and closes the connection without PUBACK if it rejects, so the client sends it
+ * again), or undefined when the message needs nothing.
+ */
+export type BeforeAckHandler = (message: BusMessage) => Promise<void> | undefined;
 
 /**
  * In-process access to the broker for the services that run beside it (shadow service, rules
@@ -76,6 +90,12 @@ export interface BrokerBus {
    * Resolves, once the subscription is in place, to a function that removes it.
    */
   subscribe(filter: string, handler: BusHandler): Promise<() => Promise<void>>;
+  /**
+   * Installs the one handler that takes clients' QoS 1 messages before they are acknowledged
+   * (the rules engine: IoT Core acknowledges only what it will not lose). Returns a function that
+   * removes it. A second handler replaces nothing: it throws.
+   */
+  acceptBeforeAck(handler: BeforeAckHandler): () => void;
   onClientConnected(listener: (session: SessionInfo) => void): () => void;
   onClientDisconnected(listener: (session: SessionInfo, reason: DisconnectReason) => void): () => void;
   /** Sessions currently connected, by client id. */
@@ -83,9 +103,14 @@ export interface BrokerBus {
 }
 
 export interface Broker {
+  /**
+   * Makes the bus usable without accepting connections yet, so the services behind it (rules,
+   * shadows) are in place before the first device can publish. `start()` opens it if needed.
+   */
+  open(): Promise<void>;
   /** Listens; resolves to the address actually bound. */
   start(): Promise<{ host: string; port: number }>;
-  /** Closes every client connection (SERVER_INITIATED_DISCONNECT) and the listener. */
+  /** Closes every client connection (SERVER_INITIATED_DISCONNECT) and the listener. Idempotent. */
   stop(): Promise<void>;
   readonly bus: BrokerBus;
   /** The underlying aedes instance (MQTT 3.1.1), for code that needs more than the bus. */
@@ -171,6 +196,14 @@ export function createBroker(deps: BrokerDeps): Broker {
   const sockets = new Set<Socket>();
   let removeIdentityListener: (() => void) | undefined;
   let stopping = false;
+  let opened = false;
+  let beforeAck: BeforeAckHandler | undefined;
+  /**
+   * Payloads of messages the before-ack handler took. aedes wraps a PUBLISH into a new packet
+   * object between authorization and delivery but keeps the payload buffer, so the buffer is
+   * what identifies the message on the bus (a test checks this survives aedes upgrades).
+   */
+  const acceptedPayloads = new WeakSet<object>();
 
   // ---- sessions -------------------------------------------------------------------------
 
@@ -390,8 +423,52 @@ export function createBroker(deps: BrokerDeps): Broker {
       );
       return;
     }
-    done(null);
+    acceptThenAck(client, packet, done);
   };
+
+  /**
+   * aedes 1.x writes PUBACK first and publishes afterwards, so a QoS 1 message acknowledged to a
+   * device was only in memory: a crash then lost it, and the device had already deleted it. The
+   * before-ack handler runs here instead, in the authorization step that precedes the PUBACK.
+   */
+  function acceptThenAck(client: Client, packet: PublishPacket, done: (err: Error | null) => void): void {
+    const handler = beforeAck;
+    if (packet.qos !== 1 || handler === undefined || client.closed) {
+      done(null);
+      return;
+    }
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    packet.payload = payload;
+    let pending: Promise<void> | undefined;
+    try {
+      pending = handler({
+        topic: packet.topic,
+        payload,
+        qos: 1,
+        retain: packet.retain,
+        clientId: client.id,
+        acceptedBeforeAck: true,
+      });
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    if (pending === undefined) {
+      done(null);
+      return;
+    }
+    acceptedPayloads.add(payload);
+    pending.then(
+      () => done(null),
+      (err: unknown) => {
+        // Not durable, so not acknowledged: closing without PUBACK makes the client send it again.
+        acceptedPayloads.delete(payload);
+        log.warn({ err, clientId: client.id, topic: packet.topic }, 'message not accepted, closing without PUBACK');
+        const session = sessions.get(client);
+        if (session && !client.closed) session.reason ??= 'SERVER_ERROR';
+        done(refusal(BROKER_ERRORS.notAccepted, 'message could not be made durable', { clientId: client.id }));
+      },
+    );
+  }
 
   const authorizeSubscribe: NonNullable<ConstructorParameters<typeof Aedes>[0]>['authorizeSubscribe'] = (
     client,
@@ -459,6 +536,32 @@ export function createBroker(deps: BrokerDeps): Broker {
     else cb();
   };
   aedes.subscribe('#', unwindGuard, () => {});
+
+  // ---- packet size guard ----------------------------------------------------------------
+
+  /**
+   * Closes a connection whose next packet declares more than the broker accepts (see
+   * packet-guard.ts), as IoT Core closes one that sends a message over 128 KB. It watches the bytes
+   * aedes reads: with aedes's 'readable' listener on the socket, a 'data' listener is called with
+   * each chunk `read()` returns and does not make the stream flow (Node.js stream docs, "Choose
+   * one API style"), so the guard sees exactly what the parser gets, before the parser buffers it.
+   */
+  function guardPacketSize(socket: tls.TLSSocket): void {
+    const guard = createPacketSizeGuard();
+    const onData = (chunk: Buffer) => {
+      const scan = guard.scan(chunk);
+      if (scan.ok) return;
+      socket.off('data', onData);
+      const session = [...sessions.values()].find((s) => s.client.conn === socket);
+      log.info(
+        { clientId: session?.client.id, remoteAddress: socket.remoteAddress, ...scan },
+        'packet over the size limit, closing connection',
+      );
+      if (session) drop(session, 'CLIENT_ERROR');
+      else socket.destroy();
+    };
+    socket.on('data', onData);
+  }
 
   // ---- presence -------------------------------------------------------------------------
 
@@ -567,12 +670,14 @@ export function createBroker(deps: BrokerDeps): Broker {
           cb();
           return;
         }
+        const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
         const message: BusMessage = {
           topic: packet.topic,
-          payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+          payload,
           qos: packet.qos,
           retain: packet.retain,
           clientId: (packet as { clientId?: string }).clientId,
+          acceptedBeforeAck: acceptedPayloads.has(payload),
         };
         let result: void | Promise<void>;
         try {
@@ -597,6 +702,15 @@ export function createBroker(deps: BrokerDeps): Broker {
         );
       });
     },
+    acceptBeforeAck(handler) {
+      if (beforeAck !== undefined) {
+        throw new BrokerError(BROKER_ERRORS.handlerInstalled, 'a before-ack handler is already installed');
+      }
+      beforeAck = handler;
+      return () => {
+        if (beforeAck === handler) beforeAck = undefined;
+      };
+    },
     onClientConnected(listener) {
       connectedListeners.add(listener);
       return () => connectedListeners.delete(listener);
@@ -610,15 +724,23 @@ export function createBroker(deps: BrokerDeps): Broker {
 
   // ---- lifecycle ------------------------------------------------------------------------
 
+  async function open(): Promise<void> {
+    if (opened) return;
+    if (aedes.closed && stopping) throw new BrokerError(BROKER_ERRORS.notStarted, 'a stopped broker cannot reopen');
+    opened = true;
+    stopping = false;
+    await aedes.listen();
+    indexRetained((aedes as unknown as { persistence: RetainedPersistence }).persistence);
+    removeIdentityListener = deps.identities.onIdentityChange(identityChanged);
+  }
+
   return {
     bus,
     aedes,
+    open,
     async start() {
       if (server) throw new BrokerError('BROKER_ALREADY_STARTED', 'broker already started');
-      stopping = false;
-      await aedes.listen();
-      indexRetained((aedes as unknown as { persistence: RetainedPersistence }).persistence);
-      removeIdentityListener = deps.identities.onIdentityChange(identityChanged);
+      await open();
       const srv = tls.createServer({
         ca: deps.tls.caCertPem,
         cert: deps.tls.serverCertPem,
@@ -635,6 +757,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       srv.on('secureConnection', (socket) => {
         socket.setNoDelay(true);
         aedes.handle(socket);
+        // After handle(): aedes's 'readable' listener must already be there (see guardPacketSize).
+        guardPacketSize(socket);
       });
       srv.on('tlsClientError', (err, socket) => {
         log.debug({ err: err.message, remoteAddress: socket.remoteAddress }, 'TLS handshake refused');
@@ -652,17 +776,18 @@ export function createBroker(deps: BrokerDeps): Broker {
       return { host: deps.host, port: address.port };
     },
     async stop() {
+      if (!opened) return;
+      opened = false;
       const srv = server;
-      if (!srv) return;
+      server = undefined;
       stopping = true;
       removeIdentityListener?.();
       removeIdentityListener = undefined;
-      const closed = new Promise<void>((resolve) => srv.close(() => resolve()));
+      const closed = srv ? new Promise<void>((resolve) => srv.close(() => resolve())) : Promise.resolve();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       // Connections that never completed CONNECT are not aedes clients; end them too.
       for (const socket of sockets) socket.destroy();
       await closed;
-      server = undefined;
       log.info({}, 'broker stopped');
     },
   };

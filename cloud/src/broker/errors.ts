@@ -17,4 +17,6 @@ export const BROKER_ERRORS = {
   payloadTooLarge: 'BROKER_PAYLOAD_TOO_LARGE',
   qosNotSupported: 'BROKER_QOS_NOT_SUPPORTED',
   notStarted: 'BROKER_NOT_STARTED',
+  notAccepted: 'BROKER_MESSAGE_NOT_ACCEPTED',
+  handlerInstalled: 'BROKER_HANDLER_INSTALLED',
 } as const;

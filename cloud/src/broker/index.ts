@@ -1,4 +1,5 @@
 export {
+  type BeforeAckHandler,
   type Broker,
   type BrokerBus,
   type BrokerDeps,

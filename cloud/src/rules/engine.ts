@@ -32,10 +32,14 @@ import { RULE_NAME_PATTERN, type RuleAction, type RuleDefinition, type RuleHandl
  * - `start()` subscribes each distinct FROM filter once on the broker bus (reserved topics too:
  *   shadow `$aws/things/…` and presence `$aws/events/presence/…`). A message is decoded once per
  *   filter and every rule of that filter is evaluated on it, synchronously.
- * - A matched rule's actions run on a bounded work queue, not in the publisher's path (the
- *   Lambda action is an asynchronous invoke in AWS too). While the queue is below its high-water
- *   mark a publish is never delayed; above it, the engine holds the broker's delivery (and so
- *   the publisher's PUBACK) until the queue drains: explicit backpressure, nothing dropped.
+ * - A client's QoS 1 message is acknowledged only once every matched rule's actions (or its
+ *   error action) have finished: the telemetry is stored before the device deletes it, so a crash
+ *   of the core loses nothing a device was told was received (the broker hands such messages to
+ *   {@link RulesBus.acceptBeforeAck}; the same message arriving on the bus is skipped).
+ * - Other messages (QoS 0, in-process publishes such as presence events) run their actions on a
+ *   bounded work queue, not in the publisher's path. While the queue is below its high-water mark
+ *   a publish is never delayed; above it, the engine holds the broker's delivery until the queue
+ *   drains: explicit backpressure, nothing dropped.
  * - When actions of a rule fail for a message, the rule's error action runs once with IoT
  *   Core's failure payload ({@link RuleErrorPayload}), and the engine logs a warning.
  * - Counters per rule (`stats()`) for the console and the fleet report.
@@ -45,6 +49,11 @@ import { RULE_NAME_PATTERN, type RuleAction, type RuleDefinition, type RuleHandl
 export interface RulesBus {
   publish(topic: string, payload: string | Uint8Array, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
   subscribe(filter: string, handler: BusHandler): Promise<() => Promise<void>>;
+  /**
+   * When present, clients' QoS 1 messages reach the engine here before the broker acknowledges
+   * them, and the broker acknowledges once their actions have finished (see `accept`).
+   */
+  acceptBeforeAck?(handler: (message: BusMessage) => Promise<void> | undefined): () => void;
   /** When present, `principal()` of a message is its publisher's certificate id. */
   onClientConnected?(listener: (session: { clientId: string; certificateId: string }) => void): () => void;
   onClientDisconnected?(listener: (session: { clientId: string; certificateId: string }) => void): () => void;
@@ -293,7 +302,11 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     }
   }
 
-  function deliver(rules: readonly LoadedRule[], bus: BusMessage): void | Promise<void> {
+  /**
+   * Evaluates every rule of one FROM filter on a message and queues the actions of those that
+   * match; with `completions`, also collects a promise per queued job that resolves when it ends.
+   */
+  function dispatch(rules: readonly LoadedRule[], bus: BusMessage, completions?: Promise<void>[]): void {
     messages++;
     const clientId = bus.clientId;
     const principal = clientId === undefined ? undefined : principals.get(clientId);
@@ -315,13 +328,43 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       if (!result.matched) continue;
       rule.counters.matched++;
       const output = result.output;
-      queue.push(() => runActions(rule, message, output));
+      if (completions === undefined) {
+        queue.push(() => runActions(rule, message, output));
+      } else {
+        // runActions settles every action and catches its error action: it never rejects.
+        completions.push(
+          new Promise<void>((resolve) => queue.push(() => runActions(rule, message, output).finally(resolve))),
+        );
+      }
     }
+  }
+
+  /** Queues a message's matched actions; a promise for room when the queue is over its high-water mark. */
+  function queueWithBackpressure(rules: readonly LoadedRule[], bus: BusMessage): void | Promise<void> {
+    dispatch(rules, bus);
     const wait = queue.room();
     if (wait !== undefined) {
       backpressureWaits++;
       return wait;
     }
+  }
+
+  function deliver(rules: readonly LoadedRule[], bus: BusMessage): void | Promise<void> {
+    // Already run (and acknowledged) through `accept`.
+    if (bus.acceptedBeforeAck) return;
+    return queueWithBackpressure(rules, bus);
+  }
+
+  /** The broker's before-ack handler: resolves once the message's actions are done. */
+  function accept(bus: BusMessage): Promise<void> | undefined {
+    let completions: Promise<void>[] | undefined;
+    for (const rules of byFilter.values()) {
+      if (!(rules[0]?.sql.matchesTopic(bus.topic) ?? false)) continue;
+      completions ??= [];
+      dispatch(rules, bus, completions);
+    }
+    if (completions === undefined || completions.length === 0) return undefined;
+    return Promise.all(completions).then(() => undefined);
   }
 
   const handlerFor =
@@ -347,6 +390,10 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       }
       for (const [filter, rules] of byFilter) {
         unsubscribes.push(await deps.bus.subscribe(filter, handlerFor(rules)));
+      }
+      if (deps.bus.acceptBeforeAck) {
+        const remove = deps.bus.acceptBeforeAck(accept);
+        unsubscribes.push(async () => remove());
       }
       log.info({ rules: loaded.map((r) => r.def.name), filters: [...byFilter.keys()] }, 'rules engine started');
     },
@@ -399,7 +446,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       for (const rules of byFilter.values()) {
         const rule = rules[0];
         if (rule === undefined || !rule.sql.matchesTopic(message.topic)) continue;
-        const wait = deliver(rules, message);
+        const wait = queueWithBackpressure(rules, message);
         if (wait !== undefined) waits.push(wait);
       }
       await Promise.all(waits);

@@ -1,10 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { GetThingShadowCommand, UpdateThingShadowCommand } from '@aws-sdk/client-iot-data-plane';
 import type { JsonObject } from '@pifleet/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
+import { killAll, launchCore } from '../app/core-process.js';
 import { removeDir, tempDir } from '../http/harness.js';
 import { type Device, openShadowDevice, provision, sdkClients, settle } from './harness.js';
 
@@ -15,55 +14,14 @@ import { type Device, openShadowDevice, provision, sdkClients, settle } from './
  * documents (and versions) to both clients.
  */
 
-const BIN = fileURLToPath(new URL('../../bin/pifleet-local-core.js', import.meta.url));
-const children = new Set<ChildProcess>();
 const dirs: string[] = [];
 
 afterAll(() => {
-  for (const child of children) child.kill('SIGKILL');
+  killAll();
   for (const dir of dirs) removeDir(dir);
 });
 
-interface Running {
-  readonly child: ChildProcess;
-  readonly info: LocalCoreInfo;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Spawns the bin and waits (bounded) for its ready line. */
-async function launch(dataDir: string): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no ready line within 20 s; stderr:\n${stderr}`)), 20_000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const nl = out.indexOf('\n');
-      if (nl !== -1) {
-        clearTimeout(timer);
-        resolve(out.slice(0, nl));
-      }
-    });
-    void exited.then(({ code }) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code} before ready; stderr:\n${stderr}`));
-    });
-  });
-  return { child, info: JSON.parse(line) as LocalCoreInfo, exited };
-}
+const launch = (dataDir: string) => launchCore(dataDir);
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
