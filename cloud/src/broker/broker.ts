@@ -25,7 +25,6 @@ import { type Logger, silentLogger } from '../logger.js';
 import type { AccountContext, DeviceIdentity, IdentityDirectory, ServerTlsMaterial } from '../ports/identity.js';
 import { BROKER_ERRORS, BrokerError } from './errors.js';
 import { createPacketSizeGuard } from './packet-guard.js';
-import { createPacketSizeGuard } from './packet-guard.js';
 import {
   connectedEvent,
   type DisconnectReason,
@@ -564,32 +563,6 @@ export function createBroker(deps: BrokerDeps): Broker {
     socket.on('data', onData);
   }
 
-  // ---- packet size guard ----------------------------------------------------------------
-
-  /**
-   * Closes a connection whose next packet declares more than the broker accepts (see
-   * packet-guard.ts), as IoT Core closes one that sends a message over 128 KB. It watches the bytes
-   * aedes reads: with aedes's 'readable' listener on the socket, a 'data' listener is called with
-   * each chunk `read()` returns and does not make the stream flow (Node.js stream docs, "Choose
-   * one API style"), so the guard sees exactly what the parser gets, before the parser buffers it.
-   */
-  function guardPacketSize(socket: tls.TLSSocket): void {
-    const guard = createPacketSizeGuard();
-    const onData = (chunk: Buffer) => {
-      const scan = guard.scan(chunk);
-      if (scan.ok) return;
-      socket.off('data', onData);
-      const session = [...sessions.values()].find((s) => s.client.conn === socket);
-      log.info(
-        { clientId: session?.client.id, remoteAddress: socket.remoteAddress, ...scan },
-        'packet over the size limit, closing connection',
-      );
-      if (session) drop(session, 'CLIENT_ERROR');
-      else socket.destroy();
-    };
-    socket.on('data', onData);
-  }
-
   // ---- presence -------------------------------------------------------------------------
 
   function publishPresence(topic: string, event: object): void {
@@ -784,8 +757,6 @@ export function createBroker(deps: BrokerDeps): Broker {
       srv.on('secureConnection', (socket) => {
         socket.setNoDelay(true);
         aedes.handle(socket);
-        // After handle(): aedes's 'readable' listener must already be there (see guardPacketSize).
-        guardPacketSize(socket);
         // After handle(): aedes's 'readable' listener must already be there (see guardPacketSize).
         guardPacketSize(socket);
       });
