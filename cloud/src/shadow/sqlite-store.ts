@@ -1,4 +1,4 @@
-import Database from 'better-sqlite3';
+import { DATA_FILE_ROLES, openSqliteFile } from '../adapters/sqlite-open.js';
 import type { ShadowMetadataSections, ShadowSections, StoredShadow } from '../core/shadow/document.js';
 import { CloudError } from '../errors.js';
 import type { ShadowStore } from './store.js';
@@ -31,7 +31,8 @@ interface Row {
  * column holds `{state, metadata}` as JSON.
  */
 export function openSqliteShadowStore(options: SqliteShadowStoreOptions): ShadowStore {
-  const db = new Database(options.path);
+  // A file that is not a usable database fails here, named, with what to do (not at the first query).
+  const db = openSqliteFile(options.path, DATA_FILE_ROLES.shadows);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
   db.exec(`CREATE TABLE IF NOT EXISTS shadows (
