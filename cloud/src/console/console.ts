@@ -11,6 +11,7 @@ import {
   type JsonObject,
   type JsonValue,
   parseAppTopic,
+  parseJson,
   parsePresenceTopic,
   parseShadowTopic,
   presenceTopics,
@@ -144,12 +145,15 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
+/**
+ * Outside JSON (bus payloads from devices, request bodies): undefined when it is not JSON or nests
+ * deeper than the hostile-input bound. A stored alert is serialized again for every page and
+ * stream, so a 16 KB alert of 8,000 nested arrays would otherwise overflow `JSON.stringify`
+ * there, every time.
+ */
 function parseJsonBody(body: Buffer): JsonValue | undefined {
-  try {
-    return JSON.parse(body.toString('utf8')) as JsonValue;
-  } catch {
-    return undefined;
-  }
+  const parsed = parseJson(body.toString('utf8'));
+  return parsed.ok ? parsed.value : undefined;
 }
 
 export function createWebConsole(deps: WebConsoleDeps): WebConsole {

@@ -1,6 +1,6 @@
 import { DescribeEndpointCommand, DescribeThingCommand, IoTClient } from '@aws-sdk/client-iot';
 import { GetThingShadowCommand, IoTDataPlaneClient, UpdateThingShadowCommand } from '@aws-sdk/client-iot-data-plane';
-import type { JsonObject } from '@pifleet/protocol';
+import { isJsonObject, type JsonObject, parseJson } from '@pifleet/protocol';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import {
   type DesiredUpdate,
@@ -65,9 +65,13 @@ function isTransient(err: unknown): boolean {
 
 const utf8 = new TextDecoder();
 
+/** A data-plane answer document; checked like any outside JSON before the response spreads it. */
 function parseDocument(payload: Uint8Array | undefined): JsonObject {
-  const value = payload === undefined || payload.length === 0 ? {} : (JSON.parse(utf8.decode(payload)) as unknown);
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : {};
+  if (payload === undefined || payload.length === 0) return {};
+  const parsed = parseJson(utf8.decode(payload));
+  if (!parsed.ok)
+    throw new Error(`the IoT data plane answered with a document this API cannot read: ${parsed.message}`);
+  return isJsonObject(parsed.value) ? parsed.value : {};
 }
 
 /** The registry port over DescribeThing. */

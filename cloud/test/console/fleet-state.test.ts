@@ -41,6 +41,28 @@ describe('shadowStatus', () => {
   });
 });
 
+describe('shadowStatus with keys that name the object model', () => {
+  it.each([
+    [
+      'a desired __proto__ the device has not reported',
+      '{"desired":{"__proto__":{"x":1}},"reported":{}}',
+      false,
+      ['__proto__'],
+    ],
+    [
+      'a desired __proto__ the device reported',
+      '{"desired":{"__proto__":{"x":1}},"reported":{"__proto__":{"x":1}}}',
+      true,
+      [],
+    ],
+    ['a desired constructor not reported', '{"desired":{"constructor":1},"reported":{}}', false, ['constructor']],
+  ])('%s', (_name, state, inSync, deltaKeys) => {
+    const status = shadowStatus({ version: 1, timestamp: 1, state: JSON.parse(state) as never });
+    expect(status).toEqual({ version: 1, inSync, deltaKeys, timestamp: 1 });
+    expect(Object.keys(Object.prototype)).toEqual([]);
+  });
+});
+
 describe('createFleetState', () => {
   it('tracks presence, last seen and disconnect reason', () => {
     const fleet = createFleetState();

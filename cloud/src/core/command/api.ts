@@ -1,9 +1,13 @@
 import {
   type Issue,
+  isJsonObject,
   isValidThingName,
   type JsonObject,
   type JsonValue,
+  LIMITS,
   MAX_CLIENT_TOKEN_BYTES,
+  parseJson,
+  setOwn,
   utf8Length,
   validateDesiredState,
 } from '@pifleet/protocol';
@@ -74,14 +78,24 @@ const ROUTE = /^\/things\/([^/]+)\/(desired|shadow|connectivity)\/?$/;
 const METHOD_OF: Readonly<Record<string, string>> = { desired: 'PUT', shadow: 'GET', connectivity: 'GET' };
 const BODY_KEYS = new Set(['desired', 'expectedVersion', 'clientToken']);
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject: (v: unknown) => v is Record<string, unknown> = isJsonObject;
 
-/** A copy without `null` leaves (they clear keys and need no validation); undefined when nothing is left. */
+/**
+ * How deep a PUT body may nest: the body and `desired` (2), then what a shadow section may hold
+ * below itself (IoT's limit of 6 levels, plus the section's own object). A deeper body could
+ * only be refused by the shadow, and is refused here before anything walks it.
+ */
+const MAX_BODY_DEPTH = 2 + LIMITS.maxShadowDepth + 1;
+
+/**
+ * A copy without `null` leaves (they clear keys and need no validation). The keys are outside
+ * input: `__proto__` is copied as an own key, so the validator sees it (and refuses it).
+ */
 function withoutNulls(value: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     if (v === null) continue;
-    out[k] = isObject(v) ? withoutNulls(v) : v;
+    setOwn(out, k, isObject(v) ? withoutNulls(v) : v);
   }
   return out;
 }
@@ -91,10 +105,16 @@ export function parseDesiredRequest(
   body: string | undefined,
 ): { ok: true; value: DesiredUpdate } | { ok: false; issues: Issue[] } {
   let parsed: unknown;
-  try {
-    parsed = body === undefined || body === '' ? undefined : JSON.parse(body);
-  } catch {
-    return { ok: false, issues: [{ path: 'body', message: 'must be JSON' }] };
+  if (body !== undefined && body !== '') {
+    const result = parseJson(body, { maxDepth: MAX_BODY_DEPTH });
+    if (!result.ok) {
+      const message =
+        result.reason === 'depth'
+          ? `is nested too deeply: a desired state has at most ${LIMITS.maxShadowDepth} levels (IoT's shadow limit)`
+          : 'must be JSON';
+      return { ok: false, issues: [{ path: 'body', message }] };
+    }
+    parsed = result.value;
   }
   if (!isObject(parsed)) {
     return {
