@@ -22,7 +22,7 @@ function deps(): CommandApiDeps {
       },
       async update(thing, update) {
         const r = await shadows.updateShadow(thing, undefined, enc.encode(JSON.stringify(update)));
-        if (r.status !== 200) throw new ShadowUpdateRejectedError(r.status, String(r.body.message));
+        if (r.status !== 200) throw new ShadowUpdateRejectedError(r.status === 413 ? 413 : 400, String(r.body.message));
         return r.body;
       },
     },
