@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { JsonValue } from '@pifleet/protocol';
+import { type JsonValue, parseJson } from '@pifleet/protocol';
 import type { EvalContext, PreparedMessage } from './message.js';
 import {
   isObject,
@@ -186,11 +186,9 @@ function decodeBase64(value: SqlValue, scheme: SqlValue): SqlValue {
   } catch {
     return null;
   }
-  try {
-    return JSON.parse(text) as JsonValue;
-  } catch {
-    return text;
-  }
+  // Held to the same depth bound as payloads (see decodePayload); deeper JSON stays text.
+  const parsed = parseJson(text);
+  return parsed.ok ? parsed.value : text;
 }
 
 /** `encode(value, 'base64')` for an expression (the `*` form is handled where the payload bytes are). */

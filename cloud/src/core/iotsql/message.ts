@@ -1,4 +1,4 @@
-import type { JsonValue } from '@pifleet/protocol';
+import { type JsonValue, MAX_JSON_DEPTH, parseJson } from '@pifleet/protocol';
 
 /** A message as the broker hands it to the rules engine. */
 export interface IotMessage {
@@ -53,7 +53,13 @@ function mayBeJson(text: string): boolean {
   return false;
 }
 
-/** Decodes a payload the way the rules engine sees it: parsed JSON, or opaque bytes. */
+/**
+ * Decodes a payload the way the rules engine sees it: parsed JSON, or opaque bytes. JSON nested
+ * deeper than {@link MAX_JSON_DEPTH} levels is opaque bytes too: everything the engine does with
+ * a value afterwards (equality, `=`/`IN`, serializing outputs and templates) recurses, and a
+ * device's 10,000-level payload must not overflow the stack of the process that runs every
+ * device's rules. `SELECT *` still passes such a payload on unchanged, as bytes.
+ */
 export function decodePayload(payload: Uint8Array | string): PayloadBody {
   let text: string | undefined;
   if (typeof payload === 'string') {
@@ -66,11 +72,8 @@ export function decodePayload(payload: Uint8Array | string): PayloadBody {
     }
   }
   if (text !== undefined && mayBeJson(text)) {
-    try {
-      return { json: true, value: JSON.parse(text) as JsonValue };
-    } catch {
-      // not JSON: opaque bytes
-    }
+    const parsed = parseJson(text);
+    if (parsed.ok) return { json: true, value: parsed.value };
   }
   return { json: false };
 }

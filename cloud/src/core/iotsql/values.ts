@@ -1,4 +1,4 @@
-import type { JsonValue } from '@pifleet/protocol';
+import { type JsonValue, ownValue, setOwn } from '@pifleet/protocol';
 
 /**
  * A value inside the engine: a JSON value, or `undefined` for IoT SQL's Undefined (a missing field,
@@ -34,14 +34,12 @@ const hasOwn = Object.prototype.hasOwnProperty;
 
 /** The value under `key` if the object has it as its own key, else Undefined. */
 export function ownField(obj: SqlObject, key: string): SqlValue {
-  return hasOwn.call(obj, key) ? obj[key] : undefined;
+  return ownValue(obj, key);
 }
 
 /** Sets a key on an output object; `__proto__` becomes an ordinary key instead of a prototype change. */
 export function setField(obj: SqlObject, key: string, value: JsonValue): void {
-  if (key === '__proto__')
-    Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
-  else obj[key] = value;
+  setOwn(obj, key, value);
 }
 
 function isDigitCode(c: number): boolean {
