@@ -390,6 +390,21 @@ describe('conditions', () => {
     expect(connect(withCondition({ StringEquals: { 'iot:ClientId': 'x' } }, 'Deny'), ctx())).toBe(true);
     expect(connect(withCondition({ StringEquals: { 'iot:ClientId': 'pi-01' } }, 'Deny'), ctx())).toBe(false);
   });
+
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'])(
+    'an operator named %s is unknown, not a member of Object.prototype: its Deny applies, and it is reported',
+    (operator) => {
+      const condition = JSON.parse(`{"${operator}":{"iot:ClientId":"x"}}`) as Record<string, Record<string, string>>;
+      expect(connect(withCondition(condition, 'Deny'), ctx())).toBe(false);
+      expect(connect(withCondition(condition), ctx())).toBe(false);
+      expect(
+        policyProblems({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: '*', Resource: '*', Condition: condition }],
+        }),
+      ).toContain(`Statement[0].Condition operator ${operator} is not supported`);
+    },
+  );
 });
 
 describe('policyProblems', () => {

@@ -1,3 +1,4 @@
+import { ownValue } from '@pifleet/protocol';
 import { type ContextValue, resolveVariables } from './context.js';
 import { compileGlob, globMatches } from './wildcard.js';
 
@@ -34,6 +35,15 @@ const OPERATORS: Readonly<Record<string, OperatorSpec>> = {
   numericgreaterthanequals: { compare: 'numeric', negated: false, numeric: (a, b) => a >= b },
 };
 
+/**
+ * The operator named in a policy, as an own key only: `OPERATORS['constructor']` is Object
+ * itself, which made an operator named `constructor` a known one that matched nothing (so a Deny
+ * using it never applied, where an unknown operator fails closed).
+ */
+function operatorSpec(name: string): OperatorSpec | undefined {
+  return ownValue(OPERATORS, name);
+}
+
 interface ParsedOperator {
   readonly set: 'any' | 'all' | undefined;
   readonly ifExists: boolean;
@@ -60,7 +70,7 @@ export function unsupportedOperators(condition: Record<string, unknown> | undefi
   if (!condition) return [];
   return Object.keys(condition).filter((op) => {
     const { name } = parseOperator(op);
-    return name !== 'null' && OPERATORS[name] === undefined;
+    return name !== 'null' && operatorSpec(name) === undefined;
   });
 }
 
@@ -120,7 +130,7 @@ export function evaluateCondition(
         if (wantMissing !== missing) return false;
         continue;
       }
-      const spec = OPERATORS[op.name];
+      const spec = operatorSpec(op.name);
       if (!spec) return undefined;
       if (!keyMatches(spec, op, policyValues, actual, values)) return false;
     }
