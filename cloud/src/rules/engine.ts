@@ -15,7 +15,7 @@ import {
 import type { Logger } from '../logger.js';
 import { archiveAction } from './actions/archive.js';
 import { type RuleErrorPayload, type RuleFailure, ruleErrorPayload } from './actions/error-payload.js';
-import { RuleActionError, RuleLoadError } from './actions/errors.js';
+import { isTransientFailure, RuleActionError, RuleLoadError } from './actions/errors.js';
 import { lambdaAction } from './actions/lambda.js';
 import { createLogSink, type LogSink, logAction } from './actions/log.js';
 import { createWorkQueue, type WorkQueue } from './actions/queue.js';
@@ -100,6 +100,8 @@ export interface RulesEngineStats {
   readonly running: number;
   /** Deliveries that had to wait for the queue to drain. */
   readonly backpressureWaits: number;
+  /** Client messages left unacknowledged because an action failed transiently (the device sends them again). */
+  readonly notAcknowledged: number;
   readonly rules: readonly RuleStats[];
 }
 
@@ -246,14 +248,20 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   const principals = new Map<string, string>();
   let messages = 0;
   let backpressureWaits = 0;
+  let notAcknowledged = 0;
   let unsubscribes: (() => Promise<void>)[] = [];
   let listeners: (() => void)[] = [];
   let started = false;
 
-  async function runActions(rule: LoadedRule, message: PreparedMessage, output: RuleOutput): Promise<void> {
+  /**
+   * Runs a matched rule's actions, and its error action if any failed. Never rejects; resolves to
+   * true when an action failed in a way that may pass (a full disk, a store asking for a retry).
+   */
+  async function runActions(rule: LoadedRule, message: PreparedMessage, output: RuleOutput): Promise<boolean> {
     const input = { message, output, ctx: evalCtx };
     const results = await Promise.allSettled(rule.actions.map((a) => a.run(input)));
     const failures: RuleFailure[] = [];
+    let transient = false;
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') {
         rule.counters.ok++;
@@ -261,6 +269,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       }
       rule.counters.failed++;
       const err = r.reason;
+      if (isTransientFailure(err)) transient = true;
       failures.push(
         err instanceof RuleActionError
           ? { failedAction: err.failedAction, failedResource: err.failedResource, errorMessage: err.message }
@@ -272,6 +281,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       );
     });
     if (failures.length > 0) await runErrorAction(rule, message, failures);
+    return transient;
   }
 
   async function runErrorAction(rule: LoadedRule, message: PreparedMessage, failures: RuleFailure[]): Promise<void> {
@@ -306,7 +316,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
    * Evaluates every rule of one FROM filter on a message and queues the actions of those that
    * match; with `completions`, also collects a promise per queued job that resolves when it ends.
    */
-  function dispatch(rules: readonly LoadedRule[], bus: BusMessage, completions?: Promise<void>[]): void {
+  function dispatch(rules: readonly LoadedRule[], bus: BusMessage, completions?: Promise<boolean>[]): void {
     messages++;
     const clientId = bus.clientId;
     const principal = clientId === undefined ? undefined : principals.get(clientId);
@@ -329,11 +339,17 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       rule.counters.matched++;
       const output = result.output;
       if (completions === undefined) {
-        queue.push(() => runActions(rule, message, output));
+        queue.push(async () => {
+          await runActions(rule, message, output);
+        });
       } else {
         // runActions settles every action and catches its error action: it never rejects.
         completions.push(
-          new Promise<void>((resolve) => queue.push(() => runActions(rule, message, output).finally(resolve))),
+          new Promise<boolean>((resolve) =>
+            queue.push(async () => {
+              resolve(await runActions(rule, message, output));
+            }),
+          ),
         );
       }
     }
@@ -355,16 +371,27 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     return queueWithBackpressure(rules, bus);
   }
 
-  /** The broker's before-ack handler: resolves once the message's actions are done. */
+  /**
+   * The broker's before-ack handler: resolves once the message's actions are done, so the broker
+   * may acknowledge it. Rejects when an action failed in a way that may pass (the disk is full,
+   * the store asks for a retry): the device then keeps the message and sends it again later,
+   * instead of the core acknowledging what it could not keep. A message that can never succeed
+   * (poison) resolves: its error action has it, and sending it again would change nothing.
+   */
   function accept(bus: BusMessage): Promise<void> | undefined {
-    let completions: Promise<void>[] | undefined;
+    let completions: Promise<boolean>[] | undefined;
     for (const rules of byFilter.values()) {
       if (!(rules[0]?.sql.matchesTopic(bus.topic) ?? false)) continue;
       completions ??= [];
       dispatch(rules, bus, completions);
     }
     if (completions === undefined || completions.length === 0) return undefined;
-    return Promise.all(completions).then(() => undefined);
+    return Promise.all(completions).then((transient) => {
+      if (transient.includes(true)) {
+        notAcknowledged++;
+        throw new RuleActionError('*', bus.topic, 'an action failed transiently; the message is not acknowledged');
+      }
+    });
   }
 
   const handlerFor =
@@ -426,6 +453,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
         queued: queue.size,
         running: queue.running,
         backpressureWaits,
+        notAcknowledged,
         rules: loaded.map((r) => ({
           name: r.def.name,
           topicFilter: r.sql.topicFilter,

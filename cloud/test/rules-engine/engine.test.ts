@@ -2,9 +2,10 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Broker, type BusMessage, createBroker } from '../../src/broker/index.js';
+import { PoisonBatchError, TelemetryStoreError } from '../../src/core/telemetry/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import type { RuleErrorPayload } from '../../src/rules/actions/error-payload.js';
-import { RuleLoadError } from '../../src/rules/actions/errors.js';
+import { isTransientFailure, RuleActionError, RuleLoadError } from '../../src/rules/actions/errors.js';
 import { logFileName } from '../../src/rules/actions/log.js';
 import { RULE_ERROR_LOG_GROUP, RULE_SQL_VERSION, RULES, type RuleDefinition } from '../../src/rules/definitions.js';
 import { createRulesEngine, type RulesEngine, type RulesEngineDeps } from '../../src/rules/engine.js';
@@ -306,6 +307,90 @@ describe('lambda action', () => {
     );
     expect(ingest.events).toEqual([]);
     expect(errorLines()[0]?.message.failures[0]?.errorMessage).toMatch(/not JSON/);
+  });
+});
+
+describe('acknowledging client messages', () => {
+  /** The broker's bus, with the engine's before-ack handler caught so the test can call it. */
+  function catchingBus() {
+    let taken: ((m: BusMessage) => Promise<void> | undefined) | undefined;
+    const bus = {
+      ...broker.bus,
+      acceptBeforeAck(handler: (m: BusMessage) => Promise<void> | undefined) {
+        taken = handler;
+        return () => {
+          taken = undefined;
+        };
+      },
+    };
+    const offer = (topic: string, payload: unknown) => {
+      if (!taken) throw new Error('no before-ack handler installed');
+      return taken({
+        topic,
+        payload: Buffer.from(JSON.stringify(payload)),
+        qos: 1,
+        retain: false,
+        clientId: 'pi-ack',
+        acceptedBeforeAck: true,
+      });
+    };
+    return { bus, offer };
+  }
+
+  const ingestRule = rule('ingest_ack', "SELECT * FROM 'pifleet/+/telemetry'", [{ kind: 'lambda', handler: 'ingest' }]);
+
+  it('resolves only once the actions are done, and not at all for a topic no rule reads', async () => {
+    const release = deferred();
+    const ingest = recorder(() => release.promise);
+    const { bus, offer } = catchingBus();
+    await engineWith([ingestRule], { bus, handlers: { ingest: ingest.handler } });
+
+    expect(offer('pifleet/pi-ack/status', { state: 'online' })).toBeUndefined();
+    let settled = false;
+    const ack = offer(telemetryTopic('pi-ack'), { seq: 1 })?.then(() => {
+      settled = true;
+    });
+    await ingest.seen(1);
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    expect(settled).toBe(false);
+    release.resolve();
+    await ack;
+    expect(settled).toBe(true);
+  });
+
+  it('refuses the acknowledgement when the store failed transiently, after running the error action', async () => {
+    const ingest = recorder(async () => {
+      const full = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      throw new TelemetryStoreError('SQLite putBatch failed', { cause: full });
+    });
+    const { bus, offer } = catchingBus();
+    const { engine, errorLines } = await engineWith([ingestRule], { bus, handlers: { ingest: ingest.handler } });
+    await expect(offer(telemetryTopic('pi-ack'), { seq: 1 })).rejects.toThrow(/not acknowledged/);
+    expect(errorLines()).toHaveLength(1);
+    expect(engine.stats().notAcknowledged).toBe(1);
+  });
+
+  it('acknowledges a poison message once its error action has it (sending it again cannot help)', async () => {
+    const ingest = recorder(async () => {
+      throw new PoisonBatchError([{ path: 'seq', message: 'Required' }]);
+    });
+    const { bus, offer } = catchingBus();
+    const { engine, errorLines } = await engineWith([ingestRule], { bus, handlers: { ingest: ingest.handler } });
+    await offer(telemetryTopic('pi-ack'), { seq: 'x' });
+    expect(errorLines()).toHaveLength(1);
+    expect(engine.stats().notAcknowledged).toBe(0);
+  });
+
+  it.each([
+    ['a store asking for a retry', new TelemetryStoreError('throttled'), true],
+    ['a store that cannot be retried', new TelemetryStoreError('closed', { retryable: false }), false],
+    ['a full disk under an action error', new RuleActionError('S3Action', 'k', 'no space', { code: 'ENOSPC' }), true],
+    ['an SQLite I/O error', Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_WRITE' }), true],
+    ['a poison batch', new PoisonBatchError([]), false],
+    ['a plain error', new Error('bug'), false],
+    ['not an error at all', 'nope', false],
+  ])('counts %s as transient: %s', (_what, err, transient) => {
+    expect(isTransientFailure(err)).toBe(transient);
   });
 });
 

@@ -42,3 +42,32 @@ export class RuleActionError extends CloudError {
     this.failedResource = failedResource;
   }
 }
+
+/**
+ * Failures that may go away by themselves: a store that says so (`retryable: true`), a full disk,
+ * an I/O error, descriptors or locks held by someone else. A message whose action failed this way
+ * is worth delivering again; a poison message (or a key no template can render) is not.
+ */
+const TRANSIENT_CODES = new Set([
+  'ENOSPC',
+  'EDQUOT',
+  'EIO',
+  'EMFILE',
+  'ENFILE',
+  'EAGAIN',
+  'EBUSY',
+  'SQLITE_FULL',
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+]);
+
+export function isTransientFailure(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e !== null && typeof e === 'object' && depth < 8; depth++) {
+    if ((e as { retryable?: unknown }).retryable === true) return true;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (TRANSIENT_CODES.has(code) || code.startsWith('SQLITE_IOERR'))) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
