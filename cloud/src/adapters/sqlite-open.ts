@@ -39,9 +39,8 @@ export function dataFileError(err: unknown, file: string, role: DataFileRole): u
   if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
     return new DataFileError(
       'data-file.corrupt',
-      `${file} is not a usable SQLite database (${reason}): stop the core, move it and any ${file}-wal and ` +
-        `${file}-shm aside, and start again with an empty ${role.holds} (${role.lost} are lost), ` +
-        'or restore the file from a backup',
+      `${file} is not a usable SQLite database (${reason}): move it (with any -wal and -shm file beside it) ` +
+        `aside and start again with an empty ${role.holds} (${role.lost} are lost), or restore it from a backup`,
       { cause: err, data },
     );
   }

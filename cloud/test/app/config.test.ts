@@ -3,7 +3,7 @@ import { ConfigError, LOCAL_CORE_DEFAULTS, loadLocalCoreConfig, UsageError } fro
 
 describe('loadLocalCoreConfig', () => {
   it('uses the documented defaults', () => {
-    expect(loadLocalCoreConfig([])).toEqual({ help: false, config: LOCAL_CORE_DEFAULTS });
+    expect(loadLocalCoreConfig([])).toEqual({ help: false, version: false, config: LOCAL_CORE_DEFAULTS });
     expect(LOCAL_CORE_DEFAULTS).toMatchObject({
       host: '127.0.0.1',
       mqttPort: 8883,
@@ -18,7 +18,7 @@ describe('loadLocalCoreConfig', () => {
       PIFLEET_HTTP_PORT: '9000',
       PIFLEET_DATA_DIR: '/var/lib/pifleet',
     });
-    if (result.help) throw new Error('unexpected help');
+    if (result.help || result.version) throw new Error('unexpected help or version');
     expect(result.config).toMatchObject({
       mqttPort: 0,
       httpPort: 9000,
@@ -49,6 +49,11 @@ describe('loadLocalCoreConfig', () => {
 
   it('asks for help with -h', () => {
     expect(loadLocalCoreConfig(['-h'])).toEqual({ help: true });
+  });
+
+  it('asks for the version with --version, whatever else is given', () => {
+    expect(loadLocalCoreConfig(['--version'])).toEqual({ help: false, version: true });
+    expect(loadLocalCoreConfig(['--mqtt-port', 'not-a-port', '--version'])).toEqual({ help: false, version: true });
   });
 
   it('refuses the same port for MQTT and HTTP', () => {
