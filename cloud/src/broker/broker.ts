@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
-import { checkTopicFilter, checkTopicName, LIMITS } from '@pifleet/protocol';
+import { checkTopicFilter, checkTopicName, isPublishableTopic, LIMITS } from '@pifleet/protocol';
 import {
   Aedes,
   type AedesPublishPacket,
@@ -399,7 +399,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       refuse('CLIENT_ERROR', BROKER_ERRORS.invalidTopic, invalid);
       return;
     }
-    if (topic.startsWith('$SYS/') || topic.startsWith('$aws/events/')) {
+    // Reserved topics only where IoT Core allows Publish: no forged presence events or shadow responses.
+    if (!isPublishableTopic(topic)) {
       refuse('AUTH_ERROR', BROKER_ERRORS.reservedTopic, 'topic is reserved for the broker');
       return;
     }

@@ -209,6 +209,8 @@ describe('TLS broker with IoT policies', () => {
   it.each<[string, string, boolean]>([
     ['$aws/events/presence/connected/x', 'a reserved lifecycle topic', false],
     ['$SYS/broker/x', 'the broker $SYS tree', false],
+    ['$aws/things/x/shadow/update/accepted', "a shadow service's response topic", false],
+    ['$pifleet/x', 'any other reserved topic', false],
     ['pifleet/x/telemetry', 'a topic its policy allows', true],
   ])('with an allow-all policy, publishing to %s (%s) is allowed: %s', async (topic, _what, allowed) => {
     const { thing, cert } = await provision({ policies: [allowAll] });
