@@ -1,8 +1,17 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { EXIT } from '@pifleet/protocol';
 import { Command, CommanderError } from 'commander';
 import { systemClock } from './adapters/system-clock.js';
-import type { CommandOutput, Handler, RunContext, Runner } from './app/command.js';
-import { type CliIo, createServices, type GlobalOptions, type Services, type TextSink } from './app/context.js';
+import { type CommandOutput, type Handler, LOCAL_OPTION_HELP, type RunContext, type Runner } from './app/command.js';
+import {
+  type CliIo,
+  createServices,
+  type GlobalOptions,
+  hintsFor,
+  type Services,
+  type TextSink,
+} from './app/context.js';
 import { registerCertsRotate } from './commands/certs-rotate.js';
 import { registerFleetCreate } from './commands/fleet-create.js';
 import { registerFleetDelete } from './commands/fleet-delete.js';
@@ -13,9 +22,11 @@ import { registerThingsDelete } from './commands/things-delete.js';
 import { registerThingsDescribe } from './commands/things-describe.js';
 import { registerThingsList } from './commands/things-list.js';
 import { type ErrorContext, formatErrorLine, toCliError } from './core/error-map.js';
+import { type HintCommands, INSTALLED_INVOCATION, type Invocation, splitLocalOption } from './core/hints.js';
 import { type CliError, UsageError } from './errors.js';
 import { createLogger } from './logger.js';
 
+/** The version `pifleet --version` prints: @pifleet/provisioning's (a test keeps them equal). */
 export const CLI_VERSION = '0.1.0';
 
 /** Streams and environment for {@link runCli}; everything but stdout/stderr has a default. */
@@ -28,6 +39,10 @@ export interface RunCliOptions {
   readonly isTTY?: boolean;
   readonly clock?: CliIo['clock'];
   readonly random?: () => number;
+  /** How the CLI was started (see `invocationOf`); the installed names by default. */
+  readonly invocation?: Invocation;
+  /** Whether a word names a local core's data directory (for `--local DIR`); the file system by default. */
+  readonly isDataDir?: (dir: string) => boolean;
 }
 
 function globalsOf(cmd: Command): GlobalOptions {
@@ -40,7 +55,8 @@ function globalsOf(cmd: Command): GlobalOptions {
   return {
     json: merged.json === true || merged.outputJson === true,
     verbose: merged.verbose === true,
-    ...(merged.local !== undefined ? { local: merged.local as string | boolean } : {}),
+    // `--local=` (a bare --local, see splitLocalOption) means the default directory, as `true` does.
+    ...(merged.local !== undefined ? { local: merged.local === '' ? true : (merged.local as string | boolean) } : {}),
     ...(typeof merged.region === 'string' ? { region: merged.region } : {}),
     ...(typeof merged.profile === 'string' ? { profile: merged.profile } : {}),
     ...(typeof rate === 'number' ? { rate } : {}),
@@ -61,7 +77,7 @@ export function buildProgram(
     .exitOverride()
     .configureOutput({ writeOut: out.writeOut, writeErr: out.writeErr, outputError: () => undefined })
     .option('--json', 'print JSON on stdout')
-    .option('--local [dataDir]', 'use the local IoT Core whose data directory is DATA_DIR (or $PIFLEET_LOCAL)')
+    .option('--local [dataDir]', LOCAL_OPTION_HELP)
     .option('--region <region>', 'AWS region')
     .option('--profile <profile>', 'AWS profile')
     .option('--rate <factor>', 'scale the client-side control-plane rate limits', Number.parseFloat)
@@ -92,9 +108,30 @@ export function buildProgram(
   return program;
 }
 
-function usageFromCommander(err: CommanderError): CliError {
+function usageFromCommander(err: CommanderError, hints: HintCommands, notTaken: readonly string[]): CliError {
   const message = err.message.replace(/^error:\s*/, '');
-  return new UsageError(message, { hint: 'pifleet --help, or pifleet COMMAND --help' });
+  // A word after a bare --local that was not read as the directory, now an unknown command or an
+  // excess argument: say how to name a directory that does not look like one.
+  const word =
+    err.code === 'commander.unknownCommand'
+      ? notTaken.find((w) => message.includes(`'${w}'`))
+      : err.code === 'commander.excessArguments'
+        ? notTaken[0]
+        : undefined;
+  if (word !== undefined) {
+    return new UsageError(message, {
+      hint: `to use ${word} as the local core's data directory, write --local=${word} or --local ./${word}`,
+    });
+  }
+  return new UsageError(message, { hint: `${hints.pifleet('--help')}, or ${hints.pifleet('COMMAND --help')}` });
+}
+
+/** A local core's data directory holds its credentials, and its endpoint file while it runs. */
+function coreDataDirIn(cwd: string) {
+  return (dir: string) => {
+    const full = path.resolve(cwd, dir);
+    return existsSync(path.join(full, 'credentials')) || existsSync(path.join(full, 'endpoint.json'));
+  };
 }
 
 /**
@@ -109,12 +146,15 @@ export async function runCli(argv: readonly string[], options: RunCliOptions): P
     cwd: options.cwd ?? process.cwd(),
     clock: options.clock ?? systemClock,
     isTTY: options.isTTY ?? false,
+    invocation: options.invocation ?? INSTALLED_INVOCATION,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.random ? { random: options.random } : {}),
   };
+  const split = splitLocalOption(argv, options.isDataDir ?? coreDataDirIn(io.cwd));
   let output: CommandOutput | undefined;
   let opts: GlobalOptions = { json: argv.includes('--json'), verbose: false };
-  let errorContext: ErrorContext = { target: 'aws' };
+  let hints = hintsFor(io, opts);
+  let errorContext: ErrorContext = { target: 'aws', hints };
   let services: Services | undefined;
 
   const run: Runner =
@@ -123,6 +163,8 @@ export async function runCli(argv: readonly string[], options: RunCliOptions): P
       const cmd = args[args.length - 1] as Command;
       const leafOpts = cmd.opts();
       opts = globalsOf(cmd);
+      hints = hintsFor(io, opts);
+      errorContext = { ...errorContext, hints };
       const log = createLogger({
         level: opts.verbose ? 'info' : 'warn',
         destination: { write: (s: string) => void io.stderr.write(s) },
@@ -146,6 +188,7 @@ export async function runCli(argv: readonly string[], options: RunCliOptions): P
           thingName = name;
           errorContext = { ...errorContext, thingName: name };
         },
+        hints,
       };
       try {
         output = await handler(ctx, positional, leafOpts);
@@ -160,14 +203,14 @@ export async function runCli(argv: readonly string[], options: RunCliOptions): P
   });
   let failure: CliError | undefined;
   try {
-    await program.parseAsync([...argv], { from: 'user' });
+    await program.parseAsync(split.argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
         return EXIT.ok;
       }
       if (err.code === 'commander.executeSubCommandAsync' || err.exitCode === 0) return EXIT.ok;
-      failure = usageFromCommander(err);
+      failure = usageFromCommander(err, hints, split.notTaken);
     } else {
       failure = toCliError(err, errorContext);
     }

@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs';
 import { EXIT } from '@pifleet/protocol';
 import { runCli } from './cli.js';
+import { invocationOf } from './core/hints.js';
 
 /** Process entry of `pifleet`: wires argv, env, streams and SIGINT into {@link runCli}, and sets the exit code. */
 export async function main(): Promise<void> {
@@ -18,6 +20,8 @@ export async function main(): Promise<void> {
     cwd: process.cwd(),
     signal: controller.signal,
     isTTY: process.stderr.isTTY === true,
+    // Hints repeat the command as it was started: `node provisioning/bin/pifleet.js` in a checkout.
+    invocation: invocationOf(process.argv[1], process.cwd(), existsSync),
   });
   process.exitCode = code;
 }

@@ -6,6 +6,9 @@ import { registerFleetCommand } from './fleet/command.js';
 
 export type { SimCliIo };
 
+/** The version `pifleet-sim --version` prints: @pifleet/simulator's (a test keeps them equal). */
+export const SIM_VERSION = '0.1.0';
+
 /**
  * The `pifleet-sim` program. Each folder registers its own subcommands here: `demo`
  * (demo/command.ts), `agent` (agents/command.ts); the fleet runner adds `fleet`.
@@ -13,6 +16,7 @@ export type { SimCliIo };
 export function buildSimProgram(io: SimCliIo): Command {
   const program = new Command('pifleet-sim')
     .description('pifleet simulator: the local demo, simulated agents and fleets against a local IoT Core')
+    .version(SIM_VERSION)
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   registerDemoCommand(program, io);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { HintCommands } from '../core/hints.js';
 import type { CliError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { CliIo, GlobalOptions, Services } from './context.js';
@@ -12,6 +13,8 @@ export interface RunContext {
   services(): Promise<Services>;
   /** Names the thing the command is about, so an error can say "thing X not found". */
   about(thingName: string): void;
+  /** Commands for hints, spelled so they run here against the same target. */
+  readonly hints: HintCommands;
 }
 
 /** What a handler returns: data for `--json`, text for people; `error` makes the run fail after printing. */
@@ -28,11 +31,16 @@ export type Runner = (handler: Handler) => (...args: unknown[]) => Promise<void>
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
+/** Help of `--local`; see `splitLocalOption` for when the next word is the directory. */
+export const LOCAL_OPTION_HELP =
+  'use the local IoT Core whose data directory is DATA_DIR (default $PIFLEET_LOCAL, else .pifleet/local-core); ' +
+  'write --local=DATA_DIR, or --local DATA_DIR when DATA_DIR is a path (has a /) or a core data directory';
+
 /** Adds the options every leaf command accepts (they are also accepted before the command). */
 export function withCommonOptions(cmd: Command, options: { json?: boolean } = {}): Command {
   if (options.json !== false) cmd.option('--json', 'print JSON on stdout');
   return cmd
-    .option('--local [dataDir]', 'use the local IoT Core whose data directory is DATA_DIR (or $PIFLEET_LOCAL)')
+    .option('--local [dataDir]', LOCAL_OPTION_HELP)
     .option('--region <region>', 'AWS region (default: AWS_REGION or the profile)')
     .option('--profile <profile>', 'AWS profile for credentials')
     .option('--rate <factor>', 'scale the client-side control-plane rate limits', Number.parseFloat)

@@ -6,6 +6,7 @@ import { readBundle, removeBundle, writeBundleFile } from '../adapters/bundle-fi
 import { resolveTarget, type Target } from '../config/target.js';
 import { AMAZON_ROOT_CA_1_PEM } from '../core/amazon-root-ca.js';
 import type { ErrorContext } from '../core/error-map.js';
+import { type HintCommands, hintCommands, type Invocation } from '../core/hints.js';
 import { AWS_CONTROL_PLANE_RATES, RateLimiter, scaleRates } from '../core/rate-limiter.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../ports/clock.js';
@@ -31,6 +32,8 @@ export interface CliIo {
   readonly isTTY: boolean;
   /** Randomness for backoff jitter (tests pass a fixed one). */
   readonly random?: () => number;
+  /** How this CLI was started, so hints print commands that run here. */
+  readonly invocation: Invocation;
 }
 
 /** Options every command accepts. */
@@ -53,6 +56,11 @@ export interface Services {
   close(): void;
 }
 
+/** The hint commands of a run: its invocation with its target options. */
+export function hintsFor(io: CliIo, opts: GlobalOptions): HintCommands {
+  return hintCommands(io.invocation, opts);
+}
+
 /** Rate on the local core when `--rate` is not given: none (it has no quotas). */
 const LOCAL_DEFAULT_RATES: Readonly<Record<string, number>> = {};
 
@@ -64,7 +72,9 @@ export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger
     ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
     env: io.env,
     cwd: io.cwd,
+    localCoreCommand: io.invocation.localCore,
   });
+  const hints = hintsFor(io, opts);
   const common = { maxAttempts: 1 } as const;
   const iot =
     target.kind === 'local'
@@ -129,13 +139,15 @@ export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger
     files: { readBundle, writeBundleFile, removeBundle },
     clock: io.clock,
     log,
+    hints,
   });
   return {
     target,
     registry,
     shadows,
     provisioner,
-    errorContext: target.kind === 'local' ? { target: 'local', dataDir: target.dataDir } : { target: 'aws' },
+    errorContext:
+      target.kind === 'local' ? { target: 'local', dataDir: target.dataDir, hints } : { target: 'aws', hints },
     close() {
       iot.destroy();
       void dataClient?.then((c) => c.destroy()).catch(() => undefined);

@@ -15,7 +15,9 @@ import {
   renderBundleUnit,
   splitEndpoint,
 } from '../core/bundle.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { thingNotFound } from '../core/error-map.js';
+import { type HintCommands, PLAIN_HINTS } from '../core/hints.js';
+import { ConflictError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../ports/clock.js';
 import type { DeviceRegistry, IssuedCertificate } from '../ports/registry.js';
@@ -44,6 +46,8 @@ export interface ProvisionerDeps {
   };
   readonly clock: Clock;
   readonly log: Logger;
+  /** Spells the commands hints name (default: the installed `pifleet`). */
+  readonly hints?: HintCommands;
 }
 
 export interface ProvisionRequest {
@@ -94,6 +98,7 @@ const isCertArn = (arn: string) => /:cert\/[0-9a-fA-F]+$/.test(arn);
 
 export function createProvisioner(deps: ProvisionerDeps) {
   const { registry, files, log } = deps;
+  const hints = deps.hints ?? PLAIN_HINTS;
   let endpointPromise: Promise<{ host: string; port: number }> | undefined;
   let policyPromise: Promise<boolean> | undefined;
 
@@ -136,6 +141,11 @@ export function createProvisioner(deps: ProvisionerDeps) {
     notes: string[],
   ) {
     const endpoint = await dataEndpoint();
+    // A bundle used where it was written (no --install-dir: the demo, an agent run by hand) keeps
+    // its outbox beside it, where its user can write. An installed one (--install-dir /etc/pifleet)
+    // uses the agent's default, /var/lib/pifleet/outbox.db, as the README's install steps create
+    // it: the unit may then write only there and keep the config directory read-only.
+    const outboxDir = req.installDir === req.bundleDir ? req.installDir : undefined;
     const wanted: [string, string | undefined, string][] = [
       [BUNDLE_FILES.ca, bundle.caPem, deps.target.caPem],
       [
@@ -147,14 +157,10 @@ export function createProvisioner(deps: ProvisionerDeps) {
           port: endpoint.port,
           mqttProtocol,
           installDir: req.installDir,
-          ...(deps.target.kind === 'local' ? { outboxPath: path.posix.join(req.installDir, 'outbox.db') } : {}),
+          ...(outboxDir !== undefined ? { outboxPath: path.posix.join(outboxDir, 'outbox.db') } : {}),
         }),
       ],
-      [
-        BUNDLE_FILES.unit,
-        bundle.unitText,
-        renderBundleUnit(req.installDir, deps.target.kind === 'local' ? req.installDir : undefined),
-      ],
+      [BUNDLE_FILES.unit, bundle.unitText, renderBundleUnit(req.installDir, outboxDir)],
     ];
     for (const [name, current, content] of wanted) {
       if (current === content) continue;
@@ -231,7 +237,7 @@ export function createProvisioner(deps: ProvisionerDeps) {
             ? `the certificate in ${bundleDir} (${bundleCertId.slice(0, 12)}…) is ${known.status}`
             : `the certificate in ${bundleDir} (${bundleCertId.slice(0, 12)}…) is not in the registry`,
           {
-            hint: `pass --force to issue a new certificate and overwrite the bundle, or pifleet certs rotate ${thingName}`,
+            hint: `pass --force to issue a new certificate and overwrite the bundle, or ${hints.pifleet(`certs rotate ${thingName}`)}`,
           },
         );
       }
@@ -245,7 +251,9 @@ export function createProvisioner(deps: ProvisionerDeps) {
       throw new ConflictError(
         'CERTIFICATE_ELSEWHERE',
         `thing ${thingName} already has certificate ${String(id).slice(0, 12)}… but ${bundleDir} has no bundle for it`,
-        { hint: `pass the bundle's directory with --out, or pifleet certs rotate ${thingName} to issue a new one` },
+        {
+          hint: `pass the bundle's directory with --out, or ${hints.pifleet(`certs rotate ${thingName}`)} to issue a new one`,
+        },
       );
     }
     if (!cert) {
@@ -381,7 +389,7 @@ export function createProvisioner(deps: ProvisionerDeps) {
     const { thingName, bundleDir } = req;
     const changes: string[] = [];
     const thing = await registry.describeThing(thingName);
-    if (!thing) throw new NotFoundError(`thing ${thingName} not found`, { hint: 'pifleet things list' });
+    if (!thing) throw thingNotFound(thingName, hints);
     const attached = (await registry.listThingPrincipals(thingName)).filter(isCertArn);
     const attachedIds = attached.map((a) => certificateIdFromArn(a) as string);
     const bundle = await files.readBundle(bundleDir);

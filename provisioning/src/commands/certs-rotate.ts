@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type Runner, withCommonOptions } from '../app/command.js';
 import { parseThingName } from '../core/args.js';
+import { DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
 import { InputError } from '../errors.js';
 import { defaultBundleDir } from './things-create.js';
 
@@ -13,7 +14,10 @@ export function registerCertsRotate(certs: Command, run: Runner): void {
         'issue a new certificate and bundle; the old one is retired on a later run once the device restarted with the new one (or with --force)',
       )
       .argument('<name>', 'thing name')
-      .option('--out <dir>', 'bundle directory (default: ./bundles/NAME); rewritten with the new certificate')
+      .option(
+        '--out <dir>',
+        `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME); rewritten with the new certificate`,
+      )
       .option('--install-dir <dir>', 'where the bundle will be on the device (default: the bundle directory)')
       .option('--force', 'retire the old certificate now, without waiting for the device'),
   ).action(
@@ -31,7 +35,7 @@ export function registerCertsRotate(certs: Command, run: Runner): void {
         force: o.force === true,
         ...(installDir ? { installDir } : {}),
       });
-      const next = `install ${r.bundleDir} on the device, restart pifleet-agent, then run: pifleet certs rotate ${thingName} (or add --force)`;
+      const next = `install ${r.bundleDir} on the device, restart pifleet-agent, then run: ${ctx.hints.pifleet(`certs rotate ${thingName}`)} (or add --force)`;
       const head =
         r.status === 'retired'
           ? `rotated ${thingName} to certificate ${r.newCertificateId}${r.oldCertificateIds.length > 0 ? `; retired ${r.oldCertificateIds.join(', ')}` : ''}`

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { collect, type Runner, withCommonOptions } from '../app/command.js';
 import { fleetCreate, renderSummary } from '../app/fleet.js';
 import { parseAttributes, parsePositiveInt, parsePrefix } from '../core/args.js';
+import { DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
 import { CliError, InterruptedError } from '../errors.js';
 
 export function registerFleetCreate(fleet: Command, run: Runner): void {
@@ -12,7 +13,7 @@ export function registerFleetCreate(fleet: Command, run: Runner): void {
       .description('create PREFIX-0001 … PREFIX-N with bundles; resumable (re-run the same command)')
       .requiredOption('--count <n>', 'number of things')
       .requiredOption('--prefix <prefix>', 'thing name prefix')
-      .option('--out <dir>', 'directory of the bundles (default: ./bundles)')
+      .option('--out <dir>', `directory of the bundles (default: ${DEFAULT_BUNDLES_DIR})`)
       .option('--concurrency <n>', 'things in flight at once', '8')
       .option('--attr <key=value>', 'attribute for every thing (repeatable; `fleet=PREFIX` is always set)', collect, [])
       .option('--journal <file>', 'journal file (default: OUT/.fleet-PREFIX.create.journal)'),
@@ -22,7 +23,7 @@ export function registerFleetCreate(fleet: Command, run: Runner): void {
       const count = parsePositiveInt('--count', String(o.count), 100_000);
       const concurrency = parsePositiveInt('--concurrency', String(o.concurrency), 256);
       const attributes = parseAttributes(o.attr as string[]);
-      const outDir = path.resolve(ctx.io.cwd, typeof o.out === 'string' ? o.out : 'bundles');
+      const outDir = path.resolve(ctx.io.cwd, typeof o.out === 'string' ? o.out : DEFAULT_BUNDLES_DIR);
       const services = await ctx.services();
       const { summary, fatal } = await fleetCreate(
         {

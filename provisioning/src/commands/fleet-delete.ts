@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { type Runner, withCommonOptions } from '../app/command.js';
 import { fleetDelete, renderSummary } from '../app/fleet.js';
 import { parsePositiveInt, parsePrefix } from '../core/args.js';
+import { DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
 import { CliError, InterruptedError } from '../errors.js';
 
 export function registerFleetDelete(fleet: Command, run: Runner): void {
@@ -11,7 +12,7 @@ export function registerFleetDelete(fleet: Command, run: Runner): void {
       .command('delete')
       .description('tear down every thing named PREFIX-<digits> (and leftover bundles); resumable')
       .requiredOption('--prefix <prefix>', 'thing name prefix')
-      .option('--out <dir>', 'directory of the bundles (default: ./bundles)')
+      .option('--out <dir>', `directory of the bundles (default: ${DEFAULT_BUNDLES_DIR})`)
       .option('--concurrency <n>', 'things in flight at once', '8')
       .option('--keep-bundles', 'keep the bundle directories')
       .option('--journal <file>', 'journal file (default: OUT/.fleet-PREFIX.delete.journal)'),
@@ -19,7 +20,7 @@ export function registerFleetDelete(fleet: Command, run: Runner): void {
     run(async (ctx, _args, o) => {
       const prefix = parsePrefix(String(o.prefix));
       const concurrency = parsePositiveInt('--concurrency', String(o.concurrency), 256);
-      const outDir = path.resolve(ctx.io.cwd, typeof o.out === 'string' ? o.out : 'bundles');
+      const outDir = path.resolve(ctx.io.cwd, typeof o.out === 'string' ? o.out : DEFAULT_BUNDLES_DIR);
       const services = await ctx.services();
       const { summary, fatal } = await fleetDelete(
         {

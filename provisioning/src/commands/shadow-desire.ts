@@ -3,6 +3,7 @@ import type { JsonObject } from '@pifleet/protocol';
 import type { Command } from 'commander';
 import { type Runner, withCommonOptions } from '../app/command.js';
 import { parseDesiredAssignments, parseDesiredJson, parseNonNegativeInt, parseThingName } from '../core/args.js';
+import { thingNotFound } from '../core/error-map.js';
 import { UsageError } from '../errors.js';
 
 export function registerShadowDesire(shadow: Command, run: Runner): void {
@@ -31,7 +32,11 @@ export function registerShadowDesire(shadow: Command, run: Runner): void {
       }
       const version = o.version !== undefined ? parseNonNegativeInt('--version', String(o.version)) : undefined;
       const clientToken = randomUUID();
-      const { shadows } = await ctx.services();
+      const { shadows, registry } = await ctx.services();
+      // The shadow service makes a shadow for any name (AWS does too), so a typo would leave an
+      // orphan shadow that no device ever reads. Only registered things are commanded (the command
+      // API answers 404 the same way). A thing deleted between the two calls is not caught.
+      if (!(await registry.describeThing(thingName))) throw thingNotFound(thingName, ctx.hints);
       const accepted = await shadows.update(thingName, {
         state: { desired },
         clientToken,

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { type Runner, withCommonOptions } from '../app/command.js';
 import { parseThingName } from '../core/args.js';
+import { thingNotFound } from '../core/error-map.js';
 import { NotFoundError } from '../errors.js';
 
 export function registerShadowGet(shadow: Command, run: Runner): void {
@@ -10,11 +11,13 @@ export function registerShadowGet(shadow: Command, run: Runner): void {
     run(async (ctx, [rawName]) => {
       const thingName = parseThingName(rawName ?? '');
       ctx.about(thingName);
-      const { shadows } = await ctx.services();
+      const { shadows, registry } = await ctx.services();
       const doc = await shadows.get(thingName);
       if (!doc) {
+        // Both are a 404 of GetThingShadow; the registry tells a missing thing from a missing shadow.
+        if (!(await registry.describeThing(thingName))) throw thingNotFound(thingName, ctx.hints);
         throw new NotFoundError(`thing ${thingName} has no shadow`, {
-          hint: `pifleet shadow desire ${thingName} key=value creates it; pifleet things list shows the things`,
+          hint: `${ctx.hints.pifleet(`shadow desire ${thingName} key=value`)} creates it`,
         });
       }
       return { data: doc, text: JSON.stringify(doc, null, 2) };

@@ -3,11 +3,12 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { collect, type Runner, withCommonOptions } from '../app/command.js';
 import { parseAttributes, parseThingName } from '../core/args.js';
+import { DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
 import { InputError } from '../errors.js';
 
-/** Default bundle directory of a thing: `./bundles/NAME`. */
+/** Bundle directory of a thing: `--out`, else `.pifleet/bundles/NAME`. */
 export function defaultBundleDir(cwd: string, thingName: string, out?: unknown): string {
-  return typeof out === 'string' ? path.resolve(cwd, out) : path.resolve(cwd, 'bundles', thingName);
+  return typeof out === 'string' ? path.resolve(cwd, out) : path.resolve(cwd, DEFAULT_BUNDLES_DIR, thingName);
 }
 
 export function registerThingsCreate(things: Command, run: Runner): void {
@@ -18,7 +19,7 @@ export function registerThingsCreate(things: Command, run: Runner): void {
       .argument('<name>', 'thing name')
       .option('--attr <key=value>', 'thing attribute (repeatable)', collect, [])
       .option('--csr <file>', 'issue the certificate from this CSR (the private key stays on the device)')
-      .option('--out <dir>', 'bundle directory (default: ./bundles/NAME)')
+      .option('--out <dir>', `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME)`)
       .option('--install-dir <dir>', 'where the bundle will be on the device (default: the bundle directory)')
       .option('--force', 'overwrite an existing bundle, or issue a new certificate for a stale one'),
   ).action(

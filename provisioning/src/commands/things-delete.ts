@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { type Runner, withCommonOptions } from '../app/command.js';
 import { parseThingName } from '../core/args.js';
+import { DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
+import { thingNotFound } from '../core/error-map.js';
 import { defaultBundleDir } from './things-create.js';
 
 export function registerThingsDelete(things: Command, run: Runner): void {
@@ -9,7 +11,7 @@ export function registerThingsDelete(things: Command, run: Runner): void {
       .command('delete')
       .description('tear a thing down: detach policy and certificate, deactivate and delete it, delete the thing')
       .argument('<name>', 'thing name')
-      .option('--out <dir>', 'bundle directory (default: ./bundles/NAME); its certificate is retired too')
+      .option('--out <dir>', `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME); its certificate is retired too`)
       .option('--keep-bundle', 'keep the bundle directory (it is removed by default: its certificate is gone)'),
   ).action(
     run(async (ctx, [rawName], o) => {
@@ -21,8 +23,14 @@ export function registerThingsDelete(things: Command, run: Runner): void {
         bundleDir: defaultBundleDir(ctx.io.cwd, thingName, o.out),
         removeBundle: o.keepBundle !== true,
       });
+      // Nothing of the thing anywhere (a typo, or deleted before): say so with exit 65, as every
+      // command that names a thing does. A re-run that still finds leftovers (a certificate, the
+      // bundle) of an interrupted delete removes them and succeeds.
+      if (r.status === 'absent' && r.changes.length === 0) throw thingNotFound(thingName, ctx.hints);
       const head =
-        r.status === 'absent' ? `thing ${thingName} does not exist; nothing to delete` : `deleted thing ${thingName}`;
+        r.status === 'absent'
+          ? `thing ${thingName} was already deleted; removed what was left`
+          : `deleted thing ${thingName}`;
       return { data: r, text: [head, ...r.changes.map((c) => `  - ${c}`)].join('\n') };
     }),
   );

@@ -2,8 +2,7 @@ import type { Command } from 'commander';
 import { type Runner, withCommonOptions } from '../app/command.js';
 import { parseThingName } from '../core/args.js';
 import { certificateIdFromArn } from '../core/bundle.js';
-import { toCliError } from '../core/error-map.js';
-import { NotFoundError } from '../errors.js';
+import { thingNotFound, toCliError } from '../core/error-map.js';
 
 export interface ShadowSummary {
   readonly available: boolean;
@@ -41,7 +40,7 @@ export function registerThingsDescribe(things: Command, run: Runner): void {
       ctx.about(thingName);
       const { registry, shadows, errorContext } = await ctx.services();
       const thing = await registry.describeThing(thingName);
-      if (!thing) throw new NotFoundError(`thing ${thingName} not found`, { hint: 'pifleet things list' });
+      if (!thing) throw thingNotFound(thingName, ctx.hints);
       const principals = await registry.listThingPrincipals(thingName);
       const certificates = [];
       for (const arn of principals) {

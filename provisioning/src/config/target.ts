@@ -4,7 +4,7 @@ import { CredentialsError, TargetConfigError } from '../errors.js';
 
 /**
  * Where the CLI points: AWS IoT Core (default credential chain and region), or the local IoT Core
- * named by `--local [DATA_DIR]` or `PIFLEET_LOCAL=DATA_DIR`, whose data directory records its
+ * named by `--local[=DATA_DIR]` or `PIFLEET_LOCAL=DATA_DIR`, whose data directory records its
  * HTTP endpoint, credentials, region and CA.
  */
 export type Target = AwsTarget | LocalTarget;
@@ -47,12 +47,14 @@ export const LOCAL_DEFAULT_ENDPOINTS = {
 export const LOCAL_PROFILE = 'pifleet-local';
 
 export interface ResolveTargetInput {
-  /** `--local` given: `true` without a value, or the directory. */
+  /** `--local` given: `true` (or `''`) without a value, or the directory. */
   readonly local?: string | boolean;
   readonly region?: string;
   readonly profile?: string;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
+  /** How to start the local core in a hint (`pifleet-local-core`, or `node cloud/bin/…` in a checkout). */
+  readonly localCoreCommand?: string;
 }
 
 /** Parses the `[profile]` section of an AWS shared-credentials file. */
@@ -117,7 +119,7 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
   const given =
     typeof input.local === 'string' && input.local !== '' ? input.local : envLocal || DEFAULT_LOCAL_DATA_DIR;
   const dataDir = path.resolve(input.cwd, given);
-  const startHint = `start it with: pifleet-local-core --data-dir ${dataDir}`;
+  const startHint = `start it with: ${input.localCoreCommand ?? 'pifleet-local-core'} --data-dir ${dataDir}`;
 
   const endpointFile = path.join(dataDir, LOCAL_ENDPOINT_FILE);
   const endpointText = await readText(endpointFile);

@@ -70,13 +70,22 @@ export function parseAttributes(pairs: readonly string[]): Record<string, string
         hint: 'use up to 800 characters of a-z A-Z 0-9 _ . , @ / : # = [ ] -',
       });
     }
-    if (key in out) throw new InputError(`attribute ${key} given twice`);
-    out[key] = value;
+    if (Object.hasOwn(out, key)) throw new InputError(`attribute ${key} given twice`);
+    putOwn(out, key, value);
   }
   return out;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Keys typed by the operator (`__proto__.x=1`) are data: `obj[key] = v` with `__proto__` would set
+ * the prototype instead of a key, and `obj[key]` for a missing key finds Object.prototype's members.
+ * So keys are read only when own and written as own properties; the contract check then rejects them.
+ */
+function putOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
 
 /** A value as typed on the command line: JSON when it parses (`5000`, `true`, `null`, `"x"`), else the raw string. */
 function parseScalar(raw: string): JsonValue {
@@ -94,7 +103,7 @@ function parseScalar(raw: string): JsonValue {
  */
 export function parseDesiredAssignments(assignments: readonly string[]): JsonObject {
   if (assignments.length === 0)
-    throw new UsageError('nothing to set', { hint: 'pifleet shadow desire NAME outputs.relay=true' });
+    throw new UsageError('nothing to set', { hint: 'give key=value pairs, e.g. outputs.relay=true sampling.env=5000' });
   const doc: JsonObject = {};
   for (const a of assignments) {
     const eq = a.indexOf('=');
@@ -103,18 +112,18 @@ export function parseDesiredAssignments(assignments: readonly string[]): JsonObj
     const value = parseScalar(a.slice(eq + 1));
     const dot = path.indexOf('.');
     if (dot === -1) {
-      if (path in doc) throw new InputError(`desired key ${path} given twice`);
-      doc[path] = value;
+      if (Object.hasOwn(doc, path)) throw new InputError(`desired key ${path} given twice`);
+      putOwn(doc, path, value);
       continue;
     }
     const top = path.slice(0, dot);
     const rest = path.slice(dot + 1);
     if (top === '' || rest === '') throw new InputError(`invalid desired key ${JSON.stringify(path)}`);
-    const node = doc[top] ?? {};
+    const node = (Object.hasOwn(doc, top) ? doc[top] : undefined) ?? {};
     if (!isObject(node)) throw new InputError(`desired key ${top} is both a value and an object`);
-    if (rest in node) throw new InputError(`desired key ${path} given twice`);
-    (node as JsonObject)[rest] = value;
-    doc[top] = node;
+    if (Object.hasOwn(node, rest)) throw new InputError(`desired key ${path} given twice`);
+    putOwn(node as JsonObject, rest, value);
+    putOwn(doc, top, node as JsonObject);
   }
   return checkDesired(doc);
 }
@@ -138,8 +147,8 @@ function withoutNulls(doc: JsonObject): JsonObject {
     if (v === null) continue;
     if (isObject(v)) {
       const inner = withoutNulls(v as JsonObject);
-      if (Object.keys(inner).length > 0) out[k] = inner;
-    } else out[k] = v;
+      if (Object.keys(inner).length > 0) putOwn(out, k, inner);
+    } else putOwn(out, k, v);
   }
   return out;
 }

@@ -14,6 +14,12 @@ export const BUNDLE_FILES = {
   unit: 'pifleet-agent.service',
 } as const;
 
+/**
+ * Where bundles go without `--out`: under `.pifleet/` (git-ignored, beside the local core's data),
+ * not `./bundles`, because a bundle holds a private key and must never be committed by accident.
+ */
+export const DEFAULT_BUNDLES_DIR = '.pifleet/bundles';
+
 /** File modes: the private key is readable by its owner only. */
 export const BUNDLE_MODES = {
   directory: 0o700,

@@ -8,6 +8,7 @@ import {
   TargetConfigError,
   UnavailableError,
 } from '../errors.js';
+import { type HintCommands, PLAIN_HINTS } from './hints.js';
 
 /** What the command was doing, to word an error for the operator. */
 export interface ErrorContext {
@@ -16,6 +17,16 @@ export interface ErrorContext {
   readonly dataDir?: string;
   /** The thing the command is about, if one. */
   readonly thingName?: string;
+  /** How hints spell commands so they run here (default: the installed names). */
+  readonly hints?: HintCommands;
+}
+
+/** The error for a thing the registry does not have: exit 65, and how to see the things there are. */
+export function thingNotFound(thingName: string, hints: HintCommands = PLAIN_HINTS, cause?: unknown): NotFoundError {
+  return new NotFoundError(`thing ${thingName} not found`, {
+    hint: hints.pifleet('things list'),
+    ...(cause !== undefined ? { cause } : {}),
+  });
 }
 
 const CREDENTIAL_REJECTIONS = new Set([
@@ -56,9 +67,10 @@ export function toCliError(err: unknown, ctx: ErrorContext): CliError {
   };
   const name = e.name ?? 'Error';
   const message = oneLine(e.message ?? String(err));
+  const hints = ctx.hints ?? PLAIN_HINTS;
   const startHint =
     ctx.target === 'local'
-      ? `is the local core running? start it with: pifleet-local-core --data-dir ${ctx.dataDir ?? 'DATA_DIR'}`
+      ? `is the local core running? start it with: ${hints.localCore} --data-dir ${ctx.dataDir ?? 'DATA_DIR'}`
       : 'check your network and AWS region';
 
   if (name === 'CredentialsProviderError' || /could not load credentials/i.test(message)) {
@@ -78,7 +90,7 @@ export function toCliError(err: unknown, ctx: ErrorContext): CliError {
   }
   if (name === 'ResourceNotFoundException') {
     if (ctx.thingName !== undefined) {
-      return new NotFoundError(`thing ${ctx.thingName} not found`, { cause: err, hint: 'pifleet things list' });
+      return thingNotFound(ctx.thingName, hints, err);
     }
     return new NotFoundError(`not found: ${message}`, { cause: err });
   }
@@ -90,7 +102,7 @@ export function toCliError(err: unknown, ctx: ErrorContext): CliError {
     return new ConflictError('CONFLICT', `conflict: ${message}`, {
       cause: err,
       hint: ctx.thingName
-        ? `pifleet shadow get ${ctx.thingName} shows the current version`
+        ? `${hints.pifleet(`shadow get ${ctx.thingName}`)} shows the current version`
         : 'read the current state and retry',
     });
   }

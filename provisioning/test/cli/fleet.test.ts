@@ -79,8 +79,10 @@ describe('fleet', () => {
     );
     expect(fleet.every((t) => t.attributes.fleet === 'lab')).toBe(true);
     for (const t of fleet) {
-      expect(fs.statSync(path.join(work, 'bundles', t.thingName, 'private.pem.key')).mode & 0o777).toBe(0o600);
-      expect(fs.existsSync(path.join(work, 'bundles', t.thingName, 'agent.json'))).toBe(true);
+      expect(fs.statSync(path.join(work, '.pifleet', 'bundles', t.thingName, 'private.pem.key')).mode & 0o777).toBe(
+        0o600,
+      );
+      expect(fs.existsSync(path.join(work, '.pifleet', 'bundles', t.thingName, 'agent.json'))).toBe(true);
     }
 
     // Re-running a complete fleet changes nothing.
@@ -99,7 +101,7 @@ describe('fleet', () => {
       things: { thingName: string }[];
     };
     expect(after.things.filter((t) => t.thingName.startsWith('lab-'))).toEqual([]);
-    expect(fs.readdirSync(path.join(work, 'bundles')).filter((d) => d.startsWith('lab-'))).toEqual([]);
+    expect(fs.readdirSync(path.join(work, '.pifleet', 'bundles')).filter((d) => d.startsWith('lab-'))).toEqual([]);
   });
 
   it('draws a progress bar on a terminal and prints a summary', async () => {

@@ -8,9 +8,12 @@ import {
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli.js';
 import { parseSharedCredentials } from '../../src/config/target.js';
 import { BUNDLE_FILES } from '../../src/core/bundle.js';
-import { cli, type RunningCore, removeDir, startLocalCore, tempDir } from '../local-core.js';
+import { invocationOf } from '../../src/core/hints.js';
+import { sink } from '../helpers.js';
+import { cli, PIFLEET_BIN, REPO, type RunningCore, removeDir, startLocalCore, tempDir } from '../local-core.js';
 
 /** Every command in-process against the real local IoT Core through the real @aws-sdk/client-iot. */
 
@@ -34,7 +37,7 @@ afterAll(async () => {
   removeDir(work);
 });
 
-/** A fresh working directory per test (bundles land in ./bundles). */
+/** A fresh working directory per test (bundles land in ./.pifleet/bundles). */
 function cwd(): string {
   const dir = path.join(work, `t${++n}`);
   fs.mkdirSync(dir);
@@ -61,7 +64,8 @@ describe('things create', () => {
     );
     expect(first.stdout).not.toContain('PRIVATE KEY');
 
-    const bundle = path.join(dir, 'bundles', 'pi-a1');
+    // Bundles hold private keys: by default under .pifleet/, which .gitignore keeps out of git.
+    const bundle = path.join(dir, '.pifleet', 'bundles', 'pi-a1');
     expect(r.bundleDir).toBe(bundle);
     expect(fs.statSync(path.join(bundle, BUNDLE_FILES.privateKey)).mode & 0o777).toBe(0o600);
     expect(fs.readFileSync(path.join(bundle, BUNDLE_FILES.ca), 'utf8')).toBe(fs.readFileSync(core.info.caFile, 'utf8'));
@@ -95,7 +99,7 @@ describe('things create', () => {
     expect(created.status).toBe('completed');
 
     await iot.send(new DetachPolicyCommand({ policyName: 'pifleet-device', target: created.certificateArn }));
-    fs.rmSync(path.join(dir, 'bundles', 'pi-part', BUNDLE_FILES.agentConfig));
+    fs.rmSync(path.join(dir, '.pifleet', 'bundles', 'pi-part', BUNDLE_FILES.agentConfig));
     const r2 = await cli([...local(), 'things', 'create', 'pi-part', '--json'], { cwd: dir });
     expect(r2.code).toBe(0);
     const completed = json<{ status: string; certificateId: string; changes: string[] }>(r2.stdout);
@@ -126,7 +130,7 @@ describe('things create', () => {
     const r = await cli([...local(), 'things', 'create', 'pi-csr', '--csr', 'device.csr', '--json'], { cwd: dir });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const bundle = path.join(dir, 'bundles', 'pi-csr');
+    const bundle = path.join(dir, '.pifleet', 'bundles', 'pi-csr');
     expect(fs.existsSync(path.join(bundle, BUNDLE_FILES.privateKey))).toBe(false);
     const { X509Certificate } = await import('node:crypto');
     const cert = new X509Certificate(fs.readFileSync(path.join(bundle, BUNDLE_FILES.certificate)));
@@ -190,10 +194,24 @@ describe('things list, describe, delete', () => {
     expect(d.shadow).toEqual({ available: true, exists: false });
   });
 
-  it('unknown thing: one line, exit 65, hint to list', async () => {
+  it('unknown thing: one line, exit 65, a hint that lists the things of the same core', async () => {
     const r = await cli([...local(), 'things', 'describe', 'pi-nope'], { cwd: cwd() });
     expect(r.code).toBe(65);
-    expect(r.stderr).toBe('pifleet: thing pi-nope not found (hint: pifleet things list)\n');
+    expect(r.stderr).toBe(`pifleet: thing pi-nope not found (hint: pifleet --local ${core.dataDir} things list)\n`);
+  });
+
+  it('a re-run of an interrupted delete removes the leftovers and succeeds', async () => {
+    const dir = cwd();
+    expect((await cli([...local(), 'things', 'create', 'pi-x2'], { cwd: dir })).code).toBe(0);
+    // A delete that stopped after the registry, before the bundle.
+    expect((await cli([...local(), 'things', 'delete', 'pi-x2', '--keep-bundle'], { cwd: dir })).code).toBe(0);
+    const rerun = await cli([...local(), 'things', 'delete', 'pi-x2', '--json'], { cwd: dir });
+    expect(rerun.stderr).toBe('');
+    expect(rerun.code).toBe(0);
+    expect(json<{ status: string; changes: string[] }>(rerun.stdout)).toMatchObject({
+      status: 'absent',
+      changes: ['removed bundle'],
+    });
   });
 
   it('deletes in IoT’s order, is safe to re-run, and finishes a partial teardown', async () => {
@@ -210,11 +228,12 @@ describe('things list, describe, delete', () => {
     expect(r.status).toBe('deleted');
     expect(r.deletedCertificates).toEqual([created.certificateId]);
     await expect(iot.send(new DescribeCertificateCommand({ certificateId: created.certificateId }))).rejects.toThrow();
-    expect(fs.existsSync(path.join(dir, 'bundles', 'pi-x1'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, '.pifleet', 'bundles', 'pi-x1'))).toBe(false);
 
+    // Once nothing is left, the thing is unknown like to every other command.
     const again = await cli([...local(), 'things', 'delete', 'pi-x1'], { cwd: dir });
-    expect(again.code).toBe(0);
-    expect(again.stdout).toContain('does not exist; nothing to delete');
+    expect(again.code).toBe(65);
+    expect(again.stderr).toMatch(/^pifleet: thing pi-x1 not found/);
   });
 });
 
@@ -301,16 +320,161 @@ describe('shadow', () => {
       },
     );
     expect(stale.code).toBe(65);
-    expect(stale.stderr).toMatch(/conflict.*\(hint: pifleet shadow get pi-s1/);
+    expect(stale.stderr).toMatch(/conflict.*\(hint: pifleet --local \S+ shadow get pi-s1/);
     const fresh = await cli([...local(), 'shadow', 'desire', 'pi-s1', 'logLevel=debug', '--version', String(version)], {
       cwd: dir,
     });
     expect(fresh.code).toBe(0);
   });
 
-  it('get of a thing without a shadow: exit 65 with a hint', async () => {
-    const r = await cli([...local(), 'shadow', 'get', 'pi-none'], { cwd: cwd() });
+  it('get of a thing without a shadow: exit 65 with a hint that creates it', async () => {
+    const dir = cwd();
+    expect((await cli([...local(), 'things', 'create', 'pi-noshadow'], { cwd: dir })).code).toBe(0);
+    const r = await cli([...local(), 'shadow', 'get', 'pi-noshadow'], { cwd: dir });
     expect(r.code).toBe(65);
-    expect(r.stderr).toMatch(/^pifleet: thing pi-none has no shadow \(hint: /);
+    expect(r.stderr).toBe(
+      `pifleet: thing pi-noshadow has no shadow (hint: pifleet --local ${core.dataDir} shadow desire pi-noshadow key=value creates it)\n`,
+    );
+  });
+});
+
+describe('a thing that does not exist', () => {
+  // Every command that names a thing: exit 65, one line, a hint, and nothing written anywhere.
+  it.each([
+    [['shadow', 'desire', 'pi-ghost', 'outputs.relay=true']],
+    [['shadow', 'desire', 'pi-ghost', '--json', '{"logLevel":"debug"}']],
+    [['shadow', 'get', 'pi-ghost']],
+    [['things', 'describe', 'pi-ghost']],
+    [['things', 'delete', 'pi-ghost']],
+    [['certs', 'rotate', 'pi-ghost']],
+    [['certs', 'rotate', 'pi-ghost', '--force']],
+  ])('%j → exit 65, nothing created', async (argv) => {
+    const dir = cwd();
+    const r = await cli([...local(), ...argv], { cwd: dir });
+    expect(r.code).toBe(65);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`pifleet: thing pi-ghost not found (hint: pifleet --local ${core.dataDir} things list)\n`);
+    expect(fs.readdirSync(dir)).toEqual([]);
+    // No orphan shadow: the shadow service would have made one for any name.
+    const { IoTDataPlaneClient, GetThingShadowCommand } = await import('@aws-sdk/client-iot-data-plane');
+    const credentials = parseSharedCredentials(fs.readFileSync(core.info.credentialsFile, 'utf8'), 'pifleet-local');
+    const data = new IoTDataPlaneClient({
+      region: core.info.region,
+      endpoint: core.info.http,
+      credentials: credentials as never,
+      maxAttempts: 1,
+    });
+    try {
+      await expect(data.send(new GetThingShadowCommand({ thingName: 'pi-ghost' }))).rejects.toMatchObject({
+        name: 'ResourceNotFoundException',
+      });
+    } finally {
+      data.destroy();
+    }
+    const things = json<{ things: { thingName: string }[] }>(
+      (await cli([...local(), 'things', 'list', '--json'], { cwd: dir })).stdout,
+    );
+    expect(things.things.map((t) => t.thingName)).not.toContain('pi-ghost');
+  });
+
+  it('--json: the same error as one JSON line', async () => {
+    const r = await cli([...local(), '--json', 'things', 'describe', 'pi-ghost'], { cwd: cwd() });
+    expect(r.code).toBe(65);
+    expect(JSON.parse(r.stderr)).toEqual({
+      error: {
+        code: 'NOT_FOUND',
+        message: 'thing pi-ghost not found',
+        hint: `pifleet --local ${core.dataDir} things list`,
+        exitCode: 65,
+      },
+    });
+  });
+});
+
+describe('--local', () => {
+  const listed = (stdout: string) => json<{ things: unknown[] }>(stdout).things;
+
+  it('a bare --local does not take the command after it as the directory ($PIFLEET_LOCAL, then the default)', async () => {
+    const env = { PIFLEET_LOCAL: core.dataDir };
+    for (const argv of [
+      ['--local', 'things', 'list', '--json'],
+      ['things', 'list', '--local', '--json'],
+    ]) {
+      const r = await cli(argv, { cwd: cwd(), env });
+      expect(r.stderr, argv.join(' ')).toBe('');
+      expect(r.code).toBe(0);
+      expect(Array.isArray(listed(r.stdout))).toBe(true);
+    }
+    // The default directory, .pifleet/local-core, relative to the working directory.
+    const dir = cwd();
+    fs.mkdirSync(path.join(dir, '.pifleet'));
+    fs.symlinkSync(core.dataDir, path.join(dir, '.pifleet', 'local-core'));
+    expect((await cli(['--local', 'things', 'list', '--json'], { cwd: dir })).code).toBe(0);
+  });
+
+  it('a bare --local does not take a thing name or an assignment after it', async () => {
+    const dir = cwd();
+    const env = { PIFLEET_LOCAL: core.dataDir };
+    expect((await cli(['things', 'create', 'pi-loc1'], { cwd: dir, env: { PIFLEET_LOCAL: core.dataDir } })).code).toBe(
+      0,
+    );
+    const described = await cli(['things', 'describe', '--local', 'pi-loc1', '--json'], { cwd: dir, env });
+    expect(described.stderr).toBe('');
+    expect(json<{ thingName: string }>(described.stdout).thingName).toBe('pi-loc1');
+    const desired = await cli(['shadow', 'desire', 'pi-loc1', '--local', 'logLevel=debug'], { cwd: dir, env });
+    expect(desired.stderr).toBe('');
+    expect(desired.code).toBe(0);
+  });
+
+  it('takes a directory as --local=DIR, as --local PATH, or as --local NAME of a core data directory', async () => {
+    const parent = path.dirname(core.dataDir);
+    const name = path.basename(core.dataDir);
+    for (const argv of [
+      [`--local=${core.dataDir}`, 'things', 'list', '--json'],
+      ['--local', core.dataDir, 'things', 'list', '--json'],
+      ['things', 'list', '--local', core.dataDir, '--json'],
+      ['--local', `./${name}`, 'things', 'list', '--json'],
+      ['--local', name, 'things', 'list', '--json'],
+      [`--local=${name}`, 'things', 'list', '--json'],
+    ]) {
+      const r = await cli(argv, { cwd: parent });
+      expect(r.stderr, argv.join(' ')).toBe('');
+      expect(r.code).toBe(0);
+    }
+  });
+
+  it('a word after --local that is neither a command nor a directory: usage error saying how to name one', async () => {
+    const r = await cli(['--local', 'mycore', 'things', 'list'], { cwd: cwd() });
+    expect(r.code).toBe(64);
+    expect(r.stderr).toBe(
+      "pifleet: unknown command 'mycore' (hint: to use mycore as the local core's data directory, write --local=mycore or --local ./mycore)\n",
+    );
+    const excess = await cli(['things', 'list', '--local', 'mycore'], { cwd: cwd() });
+    expect(excess.code).toBe(64);
+    expect(excess.stderr).toMatch(/\(hint: to use mycore as the local core's data directory, write --local=mycore/);
+  });
+});
+
+describe('hints run as printed', () => {
+  it('from a checkout, a hint is a node command with the same target, and it runs', async () => {
+    const dir = cwd();
+    const invocation = invocationOf(PIFLEET_BIN, REPO, fs.existsSync);
+    expect(invocation).toEqual({
+      pifleet: 'node provisioning/bin/pifleet.js',
+      localCore: 'node cloud/bin/pifleet-local-core.js',
+    });
+    const stdout = sink();
+    const stderr = sink();
+    const code = await runCli([...local(), 'things', 'describe', 'pi-hint'], { stdout, stderr, cwd: dir, invocation });
+    expect(code).toBe(65);
+    const hint = /\(hint: (.*)\)$/.exec(stderr.text.trim())?.[1] ?? '';
+    expect(hint).toBe(`node provisioning/bin/pifleet.js --local ${core.dataDir} things list`);
+    // The hint's command line, run: node and a path that exists, then arguments this CLI accepts.
+    const [node, script, ...args] = hint.split(' ');
+    expect(node).toBe('node');
+    expect(fs.existsSync(path.join(REPO, script ?? ''))).toBe(true);
+    const listed = await cli([...args, '--json'], { cwd: dir });
+    expect(listed.stderr).toBe('');
+    expect(listed.code).toBe(0);
   });
 });

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PIFLEET_BIN, type RunningCore, removeDir, startLocalCore, tempDir } from '../local-core.js';
+import { PIFLEET_BIN, REPO, type RunningCore, removeDir, startLocalCore, tempDir } from '../local-core.js';
 
 /** The `pifleet` bin as a process: argv, env, exit codes, streams. */
 
@@ -39,7 +39,7 @@ describe('pifleet as a process', () => {
     expect(created.code).toBe(0);
     expect(JSON.parse(created.stdout)).toMatchObject({ thingName: 'proc-1', status: 'created' });
     expect(created.stdout + created.stderr).not.toContain('PRIVATE KEY');
-    expect(fs.existsSync(path.join(work, 'bundles', 'proc-1', 'private.pem.key'))).toBe(true);
+    expect(fs.existsSync(path.join(work, '.pifleet', 'bundles', 'proc-1', 'private.pem.key'))).toBe(true);
 
     const described = run(['things', 'describe', 'proc-1'], env);
     expect(described.stderr).toBe('');
@@ -50,7 +50,40 @@ describe('pifleet as a process', () => {
     expect(deleted.code).toBe(0);
     const missing = run(['things', 'describe', 'proc-1'], env);
     expect(missing.code).toBe(65);
-    expect(missing.stderr).toBe('pifleet: thing proc-1 not found (hint: pifleet things list)\n');
+    // Started by its path (a checkout: `pifleet` is not on PATH), so the hint runs it by its path.
+    expect(missing.stderr).toBe(`pifleet: thing proc-1 not found (hint: node ${PIFLEET_BIN} things list)\n`);
+    const hint = /\(hint: (.*)\)$/.exec(missing.stderr.trim())?.[1] ?? '';
+    const again = spawnSync('sh', ['-c', hint], {
+      cwd: work,
+      env: { PATH: process.env.PATH ?? '', HOME: work, ...env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(again.stderr).toBe('');
+    expect(again.status).toBe(0);
+    expect(again.stdout).toMatch(/\d+ things?$/m);
+  });
+
+  it('prints hints relative to the working directory, and the local core as the checkout runs it', () => {
+    const r = spawnSync(process.execPath, [path.relative(REPO, PIFLEET_BIN), '--local', work, 'things', 'list'], {
+      cwd: REPO,
+      env: { PATH: process.env.PATH ?? '', HOME: work },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status).toBe(78);
+    expect(r.stderr).toBe(
+      `pifleet: ${work} is not a local IoT Core data directory (no credentials, no endpoint.json) (hint: start it with: node cloud/bin/pifleet-local-core.js --data-dir ${work})\n`,
+    );
+  });
+
+  it('--version prints the package version', () => {
+    const r = run(['--version']);
+    expect(r.code).toBe(0);
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'provisioning/package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(r.stdout).toBe(`${pkg.version}\n`);
   });
 
   it('AWS target without credentials: exit 77 with a hint, in one line', () => {

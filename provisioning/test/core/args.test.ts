@@ -119,6 +119,36 @@ describe('parseDesiredAssignments', () => {
   it('needs at least one assignment (usage)', () => {
     expect(exitOf(() => parseDesiredAssignments([]))).toBe(64);
   });
+
+  // Keys are the operator's data: `__proto__` must neither reach Object.prototype nor vanish.
+  it.each([
+    [['__proto__.polluted=1']],
+    [['__proto__=1']],
+    [['constructor.polluted=1']],
+    [['outputs.__proto__=true']],
+    [['outputs.relay=true', 'outputs.__proto__=true']],
+  ])('%j never touches a prototype', (assignments) => {
+    let result: unknown;
+    let code = 0;
+    try {
+      result = parseDesiredAssignments(assignments);
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      code = err.exitCode;
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.getPrototypeOf({})).toBe(Object.prototype);
+    expect(Object.hasOwn(Object.prototype, 'polluted')).toBe(false);
+    // Either refused as bad input, or kept as the own key it was typed as.
+    if (code === 0) expect(JSON.stringify(result)).toContain('__proto__');
+    else expect(code).toBe(65);
+  });
+
+  it('a key typed twice through __proto__ is reported, not confused with the prototype', () => {
+    expect(exitOf(() => parseAttributes(['__proto__=a']))).toBe(0);
+    expect(Object.hasOwn(parseAttributes(['__proto__=a']), '__proto__')).toBe(true);
+    expect(exitOf(() => parseAttributes(['__proto__=a', '__proto__=b']))).toBe(65);
+  });
 });
 
 describe('parseDesiredJson', () => {

@@ -46,9 +46,19 @@ describe('bundle content', () => {
     for (const line of ['Type=notify', 'WatchdogSec=30', 'Restart=always', 'ReadWritePaths=/var/lib/pifleet']) {
       expect(unit.split('\n')).toContain(line);
     }
-    expect(renderBundleUnit('/home/pi/bundle', '/home/pi/bundle').split('\n')).toContain(
-      'ReadWritePaths=/home/pi/bundle',
+    // The README's install: agent in /opt/pifleet, bundle in /etc/pifleet (read-only), outbox in /var/lib/pifleet.
+    expect(unit.split('\n')).toContain(
+      'ExecStart=/usr/bin/env node /opt/pifleet/bin/pifleet-agent.js run --config /etc/pifleet/agent.json',
     );
+    expect(unit.split('\n')).toContain('ReadOnlyPaths=/etc/pifleet');
+  });
+
+  it('a bundle used in place lists its directory once, writable (read-only would win in systemd)', () => {
+    const lines = renderBundleUnit('/home/pi/bundle', '/home/pi/bundle').split('\n');
+    expect(lines).toContain('ReadWritePaths=/home/pi/bundle');
+    expect(lines.filter((l) => l.includes('/home/pi/bundle') && /Paths=/.test(l))).toEqual([
+      'ReadWritePaths=/home/pi/bundle',
+    ]);
   });
 
   it('certificate id is the SHA-256 of the DER', () => {

@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EXIT } from '@pifleet/protocol';
+import { describe, expect, it } from 'vitest';
+import { runSimCli, SIM_VERSION } from '../src/cli.js';
+
+const pkg = JSON.parse(
+  readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../package.json'), 'utf8'),
+) as { version: string };
+
+async function sim(argv: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runSimCli(argv, {
+    stdout: (t) => {
+      stdout += t;
+    },
+    stderr: (t) => {
+      stderr += t;
+    },
+    env: {},
+    waitForStop: () => new Promise(() => undefined),
+  });
+  return { code, stdout, stderr };
+}
+
+describe('pifleet-sim', () => {
+  it('--version prints the package version and exits 0', async () => {
+    expect(SIM_VERSION).toBe(pkg.version);
+    for (const flag of ['--version', '-V']) {
+      const r = await sim([flag]);
+      expect(r).toEqual({ code: EXIT.ok, stdout: `${pkg.version}\n`, stderr: '' });
+    }
+  });
+
+  it('an unknown option is a usage error (64)', async () => {
+    const r = await sim(['--nope']);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toMatch(/unknown option '--nope'/);
+  });
+});
