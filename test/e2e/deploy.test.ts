@@ -3,15 +3,35 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AGENT_INSTALL_PATHS } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
- * The Pi install path: build `protocol` and `device-agent` to dist/, `pnpm deploy` the agent with
- * production dependencies only (from the local store, offline), then run the deployed
- * `pifleet-agent` with plain node: no tsx, no workspace, no cloud code.
+ * The Pi install path as the README writes it: build `protocol` and `device-agent` to dist/, run
+ * the README's `pnpm deploy` line (production dependencies only, from the lockfile and the store,
+ * offline), then run the deployed `pifleet-agent` with plain node: no tsx, no workspace, no cloud code.
  */
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The README's "Installing on a Raspberry Pi" section. */
+function readmePiSection(): string {
+  const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
+  const start = readme.indexOf('**Installing on a Raspberry Pi.**');
+  const end = readme.indexOf('\n## ', start);
+  if (start < 0 || end < 0) throw new Error('README has no "Installing on a Raspberry Pi" section');
+  return readme.slice(start, end);
+}
+
+/** The README's deploy command line, as words, with its output directory. */
+function readmeDeployCommand(): { words: string[]; outDir: string } {
+  const line = readmePiSection()
+    .split('\n')
+    .find((l) => l.startsWith('npx ') && / deploy /.test(l));
+  if (!line) throw new Error('README shows no pnpm deploy command');
+  const words = line.split(/\s+/).filter((w) => w !== '');
+  return { words, outDir: words[words.length - 1] as string };
+}
 const tsc = path.join(repo, 'node_modules/typescript/bin/tsc');
 let dir: string;
 let out: string;
@@ -63,11 +83,17 @@ beforeAll(async () => {
       child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`build of ${pkg} failed:\n${log}`))));
     });
   }
-  deploy = spawnSync(
-    'npx',
-    ['-y', 'pnpm@10', '--filter', '@pifleet/device-agent', 'deploy', '--legacy', '--prod', '--offline', out],
-    { cwd: repo, encoding: 'utf8', timeout: 120_000 },
-  );
+  // A newcomer's machine: the install filled the store, but pnpm's metadata cache is empty (a
+  // frozen-lockfile install never downloads package metadata). `deploy --legacy --offline`
+  // failed here with ERR_PNPM_NO_OFFLINE_META; CI passed only on a machine with a warm cache.
+  const { words } = readmeDeployCommand();
+  const [command, ...args] = words.slice(0, -1);
+  deploy = spawnSync(command as string, [...args, out], {
+    cwd: repo,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, npm_config_cache_dir: path.join(dir, 'pnpm-cache') },
+  });
 }, 180_000);
 
 afterAll(() => {
@@ -75,7 +101,15 @@ afterAll(() => {
 });
 
 describe('Pi install path (pnpm deploy of @pifleet/device-agent)', () => {
-  it('deploys the agent with its built code and production dependencies', () => {
+  it('the README deploys offline from the lockfile, into the directory it copies to the Pi', () => {
+    const { words, outDir } = readmeDeployCommand();
+    expect(words).toContain('--offline');
+    expect(words).toContain('--prod');
+    expect(words).not.toContain('--legacy');
+    expect(readmePiSection()).toContain(`scp -r ${outDir} `);
+  });
+
+  it('deploys the agent with its built code and production dependencies (cold metadata cache)', () => {
     expect(deploy.status, `${deploy.stdout}${deploy.stderr}`).toBe(0);
     expect(existsSync(path.join(out, 'dist/main.js'))).toBe(true);
     expect(existsSync(path.join(out, 'bin/pifleet-agent.js'))).toBe(true);
@@ -106,6 +140,29 @@ describe('Pi install path (pnpm deploy of @pifleet/device-agent)', () => {
     const unit = node(['bin/pifleet-agent.js', 'print-unit', '--exec', `${out}/bin/pifleet-agent.js`], out);
     expect(unit.status, unit.stderr).toBe(0);
     expect(unit.stdout).toMatch(/RestartPreventExitStatus=78/);
+    expect(unit.stdout.split('\n')).toContain(
+      `ExecStart=/usr/bin/env node ${out}/bin/pifleet-agent.js run --config /etc/pifleet/agent.json`,
+    );
+  });
+
+  it('print-unit by default runs the agent and config where the README installs them', () => {
+    const { agentDir, agentBin, configDir, configFile, stateDir } = AGENT_INSTALL_PATHS;
+    const unit = node(['bin/pifleet-agent.js', 'print-unit'], out);
+    expect(unit.status, unit.stderr).toBe(0);
+    const lines = unit.stdout.split('\n');
+    expect(lines).toContain(`ExecStart=/usr/bin/env node ${agentBin} run --config ${configFile}`);
+    expect(lines.filter((l) => /^(ReadWrite|ReadOnly)Paths=/.test(l))).toEqual([
+      `ReadWritePaths=${stateDir}`,
+      `ReadOnlyPaths=${configDir}`,
+    ]);
+    // The deployed tree has the launcher where the unit looks for it, relative to the agent directory.
+    expect(existsSync(path.join(out, path.relative(agentDir, agentBin)))).toBe(true);
+    // …and the README moves the deployed tree, the bundle and the state directory to those paths.
+    const section = readmePiSection();
+    expect(section).toContain(`sudo mv ~/pifleet-agent ${agentDir} `);
+    expect(section).toContain(`--install-dir ${configDir}`);
+    expect(section).toContain(`sudo install -d -o pifleet -g pifleet -m 0700 ${configDir} ${stateDir}`);
+    expect(section).toContain(`check-config ${configFile}`);
   });
 
   it('check-config accepts a bundle config and rejects a bad one with exit 78', () => {
