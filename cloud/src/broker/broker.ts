@@ -556,7 +556,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       const session = [...sessions.values()].find((s) => s.client.conn === socket);
       log.info(
         { clientId: session?.client.id, remoteAddress: socket.remoteAddress, ...scan },
-        'packet over the size limit, closing connection',
+        'packet refused from its fixed header (too large or malformed), closing connection',
       );
       if (session) drop(session, 'CLIENT_ERROR');
       else socket.destroy();
