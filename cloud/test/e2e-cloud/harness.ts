@@ -66,9 +66,10 @@ export function apiClient(info: LocalCoreInfo, credentials: LocalCredentials, se
   return async function call(
     method: string,
     path: string,
-    options: { body?: unknown; query?: Record<string, string>; sign?: boolean } = {},
+    options: { body?: unknown; rawBody?: string; query?: Record<string, string>; sign?: boolean } = {},
   ): Promise<ApiResult> {
-    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    // rawBody: text sent as is (for bodies JSON.stringify cannot produce, such as 10,000 levels deep).
+    const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
     const host = `${url.hostname}:${url.port}`;
     const unsigned = {
       method,
