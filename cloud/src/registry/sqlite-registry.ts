@@ -459,7 +459,8 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
       const limit = pageSize(size);
       const matches = (t: ThingRecord) => {
         if (attributeName === undefined) return true;
-        const v = t.attributes[attributeName];
+        // Own keys only: an attribute named `constructor` is not Object.prototype.constructor.
+        const v = Object.hasOwn(t.attributes, attributeName) ? t.attributes[attributeName] : undefined;
         if (v === undefined) return false;
         if (attributeValue === undefined) return true;
         return usePrefixAttributeValue ? v.startsWith(attributeValue) : v === attributeValue;

@@ -174,3 +174,24 @@ describe('persistence', () => {
     registry.close();
   });
 });
+
+describe('attribute names that name the object model', () => {
+  it('ListThings by attribute constructor, toString or __proto__ finds only things that have it', () => {
+    const registry = open();
+    registry.createThing({ thingName: 'plain', attributes: { fleet: 'a' } });
+    registry.createThing({ thingName: 'odd', attributes: JSON.parse('{"__proto__":"p","constructor":"c"}') });
+    const names = (attributeName: string, attributeValue?: string) =>
+      registry
+        .listThings({
+          attributeName,
+          ...(attributeValue === undefined ? {} : { attributeValue, usePrefixAttributeValue: true }),
+        })
+        .items.map((t) => t.thingName);
+    expect(names('constructor')).toEqual(['odd']);
+    expect(names('constructor', 'c')).toEqual(['odd']);
+    expect(names('__proto__', 'p')).toEqual(['odd']);
+    expect(names('toString', 'x')).toEqual([]);
+    expect(registry.describeThing('odd').attributes).toEqual(JSON.parse('{"__proto__":"p","constructor":"c"}'));
+    expect(Object.keys(Object.prototype)).toEqual([]);
+  });
+});
