@@ -1,67 +1,22 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CreateThingCommand, DescribeThingCommand, IoTClient } from '@aws-sdk/client-iot';
 import { EXIT } from '@pifleet/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
 import { removeDir, tempDir } from '../http/harness.js';
+import { killAll, launchCore, spawnCore } from './core-process.js';
 
 /** The `pifleet-local-core` bin as a process: ready line, kill -9 and restart, clean signals. */
 
-const BIN = fileURLToPath(new URL('../../bin/pifleet-local-core.js', import.meta.url));
-const children = new Set<ChildProcess>();
 const dirs: string[] = [];
 
 afterAll(() => {
-  for (const child of children) child.kill('SIGKILL');
+  killAll();
   for (const dir of dirs) removeDir(dir);
 });
 
-interface Started {
-  readonly child: ChildProcess;
-  readonly info: LocalCoreInfo;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function launch(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  return { child, exited, stderr: () => stderr };
-}
-
-/** Starts the bin and waits (bounded) for its one ready line. */
-async function start(dataDir: string): Promise<Started> {
-  const { child, exited, stderr } = launch(['--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0']);
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no ready line within 20 s; stderr:\n${stderr()}`)), 20_000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const nl = out.indexOf('\n');
-      if (nl !== -1) {
-        clearTimeout(timer);
-        resolve(out.slice(0, nl));
-      }
-    });
-    void exited.then(({ code }) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code} before ready; stderr:\n${stderr()}`));
-    });
-  });
-  return { child, info: JSON.parse(line) as LocalCoreInfo, exited };
-}
+const start = (dataDir: string) => launchCore(dataDir);
 
 function client(info: LocalCoreInfo): IoTClient {
   // Credentials come from the generated shared-credentials file, as any AWS SDK or CLI reads it.
@@ -121,7 +76,7 @@ describe('pifleet-local-core', () => {
     ['a bad flag value', ['--mqtt-port', 'abc'], EXIT.config],
     ['an unknown flag', ['--frobnicate'], EXIT.usage],
   ])('exits with a distinct code and no ready line on %s', async (_label, args, code) => {
-    const run = launch(args);
+    const run = spawnCore(args);
     let stdout = '';
     run.child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
