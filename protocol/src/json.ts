@@ -13,7 +13,7 @@ import type { JsonObject, JsonValue } from './shadow.js';
  * - Depth: `JSON.parse` is not recursive in V8, but everything after it is (`JSON.stringify`,
  *   `structuredClone`, deep equality, merges). Measured on Node 20 with the default stack:
  *   `JSON.stringify` overflows at ~4,100 levels, `structuredClone` at ~1,900, less when called from
- *   deeper frames. {@link parseJson} counts the depth in the text first and refuses anything
+ *   deeper frames. {@link parseJson} measures the depth without recursion and refuses anything
  *   deeper than {@link MAX_JSON_DEPTH}, so no later walk can be driven into a stack overflow.
  */
 
@@ -31,57 +31,36 @@ export type JsonParseResult =
   | { readonly ok: true; readonly value: JsonValue }
   | { readonly ok: false; readonly reason: 'syntax' | 'depth'; readonly message: string };
 
-/**
- * The nesting depth of JSON text without parsing it: brackets outside strings, counted in one
- * loop. Stops as soon as the depth passes `limit` (and returns that depth). Text that is not
- * valid JSON gets some number; `JSON.parse` rejects it afterwards.
- */
-export function jsonTextDepth(text: string, limit = Number.POSITIVE_INFINITY): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      // A backslash escapes the next character (it may be a quote).
-      if (c === 92) i++;
-      else if (c === 34) inString = false;
-    } else if (c === 34) {
-      inString = true;
-    } else if (c === 123 || c === 91) {
-      depth++;
-      if (depth > max) {
-        max = depth;
-        if (max > limit) return max;
-      }
-    } else if (c === 125 || c === 93) {
-      depth--;
-    }
-  }
-  return max;
-}
-
 /** The message for JSON nested deeper than allowed. */
 export function tooDeepMessage(maxDepth: number): string {
   return `JSON is nested more than ${maxDepth} levels deep`;
 }
 
 /**
- * `JSON.parse` for outside input: the depth is checked on the text before anything is built, and
- * every failure (a syntax error, or a `RangeError` from an engine that parses recursively) is a
- * result, never a throw.
+ * `JSON.parse` for outside input: the parsed value's depth is measured (without recursion) before
+ * anything else sees it, and every failure (a syntax error, or a `RangeError` from an engine that
+ * parses recursively) is a result, never a throw.
+ *
+ * Parsing first and then walking the containers costs less than scanning the text beforehand (it
+ * visits ~2 containers per reading instead of ~100 characters). Measured (best of 60 runs, Node
+ * 20): a 10-reading telemetry batch (1.2 KB) parses in 15 µs and walks in 1.1 µs; a 500-reading
+ * batch (53 KB) in 570 µs and 52 µs; a character scan of the text added ~20% to the parse. V8
+ * parses any depth iteratively, and a payload is bounded by the 128 KB message limit, so the tree
+ * built for a too-deep payload is small and dropped at once.
  */
 export function parseJson(text: string, options: { maxDepth?: number } = {}): JsonParseResult {
   const maxDepth = options.maxDepth ?? MAX_JSON_DEPTH;
-  if (jsonTextDepth(text, maxDepth) > maxDepth) {
-    return { ok: false, reason: 'depth', message: tooDeepMessage(maxDepth) };
-  }
+  let value: JsonValue;
   try {
-    return { ok: true, value: JSON.parse(text) as JsonValue };
+    value = JSON.parse(text) as JsonValue;
   } catch (err) {
     if (err instanceof RangeError) return { ok: false, reason: 'depth', message: tooDeepMessage(maxDepth) };
     return { ok: false, reason: 'syntax', message: err instanceof Error ? err.message : String(err) };
   }
+  if (jsonValueDepth(value, maxDepth) > maxDepth) {
+    return { ok: false, reason: 'depth', message: tooDeepMessage(maxDepth) };
+  }
+  return { ok: true, value };
 }
 
 export function isJsonObject(value: unknown): value is JsonObject {
@@ -112,19 +91,23 @@ export function setOwn<T>(obj: { [key: string]: T }, key: string, value: T): voi
  * depth passes `limit`.
  */
 export function jsonValueDepth(value: unknown, limit = Number.POSITIVE_INFINITY): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  // Two parallel stacks (container, its depth): no object allocated per visited container.
+  const containers: object[] = [value];
+  const depths: number[] = [1];
   let max = 0;
-  const stack: Array<{ readonly value: unknown; readonly depth: number }> = [{ value, depth: 0 }];
-  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
-    const v = top.value;
-    if (typeof v !== 'object' || v === null) continue;
-    const depth = top.depth + 1;
+  for (let v = containers.pop(); v !== undefined; v = containers.pop()) {
+    const depth = depths.pop() as number;
     if (depth > max) {
       max = depth;
       if (max > limit) return max;
     }
     const children = Array.isArray(v) ? v : Object.values(v);
     for (const child of children) {
-      if (typeof child === 'object' && child !== null) stack.push({ value: child, depth });
+      if (typeof child === 'object' && child !== null) {
+        containers.push(child);
+        depths.push(depth + 1);
+      }
     }
   }
   return max;
