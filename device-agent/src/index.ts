@@ -40,4 +40,5 @@ export * from './shadow/port.js';
 export * from './systemd/index.js';
 export * from './testing/gpio-behaviour.js';
 export * from './testing/i2c-behaviour.js';
+export * from './testing/outbox-behaviour.js';
 export * from './testing/virtual-clock.js';

@@ -102,6 +102,7 @@ async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCod
     path: config.outbox.path,
     maxBytes: config.outbox.maxBytes,
     synchronous: config.outbox.synchronous,
+    readingSync: config.outbox.readingSync,
   });
   const hardware = createHardware({ spec: toHardwareSpec(config), clock, logger });
   try {

@@ -142,7 +142,7 @@ describe('faults end to end', () => {
     expect(await waitForStored(core, 'fault-broker', readings.length)).toBe(readings.length);
   });
 
-  it('agent process killed with SIGKILL mid-stream and restarted: no sealed batch is lost', async () => {
+  it('agent process killed with SIGKILL mid-stream and restarted: no sealed batch is lost, nor the open one', async () => {
     const files = await provisionDevice(core, 'fault-kill', dir);
     const configFile = path.join(dir, 'fault-kill.json');
     const outboxPath = path.join(dir, 'fault-kill.outbox.db');
@@ -184,8 +184,10 @@ describe('faults end to end', () => {
     // What the killed process had sealed but not yet got acknowledged is in its outbox file.
     const opened = openOutbox({ path: outboxPath, maxBytes: 64 * 1024 ** 2 });
     const left = opened.outbox.next(100_000).filter((e) => e.bootId === bootId);
+    // And the readings of its open batch are in the outbox's journal, sealed at the next start.
+    const unsealed = opened.outbox.unsealed().filter((u) => u.bootId === bootId);
     opened.outbox.close();
-    const sealedMax = Math.max(receivedMax, ...left.map((r) => r.seq));
+    const sealedMax = Math.max(receivedMax, ...left.map((r) => r.seq), ...unsealed.map((u) => u.seq));
 
     const second = spawnAgent();
     await telemetry.waitFor(

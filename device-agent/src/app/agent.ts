@@ -7,9 +7,10 @@ import {
   type SensorReport,
   type StatusMessage,
   shadowTopics,
+  utf8Length,
 } from '@pifleet/protocol';
 import type { AgentConfig } from '../config/schema.js';
-import { Batcher, type BatchLimits, type SealedBatch } from '../core/batcher.js';
+import { Batcher, type BatchLimits, type SealedBatch, sealBatch } from '../core/batcher.js';
 import { type ActualState, type Change, desiredChangeOf, Reconciler } from '../core/reconciler.js';
 import { buildReported } from '../core/reported.js';
 import type { DigitalInput, Output, Sensor, SensorHealth } from '../drivers/types.js';
@@ -148,20 +149,47 @@ export function createAgent(deps: AgentDeps): Agent {
     });
 
   // ---- telemetry ----------------------------------------------------------------------------
+  /**
+   * Sealed batches the outbox could not store (disk full, I/O error), oldest first: kept in memory
+   * and stored before the next one, so a write failure delays a batch instead of losing it. Their
+   * readings also stay in the outbox's journal, so a crash meanwhile loses no more than the journal
+   * failed to write. Bounded by the outbox's own byte bound.
+   */
+  const unstored: SealedBatch[] = [];
+  let unstoredBytes = 0;
+  let writeFailures = 0;
   const store = (batch: SealedBatch | undefined) => {
-    if (!batch) return;
-    sealedBatches += 1;
-    try {
-      const r = outbox.put(batch);
-      if (r.droppedBatches > 0) {
-        log.warn(
-          { droppedBatches: r.droppedBatches, droppedReadings: r.droppedReadings },
-          'outbox full; dropped the oldest batches',
-        );
+    if (batch) {
+      sealedBatches += 1;
+      unstored.push(batch);
+      unstoredBytes += batch.bytes;
+    }
+    while (unstored.length > 0) {
+      const next = unstored[0] as SealedBatch;
+      try {
+        const r = outbox.put(next);
+        if (r.droppedBatches > 0) {
+          log.warn(
+            { droppedBatches: r.droppedBatches, droppedReadings: r.droppedReadings },
+            'outbox full; dropped the oldest batches',
+          );
+        }
+      } catch (err) {
+        writeFailures += 1;
+        if (writeFailures === 1 || writeFailures % 100 === 0)
+          log.error(
+            { err, seq: next.seq, waiting: unstored.length, failures: writeFailures },
+            'outbox write failed; batch kept in memory',
+          );
+        while (unstoredBytes > config.outbox.maxBytes && unstored.length > 1) {
+          const lost = unstored.shift() as SealedBatch;
+          unstoredBytes -= lost.bytes;
+          log.error({ seq: lost.seq, readings: lost.readings }, 'outbox unwritable past its bound; batch lost');
+        }
+        return;
       }
-    } catch (err) {
-      log.error({ err, seq: batch.seq }, 'outbox write failed; batch lost');
-      return;
+      unstored.shift();
+      unstoredBytes -= next.bytes;
     }
     publisher.kick();
   };
@@ -181,10 +209,54 @@ export function createAgent(deps: AgentDeps): Agent {
     );
   };
 
+  let journalFailures = 0;
+  /**
+   * Every reading is persisted as it is taken: one that stays in the open batch goes to the outbox's
+   * journal (no fsync by default: it survives a process kill), one that completes a batch goes to
+   * the outbox inside that batch. The trace line says the reading is stored.
+   */
   const addReading = (reading: Reading) => {
     readings += 1;
-    for (const b of batcher.add(reading, clock.now())) store(b);
+    const json = JSON.stringify(reading);
+    const bytes = utf8Length(json);
+    for (const b of batcher.add(reading, clock.now(), bytes + 1)) store(b);
+    if (batcher.pending > 0) {
+      try {
+        outbox.journal({ bootId, seq: batcher.nextSeq, reading, json, bytes });
+      } catch (err) {
+        // The reading stays in the open batch in memory and is stored when it is sealed.
+        journalFailures += 1;
+        if (journalFailures === 1 || journalFailures % 100 === 0)
+          sampleLog.warn({ err, failures: journalFailures }, 'reading not journaled; kept in memory until sealed');
+      }
+    }
+    sampleLog.trace({ sensor: reading.sensor, ts: reading.ts }, 'reading');
     armAgeTimer();
+  };
+
+  /**
+   * Seals the readings a stopped process left in the journal, each group under the batch identity it
+   * was journaled with: that batch was never stored (storing it deletes its journal rows in the same
+   * transaction), so never sent, and `(bootId, seq)` names no other content anywhere.
+   */
+  const recoverJournal = () => {
+    let groups: ReturnType<Outbox['unsealed']>;
+    try {
+      groups = outbox.unsealed();
+    } catch (err) {
+      log.error({ err }, 'outbox journal unreadable; unsealed readings of an earlier run not recovered');
+      return;
+    }
+    for (const g of groups) {
+      if (g.unreadable > 0)
+        log.error({ bootId: g.bootId, seq: g.seq, unreadable: g.unreadable }, 'journal rows unreadable');
+      if (g.readings.length === 0) continue;
+      store(sealBatch({ thingName: thing, bootId: g.bootId, seq: g.seq, readings: g.readings, now: clock.now() }));
+      log.info(
+        { bootId: g.bootId, seq: g.seq, readings: g.readings.length },
+        'unsealed readings of an earlier run recovered',
+      );
+    }
   };
 
   const sampleOnce = async (s: SensorState) => {
@@ -195,7 +267,6 @@ export function createAgent(deps: AgentDeps): Agent {
       if (state !== 'running') return;
       s.healthy = true;
       addReading({ sensor: s.sensor.id, ts: clock.now(), metrics: { ...metrics } });
-      sampleLog.trace({ sensor: s.sensor.id }, 'sample');
     } catch (err) {
       s.errors += 1;
       s.healthy = false;
@@ -440,6 +511,7 @@ export function createAgent(deps: AgentDeps): Agent {
       if (deps.outboxRecovery) {
         log.error({ ...deps.outboxRecovery }, 'outbox file was damaged; moved aside and kept what was readable');
       }
+      recoverJournal();
       const backlog = outbox.stats();
       log.info({ depth: backlog.depth, dropped: backlog.dropped, protocol: transport.protocol }, 'agent starting');
       const manage = deps.manageDevices ?? true;
@@ -503,6 +575,12 @@ export function createAgent(deps: AgentDeps): Agent {
       if (reportTimer !== undefined) clock.clearTimeout(reportTimer);
       for (const c of cleanups.splice(0)) c();
       store(batcher.seal(clock.now()));
+      if (unstored.length > 0) {
+        log.error(
+          { batches: unstored.length, readings: unstored.reduce((n, b) => n + b.readings, 0) },
+          'batches the outbox could not store at stop; what its journal holds of them is recovered at the next start',
+        );
+      }
       const acked = await publisher.drain(config.shutdownTimeoutMs);
       if (transport.isConnected) {
         try {

@@ -70,6 +70,14 @@ export const outboxConfigSchema = z.strictObject({
   maxBytes: intIn('maxBytes', 256 * 1024, 64 * 1024 ** 3).default(64 * 1024 ** 2),
   /** SQLite `synchronous` in WAL mode: `full` survives power loss, `normal` survives a process crash. */
   synchronous: z.enum(['full', 'normal']).default('full'),
+  /**
+   * `synchronous` of the journal write of each sampled reading: `normal` and `off` survive a process
+   * kill without an fsync per reading (power loss: the readings since the last seal); `full`
+   * fsyncs every reading.
+   */
+  readingSync: z
+    .enum(['normal', 'full', 'off'], { error: 'outbox.readingSync must be "normal", "full" or "off"' })
+    .default('normal'),
 });
 
 export const mqttConfigSchema = z.strictObject({

@@ -96,10 +96,15 @@ export class Batcher {
     return this.#envelope() + this.#openWireBytes + extraWire - 1;
   }
 
-  /** Adds a reading; returns the batches it caused to be sealed (0, 1 or 2), oldest first. */
-  add(reading: Reading, now: number): SealedBatch[] {
+  /**
+   * Adds a reading; returns the batches it caused to be sealed (0, 1 or 2), oldest first.
+   * Afterwards the reading is in the open batch (`nextSeq`) exactly when `pending > 0`: otherwise it
+   * was sealed in the last returned batch, or dropped as oversize. `wireBytes` is its
+   * {@link readingWireBytes}, when the caller has already encoded it.
+   */
+  add(reading: Reading, now: number, wireBytes?: number): SealedBatch[] {
     const sealed: SealedBatch[] = [];
-    const wire = readingWireBytes(reading);
+    const wire = wireBytes ?? readingWireBytes(reading);
     const cap = Math.min(this.#limits.maxBytes, LIMITS.maxMessageBytes);
     if (this.#open.length > 0 && this.#sizeWith(wire) > cap) {
       const s = this.seal(now);
@@ -128,29 +133,13 @@ export class Batcher {
   /** Seals the open batch now (shutdown, or a limit reached); undefined when empty. */
   seal(now: number): SealedBatch | undefined {
     if (this.#open.length === 0) return undefined;
-    const batch: TelemetryBatch = {
-      v: TELEMETRY_VERSION,
+    const sealed = sealBatch({
       thingName: this.#thingName,
       bootId: this.#bootId,
       seq: this.#seq,
-      sealedAt: Math.min(Math.max(0, Math.floor(now)), MAX_TS),
       readings: this.#open,
-    };
-    const encoded = encodeTelemetryBatch(batch);
-    // By construction the batch fits; a failure here is a bug in the size accounting.
-    if (!encoded.ok) {
-      throw new AgentError('BATCH_TOO_LARGE', 'sealed batch exceeds the message limit', {
-        data: { issues: encoded.issues },
-      });
-    }
-    const sealed: SealedBatch = {
-      bootId: this.#bootId,
-      seq: this.#seq,
-      sealedAt: batch.sealedAt,
-      readings: this.#open.length,
-      json: encoded.value.json,
-      bytes: encoded.value.bytes,
-    };
+      now,
+    });
     this.#seq += 1;
     this.#open = [];
     this.#openWireBytes = 0;
@@ -167,4 +156,42 @@ export class Batcher {
     }
     return this.sealIfDue(now);
   }
+}
+
+/**
+ * Encodes readings as the batch `(bootId, seq)`: what {@link Batcher.seal} does, and how the agent
+ * seals the readings a crashed process left in the outbox's journal under the identity they were
+ * journaled with (that batch was never sealed, so never sent).
+ */
+export function sealBatch(b: {
+  readonly thingName: string;
+  readonly bootId: string;
+  readonly seq: number;
+  readonly readings: readonly Reading[];
+  readonly now: number;
+}): SealedBatch {
+  const batch: TelemetryBatch = {
+    v: TELEMETRY_VERSION,
+    thingName: b.thingName,
+    bootId: b.bootId,
+    seq: b.seq,
+    sealedAt: Math.min(Math.max(0, Math.floor(b.now)), MAX_TS),
+    readings: b.readings as Reading[],
+  };
+  const encoded = encodeTelemetryBatch(batch);
+  // By construction the batch fits (an open batch never outgrows the limit); a failure here is a
+  // bug in the size accounting.
+  if (!encoded.ok) {
+    throw new AgentError('BATCH_TOO_LARGE', 'sealed batch exceeds the message limit', {
+      data: { issues: encoded.issues },
+    });
+  }
+  return {
+    bootId: b.bootId,
+    seq: b.seq,
+    sealedAt: batch.sealedAt,
+    readings: b.readings.length,
+    json: encoded.value.json,
+    bytes: encoded.value.bytes,
+  };
 }

@@ -1,5 +1,5 @@
 import { existsSync, renameSync } from 'node:fs';
-import type { OutboxReport } from '@pifleet/protocol';
+import { type OutboxReport, type Reading, readingSchema, utf8Length } from '@pifleet/protocol';
 import Database from 'better-sqlite3';
 import type { SealedBatch } from '../core/batcher.js';
 import { OutboxError } from '../errors.js';
@@ -34,10 +34,41 @@ export interface OutboxRecovery {
   readonly incomplete: boolean;
 }
 
-/** Durable store of sealed batches between the batcher and the publisher. */
+/** A sampled reading of the open batch `(bootId, seq)`, persisted before that batch is sealed. */
+export interface JournalEntry {
+  readonly bootId: string;
+  readonly seq: number;
+  readonly reading: Reading;
+  /** `JSON.stringify(reading)`, and its length in UTF-8 bytes (counted against the disk bound). */
+  readonly json: string;
+  readonly bytes: number;
+}
+
+/** Readings journaled under a batch identity that was never sealed: the process stopped first. */
+export interface UnsealedBatch {
+  readonly bootId: string;
+  readonly seq: number;
+  /** In the order they were journaled. */
+  readonly readings: readonly Reading[];
+  /** Journal rows that could not be read back as readings, left out. */
+  readonly unreadable: number;
+}
+
+/**
+ * Durable store between the sampler and the publisher: the readings of the open batch as they are
+ * sampled (the journal), and sealed batches until the broker acknowledges them.
+ */
 export interface Outbox {
-  /** Stores a batch (durably, before it is sent); drops the oldest when over the byte bound. */
+  /** Persists one reading of the open batch `(bootId, seq)`; kept until that batch is put. */
+  journal(entry: JournalEntry): void;
+  /**
+   * Stores a sealed batch (durably, before it is sent) and deletes the journal's readings of the
+   * same `(bootId, seq)` in one transaction, so a reading is never in both or in neither. Drops the
+   * oldest batches when the batches and the journal together are over the byte bound.
+   */
   put(batch: SealedBatch): PutResult;
+  /** The journal's readings whose batch was never put (left by a process that stopped), oldest first. */
+  unsealed(): UnsealedBatch[];
   /** Up to `limit` oldest batches whose ids are not in `exclude` (those already in flight). */
   next(limit: number, exclude?: ReadonlySet<number>): OutboxEntry[];
   /** Deletes an acknowledged batch; false if it was already gone (dropped meanwhile). */
@@ -46,11 +77,17 @@ export interface Outbox {
   close(): void;
 }
 
+/** SQLite `synchronous` of the journal's writes (one per sampled reading). */
+export type ReadingSync = 'normal' | 'full' | 'off';
+
 export interface OpenOutboxOptions {
   /** File path, or `:memory:` (no durability; for simulated fleets). */
   readonly path: string;
   readonly maxBytes: number;
+  /** SQLite `synchronous` of sealed batches and acknowledgements (default `full`). */
   readonly synchronous?: 'full' | 'normal';
+  /** SQLite `synchronous` of journal writes (default `normal`: no fsync; survives a process kill). */
+  readonly readingSync?: ReadingSync;
   /** Clock for `createdAt` and the name of a moved-aside corrupt file. */
   readonly now?: () => number;
 }
@@ -66,6 +103,14 @@ CREATE TABLE IF NOT EXISTS batches (
   created_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- The journal: readings of open batches. No index and no AUTOINCREMENT, so a reading's insert
+-- changes one page (its table leaf); the table holds about one open batch, so scans are short.
+CREATE TABLE IF NOT EXISTS open_readings (
+  boot_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  reading TEXT NOT NULL
+);
 INSERT OR IGNORE INTO counters (name, value) VALUES ('dropped', 0), ('droppedReadings', 0);
 `;
 
@@ -113,8 +158,30 @@ function openDatabase(path: string, synchronous: 'full' | 'normal'): Database.Da
   }
 }
 
+interface JournalRow {
+  boot_id: string;
+  seq: number;
+  bytes: number;
+  reading: string;
+}
+
+/**
+ * Whether a row read from a damaged file is a whole batch: a page past the end of a truncated file
+ * reads as zeros, which yields a payload of the right length that is not the JSON that was stored.
+ */
+function intact(row: Row): boolean {
+  if (typeof row.payload !== 'string' || typeof row.boot_id !== 'string') return false;
+  if (utf8Length(row.payload) !== row.bytes) return false;
+  try {
+    JSON.parse(row.payload);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Reads every batch it can from a damaged database, stepping over unreadable ranges. */
-function salvage(path: string): { rows: Row[]; incomplete: boolean } {
+function salvage(path: string): { rows: Row[]; journal: JournalRow[]; incomplete: boolean } {
   let db: Database.Database;
   try {
     db = new Database(path, { fileMustExist: true });
@@ -123,9 +190,10 @@ function salvage(path: string): { rows: Row[]; incomplete: boolean } {
     db.unsafeMode(true);
     db.pragma('writable_schema = ON');
   } catch {
-    return { rows: [], incomplete: true };
+    return { rows: [], journal: [], incomplete: true };
   }
   const rows: Row[] = [];
+  const journal: JournalRow[] = [];
   let incomplete = false;
   try {
     const after = db.prepare<[number], Row>(
@@ -146,7 +214,8 @@ function salvage(path: string): { rows: Row[]; incomplete: boolean } {
       try {
         const row = after.get(cursor);
         if (!row) break;
-        if (typeof row.payload === 'string' && typeof row.boot_id === 'string') rows.push(row);
+        if (intact(row)) rows.push(row);
+        else incomplete = true;
         cursor = row.id;
         skip = 1;
       } catch {
@@ -158,6 +227,16 @@ function salvage(path: string): { rows: Row[]; incomplete: boolean } {
     }
   } catch {
     incomplete = true;
+  }
+  try {
+    // The journal is about one open batch: read whole, or not at all.
+    for (const r of db
+      .prepare('SELECT boot_id, seq, bytes, reading FROM open_readings ORDER BY rowid')
+      .all() as JournalRow[]) {
+      if (typeof r.boot_id === 'string' && typeof r.reading === 'string') journal.push(r);
+    }
+  } catch {
+    incomplete = true;
   } finally {
     try {
       db.close();
@@ -165,7 +244,7 @@ function salvage(path: string): { rows: Row[]; incomplete: boolean } {
       // already unusable
     }
   }
-  return { rows, incomplete };
+  return { rows, journal, incomplete };
 }
 
 function moveAside(path: string, stamp: number): string {
@@ -197,13 +276,15 @@ export function openOutbox(opts: OpenOutboxOptions): { outbox: Outbox; recovery?
       });
     }
     const movedTo = moveAside(opts.path, now());
-    const { rows, incomplete } = salvage(movedTo);
+    const { rows, journal, incomplete } = salvage(movedTo);
     db = openDatabase(opts.path, synchronous);
     const insert = db.prepare(
       'INSERT INTO batches (boot_id, seq, readings, bytes, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)',
     );
+    const insertReading = db.prepare('INSERT INTO open_readings (boot_id, seq, bytes, reading) VALUES (?, ?, ?, ?)');
     db.transaction(() => {
       for (const r of rows) insert.run(r.boot_id, r.seq, r.readings, r.bytes, r.payload, r.created_at);
+      for (const r of journal) insertReading.run(r.boot_id, r.seq, r.bytes, r.reading);
     })();
     recovery = {
       reason: (err as Error).message,
@@ -213,11 +294,20 @@ export function openOutbox(opts: OpenOutboxOptions): { outbox: Outbox; recovery?
       incomplete,
     };
   }
-  const outbox = createSqliteOutbox(db, opts.maxBytes, now);
+  const outbox = createSqliteOutbox(db, {
+    maxBytes: opts.maxBytes,
+    now,
+    synchronous,
+    readingSync: opts.readingSync ?? 'normal',
+  });
   return recovery ? { outbox, recovery } : { outbox };
 }
 
-function createSqliteOutbox(db: Database.Database, maxBytes: number, now: () => number): Outbox {
+function createSqliteOutbox(
+  db: Database.Database,
+  o: { maxBytes: number; now: () => number; synchronous: 'full' | 'normal'; readingSync: ReadingSync },
+): Outbox {
+  const { maxBytes, now } = o;
   const insert = db.prepare(
     'INSERT INTO batches (boot_id, seq, readings, bytes, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)',
   );
@@ -235,19 +325,55 @@ function createSqliteOutbox(db: Database.Database, maxBytes: number, now: () => 
     bytes: number;
   };
   const counter = db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?');
+  const journalInsert = db.prepare<[string, number, number, string]>(
+    'INSERT INTO open_readings (boot_id, seq, bytes, reading) VALUES (?, ?, ?, ?)',
+  );
+  const journalSize = db.prepare<[string, number], { bytes: number }>(
+    'SELECT coalesce(sum(bytes), 0) AS bytes FROM open_readings WHERE boot_id = ? AND seq = ?',
+  );
+  const journalDelete = db.prepare<[string, number]>('DELETE FROM open_readings WHERE boot_id = ? AND seq = ?');
+  const journalAll = db.prepare<[], JournalRow>(
+    'SELECT boot_id, seq, bytes, reading FROM open_readings ORDER BY rowid',
+  );
+  const journalTotal = db.prepare('SELECT coalesce(sum(bytes), 0) AS bytes FROM open_readings').get() as {
+    bytes: number;
+  };
 
   let depth = totals.depth;
+  /** Payload bytes of stored batches, and of journaled readings: both count against `maxBytes`. */
   let bytes = totals.bytes;
+  let journalBytes = journalTotal.bytes;
   let sent = 0;
   let closed = false;
+
+  // Journal writes run at `readingSync`, everything else at `synchronous`; SQLite applies a
+  // connection's `synchronous` per transaction, and in WAL mode a FULL commit fsyncs the WAL file,
+  // so it also makes every earlier (unsynced) journal frame durable. Automatic checkpoints are off
+  // while journaling: a checkpoint run by a `synchronous=OFF` commit would not sync the WAL before
+  // copying it into the database, and power loss could then damage stored batches as well. They
+  // run after the next seal or acknowledgement instead, at `synchronous`.
+  const switching = o.readingSync !== o.synchronous;
+  const journalMode = `PRAGMA synchronous = ${o.readingSync.toUpperCase()}; PRAGMA wal_autocheckpoint = 0;`;
+  const storeMode = `PRAGMA synchronous = ${o.synchronous.toUpperCase()}; PRAGMA wal_autocheckpoint = 1000;`;
+  let mode: 'journal' | 'store' = 'store';
+  const enter = (next: 'journal' | 'store') => {
+    if (!switching || mode === next) return;
+    db.exec(next === 'journal' ? journalMode : storeMode);
+    mode = next;
+  };
 
   const put = db.transaction((b: SealedBatch): PutResult => {
     const id = Number(insert.run(b.bootId, b.seq, b.readings, b.bytes, b.json, now()).lastInsertRowid);
     depth += 1;
     bytes += b.bytes;
+    const journaled = journalSize.get(b.bootId, b.seq)?.bytes ?? 0;
+    if (journaled > 0) {
+      journalDelete.run(b.bootId, b.seq);
+      journalBytes -= journaled;
+    }
     let droppedBatches = 0;
     let droppedReadings = 0;
-    while (bytes > maxBytes) {
+    while (bytes + journalBytes > maxBytes) {
       const victim = oldest.get(id);
       if (!victim) break;
       del.run(victim.id);
@@ -268,9 +394,32 @@ function createSqliteOutbox(db: Database.Database, maxBytes: number, now: () => 
   };
 
   return {
+    journal(e) {
+      guard();
+      enter('journal');
+      journalInsert.run(e.bootId, e.seq, e.bytes, e.json);
+      journalBytes += e.bytes;
+    },
     put(b) {
       guard();
+      enter('store');
       return put(b);
+    },
+    unsealed() {
+      guard();
+      const groups = new Map<string, { bootId: string; seq: number; readings: Reading[]; unreadable: number }>();
+      for (const row of journalAll.all()) {
+        const key = `${row.seq}/${row.boot_id}`;
+        let g = groups.get(key);
+        if (!g) {
+          g = { bootId: row.boot_id, seq: row.seq, readings: [], unreadable: 0 };
+          groups.set(key, g);
+        }
+        const reading = parseReading(row.reading);
+        if (reading) g.readings.push(reading);
+        else g.unreadable += 1;
+      }
+      return [...groups.values()];
     },
     next(limit, exclude = new Set()) {
       guard();
@@ -283,6 +432,7 @@ function createSqliteOutbox(db: Database.Database, maxBytes: number, now: () => 
     },
     ack(id) {
       guard();
+      enter('store');
       const row = delReturning.get(id);
       if (!row) return false;
       depth -= 1;
@@ -294,7 +444,7 @@ function createSqliteOutbox(db: Database.Database, maxBytes: number, now: () => 
       guard();
       return {
         depth,
-        bytes,
+        bytes: bytes + journalBytes,
         dropped: counter.get('dropped')?.value ?? 0,
         droppedReadings: counter.get('droppedReadings')?.value ?? 0,
         sent,
@@ -306,4 +456,14 @@ function createSqliteOutbox(db: Database.Database, maxBytes: number, now: () => 
       db.close();
     },
   };
+}
+
+/** A journaled reading read back; undefined when the row is not one (damaged, or written by a bug). */
+function parseReading(json: string): Reading | undefined {
+  try {
+    const r = readingSchema.safeParse(JSON.parse(json));
+    return r.success ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
 }

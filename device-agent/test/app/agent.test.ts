@@ -1,9 +1,13 @@
-import { decodeTelemetryBatch, statusMessageSchema } from '@pifleet/protocol';
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { decodeTelemetryBatch, type Reading, statusMessageSchema, type TelemetryBatch } from '@pifleet/protocol';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../src/app/agent.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { AgentConfig } from '../../src/config/schema.js';
-import { openOutbox } from '../../src/outbox/outbox.js';
+import { createLogger } from '../../src/logger.js';
+import { type Outbox, openOutbox } from '../../src/outbox/outbox.js';
 import { createVirtualClock } from '../../src/testing/virtual-clock.js';
 import { countingSensor, MemoryShadow, MemoryTransport, memoryOutput } from './fakes.js';
 
@@ -52,6 +56,29 @@ function setup(extra: Record<string, unknown> = {}, opts: { connected?: boolean;
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
+
+/** Settles `work` that needs virtual time to pass (the bounded drain on stop). */
+async function drive<T>(clock: { advance(ms: number): Promise<void> }, work: Promise<T>): Promise<T> {
+  let done = false;
+  const result = work.finally(() => {
+    done = true;
+  });
+  while (!done) await clock.advance(10);
+  return result;
+}
+
+/** A trace-level logger that collects the readings the agent says it stored. */
+function traceSink(into: Reading[]) {
+  return createLogger({
+    level: 'trace',
+    destination: {
+      write(line: string) {
+        const l = JSON.parse(line) as { msg: string; sensor: string; ts: number };
+        if (l.msg === 'reading') into.push({ sensor: l.sensor, ts: l.ts, metrics: {} } as unknown as Reading);
+      },
+    },
+  });
+}
 
 describe('createAgent: telemetry', () => {
   it('samples on the clock, batches, stores and publishes; every reading arrives once, in order', async () => {
@@ -153,6 +180,103 @@ describe('createAgent: telemetry', () => {
     ]);
     expect(status[1]?.msg.reason).toBe('shutdown');
     expect(() => outbox.stats()).toThrow(/closed/);
+  });
+});
+
+describe('createAgent: readings survive a crash', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-agent-crash-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const decode = (payload: string): TelemetryBatch => {
+    const d = decodeTelemetryBatch(payload);
+    if (!d.ok) throw new Error(JSON.stringify(d.issues));
+    return d.value;
+  };
+  const key = (r: Reading) => `${r.sensor}@${r.ts}`;
+
+  /** One run of the agent on an outbox file; `crash()` abandons it mid-batch as a kill would. */
+  const run = (file: string, bootId: string, clock = createVirtualClock({ start: 1_700_000_000_000 })) => {
+    const transport = new MemoryTransport();
+    const { outbox } = openOutbox({ path: file, maxBytes: 1024 ** 2 });
+    const sampled: Reading[] = [];
+    const agent = createAgent({
+      config: config({ batch: { maxReadings: 5, maxAgeMs: 3_600_000 } }),
+      transport,
+      outbox,
+      sensors: [countingSensor('env'), countingSensor('light', 'bh1750')],
+      outputs: [memoryOutput('relay')],
+      clock,
+      bootId,
+      logger: traceSink(sampled),
+    });
+    return { agent, transport, outbox, sampled, clock };
+  };
+
+  it('sends the open batch of a killed run under its own boot id and seq after the restart, each reading once', async () => {
+    const file = path.join(dir, 'crash.db');
+    const first = run(file, 'boot-first-0001');
+    first.transport.autoAck = false;
+    await first.agent.start();
+    await first.clock.advance(8_000);
+    await settle();
+    // Batches 1 and 2 sealed (5 readings each); the open batch 3 holds the rest. Nothing acked.
+    expect(first.sampled.length).toBeGreaterThan(10);
+    expect(first.sampled.length % 5).not.toBe(0);
+    const abandoned: Outbox = first.outbox; // killed: never stopped, never closed
+
+    const second = run(file, 'boot-second-002', createVirtualClock({ start: 1_700_000_100_000 }));
+    await second.agent.start();
+    await settle();
+    await second.clock.advance(1_000);
+    await settle();
+    const batches = second.transport.telemetry().map((s) => decode(s.payload));
+    const fromFirst = batches.filter((b) => b.bootId === 'boot-first-0001');
+    expect(fromFirst.map((b) => b.seq)).toEqual([1, 2, 3]);
+    const delivered = fromFirst.flatMap((b) => b.readings.map(key));
+    expect(delivered).toEqual(first.sampled.map(key));
+    expect(second.outbox.unsealed().filter((u) => u.bootId === 'boot-first-0001')).toEqual([]);
+    await drive(second.clock, second.agent.stop());
+    abandoned.close();
+  });
+});
+
+describe('createAgent: an outbox that cannot write', () => {
+  it('keeps sealed batches in memory while the outbox refuses writes and stores them, in order, once it accepts', async () => {
+    const clock = createVirtualClock({ start: 1_700_000_000_000 });
+    const transport = new MemoryTransport();
+    transport.startConnected = false;
+    const { outbox: inner } = openOutbox({ path: ':memory:', maxBytes: 1024 ** 2 });
+    let full = true;
+    const diskFull = () => Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    // The same port with writes failing as SQLite fails them when the disk is full.
+    const outbox: Outbox = {
+      ...inner,
+      journal: (e) => {
+        if (full) throw diskFull();
+        inner.journal(e);
+      },
+      put: (b) => {
+        if (full) throw diskFull();
+        return inner.put(b);
+      },
+    };
+    const agent = createAgent({
+      config: config({ batch: { maxReadings: 2, maxAgeMs: 3_600_000 } }),
+      transport,
+      outbox,
+      sensors: [countingSensor('env')],
+      outputs: [],
+      clock,
+    });
+    await agent.start();
+    await clock.advance(6_000);
+    expect(agent.status()).toMatchObject({ readings: 6, sealedBatches: 3 });
+    expect(inner.stats().depth).toBe(0);
+    full = false;
+    await clock.advance(2_000);
+    const stored = inner.next(10).map((e) => JSON.parse(e.json) as TelemetryBatch);
+    expect(stored.map((b) => b.seq)).toEqual([1, 2, 3, 4]);
+    expect(stored.flatMap((b) => b.readings.map((r) => r.metrics.value))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    inner.close();
   });
 });
 

@@ -1,6 +1,6 @@
 import { decodeTelemetryBatch, LIMITS, type Reading } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
-import { Batcher, type BatchLimits } from '../../src/core/batcher.js';
+import { Batcher, type BatchLimits, sealBatch } from '../../src/core/batcher.js';
 
 const bootId = '0f8fad5b-d9cb-469f-a165-70867728950e';
 const reading = (i: number, extra = ''): Reading => ({
@@ -16,6 +16,30 @@ const make = (limits: Partial<BatchLimits>) =>
   });
 
 describe('Batcher', () => {
+  it('after add, the reading is in the open batch (nextSeq) exactly when readings are pending', () => {
+    const b = make({ maxReadings: 3, maxBytes: 400 });
+    const big = (i: number) => reading(i, `x${'y'.repeat(60)}`);
+    let sealedSeqs: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const r = i % 7 === 3 ? big(i) : reading(i);
+      const sealed = b.add(r, 1000 + i);
+      sealedSeqs = sealedSeqs.concat(sealed.map((s) => s.seq));
+      const inLast = sealed.at(-1)?.json.includes(`"ts":${r.ts},`) ?? false;
+      // Pending: it is the open batch's newest reading; otherwise the last sealed batch holds it.
+      expect(inLast).toBe(b.pending === 0);
+    }
+    expect(sealedSeqs.length).toBeGreaterThan(5);
+  });
+
+  it('sealBatch encodes readings under a given identity, as seal does', () => {
+    const b = make({});
+    b.add(reading(1), 10);
+    b.add(reading(2), 11);
+    const sealed = b.seal(12);
+    const again = sealBatch({ thingName: 'pi-01', bootId, seq: 1, readings: [reading(1), reading(2)], now: 12 });
+    expect(again).toEqual(sealed);
+  });
+
   it.each([1, 2, 7, 100])('seals exactly at maxReadings=%i', (maxReadings) => {
     const b = make({ maxReadings });
     const sealed = [];

@@ -3,9 +3,11 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, w
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
 import type { SealedBatch } from '../../src/core/batcher.js';
-import { openOutbox } from '../../src/outbox/outbox.js';
+import { type Outbox, openOutbox, type ReadingSync } from '../../src/outbox/outbox.js';
+import { behaviourReading, describeOutboxBehaviour, journalEntry } from '../../src/testing/outbox-behaviour.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-outbox-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,6 +18,137 @@ const batch = (seq: number, size = 1000, readings = 10): SealedBatch => {
   const json = JSON.stringify({ seq, pad: 'p'.repeat(Math.max(0, size - 30)) });
   return { bootId: 'boot-a', seq, sealedAt: seq, readings, json, bytes: Buffer.byteLength(json) };
 };
+
+const api = { describe, it, beforeEach, afterEach };
+
+for (const readingSync of ['normal', 'full', 'off'] as const) {
+  describeOutboxBehaviour(
+    api,
+    `SQLite file, readingSync=${readingSync}`,
+    ({ maxBytes }) => {
+      const file = fresh();
+      const handles: Outbox[] = [];
+      // A crash: the old connection is abandoned as a killed process would leave it (not closed, so
+      // nothing is checkpointed or flushed on the way out) and a new one opens the same file.
+      const reopen = () => {
+        const { outbox } = openOutbox({ path: file, maxBytes, readingSync });
+        handles.push(outbox);
+        return outbox;
+      };
+      return {
+        outbox: reopen(),
+        crash: reopen,
+        close: () => {
+          for (const h of handles) h.close();
+        },
+      };
+    },
+    { durable: true },
+  );
+}
+
+describeOutboxBehaviour(
+  api,
+  'SQLite :memory:',
+  ({ maxBytes }) => {
+    const { outbox } = openOutbox({ path: ':memory:', maxBytes });
+    return { outbox, close: () => outbox.close() };
+  },
+  { durable: false },
+);
+
+const spawnWriter = (file: string, sync: string, what: 'batches' | 'journal') =>
+  spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--conditions=@pifleet/source',
+      path.join(path.dirname(fileURLToPath(import.meta.url)), 'writer-child.ts'),
+      file,
+      sync,
+      what,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+
+/** Lets the child write until it has printed `lines` lines, then SIGKILLs it; returns what it printed. */
+async function killAfter(child: ReturnType<typeof spawn>, lines: number): Promise<number[]> {
+  let out = '';
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('child wrote nothing in 15 s')), 15_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.split('\n').length > lines) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  child.kill('SIGKILL');
+  await exited;
+  return out
+    .split('\n')
+    .filter((l) => /^\d+$/.test(l))
+    .map(Number);
+}
+
+describe('SQLite outbox journal', () => {
+  it.each(['normal', 'full', 'off'] as const)(
+    'keeps every journaled reading when the process is killed with SIGKILL (readingSync=%s)',
+    async (sync) => {
+      const file = fresh();
+      const written = await killAfter(spawnWriter(file, sync, 'journal'), 700);
+      const { outbox, recovery } = openOutbox({ path: file, maxBytes: 1024 ** 3 });
+      expect(recovery).toBeUndefined();
+      const sealed = outbox
+        .next(1_000_000)
+        .flatMap((e) => (JSON.parse(e.json) as { readings: { ts: number }[] }).readings.map((r) => r.ts));
+      const journaled = outbox.unsealed().flatMap((u) => u.readings.map((r) => r.ts));
+      // Each reading in exactly one place: a sealed batch or the journal.
+      const all = [...sealed, ...journaled];
+      expect(new Set(all).size).toBe(all.length);
+      const kept = new Set(all);
+      expect(written.filter((ts) => !kept.has(ts))).toEqual([]);
+      // At most the reading being written when the kill came is stored without having been printed.
+      expect(all.length - written.length).toBeLessThanOrEqual(1);
+      expect(journaled.length).toBeLessThanOrEqual(50);
+      outbox.close();
+    },
+  );
+
+  it('salvages the journal of a damaged file along with the batches', () => {
+    const file = fresh();
+    const a = openOutbox({ path: file, maxBytes: 100 * 1024 ** 2 });
+    const open = [0, 1, 2, 3].map((i) => behaviourReading(i));
+    for (const r of open) a.outbox.journal(journalEntry('boot-dmg-aaaa', 9, r));
+    for (let i = 1; i <= 400; i++) a.outbox.put(batch(i, 2000, 5));
+    a.outbox.close();
+    // The journal's pages sit near the start of the file; the batches' tail is cut off.
+    truncateSync(file, Math.floor(statSync(file).size * 0.6));
+    const { outbox, recovery } = openOutbox({ path: file, maxBytes: 100 * 1024 ** 2, now: () => 7 });
+    expect(recovery?.movedTo).toBe(`${file}.corrupt-7`);
+    expect(recovery?.incomplete).toBe(true);
+    expect(outbox.unsealed()).toEqual([{ bootId: 'boot-dmg-aaaa', seq: 9, readings: open, unreadable: 0 }]);
+    outbox.close();
+  });
+
+  it('config: outbox.readingSync is normal by default, accepts full and off, refuses anything else', () => {
+    const base = { thingName: 'pi-01', endpoint: 'e', certFile: 'c', keyFile: 'k' };
+    const parse = (outbox: Record<string, unknown>) => loadConfig({ fileText: JSON.stringify({ ...base, outbox }) });
+    const ok = parse({});
+    expect(ok.ok && ok.value.outbox.readingSync).toBe('normal');
+    for (const v of ['full', 'off'] satisfies ReadingSync[]) {
+      const r = parse({ readingSync: v });
+      expect(r.ok && r.value.outbox.readingSync).toBe(v);
+    }
+    const bad = parse({ readingSync: 'sometimes' });
+    expect(bad.ok).toBe(false);
+    if (!bad.ok)
+      expect(bad.issues).toEqual([{ path: 'outbox.readingSync', message: expect.stringMatching(/normal.*full.*off/) }]);
+  });
+});
 
 describe('SQLite outbox', () => {
   it('keeps batches across close/reopen with their original bootId and seq, oldest first', () => {

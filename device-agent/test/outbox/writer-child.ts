@@ -1,20 +1,48 @@
 /**
- * Child process for the crash test: writes batches to an outbox as fast as it can and prints the
- * seq of every batch once `put` has returned (committed). The parent kills it with SIGKILL.
+ * Child process for the crash tests: writes to an outbox as fast as it can and prints a line once
+ * each write has returned (committed). The parent kills it with SIGKILL.
+ *   batches: puts batches at `synchronous=<sync>`, prints each seq.
+ *   journal: journals readings at `readingSync=<sync>` (sealing every 50 at `synchronous=full`),
+ *            prints each reading's `ts`.
  */
-import { openOutbox } from '../../src/outbox/outbox.js';
+import { sealBatch } from '../../src/core/batcher.js';
+import { openOutbox, type ReadingSync } from '../../src/outbox/outbox.js';
+import { behaviourReading, journalEntry } from '../../src/testing/outbox-behaviour.js';
 
-const [path, sync] = process.argv.slice(2);
+const [path, sync, what = 'batches'] = process.argv.slice(2);
 if (!path) process.exit(64);
-const { outbox } = openOutbox({ path, maxBytes: 1024 ** 3, synchronous: sync === 'normal' ? 'normal' : 'full' });
-let seq = 0;
-const write = () => {
-  for (let i = 0; i < 20; i++) {
-    seq += 1;
-    const json = JSON.stringify({ seq, readings: 'x'.repeat(300) });
-    outbox.put({ bootId: 'child-boot', seq, sealedAt: seq, readings: 3, json, bytes: json.length });
-    process.stdout.write(`${seq}\n`);
-  }
-  setImmediate(write);
-};
-write();
+if (what === 'journal') {
+  const { outbox } = openOutbox({ path, maxBytes: 1024 ** 3, readingSync: (sync ?? 'normal') as ReadingSync });
+  let i = 0;
+  let seq = 1;
+  let open: ReturnType<typeof behaviourReading>[] = [];
+  const write = () => {
+    for (let k = 0; k < 20; k++) {
+      i += 1;
+      const r = behaviourReading(i);
+      outbox.journal(journalEntry('child-boot-1', seq, r));
+      open.push(r);
+      process.stdout.write(`${r.ts}\n`);
+      if (open.length === 50) {
+        outbox.put(sealBatch({ thingName: 'child', bootId: 'child-boot-1', seq, readings: open, now: i }));
+        seq += 1;
+        open = [];
+      }
+    }
+    setImmediate(write);
+  };
+  write();
+} else {
+  const { outbox } = openOutbox({ path, maxBytes: 1024 ** 3, synchronous: sync === 'normal' ? 'normal' : 'full' });
+  let seq = 0;
+  const write = () => {
+    for (let i = 0; i < 20; i++) {
+      seq += 1;
+      const json = JSON.stringify({ seq, readings: 'x'.repeat(300) });
+      outbox.put({ bootId: 'child-boot', seq, sealedAt: seq, readings: 3, json, bytes: json.length });
+      process.stdout.write(`${seq}\n`);
+    }
+    setImmediate(write);
+  };
+  write();
+}

@@ -193,6 +193,7 @@ export function createSimulatedDevice(deps: SimulatedDeviceDeps): SimulatedDevic
         path: config.outbox.path,
         maxBytes: config.outbox.maxBytes,
         synchronous: config.outbox.synchronous,
+        readingSync: config.outbox.readingSync,
         now: () => clock.now(),
       });
       recovery = opened.recovery;

@@ -1,4 +1,5 @@
-import type { Outbox, OutboxEntry, PutResult, SealedBatch } from '@pifleet/device-agent';
+import type { JournalEntry, Outbox, OutboxEntry, PutResult, SealedBatch, UnsealedBatch } from '@pifleet/device-agent';
+import type { Reading } from '@pifleet/protocol';
 
 /** Telemetry accounting hooks of one outbox (the fleet sums them per device host). */
 export interface OutboxCounters {
@@ -12,9 +13,9 @@ export interface OutboxCounters {
 
 /**
  * An in-memory implementation of the agent's outbox port for simulated fleets: the same contract
- * as the SQLite outbox (oldest first, delete on PUBACK, byte bound with counted drops) without a
- * database per device. A fleet of thousands of agents keeps its batches in plain arrays; durability
- * across a process crash is not what a load test measures.
+ * as the SQLite outbox (journal of the open batch, oldest first, delete on PUBACK, byte bound with
+ * counted drops) without a database per device. A fleet of thousands of agents keeps its batches in
+ * plain arrays; durability across a process crash is not what a load test measures.
  */
 export function createMemoryOutbox(options: {
   readonly maxBytes: number;
@@ -28,6 +29,9 @@ export function createMemoryOutbox(options: {
   let dropped = 0;
   let droppedReadings = 0;
   let sent = 0;
+  /** Open batches' readings by `seq/bootId` (in practice one: the agent's open batch). */
+  const journal = new Map<string, { bootId: string; seq: number; readings: Reading[]; bytes: number }>();
+  let journalBytes = 0;
 
   const remove = (index: number): OutboxEntry => {
     const [e] = entries.splice(index, 1) as [OutboxEntry];
@@ -36,6 +40,25 @@ export function createMemoryOutbox(options: {
   };
 
   return {
+    journal(e: JournalEntry): void {
+      const key = `${e.seq}/${e.bootId}`;
+      let open = journal.get(key);
+      if (!open) {
+        open = { bootId: e.bootId, seq: e.seq, readings: [], bytes: 0 };
+        journal.set(key, open);
+      }
+      open.readings.push(e.reading);
+      open.bytes += e.bytes;
+      journalBytes += e.bytes;
+    },
+    unsealed(): UnsealedBatch[] {
+      return [...journal.values()].map((o) => ({
+        bootId: o.bootId,
+        seq: o.seq,
+        readings: [...o.readings],
+        unreadable: 0,
+      }));
+    },
     put(batch: SealedBatch): PutResult {
       const entry: OutboxEntry = {
         id: nextId++,
@@ -48,10 +71,16 @@ export function createMemoryOutbox(options: {
       };
       entries.push(entry);
       bytes += entry.bytes;
+      const key = `${batch.seq}/${batch.bootId}`;
+      const open = journal.get(key);
+      if (open) {
+        journal.delete(key);
+        journalBytes -= open.bytes;
+      }
       counters.onPut?.(entry.readings);
       let droppedBatches = 0;
       let droppedNow = 0;
-      while (bytes > options.maxBytes && entries.length > 1) {
+      while (bytes + journalBytes > options.maxBytes && entries.length > 1) {
         const victim = remove(0);
         droppedBatches += 1;
         droppedNow += victim.readings;
@@ -80,7 +109,7 @@ export function createMemoryOutbox(options: {
       return true;
     },
     stats() {
-      return { depth: entries.length, bytes, dropped, droppedReadings, sent };
+      return { depth: entries.length, bytes: bytes + journalBytes, dropped, droppedReadings, sent };
     },
     close() {
       // Nothing to release: the batches are garbage once the agent lets go of the outbox.
