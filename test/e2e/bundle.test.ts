@@ -1,9 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EXIT, type StatusMessage, shadowTopics } from '@pifleet/protocol';
+import { AGENT_INSTALL_PATHS, EXIT, type StatusMessage, shadowTopics } from '@pifleet/protocol';
 import { BUNDLE_FILES, runCli } from '@pifleet/provisioning';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningCore, startCore } from './agent-harness.js';
@@ -86,5 +86,66 @@ describe('a bundle from pifleet things create', () => {
       agent.kill('SIGTERM');
     }
     expect(await exited).toBe(EXIT.ok);
+  });
+
+  it('an installed bundle (--install-dir /etc/pifleet) carries the unit print-unit writes for the README install', async () => {
+    const out = sink();
+    const err = sink();
+    const code = await runCli(
+      [
+        '--local',
+        path.join(dir, 'core'),
+        'things',
+        'create',
+        'bundle-inst',
+        '--install-dir',
+        AGENT_INSTALL_PATHS.configDir,
+      ],
+      { stdout: out, stderr: err, cwd: dir },
+    );
+    expect(code, err.text()).toBe(EXIT.ok);
+    // Without --out, under .pifleet/bundles (git-ignored: the bundle holds a private key).
+    const bundleDir = path.join(dir, '.pifleet', 'bundles', 'bundle-inst');
+    expect(existsSync(path.join(bundleDir, BUNDLE_FILES.privateKey))).toBe(true);
+    // Both the default and the old ./bundles location: git check-ignore names every ignored path.
+    const paths = ['.pifleet/bundles/bundle-inst/private.pem.key', 'bundles/x/private.pem.key'];
+    const ignored = spawnSync('git', ['check-ignore', ...paths], { cwd: repo, encoding: 'utf8' });
+    expect(ignored.stdout.trim().split('\n'), ignored.stderr).toEqual(paths);
+
+    const config = JSON.parse(readFileSync(path.join(bundleDir, BUNDLE_FILES.agentConfig), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(config.keyFile).toBe(`${AGENT_INSTALL_PATHS.configDir}/${BUNDLE_FILES.privateKey}`);
+    expect(config).not.toHaveProperty('outbox'); // the agent's default, in the state directory
+    const printed = spawnSync(process.execPath, [agentBin, 'print-unit', '--config', AGENT_INSTALL_PATHS.configFile], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(printed.status, printed.stderr).toBe(EXIT.ok);
+    expect(readFileSync(path.join(bundleDir, BUNDLE_FILES.unit), 'utf8')).toBe(printed.stdout);
+    expect(printed.stdout.split('\n')).toContain(
+      `ExecStart=/usr/bin/env node ${AGENT_INSTALL_PATHS.agentBin} run --config ${AGENT_INSTALL_PATHS.configFile}`,
+    );
+  });
+
+  it('a bundle used in place keeps its outbox beside it and lists its directory once, writable', async () => {
+    const bundleDir = path.join(dir, 'in-place');
+    const err = sink();
+    const code = await runCli(
+      ['--local', path.join(dir, 'core'), 'things', 'create', 'bundle-here', '--out', bundleDir],
+      {
+        stdout: sink(),
+        stderr: err,
+        cwd: dir,
+      },
+    );
+    expect(code, err.text()).toBe(EXIT.ok);
+    const config = JSON.parse(readFileSync(path.join(bundleDir, BUNDLE_FILES.agentConfig), 'utf8')) as {
+      outbox?: { path?: string };
+    };
+    expect(config.outbox?.path).toBe(path.join(bundleDir, 'outbox.db'));
+    const unit = readFileSync(path.join(bundleDir, BUNDLE_FILES.unit), 'utf8').split('\n');
+    expect(unit.filter((l) => /^(ReadWrite|ReadOnly)Paths=/.test(l))).toEqual([`ReadWritePaths=${bundleDir}`]);
   });
 });
