@@ -3,6 +3,9 @@ import {
   isValidThingName,
   type JsonObject,
   type JsonValue,
+  ownValue,
+  parseJson,
+  setOwn,
   validateDesiredState,
 } from '@pifleet/protocol';
 import { InputError, UsageError } from '../errors.js';
@@ -71,21 +74,12 @@ export function parseAttributes(pairs: readonly string[]): Record<string, string
       });
     }
     if (Object.hasOwn(out, key)) throw new InputError(`attribute ${key} given twice`);
-    putOwn(out, key, value);
+    setOwn(out, key, value);
   }
   return out;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/**
- * Keys typed by the operator (`__proto__.x=1`) are data: `obj[key] = v` with `__proto__` would set
- * the prototype instead of a key, and `obj[key]` for a missing key finds Object.prototype's members.
- * So keys are read only when own and written as own properties; the contract check then rejects them.
- */
-function putOwn<T>(obj: Record<string, T>, key: string, value: T): void {
-  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
-}
 
 /** A value as typed on the command line: JSON when it parses (`5000`, `true`, `null`, `"x"`), else the raw string. */
 function parseScalar(raw: string): JsonValue {
@@ -113,31 +107,30 @@ export function parseDesiredAssignments(assignments: readonly string[]): JsonObj
     const dot = path.indexOf('.');
     if (dot === -1) {
       if (Object.hasOwn(doc, path)) throw new InputError(`desired key ${path} given twice`);
-      putOwn(doc, path, value);
+      setOwn(doc, path, value);
       continue;
     }
     const top = path.slice(0, dot);
     const rest = path.slice(dot + 1);
     if (top === '' || rest === '') throw new InputError(`invalid desired key ${JSON.stringify(path)}`);
-    const node = (Object.hasOwn(doc, top) ? doc[top] : undefined) ?? {};
+    // Keys are the operator's data: `__proto__.x=1` must name a key, not reach Object.prototype
+    // (read own values only, write own keys; the contract check then refuses the key).
+    const node = ownValue(doc, top) ?? {};
     if (!isObject(node)) throw new InputError(`desired key ${top} is both a value and an object`);
     if (Object.hasOwn(node, rest)) throw new InputError(`desired key ${path} given twice`);
-    putOwn(node as JsonObject, rest, value);
-    putOwn(doc, top, node as JsonObject);
+    setOwn(node as JsonObject, rest, value);
+    setOwn(doc, top, node as JsonObject);
   }
   return checkDesired(doc);
 }
 
 /** Parses `--json '{...}'` into a desired-state document. */
 export function parseDesiredJson(text: string): JsonObject {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new InputError(`--json is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-  if (!isObject(parsed)) throw new InputError('--json must be a JSON object of desired keys');
-  return checkDesired(parsed as JsonObject);
+  // Depth checked before anything recurses into the document (the validation below does).
+  const parsed = parseJson(text);
+  if (!parsed.ok) throw new InputError(`--json is not valid JSON: ${parsed.message}`);
+  if (!isObject(parsed.value)) throw new InputError('--json must be a JSON object of desired keys');
+  return checkDesired(parsed.value as JsonObject);
 }
 
 /** Removes `null` leaves (which clear a desired key and are always allowed) for validation. */
@@ -147,8 +140,8 @@ function withoutNulls(doc: JsonObject): JsonObject {
     if (v === null) continue;
     if (isObject(v)) {
       const inner = withoutNulls(v as JsonObject);
-      if (Object.keys(inner).length > 0) putOwn(out, k, inner);
-    } else putOwn(out, k, v);
+      if (Object.keys(inner).length > 0) setOwn(out, k, inner);
+    } else setOwn(out, k, v);
   }
   return out;
 }

@@ -161,4 +161,16 @@ describe('parseDesiredJson', () => {
   it.each(['{not json', '[1,2]', '"x"', '{"outputs":{"relay":"yes"}}'])('rejects %s', (text) => {
     expect(exitOf(() => parseDesiredJson(text))).toBe(65);
   });
+
+  it('rejects a deeply nested document as bad input before anything recurses into it', () => {
+    const deep = `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`;
+    expect(exitOf(() => parseDesiredJson(`{"outputs":${deep}}`))).toBe(65);
+    expect(() => parseDesiredJson(deep)).toThrow(/nested more than/);
+  });
+
+  it('a __proto__ key stays data and never reaches a prototype', () => {
+    expect(exitOf(() => parseDesiredJson('{"__proto__":{"polluted":1},"outputs":{"__proto__":true}}'))).toBe(65);
+    expect(Object.hasOwn(Object.prototype, 'polluted')).toBe(false);
+    expect(Object.getPrototypeOf({})).toBe(Object.prototype);
+  });
 });
