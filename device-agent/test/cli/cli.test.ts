@@ -1,24 +1,35 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { statusMessageSchema } from '@pifleet/protocol';
 import type { PublishPacket } from 'aedes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_VERSION } from '../../src/app/agent.js';
 import { type CliIo, runCli } from '../../src/main.js';
 import { makePki, startTlsBroker, type TestPki, waitFor } from '../transport/tls-broker.js';
 
 const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/pifleet-agent.js');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-cli-'));
 let pki: TestPki;
+let other: TestPki;
 beforeAll(async () => {
-  pki = await makePki('pi-cli');
+  [pki, other] = await Promise.all([makePki('pi-cli'), makePki('pi-cli-other')]);
 });
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
   pki?.cleanup();
+  other?.cleanup();
 });
+const fileWith = (name: string, text: string | Buffer) => {
+  const f = path.join(dir, name);
+  writeFileSync(f, text, { mode: 0o600 });
+  return f;
+};
+/** A config nested 10,000 levels deep (60 KB). */
+const deepConfig = () =>
+  fileWith('deep.json', `{"thingName":"pi-cli","sensors":[${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}]}`);
 
 const io = (env: Record<string, string> = {}) => {
   const out: string[] = [];
@@ -50,7 +61,7 @@ describe('pifleet-agent (in process)', () => {
 
   it('check-config: 78 listing every problem, including a key readable by others and a missing cert', async () => {
     const key = path.join(dir, 'open-key.pem');
-    writeFileSync(key, 'k');
+    writeFileSync(key, readFileSync(pki.keyFile));
     chmodSync(key, 0o644);
     const t = io();
     const file = writeConfig('bad-creds.json', { ...good(), keyFile: key, certFile: path.join(dir, 'missing.pem') });
@@ -60,6 +71,68 @@ describe('pifleet-agent (in process)', () => {
       { path: 'certFile', message: expect.stringMatching(/does not exist/) },
       { path: 'keyFile', message: expect.stringMatching(/group or others \(mode 644\)/) },
     ]);
+  });
+
+  it.each([
+    ['an empty certificate', () => ({ certFile: fileWith('empty.crt', '') }), 'certFile', /is empty/],
+    ['a certificate that is not PEM', () => ({ certFile: fileWith('der.crt', 'not a pem') }), 'certFile', /not PEM/],
+    ['a key from another pair', () => ({ keyFile: other.keyFile }), 'keyFile', /not the private key of/],
+    [
+      'the certificate given as the key',
+      () => ({ keyFile: fileWith('cert-as-key.pem', readFileSync(pki.certFile)) }),
+      'keyFile',
+      /holds a certificate, not a private key/,
+    ],
+    ['"bad host name" as endpoint', () => ({ endpoint: 'bad host name' }), 'endpoint', /contains spaces/],
+    ['a URL as endpoint', () => ({ endpoint: 'https://localhost' }), 'endpoint', /is a URL.*use "localhost"/],
+    ['a directory as the outbox', () => ({ outbox: { path: dir } }), 'outbox.path', /is a directory/],
+  ])('check-config: 78 for %s, with the fix', async (_what, change, where, message) => {
+    const t = io();
+    expect(
+      await runCli(['check-config', '--json', writeConfig('one-bad.json', { ...good(), ...change() })], t.io),
+    ).toBe(78);
+    expect(JSON.parse(t.out.join('')).issues).toEqual([{ path: where, message: expect.stringMatching(message) }]);
+  });
+
+  it('check-config: every problem of the config and of the files it names at once', async () => {
+    const t = io();
+    const file = writeConfig('all-bad.json', {
+      ...good(),
+      endpoint: 'https://x.example.com/mqtt',
+      batch: { maxReadings: 0 },
+      certFile: fileWith('e2.crt', ''),
+      keyFile: fileWith('cert-as-key2.pem', readFileSync(pki.certFile)),
+      outbox: { path: dir },
+    });
+    expect(await runCli(['check-config', file], t.io)).toBe(78);
+    const text = t.err.join('');
+    expect(text).toMatch(/invalid configuration \(5 problems\)/);
+    expect(text).toMatch(/batch.maxReadings: /);
+    expect(text).toMatch(/endpoint: .* is a URL/);
+    expect(text).toMatch(/certFile: .* is empty/);
+    expect(text).toMatch(/keyFile: .* holds a certificate/);
+    expect(text).toMatch(/outbox.path: .* is a directory/);
+  });
+
+  it('run: 78 before connecting for a key from another pair', async () => {
+    const t = io();
+    const file = writeConfig('run-key.json', { ...good(), keyFile: other.keyFile });
+    expect(await runCli(['run', '--config', file], { ...t.io, waitForStop: () => new Promise(() => undefined) })).toBe(
+      78,
+    );
+    expect(t.err.join('')).toMatch(/keyFile: .* is not the private key of/);
+  });
+
+  it('check-config and run: 78 with the path for a config nested 10,000 levels deep', async () => {
+    const deep = deepConfig();
+    for (const argv of [
+      ['check-config', deep],
+      ['run', '--config', deep],
+    ]) {
+      const t = io();
+      expect(await runCli(argv, { ...t.io, waitForStop: () => new Promise(() => undefined) })).toBe(78);
+      expect(t.err.join('')).toMatch(/sensors\[0\](\.a){14}: .* nests more than 16 levels deep/);
+    }
   });
 
   it('check-config: 78 for schema problems, env overrides apply', async () => {
@@ -97,6 +170,19 @@ describe('pifleet-agent (in process)', () => {
 });
 
 describe('pifleet-agent (as a process)', () => {
+  it('--version prints the agent version and exits 0', () => {
+    const r = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(AGENT_VERSION);
+  });
+
+  it('check-config exits 78 (not 1) on a config nested 10,000 levels deep', () => {
+    const r = spawnSync(process.execPath, [bin, 'check-config', deepConfig()], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(78);
+    expect(r.stderr).toMatch(/nests more than 16 levels deep/);
+    expect(r.stderr).not.toMatch(/Maximum call stack/);
+  });
+
   it('check-config exits 78 on an invalid file', () => {
     const r = spawnSync(process.execPath, [bin, 'check-config', writeConfig('p-bad.json', { port: 'x' })], {
       encoding: 'utf8',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
+import { endpointProblem, loadConfig, MAX_CONFIG_DEPTH } from '../../src/config/load.js';
 
 const base = {
   thingName: 'pi-01',
@@ -119,5 +119,64 @@ describe('loadConfig', () => {
       },
     });
     expect(r.ok && r.value.thingName).toBe('pi-02');
+  });
+
+  it.each([
+    ['bad host name', /contains spaces/],
+    [
+      'https://abc-ats.iot.eu-west-1.amazonaws.com',
+      /is a URL; endpoint is a host name: use "abc-ats.iot.eu-west-1.amazonaws.com"/,
+    ],
+    ['mqtts://localhost:8883', /is a URL; .* use "localhost" and port 8883/],
+    ['localhost:8883', /includes a port; set endpoint to "localhost" and port to 8883/],
+    ['abc/iot', /is not a valid host name/],
+    ['-abc.example.com', /is not a valid host name/],
+    ['under_score.example.com', /is not a valid host name/],
+  ])('endpoint %j is refused with what to use instead', (endpoint, message) => {
+    const r = loadConfig({ fileText: text({ ...base, endpoint }) });
+    expect(r.ok ? [] : r.issues).toEqual([{ path: 'endpoint', message: expect.stringMatching(message) }]);
+  });
+
+  it('an endpoint from the environment is checked too, and names its variable', () => {
+    const r = loadConfig({ fileText: text(base), env: { PIFLEET_ENDPOINT: 'http://x' } });
+    expect(r.ok ? [] : r.issues).toEqual([
+      { path: 'endpoint', message: expect.stringMatching(/is a URL.*\(from PIFLEET_ENDPOINT\)$/) },
+    ]);
+  });
+
+  it.each(['abc-ats.iot.eu-west-1.amazonaws.com', 'localhost', 'x', '127.0.0.1', '::1', 'host.example.com.'])(
+    'endpoint %j is a host name',
+    (endpoint) => {
+      expect(endpointProblem(endpoint)).toBeUndefined();
+    },
+  );
+
+  it('a 10,000-level document is refused with the path where it gets too deep, before anything recurses', () => {
+    const depth = 10_000;
+    const deep = `{"thingName":"pi-01","sensors":[${'{"x":'.repeat(depth)}1${'}'.repeat(depth)}]}`;
+    const r = loadConfig({ fileText: deep, fileName: 'agent.json' });
+    expect(r.ok).toBe(false);
+    const issues = r.ok ? [] : r.issues;
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.path).toBe(`sensors[0]${'.x'.repeat(MAX_CONFIG_DEPTH - 2)}`);
+    expect(issues[0]?.message).toMatch(
+      /agent\.json nests more than 16 levels deep here .*is this the agent's config file\?/,
+    );
+  });
+
+  it('the deepest valid config passes the depth check', () => {
+    const r = loadConfig({
+      fileText: text({
+        ...base,
+        sensors: [{ id: 'soil', driver: 'ads1115', address: 72, channels: [{ name: 'moisture', input: 0 }] }],
+      }),
+    });
+    expect(r.ok ? [] : r.issues).toEqual([]);
+  });
+
+  it('a __proto__ key in the file is an unknown key, and nothing reaches a prototype', () => {
+    const r = loadConfig({ fileText: `{"__proto__":{"polluted":1},${text(base).slice(1)}` });
+    expect(r.ok ? [] : r.issues.map((i) => i.path)).toEqual(['$']);
+    expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
   });
 });
