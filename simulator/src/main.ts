@@ -13,7 +13,15 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       }),
   });
   process.exitCode = code;
-  // The device SDK's native event loop can outlive a clean stop by a few seconds (pending
-  // unsubscribes of the shadow client); nothing is left to flush by then.
-  setTimeout(() => process.exit(code), 2_000).unref();
+  // Exit explicitly once stdout/stderr are flushed, never by letting the event loop run dry: a
+  // natural exit tears the Node environment down and aws-crt aborts on the way (exit 255) when a
+  // shadow delta stream was open (see exitWhenFlushed in @pifleet/device-agent's main.ts).
+  let pending = 2;
+  const done = () => {
+    pending -= 1;
+    if (pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+  setTimeout(() => process.exit(code), 2_000);
 }

@@ -34,6 +34,9 @@ export function registerAgentCommand(program: Command, io: SimCliIo): void {
 }
 
 async function runAgent(file: string, seed: string | undefined, io: SimCliIo): Promise<ExitCode> {
+  // Listen for the stop signal from the start, so a SIGTERM while the agent is starting stops it
+  // cleanly once started instead of killing the process.
+  const stopAsked = io.waitForStop();
   let config: Awaited<ReturnType<typeof readConfigFile>>;
   try {
     config = await readConfigFile(file, io.env);
@@ -54,7 +57,7 @@ async function runAgent(file: string, seed: string | undefined, io: SimCliIo): P
   const device = createSimulatedDevice({ config, seed: seed ?? config.thingName, logger });
   await device.start();
   logger.info({ bootId: device.bootId, outbox: config.outbox.path }, 'simulated agent running');
-  const signal = await io.waitForStop();
+  const signal = await stopAsked;
   logger.info({ signal }, 'stopping');
   await device.stop('shutdown');
   logger.flush?.();

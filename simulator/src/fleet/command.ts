@@ -2,9 +2,8 @@ import { EXIT } from '@pifleet/protocol';
 import type { Command } from 'commander';
 import type { SimCliIo } from '../agents/command.js';
 import { SimulatorError } from '../errors.js';
-import { writeReport } from '../report/report.js';
 import { checkOptions, FLEET_DEFAULTS, type FleetFault, type FleetOptions, parseFault } from './options.js';
-import { createFleetRunner, type FleetResult } from './runner.js';
+import type { FleetResult } from './runner.js';
 
 const num = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -136,6 +135,12 @@ export function registerFleetCommand(program: Command, io: SimCliIo & { readonly
       const stop = new AbortController();
       void io.waitForStop().then(() => stop.abort());
       try {
+        // Loaded when the command runs: the runner pulls in the local core and the AWS SDK, which
+        // would otherwise add ~2 s of CPU to every start of `pifleet-sim agent` and `demo`.
+        const [{ createFleetRunner }, { writeReport }] = await Promise.all([
+          import('./runner.js'),
+          import('../report/report.js'),
+        ]);
         const result = await createFleetRunner({ options, progress, signal: stop.signal }).run();
         if (live) io.stderr('\n');
         const files = await writeReport(result, options.outDir);

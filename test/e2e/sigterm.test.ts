@@ -1,0 +1,345 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openOutbox } from '@pifleet/device-agent';
+import { decodeTelemetryBatch, type TelemetryBatch } from '@pifleet/protocol';
+import { simulatedConfigInput } from '@pifleet/simulator';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type DeviceFiles,
+  desire,
+  type NetworkCut,
+  provisionDevice,
+  type RunningCore,
+  startCore,
+  startRelay,
+  TelemetryLog,
+} from './agent-harness.js';
+
+/**
+ * Clean stops, many times: real agent processes (`pifleet-sim agent`: the agent runtime, the device
+ * SDK and its shadow client, a SQLite outbox, on simulated hardware) against the local IoT Core,
+ * stopped with SIGTERM at different moments: right after start, while a shadow delta is handled,
+ * mid-publish, while the SDK reconnects to a broker that went away, and right after a restart.
+ * Every stop must exit 0 with `agent stopped` logged and the open batch sealed: delivered when the
+ * broker is there, kept in the outbox (and delivered by the next start) when it is not.
+ *
+ * aws-crt 1.33 aborted most of these exits natively (status 255, `aws_napi_release_threadsafe_function`)
+ * when the process ended by running out of work after a shadow delta stream had been opened.
+ *
+ * Time: agents run five at a time; sampling every 100 ms (3 sensors), batches of 30 readings
+ * (~1 s), a 3 s shutdown bound and sub-second reconnect delays keep each stop to a few seconds.
+ * Most of the time goes into starting Node processes (~1.5 s of CPU each).
+ */
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CONCURRENCY = 5;
+const SAMPLING_MS = 100;
+
+type Moment = 'right after start' | 'after a delta' | 'during a delta' | 'mid-publish' | 'during reconnects';
+const MOMENTS: readonly Moment[] = ['right after start', 'after a delta', 'during a delta', 'mid-publish', 'during reconnects'];
+const ROUNDS = 10; // 5 moments × 10 = 50 stops, plus one restart (and its stop) per reconnect case
+
+let dir: string;
+let core: RunningCore;
+const telemetry = new TelemetryLog();
+const children = new Set<ChildProcess>();
+const relays: NetworkCut[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-e2e-sigterm-'));
+  core = await startCore(path.join(dir, 'core'), {}, telemetry);
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const r of relays) await r.close();
+  await core?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface LogLine {
+  readonly msg?: string;
+  readonly time?: number;
+  readonly [key: string]: unknown;
+}
+
+/** One `pifleet-sim agent` process: its JSON log lines as they arrive, and its exit. */
+class AgentProcess {
+  readonly lines: LogLine[] = [];
+  text = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly child: ChildProcess;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(configFile: string) {
+    this.child = spawn(process.execPath, ['simulator/bin/pifleet-sim.js', 'agent', '--config', configFile], {
+      cwd: repo,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(this.child);
+    let partial = '';
+    this.child.stdout?.on('data', (b: Buffer) => {
+      this.text += b.toString();
+      partial += b.toString();
+      const parts = partial.split('\n');
+      partial = parts.pop() ?? '';
+      for (const p of parts) {
+        if (!p.startsWith('{')) continue;
+        try {
+          this.lines.push(JSON.parse(p) as LogLine);
+        } catch {
+          // a line that is not JSON stays in `text`
+        }
+      }
+      for (const w of [...this.#waiters]) w();
+    });
+    this.child.stderr?.on('data', (b: Buffer) => {
+      this.text += b.toString();
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        children.delete(this.child);
+        for (const w of [...this.#waiters]) w();
+        resolve({ code, signal });
+      });
+    });
+  }
+
+  find(msg: string): LogLine | undefined {
+    return this.lines.find((l) => l.msg === msg);
+  }
+
+  /** Resolves with the first log line with this message (re-checked as lines arrive); rejects on exit or after `ms`. */
+  waitForLog(msg: string, ms: number): Promise<LogLine> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const line = this.find(msg);
+        if (line) {
+          done();
+          resolve(line);
+        } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
+          done();
+          reject(new Error(`agent exited before logging "${msg}":\n${this.text.slice(-3000)}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no "${msg}" within ${ms} ms:\n${this.text.slice(-3000)}`));
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+}
+
+function configFile(files: DeviceFiles, port: number): string {
+  const file = path.join(dir, `${files.thingName}.json`);
+  const config = simulatedConfigInput({
+    ...files,
+    endpoint: '127.0.0.1',
+    port,
+    samplingMs: SAMPLING_MS,
+    relay: true,
+    outboxPath: path.join(dir, `${files.thingName}.outbox.db`),
+    overrides: {
+      logLevel: 'info',
+      batch: { maxReadings: 30, maxAgeMs: 5_000 },
+      mqtt: { protocol: '3.1.1', reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+      publish: { ackTimeoutMs: 2_000, maxPerSecond: 50, maxInFlight: 8 },
+      shadow: { requestTimeoutMs: 3_000 },
+      shutdownTimeoutMs: 3_000,
+    },
+  });
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const newestReading = (batches: readonly TelemetryBatch[]) =>
+  Math.max(...batches.flatMap((b) => b.readings.map((r) => r.ts)));
+const seqsOf = (thing: string, bootId: string) =>
+  [
+    ...new Set(
+      telemetry
+        .of(thing)
+        .filter((b) => b.bootId === bootId)
+        .map((b) => b.seq),
+    ),
+  ].sort((a, b) => a - b);
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+/** Batches left in an agent's outbox file after it exited. */
+function leftInOutbox(thing: string): TelemetryBatch[] {
+  const { outbox } = openOutbox({ path: path.join(dir, `${thing}.outbox.db`), maxBytes: 64 * 1024 ** 2 });
+  try {
+    return outbox.next(100_000).map((e) => {
+      const r = decodeTelemetryBatch(new TextEncoder().encode(e.json));
+      if (!r.ok) throw new Error(`undecodable batch in the outbox of ${thing}`);
+      return r.value;
+    });
+  } finally {
+    outbox.close();
+  }
+}
+
+interface StopResult {
+  readonly thing: string;
+  readonly moment: Moment | 'after a restart';
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** Whether everything sealed reached the broker before the exit. */
+  readonly delivered: boolean;
+}
+
+/**
+ * SIGTERM, then every promise of a clean stop: exit 0, `agent stopped` logged, and the batch open
+ * at SIGTERM sealed — every sequence number from 1 either acknowledged by the broker or kept in the
+ * outbox, the newest reading from just before SIGTERM (sampling ran until then; the last batch
+ * sealed by count is up to 1 s older). `delivery`: `all` (broker reachable: nothing may be left),
+ * `kept` (broker gone: the open batch must be in the outbox), `either` (stopped while connecting,
+ * possibly before the first sample).
+ */
+async function stopAndCheck(
+  agent: AgentProcess,
+  thing: string,
+  moment: StopResult['moment'],
+  delivery: 'all' | 'kept' | 'either',
+): Promise<StopResult> {
+  agent.child.kill('SIGTERM');
+  const { code, signal } = await agent.exited;
+  const context = `${thing} (${moment}):\n${agent.text.slice(-4000)}`;
+  expect({ code, signal }, context).toEqual({ code: 0, signal: null });
+  expect(agent.text, context).not.toMatch(/Stack trace|Signal received|aws_napi|Fatal error/);
+  const stopping = agent.find('stopping');
+  const stopped = agent.find('agent stopped');
+  expect(stopping, context).toBeDefined();
+  expect(stopped, context).toBeDefined();
+  const bootId = String(agent.find('simulated agent running')?.bootId);
+  const stopAt = Number(stopping?.time);
+  const delivered = telemetry.unique(thing).filter((b) => b.bootId === bootId);
+  const left = leftInOutbox(thing).filter((b) => b.bootId === bootId);
+  if (delivery === 'all') {
+    expect(stopped?.depth, context).toBe(0);
+    expect(left, context).toEqual([]);
+  }
+  if (delivery === 'kept') expect(left.length, context).toBeGreaterThan(0);
+  const all = [...delivered, ...left];
+  const seqs = [...new Set(all.map((b) => b.seq))].sort((a, b) => a - b);
+  if (delivery !== 'either') expect(seqs.length, context).toBeGreaterThan(0);
+  expect(seqs, context).toEqual(range(seqs.length));
+  if (seqs.length > 0) expect(stopAt - newestReading(all), context).toBeLessThan(5 * SAMPLING_MS);
+  return { thing, moment, code, signal, delivered: left.length === 0 };
+}
+
+/** Waits until the agent is connected and a batch of its own boot reached the broker (so it samples and publishes). */
+async function firstBatch(agent: AgentProcess, thing: string): Promise<void> {
+  const running = await agent.waitForLog('simulated agent running', 60_000);
+  await agent.waitForLog('connected', 60_000);
+  await telemetry.waitFor(
+    () => telemetry.of(thing).some((b) => b.bootId === running.bootId),
+    30_000,
+    `a batch of ${thing} (${String(running.bootId)})`,
+  );
+}
+
+/** One agent from start to a SIGTERM at `moment`; for a stop while offline, also the restart that delivers the rest. */
+async function runCase(moment: Moment, index: number): Promise<StopResult[]> {
+  const thing = `sigterm-${moment.replaceAll(' ', '-')}-${index}`;
+  const files = await provisionDevice(core, thing, dir);
+  const relay = moment === 'during reconnects' ? await startRelay(core.info.mqtt.port) : undefined;
+  if (relay) relays.push(relay);
+  const file = configFile(files, relay?.port ?? core.info.mqtt.port);
+  const agent = new AgentProcess(file);
+  const jitter = () => sleep(Math.floor(Math.random() * 400));
+  switch (moment) {
+    case 'right after start': {
+      await agent.waitForLog('simulated agent running', 60_000);
+      // Connecting and subscribing are still under way, or just done; a sample or two was taken.
+      await sleep(150 + Math.floor(Math.random() * 200));
+      return [await stopAndCheck(agent, thing, moment, 'either')];
+    }
+    case 'after a delta':
+    case 'during a delta': {
+      await firstBatch(agent, thing);
+      // The relay starts off: switching it on is a change the agent applies and reports.
+      await desire(core, thing, { outputs: { relay: true } });
+      if (moment === 'after a delta') {
+        await agent.waitForLog('desired state reconciled', 30_000);
+        await jitter();
+      }
+      return [await stopAndCheck(agent, thing, moment, 'all')];
+    }
+    case 'mid-publish': {
+      await firstBatch(agent, thing);
+      // Stop as a batch arrives at the broker: its PUBACK, the next batches and the open one are in play.
+      await telemetry.waitFor(() => telemetry.of(thing).length >= 2 + (index % 3), 30_000, `batches of ${thing}`);
+      return [await stopAndCheck(agent, thing, moment, 'all')];
+    }
+    case 'during reconnects': {
+      if (!relay) throw new Error('unreachable');
+      await firstBatch(agent, thing);
+      relay.down();
+      await agent.waitForLog('connection interrupted', 30_000);
+      // The SDK is now retrying (every 1–2 s) against a port that drops every connection.
+      await sleep(Math.floor(Math.random() * 2_500));
+      const bootId = String(agent.find('simulated agent running')?.bootId);
+      const offline = await stopAndCheck(agent, thing, moment, 'kept');
+      const kept = leftInOutbox(thing).filter((b) => b.bootId === bootId);
+      const sealed = Math.max(...kept.map((b) => b.seq));
+      // The next start sends what the stopped one kept, then is itself stopped.
+      relay.up();
+      const next = new AgentProcess(file);
+      await telemetry.waitFor(
+        () => seqsOf(thing, bootId).length >= sealed,
+        60_000,
+        `the ${sealed} batches of ${thing}'s stopped boot`,
+      );
+      expect(seqsOf(thing, bootId)).toEqual(range(sealed));
+      await firstBatch(next, thing);
+      await jitter();
+      return [offline, await stopAndCheck(next, thing, 'after a restart', 'all')];
+    }
+  }
+}
+
+/** Runs the cases `concurrency` at a time; the first failure fails the test (after the running ones end). */
+async function pool<T>(jobs: readonly (() => Promise<T>)[], concurrency: number): Promise<T[]> {
+  const results: T[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const job = jobs[next++];
+      if (job) results.push(await job());
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return results;
+}
+
+describe('SIGTERM, 50+ times at different moments', () => {
+  it('every agent exits 0 with "agent stopped" logged and its open batch sealed and delivered', async () => {
+    const jobs = Array.from({ length: ROUNDS }, (_, round) => MOMENTS.map((m) => () => runCase(m, round))).flat();
+    const started = Date.now();
+    const results = (await pool(jobs, CONCURRENCY)).flat();
+    console.log(`${results.length} stops in ${Math.round((Date.now() - started) / 1000)} s; delivered before exit: ${results.filter((r) => r.delivered).length}`);
+    const byMoment = new Map<string, number>();
+    for (const r of results) byMoment.set(r.moment, (byMoment.get(r.moment) ?? 0) + 1);
+    expect(results.length).toBeGreaterThanOrEqual(50);
+    expect(results.every((r) => r.code === 0 && r.signal === null)).toBe(true);
+    expect(Object.fromEntries(byMoment)).toEqual({
+      'right after start': ROUNDS,
+      'after a delta': ROUNDS,
+      'during a delta': ROUNDS,
+      'mid-publish': ROUNDS,
+      'during reconnects': ROUNDS,
+      'after a restart': ROUNDS,
+    });
+  }, 900_000);
+});
