@@ -3,16 +3,18 @@ import {
   type IoTDataPlaneClient,
   UpdateThingShadowCommand,
 } from '@aws-sdk/client-iot-data-plane';
-import type { JsonObject } from '@pifleet/protocol';
+import { isJsonObject, type JsonObject, parseJson } from '@pifleet/protocol';
 import type { ShadowClient } from '../ports/shadows.js';
 
 const decoder = new TextDecoder();
 
+/** A shadow document from the service, depth-checked before the commands walk it (metadata, printing). */
 function parseObject(bytes: Uint8Array | undefined): JsonObject {
   const text = bytes ? decoder.decode(bytes) : '{}';
-  const v = JSON.parse(text === '' ? '{}' : text) as unknown;
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('shadow response is not a JSON object');
-  return v as JsonObject;
+  const parsed = parseJson(text === '' ? '{}' : text);
+  if (!parsed.ok) throw new Error(`shadow response is not usable JSON: ${parsed.message}`);
+  if (!isJsonObject(parsed.value)) throw new Error('shadow response is not a JSON object');
+  return parsed.value;
 }
 
 /** {@link ShadowClient} over `@aws-sdk/client-iot-data-plane` (GetThingShadow, UpdateThingShadow). */
