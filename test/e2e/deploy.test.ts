@@ -1,10 +1,15 @@
+import 'reflect-metadata';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { webcrypto } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as x509 from '@peculiar/x509';
 import { AGENT_INSTALL_PATHS } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 /**
  * The Pi install path as the README writes it: build `protocol` and `device-agent` to dist/, run
@@ -13,6 +18,43 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  */
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * A device's credentials as a bundle has them: a CA, a certificate it signed and that
+ * certificate's key (check-config parses them and checks that they belong together).
+ */
+async function deviceCredentials(): Promise<{ caPem: string; certPem: string; keyPem: string }> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+  const gen = () => webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>;
+  const [caKeys, deviceKeys] = await Promise.all([gen(), gen()]);
+  const notBefore = new Date(Date.now() - 60_000);
+  const notAfter = new Date(Date.now() + 86_400_000);
+  const ca = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=pifleet deploy test CA',
+    notBefore,
+    notAfter,
+    keys: caKeys,
+    signingAlgorithm: alg,
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
+  });
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: '02',
+    subject: 'CN=pi-deploy-test',
+    issuer: ca.subject,
+    notBefore,
+    notAfter,
+    signingKey: caKeys.privateKey,
+    publicKey: deviceKeys.publicKey,
+    signingAlgorithm: alg,
+  });
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', deviceKeys.privateKey);
+  return {
+    caPem: ca.toString('pem'),
+    certPem: cert.toString('pem'),
+    keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY'),
+  };
+}
 
 /** The README's "Installing on a Raspberry Pi" section. */
 function readmePiSection(): string {
@@ -165,13 +207,14 @@ describe('Pi install path (pnpm deploy of @pifleet/device-agent)', () => {
     expect(section).toContain(`check-config ${configFile}`);
   });
 
-  it('check-config accepts a bundle config and rejects a bad one with exit 78', () => {
+  it('check-config accepts a bundle config and rejects a bad one with exit 78', async () => {
     const bundle = path.join(dir, 'bundle');
     rmSync(bundle, { recursive: true, force: true });
-    spawnSync('mkdir', ['-p', bundle]);
-    writeFileSync(path.join(bundle, 'certificate.pem.crt'), '-----BEGIN CERTIFICATE-----\n');
-    writeFileSync(path.join(bundle, 'private.pem.key'), '-----BEGIN PRIVATE KEY-----\n', { mode: 0o600 });
-    writeFileSync(path.join(bundle, 'ca.pem'), '-----BEGIN CERTIFICATE-----\n');
+    mkdirSync(bundle, { recursive: true });
+    const credentials = await deviceCredentials();
+    writeFileSync(path.join(bundle, 'certificate.pem.crt'), credentials.certPem);
+    writeFileSync(path.join(bundle, 'private.pem.key'), credentials.keyPem, { mode: 0o600 });
+    writeFileSync(path.join(bundle, 'ca.pem'), credentials.caPem);
     const config = {
       thingName: 'pi-deploy-test',
       endpoint: 'example-ats.iot.eu-west-1.amazonaws.com',
