@@ -1,22 +1,28 @@
 /**
- * Device agent benchmark (issue 6):
+ * Device agent benchmark (issue 6, issue 14):
  * 1. Outbox write throughput with the durability settings the agent uses (SQLite WAL,
  *    synchronous=FULL by default, NORMAL for comparison): sealed batches/s and readings/s,
  *    for realistic batches (50 readings) and the worst case (1 reading per batch).
- * 2. Bytes on the wire per reading: batched (the agent's default limits) vs one message per reading,
+ * 2. The reading journal (every sampled reading persisted before its batch is sealed): time per
+ *    journal write at readingSync normal / full / off, time per seal (store the batch, delete its
+ *    journal rows) and per acknowledgement at synchronous=FULL, WAL bytes written per reading, and
+ *    the fsyncs each step issues, counted with strace on a child process (the figure that carries
+ *    over to an SD card, whose fsync costs milliseconds).
+ * 3. Bytes on the wire per reading: batched (the agent's default limits) vs one message per reading,
  *    as MQTT PUBLISH packets (payload + fixed header + topic + packet id), plus a TLS 1.2/1.3
  *    AES-GCM record overhead estimate of 29 bytes per message (one record per small publish).
  *
  *   npx -y pnpm@10 bench agent
  * Writes bench/results/agent.json. Talks to nothing but a temp directory.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Batcher, type SealedBatch } from '../device-agent/src/core/batcher.js';
-import { openOutbox } from '../device-agent/src/outbox/outbox.js';
-import { appTopics, encodeTelemetryBatch, type Reading } from '../protocol/src/index.js';
+import { Batcher, type SealedBatch, sealBatch } from '../device-agent/src/core/batcher.js';
+import { type JournalEntry, openOutbox, type ReadingSync } from '../device-agent/src/outbox/outbox.js';
+import { appTopics, encodeTelemetryBatch, type Reading, utf8Length } from '../protocol/src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-agent-bench-'));
@@ -73,6 +79,153 @@ function outboxThroughput(sync: 'full' | 'normal', perBatch: number) {
   };
 }
 
+const BOOT = '6f1c1d8e-2a4b-4c33-9d2e-0b7c5e1f9a10';
+const T0 = 1_767_225_600_000;
+const entry = (seq: number, i: number): JournalEntry => {
+  const r = reading(i, T0);
+  const json = JSON.stringify(r);
+  return { bootId: BOOT, seq, reading: r, json, bytes: utf8Length(json) };
+};
+
+/**
+ * The agent's write pattern: every reading journaled as it is sampled, every `perBatch` readings a
+ * seal (the batch stored, its journal rows deleted, one transaction) and its acknowledgement.
+ */
+function journalCost(readingSync: ReadingSync, perBatch = 50) {
+  const file = path.join(dir, `journal-${readingSync}.db`);
+  const { outbox } = openOutbox({ path: file, maxBytes: 4 * 1024 ** 3, synchronous: 'full', readingSync });
+  let journalNs = 0n;
+  let sealNs = 0n;
+  let ackNs = 0n;
+  let readings = 0;
+  let batches = 0;
+  const deadline = process.hrtime.bigint() + BigInt(seconds * 1e9);
+  while (process.hrtime.bigint() < deadline || batches === 0) {
+    const seq = batches + 1;
+    const open: Reading[] = [];
+    for (let k = 0; k < perBatch; k++) {
+      const e = entry(seq, readings);
+      const t = process.hrtime.bigint();
+      outbox.journal(e);
+      journalNs += process.hrtime.bigint() - t;
+      open.push(e.reading);
+      readings += 1;
+    }
+    const batch = sealBatch({ thingName: 'pi-bench-01', bootId: BOOT, seq, readings: open, now: T0 + readings });
+    let t = process.hrtime.bigint();
+    const { id } = outbox.put(batch);
+    sealNs += process.hrtime.bigint() - t;
+    t = process.hrtime.bigint();
+    outbox.ack(id);
+    ackNs += process.hrtime.bigint() - t;
+    batches += 1;
+  }
+  outbox.close();
+  const us = (ns: bigint, n: number) => Number((Number(ns) / 1e3 / n).toFixed(1));
+  return {
+    readingSync,
+    readingsPerBatch: perBatch,
+    readings,
+    usPerJournalWrite: us(journalNs, readings),
+    usPerSeal: us(sealNs, batches),
+    usPerAck: us(ackNs, batches),
+    maxReadingsPerS: Math.round(readings / (Number(journalNs + sealNs + ackNs) / 1e9 || 1)),
+  };
+}
+
+/** WAL bytes one journal write adds: a page (4096) plus its frame header, whatever the reading's size. */
+function walBytesPerReading() {
+  const file = path.join(dir, 'journal-wal.db');
+  const { outbox } = openOutbox({ path: file, maxBytes: 4 * 1024 ** 3, synchronous: 'full', readingSync: 'normal' });
+  // One seal first, so the connection is in its journal mode (automatic checkpoints off) and the WAL exists.
+  outbox.journal(entry(1, 0));
+  outbox.put(sealBatch({ thingName: 'pi-bench-01', bootId: BOOT, seq: 1, readings: [reading(0, T0)], now: T0 }));
+  outbox.journal(entry(2, 1));
+  const before = statSync(`${file}-wal`).size;
+  const n = 1000;
+  for (let i = 0; i < n; i++) outbox.journal(entry(2, i + 2));
+  const after = statSync(`${file}-wal`).size;
+  outbox.close();
+  const json = entry(2, 0).bytes;
+  return { readingJsonBytes: json, walBytesPerReading: Math.round((after - before) / n) };
+}
+
+/**
+ * fsync/fdatasync calls per step, counted by strace on a child running the step (`--probe`); the
+ * baseline (open and close alone) is subtracted. Undefined without strace.
+ */
+function fsyncCounts() {
+  const probe = (readingSync: ReadingSync, phase: 'base' | 'journal' | 'batches') => {
+    const out = path.join(dir, `strace-${readingSync}-${phase}.txt`);
+    const r = spawnSync(
+      'strace',
+      [
+        '-f',
+        '-qq',
+        '-e',
+        'trace=fsync,fdatasync',
+        '-o',
+        out,
+        process.execPath,
+        '--import',
+        'tsx',
+        '--conditions=@pifleet/source',
+        fileURLToPath(import.meta.url),
+        '--probe',
+        readingSync,
+        phase,
+        path.join(dir, `probe-${readingSync}-${phase}.db`),
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    if (r.error || r.status !== 0) return undefined;
+    return readFileSync(out, 'utf8')
+      .split('\n')
+      .filter((l) => /\b(fsync|fdatasync)\(/.test(l)).length;
+  };
+  const rows: Record<string, unknown>[] = [];
+  for (const readingSync of ['normal', 'full', 'off'] as const) {
+    const base = probe(readingSync, 'base');
+    const journal = probe(readingSync, 'journal');
+    const batches = probe(readingSync, 'batches');
+    if (base === undefined || journal === undefined || batches === undefined) return undefined;
+    rows.push({
+      readingSync,
+      fsyncsPerReading: Number(((journal - base) / PROBE_READINGS).toFixed(3)),
+      // Each batch: its readings journaled, the seal, the acknowledgement (checkpoints included).
+      fsyncsPerBatchOf50: Number(((batches - base - (journal - base)) / (PROBE_READINGS / 50)).toFixed(2)),
+    });
+  }
+  return rows;
+}
+
+const PROBE_READINGS = 1000;
+
+/** The child side of {@link fsyncCounts}. */
+function runProbe(readingSync: ReadingSync, phase: string, file: string) {
+  const { outbox } = openOutbox({ path: file, maxBytes: 4 * 1024 ** 3, synchronous: 'full', readingSync });
+  // Every phase starts the same way (the WAL created by a first seal), so `base` cancels it out.
+  outbox.put(sealBatch({ thingName: 'pi-bench-01', bootId: BOOT, seq: 1, readings: [reading(0, T0)], now: T0 }));
+  if (phase === 'journal') {
+    for (let i = 0; i < PROBE_READINGS; i++) outbox.journal(entry(2, i));
+  } else if (phase === 'batches') {
+    for (let b = 0; b < PROBE_READINGS / 50; b++) {
+      const seq = b + 2;
+      const open: Reading[] = [];
+      for (let k = 0; k < 50; k++) {
+        const e = entry(seq, b * 50 + k);
+        outbox.journal(e);
+        open.push(e.reading);
+      }
+      const { id } = outbox.put(sealBatch({ thingName: 'pi-bench-01', bootId: BOOT, seq, readings: open, now: T0 }));
+      outbox.ack(id);
+    }
+  }
+  // Not closed: closing checkpoints, which the agent does not do per batch either.
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
+
 function wireBytes() {
   const topic = appTopics.telemetry('pi-bench-01');
   const topicBytes = Buffer.byteLength(topic);
@@ -110,7 +263,18 @@ function wireBytes() {
   };
 }
 
+const probeAt = process.argv.indexOf('--probe');
+if (probeAt >= 0) {
+  const [sync, phase, file] = process.argv.slice(probeAt + 1);
+  runProbe((sync ?? 'normal') as ReadingSync, phase ?? 'base', file ?? path.join(dir, 'probe.db'));
+}
+
 const results = {
+  journal: {
+    perStep: [journalCost('normal'), journalCost('full'), journalCost('off')],
+    wal: walBytesPerReading(),
+    fsyncs: fsyncCounts() ?? 'strace not available',
+  },
   outbox: [
     outboxThroughput('full', 50),
     outboxThroughput('normal', 50),
@@ -124,6 +288,9 @@ const results = {
   },
 };
 rmSync(dir, { recursive: true, force: true });
+console.table(results.journal.perStep);
+console.table(results.journal.fsyncs);
+console.log(results.journal.wal);
 console.table(results.outbox);
 console.table(results.wire.rows);
 mkdirSync(path.join(here, 'results'), { recursive: true });

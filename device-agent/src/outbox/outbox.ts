@@ -142,6 +142,10 @@ function isCorruption(err: unknown): boolean {
 function openDatabase(path: string, synchronous: 'full' | 'normal'): Database.Database {
   const db = new Database(path);
   try {
+    // Each journal write commits one table page to the WAL: with 1 KiB pages a ~100-byte reading
+    // costs ~1.4 KiB of WAL instead of ~4.4 KiB at SQLite's default 4 KiB (measured, bench/agent),
+    // which is what an SD card ends up writing. Takes effect only when the file is created.
+    db.pragma('page_size = 1024');
     if (path !== ':memory:') db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
     const check = db.pragma('quick_check', { simple: true });
