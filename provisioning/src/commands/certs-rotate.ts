@@ -29,9 +29,10 @@ export function registerCertsRotate(certs: Command, run: Runner): void {
         throw new InputError(`--install-dir must be an absolute path, got ${installDir}`);
       }
       const { provisioner } = await ctx.services();
+      const { dir: bundleDir, note } = defaultBundleDir(ctx.io.cwd, thingName, o.out);
       const r = await provisioner.rotateCertificate({
         thingName,
-        bundleDir: defaultBundleDir(ctx.io.cwd, thingName, o.out),
+        bundleDir,
         force: o.force === true,
         ...(installDir ? { installDir } : {}),
       });
@@ -43,6 +44,7 @@ export function registerCertsRotate(certs: Command, run: Runner): void {
             ? `issued certificate ${r.newCertificateId} for ${thingName}; the old one stays active until the device uses the new one`
             : `rotation of ${thingName} pending: no sign yet that the device restarted with certificate ${r.newCertificateId}`;
       const lines = [head, ...r.changes.map((c) => `  - ${c}`), ...(r.evidence ? [`evidence: ${r.evidence}`] : [])];
+      if (note) lines.push(`note: ${note}`);
       if (r.status !== 'retired') lines.push(`next: ${next}`);
       return { data: r, text: lines.join('\n') };
     }),

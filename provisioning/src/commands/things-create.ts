@@ -1,14 +1,35 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { collect, type Runner, withCommonOptions } from '../app/command.js';
 import { parseAttributes, parseThingName } from '../core/args.js';
-import { DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
+import { BUNDLE_FILES, DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
 import { InputError } from '../errors.js';
 
-/** Bundle directory of a thing: `--out`, else `.pifleet/bundles/NAME`. */
-export function defaultBundleDir(cwd: string, thingName: string, out?: unknown): string {
-  return typeof out === 'string' ? path.resolve(cwd, out) : path.resolve(cwd, DEFAULT_BUNDLES_DIR, thingName);
+/** Where bundles went without `--out` before `.pifleet/bundles`. */
+const OLD_BUNDLES_DIR = 'bundles';
+
+/**
+ * Bundle directory of a thing: `--out`, else `.pifleet/bundles/NAME`, or the old default
+ * `./bundles/NAME` when only that one holds the thing's bundle (so a thing made by an older
+ * pifleet is still completed, rotated and deleted with its bundle; `note` says so).
+ */
+export function defaultBundleDir(
+  cwd: string,
+  thingName: string,
+  out?: unknown,
+): { readonly dir: string; readonly note?: string } {
+  if (typeof out === 'string') return { dir: path.resolve(cwd, out) };
+  const dir = path.resolve(cwd, DEFAULT_BUNDLES_DIR, thingName);
+  const old = path.resolve(cwd, OLD_BUNDLES_DIR, thingName);
+  if (!existsSync(dir) && existsSync(path.join(old, BUNDLE_FILES.agentConfig))) {
+    return {
+      dir: old,
+      note: `using the bundle in ${path.join(OLD_BUNDLES_DIR, thingName)} (the default before ${DEFAULT_BUNDLES_DIR}); move it to ${path.join(DEFAULT_BUNDLES_DIR, thingName)}`,
+    };
+  }
+  return { dir };
 }
 
 export function registerThingsCreate(things: Command, run: Runner): void {
@@ -40,7 +61,7 @@ export function registerThingsCreate(things: Command, run: Runner): void {
           });
         }
       }
-      const bundleDir = defaultBundleDir(ctx.io.cwd, thingName, o.out);
+      const { dir: bundleDir, note } = defaultBundleDir(ctx.io.cwd, thingName, o.out);
       const installDir = typeof o.installDir === 'string' ? o.installDir : undefined;
       if (installDir !== undefined && !path.posix.isAbsolute(installDir)) {
         throw new InputError(`--install-dir must be an absolute path, got ${installDir}`);
@@ -65,7 +86,7 @@ export function registerThingsCreate(things: Command, run: Runner): void {
         ...r.changes.map((c) => `  - ${c}`),
         `certificate ${r.certificateId}`,
         `bundle ${r.bundleDir}`,
-        ...r.notes.map((n) => `note: ${n}`),
+        ...[...r.notes, ...(note ? [note] : [])].map((n) => `note: ${n}`),
       ];
       return { data: r, text: lines.join('\n') };
     }),

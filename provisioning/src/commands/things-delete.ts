@@ -18,9 +18,10 @@ export function registerThingsDelete(things: Command, run: Runner): void {
       const thingName = parseThingName(rawName ?? '');
       ctx.about(thingName);
       const { provisioner } = await ctx.services();
+      const { dir: bundleDir, note } = defaultBundleDir(ctx.io.cwd, thingName, o.out);
       const r = await provisioner.teardownThing({
         thingName,
-        bundleDir: defaultBundleDir(ctx.io.cwd, thingName, o.out),
+        bundleDir,
         removeBundle: o.keepBundle !== true,
       });
       // Nothing of the thing anywhere (a typo, or deleted before): say so with exit 65, as every
@@ -31,7 +32,8 @@ export function registerThingsDelete(things: Command, run: Runner): void {
         r.status === 'absent'
           ? `thing ${thingName} was already deleted; removed what was left`
           : `deleted thing ${thingName}`;
-      return { data: r, text: [head, ...r.changes.map((c) => `  - ${c}`)].join('\n') };
+      const lines = [head, ...r.changes.map((c) => `  - ${c}`), ...(note ? [`note: ${note}`] : [])];
+      return { data: r, text: lines.join('\n') };
     }),
   );
 }

@@ -122,6 +122,23 @@ describe('things create', () => {
     );
   });
 
+  it('a thing whose bundle is in the old default ./bundles/NAME keeps using it, with a note', async () => {
+    const dir = cwd();
+    expect((await cli([...local(), 'things', 'create', 'pi-old', '--out', 'bundles/pi-old'], { cwd: dir })).code).toBe(
+      0,
+    );
+    const again = await cli([...local(), 'things', 'create', 'pi-old'], { cwd: dir });
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('thing pi-old is already complete; nothing changed');
+    expect(again.stdout).toContain('note: using the bundle in bundles/pi-old (the default before .pifleet/bundles)');
+    expect(fs.existsSync(path.join(dir, '.pifleet'))).toBe(false);
+    const deleted = await cli([...local(), 'things', 'delete', 'pi-old'], { cwd: dir });
+    expect(deleted.code).toBe(0);
+    expect(deleted.stdout).toContain('removed bundle');
+    expect(fs.existsSync(path.join(dir, 'bundles', 'pi-old'))).toBe(false);
+  });
+
   it('issues the certificate from a CSR and writes no private key', async () => {
     const dir = cwd();
     const { makeCsr } = await import('../csr.js');
