@@ -230,7 +230,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
     .description('print a systemd unit for the agent')
     .option('-c, --config <file>', 'config file the service uses', '/etc/pifleet/agent.json')
     .option('--user <name>', 'service user', 'pifleet')
-    .option('--exec <path>', 'path of pifleet-agent on the device (default: /opt/pifleet/bin/pifleet-agent.js, run by node)')
+    .option(
+      '--exec <path>',
+      'path of pifleet-agent on the device (default: /opt/pifleet/bin/pifleet-agent.js, run by node)',
+    )
     .option('--outbox-dir <dir>', 'writable directory for the outbox (default: from the config)')
     .option('--watchdog-sec <n>', 'WatchdogSec', '30')
     .action(async (o: { config: string; user: string; exec?: string; outboxDir?: string; watchdogSec: string }) => {
