@@ -122,3 +122,12 @@ export {
   type RulesEngineStats,
 } from './rules/engine.js';
 export * from './shadow/index.js';
+export {
+  CORE_BIN,
+  type CoreExit,
+  type CoreProcess,
+  killAll as killCoreProcesses,
+  launchCore as launchCoreProcess,
+  type RunningCoreProcess,
+  spawnCore as spawnCoreProcess,
+} from './testing/core-process.js';

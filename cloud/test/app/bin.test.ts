@@ -4,8 +4,8 @@ import { CreateThingCommand, DescribeThingCommand, IoTClient } from '@aws-sdk/cl
 import { EXIT } from '@pifleet/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
+import { killAll, launchCore, spawnCore } from '../../src/testing/core-process.js';
 import { removeDir, tempDir } from '../http/harness.js';
-import { killAll, launchCore, spawnCore } from './core-process.js';
 
 /** The `pifleet-local-core` bin as a process: ready line, kill -9 and restart, clean signals. */
 

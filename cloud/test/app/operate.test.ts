@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { EXIT } from '@pifleet/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { localCorePaths } from '../../src/app/local-core.js';
+import { type CoreProcess, killAll, launchCore, spawnCore } from '../../src/testing/core-process.js';
 import { removeDir, tempDir } from '../http/harness.js';
-import { type CoreProcess, killAll, launchCore, spawnCore } from './core-process.js';
 
 /**
  * Operating `pifleet-local-core` as a process: one core per data directory (a kernel-released

@@ -3,7 +3,7 @@ import { GetThingShadowCommand, UpdateThingShadowCommand } from '@aws-sdk/client
 import type { JsonObject } from '@pifleet/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
-import { killAll, launchCore } from '../app/core-process.js';
+import { killAll, launchCore } from '../../src/testing/core-process.js';
 import { removeDir, tempDir } from '../http/harness.js';
 import { type Device, openShadowDevice, provision, sdkClients, settle } from './harness.js';
 

@@ -5,6 +5,7 @@ import type { LocalCoreInfo } from '../../src/app/local-core.js';
 /**
  * The `pifleet-local-core` bin as a child process, for tests that need what only a process has:
  * exit codes, signals, `kill -9`. Every child is tracked so `killAll()` in `afterAll` leaves none.
+ * (Here rather than in cloud's test folder so the cross-package suites in test/ use it too.)
  */
 
 export const CORE_BIN = fileURLToPath(new URL('../../bin/pifleet-local-core.js', import.meta.url));
@@ -44,9 +45,23 @@ export function spawnCore(args: readonly string[]): CoreProcess {
   return { child, exited, stderr: () => stderr };
 }
 
-/** Starts the bin on `dataDir` with ephemeral ports and waits (bounded) for its ready line. */
-export async function launchCore(dataDir: string, extraArgs: readonly string[] = []): Promise<RunningCoreProcess> {
-  const proc = spawnCore(['--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', ...extraArgs]);
+/**
+ * Starts the bin on `dataDir` and waits (bounded) for its ready line. Ports are ephemeral unless
+ * given (a restarted core on the ports its devices know).
+ */
+export async function launchCore(
+  dataDir: string,
+  options: { readonly mqttPort?: number; readonly httpPort?: number; readonly args?: readonly string[] } = {},
+): Promise<RunningCoreProcess> {
+  const proc = spawnCore([
+    '--data-dir',
+    dataDir,
+    '--mqtt-port',
+    String(options.mqttPort ?? 0),
+    '--http-port',
+    String(options.httpPort ?? 0),
+    ...(options.args ?? []),
+  ]);
   const line = await new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`no ready line within 20 s; stderr:\n${proc.stderr()}`)), 20_000);
