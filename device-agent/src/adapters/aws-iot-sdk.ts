@@ -5,6 +5,14 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { type Clock, createSystemClock, type TimerHandle } from '../ports/clock.js';
 import type { LastWill, PublishOptions, QoS, Transport } from '../ports/transport.js';
+import {
+  type ConnectDiagnosis,
+  type ConnectTarget,
+  classifySdkFailure,
+  looksLikeMqttRefusal,
+  mqttRefusedDiagnosis,
+  probeTls,
+} from './connect-diagnosis.js';
 import { createTransportKit } from './transport-kit.js';
 
 /** The SDK client underneath, for service clients that need it (the shadow client). */
@@ -37,6 +45,17 @@ export interface AwsIotTransportOptions {
   /** In [0, 1); jitter source. */
   readonly random?: () => number;
   readonly logger?: Logger;
+  /**
+   * While the same connect failure repeats, it is logged (warn) again at most this often; a
+   * failure with another reason is logged at once. Default 10 minutes.
+   */
+  readonly failureLogIntervalMs?: number;
+  /**
+   * After a lost MQTT 3.1.1 connection the SDK reconnects without reporting failed attempts; the
+   * transport checks why it is still down this long after the loss (then less and less often).
+   * Default 5 s.
+   */
+  readonly diagnoseAfterMs?: number;
 }
 
 const toCrtQos = (qos: QoS) => (qos === 1 ? mqtt.QoS.AtLeastOnce : mqtt.QoS.AtMostOnce);
@@ -63,6 +82,10 @@ const asError = (e: unknown): Error =>
  *   with full-jitter backoff on the injected clock. After the first success the SDK reconnects
  *   by itself (exponential, no jitter); its minimum delay is jittered per agent (×1–2) so a fleet
  *   cut off together does not come back in lock step.
+ *
+ * Failures: each is diagnosed (`connect-diagnosis.ts`) and logged at warn with its reason, the
+ * endpoint and the next retry time — once per reason, and again at most every
+ * `failureLogIntervalMs` while it stays the same.
  */
 export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTransport {
   const clock = opts.clock ?? createSystemClock();
@@ -75,23 +98,180 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
   const operationTimeoutMs = opts.operationTimeoutMs ?? 30_000;
   const kit = createTransportKit(log);
   const { subscriptions, emit } = kit;
+  // The 3.1.1 SDK's reconnect delays (whole seconds), jittered once per agent.
+  const reconnectMinSec311 = Math.max(1, Math.round((minMs / 1000) * (1 + random())));
+  const reconnectMaxSec311 = Math.max(2, Math.round(maxMs / 1000));
+  const target: ConnectTarget = {
+    endpoint: opts.endpoint,
+    port: opts.port,
+    clientId: opts.clientId,
+    certFile: opts.certFile,
+    keyFile: opts.keyFile,
+    caFile: opts.caFile,
+  };
 
   let state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   let connected = false;
   let everConnected = false;
   let failures = 0;
   let retryTimer: TimerHandle | undefined;
+  /** When the adapter's own retry of a failed first 3.1.1 connect is due. */
+  let retryAt: number | undefined;
+  /** The 3.1.1 connect() in flight (first-connect loop), so that stop() can wait for it. */
+  let attemptInFlight: Promise<unknown> | undefined;
   let native: NativeMqttClient | undefined;
   let stopped: Promise<void> | undefined;
 
   const dispatch = (topic: string, payload: unknown) => kit.dispatch(topic, toBytes(payload));
 
+  // ---- failure diagnosis and its log -----------------------------------------------------
+  const failureLogIntervalMs = opts.failureLogIntervalMs ?? 600_000;
+  const diagnoseAfterMs = opts.diagnoseAfterMs ?? 5_000;
+  /** Since when the transport has been without a connection (start, or the last loss). */
+  let downSince = clock.now();
+  let lastLogged: { key: string; at: number; reason: string } | undefined;
+  let suppressed = 0;
+  let diagnosing = false;
+  let watchTimer: TimerHandle | undefined;
+  let watchDelayMs = diagnoseAfterMs;
+  /** MQTT 5: the SDK's last reported failure, and whether it has started another attempt since. */
+  let lastFailure5: { at: number; retryWithinMs: number } | undefined;
+  let attempting5 = false;
+  const probes = new AbortController();
+
+  /**
+   * When the 3.1.1 SDK's next reconnect attempt is due after a loss at `downSince`: it waits its
+   * minimum delay, then doubles the delay after each failure up to its maximum (no jitter). It
+   * reports none of these attempts, so this is the schedule it follows, not an observation.
+   */
+  const sdkRetrySchedule311 = (now: number) => {
+    let at = downSince;
+    let delaySec = reconnectMinSec311;
+    let attempts = 0;
+    for (;;) {
+      at += delaySec * 1000;
+      if (at > now) return { nextAt: at, attempts };
+      attempts += 1;
+      delaySec = Math.min(reconnectMaxSec311, delaySec * 2);
+    }
+  };
+
+  /** When the next connection attempt starts, or that one is under way now. */
+  const nextRetry = (): { readonly at: number } | { readonly attemptInProgress: true } => {
+    if (opts.protocol === '3.1.1') {
+      if (everConnected) return { at: sdkRetrySchedule311(clock.now()).nextAt };
+      return retryAt !== undefined ? { at: retryAt } : { attemptInProgress: true };
+    }
+    // The MQTT 5 SDK waits a random time up to its current backoff bound (full jitter).
+    if (lastFailure5 && !attempting5) return { at: lastFailure5.at + lastFailure5.retryWithinMs };
+    return { attemptInProgress: true };
+  };
+
+  const reportFailure = (d: ConnectDiagnosis) => {
+    const now = clock.now();
+    const retry = nextRetry();
+    // The same reason is the same failure, whichever way it was found (the SDK's error or a
+    // handshake of our own words it differently); a report that can now name the retry time is
+    // not a repeat of one that could not.
+    const key = `${d.reason}\n${d.variant ?? ''}\n${'at' in retry}`;
+    const fields = {
+      endpoint: opts.endpoint,
+      port: opts.port,
+      clientId: opts.clientId,
+      reason: d.reason,
+      detail: d.detail,
+      ...(d.cause ? { cause: d.cause } : {}),
+      ...(d.certificateId ? { certificateId: d.certificateId } : {}),
+      failures,
+      downForMs: now - downSince,
+      ...('at' in retry
+        ? { nextRetryAt: new Date(retry.at).toISOString(), retryInMs: Math.max(0, retry.at - now) }
+        : { attemptInProgress: true }),
+    };
+    if (lastLogged?.key === key && now - lastLogged.at < failureLogIntervalMs) {
+      suppressed += 1;
+      log.debug(fields, 'cannot connect (unchanged)');
+      return;
+    }
+    log.warn({ ...fields, ...(suppressed > 0 ? { repeatedSinceLastLog: suppressed } : {}) }, 'cannot connect');
+    lastLogged = { key, at: now, reason: d.reason };
+    suppressed = 0;
+  };
+
+  /**
+   * Finds out why connecting fails: from the SDK's error when that says enough, else with a TLS
+   * handshake of our own. When TLS works, the failure is blamed on MQTT only with evidence
+   * (`mqttEvidence`: a refused CONNACK, a hang-up after the handshake, reconnects failing for long);
+   * without it, an attempt may simply still be under way.
+   */
+  const diagnose = (sdkError: unknown, connackCode: number | undefined, mqttEvidence: () => boolean) => {
+    const known = sdkError === undefined ? undefined : classifySdkFailure(target, sdkError, connackCode);
+    if (known) {
+      reportFailure(known);
+      return;
+    }
+    if (diagnosing) return;
+    diagnosing = true;
+    void probeTls(target, { timeoutMs: connectTimeoutMs, signal: probes.signal }).then((r) => {
+      diagnosing = false;
+      if (state !== 'running' || connected) return;
+      if (!('tlsOk' in r)) {
+        reportFailure(r);
+        return;
+      }
+      const cause = sdkError === undefined ? undefined : asError(sdkError).message;
+      if (mqttEvidence()) {
+        reportFailure(mqttRefusedDiagnosis(target, r.certificateId, cause));
+      } else if (sdkError !== undefined) {
+        reportFailure({
+          reason: 'unknown',
+          detail: `connecting to ${opts.endpoint}:${opts.port} failed (${cause}), but a TLS handshake made just after succeeded: probably transient`,
+          ...(cause ? { cause } : {}),
+          certificateId: r.certificateId,
+        });
+      } else {
+        log.debug({ downForMs: clock.now() - downSince }, 'still connecting; TLS to the endpoint works');
+      }
+    });
+  };
+
+  /**
+   * While there is no connection, looks at why, after `diagnoseAfterMs` and then at doubling
+   * intervals up to `reconnectMaxMs`: the 3.1.1 SDK reports nothing while it reconnects, and a
+   * failed TLS handshake reaches us only 10–30 s late (s2n's delay), so the SDK's own reports come
+   * too late or never.
+   */
+  const watch = () => {
+    if (watchTimer !== undefined) clock.clearTimeout(watchTimer);
+    watchTimer = clock.setTimeout(
+      () => {
+        watchTimer = undefined;
+        if (state !== 'running' || connected) return;
+        // Only the silent 3.1.1 reconnects need the schedule as evidence; elsewhere every
+        // failed attempt is reported (and diagnosed) by the SDK itself.
+        diagnose(undefined, undefined, () => everConnected && sdkRetrySchedule311(clock.now()).attempts >= 2);
+        watchDelayMs = Math.min(Math.max(maxMs, diagnoseAfterMs), watchDelayMs * 2);
+        watch();
+      },
+      // Jittered so that a fleet that lost its broker together does not probe it together.
+      Math.round(watchDelayMs * (1 + random() / 2)),
+    );
+  };
+
   const onConnected = (sessionPresent: boolean) => {
     connected = true;
     failures = 0;
+    lastFailure5 = undefined;
+    attempting5 = false;
+    if (watchTimer !== undefined) clock.clearTimeout(watchTimer);
+    watchTimer = undefined;
+    watchDelayMs = diagnoseAfterMs;
     const first = !everConnected;
     everConnected = true;
-    log.info({ sessionPresent, first }, 'connected');
+    const recovered = lastLogged ? { afterFailure: lastLogged.reason, downForMs: clock.now() - downSince } : {};
+    lastLogged = undefined;
+    suppressed = 0;
+    log.info({ sessionPresent, first, ...recovered }, 'connected');
     if (!sessionPresent && !first) resubscribe();
     emit('connected', { sessionPresent, first });
   };
@@ -99,14 +279,17 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
   const onLost = (error: Error) => {
     if (!connected) return;
     connected = false;
-    log.warn({ err: error }, 'connection interrupted');
+    downSince = clock.now();
+    log.warn({ err: error, endpoint: opts.endpoint, port: opts.port }, 'connection interrupted');
     emit('interrupted', { error });
+    watch();
   };
 
-  const onFailed = (error: Error) => {
+  const onFailed = (error: Error, connackCode?: number) => {
     failures += 1;
-    log.warn({ err: error, attempt: failures }, 'connect failed');
+    log.debug({ err: error, attempt: failures }, 'connect attempt failed');
     emit('connectFailed', { error, attempt: failures });
+    diagnose(error, connackCode, () => looksLikeMqttRefusal(error));
   };
 
   const resubscribe = () => {
@@ -115,26 +298,39 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     }
   };
 
+  /** The SDK could not even build its TLS context: the files are wrong (check-config says how). */
+  const credentialsError = (err: unknown) =>
+    new TransportError(
+      'CREDENTIALS_INVALID',
+      `cannot set up TLS from certFile ${opts.certFile}, keyFile ${opts.keyFile}${opts.caFile ? `, caFile ${opts.caFile}` : ''} (${asError(err).message}): run pifleet-agent check-config`,
+      { cause: err },
+    );
+
   // ---- MQTT 3.1.1 -------------------------------------------------------------------------
   const start311 = () => {
-    const builder = iot.AwsIotMqttConnectionConfigBuilder.new_mtls_builder_from_path(opts.certFile, opts.keyFile);
-    if (opts.caFile) builder.with_certificate_authority_from_path(undefined, opts.caFile);
-    builder
-      .with_endpoint(opts.endpoint)
-      .with_port(opts.port)
-      .with_client_id(opts.clientId)
-      .with_clean_session(true)
-      .with_keep_alive_seconds(keepAliveS)
-      .with_timeout_ms(connectTimeoutMs)
-      .with_protocol_operation_timeout_ms(operationTimeoutMs)
-      .with_reconnect_min_sec(Math.max(1, Math.round((minMs / 1000) * (1 + random()))))
-      .with_reconnect_max_sec(Math.max(2, Math.round(maxMs / 1000)));
-    if (opts.will) {
-      builder.with_will(
-        new mqtt.MqttWill(opts.will.topic, toCrtQos(opts.will.qos), opts.will.payload, opts.will.retain),
-      );
+    let connection: mqtt.MqttClientConnection;
+    try {
+      const builder = iot.AwsIotMqttConnectionConfigBuilder.new_mtls_builder_from_path(opts.certFile, opts.keyFile);
+      if (opts.caFile) builder.with_certificate_authority_from_path(undefined, opts.caFile);
+      builder
+        .with_endpoint(opts.endpoint)
+        .with_port(opts.port)
+        .with_client_id(opts.clientId)
+        .with_clean_session(true)
+        .with_keep_alive_seconds(keepAliveS)
+        .with_timeout_ms(connectTimeoutMs)
+        .with_protocol_operation_timeout_ms(operationTimeoutMs)
+        .with_reconnect_min_sec(reconnectMinSec311)
+        .with_reconnect_max_sec(reconnectMaxSec311);
+      if (opts.will) {
+        builder.with_will(
+          new mqtt.MqttWill(opts.will.topic, toCrtQos(opts.will.qos), opts.will.payload, opts.will.retain),
+        );
+      }
+      connection = new mqtt.MqttClient().new_connection(builder.build());
+    } catch (err) {
+      throw credentialsError(err);
     }
-    const connection = new mqtt.MqttClient().new_connection(builder.build());
     connection.on('connection_success', (r) => {
       if (!connected) onConnected(Boolean(r.session_present));
     });
@@ -144,18 +340,22 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
 
     const attempt = () => {
       retryTimer = undefined;
+      retryAt = undefined;
       if (state !== 'running') return;
-      connection.connect().then(
+      attemptInFlight = connection.connect().then(
         // After a failed first attempt the SDK resolves a later connect() without emitting
         // `connection_success`, so the resolution counts as the connection too.
         (sessionPresent) => {
+          attemptInFlight = undefined;
           if (state === 'running' && !connected) onConnected(Boolean(sessionPresent));
         },
         (err: unknown) => {
+          attemptInFlight = undefined;
           if (state !== 'running') return;
-          onFailed(asError(err));
-          const delay = backoffDelay(failures - 1, { minMs, maxMs, random });
+          const delay = backoffDelay(failures, { minMs, maxMs, random });
+          retryAt = clock.now() + delay;
           retryTimer = clock.setTimeout(attempt, delay);
+          onFailed(asError(err));
         },
       );
     };
@@ -164,38 +364,51 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
 
   // ---- MQTT 5 -----------------------------------------------------------------------------
   const start5 = () => {
-    const builder = iot.AwsIotMqtt5ClientConfigBuilder.newDirectMqttBuilderWithMtlsFromPath(
-      opts.endpoint,
-      opts.certFile,
-      opts.keyFile,
-    );
-    if (opts.caFile) builder.withCertificateAuthorityFromPath(undefined, opts.caFile);
-    builder
-      .withPort(opts.port)
-      .withConnectProperties({
-        clientId: opts.clientId,
-        keepAliveIntervalSeconds: keepAliveS,
-        ...(opts.will
-          ? {
-              will: {
-                topicName: opts.will.topic,
-                qos: toCrtQos(opts.will.qos) as number as mqtt5.QoS,
-                payload: opts.will.payload,
-                retain: opts.will.retain,
-              },
-            }
-          : {}),
-      })
-      .withSessionBehavior(mqtt5.ClientSessionBehavior.Clean)
-      .withRetryJitterMode(mqtt5.RetryJitterType.Full)
-      .withMinReconnectDelayMs(minMs)
-      .withMaxReconnectDelayMs(maxMs)
-      .withConnackTimeoutMs(connectTimeoutMs)
-      .withAckTimeoutSeconds(Math.ceil(operationTimeoutMs / 1000))
-      .withOfflineQueueBehavior(mqtt5.ClientOperationQueueBehavior.FailQos0PublishOnDisconnect);
-    const client = new mqtt5.Mqtt5Client(builder.build());
+    let client: mqtt5.Mqtt5Client;
+    try {
+      const builder = iot.AwsIotMqtt5ClientConfigBuilder.newDirectMqttBuilderWithMtlsFromPath(
+        opts.endpoint,
+        opts.certFile,
+        opts.keyFile,
+      );
+      if (opts.caFile) builder.withCertificateAuthorityFromPath(undefined, opts.caFile);
+      builder
+        .withPort(opts.port)
+        .withConnectProperties({
+          clientId: opts.clientId,
+          keepAliveIntervalSeconds: keepAliveS,
+          ...(opts.will
+            ? {
+                will: {
+                  topicName: opts.will.topic,
+                  qos: toCrtQos(opts.will.qos) as number as mqtt5.QoS,
+                  payload: opts.will.payload,
+                  retain: opts.will.retain,
+                },
+              }
+            : {}),
+        })
+        .withSessionBehavior(mqtt5.ClientSessionBehavior.Clean)
+        .withRetryJitterMode(mqtt5.RetryJitterType.Full)
+        .withMinReconnectDelayMs(minMs)
+        .withMaxReconnectDelayMs(maxMs)
+        .withConnackTimeoutMs(connectTimeoutMs)
+        .withAckTimeoutSeconds(Math.ceil(operationTimeoutMs / 1000))
+        .withOfflineQueueBehavior(mqtt5.ClientOperationQueueBehavior.FailQos0PublishOnDisconnect);
+      client = new mqtt5.Mqtt5Client(builder.build());
+    } catch (err) {
+      throw credentialsError(err);
+    }
     client.on('connectionSuccess', (e) => onConnected(Boolean(e.connack.sessionPresent)));
-    client.on('connectionFailure', (e) => onFailed(asError(e.error)));
+    client.on('attemptingConnect', () => {
+      attempting5 = true;
+    });
+    client.on('connectionFailure', (e) => {
+      // The SDK waits a random time up to min(max, min·2ⁿ) before its next attempt (full jitter).
+      attempting5 = false;
+      lastFailure5 = { at: clock.now(), retryWithinMs: Math.min(maxMs, minMs * 2 ** Math.min(failures, 30)) };
+      onFailed(asError(e.error), e.connack?.reasonCode);
+    });
     client.on('disconnection', (e) => onLost(asError(e.error)));
     client.on('messageReceived', (e) => dispatch(e.message.topicName, e.message.payload));
     client.on('error', (err) => log.debug({ err }, 'client error'));
@@ -231,8 +444,15 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     start() {
       if (state !== 'idle') return;
       state = 'running';
-      if (opts.protocol === '5') start5();
-      else start311();
+      downSince = clock.now();
+      try {
+        if (opts.protocol === '5') start5();
+        else start311();
+      } catch (err) {
+        state = 'stopped';
+        throw err;
+      }
+      watch();
     },
     async publish(topic, payload, options: PublishOptions) {
       const n = native;
@@ -275,9 +495,12 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
       state = 'stopping';
       if (retryTimer !== undefined) clock.clearTimeout(retryTimer);
       retryTimer = undefined;
+      if (watchTimer !== undefined) clock.clearTimeout(watchTimer);
+      watchTimer = undefined;
+      probes.abort();
       const n = native;
       stopped = (async () => {
-        if (wasRunning && n) await closeNative(n, log);
+        if (wasRunning && n) await closeNative(n, { log, attemptInFlight });
         native = undefined;
         connected = false;
         state = 'stopped';
@@ -290,16 +513,39 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
   return transport;
 }
 
-/** Disconnects cleanly (so the broker does not publish the will) and frees the native client. */
-async function closeNative(n: NativeMqttClient, log: Logger): Promise<void> {
+/**
+ * Ends the SDK client in the order it needs, each step bounded, so that no native callback is left
+ * to arrive after the agent has stopped:
+ * - MQTT 3.1.1: a connect() still in flight is waited for first, up to 2 s (the SDK refuses to
+ *   disconnect a connection that is still connecting, and would finish connecting afterwards), then
+ *   disconnect(), which sends DISCONNECT (no last will) and, on the SDK's `closed` callback, frees
+ *   the native connection. A connection that never connected has no public way to be freed:
+ *   disconnect() refuses it; the process exit frees it (see `exitWhenFlushed` in main.ts).
+ * - MQTT 5: stop() (DISCONNECT), wait for `stopped`, then close().
+ * The shadow service must be closed before this (its request-response client runs on this client).
+ */
+async function closeNative(
+  n: NativeMqttClient,
+  ctx: { log: Logger; attemptInFlight: Promise<unknown> | undefined },
+): Promise<void> {
   const bounded = <T>(p: Promise<T>, ms: number) =>
     Promise.race([p, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())]);
   if (n.protocol === '3.1.1') {
-    // disconnect() also frees the native connection (the SDK closes it on its `closed` callback).
+    const connection = n.connection;
+    // Briefly: an attempt that has not finished by then is stuck (a failed TLS handshake is
+    // reported 10-30 s late) and would not have connected.
+    const inFlight = ctx.attemptInFlight ?? Promise.resolve();
+    await bounded(
+      inFlight.catch(() => undefined),
+      2_000,
+    );
+    const closed = new Promise<void>((resolve) => connection.once('closed', () => resolve()));
     try {
-      await bounded(n.connection.disconnect(), 5_000);
+      await bounded(connection.disconnect(), 5_000);
+      await bounded(closed, 5_000);
     } catch (err) {
-      log.debug({ err }, 'disconnect failed');
+      // AWS_ERROR_MQTT_NOT_CONNECTED: the connection never connected (or its first connect failed).
+      ctx.log.debug({ err }, 'disconnect refused');
     }
     return;
   }
@@ -309,7 +555,7 @@ async function closeNative(n: NativeMqttClient, log: Logger): Promise<void> {
     client.stop({ reasonCode: mqtt5.DisconnectReasonCode.NormalDisconnection });
     await bounded(stoppedEvent, 5_000);
   } catch (err) {
-    log.debug({ err }, 'stop failed');
+    ctx.log.debug({ err }, 'stop failed');
   }
   client.close();
 }

@@ -54,8 +54,13 @@ export function createIotShadowService(opts: IotShadowServiceOptions): ShadowSer
   let closed = false;
   const thingName = opts.thingName;
 
+  const open = (operation: string) => {
+    if (closed) throw new ShadowError('SHADOW_CLOSED', `shadow ${operation} after close()`, { data: { operation } });
+  };
+
   return {
     async get() {
+      open('get');
       try {
         const r = await withTimeout(clock, opts.requestTimeoutMs, 'get', client.getShadow({ thingName }));
         return { version: r.version ?? 0, desired: r.state?.desired, reported: r.state?.reported };
@@ -65,6 +70,7 @@ export function createIotShadowService(opts: IotShadowServiceOptions): ShadowSer
       }
     },
     async updateReported(reported) {
+      open('update');
       try {
         const r = await withTimeout(
           clock,
@@ -78,6 +84,7 @@ export function createIotShadowService(opts: IotShadowServiceOptions): ShadowSer
       }
     },
     onDelta(listener: (delta: ShadowDelta) => void) {
+      open('delta stream');
       const stream = client.createShadowDeltaUpdatedStream({ thingName });
       stream.on('incomingPublish', (e) => {
         listener({ version: e.message.version ?? 0, state: e.message.state ?? {} });
@@ -92,6 +99,13 @@ export function createIotShadowService(opts: IotShadowServiceOptions): ShadowSer
         stream.close();
       };
     },
+    /**
+     * Streams first, then the request-response client, and both before the MQTT client underneath
+     * is stopped (the agent stops its transport after this): each holds the layer below it. A
+     * closed stream still keeps its native thread-safe functions until its JS wrapper is collected,
+     * which in aws-crt 1.33 happens only at process teardown (the functions reference the wrapper),
+     * so the process must end with an explicit exit (`exitWhenFlushed` in main.ts).
+     */
     close() {
       if (closed) return;
       closed = true;

@@ -1,0 +1,282 @@
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { UpdateCertificateCommand } from '@aws-sdk/client-iot';
+import { certificateIdOf, loadOrCreateCa } from '@pifleet/cloud';
+import { type AwsIotTransport, createAwsIotTransport, createLogger } from '@pifleet/device-agent';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type DeviceFiles,
+  type NetworkCut,
+  provisionDevice,
+  type RunningCore,
+  startCore,
+  startRelay,
+} from './agent-harness.js';
+
+/**
+ * Why a connection fails, said by the agent: the real device SDK transport against the local IoT
+ * Core with credentials or endpoints that cannot work — a CA that did not issue the broker's
+ * certificate, a host name the broker's certificate does not list, a certificate the broker does
+ * not know, a certificate revoked before and while connected (UpdateCertificate), a key from
+ * another pair, a closed port, a name that does not resolve. Each failure is logged at warn with
+ * its reason, the endpoint and the next retry; a failure that repeats is not logged again until it
+ * changes or the log interval has passed.
+ */
+
+let dir: string;
+let core: RunningCore;
+const transports: AwsIotTransport[] = [];
+const relays: NetworkCut[] = [];
+const servers: net.Server[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-e2e-tls-'));
+  core = await startCore(path.join(dir, 'core'));
+});
+
+afterAll(async () => {
+  for (const t of transports) await t.stop();
+  for (const r of relays) await r.close();
+  for (const s of servers) await new Promise((r) => s.close(r));
+  await core?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Line {
+  readonly level: number;
+  readonly msg: string;
+  readonly time: number;
+  readonly [key: string]: unknown;
+}
+
+/** A transport as the agent makes it, with its log lines captured and awaitable. */
+function connectAs(
+  files: DeviceFiles,
+  over: Partial<{ endpoint: string; port: number; caFile: string; keyFile: string; certFile: string }> = {},
+  failureLogIntervalMs = 600_000,
+) {
+  const lines: Line[] = [];
+  const waiters = new Set<() => void>();
+  const logger = createLogger({
+    level: 'debug',
+    destination: {
+      write: (s: string) => {
+        lines.push(JSON.parse(s) as Line);
+        for (const w of [...waiters]) w();
+      },
+    },
+  });
+  const transport = createAwsIotTransport({
+    protocol: '3.1.1',
+    endpoint: '127.0.0.1',
+    port: core.info.mqtt.port,
+    clientId: files.thingName,
+    certFile: files.certFile,
+    keyFile: files.keyFile,
+    caFile: files.caFile,
+    reconnectMinMs: 200,
+    reconnectMaxMs: 1_000,
+    diagnoseAfterMs: 1_000,
+    failureLogIntervalMs,
+    logger,
+    ...over,
+  });
+  transports.push(transport);
+  const warnings = () => lines.filter((l) => l.msg === 'cannot connect');
+  /** Resolves with the first line matching `match` (re-checked as lines arrive); rejects after `ms`. */
+  const waitFor = (what: string, match: (l: Line) => boolean, ms = 20_000) =>
+    new Promise<Line>((resolve, reject) => {
+      const check = () => {
+        const hit = lines.find(match);
+        if (!hit) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve(hit);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`no ${what} within ${ms} ms; logged:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`));
+      }, ms);
+      waiters.add(check);
+      check();
+    });
+  const warning = (reason: string, ms?: number) =>
+    waitFor(`"cannot connect" (${reason})`, (l) => l.msg === 'cannot connect' && l.reason === reason, ms);
+  return { transport, lines, warnings, waitFor, warning };
+}
+
+/** The fields every failure report carries: warn level, endpoint and port, the next retry or the attempt under way. */
+function expectReport(line: Line, endpoint: string, port: number) {
+  expect(line.level).toBe(40);
+  expect(line).toMatchObject({ endpoint, port });
+  expect(typeof line.detail).toBe('string');
+  if (line.attemptInProgress !== true) {
+    expect(Date.parse(String(line.nextRetryAt))).toBeGreaterThanOrEqual(line.time - 1);
+    expect(line.retryInMs).toBeGreaterThanOrEqual(0);
+  }
+}
+
+async function otherCa(name: string) {
+  const ca = await loadOrCreateCa({ dir: path.join(dir, name), now: Date.now });
+  const issued = await ca.createKeysAndCertificate();
+  const certFile = path.join(dir, `${name}.crt`);
+  const keyFile = path.join(dir, `${name}.key`);
+  writeFileSync(certFile, issued.certificatePem);
+  writeFileSync(keyFile, issued.privateKeyPem);
+  chmodSync(keyFile, 0o600);
+  return { caFile: ca.caFile, certFile, keyFile, certificateId: certificateIdOf(issued.certificatePem) };
+}
+
+const certificateIdOfFile = (file: string) => certificateIdOf(readFileSync(file, 'utf8'));
+
+describe('connection failures are logged with their reason', () => {
+  it('a CA that did not issue the broker certificate: unknown CA, reported before the SDK says anything', async () => {
+    const files = await provisionDevice(core, 'tls-wrong-ca', dir);
+    const wrong = await otherCa('wrong-ca');
+    const c = connectAs(files, { caFile: wrong.caFile });
+    const started = Date.now();
+    c.transport.start();
+    const line = await c.warning('untrusted-server');
+    expectReport(line, '127.0.0.1', core.info.mqtt.port);
+    expect(line.detail).toMatch(
+      /not trusted by caFile .*wrong-ca.*ca\.pem .*unknown CA.*set caFile to the CA of this endpoint/,
+    );
+    // The SDK reports a failed handshake 10-30 s late (s2n's blinding delay); the diagnosis does not wait for it.
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('an endpoint the broker certificate does not name: hostname mismatch', async () => {
+    const files = await provisionDevice(core, 'tls-hostname', dir);
+    // 127.0.0.2 reaches the same broker (through a relay) but is not in its certificate.
+    const relay = await relayOn('127.0.0.2', core.info.mqtt.port);
+    const c = connectAs(files, { endpoint: '127.0.0.2', port: relay });
+    c.transport.start();
+    const line = await c.warning('hostname-mismatch');
+    expectReport(line, '127.0.0.2', relay);
+    expect(line.detail).toMatch(
+      /does not name 127\.0\.0\.2 \(.*127\.0\.0\.1.*\): set endpoint to a name the certificate lists/,
+    );
+  });
+
+  it('a certificate from a CA the broker does not trust: rejected in the handshake', async () => {
+    const files = await provisionDevice(core, 'tls-foreign-cert', dir);
+    const foreign = await otherCa('foreign');
+    const c = connectAs(files, { certFile: foreign.certFile, keyFile: foreign.keyFile });
+    c.transport.start();
+    const line = await c.warning('certificate-rejected');
+    expectReport(line, '127.0.0.1', core.info.mqtt.port);
+    expect(line.certificateId).toBe(foreign.certificateId);
+  });
+
+  it('a revoked certificate at the first connect: CONNACK refused, with the certificate id', async () => {
+    const files = await provisionDevice(core, 'tls-revoked-first', dir);
+    const certificateId = certificateIdOfFile(files.certFile);
+    await core.iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'REVOKED' }));
+    const c = connectAs(files);
+    c.transport.start();
+    const line = await c.warning('mqtt-refused');
+    expectReport(line, '127.0.0.1', core.info.mqtt.port);
+    expect(line.attemptInProgress).toBeUndefined();
+    expect(line.detail).toMatch(/refuses the MQTT connection .*inactive or revoked/);
+  });
+
+  it('a certificate revoked while connected: the loss, then why the SDK cannot reconnect', async () => {
+    const files = await provisionDevice(core, 'tls-revoked-running', dir);
+    const certificateId = certificateIdOfFile(files.certFile);
+    const c = connectAs(files);
+    c.transport.start();
+    await c.waitFor('connected', (l) => l.msg === 'connected');
+    await core.iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'REVOKED' }));
+    await c.waitFor('the loss', (l) => l.msg === 'connection interrupted');
+    // The SDK reconnects every 1-2 s and is refused each time, reporting none of it.
+    const line = await c.warning('mqtt-refused');
+    expectReport(line, '127.0.0.1', core.info.mqtt.port);
+    expect(line.certificateId).toBe(certificateId);
+    expect(line.detail).toMatch(/inactive or revoked/);
+    expect(Date.parse(String(line.nextRetryAt))).toBeGreaterThan(line.time);
+  });
+
+  it('a certificate deactivated while connected and activated again: back, saying after which failure', async () => {
+    const files = await provisionDevice(core, 'tls-inactive-running', dir);
+    const certificateId = certificateIdOfFile(files.certFile);
+    const c = connectAs(files);
+    c.transport.start();
+    await c.waitFor('connected', (l) => l.msg === 'connected');
+    await core.iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'INACTIVE' }));
+    await c.warning('mqtt-refused');
+    await core.iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'ACTIVE' }));
+    const back = await c.waitFor('the reconnection', (l) => l.msg === 'connected' && l.first === false, 30_000);
+    expect(back).toMatchObject({ level: 30, afterFailure: 'mqtt-refused', downForMs: expect.any(Number) });
+  });
+
+  it('a key from another pair: the transport refuses to start, naming the files and check-config', async () => {
+    const files = await provisionDevice(core, 'tls-key', dir);
+    const other = await provisionDevice(core, 'tls-key-other', dir);
+    const c = connectAs(files, { keyFile: other.keyFile });
+    expect(() => c.transport.start()).toThrow(
+      /cannot set up TLS from certFile .* keyFile .*: run pifleet-agent check-config/,
+    );
+    // (`pifleet-agent run` refuses the same files with exit 78 before connecting: device-agent/test/cli.)
+  });
+
+  it.each([
+    ['a closed port', () => ({ port: closedPort }), 'refused', /refused the connection: nothing listens there/],
+    ['a name that does not resolve', () => ({ endpoint: 'no-such-host.invalid' }), 'dns', /does not resolve/],
+  ])('%s', async (_what, over, reason, detail) => {
+    const files = await provisionDevice(core, `tls-${reason}`, dir);
+    const c = connectAs(files, over());
+    c.transport.start();
+    const line = await c.warning(reason);
+    expect(line.detail).toMatch(detail);
+    expect(line.nextRetryAt).toBeDefined();
+  });
+
+  it('a failure that repeats is logged once per interval, and again at once when its reason changes', async () => {
+    const files = await provisionDevice(core, 'tls-repeat', dir);
+    const relay = await startRelay(core.info.mqtt.port);
+    relays.push(relay);
+    const certificateId = certificateIdOfFile(files.certFile);
+    await core.iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'INACTIVE' }));
+    const c = connectAs(files, { port: relay.port }, 4_000);
+    c.transport.start();
+    await c.warning('mqtt-refused');
+    // Attempts every 0.2-1 s for 5 s: many failures, one more warning once the 4 s interval has passed.
+    await c.waitFor('repeated failures', (l) => l.msg === 'cannot connect (unchanged)' && Number(l.failures) >= 4);
+    await c.waitFor('the repeat after the interval', () => c.warnings().length >= 2, 10_000);
+    const [first, second] = c.warnings();
+    // (A first report made while an attempt was under way may be followed at once by one naming the retry time.)
+    expect(first?.attemptInProgress).toBeUndefined();
+    expect(Number(second?.time) - Number(first?.time)).toBeGreaterThanOrEqual(4_000);
+    expect(second).toMatchObject({ reason: 'mqtt-refused', repeatedSinceLastLog: expect.any(Number) });
+    // The broker goes away: a new reason, logged without waiting for the interval.
+    const before = c.warnings().length;
+    await relay.close();
+    const refused = await c.warning('refused');
+    expect(c.warnings().length).toBe(before + 1);
+    expect(Number(refused.time) - Number(c.warnings()[before - 1]?.time)).toBeLessThan(4_000);
+  });
+});
+
+let closedPort = 0;
+beforeAll(async () => {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  closedPort = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+});
+
+/** A TCP relay to the broker listening on another loopback address. */
+async function relayOn(host: string, targetPort: number): Promise<number> {
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, host, r));
+  return (server.address() as net.AddressInfo).port;
+}
