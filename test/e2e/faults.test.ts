@@ -261,7 +261,9 @@ describe('faults end to end', () => {
         expect(report?.incomplete).toBe(true);
         // What was kept is sent, as it was sealed.
         await until(() => d.transport.isConnected, 10_000, 'connected');
-        await telemetry.waitFor(
+        // Virtual time has to pass: the publisher's rate limit spaces more than a burst of batches.
+        await driveUntil(
+          clock,
           () => telemetry.of(thing).filter((b) => b.bootId === 'previous-boot').length >= kept,
           15_000,
           'the salvaged batches',

@@ -16,7 +16,7 @@ import { buildReported } from '../core/reported.js';
 import type { DigitalInput, Output, Sensor, SensorHealth } from '../drivers/types.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import type { Outbox, OutboxRecovery } from '../outbox/outbox.js';
+import type { Dropped, Outbox, OutboxRecovery } from '../outbox/outbox.js';
 import type { Clock, TimerHandle } from '../ports/clock.js';
 import type { Transport } from '../ports/transport.js';
 import type { ShadowService } from '../shadow/port.js';
@@ -155,6 +155,13 @@ export function createAgent(deps: AgentDeps): Agent {
    * readings also stay in the outbox's journal, so a crash meanwhile loses no more than the journal
    * failed to write. Bounded by the outbox's own byte bound.
    */
+  const reportDropped = (r: Dropped) => {
+    if (r.droppedBatches === 0) return;
+    log.warn(
+      { droppedBatches: r.droppedBatches, droppedReadings: r.droppedReadings },
+      'outbox full; dropped the oldest batches',
+    );
+  };
   const unstored: SealedBatch[] = [];
   let unstoredBytes = 0;
   let writeFailures = 0;
@@ -167,13 +174,7 @@ export function createAgent(deps: AgentDeps): Agent {
     while (unstored.length > 0) {
       const next = unstored[0] as SealedBatch;
       try {
-        const r = outbox.put(next);
-        if (r.droppedBatches > 0) {
-          log.warn(
-            { droppedBatches: r.droppedBatches, droppedReadings: r.droppedReadings },
-            'outbox full; dropped the oldest batches',
-          );
-        }
+        reportDropped(outbox.put(next));
       } catch (err) {
         writeFailures += 1;
         if (writeFailures === 1 || writeFailures % 100 === 0)
@@ -222,7 +223,7 @@ export function createAgent(deps: AgentDeps): Agent {
     for (const b of batcher.add(reading, clock.now(), bytes + 1)) store(b);
     if (batcher.pending > 0) {
       try {
-        outbox.journal({ bootId, seq: batcher.nextSeq, reading, json, bytes });
+        reportDropped(outbox.journal({ bootId, seq: batcher.nextSeq, reading, json, bytes }));
       } catch (err) {
         // The reading stays in the open batch in memory and is stored when it is sealed.
         journalFailures += 1;

@@ -15,11 +15,14 @@ export interface OutboxEntry {
   readonly createdAt: number;
 }
 
-export interface PutResult {
-  readonly id: number;
-  /** Oldest batches deleted to stay under the disk bound by this put. */
+/** Oldest batches deleted to stay under the disk bound by a write. */
+export interface Dropped {
   readonly droppedBatches: number;
   readonly droppedReadings: number;
+}
+
+export interface PutResult extends Dropped {
+  readonly id: number;
 }
 
 /** What happened when the file could not be opened as a healthy database. */
@@ -59,8 +62,11 @@ export interface UnsealedBatch {
  * sampled (the journal), and sealed batches until the broker acknowledges them.
  */
 export interface Outbox {
-  /** Persists one reading of the open batch `(bootId, seq)`; kept until that batch is put. */
-  journal(entry: JournalEntry): void;
+  /**
+   * Persists one reading of the open batch `(bootId, seq)`, kept until that batch is put; drops the
+   * oldest batches when the batches and the journal together would be over the byte bound.
+   */
+  journal(entry: JournalEntry): Dropped;
   /**
    * Stores a sealed batch (durably, before it is sent) and deletes the journal's readings of the
    * same `(bootId, seq)` in one transaction, so a reading is never in both or in neither. Drops the
@@ -375,10 +381,15 @@ function createSqliteOutbox(
       journalDelete.run(b.bootId, b.seq);
       journalBytes -= journaled;
     }
+    return { id, ...shrink(id) };
+  });
+
+  /** Deletes the oldest batches (never `keep`) until batches and journal fit the bound; in a transaction. */
+  const shrink = (keep: number): Dropped => {
     let droppedBatches = 0;
     let droppedReadings = 0;
     while (bytes + journalBytes > maxBytes) {
-      const victim = oldest.get(id);
+      const victim = oldest.get(keep);
       if (!victim) break;
       del.run(victim.id);
       depth -= 1;
@@ -390,8 +401,15 @@ function createSqliteOutbox(
       bump.run(droppedBatches, 'dropped');
       bump.run(droppedReadings, 'droppedReadings');
     }
-    return { id, droppedBatches, droppedReadings };
+    return { droppedBatches, droppedReadings };
+  };
+
+  const journalAndShrink = db.transaction((e: JournalEntry): Dropped => {
+    journalInsert.run(e.bootId, e.seq, e.bytes, e.json);
+    journalBytes += e.bytes;
+    return shrink(-1);
   });
+  const NOTHING_DROPPED: Dropped = { droppedBatches: 0, droppedReadings: 0 };
 
   const guard = () => {
     if (closed) throw new OutboxError('OUTBOX_CLOSED', 'the outbox is closed');
@@ -400,9 +418,16 @@ function createSqliteOutbox(
   return {
     journal(e) {
       guard();
+      if (bytes + journalBytes + e.bytes > maxBytes) {
+        // The outbox is full: this write also drops batches, so it runs at the stores' sync level
+        // (the drop counters are persisted). At most once per batch's worth of readings.
+        enter('store');
+        return journalAndShrink(e);
+      }
       enter('journal');
       journalInsert.run(e.bootId, e.seq, e.bytes, e.json);
       journalBytes += e.bytes;
+      return NOTHING_DROPPED;
     },
     put(b) {
       guard();

@@ -107,17 +107,18 @@ export function describeOutboxBehaviour(
       }
       const batchBytes = stored.reduce((n, b) => n + b.bytes, 0);
       assert.equal(outbox.stats().bytes, batchBytes);
-      const open4 = [10, 11, 12].map((i) => journalEntry('boot-bound-aa', 4, behaviourReading(i, 300)));
-      for (const e of open4) outbox.journal(e);
+      const open4 = [10, 11].map((i) => journalEntry('boot-bound-aa', 4, behaviourReading(i, 200)));
       const journaled = open4.reduce((n, e) => n + e.bytes, 0);
+      assert.ok(batchBytes + journaled <= 2_000, 'precondition: the journal fits');
+      for (const e of open4) assert.equal(outbox.journal(e).droppedBatches, 0);
       assert.equal(outbox.stats().bytes, batchBytes + journaled);
-      // Sealing batch 4 swaps its journal bytes for its batch bytes; over the bound, the oldest go.
+      // Sealing batch 4 swaps its journal bytes for its (larger: the envelope) batch bytes.
       const b4 = seal(
         'boot-bound-aa',
         4,
         open4.map((e) => e.reading),
       );
-      outbox.journal(journalEntry('boot-bound-aa', 5, behaviourReading(20, 300)));
+      assert.ok(batchBytes + b4.bytes > 2_000, 'precondition: the sealed batch does not');
       const r = outbox.put(b4);
       const after = outbox.stats();
       assert.ok(after.bytes <= 2_000, `bytes ${after.bytes} over the bound`);
@@ -130,8 +131,32 @@ export function describeOutboxBehaviour(
       assert.equal(after.dropped, r.droppedBatches);
       assert.equal(
         after.bytes,
-        outbox.next(10).reduce((n, e) => n + e.bytes, 0) + journalEntry('x', 0, behaviourReading(20, 300)).bytes,
+        outbox.next(10).reduce((n, e) => n + e.bytes, 0),
       );
+    });
+
+    t.it('a journal write that would pass the bound drops the oldest batches first, and says so', () => {
+      const { outbox } = open(2_000);
+      for (let seq = 1; seq <= 3; seq++) outbox.put(seal('boot-jbound-a', seq, [behaviourReading(seq, 500)]));
+      const before = outbox.stats().bytes;
+      const results = [20, 21, 22, 23].map((i) =>
+        outbox.journal(journalEntry('boot-jbound-a', 4, behaviourReading(i, 200))),
+      );
+      const after = outbox.stats();
+      assert.ok(after.bytes <= 2_000, `bytes ${after.bytes} over the bound`);
+      const dropped = results.reduce((n, r) => n + r.droppedBatches, 0);
+      assert.ok(dropped >= 1, `nothing dropped though ${before} bytes of batches and 4 readings exceed 2000`);
+      assert.equal(
+        results.reduce((n, r) => n + r.droppedReadings, 0),
+        dropped,
+      );
+      assert.equal(after.dropped, dropped);
+      assert.deepEqual(
+        outbox.next(10).map((e) => e.seq),
+        [1, 2, 3].slice(dropped),
+      );
+      // The journaled readings themselves are never dropped.
+      assert.equal(outbox.unsealed()[0]?.readings.length, 4);
     });
 
     if (!options.durable) return;

@@ -252,7 +252,7 @@ describe('createAgent: an outbox that cannot write', () => {
       ...inner,
       journal: (e) => {
         if (full) throw diskFull();
-        inner.journal(e);
+        return inner.journal(e);
       },
       put: (b) => {
         if (full) throw diskFull();

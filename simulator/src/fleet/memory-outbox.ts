@@ -1,4 +1,12 @@
-import type { JournalEntry, Outbox, OutboxEntry, PutResult, SealedBatch, UnsealedBatch } from '@pifleet/device-agent';
+import type {
+  Dropped,
+  JournalEntry,
+  Outbox,
+  OutboxEntry,
+  PutResult,
+  SealedBatch,
+  UnsealedBatch,
+} from '@pifleet/device-agent';
 import type { Reading } from '@pifleet/protocol';
 
 /** Telemetry accounting hooks of one outbox (the fleet sums them per device host). */
@@ -39,8 +47,25 @@ export function createMemoryOutbox(options: {
     return e;
   };
 
+  /** Drops the oldest batches, keeping at least `keep`, until batches and journal fit the bound. */
+  const shrink = (keep: number): Dropped => {
+    let droppedBatches = 0;
+    let droppedNow = 0;
+    while (bytes + journalBytes > options.maxBytes && entries.length > keep) {
+      const victim = remove(0);
+      droppedBatches += 1;
+      droppedNow += victim.readings;
+    }
+    if (droppedBatches > 0) {
+      dropped += droppedBatches;
+      droppedReadings += droppedNow;
+      counters.onDrop?.(droppedNow);
+    }
+    return { droppedBatches, droppedReadings: droppedNow };
+  };
+
   return {
-    journal(e: JournalEntry): void {
+    journal(e: JournalEntry): Dropped {
       const key = `${e.seq}/${e.bootId}`;
       let open = journal.get(key);
       if (!open) {
@@ -50,6 +75,7 @@ export function createMemoryOutbox(options: {
       open.readings.push(e.reading);
       open.bytes += e.bytes;
       journalBytes += e.bytes;
+      return shrink(0);
     },
     unsealed(): UnsealedBatch[] {
       return [...journal.values()].map((o) => ({
@@ -78,19 +104,7 @@ export function createMemoryOutbox(options: {
         journalBytes -= open.bytes;
       }
       counters.onPut?.(entry.readings);
-      let droppedBatches = 0;
-      let droppedNow = 0;
-      while (bytes + journalBytes > options.maxBytes && entries.length > 1) {
-        const victim = remove(0);
-        droppedBatches += 1;
-        droppedNow += victim.readings;
-      }
-      if (droppedBatches > 0) {
-        dropped += droppedBatches;
-        droppedReadings += droppedNow;
-        counters.onDrop?.(droppedNow);
-      }
-      return { id: entry.id, droppedBatches, droppedReadings: droppedNow };
+      return { id: entry.id, ...shrink(1) };
     },
     next(limit: number, exclude?: ReadonlySet<number>): OutboxEntry[] {
       const out: OutboxEntry[] = [];
