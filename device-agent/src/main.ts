@@ -275,7 +275,7 @@ export async function main(): Promise<void> {
  * releases, the functions hold the wrapper through their callbacks, so that finalizer runs only at
  * teardown — after Node has already freed the functions. `process.exit()` skips that teardown.
  * Measured with `pifleet-sim agent` after a shadow delta: 12 of 12 natural exits aborted, 0 of 12
- * explicit ones (test/e2e/sigterm.test.ts stops agents 50 times).
+ * explicit ones (test/e2e/sigterm.test.ts stops 60 agent processes).
  */
 function exitWhenFlushed(code: ExitCode): void {
   process.exitCode = code;
