@@ -358,7 +358,10 @@ function createSqliteOutbox(
 
   // Journal writes run at `readingSync`, everything else at `synchronous`; SQLite applies a
   // connection's `synchronous` per transaction, and in WAL mode a FULL commit fsyncs the WAL file,
-  // so it also makes every earlier (unsynced) journal frame durable. Automatic checkpoints are off
+  // so it also makes every earlier (unsynced) journal frame durable. Checked with strace: journal
+  // commits at NORMAL or OFF only pwrite their frames to `-wal`; the next FULL commit issues one
+  // fsync on that file descriptor (bench/agent counts 0 fsyncs per journaled reading, 1 at FULL,
+  // ~2 per seal and acknowledgement). Automatic checkpoints are off
   // while journaling: a checkpoint run by a `synchronous=OFF` commit would not sync the WAL before
   // copying it into the database, and power loss could then damage stored batches as well. They
   // run after the next seal or acknowledgement instead, at `synchronous`.
