@@ -1,4 +1,4 @@
-import { ConfigError, readConfigFile } from '@pifleet/device-agent';
+import { ConfigError, readAndCheckConfigFile } from '@pifleet/device-agent';
 import { EXIT, type ExitCode } from '@pifleet/protocol';
 import type { Command } from 'commander';
 import { createLogger } from '../logger.js';
@@ -37,9 +37,10 @@ async function runAgent(file: string, seed: string | undefined, io: SimCliIo): P
   // Listen for the stop signal from the start, so a SIGTERM while the agent is starting stops it
   // cleanly once started instead of killing the process.
   const stopAsked = io.waitForStop();
-  let config: Awaited<ReturnType<typeof readConfigFile>>;
+  let config: Awaited<ReturnType<typeof readAndCheckConfigFile>>;
   try {
-    config = await readConfigFile(file, io.env);
+    // The checks of `pifleet-agent run`: the credential files parse and match, the outbox path is usable.
+    config = await readAndCheckConfigFile(file, io.env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     io.stderr(`invalid configuration:\n${err.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}\n`);
