@@ -39,7 +39,13 @@ const CONCURRENCY = 5;
 const SAMPLING_MS = 100;
 
 type Moment = 'right after start' | 'after a delta' | 'during a delta' | 'mid-publish' | 'during reconnects';
-const MOMENTS: readonly Moment[] = ['right after start', 'after a delta', 'during a delta', 'mid-publish', 'during reconnects'];
+const MOMENTS: readonly Moment[] = [
+  'right after start',
+  'after a delta',
+  'during a delta',
+  'mid-publish',
+  'during reconnects',
+];
 const ROUNDS = 10; // 5 moments × 10 = 50 stops, plus one restart (and its stop) per reconnect case
 
 let dir: string;
@@ -328,7 +334,9 @@ describe('SIGTERM, 50+ times at different moments', () => {
     const jobs = Array.from({ length: ROUNDS }, (_, round) => MOMENTS.map((m) => () => runCase(m, round))).flat();
     const started = Date.now();
     const results = (await pool(jobs, CONCURRENCY)).flat();
-    console.log(`${results.length} stops in ${Math.round((Date.now() - started) / 1000)} s; delivered before exit: ${results.filter((r) => r.delivered).length}`);
+    console.log(
+      `${results.length} stops in ${Math.round((Date.now() - started) / 1000)} s; delivered before exit: ${results.filter((r) => r.delivered).length}`,
+    );
     const byMoment = new Map<string, number>();
     for (const r of results) byMoment.set(r.moment, (byMoment.get(r.moment) ?? 0) + 1);
     expect(results.length).toBeGreaterThanOrEqual(50);
