@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { killCoreProcesses, launchCoreProcess, type RunningCoreProcess, type TelemetryStore } from '@pifleet/cloud';
 import { simulatedConfigInput } from '@pifleet/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { provisionDevice, type RunningCore, startCore } from './agent-harness.js';
+import { type DeviceFiles, provisionDevice, type RunningCore, startCore } from './agent-harness.js';
 
 /**
  * An agent process killed with SIGKILL at random moments, again and again, then left to run: every
@@ -15,12 +16,16 @@ import { provisionDevice, type RunningCore, startCore } from './agent-harness.js
  * SQLite outbox with its journal, aws-iot-device-sdk-v2 over mutual TLS, IotShadowClientv2 — the
  * composition of `pifleet-agent run` with simulated chips in place of /dev/i2c-1, which `pifleet-agent`
  * itself refuses). "Sampled" is what the agent says at trace level: its `reading` line, written once
- * the reading is persisted (in the journal, or in the batch it completed). The local core runs
- * in-process and is not killed here.
+ * the reading is persisted (in the journal, or in the batch it completed). The first case kills
+ * only the agent (the core runs in-process); the second kills the core process too — under a
+ * running agent, and both at once — and restarts it on its data dir: a PUBACK promises the batch
+ * is stored, so nothing acknowledged may be lost with the core.
  */
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const KILLS = 12;
+/** Rounds of the core-and-agent case: three of each kind (a core restart costs ~1 s). */
+const CRASH_ROUNDS = 9;
 const SEED = Number(process.env.PIFLEET_KILL_SEED ?? Date.now() % 2 ** 31);
 
 let dir: string;
@@ -34,6 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killCoreProcesses();
   await core?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -106,12 +112,12 @@ const key = (sensor: string, ts: number) => `${sensor}@${ts}`;
 const sampledBy = (lines: readonly LogLine[]) =>
   lines.filter((l) => l.msg === 'reading' && l.sensor !== undefined).map((l) => key(l.sensor ?? '', l.ts ?? -1));
 
-/** Every reading the core's telemetry store holds for a thing, one entry per stored row. */
-async function storedKeys(thingName: string): Promise<string[]> {
+/** Every reading a telemetry store holds for a thing, one entry per stored row. */
+async function storedKeys(thingName: string, store: TelemetryStore = core.core.services.telemetry): Promise<string[]> {
   const out: string[] = [];
   let nextToken: string | undefined;
   do {
-    const page = await core.core.services.telemetry.query({
+    const page = await store.query({
       thingName,
       from: 0,
       to: Number.MAX_SAFE_INTEGER,
@@ -124,30 +130,75 @@ async function storedKeys(thingName: string): Promise<string[]> {
   return out;
 }
 
+/** An agent config for the kill loops: sampling every 100 ms, batches sealed often, fast reconnects. */
+function writeAgentConfig(file: string, files: DeviceFiles, port: number, outboxPath: string): void {
+  writeFileSync(
+    file,
+    JSON.stringify(
+      simulatedConfigInput({
+        ...files,
+        endpoint: '127.0.0.1',
+        port,
+        samplingMs: 100,
+        outboxPath,
+        overrides: {
+          // Batches seal often and by age, so kills land mid-batch, mid-seal and mid-publish.
+          batch: { maxReadings: 20, maxAgeMs: 1_000 },
+          mqtt: { protocol: '3.1.1', reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+          publish: { ackTimeoutMs: 2_000, maxPerSecond: 50, maxInFlight: 8 },
+          logLevel: 'trace',
+        },
+      }),
+    ),
+  );
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One more agent run, left alone until everything `sampled` is stored (it seals the last killed
+ * run's journal and drains the outbox), then: nothing missing, nothing twice, and at most one
+ * stored reading per killed run that no line announced (a reading is persisted just before its
+ * line is written, so a kill between the two can leave one).
+ */
+async function expectEachStoredOnce(o: {
+  thing: string;
+  configFile: string;
+  sampled: readonly string[];
+  kills: number;
+  context: string;
+  store: TelemetryStore;
+}): Promise<void> {
+  expect(new Set(o.sampled).size, 'a reading logged twice').toBe(o.sampled.length);
+  expect(o.sampled.length).toBeGreaterThan(o.kills * 5);
+  const last = spawnAgent(o.configFile);
+  const deadline = Date.now() + 90_000;
+  let missing: readonly string[] = o.sampled;
+  while (missing.length > 0 && Date.now() < deadline) {
+    await sleep(250);
+    const have = new Set(await storedKeys(o.thing, o.store));
+    missing = o.sampled.filter((k) => !have.has(k));
+  }
+  last.child.kill('SIGKILL');
+  await last.exited;
+  const stored = await storedKeys(o.thing, o.store);
+
+  expect(missing, `sampled before a kill but never stored (${o.context})`).toEqual([]);
+  const counts = new Map<string, number>();
+  for (const k of stored) counts.set(k, (counts.get(k) ?? 0) + 1);
+  const twice = [...counts].filter(([, n]) => n > 1).map(([k]) => k);
+  expect(twice, `stored more than once (${o.context})`).toEqual([]);
+  const announced = new Set([...o.sampled, ...sampledBy(last.lines)]);
+  const unannounced = stored.filter((k) => !announced.has(k));
+  expect(unannounced.length, `stored without a line (${o.context})`).toBeLessThanOrEqual(o.kills);
+}
+
 describe('agent killed with SIGKILL at random moments', () => {
   it(`stores every reading sampled before each of ${KILLS} kills exactly once (seed ${SEED})`, async () => {
     const thing = 'kill-loop';
     const files = await provisionDevice(core, thing, dir);
     const configFile = path.join(dir, 'agent.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify(
-        simulatedConfigInput({
-          ...files,
-          endpoint: core.info.mqtt.host,
-          port: core.info.mqtt.port,
-          samplingMs: 100,
-          outboxPath: path.join(dir, 'outbox.db'),
-          overrides: {
-            // Batches seal often and by age, so kills land mid-batch, mid-seal and mid-publish.
-            batch: { maxReadings: 20, maxAgeMs: 1_000 },
-            mqtt: { protocol: '3.1.1', reconnectMinMs: 100, reconnectMaxMs: 1_000 },
-            publish: { ackTimeoutMs: 2_000, maxPerSecond: 50, maxInFlight: 8 },
-            logLevel: 'trace',
-          },
-        }),
-      ),
-    );
+    writeAgentConfig(configFile, files, core.info.mqtt.port, path.join(dir, 'outbox.db'));
 
     const next = random(SEED);
     const sampled: string[] = [];
@@ -170,34 +221,94 @@ describe('agent killed with SIGKILL at random moments', () => {
       await agent.exited;
       sampled.push(...sampledBy(agent.lines));
     }
-    expect(new Set(sampled).size, 'a reading logged twice').toBe(sampled.length);
-    expect(sampled.length).toBeGreaterThan(KILLS * 5);
+    await expectEachStoredOnce({
+      thing,
+      configFile,
+      sampled,
+      kills: KILLS,
+      context: `seed ${SEED}, kill moments ${moments.join(', ')}`,
+      store: core.core.services.telemetry,
+    });
+  }, 600_000);
 
-    // One more run, left alone: it seals the last killed run's journal and drains the outbox.
-    const last = spawnAgent(configFile);
-    const deadline = Date.now() + 90_000;
-    let stored: string[] = [];
-    let missing: string[] = sampled;
-    while (missing.length > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
-      stored = await storedKeys(thing);
-      const have = new Set(stored);
-      missing = sampled.filter((k) => !have.has(k));
+  it(`stores every reading exactly once when the core is killed too: ${CRASH_ROUNDS} rounds of core, agent or both (seed ${SEED})`, async () => {
+    // The core is a process here, so it can be killed; it restarts on its data dir and its ports.
+    const thing = 'crash-anywhere';
+    const coreDir = path.join(dir, 'core-crash');
+    const setup = await startCore(coreDir);
+    const files = await provisionDevice(setup, thing, dir);
+    const ports = { mqttPort: setup.info.mqtt.port, httpPort: Number(new URL(setup.info.http).port) };
+    await setup.stop();
+    const configFile = path.join(dir, 'crash-agent.json');
+    writeAgentConfig(configFile, files, ports.mqttPort, path.join(dir, 'crash-outbox.db'));
+
+    /** The core on its ports again (the OS may hold a port a moment after a kill). */
+    const restartCore = async (): Promise<RunningCoreProcess> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await launchCoreProcess(coreDir, ports);
+        } catch (err) {
+          if (attempt >= 20) throw err;
+          await sleep(250);
+        }
+      }
+    };
+    let coreProcess = await restartCore();
+    const killCore = async () => {
+      coreProcess.child.kill('SIGKILL');
+      await coreProcess.exited;
+    };
+
+    const next = random(SEED ^ 0x5eed);
+    const sampled: string[] = [];
+    const moments: string[] = [];
+    for (let round = 0; round < CRASH_ROUNDS; round++) {
+      const agent = spawnAgent(configFile);
+      await agent.waitFor((l) => l.msg === 'reading', 60_000, 'a reading');
+      const first = Math.floor(next() * 2_000);
+      await sleep(first);
+      const victim = (['core', 'agent', 'both'] as const)[round % 3];
+      if (victim === 'core') {
+        // The core dies under a running agent (acknowledgements in flight), stays down a while
+        // (the agent keeps sampling and retrying), comes back, and the agent is killed later.
+        await killCore();
+        const down = Math.floor(next() * 1_500);
+        await sleep(down);
+        coreProcess = await restartCore();
+        const after = Math.floor(next() * 2_000);
+        await sleep(after);
+        moments.push(`core@${first}+${down}+${after}`);
+      } else if (victim === 'both') {
+        // Both at once, as in a power cut of a machine running both.
+        coreProcess.child.kill('SIGKILL');
+        moments.push(`both@${first}`);
+      } else {
+        moments.push(`agent@${first}`);
+      }
+      agent.child.kill('SIGKILL');
+      await agent.exited;
+      sampled.push(...sampledBy(agent.lines));
+      if (victim === 'both') {
+        await coreProcess.exited;
+        coreProcess = await restartCore();
+      }
     }
-    last.child.kill('SIGKILL');
-    await last.exited;
-    stored = await storedKeys(thing);
 
-    const context = `seed ${SEED}, kill moments ${moments.join(', ')}`;
-    expect(missing, `sampled before a kill but never stored (${context})`).toEqual([]);
-    const counts = new Map<string, number>();
-    for (const k of stored) counts.set(k, (counts.get(k) ?? 0) + 1);
-    const twice = [...counts].filter(([, n]) => n > 1).map(([k]) => k);
-    expect(twice, `stored more than once (${context})`).toEqual([]);
-    // A reading is persisted just before its line is written: a kill between the two leaves at most
-    // one stored reading per killed run that no line announced.
-    const announced = new Set([...sampled, ...sampledBy(last.lines)]);
-    const unannounced = stored.filter((k) => !announced.has(k));
-    expect(unannounced.length, `stored without a line (${context})`).toBeLessThanOrEqual(KILLS);
+    // The last core is stopped cleanly and read in-process on the same data dir and ports.
+    coreProcess.child.kill('SIGTERM');
+    expect((await coreProcess.exited).code).toBe(0);
+    const final = await startCore(coreDir, { mqtt: ports.mqttPort, http: ports.httpPort });
+    try {
+      await expectEachStoredOnce({
+        thing,
+        configFile,
+        sampled,
+        kills: CRASH_ROUNDS,
+        context: `seed ${SEED}, rounds ${moments.join(', ')}`,
+        store: final.core.services.telemetry,
+      });
+    } finally {
+      await final.stop();
+    }
   }, 600_000);
 });
