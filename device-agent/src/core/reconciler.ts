@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { type LogLevel, type RejectedDesired, splitDesired } from '@pifleet/protocol';
+import { type LogLevel, type RejectedDesired, setOwn, splitDesired } from '@pifleet/protocol';
 import type { BatchLimits } from './batcher.js';
 
 /** The state the agent has actually reached (what it reports). */
@@ -142,8 +142,9 @@ export class Reconciler {
     if (!changed) return undefined;
     if (this.#rejected.size === 0) return null;
     const patch: Record<string, { value: unknown; reason: string } | null> = {};
-    for (const path of cleared) patch[path] = null;
-    for (const [path, entry] of this.#rejected) patch[path] = entry;
+    // setOwn: a rejected top-level `__proto__` is a key like any other, not the patch's prototype.
+    for (const path of cleared) setOwn(patch, path, null);
+    for (const [path, entry] of this.#rejected) setOwn(patch, path, entry);
     return patch;
   }
 }

@@ -76,6 +76,17 @@ describe('Reconciler.commit → reported.rejected patch', () => {
     expect(r.commit(p4)).toBeUndefined();
   });
 
+  it('reports a rejected top-level __proto__ key as an ordinary key of the patch', () => {
+    const r = new Reconciler();
+    const desired = JSON.parse('{"__proto__":{"x":1},"logLevel":"warn"}') as Record<string, unknown>;
+    const plan = r.plan(desired, 1, actual, known, true);
+    if (!plan) throw new Error('plan');
+    const patch = r.commit(plan);
+    expect(Object.getPrototypeOf(patch)).toBe(Object.prototype);
+    expect(Object.keys(patch ?? {})).toEqual(['__proto__']);
+    expect(Object.getOwnPropertyDescriptor(patch, '__proto__')?.value).toMatchObject({ value: { x: 1 } });
+  });
+
   it('an applier failure becomes a rejection', () => {
     const r = new Reconciler();
     const p = r.plan({ outputs: { relay: true } }, 1, actual, known, false);
