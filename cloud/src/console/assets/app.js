@@ -93,7 +93,8 @@ function validateSchema(schema, value, parts = [], issues = []) {
       return issues;
     }
     for (const [k, v] of Object.entries(value)) {
-      const prop = schema.properties?.[k];
+      // Own keys only: `constructor` must not find Object's constructor and pass unchecked.
+      const prop = schema.properties && Object.hasOwn(schema.properties, k) ? schema.properties[k] : undefined;
       if (prop) {
         validateSchema(prop, v, [...parts, k], issues);
         continue;
