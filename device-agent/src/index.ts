@@ -35,6 +35,7 @@ export * from './ports/clock.js';
 export * from './ports/gpio.js';
 export * from './ports/i2c.js';
 export * from './ports/transport.js';
+export * from './process-exit.js';
 export * from './shadow/iot-shadow-v2.js';
 export * from './shadow/port.js';
 export * from './systemd/index.js';

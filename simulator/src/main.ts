@@ -1,3 +1,4 @@
+import { exitWhenFlushed } from '@pifleet/device-agent';
 import { runSimCli } from './cli.js';
 
 /** Process entry of `pifleet-sim`: the only module of the simulator's CLI that touches `process`. */
@@ -12,16 +13,6 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
         process.once('SIGINT', () => resolve('SIGINT'));
       }),
   });
-  process.exitCode = code;
-  // Exit explicitly once stdout/stderr are flushed, never by letting the event loop run dry: a
-  // natural exit tears the Node environment down and aws-crt aborts on the way (exit 255) when a
-  // shadow delta stream was open (see exitWhenFlushed in @pifleet/device-agent's main.ts).
-  let pending = 2;
-  const done = () => {
-    pending -= 1;
-    if (pending === 0) process.exit(code);
-  };
-  process.stdout.write('', done);
-  process.stderr.write('', done);
-  setTimeout(() => process.exit(code), 2_000);
+  // Never a natural exit: aws-crt aborts on the way out once a shadow delta stream was open.
+  exitWhenFlushed(code);
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killCoreProcesses, launchCoreProcess, type RunningCoreProcess, type TelemetryStore } from '@pifleet/cloud';
-import { simulatedConfigInput } from '@pifleet/simulator';
+import { createRng, simulatedConfigInput } from '@pifleet/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeviceFiles, provisionDevice, type RunningCore, startCore } from './agent-harness.js';
 
@@ -43,18 +43,6 @@ afterAll(async () => {
   await core?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** mulberry32: a small seeded generator, so a failing sequence of kill moments can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 interface LogLine {
   readonly msg?: string;
@@ -200,7 +188,7 @@ describe('agent killed with SIGKILL at random moments', () => {
     const configFile = path.join(dir, 'agent.json');
     writeAgentConfig(configFile, files, core.info.mqtt.port, path.join(dir, 'outbox.db'));
 
-    const next = random(SEED);
+    const next = createRng(SEED);
     const sampled: string[] = [];
     const moments: string[] = [];
     for (let run = 0; run < KILLS; run++) {
@@ -259,7 +247,7 @@ describe('agent killed with SIGKILL at random moments', () => {
       await coreProcess.exited;
     };
 
-    const next = random(SEED ^ 0x5eed);
+    const next = createRng(SEED ^ 0x5eed);
     const sampled: string[] = [];
     const moments: string[] = [];
     for (let round = 0; round < CRASH_ROUNDS; round++) {

@@ -489,133 +489,106 @@ describe('TLS broker with IoT policies', () => {
     client?.conn.destroy();
     expect(json(await presence(thing, 'disconnected')).disconnectReason).toBe('CONNECTION_LOST');
   });
-});
 
-describe('the before-acknowledgement handler', () => {
-  let pki: TestPki;
-  let identities: MemoryIdentities;
-  let broker: Broker;
-  let port: number;
-  const inbox = new Inbox();
-  const open: mqtt.MqttClientConnection[] = [];
-  let n = 0;
+  describe('the before-acknowledgement handler', () => {
+    async function device() {
+      const { thing, cert } = await provision();
+      return { thing, c: await connected(cert, thing) };
+    }
 
-  beforeAll(async () => {
-    pki = await createTestPki();
-    identities = new MemoryIdentities();
-    broker = createBroker({ identities, tls: pki.serverTls, host: '127.0.0.1', port: 0, account: ACCOUNT });
-    ({ port } = await broker.start());
-    await broker.bus.subscribe('pifleet/#', inbox.push);
-  });
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((c) => closeQuietly(c)));
-  });
-  afterAll(async () => {
-    await broker?.stop();
-  });
-
-  async function device() {
-    const thing = `pi-ack-${++n}`;
-    const cert = await pki.issue(thing);
-    identities.put(cert.certificateId, { status: 'ACTIVE', thingNames: [thing], policies: [recommended()] });
-    const c = deviceConnection({ port, caCertPem: pki.caCertPem, cert, clientId: thing });
-    open.push(c);
-    await within(c.connect(), 5_000, 'connect');
-    return { thing, c };
-  }
-
-  /** Installs a handler that holds every message until the test settles it. */
-  function holding() {
-    const held: { message: BusMessage; settle: (err?: Error) => void }[] = [];
-    let arrived: (() => void) | undefined;
-    const remove = broker.bus.acceptBeforeAck((message) => {
-      const done = new Promise<void>((resolve, reject) => {
-        held.push({ message, settle: (err) => (err ? reject(err) : resolve()) });
+    /** Installs a handler that holds every message until the test settles it. */
+    function holding() {
+      const held: { message: BusMessage; settle: (err?: Error) => void }[] = [];
+      let arrived: (() => void) | undefined;
+      const remove = broker.bus.acceptBeforeAck((message) => {
+        const done = new Promise<void>((resolve, reject) => {
+          held.push({ message, settle: (err) => (err ? reject(err) : resolve()) });
+        });
+        arrived?.();
+        return done;
       });
-      arrived?.();
-      return done;
+      const next = () =>
+        held.length > 0
+          ? Promise.resolve()
+          : within(
+              new Promise<void>((r) => {
+                arrived = r;
+              }),
+              5_000,
+              'before-ack handler',
+            );
+      return { held, next, remove };
+    }
+
+    it('sends PUBACK only once the handler has finished, and marks the delivered message as taken', async () => {
+      const { thing, c } = await device();
+      const hold = holding();
+      try {
+        let acked = false;
+        const publish = c.publish(`pifleet/${thing}/telemetry`, '{"n":1}', mqtt.QoS.AtLeastOnce).then(() => {
+          acked = true;
+        });
+        await hold.next();
+        expect(hold.held[0]?.message).toMatchObject({ topic: `pifleet/${thing}/telemetry`, clientId: thing, qos: 1 });
+        // The message has been authorized and handed over; nothing may acknowledge it yet.
+        await new Promise((r) => setTimeout(r, 300));
+        expect(acked).toBe(false);
+        expect(inbox.messages.some((m) => m.topic === `pifleet/${thing}/telemetry`)).toBe(false);
+
+        hold.held[0]?.settle();
+        await within(publish, 5_000, 'PUBACK');
+        // aedes wraps the packet between authorization and delivery: the bus still knows it was taken.
+        const delivered = await inbox.next((m) => m.topic === `pifleet/${thing}/telemetry`);
+        expect(delivered.acceptedBeforeAck).toBe(true);
+      } finally {
+        hold.remove();
+      }
     });
-    const next = () =>
-      held.length > 0
-        ? Promise.resolve()
-        : within(
-            new Promise<void>((r) => {
-              arrived = r;
-            }),
-            5_000,
-            'before-ack handler',
-          );
-    return { held, next, remove };
-  }
 
-  it('sends PUBACK only once the handler has finished, and marks the delivered message as taken', async () => {
-    const { thing, c } = await device();
-    const hold = holding();
-    try {
-      let acked = false;
-      const publish = c.publish(`pifleet/${thing}/telemetry`, '{"n":1}', mqtt.QoS.AtLeastOnce).then(() => {
-        acked = true;
-      });
-      await hold.next();
-      expect(hold.held[0]?.message).toMatchObject({ topic: `pifleet/${thing}/telemetry`, clientId: thing, qos: 1 });
-      // The message has been authorized and handed over; nothing may acknowledge it yet.
-      await new Promise((r) => setTimeout(r, 300));
-      expect(acked).toBe(false);
-      expect(inbox.messages.some((m) => m.topic === `pifleet/${thing}/telemetry`)).toBe(false);
+    it('closes the connection without PUBACK when the handler fails, so the device still holds the message', async () => {
+      const { thing, c } = await device();
+      const hold = holding();
+      try {
+        const interrupted = once(c, 'interrupt');
+        const outcome = c.publish(`pifleet/${thing}/telemetry`, '{"n":2}', mqtt.QoS.AtLeastOnce).then(
+          () => 'acknowledged',
+          () => 'failed',
+        );
+        await hold.next();
+        hold.held[0]?.settle(new Error('disk full'));
+        await interrupted;
+        // A clean session drops the unacknowledged publish with the connection: the publish fails and
+        // the agent keeps the batch in its outbox to send again (never deleted without a PUBACK).
+        expect(await within(outcome, 10_000, 'publish outcome')).toBe('failed');
+        expect(inbox.messages.some((m) => m.payload.toString() === '{"n":2}')).toBe(false);
+      } finally {
+        hold.remove();
+      }
+    });
 
-      hold.held[0]?.settle();
-      await within(publish, 5_000, 'PUBACK');
-      // aedes wraps the packet between authorization and delivery: the bus still knows it was taken.
-      const delivered = await inbox.next((m) => m.topic === `pifleet/${thing}/telemetry`);
-      expect(delivered.acceptedBeforeAck).toBe(true);
-    } finally {
-      hold.remove();
-    }
-  });
+    it('leaves QoS 0 messages and in-process publishes alone', async () => {
+      const { thing, c } = await device();
+      const hold = holding();
+      try {
+        await c.publish(`pifleet/${thing}/telemetry`, '{"q":0}', mqtt.QoS.AtMostOnce);
+        await broker.bus.publish(`pifleet/${thing}/telemetry`, '{"in":"process"}', { qos: 1 });
+        const q0 = await inbox.next((m) => m.payload.toString() === '{"q":0}');
+        const inProcess = await inbox.next((m) => m.payload.toString() === '{"in":"process"}');
+        expect([q0.acceptedBeforeAck, inProcess.acceptedBeforeAck]).toEqual([false, false]);
+        expect(hold.held).toEqual([]);
+      } finally {
+        hold.remove();
+      }
+    });
 
-  it('closes the connection without PUBACK when the handler fails, so the device still holds the message', async () => {
-    const { thing, c } = await device();
-    const hold = holding();
-    try {
-      const interrupted = once(c, 'interrupt');
-      const outcome = c.publish(`pifleet/${thing}/telemetry`, '{"n":2}', mqtt.QoS.AtLeastOnce).then(
-        () => 'acknowledged',
-        () => 'failed',
-      );
-      await hold.next();
-      hold.held[0]?.settle(new Error('disk full'));
-      await interrupted;
-      // A clean session drops the unacknowledged publish with the connection: the publish fails and
-      // the agent keeps the batch in its outbox to send again (never deleted without a PUBACK).
-      expect(await within(outcome, 10_000, 'publish outcome')).toBe('failed');
-      expect(inbox.messages.some((m) => m.payload.toString() === '{"n":2}')).toBe(false);
-    } finally {
-      hold.remove();
-    }
-  });
-
-  it('leaves QoS 0 messages and in-process publishes alone', async () => {
-    const { thing, c } = await device();
-    const hold = holding();
-    try {
-      await c.publish(`pifleet/${thing}/telemetry`, '{"q":0}', mqtt.QoS.AtMostOnce);
-      await broker.bus.publish(`pifleet/${thing}/telemetry`, '{"in":"process"}', { qos: 1 });
-      const q0 = await inbox.next((m) => m.payload.toString() === '{"q":0}');
-      const inProcess = await inbox.next((m) => m.payload.toString() === '{"in":"process"}');
-      expect([q0.acceptedBeforeAck, inProcess.acceptedBeforeAck]).toEqual([false, false]);
-      expect(hold.held).toEqual([]);
-    } finally {
-      hold.remove();
-    }
-  });
-
-  it('takes one handler at a time', () => {
-    const remove = broker.bus.acceptBeforeAck(() => undefined);
-    try {
-      expect(() => broker.bus.acceptBeforeAck(() => undefined)).toThrow(/already installed/);
-    } finally {
-      remove();
-    }
+    it('takes one handler at a time', () => {
+      const remove = broker.bus.acceptBeforeAck(() => undefined);
+      try {
+        expect(() => broker.bus.acceptBeforeAck(() => undefined)).toThrow(/already installed/);
+      } finally {
+        remove();
+      }
+    });
   });
 });
 
