@@ -13,24 +13,22 @@
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Broker, createBroker } from '../../src/broker/index.js';
-import { ACCOUNT, createTestPki, type IssuedCertificate, MemoryIdentities, type TestPki, within } from './fixtures.js';
+import {
+  ACCOUNT,
+  createTestPki,
+  type IssuedCertificate,
+  MemoryIdentities,
+  remainingLength,
+  type TestPki,
+  within,
+} from './fixtures.js';
 
 /** aedes's default mqemitter concurrency: messages in flight before the rest queue. */
 const CONCURRENCY = 100;
 
 // ---- a minimal MQTT 3.1.1 encoder, so a test controls exactly what one write carries ----------
 
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  let x = n;
-  do {
-    let byte = x % 128;
-    x = Math.floor(x / 128);
-    if (x > 0) byte |= 0x80;
-    out.push(byte);
-  } while (x > 0);
-  return Buffer.from(out);
-}
+const varint = (n: number): Buffer => Buffer.from(remainingLength(n));
 
 function str(s: string): Buffer {
   const b = Buffer.from(s, 'utf8');

@@ -244,3 +244,16 @@ export async function closeQuietly(connection: mqtt.MqttClientConnection | undef
     // already closed or never connected
   }
 }
+
+/** MQTT's variable byte integer (3.1.1 section 2.2.3), for tests that write packets byte by byte. */
+export function remainingLength(n: number): number[] {
+  const out: number[] = [];
+  let x = n;
+  do {
+    let byte = x % 128;
+    x = Math.floor(x / 128);
+    if (x > 0) byte |= 0x80;
+    out.push(byte);
+  } while (x > 0);
+  return out;
+}

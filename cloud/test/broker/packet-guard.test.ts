@@ -1,19 +1,7 @@
 import { LIMITS } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
 import { createPacketSizeGuard, MAX_PACKET_REMAINING_LENGTH } from '../../src/broker/packet-guard.js';
-
-/** MQTT's variable byte integer (section 2.2.3). */
-function remainingLength(n: number): number[] {
-  const out: number[] = [];
-  let x = n;
-  do {
-    let byte = x % 128;
-    x = Math.floor(x / 128);
-    if (x > 0) byte |= 0x80;
-    out.push(byte);
-  } while (x > 0);
-  return out;
-}
+import { remainingLength } from './fixtures.js';
 
 /** A fixed header (PUBLISH QoS 0) declaring `n` bytes, followed by those bytes. */
 const packet = (n: number) => Buffer.from([0x30, ...remainingLength(n), ...Buffer.alloc(n, 7)]);

@@ -9,6 +9,7 @@ import {
   type IssuedCertificate,
   MemoryIdentities,
   recommended,
+  remainingLength,
   type TestPki,
 } from './fixtures.js';
 
@@ -17,18 +18,6 @@ import {
  * connection closes after a few bytes instead of the broker buffering what the header promised.
  * Raw TLS sockets, so the test controls every byte.
  */
-
-function remainingLength(n: number): number[] {
-  const out: number[] = [];
-  let x = n;
-  do {
-    let byte = x % 128;
-    x = Math.floor(x / 128);
-    if (x > 0) byte |= 0x80;
-    out.push(byte);
-  } while (x > 0);
-  return out;
-}
 
 /** MQTT 3.1.1 CONNECT, clean session, keepalive 60 s. */
 function connectPacket(clientId: string): Buffer {
