@@ -25,14 +25,8 @@ export interface AwsIotTransport extends Transport {
   native(): NativeMqttClient | undefined;
 }
 
-export interface AwsIotTransportOptions {
+export interface AwsIotTransportOptions extends ConnectTarget {
   readonly protocol: '5' | '3.1.1';
-  readonly endpoint: string;
-  readonly port: number;
-  readonly clientId: string;
-  readonly certFile: string;
-  readonly keyFile: string;
-  readonly caFile?: string | undefined;
   readonly keepAliveS?: number;
   readonly reconnectMinMs?: number;
   readonly reconnectMaxMs?: number;
