@@ -1,13 +1,15 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { build } from 'esbuild';
 import { DeploymentError } from './errors.js';
 
 /**
  * Bundles the Lambda handlers with esbuild, locally and offline (no Docker, no download): one
  * directory per function holding `index.mjs` (ESM, every dependency inlined, the AWS SDK too, so
- * the function runs the SDK version the tests ran, not whatever the runtime ships) and its
+ * the function runs the SDK version the tests ran, not the one the runtime ships: `nodejs24.x`
+ * includes an SDK v3 pinned at the runtime's release, which the bundle never loads) and its
  * source map. The CDK app turns each directory into a `Code.fromAsset`; the asset hash is the
  * hash of the bundle, so an unchanged handler is not uploaded again.
  */
@@ -18,6 +20,29 @@ export type LambdaName = (typeof LAMBDA_NAMES)[number];
 
 /** The `handler` setting of every function: `index.mjs`, export `handler`. */
 export const LAMBDA_HANDLER = 'index.handler';
+
+/**
+ * The runtime of every function: Node.js 24 (`nodejs24.x`, on Amazon Linux 2023; Lambda deprecates
+ * it on 30 April 2028, `nodejs22.x` on 30 April 2027). A concrete version, not `NODEJS_LATEST`,
+ * so a CDK upgrade never moves the functions to a Node the handlers were not tested on. From
+ * Node.js 24, Lambda refuses at init a handler declared with a third (callback) parameter
+ * (`Runtime.CallbackHandlerDeprecated`); ours take the event only and return a promise.
+ */
+export const LAMBDA_RUNTIME = lambda.Runtime.NODEJS_24_X;
+
+/**
+ * esbuild's target for a Lambda Node.js runtime (`nodejs24.x` → `node24`), so the bundle is
+ * lowered for the Node that runs it and the two can never name different versions.
+ */
+export function esbuildTargetOf(runtime: lambda.Runtime): string {
+  const match = /^nodejs(\d+)\.x$/.exec(runtime.name);
+  if (match === null) {
+    throw new DeploymentError('BAD_SETTING', `not a Node.js Lambda runtime: ${runtime.name}`, {
+      data: { runtime: runtime.name },
+    });
+  }
+  return `node${match[1]}`;
+}
 
 const cloudRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -71,7 +96,7 @@ export async function bundleHandlers(options: BundleOptions): Promise<BundleResu
           outfile: path.join(dir, 'index.mjs'),
           bundle: true,
           platform: 'node',
-          target: 'node22',
+          target: esbuildTargetOf(LAMBDA_RUNTIME),
           format: 'esm',
           conditions: ['@pifleet/source'],
           mainFields: ['module', 'main'],

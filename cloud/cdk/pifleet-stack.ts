@@ -16,7 +16,7 @@ import type { Construct } from 'constructs';
 import { TELEMETRY_TABLE_KEYS } from '../src/adapters/dynamodb-telemetry-store.js';
 import { COMMAND_ROUTES } from '../src/core/command/api.js';
 import { RULES, type RuleDefinition } from '../src/rules/definitions.js';
-import { LAMBDA_HANDLER, type LambdaName } from './bundle.js';
+import { LAMBDA_HANDLER, LAMBDA_RUNTIME, type LambdaName } from './bundle.js';
 import { DeploymentError } from './errors.js';
 import { TopicRules, templateStaticPrefix } from './topic-rules.js';
 
@@ -26,7 +26,7 @@ import { TopicRules, templateStaticPrefix } from './topic-rules.js';
  *
  * - IoT topic rules generated from `src/rules/definitions.ts` (see `topic-rules.ts`), each with
  *   its error action, and the recommended device policy (`pifleet-device`).
- * - Lambda functions (Node.js 22, arm64) for the handlers in `src/handlers/`: ingest and presence
+ * - Lambda functions (Node.js 24, arm64) for the handlers in `src/handlers/`: ingest and presence
  *   (invoked asynchronously by rules: two retries, then an SQS on-failure destination), query
  *   and command (behind an HTTP API with IAM authorization).
  * - The telemetry table (single-table key design of `adapters/dynamodb-telemetry-store.ts`,
@@ -196,7 +196,7 @@ export class PifleetStack extends Stack {
       for (const statement of settings.statements) role.addToPrincipalPolicy(statement);
       return new lambda.Function(this, `${id}Function`, {
         description: settings.description,
-        runtime: lambda.Runtime.NODEJS_22_X,
+        runtime: LAMBDA_RUNTIME,
         architecture: lambda.Architecture.ARM_64,
         handler: LAMBDA_HANDLER,
         code,
@@ -332,7 +332,10 @@ export class PifleetStack extends Stack {
    * The account's ATS data endpoint, read at deploy time. `iot:DescribeEndpoint` has no resource
    * type, so IAM requires `Resource: "*"` for it (the one wildcard resource in this stack's own
    * policies; the custom resource's provider function also carries AWS's managed basic
-   * execution role).
+   * execution role). That provider function is CDK's: it runs CDK's latest Node runtime for the
+   * region (`nodejs24.x` everywhere in aws-cdk-lib 2.276) on x86_64, CDK's default — it runs once
+   * per deployment, so its architecture costs nothing worth an override of CDK's internals
+   * (`test/cdk/stack.test.ts` pins both, so a CDK upgrade that changes them is noticed).
    */
   private lookUpIotDataEndpoint(): string {
     const call: cr.AwsSdkCall = {

@@ -68,6 +68,15 @@ describe('the CDK app (cdk/app.ts)', () => {
     expect(Object.values(template.Resources).filter((r) => r.Type === 'AWS::CDK::Metadata')).toEqual([]);
   });
 
+  it('deploys every function on Node.js 24, the four handlers on arm64', () => {
+    const fns = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+    expect(fns.map((r) => r.Properties?.Runtime)).toEqual(fns.map(() => 'nodejs24.x'));
+    for (const name of LAMBDA_NAMES) {
+      const fn = fns.find((r) => descriptions[name].test(String(r.Properties?.Description)));
+      expect(fn?.Properties?.Architectures, name).toEqual(['arm64']);
+    }
+  });
+
   it('passes context settings to the functions', () => {
     const env = (name: LambdaName) => {
       const fn = Object.values(template.Resources).find(
@@ -96,9 +105,10 @@ describe('the CDK app (cdk/app.ts)', () => {
     '%s: the bundle loads in plain node outside the workspace, and builds its dependencies only when invoked',
     async (name) => {
       const dir = assetDirOf(descriptions[name]);
+      // arity: Lambda's Node.js 24 runtime refuses a handler with a third (callback) parameter at init.
       const script = `
       const m = await import(${JSON.stringify(path.join(dir, 'index.mjs'))});
-      const out = { type: typeof m.handler };
+      const out = { type: typeof m.handler, arity: m.handler.length };
       try { await m.handler({ requestContext: { requestId: 'r', http: { method: 'GET' }, stage: '$default' }, rawPath: '/' }); out.result = 'resolved'; }
       catch (err) { out.error = { name: err.name, code: err.code }; }
       console.log(JSON.stringify(out));`;
@@ -110,6 +120,7 @@ describe('the CDK app (cdk/app.ts)', () => {
       });
       expect(JSON.parse(stdout)).toEqual({
         type: 'function',
+        arity: 1,
         error: { name: 'HandlerConfigError', code: 'HANDLER_CONFIG' },
       });
     },

@@ -4,7 +4,7 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { describe, expect, it } from 'vitest';
-import type { LambdaName } from '../../cdk/bundle.js';
+import { esbuildTargetOf, LAMBDA_RUNTIME, type LambdaName } from '../../cdk/bundle.js';
 import { DeploymentError } from '../../cdk/errors.js';
 import { COMMAND_ROUTES, PifleetStack, type PifleetStackProps, QUERY_ROUTES } from '../../cdk/pifleet-stack.js';
 import { TELEMETRY_TABLE_KEYS } from '../../src/adapters/dynamodb-telemetry-store.js';
@@ -257,12 +257,58 @@ describe('rule translation beyond the shipped rules', () => {
   });
 });
 
+/** Runtime and architecture of every `AWS::Lambda::Function` of a template, by logical id (x86_64 when unset, as Lambda defaults). */
+const runtimes = (res: Resources) =>
+  Object.fromEntries(
+    idsOfType(res, 'AWS::Lambda::Function').map((fnId) => {
+      const props = res[fnId]?.Properties ?? {};
+      return [fnId, { runtime: props.Runtime, architectures: props.Architectures ?? ['x86_64'] }];
+    }),
+  );
+
+describe('Lambda runtime', () => {
+  it('every function of the stack runs Node.js 24: the four handlers on arm64, CDK’s endpoint lookup on x86_64', () => {
+    const lookupId = idsOfType(resources, 'Custom::AWS')[0] as string;
+    const lookupFn = refId(render(resources[lookupId]?.Properties?.ServiceToken));
+    const handler = { runtime: 'nodejs24.x', architectures: ['arm64'] };
+    expect(runtimes(resources)).toEqual({
+      [fnIds.ingest]: handler,
+      [fnIds.presence]: handler,
+      [fnIds.query]: handler,
+      [fnIds.command]: handler,
+      // A plain string in every region (no Fn::FindInMap): CDK's latest-Node fact is the same everywhere.
+      [lookupFn]: { runtime: 'nodejs24.x', architectures: ['x86_64'] },
+    });
+    expect(LAMBDA_RUNTIME.name).toBe('nodejs24.x');
+  });
+
+  it('with a given data endpoint there is no lookup function: the four handlers, Node.js 24 on arm64', () => {
+    const given = synth({ iotDataEndpoint: 'abc123-ats.iot.eu-west-1.amazonaws.com' });
+    const all = Object.values(runtimes(given.resources));
+    expect(all).toHaveLength(4);
+    for (const fn of all) expect(fn).toEqual({ runtime: 'nodejs24.x', architectures: ['arm64'] });
+  });
+
+  it.each([
+    [lambda.Runtime.NODEJS_24_X, 'node24'],
+    [lambda.Runtime.NODEJS_22_X, 'node22'],
+  ])('esbuild targets the Node of the runtime: %s → %s', (runtime, target) => {
+    expect(esbuildTargetOf(runtime)).toBe(target);
+  });
+
+  it('refuses to derive an esbuild target from a runtime that is not Node.js', () => {
+    expect(() => esbuildTargetOf(lambda.Runtime.PYTHON_3_13)).toThrow(
+      expect.objectContaining({ name: 'DeploymentError', code: 'BAD_SETTING', data: { runtime: 'python3.13' } }),
+    );
+  });
+});
+
 describe('Lambda functions', () => {
   it.each(Object.keys(fnIds) as LambdaName[])(
-    '%s: Node.js 22 on arm64, bundle handler, table and log level in env',
+    '%s: Node.js 24 on arm64, bundle handler, table and log level in env',
     (name) => {
       const props = render(resources[fnIds[name]]?.Properties) as Record<string, unknown>;
-      expect(props.Runtime).toBe('nodejs22.x');
+      expect(props.Runtime).toBe('nodejs24.x');
       expect(props.Architectures).toEqual(['arm64']);
       expect(props.Handler).toBe('index.handler');
       expect(props.Environment).toMatchObject({
