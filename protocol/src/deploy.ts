@@ -20,15 +20,63 @@ export const AGENT_INSTALL_PATHS = {
   stateDir: '/var/lib/pifleet',
 } as const;
 
+/**
+ * How the unit runs the agent's script: `node` from the service's PATH. systemd gives a service
+ * `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` (systemd 252, Raspberry Pi OS
+ * Bookworm), the order of sudo's `secure_path` too, so the node the README's `sudo -u pifleet node …
+ * check-config` runs is the node the service runs: NodeSource's package puts Node 24 in
+ * `/usr/bin/node`, the README's tarball install links it into `/usr/local/bin`, which comes first. A
+ * fixed `/usr/bin/node` would run Debian's own nodejs (Node 18) after a tarball install, or fail
+ * with 203/EXEC when there is none. The copied script needs no executable bit either way.
+ */
+export const AGENT_NODE_COMMAND = '/usr/bin/env node';
+
+/**
+ * Restart policy of the unit. Every failure restarts after {@link AGENT_RESTART.restartSec}
+ * except a configuration error (78), which no restart can fix. Exit 69 (unavailable) does
+ * restart: it is also what an agent started before the device is ready exits with (`/dev/i2c-N`
+ * appears only once the bus driver's module has loaded at boot), which a restart fixes. What 69 also means — a Node older than
+ * the agent needs, 32-bit ARM (aws-crt has no binary for it), I2C disabled, a native module not
+ * built — never fixes itself, and such an agent exits within seconds of every start; so systemd
+ * stops trying after `startLimitBurst` starts within the unit's start-limit interval instead of
+ * starting it every 5 s forever (the reason stays in the journal; `systemctl reset-failed` and a
+ * start, or a reboot, try again). A failure slower than `fastFailureSec` after each start, or a
+ * watchdog kill, never uses the burst up: such an agent is restarted as long as it fails.
+ */
+export const AGENT_RESTART = {
+  /** Delay before a restart (`RestartSec`). */
+  restartSec: 5,
+  /** Starts allowed within the interval (`StartLimitBurst`). */
+  startLimitBurst: 10,
+  /** An agent whose every run ends within this many seconds stops after `startLimitBurst` starts. */
+  fastFailureSec: 7,
+  /** Exit codes that never restart (`RestartPreventExitStatus`). */
+  preventExitStatus: [78],
+} as const;
+
+/**
+ * `StartLimitIntervalSec` for a watchdog interval. systemd refuses a start when `startLimitBurst`
+ * starts were made within the interval, so an agent whose every run lasts `t` seconds gives up
+ * when `startLimitBurst × (restartSec + t)` fits in the interval: wide enough for
+ * `t = fastFailureSec`, and narrower than that product for a run ended by the watchdog (which
+ * kills no earlier than `watchdogSec` after READY), so watchdog restarts go on. A watchdog shorter
+ * than `fastFailureSec` narrows what counts as fast to what it leaves.
+ */
+export function agentStartLimitIntervalSec(watchdogSec: number): number {
+  const { restartSec, startLimitBurst, fastFailureSec } = AGENT_RESTART;
+  const fast = startLimitBurst * (restartSec + fastFailureSec);
+  const watchdogKilled = startLimitBurst * (restartSec + watchdogSec);
+  return Math.min(fast, watchdogKilled - 1);
+}
+
 export interface AgentUnitOptions {
   /** Absolute path of the agent's JSON config on the device. */
   readonly configPath: string;
   /** Absolute path of the `pifleet-agent` executable or script. Default {@link AGENT_INSTALL_PATHS}`.agentBin`. */
   readonly execPath?: string;
   /**
-   * Command that runs `execPath` when it is a script. Default for a `.js`/`.mjs` file: `/usr/bin/env
-   * node` (node from the service's PATH, so the unit needs no executable bit on the copied script
-   * and finds a NodeSource `/usr/bin/node` or a `/usr/local/bin/node` alike); none otherwise.
+   * Command that runs `execPath` when it is a script. Default for a `.js`/`.mjs` file:
+   * {@link AGENT_NODE_COMMAND}; none otherwise.
    */
   readonly nodePath?: string;
   /** Directory holding the outbox database, writable by the service. Default `/var/lib/pifleet`. */
@@ -57,14 +105,17 @@ function within(dir: string, parent: string): boolean {
 
 /**
  * The systemd unit (`pifleet-agent.service`) that runs the agent on a device: `Type=notify` with a
- * watchdog, restart on any failure except a configuration error (exit 78), a dedicated
- * unprivileged user in the gpio and i2c groups, and a read-only system except the outbox directory.
+ * watchdog, restart on any failure except a configuration error (exit 78) and up to a start
+ * limit for failures at every start ({@link AGENT_RESTART}), a dedicated unprivileged user in the
+ * gpio and i2c groups, and a read-only system except the outbox directory. Only directives systemd
+ * 252 (Debian and Raspberry Pi OS Bookworm) knows.
  */
 export function renderAgentUnit(o: AgentUnitOptions): string {
   if (!o.configPath.startsWith('/')) throw new TypeError('configPath must be absolute');
   const user = o.user ?? 'pifleet';
   const execPath = o.execPath ?? AGENT_INSTALL_PATHS.agentBin;
-  const nodePath = o.nodePath ?? (/\.m?js$/.test(execPath) ? '/usr/bin/env node' : undefined);
+  const nodePath = o.nodePath ?? (/\.m?js$/.test(execPath) ? AGENT_NODE_COMMAND : undefined);
+  const watchdogSec = o.watchdogSec ?? 30;
   const exec = [nodePath, execPath].filter(Boolean).join(' ');
   const outboxDir = o.outboxDir ?? AGENT_INSTALL_PATHS.stateDir;
   const configDir = dirname(o.configPath);
@@ -76,17 +127,21 @@ export function renderAgentUnit(o: AgentUnitOptions): string {
 Description=pifleet device agent (sensors, telemetry, Device Shadow)
 Wants=network-online.target time-sync.target
 After=network-online.target time-sync.target
+# An agent that fails within seconds of every start (69: a Node it does not support, 32-bit ARM,
+# I2C disabled, a native module not built) stops after ${AGENT_RESTART.startLimitBurst} starts; a slower failure or a watchdog kill keeps restarting.
+StartLimitIntervalSec=${agentStartLimitIntervalSec(watchdogSec)}
+StartLimitBurst=${AGENT_RESTART.startLimitBurst}
 
 [Service]
 Type=notify
 # READY/WATCHDOG/STOPPING come from systemd-notify child processes (Node has no AF_UNIX datagram sockets).
 NotifyAccess=all
 ExecStart=${exec} run --config ${o.configPath}
-WatchdogSec=${o.watchdogSec ?? 30}
+WatchdogSec=${watchdogSec}
 Restart=always
-RestartSec=5
+RestartSec=${AGENT_RESTART.restartSec}
 # 78 = invalid configuration: restarting cannot fix it.
-RestartPreventExitStatus=78
+RestartPreventExitStatus=${AGENT_RESTART.preventExitStatus.join(' ')}
 TimeoutStopSec=20
 KillSignal=SIGTERM
 User=${user}

@@ -1,12 +1,55 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AGENT_INSTALL_PATHS, renderAgentUnit } from '../src/deploy.js';
+import { AGENT_INSTALL_PATHS, AGENT_NODE_COMMAND, AGENT_RESTART, renderAgentUnit } from '../src/deploy.js';
 
 const lines = (unit: string) => unit.split('\n');
 const pathLines = (unit: string) => lines(unit).filter((l) => /^(ReadWrite|ReadOnly)Paths=/.test(l));
 
+/** The `key=value` settings of one section of a unit. */
+function section(unit: string, name: string): Map<string, string> {
+  const start = lines(unit).indexOf(`[${name}]`);
+  if (start < 0) throw new Error(`no [${name}] section`);
+  const settings = new Map<string, string>();
+  for (const line of lines(unit).slice(start + 1)) {
+    if (line.startsWith('[')) break;
+    const m = /^([A-Za-z]+)=(.*)$/.exec(line);
+    if (m) settings.set(m[1] as string, m[2] as string);
+  }
+  return settings;
+}
+
+/**
+ * How many times systemd 252 starts a unit whose every run lasts `runSec` before its start limit
+ * refuses a start (Infinity: never, within 1000 starts). The rate limiter as src/basic/ratelimit.c
+ * has it: a start more than the interval after the window began opens a new window; within a
+ * window, at most `StartLimitBurst` starts.
+ */
+function startsBeforeGivingUp(unit: string, runSec: number): number {
+  const unitSection = section(unit, 'Unit');
+  const interval = Number(unitSection.get('StartLimitIntervalSec'));
+  const burst = Number(unitSection.get('StartLimitBurst'));
+  const restartSec = Number(section(unit, 'Service').get('RestartSec'));
+  let begin: number | undefined;
+  let num = 0;
+  for (let start = 0, t = 0; start < 1000; start++, t += runSec + restartSec) {
+    if (begin === undefined || t - begin > interval) {
+      begin = t;
+      num = 0;
+    } else if (num >= burst) {
+      return start;
+    }
+    num++;
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
 describe('renderAgentUnit', () => {
   it('by default runs the agent where the README installs it, with node from the service PATH', () => {
     const unit = renderAgentUnit({ configPath: AGENT_INSTALL_PATHS.configFile });
+    expect(AGENT_NODE_COMMAND).toBe('/usr/bin/env node');
     expect(lines(unit)).toContain(
       `ExecStart=/usr/bin/env node ${AGENT_INSTALL_PATHS.agentBin} run --config ${AGENT_INSTALL_PATHS.configFile}`,
     );
@@ -51,4 +94,58 @@ describe('renderAgentUnit', () => {
   ])('config %s, outbox dir %s: each directory listed once', (configPath, outboxDir, expected) => {
     expect(pathLines(renderAgentUnit({ configPath, outboxDir }))).toEqual(expected);
   });
+
+  it('restarts every failure but a configuration error, and sets its start limit in [Unit]', () => {
+    const unit = renderAgentUnit({ configPath: AGENT_INSTALL_PATHS.configFile });
+    expect(section(unit, 'Service').get('Restart')).toBe('always');
+    expect(section(unit, 'Service').get('RestartSec')).toBe('5');
+    // 69 restarts: /dev/i2c-N not there yet at boot is 69 too, and a restart fixes that.
+    expect(section(unit, 'Service').get('RestartPreventExitStatus')).toBe('78');
+    expect(AGENT_RESTART.preventExitStatus).toEqual([78]);
+    expect(section(unit, 'Unit').get('StartLimitIntervalSec')).toBe('120');
+    expect(section(unit, 'Unit').get('StartLimitBurst')).toBe('10');
+    expect(section(unit, 'Service').has('StartLimitBurst')).toBe(false);
+  });
+
+  it.each([5, 10, 30, 120])(
+    'watchdog %i s: an agent refusing at once (exit 69) stops after 10 starts; a watchdog kill restarts forever',
+    (watchdogSec) => {
+      const unit = renderAgentUnit({ configPath: AGENT_INSTALL_PATHS.configFile, watchdogSec });
+      // A Node it does not support or 32-bit ARM: one line and exit 69 within a second of each start.
+      expect(startsBeforeGivingUp(unit, 1)).toBe(10);
+      // Killed by the watchdog (no earlier than WatchdogSec after READY): never gives up.
+      expect(startsBeforeGivingUp(unit, watchdogSec)).toBe(Number.POSITIVE_INFINITY);
+      // A failure well after start (a crash while connected) keeps being restarted.
+      expect(startsBeforeGivingUp(unit, 60)).toBe(Number.POSITIVE_INFINITY);
+    },
+  );
+
+  it('with the default watchdog, any agent failing within 7 s of every start stops after 10 starts (about 2 min at most)', () => {
+    const unit = renderAgentUnit({ configPath: AGENT_INSTALL_PATHS.configFile });
+    for (const runSec of [0, 1, 3, AGENT_RESTART.fastFailureSec]) expect(startsBeforeGivingUp(unit, runSec)).toBe(10);
+    expect(startsBeforeGivingUp(unit, AGENT_RESTART.fastFailureSec + 1)).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  // Debian and Raspberry Pi OS Bookworm ship systemd 252: verify reports unknown directives (one
+  // from a later systemd, such as RestartSteps, is ignored with a warning) and a missing ExecStart program.
+  it.runIf(existsSync('/usr/bin/systemd-analyze'))(
+    'systemd-analyze verify accepts the unit with no warning (installed and in-place bundles)',
+    () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'pifleet-unit-'));
+      try {
+        for (const [name, options] of [
+          ['installed', { configPath: AGENT_INSTALL_PATHS.configFile }],
+          ['in-place', { configPath: '/home/pi/bundle/agent.json', outboxDir: '/home/pi/bundle', watchdogSec: 5 }],
+        ] as const) {
+          const file = path.join(dir, `pifleet-agent-${name}.service`);
+          writeFileSync(file, renderAgentUnit(options));
+          const verify = spawnSync('/usr/bin/systemd-analyze', ['verify', file], { encoding: 'utf8', timeout: 20_000 });
+          expect(verify.status, verify.stderr).toBe(0);
+          expect(verify.stderr, name).toBe('');
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

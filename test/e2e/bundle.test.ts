@@ -124,9 +124,15 @@ describe('a bundle from pifleet things create', () => {
     });
     expect(printed.status, printed.stderr).toBe(EXIT.ok);
     expect(readFileSync(path.join(bundleDir, BUNDLE_FILES.unit), 'utf8')).toBe(printed.stdout);
-    expect(printed.stdout.split('\n')).toContain(
+    const unit = printed.stdout.split('\n');
+    expect(unit).toContain(
       `ExecStart=/usr/bin/env node ${AGENT_INSTALL_PATHS.agentBin} run --config ${AGENT_INSTALL_PATHS.configFile}`,
     );
+    // The restart policy travels with the bundle: no restart on a bad config (78); an agent failing
+    // at every start (69: a Node it does not support, 32-bit ARM) stops after 10 starts.
+    for (const line of ['RestartPreventExitStatus=78', 'StartLimitIntervalSec=120', 'StartLimitBurst=10']) {
+      expect(unit).toContain(line);
+    }
   });
 
   it('a bundle used in place keeps its outbox beside it and lists its directory once, writable', async () => {

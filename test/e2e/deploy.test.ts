@@ -1,7 +1,18 @@
 import 'reflect-metadata';
 import { spawn, spawnSync } from 'node:child_process';
 import { webcrypto } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +75,15 @@ function readmePiSection(): string {
   if (start < 0 || end < 0) throw new Error('README has no "Installing on a Raspberry Pi" section');
   return readme.slice(start, end);
 }
+
+/**
+ * The PATH systemd 252 (Raspberry Pi OS Bookworm) gives a system service; Debian's sudo
+ * `secure_path` has the same order. The unit's `/usr/bin/env node` searches it.
+ */
+const SERVICE_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/** The README's Pi section with runs of whitespace (line breaks inside `code`) as one space. */
+const flat = (text: string) => text.replace(/\s+/g, ' ');
 
 /** The README's deploy command line, as words, with its output directory. */
 function readmeDeployCommand(): { words: string[]; outDir: string } {
@@ -232,5 +252,59 @@ describe('Pi install path (pnpm deploy of @pifleet/device-agent)', () => {
     const bad = node(['bin/pifleet-agent.js', 'check-config', path.join(bundle, 'bad.json')], out);
     expect(bad.status).toBe(78);
     expect(bad.stderr).toMatch(/port/);
+  });
+
+  it('runs the unit’s ExecStart as systemd would: env finds node on the service PATH, the script needs no executable bit', () => {
+    // A copy without the executable bit (a new file: the deployed ones may be hard links into the store).
+    const script = path.join(out, 'bin', 'pifleet-agent-0644.js');
+    copyFileSync(path.join(out, 'bin/pifleet-agent.js'), script);
+    chmodSync(script, 0o644);
+    expect(statSync(script).mode & 0o111).toBe(0);
+    const missing = path.join(dir, 'not-installed', 'agent.json');
+    const unit = node(['bin/pifleet-agent.js', 'print-unit', '--exec', script, '--config', missing], out);
+    expect(unit.status, unit.stderr).toBe(0);
+    const execStart = unit.stdout.split('\n').find((l) => l.startsWith('ExecStart='));
+    expect(execStart).toBe(`ExecStart=/usr/bin/env node ${script} run --config ${missing}`);
+    const [program, ...args] = (execStart as string).slice('ExecStart='.length).split(' ');
+    // The node under test first, as a Pi has its Node 24 in /usr/local/bin or /usr/bin.
+    const started = spawnSync(program as string, args, {
+      cwd: '/',
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: { PATH: [path.dirname(process.execPath), ...SERVICE_PATH].join(':') },
+    });
+    // The agent itself answered: the missing config is a configuration error, which the unit does not restart.
+    expect(started.status, started.stderr).toBe(78);
+    expect(started.stderr).toContain(`cannot read ${missing}`);
+  });
+
+  it.runIf(existsSync('/usr/bin/systemd-path'))('SERVICE_PATH is the PATH this systemd gives a service', () => {
+    const found = spawnSync('/usr/bin/systemd-path', ['search-binaries-default'], { encoding: 'utf8' });
+    expect(found.stdout.trim()).toBe(SERVICE_PATH.join(':'));
+  });
+
+  it('the README installs Node 24 where the unit’s /usr/bin/env node finds it, and quotes the unit’s ExecStart', () => {
+    const section = readmePiSection();
+    const { agentBin, configFile } = AGENT_INSTALL_PATHS;
+    expect(flat(section)).toContain(`\`ExecStart=/usr/bin/env node ${agentBin} run --config ${configFile}\``);
+    // NodeSource's package: /usr/bin/node.
+    expect(section).toContain('https://deb.nodesource.com/setup_24.x');
+    expect(SERVICE_PATH).toContain('/usr/bin');
+    // The tarball: links in a directory the service searches before /usr/bin (Debian's own nodejs is Node 18).
+    const link = /sudo ln -sf \/opt\/node-\$V-linux-arm64\/bin\/\{node,npm,npx\} (\/\S+)\/$/m.exec(section);
+    expect(link, 'README links the tarball’s node somewhere').not.toBeNull();
+    const linkDir = link?.[1] as string;
+    expect(SERVICE_PATH).toContain(linkDir);
+    expect(SERVICE_PATH.indexOf(linkDir)).toBeLessThan(SERVICE_PATH.indexOf('/usr/bin'));
+    // Every command runs node as the service does, from PATH: never by an absolute path.
+    const commands = section.split('\n').filter((l) => /^(sudo |node |npx |curl |V=)/.test(l));
+    expect(commands.filter((l) => /(^|\s)\/\S*\/node\s/.test(l))).toEqual([]);
+    // …and the README checks, as the service user, which node that is before the agent is installed.
+    const nodeCheck = commands.findIndex((l) => /^sudo -u pifleet node --version\s/.test(l));
+    const checkConfig = commands.findIndex((l) => l.includes(`check-config ${configFile}`));
+    expect(nodeCheck).toBeGreaterThanOrEqual(0);
+    expect(nodeCheck).toBeLessThan(checkConfig);
+    // The checks that tell the 64-bit OS from the 32-bit one (a 32-bit OS on a Pi 4/5 still has an aarch64 kernel).
+    for (const check of ['getconf LONG_BIT', 'dpkg --print-architecture']) expect(section).toContain(check);
   });
 });

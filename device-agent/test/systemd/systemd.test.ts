@@ -52,7 +52,7 @@ describe('sd_notify', () => {
 });
 
 describe('renderUnit', () => {
-  it('writes a hardened notify unit that does not restart on a config error', () => {
+  it('writes a hardened notify unit that does not restart on a config error and stops a crash loop at start', () => {
     const unit = renderUnit({
       execPath: '/opt/pifleet/bin/pifleet-agent',
       configPath: '/etc/pifleet/agent.json',
@@ -65,6 +65,8 @@ describe('renderUnit', () => {
       'WatchdogSec=20',
       'Restart=always',
       'RestartPreventExitStatus=78',
+      'StartLimitIntervalSec=120',
+      'StartLimitBurst=10',
       'User=pifleet',
       'SupplementaryGroups=gpio i2c',
       'NoNewPrivileges=yes',
