@@ -1,28 +1,37 @@
 #!/usr/bin/env node
+// Node.js 22 is the floor. Checked first, before anything is imported, and in syntax every Node
+// with ES modules parses (no static import, no top-level await, no `??`, down to the Node 12 of
+// older distributions): an older Node would otherwise stop on a missing export or a syntax error
+// with a stack trace instead of saying what to install. 69 is EXIT.unavailable of
+// @pifleet/protocol's exit codes, written out because nothing may be imported before the check.
+if (Number(process.versions.node.split('.')[0]) < 22) {
+  process.stderr.write(
+    `pifleet-sim needs Node.js 22 or newer (this is v${process.versions.node}): install Node.js 24 LTS, ` +
+      'or in a pifleet checkout run it through scripts/with-node - see the README\n',
+  );
+  process.exit(69);
+}
+
 // Launcher of `pifleet-sim`. In the workspace (src/ present) it runs the TypeScript source in this
 // process through tsx, resolving workspace packages by their `@pifleet/source` export condition;
 // an installed package (dist/ only) runs the build.
-import { existsSync } from 'node:fs';
-import { register } from 'node:module';
+async function run() {
+  const { existsSync } = await import('node:fs');
+  const { register } = await import('node:module');
 
-// The AWS SDK's Node 20 end-of-support notice is noise on every run; other warnings still print.
-process.removeAllListeners('warning');
-process.on('warning', (w) => {
-  if (!`${w.name} ${w.message}`.includes('NodeVersionSupportWarning'))
-    process.stderr.write(`${w.name}: ${w.message}\n`);
-});
-
-const source = new URL('../src/main.ts', import.meta.url);
-if (existsSync(source)) {
-  const hook =
-    'export async function resolve(specifier, context, next) {' +
-    ' return next(specifier, { ...context, conditions: [...new Set([...context.conditions, "@pifleet/source"])] }); }';
-  register(`data:text/javascript,${encodeURIComponent(hook)}`, import.meta.url);
-  const { register: registerTsx } = await import('tsx/esm/api');
-  registerTsx();
-  const { main } = await import(source.href);
-  await main();
-} else {
-  const { main } = await import(new URL('../dist/main.js', import.meta.url).href);
+  const source = new URL('../src/main.ts', import.meta.url);
+  let entry = new URL('../dist/main.js', import.meta.url);
+  if (existsSync(source)) {
+    const hook =
+      'export async function resolve(specifier, context, next) {' +
+      ' return next(specifier, { ...context, conditions: [...new Set([...context.conditions, "@pifleet/source"])] }); }';
+    register(`data:text/javascript,${encodeURIComponent(hook)}`, import.meta.url);
+    const { register: registerTsx } = await import('tsx/esm/api');
+    registerTsx();
+    entry = source;
+  }
+  const { main } = await import(entry.href);
   await main();
 }
+// A rejection is left unhandled on purpose: Node prints it and exits 1, as a top-level await would.
+void run();

@@ -7,13 +7,12 @@ import { runCli } from '@pifleet/provisioning';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
- * Smoke test of the demo as a newcomer runs it (`pnpm demo`, i.e. tsx with the source condition):
+ * Smoke test of the demo as a newcomer runs it (`pnpm demo`, i.e. `node simulator/bin/pifleet-sim.js demo`):
  * it starts, provisions three things, prints telemetry and the commands to try, follows a desired
  * change made with the `pifleet` CLI, and stops cleanly with exit 0 on Ctrl-C and on --duration.
  */
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const tsxCli = path.join(repo, 'node_modules/tsx/dist/cli.mjs');
 let dir: string;
 const children: ChildProcess[] = [];
 
@@ -37,14 +36,7 @@ interface Run {
 function startDemo(args: string[]): Run {
   const child = spawn(
     process.execPath,
-    [
-      tsxCli,
-      '--conditions=@pifleet/source',
-      'simulator/src/demo/main.ts',
-      '--data-dir',
-      path.join(dir, 'demo'),
-      ...args,
-    ],
+    ['simulator/bin/pifleet-sim.js', 'demo', '--data-dir', path.join(dir, 'demo'), ...args],
     { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.push(child);
@@ -116,7 +108,8 @@ describe('pnpm demo', () => {
     demo.child.kill('SIGINT');
     expect(await demo.exited).toBe(0);
     expect(demo.out()).toMatch(/demo stopped cleanly/);
-    expect(demo.err()).not.toMatch(/Error|NodeVersionSupportWarning/);
+    // On Node ≥ 22 the AWS SDK has no end-of-support notice to print (nothing filters it any more).
+    expect(demo.err()).not.toMatch(/Error|Warning/);
   });
 
   it('stops by itself after --duration, reusing the things it provisioned before', async () => {
