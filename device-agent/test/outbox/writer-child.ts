@@ -4,6 +4,9 @@
  *   batches: puts batches at `synchronous=<sync>`, prints each seq.
  *   journal: journals readings at `readingSync=<sync>` (sealing every 50 at `synchronous=full`),
  *            prints each reading's `ts`.
+ *   gc:      uses an outbox, lets go of it, then makes V8 collect it from inside a fast API call
+ *            (`process.hrtime.bigint()`, where no JavaScript context is entered) and prints
+ *            `collected`. better-sqlite3 12 aborted the process there on Node >= 24.19.
  */
 import { sealBatch } from '../../src/core/batcher.js';
 import { openOutbox, type ReadingSync } from '../../src/outbox/outbox.js';
@@ -11,7 +14,23 @@ import { behaviourReading, journalEntry } from '../../src/testing/outbox-behavio
 
 const [path, sync, what = 'batches'] = process.argv.slice(2);
 if (!path) process.exit(64);
-if (what === 'journal') {
+if (what === 'gc') {
+  // Every statement of this outbox, and the ones its opening ran, becomes garbage on return.
+  const use = () => {
+    const { outbox } = openOutbox({ path, maxBytes: 1024 ** 2 });
+    outbox.journal(journalEntry('child-boot-gc', 1, behaviourReading(1)));
+    outbox.put(
+      sealBatch({ thingName: 'child', bootId: 'child-boot-gc', seq: 1, readings: [behaviourReading(1)], now: 1 }),
+    );
+    outbox.next(1);
+    outbox.close();
+  };
+  use();
+  // Enough allocation for young-generation collections, some of them inside the fast call.
+  let odd = 0n;
+  for (let i = 0; i < 2_000_000; i++) odd += process.hrtime.bigint() & 1n;
+  process.stdout.write(`collected ${odd >= 0n}\n`);
+} else if (what === 'journal') {
   const { outbox } = openOutbox({ path, maxBytes: 1024 ** 3, readingSync: (sync ?? 'normal') as ReadingSync });
   let i = 0;
   let seq = 1;
