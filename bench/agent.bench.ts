@@ -8,7 +8,8 @@
  *    journal rows) and per acknowledgement at synchronous=FULL, WAL bytes written per reading, and
  *    the fsyncs each step issues, counted with strace on a child process (the figure that carries
  *    over to an SD card, whose fsync costs milliseconds).
- * 3. Bytes on the wire per reading: batched (the agent's default limits) vs one message per reading,
+ * 3. The SQLite binding's own cost per call, on `:memory:` (no I/O).
+ * 4. Bytes on the wire per reading: batched (the agent's default limits) vs one message per reading,
  *    as MQTT PUBLISH packets (payload + fixed header + topic + packet id), plus a TLS 1.2/1.3
  *    AES-GCM record overhead estimate of 29 bytes per message (one record per small publish).
  *
@@ -130,6 +131,60 @@ function journalCost(readingSync: ReadingSync, perBatch = 50) {
     usPerSeal: us(sealNs, batches),
     usPerAck: us(ackNs, batches),
     maxReadingsPerS: Math.round(readings / (Number(journalNs + sealNs + ackNs) / 1e9 || 1)),
+  };
+}
+
+/**
+ * The SQLite binding's own cost per outbox call: the agent's write pattern (journal 50 readings,
+ * seal, read the next batches and the stats, acknowledge) on `:memory:`, so no I/O is timed. This
+ * is what compared node:sqlite with better-sqlite3 12 and 13 (README, Benchmarks): on a file, the
+ * fsyncs dominate every step but the journal write.
+ */
+function bindingCost(perBatch = 50) {
+  const { outbox } = openOutbox({
+    path: ':memory:',
+    maxBytes: 4 * 1024 ** 3,
+    synchronous: 'normal',
+    readingSync: 'off',
+  });
+  let journalNs = 0n;
+  let sealNs = 0n;
+  let readNs = 0n;
+  let ackNs = 0n;
+  let readings = 0;
+  let batches = 0;
+  const deadline = process.hrtime.bigint() + BigInt(seconds * 1e9);
+  while (process.hrtime.bigint() < deadline || batches === 0) {
+    const seq = batches + 1;
+    const open: Reading[] = [];
+    for (let k = 0; k < perBatch; k++) {
+      const e = entry(seq, readings);
+      const t = process.hrtime.bigint();
+      outbox.journal(e);
+      journalNs += process.hrtime.bigint() - t;
+      open.push(e.reading);
+      readings += 1;
+    }
+    const batch = sealBatch({ thingName: 'pi-bench-01', bootId: BOOT, seq, readings: open, now: T0 + readings });
+    let t = process.hrtime.bigint();
+    const { id } = outbox.put(batch);
+    sealNs += process.hrtime.bigint() - t;
+    t = process.hrtime.bigint();
+    outbox.next(4);
+    outbox.stats();
+    readNs += process.hrtime.bigint() - t;
+    t = process.hrtime.bigint();
+    outbox.ack(id);
+    ackNs += process.hrtime.bigint() - t;
+    batches += 1;
+  }
+  outbox.close();
+  const us = (ns: bigint, n: number) => Number((Number(ns) / 1e3 / n).toFixed(2));
+  return {
+    usPerJournalWrite: us(journalNs, readings),
+    usPerSeal: us(sealNs, batches),
+    usPerNextAndStats: us(readNs, batches),
+    usPerAck: us(ackNs, batches),
   };
 }
 
@@ -270,6 +325,8 @@ if (probeAt >= 0) {
 }
 
 const results = {
+  node: process.version,
+  binding: bindingCost(),
   journal: {
     perStep: [journalCost('normal'), journalCost('full'), journalCost('off')],
     wal: walBytesPerReading(),
@@ -289,6 +346,7 @@ const results = {
 };
 rmSync(dir, { recursive: true, force: true });
 console.table(results.journal.perStep);
+console.log('binding cost (:memory:)', results.binding);
 console.table(results.journal.fsyncs);
 console.log(results.journal.wal);
 console.table(results.outbox);
