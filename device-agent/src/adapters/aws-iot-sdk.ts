@@ -1,5 +1,6 @@
 import { iot, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { backoffDelay } from '../core/backoff.js';
+import { type FailureReport, repeatsLoggedFailure } from '../core/failure-log.js';
 import { TransportError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -123,7 +124,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
   const diagnoseAfterMs = opts.diagnoseAfterMs ?? 5_000;
   /** Since when the transport has been without a connection (start, or the last loss). */
   let downSince = clock.now();
-  let lastLogged: { key: string; at: number; reason: string } | undefined;
+  let lastLogged: (FailureReport & { reason: string }) | undefined;
   let suppressed = 0;
   let diagnosing = false;
   let watchTimer: TimerHandle | undefined;
@@ -165,9 +166,8 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     const now = clock.now();
     const retry = nextRetry();
     // The same reason is the same failure, whichever way it was found (the SDK's error or a
-    // handshake of our own words it differently); a report that can now name the retry time is
-    // not a repeat of one that could not.
-    const key = `${d.reason}\n${d.variant ?? ''}\n${'at' in retry}`;
+    // handshake of our own words it differently).
+    const report: FailureReport = { key: `${d.reason}\n${d.variant ?? ''}`, at: now, namesRetry: 'at' in retry };
     const fields = {
       endpoint: opts.endpoint,
       port: opts.port,
@@ -182,13 +182,13 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
         ? { nextRetryAt: new Date(retry.at).toISOString(), retryInMs: Math.max(0, retry.at - now) }
         : { attemptInProgress: true }),
     };
-    if (lastLogged?.key === key && now - lastLogged.at < failureLogIntervalMs) {
+    if (repeatsLoggedFailure(lastLogged, report, failureLogIntervalMs)) {
       suppressed += 1;
       log.debug(fields, 'cannot connect (unchanged)');
       return;
     }
     log.warn({ ...fields, ...(suppressed > 0 ? { repeatedSinceLastLog: suppressed } : {}) }, 'cannot connect');
-    lastLogged = { key, at: now, reason: d.reason };
+    lastLogged = { ...report, reason: d.reason };
     suppressed = 0;
   };
 
