@@ -1,0 +1,2 @@
+/** @pifleet/testkit: helpers shared by the suites of every package (filled in by the test-kit change). */
+export {};
