@@ -82,13 +82,25 @@ export const appTopics = {
   alerts: (thing: string) => `${APP_PREFIX}/${assertThingName(thing)}/alerts`,
 } as const;
 
+/** The kinds of application topic a thing has (`pifleet/{thing}/{kind}`). */
+export type AppTopicKind = keyof typeof appTopics;
+
 /** Topic filters that match every thing's application topic of one kind. */
 export const appTopicFilters = {
   telemetry: `${APP_PREFIX}/+/telemetry`,
   status: `${APP_PREFIX}/+/status`,
   commands: `${APP_PREFIX}/+/commands`,
   alerts: `${APP_PREFIX}/+/alerts`,
-} as const;
+} as const satisfies Record<AppTopicKind, string>;
+
+/**
+ * An application topic as an IoT SQL substitution template, for a rule action that addresses the
+ * thing an expression yields: `appTopicTemplate('alerts', 'topic(2)')` is `pifleet/${topic(2)}/alerts`
+ * (the thing of the incoming application topic is its second level).
+ */
+export function appTopicTemplate(kind: AppTopicKind, thingExpression: string): string {
+  return `${APP_PREFIX}/\${${thingExpression}}/${kind}`;
+}
 
 export type ShadowOperation = 'get' | 'update' | 'delete';
 export type ShadowTopicSuffix =
@@ -132,6 +144,18 @@ export function shadowTopics(thing: string, shadowName?: string) {
   } as const;
 }
 
+const ANY_THING_SHADOW = '$aws/things/+/shadow';
+
+/** Topic filters that match a shadow topic of every thing (the cloud's subscriptions, not a device's). */
+export const shadowTopicFilters = {
+  /** Every shadow topic of every thing, classic and named, requests and responses alike. */
+  all: `${ANY_THING_SHADOW}/#`,
+  /** One topic of every thing's classic shadow: `classic('update/delta')` is `$aws/things/+/shadow/update/delta`. */
+  classic: (suffix: ShadowTopicSuffix) => `${ANY_THING_SHADOW}/${suffix}`,
+  /** One topic of every named shadow of every thing: `$aws/things/+/shadow/name/+/update/delta`. */
+  named: (suffix: ShadowTopicSuffix) => `${ANY_THING_SHADOW}/name/+/${suffix}`,
+} as const;
+
 export interface ParsedShadowTopic {
   readonly thingName: string;
   /** Undefined for the classic (unnamed) shadow. */
@@ -172,7 +196,7 @@ export function parseShadowTopic(topic: string): ParsedShadowTopic | undefined {
 }
 
 /** Parses an application topic `pifleet/{thing}/{kind}`. */
-export function parseAppTopic(topic: string): { thingName: string; kind: keyof typeof appTopics } | undefined {
+export function parseAppTopic(topic: string): { thingName: string; kind: AppTopicKind } | undefined {
   const parts = topic.split('/');
   if (parts.length !== 3 || parts[0] !== APP_PREFIX) return undefined;
   const [, thingName, kind] = parts;

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  appTopicFilters,
   appTopics,
+  appTopicTemplate,
   checkTopicFilter,
   checkTopicName,
   isValidClientId,
@@ -11,6 +13,7 @@ import {
   parseShadowTopic,
   presenceTopics,
   shadowTopic,
+  shadowTopicFilters,
   shadowTopics,
   topicMatches,
 } from '../src/index.js';
@@ -91,6 +94,38 @@ describe('topic builders', () => {
     expect(shadowTopic('pi-01', 'config', 'delete/rejected')).toBe(
       '$aws/things/pi-01/shadow/name/config/delete/rejected',
     );
+  });
+
+  it('builds filters that match one application topic kind of every thing', () => {
+    for (const kind of ['telemetry', 'status', 'commands', 'alerts'] as const) {
+      const filter = appTopicFilters[kind];
+      expect(checkTopicFilter(filter)).toBeUndefined();
+      expect(topicMatches(filter, appTopics[kind]('pi-01'))).toBe(true);
+      expect(topicMatches(filter, appTopics[kind === 'alerts' ? 'telemetry' : 'alerts']('pi-01'))).toBe(false);
+    }
+  });
+
+  it('builds IoT SQL substitution templates of application topics', () => {
+    expect(appTopicTemplate('alerts', 'topic(2)')).toBe('pifleet/${topic(2)}/alerts');
+    expect(appTopicTemplate('commands', 'thingName')).toBe('pifleet/${thingName}/commands');
+  });
+
+  it('builds shadow filters for every thing', () => {
+    expect(shadowTopicFilters.all).toBe('$aws/things/+/shadow/#');
+    expect(shadowTopicFilters.classic('update/delta')).toBe('$aws/things/+/shadow/update/delta');
+    expect(shadowTopicFilters.named('delete/accepted')).toBe('$aws/things/+/shadow/name/+/delete/accepted');
+    const classic = shadowTopics('pi-01');
+    const named = shadowTopics('pi-01', 'cfg');
+    for (const filter of [shadowTopicFilters.all, shadowTopicFilters.classic('update/delta')]) {
+      expect(checkTopicFilter(filter)).toBeUndefined();
+    }
+    expect(topicMatches(shadowTopicFilters.all, classic.updateAccepted)).toBe(true);
+    expect(topicMatches(shadowTopicFilters.all, named.update)).toBe(true);
+    expect(topicMatches(shadowTopicFilters.classic('update/delta'), classic.updateDelta)).toBe(true);
+    expect(topicMatches(shadowTopicFilters.classic('update/delta'), named.updateDelta)).toBe(false);
+    expect(topicMatches(shadowTopicFilters.classic('update/delta'), classic.updateDocuments)).toBe(false);
+    expect(topicMatches(shadowTopicFilters.named('update/delta'), named.updateDelta)).toBe(true);
+    expect(topicMatches(shadowTopicFilters.named('update/delta'), classic.updateDelta)).toBe(false);
   });
 
   it('builds presence topics', () => {
