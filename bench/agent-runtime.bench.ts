@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { appTopicFilters } from '../protocol/src/index.js';
 import { simulatedConfigInput } from '../simulator/src/agents/simulated-device.js';
 import { provisionDevice, startCore } from '../test/e2e/agent-harness.js';
 
@@ -33,7 +34,7 @@ function procStat(pid: number): { cpuTicks: number; rssKiB: number } {
 
 const core = await startCore(path.join(dir, 'core'));
 let wireBytes = 0;
-await core.core.services.broker.bus.subscribe('pifleet/+/telemetry', (m) => {
+await core.core.services.broker.bus.subscribe(appTopicFilters.telemetry, (m) => {
   wireBytes += m.payload.length;
 });
 const files = await provisionDevice(core, 'bench-agent-01', dir);

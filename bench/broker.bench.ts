@@ -22,7 +22,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { iot, mqtt } from 'aws-iot-device-sdk-v2';
 import { compilePolicies, iotResourceArn } from '../cloud/src/core/policy/index.js';
-import { type IotPolicyDocument, recommendedDevicePolicy } from '../protocol/src/index.js';
+import {
+  appTopicFilters,
+  appTopicResource,
+  appTopics,
+  type IotPolicyDocument,
+  recommendedDevicePolicy,
+} from '../protocol/src/index.js';
 import type { HostIdentity, HostReply, HostRequest } from './lib/broker-host.js';
 import { createBenchPki, type Issued } from './lib/pki.js';
 
@@ -158,11 +164,11 @@ async function throughputPhase(host: Host, port: number, fleet: Fleet) {
   try {
     await sub.connect();
     await pub.connect();
-    const topic = `pifleet/${fleet.publisher.clientId}/telemetry`;
+    const topic = appTopics.telemetry(fleet.publisher.clientId);
     let received = 0;
     let target = 0;
     let reached: (() => void) | undefined;
-    const suback = await sub.subscribe('pifleet/+/telemetry', mqtt.QoS.AtLeastOnce, () => {
+    const suback = await sub.subscribe(appTopicFilters.telemetry, mqtt.QoS.AtLeastOnce, () => {
       received++;
       if (received >= target) reached?.();
     });
@@ -222,7 +228,7 @@ function policyEngineCost(document: IotPolicyDocument) {
     const t1 = performance.now();
     const ctx = { ...ACCOUNT, clientId: 'pi-1', thingNames: ['pi-1'] };
     const auth = compilePolicies([{ name: 'p', document }], ctx);
-    const topic = iotResourceArn(ctx, 'topic', 'pifleet/pi-1/telemetry');
+    const topic = iotResourceArn(ctx, 'topic', appTopics.telemetry('pi-1'));
     const decisions = iterations * 50;
     for (let i = 0; i < decisions; i++) if (auth.authorize('iot:Publish', topic).allowed) sink++;
     const t2 = performance.now();
@@ -257,8 +263,8 @@ async function main() {
       Version: '2012-10-17',
       Statement: [
         { Effect: 'Allow', Action: 'iot:Connect', Resource: arn('client', 'bench-consumer') },
-        { Effect: 'Allow', Action: 'iot:Subscribe', Resource: arn('topicfilter', 'pifleet/+/telemetry') },
-        { Effect: 'Allow', Action: 'iot:Receive', Resource: arn('topic', 'pifleet/*/telemetry') },
+        { Effect: 'Allow', Action: 'iot:Subscribe', Resource: arn('topicfilter', appTopicFilters.telemetry) },
+        { Effect: 'Allow', Action: 'iot:Receive', Resource: arn('topic', appTopicResource('telemetry', '*')) },
       ],
     },
   };

@@ -18,22 +18,24 @@ import {
   prepareMessage,
   serializeOutput,
 } from '../cloud/src/core/iotsql/index.js';
+import { appTopicFilters, appTopics, appTopicTemplate, presenceTopics } from '../protocol/src/index.js';
 
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 1;
 
+const TELEMETRY = `'${appTopicFilters.telemetry}'`;
 const RULES = {
-  ingest: "SELECT *, topic(2) AS thingName, timestamp() AS receivedAt FROM 'pifleet/+/telemetry'",
-  archive: "SELECT * FROM 'pifleet/+/telemetry'",
+  ingest: `SELECT *, topic(2) AS thingName, timestamp() AS receivedAt FROM ${TELEMETRY}`,
+  archive: `SELECT * FROM ${TELEMETRY}`,
   alert: `SELECT topic(2) AS thingName, bootId, seq,
       (SELECT r.sensor AS sensor, r.ts AS ts, r.metrics.temperature AS temperature
          FROM readings AS r WHERE r.metrics.temperature > 30) AS breaches,
       timestamp() AS detectedAt
-    FROM 'pifleet/+/telemetry'
+    FROM ${TELEMETRY}
     WHERE EXISTS (SELECT * FROM readings AS r WHERE r.metrics.temperature > 30)`,
   alertFirstReading: `SELECT topic(2) AS thingName, get(get(readings, 0), 'metrics').temperature AS temperature
-    FROM 'pifleet/+/telemetry' WHERE get(get(readings, 0), 'metrics').temperature > 30`,
-  presence: "SELECT *, topic(4) AS eventType, topic(5) AS thingName FROM '$aws/events/presence/+/+'",
+    FROM ${TELEMETRY} WHERE get(get(readings, 0), 'metrics').temperature > 30`,
+  presence: `SELECT *, topic(4) AS eventType, topic(5) AS thingName FROM '${presenceTopics.allFilter}'`,
 } as const;
 
 function batch(readings: number, hot: boolean): Uint8Array {
@@ -55,7 +57,7 @@ function batch(readings: number, hot: boolean): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(body));
 }
 
-const topic = 'pifleet/pi-0001/telemetry';
+const topic = appTopics.telemetry('pi-0001');
 const message = (payload: Uint8Array): IotMessage => ({
   topic,
   payload,
@@ -145,15 +147,16 @@ const presencePayload = new TextEncoder().encode(
     versionNumber: 0,
   }),
 );
-const presenceMsg = { topic: '$aws/events/presence/connected/pi-0001', payload: presencePayload };
+const presenceMsg = { topic: presenceTopics.connected('pi-0001'), payload: presencePayload };
 results.push(
   measure('decode + presence', presencePayload.byteLength, () => compiled.presence.evaluate(presenceMsg).matched),
 );
 const miss = prepareMessage(message(batch(10, true)));
 results.push(measure('presence on a telemetry topic (FROM miss)', 0, () => compiled.presence.evaluate(miss).matched));
-const template = compileTemplate('pifleet/${topic(2)}/alerts');
+const alertTopic = appTopicTemplate('alerts', 'topic(2)');
+const template = compileTemplate(alertTopic);
 const tmplMsg = prepareMessage(message(batch(1, true)));
-results.push(measure('template pifleet/${topic(2)}/alerts', 0, () => template.render(tmplMsg).length > 0));
+results.push(measure(`template ${alertTopic}`, 0, () => template.render(tmplMsg).length > 0));
 results.push(measure('compileRule(alert)', RULES.alert.length, () => compileRule(RULES.alert).topicFilter.length > 0));
 
 console.table(

@@ -33,6 +33,7 @@ import { silentLogger } from '../cloud/src/logger.js';
 import type { IdentityDirectory } from '../cloud/src/ports/identity.js';
 import { RULES, type RuleDefinition } from '../cloud/src/rules/definitions.js';
 import { createRulesEngine, type RulesEngine } from '../cloud/src/rules/engine.js';
+import { appTopicFilters, appTopics } from '../protocol/src/index.js';
 import { createBenchPki } from './lib/pki.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -41,7 +42,7 @@ const READINGS = positive('BENCH_READINGS', 50);
 const THINGS = 20;
 const WINDOW = 64;
 const T0 = 1_700_000_000_000;
-const TELEMETRY_RULES = RULES.filter((r) => r.sql.includes("'pifleet/+/telemetry'")).length;
+const TELEMETRY_RULES = RULES.filter((r) => r.sql.includes(`'${appTopicFilters.telemetry}'`)).length;
 
 function positive(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -72,7 +73,7 @@ function makeMessages(bootId: string): Message[] {
           };
     });
     const batch = { v: 1, thingName, bootId, seq, sealedAt: T0 + b * 10_000, readings };
-    return { topic: `pifleet/${thingName}/telemetry`, payload: Buffer.from(JSON.stringify(batch)) };
+    return { topic: appTopics.telemetry(thingName), payload: Buffer.from(JSON.stringify(batch)) };
   });
 }
 
@@ -92,7 +93,7 @@ function round(n: number): number {
 }
 
 function sqlOnly(messages: Message[]): CaseResult {
-  const rules = RULES.map((r) => compileRule(r.sql)).filter((r) => r.topicFilter === 'pifleet/+/telemetry');
+  const rules = RULES.map((r) => compileRule(r.sql)).filter((r) => r.topicFilter === appTopicFilters.telemetry);
   let matched = 0;
   const run = () => {
     for (const m of messages) {
@@ -189,7 +190,7 @@ async function engineCase(options: {
     await engine.idle();
     const seconds = (performance.now() - started) / 1000;
     const stats = engine.stats();
-    const telemetryRules = stats.rules.filter((r) => r.topicFilter === 'pifleet/+/telemetry');
+    const telemetryRules = stats.rules.filter((r) => r.topicFilter === appTopicFilters.telemetry);
     const actions = telemetryRules.reduce(
       (acc, r) => ({ succeeded: acc.succeeded + r.actions.succeeded, failed: acc.failed + r.actions.failed }),
       { succeeded: 0, failed: 0 },

@@ -20,7 +20,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { iot, mqtt } from 'aws-iot-device-sdk-v2';
-import { type IotPolicyDocument, recommendedDevicePolicy, THING_NAME_VARIABLE } from '../protocol/src/index.js';
+import {
+  type IotPolicyDocument,
+  recommendedDevicePolicy,
+  shadowTopics,
+  THING_NAME_VARIABLE,
+} from '../protocol/src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const self = fileURLToPath(import.meta.url);
@@ -244,7 +249,7 @@ async function connectDevices(
       if (m) d.onAnswer?.(m[1] as string);
     };
     const subs = await Promise.all([
-      d.connection.subscribe(`$aws/things/${d.thingName}/shadow/update/accepted`, mqtt.QoS.AtLeastOnce, deliver),
+      d.connection.subscribe(shadowTopics(d.thingName).updateAccepted, mqtt.QoS.AtLeastOnce, deliver),
       // QoS 0, like the shadow service's answers: both round trips are PUBLISH QoS 1 + PUBACK out,
       // a QoS 0 PUBLISH back (a QoS 1 delivery would add the device's PUBACK to one path only).
       d.connection.subscribe(echoTopic(d.thingName), mqtt.QoS.AtMostOnce, deliver),
@@ -267,7 +272,7 @@ function requestOf(kind: Kind, device: Device, token: string, seq: number): { to
   // Same size on both paths.
   const padded = `${body.slice(0, -1)},"pad":"${'x'.repeat(Math.max(0, PAYLOAD_BYTES - body.length - 9))}"}`;
   return {
-    topic: kind === 'shadow' ? `$aws/things/${device.thingName}/shadow/update` : echoTopic(device.thingName),
+    topic: kind === 'shadow' ? shadowTopics(device.thingName).update : echoTopic(device.thingName),
     payload: padded,
   };
 }

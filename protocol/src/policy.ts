@@ -1,4 +1,4 @@
-import { APP_PREFIX } from './topics.js';
+import { appTopicResource } from './topics.js';
 
 /** An AWS IoT policy document (the subset of IAM policy grammar IoT Core evaluates). */
 export interface IotPolicyDocument {
@@ -31,7 +31,6 @@ export function recommendedDevicePolicy(region: string, accountId: string): IotP
     `arn:aws:iot:${region}:${accountId}:${kind}/${rest}`;
   const t = THING_NAME_VARIABLE;
   const shadow = `$aws/things/${t}/shadow`;
-  const app = `${APP_PREFIX}/${t}`;
   return {
     Version: '2012-10-17',
     Statement: [
@@ -47,8 +46,8 @@ export function recommendedDevicePolicy(region: string, accountId: string): IotP
         Effect: 'Allow',
         Action: 'iot:Publish',
         Resource: [
-          arn('topic', `${app}/telemetry`),
-          arn('topic', `${app}/status`),
+          arn('topic', appTopicResource('telemetry', t)),
+          arn('topic', appTopicResource('status', t)),
           arn('topic', `${shadow}/get`),
           arn('topic', `${shadow}/update`),
           arn('topic', `${shadow}/delete`),
@@ -63,7 +62,7 @@ export function recommendedDevicePolicy(region: string, accountId: string): IotP
         Sid: 'RetainOwnStatus',
         Effect: 'Allow',
         Action: 'iot:RetainPublish',
-        Resource: arn('topic', `${app}/status`),
+        Resource: arn('topic', appTopicResource('status', t)),
       },
       {
         Sid: 'SubscribeOwnResponses',
@@ -76,7 +75,7 @@ export function recommendedDevicePolicy(region: string, accountId: string): IotP
           arn('topicfilter', `${shadow}/name/*/get/*`),
           arn('topicfilter', `${shadow}/name/*/update/*`),
           arn('topicfilter', `${shadow}/name/*/delete/*`),
-          arn('topicfilter', `${app}/commands`),
+          arn('topicfilter', appTopicResource('commands', t)),
         ],
       },
       {
@@ -90,7 +89,7 @@ export function recommendedDevicePolicy(region: string, accountId: string): IotP
           arn('topic', `${shadow}/name/*/get/*`),
           arn('topic', `${shadow}/name/*/update/*`),
           arn('topic', `${shadow}/name/*/delete/*`),
-          arn('topic', `${app}/commands`),
+          arn('topic', appTopicResource('commands', t)),
         ],
       },
     ],

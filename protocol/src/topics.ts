@@ -94,6 +94,14 @@ export const appTopicFilters = {
 } as const satisfies Record<AppTopicKind, string>;
 
 /**
+ * An application topic as an IoT policy resource: the thing is a policy variable
+ * (`${iot:Connection.Thing.ThingName}`) or a wildcard (`*`), so it is not checked as a thing name.
+ */
+export function appTopicResource(kind: AppTopicKind, thingPattern: string): string {
+  return `${APP_PREFIX}/${thingPattern}/${kind}`;
+}
+
+/**
  * An application topic as an IoT SQL substitution template, for a rule action that addresses the
  * thing an expression yields: `appTopicTemplate('alerts', 'topic(2)')` is `pifleet/${topic(2)}/alerts`
  * (the thing of the incoming application topic is its second level).

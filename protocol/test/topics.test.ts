@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   appTopicFilters,
+  appTopicResource,
   appTopics,
   appTopicTemplate,
   checkTopicFilter,
@@ -103,6 +104,13 @@ describe('topic builders', () => {
       expect(topicMatches(filter, appTopics[kind]('pi-01'))).toBe(true);
       expect(topicMatches(filter, appTopics[kind === 'alerts' ? 'telemetry' : 'alerts']('pi-01'))).toBe(false);
     }
+  });
+
+  it('builds application topics as policy resources, the thing a variable or a wildcard', () => {
+    expect(appTopicResource('telemetry', '*')).toBe('pifleet/*/telemetry');
+    expect(appTopicResource('status', '${iot:Connection.Thing.ThingName}')).toBe(
+      'pifleet/${iot:Connection.Thing.ThingName}/status',
+    );
   });
 
   it('builds IoT SQL substitution templates of application topics', () => {

@@ -1,4 +1,4 @@
-import { parseShadowTopic } from '@pifleet/protocol';
+import { parseShadowTopic, shadowTopicFilters } from '@pifleet/protocol';
 import type { Client } from 'aedes';
 import type { Broker, BusMessage } from '../broker/index.js';
 import { CloudError } from '../errors.js';
@@ -17,7 +17,7 @@ import type { ShadowStore } from '../shadow/store.js';
  */
 
 /** Every shadow topic, classic and named; response topics are filtered out before the service. */
-export const SHADOW_REQUEST_FILTER = '$aws/things/+/shadow/#';
+export const SHADOW_REQUEST_FILTER = shadowTopicFilters.all;
 
 /** The SigV4 signing name of the IoT data plane (`@aws-sdk/client-iot-data-plane`). */
 export const DATA_PLANE_SIGNING_NAME = 'iotdata';

@@ -1,7 +1,9 @@
+import { appTopicFilters, appTopicTemplate, presenceTopics } from '@pifleet/protocol';
+
 /**
  * The IoT rules: the one source for the local rules engine and for the CDK app, which turns each
  * definition into an `AWS::IoT::TopicRule`. Declarative data and types only: no I/O, no imports
- * of engines or SDKs, so both sides can read it.
+ * of engines or SDKs (the topics come from `@pifleet/protocol`, which is pure), so both sides can read it.
  *
  * Actions, and what each becomes in AWS and locally:
  *
@@ -22,6 +24,9 @@
  * a function that throws is retried by Lambda and then goes to the function's on-failure
  * destination, which the CDK app configures. Both keep a bad message out of the way of the rest.
  */
+
+/** Every thing's telemetry topic, quoted as the FROM clause of IoT SQL takes it. */
+const TELEMETRY = `'${appTopicFilters.telemetry}'`;
 
 /** AWS IoT rule names: letters, digits and underscores, at most 128 characters. */
 export const RULE_NAME_PATTERN = /^[a-zA-Z0-9_]{1,128}$/;
@@ -65,7 +70,7 @@ export const RULES: readonly RuleDefinition[] = [
       'Telemetry batches to the ingest handler, which validates them and stores each reading once. ' +
       'topicThing is the thing name from the topic, which the device policy ties to the connection; ' +
       'the handler rejects a batch whose thingName differs.',
-    sql: "SELECT *, topic(2) AS topicThing FROM 'pifleet/+/telemetry'",
+    sql: `SELECT *, topic(2) AS topicThing FROM ${TELEMETRY}`,
     sqlVersion: RULE_SQL_VERSION,
     actions: [{ kind: 'lambda', handler: 'ingest' }],
     errorAction,
@@ -74,7 +79,7 @@ export const RULES: readonly RuleDefinition[] = [
     name: 'pifleet_telemetry_archive',
     description:
       'Every telemetry message as received (valid or not, resends included) to the raw archive, one object per message.',
-    sql: "SELECT * FROM 'pifleet/+/telemetry'",
+    sql: `SELECT * FROM ${TELEMETRY}`,
     sqlVersion: RULE_SQL_VERSION,
     actions: [{ kind: 'archive', key: 'raw/${topic(2)}/${timestamp()}-${newuuid()}.json' }],
     errorAction,
@@ -88,17 +93,17 @@ export const RULES: readonly RuleDefinition[] = [
     sql:
       `SELECT topic(2) AS thingName, bootId, seq, ${TEMPERATURE_ALERT_CELSIUS} AS thresholdCelsius, ` +
       `timestamp() AS raisedAt, ${hotReadings} AS readings ` +
-      "FROM 'pifleet/+/telemetry' " +
+      `FROM ${TELEMETRY} ` +
       `WHERE NOT isUndefined(get(${hotReadings}, 0))`,
     sqlVersion: RULE_SQL_VERSION,
-    actions: [{ kind: 'republish', topic: 'pifleet/${topic(2)}/alerts', qos: 1 }],
+    actions: [{ kind: 'republish', topic: appTopicTemplate('alerts', 'topic(2)'), qos: 1 }],
     errorAction,
   },
   {
     name: 'pifleet_presence',
     description:
       "IoT Core's connected/disconnected lifecycle events to the presence handler, which keeps each thing's connectivity record.",
-    sql: "SELECT * FROM '$aws/events/presence/+/+'",
+    sql: `SELECT * FROM '${presenceTopics.allFilter}'`,
     sqlVersion: RULE_SQL_VERSION,
     actions: [{ kind: 'lambda', handler: 'presence' }],
     errorAction,

@@ -1,7 +1,13 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createLocalIotCore, LOCAL_CORE_DEFAULTS, type LocalCoreInfo, type LocalIotCore } from '@pifleet/cloud';
-import { decodeTelemetryBatch, type TelemetryBatch } from '@pifleet/protocol';
+import {
+  appTopicFilters,
+  decodeTelemetryBatch,
+  parseShadowTopic,
+  shadowTopicFilters,
+  type TelemetryBatch,
+} from '@pifleet/protocol';
 import { BUNDLE_FILES, runCli as runProvisioningCli } from '@pifleet/provisioning';
 import {
   createSimulatedDevice,
@@ -158,12 +164,12 @@ export function createDemo(deps: DemoDeps): Demo {
 
       const bus = core.services.broker.bus;
       unsubscribe.push(
-        await bus.subscribe('pifleet/+/telemetry', (m) => {
+        await bus.subscribe(appTopicFilters.telemetry, (m) => {
           const r = decodeTelemetryBatch(m.payload);
           if (r.ok) print(formatBatch(r.value, time()));
         }),
-        await bus.subscribe('$aws/things/+/shadow/update/accepted', (m) => {
-          const thing = m.topic.split('/')[2] ?? '?';
+        await bus.subscribe(shadowTopicFilters.classic('update/accepted'), (m) => {
+          const thing = parseShadowTopic(m.topic)?.thingName ?? '?';
           let doc: { version?: number; state?: { desired?: unknown; reported?: Record<string, unknown> } };
           try {
             doc = JSON.parse(m.payload.toString('utf8'));
@@ -181,8 +187,8 @@ export function createDemo(deps: DemoDeps): Demo {
             }
           }
         }),
-        await bus.subscribe('$aws/things/+/shadow/update/delta', (m) => {
-          const thing = m.topic.split('/')[2] ?? '?';
+        await bus.subscribe(shadowTopicFilters.classic('update/delta'), (m) => {
+          const thing = parseShadowTopic(m.topic)?.thingName ?? '?';
           try {
             const doc = JSON.parse(m.payload.toString('utf8')) as { version?: number; state?: unknown };
             print(`${time()}  ${thing.padEnd(16)} delta    v${doc.version} ${JSON.stringify(doc.state)} → device`);

@@ -11,6 +11,7 @@ import {
   localCorePaths,
   openSqliteRegistry,
 } from '@pifleet/cloud';
+import { appTopicFilters } from '@pifleet/protocol';
 import { SimulatorError } from '../errors.js';
 
 /** The local IoT Core the fleet runs against, started in this process, restartable on the same ports. */
@@ -94,7 +95,7 @@ export interface BareBrokerTarget {
   readonly host: string;
   readonly port: number;
   readonly caFile: string;
-  /** Messages on `pifleet/+/telemetry` seen by one in-process subscriber. */
+  /** Messages on every thing's telemetry topic seen by one in-process subscriber. */
   readonly received: { messages: number; readings: number; readonly sealedToBrokerMs: number[] };
   readonly perSecond: Map<number, number>;
   stop(): Promise<void>;
@@ -131,7 +132,7 @@ export async function startBareBroker(opts: {
   }
   const received = { messages: 0, readings: 0, sealedToBrokerMs: [] as number[] };
   const perSecond = new Map<number, number>();
-  const unsubscribe = await broker.bus.subscribe('pifleet/+/telemetry', (m: BusMessage) => {
+  const unsubscribe = await broker.bus.subscribe(appTopicFilters.telemetry, (m: BusMessage) => {
     const now = Date.now();
     received.messages += 1;
     try {
