@@ -38,7 +38,51 @@ export class OutboxError extends AgentError {
   override name = 'OutboxError';
 }
 
-/** A Device Shadow request was rejected by the service (`data.code` is IoT's numeric code) or timed out. */
+/**
+ * A Device Shadow request failed. The base of {@link ShadowRejectedError} (the service answered
+ * no) and {@link ShadowTimeoutError} (no answer in time); thrown as itself when the request never
+ * got an answer for another reason (the connection was lost, the client was closed, the
+ * subscription to the response topics failed).
+ */
 export class ShadowError extends AgentError {
   override name = 'ShadowError';
+}
+
+/**
+ * The shadow service rejected a request (`/rejected`): `serviceCode` is IoT's numeric code (400
+ * bad document, 404 no shadow, 409 version conflict, 413 too large, 429 throttled, …) and
+ * `clientToken` the request's correlation token. A transport failure is never one of these.
+ */
+export class ShadowRejectedError extends ShadowError {
+  override name = 'ShadowRejectedError';
+  readonly serviceCode: number;
+  readonly clientToken: string | undefined;
+
+  constructor(
+    operation: string,
+    rejection: {
+      readonly code: number;
+      readonly message?: string | undefined;
+      readonly clientToken?: string | undefined;
+    },
+    options: { cause?: unknown } = {},
+  ) {
+    super('SHADOW_REJECTED', `shadow ${operation} rejected: ${rejection.message ?? rejection.code}`, {
+      ...options,
+      data: { operation, code: rejection.code, clientToken: rejection.clientToken },
+    });
+    this.serviceCode = rejection.code;
+    this.clientToken = rejection.clientToken;
+  }
+}
+
+/** A shadow request got no answer within its timeout (on the injected clock). */
+export class ShadowTimeoutError extends ShadowError {
+  override name = 'ShadowTimeoutError';
+  readonly timeoutMs: number;
+
+  constructor(operation: string, timeoutMs: number) {
+    super('SHADOW_TIMEOUT', `shadow ${operation} timed out`, { data: { operation, timeoutMs } });
+    this.timeoutMs = timeoutMs;
+  }
 }

@@ -14,13 +14,13 @@ import { Batcher, type BatchLimits, type SealedBatch, sealBatch } from '../core/
 import { type ActualState, type Change, desiredChangeOf, Reconciler } from '../core/reconciler.js';
 import { buildReported } from '../core/reported.js';
 import type { DigitalInput, Output, Sensor, SensorHealth } from '../drivers/types.js';
+import { ShadowRejectedError, ShadowTimeoutError, TransportError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import type { Dropped, Outbox, OutboxRecovery } from '../outbox/outbox.js';
-import type { Clock, TimerHandle } from '../ports/clock.js';
+import { type Clock, type TimerHandle, withTimeout } from '../ports/clock.js';
 import type { Transport } from '../ports/transport.js';
 import type { ShadowService } from '../shadow/port.js';
-import { withTimeout } from '../shadow/timeout.js';
 import { createPublisher } from './publisher.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -465,10 +465,19 @@ export function createAgent(deps: AgentDeps): Agent {
     );
   }
 
-  /** Runs shadow work one item at a time; failures are logged and retried on the next connect. */
+  /**
+   * Runs shadow work one item at a time; failures are logged and retried on the next connect. A
+   * rejection is the service refusing what this agent sent (its code says why: a document too
+   * large or too deep, throttling), a timeout is a connection that answers nothing: the log names
+   * which, so the two are not mistaken for each other.
+   */
   const enqueue = (what: string, job: () => Promise<void>) => {
     shadowQueue = shadowQueue.then(job).catch((err: unknown) => {
-      shadowLog.warn({ err, what }, 'shadow sync step failed');
+      if (err instanceof ShadowRejectedError) {
+        shadowLog.warn({ err, what, serviceCode: err.serviceCode }, 'shadow request rejected');
+      } else if (err instanceof ShadowTimeoutError) {
+        shadowLog.warn({ err, what, timeoutMs: err.timeoutMs }, 'shadow request timed out');
+      } else shadowLog.warn({ err, what }, 'shadow sync step failed');
     });
     return shadowQueue;
   };
@@ -585,11 +594,12 @@ export function createAgent(deps: AgentDeps): Agent {
       const acked = await publisher.drain(config.shutdownTimeoutMs);
       if (transport.isConnected) {
         try {
+          const timeoutMs = Math.max(1_000, config.shutdownTimeoutMs);
           await withTimeout(
             clock,
-            Math.max(1_000, config.shutdownTimeoutMs),
-            'offline status',
+            timeoutMs,
             transport.publish(statusTopic, statusPayload(false, reason), { qos: 1, retain: true }),
+            () => new TransportError('PUBLISH_TIMEOUT', 'offline status publish timed out', { data: { timeoutMs } }),
           );
         } catch (err) {
           log.warn({ err }, 'offline status not published');

@@ -32,3 +32,23 @@ export function sleep(clock: Clock, ms: number): Promise<void> {
     clock.setTimeout(resolve, ms);
   });
 }
+
+/**
+ * Settles as `p` does, or rejects with `onTimeout()` if `p` has not settled `ms` later on the
+ * given clock. The timer is cleared when `p` settles first.
+ */
+export function withTimeout<T>(clock: Clock, ms: number, p: Promise<T>, onTimeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = clock.setTimeout(() => reject(onTimeout()), ms);
+    p.then(
+      (v) => {
+        clock.clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clock.clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}

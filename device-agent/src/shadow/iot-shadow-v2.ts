@@ -1,11 +1,11 @@
 import { iotshadow, type mqtt_request_response } from 'aws-iot-device-sdk-v2';
 import type { NativeMqttClient } from '../adapters/aws-iot-sdk.js';
-import { ShadowError } from '../errors.js';
+import { ShadowError, ShadowRejectedError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { type Clock, createSystemClock } from '../ports/clock.js';
 import type { ShadowDelta, ShadowService } from './port.js';
-import { withTimeout } from './timeout.js';
+import { shadowRequestTimeout } from './timeout.js';
 
 export interface IotShadowServiceOptions {
   readonly native: NativeMqttClient;
@@ -21,14 +21,18 @@ function serviceCode(err: unknown): number | undefined {
   return typeof modeled?.code === 'number' ? modeled.code : undefined;
 }
 
+/** A rejection when the service answered with a code; a plain `ShadowError` when it never answered. */
 function wrap(operation: string, err: unknown): ShadowError {
   if (err instanceof ShadowError) return err;
   const code = serviceCode(err);
+  if (code === undefined) {
+    return new ShadowError('SHADOW_REQUEST_FAILED', `shadow ${operation} failed`, { cause: err, data: { operation } });
+  }
   const modeled = (err as { modeledError?: { message?: string; clientToken?: string } }).modeledError;
-  return new ShadowError(
-    code === undefined ? 'SHADOW_REQUEST_FAILED' : 'SHADOW_REJECTED',
-    code === undefined ? `shadow ${operation} failed` : `shadow ${operation} rejected: ${modeled?.message ?? code}`,
-    { cause: err, data: { operation, code, clientToken: modeled?.clientToken } },
+  return new ShadowRejectedError(
+    operation,
+    { code, message: modeled?.message, clientToken: modeled?.clientToken },
+    { cause: err },
   );
 }
 
@@ -36,7 +40,8 @@ function wrap(operation: string, err: unknown): ShadowError {
  * Shadow service over the SDK's `iotshadow.IotShadowClientv2`, sharing the transport's MQTT
  * connection (MQTT 5 client or 3.1.1 connection). The SDK's request-response client correlates
  * responses by clientToken and re-subscribes its streams after reconnects; this adds a timeout
- * to every request on the injected clock and maps errors to `ShadowError`.
+ * to every request on the injected clock and maps errors to `ShadowRejectedError` (the service said
+ * no), `ShadowTimeoutError` (no answer in time) or their base `ShadowError`.
  */
 export function createIotShadowService(opts: IotShadowServiceOptions): ShadowService {
   const clock = opts.clock ?? createSystemClock();
@@ -62,7 +67,7 @@ export function createIotShadowService(opts: IotShadowServiceOptions): ShadowSer
     async get() {
       open('get');
       try {
-        const r = await withTimeout(clock, opts.requestTimeoutMs, 'get', client.getShadow({ thingName }));
+        const r = await shadowRequestTimeout(clock, opts.requestTimeoutMs, 'get', client.getShadow({ thingName }));
         return { version: r.version ?? 0, desired: r.state?.desired, reported: r.state?.reported };
       } catch (err) {
         if (serviceCode(err) === 404) return undefined;
@@ -72,7 +77,7 @@ export function createIotShadowService(opts: IotShadowServiceOptions): ShadowSer
     async updateReported(reported) {
       open('update');
       try {
-        const r = await withTimeout(
+        const r = await shadowRequestTimeout(
           clock,
           opts.requestTimeoutMs,
           'update',

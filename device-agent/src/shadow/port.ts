@@ -11,9 +11,12 @@ export interface ShadowDelta {
 }
 
 export interface ShadowService {
-  /** The current shadow, or undefined when the thing has none yet (404). Rejects with `ShadowError` (timeout or rejection). */
+  /**
+   * The current shadow, or undefined when the thing has none yet (404). Rejects with a
+   * `ShadowRejectedError` (another code), a `ShadowTimeoutError`, or a `ShadowError` (no answer).
+   */
   get(): Promise<ShadowView | undefined>;
-  /** Merges `reported` into `state.reported`. Rejects with `ShadowError`. */
+  /** Merges `reported` into `state.reported`. Rejects as `get` does (a 404 too). */
   updateReported(reported: object): Promise<{ version: number | undefined }>;
   /** Follows `/update/delta`; returns the unsubscribe function. */
   onDelta(listener: (delta: ShadowDelta) => void): () => void;

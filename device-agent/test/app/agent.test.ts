@@ -6,8 +6,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../src/app/agent.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { AgentConfig } from '../../src/config/schema.js';
+import { ShadowError, ShadowRejectedError, ShadowTimeoutError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { type Outbox, openOutbox } from '../../src/outbox/outbox.js';
+import type { ShadowService } from '../../src/shadow/port.js';
 import { createVirtualClock } from '../../src/testing/virtual-clock.js';
 import { countingSensor, MemoryShadow, MemoryTransport, memoryOutput } from './fakes.js';
 
@@ -428,5 +430,57 @@ describe('createAgent: shadow sync', () => {
     expect(shadow.reported.rejected).toEqual({ 'outputs.relay': { value: true, reason: 'could not switch: EIO' } });
     await clock.advance(1000);
     expect(agent.status().readings).toBeGreaterThan(0);
+  });
+
+  it.each([
+    {
+      failure: 'a rejection',
+      error: new ShadowRejectedError('update', { code: 413, message: 'too large', clientToken: 't-1' }),
+      log: { msg: 'shadow request rejected', serviceCode: 413, what: 'get' },
+    },
+    {
+      failure: 'a timeout',
+      error: new ShadowTimeoutError('update', 5_000),
+      log: { msg: 'shadow request timed out', timeoutMs: 5_000, what: 'get' },
+    },
+    {
+      failure: 'a lost answer',
+      error: new ShadowError('SHADOW_REQUEST_FAILED', 'shadow request lost with the connection'),
+      log: { msg: 'shadow sync step failed', what: 'get' },
+    },
+  ])('logs $failure of a shadow report as such, and reports again on the next sync', async ({ error, log }) => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (l: string) => lines.push(JSON.parse(l)) } });
+    const clock = createVirtualClock();
+    const transport = new MemoryTransport();
+    const shadow = new MemoryShadow();
+    let failing = true;
+    const failingShadow: ShadowService = {
+      get: () => shadow.get(),
+      updateReported: (reported) => (failing ? Promise.reject(error) : shadow.updateReported(reported)),
+      onDelta: (l) => shadow.onDelta(l),
+      close: () => shadow.close(),
+    };
+    const { outbox } = openOutbox({ path: ':memory:', maxBytes: 1024 ** 2 });
+    const agent = createAgent({
+      config: config(),
+      transport,
+      outbox,
+      sensors: [countingSensor('env')],
+      outputs: [memoryOutput('relay')],
+      clock,
+      logger,
+      createShadow: () => failingShadow,
+    });
+    await agent.start();
+    await settle();
+    await agent.syncShadow();
+    // One for the sync on connect, one for the sync asked for.
+    const shadowWarnings = lines.filter((l) => l.component === 'shadow');
+    const warning = expect.objectContaining({ ...log, level: 40, err: expect.objectContaining({ type: error.name }) });
+    expect(shadowWarnings).toEqual([warning, warning]);
+    failing = false;
+    await agent.syncShadow();
+    expect(shadow.updates).toHaveLength(1);
   });
 });

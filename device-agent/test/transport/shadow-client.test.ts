@@ -1,6 +1,7 @@
 import type { PublishPacket } from 'aedes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAwsIotTransport } from '../../src/adapters/aws-iot-sdk.js';
+import { ShadowError, ShadowRejectedError, ShadowTimeoutError } from '../../src/errors.js';
 import { createIotShadowService } from '../../src/shadow/iot-shadow-v2.js';
 import type { ShadowDelta } from '../../src/shadow/port.js';
 import { makePki, startTlsBroker, type TestPki, type TlsBroker, waitFor } from './tls-broker.js';
@@ -8,8 +9,8 @@ import { makePki, startTlsBroker, type TestPki, type TlsBroker, waitFor } from '
 /**
  * The SDK's IotShadowClientv2 glue against a broker that answers shadow requests the way IoT Core
  * does on the reserved topics (a minimal responder in the test; the real shadow service is
- * tested in cloud/). Checks request/response correlation, 404 → undefined, delta streaming,
- * and the request timeout.
+ * tested in cloud/). Checks request/response correlation, 404 → undefined, a rejection with its
+ * code, delta streaming, and the request timeout.
  */
 let pki: TestPki;
 let broker: TlsBroker;
@@ -48,6 +49,15 @@ beforeAll(async () => {
           clientToken: body.clientToken,
         });
     } else if (packet.topic === `${prefix}/update`) {
+      if (body.state?.reported?.tooBig !== undefined) {
+        reply(`${prefix}/update/rejected`, {
+          code: 413,
+          message: 'The payload exceeds the maximum size allowed',
+          clientToken: body.clientToken,
+          timestamp: ts,
+        });
+        return;
+      }
       doc ??= { version: 0, desired: {}, reported: {} };
       doc.version += 1;
       Object.assign(doc.reported, body.state.reported);
@@ -67,7 +77,7 @@ afterAll(async () => {
 });
 
 describe('IotShadowClientv2 shadow service over the MQTT 3.1.1 transport', () => {
-  it('get (404 → undefined), update, get, follow deltas, and time out when nobody answers', async () => {
+  it('get (404 → undefined), update, a rejected update, get, follow deltas, and time out when nobody answers', async () => {
     const transport = createAwsIotTransport({
       protocol: '3.1.1',
       endpoint: 'localhost',
@@ -87,6 +97,14 @@ describe('IotShadowClientv2 shadow service over the MQTT 3.1.1 transport', () =>
       expect(await shadow.get()).toBeUndefined();
       const updated = await shadow.updateReported({ logLevel: 'info', outputs: { relay: false } });
       expect(updated.version).toBe(1);
+      const rejected = await shadow.updateReported({ tooBig: 'x' }).catch((e: unknown) => e);
+      expect(rejected).toBeInstanceOf(ShadowRejectedError);
+      expect(rejected).toMatchObject({
+        name: 'ShadowRejectedError',
+        code: 'SHADOW_REJECTED',
+        serviceCode: 413,
+        clientToken: expect.any(String),
+      });
       doc = { ...(doc ?? { version: 1, reported: {} }), desired: { outputs: { relay: true } } } as typeof doc;
       const got = await shadow.get();
       expect(got).toMatchObject({ version: 1, desired: { outputs: { relay: true } }, reported: { logLevel: 'info' } });
@@ -114,7 +132,11 @@ describe('IotShadowClientv2 shadow service over the MQTT 3.1.1 transport', () =>
 
       silent = true;
       const started = Date.now();
-      await expect(shadow.get()).rejects.toMatchObject({ name: 'ShadowError' });
+      const timedOut = await shadow.get().catch((e: unknown) => e);
+      expect(timedOut).toBeInstanceOf(ShadowTimeoutError);
+      expect(timedOut).toBeInstanceOf(ShadowError);
+      expect(timedOut).not.toBeInstanceOf(ShadowRejectedError);
+      expect(timedOut).toMatchObject({ name: 'ShadowTimeoutError', code: 'SHADOW_TIMEOUT', timeoutMs: 1500 });
       expect(Date.now() - started).toBeLessThan(5_000);
     } finally {
       silent = false;
