@@ -1,3 +1,4 @@
+export * from './backoff.js';
 export * from './deploy.js';
 export * from './exit-codes.js';
 export * from './issues.js';
@@ -8,4 +9,5 @@ export * from './policy.js';
 export * from './shadow.js';
 export * from './state.js';
 export * from './telemetry.js';
+export * from './token-bucket.js';
 export * from './topics.js';
