@@ -8,13 +8,7 @@ export * from './app/agent.js';
 export * from './app/publisher.js';
 export * from './app/transport.js';
 export * from './config/index.js';
-export {
-  Backoff,
-  type BackoffOptions as JitterBackoffOptions,
-  backoffDelay as jitteredBackoffDelay,
-} from './core/backoff.js';
 export * from './core/batcher.js';
-export * from './core/rate-limiter.js';
 export * from './core/reconciler.js';
 export * from './core/reported.js';
 export * from './drivers/ads1115.js';

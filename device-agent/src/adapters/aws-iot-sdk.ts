@@ -1,5 +1,5 @@
+import { exponentialBackoff } from '@pifleet/protocol';
 import { iot, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
-import { backoffDelay } from '../core/backoff.js';
 import { type FailureReport, repeatsLoggedFailure } from '../core/failure-log.js';
 import { TransportError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -346,7 +346,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
         (err: unknown) => {
           attemptInFlight = undefined;
           if (state !== 'running') return;
-          const delay = backoffDelay(failures, { minMs, maxMs, random });
+          const delay = exponentialBackoff(failures, { baseMs: minMs, capMs: maxMs, floorMs: minMs }, random);
           retryAt = clock.now() + delay;
           retryTimer = clock.setTimeout(attempt, delay);
           onFailed(asError(err));
@@ -400,7 +400,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     client.on('connectionFailure', (e) => {
       // The SDK waits a random time up to min(max, min·2ⁿ) before its next attempt (full jitter).
       attempting5 = false;
-      lastFailure5 = { at: clock.now(), retryWithinMs: Math.min(maxMs, minMs * 2 ** Math.min(failures, 30)) };
+      lastFailure5 = { at: clock.now(), retryWithinMs: exponentialBackoff(failures, { baseMs: minMs, capMs: maxMs }) };
       onFailed(asError(e.error), e.connack?.reasonCode);
     });
     client.on('disconnection', (e) => onLost(asError(e.error)));

@@ -1,4 +1,4 @@
-import { RateLimiter } from '../core/rate-limiter.js';
+import { TokenBucket } from '@pifleet/protocol';
 import type { Logger } from '../logger.js';
 import type { Outbox } from '../outbox/outbox.js';
 import type { Clock, TimerHandle } from '../ports/clock.js';
@@ -34,11 +34,11 @@ export interface Publisher {
 export function createPublisher(deps: PublisherDeps): Publisher {
   const { outbox, transport, clock } = deps;
   const log = deps.logger;
-  const limiter = new RateLimiter(
-    deps.maxPerSecond,
-    Math.max(1, Math.min(deps.maxInFlight, deps.maxPerSecond)),
-    clock.now(),
-  );
+  // The agent's own pacing: bursts of up to maxInFlight (at most a second's worth), maxPerSecond on average.
+  const pacer = new TokenBucket({
+    ratePerSecond: deps.maxPerSecond,
+    burst: Math.max(1, Math.min(deps.maxInFlight, deps.maxPerSecond)),
+  });
   const inFlight = new Set<number>();
   const waiters = new Set<() => void>();
   let timer: TimerHandle | undefined;
@@ -111,8 +111,8 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       }
       const entry = entries[0];
       if (!entry) return;
-      if (!limiter.tryTake(clock.now())) {
-        schedule(limiter.waitMs(clock.now()));
+      if (!pacer.tryTake(clock.now())) {
+        schedule(Math.ceil(pacer.waitMs(clock.now())));
         return;
       }
       send(entry);

@@ -1,6 +1,4 @@
-export * from './backoff.js';
 export * from './batcher.js';
 export * from './failure-log.js';
-export * from './rate-limiter.js';
 export * from './reconciler.js';
 export * from './reported.js';

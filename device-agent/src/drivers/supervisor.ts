@@ -1,3 +1,4 @@
+import { exponentialBackoff } from '@pifleet/protocol';
 import { SensorError } from '../hardware/errors.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../ports/clock.js';
@@ -33,14 +34,6 @@ export interface SupervisedSensor extends Sensor {
   onHealthChange(listener: (health: SensorHealth) => void): () => void;
 }
 
-/** Delay before retry number `failures` (1-based): initial · factor^(failures−1), capped. */
-export function backoffDelay(failures: number, options: BackoffOptions = {}): number {
-  const initial = options.initialMs ?? 1000;
-  const max = options.maxMs ?? 60_000;
-  const factor = options.factor ?? 2;
-  return Math.min(max, initial * factor ** Math.max(0, failures - 1));
-}
-
 const describeError = (err: unknown) => ({
   code: typeof (err as { code?: unknown })?.code === 'string' ? ((err as { code: string }).code as string) : 'ERROR',
   message: err instanceof Error ? err.message : String(err),
@@ -56,6 +49,13 @@ export function superviseSensor(sensor: Sensor, options: SuperviseOptions): Supe
   const { clock } = options;
   const log = options.logger?.child({ component: 'sensor', sensor: sensor.id, driver: sensor.driver });
   const listeners = new Set<(h: SensorHealth) => void>();
+  // Retry number `failures` (1-based) waits initial · factor^(failures−1), capped. No jitter: the
+  // retries go to the device's own bus, not to a server that a fleet shares.
+  const schedule = {
+    baseMs: options.backoff?.initialMs ?? 1000,
+    capMs: options.backoff?.maxMs ?? 60_000,
+    factor: options.backoff?.factor ?? 2,
+  };
   let health: SensorHealth = { sensor: sensor.id, status: 'init', failures: 0 };
   let lastErr: unknown;
   let initialised = false;
@@ -79,7 +79,7 @@ export function superviseSensor(sensor: Sensor, options: SuperviseOptions): Supe
     initialised = false;
     lastErr = err;
     const failures = health.failures + 1;
-    const delay = backoffDelay(failures, options.backoff);
+    const delay = exponentialBackoff(failures - 1, schedule);
     const lastError = describeError(err);
     if (health.status !== 'unhealthy') {
       log?.warn({ err, code: lastError.code, retryInMs: delay }, 'sensor unhealthy');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, superviseSensor } from '../../src/drivers/supervisor.js';
+import { type BackoffOptions, superviseSensor } from '../../src/drivers/supervisor.js';
 import type { Metrics, Sensor } from '../../src/drivers/types.js';
 import { I2cError, SensorError } from '../../src/hardware/errors.js';
 import { createVirtualClock } from '../../src/testing/virtual-clock.js';
@@ -29,7 +29,7 @@ function scripted() {
 }
 
 describe('backoff', () => {
-  it.each([
+  it.each<[number, BackoffOptions, number]>([
     [1, {}, 1000],
     [2, {}, 2000],
     [6, {}, 32_000],
@@ -37,8 +37,18 @@ describe('backoff', () => {
     [20, {}, 60_000],
     [3, { initialMs: 500, factor: 3 }, 4500],
     [4, { initialMs: 100, maxMs: 500 }, 500],
-  ])('failure %i with %j waits %i ms', (failures, options, expected) => {
-    expect(backoffDelay(failures, options)).toBe(expected);
+  ])('failure %i with %j waits %i ms', async (failures, backoff, expected) => {
+    const clock = createVirtualClock();
+    const { sensor, state } = scripted();
+    const s = superviseSensor(sensor, { clock, backoff });
+    state.initOk = false;
+    await s.init();
+    while (s.health().failures < failures) {
+      await clock.advance((s.health().retryAt ?? Number.NaN) - clock.now());
+      await expect(s.read()).rejects.toBeInstanceOf(I2cError);
+    }
+    expect(s.health()).toMatchObject({ status: 'unhealthy', failures });
+    expect((s.health().retryAt ?? Number.NaN) - clock.now()).toBe(expected);
   });
 });
 

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { exponentialBackoff } from '@pifleet/protocol';
 import {
   type Clock,
   createSystemClock,
   createTransportKit,
-  jitteredBackoffDelay,
   type LastWill,
   type Logger,
   type QoS,
@@ -119,7 +119,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
 
   const scheduleRetry = () => {
     if (state !== 'running' || retryTimer !== undefined) return;
-    const delay = jitteredBackoffDelay(Math.max(0, failures - 1), { minMs, maxMs, random });
+    const delay = exponentialBackoff(failures - 1, { baseMs: minMs, capMs: maxMs, floorMs: minMs }, random);
     retryTimer = clock.setTimeout(() => {
       retryTimer = undefined;
       if (state === 'running') client?.reconnect();
