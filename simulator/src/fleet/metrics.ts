@@ -54,3 +54,10 @@ export function logHistogram(values: readonly number[] | Float64Array, perDecade
 
 /** Rounds to `digits` decimals. */
 export const round = (v: number, digits = 1) => Number(v.toFixed(digits));
+
+/** Picks `fraction` of the items (at least one), spread evenly over them: deterministic, so runs compare. */
+export function pickEvenly<T>(items: readonly T[], fraction: number): T[] {
+  const n = Math.max(1, Math.round(items.length * fraction));
+  const step = items.length / n;
+  return Array.from({ length: n }, (_, i) => items[Math.floor(i * step)] as T);
+}

@@ -1,0 +1,142 @@
+import type { CommandLoadResult } from './command-load.js';
+import type { HostSnapshot } from './host.js';
+import type { Histogram, Quantiles } from './metrics.js';
+import type { FleetFault, FleetOptions } from './options.js';
+import type { HostPool } from './pool.js';
+
+/**
+ * What a fleet run returns and writes as `fleet-result.json`: the shape the report
+ * (`src/report/report.ts`) and the bench read. Bump FLEET_RESULT_VERSION when it changes.
+ */
+export const FLEET_RESULT_VERSION = 1;
+
+/** One sample per second of a phase. */
+export interface SeriesPoint {
+  /** Seconds since the phase started. */
+  readonly t: number;
+  readonly connected: number;
+  readonly generatedPerS: number;
+  readonly publishedPerS: number;
+  /** Readings stored in that second (filled in from the store after the run). */
+  storedPerS: number;
+  /** Percent of one core over the last second: the main thread (local IoT Core) and every other thread (fleet). */
+  readonly coreCpuPct: number;
+  readonly fleetCpuPct: number;
+  /** RSS of this process (the local IoT Core, plus the devices when inline) and of the device-host processes. */
+  readonly rssMB: number;
+  readonly fleetRssMB: number;
+}
+
+export interface FaultOutcome {
+  readonly kind: FleetFault['kind'];
+  /** Seconds since the phase started. */
+  readonly atS: number;
+  readonly affected: number;
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+export interface PhaseResult {
+  readonly name: 'local-core' | 'bare-broker' | 'external-core' | 'aws';
+  readonly deviceHosts: {
+    readonly mode: HostPool['mode'];
+    readonly hosts: number;
+    /** Each device's MQTT client: `crt` (aws-iot-device-sdk-v2) or `mqtt` (mqtt.js). */
+    readonly transport: 'crt' | 'mqtt';
+  };
+  readonly devices: number;
+  readonly connect: {
+    readonly everConnected: number;
+    readonly connectedAtEnd: number;
+    readonly maxConnected: number;
+    /** First starts → last first CONNACK. */
+    readonly seconds: number;
+    readonly perSecond: number;
+    readonly firstConnectMeanMs: number;
+    readonly firstConnectMaxMs: number;
+    readonly connectFailures: number;
+    readonly reconnects: number;
+    readonly interruptions: number;
+  };
+  readonly telemetry: {
+    /** Readings sampled by the agents (agent.status().readings, summed). */
+    readonly generated: number;
+    /** Readings in batches the broker acknowledged (PUBACK). */
+    readonly published: number;
+    readonly publishedBatches: number;
+    /** Readings read back from the telemetry store (deduplicated there); bare broker: delivered to its subscriber. */
+    readonly stored: number;
+    readonly storedBatches: number;
+    readonly storedVia: string;
+    /** generated − stored. */
+    readonly lost: number;
+    /** Of the lost: dropped by outbox bounds, and never acknowledged before the devices stopped. */
+    readonly droppedByOutbox: number;
+    readonly unsentAtStop: number;
+    /** Readings per second over the measured window. */
+    readonly generatedPerS: number;
+    readonly publishedPerS: number;
+    readonly publishedBytes: number;
+  };
+  readonly latency: {
+    readonly sampleToStoredMs: Quantiles | undefined;
+    readonly sealedToStoredMs: Quantiles | undefined;
+    readonly sampleToStoredHistogram: Histogram;
+    readonly sealedToStoredHistogram: Histogram;
+    readonly sampledThings: number;
+    /** What "stored" means for this phase. */
+    readonly endpoint: string;
+  };
+  readonly commands: Omit<CommandLoadResult, 'roundTripSamples'> | undefined;
+  readonly commandRoundTripHistogram: Histogram | undefined;
+  readonly resources: {
+    /** Measured window (ramp end → end of duration), percent of one core: this process, and the device hosts. */
+    readonly coreCpuPct: number;
+    readonly fleetCpuPct: number;
+    readonly cpuSplit: string;
+    /** This process: the local IoT Core (or bare broker), plus the devices when inline. */
+    readonly coreRssMaxMB: number;
+    readonly coreRssEndMB: number;
+    /** The device-host processes together (0 when inline). */
+    readonly fleetRssMaxMB: number;
+    readonly fleetRssEndMB: number;
+    readonly coreEventLoop: { readonly p50Ms: number; readonly p99Ms: number; readonly maxMs: number };
+    readonly hostEventLoop: readonly HostSnapshot['eventLoop'][];
+    readonly hostHeapUsedMB: readonly number[];
+  };
+  readonly faults: readonly FaultOutcome[];
+  readonly sensorFailure?: {
+    readonly failedDevices: number;
+    readonly reportedUnhealthy: number;
+    readonly reportedUnhealthyAmongFailed: number;
+    readonly reportedUnhealthyAmongHealthy: number;
+  };
+  readonly windows: { readonly rampS: number; readonly measuredS: number; readonly drainS: number };
+  readonly series: readonly SeriesPoint[];
+}
+
+export interface FleetResult {
+  readonly version: typeof FLEET_RESULT_VERSION;
+  readonly runId: string;
+  readonly startedAt: string;
+  readonly options: FleetOptions;
+  readonly machine: {
+    readonly cpus: number;
+    readonly cpuModel: string;
+    readonly memoryGiB: number;
+    readonly node: string;
+    readonly platform: string;
+  };
+  readonly provisioning:
+    | { readonly seconds: number; readonly perDeviceMs: number; readonly keyType: string; readonly dataDir: string }
+    | undefined;
+  readonly phases: readonly PhaseResult[];
+  /** local core ÷ bare broker, when both ran. */
+  readonly overhead?: {
+    readonly coreCpuRatio: number;
+    readonly connectRateRatio: number;
+    readonly sealedToStoredP99VsBrokerP99: number | undefined;
+  };
+  readonly cleanup: { readonly removed: number; readonly failed: number; readonly kept: boolean };
+  /** true when every phase without faults lost nothing (and faulted phases lost nothing either). */
+  readonly zeroLoss: boolean;
+}

@@ -1,0 +1,184 @@
+import { createCommandLoad } from '../command-load.js';
+import type { HostEvent } from '../host.js';
+import type { FleetOptions } from '../options.js';
+import { createHostPool, type HostPool } from '../pool.js';
+import type { FleetIdentity } from '../provision.js';
+import type { FleetResult, PhaseResult } from '../result.js';
+import { summarizePhase, total } from '../summary.js';
+import { injectFaults } from './faults.js';
+import { measureWindow } from './measure.js';
+import { type PhaseMonitor, startPhaseMonitor } from './monitor.js';
+import type { PhaseTarget } from './phase-target.js';
+import { waitForRamp } from './ramp.js';
+import { readLatency, waitForStored } from './read-back.js';
+import { waitUntilSettled } from './settle.js';
+
+export interface PhaseContext {
+  readonly options: FleetOptions;
+  readonly say: (line: string, final: boolean) => void;
+  readonly signal: AbortSignal | undefined;
+}
+
+/** A run's context: the phase context, and the run's id and thing-name prefix. */
+export interface RunContext extends PhaseContext {
+  readonly runId: string;
+  /** `<prefix>-<runId>`: every thing of the run is named `<thingPrefix>-NNNNN`. */
+  readonly thingPrefix: string;
+}
+
+/** What a run against one kind of target collected, before the run's summary. */
+export interface RunOutcome {
+  readonly phases: readonly PhaseResult[];
+  readonly provisioning: FleetResult['provisioning'];
+  readonly cleanup: FleetResult['cleanup'];
+}
+
+/**
+ * One phase of a run: the whole fleet against one target. Starts the device hosts, ramps,
+ * measures (commands throughout, faults half-way), lets the fleet settle, stops the agents,
+ * reads back what was stored, and summarizes.
+ */
+export async function runPhase(
+  target: PhaseTarget,
+  identities: readonly FleetIdentity[],
+  ctx: PhaseContext,
+): Promise<PhaseResult> {
+  const { options: o, say, signal } = ctx;
+  const names = identities.map((id) => id.thingName);
+  let commandLoad: ReturnType<typeof createCommandLoad> | undefined;
+  const connected = new Set<string>();
+  const ramped = new Set<number>();
+  const pool = createDeviceHosts(target, identities, o, (e) => {
+    if (e.type === 'ramped') ramped.add(e.hostId);
+    else {
+      connected.add(e.thingName);
+      commandLoad?.observe(e.thingName, e.outputs, e.at);
+    }
+  });
+  const t0 = Date.now();
+  const monitor: PhaseMonitor = startPhaseMonitor({ name: target.name, pool, devices: o.devices, t0, say });
+  try {
+    await pool.start();
+    const rampEnd = await waitForRamp({
+      pool,
+      monitor,
+      ramped,
+      devices: o.devices,
+      rampPerSecond: o.rampPerSecond,
+      t0,
+      signal,
+    });
+    const cpuStart = monitor.cpuNow(await pool.snapshot());
+    if (target.command && o.commandRate > 0) {
+      commandLoad = createCommandLoad({
+        target: target.command,
+        ratePerSecond: o.commandRate,
+        things: names,
+        eligible: (t) => connected.has(t),
+      });
+      commandLoad.start();
+    }
+    let faults: Awaited<ReturnType<typeof injectFaults>> = { outcomes: [], failedThings: [] };
+    const measureEnd = await measureWindow({
+      rampEnd,
+      durationS: o.durationS,
+      signal,
+      atMiddle: async () => {
+        faults = await injectFaults({
+          faults: target.faults,
+          local: target.local,
+          pool,
+          names,
+          devices: o.devices,
+          intervalMs: o.intervalMs,
+          t0,
+        });
+      },
+    });
+    const atEnd = await monitor.refresh();
+    const cpuEnd = monitor.cpuNow(atEnd);
+    const fleetRssEndBytes = monitor.fleetRss(atEnd);
+    const commands = commandLoad ? await commandLoad.stop(10_000) : undefined;
+    if (faults.failedThings.length > 0) await pool.syncShadow(faults.failedThings);
+    await waitUntilSettled({ pool, monitor, timeoutS: o.drainTimeoutS, signal });
+
+    say(`[${target.name}] stopping ${o.devices} agents`, false);
+    await monitor.stop();
+    const finals = await pool.stop();
+    const stoppedAt = Date.now();
+    const stored = await waitForStored(target, {
+      published: total(finals, (s) => s.published),
+      things: names,
+      timeoutS: o.drainTimeoutS,
+    });
+    const drainedAt = Date.now();
+    const latency = readLatency(target, { things: names, latencyThings: o.latencyThings });
+
+    const result = summarizePhase({
+      name: target.name,
+      devices: o.devices,
+      deviceHosts: { mode: pool.mode, hosts: pool.hosts, transport: o.transport },
+      times: { t0, rampEnd, measureEnd, stoppedAt, drainedAt },
+      series: monitor.series,
+      latest: monitor.latest,
+      finals,
+      stored,
+      latency,
+      commands,
+      cpu: { start: cpuStart, end: cpuEnd },
+      memory: {
+        rssMaxBytes: monitor.rssMaxBytes,
+        rssEndBytes: process.memoryUsage().rss,
+        fleetRssMaxBytes: monitor.fleetRssMaxBytes,
+        fleetRssEndBytes,
+      },
+      coreEventLoop: monitor.eventLoop(),
+      faults: faults.outcomes,
+      failedThings: faults.failedThings,
+    });
+    const t = result.telemetry;
+    say(
+      `[${target.name}] generated ${t.generated}  published ${t.published}  stored ${t.stored}  lost ${t.lost}`,
+      true,
+    );
+    return result;
+  } catch (err) {
+    monitor.close();
+    await pool.terminate().catch(() => undefined);
+    throw err;
+  } finally {
+    monitor.close();
+  }
+}
+
+/** The device hosts of a phase: every identity as a device with the run's telemetry profile, seeded per device. */
+function createDeviceHosts(
+  target: PhaseTarget,
+  identities: readonly FleetIdentity[],
+  o: FleetOptions,
+  onEvent: (e: HostEvent) => void,
+): HostPool {
+  return createHostPool({
+    workers: o.workers,
+    endpoint: target.endpoint,
+    port: target.port,
+    caFile: target.caFile,
+    profile: {
+      sensors: o.sensors,
+      intervalMs: o.intervalMs,
+      batchReadings: o.batchReadings,
+      batchAgeMs: o.batchAgeMs,
+      shadow: target.shadow,
+      reconnectMaxMs: o.reconnectMaxMs,
+      transport: o.transport,
+    },
+    devices: identities.map((id, i) => ({
+      thingName: id.thingName,
+      certFile: id.certFile,
+      keyFile: id.keyFile,
+      seed: `${o.seed}-${i}`,
+    })),
+    rampPerSecond: o.rampPerSecond,
+    onEvent,
+  });
+}
