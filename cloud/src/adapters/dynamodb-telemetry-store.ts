@@ -18,7 +18,7 @@ import {
   type ScanCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { MetricValue, TelemetryBatch } from '@pifleet/protocol';
+import { exponentialBackoff, type MetricValue, type TelemetryBatch } from '@pifleet/protocol';
 import { TelemetryStoreError } from '../core/telemetry/errors.js';
 import {
   batchMarkerKey,
@@ -145,8 +145,8 @@ export function createDynamoDbTelemetryStore(options: DynamoDbTelemetryStoreOpti
         });
       }
       pending = out.UnprocessedItems;
-      const cap = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
-      await delay(Math.floor(random() * cap) + 1);
+      // + 1: a draw of 0 would resend at once.
+      await delay(exponentialBackoff(attempt - 1, { baseMs: baseDelayMs, capMs: maxDelayMs }, random) + 1);
     }
   }
 

@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { exponentialBackoff } from '@pifleet/protocol';
 import { PoisonBatchError, TelemetryStoreError } from '../core/telemetry/errors.js';
 import { type IngestOutcome, ingestTelemetry } from '../core/telemetry/ingest.js';
 import type { Logger } from '../logger.js';
@@ -58,7 +59,7 @@ export function createIngestHandler(deps: IngestHandlerDeps): IngestHandler {
           throw err;
         }
         log.warn({ err, attempt }, 'store failed; retrying batch');
-        await sleep(delayMs * 2 ** (attempt - 1));
+        await sleep(exponentialBackoff(attempt - 1, { baseMs: delayMs }));
       }
     }
   };

@@ -21,14 +21,14 @@ import {
   UpdateThingCommand,
 } from '@aws-sdk/client-iot';
 import type { IotPolicyDocument } from '@pifleet/protocol';
-import type { RateLimiter } from '../core/rate-limiter.js';
+import type { ApiRateLimiter } from '../core/rate-limiter.js';
 import { isRetryableAwsError, retry } from '../core/retry.js';
 import type { Clock } from '../ports/clock.js';
 import type { DeviceRegistry, IssuedCertificate, ThingRecord } from '../ports/registry.js';
 
 export interface AwsIotRegistryDeps {
   readonly client: IoTClient;
-  readonly limiter: RateLimiter;
+  readonly limiter: ApiRateLimiter;
   readonly clock: Clock;
   /** Attempts per call, including the first (throttling and 5xx are retried with backoff). */
   readonly maxAttempts?: number;

@@ -7,7 +7,7 @@ import { resolveTarget, type Target } from '../config/target.js';
 import { AMAZON_ROOT_CA_1_PEM } from '../core/amazon-root-ca.js';
 import type { ErrorContext } from '../core/error-map.js';
 import { type HintCommands, hintCommands, type Invocation } from '../core/hints.js';
-import { AWS_CONTROL_PLANE_RATES, RateLimiter, scaleRates } from '../core/rate-limiter.js';
+import { ApiRateLimiter, AWS_CONTROL_PLANE_RATES, scaleRates } from '../core/rate-limiter.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../ports/clock.js';
 import type { DeviceRegistry } from '../ports/registry.js';
@@ -96,7 +96,7 @@ export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger
         ? scaleRates(AWS_CONTROL_PLANE_RATES, opts.rate)
         : LOCAL_DEFAULT_RATES
       : scaleRates(AWS_CONTROL_PLANE_RATES, opts.rate ?? 1);
-  const limiter = new RateLimiter({ rates, clock: io.clock });
+  const limiter = new ApiRateLimiter({ rates, clock: io.clock });
   const registry = createAwsIotRegistry({
     client: iot,
     limiter,

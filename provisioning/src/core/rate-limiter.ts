@@ -1,42 +1,12 @@
+import { TokenBucket } from '@pifleet/protocol';
 import type { Clock } from '../ports/clock.js';
 
 /**
- * A token bucket (in its "virtual scheduling" form): `rate` operations per second on average,
- * with bursts of up to `burst`. Each caller reserves its slot synchronously, so concurrent
- * callers are served in order and never exceed the rate together.
+ * Client-side limits on AWS control-plane API calls: one token bucket per operation name, created
+ * on first use from a rate table. Each caller reserves its slot synchronously, so concurrent callers
+ * are served in order and never exceed the rate together.
  */
-export class TokenBucket {
-  readonly #intervalMs: number;
-  readonly #burst: number;
-  readonly #clock: Clock;
-  /** Time at which the bucket would be full again if nothing else arrived. */
-  #tat = Number.NEGATIVE_INFINITY;
-
-  constructor(options: { ratePerSecond: number; burst?: number; clock: Clock }) {
-    if (!(options.ratePerSecond > 0)) throw new RangeError('ratePerSecond must be positive');
-    this.#intervalMs = 1000 / options.ratePerSecond;
-    this.#burst = Math.max(1, Math.floor(options.burst ?? 1));
-    this.#clock = options.clock;
-  }
-
-  /** Reserves the next slot and returns how long the caller must wait for it (0 when a token is free). */
-  reserve(): number {
-    const now = this.#clock.now();
-    const tat = Math.max(this.#tat, now);
-    const start = tat - (this.#burst - 1) * this.#intervalMs;
-    this.#tat = tat + this.#intervalMs;
-    return Math.max(0, start - now);
-  }
-
-  /** Waits for a token. */
-  async take(signal?: AbortSignal): Promise<void> {
-    const wait = this.reserve();
-    if (wait > 0) await this.#clock.sleep(wait, signal);
-  }
-}
-
-/** One token bucket per operation name, created on first use from a rate table. */
-export class RateLimiter {
+export class ApiRateLimiter {
   readonly #buckets = new Map<string, TokenBucket>();
   readonly #rates: Readonly<Record<string, number>>;
   readonly #defaultRate: number | undefined;
@@ -55,10 +25,11 @@ export class RateLimiter {
       const rate = this.#rates[operation] ?? this.#defaultRate;
       if (rate === undefined) return;
       // A burst of one second's worth (at least 1) lets the first calls go at once.
-      bucket = new TokenBucket({ ratePerSecond: rate, burst: Math.max(1, Math.floor(rate)), clock: this.#clock });
+      bucket = new TokenBucket({ ratePerSecond: rate, burst: Math.max(1, Math.floor(rate)) });
       this.#buckets.set(operation, bucket);
     }
-    await bucket.take(signal);
+    const wait = bucket.reserve(this.#clock.now());
+    if (wait > 0) await this.#clock.sleep(wait, signal);
   }
 }
 

@@ -1,8 +1,9 @@
+import { exponentialBackoff } from '@pifleet/protocol';
 import type { Clock } from '../ports/clock.js';
 
 /**
- * Retries with exponential backoff and full jitter ("Exponential Backoff And Jitter", AWS
- * Architecture Blog): attempt n waits a uniformly random time in [0, min(capMs, baseMs·2ⁿ)].
+ * Retries with capped exponential backoff and full jitter ({@link exponentialBackoff}): the wait
+ * before retry n (0-based) is a uniformly random time in [0, min(capMs, baseMs·2ⁿ)).
  */
 export interface RetryOptions {
   /** Total attempts including the first. */
@@ -17,11 +18,6 @@ export interface RetryOptions {
   readonly onRetry?: (info: { attempt: number; delayMs: number; err: unknown }) => void;
 }
 
-export function backoffDelay(attempt: number, baseMs: number, capMs: number, random: () => number): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(random() * ceiling);
-}
-
 export async function retry<T>(fn: () => Promise<T>, options: RetryOptions): Promise<T> {
   const random = options.random ?? Math.random;
   for (let attempt = 0; ; attempt++) {
@@ -29,7 +25,7 @@ export async function retry<T>(fn: () => Promise<T>, options: RetryOptions): Pro
       return await fn();
     } catch (err) {
       if (attempt + 1 >= options.maxAttempts || !options.isRetryable(err) || options.signal?.aborted) throw err;
-      const delayMs = backoffDelay(attempt, options.baseMs, options.capMs, random);
+      const delayMs = exponentialBackoff(attempt, { baseMs: options.baseMs, capMs: options.capMs }, random);
       options.onRetry?.({ attempt: attempt + 1, delayMs, err });
       await options.clock.sleep(delayMs, options.signal);
     }

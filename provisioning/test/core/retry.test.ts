@@ -1,21 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, isRetryableAwsError, isThrottling, retry } from '../../src/core/retry.js';
+import { isRetryableAwsError, isThrottling, retry } from '../../src/core/retry.js';
 import { instantClock } from '../helpers.js';
 
 const throttle = () => Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
-
-describe('backoffDelay', () => {
-  it.each([
-    [0, 1, 100],
-    [1, 1, 200],
-    [3, 1, 800],
-    [10, 1, 5000],
-    [3, 0, 0],
-    [3, 0.5, 400],
-  ])('attempt %i with random %d → %i ms', (attempt, r, ms) => {
-    expect(backoffDelay(attempt, 100, 5000, () => r)).toBe(ms);
-  });
-});
 
 describe('retry', () => {
   it('retries throttling with growing jittered delays, then succeeds', async () => {
@@ -42,6 +29,19 @@ describe('retry', () => {
     expect(calls).toBe(4);
     expect(seen).toEqual([1, 2, 3]);
     expect(clock.slept).toEqual([99, 198, 396]);
+  });
+
+  it('stops the waits growing at capMs', async () => {
+    const clock = instantClock();
+    await expect(
+      retry(
+        async () => {
+          throw throttle();
+        },
+        { maxAttempts: 8, baseMs: 100, capMs: 1000, clock, random: () => 0.5, isRetryable: isRetryableAwsError },
+      ),
+    ).rejects.toThrow('Rate exceeded');
+    expect(clock.slept).toEqual([50, 100, 200, 400, 500, 500, 500]);
   });
 
   it('gives up after maxAttempts and rethrows the last error', async () => {
