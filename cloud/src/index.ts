@@ -23,6 +23,7 @@ export {
   type LocalIotCore,
   type LocalIotCoreDeps,
   localCorePaths,
+  readLocalEndpoint,
 } from './app/local-core.js';
 export * from './broker/index.js';
 export {
@@ -79,7 +80,7 @@ export {
   LOCAL_PROFILE,
   type LocalCredentials,
   loadOrCreateCredentials,
-  parseCredentialsFile,
+  readCredentialsFile,
   singleCredentialStore,
 } from './http/credentials.js';
 export { ApiError, invalidRequest } from './http/errors.js';

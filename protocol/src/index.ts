@@ -4,6 +4,7 @@ export * from './exit-codes.js';
 export * from './issues.js';
 export * from './json.js';
 export * from './limits.js';
+export * from './local-core.js';
 export * from './logging.js';
 export * from './policy.js';
 export * from './shadow.js';

@@ -1,6 +1,14 @@
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import {
+  describeIssues,
+  formatLocalEndpoint,
+  LOCAL_CREDENTIALS_FILE,
+  LOCAL_ENDPOINT_FILE,
+  type LocalEndpoint,
+  parseLocalEndpoint,
+} from '@pifleet/protocol';
 import { lockDataDir, prepareDataDir } from '../adapters/data-dir.js';
 import { SQLITE_TELEMETRY_FILENAME } from '../adapters/sqlite-telemetry-store.js';
 import { type Broker, createBroker } from '../broker/index.js';
@@ -28,20 +36,8 @@ import { createLocalShadow } from './shadow-wiring.js';
  * groups later parts add). `start()` resolves to what the ready line prints.
  */
 
-export interface LocalCoreInfo {
-  readonly ready: true;
-  readonly mqtt: { readonly host: string; readonly port: number };
-  /** Base URL of the HTTP API, e.g. `http://127.0.0.1:8880` (the SDK clients' `endpoint`). */
-  readonly http: string;
-  /** The CA certificate devices and TLS clients must trust. */
-  readonly caFile: string;
-  /** AWS shared-credentials file with the `pifleet-local` profile. */
-  readonly credentialsFile: string;
-  readonly region: string;
-  readonly accountId: string;
-  /** The web console's URL with its per-start token (`{http}/console/?token=…`): open it on this machine. */
-  readonly console: string;
-}
+/** The ready line: what `start()` resolves to, the bin prints, and the endpoint file holds (`@pifleet/protocol`). */
+export type LocalCoreInfo = LocalEndpoint;
 
 /** What a started core offers to code composed around it (tests, later services). */
 export interface LocalCoreServices {
@@ -91,10 +87,10 @@ export function localCorePaths(dataDir: string) {
     dataDir: dir,
     caDir: join(dir, 'ca'),
     caFile: join(dir, 'ca', 'ca.pem'),
-    credentialsFile: join(dir, 'credentials'),
+    credentialsFile: join(dir, LOCAL_CREDENTIALS_FILE),
     registryFile: join(dir, 'registry.sqlite'),
     /** The ready line of the running core, for tools (the `pifleet` CLI's `--local`); removed on stop. */
-    endpointFile: join(dir, 'endpoint.json'),
+    endpointFile: join(dir, LOCAL_ENDPOINT_FILE),
     shadowFile: join(dir, 'shadows.sqlite'),
     telemetryFile: join(dir, SQLITE_TELEMETRY_FILENAME),
     /** The archive rule action's objects (S3 in AWS). */
@@ -102,6 +98,32 @@ export function localCorePaths(dataDir: string) {
     /** Log actions, the rules' error sink among them: one JSONL file per log group. */
     ruleLogDir: join(dir, 'rule-logs'),
   };
+}
+
+/**
+ * The endpoint file of the core running on `dataDir`, read through the schema the core writes it
+ * with; undefined when there is none (no core started there, or the last one stopped).
+ */
+export async function readLocalEndpoint(dataDir: string): Promise<LocalEndpoint | undefined> {
+  const file = localCorePaths(dataDir).endpointFile;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new CloudError('local-core.endpoint-unreadable', `cannot read ${file}`, { cause: err });
+  }
+  const parsed = parseLocalEndpoint(text);
+  if (!parsed.ok) {
+    throw new CloudError(
+      'local-core.endpoint-invalid',
+      `${file} is not a local IoT Core endpoint file: ${describeIssues(parsed.issues)}`,
+      {
+        data: { file },
+      },
+    );
+  }
+  return parsed.value;
 }
 
 export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
@@ -266,7 +288,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           console: webConsole.url(httpUrl),
         });
         cloud.bindEndpoint(info.http);
-        await writeFile(paths.endpointFile, `${JSON.stringify(info)}\n`, { mode: 0o600 });
+        await writeFile(paths.endpointFile, formatLocalEndpoint(info), { mode: 0o600 });
         cleanup.push(() => rm(paths.endpointFile, { force: true }));
         running = Object.freeze({ ...base, info });
         logger.info({ mqtt: info.mqtt, http: info.http, dataDir: paths.dataDir }, 'local IoT Core ready');

@@ -1,10 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, chmod } from 'node:fs/promises';
+import { fromIni } from '@aws-sdk/credential-provider-ini';
+import { LOCAL_PROFILE } from '@pifleet/protocol';
 import { writeFileAtomic } from '../config/files.js';
 import { CloudError } from '../errors.js';
 
-/** The profile name of the local IoT Core's credentials in the shared-credentials file. */
-export const LOCAL_PROFILE = 'pifleet-local';
+// The profile name is part of the wire contract (the `pifleet` CLI reads the same file); cloud's
+// entry keeps exporting it from here.
+export { LOCAL_PROFILE };
 
 export interface LocalCredentials {
   readonly accessKeyId: string;
@@ -30,27 +34,29 @@ export function generateCredentials(): LocalCredentials {
   return { accessKeyId: `AKIA${id}`, secretAccessKey: secret };
 }
 
-/** Parses the `[profile]` section of an AWS shared-credentials (INI) file. */
-export function parseCredentialsFile(text: string, profile: string): LocalCredentials | undefined {
-  let current: string | undefined;
-  const values = new Map<string, string>();
-  for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const section = /^\[\s*([^\]]+?)\s*\]$/.exec(line);
-    if (section) {
-      current = section[1];
-      continue;
-    }
-    if (current !== profile) continue;
-    const eq = line.indexOf('=');
-    if (eq === -1) continue;
-    values.set(line.slice(0, eq).trim().toLowerCase(), line.slice(eq + 1).trim());
+/**
+ * Reads the `profile` key pair of the shared-credentials file `file` with the AWS SDK's own
+ * reader (the one every SDK client and the AWS CLI use on it), or undefined when the file or the
+ * profile is missing or has no key pair. Only this file is read: the config file is pointed at it
+ * too, so neither `~/.aws/config` nor `AWS_CONFIG_FILE` can add to or override the profile.
+ */
+export async function readCredentialsFile(
+  file: string,
+  profile = LOCAL_PROFILE,
+): Promise<LocalCredentials | undefined> {
+  try {
+    const { accessKeyId, secretAccessKey } = await fromIni({
+      profile,
+      filepath: file,
+      configFilepath: file,
+      ignoreCache: true,
+    })();
+    return { accessKeyId, secretAccessKey };
+  } catch (err) {
+    // The provider's one failure for a missing file, a missing profile and a profile without keys.
+    if (err instanceof Error && err.name === 'CredentialsProviderError') return undefined;
+    throw err;
   }
-  const accessKeyId = values.get('aws_access_key_id');
-  const secretAccessKey = values.get('aws_secret_access_key');
-  if (!accessKeyId || !secretAccessKey) return undefined;
-  return { accessKeyId, secretAccessKey };
 }
 
 export function formatCredentialsFile(credentials: LocalCredentials, profile = LOCAL_PROFILE): string {
@@ -70,16 +76,17 @@ export function formatCredentialsFile(credentials: LocalCredentials, profile = L
 export async function loadOrCreateCredentials(
   file: string,
 ): Promise<{ credentials: LocalCredentials; created: boolean }> {
-  let text: string | undefined;
+  let exists = true;
   try {
-    text = await readFile(file, 'utf8');
+    await access(file, constants.R_OK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new CredentialsError('credentials.unreadable', `cannot read credentials file ${file}`, { cause: err });
     }
+    exists = false;
   }
-  if (text !== undefined) {
-    const credentials = parseCredentialsFile(text, LOCAL_PROFILE);
+  if (exists) {
+    const credentials = await readCredentialsFile(file);
     if (!credentials) {
       throw new CredentialsError('credentials.invalid', `credentials file ${file} has no [${LOCAL_PROFILE}] profile`, {
         data: { file },

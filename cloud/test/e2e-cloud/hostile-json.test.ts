@@ -176,7 +176,7 @@ beforeAll(async () => {
     profile: LOCAL_PROFILE,
     maxAttempts: 1,
   });
-  api = apiClient(run.info, credentialsFrom(run.info.credentialsFile));
+  api = apiClient(run.info, await credentialsFrom(run.info.credentialsFile));
   const policy = {
     name: RECOMMENDED_POLICY_NAME,
     document: recommendedDevicePolicy(run.info.region, run.info.accountId),

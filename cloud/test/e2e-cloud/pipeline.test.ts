@@ -40,7 +40,7 @@ beforeAll(async () => {
   core = createLocalIotCore({ config: { ...LOCAL_CORE_DEFAULTS, dataDir: dir, mqttPort: 0, httpPort: 0 } });
   info = await core.start();
   iot = iotClient(info);
-  api = apiClient(info, credentialsFrom(info.credentialsFile));
+  api = apiClient(info, await credentialsFrom(info.credentialsFile));
 });
 afterAll(async () => {
   await Promise.all(connections.map((c) => closeQuietly(c)));
@@ -355,7 +355,7 @@ describe('command API', () => {
     ['unsigned', { sign: false }, 'MissingAuthenticationTokenException'],
     ['signed for another service', { service: 'iotdata' }, 'InvalidSignatureException'],
   ])('refuses a request %s', async (_what, how, errorType) => {
-    const client = 'service' in how ? apiClient(info, credentialsFrom(info.credentialsFile), how.service) : api;
+    const client = 'service' in how ? apiClient(info, await credentialsFrom(info.credentialsFile), how.service) : api;
     const res = await client('GET', '/api/things/pi-t1/latest', 'sign' in how ? { sign: false } : {});
     expect(res.status).toBe(403);
     expect(res.headers['x-amzn-errortype']).toBe(errorType);

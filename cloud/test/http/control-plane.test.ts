@@ -559,7 +559,7 @@ describe('HTTP security', () => {
   });
 
   it('rejects a request signed with the wrong secret (InvalidSignatureException)', async () => {
-    const good = credentialsFrom(run.info.credentialsFile);
+    const good = await credentialsFrom(run.info.credentialsFile);
     const bad = iotClient(run.info, { accessKeyId: good.accessKeyId, secretAccessKey: `${good.secretAccessKey}x` });
     await expectAwsError(bad.send(new ListThingsCommand({})), 'InvalidSignatureException', 403);
     bad.destroy();
@@ -589,7 +589,7 @@ describe('HTTP security', () => {
   });
 
   it('rejects a signature from a skewed clock, another region or another service', async () => {
-    const creds = credentialsFrom(run.info.credentialsFile);
+    const creds = await credentialsFrom(run.info.credentialsFile);
     const skewed = new IoTClient({
       region: 'us-east-1',
       endpoint: run.info.http,
