@@ -17,13 +17,7 @@ import { summarizeRun } from './summary.js';
 import { type LocalTarget, startBareBroker, startLocalTarget } from './target.js';
 
 // The result's shape lives in result.ts; the report and the bench import it from here.
-export {
-  type FaultOutcome,
-  FLEET_RESULT_VERSION,
-  type FleetResult,
-  type PhaseResult,
-  type SeriesPoint,
-} from './result.js';
+export * from './result.js';
 
 export interface FleetRunDeps {
   readonly options: FleetOptions;

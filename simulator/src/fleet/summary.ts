@@ -81,13 +81,7 @@ export interface PhaseObservations {
   readonly devices: number;
   readonly deviceHosts: PhaseResult['deviceHosts'];
   /** Epoch ms: phase start, ramp end, end of the measured window, agents stopped, read back done. */
-  readonly times: {
-    readonly t0: number;
-    readonly rampEnd: number;
-    readonly measureEnd: number;
-    readonly stoppedAt: number;
-    readonly drainedAt: number;
-  };
+  readonly times: Readonly<Record<'t0' | 'rampEnd' | 'measureEnd' | 'stoppedAt' | 'drainedAt', number>>;
   readonly series: readonly SeriesPoint[];
   /** The hosts' last snapshot before they stopped. */
   readonly latest: readonly HostSnapshot[];
@@ -97,19 +91,10 @@ export interface PhaseObservations {
   readonly commands: CommandLoadResult | undefined;
   /** CPU at the ramp end and at the end of the measured window. */
   readonly cpu: { readonly start: CpuMs; readonly end: CpuMs };
-  readonly memory: {
-    readonly rssMaxBytes: number;
-    readonly rssEndBytes: number;
-    readonly fleetRssMaxBytes: number;
-    readonly fleetRssEndBytes: number;
-  };
+  /** This process's RSS (max, at the end) and the device-host processes' together (0 when inline). */
+  readonly memory: Readonly<Record<'rssMaxBytes' | 'rssEndBytes' | 'fleetRssMaxBytes' | 'fleetRssEndBytes', number>>;
   /** This process's event-loop delay histogram (perf_hooks, ns) and its resolution, ms. */
-  readonly coreEventLoop: {
-    readonly p50Ns: number;
-    readonly p99Ns: number;
-    readonly maxNs: number;
-    readonly resolutionMs: number;
-  };
+  readonly coreEventLoop: Readonly<Record<'p50Ns' | 'p99Ns' | 'maxNs' | 'resolutionMs', number>>;
   readonly faults: readonly FaultOutcome[];
   /** Things whose sensors the sensor-failure fault broke. */
   readonly failedThings: readonly string[];
