@@ -10,11 +10,13 @@ import { ApiError, invalidRequest } from './errors.js';
 import { type SigV4Principal, verifySigV4 } from './sigv4.js';
 
 /**
- * The local IoT Core's HTTP server: one listener for every AWS-shaped API (IoT control plane now;
- * IoT data plane and the command API later). Each API is a RouteGroup with the SigV4 signing names
- * it accepts. Every request is read (size-limited), SigV4-verified, routed, and answered in AWS's
- * REST-JSON shape; failures carry `x-amzn-ErrorType` and `{message}` so AWS SDKs raise the same
- * exception classes they raise against AWS.
+ * The local IoT Core's HTTP server: one listener for every AWS-shaped API (IoT control plane, IoT
+ * data plane, command API) and the web console. Each API is a RouteGroup with the SigV4 signing
+ * names it accepts. Every request is read (size-limited), SigV4-verified, routed, and answered in
+ * AWS's REST-JSON shape; failures carry `x-amzn-ErrorType` and `{message}` so AWS SDKs raise the
+ * same exception classes they raise against AWS. A group with its own authentication (the console)
+ * is routed, read and error-mapped the same way, but checks its own credentials instead of SigV4
+ * and answers without AWS's headers.
  */
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD';
@@ -28,8 +30,8 @@ export interface ApiRequest {
   /** Lowercase header names; repeated headers joined with ', '. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly body: Buffer;
-  /** Who signed the request. */
-  readonly principal: SigV4Principal;
+  /** Who signed the request; undefined in a group with its own authentication. */
+  readonly principal: SigV4Principal | undefined;
   readonly requestId: string;
   readonly logger: Logger;
   /** The body parsed as a JSON object (`{}` when empty); 400 InvalidRequestException when malformed. */
@@ -46,13 +48,21 @@ export interface ApiResponse {
   readonly body?: string | Uint8Array;
 }
 
+/** A response the route writes itself (Server-Sent Events) instead of a body the server sends. */
+export interface StreamResponse {
+  /** Takes the response over: writes the head, then the stream, and ends it (or the client leaves). */
+  readonly stream: (res: ServerResponse) => void;
+}
+
+export type RouteResponse = ApiResponse | StreamResponse;
+
 export interface Route {
   readonly method: HttpMethod;
   /** Path template, e.g. `/things/{thingName}/principals`. A label matches one path segment. */
   readonly path: string;
   /** Operation name for logs, e.g. `CreateThing`. */
   readonly operation: string;
-  handle(request: ApiRequest): ApiResponse | Promise<ApiResponse>;
+  handle(request: ApiRequest): RouteResponse | Promise<RouteResponse>;
 }
 
 /** A request no route template matched, for route groups that dispatch on their own. */
@@ -68,9 +78,43 @@ export interface UnmatchedRequest {
   readonly logger: Logger;
 }
 
+/** What a group with its own authentication sees of a request before its body is read. */
+export interface RequestHead {
+  readonly method: string;
+  /** The path without the query string, still percent-encoded. */
+  readonly rawPath: string;
+  /** The query string as sent, without the `?`. */
+  readonly rawQuery: string;
+  /** Query parameters as a browser's form encoding reads them (`+` is a space; first value of each name). */
+  readonly query: ReadonlyMap<string, string>;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly requestId: string;
+  readonly logger: Logger;
+}
+
+/**
+ * How a group that is not SigV4-signed reaches its routes: the web console, which checks its own
+ * session cookie. Every request whose path is `prefix` or starts with `prefix/` is the group's alone
+ * (other groups never see these paths): `admit` sees it first, before any route matches and before
+ * its body is read; then it goes to the group's routes like a signed request (templates, one
+ * size-limited body reader, thrown errors mapped to their status and message), and `unmatched`
+ * answers when no route does. Its responses carry `headers` (under each response's own), JSON as
+ * `application/json; charset=utf-8`, and none of AWS's headers.
+ */
+export interface OwnAuthentication {
+  readonly prefix: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Largest request body the group's routes accept; default the server's. */
+  readonly maxBodyBytes?: number;
+  /** A response refuses (or redirects) the request; undefined lets it on to the routes. */
+  admit(request: RequestHead): ApiResponse | undefined;
+  /** The answer for a request no route of the group matches (e.g. 404, or 405 for another method). */
+  unmatched(request: RequestHead): ApiResponse;
+}
+
 export interface RouteGroup {
   readonly name: string;
-  /** SigV4 service names a request to this group may be signed for (e.g. `iot`). */
+  /** SigV4 service names a request to this group may be signed for (e.g. `iot`); none with `ownAuth`. */
   readonly signingNames: readonly string[];
   readonly routes: readonly Route[];
   /**
@@ -79,16 +123,8 @@ export interface RouteGroup {
    * Thrown ApiError/RegistryError map to AWS's error shape as for routes.
    */
   readonly fallback?: (request: UnmatchedRequest) => ApiResponse | undefined | Promise<ApiResponse | undefined>;
-  /**
-   * Optional requests the group serves itself WITHOUT SigV4 (the web console, which checks its own
-   * session cookie): a request whose path is `prefix` or starts with `prefix/` goes to `handle`
-   * before its body is read or any signature is checked, and `handle` owns the response (it may
-   * stream, e.g. Server-Sent Events). Other groups never see these paths.
-   */
-  readonly unsigned?: {
-    readonly prefix: string;
-    handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
-  };
+  /** Not SigV4: the group authenticates its own requests, under its own path prefix. */
+  readonly ownAuth?: OwnAuthentication;
 }
 
 export interface HttpServerOptions {
@@ -218,12 +254,23 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-function send(res: ServerResponse, requestId: string, response: ApiResponse): void {
-  const headers: Record<string, string> = { 'x-amzn-RequestId': requestId, ...(response.headers ?? {}) };
+/** How responses go out: headers under each response's own, and the content type of JSON bodies. */
+interface Wire {
+  readonly headers: Readonly<Record<string, string>>;
+  readonly jsonType: string;
+}
+
+const awsWire = (requestId: string): Wire => ({
+  headers: { 'x-amzn-RequestId': requestId },
+  jsonType: 'application/json',
+});
+
+function send(res: ServerResponse, wire: Wire, response: ApiResponse): void {
+  const headers: Record<string, string> = { ...wire.headers, ...(response.headers ?? {}) };
   let body: string | Uint8Array = '';
   if (response.json !== undefined) {
     body = JSON.stringify(response.json);
-    headers['content-type'] = 'application/json';
+    headers['content-type'] = wire.jsonType;
   } else if (response.body !== undefined) {
     body = response.body;
   }
@@ -232,30 +279,166 @@ function send(res: ServerResponse, requestId: string, response: ApiResponse): vo
   res.end(body);
 }
 
+function reply(res: ServerResponse, wire: Wire, response: RouteResponse): void {
+  if ('stream' in response) response.stream(res);
+  else send(res, wire, response);
+}
+
 function errorResponse(errorType: string, status: number, message: string, fields: Record<string, string> = {}) {
   return { status, headers: { 'x-amzn-ErrorType': errorType }, json: { message, ...fields } } satisfies ApiResponse;
 }
 
-/** Maps anything a handler throws to AWS's error shape. */
-export function toErrorResponse(err: unknown): { response: ApiResponse; internal: boolean } {
+interface MappedError {
+  readonly errorType: string;
+  readonly status: number;
+  readonly message: string;
+  readonly fields: Readonly<Record<string, string>>;
+  /** Not an error the request caused: log it as a failure. */
+  readonly internal: boolean;
+}
+
+function mapError(err: unknown): MappedError {
   if (err instanceof ApiError) {
-    return { response: errorResponse(err.errorType, err.status, err.message, { ...err.fields }), internal: false };
+    return { errorType: err.errorType, status: err.status, message: err.message, fields: err.fields, internal: false };
   }
   if (err instanceof RegistryError) {
-    return { response: errorResponse(err.code, REGISTRY_STATUS[err.code] ?? 400, err.message), internal: false };
+    return {
+      errorType: err.code,
+      status: REGISTRY_STATUS[err.code] ?? 400,
+      message: err.message,
+      fields: {},
+      internal: false,
+    };
   }
   return {
-    response: errorResponse('InternalFailureException', 500, 'An unexpected error has occurred.'),
+    errorType: 'InternalFailureException',
+    status: 500,
+    message: 'An unexpected error has occurred.',
+    fields: {},
     internal: true,
   };
 }
 
+/** Maps anything a handler throws to AWS's error shape. */
+export function toErrorResponse(err: unknown): { response: ApiResponse; internal: boolean } {
+  const m = mapError(err);
+  return { response: errorResponse(m.errorType, m.status, m.message, { ...m.fields }), internal: m.internal };
+}
+
+/** The same mapping without AWS's error header, for a group with its own authentication. */
+function toPlainErrorResponse(err: unknown): { response: ApiResponse; internal: boolean } {
+  const m = mapError(err);
+  return { response: { status: m.status, json: { message: m.message, ...m.fields } }, internal: m.internal };
+}
+
+/** Reads the body within `limit`; past it, 413 (as an ApiError) and the connection closes. */
+async function readBodyWithin(req: IncomingMessage, res: ServerResponse, limit: number, log: Logger): Promise<Buffer> {
+  try {
+    return await readBody(req, limit);
+  } catch (err) {
+    if (!(err instanceof BodyTooLarge)) throw err;
+    log.warn({ maxBody: limit }, 'request body too large');
+    // The rest of the body is left unread, so the connection cannot carry another request.
+    res.setHeader('connection', 'close');
+    throw new ApiError('RequestEntityTooLargeException', 413, `Request body exceeds ${limit} bytes.`);
+  }
+}
+
+function apiRequest(fields: Omit<ApiRequest, 'json'>): ApiRequest {
+  let parsed: Record<string, unknown> | undefined;
+  return {
+    ...fields,
+    json() {
+      if (parsed) return parsed;
+      if (fields.body.length === 0) {
+        parsed = {};
+        return parsed;
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(fields.body.toString('utf8'));
+      } catch (err) {
+        throw invalidRequest(`The request body is not valid JSON: ${(err as Error).message}`, err);
+      }
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        throw invalidRequest('The request body must be a JSON object.');
+      }
+      parsed = value as Record<string, unknown>;
+      return parsed;
+    },
+  };
+}
+
+/** Query parameters as a browser's form encoding reads them (lenient: never refuses a request). */
+function formQuery(rawQuery: string): Map<string, string> {
+  const query = new Map<string, string>();
+  for (const [key, value] of new URLSearchParams(rawQuery)) if (!query.has(key)) query.set(key, value);
+  return query;
+}
+
+interface OwnGroup {
+  readonly group: RouteGroup;
+  readonly own: OwnAuthentication;
+  readonly routes: readonly CompiledRoute[];
+}
+
+function compileOwn(group: RouteGroup, own: OwnAuthentication): OwnGroup {
+  for (const route of group.routes) {
+    if (!route.path.startsWith(`${own.prefix}/`) && route.path !== own.prefix) {
+      throw new CloudError('http.route', `route ${route.path} of ${group.name} is outside its prefix ${own.prefix}`);
+    }
+  }
+  return { group, own, routes: compile([group]) };
+}
+
+const PLAIN_JSON = 'application/json; charset=utf-8';
+
 export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
   const logger = (options.logger ?? silentLogger()).child({ component: 'http' });
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const routes = compile(options.routes);
-  const services = [...new Set(options.routes.flatMap((g) => g.signingNames))];
+  const signedGroups = options.routes.filter((g) => g.ownAuth === undefined);
+  const routes = compile(signedGroups);
+  const ownGroups = options.routes.flatMap((g) => (g.ownAuth === undefined ? [] : [compileOwn(g, g.ownAuth)]));
+  const services = [...new Set(signedGroups.flatMap((g) => g.signingNames))];
   let server: Server | undefined;
+
+  /** A request under a group's own prefix: its admission, then its routes; never SigV4. */
+  async function handleOwn(own: OwnGroup, req: IncomingMessage, res: ServerResponse, head: RequestHead) {
+    const wire: Wire = { headers: own.own.headers ?? {}, jsonType: PLAIN_JSON };
+    const log = head.logger;
+    let response: RouteResponse;
+    try {
+      const refused = own.own.admit(head);
+      if (refused !== undefined) {
+        send(res, wire, refused);
+        return;
+      }
+      const { match } = matchRoute(own.routes, head.method, head.rawPath);
+      if (!match) {
+        send(res, wire, own.own.unmatched(head));
+        return;
+      }
+      const body = await readBodyWithin(req, res, own.own.maxBodyBytes ?? maxBody, log);
+      const opLog = log.child({ operation: match.compiled.route.operation });
+      response = await match.compiled.route.handle(
+        apiRequest({
+          method: head.method as HttpMethod,
+          params: match.params,
+          query: head.query,
+          headers: head.headers,
+          body,
+          principal: undefined,
+          requestId: head.requestId,
+          logger: opLog,
+        }),
+      );
+    } catch (err) {
+      const mapped = toPlainErrorResponse(err);
+      if (mapped.internal) log.error({ err }, 'request failed');
+      response = mapped.response;
+    }
+    reply(res, wire, response);
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomUUID();
@@ -265,30 +448,29 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
     const rawQuery = q === -1 ? '' : url.slice(q + 1);
     const method = (req.method ?? 'GET').toUpperCase();
     const log = logger.child({ requestId, method, path: rawPath });
+    const wire = awsWire(requestId);
 
-    for (const group of options.routes) {
-      const prefix = group.unsigned?.prefix;
-      if (prefix !== undefined && (rawPath === prefix || rawPath.startsWith(`${prefix}/`))) {
-        await group.unsigned?.handle(req, res);
-        return;
-      }
+    const own = ownGroups.find((g) => rawPath === g.own.prefix || rawPath.startsWith(`${g.own.prefix}/`));
+    if (own !== undefined) {
+      await handleOwn(own, req, res, {
+        method,
+        rawPath,
+        rawQuery,
+        query: formQuery(rawQuery),
+        headers: req.headers,
+        requestId,
+        logger: log.child({ group: own.group.name }),
+      });
+      return;
     }
 
     let body: Buffer;
     try {
-      body = await readBody(req, maxBody);
+      body = await readBodyWithin(req, res, maxBody, log);
     } catch (err) {
-      if (err instanceof BodyTooLarge) {
-        log.warn({ maxBody }, 'request body too large');
-        res.setHeader('connection', 'close');
-        send(
-          res,
-          requestId,
-          errorResponse('RequestEntityTooLargeException', 413, `Request body exceeds ${maxBody} bytes.`),
-        );
-        return;
-      }
-      throw err;
+      if (!(err instanceof ApiError)) throw err;
+      send(res, wire, toErrorResponse(err).response);
+      return;
     }
 
     const auth = verifySigV4(
@@ -297,13 +479,14 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
     );
     if (!auth.ok) {
       log.warn({ errorType: auth.errorType }, 'request rejected: signature');
-      send(res, requestId, errorResponse(auth.errorType, 403, auth.message));
+      send(res, wire, errorResponse(auth.errorType, 403, auth.message));
       return;
     }
+    const principal: SigV4Principal = { accessKeyId: auth.accessKeyId, service: auth.service, region: auth.region };
 
     const { match, pathExists } = matchRoute(routes, method, rawPath);
     if (!match) {
-      for (const group of options.routes) {
+      for (const group of signedGroups) {
         if (!group.fallback || !group.signingNames.includes(auth.service)) continue;
         let response: ApiResponse | undefined;
         try {
@@ -313,7 +496,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
             query: new URLSearchParams(rawQuery),
             headers: req.headers,
             body,
-            principal: { accessKeyId: auth.accessKeyId, service: auth.service, region: auth.region },
+            principal,
             requestId,
             logger: log.child({ group: group.name }),
           });
@@ -323,21 +506,21 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
           response = mapped.response;
         }
         if (response) {
-          send(res, requestId, response);
+          send(res, wire, response);
           return;
         }
       }
       const response = pathExists
         ? errorResponse('MethodNotAllowedException', 405, `Method ${method} is not allowed on ${rawPath}.`)
         : errorResponse('UnknownOperationException', 404, `No operation matches ${method} ${rawPath}.`);
-      send(res, requestId, response);
+      send(res, wire, response);
       return;
     }
     const { compiled, params } = match;
     if (!compiled.group.signingNames.includes(auth.service)) {
       send(
         res,
-        requestId,
+        wire,
         errorResponse(
           'InvalidSignatureException',
           403,
@@ -350,48 +533,36 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
     const operation = compiled.route.operation;
     const opLog = log.child({ operation });
     const started = performance.now();
-    let response: ApiResponse;
+    let response: RouteResponse;
     try {
       const query = parseQuery(rawQuery);
-      let parsed: Record<string, unknown> | undefined;
-      const request: ApiRequest = {
-        method: method as HttpMethod,
-        params,
-        query,
-        headers: req.headers,
-        body,
-        principal: { accessKeyId: auth.accessKeyId, service: auth.service, region: auth.region },
-        requestId,
-        logger: opLog,
-        json() {
-          if (parsed) return parsed;
-          if (body.length === 0) {
-            parsed = {};
-            return parsed;
-          }
-          let value: unknown;
-          try {
-            value = JSON.parse(body.toString('utf8'));
-          } catch (err) {
-            throw invalidRequest(`The request body is not valid JSON: ${(err as Error).message}`, err);
-          }
-          if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-            throw invalidRequest('The request body must be a JSON object.');
-          }
-          parsed = value as Record<string, unknown>;
-          return parsed;
-        },
-      };
-      response = await compiled.route.handle(request);
-      opLog.debug({ status: response.status ?? 200, ms: performance.now() - started }, 'request handled');
+      response = await compiled.route.handle(
+        apiRequest({
+          method: method as HttpMethod,
+          params,
+          query,
+          headers: req.headers,
+          body,
+          principal,
+          requestId,
+          logger: opLog,
+        }),
+      );
+      opLog.debug(
+        { status: 'stream' in response ? 200 : (response.status ?? 200), ms: performance.now() - started },
+        'request handled',
+      );
     } catch (err) {
       const mapped = toErrorResponse(err);
       response = mapped.response;
       if (mapped.internal) opLog.error({ err }, 'request failed');
       else
-        opLog.info({ status: response.status, errorType: response.headers?.['x-amzn-ErrorType'] }, 'request rejected');
+        opLog.info(
+          { status: mapped.response.status, errorType: mapped.response.headers?.['x-amzn-ErrorType'] },
+          'request rejected',
+        );
     }
-    send(res, requestId, response);
+    reply(res, wire, response);
   }
 
   return {
@@ -400,7 +571,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
       const srv = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
         handle(req, res).catch((err: unknown) => {
           logger.error({ err }, 'request handler crashed');
-          if (!res.headersSent) send(res, randomUUID(), toErrorResponse(err).response);
+          if (!res.headersSent) send(res, awsWire(randomUUID()), toErrorResponse(err).response);
           else res.destroy();
         });
       });
