@@ -1,5 +1,4 @@
 import { parseShadowTopic, shadowTopicFilters } from '@pifleet/protocol';
-import type { Client } from 'aedes';
 import type { Broker, BusMessage } from '../broker/index.js';
 import { CloudError } from '../errors.js';
 import type { ApiResponse, RouteGroup, UnmatchedRequest } from '../http/server.js';
@@ -56,20 +55,14 @@ export function createLocalShadow(deps: LocalShadowDeps): LocalShadow {
   let httpRoutes: ShadowHttpRoutes | undefined;
   let store: ShadowStore | undefined;
   let unsubscribe: (() => Promise<void>) | undefined;
-  let removeWillTracker: (() => void) | undefined;
   /** Requests handed to the service and not yet answered (waited for on stop). */
   const pending = new Set<Promise<void>>();
-  /**
-   * Payload buffers of the clients' last-will messages. aedes publishes a will with the very
-   * buffer the CONNECT carried, so a shadow request that is a will is recognised by identity and
-   * ignored, as IoT Core's shadow service ignores LWT messages.
-   */
-  const wills = new WeakSet<Buffer>();
 
   function onMessage(message: BusMessage): void {
     const parsed = parseShadowTopic(message.topic);
     if (parsed === undefined || parsed.response !== undefined) return;
-    if (wills.has(message.payload)) {
+    // IoT Core's shadow service ignores LWT messages.
+    if (message.lastWill) {
       log.debug({ topic: message.topic }, 'last-will message on a shadow topic ignored');
       return;
     }
@@ -124,18 +117,11 @@ export function createLocalShadow(deps: LocalShadowDeps): LocalShadow {
         logger: deps.logger ?? silentLogger(),
       });
       await created.start();
-      const trackWill = (client: Client) => {
-        const will = (client as unknown as { will?: { payload?: unknown } | null }).will;
-        if (will && Buffer.isBuffer(will.payload)) wills.add(will.payload);
-      };
-      broker.aedes.on('client', trackWill);
-      removeWillTracker = () => broker.aedes.removeListener('client', trackWill);
       service = created;
       try {
         unsubscribe = await broker.bus.subscribe(SHADOW_REQUEST_FILTER, onMessage);
       } catch (err) {
         service = undefined;
-        removeWillTracker();
         await opened.close();
         throw err;
       }
@@ -151,8 +137,6 @@ export function createLocalShadow(deps: LocalShadowDeps): LocalShadow {
       const running = service;
       const stopUnsubscribe = unsubscribe;
       unsubscribe = undefined;
-      removeWillTracker?.();
-      removeWillTracker = undefined;
       try {
         await stopUnsubscribe?.();
       } catch (err) {

@@ -23,6 +23,14 @@ import {
 } from '../core/policy/index.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { AccountContext, DeviceIdentity, IdentityDirectory, ServerTlsMaterial } from '../ports/identity.js';
+import {
+  disconnectedCleanly,
+  lastWillOf,
+  memoryPersistence,
+  publisherOf,
+  queuedMessages,
+  registeredClient,
+} from './aedes-internals.js';
 import { BROKER_ERRORS, BrokerError } from './errors.js';
 import { createPacketSizeGuard } from './packet-guard.js';
 import {
@@ -32,7 +40,7 @@ import {
   hasPresenceEvents,
   type SessionInfo,
 } from './presence.js';
-import { indexRetained, type RetainedPersistence } from './retained-index.js';
+import { RetainedIndex, type RetainedPacket, withRetainedIndex } from './retained-index.js';
 
 export interface BrokerDeps {
   readonly identities: IdentityDirectory;
@@ -65,6 +73,15 @@ export interface BusMessage {
    * already taken this message: it must not be processed a second time from the bus.
    */
   readonly acceptedBeforeAck: boolean;
+  /** true when the message is a client's last will, published because its connection ended. */
+  readonly lastWill: boolean;
+}
+
+/** A retained message as the broker holds it. */
+export interface RetainedMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: 0 | 1 | 2;
 }
 
 export type BusHandler = (message: BusMessage) => void | Promise<void>;
@@ -113,8 +130,16 @@ export interface Broker {
   /** Closes every client connection (SERVER_INITIATED_DISCONNECT) and the listener. Idempotent. */
   stop(): Promise<void>;
   readonly bus: BrokerBus;
-  /** The underlying aedes instance (MQTT 3.1.1), for code that needs more than the bus. */
-  readonly aedes: Aedes;
+  /**
+   * Drops a client's connection at the transport, as a network failure would: the socket is
+   * destroyed without DISCONNECT, so the client's will is published and its disconnected event
+   * says CONNECTION_LOST. Returns whether a client with that id was connected.
+   */
+  disconnectClient(clientId: string): boolean;
+  /** The retained message on a topic, if there is one. */
+  retained(topic: string): RetainedMessage | undefined;
+  /** Messages waiting for one of the bus's in-flight slots (the rest are being delivered). */
+  queuedMessages(): number;
 }
 
 /** Per-connection state. */
@@ -204,6 +229,12 @@ export function createBroker(deps: BrokerDeps): Broker {
    * what identifies the message on the bus (a test checks this survives aedes upgrades).
    */
   const acceptedPayloads = new WeakSet<object>();
+  /**
+   * Payload buffers of the connected clients' last wills. aedes publishes a will with the very
+   * buffer the CONNECT carried, so a bus message that is a will is recognised by identity (a test
+   * pins this), as IoT Core's shadow service recognises and ignores LWT messages.
+   */
+  const willPayloads = new WeakSet<Buffer>();
 
   // ---- sessions -------------------------------------------------------------------------
 
@@ -214,7 +245,7 @@ export function createBroker(deps: BrokerDeps): Broker {
     if (!peer?.raw) return undefined;
     const connectAttributes: string[] = [];
     if (!client.clean) connectAttributes.push('PersistentConnect');
-    if ((client as unknown as { _will?: unknown })._will) connectAttributes.push('LastWill');
+    if (lastWillOf(client)) connectAttributes.push('LastWill');
     const session: Session = {
       client,
       certificateId: createHash('sha256').update(peer.raw).digest('hex'),
@@ -330,7 +361,7 @@ export function createBroker(deps: BrokerDeps): Broker {
   // ---- aedes hooks ----------------------------------------------------------------------
 
   function markDuplicate(client: Client): void {
-    const previous = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[client.id];
+    const previous = registeredClient(aedes, client.id);
     if (previous && previous !== client) {
       const old = sessions.get(previous);
       if (old) old.reason ??= 'DUPLICATE_CLIENTID';
@@ -449,6 +480,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         retain: packet.retain,
         clientId: client.id,
         acceptedBeforeAck: true,
+        lastWill: willPayloads.has(payload),
       });
     } catch (err) {
       pending = Promise.reject(err);
@@ -506,9 +538,11 @@ export function createBroker(deps: BrokerDeps): Broker {
     return packet;
   };
 
+  const retainedIndex = new RetainedIndex<RetainedPacket>();
   const aedes = new Aedes({
     // IoT Core allows 128-byte client ids (aedes's default of 23 is MQTT 3.1's).
     maxClientsIdLength: LIMITS.maxClientIdBytes,
+    persistence: withRetainedIndex(memoryPersistence(), retainedIndex),
     authenticate,
     authorizePublish,
     authorizeSubscribe,
@@ -576,6 +610,8 @@ export function createBroker(deps: BrokerDeps): Broker {
   }
 
   aedes.on('client', (client) => {
+    const will = lastWillOf(client);
+    if (will && Buffer.isBuffer(will.payload)) willPayloads.add(will.payload);
     const session = sessions.get(client);
     if (!session) return;
     const versionNumber = versionNumbers.get(client.id) ?? 0;
@@ -618,12 +654,11 @@ export function createBroker(deps: BrokerDeps): Broker {
     const info = session.info;
     if (!info) return;
     if (connected.get(client.id) === info) connected.delete(client.id);
-    const internal = client as unknown as { _disconnected?: boolean; errored?: boolean };
     const reason: DisconnectReason =
       session.reason ??
       (stopping
         ? 'SERVER_INITIATED_DISCONNECT'
-        : internal._disconnected
+        : disconnectedCleanly(client)
           ? 'CLIENT_INITIATED_DISCONNECT'
           : 'CONNECTION_LOST');
     log.debug({ clientId: client.id, reason }, 'client disconnected');
@@ -640,7 +675,9 @@ export function createBroker(deps: BrokerDeps): Broker {
   aedes.on('connectionError', (_client, err) => {
     log.debug({ err: err.message }, 'connection error before CONNECT');
   });
-  (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
+  // aedes's types leave out the 'error' event its EventEmitter base has.
+  const emitter: NodeJS.EventEmitter = aedes;
+  emitter.on('error', (err: Error) => {
     log.error({ err }, 'broker error');
   });
 
@@ -677,8 +714,9 @@ export function createBroker(deps: BrokerDeps): Broker {
           payload,
           qos: packet.qos,
           retain: packet.retain,
-          clientId: (packet as { clientId?: string }).clientId,
+          clientId: publisherOf(packet),
           acceptedBeforeAck: acceptedPayloads.has(payload),
+          lastWill: willPayloads.has(payload),
         };
         let result: void | Promise<void>;
         try {
@@ -731,14 +769,29 @@ export function createBroker(deps: BrokerDeps): Broker {
     opened = true;
     stopping = false;
     await aedes.listen();
-    indexRetained((aedes as unknown as { persistence: RetainedPersistence }).persistence);
     removeIdentityListener = deps.identities.onIdentityChange(identityChanged);
   }
 
   return {
     bus,
-    aedes,
     open,
+    disconnectClient(clientId) {
+      const client = registeredClient(aedes, clientId);
+      if (!client) return false;
+      client.conn.destroy();
+      return true;
+    },
+    retained(topic) {
+      const packet = retainedIndex.get(topic);
+      if (!packet) return undefined;
+      const { payload } = packet;
+      return {
+        topic: packet.topic,
+        payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
+        qos: packet.qos ?? 0,
+      };
+    },
+    queuedMessages: () => queuedMessages(aedes),
     async start() {
       if (server) throw new BrokerError('BROKER_ALREADY_STARTED', 'broker already started');
       await open();

@@ -6,6 +6,7 @@ export {
   type BusHandler,
   type BusMessage,
   createBroker,
+  type RetainedMessage,
 } from './broker.js';
 export { BROKER_ERRORS, BrokerError } from './errors.js';
 export {

@@ -1,9 +1,11 @@
 import { Readable } from 'node:stream';
+import type { AedesPersistence } from './aedes-internals.js';
 
-/** The parts of a retained packet the index needs; the packet itself is returned as stored. */
+/** The parts of a retained packet the index and the broker read; the packet is returned as stored. */
 export interface RetainedPacket {
   readonly topic: string;
   readonly payload: Uint8Array | string;
+  readonly qos?: 0 | 1 | 2;
 }
 
 interface Node<P> {
@@ -122,28 +124,26 @@ export class RetainedIndex<P extends RetainedPacket> {
   }
 }
 
-/** The retained-message methods of an aedes persistence (aedes-persistence's CallBackPersistence). */
-export interface RetainedPersistence {
-  storeRetained(packet: never, cb?: never): unknown;
-  createRetainedStream(pattern: string): Readable;
-  createRetainedStreamCombi(patterns: string[]): Readable;
-}
-
 /**
- * Puts a `RetainedIndex` in front of a persistence's retained-message lookups. Stores still go
- * to the persistence too (so anything else that reads it stays correct); lookups are answered
- * from the index. Must be applied before the first retained message is stored.
+ * An aedes persistence whose retained messages are looked up in `index`: `storeRetained` puts
+ * the packet in the index and still stores it in `persistence` (so anything else that reads the
+ * persistence stays correct); `createRetainedStream` and `createRetainedStreamCombi` answer from
+ * the index. Every other method is the persistence's own (a proxy forwards it: aedes-persistence
+ * exports a factory, not its class, so there is no class to extend). Given to aedes as its
+ * `persistence` option, so the index sees every retained message from the first.
  */
-export function indexRetained(persistence: RetainedPersistence): RetainedIndex<RetainedPacket> {
-  const index = new RetainedIndex<RetainedPacket>();
-  const store = persistence.storeRetained.bind(persistence) as (packet: RetainedPacket, cb?: unknown) => unknown;
-  const target = persistence as unknown as Record<string, unknown>;
-  target.storeRetained = (packet: RetainedPacket, cb?: unknown) => {
-    // The persistence keeps a copy too: the publishing path may reuse the packet object.
-    index.put({ ...packet });
-    return store(packet, cb);
+export function withRetainedIndex<T extends AedesPersistence>(persistence: T, index: RetainedIndex<RetainedPacket>): T {
+  const retained: Pick<AedesPersistence, 'storeRetained' | 'createRetainedStream' | 'createRetainedStreamCombi'> = {
+    storeRetained(packet: never, cb?: never) {
+      // The index keeps a copy: the publishing path may reuse the packet object.
+      index.put({ ...(packet as RetainedPacket) });
+      return persistence.storeRetained(packet, cb);
+    },
+    createRetainedStream: (pattern) => Readable.from(index.match(pattern)),
+    createRetainedStreamCombi: (patterns) => Readable.from(patterns.flatMap((p) => index.match(p))),
   };
-  target.createRetainedStream = (pattern: string) => Readable.from(index.match(pattern));
-  target.createRetainedStreamCombi = (patterns: string[]) => Readable.from(patterns.flatMap((p) => index.match(p)));
-  return index;
+  return new Proxy(persistence, {
+    get: (target, key, receiver) =>
+      Object.hasOwn(retained, key) ? retained[key as keyof typeof retained] : Reflect.get(target, key, receiver),
+  });
 }

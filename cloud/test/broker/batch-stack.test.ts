@@ -145,7 +145,7 @@ describe('broker with thousands of messages queued behind a slow in-process subs
     return socket;
   }
 
-  const queued = () => (broker.aedes as unknown as { mq: { length: number } }).mq.length;
+  const queued = () => broker.queuedMessages();
   const payload = Buffer.from('{"t":1}');
 
   it.each<[string, number, number]>([

@@ -277,6 +277,19 @@ describe('TLS broker with IoT policies', () => {
     expect(await retainedOn(`rt/${thing}/+/status`, 1)).toEqual([`rt/${thing}/b/status=on:rt/${thing}/b/status`]);
   });
 
+  it('looks a retained message up by topic, and forgets it when an empty payload clears it', async () => {
+    const { thing, cert } = await provision();
+    const device = await connected(cert, thing);
+    const topic = `pifleet/${thing}/status`;
+    expect(broker.retained(topic)).toBeUndefined();
+    await within(device.publish(topic, 'online', mqtt.QoS.AtLeastOnce, true), 5_000, 'retained status');
+    expect(broker.retained(topic)).toEqual({ topic, payload: Buffer.from('online'), qos: 1 });
+    await broker.bus.publish(topic, 'offline', { retain: true });
+    expect(broker.retained(topic)).toEqual({ topic, payload: Buffer.from('offline'), qos: 0 });
+    await broker.bus.publish(topic, '', { retain: true });
+    expect(broker.retained(topic)).toBeUndefined();
+  });
+
   it('answers a SUBSCRIBE outside the policy with a failure return code and keeps the connection', async () => {
     const { thing, cert } = await provision();
     const device = await connected(cert, thing);
@@ -464,11 +477,10 @@ describe('TLS broker with IoT policies', () => {
     open.push(c);
     await within(c.connect(), 5_000, 'connect');
     await presence(thing, 'connected');
-    const clients = (broker.aedes as unknown as { clients: Record<string, { conn: { destroy(): void } }> }).clients;
-    clients[thing]?.conn.destroy();
+    expect(broker.disconnectClient(thing)).toBe(true);
     if (allowed) {
       const will = await inbox.next((m) => m.topic === topic && m.clientId === thing);
-      expect(will).toMatchObject({ retain: true, payload: Buffer.from('offline') });
+      expect(will).toMatchObject({ retain: true, payload: Buffer.from('offline'), lastWill: true });
       return;
     }
     // The will is authorized before the disconnected event is raised; once that event and a
@@ -483,11 +495,31 @@ describe('TLS broker with IoT policies', () => {
     const { thing, cert } = await provision();
     await connected(cert, thing);
     await presence(thing, 'connected');
-    const client = (broker.aedes as unknown as { clients: Record<string, { conn: { destroy(): void } }> }).clients[
-      thing
-    ];
-    client?.conn.destroy();
+    expect(broker.disconnectClient(thing)).toBe(true);
     expect(json(await presence(thing, 'disconnected')).disconnectReason).toBe('CONNECTION_LOST');
+    expect(broker.disconnectClient(thing)).toBe(false);
+    expect(broker.disconnectClient('never-connected')).toBe(false);
+  });
+
+  it('marks a will on the bus as one, and a message on the same topic published live as none', async () => {
+    const { thing, cert } = await provision();
+    const topic = `pifleet/${thing}/status`;
+    const c = deviceConnection({
+      port,
+      caCertPem: pki.caCertPem,
+      cert,
+      clientId: thing,
+      will: { topic, payload: 'offline', retain: true },
+    });
+    open.push(c);
+    await within(c.connect(), 5_000, 'connect');
+    await within(c.publish(topic, 'offline', mqtt.QoS.AtLeastOnce, true), 5_000, 'live status');
+    const live = await inbox.next((m) => m.topic === topic);
+    expect(live).toMatchObject({ clientId: thing, payload: Buffer.from('offline'), lastWill: false });
+    await presence(thing, 'connected');
+    expect(broker.disconnectClient(thing)).toBe(true);
+    const will = await inbox.next((m) => m.topic === topic && m !== live);
+    expect(will).toMatchObject({ clientId: thing, payload: Buffer.from('offline'), lastWill: true });
   });
 
   describe('the before-acknowledgement handler', () => {

@@ -6,9 +6,12 @@
 import 'reflect-metadata';
 import { createHash, webcrypto } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
+import { type AddressInfo, createServer } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { recommendedDevicePolicy } from '@pifleet/protocol';
+import { Aedes, type AedesOptions } from 'aedes';
 import { iot, mqtt } from 'aws-iot-device-sdk-v2';
+import { connectAsync, type MqttClient } from 'mqtt';
 import type {
   AccountContext,
   AttachedPolicy,
@@ -256,4 +259,47 @@ export function remainingLength(n: number): number[] {
     out.push(byte);
   } while (x > 0);
   return out;
+}
+
+/** A bare aedes (no TLS, no policies) on 127.0.0.1, for tests of what the broker relies on in aedes itself. */
+export interface BareAedes {
+  readonly aedes: Aedes;
+  /** An mqtt.js client (MQTT 3.1.1), connected. */
+  connect(options: { clientId: string; will?: { topic: string; payload: string; qos?: 0 | 1 } }): Promise<MqttClient>;
+  close(): Promise<void>;
+}
+
+export async function startBareAedes(options: AedesOptions = {}): Promise<BareAedes> {
+  const aedes = new Aedes(options);
+  await aedes.listen();
+  const server = createServer((socket) => aedes.handle(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const clients: MqttClient[] = [];
+  return {
+    aedes,
+    async connect({ clientId, will }) {
+      const client = await within(
+        connectAsync({
+          host: '127.0.0.1',
+          port,
+          clientId,
+          protocolVersion: 4,
+          reconnectPeriod: 0,
+          ...(will
+            ? { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: will.qos ?? 0, retain: false } }
+            : {}),
+        }),
+        5_000,
+        `connect ${clientId}`,
+      );
+      clients.push(client);
+      return client;
+    },
+    async close() {
+      await Promise.all(clients.map((c) => c.endAsync(true)));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -1,6 +1,8 @@
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { indexRetained, RetainedIndex, type RetainedPacket } from '../../src/broker/retained-index.js';
+import { memoryPersistence } from '../../src/broker/aedes-internals.js';
+import { RetainedIndex, type RetainedPacket, withRetainedIndex } from '../../src/broker/retained-index.js';
+import { startBareAedes, within } from './fixtures.js';
 
 /** MQTT 3.1.1 §4.7 matching, written the slow and obvious way. */
 function matches(filter: string, topic: string): boolean {
@@ -83,17 +85,21 @@ describe('RetainedIndex', () => {
     }
   });
 
-  it('fronts a persistence: stores go through, lookups come from the index', async () => {
+  it("fronts aedes's memory persistence: stores go through, lookups come from the index", async () => {
+    const inner = memoryPersistence();
+    const innerStore = inner.storeRetained.bind(inner) as (packet: RetainedPacket) => Promise<void>;
     const stored: RetainedPacket[] = [];
-    const persistence = {
-      storeRetained(packet: RetainedPacket) {
-        stored.push(packet);
-        return Promise.resolve();
-      },
-      createRetainedStream: (_pattern: string) => Readable.from([]),
-      createRetainedStreamCombi: (_patterns: string[]) => Readable.from([]),
-    };
-    const ix = indexRetained(persistence as never);
+    const spy = new Proxy(inner, {
+      get: (target, key, receiver) =>
+        key === 'storeRetained'
+          ? (packet: RetainedPacket) => {
+              stored.push(packet);
+              return innerStore(packet);
+            }
+          : Reflect.get(target, key, receiver),
+    });
+    const ix = new RetainedIndex<RetainedPacket>();
+    const persistence = withRetainedIndex(spy, ix);
     const original = pkt('$aws/things/t1/status', 'online');
     await (persistence.storeRetained as (p: RetainedPacket) => Promise<void>)(original);
     expect(stored).toEqual([original]);
@@ -109,8 +115,36 @@ describe('RetainedIndex', () => {
     expect(
       topics(await read(persistence.createRetainedStreamCombi(['$aws/things/t1/status', '$aws/things/t2/status']))),
     ).toEqual(['$aws/things/t1/status']);
+    // The store went through: the memory persistence answers the same from its own scan.
+    expect(topics(await read(inner.createRetainedStream('$aws/things/+/status')))).toEqual(['$aws/things/t1/status']);
     // The index holds its own copy: a caller that later mutates its packet does not change it.
     (original as { topic: string }).topic = 'mutated';
     expect(ix.get('$aws/things/t1/status')).toBeDefined();
+    // Nothing else of the persistence changed: the wrapped one is untouched, setup is still aedes's async one.
+    expect(inner.createRetainedStream).not.toBe(persistence.createRetainedStream);
+    expect(persistence.setup).toBe(inner.setup);
+  });
+
+  it("is a live aedes's persistence: a later subscriber gets the retained messages the index holds", async () => {
+    const ix = new RetainedIndex<RetainedPacket>();
+    const bare = await startBareAedes({ persistence: withRetainedIndex(memoryPersistence(), ix) });
+    try {
+      const publisher = await bare.connect({ clientId: 'publisher' });
+      await publisher.publishAsync('s/t1/status', 'online', { qos: 1, retain: true });
+      await publisher.publishAsync('s/t2/status', 'offline', { qos: 1, retain: true });
+      await publisher.publishAsync('s/t2/status', '', { qos: 1, retain: true });
+      expect(topics(ix.match('#'))).toEqual(['s/t1/status']);
+
+      const subscriber = await bare.connect({ clientId: 'subscriber' });
+      const received = new Promise<[string, string]>((resolve) =>
+        subscriber.on('message', (topic, payload, packet) => {
+          if (packet.retain) resolve([topic, payload.toString()]);
+        }),
+      );
+      await subscriber.subscribeAsync('s/+/status', { qos: 1 });
+      expect(await within(received, 5_000, 'retained message')).toEqual(['s/t1/status', 'online']);
+    } finally {
+      await bare.close();
+    }
   });
 });

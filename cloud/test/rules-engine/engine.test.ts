@@ -332,6 +332,7 @@ describe('acknowledging client messages', () => {
         retain: false,
         clientId: 'pi-ack',
         acceptedBeforeAck: true,
+        lastWill: false,
       });
     };
     return { bus, offer };

@@ -68,19 +68,8 @@ export async function startLocalTarget(opts: {
       return { downMs: Date.now() - t0 };
     },
     dropConnections(clientIds) {
-      const clients = (core.services.broker.aedes as unknown as { clients: unknown }).clients as Record<
-        string,
-        { conn?: { destroy(): void } }
-      >;
-      let n = 0;
-      for (const id of clientIds) {
-        const c = clients[id];
-        if (c?.conn) {
-          c.conn.destroy();
-          n += 1;
-        }
-      }
-      return n;
+      const { broker } = core.services;
+      return clientIds.filter((id) => broker.disconnectClient(id)).length;
     },
     async stop() {
       if (!running) return;

@@ -1,0 +1,173 @@
+/**
+ * Pins what the broker reads of aedes's undeclared state (src/broker/aedes-internals.ts) against a
+ * live aedes and real MQTT clients, so an aedes upgrade that moves any of it fails here by name.
+ */
+import type { AedesPublishPacket, Client } from 'aedes';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  disconnectedCleanly,
+  lastWillOf,
+  memoryPersistence,
+  publisherOf,
+  queuedMessages,
+  registeredClient,
+} from '../../src/broker/aedes-internals.js';
+import { type BareAedes, startBareAedes, within } from './fixtures.js';
+
+/** The next time aedes emits `event` for the client with this id. */
+function clientEvent(bare: BareAedes, event: 'client' | 'clientDisconnect', clientId: string): Promise<Client> {
+  return within(
+    new Promise<Client>((resolve) => {
+      const on = (client: Client) => {
+        if (client.id !== clientId) return;
+        bare.aedes.off(event, on);
+        resolve(client);
+      };
+      bare.aedes.on(event, on);
+    }),
+    5_000,
+    `${event} ${clientId}`,
+  );
+}
+
+describe('aedes internals the broker relies on', () => {
+  let bare: BareAedes | undefined;
+
+  afterEach(async () => {
+    await bare?.close();
+    bare = undefined;
+  });
+
+  it('registeredClient: the registered client by id, until its connection closes', async () => {
+    bare = await startBareAedes();
+    const registered = clientEvent(bare, 'client', 'c1');
+    await bare.connect({ clientId: 'c1' });
+    const client = await registered;
+    expect(registeredClient(bare.aedes, 'c1')).toBe(client);
+    expect(registeredClient(bare.aedes, 'nobody')).toBeUndefined();
+    expect(registeredClient(bare.aedes, 'constructor')).toBeUndefined();
+    const gone = clientEvent(bare, 'clientDisconnect', 'c1');
+    client.conn.destroy();
+    await gone;
+    expect(registeredClient(bare.aedes, 'c1')).toBeUndefined();
+  });
+
+  it('lastWillOf: the CONNECT will from authentication on, published with the same payload buffer', async () => {
+    const atAuthentication: unknown[] = [];
+    bare = await startBareAedes({
+      authenticate: (client, _u, _p, done) => {
+        atAuthentication.push(lastWillOf(client)?.topic);
+        done(null, true);
+      },
+    });
+    const registered = clientEvent(bare, 'client', 'w1');
+    await bare.connect({ clientId: 'w1', will: { topic: 'status/w1', payload: 'offline', qos: 1 } });
+    await bare.connect({ clientId: 'no-will' });
+    const client = await registered;
+    expect(atAuthentication).toEqual(['status/w1', undefined]);
+    const will = lastWillOf(client);
+    expect(will).toMatchObject({ topic: 'status/w1', qos: 1, retain: false });
+    expect(Buffer.isBuffer(will?.payload)).toBe(true);
+    expect(String(will?.payload)).toBe('offline');
+
+    const published = new Promise<AedesPublishPacket>((resolve) =>
+      bare?.aedes.subscribe(
+        'status/+',
+        (packet, cb) => {
+          resolve(packet);
+          cb();
+        },
+        () => {},
+      ),
+    );
+    client.conn.destroy();
+    const packet = await within(published, 5_000, 'will published');
+    // Identity, not equality: the broker recognises a will on the bus by this buffer.
+    expect(packet.payload).toBe(will?.payload);
+    expect(publisherOf(packet)).toBe('w1');
+  });
+
+  it.each<[string, boolean]>([
+    ['DISCONNECT', true],
+    ['a dropped socket', false],
+  ])('disconnectedCleanly after %s: %s', async (how, clean) => {
+    bare = await startBareAedes();
+    const registered = clientEvent(bare, 'client', 'd1');
+    const mqttClient = await bare.connect({ clientId: 'd1' });
+    const client = await registered;
+    expect(disconnectedCleanly(client)).toBe(false);
+    const gone = clientEvent(bare, 'clientDisconnect', 'd1');
+    if (how === 'DISCONNECT') await mqttClient.endAsync();
+    else client.conn.destroy();
+    expect(disconnectedCleanly(await gone)).toBe(clean);
+  });
+
+  it('publisherOf: the MQTT client that published, undefined for an in-process publish', async () => {
+    bare = await startBareAedes();
+    const seen: (string | undefined)[] = [];
+    let arrived: (() => void) | undefined;
+    await new Promise<void>((resolve) =>
+      bare?.aedes.subscribe(
+        'p/#',
+        (packet, cb) => {
+          seen.push(publisherOf(packet));
+          if (seen.length === 2) arrived?.();
+          cb();
+        },
+        resolve,
+      ),
+    );
+    const both = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    const publisher = await bare.connect({ clientId: 'pub-1' });
+    await publisher.publishAsync('p/1', 'x', { qos: 1 });
+    await new Promise<void>((resolve, reject) =>
+      bare?.aedes.publish(
+        { cmd: 'publish', topic: 'p/2', payload: Buffer.from('y'), qos: 0, retain: false, dup: false },
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+    await within(both, 5_000, 'two messages');
+    expect(seen).toEqual(['pub-1', undefined]);
+  });
+
+  it('queuedMessages: what waits behind the in-flight slots (aedes concurrency)', async () => {
+    bare = await startBareAedes({ concurrency: 2 });
+    const aedes = bare.aedes;
+    const held: (() => void)[] = [];
+    let holding = true;
+    await new Promise<void>((resolve) =>
+      aedes.subscribe('q/#', (_packet, cb) => (holding ? held.push(cb) : cb()), resolve),
+    );
+    expect(queuedMessages(aedes)).toBe(0);
+    const publish = (i: number) =>
+      new Promise<void>((resolve) =>
+        aedes.publish(
+          { cmd: 'publish', topic: `q/${i}`, payload: Buffer.from('z'), qos: 0, retain: false, dup: false },
+          () => resolve(),
+        ),
+      );
+    const all = Promise.all([0, 1, 2, 3, 4].map(publish));
+    expect(held).toHaveLength(2);
+    expect(queuedMessages(aedes)).toBe(3);
+    holding = false;
+    for (const cb of held.splice(0)) cb();
+    await within(all, 5_000, 'queued publishes delivered');
+    expect(queuedMessages(aedes)).toBe(0);
+  });
+
+  it('memoryPersistence: the in-memory persistence aedes itself creates, which aedes accepts', async () => {
+    const persistence = memoryPersistence();
+    // aedes refuses a persistence whose setup is not an async function.
+    expect(persistence.setup.constructor.name).toBe('AsyncFunction');
+    expect(memoryPersistence()).not.toBe(persistence);
+    bare = await startBareAedes({ persistence });
+    const client = await bare.connect({ clientId: 'm1' });
+    await client.publishAsync('m/1', 'kept', { qos: 1, retain: true });
+    const retained: string[] = [];
+    for await (const packet of persistence.createRetainedStream('m/#'))
+      retained.push((packet as { topic: string }).topic);
+    expect(retained).toEqual(['m/1']);
+  });
+});
