@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ownValue, setOwn } from './json.js';
 
 /** One problem found in a value, located by a path such as `readings[3].metrics.temp`. */
 export interface Issue {
@@ -60,4 +61,60 @@ export function recordOf<K extends z.ZodType<string>, V extends z.ZodType>(key: 
       }
     })
     .pipe(z.record(key, value));
+}
+
+/** A problem a schema found, at a path into the value (keys and indexes, as zod reports them). */
+export interface PathIssue {
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+}
+
+const isRecordObject = (v: unknown): v is Readonly<Record<string, unknown>> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A record schema for outside input whose keys are data, not names pifleet gives meaning to:
+ * every own key, `__proto__` included, is checked with `value` and kept as an own key of the
+ * result. Where {@link recordOf} refuses `__proto__` (an id in pifleet's own formats) and zod's
+ * `z.record` drops it, an AWS format may legally carry it: a thing attribute named `__proto__`,
+ * or a policy condition operator that the evaluator must see so that its statement fails closed;
+ * dropping that operator would turn a conditional Allow into an unconditional one. Keys are read
+ * as own keys and written with {@link setOwn}, so none reaches a prototype.
+ *
+ * `messages` replaces zod's wording where a format has its own: for a value that is not an
+ * object, and for a key whose value the schema refuses.
+ */
+export function ownRecordOf<V extends z.ZodType>(
+  value: V,
+  messages: { readonly notObject?: string; readonly invalidValue?: (key: string) => string } = {},
+) {
+  return z.unknown().transform((input, ctx): Record<string, z.output<V>> => {
+    if (!isRecordObject(input)) {
+      ctx.issues.push({
+        code: 'invalid_type',
+        expected: 'record',
+        input,
+        ...(messages.notObject === undefined ? {} : { message: messages.notObject }),
+      });
+      return z.NEVER;
+    }
+    const out: Record<string, z.output<V>> = {};
+    for (const key of Object.keys(input)) {
+      const item = ownValue(input, key);
+      const result = value.safeParse(item);
+      if (result.success) {
+        setOwn(out, key, result.data);
+        continue;
+      }
+      for (const issue of result.error.issues) {
+        ctx.issues.push({
+          code: 'custom',
+          input: item,
+          path: [key, ...issue.path],
+          message: messages.invalidValue?.(key) ?? issue.message,
+        });
+      }
+    }
+    return out;
+  });
 }

@@ -1,3 +1,6 @@
+import { z } from 'zod';
+import { ownRecordOf, type PathIssue } from './issues.js';
+import { parseJson } from './json.js';
 import { appTopicResource } from './topics.js';
 
 /** An AWS IoT policy document (the subset of IAM policy grammar IoT Core evaluates). */
@@ -11,7 +14,96 @@ export interface IotPolicyStatement {
   Effect: 'Allow' | 'Deny';
   Action: string | string[];
   Resource: string | string[];
+  /** IAM's negated forms: when present they take the place of Action (Resource) in evaluation. */
+  NotAction?: string | string[];
+  NotResource?: string | string[];
   Condition?: Record<string, Record<string, string | string[]>>;
+}
+
+const POLICY_VERSION = '2012-10-17';
+
+/** What each part of a statement must be (the local IoT Core answers with these, prefixed by the statement). */
+export const POLICY_PART_MESSAGES = {
+  Effect: "Effect must be 'Allow' or 'Deny'.",
+  Action: 'Action must be a non-empty string or list of strings.',
+  NotAction: 'NotAction must be a non-empty string or list of strings.',
+  Resource: 'Resource must be a non-empty string or list of strings.',
+  NotResource: 'NotResource must be a non-empty string or list of strings.',
+  Condition: 'Condition must map operators to {key: value or [values]}.',
+  Sid: 'Sid must be a string.',
+} as const;
+
+const stringOrList = (message: string) =>
+  z.union(
+    [
+      z.string({ error: message }).min(1, { error: message }),
+      z.array(z.string({ error: message }).min(1, { error: message })).min(1, { error: message }),
+    ],
+    { error: message },
+  );
+
+const conditionValue = z.union([z.string(), z.array(z.string())], { error: POLICY_PART_MESSAGES.Condition });
+const conditionMessages = {
+  notObject: POLICY_PART_MESSAGES.Condition,
+  invalidValue: () => POLICY_PART_MESSAGES.Condition,
+};
+/**
+ * Operator → condition key → value or values. Operators and keys are kept as own keys whatever
+ * their name: an operator the evaluator does not know (`__proto__` among them) must reach it,
+ * so that an Allow under it grants nothing and a Deny under it applies.
+ */
+const conditionSchema = ownRecordOf(ownRecordOf(conditionValue, conditionMessages), conditionMessages);
+
+const statementSchema = z.object(
+  {
+    Effect: z.enum(['Allow', 'Deny'], { error: POLICY_PART_MESSAGES.Effect }),
+    Action: stringOrList(POLICY_PART_MESSAGES.Action),
+    NotAction: stringOrList(POLICY_PART_MESSAGES.NotAction).exactOptional(),
+    Resource: stringOrList(POLICY_PART_MESSAGES.Resource),
+    NotResource: stringOrList(POLICY_PART_MESSAGES.NotResource).exactOptional(),
+    Condition: conditionSchema.exactOptional(),
+    Sid: z.string({ error: POLICY_PART_MESSAGES.Sid }).exactOptional(),
+  },
+  { error: 'A policy statement must be an object.' },
+);
+
+/**
+ * An IoT policy document as IoT Core accepts it: `Version` 2012-10-17 and one or more statements
+ * (a single statement object is read as a list of one), each with `Effect` Allow or Deny,
+ * `Action` and `Resource` (and optionally `NotAction`, `NotResource`) as a non-empty string or
+ * list of strings, and an optional `Condition` map. Keys the grammar does not name are left out
+ * of the result; the evaluator reads only these.
+ */
+export const iotPolicyDocumentSchema: z.ZodType<IotPolicyDocument> = z.object(
+  {
+    Version: z.literal(POLICY_VERSION, { error: `Version must be '${POLICY_VERSION}'.` }),
+    Statement: z.preprocess(
+      (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]),
+      z.array(statementSchema).min(1, { error: 'The policy document has no Statement.' }),
+    ),
+  },
+  { error: 'The policy document must be a JSON object.' },
+);
+
+export type PolicyDocumentResult =
+  | { readonly ok: true; readonly value: IotPolicyDocument }
+  | { readonly ok: false; readonly reason: 'syntax' | 'depth'; readonly message: string }
+  | { readonly ok: false; readonly reason: 'schema'; readonly issues: readonly PathIssue[] };
+
+/**
+ * Parses a policy document's text: JSON through {@link parseJson} (so its depth is bounded before
+ * anything walks it), then {@link iotPolicyDocumentSchema}. Every problem is a result, never a throw.
+ */
+export function parseIotPolicyDocument(text: string): PolicyDocumentResult {
+  const json = parseJson(text);
+  if (!json.ok) return json;
+  const result = iotPolicyDocumentSchema.safeParse(json.value);
+  if (result.success) return { ok: true, value: result.data };
+  return {
+    ok: false,
+    reason: 'schema',
+    issues: result.error.issues.map((i) => ({ path: i.path, message: i.message })),
+  };
 }
 
 export const THING_NAME_VARIABLE = '${iot:Connection.Thing.ThingName}';

@@ -1,5 +1,6 @@
 import { createHash, X509Certificate as NodeX509, randomUUID } from 'node:crypto';
 import type { IotPolicyDocument } from '@pifleet/protocol';
+import { isJsonObject, ownValue, parseJson } from '@pifleet/protocol';
 import { DATA_FILE_ROLES, DataFileError, dataFileError, openSqliteFile } from '../adapters/sqlite-open.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -199,16 +200,29 @@ function encodeToken(value: number | string): string {
   return Buffer.from(JSON.stringify({ k: value })).toString('base64url');
 }
 
-function decodeToken<T extends number | string>(token: string | undefined, kind: 'number' | 'string'): T | undefined {
+/**
+ * The key a page token carries (undefined for no token). A token comes back from the client, so
+ * it is outside input: decoded with the depth-bounded parser, its `k` read as an own key, and
+ * anything that is not a token of this kind refused.
+ */
+function decodeToken(token: string | undefined, kind: 'number'): number | undefined;
+function decodeToken(token: string | undefined, kind: 'string'): string | undefined;
+function decodeToken(token: string | undefined, kind: 'number' | 'string'): number | string | undefined {
   if (token === undefined || token === '') return undefined;
-  try {
-    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { k?: unknown };
-    if (typeof parsed.k === kind) return parsed.k as T;
-  } catch {
-    // fall through
-  }
+  const json = parseJson(Buffer.from(token, 'base64url').toString('utf8'));
+  const k = json.ok && isJsonObject(json.value) ? ownValue(json.value, 'k') : undefined;
+  if ((kind === 'number' && typeof k === 'number') || (kind === 'string' && typeof k === 'string')) return k;
   throw invalid('The pagination token is not valid.');
 }
+
+/**
+ * A thing's attributes as this module stored them. The column is written only here (createThing,
+ * updateThing), as `JSON.stringify` of a map of strings that {@link checkAttributes} passed, in
+ * the same transaction as the read that precedes it; the schema version check at open refuses
+ * files of another layout. So the text is our own write of a known shape, and it is not parsed
+ * again against a schema on every describe and every row of a ListThings scan.
+ */
+const storedAttributes = (text: string): Record<string, string> => JSON.parse(text) as Record<string, string>;
 
 function pageSize(value: number | undefined): number {
   if (value === undefined) return DEFAULT_PAGE;
@@ -334,7 +348,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
     thingName: row.name,
     thingId: row.thing_id,
     thingArn: thingArn(row.name),
-    attributes: JSON.parse(row.attributes) as Record<string, string>,
+    attributes: storedAttributes(row.attributes),
     version: row.version,
   });
   const toCert = (row: CertRow): CertificateRecord => ({
@@ -437,7 +451,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
       return tx(() => {
         const existing = q.thingByName.get(thingName);
         if (existing) {
-          if (sortedEntries(JSON.parse(existing.attributes) as Record<string, string>) === sortedEntries(clean)) {
+          if (sortedEntries(storedAttributes(existing.attributes)) === sortedEntries(clean)) {
             return toThing(existing);
           }
           throw new RegistryError(
@@ -466,7 +480,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
         return usePrefixAttributeValue ? v.startsWith(attributeValue) : v === attributeValue;
       };
       const items: ThingRecord[] = [];
-      let after = decodeToken<string>(token, 'string') ?? '';
+      let after = decodeToken(token, 'string') ?? '';
       // Scan in name order, filtering in memory; stop one item past the page to know if more follow.
       for (;;) {
         const rows = q.thingsAfter.all(after, 500);
@@ -494,7 +508,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
             { data: { thingName, version: row.version, expectedVersion } },
           );
         }
-        let next = JSON.parse(row.attributes) as Record<string, string>;
+        let next = storedAttributes(row.attributes);
         if (attributes !== undefined) {
           next = merge ? { ...next, ...attributes } : { ...attributes };
           next = Object.fromEntries(Object.entries(next).filter(([, v]) => v !== ''));
@@ -564,7 +578,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
 
     listCertificates({ pageSize: size, token, ascending = false }) {
       const limit = pageSize(size);
-      const after = decodeToken<number>(token, 'number') ?? (ascending ? 0 : Number.MAX_SAFE_INTEGER);
+      const after = decodeToken(token, 'number') ?? (ascending ? 0 : Number.MAX_SAFE_INTEGER);
       const rows = (ascending ? q.certsAsc : q.certsDesc).all(after, limit + 1);
       const items = rows.slice(0, limit).map(toCert);
       return rows.length > limit ? { items, next: encodeToken((rows[limit - 1] as CertRow).seq) } : { items };
@@ -646,7 +660,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
 
     listPolicies({ pageSize: size, token, ascending = false }) {
       const limit = pageSize(size);
-      const after = decodeToken<number>(token, 'number') ?? (ascending ? 0 : Number.MAX_SAFE_INTEGER);
+      const after = decodeToken(token, 'number') ?? (ascending ? 0 : Number.MAX_SAFE_INTEGER);
       const rows = (ascending ? q.policiesAsc : q.policiesDesc).all(after, limit + 1);
       const items = rows.slice(0, limit).map(toPolicy);
       return rows.length > limit ? { items, next: encodeToken((rows[limit - 1] as PolicyRow).seq) } : { items };
@@ -692,7 +706,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
     listAttachedPolicies(target, { pageSize: size, token }) {
       const limit = pageSize(size);
       const cert = principalRow(target);
-      const after = decodeToken<number>(token, 'number') ?? 0;
+      const after = decodeToken(token, 'number') ?? 0;
       const rows = q.policiesOfCert.all(cert.id, after, limit + 1);
       const items = rows.slice(0, limit).map(toPolicy);
       return rows.length > limit
@@ -723,7 +737,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
     listThingPrincipals(thingName, { pageSize: size, token }) {
       const limit = pageSize(size);
       thingRow(thingName);
-      const after = decodeToken<number>(token, 'number') ?? 0;
+      const after = decodeToken(token, 'number') ?? 0;
       const rows = q.principalsOfThing.all(thingName, after, limit + 1);
       const items = rows.slice(0, limit).map((r) => certArn(r.certificate_id));
       return rows.length > limit ? { items, next: encodeToken((rows[limit - 1] as { seq: number }).seq) } : { items };

@@ -1,5 +1,5 @@
-import type { IotPolicyDocument, IotPolicyStatement } from '@pifleet/protocol';
-import { LIMITS } from '@pifleet/protocol';
+import type { IotPolicyDocument, PathIssue } from '@pifleet/protocol';
+import { LIMITS, MAX_JSON_DEPTH, POLICY_PART_MESSAGES, parseIotPolicyDocument } from '@pifleet/protocol';
 import { invalid, RegistryError } from './errors.js';
 
 /** Pure checks of names, attributes and policy documents, with AWS IoT's patterns and limits. */
@@ -47,66 +47,60 @@ export function checkAttributes(attributes: Readonly<Record<string, string>>): v
 
 const malformed = (message: string) => new RegistryError('MalformedPolicyException', message);
 
-function checkStringOrList(value: unknown, what: string, index: number): void {
-  const ok =
-    (typeof value === 'string' && value.length > 0) ||
-    (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' && v.length > 0));
-  if (!ok) throw malformed(`Policy statement ${index}: ${what} must be a non-empty string or list of strings.`);
+/** Statement parts in the order the registry has always checked them: the first problem found is the one reported. */
+const PART_ORDER = ['Effect', 'Action', 'NotAction', 'Resource', 'NotResource', 'Condition', 'Sid'] as const;
+type Part = (typeof PART_ORDER)[number];
+const isPart = (key: PropertyKey | undefined): key is Part => PART_ORDER.includes(key as Part);
+
+/**
+ * Where a schema issue sits in the order of checks: the document itself, its Version, then each
+ * statement in turn (the statement, then its parts in {@link PART_ORDER}). zod reports a missing
+ * Action after a malformed Resource; the registry has always named the Action first.
+ */
+function issueRank(path: readonly PropertyKey[]): number[] {
+  const [top, index, part] = path;
+  if (top === undefined) return [0];
+  if (top === 'Version') return [1];
+  if (typeof index !== 'number') return [2];
+  return [3, index, isPart(part) ? PART_ORDER.indexOf(part) + 1 : 0];
+}
+
+function compareRanks(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (a[i] ?? -1) - (b[i] ?? -1);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** The registry's wording (what AWS IoT's MalformedPolicyException says in its own words) for one issue. */
+function malformedMessage(issue: PathIssue): string {
+  const [top, index, part] = issue.path;
+  if (top === undefined) return 'The policy document must be a JSON object.';
+  if (top === 'Version') return "The policy document's Version must be '2012-10-17'.";
+  if (typeof index !== 'number') return 'The policy document has no Statement.';
+  if (!isPart(part)) return `Policy statement ${index} must be an object.`;
+  return `Policy statement ${index}: ${POLICY_PART_MESSAGES[part]}`;
 }
 
 /**
- * Parses and checks an IoT policy document: JSON, `Version` 2012-10-17, one or more statements
- * each with `Effect` Allow or Deny, `Action` and `Resource`, and an optional `Condition` map.
- * A single statement object is accepted and returned as a one-element list.
+ * Parses and checks an IoT policy document ({@link iotPolicyDocumentSchema}): size first, then JSON
+ * with a bounded depth, then the grammar. A single statement object is accepted and returned as a
+ * one-element list. A rejection names the first problem, as AWS IoT does.
  */
 export function parsePolicyDocument(text: string): IotPolicyDocument {
   if (Buffer.byteLength(text) > MAX_POLICY_DOCUMENT_BYTES) {
     throw malformed(`The policy document is larger than ${MAX_POLICY_DOCUMENT_BYTES} bytes.`);
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw malformed('The policy document is not valid JSON.');
+  const result = parseIotPolicyDocument(text);
+  if (result.ok) return result.value;
+  if (result.reason !== 'schema') {
+    throw malformed(
+      result.reason === 'syntax'
+        ? 'The policy document is not valid JSON.'
+        : `The policy document is nested more than ${MAX_JSON_DEPTH} levels deep.`,
+    );
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw malformed('The policy document must be a JSON object.');
-  }
-  const doc = parsed as Record<string, unknown>;
-  if (doc.Version !== '2012-10-17') throw malformed("The policy document's Version must be '2012-10-17'.");
-  const raw = doc.Statement;
-  const statements: unknown[] = Array.isArray(raw) ? raw : raw === undefined ? [] : [raw];
-  if (statements.length === 0) throw malformed('The policy document has no Statement.');
-  const out: IotPolicyStatement[] = statements.map((s, i) => {
-    if (typeof s !== 'object' || s === null || Array.isArray(s)) {
-      throw malformed(`Policy statement ${i} must be an object.`);
-    }
-    const st = s as Record<string, unknown>;
-    if (st.Effect !== 'Allow' && st.Effect !== 'Deny') {
-      throw malformed(`Policy statement ${i}: Effect must be 'Allow' or 'Deny'.`);
-    }
-    checkStringOrList(st.Action, 'Action', i);
-    checkStringOrList(st.Resource, 'Resource', i);
-    if (st.Condition !== undefined) {
-      const cond = st.Condition;
-      const valid =
-        typeof cond === 'object' &&
-        cond !== null &&
-        !Array.isArray(cond) &&
-        Object.values(cond).every(
-          (block) =>
-            typeof block === 'object' &&
-            block !== null &&
-            !Array.isArray(block) &&
-            Object.values(block).every(
-              (v) => typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string')),
-            ),
-        );
-      if (!valid) {
-        throw malformed(`Policy statement ${i}: Condition must map operators to {key: value or [values]}.`);
-      }
-    }
-    return st as unknown as IotPolicyStatement;
-  });
-  return { Version: '2012-10-17', Statement: out };
+  const first = result.issues.reduce((a, b) => (compareRanks(issueRank(b.path), issueRank(a.path)) < 0 ? b : a));
+  throw malformed(malformedMessage(first));
 }
