@@ -1,6 +1,7 @@
 // Hardware layer (issue 5): ports, errors, drivers, adapters (native modules load lazily), factory, test kit.
 export * from './adapters/aws-iot-sdk.js';
 export * from './adapters/i2c-bus.js';
+export * from './adapters/mqttjs.js';
 export * from './adapters/onoff.js';
 export * from './adapters/sysfs-gpio.js';
 export * from './adapters/transport-kit.js';
@@ -32,6 +33,7 @@ export * from './ports/transport.js';
 export * from './process-exit.js';
 export * from './shadow/iot-shadow-v2.js';
 export * from './shadow/port.js';
+export * from './shadow/topic-shadow.js';
 export * from './systemd/index.js';
 export * from './testing/gpio-behaviour.js';
 export * from './testing/i2c-behaviour.js';

@@ -3,9 +3,8 @@ import { iot, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { type FailureReport, repeatsLoggedFailure } from '../core/failure-log.js';
 import { TransportError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { silentLogger } from '../logger.js';
-import { type Clock, createSystemClock, type TimerHandle } from '../ports/clock.js';
-import type { LastWill, PublishOptions, QoS, Transport } from '../ports/transport.js';
+import type { TimerHandle } from '../ports/clock.js';
+import type { PublishOptions, QoS, Transport } from '../ports/transport.js';
 import {
   type ConnectDiagnosis,
   type ConnectTarget,
@@ -14,7 +13,7 @@ import {
   mqttRefusedDiagnosis,
   probeTls,
 } from './connect-diagnosis.js';
-import { createTransportKit } from './transport-kit.js';
+import { createTransportKit, type MqttTransportOptions, mqttTransportSettings } from './transport-kit.js';
 
 /** The SDK client underneath, for service clients that need it (the shadow client). */
 export type NativeMqttClient =
@@ -26,20 +25,8 @@ export interface AwsIotTransport extends Transport {
   native(): NativeMqttClient | undefined;
 }
 
-export interface AwsIotTransportOptions extends ConnectTarget {
+export interface AwsIotTransportOptions extends MqttTransportOptions {
   readonly protocol: '5' | '3.1.1';
-  readonly keepAliveS?: number;
-  readonly reconnectMinMs?: number;
-  readonly reconnectMaxMs?: number;
-  /** TCP+TLS connect timeout. */
-  readonly connectTimeoutMs?: number;
-  /** Time a QoS 1 publish, subscribe or unsubscribe may wait for its acknowledgement. */
-  readonly operationTimeoutMs?: number;
-  readonly will?: LastWill;
-  readonly clock?: Clock;
-  /** In [0, 1); jitter source. */
-  readonly random?: () => number;
-  readonly logger?: Logger;
   /**
    * While the same connect failure repeats, it is logged (warn) again at most this often; a
    * failure with another reason is logged at once. Default 10 minutes.
@@ -83,14 +70,10 @@ const asError = (e: unknown): Error =>
  * `failureLogIntervalMs` while it stays the same.
  */
 export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTransport {
-  const clock = opts.clock ?? createSystemClock();
-  const random = opts.random ?? Math.random;
-  const log = (opts.logger ?? silentLogger()).child({ component: 'transport', protocol: opts.protocol });
-  const minMs = opts.reconnectMinMs ?? 1_000;
-  const maxMs = opts.reconnectMaxMs ?? 120_000;
-  const keepAliveS = opts.keepAliveS ?? 60;
-  const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
-  const operationTimeoutMs = opts.operationTimeoutMs ?? 30_000;
+  const { clock, random, log, minMs, maxMs, keepAliveS, connectTimeoutMs, operationTimeoutMs } = mqttTransportSettings(
+    opts,
+    opts.protocol,
+  );
   const kit = createTransportKit(log);
   const { subscriptions, emit } = kit;
   // The 3.1.1 SDK's reconnect delays (whole seconds), jittered once per agent.

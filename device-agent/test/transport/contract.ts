@@ -1,7 +1,7 @@
 /**
  * The Transport port's contract, run against an adapter over aedes on mutual TLS: PUBACK-gated
  * publish, retried first connect, reconnect with re-subscribe, last will on loss and not on stop.
- * The device SDK adapter runs it here; the fleet's mqtt.js adapter runs it in `simulator`.
+ * Both adapters run it: the device SDK's (`aws-iot-sdk.test.ts`) and mqtt.js's (`mqttjs.test.ts`).
  */
 import type { PublishPacket } from 'aedes';
 import { describe, expect, it } from 'vitest';

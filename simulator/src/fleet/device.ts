@@ -5,6 +5,8 @@ import {
   createAgent,
   createHardware,
   createIotShadowService,
+  createMqttJsTransport,
+  createTopicShadowService,
   type Hardware,
   type Logger,
   lastWillFromConfig,
@@ -15,8 +17,6 @@ import {
 } from '@pifleet/device-agent';
 import { createSimulatedHardware, SIM_ADDRESSES, type SimulatedHardware } from '../hardware/simulated-device.js';
 import { createMemoryOutbox, type OutboxCounters } from './memory-outbox.js';
-import { createMqttJsTransport } from './mqttjs-transport.js';
-import { createTopicShadowService } from './topic-shadow.js';
 
 /**
  * The MQTT client under each simulated device: `crt`, the AWS IoT Device SDK the agent runs on a

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// The port's contract and its TLS broker fixture live with the device SDK adapter's tests.
-import { contractOptions, describeTransportContract } from '../../../device-agent/test/transport/contract.js';
-import { makePki, startTlsBroker, type TestPki } from '../../../device-agent/test/transport/tls-broker.js';
-import { createMqttJsTransport } from '../../src/fleet/mqttjs-transport.js';
+import { createMqttJsTransport } from '../../src/adapters/mqttjs.js';
+import { contractOptions, describeTransportContract } from './contract.js';
+import { makePki, startTlsBroker, type TestPki } from './tls-broker.js';
 
 let pki: TestPki;
 beforeAll(async () => {

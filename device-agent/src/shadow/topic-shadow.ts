@@ -1,14 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import {
-  type Clock,
-  type Logger,
-  type ShadowDelta,
-  ShadowError,
-  type ShadowService,
-  type ShadowView,
-  type Transport,
-} from '@pifleet/device-agent';
-import { silentLogger } from '../logger.js';
+import { shadowTopics } from '@pifleet/protocol';
+import { ShadowError, ShadowRejectedError } from '../errors.js';
+import { type Logger, silentLogger } from '../logger.js';
+import type { Clock } from '../ports/clock.js';
+import type { Transport } from '../ports/transport.js';
+import type { ShadowDelta, ShadowService, ShadowView } from './port.js';
+import { shadowRequestTimeout } from './timeout.js';
 
 export interface TopicShadowOptions {
   readonly transport: Transport;
@@ -19,7 +16,10 @@ export interface TopicShadowOptions {
   readonly token?: () => string;
 }
 
+type Operation = 'get' | 'update';
+
 interface Waiter {
+  readonly operation: Operation;
   resolve(doc: Record<string, unknown>): void;
   reject(err: ShadowError): void;
 }
@@ -37,14 +37,15 @@ const decode = (payload: Uint8Array): Record<string, unknown> | undefined => {
  * The classic Device Shadow over its reserved MQTT topics on any `Transport`, for transports
  * without the SDK's shadow client (the fleet's mqtt.js devices). Requests carry a `clientToken`
  * and are answered by the `/accepted` or `/rejected` response with the same token, as the SDK's
- * request-response client does; every request has a timeout on the injected clock and fails at
- * once when the connection is lost. The response topics are subscribed once, on the first use,
+ * request-response client does; every request has a timeout on the injected clock
+ * (`ShadowTimeoutError`), a `/rejected` answer is a `ShadowRejectedError` with IoT's code, and a
+ * request fails at once (`ShadowError`) when the connection is lost. The response topics are subscribed once, on the first use,
  * and the transport restores them after a reconnect.
  */
 export function createTopicShadowService(opts: TopicShadowOptions): ShadowService {
   const { transport, clock } = opts;
   const log = (opts.logger ?? silentLogger()).child({ component: 'shadow-client' });
-  const base = `$aws/things/${opts.thingName}/shadow`;
+  const topics = shadowTopics(opts.thingName);
   const token = opts.token ?? (() => randomUUID());
   const waiting = new Map<string, Waiter>();
   const deltaListeners = new Set<(delta: ShadowDelta) => void>();
@@ -54,7 +55,7 @@ export function createTopicShadowService(opts: TopicShadowOptions): ShadowServic
   const failAll = (message: string) => {
     for (const [t, w] of waiting) {
       waiting.delete(t);
-      w.reject(new ShadowError('SHADOW_REQUEST_FAILED', message));
+      w.reject(new ShadowError('SHADOW_REQUEST_FAILED', message, { data: { operation: w.operation } }));
     }
   };
   // A clean session loses its response subscriptions with the connection, so an answer to a
@@ -69,11 +70,13 @@ export function createTopicShadowService(opts: TopicShadowOptions): ShadowServic
     if (!w || !doc) return;
     if (t !== undefined) waiting.delete(t);
     if (accepted) w.resolve(doc);
-    else {
-      const code = typeof doc.code === 'number' ? doc.code : undefined;
+    else if (typeof doc.code === 'number') {
+      const message = typeof doc.message === 'string' ? doc.message : undefined;
+      w.reject(new ShadowRejectedError(w.operation, { code: doc.code, message, clientToken: t }));
+    } else {
       w.reject(
-        new ShadowError('SHADOW_REJECTED', `shadow request rejected: ${String(doc.message ?? code)}`, {
-          data: { code, clientToken: t },
+        new ShadowError('SHADOW_REQUEST_FAILED', `shadow ${w.operation} answered on /rejected without a code`, {
+          data: { operation: w.operation, clientToken: t },
         }),
       );
     }
@@ -82,10 +85,10 @@ export function createTopicShadowService(opts: TopicShadowOptions): ShadowServic
   const ensureSubscribed = () => {
     subscribed ??= (async () => {
       await Promise.all([
-        transport.subscribe(`${base}/get/accepted`, 1, onResponse(true)),
-        transport.subscribe(`${base}/get/rejected`, 1, onResponse(false)),
-        transport.subscribe(`${base}/update/accepted`, 1, onResponse(true)),
-        transport.subscribe(`${base}/update/rejected`, 1, onResponse(false)),
+        transport.subscribe(topics.getAccepted, 1, onResponse(true)),
+        transport.subscribe(topics.getRejected, 1, onResponse(false)),
+        transport.subscribe(topics.updateAccepted, 1, onResponse(true)),
+        transport.subscribe(topics.updateRejected, 1, onResponse(false)),
       ]);
     })().catch((err: unknown) => {
       subscribed = undefined;
@@ -96,37 +99,25 @@ export function createTopicShadowService(opts: TopicShadowOptions): ShadowServic
     return subscribed;
   };
 
-  const request = async (operation: 'get' | 'update', body: Record<string, unknown>) => {
-    if (closed) throw new ShadowError('SHADOW_REQUEST_FAILED', `shadow ${operation} after close`);
+  const request = async (operation: Operation, body: Record<string, unknown>) => {
+    if (closed) throw new ShadowError('SHADOW_CLOSED', `shadow ${operation} after close()`, { data: { operation } });
     await ensureSubscribed();
     const clientToken = token();
-    return new Promise<Record<string, unknown>>((resolve, reject) => {
-      const timer = clock.setTimeout(() => {
-        waiting.delete(clientToken);
-        reject(
-          new ShadowError('SHADOW_TIMEOUT', `shadow ${operation} timed out`, {
-            data: { operation, timeoutMs: opts.requestTimeoutMs },
-          }),
-        );
-      }, opts.requestTimeoutMs);
-      waiting.set(clientToken, {
-        resolve: (doc) => {
-          clock.clearTimeout(timer);
-          resolve(doc);
-        },
-        reject: (err) => {
-          clock.clearTimeout(timer);
-          reject(err);
-        },
-      });
-      transport
-        .publish(`${base}/${operation}`, JSON.stringify({ ...body, clientToken }), { qos: 1 })
-        .catch((err: unknown) => {
-          const w = waiting.get(clientToken);
-          waiting.delete(clientToken);
-          w?.reject(new ShadowError('SHADOW_REQUEST_FAILED', `shadow ${operation} failed`, { cause: err }));
-        });
+    const answered = new Promise<Record<string, unknown>>((resolve, reject) => {
+      waiting.set(clientToken, { operation, resolve, reject });
     });
+    transport.publish(topics[operation], JSON.stringify({ ...body, clientToken }), { qos: 1 }).catch((err: unknown) => {
+      const w = waiting.get(clientToken);
+      waiting.delete(clientToken);
+      w?.reject(
+        new ShadowError('SHADOW_REQUEST_FAILED', `shadow ${operation} failed`, { cause: err, data: { operation } }),
+      );
+    });
+    try {
+      return await shadowRequestTimeout(clock, opts.requestTimeoutMs, operation, answered);
+    } finally {
+      waiting.delete(clientToken);
+    }
   };
 
   return {
@@ -140,7 +131,7 @@ export function createTopicShadowService(opts: TopicShadowOptions): ShadowServic
           reported: state.reported,
         };
       } catch (err) {
-        if (err instanceof ShadowError && (err.data as { code?: number } | undefined)?.code === 404) return undefined;
+        if (err instanceof ShadowRejectedError && err.serviceCode === 404) return undefined;
         throw err;
       }
     },
@@ -152,7 +143,7 @@ export function createTopicShadowService(opts: TopicShadowOptions): ShadowServic
       deltaListeners.add(listener);
       if (deltaListeners.size === 1) {
         transport
-          .subscribe(`${base}/update/delta`, 1, (_t, payload) => {
+          .subscribe(topics.updateDelta, 1, (_t, payload) => {
             const doc = decode(payload);
             if (!doc) {
               log.warn('undecodable shadow delta');

@@ -1,36 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { exponentialBackoff } from '@pifleet/protocol';
-import {
-  type Clock,
-  createSystemClock,
-  createTransportKit,
-  type LastWill,
-  type Logger,
-  type QoS,
-  type TimerHandle,
-  type Transport,
-  TransportError,
-} from '@pifleet/device-agent';
 import mqtt, { type MqttClient } from 'mqtt';
-import { silentLogger } from '../logger.js';
+import { TransportError } from '../errors.js';
+import type { TimerHandle } from '../ports/clock.js';
+import type { QoS, Transport } from '../ports/transport.js';
+import { createTransportKit, type MqttTransportOptions, mqttTransportSettings } from './transport-kit.js';
 
-export interface MqttJsTransportOptions {
-  readonly endpoint: string;
-  readonly port: number;
-  readonly clientId: string;
-  readonly certFile: string;
-  readonly keyFile: string;
-  readonly caFile: string;
-  readonly keepAliveS?: number;
-  readonly reconnectMinMs?: number;
-  readonly reconnectMaxMs?: number;
-  readonly connectTimeoutMs?: number;
-  /** Time a QoS 1 publish or a subscribe may wait for its acknowledgement. */
-  readonly operationTimeoutMs?: number;
-  readonly will?: LastWill;
-  readonly clock?: Clock;
-  readonly random?: () => number;
-  readonly logger?: Logger;
+export interface MqttJsTransportOptions extends MqttTransportOptions {
   /** Reads a PEM file (the fleet host caches the CA it shares between thousands of devices). */
   readonly readFile?: (file: string) => Buffer;
 }
@@ -39,7 +15,7 @@ const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(Strin
 
 /**
  * The `Transport` port over mqtt.js (MQTT 3.1.1, mutual TLS through Node's TLS), for simulated
- * fleets. The agent on a device uses the AWS IoT Device SDK (`createAwsIotTransport`); this one
+ * fleets (`createAgentRuntime` with `transport: 'mqtt'`). The agent on a device uses the AWS IoT Device SDK (`createAwsIotTransport`); this one
  * exists because aws-crt's per-connection cost is the limit of a fleet on one machine:
  * measured on this project's 2-vCPU machine, 3,000 connections each publishing one QoS 1
  * message every 10 s cost 279 µs of CPU per device per second with aws-crt and 35 µs with
@@ -51,12 +27,10 @@ const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(Strin
  * disconnects cleanly (the broker does not publish the will).
  */
 export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
-  const clock = opts.clock ?? createSystemClock();
-  const random = opts.random ?? Math.random;
-  const log = (opts.logger ?? silentLogger()).child({ component: 'transport', protocol: '3.1.1' });
-  const minMs = opts.reconnectMinMs ?? 1_000;
-  const maxMs = opts.reconnectMaxMs ?? 120_000;
-  const operationTimeoutMs = opts.operationTimeoutMs ?? 30_000;
+  const { clock, random, log, minMs, maxMs, keepAliveS, connectTimeoutMs, operationTimeoutMs } = mqttTransportSettings(
+    opts,
+    '3.1.1',
+  );
   const read = opts.readFile ?? ((f: string) => readFileSync(f));
   const kit = createTransportKit(log);
   const { subscriptions, emit } = kit;
@@ -131,15 +105,16 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
       protocol: 'mqtts',
       host: opts.endpoint,
       port: opts.port,
-      ca: read(opts.caFile),
+      // Without a caFile, Node's own trust store (which holds the Amazon roots AWS IoT Core uses).
+      ...(opts.caFile ? { ca: read(opts.caFile) } : {}),
       cert: read(opts.certFile),
       key: read(opts.keyFile),
       rejectUnauthorized: true,
       clientId: opts.clientId,
       protocolVersion: 4,
       clean: true,
-      keepalive: opts.keepAliveS ?? 60,
-      connectTimeout: opts.connectTimeoutMs ?? 10_000,
+      keepalive: keepAliveS,
+      connectTimeout: connectTimeoutMs,
       // Reconnects are this adapter's (backoff with jitter), not mqtt.js's fixed period.
       reconnectPeriod: 0,
       queueQoSZero: false,
