@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { localCorePaths } from '@pifleet/cloud';
-import { LOCAL_PROFILE, parseSharedCredentials } from '@pifleet/provisioning';
+import { localCorePaths, readCredentialsFile, readLocalEndpoint } from '@pifleet/cloud';
+import { LOCAL_ENDPOINT_FILE } from '@pifleet/protocol';
 import { SimulatorError } from '../errors.js';
 import type { FleetOptions } from './options.js';
 import type { FleetIdentity } from './provision.js';
@@ -75,13 +75,13 @@ async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
   let account = { region: '', accountId: '' };
   let local: LocalTarget | undefined;
   try {
-    let external: ReturnType<typeof readExternalEndpoint> | undefined;
+    let external: Awaited<ReturnType<typeof readExternalEndpoint>> | undefined;
     if (o.target === 'local') {
       say('starting the local IoT Core', true);
       local = await startLocalTarget({ dataDir });
       account = { region: local.info.region, accountId: local.info.accountId };
     } else {
-      external = readExternalEndpoint(dataDir);
+      external = await readExternalEndpoint(dataDir);
       account = { region: external.region, accountId: external.accountId };
     }
     ({ identities, provisioning } = await provisionInProcess({ dataDir, certDir, local, account, names, say }));
@@ -100,14 +100,11 @@ async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
         }
       }
     } else if (external) {
-      const ep = external;
-      const command =
-        ep.http && ep.credentials
-          ? { baseUrl: `${ep.http}/api`, region: account.region, credentials: ep.credentials }
-          : undefined;
+      const { http, credentials } = external;
+      const command = http && credentials ? { baseUrl: `${http}/api`, region: account.region, credentials } : undefined;
       const target = externalCoreTarget({
-        host: ep.host,
-        port: ep.port,
+        host: external.host,
+        port: external.port,
         caFile: localCorePaths(dataDir).caFile,
         command,
         readStore: readRunStore,
@@ -135,37 +132,29 @@ function describeMachine(): FleetResult['machine'] {
 
 export type FleetRunner = ReturnType<typeof createFleetRunner>;
 
-/** The running core's endpoint file (written by `pifleet-local-core`) in its data dir. */
-function readExternalEndpoint(dataDir: string): {
+/** The running core's endpoint file (written by `pifleet-local-core`) in its data dir, and its key pair. */
+async function readExternalEndpoint(dataDir: string): Promise<{
   host: string;
   port: number;
-  http?: string;
+  http: string;
   region: string;
   accountId: string;
   credentials?: { accessKeyId: string; secretAccessKey: string };
-} {
-  const file = path.join(dataDir, 'endpoint.json');
-  if (!existsSync(file)) {
-    throw new SimulatorError('fleet.external', `no endpoint.json in ${dataDir}: is the local IoT Core running there?`);
+}> {
+  const endpoint = await readLocalEndpoint(dataDir);
+  if (!endpoint) {
+    throw new SimulatorError(
+      'fleet.external',
+      `no ${LOCAL_ENDPOINT_FILE} in ${dataDir}: is the local IoT Core running there?`,
+    );
   }
-  const doc = JSON.parse(readFileSync(file, 'utf8')) as {
-    mqtt?: { host?: string; port?: number };
-    http?: string;
-    region?: string;
-    accountId?: string;
-  };
-  const creds = readCredentials(path.join(dataDir, 'credentials'));
+  const credentials = await readCredentialsFile(endpoint.credentialsFile);
   return {
-    host: doc.mqtt?.host ?? '127.0.0.1',
-    port: doc.mqtt?.port ?? 8883,
-    ...(doc.http ? { http: doc.http } : {}),
-    region: doc.region ?? 'us-east-1',
-    accountId: doc.accountId ?? '000000000000',
-    ...(creds ? { credentials: creds } : {}),
+    host: endpoint.mqtt.host,
+    port: endpoint.mqtt.port,
+    http: endpoint.http,
+    region: endpoint.region,
+    accountId: endpoint.accountId,
+    ...(credentials ? { credentials } : {}),
   };
-}
-
-function readCredentials(file: string): { accessKeyId: string; secretAccessKey: string } | undefined {
-  if (!existsSync(file)) return undefined;
-  return parseSharedCredentials(readFileSync(file, 'utf8'), LOCAL_PROFILE);
 }
