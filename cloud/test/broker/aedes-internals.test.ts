@@ -4,14 +4,7 @@
  */
 import type { AedesPublishPacket, Client } from 'aedes';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  disconnectedCleanly,
-  lastWillOf,
-  memoryPersistence,
-  publisherOf,
-  queuedMessages,
-  registeredClient,
-} from '../../src/broker/aedes-internals.js';
+import * as internals from '../../src/broker/aedes-internals.js';
 import { type BareAedes, startBareAedes, within } from './fixtures.js';
 
 /** The next time aedes emits `event` for the client with this id. */
@@ -43,20 +36,20 @@ describe('aedes internals the broker relies on', () => {
     const registered = clientEvent(bare, 'client', 'c1');
     await bare.connect({ clientId: 'c1' });
     const client = await registered;
-    expect(registeredClient(bare.aedes, 'c1')).toBe(client);
-    expect(registeredClient(bare.aedes, 'nobody')).toBeUndefined();
-    expect(registeredClient(bare.aedes, 'constructor')).toBeUndefined();
+    expect(internals.registeredClient(bare.aedes, 'c1')).toBe(client);
+    expect(internals.registeredClient(bare.aedes, 'nobody')).toBeUndefined();
+    expect(internals.registeredClient(bare.aedes, 'constructor')).toBeUndefined();
     const gone = clientEvent(bare, 'clientDisconnect', 'c1');
     client.conn.destroy();
     await gone;
-    expect(registeredClient(bare.aedes, 'c1')).toBeUndefined();
+    expect(internals.registeredClient(bare.aedes, 'c1')).toBeUndefined();
   });
 
   it('lastWillOf: the CONNECT will from authentication on, published with the same payload buffer', async () => {
     const atAuthentication: unknown[] = [];
     bare = await startBareAedes({
       authenticate: (client, _u, _p, done) => {
-        atAuthentication.push(lastWillOf(client)?.topic);
+        atAuthentication.push(internals.lastWillOf(client)?.topic);
         done(null, true);
       },
     });
@@ -65,7 +58,7 @@ describe('aedes internals the broker relies on', () => {
     await bare.connect({ clientId: 'no-will' });
     const client = await registered;
     expect(atAuthentication).toEqual(['status/w1', undefined]);
-    const will = lastWillOf(client);
+    const will = internals.lastWillOf(client);
     expect(will).toMatchObject({ topic: 'status/w1', qos: 1, retain: false });
     expect(Buffer.isBuffer(will?.payload)).toBe(true);
     expect(String(will?.payload)).toBe('offline');
@@ -84,7 +77,7 @@ describe('aedes internals the broker relies on', () => {
     const packet = await within(published, 5_000, 'will published');
     // Identity, not equality: the broker recognises a will on the bus by this buffer.
     expect(packet.payload).toBe(will?.payload);
-    expect(publisherOf(packet)).toBe('w1');
+    expect(internals.publisherOf(packet)).toBe('w1');
   });
 
   it.each<[string, boolean]>([
@@ -95,11 +88,11 @@ describe('aedes internals the broker relies on', () => {
     const registered = clientEvent(bare, 'client', 'd1');
     const mqttClient = await bare.connect({ clientId: 'd1' });
     const client = await registered;
-    expect(disconnectedCleanly(client)).toBe(false);
+    expect(internals.disconnectedCleanly(client)).toBe(false);
     const gone = clientEvent(bare, 'clientDisconnect', 'd1');
     if (how === 'DISCONNECT') await mqttClient.endAsync();
     else client.conn.destroy();
-    expect(disconnectedCleanly(await gone)).toBe(clean);
+    expect(internals.disconnectedCleanly(await gone)).toBe(clean);
   });
 
   it('publisherOf: the MQTT client that published, undefined for an in-process publish', async () => {
@@ -110,7 +103,7 @@ describe('aedes internals the broker relies on', () => {
       bare?.aedes.subscribe(
         'p/#',
         (packet, cb) => {
-          seen.push(publisherOf(packet));
+          seen.push(internals.publisherOf(packet));
           if (seen.length === 2) arrived?.();
           cb();
         },
@@ -140,7 +133,7 @@ describe('aedes internals the broker relies on', () => {
     await new Promise<void>((resolve) =>
       aedes.subscribe('q/#', (_packet, cb) => (holding ? held.push(cb) : cb()), resolve),
     );
-    expect(queuedMessages(aedes)).toBe(0);
+    expect(internals.queuedMessages(aedes)).toBe(0);
     const publish = (i: number) =>
       new Promise<void>((resolve) =>
         aedes.publish(
@@ -150,18 +143,18 @@ describe('aedes internals the broker relies on', () => {
       );
     const all = Promise.all([0, 1, 2, 3, 4].map(publish));
     expect(held).toHaveLength(2);
-    expect(queuedMessages(aedes)).toBe(3);
+    expect(internals.queuedMessages(aedes)).toBe(3);
     holding = false;
     for (const cb of held.splice(0)) cb();
     await within(all, 5_000, 'queued publishes delivered');
-    expect(queuedMessages(aedes)).toBe(0);
+    expect(internals.queuedMessages(aedes)).toBe(0);
   });
 
   it('memoryPersistence: the in-memory persistence aedes itself creates, which aedes accepts', async () => {
-    const persistence = memoryPersistence();
+    const persistence = internals.memoryPersistence();
     // aedes refuses a persistence whose setup is not an async function.
     expect(persistence.setup.constructor.name).toBe('AsyncFunction');
-    expect(memoryPersistence()).not.toBe(persistence);
+    expect(internals.memoryPersistence()).not.toBe(persistence);
     bare = await startBareAedes({ persistence });
     const client = await bare.connect({ clientId: 'm1' });
     await client.publishAsync('m/1', 'kept', { qos: 1, retain: true });

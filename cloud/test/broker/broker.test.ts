@@ -87,14 +87,21 @@ describe('TLS broker with IoT policies', () => {
     return { thing, cert };
   }
 
-  function connection(cert: IssuedCertificate, clientId: string, caCertPem = pki.caCertPem) {
-    const c = deviceConnection({ port, caCertPem, cert, clientId });
+  /** A device connection; `will` is its last will, retained, with the payload 'offline'. */
+  function connection(cert: IssuedCertificate, clientId: string, will?: { topic: string }) {
+    const c = deviceConnection({
+      port,
+      caCertPem: pki.caCertPem,
+      cert,
+      clientId,
+      ...(will ? { will: { topic: will.topic, payload: 'offline', retain: true } } : {}),
+    });
     open.push(c);
     return c;
   }
 
-  async function connected(cert: IssuedCertificate, clientId: string) {
-    const c = connection(cert, clientId);
+  async function connected(cert: IssuedCertificate, clientId: string, will?: { topic: string }) {
+    const c = connection(cert, clientId, will);
     await within(c.connect(), 5_000, 'connect');
     return c;
   }
@@ -467,15 +474,7 @@ describe('TLS broker with IoT policies', () => {
   ])('publishes a will on %s only if the policy allows it (%s)', async (_name, allowed) => {
     const { thing, cert } = await provision();
     const topic = allowed ? `pifleet/${thing}/status` : 'pifleet/neighbour/status';
-    const c = deviceConnection({
-      port,
-      caCertPem: pki.caCertPem,
-      cert,
-      clientId: thing,
-      will: { topic, payload: 'offline', retain: true },
-    });
-    open.push(c);
-    await within(c.connect(), 5_000, 'connect');
+    await connected(cert, thing, { topic });
     await presence(thing, 'connected');
     expect(broker.disconnectClient(thing)).toBe(true);
     if (allowed) {
@@ -504,15 +503,7 @@ describe('TLS broker with IoT policies', () => {
   it('marks a will on the bus as one, and a message on the same topic published live as none', async () => {
     const { thing, cert } = await provision();
     const topic = `pifleet/${thing}/status`;
-    const c = deviceConnection({
-      port,
-      caCertPem: pki.caCertPem,
-      cert,
-      clientId: thing,
-      will: { topic, payload: 'offline', retain: true },
-    });
-    open.push(c);
-    await within(c.connect(), 5_000, 'connect');
+    const c = await connected(cert, thing, { topic });
     await within(c.publish(topic, 'offline', mqtt.QoS.AtLeastOnce, true), 5_000, 'live status');
     const live = await inbox.next((m) => m.topic === topic);
     expect(live).toMatchObject({ clientId: thing, payload: Buffer.from('offline'), lastWill: false });
