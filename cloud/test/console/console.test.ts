@@ -13,7 +13,8 @@ import { createWebConsole } from '../../src/console/console.js';
 import { singleCredentialStore } from '../../src/http/credentials.js';
 import { createHttpServer } from '../../src/http/server.js';
 import { type RunningCore, removeDir, startCore, tempDir } from '../http/harness.js';
-import { http, openSse, type SseEvent } from './harness.js';
+import { http } from '../http/plain-request.js';
+import { openSse, type SseEvent } from './harness.js';
 
 /** The console route group on the composed local core: auth, origin checks, JSON shapes, SSE. */
 

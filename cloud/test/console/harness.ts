@@ -1,45 +1,6 @@
 import { type IncomingHttpHeaders, request } from 'node:http';
 
-/** Plain HTTP requests (full control over Host, Origin, Cookie) and an SSE reader for console tests. */
-
-export interface Reply {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly text: string;
-  json<T = Record<string, unknown>>(): T;
-}
-
-export function http(
-  base: string,
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-  body?: string,
-): Promise<Reply> {
-  const url = new URL(path, base);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: url.hostname,
-        port: url.port,
-        method,
-        path: `${url.pathname}${url.search}`,
-        headers: { host: url.host, ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+/** An SSE reader for console tests (plain requests: ../http/plain-request.ts). */
 
 export interface SseEvent {
   readonly event: string;

@@ -1,5 +1,4 @@
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
 import {
   AttachPolicyCommand,
   AttachThingPrincipalCommand,
@@ -12,6 +11,7 @@ import type { IotPolicyDocument } from '@pifleet/protocol';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
 import type { LocalCredentials } from '../../src/http/credentials.js';
+import { http } from '../http/plain-request.js';
 
 type SourceData = string | ArrayBuffer | ArrayBufferView;
 
@@ -86,32 +86,8 @@ export function apiClient(info: LocalCoreInfo, credentials: LocalCredentials, se
     };
     const signed = options.sign === false ? unsigned : await signer.sign(unsigned);
     const qs = new URLSearchParams(options.query ?? {}).toString();
-    return new Promise<ApiResult>((resolve, reject) => {
-      const req = httpRequest(
-        {
-          method,
-          host: url.hostname,
-          port: Number(url.port),
-          path: qs === '' ? path : `${path}?${qs}`,
-          headers: signed.headers,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
-            });
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
+    const reply = await http(info.http, method, qs === '' ? path : `${path}?${qs}`, signed.headers, body);
+    return { status: reply.status, headers: reply.headers, body: reply.text === '' ? {} : reply.json() };
   };
 }
 
