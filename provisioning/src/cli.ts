@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { Command, CommanderError, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { EXIT } from '@pifleet/protocol';
-import { Command, CommanderError } from 'commander';
 import { systemClock } from './adapters/system-clock.js';
-import { type CommandOutput, type Handler, LOCAL_OPTION_HELP, type RunContext, type Runner } from './app/command.js';
+import { type CommandOutput, LOCAL_OPTION_HELP, type RunContext, type Runner } from './app/command.js';
 import {
   type CliIo,
   createServices,
@@ -13,8 +13,7 @@ import {
   type TextSink,
 } from './app/context.js';
 import { registerCertsRotate } from './commands/certs-rotate.js';
-import { registerFleetCreate } from './commands/fleet-create.js';
-import { registerFleetDelete } from './commands/fleet-delete.js';
+import { registerFleetCommands } from './commands/fleet.js';
 import { registerShadowDesire } from './commands/shadow-desire.js';
 import { registerShadowGet } from './commands/shadow-get.js';
 import { registerThingsCreate } from './commands/things-create.js';
@@ -45,18 +44,18 @@ export interface RunCliOptions {
   readonly isDataDir?: (dir: string) => boolean;
 }
 
-function globalsOf(cmd: Command): GlobalOptions {
+function globalsOf(cmd: CommandUnknownOpts): GlobalOptions {
   // Leaf options override the same options given before the command name.
   const merged: Record<string, unknown> = {};
-  const chain: Command[] = [];
-  for (let c: Command | null = cmd; c; c = c.parent) chain.unshift(c);
+  const chain: CommandUnknownOpts[] = [];
+  for (let c: CommandUnknownOpts | null = cmd; c; c = c.parent) chain.unshift(c);
   for (const c of chain) for (const [k, v] of Object.entries(c.opts())) if (v !== undefined) merged[k] = v;
-  const rate = merged.rate;
+  const { local, rate } = merged;
   return {
     json: merged.json === true || merged.outputJson === true,
     verbose: merged.verbose === true,
     // `--local=` (a bare --local, see splitLocalOption) means the default directory, as `true` does.
-    ...(merged.local !== undefined ? { local: merged.local === '' ? true : (merged.local as string | boolean) } : {}),
+    ...(typeof local === 'string' || typeof local === 'boolean' ? { local: local === '' ? true : local } : {}),
     ...(typeof merged.region === 'string' ? { region: merged.region } : {}),
     ...(typeof merged.profile === 'string' ? { profile: merged.profile } : {}),
     ...(typeof rate === 'number' ? { rate } : {}),
@@ -67,7 +66,7 @@ function globalsOf(cmd: Command): GlobalOptions {
 export function buildProgram(
   run: Runner,
   out: { writeOut: (s: string) => void; writeErr: (s: string) => void },
-): Command {
+): CommandUnknownOpts {
   const program = new Command('pifleet')
     .description(
       'pifleet operator CLI: things, certificates, policies, device bundles and fleets on AWS IoT Core or the local IoT Core',
@@ -90,8 +89,7 @@ export function buildProgram(
   const certs = program.command('certs').description('certificates: rotate');
   registerCertsRotate(certs, run);
   const fleet = program.command('fleet').description('bulk: create and delete fleets of things');
-  registerFleetCreate(fleet, run);
-  registerFleetDelete(fleet, run);
+  registerFleetCommands(fleet, run);
   const shadow = program.command('shadow').description('Device Shadow: get, desire');
   registerShadowGet(shadow, run);
   registerShadowDesire(shadow, run);
@@ -157,11 +155,8 @@ export async function runCli(argv: readonly string[], options: RunCliOptions): P
   let errorContext: ErrorContext = { target: 'aws', hints };
   let services: Services | undefined;
 
-  const run: Runner =
-    (handler: Handler) =>
-    async (...args: unknown[]) => {
-      const cmd = args[args.length - 1] as Command;
-      const leafOpts = cmd.opts();
+  const run: Runner = (cmd, handler) => {
+    cmd.action(async () => {
       opts = globalsOf(cmd);
       hints = hintsFor(io, opts);
       errorContext = { ...errorContext, hints };
@@ -169,9 +164,6 @@ export async function runCli(argv: readonly string[], options: RunCliOptions): P
         level: opts.verbose ? 'info' : 'warn',
         destination: { write: (s: string) => void io.stderr.write(s) },
       });
-      const positional = args
-        .slice(0, -2)
-        .flatMap((a) => (Array.isArray(a) ? a.map(String) : a === undefined ? [] : [String(a)]));
       let thingName: string | undefined;
       const ctx: RunContext = {
         io,
@@ -191,11 +183,12 @@ export async function runCli(argv: readonly string[], options: RunCliOptions): P
         hints,
       };
       try {
-        output = await handler(ctx, positional, leafOpts);
+        output = await handler(ctx, cmd.processedArgs, cmd.opts());
       } catch (err) {
         throw toCliError(err, { ...errorContext, ...(thingName ? { thingName } : {}) });
       }
-    };
+    });
+  };
 
   const program = buildProgram(run, {
     writeOut: (s) => void io.stdout.write(s),

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command, OptionValues } from '@commander-js/extra-typings';
 import type { HintCommands } from '../core/hints.js';
 import type { CliError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -24,10 +24,18 @@ export interface CommandOutput {
   readonly error?: CliError;
 }
 
-export type Handler = (ctx: RunContext, args: string[], options: Record<string, unknown>) => Promise<CommandOutput>;
+/** A command's work: its arguments and options come typed from the command's definition. */
+export type Handler<Args extends unknown[], Opts extends OptionValues> = (
+  ctx: RunContext,
+  args: Args,
+  options: Opts,
+) => Promise<CommandOutput>;
 
-/** Wraps a handler as a commander action. */
-export type Runner = (handler: Handler) => (...args: unknown[]) => Promise<void>;
+/** Makes `handler` the action of `cmd`, run with the context of the CLI run. */
+export type Runner = <Args extends unknown[], Opts extends OptionValues>(
+  cmd: Command<Args, Opts, OptionValues>,
+  handler: Handler<Args, Opts>,
+) => void;
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -37,8 +45,16 @@ export const LOCAL_OPTION_HELP =
   'write --local=DATA_DIR, or --local DATA_DIR when DATA_DIR is a path (has a /) or a core data directory';
 
 /** Adds the options every leaf command accepts (they are also accepted before the command). */
-export function withCommonOptions(cmd: Command, options: { json?: boolean } = {}): Command {
-  if (options.json !== false) cmd.option('--json', 'print JSON on stdout');
+export function withCommonOptions<Args extends unknown[], Opts extends OptionValues>(
+  cmd: Command<Args, Opts, OptionValues>,
+) {
+  return withTargetOptions(cmd.option('--json', 'print JSON on stdout'));
+}
+
+/** The common options but `--json`, for a command whose `--json` takes a value (`shadow desire`). */
+export function withTargetOptions<Args extends unknown[], Opts extends OptionValues>(
+  cmd: Command<Args, Opts, OptionValues>,
+) {
   return cmd
     .option('--local [dataDir]', LOCAL_OPTION_HELP)
     .option('--region <region>', 'AWS region (default: AWS_REGION or the profile)')

@@ -160,6 +160,17 @@ export function journalPathFor(outDir: string, prefix: string, op: 'create' | 'd
   return path.join(outDir, `.fleet-${prefix}.${op}.journal`);
 }
 
+/** A finished run needs no journal, its own or the other operation's: a stale one would make a later run skip things. */
+async function dropJournalsWhenFinished(
+  { summary, fatal }: { summary: FleetSummary; fatal?: CliError },
+  journalPath: string,
+): Promise<void> {
+  if (summary.interrupted || summary.failed > 0 || fatal) return;
+  await rm(journalPath, { force: true });
+  const other = summary.operation === 'create' ? 'delete' : 'create';
+  await rm(journalPathFor(summary.outDir, summary.prefix, other), { force: true });
+}
+
 export async function fleetCreate(
   deps: FleetDeps,
   options: {
@@ -187,11 +198,7 @@ export async function fleetCreate(
       return { result: r.status, certificateId: r.certificateId };
     },
   );
-  // A finished run needs no journal; a stale one would make a later run skip things.
-  if (!result.summary.interrupted && result.summary.failed === 0 && !result.fatal) {
-    await rm(journalPath, { force: true });
-    await rm(journalPathFor(options.outDir, options.prefix, 'delete'), { force: true });
-  }
+  await dropJournalsWhenFinished(result, journalPath);
   return result;
 }
 
@@ -231,10 +238,7 @@ export async function fleetDelete(
       return { result: r.status };
     },
   );
-  if (!result.summary.interrupted && result.summary.failed === 0 && !result.fatal) {
-    await rm(journalPath, { force: true });
-    await rm(journalPathFor(options.outDir, options.prefix, 'create'), { force: true });
-  }
+  await dropJournalsWhenFinished(result, journalPath);
   return result;
 }
 

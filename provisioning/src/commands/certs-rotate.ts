@@ -1,30 +1,31 @@
 import path from 'node:path';
-import type { Command } from 'commander';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { type Runner, withCommonOptions } from '../app/command.js';
 import { parseThingName } from '../core/args.js';
 import { DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
 import { InputError } from '../errors.js';
 import { defaultBundleDir } from './things-create.js';
 
-export function registerCertsRotate(certs: Command, run: Runner): void {
-  withCommonOptions(
-    certs
-      .command('rotate')
-      .description(
-        'issue a new certificate and bundle; the old one is retired on a later run once the device restarted with the new one (or with --force)',
-      )
-      .argument('<name>', 'thing name')
-      .option(
-        '--out <dir>',
-        `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME); rewritten with the new certificate`,
-      )
-      .option('--install-dir <dir>', 'where the bundle will be on the device (default: the bundle directory)')
-      .option('--force', 'retire the old certificate now, without waiting for the device'),
-  ).action(
-    run(async (ctx, [rawName], o) => {
-      const thingName = parseThingName(rawName ?? '');
+export function registerCertsRotate(certs: CommandUnknownOpts, run: Runner): void {
+  run(
+    withCommonOptions(
+      certs
+        .command('rotate')
+        .description(
+          'issue a new certificate and bundle; the old one is retired on a later run once the device restarted with the new one (or with --force)',
+        )
+        .argument('<name>', 'thing name')
+        .option(
+          '--out <dir>',
+          `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME); rewritten with the new certificate`,
+        )
+        .option('--install-dir <dir>', 'where the bundle will be on the device (default: the bundle directory)')
+        .option('--force', 'retire the old certificate now, without waiting for the device'),
+    ),
+    async (ctx, [rawName], o) => {
+      const thingName = parseThingName(rawName);
       ctx.about(thingName);
-      const installDir = typeof o.installDir === 'string' ? o.installDir : undefined;
+      const installDir = o.installDir;
       if (installDir !== undefined && !path.posix.isAbsolute(installDir)) {
         throw new InputError(`--install-dir must be an absolute path, got ${installDir}`);
       }
@@ -47,6 +48,6 @@ export function registerCertsRotate(certs: Command, run: Runner): void {
       if (note) lines.push(`note: ${note}`);
       if (r.status !== 'retired') lines.push(`next: ${next}`);
       return { data: r, text: lines.join('\n') };
-    }),
+    },
   );
 }

@@ -1,15 +1,16 @@
-import type { Command } from 'commander';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { type Runner, withCommonOptions } from '../app/command.js';
 import { parseThingName } from '../core/args.js';
 import { thingNotFound } from '../core/error-map.js';
 import { NotFoundError } from '../errors.js';
 
-export function registerShadowGet(shadow: Command, run: Runner): void {
-  withCommonOptions(
-    shadow.command('get').description("print a thing's classic shadow document").argument('<name>', 'thing name'),
-  ).action(
-    run(async (ctx, [rawName]) => {
-      const thingName = parseThingName(rawName ?? '');
+export function registerShadowGet(shadow: CommandUnknownOpts, run: Runner): void {
+  run(
+    withCommonOptions(
+      shadow.command('get').description("print a thing's classic shadow document").argument('<name>', 'thing name'),
+    ),
+    async (ctx, [rawName]) => {
+      const thingName = parseThingName(rawName);
       ctx.about(thingName);
       const { shadows, registry } = await ctx.services();
       const doc = await shadows.get(thingName);
@@ -21,6 +22,6 @@ export function registerShadowGet(shadow: Command, run: Runner): void {
         });
       }
       return { data: doc, text: JSON.stringify(doc, null, 2) };
-    }),
+    },
   );
 }

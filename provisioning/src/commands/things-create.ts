@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Command } from 'commander';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { collect, type Runner, withCommonOptions } from '../app/command.js';
 import { parseAttributes, parseThingName } from '../core/args.js';
 import { BUNDLE_FILES, DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
@@ -18,9 +18,9 @@ const OLD_BUNDLES_DIR = 'bundles';
 export function defaultBundleDir(
   cwd: string,
   thingName: string,
-  out?: unknown,
+  out?: string,
 ): { readonly dir: string; readonly note?: string } {
-  if (typeof out === 'string') return { dir: path.resolve(cwd, out) };
+  if (out !== undefined) return { dir: path.resolve(cwd, out) };
   const dir = path.resolve(cwd, DEFAULT_BUNDLES_DIR, thingName);
   const old = path.resolve(cwd, OLD_BUNDLES_DIR, thingName);
   if (!existsSync(dir) && existsSync(path.join(old, BUNDLE_FILES.agentConfig))) {
@@ -32,24 +32,25 @@ export function defaultBundleDir(
   return { dir };
 }
 
-export function registerThingsCreate(things: Command, run: Runner): void {
-  withCommonOptions(
-    things
-      .command('create')
-      .description('create a thing with its certificate, policy and device bundle (idempotent)')
-      .argument('<name>', 'thing name')
-      .option('--attr <key=value>', 'thing attribute (repeatable)', collect, [])
-      .option('--csr <file>', 'issue the certificate from this CSR (the private key stays on the device)')
-      .option('--out <dir>', `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME)`)
-      .option('--install-dir <dir>', 'where the bundle will be on the device (default: the bundle directory)')
-      .option('--force', 'overwrite an existing bundle, or issue a new certificate for a stale one'),
-  ).action(
-    run(async (ctx, [rawName], o) => {
-      const thingName = parseThingName(rawName ?? '');
+export function registerThingsCreate(things: CommandUnknownOpts, run: Runner): void {
+  run(
+    withCommonOptions(
+      things
+        .command('create')
+        .description('create a thing with its certificate, policy and device bundle (idempotent)')
+        .argument('<name>', 'thing name')
+        .option('--attr <key=value>', 'thing attribute (repeatable)', collect, [])
+        .option('--csr <file>', 'issue the certificate from this CSR (the private key stays on the device)')
+        .option('--out <dir>', `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME)`)
+        .option('--install-dir <dir>', 'where the bundle will be on the device (default: the bundle directory)')
+        .option('--force', 'overwrite an existing bundle, or issue a new certificate for a stale one'),
+    ),
+    async (ctx, [rawName], o) => {
+      const thingName = parseThingName(rawName);
       ctx.about(thingName);
-      const attributes = parseAttributes(o.attr as string[]);
+      const attributes = parseAttributes(o.attr);
       let csrPem: string | undefined;
-      if (typeof o.csr === 'string') {
+      if (o.csr !== undefined) {
         try {
           csrPem = await readFile(path.resolve(ctx.io.cwd, o.csr), 'utf8');
         } catch (err) {
@@ -62,7 +63,7 @@ export function registerThingsCreate(things: Command, run: Runner): void {
         }
       }
       const { dir: bundleDir, note } = defaultBundleDir(ctx.io.cwd, thingName, o.out);
-      const installDir = typeof o.installDir === 'string' ? o.installDir : undefined;
+      const installDir = o.installDir;
       if (installDir !== undefined && !path.posix.isAbsolute(installDir)) {
         throw new InputError(`--install-dir must be an absolute path, got ${installDir}`);
       }
@@ -89,6 +90,6 @@ export function registerThingsCreate(things: Command, run: Runner): void {
         ...[...r.notes, ...(note ? [note] : [])].map((n) => `note: ${n}`),
       ];
       return { data: r, text: lines.join('\n') };
-    }),
+    },
   );
 }

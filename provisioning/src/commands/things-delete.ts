@@ -1,21 +1,25 @@
-import type { Command } from 'commander';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { type Runner, withCommonOptions } from '../app/command.js';
 import { parseThingName } from '../core/args.js';
 import { DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
 import { thingNotFound } from '../core/error-map.js';
 import { defaultBundleDir } from './things-create.js';
 
-export function registerThingsDelete(things: Command, run: Runner): void {
-  withCommonOptions(
-    things
-      .command('delete')
-      .description('tear a thing down: detach policy and certificate, deactivate and delete it, delete the thing')
-      .argument('<name>', 'thing name')
-      .option('--out <dir>', `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME); its certificate is retired too`)
-      .option('--keep-bundle', 'keep the bundle directory (it is removed by default: its certificate is gone)'),
-  ).action(
-    run(async (ctx, [rawName], o) => {
-      const thingName = parseThingName(rawName ?? '');
+export function registerThingsDelete(things: CommandUnknownOpts, run: Runner): void {
+  run(
+    withCommonOptions(
+      things
+        .command('delete')
+        .description('tear a thing down: detach policy and certificate, deactivate and delete it, delete the thing')
+        .argument('<name>', 'thing name')
+        .option(
+          '--out <dir>',
+          `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME); its certificate is retired too`,
+        )
+        .option('--keep-bundle', 'keep the bundle directory (it is removed by default: its certificate is gone)'),
+    ),
+    async (ctx, [rawName], o) => {
+      const thingName = parseThingName(rawName);
       ctx.about(thingName);
       const { provisioner } = await ctx.services();
       const { dir: bundleDir, note } = defaultBundleDir(ctx.io.cwd, thingName, o.out);
@@ -34,6 +38,6 @@ export function registerThingsDelete(things: Command, run: Runner): void {
           : `deleted thing ${thingName}`;
       const lines = [head, ...r.changes.map((c) => `  - ${c}`), ...(note ? [`note: ${note}`] : [])];
       return { data: r, text: lines.join('\n') };
-    }),
+    },
   );
 }

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { type Runner, withCommonOptions } from '../app/command.js';
 import { parseThingName } from '../core/args.js';
 import { certificateIdFromArn } from '../core/bundle.js';
@@ -28,15 +28,16 @@ function newest(meta: unknown): number | undefined {
   return best;
 }
 
-export function registerThingsDescribe(things: Command, run: Runner): void {
-  withCommonOptions(
-    things
-      .command('describe')
-      .description('show a thing: attributes, certificates and their status, policies, shadow summary')
-      .argument('<name>', 'thing name'),
-  ).action(
-    run(async (ctx, [rawName]) => {
-      const thingName = parseThingName(rawName ?? '');
+export function registerThingsDescribe(things: CommandUnknownOpts, run: Runner): void {
+  run(
+    withCommonOptions(
+      things
+        .command('describe')
+        .description('show a thing: attributes, certificates and their status, policies, shadow summary')
+        .argument('<name>', 'thing name'),
+    ),
+    async (ctx, [rawName]) => {
+      const thingName = parseThingName(rawName);
       ctx.about(thingName);
       const { registry, shadows, errorContext } = await ctx.services();
       const thing = await registry.describeThing(thingName);
@@ -104,6 +105,6 @@ export function registerThingsDescribe(things: Command, run: Runner): void {
         }`,
       ];
       return { data, text: lines.join('\n') };
-    }),
+    },
   );
 }

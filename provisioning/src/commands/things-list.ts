@@ -1,24 +1,25 @@
-import type { Command } from 'commander';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { type Runner, withCommonOptions } from '../app/command.js';
 import { parsePositiveInt } from '../core/args.js';
 import type { ThingRecord } from '../ports/registry.js';
 
-export function registerThingsList(things: Command, run: Runner): void {
-  withCommonOptions(
-    things
-      .command('list')
-      .description('list things (all pages, or one page with --page-size/--next-token)')
-      .option('--page-size <n>', 'things per request (1-250)', '100')
-      .option('--next-token <token>', 'start from this page token and print one page')
-      .option('--max <n>', 'stop after this many things'),
-  ).action(
-    run(async (ctx, _args, o) => {
-      const pageSize = parsePositiveInt('--page-size', String(o.pageSize), 250);
-      const max = o.max !== undefined ? parsePositiveInt('--max', String(o.max)) : undefined;
-      const onePage = typeof o.nextToken === 'string';
+export function registerThingsList(things: CommandUnknownOpts, run: Runner): void {
+  run(
+    withCommonOptions(
+      things
+        .command('list')
+        .description('list things (all pages, or one page with --page-size/--next-token)')
+        .option('--page-size <n>', 'things per request (1-250)', '100')
+        .option('--next-token <token>', 'start from this page token and print one page')
+        .option('--max <n>', 'stop after this many things'),
+    ),
+    async (ctx, _args, o) => {
+      const pageSize = parsePositiveInt('--page-size', o.pageSize, 250);
+      const max = o.max !== undefined ? parsePositiveInt('--max', o.max) : undefined;
+      const onePage = o.nextToken !== undefined;
       const { registry } = await ctx.services();
       const things: ThingRecord[] = [];
-      let nextToken: string | undefined = onePage ? (o.nextToken as string) : undefined;
+      let nextToken = o.nextToken;
       let pages = 0;
       do {
         const page = await registry.listThings({ maxResults: pageSize, ...(nextToken ? { nextToken } : {}) });
@@ -41,6 +42,6 @@ export function registerThingsList(things: Command, run: Runner): void {
         data: { things: shown, pages, ...(nextToken ? { nextToken } : {}) },
         text,
       };
-    }),
+    },
   );
 }
