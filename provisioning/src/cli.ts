@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, type CommandUnknownOpts } from '@commander-js/extra-typings';
-import { EXIT } from '@pifleet/protocol';
+import { EXIT, LOCAL_CREDENTIALS_FILE, LOCAL_ENDPOINT_FILE } from '@pifleet/protocol';
 import { systemClock } from './adapters/system-clock.js';
 import { type CommandOutput, LOCAL_OPTION_HELP, type RunContext, type Runner } from './app/command.js';
 import {
@@ -128,7 +128,7 @@ function usageFromCommander(err: CommanderError, hints: HintCommands, notTaken: 
 function coreDataDirIn(cwd: string) {
   return (dir: string) => {
     const full = path.resolve(cwd, dir);
-    return existsSync(path.join(full, 'credentials')) || existsSync(path.join(full, 'endpoint.json'));
+    return existsSync(path.join(full, LOCAL_CREDENTIALS_FILE)) || existsSync(path.join(full, LOCAL_ENDPOINT_FILE));
   };
 }
 

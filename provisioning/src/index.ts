@@ -1,12 +1,5 @@
 export { CLI_VERSION, type RunCliOptions, runCli } from './cli.js';
-export {
-  DEFAULT_LOCAL_DATA_DIR,
-  LOCAL_ENDPOINT_FILE,
-  LOCAL_PROFILE,
-  parseSharedCredentials,
-  resolveTarget,
-  type Target,
-} from './config/target.js';
+export { DEFAULT_LOCAL_DATA_DIR, resolveTarget, type Target } from './config/target.js';
 export { fleetThingNames } from './core/args.js';
 export { BUNDLE_FILES, buildAgentConfig, splitEndpoint } from './core/bundle.js';
 export * from './errors.js';

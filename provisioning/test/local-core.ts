@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LOCAL_ENDPOINT_FILE } from '@pifleet/protocol';
 import { runCli } from '../src/cli.js';
-import { LOCAL_ENDPOINT_FILE } from '../src/config/target.js';
 import { sink } from './helpers.js';
 
 /**

@@ -1,5 +1,14 @@
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fromIni } from '@aws-sdk/credential-provider-ini';
+import {
+  describeIssues,
+  LOCAL_CREDENTIALS_FILE,
+  LOCAL_ENDPOINT_FILE,
+  LOCAL_PROFILE,
+  type LocalEndpoint,
+  parseLocalEndpoint,
+} from '@pifleet/protocol';
 import { CredentialsError, TargetConfigError } from '../errors.js';
 
 /**
@@ -34,17 +43,13 @@ export interface LocalTarget {
 /** Default data directory of the local IoT Core when `--local` has no value and PIFLEET_LOCAL is unset. */
 export const DEFAULT_LOCAL_DATA_DIR = '.pifleet/local-core';
 /**
- * The file in the data directory where the running local core records how to reach it: its ready
- * line (`{"ready":true,"mqtt":{host,port},"http":…,"caFile","credentialsFile","region"}`). Without
- * it the core's default listeners are assumed ({@link LOCAL_DEFAULT_ENDPOINTS}).
+ * `pifleet-local-core`'s default listeners, used when the data directory has no endpoint file
+ * (`LOCAL_ENDPOINT_FILE` of `@pifleet/protocol`, where the running core records how to reach it).
  */
-export const LOCAL_ENDPOINT_FILE = 'endpoint.json';
-/** `pifleet-local-core`'s default listeners, used when the data directory has no endpoint file. */
 export const LOCAL_DEFAULT_ENDPOINTS = {
   http: 'http://127.0.0.1:8880',
   mqtt: { host: '127.0.0.1', port: 8883 },
 } as const;
-export const LOCAL_PROFILE = 'pifleet-local';
 
 export interface ResolveTargetInput {
   /** `--local` given: `true` (or `''`) without a value, or the directory. */
@@ -57,36 +62,13 @@ export interface ResolveTargetInput {
   readonly localCoreCommand?: string;
 }
 
-/** Parses the `[profile]` section of an AWS shared-credentials file. */
-export function parseSharedCredentials(
-  text: string,
-  profile: string,
-): { accessKeyId: string; secretAccessKey: string } | undefined {
-  let current: string | undefined;
-  const values = new Map<string, string>();
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const section = /^\[\s*([^\]]+?)\s*\]$/.exec(line);
-    if (section) {
-      current = section[1];
-      continue;
-    }
-    if (current !== profile) continue;
-    const eq = line.indexOf('=');
-    if (eq > 0) values.set(line.slice(0, eq).trim().toLowerCase(), line.slice(eq + 1).trim());
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
   }
-  const accessKeyId = values.get('aws_access_key_id');
-  const secretAccessKey = values.get('aws_secret_access_key');
-  return accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined;
-}
-
-interface EndpointRecord {
-  http?: unknown;
-  mqtt?: { host?: unknown; port?: unknown };
-  region?: unknown;
-  caFile?: unknown;
-  credentialsFile?: unknown;
 }
 
 async function readText(file: string): Promise<string | undefined> {
@@ -123,10 +105,10 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
 
   const endpointFile = path.join(dataDir, LOCAL_ENDPOINT_FILE);
   const endpointText = await readText(endpointFile);
-  let record: EndpointRecord;
+  let record: Pick<LocalEndpoint, 'http' | 'mqtt' | 'region' | 'caFile' | 'credentialsFile'>;
   if (endpointText === undefined) {
     // No endpoint file: the data directory must at least be a core's (credentials present); assume its default ports.
-    if ((await readText(path.join(dataDir, 'credentials'))) === undefined) {
+    if (!(await exists(path.join(dataDir, LOCAL_CREDENTIALS_FILE)))) {
       throw new TargetConfigError(
         `${dataDir} is not a local IoT Core data directory (no credentials, no ${LOCAL_ENDPOINT_FILE})`,
         {
@@ -135,32 +117,45 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
         },
       );
     }
-    record = { http: LOCAL_DEFAULT_ENDPOINTS.http, mqtt: { ...LOCAL_DEFAULT_ENDPOINTS.mqtt } };
+    record = {
+      http: LOCAL_DEFAULT_ENDPOINTS.http,
+      mqtt: { ...LOCAL_DEFAULT_ENDPOINTS.mqtt },
+      region: 'us-east-1',
+      caFile: path.join('ca', 'ca.pem'),
+      credentialsFile: LOCAL_CREDENTIALS_FILE,
+    };
   } else {
-    try {
-      record = JSON.parse(endpointText) as EndpointRecord;
-    } catch (err) {
-      throw new TargetConfigError(`${endpointFile} is not valid JSON`, { cause: err, hint: startHint });
+    const parsed = parseLocalEndpoint(endpointText);
+    if (!parsed.ok) {
+      throw new TargetConfigError(
+        `${endpointFile} is not a local IoT Core endpoint file: ${describeIssues(parsed.issues)}`,
+        { hint: startHint, data: { dataDir } },
+      );
     }
+    record = parsed.value;
   }
-  if (typeof record.http !== 'string' || !/^https?:\/\//.test(record.http)) {
-    throw new TargetConfigError(`${endpointFile} has no http endpoint`, { hint: startHint });
-  }
-  const region = typeof record.region === 'string' && record.region !== '' ? record.region : 'us-east-1';
-  const resolveIn = (f: unknown, fallback: string) =>
-    path.resolve(dataDir, typeof f === 'string' && f !== '' ? f : fallback);
-  const credentialsFile = resolveIn(record.credentialsFile, 'credentials');
-  const caFile = resolveIn(record.caFile, path.join('ca', 'ca.pem'));
+  // The core records absolute paths; relative ones are taken in the data directory.
+  const credentialsFile = path.resolve(dataDir, record.credentialsFile);
+  const caFile = path.resolve(dataDir, record.caFile);
 
-  const credentialsText = await readText(credentialsFile);
-  const credentials =
-    credentialsText === undefined ? undefined : parseSharedCredentials(credentialsText, LOCAL_PROFILE);
-  if (!credentials) {
-    throw new CredentialsError(`no [${LOCAL_PROFILE}] credentials in ${credentialsFile}`, {
-      hint: 'the local core writes them on first start; restart it on this data directory',
-      data: { dataDir },
-    });
-  }
+  // The AWS SDK's own reader, on this file only: the config file is pointed at it too, so
+  // `~/.aws/config` cannot add to the profile. It fails alike for a missing file, profile or key.
+  const readProfile = fromIni({
+    profile: LOCAL_PROFILE,
+    filepath: credentialsFile,
+    configFilepath: credentialsFile,
+    ignoreCache: true,
+  });
+  const credentials = await readProfile().then(
+    ({ accessKeyId, secretAccessKey }) => ({ accessKeyId, secretAccessKey }),
+    (err: unknown) => {
+      throw new CredentialsError(`no [${LOCAL_PROFILE}] credentials in ${credentialsFile}`, {
+        cause: err,
+        hint: 'the local core writes them on first start; restart it on this data directory',
+        data: { dataDir },
+      });
+    },
+  );
   const caPem = await readText(caFile);
   if (caPem === undefined) {
     throw new TargetConfigError(`the local CA certificate ${caFile} is missing`, {
@@ -168,18 +163,14 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
       data: { dataDir },
     });
   }
-  const mqtt =
-    record.mqtt && typeof record.mqtt.host === 'string' && typeof record.mqtt.port === 'number'
-      ? { host: record.mqtt.host, port: record.mqtt.port }
-      : undefined;
   return {
     kind: 'local',
     dataDir,
     httpEndpoint: record.http.replace(/\/+$/, ''),
-    region,
+    region: record.region,
     credentials,
     caPem,
     caFile,
-    ...(mqtt ? { mqtt } : {}),
+    mqtt: { host: record.mqtt.host, port: record.mqtt.port },
   };
 }

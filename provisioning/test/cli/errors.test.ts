@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { formatLocalEndpoint, type LocalEndpoint } from '@pifleet/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli, removeDir, tempDir } from '../local-core.js';
 
@@ -17,12 +18,27 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-function fakeDataDir(name: string, options: { credentials?: string; endpoint?: object }): string {
+/** A data directory as a core left it: its CA, maybe credentials, maybe the endpoint file of a core that ran there. */
+function fakeDataDir(
+  name: string,
+  options: { credentials?: string; endpoint?: Pick<LocalEndpoint, 'http' | 'mqtt'> },
+): string {
   const dir = path.join(root, name);
   fs.mkdirSync(path.join(dir, 'ca'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'ca', 'ca.pem'), '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n');
   if (options.credentials !== undefined) fs.writeFileSync(path.join(dir, 'credentials'), options.credentials);
-  if (options.endpoint) fs.writeFileSync(path.join(dir, 'endpoint.json'), JSON.stringify(options.endpoint));
+  if (options.endpoint) {
+    const endpoint: LocalEndpoint = {
+      ready: true,
+      caFile: path.join(dir, 'ca', 'ca.pem'),
+      credentialsFile: path.join(dir, 'credentials'),
+      region: 'us-east-1',
+      accountId: '000000000000',
+      console: `${options.endpoint.http}/console/?token=t`,
+      ...options.endpoint,
+    };
+    fs.writeFileSync(path.join(dir, 'endpoint.json'), formatLocalEndpoint(endpoint));
+  }
   return dir;
 }
 
@@ -46,12 +62,7 @@ describe('target errors', () => {
     const port = await closedPort();
     const dir = fakeDataDir('stopped', {
       credentials: CREDS,
-      endpoint: {
-        ready: true,
-        http: `http://127.0.0.1:${port}`,
-        mqtt: { host: '127.0.0.1', port: 1 },
-        region: 'us-east-1',
-      },
+      endpoint: { http: `http://127.0.0.1:${port}`, mqtt: { host: '127.0.0.1', port: 1 } },
     });
     const r = await cli(['--local', dir, 'things', 'create', 'pi-1'], { cwd: root });
     expect(r.code).toBe(69);
@@ -64,7 +75,7 @@ describe('target errors', () => {
   it('no credentials in the data dir: exit 77', async () => {
     const dir = fakeDataDir('nocreds', {
       credentials: '[other]\naws_access_key_id = x\naws_secret_access_key = y\n',
-      endpoint: { http: 'http://127.0.0.1:1' },
+      endpoint: { http: 'http://127.0.0.1:1', mqtt: { host: '127.0.0.1', port: 1 } },
     });
     const r = await cli(['--local', dir, 'things', 'list'], { cwd: root });
     expect(r.code).toBe(77);

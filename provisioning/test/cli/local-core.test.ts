@@ -7,15 +7,19 @@ import {
   IoTClient,
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
+import { fromIni } from '@aws-sdk/credential-provider-ini';
+import { LOCAL_PROFILE } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli.js';
-import { parseSharedCredentials } from '../../src/config/target.js';
 import { BUNDLE_FILES } from '../../src/core/bundle.js';
 import { invocationOf } from '../../src/core/hints.js';
 import { sink } from '../helpers.js';
 import { cli, PIFLEET_BIN, REPO, type RunningCore, removeDir, startLocalCore, tempDir } from '../local-core.js';
 
 /** Every command in-process against the real local IoT Core through the real @aws-sdk/client-iot. */
+
+/** The core's credentials file as any AWS SDK client reads it (that file only). */
+const localProfile = (file: string) => fromIni({ profile: LOCAL_PROFILE, filepath: file, configFilepath: file });
 
 let core: RunningCore;
 let work: string;
@@ -25,8 +29,7 @@ let n = 0;
 beforeAll(async () => {
   core = await startLocalCore(tempDir('core'));
   work = tempDir('work');
-  const credentials = parseSharedCredentials(fs.readFileSync(core.info.credentialsFile, 'utf8'), 'pifleet-local');
-  if (!credentials) throw new Error('no credentials');
+  const credentials = localProfile(core.info.credentialsFile);
   iot = new IoTClient({ region: core.info.region, endpoint: core.info.http, credentials, maxAttempts: 1 });
 });
 
@@ -278,11 +281,11 @@ describe('certs rotate', () => {
     );
     expect(desire.code).toBe(0);
     const { IoTDataPlaneClient, UpdateThingShadowCommand } = await import('@aws-sdk/client-iot-data-plane');
-    const credentials = parseSharedCredentials(fs.readFileSync(core.info.credentialsFile, 'utf8'), 'pifleet-local');
+    const credentials = localProfile(core.info.credentialsFile);
     const data = new IoTDataPlaneClient({
       region: core.info.region,
       endpoint: core.info.http,
-      credentials: credentials as never,
+      credentials,
     });
     await data.send(
       new UpdateThingShadowCommand({
@@ -374,11 +377,11 @@ describe('a thing that does not exist', () => {
     expect(fs.readdirSync(dir)).toEqual([]);
     // No orphan shadow: the shadow service would have made one for any name.
     const { IoTDataPlaneClient, GetThingShadowCommand } = await import('@aws-sdk/client-iot-data-plane');
-    const credentials = parseSharedCredentials(fs.readFileSync(core.info.credentialsFile, 'utf8'), 'pifleet-local');
+    const credentials = localProfile(core.info.credentialsFile);
     const data = new IoTDataPlaneClient({
       region: core.info.region,
       endpoint: core.info.http,
-      credentials: credentials as never,
+      credentials,
       maxAttempts: 1,
     });
     try {
