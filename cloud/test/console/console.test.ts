@@ -194,10 +194,24 @@ describe('console API', () => {
     ['GET', '/console/api/things/nobody', 404],
     ['GET', '/console/api/things/bad%20name', 404],
     ['GET', '/console/api/nothing', 404],
+    ['GET', '/console/api/things/pi-a/desired', 404],
     ['DELETE', '/console/api/things/pi-a', 405],
+    ['PUT', '/console/', 405],
+    ['POST', '/console/api/things', 405],
   ])('%s %s → %i', async (method, path, status) => {
     const r = await http(base, method, path, { ...page, origin: base });
     expect(r.status).toBe(status);
+    expect(r.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(r.headers['cache-control']).toBe('no-store');
+    expect(r.headers['content-type']).toBe('application/json; charset=utf-8');
+  });
+
+  it('answers HEAD like GET, without a body', async () => {
+    const r = await http(base, 'HEAD', '/console/assets/app.js', page);
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toContain('text/javascript');
+    expect(Number(r.headers['content-length'])).toBeGreaterThan(100);
+    expect(r.text).toBe('');
   });
 
   it('serves the desired-state JSON Schema', async () => {
@@ -243,6 +257,12 @@ describe('console desired-state changes', () => {
     const issues = r.json<{ issues: Array<{ path: string; message: string }> }>().issues;
     expect(issues.length).toBeGreaterThan(0);
     if (path !== '$') expect(issues).toContainEqual({ path, message: expect.stringContaining(message) });
+  });
+
+  it('refuses a body over 64 KiB with 413', async () => {
+    const r = await post('pi-a', { desired: { logLevel: 'info' }, pad: 'x'.repeat(64 * 1024) });
+    expect(r.status).toBe(413);
+    expect(r.json()).toEqual({ message: 'Request body exceeds 65536 bytes.' });
   });
 
   it.each([['not json'], ['[1,2]']])('refuses a body that is not a JSON object: %s', async (raw) => {
