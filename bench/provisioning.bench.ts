@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeIssues, type LocalEndpoint, parseLocalEndpoint } from '../protocol/src/index.js';
 import { runCli } from '../provisioning/src/cli.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -24,7 +25,7 @@ interface Summary {
   thingsPerSecond: number;
 }
 
-async function startCore(dataDir: string): Promise<{ child: ChildProcess; info: { http: string } }> {
+async function startCore(dataDir: string): Promise<{ child: ChildProcess; info: LocalEndpoint }> {
   const child = spawn(
     process.execPath,
     [
@@ -40,7 +41,7 @@ async function startCore(dataDir: string): Promise<{ child: ChildProcess; info: 
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  const info = await new Promise<{ http: string }>((resolve, reject) => {
+  const info = await new Promise<LocalEndpoint>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error('local core not ready in 30 s')), 30_000);
     child.stdout?.on('data', (d: Buffer) => {
@@ -48,8 +49,10 @@ async function startCore(dataDir: string): Promise<{ child: ChildProcess; info: 
       const nl = out.indexOf('\n');
       if (nl >= 0) {
         clearTimeout(timer);
-        writeFileSync(path.join(dataDir, 'endpoint.json'), out.slice(0, nl));
-        resolve(JSON.parse(out.slice(0, nl)) as { http: string });
+        // The ready line, which the core has also written to DATA_DIR/endpoint.json for `--local`.
+        const ready = parseLocalEndpoint(out.slice(0, nl));
+        if (ready.ok) resolve(ready.value);
+        else reject(new Error(`not a ready line: ${describeIssues(ready.issues)}`));
       }
     });
     child.once('exit', (code) => reject(new Error(`local core exited ${code}`)));
