@@ -1,5 +1,5 @@
+import { Command, CommanderError, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { EXIT, type ExitCode } from '@pifleet/protocol';
-import { Command, CommanderError } from 'commander';
 import { registerAgentCommand, type SimCliIo } from './agents/command.js';
 import { registerDemoCommand } from './demo/command.js';
 import { registerFleetCommand } from './fleet/command.js';
@@ -13,7 +13,7 @@ export const SIM_VERSION = '0.1.0';
  * The `pifleet-sim` program. Each folder registers its own subcommands here: `demo`
  * (demo/command.ts), `agent` (agents/command.ts); the fleet runner adds `fleet`.
  */
-export function buildSimProgram(io: SimCliIo): Command {
+export function buildSimProgram(io: SimCliIo): CommandUnknownOpts {
   const program = new Command('pifleet-sim')
     .description('pifleet simulator: the local demo, simulated agents and fleets against a local IoT Core')
     .version(SIM_VERSION)

@@ -1,6 +1,6 @@
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { ConfigError, readAndCheckConfigFile } from '@pifleet/device-agent';
 import { EXIT, type ExitCode } from '@pifleet/protocol';
-import type { Command } from 'commander';
 import { createLogger } from '../logger.js';
 import { createSimulatedDevice } from './simulated-device.js';
 
@@ -22,13 +22,13 @@ export interface SimCliIo {
  * simulated hardware (the config's `hardware` must be `simulated`). Used by the fault tests (kill -9
  * mid-stream) and the agent benchmark; logs pino JSON on stdout; SIGTERM/SIGINT stop it cleanly.
  */
-export function registerAgentCommand(program: Command, io: SimCliIo): void {
+export function registerAgentCommand(program: CommandUnknownOpts, io: SimCliIo): void {
   program
     .command('agent')
     .description('run one device agent on simulated hardware (config hardware: "simulated")')
     .requiredOption('-c, --config <file>', 'agent config file (JSON)')
     .option('--seed <seed>', "seed of the simulated environment (default: the thing's name)")
-    .action(async (o: { config: string; seed?: string }) => {
+    .action(async (o) => {
       io.exit(await runAgent(o.config, o.seed, io));
     });
 }

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { type CommandUnknownOpts, InvalidArgumentError } from '@commander-js/extra-typings';
 import { EXIT } from '@pifleet/protocol';
-import { type Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import type { SimCliIo } from '../agents/command.js';
 import { createLogger } from '../logger.js';
@@ -21,7 +21,7 @@ const intOption = (name: string, min: number, max: number) => (raw: string) => {
  * hardware, with telemetry and shadow changes printed as they cross the broker. Runs until Ctrl-C
  * (or `--duration`), then stops everything and exits 0.
  */
-export function registerDemoCommand(program: Command, io: SimCliIo): void {
+export function registerDemoCommand(program: CommandUnknownOpts, io: SimCliIo): void {
   program
     .command('demo')
     .description('run the local demo: local IoT Core + three simulated devices')
@@ -29,7 +29,7 @@ export function registerDemoCommand(program: Command, io: SimCliIo): void {
     .option('--mqtt-port <port>', 'MQTT over TLS port (0 = a free one)', intOption('--mqtt-port', 0, 65_535), 0)
     .option('--http-port <port>', 'HTTP API port (0 = a free one)', intOption('--http-port', 0, 65_535), 0)
     .option('--duration <seconds>', 'stop by itself after this many seconds', intOption('--duration', 1, 86_400))
-    .action(async (o: { dataDir: string; mqttPort: number; httpPort: number; duration?: number }) => {
+    .action(async (o) => {
       const cwd = process.cwd();
       const logFile = path.resolve(cwd, o.dataDir, 'demo.log');
       mkdirSync(path.dirname(logFile), { recursive: true });

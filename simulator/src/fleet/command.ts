@@ -1,8 +1,15 @@
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { EXIT } from '@pifleet/protocol';
-import type { Command } from 'commander';
 import type { SimCliIo } from '../agents/command.js';
 import { SimulatorError } from '../errors.js';
-import { checkOptions, FLEET_DEFAULTS, type FleetFault, type FleetOptions, parseFault } from './options.js';
+import {
+  checkOptions,
+  FLEET_DEFAULTS,
+  type FleetFault,
+  type FleetFlags,
+  type FleetOptions,
+  parseFault,
+} from './options.js';
 import type { FleetResult } from './runner.js';
 
 const num = (flag: string) => (v: string) => {
@@ -10,6 +17,11 @@ const num = (flag: string) => (v: string) => {
   if (!Number.isFinite(n)) throw new SimulatorError('fleet.usage', `${flag} must be a number`);
   return n;
 };
+
+const oneOf = <T>(values: readonly T[], value: unknown): value is T => values.some((v) => v === value);
+const SENSORS: readonly FleetOptions['sensors'][] = [1, 2, 3];
+const TARGETS: readonly FleetOptions['target'][] = ['local', 'external', 'aws'];
+const TRANSPORTS: readonly FleetOptions['transport'][] = ['crt', 'mqtt'];
 
 /** One-line summary of a result, for stdout. */
 export function summaryLines(r: FleetResult): string[] {
@@ -33,7 +45,7 @@ export function summaryLines(r: FleetResult): string[] {
 }
 
 /** `pifleet-sim fleet`: a load test of simulated devices against the local IoT Core (or another target). */
-export function registerFleetCommand(program: Command, io: SimCliIo & { readonly isTTY?: boolean }): void {
+export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo & { readonly isTTY?: boolean }): void {
   const d = FLEET_DEFAULTS;
   program
     .command('fleet')
@@ -66,7 +78,7 @@ export function registerFleetCommand(program: Command, io: SimCliIo & { readonly
       '--fault <spec>',
       'restart-core | drop-connections:F | sensor-failure:F (repeatable; injected mid-run)',
       (v: string, acc: FleetFault[]) => [...acc, parseFault(v)],
-      [] as FleetFault[],
+      [],
     )
     .option('--baseline', 'also run the same fleet against a bare broker (no policies, rules, shadows, storage)', false)
     .option('--out <dir>', 'where fleet-result.json and fleet-report.html go', d.outDir)
@@ -85,44 +97,47 @@ export function registerFleetCommand(program: Command, io: SimCliIo & { readonly
       d.drainTimeoutS,
     )
     .option('--json', 'print the JSON result on stdout instead of the summary', false)
-    .action(async (raw: Record<string, unknown>) => {
-      const options: FleetOptions = {
+    .action(async (raw) => {
+      const flags: FleetFlags = {
         ...d,
-        devices: raw.devices as number,
-        rampPerSecond: raw.ramp as number,
-        durationS: raw.duration as number,
-        sensors: raw.sensors as 1 | 2 | 3,
-        intervalMs: raw.intervalMs as number,
-        batchReadings: raw.batchReadings as number,
-        batchAgeMs: raw.batchAgeMs as number,
-        commandRate: raw.commandRate as number,
-        target: raw.target as FleetOptions['target'],
-        ...(raw.dataDir ? { dataDir: raw.dataDir as string } : {}),
-        ...(raw.region ? { region: raw.region as string } : {}),
-        ...(raw.profile ? { profile: raw.profile as string } : {}),
-        ...(raw.apiUrl ? { apiUrl: raw.apiUrl as string } : {}),
-        ...(raw.mqttEndpoint ? { mqttEndpoint: raw.mqttEndpoint as string } : {}),
-        ...(raw.caFile ? { caFile: raw.caFile as string } : {}),
-        keep: raw.keep === true,
-        workers: raw.workers as number,
-        transport: raw.transport as FleetOptions['transport'],
-        faults: raw.fault as FleetFault[],
-        baseline: raw.baseline === true,
-        outDir: raw.out as string,
-        prefix: raw.prefix as string,
-        seed: raw.seed as string,
-        latencyThings: raw.latencyThings as number,
-        drainTimeoutS: raw.drainTimeout as number,
+        devices: raw.devices,
+        rampPerSecond: raw.ramp,
+        durationS: raw.duration,
+        sensors: raw.sensors,
+        intervalMs: raw.intervalMs,
+        batchReadings: raw.batchReadings,
+        batchAgeMs: raw.batchAgeMs,
+        commandRate: raw.commandRate,
+        target: raw.target,
+        ...(raw.dataDir ? { dataDir: raw.dataDir } : {}),
+        ...(raw.region ? { region: raw.region } : {}),
+        ...(raw.profile ? { profile: raw.profile } : {}),
+        ...(raw.apiUrl ? { apiUrl: raw.apiUrl } : {}),
+        ...(raw.mqttEndpoint ? { mqttEndpoint: raw.mqttEndpoint } : {}),
+        ...(raw.caFile ? { caFile: raw.caFile } : {}),
+        keep: raw.keep,
+        workers: raw.workers,
+        transport: raw.transport,
+        faults: raw.fault,
+        baseline: raw.baseline,
+        outDir: raw.out,
+        prefix: raw.prefix,
+        seed: raw.seed,
+        latencyThings: raw.latencyThings,
+        drainTimeoutS: raw.drainTimeout,
       };
+      const { sensors, target, transport } = flags;
       const issues = [
-        ...(['local', 'external', 'aws'].includes(options.target) ? [] : ['--target must be local, external or aws']),
-        ...checkOptions(options),
+        ...(oneOf(TARGETS, target) ? [] : ['--target must be local, external or aws']),
+        ...checkOptions(flags),
       ];
-      if (issues.length > 0) {
+      // checkOptions reports a bad choice too; the oneOf checks narrow the types.
+      if (issues.length > 0 || !oneOf(SENSORS, sensors) || !oneOf(TARGETS, target) || !oneOf(TRANSPORTS, transport)) {
         for (const i of issues) io.stderr(`pifleet-sim fleet: ${i}\n`);
         io.exit(EXIT.usage);
         return;
       }
+      const options: FleetOptions = { ...flags, sensors, target, transport };
       // A live progress line on a terminal; plain lines every 5 s otherwise.
       const tty = io.isTTY ?? process.stderr.isTTY === true;
       let live = false;
@@ -144,7 +159,7 @@ export function registerFleetCommand(program: Command, io: SimCliIo & { readonly
         const result = await createFleetRunner({ options, progress, signal: stop.signal }).run();
         if (live) io.stderr('\n');
         const files = await writeReport(result, options.outDir);
-        if (raw.json === true) io.stdout(`${JSON.stringify(result)}\n`);
+        if (raw.json) io.stdout(`${JSON.stringify(result)}\n`);
         else io.stdout(`${[...summaryLines(result), `report: ${files.html}`, `result: ${files.json}`].join('\n')}\n`);
         io.exit(result.zeroLoss ? EXIT.ok : EXIT.unexpected);
       } catch (err) {

@@ -95,8 +95,15 @@ export function parseFault(text: string): FleetFault {
   }
 }
 
+/** Fleet options as the flags give them: the choices not yet checked. */
+export type FleetFlags = Omit<FleetOptions, 'sensors' | 'target' | 'transport'> & {
+  readonly sensors: number;
+  readonly target: string;
+  readonly transport: string;
+};
+
 /** Every problem with a set of options, as messages naming the flag. */
-export function checkOptions(o: FleetOptions): string[] {
+export function checkOptions(o: FleetFlags): string[] {
   const issues: string[] = [];
   const int = (v: number, flag: string, min: number, max: number) => {
     if (!Number.isInteger(v) || v < min || v > max) issues.push(`${flag} must be an integer in [${min}, ${max}]`);

@@ -167,7 +167,7 @@ describe('options', () => {
     const issues = checkOptions({
       ...FLEET_DEFAULTS,
       devices: 0,
-      sensors: 4 as 1,
+      sensors: 4,
       target: 'external',
       faults: [{ kind: 'restart-core' }],
       prefix: 'bad name',
