@@ -7,6 +7,7 @@ export * from './adapters/sysfs-gpio.js';
 export * from './adapters/transport-kit.js';
 export * from './app/agent.js';
 export * from './app/publisher.js';
+export * from './app/runtime.js';
 export * from './app/transport.js';
 export * from './config/index.js';
 export * from './core/batcher.js';

@@ -1,22 +1,17 @@
-import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT, type ExitCode, type Issue } from '@pifleet/protocol';
 import { Command, CommanderError } from 'commander';
-import { AGENT_VERSION, createAgent } from './app/agent.js';
-import { transportFromConfig } from './app/transport.js';
+import { AGENT_VERSION } from './app/agent.js';
+import { createAgentRuntime } from './app/runtime.js';
 import { readAndCheckConfigFile, readConfigFile } from './config/files.js';
 import { type ConfigFlags, loadConfig } from './config/load.js';
-import { type AgentConfig, toHardwareSpec } from './config/schema.js';
+import type { AgentConfig } from './config/schema.js';
 import { AgentError, ConfigError } from './errors.js';
 import { HardwareUnavailableError } from './hardware/errors.js';
-import { createHardware } from './hardware/open.js';
 import { createLogger } from './logger.js';
-import { openOutbox } from './outbox/outbox.js';
 import { createSystemClock } from './ports/clock.js';
 import { exitWhenFlushed } from './process-exit.js';
-import { createIotShadowService } from './shadow/iot-shadow-v2.js';
 import { createSystemdNotifier } from './systemd/notify.js';
 import { renderUnit } from './systemd/unit.js';
 
@@ -92,53 +87,17 @@ async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCod
     level: config.logLevel,
     bindings: { version: AGENT_VERSION, thingName: config.thingName },
   });
-  const clock = createSystemClock();
   const notifier = createSystemdNotifier({ env: io.env, logger });
-  if (config.outbox.path !== ':memory:') mkdirSync(path.dirname(config.outbox.path), { recursive: true });
-  const { outbox, recovery } = openOutbox({
-    path: config.outbox.path,
-    maxBytes: config.outbox.maxBytes,
-    synchronous: config.outbox.synchronous,
-    readingSync: config.outbox.readingSync,
-  });
-  const hardware = createHardware({ spec: toHardwareSpec(config), clock, logger });
+  const runtime = createAgentRuntime({ config, clock: createSystemClock(), logger });
   try {
-    await hardware.start();
+    await runtime.start();
   } catch (err) {
-    outbox.close();
     if (err instanceof HardwareUnavailableError) {
       io.stderr(`${err.message}\n`);
       return err.exitCode;
     }
     throw err;
   }
-  const agentBootId = randomUUID();
-  const transport = transportFromConfig(config, { bootId: agentBootId, clock, logger });
-  const agent = createAgent({
-    config,
-    transport,
-    outbox,
-    sensors: hardware.sensors,
-    outputs: hardware.outputs,
-    inputs: hardware.inputs,
-    manageDevices: false,
-    clock,
-    logger,
-    bootId: agentBootId,
-    ...(recovery ? { outboxRecovery: recovery } : {}),
-    createShadow: () => {
-      const native = transport.native();
-      if (!native) throw new AgentError('TRANSPORT_NOT_STARTED', 'transport has no client yet');
-      return createIotShadowService({
-        native,
-        thingName: config.thingName,
-        requestTimeoutMs: config.shadow.requestTimeoutMs,
-        clock,
-        logger,
-      });
-    },
-  });
-  await agent.start();
   await notifier.ready(`running as ${config.thingName}`);
   let watchdog: ReturnType<typeof setInterval> | undefined;
   if (notifier.watchdogIntervalMs !== undefined) {
@@ -148,8 +107,7 @@ async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCod
   logger.info({ signal }, 'stopping');
   await notifier.stopping('draining telemetry');
   if (watchdog) clearInterval(watchdog);
-  await agent.stop('shutdown');
-  await hardware.stop().catch((err: unknown) => logger.warn({ err }, 'hardware stop failed'));
+  await runtime.stop('shutdown');
   logger.flush?.();
   return signal === 'SIGINT' ? EXIT.interrupted : EXIT.ok;
 }

@@ -1,24 +1,15 @@
-import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import {
   type Agent,
   type AgentConfig,
   type AgentConfigInput,
   type AgentStatus,
-  type AwsIotTransport,
   type Clock,
   ConfigError,
-  createAgent,
-  createHardware,
-  createIotShadowService,
+  createAgentRuntime,
   createSystemClock,
-  type Hardware,
   loadConfig,
   type OutboxRecovery,
-  openOutbox,
-  toHardwareSpec,
-  transportFromConfig,
+  type Transport,
 } from '@pifleet/device-agent';
 import { SimulatorError } from '../errors.js';
 import { createSimulatedHardware, SIM_ADDRESSES, type SimulatedHardware } from '../hardware/simulated-device.js';
@@ -138,13 +129,14 @@ export interface SimulatedDevice {
   /** The running agent; throws before start(). */
   readonly agent: Agent;
   /** The MQTT transport; throws before start(). */
-  readonly transport: AwsIotTransport;
+  readonly transport: Transport;
 }
 
 /**
- * One device: the real agent core (`createAgent`, the aws-iot-device-sdk-v2 transport, shadow sync
- * over IotShadowClientv2, the SQLite outbox, the real drivers) on simulated hardware. Holds no
- * module-level state, so a process can run as many as it has memory for. No I/O until start().
+ * One device: the agent as `pifleet-agent` builds it (`createAgentRuntime`: the aws-iot-device-sdk-v2
+ * transport, shadow sync over IotShadowClientv2, the SQLite outbox, the real drivers) on simulated
+ * hardware, its relay wired back to an input. Holds no module-level state, so a process can run as
+ * many as it has memory for. No I/O until start().
  */
 export function createSimulatedDevice(deps: SimulatedDeviceDeps): SimulatedDevice {
   const { config } = deps;
@@ -152,19 +144,21 @@ export function createSimulatedDevice(deps: SimulatedDeviceDeps): SimulatedDevic
     throw new ConfigError([{ path: 'hardware', message: 'a simulated device needs hardware "simulated"' }]);
   }
   const clock = deps.clock ?? createSystemClock();
-  const ioClock = deps.ioClock ?? createSystemClock();
-  const logger = deps.logger ?? silentLogger();
-  const bootId = deps.bootId ?? randomUUID();
   const hardware = createSimulatedHardware({ seed: deps.seed, clock, busNumber: config.i2cBus });
   if (config.outputs.some((o) => o.line === SIM_LINES.relay)) {
     // The relay's contact is read back on an input, as a real installation would wire it.
     hardware.gpio.wire(SIM_LINES.relay, SIM_LINES.relayFeedback);
   }
-  let agent: Agent | undefined;
-  let transport: AwsIotTransport | undefined;
-  let hw: Hardware | undefined;
-  let recovery: OutboxRecovery | undefined;
-  let state: 'idle' | 'running' | 'stopped' = 'idle';
+  const runtime = createAgentRuntime({
+    config,
+    clock,
+    ioClock: deps.ioClock ?? createSystemClock(),
+    logger: deps.logger ?? silentLogger(),
+    ...(deps.bootId ? { bootId: deps.bootId } : {}),
+    ports: hardware.ports,
+    // Without a logger there is nothing to re-level: a desired logLevel must not wake a silent logger.
+    ...(deps.logger ? {} : { setLogLevel: () => undefined }),
+  });
 
   const need = <T>(v: T | undefined, what: string): T => {
     if (v === undefined) throw new SimulatorError('SIM_NOT_STARTED', `${what} exists only after start()`);
@@ -174,77 +168,21 @@ export function createSimulatedDevice(deps: SimulatedDeviceDeps): SimulatedDevic
   return {
     thingName: config.thingName,
     config,
-    bootId,
+    bootId: runtime.bootId,
     hardware,
     get outboxRecovery() {
-      return recovery;
+      return runtime.outboxRecovery;
     },
     get agent() {
-      return need(agent, 'the agent');
+      return need(runtime.agent, 'the agent');
     },
     get transport() {
-      return need(transport, 'the transport');
+      return need(runtime.transport, 'the transport');
     },
-    async start() {
-      if (state !== 'idle') return;
-      state = 'running';
-      if (config.outbox.path !== ':memory:') mkdirSync(path.dirname(config.outbox.path), { recursive: true });
-      const opened = openOutbox({
-        path: config.outbox.path,
-        maxBytes: config.outbox.maxBytes,
-        synchronous: config.outbox.synchronous,
-        readingSync: config.outbox.readingSync,
-        now: () => clock.now(),
-      });
-      recovery = opened.recovery;
-      hw = createHardware({ spec: toHardwareSpec(config), clock, logger, ports: hardware.ports });
-      try {
-        await hw.start();
-      } catch (err) {
-        opened.outbox.close();
-        throw err;
-      }
-      const t = transportFromConfig(config, { bootId, clock: ioClock, logger });
-      transport = t;
-      agent = createAgent({
-        config,
-        transport: t,
-        outbox: opened.outbox,
-        sensors: hw.sensors,
-        outputs: hw.outputs,
-        inputs: hw.inputs,
-        manageDevices: false,
-        clock,
-        logger,
-        bootId,
-        ...(recovery ? { outboxRecovery: recovery } : {}),
-        // Without a logger there is nothing to re-level: a desired logLevel must not wake a silent logger.
-        ...(deps.logger ? {} : { setLogLevel: () => undefined }),
-        createShadow: () => {
-          const native = t.native();
-          if (!native) throw new SimulatorError('SIM_NO_CLIENT', 'the transport has no MQTT client yet');
-          return createIotShadowService({
-            native,
-            thingName: config.thingName,
-            requestTimeoutMs: config.shadow.requestTimeoutMs,
-            clock: ioClock,
-            logger,
-          });
-        },
-      });
-      await agent.start();
-    },
-    async stop(reason = 'shutdown') {
-      if (state !== 'running') {
-        state = 'stopped';
-        return;
-      }
-      state = 'stopped';
-      await agent?.stop(reason);
-      await hw?.stop().catch(() => undefined);
-    },
+    start: () => runtime.start(),
+    stop: (reason) => runtime.stop(reason),
     status() {
-      return need(agent, 'the agent').status();
+      return need(runtime.agent, 'the agent').status();
     },
   };
 }

@@ -2,18 +2,9 @@ import {
   type Agent,
   type AgentConfig,
   type Clock,
-  createAgent,
-  createHardware,
-  createIotShadowService,
-  createMqttJsTransport,
-  createTopicShadowService,
-  type Hardware,
+  createAgentRuntime,
   type Logger,
-  lastWillFromConfig,
-  type ShadowService,
   type Transport,
-  toHardwareSpec,
-  transportFromConfig,
 } from '@pifleet/device-agent';
 import { createSimulatedHardware, SIM_ADDRESSES, type SimulatedHardware } from '../hardware/simulated-device.js';
 import { createMemoryOutbox, type OutboxCounters } from './memory-outbox.js';
@@ -77,129 +68,62 @@ const summarize = (reported: object): ReportedSummary => {
 };
 
 /**
- * One simulated device of a fleet: the real agent core (`createAgent`, the aws-iot-device-sdk-v2
- * transport over MQTT 3.1.1 with mutual TLS, shadow sync over IotShadowClientv2, the real drivers)
- * on seeded simulated hardware, with an in-memory outbox and the host's shared clock. No I/O
- * until `start()`.
+ * One simulated device of a fleet: the agent as `pifleet-agent` builds it (`createAgentRuntime`:
+ * the chosen MQTT client over mutual TLS, shadow sync, the real drivers) on seeded simulated
+ * hardware, with an in-memory outbox, the host's shared clock, and hooks that tell the host what
+ * its devices do. No I/O until `start()`.
  */
 export function createFleetDevice(deps: FleetDeviceDeps): FleetDevice {
   const { config, hooks } = deps;
   const thing = config.thingName;
   const hardware = createSimulatedHardware({ seed: deps.seed, clock: deps.clock, busNumber: config.i2cBus });
-  let agent: Agent | undefined;
-  let transport: Transport | undefined;
-  let hw: Hardware | undefined;
-  let state: 'idle' | 'running' | 'stopped' = 'idle';
+  const runtime = createAgentRuntime({
+    config,
+    clock: deps.clock,
+    ioClock: deps.ioClock,
+    // Shadow request timeouts on the host's shared clock: one timer grid for thousands of devices.
+    shadowClock: deps.clock,
+    logger: deps.logger,
+    bootId: deps.bootId,
+    ports: hardware.ports,
+    transport: deps.transport ?? 'crt',
+    outbox: createMemoryOutbox({ maxBytes: config.outbox.maxBytes, now: deps.clock.now, counters: hooks }),
+    onTransport: (t) => {
+      t.on('connected', (e) => hooks.onConnected?.(thing, e.first));
+      t.on('interrupted', () => hooks.onInterrupted?.(thing));
+      t.on('connectFailed', () => hooks.onConnectFailed?.(thing));
+    },
+    observeShadow: (inner) => ({
+      get: () => inner.get(),
+      async updateReported(reported) {
+        const r = await inner.updateReported(reported);
+        hooks.onReportAccepted?.(thing, summarize(reported));
+        return r;
+      },
+      onDelta: (listener) => inner.onDelta(listener),
+      close: () => inner.close(),
+    }),
+    // The fleet's agents share one silent logger: a desired logLevel is applied as state only.
+    setLogLevel: () => undefined,
+    ...(deps.readFile ? { readFile: deps.readFile } : {}),
+  });
 
   return {
     thingName: thing,
     hardware,
     get agent() {
-      return agent;
+      return runtime.agent;
     },
     get transport() {
-      return transport;
+      return runtime.transport;
     },
-    async start() {
-      if (state !== 'idle') return;
-      state = 'running';
-      hw = createHardware({
-        spec: toHardwareSpec(config),
-        clock: deps.clock,
-        logger: deps.logger,
-        ports: hardware.ports,
-      });
-      await hw.start();
-      const crt =
-        deps.transport === 'mqtt'
-          ? undefined
-          : transportFromConfig(config, { bootId: deps.bootId, clock: deps.ioClock, logger: deps.logger });
-      const t: Transport =
-        crt ??
-        createMqttJsTransport({
-          endpoint: config.endpoint,
-          port: config.port,
-          clientId: config.mqtt.clientId,
-          certFile: config.certFile,
-          keyFile: config.keyFile,
-          caFile: config.caFile ?? '',
-          keepAliveS: config.mqtt.keepAliveS,
-          reconnectMinMs: config.mqtt.reconnectMinMs,
-          reconnectMaxMs: config.mqtt.reconnectMaxMs,
-          operationTimeoutMs: config.publish.ackTimeoutMs,
-          will: lastWillFromConfig(config, { bootId: deps.bootId, clock: deps.ioClock }),
-          clock: deps.ioClock,
-          logger: deps.logger,
-          ...(deps.readFile ? { readFile: deps.readFile } : {}),
-        });
-      transport = t;
-      t.on('connected', (e) => hooks.onConnected?.(thing, e.first));
-      t.on('interrupted', () => hooks.onInterrupted?.(thing));
-      t.on('connectFailed', () => hooks.onConnectFailed?.(thing));
-      const outbox = createMemoryOutbox({ maxBytes: config.outbox.maxBytes, now: deps.clock.now, counters: hooks });
-      agent = createAgent({
-        config,
-        transport: t,
-        outbox,
-        sensors: hw.sensors,
-        outputs: hw.outputs,
-        inputs: hw.inputs,
-        manageDevices: false,
-        clock: deps.clock,
-        logger: deps.logger,
-        bootId: deps.bootId,
-        // The fleet's agents share one silent logger: a desired logLevel is applied as state only.
-        setLogLevel: () => undefined,
-        createShadow: () => {
-          let inner: ShadowService;
-          if (crt) {
-            const native = crt.native();
-            if (!native) throw new Error('transport has no client yet');
-            inner = createIotShadowService({
-              native,
-              thingName: thing,
-              requestTimeoutMs: config.shadow.requestTimeoutMs,
-              clock: deps.clock,
-              logger: deps.logger,
-            });
-          } else {
-            inner = createTopicShadowService({
-              transport: t,
-              thingName: thing,
-              requestTimeoutMs: config.shadow.requestTimeoutMs,
-              clock: deps.clock,
-              logger: deps.logger,
-            });
-          }
-          const observed: ShadowService = {
-            get: () => inner.get(),
-            async updateReported(reported) {
-              const r = await inner.updateReported(reported);
-              hooks.onReportAccepted?.(thing, summarize(reported));
-              return r;
-            },
-            onDelta: (listener) => inner.onDelta(listener),
-            close: () => inner.close(),
-          };
-          return observed;
-        },
-      });
-      await agent.start();
-    },
-    async stop(reason = 'shutdown') {
-      if (state !== 'running') {
-        state = 'stopped';
-        return;
-      }
-      state = 'stopped';
-      await agent?.stop(reason);
-      await hw?.stop().catch(() => undefined);
-    },
+    start: () => runtime.start(),
+    stop: (reason) => runtime.stop(reason),
     failSensors() {
       for (const address of Object.values(SIM_ADDRESSES)) hardware.bus.vanish(address);
     },
     async syncShadow() {
-      await agent?.syncShadow();
+      await runtime.agent?.syncShadow();
     },
   };
 }
