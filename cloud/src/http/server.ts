@@ -378,17 +378,17 @@ function formQuery(rawQuery: string): Map<string, string> {
 
 interface OwnGroup {
   readonly group: RouteGroup;
-  readonly own: OwnAuthentication;
+  readonly auth: OwnAuthentication;
   readonly routes: readonly CompiledRoute[];
 }
 
-function compileOwn(group: RouteGroup, own: OwnAuthentication): OwnGroup {
+function compileOwn(group: RouteGroup, auth: OwnAuthentication): OwnGroup {
   for (const route of group.routes) {
-    if (!route.path.startsWith(`${own.prefix}/`) && route.path !== own.prefix) {
-      throw new CloudError('http.route', `route ${route.path} of ${group.name} is outside its prefix ${own.prefix}`);
+    if (!route.path.startsWith(`${auth.prefix}/`) && route.path !== auth.prefix) {
+      throw new CloudError('http.route', `route ${route.path} of ${group.name} is outside its prefix ${auth.prefix}`);
     }
   }
-  return { group, own, routes: compile([group]) };
+  return { group, auth, routes: compile([group]) };
 }
 
 const PLAIN_JSON = 'application/json; charset=utf-8';
@@ -403,22 +403,27 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
   let server: Server | undefined;
 
   /** A request under a group's own prefix: its admission, then its routes; never SigV4. */
-  async function handleOwn(own: OwnGroup, req: IncomingMessage, res: ServerResponse, head: RequestHead) {
-    const wire: Wire = { headers: own.own.headers ?? {}, jsonType: PLAIN_JSON };
+  async function handleOwn(
+    { auth, routes: ownRoutes }: OwnGroup,
+    req: IncomingMessage,
+    res: ServerResponse,
+    head: RequestHead,
+  ) {
+    const wire: Wire = { headers: auth.headers ?? {}, jsonType: PLAIN_JSON };
     const log = head.logger;
     let response: RouteResponse;
     try {
-      const refused = own.own.admit(head);
+      const refused = auth.admit(head);
       if (refused !== undefined) {
         send(res, wire, refused);
         return;
       }
-      const { match } = matchRoute(own.routes, head.method, head.rawPath);
+      const { match } = matchRoute(ownRoutes, head.method, head.rawPath);
       if (!match) {
-        send(res, wire, own.own.unmatched(head));
+        send(res, wire, auth.unmatched(head));
         return;
       }
-      const body = await readBodyWithin(req, res, own.own.maxBodyBytes ?? maxBody, log);
+      const body = await readBodyWithin(req, res, auth.maxBodyBytes ?? maxBody, log);
       const opLog = log.child({ operation: match.compiled.route.operation });
       response = await match.compiled.route.handle(
         apiRequest({
@@ -450,7 +455,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
     const log = logger.child({ requestId, method, path: rawPath });
     const wire = awsWire(requestId);
 
-    const own = ownGroups.find((g) => rawPath === g.own.prefix || rawPath.startsWith(`${g.own.prefix}/`));
+    const own = ownGroups.find(({ auth }) => rawPath === auth.prefix || rawPath.startsWith(`${auth.prefix}/`));
     if (own !== undefined) {
       await handleOwn(own, req, res, {
         method,
