@@ -20,9 +20,10 @@ import {
   UpdateCertificateCommand,
   UpdateThingCommand,
 } from '@aws-sdk/client-iot';
-import type { IotPolicyDocument } from '@pifleet/protocol';
+import { describeIssues, formatPath, parseIotPolicyDocument } from '@pifleet/protocol';
 import type { ApiRateLimiter } from '../core/rate-limiter.js';
 import { isRetryableAwsError, retry } from '../core/retry.js';
+import { ConflictError } from '../errors.js';
 import type { Clock } from '../ports/clock.js';
 import type { DeviceRegistry, IssuedCertificate, ThingRecord } from '../ports/registry.js';
 
@@ -231,13 +232,28 @@ export function createAwsIotRegistry(deps: AwsIotRegistryDeps): DeviceRegistry {
       }
     },
     async getPolicy(policyName) {
+      let text: string | undefined;
       try {
-        const r = await call('GetPolicy', () => client.send(new GetPolicyCommand({ policyName }), opts));
-        return r.policyDocument ? (JSON.parse(r.policyDocument) as IotPolicyDocument) : undefined;
+        text = (await call('GetPolicy', () => client.send(new GetPolicyCommand({ policyName }), opts))).policyDocument;
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw err;
       }
+      if (!text) return undefined;
+      const parsed = parseIotPolicyDocument(text);
+      if (parsed.ok) return parsed.value;
+      const problem =
+        parsed.reason === 'schema'
+          ? describeIssues(parsed.issues.map((i) => ({ path: formatPath(i.path), message: i.message })))
+          : parsed.message;
+      throw new ConflictError(
+        'POLICY_UNREADABLE',
+        `policy ${policyName} holds a document pifleet cannot read: ${problem}`,
+        {
+          hint: `fix the policy's document, or delete policy ${policyName} so that pifleet creates it again`,
+          data: { policyName },
+        },
+      );
     },
     async createPolicy(policyName, document) {
       try {

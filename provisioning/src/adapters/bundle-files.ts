@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { isJsonObject, ownValue, parseJson } from '@pifleet/protocol';
 import { BUNDLE_FILES, BUNDLE_MODES } from '../core/bundle.js';
 
 /** What a bundle directory holds now (only the files a bundle consists of are read). */
@@ -46,15 +47,11 @@ export async function readBundle(dir: string): Promise<BundleContents> {
   } catch {
     hasPrivateKey = false;
   }
-  let thingName: string | undefined;
-  if (agentConfigText !== undefined) {
-    try {
-      const parsed = JSON.parse(agentConfigText) as { thingName?: unknown };
-      if (typeof parsed.thingName === 'string') thingName = parsed.thingName;
-    } catch {
-      thingName = undefined;
-    }
-  }
+  // Only the thing name is read back (to tell a bundle of another thing): the agent's own loader
+  // checks the whole file, and a file it would refuse still names a thing here or names none.
+  const config = agentConfigText === undefined ? undefined : parseJson(agentConfigText);
+  const named = config?.ok && isJsonObject(config.value) ? ownValue(config.value, 'thingName') : undefined;
+  const thingName = typeof named === 'string' ? named : undefined;
   return {
     dir,
     nonEmpty: entries.length > 0,

@@ -81,13 +81,15 @@ export function parseAttributes(pairs: readonly string[]): Record<string, string
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** A value as typed on the command line: JSON when it parses (`5000`, `true`, `null`, `"x"`), else the raw string. */
-function parseScalar(raw: string): JsonValue {
-  try {
-    return JSON.parse(raw) as JsonValue;
-  } catch {
-    return raw;
-  }
+/**
+ * A value as typed on the command line: JSON when it parses (`5000`, `true`, `null`, `"x"`), else
+ * the raw string. JSON nested deeper than {@link parseJson} allows is refused, not sent as text.
+ */
+function parseScalar(key: string, raw: string): JsonValue {
+  const parsed = parseJson(raw);
+  if (parsed.ok) return parsed.value;
+  if (parsed.reason === 'depth') throw new InputError(`value of ${key}: ${parsed.message}`);
+  return raw;
 }
 
 /**
@@ -103,7 +105,7 @@ export function parseDesiredAssignments(assignments: readonly string[]): JsonObj
     const eq = a.indexOf('=');
     if (eq <= 0) throw new InputError(`${JSON.stringify(a)} is not key=value`, { hint: 'outputs.relay=true' });
     const path = a.slice(0, eq);
-    const value = parseScalar(a.slice(eq + 1));
+    const value = parseScalar(path, a.slice(eq + 1));
     const dot = path.indexOf('.');
     if (dot === -1) {
       if (Object.hasOwn(doc, path)) throw new InputError(`desired key ${path} given twice`);

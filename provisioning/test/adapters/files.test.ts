@@ -28,6 +28,21 @@ describe('bundle files', () => {
     expect(b.certificatePem).toBeUndefined();
   });
 
+  it.each([
+    ['{"thingName":"pi-2","port":8883}', 'pi-2'],
+    ['{"thingName":5}', undefined],
+    ['["pi-3"]', undefined],
+    ['{"thingName":', undefined],
+    ['{"__proto__":{"thingName":"inherited"}}', undefined],
+    [`{"thingName":"pi-4","x":${'['.repeat(10_000)}${']'.repeat(10_000)}}`, undefined],
+  ])('reads the thing name of agent config %s as %s', async (text, thingName) => {
+    const dir = path.join(root, `cfg-${thingName ?? 'none'}-${text.length}`);
+    await writeBundleFile(dir, BUNDLE_FILES.agentConfig, text, BUNDLE_MODES.other);
+    const b = await readBundle(dir);
+    expect(b.thingName).toBe(thingName);
+    expect(b.agentConfigText).toBe(text);
+  });
+
   it('reads a missing directory as empty and removes bundles', async () => {
     const b = await readBundle(path.join(root, 'nope'));
     expect(b.nonEmpty).toBe(false);

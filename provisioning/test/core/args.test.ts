@@ -104,6 +104,10 @@ describe('parseDesiredAssignments', () => {
     [['outputs=1', 'outputs.x=true'], /both a value and an object/],
     [['novalue'], /not key=value/],
     [['a.=1'], /invalid desired key/],
+    [
+      [`outputs.relay=${'['.repeat(10_000)}${']'.repeat(10_000)}`],
+      /value of outputs\.relay: JSON is nested more than 64/,
+    ],
   ])('rejects %j with a reason', (assignments, reason) => {
     let err: unknown;
     try {
