@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from '@commander-js/extra-typings';
 import { EXIT, type ExitCode, type Issue } from '@pifleet/protocol';
-import { Command, CommanderError } from 'commander';
 import { AGENT_VERSION } from './app/agent.js';
 import { createAgentRuntime } from './app/runtime.js';
 import { readAndCheckConfigFile, readConfigFile } from './config/files.js';
@@ -119,10 +119,16 @@ function waitForSignal(): Promise<'SIGTERM' | 'SIGINT'> {
   });
 }
 
-async function printUnit(
-  opts: { config: string; user: string; exec?: string; outboxDir?: string; watchdogSec: string },
-  io: CliIo,
-): Promise<ExitCode> {
+/** The options of `print-unit`, as commander parses them. */
+interface PrintUnitOptions {
+  readonly config: string;
+  readonly user: string;
+  readonly exec?: string | undefined;
+  readonly outboxDir?: string | undefined;
+  readonly watchdogSec: string;
+}
+
+async function printUnit(opts: PrintUnitOptions, io: CliIo): Promise<ExitCode> {
   let outboxDir = opts.outboxDir;
   if (!outboxDir) {
     const fromFile = await readConfigFile(opts.config, io.env).catch(() => undefined);
@@ -165,23 +171,21 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
     .option('--thing-name <name>', 'override thingName')
     .option('--endpoint <host>', 'override endpoint')
     .option('--outbox <file>', 'override outbox.path')
-    .action(
-      async (o: { config: string; logLevel?: string; thingName?: string; endpoint?: string; outbox?: string }) => {
-        const flags: ConfigFlags = {
-          ...(o.logLevel ? { logLevel: o.logLevel } : {}),
-          ...(o.thingName ? { thingName: o.thingName } : {}),
-          ...(o.endpoint ? { endpoint: o.endpoint } : {}),
-          ...(o.outbox ? { outboxPath: o.outbox } : {}),
-        };
-        code = await run(o.config, flags, io);
-      },
-    );
+    .action(async (o) => {
+      const flags: ConfigFlags = {
+        ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+        ...(o.thingName ? { thingName: o.thingName } : {}),
+        ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+        ...(o.outbox ? { outboxPath: o.outbox } : {}),
+      };
+      code = await run(o.config, flags, io);
+    });
   program
     .command('check-config')
     .description('validate a config file and the credential files it names; exit 78 when invalid')
     .argument('<file>', 'config file (JSON)')
     .option('--json', 'print the result as JSON')
-    .action(async (file: string, o: { json?: boolean }) => {
+    .action(async (file, o) => {
       code = await checkConfig(file, io, Boolean(o.json));
     });
   program
@@ -195,7 +199,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
     )
     .option('--outbox-dir <dir>', 'writable directory for the outbox (default: from the config)')
     .option('--watchdog-sec <n>', 'WatchdogSec', '30')
-    .action(async (o: { config: string; user: string; exec?: string; outboxDir?: string; watchdogSec: string }) => {
+    .action(async (o) => {
       code = await printUnit(o, io);
     });
 
