@@ -36,7 +36,7 @@ export async function readBackViaQueryApi(
       url.searchParams.set('to', String(window.to));
       url.searchParams.set('limit', '1000');
       if (token !== undefined) url.searchParams.set('nextToken', token);
-      const headers = signRequest({ method: 'GET', url, body: '', now: new Date() }, api);
+      const headers = await signRequest({ method: 'GET', url, body: '', now: new Date() }, api);
       const res = await fetch(url, { method: 'GET', headers });
       const text = await res.text();
       if (res.status !== 200) {

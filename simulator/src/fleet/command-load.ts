@@ -1,4 +1,5 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { SimulatorError } from '../errors.js';
 import { type Quantiles, quantiles } from './metrics.js';
 
@@ -14,62 +15,75 @@ export interface CommandApiTarget {
   };
 }
 
-const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
-const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data).digest();
-const encodePath = (p: string) =>
-  p
-    .split('/')
-    .map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`))
-    .join('/');
+type SourceData = string | ArrayBuffer | ArrayBufferView;
 
-/** Signs a request with AWS Signature Version 4 for API Gateway (`execute-api`), headers only. */
-export function signRequest(
+const bytesOf = (data: SourceData): string | Uint8Array =>
+  typeof data === 'string'
+    ? data
+    : ArrayBuffer.isView(data)
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : new Uint8Array(data);
+
+/**
+ * SHA-256 (HMAC-SHA-256 with a secret) on node:crypto in the shape the signer takes. The AWS SDK
+ * hands it `@smithy/hash-node`'s, which is the same over node:crypto; that package is not a
+ * dependency of this one.
+ */
+class Sha256 {
+  readonly #hash: Hash | Hmac;
+  constructor(secret?: SourceData) {
+    this.#hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytesOf(secret));
+  }
+  update(data: SourceData): void {
+    this.#hash.update(bytesOf(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.#hash.digest());
+  }
+}
+
+/**
+ * Signs a request for API Gateway (`execute-api`) with the AWS SDK's own SigV4 signer
+ * (`@smithy/signature-v4`); returns the headers to send, `authorization` among them.
+ */
+export async function signRequest(
   req: { method: string; url: URL; body: string; now: Date },
   target: Pick<CommandApiTarget, 'region' | 'credentials'>,
-): Record<string, string> {
-  const amzDate = req.now
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d{3}/, '');
-  const date = amzDate.slice(0, 8);
-  const payloadHash = sha256(req.body);
-  const headers: Record<string, string> = {
-    host: req.url.host,
-    'x-amz-date': amzDate,
-    'x-amz-content-sha256': payloadHash,
-    'content-type': 'application/json',
-  };
-  if (target.credentials.sessionToken) headers['x-amz-security-token'] = target.credentials.sessionToken;
-  const names = Object.keys(headers).sort();
-  const canonicalHeaders = names.map((n) => `${n}:${String(headers[n]).trim()}\n`).join('');
-  const signedHeaders = names.join(';');
-  const query = [...req.url.searchParams]
-    .map(([k, v]) => [encodeURIComponent(k), encodeURIComponent(v)] as const)
-    .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1))
-    .map(([k, v]) => `${k}=${v}`)
-    .join('&');
-  const canonical = [
-    req.method,
-    encodePath(req.url.pathname),
-    query,
-    canonicalHeaders,
-    signedHeaders,
-    payloadHash,
-  ].join('\n');
-  const scope = `${date}/${target.region}/execute-api/aws4_request`;
-  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n');
-  const kDate = hmac(`AWS4${target.credentials.secretAccessKey}`, date);
-  const kSigning = hmac(hmac(hmac(kDate, target.region), 'execute-api'), 'aws4_request');
-  const signature = createHmac('sha256', kSigning).update(toSign).digest('hex');
-  headers.authorization = `AWS4-HMAC-SHA256 Credential=${target.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
-  return headers;
+): Promise<Record<string, string>> {
+  const signer = new SignatureV4({
+    service: 'execute-api',
+    region: target.region,
+    credentials: target.credentials,
+    sha256: Sha256,
+  });
+  const query: Record<string, string | string[]> = {};
+  for (const [key, value] of req.url.searchParams) {
+    const before = query[key];
+    query[key] = before === undefined ? value : [...(Array.isArray(before) ? before : [before]), value];
+  }
+  const signed = await signer.sign(
+    {
+      method: req.method,
+      protocol: req.url.protocol,
+      hostname: req.url.hostname,
+      ...(req.url.port === '' ? {} : { port: Number(req.url.port) }),
+      // Already percent-encoded once by URL; the signer encodes it again, as SigV4 wants for every
+      // service but S3 (and as API Gateway and the local core verify it).
+      path: req.url.pathname,
+      query,
+      headers: { host: req.url.host, 'content-type': 'application/json' },
+      body: req.body,
+    },
+    { signingDate: req.now },
+  );
+  return signed.headers;
 }
 
 /** One desired-state write through the command API; resolves to the HTTP status. */
 export async function putDesired(target: CommandApiTarget, thingName: string, desired: object): Promise<number> {
   const url = new URL(`${target.baseUrl.replace(/\/$/, '')}/things/${encodeURIComponent(thingName)}/desired`);
   const body = JSON.stringify({ desired });
-  const headers = signRequest({ method: 'PUT', url, body, now: new Date() }, target);
+  const headers = await signRequest({ method: 'PUT', url, body, now: new Date() }, target);
   const res = await fetch(url, { method: 'PUT', headers, body });
   await res.arrayBuffer();
   return res.status;

@@ -1,9 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { verifySigV4 } from '@pifleet/cloud';
 import { afterAll, describe, expect, it } from 'vitest';
-import { signRequest } from '../../src/fleet/command-load.js';
 import { createMemoryOutbox } from '../../src/fleet/memory-outbox.js';
 import { logHistogram, quantiles } from '../../src/fleet/metrics.js';
 import { checkOptions, FLEET_DEFAULTS, parseFault } from '../../src/fleet/options.js';
@@ -197,34 +195,6 @@ describe('metrics', () => {
     expect(h.counts.reduce((a, b) => a + b, 0)).toBe(5);
     expect(h.bounds[h.bounds.length - 1]).toBeGreaterThanOrEqual(9000);
     expect(h.counts[0]).toBe(2); // 0.5 and 1 are ≤ 1
-  });
-});
-
-describe('signRequest', () => {
-  it('produces a SigV4 signature the local core verifies', () => {
-    const credentials = { accessKeyId: 'AKIDFLEETTEST', secretAccessKey: 'c2VjcmV0LWtleQ' };
-    const url = new URL('http://127.0.0.1:8880/api/things/fleet-1/desired');
-    const body = JSON.stringify({ desired: { outputs: { relay: true } } });
-    const now = new Date('2026-01-02T03:04:05Z');
-    const headers = signRequest({ method: 'PUT', url, body, now }, { region: 'us-east-1', credentials });
-    const verify = (secret: string) =>
-      verifySigV4(
-        {
-          method: 'PUT',
-          rawPath: url.pathname,
-          rawQuery: '',
-          rawHeaders: Object.entries(headers).flat(),
-          body: Buffer.from(body),
-        },
-        {
-          region: 'us-east-1',
-          services: ['execute-api'],
-          secretFor: (id) => (id === credentials.accessKeyId ? secret : undefined),
-          now: () => now.getTime(),
-        },
-      );
-    expect(verify(credentials.secretAccessKey)).toMatchObject({ ok: true, service: 'execute-api' });
-    expect(verify('another-secret').ok).toBe(false);
   });
 });
 
