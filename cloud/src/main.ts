@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { EXIT, type ExitCode } from '@pifleet/protocol';
+import { EXIT, type ExitCode, isJsonObject, ownValue } from '@pifleet/protocol';
 import { pino } from 'pino';
 import { DataDirError } from './adapters/data-dir.js';
 import { DataFileError } from './adapters/sqlite-open.js';
@@ -25,8 +25,9 @@ const FAILED_START_EXIT_MS = 5_000;
 
 /** The package's version (src/ and dist/ both sit one level below package.json). */
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  const version = isJsonObject(pkg) ? ownValue(pkg, 'version') : undefined;
+  return typeof version === 'string' ? version : 'unknown';
 }
 
 function exitCodeOf(err: unknown): ExitCode {

@@ -216,7 +216,7 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
         });
         const writeConnectivity = handle.transaction((record: ConnectivityRecord): PutConnectivityResult => {
           const row = s.getConnectivity.get(record.thingName);
-          const current = row === undefined ? undefined : (JSON.parse(row.record) as ConnectivityRecord);
+          const current = row === undefined ? undefined : writtenHere<ConnectivityRecord>(row.record);
           if (!supersedes(record, current)) return { applied: false };
           s.putConnectivity.run(record.thingName, JSON.stringify(record));
           return { applied: true };
@@ -277,7 +277,7 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
         s.latest.all(thingName).map((row) => ({
           sensor: row.sensor,
           metric: row.metric,
-          value: JSON.parse(row.value) as MetricValue,
+          value: writtenHere<MetricValue>(row.value),
           ts: row.ts,
         })),
       );
@@ -291,7 +291,7 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
     async getConnectivity(thingName) {
       const { s } = open();
       const row = guard('getConnectivity', () => s.getConnectivity.get(thingName));
-      return row === undefined ? undefined : (JSON.parse(row.record) as ConnectivityRecord);
+      return row === undefined ? undefined : writtenHere<ConnectivityRecord>(row.record);
     },
 
     async countReadings(thingName) {
@@ -304,8 +304,19 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
   };
 }
 
+/**
+ * A JSON column of this store, read back as the shape it was written in. Only this module writes
+ * these tables: `metrics` and `value` as `JSON.stringify` of a {@link TelemetryBatch}'s metrics
+ * (the port takes a typed batch, which ingest decoded with the protocol's schema), `record` of a
+ * {@link ConnectivityRecord}. So the text is our own write, and it is not parsed against a schema
+ * again on every row of a query.
+ */
+function writtenHere<T>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
 function toReading(thingName: string, row: ReadingRow, metric: string | undefined): StoredReading {
-  const metrics = JSON.parse(row.metrics) as Record<string, MetricValue>;
+  const metrics = writtenHere<Record<string, MetricValue>>(row.metrics);
   const value = metric === undefined ? undefined : metrics[metric];
   return {
     thingName,

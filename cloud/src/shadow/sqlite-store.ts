@@ -60,6 +60,9 @@ export function openSqliteShadowStore(options: SqliteShadowStoreOptions): Shadow
   function fromRow(row: Row): StoredShadow {
     let doc: { state?: ShadowSections; metadata?: ShadowMetadataSections };
     try {
+      // Our own write: only this store fills the column, with the state and metadata of a shadow
+      // document the shadow service built from a parsed, checked update. A file that is not JSON
+      // is reported as corrupt below; a schema pass on every read would check our own output.
       doc = JSON.parse(row.document) as typeof doc;
     } catch (cause) {
       throw new ShadowStoreError('shadow.store.corrupt', 'stored shadow document is not valid JSON', {
