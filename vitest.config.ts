@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-const packages = ['protocol', 'device-agent', 'simulator', 'cloud', 'provisioning', 'test'];
+const packages = ['protocol', 'device-agent', 'simulator', 'cloud', 'provisioning', 'test', 'testkit'];
 
 export default defineConfig({
   resolve: { conditions: ['@pifleet/source'] },

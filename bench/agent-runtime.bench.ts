@@ -8,19 +8,16 @@
  *   npx -y pnpm@10 bench agent-runtime        (BENCH_SECONDS=10 for a quick run)
  * Writes bench/results/agent-runtime.json. Talks only to 127.0.0.1.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { appTopicFilters } from '../protocol/src/index.js';
 import { simulatedConfigInput } from '../simulator/src/agents/simulated-device.js';
-import { provisionDevice, startCore } from '../test/e2e/agent-harness.js';
+import { launchSimAgent, provisionDevice, removeDir, startCore, tempDir } from '../testkit/src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.dirname(here);
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
-const dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-agent-runtime-bench-'));
+const dir = tempDir('agent-runtime-bench');
 const CLK_TCK = 100; // USER_HZ on Linux
 
 function procStat(pid: number): { cpuTicks: number; rssKiB: number } {
@@ -55,19 +52,12 @@ writeFileSync(
   ),
 );
 
-const child = spawn(process.execPath, ['simulator/bin/pifleet-sim.js', 'agent', '--config', configFile], {
-  cwd: repo,
-  stdio: ['ignore', 'ignore', 'inherit'],
-});
-const pid = child.pid ?? 0;
-const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+const agent = launchSimAgent(configFile, { stderr: 'inherit' });
+const pid = agent.child.pid ?? 0;
 
 // Warm-up: wait for the first batch (connected, shadow synced, drivers initialised).
 const t0 = Date.now();
-while (core.telemetry.readings('bench-agent-01') === 0) {
-  if (Date.now() - t0 > 60_000) throw new Error('no telemetry from the agent within 60 s');
-  await new Promise((r) => setTimeout(r, 100));
-}
+await core.telemetry.waitFor(() => core.telemetry.readings('bench-agent-01') > 0, 60_000, 'telemetry from the agent');
 const startupMs = Date.now() - t0;
 const start = procStat(pid);
 const startReadings = core.telemetry.readings('bench-agent-01');
@@ -84,10 +74,10 @@ const wallS = (Date.now() - startedAt) / 1000;
 const readings = core.telemetry.readings('bench-agent-01') - startReadings;
 const batches = core.telemetry.unique('bench-agent-01').length - startBatches;
 
-child.kill('SIGTERM');
-const exitCode = await exited;
+agent.child.kill('SIGTERM');
+const { code: exitCode } = await agent.exited;
 await core.stop();
-rmSync(dir, { recursive: true, force: true });
+removeDir(dir);
 
 const mib = (kib: number) => Math.round((kib / 1024) * 10) / 10;
 const result = {

@@ -5,13 +5,11 @@
  *
  *   npx -y pnpm@10 bench provisioning          # PIFLEET_BENCH_THINGS=N to change the count
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeIssues, type LocalEndpoint, parseLocalEndpoint } from '../protocol/src/index.js';
 import { runCli } from '../provisioning/src/cli.js';
+import { launchCoreProcess, removeDir, tempDir } from '../testkit/src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const COUNT = Number(process.env.PIFLEET_BENCH_THINGS ?? 1000);
@@ -23,41 +21,6 @@ interface Summary {
   failed: number;
   elapsedMs: number;
   thingsPerSecond: number;
-}
-
-async function startCore(dataDir: string): Promise<{ child: ChildProcess; info: LocalEndpoint }> {
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(here, '../cloud/bin/pifleet-local-core.js'),
-      '--data-dir',
-      dataDir,
-      '--mqtt-port',
-      '0',
-      '--http-port',
-      '0',
-      '--log-level',
-      'warn',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const info = await new Promise<LocalEndpoint>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('local core not ready in 30 s')), 30_000);
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        // The ready line, which the core has also written to DATA_DIR/endpoint.json for `--local`.
-        const ready = parseLocalEndpoint(out.slice(0, nl));
-        if (ready.ok) resolve(ready.value);
-        else reject(new Error(`not a ready line: ${describeIssues(ready.issues)}`));
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`local core exited ${code}`)));
-  });
-  return { child, info };
 }
 
 async function pifleet(argv: string[], cwd: string): Promise<Summary> {
@@ -73,9 +36,14 @@ async function pifleet(argv: string[], cwd: string): Promise<Summary> {
   return JSON.parse(stdout) as Summary;
 }
 
-const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-bench-core-'));
-const work = mkdtempSync(path.join(os.tmpdir(), 'pifleet-bench-work-'));
-const { child } = await startCore(dataDir);
+const dataDir = tempDir('bench-core');
+const work = tempDir('bench-work');
+// The core writes its ready line to DATA_DIR/endpoint.json, where `pifleet --local DATA_DIR` finds it.
+const core = await launchCoreProcess(dataDir, {
+  args: ['--log-level', 'warn'],
+  readyWithinMs: 30_000,
+  stderr: 'inherit',
+});
 const results: Record<string, unknown> = { things: COUNT, runs: [] as unknown[] };
 try {
   for (const concurrency of CONCURRENCY) {
@@ -111,12 +79,9 @@ try {
     );
   }
 } finally {
-  child.kill('SIGTERM');
-  const killer = setTimeout(() => child.kill('SIGKILL'), 3_000);
-  await new Promise((r) => child.once('exit', r));
-  clearTimeout(killer);
-  rmSync(dataDir, { recursive: true, force: true });
-  rmSync(work, { recursive: true, force: true });
+  await core.stop('SIGTERM', 3_000);
+  removeDir(dataDir);
+  removeDir(work);
 }
 mkdirSync(path.join(here, 'results'), { recursive: true });
 writeFileSync(path.join(here, 'results', 'provisioning.json'), `${JSON.stringify(results, null, 2)}\n`);

@@ -132,3 +132,14 @@ export {
   type RunningCoreProcess,
   spawnCore as spawnCoreProcess,
 } from './testing/core-process.js';
+export {
+  type InProcessCore,
+  type InProcessCoreOptions,
+  localProfileCredentials,
+  removeDir,
+  sdkClients,
+  startInProcessCore,
+  tempDir,
+} from './testing/in-process-core.js';
+export { type BinExit, type LaunchedBin, type LaunchOptions, killLaunched, launchBin } from './testing/launch-bin.js';
+export { type ProvisionedThing, provisionThing } from './testing/provision.js';

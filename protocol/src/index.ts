@@ -12,3 +12,4 @@ export * from './state.js';
 export * from './telemetry.js';
 export * from './token-bucket.js';
 export * from './topics.js';
+export * from './until.js';

@@ -1,3 +1,5 @@
+import { launchCoreProcess } from '@pifleet/testkit';
+import { runCli } from '../src/cli.js';
 import type { Clock } from '../src/ports/clock.js';
 
 /** A clock that only moves when told to; `sleep` resolves when the time is advanced past it. */
@@ -57,4 +59,39 @@ export function sink() {
       return text.split('\n').filter((l) => l !== '');
     },
   };
+}
+
+/**
+ * The real local IoT Core (`pifleet-local-core`, the cloud package's bin) on ephemeral ports in
+ * `dataDir`. It writes its ready line to `DATA_DIR/endpoint.json`, which is how the CLI finds a
+ * running core.
+ */
+export function startLocalCore(dataDir: string) {
+  return launchCoreProcess(dataDir, { args: ['--log-level', 'warn'], readyWithinMs: 30_000 });
+}
+
+/** Runs the CLI in-process and captures its output. */
+export async function cli(
+  argv: string[],
+  options: { cwd: string; env?: Record<string, string | undefined>; signal?: AbortSignal; isTTY?: boolean } & {
+    onStderr?: (chunk: string) => void;
+  },
+) {
+  const stdout = sink();
+  const stderr = sink();
+  const code = await runCli(argv, {
+    stdout,
+    stderr: {
+      write: (s: string) => {
+        options.onStderr?.(s);
+        return stderr.write(s);
+      },
+    },
+    env: options.env ?? {},
+    cwd: options.cwd,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.isTTY !== undefined ? { isTTY: options.isTTY } : {}),
+    random: () => 0.5,
+  });
+  return { code, stdout: stdout.text, stderr: stderr.text };
 }

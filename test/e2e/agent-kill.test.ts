@@ -1,12 +1,22 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { killCoreProcesses, launchCoreProcess, type RunningCoreProcess, type TelemetryStore } from '@pifleet/cloud';
+import type { TelemetryStore } from '@pifleet/cloud';
 import { createRng, simulatedConfigInput } from '@pifleet/simulator';
+import {
+  type DeviceFiles,
+  killLaunched,
+  type LogLine,
+  launchCoreProcess,
+  launchSimAgent,
+  portsOf,
+  provisionDevice,
+  type RunningCore,
+  type RunningCoreProcess,
+  removeDir,
+  startCore,
+  tempDir,
+} from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DeviceFiles, provisionDevice, type RunningCore, startCore } from './agent-harness.js';
 
 /**
  * An agent process killed with SIGKILL at random moments, again and again, then left to run: every
@@ -22,7 +32,6 @@ import { type DeviceFiles, provisionDevice, type RunningCore, startCore } from '
  * is stored, so nothing acknowledged may be lost with the core.
  */
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const KILLS = 12;
 /** Rounds of the core-and-agent case: three of each kind (a core restart costs ~1 s). */
 const CRASH_ROUNDS = 9;
@@ -30,75 +39,24 @@ const SEED = Number(process.env.PIFLEET_KILL_SEED ?? Date.now() % 2 ** 31);
 
 let dir: string;
 let core: RunningCore;
-const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-e2e-kill-'));
+  dir = tempDir('e2e-kill');
   core = await startCore(path.join(dir, 'core'));
 });
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  killCoreProcesses();
+  // The agents and the core processes alike.
+  killLaunched();
   await core?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
-
-interface LogLine {
-  readonly msg?: string;
-  readonly sensor?: string;
-  readonly ts?: number;
-}
-
-/** One agent process: its log lines as they arrive, and waiting on a line. */
-function spawnAgent(configFile: string) {
-  const child = spawn(process.execPath, ['simulator/bin/pifleet-sim.js', 'agent', '--config', configFile], {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  const lines: LogLine[] = [];
-  const waiters = new Set<() => void>();
-  let partial = '';
-  let stderr = '';
-  child.stdout?.on('data', (b: Buffer) => {
-    const text = partial + b.toString();
-    const complete = text.split('\n');
-    partial = complete.pop() ?? '';
-    for (const l of complete) {
-      try {
-        lines.push(JSON.parse(l) as LogLine);
-      } catch {
-        // not a log line
-      }
-    }
-    for (const w of [...waiters]) w();
-  });
-  child.stderr?.on('data', (b: Buffer) => {
-    stderr += b.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const waitFor = (match: (l: LogLine) => boolean, ms: number, what: string) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (!lines.some(match)) return;
-        clearTimeout(timer);
-        waiters.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(new Error(`agent did not log ${what} in ${ms} ms; stderr: ${stderr.slice(-2000)}`));
-      }, ms);
-      waiters.add(check);
-      check();
-    });
-  return { child, lines, exited, waitFor, stderr: () => stderr };
-}
 
 const key = (sensor: string, ts: number) => `${sensor}@${ts}`;
 const sampledBy = (lines: readonly LogLine[]) =>
-  lines.filter((l) => l.msg === 'reading' && l.sensor !== undefined).map((l) => key(l.sensor ?? '', l.ts ?? -1));
+  lines
+    .filter((l) => l.msg === 'reading' && l.sensor !== undefined)
+    .map((l) => key(String(l.sensor), Number(l.ts ?? -1)));
 
 /** Every reading a telemetry store holds for a thing, one entry per stored row. */
 async function storedKeys(thingName: string, store: TelemetryStore = core.core.services.telemetry): Promise<string[]> {
@@ -159,7 +117,7 @@ async function expectEachStoredOnce(o: {
 }): Promise<void> {
   expect(new Set(o.sampled).size, 'a reading logged twice').toBe(o.sampled.length);
   expect(o.sampled.length).toBeGreaterThan(o.kills * 5);
-  const last = spawnAgent(o.configFile);
+  const last = launchSimAgent(o.configFile);
   const deadline = Date.now() + 90_000;
   let missing: readonly string[] = o.sampled;
   while (missing.length > 0 && Date.now() < deadline) {
@@ -176,7 +134,7 @@ async function expectEachStoredOnce(o: {
   for (const k of stored) counts.set(k, (counts.get(k) ?? 0) + 1);
   const twice = [...counts].filter(([, n]) => n > 1).map(([k]) => k);
   expect(twice, `stored more than once (${o.context})`).toEqual([]);
-  const announced = new Set([...o.sampled, ...sampledBy(last.lines)]);
+  const announced = new Set([...o.sampled, ...sampledBy(last.log.lines())]);
   const unannounced = stored.filter((k) => !announced.has(k));
   expect(unannounced.length, `stored without a line (${o.context})`).toBeLessThanOrEqual(o.kills);
 }
@@ -192,22 +150,22 @@ describe('agent killed with SIGKILL at random moments', () => {
     const sampled: string[] = [];
     const moments: string[] = [];
     for (let run = 0; run < KILLS; run++) {
-      const agent = spawnAgent(configFile);
+      const agent = launchSimAgent(configFile);
       if (run % 3 === 2) {
         // Right as it starts: while it seals and sends what the previous kill left in the journal.
-        await agent.waitFor((l) => l.msg === 'agent starting', 60_000, 'agent starting');
+        await agent.log.waitFor((l) => l.msg === 'agent starting', 60_000, 'agent starting');
         const ms = Math.floor(next() * 300);
         moments.push(`start+${ms}`);
         await new Promise((r) => setTimeout(r, ms));
       } else {
-        await agent.waitFor((l) => l.msg === 'reading', 60_000, 'a reading');
+        await agent.log.waitFor((l) => l.msg === 'reading', 60_000, 'a reading');
         const ms = Math.floor(next() * 2_500);
         moments.push(`sampling+${ms}`);
         await new Promise((r) => setTimeout(r, ms));
       }
       agent.child.kill('SIGKILL');
       await agent.exited;
-      sampled.push(...sampledBy(agent.lines));
+      sampled.push(...sampledBy(agent.log.lines()));
     }
     await expectEachStoredOnce({
       thing,
@@ -225,7 +183,7 @@ describe('agent killed with SIGKILL at random moments', () => {
     const coreDir = path.join(dir, 'core-crash');
     const setup = await startCore(coreDir);
     const files = await provisionDevice(setup, thing, dir);
-    const ports = { mqttPort: setup.info.mqtt.port, httpPort: Number(new URL(setup.info.http).port) };
+    const ports = portsOf(setup);
     await setup.stop();
     const configFile = path.join(dir, 'crash-agent.json');
     writeAgentConfig(configFile, files, ports.mqttPort, path.join(dir, 'crash-outbox.db'));
@@ -251,8 +209,8 @@ describe('agent killed with SIGKILL at random moments', () => {
     const sampled: string[] = [];
     const moments: string[] = [];
     for (let round = 0; round < CRASH_ROUNDS; round++) {
-      const agent = spawnAgent(configFile);
-      await agent.waitFor((l) => l.msg === 'reading', 60_000, 'a reading');
+      const agent = launchSimAgent(configFile);
+      await agent.log.waitFor((l) => l.msg === 'reading', 60_000, 'a reading');
       const first = Math.floor(next() * 2_000);
       await sleep(first);
       const victim = (['core', 'agent', 'both'] as const)[round % 3];
@@ -275,7 +233,7 @@ describe('agent killed with SIGKILL at random moments', () => {
       }
       agent.child.kill('SIGKILL');
       await agent.exited;
-      sampled.push(...sampledBy(agent.lines));
+      sampled.push(...sampledBy(agent.log.lines()));
       if (victim === 'both') {
         await coreProcess.exited;
         coreProcess = await restartCore();
@@ -285,7 +243,7 @@ describe('agent killed with SIGKILL at random moments', () => {
     // The last core is stopped cleanly and read in-process on the same data dir and ports.
     coreProcess.child.kill('SIGTERM');
     expect((await coreProcess.exited).code).toBe(0);
-    const final = await startCore(coreDir, { mqtt: ports.mqttPort, http: ports.httpPort });
+    const final = await startCore(coreDir, ports);
     try {
       await expectEachStoredOnce({
         thing,

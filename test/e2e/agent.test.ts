@@ -1,30 +1,23 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AgentConfigInput } from '@pifleet/device-agent';
-import {
-  createSimulatedDevice,
-  createVirtualClock,
-  parseAgentConfig,
-  type SimulatedDevice,
-  simulatedConfigInput,
-  type VirtualClock,
-} from '@pifleet/simulator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createVirtualClock, type SimulatedDevice, simulatedConfigInput, type VirtualClock } from '@pifleet/simulator';
 import {
   type DeviceFiles,
   desire,
-  drive,
   type NetworkCut,
   part,
   provisionDevice,
   type RunningCore,
+  removeDir,
   startCore,
   startRelay,
+  tempDir,
   until,
   waitForShadow,
   waitForStored,
-} from './agent-harness.js';
+} from '@pifleet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.js';
 
 /**
  * The real agent core (createAgent + aws-iot-device-sdk-v2 over mutual TLS + IotShadowClientv2 +
@@ -35,19 +28,18 @@ import {
 
 let dir: string;
 let core: RunningCore;
-const devices: [SimulatedDevice, VirtualClock][] = [];
 const relays: NetworkCut[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-e2e-agent-'));
+  dir = tempDir('e2e-agent');
   core = await startCore(path.join(dir, 'core'));
 });
 
 afterAll(async () => {
-  for (const [d, clock] of devices) await drive(clock, d.stop()).catch(() => undefined);
+  await stopSimulatedDevices();
   for (const r of relays) await r.close();
   await core?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 async function device(
@@ -55,7 +47,7 @@ async function device(
   clock: VirtualClock,
   options: { port?: number; relay?: boolean; overrides?: Partial<AgentConfigInput> } = {},
 ): Promise<SimulatedDevice> {
-  const config = parseAgentConfig(
+  const d = await startSimulatedDevice(
     simulatedConfigInput({
       ...files,
       endpoint: core.info.mqtt.host,
@@ -70,11 +62,9 @@ async function device(
         ...options.overrides,
       },
     }),
+    clock,
   );
-  const d = createSimulatedDevice({ config, seed: files.thingName, clock });
-  devices.push([d, clock]);
-  await drive(clock, d.start());
-  await until(() => d.transport.isConnected, 10_000, `${files.thingName} connected`);
+  await until(() => d.transport.isConnected, { within: 10_000, what: `${files.thingName} connected` });
   return d;
 }
 
@@ -113,7 +103,7 @@ describe('agent end to end (local IoT Core, simulated hardware)', () => {
       true,
     );
     expect(readings.filter((r) => r.sensor === 'soil').every((r) => typeof r.metrics.moisture === 'number')).toBe(true);
-    await until(() => d.status().outbox.depth === 0, 5_000, 'outbox drained');
+    await until(() => d.status().outbox.depth === 0, { within: 5_000, what: 'outbox drained' });
     expect(d.status().outbox.sent).toBe(5);
     // The ingest rule stored them (the same handler as the Lambda in AWS).
     expect(await waitForStored(core, 'e2e-telemetry', 30)).toBe(30);
@@ -210,7 +200,7 @@ describe('agent end to end (local IoT Core, simulated hardware)', () => {
     await waitForShadow(core, 'e2e-offline', (s) => s.state.reported?.outputs !== undefined);
 
     relay.down();
-    await until(() => !d.transport.isConnected, 10_000, 'connection lost');
+    await until(() => !d.transport.isConnected, { within: 10_000, what: 'connection lost' });
     await seconds(clock, 4); // sampling goes on offline; batches wait in the outbox
     await desire(core, 'e2e-offline', { outputs: { relay: true }, sampling: { light: 5_000 } });
     // No delta reaches the device while it is cut off.

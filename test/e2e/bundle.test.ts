@@ -1,12 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AGENT_INSTALL_PATHS, EXIT, type StatusMessage, shadowTopics } from '@pifleet/protocol';
 import { BUNDLE_FILES, runCli } from '@pifleet/provisioning';
+import { BINS, launchBin, REPO, type RunningCore, removeDir, startCore, tempDir } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningCore, startCore } from './agent-harness.js';
 
 /**
  * The operator's path with no edits in between: `pifleet things create --local` writes a bundle,
@@ -14,20 +12,17 @@ import { type RunningCore, startCore } from './agent-harness.js';
  * file connects to the local IoT Core, goes online and reports its shadow.
  */
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const agentBin = path.join(repo, 'device-agent/bin/pifleet-agent.js');
-
 let dir: string;
 let core: RunningCore;
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-bundle-'));
+  dir = tempDir('bundle');
   core = await startCore(path.join(dir, 'core'));
 });
 
 afterAll(async () => {
   await core?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 function sink() {
@@ -52,7 +47,7 @@ describe('a bundle from pifleet things create', () => {
     expect(code, err.text()).toBe(EXIT.ok);
     const config = path.join(bundleDir, BUNDLE_FILES.agentConfig);
 
-    const check = spawnSync(process.execPath, [agentBin, 'check-config', config], {
+    const check = spawnSync(process.execPath, [BINS.agent, 'check-config', config], {
       encoding: 'utf8',
       timeout: 30_000,
     });
@@ -68,24 +63,19 @@ describe('a bundle from pifleet things create', () => {
     const reported = new Promise<void>((resolve) => {
       void core.core.services.broker.bus.subscribe(shadowTopics('bundle-pi').updateAccepted, () => resolve());
     });
-    const agent = spawn(process.execPath, [agentBin, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let logs = '';
-    const collect = (b: Buffer) => {
-      logs += b.toString();
-    };
-    agent.stdout.on('data', collect);
-    agent.stderr.on('data', collect);
-    const exited = new Promise<number | null>((resolve) => agent.on('exit', (c) => resolve(c)));
+    const agent = launchBin(BINS.agent, { args: ['run', '--config', config] });
     try {
       const timeout = (what: string) =>
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} within 30 s:\n${logs}`)), 30_000));
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`${what} within 30 s:\n${agent.output()}`)), 30_000),
+        );
       const status = await Promise.race([online, timeout('no online status')]);
       expect(status.thingName).toBe('bundle-pi');
       await Promise.race([reported, timeout('no shadow report')]);
     } finally {
-      agent.kill('SIGTERM');
+      agent.child.kill('SIGTERM');
     }
-    expect(await exited).toBe(EXIT.ok);
+    expect((await agent.exited).code).toBe(EXIT.ok);
   });
 
   it('an installed bundle (--install-dir /etc/pifleet) carries the unit print-unit writes for the README install', async () => {
@@ -109,7 +99,7 @@ describe('a bundle from pifleet things create', () => {
     expect(existsSync(path.join(bundleDir, BUNDLE_FILES.privateKey))).toBe(true);
     // Both the default and the old ./bundles location: git check-ignore names every ignored path.
     const paths = ['.pifleet/bundles/bundle-inst/private.pem.key', 'bundles/x/private.pem.key'];
-    const ignored = spawnSync('git', ['check-ignore', ...paths], { cwd: repo, encoding: 'utf8' });
+    const ignored = spawnSync('git', ['check-ignore', ...paths], { cwd: REPO, encoding: 'utf8' });
     expect(ignored.stdout.trim().split('\n'), ignored.stderr).toEqual(paths);
 
     const config = JSON.parse(readFileSync(path.join(bundleDir, BUNDLE_FILES.agentConfig), 'utf8')) as Record<
@@ -118,10 +108,14 @@ describe('a bundle from pifleet things create', () => {
     >;
     expect(config.keyFile).toBe(`${AGENT_INSTALL_PATHS.configDir}/${BUNDLE_FILES.privateKey}`);
     expect(config).not.toHaveProperty('outbox'); // the agent's default, in the state directory
-    const printed = spawnSync(process.execPath, [agentBin, 'print-unit', '--config', AGENT_INSTALL_PATHS.configFile], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const printed = spawnSync(
+      process.execPath,
+      [BINS.agent, 'print-unit', '--config', AGENT_INSTALL_PATHS.configFile],
+      {
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
     expect(printed.status, printed.stderr).toBe(EXIT.ok);
     expect(readFileSync(path.join(bundleDir, BUNDLE_FILES.unit), 'utf8')).toBe(printed.stdout);
     const unit = printed.stdout.split('\n');

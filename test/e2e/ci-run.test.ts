@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { REPO, removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
@@ -13,8 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * fetching Node scripts/with-node's, tested on its own).
  */
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const script = path.join(repo, '.ci/run');
+const script = path.join(REPO, '.ci/run');
 
 interface Call {
   args: string;
@@ -29,7 +28,7 @@ interface Call {
 let dir: string;
 
 beforeAll(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-ci-run-'));
+  dir = tempDir('ci-run');
   // `pnpm store path` answers with STORE_ANSWER when set, else with the store pnpm would use.
   writeFileSync(
     path.join(dir, 'npx'),
@@ -52,7 +51,7 @@ if [ "$*" = "\${FAIL_ON-}" ]; then exit 3; fi
 });
 
 afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 function runCi(env: Record<string, string> = {}) {
@@ -83,7 +82,7 @@ function runCi(env: Record<string, string> = {}) {
 
 describe('.ci/run', () => {
   it("runs the README's test command as written", () => {
-    const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
+    const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
     const block = /Run the tests[^`]*```sh\n([^\n]+)\n```/.exec(readme);
     expect(block?.[1]).toBeDefined();
     expect(readFileSync(script, 'utf8').split('\n')).toContain(`${block?.[1]} || exit`);

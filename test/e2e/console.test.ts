@@ -1,17 +1,8 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  AttachPolicyCommand,
-  AttachThingPrincipalCommand,
-  CreateKeysAndCertificateCommand,
-  CreatePolicyCommand,
-  CreateThingCommand,
-  IoTClient,
-} from '@aws-sdk/client-iot';
-import { createLocalIotCore, LOCAL_CORE_DEFAULTS, type LocalCoreInfo, type LocalIotCore } from '@pifleet/cloud';
-import { appTopics, recommendedDevicePolicy } from '@pifleet/protocol';
+import type { LocalCoreInfo, LocalIotCore } from '@pifleet/cloud';
+import { appTopics } from '@pifleet/protocol';
 import {
   createSimulatedDevice,
   parseAgentConfig,
@@ -19,6 +10,7 @@ import {
   type SimulatedDevice,
   simulatedConfigInput,
 } from '@pifleet/simulator';
+import { provisionDevice, type RunningCore, removeDir, startCore, tempDir } from '@pifleet/testkit';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM_ARGS, ensureChromium } from './console-chromium.js';
@@ -40,9 +32,9 @@ const DEVICES = ['pi-01', 'pi-02', 'pi-03'];
 const FLEET = 1_000;
 
 let dir: string;
+let run: RunningCore;
 let core: LocalIotCore;
 let info: LocalCoreInfo;
-let iot: IoTClient;
 let context: BrowserContext;
 let page: Page;
 const devices = new Map<string, SimulatedDevice>();
@@ -58,31 +50,14 @@ const SCROLL_TO_END = `(() => {
 })()`;
 
 async function provision(thingName: string) {
-  await iot.send(new CreateThingCommand({ thingName }));
-  const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
-  const policyName = `console-e2e-${thingName}`;
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName,
-      policyDocument: JSON.stringify(recommendedDevicePolicy(info.region, info.accountId)),
-    }),
-  );
-  await iot.send(new AttachPolicyCommand({ policyName, target: cert.certificateArn }));
-  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn }));
-  const bundle = path.join(dir, 'devices', thingName);
-  mkdirSync(bundle, { recursive: true, mode: 0o700 });
-  const certFile = path.join(bundle, 'certificate.pem.crt');
-  const keyFile = path.join(bundle, 'private.pem.key');
-  writeFileSync(certFile, cert.certificatePem ?? '');
-  writeFileSync(keyFile, cert.keyPair?.PrivateKey ?? '', { mode: 0o600 });
+  const files = await provisionDevice(run, thingName, path.join(dir, 'devices'), {
+    policyName: `console-e2e-${thingName}`,
+  });
   const config = parseAgentConfig(
     simulatedConfigInput({
-      thingName,
+      ...files,
       endpoint: info.mqtt.host,
       port: info.mqtt.port,
-      certFile,
-      keyFile,
-      caFile: info.caFile,
       samplingMs: 1_000,
       sensors: 'bench',
       relay: true,
@@ -99,17 +74,9 @@ async function shot(name: string): Promise<void> {
 describe.runIf(skipReason === undefined)('web console in Chromium', () => {
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    dir = mkdtempSync(path.join(tmpdir(), 'pifleet-console-e2e-'));
-    core = createLocalIotCore({
-      config: { ...LOCAL_CORE_DEFAULTS, dataDir: path.join(dir, 'core'), mqttPort: 0, httpPort: 0 },
-    });
-    info = await core.start();
-    iot = new IoTClient({
-      region: info.region,
-      endpoint: info.http,
-      credentials: { ...core.services.credentials },
-      maxAttempts: 1,
-    });
+    dir = tempDir('console-e2e');
+    run = await startCore(path.join(dir, 'core'));
+    ({ core, info } = run);
     for (const name of DEVICES) await provision(name);
     context = await chromium.launchPersistentContext(path.join(dir, 'chromium-profile'), {
       executablePath: 'path' in browser ? browser.path : '',
@@ -123,9 +90,8 @@ describe.runIf(skipReason === undefined)('web console in Chromium', () => {
   afterAll(async () => {
     await context?.close().catch(() => undefined);
     await Promise.all([...devices.values()].map((d) => d.stop().catch(() => undefined)));
-    iot?.destroy();
-    await core?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await run?.stop();
+    if (dir) removeDir(dir);
     if (Object.keys(timings).length > 0) {
       writeFileSync(path.join(ARTIFACTS, 'timings.json'), `${JSON.stringify(timings, null, 2)}\n`);
       console.info('[console browser test] timings (ms)', timings);

@@ -6,18 +6,16 @@ import {
   copyFileSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as x509 from '@peculiar/x509';
 import { AGENT_INSTALL_PATHS } from '@pifleet/protocol';
+import { REPO, removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -27,8 +25,6 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
  * the README's `pnpm deploy` line (production dependencies only, from the lockfile and the store,
  * offline), then run the deployed `pifleet-agent` with plain node: no tsx, no workspace, no cloud code.
  */
-
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /**
  * A device's credentials as a bundle has them: a CA, a certificate it signed and that
@@ -69,7 +65,7 @@ async function deviceCredentials(): Promise<{ caPem: string; certPem: string; ke
 
 /** The README's "Installing on a Raspberry Pi" section. */
 function readmePiSection(): string {
-  const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
+  const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
   const start = readme.indexOf('**Installing on a Raspberry Pi.**');
   const end = readme.indexOf('\n## ', start);
   if (start < 0 || end < 0) throw new Error('README has no "Installing on a Raspberry Pi" section');
@@ -94,7 +90,7 @@ function readmeDeployCommand(): { words: string[]; outDir: string } {
   const words = line.split(/\s+/).filter((w) => w !== '');
   return { words, outDir: words[words.length - 1] as string };
 }
-const tsc = path.join(repo, 'node_modules/typescript/bin/tsc');
+const tsc = path.join(REPO, 'node_modules/typescript/bin/tsc');
 let dir: string;
 let out: string;
 let deploy: ReturnType<typeof spawnSync>;
@@ -130,14 +126,14 @@ function node(args: string[], cwd: string) {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-deploy-'));
+  dir = tempDir('deploy');
   out = path.join(dir, 'pifleet-agent');
   // protocol first: the agent's build type-checks against protocol's dist/ declarations, so building
   // both at once can read a stale dist/ (tsc with each package's tsconfig.build.json, to dist/).
   for (const pkg of ['protocol', 'device-agent']) {
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(process.execPath, [tsc, '-p', path.join(repo, pkg, 'tsconfig.build.json')], {
-        cwd: path.join(repo, pkg),
+      const child = spawn(process.execPath, [tsc, '-p', path.join(REPO, pkg, 'tsconfig.build.json')], {
+        cwd: path.join(REPO, pkg),
       });
       let log = '';
       child.stdout.on('data', (b: Buffer) => (log += b.toString()));
@@ -151,7 +147,7 @@ beforeAll(async () => {
   const { words } = readmeDeployCommand();
   const [command, ...args] = words.slice(0, -1);
   deploy = spawnSync(command as string, [...args, out], {
-    cwd: repo,
+    cwd: REPO,
     encoding: 'utf8',
     timeout: 120_000,
     env: { ...process.env, npm_config_cache_dir: path.join(dir, 'pnpm-cache') },
@@ -159,7 +155,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir) removeDir(dir);
 });
 
 describe('Pi install path (pnpm deploy of @pifleet/device-agent)', () => {

@@ -1,33 +1,28 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type AgentConfigInput, Batcher, openOutbox } from '@pifleet/device-agent';
-import {
-  createLogger,
-  createSimulatedDevice,
-  createVirtualClock,
-  parseAgentConfig,
-  type SimulatedDevice,
-  simulatedConfigInput,
-  type VirtualClock,
-} from '@pifleet/simulator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger, createVirtualClock, simulatedConfigInput } from '@pifleet/simulator';
 import {
   type DeviceFiles,
-  drive,
+  driveUntil,
+  killLaunched,
+  launchSimAgent,
   type NetworkCut,
   part,
+  portsOf,
   provisionDevice,
   type RunningCore,
+  removeDir,
   startCore,
   startRelay,
   TelemetryLog,
+  tempDir,
   until,
   waitForShadow,
   waitForStored,
-} from './agent-harness.js';
+} from '@pifleet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.js';
 
 /**
  * Faults end to end: the broker going away and coming back, the agent process killed with
@@ -35,25 +30,22 @@ import {
  * killed agent is a real child process (`pifleet-sim agent`, the agent runtime on simulated hardware).
  */
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let dir: string;
 let core: RunningCore;
 const telemetry = new TelemetryLog();
-const devices: [SimulatedDevice, VirtualClock][] = [];
 const relays: NetworkCut[] = [];
-const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-e2e-faults-'));
-  core = await startCore(path.join(dir, 'core'), {}, telemetry);
+  dir = tempDir('e2e-faults');
+  core = await startCore(path.join(dir, 'core'), { telemetry });
 });
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const [d, clock] of devices) await drive(clock, d.stop()).catch(() => undefined);
+  killLaunched();
+  await stopSimulatedDevices();
   for (const r of relays) await r.close();
   await core?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 function configFor(files: DeviceFiles, port: number, overrides: Partial<AgentConfigInput> = {}) {
@@ -73,58 +65,26 @@ function configFor(files: DeviceFiles, port: number, overrides: Partial<AgentCon
   });
 }
 
-async function startDevice(config: AgentConfigInput, clock: VirtualClock, logger?: ReturnType<typeof createLogger>) {
-  const d = createSimulatedDevice({
-    config: parseAgentConfig(config),
-    seed: config.thingName,
-    clock,
-    ...(logger ? { logger } : {}),
-  });
-  devices.push([d, clock]);
-  await drive(clock, d.start());
-  return d;
-}
-
-/** Advances virtual time in small steps while real time passes, until `cond` holds (bounded). */
-async function driveUntil(clock: VirtualClock, cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await clock.advance(50);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** Sequence numbers of the batches that arrived from one boot, deduplicated and sorted. */
-const seqsOf = (thing: string, bootId: string) =>
-  [
-    ...new Set(
-      telemetry
-        .of(thing)
-        .filter((b) => b.bootId === bootId)
-        .map((b) => b.seq),
-    ),
-  ].sort((a, b) => a - b);
 const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 
 describe('faults end to end', () => {
   it('broker down and back on the same ports: every sealed batch arrives, each reading exactly once', async () => {
     const files = await provisionDevice(core, 'fault-broker', dir);
     const clock = createVirtualClock();
-    const d = await startDevice(configFor(files, core.info.mqtt.port), clock);
-    await until(() => d.transport.isConnected, 10_000, 'connected');
+    const d = await startSimulatedDevice(configFor(files, core.info.mqtt.port), clock);
+    await until(() => d.transport.isConnected, { within: 10_000, what: 'connected' });
     for (let i = 0; i < 6; i++) await clock.advance(1_000);
     await telemetry.waitFor(() => telemetry.readings('fault-broker') >= 12, 10_000, 'readings before the outage');
 
-    const ports = { mqtt: core.info.mqtt.port, http: Number(new URL(core.info.http).port) };
+    const ports = portsOf(core);
     await core.stop();
-    await until(() => !d.transport.isConnected, 10_000, 'connection lost');
+    await until(() => !d.transport.isConnected, { within: 10_000, what: 'connection lost' });
     // Ten seconds of sampling with the broker gone: publishes fail or time out and stay in the outbox.
     for (let i = 0; i < 10; i++) await clock.advance(1_000);
     expect(d.status().outbox.depth).toBeGreaterThan(0);
 
-    core = await startCore(path.join(dir, 'core'), ports, telemetry);
-    await until(() => d.transport.isConnected, 20_000, 'reconnected');
+    core = await startCore(path.join(dir, 'core'), { ...ports, telemetry });
+    await until(() => d.transport.isConnected, { within: 20_000, what: 'reconnected' });
     await driveUntil(
       clock,
       () => d.status().outbox.depth === 0 && d.status().inFlight === 0 && d.status().sealedBatches >= 8,
@@ -132,8 +92,12 @@ describe('faults end to end', () => {
       'outbox drained after the outage',
     );
     const sealed = d.status().sealedBatches;
-    await telemetry.waitFor(() => seqsOf('fault-broker', d.bootId).length >= sealed, 10_000, 'every sealed batch');
-    expect(seqsOf('fault-broker', d.bootId)).toEqual(range(1, sealed));
+    await telemetry.waitFor(
+      () => telemetry.seqs('fault-broker', d.bootId).length >= sealed,
+      10_000,
+      'every sealed batch',
+    );
+    expect(telemetry.seqs('fault-broker', d.bootId)).toEqual(range(1, sealed));
     const unique = telemetry.unique('fault-broker');
     const readings = unique.flatMap((b) => b.readings.map((r) => `${r.sensor}@${r.ts}`));
     expect(new Set(readings).size).toBe(readings.length);
@@ -157,29 +121,14 @@ describe('faults end to end', () => {
         }),
       ),
     );
-    const spawnAgent = () => {
-      const child = spawn(process.execPath, ['simulator/bin/pifleet-sim.js', 'agent', '--config', configFile], {
-        cwd: repo,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      children.push(child);
-      let out = '';
-      child.stdout?.on('data', (b: Buffer) => {
-        out += b.toString();
-      });
-      child.stderr?.on('data', (b: Buffer) => {
-        out += b.toString();
-      });
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-      return { child, exited, out: () => out };
-    };
+    const spawnAgent = () => launchSimAgent(configFile);
 
     const first = spawnAgent();
     await telemetry.waitFor(() => telemetry.of('fault-kill').length >= 6, 30_000, 'six batches from the first boot');
     const bootId = telemetry.of('fault-kill')[0]?.bootId ?? '';
     first.child.kill('SIGKILL');
     await first.exited;
-    const receivedMax = Math.max(...seqsOf('fault-kill', bootId));
+    const receivedMax = Math.max(...telemetry.seqs('fault-kill', bootId));
 
     // What the killed process had sealed but not yet got acknowledged is in its outbox file.
     const opened = openOutbox({ path: outboxPath, maxBytes: 64 * 1024 ** 2 });
@@ -191,11 +140,11 @@ describe('faults end to end', () => {
 
     const second = spawnAgent();
     await telemetry.waitFor(
-      () => seqsOf('fault-kill', bootId).length >= sealedMax,
+      () => telemetry.seqs('fault-kill', bootId).length >= sealedMax,
       30_000,
       `all ${sealedMax} batches of the killed boot`,
     );
-    expect(seqsOf('fault-kill', bootId)).toEqual(range(1, sealedMax));
+    expect(telemetry.seqs('fault-kill', bootId)).toEqual(range(1, sealedMax));
     // The restarted agent publishes under a new boot id from seq 1.
     await telemetry.waitFor(
       () => telemetry.of('fault-kill').some((b) => b.bootId !== bootId),
@@ -205,7 +154,7 @@ describe('faults end to end', () => {
     const readings = telemetry.unique('fault-kill').flatMap((b) => b.readings.map((r) => `${r.sensor}@${r.ts}`));
     expect(new Set(readings).size).toBe(readings.length);
     second.child.kill('SIGTERM');
-    expect(await second.exited, second.out()).toBe(0);
+    expect((await second.exited).code, second.output()).toBe(0);
   });
 
   it.each([
@@ -242,7 +191,7 @@ describe('faults end to end', () => {
         destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
       });
       const clock = createVirtualClock();
-      const d = await startDevice(
+      const d = await startSimulatedDevice(
         configFor(files, core.info.mqtt.port, { outbox: { path: outboxPath } }),
         clock,
         logger,
@@ -260,7 +209,7 @@ describe('faults end to end', () => {
         expect(d.outboxRecovery?.salvagedReadings).toBeLessThanOrEqual(kept * 10);
         expect(report?.incomplete).toBe(true);
         // What was kept is sent, as it was sealed.
-        await until(() => d.transport.isConnected, 10_000, 'connected');
+        await until(() => d.transport.isConnected, { within: 10_000, what: 'connected' });
         // Virtual time has to pass: the publisher's rate limit spaces more than a burst of batches.
         await driveUntil(
           clock,
@@ -273,7 +222,7 @@ describe('faults end to end', () => {
         expect(String(report?.reason)).toMatch(/not a database|malformed|corrupt/i);
       }
       // And the agent runs on with a fresh outbox.
-      await until(() => d.transport.isConnected, 10_000, 'connected');
+      await until(() => d.transport.isConnected, { within: 10_000, what: 'connected' });
       for (let i = 0; i < 2; i++) await clock.advance(1_000);
       await clock.advance(200);
       await telemetry.waitFor(
@@ -291,7 +240,7 @@ describe('faults end to end', () => {
     relays.push(relay);
     relay.down(); // offline from the start: the first connect keeps failing
     const clock = createVirtualClock();
-    const d = await startDevice(
+    const d = await startSimulatedDevice(
       configFor(files, relay.port, {
         sensors: simulatedConfigInput({ ...files, endpoint: 'x', port: 1, samplingMs: 100 }).sensors,
         batch: { maxReadings: 100, maxAgeMs: 3_600_000 },
@@ -309,11 +258,15 @@ describe('faults end to end', () => {
     const dropped = offline.outbox.dropped;
 
     relay.up();
-    await until(() => d.transport.isConnected, 20_000, 'connected');
+    await until(() => d.transport.isConnected, { within: 20_000, what: 'connected' });
     await driveUntil(clock, () => d.status().outbox.depth === 0 && d.status().inFlight === 0, 20_000, 'drained');
-    await telemetry.waitFor(() => seqsOf('fault-bound', d.bootId).length >= sealed - dropped, 10_000, 'kept batches');
+    await telemetry.waitFor(
+      () => telemetry.seqs('fault-bound', d.bootId).length >= sealed - dropped,
+      10_000,
+      'kept batches',
+    );
     // The newest batches were kept; the oldest `dropped` ones never left the device.
-    expect(seqsOf('fault-bound', d.bootId).slice(0, sealed - dropped)).toEqual(range(dropped + 1, sealed));
+    expect(telemetry.seqs('fault-bound', d.bootId).slice(0, sealed - dropped)).toEqual(range(dropped + 1, sealed));
     const doc = await waitForShadow(
       core,
       'fault-bound',

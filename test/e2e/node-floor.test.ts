@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BINS, REPO } from '@pifleet/testkit';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 /**
@@ -11,14 +11,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
  * `arm` by a module preloaded with --import; the bin itself has no test seam.
  */
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bins = [
   ['pifleet-agent', 'device-agent/bin/pifleet-agent.js'],
   ['pifleet', 'provisioning/bin/pifleet.js'],
   ['pifleet-local-core', 'cloud/bin/pifleet-local-core.js'],
   ['pifleet-sim', 'simulator/bin/pifleet-sim.js'],
 ] as const;
-const agent = path.join(repo, 'device-agent/bin/pifleet-agent.js');
+const agent = BINS.agent;
 /** A Node 22 before 22.14 (Node-API 10, which better-sqlite3 13 needs), as the bins see it. */
 const asNode2213 = `data:text/javascript,${encodeURIComponent("Object.defineProperty(process.versions, 'node', { value: '22.13.0' })")}`;
 const as32BitArm = `data:text/javascript,${encodeURIComponent("Object.defineProperty(process, 'arch', { value: 'arm' })")}`;
@@ -30,13 +29,13 @@ let oldNode: string;
 let oldVersion: string;
 
 function run(node: string, args: string[]) {
-  const r = spawnSync(node, args, { cwd: repo, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(node, args, { cwd: REPO, encoding: 'utf8', timeout: 30_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 beforeAll(() => {
   const found = spawnSync(
-    path.join(repo, 'scripts/with-node'),
+    path.join(REPO, 'scripts/with-node'),
     ['--major', '20', 'node', '-p', 'process.execPath + " " + process.versions.node'],
     { encoding: 'utf8', timeout: 180_000 },
   );

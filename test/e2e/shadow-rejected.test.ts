@@ -1,27 +1,20 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import {
-  createSimulatedDevice,
-  createVirtualClock,
-  parseAgentConfig,
-  type SimulatedDevice,
-  simulatedConfigInput,
-  type VirtualClock,
-} from '@pifleet/simulator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createVirtualClock, simulatedConfigInput } from '@pifleet/simulator';
 import {
   desire,
-  drive,
   getShadow,
   part,
   provisionDevice,
   type RunningCore,
+  removeDir,
   type ShadowDoc,
   startCore,
+  tempDir,
   until,
   waitForShadow,
-} from './agent-harness.js';
+} from '@pifleet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.js';
 
 /**
  * `reported.rejected` against the local core's real shadow service: a rejected desired key is
@@ -33,17 +26,16 @@ import {
 
 let dir: string;
 let core: RunningCore;
-const devices: [SimulatedDevice, VirtualClock][] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-e2e-rejected-'));
+  dir = tempDir('e2e-rejected');
   core = await startCore(path.join(dir, 'core'));
 });
 
 afterAll(async () => {
-  for (const [d, clock] of devices) await drive(clock, d.stop()).catch(() => undefined);
+  await stopSimulatedDevices();
   await core?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 const rejectedOf = (doc: ShadowDoc) => (doc.state.reported?.rejected ?? {}) as Record<string, unknown>;
@@ -53,7 +45,7 @@ describe('reported.rejected', () => {
     const thing = 'e2e-rejected-gone';
     const files = await provisionDevice(core, thing, dir);
     const clock = createVirtualClock();
-    const config = parseAgentConfig(
+    const d = await startSimulatedDevice(
       simulatedConfigInput({
         ...files,
         endpoint: core.info.mqtt.host,
@@ -66,11 +58,9 @@ describe('reported.rejected', () => {
           shadow: { requestTimeoutMs: 5_000, reportIntervalMs: 86_400_000 },
         },
       }),
+      clock,
     );
-    const d = createSimulatedDevice({ config, seed: thing, clock });
-    devices.push([d, clock]);
-    await drive(clock, d.start());
-    await until(() => d.transport.isConnected, 10_000, `${thing} connected`);
+    await until(() => d.transport.isConnected, { within: 10_000, what: `${thing} connected` });
     await waitForShadow(core, thing, (s) => s.state.reported?.outputs !== undefined);
 
     // An output this device does not have: the only difference between desired and reported.

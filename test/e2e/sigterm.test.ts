@@ -1,22 +1,24 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openOutbox } from '@pifleet/device-agent';
 import { decodeTelemetryBatch, type TelemetryBatch } from '@pifleet/protocol';
 import { simulatedConfigInput } from '@pifleet/simulator';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type DeviceFiles,
   desire,
+  killLaunched,
+  launchSimAgent,
   type NetworkCut,
   provisionDevice,
   type RunningCore,
+  removeDir,
+  type SimAgent,
   startCore,
   startRelay,
   TelemetryLog,
-} from './agent-harness.js';
+  tempDir,
+} from '@pifleet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
  * Clean stops, many times: real agent processes (`pifleet-sim agent`: the agent runtime, the device
@@ -34,7 +36,6 @@ import {
  * Most of the time goes into starting Node processes (~1.5 s of CPU each).
  */
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CONCURRENCY = 5;
 const SAMPLING_MS = 100;
 
@@ -51,99 +52,23 @@ const ROUNDS = 10; // 5 moments × 10 = 50 stops, plus one restart (and its stop
 let dir: string;
 let core: RunningCore;
 const telemetry = new TelemetryLog();
-const children = new Set<ChildProcess>();
 const relays: NetworkCut[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-e2e-sigterm-'));
-  core = await startCore(path.join(dir, 'core'), {}, telemetry);
+  dir = tempDir('e2e-sigterm');
+  core = await startCore(path.join(dir, 'core'), { telemetry });
 });
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killLaunched();
   for (const r of relays) await r.close();
   await core?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
-interface LogLine {
-  readonly msg?: string;
-  readonly time?: number;
-  readonly [key: string]: unknown;
-}
-
-/** One `pifleet-sim agent` process: its JSON log lines as they arrive, and its exit. */
-class AgentProcess {
-  readonly lines: LogLine[] = [];
-  text = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  readonly child: ChildProcess;
-  readonly #waiters = new Set<() => void>();
-
-  constructor(configFile: string) {
-    this.child = spawn(process.execPath, ['simulator/bin/pifleet-sim.js', 'agent', '--config', configFile], {
-      cwd: repo,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(this.child);
-    let partial = '';
-    this.child.stdout?.on('data', (b: Buffer) => {
-      this.text += b.toString();
-      partial += b.toString();
-      const parts = partial.split('\n');
-      partial = parts.pop() ?? '';
-      for (const p of parts) {
-        if (!p.startsWith('{')) continue;
-        try {
-          this.lines.push(JSON.parse(p) as LogLine);
-        } catch {
-          // a line that is not JSON stays in `text`
-        }
-      }
-      for (const w of [...this.#waiters]) w();
-    });
-    this.child.stderr?.on('data', (b: Buffer) => {
-      this.text += b.toString();
-    });
-    this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => {
-        children.delete(this.child);
-        for (const w of [...this.#waiters]) w();
-        resolve({ code, signal });
-      });
-    });
-  }
-
-  find(msg: string): LogLine | undefined {
-    return this.lines.find((l) => l.msg === msg);
-  }
-
-  /** Resolves with the first log line with this message (re-checked as lines arrive); rejects on exit or after `ms`. */
-  waitForLog(msg: string, ms: number): Promise<LogLine> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const line = this.find(msg);
-        if (line) {
-          done();
-          resolve(line);
-        } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
-          done();
-          reject(new Error(`agent exited before logging "${msg}":\n${this.text.slice(-3000)}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no "${msg}" within ${ms} ms:\n${this.text.slice(-3000)}`));
-      }, ms);
-      const done = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-      };
-      this.#waiters.add(check);
-      check();
-    });
-  }
-}
+/** Resolves with the agent's first log line with this message; rejects on its exit or after `ms`. */
+const waitForLog = (agent: SimAgent, msg: string, ms: number) =>
+  agent.log.waitFor((l) => l.msg === msg, ms, `"${msg}"`);
 
 function configFile(files: DeviceFiles, port: number): string {
   const file = path.join(dir, `${files.thingName}.json`);
@@ -170,15 +95,6 @@ function configFile(files: DeviceFiles, port: number): string {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const newestReading = (batches: readonly TelemetryBatch[]) =>
   Math.max(...batches.flatMap((b) => b.readings.map((r) => r.ts)));
-const seqsOf = (thing: string, bootId: string) =>
-  [
-    ...new Set(
-      telemetry
-        .of(thing)
-        .filter((b) => b.bootId === bootId)
-        .map((b) => b.seq),
-    ),
-  ].sort((a, b) => a - b);
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
 /** Batches left in an agent's outbox file after it exited. */
@@ -213,21 +129,21 @@ interface StopResult {
  * possibly before the first sample).
  */
 async function stopAndCheck(
-  agent: AgentProcess,
+  agent: SimAgent,
   thing: string,
   moment: StopResult['moment'],
   delivery: 'all' | 'kept' | 'either',
 ): Promise<StopResult> {
   agent.child.kill('SIGTERM');
   const { code, signal } = await agent.exited;
-  const context = `${thing} (${moment}):\n${agent.text.slice(-4000)}`;
+  const context = `${thing} (${moment}):\n${agent.output().slice(-4000)}`;
   expect({ code, signal }, context).toEqual({ code: 0, signal: null });
-  expect(agent.text, context).not.toMatch(/Stack trace|Signal received|aws_napi|Fatal error/);
-  const stopping = agent.find('stopping');
-  const stopped = agent.find('agent stopped');
+  expect(agent.output(), context).not.toMatch(/Stack trace|Signal received|aws_napi|Fatal error/);
+  const stopping = agent.log.find('stopping');
+  const stopped = agent.log.find('agent stopped');
   expect(stopping, context).toBeDefined();
   expect(stopped, context).toBeDefined();
-  const bootId = String(agent.find('simulated agent running')?.bootId);
+  const bootId = String(agent.log.find('simulated agent running')?.bootId);
   const stopAt = Number(stopping?.time);
   const delivered = telemetry.unique(thing).filter((b) => b.bootId === bootId);
   const left = leftInOutbox(thing).filter((b) => b.bootId === bootId);
@@ -245,9 +161,9 @@ async function stopAndCheck(
 }
 
 /** Waits until the agent is connected and a batch of its own boot reached the broker (so it samples and publishes). */
-async function firstBatch(agent: AgentProcess, thing: string): Promise<void> {
-  const running = await agent.waitForLog('simulated agent running', 60_000);
-  await agent.waitForLog('connected', 60_000);
+async function firstBatch(agent: SimAgent, thing: string): Promise<void> {
+  const running = await waitForLog(agent, 'simulated agent running', 60_000);
+  await waitForLog(agent, 'connected', 60_000);
   await telemetry.waitFor(
     () => telemetry.of(thing).some((b) => b.bootId === running.bootId),
     30_000,
@@ -262,11 +178,11 @@ async function runCase(moment: Moment, index: number): Promise<StopResult[]> {
   const relay = moment === 'during reconnects' ? await startRelay(core.info.mqtt.port) : undefined;
   if (relay) relays.push(relay);
   const file = configFile(files, relay?.port ?? core.info.mqtt.port);
-  const agent = new AgentProcess(file);
+  const agent = launchSimAgent(file);
   const jitter = () => sleep(Math.floor(Math.random() * 400));
   switch (moment) {
     case 'right after start': {
-      await agent.waitForLog('simulated agent running', 60_000);
+      await waitForLog(agent, 'simulated agent running', 60_000);
       // Connecting and subscribing are still under way, or just done; a sample or two was taken.
       await sleep(150 + Math.floor(Math.random() * 200));
       return [await stopAndCheck(agent, thing, moment, 'either')];
@@ -277,7 +193,7 @@ async function runCase(moment: Moment, index: number): Promise<StopResult[]> {
       // The relay starts off: switching it on is a change the agent applies and reports.
       await desire(core, thing, { outputs: { relay: true } });
       if (moment === 'after a delta') {
-        await agent.waitForLog('desired state reconciled', 30_000);
+        await waitForLog(agent, 'desired state reconciled', 30_000);
         await jitter();
       }
       return [await stopAndCheck(agent, thing, moment, 'all')];
@@ -292,22 +208,22 @@ async function runCase(moment: Moment, index: number): Promise<StopResult[]> {
       if (!relay) throw new Error('unreachable');
       await firstBatch(agent, thing);
       relay.down();
-      await agent.waitForLog('connection interrupted', 30_000);
+      await waitForLog(agent, 'connection interrupted', 30_000);
       // The SDK is now retrying (every 1–2 s) against a port that drops every connection.
       await sleep(Math.floor(Math.random() * 2_500));
-      const bootId = String(agent.find('simulated agent running')?.bootId);
+      const bootId = String(agent.log.find('simulated agent running')?.bootId);
       const offline = await stopAndCheck(agent, thing, moment, 'kept');
       const kept = leftInOutbox(thing).filter((b) => b.bootId === bootId);
       const sealed = Math.max(...kept.map((b) => b.seq));
       // The next start sends what the stopped one kept, then is itself stopped.
       relay.up();
-      const next = new AgentProcess(file);
+      const next = launchSimAgent(file);
       await telemetry.waitFor(
-        () => seqsOf(thing, bootId).length >= sealed,
+        () => telemetry.seqs(thing, bootId).length >= sealed,
         60_000,
         `the ${sealed} batches of ${thing}'s stopped boot`,
       );
-      expect(seqsOf(thing, bootId)).toEqual(range(sealed));
+      expect(telemetry.seqs(thing, bootId)).toEqual(range(sealed));
       await firstBatch(next, thing);
       await jitter();
       return [offline, await stopAndCheck(next, thing, 'after a restart', 'all')];

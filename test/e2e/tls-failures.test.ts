@@ -1,19 +1,20 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { UpdateCertificateCommand } from '@aws-sdk/client-iot';
 import { certificateIdOf, loadOrCreateCa } from '@pifleet/cloud';
 import { type AwsIotTransport, createAwsIotTransport, createLogger } from '@pifleet/device-agent';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type DeviceFiles,
   type NetworkCut,
   provisionDevice,
   type RunningCore,
+  removeDir,
   startCore,
   startRelay,
-} from './agent-harness.js';
+  tempDir,
+} from '@pifleet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
  * Why a connection fails, said by the agent: the real device SDK transport against the local IoT
@@ -32,7 +33,7 @@ const relays: NetworkCut[] = [];
 const servers: net.Server[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-e2e-tls-'));
+  dir = tempDir('e2e-tls');
   core = await startCore(path.join(dir, 'core'));
 });
 
@@ -41,7 +42,7 @@ afterAll(async () => {
   for (const r of relays) await r.close();
   for (const s of servers) await new Promise((r) => s.close(r));
   await core?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 interface Line {

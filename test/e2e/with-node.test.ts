@@ -1,17 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { REPO, removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 /**
@@ -22,8 +12,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
  * The real fetch from the registry is what `.ci/run` and the README's commands do.
  */
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const script = path.join(repo, 'scripts/with-node');
+const script = path.join(REPO, 'scripts/with-node');
 // What the command run by with-node sees, one field per line.
 const probe = 'echo "$(command -v node)"; echo "${npm_config_nodedir-unset}"; node -p process.versions.node';
 
@@ -101,11 +90,11 @@ function npmCalls(): string[] {
 }
 
 beforeAll(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'pifleet-with-node-'));
+  dir = tempDir('with-node');
 });
 
 afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 beforeEach(() => {

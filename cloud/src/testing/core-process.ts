@@ -1,6 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { LocalCoreInfo } from '../../src/app/local-core.js';
+import type { LocalCoreInfo } from '../app/local-core.js';
+import { type BinExit, type LaunchedBin, launchBin } from './launch-bin.js';
 
 /**
  * The `pifleet-local-core` bin as a child process, for tests that need what only a process has:
@@ -10,78 +10,51 @@ import type { LocalCoreInfo } from '../../src/app/local-core.js';
 
 export const CORE_BIN = fileURLToPath(new URL('../../bin/pifleet-local-core.js', import.meta.url));
 
-export interface CoreExit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
-export interface CoreProcess {
-  readonly child: ChildProcess;
-  readonly exited: Promise<CoreExit>;
-  /** Everything the process wrote to stderr so far. */
-  stderr(): string;
-}
+export type CoreExit = BinExit;
+export type CoreProcess = LaunchedBin;
 
 export interface RunningCoreProcess extends CoreProcess {
+  readonly dataDir: string;
   readonly info: LocalCoreInfo;
 }
 
-const children = new Set<ChildProcess>();
+export { killLaunched as killAll } from './launch-bin.js';
 
 /** Spawns the bin with these arguments; does not wait for anything. */
-export function spawnCore(args: readonly string[]): CoreProcess {
-  const child = spawn(process.execPath, [CORE_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<CoreExit>((resolve) => {
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  return { child, exited, stderr: () => stderr };
+export function spawnCore(
+  args: readonly string[],
+  options: { readonly stderr?: 'collect' | 'inherit' } = {},
+): CoreProcess {
+  return launchBin(CORE_BIN, { args, name: 'pifleet-local-core', ...options });
 }
 
 /**
- * Starts the bin on `dataDir` and waits (bounded) for its ready line. Ports are ephemeral unless
- * given (a restarted core on the ports its devices know).
+ * Starts the bin on `dataDir` and waits (bounded, 20 s unless given) for its ready line. Ports are
+ * ephemeral unless given (a restarted core on the ports its devices know). The core also writes
+ * the ready line to `DATA_DIR/endpoint.json`, where the `pifleet` CLI's `--local` finds it.
  */
 export async function launchCore(
   dataDir: string,
-  options: { readonly mqttPort?: number; readonly httpPort?: number; readonly args?: readonly string[] } = {},
+  options: {
+    readonly mqttPort?: number;
+    readonly httpPort?: number;
+    readonly args?: readonly string[];
+    readonly readyWithinMs?: number;
+    readonly stderr?: 'collect' | 'inherit';
+  } = {},
 ): Promise<RunningCoreProcess> {
-  const proc = spawnCore([
-    '--data-dir',
-    dataDir,
-    '--mqtt-port',
-    String(options.mqttPort ?? 0),
-    '--http-port',
-    String(options.httpPort ?? 0),
-    ...(options.args ?? []),
-  ]);
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no ready line within 20 s; stderr:\n${proc.stderr()}`)), 20_000);
-    proc.child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const nl = out.indexOf('\n');
-      if (nl !== -1) {
-        clearTimeout(timer);
-        resolve(out.slice(0, nl));
-      }
-    });
-    void proc.exited.then(({ code }) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code} before ready; stderr:\n${proc.stderr()}`));
-    });
-  });
-  return { ...proc, info: JSON.parse(line) as LocalCoreInfo };
-}
-
-/** SIGKILLs every child still running (for `afterAll`). */
-export function killAll(): void {
-  for (const child of children) child.kill('SIGKILL');
+  const proc = spawnCore(
+    [
+      '--data-dir',
+      dataDir,
+      '--mqtt-port',
+      String(options.mqttPort ?? 0),
+      '--http-port',
+      String(options.httpPort ?? 0),
+      ...(options.args ?? []),
+    ],
+    options.stderr ? { stderr: options.stderr } : {},
+  );
+  const line = await proc.waitForLine(() => true, options.readyWithinMs ?? 20_000, 'ready line');
+  return Object.assign(proc, { dataDir, info: JSON.parse(line) as LocalCoreInfo });
 }

@@ -20,7 +20,7 @@ import {
   connectDevice,
   type Device,
   openShadowDevice,
-  provision,
+  provisionThing,
   rawSubscribe,
   settle,
   startCore,
@@ -69,13 +69,13 @@ async function monitor(name: string) {
       { Effect: 'Allow', Action: 'iot:Receive', Resource: arn('topic', '$aws/*') },
     ],
   };
-  return connected(await provision(core, name, policy));
+  return connected(await provisionThing(core, name, { policy }));
 }
 
 describe('a device never sees another device shadow', () => {
   it('is refused a SUBSCRIBE to another thing shadow topics by the recommended policy', async () => {
-    await provision(core, 'iso-b');
-    const a = await connected(await provision(core, 'iso-a'));
+    await provisionThing(core, 'iso-b');
+    const a = await connected(await provisionThing(core, 'iso-a'));
     const b = shadowTopics('iso-b');
     for (const filter of [b.updateAccepted, b.updateDelta, b.getAccepted, '$aws/things/+/shadow/update/accepted']) {
       const sub = await rawSubscribe(a, filter);
@@ -93,11 +93,11 @@ describe('a device never sees another device shadow', () => {
         { Effect: 'Allow', Action: 'iot:Subscribe', Resource: arn('topicfilter', '$aws/things/*') },
       ],
     };
-    const watcher = await connected(await provision(core, 'iso-w', loose));
+    const watcher = await connected(await provisionThing(core, 'iso-w', { policy: loose }));
     const all = await rawSubscribe(watcher, '$aws/things/+/shadow/#');
     expect(all.granted).toBe(true);
 
-    const other = await openShadowDevice(core, await provision(core, 'iso-o'), [undefined, 'cfg']);
+    const other = await openShadowDevice(core, await provisionThing(core, 'iso-o'), [undefined, 'cfg']);
     opened.push(other);
     expect((await settle(other.shadows.updateShadow({ thingName: 'iso-o', state: { desired: { x: 1 } } }))).ok).toBe(
       true,
@@ -130,7 +130,7 @@ describe('a device never sees another device shadow', () => {
 
 describe('delta stream and data-plane operations reach the device', () => {
   it('delivers operator desired changes over HTTP to the device delta streams, classic and named', async () => {
-    const device = await openShadowDevice(core, await provision(core, 'dlt-1'), [undefined, 'config']);
+    const device = await openShadowDevice(core, await provisionThing(core, 'dlt-1'), [undefined, 'config']);
     opened.push(device);
     await settle(device.shadows.updateShadow({ thingName: 'dlt-1', state: { reported: { led: false } } }));
     await core.data.send(
@@ -173,7 +173,7 @@ describe('delta stream and data-plane operations reach the device', () => {
   });
 
   it('Publish over HTTP: raw payload to a device topic, and a shadow request the service answers', async () => {
-    const device = await provision(core, 'pub-1');
+    const device = await provisionThing(core, 'pub-1');
     const connection = await connected(device);
     const commands = await rawSubscribe(connection, appTopics.commands('pub-1'));
     const answers = await rawSubscribe(connection, `${shadowTopics('pub-1').update}/+`);
@@ -209,7 +209,7 @@ describe('delta stream and data-plane operations reach the device', () => {
 
 describe('last-will messages', () => {
   it('does not treat a will published on a shadow update topic as a shadow request', async () => {
-    const device = await provision(core, 'will-1');
+    const device = await provisionThing(core, 'will-1');
     const topics = shadowTopics('will-1');
     const watch = await monitor('will-monitor');
     const requests = await rawSubscribe(watch, topics.update);

@@ -21,7 +21,7 @@ import {
   connectDevice,
   createGatedStore,
   openShadowDevice,
-  provision,
+  provisionThing,
   rawSubscribe,
   type ShadowDevice,
   settle,
@@ -50,8 +50,8 @@ beforeAll(async () => {
       return gate.store;
     },
   });
-  v2Device = await openShadowDevice(core, await provision(core, 'err-v2'), []);
-  raw = await connectDevice(core, await provision(core, 'err-raw'));
+  v2Device = await openShadowDevice(core, await provisionThing(core, 'err-v2'), []);
+  raw = await connectDevice(core, await provisionThing(core, 'err-raw'));
 });
 afterAll(async () => {
   gate?.release();

@@ -1,94 +1,38 @@
 import { readFileSync } from 'node:fs';
-import {
-  AttachPolicyCommand,
-  AttachThingPrincipalCommand,
-  CreateKeysAndCertificateCommand,
-  CreatePolicyCommand,
-  CreateThingCommand,
-  IoTClient,
-} from '@aws-sdk/client-iot';
-import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
-import { type IotPolicyDocument, type JsonObject, recommendedDevicePolicy } from '@pifleet/protocol';
+import type { JsonObject } from '@pifleet/protocol';
 import { iot, iotshadow, mqtt, type mqtt_request_response } from 'aws-iot-device-sdk-v2';
-import { createLocalIotCore, type LocalCoreInfo, type LocalIotCore } from '../../src/app/local-core.js';
-import { LOCAL_CORE_DEFAULTS } from '../../src/config/local-core.js';
-import { LOCAL_PROFILE } from '../../src/http/credentials.js';
 import type { ShadowStore } from '../../src/shadow/store.js';
+import {
+  type InProcessCore,
+  type InProcessCoreOptions,
+  startInProcessCore,
+} from '../../src/testing/in-process-core.js';
+import type { ProvisionedThing } from '../../src/testing/provision.js';
 
 /**
  * Conformance harness: the composed local IoT Core on ephemeral ports in a temp data dir, driven
  * only by real clients — `@aws-sdk/client-iot` to provision, `@aws-sdk/client-iot-data-plane` for
  * the data plane (credentials from the generated shared-credentials file, as any AWS SDK reads
- * them), and aws-iot-device-sdk-v2 (MQTT 3.1.1 over mutual TLS, `iotshadow.IotShadowClientv2`).
+ * them; cloud's testing entry, src/testing), and aws-iot-device-sdk-v2 (MQTT 3.1.1 over mutual
+ * TLS, `iotshadow.IotShadowClientv2`).
  */
 
-export interface Core {
-  readonly core: LocalIotCore;
-  readonly info: LocalCoreInfo;
+export { sdkClients } from '../../src/testing/in-process-core.js';
+export { provisionThing } from '../../src/testing/provision.js';
+
+export interface Core extends InProcessCore {
   readonly caPem: string;
-  readonly iot: IoTClient;
-  readonly data: IoTDataPlaneClient;
-  stop(): Promise<void>;
 }
 
-/** Points the AWS SDK's shared-config loader at the core's generated credentials file. */
-export function useCredentialsFile(info: LocalCoreInfo): void {
-  process.env.AWS_SHARED_CREDENTIALS_FILE = info.credentialsFile;
-  process.env.AWS_CONFIG_FILE = `${info.credentialsFile}.no-config`;
-}
+/** What a device connects with: its thing name, certificate and key. */
+export type Device = Pick<ProvisionedThing, 'thingName' | 'certPem' | 'keyPem'>;
 
-export function sdkClients(info: LocalCoreInfo) {
-  useCredentialsFile(info);
-  const common = { region: info.region, endpoint: info.http, profile: LOCAL_PROFILE, maxAttempts: 1 };
-  return { iot: new IoTClient(common), data: new IoTDataPlaneClient(common) };
-}
-
-export async function startCore(dataDir: string, options: { shadowStore?: () => ShadowStore } = {}): Promise<Core> {
-  const core = createLocalIotCore({
-    config: { ...LOCAL_CORE_DEFAULTS, dataDir, mqttPort: 0, httpPort: 0 },
-    ...(options.shadowStore ? { shadowStore: options.shadowStore } : {}),
-  });
-  const info = await core.start();
-  const { iot: iotClient, data } = sdkClients(info);
-  return {
-    core,
-    info,
-    caPem: readFileSync(info.caFile, 'utf8'),
-    iot: iotClient,
-    data,
-    async stop() {
-      iotClient.destroy();
-      data.destroy();
-      await core.stop();
-    },
-  };
-}
-
-export interface Device {
-  readonly thingName: string;
-  readonly certPem: string;
-  readonly keyPem: string;
-}
-
-/**
- * Provisions a thing the way the provisioning CLI does against AWS: CreateThing,
- * CreateKeysAndCertificate (active), CreatePolicy (default: the recommended device policy),
- * AttachPolicy, AttachThingPrincipal.
- */
-export async function provision(
-  core: Pick<Core, 'iot' | 'info'>,
-  thingName: string,
-  policy?: IotPolicyDocument,
-): Promise<Device> {
-  const { iot: client, info } = core;
-  await client.send(new CreateThingCommand({ thingName }));
-  const cert = await client.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
-  const policyName = `policy-${thingName}`;
-  const document = policy ?? recommendedDevicePolicy(info.region, info.accountId);
-  await client.send(new CreatePolicyCommand({ policyName, policyDocument: JSON.stringify(document) }));
-  await client.send(new AttachPolicyCommand({ policyName, target: cert.certificateArn }));
-  await client.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn }));
-  return { thingName, certPem: cert.certificatePem as string, keyPem: cert.keyPair?.PrivateKey as string };
+export async function startCore(
+  dataDir: string,
+  options: Pick<InProcessCoreOptions, 'shadowStore'> = {},
+): Promise<Core> {
+  const run = await startInProcessCore(dataDir, options);
+  return { ...run, caPem: readFileSync(run.info.caFile, 'utf8') };
 }
 
 /** Races a promise against a timeout. */

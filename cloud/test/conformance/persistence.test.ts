@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
 import { killAll, launchCore } from '../../src/testing/core-process.js';
 import { removeDir, tempDir } from '../http/harness.js';
-import { type Device, openShadowDevice, provision, sdkClients, settle } from './harness.js';
+import { type Device, openShadowDevice, provisionThing, sdkClients, settle } from './harness.js';
 
 /**
  * Shadows survive a restart and `kill -9` of the `pifleet-local-core` process: the bin is spawned
@@ -48,7 +48,7 @@ describe('shadow persistence of pifleet-local-core', () => {
     const first = await launch(dataDir);
     const clients = sdkClients(first.info);
     const caPem = readFileSync(first.info.caFile, 'utf8');
-    const device = await provision({ iot: clients.iot, info: first.info }, 'persist-pi');
+    const device = await provisionThing({ iot: clients.iot, info: first.info }, 'persist-pi');
     const pi = await openShadowDevice({ info: first.info, caPem }, device, []);
     try {
       const reported = await settle(

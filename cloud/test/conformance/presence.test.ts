@@ -2,7 +2,7 @@ import { type IotPolicyDocument, type JsonObject, presenceTopics } from '@piflee
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BusMessage } from '../../src/broker/index.js';
 import { removeDir, tempDir } from '../http/harness.js';
-import { type Core, closeQuietly, connectDevice, provision, rawSubscribe, startCore, within } from './harness.js';
+import { type Core, closeQuietly, connectDevice, provisionThing, rawSubscribe, startCore, within } from './harness.js';
 
 /**
  * Presence lifecycle events of the composed core, as IoT Core publishes them: seen by an in-process
@@ -34,7 +34,7 @@ describe('presence events', () => {
         { Effect: 'Allow', Action: 'iot:Receive', Resource: arn('topic', '$aws/events/presence/*') },
       ],
     };
-    const watcher = await connectDevice(core, await provision(core, 'presence-watch', policy));
+    const watcher = await connectDevice(core, await provisionThing(core, 'presence-watch', { policy }));
     const bus: BusMessage[] = [];
     const unsubscribe = await core.core.services.broker.bus.subscribe(presenceTopics.allFilter, (m) => {
       bus.push(m);
@@ -43,7 +43,7 @@ describe('presence events', () => {
       const events = await rawSubscribe(watcher, presenceTopics.allFilter);
       expect(events.granted).toBe(true);
 
-      const device = await provision(core, 'presence-pi');
+      const device = await provisionThing(core, 'presence-pi');
       const connection = await connectDevice(core, device);
       const connected = await events.waitFor((m) => m.topic === presenceTopics.connected('presence-pi'));
       await within(connection.disconnect(), 5_000, 'disconnect');
@@ -80,7 +80,7 @@ describe('presence events', () => {
       ]);
 
       // A device with the recommended policy may not watch presence.
-      const nosy = await connectDevice(core, await provision(core, 'presence-nosy'));
+      const nosy = await connectDevice(core, await provisionThing(core, 'presence-nosy'));
       try {
         expect((await rawSubscribe(nosy, presenceTopics.allFilter)).granted).toBe(false);
       } finally {

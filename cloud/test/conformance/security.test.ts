@@ -6,7 +6,7 @@ import { appTopics, LIMITS } from '@pifleet/protocol';
 import { mqtt } from 'aws-iot-device-sdk-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateIdOf, loadOrCreateCa } from '../../src/ca/local-ca.js';
-import { type Core, closeQuietly, connectDevice, type Device, provision, startCore, within } from './harness.js';
+import { type Core, closeQuietly, connectDevice, type Device, provisionThing, startCore, within } from './harness.js';
 
 /**
  * Issue 3's negative cases end to end: the composed local core (registry, CA, broker with IoT
@@ -38,8 +38,8 @@ async function setStatus(device: Device, newStatus: 'ACTIVE' | 'INACTIVE' | 'REV
 
 describe('local IoT Core security with the device SDK', () => {
   it('lets a device publish its own telemetry and disconnects it for publishing as another thing', async () => {
-    const a = await provision(core, 'sec-a');
-    await provision(core, 'sec-b');
+    const a = await provisionThing(core, 'sec-a');
+    await provisionThing(core, 'sec-b');
     const connection = await connectDevice(core, a);
     try {
       await within(
@@ -67,14 +67,14 @@ describe('local IoT Core security with the device SDK', () => {
   });
 
   it.each(['INACTIVE', 'REVOKED'] as const)('refuses an %s certificate', async (status) => {
-    const device = await provision(core, `sec-${status.toLowerCase()}`);
+    const device = await provisionThing(core, `sec-${status.toLowerCase()}`);
     await closeQuietly(await connectDevice(core, device)); // accepted while ACTIVE
     await setStatus(device, status);
     await expect(connectDevice(core, device)).rejects.toThrow();
   });
 
   it('closes an open session when its certificate becomes INACTIVE', async () => {
-    const device = await provision(core, 'sec-live');
+    const device = await provisionThing(core, 'sec-live');
     const connection = await connectDevice(core, device);
     try {
       const dropped = interrupted(connection);
@@ -86,7 +86,7 @@ describe('local IoT Core security with the device SDK', () => {
   });
 
   it('disconnects a device that publishes more than 128 KB', async () => {
-    const device = await provision(core, 'sec-big');
+    const device = await provisionThing(core, 'sec-big');
     const connection = await connectDevice(core, device);
     try {
       const dropped = interrupted(connection);

@@ -18,7 +18,7 @@ import {
 import {
   type Core,
   openShadowDevice,
-  provision,
+  provisionThing,
   rawSubscribe,
   type ShadowDevice,
   settle,
@@ -164,7 +164,7 @@ const cases = SEQUENCES.map((sequence, i) => ({ name: sequence.name, sequence, i
 describe('documentation sequences against the local IoT Core', () => {
   it.each(cases)('over MQTT with IotShadowClientv2: $name', async ({ sequence, i }) => {
     const thing = `conf-mqtt-${i}`;
-    const device = await openShadowDevice(core, await provision(core, thing), shadowNamesOf(sequence));
+    const device = await openShadowDevice(core, await provisionThing(core, thing), shadowNamesOf(sequence));
     try {
       await runSequence(withoutClientTokens(bindThing(sequence, thing)), thing, mqttApply(device));
     } finally {
@@ -174,7 +174,7 @@ describe('documentation sequences against the local IoT Core', () => {
 
   it.each(cases)('over HTTP with @aws-sdk/client-iot-data-plane: $name', async ({ sequence, i }) => {
     const thing = `conf-http-${i}`;
-    const device = await openShadowDevice(core, await provision(core, thing), shadowNamesOf(sequence));
+    const device = await openShadowDevice(core, await provisionThing(core, thing), shadowNamesOf(sequence));
     try {
       await runSequence(bindThing(sequence, thing), thing, httpApply(device));
     } finally {

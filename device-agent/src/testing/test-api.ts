@@ -1,3 +1,5 @@
+import { until as pollUntil } from '@pifleet/protocol';
+
 /**
  * The test functions a behaviour suite needs, passed in by the caller (vitest's `describe`,
  * `it`, `beforeEach`, `afterEach`), so this module does not import a test runner and can ship
@@ -10,15 +12,14 @@ export interface TestApi {
   afterEach(fn: () => Promise<void> | void): void;
 }
 
-/** Polls `condition` between `wait(step)` calls until it holds or `within` ms have passed. */
-export async function until(
+/**
+ * Polls `condition` between `wait(step)` calls until it holds or `within` ms of waiting have passed:
+ * @pifleet/protocol's `until`, with the suite's wait (virtual time in the simulator, real on a Pi).
+ */
+export function until(
   condition: () => boolean,
   wait: (ms: number) => Promise<void>,
   options: { within: number; step?: number; what: string },
 ): Promise<void> {
-  const step = options.step ?? 5;
-  for (let waited = 0; !condition(); waited += step) {
-    if (waited >= options.within) throw new Error(`timed out after ${options.within} ms waiting for ${options.what}`);
-    await wait(step);
-  }
+  return pollUntil(condition, { ...options, step: options.step ?? 5, wait });
 }

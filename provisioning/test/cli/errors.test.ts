@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { formatLocalEndpoint, type LocalEndpoint } from '@pifleet/protocol';
+import { removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli, removeDir, tempDir } from '../local-core.js';
+import { cli } from '../helpers.js';
 
 /** Error paths that need no running core: not a data dir, core not running, no credentials. */
 

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { type RunningCoreProcess, removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, type RunningCore, removeDir, startLocalCore, tempDir } from '../local-core.js';
+import { cli, startLocalCore } from '../helpers.js';
 
 /** `fleet create` / `fleet delete` against the real local core: interruption, resume, summary, teardown. */
 
-let core: RunningCore;
+let core: RunningCoreProcess;
 let work: string;
 
 beforeAll(async () => {

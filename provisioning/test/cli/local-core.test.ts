@@ -7,21 +7,16 @@ import {
   IoTClient,
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
-import { fromIni } from '@aws-sdk/credential-provider-ini';
-import { LOCAL_PROFILE } from '@pifleet/protocol';
+import { BINS, localProfileCredentials, REPO, type RunningCoreProcess, removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli.js';
 import { BUNDLE_FILES } from '../../src/core/bundle.js';
 import { invocationOf } from '../../src/core/hints.js';
-import { sink } from '../helpers.js';
-import { cli, PIFLEET_BIN, REPO, type RunningCore, removeDir, startLocalCore, tempDir } from '../local-core.js';
+import { cli, sink, startLocalCore } from '../helpers.js';
 
 /** Every command in-process against the real local IoT Core through the real @aws-sdk/client-iot. */
 
-/** The core's credentials file as any AWS SDK client reads it (that file only). */
-const localProfile = (file: string) => fromIni({ profile: LOCAL_PROFILE, filepath: file, configFilepath: file });
-
-let core: RunningCore;
+let core: RunningCoreProcess;
 let work: string;
 let iot: IoTClient;
 let n = 0;
@@ -29,7 +24,7 @@ let n = 0;
 beforeAll(async () => {
   core = await startLocalCore(tempDir('core'));
   work = tempDir('work');
-  const credentials = localProfile(core.info.credentialsFile);
+  const credentials = localProfileCredentials(core.info);
   iot = new IoTClient({ region: core.info.region, endpoint: core.info.http, credentials, maxAttempts: 1 });
 });
 
@@ -281,7 +276,7 @@ describe('certs rotate', () => {
     );
     expect(desire.code).toBe(0);
     const { IoTDataPlaneClient, UpdateThingShadowCommand } = await import('@aws-sdk/client-iot-data-plane');
-    const credentials = localProfile(core.info.credentialsFile);
+    const credentials = localProfileCredentials(core.info);
     const data = new IoTDataPlaneClient({
       region: core.info.region,
       endpoint: core.info.http,
@@ -377,7 +372,7 @@ describe('a thing that does not exist', () => {
     expect(fs.readdirSync(dir)).toEqual([]);
     // No orphan shadow: the shadow service would have made one for any name.
     const { IoTDataPlaneClient, GetThingShadowCommand } = await import('@aws-sdk/client-iot-data-plane');
-    const credentials = localProfile(core.info.credentialsFile);
+    const credentials = localProfileCredentials(core.info);
     const data = new IoTDataPlaneClient({
       region: core.info.region,
       endpoint: core.info.http,
@@ -478,7 +473,7 @@ describe('--local', () => {
 describe('hints run as printed', () => {
   it('from a checkout, a hint is a node command with the same target, and it runs', async () => {
     const dir = cwd();
-    const invocation = invocationOf(PIFLEET_BIN, REPO, fs.existsSync);
+    const invocation = invocationOf(BINS.pifleet, REPO, fs.existsSync);
     expect(invocation).toEqual({
       pifleet: 'node provisioning/bin/pifleet.js',
       localCore: 'node cloud/bin/pifleet-local-core.js',

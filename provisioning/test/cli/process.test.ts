@@ -1,12 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { BINS, REPO, type RunningCoreProcess, removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PIFLEET_BIN, REPO, type RunningCore, removeDir, startLocalCore, tempDir } from '../local-core.js';
+import { startLocalCore } from '../helpers.js';
 
 /** The `pifleet` bin as a process: argv, env, exit codes, streams. */
 
-let core: RunningCore;
+let core: RunningCoreProcess;
 let work: string;
 
 beforeAll(async () => {
@@ -22,7 +23,7 @@ afterAll(async () => {
 
 /** A clean environment: no AWS settings leak in from the machine running the tests. */
 function run(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [PIFLEET_BIN, ...args], {
+  const r = spawnSync(process.execPath, [BINS.pifleet, ...args], {
     cwd: work,
     env: { PATH: process.env.PATH ?? '', HOME: work, AWS_EC2_METADATA_DISABLED: 'true', ...env },
     encoding: 'utf8',
@@ -51,7 +52,7 @@ describe('pifleet as a process', () => {
     const missing = run(['things', 'describe', 'proc-1'], env);
     expect(missing.code).toBe(65);
     // Started by its path (a checkout: `pifleet` is not on PATH), so the hint runs it by its path.
-    expect(missing.stderr).toBe(`pifleet: thing proc-1 not found (hint: node ${PIFLEET_BIN} things list)\n`);
+    expect(missing.stderr).toBe(`pifleet: thing proc-1 not found (hint: node ${BINS.pifleet} things list)\n`);
     const hint = /\(hint: (.*)\)$/.exec(missing.stderr.trim())?.[1] ?? '';
     const again = spawnSync('sh', ['-c', hint], {
       cwd: work,
@@ -65,7 +66,7 @@ describe('pifleet as a process', () => {
   });
 
   it('prints hints relative to the working directory, and the local core as the checkout runs it', () => {
-    const r = spawnSync(process.execPath, [path.relative(REPO, PIFLEET_BIN), '--local', work, 'things', 'list'], {
+    const r = spawnSync(process.execPath, [path.relative(REPO, BINS.pifleet), '--local', work, 'things', 'list'], {
       cwd: REPO,
       env: { PATH: process.env.PATH ?? '', HOME: work },
       encoding: 'utf8',
