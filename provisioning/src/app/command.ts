@@ -1,4 +1,4 @@
-import type { Command, OptionValues } from '@commander-js/extra-typings';
+import type { Command, CommandUnknownOpts, OptionValues } from '@commander-js/extra-typings';
 import type { HintCommands } from '../core/hints.js';
 import type { CliError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -44,23 +44,25 @@ export const LOCAL_OPTION_HELP =
   'use the local IoT Core whose data directory is DATA_DIR (default $PIFLEET_LOCAL, else .pifleet/local-core); ' +
   'write --local=DATA_DIR, or --local DATA_DIR when DATA_DIR is a path (has a /) or a core data directory';
 
-/** Adds the options every leaf command accepts (they are also accepted before the command). */
-export function withCommonOptions<Args extends unknown[], Opts extends OptionValues>(
-  cmd: Command<Args, Opts, OptionValues>,
-) {
-  return withTargetOptions(cmd.option('--json', 'print JSON on stdout'));
+/**
+ * Adds the options every leaf command accepts (they are also accepted before the command). They
+ * stay out of the command's option type: the CLI reads them from the whole command chain
+ * (`globalsOf`), a handler gets the command's own.
+ */
+export function withCommonOptions<C extends CommandUnknownOpts>(cmd: C): C {
+  cmd.option('--json', 'print JSON on stdout');
+  return withTargetOptions(cmd);
 }
 
 /** The common options but `--json`, for a command whose `--json` takes a value (`shadow desire`). */
-export function withTargetOptions<Args extends unknown[], Opts extends OptionValues>(
-  cmd: Command<Args, Opts, OptionValues>,
-) {
-  return cmd
+export function withTargetOptions<C extends CommandUnknownOpts>(cmd: C): C {
+  cmd
     .option('--local [dataDir]', LOCAL_OPTION_HELP)
     .option('--region <region>', 'AWS region (default: AWS_REGION or the profile)')
     .option('--profile <profile>', 'AWS profile for credentials')
     .option('--rate <factor>', 'scale the client-side control-plane rate limits', Number.parseFloat)
     .option('-v, --verbose', 'log progress details to stderr');
+  return cmd;
 }
 
 export { collect };

@@ -81,7 +81,20 @@ function createProgress(deps: FleetDeps, label: string, total: number, initial: 
   };
 }
 
+/** Runs `work` over the names with the journal at `journalPath` (default OUT/.fleet-PREFIX.OP.journal). */
 async function runBulk(
+  deps: FleetDeps,
+  op: 'create' | 'delete',
+  options: { prefix: string; names: readonly string[]; journalPath?: string; concurrency: number; outDir: string },
+  work: (name: string) => Promise<{ result: JournalResult; certificateId?: string }>,
+): Promise<{ summary: FleetSummary; fatal?: CliError }> {
+  const journalPath = options.journalPath ?? journalPathFor(options.outDir, options.prefix, op);
+  const result = await runJournaled(deps, op, { ...options, journalPath }, work);
+  await dropJournalsWhenFinished(result, journalPath);
+  return result;
+}
+
+async function runJournaled(
   deps: FleetDeps,
   op: 'create' | 'delete',
   options: { prefix: string; names: readonly string[]; journalPath: string; concurrency: number; outDir: string },
@@ -183,23 +196,15 @@ export async function fleetCreate(
   },
 ) {
   const names = fleetThingNames(options.prefix, options.count);
-  const journalPath = options.journalPath ?? journalPathFor(options.outDir, options.prefix, 'create');
-  const result = await runBulk(
-    deps,
-    'create',
-    { prefix: options.prefix, names, journalPath, concurrency: options.concurrency, outDir: options.outDir },
-    async (thingName) => {
-      const r = await deps.provisioner.provisionThing({
-        thingName,
-        attributes: { fleet: options.prefix, ...options.attributes },
-        bundleDir: path.join(options.outDir, thingName),
-        force: false,
-      });
-      return { result: r.status, certificateId: r.certificateId };
-    },
-  );
-  await dropJournalsWhenFinished(result, journalPath);
-  return result;
+  return runBulk(deps, 'create', { ...options, names }, async (thingName) => {
+    const r = await deps.provisioner.provisionThing({
+      thingName,
+      attributes: { fleet: options.prefix, ...options.attributes },
+      bundleDir: path.join(options.outDir, thingName),
+      force: false,
+    });
+    return { result: r.status, certificateId: r.certificateId };
+  });
 }
 
 /** Things of a fleet: those the registry lists plus bundle directories left in `outDir` (a partial teardown). */
@@ -224,22 +229,14 @@ export async function fleetDelete(
   options: { prefix: string; outDir: string; concurrency: number; keepBundles: boolean; journalPath?: string },
 ) {
   const names = await fleetMembers(deps, options.prefix, options.outDir);
-  const journalPath = options.journalPath ?? journalPathFor(options.outDir, options.prefix, 'delete');
-  const result = await runBulk(
-    deps,
-    'delete',
-    { prefix: options.prefix, names, journalPath, concurrency: options.concurrency, outDir: options.outDir },
-    async (thingName) => {
-      const r = await deps.provisioner.teardownThing({
-        thingName,
-        bundleDir: path.join(options.outDir, thingName),
-        removeBundle: !options.keepBundles,
-      });
-      return { result: r.status };
-    },
-  );
-  await dropJournalsWhenFinished(result, journalPath);
-  return result;
+  return runBulk(deps, 'delete', { ...options, names }, async (thingName) => {
+    const r = await deps.provisioner.teardownThing({
+      thingName,
+      bundleDir: path.join(options.outDir, thingName),
+      removeBundle: !options.keepBundles,
+    });
+    return { result: r.status };
+  });
 }
 
 export function renderSummary(s: FleetSummary): string {
