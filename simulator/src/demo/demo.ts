@@ -4,6 +4,8 @@ import { createLocalIotCore, LOCAL_CORE_DEFAULTS, type LocalCoreInfo, type Local
 import {
   appTopicFilters,
   decodeTelemetryBatch,
+  LOCAL_CREDENTIALS_FILE,
+  LOCAL_PROFILE,
   parseShadowTopic,
   shadowTopicFilters,
   type TelemetryBatch,
@@ -158,7 +160,7 @@ export function createDemo(deps: DemoDeps): Demo {
       print(`  data dir      ${rel}  (CA, registry, shadows, telemetry, bundles/, demo.log)`);
       print(`  MQTT (mTLS)   ${info.mqtt.host}:${info.mqtt.port}`);
       print(
-        `  HTTP API      ${info.http}  (IoT control + data plane, command/query API; SigV4, profile pifleet-local)`,
+        `  HTTP API      ${info.http}  (IoT control + data plane, command/query API; SigV4, profile ${LOCAL_PROFILE})`,
       );
       print(`  web console   ${info.console}`);
 
@@ -242,7 +244,7 @@ export function createDemo(deps: DemoDeps): Demo {
       print(`  ${pifleet} shadow get demo-greenhouse`);
       print('or with the AWS CLI (same API as AWS IoT Core):');
       print(
-        `  AWS_SHARED_CREDENTIALS_FILE=${rel}/credentials AWS_PROFILE=pifleet-local aws --region ${info.region} --endpoint-url ${info.http} iot-data update-thing-shadow --thing-name demo-greenhouse --cli-binary-format raw-in-base64-out --payload '{"state":{"desired":{"outputs":{"relay":false}}}}' /dev/stdout`,
+        `  AWS_SHARED_CREDENTIALS_FILE=${rel}/${LOCAL_CREDENTIALS_FILE} AWS_PROFILE=${LOCAL_PROFILE} aws --region ${info.region} --endpoint-url ${info.http} iot-data update-thing-shadow --thing-name demo-greenhouse --cli-binary-format raw-in-base64-out --payload '{"state":{"desired":{"outputs":{"relay":false}}}}' /dev/stdout`,
       );
       print('Telemetry as it arrives (one line per batch; a batch seals every 5 s). Ctrl-C stops everything.');
       print('');
