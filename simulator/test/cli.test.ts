@@ -34,6 +34,19 @@ describe('pifleet-sim', () => {
     }
   });
 
+  it.each([
+    ['--devices', 'x'],
+    ['--duration', ''],
+    ['--ramp', 'ten'],
+  ])('fleet %s %j is a usage error (64) naming the option, before anything starts', async (flag, value) => {
+    const r = await sim(['fleet', flag, value]);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toMatch(
+      new RegExp(`option '${flag} <[a-z]+>' argument '.*' is invalid\\. ${flag} must be a number`),
+    );
+    expect(r.stdout).toBe('');
+  });
+
   it('an unknown option is a usage error (64)', async () => {
     const r = await sim(['--nope']);
     expect(r.code).toBe(EXIT.usage);

@@ -1,4 +1,4 @@
-import type { CommandUnknownOpts } from '@commander-js/extra-typings';
+import { type CommandUnknownOpts, InvalidArgumentError } from '@commander-js/extra-typings';
 import { EXIT } from '@pifleet/protocol';
 import type { SimCliIo } from '../agents/command.js';
 import { SimulatorError } from '../errors.js';
@@ -14,7 +14,8 @@ import type { FleetResult } from './runner.js';
 
 const num = (flag: string) => (v: string) => {
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new SimulatorError('fleet.usage', `${flag} must be a number`);
+  // Commander reports it as a usage error (exit 64) naming the option and the value.
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number`);
   return n;
 };
 

@@ -1,0 +1,16 @@
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { cli } from '../helpers.js';
+
+/** Numeric global options are checked where they are parsed: a usage error, not a crash further on. */
+describe('numeric options', () => {
+  it.each(['x', '0', '-1', ''])('--rate %j is a usage error (64) naming the option', async (value) => {
+    const r = await cli(['--rate', value, 'things', 'list'], { cwd: os.tmpdir() });
+    expect(r.code).toBe(64);
+    expect(r.stderr).toMatch(
+      /^pifleet: option '--rate <factor>' argument '.*' is invalid\. --rate must be a positive number/,
+    );
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).not.toMatch(/RangeError|at /);
+  });
+});
