@@ -11,6 +11,7 @@
  * of messages from MQTT clients queue behind it, and the process died when it caught up.
  */
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { until } from '@pifleet/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Broker, createBroker } from '../../src/broker/index.js';
 import {
@@ -45,15 +46,6 @@ const connectPacket = (clientId: string) =>
 /** PUBLISH at QoS 0. */
 const publishPacket = (topic: string, payload: Buffer) => packet(0x30, Buffer.concat([str(topic), payload]));
 const PINGREQ = Buffer.from([0xc0, 0]);
-
-/** Resolves once `predicate` holds, checking every few milliseconds; rejects after `ms`. */
-async function until(predicate: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** A gate an in-process subscriber waits on, to hold the broker's in-flight slots. */
 class Gate {
@@ -178,7 +170,11 @@ describe('broker with thousands of messages queued behind a slow in-process subs
     } else {
       for (let i = 0; i < total; i++) void broker.bus.publish('burst/x', payload);
     }
-    await until(() => queued() >= total, 10_000, `${total} messages queued behind the slow subscriber`);
+    await until(() => queued() >= total, {
+      within: 10_000,
+      what: `${total} messages queued behind the slow subscriber`,
+      step: 5,
+    });
     expect(fast).toBe(0);
 
     gate.open();

@@ -8,6 +8,7 @@ import {
   startInProcessCore,
 } from '../../src/testing/in-process-core.js';
 import type { ProvisionedThing } from '../../src/testing/provision.js';
+import { closeQuietly, within } from '../broker/fixtures.js';
 
 /**
  * Conformance harness: the composed local IoT Core on ephemeral ports in a temp data dir, driven
@@ -19,6 +20,7 @@ import type { ProvisionedThing } from '../../src/testing/provision.js';
 
 export { sdkClients } from '../../src/testing/in-process-core.js';
 export { provisionThing } from '../../src/testing/provision.js';
+export { closeQuietly, within } from '../broker/fixtures.js';
 
 export interface Core extends InProcessCore {
   readonly caPem: string;
@@ -33,17 +35,6 @@ export async function startCore(
 ): Promise<Core> {
   const run = await startInProcessCore(dataDir, options);
   return { ...run, caPem: readFileSync(run.info.caFile, 'utf8') };
-}
-
-/** Races a promise against a timeout. */
-export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]);
 }
 
 /** A connected device SDK MQTT 3.1.1 connection (mutual TLS) as the device's thing name. */
@@ -70,15 +61,6 @@ export async function connectDevice(
     throw err;
   }
   return connection;
-}
-
-export async function closeQuietly(connection: mqtt.MqttClientConnection | undefined): Promise<void> {
-  if (!connection) return;
-  try {
-    await within(connection.disconnect(), 5_000, 'disconnect');
-  } catch {
-    // already closed or never connected
-  }
 }
 
 /** The shadow client the device agent uses, over a 3.1.1 connection. */
