@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Command, CommanderError, type CommandUnknownOpts, InvalidArgumentError } from '@commander-js/extra-typings';
+import { Command, CommanderError, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { EXIT, LOCAL_CREDENTIALS_FILE, LOCAL_ENDPOINT_FILE } from '@pifleet/protocol';
 import { systemClock } from './adapters/system-clock.js';
-import { type CommandOutput, LOCAL_OPTION_HELP, type RunContext, type Runner } from './app/command.js';
+import { type CommandOutput, LOCAL_OPTION_HELP, type RunContext, type Runner, rateFactor } from './app/command.js';
 import {
   type CliIo,
   createServices,
@@ -104,13 +104,6 @@ export function buildProgram(
     }
   }
   return program;
-}
-
-/** `--rate`: a positive number (a usage error, exit 64, instead of a RangeError from the limiter later). */
-function rateFactor(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('--rate must be a positive number, e.g. 0.5 or 2');
-  return n;
 }
 
 function usageFromCommander(err: CommanderError, hints: HintCommands, notTaken: readonly string[]): CliError {

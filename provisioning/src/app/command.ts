@@ -1,4 +1,9 @@
-import type { Command, CommandUnknownOpts, OptionValues } from '@commander-js/extra-typings';
+import {
+  type Command,
+  type CommandUnknownOpts,
+  InvalidArgumentError,
+  type OptionValues,
+} from '@commander-js/extra-typings';
 import type { HintCommands } from '../core/hints.js';
 import type { CliError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -60,9 +65,16 @@ export function withTargetOptions<C extends CommandUnknownOpts>(cmd: C): C {
     .option('--local [dataDir]', LOCAL_OPTION_HELP)
     .option('--region <region>', 'AWS region (default: AWS_REGION or the profile)')
     .option('--profile <profile>', 'AWS profile for credentials')
-    .option('--rate <factor>', 'scale the client-side control-plane rate limits', Number.parseFloat)
+    .option('--rate <factor>', 'scale the client-side control-plane rate limits', rateFactor)
     .option('-v, --verbose', 'log progress details to stderr');
   return cmd;
+}
+
+/** `--rate`: a positive number (a usage error, exit 64, instead of a RangeError from the limiter later). */
+export function rateFactor(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('--rate must be a positive number, e.g. 0.5 or 2');
+  return n;
 }
 
 export { collect };

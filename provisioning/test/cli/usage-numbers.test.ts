@@ -4,8 +4,17 @@ import { cli } from '../helpers.js';
 
 /** Numeric global options are checked where they are parsed: a usage error, not a crash further on. */
 describe('numeric options', () => {
-  it.each(['x', '0', '-1', ''])('--rate %j is a usage error (64) naming the option', async (value) => {
-    const r = await cli(['--rate', value, 'things', 'list'], { cwd: os.tmpdir() });
+  it.each([
+    ['x', 'before the command'],
+    ['0', 'before the command'],
+    ['-1', 'before the command'],
+    ['', 'before the command'],
+    ['x', 'after the command'],
+    ['0', 'after the command'],
+  ])('--rate %j %s is a usage error (64) naming the option', async (value, where) => {
+    const argv =
+      where === 'before the command' ? ['--rate', value, 'things', 'list'] : ['things', 'list', '--rate', value];
+    const r = await cli(argv, { cwd: os.tmpdir() });
     expect(r.code).toBe(64);
     expect(r.stderr).toMatch(
       /^pifleet: option '--rate <factor>' argument '.*' is invalid\. --rate must be a positive number/,
