@@ -4,8 +4,11 @@ import { createLocalIotCore, LOCAL_CORE_DEFAULTS, type LocalCoreInfo, type Local
 import {
   appTopicFilters,
   decodeTelemetryBatch,
+  isJsonObject,
   LOCAL_CREDENTIALS_FILE,
   LOCAL_PROFILE,
+  ownValue,
+  parseJson,
   parseShadowTopic,
   shadowTopicFilters,
   type TelemetryBatch,
@@ -136,8 +139,14 @@ export function createDemo(deps: DemoDeps): Demo {
         data: { stderr: err.trim(), stdout: out.trim() },
       });
     }
-    const status = (JSON.parse(out) as { status?: string }).status ?? 'created';
-    return status;
+    const printed = parseJson(out);
+    if (!printed.ok) {
+      throw new SimulatorError('DEMO_PROVISION_FAILED', `pifleet things create ${thingName} printed no JSON`, {
+        data: { stdout: out.trim() },
+      });
+    }
+    const status = isJsonObject(printed.value) ? ownValue(printed.value, 'status') : undefined;
+    return typeof status === 'string' ? status : 'created';
   };
 
   return {
@@ -172,31 +181,33 @@ export function createDemo(deps: DemoDeps): Demo {
         }),
         await bus.subscribe(shadowTopicFilters.classic('update/accepted'), (m) => {
           const thing = parseShadowTopic(m.topic)?.thingName ?? '?';
-          let doc: { version?: number; state?: { desired?: unknown; reported?: Record<string, unknown> } };
-          try {
-            doc = JSON.parse(m.payload.toString('utf8'));
-          } catch {
-            return;
+          const doc = parseJson(m.payload.toString('utf8'));
+          if (!doc.ok || !isJsonObject(doc.value)) return;
+          const state = ownValue(doc.value, 'state');
+          if (!isJsonObject(state)) return;
+          const version = ownValue(doc.value, 'version');
+          const desired = ownValue(state, 'desired');
+          if (desired !== undefined && desired !== null) {
+            print(`${time()}  ${thing.padEnd(16)} desired  v${version} ${JSON.stringify(desired)}`);
           }
-          if (doc.state?.desired !== undefined && doc.state.desired !== null) {
-            print(`${time()}  ${thing.padEnd(16)} desired  v${doc.version} ${JSON.stringify(doc.state.desired)}`);
-          }
-          if (doc.state?.reported) {
-            const summary = summarizeReported(doc.state.reported);
+          const reported = ownValue(state, 'reported');
+          if (isJsonObject(reported)) {
+            const summary = summarizeReported(reported);
             if (summary !== lastSummary.get(thing)) {
               lastSummary.set(thing, summary);
-              print(`${time()}  ${thing.padEnd(16)} reported v${doc.version} ${summary}`);
+              print(`${time()}  ${thing.padEnd(16)} reported v${version} ${summary}`);
             }
           }
         }),
         await bus.subscribe(shadowTopicFilters.classic('update/delta'), (m) => {
           const thing = parseShadowTopic(m.topic)?.thingName ?? '?';
-          try {
-            const doc = JSON.parse(m.payload.toString('utf8')) as { version?: number; state?: unknown };
-            print(`${time()}  ${thing.padEnd(16)} delta    v${doc.version} ${JSON.stringify(doc.state)} → device`);
-          } catch {
-            // not JSON: nothing to show
-          }
+          const doc = parseJson(m.payload.toString('utf8'));
+          // Not a JSON object: nothing to show.
+          if (!doc.ok || !isJsonObject(doc.value)) return;
+          const { value } = doc;
+          print(
+            `${time()}  ${thing.padEnd(16)} delta    v${ownValue(value, 'version')} ${JSON.stringify(ownValue(value, 'state'))} → device`,
+          );
         }),
       );
 

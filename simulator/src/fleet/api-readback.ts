@@ -1,3 +1,4 @@
+import { isJsonObject, type JsonValue, ownValue, parseJson } from '@pifleet/protocol';
 import { SimulatorError } from '../errors.js';
 import { type CommandApiTarget, signRequest } from './command-load.js';
 
@@ -9,8 +10,29 @@ export interface ApiReadback {
 }
 
 interface Page {
-  readonly items?: readonly { readonly bootId?: string; readonly seq?: number }[];
-  readonly nextToken?: string;
+  readonly items: readonly { readonly bootId: JsonValue | undefined; readonly seq: JsonValue | undefined }[];
+  readonly nextToken: string | undefined;
+}
+
+/**
+ * One page of `GET /things/{thing}/telemetry` (`{items: [{bootId, seq, ...}], nextToken?}`), read
+ * from the response text with the depth-bounded parser and own-key lookups; undefined when the
+ * text is not such a page. Only what the count needs is read.
+ */
+export function readPage(text: string): Page | undefined {
+  const parsed = parseJson(text);
+  if (!parsed.ok || !isJsonObject(parsed.value)) return undefined;
+  const items = ownValue(parsed.value, 'items') ?? [];
+  const nextToken = ownValue(parsed.value, 'nextToken') ?? undefined;
+  if (!Array.isArray(items) || (nextToken !== undefined && typeof nextToken !== 'string')) return undefined;
+  return {
+    items: items.map((item) =>
+      isJsonObject(item)
+        ? { bootId: ownValue(item, 'bootId'), seq: ownValue(item, 'seq') }
+        : { bootId: undefined, seq: undefined },
+    ),
+    nextToken,
+  };
 }
 
 /**
@@ -45,8 +67,11 @@ export async function readBackViaQueryApi(
           `query API answered ${res.status} for ${thing}: ${text.slice(0, 200)}`,
         );
       }
-      const page = JSON.parse(text) as Page;
-      for (const item of page.items ?? []) {
+      const page = readPage(text);
+      if (page === undefined) {
+        throw new SimulatorError('fleet.readback', `query API answered ${thing} with no page: ${text.slice(0, 200)}`);
+      }
+      for (const item of page.items) {
         readings += 1;
         batches.add(`${thing}\u0000${item.bootId}\u0000${item.seq}`);
       }
