@@ -13,7 +13,6 @@ import {
 } from '@pifleet/protocol';
 import { iot, mqtt } from 'aws-iot-device-sdk-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, tempDir } from '../http/harness.js';
 import {
   type Core,
   closeQuietly,
@@ -35,18 +34,15 @@ import {
  * topics are not shadow requests.
  */
 
-let dir: string;
 let core: Core;
 const opened: Array<{ close(): Promise<void> }> = [];
 
 beforeAll(async () => {
-  dir = tempDir('conf-dev');
-  core = await startCore(dir);
+  core = await startCore('conf-dev');
 });
 afterAll(async () => {
   for (const o of opened.reverse()) await o.close();
   await core?.stop();
-  removeDir(dir);
 });
 
 const enc = new TextEncoder();

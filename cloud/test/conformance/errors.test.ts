@@ -14,7 +14,6 @@ import { type JsonObject, SHADOW_ERRORS, shadowTopics } from '@pifleet/protocol'
 import { mqtt } from 'aws-iot-device-sdk-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteShadowStore } from '../../src/shadow/sqlite-store.js';
-import { removeDir, tempDir } from '../http/harness.js';
 import {
   type Core,
   closeQuietly,
@@ -36,17 +35,15 @@ import {
  * Throttling is made deterministic by holding the store's writes at a gate.
  */
 
-let dir: string;
 let core: Core;
 let gate: ReturnType<typeof createGatedStore>;
 let v2Device: ShadowDevice;
 let raw: mqtt.MqttClientConnection;
 
 beforeAll(async () => {
-  dir = tempDir('conf-err');
-  core = await startCore(dir, {
-    shadowStore: () => {
-      gate = createGatedStore(openSqliteShadowStore({ path: join(dir, 'shadows.sqlite') }));
+  core = await startCore('conf-err', {
+    shadowStore: (dataDir) => {
+      gate = createGatedStore(openSqliteShadowStore({ path: join(dataDir, 'shadows.sqlite') }));
       return gate.store;
     },
   });
@@ -58,7 +55,6 @@ afterAll(async () => {
   await v2Device?.close();
   await closeQuietly(raw);
   await core?.stop();
-  removeDir(dir);
 });
 
 const enc = new TextEncoder();

@@ -2,11 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { JsonObject } from '@pifleet/protocol';
 import { iot, iotshadow, mqtt, type mqtt_request_response } from 'aws-iot-device-sdk-v2';
 import type { ShadowStore } from '../../src/shadow/store.js';
-import {
-  type InProcessCore,
-  type InProcessCoreOptions,
-  startInProcessCore,
-} from '../../src/testing/in-process-core.js';
+import { type InProcessCore, removeDir, startInProcessCore, tempDir } from '../../src/testing/in-process-core.js';
 import type { ProvisionedThing } from '../../src/testing/provision.js';
 import { closeQuietly, within } from '../broker/fixtures.js';
 
@@ -23,18 +19,38 @@ export { provisionThing } from '../../src/testing/provision.js';
 export { closeQuietly, within } from '../broker/fixtures.js';
 
 export interface Core extends InProcessCore {
+  readonly dataDir: string;
   readonly caPem: string;
 }
 
 /** What a device connects with: its thing name, certificate and key. */
 export type Device = Pick<ProvisionedThing, 'thingName' | 'certPem' | 'keyPem'>;
 
+/**
+ * The core of one suite, in a temp data dir of its own (`pifleet-<name>-*`) that `stop()` removes.
+ * `shadowStore` opens the shadow store in that data dir.
+ */
 export async function startCore(
-  dataDir: string,
-  options: Pick<InProcessCoreOptions, 'shadowStore'> = {},
+  name: string,
+  options: { readonly shadowStore?: (dataDir: string) => ShadowStore } = {},
 ): Promise<Core> {
-  const run = await startInProcessCore(dataDir, options);
-  return { ...run, caPem: readFileSync(run.info.caFile, 'utf8') };
+  const dataDir = tempDir(name);
+  const { shadowStore } = options;
+  try {
+    const run = await startInProcessCore(dataDir, shadowStore ? { shadowStore: () => shadowStore(dataDir) } : {});
+    return {
+      ...run,
+      dataDir,
+      caPem: readFileSync(run.info.caFile, 'utf8'),
+      async stop() {
+        await run.stop();
+        removeDir(dataDir);
+      },
+    };
+  } catch (err) {
+    removeDir(dataDir);
+    throw err;
+  }
 }
 
 /** A connected device SDK MQTT 3.1.1 connection (mutual TLS) as the device's thing name. */

@@ -1,7 +1,6 @@
 import { type IotPolicyDocument, type JsonObject, presenceTopics } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BusMessage } from '../../src/broker/index.js';
-import { removeDir, tempDir } from '../http/harness.js';
 import { type Core, closeQuietly, connectDevice, provisionThing, rawSubscribe, startCore, within } from './harness.js';
 
 /**
@@ -10,16 +9,13 @@ import { type Core, closeQuietly, connectDevice, provisionThing, rawSubscribe, s
  * allows `$aws/events/...`; a device with the recommended policy may not subscribe to them.
  */
 
-let dir: string;
 let core: Core;
 
 beforeAll(async () => {
-  dir = tempDir('conf-presence');
-  core = await startCore(dir);
+  core = await startCore('conf-presence');
 });
 afterAll(async () => {
   await core?.stop();
-  removeDir(dir);
 });
 
 describe('presence events', () => {

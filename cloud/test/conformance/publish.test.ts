@@ -16,7 +16,6 @@ import {
 } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BusMessage } from '../../src/broker/index.js';
-import { removeDir, tempDir } from '../http/harness.js';
 import { type Core, startCore, within } from './harness.js';
 
 /**
@@ -27,14 +26,12 @@ import { type Core, startCore, within } from './harness.js';
  * and valid topics (400 InvalidRequestException).
  */
 
-let dir: string;
 let core: Core;
 const seen: BusMessage[] = [];
 const enc = new TextEncoder();
 
 beforeAll(async () => {
-  dir = tempDir('publish');
-  core = await startCore(dir);
+  core = await startCore('publish');
   const { bus } = core.core.services.broker;
   for (const filter of ['#', '$aws/events/#', '$aws/things/#', '$SYS/#']) {
     await bus.subscribe(filter, (m) => {
@@ -44,7 +41,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await core?.stop();
-  removeDir(dir);
 });
 
 function batch(thingName: string, seq: number, readings: number): TelemetryBatch {

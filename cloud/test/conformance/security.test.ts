@@ -1,11 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { UpdateCertificateCommand } from '@aws-sdk/client-iot';
 import { appTopics, LIMITS } from '@pifleet/protocol';
 import { mqtt } from 'aws-iot-device-sdk-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateIdOf, loadOrCreateCa } from '../../src/ca/local-ca.js';
+import { removeDir, tempDir } from '../../src/testing/in-process-core.js';
 import { type Core, closeQuietly, connectDevice, type Device, provisionThing, startCore, within } from './harness.js';
 
 /**
@@ -18,13 +17,13 @@ let dir: string;
 let core: Core;
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-security-'));
-  core = await startCore(path.join(dir, 'core'));
+  dir = tempDir('security');
+  core = await startCore('security-core');
 });
 
 afterAll(async () => {
   await core?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  removeDir(dir);
 });
 
 /** Resolves when the broker drops the connection. */

@@ -6,7 +6,6 @@ import {
 import { type JsonObject, shadowTopics } from '@pifleet/protocol';
 import { mqtt } from 'aws-iot-device-sdk-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, tempDir } from '../http/harness.js';
 import {
   bindThing,
   runSequence,
@@ -32,16 +31,13 @@ import {
  * HTTP is shown to publish the same messages a device receives.
  */
 
-let dir: string;
 let core: Core;
 
 beforeAll(async () => {
-  dir = tempDir('conf-seq');
-  core = await startCore(dir);
+  core = await startCore('conf-seq');
 });
 afterAll(async () => {
   await core?.stop();
-  removeDir(dir);
 });
 
 const enc = new TextEncoder();

@@ -1,16 +1,10 @@
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
-import {
-  AttachPolicyCommand,
-  AttachThingPrincipalCommand,
-  CreateKeysAndCertificateCommand,
-  CreatePolicyCommand,
-  CreateThingCommand,
-  type IoTClient,
-} from '@aws-sdk/client-iot';
+import type { IoTClient } from '@aws-sdk/client-iot';
 import type { IotPolicyDocument } from '@pifleet/protocol';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
 import type { LocalCredentials } from '../../src/http/credentials.js';
+import { type ProvisionedThing, provisionThing as provisionWith } from '../../src/testing/provision.js';
 import { http } from '../http/plain-request.js';
 
 type SourceData = string | ArrayBuffer | ArrayBufferView;
@@ -91,32 +85,17 @@ export function apiClient(info: LocalCoreInfo, credentials: LocalCredentials, se
   };
 }
 
-export interface ProvisionedThing {
-  readonly thingName: string;
-  readonly certPem: string;
-  readonly keyPem: string;
-  readonly certificateArn: string;
-}
+export type { ProvisionedThing } from '../../src/testing/provision.js';
 
-/** Creates a thing, an active certificate and a policy through the real IoT control-plane client. */
-export async function provisionThing(
+/** Creates a thing, an active certificate and a policy (or attaches one made before) through the real IoT control-plane client. */
+export function provisionThing(
   iot: IoTClient,
   thingName: string,
   policy: { name: string; document: IotPolicyDocument; create: boolean },
 ): Promise<ProvisionedThing> {
-  await iot.send(new CreateThingCommand({ thingName }));
-  const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
-  if (policy.create) {
-    await iot.send(
-      new CreatePolicyCommand({ policyName: policy.name, policyDocument: JSON.stringify(policy.document) }),
-    );
-  }
-  await iot.send(new AttachPolicyCommand({ policyName: policy.name, target: cert.certificateArn }));
-  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn }));
-  return {
-    thingName,
-    certPem: cert.certificatePem as string,
-    keyPem: cert.keyPair?.PrivateKey as string,
-    certificateArn: cert.certificateArn as string,
-  };
+  return provisionWith({ iot }, thingName, {
+    policyName: policy.name,
+    policy: policy.document,
+    createPolicy: policy.create,
+  });
 }
