@@ -1,6 +1,7 @@
 export * from './backoff.js';
 export * from './deploy.js';
 export * from './exit-codes.js';
+export * from './iot-control-plane.js';
 export * from './issues.js';
 export * from './json.js';
 export * from './limits.js';

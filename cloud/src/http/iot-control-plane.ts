@@ -1,3 +1,14 @@
+import {
+  createCertificateFromCsrBodySchema,
+  createPolicyBodySchema,
+  createThingBodySchema,
+  optionalIntegerField,
+  policyTargetBodySchema,
+  thingTypeFields,
+  updateThingBodySchema,
+  type Validation,
+  validateWith,
+} from '@pifleet/protocol';
 import type { LocalCa } from '../ca/local-ca.js';
 import { CsrError } from '../ca/local-ca.js';
 import type { CertificateRecord, PolicyRecord, Registry, ThingRecord } from '../registry/sqlite-registry.js';
@@ -23,25 +34,21 @@ const ENDPOINT_TYPES = new Set(['iot:Data', 'iot:Data-ATS', 'iot:CredentialProvi
 const epoch = (date: Date) => date.getTime() / 1000;
 const ok = (json: unknown = {}): ApiResponse => ({ json });
 
-function optionalString(body: Record<string, unknown>, field: string): string | undefined {
-  const value = body[field];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw invalidRequest(`'${field}' must be a string.`);
-  return value;
+/** The value a schema accepted, or 400 InvalidRequestException with its first problem (fields in wire order). */
+function valid<T>(result: Validation<T>): T {
+  if (result.ok) return result.value;
+  throw invalidRequest(result.issues[0]?.message ?? 'The request is not valid.');
 }
 
-function requiredString(body: Record<string, unknown>, field: string): string {
-  const value = optionalString(body, field);
-  if (value === undefined || value === '') throw invalidRequest(`'${field}' is required.`);
-  return value;
-}
+/** Integer query parameters, checked as the body's integers are. */
+const integerQuery = {
+  maxResults: optionalIntegerField('maxResults'),
+  pageSize: optionalIntegerField('pageSize'),
+  expectedVersion: optionalIntegerField('expectedVersion'),
+} as const;
 
-function optionalInteger(value: unknown, field: string): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  const n = typeof value === 'string' ? (value.trim() === '' ? Number.NaN : Number(value)) : value;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw invalidRequest(`'${field}' must be an integer.`);
-  return n;
-}
+const queryInteger = (request: ApiRequest, name: keyof typeof integerQuery): number | undefined =>
+  valid(validateWith(integerQuery[name], request.query.get(name)));
 
 function queryBoolean(request: ApiRequest, name: string): boolean | undefined {
   const value = request.query.get(name);
@@ -51,32 +58,20 @@ function queryBoolean(request: ApiRequest, name: string): boolean | undefined {
   throw invalidRequest(`Query parameter '${name}' must be true or false.`);
 }
 
-function attributePayload(
-  body: Record<string, unknown>,
-): { attributes: Record<string, string> | undefined; merge: boolean } | undefined {
-  const payload = body.attributePayload;
-  if (payload === undefined || payload === null) return undefined;
-  if (typeof payload !== 'object' || Array.isArray(payload))
-    throw invalidRequest("'attributePayload' must be an object.");
-  const { attributes, merge } = payload as Record<string, unknown>;
-  if (merge !== undefined && typeof merge !== 'boolean')
-    throw invalidRequest("'attributePayload.merge' must be a boolean.");
-  if (attributes === undefined || attributes === null) return { attributes: undefined, merge: merge ?? false };
-  if (typeof attributes !== 'object' || Array.isArray(attributes)) {
-    throw invalidRequest("'attributePayload.attributes' must be an object of strings.");
-  }
-  for (const [k, v] of Object.entries(attributes)) {
-    if (typeof v !== 'string') throw invalidRequest(`Attribute '${k}' must be a string.`);
-  }
-  return { attributes: attributes as Record<string, string>, merge: merge ?? false };
-}
-
+/**
+ * The local core has no thing types or billing groups, so one named in CreateThing or UpdateThing
+ * cannot be found. Checked field by field before the rest of the body, as AWS answers for the
+ * first of them: a named thing type is a 404 even when a later field is malformed.
+ */
 function noThingTypes(body: Record<string, unknown>): void {
-  const type = optionalString(body, 'thingTypeName');
-  if (type !== undefined) throw new ApiError('ResourceNotFoundException', 404, `Thing type ${type} cannot be found.`);
-  const group = optionalString(body, 'billingGroupName');
-  if (group !== undefined)
-    throw new ApiError('ResourceNotFoundException', 404, `Billing group ${group} cannot be found.`);
+  const { thingTypeName } = valid(validateWith(thingTypeFields.thingTypeName, body));
+  if (thingTypeName !== undefined) {
+    throw new ApiError('ResourceNotFoundException', 404, `Thing type ${thingTypeName} cannot be found.`);
+  }
+  const { billingGroupName } = valid(validateWith(thingTypeFields.billingGroupName, body));
+  if (billingGroupName !== undefined) {
+    throw new ApiError('ResourceNotFoundException', 404, `Billing group ${billingGroupName} cannot be found.`);
+  }
 }
 
 const principalHeader = (request: ApiRequest): string => {
@@ -117,10 +112,13 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       path: '/things/{thingName}',
       operation: 'CreateThing',
       handle(request) {
-        const body = request.json();
-        noThingTypes(body);
-        const payload = attributePayload(body);
-        const thing = registry.createThing({ thingName: param(request, 'thingName'), attributes: payload?.attributes });
+        const raw = request.json();
+        noThingTypes(raw);
+        const { attributePayload } = valid(validateWith(createThingBodySchema, raw));
+        const thing = registry.createThing({
+          thingName: param(request, 'thingName'),
+          attributes: attributePayload?.attributes,
+        });
         return ok({ thingName: thing.thingName, thingArn: thing.thingArn, thingId: thing.thingId });
       },
     },
@@ -148,7 +146,7 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
         const q = request.query;
         if (q.get('thingTypeName') !== undefined) return ok({ things: [] });
         const page = registry.listThings({
-          pageSize: optionalInteger(q.get('maxResults'), 'maxResults'),
+          pageSize: queryInteger(request, 'maxResults'),
           token: q.get('nextToken'),
           attributeName: q.get('attributeName'),
           attributeValue: q.get('attributeValue'),
@@ -162,14 +160,14 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       path: '/things/{thingName}',
       operation: 'UpdateThing',
       handle(request) {
-        const body = request.json();
-        noThingTypes(body);
-        const payload = attributePayload(body);
+        const raw = request.json();
+        noThingTypes(raw);
+        const { attributePayload, expectedVersion } = valid(validateWith(updateThingBodySchema, raw));
         registry.updateThing({
           thingName: param(request, 'thingName'),
-          attributes: payload?.attributes,
-          merge: payload?.merge,
-          expectedVersion: optionalInteger(body.expectedVersion, 'expectedVersion'),
+          attributes: attributePayload?.attributes,
+          merge: attributePayload?.merge ?? false,
+          expectedVersion,
         });
         return ok();
       },
@@ -181,7 +179,7 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       handle(request) {
         registry.deleteThing({
           thingName: param(request, 'thingName'),
-          expectedVersion: optionalInteger(request.query.get('expectedVersion'), 'expectedVersion'),
+          expectedVersion: queryInteger(request, 'expectedVersion'),
         });
         return ok();
       },
@@ -211,7 +209,9 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       operation: 'CreateCertificateFromCsr',
       async handle(request) {
         const active = queryBoolean(request, 'setAsActive') ?? false;
-        const csr = requiredString(request.json(), 'certificateSigningRequest');
+        const { certificateSigningRequest: csr } = valid(
+          validateWith(createCertificateFromCsrBodySchema, request.json()),
+        );
         const pem = await ca.certificateFromCsr(csr).catch(csrFailure);
         const cert = registry.registerCertificate({ certificatePem: pem, status: active ? 'ACTIVE' : 'INACTIVE' });
         return ok({
@@ -250,7 +250,7 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       operation: 'ListCertificates',
       handle(request) {
         const page = registry.listCertificates({
-          pageSize: optionalInteger(request.query.get('pageSize'), 'pageSize'),
+          pageSize: queryInteger(request, 'pageSize'),
           token: request.query.get('marker'),
           ascending: queryBoolean(request, 'isAscendingOrder'),
         });
@@ -285,7 +285,7 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       path: '/policies/{policyName}',
       operation: 'CreatePolicy',
       handle(request) {
-        const document = requiredString(request.json(), 'policyDocument');
+        const { policyDocument: document } = valid(validateWith(createPolicyBodySchema, request.json()));
         const p = registry.createPolicy(param(request, 'policyName'), document);
         return ok({
           policyName: p.policyName,
@@ -318,7 +318,7 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       operation: 'ListPolicies',
       handle(request) {
         const page = registry.listPolicies({
-          pageSize: optionalInteger(request.query.get('pageSize'), 'pageSize'),
+          pageSize: queryInteger(request, 'pageSize'),
           token: request.query.get('marker'),
           ascending: queryBoolean(request, 'isAscendingOrder'),
         });
@@ -339,7 +339,8 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       path: '/target-policies/{policyName}',
       operation: 'AttachPolicy',
       handle(request) {
-        registry.attachPolicy(param(request, 'policyName'), requiredString(request.json(), 'target'));
+        const { target } = valid(validateWith(policyTargetBodySchema, request.json()));
+        registry.attachPolicy(param(request, 'policyName'), target);
         return ok();
       },
     },
@@ -348,7 +349,8 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       path: '/target-policies/{policyName}',
       operation: 'DetachPolicy',
       handle(request) {
-        registry.detachPolicy(param(request, 'policyName'), requiredString(request.json(), 'target'));
+        const { target } = valid(validateWith(policyTargetBodySchema, request.json()));
+        registry.detachPolicy(param(request, 'policyName'), target);
         return ok();
       },
     },
@@ -359,7 +361,7 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       handle(request) {
         queryBoolean(request, 'recursive');
         const page = registry.listAttachedPolicies(param(request, 'target'), {
-          pageSize: optionalInteger(request.query.get('pageSize'), 'pageSize'),
+          pageSize: queryInteger(request, 'pageSize'),
           token: request.query.get('marker'),
         });
         return ok({ policies: page.items.map(policySummary), ...(page.next ? { nextMarker: page.next } : {}) });
@@ -393,7 +395,7 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       operation: 'ListThingPrincipals',
       handle(request) {
         const page = registry.listThingPrincipals(param(request, 'thingName'), {
-          pageSize: optionalInteger(request.query.get('maxResults'), 'maxResults'),
+          pageSize: queryInteger(request, 'maxResults'),
           token: request.query.get('nextToken'),
         });
         return ok({ principals: page.items, ...(page.next ? { nextToken: page.next } : {}) });

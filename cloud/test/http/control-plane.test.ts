@@ -550,6 +550,187 @@ describe('policies and attachments', () => {
   });
 });
 
+describe('request bodies', () => {
+  const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+
+  /** Sends `command` with its serialized body replaced by `body`, correctly signed. */
+  async function sendWithBody(command: () => unknown, body: string) {
+    const client = iotClient(run.info);
+    client.middlewareStack.add(
+      rewriteBody(() => body),
+      { step: 'build', priority: 'low', name: 'replaceBody' },
+    );
+    try {
+      return await client.send(command() as never);
+    } finally {
+      client.destroy();
+    }
+  }
+
+  it.each<[string, () => unknown, string, ErrorClass, number, string]>([
+    [
+      'a non-string thing type',
+      () => new CreateThingCommand({ thingName: name('b') }),
+      '{"thingTypeName":5}',
+      InvalidRequestException,
+      400,
+      "'thingTypeName' must be a string.",
+    ],
+    [
+      'a thing type before a malformed payload',
+      () => new CreateThingCommand({ thingName: name('b') }),
+      '{"thingTypeName":"Sensor","attributePayload":7}',
+      ResourceNotFoundException,
+      404,
+      'Thing type Sensor cannot be found.',
+    ],
+    [
+      'a thing type before a non-string billing group',
+      () => new CreateThingCommand({ thingName: name('b') }),
+      '{"thingTypeName":"Sensor","billingGroupName":5}',
+      ResourceNotFoundException,
+      404,
+      'Thing type Sensor cannot be found.',
+    ],
+    [
+      'a billing group',
+      () => new CreateThingCommand({ thingName: name('b') }),
+      '{"billingGroupName":"g"}',
+      ResourceNotFoundException,
+      404,
+      'Billing group g cannot be found.',
+    ],
+    [
+      'a payload that is a list',
+      () => new CreateThingCommand({ thingName: name('b') }),
+      '{"attributePayload":[]}',
+      InvalidRequestException,
+      400,
+      "'attributePayload' must be an object.",
+    ],
+    [
+      'a merge that is not a boolean (named first)',
+      () => new CreateThingCommand({ thingName: name('b') }),
+      '{"attributePayload":{"attributes":5,"merge":null}}',
+      InvalidRequestException,
+      400,
+      "'attributePayload.merge' must be a boolean.",
+    ],
+    [
+      'attributes that are a list',
+      () => new CreateThingCommand({ thingName: name('b') }),
+      '{"attributePayload":{"attributes":["a"]}}',
+      InvalidRequestException,
+      400,
+      "'attributePayload.attributes' must be an object of strings.",
+    ],
+    [
+      'an attribute that is not a string',
+      () => new CreateThingCommand({ thingName: name('b') }),
+      '{"attributePayload":{"attributes":{"a":"1","b":2,"c":3}}}',
+      InvalidRequestException,
+      400,
+      "Attribute 'b' must be a string.",
+    ],
+    [
+      'an attribute __proto__ holding an object',
+      () => new CreateThingCommand({ thingName: name('b') }),
+      '{"attributePayload":{"attributes":{"__proto__":{"polluted":"yes"}}}}',
+      InvalidRequestException,
+      400,
+      "Attribute '__proto__' must be a string.",
+    ],
+    [
+      'an attribute nested 10,000 levels deep',
+      () => new CreateThingCommand({ thingName: name('b') }),
+      `{"attributePayload":{"attributes":{"a":${deep}}}}`,
+      InvalidRequestException,
+      400,
+      "Attribute 'a' must be a string.",
+    ],
+    [
+      'an expectedVersion that is not an integer',
+      () => new UpdateThingCommand({ thingName: name('b') }),
+      '{"expectedVersion":"1.5"}',
+      InvalidRequestException,
+      400,
+      "'expectedVersion' must be an integer.",
+    ],
+    [
+      'an expectedVersion beyond 2^53',
+      () => new UpdateThingCommand({ thingName: name('b') }),
+      '{"expectedVersion":9007199254740993}',
+      InvalidRequestException,
+      400,
+      "'expectedVersion' must be an integer.",
+    ],
+    [
+      'no policy document',
+      () => new CreatePolicyCommand({ policyName: name('b'), policyDocument: '{}' }),
+      '{}',
+      InvalidRequestException,
+      400,
+      "'policyDocument' is required.",
+    ],
+    [
+      'a policy document that is not a string',
+      () => new CreatePolicyCommand({ policyName: name('b'), policyDocument: '{}' }),
+      '{"policyDocument":{"Version":"2012-10-17"}}',
+      InvalidRequestException,
+      400,
+      "'policyDocument' must be a string.",
+    ],
+    [
+      'an empty target',
+      () => new AttachPolicyCommand({ policyName: 'p', target: 't' }),
+      '{"target":""}',
+      InvalidRequestException,
+      400,
+      "'target' is required.",
+    ],
+    [
+      'a null CSR',
+      () => new CreateCertificateFromCsrCommand({ certificateSigningRequest: 'x' }),
+      '{"certificateSigningRequest":null}',
+      InvalidRequestException,
+      400,
+      "'certificateSigningRequest' is required.",
+    ],
+  ])('refuses %s with its message', async (_label, command, body, type, status, message) => {
+    const err = await expectAwsError(sendWithBody(command, body), type, status);
+    expect(err.message).toBe(message);
+    expect(Object.keys(Object.prototype)).toEqual([]);
+  });
+
+  it('keeps an attribute named __proto__ or constructor as data, through HTTP into the registry', async () => {
+    const thingName = name('odd');
+    await sendWithBody(
+      () => new CreateThingCommand({ thingName }),
+      '{"attributePayload":{"attributes":{"__proto__":"p","constructor":"c"}}}',
+    );
+    for (const [attributeName, attributeValue] of [
+      ['__proto__', 'p'],
+      ['constructor', 'c'],
+    ]) {
+      const listed = await iot.send(new ListThingsCommand({ attributeName, attributeValue }));
+      expect(listed.things?.map((t) => t.thingName)).toEqual([thingName]);
+    }
+    expect(Object.keys(Object.prototype)).toEqual([]);
+  });
+
+  it('ignores a field it does not read, however deep, and answers a policy nested 10,000 levels with MalformedPolicyException', async () => {
+    const thingName = name('ignored');
+    await sendWithBody(() => new CreateThingCommand({ thingName }), `{"unknownField":${deep}}`);
+    expect((await iot.send(new DescribeThingCommand({ thingName }))).thingName).toBe(thingName);
+    const err = await expectAwsError(
+      iot.send(new CreatePolicyCommand({ policyName: name('deep'), policyDocument: deep })),
+      MalformedPolicyException,
+      400,
+    );
+    expect(err.message).toBe('The policy document is nested more than 64 levels deep.');
+  });
+});
+
 describe('HTTP security', () => {
   it('rejects an unsigned request with 403 MissingAuthenticationTokenException', async () => {
     const res = await fetch(`${run.info.http}/things`);

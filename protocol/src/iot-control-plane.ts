@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { ownRecordOf } from './issues.js';
+
+/**
+ * The request bodies of the IoT control-plane operations the local IoT Core serves, with the field
+ * names of AWS's IoT service model (what `@aws-sdk/client-iot` sends). Like the policy and shadow
+ * documents, this is an AWS wire format pifleet speaks, so its schemas live with the others here.
+ *
+ * The messages are the local IoT Core's answers (InvalidRequestException): each names the field
+ * as the wire spells it. A body field that is absent or `null` is not given.
+ */
+
+const mustBeString = (field: string) => `'${field}' must be a string.`;
+const isRequired = (field: string) => `'${field}' is required.`;
+
+/** A string field that may be absent (or null). */
+export const optionalStringField = (field: string) =>
+  z
+    .string({ error: mustBeString(field) })
+    .nullish()
+    .transform((v) => v ?? undefined);
+
+/** A non-empty string field; absent, null and '' are all "required". */
+export const requiredStringField = (field: string) =>
+  z
+    .string({
+      error: (issue) => (issue.input === undefined || issue.input === null ? isRequired(field) : mustBeString(field)),
+    })
+    .min(1, { error: isRequired(field) });
+
+/**
+ * An integer that may be absent, given as a JSON number or as digits in a string (query parameters
+ * are strings; the SDK sends body integers as numbers). Only safe integers: beyond 2^53 two
+ * different versions would compare equal.
+ */
+export const optionalIntegerField = (field: string) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' ? (v.trim() === '' ? Number.NaN : Number(v)) : v),
+    z
+      .number({ error: `'${field}' must be an integer.` })
+      .refine(Number.isSafeInteger, { error: `'${field}' must be an integer.` })
+      .nullish()
+      .transform((v) => v ?? undefined),
+  );
+
+/**
+ * `attributePayload` of CreateThing and UpdateThing. Attribute names are data (a thing may have an
+ * attribute named `__proto__`), so they are kept as own keys; the registry checks their pattern.
+ */
+export const attributePayloadSchema = z
+  .object(
+    {
+      merge: z.boolean({ error: "'attributePayload.merge' must be a boolean." }).optional(),
+      attributes: ownRecordOf(z.string(), {
+        notObject: "'attributePayload.attributes' must be an object of strings.",
+        invalidValue: (key) => `Attribute '${key}' must be a string.`,
+      })
+        .nullish()
+        .transform((v) => v ?? undefined),
+    },
+    { error: "'attributePayload' must be an object." },
+  )
+  .nullish()
+  .transform((v) => v ?? undefined);
+
+/** The thing type and billing group a thing may name (the local core has none of either). */
+export const thingTypeFields = {
+  thingTypeName: z.object({ thingTypeName: optionalStringField('thingTypeName') }),
+  billingGroupName: z.object({ billingGroupName: optionalStringField('billingGroupName') }),
+} as const;
+
+export const createThingBodySchema = z.object({
+  thingTypeName: optionalStringField('thingTypeName'),
+  billingGroupName: optionalStringField('billingGroupName'),
+  attributePayload: attributePayloadSchema,
+});
+export type CreateThingBody = z.output<typeof createThingBodySchema>;
+
+export const updateThingBodySchema = createThingBodySchema.extend({
+  expectedVersion: optionalIntegerField('expectedVersion'),
+});
+export type UpdateThingBody = z.output<typeof updateThingBodySchema>;
+
+export const createCertificateFromCsrBodySchema = z.object({
+  certificateSigningRequest: requiredStringField('certificateSigningRequest'),
+});
+
+export const createPolicyBodySchema = z.object({ policyDocument: requiredStringField('policyDocument') });
+
+/** AttachPolicy and DetachPolicy: the certificate ARN the policy is attached to or detached from. */
+export const policyTargetBodySchema = z.object({ target: requiredStringField('target') });
