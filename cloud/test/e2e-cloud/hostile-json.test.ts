@@ -7,6 +7,7 @@ import {
   recommendedDevicePolicy,
   SHADOW_ERRORS,
   shadowTopics,
+  until,
 } from '@pifleet/protocol';
 import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -156,14 +157,9 @@ function nextMessage(match: (m: (typeof inbox)[number]) => boolean, what: string
   });
 }
 
-/** Waits until `probe` is true, checking after each step of the event loop's I/O, for at most 10 s. */
-async function until(probe: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
+/** Waits until `probe` is true, checking every millisecond, for at most 10 s. */
+const eventually = (probe: () => boolean | Promise<boolean>, what: string) =>
+  until(probe, { within: 10_000, step: 1, what });
 
 beforeAll(async () => {
   dir = tempDir('hostile-json');
@@ -234,7 +230,7 @@ async function expectOthersWork(context: string): Promise<void> {
   const stored = await run.core.services.telemetry.countReadings(VICTIM);
   const batch = batchOf(VICTIM, victimSeq, [{ sensor: 'bme280', ts: T0 + victimSeq, metrics: { temperature: 21 } }]);
   await victim.publishAsync(appTopics.telemetry(VICTIM), JSON.stringify(batch), { qos: 1 });
-  await until(
+  await eventually(
     async () => (await run.core.services.telemetry.countReadings(VICTIM)) === stored + 1,
     `${context}: victim batch stored`,
   );
@@ -351,13 +347,13 @@ describe('hostile keys at random depths and positions', () => {
       const errorsBefore = errorSink().length;
       await attacker.publishAsync(appTopics.telemetry(ATTACKER), payload, { qos: 1 });
       // The archive rule keeps the payload as sent (SELECT * copies __proto__ as an own key).
-      await until(() => archived().length === before + 1, `${context}: archived`);
+      await eventually(() => archived().length === before + 1, `${context}: archived`);
       const file = archived().find((f) => !archivedBefore.has(f)) as string;
       archivedBefore.add(file);
       const kept = readFileSync(join(localCorePaths(dir).archiveDir, 'raw', ATTACKER, file), 'utf8');
       expect(canon(JSON.parse(kept)), context).toBe(canon(JSON.parse(payload)));
       // The ingest rule refuses it as a batch, through its error action.
-      await until(() => errorSink().length > errorsBefore, `${context}: ingest error action`);
+      await eventually(() => errorSink().length > errorsBefore, `${context}: ingest error action`);
       expect(errorSink().at(-1)?.ruleName, context).toBe('pifleet_telemetry_ingest');
       expect(await run.core.services.telemetry.countReadings(ATTACKER), context).toBe(0);
       await expectOthersWork(context);
@@ -406,9 +402,9 @@ describe('10,000 levels of nesting at every entry point', () => {
     const errorsBefore = errorSink().length;
     const before = archived().length;
     await attacker.publishAsync(appTopics.telemetry(ATTACKER), payload, { qos: 1 });
-    await until(() => errorSink().length > errorsBefore, 'ingest error action');
+    await eventually(() => errorSink().length > errorsBefore, 'ingest error action');
     expect(errorSink().at(-1)?.ruleName).toBe('pifleet_telemetry_ingest');
-    await until(() => archived().length === before + 1, 'archived');
+    await eventually(() => archived().length === before + 1, 'archived');
     expect(await run.core.services.telemetry.countReadings(ATTACKER)).toBe(0);
     await expectOthersWork('deep telemetry');
   });
