@@ -127,7 +127,6 @@ export {
   CORE_BIN,
   type CoreExit,
   type CoreProcess,
-  killAll as killCoreProcesses,
   launchCore as launchCoreProcess,
   type RunningCoreProcess,
   spawnCore as spawnCoreProcess,
@@ -141,5 +140,5 @@ export {
   startInProcessCore,
   tempDir,
 } from './testing/in-process-core.js';
-export { type BinExit, type LaunchedBin, type LaunchOptions, killLaunched, launchBin } from './testing/launch-bin.js';
+export { type BinExit, killLaunched, type LaunchedBin, type LaunchOptions, launchBin } from './testing/launch-bin.js';
 export { type ProvisionedThing, provisionThing } from './testing/provision.js';
