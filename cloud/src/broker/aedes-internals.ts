@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type { Aedes, AedesPublishPacket, Client, PublishPacket } from 'aedes';
+import aedesMemoryPersistence from 'aedes-persistence';
 
 /**
  * Everything the broker reads of aedes 1.x that aedes's types do not declare, in one place.
@@ -19,8 +19,9 @@ import type { Aedes, AedesPublishPacket, Client, PublishPacket } from 'aedes';
  * - `aedes.mq.length`: messages mqemitter queued behind the ones in flight.
  * - `packet.clientId`: the publishing client's id, which aedes adds to a client's PUBLISH before
  *   it reaches the bus (absent for in-process publishes).
- * - `aedes-persistence`: aedes's own dependency, not ours; loaded from where aedes resolves it,
- *   so it is the in-memory persistence aedes would create itself, at the version aedes uses.
+ * - `aedes-persistence`: the in-memory persistence aedes creates when given none (a dependency
+ *   of ours at the range aedes 1.2 itself uses); its callback-style declaration types
+ *   `storeRetained` with a callback aedes 1.x does not pass, hence the narrower interface below.
  */
 
 interface AedesState {
@@ -81,10 +82,10 @@ export interface AedesPersistence {
   createRetainedStreamCombi(patterns: string[]): Readable;
 }
 
-const requireFromAedes = createRequire(createRequire(import.meta.url).resolve('aedes'));
-
 /** A new in-memory persistence, the one aedes creates when given none. */
 export function memoryPersistence(): AedesPersistence {
-  const create = requireFromAedes('aedes-persistence') as () => AedesPersistence;
+  // The package is CommonJS (`module.exports = factory`), so an ESM default import is the factory;
+  // its declaration file says `export default`, which TypeScript reads as a `.default` property.
+  const create = aedesMemoryPersistence as unknown as () => AedesPersistence;
   return create();
 }

@@ -1,47 +1,11 @@
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import type { IoTClient } from '@aws-sdk/client-iot';
 import type { IotPolicyDocument } from '@pifleet/protocol';
+import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
 import type { LocalCredentials } from '../../src/http/credentials.js';
 import { type ProvisionedThing, provisionThing as provisionWith } from '../../src/testing/provision.js';
 import { http } from '../http/plain-request.js';
-
-type SourceData = string | ArrayBuffer | ArrayBufferView;
-
-const bytesOf = (data: SourceData): string | Uint8Array =>
-  typeof data === 'string'
-    ? data
-    : data instanceof ArrayBuffer
-      ? new Uint8Array(data)
-      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-
-/** SHA-256 (and HMAC-SHA-256 with a secret) on node:crypto, in the shape @smithy/signature-v4 expects. */
-class Sha256 {
-  readonly #secret: string | Uint8Array | undefined;
-  #hash: Hash | Hmac;
-
-  constructor(secret?: SourceData) {
-    this.#secret = secret === undefined ? undefined : bytesOf(secret);
-    this.#hash = this.#fresh();
-  }
-
-  #fresh(): Hash | Hmac {
-    return this.#secret === undefined ? createHash('sha256') : createHmac('sha256', this.#secret);
-  }
-
-  update(data: SourceData): void {
-    this.#hash.update(bytesOf(data));
-  }
-
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.#hash.digest());
-  }
-
-  reset(): void {
-    this.#hash = this.#fresh();
-  }
-}
 
 export interface ApiResult {
   readonly status: number;
@@ -55,7 +19,7 @@ export interface ApiResult {
  */
 export function apiClient(info: LocalCoreInfo, credentials: LocalCredentials, service = 'execute-api') {
   const url = new URL(info.http);
-  const signer = new SignatureV4({ service, region: info.region, credentials, sha256: Sha256 });
+  const signer = new SignatureV4({ service, region: info.region, credentials, sha256: Hash.bind(null, 'sha256') });
 
   return async function call(
     method: string,

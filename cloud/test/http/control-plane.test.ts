@@ -1,4 +1,4 @@
-import { createHash, createHmac, createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   AttachPolicyCommand,
@@ -37,6 +37,7 @@ import {
   VersionConflictException,
 } from '@aws-sdk/client-iot';
 import { recommendedDevicePolicy } from '@pifleet/protocol';
+import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as x509 from '../../src/ca/x509.js';
@@ -793,7 +794,12 @@ describe('HTTP security', () => {
 
     // A request signed for another service (here the data plane's `iotdata`) is refused by the
     // control-plane routes, which accept only `iot`.
-    const signer = new SignatureV4({ service: 'iotdata', region: 'us-east-1', credentials: creds, sha256: NodeSha256 });
+    const signer = new SignatureV4({
+      service: 'iotdata',
+      region: 'us-east-1',
+      credentials: creds,
+      sha256: Hash.bind(null, 'sha256'),
+    });
     const url = new URL('/things', run.info.http);
     const signed = await signer.sign({
       method: 'GET',
@@ -861,20 +867,3 @@ describe('persistence', () => {
     expect(identity?.policies.map((p) => p.name)).toEqual([policyName]);
   });
 });
-
-/** SHA-256 / HMAC-SHA-256 in the shape `@smithy/signature-v4` expects, on node:crypto. */
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash =
-      secret === undefined
-        ? createHash('sha256')
-        : createHmac('sha256', typeof secret === 'string' ? secret : Buffer.from(secret as ArrayBuffer));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(typeof data === 'string' ? data : Buffer.from(data as ArrayBuffer));
-  }
-  digest(): Promise<Uint8Array> {
-    return Promise.resolve(new Uint8Array(this.hash.digest()));
-  }
-}

@@ -1,4 +1,4 @@
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { SimulatorError } from '../errors.js';
 import { type Quantiles, quantiles } from './metrics.js';
@@ -15,33 +15,6 @@ export interface CommandApiTarget {
   };
 }
 
-type SourceData = string | ArrayBuffer | ArrayBufferView;
-
-const bytesOf = (data: SourceData): string | Uint8Array =>
-  typeof data === 'string'
-    ? data
-    : ArrayBuffer.isView(data)
-      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-      : new Uint8Array(data);
-
-/**
- * SHA-256 (HMAC-SHA-256 with a secret) on node:crypto in the shape the signer takes. The AWS SDK
- * hands it `@smithy/hash-node`'s, which is the same over node:crypto; that package is not a
- * dependency of this one.
- */
-class Sha256 {
-  readonly #hash: Hash | Hmac;
-  constructor(secret?: SourceData) {
-    this.#hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytesOf(secret));
-  }
-  update(data: SourceData): void {
-    this.#hash.update(bytesOf(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.#hash.digest());
-  }
-}
-
 /**
  * Signs a request for API Gateway (`execute-api`) with the AWS SDK's own SigV4 signer
  * (`@smithy/signature-v4`); returns the headers to send, `authorization` among them.
@@ -54,7 +27,8 @@ export async function signRequest(
     service: 'execute-api',
     region: target.region,
     credentials: target.credentials,
-    sha256: Sha256,
+    // What the AWS SDK itself hands its signer on Node: SHA-256 / HMAC-SHA-256 over node:crypto.
+    sha256: Hash.bind(null, 'sha256'),
   });
   const query: Record<string, string | string[]> = {};
   for (const [key, value] of req.url.searchParams) {
