@@ -1,16 +1,9 @@
-import { readFileSync } from 'node:fs';
-import {
-  AttachPolicyCommand,
-  AttachThingPrincipalCommand,
-  CreateKeysAndCertificateCommand,
-  type CreateKeysAndCertificateCommandOutput,
-  CreatePolicyCommand,
-  CreateThingCommand,
-  UpdateCertificateCommand,
-} from '@aws-sdk/client-iot';
-import { appTopics, recommendedDevicePolicy } from '@pifleet/protocol';
+import { UpdateCertificateCommand } from '@aws-sdk/client-iot';
+import { appTopics } from '@pifleet/protocol';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ProvisionedThing, provisionThing } from '../../src/testing/provision.js';
+import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
 import { type RunningCore, removeDir, startCore, tempDir } from '../http/harness.js';
 
 /** The composed core: a certificate from the control plane opens an mTLS MQTT session on its broker. */
@@ -27,40 +20,12 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-async function provision(thingName: string) {
-  const { iot, info } = run;
-  await iot.send(new CreateThingCommand({ thingName }));
-  const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: `policy-${thingName}`,
-      policyDocument: JSON.stringify(recommendedDevicePolicy(info.region, info.accountId)),
-    }),
-  );
-  await iot.send(new AttachPolicyCommand({ policyName: `policy-${thingName}`, target: cert.certificateArn }));
-  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn }));
-  return cert;
-}
-
-function connect(thingName: string, cert: CreateKeysAndCertificateCommandOutput) {
-  return mqtt.connect({
-    protocol: 'mqtts',
-    host: run.info.mqtt.host,
-    port: run.info.mqtt.port,
-    clientId: thingName,
-    ca: readFileSync(run.info.caFile),
-    cert: cert.certificatePem as string,
-    key: cert.keyPair?.PrivateKey as string,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    connectTimeout: 5_000,
-  });
-}
+/** A provisioned thing's MQTT client over mutual TLS. */
+const connect = (thing: ProvisionedThing) => mqtt.connect(thingMqttOptions(run.info, thing));
 
 describe('createLocalIotCore', () => {
   it('lets a provisioned device connect over mutual TLS and publish its telemetry with QoS 1', async () => {
-    const cert = await provision('pi-e2e');
-    const client = connect('pi-e2e', cert);
+    const client = connect(await provisionThing(run, 'pi-e2e'));
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
       client.once('error', reject);
@@ -71,9 +36,10 @@ describe('createLocalIotCore', () => {
   });
 
   it('refuses the same device once its certificate is INACTIVE', async () => {
-    const cert = await provision('pi-off');
-    await run.iot.send(new UpdateCertificateCommand({ certificateId: cert.certificateId, newStatus: 'INACTIVE' }));
-    const client = connect('pi-off', cert);
+    const thing = await provisionThing(run, 'pi-off');
+    const certificateId = thing.certificateArn.slice(thing.certificateArn.lastIndexOf('/') + 1);
+    await run.iot.send(new UpdateCertificateCommand({ certificateId, newStatus: 'INACTIVE' }));
+    const client = connect(thing);
     const outcome = await new Promise<string>((resolve) => {
       client.once('connect', () => resolve('connected'));
       client.once('error', (err) => resolve(`error: ${err.message}`));

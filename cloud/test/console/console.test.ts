@@ -1,17 +1,11 @@
-import { readFileSync } from 'node:fs';
-import {
-  AttachPolicyCommand,
-  AttachThingPrincipalCommand,
-  CreateKeysAndCertificateCommand,
-  CreatePolicyCommand,
-  CreateThingCommand,
-} from '@aws-sdk/client-iot';
-import { appTopics, recommendedDevicePolicy } from '@pifleet/protocol';
+import { appTopics } from '@pifleet/protocol';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWebConsole } from '../../src/console/console.js';
 import { singleCredentialStore } from '../../src/http/credentials.js';
 import { createHttpServer } from '../../src/http/server.js';
+import { provisionThing } from '../../src/testing/provision.js';
+import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
 import { type RunningCore, removeDir, startCore, tempDir } from '../http/harness.js';
 import { http } from '../http/plain-request.js';
 import { openSse, type SseEvent } from './harness.js';
@@ -40,31 +34,10 @@ afterAll(async () => {
   removeDir(dir);
 });
 
+/** A provisioned thing's MQTT client over mutual TLS, not connected yet. */
 async function provision(thingName: string) {
-  const { iot, info } = run;
-  await iot.send(new CreateThingCommand({ thingName }));
-  const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
-  await iot.send(
-    new CreatePolicyCommand({
-      policyName: `policy-${thingName}`,
-      policyDocument: JSON.stringify(recommendedDevicePolicy(info.region, info.accountId)),
-    }),
-  );
-  await iot.send(new AttachPolicyCommand({ policyName: `policy-${thingName}`, target: cert.certificateArn }));
-  await iot.send(new AttachThingPrincipalCommand({ thingName, principal: cert.certificateArn }));
-  const client = mqtt.connect({
-    protocol: 'mqtts',
-    host: run.info.mqtt.host,
-    port: run.info.mqtt.port,
-    clientId: thingName,
-    ca: readFileSync(run.info.caFile),
-    cert: cert.certificatePem as string,
-    key: cert.keyPair?.PrivateKey as string,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    connectTimeout: 5_000,
-    manualConnect: true,
-  });
+  const thing = await provisionThing(run, thingName);
+  const client = mqtt.connect({ ...thingMqttOptions(run.info, thing), manualConnect: true });
   return client;
 }
 

@@ -17,6 +17,7 @@ import type { RuleErrorPayload } from '../../src/rules/actions/error-payload.js'
 import { logFileName } from '../../src/rules/actions/log.js';
 import { RULE_ERROR_LOG_GROUP } from '../../src/rules/definitions.js';
 import { batchOf } from '../../src/testing/telemetry-store-suite.js';
+import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
 import { credentialsFrom, type RunningCore, removeDir, startCore, tempDir } from '../http/harness.js';
 import { apiClient, type ProvisionedThing, provisionThing } from './harness.js';
 
@@ -127,18 +128,7 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 async function connect(thing: ProvisionedThing): Promise<mqtt.MqttClient> {
-  const client = await mqtt.connectAsync({
-    protocol: 'mqtts',
-    host: run.info.mqtt.host,
-    port: run.info.mqtt.port,
-    clientId: thing.thingName,
-    ca: readFileSync(run.info.caFile),
-    cert: thing.certPem,
-    key: thing.keyPem,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    connectTimeout: 5_000,
-  });
+  const client = await mqtt.connectAsync(thingMqttOptions(run.info, thing));
   return client;
 }
 
