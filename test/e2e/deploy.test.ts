@@ -203,6 +203,19 @@ describe('Pi install path (pnpm deploy of @pifleet/device-agent)', () => {
     );
   });
 
+  it('the mqtt.js transport, left out of the install, says what it needs instead of failing to load', () => {
+    // The package loads without mqtt (it is an optional peer); only building that transport needs it.
+    const script = [
+      "const m = await import('@pifleet/device-agent');",
+      "const t = m.createMqttJsTransport({ endpoint: '127.0.0.1', port: 1, clientId: 'x', certFile: 'c', keyFile: 'k' });",
+      "t.on('connectFailed', (e) => { console.log(e.error.code + ': ' + e.error.message); t.stop(); process.exit(0); });",
+      't.start();',
+    ].join('\n');
+    const r = node(['--input-type=module', '-e', script], out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^MQTTJS_MISSING: the mqtt\.js transport needs the `mqtt` package/);
+  });
+
   it('print-unit by default runs the agent and config where the README installs them', () => {
     const { agentDir, agentBin, configDir, configFile, stateDir } = AGENT_INSTALL_PATHS;
     const unit = node(['bin/pifleet-agent.js', 'print-unit'], out);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { exponentialBackoff } from '@pifleet/protocol';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { TransportError } from '../errors.js';
 import type { TimerHandle } from '../ports/clock.js';
 import type { QoS, Transport } from '../ports/transport.js';
@@ -12,6 +13,25 @@ export interface MqttJsTransportOptions extends MqttTransportOptions {
 }
 
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
+
+/**
+ * mqtt.js, loaded when a transport first connects: it is an optional peer dependency, installed
+ * by what runs simulated fleets (the simulator) and left out of a Pi's install, where the agent
+ * runs on the device SDK and never builds this transport.
+ */
+function loadMqtt(): typeof import('mqtt') {
+  try {
+    return createRequire(import.meta.url)('mqtt') as typeof import('mqtt');
+  } catch (err) {
+    throw new TransportError(
+      'MQTTJS_MISSING',
+      'the mqtt.js transport needs the `mqtt` package: install it beside @pifleet/device-agent',
+      {
+        cause: err,
+      },
+    );
+  }
+}
 
 /**
  * The `Transport` port over mqtt.js (MQTT 3.1.1, mutual TLS through Node's TLS), for simulated
@@ -101,7 +121,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
   };
 
   const connect = () => {
-    const c = mqtt.connect({
+    const c = loadMqtt().connect({
       protocol: 'mqtts',
       host: opts.endpoint,
       port: opts.port,
