@@ -31,9 +31,21 @@ export function validateWith<S extends z.ZodType>(schema: S, input: unknown): Va
     ok: false,
     issues: result.error.issues.map((issue) => ({
       path: formatPath(issue.path),
-      message: issue.message,
+      message: plainMessage(issue),
     })),
   };
+}
+
+/**
+ * zod's built-in messages, said the way the rest of our messages are: `required (a string)` for a
+ * missing field instead of `Invalid input: expected string, received undefined`, and without the
+ * `Invalid input: ` prefix elsewhere. Messages a schema sets itself pass through unchanged.
+ */
+function plainMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type' && /received undefined$/.test(issue.message)) {
+    return `required (${/^[aeiou]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected})`;
+  }
+  return issue.message.replace(/^Invalid input: /, '');
 }
 
 /** One line per issue, for error messages and logs. */
