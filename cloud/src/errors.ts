@@ -1,15 +1,10 @@
+import { CodedError } from '@pifleet/protocol';
+
 /**
  * Base error of @pifleet/cloud. Every error this package throws is a CloudError (or a subclass
- * that sets `name`), with a stable string `code`, the standard `cause`, and domain data.
+ * that sets `name`): a {@link CodedError} with a stable string `code`, the standard `cause`, and
+ * frozen domain data.
  */
-export class CloudError extends Error {
+export class CloudError extends CodedError {
   override name = 'CloudError';
-  readonly code: string;
-  readonly data: Readonly<Record<string, unknown>>;
-
-  constructor(code: string, message: string, options: { cause?: unknown; data?: Record<string, unknown> } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.data = Object.freeze({ ...(options.data ?? {}) });
-  }
 }

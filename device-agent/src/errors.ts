@@ -1,17 +1,12 @@
-/**
- * Base error of @pifleet/device-agent. Every error this package throws is a AgentError (or a subclass
- * that sets `name`), with a stable string `code`, the standard `cause`, and domain data.
- */
-export class AgentError extends Error {
-  override name = 'AgentError';
-  readonly code: string;
-  readonly data: Readonly<Record<string, unknown>>;
+import { CodedError } from '@pifleet/protocol';
 
-  constructor(code: string, message: string, options: { cause?: unknown; data?: Record<string, unknown> } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.data = Object.freeze({ ...(options.data ?? {}) });
-  }
+/**
+ * Base error of @pifleet/device-agent. Every error this package throws is an AgentError (or a subclass
+ * that sets `name`): a {@link CodedError} with a stable string `code`, the standard `cause`, and
+ * frozen domain data.
+ */
+export class AgentError extends CodedError {
+  override name = 'AgentError';
 }
 
 /** The agent configuration is invalid; `issues` lists every problem with its path. Exit code 78. */

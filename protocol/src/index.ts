@@ -1,5 +1,6 @@
 export * from './backoff.js';
 export * from './deploy.js';
+export * from './errors.js';
 export * from './exit-codes.js';
 export * from './iot-control-plane.js';
 export * from './issues.js';

@@ -1,19 +1,12 @@
-import { EXIT } from '@pifleet/protocol';
+import { CodedError, EXIT } from '@pifleet/protocol';
 
 /**
  * Base error of @pifleet/provisioning. Every error this package throws is a ProvisioningError (or a subclass
- * that sets `name`), with a stable string `code`, the standard `cause`, and domain data.
+ * that sets `name`): a {@link CodedError} with a stable string `code`, the standard `cause`, and
+ * frozen domain data.
  */
-export class ProvisioningError extends Error {
+export class ProvisioningError extends CodedError {
   override name = 'ProvisioningError';
-  readonly code: string;
-  readonly data: Readonly<Record<string, unknown>>;
-
-  constructor(code: string, message: string, options: { cause?: unknown; data?: Record<string, unknown> } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.data = Object.freeze({ ...(options.data ?? {}) });
-  }
 }
 
 /**

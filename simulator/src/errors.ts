@@ -1,15 +1,10 @@
+import { CodedError } from '@pifleet/protocol';
+
 /**
  * Base error of @pifleet/simulator. Every error this package throws is a SimulatorError (or a subclass
- * that sets `name`), with a stable string `code`, the standard `cause`, and domain data.
+ * that sets `name`): a {@link CodedError} with a stable string `code`, the standard `cause`, and
+ * frozen domain data.
  */
-export class SimulatorError extends Error {
+export class SimulatorError extends CodedError {
   override name = 'SimulatorError';
-  readonly code: string;
-  readonly data: Readonly<Record<string, unknown>>;
-
-  constructor(code: string, message: string, options: { cause?: unknown; data?: Record<string, unknown> } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.data = Object.freeze({ ...(options.data ?? {}) });
-  }
 }
