@@ -32,8 +32,8 @@ function packageVersion(): string {
 
 function exitCodeOf(err: unknown): ExitCode {
   if (err instanceof UsageError) return EXIT.usage;
-  if (err instanceof DataDirError) return err.code === 'data-dir.locked' ? EXIT.tempFail : EXIT.config;
-  if (err instanceof DataFileError) return err.code === 'data-file.permission' ? EXIT.noPermission : EXIT.config;
+  if (err instanceof DataDirError) return err.code === 'DATA_DIR_LOCKED' ? EXIT.tempFail : EXIT.config;
+  if (err instanceof DataFileError) return err.code === 'DATA_FILE_PERMISSION' ? EXIT.noPermission : EXIT.config;
   if (err instanceof ConfigError || err instanceof CaError || err instanceof CredentialsError) return EXIT.config;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EACCES' || code === 'EPERM') return EXIT.noPermission;

@@ -4,6 +4,8 @@ import { CodedError } from '@pifleet/protocol';
  * Base error of @pifleet/device-agent. Every error this package throws is an AgentError (or a subclass
  * that sets `name`): a {@link CodedError} with a stable string `code`, the standard `cause`, and
  * frozen domain data.
+ *
+ * Codes are UPPER_SNAKE (`CONFIG_INVALID`, `SHADOW_TIMEOUT`, `HW_I2C_DISABLED`).
  */
 export class AgentError extends CodedError {
   override name = 'AgentError';

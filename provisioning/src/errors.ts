@@ -4,6 +4,8 @@ import { CodedError, EXIT } from '@pifleet/protocol';
  * Base error of @pifleet/provisioning. Every error this package throws is a ProvisioningError (or a subclass
  * that sets `name`): a {@link CodedError} with a stable string `code`, the standard `cause`, and
  * frozen domain data.
+ *
+ * Codes are UPPER_SNAKE (`INPUT_INVALID`, `NOT_FOUND`, `CREDENTIALS`).
  */
 export class ProvisioningError extends CodedError {
   override name = 'ProvisioningError';

@@ -43,7 +43,7 @@ export function prepareDataDir(dataDir: string): void {
   if (existing && !existing.isDirectory) {
     const what = existing.path === dataDir ? 'is a file' : `is inside ${existing.path}, which is a file`;
     throw new DataDirError(
-      'data-dir.not-a-directory',
+      'DATA_DIR_NOT_A_DIRECTORY',
       `data directory ${dataDir} ${what}, not a directory: pass --data-dir a directory (it is created if absent), ` +
         `or move ${existing.path} away`,
       { data: { dataDir, file: existing.path } },
@@ -94,7 +94,7 @@ export function lockDataDir(dataDir: string, pid: number = process.pid): DataDir
     const code = (err as { code?: unknown }).code;
     if (code === 'SQLITE_NOTADB' || (typeof code === 'string' && code.startsWith('SQLITE_CORRUPT'))) {
       throw new DataFileError(
-        'data-file.corrupt',
+        'DATA_FILE_CORRUPT',
         `${lockFile} is not the lock file the core makes (${(err as Error).message}): remove it (it holds no data) and start again`,
         { cause: err, data: { file: lockFile } },
       );
@@ -103,7 +103,7 @@ export function lockDataDir(dataDir: string, pid: number = process.pid): DataDir
     const owner = readPid(pidFile);
     const who = owner === undefined ? 'another local IoT Core' : `another local IoT Core (pid ${owner})`;
     throw new DataDirError(
-      'data-dir.locked',
+      'DATA_DIR_LOCKED',
       `${who} is already running on ${dataDir}: use that one, stop it first` +
         `${owner === undefined ? '' : ` (kill ${owner})`}, or pass another --data-dir`,
       { cause: err, data: { dataDir, ...(owner === undefined ? {} : { pid: owner }) } },

@@ -38,7 +38,7 @@ export function dataFileError(err: unknown, file: string, role: DataFileRole): u
   const data = { file, sqliteCode: code };
   if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
     return new DataFileError(
-      'data-file.corrupt',
+      'DATA_FILE_CORRUPT',
       `${file} is not a usable SQLite database (${reason}): move it (with any -wal and -shm file beside it) ` +
         `aside and start again with an empty ${role.holds} (${role.lost} are lost), or restore it from a backup`,
       { cause: err, data },
@@ -46,14 +46,14 @@ export function dataFileError(err: unknown, file: string, role: DataFileRole): u
   }
   if (code.startsWith('SQLITE_CANTOPEN')) {
     return new DataFileError(
-      'data-file.cannot-open',
+      'DATA_FILE_CANNOT_OPEN',
       `cannot open ${file} (${reason}): it must be a regular file (or absent) in a directory the core can write`,
       { cause: err, data },
     );
   }
   if (code.startsWith('SQLITE_READONLY') || code === 'SQLITE_PERM' || code === 'SQLITE_AUTH') {
     return new DataFileError(
-      'data-file.permission',
+      'DATA_FILE_PERMISSION',
       `cannot write ${file} (${reason}): give the user running the core write access to it and its directory`,
       { cause: err, data },
     );

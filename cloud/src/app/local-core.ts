@@ -111,12 +111,12 @@ export async function readLocalEndpoint(dataDir: string): Promise<LocalEndpoint 
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new CloudError('local-core.endpoint-unreadable', `cannot read ${file}`, { cause: err });
+    throw new CloudError('LOCAL_CORE_ENDPOINT_UNREADABLE', `cannot read ${file}`, { cause: err });
   }
   const parsed = parseLocalEndpoint(text);
   if (!parsed.ok) {
     throw new CloudError(
-      'local-core.endpoint-invalid',
+      'LOCAL_CORE_ENDPOINT_INVALID',
       `${file} is not a local IoT Core endpoint file: ${describeIssues(parsed.issues)}`,
       {
         data: { file },
@@ -166,13 +166,13 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
 
   return {
     get services(): LocalCoreServices {
-      if (!running) throw new CloudError('local-core.not-running', 'the local IoT Core is not running');
+      if (!running) throw new CloudError('LOCAL_CORE_NOT_RUNNING', 'the local IoT Core is not running');
       return running;
     },
 
     async start() {
       if (running || cleanup.length > 0) {
-        throw new CloudError('local-core.started', 'the local IoT Core is already started');
+        throw new CloudError('LOCAL_CORE_ALREADY_STARTED', 'the local IoT Core is already started');
       }
       try {
         prepareDataDir(paths.dataDir);

@@ -98,14 +98,16 @@ export function createLocalShadow(deps: LocalShadowDeps): LocalShadow {
 
   return {
     get service(): ShadowService {
-      if (service === undefined) throw new CloudError('shadow.not-running', 'the shadow service is not running');
+      if (service === undefined) throw new CloudError('SHADOW_NOT_RUNNING', 'the shadow service is not running');
       return service;
     },
 
     routes: { name: 'iot-data-plane', signingNames: [DATA_PLANE_SIGNING_NAME], routes: [], fallback },
 
     async start() {
-      if (service !== undefined) throw new CloudError('shadow.started', 'the shadow service is already started');
+      if (service !== undefined) {
+        throw new CloudError('SHADOW_ALREADY_STARTED', 'the shadow service is already started');
+      }
       const { broker } = deps;
       const opened =
         deps.store ?? openSqliteShadowStore({ path: deps.file, synchronous: deps.synchronous ?? 'NORMAL' });

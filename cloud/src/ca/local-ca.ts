@@ -104,7 +104,7 @@ async function readIfExists(file: string): Promise<string | undefined> {
     return await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new CaError('ca.unreadable', `cannot read ${file}`, { cause: err, data: { file } });
+    throw new CaError('CA_UNREADABLE', `cannot read ${file}`, { cause: err, data: { file } });
   }
 }
 
@@ -121,7 +121,7 @@ export async function loadOrCreateCa(options: LocalCaOptions): Promise<LocalCa> 
       caCert = new x509.X509Certificate(certText);
       caKey = await crypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyText), EC_P256, false, ['sign']);
     } catch (err) {
-      throw new CaError('ca.invalid', `the CA in ${options.dir} cannot be loaded`, {
+      throw new CaError('CA_INVALID', `the CA in ${options.dir} cannot be loaded`, {
         cause: err,
         data: { dir: options.dir },
       });
@@ -152,7 +152,7 @@ export async function loadOrCreateCa(options: LocalCaOptions): Promise<LocalCa> 
     caKey = keys.privateKey;
   } else {
     throw new CaError(
-      'ca.incomplete',
+      'CA_INCOMPLETE',
       `the CA in ${options.dir} is incomplete: one of ca.pem and ca-key.pem is missing`,
       {
         data: { dir: options.dir },
@@ -248,7 +248,7 @@ export async function loadOrCreateCa(options: LocalCaOptions): Promise<LocalCa> 
         csr = new x509.Pkcs10CertificateRequest(csrPem.trim());
       } catch (err) {
         throw new CsrError(
-          'ca.csr.malformed',
+          'CA_CSR_MALFORMED',
           'The certificate signing request is not a valid PEM-encoded PKCS#10 request.',
           {
             cause: err,
@@ -259,7 +259,7 @@ export async function loadOrCreateCa(options: LocalCaOptions): Promise<LocalCa> 
         try {
           return createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
         } catch (err) {
-          throw new CsrError('ca.csr.key', 'The public key of the certificate signing request cannot be read.', {
+          throw new CsrError('CA_CSR_KEY', 'The public key of the certificate signing request cannot be read.', {
             cause: err,
           });
         }
@@ -271,7 +271,7 @@ export async function loadOrCreateCa(options: LocalCaOptions): Promise<LocalCa> 
         : key.asymmetricKeyType === 'ec' && ALLOWED_CURVES.has(details.namedCurve ?? '');
       if (!acceptable) {
         throw new CsrError(
-          'ca.csr.key',
+          'CA_CSR_KEY',
           'The key of the certificate signing request must be RSA (2048 bits or more) or ECDSA on P-256, P-384 or P-521.',
           { data: { keyType: key.asymmetricKeyType, ...details } },
         );
@@ -280,12 +280,12 @@ export async function loadOrCreateCa(options: LocalCaOptions): Promise<LocalCa> 
       try {
         valid = await csr.verify(crypto);
       } catch (err) {
-        throw new CsrError('ca.csr.signature', 'The signature of the certificate signing request cannot be verified.', {
+        throw new CsrError('CA_CSR_SIGNATURE', 'The signature of the certificate signing request cannot be verified.', {
           cause: err,
         });
       }
       if (!valid)
-        throw new CsrError('ca.csr.signature', 'The signature of the certificate signing request is not valid.');
+        throw new CsrError('CA_CSR_SIGNATURE', 'The signature of the certificate signing request is not valid.');
       const subject = csr.subject.trim() === '' ? DEVICE_SUBJECT : csr.subject;
       return issue({
         subject,

@@ -68,7 +68,7 @@ export class ConfigError extends CloudError {
   override name = 'ConfigError';
   readonly problems: readonly string[];
 
-  constructor(problems: readonly string[], code = 'config.invalid') {
+  constructor(problems: readonly string[], code = 'CONFIG_INVALID') {
     super(code, `invalid configuration: ${problems.join('; ')}`, { data: { problems } });
     this.problems = Object.freeze([...problems]);
   }
@@ -78,7 +78,7 @@ export class ConfigError extends CloudError {
 export class UsageError extends ConfigError {
   override name = 'UsageError';
   constructor(problems: readonly string[]) {
-    super(problems, 'config.usage');
+    super(problems, 'CONFIG_USAGE');
   }
 }
 

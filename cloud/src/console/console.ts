@@ -75,7 +75,7 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
     url: (httpBase) => `${httpBase.replace(/\/$/, '')}${CONSOLE_PREFIX}/?token=${encodeURIComponent(auth.token)}`,
 
     async start() {
-      if (running) throw new CloudError('console.started', 'the console is already started');
+      if (running) throw new CloudError('CONSOLE_ALREADY_STARTED', 'the console is already started');
       assets = await loadAssets({ assetsDir: deps.assetsDir, log });
       await catalog.load();
       running = true;

@@ -81,14 +81,14 @@ export async function loadOrCreateCredentials(
     await access(file, constants.R_OK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new CredentialsError('credentials.unreadable', `cannot read credentials file ${file}`, { cause: err });
+      throw new CredentialsError('CREDENTIALS_UNREADABLE', `cannot read credentials file ${file}`, { cause: err });
     }
     exists = false;
   }
   if (exists) {
     const credentials = await readCredentialsFile(file);
     if (!credentials) {
-      throw new CredentialsError('credentials.invalid', `credentials file ${file} has no [${LOCAL_PROFILE}] profile`, {
+      throw new CredentialsError('CREDENTIALS_INVALID', `credentials file ${file} has no [${LOCAL_PROFILE}] profile`, {
         data: { file },
       });
     }

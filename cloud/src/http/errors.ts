@@ -2,7 +2,8 @@ import { CloudError } from '../errors.js';
 
 /**
  * An error with an AWS wire form: the HTTP status, the `x-amzn-ErrorType` name the AWS SDKs turn
- * into an exception class, and the JSON body `{message, ...fields}`.
+ * into an exception class, and the JSON body `{message, ...fields}`. Its `code` is that name
+ * (`ResourceNotFoundException`, …), AWS's own error code, as a `RegistryError`'s is.
  */
 export class ApiError extends CloudError {
   override name = 'ApiError';
@@ -16,7 +17,7 @@ export class ApiError extends CloudError {
     message: string,
     options: { cause?: unknown; fields?: Record<string, string> } = {},
   ) {
-    super(`http.${errorType}`, message, {
+    super(errorType, message, {
       ...(options.cause === undefined ? {} : { cause: options.cause }),
       data: { errorType, status },
     });

@@ -385,7 +385,10 @@ interface OwnGroup {
 function compileOwn(group: RouteGroup, auth: OwnAuthentication): OwnGroup {
   for (const route of group.routes) {
     if (!route.path.startsWith(`${auth.prefix}/`) && route.path !== auth.prefix) {
-      throw new CloudError('http.route', `route ${route.path} of ${group.name} is outside its prefix ${auth.prefix}`);
+      throw new CloudError(
+        'HTTP_ROUTE_OUTSIDE_PREFIX',
+        `route ${route.path} of ${group.name} is outside its prefix ${auth.prefix}`,
+      );
     }
   }
   return { group, auth, routes: compile([group]) };
@@ -572,7 +575,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
 
   return {
     async start() {
-      if (server) throw new CloudError('http.started', 'the HTTP server is already started');
+      if (server) throw new CloudError('HTTP_ALREADY_STARTED', 'the HTTP server is already started');
       const srv = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
         handle(req, res).catch((err: unknown) => {
           logger.error({ err }, 'request handler crashed');

@@ -261,7 +261,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
   if (version !== undefined && Number(version.value) !== SCHEMA_VERSION) {
     db.close();
     throw new DataFileError(
-      'data-file.unsupported',
+      'DATA_FILE_UNSUPPORTED',
       `${options.file} has registry schema version ${version.value}, this core reads version ${SCHEMA_VERSION}: ` +
         'run the pifleet version that wrote it, or move the file aside to start with an empty registry',
       { data: { file: options.file, schemaVersion: version.value } },

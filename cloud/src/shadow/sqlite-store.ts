@@ -65,7 +65,7 @@ export function openSqliteShadowStore(options: SqliteShadowStoreOptions): Shadow
       // is reported as corrupt below; a schema pass on every read would check our own output.
       doc = JSON.parse(row.document) as typeof doc;
     } catch (cause) {
-      throw new ShadowStoreError('shadow.store.corrupt', 'stored shadow document is not valid JSON', {
+      throw new ShadowStoreError('SHADOW_STORE_CORRUPT', 'stored shadow document is not valid JSON', {
         cause,
         data: { thingName: row.thing_name, shadowName: row.shadow_name },
       });

@@ -48,7 +48,7 @@ describe('the data directory lock', () => {
     const second = coreOn(dir);
     const err = await thrown(() => second.start());
     expect(err).toBeInstanceOf(DataDirError);
-    expect(err).toMatchObject({ code: 'data-dir.locked', data: { dataDir: dir, pid: process.pid } });
+    expect(err).toMatchObject({ code: 'DATA_DIR_LOCKED', data: { dataDir: dir, pid: process.pid } });
     await second.stop();
     expect(readFileSync(endpointFile, 'utf8')).toBe(endpoint);
     expect(first.services.info).toEqual(info);
@@ -91,7 +91,7 @@ describe('the data directory lock', () => {
         }
         return undefined;
       })();
-      expect(err).toMatchObject({ code: 'data-dir.locked' });
+      expect(err).toMatchObject({ code: 'DATA_DIR_LOCKED' });
       expect((err as Error).message).toMatch(/^another local IoT Core is already running on /);
     } finally {
       lock.release();
@@ -173,7 +173,7 @@ describe('database files the core cannot use', () => {
     writeFileSync(file, garbage);
     const err = await thrown(() => open(file));
     expect(err).toBeInstanceOf(DataFileError);
-    expect(err).toMatchObject({ code: 'data-file.corrupt', data: { file, sqliteCode: 'SQLITE_NOTADB' } });
+    expect(err).toMatchObject({ code: 'DATA_FILE_CORRUPT', data: { file, sqliteCode: 'SQLITE_NOTADB' } });
     expect((err as Error).message).toContain(`start again with an empty ${holds}`);
   });
 
@@ -181,7 +181,7 @@ describe('database files the core cannot use', () => {
     const file = join(dataDir('malformed'), 'file.db');
     damaged(file);
     expect(await thrown(() => open(file))).toMatchObject({
-      code: 'data-file.corrupt',
+      code: 'DATA_FILE_CORRUPT',
       data: { file, sqliteCode: 'SQLITE_CORRUPT' },
     });
   });
@@ -196,6 +196,6 @@ describe('database files the core cannot use', () => {
     db.close();
     const err = await thrown(() => openSqliteRegistry({ file, account, now }));
     expect(err).toBeInstanceOf(DataFileError);
-    expect(err).toMatchObject({ code: 'data-file.unsupported', data: { file, schemaVersion: '999' } });
+    expect(err).toMatchObject({ code: 'DATA_FILE_UNSUPPORTED', data: { file, schemaVersion: '999' } });
   });
 });

@@ -36,7 +36,7 @@ describe('the endpoint file of a local core', () => {
     const file = localCorePaths(dir).endpointFile;
     writeFileSync(file, JSON.stringify({ ready: true, http: 'http://127.0.0.1:1' }));
     await expect(readLocalEndpoint(dir)).rejects.toMatchObject({
-      code: 'local-core.endpoint-invalid',
+      code: 'LOCAL_CORE_ENDPOINT_INVALID',
       message: expect.stringMatching(new RegExp(`^${file} is not a local IoT Core endpoint file: mqtt: .*; caFile: `)),
     });
     writeFileSync(file, '{');

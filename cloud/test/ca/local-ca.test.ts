@@ -74,7 +74,7 @@ describe('local CA', () => {
     const dir = freshDir();
     const ca = await loadOrCreateCa({ dir, now: Date.now });
     rmSync(join(dir, 'ca-key.pem'));
-    await expect(loadOrCreateCa({ dir, now: Date.now })).rejects.toMatchObject({ code: 'ca.incomplete' });
+    await expect(loadOrCreateCa({ dir, now: Date.now })).rejects.toMatchObject({ code: 'CA_INCOMPLETE' });
     expect(readFileSync(ca.caFile, 'utf8')).toBe(ca.caCertPem);
   });
 

@@ -96,7 +96,7 @@ describe('loadOrCreateCredentials', () => {
     const text = '[other]\naws_access_key_id = x\naws_secret_access_key = y\n';
     const f = file(text);
     await expect(loadOrCreateCredentials(f)).rejects.toMatchObject({
-      code: 'credentials.invalid',
+      code: 'CREDENTIALS_INVALID',
       message: `credentials file ${f} has no [${LOCAL_PROFILE}] profile`,
     });
     expect(readFileSync(f, 'utf8')).toBe(text);

@@ -6,6 +6,7 @@ import {
   PublishCommand,
 } from '@aws-sdk/client-iot-data-plane';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CloudError } from '../../src/errors.js';
 import { generateCredentials, singleCredentialStore } from '../../src/http/credentials.js';
 import { ApiError } from '../../src/http/errors.js';
 import {
@@ -149,6 +150,17 @@ describe('createHttpServer route groups', () => {
     });
   });
 
+  it("gives an ApiError AWS's error code, the x-amzn-ErrorType name, as its code", () => {
+    const err = new ApiError('ResourceNotFoundException', 404, 'It went away.');
+    expect(err).toBeInstanceOf(CloudError);
+    expect(err).toMatchObject({
+      name: 'ApiError',
+      code: 'ResourceNotFoundException',
+      errorType: 'ResourceNotFoundException',
+      status: 404,
+    });
+  });
+
   it("hands unmatched signed requests to the group's fallback", async () => {
     await data.send(new PublishCommand({ topic: 'pifleet/pi-01/commands', payload: Buffer.from('{"a":1}'), qos: 1 }));
     expect(published).toEqual([{ topic: 'pifleet/pi-01/commands', body: '{"a":1}', service: 'iotdata' }]);
@@ -166,7 +178,7 @@ describe('createHttpServer route groups', () => {
   });
 
   it('refuses to start twice', async () => {
-    await expect(server.start()).rejects.toMatchObject({ code: 'http.started' });
+    await expect(server.start()).rejects.toMatchObject({ code: 'HTTP_ALREADY_STARTED' });
   });
 });
 

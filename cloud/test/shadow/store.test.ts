@@ -157,7 +157,7 @@ describe('SQLite shadow store persistence', () => {
     raw.close();
     await expect(store.load('pi-9', undefined)).rejects.toMatchObject({
       name: 'ShadowStoreError',
-      code: 'shadow.store.corrupt',
+      code: 'SHADOW_STORE_CORRUPT',
     });
     const h = createHarness({ store });
     expect(await h.service.getShadow('pi-9')).toMatchObject({ status: 500, errorType: 'InternalFailureException' });

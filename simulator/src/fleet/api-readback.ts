@@ -63,13 +63,13 @@ export async function readBackViaQueryApi(
       const text = await res.text();
       if (res.status !== 200) {
         throw new SimulatorError(
-          'fleet.readback',
+          'FLEET_READBACK',
           `query API answered ${res.status} for ${thing}: ${text.slice(0, 200)}`,
         );
       }
       const page = readPage(text);
       if (page === undefined) {
-        throw new SimulatorError('fleet.readback', `query API answered ${thing} with no page: ${text.slice(0, 200)}`);
+        throw new SimulatorError('FLEET_READBACK', `query API answered ${thing} with no page: ${text.slice(0, 200)}`);
       }
       for (const item of page.items) {
         readings += 1;

@@ -202,6 +202,6 @@ export function createCommandLoad(opts: {
 
 export function assertCommandTarget(t: Partial<CommandApiTarget>): CommandApiTarget {
   if (!t.baseUrl || !t.region || !t.credentials)
-    throw new SimulatorError('fleet.command-target', 'command load needs the API URL, region and credentials');
+    throw new SimulatorError('FLEET_COMMAND_TARGET', 'command load needs the API URL, region and credentials');
   return t as CommandApiTarget;
 }

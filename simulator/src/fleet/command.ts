@@ -166,7 +166,7 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
       } catch (err) {
         if (live) io.stderr('\n');
         io.stderr(`pifleet-sim fleet: ${(err as Error).message}\n`);
-        io.exit(err instanceof SimulatorError && err.code === 'fleet.usage' ? EXIT.usage : EXIT.unavailable);
+        io.exit(err instanceof SimulatorError && err.code === 'FLEET_USAGE' ? EXIT.usage : EXIT.unavailable);
       }
     });
 }

@@ -154,7 +154,7 @@ export function fleetAgentConfigTemplate(
   };
   const r = loadConfig({ fileText: JSON.stringify(doc) });
   if (!r.ok) {
-    throw new SimulatorError('fleet.config', 'the fleet profile is not a valid agent config', {
+    throw new SimulatorError('FLEET_CONFIG', 'the fleet profile is not a valid agent config', {
       data: { issues: r.issues },
     });
   }

@@ -75,13 +75,13 @@ export function parseFault(text: string): FleetFault {
   const fraction = () => {
     const f = Number(arg ?? '0.1');
     if (!Number.isFinite(f) || f <= 0 || f > 1) {
-      throw new SimulatorError('fleet.usage', `fault ${JSON.stringify(text)}: the fraction must be in (0, 1]`);
+      throw new SimulatorError('FLEET_USAGE', `fault ${JSON.stringify(text)}: the fraction must be in (0, 1]`);
     }
     return f;
   };
   switch (kind) {
     case 'restart-core':
-      if (arg !== undefined) throw new SimulatorError('fleet.usage', 'restart-core takes no argument');
+      if (arg !== undefined) throw new SimulatorError('FLEET_USAGE', 'restart-core takes no argument');
       return { kind: 'restart-core' };
     case 'drop-connections':
       return { kind: 'drop-connections', fraction: fraction() };
@@ -89,7 +89,7 @@ export function parseFault(text: string): FleetFault {
       return { kind: 'sensor-failure', fraction: fraction() };
     default:
       throw new SimulatorError(
-        'fleet.usage',
+        'FLEET_USAGE',
         `unknown fault ${JSON.stringify(text)}: use restart-core, drop-connections:F or sensor-failure:F`,
       );
   }

@@ -143,7 +143,7 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
       const p = pending.get(msg.id);
       pending.delete(msg.id);
       if (!p) return;
-      if (msg.error !== undefined) p.reject(new SimulatorError('fleet.host', msg.error));
+      if (msg.error !== undefined) p.reject(new SimulatorError('FLEET_HOST', msg.error));
       else p.resolve(msg.result);
     });
     const failAll = (err: Error) => {
@@ -151,24 +151,24 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
       pending.clear();
     };
     child.on('error', (err) =>
-      failAll(new SimulatorError('fleet.host', 'a device host process failed', { cause: err })),
+      failAll(new SimulatorError('FLEET_HOST', 'a device host process failed', { cause: err })),
     );
     child.on('exit', (code, signal) => {
       if (pending.size > 0)
-        failAll(new SimulatorError('fleet.host', `a device host process exited (${code ?? signal})`));
+        failAll(new SimulatorError('FLEET_HOST', `a device host process exited (${code ?? signal})`));
     });
     const call = (req: HostCall | { op: 'init'; init: HostInit }) => {
       const id = nextId++;
       return new Promise<HostResponse['result']>((resolve, reject) => {
         if (!child.connected) {
-          reject(new SimulatorError('fleet.host', 'the device host process is gone'));
+          reject(new SimulatorError('FLEET_HOST', 'the device host process is gone'));
           return;
         }
         pending.set(id, { resolve, reject });
         child.send({ ...req, id }, (err) => {
           if (!err) return;
           pending.delete(id);
-          reject(new SimulatorError('fleet.host', 'could not reach the device host process', { cause: err }));
+          reject(new SimulatorError('FLEET_HOST', 'could not reach the device host process', { cause: err }));
         });
       });
     };

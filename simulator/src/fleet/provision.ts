@@ -86,7 +86,7 @@ export async function provisionLocalFleet(deps: LocalProvisionDeps): Promise<Pro
       try {
         out[i] = await one(name);
       } catch (err) {
-        throw new SimulatorError('fleet.provision', `could not provision ${name}`, {
+        throw new SimulatorError('FLEET_PROVISION', `could not provision ${name}`, {
           cause: err,
           data: { thingName: name },
         });

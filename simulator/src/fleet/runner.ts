@@ -144,7 +144,7 @@ async function readExternalEndpoint(dataDir: string): Promise<{
   const endpoint = await readLocalEndpoint(dataDir);
   if (!endpoint) {
     throw new SimulatorError(
-      'fleet.external',
+      'FLEET_EXTERNAL',
       `no ${LOCAL_ENDPOINT_FILE} in ${dataDir}: is the local IoT Core running there?`,
     );
   }

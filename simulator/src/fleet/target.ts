@@ -117,7 +117,7 @@ export async function startBareBroker(opts: {
     bound = await broker.start();
   } catch (err) {
     registry.close();
-    throw new SimulatorError('fleet.baseline', 'the bare broker did not start', { cause: err });
+    throw new SimulatorError('FLEET_BASELINE', 'the bare broker did not start', { cause: err });
   }
   const received = { messages: 0, readings: 0, sealedToBrokerMs: [] as number[] };
   const perSecond = new Map<number, number>();

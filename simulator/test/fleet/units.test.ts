@@ -155,9 +155,10 @@ describe('options', () => {
   });
 
   it.each(['explode', 'drop-connections:0', 'sensor-failure:1.5', 'restart-core:1', 'drop-connections:x'])(
-    'refuses %s',
+    'refuses %s as usage (the code pifleet-sim fleet exits 64 on)',
     (text) => {
       expect(() => parseFault(text)).toThrow(/fault|fraction|argument/);
+      expect(() => parseFault(text)).toThrow(expect.objectContaining({ name: 'SimulatorError', code: 'FLEET_USAGE' }));
     },
   );
 

@@ -46,7 +46,7 @@ export async function runOnAws(ctx: RunContext): Promise<RunOutcome> {
     created = true;
     if (made.code !== 0) {
       throw new SimulatorError(
-        'fleet.aws',
+        'FLEET_AWS',
         `provisioning failed (exit ${made.code}): ${made.text.trim().split('\n').slice(-3).join(' / ')}`,
       );
     }
@@ -80,7 +80,7 @@ async function commandApi(o: FleetOptions): Promise<CommandApiTarget> {
   });
   if (!resolved.credentials) {
     throw new SimulatorError(
-      'fleet.aws',
+      'FLEET_AWS',
       'the aws target signs command and query API calls: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)',
     );
   }
