@@ -1,10 +1,10 @@
-import { type JsonObject, validateDesiredState } from '@pifleet/protocol';
+import { type JsonObject, parseJson, validateDesiredState } from '@pifleet/protocol';
 import { isJsonObject, jsonEqual } from '../core/shadow/json.js';
 import type { ApiResponse } from '../http/server.js';
 import type { Logger } from '../logger.js';
 import type { ShadowService } from '../shadow/service.js';
 import type { ThingCatalog } from './catalog.js';
-import { json, parseOutsideJson } from './wire.js';
+import { json } from './wire.js';
 
 /**
  * The console's one write: an operator's desired state for a thing, `{desired, expected?}`, checked
@@ -24,7 +24,12 @@ const CONFLICT_RETRIES = 3;
 
 export async function setDesired(deps: SetDesiredDeps, thingName: string, body: Buffer): Promise<ApiResponse> {
   const { catalog, shadows, now, log } = deps;
-  const input = parseOutsideJson(body);
+  const parsed = parseJson(body.toString('utf8'));
+  if (!parsed.ok) {
+    // Why it was refused (not JSON, or nested past the bound), as the command API says it.
+    return json(400, { message: `The body is not valid JSON: ${parsed.message}.`, issues: [] });
+  }
+  const input = parsed.value;
   if (!isJsonObject(input)) {
     return json(400, { message: 'The body must be a JSON object {desired, expected?}.', issues: [] });
   }
