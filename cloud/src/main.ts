@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { EXIT, type ExitCode, isJsonObject, ownValue } from '@pifleet/protocol';
+import { EXIT, type ExitCode, formatLocalEndpoint, isJsonObject, ownValue } from '@pifleet/protocol';
 import { pino } from 'pino';
 import { DataDirError } from './adapters/data-dir.js';
 import { DataFileError } from './adapters/sqlite-open.js';
@@ -96,7 +96,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   try {
     const info = await core.start();
     if (stopping) return;
-    process.stdout.write(`${JSON.stringify(info)}\n`);
+    process.stdout.write(formatLocalEndpoint(info));
   } catch (err) {
     const exitCode = exitCodeOf(err);
     logger.fatal({ err, exitCode }, 'local IoT Core failed to start');

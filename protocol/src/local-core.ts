@@ -17,6 +17,19 @@ export const LOCAL_CREDENTIALS_FILE = 'credentials';
 /** The profile of the core's key pair in {@link LOCAL_CREDENTIALS_FILE}. */
 export const LOCAL_PROFILE = 'pifleet-local';
 
+/**
+ * Where a local core listens unless told otherwise (`pifleet-local-core --mqtt-port/--http-port`),
+ * and the account it stands in for; `pifleet --local DIR` assumes them for a data directory whose
+ * core has not written its endpoint file.
+ */
+export const LOCAL_CORE_DEFAULT_ENDPOINT = Object.freeze({
+  host: '127.0.0.1',
+  mqttPort: 8883,
+  httpPort: 8880,
+  region: 'us-east-1',
+  accountId: '000000000000',
+});
+
 /** The ready line the core prints and writes to {@link LOCAL_ENDPOINT_FILE}. */
 export const localEndpointSchema = z
   .object({

@@ -213,6 +213,20 @@ export function parseAppTopic(topic: string): { thingName: string; kind: AppTopi
   return { thingName, kind };
 }
 
+/**
+ * Basic Ingest: a device publishes to `$aws/rules/{ruleName}/{topic}` to hand a message to one rule
+ * without the broker delivering it to subscribers ("Reducing messaging costs with Basic Ingest").
+ * The rule's `topic()` sees `{topic}` only. Undefined for any other topic.
+ */
+export function parseBasicIngestTopic(topic: string): { ruleName: string; topic: string } | undefined {
+  const prefix = '$aws/rules/';
+  if (!topic.startsWith(prefix)) return undefined;
+  const cut = topic.indexOf('/', prefix.length);
+  return cut < 0
+    ? { ruleName: topic.slice(prefix.length), topic: '' }
+    : { ruleName: topic.slice(prefix.length, cut), topic: topic.slice(cut + 1) };
+}
+
 /** Presence lifecycle topics IoT Core publishes for every client connection. */
 export const presenceTopics = {
   connected: (clientId: string) => `$aws/events/presence/connected/${clientId}`,

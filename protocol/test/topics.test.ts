@@ -10,6 +10,7 @@ import {
   isValidShadowName,
   isValidThingName,
   parseAppTopic,
+  parseBasicIngestTopic,
   parsePresenceTopic,
   parseShadowTopic,
   presenceTopics,
@@ -252,5 +253,18 @@ describe('topicMatches', () => {
     ['a/b/c', 'a/b', false],
   ])('%s matches %s: %s', (filter, topic, expected) => {
     expect(topicMatches(filter, topic)).toBe(expected);
+  });
+});
+
+describe('parseBasicIngestTopic', () => {
+  it.each([
+    ['$aws/rules/ingest/pifleet/pi-1/telemetry', { ruleName: 'ingest', topic: 'pifleet/pi-1/telemetry' }],
+    ['$aws/rules/ingest/', { ruleName: 'ingest', topic: '' }],
+    ['$aws/rules/ingest', { ruleName: 'ingest', topic: '' }],
+    ['pifleet/pi-1/telemetry', undefined],
+    ['$aws/things/pi-1/shadow/update', undefined],
+    ['$aws/rulesx/a/b', undefined],
+  ])('%s', (topic, expected) => {
+    expect(parseBasicIngestTopic(topic)).toEqual(expected);
   });
 });

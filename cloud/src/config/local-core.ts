@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { LOCAL_CORE_DEFAULT_ENDPOINT } from '@pifleet/protocol';
 import { CloudError } from '../errors.js';
 
 /**
@@ -23,11 +24,7 @@ export interface LocalCoreConfig {
 
 export const LOCAL_CORE_DEFAULTS: LocalCoreConfig = Object.freeze({
   dataDir: '.pifleet/local-core',
-  host: '127.0.0.1',
-  mqttPort: 8883,
-  httpPort: 8880,
-  region: 'us-east-1',
-  accountId: '000000000000',
+  ...LOCAL_CORE_DEFAULT_ENDPOINT,
   logLevel: 'info',
 });
 

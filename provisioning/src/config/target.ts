@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fromIni } from '@aws-sdk/credential-provider-ini';
 import {
   describeIssues,
+  LOCAL_CORE_DEFAULT_ENDPOINT,
   LOCAL_CREDENTIALS_FILE,
   LOCAL_ENDPOINT_FILE,
   LOCAL_PROFILE,
@@ -47,8 +48,8 @@ export const DEFAULT_LOCAL_DATA_DIR = '.pifleet/local-core';
  * (`LOCAL_ENDPOINT_FILE` of `@pifleet/protocol`, where the running core records how to reach it).
  */
 export const LOCAL_DEFAULT_ENDPOINTS = {
-  http: 'http://127.0.0.1:8880',
-  mqtt: { host: '127.0.0.1', port: 8883 },
+  http: `http://${LOCAL_CORE_DEFAULT_ENDPOINT.host}:${LOCAL_CORE_DEFAULT_ENDPOINT.httpPort}`,
+  mqtt: { host: LOCAL_CORE_DEFAULT_ENDPOINT.host, port: LOCAL_CORE_DEFAULT_ENDPOINT.mqttPort },
 } as const;
 
 export interface ResolveTargetInput {
@@ -120,7 +121,7 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
     record = {
       http: LOCAL_DEFAULT_ENDPOINTS.http,
       mqtt: { ...LOCAL_DEFAULT_ENDPOINTS.mqtt },
-      region: 'us-east-1',
+      region: LOCAL_CORE_DEFAULT_ENDPOINT.region,
       caFile: path.join('ca', 'ca.pem'),
       credentialsFile: LOCAL_CREDENTIALS_FILE,
     };

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { type JsonValue, parseJson } from '@pifleet/protocol';
+import { type JsonValue, parseBasicIngestTopic, parseJson } from '@pifleet/protocol';
 import type { EvalContext, PreparedMessage } from './message.js';
 import {
   isObject,
@@ -444,12 +444,8 @@ const defs: Record<string, FunctionDef> = {
     min: 0,
     max: 1,
     impl: (args, env) => {
-      let topic = env.msg.topic;
       // Basic Ingest: the $aws/rules/{rule}/ prefix is not part of topic().
-      if (topic.startsWith('$aws/rules/')) {
-        const cut = topic.indexOf('/', 11);
-        topic = cut < 0 ? '' : topic.slice(cut + 1);
-      }
+      const topic = parseBasicIngestTopic(env.msg.topic)?.topic ?? env.msg.topic;
       if (args.length === 0) return topic;
       const n = toInt(args[0]);
       if (n === undefined || n < 1) return undefined;
