@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isJsonObject, ownValue, parseJson } from '@pifleet/protocol';
 import { BUNDLE_FILES, BUNDLE_MODES } from '../core/bundle.js';
+import { readTextIfExists } from './text-files.js';
 
 /** What a bundle directory holds now (only the files a bundle consists of are read). */
 export interface BundleContents {
@@ -18,15 +19,6 @@ export interface BundleContents {
   readonly thingName?: string;
 }
 
-async function readIfExists(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 export async function readBundle(dir: string): Promise<BundleContents> {
   let entries: string[] = [];
   try {
@@ -36,10 +28,10 @@ export async function readBundle(dir: string): Promise<BundleContents> {
   }
   const f = (name: string) => path.join(dir, name);
   const [certificatePem, caPem, agentConfigText, unitText] = await Promise.all([
-    readIfExists(f(BUNDLE_FILES.certificate)),
-    readIfExists(f(BUNDLE_FILES.ca)),
-    readIfExists(f(BUNDLE_FILES.agentConfig)),
-    readIfExists(f(BUNDLE_FILES.unit)),
+    readTextIfExists(f(BUNDLE_FILES.certificate)),
+    readTextIfExists(f(BUNDLE_FILES.ca)),
+    readTextIfExists(f(BUNDLE_FILES.agentConfig)),
+    readTextIfExists(f(BUNDLE_FILES.unit)),
   ]);
   let hasPrivateKey = false;
   try {

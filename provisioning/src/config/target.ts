@@ -1,4 +1,4 @@
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { fromIni } from '@aws-sdk/credential-provider-ini';
 import {
@@ -10,6 +10,7 @@ import {
   type LocalEndpoint,
   parseLocalEndpoint,
 } from '@pifleet/protocol';
+import { readTextIfExists } from '../adapters/text-files.js';
 import { CredentialsError, TargetConfigError } from '../errors.js';
 
 /**
@@ -72,15 +73,6 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-async function readText(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 export async function resolveTarget(input: ResolveTargetInput): Promise<Target> {
   const envLocal = input.env.PIFLEET_LOCAL;
   const wantsLocal = input.local !== undefined && input.local !== false;
@@ -105,7 +97,7 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
   const startHint = `start it with: ${input.localCoreCommand ?? 'pifleet-local-core'} --data-dir ${dataDir}`;
 
   const endpointFile = path.join(dataDir, LOCAL_ENDPOINT_FILE);
-  const endpointText = await readText(endpointFile);
+  const endpointText = await readTextIfExists(endpointFile);
   let record: Pick<LocalEndpoint, 'http' | 'mqtt' | 'region' | 'caFile' | 'credentialsFile'>;
   if (endpointText === undefined) {
     // No endpoint file: the data directory must at least be a core's (credentials present); assume its default ports.
@@ -157,7 +149,7 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
       });
     },
   );
-  const caPem = await readText(caFile);
+  const caPem = await readTextIfExists(caFile);
   if (caPem === undefined) {
     throw new TargetConfigError(`the local CA certificate ${caFile} is missing`, {
       hint: startHint,
