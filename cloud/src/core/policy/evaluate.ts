@@ -26,8 +26,6 @@ export interface PolicyAuthorizer {
 }
 
 /** Statements may also carry IAM's negated forms; the protocol type leaves them out. */
-type Statement = IotPolicyStatement & { NotAction?: string | string[]; NotResource?: string | string[] };
-
 interface CompiledStatement {
   readonly policy: string;
   readonly sid: string | undefined;
@@ -41,7 +39,7 @@ interface CompiledStatement {
 
 const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
-function statementCoversAction(s: Statement, action: IotAction): boolean {
+function statementCoversAction(s: IotPolicyStatement, action: IotAction): boolean {
   if (s.NotAction !== undefined) return !list(s.NotAction).some((p) => wildcardMatches(p, action, true));
   return list(s.Action).some((p) => wildcardMatches(p, action, true));
 }
@@ -64,8 +62,7 @@ export function compilePolicies(policies: readonly NamedPolicy[], ctx: PolicyCon
   for (const action of IOT_ACTIONS) byAction.set(action, { deny: [], allow: [] });
 
   for (const policy of policies) {
-    for (const raw of policy.document.Statement) {
-      const s = raw as Statement;
+    for (const s of policy.document.Statement) {
       const deny = s.Effect === 'Deny';
       if (!deny && s.Effect !== 'Allow') continue;
       const conditionHolds = evaluateCondition(s.Condition, values);
@@ -132,7 +129,7 @@ export function policyProblems(document: unknown): string[] {
   const statements = Array.isArray(doc.Statement) ? doc.Statement : doc.Statement ? [doc.Statement] : [];
   if (statements.length === 0) problems.push('Statement must be a non-empty array');
   statements.forEach((raw: unknown, i) => {
-    const s = (raw ?? {}) as Partial<Statement>;
+    const s = (raw ?? {}) as Partial<IotPolicyStatement>;
     const at = `Statement[${i}]`;
     if (s.Effect !== 'Allow' && s.Effect !== 'Deny') problems.push(`${at}.Effect must be Allow or Deny`);
     if (s.Action === undefined && s.NotAction === undefined) problems.push(`${at} needs Action or NotAction`);
