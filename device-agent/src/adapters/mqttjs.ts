@@ -17,18 +17,21 @@ const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(Strin
 /**
  * mqtt.js, loaded when a transport first connects: it is an optional peer dependency, installed
  * by what runs simulated fleets (the simulator) and left out of a Pi's install, where the agent
- * runs on the device SDK and never builds this transport.
+ * runs on the device SDK and never builds this transport. Loaded once per process, not per
+ * (re)connect: a fleet host reconnects thousands of these at once after a core restart.
  */
+let mqttModule: typeof import('mqtt') | undefined;
+
 function loadMqtt(): typeof import('mqtt') {
+  if (mqttModule) return mqttModule;
   try {
-    return createRequire(import.meta.url)('mqtt') as typeof import('mqtt');
+    mqttModule = createRequire(import.meta.url)('mqtt') as typeof import('mqtt');
+    return mqttModule;
   } catch (err) {
     throw new TransportError(
       'MQTTJS_MISSING',
       'the mqtt.js transport needs the `mqtt` package: install it beside @pifleet/device-agent',
-      {
-        cause: err,
-      },
+      { cause: err },
     );
   }
 }
