@@ -815,6 +815,42 @@ describe('HTTP security', () => {
     expect(res.headers.get('x-amzn-errortype')).toMatch(/^InvalidSignatureException/);
   });
 
+  it.each([
+    ['not JSON', '{"thingName":', /^The request body is not valid JSON: /],
+    ['not an object', '[]', /^The request body must be a JSON object\.$/],
+  ])(
+    'refuses a signed CreateThing body %s with 400 InvalidRequestException, and creates nothing',
+    async (_n, body, message) => {
+      const creds = await credentialsFrom(run.info.credentialsFile);
+      const signer = new SignatureV4({
+        service: 'iot',
+        region: 'us-east-1',
+        credentials: creds,
+        sha256: Hash.bind(null, 'sha256'),
+      });
+      const url = new URL('/things/hostile-body', run.info.http);
+      const signed = await signer.sign({
+        method: 'POST',
+        protocol: 'http:',
+        hostname: url.hostname,
+        port: Number(url.port),
+        path: url.pathname,
+        headers: { host: url.host, 'content-type': 'application/json' },
+        query: {},
+        body,
+      });
+      const res = await fetch(url, { method: 'POST', headers: signed.headers as Record<string, string>, body });
+      expect(res.status).toBe(400);
+      expect(res.headers.get('x-amzn-errortype')).toMatch(/^InvalidRequestException/);
+      expect(((await res.json()) as { message: string }).message).toMatch(message);
+      await expectAwsError(
+        iot.send(new DescribeThingCommand({ thingName: 'hostile-body' })),
+        'ResourceNotFoundException',
+        404,
+      );
+    },
+  );
+
   it('answers a body over 1 MiB with 413 before reading it all', async () => {
     const res = await fetch(`${run.info.http}/things/big`, {
       method: 'POST',
