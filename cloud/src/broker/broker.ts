@@ -40,6 +40,7 @@ import {
   hasPresenceEvents,
   type SessionInfo,
 } from './presence.js';
+import { type MessageProperties, messagePropertiesOf, NO_PROPERTIES } from './properties.js';
 import { RetainedIndex, type RetainedPacket, withRetainedIndex } from './retained-index.js';
 
 export interface BrokerDeps {
@@ -75,6 +76,8 @@ export interface BusMessage {
   readonly acceptedBeforeAck: boolean;
   /** true when the message is a client's last will, published because its connection ended. */
   readonly lastWill: boolean;
+  /** Its MQTT 5 properties (none for MQTT 3.1.1 and for in-process publishes without them). */
+  readonly properties: MessageProperties;
 }
 
 /** A retained message as the broker holds it. */
@@ -100,7 +103,11 @@ export type BeforeAckHandler = (message: BusMessage) => Promise<void> | undefine
  * authorized by each client's iot:Receive.
  */
 export interface BrokerBus {
-  publish(topic: string, payload: string | Uint8Array, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+  publish(
+    topic: string,
+    payload: string | Uint8Array,
+    options?: { qos?: 0 | 1; retain?: boolean; properties?: MessageProperties },
+  ): Promise<void>;
   /**
    * Subscribes a handler to an MQTT topic filter. If the handler returns a promise, the next
    * message waits for it (backpressure). Filters starting with a wildcard do not match `$` topics.
@@ -481,6 +488,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         clientId: client.id,
         acceptedBeforeAck: true,
         lastWill: willPayloads.has(payload),
+        properties: messagePropertiesOf(packet),
       });
     } catch (err) {
       pending = Promise.reject(err);
@@ -693,6 +701,9 @@ export function createBroker(deps: BrokerDeps): Broker {
         retain: options.retain ?? false,
         dup: false,
       };
+      if (options.properties && options.properties !== NO_PROPERTIES) {
+        packet.properties = { ...options.properties } as NonNullable<PublishPacket['properties']>;
+      }
       return new Promise((resolve, reject) => {
         if (aedes.closed) {
           reject(new BrokerError(BROKER_ERRORS.notStarted, 'broker is not running', { data: { topic } }));
@@ -717,6 +728,7 @@ export function createBroker(deps: BrokerDeps): Broker {
           clientId: publisherOf(packet),
           acceptedBeforeAck: acceptedPayloads.has(payload),
           lastWill: willPayloads.has(payload),
+          properties: messagePropertiesOf(packet),
         };
         let result: void | Promise<void>;
         try {

@@ -333,6 +333,7 @@ describe('acknowledging client messages', () => {
         clientId: 'pi-ack',
         acceptedBeforeAck: true,
         lastWill: false,
+        properties: {},
       });
     };
     return { bus, offer };
