@@ -8,6 +8,7 @@ export * from './json.js';
 export * from './limits.js';
 export * from './local-core.js';
 export * from './logging.js';
+export * from './mqtt5.js';
 export * from './policy.js';
 export * from './shadow.js';
 export * from './state.js';
