@@ -233,6 +233,9 @@ describe('functions (AWS IoT SQL reference examples and argument tables)', () =>
       'topic',
       'traceid',
       'clientid',
+      // message properties: mqtt5-properties.test.ts
+      'get_mqtt_property',
+      'get_user_properties',
     ];
     const missing = [...FUNCTIONS.keys()].filter(
       (name) => !contextual.includes(name) && ![...used].some((e) => e.includes(`${name}(`)),

@@ -8,6 +8,7 @@ import {
   FUNCTIONS,
   type FunctionEnv,
   getItem,
+  MISNAMED_FUNCTIONS,
   UNSUPPORTED_FUNCTIONS,
 } from './functions.js';
 import type { EvalContext, PreparedMessage } from './message.js';
@@ -374,7 +375,13 @@ export class Compiler {
       throw this.semantic(`function ${e.name}() is not supported by the pifleet rules engine`, e.start);
     }
     const def = FUNCTIONS.get(name);
-    if (!def) throw this.semantic(`unknown function ${e.name}()`, e.start);
+    if (!def) {
+      const meant = MISNAMED_FUNCTIONS.get(name);
+      throw this.semantic(
+        meant === undefined ? `unknown function ${e.name}()` : `unknown function ${e.name}(); did you mean ${meant}()?`,
+        e.start,
+      );
+    }
     const n = e.args.length;
     if (n < def.min || n > def.max) {
       const expected =
@@ -385,6 +392,8 @@ export class Compiler {
             : `${def.min} to ${def.max}`;
       throw this.semantic(`${e.name}() takes ${expected} argument${expected === '1' ? '' : 's'}, got ${n}`, e.start);
     }
+    const problem = def.check?.(e.args);
+    if (problem !== undefined) throw this.semantic(problem, e.args[0]?.start ?? e.start);
     if (name === 'encode' && e.args[0]?.type === 'star') {
       const scheme = this.expr(e.args[1] as Expr);
       return (env, scope) =>

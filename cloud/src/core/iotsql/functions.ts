@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { type JsonValue, parseBasicIngestTopic, parseJson } from '@pifleet/protocol';
-import type { EvalContext, PreparedMessage } from './message.js';
+import { type JsonValue, parseBasicIngestTopic, parseJson, setOwn } from '@pifleet/protocol';
+import type { Expr } from './ast.js';
+import type { EvalContext, MqttMessageProperties, PreparedMessage } from './message.js';
 import {
   isObject,
   numberToString,
@@ -24,6 +25,8 @@ export interface FunctionDef {
   readonly min: number;
   readonly max: number;
   readonly impl: (args: readonly SqlValue[], env: FunctionEnv) => SqlValue;
+  /** A compile-time check of the argument expressions (literals); returns the problem, if any. */
+  readonly check?: (args: readonly Expr[]) => string | undefined;
 }
 
 /** Functions AWS documents that this engine does not evaluate (they call other services or need Joda/Java). */
@@ -32,14 +35,85 @@ export const UNSUPPORTED_FUNCTIONS: ReadonlySet<string> = new Set([
   'get_dynamodb',
   'get_secret',
   'get_registry_data',
-  'get_mqtt_property',
-  'get_user_property',
   'machinelearning_predict',
   'md2',
   'parse_time',
   'time_to_epoch',
   'transform',
 ]);
+
+/**
+ * Names that are not IoT SQL functions but are easily mistaken for one, with the function meant:
+ * the user-properties function is plural in IoT SQL (it returns every value of a key).
+ */
+export const MISNAMED_FUNCTIONS: ReadonlyMap<string, string> = new Map([['get_user_property', 'get_user_properties']]);
+
+/**
+ * `get_mqtt_property(name)`: the names IoT SQL documents (lower case, as written) and what each
+ * returns. The payload format indicator reads as the enum strings the republish action's headers
+ * take (`UTF8_DATA`, `UNSPECIFIED_BYTES`); correlation data, which is binary, as base64. A
+ * property the message does not carry, and every property of an MQTT 3.1.1 message, is Undefined.
+ */
+const MQTT_PROPERTIES: ReadonlyMap<string, (p: MqttMessageProperties) => SqlValue> = new Map<
+  string,
+  (p: MqttMessageProperties) => SqlValue
+>([
+  [
+    'format_indicator',
+    (p) =>
+      p.payloadFormatIndicator === undefined ? undefined : p.payloadFormatIndicator ? 'UTF8_DATA' : 'UNSPECIFIED_BYTES',
+  ],
+  ['content_type', (p) => p.contentType],
+  ['response_topic', (p) => p.responseTopic],
+  [
+    'correlation_data',
+    (p) =>
+      p.correlationData === undefined
+        ? undefined
+        : Buffer.from(p.correlationData.buffer, p.correlationData.byteOffset, p.correlationData.byteLength).toString(
+            'base64',
+          ),
+  ],
+]);
+
+/** The documented names, for error messages. */
+export const MQTT_PROPERTY_NAMES: readonly string[] = [...MQTT_PROPERTIES.keys()];
+
+function mqttProperty(name: SqlValue, msg: PreparedMessage): SqlValue {
+  if (typeof name !== 'string') return undefined;
+  const read = MQTT_PROPERTIES.get(name);
+  const props = msg.properties;
+  return read === undefined || props === undefined ? undefined : read(props);
+}
+
+/**
+ * `get_user_properties(key)`: every value the message carries under that key (case-sensitive, as
+ * MQTT compares strings), as an Array of Strings in wire order — an Array even for one value,
+ * because MQTT 5 allows a key more than once; Undefined when the key is absent, for a non-String
+ * key, and for an MQTT 3.1.1 message. Without an argument, every user property as an Array of
+ * one-key objects (`[{"k": "v"}, …]`), the shape IoT Core's GetRetainedMessage uses for them.
+ * Keys are data: only own keys are read, so `toString` or `__proto__` are ordinary keys.
+ */
+function userProperties(args: readonly SqlValue[], msg: PreparedMessage): SqlValue {
+  const all = msg.properties?.userProperties;
+  if (all === undefined) return undefined;
+  if (args.length === 0) {
+    const out: JsonValue[] = [];
+    for (const key of Object.keys(all)) {
+      const v = all[key] as string | readonly string[];
+      for (const one of typeof v === 'string' ? [v] : v) {
+        const entry: { [k: string]: JsonValue } = {};
+        setOwn(entry, key, one);
+        out.push(entry);
+      }
+    }
+    return out.length === 0 ? undefined : out;
+  }
+  const [key] = args;
+  if (typeof key !== 'string' || !Object.hasOwn(all, key)) return undefined;
+  const v = all[key] as string | readonly string[];
+  return typeof v === 'string' ? [v] : [...v];
+}
 
 function double(f: (x: number) => number): FunctionDef {
   return {
@@ -331,6 +405,20 @@ const defs: Record<string, FunctionDef> = {
   exp: double(Math.exp),
   floor: numeric(Math.floor),
   get: { min: 2, max: 2, impl: ([a, b]) => getItem(a, b) },
+  get_mqtt_property: {
+    min: 1,
+    max: 1,
+    impl: ([name], env) => mqttProperty(name, env.msg),
+    // The reference lists the names as literal strings; a literal that is none of them can never
+    // return a value, so it is refused when the rule is created rather than read as Undefined.
+    check: ([arg]) =>
+      arg?.type === 'literal' && typeof arg.value === 'string' && !MQTT_PROPERTIES.has(arg.value)
+        ? `get_mqtt_property() takes one of ${MQTT_PROPERTY_NAMES.map((n) => `'${n}'`).join(', ')}, not ${JSON.stringify(arg.value)}`
+        : arg?.type === 'literal' && typeof arg.value !== 'string'
+          ? 'get_mqtt_property() takes a property name (a string)'
+          : undefined,
+  },
+  get_user_properties: { min: 0, max: 1, impl: (args, env) => userProperties(args, env.msg) },
   // get_thing_shadow(thingName, [shadowName,] roleArn): the role is AWS's concern; locally the
   // injected lookup answers (Undefined without one, or for an unknown thing or shadow).
   get_thing_shadow: {

@@ -1,10 +1,11 @@
 export type { Expr, FromClause, Query, SelectItem } from './ast.js';
 export { IotSqlError, type IotSqlErrorKind, type SourcePosition } from './errors.js';
-export { FUNCTIONS, UNSUPPORTED_FUNCTIONS } from './functions.js';
+export { FUNCTIONS, MQTT_PROPERTY_NAMES, UNSUPPORTED_FUNCTIONS } from './functions.js';
 export {
   decodePayload,
   type EvalContext,
   type IotMessage,
+  type MqttMessageProperties,
   type PayloadBody,
   type PreparedMessage,
   prepareMessage,

@@ -1,5 +1,20 @@
 import { type JsonValue, MAX_JSON_DEPTH, parseJson } from '@pifleet/protocol';
 
+/**
+ * The MQTT 5 PUBLISH properties a rule can read with `get_mqtt_property()` and
+ * `get_user_properties()` (names as mqtt-packet decodes them). A message published over MQTT
+ * 3.1.1, or over HTTP without them, has none: every such function returns Undefined for it.
+ */
+export interface MqttMessageProperties {
+  readonly payloadFormatIndicator?: boolean;
+  readonly contentType?: string;
+  readonly responseTopic?: string;
+  readonly correlationData?: Uint8Array;
+  readonly messageExpiryInterval?: number;
+  /** In wire order; a key sent more than once holds its values in order. */
+  readonly userProperties?: Readonly<Record<string, string | readonly string[]>>;
+}
+
 /** A message as the broker hands it to the rules engine. */
 export interface IotMessage {
   readonly topic: string;
@@ -12,6 +27,8 @@ export interface IotMessage {
   readonly timestamp?: number;
   /** `traceid()`; Undefined without one. */
   readonly traceId?: string;
+  /** The PUBLISH's MQTT 5 properties; absent for MQTT 3.1.1. */
+  readonly properties?: MqttMessageProperties;
 }
 
 /** The payload decoded once: JSON when it is UTF-8 JSON, raw bytes otherwise. */
