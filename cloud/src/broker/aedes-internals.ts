@@ -1,12 +1,22 @@
+import type { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
-import type { Aedes, AedesPublishPacket, Client, PublishPacket } from 'aedes';
+import type {
+  Aedes,
+  AedesPublishPacket,
+  Client,
+  PublishPacket,
+  SubscribePacket,
+  Subscription,
+  UnsubscribePacket,
+} from 'aedes';
 import aedesMemoryPersistence from 'aedes-persistence';
 
 /**
- * Everything the broker reads of aedes 1.x that aedes's types do not declare, in one place.
- * Each accessor is pinned by cloud/test/broker/aedes-internals.test.ts against a live aedes, so
- * an upgrade that moves one fails there by name. Moving to aedes 2 (MQTT 5): revisit this file
- * and that test, nothing else in the broker reaches past aedes's declared API.
+ * Everything the broker reads or changes of aedes 2 (2.0.0-beta.1, MQTT 5) that aedes's types do not
+ * declare, in one place. Each accessor is pinned by cloud/test/broker/aedes-internals.test.ts against
+ * a live aedes, so an upgrade (the GA release) that moves one fails there by name; nothing else in
+ * the broker reaches past aedes's declared API.
  *
  * - `aedes.clients`: registered clients by id. aedes keeps it to close the older of two
  *   connections with one client id; the broker uses it to tell that takeover apart from other
@@ -14,24 +24,46 @@ import aedesMemoryPersistence from 'aedes-persistence';
  * - `client._will`: the CONNECT's last will, set when the CONNECT is parsed (before
  *   authentication, where the policy's `LastWill` connect attribute needs it) and kept until the
  *   connection closes. aedes publishes the will with this very packet, payload buffer included.
- * - `client._disconnected`: set only when the client sent DISCONNECT (aedes's own test for
- *   whether to publish the will), so a close is told apart as client-initiated.
+ * - `client._disconnected`: set when the client sent DISCONNECT without asking for its will (aedes's
+ *   own test for whether to publish the will). An MQTT 5 DISCONNECT with reason 0x04 leaves it
+ *   unset, so the DISCONNECT itself is watched on `client._parser` (see `onDisconnectPacket`).
+ * - `client._serverKeepAlive`: the MQTT 5 Server Keep Alive aedes puts in the CONNACK and uses. aedes
+ *   sets it only from its `keepaliveLimit` option, which also refuses MQTT 3.1.1 clients outside the
+ *   limit; IoT Core instead clamps a v5 keep-alive into 30–1200 s, so the broker sets it itself.
+ * - `packet._notAuthorized`: aedes's mark on a PUBLISH it must neither acknowledge nor publish (its v5
+ *   answer to a refused publish). The broker sets it when it has answered the PUBLISH itself with a
+ *   reason code aedes does not give (0x90), or is disconnecting the client (0x95, 0x9B).
+ * - `sub.subscriptionIdentifier`: aedes copies a SUBSCRIBE's Subscription Identifier onto each
+ *   subscription before authorization.
+ * - `aedes._wipeSession(client)`: what aedes does when an MQTT 5 session expires (subscriptions,
+ *   queued messages, will). aedes keeps an MQTT 3.1.1 persistent session forever; IoT Core ends it
+ *   after the persistent session expiry period, so the broker expires it with the same call.
  * - `aedes.mq.length`: messages mqemitter queued behind the ones in flight.
  * - `packet.clientId`: the publishing client's id, which aedes adds to a client's PUBLISH before
  *   it reaches the bus (absent for in-process publishes).
+ * - the CONNACK's capability properties: aedes 2 writes a fixed set (and "shared subscriptions not
+ *   available") with no hook to change them, so `advertiseOnConnack` adds IoT Core's (Maximum QoS
+ *   1, no Subscription Identifiers, ...) where aedes serializes the CONNACK: mqtt-packet's
+ *   `writeToStream`, the instance aedes itself imports, wrapped once per process. The wrapper
+ *   touches only CONNACK packets written to a stream registered here, which no MQTT client writes.
+ * - `client._parser` 'packet' (shared subscriptions): a listener put before aedes's own rewrites a
+ *   SUBSCRIBE or UNSUBSCRIBE before aedes handles it (see `beforeAedesHandles`).
  * - `aedes-persistence`: the in-memory persistence aedes creates when given none (a dependency
- *   of ours at the range aedes 1.2 itself uses); its callback-style declaration types
- *   `storeRetained` with a callback aedes 1.x does not pass, hence the narrower interface below.
+ *   of ours at the range aedes itself uses); its callback-style declaration types `storeRetained`
+ *   with a callback aedes does not pass, hence the narrower interface below.
  */
 
 interface AedesState {
   readonly clients: Readonly<Record<string, Client | undefined>>;
   readonly mq: { readonly length: number };
+  _wipeSession(client: Client): void;
 }
 
 interface ClientState {
   readonly _will?: WillPacket | null;
   readonly _disconnected?: boolean;
+  _serverKeepAlive?: number;
+  readonly _parser?: EventEmitter;
 }
 
 /** A client's last will as aedes keeps it (the CONNECT's will). */
@@ -72,7 +104,7 @@ export function publisherOf(packet: AedesPublishPacket): string | undefined {
 /**
  * The parts of an aedes persistence (aedes-persistence's `CallBackPersistence`) the broker
  * touches: the retained-message methods aedes calls, and `setup`, which aedes requires to be an
- * async function. aedes 1.x calls `storeRetained(packet)` without a callback and awaits the
+ * async function. aedes (1.x and 2) calls `storeRetained(packet)` without a callback and awaits the
  * promise it returns.
  */
 export interface AedesPersistence {
@@ -88,4 +120,128 @@ export function memoryPersistence(): AedesPersistence {
   // its declaration file says `export default`, which TypeScript reads as a `.default` property.
   const create = aedesMemoryPersistence as unknown as () => AedesPersistence;
   return create();
+}
+
+/**
+ * Sets the MQTT 5 Server Keep Alive (seconds) aedes advertises in the CONNACK and enforces. Call it
+ * from `preConnect` (before aedes builds the CONNACK); MQTT 3.1.1 clients are left alone.
+ */
+export function setServerKeepAlive(client: Client, seconds: number): void {
+  (client as unknown as ClientState)._serverKeepAlive = seconds;
+}
+
+/**
+ * Calls `listener` with the reason code of the DISCONNECT packet the client sends (0 for MQTT
+ * 3.1.1). Register it once the client is connected; aedes removes it when the connection closes.
+ */
+export function onDisconnectPacket(client: Client, listener: (reasonCode: number) => void): void {
+  const parser = (client as unknown as ClientState)._parser;
+  parser?.on('packet', (packet: { cmd?: string; reasonCode?: number }) => {
+    if (packet.cmd === 'disconnect') listener(packet.reasonCode ?? 0);
+  });
+}
+
+/**
+ * Makes aedes neither acknowledge nor publish this PUBLISH once its authorization succeeds: the
+ * broker has answered it (or is disconnecting the client) itself.
+ */
+export function dropPublish(packet: PublishPacket): void {
+  (packet as PublishPacket & { _notAuthorized?: boolean })._notAuthorized = true;
+}
+
+/** The Subscription Identifier of the SUBSCRIBE a subscription came in, if it had one. */
+export function subscriptionIdentifierOf(sub: Subscription): number | undefined {
+  const id = (sub as Subscription & { subscriptionIdentifier?: unknown }).subscriptionIdentifier;
+  return typeof id === 'number' ? id : undefined;
+}
+
+/** Ends a disconnected client's session as aedes ends an expired MQTT 5 one. */
+export function wipeSession(aedes: Aedes, client: Client): void {
+  (aedes as unknown as AedesState)._wipeSession(client);
+}
+
+// ---- mqtt-packet, the instance aedes imports ------------------------------------------------
+
+type WriteToStream = ((packet: object, stream: object, options?: object) => boolean) & { cacheNumbers?: boolean };
+interface MqttPacketModule {
+  writeToStream: WriteToStream;
+}
+
+let mqttPacket: MqttPacketModule | undefined;
+function aedesMqttPacket(): MqttPacketModule {
+  if (!mqttPacket) {
+    // Resolved from aedes's own location, so it is the module object aedes's writer calls through.
+    const fromHere = createRequire(import.meta.url);
+    mqttPacket = createRequire(fromHere.resolve('aedes'))('mqtt-packet') as MqttPacketModule;
+  }
+  return mqttPacket;
+}
+
+/** A packet written to a client connection as aedes writes one (MQTT 5 serialization). */
+export function writeMqtt5Packet(client: Client, packet: { cmd: string } & Record<string, unknown>): void {
+  if (client.closed || client.conn.destroyed) return;
+  aedesMqttPacket().writeToStream(packet, client.conn, { protocolVersion: 5 });
+}
+
+/** The CONNACK capability properties the broker adds (mqtt-packet's names). */
+export interface ConnackCapabilities {
+  readonly maximumQoS?: 0 | 1;
+  readonly retainAvailable?: boolean;
+  readonly wildcardSubscriptionAvailable?: boolean;
+  readonly subscriptionIdentifiersAvailable?: boolean;
+  readonly sharedSubscriptionAvailable?: boolean;
+}
+
+const connackExtras = new WeakMap<object, () => ConnackCapabilities>();
+let connackWrapped = false;
+
+function wrapConnackWriter(): void {
+  if (connackWrapped) return;
+  const mod = aedesMqttPacket();
+  const original = mod.writeToStream;
+  const wrapped: WriteToStream = function writeToStream(packet, stream, options) {
+    const p = packet as { cmd?: string; reasonCode?: number; properties?: Record<string, unknown> };
+    // Only a successful MQTT 5 CONNACK carries capabilities (aedes leaves them off a refusal).
+    if (p.cmd === 'connack' && p.reasonCode === 0 && p.properties) {
+      const extra = connackExtras.get(stream);
+      if (extra) Object.assign(p.properties, extra());
+    }
+    return original(packet, stream, options);
+  };
+  // mqtt.js and aedes toggle the writer's number cache through this property: keep it the original's.
+  Object.defineProperty(wrapped, 'cacheNumbers', {
+    get: () => original.cacheNumbers,
+    set: (value: boolean) => {
+      original.cacheNumbers = value;
+    },
+  });
+  mod.writeToStream = wrapped;
+  connackWrapped = true;
+}
+
+/**
+ * Adds `capabilities()` to the successful MQTT 5 CONNACK aedes writes on `stream` (the socket handed
+ * to `aedes.handle`), over aedes's own values. MQTT 3.1.1 CONNACKs have no properties and are left
+ * alone.
+ */
+export function advertiseOnConnack(stream: object, capabilities: () => ConnackCapabilities): void {
+  wrapConnackWriter();
+  connackExtras.set(stream, capabilities);
+}
+
+/** A packet as the client's parser emits it: SUBSCRIBE and UNSUBSCRIBE typed, the rest opaque. */
+export type InboundPacket = SubscribePacket | UnsubscribePacket | { readonly cmd: 'other' };
+
+/**
+ * Runs `listener` on every packet the client's parser emits, before aedes's own handler sees it,
+ * so a SUBSCRIBE or UNSUBSCRIBE can be rewritten in place (aedes 2.0.0-beta.1 refuses an MQTT 5
+ * `$share/...` filter before any hook of its own runs). aedes reads packets through one 'packet'
+ * listener on `client._parser`, added in the Client constructor, and queues them there until its
+ * CONNACK; a listener put first sees each packet as it is parsed, queued or not. Call it right after
+ * `aedes.handle()`, before any byte is read.
+ */
+export function beforeAedesHandles(client: Client, listener: (packet: InboundPacket) => void): void {
+  const parser = (client as unknown as ClientState)._parser;
+  if (!parser) throw new TypeError('aedes client has no packet parser (aedes changed: see aedes-internals.ts)');
+  parser.prependListener('packet', listener);
 }

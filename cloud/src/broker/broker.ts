@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
-import { checkTopicFilter, checkTopicName, isPublishableTopic, LIMITS } from '@pifleet/protocol';
+import { checkTopicFilter, checkTopicName, isPublishableTopic, LIMITS, MQTT5_REASON } from '@pifleet/protocol';
 import {
   Aedes,
   type AedesPublishPacket,
@@ -24,12 +24,20 @@ import {
 import { type Logger, silentLogger } from '../logger.js';
 import type { AccountContext, DeviceIdentity, IdentityDirectory, ServerTlsMaterial } from '../ports/identity.js';
 import {
+  advertiseOnConnack,
+  type ConnackCapabilities,
   disconnectedCleanly,
+  dropPublish,
   lastWillOf,
   memoryPersistence,
+  onDisconnectPacket,
   publisherOf,
   queuedMessages,
   registeredClient,
+  setServerKeepAlive,
+  subscriptionIdentifierOf,
+  wipeSession,
+  writeMqtt5Packet,
 } from './aedes-internals.js';
 import { BROKER_ERRORS, BrokerError } from './errors.js';
 import { createPacketSizeGuard } from './packet-guard.js';
@@ -59,7 +67,31 @@ export interface BrokerDeps {
   readonly policyChecks?: boolean;
   /** Milliseconds since the epoch, for presence timestamps. */
   readonly now?: () => number;
+  /**
+   * IoT Core's "persistent session expiry period" (seconds): how long a persistent session (MQTT
+   * 3.1.1 clean session 0, MQTT 5 clean start 0 with a session expiry) outlives its connection. An
+   * MQTT 5 client's own session expiry interval is clamped to it. AWS's default is one hour,
+   * adjustable up to seven days; default {@link PERSISTENT_SESSION_EXPIRY.defaultSeconds}.
+   */
+  readonly persistentSessionExpirySeconds?: number;
 }
+
+/** IoT Core's persistent session expiry period: default 1 h, at most 7 days (AWS IoT Core quotas). */
+export const PERSISTENT_SESSION_EXPIRY = Object.freeze({ defaultSeconds: 3_600, maxSeconds: 7 * 24 * 3_600 });
+
+/**
+ * What IoT Core advertises in an MQTT 5 CONNACK ("MQTT 5 supported features"): at most 100 QoS 1
+ * messages in flight from the client, packets up to 149,504 bytes (a 128 KiB payload with room
+ * for topic and properties), topic aliases 1–8, QoS up to 1, retained messages and wildcard
+ * subscriptions, no subscription identifiers. The keep-alive range is IoT Core's 30–1200 s.
+ */
+export const MQTT5_SERVER_LIMITS = Object.freeze({
+  receiveMaximum: 100,
+  maximumPacketSize: 149_504,
+  topicAliasMaximum: 8,
+  minKeepAliveSeconds: 30,
+  maxKeepAliveSeconds: 1_200,
+});
 
 /** A message seen by an in-process subscriber. */
 export interface BusMessage {
@@ -162,6 +194,8 @@ interface Session {
   readonly decisions: Map<string, boolean>;
   info: SessionInfo | undefined;
   reason: DisconnectReason | undefined;
+  /** The reason code of the DISCONNECT the client sent, if it sent one. */
+  disconnectPacket: number | undefined;
 }
 
 const DECISION_CACHE_LIMIT = 512;
@@ -216,6 +250,20 @@ export function createBroker(deps: BrokerDeps): Broker {
   const checks = deps.policyChecks ?? true;
   const now = deps.now ?? Date.now;
   const account = deps.account;
+  const sessionExpirySeconds = deps.persistentSessionExpirySeconds ?? PERSISTENT_SESSION_EXPIRY.defaultSeconds;
+  if (
+    !Number.isInteger(sessionExpirySeconds) ||
+    sessionExpirySeconds < 1 ||
+    sessionExpirySeconds > PERSISTENT_SESSION_EXPIRY.maxSeconds
+  ) {
+    throw new BrokerError(
+      BROKER_ERRORS.badOption,
+      `persistentSessionExpirySeconds must be a whole number of seconds from 1 to ${PERSISTENT_SESSION_EXPIRY.maxSeconds} (IoT Core's maximum, 7 days), got ${sessionExpirySeconds}`,
+      { data: { persistentSessionExpirySeconds: sessionExpirySeconds } },
+    );
+  }
+  /** MQTT 3.1.1 persistent sessions waiting to expire, by client id (aedes expires MQTT 5 ones). */
+  const expiring = new Map<string, NodeJS.Timeout>();
 
   const sessions = new Map<Client, Session>();
   const byCertificate = new Map<string, Set<Session>>();
@@ -270,6 +318,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       decisions: new Map(),
       info: undefined,
       reason: undefined,
+      disconnectPacket: undefined,
     };
     return session;
   }
@@ -341,7 +390,12 @@ export function createBroker(deps: BrokerDeps): Broker {
   /** Closes a session's connection, recording why (for its disconnected event). */
   function drop(session: Session, reason: DisconnectReason): void {
     session.reason ??= reason;
-    session.client.close();
+    // MQTT 5 can say why: a certificate or policy that no longer allows the connection is 0x87.
+    if (reason === 'AUTH_ERROR' && session.client.version === 5) {
+      session.client.disconnect({ reasonCode: MQTT5_REASON.NOT_AUTHORIZED });
+    } else {
+      session.client.close();
+    }
   }
 
   function identityChanged(certificateId: string): void {
@@ -416,30 +470,65 @@ export function createBroker(deps: BrokerDeps): Broker {
       return;
     }
     const session = sessions.get(client);
+    const v5 = client.version === 5;
     // A will is authorized while its connection closes: refuse quietly, mark nothing.
+    // MQTT 3.1.1 has no way to say why: IoT Core closes the connection, and so does aedes on an error.
     const refuse = (reason: DisconnectReason, code: string, message: string) => {
       if (session && !client.closed) session.reason ??= reason;
       log.info({ clientId: client.id, topic: packet.topic, code }, 'publish refused, closing connection');
       done(refusal(code, message, { clientId: client.id, topic: packet.topic }));
     };
+    // MQTT 5, policy denied: aedes answers a QoS 1 PUBLISH with PUBACK 0x87 and drops a QoS 0 one,
+    // and the connection stays open, as IoT Core does.
+    const deny = (code: string, message: string) => {
+      if (!v5) {
+        refuse('AUTH_ERROR', code, message);
+        return;
+      }
+      log.info({ clientId: client.id, topic: packet.topic, code }, 'publish refused (PUBACK 0x87 for QoS 1)');
+      done(refusal(code, message, { clientId: client.id, topic: packet.topic }));
+    };
+    // MQTT 5, a reason code aedes has no path for: answered here, then dropped (neither
+    // acknowledged again nor published by aedes).
+    const answer = (reasonCode: number, code: string, message: string) => {
+      log.info(
+        { clientId: client.id, topic: packet.topic, code, reasonCode, reason: message },
+        'publish refused with a reason code',
+      );
+      if (packet.qos === 1 && packet.messageId !== undefined) {
+        writeMqtt5Packet(client, { cmd: 'puback', messageId: packet.messageId, reasonCode });
+      }
+      dropPublish(packet);
+      done(null);
+    };
+    const disconnectWith = (reasonCode: number, code: string, message: string) => {
+      if (session && !client.closed) session.reason ??= 'CLIENT_ERROR';
+      log.info(
+        { clientId: client.id, topic: packet.topic, code, reasonCode },
+        `publish refused, disconnecting: ${message}`,
+      );
+      dropPublish(packet);
+      client.disconnect({ reasonCode });
+      done(null);
+    };
     const size = packet.payload ? Buffer.byteLength(packet.payload as Buffer | string) : 0;
     if (size > LIMITS.maxMessageBytes) {
-      refuse(
-        'CLIENT_ERROR',
-        BROKER_ERRORS.payloadTooLarge,
-        `payload of ${size} bytes exceeds ${LIMITS.maxMessageBytes}`,
-      );
+      const message = `payload of ${size} bytes exceeds ${LIMITS.maxMessageBytes}`;
+      if (v5) disconnectWith(MQTT5_REASON.PACKET_TOO_LARGE, BROKER_ERRORS.payloadTooLarge, message);
+      else refuse('CLIENT_ERROR', BROKER_ERRORS.payloadTooLarge, message);
       return;
     }
     const topic = packet.topic;
     const invalid = checkTopicName(topic);
     if (invalid) {
-      refuse('CLIENT_ERROR', BROKER_ERRORS.invalidTopic, invalid);
+      if (v5) answer(MQTT5_REASON.TOPIC_NAME_INVALID, BROKER_ERRORS.invalidTopic, invalid);
+      else refuse('CLIENT_ERROR', BROKER_ERRORS.invalidTopic, invalid);
       return;
     }
     // Reserved topics only where IoT Core allows Publish: no forged presence events or shadow responses.
     if (!isPublishableTopic(topic)) {
-      refuse('AUTH_ERROR', BROKER_ERRORS.reservedTopic, 'topic is reserved for the broker');
+      if (v5) answer(MQTT5_REASON.TOPIC_NAME_INVALID, BROKER_ERRORS.reservedTopic, 'topic is reserved for the broker');
+      else refuse('AUTH_ERROR', BROKER_ERRORS.reservedTopic, 'topic is reserved for the broker');
       return;
     }
     if (!checks) {
@@ -447,7 +536,9 @@ export function createBroker(deps: BrokerDeps): Broker {
       return;
     }
     if (packet.qos === 2) {
-      refuse('CLIENT_ERROR', BROKER_ERRORS.qosNotSupported, 'QoS 2 is not supported');
+      // MQTT 5: a QoS above the CONNACK's Maximum QoS is answered with DISCONNECT 0x9B (MQTT 5.0 3.2.2.3.4).
+      if (v5) disconnectWith(MQTT5_REASON.QOS_NOT_SUPPORTED, BROKER_ERRORS.qosNotSupported, 'QoS 2 is not supported');
+      else refuse('CLIENT_ERROR', BROKER_ERRORS.qosNotSupported, 'QoS 2 is not supported');
       return;
     }
     if (
@@ -455,18 +546,14 @@ export function createBroker(deps: BrokerDeps): Broker {
       !decide(session, 'iot:Publish', 'topic', topic) ||
       (packet.retain && !decide(session, 'iot:RetainPublish', 'topic', topic))
     ) {
-      refuse(
-        'AUTH_ERROR',
-        BROKER_ERRORS.publishDenied,
-        packet.retain ? 'iot:Publish/iot:RetainPublish denied' : 'iot:Publish denied',
-      );
+      deny(BROKER_ERRORS.publishDenied, packet.retain ? 'iot:Publish/iot:RetainPublish denied' : 'iot:Publish denied');
       return;
     }
     acceptThenAck(client, packet, done);
   };
 
   /**
-   * aedes 1.x writes PUBACK first and publishes afterwards, so a QoS 1 message acknowledged to a
+   * aedes (1.x and 2) writes PUBACK first and publishes afterwards, so a QoS 1 message acknowledged to a
    * device was only in memory: a crash then lost it, and the device had already deleted it. The
    * before-ack handler runs here instead, in the authorization step that precedes the PUBACK.
    */
@@ -506,6 +593,14 @@ export function createBroker(deps: BrokerDeps): Broker {
         log.warn({ err, clientId: client.id, topic: packet.topic }, 'message not accepted, closing without PUBACK');
         const session = sessions.get(client);
         if (session && !client.closed) session.reason ??= 'SERVER_ERROR';
+        if (client.version === 5) {
+          // aedes would answer an MQTT 5 error with PUBACK 0x87, which tells the device to give the
+          // message up; a DISCONNECT (0x80) without PUBACK keeps it in the device's session instead.
+          dropPublish(packet);
+          client.disconnect({ reasonCode: MQTT5_REASON.UNSPECIFIED_ERROR });
+          done(null);
+          return;
+        }
         done(refusal(BROKER_ERRORS.notAccepted, 'message could not be made durable', { clientId: client.id }));
       },
     );
@@ -516,6 +611,20 @@ export function createBroker(deps: BrokerDeps): Broker {
     sub,
     done,
   ) => {
+    const subscriptionIdentifier = subscriptionIdentifierOf(sub);
+    if (subscriptionIdentifier !== undefined && client.version === 5) {
+      // The CONNACK said Subscription Identifiers Available 0; MQTT 5.0 (3.2.2.3.12) answers a
+      // SUBSCRIBE that carries one anyway with DISCONNECT 0xA1.
+      log.info(
+        { clientId: client.id, filter: sub.topic, subscriptionIdentifier },
+        'subscription identifier refused, disconnecting',
+      );
+      const session = sessions.get(client);
+      if (session && !client.closed) session.reason ??= 'CLIENT_ERROR';
+      client.disconnect({ reasonCode: MQTT5_REASON.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED });
+      done(null, null);
+      return;
+    }
     const invalid = checkTopicFilter(sub.topic);
     if (invalid) {
       log.debug({ clientId: client.id, filter: sub.topic, reason: invalid }, 'subscribe refused: invalid filter');
@@ -546,17 +655,50 @@ export function createBroker(deps: BrokerDeps): Broker {
     return packet;
   };
 
+  /**
+   * IoT Core keeps an MQTT 5 keep-alive within 30–1200 s and says so with Server Keep Alive in the
+   * CONNACK (0, no keep-alive, becomes 1200). aedes's `keepaliveLimit` would do the v5 half but also
+   * refuse MQTT 3.1.1 clients outside it, which IoT Core does not, so the value is set here.
+   */
+  const preConnect: NonNullable<ConstructorParameters<typeof Aedes>[0]>['preConnect'] = (client, packet, done) => {
+    if (packet.protocolVersion === 5) {
+      const asked = packet.keepalive ?? 0;
+      const { minKeepAliveSeconds: min, maxKeepAliveSeconds: max } = MQTT5_SERVER_LIMITS;
+      if (asked === 0 || asked > max) setServerKeepAlive(client, max);
+      else if (asked < min) setServerKeepAlive(client, min);
+    }
+    done(null, true);
+  };
+
+  /**
+   * The CONNACK capabilities aedes does not advertise itself (see advertiseOnConnack). aedes sends
+   * Shared Subscription Available 0; IoT Core's 1 belongs here once shared subscriptions are wired.
+   */
+  const capabilities: ConnackCapabilities = Object.freeze({
+    maximumQoS: 1,
+    retainAvailable: true,
+    wildcardSubscriptionAvailable: true,
+    subscriptionIdentifiersAvailable: false,
+  });
+  const connackCapabilities = (): ConnackCapabilities => capabilities;
+
   const retainedIndex = new RetainedIndex<RetainedPacket>();
   const aedes = new Aedes({
     // IoT Core allows 128-byte client ids (aedes's default of 23 is MQTT 3.1's).
     maxClientsIdLength: LIMITS.maxClientIdBytes,
     persistence: withRetainedIndex(memoryPersistence(), retainedIndex),
+    // MQTT 5 (aedes ignores these for 3.1.1): advertised in the CONNACK; aedes enforces the topic
+    // alias range (DISCONNECT 0x94) and the packet size (DISCONNECT 0x95), not the receive maximum.
+    topicAliasMaximum: MQTT5_SERVER_LIMITS.topicAliasMaximum,
+    maximumPacketSize: MQTT5_SERVER_LIMITS.maximumPacketSize,
+    receiveMaximum: MQTT5_SERVER_LIMITS.receiveMaximum,
+    sessionExpiryIntervalLimit: sessionExpirySeconds,
+    preConnect,
     authenticate,
     authorizePublish,
     authorizeSubscribe,
     authorizeForward,
   });
-
   // ---- stack guard ----------------------------------------------------------------------
 
   // aedes's message bus (mqemitter) runs at most 100 messages at a time and queues the rest; when
@@ -600,7 +742,13 @@ export function createBroker(deps: BrokerDeps): Broker {
         { clientId: session?.client.id, remoteAddress: socket.remoteAddress, ...scan },
         'packet refused from its fixed header (too large or malformed), closing connection',
       );
-      if (session) drop(session, 'CLIENT_ERROR');
+      if (session?.client.version === 5 && session.client.connected) {
+        // MQTT 5 says why: DISCONNECT 0x95 (Packet too large), as IoT Core does.
+        session.reason ??= 'CLIENT_ERROR';
+        session.client.disconnect({
+          reasonCode: scan.reason === 'too-large' ? MQTT5_REASON.PACKET_TOO_LARGE : MQTT5_REASON.MALFORMED_PACKET,
+        });
+      } else if (session) drop(session, 'CLIENT_ERROR');
       else socket.destroy();
     };
     socket.on('data', onData);
@@ -620,8 +768,17 @@ export function createBroker(deps: BrokerDeps): Broker {
   aedes.on('client', (client) => {
     const will = lastWillOf(client);
     if (will && Buffer.isBuffer(will.payload)) willPayloads.add(will.payload);
+    // A persistent MQTT 3.1.1 session resumed in time does not expire.
+    const timer = expiring.get(client.id);
+    if (timer) {
+      clearTimeout(timer);
+      expiring.delete(client.id);
+    }
     const session = sessions.get(client);
     if (!session) return;
+    onDisconnectPacket(client, (reasonCode) => {
+      session.disconnectPacket ??= reasonCode;
+    });
     const versionNumber = versionNumbers.get(client.id) ?? 0;
     versionNumbers.set(client.id, versionNumber + 1);
     const info: SessionInfo = {
@@ -662,13 +819,19 @@ export function createBroker(deps: BrokerDeps): Broker {
     const info = session.info;
     if (!info) return;
     if (connected.get(client.id) === info) connected.delete(client.id);
+    expireLater(client);
     const reason: DisconnectReason =
       session.reason ??
       (stopping
         ? 'SERVER_INITIATED_DISCONNECT'
-        : disconnectedCleanly(client)
+        : // An MQTT 5 DISCONNECT asking for the will (0x04) is still the client's own disconnect.
+          disconnectedCleanly(client) || session.disconnectPacket !== undefined
           ? 'CLIENT_INITIATED_DISCONNECT'
-          : 'CONNECTION_LOST');
+          : // Any other DISCONNECT aedes sent an MQTT 5 client (topic alias 0x94, packet size 0x95,
+            // protocol error 0x82) was the client's fault.
+            client.version === 5 && client.disconnectReasonCode !== null && client.disconnectReasonCode > 0
+            ? 'CLIENT_ERROR'
+            : 'CONNECTION_LOST');
     log.debug({ clientId: client.id, reason }, 'client disconnected');
     if (hasPresenceEvents(client.id)) {
       const { topic, event } = disconnectedEvent(info, reason, now());
@@ -676,6 +839,26 @@ export function createBroker(deps: BrokerDeps): Broker {
     }
     for (const listener of disconnectedListeners) listener(info, reason);
   });
+
+  /**
+   * aedes keeps an MQTT 3.1.1 persistent session (clean session 0) forever; IoT Core discards it,
+   * queued messages included, once the persistent session expiry period passes without a
+   * reconnect. (aedes expires MQTT 5 sessions itself, clamped to the same period.)
+   */
+  function expireLater(client: Client): void {
+    if (client.version === 5 || client.clean || stopping || aedes.closed) return;
+    const clientId = client.id;
+    const previous = expiring.get(clientId);
+    if (previous) clearTimeout(previous);
+    const timer = setTimeout(() => {
+      expiring.delete(clientId);
+      if (registeredClient(aedes, clientId)) return;
+      log.debug({ clientId }, 'persistent session expired');
+      wipeSession(aedes, client);
+    }, sessionExpirySeconds * 1_000);
+    timer.unref();
+    expiring.set(clientId, timer);
+  }
 
   aedes.on('clientError', (client, err) => {
     log.debug({ clientId: client.id, err: err.message }, 'client error');
@@ -822,6 +1005,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       });
       srv.on('secureConnection', (socket) => {
         socket.setNoDelay(true);
+        advertiseOnConnack(socket, connackCapabilities);
         aedes.handle(socket);
         // After handle(): aedes's 'readable' listener must already be there (see guardPacketSize).
         guardPacketSize(socket);
@@ -849,6 +1033,8 @@ export function createBroker(deps: BrokerDeps): Broker {
       stopping = true;
       removeIdentityListener?.();
       removeIdentityListener = undefined;
+      for (const timer of expiring.values()) clearTimeout(timer);
+      expiring.clear();
       const closed = srv ? new Promise<void>((resolve) => srv.close(() => resolve())) : Promise.resolve();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       // Connections that never completed CONNECT are not aedes clients; end them too.

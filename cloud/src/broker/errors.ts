@@ -19,4 +19,5 @@ export const BROKER_ERRORS = {
   notStarted: 'BROKER_NOT_STARTED',
   notAccepted: 'BROKER_MESSAGE_NOT_ACCEPTED',
   handlerInstalled: 'BROKER_HANDLER_INSTALLED',
+  badOption: 'BROKER_BAD_OPTION',
 } as const;
