@@ -1,4 +1,4 @@
-import { exponentialBackoff } from '@pifleet/protocol';
+import { exponentialBackoff, isMqtt5Failure } from '@pifleet/protocol';
 import { iot, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { type FailureReport, repeatsLoggedFailure } from '../core/failure-log.js';
 import { TransportError } from '../errors.js';
@@ -13,7 +13,13 @@ import {
   mqttRefusedDiagnosis,
   probeTls,
 } from './connect-diagnosis.js';
-import { createTransportKit, type MqttTransportOptions, mqttTransportSettings } from './transport-kit.js';
+import {
+  brokerDisconnect,
+  brokerRefusal,
+  createTransportKit,
+  type MqttTransportOptions,
+  mqttTransportSettings,
+} from './transport-kit.js';
 
 /** The SDK client underneath, for service clients that need it (the shadow client). */
 export type NativeMqttClient =
@@ -159,6 +165,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
       detail: d.detail,
       ...(d.cause ? { cause: d.cause } : {}),
       ...(d.certificateId ? { certificateId: d.certificateId } : {}),
+      ...(d.reasonCode !== undefined ? { reasonCode: d.reasonCode, mqttReason: d.mqttReason } : {}),
       failures,
       downForMs: now - downSince,
       ...('at' in retry
@@ -253,19 +260,31 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     emit('connected', { sessionPresent, first });
   };
 
+  /** The reason code and its name of a broker's DISCONNECT or CONNACK, as log fields. */
+  const reasonFields = (error: Error) =>
+    error instanceof TransportError && typeof error.data.reasonCode === 'number'
+      ? { reasonCode: error.data.reasonCode, reason: error.data.reason }
+      : {};
+
   const onLost = (error: Error) => {
     if (!connected) return;
     connected = false;
     downSince = clock.now();
-    log.warn({ err: error, endpoint: opts.endpoint, port: opts.port }, 'connection interrupted');
+    log.warn(
+      { err: error, endpoint: opts.endpoint, port: opts.port, ...reasonFields(error) },
+      'connection interrupted',
+    );
     emit('interrupted', { error });
     watch();
   };
 
   const onFailed = (error: Error, connackCode?: number) => {
     failures += 1;
-    log.debug({ err: error, attempt: failures }, 'connect attempt failed');
-    emit('connectFailed', { error, attempt: failures });
+    // A refused CONNACK (MQTT 5) is named in the event's error; the diagnosis reads the SDK's own.
+    const reported =
+      connackCode !== undefined && connackCode >= 0x80 ? brokerDisconnect('connack', connackCode, error) : error;
+    log.debug({ err: reported, attempt: failures, ...reasonFields(reported) }, 'connect attempt failed');
+    emit('connectFailed', { error: reported, attempt: failures });
     diagnose(error, connackCode, () => looksLikeMqttRefusal(error));
   };
 
@@ -386,7 +405,16 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
       lastFailure5 = { at: clock.now(), retryWithinMs: exponentialBackoff(failures, { baseMs: minMs, capMs: maxMs }) };
       onFailed(asError(e.error), e.connack?.reasonCode);
     });
-    client.on('disconnection', (e) => onLost(asError(e.error)));
+    client.on('disconnection', (e) => {
+      // A DISCONNECT from the broker says why (SESSION_TAKEN_OVER, PACKET_TOO_LARGE,
+      // SERVER_SHUTTING_DOWN, …); without one the SDK's error is all there is (a lost socket).
+      const code = e.disconnect?.reasonCode;
+      onLost(
+        code !== undefined && code !== 0
+          ? brokerDisconnect('disconnect', code, asError(e.error), e.disconnect?.reasonString)
+          : asError(e.error),
+      );
+    });
     client.on('messageReceived', (e) => dispatch(e.message.topicName, e.message.payload));
     client.on('error', (err) => log.debug({ err }, 'client error'));
     native = { protocol: '5', client };
@@ -398,17 +426,15 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     if (!n) throw new TransportError('NOT_STARTED', 'transport is not started');
     if (n.protocol === '3.1.1') {
       const r = await n.connection.subscribe(filter, toCrtQos(qos), (topic, payload) => dispatch(topic, payload));
-      if ((r.qos as number) === 128)
-        throw new TransportError('SUBSCRIBE_REFUSED', 'broker refused the subscription', { data: { filter } });
+      // MQTT 3.1.1's SUBACK has a single failure code, 0x80, whatever the reason.
+      if ((r.qos as number) === 0x80) throw brokerRefusal('subscribe', filter, 0x80);
       return;
     }
     const suback = await n.client.subscribe({
       subscriptions: [{ topicFilter: filter, qos: qos as number as mqtt5.QoS }],
     });
     const code = suback.reasonCodes[0] ?? 0;
-    if (code >= 128) {
-      throw new TransportError('SUBSCRIBE_REFUSED', 'broker refused the subscription', { data: { filter, code } });
-    }
+    if (isMqtt5Failure(code)) throw brokerRefusal('subscribe', filter, code, suback.reasonString);
   };
 
   const transport: AwsIotTransport = {
@@ -445,9 +471,9 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
           qos: options.qos as number as mqtt5.QoS,
           retain: options.retain ?? false,
         });
-        const code = (result as { reasonCode?: number } | undefined)?.reasonCode ?? 0;
-        if (code >= 128) {
-          throw new TransportError('PUBLISH_REFUSED', 'broker refused the publish', { data: { topic, code } });
+        // QoS 0 completes with no PUBACK (undefined); a QoS 1 PUBACK carries the broker's verdict.
+        if (result && isMqtt5Failure(result.reasonCode)) {
+          throw brokerRefusal('publish', topic, result.reasonCode, result.reasonString);
         }
       } catch (err) {
         if (err instanceof TransportError) throw err;

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
+import { isMqtt5Failure, MQTT5_REASON, mqtt5ReasonName } from '@pifleet/protocol';
 import { checkCredentials } from '../config/files.js';
+import { formatReason } from './transport-kit.js';
 
 /**
  * Why a connection to the broker fails, found out by the agent itself: the device SDK (aws-crt)
@@ -44,6 +46,10 @@ export interface ConnectDiagnosis {
   readonly certificateId?: string;
   /** What distinguishes failures of the same reason that need different fixes (an MQTT 5 CONNACK reason code). */
   readonly variant?: string;
+  /** The MQTT 5 reason code the broker refused the connection with (CONNACK), when it sent one. */
+  readonly reasonCode?: number;
+  /** That code's name (`NOT_AUTHORIZED`, …). */
+  readonly mqttReason?: string;
 }
 
 export interface ConnectTarget {
@@ -65,27 +71,32 @@ export function crtErrorName(err: unknown): string | undefined {
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-/** MQTT 5 CONNACK reason codes that mean "this client may not connect" rather than "try later". */
-const MQTT5_REFUSALS: Readonly<Record<number, string>> = {
-  128: 'unspecified error',
-  129: 'malformed packet',
-  130: 'protocol error',
-  131: 'implementation specific error',
-  132: 'unsupported protocol version',
-  133: 'client identifier not valid',
-  134: 'bad user name or password',
-  135: 'not authorized',
-  136: 'server unavailable',
-  137: 'server busy',
-  138: 'banned',
-  140: 'bad authentication method',
-  149: 'packet too large',
-  151: 'quota exceeded',
-  159: 'connection rate exceeded',
-};
-
 const refusedDetail = (t: ConnectTarget, how: string) =>
   `the broker accepts the TLS handshake but refuses the MQTT connection (${how}): the certificate is inactive or revoked in the registry, or its policy does not allow iot:Connect as client id ${JSON.stringify(t.clientId)}; check the certificate's status and policy`;
+
+/**
+ * What a refused MQTT 5 CONNACK means for this device, by reason code. AWS IoT Core answers a
+ * denied iot:Connect, an unknown or inactive certificate with NOT_AUTHORIZED ("MQTT reason codes",
+ * AWS IoT Developer Guide); the throttling and availability codes mean "later", not "fix it".
+ */
+function connackRefusal(t: ConnectTarget, code: number): string {
+  const how = `CONNACK ${formatReason(code)}`;
+  switch (code) {
+    case MQTT5_REASON.NOT_AUTHORIZED:
+    case MQTT5_REASON.BAD_USERNAME_OR_PASSWORD:
+    case MQTT5_REASON.BANNED:
+      return refusedDetail(t, how);
+    case MQTT5_REASON.CLIENT_IDENTIFIER_NOT_VALID:
+      return `the broker refuses the client id ${JSON.stringify(t.clientId)} (${how}): set mqtt.clientId to a valid one (AWS IoT: up to 128 characters, and the thing name when the policy uses iot:Connection.Thing.ThingName)`;
+    case MQTT5_REASON.SERVER_UNAVAILABLE:
+    case MQTT5_REASON.SERVER_BUSY:
+    case MQTT5_REASON.QUOTA_EXCEEDED:
+    case MQTT5_REASON.CONNECTION_RATE_EXCEEDED:
+      return `the broker refuses connections for now (${how}): the agent keeps retrying with backoff; nothing to fix on the device`;
+    default:
+      return `the broker refuses the MQTT connection (${how})`;
+  }
+}
 
 /**
  * What an SDK connect failure says by itself, when that is enough: DNS, a refused or unreachable
@@ -98,10 +109,15 @@ export function classifySdkFailure(
   connackReasonCode?: number,
 ): ConnectDiagnosis | undefined {
   const cause = errorText(err);
-  if (connackReasonCode !== undefined && connackReasonCode >= 0x80) {
-    const name = MQTT5_REFUSALS[connackReasonCode] ?? 'refused';
-    const code = `0x${connackReasonCode.toString(16)}`;
-    return { reason: 'mqtt-refused', detail: refusedDetail(t, `CONNACK ${code} ${name}`), cause, variant: code };
+  if (connackReasonCode !== undefined && isMqtt5Failure(connackReasonCode)) {
+    return {
+      reason: 'mqtt-refused',
+      detail: connackRefusal(t, connackReasonCode),
+      cause,
+      variant: `0x${connackReasonCode.toString(16).padStart(2, '0')}`,
+      reasonCode: connackReasonCode,
+      mqttReason: mqtt5ReasonName(connackReasonCode),
+    };
   }
   if (/Server rejected connection/i.test(cause)) {
     return { reason: 'mqtt-refused', detail: refusedDetail(t, 'CONNACK refused'), cause };

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { topicMatches } from '@pifleet/protocol';
+import { mqtt5ReasonName, topicMatches } from '@pifleet/protocol';
+import { TransportError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type Clock, createSystemClock } from '../ports/clock.js';
 import type {
@@ -97,4 +98,59 @@ export function createTransportKit(log: Logger): TransportKit {
       events.removeAllListeners();
     },
   };
+}
+
+/** An MQTT 5 reason code as the logs and errors print it: `NOT_AUTHORIZED (0x87)`. */
+export function formatReason(reasonCode: number): string {
+  return `${mqtt5ReasonName(reasonCode)} (0x${reasonCode.toString(16).padStart(2, '0')})`;
+}
+
+/**
+ * The error of a PUBLISH or SUBSCRIBE the broker answered with a failure reason code (MQTT 5 PUBACK
+ * or SUBACK ≥ 0x80): the same shape from every adapter, so that the agent can tell a refusal it must
+ * not simply resend (NOT_AUTHORIZED, TOPIC_NAME_INVALID, …) from a connection that failed.
+ */
+export function brokerRefusal(
+  operation: 'publish' | 'subscribe',
+  subject: string,
+  reasonCode: number,
+  reasonString?: string,
+): TransportError {
+  const reason = mqtt5ReasonName(reasonCode);
+  // The broker's reason string (only sent when the client asks for problem information) is data:
+  // the message stays the same for the same refusal, so repeated ones read alike in the log.
+  const extra = reasonString ? { reasonString } : {};
+  return new TransportError(
+    operation === 'publish' ? 'PUBLISH_REFUSED' : 'SUBSCRIBE_REFUSED',
+    `broker refused the ${operation}: ${formatReason(reasonCode)}`,
+    {
+      data:
+        operation === 'publish'
+          ? { topic: subject, reasonCode, reason, ...extra }
+          : { filter: subject, reasonCode, reason, ...extra },
+    },
+  );
+}
+
+/**
+ * The error of a connection the broker ended with an MQTT 5 DISCONNECT (SESSION_TAKEN_OVER when
+ * another client connected with the same client id, PACKET_TOO_LARGE, SERVER_SHUTTING_DOWN, …) or
+ * refused with a failure CONNACK: the reason code and its name are data, and the message says it.
+ */
+export function brokerDisconnect(
+  how: 'disconnect' | 'connack',
+  reasonCode: number,
+  cause: unknown,
+  reasonString?: string,
+): TransportError {
+  return new TransportError(
+    how === 'disconnect' ? 'DISCONNECTED_BY_BROKER' : 'CONNECT_REFUSED',
+    how === 'disconnect'
+      ? `broker closed the connection: DISCONNECT ${formatReason(reasonCode)}`
+      : `broker refused the connection: CONNACK ${formatReason(reasonCode)}`,
+    {
+      cause,
+      data: { reasonCode, reason: mqtt5ReasonName(reasonCode), ...(reasonString ? { reasonString } : {}) },
+    },
+  );
 }

@@ -41,10 +41,26 @@ describe('classifySdkFailure', () => {
     expect(classifySdkFailure(target(), new Error(message))?.reason).toBe(reason);
   });
 
-  it('an MQTT 5 CONNACK reason code names the refusal', () => {
-    const d = classifySdkFailure(target(), new Error('connack'), 0x87);
-    expect(d).toMatchObject({ reason: 'mqtt-refused', variant: '0x87' });
-    expect(d?.detail).toMatch(/CONNACK 0x87 not authorized/);
+  it.each([
+    // AWS IoT Core: a denied iot:Connect, an unknown or inactive certificate.
+    [0x87, 'NOT_AUTHORIZED', /CONNACK NOT_AUTHORIZED \(0x87\).*certificate.*policy does not allow iot:Connect/],
+    [
+      0x85,
+      'CLIENT_IDENTIFIER_NOT_VALID',
+      /refuses the client id "pi-diag" \(CONNACK CLIENT_IDENTIFIER_NOT_VALID \(0x85\)\): set mqtt.clientId/,
+    ],
+    [0x9f, 'CONNECTION_RATE_EXCEEDED', /refuses connections for now .*keeps retrying/],
+    [0x89, 'SERVER_BUSY', /refuses connections for now/],
+    [0xa0, 'MAXIMUM_CONNECT_TIME', /refuses the MQTT connection \(CONNACK MAXIMUM_CONNECT_TIME \(0xa0\)\)/],
+  ])('an MQTT 5 CONNACK reason code %#x names the refusal: %s', (code, name, detail) => {
+    const d = classifySdkFailure(target(), new Error('connack'), code);
+    expect(d).toMatchObject({ reason: 'mqtt-refused', reasonCode: code, mqttReason: name });
+    expect(d?.variant).toBe(`0x${code.toString(16)}`);
+    expect(d?.detail).toMatch(detail);
+  });
+
+  it('a CONNACK that is not a failure says nothing by itself', () => {
+    expect(classifySdkFailure(target(), new Error('x'), 0x00)).toBeUndefined();
   });
 
   it.each([
