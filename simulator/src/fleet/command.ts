@@ -1,5 +1,5 @@
 import { type CommandUnknownOpts, InvalidArgumentError } from '@commander-js/extra-typings';
-import { EXIT } from '@pifleet/protocol';
+import { EXIT, MQTT_PROTOCOLS } from '@pifleet/protocol';
 import type { SimCliIo } from '../agents/command.js';
 import { SimulatorError } from '../errors.js';
 import {
@@ -31,7 +31,7 @@ export function summaryLines(r: FleetResult): string[] {
     const l = p.latency.sampleToStoredMs;
     const s = p.latency.sealedToStoredMs;
     lines.push(
-      `${p.name}: ${p.connect.everConnected}/${p.devices} connected (${p.connect.perSecond}/s), generated ${p.telemetry.generated}, published ${p.telemetry.published}, stored ${p.telemetry.stored}, lost ${p.telemetry.lost}` +
+      `${p.name} (MQTT ${p.deviceHosts.protocol}, ${p.deviceHosts.transport === 'mqtt' ? 'mqtt.js' : 'aws-crt'}): ${p.connect.everConnected}/${p.devices} connected (${p.connect.perSecond}/s), generated ${p.telemetry.generated}, published ${p.telemetry.published}, stored ${p.telemetry.stored}, lost ${p.telemetry.lost}` +
         (l ? `; sampling→stored p50/p99 ${l.p50}/${l.p99} ms` : '') +
         (s ? `; sealed→stored p50/p99/max ${s.p50}/${s.p99}/${s.max} ms` : '') +
         `; core CPU ${p.resources.coreCpuPct}%, fleet CPU ${p.resources.fleetCpuPct}%` +
@@ -51,7 +51,7 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
   program
     .command('fleet')
     .description(
-      'run a fleet of simulated devices (the real agent over MQTT 3.1.1 + mutual TLS) and report what was generated, published, stored and lost',
+      'run a fleet of simulated devices (the real agent over MQTT 5 or 3.1.1 + mutual TLS) and report what was generated, published, stored and lost',
     )
     .option('--devices <n>', 'number of devices', num('--devices'), d.devices)
     .option('--ramp <n>', 'device connections started per second', num('--ramp'), d.rampPerSecond)
@@ -75,6 +75,7 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
       "each device's MQTT client: crt (the device SDK, as on a Pi) | mqtt (mqtt.js, ~8× less CPU per connection)",
       d.transport,
     )
+    .option('--protocol <v>', 'the MQTT version every device speaks, with either client: 5 | 3.1.1', d.protocol)
     .option(
       '--fault <spec>',
       'restart-core | drop-connections:F | sensor-failure:F (repeatable; injected mid-run)',
@@ -119,6 +120,7 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
         keep: raw.keep,
         workers: raw.workers,
         transport: raw.transport,
+        protocol: raw.protocol,
         faults: raw.fault,
         baseline: raw.baseline,
         outDir: raw.out,
@@ -127,18 +129,24 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
         latencyThings: raw.latencyThings,
         drainTimeoutS: raw.drainTimeout,
       };
-      const { sensors, target, transport } = flags;
+      const { sensors, target, transport, protocol } = flags;
       const issues = [
         ...(oneOf(TARGETS, target) ? [] : ['--target must be local, external or aws']),
         ...checkOptions(flags),
       ];
       // checkOptions reports a bad choice too; the oneOf checks narrow the types.
-      if (issues.length > 0 || !oneOf(SENSORS, sensors) || !oneOf(TARGETS, target) || !oneOf(TRANSPORTS, transport)) {
+      if (
+        issues.length > 0 ||
+        !oneOf(SENSORS, sensors) ||
+        !oneOf(TARGETS, target) ||
+        !oneOf(TRANSPORTS, transport) ||
+        !oneOf(MQTT_PROTOCOLS, protocol)
+      ) {
         for (const i of issues) io.stderr(`pifleet-sim fleet: ${i}\n`);
         io.exit(EXIT.usage);
         return;
       }
-      const options: FleetOptions = { ...flags, sensors, target, transport };
+      const options: FleetOptions = { ...flags, sensors, target, transport, protocol };
       // A live progress line on a terminal; plain lines every 5 s otherwise.
       const tty = io.isTTY ?? process.stderr.isTTY === true;
       let live = false;

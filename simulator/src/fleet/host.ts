@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { type AgentConfig, createSystemClock, loadConfig } from '@pifleet/device-agent';
+import type { MqttProtocol } from '@pifleet/protocol';
 import { SimulatorError } from '../errors.js';
 import { SIM_ADDRESSES } from '../hardware/simulated-device.js';
 import { silentLogger } from '../logger.js';
@@ -20,6 +21,8 @@ export interface TelemetryProfile {
   readonly reconnectMaxMs: number;
   /** Each device's MQTT client (`--transport`). Default `crt`, the device SDK. */
   readonly transport?: FleetTransport;
+  /** The MQTT version each device speaks (`--protocol`). Default `'5'`, as the agent's. */
+  readonly protocol?: MqttProtocol;
 }
 
 export interface HostDeviceSpec {
@@ -143,7 +146,7 @@ export function fleetAgentConfigTemplate(
     keyFile: 'key.pem',
     caFile: init.caFile,
     hardware: 'simulated',
-    mqtt: { protocol: '3.1.1', reconnectMinMs: 1_000, reconnectMaxMs: Math.max(1_000, p.reconnectMaxMs) },
+    mqtt: { protocol: p.protocol ?? '5', reconnectMinMs: 1_000, reconnectMaxMs: Math.max(1_000, p.reconnectMaxMs) },
     sensors,
     outputs: [{ id: 'relay', line: 17 }],
     batch: { maxReadings: p.batchReadings, maxAgeMs: p.batchAgeMs },

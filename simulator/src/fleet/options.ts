@@ -1,3 +1,4 @@
+import { MQTT_PROTOCOLS, type MqttProtocol } from '@pifleet/protocol';
 import { SimulatorError } from '../errors.js';
 
 export type FleetFault =
@@ -33,6 +34,8 @@ export interface FleetOptions {
   readonly workers: number;
   /** Each device's MQTT client: the device SDK (aws-crt) or mqtt.js. */
   readonly transport: 'crt' | 'mqtt';
+  /** The MQTT version every device speaks, with either client: `'5'` (the agent's default) or `'3.1.1'`. */
+  readonly protocol: MqttProtocol;
   readonly faults: readonly FleetFault[];
   /** Also run the same fleet against a bare broker (no policy checks, rules, shadows, storage). */
   readonly baseline: boolean;
@@ -59,6 +62,7 @@ export const FLEET_DEFAULTS: FleetOptions = Object.freeze({
   keep: false,
   workers: 0,
   transport: 'crt',
+  protocol: '5',
   faults: [],
   baseline: false,
   outDir: 'fleet-report',
@@ -96,10 +100,11 @@ export function parseFault(text: string): FleetFault {
 }
 
 /** Fleet options as the flags give them: the choices not yet checked. */
-export type FleetFlags = Omit<FleetOptions, 'sensors' | 'target' | 'transport'> & {
+export type FleetFlags = Omit<FleetOptions, 'sensors' | 'target' | 'transport' | 'protocol'> & {
   readonly sensors: number;
   readonly target: string;
   readonly transport: string;
+  readonly protocol: string;
 };
 
 /** Every problem with a set of options, as messages naming the flag. */
@@ -118,6 +123,7 @@ export function checkOptions(o: FleetFlags): string[] {
   if (!(o.commandRate >= 0)) issues.push('--command-rate must be ≥ 0');
   int(o.workers, '--workers', 0, 64);
   if (o.transport !== 'crt' && o.transport !== 'mqtt') issues.push('--transport must be crt or mqtt');
+  if (!MQTT_PROTOCOLS.some((p) => p === o.protocol)) issues.push('--protocol must be 5 or 3.1.1');
   if (o.target === 'external' && !o.dataDir)
     issues.push('--target external needs --data-dir of the running local core');
   if (o.target === 'aws' && !o.region) issues.push('--target aws needs --region');

@@ -1,3 +1,4 @@
+import type { MqttProtocol } from '@pifleet/protocol';
 import type { CommandLoadResult } from './command-load.js';
 import type { HostSnapshot } from './host.js';
 import type { Histogram, Quantiles } from './metrics.js';
@@ -8,7 +9,7 @@ import type { HostPool } from './pool.js';
  * What a fleet run returns and writes as `fleet-result.json`: the shape the report
  * (`src/report/report.ts`) and the bench read. Bump FLEET_RESULT_VERSION when it changes.
  */
-export const FLEET_RESULT_VERSION = 1;
+export const FLEET_RESULT_VERSION = 2;
 
 /** One sample per second of a phase. */
 export interface SeriesPoint {
@@ -42,6 +43,8 @@ export interface PhaseResult {
     readonly hosts: number;
     /** Each device's MQTT client: `crt` (aws-iot-device-sdk-v2) or `mqtt` (mqtt.js). */
     readonly transport: 'crt' | 'mqtt';
+    /** The MQTT version the devices spoke (version 2 on). */
+    readonly protocol: MqttProtocol;
   };
   readonly devices: number;
   readonly connect: {

@@ -14,7 +14,7 @@ function phaseTable(p: PhaseResult): string {
   const rows: [string, unknown][] = [
     [
       'device hosts',
-      `${p.deviceHosts.mode}${p.deviceHosts.mode === 'child-processes' ? ` (nice ${HOST_NICE})` : ''} × ${p.deviceHosts.hosts}, MQTT client ${p.deviceHosts.transport === 'mqtt' ? 'mqtt.js' : 'aws-iot-device-sdk-v2 (aws-crt)'}`,
+      `${p.deviceHosts.mode}${p.deviceHosts.mode === 'child-processes' ? ` (nice ${HOST_NICE})` : ''} × ${p.deviceHosts.hosts}, MQTT client ${p.deviceHosts.transport === 'mqtt' ? 'mqtt.js' : 'aws-iot-device-sdk-v2 (aws-crt)'}, MQTT ${p.deviceHosts.protocol}`,
     ],
     ['devices connected (ever / at end)', `${p.connect.everConnected} / ${p.connect.connectedAtEnd} of ${p.devices}`],
     ['connect rate (first connects/s)', `${p.connect.perSecond} over ${p.connect.seconds} s`],

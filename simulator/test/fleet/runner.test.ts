@@ -39,6 +39,8 @@ describe('fleet runner against the in-process local IoT Core', () => {
   it('accounts for every reading exactly, times it, and converges commands', async () => {
     const r = await run({ devices: 4, commandRate: 4 });
     const p = phase(r);
+    // The defaults: the device SDK's client, over MQTT 5.
+    expect(p.deviceHosts).toMatchObject({ transport: 'crt', protocol: '5' });
     expect(p.connect.everConnected).toBe(4);
     expect(p.connect.connectFailures).toBe(0);
     // 1 sensor every 200 ms for ≥ 3 s on 4 devices.
@@ -70,7 +72,7 @@ describe('fleet runner against the in-process local IoT Core', () => {
   it('mqtt.js devices: exact accounting, and commands converge through the topic shadow', async () => {
     const r = await run({ devices: 4, commandRate: 4, transport: 'mqtt' });
     const p = phase(r);
-    expect(p.deviceHosts.transport).toBe('mqtt');
+    expect(p.deviceHosts).toMatchObject({ transport: 'mqtt', protocol: '5' });
     expect(p.connect.everConnected).toBe(4);
     expect(p.telemetry.generated).toBeGreaterThanOrEqual(4 * 14);
     expect(p.telemetry.stored).toBe(p.telemetry.generated);
@@ -78,6 +80,19 @@ describe('fleet runner against the in-process local IoT Core', () => {
     expect(p.commands?.sent).toBeGreaterThan(0);
     expect(p.commands?.failed).toBe(0);
     expect(p.commands?.converged).toBe(p.commands?.sent);
+    expect(r.zeroLoss).toBe(true);
+  });
+
+  it.each(['crt', 'mqtt'] as const)('%s devices over MQTT 3.1.1: exact accounting', async (transport) => {
+    const r = await run({ devices: 3, transport, protocol: '3.1.1' });
+    const p = phase(r);
+    expect(p.deviceHosts).toMatchObject({ transport, protocol: '3.1.1' });
+    expect(r.options.protocol).toBe('3.1.1');
+    expect(p.connect.everConnected).toBe(3);
+    expect(p.connect.connectFailures).toBe(0);
+    expect(p.telemetry.generated).toBeGreaterThanOrEqual(3 * 14);
+    expect(p.telemetry.stored).toBe(p.telemetry.generated);
+    expect(p.telemetry.lost).toBe(0);
     expect(r.zeroLoss).toBe(true);
   });
 
@@ -138,7 +153,7 @@ describe('fleet runner against the in-process local IoT Core', () => {
     const r = await run({ devices: 6, workers: 2, baseline: true });
     const core = phase(r);
     const bare = phase(r, 'bare-broker');
-    expect(core.deviceHosts).toEqual({ mode: 'child-processes', hosts: 2, transport: 'crt' });
+    expect(core.deviceHosts).toEqual({ mode: 'child-processes', hosts: 2, transport: 'crt', protocol: '5' });
     expect(core.resources.cpuSplit).toMatch(/device-host processes/);
     expect(core.resources.fleetRssMaxMB).toBeGreaterThan(0);
     for (const p of [core, bare]) {

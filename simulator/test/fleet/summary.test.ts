@@ -68,7 +68,7 @@ function observations(over: Partial<PhaseObservations> = {}): PhaseObservations 
   return {
     name: 'local-core',
     devices: 2,
-    deviceHosts: { mode: 'inline', hosts: 1, transport: 'crt' },
+    deviceHosts: { mode: 'inline', hosts: 1, transport: 'crt', protocol: '5' },
     // 1 s ramp, 4 s measured, stopped 0.5 s later, read back in 1.25 s.
     times: { t0: T0, rampEnd: T0 + 1_000, measureEnd: T0 + 5_000, stoppedAt: T0 + 5_500, drainedAt: T0 + 6_750 },
     series: [1, 2, 3, 4, 5].map((t) => point(t)),
@@ -217,7 +217,7 @@ describe('summarizePhase', () => {
   it('CPU over the measured window, the RSS in MB, and event-loop lag above the histogram resolution', () => {
     const p = summarizePhase(
       observations({
-        deviceHosts: { mode: 'child-processes', hosts: 2, transport: 'mqtt' },
+        deviceHosts: { mode: 'child-processes', hosts: 2, transport: 'mqtt', protocol: '3.1.1' },
         cpu: { start: { mainMs: 1_000, otherMs: 500 }, end: { mainMs: 3_000, otherMs: 1_300 } },
         memory: {
           rssMaxBytes: 300 * MB,
@@ -281,7 +281,7 @@ describe('summarizePhase', () => {
     expect(none.commandRoundTripHistogram).toBeUndefined();
   });
 
-  it('keeps the fleet-result shape (version 1) the report and the bench read', () => {
+  it('keeps the fleet-result shape (version 2) the report and the bench read', () => {
     const p = summarizePhase(observations({ failedThings: ['a'] }));
     expect(Object.keys(p)).toEqual([
       'name',
@@ -365,7 +365,7 @@ describe('summarizeRun', () => {
     const ok = phase('local-core');
     const lossy = phase('bare-broker', { stored: { readings: 19, batches: 4, via: '' } });
     const r = summarizeRun(run([ok]));
-    expect(r.version).toBe(1);
+    expect(r.version).toBe(2);
     expect(r.zeroLoss).toBe(true);
     expect(summarizeRun(run([ok, lossy])).zeroLoss).toBe(false);
     expect(summarizeRun(run([])).zeroLoss).toBe(true);

@@ -2,6 +2,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { summaryLines } from '../../src/fleet/command.js';
+import { fleetAgentConfigTemplate } from '../../src/fleet/host.js';
 import { createMemoryOutbox } from '../../src/fleet/memory-outbox.js';
 import { logHistogram, quantiles } from '../../src/fleet/metrics.js';
 import { checkOptions, FLEET_DEFAULTS, parseFault } from '../../src/fleet/options.js';
@@ -182,6 +184,34 @@ describe('options', () => {
     );
     expect(checkOptions(FLEET_DEFAULTS)).toEqual([]);
   });
+
+  it('speaks MQTT 5 by default; 3.1.1 on request; any other version is a usage problem', () => {
+    expect(FLEET_DEFAULTS.protocol).toBe('5');
+    expect(checkOptions({ ...FLEET_DEFAULTS, protocol: '3.1.1' })).toEqual([]);
+    for (const protocol of ['4', '3.1', '5.0', '']) {
+      expect(checkOptions({ ...FLEET_DEFAULTS, protocol })).toEqual(['--protocol must be 5 or 3.1.1']);
+    }
+  });
+
+  it.each(['5', '3.1.1'] as const)('gives every device of a fleet the agent config for MQTT %s', (protocol) => {
+    const profile = { sensors: 1, intervalMs: 1_000, batchReadings: 10, batchAgeMs: 10_000, shadow: true } as const;
+    const config = fleetAgentConfigTemplate({
+      endpoint: '127.0.0.1',
+      port: 8883,
+      caFile: '/ca.pem',
+      profile: { ...profile, reconnectMaxMs: 8_000, protocol },
+    });
+    expect(config.mqtt.protocol).toBe(protocol);
+    // Without a protocol, the agent's default.
+    expect(
+      fleetAgentConfigTemplate({
+        endpoint: '127.0.0.1',
+        port: 8883,
+        caFile: '/ca.pem',
+        profile: { ...profile, reconnectMaxMs: 8_000 },
+      }).mqtt.protocol,
+    ).toBe('5');
+  });
 });
 
 describe('metrics', () => {
@@ -211,7 +241,21 @@ describe('report', () => {
     expect(html).toContain('<svg');
     expect(html).toContain('connected devices');
     expect(html).toContain('latency sealed → stored');
+    expect(html).toContain('aws-iot-device-sdk-v2 (aws-crt), MQTT 5');
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3)/);
+  });
+
+  it('names the MQTT version and client in the summary lines', () => {
+    const r = syntheticResult();
+    expect(summaryLines(r)[0]).toMatch(/^local-core \(MQTT 5, aws-crt\): 3\/3 connected/);
+    const [p] = r.phases;
+    if (!p) throw new Error('no phase');
+    const mqtt311 = {
+      ...r,
+      phases: [{ ...p, deviceHosts: { ...p.deviceHosts, transport: 'mqtt', protocol: '3.1.1' } }],
+    } as const;
+    expect(summaryLines(mqtt311)[0]).toMatch(/^local-core \(MQTT 3\.1\.1, mqtt\.js\): /);
+    expect(renderHtml(mqtt311)).toContain('mqtt.js, MQTT 3.1.1');
   });
 
   it('escapes what it prints and says when readings were lost', () => {
@@ -237,7 +281,7 @@ function syntheticResult(): FleetResult {
   }));
   const q = { count: 3, p50: 1, p95: 2, p99: 3, max: 4, mean: 2 };
   return {
-    version: 1,
+    version: 2,
     runId: 'abc123',
     startedAt: '2026-01-01T00:00:00.000Z',
     options: FLEET_DEFAULTS,
@@ -246,7 +290,7 @@ function syntheticResult(): FleetResult {
     phases: [
       {
         name: 'local-core',
-        deviceHosts: { mode: 'inline', hosts: 1, transport: 'crt' },
+        deviceHosts: { mode: 'inline', hosts: 1, transport: 'crt', protocol: '5' },
         devices: 3,
         connect: {
           everConnected: 3,

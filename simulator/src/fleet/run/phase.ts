@@ -117,7 +117,7 @@ export async function runPhase(
     const result = summarizePhase({
       name: target.name,
       devices: o.devices,
-      deviceHosts: { mode: pool.mode, hosts: pool.hosts, transport: o.transport },
+      deviceHosts: { mode: pool.mode, hosts: pool.hosts, transport: o.transport, protocol: o.protocol },
       times: { t0, rampEnd, measureEnd, stoppedAt, drainedAt },
       series: monitor.series,
       latest: monitor.latest,
@@ -171,6 +171,7 @@ function createDeviceHosts(
       shadow: target.shadow,
       reconnectMaxMs: o.reconnectMaxMs,
       transport: o.transport,
+      protocol: o.protocol,
     },
     devices: identities.map((id, i) => ({
       thingName: id.thingName,
