@@ -1,18 +1,45 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { exponentialBackoff } from '@pifleet/protocol';
-import type { MqttClient } from 'mqtt';
+import { exponentialBackoff, isMqtt5Failure, type MqttProtocol, mqtt5ReasonName } from '@pifleet/protocol';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { TransportError } from '../errors.js';
 import type { TimerHandle } from '../ports/clock.js';
 import type { QoS, Transport } from '../ports/transport.js';
-import { createTransportKit, type MqttTransportOptions, mqttTransportSettings } from './transport-kit.js';
+import {
+  brokerDisconnect,
+  brokerRefusal,
+  createTransportKit,
+  type MqttTransportOptions,
+  mqttTransportSettings,
+} from './transport-kit.js';
 
 export interface MqttJsTransportOptions extends MqttTransportOptions {
+  /** `'5'` (the default, as the agent's `mqtt.protocol`) or `'3.1.1'`. */
+  readonly protocol?: MqttProtocol;
   /** Reads a PEM file (the fleet host caches the CA it shares between thousands of devices). */
   readonly readFile?: (file: string) => Buffer;
 }
 
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
+
+/** The reason code mqtt.js puts on a refused PUBACK's or CONNACK's error (`ErrorWithReasonCode`). */
+const reasonCodeOf = (err: unknown): number | undefined => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+};
+
+/** The first failure code of the SUBACK mqtt.js attaches to a refused subscribe's error (`ErrorWithSubackPacket`). */
+const subackFailureOf = (err: unknown): number | undefined => {
+  const granted = (err as { packet?: { granted?: unknown } } | null)?.packet?.granted;
+  if (!Array.isArray(granted)) return undefined;
+  return granted.find((g): g is number => typeof g === 'number' && isMqtt5Failure(g));
+};
+
+/**
+ * MQTT 3.1.1's CONNACK return codes (section 3.2.2.3) as the MQTT 5 reason codes that replaced
+ * them, so that a refused connect carries the same `reasonCode` and `reason` on both protocols.
+ */
+const CONNACK_311: Readonly<Record<number, number>> = { 1: 0x84, 2: 0x85, 3: 0x88, 4: 0x86, 5: 0x87 };
 
 /**
  * mqtt.js, loaded when a transport first connects: it is an optional peer dependency, installed
@@ -37,22 +64,27 @@ function loadMqtt(): typeof import('mqtt') {
 }
 
 /**
- * The `Transport` port over mqtt.js (MQTT 3.1.1, mutual TLS through Node's TLS), for simulated
+ * The `Transport` port over mqtt.js (MQTT 5 or 3.1.1, mutual TLS through Node's TLS), for simulated
  * fleets (`createAgentRuntime` with `transport: 'mqtt'`). The agent on a device uses the AWS IoT Device SDK (`createAwsIotTransport`); this one
  * exists because aws-crt's per-connection cost is the limit of a fleet on one machine:
  * measured on this project's 2-vCPU machine, 3,000 connections each publishing one QoS 1
  * message every 10 s cost 279 µs of CPU per device per second with aws-crt and 35 µs with
  * mqtt.js (aws-crt keeps ~8 libuv async handles per connection, which libuv scans on every
  * wake-up from its threads, and runs its own event-loop threads). Same contract as the SDK
- * transport: clean session, first connect retried, exponential backoff with full jitter
- * between `reconnectMinMs` and `reconnectMaxMs`, subscriptions restored after a reconnect, a
- * publish resolves on PUBACK and rejects on refusal, timeout or `stop()`, and `stop()`
- * disconnects cleanly (the broker does not publish the will).
+ * transport: a clean session (MQTT 5: clean start and a session expiry interval of 0, as the SDK
+ * adapter's `ClientSessionBehavior.Clean` sends; 3.1.1: clean session), first connect retried,
+ * exponential backoff with full jitter between `reconnectMinMs` and `reconnectMaxMs`,
+ * subscriptions restored after a reconnect, a publish resolves on PUBACK and rejects on refusal
+ * (MQTT 5 reason code ≥ 0x80, `PUBLISH_REFUSED`), timeout or `stop()`, and `stop()` disconnects
+ * cleanly (the broker does not publish the will). What the broker says when it ends a connection
+ * (an MQTT 5 DISCONNECT's reason code) or refuses one (the CONNACK's code) is in the error of the
+ * `interrupted` / `connectFailed` event and in the log.
  */
 export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
+  const protocol: MqttProtocol = opts.protocol ?? '5';
   const { clock, random, log, minMs, maxMs, keepAliveS, connectTimeoutMs, operationTimeoutMs } = mqttTransportSettings(
     opts,
-    '3.1.1',
+    protocol,
   );
   const read = opts.readFile ?? ((f: string) => readFileSync(f));
   const kit = createTransportKit(log);
@@ -101,17 +133,20 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
 
   const rawSubscribe = (filter: string, qos: QoS) =>
     acknowledged('SUBSCRIBE_FAILED', 'subscribe', async (c) => {
-      const refused = () =>
-        new TransportError('SUBSCRIBE_REFUSED', 'broker refused the subscription', { data: { filter } });
       let granted: Awaited<ReturnType<MqttClient['subscribeAsync']>>;
       try {
         granted = await c.subscribeAsync(filter, { qos });
       } catch (err) {
-        // mqtt.js rejects a SUBACK failure return code (0x80) as "Subscribe error: …".
-        if (err instanceof Error && err.message.startsWith('Subscribe error')) throw refused();
+        // mqtt.js rejects a SUBACK with a failure code with the SUBACK on the error: MQTT 5's
+        // reason (0x87 not authorized, 0x8f filter invalid, ...), 3.1.1's single 0x80.
+        const code = subackFailureOf(err);
+        if (code !== undefined) {
+          throw brokerRefusal('subscribe', filter, code);
+        }
         throw err;
       }
-      if (granted.some((g) => g.qos === 128)) throw refused();
+      const failed = granted.find((g) => isMqtt5Failure(g.qos));
+      if (failed) throw brokerRefusal('subscribe', filter, failed.qos);
     });
 
   const scheduleRetry = () => {
@@ -124,7 +159,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
   };
 
   const connect = () => {
-    const c = loadMqtt().connect({
+    const options: IClientOptions = {
       protocol: 'mqtts',
       host: opts.endpoint,
       port: opts.port,
@@ -134,12 +169,17 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
       key: read(opts.keyFile),
       rejectUnauthorized: true,
       clientId: opts.clientId,
-      protocolVersion: 4,
+      protocolVersion: protocol === '5' ? 5 : 4,
+      // MQTT 5: clean start, and no session expiry property (0: the session ends with the
+      // connection), as the SDK adapter connects.
       clean: true,
       keepalive: keepAliveS,
       connectTimeout: connectTimeoutMs,
       // Reconnects are this adapter's (backoff with jitter), not mqtt.js's fixed period.
       reconnectPeriod: 0,
+      // Subscriptions too: the adapter restores them before it announces the connection, so
+      // mqtt.js's own resubscribe would only send every SUBSCRIBE twice after a reconnect.
+      resubscribe: false,
       queueQoSZero: false,
       ...(opts.will
         ? {
@@ -151,7 +191,8 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
             },
           }
         : {}),
-    });
+    };
+    const c = loadMqtt().connect(options);
     c.on('connect', (connack) => {
       connected = true;
       failures = 0;
@@ -178,8 +219,37 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
       kit.dispatch(topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)),
     );
     c.on('error', (err) => {
-      lastError = err;
+      // A refused CONNECT: mqtt.js reports the CONNACK's code as "Connection refused: …".
+      const code = reasonCodeOf(err);
+      if (!connected && code !== undefined && err.message.startsWith('Connection refused')) {
+        const reasonCode = protocol === '5' ? code : (CONNACK_311[code] ?? 0x80);
+        const refusal =
+          protocol === '5'
+            ? brokerDisconnect('connack', code, err)
+            : new TransportError(
+                'CONNECT_REFUSED',
+                `broker refused the connection: CONNACK return code ${code} (${mqtt5ReasonName(reasonCode)})`,
+                { cause: err, data: { returnCode: code, reasonCode, reason: mqtt5ReasonName(reasonCode) } },
+              );
+        lastError = refusal;
+        log.warn({ ...refusal.data, endpoint: opts.endpoint, port: opts.port }, 'connection refused');
+        return;
+      }
+      // A later DISCONNECT's reason says more than the socket's error that follows it.
+      if (!(lastError instanceof TransportError)) lastError = err;
       log.debug({ err }, 'connection error');
+    });
+    // MQTT 5: the broker says why it ends the connection (0x8e another connection took the
+    // client id, 0x95 packet too large, 0x8b shutting down, ...) before it closes the socket.
+    c.on('disconnect', (packet) => {
+      const error = brokerDisconnect(
+        'disconnect',
+        packet.reasonCode ?? 0,
+        new Error('DISCONNECT from the broker'),
+        packet.properties?.reasonString,
+      );
+      lastError = error;
+      log.warn(error.data, 'broker sent DISCONNECT');
     });
     c.on('close', () => {
       if (state !== 'running') return;
@@ -201,7 +271,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
   };
 
   return {
-    protocol: '3.1.1',
+    protocol,
     clientId: opts.clientId,
     get isConnected() {
       return connected;
@@ -225,7 +295,18 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
         return Promise.resolve();
       }
       return acknowledged('PUBLISH_FAILED', 'publish', async (c) => {
-        await c.publishAsync(topic, Buffer.from(payload), { qos: 1, retain: options.retain ?? false });
+        try {
+          await c.publishAsync(topic, Buffer.from(payload), { qos: 1, retain: options.retain ?? false });
+        } catch (err) {
+          // MQTT 5: a PUBACK with a failure reason (0x87 not authorized, 0x90 topic name invalid,
+          // 0x97 quota exceeded, ...) rejects as "Publish error: …" with the code on the error.
+          // The connection stays up; the caller decides whether sending again can help.
+          const code = reasonCodeOf(err);
+          if (err instanceof Error && err.message.startsWith('Publish error') && code !== undefined) {
+            throw brokerRefusal('publish', topic, code);
+          }
+          throw err;
+        }
       });
     },
     async subscribe(filter, qos, handler) {

@@ -56,7 +56,7 @@ export function transportFromConfig(
   return createAwsIotTransport({ ...mqttOptionsFromConfig(config, deps), protocol: config.mqtt.protocol });
 }
 
-/** The mqtt.js transport (MQTT 3.1.1 whatever `mqtt.protocol` says) an agent config describes, for simulated fleets. */
+/** The mqtt.js transport (MQTT 5 or 3.1.1, as `mqtt.protocol` says) an agent config describes, for simulated fleets. */
 export function mqttJsTransportFromConfig(
   config: AgentConfig,
   deps: {
@@ -68,6 +68,7 @@ export function mqttJsTransportFromConfig(
 ): Transport {
   return createMqttJsTransport({
     ...mqttOptionsFromConfig(config, deps),
+    protocol: config.mqtt.protocol,
     ...(deps.readFile ? { readFile: deps.readFile } : {}),
   });
 }
