@@ -5,7 +5,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import type { RuleAction, RuleDefinition, RuleHandlerName } from '../src/rules/definitions.js';
+import type { RepublishHeaders, RuleAction, RuleDefinition, RuleHandlerName } from '../src/rules/definitions.js';
 import { DeploymentError } from './errors.js';
 
 /**
@@ -21,6 +21,15 @@ import { DeploymentError } from './errors.js';
  *
  * The error action is translated the same way and set on every rule.
  */
+
+/** A republish action's MQTT 5 headers as CloudFormation takes them (the same fields; mutable arrays). */
+function cfnHeaders(headers: RepublishHeaders): iot.CfnTopicRule.RepublishActionHeadersProperty {
+  const { userProperties, ...values } = headers;
+  return {
+    ...values,
+    ...(userProperties === undefined ? {} : { userProperties: userProperties.map((p) => ({ ...p })) }),
+  };
+}
 
 export interface TopicRuleTargets {
   /** The function each `lambda` action invokes. */
@@ -202,7 +211,15 @@ export class TopicRules extends Construct {
           resourceName: templateToWildcard(action.topic),
         });
         const r = role(new iam.PolicyStatement({ actions: ['iot:Publish'], resources: [topicArn] }));
-        return { republish: { topic: action.topic, qos: action.qos, roleArn: r.roleArn } };
+        return {
+          republish: {
+            topic: action.topic,
+            qos: action.qos,
+            roleArn: r.roleArn,
+            // MQTT 5 headers: the same MqttHeaders shape in CloudFormation as in the rule file.
+            ...(action.headers === undefined ? {} : { headers: cfnHeaders(action.headers) }),
+          },
+        };
       }
       case 'archive': {
         const bucket = this.targets.archiveBucket;

@@ -37,9 +37,29 @@ export const RULE_SQL_VERSION = '2016-03-23';
 /** Handlers a rule can invoke; each is a Lambda function in AWS and a function in process locally. */
 export type RuleHandlerName = 'ingest' | 'presence';
 
+/**
+ * The MQTT 5 properties a republish action sets on the message it publishes: IoT's
+ * `RepublishAction.headers` (the `MqttHeaders` shape of the IoT API and of CloudFormation), every
+ * value a substitution template. `payloadFormatIndicator` renders to `UTF8_DATA` or
+ * `UNSPECIFIED_BYTES`, `correlationData` to base64, `messageExpiry` to whole seconds.
+ */
+export interface RepublishHeaders {
+  readonly payloadFormatIndicator?: string;
+  readonly contentType?: string;
+  readonly responseTopic?: string;
+  readonly correlationData?: string;
+  readonly messageExpiry?: string;
+  readonly userProperties?: readonly { readonly key: string; readonly value: string }[];
+}
+
 export type RuleAction =
   | { readonly kind: 'lambda'; readonly handler: RuleHandlerName }
-  | { readonly kind: 'republish'; readonly topic: string; readonly qos: 0 | 1 }
+  | {
+      readonly kind: 'republish';
+      readonly topic: string;
+      readonly qos: 0 | 1;
+      readonly headers?: RepublishHeaders;
+    }
   | { readonly kind: 'archive'; readonly key: string }
   | { readonly kind: 'log'; readonly logGroup: string };
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { BusHandler, BusMessage } from '../broker/broker.js';
+import type { MessageProperties } from '../broker/properties.js';
 import {
   type CompiledRule,
   type CompiledTemplate,
@@ -19,7 +20,7 @@ import { isTransientFailure, RuleActionError, RuleLoadError } from './actions/er
 import { lambdaAction } from './actions/lambda.js';
 import { createLogSink, type LogSink, logAction } from './actions/log.js';
 import { createWorkQueue, type WorkQueue } from './actions/queue.js';
-import { republishAction } from './actions/republish.js';
+import { checkRepublishHeaders, compileHeaders, republishAction } from './actions/republish.js';
 import type { CompiledAction, InProcessHandler } from './actions/types.js';
 import { RULE_NAME_PATTERN, type RuleAction, type RuleDefinition, type RuleHandlerName } from './definitions.js';
 
@@ -47,7 +48,11 @@ import { RULE_NAME_PATTERN, type RuleAction, type RuleDefinition, type RuleHandl
 
 /** The part of the broker bus the engine uses. */
 export interface RulesBus {
-  publish(topic: string, payload: string | Uint8Array, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+  publish(
+    topic: string,
+    payload: string | Uint8Array,
+    options?: { qos?: 0 | 1; retain?: boolean; properties?: MessageProperties },
+  ): Promise<void>;
   subscribe(filter: string, handler: BusHandler): Promise<() => Promise<void>>;
   /**
    * When present, clients' QoS 1 messages reach the engine here before the broker acknowledges
@@ -163,13 +168,22 @@ function compileAction(ruleName: string, where: string, action: RuleAction, targ
       }
       return lambdaAction(action.handler, handler);
     }
-    case 'republish':
+    case 'republish': {
+      const topic = templateOf(ruleName, `${where} topic`, action.topic);
+      let headers: ReturnType<typeof compileHeaders> | undefined;
+      if (action.headers !== undefined) {
+        const problems = checkRepublishHeaders(action.headers, (text) => text.includes('${'));
+        if (problems.length > 0) throw new RuleLoadError(ruleName, problems.join('; '), { where });
+        headers = compileHeaders(action.headers, (at, text) => templateOf(ruleName, `${where} ${at}`, text));
+      }
       return republishAction(
-        templateOf(ruleName, `${where} topic`, action.topic),
+        topic,
         action.qos,
-        { publish: (topic, payload, options) => targets.bus.publish(topic, payload, options) },
-        (topic, err) => targets.log.warn({ err, rule: ruleName, topic }, 'republished message not delivered'),
+        { publish: (t, payload, options) => targets.bus.publish(t, payload, options) },
+        (t, err) => targets.log.warn({ err, rule: ruleName, topic: t }, 'republished message not delivered'),
+        headers,
       );
+    }
     case 'archive':
       return archiveAction(templateOf(ruleName, `${where} key`, action.key), targets.archiveDir);
     case 'log':
@@ -326,6 +340,8 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       timestamp: now(),
       ...(clientId === undefined ? {} : { clientId }),
       ...(principal === undefined ? {} : { principal }),
+      // get_mqtt_property() and get_user_properties() read these; an MQTT 3.1.1 message has none.
+      properties: bus.properties,
     });
     for (const rule of rules) {
       let result: ReturnType<CompiledRule['evaluate']>;

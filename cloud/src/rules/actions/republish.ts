@@ -1,5 +1,12 @@
 import { checkTopicName, parseShadowTopic } from '@pifleet/protocol';
-import { type CompiledTemplate, serializeOutput } from '../../core/iotsql/index.js';
+import type { MessageProperties } from '../../broker/properties.js';
+import {
+  type CompiledTemplate,
+  type EvalContext,
+  type PreparedMessage,
+  serializeOutput,
+} from '../../core/iotsql/index.js';
+import type { RepublishHeaders } from '../definitions.js';
 import { RuleActionError } from './errors.js';
 import type { CompiledAction, RepublishTarget } from './types.js';
 
@@ -32,6 +39,179 @@ export function resolveRepublishTopic(rendered: string): { ok: true; topic: stri
     : { ok: false, reason: `topic ${JSON.stringify(topic)}: ${invalid}` };
 }
 
+/** IoT's limits on `RepublishAction.headers` (IoT API Reference, MqttHeaders and UserProperty). */
+export const REPUBLISH_HEADER_LIMITS = {
+  /** Every header value, and a user property's key and value, as written in the rule. */
+  maxLength: 1024,
+  minUserProperties: 1,
+  maxUserProperties: 100,
+  /** MQTT 5's Message Expiry Interval is a four-byte integer. */
+  maxMessageExpiry: 0xffff_ffff,
+} as const;
+
+const FORMAT_INDICATORS: ReadonlyMap<string, boolean> = new Map([
+  ['UTF8_DATA', true],
+  ['UNSPECIFIED_BYTES', false],
+]);
+
+/** Strict base64 (padding optional, as Java's decoder takes it); undefined when it is not. */
+function decodeBase64(text: string): Buffer | undefined {
+  const bytes = Buffer.from(text, 'base64');
+  const unpadded = (s: string) => s.replace(/=+$/, '');
+  return unpadded(bytes.toString('base64')) === unpadded(text) ? bytes : undefined;
+}
+
+function checkResponseTopic(topic: string): string | undefined {
+  if (topic.includes('+') || topic.includes('#')) return 'must not contain wildcard characters';
+  if (topic.includes('\u0000')) return 'must not contain a NUL character';
+  return undefined;
+}
+
+/** A header's rendered value made into its MQTT 5 property, or the reason it cannot be. */
+type HeaderValue<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+const HEADER_PARSERS = {
+  payloadFormatIndicator(v: string): HeaderValue<boolean> {
+    const flag = FORMAT_INDICATORS.get(v);
+    return flag === undefined
+      ? { ok: false, reason: `must be UTF8_DATA or UNSPECIFIED_BYTES, not ${JSON.stringify(v)}` }
+      : { ok: true, value: flag };
+  },
+  contentType: (v: string): HeaderValue<string> => ({ ok: true, value: v }),
+  responseTopic(v: string): HeaderValue<string> {
+    const problem = checkResponseTopic(v);
+    return problem === undefined ? { ok: true, value: v } : { ok: false, reason: problem };
+  },
+  correlationData(v: string): HeaderValue<Buffer> {
+    const bytes = decodeBase64(v);
+    return bytes === undefined ? { ok: false, reason: 'must be base64-encoded' } : { ok: true, value: bytes };
+  },
+  messageExpiry(v: string): HeaderValue<number> {
+    let digits = true;
+    for (let i = 0; i < v.length; i++) {
+      const c = v.charCodeAt(i);
+      if (c < 48 || c > 57) digits = false;
+    }
+    const n = digits && v.length <= 10 ? Number(v) : Number.NaN;
+    return Number.isSafeInteger(n) && n <= REPUBLISH_HEADER_LIMITS.maxMessageExpiry
+      ? { ok: true, value: n }
+      : {
+          ok: false,
+          reason: `must be a whole number of seconds from 0 to ${REPUBLISH_HEADER_LIMITS.maxMessageExpiry}, not ${JSON.stringify(v)}`,
+        };
+  },
+} as const;
+
+type ScalarHeader = keyof typeof HEADER_PARSERS;
+const SCALAR_HEADERS = Object.keys(HEADER_PARSERS) as ScalarHeader[];
+
+/**
+ * What can be known of a republish action's headers when the rule is created: every value within
+ * IoT's length limit, 1 to 100 user properties, and each value that is not a template (has no
+ * `${`) already what it must render to. A template's result is checked when it renders.
+ * Returns the problems, each naming its header as IoT's API spells it.
+ */
+export function checkRepublishHeaders(headers: RepublishHeaders, isTemplate: (text: string) => boolean): string[] {
+  const problems: string[] = [];
+  const { maxLength, minUserProperties, maxUserProperties } = REPUBLISH_HEADER_LIMITS;
+  for (const name of SCALAR_HEADERS) {
+    const text = headers[name];
+    if (text === undefined) continue;
+    if (text.length > maxLength) {
+      problems.push(`headers.${name} is longer than ${maxLength} characters`);
+    } else if (text !== '' && !isTemplate(text)) {
+      const parsed = HEADER_PARSERS[name](text);
+      if (!parsed.ok) problems.push(`headers.${name} ${parsed.reason}`);
+    }
+  }
+  const users = headers.userProperties;
+  if (users !== undefined) {
+    if (users.length < minUserProperties || users.length > maxUserProperties) {
+      problems.push(
+        `headers.userProperties must have ${minUserProperties} to ${maxUserProperties} entries, not ${users.length}`,
+      );
+    }
+    users.forEach(({ key, value }, i) => {
+      if (key.length > maxLength)
+        problems.push(`headers.userProperties[${i}].key is longer than ${maxLength} characters`);
+      if (value.length > maxLength) {
+        problems.push(`headers.userProperties[${i}].value is longer than ${maxLength} characters`);
+      }
+    });
+  }
+  return problems;
+}
+
+/** A republish action's headers with each value compiled as a substitution template. */
+export interface CompiledHeaders {
+  readonly scalars: readonly (readonly [ScalarHeader, CompiledTemplate])[];
+  readonly userProperties: readonly (readonly [key: CompiledTemplate, value: CompiledTemplate])[];
+}
+
+export function compileHeaders(
+  headers: RepublishHeaders,
+  compile: (where: string, text: string) => CompiledTemplate,
+): CompiledHeaders {
+  const scalars: [ScalarHeader, CompiledTemplate][] = [];
+  for (const name of SCALAR_HEADERS) {
+    const text = headers[name];
+    if (text !== undefined) scalars.push([name, compile(`headers.${name}`, text)]);
+  }
+  const userProperties = (headers.userProperties ?? []).map(
+    ({ key, value }, i) =>
+      [compile(`headers.userProperties[${i}].key`, key), compile(`headers.userProperties[${i}].value`, value)] as const,
+  );
+  return { scalars, userProperties };
+}
+
+/**
+ * Renders the headers for one message into the MQTT 5 properties of the republished message.
+ * A header that renders empty (a template over an absent property, say an MQTT 3.1.1 message's
+ * `${get_mqtt_property('content_type')}`) is left out; a user property is kept as rendered (an
+ * empty value is a valid user property). Throws the reason a header cannot be set.
+ */
+export function renderHeaders(headers: CompiledHeaders, message: PreparedMessage, ctx: EvalContext): MessageProperties {
+  const out: {
+    -readonly [K in keyof MessageProperties]: MessageProperties[K];
+  } = {};
+  for (const [name, template] of headers.scalars) {
+    const text = template.render(message, ctx);
+    if (text === '') continue;
+    const parsed = HEADER_PARSERS[name](text);
+    if (!parsed.ok) throw new Error(`headers.${name} ${parsed.reason}`);
+    switch (name) {
+      case 'payloadFormatIndicator':
+        out.payloadFormatIndicator = parsed.value as boolean;
+        break;
+      case 'contentType':
+        out.contentType = parsed.value as string;
+        break;
+      case 'responseTopic':
+        out.responseTopic = parsed.value as string;
+        break;
+      case 'correlationData':
+        out.correlationData = parsed.value as Buffer;
+        break;
+      case 'messageExpiry':
+        out.messageExpiryInterval = parsed.value as number;
+        break;
+    }
+  }
+  if (headers.userProperties.length > 0) {
+    // mqtt-packet's shape: a key sent more than once holds its values in order. Own keys only, so
+    // a rendered key such as __proto__ stays a key.
+    const users: Record<string, string | string[]> = Object.create(null);
+    for (const [keyTemplate, valueTemplate] of headers.userProperties) {
+      const key = keyTemplate.render(message, ctx);
+      const value = valueTemplate.render(message, ctx);
+      const had = Object.hasOwn(users, key) ? users[key] : undefined;
+      users[key] = had === undefined ? value : typeof had === 'string' ? [had, value] : [...had, value];
+    }
+    out.userProperties = users;
+  }
+  return out;
+}
+
 /**
  * Republish action: the SELECT output, serialized, to the rendered topic on the local broker.
  *
@@ -46,6 +226,7 @@ export function republishAction(
   qos: 0 | 1,
   target: RepublishTarget,
   onDeliveryFailure: (topic: string, err: unknown) => void,
+  headers?: CompiledHeaders,
 ): CompiledAction {
   return {
     awsName: AWS_NAME,
@@ -53,9 +234,27 @@ export function republishAction(
       const rendered = topicTemplate.render(message, ctx);
       const resolved = resolveRepublishTopic(rendered);
       if (!resolved.ok) throw new RuleActionError(AWS_NAME, rendered, `Failed to republish: ${resolved.reason}.`);
+      let properties: MessageProperties | undefined;
+      if (headers !== undefined) {
+        try {
+          properties = renderHeaders(headers, message, ctx);
+        } catch (err) {
+          const reason = err instanceof Error ? err.message : String(err);
+          throw new RuleActionError(
+            AWS_NAME,
+            resolved.topic,
+            `Failed to republish to ${resolved.topic}: ${reason}.`,
+            err,
+          );
+        }
+      }
       let delivery: Promise<void>;
       try {
-        delivery = target.publish(resolved.topic, serializeOutput(output), { qos });
+        delivery = target.publish(
+          resolved.topic,
+          serializeOutput(output),
+          properties === undefined ? { qos } : { qos, properties },
+        );
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
         throw new RuleActionError(AWS_NAME, resolved.topic, `Failed to republish to ${resolved.topic}: ${reason}`, err);

@@ -1,3 +1,4 @@
+import type { MessageProperties } from '../../broker/properties.js';
 import type { EvalContext, PreparedMessage, RuleOutput } from '../../core/iotsql/index.js';
 
 /**
@@ -24,5 +25,5 @@ export type InProcessHandler = (event: unknown) => Promise<unknown>;
 
 /** The broker side a republish action needs. */
 export interface RepublishTarget {
-  publish(topic: string, payload: Uint8Array, options: { qos: 0 | 1 }): Promise<void>;
+  publish(topic: string, payload: Uint8Array, options: { qos: 0 | 1; properties?: MessageProperties }): Promise<void>;
 }
