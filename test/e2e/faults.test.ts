@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type AgentConfigInput, Batcher, openOutbox } from '@pifleet/device-agent';
+import type { MqttProtocol } from '@pifleet/protocol';
 import { createLogger, createVirtualClock, simulatedConfigInput } from '@pifleet/simulator';
 import {
   type DeviceFiles,
@@ -22,12 +23,18 @@ import {
   waitForStored,
 } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_CASES } from './protocols.js';
 import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.js';
 
 /**
  * Faults end to end: the broker going away and coming back, the agent process killed with
  * SIGKILL, a damaged outbox file, the outbox disk bound. The local IoT Core runs in-process; the
  * killed agent is a real child process (`pifleet-sim agent`, the agent runtime on simulated hardware).
+ *
+ * The cases that connect, lose the connection, reconnect or restart (the broker outage, the kill,
+ * the outbox bound reached while the first connect keeps failing) run over MQTT 5 and 3.1.1: the
+ * SDK's two clients reconnect and resume differently. A damaged outbox file is the same on both,
+ * so those cases run on the agent's default protocol (MQTT 5) only.
  */
 
 let dir: string;
@@ -48,16 +55,22 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-function configFor(files: DeviceFiles, port: number, overrides: Partial<AgentConfigInput> = {}) {
+function configFor(
+  files: DeviceFiles,
+  port: number,
+  overrides: Partial<AgentConfigInput> = {},
+  protocol: MqttProtocol = '5',
+) {
   return simulatedConfigInput({
     ...files,
+    mqttProtocol: protocol,
     endpoint: '127.0.0.1',
     port,
     samplingMs: 1_000,
     outboxPath: path.join(dir, `${files.thingName}.outbox.db`),
     overrides: {
       batch: { maxReadings: 6, maxAgeMs: 3_600_000 },
-      mqtt: { protocol: '3.1.1', reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+      mqtt: { reconnectMinMs: 100, reconnectMaxMs: 1_000 },
       publish: { ackTimeoutMs: 1_000, maxPerSecond: 50, maxInFlight: 8 },
       shadow: { requestTimeoutMs: 3_000 },
       ...overrides,
@@ -67,14 +80,15 @@ function configFor(files: DeviceFiles, port: number, overrides: Partial<AgentCon
 
 const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 
-describe('faults end to end', () => {
+describe.each(PROTOCOL_CASES)('faults end to end over MQTT $protocol', ({ protocol, tag }) => {
   it('broker down and back on the same ports: every sealed batch arrives, each reading exactly once', async () => {
-    const files = await provisionDevice(core, 'fault-broker', dir);
+    const thing = `fault-broker-${tag}`;
+    const files = await provisionDevice(core, thing, dir);
     const clock = createVirtualClock();
-    const d = await startSimulatedDevice(configFor(files, core.info.mqtt.port), clock);
+    const d = await startSimulatedDevice(configFor(files, core.info.mqtt.port, {}, protocol), clock);
     await until(() => d.transport.isConnected, { within: 10_000, what: 'connected' });
     for (let i = 0; i < 6; i++) await clock.advance(1_000);
-    await telemetry.waitFor(() => telemetry.readings('fault-broker') >= 12, 10_000, 'readings before the outage');
+    await telemetry.waitFor(() => telemetry.readings(thing) >= 12, 10_000, 'readings before the outage');
 
     const ports = portsOf(core);
     await core.stop();
@@ -92,43 +106,45 @@ describe('faults end to end', () => {
       'outbox drained after the outage',
     );
     const sealed = d.status().sealedBatches;
-    await telemetry.waitFor(
-      () => telemetry.seqs('fault-broker', d.bootId).length >= sealed,
-      10_000,
-      'every sealed batch',
-    );
-    expect(telemetry.seqs('fault-broker', d.bootId)).toEqual(range(1, sealed));
-    const unique = telemetry.unique('fault-broker');
+    await telemetry.waitFor(() => telemetry.seqs(thing, d.bootId).length >= sealed, 10_000, 'every sealed batch');
+    expect(telemetry.seqs(thing, d.bootId)).toEqual(range(1, sealed));
+    const unique = telemetry.unique(thing);
     const readings = unique.flatMap((b) => b.readings.map((r) => `${r.sensor}@${r.ts}`));
     expect(new Set(readings).size).toBe(readings.length);
     expect(readings.length).toBe(sealed * 6);
     // The telemetry store (SQLite, kept across the restart) holds each reading once.
-    expect(await waitForStored(core, 'fault-broker', readings.length)).toBe(readings.length);
+    expect(await waitForStored(core, thing, readings.length)).toBe(readings.length);
   });
 
   it('agent process killed with SIGKILL mid-stream and restarted: no sealed batch is lost, nor the open one', async () => {
-    const files = await provisionDevice(core, 'fault-kill', dir);
-    const configFile = path.join(dir, 'fault-kill.json');
-    const outboxPath = path.join(dir, 'fault-kill.outbox.db');
+    const thing = `fault-kill-${tag}`;
+    const files = await provisionDevice(core, thing, dir);
+    const configFile = path.join(dir, `${thing}.json`);
+    const outboxPath = path.join(dir, `${thing}.outbox.db`);
     writeFileSync(
       configFile,
       JSON.stringify(
-        configFor(files, core.info.mqtt.port, {
-          sensors: simulatedConfigInput({ ...files, endpoint: 'x', port: 1, samplingMs: 200 }).sensors,
-          batch: { maxReadings: 3, maxAgeMs: 3_600_000 },
-          outbox: { path: outboxPath },
-          logLevel: 'info',
-        }),
+        configFor(
+          files,
+          core.info.mqtt.port,
+          {
+            sensors: simulatedConfigInput({ ...files, endpoint: 'x', port: 1, samplingMs: 200 }).sensors,
+            batch: { maxReadings: 3, maxAgeMs: 3_600_000 },
+            outbox: { path: outboxPath },
+            logLevel: 'info',
+          },
+          protocol,
+        ),
       ),
     );
     const spawnAgent = () => launchSimAgent(configFile);
 
     const first = spawnAgent();
-    await telemetry.waitFor(() => telemetry.of('fault-kill').length >= 6, 30_000, 'six batches from the first boot');
-    const bootId = telemetry.of('fault-kill')[0]?.bootId ?? '';
+    await telemetry.waitFor(() => telemetry.of(thing).length >= 6, 30_000, 'six batches from the first boot');
+    const bootId = telemetry.of(thing)[0]?.bootId ?? '';
     first.child.kill('SIGKILL');
     await first.exited;
-    const receivedMax = Math.max(...telemetry.seqs('fault-kill', bootId));
+    const receivedMax = Math.max(...telemetry.seqs(thing, bootId));
 
     // What the killed process had sealed but not yet got acknowledged is in its outbox file.
     const opened = openOutbox({ path: outboxPath, maxBytes: 64 * 1024 ** 2 });
@@ -140,23 +156,69 @@ describe('faults end to end', () => {
 
     const second = spawnAgent();
     await telemetry.waitFor(
-      () => telemetry.seqs('fault-kill', bootId).length >= sealedMax,
+      () => telemetry.seqs(thing, bootId).length >= sealedMax,
       30_000,
       `all ${sealedMax} batches of the killed boot`,
     );
-    expect(telemetry.seqs('fault-kill', bootId)).toEqual(range(1, sealedMax));
+    expect(telemetry.seqs(thing, bootId)).toEqual(range(1, sealedMax));
     // The restarted agent publishes under a new boot id from seq 1.
     await telemetry.waitFor(
-      () => telemetry.of('fault-kill').some((b) => b.bootId !== bootId),
+      () => telemetry.of(thing).some((b) => b.bootId !== bootId),
       15_000,
       'a batch of the new boot',
     );
-    const readings = telemetry.unique('fault-kill').flatMap((b) => b.readings.map((r) => `${r.sensor}@${r.ts}`));
+    const readings = telemetry.unique(thing).flatMap((b) => b.readings.map((r) => `${r.sensor}@${r.ts}`));
     expect(new Set(readings).size).toBe(readings.length);
     second.child.kill('SIGTERM');
     expect((await second.exited).code, second.output()).toBe(0);
   });
 
+  it('outbox bound hit while offline: the oldest batches are dropped, counted and reported', async () => {
+    const thing = `fault-bound-${tag}`;
+    const files = await provisionDevice(core, thing, dir);
+    const relay = await startRelay(core.info.mqtt.port);
+    relays.push(relay);
+    relay.down(); // offline from the start: the first connect keeps failing
+    const clock = createVirtualClock();
+    const d = await startSimulatedDevice(
+      configFor(
+        files,
+        relay.port,
+        {
+          sensors: simulatedConfigInput({ ...files, endpoint: 'x', port: 1, samplingMs: 100 }).sensors,
+          batch: { maxReadings: 100, maxAgeMs: 3_600_000 },
+          outbox: { path: path.join(dir, `${thing}.outbox.db`), maxBytes: 256 * 1024 },
+        },
+        protocol,
+      ),
+      clock,
+    );
+    for (let i = 0; i < 150; i++) await clock.advance(1_000);
+    const offline = d.status();
+    expect(offline.connected).toBe(false);
+    expect(offline.outbox.dropped).toBeGreaterThan(0);
+    expect(offline.outbox.droppedReadings).toBe(offline.outbox.dropped * 100);
+    expect(offline.outbox.bytes).toBeLessThanOrEqual(256 * 1024);
+    const sealed = offline.sealedBatches;
+    const dropped = offline.outbox.dropped;
+
+    relay.up();
+    await until(() => d.transport.isConnected, { within: 20_000, what: 'connected' });
+    await driveUntil(clock, () => d.status().outbox.depth === 0 && d.status().inFlight === 0, 20_000, 'drained');
+    await telemetry.waitFor(() => telemetry.seqs(thing, d.bootId).length >= sealed - dropped, 10_000, 'kept batches');
+    // The newest batches were kept; the oldest `dropped` ones never left the device.
+    expect(telemetry.seqs(thing, d.bootId).slice(0, sealed - dropped)).toEqual(range(dropped + 1, sealed));
+    const doc = await waitForShadow(
+      core,
+      thing,
+      (s) => (part<{ dropped?: number }>(s, 'outbox').dropped ?? 0) >= dropped,
+      15_000,
+    );
+    expect(part<{ droppedReadings: number }>(doc, 'outbox').droppedReadings).toBeGreaterThanOrEqual(dropped * 100);
+  });
+});
+
+describe('a damaged outbox file (MQTT 5, the default: the file is the same whatever the protocol)', () => {
   it.each([
     { damage: 'truncated to 60 % of its size', salvages: true },
     { damage: 'overwritten with garbage', salvages: false },
@@ -233,46 +295,4 @@ describe('faults end to end', () => {
       expect(readFileSync(outboxPath).subarray(0, 15).toString()).toBe('SQLite format 3');
     },
   );
-
-  it('outbox bound hit while offline: the oldest batches are dropped, counted and reported', async () => {
-    const files = await provisionDevice(core, 'fault-bound', dir);
-    const relay = await startRelay(core.info.mqtt.port);
-    relays.push(relay);
-    relay.down(); // offline from the start: the first connect keeps failing
-    const clock = createVirtualClock();
-    const d = await startSimulatedDevice(
-      configFor(files, relay.port, {
-        sensors: simulatedConfigInput({ ...files, endpoint: 'x', port: 1, samplingMs: 100 }).sensors,
-        batch: { maxReadings: 100, maxAgeMs: 3_600_000 },
-        outbox: { path: path.join(dir, 'fault-bound.outbox.db'), maxBytes: 256 * 1024 },
-      }),
-      clock,
-    );
-    for (let i = 0; i < 150; i++) await clock.advance(1_000);
-    const offline = d.status();
-    expect(offline.connected).toBe(false);
-    expect(offline.outbox.dropped).toBeGreaterThan(0);
-    expect(offline.outbox.droppedReadings).toBe(offline.outbox.dropped * 100);
-    expect(offline.outbox.bytes).toBeLessThanOrEqual(256 * 1024);
-    const sealed = offline.sealedBatches;
-    const dropped = offline.outbox.dropped;
-
-    relay.up();
-    await until(() => d.transport.isConnected, { within: 20_000, what: 'connected' });
-    await driveUntil(clock, () => d.status().outbox.depth === 0 && d.status().inFlight === 0, 20_000, 'drained');
-    await telemetry.waitFor(
-      () => telemetry.seqs('fault-bound', d.bootId).length >= sealed - dropped,
-      10_000,
-      'kept batches',
-    );
-    // The newest batches were kept; the oldest `dropped` ones never left the device.
-    expect(telemetry.seqs('fault-bound', d.bootId).slice(0, sealed - dropped)).toEqual(range(dropped + 1, sealed));
-    const doc = await waitForShadow(
-      core,
-      'fault-bound',
-      (s) => (part<{ dropped?: number }>(s, 'outbox').dropped ?? 0) >= dropped,
-      15_000,
-    );
-    expect(part<{ droppedReadings: number }>(doc, 'outbox').droppedReadings).toBeGreaterThanOrEqual(dropped * 100);
-  });
 });

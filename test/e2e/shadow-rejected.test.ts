@@ -14,6 +14,7 @@ import {
   waitForShadow,
 } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_CASES } from './protocols.js';
 import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.js';
 
 /**
@@ -21,7 +22,8 @@ import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.
  * dropped as soon as the operator removes it or sets it to a valid value — cases in which the
  * shadow publishes no delta for that key. The agent is the real runtime (aws-iot-device-sdk-v2,
  * IotShadowClientv2) on simulated hardware; its periodic report is hours away, so only the
- * agent noticing the change can clear the key within the wait.
+ * agent noticing the change can clear the key within the wait. Over MQTT 5 and 3.1.1: the shadow
+ * client runs on the SDK's MQTT 5 client or on its 3.1.1 connection.
  */
 
 let dir: string;
@@ -40,9 +42,9 @@ afterAll(async () => {
 
 const rejectedOf = (doc: ShadowDoc) => (doc.state.reported?.rejected ?? {}) as Record<string, unknown>;
 
-describe('reported.rejected', () => {
+describe.each(PROTOCOL_CASES)('reported.rejected over MQTT $protocol', ({ protocol, tag }) => {
   it('drops a rejected key once its desired value is removed or made valid, with no delta for it', async () => {
-    const thing = 'e2e-rejected-gone';
+    const thing = `e2e-rejected-gone-${tag}`;
     const files = await provisionDevice(core, thing, dir);
     const clock = createVirtualClock();
     const d = await startSimulatedDevice(
@@ -52,9 +54,9 @@ describe('reported.rejected', () => {
         port: core.info.mqtt.port,
         samplingMs: 1_000,
         relay: true,
+        mqttProtocol: protocol,
         overrides: {
-          // The local core speaks MQTT 3.1.1.
-          mqtt: { protocol: '3.1.1', reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+          mqtt: { reconnectMinMs: 100, reconnectMaxMs: 1_000 },
           shadow: { requestTimeoutMs: 5_000, reportIntervalMs: 86_400_000 },
         },
       }),
