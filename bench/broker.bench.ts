@@ -1,13 +1,21 @@
 /**
- * Local IoT Core broker: mutual-TLS connection setup rate and QoS 1 publish throughput through
- * the policy-checked broker, and through the same broker with `policyChecks: false` (bare aedes
- * behind the same TLS), in the same run, as a ratio. Not a test.
+ * Local IoT Core broker: mutual-TLS connection setup rate, QoS 1 publish throughput and the
+ * broker's CPU per connect and per message, over MQTT 5 and MQTT 3.1.1, through the
+ * policy-checked broker and through the same broker with `policyChecks: false` (bare aedes behind
+ * the same TLS). The four variants run in the same run, interleaved (rotated every round), and
+ * the results are ratios: MQTT 5 ÷ 3.1.1 on each broker, policy-checked ÷ bare on each protocol.
+ * Not a test.
  *
- *   npx tsx --conditions=@pifleet/source bench/broker.bench.ts [--connections 200] [--messages 20000] [--rounds 2]
+ *   npx tsx --conditions=@pifleet/source bench/broker.bench.ts [--connections 200] [--messages 20000] [--rounds 4] [--publish-window 100]
  *
  * Each broker runs in its own child process (bench/lib/broker-host.ts); the clients are the real
- * aws-iot-device-sdk-v2 (aws-crt) in this process. Everything talks to 127.0.0.1 only and stops
- * by itself (a watchdog ends the run after 5 minutes). Writes bench/results/broker.json.
+ * aws-iot-device-sdk-v2 (aws-crt) in this process: its MQTT 3.1.1 connection and its MQTT 5
+ * client, as the agent uses them. Everything talks to 127.0.0.1 only and stops by itself (a
+ * watchdog ends the run after 10 minutes). Writes bench/results/broker.json.
+ *
+ * The publisher keeps at most `--publish-window` QoS 1 messages in flight (default 100) on both
+ * protocols: IoT Core's MQTT 5 Receive Maximum is 100, which the local core advertises and the
+ * MQTT 5 client obeys, so a wider window would only compare the two clients' queues.
  *
  * BENCH_PROF=1 writes CPU profiles of both broker processes to /tmp/prof.
  *
@@ -20,13 +28,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { iot, mqtt } from 'aws-iot-device-sdk-v2';
+import { iot, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { compilePolicies, iotResourceArn } from '../cloud/src/core/policy/index.js';
 import {
   appTopicFilters,
   appTopicResource,
   appTopics,
   type IotPolicyDocument,
+  isMqtt5Failure,
+  type MqttProtocol,
+  mqtt5ReasonName,
   recommendedDevicePolicy,
 } from '../protocol/src/index.js';
 import type { HostIdentity, HostReply, HostRequest } from './lib/broker-host.js';
@@ -42,16 +53,16 @@ const CONNECTIONS = arg('connections', 200);
 const CONNECT_WINDOW = arg('connect-window', 50);
 const MESSAGES = arg('messages', 20_000);
 const WARMUP = Math.min(2_000, MESSAGES);
-const PUBLISH_WINDOW = arg('publish-window', 1_000);
-const ROUNDS = arg('rounds', 3);
+const PUBLISH_WINDOW = arg('publish-window', 100);
+const ROUNDS = arg('rounds', 4);
 const PAYLOAD_BYTES = 200;
 const THINGS_PER_CERT = 10;
 const ACCOUNT = { region: 'eu-west-1', accountId: '123456789012' };
 
 const watchdog = setTimeout(() => {
-  process.stderr.write('broker bench: watchdog fired after 5 minutes\n');
+  process.stderr.write('broker bench: watchdog fired after 10 minutes\n');
   process.exit(1);
-}, 300_000);
+}, 600_000);
 watchdog.unref();
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -106,9 +117,23 @@ class Host {
 
 // ---- clients ------------------------------------------------------------------------------
 
-const client = new mqtt.MqttClient();
+/**
+ * One device's connection in the protocol of the variant being measured, through the device SDK's
+ * client for that protocol: `mqtt.MqttClientConnection` (3.1.1) or `mqtt5.Mqtt5Client` (5), what
+ * the agent runs on a Pi.
+ */
+interface BenchClient {
+  connect(): Promise<void>;
+  /** Subscribes at QoS 1; throws unless the broker grants QoS 1. */
+  subscribe(filter: string, onMessage: () => void): Promise<void>;
+  /** Resolves on the PUBACK; throws on a failure reason code. */
+  publish(topic: string, payload: Buffer): Promise<void>;
+  close(): Promise<void>;
+}
 
-function connection(port: number, caCertPem: string, cert: Issued, clientId: string): mqtt.MqttClientConnection {
+const client311 = new mqtt.MqttClient();
+
+function connection311(port: number, caCertPem: string, cert: Issued, clientId: string): BenchClient {
   const config = iot.AwsIotMqttConnectionConfigBuilder.new_mtls_builder(cert.certPem, cert.keyPem)
     .with_certificate_authority(caCertPem)
     .with_endpoint('127.0.0.1')
@@ -119,8 +144,80 @@ function connection(port: number, caCertPem: string, cert: Issued, clientId: str
     .with_reconnect_min_sec(1)
     .with_reconnect_max_sec(2)
     .build();
-  return client.new_connection(config);
+  const c = client311.new_connection(config);
+  return {
+    connect: async () => {
+      await c.connect();
+    },
+    subscribe: async (filter, onMessage) => {
+      const suback = await c.subscribe(filter, mqtt.QoS.AtLeastOnce, onMessage);
+      if (suback.qos !== mqtt.QoS.AtLeastOnce) throw new Error(`subscription refused (${suback.qos})`);
+    },
+    publish: async (topic, payload) => {
+      await c.publish(topic, payload, mqtt.QoS.AtLeastOnce);
+    },
+    close: async () => {
+      await c.disconnect().catch(() => undefined);
+    },
+  };
 }
+
+function connection5(port: number, caCertPem: string, cert: Issued, clientId: string): BenchClient {
+  const builder = iot.AwsIotMqtt5ClientConfigBuilder.newDirectMqttBuilderWithMtlsFromMemory(
+    '127.0.0.1',
+    cert.certPem,
+    cert.keyPem,
+  )
+    .withCertificateAuthority(caCertPem)
+    .withPort(port)
+    .withConnectProperties({ clientId, keepAliveIntervalSeconds: 60 })
+    .withSessionBehavior(mqtt5.ClientSessionBehavior.Clean)
+    .withMinReconnectDelayMs(1_000)
+    .withMaxReconnectDelayMs(2_000)
+    // The IoT builder's default throttles every client to IoT Core's per-connection limit of 100
+    // publishes/s (AwsIotCoreDefaults): this measures the broker, so the client sends as fast as the
+    // broker's Receive Maximum (100 in flight) lets it, as the 3.1.1 client does with the same window.
+    .withExtendedValidationAndFlowControlOptions(mqtt5.ClientExtendedValidationAndFlowControl.None);
+  const c = new mqtt5.Mqtt5Client(builder.build());
+  let onMessage: (() => void) | undefined;
+  c.on('messageReceived', () => onMessage?.());
+  return {
+    connect: () =>
+      new Promise<void>((resolve, reject) => {
+        const ok = () => {
+          c.off('connectionFailure', failed);
+          resolve();
+        };
+        const failed = (e: mqtt5.ConnectionFailureEvent) => {
+          c.off('connectionSuccess', ok);
+          c.stop();
+          reject(e.error);
+        };
+        c.once('connectionSuccess', ok);
+        c.once('connectionFailure', failed);
+        c.start();
+      }),
+    subscribe: async (filter, handler) => {
+      onMessage = handler;
+      const suback = await c.subscribe({ subscriptions: [{ topicFilter: filter, qos: mqtt5.QoS.AtLeastOnce }] });
+      const code = suback.reasonCodes[0];
+      if (code !== mqtt5.SubackReasonCode.GrantedQoS1) throw new Error(`subscription refused (${code})`);
+    },
+    publish: async (topic, payload) => {
+      const r = await c.publish({ topicName: topic, payload, qos: mqtt5.QoS.AtLeastOnce });
+      const code = r?.reasonCode ?? 0;
+      if (isMqtt5Failure(code)) throw new Error(`publish refused: ${mqtt5ReasonName(code)}`);
+    },
+    close: async () => {
+      const stopped = new Promise<void>((resolve) => c.once('stopped', () => resolve()));
+      c.stop();
+      await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+      c.close();
+    },
+  };
+}
+
+const connection = (protocol: MqttProtocol) => (protocol === '5' ? connection5 : connection311);
 
 async function pool<T>(items: readonly T[], width: number, run: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -140,16 +237,14 @@ interface Fleet {
   readonly subscriber: { clientId: string; cert: Issued };
 }
 
-async function connectPhase(host: Host, port: number, fleet: Fleet) {
-  const conns = fleet.devices.map((d) => connection(port, fleet.caCertPem, d.cert, d.clientId));
+async function connectPhase(host: Host, port: number, protocol: MqttProtocol, fleet: Fleet) {
+  const conns = fleet.devices.map((d) => connection(protocol)(port, fleet.caCertPem, d.cert, d.clientId));
   const cpu0 = await host.cpuMicros();
   const started = performance.now();
-  await pool(conns, CONNECT_WINDOW, async (c) => {
-    await c.connect();
-  });
+  await pool(conns, CONNECT_WINDOW, (c) => c.connect());
   const seconds = (performance.now() - started) / 1000;
   const cpu = (await host.cpuMicros()) - cpu0;
-  await Promise.all(conns.map((c) => c.disconnect().catch(() => undefined)));
+  await Promise.all(conns.map((c) => c.close()));
   return {
     connections: conns.length,
     seconds,
@@ -158,9 +253,9 @@ async function connectPhase(host: Host, port: number, fleet: Fleet) {
   };
 }
 
-async function throughputPhase(host: Host, port: number, fleet: Fleet) {
-  const sub = connection(port, fleet.caCertPem, fleet.subscriber.cert, fleet.subscriber.clientId);
-  const pub = connection(port, fleet.caCertPem, fleet.publisher.cert, fleet.publisher.clientId);
+async function throughputPhase(host: Host, port: number, protocol: MqttProtocol, fleet: Fleet) {
+  const sub = connection(protocol)(port, fleet.caCertPem, fleet.subscriber.cert, fleet.subscriber.clientId);
+  const pub = connection(protocol)(port, fleet.caCertPem, fleet.publisher.cert, fleet.publisher.clientId);
   try {
     await sub.connect();
     await pub.connect();
@@ -168,11 +263,10 @@ async function throughputPhase(host: Host, port: number, fleet: Fleet) {
     let received = 0;
     let target = 0;
     let reached: (() => void) | undefined;
-    const suback = await sub.subscribe(appTopicFilters.telemetry, mqtt.QoS.AtLeastOnce, () => {
+    await sub.subscribe(appTopicFilters.telemetry, () => {
       received++;
       if (received >= target) reached?.();
     });
-    if (suback.qos !== mqtt.QoS.AtLeastOnce) throw new Error(`subscription refused (${suback.qos})`);
     const payload = Buffer.alloc(PAYLOAD_BYTES, 'x');
 
     const burst = async (count: number) => {
@@ -181,9 +275,7 @@ async function throughputPhase(host: Host, port: number, fleet: Fleet) {
         reached = resolve;
       });
       const ids = Array.from({ length: count }, (_, i) => i);
-      await pool(ids, PUBLISH_WINDOW, async () => {
-        await pub.publish(topic, payload, mqtt.QoS.AtLeastOnce);
-      });
+      await pool(ids, PUBLISH_WINDOW, () => pub.publish(topic, payload));
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         done,
@@ -206,7 +298,7 @@ async function throughputPhase(host: Host, port: number, fleet: Fleet) {
       brokerCpuMicrosPerMessage: cpu / MESSAGES,
     };
   } finally {
-    await Promise.all([sub.disconnect().catch(() => undefined), pub.disconnect().catch(() => undefined)]);
+    await Promise.all([sub.close(), pub.close()]);
   }
 }
 
@@ -301,34 +393,45 @@ async function main() {
       ports[mode] = reply.port;
     }
 
-    type Round = {
-      mode: 'policy' | 'bare';
+    type Mode = 'policy' | 'bare';
+    type Variant = { readonly mode: Mode; readonly protocol: MqttProtocol };
+    type Round = Variant & {
+      round: number;
       connect: Awaited<ReturnType<typeof connectPhase>>;
       publish: Awaited<ReturnType<typeof throughputPhase>>;
     };
+    const VARIANTS: readonly Variant[] = [
+      { mode: 'policy', protocol: '3.1.1' },
+      { mode: 'policy', protocol: '5' },
+      { mode: 'bare', protocol: '3.1.1' },
+      { mode: 'bare', protocol: '5' },
+    ];
+    const label = (v: Variant) => `${v.mode} ${v.protocol}`;
     const loadBefore = os.loadavg();
-    // Warm both brokers (JIT, TLS session machinery) before anything is measured.
+    // Warm both brokers on both protocols (JIT, TLS session machinery) before anything is measured.
     const warmFleet = { ...fleet, devices: fleet.devices.slice(0, Math.min(50, fleet.devices.length)) };
-    for (const mode of ['policy', 'bare'] as const) await connectPhase(hosts[mode], ports[mode], warmFleet);
+    for (const v of VARIANTS) await connectPhase(hosts[v.mode], ports[v.mode], v.protocol, warmFleet);
 
     const rounds: Round[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      // Alternate the order so neither mode always runs on a warmer machine.
-      const order = r % 2 === 0 ? (['policy', 'bare'] as const) : (['bare', 'policy'] as const);
-      for (const mode of order) {
-        const connect = await connectPhase(hosts[mode], ports[mode], fleet);
-        const publish = await throughputPhase(hosts[mode], ports[mode], fleet);
+      // Interleaved, and rotated each round so that no variant always runs first (on a cooler
+      // machine) or right after the same other one.
+      const order = VARIANTS.map((_, i) => VARIANTS[(i + r) % VARIANTS.length] as Variant);
+      for (const v of order) {
+        const connect = await connectPhase(hosts[v.mode], ports[v.mode], v.protocol, fleet);
+        const publish = await throughputPhase(hosts[v.mode], ports[v.mode], v.protocol, fleet);
         log(
-          `round ${r + 1} ${mode.padEnd(6)} connects/s ${connect.connectsPerSecond.toFixed(0).padStart(6)}  ` +
+          `round ${r + 1} ${label(v).padEnd(12)} connects/s ${connect.connectsPerSecond.toFixed(0).padStart(6)}  ` +
             `QoS1 msg/s ${publish.messagesPerSecond.toFixed(0).padStart(7)}  broker µs/msg ${publish.brokerCpuMicrosPerMessage.toFixed(1)}`,
         );
-        rounds.push({ mode, connect, publish });
+        rounds.push({ ...v, round: r, connect, publish });
       }
     }
 
-    const best = (mode: 'policy' | 'bare') => {
-      const mine = rounds.filter((r) => r.mode === mode);
-      const pick = <T>(values: T[], key: (v: T) => number, dir: 1 | -1) =>
+    const of = (v: Variant) => rounds.filter((r) => r.mode === v.mode && r.protocol === v.protocol);
+    const best = (v: Variant) => {
+      const mine = of(v);
+      const pick = <T>(values: T[], key: (x: T) => number, dir: 1 | -1) =>
         values.reduce((a, b) => (dir * key(b) > dir * key(a) ? b : a));
       // Best of the rounds: other load on the machine only ever makes a round slower.
       const c = pick(mine, (r) => r.connect.connectsPerSecond, 1).connect;
@@ -342,32 +445,53 @@ async function main() {
         brokerCpuMicrosPerMessage: Number(cpuMessage.brokerCpuMicrosPerMessage.toFixed(2)),
       };
     };
-    const policy = best('policy');
-    const bare = best('bare');
-    const ratio = {
-      connectRate: Number((policy.connectsPerSecond / bare.connectsPerSecond).toFixed(3)),
-      qos1Throughput: Number((policy.qos1MessagesPerSecond / bare.qos1MessagesPerSecond).toFixed(3)),
-      brokerCpuPerConnect: Number((policy.brokerCpuMicrosPerConnect / bare.brokerCpuMicrosPerConnect).toFixed(3)),
-      brokerCpuPerMessage: Number((policy.brokerCpuMicrosPerMessage / bare.brokerCpuMicrosPerMessage).toFixed(3)),
+    type Best = ReturnType<typeof best>;
+    const ratioOf = (a: Best, b: Best) => ({
+      connectRate: Number((a.connectsPerSecond / b.connectsPerSecond).toFixed(3)),
+      qos1Throughput: Number((a.qos1MessagesPerSecond / b.qos1MessagesPerSecond).toFixed(3)),
+      brokerCpuPerConnect: Number((a.brokerCpuMicrosPerConnect / b.brokerCpuMicrosPerConnect).toFixed(3)),
+      brokerCpuPerMessage: Number((a.brokerCpuMicrosPerMessage / b.brokerCpuMicrosPerMessage).toFixed(3)),
+    });
+    // Each round ran every variant: the median of the per-round ratios is steadier than a ratio
+    // of bests when other work shares the machine.
+    const pairedRatioOf = (a: Variant, b: Variant) => {
+      const paired = (key: (r: Round) => number) =>
+        Number(
+          median(
+            Array.from({ length: ROUNDS }, (_, r) => {
+              const x = of(a).find((y) => y.round === r);
+              const y = of(b).find((z) => z.round === r);
+              return x && y ? key(x) / key(y) : Number.NaN;
+            }),
+          ).toFixed(3),
+        );
+      return {
+        connectRate: paired((r) => r.connect.connectsPerSecond),
+        qos1Throughput: paired((r) => r.publish.messagesPerSecond),
+        brokerCpuPerConnect: paired((r) => r.connect.brokerCpuMicrosPerConnect),
+        brokerCpuPerMessage: paired((r) => r.publish.brokerCpuMicrosPerMessage),
+      };
     };
-    // Each round ran both modes back to back: the median of the per-round ratios is steadier
-    // than a ratio of bests when other work shares the machine.
-    const paired = (key: (r: Round) => number) =>
-      Number(
-        median(
-          Array.from({ length: ROUNDS }, (_, r) => {
-            const [a, b] = rounds.filter((_, i) => Math.floor(i / 2) === r);
-            const pol = a?.mode === 'policy' ? a : b;
-            const bar = a?.mode === 'bare' ? a : b;
-            return pol && bar ? key(pol) / key(bar) : Number.NaN;
-          }),
-        ).toFixed(3),
-      );
-    const pairedRatio = {
-      connectRate: paired((r) => r.connect.connectsPerSecond),
-      qos1Throughput: paired((r) => r.publish.messagesPerSecond),
-      brokerCpuPerConnect: paired((r) => r.connect.brokerCpuMicrosPerConnect),
-      brokerCpuPerMessage: paired((r) => r.publish.brokerCpuMicrosPerMessage),
+    const byProtocol = (protocol: MqttProtocol) => {
+      const policy = best({ mode: 'policy', protocol });
+      const bare = best({ mode: 'bare', protocol });
+      return {
+        policyChecked: policy,
+        bare,
+        ratio: ratioOf(policy, bare),
+        medianPairedRatio: pairedRatioOf({ mode: 'policy', protocol }, { mode: 'bare', protocol }),
+      };
+    };
+    const v311 = byProtocol('3.1.1');
+    const v5 = byProtocol('5');
+    /** MQTT 5 ÷ MQTT 3.1.1, on each broker: the cost of the newer protocol's handling. */
+    const mqtt5Vs311 = {
+      policyChecked: ratioOf(v5.policyChecked, v311.policyChecked),
+      bare: ratioOf(v5.bare, v311.bare),
+      medianPairedRatio: {
+        policyChecked: pairedRatioOf({ mode: 'policy', protocol: '5' }, { mode: 'policy', protocol: '3.1.1' }),
+        bare: pairedRatioOf({ mode: 'bare', protocol: '5' }, { mode: 'bare', protocol: '3.1.1' }),
+      },
     };
     const engine = policyEngineCost(devicePolicy.document);
     const result = {
@@ -379,7 +503,8 @@ async function main() {
         payloadBytes: PAYLOAD_BYTES,
         rounds: ROUNDS,
         keys: 'RSA-2048 (CA, server, devices)',
-        client: 'aws-iot-device-sdk-v2 (aws-crt), one process; broker in a child process',
+        client:
+          'aws-iot-device-sdk-v2 (aws-crt): MqttClientConnection for 3.1.1, Mqtt5Client for 5 (no client-side IoT Core throttle); one process; broker in a child process',
       },
       machine: {
         cpus: os.cpus().length,
@@ -387,40 +512,87 @@ async function main() {
         loadAverageBefore: loadBefore.map((l) => Number(l.toFixed(2))),
         loadAverageAfter: os.loadavg().map((l) => Number(l.toFixed(2))),
       },
-      policyChecked: policy,
-      bare,
-      ratio,
-      medianPairedRatio: pairedRatio,
+      mqtt5Vs311,
+      mqtt311: v311,
+      mqtt5: v5,
       policyEngine: engine,
       rounds,
     };
+    const P = v311.policyChecked;
+    const P5 = v5.policyChecked;
+    const B = v311.bare;
+    const B5 = v5.bare;
+    const r5 = mqtt5Vs311;
     const table = [
-      ['', 'policy-checked', 'bare', 'ratio'],
-      ['mTLS connects/s', policy.connectsPerSecond, bare.connectsPerSecond, ratio.connectRate],
+      ['', '3.1.1 policy', '5 policy', '5 ÷ 3.1.1', '3.1.1 bare', '5 bare', '5 ÷ 3.1.1'],
+      [
+        'mTLS connects/s',
+        P.connectsPerSecond,
+        P5.connectsPerSecond,
+        r5.policyChecked.connectRate,
+        B.connectsPerSecond,
+        B5.connectsPerSecond,
+        r5.bare.connectRate,
+      ],
       [
         'broker CPU µs/connect',
-        policy.brokerCpuMicrosPerConnect,
-        bare.brokerCpuMicrosPerConnect,
-        ratio.brokerCpuPerConnect,
+        P.brokerCpuMicrosPerConnect,
+        P5.brokerCpuMicrosPerConnect,
+        r5.policyChecked.brokerCpuPerConnect,
+        B.brokerCpuMicrosPerConnect,
+        B5.brokerCpuMicrosPerConnect,
+        r5.bare.brokerCpuPerConnect,
       ],
-      ['QoS 1 msg/s (1→1)', policy.qos1MessagesPerSecond, bare.qos1MessagesPerSecond, ratio.qos1Throughput],
+      [
+        'QoS 1 msg/s (1→1)',
+        P.qos1MessagesPerSecond,
+        P5.qos1MessagesPerSecond,
+        r5.policyChecked.qos1Throughput,
+        B.qos1MessagesPerSecond,
+        B5.qos1MessagesPerSecond,
+        r5.bare.qos1Throughput,
+      ],
       [
         'broker CPU µs/msg',
-        policy.brokerCpuMicrosPerMessage,
-        bare.brokerCpuMicrosPerMessage,
-        ratio.brokerCpuPerMessage,
+        P.brokerCpuMicrosPerMessage,
+        P5.brokerCpuMicrosPerMessage,
+        r5.policyChecked.brokerCpuPerMessage,
+        B.brokerCpuMicrosPerMessage,
+        B5.brokerCpuMicrosPerMessage,
+        r5.bare.brokerCpuPerMessage,
       ],
-      ['median of paired rounds', '', '', ''],
-      ['  connects/s', '', '', pairedRatio.connectRate],
-      ['  broker CPU µs/connect', '', '', pairedRatio.brokerCpuPerConnect],
-      ['  QoS 1 msg/s', '', '', pairedRatio.qos1Throughput],
-      ['  broker CPU µs/msg', '', '', pairedRatio.brokerCpuPerMessage],
-      ['policy engine alone', '', '', ''],
-      ['  compile+Connect µs', engine.compileAndConnectCheckMicros, '', ''],
-      ['  Publish decision µs', engine.uncachedPublishDecisionMicros, '', ''],
+      ['median of paired rounds', '', '', '5 ÷ 3.1.1', '', '', '5 ÷ 3.1.1'],
+      ...(
+        [
+          ['  connects/s', 'connectRate'],
+          ['  broker CPU µs/connect', 'brokerCpuPerConnect'],
+          ['  QoS 1 msg/s', 'qos1Throughput'],
+          ['  broker CPU µs/msg', 'brokerCpuPerMessage'],
+        ] as const
+      ).map(([name, key]) => [
+        name,
+        '',
+        '',
+        r5.medianPairedRatio.policyChecked[key],
+        '',
+        '',
+        r5.medianPairedRatio.bare[key],
+      ]),
+      ['policy ÷ bare (paired)', '3.1.1', '5', '', '', '', ''],
+      ...(
+        [
+          ['  connects/s', 'connectRate'],
+          ['  broker CPU µs/connect', 'brokerCpuPerConnect'],
+          ['  QoS 1 msg/s', 'qos1Throughput'],
+          ['  broker CPU µs/msg', 'brokerCpuPerMessage'],
+        ] as const
+      ).map(([name, key]) => [name, v311.medianPairedRatio[key], v5.medianPairedRatio[key], '', '', '', '']),
+      ['policy engine alone', '', '', '', '', '', ''],
+      ['  compile+Connect µs', engine.compileAndConnectCheckMicros, '', '', '', '', ''],
+      ['  Publish decision µs', engine.uncachedPublishDecisionMicros, '', '', '', '', ''],
     ];
     process.stdout.write(
-      `\n${table.map((row) => row.map((c, i) => String(c)[i === 0 ? 'padEnd' : 'padStart'](i === 0 ? 24 : 15)).join('')).join('\n')}\n`,
+      `\n${table.map((row) => row.map((c, i) => String(c)[i === 0 ? 'padEnd' : 'padStart'](i === 0 ? 24 : 13)).join('')).join('\n')}\n`,
     );
     const resultsDir = path.join(here, 'results');
     mkdirSync(resultsDir, { recursive: true });
