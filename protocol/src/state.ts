@@ -216,6 +216,21 @@ export const reportedStateSchema = z.strictObject({
   rejected: recordOf(z.string(), z.strictObject({ value: z.unknown(), reason: z.string() }))
     .nullable()
     .optional(),
+  /**
+   * While the broker refuses the telemetry topic (MQTT 5 reason code, e.g. NOT_AUTHORIZED: the
+   * policy does not allow iot:Publish on it): why, since when, and what to fix; the batches wait in
+   * the outbox. `null` clears it once a publish is accepted again.
+   */
+  telemetry: z
+    .strictObject({
+      blocked: z.string(),
+      reasonCode: z.number().int().min(0x80).max(0xff),
+      topic: z.string(),
+      since: z.number().int().nonnegative(),
+      fix: z.string(),
+    })
+    .nullable()
+    .optional(),
 });
 export type ReportedState = z.infer<typeof reportedStateSchema>;
 export type SensorReport = z.infer<typeof sensorReportSchema>;

@@ -121,6 +121,12 @@ export function createAgent(deps: AgentDeps): Agent {
   let logLevel: LogLevel = config.logLevel;
   const batcher = new Batcher({ thingName: thing, bootId, limits: { ...config.batch } });
   const reconciler = new Reconciler();
+  /**
+   * Whether the shadow may still show a refused telemetry topic that has cleared: reports carry
+   * `telemetry: null` until one is accepted (a shadow update merges, so leaving the key out would
+   * leave the old reason standing).
+   */
+  let telemetryClearPending = false;
   const publisher = createPublisher({
     outbox,
     transport,
@@ -130,6 +136,12 @@ export function createAgent(deps: AgentDeps): Agent {
     maxInFlight: config.publish.maxInFlight,
     maxPerSecond: config.publish.maxPerSecond,
     ackTimeoutMs: config.publish.ackTimeoutMs,
+    refusedRetryMs: config.publish.refusedRetryMs,
+    // The shadow says so at once (and again when it clears), not at the next periodic report.
+    onBlockedChange: () => {
+      if (!publisher.blocked()) telemetryClearPending = true;
+      if (state === 'running') void enqueue('telemetry status', () => report());
+    },
   });
 
   let state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
@@ -368,14 +380,23 @@ export function createAgent(deps: AgentDeps): Agent {
         batch: a.batch,
         logLevel,
         outbox: outbox.stats(),
+        ...telemetryReport(),
       },
       rejected,
     );
   };
 
+  const telemetryReport = () => {
+    const blocked = publisher.blocked();
+    if (blocked) return { telemetry: blocked };
+    return telemetryClearPending ? { telemetry: null } : {};
+  };
+
   const report = async (rejected?: ReturnType<Reconciler['commit']>) => {
     if (!shadow || !transport.isConnected) return;
+    const clearing = telemetryClearPending && !publisher.blocked();
     await shadow.updateReported(reportedNow(rejected));
+    if (clearing && !publisher.blocked()) telemetryClearPending = false;
   };
 
   /**

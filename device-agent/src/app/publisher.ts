@@ -1,4 +1,5 @@
 import { TokenBucket } from '@pifleet/protocol';
+import { type PublishRefusal, publishRefusalOf, type TelemetryBlocked } from '../core/publish-refusal.js';
 import type { Logger } from '../logger.js';
 import type { Outbox } from '../outbox/outbox.js';
 import type { Clock, TimerHandle } from '../ports/clock.js';
@@ -15,6 +16,13 @@ export interface PublisherDeps {
   readonly ackTimeoutMs: number;
   /** Delay before retrying after a failed publish. */
   readonly retryDelayMs?: number;
+  /**
+   * Interval of the slow retry while the broker refuses the topic (NOT_AUTHORIZED,
+   * TOPIC_NAME_INVALID), and how long a batch it refuses by itself is held back. Default 60 s.
+   */
+  readonly refusedRetryMs?: number;
+  /** Called when the topic becomes refused, and when a publish is accepted again (`blocked()` says which). */
+  readonly onBlockedChange?: () => void;
 }
 
 export interface Publisher {
@@ -23,6 +31,8 @@ export interface Publisher {
   readonly inFlight: number;
   /** Stops starting publishes and waits up to `ms` for those in flight; resolves true if all were acknowledged. */
   drain(ms: number): Promise<boolean>;
+  /** Why the broker refuses the telemetry topic, while it does. */
+  blocked(): TelemetryBlocked | undefined;
 }
 
 /**
@@ -30,6 +40,12 @@ export interface Publisher {
  * `maxPerSecond` publishes per second; deletes a batch only when its PUBACK arrives. A failed or
  * timed-out publish leaves the batch in the outbox to be sent again (storage drops duplicates by
  * thingName + bootId + seq).
+ *
+ * A publish the broker refuses with an MQTT 5 reason code is handled by what the code means
+ * (`core/publish-refusal.ts`): a refused topic (NOT_AUTHORIZED: the policy) is logged once as an
+ * error that says what to fix and reported through `blocked()`; every batch stays in the outbox,
+ * and only the oldest is offered again, once per `refusedRetryMs`, until one is accepted. A batch
+ * refused by itself is held back for that interval while the ones behind it go.
  */
 export function createPublisher(deps: PublisherDeps): Publisher {
   const { outbox, transport, clock } = deps;
@@ -44,6 +60,12 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   let timer: TimerHandle | undefined;
   let draining = false;
   let pausedUntil = 0;
+  const refusedRetryMs = deps.refusedRetryMs ?? 60_000;
+  let blocked: TelemetryBlocked | undefined;
+  /** Refused probes since the topic was blocked (logged at debug, counted in the resume line). */
+  let refusedProbes = 0;
+  /** Batches the broker refused by themselves: outbox id → until when they are held back. */
+  const held = new Map<number, number>();
 
   const schedule = (ms: number) => {
     if (timer !== undefined) return;
@@ -78,7 +100,9 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           } catch (err) {
             log.error({ err }, 'outbox ack failed');
           }
+          held.delete(entry.id);
           settle(entry.id);
+          if (blocked) unblock();
         }
         pump();
       },
@@ -86,12 +110,116 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         clock.clearTimeout(ackTimer);
         if (done) return;
         done = true;
-        log.warn({ err, id: entry.id, seq: entry.seq }, 'publish failed; will resend');
         settle(entry.id);
+        const refusal = publishRefusalOf(err, deps.topic);
+        if (refusal?.scope === 'topic') return topicRefused(refusal, err);
+        if (refusal?.scope === 'batch') return batchRefused(refusal, entry, err);
+        log.warn(
+          {
+            err,
+            id: entry.id,
+            seq: entry.seq,
+            ...(refusal ? { reasonCode: refusal.reasonCode, reason: refusal.reason } : {}),
+          },
+          'publish failed; will resend',
+        );
         pausedUntil = clock.now() + (deps.retryDelayMs ?? 1_000);
         schedule(deps.retryDelayMs ?? 1_000);
       },
     );
+  };
+
+  /**
+   * The broker refuses the topic: one error line that says what to fix (the same refusal again is
+   * debug: the probes of a policy nobody fixed yet must not flood the journal), then the slow probe.
+   */
+  const topicRefused = (refusal: PublishRefusal, err: unknown) => {
+    const now = clock.now();
+    if (blocked?.reasonCode === refusal.reasonCode) {
+      refusedProbes += 1;
+      log.debug({ reasonCode: refusal.reasonCode, reason: refusal.reason, refusedProbes }, 'telemetry still refused');
+    } else {
+      blocked = {
+        blocked: refusal.reason,
+        reasonCode: refusal.reasonCode,
+        topic: deps.topic,
+        since: now,
+        fix: refusal.fix,
+      };
+      refusedProbes = 0;
+      log.error(
+        {
+          err,
+          topic: deps.topic,
+          reasonCode: refusal.reasonCode,
+          reason: refusal.reason,
+          fix: refusal.fix,
+          retryEveryMs: refusedRetryMs,
+          kept: safeDepth(),
+        },
+        'broker refuses the telemetry topic: a configuration problem, not resent until it is fixed (retried slowly)',
+      );
+      deps.onBlockedChange?.();
+    }
+    pausedUntil = now + refusedRetryMs;
+    schedule(refusedRetryMs);
+  };
+
+  const batchRefused = (refusal: PublishRefusal, entry: { id: number; seq: number; bootId: string }, err: unknown) => {
+    const now = clock.now();
+    if (!held.has(entry.id)) {
+      log.error(
+        {
+          err,
+          id: entry.id,
+          seq: entry.seq,
+          bootId: entry.bootId,
+          reasonCode: refusal.reasonCode,
+          reason: refusal.reason,
+          fix: refusal.fix,
+          retryEveryMs: refusedRetryMs,
+        },
+        'broker refuses a batch; it is held back and kept, the ones behind it are sent',
+      );
+    }
+    held.set(entry.id, now + refusedRetryMs);
+    pump();
+  };
+
+  const unblock = () => {
+    if (!blocked) return;
+    log.info(
+      { topic: deps.topic, reason: blocked.blocked, blockedForMs: clock.now() - blocked.since, refusedProbes },
+      'broker accepts telemetry again; sending the kept batches',
+    );
+    blocked = undefined;
+    refusedProbes = 0;
+    pausedUntil = 0;
+    deps.onBlockedChange?.();
+  };
+
+  const safeDepth = () => {
+    try {
+      return outbox.stats().depth;
+    } catch {
+      return undefined;
+    }
+  };
+
+  /** In-flight batches and those held back now: not offered; releases holds that expired (and wakes for the next). */
+  const excluded = (now: number): ReadonlySet<number> => {
+    if (held.size === 0) return inFlight;
+    const out = new Set(inFlight);
+    let nextRelease = Number.POSITIVE_INFINITY;
+    for (const [id, until] of held) {
+      if (until <= now) held.delete(id);
+      else {
+        out.add(id);
+        nextRelease = Math.min(nextRelease, until);
+      }
+    }
+    if (nextRelease !== Number.POSITIVE_INFINITY) schedule(nextRelease - now);
+    return out;
   };
 
   function pump(): void {
@@ -101,10 +229,12 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       schedule(pausedUntil - now);
       return;
     }
-    while (inFlight.size < deps.maxInFlight) {
+    // While the topic is refused, one probe at a time: the answer is the same for every batch.
+    const limit = blocked ? 1 : deps.maxInFlight;
+    while (inFlight.size < limit) {
       let entries: ReturnType<Outbox['next']>;
       try {
-        entries = outbox.next(1, inFlight);
+        entries = outbox.next(1, excluded(clock.now()));
       } catch (err) {
         log.error({ err }, 'outbox read failed');
         return;
@@ -121,6 +251,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
 
   return {
     kick: () => pump(),
+    blocked: () => blocked,
     get inFlight() {
       return inFlight.size;
     },

@@ -96,6 +96,12 @@ export const publishConfigSchema = z.strictObject({
   /** Publish rate cap (IoT Core allows 100/s per connection). */
   maxPerSecond: intIn('maxPerSecond', 1, 50).default(10),
   ackTimeoutMs: intIn('ackTimeoutMs', 1_000, 600_000).default(30_000),
+  /**
+   * While the broker refuses the telemetry topic (MQTT 5 NOT_AUTHORIZED: the policy), the oldest
+   * batch is offered again this often (the others wait in the outbox); a batch refused by itself is
+   * held back this long.
+   */
+  refusedRetryMs: intIn('refusedRetryMs', 1_000, 3_600_000).default(60_000),
 });
 
 export const shadowConfigSchema = z.strictObject({

@@ -1,5 +1,6 @@
 import type { LogLevel, OutboxReport, ReportedState, SensorReport } from '@pifleet/protocol';
 import type { BatchLimits } from './batcher.js';
+import type { TelemetryBlocked } from './publish-refusal.js';
 import type { RejectedPatch } from './reconciler.js';
 
 export interface ReportedInput {
@@ -12,11 +13,17 @@ export interface ReportedInput {
   readonly batch: BatchLimits;
   readonly logLevel: LogLevel;
   readonly outbox: OutboxReport;
+  /**
+   * Why the broker refuses the telemetry topic, while it does; `null` clears an earlier report
+   * (the shadow merges, so an absent key would leave it standing); undefined leaves it out.
+   */
+  readonly telemetry?: TelemetryBlocked | null;
 }
 
 /**
  * The `state.reported` document: what the agent actually runs with. `rejected` is included only
- * when it changed (a patch: a path set to null clears it; null clears them all).
+ * when it changed (a patch: a path set to null clears it; null clears them all); `telemetry` while
+ * the broker refuses the telemetry topic, and as `null` until the report that clears it is accepted.
  */
 export function buildReported(input: ReportedInput, rejected?: RejectedPatch): ReportedState {
   const sampling: Record<string, number> = {};
@@ -35,6 +42,9 @@ export function buildReported(input: ReportedInput, rejected?: RejectedPatch): R
     logLevel: input.logLevel,
     outbox: { ...input.outbox },
   };
+  if (input.telemetry !== undefined) {
+    reported.telemetry = input.telemetry === null ? null : { ...input.telemetry };
+  }
   if (rejected !== undefined) {
     // The schema types rejected entries as non-null; a null entry is the shadow's way to delete a key.
     (reported as { rejected?: unknown }).rejected = rejected;

@@ -1,5 +1,6 @@
 /** In-memory implementations of the agent's ports for composition tests (not mocks of project modules). */
 import { EventEmitter } from 'node:events';
+import { brokerRefusal } from '../../src/adapters/transport-kit.js';
 import type { Output, Sensor } from '../../src/drivers/types.js';
 import type { MessageHandler, PublishOptions, Transport, TransportEvents } from '../../src/ports/transport.js';
 import type { ShadowDelta, ShadowService, ShadowView } from '../../src/shadow/port.js';
@@ -18,6 +19,12 @@ export class MemoryTransport implements Transport {
   readonly sent: Sent[] = [];
   autoAck = true;
   startConnected = true;
+  /**
+   * When set, the "broker" answers telemetry publishes with this MQTT 5 PUBACK reason code (≥ 0x80),
+   * as the adapters report it: a `PUBLISH_REFUSED` TransportError; the connection stays up. A
+   * function decides per payload (undefined: accepted).
+   */
+  refuseTelemetry: number | ((payload: string) => number | undefined) | undefined;
   #connected = false;
   #started = false;
   #everConnected = false;
@@ -69,7 +76,11 @@ export class MemoryTransport implements Transport {
         fail: (err) => settle(() => reject(err)),
       };
       this.sent.push(s);
-      if (this.autoAck && this.#connected) queueMicrotask(s.ack);
+      const rule = counted ? this.refuseTelemetry : undefined;
+      const refuse = typeof rule === 'function' ? rule(s.payload) : rule;
+      if (refuse !== undefined && this.#connected) {
+        queueMicrotask(() => s.fail(brokerRefusal('publish', topic, refuse)));
+      } else if (this.autoAck && this.#connected) queueMicrotask(s.ack);
     });
   }
   /** Subscribed filters (exact topics here) and their handlers. */

@@ -1,0 +1,187 @@
+/**
+ * The agent when the broker refuses its telemetry (MQTT 5 PUBACK reason codes), with the port fakes
+ * and the virtual clock: a refused topic is a configuration problem (one error that says what to
+ * fix, the shadow says why, batches kept, a slow probe, delivery resumes by itself once fixed); a
+ * batch refused by itself does not hold up the ones behind it; a passing refusal is retried as
+ * any failed publish.
+ */
+import { MQTT5_REASON, validateReportedState } from '@pifleet/protocol';
+import { describe, expect, it } from 'vitest';
+import { createAgent } from '../../src/app/agent.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/logger.js';
+import { openOutbox } from '../../src/outbox/outbox.js';
+import { createVirtualClock } from '../../src/testing/virtual-clock.js';
+import { countingSensor, MemoryShadow, MemoryTransport } from './fakes.js';
+
+const TOPIC = 'pifleet/pi-01/telemetry';
+
+function setup(publish: Record<string, unknown> = {}) {
+  const r = loadConfig({
+    fileText: JSON.stringify({
+      thingName: 'pi-01',
+      endpoint: 'localhost',
+      certFile: 'c',
+      keyFile: 'k',
+      hardware: 'simulated',
+      sensors: [{ id: 'env', driver: 'bme280', intervalMs: 1000 }],
+      // One batch every 2 s.
+      batch: { maxReadings: 2, maxAgeMs: 60_000 },
+      publish: { maxInFlight: 4, maxPerSecond: 20, refusedRetryMs: 60_000, ...publish },
+      shadow: { reportIntervalMs: 3_600_000 },
+    }),
+  });
+  if (!r.ok) throw new Error(JSON.stringify(r.issues));
+  const clock = createVirtualClock({ start: 1_700_000_000_000 });
+  const transport = new MemoryTransport();
+  const { outbox } = openOutbox({ path: ':memory:', maxBytes: 1024 ** 2 });
+  const shadow = new MemoryShadow();
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({
+    level: 'debug',
+    destination: { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+  });
+  const agent = createAgent({
+    config: r.value,
+    transport,
+    outbox,
+    sensors: [countingSensor('env')],
+    outputs: [],
+    clock,
+    logger,
+    bootId: 'boot-refused',
+    createShadow: () => shadow,
+  });
+  const telemetrySeqs = () => transport.telemetry().map((s) => JSON.parse(s.payload).seq as number);
+  return { clock, transport, outbox, shadow, agent, lines, telemetrySeqs };
+}
+
+const settle = () => new Promise((r) => setImmediate(r));
+const errorsOf = (lines: Record<string, unknown>[]) => lines.filter((l) => l.level === 50);
+
+describe('the broker refuses the telemetry topic (NOT_AUTHORIZED): a configuration problem', () => {
+  it('logs one error that says what to fix, reports it in the shadow, keeps every batch, probes slowly, and resumes once the policy allows it', async () => {
+    const { clock, transport, shadow, agent, lines, telemetrySeqs } = setup();
+    transport.refuseTelemetry = MQTT5_REASON.NOT_AUTHORIZED;
+    await agent.start();
+    await settle();
+    const startedAt = clock.now();
+    // Ten minutes of refusals: 300 batches sealed.
+    for (let i = 0; i < 600; i++) await clock.advance(1_000);
+    await settle();
+
+    // Not resent at the normal 1 s delay (that would be ~600 publishes): the first refusal, the
+    // batches in flight with it, then one probe a minute.
+    const publishes = transport.telemetry().length;
+    expect(publishes).toBeGreaterThanOrEqual(10);
+    expect(publishes).toBeLessThanOrEqual(15);
+    const status = agent.status();
+    expect(status.outbox.depth).toBe(status.sealedBatches);
+    expect(status.outbox.depth).toBeGreaterThanOrEqual(295);
+    // The probe is always the oldest batch: nothing behind it overtakes it while refused.
+    expect(new Set(telemetrySeqs().slice(4))).toEqual(new Set([1]));
+
+    const errors = errorsOf(lines);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({
+      component: 'publisher',
+      topic: TOPIC,
+      reasonCode: 0x87,
+      reason: 'NOT_AUTHORIZED',
+      retryEveryMs: 60_000,
+    });
+    expect(errors[0]?.fix).toMatch(/policy .* must allow iot:Publish on the telemetry topic pifleet\/pi-01\/telemetry/);
+    expect(errors[0]?.msg).toMatch(/configuration problem/);
+
+    const reported = shadow.reported as { telemetry?: unknown };
+    expect(reported.telemetry).toEqual({
+      blocked: 'NOT_AUTHORIZED',
+      reasonCode: 0x87,
+      topic: TOPIC,
+      since: startedAt + 2_000,
+      fix: expect.stringMatching(/iot:Publish/),
+    });
+    // What the agent reports is a valid reported document.
+    const last = shadow.updates.at(-1);
+    expect(validateReportedState(last).ok).toBe(true);
+
+    // The policy is fixed: the next probe is accepted, and everything kept follows, in order, once.
+    transport.refuseTelemetry = undefined;
+    const beforeFix = transport.telemetry().length;
+    for (let i = 0; i < 120 && agent.status().outbox.depth > 0; i++) await clock.advance(1_000);
+    await settle();
+    expect(agent.status().outbox.depth).toBe(0);
+    const delivered = telemetrySeqs().slice(beforeFix);
+    expect(new Set(delivered).size).toBe(delivered.length);
+    expect(Math.min(...delivered)).toBe(1);
+    expect(lines.find((l) => l.msg === 'broker accepts telemetry again; sending the kept batches')).toMatchObject({
+      level: 30,
+      reason: 'NOT_AUTHORIZED',
+    });
+    // The shadow no longer says it is blocked: the agent sent `telemetry: null` (a merge deletes it).
+    expect(shadow.updates.some((u) => u.telemetry === null)).toBe(true);
+    expect((shadow.reported as { telemetry?: unknown }).telemetry).toBeUndefined();
+    // Once cleared, later reports leave the key out.
+    const updates = shadow.updates.length;
+    await agent.syncShadow();
+    expect(shadow.updates.length).toBe(updates + 1);
+    expect(shadow.updates.at(-1)).not.toHaveProperty('telemetry');
+  });
+
+  it('TOPIC_NAME_INVALID (0x90) is a configuration problem too; the fix names thingName', async () => {
+    const { clock, transport, shadow, agent, lines } = setup();
+    transport.refuseTelemetry = MQTT5_REASON.TOPIC_NAME_INVALID;
+    await agent.start();
+    for (let i = 0; i < 120; i++) await clock.advance(1_000);
+    await settle();
+    expect(transport.telemetry().length).toBeLessThanOrEqual(8);
+    expect(errorsOf(lines)).toHaveLength(1);
+    expect(errorsOf(lines)[0]?.fix).toMatch(/thingName/);
+    expect((shadow.reported as { telemetry?: { blocked?: string } }).telemetry?.blocked).toBe('TOPIC_NAME_INVALID');
+  });
+});
+
+describe('other refusals', () => {
+  it('a batch refused by itself (PACKET_TOO_LARGE) is held back and kept; the batches behind it are sent; it is offered again later', async () => {
+    const { clock, transport, shadow, agent, lines, telemetrySeqs } = setup({ refusedRetryMs: 10_000 });
+    let refuseFirst = true;
+    transport.refuseTelemetry = (payload) =>
+      refuseFirst && JSON.parse(payload).seq === 1 ? MQTT5_REASON.PACKET_TOO_LARGE : undefined;
+    await agent.start();
+    for (let i = 0; i < 8; i++) await clock.advance(1_000);
+    await settle();
+    // Batches 2..4 went while 1 was held; 1 is still in the outbox.
+    expect(telemetrySeqs().filter((s) => s !== 1)).toEqual([2, 3, 4]);
+    expect(agent.status().outbox.depth).toBe(1);
+    const errors = errorsOf(lines);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ seq: 1, reasonCode: 0x95, reason: 'PACKET_TOO_LARGE' });
+    // Not a topic problem: the shadow does not say telemetry is blocked.
+    expect((shadow.reported as { telemetry?: unknown }).telemetry).toBeUndefined();
+    // Held for the interval, then offered again (here accepted).
+    refuseFirst = false;
+    for (let i = 0; i < 12; i++) await clock.advance(1_000);
+    await settle();
+    expect(telemetrySeqs().filter((s) => s === 1)).toHaveLength(2);
+    expect(agent.status().outbox.depth).toBe(0);
+  });
+
+  it('a passing refusal (QUOTA_EXCEEDED) is retried at the normal delay, as a failed publish', async () => {
+    const { clock, transport, agent, lines } = setup();
+    transport.refuseTelemetry = MQTT5_REASON.QUOTA_EXCEEDED;
+    await agent.start();
+    for (let i = 0; i < 30; i++) await clock.advance(1_000);
+    await settle();
+    expect(transport.telemetry().length).toBeGreaterThan(20);
+    expect(errorsOf(lines)).toHaveLength(0);
+    expect(lines.find((l) => l.msg === 'publish failed; will resend')).toMatchObject({
+      level: 40,
+      reasonCode: 0x97,
+      reason: 'QUOTA_EXCEEDED',
+    });
+    transport.refuseTelemetry = undefined;
+    for (let i = 0; i < 5; i++) await clock.advance(1_000);
+    await settle();
+    expect(agent.status().outbox.depth).toBe(0);
+  });
+});
