@@ -10,8 +10,8 @@ import { type AddressInfo, createServer } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { recommendedDevicePolicy } from '@pifleet/protocol';
 import { Aedes, type AedesOptions } from 'aedes';
-import { iot, mqtt } from 'aws-iot-device-sdk-v2';
-import { connectAsync, type MqttClient } from 'mqtt';
+import { iot, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
+import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 import type {
   AccountContext,
   AttachedPolicy,
@@ -302,4 +302,161 @@ export async function startBareAedes(options: AedesOptions = {}): Promise<BareAe
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Where and as whom a test device connects. */
+export interface DeviceEndpoint {
+  readonly port: number;
+  readonly caCertPem: string;
+  readonly cert: { readonly certPem: string; readonly keyPem: string };
+  readonly clientId: string;
+}
+
+/** mqtt.js options for a device over mutual TLS; `protocolVersion` 5 or 4 (MQTT 3.1.1). */
+export function mqttjsOptions(
+  device: DeviceEndpoint,
+  options: Omit<IClientOptions, 'host' | 'port' | 'ca' | 'cert' | 'key' | 'clientId'> = {},
+): IClientOptions {
+  return {
+    protocol: 'mqtts',
+    host: '127.0.0.1',
+    port: device.port,
+    ca: device.caCertPem,
+    cert: device.cert.certPem,
+    key: device.cert.keyPem,
+    clientId: device.clientId,
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+    connectTimeout: 5_000,
+    ...options,
+  };
+}
+
+/** A connected mqtt.js client (MQTT 5 unless `protocolVersion` says otherwise). */
+export function connectMqttjs(
+  device: DeviceEndpoint,
+  options: Omit<IClientOptions, 'host' | 'port' | 'ca' | 'cert' | 'key' | 'clientId'> = {},
+): Promise<MqttClient> {
+  return within(connectAsync(mqttjsOptions(device, options)), 10_000, `connect ${device.clientId}`);
+}
+
+/** A real aws-crt MQTT 5 client, connected, with what the broker told it. */
+export interface Crt5Client {
+  readonly client: mqtt5.Mqtt5Client;
+  readonly connack: mqtt5.ConnackPacket;
+  readonly settings: mqtt5.NegotiatedSettings;
+  /** Messages received so far. */
+  readonly received: mqtt5.PublishPacket[];
+  /** The next message matching, or one already received. */
+  message(match: (m: mqtt5.PublishPacket) => boolean, ms?: number): Promise<mqtt5.PublishPacket>;
+  /** The reason code of the DISCONNECT the broker sends (undefined when the connection just drops). */
+  readonly disconnected: Promise<number | undefined>;
+  /** Stops (DISCONNECT, reason 0 unless given) and frees the native client. Idempotent. */
+  stop(reasonCode?: number): Promise<void>;
+}
+
+/** Options of {@link connectCrt5}. */
+export interface Crt5Options {
+  readonly keepAliveSeconds?: number;
+  /** Session expiry interval in the CONNECT; with it the client rejoins its session (clean start 0). */
+  readonly sessionExpirySeconds?: number;
+  readonly will?: { topic: string; payload: string };
+}
+
+function crt5Client(device: DeviceEndpoint, options: Crt5Options): mqtt5.Mqtt5Client {
+  const builder = iot.AwsIotMqtt5ClientConfigBuilder.newDirectMqttBuilderWithMtlsFromMemory(
+    '127.0.0.1',
+    device.cert.certPem,
+    device.cert.keyPem,
+  )
+    .withCertificateAuthority(device.caCertPem)
+    .withPort(device.port)
+    .withConnectProperties({
+      clientId: device.clientId,
+      keepAliveIntervalSeconds: options.keepAliveSeconds ?? 30,
+      ...(options.sessionExpirySeconds === undefined
+        ? {}
+        : { sessionExpiryIntervalSeconds: options.sessionExpirySeconds }),
+      ...(options.will
+        ? { will: { topicName: options.will.topic, qos: mqtt5.QoS.AtLeastOnce, payload: options.will.payload } }
+        : {}),
+    })
+    .withSessionBehavior(
+      options.sessionExpirySeconds === undefined
+        ? mqtt5.ClientSessionBehavior.Clean
+        : mqtt5.ClientSessionBehavior.RejoinAlways,
+    )
+    // The SDK checks IoT Core's limits before sending by default: off, so the broker's answer is tested.
+    .withExtendedValidationAndFlowControlOptions(mqtt5.ClientExtendedValidationAndFlowControl.None)
+    // A refused or dropped client would reconnect by itself: not before the test has looked.
+    .withMinReconnectDelayMs(30_000)
+    .withMaxReconnectDelayMs(60_000)
+    .withConnackTimeoutMs(5_000)
+    .withAckTimeoutSeconds(10);
+  return new mqtt5.Mqtt5Client(builder.build());
+}
+
+/** Connects a real aws-crt `Mqtt5Client`; rejects with the CONNACK reason code on a refusal. */
+export async function connectCrt5(device: DeviceEndpoint, options: Crt5Options = {}): Promise<Crt5Client> {
+  const client = crt5Client(device, options);
+  const received: mqtt5.PublishPacket[] = [];
+  const waiters = new Set<{ match: (m: mqtt5.PublishPacket) => boolean; resolve: (m: mqtt5.PublishPacket) => void }>();
+  client.on('messageReceived', (e) => {
+    received.push(e.message);
+    for (const w of waiters) {
+      if (w.match(e.message)) {
+        waiters.delete(w);
+        w.resolve(e.message);
+      }
+    }
+  });
+  client.on('error', () => undefined);
+  const disconnected = new Promise<number | undefined>((resolve) => {
+    client.once('disconnection', (e) => resolve(e.disconnect?.reasonCode as number | undefined));
+  });
+  let stopped = false;
+  const stop = async (reasonCode?: number) => {
+    if (stopped) return;
+    stopped = true;
+    const done = new Promise<void>((resolve) => client.once('stopped', () => resolve()));
+    try {
+      client.stop(reasonCode === undefined ? undefined : { reasonCode: reasonCode as mqtt5.DisconnectReasonCode });
+      await within(done, 5_000, `${device.clientId} stopped`);
+    } catch {
+      // already stopped
+    }
+    client.close();
+  };
+  const outcome = new Promise<{ connack: mqtt5.ConnackPacket; settings: mqtt5.NegotiatedSettings }>(
+    (resolve, reject) => {
+      client.once('connectionSuccess', (e) => resolve({ connack: e.connack, settings: e.settings }));
+      client.once('connectionFailure', (e) =>
+        reject(
+          Object.assign(new Error(`connect refused: ${String(e.error?.error_name ?? e.error)}`), {
+            reasonCode: e.connack?.reasonCode as number | undefined,
+          }),
+        ),
+      );
+    },
+  );
+  client.start();
+  try {
+    const { connack, settings } = await within(outcome, 10_000, `connect ${device.clientId}`);
+    return {
+      client,
+      connack,
+      settings,
+      received,
+      message(match, ms = 5_000) {
+        const seen = received.find(match);
+        if (seen) return Promise.resolve(seen);
+        return within(new Promise((resolve) => waiters.add({ match, resolve })), ms, `message at ${device.clientId}`);
+      },
+      disconnected,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
