@@ -2,7 +2,7 @@
  * Pins what the broker reads of aedes's undeclared state (src/broker/aedes-internals.ts) against a
  * live aedes and real MQTT clients, so an aedes upgrade that moves any of it fails here by name.
  */
-import type { AedesPublishPacket, Client } from 'aedes';
+import type { AedesPublishPacket, Client, Subscription } from 'aedes';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as internals from '../../src/broker/aedes-internals.js';
 import { type BareAedes, startBareAedes, within } from './fixtures.js';
@@ -162,5 +162,43 @@ describe('aedes internals the broker relies on', () => {
     for await (const packet of persistence.createRetainedStream('m/#'))
       retained.push((packet as { topic: string }).topic);
     expect(retained).toEqual(['m/1']);
+  });
+
+  it('beforeAedesHandles: the listener rewrites a SUBSCRIBE and an UNSUBSCRIBE before aedes handles them', async () => {
+    const authorized: string[] = [];
+    const rename = (topic: string) => topic.replace('before', 'after');
+    bare = await startBareAedes({
+      // After CONNECT and before the CONNACK: no SUBSCRIBE can have been read yet.
+      preConnect: (client, _packet, done) => {
+        internals.beforeAedesHandles(client, (packet) => {
+          if (packet.cmd === 'subscribe') for (const sub of packet.subscriptions) sub.topic = rename(sub.topic);
+          if (packet.cmd === 'unsubscribe') packet.unsubscriptions = packet.unsubscriptions.map(rename);
+        });
+        done(null, true);
+      },
+      authorizeSubscribe: (_client, sub, done) => {
+        authorized.push(sub.topic);
+        done(null, sub);
+      },
+    });
+    const subscribed = new Promise<string[]>((resolve) =>
+      bare?.aedes.once('subscribe', (subs: Subscription[]) => resolve(subs.map((s) => s.topic))),
+    );
+    const unsubscribed = new Promise<string[]>((resolve) =>
+      bare?.aedes.once('unsubscribe', (topics: string[]) => resolve(topics)),
+    );
+    const client = await bare.connect({ clientId: 'r1' });
+    const got: string[] = [];
+    client.on('message', (topic) => got.push(topic));
+    expect(await client.subscribeAsync('before/x', { qos: 1 })).toEqual([{ topic: 'before/x', qos: 1 }]);
+    expect(authorized).toEqual(['after/x']);
+    expect(await within(subscribed, 5_000, 'subscribe event')).toEqual(['after/x']);
+    // The subscription aedes made is the renamed one.
+    const delivered = new Promise<void>((resolve) => client.once('message', () => resolve()));
+    await client.publishAsync('after/x', 'm', { qos: 1 });
+    await within(delivered, 5_000, 'message on the renamed filter');
+    expect(got).toEqual(['after/x']);
+    await client.unsubscribeAsync('before/x');
+    expect(await within(unsubscribed, 5_000, 'unsubscribe event')).toEqual(['after/x']);
   });
 });
