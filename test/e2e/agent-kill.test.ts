@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { TelemetryStore } from '@pifleet/cloud';
+import { MQTT_PROTOCOLS, type MqttProtocol } from '@pifleet/protocol';
 import { createRng, simulatedConfigInput } from '@pifleet/simulator';
 import {
   type DeviceFiles,
@@ -17,6 +18,7 @@ import {
   tempDir,
 } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_CASES } from './protocols.js';
 
 /**
  * An agent process killed with SIGKILL at random moments, again and again, then left to run: every
@@ -30,6 +32,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * only the agent (the core runs in-process); the second kills the core process too — under a
  * running agent, and both at once — and restarts it on its data dir: a PUBACK promises the batch
  * is stored, so nothing acknowledged may be lost with the core.
+ *
+ * Protocols: the first case runs whole over MQTT 5 and over 3.1.1 (~25 s each). The second, ~40 s
+ * and mostly core restarts, is not doubled: its rounds alternate the protocol, so each kind of crash
+ * (core, agent, both) meets both, and a restarted agent may come back on the other protocol.
  */
 
 const KILLS = 12;
@@ -77,12 +83,19 @@ async function storedKeys(thingName: string, store: TelemetryStore = core.core.s
 }
 
 /** An agent config for the kill loops: sampling every 100 ms, batches sealed often, fast reconnects. */
-function writeAgentConfig(file: string, files: DeviceFiles, port: number, outboxPath: string): void {
+function writeAgentConfig(
+  file: string,
+  files: DeviceFiles,
+  port: number,
+  outboxPath: string,
+  protocol: MqttProtocol,
+): void {
   writeFileSync(
     file,
     JSON.stringify(
       simulatedConfigInput({
         ...files,
+        mqttProtocol: protocol,
         endpoint: '127.0.0.1',
         port,
         samplingMs: 100,
@@ -90,7 +103,7 @@ function writeAgentConfig(file: string, files: DeviceFiles, port: number, outbox
         overrides: {
           // Batches seal often and by age, so kills land mid-batch, mid-seal and mid-publish.
           batch: { maxReadings: 20, maxAgeMs: 1_000 },
-          mqtt: { protocol: '3.1.1', reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+          mqtt: { reconnectMinMs: 100, reconnectMaxMs: 1_000 },
           publish: { ackTimeoutMs: 2_000, maxPerSecond: 50, maxInFlight: 8 },
           logLevel: 'trace',
         },
@@ -140,42 +153,46 @@ async function expectEachStoredOnce(o: {
 }
 
 describe('agent killed with SIGKILL at random moments', () => {
-  it(`stores every reading sampled before each of ${KILLS} kills exactly once (seed ${SEED})`, async () => {
-    const thing = 'kill-loop';
-    const files = await provisionDevice(core, thing, dir);
-    const configFile = path.join(dir, 'agent.json');
-    writeAgentConfig(configFile, files, core.info.mqtt.port, path.join(dir, 'outbox.db'));
+  it.each(PROTOCOL_CASES)(
+    `stores every reading sampled before each of ${KILLS} kills exactly once, over MQTT $protocol (seed ${SEED})`,
+    async ({ protocol, tag }) => {
+      const thing = `kill-loop-${tag}`;
+      const files = await provisionDevice(core, thing, dir);
+      const configFile = path.join(dir, `${thing}.json`);
+      writeAgentConfig(configFile, files, core.info.mqtt.port, path.join(dir, `${thing}.outbox.db`), protocol);
 
-    const next = createRng(SEED);
-    const sampled: string[] = [];
-    const moments: string[] = [];
-    for (let run = 0; run < KILLS; run++) {
-      const agent = launchSimAgent(configFile);
-      if (run % 3 === 2) {
-        // Right as it starts: while it seals and sends what the previous kill left in the journal.
-        await agent.log.waitFor((l) => l.msg === 'agent starting', 60_000, 'agent starting');
-        const ms = Math.floor(next() * 300);
-        moments.push(`start+${ms}`);
-        await new Promise((r) => setTimeout(r, ms));
-      } else {
-        await agent.log.waitFor((l) => l.msg === 'reading', 60_000, 'a reading');
-        const ms = Math.floor(next() * 2_500);
-        moments.push(`sampling+${ms}`);
-        await new Promise((r) => setTimeout(r, ms));
+      const next = createRng(SEED);
+      const sampled: string[] = [];
+      const moments: string[] = [];
+      for (let run = 0; run < KILLS; run++) {
+        const agent = launchSimAgent(configFile);
+        if (run % 3 === 2) {
+          // Right as it starts: while it seals and sends what the previous kill left in the journal.
+          await agent.log.waitFor((l) => l.msg === 'agent starting', 60_000, 'agent starting');
+          const ms = Math.floor(next() * 300);
+          moments.push(`start+${ms}`);
+          await new Promise((r) => setTimeout(r, ms));
+        } else {
+          await agent.log.waitFor((l) => l.msg === 'reading', 60_000, 'a reading');
+          const ms = Math.floor(next() * 2_500);
+          moments.push(`sampling+${ms}`);
+          await new Promise((r) => setTimeout(r, ms));
+        }
+        agent.child.kill('SIGKILL');
+        await agent.exited;
+        sampled.push(...sampledBy(agent.log.lines()));
       }
-      agent.child.kill('SIGKILL');
-      await agent.exited;
-      sampled.push(...sampledBy(agent.log.lines()));
-    }
-    await expectEachStoredOnce({
-      thing,
-      configFile,
-      sampled,
-      kills: KILLS,
-      context: `seed ${SEED}, kill moments ${moments.join(', ')}`,
-      store: core.core.services.telemetry,
-    });
-  }, 600_000);
+      await expectEachStoredOnce({
+        thing,
+        configFile,
+        sampled,
+        kills: KILLS,
+        context: `seed ${SEED}, kill moments ${moments.join(', ')}`,
+        store: core.core.services.telemetry,
+      });
+    },
+    600_000,
+  );
 
   it(`stores every reading exactly once when the core is killed too: ${CRASH_ROUNDS} rounds of core, agent or both (seed ${SEED})`, async () => {
     // The core is a process here, so it can be killed; it restarts on its data dir and its ports.
@@ -186,7 +203,7 @@ describe('agent killed with SIGKILL at random moments', () => {
     const ports = portsOf(setup);
     await setup.stop();
     const configFile = path.join(dir, 'crash-agent.json');
-    writeAgentConfig(configFile, files, ports.mqttPort, path.join(dir, 'crash-outbox.db'));
+    const outboxPath = path.join(dir, 'crash-outbox.db');
 
     /** The core on its ports again (the OS may hold a port a moment after a kill). */
     const restartCore = async (): Promise<RunningCoreProcess> => {
@@ -209,11 +226,17 @@ describe('agent killed with SIGKILL at random moments', () => {
     const sampled: string[] = [];
     const moments: string[] = [];
     for (let round = 0; round < CRASH_ROUNDS; round++) {
+      // The protocol alternates by round (the kind of crash cycles by 3), so each kind of crash
+      // meets both protocols, and a restart may come back on the other one: the outbox and the
+      // core's deduplication do not depend on it.
+      const protocol = MQTT_PROTOCOLS[round % MQTT_PROTOCOLS.length] ?? '5';
+      writeAgentConfig(configFile, files, ports.mqttPort, outboxPath, protocol);
       const agent = launchSimAgent(configFile);
       await agent.log.waitFor((l) => l.msg === 'reading', 60_000, 'a reading');
       const first = Math.floor(next() * 2_000);
       await sleep(first);
       const victim = (['core', 'agent', 'both'] as const)[round % 3];
+      const context = `${victim}/MQTT ${protocol}`;
       if (victim === 'core') {
         // The core dies under a running agent (acknowledgements in flight), stays down a while
         // (the agent keeps sampling and retrying), comes back, and the agent is killed later.
@@ -223,13 +246,13 @@ describe('agent killed with SIGKILL at random moments', () => {
         coreProcess = await restartCore();
         const after = Math.floor(next() * 2_000);
         await sleep(after);
-        moments.push(`core@${first}+${down}+${after}`);
+        moments.push(`${context}@${first}+${down}+${after}`);
       } else if (victim === 'both') {
         // Both at once, as in a power cut of a machine running both.
         coreProcess.child.kill('SIGKILL');
-        moments.push(`both@${first}`);
+        moments.push(`${context}@${first}`);
       } else {
-        moments.push(`agent@${first}`);
+        moments.push(`${context}@${first}`);
       }
       agent.child.kill('SIGKILL');
       await agent.exited;

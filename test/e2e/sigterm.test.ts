@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openOutbox } from '@pifleet/device-agent';
-import { decodeTelemetryBatch, type TelemetryBatch } from '@pifleet/protocol';
+import { decodeTelemetryBatch, MQTT_PROTOCOLS, type MqttProtocol, type TelemetryBatch } from '@pifleet/protocol';
 import { simulatedConfigInput } from '@pifleet/simulator';
 import {
   type DeviceFiles,
@@ -34,6 +34,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * Time: agents run five at a time; sampling every 100 ms (3 sensors), batches of 30 readings
  * (~1 s), a 3 s shutdown bound and sub-second reconnect delays keep each stop to a few seconds.
  * Most of the time goes into starting Node processes (~1.5 s of CPU each).
+ *
+ * Protocols: the rounds alternate between MQTT 5 and 3.1.1 (the SDK's MQTT 5 client and its 3.1.1
+ * connection stop, reconnect and close their shadow streams differently), so every moment is
+ * stopped 5 times on each: both protocols in the time of one, where doubling would take ~1 min more.
  */
 
 const CONCURRENCY = 5;
@@ -70,10 +74,11 @@ afterAll(async () => {
 const waitForLog = (agent: SimAgent, msg: string, ms: number) =>
   agent.log.waitFor((l) => l.msg === msg, ms, `"${msg}"`);
 
-function configFile(files: DeviceFiles, port: number): string {
+function configFile(files: DeviceFiles, port: number, protocol: MqttProtocol): string {
   const file = path.join(dir, `${files.thingName}.json`);
   const config = simulatedConfigInput({
     ...files,
+    mqttProtocol: protocol,
     endpoint: '127.0.0.1',
     port,
     samplingMs: SAMPLING_MS,
@@ -82,7 +87,7 @@ function configFile(files: DeviceFiles, port: number): string {
     overrides: {
       logLevel: 'info',
       batch: { maxReadings: 30, maxAgeMs: 5_000 },
-      mqtt: { protocol: '3.1.1', reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+      mqtt: { reconnectMinMs: 100, reconnectMaxMs: 1_000 },
       publish: { ackTimeoutMs: 2_000, maxPerSecond: 50, maxInFlight: 8 },
       shadow: { requestTimeoutMs: 3_000 },
       shutdownTimeoutMs: 3_000,
@@ -114,6 +119,7 @@ function leftInOutbox(thing: string): TelemetryBatch[] {
 interface StopResult {
   readonly thing: string;
   readonly moment: Moment | 'after a restart';
+  readonly protocol: MqttProtocol;
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
   /** Whether everything sealed reached the broker before the exit. */
@@ -132,11 +138,12 @@ async function stopAndCheck(
   agent: SimAgent,
   thing: string,
   moment: StopResult['moment'],
+  protocol: MqttProtocol,
   delivery: 'all' | 'kept' | 'either',
 ): Promise<StopResult> {
   agent.child.kill('SIGTERM');
   const { code, signal } = await agent.exited;
-  const context = `${thing} (${moment}):\n${agent.output().slice(-4000)}`;
+  const context = `${thing} (${moment}, MQTT ${protocol}):\n${agent.output().slice(-4000)}`;
   expect({ code, signal }, context).toEqual({ code: 0, signal: null });
   expect(agent.output(), context).not.toMatch(/Stack trace|Signal received|aws_napi|Fatal error/);
   const stopping = agent.log.find('stopping');
@@ -157,7 +164,7 @@ async function stopAndCheck(
   if (delivery !== 'either') expect(seqs.length, context).toBeGreaterThan(0);
   expect(seqs, context).toEqual(range(seqs.length));
   if (seqs.length > 0) expect(stopAt - newestReading(all), context).toBeLessThan(5 * SAMPLING_MS);
-  return { thing, moment, code, signal, delivered: left.length === 0 };
+  return { thing, moment, protocol, code, signal, delivered: left.length === 0 };
 }
 
 /** Waits until the agent is connected and a batch of its own boot reached the broker (so it samples and publishes). */
@@ -173,11 +180,12 @@ async function firstBatch(agent: SimAgent, thing: string): Promise<void> {
 
 /** One agent from start to a SIGTERM at `moment`; for a stop while offline, also the restart that delivers the rest. */
 async function runCase(moment: Moment, index: number): Promise<StopResult[]> {
+  const protocol = MQTT_PROTOCOLS[index % MQTT_PROTOCOLS.length] ?? '5';
   const thing = `sigterm-${moment.replaceAll(' ', '-')}-${index}`;
   const files = await provisionDevice(core, thing, dir);
   const relay = moment === 'during reconnects' ? await startRelay(core.info.mqtt.port) : undefined;
   if (relay) relays.push(relay);
-  const file = configFile(files, relay?.port ?? core.info.mqtt.port);
+  const file = configFile(files, relay?.port ?? core.info.mqtt.port, protocol);
   const agent = launchSimAgent(file);
   const jitter = () => sleep(Math.floor(Math.random() * 400));
   switch (moment) {
@@ -185,7 +193,7 @@ async function runCase(moment: Moment, index: number): Promise<StopResult[]> {
       await waitForLog(agent, 'simulated agent running', 60_000);
       // Connecting and subscribing are still under way, or just done; a sample or two was taken.
       await sleep(150 + Math.floor(Math.random() * 200));
-      return [await stopAndCheck(agent, thing, moment, 'either')];
+      return [await stopAndCheck(agent, thing, moment, protocol, 'either')];
     }
     case 'after a delta':
     case 'during a delta': {
@@ -196,13 +204,13 @@ async function runCase(moment: Moment, index: number): Promise<StopResult[]> {
         await waitForLog(agent, 'desired state reconciled', 30_000);
         await jitter();
       }
-      return [await stopAndCheck(agent, thing, moment, 'all')];
+      return [await stopAndCheck(agent, thing, moment, protocol, 'all')];
     }
     case 'mid-publish': {
       await firstBatch(agent, thing);
       // Stop as a batch arrives at the broker: its PUBACK, the next batches and the open one are in play.
       await telemetry.waitFor(() => telemetry.of(thing).length >= 2 + (index % 3), 30_000, `batches of ${thing}`);
-      return [await stopAndCheck(agent, thing, moment, 'all')];
+      return [await stopAndCheck(agent, thing, moment, protocol, 'all')];
     }
     case 'during reconnects': {
       if (!relay) throw new Error('unreachable');
@@ -212,7 +220,7 @@ async function runCase(moment: Moment, index: number): Promise<StopResult[]> {
       // The SDK is now retrying (every 1–2 s) against a port that drops every connection.
       await sleep(Math.floor(Math.random() * 2_500));
       const bootId = String(agent.log.find('simulated agent running')?.bootId);
-      const offline = await stopAndCheck(agent, thing, moment, 'kept');
+      const offline = await stopAndCheck(agent, thing, moment, protocol, 'kept');
       const kept = leftInOutbox(thing).filter((b) => b.bootId === bootId);
       const sealed = Math.max(...kept.map((b) => b.seq));
       // The next start sends what the stopped one kept, then is itself stopped.
@@ -226,7 +234,7 @@ async function runCase(moment: Moment, index: number): Promise<StopResult[]> {
       expect(telemetry.seqs(thing, bootId)).toEqual(range(sealed));
       await firstBatch(next, thing);
       await jitter();
-      return [offline, await stopAndCheck(next, thing, 'after a restart', 'all')];
+      return [offline, await stopAndCheck(next, thing, 'after a restart', protocol, 'all')];
     }
   }
 }
@@ -254,16 +262,17 @@ describe('SIGTERM, 50+ times at different moments', () => {
       `${results.length} stops in ${Math.round((Date.now() - started) / 1000)} s; delivered before exit: ${results.filter((r) => r.delivered).length}`,
     );
     const byMoment = new Map<string, number>();
-    for (const r of results) byMoment.set(r.moment, (byMoment.get(r.moment) ?? 0) + 1);
+    for (const r of results) {
+      const key = `${r.moment} / MQTT ${r.protocol}`;
+      byMoment.set(key, (byMoment.get(key) ?? 0) + 1);
+    }
     expect(results.length).toBeGreaterThanOrEqual(50);
     expect(results.every((r) => r.code === 0 && r.signal === null)).toBe(true);
-    expect(Object.fromEntries(byMoment)).toEqual({
-      'right after start': ROUNDS,
-      'after a delta': ROUNDS,
-      'during a delta': ROUNDS,
-      'mid-publish': ROUNDS,
-      'during reconnects': ROUNDS,
-      'after a restart': ROUNDS,
-    });
+    const half = ROUNDS / MQTT_PROTOCOLS.length;
+    expect(Object.fromEntries(byMoment)).toEqual(
+      Object.fromEntries(
+        [...MOMENTS, 'after a restart'].flatMap((m) => MQTT_PROTOCOLS.map((p) => [`${m} / MQTT ${p}`, half])),
+      ),
+    );
   }, 900_000);
 });
