@@ -10,35 +10,32 @@ import {
   ThrottlingException,
   UpdateThingShadowCommand,
 } from '@aws-sdk/client-iot-data-plane';
-import { type JsonObject, SHADOW_ERRORS, shadowTopics } from '@pifleet/protocol';
-import { mqtt } from 'aws-iot-device-sdk-v2';
+import { type JsonObject, MQTT_PROTOCOLS, type MqttProtocol, SHADOW_ERRORS, shadowTopics } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteShadowStore } from '../../src/shadow/sqlite-store.js';
 import {
   type Core,
-  closeQuietly,
   connectDevice,
   createGatedStore,
+  type DeviceClient,
   openShadowDevice,
   provisionThing,
   rawSubscribe,
   type ShadowDevice,
   settle,
   startCore,
-  within,
 } from './harness.js';
 
 /**
  * Every shadow error code through real clients against the composed core: 400 (each variant), 404,
  * 409, 413 and 429, for classic and named shadows, over MQTT (IotShadowClientv2, or a raw PUBLISH
- * on the SDK connection for what the v2 client cannot send) and over the HTTP data plane.
+ * on the SDK connection for what the v2 client cannot send), each over MQTT 3.1.1 and MQTT 5, and
+ * over the HTTP data plane.
  * Throttling is made deterministic by holding the store's writes at a gate.
  */
 
 let core: Core;
 let gate: ReturnType<typeof createGatedStore>;
-let v2Device: ShadowDevice;
-let raw: mqtt.MqttClientConnection;
 
 beforeAll(async () => {
   core = await startCore('conf-err', {
@@ -47,15 +44,14 @@ beforeAll(async () => {
       return gate.store;
     },
   });
-  v2Device = await openShadowDevice(core, await provisionThing(core, 'err-v2'), []);
-  raw = await connectDevice(core, await provisionThing(core, 'err-raw'));
 });
 afterAll(async () => {
   gate?.release();
-  await v2Device?.close();
-  await closeQuietly(raw);
   await core?.stop();
 });
+
+/** A thing name per protocol, so both runs share one core without sharing a thing. */
+const named = (protocol: MqttProtocol, base: string) => `${base}-${protocol === '5' ? 'v5' : 'v3'}`;
 
 const enc = new TextEncoder();
 /** `depth` nested objects below the section, counted as IoT counts levels (the leaf value is not one). */
@@ -127,13 +123,26 @@ const rawCases: RawCase[] = [
   },
 ];
 
-describe('shadow rejections over MQTT', () => {
+describe.each(MQTT_PROTOCOLS)('shadow rejections over MQTT %s', (protocol) => {
+  const thingName = named(protocol, 'err-v2');
+  const rawThing = named(protocol, 'err-raw');
+  let v2Device: ShadowDevice;
+  let raw: DeviceClient;
+  beforeAll(async () => {
+    v2Device = await openShadowDevice(core, await provisionThing(core, thingName), [], protocol);
+    raw = await connectDevice(core, await provisionThing(core, rawThing), protocol);
+  });
+  afterAll(async () => {
+    await v2Device?.close();
+    await raw?.close();
+  });
+
   it.each(rawCases)('raw PUBLISH: $name → $code on /update/rejected', async (c) => {
-    const topics = shadowTopics('err-raw', c.shadowName);
+    const topics = shadowTopics(rawThing, c.shadowName);
     const answers = await rawSubscribe(raw, `${topics.update}/+`);
     expect(answers.granted).toBe(true);
     try {
-      await within(raw.publish(topics.update, c.payload, mqtt.QoS.AtLeastOnce), 5_000, 'puback');
+      expect(await raw.publish(topics.update, c.payload)).toBe(protocol === '5' ? 0 : undefined);
       const answer = await answers.waitFor((m) => m.topic === topics.updateRejected);
       expect(answers.messages.filter((m) => m.topic === topics.updateAccepted)).toEqual([]);
       const body = answer.payload as JsonObject;
@@ -147,7 +156,6 @@ describe('shadow rejections over MQTT', () => {
   });
 
   const v2 = () => v2Device.shadows;
-  const thingName = 'err-v2';
   const v2Cases: Array<{ name: string; run: () => Promise<unknown>; code: number; message: string }> = [
     { name: 'missing state', run: () => v2().updateShadow({ thingName }), ...SHADOW_ERRORS.missingState },
     {
@@ -180,7 +188,7 @@ describe('shadow rejections over MQTT', () => {
       name: 'get of a missing classic shadow',
       run: () => v2().getShadow({ thingName }),
       code: 404,
-      message: "No shadow exists with name: 'err-v2'",
+      message: `No shadow exists with name: '${thingName}'`,
     },
     {
       name: 'delete of a missing named shadow',
@@ -217,6 +225,31 @@ describe('shadow rejections over MQTT', () => {
       expect(fresh).toMatchObject({ ok: true, body: { version: version + 1 } });
     },
   );
+
+  it('429 Too Many Requests: rejects the requests past 10 in flight (IotShadowClientv2) and accepts the 10 once the store answers', async () => {
+    gate.hold();
+    let settled = 0;
+    const results = Array.from({ length: 12 }, (_, i) =>
+      settle(v2Device.shadows.updateNamedShadow({ thingName, shadowName: 'busy', state: { reported: { i } } })).then(
+        (r) => {
+          settled++;
+          return r;
+        },
+      ),
+    );
+    try {
+      await expect.poll(() => core.core.services.shadows.inFlight(thingName), { timeout: 10_000 }).toBe(10);
+      await expect.poll(() => settled, { timeout: 10_000 }).toBe(2);
+    } finally {
+      gate.release();
+    }
+    const all = await Promise.all(results);
+    const rejected = all.filter((r) => !r.ok).map((r) => r.body);
+    expect(rejected).toHaveLength(2);
+    for (const body of rejected) expect(body).toMatchObject(SHADOW_ERRORS.tooManyRequests);
+    const versions = all.filter((r) => r.ok).map((r) => r.body.version as number);
+    expect(versions.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
 });
 
 describe('shadow errors over the HTTP data plane', () => {
@@ -303,33 +336,7 @@ describe('shadow errors over the HTTP data plane', () => {
   });
 });
 
-describe('429 Too Many Requests: more than 10 requests of one thing in flight', () => {
-  it('rejects the requests past 10 over MQTT (IotShadowClientv2) and accepts the 10 once the store answers', async () => {
-    const thingName = 'err-v2';
-    gate.hold();
-    let settled = 0;
-    const results = Array.from({ length: 12 }, (_, i) =>
-      settle(v2Device.shadows.updateNamedShadow({ thingName, shadowName: 'busy', state: { reported: { i } } })).then(
-        (r) => {
-          settled++;
-          return r;
-        },
-      ),
-    );
-    try {
-      await expect.poll(() => core.core.services.shadows.inFlight(thingName), { timeout: 10_000 }).toBe(10);
-      await expect.poll(() => settled, { timeout: 10_000 }).toBe(2);
-    } finally {
-      gate.release();
-    }
-    const all = await Promise.all(results);
-    const rejected = all.filter((r) => !r.ok).map((r) => r.body);
-    expect(rejected).toHaveLength(2);
-    for (const body of rejected) expect(body).toMatchObject(SHADOW_ERRORS.tooManyRequests);
-    const versions = all.filter((r) => r.ok).map((r) => r.body.version as number);
-    expect(versions.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-  });
-
+describe('429 Too Many Requests over HTTP: more than 10 requests of one thing in flight', () => {
   it('answers ThrottlingException over HTTP while 10 requests of the thing are in flight', async () => {
     const thingName = 'err-busy-http';
     gate.hold();

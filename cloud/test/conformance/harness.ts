@@ -1,17 +1,21 @@
 import { readFileSync } from 'node:fs';
-import type { JsonObject } from '@pifleet/protocol';
-import { iot, iotshadow, mqtt, type mqtt_request_response } from 'aws-iot-device-sdk-v2';
+import { isMqtt5Failure, type JsonObject, MQTT5_REASON, type MqttProtocol, mqtt5ReasonName } from '@pifleet/protocol';
+import { iot, iotshadow, mqtt, type mqtt_request_response, mqtt5 } from 'aws-iot-device-sdk-v2';
+import { connectAsync } from 'mqtt';
 import type { ShadowStore } from '../../src/shadow/store.js';
 import { type InProcessCore, removeDir, startInProcessCore, tempDir } from '../../src/testing/in-process-core.js';
 import type { ProvisionedThing } from '../../src/testing/provision.js';
+import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
 import { closeQuietly, within } from '../broker/fixtures.js';
 
 /**
  * Conformance harness: the composed local IoT Core on ephemeral ports in a temp data dir, driven
  * only by real clients — `@aws-sdk/client-iot` to provision, `@aws-sdk/client-iot-data-plane` for
  * the data plane (credentials from the generated shared-credentials file, as any AWS SDK reads
- * them; cloud's testing entry, src/testing), and aws-iot-device-sdk-v2 (MQTT 3.1.1 over mutual
- * TLS, `iotshadow.IotShadowClientv2`).
+ * them; cloud's testing entry, src/testing), and aws-iot-device-sdk-v2 over mutual TLS: an aws-crt
+ * `mqtt.MqttClientConnection` (MQTT 3.1.1) or `mqtt5.Mqtt5Client` (MQTT 5), with
+ * `iotshadow.IotShadowClientv2` on either. The suites run each case over both protocols
+ * (`describe.each(MQTT_PROTOCOLS)`) and assert each protocol's answer where they differ.
  */
 
 export { sdkClients } from '../../src/testing/in-process-core.js';
@@ -53,40 +57,362 @@ export async function startCore(
   }
 }
 
-/** A connected device SDK MQTT 3.1.1 connection (mutual TLS) as the device's thing name. */
+/** How the broker ended a connection. */
+export interface Drop {
+  /** The DISCONNECT's reason code (MQTT 5 only; undefined when the broker closed without one). */
+  readonly reasonCode: number | undefined;
+}
+
+/** A received PUBLISH: topic, payload (parsed when JSON) and, over MQTT 5, the whole packet with its properties. */
+export interface Received {
+  readonly topic: string;
+  readonly payload: JsonObject | string;
+  readonly packet?: mqtt5.PublishPacket;
+}
+
+/**
+ * One device SDK connection of either protocol, behind the operations the suites need. The two
+ * protocols answer refusals differently: over MQTT 3.1.1 a PUBACK has no reason code and a refused
+ * PUBLISH closes the connection; over MQTT 5 the PUBACK carries the reason.
+ */
+export interface DeviceClient {
+  readonly protocol: MqttProtocol;
+  readonly clientId: string;
+  /** The SDK object, for what only one protocol has. */
+  readonly native:
+    | { readonly protocol: '3.1.1'; readonly connection: mqtt.MqttClientConnection }
+    | { readonly protocol: '5'; readonly client: mqtt5.Mqtt5Client; readonly connack: mqtt5.ConnackPacket };
+  /**
+   * PUBLISH; waits for the PUBACK (QoS 1) or for the packet to be written (QoS 0). Resolves with
+   * the PUBACK's reason code over MQTT 5 (0 for success), undefined over 3.1.1 and for QoS 0.
+   */
+  publish(
+    topic: string,
+    payload: string | Uint8Array,
+    qos?: 0 | 1,
+    properties?: Omit<mqtt5.PublishPacket, 'topicName' | 'payload' | 'qos'>,
+  ): Promise<number | undefined>;
+  /** SUBSCRIBE (QoS 1) to one filter; resolves with the SUBACK's code: 0/1 granted, 0x80 and up refused. */
+  subscribe(filter: string, onMessage: (message: Received) => void): Promise<number>;
+  unsubscribe(filter: string): Promise<void>;
+  /** The connection's drops by the broker so far, and a bounded wait for the first one. */
+  readonly drops: readonly Drop[];
+  dropped(ms?: number): Promise<Drop>;
+  /** The shadow client the device agent uses, over this connection (closed with it). */
+  shadowClient(): iotshadow.IotShadowClientv2;
+  /** Disconnects and frees the native client; never throws. */
+  close(): Promise<void>;
+}
+
+/** A CONNECT the core refused: the MQTT 5 CONNACK's reason code when a CONNACK came, and the SDK's error name. */
+export class ConnectRefused extends Error {
+  readonly protocol: MqttProtocol;
+  readonly reasonCode: number | undefined;
+  readonly sdkError: string;
+  constructor(protocol: MqttProtocol, reasonCode: number | undefined, sdkError: string) {
+    super(
+      `connect refused over MQTT ${protocol}: ${reasonCode === undefined ? sdkError : mqtt5ReasonName(reasonCode)}`,
+    );
+    this.name = 'ConnectRefused';
+    this.protocol = protocol;
+    this.reasonCode = reasonCode;
+    this.sdkError = sdkError;
+  }
+}
+
+export interface ConnectOptions {
+  readonly clientId?: string;
+  /** Clean session (3.1.1) / clean start (5); default true. */
+  readonly clean?: boolean;
+  /** MQTT 5 session expiry interval in seconds; 3.1.1 has none (the core's default expiry applies). */
+  readonly sessionExpirySeconds?: number;
+  /** A QoS 1 last will. */
+  readonly will?: { readonly topic: string; readonly payload: string };
+}
+
+const dec = new TextDecoder();
+
+function parsePayload(payload: unknown): JsonObject | string {
+  let text = '';
+  if (typeof payload === 'string') text = payload;
+  else if (payload instanceof Uint8Array) text = dec.decode(payload);
+  else if (payload instanceof ArrayBuffer) text = dec.decode(new Uint8Array(payload));
+  else if (ArrayBuffer.isView(payload))
+    text = dec.decode(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
+  try {
+    return JSON.parse(text) as JsonObject;
+  } catch {
+    return text;
+  }
+}
+
+/** Records events and resolves bounded waits for the first one matching. */
+function eventLog<T>(what: string) {
+  const events: T[] = [];
+  const waiters: Array<{ match: (e: T) => boolean; resolve: (e: T) => void }> = [];
+  return {
+    events,
+    push(event: T) {
+      events.push(event);
+      for (const w of [...waiters]) {
+        if (w.match(event)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(event);
+        }
+      }
+    },
+    waitFor(match: (e: T) => boolean, ms = 10_000): Promise<T> {
+      const seen = events.find(match);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return within(new Promise<T>((resolve) => waiters.push({ match, resolve })), ms, what);
+    },
+  };
+}
+
+const SHADOW_OPTIONS = {
+  maxRequestResponseSubscriptions: 8,
+  maxStreamingSubscriptions: 8,
+  operationTimeoutInSeconds: 10,
+};
+
+/**
+ * A connected device SDK client over mutual TLS, as the device's thing name unless a client id is
+ * given: an aws-crt `mqtt.MqttClientConnection` for MQTT 3.1.1, an aws-crt `mqtt5.Mqtt5Client`
+ * for MQTT 5. Rejects with `ConnectRefused` when the core refuses the connection.
+ */
 export async function connectDevice(
   core: Pick<Core, 'info' | 'caPem'>,
   device: Device,
-  options: { clientId?: string } = {},
-): Promise<mqtt.MqttClientConnection> {
-  const config = iot.AwsIotMqttConnectionConfigBuilder.new_mtls_builder(device.certPem, device.keyPem)
+  protocol: MqttProtocol = '3.1.1',
+  options: ConnectOptions = {},
+): Promise<DeviceClient> {
+  return protocol === '5' ? connect5(core, device, options) : connect311(core, device, options);
+}
+
+async function connect311(
+  core: Pick<Core, 'info' | 'caPem'>,
+  device: Device,
+  options: ConnectOptions,
+): Promise<DeviceClient> {
+  const clientId = options.clientId ?? device.thingName;
+  let builder = iot.AwsIotMqttConnectionConfigBuilder.new_mtls_builder(device.certPem, device.keyPem)
     .with_certificate_authority(core.caPem)
     .with_endpoint(core.info.mqtt.host)
     .with_port(core.info.mqtt.port)
-    .with_client_id(options.clientId ?? device.thingName)
-    .with_clean_session(true)
+    .with_client_id(clientId)
+    .with_clean_session(options.clean ?? true)
     .with_keep_alive_seconds(30)
     .with_ping_timeout_ms(3_000)
-    .with_protocol_operation_timeout_ms(10_000)
-    .build();
-  const connection = new mqtt.MqttClient().new_connection(config);
+    .with_protocol_operation_timeout_ms(10_000);
+  if (options.will) {
+    builder = builder.with_will(
+      new mqtt.MqttWill(options.will.topic, mqtt.QoS.AtLeastOnce, options.will.payload, false),
+    );
+  }
+  const connection = new mqtt.MqttClient().new_connection(builder.build());
+  const drops = eventLog<Drop>(`${clientId} dropped`);
+  connection.on('interrupt', () => drops.push({ reasonCode: undefined }));
   try {
-    await within(connection.connect(), 10_000, `connect ${device.thingName}`);
+    await within(connection.connect(), 10_000, `connect ${clientId}`);
   } catch (err) {
     await closeQuietly(connection);
-    throw err;
+    if (err instanceof Error && err.message.startsWith('timed out')) throw err;
+    throw new ConnectRefused('3.1.1', undefined, String((err as { error_name?: string }).error_name ?? err));
   }
-  return connection;
+  let shadows: iotshadow.IotShadowClientv2 | undefined;
+  return {
+    protocol: '3.1.1',
+    clientId,
+    native: { protocol: '3.1.1', connection },
+    async publish(topic, payload, qos = 1) {
+      await within(connection.publish(topic, payload, qos as mqtt.QoS), 10_000, `publish ${topic}`);
+      return undefined;
+    },
+    async subscribe(filter, onMessage) {
+      const suback = await within(
+        connection.subscribe(filter, mqtt.QoS.AtLeastOnce, (topic, payload) =>
+          onMessage({ topic, payload: parsePayload(payload) }),
+        ),
+        10_000,
+        `subscribe ${filter}`,
+      );
+      return suback.qos as number;
+    },
+    async unsubscribe(filter) {
+      await within(connection.unsubscribe(filter), 10_000, `unsubscribe ${filter}`);
+    },
+    drops: drops.events,
+    dropped: (ms) => drops.waitFor(() => true, ms),
+    shadowClient() {
+      shadows ??= iotshadow.IotShadowClientv2.newFromMqtt311(connection, SHADOW_OPTIONS);
+      return shadows;
+    },
+    async close() {
+      shadows?.close();
+      await closeQuietly(connection);
+    },
+  };
 }
 
-/** The shadow client the device agent uses, over a 3.1.1 connection. */
-export function shadowClient(connection: mqtt.MqttClientConnection): iotshadow.IotShadowClientv2 {
-  return iotshadow.IotShadowClientv2.newFromMqtt311(connection, {
-    maxRequestResponseSubscriptions: 8,
-    maxStreamingSubscriptions: 8,
-    operationTimeoutInSeconds: 10,
+async function connect5(
+  core: Pick<Core, 'info' | 'caPem'>,
+  device: Device,
+  options: ConnectOptions,
+): Promise<DeviceClient> {
+  const clientId = options.clientId ?? device.thingName;
+  const builder = iot.AwsIotMqtt5ClientConfigBuilder.newDirectMqttBuilderWithMtlsFromMemory(
+    core.info.mqtt.host,
+    device.certPem,
+    device.keyPem,
+  )
+    .withCertificateAuthority(core.caPem)
+    .withPort(core.info.mqtt.port)
+    .withConnectProperties({
+      clientId,
+      keepAliveIntervalSeconds: 30,
+      ...(options.sessionExpirySeconds === undefined
+        ? {}
+        : { sessionExpiryIntervalSeconds: options.sessionExpirySeconds }),
+      ...(options.will
+        ? { will: { topicName: options.will.topic, qos: mqtt5.QoS.AtLeastOnce, payload: options.will.payload } }
+        : {}),
+    })
+    .withSessionBehavior(
+      (options.clean ?? true) ? mqtt5.ClientSessionBehavior.Clean : mqtt5.ClientSessionBehavior.RejoinAlways,
+    )
+    // By default the SDK checks topics and sizes against IoT Core's limits before sending; off, so
+    // that what these suites test is the core's answer, not the SDK's.
+    .withExtendedValidationAndFlowControlOptions(mqtt5.ClientExtendedValidationAndFlowControl.None)
+    // A refused or taken-over client reconnects by itself: not before a test has looked.
+    .withMinReconnectDelayMs(5_000)
+    .withMaxReconnectDelayMs(10_000)
+    .withConnackTimeoutMs(10_000)
+    .withPingTimeoutMs(3_000)
+    .withAckTimeoutSeconds(10);
+  const client5 = new mqtt5.Mqtt5Client(builder.build());
+  const drops = eventLog<Drop>(`${clientId} dropped`);
+  const handlers = new Map<string, (message: Received) => void>();
+  client5.on('disconnection', (e) => drops.push({ reasonCode: e.disconnect?.reasonCode as number | undefined }));
+  client5.on('messageReceived', (e) => {
+    const received: Received = {
+      topic: e.message.topicName,
+      payload: parsePayload(e.message.payload),
+      packet: e.message,
+    };
+    // The 3.1.1 connection hands a message to each matching subscription's callback; MQTT 5's
+    // client has one event for all, dispatched here the same way.
+    for (const [filter, handler] of handlers) if (topicMatches(filter, received.topic)) handler(received);
   });
+  client5.on('error', () => undefined);
+  const stop = async () => {
+    const stopped = new Promise<void>((resolve) => client5.once('stopped', () => resolve()));
+    try {
+      client5.stop({ reasonCode: mqtt5.DisconnectReasonCode.NormalDisconnection });
+      await within(stopped, 5_000, `${clientId} stopped`);
+    } catch {
+      // already stopped
+    }
+    client5.close();
+  };
+  const outcome = new Promise<mqtt5.ConnackPacket>((resolve, reject) => {
+    client5.once('connectionSuccess', (e) => resolve(e.connack));
+    client5.once('connectionFailure', (e) =>
+      reject(
+        new ConnectRefused('5', e.connack?.reasonCode as number | undefined, String(e.error?.error_name ?? e.error)),
+      ),
+    );
+  });
+  client5.start();
+  let connack: mqtt5.ConnackPacket;
+  try {
+    connack = await within(outcome, 10_000, `connect ${clientId}`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  let shadows: iotshadow.IotShadowClientv2 | undefined;
+  return {
+    protocol: '5',
+    clientId,
+    native: { protocol: '5', client: client5, connack },
+    async publish(topic, payload, qos = 1, properties = {}) {
+      const result = await within(
+        client5.publish({ ...properties, topicName: topic, payload, qos: qos as number as mqtt5.QoS }),
+        10_000,
+        `publish ${topic}`,
+      );
+      if (qos === 0) return undefined;
+      return ((result as mqtt5.PubackPacket | undefined)?.reasonCode as number | undefined) ?? 0;
+    },
+    async subscribe(filter, onMessage) {
+      handlers.set(filter, onMessage);
+      const suback = await within(
+        client5.subscribe({ subscriptions: [{ topicFilter: filter, qos: mqtt5.QoS.AtLeastOnce }] }),
+        10_000,
+        `subscribe ${filter}`,
+      );
+      const code = (suback.reasonCodes[0] as number | undefined) ?? MQTT5_REASON.UNSPECIFIED_ERROR;
+      if (isMqtt5Failure(code)) handlers.delete(filter);
+      return code;
+    },
+    async unsubscribe(filter) {
+      handlers.delete(filter);
+      await within(client5.unsubscribe({ topicFilters: [filter] }), 10_000, `unsubscribe ${filter}`);
+    },
+    drops: drops.events,
+    dropped: (ms) => drops.waitFor(() => true, ms),
+    shadowClient() {
+      shadows ??= iotshadow.IotShadowClientv2.newFromMqtt5(client5, SHADOW_OPTIONS);
+      return shadows;
+    },
+    async close() {
+      shadows?.close();
+      await stop();
+    },
+  };
 }
+
+/**
+ * The return code of a refused MQTT 3.1.1 CONNACK. aws-crt's 3.1.1 connection reports any refusal
+ * as AWS_ERROR_MQTT_PROTOCOL_ERROR, without the code, so this asks mqtt.js, which reports it.
+ */
+export async function connackReturnCode311(
+  core: Pick<Core, 'info'>,
+  device: Device,
+  clientId = device.thingName,
+): Promise<number | undefined> {
+  try {
+    const client = await connectAsync({ ...thingMqttOptions(core.info, device), clientId });
+    await client.endAsync(true);
+    return 0;
+  } catch (err) {
+    return (err as { code?: number }).code;
+  }
+}
+
+/** MQTT topic filter matching (`+`, `#`, a `$share/{group}/` prefix), for dispatching MQTT 5 messages. */
+export function topicMatches(filter: string, topic: string): boolean {
+  const levels = (filter.startsWith('$share/') ? filter.split('/').slice(2).join('/') : filter).split('/');
+  const names = topic.split('/');
+  // Wildcards at the first level do not match `$` topics (MQTT 4.7.2).
+  const reserved = topic.startsWith('$');
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i];
+    if (level === '#') return !(i === 0 && reserved);
+    if (i >= names.length) return false;
+    if (level === '+') {
+      if (i === 0 && reserved) return false;
+    } else if (level !== names[i]) return false;
+  }
+  return levels.length === names.length;
+}
+
+/** Whether a SUBACK code grants the subscription. */
+export const isGranted = (code: number): boolean => !isMqtt5Failure(code);
+
+/** What a policy-denied SUBSCRIBE gets: 0x80, 3.1.1's only failure code, or 0x87 Not authorized over MQTT 5. */
+export const deniedSubscribeCode = (protocol: MqttProtocol): number =>
+  protocol === '5' ? MQTT5_REASON.NOT_AUTHORIZED : MQTT5_REASON.UNSPECIFIED_ERROR;
 
 /** The rejection an IotShadowClientv2 request failed with: IoT's `{code, message, clientToken, timestamp}`. */
 export function rejectionOf(err: unknown): JsonObject {
@@ -152,55 +478,19 @@ export async function openStream<T>(
   };
 }
 
-const dec = new TextDecoder();
-
-/** A raw subscription on the SDK connection that records messages, with a bounded wait. */
-export async function rawSubscribe(
-  connection: mqtt.MqttClientConnection,
-  filter: string,
-): Promise<{
-  readonly messages: Array<{ topic: string; payload: JsonObject | string }>;
+/** A subscription that records what it receives, with the SUBACK's code and a bounded wait. */
+export interface Subscription {
+  readonly messages: Received[];
+  /** The SUBACK's code for the filter. */
+  readonly code: number;
   readonly granted: boolean;
-  waitFor(
-    match: (m: { topic: string; payload: JsonObject | string }) => boolean,
-    ms?: number,
-  ): Promise<{ topic: string; payload: JsonObject | string }>;
-}> {
-  const messages: Array<{ topic: string; payload: JsonObject | string }> = [];
-  const waiters: Array<{
-    match: (m: (typeof messages)[number]) => boolean;
-    resolve: (m: (typeof messages)[number]) => void;
-  }> = [];
-  const suback = await within(
-    connection.subscribe(filter, mqtt.QoS.AtLeastOnce, (topic, payload) => {
-      const text = dec.decode(payload);
-      let parsed: JsonObject | string = text;
-      try {
-        parsed = JSON.parse(text) as JsonObject;
-      } catch {
-        // keep the text
-      }
-      const m = { topic, payload: parsed };
-      messages.push(m);
-      for (const w of [...waiters]) {
-        if (w.match(m)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(m);
-        }
-      }
-    }),
-    10_000,
-    `subscribe ${filter}`,
-  );
-  return {
-    messages,
-    granted: (suback.qos as number) !== 0x80,
-    waitFor: (match, ms = 10_000) => {
-      const seen = messages.find(match);
-      if (seen !== undefined) return Promise.resolve(seen);
-      return within(new Promise((resolve) => waiters.push({ match, resolve })), ms, `message on ${filter}`);
-    },
-  };
+  waitFor(match: (m: Received) => boolean, ms?: number): Promise<Received>;
+}
+
+export async function rawSubscribe(client: DeviceClient, filter: string): Promise<Subscription> {
+  const log = eventLog<Received>(`message on ${filter}`);
+  const code = await client.subscribe(filter, (m) => log.push(m));
+  return { messages: log.events, code, granted: isGranted(code), waitFor: log.waitFor };
 }
 
 type DeltaEvent = iotshadow.model.ShadowDeltaUpdatedEvent;
@@ -212,7 +502,7 @@ type DocumentsEvent = iotshadow.model.ShadowUpdatedEvent;
  */
 export interface ShadowDevice {
   readonly device: Device;
-  readonly connection: mqtt.MqttClientConnection;
+  readonly client: DeviceClient;
   readonly shadows: iotshadow.IotShadowClientv2;
   readonly deltas: ReadonlyMap<string, EventLog<DeltaEvent>>;
   readonly documents: ReadonlyMap<string, EventLog<DocumentsEvent>>;
@@ -228,15 +518,15 @@ export async function openShadowDevice(
   core: Pick<Core, 'info' | 'caPem'>,
   device: Device,
   watch: readonly (string | undefined)[] = [undefined],
+  protocol: MqttProtocol = '3.1.1',
 ): Promise<ShadowDevice> {
-  const connection = await connectDevice(core, device);
-  const shadows = shadowClient(connection);
+  const client = await connectDevice(core, device, protocol);
+  const shadows = client.shadowClient();
   const deltas = new Map<string, EventLog<DeltaEvent>>();
   const documents = new Map<string, EventLog<DocumentsEvent>>();
   const close = async () => {
     for (const log of [...deltas.values(), ...documents.values()]) log.close();
-    shadows.close();
-    await closeQuietly(connection);
+    await client.close();
   };
   try {
     for (const shadowName of new Set(watch)) {
@@ -267,7 +557,7 @@ export async function openShadowDevice(
   }
   return {
     device,
-    connection,
+    client,
     shadows,
     deltas,
     documents,

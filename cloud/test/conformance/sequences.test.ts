@@ -3,8 +3,7 @@ import {
   GetThingShadowCommand,
   UpdateThingShadowCommand,
 } from '@aws-sdk/client-iot-data-plane';
-import { type JsonObject, shadowTopics } from '@pifleet/protocol';
-import { mqtt } from 'aws-iot-device-sdk-v2';
+import { type JsonObject, MQTT_PROTOCOLS, shadowTopics } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   bindThing,
@@ -28,7 +27,8 @@ import {
  * The AWS documentation's update sequences against the composed local IoT Core, over MQTT through
  * the device SDK's IotShadowClientv2 and over HTTP through @aws-sdk/client-iot-data-plane. In
  * both runs the device's v2 delta and documents streams observe the events, so an update over
- * HTTP is shown to publish the same messages a device receives.
+ * HTTP is shown to publish the same messages a device receives. The device connects over MQTT 3.1.1
+ * and over MQTT 5 (`IotShadowClientv2.newFromMqtt311` / `newFromMqtt5`).
  */
 
 let core: Core;
@@ -94,19 +94,15 @@ function mqttApply(device: ShadowDevice) {
       // A raw request; the answer comes on this connection's own update/accepted|rejected topics.
       const topics = shadowTopics(thingName, named);
       const token = `raw-${Math.random().toString(36).slice(2)}`;
-      const answers = await rawSubscribe(device.connection, `${topics.update}/+`);
-      await device.connection.publish(
-        topics.update,
-        JSON.stringify({ ...step.request, clientToken: token }),
-        mqtt.QoS.AtLeastOnce,
-      );
+      const answers = await rawSubscribe(device.client, `${topics.update}/+`);
+      await device.client.publish(topics.update, JSON.stringify({ ...step.request, clientToken: token }));
       const answer = await answers.waitFor(
         (m) =>
           (m.topic === topics.updateAccepted || m.topic === topics.updateRejected) &&
           typeof m.payload === 'object' &&
           m.payload.clientToken === token,
       );
-      await device.connection.unsubscribe(`${topics.update}/+`);
+      await device.client.unsubscribe(`${topics.update}/+`);
       seen = { ok: answer.topic === topics.updateAccepted, body: answer.payload as JsonObject };
     } else if (step.op === 'update') {
       const request = step.request as { state: JsonObject; version?: number };
@@ -157,10 +153,12 @@ function httpApply(device: ShadowDevice) {
 
 const cases = SEQUENCES.map((sequence, i) => ({ name: sequence.name, sequence, i }));
 
-describe('documentation sequences against the local IoT Core', () => {
+describe.each(MQTT_PROTOCOLS)('documentation sequences against the local IoT Core, device on MQTT %s', (protocol) => {
+  const v = protocol === '5' ? 'v5' : 'v3';
+
   it.each(cases)('over MQTT with IotShadowClientv2: $name', async ({ sequence, i }) => {
-    const thing = `conf-mqtt-${i}`;
-    const device = await openShadowDevice(core, await provisionThing(core, thing), shadowNamesOf(sequence));
+    const thing = `conf-mqtt-${v}-${i}`;
+    const device = await openShadowDevice(core, await provisionThing(core, thing), shadowNamesOf(sequence), protocol);
     try {
       await runSequence(withoutClientTokens(bindThing(sequence, thing)), thing, mqttApply(device));
     } finally {
@@ -169,8 +167,8 @@ describe('documentation sequences against the local IoT Core', () => {
   });
 
   it.each(cases)('over HTTP with @aws-sdk/client-iot-data-plane: $name', async ({ sequence, i }) => {
-    const thing = `conf-http-${i}`;
-    const device = await openShadowDevice(core, await provisionThing(core, thing), shadowNamesOf(sequence));
+    const thing = `conf-http-${v}-${i}`;
+    const device = await openShadowDevice(core, await provisionThing(core, thing), shadowNamesOf(sequence), protocol);
     try {
       await runSequence(bindThing(sequence, thing), thing, httpApply(device));
     } finally {
