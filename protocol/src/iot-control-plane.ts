@@ -89,3 +89,92 @@ export const createPolicyBodySchema = z.object({ policyDocument: requiredStringF
 
 /** AttachPolicy and DetachPolicy: the certificate ARN the policy is attached to or detached from. */
 export const policyTargetBodySchema = z.object({ target: requiredStringField('target') });
+
+/**
+ * A header value of a republish action (IoT's `MqttHeaders`): a string of at most 1024
+ * characters, or absent. What it must render to is the rules engine's check.
+ */
+const headerValue = (field: string) =>
+  z
+    .string({ error: mustBeString(field) })
+    .max(1024, { error: `'${field}' must be at most 1024 characters.` })
+    .nullish()
+    .transform((v) => v ?? undefined);
+
+const userPropertyString = (field: string) =>
+  z
+    .string({
+      error: (issue) => (issue.input === undefined || issue.input === null ? isRequired(field) : mustBeString(field)),
+    })
+    .max(1024, { error: `'${field}' must be at most 1024 characters.` });
+
+/** `RepublishAction.headers`: MQTT 5 properties of the republished message, each a substitution template. */
+export const mqttHeadersSchema = z
+  .object(
+    {
+      payloadFormatIndicator: headerValue('headers.payloadFormatIndicator'),
+      contentType: headerValue('headers.contentType'),
+      responseTopic: headerValue('headers.responseTopic'),
+      correlationData: headerValue('headers.correlationData'),
+      messageExpiry: headerValue('headers.messageExpiry'),
+      userProperties: z
+        .array(
+          z.object(
+            {
+              key: userPropertyString('headers.userProperties.key'),
+              value: userPropertyString('headers.userProperties.value'),
+            },
+            { error: "'headers.userProperties' must be an array of {key, value} objects." },
+          ),
+          { error: "'headers.userProperties' must be an array." },
+        )
+        .min(1, { error: "'headers.userProperties' must have 1 to 100 entries." })
+        .max(100, { error: "'headers.userProperties' must have 1 to 100 entries." })
+        .nullish()
+        .transform((v) => v ?? undefined),
+    },
+    { error: "'headers' must be an object." },
+  )
+  .nullish()
+  .transform((v) => v ?? undefined);
+export type MqttHeaders = NonNullable<z.output<typeof mqttHeadersSchema>>;
+
+/** `RepublishAction`: topic (a substitution template), QoS 0 or 1 (default 0), the role IoT publishes with. */
+export const republishActionSchema = z.object(
+  {
+    topic: requiredStringField('republish.topic'),
+    roleArn: requiredStringField('republish.roleArn'),
+    qos: z
+      .union([z.literal(0), z.literal(1)], { error: "'republish.qos' must be 0 or 1." })
+      .nullish()
+      .transform((v) => v ?? 0),
+    headers: mqttHeadersSchema,
+  },
+  { error: "'republish' must be an object." },
+);
+
+/**
+ * One entry of `actions` (or the `errorAction`): an object naming one action. Only the action
+ * kinds the local IoT Core carries out are parsed; the caller refuses the others by name.
+ */
+export const topicRuleActionSchema = ownRecordOf(z.unknown(), { notObject: 'An action must be an object.' });
+
+/** CreateTopicRule's body (`TopicRulePayload`). */
+export const topicRulePayloadSchema = z.object(
+  {
+    sql: requiredStringField('sql'),
+    description: optionalStringField('description'),
+    awsIotSqlVersion: optionalStringField('awsIotSqlVersion'),
+    ruleDisabled: z
+      .boolean({ error: "'ruleDisabled' must be a boolean." })
+      .nullish()
+      .transform((v) => v ?? false),
+    actions: z.array(topicRuleActionSchema, {
+      error: (issue) =>
+        issue.input === undefined || issue.input === null ? isRequired('actions') : "'actions' must be an array.",
+    }),
+    errorAction: topicRuleActionSchema.nullish().transform((v) => v ?? undefined),
+  },
+  { error: 'The topic rule payload must be an object.' },
+);
+export type TopicRulePayload = z.output<typeof topicRulePayloadSchema>;

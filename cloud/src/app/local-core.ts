@@ -25,6 +25,7 @@ import type { AccountContext } from '../ports/identity.js';
 import type { TelemetryStore } from '../ports/telemetry-store.js';
 import { openSqliteRegistry, type Registry } from '../registry/sqlite-registry.js';
 import type { RulesEngine } from '../rules/engine.js';
+import { topicRuleRoutes } from '../rules/topic-rule-routes.js';
 import type { ShadowService } from '../shadow/service.js';
 import type { ShadowStore } from '../shadow/store.js';
 import { createLocalCloud } from './cloud-wiring.js';
@@ -262,6 +263,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           credentials: singleCredentialStore(credentials),
           routes: [
             iotControlPlaneRoutes({ registry, ca, endpointAddress: () => publicHost }),
+            topicRuleRoutes({ rules: cloud.rules, account, now }),
             shadow.routes,
             cloud.routes,
             webConsole.routes,

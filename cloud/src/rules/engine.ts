@@ -121,6 +121,16 @@ export interface RulesEngine {
   ingest(message: BusMessage): Promise<void>;
   /** The distinct FROM filters subscribed. */
   readonly topicFilters: readonly string[];
+  /** Whether a rule of this name is loaded (from the definitions or added). */
+  has(name: string): boolean;
+  /**
+   * Loads one more rule (CreateTopicRule): compiled as the definitions are, so a mistake throws
+   * {@link RuleLoadError} and changes nothing; once started, its FROM filter is subscribed
+   * before this resolves. A disabled rule holds its name but evaluates nothing.
+   */
+  addRule(def: RuleDefinition, options?: { readonly disabled?: boolean }): Promise<void>;
+  /** Unloads a rule (DeleteTopicRule); false when there is none of that name. Its queued actions still run. */
+  removeRule(name: string): Promise<boolean>;
 }
 
 interface MutableCounters {
@@ -137,6 +147,7 @@ interface LoadedRule {
   readonly actions: readonly CompiledAction[];
   readonly errorAction: CompiledAction;
   readonly counters: MutableCounters;
+  readonly disabled: boolean;
 }
 
 interface ActionTargets {
@@ -217,7 +228,14 @@ function loadRule(def: RuleDefinition, targets: ActionTargets): LoadedRule {
   if (def.actions.length === 0) throw new RuleLoadError(def.name, 'a rule needs at least one action');
   const actions = def.actions.map((a, i) => compileAction(def.name, `actions[${i}]`, a, targets));
   const errorAction = compileAction(def.name, 'errorAction', def.errorAction, targets);
-  return { def, sql, actions, errorAction, counters: { matched: 0, ok: 0, failed: 0, errorOk: 0, errorFailed: 0 } };
+  return {
+    def,
+    sql,
+    actions,
+    errorAction,
+    counters: { matched: 0, ok: 0, failed: 0, errorOk: 0, errorFailed: 0 },
+    disabled: false,
+  };
 }
 
 export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
@@ -234,20 +252,20 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     log,
   };
 
-  const seen = new Set<string>();
   const loaded: LoadedRule[] = [];
   for (const def of deps.rules) {
-    if (seen.has(def.name)) throw new RuleLoadError(def.name, 'two rules have this name');
-    seen.add(def.name);
+    if (loaded.some((r) => r.def.name === def.name)) throw new RuleLoadError(def.name, 'two rules have this name');
     loaded.push(loadRule(def, targets));
   }
-  /** Rules grouped by FROM filter, in definition order. */
+  /** Enabled rules grouped by FROM filter, in definition (then creation) order. */
   const byFilter = new Map<string, LoadedRule[]>();
   for (const rule of loaded) {
     const list = byFilter.get(rule.sql.topicFilter) ?? [];
     list.push(rule);
     byFilter.set(rule.sql.topicFilter, list);
   }
+  /** The broker subscription of each filter in `byFilter`, while started. */
+  const subscriptions = new Map<string, () => Promise<void>>();
 
   const evalCtx: EvalContext = {
     now,
@@ -264,6 +282,8 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   let backpressureWaits = 0;
   let notAcknowledged = 0;
   let unsubscribes: (() => Promise<void>)[] = [];
+  /** Serializes addRule/removeRule so a filter's subscription changes one at a time. */
+  let changes: Promise<unknown> = Promise.resolve();
   let listeners: (() => void)[] = [];
   let started = false;
 
@@ -415,8 +435,65 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     (message) =>
       deliver(rules, message);
 
+  function serially<T>(change: () => Promise<T>): Promise<T> {
+    const next = changes.then(change);
+    changes = next.catch(() => undefined);
+    return next;
+  }
+
   return {
-    topicFilters: [...byFilter.keys()],
+    get topicFilters() {
+      return [...byFilter.keys()];
+    },
+
+    has: (name) => loaded.some((r) => r.def.name === name),
+
+    addRule(def, options = {}) {
+      return serially(async () => {
+        if (loaded.some((r) => r.def.name === def.name)) throw new RuleLoadError(def.name, 'a rule has this name');
+        const rule: LoadedRule = { ...loadRule(def, targets), disabled: options.disabled === true };
+        loaded.push(rule);
+        if (rule.disabled) return;
+        const filter = rule.sql.topicFilter;
+        const list = byFilter.get(filter);
+        // The handler reads the list it was given when it runs, so a rule added to a subscribed
+        // filter sees the next message without a new subscription.
+        if (list !== undefined) {
+          list.push(rule);
+          return;
+        }
+        const fresh = [rule];
+        byFilter.set(filter, fresh);
+        if (started) {
+          try {
+            subscriptions.set(filter, await deps.bus.subscribe(filter, handlerFor(fresh)));
+          } catch (err) {
+            byFilter.delete(filter);
+            loaded.splice(loaded.indexOf(rule), 1);
+            throw err;
+          }
+        }
+      });
+    },
+
+    removeRule(name) {
+      return serially(async () => {
+        const rule = loaded.find((r) => r.def.name === name);
+        if (rule === undefined) return false;
+        loaded.splice(loaded.indexOf(rule), 1);
+        const filter = rule.sql.topicFilter;
+        const list = byFilter.get(filter);
+        if (list === undefined || !list.includes(rule)) return true;
+        list.splice(list.indexOf(rule), 1);
+        if (list.length === 0) {
+          byFilter.delete(filter);
+          const unsubscribe = subscriptions.get(filter);
+          subscriptions.delete(filter);
+          await unsubscribe?.();
+        }
+        return true;
+      });
+    },
 
     async start() {
       if (started) throw new RuleLoadError('*', 'the rules engine is already started');
@@ -432,7 +509,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
         );
       }
       for (const [filter, rules] of byFilter) {
-        unsubscribes.push(await deps.bus.subscribe(filter, handlerFor(rules)));
+        subscriptions.set(filter, await deps.bus.subscribe(filter, handlerFor(rules)));
       }
       if (deps.bus.acceptBeforeAck) {
         const remove = deps.bus.acceptBeforeAck(accept);
@@ -444,7 +521,9 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     async stop() {
       if (!started) return;
       started = false;
-      const subs = unsubscribes;
+      await changes;
+      const subs = [...subscriptions.values(), ...unsubscribes];
+      subscriptions.clear();
       unsubscribes = [];
       for (const unsubscribe of subs) await unsubscribe();
       for (const remove of listeners) remove();
