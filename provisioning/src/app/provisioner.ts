@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { RECOMMENDED_POLICY_NAME, recommendedDevicePolicy } from '@pifleet/protocol';
+import { type MqttProtocol, RECOMMENDED_POLICY_NAME, recommendedDevicePolicy } from '@pifleet/protocol';
 import type {
   readBundle as ReadBundleFn,
   removeBundle as RemoveBundle,
@@ -60,6 +60,11 @@ export interface ProvisionRequest {
   /** Where the bundle's files will be on the device (the agent config names them); the bundle directory by default. */
   readonly installDir?: string;
   readonly force: boolean;
+  /**
+   * The MQTT version the bundle's agent speaks: `'5'` by default, for AWS IoT Core and the local
+   * IoT Core alike (both serve MQTT 5 and 3.1.1 on one listener); `'3.1.1'` on request.
+   */
+  readonly mqttProtocol?: MqttProtocol;
 }
 
 export type ProvisionStatus = 'created' | 'completed' | 'unchanged';
@@ -130,11 +135,9 @@ export function createProvisioner(deps: ProvisionerDeps) {
     return policyPromise;
   };
 
-  const mqttProtocol = deps.target.kind === 'local' ? '3.1.1' : '5';
-
   /** Writes the generated bundle files that are missing; keeps ones that differ unless `overwrite`. */
   async function writeGeneratedFiles(
-    req: { thingName: string; bundleDir: string; installDir: string },
+    req: { thingName: string; bundleDir: string; installDir: string; mqttProtocol: MqttProtocol },
     bundle: Awaited<ReturnType<typeof ReadBundleFn>>,
     overwrite: boolean,
     changes: string[],
@@ -155,7 +158,7 @@ export function createProvisioner(deps: ProvisionerDeps) {
           thingName: req.thingName,
           endpoint: endpoint.host,
           port: endpoint.port,
-          mqttProtocol,
+          mqttProtocol: req.mqttProtocol,
           installDir: req.installDir,
           ...(outboxDir !== undefined ? { outboxPath: path.posix.join(outboxDir, 'outbox.db') } : {}),
         }),
@@ -271,7 +274,7 @@ export function createProvisioner(deps: ProvisionerDeps) {
 
     // 4. The rest of the bundle.
     await writeGeneratedFiles(
-      { thingName, bundleDir, installDir },
+      { thingName, bundleDir, installDir, mqttProtocol: req.mqttProtocol ?? '5' },
       fresh ? await files.readBundle(bundleDir) : bundle,
       req.force,
       changes,
@@ -415,7 +418,8 @@ export function createProvisioner(deps: ProvisionerDeps) {
       await registry.attachThingPrincipal(thingName, cert.certificateArn);
       changes.push('attached certificate to thing');
       await writeGeneratedFiles(
-        { thingName, bundleDir, installDir: req.installDir ?? bundleDir },
+        // Not overwritten: a bundle made for 3.1.1 keeps its agent.json (only missing files are written).
+        { thingName, bundleDir, installDir: req.installDir ?? bundleDir, mqttProtocol: '5' },
         await files.readBundle(bundleDir),
         false,
         changes,

@@ -2,10 +2,11 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
+import { MQTT_PROTOCOLS, type MqttProtocol } from '@pifleet/protocol';
 import { collect, type Runner, withCommonOptions } from '../app/command.js';
 import { parseAttributes, parseThingName } from '../core/args.js';
 import { BUNDLE_FILES, DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
-import { InputError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 
 /** Where bundles went without `--out` before `.pifleet/bundles`. */
 const OLD_BUNDLES_DIR = 'bundles';
@@ -32,6 +33,16 @@ export function defaultBundleDir(
   return { dir };
 }
 
+/** `--mqtt-protocol`: `5` or `3.1.1`; undefined when not given (the provisioner's default, 5). */
+export function parseMqttProtocol(value: string | undefined): MqttProtocol | undefined {
+  if (value === undefined) return undefined;
+  const found = MQTT_PROTOCOLS.find((p) => p === value);
+  if (found === undefined) {
+    throw new UsageError(`--mqtt-protocol must be ${MQTT_PROTOCOLS.join(' or ')}, got ${JSON.stringify(value)}`);
+  }
+  return found;
+}
+
 export function registerThingsCreate(things: CommandUnknownOpts, run: Runner): void {
   run(
     withCommonOptions(
@@ -43,7 +54,8 @@ export function registerThingsCreate(things: CommandUnknownOpts, run: Runner): v
         .option('--csr <file>', 'issue the certificate from this CSR (the private key stays on the device)')
         .option('--out <dir>', `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME)`)
         .option('--install-dir <dir>', 'where the bundle will be on the device (default: the bundle directory)')
-        .option('--force', 'overwrite an existing bundle, or issue a new certificate for a stale one'),
+        .option('--force', 'overwrite an existing bundle, or issue a new certificate for a stale one')
+        .option('--mqtt-protocol <version>', "MQTT version of the bundle's agent: 5 or 3.1.1 (default: 5)"),
     ),
     async (ctx, [rawName], o) => {
       const thingName = parseThingName(rawName);
@@ -67,6 +79,7 @@ export function registerThingsCreate(things: CommandUnknownOpts, run: Runner): v
       if (installDir !== undefined && !path.posix.isAbsolute(installDir)) {
         throw new InputError(`--install-dir must be an absolute path, got ${installDir}`);
       }
+      const mqttProtocol = parseMqttProtocol(o.mqttProtocol);
       const { provisioner } = await ctx.services();
       const r = await provisioner.provisionThing({
         thingName,
@@ -75,6 +88,7 @@ export function registerThingsCreate(things: CommandUnknownOpts, run: Runner): v
         force: o.force === true,
         ...(csrPem !== undefined ? { csrPem } : {}),
         ...(installDir !== undefined ? { installDir } : {}),
+        ...(mqttProtocol !== undefined ? { mqttProtocol } : {}),
       });
       const head =
         r.status === 'unchanged'

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
-import { renderAgentUnit } from '@pifleet/protocol';
+import { type MqttProtocol, renderAgentUnit } from '@pifleet/protocol';
 
 /**
  * A device bundle: everything a device needs to connect, in one directory the operator copies
@@ -32,8 +32,8 @@ export interface AgentConfigOptions {
   /** MQTT host of the device data endpoint (DescribeEndpoint `iot:Data-ATS`). */
   readonly endpoint: string;
   readonly port: number;
-  /** `5` for AWS IoT Core, `3.1.1` for the local IoT Core. */
-  readonly mqttProtocol: '5' | '3.1.1';
+  /** The agent's MQTT version: `5` (what `pifleet things create` writes, for AWS and the local core) or `3.1.1`. */
+  readonly mqttProtocol: MqttProtocol;
   /** Directory where the bundle's files will be on the device; the config names files there. */
   readonly installDir: string;
   /** Outbox database path; the agent's default (/var/lib/pifleet/outbox.db) when absent. */

@@ -20,6 +20,17 @@ describe('Amazon Root CA 1', () => {
 });
 
 describe('bundle content', () => {
+  it.each(['5', '3.1.1'] as const)('agent config carries the MQTT version it is given (%s)', (mqttProtocol) => {
+    const c = buildAgentConfig({
+      thingName: 'pi-01',
+      endpoint: 'localhost',
+      port: 8883,
+      mqttProtocol,
+      installDir: '/b',
+    });
+    expect(c.mqtt).toEqual({ protocol: mqttProtocol });
+  });
+
   it('agent config names the files under the install dir', () => {
     const c = buildAgentConfig({
       thingName: 'pi-01',

@@ -11,6 +11,7 @@ import {
   type OutboxRecovery,
   type Transport,
 } from '@pifleet/device-agent';
+import type { MqttProtocol } from '@pifleet/protocol';
 import { SimulatorError } from '../errors.js';
 import { createSimulatedHardware, SIM_ADDRESSES, type SimulatedHardware } from '../hardware/simulated-device.js';
 import { type Logger, silentLogger } from '../logger.js';
@@ -40,7 +41,8 @@ export interface SimulatedConfigOptions {
   readonly sensors?: SimulatedSensorSet;
   /** Adds the `relay` output (BCM 17); with `bench` sensors it is wired to `relay_fb` (BCM 27). */
   readonly relay?: boolean;
-  readonly mqttProtocol?: '5' | '3.1.1';
+  /** The agent's MQTT version; default `5`, as on a real Pi (the local IoT Core serves 5 and 3.1.1). */
+  readonly mqttProtocol?: MqttProtocol;
   /** Merged over the generated config (top-level keys replace, `batch`/`publish`/… merge one level). */
   readonly overrides?: Partial<AgentConfigInput>;
 }
@@ -76,7 +78,7 @@ export function simulatedConfigInput(o: SimulatedConfigOptions): AgentConfigInpu
     keyFile: o.keyFile,
     caFile: o.caFile,
     hardware: 'simulated',
-    mqtt: { protocol: o.mqttProtocol ?? '3.1.1' },
+    mqtt: { protocol: o.mqttProtocol ?? '5' },
     sensors,
     outputs: o.relay ? [{ id: 'relay', line: SIM_LINES.relay }] : [],
     outbox: {
