@@ -567,6 +567,32 @@ describe('shared subscriptions on the broker (mutual TLS, mqtt.js 5 and 3.1.1, a
     expect(tally.of(members[1]?.id as string).filter((p) => p.startsWith('after'))).toHaveLength(10);
   });
 
+  it.each([
+    [4, { clean: false }],
+    [5, { clean: false, properties: { sessionExpiryInterval: 300 } }],
+  ] as const)(
+    'MQTT %s: a persistent session rejoins its group when it reconnects, without subscribing again',
+    async (version, session) => {
+      const tally = new Tally();
+      const endpoint = await device(worker);
+      const first = await connectMqttjs(endpoint, { protocolVersion: version, ...session });
+      mqttjs.push(first);
+      expect(await subscribe(first, '$share/workers/jobs/p')).toBe(1);
+      await first.endAsync();
+
+      const again = await connectMqttjs(endpoint, { protocolVersion: version, ...session });
+      mqttjs.push(again);
+      again.on('message', (_topic, payload) => tally.record(endpoint.clientId, payload.toString('utf8')));
+      const other = await member(tally);
+      expect(await subscribe(other.client, '$share/workers/jobs/p')).toBe(1);
+      const sent = payloads('persistent', 6);
+      await publishAll('jobs/p', sent);
+      await tally.reach(sent.length);
+      expect(tally.all().sort()).toEqual([...sent].sort());
+      expect(tally.of(endpoint.clientId)).toHaveLength(3);
+    },
+  );
+
   it('a member that unsubscribes gets no more (UNSUBACK success); the others take everything', async () => {
     const tally = new Tally();
     const members = [await member(tally), await member(tally)];
