@@ -78,6 +78,8 @@ export interface Received {
 export interface DeviceClient {
   readonly protocol: MqttProtocol;
   readonly clientId: string;
+  /** Whether the CONNACK said the broker kept a session for this client id. */
+  readonly sessionPresent: boolean;
   /** The SDK object, for what only one protocol has. */
   readonly native:
     | { readonly protocol: '3.1.1'; readonly connection: mqtt.MqttClientConnection }
@@ -128,6 +130,11 @@ export interface ConnectOptions {
   readonly sessionExpirySeconds?: number;
   /** A QoS 1 last will. */
   readonly will?: { readonly topic: string; readonly payload: string };
+  /**
+   * Every PUBLISH the client receives, from the moment it connects: a resumed session's queued
+   * messages arrive right after the CONNACK, before any SUBSCRIBE of this connection.
+   */
+  readonly onMessage?: (message: Received) => void;
 }
 
 const dec = new TextDecoder();
@@ -212,8 +219,11 @@ async function connect311(
   const connection = new mqtt.MqttClient().new_connection(builder.build());
   const drops = eventLog<Drop>(`${clientId} dropped`);
   connection.on('interrupt', () => drops.push({ reasonCode: undefined }));
+  const { onMessage } = options;
+  if (onMessage) connection.on('message', (topic, payload) => onMessage({ topic, payload: parsePayload(payload) }));
+  let sessionPresent: boolean;
   try {
-    await within(connection.connect(), 10_000, `connect ${clientId}`);
+    sessionPresent = await within(connection.connect(), 10_000, `connect ${clientId}`);
   } catch (err) {
     await closeQuietly(connection);
     if (err instanceof Error && err.message.startsWith('timed out')) throw err;
@@ -223,6 +233,7 @@ async function connect311(
   return {
     protocol: '3.1.1',
     clientId,
+    sessionPresent,
     native: { protocol: '3.1.1', connection },
     async publish(topic, payload, qos = 1) {
       await within(connection.publish(topic, payload, qos as mqtt.QoS), 10_000, `publish ${topic}`);
@@ -301,6 +312,7 @@ async function connect5(
     };
     // The 3.1.1 connection hands a message to each matching subscription's callback; MQTT 5's
     // client has one event for all, dispatched here the same way.
+    options.onMessage?.(received);
     for (const [filter, handler] of handlers) if (topicMatches(filter, received.topic)) handler(received);
   });
   client5.on('error', () => undefined);
@@ -334,6 +346,7 @@ async function connect5(
   return {
     protocol: '5',
     clientId,
+    sessionPresent: connack.sessionPresent,
     native: { protocol: '5', client: client5, connack },
     async publish(topic, payload, qos = 1, properties = {}) {
       const result = await within(

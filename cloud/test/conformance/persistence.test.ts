@@ -1,17 +1,31 @@
 import { readFileSync } from 'node:fs';
-import { GetThingShadowCommand, UpdateThingShadowCommand } from '@aws-sdk/client-iot-data-plane';
-import type { JsonObject } from '@pifleet/protocol';
-import { afterAll, describe, expect, it } from 'vitest';
+import { GetThingShadowCommand, PublishCommand, UpdateThingShadowCommand } from '@aws-sdk/client-iot-data-plane';
+import { appTopics, type JsonObject, MQTT_PROTOCOLS, type MqttProtocol } from '@pifleet/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
 import { killAll, launchCore } from '../../src/testing/core-process.js';
 import { removeDir, tempDir } from '../http/harness.js';
-import { type Device, openShadowDevice, provisionThing, sdkClients, settle } from './harness.js';
+import {
+  type ConnectOptions,
+  type Core,
+  connectDevice,
+  type Device,
+  openShadowDevice,
+  provisionThing,
+  type Received,
+  sdkClients,
+  settle,
+  startCore,
+} from './harness.js';
 
 /**
  * Shadows survive a restart and `kill -9` of the `pifleet-local-core` process: the bin is spawned
  * on a temp data dir, a device updates its shadow through IotShadowClientv2 and an operator through
  * the data plane, the process is killed, and a new process on the same data dir serves the same
- * documents (and versions) to both clients.
+ * documents (and versions) to both clients, the device on MQTT 3.1.1 and on MQTT 5. And persistent
+ * sessions: QoS 1 messages published while a device with a persistent session (3.1.1 clean session
+ * false; MQTT 5 clean start false with a session expiry interval) is offline are delivered when it
+ * resumes the session; a clean session gets none.
  */
 
 const dirs: string[] = [];
@@ -26,10 +40,10 @@ const launch = (dataDir: string) => launchCore(dataDir);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-async function readShadows(info: LocalCoreInfo, device: Device) {
+async function readShadows(info: LocalCoreInfo, device: Device, protocol: MqttProtocol) {
   const { data, iot } = sdkClients(info);
   const caPem = readFileSync(info.caFile, 'utf8');
-  const shadowDevice = await openShadowDevice({ info, caPem }, device, []);
+  const shadowDevice = await openShadowDevice({ info, caPem }, device, [], protocol);
   try {
     const overMqtt = await settle(shadowDevice.shadows.getShadow({ thingName: device.thingName }));
     const named = await data.send(new GetThingShadowCommand({ thingName: device.thingName, shadowName: 'config' }));
@@ -41,74 +55,169 @@ async function readShadows(info: LocalCoreInfo, device: Device) {
 }
 
 describe('shadow persistence of pifleet-local-core', () => {
-  it('keeps classic and named shadows across kill -9 and a clean restart', async () => {
-    const dataDir = tempDir('conf-persist');
-    dirs.push(dataDir);
+  it.each(MQTT_PROTOCOLS)(
+    'keeps classic and named shadows across kill -9 and a clean restart (MQTT %s)',
+    async (protocol) => {
+      const dataDir = tempDir('conf-persist');
+      dirs.push(dataDir);
 
-    const first = await launch(dataDir);
-    const clients = sdkClients(first.info);
-    const caPem = readFileSync(first.info.caFile, 'utf8');
-    const device = await provisionThing({ iot: clients.iot, info: first.info }, 'persist-pi');
-    const pi = await openShadowDevice({ info: first.info, caPem }, device, []);
-    try {
-      const reported = await settle(
-        pi.shadows.updateShadow({ thingName: 'persist-pi', state: { reported: { temp: 21.5, led: 'off' } } }),
+      const first = await launch(dataDir);
+      const clients = sdkClients(first.info);
+      const caPem = readFileSync(first.info.caFile, 'utf8');
+      const device = await provisionThing({ iot: clients.iot, info: first.info }, 'persist-pi');
+      const pi = await openShadowDevice({ info: first.info, caPem }, device, [], protocol);
+      try {
+        const reported = await settle(
+          pi.shadows.updateShadow({ thingName: 'persist-pi', state: { reported: { temp: 21.5, led: 'off' } } }),
+        );
+        expect(reported).toMatchObject({ ok: true, body: { version: 1 } });
+        const desired = await settle(
+          pi.shadows.updateShadow({ thingName: 'persist-pi', state: { desired: { led: 'on' } } }),
+        );
+        expect(desired).toMatchObject({ ok: true, body: { version: 2 } });
+      } finally {
+        await pi.close();
+      }
+      await clients.data.send(
+        new UpdateThingShadowCommand({
+          thingName: 'persist-pi',
+          shadowName: 'config',
+          payload: enc.encode('{"state":{"desired":{"interval":10}}}'),
+        }),
       );
-      expect(reported).toMatchObject({ ok: true, body: { version: 1 } });
-      const desired = await settle(
-        pi.shadows.updateShadow({ thingName: 'persist-pi', state: { desired: { led: 'on' } } }),
+      clients.iot.destroy();
+      clients.data.destroy();
+
+      // The accepted answers were sent only after the writes were durable: kill -9 loses none.
+      first.child.kill('SIGKILL');
+      expect((await first.exited).signal).toBe('SIGKILL');
+
+      const second = await launch(dataDir);
+      const afterKill = await readShadows(second.info, device, protocol);
+      expect(afterKill.overMqtt).toMatchObject({
+        ok: true,
+        body: {
+          version: 2,
+          state: { desired: { led: 'on' }, reported: { temp: 21.5, led: 'off' }, delta: { led: 'on' } },
+        },
+      });
+      expect(afterKill.overHttp).toMatchObject({ version: 1, state: { desired: { interval: 10 } } });
+      // Versions continue from the stored ones.
+      const next = await afterKill.data.send(
+        new UpdateThingShadowCommand({
+          thingName: 'persist-pi',
+          shadowName: 'config',
+          payload: enc.encode('{"state":{"reported":{"interval":10}}}'),
+        }),
       );
-      expect(desired).toMatchObject({ ok: true, body: { version: 2 } });
-    } finally {
-      await pi.close();
-    }
-    await clients.data.send(
-      new UpdateThingShadowCommand({
-        thingName: 'persist-pi',
-        shadowName: 'config',
-        payload: enc.encode('{"state":{"desired":{"interval":10}}}'),
-      }),
-    );
-    clients.iot.destroy();
-    clients.data.destroy();
+      expect(JSON.parse(dec.decode(next.payload))).toMatchObject({ version: 2 });
+      afterKill.data.destroy();
 
-    // The accepted answers were sent only after the writes were durable: kill -9 loses none.
-    first.child.kill('SIGKILL');
-    expect((await first.exited).signal).toBe('SIGKILL');
+      second.child.kill('SIGTERM');
+      expect((await second.exited).code).toBe(0);
 
-    const second = await launch(dataDir);
-    const afterKill = await readShadows(second.info, device);
-    expect(afterKill.overMqtt).toMatchObject({
-      ok: true,
-      body: {
+      const third = await launch(dataDir);
+      const afterStop = await readShadows(third.info, device, protocol);
+      expect(afterStop.overMqtt).toMatchObject({ ok: true, body: { version: 2 } });
+      expect(afterStop.overHttp).toMatchObject({
         version: 2,
-        state: { desired: { led: 'on' }, reported: { temp: 21.5, led: 'off' }, delta: { led: 'on' } },
+        state: { desired: { interval: 10 }, reported: { interval: 10 } },
+      });
+      afterStop.data.destroy();
+      third.child.kill('SIGTERM');
+      expect((await third.exited).code).toBe(0);
+    },
+  );
+});
+
+describe.each(MQTT_PROTOCOLS)('persistent sessions over MQTT %s', (protocol) => {
+  let core: Core;
+  const v = protocol === '5' ? 'v5' : 'v3';
+  const enc = new TextEncoder();
+  beforeAll(async () => {
+    core = await startCore(`conf-session-${v}`);
+  });
+  afterAll(async () => {
+    await core?.stop();
+  });
+
+  /** A persistent session: 3.1.1 clean session false; MQTT 5 clean start false, kept an hour. */
+  const persistent: ConnectOptions = protocol === '5' ? { clean: false, sessionExpirySeconds: 3600 } : { clean: false };
+
+  /** Connects with every received message recorded from the CONNACK on. */
+  async function connectRecording(device: Device, options: ConnectOptions) {
+    const received: Received[] = [];
+    let arrived: (m: Received) => void = () => undefined;
+    const client = await connectDevice(core, device, protocol, {
+      ...options,
+      onMessage: (m) => {
+        received.push(m);
+        arrived(m);
       },
     });
-    expect(afterKill.overHttp).toMatchObject({ version: 1, state: { desired: { interval: 10 } } });
-    // Versions continue from the stored ones.
-    const next = await afterKill.data.send(
-      new UpdateThingShadowCommand({
-        thingName: 'persist-pi',
-        shadowName: 'config',
-        payload: enc.encode('{"state":{"reported":{"interval":10}}}'),
-      }),
+    return {
+      client,
+      received,
+      /** Resolves with the first received message matching, waiting for it if needed. */
+      next: (match: (m: Received) => boolean) =>
+        received.find(match) ??
+        new Promise<Received>((resolve) => {
+          arrived = (m) => {
+            if (match(m)) resolve(m);
+          };
+        }),
+    };
+  }
+
+  const command = (thing: string, payload: JsonObject) =>
+    core.data.send(
+      new PublishCommand({ topic: appTopics.commands(thing), qos: 1, payload: enc.encode(JSON.stringify(payload)) }),
     );
-    expect(JSON.parse(dec.decode(next.payload))).toMatchObject({ version: 2 });
-    afterKill.data.destroy();
+  const isCommand = (n: number) => (m: Received) => typeof m.payload === 'object' && m.payload.n === n;
 
-    second.child.kill('SIGTERM');
-    expect((await second.exited).code).toBe(0);
+  it('delivers the QoS 1 messages published while the device was offline when it resumes its session', async () => {
+    const thing = `session-${v}`;
+    const device = await provisionThing(core, thing);
+    const first = await connectDevice(core, device, protocol, persistent);
+    expect(first.sessionPresent).toBe(false);
+    expect(await first.subscribe(appTopics.commands(thing), () => undefined)).toBe(1);
+    await first.close();
 
-    const third = await launch(dataDir);
-    const afterStop = await readShadows(third.info, device);
-    expect(afterStop.overMqtt).toMatchObject({ ok: true, body: { version: 2 } });
-    expect(afterStop.overHttp).toMatchObject({
-      version: 2,
-      state: { desired: { interval: 10 }, reported: { interval: 10 } },
-    });
-    afterStop.data.destroy();
-    third.child.kill('SIGTERM');
-    expect((await third.exited).code).toBe(0);
+    await command(thing, { n: 1 });
+    await command(thing, { n: 2 });
+
+    const resumed = await connectRecording(device, persistent);
+    try {
+      expect(resumed.client.sessionPresent).toBe(true);
+      await resumed.next(isCommand(2));
+      expect(resumed.received.map((m) => [m.topic, m.payload])).toEqual([
+        [appTopics.commands(thing), { n: 1 }],
+        [appTopics.commands(thing), { n: 2 }],
+      ]);
+    } finally {
+      await resumed.client.close();
+    }
+  });
+
+  it('keeps nothing for a clean session: no session present, nothing queued', async () => {
+    const thing = `clean-${v}`;
+    const device = await provisionThing(core, thing);
+    const first = await connectDevice(core, device, protocol, { clean: true });
+    await first.subscribe(appTopics.commands(thing), () => undefined);
+    await first.close();
+
+    await command(thing, { n: 1 });
+
+    const again = await connectRecording(device, { clean: true });
+    try {
+      expect(again.client.sessionPresent).toBe(false);
+      // A live message after the reconnect: anything queued would have arrived before it.
+      await again.client.subscribe(appTopics.commands(thing), () => undefined);
+      await command(thing, { n: 2 });
+      await again.next(isCommand(2));
+      expect(again.received.map((m) => m.payload)).toEqual([{ n: 2 }]);
+    } finally {
+      await again.client.close();
+    }
   });
 });
