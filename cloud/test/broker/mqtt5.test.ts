@@ -428,7 +428,7 @@ describe('MQTT 5 on the local IoT Core', () => {
     ['normal disconnection (0x00)', 0x00, false],
     ['disconnect with will message (0x04)', 0x04, true],
   ])(
-    'reports a client DISCONNECT with %s as CLIENT_INITIATED_DISCONNECT; will published: %s',
+    'reports a client DISCONNECT with %s (%d) as CLIENT_INITIATED_DISCONNECT; will published: %s',
     async (_n, code, will) => {
       const endpoint = await device();
       const willTopic = `will/${endpoint.clientId}`;
