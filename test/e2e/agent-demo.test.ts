@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
  * Smoke test of the demo as a newcomer runs it (`pnpm demo`, i.e. `node simulator/bin/pifleet-sim.js demo`):
- * it starts, provisions three things, prints telemetry and the commands to try, follows a desired
- * change made with the `pifleet` CLI, and stops cleanly with exit 0 on Ctrl-C and on --duration.
+ * it starts, provisions three things, connects them over MQTT 5, prints telemetry and the commands
+ * to try, follows a desired change made with the `pifleet` CLI, and stops cleanly with exit 0 on
+ * Ctrl-C and on --duration.
  */
 
 let dir: string;
@@ -40,7 +41,8 @@ describe('pnpm demo', () => {
     expect(Number(port)).toBeGreaterThan(0);
     await printed(demo, /Ctrl-C stops everything/, 20_000);
     for (const thing of ['demo-greenhouse', 'demo-cellar', 'demo-attic']) {
-      expect(demo.stdout()).toMatch(new RegExp(`device ${thing}\\s+created`));
+      // Each device says the protocol its transport speaks: MQTT 5, as a Pi does to AWS IoT Core.
+      expect(demo.stdout()).toMatch(new RegExp(`device ${thing}\\s+created · .* · MQTT 5 · bundle `));
     }
     expect(demo.stdout()).toMatch(/shadow desire demo-greenhouse outputs\.relay=true/);
     expect(demo.stdout()).toMatch(/web console\s+http:\/\/127\.0\.0\.1:\d+\/console\/\?token=/);

@@ -7,6 +7,7 @@ import {
   isJsonObject,
   LOCAL_CREDENTIALS_FILE,
   LOCAL_PROFILE,
+  type MqttProtocol,
   ownValue,
   parseJson,
   parseShadowTopic,
@@ -35,6 +36,9 @@ export const DEMO_DEVICES = [
   { thingName: 'demo-cellar', seed: 'cellar', relay: false, samplingMs: 3_000, room: 'cellar' },
   { thingName: 'demo-attic', seed: 'attic', relay: false, samplingMs: 5_000, room: 'attic' },
 ] as const;
+
+/** The demo's devices speak what a Pi speaks to AWS IoT Core: MQTT 5 (the agent's default). */
+export const DEMO_PROTOCOL: MqttProtocol = '5';
 
 export interface DemoOptions {
   /** State of the local core and the device bundles (default `.pifleet/demo`). */
@@ -226,9 +230,10 @@ export function createDemo(deps: DemoDeps): Demo {
             outboxPath: path.join(dataDir, 'outbox', `${d.thingName}.db`),
             samplingMs: d.samplingMs,
             relay: d.relay,
+            mqttProtocol: DEMO_PROTOCOL,
             overrides: {
               batch: { maxAgeMs: 5_000 },
-              mqtt: { protocol: '3.1.1', reconnectMinMs: 500, reconnectMaxMs: 5_000 },
+              mqtt: { reconnectMinMs: 500, reconnectMaxMs: 5_000 },
               shadow: { reportIntervalMs: 60_000 },
               logLevel: 'warn',
             },
@@ -241,8 +246,9 @@ export function createDemo(deps: DemoDeps): Demo {
         });
         devices.push(device);
         await device.start();
+        // The protocol of the transport the agent built (the SDK's MQTT 5 client or its 3.1.1 connection).
         print(
-          `device ${d.thingName.padEnd(16)} ${status === 'unchanged' ? 'reused' : status} · ${d.room} · BME280, BH1750, ADS1115 every ${d.samplingMs / 1000} s · bundle ${path.relative(deps.cwd, bundleDir)}`,
+          `device ${d.thingName.padEnd(16)} ${status === 'unchanged' ? 'reused' : status} · ${d.room} · BME280, BH1750, ADS1115 every ${d.samplingMs / 1000} s · MQTT ${device.transport.protocol} · bundle ${path.relative(deps.cwd, bundleDir)}`,
         );
       }
 

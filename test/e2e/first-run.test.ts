@@ -1,0 +1,114 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { EXIT, type MqttProtocol } from '@pifleet/protocol';
+import { BUNDLE_FILES } from '@pifleet/provisioning';
+import {
+  BINS,
+  type BinExit,
+  getShadow,
+  jsonLog,
+  killLaunched,
+  type LaunchedBin,
+  launchBin,
+  type RunningCore,
+  removeDir,
+  startCore,
+  tempDir,
+  waitForShadow,
+} from '@pifleet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_CASES } from './protocols.js';
+
+/**
+ * A new user's first run, with the real bins as the README types them and nothing edited in
+ * between: `pifleet --local DIR things create NAME` writes a bundle, `pifleet-agent run --config`
+ * connects with it, and a change made with `pifleet --local DIR shadow desire` reaches the device,
+ * which applies it and reports it back. The bundle's protocol is MQTT 5 (what the agent speaks to
+ * AWS IoT Core); MQTT 3.1.1 is the one edit a user makes to choose it (`mqtt.protocol` in
+ * agent.json). Each case asserts the protocol the agent's transport connected with, from its log.
+ *
+ * The core runs in this process (the test reads its shadows); everything the user runs is a process.
+ * A bundle carries no sensors or outputs, so the desired change is one that needs no hardware: the
+ * log level, which the agent applies at once and reports.
+ */
+
+let dir: string;
+let core: RunningCore;
+
+beforeAll(async () => {
+  dir = tempDir('first-run');
+  core = await startCore(path.join(dir, 'core'));
+});
+
+afterAll(async () => {
+  killLaunched();
+  await core?.stop();
+  removeDir(dir);
+});
+
+/** A bin run to its end, as a shell runs it: its exit and what it printed. */
+async function run(file: string, args: readonly string[]): Promise<BinExit & { stdout: string; stderr: string }> {
+  const bin = launchBin(file, { args: [...args], cwd: dir });
+  const exit = await bin.exited;
+  return { ...exit, stdout: bin.stdout(), stderr: bin.stderr() };
+}
+
+const pifleet = (...args: string[]) => run(BINS.pifleet, ['--local', path.join(dir, 'core'), ...args]);
+
+/** Resolves with the agent's first JSON log line `match` accepts; rejects on its exit or after 20 s. */
+const logged = (agent: LaunchedBin, what: string, match: (l: Record<string, unknown>) => boolean) =>
+  jsonLog(agent).waitFor(match, 20_000, what);
+
+describe.each(PROTOCOL_CASES)('a first run over MQTT $protocol', ({ protocol, tag }) => {
+  it('things create + pifleet-agent run connect, and shadow desire reaches the device and is reported back', async () => {
+    const thing = `first-run-${tag}`;
+    const created = await pifleet('--json', 'things', 'create', thing);
+    expect(created.code, created.stderr).toBe(EXIT.ok);
+    const { bundleDir } = JSON.parse(created.stdout) as { bundleDir: string };
+    const configFile = path.join(bundleDir, BUNDLE_FILES.agentConfig);
+    const config = JSON.parse(readFileSync(configFile, 'utf8')) as { mqtt?: { protocol?: MqttProtocol } };
+    // The bundle says MQTT 5; a user who wants 3.1.1 writes it there.
+    expect(config.mqtt?.protocol).toBe('5');
+    if (protocol !== '5') writeFileSync(configFile, JSON.stringify({ ...config, mqtt: { ...config.mqtt, protocol } }));
+
+    const agent = launchBin(BINS.agent, { args: ['run', '--config', configFile], cwd: dir, name: thing });
+    try {
+      const connected = await logged(agent, 'connected', (l) => l.msg === 'connected' && l.component === 'transport');
+      expect(connected.protocol, agent.output()).toBe(protocol);
+      // Its first report: the shadow exists and says what the agent runs with.
+      await waitForShadow(core, thing, (s) => s.state.reported?.logLevel === 'info', 20_000);
+
+      const desired = await pifleet('--json', 'shadow', 'desire', thing, 'logLevel=debug');
+      expect(desired.code, desired.stderr).toBe(EXIT.ok);
+      const { version } = JSON.parse(desired.stdout) as { version: number };
+
+      const doc = await waitForShadow(
+        core,
+        thing,
+        (s) => s.state.reported?.logLevel === 'debug' && s.state.delta === undefined,
+        20_000,
+      );
+      expect(doc.version).toBeGreaterThan(version);
+      // The device applied the delta of that version (not only echoed it): its reconciler says so.
+      const reconciled = await logged(
+        agent,
+        'the delta reconciled',
+        (l) => l.msg === 'desired state reconciled' && Number(l.version) >= version,
+      );
+      expect(reconciled).toMatchObject({ applied: 1, rejected: 0 });
+      // And `pifleet shadow get` shows the user what the device reported.
+      const got = await pifleet('--json', 'shadow', 'get', thing);
+      expect(got.code, got.stderr).toBe(EXIT.ok);
+      expect(JSON.parse(got.stdout)).toMatchObject({
+        state: { desired: { logLevel: 'debug' }, reported: { logLevel: 'debug' } },
+      });
+      expect((await getShadow(core, thing))?.state.delta).toBeUndefined();
+    } catch (err) {
+      throw new Error(`${String(err)}\nthe agent printed:\n${agent.output().slice(-6000)}`, { cause: err });
+    } finally {
+      agent.child.kill('SIGTERM');
+    }
+    const exit = await agent.exited;
+    expect(exit.code, agent.output()).toBe(EXIT.ok);
+  }, 90_000);
+});
