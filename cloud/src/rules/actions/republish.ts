@@ -67,43 +67,56 @@ function checkResponseTopic(topic: string): string | undefined {
   return undefined;
 }
 
-/** A header's rendered value made into its MQTT 5 property, or the reason it cannot be. */
-type HeaderValue<T> = { ok: true; value: T } | { ok: false; reason: string };
+type MutableProperties = { -readonly [K in keyof MessageProperties]: MessageProperties[K] };
+type ScalarHeader = Exclude<keyof RepublishHeaders, 'userProperties'>;
 
-const HEADER_PARSERS = {
-  payloadFormatIndicator(v: string): HeaderValue<boolean> {
-    const flag = FORMAT_INDICATORS.get(v);
-    return flag === undefined
-      ? { ok: false, reason: `must be UTF8_DATA or UNSPECIFIED_BYTES, not ${JSON.stringify(v)}` }
-      : { ok: true, value: flag };
+function isDigits(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/**
+ * Each header: sets its MQTT 5 property from a rendered value, or returns why the value cannot be
+ * that property (then `out` is unchanged).
+ */
+const HEADERS: Readonly<Record<ScalarHeader, (text: string, out: MutableProperties) => string | undefined>> = {
+  payloadFormatIndicator(text, out) {
+    const flag = FORMAT_INDICATORS.get(text);
+    if (flag === undefined) return `must be UTF8_DATA or UNSPECIFIED_BYTES, not ${JSON.stringify(text)}`;
+    out.payloadFormatIndicator = flag;
+    return undefined;
   },
-  contentType: (v: string): HeaderValue<string> => ({ ok: true, value: v }),
-  responseTopic(v: string): HeaderValue<string> {
-    const problem = checkResponseTopic(v);
-    return problem === undefined ? { ok: true, value: v } : { ok: false, reason: problem };
+  contentType(text, out) {
+    out.contentType = text;
+    return undefined;
   },
-  correlationData(v: string): HeaderValue<Buffer> {
-    const bytes = decodeBase64(v);
-    return bytes === undefined ? { ok: false, reason: 'must be base64-encoded' } : { ok: true, value: bytes };
+  responseTopic(text, out) {
+    const problem = checkResponseTopic(text);
+    if (problem === undefined) out.responseTopic = text;
+    return problem;
   },
-  messageExpiry(v: string): HeaderValue<number> {
-    let digits = true;
-    for (let i = 0; i < v.length; i++) {
-      const c = v.charCodeAt(i);
-      if (c < 48 || c > 57) digits = false;
+  correlationData(text, out) {
+    const bytes = decodeBase64(text);
+    if (bytes === undefined) return 'must be base64-encoded';
+    out.correlationData = bytes;
+    return undefined;
+  },
+  messageExpiry(text, out) {
+    const { maxMessageExpiry } = REPUBLISH_HEADER_LIMITS;
+    const seconds = isDigits(text) && text.length <= 10 ? Number(text) : Number.NaN;
+    if (!(seconds <= maxMessageExpiry)) {
+      return `must be a whole number of seconds from 0 to ${maxMessageExpiry}, not ${JSON.stringify(text)}`;
     }
-    const n = digits && v.length <= 10 ? Number(v) : Number.NaN;
-    return Number.isSafeInteger(n) && n <= REPUBLISH_HEADER_LIMITS.maxMessageExpiry
-      ? { ok: true, value: n }
-      : {
-          ok: false,
-          reason: `must be a whole number of seconds from 0 to ${REPUBLISH_HEADER_LIMITS.maxMessageExpiry}, not ${JSON.stringify(v)}`,
-        };
+    out.messageExpiryInterval = seconds;
+    return undefined;
   },
-} as const;
+};
 
-type ScalarHeader = keyof typeof HEADER_PARSERS;
-const SCALAR_HEADERS = Object.keys(HEADER_PARSERS) as ScalarHeader[];
+const SCALAR_HEADERS = Object.keys(HEADERS) as ScalarHeader[];
 
 /**
  * What can be known of a republish action's headers when the rule is created: every value within
@@ -120,8 +133,8 @@ export function checkRepublishHeaders(headers: RepublishHeaders, isTemplate: (te
     if (text.length > maxLength) {
       problems.push(`headers.${name} is longer than ${maxLength} characters`);
     } else if (text !== '' && !isTemplate(text)) {
-      const parsed = HEADER_PARSERS[name](text);
-      if (!parsed.ok) problems.push(`headers.${name} ${parsed.reason}`);
+      const problem = HEADERS[name](text, {});
+      if (problem !== undefined) problems.push(`headers.${name} ${problem}`);
     }
   }
   const users = headers.userProperties;
@@ -171,31 +184,12 @@ export function compileHeaders(
  * empty value is a valid user property). Throws the reason a header cannot be set.
  */
 export function renderHeaders(headers: CompiledHeaders, message: PreparedMessage, ctx: EvalContext): MessageProperties {
-  const out: {
-    -readonly [K in keyof MessageProperties]: MessageProperties[K];
-  } = {};
+  const out: MutableProperties = {};
   for (const [name, template] of headers.scalars) {
     const text = template.render(message, ctx);
     if (text === '') continue;
-    const parsed = HEADER_PARSERS[name](text);
-    if (!parsed.ok) throw new Error(`headers.${name} ${parsed.reason}`);
-    switch (name) {
-      case 'payloadFormatIndicator':
-        out.payloadFormatIndicator = parsed.value as boolean;
-        break;
-      case 'contentType':
-        out.contentType = parsed.value as string;
-        break;
-      case 'responseTopic':
-        out.responseTopic = parsed.value as string;
-        break;
-      case 'correlationData':
-        out.correlationData = parsed.value as Buffer;
-        break;
-      case 'messageExpiry':
-        out.messageExpiryInterval = parsed.value as number;
-        break;
-    }
+    const problem = HEADERS[name](text, out);
+    if (problem !== undefined) throw new Error(`headers.${name} ${problem}`);
   }
   if (headers.userProperties.length > 0) {
     // mqtt-packet's shape: a key sent more than once holds its values in order. Own keys only, so
