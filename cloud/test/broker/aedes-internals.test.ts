@@ -202,3 +202,131 @@ describe('aedes internals the broker relies on', () => {
     expect(await within(unsubscribed, 5_000, 'unsubscribe event')).toEqual(['after/x']);
   });
 });
+
+describe('aedes 2 (MQTT 5) internals the broker relies on', () => {
+  let bare: BareAedes | undefined;
+
+  afterEach(async () => {
+    await bare?.close();
+    bare = undefined;
+  });
+
+  it('setServerKeepAlive from preConnect: the MQTT 5 CONNACK carries it, MQTT 3.1.1 is untouched', async () => {
+    bare = await startBareAedes({
+      preConnect: (client, packet, done) => {
+        internals.setServerKeepAlive(client, packet.protocolVersion === 5 ? 45 : 0);
+        done(null, true);
+      },
+    });
+    await bare.connect({ clientId: 'k5', protocolVersion: 5 });
+    await bare.connect({ clientId: 'k4' });
+    expect(bare.connackOf('k5')?.properties?.serverKeepAlive).toBe(45);
+    expect(bare.connackOf('k4')?.properties).toBeUndefined();
+  });
+
+  it('advertiseOnConnack: adds the capabilities to a registered stream’s successful MQTT 5 CONNACK only', async () => {
+    let n = 0;
+    bare = await startBareAedes(
+      {
+        // The second client is refused: its CONNACK must stay as aedes wrote it.
+        authenticate: (client, _u, _p, done) =>
+          client.id === 'refused' ? done(Object.assign(new Error('no'), { returnCode: 5 }), false) : done(null, true),
+      },
+      {
+        onSocket: (socket) => {
+          // Every other connection is registered, so an unregistered one shows aedes's own CONNACK.
+          if (n++ % 2 === 0)
+            internals.advertiseOnConnack(socket, () => ({ maximumQoS: 1, subscriptionIdentifiersAvailable: false }));
+        },
+      },
+    );
+    await bare.connect({ clientId: 'a5', protocolVersion: 5 });
+    await bare.connect({ clientId: 'plain5', protocolVersion: 5 });
+    expect(bare.connackOf('a5')?.properties).toMatchObject({ maximumQoS: 1, subscriptionIdentifiersAvailable: false });
+    expect(bare.connackOf('plain5')?.properties?.maximumQoS).toBeUndefined();
+    await bare.connect({ clientId: 'a4' });
+    expect(bare.connackOf('a4')?.properties).toBeUndefined();
+    await expect(bare.connect({ clientId: 'refused', protocolVersion: 5 })).rejects.toMatchObject({ code: 0x87 });
+  });
+
+  it('onDisconnectPacket: the reason code of the DISCONNECT the client sends (0 for 3.1.1)', async () => {
+    const codes = new Map<string, number>();
+    bare = await startBareAedes();
+    bare.aedes.on('client', (client) => internals.onDisconnectPacket(client, (code) => codes.set(client.id, code)));
+    const v5 = await bare.connect({ clientId: 'd5', protocolVersion: 5 });
+    const v4 = await bare.connect({ clientId: 'd4' });
+    const gone = new Promise<void>((resolve) => {
+      let left = 2;
+      bare?.aedes.on('clientDisconnect', () => {
+        if (--left === 0) resolve();
+      });
+    });
+    await v5.endAsync(false, { reasonCode: 0x04 });
+    await v4.endAsync();
+    await within(gone, 5_000, 'both disconnected');
+    expect(Object.fromEntries(codes)).toEqual({ d5: 0x04, d4: 0 });
+  });
+
+  it('dropPublish + writeMqtt5Packet: the PUBLISH answered with our own PUBACK reason code, then neither acknowledged nor published by aedes', async () => {
+    bare = await startBareAedes({
+      authorizePublish: (client, packet, done) => {
+        if (client && packet.topic.startsWith('bad/')) {
+          internals.writeMqtt5Packet(client, { cmd: 'puback', messageId: packet.messageId, reasonCode: 0x90 });
+          internals.dropPublish(packet);
+        }
+        done(null);
+      },
+    });
+    const seen: string[] = [];
+    await new Promise<void>((resolve) =>
+      bare?.aedes.subscribe(
+        '+/x',
+        (packet, cb) => {
+          seen.push(packet.topic);
+          cb();
+        },
+        resolve,
+      ),
+    );
+    const client = await bare.connect({ clientId: 'p5', protocolVersion: 5 });
+    const refused = await client.publishAsync('bad/x', 'no', { qos: 1 }).then(
+      () => undefined,
+      (err: { code?: number }) => err.code,
+    );
+    expect(refused).toBe(0x90);
+    await client.publishAsync('good/x', 'yes', { qos: 1 });
+    expect(seen).toEqual(['good/x']);
+    expect(client.connected).toBe(true);
+  });
+
+  it('subscriptionIdentifierOf: the SUBSCRIBE’s identifier on each subscription at authorization', async () => {
+    const ids: (number | undefined)[] = [];
+    bare = await startBareAedes({
+      authorizeSubscribe: (_client, sub, done) => {
+        ids.push(internals.subscriptionIdentifierOf(sub));
+        done(null, sub);
+      },
+    });
+    const client = await bare.connect({ clientId: 's5', protocolVersion: 5 });
+    await client.subscribeAsync('a/1', { qos: 1, properties: { subscriptionIdentifier: 9 } });
+    await client.subscribeAsync('a/2', { qos: 1 });
+    expect(ids).toEqual([9, undefined]);
+  });
+
+  it('wipeSession: an MQTT 3.1.1 persistent session ends as an expired MQTT 5 one does', async () => {
+    bare = await startBareAedes({ persistence: internals.memoryPersistence() });
+    const ended: Record<string, Client> = {};
+    for (const clientId of ['kept', 'wiped']) {
+      const client = await bare.connect({ clientId, clean: false });
+      await client.subscribeAsync(`w/${clientId}`, { qos: 1 });
+      const gone = clientEvent(bare, 'clientDisconnect', clientId);
+      await client.endAsync();
+      ended[clientId] = await gone;
+    }
+    internals.wipeSession(bare.aedes, ended.wiped as Client);
+    await bare.connect({ clientId: 'kept', clean: false });
+    await bare.connect({ clientId: 'wiped', clean: false });
+    expect(bare.connackOf('kept')?.sessionPresent).toBe(true);
+    expect(bare.connackOf('wiped')?.sessionPresent).toBe(false);
+  });
+});

@@ -6,12 +6,12 @@
 import 'reflect-metadata';
 import { createHash, webcrypto } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
-import { type AddressInfo, createServer } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { recommendedDevicePolicy } from '@pifleet/protocol';
 import { Aedes, type AedesOptions } from 'aedes';
 import { iot, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
-import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
+import { connect, connectAsync, type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import type {
   AccountContext,
   AttachedPolicy,
@@ -264,38 +264,59 @@ export function remainingLength(n: number): number[] {
 /** A bare aedes (no TLS, no policies) on 127.0.0.1, for tests of what the broker relies on in aedes itself. */
 export interface BareAedes {
   readonly aedes: Aedes;
-  /** An mqtt.js client (MQTT 3.1.1), connected. */
-  connect(options: { clientId: string; will?: { topic: string; payload: string; qos?: 0 | 1 } }): Promise<MqttClient>;
+  /** An mqtt.js client (MQTT 3.1.1 unless `protocolVersion` says 5), connected. */
+  connect(options: {
+    clientId: string;
+    will?: { topic: string; payload: string; qos?: 0 | 1 };
+    protocolVersion?: 4 | 5;
+    clean?: boolean;
+  }): Promise<MqttClient>;
+  /** The CONNACK the client with this id last connected with. */
+  connackOf(clientId: string): IConnackPacket | undefined;
   close(): Promise<void>;
 }
 
-export async function startBareAedes(options: AedesOptions = {}): Promise<BareAedes> {
+export async function startBareAedes(
+  options: AedesOptions = {},
+  hooks: { onSocket?: (socket: Socket) => void } = {},
+): Promise<BareAedes> {
   const aedes = new Aedes(options);
   await aedes.listen();
-  const server = createServer((socket) => aedes.handle(socket));
+  const server = createServer((socket) => {
+    hooks.onSocket?.(socket);
+    aedes.handle(socket);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const clients: MqttClient[] = [];
+  const connacks = new Map<string, IConnackPacket>();
   return {
     aedes,
-    async connect({ clientId, will }) {
-      const client = await within(
-        connectAsync({
-          host: '127.0.0.1',
-          port,
-          clientId,
-          protocolVersion: 4,
-          reconnectPeriod: 0,
-          ...(will
-            ? { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: will.qos ?? 0, retain: false } }
-            : {}),
+    async connect({ clientId, will, protocolVersion = 4, clean = true }) {
+      const client = connect({
+        host: '127.0.0.1',
+        port,
+        clientId,
+        protocolVersion,
+        clean,
+        reconnectPeriod: 0,
+        ...(will
+          ? { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: will.qos ?? 0, retain: false } }
+          : {}),
+      });
+      clients.push(client);
+      const connack = await within(
+        new Promise<IConnackPacket>((resolve, reject) => {
+          client.once('connect', resolve);
+          client.once('error', reject);
         }),
         5_000,
         `connect ${clientId}`,
       );
-      clients.push(client);
+      connacks.set(clientId, connack);
       return client;
     },
+    connackOf: (clientId) => connacks.get(clientId),
     async close() {
       await Promise.all(clients.map((c) => c.endAsync(true)));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
