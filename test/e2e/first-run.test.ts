@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { EXIT, type MqttProtocol } from '@pifleet/protocol';
 import { BUNDLE_FILES } from '@pifleet/provisioning';
@@ -23,9 +23,9 @@ import { PROTOCOL_CASES } from './protocols.js';
  * A new user's first run, with the real bins as the README types them and nothing edited in
  * between: `pifleet --local DIR things create NAME` writes a bundle, `pifleet-agent run --config`
  * connects with it, and a change made with `pifleet --local DIR shadow desire` reaches the device,
- * which applies it and reports it back. The bundle's protocol is MQTT 5 (what the agent speaks to
- * AWS IoT Core); MQTT 3.1.1 is the one edit a user makes to choose it (`mqtt.protocol` in
- * agent.json). Each case asserts the protocol the agent's transport connected with, from its log.
+ * which applies it and reports it back. A bundle's protocol is MQTT 5 by default (what the agent
+ * speaks to AWS IoT Core); `things create --mqtt-protocol 3.1.1` writes 3.1.1 instead. Each case
+ * asserts the protocol the agent's transport connected with, from its log.
  *
  * The core runs in this process (the test reads its shadows); everything the user runs is a process.
  * A bundle carries no sensors or outputs, so the desired change is one that needs no hardware: the
@@ -62,14 +62,14 @@ const logged = (agent: LaunchedBin, what: string, match: (l: Record<string, unkn
 describe.each(PROTOCOL_CASES)('a first run over MQTT $protocol', ({ protocol, tag }) => {
   it('things create + pifleet-agent run connect, and shadow desire reaches the device and is reported back', async () => {
     const thing = `first-run-${tag}`;
-    const created = await pifleet('--json', 'things', 'create', thing);
+    // MQTT 5 is the bundle's default; 3.1.1 is asked for.
+    const choice = protocol === '5' ? [] : ['--mqtt-protocol', protocol];
+    const created = await pifleet('--json', 'things', 'create', thing, ...choice);
     expect(created.code, created.stderr).toBe(EXIT.ok);
     const { bundleDir } = JSON.parse(created.stdout) as { bundleDir: string };
     const configFile = path.join(bundleDir, BUNDLE_FILES.agentConfig);
     const config = JSON.parse(readFileSync(configFile, 'utf8')) as { mqtt?: { protocol?: MqttProtocol } };
-    // The bundle says MQTT 5; a user who wants 3.1.1 writes it there.
-    expect(config.mqtt?.protocol).toBe('5');
-    if (protocol !== '5') writeFileSync(configFile, JSON.stringify({ ...config, mqtt: { ...config.mqtt, protocol } }));
+    expect(config.mqtt?.protocol).toBe(protocol);
 
     const agent = launchBin(BINS.agent, { args: ['run', '--config', configFile], cwd: dir, name: thing });
     try {

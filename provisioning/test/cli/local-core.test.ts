@@ -73,7 +73,8 @@ describe('things create', () => {
       port: core.info.mqtt.port,
       endpoint: core.info.mqtt.host,
       keyFile: path.join(bundle, BUNDLE_FILES.privateKey),
-      mqtt: { protocol: '3.1.1' },
+      // The local core serves MQTT 5 and 3.1.1 on one listener, as IoT Core does: bundles say 5.
+      mqtt: { protocol: '5' },
     });
     expect(fs.readFileSync(path.join(bundle, BUNDLE_FILES.unit), 'utf8')).toContain(
       `--config ${path.join(bundle, 'agent.json')}`,
