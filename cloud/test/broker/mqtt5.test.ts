@@ -121,7 +121,8 @@ describe('MQTT 5 on the local IoT Core', () => {
     // Stands in for the rules engine, which takes clients' QoS 1 messages before they are acknowledged.
     broker.bus.acceptBeforeAck((m) => {
       beforeAck.push(m.topic);
-      return undefined;
+      // A store that cannot take the message: it must not be acknowledged.
+      return m.topic.startsWith('unstorable/') ? Promise.reject(new Error('disk full')) : undefined;
     });
   });
 
@@ -300,6 +301,21 @@ describe('MQTT 5 on the local IoT Core', () => {
     expect(beforeAck).toContain(`open/${endpoint.clientId}`);
     expect(beforeAck.filter((t) => t.startsWith('closed/'))).toEqual([]);
     expect(broker.bus.sessions().has(endpoint.clientId)).toBe(true);
+  });
+
+  it('disconnects (0x80) without PUBACK when a QoS 1 message cannot be made durable, so the device keeps it', async () => {
+    const endpoint = await device();
+    const client = await mqttjs(endpoint);
+    const disconnect = serverDisconnect(client);
+    // A PUBACK would complete the publish: without error for 0x00, with its code (e.g. 0x87) otherwise.
+    let pubackCode: number | undefined;
+    client.publish(`unstorable/${endpoint.clientId}`, 'x', { qos: 1 }, (err) => {
+      pubackCode = err ? (err as { code?: number }).code : 0;
+    });
+    expect(await disconnect).toBe(MQTT5_REASON.UNSPECIFIED_ERROR);
+    expect(pubackCode).toBeUndefined();
+    expect(json(await presence(endpoint.clientId, 'disconnected')).disconnectReason).toBe('SERVER_ERROR');
+    expect(inbox.messages.some((m) => m.topic === `unstorable/${endpoint.clientId}`)).toBe(false);
   });
 
   it('still closes an MQTT 3.1.1 connection on a policy-denied PUBLISH', async () => {
