@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   appTopics,
   type LogLevel,
+  MQTT5_REASON,
   type Reading,
   type RejectedDesired,
   type SensorReport,
@@ -581,7 +582,17 @@ export function createAgent(deps: AgentDeps): Agent {
           publisher.kick();
           void syncShadow();
         }),
-        transport.on('interrupted', () => log.warn('connection lost; telemetry stays in the outbox')),
+        transport.on('interrupted', ({ error }) => {
+          const reason = reasonOf(error);
+          if (reason?.reasonCode === MQTT5_REASON.SESSION_TAKEN_OVER) {
+            // IoT Core ends the older of two connections with one client id. Two agents with the
+            // same thing name (a copied bundle) take the connection from each other for ever.
+            log.error(
+              { ...reason, clientId: transport.clientId },
+              'another client connected with this client id and took over the connection (SESSION_TAKEN_OVER): is this bundle running on a second device? telemetry stays in the outbox',
+            );
+          } else log.warn({ ...reason }, 'connection lost; telemetry stays in the outbox');
+        }),
       );
       transport.start();
       if (deps.createShadow && config.shadow.enabled) {
@@ -655,6 +666,14 @@ export function createAgent(deps: AgentDeps): Agent {
     },
     syncShadow: () => syncShadow(),
   };
+}
+
+/** The MQTT 5 reason code and its name a transport error carries (a broker's DISCONNECT), if any. */
+function reasonOf(err: Error): { reasonCode: number; reason: string } | undefined {
+  const data = (err as { data?: { reasonCode?: unknown; reason?: unknown } }).data;
+  return typeof data?.reasonCode === 'number' && typeof data.reason === 'string'
+    ? { reasonCode: data.reasonCode, reason: data.reason }
+    : undefined;
 }
 
 function safeGet(o: Output, fallback: boolean): boolean {

@@ -50,10 +50,11 @@ export class MemoryTransport implements Transport {
     this.#everConnected = true;
     this.#events.emit('connected', { sessionPresent: false, first });
   }
-  drop() {
+  /** Loses the connection; `error` is what the adapter would report (default: a plain drop). */
+  drop(error: Error = new Error('dropped')) {
     if (!this.#connected) return;
     this.#connected = false;
-    this.#events.emit('interrupted', { error: new Error('dropped') });
+    this.#events.emit('interrupted', { error });
   }
   publish(topic: string, payload: string | Uint8Array, options: PublishOptions): Promise<void> {
     if (!this.#started) return Promise.reject(new Error('not started'));

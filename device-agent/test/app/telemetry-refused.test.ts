@@ -7,6 +7,7 @@
  */
 import { MQTT5_REASON, validateReportedState } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
+import { brokerDisconnect } from '../../src/adapters/transport-kit.js';
 import { createAgent } from '../../src/app/agent.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/logger.js';
@@ -183,5 +184,32 @@ describe('other refusals', () => {
     for (let i = 0; i < 5; i++) await clock.advance(1_000);
     await settle();
     expect(agent.status().outbox.depth).toBe(0);
+  });
+});
+
+describe('the broker ends the connection with a reason', () => {
+  it('SESSION_TAKEN_OVER (0x8e) is an error that suspects a second device with this bundle; other reasons are a warning that names them', async () => {
+    const { clock, transport, agent, lines } = setup();
+    await agent.start();
+    await settle();
+    transport.drop(brokerDisconnect('disconnect', MQTT5_REASON.SESSION_TAKEN_OVER, new Error('socket closed')));
+    expect(errorsOf(lines)).toEqual([
+      expect.objectContaining({
+        reasonCode: 0x8e,
+        reason: 'SESSION_TAKEN_OVER',
+        clientId: 'memory',
+        msg: expect.stringMatching(/took over the connection .*second device/),
+      }),
+    ]);
+    transport.connect();
+    await clock.advance(1_000);
+    transport.drop(brokerDisconnect('disconnect', MQTT5_REASON.SERVER_SHUTTING_DOWN, new Error('socket closed')));
+    expect(lines.at(-1)).toMatchObject({
+      level: 40,
+      msg: 'connection lost; telemetry stays in the outbox',
+      reasonCode: 0x8b,
+      reason: 'SERVER_SHUTTING_DOWN',
+    });
+    expect(errorsOf(lines)).toHaveLength(1);
   });
 });
