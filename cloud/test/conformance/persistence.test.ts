@@ -40,184 +40,197 @@ const launch = (dataDir: string) => launchCore(dataDir);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-async function readShadows(info: LocalCoreInfo, device: Device, protocol: MqttProtocol) {
+/** The device's classic shadow as IotShadowClientv2 gets it over each protocol, and the named one over HTTP. */
+async function readShadows(info: LocalCoreInfo, device: Device) {
   const { data, iot } = sdkClients(info);
+  iot.destroy();
   const caPem = readFileSync(info.caFile, 'utf8');
-  const shadowDevice = await openShadowDevice({ info, caPem }, device, [], protocol);
-  try {
-    const overMqtt = await settle(shadowDevice.shadows.getShadow({ thingName: device.thingName }));
-    const named = await data.send(new GetThingShadowCommand({ thingName: device.thingName, shadowName: 'config' }));
-    return { overMqtt, overHttp: JSON.parse(dec.decode(named.payload)) as JsonObject, data };
-  } finally {
-    await shadowDevice.close();
-    iot.destroy();
+  const overMqtt = new Map<MqttProtocol, { ok: boolean; body: JsonObject }>();
+  for (const protocol of MQTT_PROTOCOLS) {
+    const shadowDevice = await openShadowDevice({ info, caPem }, device, [], protocol);
+    try {
+      overMqtt.set(protocol, await settle(shadowDevice.shadows.getShadow({ thingName: device.thingName })));
+    } finally {
+      await shadowDevice.close();
+    }
   }
+  const named = await data.send(new GetThingShadowCommand({ thingName: device.thingName, shadowName: 'config' }));
+  return {
+    overMqtt: Object.fromEntries(overMqtt),
+    overHttp: JSON.parse(dec.decode(named.payload)) as JsonObject,
+    data,
+  };
 }
 
 describe('shadow persistence of pifleet-local-core', () => {
-  it.each(MQTT_PROTOCOLS)(
-    'keeps classic and named shadows across kill -9 and a clean restart (MQTT %s)',
-    async (protocol) => {
-      const dataDir = tempDir('conf-persist');
-      dirs.push(dataDir);
+  it('keeps classic and named shadows across kill -9 and a clean restart, written and read over MQTT 3.1.1 and 5', async () => {
+    const dataDir = tempDir('conf-persist');
+    dirs.push(dataDir);
 
-      const first = await launch(dataDir);
-      const clients = sdkClients(first.info);
-      const caPem = readFileSync(first.info.caFile, 'utf8');
-      const device = await provisionThing({ iot: clients.iot, info: first.info }, 'persist-pi');
+    const first = await launch(dataDir);
+    const clients = sdkClients(first.info);
+    const caPem = readFileSync(first.info.caFile, 'utf8');
+    const device = await provisionThing({ iot: clients.iot, info: first.info }, 'persist-pi');
+    // The device reports over MQTT 3.1.1, then (as the agent does by default) desires over MQTT 5.
+    const writes: Array<[MqttProtocol, JsonObject]> = [
+      ['3.1.1', { reported: { temp: 21.5, led: 'off' } }],
+      ['5', { desired: { led: 'on' } }],
+    ];
+    for (const [i, [protocol, state]] of writes.entries()) {
       const pi = await openShadowDevice({ info: first.info, caPem }, device, [], protocol);
       try {
-        const reported = await settle(
-          pi.shadows.updateShadow({ thingName: 'persist-pi', state: { reported: { temp: 21.5, led: 'off' } } }),
-        );
-        expect(reported).toMatchObject({ ok: true, body: { version: 1 } });
-        const desired = await settle(
-          pi.shadows.updateShadow({ thingName: 'persist-pi', state: { desired: { led: 'on' } } }),
-        );
-        expect(desired).toMatchObject({ ok: true, body: { version: 2 } });
+        const written = await settle(pi.shadows.updateShadow({ thingName: 'persist-pi', state }));
+        expect(written, `MQTT ${protocol}`).toMatchObject({ ok: true, body: { version: i + 1 } });
       } finally {
         await pi.close();
       }
-      await clients.data.send(
-        new UpdateThingShadowCommand({
-          thingName: 'persist-pi',
-          shadowName: 'config',
-          payload: enc.encode('{"state":{"desired":{"interval":10}}}'),
-        }),
-      );
-      clients.iot.destroy();
-      clients.data.destroy();
+    }
+    await clients.data.send(
+      new UpdateThingShadowCommand({
+        thingName: 'persist-pi',
+        shadowName: 'config',
+        payload: enc.encode('{"state":{"desired":{"interval":10}}}'),
+      }),
+    );
+    clients.iot.destroy();
+    clients.data.destroy();
 
-      // The accepted answers were sent only after the writes were durable: kill -9 loses none.
-      first.child.kill('SIGKILL');
-      expect((await first.exited).signal).toBe('SIGKILL');
+    // The accepted answers were sent only after the writes were durable: kill -9 loses none.
+    first.child.kill('SIGKILL');
+    expect((await first.exited).signal).toBe('SIGKILL');
 
-      const second = await launch(dataDir);
-      const afterKill = await readShadows(second.info, device, protocol);
-      expect(afterKill.overMqtt).toMatchObject({
-        ok: true,
-        body: {
-          version: 2,
-          state: { desired: { led: 'on' }, reported: { temp: 21.5, led: 'off' }, delta: { led: 'on' } },
-        },
-      });
-      expect(afterKill.overHttp).toMatchObject({ version: 1, state: { desired: { interval: 10 } } });
-      // Versions continue from the stored ones.
-      const next = await afterKill.data.send(
-        new UpdateThingShadowCommand({
-          thingName: 'persist-pi',
-          shadowName: 'config',
-          payload: enc.encode('{"state":{"reported":{"interval":10}}}'),
-        }),
-      );
-      expect(JSON.parse(dec.decode(next.payload))).toMatchObject({ version: 2 });
-      afterKill.data.destroy();
-
-      second.child.kill('SIGTERM');
-      expect((await second.exited).code).toBe(0);
-
-      const third = await launch(dataDir);
-      const afterStop = await readShadows(third.info, device, protocol);
-      expect(afterStop.overMqtt).toMatchObject({ ok: true, body: { version: 2 } });
-      expect(afterStop.overHttp).toMatchObject({
+    const second = await launch(dataDir);
+    const afterKill = await readShadows(second.info, device);
+    const stored = {
+      ok: true,
+      body: {
         version: 2,
-        state: { desired: { interval: 10 }, reported: { interval: 10 } },
-      });
-      afterStop.data.destroy();
-      third.child.kill('SIGTERM');
-      expect((await third.exited).code).toBe(0);
-    },
-  );
+        state: { desired: { led: 'on' }, reported: { temp: 21.5, led: 'off' }, delta: { led: 'on' } },
+      },
+    };
+    expect(afterKill.overMqtt).toMatchObject({ '3.1.1': stored, '5': stored });
+    expect(afterKill.overHttp).toMatchObject({ version: 1, state: { desired: { interval: 10 } } });
+    // Versions continue from the stored ones.
+    const next = await afterKill.data.send(
+      new UpdateThingShadowCommand({
+        thingName: 'persist-pi',
+        shadowName: 'config',
+        payload: enc.encode('{"state":{"reported":{"interval":10}}}'),
+      }),
+    );
+    expect(JSON.parse(dec.decode(next.payload))).toMatchObject({ version: 2 });
+    afterKill.data.destroy();
+
+    second.child.kill('SIGTERM');
+    expect((await second.exited).code).toBe(0);
+
+    const third = await launch(dataDir);
+    const afterStop = await readShadows(third.info, device);
+    expect(afterStop.overMqtt).toMatchObject({
+      '3.1.1': { ok: true, body: { version: 2 } },
+      '5': { ok: true, body: { version: 2 } },
+    });
+    expect(afterStop.overHttp).toMatchObject({
+      version: 2,
+      state: { desired: { interval: 10 }, reported: { interval: 10 } },
+    });
+    afterStop.data.destroy();
+    third.child.kill('SIGTERM');
+    expect((await third.exited).code).toBe(0);
+  });
 });
 
-describe.each(MQTT_PROTOCOLS)('persistent sessions over MQTT %s', (protocol) => {
+describe('persistent sessions', () => {
   let core: Core;
-  const v = protocol === '5' ? 'v5' : 'v3';
-  const enc = new TextEncoder();
   beforeAll(async () => {
-    core = await startCore(`conf-session-${v}`);
+    core = await startCore('conf-session');
   });
   afterAll(async () => {
     await core?.stop();
   });
 
-  /** A persistent session: 3.1.1 clean session false; MQTT 5 clean start false, kept an hour. */
-  const persistent: ConnectOptions = protocol === '5' ? { clean: false, sessionExpirySeconds: 3600 } : { clean: false };
+  describe.each(MQTT_PROTOCOLS)('over MQTT %s', (protocol) => {
+    const v = protocol === '5' ? 'v5' : 'v3';
 
-  /** Connects with every received message recorded from the CONNACK on. */
-  async function connectRecording(device: Device, options: ConnectOptions) {
-    const received: Received[] = [];
-    let arrived: (m: Received) => void = () => undefined;
-    const client = await connectDevice(core, device, protocol, {
-      ...options,
-      onMessage: (m) => {
-        received.push(m);
-        arrived(m);
-      },
-    });
-    return {
-      client,
-      received,
-      /** Resolves with the first received message matching, waiting for it if needed. */
-      next: (match: (m: Received) => boolean) =>
-        received.find(match) ??
-        new Promise<Received>((resolve) => {
-          arrived = (m) => {
-            if (match(m)) resolve(m);
-          };
-        }),
-    };
-  }
+    /** A persistent session: 3.1.1 clean session false; MQTT 5 clean start false, kept an hour. */
+    const persistent: ConnectOptions =
+      protocol === '5' ? { clean: false, sessionExpirySeconds: 3600 } : { clean: false };
 
-  const command = (thing: string, payload: JsonObject) =>
-    core.data.send(
-      new PublishCommand({ topic: appTopics.commands(thing), qos: 1, payload: enc.encode(JSON.stringify(payload)) }),
-    );
-  const isCommand = (n: number) => (m: Received) => typeof m.payload === 'object' && m.payload.n === n;
-
-  it('delivers the QoS 1 messages published while the device was offline when it resumes its session', async () => {
-    const thing = `session-${v}`;
-    const device = await provisionThing(core, thing);
-    const first = await connectDevice(core, device, protocol, persistent);
-    expect(first.sessionPresent).toBe(false);
-    expect(await first.subscribe(appTopics.commands(thing), () => undefined)).toBe(1);
-    await first.close();
-
-    await command(thing, { n: 1 });
-    await command(thing, { n: 2 });
-
-    const resumed = await connectRecording(device, persistent);
-    try {
-      expect(resumed.client.sessionPresent).toBe(true);
-      await resumed.next(isCommand(2));
-      expect(resumed.received.map((m) => [m.topic, m.payload])).toEqual([
-        [appTopics.commands(thing), { n: 1 }],
-        [appTopics.commands(thing), { n: 2 }],
-      ]);
-    } finally {
-      await resumed.client.close();
+    /** Connects with every received message recorded from the CONNACK on. */
+    async function connectRecording(device: Device, options: ConnectOptions) {
+      const received: Received[] = [];
+      let arrived: (m: Received) => void = () => undefined;
+      const client = await connectDevice(core, device, protocol, {
+        ...options,
+        onMessage: (m) => {
+          received.push(m);
+          arrived(m);
+        },
+      });
+      return {
+        client,
+        received,
+        /** Resolves with the first received message matching, waiting for it if needed. */
+        next: (match: (m: Received) => boolean) =>
+          received.find(match) ??
+          new Promise<Received>((resolve) => {
+            arrived = (m) => {
+              if (match(m)) resolve(m);
+            };
+          }),
+      };
     }
-  });
 
-  it('keeps nothing for a clean session: no session present, nothing queued', async () => {
-    const thing = `clean-${v}`;
-    const device = await provisionThing(core, thing);
-    const first = await connectDevice(core, device, protocol, { clean: true });
-    await first.subscribe(appTopics.commands(thing), () => undefined);
-    await first.close();
+    const command = (thing: string, payload: JsonObject) =>
+      core.data.send(
+        new PublishCommand({ topic: appTopics.commands(thing), qos: 1, payload: enc.encode(JSON.stringify(payload)) }),
+      );
+    const isCommand = (n: number) => (m: Received) => typeof m.payload === 'object' && m.payload.n === n;
 
-    await command(thing, { n: 1 });
+    it('delivers the QoS 1 messages published while the device was offline when it resumes its session', async () => {
+      const thing = `session-${v}`;
+      const device = await provisionThing(core, thing);
+      const first = await connectDevice(core, device, protocol, persistent);
+      expect(first.sessionPresent).toBe(false);
+      expect(await first.subscribe(appTopics.commands(thing), () => undefined)).toBe(1);
+      await first.close();
 
-    const again = await connectRecording(device, { clean: true });
-    try {
-      expect(again.client.sessionPresent).toBe(false);
-      // A live message after the reconnect: anything queued would have arrived before it.
-      await again.client.subscribe(appTopics.commands(thing), () => undefined);
+      await command(thing, { n: 1 });
       await command(thing, { n: 2 });
-      await again.next(isCommand(2));
-      expect(again.received.map((m) => m.payload)).toEqual([{ n: 2 }]);
-    } finally {
-      await again.client.close();
-    }
+
+      const resumed = await connectRecording(device, persistent);
+      try {
+        expect(resumed.client.sessionPresent).toBe(true);
+        await resumed.next(isCommand(2));
+        expect(resumed.received.map((m) => [m.topic, m.payload])).toEqual([
+          [appTopics.commands(thing), { n: 1 }],
+          [appTopics.commands(thing), { n: 2 }],
+        ]);
+      } finally {
+        await resumed.client.close();
+      }
+    });
+
+    it('keeps nothing for a clean session: no session present, nothing queued', async () => {
+      const thing = `clean-${v}`;
+      const device = await provisionThing(core, thing);
+      const first = await connectDevice(core, device, protocol, { clean: true });
+      await first.subscribe(appTopics.commands(thing), () => undefined);
+      await first.close();
+
+      await command(thing, { n: 1 });
+
+      const again = await connectRecording(device, { clean: true });
+      try {
+        expect(again.client.sessionPresent).toBe(false);
+        // A live message after the reconnect: anything queued would have arrived before it.
+        await again.client.subscribe(appTopics.commands(thing), () => undefined);
+        await command(thing, { n: 2 });
+        await again.next(isCommand(2));
+        expect(again.received.map((m) => m.payload)).toEqual([{ n: 2 }]);
+      } finally {
+        await again.client.close();
+      }
+    });
   });
 });
