@@ -1,4 +1,4 @@
-import { exponentialBackoff, isMqtt5Failure } from '@pifleet/protocol';
+import { exponentialBackoff, isMqtt5Failure, MQTT5_REASON } from '@pifleet/protocol';
 import { iot, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { type FailureReport, repeatsLoggedFailure } from '../core/failure-log.js';
 import { TransportError } from '../errors.js';
@@ -9,6 +9,7 @@ import {
   type ConnectDiagnosis,
   type ConnectTarget,
   classifySdkFailure,
+  crtErrorName,
   looksLikeMqttRefusal,
   mqttRefusedDiagnosis,
   probeTls,
@@ -105,6 +106,8 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
   let attemptInFlight: Promise<unknown> | undefined;
   let native: NativeMqttClient | undefined;
   let stopped: Promise<void> | undefined;
+  /** MQTT 5: the Maximum Packet Size the broker advertised in its CONNACK (IoT Core: 149504). */
+  let maxPacketToServer: number | undefined;
 
   const dispatch = (topic: string, payload: unknown) => kit.dispatch(topic, toBytes(payload));
 
@@ -395,7 +398,10 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     } catch (err) {
       throw credentialsError(err);
     }
-    client.on('connectionSuccess', (e) => onConnected(Boolean(e.connack.sessionPresent)));
+    client.on('connectionSuccess', (e) => {
+      maxPacketToServer = e.settings.maximumPacketSizeToServer;
+      onConnected(Boolean(e.connack.sessionPresent));
+    });
     client.on('attemptingConnect', () => {
       attempting5 = true;
     });
@@ -419,6 +425,27 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     client.on('error', (err) => log.debug({ err }, 'client error'));
     native = { protocol: '5', client };
     client.start();
+  };
+
+  /**
+   * A PUBLISH larger than the Maximum Packet Size the broker advertised never leaves the SDK: it
+   * fails it at once with a general packet-validation error, which resending cannot fix. Said as
+   * what the broker would answer (IoT Core: DISCONNECT 0x95 PACKET_TOO_LARGE), so that callers treat
+   * it as a refusal of that message, not as a failed connection.
+   */
+  const oversize = (topic: string, payload: string | Uint8Array, err: unknown): TransportError | undefined => {
+    const limit = maxPacketToServer;
+    if (limit === undefined || crtErrorName(err) !== 'AWS_ERROR_MQTT5_PACKET_VALIDATION') return undefined;
+    const payloadBytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength;
+    // The smallest PUBLISH that carries them: 2 header bytes, topic length, packet id, properties length.
+    const atLeast = 2 + 2 + Buffer.byteLength(topic) + 2 + 1 + payloadBytes;
+    if (atLeast <= limit) return undefined;
+    return brokerRefusal(
+      'publish',
+      topic,
+      MQTT5_REASON.PACKET_TOO_LARGE,
+      `a PUBLISH of at least ${atLeast} bytes exceeds the broker's Maximum Packet Size of ${limit} bytes (CONNACK); not sent`,
+    );
   };
 
   const rawSubscribe = async (filter: string, qos: QoS): Promise<void> => {
@@ -477,6 +504,8 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
         }
       } catch (err) {
         if (err instanceof TransportError) throw err;
+        const tooLarge = n.protocol === '5' ? oversize(topic, payload, err) : undefined;
+        if (tooLarge) throw tooLarge;
         throw new TransportError('PUBLISH_FAILED', 'publish failed', { cause: err, data: { topic } });
       }
     },

@@ -144,3 +144,37 @@ describe('aws-iot-device-sdk-v2 transport, MQTT 5: the broker says why', () => {
     await broker.close();
   });
 });
+
+describe('aws-iot-device-sdk-v2 transport, MQTT 5: the broker advertises a Maximum Packet Size', () => {
+  it('a larger PUBLISH is PUBLISH_REFUSED PACKET_TOO_LARGE (0x95) without being sent; the connection stays, smaller ones go', async () => {
+    // IoT Core advertises 149504 bytes; 2048 here keeps the payload small.
+    const broker = await startTlsBroker(pki, 0, { maximumPacketSize: 2048 });
+    const seen: number[] = [];
+    broker.aedes.on('publish', (p, client) => {
+      if (client) seen.push(p.payload.length);
+    });
+    const t = make(broker.port, 'pi-big', { protocol: '5' });
+    const up = nextOf(t, 'connected');
+    t.start();
+    await up;
+    const refused = await t.publish('pifleet/pi-big/telemetry', 'x'.repeat(4_000), { qos: 1 }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toMatchObject({
+      code: 'PUBLISH_REFUSED',
+      message: 'broker refused the publish: PACKET_TOO_LARGE (0x95)',
+      data: {
+        topic: 'pifleet/pi-big/telemetry',
+        reasonCode: MQTT5_REASON.PACKET_TOO_LARGE,
+        reason: 'PACKET_TOO_LARGE',
+        reasonString: expect.stringMatching(/exceeds the broker's Maximum Packet Size of 2048 bytes/),
+      },
+    });
+    await t.publish('pifleet/pi-big/telemetry', 'y'.repeat(1_000), { qos: 1 });
+    expect(seen).toEqual([1_000]);
+    expect(t.isConnected).toBe(true);
+    await t.stop();
+    await broker.close();
+  });
+});
