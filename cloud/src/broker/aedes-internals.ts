@@ -47,7 +47,8 @@ import aedesMemoryPersistence from 'aedes-persistence';
  *   `writeToStream`, the instance aedes itself imports, wrapped once per process. The wrapper
  *   touches only CONNACK packets written to a stream registered here, which no MQTT client writes.
  * - `client._parser` 'packet' (shared subscriptions): a listener put before aedes's own rewrites a
- *   SUBSCRIBE or UNSUBSCRIBE before aedes handles it (see `beforeAedesHandles`).
+ *   SUBSCRIBE or UNSUBSCRIBE before aedes handles it (see `beforeAedesHandles`); the same writer wrap
+ *   as the CONNACK's shows the PUBLISH packets aedes writes to a client (`onPublishWritten`).
  * - `aedes-persistence`: the in-memory persistence aedes creates when given none (a dependency
  *   of ours at the range aedes itself uses); its callback-style declaration types `storeRetained`
  *   with a callback aedes does not pass, hence the narrower interface below.
@@ -206,6 +207,7 @@ function wrapConnackWriter(): void {
       const extra = connackExtras.get(stream);
       if (extra) Object.assign(p.properties, extra());
     }
+    if (p.cmd === 'publish') publishWatchers.get(stream)?.(packet as WrittenPublish);
     return original(packet, stream, options);
   };
   // mqtt.js and aedes toggle the writer's number cache through this property: keep it the original's.
@@ -229,8 +231,39 @@ export function advertiseOnConnack(stream: object, capabilities: () => ConnackCa
   connackExtras.set(stream, capabilities);
 }
 
-/** A packet as the client's parser emits it: SUBSCRIBE and UNSUBSCRIBE typed, the rest opaque. */
-export type InboundPacket = SubscribePacket | UnsubscribePacket | { readonly cmd: 'other' };
+/** A PUBLISH as aedes writes it to a client: its packet identifier assigned (QoS 1). */
+export interface WrittenPublish {
+  readonly cmd: 'publish';
+  readonly messageId?: number;
+  readonly topic: string;
+  readonly payload: Buffer | string;
+  readonly qos: 0 | 1 | 2;
+  readonly properties?: PublishPacket['properties'];
+  /** aedes's duplicate check: the id and counter of the message (from the packet aedes was given). */
+  readonly brokerId?: unknown;
+  readonly brokerCounter?: unknown;
+  /** aedes's absolute message expiry (ms since the epoch), when the message has one. */
+  readonly messageExpiry?: unknown;
+}
+
+const publishWatchers = new WeakMap<object, (packet: WrittenPublish) => void>();
+
+/**
+ * Calls `listener` with each PUBLISH aedes writes on `stream` (the socket handed to `aedes.handle`),
+ * as it writes it: the only place the packet identifier aedes gives a QoS 1 delivery is visible
+ * (shared subscriptions match a member's PUBACK to it). Same writer wrap as `advertiseOnConnack`.
+ */
+export function onPublishWritten(stream: object, listener: (packet: WrittenPublish) => void): void {
+  wrapConnackWriter();
+  publishWatchers.set(stream, listener);
+}
+
+/** A packet as the client's parser emits it: SUBSCRIBE, UNSUBSCRIBE and PUBACK typed, the rest opaque. */
+export type InboundPacket =
+  | SubscribePacket
+  | UnsubscribePacket
+  | { readonly cmd: 'puback'; readonly messageId: number }
+  | { readonly cmd: 'other' };
 
 /**
  * Runs `listener` on every packet the client's parser emits, before aedes's own handler sees it,

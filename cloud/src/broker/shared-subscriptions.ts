@@ -1,7 +1,7 @@
 import { checkTopicFilter, MQTT5_REASON } from '@pifleet/protocol';
 import type { Aedes, AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes';
 import type { Logger } from '../logger.js';
-import { beforeAedesHandles } from './aedes-internals.js';
+import { beforeAedesHandles, onPublishWritten, type WrittenPublish } from './aedes-internals.js';
 
 /**
  * Shared subscriptions (`$share/{ShareName}/{TopicFilter}`), which IoT Core serves to MQTT 3.1.1
@@ -27,8 +27,10 @@ import { beforeAedesHandles } from './aedes-internals.js';
  *    keeps tests deterministic), at the QoS that member was granted. The group's last member
  *    leaving (UNSUBSCRIBE or closed connection) removes that bus subscription.
  *
- * A member whose connection is gone gets nothing more; a message already written to it and not
- * acknowledged stays with its session (MQTT 5.0 section 4.8.2 forbids sending it to another member).
+ * A member whose connection is gone gets nothing more. A QoS 1 message written to it and not
+ * acknowledged stays with its session when the session persists (aedes sends it again on resume),
+ * and goes to another member when the session ended with the connection (MQTT 5.0 section 4.8.2:
+ * the server should then send it to another member of the group).
  */
 
 /** What the broker advertises as Shared Subscription Available (CONNACK, MQTT 5). */
@@ -213,11 +215,73 @@ interface Group extends Rotation<Member> {
   deliver: (packet: AedesPublishPacket, cb: () => void) => void;
 }
 
+/** A message as the group hands it to a member. */
+interface SharedMessage {
+  readonly topic: string;
+  readonly payload: Buffer | string;
+  readonly qos: 0 | 1 | 2;
+  readonly properties?: PublishPacket['properties'] | undefined;
+  readonly messageExpiry?: unknown;
+}
+
+/**
+ * aedes skips a message a client already got: same `brokerId`, `brokerCounter` not above the last
+ * one seen from that id. A group's copies carry the message's own counter under an id of their own
+ * (`{origin}\u0000{group}`), so a member's ordinary subscription to the same topic and each of its
+ * groups count apart (MQTT 5.0 section 4.8.2: they are separate subscriptions, each gets the
+ * message), and the group is readable from the packet aedes writes.
+ */
+function groupBrokerId(origin: unknown, resource: string): string {
+  return `${String(origin)}\u0000${resource}`;
+}
+
+function groupOfBrokerId(brokerId: unknown): string | undefined {
+  if (typeof brokerId !== 'string') return undefined;
+  const nul = brokerId.indexOf('\u0000');
+  return nul < 0 ? undefined : brokerId.slice(nul + 1);
+}
+
+/** The origin of messages handed to another member after the first one's session ended. */
+const REDELIVERY = 'shared-redelivery';
+
 export function createSharedSubscriptions(deps: SharedSubscriptionsDeps): SharedSubscriptions {
   const log = deps.logger.child({ component: 'shared-subscriptions' });
   const groups = new Map<string, Group>();
   /** The groups each connection is a member of. */
   const memberships = new Map<Client, Set<string>>();
+  /** QoS 1 copies written to each connection and not acknowledged yet, by packet identifier. */
+  const unacknowledged = new Map<Client, Map<number, SharedMessage & { readonly group: string }>>();
+  /** Counter of redeliveries, their own duplicate-check sequence (see groupBrokerId). */
+  let redeliveries = 0;
+
+  /** Gives a message to the next member in turn; false when no member may take it. */
+  function handOver(
+    group: Group,
+    message: SharedMessage,
+    dedupe: { brokerId: string; brokerCounter: unknown },
+    cb: () => void,
+  ): boolean {
+    const member = pickMember(group, (m) => !m.client.closed && deps.canReceive(m.client, message.topic));
+    if (!member) return false;
+    const copy: PublishPacket & { brokerId: string; brokerCounter: unknown; messageExpiry?: unknown } = {
+      cmd: 'publish',
+      topic: message.topic,
+      payload: message.payload,
+      qos: Math.min(message.qos, member.qos) as 0 | 1,
+      retain: false,
+      dup: false,
+      ...dedupe,
+    };
+    if (message.properties) copy.properties = message.properties;
+    if (typeof message.messageExpiry === 'number') copy.messageExpiry = message.messageExpiry;
+    // client.publish: aedes's documented way to send one client a message, QoS 1 kept in a persistent
+    // session's outgoing store until acknowledged, iot:Receive checked again by authorizeForward.
+    member.client.publish(copy, (err) => {
+      if (err) log.debug({ err, clientId: member.client.id, topic: message.topic }, 'shared delivery failed');
+      cb();
+    });
+    return true;
+  }
 
   function deliverer(group: Group): (packet: AedesPublishPacket, cb: () => void) => void {
     // As for aedes's own subscriptions: a filter starting with a wildcard matches no `$` topic.
@@ -227,33 +291,62 @@ export function createSharedSubscriptions(deps: SharedSubscriptionsDeps): Shared
         cb();
         return;
       }
-      const member = pickMember(group, (m) => !m.client.closed && deps.canReceive(m.client, packet.topic));
-      if (!member) {
-        cb();
-        return;
-      }
-      const copy: PublishPacket & { brokerId?: string; brokerCounter?: number; messageExpiry?: number } = {
-        cmd: 'publish',
+      const message: SharedMessage = {
         topic: packet.topic,
         payload: packet.payload,
-        qos: Math.min(packet.qos, member.qos) as 0 | 1,
-        retain: false,
-        dup: false,
-        // aedes drops a message a client already got (same broker id, counter not above the last
-        // one seen). The counter is the message's own, so two groups of one client still get one
-        // copy; the id is apart from aedes's, so the copy of an ordinary subscription of the same
-        // client neither hides this one nor is hidden by it (MQTT 5.0 section 4.8.2: separate).
-        brokerId: `${packet.brokerId}\u0000share`,
+        qos: packet.qos,
+        properties: packet.properties,
+        messageExpiry: (packet as { messageExpiry?: unknown }).messageExpiry,
+      };
+      const dedupe = {
+        brokerId: groupBrokerId(packet.brokerId, group.share.resource),
         brokerCounter: packet.brokerCounter,
       };
-      if (packet.properties) copy.properties = packet.properties;
-      const expiry = (packet as { messageExpiry?: unknown }).messageExpiry;
-      if (typeof expiry === 'number') copy.messageExpiry = expiry;
-      member.client.publish(copy, (err) => {
-        if (err) log.debug({ err, clientId: member.client.id, topic: packet.topic }, 'shared delivery failed');
-        cb();
-      });
+      if (!handOver(group, message, dedupe, cb)) cb();
     };
+  }
+
+  /** Notes a QoS 1 copy aedes writes to a member, until the member acknowledges it. */
+  function written(client: Client, packet: WrittenPublish): void {
+    if (packet.qos !== 1 || packet.messageId === undefined) return;
+    const group = groupOfBrokerId(packet.brokerId);
+    if (group === undefined) return;
+    let pending = unacknowledged.get(client);
+    if (!pending) {
+      pending = new Map();
+      unacknowledged.set(client, pending);
+    }
+    // Keyed by packet identifier, so at most 65,535 per connection.
+    pending.set(packet.messageId, {
+      group,
+      topic: packet.topic,
+      payload: packet.payload,
+      qos: 1,
+      properties: packet.properties,
+      messageExpiry: packet.messageExpiry,
+    });
+  }
+
+  /**
+   * A connection closed: it leaves its groups, and when its session ended with it (clean session or
+   * session expiry 0), the QoS 1 copies it had not acknowledged go to other members of their groups
+   * (MQTT 5.0 section 4.8.2: the server should send such a message to another member). A persistent
+   * session keeps its own: aedes sends them again when it resumes.
+   */
+  function closed(client: Client): void {
+    leaveAll(client);
+    const pending = unacknowledged.get(client);
+    unacknowledged.delete(client);
+    if (!pending || pending.size === 0 || !client.clean) return;
+    for (const message of pending.values()) {
+      const group = groups.get(message.group);
+      const dedupe = { brokerId: groupBrokerId(REDELIVERY, message.group), brokerCounter: ++redeliveries };
+      const handed = group !== undefined && handOver(group, message, dedupe, () => {});
+      log.debug(
+        { clientId: client.id, group: message.group, topic: message.topic, handed },
+        'unacknowledged shared message of an ended session',
+      );
+    }
   }
 
   function join(client: Client, share: SharedFilter, qos: 0 | 1): void {
@@ -275,9 +368,6 @@ export function createSharedSubscriptions(deps: SharedSubscriptionsDeps): Shared
     if (!mine) {
       mine = new Set();
       memberships.set(client, mine);
-      // A connection that ends leaves every group it was in (a persistent session rejoins from
-      // aedes's restored subscriptions when it reconnects).
-      client.conn.once('close', () => leaveAll(client));
     }
     mine.add(share.resource);
   }
@@ -313,8 +403,14 @@ export function createSharedSubscriptions(deps: SharedSubscriptionsDeps): Shared
           rewriteSubscribe(packet.subscriptions, client.version ?? 0);
         } else if (packet.cmd === 'unsubscribe') {
           for (const share of rewriteUnsubscribe(packet.unsubscriptions)) leave(client, share.resource);
+        } else if (packet.cmd === 'puback') {
+          unacknowledged.get(client)?.delete(packet.messageId);
         }
       });
+      onPublishWritten(client.conn, (packet) => written(client, packet));
+      // A connection that ends leaves every group it was in (a persistent session rejoins from
+      // aedes's restored subscriptions when it reconnects).
+      client.conn.once('close', () => closed(client));
     },
     authorize(client, sub, maySubscribe) {
       const parsed = fromInternalFilter(sub.topic);

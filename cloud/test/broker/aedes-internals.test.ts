@@ -2,7 +2,7 @@
  * Pins what the broker reads of aedes's undeclared state (src/broker/aedes-internals.ts) against a
  * live aedes and real MQTT clients, so an aedes upgrade that moves any of it fails here by name.
  */
-import type { AedesPublishPacket, Client, Subscription } from 'aedes';
+import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as internals from '../../src/broker/aedes-internals.js';
 import { type BareAedes, startBareAedes, within } from './fixtures.js';
@@ -200,6 +200,31 @@ describe('aedes internals the broker relies on', () => {
     expect(got).toEqual(['after/x']);
     await client.unsubscribeAsync('before/x');
     expect(await within(unsubscribed, 5_000, 'unsubscribe event')).toEqual(['after/x']);
+  });
+
+  it("onPublishWritten: each PUBLISH aedes writes to the client, its packet id assigned, client.publish's brokerId kept", async () => {
+    bare = await startBareAedes();
+    const registered = clientEvent(bare, 'client', 'p1');
+    const mqttClient = await bare.connect({ clientId: 'p1' });
+    const client = await registered;
+    const written: internals.WrittenPublish[] = [];
+    const acked: number[] = [];
+    internals.onPublishWritten(client.conn, (packet) => written.push(packet));
+    internals.beforeAedesHandles(client, (packet) => {
+      if (packet.cmd === 'puback') acked.push(packet.messageId);
+    });
+    const received = new Promise<void>((resolve) => mqttClient.once('message', () => resolve()));
+    const ack = new Promise<void>((resolve) => bare?.aedes.once('ack', () => resolve()));
+    const packet = { cmd: 'publish', topic: 'w/x', payload: Buffer.from('hi'), qos: 1, retain: false, dup: false };
+    // (aedes 2.0.0-beta.1 calls the callback unconditionally: it is not optional.)
+    client.publish({ ...packet, brokerId: 'origin\u0000g', brokerCounter: 7 } as PublishPacket, () => {});
+    await within(Promise.all([received, ack]), 5_000, 'delivered and acknowledged');
+    expect(written).toEqual([
+      expect.objectContaining({ topic: 'w/x', qos: 1, brokerId: 'origin\u0000g', brokerCounter: 7 }),
+    ]);
+    expect(written[0]?.messageId).toEqual(expect.any(Number));
+    // The client's PUBACK names the packet id aedes wrote.
+    expect(acked).toEqual([written[0]?.messageId]);
   });
 });
 

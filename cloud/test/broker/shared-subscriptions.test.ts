@@ -190,6 +190,14 @@ function recordingClient(id: string): Client & { sent: PublishPacket[]; closed: 
   return client as unknown as Client & { sent: PublishPacket[]; closed: boolean };
 }
 
+/** Attaches the registry to a recording client; returns the parser it listens on. */
+function attach(shares: ReturnType<typeof createSharedSubscriptions>, client: Client): EventEmitter {
+  const parser = new EventEmitter();
+  (client as unknown as { _parser: EventEmitter })._parser = parser;
+  shares.attach(client);
+  return parser;
+}
+
 describe('shared subscription groups', () => {
   const sub = (s: SharedFilter, qos: 0 | 1 = 1): Subscription => ({ topic: internalFilter(s), qos });
 
@@ -270,9 +278,8 @@ describe('shared subscription groups', () => {
     const s = share('$share/g/jobs/#');
     const [a, b] = [recordingClient('a'), recordingClient('b')];
     // attach() puts a listener on the parser aedes reads from; the test emits packets on it.
-    const parser = new EventEmitter();
-    (a as unknown as { _parser: EventEmitter })._parser = parser;
-    shares.attach(a);
+    const parser = attach(shares, a);
+    attach(shares, b);
     const unsubscribe = (packet: { cmd: string; unsubscriptions: string[] }) => parser.emit('packet', packet);
     shares.authorize(a, sub(s), () => true);
     shares.authorize(b, sub(s), () => true);
@@ -592,6 +599,64 @@ describe('shared subscriptions on the broker (mutual TLS, mqtt.js 5 and 3.1.1, a
       expect(tally.of(endpoint.clientId)).toHaveLength(3);
     },
   );
+
+  /** A member whose client never acknowledges a QoS 1 message (nor reads past the first one). */
+  async function stuckMember(options: { clean: boolean }) {
+    const endpoint = await device(worker);
+    const first: string[] = [];
+    const session = options.clean ? {} : { clean: false, properties: { sessionExpiryInterval: 300 } };
+    const client = await connectMqttjs(endpoint, {
+      ...session,
+      customHandleAcks: (_topic, payload) => first.push(payload.toString('utf8')),
+    });
+    mqttjs.push(client);
+    expect(await subscribe(client, '$share/workers/jobs/stuck')).toBe(1);
+    return { client, endpoint, first };
+  }
+
+  it('a member whose session ends with QoS 1 messages unacknowledged: they go to the other members, none lost', async () => {
+    const tally = new Tally();
+    const others = [await member(tally), await member(tally)];
+    for (const m of others) expect(await subscribe(m.client, '$share/workers/jobs/stuck')).toBe(1);
+    const stuck = await stuckMember({ clean: true });
+    const sent = payloads('stuck', 12);
+    await publishAll('jobs/stuck', sent);
+    // The stuck member holds its third (written, never acknowledged); the others have the rest.
+    await tally.reach(8);
+    expect(stuck.first).toHaveLength(1);
+    await stuck.client.endAsync(true);
+    await tally.reach(sent.length);
+    expect(tally.all().sort()).toEqual([...sent].sort());
+  });
+
+  it('a persistent member keeps its unacknowledged QoS 1 messages: they are sent again when it resumes', async () => {
+    const tally = new Tally();
+    const other = await member(tally);
+    expect(await subscribe(other.client, '$share/workers/jobs/stuck')).toBe(1);
+    const stuck = await stuckMember({ clean: false });
+    const sent = payloads('kept', 6);
+    await publishAll('jobs/stuck', sent);
+    await tally.reach(3);
+    const gone = new Promise<void>((resolve) => {
+      const off = broker.bus.onClientDisconnected((session) => {
+        if (session.clientId !== stuck.endpoint.clientId) return;
+        off();
+        resolve();
+      });
+    });
+    await stuck.client.endAsync(true);
+    await within(gone, 5_000, 'stuck member disconnected');
+    // Published after: the other member takes it; nothing of the stuck member's went elsewhere.
+    await publishAll('jobs/stuck', ['later']);
+    await tally.reach(4);
+    expect(tally.of(other.id)).toHaveLength(4);
+    const resumed = await connectMqttjs(stuck.endpoint, { clean: false, properties: { sessionExpiryInterval: 300 } });
+    mqttjs.push(resumed);
+    resumed.on('message', (_topic, payload) => tally.record(stuck.endpoint.clientId, payload.toString('utf8')));
+    await tally.reach(sent.length + 1);
+    expect(tally.all().sort()).toEqual([...sent, 'later'].sort());
+    expect(tally.of(stuck.endpoint.clientId)).toHaveLength(3);
+  });
 
   it('a member that unsubscribes gets no more (UNSUBACK success); the others take everything', async () => {
     const tally = new Tally();
