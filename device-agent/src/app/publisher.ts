@@ -66,6 +66,8 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   let refusedProbes = 0;
   /** Batches the broker refused by themselves: outbox id → until when they are held back. */
   const held = new Map<number, number>();
+  /** Batches whose refusal was logged (once each, however often they are offered again). */
+  const refusedLogged = new Set<number>();
 
   const schedule = (ms: number) => {
     if (timer !== undefined) return;
@@ -101,6 +103,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
             log.error({ err }, 'outbox ack failed');
           }
           held.delete(entry.id);
+          refusedLogged.delete(entry.id);
           settle(entry.id);
           if (blocked) unblock();
         }
@@ -167,7 +170,8 @@ export function createPublisher(deps: PublisherDeps): Publisher {
 
   const batchRefused = (refusal: PublishRefusal, entry: { id: number; seq: number; bootId: string }, err: unknown) => {
     const now = clock.now();
-    if (!held.has(entry.id)) {
+    if (!refusedLogged.has(entry.id)) {
+      refusedLogged.add(entry.id);
       log.error(
         {
           err,

@@ -159,11 +159,17 @@ describe('other refusals', () => {
     expect(errors[0]).toMatchObject({ seq: 1, reasonCode: 0x95, reason: 'PACKET_TOO_LARGE' });
     // Not a topic problem: the shadow does not say telemetry is blocked.
     expect((shadow.reported as { telemetry?: unknown }).telemetry).toBeUndefined();
+    // Offered again once per interval while refused, logged once.
+    for (let i = 0; i < 30; i++) await clock.advance(1_000);
+    await settle();
+    expect(telemetrySeqs().filter((s) => s === 1)).toHaveLength(4);
+    expect(errorsOf(lines)).toHaveLength(1);
+    expect(agent.status().outbox.depth).toBe(1);
     // Held for the interval, then offered again (here accepted).
     refuseFirst = false;
     for (let i = 0; i < 12; i++) await clock.advance(1_000);
     await settle();
-    expect(telemetrySeqs().filter((s) => s === 1)).toHaveLength(2);
+    expect(telemetrySeqs().filter((s) => s === 1)).toHaveLength(5);
     expect(agent.status().outbox.depth).toBe(0);
   });
 
