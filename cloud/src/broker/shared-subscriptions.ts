@@ -13,8 +13,9 @@ import { beforeAedesHandles, onPublishWritten, type WrittenPublish } from './aed
  *
  * 1. Every SUBSCRIBE and UNSUBSCRIBE is seen before aedes handles it ({@link rewriteSubscribe},
  *    {@link rewriteUnsubscribe}); a `$share/...` entry is renamed to an internal filter
- *    (`\u0000share/{ShareName}/{TopicFilter}`) that no client can publish to or subscribe to
- *    itself (a NUL is never valid in a topic). aedes then treats it as an ordinary subscription:
+ *    (`\u0000share/{ShareName}/{TopicFilter}`) that no client can publish to (a NUL is never valid
+ *    in a topic name) nor subscribe to itself (a client's own filter that starts so is renamed as
+ *    an invalid one). aedes then treats it as an ordinary subscription:
  *    it answers SUBACK/UNSUBACK in the right position, keeps the entry in a persistent session
  *    (and restores it on reconnect), and sends no retained message for it, since none is stored
  *    under that name — IoT Core sends no retained messages to shared subscriptions either.
@@ -31,6 +32,10 @@ import { beforeAedesHandles, onPublishWritten, type WrittenPublish } from './aed
  * acknowledged stays with its session when the session persists (aedes sends it again on resume),
  * and goes to another member when the session ended with the connection (MQTT 5.0 section 4.8.2:
  * the server should then send it to another member of the group).
+ *
+ * Not done: a message for a group with no connected member that may take it is dropped, not queued
+ * for a disconnected persistent member; messages a persistent member held when its session expires
+ * unresumed go with the session; IoT Core's quotas on groups and members are not enforced.
  */
 
 /** What the broker advertises as Shared Subscription Available (CONNACK, MQTT 5). */
