@@ -219,3 +219,34 @@ describe('the broker ends the connection with a reason', () => {
     expect(errorsOf(lines)).toHaveLength(1);
   });
 });
+
+describe('clearing the shadow report', () => {
+  it('a report that would clear `telemetry` and fails is retried with `telemetry: null` at the next report', async () => {
+    const { clock, transport, shadow, agent } = setup();
+    transport.refuseTelemetry = MQTT5_REASON.NOT_AUTHORIZED;
+    await agent.start();
+    for (let i = 0; i < 5; i++) await clock.advance(1_000);
+    await settle();
+    expect((shadow.reported as { telemetry?: unknown }).telemetry).toMatchObject({ blocked: 'NOT_AUTHORIZED' });
+    // The next update fails (the shadow service answers nothing, say).
+    const update = shadow.updateReported.bind(shadow);
+    let failNext = true;
+    shadow.updateReported = async (reported: object) => {
+      if (failNext) {
+        failNext = false;
+        throw new Error('shadow update timed out');
+      }
+      return update(reported);
+    };
+    transport.refuseTelemetry = undefined;
+    for (let i = 0; i < 65 && agent.status().outbox.depth > 0; i++) await clock.advance(1_000);
+    await settle();
+    expect(agent.status().outbox.depth).toBe(0);
+    expect(failNext).toBe(false);
+    // The clearing report was lost: the shadow still says blocked until the next report carries null.
+    expect((shadow.reported as { telemetry?: unknown }).telemetry).toMatchObject({ blocked: 'NOT_AUTHORIZED' });
+    await agent.syncShadow();
+    expect(shadow.updates.at(-1)).toHaveProperty('telemetry', null);
+    expect((shadow.reported as { telemetry?: unknown }).telemetry).toBeUndefined();
+  });
+});
