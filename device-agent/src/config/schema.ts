@@ -81,7 +81,11 @@ export const outboxConfigSchema = z.strictObject({
 });
 
 export const mqttConfigSchema = z.strictObject({
-  /** `5` for AWS IoT Core (default); `3.1.1` for the local IoT Core. */
+  /**
+   * `5` (default: AWS IoT Core and the local IoT Core both serve it); `3.1.1` on request. On 3.1.1 a
+   * refused publish closes the connection (no reason codes), so the agent cannot tell it from a
+   * network fault.
+   */
   protocol: z.enum(['5', '3.1.1'], { error: 'mqtt.protocol must be "5" or "3.1.1"' }).default('5'),
   /** Defaults to the thing name (what the recommended IoT policy expects). */
   clientId: z.string().refine(isValidClientId, 'invalid MQTT client id').optional(),
