@@ -109,6 +109,17 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('MQTT 5 by default; publish.refusedRetryMs defaults to 60 s and is bounded (1 s to 1 h)', () => {
+    const r = loadConfig({ fileText: text(base) });
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    expect(r.value.mqtt.protocol).toBe('5');
+    expect(r.value.publish.refusedRetryMs).toBe(60_000);
+    for (const refusedRetryMs of [999, 3_600_001]) {
+      const bad = loadConfig({ fileText: text({ ...base, publish: { refusedRetryMs } }) });
+      expect(bad.ok ? [] : bad.issues.map((i) => i.path)).toEqual(['publish.refusedRetryMs']);
+    }
+  });
+
   it('env alone can supply required settings', () => {
     const r = loadConfig({
       env: {
