@@ -102,7 +102,7 @@ export interface DeviceClient {
   dropped(ms?: number): Promise<Drop>;
   /** The shadow client the device agent uses, over this connection (closed with it). */
   shadowClient(): iotshadow.IotShadowClientv2;
-  /** Disconnects and frees the native client; never throws. */
+  /** Disconnects and frees the native client, once however often it is called; never throws. */
   close(): Promise<void>;
 }
 
@@ -230,6 +230,7 @@ async function connect311(
     throw new ConnectRefused('3.1.1', undefined, String((err as { error_name?: string }).error_name ?? err));
   }
   let shadows: iotshadow.IotShadowClientv2 | undefined;
+  let closed: Promise<void> | undefined;
   return {
     protocol: '3.1.1',
     clientId,
@@ -258,9 +259,12 @@ async function connect311(
       shadows ??= iotshadow.IotShadowClientv2.newFromMqtt311(connection, SHADOW_OPTIONS);
       return shadows;
     },
-    async close() {
-      shadows?.close();
-      await closeQuietly(connection);
+    close() {
+      closed ??= (async () => {
+        shadows?.close();
+        await closeQuietly(connection);
+      })();
+      return closed;
     },
   };
 }
@@ -343,6 +347,7 @@ async function connect5(
     throw err;
   }
   let shadows: iotshadow.IotShadowClientv2 | undefined;
+  let closed: Promise<void> | undefined;
   return {
     protocol: '5',
     clientId,
@@ -378,9 +383,12 @@ async function connect5(
       shadows ??= iotshadow.IotShadowClientv2.newFromMqtt5(client5, SHADOW_OPTIONS);
       return shadows;
     },
-    async close() {
-      shadows?.close();
-      await stop();
+    close() {
+      closed ??= (async () => {
+        shadows?.close();
+        await stop();
+      })();
+      return closed;
     },
   };
 }

@@ -71,7 +71,7 @@ describe('shadow persistence of pifleet-local-core', () => {
     const clients = sdkClients(first.info);
     const caPem = readFileSync(first.info.caFile, 'utf8');
     const device = await provisionThing({ iot: clients.iot, info: first.info }, 'persist-pi');
-    // The device reports over MQTT 3.1.1, then (as the agent does by default) desires over MQTT 5.
+    // One update over MQTT 3.1.1, the next over MQTT 5 (the agent's default): one document, one version count.
     const writes: Array<[MqttProtocol, JsonObject]> = [
       ['3.1.1', { reported: { temp: 21.5, led: 'off' } }],
       ['5', { desired: { led: 'on' } }],
