@@ -515,6 +515,9 @@ describe('shared subscriptions on the broker (mutual TLS, mqtt.js 5 and 3.1.1, a
     const crtEndpoint = await device(worker);
     const crtClient = await connectCrt5(crtEndpoint);
     crt.push(crtClient);
+    // The CONNACK says so (Shared Subscription Available), as IoT Core's does.
+    expect(crtClient.connack.sharedSubscriptionsAvailable).toBe(SHARED_SUBSCRIPTIONS_AVAILABLE);
+    expect(crtClient.settings.sharedSubscriptionsAvailable).toBe(true);
     expect(await subscribe(v5.client, '$share/workers/jobs/mixed')).toBe(1);
     expect(await subscribe(v311.client, '$share/workers/jobs/mixed')).toBe(1);
     const suback = await within(
