@@ -25,9 +25,11 @@ import { type Logger, silentLogger } from '../logger.js';
 import type { AccountContext, DeviceIdentity, IdentityDirectory, ServerTlsMaterial } from '../ports/identity.js';
 import {
   advertiseOnConnack,
+  beforeAedesHandles,
   type ConnackCapabilities,
   disconnectedCleanly,
   dropPublish,
+  type InboundPacket,
   lastWillOf,
   memoryPersistence,
   onDisconnectPacket,
@@ -50,6 +52,7 @@ import {
 } from './presence.js';
 import { type MessageProperties, messagePropertiesOf, NO_PROPERTIES } from './properties.js';
 import { RetainedIndex, type RetainedPacket, withRetainedIndex } from './retained-index.js';
+import { createSharedSubscriptions } from './shared-subscriptions.js';
 
 export interface BrokerDeps {
   readonly identities: IdentityDirectory;
@@ -391,10 +394,14 @@ export function createBroker(deps: BrokerDeps): Broker {
   function drop(session: Session, reason: DisconnectReason): void {
     session.reason ??= reason;
     // MQTT 5 can say why: a certificate or policy that no longer allows the connection is 0x87.
-    if (reason === 'AUTH_ERROR' && session.client.version === 5) {
-      session.client.disconnect({ reasonCode: MQTT5_REASON.NOT_AUTHORIZED });
+    const client = session.client;
+    if (reason !== 'AUTH_ERROR' || client.version !== 5) {
+      client.close();
+    } else if (client.connected || !client.connecting) {
+      client.disconnect({ reasonCode: MQTT5_REASON.NOT_AUTHORIZED });
     } else {
-      session.client.close();
+      // CONNACK sent, queued messages still going out: aedes would close without the DISCONNECT.
+      client.once('connected', () => client.disconnect({ reasonCode: MQTT5_REASON.NOT_AUTHORIZED }));
     }
   }
 
@@ -625,6 +632,16 @@ export function createBroker(deps: BrokerDeps): Broker {
       done(null, null);
       return;
     }
+    // `$share/...` (renamed before aedes saw it): iot:Subscribe is checked on `$share/{group}/{filter}`.
+    const shared = shares.authorize(client, sub, (resource) => {
+      if (!checks) return true;
+      const session = sessions.get(client);
+      return session !== undefined && decide(session, 'iot:Subscribe', 'topicfilter', resource);
+    });
+    if (shared !== undefined) {
+      done(null, shared);
+      return;
+    }
     const invalid = checkTopicFilter(sub.topic);
     if (invalid) {
       log.debug({ clientId: client.id, filter: sub.topic, reason: invalid }, 'subscribe refused: invalid filter');
@@ -655,6 +672,11 @@ export function createBroker(deps: BrokerDeps): Broker {
     return packet;
   };
 
+  const capSubscribeQos = (packet: InboundPacket) => {
+    if (packet.cmd !== 'subscribe') return;
+    for (const sub of packet.subscriptions) if (sub.qos > 1) sub.qos = 1;
+  };
+
   /**
    * IoT Core keeps an MQTT 5 keep-alive within 30–1200 s and says so with Server Keep Alive in the
    * CONNACK (0, no keep-alive, becomes 1200). aedes's `keepaliveLimit` would do the v5 half but also
@@ -667,18 +689,24 @@ export function createBroker(deps: BrokerDeps): Broker {
       if (asked === 0 || asked > max) setServerKeepAlive(client, max);
       else if (asked < min) setServerKeepAlive(client, min);
     }
+    // IoT Core grants at most QoS 1. aedes answers a SUBSCRIBE with the QoS it asked for, whatever
+    // authorizeSubscribe grants, so the request itself is lowered before aedes reads it (SUBACK,
+    // stored session and deliveries then agree). Registered while the CONNECT is handled: any
+    // SUBSCRIBE after it in the same read is emitted later.
+    beforeAedesHandles(client, capSubscribeQos);
     done(null, true);
   };
 
   /**
-   * The CONNACK capabilities aedes does not advertise itself (see advertiseOnConnack). aedes sends
-   * Shared Subscription Available 0; IoT Core's 1 belongs here once shared subscriptions are wired.
+   * The CONNACK capabilities aedes does not advertise itself (see advertiseOnConnack), over aedes's
+   * Shared Subscription Available 0: shared subscriptions are served by shared-subscriptions.ts.
    */
   const capabilities: ConnackCapabilities = Object.freeze({
     maximumQoS: 1,
     retainAvailable: true,
     wildcardSubscriptionAvailable: true,
     subscriptionIdentifiersAvailable: false,
+    sharedSubscriptionAvailable: true,
   });
   const connackCapabilities = (): ConnackCapabilities => capabilities;
 
@@ -699,6 +727,17 @@ export function createBroker(deps: BrokerDeps): Broker {
     authorizeSubscribe,
     authorizeForward,
   });
+  const shares = createSharedSubscriptions({
+    bus: aedes,
+    // Each delivery to a group member is authorized as any delivery is (iot:Receive on the topic).
+    canReceive: (client, topic) => {
+      if (!checks) return true;
+      const session = sessions.get(client);
+      return session !== undefined && decide(session, 'iot:Receive', 'topic', topic);
+    },
+    logger: log,
+  });
+
   // ---- stack guard ----------------------------------------------------------------------
 
   // aedes's message bus (mqemitter) runs at most 100 messages at a time and queues the rest; when
@@ -1006,7 +1045,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       srv.on('secureConnection', (socket) => {
         socket.setNoDelay(true);
         advertiseOnConnack(socket, connackCapabilities);
-        aedes.handle(socket);
+        shares.attach(aedes.handle(socket));
         // After handle(): aedes's 'readable' listener must already be there (see guardPacketSize).
         guardPacketSize(socket);
       });
