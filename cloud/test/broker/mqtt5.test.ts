@@ -205,6 +205,7 @@ describe('MQTT 5 on the local IoT Core', () => {
       topicAliasMaximum: 8,
       wildcardSubscriptionsAvailable: true,
       subscriptionIdentifiersAvailable: false,
+      sharedSubscriptionsAvailable: true,
     });
     expect(v5.connack.serverKeepAlive).toBeUndefined();
     expect(v5.settings).toMatchObject({ maximumQos: mqtt5.QoS.AtLeastOnce, receiveMaximumFromServer: 100 });
@@ -277,6 +278,12 @@ describe('MQTT 5 on the local IoT Core', () => {
       ],
     });
     expect(suback.reasonCodes).toEqual([MQTT5_REASON.NOT_AUTHORIZED, mqtt5.SubackReasonCode.GrantedQoS1]);
+  });
+
+  it('grants a QoS 2 SUBSCRIBE at QoS 1, the Maximum QoS', async () => {
+    const client = await mqttjs(await device());
+    const [granted] = await client.subscribeAsync('any/q2', { qos: 2 });
+    expect(granted?.qos).toBe(1);
   });
 
   it('answers a policy-denied QoS 1 PUBLISH with PUBACK 0x87, keeps the connection, and the message goes nowhere', async () => {
