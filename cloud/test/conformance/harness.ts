@@ -135,6 +135,11 @@ export interface ConnectOptions {
    * messages arrive right after the CONNACK, before any SUBSCRIBE of this connection.
    */
   readonly onMessage?: (message: Received) => void;
+  /**
+   * MQTT 5: the SDK replaces topics by aliases, least recently used first, up to what the CONNACK's
+   * Topic Alias Maximum allows.
+   */
+  readonly topicAliases?: boolean;
 }
 
 const dec = new TextDecoder();
@@ -304,6 +309,9 @@ async function connect5(
     .withConnackTimeoutMs(10_000)
     .withPingTimeoutMs(3_000)
     .withAckTimeoutSeconds(10);
+  if (options.topicAliases) {
+    builder.withTopicAliasingOptions({ outboundBehavior: mqtt5.OutboundTopicAliasBehaviorType.LRU });
+  }
   const client5 = new mqtt5.Mqtt5Client(builder.build());
   const drops = eventLog<Drop>(`${clientId} dropped`);
   const handlers = new Map<string, (message: Received) => void>();

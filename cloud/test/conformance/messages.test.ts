@@ -8,6 +8,7 @@ import {
 import { mqtt5 } from 'aws-iot-device-sdk-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type ConnectOptions,
   type Core,
   connectDevice,
   type DeviceClient,
@@ -42,7 +43,7 @@ const arn = (kind: string, rest: string) => `arn:aws:iot:${core.info.region}:${c
 const short = (protocol: MqttProtocol) => (protocol === '5' ? 'v5' : 'v3');
 
 /** A lab client: may publish, subscribe (plainly and in any share group) and receive under `lab/`. */
-async function labClient(name: string, protocol: MqttProtocol): Promise<DeviceClient> {
+async function labClient(name: string, protocol: MqttProtocol, options: ConnectOptions = {}): Promise<DeviceClient> {
   const policy: IotPolicyDocument = {
     Version: '2012-10-17',
     Statement: [
@@ -55,7 +56,7 @@ async function labClient(name: string, protocol: MqttProtocol): Promise<DeviceCl
       },
     ],
   };
-  const client = await connectDevice(core, await provisionThing(core, name, { policy }), protocol);
+  const client = await connectDevice(core, await provisionThing(core, name, { policy }), protocol, options);
   opened.push(client);
   return client;
 }
@@ -116,6 +117,28 @@ describe('message properties between protocols', () => {
       expect(packet.userProperties ?? []).toEqual([]);
     }
   });
+});
+
+describe('topic aliases', () => {
+  it.each(MQTT_PROTOCOLS)(
+    'resolves the aliases of an MQTT 5 publisher that reuses the 8 the CONNACK allows (subscriber on MQTT %s)',
+    async (subscriberProtocol) => {
+      const v = short(subscriberProtocol);
+      const from = await labClient(`alias-pub-${v}`, '5', { topicAliases: true });
+      if (from.native.protocol === '5') expect(from.native.connack.topicAliasMaximum).toBe(8);
+      const to = await labClient(`alias-sub-${v}`, subscriberProtocol);
+      const inbox = await rawSubscribe(to, `lab/alias-${v}/#`);
+      // Ten topics, twice round: more topics than aliases, so the SDK reassigns aliases as it goes.
+      const topics = [0, 1].flatMap(() => Array.from({ length: 10 }, (_, i) => `lab/alias-${v}/t${i}`));
+      for (const [n, topic] of topics.entries()) {
+        expect(await from.publish(topic, JSON.stringify({ n }))).toBe(0);
+      }
+      await inbox.waitFor((m) => (m.payload as { n?: number }).n === topics.length - 1);
+      expect(inbox.messages.map((m) => [m.topic, (m.payload as { n: number }).n])).toEqual(
+        topics.map((topic, n) => [topic, n]),
+      );
+    },
+  );
 });
 
 describe('shared subscriptions', () => {

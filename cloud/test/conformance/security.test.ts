@@ -150,11 +150,11 @@ describe.each(MQTT_PROTOCOLS)('local IoT Core security with the device SDK over 
     else expect(await connackReturnCode311(core, device, 'not-my-thing-name')).toBe(CONNACK_311_NOT_AUTHORIZED);
   });
 
-  it('closes an open session when its certificate becomes INACTIVE', async () => {
+  it(`closes an open session when its certificate becomes INACTIVE${v5 ? ': DISCONNECT 0x87 Not authorized' : ''}`, async () => {
     const device = await provisionThing(core, nameOf(protocol, 'sec-live'));
     const client = await connected(protocol, device);
     await setStatus(device, 'INACTIVE');
-    await client.dropped();
+    expect(await client.dropped()).toEqual({ reasonCode: v5 ? MQTT5_REASON.NOT_AUTHORIZED : undefined });
   });
 
   it(`answers a payload over 128 KB with ${v5 ? 'DISCONNECT 0x95 Packet too large' : 'a closed connection'}`, async () => {
