@@ -35,6 +35,8 @@ import aedesMemoryPersistence from 'aedes-persistence';
  *   reason code aedes does not give (0x90), or is disconnecting the client (0x95, 0x9B).
  * - `sub.subscriptionIdentifier`: aedes copies a SUBSCRIBE's Subscription Identifier onto each
  *   subscription before authorization.
+ * - `packet.messageExpiry`: the absolute expiry aedes stamps on a message with an MQTT 5 message
+ *   expiry interval (kept on queued and retained packets).
  * - `aedes._wipeSession(client)`: what aedes does when an MQTT 5 session expires (subscriptions,
  *   queued messages, will). aedes keeps an MQTT 3.1.1 persistent session forever; IoT Core ends it
  *   after the persistent session expiry period, so the broker expires it with the same call.
@@ -154,6 +156,16 @@ export function dropPublish(packet: PublishPacket): void {
 export function subscriptionIdentifierOf(sub: Subscription): number | undefined {
   const id = (sub as Subscription & { subscriptionIdentifier?: unknown }).subscriptionIdentifier;
   return typeof id === 'number' ? id : undefined;
+}
+
+/**
+ * When a message stops being deliverable (ms since the epoch, aedes's clock: `Date.now()`): aedes
+ * stamps `messageExpiry` on a message published with an MQTT 5 message expiry interval, and keeps
+ * it on the packet it queues or retains. Undefined for a message without one.
+ */
+export function messageExpiryOf(packet: object): number | undefined {
+  const expiry = (packet as { messageExpiry?: unknown }).messageExpiry;
+  return typeof expiry === 'number' ? expiry : undefined;
 }
 
 /** Ends a disconnected client's session as aedes ends an expired MQTT 5 one. */

@@ -32,6 +32,7 @@ import {
   type InboundPacket,
   lastWillOf,
   memoryPersistence,
+  messageExpiryOf,
   onDisconnectPacket,
   publisherOf,
   queuedMessages,
@@ -1018,6 +1019,10 @@ export function createBroker(deps: BrokerDeps): Broker {
     retained(topic) {
       const packet = retainedIndex.get(topic);
       if (!packet) return undefined;
+      // An MQTT 5 retained message with a message expiry is gone once it passes, as aedes treats
+      // it for a new subscriber (aedes drops it from the store only then).
+      const expiry = messageExpiryOf(packet);
+      if (expiry !== undefined && expiry <= Date.now()) return undefined;
       const { payload } = packet;
       return {
         topic: packet.topic,

@@ -338,6 +338,22 @@ describe('aedes 2 (MQTT 5) internals the broker relies on', () => {
     expect(ids).toEqual([9, undefined]);
   });
 
+  it('messageExpiryOf: the absolute expiry aedes stamps on a retained MQTT 5 message, none without an interval', async () => {
+    const persistence = internals.memoryPersistence();
+    bare = await startBareAedes({ persistence });
+    const client = await bare.connect({ clientId: 'e5', protocolVersion: 5 });
+    const before = Date.now();
+    await client.publishAsync('e/1', 'x', { qos: 1, retain: true, properties: { messageExpiryInterval: 30 } });
+    await client.publishAsync('e/2', 'y', { qos: 1, retain: true });
+    const expiries = new Map<string, number | undefined>();
+    for await (const packet of persistence.createRetainedStream('e/#')) {
+      expiries.set((packet as { topic: string }).topic, internals.messageExpiryOf(packet as object));
+    }
+    expect(expiries.get('e/2')).toBeUndefined();
+    expect(expiries.get('e/1')).toBeGreaterThanOrEqual(before + 30_000);
+    expect(expiries.get('e/1')).toBeLessThanOrEqual(Date.now() + 30_000);
+  });
+
   it('wipeSession: an MQTT 3.1.1 persistent session ends as an expired MQTT 5 one does', async () => {
     bare = await startBareAedes({ persistence: internals.memoryPersistence() });
     const ended: Record<string, Client> = {};

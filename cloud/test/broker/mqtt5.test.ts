@@ -517,6 +517,34 @@ describe('MQTT 5 on the local IoT Core', () => {
     expect(onBus.properties.correlationData?.toString()).toBe('c-1');
   });
 
+  it('forgets a retained message once its message expiry passes, and gives a later subscriber the time left', async () => {
+    const endpoint = await device();
+    const publisher = await mqttjs(endpoint);
+    const short = `retained/${endpoint.clientId}/short`;
+    const long = `retained/${endpoint.clientId}/long`;
+    await publisher.publishAsync(short, 'brief', { qos: 1, retain: true, properties: { messageExpiryInterval: 1 } });
+    await publisher.publishAsync(long, 'lasting', { qos: 1, retain: true, properties: { messageExpiryInterval: 60 } });
+    expect(broker.retained(short)?.payload.toString()).toBe('brief');
+    // The expiry is a timer: wait past it.
+    await new Promise<void>((resolve) => setTimeout(resolve, 1_300));
+    expect(broker.retained(short)).toBeUndefined();
+    expect(broker.retained(long)?.payload.toString()).toBe('lasting');
+
+    const v5 = await crt5(await device());
+    await v5.client.subscribe({
+      subscriptions: [
+        { topicFilter: short, qos: mqtt5.QoS.AtLeastOnce },
+        { topicFilter: long, qos: mqtt5.QoS.AtLeastOnce },
+      ],
+    });
+    const got = await v5.message((m) => m.topicName === long);
+    expect(got.retain).toBe(true);
+    expect(got.messageExpiryIntervalSeconds).toBeLessThanOrEqual(59);
+    expect(got.messageExpiryIntervalSeconds).toBeGreaterThan(50);
+    // Retained messages come in the order of the SUBSCRIBE's filters: the expired one would be first.
+    expect(v5.received.map((m) => m.topicName)).toEqual([long]);
+  });
+
   it('delivers a 3.1.1 publisher’s message to an MQTT 5 subscriber without properties', async () => {
     const [pub, sub] = await Promise.all([device(), device()]);
     const old = await mqttjs(pub, { protocolVersion: 4 });
