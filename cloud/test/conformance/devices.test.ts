@@ -45,7 +45,8 @@ beforeAll(async () => {
   core = await startCore('conf-dev');
 });
 afterAll(async () => {
-  for (const o of opened.reverse()) await o.close();
+  // In parallel: closing a 3.1.1 connection the broker dropped waits for its next reconnect (1 s).
+  await Promise.all(opened.map((o) => o.close()));
   await core?.stop();
 });
 

@@ -35,7 +35,8 @@ beforeAll(async () => {
   core = await startCore('conf-msg');
 });
 afterAll(async () => {
-  for (const client of opened.reverse()) await client.close();
+  // In parallel: closing a 3.1.1 connection the broker dropped waits for its next reconnect (1 s).
+  await Promise.all(opened.map((client) => client.close()));
   await core?.stop();
 });
 

@@ -1,15 +1,21 @@
+import { UpdateCertificateCommand } from '@aws-sdk/client-iot';
 import {
+  appTopics,
   type IotPolicyDocument,
   type JsonObject,
+  LIMITS,
   MQTT_PROTOCOLS,
   type MqttProtocol,
   presenceTopics,
 } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BusMessage } from '../../src/broker/index.js';
+import { certificateIdOf } from '../../src/ca/local-ca.js';
 import {
   type Core,
   connectDevice,
+  type Device,
+  type DeviceClient,
   deniedSubscribeCode,
   provisionThing,
   rawSubscribe,
@@ -138,6 +144,47 @@ describe.each(MQTT_PROTOCOLS)('presence events, watcher over MQTT %s', (watcherP
     } finally {
       await first.close();
       await second.close();
+    }
+  });
+
+  // Why the broker ended a device's connection, in IoT Core's words ("Lifecycle events": a publish
+  // over the payload limit is a CLIENT_ERROR, a failed authorization an AUTH_ERROR); the device
+  // speaks the watcher's protocol.
+  const ended: Array<{
+    cause: string;
+    reason: string;
+    end: (device: Device, client: DeviceClient) => Promise<unknown>;
+  }> = [
+    {
+      cause: 'a publish over 128 KB',
+      reason: 'CLIENT_ERROR',
+      end: (device, client) =>
+        client.publish(appTopics.telemetry(device.thingName), new Uint8Array(LIMITS.maxMessageBytes + 1)),
+    },
+    {
+      cause: 'its certificate made INACTIVE',
+      reason: 'AUTH_ERROR',
+      end: (device) =>
+        core.iot.send(
+          new UpdateCertificateCommand({ certificateId: certificateIdOf(device.certPem), newStatus: 'INACTIVE' }),
+        ),
+    },
+  ];
+  it.each(ended)('reports a connection ended by $cause as $reason', async ({ cause, reason, end }) => {
+    const thing = `presence-end-${suffix(watcherProtocol)}-${ended.findIndex((e) => e.cause === cause)}`;
+    const device = await provisionThing(core, thing);
+    const client = await connectDevice(core, device, watcherProtocol);
+    try {
+      void end(device, client).catch(() => undefined);
+      await client.dropped();
+      const off = await watch.events.waitFor((m) => m.topic === presenceTopics.disconnected(thing));
+      expect(off.payload).toMatchObject({
+        clientId: thing,
+        clientInitiatedDisconnect: false,
+        disconnectReason: reason,
+      });
+    } finally {
+      await client.close();
     }
   });
 
