@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { GetThingShadowCommand, PublishCommand, UpdateThingShadowCommand } from '@aws-sdk/client-iot-data-plane';
-import { appTopics, type JsonObject, MQTT_PROTOCOLS, type MqttProtocol } from '@pifleet/protocol';
+import {
+  appTopicResource,
+  appTopics,
+  type IotPolicyDocument,
+  type JsonObject,
+  MQTT_PROTOCOLS,
+  type MqttProtocol,
+} from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
 import { killAll, launchCore } from '../../src/testing/core-process.js';
@@ -10,12 +17,14 @@ import {
   type Core,
   connectDevice,
   type Device,
+  type DeviceClient,
   openShadowDevice,
   provisionThing,
   type Received,
   sdkClients,
   settle,
   startCore,
+  within,
 } from './harness.js';
 
 /**
@@ -149,6 +158,20 @@ describe('persistent sessions', () => {
     await core?.stop();
   });
 
+  /** An MQTT 5 client allowed to publish to every device's commands topic. */
+  async function operatorClient(name: string): Promise<DeviceClient> {
+    const arn = (kind: string, rest: string) =>
+      `arn:aws:iot:${core.info.region}:${core.info.accountId}:${kind}/${rest}`;
+    const policy: IotPolicyDocument = {
+      Version: '2012-10-17',
+      Statement: [
+        { Effect: 'Allow', Action: 'iot:Connect', Resource: arn('client', name) },
+        { Effect: 'Allow', Action: 'iot:Publish', Resource: arn('topic', appTopicResource('commands', '*')) },
+      ],
+    };
+    return connectDevice(core, await provisionThing(core, name, { policy }), '5');
+  }
+
   describe.each(MQTT_PROTOCOLS)('over MQTT %s', (protocol) => {
     const v = protocol === '5' ? 'v5' : 'v3';
 
@@ -173,11 +196,15 @@ describe('persistent sessions', () => {
         /** Resolves with the first received message matching, waiting for it if needed. */
         next: (match: (m: Received) => boolean) =>
           received.find(match) ??
-          new Promise<Received>((resolve) => {
-            arrived = (m) => {
-              if (match(m)) resolve(m);
-            };
-          }),
+          within(
+            new Promise<Received>((resolve) => {
+              arrived = (m) => {
+                if (match(m)) resolve(m);
+              };
+            }),
+            10_000,
+            'a message of the resumed session',
+          ),
       };
     }
 
@@ -206,6 +233,42 @@ describe('persistent sessions', () => {
           [appTopics.commands(thing), { n: 1 }],
           [appTopics.commands(thing), { n: 2 }],
         ]);
+      } finally {
+        await resumed.client.close();
+      }
+    });
+
+    it('drops a queued message whose MQTT 5 expiry passed while the device was offline, delivers the others', async () => {
+      const thing = `expiry-${v}`;
+      const device = await provisionThing(core, thing);
+      const first = await connectDevice(core, device, protocol, persistent);
+      await first.subscribe(appTopics.commands(thing), () => undefined);
+      await first.close();
+
+      // An MQTT 5 operator client sets the expiry (the data plane's Publish here carries no properties).
+      const operator = await operatorClient(`expiry-op-${v}`);
+      try {
+        const publish = (n: number, expiry: number) =>
+          operator.publish(appTopics.commands(thing), JSON.stringify({ n }), 1, {
+            messageExpiryIntervalSeconds: expiry,
+          });
+        expect(await publish(1, 1)).toBe(0);
+        expect(await publish(2, 600)).toBe(0);
+      } finally {
+        await operator.close();
+      }
+      // Time passing is the behaviour under test: message 1 expires a second after it was published.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+
+      const resumed = await connectRecording(device, persistent);
+      try {
+        const kept = await resumed.next(isCommand(2));
+        expect(resumed.received.map((m) => m.payload)).toEqual([{ n: 2 }]);
+        if (protocol === '5') {
+          // The remaining lifetime, not the original (MQTT 5.0 section 3.3.2.3.3).
+          expect(kept.packet?.messageExpiryIntervalSeconds).toBeGreaterThan(590);
+          expect(kept.packet?.messageExpiryIntervalSeconds).toBeLessThan(600);
+        }
       } finally {
         await resumed.client.close();
       }
