@@ -128,6 +128,8 @@ export interface ConnectOptions {
   readonly clean?: boolean;
   /** MQTT 5 session expiry interval in seconds; 3.1.1 has none (the core's default expiry applies). */
   readonly sessionExpirySeconds?: number;
+  /** Keep-alive in seconds; default 30. */
+  readonly keepAliveSeconds?: number;
   /** A QoS 1 last will. */
   readonly will?: { readonly topic: string; readonly payload: string };
   /**
@@ -213,7 +215,7 @@ async function connect311(
     .with_port(core.info.mqtt.port)
     .with_client_id(clientId)
     .with_clean_session(options.clean ?? true)
-    .with_keep_alive_seconds(30)
+    .with_keep_alive_seconds(options.keepAliveSeconds ?? 30)
     .with_ping_timeout_ms(3_000)
     .with_protocol_operation_timeout_ms(10_000);
   if (options.will) {
@@ -289,7 +291,7 @@ async function connect5(
     .withPort(core.info.mqtt.port)
     .withConnectProperties({
       clientId,
-      keepAliveIntervalSeconds: 30,
+      keepAliveIntervalSeconds: options.keepAliveSeconds ?? 30,
       ...(options.sessionExpirySeconds === undefined
         ? {}
         : { sessionExpiryIntervalSeconds: options.sessionExpirySeconds }),

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateIdOf, loadOrCreateCa } from '../../src/ca/local-ca.js';
 import { removeDir, tempDir } from '../../src/testing/in-process-core.js';
 import {
+  type ConnectOptions,
   ConnectRefused,
   type Core,
   connackReturnCode311,
@@ -63,8 +64,18 @@ async function setStatus(device: Device, newStatus: 'ACTIVE' | 'INACTIVE' | 'REV
 /** Short thing names per protocol, so both runs share one core without sharing a thing. */
 const nameOf = (protocol: MqttProtocol, base: string) => `${base}-v${protocol === '5' ? '5' : '3'}`;
 
-async function connected(protocol: MqttProtocol, device: Device, clientId?: string): Promise<DeviceClient> {
-  const client = await connectDevice(core, device, protocol, clientId === undefined ? {} : { clientId });
+async function connected(
+  protocol: MqttProtocol,
+  device: Device,
+  clientId?: string,
+  options: ConnectOptions = {},
+): Promise<DeviceClient> {
+  const client = await connectDevice(
+    core,
+    device,
+    protocol,
+    clientId === undefined ? options : { ...options, clientId },
+  );
   opened.push(client);
   return client;
 }
@@ -220,5 +231,15 @@ describe('MQTT 5 only: what the CONNACK advertises', () => {
     });
     // A keep-alive of 30 s is inside IoT Core's 30-1200 s range: no Server Keep Alive override.
     expect(client.native.connack.serverKeepAlive).toBeUndefined();
+  });
+
+  it.each([
+    { asked: 10, given: 30 },
+    { asked: 1300, given: 1200 },
+  ])('answers a keep-alive of $asked s with Server Keep Alive $given s', async ({ asked, given }) => {
+    const device = await provisionThing(core, `sec-keepalive-${asked}`);
+    const client = await connected('5', device, undefined, { keepAliveSeconds: asked });
+    if (client.native.protocol !== '5') throw new Error('not an MQTT 5 client');
+    expect(client.native.connack.serverKeepAlive).toBe(given);
   });
 });
