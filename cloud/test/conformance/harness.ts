@@ -20,7 +20,7 @@ import { closeQuietly, within } from '../broker/fixtures.js';
 
 export { sdkClients } from '../../src/testing/in-process-core.js';
 export { provisionThing } from '../../src/testing/provision.js';
-export { closeQuietly, within } from '../broker/fixtures.js';
+export { within } from '../broker/fixtures.js';
 
 export interface Core extends InProcessCore {
   readonly dataDir: string;
@@ -422,7 +422,7 @@ export async function connackReturnCode311(
 }
 
 /** MQTT topic filter matching (`+`, `#`, a `$share/{group}/` prefix), for dispatching MQTT 5 messages. */
-export function topicMatches(filter: string, topic: string): boolean {
+function topicMatches(filter: string, topic: string): boolean {
   const levels = (filter.startsWith('$share/') ? filter.split('/').slice(2).join('/') : filter).split('/');
   const names = topic.split('/');
   // Wildcards at the first level do not match `$` topics (MQTT 4.7.2).
@@ -439,7 +439,7 @@ export function topicMatches(filter: string, topic: string): boolean {
 }
 
 /** Whether a SUBACK code grants the subscription. */
-export const isGranted = (code: number): boolean => !isMqtt5Failure(code);
+const isGranted = (code: number): boolean => !isMqtt5Failure(code);
 
 /** What a policy-denied SUBSCRIBE gets: 0x80, 3.1.1's only failure code, or 0x87 Not authorized over MQTT 5. */
 export const deniedSubscribeCode = (protocol: MqttProtocol): number =>
@@ -473,17 +473,8 @@ export async function openStream<T>(
   stream: mqtt_request_response.StreamingOperation<T>,
   what: string,
 ): Promise<EventLog<T>> {
-  const events: T[] = [];
-  const waiters: Array<{ match: (e: T) => boolean; resolve: (e: T) => void }> = [];
-  stream.on('incomingPublish', (e) => {
-    events.push(e.message);
-    for (const w of [...waiters]) {
-      if (w.match(e.message)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(e.message);
-      }
-    }
-  });
+  const log = eventLog<T>(`${what}: matching event`);
+  stream.on('incomingPublish', (e) => log.push(e.message));
   const established = new Promise<void>((resolve, reject) => {
     stream.on('subscriptionStatus', (e) => {
       // 0 is aws-crt's SubscriptionStatusEventType.SubscriptionEstablished.
@@ -498,15 +489,7 @@ export async function openStream<T>(
     stream.close();
     throw err;
   }
-  return {
-    events,
-    waitFor: (match, ms = 10_000) => {
-      const seen = events.find(match);
-      if (seen !== undefined) return Promise.resolve(seen);
-      return within(new Promise<T>((resolve) => waiters.push({ match, resolve })), ms, `${what}: matching event`);
-    },
-    close: () => stream.close(),
-  };
+  return { events: log.events, waitFor: log.waitFor, close: () => stream.close() };
 }
 
 /** A subscription that records what it receives, with the SUBACK's code and a bounded wait. */
