@@ -87,6 +87,7 @@ export interface DeviceClient {
   /**
    * PUBLISH; waits for the PUBACK (QoS 1) or for the packet to be written (QoS 0). Resolves with
    * the PUBACK's reason code over MQTT 5 (0 for success), undefined over 3.1.1 and for QoS 0.
+   * `properties` are MQTT 5 PUBLISH fields; of them, only `retain` exists in 3.1.1.
    */
   publish(
     topic: string,
@@ -243,8 +244,12 @@ async function connect311(
     clientId,
     sessionPresent,
     native: { protocol: '3.1.1', connection },
-    async publish(topic, payload, qos = 1) {
-      await within(connection.publish(topic, payload, qos as mqtt.QoS), 10_000, `publish ${topic}`);
+    async publish(topic, payload, qos = 1, properties = {}) {
+      await within(
+        connection.publish(topic, payload, qos as mqtt.QoS, properties.retain ?? false),
+        10_000,
+        `publish ${topic}`,
+      );
       return undefined;
     },
     async subscribe(filter, onMessage) {

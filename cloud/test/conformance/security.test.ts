@@ -114,6 +114,25 @@ describe.each(MQTT_PROTOCOLS)('local IoT Core security with the device SDK over 
     }
   });
 
+  it(`refuses a retained PUBLISH without iot:RetainPublish${v5 ? ': PUBACK 0x87' : ' by closing the connection'}`, async () => {
+    const self = nameOf(protocol, 'sec-retain');
+    const client = await connected(protocol, await provisionThing(core, self));
+    // The recommended policy allows retaining the status topic only.
+    expect(await client.publish(appTopics.status(self), '{"online":true}', 1, { retain: true })).toBe(
+      v5 ? MQTT5_REASON.SUCCESS : undefined,
+    );
+    if (v5) {
+      expect(await client.publish(appTopics.telemetry(self), '{}', 1, { retain: true })).toBe(
+        MQTT5_REASON.NOT_AUTHORIZED,
+      );
+      expect(await client.publish(appTopics.telemetry(self), '{}')).toBe(MQTT5_REASON.SUCCESS);
+      expect(client.drops).toEqual([]);
+    } else {
+      void client.publish(appTopics.telemetry(self), '{}', 1, { retain: true }).catch(() => undefined);
+      expect(await client.dropped()).toEqual({ reasonCode: undefined });
+    }
+  });
+
   it('refuses a SUBSCRIBE the policy denies with its protocol code, keeps the connection and the permitted filters', async () => {
     const self = nameOf(protocol, 'sec-sub');
     const client = await connected(protocol, await provisionThing(core, self));
