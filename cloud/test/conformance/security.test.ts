@@ -252,6 +252,20 @@ describe('MQTT 5 only: what the CONNACK advertises', () => {
     expect(client.native.connack.serverKeepAlive).toBeUndefined();
   });
 
+  it('ends a session that sends a subscription identifier the CONNACK said is not available: DISCONNECT 0xA1', async () => {
+    const client = await connected('5', await provisionThing(core, 'sec-subid'));
+    if (client.native.protocol !== '5') throw new Error('not an MQTT 5 client');
+    expect(client.native.connack.subscriptionIdentifiersAvailable).toBe(false);
+    // The SUBSCRIBE is never answered (the SDK would send it again after a reconnect): not awaited.
+    void client.native.client
+      .subscribe({
+        subscriptions: [{ topicFilter: appTopics.commands('sec-subid'), qos: mqtt5.QoS.AtLeastOnce }],
+        subscriptionIdentifier: 7,
+      })
+      .catch(() => undefined);
+    expect(await client.dropped()).toEqual({ reasonCode: MQTT5_REASON.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED });
+  });
+
   it.each([
     { asked: 10, given: 30 },
     { asked: 1300, given: 1200 },
