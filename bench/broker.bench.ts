@@ -6,12 +6,14 @@
  * the results are ratios: MQTT 5 ÷ 3.1.1 on each broker, policy-checked ÷ bare on each protocol.
  * Not a test.
  *
- *   npx tsx --conditions=@pifleet/source bench/broker.bench.ts [--connections 200] [--messages 20000] [--rounds 4] [--publish-window 100]
+ *   npx tsx --conditions=@pifleet/source bench/broker.bench.ts [--connections 200] [--messages 20000] [--rounds 4] [--publish-window 100] [--client crt|mqttjs]
  *
  * Each broker runs in its own child process (bench/lib/broker-host.ts); the clients are the real
  * aws-iot-device-sdk-v2 (aws-crt) in this process: its MQTT 3.1.1 connection and its MQTT 5
- * client, as the agent uses them. Everything talks to 127.0.0.1 only and stops by itself (a
- * watchdog ends the run after 10 minutes). Writes bench/results/broker.json.
+ * client, as the agent uses them; `--client mqttjs` uses one client for both protocols instead
+ * (the fleet's mqtt.js transport), which isolates the broker's side of the ratio. Everything talks to 127.0.0.1 only and stops by itself (a
+ * watchdog ends the run after 10 minutes). Writes bench/results/broker.json
+ * (broker-mqttjs.json with `--client mqttjs`).
  *
  * The publisher keeps at most `--publish-window` QoS 1 messages in flight (default 100) on both
  * protocols: IoT Core's MQTT 5 Receive Maximum is 100, which the local core advertises and the
@@ -30,6 +32,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { iot, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { compilePolicies, iotResourceArn } from '../cloud/src/core/policy/index.js';
+import { createMqttJsTransport } from '../device-agent/src/index.js';
 import {
   appTopicFilters,
   appTopicResource,
@@ -217,7 +220,60 @@ function connection5(port: number, caCertPem: string, cert: Issued, clientId: st
   };
 }
 
-const connection = (protocol: MqttProtocol) => (protocol === '5' ? connection5 : connection311);
+/**
+ * `--client mqttjs`: the fleet's mqtt.js transport (`createMqttJsTransport`) for both protocols.
+ * The device SDK's 3.1.1 and 5 clients are two implementations (they write to the socket
+ * differently), so with them a 5 ÷ 3.1.1 ratio mixes client and broker; one client that only
+ * changes `protocolVersion` leaves the broker's handling of each protocol.
+ */
+function connectionMqttJs(protocol: MqttProtocol) {
+  return (port: number, caCertPem: string, cert: Issued, clientId: string): BenchClient => {
+    // The transport reads PEM files through `readFile`: these names stand for the PEMs in memory.
+    const pems: Record<string, string> = { 'ca.pem': caCertPem, 'cert.pem': cert.certPem, 'key.pem': cert.keyPem };
+    const t = createMqttJsTransport({
+      endpoint: '127.0.0.1',
+      port,
+      clientId,
+      caFile: 'ca.pem',
+      certFile: 'cert.pem',
+      keyFile: 'key.pem',
+      readFile: (file) => Buffer.from(pems[file] ?? ''),
+      protocol,
+      keepAliveS: 60,
+      reconnectMinMs: 1_000,
+      reconnectMaxMs: 2_000,
+      operationTimeoutMs: 60_000,
+    });
+    return {
+      connect: () =>
+        new Promise<void>((resolve, reject) => {
+          const offUp = t.on('connected', () => {
+            offUp();
+            offFailed();
+            resolve();
+          });
+          const offFailed = t.on('connectFailed', ({ error }) => {
+            offUp();
+            offFailed();
+            reject(error);
+          });
+          t.start();
+        }),
+      subscribe: (filter, onMessage) => t.subscribe(filter, 1, onMessage),
+      publish: (topic, payload) => t.publish(topic, payload, { qos: 1 }),
+      close: () => t.stop(),
+    };
+  };
+}
+
+const CLIENT = process.argv.includes('--client') ? process.argv[process.argv.indexOf('--client') + 1] : 'crt';
+if (CLIENT !== 'crt' && CLIENT !== 'mqttjs') {
+  process.stderr.write(`broker bench: --client must be crt or mqttjs, not ${CLIENT}\n`);
+  process.exit(64);
+}
+
+const connection = (protocol: MqttProtocol) =>
+  CLIENT === 'mqttjs' ? connectionMqttJs(protocol) : protocol === '5' ? connection5 : connection311;
 
 async function pool<T>(items: readonly T[], width: number, run: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -504,7 +560,9 @@ async function main() {
         rounds: ROUNDS,
         keys: 'RSA-2048 (CA, server, devices)',
         client:
-          'aws-iot-device-sdk-v2 (aws-crt): MqttClientConnection for 3.1.1, Mqtt5Client for 5 (no client-side IoT Core throttle); one process; broker in a child process',
+          CLIENT === 'mqttjs'
+            ? 'mqtt.js 5 through the fleet transport (createMqttJsTransport), protocolVersion 4 or 5; one process; broker in a child process'
+            : 'aws-iot-device-sdk-v2 (aws-crt): MqttClientConnection for 3.1.1, Mqtt5Client for 5 (no client-side IoT Core throttle); one process; broker in a child process',
       },
       machine: {
         cpus: os.cpus().length,
@@ -596,7 +654,9 @@ async function main() {
     );
     const resultsDir = path.join(here, 'results');
     mkdirSync(resultsDir, { recursive: true });
-    writeFileSync(path.join(resultsDir, 'broker.json'), `${JSON.stringify(result, null, 2)}\n`);
+    // The default run's file is the one `pnpm bench` tabulates; --client mqttjs writes beside it.
+    const file = CLIENT === 'mqttjs' ? 'broker-mqttjs.json' : 'broker.json';
+    writeFileSync(path.join(resultsDir, file), `${JSON.stringify(result, null, 2)}\n`);
   } finally {
     await Promise.all([hosts.policy.stop(), hosts.bare.stop()]);
   }
