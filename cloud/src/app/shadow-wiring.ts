@@ -90,6 +90,7 @@ export function createLocalShadow(deps: LocalShadowDeps): LocalShadow {
       method: request.method,
       path: request.rawPath,
       query: request.query,
+      headers: request.headers,
       body: request.body,
     });
     if (answer === undefined) return undefined;
@@ -129,7 +130,8 @@ export function createLocalShadow(deps: LocalShadowDeps): LocalShadow {
       }
       httpRoutes = createShadowHttpRoutes({
         shadows: created,
-        publish: (m) => broker.bus.publish(m.topic, m.payload, { qos: m.qos, retain: m.retain }),
+        publish: (m) =>
+          broker.bus.publish(m.topic, m.payload, { qos: m.qos, retain: m.retain, properties: m.properties }),
       });
       log.info({ file: deps.store ? undefined : deps.file }, 'shadow service started');
     },

@@ -1,4 +1,6 @@
 import { checkTopicName, isPublishableTopic, type JsonObject, LIMITS } from '@pifleet/protocol';
+import type { MessageProperties } from '../broker/properties.js';
+import { parsePublishProperties, type RequestHeaders } from './publish-properties.js';
 import type { ShadowHttpResult, ShadowService } from './service.js';
 
 /**
@@ -10,7 +12,8 @@ import type { ShadowHttpResult, ShadowService } from './service.js';
  *   POST   /things/{thingName}/shadow[?name=]   body: request doc   UpdateThingShadow
  *   DELETE /things/{thingName}/shadow[?name=]                      DeleteThingShadow
  *   GET    /api/things/shadow/ListNamedShadowsForThing/{thingName}[?nextToken=&pageSize=]
- *   POST   /topics/{topic}[?qos=&retain=...]    body: raw payload   Publish (topic percent-encoded, `/` as %2F)
+ *   POST   /topics/{topic}[?qos=&retain=...]    body: raw payload   Publish (topic percent-encoded, `/` as %2F;
+ *          MQTT 5 properties in x-amz-mqtt5-* headers and the query, see publish-properties.ts)
  *
  * Errors answer `{code, message}` with the `x-amzn-ErrorType` header the SDK turns into its
  * exception class (InvalidRequestException, ResourceNotFoundException, ConflictException, ...).
@@ -21,6 +24,8 @@ export interface DataPlaneRequest {
   /** The path without the query string, still percent-encoded. */
   readonly path: string;
   readonly query: URLSearchParams;
+  /** Lower-case header names (node's `IncomingMessage.headers`); Publish reads its MQTT 5 properties here. */
+  readonly headers?: RequestHeaders;
   readonly body: Uint8Array;
 }
 
@@ -35,6 +40,8 @@ export interface DataPlanePublish {
   readonly payload: Uint8Array;
   readonly qos: 0 | 1;
   readonly retain: boolean;
+  /** The MQTT 5 properties the request set (none when it set none). */
+  readonly properties: MessageProperties;
 }
 
 export interface ShadowHttpRoutesDeps {
@@ -128,7 +135,15 @@ export function createShadowHttpRoutes(deps: ShadowHttpRoutesDeps): ShadowHttpRo
     const retainText = request.query.get('retain') ?? 'false';
     if (retainText !== 'true' && retainText !== 'false')
       return error(400, 'InvalidRequestException', 'retain must be true or false');
-    await deps.publish({ topic, payload: request.body, qos: qosText === '1' ? 1 : 0, retain: retainText === 'true' });
+    const properties = parsePublishProperties(request.query, request.headers ?? {});
+    if (!properties.ok) return error(400, 'InvalidRequestException', properties.message);
+    await deps.publish({
+      topic,
+      payload: request.body,
+      qos: qosText === '1' ? 1 : 0,
+      retain: retainText === 'true',
+      properties: properties.properties,
+    });
     return { status: 200, headers: { 'content-type': 'application/json' }, body: '' };
   }
 

@@ -15,6 +15,7 @@ import {
 } from '@aws-sdk/client-iot-data-plane';
 import type { JsonObject } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_PROPERTIES } from '../../src/broker/properties.js';
 import { createShadowHttpRoutes, type DataPlanePublish } from '../../src/shadow/http-routes.js';
 import { createHarness, createHeldStore, type Harness } from './harness.js';
 import { bindThing, runSequence, SEQUENCES, type StepObservation } from './sequences.js';
@@ -35,6 +36,7 @@ function serve(h: Harness, published: DataPlanePublish[]) {
           method: req.method ?? 'GET',
           path: url.pathname,
           query: url.searchParams,
+          headers: req.headers,
           body: Buffer.concat(chunks),
         })
         .then((answer) => {
@@ -134,10 +136,42 @@ describe('IoT data-plane routes with @aws-sdk/client-iot-data-plane', () => {
     );
     await client.send(new PublishCommand({ topic: '$aws/things/pi-1/shadow/get', retain: false }));
     expect(published.map((p) => ({ ...p, payload: dec.decode(p.payload) }))).toEqual([
-      { topic: 'pifleet/pi-1/commands', qos: 1, retain: false, payload: '{"cmd":"reboot"}' },
-      { topic: '$aws/things/pi-1/shadow/get', qos: 0, retain: false, payload: '' },
+      { topic: 'pifleet/pi-1/commands', qos: 1, retain: false, payload: '{"cmd":"reboot"}', properties: {} },
+      { topic: '$aws/things/pi-1/shadow/get', qos: 0, retain: false, payload: '', properties: {} },
     ]);
+    expect(published.every((p) => p.properties === NO_PROPERTIES)).toBe(true);
     await expect(client.send(new PublishCommand({ topic: 'a/+/b' }))).rejects.toBeInstanceOf(InvalidRequestException);
+  });
+
+  it('hands the MQTT 5 properties of a Publish to the publisher, and refuses a bad one', async () => {
+    published.length = 0;
+    await client.send(
+      new PublishCommand({
+        topic: 'pifleet/pi-1/commands',
+        userProperties: '[{"a":"1"},{"a":"2","b":"3"}]',
+        payloadFormatIndicator: 'UTF8_DATA',
+        contentType: 'text/plain',
+        responseTopic: 'pifleet/pi-1/replies',
+        correlationData: 'AAE=',
+        messageExpiry: 0,
+      }),
+    );
+    const [sent] = published;
+    expect({ ...sent?.properties, userProperties: { ...sent?.properties.userProperties } }).toEqual({
+      userProperties: { a: ['1', '2'], b: '3' },
+      payloadFormatIndicator: true,
+      contentType: 'text/plain',
+      responseTopic: 'pifleet/pi-1/replies',
+      correlationData: Buffer.from([0, 1]),
+      messageExpiryInterval: 0,
+    });
+    await expect(
+      client.send(new PublishCommand({ topic: 'pifleet/pi-1/commands', correlationData: 'AAE' })),
+    ).resolves.toBeDefined();
+    await expect(
+      client.send(new PublishCommand({ topic: 'pifleet/pi-1/commands', messageExpiry: 1.5 })),
+    ).rejects.toBeInstanceOf(InvalidRequestException);
+    expect(published).toHaveLength(2);
   });
 
   it.each(SEQUENCES.map((s, i) => ({ name: s.name, sequence: s, thing: `sdk-seq-${i}` })))(
