@@ -836,6 +836,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       ipAddress: session.ipAddress,
       versionNumber,
       connectedAt: now(),
+      protocol: client.version === 5 ? '5' : '3.1.1',
     };
     session.info = info;
     connected.set(client.id, info);

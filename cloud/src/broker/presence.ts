@@ -1,4 +1,4 @@
-import { presenceTopics } from '@pifleet/protocol';
+import { type MqttProtocol, presenceTopics } from '@pifleet/protocol';
 
 /** Why a connection ended, with IoT Core's names ("Lifecycle events"). */
 export type DisconnectReason =
@@ -25,6 +25,8 @@ export interface SessionInfo {
   /** Increases with every connection of the same client id; connected and disconnected share it. */
   readonly versionNumber: number;
   readonly connectedAt: number;
+  /** The MQTT version the client connected with. */
+  readonly protocol: MqttProtocol;
 }
 
 export interface ConnectedEvent {

@@ -194,6 +194,26 @@ describe('MQTT 5 on the local IoT Core', () => {
     expect(broker.bus.sessions().size).toBeGreaterThanOrEqual(3);
   });
 
+  it('knows the protocol of each session: 5 for aws-crt Mqtt5Client and mqtt.js v5, 3.1.1 for the others', async () => {
+    const [a, b, c, d] = await Promise.all([device(), device(), device(), device()]);
+    const seen = new Map<string, string>();
+    const stop = broker.bus.onClientConnected((session) => seen.set(session.clientId, session.protocol));
+    try {
+      await crt5(a);
+      await mqttjs(b);
+      await mqttjs(c, { protocolVersion: 4 });
+      const conn311 = deviceConnection({ port, caCertPem: pki.caCertPem, cert: d.cert, clientId: d.clientId });
+      crt311.push(conn311);
+      await within(conn311.connect(), 5_000, 'connect 3.1.1');
+    } finally {
+      stop();
+    }
+    const sessions = broker.bus.sessions();
+    const protocols = [a, b, c, d].map((x) => sessions.get(x.clientId)?.protocol);
+    expect(protocols).toEqual(['5', '5', '3.1.1', '3.1.1']);
+    expect([a, b, c, d].map((x) => seen.get(x.clientId))).toEqual(protocols);
+  });
+
   it('advertises IoT Core’s MQTT 5 capabilities in the CONNACK (aws-crt)', async () => {
     const v5 = await crt5(await device());
     expect(v5.connack).toMatchObject({
