@@ -202,6 +202,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           account,
           logger,
           now,
+          persistentSessionExpirySeconds: config.persistentSessionExpirySeconds,
         });
         // The bus first, the listener last: a device that connects finds the shadow service and the
         // rules in place (a message acknowledged before the rules subscribed was never stored).

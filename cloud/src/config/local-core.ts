@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { LOCAL_CORE_DEFAULT_ENDPOINT } from '@pifleet/protocol';
+import { PERSISTENT_SESSION_EXPIRY } from '../broker/broker.js';
 import { CloudError } from '../errors.js';
 
 /**
@@ -20,12 +21,19 @@ export interface LocalCoreConfig {
   /** The 12-digit account id ARNs carry. */
   readonly accountId: string;
   readonly logLevel: string;
+  /**
+   * How long the broker keeps an offline persistent session (an MQTT 3.1.1 clean-session-false
+   * session, and the cap on an MQTT 5 Session Expiry Interval), in seconds: IoT Core's default
+   * 1 h, adjustable from 1 s to 7 days as IoT Core's quota is.
+   */
+  readonly persistentSessionExpirySeconds: number;
 }
 
 export const LOCAL_CORE_DEFAULTS: LocalCoreConfig = Object.freeze({
   dataDir: '.pifleet/local-core',
   ...LOCAL_CORE_DEFAULT_ENDPOINT,
   logLevel: 'info',
+  persistentSessionExpirySeconds: PERSISTENT_SESSION_EXPIRY.defaultSeconds,
 });
 
 /** Environment variables read, by config key. */
@@ -37,6 +45,7 @@ export const LOCAL_CORE_ENV: Readonly<Record<keyof LocalCoreConfig, string>> = {
   region: 'PIFLEET_REGION',
   accountId: 'PIFLEET_ACCOUNT_ID',
   logLevel: 'PIFLEET_LOG_LEVEL',
+  persistentSessionExpirySeconds: 'PIFLEET_PERSISTENT_SESSION_EXPIRY',
 };
 
 export const LOCAL_CORE_USAGE = `Usage: pifleet-local-core [options]
@@ -52,6 +61,9 @@ Options:
   --region REGION    region of ARNs and SigV4 scopes              [${LOCAL_CORE_DEFAULTS.region}]  env ${LOCAL_CORE_ENV.region}
   --account-id ID    12-digit account id of ARNs                  [${LOCAL_CORE_DEFAULTS.accountId}]  env ${LOCAL_CORE_ENV.accountId}
   --log-level LEVEL  fatal, error, warn, info, debug, trace       [${LOCAL_CORE_DEFAULTS.logLevel}]  env ${LOCAL_CORE_ENV.logLevel}
+  --persistent-session-expiry SECONDS
+                     how long an offline persistent session (and its queued QoS 1 messages) is kept,
+                     1-${PERSISTENT_SESSION_EXPIRY.maxSeconds} (7 days)  [${LOCAL_CORE_DEFAULTS.persistentSessionExpirySeconds}]  env ${LOCAL_CORE_ENV.persistentSessionExpirySeconds}
   --version          print the version and exit
   -h, --help         show this help
 
@@ -105,6 +117,7 @@ export function loadLocalCoreConfig(
         region: { type: 'string' },
         'account-id': { type: 'string' },
         'log-level': { type: 'string' },
+        'persistent-session-expiry': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -132,6 +145,17 @@ export function loadLocalCoreConfig(
     }
     return n;
   };
+  const sessionExpiry = (): number => {
+    const raw = pick('persistentSessionExpirySeconds', 'persistent-session-expiry');
+    const n = /^\d{1,7}$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!(n >= 1 && n <= PERSISTENT_SESSION_EXPIRY.maxSeconds)) {
+      problems.push(
+        `--persistent-session-expiry: '${raw}' is not a number of seconds from 1 to ${PERSISTENT_SESSION_EXPIRY.maxSeconds} (7 days, IoT Core's maximum)`,
+      );
+      return PERSISTENT_SESSION_EXPIRY.defaultSeconds;
+    }
+    return n;
+  };
 
   const config: LocalCoreConfig = {
     dataDir: pick('dataDir', 'data-dir'),
@@ -141,6 +165,7 @@ export function loadLocalCoreConfig(
     region: pick('region', 'region'),
     accountId: pick('accountId', 'account-id'),
     logLevel: pick('logLevel', 'log-level'),
+    persistentSessionExpirySeconds: sessionExpiry(),
   };
   if (config.dataDir.trim() === '') problems.push('--data-dir: must not be empty');
   if (!/^[A-Za-z0-9.:_-]+$/.test(config.host)) problems.push(`--host: '${config.host}' is not a host name or address`);

@@ -74,6 +74,7 @@ describe('pifleet-local-core', () => {
 
   it.each([
     ['a bad flag value', ['--mqtt-port', 'abc'], EXIT.config],
+    ['a persistent session expiry over 7 days', ['--persistent-session-expiry', '604801'], EXIT.config],
     ['an unknown flag', ['--frobnicate'], EXIT.usage],
   ])('exits with a distinct code and no ready line on %s', async (_label, args, code) => {
     const run = spawnCore(args);

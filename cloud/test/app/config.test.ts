@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, LOCAL_CORE_DEFAULTS, loadLocalCoreConfig, UsageError } from '../../src/config/local-core.js';
+import {
+  ConfigError,
+  LOCAL_CORE_DEFAULTS,
+  LOCAL_CORE_USAGE,
+  loadLocalCoreConfig,
+  UsageError,
+} from '../../src/config/local-core.js';
 
 describe('loadLocalCoreConfig', () => {
   it('uses the documented defaults', () => {
@@ -54,6 +60,55 @@ describe('loadLocalCoreConfig', () => {
   it('asks for the version with --version, whatever else is given', () => {
     expect(loadLocalCoreConfig(['--version'])).toEqual({ help: false, version: true });
     expect(loadLocalCoreConfig(['--mqtt-port', 'not-a-port', '--version'])).toEqual({ help: false, version: true });
+  });
+
+  it('takes the persistent session expiry from --persistent-session-expiry over PIFLEET_PERSISTENT_SESSION_EXPIRY over 1 h', () => {
+    const expiry = (argv: string[], env: Record<string, string> = {}) => {
+      const result = loadLocalCoreConfig(argv, env);
+      if (result.help || result.version) throw new Error('unexpected help or version');
+      return result.config.persistentSessionExpirySeconds;
+    };
+    expect(LOCAL_CORE_DEFAULTS.persistentSessionExpirySeconds).toBe(3_600);
+    expect(expiry([])).toBe(3_600);
+    expect(expiry([], { PIFLEET_PERSISTENT_SESSION_EXPIRY: '' })).toBe(3_600);
+    expect(expiry([], { PIFLEET_PERSISTENT_SESSION_EXPIRY: '604800' })).toBe(604_800);
+    expect(expiry(['--persistent-session-expiry', '1'], { PIFLEET_PERSISTENT_SESSION_EXPIRY: '604800' })).toBe(1);
+    expect(expiry(['--persistent-session-expiry=0120'])).toBe(120);
+  });
+
+  it.each([
+    ['zero', '0'],
+    ['more than 7 days', '604801'],
+    ['negative', '-5'],
+    ['a fraction', '1.5'],
+    ['a unit', '1h'],
+    ['not a number', 'forever'],
+    ['exponent notation', '1e3'],
+    ['far too many digits', '00000000000000000060'],
+  ])('refuses a persistent session expiry that is %s with one problem naming the flag', (_label, raw) => {
+    for (const [argv, env] of [
+      // `=`: parseArgs would read a separate '-5' as a flag (a usage error, as for every flag).
+      [[`--persistent-session-expiry=${raw}`], {}],
+      [[], { PIFLEET_PERSISTENT_SESSION_EXPIRY: raw }],
+    ] as const) {
+      let error: unknown;
+      try {
+        loadLocalCoreConfig(argv, env);
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error).not.toBeInstanceOf(UsageError);
+      expect((error as ConfigError).problems).toEqual([
+        `--persistent-session-expiry: '${raw}' is not a number of seconds from 1 to 604800 (7 days, IoT Core's maximum)`,
+      ]);
+    }
+  });
+
+  it('lists --persistent-session-expiry and its variable in the usage', () => {
+    expect(LOCAL_CORE_USAGE).toMatch(
+      /--persistent-session-expiry SECONDS[\s\S]*1-604800[\s\S]*\[3600\]\s+env PIFLEET_PERSISTENT_SESSION_EXPIRY/,
+    );
   });
 
   it('refuses the same port for MQTT and HTTP', () => {

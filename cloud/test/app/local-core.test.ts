@@ -2,6 +2,9 @@ import { UpdateCertificateCommand } from '@aws-sdk/client-iot';
 import { appTopics } from '@pifleet/protocol';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalIotCore } from '../../src/app/local-core.js';
+import { loadLocalCoreConfig } from '../../src/config/local-core.js';
+import { sdkClients } from '../../src/testing/in-process-core.js';
 import { type ProvisionedThing, provisionThing } from '../../src/testing/provision.js';
 import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
 import { type RunningCore, removeDir, startCore, tempDir } from '../http/harness.js';
@@ -47,5 +50,41 @@ describe('createLocalIotCore', () => {
     });
     expect(outcome).not.toBe('connected');
     client.end(true);
+  });
+});
+
+describe('--persistent-session-expiry', () => {
+  it('caps the session expiry the broker grants an MQTT 5 persistent session', async () => {
+    const own = tempDir('session-expiry');
+    const parsed = loadLocalCoreConfig(
+      ['--data-dir', own, '--mqtt-port', '0', '--http-port', '0', '--persistent-session-expiry', '120'],
+      {},
+    );
+    if (parsed.help || parsed.version) throw new Error('unexpected help or version');
+    const core = createLocalIotCore({ config: parsed.config });
+    const info = await core.start();
+    const { iot, data } = sdkClients(info);
+    try {
+      const thing = await provisionThing({ iot, info }, 'pi-expiry');
+      // Asks for IoT Core's 7-day maximum; the CONNACK says what the session really gets.
+      const client = mqtt.connect({
+        ...thingMqttOptions(info, thing),
+        protocolVersion: 5,
+        clean: false,
+        properties: { sessionExpiryInterval: 604_800 },
+      });
+      const connack = await new Promise<mqtt.IConnackPacket>((resolve, reject) => {
+        client.once('connect', resolve);
+        client.once('error', reject);
+        client.once('close', () => reject(new Error('closed before CONNACK')));
+      });
+      await client.endAsync();
+      expect(connack.properties?.sessionExpiryInterval).toBe(120);
+    } finally {
+      iot.destroy();
+      data.destroy();
+      await core.stop();
+      removeDir(own);
+    }
   });
 });
