@@ -69,8 +69,10 @@ async function connected(t: Transport): Promise<Transport> {
 }
 
 describe.each(MQTT_PROTOCOLS)('mqtt.js transport on the local IoT Core, MQTT %s', (protocol) => {
-  it('publishes its telemetry (PUBACK) and gets a refused SUBSCRIBE to another thing with the SUBACK code', async () => {
+  it('connects with that version, publishes its telemetry (PUBACK) and gets a refused SUBSCRIBE to another thing with the SUBACK code', async () => {
     const t = await connected(transportOf(0, protocol));
+    // The local core saw the CONNECT of the version asked for.
+    expect(target.services.broker.bus.sessions().get(identity(0).thingName)?.protocol).toBe(protocol);
     await t.publish(appTopics.telemetry(identity(0).thingName), '{"v":1}', { qos: 1 });
     const reasonCode = protocol === '5' ? 0x87 : 0x80;
     await expect(t.subscribe(appTopics.commands(identity(1).thingName), 1, () => undefined)).rejects.toMatchObject({
