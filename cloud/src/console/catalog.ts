@@ -92,7 +92,7 @@ export function createThingCatalog(deps: ThingCatalogDeps): ThingCatalog {
       syncWithRegistry();
       for (const session of broker.bus.sessions().values()) {
         const name = session.thingName ?? session.clientId;
-        if (fleet.has(name)) fleet.presence(name, true, session.connectedAt);
+        if (fleet.has(name)) fleet.presence(name, true, session.connectedAt, undefined, session.protocol);
       }
       for (const s of fleet.list()) {
         const doc = await readShadow(s.thingName).catch(() => null);

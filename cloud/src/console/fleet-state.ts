@@ -1,4 +1,4 @@
-import type { JsonObject, JsonValue, Reading, TelemetryBatch } from '@pifleet/protocol';
+import type { JsonObject, JsonValue, MqttProtocol, Reading, TelemetryBatch } from '@pifleet/protocol';
 import { computeDelta } from '../core/shadow/document.js';
 import { isJsonObject } from '../core/shadow/json.js';
 
@@ -29,6 +29,8 @@ export interface ThingSummary {
   /** When the thing last connected or disconnected (ms); null if not seen since start. */
   readonly presenceAt: number | null;
   readonly disconnectReason: string | null;
+  /** The MQTT version of the connected session; null while disconnected or when not known. */
+  readonly protocol: MqttProtocol | null;
   /** The newest value of each `sensor.metric` from the last batch, with the batch's newest reading time. */
   readonly lastTelemetry: { readonly at: number; readonly metrics: Readonly<Record<string, MetricValue>> } | null;
   readonly shadow: ShadowStatus | null;
@@ -53,7 +55,8 @@ export interface FleetState {
   ensure(thingName: string): void;
   /** Keeps exactly these things (the registry's list): adds the missing, drops the others. */
   syncThings(thingNames: Iterable<string>): void;
-  presence(thingName: string, connected: boolean, at: number, reason?: string): void;
+  /** `protocol`: the MQTT version of the session that connected (ignored for a disconnect). */
+  presence(thingName: string, connected: boolean, at: number, reason?: string, protocol?: MqttProtocol): void;
   telemetry(thingName: string, batch: TelemetryBatch, at: number): void;
   /** A shadow document's state (from `/update/documents` or GetThingShadow). */
   shadow(
@@ -93,6 +96,7 @@ function emptySummary(thingName: string): ThingSummary {
     lastSeen: null,
     presenceAt: null,
     disconnectReason: null,
+    protocol: null,
     lastTelemetry: null,
     shadow: null,
     alerts: { count: 0, lastAt: null },
@@ -161,13 +165,14 @@ export function createFleetState(options: FleetStateOptions = {}): FleetState {
         }
       }
     },
-    presence(thingName, connected, at, reason) {
+    presence(thingName, connected, at, reason, protocol) {
       update(thingName, (s) => ({
         ...s,
         connected,
         presenceAt: at,
         lastSeen: later(s.lastSeen, at),
         disconnectReason: connected ? null : (reason ?? null),
+        protocol: connected ? (protocol ?? null) : null,
       }));
     },
     telemetry(thingName, batch, at) {

@@ -83,7 +83,8 @@ export function createLiveFeed(deps: LiveFeedDeps): LiveFeed {
   function onPresence(message: BusMessage): void {
     const parsed = parsePresenceTopic(message.topic);
     if (parsed === undefined) return;
-    const thingName = bus.sessions().get(parsed.clientId)?.thingName ?? parsed.clientId;
+    const session = bus.sessions().get(parsed.clientId);
+    const thingName = session?.thingName ?? parsed.clientId;
     if (!isValidThingName(thingName) || !known(thingName)) return;
     const event = parseOutsideJson(message.payload);
     const at = isJsonObject(event) && typeof event.timestamp === 'number' ? event.timestamp : now();
@@ -92,10 +93,13 @@ export function createLiveFeed(deps: LiveFeedDeps): LiveFeed {
     const connected = parsed.eventType === 'connected';
     const current = fleet.summary(thingName);
     // A late disconnect of an older session must not mark a reconnected thing offline.
-    if (!connected && current?.connected && bus.sessions().has(parsed.clientId)) return;
-    fleet.presence(thingName, connected, at, reason);
-    hub.toFleet('presence', { thingName, connected, at, reason: reason ?? null });
-    hub.toThing(thingName, 'presence', { thingName, connected, at, reason: reason ?? null });
+    if (!connected && current?.connected && session !== undefined) return;
+    // The session that is connected now (presence events carry no protocol).
+    const protocol = connected ? (session?.protocol ?? null) : null;
+    fleet.presence(thingName, connected, at, reason, protocol ?? undefined);
+    const update = { thingName, connected, at, reason: reason ?? null, protocol };
+    hub.toFleet('presence', update);
+    hub.toThing(thingName, 'presence', update);
     scheduleFlush();
   }
 

@@ -35,9 +35,9 @@ afterAll(async () => {
 });
 
 /** A provisioned thing's MQTT client over mutual TLS, not connected yet. */
-async function provision(thingName: string) {
+async function provision(thingName: string, protocolVersion: 4 | 5 = 4) {
   const thing = await provisionThing(run, thingName);
-  const client = mqtt.connect({ ...thingMqttOptions(run.info, thing), manualConnect: true });
+  const client = mqtt.connect({ ...thingMqttOptions(run.info, thing), protocolVersion, manualConnect: true });
   return client;
 }
 
@@ -133,6 +133,7 @@ describe('console API', () => {
       lastSeen: null,
       presenceAt: null,
       disconnectReason: null,
+      protocol: null,
       lastTelemetry: null,
       shadow: null,
       alerts: { count: 0, lastAt: null },
@@ -306,7 +307,7 @@ describe('console event streams', () => {
       device.connect();
       await connected;
       const presence = await stream.waitFor((e) => e.event === 'presence');
-      expect(presence.data).toMatchObject({ thingName: 'pi-live', connected: true, reason: null });
+      expect(presence.data).toMatchObject({ thingName: 'pi-live', connected: true, reason: null, protocol: '3.1.1' });
       const isLive = (e: SseEvent) =>
         e.event === 'things' &&
         (e.data as Array<{ thingName: string; connected: boolean }>).some(
@@ -317,7 +318,10 @@ describe('console event streams', () => {
       const thingStream = await openSse(base, '/console/events?thing=pi-live', page);
       try {
         const detail = await thingStream.waitFor((e) => e.event === 'detail');
-        expect(detail.data).toMatchObject({ summary: { thingName: 'pi-live', connected: true }, shadow: null });
+        expect(detail.data).toMatchObject({
+          summary: { thingName: 'pi-live', connected: true, protocol: '3.1.1' },
+          shadow: null,
+        });
         const batch = {
           v: 1,
           thingName: 'pi-live',
@@ -347,9 +351,35 @@ describe('console event streams', () => {
       const gone = await stream.waitFor(
         (e) => e.event === 'presence' && (e.data as { connected: boolean }).connected === false,
       );
-      expect(gone.data).toMatchObject({ thingName: 'pi-live', reason: 'CLIENT_INITIATED_DISCONNECT' });
+      expect(gone.data).toMatchObject({ thingName: 'pi-live', reason: 'CLIENT_INITIATED_DISCONNECT', protocol: null });
     } finally {
       stream.close();
+    }
+  });
+
+  it('shows the MQTT version of each connected thing: 5 live and in a later snapshot', async () => {
+    const stream = await openSse(base, '/console/events', page);
+    const device = await provision('pi-five', 5);
+    try {
+      await stream.waitFor((e) => e.event === 'snapshot');
+      device.connect();
+      const presence = await stream.waitFor(
+        (e) => e.event === 'presence' && (e.data as { thingName: string }).thingName === 'pi-five',
+      );
+      expect(presence.data).toMatchObject({ connected: true, protocol: '5' });
+      await stream.waitFor(
+        (e) =>
+          e.event === 'things' &&
+          (e.data as Array<{ thingName: string; protocol: string | null }>).some(
+            (t) => t.thingName === 'pi-five' && t.protocol === '5',
+          ),
+      );
+      const r = await http(base, 'GET', '/console/api/things', page);
+      const things = r.json<{ things: Array<{ thingName: string; protocol: string | null }> }>().things;
+      expect(things.find((t) => t.thingName === 'pi-five')?.protocol).toBe('5');
+    } finally {
+      stream.close();
+      await device.endAsync();
     }
   });
 

@@ -78,6 +78,21 @@ describe('createFleetState', () => {
     expect(fleet.summary('pi-01')?.disconnectReason).toBeNull();
   });
 
+  it('knows the MQTT version of the connected session, and forgets it on disconnect', () => {
+    const fleet = createFleetState();
+    expect(fleet.summary('pi-01')).toBeUndefined();
+    fleet.ensure('pi-01');
+    expect(fleet.summary('pi-01')?.protocol).toBeNull();
+    fleet.presence('pi-01', true, 1_000, undefined, '5');
+    expect(fleet.summary('pi-01')?.protocol).toBe('5');
+    fleet.presence('pi-01', false, 2_000, 'CONNECTION_LOST', '5');
+    expect(fleet.summary('pi-01')?.protocol).toBeNull();
+    fleet.presence('pi-01', true, 3_000, undefined, '3.1.1');
+    expect(fleet.summary('pi-01')?.protocol).toBe('3.1.1');
+    fleet.presence('pi-01', true, 4_000);
+    expect(fleet.summary('pi-01')?.protocol).toBeNull();
+  });
+
   it('keeps the newest value of each metric, even when a resent older batch arrives later', () => {
     const fleet = createFleetState();
     fleet.telemetry('pi-01', batch('pi-01', [[2_000, { temperature: 22 }]]), 2_100);

@@ -230,15 +230,18 @@ function rowFor(name) {
   return row;
 }
 
+/** "connected · MQTT 5", "disconnected", "never seen": a summary's presence in words. */
+function presenceText(t) {
+  if (t?.connected) return t.protocol ? `connected · MQTT ${t.protocol}` : 'connected';
+  return t?.presenceAt ? 'disconnected' : 'never seen';
+}
+
 function fillRow(row, t, now) {
   const c = row.cells;
   row.dataset.thing = t.thingName;
   row.dataset.connected = String(t.connected);
   c.name.replaceChildren(el('a', { href: `#/thing/${encodeURIComponent(t.thingName)}`, text: t.thingName }));
-  c.presence.replaceChildren(
-    el('i', { class: t.connected ? 'dot on' : 'dot' }),
-    t.connected ? 'connected' : t.presenceAt === null ? 'never seen' : 'disconnected',
-  );
+  c.presence.replaceChildren(el('i', { class: t.connected ? 'dot on' : 'dot' }), presenceText(t));
   c.presence.title = t.disconnectReason ?? '';
   c.seen.textContent = ago(t.lastSeen, now);
   if (t.lastTelemetry) {
@@ -322,7 +325,15 @@ function showFleet() {
     presence(p) {
       const t = fleet.things.get(p.thingName);
       if (t)
-        applyThings([{ ...t, connected: p.connected, presenceAt: p.at, lastSeen: Math.max(t.lastSeen ?? 0, p.at) }]);
+        applyThings([
+          {
+            ...t,
+            connected: p.connected,
+            presenceAt: p.at,
+            protocol: p.protocol ?? null,
+            lastSeen: Math.max(t.lastSeen ?? 0, p.at),
+          },
+        ]);
     },
   });
 }
@@ -395,7 +406,7 @@ function renderSummary() {
   const s = thing.summary;
   const badge = $('#thing-presence');
   badge.className = s?.connected ? 'badge on' : 'badge';
-  badge.textContent = s?.connected ? 'connected' : s?.presenceAt ? 'disconnected' : 'never seen';
+  badge.textContent = presenceText(s);
   badge.dataset.connected = String(Boolean(s?.connected));
   $('#thing-seen').textContent = s ? `last seen ${ago(s.lastSeen, Date.now() + fleet.skew)}` : '';
 }
@@ -736,7 +747,15 @@ async function showThing(name) {
       renderSummary();
     },
     presence(p) {
-      if (thing.summary) thing.summary = { ...thing.summary, connected: p.connected, presenceAt: p.at, lastSeen: p.at };
+      if (thing.summary) {
+        thing.summary = {
+          ...thing.summary,
+          connected: p.connected,
+          presenceAt: p.at,
+          protocol: p.protocol ?? null,
+          lastSeen: p.at,
+        };
+      }
       renderSummary();
     },
     telemetry(t) {
