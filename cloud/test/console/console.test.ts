@@ -357,7 +357,7 @@ describe('console event streams', () => {
     }
   });
 
-  it('shows the MQTT version of each connected thing: 5 live and in a later snapshot', async () => {
+  it('shows the MQTT version of a connected MQTT 5 thing, live and in the things list', async () => {
     const stream = await openSse(base, '/console/events', page);
     const device = await provision('pi-five', 5);
     try {
