@@ -156,6 +156,34 @@ describe('data-plane Publish with MQTT 5 properties', () => {
     expect(packet.properties ?? {}).toEqual({});
   });
 
+  it('keeps the properties of a retained Publish for an MQTT 5 subscriber that comes later', async () => {
+    const topic = 'dp/pi-1/retained';
+    const arrived = nextMessage(sub5, topic);
+    await run.data.send(
+      new PublishCommand({
+        topic,
+        retain: true,
+        payload: enc.encode('kept'),
+        userProperties: '[{"kind":"retained"}]',
+        contentType: 'text/plain',
+      }),
+    );
+    await arrived;
+    const thing = await provisionThing(run, 'dp-late', { policy: ALLOW_ALL, policyName: 'all-dp-late' });
+    const late = await mqtt.connectAsync({ ...thingMqttOptions(run.info, thing), protocolVersion: 5 });
+    try {
+      const retained = nextMessage(late, topic);
+      await late.subscribeAsync(topic, { qos: 1 });
+      const packet = await retained;
+      expect(packet.retain).toBe(true);
+      expect(packet.payload.toString()).toBe('kept');
+      expect({ ...packet.properties?.userProperties }).toEqual({ kind: 'retained' });
+      expect(packet.properties?.contentType).toBe('text/plain');
+    } finally {
+      await late.endAsync();
+    }
+  });
+
   it('sends UNSPECIFIED_BYTES as format indicator 0', async () => {
     const topic = 'dp/pi-1/bytes';
     const at5 = nextMessage(sub5, topic);
