@@ -1,51 +1,26 @@
-import { type IotPolicyDocument, LIMITS, presenceTopics } from '@pifleet/protocol';
+import { LIMITS, presenceTopics } from '@pifleet/protocol';
 import { mqtt } from 'aws-iot-device-sdk-v2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Broker, type BusMessage, createBroker, type DisconnectedEvent } from '../../src/broker/index.js';
 import type { AttachedPolicy, CertificateStatus } from '../../src/index.js';
 import {
   ACCOUNT,
+  allowAll,
+  arn,
+  busJson,
   closeQuietly,
   createTestPki,
   deviceConnection,
+  Inbox,
   type IssuedCertificate,
   MemoryIdentities,
   once,
+  policy,
   recommended,
+  startTlsBroker,
   type TestPki,
   within,
 } from './fixtures.js';
-
-const arn = (kind: string, rest: string) => `arn:aws:iot:${ACCOUNT.region}:${ACCOUNT.accountId}:${kind}/${rest}`;
-const policy = (name: string, ...Statement: IotPolicyDocument['Statement']): AttachedPolicy => ({
-  name,
-  document: { Version: '2012-10-17', Statement },
-});
-const allowAll = policy('allow-all', { Effect: 'Allow', Action: 'iot:*', Resource: '*' });
-
-/** Collects messages an in-process subscriber sees and lets a test wait for one. */
-class Inbox {
-  readonly messages: BusMessage[] = [];
-  readonly #waiters = new Set<{ match: (m: BusMessage) => boolean; resolve: (m: BusMessage) => void }>();
-
-  readonly push = (m: BusMessage) => {
-    this.messages.push(m);
-    for (const w of this.#waiters) {
-      if (w.match(m)) {
-        this.#waiters.delete(w);
-        w.resolve(m);
-      }
-    }
-  };
-
-  next(match: (m: BusMessage) => boolean, ms = 5_000): Promise<BusMessage> {
-    const seen = this.messages.find(match);
-    if (seen) return Promise.resolve(seen);
-    return within(new Promise<BusMessage>((resolve) => this.#waiters.add({ match, resolve })), ms, 'bus message');
-  }
-}
-
-const json = (m: BusMessage) => JSON.parse(m.payload.toString('utf8')) as Record<string, unknown>;
 
 describe('TLS broker with IoT policies', () => {
   let pki: TestPki;
@@ -57,10 +32,7 @@ describe('TLS broker with IoT policies', () => {
   let n = 0;
 
   beforeAll(async () => {
-    pki = await createTestPki();
-    identities = new MemoryIdentities();
-    broker = createBroker({ identities, tls: pki.serverTls, host: '127.0.0.1', port: 0, account: ACCOUNT });
-    ({ port } = await broker.start());
+    ({ pki, identities, broker, port } = await startTlsBroker());
     await broker.bus.subscribe('#', inbox.push);
     await broker.bus.subscribe('$aws/events/presence/+/+', inbox.push);
   });
@@ -108,7 +80,7 @@ describe('TLS broker with IoT policies', () => {
 
   const presence = (clientId: string, eventType: 'connected' | 'disconnected', after = 0) =>
     inbox.next(
-      (m) => m.topic === `$aws/events/presence/${eventType}/${clientId}` && Number(json(m).versionNumber) >= after,
+      (m) => m.topic === `$aws/events/presence/${eventType}/${clientId}` && Number(busJson(m).versionNumber) >= after,
     );
 
   it('lets a thing with the recommended policy connect, publish telemetry and receive its commands', async () => {
@@ -118,7 +90,7 @@ describe('TLS broker with IoT policies', () => {
     await device.publish(`pifleet/${thing}/telemetry`, JSON.stringify({ v: 1 }), mqtt.QoS.AtLeastOnce);
     const seen = await inbox.next((m) => m.topic === `pifleet/${thing}/telemetry`);
     expect(seen).toMatchObject({ clientId: thing, qos: 1 });
-    expect(json(seen)).toEqual({ v: 1 });
+    expect(busJson(seen)).toEqual({ v: 1 });
 
     const commands: string[] = [];
     let resolveGot: () => void = () => undefined;
@@ -193,10 +165,10 @@ describe('TLS broker with IoT policies', () => {
     change(cert.certificateId);
     await interrupted;
     const down = await presence(thing, 'disconnected');
-    expect(json(down)).toMatchObject({
+    expect(busJson(down)).toMatchObject({
       disconnectReason: 'AUTH_ERROR',
       clientInitiatedDisconnect: false,
-      sessionIdentifier: json(up).sessionIdentifier,
+      sessionIdentifier: busJson(up).sessionIdentifier,
     });
     expect(broker.bus.sessions().has(thing)).toBe(false);
   });
@@ -209,7 +181,7 @@ describe('TLS broker with IoT policies', () => {
     await interrupted;
     await closeQuietly(device);
     const down = await presence(thing, 'disconnected');
-    expect(json(down).disconnectReason).toBe('AUTH_ERROR');
+    expect(busJson(down).disconnectReason).toBe('AUTH_ERROR');
     expect(inbox.messages.some((m) => m.topic === 'pifleet/somebody-else/telemetry')).toBe(false);
   });
 
@@ -246,7 +218,7 @@ describe('TLS broker with IoT policies', () => {
     void device.publish(`pifleet/${thing}/telemetry`, 'x', mqtt.QoS.AtMostOnce, true).catch(() => undefined);
     await interrupted;
     await closeQuietly(device);
-    expect(json(await presence(thing, 'disconnected')).disconnectReason).toBe('AUTH_ERROR');
+    expect(busJson(await presence(thing, 'disconnected')).disconnectReason).toBe('AUTH_ERROR');
   });
 
   it('delivers retained messages to a later subscriber by exact filter and wildcard, and an empty payload clears them', async () => {
@@ -374,17 +346,17 @@ describe('TLS broker with IoT policies', () => {
   it('disconnects the older connection when a client id connects twice', async () => {
     const { thing, cert } = await provision();
     const first = await connected(cert, thing);
-    const firstUp = json(await presence(thing, 'connected'));
+    const firstUp = busJson(await presence(thing, 'connected'));
     const interrupted = once(first, 'interrupt');
     const second = await connected(cert, thing);
     await interrupted;
     await closeQuietly(first);
-    const down = json(await presence(thing, 'disconnected'));
+    const down = busJson(await presence(thing, 'disconnected'));
     expect(down).toMatchObject({
       disconnectReason: 'DUPLICATE_CLIENTID',
       sessionIdentifier: firstUp.sessionIdentifier,
     });
-    const secondUp = json(await presence(thing, 'connected', Number(firstUp.versionNumber) + 1));
+    const secondUp = busJson(await presence(thing, 'connected', Number(firstUp.versionNumber) + 1));
     expect(secondUp.sessionIdentifier).not.toBe(firstUp.sessionIdentifier);
     await within(second.publish(`pifleet/${thing}/telemetry`, 'x', mqtt.QoS.AtLeastOnce), 5_000, 'puback');
     expect(broker.bus.sessions().get(thing)?.sessionIdentifier).toBe(secondUp.sessionIdentifier);
@@ -401,7 +373,7 @@ describe('TLS broker with IoT policies', () => {
     void device.publish(topic, Buffer.alloc(LIMITS.maxMessageBytes + 1, 2), mqtt.QoS.AtMostOnce).catch(() => undefined);
     await interrupted;
     await closeQuietly(device);
-    expect(json(await presence(thing, 'disconnected')).disconnectReason).toBe('CLIENT_ERROR');
+    expect(busJson(await presence(thing, 'disconnected')).disconnectReason).toBe('CLIENT_ERROR');
     expect(inbox.messages.filter((m) => m.topic === topic)).toHaveLength(1);
   });
 
@@ -427,7 +399,7 @@ describe('TLS broker with IoT policies', () => {
 
     const before = Date.now();
     const device = await connected(cert, thing);
-    const up = json(await presence(thing, 'connected'));
+    const up = busJson(await presence(thing, 'connected'));
     expect(up).toEqual({
       clientId: thing,
       timestamp: expect.any(Number),
@@ -441,7 +413,7 @@ describe('TLS broker with IoT policies', () => {
 
     await within(device.disconnect(), 5_000, 'disconnect');
     open.splice(open.indexOf(device), 1);
-    const down = json(await presence(thing, 'disconnected')) as unknown as DisconnectedEvent;
+    const down = busJson(await presence(thing, 'disconnected')) as unknown as DisconnectedEvent;
     expect(down).toEqual({
       clientId: thing,
       timestamp: expect.any(Number),
@@ -454,7 +426,7 @@ describe('TLS broker with IoT policies', () => {
     });
 
     const again = await connected(cert, thing);
-    const up2 = json(await presence(thing, 'connected', 1));
+    const up2 = busJson(await presence(thing, 'connected', 1));
     expect(up2.versionNumber).toBe(1);
     expect(up2.sessionIdentifier).not.toBe(up.sessionIdentifier);
     await closeQuietly(again);
@@ -495,7 +467,7 @@ describe('TLS broker with IoT policies', () => {
     await connected(cert, thing);
     await presence(thing, 'connected');
     expect(broker.disconnectClient(thing)).toBe(true);
-    expect(json(await presence(thing, 'disconnected')).disconnectReason).toBe('CONNECTION_LOST');
+    expect(busJson(await presence(thing, 'disconnected')).disconnectReason).toBe('CONNECTION_LOST');
     expect(broker.disconnectClient(thing)).toBe(false);
     expect(broker.disconnectClient('never-connected')).toBe(false);
   });

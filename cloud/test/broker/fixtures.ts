@@ -8,10 +8,11 @@ import { createHash, webcrypto } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import * as x509 from '@peculiar/x509';
-import { recommendedDevicePolicy } from '@pifleet/protocol';
+import { type IotPolicyDocument, recommendedDevicePolicy } from '@pifleet/protocol';
 import { Aedes, type AedesOptions } from 'aedes';
 import { iot, mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { connect, connectAsync, type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
+import { type Broker, type BrokerDeps, type BusMessage, createBroker } from '../../src/broker/index.js';
 import type {
   AccountContext,
   AttachedPolicy,
@@ -384,6 +385,26 @@ export interface Crt5Options {
   readonly will?: { topic: string; payload: string };
 }
 
+/**
+ * The CONNECT an aws-crt `Mqtt5Client` sends: keep-alive 30 s unless given, a session expiry
+ * interval only when asked for one (MQTT 5's default 0 ends the session with the connection), a QoS 1 will.
+ */
+export function crt5ConnectProperties(
+  clientId: string,
+  options: Pick<Crt5Options, 'keepAliveSeconds' | 'sessionExpirySeconds' | 'will'>,
+): mqtt5.ConnectPacket {
+  return {
+    clientId,
+    keepAliveIntervalSeconds: options.keepAliveSeconds ?? 30,
+    ...(options.sessionExpirySeconds === undefined
+      ? {}
+      : { sessionExpiryIntervalSeconds: options.sessionExpirySeconds }),
+    ...(options.will
+      ? { will: { topicName: options.will.topic, qos: mqtt5.QoS.AtLeastOnce, payload: options.will.payload } }
+      : {}),
+  };
+}
+
 function crt5Client(device: DeviceEndpoint, options: Crt5Options): mqtt5.Mqtt5Client {
   const builder = iot.AwsIotMqtt5ClientConfigBuilder.newDirectMqttBuilderWithMtlsFromMemory(
     '127.0.0.1',
@@ -392,16 +413,7 @@ function crt5Client(device: DeviceEndpoint, options: Crt5Options): mqtt5.Mqtt5Cl
   )
     .withCertificateAuthority(device.caCertPem)
     .withPort(device.port)
-    .withConnectProperties({
-      clientId: device.clientId,
-      keepAliveIntervalSeconds: options.keepAliveSeconds ?? 30,
-      ...(options.sessionExpirySeconds === undefined
-        ? {}
-        : { sessionExpiryIntervalSeconds: options.sessionExpirySeconds }),
-      ...(options.will
-        ? { will: { topicName: options.will.topic, qos: mqtt5.QoS.AtLeastOnce, payload: options.will.payload } }
-        : {}),
-    })
+    .withConnectProperties(crt5ConnectProperties(device.clientId, options))
     .withSessionBehavior(
       options.sessionExpirySeconds === undefined
         ? mqtt5.ClientSessionBehavior.Clean
@@ -481,3 +493,83 @@ export async function connectCrt5(device: DeviceEndpoint, options: Crt5Options =
     throw err;
   }
 }
+
+// ---- shared by the broker suites that run the real TLS broker ----------------------------------
+
+/** An IoT resource ARN (`topic`, `topicfilter`, `client`) in the test account. */
+export const arn = (kind: string, rest: string) => `arn:aws:iot:${ACCOUNT.region}:${ACCOUNT.accountId}:${kind}/${rest}`;
+
+/** A named policy attached to a test certificate. */
+export const policy = (name: string, ...Statement: IotPolicyDocument['Statement']): AttachedPolicy => ({
+  name,
+  document: { Version: '2012-10-17', Statement },
+});
+
+export const allowAll = policy('allow-all', { Effect: 'Allow', Action: 'iot:*', Resource: '*' });
+
+/** A bus message's payload read as a JSON object. */
+export const busJson = (m: BusMessage) => JSON.parse(m.payload.toString('utf8')) as Record<string, unknown>;
+
+/** Collects the messages an in-process subscriber sees and lets a test wait for one. */
+export class Inbox {
+  readonly messages: BusMessage[] = [];
+  readonly #waiters = new Set<{ match: (m: BusMessage) => boolean; resolve: (m: BusMessage) => void }>();
+
+  readonly push = (m: BusMessage) => {
+    this.messages.push(m);
+    for (const w of this.#waiters) {
+      if (w.match(m)) {
+        this.#waiters.delete(w);
+        w.resolve(m);
+      }
+    }
+  };
+
+  next(match: (m: BusMessage) => boolean, ms = 5_000): Promise<BusMessage> {
+    const seen = this.messages.find(match);
+    if (seen) return Promise.resolve(seen);
+    return within(new Promise<BusMessage>((resolve) => this.#waiters.add({ match, resolve })), ms, 'bus message');
+  }
+}
+
+export interface TlsBroker {
+  readonly pki: TestPki;
+  readonly identities: MemoryIdentities;
+  readonly broker: Broker;
+  readonly port: number;
+}
+
+/** A fresh PKI and an empty identity directory behind a started mutual-TLS broker on 127.0.0.1:0. */
+export async function startTlsBroker(
+  options: Omit<BrokerDeps, 'identities' | 'tls' | 'host' | 'port' | 'account'> = {},
+): Promise<TlsBroker> {
+  const pki = await createTestPki();
+  const identities = new MemoryIdentities();
+  const broker = createBroker({
+    identities,
+    tls: pki.serverTls,
+    host: '127.0.0.1',
+    port: 0,
+    account: ACCOUNT,
+    ...options,
+  });
+  const { port } = await broker.start();
+  return { pki, identities, broker, port };
+}
+
+/**
+ * The CONNACK IoT Core sends an MQTT 5 client ("MQTT 5 supported features"), as aws-crt reports it:
+ * Receive Maximum 100, Maximum QoS 1, Maximum Packet Size 149504 (128 KiB payload + headers),
+ * Topic Alias Maximum 8, no subscription identifiers, wildcard and shared subscriptions.
+ */
+export const IOT_CORE_CONNACK = {
+  reasonCode: 0,
+  receiveMaximum: 100,
+  maximumQos: mqtt5.QoS.AtLeastOnce,
+  retainAvailable: true,
+  maximumPacketSize: 149_504,
+  topicAliasMaximum: 8,
+  wildcardSubscriptionsAvailable: true,
+  subscriptionIdentifiersAvailable: false,
+  sharedSubscriptionsAvailable: true,
+} as const;

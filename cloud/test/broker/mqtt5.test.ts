@@ -6,36 +6,34 @@
  * the advertised maximum).
  */
 import tls from 'node:tls';
-import { type IotPolicyDocument, LIMITS, MQTT5_REASON, presenceTopics } from '@pifleet/protocol';
+import { LIMITS, MQTT5_REASON, presenceTopics } from '@pifleet/protocol';
 import { mqtt, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { connect, type IConnackPacket, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MQTT5_SERVER_LIMITS } from '../../src/broker/broker.js';
-import { type Broker, type BusMessage, createBroker } from '../../src/broker/index.js';
+import type { Broker } from '../../src/broker/index.js';
 import type { AttachedPolicy, CertificateStatus } from '../../src/index.js';
 import {
-  ACCOUNT,
+  allowAll,
+  arn,
+  busJson,
   type Crt5Client,
   closeQuietly,
   connectCrt5,
   connectMqttjs,
-  createTestPki,
   type DeviceEndpoint,
   deviceConnection,
+  Inbox,
+  IOT_CORE_CONNACK,
   type IssuedCertificate,
-  MemoryIdentities,
+  type MemoryIdentities,
   mqttjsOptions,
+  policy,
   remainingLength,
+  startTlsBroker,
   type TestPki,
   within,
 } from './fixtures.js';
 
-const arn = (kind: string, rest: string) => `arn:aws:iot:${ACCOUNT.region}:${ACCOUNT.accountId}:${kind}/${rest}`;
-const policy = (name: string, ...Statement: IotPolicyDocument['Statement']): AttachedPolicy => ({
-  name,
-  document: { Version: '2012-10-17', Statement },
-});
-const allowAll = policy('allow-all', { Effect: 'Allow', Action: 'iot:*', Resource: '*' });
 /** Connect as anyone; publish, subscribe and receive only under `open/`. */
 const openOnly = policy(
   'open-only',
@@ -45,26 +43,6 @@ const openOnly = policy(
 );
 const noConnect = policy('no-connect', { Effect: 'Allow', Action: 'iot:Publish', Resource: '*' });
 
-/** Collects bus messages and lets a test wait for one. */
-class Inbox {
-  readonly messages: BusMessage[] = [];
-  readonly #waiters = new Set<{ match: (m: BusMessage) => boolean; resolve: (m: BusMessage) => void }>();
-  readonly push = (m: BusMessage) => {
-    this.messages.push(m);
-    for (const w of this.#waiters) {
-      if (w.match(m)) {
-        this.#waiters.delete(w);
-        w.resolve(m);
-      }
-    }
-  };
-  next(match: (m: BusMessage) => boolean, ms = 5_000): Promise<BusMessage> {
-    const seen = this.messages.find(match);
-    if (seen) return Promise.resolve(seen);
-    return within(new Promise<BusMessage>((resolve) => this.#waiters.add({ match, resolve })), ms, 'bus message');
-  }
-}
-
 /** The reason code of the DISCONNECT the broker sends an mqtt.js client. */
 function serverDisconnect(client: MqttClient): Promise<number | undefined> {
   return within(
@@ -73,8 +51,6 @@ function serverDisconnect(client: MqttClient): Promise<number | undefined> {
     'DISCONNECT',
   );
 }
-
-const json = (m: BusMessage) => JSON.parse(m.payload.toString('utf8')) as Record<string, unknown>;
 
 /** MQTT 5 CONNECT (clean start, keep-alive 60 s, no properties), byte by byte. */
 function connect5Packet(clientId: string): Buffer {
@@ -112,10 +88,7 @@ describe('MQTT 5 on the local IoT Core', () => {
   let n = 0;
 
   beforeAll(async () => {
-    pki = await createTestPki();
-    identities = new MemoryIdentities();
-    broker = createBroker({ identities, tls: pki.serverTls, host: '127.0.0.1', port: 0, account: ACCOUNT });
-    ({ port } = await broker.start());
+    ({ pki, identities, broker, port } = await startTlsBroker());
     await broker.bus.subscribe('#', inbox.push);
     await broker.bus.subscribe('$aws/events/presence/+/+', inbox.push);
     // Stands in for the rules engine, which takes clients' QoS 1 messages before they are acknowledged.
@@ -216,17 +189,7 @@ describe('MQTT 5 on the local IoT Core', () => {
 
   it('advertises IoT Core’s MQTT 5 capabilities in the CONNACK (aws-crt)', async () => {
     const v5 = await crt5(await device());
-    expect(v5.connack).toMatchObject({
-      reasonCode: 0,
-      receiveMaximum: MQTT5_SERVER_LIMITS.receiveMaximum,
-      maximumQos: mqtt5.QoS.AtLeastOnce,
-      retainAvailable: true,
-      maximumPacketSize: 149_504,
-      topicAliasMaximum: 8,
-      wildcardSubscriptionsAvailable: true,
-      subscriptionIdentifiersAvailable: false,
-      sharedSubscriptionsAvailable: true,
-    });
+    expect(v5.connack).toMatchObject(IOT_CORE_CONNACK);
     expect(v5.connack.serverKeepAlive).toBeUndefined();
     expect(v5.settings).toMatchObject({ maximumQos: mqtt5.QoS.AtLeastOnce, receiveMaximumFromServer: 100 });
   });
@@ -341,7 +304,7 @@ describe('MQTT 5 on the local IoT Core', () => {
     });
     expect(await disconnect).toBe(MQTT5_REASON.UNSPECIFIED_ERROR);
     expect(pubackCode).toBeUndefined();
-    expect(json(await presence(endpoint.clientId, 'disconnected')).disconnectReason).toBe('SERVER_ERROR');
+    expect(busJson(await presence(endpoint.clientId, 'disconnected')).disconnectReason).toBe('SERVER_ERROR');
     expect(inbox.messages.some((m) => m.topic === `unstorable/${endpoint.clientId}`)).toBe(false);
   });
 
@@ -352,7 +315,7 @@ describe('MQTT 5 on the local IoT Core', () => {
     client.publish(`closed/${endpoint.clientId}`, 'no', { qos: 1 });
     await within(closed, 5_000, 'connection closed');
     const event = await presence(endpoint.clientId, 'disconnected');
-    expect(json(event).disconnectReason).toBe('AUTH_ERROR');
+    expect(busJson(event).disconnectReason).toBe('AUTH_ERROR');
   });
 
   it.each<[string, (id: string) => string]>([
@@ -384,7 +347,7 @@ describe('MQTT 5 on the local IoT Core', () => {
     const disconnect = serverDisconnect(client);
     client.publish(`big/${endpoint.clientId}`, Buffer.alloc(size, 0x41), { qos: 1 }, () => undefined);
     expect(await disconnect).toBe(MQTT5_REASON.PACKET_TOO_LARGE);
-    expect(json(await presence(endpoint.clientId, 'disconnected')).disconnectReason).toBe('CLIENT_ERROR');
+    expect(busJson(await presence(endpoint.clientId, 'disconnected')).disconnectReason).toBe('CLIENT_ERROR');
     expect(inbox.messages.some((m) => m.topic === `big/${endpoint.clientId}`)).toBe(false);
   });
 
@@ -444,7 +407,7 @@ describe('MQTT 5 on the local IoT Core', () => {
     const at = all.indexOf(0xe0, 2 + (all[1] ?? 0));
     expect(at).toBeGreaterThan(0);
     expect(all[at + 2]).toBe(MQTT5_REASON.TOPIC_ALIAS_INVALID);
-    expect(json(await presence(raw.clientId, 'disconnected')).disconnectReason).toBe('CLIENT_ERROR');
+    expect(busJson(await presence(raw.clientId, 'disconnected')).disconnectReason).toBe('CLIENT_ERROR');
   });
 
   it('sends the older connection DISCONNECT 0x8E when its client id connects again', async () => {
@@ -452,10 +415,10 @@ describe('MQTT 5 on the local IoT Core', () => {
     const first = await crt5(endpoint);
     const second = await crt5(endpoint);
     expect(await within(first.disconnected, 5_000, 'DISCONNECT')).toBe(MQTT5_REASON.SESSION_TAKEN_OVER);
-    expect(json(await presence(endpoint.clientId, 'disconnected')).disconnectReason).toBe('DUPLICATE_CLIENTID');
+    expect(busJson(await presence(endpoint.clientId, 'disconnected')).disconnectReason).toBe('DUPLICATE_CLIENTID');
     expect(second.client).toBeDefined();
     // The new connection is registered once the old one is closed (aedes takes the session over).
-    await inbox.next((m) => m.topic === presenceTopics.connected(endpoint.clientId) && json(m).versionNumber === 1);
+    await inbox.next((m) => m.topic === presenceTopics.connected(endpoint.clientId) && busJson(m).versionNumber === 1);
     expect(broker.bus.sessions().has(endpoint.clientId)).toBe(true);
   });
 
@@ -464,7 +427,7 @@ describe('MQTT 5 on the local IoT Core', () => {
     const v5 = await crt5(endpoint);
     identities.update(endpoint.cert.certificateId, { status: 'INACTIVE' });
     expect(await within(v5.disconnected, 5_000, 'DISCONNECT')).toBe(MQTT5_REASON.NOT_AUTHORIZED);
-    expect(json(await presence(endpoint.clientId, 'disconnected')).disconnectReason).toBe('AUTH_ERROR');
+    expect(busJson(await presence(endpoint.clientId, 'disconnected')).disconnectReason).toBe('AUTH_ERROR');
   });
 
   it.each<[string, number, boolean]>([
@@ -477,7 +440,7 @@ describe('MQTT 5 on the local IoT Core', () => {
       const willTopic = `will/${endpoint.clientId}`;
       const v5 = await crt5(endpoint, { will: { topic: willTopic, payload: 'gone' } });
       await v5.stop(code);
-      const event = json(await presence(endpoint.clientId, 'disconnected'));
+      const event = busJson(await presence(endpoint.clientId, 'disconnected'));
       expect(event).toMatchObject({ disconnectReason: 'CLIENT_INITIATED_DISCONNECT', clientInitiatedDisconnect: true });
       // The will, when there is one, is published before the disconnected event is (both from close).
       if (will) {

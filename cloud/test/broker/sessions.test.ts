@@ -12,25 +12,21 @@ import { connect, type IConnackPacket, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PERSISTENT_SESSION_EXPIRY } from '../../src/broker/broker.js';
 import { type Broker, createBroker } from '../../src/broker/index.js';
-import type { AttachedPolicy } from '../../src/index.js';
 import {
   ACCOUNT,
+  allowAll,
   type Crt5Client,
   connectCrt5,
   connectMqttjs,
-  createTestPki,
   type DeviceEndpoint,
-  MemoryIdentities,
+  type MemoryIdentities,
   mqttjsOptions,
+  startTlsBroker,
   type TestPki,
   within,
 } from './fixtures.js';
 
 const EXPIRY_SECONDS = 3;
-const allowAll: AttachedPolicy = {
-  name: 'allow-all',
-  document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'iot:*', Resource: '*' }] },
-};
 
 /** Resolves after `ms`: only where the behaviour under test is a timer (an expiry), not an event. */
 const elapse = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -63,17 +59,7 @@ describe('persistent sessions', () => {
   let n = 0;
 
   beforeAll(async () => {
-    pki = await createTestPki();
-    identities = new MemoryIdentities();
-    broker = createBroker({
-      identities,
-      tls: pki.serverTls,
-      host: '127.0.0.1',
-      port: 0,
-      account: ACCOUNT,
-      persistentSessionExpirySeconds: EXPIRY_SECONDS,
-    });
-    ({ port } = await broker.start());
+    ({ pki, identities, broker, port } = await startTlsBroker({ persistentSessionExpirySeconds: EXPIRY_SECONDS }));
   });
 
   afterEach(async () => {

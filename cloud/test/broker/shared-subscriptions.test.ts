@@ -5,11 +5,11 @@
  * aws-crt's Mqtt5Client.
  */
 import { EventEmitter } from 'node:events';
-import { type IotPolicyDocument, MQTT5_REASON } from '@pifleet/protocol';
+import { MQTT5_REASON } from '@pifleet/protocol';
 import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Broker, createBroker } from '../../src/broker/index.js';
+import type { Broker } from '../../src/broker/index.js';
 import {
   createSharedSubscriptions,
   fromInternalFilter,
@@ -26,13 +26,14 @@ import {
 import { silentLogger } from '../../src/logger.js';
 import type { AttachedPolicy } from '../../src/ports/identity.js';
 import {
-  ACCOUNT,
+  arn,
   type Crt5Client,
   connectCrt5,
   connectMqttjs,
-  createTestPki,
   type DeviceEndpoint,
-  MemoryIdentities,
+  type MemoryIdentities,
+  policy,
+  startTlsBroker,
   type TestPki,
   within,
 } from './fixtures.js';
@@ -311,12 +312,6 @@ describe('shared subscription groups', () => {
 
 // ---- the real broker, real clients, mutual TLS -----------------------------------------------------
 
-const arn = (kind: string, rest: string) => `arn:aws:iot:${ACCOUNT.region}:${ACCOUNT.accountId}:${kind}/${rest}`;
-const policy = (name: string, ...Statement: IotPolicyDocument['Statement']): AttachedPolicy => ({
-  name,
-  document: { Version: '2012-10-17', Statement },
-});
-
 /** Connect; subscribe to `jobs/*` and to `$share/workers/jobs/*`; receive and publish on `jobs/*`. */
 const worker = policy(
   'worker',
@@ -395,10 +390,7 @@ describe('shared subscriptions on the broker (mutual TLS, mqtt.js 5 and 3.1.1, a
   let n = 0;
 
   beforeAll(async () => {
-    pki = await createTestPki();
-    identities = new MemoryIdentities();
-    broker = createBroker({ identities, tls: pki.serverTls, host: '127.0.0.1', port: 0, account: ACCOUNT });
-    ({ port } = await broker.start());
+    ({ pki, identities, broker, port } = await startTlsBroker());
   });
 
   afterEach(async () => {

@@ -13,18 +13,18 @@ import {
   recommendedDevicePolicy,
   shadowTopics,
 } from '@pifleet/protocol';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type ConnectOptions,
   type Core,
   connectDevice,
+  coreForFile,
   type Device,
   deniedSubscribeCode,
   openShadowDevice,
   provisionThing,
   rawSubscribe,
   settle,
-  startCore,
 } from './harness.js';
 
 /**
@@ -36,23 +36,15 @@ import {
  */
 
 let core: Core;
-const opened: Array<{ close(): Promise<void> }> = [];
+const { opened, arn } = coreForFile('conf-dev', (started) => {
+  core = started;
+});
 
 /** A thing name per protocol, so both runs share one core without sharing a thing. */
 const named = (protocol: MqttProtocol, base: string) => `${base}-${protocol === '5' ? 'v5' : 'v3'}`;
 
-beforeAll(async () => {
-  core = await startCore('conf-dev');
-});
-afterAll(async () => {
-  // In parallel: closing a 3.1.1 connection the broker dropped waits for its next reconnect (1 s).
-  await Promise.all(opened.map((o) => o.close()));
-  await core?.stop();
-});
-
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const arn = (kind: string, rest: string) => `arn:aws:iot:${core.info.region}:${core.info.accountId}:${kind}/${rest}`;
 
 async function connected(protocol: MqttProtocol, device: Device, options: ConnectOptions = {}) {
   const client = await connectDevice(core, device, protocol, options);

@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import { isMqtt5Failure, type JsonObject, MQTT5_REASON, type MqttProtocol, mqtt5ReasonName } from '@pifleet/protocol';
 import { iot, iotshadow, mqtt, type mqtt_request_response, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { connectAsync } from 'mqtt';
+import { afterAll, beforeAll } from 'vitest';
 import type { ShadowStore } from '../../src/shadow/store.js';
 import { type InProcessCore, removeDir, startInProcessCore, tempDir } from '../../src/testing/in-process-core.js';
 import type { ProvisionedThing } from '../../src/testing/provision.js';
 import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
-import { closeQuietly, within } from '../broker/fixtures.js';
+import { closeQuietly, crt5ConnectProperties, within } from '../broker/fixtures.js';
 
 /**
  * Conformance harness: the composed local IoT Core on ephemeral ports in a temp data dir, driven
@@ -55,6 +56,35 @@ export async function startCore(
     removeDir(dataDir);
     throw err;
   }
+}
+
+/**
+ * The core a test file's suites share: started before them (`onStarted` receives it), stopped after
+ * them once the clients the tests pushed onto `opened` are closed. In parallel: closing a 3.1.1
+ * connection the broker dropped waits for its next reconnect (1 s). `arn` names a resource of the
+ * core's account.
+ */
+export function coreForFile(
+  name: string,
+  onStarted: (core: Core) => void,
+): { readonly opened: Array<{ close(): Promise<void> }>; arn(kind: string, rest: string): string } {
+  let core: Core | undefined;
+  const opened: Array<{ close(): Promise<void> }> = [];
+  beforeAll(async () => {
+    core = await startCore(name);
+    onStarted(core);
+  });
+  afterAll(async () => {
+    await Promise.all(opened.map((client) => client.close()));
+    await core?.stop();
+  });
+  return {
+    opened,
+    arn(kind, rest) {
+      if (!core) throw new Error(`the ${name} core has not started`);
+      return `arn:aws:iot:${core.info.region}:${core.info.accountId}:${kind}/${rest}`;
+    },
+  };
 }
 
 /** How the broker ended a connection. */
@@ -294,16 +324,7 @@ async function connect5(
   )
     .withCertificateAuthority(core.caPem)
     .withPort(core.info.mqtt.port)
-    .withConnectProperties({
-      clientId,
-      keepAliveIntervalSeconds: options.keepAliveSeconds ?? 30,
-      ...(options.sessionExpirySeconds === undefined
-        ? {}
-        : { sessionExpiryIntervalSeconds: options.sessionExpirySeconds }),
-      ...(options.will
-        ? { will: { topicName: options.will.topic, qos: mqtt5.QoS.AtLeastOnce, payload: options.will.payload } }
-        : {}),
-    })
+    .withConnectProperties(crt5ConnectProperties(clientId, options))
     .withSessionBehavior(
       (options.clean ?? true) ? mqtt5.ClientSessionBehavior.Clean : mqtt5.ClientSessionBehavior.RejoinAlways,
     )

@@ -6,17 +6,17 @@ import {
   mqtt5ReasonName,
 } from '@pifleet/protocol';
 import { mqtt5 } from 'aws-iot-device-sdk-v2';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type ConnectOptions,
   type Core,
   connectDevice,
+  coreForFile,
   type DeviceClient,
   deniedSubscribeCode,
   provisionThing,
   rawSubscribe,
   type Subscription,
-  startCore,
 } from './harness.js';
 
 /**
@@ -29,18 +29,10 @@ import {
  */
 
 let core: Core;
-const opened: DeviceClient[] = [];
-
-beforeAll(async () => {
-  core = await startCore('conf-msg');
-});
-afterAll(async () => {
-  // In parallel: closing a 3.1.1 connection the broker dropped waits for its next reconnect (1 s).
-  await Promise.all(opened.map((client) => client.close()));
-  await core?.stop();
+const { opened, arn } = coreForFile('conf-msg', (started) => {
+  core = started;
 });
 
-const arn = (kind: string, rest: string) => `arn:aws:iot:${core.info.region}:${core.info.accountId}:${kind}/${rest}`;
 const short = (protocol: MqttProtocol) => (protocol === '5' ? 'v5' : 'v3');
 
 /** A lab client: may publish, subscribe (plainly and in any share group) and receive under `lab/`. */

@@ -14,13 +14,13 @@ import { certificateIdOf } from '../../src/ca/local-ca.js';
 import {
   type Core,
   connectDevice,
+  coreForFile,
   type Device,
   type DeviceClient,
   deniedSubscribeCode,
   provisionThing,
   rawSubscribe,
   type Subscription,
-  startCore,
 } from './harness.js';
 
 /**
@@ -31,15 +31,10 @@ import {
  */
 
 let core: Core;
-
-beforeAll(async () => {
-  core = await startCore('conf-presence');
-});
-afterAll(async () => {
-  await core?.stop();
+const { arn } = coreForFile('conf-presence', (started) => {
+  core = started;
 });
 
-const arn = (kind: string, rest: string) => `arn:aws:iot:${core.info.region}:${core.info.accountId}:${kind}/${rest}`;
 const suffix = (protocol: MqttProtocol) => (protocol === '5' ? 'v5' : 'v3');
 
 /** A client allowed to watch presence events, and the bus's copy of them. */

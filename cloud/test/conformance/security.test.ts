@@ -13,18 +13,19 @@ import { mqtt5 } from 'aws-iot-device-sdk-v2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateIdOf, loadOrCreateCa } from '../../src/ca/local-ca.js';
 import { removeDir, tempDir } from '../../src/testing/in-process-core.js';
+import { IOT_CORE_CONNACK } from '../broker/fixtures.js';
 import {
   type ConnectOptions,
   ConnectRefused,
   type Core,
   connackReturnCode311,
   connectDevice,
+  coreForFile,
   type Device,
   type DeviceClient,
   deniedSubscribeCode,
   provisionThing,
   rawSubscribe,
-  startCore,
 } from './harness.js';
 
 /**
@@ -41,21 +42,17 @@ const CONNACK_311_NOT_AUTHORIZED = 5;
 
 let dir: string;
 let core: Core;
-const opened: DeviceClient[] = [];
-
-beforeAll(async () => {
-  dir = tempDir('security');
-  core = await startCore('security-core');
+const { opened, arn } = coreForFile('security-core', (started) => {
+  core = started;
 });
 
-afterAll(async () => {
-  // In parallel: closing a 3.1.1 connection the broker dropped waits for its next reconnect (1 s).
-  await Promise.all(opened.map((client) => client.close()));
-  await core?.stop();
+beforeAll(() => {
+  dir = tempDir('security');
+});
+
+afterAll(() => {
   removeDir(dir);
 });
-
-const arn = (kind: string, rest: string) => `arn:aws:iot:${core.info.region}:${core.info.accountId}:${kind}/${rest}`;
 
 async function setStatus(device: Device, newStatus: 'ACTIVE' | 'INACTIVE' | 'REVOKED'): Promise<void> {
   await core.iot.send(new UpdateCertificateCommand({ certificateId: certificateIdOf(device.certPem), newStatus }));
@@ -237,17 +234,7 @@ describe('MQTT 5 only: what the CONNACK advertises', () => {
   it('advertises IoT Core limits and features to an MQTT 5 client', async () => {
     const client = await connected('5', await provisionThing(core, 'sec-connack'));
     if (client.native.protocol !== '5') throw new Error('not an MQTT 5 client');
-    expect(client.native.connack).toMatchObject({
-      reasonCode: MQTT5_REASON.SUCCESS,
-      receiveMaximum: 100,
-      maximumQos: mqtt5.QoS.AtLeastOnce,
-      retainAvailable: true,
-      maximumPacketSize: 149_504,
-      topicAliasMaximum: 8,
-      wildcardSubscriptionsAvailable: true,
-      subscriptionIdentifiersAvailable: false,
-      sharedSubscriptionsAvailable: true,
-    });
+    expect(client.native.connack).toMatchObject(IOT_CORE_CONNACK);
     // A keep-alive of 30 s is inside IoT Core's 30-1200 s range: no Server Keep Alive override.
     expect(client.native.connack.serverKeepAlive).toBeUndefined();
   });

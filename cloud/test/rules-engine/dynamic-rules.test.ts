@@ -1,12 +1,12 @@
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Broker, createBroker } from '../../src/broker/index.js';
+import { describe, expect, it } from 'vitest';
+import type { Broker } from '../../src/broker/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { RuleLoadError } from '../../src/rules/actions/errors.js';
-import { RULE_ERROR_LOG_GROUP, RULE_SQL_VERSION, type RuleDefinition } from '../../src/rules/definitions.js';
-import { createRulesEngine, type RulesEngine } from '../../src/rules/engine.js';
-import { ACCOUNT, createTestPki, MemoryIdentities, within } from '../broker/fixtures.js';
-import { removeDir, tempDir } from '../http/harness.js';
+import type { RuleDefinition } from '../../src/rules/definitions.js';
+import { createRulesEngine } from '../../src/rules/engine.js';
+import { within } from '../broker/fixtures.js';
+import { engineDirs, rule, rulesEngineBed } from './fixtures.js';
 
 /**
  * Rules added to and removed from a running engine (what CreateTopicRule and DeleteTopicRule
@@ -17,36 +17,12 @@ import { removeDir, tempDir } from '../http/harness.js';
 let broker: Broker;
 let dir: string;
 let n = 0;
-const engines: RulesEngine[] = [];
-
-beforeAll(async () => {
-  const pki = await createTestPki();
-  broker = createBroker({
-    identities: new MemoryIdentities(),
-    tls: pki.serverTls,
-    host: '127.0.0.1',
-    port: 0,
-    account: ACCOUNT,
-  });
-  await broker.start();
-  dir = tempDir('dynamic-rules');
-});
-afterEach(async () => {
-  await Promise.all(engines.splice(0).map((e) => e.stop()));
-});
-afterAll(async () => {
-  await broker?.stop();
-  removeDir(dir);
+const engines = rulesEngineBed('dynamic-rules', (bed) => {
+  ({ broker, dir } = bed);
 });
 
-const rule = (name: string, sql: string, handler: 'ingest' | 'presence'): RuleDefinition => ({
-  name,
-  description: name,
-  sql,
-  sqlVersion: RULE_SQL_VERSION,
-  actions: [{ kind: 'lambda', handler }],
-  errorAction: { kind: 'log', logGroup: RULE_ERROR_LOG_GROUP },
-});
+const lambdaRule = (name: string, sql: string, handler: 'ingest' | 'presence'): RuleDefinition =>
+  rule(name, sql, [{ kind: 'lambda', handler }]);
 
 function recorder() {
   const events: unknown[] = [];
@@ -82,8 +58,7 @@ function engineWith(rules: RuleDefinition[]) {
     rules,
     bus: broker.bus,
     handlers: { ingest: a.handler, presence: b.handler },
-    archiveDir: join(base, 'archive'),
-    logDir: join(base, 'logs'),
+    ...engineDirs(base),
     clock: { now: () => 1_700_000_000_000 },
     logger: silentLogger(),
   });
@@ -94,9 +69,9 @@ function engineWith(rules: RuleDefinition[]) {
 describe('adding and removing rules', () => {
   it('a rule added before start is subscribed at start; one added after, before addRule resolves', async () => {
     const { engine, a, b } = engineWith([]);
-    await engine.addRule(rule('early', "SELECT 'early' AS r FROM 'dyn/early'", 'ingest'));
+    await engine.addRule(lambdaRule('early', "SELECT 'early' AS r FROM 'dyn/early'", 'ingest'));
     await engine.start();
-    await engine.addRule(rule('late', "SELECT 'late' AS r FROM 'dyn/late'", 'presence'));
+    await engine.addRule(lambdaRule('late', "SELECT 'late' AS r FROM 'dyn/late'", 'presence'));
     expect(engine.topicFilters).toEqual(['dyn/early', 'dyn/late']);
     await broker.bus.publish('dyn/early', '{}');
     await broker.bus.publish('dyn/late', '{}');
@@ -108,9 +83,9 @@ describe('adding and removing rules', () => {
   });
 
   it('a rule added to a filter already subscribed sees the next message', async () => {
-    const { engine, a, b } = engineWith([rule('first', "SELECT 1 AS r FROM 'dyn/shared/+'", 'ingest')]);
+    const { engine, a, b } = engineWith([lambdaRule('first', "SELECT 1 AS r FROM 'dyn/shared/+'", 'ingest')]);
     await engine.start();
-    await engine.addRule(rule('second', "SELECT 2 AS r FROM 'dyn/shared/+'", 'presence'));
+    await engine.addRule(lambdaRule('second', "SELECT 2 AS r FROM 'dyn/shared/+'", 'presence'));
     expect(engine.topicFilters).toEqual(['dyn/shared/+']);
     await broker.bus.publish('dyn/shared/x', '{}');
     await Promise.all([a.seen(1), b.seen(1)]);
@@ -118,10 +93,12 @@ describe('adding and removing rules', () => {
   });
 
   it('a rule that does not load throws RuleLoadError and changes nothing', async () => {
-    const { engine } = engineWith([rule('kept', "SELECT * FROM 'dyn/k'", 'ingest')]);
+    const { engine } = engineWith([lambdaRule('kept', "SELECT * FROM 'dyn/k'", 'ingest')]);
     await engine.start();
-    await expect(engine.addRule(rule('broken', "SELECT FROM 'dyn/b'", 'ingest'))).rejects.toBeInstanceOf(RuleLoadError);
-    await expect(engine.addRule(rule('kept', "SELECT * FROM 'dyn/other'", 'ingest'))).rejects.toThrow(
+    await expect(engine.addRule(lambdaRule('broken', "SELECT FROM 'dyn/b'", 'ingest'))).rejects.toBeInstanceOf(
+      RuleLoadError,
+    );
+    await expect(engine.addRule(lambdaRule('kept', "SELECT * FROM 'dyn/other'", 'ingest'))).rejects.toThrow(
       /a rule has this name/,
     );
     expect(engine.has('broken')).toBe(false);
@@ -131,9 +108,9 @@ describe('adding and removing rules', () => {
 
   it('a removed rule no longer runs; the last rule of a filter takes its subscription with it', async () => {
     const { engine, a, b } = engineWith([
-      rule('stays', "SELECT 's' AS r FROM 'dyn/rm'", 'ingest'),
-      rule('goes', "SELECT 'g' AS r FROM 'dyn/rm'", 'presence'),
-      rule('alone', "SELECT 'a' AS r FROM 'dyn/alone'", 'presence'),
+      lambdaRule('stays', "SELECT 's' AS r FROM 'dyn/rm'", 'ingest'),
+      lambdaRule('goes', "SELECT 'g' AS r FROM 'dyn/rm'", 'presence'),
+      lambdaRule('alone', "SELECT 'a' AS r FROM 'dyn/alone'", 'presence'),
     ]);
     await engine.start();
     expect(await engine.removeRule('goes')).toBe(true);
@@ -147,16 +124,16 @@ describe('adding and removing rules', () => {
     expect(b.events).toEqual([]);
     expect(engine.stats().rules.map((r) => r.name)).toEqual(['stays']);
     // the name is free again
-    await engine.addRule(rule('goes', "SELECT 'again' AS r FROM 'dyn/rm'", 'presence'));
+    await engine.addRule(lambdaRule('goes', "SELECT 'again' AS r FROM 'dyn/rm'", 'presence'));
     await broker.bus.publish('dyn/rm', '{}');
     await b.seen(1);
     expect(b.events).toEqual([{ r: 'again' }]);
   });
 
   it('a disabled rule holds its name and evaluates nothing', async () => {
-    const { engine, a, b } = engineWith([rule('on', "SELECT 1 AS r FROM 'dyn/dis'", 'ingest')]);
+    const { engine, a, b } = engineWith([lambdaRule('on', "SELECT 1 AS r FROM 'dyn/dis'", 'ingest')]);
     await engine.start();
-    await engine.addRule(rule('off', "SELECT 2 AS r FROM 'dyn/dis'", 'presence'), { disabled: true });
+    await engine.addRule(lambdaRule('off', "SELECT 2 AS r FROM 'dyn/dis'", 'presence'), { disabled: true });
     expect(engine.has('off')).toBe(true);
     await broker.bus.publish('dyn/dis', '{}');
     await a.seen(1);

@@ -1,32 +1,21 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Broker, type BusMessage, createBroker } from '../../src/broker/index.js';
+import { describe, expect, it } from 'vitest';
+import type { Broker, BusMessage } from '../../src/broker/index.js';
 import { PoisonBatchError, TelemetryStoreError } from '../../src/core/telemetry/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import type { RuleErrorPayload } from '../../src/rules/actions/error-payload.js';
 import { isTransientFailure, RuleActionError, RuleLoadError } from '../../src/rules/actions/errors.js';
-import { logFileName } from '../../src/rules/actions/log.js';
-import { RULE_ERROR_LOG_GROUP, RULE_SQL_VERSION, RULES, type RuleDefinition } from '../../src/rules/definitions.js';
-import { createRulesEngine, type RulesEngine, type RulesEngineDeps } from '../../src/rules/engine.js';
+import { RULE_ERROR_LOG_GROUP, RULES, type RuleDefinition } from '../../src/rules/definitions.js';
+import { createRulesEngine, type RulesEngineDeps } from '../../src/rules/engine.js';
 import { batchOf } from '../../src/testing/telemetry-store-suite.js';
-import { ACCOUNT, createTestPki, MemoryIdentities, within } from '../broker/fixtures.js';
-import { removeDir, tempDir } from '../http/harness.js';
+import { within } from '../broker/fixtures.js';
+import { engineDirs, rule, ruleErrorLines, rulesEngineBed } from './fixtures.js';
 
 /**
  * The rules engine on a real broker bus (aedes behind the local core's broker), with test
  * handlers standing in for the Lambda functions and real files for archive and error sink.
  */
-
-const errorAction = { kind: 'log', logGroup: RULE_ERROR_LOG_GROUP } as const;
-const rule = (name: string, sql: string, actions: RuleDefinition['actions']): RuleDefinition => ({
-  name,
-  description: name,
-  sql,
-  sqlVersion: RULE_SQL_VERSION,
-  actions,
-  errorAction,
-});
 
 /** A deferred: a promise plus its resolver, for handlers a test releases. */
 function deferred<T = void>() {
@@ -59,26 +48,8 @@ function recorder(behaviour: (event: unknown) => Promise<unknown> = async () => 
 let broker: Broker;
 let dir: string;
 let n = 0;
-const engines: RulesEngine[] = [];
-
-beforeAll(async () => {
-  const pki = await createTestPki();
-  broker = createBroker({
-    identities: new MemoryIdentities(),
-    tls: pki.serverTls,
-    host: '127.0.0.1',
-    port: 0,
-    account: ACCOUNT,
-  });
-  await broker.start();
-  dir = tempDir('rules-engine');
-});
-afterEach(async () => {
-  await Promise.all(engines.splice(0).map((e) => e.stop()));
-});
-afterAll(async () => {
-  await broker?.stop();
-  removeDir(dir);
+const engines = rulesEngineBed('rules-engine', (bed) => {
+  ({ broker, dir } = bed);
 });
 
 async function engineWith(rules: RuleDefinition[], overrides: Partial<RulesEngineDeps> = {}) {
@@ -87,8 +58,7 @@ async function engineWith(rules: RuleDefinition[], overrides: Partial<RulesEngin
     rules,
     bus: broker.bus,
     handlers: {},
-    archiveDir: join(base, 'archive'),
-    logDir: join(base, 'logs'),
+    ...engineDirs(base),
     clock: { now: () => 1_700_000_500_000 },
     logger: silentLogger(),
     newUuid: () => `uuid-${n}`,
@@ -96,14 +66,7 @@ async function engineWith(rules: RuleDefinition[], overrides: Partial<RulesEngin
   });
   engines.push(engine);
   await engine.start();
-  const errorLines = () => {
-    const file = join(base, 'logs', logFileName(RULE_ERROR_LOG_GROUP));
-    if (!existsSync(file)) return [];
-    return readFileSync(file, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { timestamp: number; logGroup: string; message: RuleErrorPayload });
-  };
+  const errorLines = () => ruleErrorLines(base);
   return { engine, base, errorLines };
 }
 

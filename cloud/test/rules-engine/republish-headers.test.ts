@@ -1,21 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Broker, type BusMessage, createBroker } from '../../src/broker/index.js';
+import { describe, expect, it } from 'vitest';
+import type { Broker, BusMessage } from '../../src/broker/index.js';
 import type { MessageProperties } from '../../src/broker/properties.js';
 import { silentLogger } from '../../src/logger.js';
-import type { RuleErrorPayload } from '../../src/rules/actions/error-payload.js';
 import { RuleLoadError } from '../../src/rules/actions/errors.js';
-import { logFileName } from '../../src/rules/actions/log.js';
-import {
-  type RepublishHeaders,
-  RULE_ERROR_LOG_GROUP,
-  RULE_SQL_VERSION,
-  type RuleDefinition,
-} from '../../src/rules/definitions.js';
-import { createRulesEngine, type RulesEngine } from '../../src/rules/engine.js';
-import { ACCOUNT, createTestPki, MemoryIdentities, within } from '../broker/fixtures.js';
-import { removeDir, tempDir } from '../http/harness.js';
+import type { RepublishHeaders, RuleDefinition } from '../../src/rules/definitions.js';
+import { createRulesEngine } from '../../src/rules/engine.js';
+import { within } from '../broker/fixtures.js';
+import { engineDirs, rule, ruleErrorLines, rulesEngineBed } from './fixtures.js';
 
 /**
  * The republish action's MQTT 5 headers (IoT's RepublishAction.headers), on the real broker bus:
@@ -25,36 +17,17 @@ import { removeDir, tempDir } from '../http/harness.js';
 let broker: Broker;
 let dir: string;
 let n = 0;
-const engines: RulesEngine[] = [];
-
-beforeAll(async () => {
-  const pki = await createTestPki();
-  broker = createBroker({
-    identities: new MemoryIdentities(),
-    tls: pki.serverTls,
-    host: '127.0.0.1',
-    port: 0,
-    account: ACCOUNT,
-  });
-  await broker.start();
-  dir = tempDir('republish-headers');
-});
-afterEach(async () => {
-  await Promise.all(engines.splice(0).map((e) => e.stop()));
-});
-afterAll(async () => {
-  await broker?.stop();
-  removeDir(dir);
+const engines = rulesEngineBed('republish-headers', (bed) => {
+  ({ broker, dir } = bed);
 });
 
-const republishRule = (headers: RepublishHeaders, sql = "SELECT * FROM 'in/+'"): RuleDefinition => ({
-  name: `headers_${++n}`,
-  description: 'republish with headers',
-  sql,
-  sqlVersion: RULE_SQL_VERSION,
-  actions: [{ kind: 'republish', topic: 'out/${topic(2)}', qos: 1, headers }],
-  errorAction: { kind: 'log', logGroup: RULE_ERROR_LOG_GROUP },
-});
+const republishRule = (headers: RepublishHeaders, sql = "SELECT * FROM 'in/+'"): RuleDefinition =>
+  rule(
+    `headers_${++n}`,
+    sql,
+    [{ kind: 'republish', topic: 'out/${topic(2)}', qos: 1, headers }],
+    'republish with headers',
+  );
 
 function engineFor(rule: RuleDefinition) {
   const base = join(dir, `run-${n}`);
@@ -62,21 +35,12 @@ function engineFor(rule: RuleDefinition) {
     rules: [rule],
     bus: broker.bus,
     handlers: {},
-    archiveDir: join(base, 'archive'),
-    logDir: join(base, 'logs'),
+    ...engineDirs(base),
     clock: { now: () => 1_700_000_500_000 },
     logger: silentLogger(),
   });
   engines.push(engine);
-  const errorLines = () => {
-    const file = join(base, 'logs', logFileName(RULE_ERROR_LOG_GROUP));
-    return existsSync(file)
-      ? readFileSync(file, 'utf8')
-          .trim()
-          .split('\n')
-          .map((l) => (JSON.parse(l) as { message: RuleErrorPayload }).message)
-      : [];
-  };
+  const errorLines = () => ruleErrorLines(base).map((l) => l.message);
   return { engine, errorLines };
 }
 
