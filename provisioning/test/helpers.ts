@@ -1,4 +1,7 @@
-import { launchCoreProcess } from '@pifleet/testkit';
+import fs from 'node:fs';
+import path from 'node:path';
+import { launchCoreProcess, type RunningCoreProcess, removeDir, tempDir } from '@pifleet/testkit';
+import { afterAll, beforeAll } from 'vitest';
 import { runCli } from '../src/cli.js';
 import type { Clock } from '../src/ports/clock.js';
 
@@ -68,6 +71,40 @@ export function sink() {
  */
 export function startLocalCore(dataDir: string) {
   return launchCoreProcess(dataDir, { args: ['--log-level', 'warn'], readyWithinMs: 30_000 });
+}
+
+/**
+ * The local core a test file's commands run against, and a fresh working directory per test from
+ * `cwd()` (bundles land in ./.pifleet/bundles): the core starts before the file's suites
+ * (`onStarted` receives it); after them `beforeStop` runs (clients of the core to close), then the
+ * core stops and both temp dirs go.
+ */
+export function localCoreForFile(
+  onStarted: (core: RunningCoreProcess) => void,
+  beforeStop: () => void = () => undefined,
+): { cwd(): string } {
+  let core: RunningCoreProcess | undefined;
+  let work: string | undefined;
+  let n = 0;
+  beforeAll(async () => {
+    core = await startLocalCore(tempDir('core'));
+    work = tempDir('work');
+    onStarted(core);
+  });
+  afterAll(async () => {
+    beforeStop();
+    await core?.stop();
+    if (core) removeDir(core.dataDir);
+    if (work) removeDir(work);
+  });
+  return {
+    cwd() {
+      if (!work) throw new Error('the working directories are made before the suites run');
+      const dir = path.join(work, `t${++n}`);
+      fs.mkdirSync(dir);
+      return dir;
+    },
+  };
 }
 
 /** Runs the CLI in-process and captures its output. */

@@ -7,40 +7,25 @@ import {
   IoTClient,
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
-import { BINS, localProfileCredentials, REPO, type RunningCoreProcess, removeDir, tempDir } from '@pifleet/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BINS, localProfileCredentials, REPO, type RunningCoreProcess } from '@pifleet/testkit';
+import { describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli.js';
 import { BUNDLE_FILES } from '../../src/core/bundle.js';
 import { invocationOf } from '../../src/core/hints.js';
-import { cli, sink, startLocalCore } from '../helpers.js';
+import { cli, localCoreForFile, sink } from '../helpers.js';
 
 /** Every command in-process against the real local IoT Core through the real @aws-sdk/client-iot. */
 
 let core: RunningCoreProcess;
-let work: string;
 let iot: IoTClient;
-let n = 0;
-
-beforeAll(async () => {
-  core = await startLocalCore(tempDir('core'));
-  work = tempDir('work');
-  const credentials = localProfileCredentials(core.info);
-  iot = new IoTClient({ region: core.info.region, endpoint: core.info.http, credentials, maxAttempts: 1 });
-});
-
-afterAll(async () => {
-  iot?.destroy();
-  await core?.stop();
-  removeDir(core.dataDir);
-  removeDir(work);
-});
-
-/** A fresh working directory per test (bundles land in ./.pifleet/bundles). */
-function cwd(): string {
-  const dir = path.join(work, `t${++n}`);
-  fs.mkdirSync(dir);
-  return dir;
-}
+const { cwd } = localCoreForFile(
+  (started) => {
+    core = started;
+    const credentials = localProfileCredentials(core.info);
+    iot = new IoTClient({ region: core.info.region, endpoint: core.info.http, credentials, maxAttempts: 1 });
+  },
+  () => iot?.destroy(),
+);
 
 const local = () => ['--local', core.dataDir];
 const json = <T>(s: string) => JSON.parse(s) as T;

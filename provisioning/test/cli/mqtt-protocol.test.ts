@@ -1,34 +1,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { type RunningCoreProcess, removeDir, tempDir } from '@pifleet/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningCoreProcess } from '@pifleet/testkit';
+import { describe, expect, it } from 'vitest';
 import { BUNDLE_FILES } from '../../src/core/bundle.js';
-import { cli, startLocalCore } from '../helpers.js';
+import { cli, localCoreForFile } from '../helpers.js';
 
 /**
  * `pifleet things create --local`: bundles speak MQTT 5 by default (the local IoT Core serves 5 and
  * 3.1.1 on one listener, as AWS IoT Core does); `--mqtt-protocol 3.1.1` keeps 3.1.1 available.
  */
 let core: RunningCoreProcess;
-let work: string;
 let n = 0;
-
-beforeAll(async () => {
-  core = await startLocalCore(tempDir('core'));
-  work = tempDir('work');
+const { cwd } = localCoreForFile((started) => {
+  core = started;
 });
-
-afterAll(async () => {
-  await core?.stop();
-  removeDir(core.dataDir);
-  removeDir(work);
-});
-
-function cwd(): string {
-  const dir = path.join(work, `t${++n}`);
-  fs.mkdirSync(dir);
-  return dir;
-}
 
 const agentConfigOf = (dir: string, thing: string) =>
   JSON.parse(fs.readFileSync(path.join(dir, '.pifleet', 'bundles', thing, BUNDLE_FILES.agentConfig), 'utf8')) as {
@@ -42,7 +27,7 @@ describe('things create --local: the bundle MQTT version', () => {
     ['--mqtt-protocol 3.1.1', ['--mqtt-protocol', '3.1.1'], '3.1.1'],
   ])('%s → mqtt.protocol %s', async (_what, flags, protocol) => {
     const dir = cwd();
-    const thing = `pi-proto-${n}`;
+    const thing = `pi-proto-${++n}`;
     const r = await cli(['--local', core.dataDir, 'things', 'create', thing, ...flags], { cwd: dir });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

@@ -1,12 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { appTopics, type IotPolicyDocument, recommendedDevicePolicy } from '@pifleet/protocol';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createSimulatedDevice, parseAgentConfig, simulatedConfigInput } from '../../src/agents/simulated-device.js';
-import { type FleetIdentity, provisionLocalFleet } from '../../src/fleet/provision.js';
-import { type LocalTarget, startLocalTarget } from '../../src/fleet/target.js';
+import type { FleetIdentity } from '../../src/fleet/provision.js';
+import type { LocalTarget } from '../../src/fleet/target.js';
 import { createLogger } from '../../src/logger.js';
+import { localFleetForFile } from '../local-fleet.js';
 
 /**
  * The real agent (aws-crt MQTT 5 client, the SQLite outbox, the IotShadowClientv2 shadow sync) on
@@ -15,28 +13,12 @@ import { createLogger } from '../../src/logger.js';
  * keeps its batches, says why in its shadow, probes slowly instead of resending in a loop, and
  * delivers everything once a policy that allows the topic is attached (no restart).
  */
-const dir = mkdtempSync(path.join(os.tmpdir(), 'refused-core-'));
 const THING = 'refused-1';
 let target: LocalTarget;
 let identity: FleetIdentity;
-
-beforeAll(async () => {
-  target = await startLocalTarget({ dataDir: path.join(dir, 'core') });
-  const s = target.services;
-  const { identities } = await provisionLocalFleet({
-    registry: s.registry,
-    ca: s.ca,
-    region: s.account.region,
-    accountId: s.account.accountId,
-    dir: path.join(dir, 'certs'),
-    thingNames: [THING],
-  });
-  identity = identities[0] as FleetIdentity;
-});
-
-afterAll(async () => {
-  await target?.stop();
-  rmSync(dir, { recursive: true, force: true });
+localFleetForFile('refused-core-', [THING], (fleet) => {
+  target = fleet.target;
+  identity = fleet.identities[0] as FleetIdentity;
 });
 
 /** The recommended device policy without the telemetry topic: the mistake an operator could make. */

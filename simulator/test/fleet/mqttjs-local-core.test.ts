@@ -1,11 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { createMqttJsTransport, type Transport, type TransportEvents } from '@pifleet/device-agent';
 import { appTopics, MQTT_PROTOCOLS, type MqttProtocol } from '@pifleet/protocol';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FleetIdentity, provisionLocalFleet } from '../../src/fleet/provision.js';
-import { type LocalTarget, startLocalTarget } from '../../src/fleet/target.js';
+import { describe, expect, it } from 'vitest';
+import type { FleetIdentity } from '../../src/fleet/provision.js';
+import type { LocalTarget } from '../../src/fleet/target.js';
+import { localFleetForFile } from '../local-fleet.js';
 
 /**
  * The mqtt.js transport the fleet's devices use, against the local IoT Core (its policy checks,
@@ -13,26 +11,10 @@ import { type LocalTarget, startLocalTarget } from '../../src/fleet/target.js';
  * client with reason codes, a 3.1.1 client gets as a closed connection or a SUBACK 0x80.
  * device-agent's own tests run the transport contract against a bare aedes.
  */
-const dir = mkdtempSync(path.join(os.tmpdir(), 'mqttjs-core-'));
 let target: LocalTarget;
 let identities: readonly FleetIdentity[];
-
-beforeAll(async () => {
-  target = await startLocalTarget({ dataDir: path.join(dir, 'core') });
-  const s = target.services;
-  ({ identities } = await provisionLocalFleet({
-    registry: s.registry,
-    ca: s.ca,
-    region: s.account.region,
-    accountId: s.account.accountId,
-    dir: path.join(dir, 'certs'),
-    thingNames: ['mq-1', 'mq-2'],
-  }));
-});
-
-afterAll(async () => {
-  await target?.stop();
-  rmSync(dir, { recursive: true, force: true });
+localFleetForFile('mqttjs-core-', ['mq-1', 'mq-2'], (fleet) => {
+  ({ target, identities } = fleet);
 });
 
 const identity = (i: number) => identities[i] as FleetIdentity;

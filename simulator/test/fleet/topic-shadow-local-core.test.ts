@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import {
   createMqttJsTransport,
   createSystemClock,
@@ -8,35 +5,20 @@ import {
   type ShadowDelta,
   ShadowRejectedError,
 } from '@pifleet/device-agent';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FleetIdentity, provisionLocalFleet } from '../../src/fleet/provision.js';
-import { type LocalTarget, startLocalTarget } from '../../src/fleet/target.js';
+import { describe, expect, it } from 'vitest';
+import type { FleetIdentity } from '../../src/fleet/provision.js';
+import type { LocalTarget } from '../../src/fleet/target.js';
+import { localFleetForFile } from '../local-fleet.js';
 
 /**
  * The topic shadow client (device-agent's, which the fleet's mqtt.js devices use) against the local
  * IoT Core's real shadow service, over mqtt.js and mutual TLS. Its contract against a scripted
  * responder is in device-agent's tests.
  */
-const dir = mkdtempSync(path.join(os.tmpdir(), 'topic-shadow-'));
 let target: LocalTarget;
 let identities: readonly FleetIdentity[];
-
-beforeAll(async () => {
-  target = await startLocalTarget({ dataDir: path.join(dir, 'core') });
-  const s = target.services;
-  ({ identities } = await provisionLocalFleet({
-    registry: s.registry,
-    ca: s.ca,
-    region: s.account.region,
-    accountId: s.account.accountId,
-    dir: path.join(dir, 'certs'),
-    thingNames: ['ts-1', 'ts-2'],
-  }));
-});
-
-afterAll(async () => {
-  await target?.stop();
-  rmSync(dir, { recursive: true, force: true });
+localFleetForFile('topic-shadow-', ['ts-1', 'ts-2'], (fleet) => {
+  ({ target, identities } = fleet);
 });
 
 async function device(i: number, requestTimeoutMs = 5_000) {
