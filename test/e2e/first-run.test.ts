@@ -11,13 +11,11 @@ import {
   type LaunchedBin,
   launchBin,
   type RunningCore,
-  removeDir,
-  startCore,
-  tempDir,
   waitForShadow,
 } from '@pifleet/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PROTOCOL_CASES } from './protocols.js';
+import { coreForFile } from './suite-core.js';
 
 /**
  * A new user's first run, with the real bins as the README types them and nothing edited in
@@ -39,17 +37,13 @@ import { PROTOCOL_CASES } from './protocols.js';
 
 let dir: string;
 let core: RunningCore;
-
-beforeAll(async () => {
-  dir = tempDir('first-run');
-  core = await startCore(path.join(dir, 'core'));
-});
-
-afterAll(async () => {
-  killLaunched();
-  await core?.stop();
-  removeDir(dir);
-});
+coreForFile(
+  'first-run',
+  (suite) => {
+    ({ core, dir } = suite);
+  },
+  killLaunched,
+);
 
 /** A bin run to its end, as a shell runs it: its exit and what it printed. */
 async function run(file: string, args: readonly string[]): Promise<BinExit & { stdout: string; stderr: string }> {

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { createVirtualClock, simulatedConfigInput } from '@pifleet/simulator';
 import {
   desire,
@@ -6,16 +5,14 @@ import {
   part,
   provisionDevice,
   type RunningCore,
-  removeDir,
   type ShadowDoc,
-  startCore,
-  tempDir,
   until,
   waitForShadow,
 } from '@pifleet/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PROTOCOL_CASES } from './protocols.js';
 import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.js';
+import { coreForFile } from './suite-core.js';
 
 /**
  * `reported.rejected` against the local core's real shadow service: a rejected desired key is
@@ -28,17 +25,13 @@ import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.
 
 let dir: string;
 let core: RunningCore;
-
-beforeAll(async () => {
-  dir = tempDir('e2e-rejected');
-  core = await startCore(path.join(dir, 'core'));
-});
-
-afterAll(async () => {
-  await stopSimulatedDevices();
-  await core?.stop();
-  removeDir(dir);
-});
+coreForFile(
+  'e2e-rejected',
+  (suite) => {
+    ({ core, dir } = suite);
+  },
+  stopSimulatedDevices,
+);
 
 const rejectedOf = (doc: ShadowDoc) => (doc.state.reported?.rejected ?? {}) as Record<string, unknown>;
 

@@ -7,20 +7,11 @@ import {
 } from '@aws-sdk/client-iot';
 import { appTopics, MQTT5_REASON } from '@pifleet/protocol';
 import { createLogger, createVirtualClock, simulatedConfigInput } from '@pifleet/simulator';
-import {
-  driveUntil,
-  getShadow,
-  provisionDevice,
-  type RunningCore,
-  removeDir,
-  startCore,
-  tempDir,
-  until,
-  waitForShadow,
-} from '@pifleet/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { driveUntil, getShadow, provisionDevice, type RunningCore, until, waitForShadow } from '@pifleet/testkit';
+import { describe, expect, it } from 'vitest';
 import { PROTOCOL_CASES } from './protocols.js';
 import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.js';
+import { coreForFile } from './suite-core.js';
 
 /**
  * Telemetry the policy does not allow, end to end: the real agent runtime on simulated hardware
@@ -39,17 +30,13 @@ import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.
 
 let dir: string;
 let core: RunningCore;
-
-beforeAll(async () => {
-  dir = tempDir('e2e-refused');
-  core = await startCore(path.join(dir, 'core'));
-});
-
-afterAll(async () => {
-  await stopSimulatedDevices();
-  await core?.stop();
-  removeDir(dir);
-});
+coreForFile(
+  'e2e-refused',
+  (suite) => {
+    ({ core, dir } = suite);
+  },
+  stopSimulatedDevices,
+);
 
 /** Every JSON line an agent logs, for the test to read. */
 function captured() {
