@@ -1,4 +1,4 @@
-import { createVirtualClock, simulatedConfigInput } from '@pifleet/simulator';
+import { createVirtualClock } from '@pifleet/simulator';
 import {
   desire,
   getShadow,
@@ -6,12 +6,11 @@ import {
   provisionDevice,
   type RunningCore,
   type ShadowDoc,
-  until,
   waitForShadow,
 } from '@pifleet/testkit';
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_CASES } from './protocols.js';
-import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.js';
+import { startDeviceOnCore, stopSimulatedDevices } from './simulated-devices.js';
 import { coreForFile } from './suite-core.js';
 
 /**
@@ -40,22 +39,10 @@ describe.each(PROTOCOL_CASES)('reported.rejected over MQTT $protocol', ({ protoc
     const thing = `e2e-rejected-gone-${tag}`;
     const files = await provisionDevice(core, thing, dir);
     const clock = createVirtualClock();
-    const d = await startSimulatedDevice(
-      simulatedConfigInput({
-        ...files,
-        endpoint: core.info.mqtt.host,
-        port: core.info.mqtt.port,
-        samplingMs: 1_000,
-        relay: true,
-        mqttProtocol: protocol,
-        overrides: {
-          mqtt: { reconnectMinMs: 100, reconnectMaxMs: 1_000 },
-          shadow: { requestTimeoutMs: 5_000, reportIntervalMs: 86_400_000 },
-        },
-      }),
-      clock,
-    );
-    await until(() => d.transport.isConnected, { within: 10_000, what: `${thing} connected` });
+    const d = await startDeviceOnCore(core, files, protocol, clock, {
+      relay: true,
+      overrides: { shadow: { requestTimeoutMs: 5_000, reportIntervalMs: 86_400_000 } },
+    });
     await waitForShadow(core, thing, (s) => s.state.reported?.outputs !== undefined);
 
     // An output this device does not have: the only difference between desired and reported.

@@ -6,11 +6,11 @@ import {
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
 import { appTopics, MQTT5_REASON } from '@pifleet/protocol';
-import { createLogger, createVirtualClock, simulatedConfigInput } from '@pifleet/simulator';
+import { createLogger, createVirtualClock } from '@pifleet/simulator';
 import { driveUntil, getShadow, provisionDevice, type RunningCore, until, waitForShadow } from '@pifleet/testkit';
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_CASES } from './protocols.js';
-import { startSimulatedDevice, stopSimulatedDevices } from './simulated-devices.js';
+import { startDeviceOnCore, stopSimulatedDevices } from './simulated-devices.js';
 import { coreForFile } from './suite-core.js';
 
 /**
@@ -80,25 +80,15 @@ describe.each(PROTOCOL_CASES)('telemetry the policy denies, over MQTT $protocol'
 
     const log = captured();
     const clock = createVirtualClock();
-    const d = await startSimulatedDevice(
-      simulatedConfigInput({
-        ...files,
-        endpoint: core.info.mqtt.host,
-        port: core.info.mqtt.port,
-        samplingMs: 1_000,
-        mqttProtocol: protocol,
-        outboxPath: path.join(dir, `${thing}.outbox.db`),
-        overrides: {
-          batch: { maxReadings: 6, maxAgeMs: 3_600_000 },
-          mqtt: { reconnectMinMs: 100, reconnectMaxMs: 1_000 },
-          publish: { ackTimeoutMs: 2_000, maxPerSecond: 50, maxInFlight: 8, refusedRetryMs: PROBE_MS },
-          shadow: { requestTimeoutMs: 5_000 },
-        },
-      }),
-      clock,
-      log.logger,
-    );
-    await until(() => d.transport.isConnected, { within: 10_000, what: `${thing} connected` });
+    const d = await startDeviceOnCore(core, files, protocol, clock, {
+      outboxPath: path.join(dir, `${thing}.outbox.db`),
+      overrides: {
+        batch: { maxReadings: 6, maxAgeMs: 3_600_000 },
+        publish: { ackTimeoutMs: 2_000, maxPerSecond: 50, maxInFlight: 8, refusedRetryMs: PROBE_MS },
+        shadow: { requestTimeoutMs: 5_000 },
+      },
+      logger: log.logger,
+    });
 
     // 3 sensors × 2 s = one batch of 6 readings, refused.
     for (let i = 0; i < 2; i++) await clock.advance(1_000);

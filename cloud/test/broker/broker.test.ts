@@ -1,10 +1,9 @@
 import { LIMITS, presenceTopics } from '@pifleet/protocol';
 import { mqtt } from 'aws-iot-device-sdk-v2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Broker, type BusMessage, createBroker, type DisconnectedEvent } from '../../src/broker/index.js';
+import type { Broker, BusMessage, DisconnectedEvent } from '../../src/broker/index.js';
 import type { AttachedPolicy, CertificateStatus } from '../../src/index.js';
 import {
-  ACCOUNT,
   allowAll,
   arn,
   busJson,
@@ -13,7 +12,7 @@ import {
   deviceConnection,
   Inbox,
   type IssuedCertificate,
-  MemoryIdentities,
+  type MemoryIdentities,
   once,
   policy,
   recommended,
@@ -589,17 +588,7 @@ describe('TLS broker with IoT policies', () => {
 
 describe('bare broker (policyChecks: false)', () => {
   it('still needs a certificate from the CA, but not a registry entry or policy', async () => {
-    const pki = await createTestPki();
-    const identities = new MemoryIdentities();
-    const broker = createBroker({
-      identities,
-      tls: pki.serverTls,
-      host: '127.0.0.1',
-      port: 0,
-      account: ACCOUNT,
-      policyChecks: false,
-    });
-    const { port } = await broker.start();
+    const { pki, identities, broker, port } = await startTlsBroker({ policyChecks: false });
     const connections: mqtt.MqttClientConnection[] = [];
     try {
       const inbox = new Inbox();
