@@ -3,27 +3,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
-import { runSimCli, SIM_VERSION } from '../src/cli.js';
+import { SIM_VERSION } from '../src/cli.js';
+import { sim } from './helpers.js';
 
 const pkg = JSON.parse(
   readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../package.json'), 'utf8'),
 ) as { version: string };
-
-async function sim(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runSimCli(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    env: {},
-    waitForStop: () => new Promise(() => undefined),
-  });
-  return { code, stdout, stderr };
-}
 
 describe('pifleet-sim', () => {
   it('--version prints the package version and exits 0', async () => {

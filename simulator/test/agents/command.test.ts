@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadOrCreateCa } from '@pifleet/cloud';
@@ -6,6 +6,7 @@ import { EXIT } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simulatedConfigInput } from '../../src/agents/simulated-device.js';
 import { runSimCli } from '../../src/cli.js';
+import { writeCredential } from '../helpers.js';
 
 let dir: string;
 let files: { certFile: string; keyFile: string; otherKeyFile: string; caFile: string };
@@ -13,12 +14,7 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-sim-agent-'));
   const ca = await loadOrCreateCa({ dir: path.join(dir, 'ca'), now: Date.now });
   const [mine, other] = await Promise.all([ca.createKeysAndCertificate(), ca.createKeysAndCertificate()]);
-  const write = (name: string, text: string) => {
-    const f = path.join(dir, name);
-    writeFileSync(f, text);
-    chmodSync(f, 0o600);
-    return f;
-  };
+  const write = (name: string, text: string) => writeCredential(dir, name, text);
   files = {
     certFile: write('cert.pem', mine.certificatePem),
     keyFile: write('key.pem', mine.privateKeyPem),

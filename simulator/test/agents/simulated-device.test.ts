@@ -1,9 +1,10 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadOrCreateCa } from '@pifleet/cloud';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimulatedDevice, parseAgentConfig, simulatedConfigInput } from '../../src/agents/simulated-device.js';
+import { writeCredential } from '../helpers.js';
 
 /** Simulated devices speak MQTT 5 by default, as a real Pi's agent does; 3.1.1 stays an option. */
 let dir: string;
@@ -12,12 +13,7 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-sim-device-'));
   const ca = await loadOrCreateCa({ dir: path.join(dir, 'ca'), now: Date.now });
   const keys = await ca.createKeysAndCertificate();
-  const write = (name: string, text: string) => {
-    const f = path.join(dir, name);
-    writeFileSync(f, text);
-    chmodSync(f, 0o600);
-    return f;
-  };
+  const write = (name: string, text: string) => writeCredential(dir, name, text);
   files = {
     certFile: write('cert.pem', keys.certificatePem),
     keyFile: write('key.pem', keys.privateKeyPem),

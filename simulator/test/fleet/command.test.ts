@@ -1,22 +1,6 @@
 import { EXIT } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
-import { runSimCli } from '../../src/cli.js';
-
-async function sim(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runSimCli(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    env: {},
-    waitForStop: () => new Promise(() => undefined),
-  });
-  return { code, stdout, stderr };
-}
+import { sim } from '../helpers.js';
 
 describe('pifleet-sim fleet --protocol', () => {
   it.each(['4', '3', '5.0', 'mqtt5', ''])(
