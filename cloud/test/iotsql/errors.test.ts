@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compileRule, IotSqlError } from '../../src/core/iotsql/index.js';
+import { compileRule, type IotSqlError } from '../../src/core/iotsql/index.js';
 import { CloudError } from '../../src/errors.js';
-
-function compileError(sql: string): IotSqlError {
-  try {
-    compileRule(sql);
-  } catch (err) {
-    if (err instanceof IotSqlError) return err;
-    throw err;
-  }
-  throw new Error(`compiled without error: ${sql}`);
-}
+import { compileError } from './helpers.js';
 
 type Row = [sql: string, kind: IotSqlError['kind'], line: number, column: number, reason: RegExp];
 

@@ -1,5 +1,5 @@
 import type { JsonValue } from '@pifleet/protocol';
-import { compileRule, type EvalContext, type RuleOutput } from '../../src/core/iotsql/index.js';
+import { compileRule, type EvalContext, IotSqlError, type RuleOutput } from '../../src/core/iotsql/index.js';
 
 /** Ignores IoT SQL's Undefined vs a missing key only where the caller says so. */
 export const TOPIC = 'pifleet/pi-01/telemetry';
@@ -29,4 +29,15 @@ export function run(
   const body = typeof payload === 'string' || payload instanceof Uint8Array ? payload : JSON.stringify(payload);
   const result = compileRule(sql).evaluate({ topic, payload: body, ...extra }, ctx);
   return result.matched ? result.output : 'no match';
+}
+
+/** The IotSqlError compiling `sql` throws; fails the test when it compiles or throws something else. */
+export function compileError(sql: string): IotSqlError {
+  try {
+    compileRule(sql);
+  } catch (err) {
+    if (err instanceof IotSqlError) return err;
+    throw err;
+  }
+  throw new Error(`compiled without error: ${sql}`);
 }

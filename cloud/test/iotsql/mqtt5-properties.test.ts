@@ -7,6 +7,7 @@ import {
   type MqttMessageProperties,
   type RuleOutput,
 } from '../../src/core/iotsql/index.js';
+import { compileError } from './helpers.js';
 
 /**
  * `get_mqtt_property()` and `get_user_properties()`: IoT SQL's view of a PUBLISH's MQTT 5
@@ -39,16 +40,6 @@ function select(items: string, properties?: MqttMessageProperties): RuleOutput {
 
 const matches = (where: string, properties?: MqttMessageProperties) =>
   compileRule(`SELECT * ${FROM} WHERE ${where}`).evaluate(message(properties)).matched;
-
-function compileError(sql: string): IotSqlError {
-  try {
-    compileRule(sql);
-  } catch (err) {
-    if (err instanceof IotSqlError) return err;
-    throw err;
-  }
-  throw new Error(`compiled: ${sql}`);
-}
 
 describe('get_mqtt_property(name)', () => {
   it.each<[name: string, expected: RuleOutput]>([

@@ -4,36 +4,25 @@ import path from 'node:path';
 import { decodeTelemetryBatch, type Reading, statusMessageSchema, type TelemetryBatch } from '@pifleet/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../src/app/agent.js';
-import { loadConfig } from '../../src/config/load.js';
 import type { AgentConfig } from '../../src/config/schema.js';
 import { ShadowError, ShadowRejectedError, ShadowTimeoutError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { type Outbox, openOutbox } from '../../src/outbox/outbox.js';
 import type { ShadowService } from '../../src/shadow/port.js';
 import { createVirtualClock } from '../../src/testing/virtual-clock.js';
-import { countingSensor, MemoryShadow, MemoryTransport, memoryOutput } from './fakes.js';
+import { agentConfig, countingSensor, MemoryShadow, MemoryTransport, memoryOutput } from './fakes.js';
 
-const config = (extra: Record<string, unknown> = {}): AgentConfig => {
-  const r = loadConfig({
-    fileText: JSON.stringify({
-      thingName: 'pi-01',
-      endpoint: 'localhost',
-      certFile: 'c',
-      keyFile: 'k',
-      hardware: 'simulated',
-      sensors: [
-        { id: 'env', driver: 'bme280', intervalMs: 1000 },
-        { id: 'light', driver: 'bh1750', intervalMs: 2000 },
-      ],
-      outputs: [{ id: 'relay', driver: 'digital-output', line: 17 }],
-      batch: { maxReadings: 4, maxAgeMs: 5000 },
-      publish: { maxInFlight: 2, maxPerSecond: 5 },
-      ...extra,
-    }),
+const config = (extra: Record<string, unknown> = {}): AgentConfig =>
+  agentConfig({
+    sensors: [
+      { id: 'env', driver: 'bme280', intervalMs: 1000 },
+      { id: 'light', driver: 'bh1750', intervalMs: 2000 },
+    ],
+    outputs: [{ id: 'relay', driver: 'digital-output', line: 17 }],
+    batch: { maxReadings: 4, maxAgeMs: 5000 },
+    publish: { maxInFlight: 2, maxPerSecond: 5 },
+    ...extra,
   });
-  if (!r.ok) throw new Error(JSON.stringify(r.issues));
-  return r.value;
-};
 
 function setup(extra: Record<string, unknown> = {}, opts: { connected?: boolean; shadow?: boolean } = {}) {
   const clock = createVirtualClock({ start: 1_700_000_000_000 });

@@ -1,6 +1,8 @@
 /** In-memory implementations of the agent's ports for composition tests (not mocks of project modules). */
 import { EventEmitter } from 'node:events';
 import { brokerRefusal } from '../../src/adapters/transport-kit.js';
+import { loadConfig } from '../../src/config/load.js';
+import type { AgentConfig } from '../../src/config/schema.js';
 import type { Output, Sensor } from '../../src/drivers/types.js';
 import type { MessageHandler, PublishOptions, Transport, TransportEvents } from '../../src/ports/transport.js';
 import type { ShadowDelta, ShadowService, ShadowView } from '../../src/shadow/port.js';
@@ -254,4 +256,23 @@ export function memoryOutput(id: string, failWith?: Error): Output & { history: 
     get: () => on,
     close: async () => {},
   };
+}
+
+/**
+ * A loaded agent config for pi-01 on the simulated hardware (endpoint, certificate and key are
+ * never opened by these tests) with `fields` on top; a config the loader refuses fails the test.
+ */
+export function agentConfig(fields: Record<string, unknown>): AgentConfig {
+  const r = loadConfig({
+    fileText: JSON.stringify({
+      thingName: 'pi-01',
+      endpoint: 'localhost',
+      certFile: 'c',
+      keyFile: 'k',
+      hardware: 'simulated',
+      ...fields,
+    }),
+  });
+  if (!r.ok) throw new Error(JSON.stringify(r.issues));
+  return r.value;
 }

@@ -9,30 +9,21 @@ import { MQTT5_REASON, validateReportedState } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
 import { brokerDisconnect } from '../../src/adapters/transport-kit.js';
 import { createAgent } from '../../src/app/agent.js';
-import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/logger.js';
 import { openOutbox } from '../../src/outbox/outbox.js';
 import { createVirtualClock } from '../../src/testing/virtual-clock.js';
-import { countingSensor, MemoryShadow, MemoryTransport } from './fakes.js';
+import { agentConfig, countingSensor, MemoryShadow, MemoryTransport } from './fakes.js';
 
 const TOPIC = 'pifleet/pi-01/telemetry';
 
 function setup(publish: Record<string, unknown> = {}) {
-  const r = loadConfig({
-    fileText: JSON.stringify({
-      thingName: 'pi-01',
-      endpoint: 'localhost',
-      certFile: 'c',
-      keyFile: 'k',
-      hardware: 'simulated',
-      sensors: [{ id: 'env', driver: 'bme280', intervalMs: 1000 }],
-      // One batch every 2 s.
-      batch: { maxReadings: 2, maxAgeMs: 60_000 },
-      publish: { maxInFlight: 4, maxPerSecond: 20, refusedRetryMs: 60_000, ...publish },
-      shadow: { reportIntervalMs: 3_600_000 },
-    }),
+  const config = agentConfig({
+    sensors: [{ id: 'env', driver: 'bme280', intervalMs: 1000 }],
+    // One batch every 2 s.
+    batch: { maxReadings: 2, maxAgeMs: 60_000 },
+    publish: { maxInFlight: 4, maxPerSecond: 20, refusedRetryMs: 60_000, ...publish },
+    shadow: { reportIntervalMs: 3_600_000 },
   });
-  if (!r.ok) throw new Error(JSON.stringify(r.issues));
   const clock = createVirtualClock({ start: 1_700_000_000_000 });
   const transport = new MemoryTransport();
   const { outbox } = openOutbox({ path: ':memory:', maxBytes: 1024 ** 2 });
@@ -43,7 +34,7 @@ function setup(publish: Record<string, unknown> = {}) {
     destination: { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
   });
   const agent = createAgent({
-    config: r.value,
+    config,
     transport,
     outbox,
     sensors: [countingSensor('env')],
