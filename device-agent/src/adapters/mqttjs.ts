@@ -159,6 +159,8 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
   };
 
   const connect = () => {
+    // The package first: without it nothing else matters (a Pi's install leaves it out).
+    const mqttjs = loadMqtt();
     const options: IClientOptions = {
       protocol: 'mqtts',
       host: opts.endpoint,
@@ -192,7 +194,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
           }
         : {}),
     };
-    const c = loadMqtt().connect(options);
+    const c = mqttjs.connect(options);
     c.on('connect', (connack) => {
       connected = true;
       failures = 0;
