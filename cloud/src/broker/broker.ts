@@ -22,7 +22,13 @@ import {
   type PolicyDecision,
 } from '../core/policy/index.js';
 import { type Logger, silentLogger } from '../logger.js';
-import type { AccountContext, DeviceIdentity, IdentityDirectory, ServerTlsMaterial } from '../ports/identity.js';
+import type {
+  AccountContext,
+  DeviceIdentity,
+  IdentityDirectory,
+  ServerTlsMaterial,
+  ThingFacts,
+} from '../ports/identity.js';
 import {
   advertiseOnConnack,
   beforeAedesHandles,
@@ -349,7 +355,13 @@ export function createBroker(deps: BrokerDeps): Broker {
     if (set?.size === 0) byCertificate.delete(session.certificateId);
   }
 
+  /** The registry facts of the connection's thing: only when its client id names an attached thing. */
+  function connectionThing(session: Session, identity: DeviceIdentity): ThingFacts | undefined {
+    return identity.thingNames.includes(session.client.id) ? identity.things?.get(session.client.id) : undefined;
+  }
+
   function policyContext(session: Session, identity: DeviceIdentity): PolicyContext {
+    const thing = connectionThing(session, identity);
     return {
       region: account.region,
       accountId: account.accountId,
@@ -359,12 +371,23 @@ export function createBroker(deps: BrokerDeps): Broker {
       certificate: session.certificate,
       connectAttributes: session.connectAttributes,
       ...(session.ipAddress ? { sourceIp: session.ipAddress } : {}),
+      ...(thing
+        ? {
+            thing: {
+              attributes: thing.attributes,
+              ...(thing.thingTypeName === undefined ? {} : { thingTypeName: thing.thingTypeName }),
+            },
+          }
+        : {}),
     };
   }
 
   function setIdentity(session: Session, identity: DeviceIdentity): void {
     session.identity = identity;
-    session.authorizer = compilePolicies(identity.policies, policyContext(session, identity));
+    // A thing group's policies apply on top of the certificate's, to the connection of that thing only.
+    const groupPolicies = connectionThing(session, identity)?.groupPolicies ?? [];
+    const policies = groupPolicies.length === 0 ? identity.policies : [...identity.policies, ...groupPolicies];
+    session.authorizer = compilePolicies(policies, policyContext(session, identity));
     session.decisions.clear();
   }
 

@@ -31,6 +31,22 @@ export interface DeviceIdentity {
   readonly thingNames: readonly string[];
   /** Policies attached to this certificate, with their current default version's document. */
   readonly policies: readonly AttachedPolicy[];
+  /**
+   * Registry facts of the attached things, by thing name: what `${iot:Connection.Thing.*}`
+   * variables read and which thing-group policies apply. Absent = no facts (only names known).
+   */
+  readonly things?: ReadonlyMap<string, ThingFacts>;
+}
+
+/** What policy evaluation may know about one thing attached to a certificate. */
+export interface ThingFacts {
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly thingTypeName?: string;
+  /**
+   * Policies attached to the thing groups the thing is in, and to their ancestors. IoT Core applies
+   * them only to a connection whose client id is this thing's name (the thing-policy-variable rule).
+   */
+  readonly groupPolicies: readonly AttachedPolicy[];
 }
 
 export interface IdentityDirectory {

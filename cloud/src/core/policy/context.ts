@@ -33,6 +33,11 @@ export interface PolicyContext {
   /** `iot:ConnectAttributes`: `PersistentConnect` (clean session off) and/or `LastWill`. */
   readonly connectAttributes?: readonly string[];
   readonly sourceIp?: string;
+  /**
+   * Registry facts of the connection's thing (see connectionThingName), for
+   * `${iot:Connection.Thing.Attributes[name]}` and `${iot:Connection.Thing.ThingTypeName}`.
+   */
+  readonly thing?: { readonly attributes: Readonly<Record<string, string>>; readonly thingTypeName?: string };
 }
 
 /** A value of a condition key or policy variable: one string, a set of strings, or absent. */
