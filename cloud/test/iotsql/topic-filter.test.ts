@@ -1,6 +1,6 @@
 import { checkTopicFilter, topicMatches } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
-import { compileTopicFilter } from '../../src/core/iotsql/index.js';
+import { compileRule, compileTopicFilter } from '../../src/core/iotsql/index.js';
 
 /** A small deterministic generator (mulberry32) so the comparison is reproducible. */
 function rng(seed: number): () => number {
@@ -37,5 +37,24 @@ describe('compiled FROM filters agree with the protocol topic matcher', () => {
     }
     expect(compared).toBeGreaterThan(10_000);
     expect(matched).toBeGreaterThan(500);
+  });
+});
+
+describe("a rule's FROM: '#' does not match the parent level (AWS IoT rules, unlike MQTT)", () => {
+  it.each([
+    ['a/#', 'a', false],
+    ['a/#', 'a/', true],
+    ['a/#', 'a/b', true],
+    ['a/#', 'a/b/c', true],
+    ['a/+/#', 'a/b', false],
+    ['a/+/#', 'a/b/c', true],
+    ['#', 'a', true],
+    ['+/#', 'a', false],
+    ['+/#', 'a/b', true],
+  ] as const)('FROM %s vs topic %s: %s', (filter, topic, expected) => {
+    expect(compileRule(`SELECT * FROM '${filter}'`).matchesTopic(topic)).toBe(expected);
+    expect(compileRule(`SELECT * FROM '${filter}'`).evaluate({ topic, payload: '{}' }).matched).toBe(expected);
+    // The MQTT reading, for subscriptions, still matches the parent.
+    expect(compileTopicFilter(filter)(topic)).toBe(topicMatches(filter, topic));
   });
 });

@@ -18,6 +18,7 @@ export {
   type RuleOutput,
   type RuleResult,
   serializeOutput,
+  type TopicFilterOptions,
 } from './rule.js';
 export { type CompiledTemplate, compileTemplate, formatTemplateValue, renderTemplate } from './template.js';
 export type { SqlType, SqlValue } from './values.js';

@@ -34,16 +34,27 @@ export interface CompiledRule {
 const NO_MATCH: RuleResult = Object.freeze({ matched: false });
 const NO_CONTEXT: EvalContext = Object.freeze({});
 
+/** How `#` treats the level it follows. */
+export interface TopicFilterOptions {
+  /**
+   * MQTT (3.1.1 §4.7.1.2) lets `a/#` match `a` itself; a rule's FROM does not (AWS IoT: `FROM 'a/#'`
+   * is not triggered by a message on `a`). Default true, the MQTT reading.
+   */
+  readonly hashMatchesParent?: boolean;
+}
+
 /** An MQTT topic filter as a function, honouring `+`, `#` and the `$`-topic rule of MQTT 3.1.1 §4.7.2. */
-export function compileTopicFilter(filter: string): (topic: string) => boolean {
+export function compileTopicFilter(filter: string, options: TopicFilterOptions = {}): (topic: string) => boolean {
   if (!filter.includes('+') && !filter.includes('#')) return (topic) => topic === filter;
   const levels = filter.split('/');
   const wildFirst = levels[0] === '+' || levels[0] === '#';
+  const parentToo = options.hashMatchesParent ?? true;
   return (topic) => {
     if (wildFirst && topic.charCodeAt(0) === 36) return false;
     let pos = 0;
     for (const level of levels) {
-      if (level === '#') return true;
+      // pos past the end means the topic ran out of levels before `#`: it is the parent.
+      if (level === '#') return parentToo || pos <= topic.length;
       if (pos > topic.length) return false;
       let end = topic.indexOf('/', pos);
       if (end < 0) end = topic.length;
@@ -64,7 +75,8 @@ export function compileRule(sql: string): CompiledRule {
   if (ast.from.kind !== 'topic') throw new Error('unreachable: top-level FROM is a topic filter');
   const topicFilter = ast.from.filter;
   const { where, select } = new Compiler(sql).compileQuery(ast);
-  const matchesTopic = compileTopicFilter(topicFilter);
+  // The rules engine's `#` does not match the parent level (see TopicFilterOptions).
+  const matchesTopic = compileTopicFilter(topicFilter, { hashMatchesParent: false });
   return {
     sql,
     topicFilter,
