@@ -43,7 +43,13 @@ describe('malformed SQL is rejected at load time with line and column', () => {
     ["SELECT a[1 FROM 'x'", 'syntax', 1, 12, /expected '\]'/],
     ["SELECT CASE WHEN a THEN 1 FROM 'x'", 'syntax', 1, 27, /expected END/],
     ["SELECT CASE a END FROM 'x'", 'syntax', 1, 15, /expected WHEN/],
-    ["SELECT a FROM 'x' WHERE a IS 5", 'syntax', 1, 30, /expected NULL or UNDEFINED/],
+    [
+      "SELECT a FROM 'x' WHERE a IS 5",
+      'syntax',
+      1,
+      27,
+      /'IS' is not an IoT SQL operator; use isNull\(x\) or isUndefined\(x\)/,
+    ],
     ["SELECT a AS FROM 'x'", 'syntax', 1, 13, /keyword FROM, expected an alias name/],
     ["SELECT VALUE a, b FROM 'x'", 'semantic', 1, 17, /exactly one expression/],
     ["SELECT VALUE a AS b FROM 'x'", 'semantic', 1, 16, /cannot have an alias/],
@@ -118,5 +124,28 @@ describe('edge syntax that is valid', () => {
   it("a field named 'value' can still be selected", () => {
     const r = compileRule("SELECT value FROM 'a/b'").evaluate({ topic: 'a/b', payload: '{"value": 3}' });
     expect(r).toEqual({ matched: true, output: { value: 3 } });
+  });
+});
+
+describe('ANSI SQL that AWS IoT SQL does not have is refused, naming the construct and the function to use', () => {
+  it.each([
+    ["SELECT a FROM 'x' WHERE a IS NULL", 27, "'x IS NULL' is not IoT SQL; use isNull(x)"],
+    ["SELECT a FROM 'x' WHERE a IS NOT NULL", 27, "'x IS NOT NULL' is not IoT SQL; use NOT isNull(x)"],
+    ["SELECT a FROM 'x' WHERE a.b is undefined", 29, "'x IS UNDEFINED' is not IoT SQL; use isUndefined(x)"],
+    ["SELECT a FROM 'x' WHERE a IS NOT UNDEFINED", 27, "'x IS NOT UNDEFINED' is not IoT SQL; use NOT isUndefined(x)"],
+    ["SELECT a IS NULL AS n FROM 'x'", 10, "'x IS NULL' is not IoT SQL; use isNull(x)"],
+  ])('%j', (sql, column, reason) => {
+    const err = compileError(sql);
+    expect(err.kind).toBe('syntax');
+    expect(err.column).toBe(column);
+    expect(err.reason).toBe(reason);
+  });
+
+  it('the documented functions answer what IS would have asked', () => {
+    const r = compileRule("SELECT isNull(a) AS n, NOT isUndefined(b) AS b FROM 'x' WHERE isUndefined(c)").evaluate({
+      topic: 'x',
+      payload: '{"a": null, "b": 1}',
+    });
+    expect(r).toEqual({ matched: true, output: { n: true, b: true } });
   });
 });

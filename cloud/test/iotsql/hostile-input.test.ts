@@ -72,7 +72,7 @@ describe('keys that name the object model are ordinary keys', () => {
 
   it('a missing __proto__ or constructor field is Undefined, never a member of Object.prototype', () => {
     const out = compileRule(
-      `SELECT VALUE [a.__proto__, a.constructor, get(a, 'toString'), a.constructor IS UNDEFINED] FROM '${TOPIC}'`,
+      `SELECT VALUE [a.__proto__, a.constructor, get(a, 'toString'), isUndefined(a.constructor)] FROM '${TOPIC}'`,
     ).evaluate({ topic: TOPIC, payload: '{"a":{}}' });
     expect(out).toEqual({ matched: true, output: [true] });
   });

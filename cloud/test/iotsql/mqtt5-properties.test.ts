@@ -81,7 +81,7 @@ describe('get_mqtt_property(name)', () => {
     expect(matches("get_mqtt_property('content_type') = 'text/plain'", V5)).toBe(false);
     // 3.1.1: Undefined = 'x' is Undefined, which is not true
     expect(matches("get_mqtt_property('content_type') = 'application/json'")).toBe(false);
-    expect(matches("get_mqtt_property('content_type') IS UNDEFINED")).toBe(true);
+    expect(matches("isUndefined(get_mqtt_property('content_type'))")).toBe(true);
   });
 
   it('evaluates a name computed at run time; one that names no property is Undefined', () => {

@@ -156,7 +156,7 @@ describe('boolean operators (AND, OR, NOT)', () => {
   });
 });
 
-describe('IN, IS [NOT] NULL, IS [NOT] UNDEFINED', () => {
+describe('IN, isNull(), isUndefined() (AWS IoT SQL has no IS operator)', () => {
   it.each<Row>([
     ["'b' IN ['a', 'b']", true],
     ["'c' IN ['a', 'b']", false],
@@ -170,17 +170,17 @@ describe('IN, IS [NOT] NULL, IS [NOT] UNDEFINED', () => {
     ['1 IN missing', U],
     ["1 IN 'abc'", U],
     ['3 NOT IN [1, 2]', true],
-    ['nul IS NULL', true],
-    ['missing IS NULL', false],
-    ['i IS NULL', false],
-    ['nul IS NOT NULL', false],
-    ['i IS NOT NULL', true],
-    ['missing IS UNDEFINED', true],
-    ['nul IS UNDEFINED', false],
-    ['i IS NOT UNDEFINED', true],
-    ['missing IS NOT UNDEFINED', false],
-    ['floor(arr) IS UNDEFINED', true],
-    ['obj.a.b IS UNDEFINED', true],
+    ['isNull(nul)', true],
+    ['isNull(missing)', false],
+    ['isNull(i)', false],
+    ['NOT isNull(nul)', false],
+    ['NOT isNull(i)', true],
+    ['isUndefined(missing)', true],
+    ['isUndefined(nul)', false],
+    ['NOT isUndefined(i)', true],
+    ['NOT isUndefined(missing)', false],
+    ['isUndefined(floor(arr))', true],
+    ['isUndefined(obj.a.b)', true],
   ])('%s', (expr, expected) => {
     expect(value(expr, P)).toEqual(expected);
   });
@@ -196,7 +196,7 @@ describe('WHERE is true only for Boolean true', () => {
     ['flag', { flag: 'true' }, true],
     ['flag', { flag: 1 }, false],
     ['NOT flag', { flag: false }, true],
-    ['missing IS UNDEFINED', {}, true],
+    ['isUndefined(missing)', {}, true],
     ["state IN ['online', 'offline']", { state: 'online' }, true],
     ["state IN ['online', 'offline']", { state: 'rebooting' }, false],
   ])('WHERE %s on %j → %s', (cond, payload, expected) => {

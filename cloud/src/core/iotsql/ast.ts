@@ -16,12 +16,6 @@ export type Expr =
   | (Span & { readonly type: 'cast'; readonly value: Expr; readonly target: string; readonly targetStart: number })
   | (Span & { readonly type: 'unary'; readonly op: '-' | '+' | 'NOT'; readonly operand: Expr })
   | (Span & { readonly type: 'binary'; readonly op: BinaryOp; readonly left: Expr; readonly right: Expr })
-  | (Span & {
-      readonly type: 'is';
-      readonly operand: Expr;
-      readonly test: 'NULL' | 'UNDEFINED';
-      readonly negated: boolean;
-    })
   | (Span & { readonly type: 'in'; readonly left: Expr; readonly right: Expr })
   | (Span & { readonly type: 'array'; readonly items: readonly Expr[] })
   | (Span & { readonly type: 'object'; readonly entries: readonly (readonly [string, Expr])[] })

@@ -198,13 +198,6 @@ export class Compiler {
         return this.unary(e.op, this.expr(e.operand));
       case 'binary':
         return this.binary(e.op, this.expr(e.left), this.expr(e.right));
-      case 'is': {
-        const operand = this.expr(e.operand);
-        const negated = e.negated;
-        return e.test === 'NULL'
-          ? (env, scope) => (operand(env, scope) === null) !== negated
-          : (env, scope) => (operand(env, scope) === undefined) !== negated;
-      }
       case 'in': {
         const left = this.expr(e.left);
         const right = this.expr(e.right);

@@ -273,25 +273,7 @@ export class Parser {
       } else if (this.isPunct(t, '==')) {
         throw this.error('syntax', "'==' is not an IoT SQL operator; use '='", t.start);
       } else if (this.isWord(t, 'IS')) {
-        this.take();
-        let negated = false;
-        if (this.isWord(this.peek(), 'NOT')) {
-          this.take();
-          negated = true;
-        }
-        const what = this.peek();
-        if (what.kind !== 'ident' || (what.upper !== 'NULL' && what.upper !== 'UNDEFINED')) {
-          throw this.unexpected(what, 'NULL or UNDEFINED');
-        }
-        this.take();
-        left = {
-          type: 'is',
-          operand: left,
-          test: what.upper as 'NULL' | 'UNDEFINED',
-          negated,
-          start: left.start,
-          end: what.end,
-        };
+        throw this.isTestError(t);
       } else if (this.isWord(t, 'IN')) {
         this.take();
         const right = this.parseAdditive();
@@ -306,6 +288,26 @@ export class Parser {
         return left;
       }
     }
+  }
+
+  /**
+   * `x IS [NOT] NULL` / `x IS [NOT] UNDEFINED` are ANSI SQL, not AWS IoT SQL: the operators page has
+   * no IS, and CreateTopicRule rejects such a statement. Refused here so that a rule that loads
+   * locally loads in AWS; the message names the construct and the documented function to use.
+   */
+  private isTestError(isTok: Token): IotSqlError {
+    let k = 1;
+    const negated = this.isWord(this.peek(k), 'NOT');
+    if (negated) k++;
+    const what = this.peek(k);
+    const test = what.kind === 'ident' ? what.upper : '';
+    const fn = test === 'NULL' ? 'isNull' : test === 'UNDEFINED' ? 'isUndefined' : undefined;
+    if (fn === undefined) {
+      return this.error('syntax', "'IS' is not an IoT SQL operator; use isNull(x) or isUndefined(x)", isTok.start);
+    }
+    const construct = `IS ${negated ? 'NOT ' : ''}${test}`;
+    const instead = negated ? `NOT ${fn}(x)` : `${fn}(x)`;
+    return this.error('syntax', `'x ${construct}' is not IoT SQL; use ${instead}`, isTok.start);
   }
 
   private parseAdditive(): Expr {
