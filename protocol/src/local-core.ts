@@ -46,6 +46,17 @@ export const localEndpointSchema = z
     accountId: z.string().regex(/^\d{12}$/, 'must be 12 digits'),
     /** The web console's URL with its per-start token (`{http}/console/?token=…`): open it on this machine. */
     console: z.url({ protocol: /^https?$/ }),
+    /**
+     * The quotas the core enforces: `aws` (IoT Core's defaults) or `off` (no rates or counts), and
+     * the single values a limits file changed (null = not enforced). Absent from older cores.
+     */
+    limits: z
+      .object({
+        mode: z.enum(['aws', 'off']),
+        changed: z.record(z.string(), z.number().nullable()),
+      })
+      .readonly()
+      .optional(),
   })
   .readonly();
 

@@ -32,6 +32,18 @@ export class TokenBucket {
     return true;
   }
 
+  /**
+   * Takes `count` tokens if all of them are free at `now` (for quotas counted in bytes); takes
+   * nothing otherwise. More than the burst is never free.
+   */
+  tryTakeMany(now: number, count: number): boolean {
+    if (count <= 1) return this.tryTake(now);
+    // The microsecond of slack absorbs floating-point error when count is the whole burst.
+    if (Math.max(this.#fullAt, now) + (count - 1) * this.#intervalMs - this.#aheadMs > now + 1e-3) return false;
+    this.#fullAt = Math.max(this.#fullAt, now) + count * this.#intervalMs;
+    return true;
+  }
+
   /** Takes the next token, free or not, and returns how long from `now` until it is (0 when free). */
   reserve(now: number): number {
     const wait = this.waitMs(now);

@@ -53,3 +53,22 @@ describe('TokenBucket', () => {
     expect(() => new TokenBucket({ ratePerSecond: Number.NaN })).toThrow(RangeError);
   });
 });
+
+describe('TokenBucket.tryTakeMany', () => {
+  it('takes a whole burst at once, then only what has refilled', () => {
+    const bucket = new TokenBucket({ ratePerSecond: 1000, burst: 1000 });
+    expect(bucket.tryTakeMany(0, 1000)).toBe(true);
+    expect(bucket.tryTakeMany(0, 1)).toBe(false);
+    // 100 ms refill 100 tokens: 100 are free, 101 are not (and the refused call takes nothing).
+    expect(bucket.tryTakeMany(100, 101)).toBe(false);
+    expect(bucket.tryTakeMany(100, 100)).toBe(true);
+    expect(bucket.tryTake(100)).toBe(false);
+  });
+
+  it('never grants more than the burst', () => {
+    const bucket = new TokenBucket({ ratePerSecond: 10, burst: 10 });
+    expect(bucket.tryTakeMany(0, 11)).toBe(false);
+    expect(bucket.tryTakeMany(10_000, 11)).toBe(false);
+    expect(bucket.tryTakeMany(10_000, 10)).toBe(true);
+  });
+});

@@ -13,12 +13,19 @@ import { lockDataDir, prepareDataDir } from '../adapters/data-dir.js';
 import { SQLITE_TELEMETRY_FILENAME } from '../adapters/sqlite-telemetry-store.js';
 import { type Broker, createBroker } from '../broker/index.js';
 import { type LocalCa, loadOrCreateCa } from '../ca/local-ca.js';
-import type { LocalCoreConfig } from '../config/local-core.js';
+import { ConfigError, type LocalCoreConfig } from '../config/local-core.js';
 import { createWebConsole, type WebConsole } from '../console/console.js';
 import { CloudError } from '../errors.js';
 import { type LocalCredentials, loadOrCreateCredentials, singleCredentialStore } from '../http/credentials.js';
 import { iotControlPlaneRoutes } from '../http/iot-control-plane.js';
 import { createHttpServer, type HttpServerHandle, type RouteGroup } from '../http/server.js';
+import {
+  createThrottleCounters,
+  type Limits,
+  parseLimitOverrides,
+  resolveLimits,
+  type ThrottleCounters,
+} from '../limits/index.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import type { AccountContext } from '../ports/identity.js';
@@ -55,6 +62,10 @@ export interface LocalCoreServices {
   readonly rules: RulesEngine;
   /** The web console (its route group is on the HTTP listener; `token` opens it). */
   readonly console: WebConsole;
+  /** The quotas this core enforces (`--limits`, `--limits-file`). */
+  readonly limits: Limits;
+  /** How often each quota was breached since start. */
+  readonly throttles: ThrottleCounters;
   readonly info: LocalCoreInfo;
 }
 
@@ -68,6 +79,8 @@ export interface LocalIotCoreDeps {
    * broker exist. They share the listener, the SigV4 check and the error shape.
    */
   readonly routes?: (services: Omit<LocalCoreServices, 'info'>) => readonly RouteGroup[];
+  /** Limits to run with instead of the config's `limits`/`limitsFile` (tests). */
+  readonly limits?: Limits;
   /** Shadow store to use instead of `shadows.sqlite` in the data dir (tests inject slow stores). */
   readonly shadowStore?: () => ShadowStore;
 }
@@ -127,6 +140,20 @@ export async function readLocalEndpoint(dataDir: string): Promise<LocalEndpoint 
   return parsed.value;
 }
 
+/** The config's limits: the mode, then the limits file's single values (exit 78 when the file is bad). */
+async function loadLimits(config: LocalCoreConfig): Promise<Limits> {
+  if (config.limitsFile === '') return resolveLimits(config.limits);
+  let text: string;
+  try {
+    text = await readFile(config.limitsFile, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`--limits-file: cannot read ${config.limitsFile} (${(err as NodeJS.ErrnoException).code})`]);
+  }
+  const parsed = parseLimitOverrides(text);
+  if (!parsed.ok) throw new ConfigError(parsed.problems.map((p) => `--limits-file ${config.limitsFile}: ${p}`));
+  return resolveLimits(config.limits, parsed.value);
+}
+
 export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
   const { config } = deps;
   const logger = deps.logger ?? silentLogger();
@@ -181,6 +208,9 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         // (it used to delete the running core's endpoint.json when it stopped).
         const lock = lockDataDir(paths.dataDir);
         cleanup.push(() => lock.release());
+        const limits = deps.limits ?? (await loadLimits(config));
+        const throttles = createThrottleCounters({ logger: logger.child({ component: 'quotas' }) });
+        cleanup.push(() => throttles.close());
         const ca = await loadOrCreateCa({ dir: paths.caDir, now });
         const { credentials, created } = await loadOrCreateCredentials(paths.credentialsFile);
         if (created) logger.info({ file: paths.credentialsFile }, 'generated local credentials');
@@ -247,6 +277,8 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         const mqtt = await broker.start();
 
         const base = {
+          limits,
+          throttles,
           console: webConsole,
           account,
           registry,
@@ -289,12 +321,16 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           region: config.region,
           accountId: config.accountId,
           console: webConsole.url(httpUrl),
+          limits: Object.freeze({ mode: limits.mode, changed: limits.changed }),
         });
         cloud.bindEndpoint(info.http);
         await writeFile(paths.endpointFile, formatLocalEndpoint(info), { mode: 0o600 });
         cleanup.push(() => rm(paths.endpointFile, { force: true }));
         running = Object.freeze({ ...base, info });
-        logger.info({ mqtt: info.mqtt, http: info.http, dataDir: paths.dataDir }, 'local IoT Core ready');
+        logger.info(
+          { mqtt: info.mqtt, http: info.http, dataDir: paths.dataDir, limits: limits.values },
+          'local IoT Core ready',
+        );
         return info;
       } catch (err) {
         await unwind();

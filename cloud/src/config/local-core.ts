@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { LOCAL_CORE_DEFAULT_ENDPOINT } from '@pifleet/protocol';
 import { PERSISTENT_SESSION_EXPIRY } from '../broker/broker.js';
 import { CloudError } from '../errors.js';
+import { LIMITS_MODES, type LimitsMode } from '../limits/quotas.js';
 
 /**
  * Configuration of the local IoT Core (`pifleet-local-core`): defaults < environment < flags.
@@ -27,6 +28,10 @@ export interface LocalCoreConfig {
    * 1 h, adjustable from 1 s to 7 days as IoT Core's quota is.
    */
   readonly persistentSessionExpirySeconds: number;
+  /** IoT Core's quotas (`aws`, the default) or none of its rates and counts (`off`). */
+  readonly limits: LimitsMode;
+  /** A JSON file of quota name → value (or null) changing single quotas; '' = none. Read at start. */
+  readonly limitsFile: string;
 }
 
 export const LOCAL_CORE_DEFAULTS: LocalCoreConfig = Object.freeze({
@@ -34,6 +39,8 @@ export const LOCAL_CORE_DEFAULTS: LocalCoreConfig = Object.freeze({
   ...LOCAL_CORE_DEFAULT_ENDPOINT,
   logLevel: 'info',
   persistentSessionExpirySeconds: PERSISTENT_SESSION_EXPIRY.defaultSeconds,
+  limits: 'aws',
+  limitsFile: '',
 });
 
 /** Environment variables read, by config key. */
@@ -46,6 +53,8 @@ export const LOCAL_CORE_ENV: Readonly<Record<keyof LocalCoreConfig, string>> = {
   accountId: 'PIFLEET_ACCOUNT_ID',
   logLevel: 'PIFLEET_LOG_LEVEL',
   persistentSessionExpirySeconds: 'PIFLEET_PERSISTENT_SESSION_EXPIRY',
+  limits: 'PIFLEET_LIMITS',
+  limitsFile: 'PIFLEET_LIMITS_FILE',
 };
 
 export const LOCAL_CORE_USAGE = `Usage: pifleet-local-core [options]
@@ -64,6 +73,10 @@ Options:
   --persistent-session-expiry SECONDS
                      how long an offline persistent session (and its queued QoS 1 messages) is kept,
                      1-${PERSISTENT_SESSION_EXPIRY.maxSeconds} (7 days)  [${LOCAL_CORE_DEFAULTS.persistentSessionExpirySeconds}]  env ${LOCAL_CORE_ENV.persistentSessionExpirySeconds}
+  --limits aws|off   enforce IoT Core's quotas (rates, counts, sizes) or lift its rates and counts
+                     (sizes stay: they shape what AWS accepts)  [${LOCAL_CORE_DEFAULTS.limits}]  env ${LOCAL_CORE_ENV.limits}
+  --limits-file FILE JSON object of quota name -> value, or null to stop enforcing one (names in the
+                     README's quotas table)  env ${LOCAL_CORE_ENV.limitsFile}
   --version          print the version and exit
   -h, --help         show this help
 
@@ -118,6 +131,8 @@ export function loadLocalCoreConfig(
         'account-id': { type: 'string' },
         'log-level': { type: 'string' },
         'persistent-session-expiry': { type: 'string' },
+        limits: { type: 'string' },
+        'limits-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -157,6 +172,16 @@ export function loadLocalCoreConfig(
     return n;
   };
 
+  const limitsMode = (): LimitsMode => {
+    const raw = pick('limits', 'limits');
+    const mode = LIMITS_MODES.find((m) => m === raw);
+    if (mode === undefined) {
+      problems.push(`--limits: '${raw}' is not one of ${LIMITS_MODES.join(', ')}`);
+      return 'aws';
+    }
+    return mode;
+  };
+
   const config: LocalCoreConfig = {
     dataDir: pick('dataDir', 'data-dir'),
     host: pick('host', 'host'),
@@ -166,6 +191,8 @@ export function loadLocalCoreConfig(
     accountId: pick('accountId', 'account-id'),
     logLevel: pick('logLevel', 'log-level'),
     persistentSessionExpirySeconds: sessionExpiry(),
+    limits: limitsMode(),
+    limitsFile: pick('limitsFile', 'limits-file'),
   };
   if (config.dataDir.trim() === '') problems.push('--data-dir: must not be empty');
   if (!/^[A-Za-z0-9.:_-]+$/.test(config.host)) problems.push(`--host: '${config.host}' is not a host name or address`);

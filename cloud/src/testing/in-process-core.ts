@@ -6,6 +6,7 @@ import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { createLocalIotCore, type LocalCoreInfo, type LocalIotCore } from '../app/local-core.js';
 import { LOCAL_CORE_DEFAULTS } from '../config/local-core.js';
 import { LOCAL_PROFILE, readCredentialsFile } from '../http/credentials.js';
+import type { Limits } from '../limits/quotas.js';
 import type { ShadowStore } from '../shadow/store.js';
 
 /**
@@ -30,6 +31,8 @@ export interface InProcessCoreOptions {
   readonly shadowStore?: () => ShadowStore;
   /** Attempts per SDK request (default 1: a test sees the first failure). */
   readonly maxAttempts?: number;
+  /** Quotas to enforce (default: IoT Core's, as `pifleet-local-core` runs). */
+  readonly limits?: Limits;
 }
 
 export function tempDir(prefix: string): string {
@@ -59,6 +62,7 @@ export async function startInProcessCore(dataDir: string, options: InProcessCore
   const core = createLocalIotCore({
     config: { ...LOCAL_CORE_DEFAULTS, dataDir, mqttPort: options.mqttPort ?? 0, httpPort: options.httpPort ?? 0 },
     ...(options.shadowStore ? { shadowStore: options.shadowStore } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
   });
   const info = await core.start();
   const { iot, data } = sdkClients(info, options.maxAttempts);

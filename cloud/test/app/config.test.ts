@@ -115,3 +115,29 @@ describe('loadLocalCoreConfig', () => {
     expect(() => loadLocalCoreConfig(['--mqtt-port', '9000', '--http-port', '9000'])).toThrow(/must differ/);
   });
 });
+
+describe('loadLocalCoreConfig: limits', () => {
+  it("enforces IoT Core's quotas unless told --limits off, from flag or PIFLEET_LIMITS", () => {
+    const config = (argv: string[], env: Record<string, string> = {}) => {
+      const result = loadLocalCoreConfig(argv, env);
+      if (result.help || result.version) throw new Error('unexpected help or version');
+      return result.config;
+    };
+    expect(config([])).toMatchObject({ limits: 'aws', limitsFile: '' });
+    expect(config(['--limits', 'off'])).toMatchObject({ limits: 'off' });
+    expect(config([], { PIFLEET_LIMITS: 'off', PIFLEET_LIMITS_FILE: '/etc/q.json' })).toMatchObject({
+      limits: 'off',
+      limitsFile: '/etc/q.json',
+    });
+    expect(config(['--limits', 'aws', '--limits-file', 'q.json'], { PIFLEET_LIMITS: 'off' })).toMatchObject({
+      limits: 'aws',
+      limitsFile: 'q.json',
+    });
+  });
+
+  it('refuses an unknown mode with the choices', () => {
+    expect(() => loadLocalCoreConfig(['--limits', 'none'])).toThrow("--limits: 'none' is not one of aws, off");
+    expect(LOCAL_CORE_USAGE).toContain('--limits aws|off');
+    expect(LOCAL_CORE_USAGE).toContain('PIFLEET_LIMITS_FILE');
+  });
+});
