@@ -150,7 +150,9 @@ const rows: Row[] = [
   ["regexp_substr('hihihello', '(hi)*')", 'hihi'],
   ["regexp_substr('abc', 'z')", U],
   // hashes
+  ["md2('hello')", 'a9046c73e00331af68917d3804f70655'],
   ["md5('hello')", '5d41402abc4b2a76b9719d911017c592'],
+  ["transform('enrichArray', {'k': 1}, [{'a': 2}])", [{ a: 2, k: 1 }]],
   ["sha1('hello')", 'aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d'],
   ["sha256('hello')", '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'],
   ["sha224('')", 'd14a028c2a3a2bc9476102bb288234c415a2b01f828ea62ac5b3e42f'],

@@ -255,7 +255,13 @@ export class Compiler {
     }
   }
 
-  /** `(SELECT … FROM expr [alias] [WHERE …])`: one result per element of the array, in order. */
+  /**
+   * `(SELECT … FROM expr [alias] [WHERE …])`: one result per element of the array, in order. FROM
+   * an object reads that one object and gives its one result unwrapped (Undefined when WHERE is
+   * not true): the reference's third transform() example, `transform('enrichArray', (select a, b
+   * from data2), (select value c from data2))` on an object `data2`, only gives its documented
+   * output that way.
+   */
   private nested(q: Query): Fn {
     if (q.from.kind !== 'expr') throw this.semantic('a nested SELECT reads from an expression', q.from.start);
     const from = this.expr(q.from.expr);
@@ -263,6 +269,12 @@ export class Compiler {
     const { where, select } = this.compileQuery(q);
     return (env, scope) => {
       const source = from(env, scope);
+      if (isObject(source)) {
+        const inner: Scope = { value: source, alias, parent: scope };
+        if (where && toBoolean(where(env, inner)) !== true) return undefined;
+        const v = select(env, inner);
+        return v instanceof Uint8Array ? undefined : v;
+      }
       if (!Array.isArray(source)) return undefined;
       const out: JsonValue[] = [];
       for (const element of source) {

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type JsonValue, parseBasicIngestTopic, parseJson, setOwn } from '@pifleet/protocol';
 import type { Expr } from './ast.js';
+import { md2 } from './md2.js';
 import type { EvalContext, MqttMessageProperties, PreparedMessage } from './message.js';
 import {
   isObject,
@@ -36,10 +37,8 @@ export const UNSUPPORTED_FUNCTIONS: ReadonlySet<string> = new Set([
   'get_secret',
   'get_registry_data',
   'machinelearning_predict',
-  'md2',
   'parse_time',
   'time_to_epoch',
-  'transform',
 ]);
 
 /**
@@ -145,6 +144,31 @@ function stringFn(f: (s: string) => SqlValue): FunctionDef {
 
 function hash(algorithm: string): FunctionDef {
   return stringFn((s) => createHash(algorithm).update(s, 'utf8').digest('hex'));
+}
+
+/** The most `transform()` returns: the reference limits its array to 128 KiB (of JSON). */
+export const TRANSFORM_MAX_BYTES = 128 * 1024;
+
+/**
+ * `transform(mode, object, array)`. The reference documents one mode, `enrichArray`: every element
+ * of the array, an object, gets the object's attributes added; any other mode is Undefined. Not
+ * documented, and chosen here: the mode is case-sensitive; an element that is not an object, an
+ * object argument that is not an object, or an array argument that is not an array make the whole
+ * result Undefined (rather than silently dropping data); an attribute of the object replaces an
+ * element's attribute of the same name (the object is what enriches); a result over 128 KiB is
+ * Undefined.
+ */
+function transform([mode, obj, arr]: readonly SqlValue[]): SqlValue {
+  if (mode !== 'enrichArray' || !isObject(obj) || !Array.isArray(arr)) return undefined;
+  const out: JsonValue[] = [];
+  for (const element of arr) {
+    if (!isObject(element)) return undefined;
+    const merged: { [k: string]: JsonValue } = {};
+    for (const k of Object.keys(element)) setOwn(merged, k, element[k] as JsonValue);
+    for (const k of Object.keys(obj)) setOwn(merged, k, obj[k] as JsonValue);
+    out.push(merged);
+  }
+  return Buffer.byteLength(JSON.stringify(out), 'utf8') > TRANSFORM_MAX_BYTES ? undefined : out;
 }
 
 /** Int/Decimal/String argument, rounded down (bit functions, chr). */
@@ -440,6 +464,7 @@ const defs: Record<string, FunctionDef> = {
   lower: stringFn((s) => s.toLowerCase()),
   lpad: pad('left'),
   ltrim: stringFn(trimStart),
+  md2: stringFn((s) => Buffer.from(md2(Buffer.from(s, 'utf8'))).toString('hex')),
   md5: hash('md5'),
   mod: { min: 2, max: 2, impl: ([a, b]) => sqlArith('%', a, b) },
   nanvl: {
@@ -541,6 +566,7 @@ const defs: Record<string, FunctionDef> = {
     },
   },
   traceid: { min: 0, max: 0, impl: (_, env) => env.msg.traceId },
+  transform: { min: 3, max: 3, impl: transform },
   trim: stringFn((s) => trimEnd(trimStart(s))),
   trunc: { min: 2, max: 2, impl: ([a, b]) => trunc(a, b) },
   upper: stringFn((s) => s.toUpperCase()),
