@@ -63,7 +63,14 @@ export const attributePayloadSchema = z
   .nullish()
   .transform((v) => v ?? undefined);
 
-/** The thing type and billing group a thing may name (the local core has none of either). */
+/** A boolean field that may be absent (or null). */
+export const optionalBooleanField = (field: string) =>
+  z
+    .boolean({ error: `'${field}' must be a boolean.` })
+    .nullish()
+    .transform((v) => v ?? undefined);
+
+/** The thing type and billing group a thing may name, checked one at a time (the local core has no billing groups). */
 export const thingTypeFields = {
   thingTypeName: z.object({ thingTypeName: optionalStringField('thingTypeName') }),
   billingGroupName: z.object({ billingGroupName: optionalStringField('billingGroupName') }),
@@ -78,8 +85,72 @@ export type CreateThingBody = z.output<typeof createThingBodySchema>;
 
 export const updateThingBodySchema = createThingBodySchema.extend({
   expectedVersion: optionalIntegerField('expectedVersion'),
+  removeThingType: optionalBooleanField('removeThingType'),
 });
 export type UpdateThingBody = z.output<typeof updateThingBodySchema>;
+
+/** `tags` of CreateThingType and CreateThingGroup: accepted and not kept (the local core has no tagging API). */
+const ignoredTags = z.unknown().transform(() => undefined);
+
+/** CreateThingType's body: `thingTypeProperties` (description, searchable attribute names). */
+export const createThingTypeBodySchema = z.object({
+  thingTypeProperties: z
+    .object(
+      {
+        thingTypeDescription: optionalStringField('thingTypeProperties.thingTypeDescription'),
+        searchableAttributes: z
+          .array(z.string({ error: "'thingTypeProperties.searchableAttributes' must be a list of strings." }), {
+            error: "'thingTypeProperties.searchableAttributes' must be a list of strings.",
+          })
+          .nullish()
+          .transform((v) => v ?? undefined),
+        // MQTT 5 propagating attributes are accepted and not applied (see the README's differences).
+        mqtt5Configuration: z.unknown().optional(),
+      },
+      { error: "'thingTypeProperties' must be an object." },
+    )
+    .nullish()
+    .transform((v) => v ?? undefined),
+  tags: ignoredTags,
+});
+export type CreateThingTypeBody = z.output<typeof createThingTypeBodySchema>;
+
+export const deprecateThingTypeBodySchema = z.object({ undoDeprecate: optionalBooleanField('undoDeprecate') });
+
+/** `thingGroupProperties`: a description and an attribute payload (merge applies to UpdateThingGroup). */
+export const thingGroupPropertiesSchema = z
+  .object(
+    {
+      thingGroupDescription: optionalStringField('thingGroupProperties.thingGroupDescription'),
+      attributePayload: attributePayloadSchema,
+    },
+    { error: "'thingGroupProperties' must be an object." },
+  )
+  .nullish()
+  .transform((v) => v ?? undefined);
+
+export const createThingGroupBodySchema = z.object({
+  parentGroupName: optionalStringField('parentGroupName'),
+  thingGroupProperties: thingGroupPropertiesSchema,
+  tags: ignoredTags,
+});
+export type CreateThingGroupBody = z.output<typeof createThingGroupBodySchema>;
+
+export const updateThingGroupBodySchema = z.object({
+  thingGroupProperties: thingGroupPropertiesSchema.refine((v) => v !== undefined, {
+    error: "'thingGroupProperties' is required.",
+  }),
+  expectedVersion: optionalIntegerField('expectedVersion'),
+});
+
+/** AddThingToThingGroup and RemoveThingFromThingGroup: the group and the thing, each by name or ARN. */
+export const thingGroupMembershipBodySchema = z.object({
+  thingGroupName: optionalStringField('thingGroupName'),
+  thingGroupArn: optionalStringField('thingGroupArn'),
+  thingName: optionalStringField('thingName'),
+  thingArn: optionalStringField('thingArn'),
+  overrideDynamicGroups: optionalBooleanField('overrideDynamicGroups'),
+});
 
 export const createCertificateFromCsrBodySchema = z.object({
   certificateSigningRequest: requiredStringField('certificateSigningRequest'),

@@ -19,6 +19,7 @@ import { CloudError } from '../errors.js';
 import { type LocalCredentials, loadOrCreateCredentials, singleCredentialStore } from '../http/credentials.js';
 import { iotControlPlaneRoutes } from '../http/iot-control-plane.js';
 import { createHttpServer, type HttpServerHandle, type RouteGroup } from '../http/server.js';
+import { thingGroupRoutes } from '../http/thing-groups-routes.js';
 import {
   createThrottleCounters,
   type Limits,
@@ -296,6 +297,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           credentials: singleCredentialStore(credentials),
           routes: [
             iotControlPlaneRoutes({ registry, ca, endpointAddress: () => publicHost }),
+            thingGroupRoutes({ registry }),
             topicRuleRoutes({ rules: cloud.rules, account, now }),
             shadow.routes,
             cloud.routes,

@@ -31,11 +31,11 @@ export interface IotControlPlaneDeps {
 const ENDPOINT_TYPES = new Set(['iot:Data', 'iot:Data-ATS', 'iot:CredentialProvider', 'iot:Jobs']);
 
 /** Epoch seconds, REST-JSON's default timestamp format. */
-const epoch = (date: Date) => date.getTime() / 1000;
-const ok = (json: unknown = {}): ApiResponse => ({ json });
+export const epoch = (date: Date) => date.getTime() / 1000;
+export const ok = (json: unknown = {}): ApiResponse => ({ json });
 
 /** The value a schema accepted, or 400 InvalidRequestException with its first problem (fields in wire order). */
-function valid<T>(result: Validation<T>): T {
+export function valid<T>(result: Validation<T>): T {
   if (result.ok) return result.value;
   throw invalidRequest(result.issues[0]?.message ?? 'The request is not valid.');
 }
@@ -47,10 +47,10 @@ const integerQuery = {
   expectedVersion: optionalIntegerField('expectedVersion'),
 } as const;
 
-const queryInteger = (request: ApiRequest, name: keyof typeof integerQuery): number | undefined =>
+export const queryInteger = (request: ApiRequest, name: keyof typeof integerQuery): number | undefined =>
   valid(validateWith(integerQuery[name], request.query.get(name)));
 
-function queryBoolean(request: ApiRequest, name: string): boolean | undefined {
+export function queryBoolean(request: ApiRequest, name: string): boolean | undefined {
   const value = request.query.get(name);
   if (value === undefined) return undefined;
   if (value === 'true') return true;
@@ -59,15 +59,13 @@ function queryBoolean(request: ApiRequest, name: string): boolean | undefined {
 }
 
 /**
- * The local core has no thing types or billing groups, so one named in CreateThing or UpdateThing
- * cannot be found. Checked field by field before the rest of the body, as AWS answers for the
- * first of them: a named thing type is a 404 even when a later field is malformed.
+ * The thing type a CreateThing or UpdateThing names must exist, and the local core has no billing
+ * groups, so one named cannot be found. Checked field by field before the rest of the body, as AWS
+ * answers for the first of them: an unknown thing type is a 404 even when a later field is malformed.
  */
-function noThingTypes(body: Record<string, unknown>): void {
+function knownThingType(registry: Registry, body: Record<string, unknown>): void {
   const { thingTypeName } = valid(validateWith(thingTypeFields.thingTypeName, body));
-  if (thingTypeName !== undefined) {
-    throw new ApiError('ResourceNotFoundException', 404, `Thing type ${thingTypeName} cannot be found.`);
-  }
+  if (thingTypeName !== undefined) registry.describeThingType(thingTypeName);
   const { billingGroupName } = valid(validateWith(thingTypeFields.billingGroupName, body));
   if (billingGroupName !== undefined) {
     throw new ApiError('ResourceNotFoundException', 404, `Billing group ${billingGroupName} cannot be found.`);
@@ -82,6 +80,7 @@ const principalHeader = (request: ApiRequest): string => {
 
 const thingJson = (t: ThingRecord) => ({
   thingName: t.thingName,
+  ...(t.thingTypeName === undefined ? {} : { thingTypeName: t.thingTypeName }),
   thingArn: t.thingArn,
   attributes: t.attributes,
   version: t.version,
@@ -113,10 +112,11 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       operation: 'CreateThing',
       handle(request) {
         const raw = request.json();
-        noThingTypes(raw);
-        const { attributePayload } = valid(validateWith(createThingBodySchema, raw));
+        knownThingType(registry, raw);
+        const { attributePayload, thingTypeName } = valid(validateWith(createThingBodySchema, raw));
         const thing = registry.createThing({
           thingName: param(request, 'thingName'),
+          thingTypeName,
           attributes: attributePayload?.attributes,
         });
         return ok({ thingName: thing.thingName, thingArn: thing.thingArn, thingId: thing.thingId });
@@ -133,6 +133,7 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
           thingName: thing.thingName,
           thingId: thing.thingId,
           thingArn: thing.thingArn,
+          ...(thing.thingTypeName === undefined ? {} : { thingTypeName: thing.thingTypeName }),
           attributes: thing.attributes,
           version: thing.version,
         });
@@ -144,8 +145,8 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       operation: 'ListThings',
       handle(request) {
         const q = request.query;
-        if (q.get('thingTypeName') !== undefined) return ok({ things: [] });
         const page = registry.listThings({
+          thingTypeName: q.get('thingTypeName'),
           pageSize: queryInteger(request, 'maxResults'),
           token: q.get('nextToken'),
           attributeName: q.get('attributeName'),
@@ -161,10 +162,14 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       operation: 'UpdateThing',
       handle(request) {
         const raw = request.json();
-        noThingTypes(raw);
-        const { attributePayload, expectedVersion } = valid(validateWith(updateThingBodySchema, raw));
+        knownThingType(registry, raw);
+        const { attributePayload, expectedVersion, thingTypeName, removeThingType } = valid(
+          validateWith(updateThingBodySchema, raw),
+        );
         registry.updateThing({
           thingName: param(request, 'thingName'),
+          thingTypeName,
+          removeThingType,
           attributes: attributePayload?.attributes,
           merge: attributePayload?.merge ?? false,
           expectedVersion,
@@ -359,11 +364,12 @@ export function iotControlPlaneRoutes(deps: IotControlPlaneDeps): RouteGroup {
       path: '/attached-policies/{target}',
       operation: 'ListAttachedPolicies',
       handle(request) {
-        queryBoolean(request, 'recursive');
-        const page = registry.listAttachedPolicies(param(request, 'target'), {
-          pageSize: queryInteger(request, 'pageSize'),
-          token: request.query.get('marker'),
-        });
+        const recursive = queryBoolean(request, 'recursive') ?? false;
+        const page = registry.listAttachedPolicies(
+          param(request, 'target'),
+          { pageSize: queryInteger(request, 'pageSize'), token: request.query.get('marker') },
+          recursive,
+        );
         return ok({ policies: page.items.map(policySummary), ...(page.next ? { nextMarker: page.next } : {}) });
       },
     },

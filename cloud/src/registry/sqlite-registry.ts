@@ -4,15 +4,33 @@ import { isJsonObject, ownValue, parseJson } from '@pifleet/protocol';
 import { DATA_FILE_ROLES, DataFileError, dataFileError, openSqliteFile } from '../adapters/sqlite-open.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import type { AccountContext, CertificateStatus, DeviceIdentity, IdentityDirectory } from '../ports/identity.js';
+import type {
+  AccountContext,
+  CertificateStatus,
+  DeviceIdentity,
+  IdentityDirectory,
+  ThingFacts,
+} from '../ports/identity.js';
 import { invalid, notFound, RegistryError } from './errors.js';
+import {
+  createTypesAndGroups,
+  type GroupRef,
+  type MembershipInput,
+  MIGRATION_TO_V2,
+  type ThingGroupRecord,
+  type ThingTypeRecord,
+} from './thing-groups.js';
 import {
   checkAttributes,
   checkCertificateId,
   checkPolicyName,
   checkThingName,
+  MAX_ATTRIBUTES,
+  MAX_UNTYPED_ATTRIBUTES,
   parsePolicyDocument,
 } from './validation.js';
+
+export type { GroupRef, MembershipInput, ThingGroupRecord, ThingTypeRecord } from './thing-groups.js';
 
 /**
  * The registry of the local IoT Core: things, certificates, policies and their attachments, with
@@ -26,6 +44,7 @@ export interface ThingRecord {
   readonly thingArn: string;
   readonly attributes: Readonly<Record<string, string>>;
   readonly version: number;
+  readonly thingTypeName?: string;
 }
 
 export interface CertificateRecord {
@@ -63,17 +82,24 @@ export interface PageRequest {
 
 export interface Registry extends IdentityDirectory {
   readonly account: AccountContext;
-  createThing(input: { thingName: string; attributes?: Record<string, string> | undefined }): ThingRecord;
+  createThing(input: {
+    thingName: string;
+    thingTypeName?: string | undefined;
+    attributes?: Record<string, string> | undefined;
+  }): ThingRecord;
   describeThing(thingName: string): ThingRecord;
   listThings(
     input: PageRequest & {
       attributeName?: string | undefined;
       attributeValue?: string | undefined;
       usePrefixAttributeValue?: boolean | undefined;
+      thingTypeName?: string | undefined;
     },
   ): Page<ThingRecord>;
   updateThing(input: {
     thingName: string;
+    thingTypeName?: string | undefined;
+    removeThingType?: boolean | undefined;
     attributes?: Record<string, string> | undefined;
     merge?: boolean | undefined;
     expectedVersion?: number | undefined;
@@ -92,7 +118,51 @@ export interface Registry extends IdentityDirectory {
   deletePolicy(policyName: string): void;
   attachPolicy(policyName: string, target: string): void;
   detachPolicy(policyName: string, target: string): void;
-  listAttachedPolicies(target: string, page: PageRequest): Page<PolicyRecord>;
+  /** `target`: a certificate ARN or a thing-group ARN; `recursive` adds a group's ancestors' policies. */
+  listAttachedPolicies(target: string, page: PageRequest, recursive?: boolean): Page<PolicyRecord>;
+  /** Certificate and thing-group ARNs a policy is attached to. */
+  listTargetsForPolicy(policyName: string, page: PageRequest): Page<string>;
+
+  createThingType(input: {
+    thingTypeName: string;
+    description?: string | undefined;
+    searchableAttributes?: readonly string[] | undefined;
+  }): ThingTypeRecord;
+  describeThingType(thingTypeName: string): ThingTypeRecord;
+  listThingTypes(input: PageRequest & { thingTypeName?: string | undefined }): Page<ThingTypeRecord>;
+  deprecateThingType(thingTypeName: string, undoDeprecate: boolean): void;
+  deleteThingType(thingTypeName: string): void;
+
+  createThingGroup(input: {
+    thingGroupName: string;
+    parentGroupName?: string | undefined;
+    description?: string | undefined;
+    attributes?: Readonly<Record<string, string>> | undefined;
+  }): ThingGroupRecord;
+  describeThingGroup(thingGroupName: string): ThingGroupRecord;
+  listThingGroups(
+    input: PageRequest & {
+      parentGroup?: string | undefined;
+      namePrefixFilter?: string | undefined;
+      recursive?: boolean | undefined;
+    },
+  ): Page<GroupRef>;
+  /** Returns the group's new version. */
+  updateThingGroup(input: {
+    thingGroupName: string;
+    description?: string | undefined;
+    attributes?: Readonly<Record<string, string>> | undefined;
+    merge?: boolean | undefined;
+    expectedVersion?: number | undefined;
+  }): number;
+  deleteThingGroup(input: { thingGroupName: string; expectedVersion?: number | undefined }): void;
+  addThingToThingGroup(input: MembershipInput): void;
+  removeThingFromThingGroup(input: MembershipInput): void;
+  listThingsInThingGroup(
+    thingGroupName: string,
+    input: PageRequest & { recursive?: boolean | undefined },
+  ): Page<string>;
+  listThingGroupsForThing(thingName: string, page: PageRequest): Page<GroupRef>;
 
   attachThingPrincipal(thingName: string, principal: string): void;
   detachThingPrincipal(thingName: string, principal: string): void;
@@ -110,7 +180,8 @@ export interface SqliteRegistryOptions {
   readonly logger?: Logger;
 }
 
-const SCHEMA_VERSION = 1;
+/** 1: things, certificates, policies. 2: thing types and thing groups ({@link MIGRATION_TO_V2}). */
+const SCHEMA_VERSION = 2;
 const DEFAULT_PAGE = 50;
 const MAX_PAGE = 250;
 const SETTABLE_STATUSES = new Set(['ACTIVE', 'INACTIVE', 'REVOKED']);
@@ -175,6 +246,7 @@ interface ThingRow {
   thing_id: string;
   attributes: string;
   version: number;
+  thing_type: string | null;
 }
 interface CertRow {
   seq: number;
@@ -209,9 +281,16 @@ function decodeToken(token: string | undefined, kind: 'number'): number | undefi
 function decodeToken(token: string | undefined, kind: 'string'): string | undefined;
 function decodeToken(token: string | undefined, kind: 'number' | 'string'): number | string | undefined {
   if (token === undefined || token === '') return undefined;
+  const k = decodeAnyToken(token);
+  if ((kind === 'number' && typeof k === 'number') || (kind === 'string' && typeof k === 'string')) return k;
+  throw invalid('The pagination token is not valid.');
+}
+
+/** A token's key, number or string (a list in two parts tells them apart by kind). */
+function decodeAnyToken(token: string): number | string {
   const json = parseJson(Buffer.from(token, 'base64url').toString('utf8'));
   const k = json.ok && isJsonObject(json.value) ? ownValue(json.value, 'k') : undefined;
-  if ((kind === 'number' && typeof k === 'number') || (kind === 'string' && typeof k === 'string')) return k;
+  if (typeof k === 'number' || typeof k === 'string') return k;
   throw invalid('The pagination token is not valid.');
 }
 
@@ -251,8 +330,13 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
     db.pragma('busy_timeout = 5000');
     db.exec(SCHEMA);
     version = db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
-    if (version === undefined) {
-      db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION));
+    // A new file gets the version-1 layout above, then every migration, as an older data dir does.
+    if (version === undefined || version.value === '1') {
+      db.transaction(() => {
+        db.exec(MIGRATION_TO_V2);
+        db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('schema_version', '2');
+      })();
+      version = { value: String(SCHEMA_VERSION) };
     }
   } catch (err) {
     db.close();
@@ -278,7 +362,10 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
     insertThing: db.prepare(
       'INSERT INTO things (name, thing_id, attributes, version, created_at) VALUES (?, ?, ?, 1, ?)',
     ),
-    updateThing: db.prepare('UPDATE things SET attributes = ?, version = version + 1 WHERE name = ?'),
+    insertTypedThing: db.prepare(
+      'INSERT INTO things (name, thing_id, attributes, version, created_at, thing_type) VALUES (?, ?, ?, 1, ?, ?)',
+    ),
+    updateThing: db.prepare('UPDATE things SET attributes = ?, thing_type = ?, version = version + 1 WHERE name = ?'),
     deleteThing: db.prepare('DELETE FROM things WHERE name = ?'),
     thingsAfter: db.prepare<[string, number], ThingRow>('SELECT * FROM things WHERE name > ? ORDER BY name LIMIT ?'),
     certById: db.prepare<[string], CertRow>('SELECT * FROM certificates WHERE id = ?'),
@@ -306,6 +393,12 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
     detachAllPolicies: db.prepare('DELETE FROM policy_targets WHERE certificate_id = ?'),
     targetsOfPolicy: db.prepare<[string], { certificate_id: string }>(
       'SELECT certificate_id FROM policy_targets WHERE policy_name = ?',
+    ),
+    targetsOfPolicyPage: db.prepare<[string, number, number], { certificate_id: string; seq: number }>(
+      'SELECT certificate_id, seq FROM policy_targets WHERE policy_name = ? AND seq > ? ORDER BY seq LIMIT ?',
+    ),
+    thingsOfTypeAfter: db.prepare<[string, string, number], ThingRow>(
+      'SELECT * FROM things WHERE thing_type = ? AND name > ? ORDER BY name LIMIT ?',
     ),
     policiesOfCert: db.prepare<[string, number, number], PolicyRow & { t_seq: number }>(
       `SELECT p.*, t.seq AS t_seq FROM policy_targets t JOIN policies p ON p.name = t.policy_name
@@ -350,6 +443,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
     thingArn: thingArn(row.name),
     attributes: storedAttributes(row.attributes),
     version: row.version,
+    ...(row.thing_type === null ? {} : { thingTypeName: row.thing_type }),
   });
   const toCert = (row: CertRow): CertificateRecord => ({
     certificateId: row.id,
@@ -411,6 +505,24 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
 
   const tx = <A extends unknown[], R>(fn: (...args: A) => R) => db.transaction(fn);
 
+  const groups = createTypesAndGroups({
+    db,
+    now,
+    arnPrefix,
+    changed,
+    policyOf: (name) => {
+      const row = q.policyByName.get(name) as PolicyRow;
+      return Object.freeze({ name: row.name, document: policyDocumentOf(row) });
+    },
+    pageSize,
+    encodeToken,
+    decodeToken: (token) => decodeToken(token, 'string'),
+  });
+
+  /** The attribute limit of a thing of this type (or none): AWS's 50 with a thing type, 3 without. */
+  const attributeLimit = (thingTypeName: string | null | undefined) =>
+    thingTypeName === null || thingTypeName === undefined ? MAX_UNTYPED_ATTRIBUTES : MAX_ATTRIBUTES;
+
   const registry: Registry = {
     account,
 
@@ -422,11 +534,26 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
         identities.set(certificateId, null);
         return undefined;
       }
+      const thingNames = Object.freeze(q.thingsOfCert.all(row.id).map((r) => r.thing_name));
+      const things = new Map<string, ThingFacts>();
+      for (const name of thingNames) {
+        const thing = q.thingByName.get(name);
+        if (!thing) continue;
+        things.set(
+          name,
+          Object.freeze({
+            attributes: Object.freeze(storedAttributes(thing.attributes)),
+            ...(thing.thing_type === null ? {} : { thingTypeName: thing.thing_type }),
+            groupPolicies: Object.freeze(groups.groupPoliciesOf(name)),
+          }),
+        );
+      }
       const identity: DeviceIdentity = Object.freeze({
         certificateId: row.id,
         certificateArn: certArn(row.id),
         status: row.status as CertificateStatus,
-        thingNames: Object.freeze(q.thingsOfCert.all(row.id).map((r) => r.thing_name)),
+        thingNames,
+        things,
         policies: Object.freeze(
           q.policiesOfCert
             .all(row.id, 0, 1_000_000)
@@ -444,14 +571,19 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
       };
     },
 
-    createThing({ thingName, attributes = {} }) {
+    createThing({ thingName, thingTypeName, attributes = {} }) {
       checkThingName(thingName);
-      checkAttributes(attributes);
       const clean = Object.fromEntries(Object.entries(attributes).filter(([, v]) => v !== ''));
       return tx(() => {
+        // The type is looked up first: AWS answers a missing type with 404 before the attributes' checks.
+        if (thingTypeName !== undefined) groups.describeThingType(thingTypeName);
+        checkAttributes(attributes, attributeLimit(thingTypeName));
         const existing = q.thingByName.get(thingName);
         if (existing) {
-          if (sortedEntries(storedAttributes(existing.attributes)) === sortedEntries(clean)) {
+          if (
+            sortedEntries(storedAttributes(existing.attributes)) === sortedEntries(clean) &&
+            (existing.thing_type ?? undefined) === thingTypeName
+          ) {
             return toThing(existing);
           }
           throw new RegistryError(
@@ -460,7 +592,11 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
             { data: { thingName } },
           );
         }
-        q.insertThing.run(thingName, randomUUID(), JSON.stringify(clean), now());
+        if (thingTypeName === undefined) q.insertThing.run(thingName, randomUUID(), JSON.stringify(clean), now());
+        else {
+          groups.typeForNewThing(thingTypeName);
+          q.insertTypedThing.run(thingName, randomUUID(), JSON.stringify(clean), now(), thingTypeName);
+        }
         return toThing(q.thingByName.get(thingName) as ThingRow);
       })();
     },
@@ -469,8 +605,9 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
       return toThing(thingRow(thingName));
     },
 
-    listThings({ pageSize: size, token, attributeName, attributeValue, usePrefixAttributeValue }) {
+    listThings({ pageSize: size, token, attributeName, attributeValue, usePrefixAttributeValue, thingTypeName }) {
       const limit = pageSize(size);
+      if (thingTypeName !== undefined) groups.describeThingType(thingTypeName);
       const matches = (t: ThingRecord) => {
         if (attributeName === undefined) return true;
         // Own keys only: an attribute named `constructor` is not Object.prototype.constructor.
@@ -483,7 +620,10 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
       let after = decodeToken(token, 'string') ?? '';
       // Scan in name order, filtering in memory; stop one item past the page to know if more follow.
       for (;;) {
-        const rows = q.thingsAfter.all(after, 500);
+        const rows =
+          thingTypeName === undefined
+            ? q.thingsAfter.all(after, 500)
+            : q.thingsOfTypeAfter.all(thingTypeName, after, 500);
         for (const row of rows) {
           const thing = toThing(row);
           if (!matches(thing)) continue;
@@ -497,10 +637,14 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
       }
     },
 
-    updateThing({ thingName, attributes, merge = false, expectedVersion }) {
+    updateThing({ thingName, thingTypeName, removeThingType = false, attributes, merge = false, expectedVersion }) {
       if (attributes !== undefined) checkAttributes(attributes);
-      return tx(() => {
+      if (removeThingType && thingTypeName !== undefined) {
+        throw invalid('A thing type cannot be given together with removeThingType.', { thingName });
+      }
+      const result = tx(() => {
         const row = thingRow(thingName);
+        if (thingTypeName !== undefined && thingTypeName !== row.thing_type) groups.typeForNewThing(thingTypeName);
         if (expectedVersion !== undefined && expectedVersion !== row.version) {
           throw new RegistryError(
             'VersionConflictException',
@@ -512,11 +656,15 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
         if (attributes !== undefined) {
           next = merge ? { ...next, ...attributes } : { ...attributes };
           next = Object.fromEntries(Object.entries(next).filter(([, v]) => v !== ''));
-          checkAttributes(next);
         }
-        q.updateThing.run(JSON.stringify(next), thingName);
+        const type = removeThingType ? null : (thingTypeName ?? row.thing_type);
+        checkAttributes(next, attributeLimit(type));
+        q.updateThing.run(JSON.stringify(next), type, thingName);
         return toThing(q.thingByName.get(thingName) as ThingRow);
       })();
+      // Attributes and type are policy variables of the thing's connections.
+      changed(groups.certificatesOfThing(thingName));
+      return result;
     },
 
     deleteThing({ thingName, expectedVersion }) {
@@ -536,6 +684,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
             thingName,
           });
         }
+        groups.forgetThing(thingName);
         q.deleteThing.run(thingName);
       })();
     },
@@ -670,10 +819,11 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
       const affected = tx(() => {
         policyRow(policyName);
         const targets = q.targetsOfPolicy.all(policyName).map((r) => r.certificate_id);
-        if (targets.length > 0) {
+        const all = targets.length + groups.groupTargetsOf(policyName).length;
+        if (all > 0) {
           throw new RegistryError(
             'DeleteConflictException',
-            `Policy ${policyName} is attached to ${targets.length} target(s); detach it first.`,
+            `Policy ${policyName} is attached to ${all} target(s); detach it first.`,
             { data: { policyName } },
           );
         }
@@ -684,6 +834,9 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
     },
 
     attachPolicy(policyName, target) {
+      policyRow(policyName);
+      const group = groups.groupOfTarget(target);
+      if (group !== undefined) return groups.attachGroupPolicy(policyName, group);
       const id = tx(() => {
         policyRow(policyName);
         const cert = principalRow(target);
@@ -694,6 +847,9 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
     },
 
     detachPolicy(policyName, target) {
+      policyRow(policyName);
+      const group = groups.groupOfTarget(target);
+      if (group !== undefined) return groups.detachGroupPolicy(policyName, group);
       const id = tx(() => {
         policyRow(policyName);
         const cert = principalRow(target);
@@ -703,8 +859,16 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
       changed([id]);
     },
 
-    listAttachedPolicies(target, { pageSize: size, token }) {
+    listAttachedPolicies(target, { pageSize: size, token }, recursive = false) {
       const limit = pageSize(size);
+      const group = groups.groupOfTarget(target);
+      if (group !== undefined) {
+        // A group has few policies (each attach is an API call): page over the list in memory.
+        const names = groups.policiesOfGroup(group, recursive);
+        const start = decodeToken(token, 'number') ?? 0;
+        const items = names.slice(start, start + limit).map((n) => toPolicy(q.policyByName.get(n) as PolicyRow));
+        return start + limit < names.length ? { items, next: encodeToken(start + limit) } : { items };
+      }
       const cert = principalRow(target);
       const after = decodeToken(token, 'number') ?? 0;
       const rows = q.policiesOfCert.all(cert.id, after, limit + 1);
@@ -713,6 +877,39 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
         ? { items, next: encodeToken((rows[limit - 1] as { t_seq: number }).t_seq) }
         : { items };
     },
+
+    listTargetsForPolicy(policyName, { pageSize: size, token }) {
+      const limit = pageSize(size);
+      policyRow(policyName);
+      // Certificates first (in attachment order, keyed by seq), then thing groups (by name, keyed by
+      // a string), so one token kind tells which part a page continues.
+      const key = token === undefined || token === '' ? undefined : decodeAnyToken(token);
+      const items: string[] = [];
+      if (key === undefined || typeof key === 'number') {
+        const rows = q.targetsOfPolicyPage.all(policyName, key ?? 0, limit + 1);
+        items.push(...rows.slice(0, limit).map((r) => certArn(r.certificate_id)));
+        if (rows.length > limit) return { items, next: encodeToken((rows[limit - 1] as { seq: number }).seq) };
+      }
+      const groupArns = groups.groupTargetsOf(policyName).filter((arn) => typeof key !== 'string' || arn > key);
+      const room = limit - items.length;
+      items.push(...groupArns.slice(0, room));
+      return groupArns.length > room ? { items, next: encodeToken(items[items.length - 1] as string) } : { items };
+    },
+
+    createThingType: (input) => groups.createThingType(input),
+    describeThingType: (name) => groups.describeThingType(name),
+    listThingTypes: (input) => groups.listThingTypes(input),
+    deprecateThingType: (name, undo) => groups.deprecateThingType(name, undo),
+    deleteThingType: (name) => groups.deleteThingType(name),
+    createThingGroup: (input) => groups.createThingGroup(input),
+    describeThingGroup: (name) => groups.describeThingGroup(name),
+    listThingGroups: (input) => groups.listThingGroups(input),
+    updateThingGroup: (input) => groups.updateThingGroup(input),
+    deleteThingGroup: (input) => groups.deleteThingGroup(input),
+    addThingToThingGroup: (input) => groups.addThingToThingGroup(input),
+    removeThingFromThingGroup: (input) => groups.removeThingFromThingGroup(input),
+    listThingsInThingGroup: (name, input) => groups.listThingsInThingGroup(name, input),
+    listThingGroupsForThing: (name, page) => groups.listThingGroupsForThing(name, page),
 
     attachThingPrincipal(thingName, principal) {
       const id = tx(() => {

@@ -1,5 +1,6 @@
 import type { IotPolicyDocument, PathIssue } from '@pifleet/protocol';
 import { LIMITS, MAX_JSON_DEPTH, POLICY_PART_MESSAGES, parseIotPolicyDocument } from '@pifleet/protocol';
+import { documentProblems } from '../core/policy/index.js';
 import { invalid, RegistryError } from './errors.js';
 
 /** Pure checks of names, attributes and policy documents, with AWS IoT's patterns and limits. */
@@ -9,13 +10,54 @@ const POLICY_NAME = /^[\w+=,.@-]+$/;
 const CERTIFICATE_ID = /^[a-f0-9]{64}$/;
 const ATTRIBUTE_NAME = /^[a-zA-Z0-9_.,@/:#-]+$/;
 const ATTRIBUTE_VALUE = /^[a-zA-Z0-9_.,@/:#=[\]-]*$/;
-/** Attributes a thing without a thing type may have. */
+/** Attributes a thing may have with a thing type, and without one (AWS IoT Developer Guide, "Thing types"). */
 export const MAX_ATTRIBUTES = 50;
+export const MAX_UNTYPED_ATTRIBUTES = 3;
+/** Searchable attributes a thing type may name ("Only three searchable attributes are allowed for a thing type."). */
+export const MAX_SEARCHABLE_ATTRIBUTES = 3;
+/** Attributes of a thing group, and the length of a type's or group's description (ThingGroupDescription, ThingTypeDescription). */
+export const MAX_GROUP_ATTRIBUTES = 50;
+export const MAX_DESCRIPTION_LENGTH = 2028;
 export const MAX_POLICY_DOCUMENT_BYTES = 20_480;
 
 export function checkThingName(name: string): void {
   if (name.length < 1 || name.length > LIMITS.maxThingNameLength || !THING_NAME.test(name)) {
     throw invalid(`Thing name '${name}' is not valid: 1 to 128 characters of [a-zA-Z0-9:_-].`, { thingName: name });
+  }
+}
+
+/** Thing type and thing group names have the thing name's pattern and length (IoT API reference). */
+export function checkThingTypeName(name: string): void {
+  if (name.length < 1 || name.length > 128 || !THING_NAME.test(name)) {
+    throw invalid(`Thing type name '${name}' is not valid: 1 to 128 characters of [a-zA-Z0-9:_-].`, {
+      thingTypeName: name,
+    });
+  }
+}
+
+export function checkThingGroupName(name: string): void {
+  if (name.length < 1 || name.length > 128 || !THING_NAME.test(name)) {
+    throw invalid(`Thing group name '${name}' is not valid: 1 to 128 characters of [a-zA-Z0-9:_-].`, {
+      thingGroupName: name,
+    });
+  }
+}
+
+export function checkDescription(what: string, description: string | undefined): void {
+  if (description !== undefined && description.length > MAX_DESCRIPTION_LENGTH) {
+    throw invalid(`The ${what} description is longer than ${MAX_DESCRIPTION_LENGTH} characters.`);
+  }
+}
+
+/** A thing type's searchable attributes: at most three attribute names. */
+export function checkSearchableAttributes(names: readonly string[]): void {
+  if (names.length > MAX_SEARCHABLE_ATTRIBUTES) {
+    throw invalid('Only three searchable attributes are allowed for a thing type.');
+  }
+  for (const name of names) {
+    if (name.length > 128 || !ATTRIBUTE_NAME.test(name)) {
+      throw invalid(`Attribute name '${name}' is not valid: 1 to 128 characters of [a-zA-Z0-9_.,@/:#-].`);
+    }
   }
 }
 
@@ -31,7 +73,15 @@ export function checkCertificateId(id: string): void {
   }
 }
 
-export function checkAttributes(attributes: Readonly<Record<string, string>>): void {
+/**
+ * Attribute names and values, and their count: `limit` is {@link MAX_UNTYPED_ATTRIBUTES} for a thing
+ * without a thing type, {@link MAX_ATTRIBUTES} with one; `owner` names what has them in the message.
+ */
+export function checkAttributes(
+  attributes: Readonly<Record<string, string>>,
+  limit = MAX_ATTRIBUTES,
+  owner = 'A thing',
+): void {
   for (const [name, value] of Object.entries(attributes)) {
     if (name.length > 128 || !ATTRIBUTE_NAME.test(name)) {
       throw invalid(`Attribute name '${name}' is not valid: 1 to 128 characters of [a-zA-Z0-9_.,@/:#-].`);
@@ -40,8 +90,9 @@ export function checkAttributes(attributes: Readonly<Record<string, string>>): v
       throw invalid(`Attribute '${name}' has an invalid value: up to 800 characters of [a-zA-Z0-9_.,@/:#=[]-].`);
     }
   }
-  if (Object.keys(attributes).length > MAX_ATTRIBUTES) {
-    throw invalid(`A thing can have at most ${MAX_ATTRIBUTES} attributes.`);
+  if (Object.keys(attributes).length > limit) {
+    const why = limit === MAX_UNTYPED_ATTRIBUTES ? ' without a thing type' : '';
+    throw invalid(`${owner} can have at most ${limit} attributes${why}.`);
   }
 }
 
@@ -80,7 +131,9 @@ function malformedMessage(issue: PathIssue): string {
   if (top === 'Version') return "The policy document's Version must be '2012-10-17'.";
   if (typeof index !== 'number') return 'The policy document has no Statement.';
   if (!isPart(part)) return `Policy statement ${index} must be an object.`;
-  return `Policy statement ${index}: ${POLICY_PART_MESSAGES[part]}`;
+  // A part has one message of its own, and Action/Resource one more for "exactly one of the pair".
+  const pair = part === 'Action' ? POLICY_PART_MESSAGES.OneAction : POLICY_PART_MESSAGES.OneResource;
+  return `Policy statement ${index}: ${issue.message === pair ? pair : POLICY_PART_MESSAGES[part]}`;
 }
 
 /**
@@ -103,4 +156,19 @@ export function parsePolicyDocument(text: string): IotPolicyDocument {
   }
   const first = result.issues.reduce((a, b) => (compareRanks(issueRank(b.path), issueRank(a.path)) < 0 ? b : a));
   throw malformed(malformedMessage(first));
+}
+
+/**
+ * What CreatePolicy accepts: a document {@link parsePolicyDocument} reads and that the local IoT
+ * Core evaluates exactly as written (core/policy's documentProblems: every condition operator,
+ * condition key, typed value and policy variable). AWS IoT Core would accept some of what this
+ * refuses (a key it evaluates and the local core cannot); refusing it here, with the reason, keeps
+ * a policy from silently behaving differently. Stored documents are read with
+ * parsePolicyDocument alone, so one created before a check existed still loads (and fails closed).
+ */
+export function checkPolicyDocument(text: string): IotPolicyDocument {
+  const document = parsePolicyDocument(text);
+  const [first] = documentProblems(document);
+  if (first) throw malformed(`Policy statement ${first.statement}: ${first.message}.`);
+  return document;
 }

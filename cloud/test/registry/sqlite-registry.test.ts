@@ -53,6 +53,7 @@ describe('IdentityDirectory', () => {
       status: 'ACTIVE',
       thingNames: ['pi-01'],
       policies: [{ name: 'device', document: JSON.parse(policy) }],
+      things: new Map([['pi-01', { attributes: {}, groupPolicies: [] }]]),
     });
     expect(registry.identityOf('f'.repeat(64))).toBeUndefined();
     registry.close();
