@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type JsonValue, parseBasicIngestTopic, parseJson, setOwn } from '@pifleet/protocol';
 import type { Expr } from './ast.js';
+import { compilePattern, type DatePattern, formatInstant, parseInstant, resolveZone } from './datetime.js';
 import { md2 } from './md2.js';
 import type { EvalContext, MqttMessageProperties, PreparedMessage } from './message.js';
 import {
@@ -37,8 +38,6 @@ export const UNSUPPORTED_FUNCTIONS: ReadonlySet<string> = new Set([
   'get_secret',
   'get_registry_data',
   'machinelearning_predict',
-  'parse_time',
-  'time_to_epoch',
 ]);
 
 /**
@@ -144,6 +143,60 @@ function stringFn(f: (s: string) => SqlValue): FunctionDef {
 
 function hash(algorithm: string): FunctionDef {
   return stringFn((s) => createHash(algorithm).update(s, 'utf8').digest('hex'));
+}
+
+/** Patterns computed at run time, compiled once each (bounded: a payload can name many). */
+const patternCache = new Map<string, DatePattern | undefined>();
+
+function runtimePattern(p: SqlValue): DatePattern | undefined {
+  if (typeof p !== 'string') return undefined;
+  if (patternCache.has(p)) return patternCache.get(p);
+  let compiled: DatePattern | undefined;
+  try {
+    compiled = compilePattern(p);
+  } catch {
+    compiled = undefined;
+  }
+  if (patternCache.size >= 256) patternCache.clear();
+  patternCache.set(p, compiled);
+  return compiled;
+}
+
+/** A literal pattern argument is compiled with the rule, so an unsupported letter fails CreateTopicRule. */
+function checkPattern(name: string, arg: Expr | undefined): string | undefined {
+  if (arg?.type !== 'literal') return undefined;
+  if (typeof arg.value !== 'string') return `${name}() takes its pattern as a string`;
+  try {
+    compilePattern(arg.value);
+    return undefined;
+  } catch (err) {
+    return `${name}(): ${(err as Error).message}`;
+  }
+}
+
+/** Dates JavaScript can hold (±100,000,000 days around the epoch). */
+const MAX_EPOCH_MS = 8.64e15;
+
+/**
+ * `parse_time(pattern, epochMs[, zone])`: formats an instant. The zone defaults to UTC; a zone or
+ * pattern that does not resolve, or a time that is not a number, gives Undefined.
+ */
+function parseTime(args: readonly SqlValue[]): SqlValue {
+  const pattern = runtimePattern(args[0]);
+  const ms = toNumber(args[1]);
+  const zoneArg = args.length > 2 ? args[2] : 'UTC';
+  if (pattern === undefined || ms === undefined || typeof zoneArg !== 'string') return undefined;
+  const t = Math.trunc(ms);
+  if (Math.abs(t) > MAX_EPOCH_MS) return undefined;
+  const zone = resolveZone(zoneArg);
+  return zone === undefined ? undefined : formatInstant(pattern, t, zone);
+}
+
+/** `time_to_epoch(text, pattern)`: ms since the epoch; Undefined when the text does not match. */
+function timeToEpoch([input, p]: readonly SqlValue[]): SqlValue {
+  const pattern = runtimePattern(p);
+  if (pattern === undefined || typeof input !== 'string') return undefined;
+  return parseInstant(pattern, input);
 }
 
 /** The most `transform()` returns: the reference limits its array to 128 KiB (of JSON). */
@@ -474,6 +527,19 @@ const defs: Record<string, FunctionDef> = {
   },
   newuuid: { min: 0, max: 0, impl: (_, env) => (env.ctx.newUuid ?? randomUUID)() },
   numbytes: stringFn((s) => Buffer.byteLength(s, 'utf8')),
+  parse_time: {
+    min: 2,
+    max: 3,
+    impl: parseTime,
+    check: ([pattern, , zone]) => {
+      const problem = checkPattern('parse_time', pattern);
+      if (problem !== undefined) return problem;
+      if (zone?.type === 'literal' && (typeof zone.value !== 'string' || resolveZone(zone.value) === undefined)) {
+        return `parse_time(): unknown time zone ${JSON.stringify(zone.value)} (an IANA name such as 'America/Los_Angeles', 'UTC' or an offset such as '+01:00')`;
+      }
+      return undefined;
+    },
+  },
   power: {
     min: 2,
     max: 2,
@@ -553,6 +619,7 @@ const defs: Record<string, FunctionDef> = {
   tan: double(Math.tan),
   tanh: double(Math.tanh),
   timestamp: { min: 0, max: 0, impl: (_, env) => env.timestamp() },
+  time_to_epoch: { min: 2, max: 2, impl: timeToEpoch, check: ([, pattern]) => checkPattern('time_to_epoch', pattern) },
   topic: {
     min: 0,
     max: 1,
