@@ -21,6 +21,7 @@ import { iotControlPlaneRoutes } from '../http/iot-control-plane.js';
 import { createHttpServer, type HttpServerHandle, type RouteGroup } from '../http/server.js';
 import { thingGroupRoutes } from '../http/thing-groups-routes.js';
 import {
+  createApiRateGate,
   createThrottleCounters,
   type Limits,
   parseLimitOverrides,
@@ -306,6 +307,8 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           ],
           now,
           logger,
+          // IoT Core's per-operation control-plane rates (a 429 ThrottlingException past them).
+          admit: createApiRateGate({ limits, throttles }).admit,
         });
         const bound = await http.start();
         cleanup.push(() => http.stop());

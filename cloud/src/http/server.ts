@@ -139,6 +139,12 @@ export interface HttpServerOptions {
   readonly logger?: Logger;
   /** Largest request body accepted; larger gets 413. Default 1 MiB. */
   readonly maxBodyBytes?: number;
+  /**
+   * Asked before a signed request's route runs, with the route's operation name: false answers
+   * 429 ThrottlingException and runs nothing (IoT Core's per-operation API rates; the limits
+   * module's ApiRateGate). Absent: no rates.
+   */
+  readonly admit?: (operation: string, now: number) => boolean;
 }
 
 export interface HttpServerHandle {
@@ -540,6 +546,13 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
 
     const operation = compiled.route.operation;
     const opLog = log.child({ operation });
+    // After the signature (an unsigned request is no account's, so it spends no account's rate),
+    // before the handler: a throttled request changes nothing and may be retried as is.
+    if (options.admit !== undefined && !options.admit(operation, options.now())) {
+      opLog.debug('request throttled');
+      send(res, wire, errorResponse('ThrottlingException', 429, 'Rate exceeded'));
+      return;
+    }
     const started = performance.now();
     let response: RouteResponse;
     try {

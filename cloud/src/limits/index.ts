@@ -1,3 +1,12 @@
+export {
+  API_RATE_QUOTAS,
+  API_TPS,
+  type ApiOperation,
+  type ApiQuotaName,
+  apiQuotaName,
+  apiQuotaOf,
+} from './api-quotas.js';
+export { type ApiRateGate, createApiRateGate } from './api-rates.js';
 export { createThrottleCounters, type ThrottleCounters, type ThrottleCountersOptions } from './counters.js';
 export { KeyedRateLimiter } from './keyed-rate.js';
 export {

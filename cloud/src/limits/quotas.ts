@@ -1,4 +1,5 @@
 import { LIMITS, ownValue, parseJson } from '@pifleet/protocol';
+import { API_RATE_QUOTAS } from './api-quotas.js';
 
 /**
  * IoT Core's quotas, as the local core enforces them. Each has AWS's published default (AWS
@@ -87,6 +88,8 @@ export const QUOTAS = {
   ),
   shadowDocumentBytes: size(LIMITS.maxShadowDocumentBytes, 'bytes', 'state part of a shadow document'),
   shadowDepth: size(LIMITS.maxShadowDepth, 'levels', 'nesting depth of desired and reported'),
+  // Control plane: one rate per API operation (api-quotas.ts has the table and its source).
+  ...API_RATE_QUOTAS,
 } as const satisfies Record<string, QuotaSpec>;
 
 export type QuotaName = keyof typeof QUOTAS;
