@@ -9,13 +9,17 @@ export interface IotPolicyDocument {
   Statement: IotPolicyStatement[];
 }
 
+/**
+ * One statement. As in IAM, it has exactly one of `Action` and `NotAction` and exactly one of
+ * `Resource` and `NotResource` ({@link iotPolicyDocumentSchema} checks both): `NotAction` covers
+ * every action except those listed, `NotResource` every resource except those listed.
+ */
 export interface IotPolicyStatement {
   Sid?: string;
   Effect: 'Allow' | 'Deny';
-  Action: string | string[];
-  Resource: string | string[];
-  /** IAM's negated forms: when present they take the place of Action (Resource) in evaluation. */
+  Action?: string | string[];
   NotAction?: string | string[];
+  Resource?: string | string[];
   NotResource?: string | string[];
   Condition?: Record<string, Record<string, string | string[]>>;
 }
@@ -31,6 +35,8 @@ export const POLICY_PART_MESSAGES = {
   NotResource: 'NotResource must be a non-empty string or list of strings.',
   Condition: 'Condition must map operators to {key: value or [values]}.',
   Sid: 'Sid must be a string.',
+  OneAction: 'A statement must have exactly one of Action and NotAction.',
+  OneResource: 'A statement must have exactly one of Resource and NotResource.',
 } as const;
 
 const stringOrList = (message: string) =>
@@ -54,24 +60,40 @@ const conditionMessages = {
  */
 const conditionSchema = ownRecordOf(ownRecordOf(conditionValue, conditionMessages), conditionMessages);
 
-const statementSchema = z.object(
-  {
-    Effect: z.enum(['Allow', 'Deny'], { error: POLICY_PART_MESSAGES.Effect }),
-    Action: stringOrList(POLICY_PART_MESSAGES.Action),
-    NotAction: stringOrList(POLICY_PART_MESSAGES.NotAction).exactOptional(),
-    Resource: stringOrList(POLICY_PART_MESSAGES.Resource),
-    NotResource: stringOrList(POLICY_PART_MESSAGES.NotResource).exactOptional(),
-    Condition: conditionSchema.exactOptional(),
-    Sid: z.string({ error: POLICY_PART_MESSAGES.Sid }).exactOptional(),
-  },
-  { error: 'A policy statement must be an object.' },
-);
+/**
+ * Exactly one of each pair, as IAM's grammar says (`<action_block> = ("Action" | "NotAction") :
+ * ...`). The issue sits on the positive member's path (`Action`, `Resource`), so it is reported in
+ * that part's turn.
+ */
+const exactlyOneOf =
+  (positive: 'Action' | 'Resource', negative: 'NotAction' | 'NotResource', message: string) =>
+  (ctx: z.core.ParsePayload<Partial<Record<'Action' | 'NotAction' | 'Resource' | 'NotResource', unknown>>>) => {
+    // A malformed member is reported as such first; whether the pair is complete is asked after.
+    if (ctx.issues.length > 0 || (ctx.value[positive] === undefined) !== (ctx.value[negative] === undefined)) return;
+    ctx.issues.push({ code: 'custom', message, input: ctx.value, path: [positive] });
+  };
+
+const statementSchema = z
+  .object(
+    {
+      Effect: z.enum(['Allow', 'Deny'], { error: POLICY_PART_MESSAGES.Effect }),
+      Action: stringOrList(POLICY_PART_MESSAGES.Action).exactOptional(),
+      NotAction: stringOrList(POLICY_PART_MESSAGES.NotAction).exactOptional(),
+      Resource: stringOrList(POLICY_PART_MESSAGES.Resource).exactOptional(),
+      NotResource: stringOrList(POLICY_PART_MESSAGES.NotResource).exactOptional(),
+      Condition: conditionSchema.exactOptional(),
+      Sid: z.string({ error: POLICY_PART_MESSAGES.Sid }).exactOptional(),
+    },
+    { error: 'A policy statement must be an object.' },
+  )
+  .check(exactlyOneOf('Action', 'NotAction', POLICY_PART_MESSAGES.OneAction))
+  .check(exactlyOneOf('Resource', 'NotResource', POLICY_PART_MESSAGES.OneResource));
 
 /**
  * An IoT policy document as IoT Core accepts it: `Version` 2012-10-17 and one or more statements
- * (a single statement object is read as a list of one), each with `Effect` Allow or Deny,
- * `Action` and `Resource` (and optionally `NotAction`, `NotResource`) as a non-empty string or
- * list of strings, and an optional `Condition` map. Keys the grammar does not name are left out
+ * (a single statement object is read as a list of one), each with `Effect` Allow or Deny, one of
+ * `Action`/`NotAction` and one of `Resource`/`NotResource` as a non-empty string or list of
+ * strings, and an optional `Condition` map. Keys the grammar does not name are left out
  * of the result; the evaluator reads only these.
  */
 export const iotPolicyDocumentSchema: z.ZodType<IotPolicyDocument> = z.object(

@@ -66,7 +66,10 @@ describe('iotPolicyDocumentSchema', () => {
       reason: 'schema',
       issues: [
         { path: ['Version'], message: "Version must be '2012-10-17'." },
-        { path: ['Statement', 0, 'Resource'], message: 'Resource must be a non-empty string or list of strings.' },
+        {
+          path: ['Statement', 0, 'Resource'],
+          message: 'A statement must have exactly one of Resource and NotResource.',
+        },
         { path: ['Statement', 1], message: 'A policy statement must be an object.' },
       ],
     });

@@ -4,9 +4,7 @@ import { noShadowMessage, recommendedDevicePolicy, SHADOW_ERRORS } from '../src/
 describe('recommended device policy', () => {
   const policy = recommendedDevicePolicy('eu-west-1', '123456789012');
   const resources = (action: string) =>
-    policy.Statement.filter((s) => s.Action === action).flatMap((s) =>
-      Array.isArray(s.Resource) ? s.Resource : [s.Resource],
-    );
+    policy.Statement.filter((s) => s.Action === action).flatMap((s) => s.Resource ?? []);
 
   it('allows connecting only as the own thing, with an attached certificate', () => {
     const connect = policy.Statement.find((s) => s.Action === 'iot:Connect');

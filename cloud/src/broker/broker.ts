@@ -371,6 +371,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       certificate: session.certificate,
       connectAttributes: session.connectAttributes,
       ...(session.ipAddress ? { sourceIp: session.ipAddress } : {}),
+      ...domainNameOf(session),
       ...(thing
         ? {
             thing: {
@@ -382,12 +383,18 @@ export function createBroker(deps: BrokerDeps): Broker {
     };
   }
 
+  /** `iot:DomainName`: the server name (SNI) the client's TLS handshake asked for, if it sent one. */
+  function domainNameOf(session: Session): { domainName?: string } {
+    const servername = (session.client.conn as tls.TLSSocket).servername;
+    return typeof servername === 'string' && servername !== '' ? { domainName: servername } : {};
+  }
+
   function setIdentity(session: Session, identity: DeviceIdentity): void {
     session.identity = identity;
     // A thing group's policies apply on top of the certificate's, to the connection of that thing only.
     const groupPolicies = connectionThing(session, identity)?.groupPolicies ?? [];
     const policies = groupPolicies.length === 0 ? identity.policies : [...identity.policies, ...groupPolicies];
-    session.authorizer = compilePolicies(policies, policyContext(session, identity));
+    session.authorizer = compilePolicies(policies, policyContext(session, identity), { now });
     session.decisions.clear();
   }
 
@@ -403,8 +410,11 @@ export function createBroker(deps: BrokerDeps): Broker {
     const decision: PolicyDecision = session.authorizer
       ? session.authorizer.authorize(action, iotResourceArn(account, kind, name))
       : { allowed: false, reason: 'implicit-deny' };
-    if (session.decisions.size >= DECISION_CACHE_LIMIT) session.decisions.clear();
-    session.decisions.set(key, decision.allowed);
+    // A decision that depends on the time of the request (aws:CurrentTime) holds for this request only.
+    if (session.authorizer?.cacheable !== false) {
+      if (session.decisions.size >= DECISION_CACHE_LIMIT) session.decisions.clear();
+      session.decisions.set(key, decision.allowed);
+    }
     if (!decision.allowed) {
       log.debug(
         { clientId: session.client.id, certificateId: session.certificateId, action, resource: name, ...decision },

@@ -23,6 +23,7 @@ import {
 import {
   checkAttributes,
   checkCertificateId,
+  checkPolicyDocument,
   checkPolicyName,
   checkThingName,
   MAX_ATTRIBUTES,
@@ -790,7 +791,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
 
     createPolicy(policyName, policyDocument) {
       checkPolicyName(policyName);
-      parsePolicyDocument(policyDocument);
+      checkPolicyDocument(policyDocument);
       const at = now();
       tx(() => {
         if (q.policyByName.get(policyName)) {

@@ -34,10 +34,10 @@ describe('parsePolicyDocument', () => {
   });
 
   it('reads a single statement object as a list of one, with NotAction and NotResource kept', () => {
-    const text = stmt('"Effect":"Deny","Action":"iot:*","NotAction":["iot:Connect"],"Resource":"*","NotResource":"x"');
+    const text = stmt('"Effect":"Deny","NotAction":["iot:Connect"],"NotResource":"x"');
     expect(parsePolicyDocument(text)).toEqual({
       Version: '2012-10-17',
-      Statement: [{ Effect: 'Deny', Action: 'iot:*', NotAction: ['iot:Connect'], Resource: '*', NotResource: 'x' }],
+      Statement: [{ Effect: 'Deny', NotAction: ['iot:Connect'], NotResource: 'x' }],
     });
   });
 
@@ -52,14 +52,27 @@ describe('parsePolicyDocument', () => {
     [`{${V},"Statement":[{${ok}},null]}`, 'Policy statement 1 must be an object.'],
     [stmt('"Effect":"Maybe","Action":"a","Resource":"r"'), "Policy statement 0: Effect must be 'Allow' or 'Deny'."],
     [stmt('"Effect":"Maybe"'), "Policy statement 0: Effect must be 'Allow' or 'Deny'."],
+    // IAM's grammar: exactly one of Action and NotAction, exactly one of Resource and NotResource.
     [
       stmt('"Effect":"Allow","Resource":"r"'),
-      'Policy statement 0: Action must be a non-empty string or list of strings.',
+      'Policy statement 0: A statement must have exactly one of Action and NotAction.',
     ],
-    // The missing Action is named before the malformed Resource, as the registry always checked them.
+    [
+      stmt('"Effect":"Allow","Action":"a","NotAction":"b","Resource":"r"'),
+      'Policy statement 0: A statement must have exactly one of Action and NotAction.',
+    ],
+    [
+      stmt('"Effect":"Allow","Action":"a"'),
+      'Policy statement 0: A statement must have exactly one of Resource and NotResource.',
+    ],
+    [
+      stmt('"Effect":"Allow","NotAction":"a","Resource":"r","NotResource":"s"'),
+      'Policy statement 0: A statement must have exactly one of Resource and NotResource.',
+    ],
+    // A malformed part is named before a missing one.
     [
       stmt('"Effect":"Allow","Resource":5'),
-      'Policy statement 0: Action must be a non-empty string or list of strings.',
+      'Policy statement 0: Resource must be a non-empty string or list of strings.',
     ],
     [
       stmt('"Effect":"Allow","Action":[],"Resource":"r"'),
@@ -77,7 +90,10 @@ describe('parsePolicyDocument', () => {
       stmt('"Effect":"Allow","Action":"a","Resource":[7]'),
       'Policy statement 0: Resource must be a non-empty string or list of strings.',
     ],
-    [stmt(`${ok},"NotAction":5`), 'Policy statement 0: NotAction must be a non-empty string or list of strings.'],
+    [
+      stmt('"Effect":"Allow","NotAction":5,"Resource":"*"'),
+      'Policy statement 0: NotAction must be a non-empty string or list of strings.',
+    ],
     [stmt(`${ok},"NotResource":[]`), 'Policy statement 0: NotResource must be a non-empty string or list of strings.'],
     [stmt(`${ok},"Condition":[]`), 'Policy statement 0: Condition must map operators to {key: value or [values]}.'],
     [
@@ -95,7 +111,7 @@ describe('parsePolicyDocument', () => {
     [stmt(`${ok},"Sid":5`), 'Policy statement 0: Sid must be a string.'],
     [
       `{${V},"Statement":[{${ok}},{"Effect":"Allow","Action":"a"},{"Effect":"Maybe"}]}`,
-      'Policy statement 1: Resource must be a non-empty string or list of strings.',
+      'Policy statement 1: A statement must have exactly one of Resource and NotResource.',
     ],
   ])('refuses %s: %s', (text, message) => {
     expect(rejection(text)).toEqual({ code: 'MalformedPolicyException', message });

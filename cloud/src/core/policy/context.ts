@@ -1,3 +1,5 @@
+import { attributeKey, normalizeKey } from './keys.js';
+import { isoSeconds } from './operands.js';
 import type { PatternPart } from './wildcard.js';
 
 /** The IoT policy actions the MQTT broker authorizes. */
@@ -33,6 +35,8 @@ export interface PolicyContext {
   /** `iot:ConnectAttributes`: `PersistentConnect` (clean session off) and/or `LastWill`. */
   readonly connectAttributes?: readonly string[];
   readonly sourceIp?: string;
+  /** `iot:DomainName`: the server name the client asked for in its TLS handshake (SNI), when it sent one. */
+  readonly domainName?: string;
   /**
    * Registry facts of the connection's thing (see connectionThingName), for
    * `${iot:Connection.Thing.Attributes[name]}` and `${iot:Connection.Thing.ThingTypeName}`.
@@ -52,20 +56,41 @@ export function connectionThingName(ctx: PolicyContext): string | undefined {
   return ctx.thingNames.includes(ctx.clientId) ? ctx.clientId : undefined;
 }
 
-/** Builds the lower-cased key → value table of a context. */
+/**
+ * A certificate validity date as the date operators read it: the TLS layer reports OpenSSL's
+ * `Mar  3 07:19:06 2026 GMT`; the policy sees ISO 8601 (`2026-03-03T07:19:06Z`), a form
+ * DateLessThan and friends accept. A date that does not parse is passed on as it is.
+ */
+function validityDate(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? text : isoSeconds(ms);
+}
+
+/**
+ * Builds the key → value table of a context, by {@link normalizeKey}'s form. The time keys
+ * (aws:CurrentTime, aws:EpochTime) are not in it: they change while the connection lasts, and
+ * the evaluator reads them per request.
+ */
 export function contextValues(ctx: PolicyContext): ReadonlyMap<string, ContextValue> {
   const values = new Map<string, ContextValue>();
   const put = (key: string, value: ContextValue) => {
-    if (value !== undefined) values.set(key.toLowerCase(), value);
+    if (value !== undefined) values.set(normalizeKey(key), value);
   };
   const thing = connectionThingName(ctx);
   put('iot:ClientId', ctx.clientId);
   put('iot:Connection.Thing.ThingName', thing);
   put('iot:Connection.Thing.IsAttached', thing === undefined ? 'false' : 'true');
+  // Type and attributes belong to the connection's thing only (the client id must be its name).
+  if (thing !== undefined && ctx.thing) {
+    put('iot:Connection.Thing.ThingTypeName', ctx.thing.thingTypeName);
+    for (const [name, value] of Object.entries(ctx.thing.attributes)) values.set(attributeKey(name), value);
+  }
   put('iot:ConnectAttributes', ctx.connectAttributes ?? []);
+  put('iot:DomainName', ctx.domainName);
   put('aws:SourceIp', ctx.sourceIp);
-  put('aws:Region', ctx.region);
-  put('aws:AccountId', ctx.accountId);
+  // Every MQTT connection to the broker is mutual TLS: there is no plaintext listener.
+  put('aws:SecureTransport', 'true');
   const cert = ctx.certificate;
   if (cert) {
     for (const [field, dn] of [
@@ -75,8 +100,8 @@ export function contextValues(ctx: PolicyContext): ReadonlyMap<string, ContextVa
       for (const [attr, value] of Object.entries(dn ?? {})) put(`iot:Certificate.${field}.${attr}`, value);
     }
     put('iot:Certificate.SerialNumber', cert.serialNumber);
-    put('iot:Certificate.Validity.NotBefore', cert.notBefore);
-    put('iot:Certificate.Validity.NotAfter', cert.notAfter);
+    put('iot:Certificate.Validity.NotBefore', validityDate(cert.notBefore));
+    put('iot:Certificate.Validity.NotAfter', validityDate(cert.notAfter));
   }
   return values;
 }
@@ -106,7 +131,7 @@ export function resolveVariables(text: string, values: ReadonlyMap<string, Conte
     const comma = inner.indexOf(',');
     const key = (comma < 0 ? inner : inner.slice(0, comma)).trim();
     const fallback = comma < 0 ? undefined : /^'(.*)'$/.exec(inner.slice(comma + 1).trim())?.[1];
-    const value = values.get(key.toLowerCase());
+    const value = values.get(normalizeKey(key));
     if (typeof value === 'string') parts.push({ kind: 'exact', text: value });
     else if (fallback !== undefined) parts.push({ kind: 'exact', text: fallback });
     else return undefined;

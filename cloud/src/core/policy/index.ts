@@ -1,4 +1,11 @@
-export { evaluateCondition, unsupportedOperators } from './conditions.js';
+export {
+  type CompiledCondition,
+  compileCondition,
+  conditionProblems,
+  evaluateCondition,
+  unsupportedOperators,
+  variableProblems,
+} from './conditions.js';
 export {
   type CertificateAttributes,
   type ContextValue,
@@ -12,11 +19,26 @@ export {
   resolveVariables,
 } from './context.js';
 export {
+  type CompileOptions,
   compilePolicies,
+  documentProblems,
   evaluatePolicies,
   type NamedPolicy,
   type PolicyAuthorizer,
   type PolicyDecision,
   policyProblems,
+  type StatementProblem,
 } from './evaluate.js';
+export { CERTIFICATE_DN_FIELDS, type KeyKind, keyKind, normalizeKey } from './keys.js';
+export {
+  type CidrRange,
+  cidrContains,
+  type IpAddress,
+  isoSeconds,
+  parseBase64,
+  parseCidr,
+  parseDate,
+  parseIp,
+  parseNumber,
+} from './operands.js';
 export { compileGlob, type Glob, globMatches, type PatternPart, wildcardMatches } from './wildcard.js';
