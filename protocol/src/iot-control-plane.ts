@@ -90,7 +90,7 @@ export const updateThingBodySchema = createThingBodySchema.extend({
 export type UpdateThingBody = z.output<typeof updateThingBodySchema>;
 
 /** `tags` of CreateThingType and CreateThingGroup: accepted and not kept (the local core has no tagging API). */
-const ignoredTags = z.unknown().transform(() => undefined);
+const ignoredTags = z.unknown().optional();
 
 /** CreateThingType's body: `thingTypeProperties` (description, searchable attribute names). */
 export const createThingTypeBodySchema = z.object({

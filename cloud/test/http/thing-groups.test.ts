@@ -1,0 +1,411 @@
+import {
+  AddThingToThingGroupCommand,
+  AttachPolicyCommand,
+  AttachThingPrincipalCommand,
+  CreateKeysAndCertificateCommand,
+  CreatePolicyCommand,
+  CreateThingCommand,
+  CreateThingGroupCommand,
+  DeleteConflictException,
+  DeletePolicyCommand,
+  DeleteThingCommand,
+  DeleteThingGroupCommand,
+  DescribeThingGroupCommand,
+  DetachPolicyCommand,
+  InvalidRequestException,
+  type IoTClient,
+  type IoTServiceException,
+  ListAttachedPoliciesCommand,
+  ListThingGroupsCommand,
+  ListThingGroupsForThingCommand,
+  ListThingsInThingGroupCommand,
+  paginateListTargetsForPolicy,
+  paginateListThingGroups,
+  paginateListThingsInThingGroup,
+  RemoveThingFromThingGroupCommand,
+  ResourceAlreadyExistsException,
+  ResourceNotFoundException,
+  UpdateThingGroupCommand,
+  VersionConflictException,
+} from '@aws-sdk/client-iot';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
+import { type RunningCore, removeDir, startCore, tempDir } from './harness.js';
+
+/**
+ * Static thing groups through the real @aws-sdk/client-iot, and a thing-group policy applied by the
+ * broker to an mqtt.js device (AWS IoT Developer Guide, "Static thing groups").
+ */
+
+let dir: string;
+let run: RunningCore;
+let iot: IoTClient;
+
+beforeAll(async () => {
+  dir = tempDir('thing-groups');
+  run = await startCore(dir);
+  iot = run.iot;
+});
+afterAll(async () => {
+  await run?.stop();
+  removeDir(dir);
+});
+
+const arn = (kind: string, name: string) => `arn:aws:iot:${run.info.region}:${run.info.accountId}:${kind}/${name}`;
+
+type ErrorClass = new (...args: never[]) => IoTServiceException;
+
+async function rejection(send: Promise<unknown>, type: ErrorClass, status: number): Promise<IoTServiceException> {
+  const err = (await send.then(
+    () => new Error('the request succeeded'),
+    (e: unknown) => e,
+  )) as IoTServiceException;
+  expect(err).toBeInstanceOf(type);
+  expect(err.name).toBe(type.name);
+  expect(err.$metadata.httpStatusCode).toBe(status);
+  return err;
+}
+
+async function all<T>(pages: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const page of pages) out.push(page);
+  return out;
+}
+
+describe('thing group operations', () => {
+  it('creates a hierarchy and describes a child as AWS does (parent, root-to-parent, version, status)', async () => {
+    const root = await iot.send(
+      new CreateThingGroupCommand({
+        thingGroupName: 'hq',
+        thingGroupProperties: {
+          thingGroupDescription: 'headquarters',
+          attributePayload: { attributes: { city: 'x' } },
+        },
+        tags: [{ Key: 'team', Value: 'ops' }],
+      }),
+    );
+    expect(root).toMatchObject({ thingGroupName: 'hq', thingGroupArn: arn('thinggroup', 'hq') });
+    expect(root.thingGroupId).toMatch(/./);
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'floor-1', parentGroupName: 'hq' }));
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'lab', parentGroupName: 'floor-1' }));
+
+    const lab = await iot.send(new DescribeThingGroupCommand({ thingGroupName: 'lab' }));
+    expect(lab).toMatchObject({
+      thingGroupName: 'lab',
+      thingGroupArn: arn('thinggroup', 'lab'),
+      version: 1,
+      status: 'ACTIVE',
+      thingGroupProperties: { attributePayload: { attributes: {} } },
+      thingGroupMetadata: {
+        parentGroupName: 'floor-1',
+        rootToParentThingGroups: [
+          { groupName: 'hq', groupArn: arn('thinggroup', 'hq') },
+          { groupName: 'floor-1', groupArn: arn('thinggroup', 'floor-1') },
+        ],
+      },
+    });
+    expect(lab.thingGroupMetadata?.creationDate).toBeInstanceOf(Date);
+    const hq = await iot.send(new DescribeThingGroupCommand({ thingGroupName: 'hq' }));
+    expect(hq.thingGroupProperties).toEqual({
+      thingGroupDescription: 'headquarters',
+      attributePayload: { attributes: { city: 'x' } },
+    });
+    expect(hq.thingGroupMetadata?.parentGroupName).toBeUndefined();
+    expect(hq.thingGroupMetadata?.rootToParentThingGroups).toEqual([]);
+  });
+
+  it('answers a second CreateThingGroup with the same properties with the same group, and a different one with 409', async () => {
+    const input = { thingGroupName: 'same', thingGroupProperties: { thingGroupDescription: 'd' } };
+    const first = await iot.send(new CreateThingGroupCommand(input));
+    const again = await iot.send(new CreateThingGroupCommand(input));
+    expect(again.thingGroupId).toBe(first.thingGroupId);
+    await rejection(
+      iot.send(
+        new CreateThingGroupCommand({ thingGroupName: 'same', thingGroupProperties: { thingGroupDescription: 'e' } }),
+      ),
+      ResourceAlreadyExistsException,
+      409,
+    );
+  });
+
+  it.each<[string, () => Promise<unknown>, ErrorClass, number]>([
+    [
+      'an unknown parent',
+      () => iot.send(new CreateThingGroupCommand({ thingGroupName: 'orphan', parentGroupName: 'no-such-group' })),
+      ResourceNotFoundException,
+      404,
+    ],
+    [
+      'an invalid group name',
+      () => iot.send(new CreateThingGroupCommand({ thingGroupName: 'bad name' })),
+      InvalidRequestException,
+      400,
+    ],
+    [
+      'an unknown group',
+      () => iot.send(new DescribeThingGroupCommand({ thingGroupName: 'no-such-group' })),
+      ResourceNotFoundException,
+      404,
+    ],
+    [
+      'an update without properties',
+      () => iot.send(new UpdateThingGroupCommand({ thingGroupName: 'hq' } as never)),
+      InvalidRequestException,
+      400,
+    ],
+    [
+      'an update of an unknown group',
+      () => iot.send(new UpdateThingGroupCommand({ thingGroupName: 'no-such-group', thingGroupProperties: {} })),
+      ResourceNotFoundException,
+      404,
+    ],
+    [
+      'adding an unknown thing',
+      () => iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'hq', thingName: 'no-such-thing' })),
+      ResourceNotFoundException,
+      404,
+    ],
+    [
+      'adding a thing to an unknown group',
+      () => iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'no-such-group', thingName: 'x' })),
+      ResourceNotFoundException,
+      404,
+    ],
+    [
+      'adding with no thing named',
+      () => iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'hq' })),
+      InvalidRequestException,
+      400,
+    ],
+    [
+      'a group ARN of another account',
+      () =>
+        iot.send(
+          new AddThingToThingGroupCommand({
+            thingGroupArn: 'arn:aws:iot:us-east-1:999999999999:thinggroup/hq',
+            thingName: 'x',
+          }),
+        ),
+      InvalidRequestException,
+      400,
+    ],
+    [
+      'the groups of an unknown thing',
+      () => iot.send(new ListThingGroupsForThingCommand({ thingName: 'no-such-thing' })),
+      ResourceNotFoundException,
+      404,
+    ],
+  ])('refuses %s', async (_label, send, type, status) => {
+    await rejection(send(), type, status);
+  });
+
+  it('updates with expectedVersion and returns the new version; a stale version is a VersionConflict', async () => {
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'upd' }));
+    const updated = await iot.send(
+      new UpdateThingGroupCommand({
+        thingGroupName: 'upd',
+        expectedVersion: 1,
+        thingGroupProperties: { thingGroupDescription: 'new', attributePayload: { attributes: { a: '1' } } },
+      }),
+    );
+    expect(updated.version).toBe(2);
+    await iot.send(
+      new UpdateThingGroupCommand({
+        thingGroupName: 'upd',
+        thingGroupProperties: { attributePayload: { attributes: { b: '2' }, merge: true } },
+      }),
+    );
+    expect((await iot.send(new DescribeThingGroupCommand({ thingGroupName: 'upd' }))).thingGroupProperties).toEqual({
+      thingGroupDescription: 'new',
+      attributePayload: { attributes: { a: '1', b: '2' } },
+    });
+    await rejection(
+      iot.send(new UpdateThingGroupCommand({ thingGroupName: 'upd', expectedVersion: 1, thingGroupProperties: {} })),
+      VersionConflictException,
+      409,
+    );
+  });
+
+  it('lists groups with paging, by parent (recursive or not) and by name prefix', async () => {
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'zone' }));
+    for (const n of ['zone-a', 'zone-b', 'zone-c']) {
+      await iot.send(new CreateThingGroupCommand({ thingGroupName: n, parentGroupName: 'zone' }));
+    }
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'zone-a-1', parentGroupName: 'zone-a' }));
+    const names = async (input: ConstructorParameters<typeof ListThingGroupsCommand>[0]) =>
+      (await iot.send(new ListThingGroupsCommand(input))).thingGroups?.map((g) => g.groupName);
+    expect(await names({ parentGroup: 'zone' })).toEqual(['zone-a', 'zone-b', 'zone-c']);
+    expect(await names({ parentGroup: 'zone', recursive: true })).toEqual(['zone-a', 'zone-a-1', 'zone-b', 'zone-c']);
+    expect(await names({ namePrefixFilter: 'zone-a' })).toEqual(['zone-a', 'zone-a-1']);
+    const pages = await all(paginateListThingGroups({ client: iot, pageSize: 2 }, { namePrefixFilter: 'zone' }));
+    expect(pages.map((p) => p.thingGroups?.length)).toEqual([2, 2, 1]);
+    expect(pages.flatMap((p) => p.thingGroups?.map((g) => g.groupName))).toEqual([
+      'zone',
+      'zone-a',
+      'zone-a-1',
+      'zone-b',
+      'zone-c',
+    ]);
+  });
+
+  it('adds things by name and by ARN, lists them recursively with paging, and removes them', async () => {
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'plant' }));
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'line-1', parentGroupName: 'plant' }));
+    for (const t of ['m-1', 'm-2', 'm-3']) await iot.send(new CreateThingCommand({ thingName: t }));
+    await iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'plant', thingName: 'm-1' }));
+    await iot.send(
+      new AddThingToThingGroupCommand({ thingGroupArn: arn('thinggroup', 'line-1'), thingArn: arn('thing', 'm-2') }),
+    );
+    await iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'line-1', thingName: 'm-3' }));
+    const direct = await iot.send(new ListThingsInThingGroupCommand({ thingGroupName: 'plant' }));
+    expect(direct.things).toEqual(['m-1']);
+    const pages = await all(
+      paginateListThingsInThingGroup({ client: iot, pageSize: 2 }, { thingGroupName: 'plant', recursive: true }),
+    );
+    expect(pages.flatMap((p) => p.things)).toEqual(['m-1', 'm-2', 'm-3']);
+    expect(pages).toHaveLength(2);
+    expect((await iot.send(new ListThingGroupsForThingCommand({ thingName: 'm-2' }))).thingGroups).toEqual([
+      { groupName: 'line-1', groupArn: arn('thinggroup', 'line-1') },
+    ]);
+    // A thing is in one group of a hierarchy at most.
+    await rejection(
+      iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'plant', thingName: 'm-2' })),
+      InvalidRequestException,
+      400,
+    );
+    await iot.send(new RemoveThingFromThingGroupCommand({ thingGroupName: 'line-1', thingArn: arn('thing', 'm-2') }));
+    expect((await iot.send(new ListThingGroupsForThingCommand({ thingName: 'm-2' }))).thingGroups).toEqual([]);
+    await iot.send(new DeleteThingCommand({ thingName: 'm-3' }));
+    expect(
+      (await iot.send(new ListThingsInThingGroupCommand({ thingGroupName: 'plant', recursive: true }))).things,
+    ).toEqual(['m-1']);
+  });
+
+  it('refuses to delete a group with child groups; deletes a leaf, and deleting it again succeeds', async () => {
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'del-top' }));
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'del-leaf', parentGroupName: 'del-top' }));
+    const err = await rejection(
+      iot.send(new DeleteThingGroupCommand({ thingGroupName: 'del-top' })),
+      InvalidRequestException,
+      400,
+    );
+    expect(err.message).toMatch(/child groups/);
+    await rejection(
+      iot.send(new DeleteThingGroupCommand({ thingGroupName: 'del-leaf', expectedVersion: 7 })),
+      VersionConflictException,
+      409,
+    );
+    await iot.send(new DeleteThingGroupCommand({ thingGroupName: 'del-leaf' }));
+    await iot.send(new DeleteThingGroupCommand({ thingGroupName: 'del-leaf' }));
+    await iot.send(new DeleteThingGroupCommand({ thingGroupName: 'del-top' }));
+    await rejection(
+      iot.send(new DescribeThingGroupCommand({ thingGroupName: 'del-top' })),
+      ResourceNotFoundException,
+      404,
+    );
+  });
+});
+
+const connectOnly = JSON.stringify({
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: 'iot:Connect', Resource: '*' }],
+});
+
+describe('policies attached to thing groups', () => {
+  it('attaches to a group ARN: ListAttachedPolicies (recursive adds ancestors), ListTargetsForPolicy, DeletePolicy conflict', async () => {
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'pol-top' }));
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'pol-sub', parentGroupName: 'pol-top' }));
+    await iot.send(new CreatePolicyCommand({ policyName: 'pol-a', policyDocument: connectOnly }));
+    await iot.send(new CreatePolicyCommand({ policyName: 'pol-b', policyDocument: connectOnly }));
+    await iot.send(new AttachPolicyCommand({ policyName: 'pol-a', target: arn('thinggroup', 'pol-top') }));
+    await iot.send(new AttachPolicyCommand({ policyName: 'pol-b', target: arn('thinggroup', 'pol-sub') }));
+    const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: false }));
+    await iot.send(new AttachPolicyCommand({ policyName: 'pol-a', target: cert.certificateArn }));
+
+    const attached = async (recursive: boolean) =>
+      (
+        await iot.send(new ListAttachedPoliciesCommand({ target: arn('thinggroup', 'pol-sub'), recursive }))
+      ).policies?.map((p) => p.policyName);
+    expect(await attached(false)).toEqual(['pol-b']);
+    expect(await attached(true)).toEqual(['pol-b', 'pol-a']);
+    const pages = await all(paginateListTargetsForPolicy({ client: iot, pageSize: 1 }, { policyName: 'pol-a' }));
+    expect(pages.flatMap((p) => p.targets)).toEqual([cert.certificateArn, arn('thinggroup', 'pol-top')]);
+
+    await rejection(iot.send(new DeletePolicyCommand({ policyName: 'pol-b' })), DeleteConflictException, 409);
+    await rejection(
+      iot.send(new AttachPolicyCommand({ policyName: 'pol-b', target: arn('thinggroup', 'no-such-group') })),
+      ResourceNotFoundException,
+      404,
+    );
+    await iot.send(new DetachPolicyCommand({ policyName: 'pol-b', target: arn('thinggroup', 'pol-sub') }));
+    await iot.send(new DeletePolicyCommand({ policyName: 'pol-b' }));
+  });
+
+  it('lets a device publish with its parent group policy, takes it away on RemoveThingFromThingGroup without a reconnect, and never to another client id', async () => {
+    const region = run.info.region;
+    const account = run.info.accountId;
+    await iot.send(new CreatePolicyCommand({ policyName: 'connect-only', policyDocument: connectOnly }));
+    await iot.send(
+      new CreatePolicyCommand({
+        policyName: 'fleet-publish',
+        policyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [
+            { Effect: 'Allow', Action: 'iot:Publish', Resource: `arn:aws:iot:${region}:${account}:topic/fleet/*` },
+          ],
+        }),
+      }),
+    );
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'fleet' }));
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'fleet-east', parentGroupName: 'fleet' }));
+    await iot.send(new AttachPolicyCommand({ policyName: 'fleet-publish', target: arn('thinggroup', 'fleet') }));
+    await iot.send(new CreateThingCommand({ thingName: 'grp-dev' }));
+    const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
+    await iot.send(new AttachPolicyCommand({ policyName: 'connect-only', target: cert.certificateArn }));
+    await iot.send(new AttachThingPrincipalCommand({ thingName: 'grp-dev', principal: cert.certificateArn }));
+    await iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'fleet-east', thingName: 'grp-dev' }));
+    const thing = {
+      thingName: 'grp-dev',
+      certPem: cert.certificatePem as string,
+      keyPem: cert.keyPair?.PrivateKey as string,
+    };
+
+    const open = async (clientId: string) => {
+      const client = mqtt.connect({ ...thingMqttOptions(run.info, thing), clientId, protocolVersion: 5 });
+      await new Promise<void>((resolve, reject) => {
+        client.once('connect', () => resolve());
+        client.once('error', reject);
+        client.once('close', () => reject(new Error('closed before CONNACK')));
+      });
+      return client;
+    };
+    /** The PUBACK reason code of a QoS 1 publish (0 = success, 0x87 = not authorized). */
+    const puback = (client: mqtt.MqttClient, topic: string) =>
+      client.publishAsync(topic, 'x', { qos: 1 }).then(
+        () => 0,
+        (err: { code?: number }) => err.code,
+      );
+
+    const device = await open('grp-dev');
+    const stranger = await open('not-the-thing');
+    try {
+      expect(await puback(device, 'fleet/grp-dev/data')).toBe(0);
+      expect(await puback(device, 'elsewhere/grp-dev')).toBe(0x87);
+      // Same certificate, client id that is not the thing name: no thing-group policies.
+      expect(await puback(stranger, 'fleet/grp-dev/data')).toBe(0x87);
+
+      await iot.send(new RemoveThingFromThingGroupCommand({ thingGroupName: 'fleet-east', thingName: 'grp-dev' }));
+      expect(await puback(device, 'fleet/grp-dev/data')).toBe(0x87);
+      expect(device.connected).toBe(true);
+
+      await iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'fleet-east', thingName: 'grp-dev' }));
+      expect(await puback(device, 'fleet/grp-dev/data')).toBe(0);
+      await iot.send(new DetachPolicyCommand({ policyName: 'fleet-publish', target: arn('thinggroup', 'fleet') }));
+      expect(await puback(device, 'fleet/grp-dev/data')).toBe(0x87);
+    } finally {
+      await device.endAsync();
+      await stranger.endAsync();
+    }
+  });
+});
