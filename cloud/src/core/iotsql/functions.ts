@@ -401,10 +401,12 @@ function trunc(a: SqlValue, b: SqlValue): SqlValue {
   const dot = text.indexOf('.');
   if (dot >= 0 && !text.includes('e')) {
     const cut = places === 0 ? text.slice(0, dot) : text.slice(0, dot + 1 + places);
-    return Number(cut);
+    const r = Number(cut);
+    return r === 0 ? 0 : r; // trunc(-0.4, 0) is 0, not -0
   }
   const scale = 10 ** places;
-  return Math.trunc(x * scale) / scale;
+  const r = Math.trunc(x * scale) / scale;
+  return r === 0 ? 0 : r;
 }
 
 function round(a: SqlValue): SqlValue {

@@ -129,6 +129,8 @@ export function toStringValue(v: SqlValue): string | undefined {
  */
 export function decimalResult(x: number): number | undefined {
   if (!Number.isFinite(x)) return undefined;
+  // IoT's decimals have no negative zero (0 * -1 is 0).
+  if (x === 0) return 0;
   if (Number.isInteger(x)) return x;
   return Number(x.toPrecision(15));
 }
