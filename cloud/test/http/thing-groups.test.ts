@@ -17,6 +17,7 @@ import {
   type IoTServiceException,
   ListAttachedPoliciesCommand,
   ListThingGroupsCommand,
+  type ListThingGroupsCommandInput,
   ListThingGroupsForThingCommand,
   ListThingsInThingGroupCommand,
   paginateListTargetsForPolicy,
@@ -233,7 +234,7 @@ describe('thing group operations', () => {
       await iot.send(new CreateThingGroupCommand({ thingGroupName: n, parentGroupName: 'zone' }));
     }
     await iot.send(new CreateThingGroupCommand({ thingGroupName: 'zone-a-1', parentGroupName: 'zone-a' }));
-    const names = async (input: ConstructorParameters<typeof ListThingGroupsCommand>[0]) =>
+    const names = async (input: ListThingGroupsCommandInput) =>
       (await iot.send(new ListThingGroupsCommand(input))).thingGroups?.map((g) => g.groupName);
     expect(await names({ parentGroup: 'zone' })).toEqual(['zone-a', 'zone-b', 'zone-c']);
     expect(await names({ parentGroup: 'zone', recursive: true })).toEqual(['zone-a', 'zone-a-1', 'zone-b', 'zone-c']);
