@@ -32,6 +32,8 @@ export interface UpdateExpectation {
   readonly delta: JsonObject | null;
   /** Whether `/update/documents` has `previous: null` (the shadow did not exist before). */
   readonly created?: boolean;
+  /** `/update/documents`'s `current.state`, when the step checks it. */
+  readonly currentState?: JsonObject;
 }
 
 export interface GetExpectation {
@@ -110,8 +112,14 @@ export async function runSequence(sequence: Sequence, thingName: string, apply: 
     expect(typeof seen.body.timestamp, where).toBe('number');
     if (step.op === 'update' && 'delta' in e) {
       const requestState = step.request.state as JsonObject | null;
-      expect(seen.body.state, where).toEqual(requestState ?? {});
-      expect(metadataShape(seen.body.metadata), where).toEqual(requestState ? expectedMetadataShape(requestState) : {});
+      if (requestState === null) {
+        // `"state": null` is echoed as null, with no metadata (nothing was written to stamp).
+        expect(seen.body.state, where).toBeNull();
+        expect(Object.hasOwn(seen.body, 'metadata'), `${where}: no metadata`).toBe(false);
+      } else {
+        expect(seen.body.state, where).toEqual(requestState);
+        expect(metadataShape(seen.body.metadata), where).toEqual(expectedMetadataShape(requestState));
+      }
       if (step.request.clientToken !== undefined) expect(seen.body.clientToken, where).toBe(step.request.clientToken);
       if (seen.delta !== undefined) {
         expect(seen.delta === null ? null : seen.delta.state, `${where}: delta`).toEqual(e.delta);
@@ -122,6 +130,7 @@ export async function runSequence(sequence: Sequence, thingName: string, apply: 
         expect(current.version, `${where}: documents`).toBe(e.version);
         if (e.created === true) expect(seen.documents.previous, `${where}: documents`).toBeNull();
         if (e.created === false) expect((seen.documents.previous as JsonObject).version, where).toBe(e.version - 1);
+        if (e.currentState !== undefined) expect(current.state, `${where}: documents current`).toEqual(e.currentState);
       }
     }
     if (step.op === 'get' && 'state' in e) {
@@ -471,8 +480,19 @@ export const SEQUENCES: readonly Sequence[] = [
         request: { state: { desired: { a: 1 }, reported: { b: 2 } } },
         expect: { version: 1, delta: { a: 1 } },
       },
-      { op: 'update', request: { state: null }, expect: { version: 2, delta: null } },
+      {
+        op: 'update',
+        request: { state: null, clientToken: 'clear-all' },
+        expect: { version: 2, delta: null, created: false, currentState: {} },
+      },
       { op: 'get', expect: { version: 2, state: {}, metadataShape: {} } },
+      // What comes next starts from nothing: the cleared keys do not come back.
+      {
+        op: 'update',
+        request: { state: { reported: { c: 3 } } },
+        expect: { version: 3, delta: null, created: false, currentState: { reported: { c: 3 } } },
+      },
+      { op: 'get', expect: { version: 3, state: { reported: { c: 3 } }, metadataShape: { reported: { c: ts } } } },
     ],
   },
 ];

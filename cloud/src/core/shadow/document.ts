@@ -1,7 +1,6 @@
 import {
   type JsonObject,
   type JsonValue,
-  LIMITS,
   noShadowMessage,
   ownValue,
   SHADOW_ERRORS,
@@ -10,6 +9,7 @@ import {
   setOwn,
 } from '@pifleet/protocol';
 import { cloneJson, isJsonObject, jsonByteLength, jsonEqual } from './json.js';
+import { DEFAULT_SHADOW_DOCUMENT_LIMITS, type ShadowDocumentLimits } from './limits.js';
 import type { ShadowUpdateInput } from './request.js';
 
 /**
@@ -191,6 +191,7 @@ export function applyUpdate(
   current: StoredShadow | undefined,
   request: ShadowUpdateInput,
   nowMs: number,
+  limits: Pick<ShadowDocumentLimits, 'maxDocumentBytes'> = DEFAULT_SHADOW_DOCUMENT_LIMITS,
 ): Outcome<UpdateResult> {
   const token = request.clientToken;
   const exists = current?.exists === true;
@@ -224,24 +225,14 @@ export function applyUpdate(
     }
   }
 
-  if (jsonByteLength(state as JsonObject) > LIMITS.maxShadowDocumentBytes) {
+  if (jsonByteLength(state as JsonObject) > limits.maxDocumentBytes) {
     return { ok: false, error: reject(SHADOW_ERRORS.payloadTooLarge, token) };
   }
 
   const version = lastVersion + 1;
   const next: StoredShadow = { thingName, shadowName, version, exists: true, state, metadata };
 
-  const acceptedState: JsonObject = {};
-  const acceptedMeta: JsonObject = {};
-  if (requestState !== null) {
-    for (const section of ['desired', 'reported'] as const) {
-      const patch = requestState[section];
-      if (patch === undefined) continue;
-      acceptedState[section] = patch === null ? null : cloneJson(patch);
-      acceptedMeta[section] = patch === null ? { timestamp: ts } : (metadataFor(patch, ts) as JsonObject);
-    }
-  }
-  const accepted = withToken({ state: acceptedState, metadata: acceptedMeta, version, timestamp: ts }, token);
+  const accepted = withToken(acceptedBody(requestState, ts, version), token);
 
   const documents = withToken(
     {
@@ -262,6 +253,28 @@ export function applyUpdate(
       : undefined;
 
   return { ok: true, value: { next, accepted, documents, delta: deltaMessage } };
+}
+
+/**
+ * `/update/accepted` (and the UpdateThingShadow response): the request's state echoed, with a
+ * metadata timestamp for every value it wrote. For `"state": null`, which empties the shadow,
+ * IoT Core echoes `"state": null` and carries no metadata (there is no value to stamp): the
+ * accepted document is `{"state": null, "version", "timestamp"[, "clientToken"]}`, as the
+ * Greengrass shadow manager's sync of a cleared cloud shadow receives it (it had to learn to
+ * take `"state": null`, aws-greengrass-shadow-manager#196) and as the Python device SDK's shadow
+ * sample handles it (a `None` state after clearing, aws-iot-device-sdk-python-v2#268).
+ */
+function acceptedBody(requestState: ShadowUpdateInput['state'], ts: number, version: number): JsonObject {
+  if (requestState === null) return { state: null, version, timestamp: ts };
+  const state: JsonObject = {};
+  const metadata: JsonObject = {};
+  for (const section of ['desired', 'reported'] as const) {
+    const patch = requestState[section];
+    if (patch === undefined) continue;
+    state[section] = patch === null ? null : cloneJson(patch);
+    metadata[section] = patch === null ? { timestamp: ts } : (metadataFor(patch, ts) as JsonObject);
+  }
+  return { state, metadata, version, timestamp: ts };
 }
 
 function notFound(thingName: string, shadowName: string | undefined, token: string | undefined): ShadowRejection {
