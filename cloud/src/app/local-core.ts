@@ -248,6 +248,8 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           ...(deps.shadowStore ? { store: deps.shadowStore() } : {}),
           now,
           logger,
+          limits,
+          throttles,
         });
         await shadow.start();
         cleanup.push(() => shadow.stop());

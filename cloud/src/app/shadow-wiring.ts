@@ -2,9 +2,10 @@ import { parseShadowTopic, shadowTopicFilters } from '@pifleet/protocol';
 import type { Broker, BusMessage } from '../broker/index.js';
 import { CloudError } from '../errors.js';
 import type { ApiResponse, RouteGroup, UnmatchedRequest } from '../http/server.js';
+import { type Limits, limitOf, type QuotaName, type ThrottleCounters } from '../limits/index.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { createShadowHttpRoutes, type ShadowHttpRoutes } from '../shadow/http-routes.js';
-import { createShadowService, type ShadowService } from '../shadow/service.js';
+import { createShadowService, type ShadowQuotas, type ShadowService } from '../shadow/service.js';
 import { openSqliteShadowStore } from '../shadow/sqlite-store.js';
 import type { ShadowStore } from '../shadow/store.js';
 
@@ -37,6 +38,21 @@ export interface LocalShadowDeps {
   /** Milliseconds since the epoch. */
   readonly now: () => number;
   readonly logger?: Logger;
+  /** The core's quotas: the Device Shadow ones are enforced (absent: the service's defaults). */
+  readonly limits?: Limits;
+  /** Where each shadow quota breach is counted. */
+  readonly throttles?: ThrottleCounters;
+}
+
+/** The Device Shadow quotas of the core's limits (null where the limits do not enforce one). */
+export function shadowQuotasOf(limits: Limits): ShadowQuotas {
+  const value = (name: QuotaName) => limitOf(limits, name) ?? null;
+  return {
+    requestsPerSecondPerThing: value('shadowRequestsPerSecondPerThing'),
+    inFlightPerThing: value('shadowInFlightPerThing'),
+    documentBytes: value('shadowDocumentBytes'),
+    depth: value('shadowDepth'),
+  };
 }
 
 export interface LocalShadow {
@@ -118,6 +134,8 @@ export function createLocalShadow(deps: LocalShadowDeps): LocalShadow {
         clock: { now: deps.now },
         publish: (topic, payload) => broker.bus.publish(topic, payload),
         logger: deps.logger ?? silentLogger(),
+        ...(deps.limits ? { quotas: shadowQuotasOf(deps.limits) } : {}),
+        ...(deps.throttles ? { throttles: deps.throttles } : {}),
       });
       await created.start();
       service = created;

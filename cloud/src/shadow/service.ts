@@ -19,7 +19,9 @@ import {
   rejectedPayload,
   type ShadowRejection,
 } from '../core/shadow/document.js';
+import { tooDeepError } from '../core/shadow/limits.js';
 import { parseTokenRequest, parseUpdateRequest, peekClientToken } from '../core/shadow/request.js';
+import { KeyedRateLimiter, type ThrottleCounters } from '../limits/index.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { ShadowStore } from './store.js';
 
@@ -39,9 +41,42 @@ export interface ShadowServiceDeps {
    * default every thing name is accepted; pass this to answer 404 "Thing not found" instead.
    */
   readonly thingExists?: (thingName: string) => boolean | Promise<boolean>;
-  /** Requests per thing that may be queued or running before new ones get 429 (default 10). */
-  readonly maxInFlightPerThing?: number;
+  /**
+   * The Device Shadow quotas to enforce (the local core passes IoT Core's, from its `limits`).
+   * Unset: no request rate, 10 requests in flight per thing, an 8 KB document of 6 levels.
+   */
+  readonly quotas?: Partial<ShadowQuotas>;
+  /** Counts each breach of a shadow quota (the core's throttle counters). */
+  readonly throttles?: Pick<ThrottleCounters, 'hit'>;
 }
+
+/** Device Shadow quotas; null = not enforced. */
+export interface ShadowQuotas {
+  /**
+   * Requests per second per thing: get, update and delete (classic and named shadows alike, over
+   * MQTT and HTTP) and ListNamedShadowsForThing. AWS: "this limit is per thing and not per API".
+   */
+  readonly requestsPerSecondPerThing: number | null;
+  /** Requests of one thing queued or running at once; past it, 429. */
+  readonly inFlightPerThing: number | null;
+  /** Bytes of a stored shadow's state; past it, 413. */
+  readonly documentBytes: number | null;
+  /** Levels below desired/reported; past it, 400. */
+  readonly depth: number | null;
+}
+
+export const DEFAULT_SHADOW_QUOTAS: ShadowQuotas = Object.freeze({
+  requestsPerSecondPerThing: null,
+  inFlightPerThing: LIMITS.maxShadowInFlightPerThing,
+  documentBytes: LIMITS.maxShadowDocumentBytes,
+  depth: LIMITS.maxShadowDepth,
+});
+
+/**
+ * The depth a document is held to when `depth` is not enforced: merging and the delta recurse
+ * into the document, so some bound must stay (a 100-level document is far past any device's).
+ */
+const UNENFORCED_DEPTH_CEILING = 100;
 
 /**
  * A data-plane answer: `status` 200 with the response document, or an error status with
@@ -98,7 +133,18 @@ interface Executed {
 
 export function createShadowService(deps: ShadowServiceDeps): ShadowService {
   const log = (deps.logger ?? silentLogger()).child({ component: 'shadow' });
-  const maxInFlight = deps.maxInFlightPerThing ?? LIMITS.maxShadowInFlightPerThing;
+  const quotas: ShadowQuotas = { ...DEFAULT_SHADOW_QUOTAS, ...deps.quotas };
+  const maxInFlight = quotas.inFlightPerThing ?? Number.POSITIVE_INFINITY;
+  const documentLimits = {
+    maxDocumentBytes: quotas.documentBytes ?? Number.POSITIVE_INFINITY,
+    maxDepth: quotas.depth ?? UNENFORCED_DEPTH_CEILING,
+  };
+  const rate =
+    quotas.requestsPerSecondPerThing === null
+      ? undefined
+      : new KeyedRateLimiter({ ratePerSecond: quotas.requestsPerSecondPerThing });
+  const hit = (quota: Parameters<ThrottleCounters['hit']>[0], thingName: string) =>
+    deps.throttles?.hit(quota, thingName);
   const lanes = new Map<string, Lane>();
   let stopped = false;
 
@@ -114,7 +160,10 @@ export function createShadowService(deps: ShadowServiceDeps): ShadowService {
       lane = { inFlight: 0, tail: Promise.resolve() };
       lanes.set(thingName, lane);
     }
-    if (lane.inFlight >= maxInFlight) return undefined;
+    if (lane.inFlight >= maxInFlight) {
+      hit('shadowInFlightPerThing', thingName);
+      return undefined;
+    }
     const current = lane;
     current.inFlight++;
     const run = current.tail.then(task);
@@ -151,20 +200,26 @@ export function createShadowService(deps: ShadowServiceDeps): ShadowService {
     if (op === 'update') {
       let parsed: ReturnType<typeof parseUpdateRequest>;
       try {
-        parsed = parseUpdateRequest(payload);
+        parsed = parseUpdateRequest(payload, documentLimits);
       } catch (err) {
         // Parsing is written not to throw for any input; if it ever does, the request still gets
         // an answer (a silent MQTT request leaves the device waiting for its timeout).
         return { result: { ok: false, error: internal(err, op, thingName, undefined) } };
       }
-      if (!parsed.ok) return { result: parsed };
+      if (!parsed.ok) {
+        if (parsed.error.message === tooDeepError(documentLimits.maxDepth).message) hit('shadowDepth', thingName);
+        return { result: parsed };
+      }
       const token = parsed.value.clientToken;
       try {
         if (await thingMissing(thingName))
           return { result: { ok: false, error: reject(SHADOW_ERRORS.thingNotFound, token) } };
         const current = await deps.store.load(thingName, shadowName);
-        const outcome = applyUpdate(thingName, shadowName, current, parsed.value, deps.clock.now());
-        if (!outcome.ok) return { result: outcome };
+        const outcome = applyUpdate(thingName, shadowName, current, parsed.value, deps.clock.now(), documentLimits);
+        if (!outcome.ok) {
+          if (outcome.error.code === SHADOW_ERRORS.payloadTooLarge.code) hit('shadowDocumentBytes', thingName);
+          return { result: outcome };
+        }
         const { next, accepted, delta, documents } = outcome.value;
         await deps.store.save(next);
         log.debug({ thingName, shadowName, version: next.version, via }, 'shadow updated');
@@ -201,6 +256,13 @@ export function createShadowService(deps: ShadowServiceDeps): ShadowService {
     }
   }
 
+  /** Takes one of the thing's requests per second; false (counted) when it has none left. */
+  function withinRate(thingName: string): boolean {
+    if (rate === undefined || rate.tryTake(thingName, deps.clock.now())) return true;
+    hit('shadowRequestsPerSecondPerThing', thingName);
+    return false;
+  }
+
   function tooMany(token: string | undefined): ShadowRejection {
     return reject(SHADOW_ERRORS.tooManyRequests, token);
   }
@@ -232,6 +294,7 @@ export function createShadowService(deps: ShadowServiceDeps): ShadowService {
     const invalid = checkNames(thingName, shadowName);
     if (invalid !== undefined) return invalid;
     if (stopped) return httpError(reject(unavailable));
+    if (!withinRate(thingName)) return httpError(tooMany(undefined));
     const run = enqueue(thingName, () => execute(op, thingName, shadowName, body, 'http'));
     if (run === undefined) return httpError(tooMany(undefined));
     const { result } = await run;
@@ -267,6 +330,11 @@ export function createShadowService(deps: ShadowServiceDeps): ShadowService {
         await send(rejectedTopic, rejectedPayload(reject(unavailable, peekClientToken(payload)), deps.clock.now()));
         return;
       }
+      if (!withinRate(thingName)) {
+        log.debug({ thingName, clientId: meta.clientId }, 'shadow request over the per-thing rate');
+        await send(rejectedTopic, rejectedPayload(tooMany(peekClientToken(payload)), deps.clock.now()));
+        return;
+      }
       const run = enqueue(thingName, async () => {
         const { result } = await execute(operation, thingName, shadowName, payload, 'mqtt');
         // Update and delete publish their accepted messages inside execute (HTTP requests publish them too).
@@ -280,7 +348,9 @@ export function createShadowService(deps: ShadowServiceDeps): ShadowService {
         }
       });
       if (run === undefined) {
-        log.warn({ thingName, clientId: meta.clientId }, 'shadow requests throttled');
+        // Counted (and logged, summarised) by the throttle counters; one line per request would let
+        // a flooding device flood the log too.
+        log.debug({ thingName, clientId: meta.clientId }, 'shadow requests in flight over the limit');
         await send(rejectedTopic, rejectedPayload(tooMany(peekClientToken(payload)), deps.clock.now()));
         return;
       }
@@ -294,6 +364,7 @@ export function createShadowService(deps: ShadowServiceDeps): ShadowService {
     listNamedShadows: async (thingName, options = {}) => {
       const invalid = checkNames(thingName, undefined);
       if (invalid !== undefined) return invalid;
+      if (!withinRate(thingName)) return httpError(tooMany(undefined));
       const pageSize = options.pageSize ?? LIST_PAGE_SIZE.default;
       if (!Number.isInteger(pageSize) || pageSize < LIST_PAGE_SIZE.min || pageSize > LIST_PAGE_SIZE.max) {
         return badRequest(`pageSize must be between ${LIST_PAGE_SIZE.min} and ${LIST_PAGE_SIZE.max}`);

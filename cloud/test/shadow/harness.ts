@@ -19,7 +19,7 @@ export interface Harness {
 
 export function createHarness(
   options: { store?: ShadowStore; startMs?: number } & Partial<
-    Pick<ShadowServiceDeps, 'thingExists' | 'maxInFlightPerThing'>
+    Pick<ShadowServiceDeps, 'thingExists' | 'quotas' | 'throttles'>
   > = {},
 ): Harness {
   let now = options.startMs ?? 1_700_000_000_000;
@@ -40,7 +40,8 @@ export function createHarness(
       published.push({ topic, payload: JSON.parse(payload) as JsonObject });
     },
     ...(options.thingExists === undefined ? {} : { thingExists: options.thingExists }),
-    ...(options.maxInFlightPerThing === undefined ? {} : { maxInFlightPerThing: options.maxInFlightPerThing }),
+    ...(options.quotas === undefined ? {} : { quotas: options.quotas }),
+    ...(options.throttles === undefined ? {} : { throttles: options.throttles }),
   });
   return { service, published, clock, since: (from) => published.slice(from) };
 }

@@ -1,7 +1,6 @@
 import {
   type JsonObject,
   type JsonValue,
-  LIMITS,
   noShadowMessage,
   ownValue,
   SHADOW_ERRORS,
@@ -10,6 +9,7 @@ import {
   setOwn,
 } from '@pifleet/protocol';
 import { cloneJson, isJsonObject, jsonByteLength, jsonEqual } from './json.js';
+import { DEFAULT_SHADOW_DOCUMENT_LIMITS, type ShadowDocumentLimits } from './limits.js';
 import type { ShadowUpdateInput } from './request.js';
 
 /**
@@ -191,6 +191,7 @@ export function applyUpdate(
   current: StoredShadow | undefined,
   request: ShadowUpdateInput,
   nowMs: number,
+  limits: Pick<ShadowDocumentLimits, 'maxDocumentBytes'> = DEFAULT_SHADOW_DOCUMENT_LIMITS,
 ): Outcome<UpdateResult> {
   const token = request.clientToken;
   const exists = current?.exists === true;
@@ -224,7 +225,7 @@ export function applyUpdate(
     }
   }
 
-  if (jsonByteLength(state as JsonObject) > LIMITS.maxShadowDocumentBytes) {
+  if (jsonByteLength(state as JsonObject) > limits.maxDocumentBytes) {
     return { ok: false, error: reject(SHADOW_ERRORS.payloadTooLarge, token) };
   }
 

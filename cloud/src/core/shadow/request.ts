@@ -8,6 +8,7 @@ import {
 } from '@pifleet/protocol';
 import { type Outcome, reject } from './document.js';
 import { hasNullInArray, isJsonObject, nestingDepth } from './json.js';
+import { DEFAULT_SHADOW_DOCUMENT_LIMITS, type ShadowDocumentLimits, tooDeepError } from './limits.js';
 
 /** A validated `/update` request. */
 export interface ShadowUpdateInput {
@@ -42,7 +43,11 @@ function isValidVersion(version: unknown): version is number {
  * nesting depth). Top-level nodes other than `state`, `clientToken` and `version` are ignored
  * ("JSON content outside of those sections is ignored").
  */
-export function parseUpdateRequest(payload: Uint8Array | string): Outcome<ShadowUpdateInput> {
+export function parseUpdateRequest(
+  payload: Uint8Array | string,
+  limits: Pick<ShadowDocumentLimits, 'maxDepth'> = DEFAULT_SHADOW_DOCUMENT_LIMITS,
+): Outcome<ShadowUpdateInput> {
+  const { maxDepth } = limits;
   if (payload.length > LIMITS.maxMessageBytes) return { ok: false, error: reject(SHADOW_ERRORS.payloadTooLarge) };
   const text = decode(payload);
   if (text === undefined) return { ok: false, error: reject(SHADOW_ERRORS.unsupportedEncoding) };
@@ -54,7 +59,7 @@ export function parseUpdateRequest(payload: Uint8Array | string): Outcome<Shadow
     doc = JSON.parse(text);
   } catch (err) {
     // An engine that parses recursively throws RangeError on very deep input: that is nesting, not syntax.
-    return { ok: false, error: reject(err instanceof RangeError ? SHADOW_ERRORS.tooDeep : SHADOW_ERRORS.invalidJson) };
+    return { ok: false, error: reject(err instanceof RangeError ? tooDeepError(maxDepth) : SHADOW_ERRORS.invalidJson) };
   }
   if (!isJsonObject(doc)) return { ok: false, error: reject(SHADOW_ERRORS.invalidJson) };
 
@@ -96,8 +101,7 @@ export function parseUpdateRequest(payload: Uint8Array | string): Outcome<Shadow
       // "Arrays can't have null values" (Device Shadow service documents, Array values).
       if (hasNullInArray(section)) return fail(SHADOW_ERRORS.invalidJson);
       // Levels below the section: {"desired": {"one": {"two": 1}}} has 2 (the section itself is not a level).
-      if (nestingDepth(section, LIMITS.maxShadowDepth + 1) - 1 > LIMITS.maxShadowDepth)
-        return fail(SHADOW_ERRORS.tooDeep);
+      if (nestingDepth(section, maxDepth + 1) - 1 > maxDepth) return fail(tooDeepError(maxDepth));
     }
     const parsed: { desired?: JsonObject | null; reported?: JsonObject | null } = {};
     if (desired !== undefined) parsed.desired = desired as JsonObject | null;
