@@ -404,6 +404,9 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   function deliver(rules: readonly LoadedRule[], bus: BusMessage): void | Promise<void> {
     // Already run (and acknowledged) through `accept`.
     if (bus.acceptedBeforeAck) return;
+    // The bus matches as MQTT does, so a FROM 'a/#' subscription also receives `a` itself; a
+    // rule's `#` does not match the parent level, so that message is not the filter's at all.
+    if (!(rules[0]?.sql.matchesTopic(bus.topic) ?? false)) return;
     return queueWithBackpressure(rules, bus);
   }
 

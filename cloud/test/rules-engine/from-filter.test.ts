@@ -64,5 +64,8 @@ describe('FROM topic filter', () => {
     expect(by('plus')).toEqual(['a/b/c']);
     const matched = Object.fromEntries(engine.stats().rules.map((r) => [r.name, r.matched]));
     expect(matched).toEqual({ hash: 3, plus_hash: 1, exact: 1 });
+    // Messages the bus delivers for a parent level (MQTT's reading of the subscription) are not
+    // counted as the filter's: a → 'a'; a/ and a/b → 'a/#'; a/b/c → 'a/#' and 'a/+/#'.
+    expect(engine.stats().messages).toBe(5);
   });
 });
