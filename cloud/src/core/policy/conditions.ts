@@ -95,6 +95,11 @@ function parseOperator(raw: string): ParsedOperator {
   return { set, ifExists, name };
 }
 
+/** IAM's operators, with set and IfExists forms; Null has neither (it is itself a test of presence). */
+function knownOperator(op: ParsedOperator): boolean {
+  return op.name === 'null' ? !op.ifExists && op.set === undefined : operatorSpec(op.name) !== undefined;
+}
+
 const list = (v: string | string[]): readonly string[] => (Array.isArray(v) ? v : [v]);
 const joined = (parts: readonly PatternPart[]) => parts.map((p) => p.text).join('');
 
@@ -220,8 +225,8 @@ export function compileCondition(
   const timed: ((now: number) => boolean)[] = [];
   for (const [rawOperator, keys] of Object.entries(condition)) {
     const op = parseOperator(rawOperator);
+    if (!knownOperator(op)) return undefined;
     const spec = op.name === 'null' ? undefined : operatorSpec(op.name);
-    if (op.name !== 'null' && !spec) return undefined;
     for (const [rawKey, listed] of Object.entries(keys)) {
       const key = normalizeKey(rawKey);
       const policyValues = list(listed);
@@ -311,7 +316,7 @@ export function conditionProblems(condition: Record<string, Record<string, strin
   for (const [rawOperator, keys] of Object.entries(condition)) {
     const op = parseOperator(rawOperator);
     const spec = op.name === 'null' ? undefined : operatorSpec(op.name);
-    if (op.name === 'null' ? op.ifExists || op.set !== undefined : !spec) {
+    if (!knownOperator(op)) {
       problems.push(`Condition operator ${rawOperator} is not supported`);
       continue;
     }
@@ -332,8 +337,5 @@ export function conditionProblems(condition: Record<string, Record<string, strin
 /** Operator names this evaluator does not know (a policy using one can be flagged at creation). */
 export function unsupportedOperators(condition: Record<string, unknown> | undefined): string[] {
   if (!condition) return [];
-  return Object.keys(condition).filter((raw) => {
-    const op = parseOperator(raw);
-    return op.name === 'null' ? op.ifExists || op.set !== undefined : operatorSpec(op.name) === undefined;
-  });
+  return Object.keys(condition).filter((raw) => !knownOperator(parseOperator(raw)));
 }
