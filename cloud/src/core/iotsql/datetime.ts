@@ -239,10 +239,24 @@ function localOf(epochMs: number, offsetMs: number): Local {
   };
 }
 
+/** Zone-name formatters by locale, zone and style: building one costs far more than using it. */
+const nameCache = new Map<string, Intl.DateTimeFormat>();
+
+function nameFormat(locale: string, id: string, style: 'short' | 'long'): Intl.DateTimeFormat {
+  const key = `${locale}|${id}|${style}`;
+  let f = nameCache.get(key);
+  if (f === undefined) {
+    f = new Intl.DateTimeFormat(locale, { timeZone: id, timeZoneName: style });
+    if (nameCache.size > 500) nameCache.clear();
+    nameCache.set(key, f);
+  }
+  return f;
+}
+
 function zoneName(zone: Zone, epochMs: number, style: 'short' | 'long'): string {
   if (zone.kind === 'fixed') return zone.id;
   const read = (locale: string) =>
-    new Intl.DateTimeFormat(locale, { timeZone: zone.id, timeZoneName: style })
+    nameFormat(locale, zone.id, style)
       .formatToParts(new Date(epochMs))
       .find((p) => p.type === 'timeZoneName')?.value ?? zone.id;
   const us = read('en-US');
