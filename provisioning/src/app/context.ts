@@ -61,8 +61,15 @@ export function hintsFor(io: CliIo, opts: GlobalOptions): HintCommands {
   return hintCommands(io.invocation, opts);
 }
 
-/** Rate on the local core when `--rate` is not given: none (it has no quotas). */
-const LOCAL_DEFAULT_RATES: Readonly<Record<string, number>> = {};
+/**
+ * Rates on the local core when `--rate` is not given. It enforces IoT Core's API rates unless it
+ * runs with `--limits off`, so a bulk run paces itself as against AWS: unpaced, `fleet create`
+ * at its default concurrency was throttled past its retries after about 200 things (measured:
+ * 201 of 300 created, then ThrottlingException stopped the run).
+ */
+function localDefaultRates(target: { readonly limits?: 'aws' | 'off' }): Readonly<Record<string, number>> {
+  return target.limits === 'off' ? {} : AWS_CONTROL_PLANE_RATES;
+}
 
 /** Builds the SDK clients and the provisioner for a target. Does no network I/O. */
 export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger): Promise<Services> {
@@ -94,7 +101,7 @@ export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger
     target.kind === 'local'
       ? opts.rate !== undefined
         ? scaleRates(AWS_CONTROL_PLANE_RATES, opts.rate)
-        : LOCAL_DEFAULT_RATES
+        : localDefaultRates(target)
       : scaleRates(AWS_CONTROL_PLANE_RATES, opts.rate ?? 1);
   const limiter = new ApiRateLimiter({ rates, clock: io.clock });
   const registry = createAwsIotRegistry({

@@ -40,6 +40,11 @@ export interface LocalTarget {
   readonly caFile: string;
   /** MQTT listener, when the data directory records it (used when DescribeEndpoint has no port). */
   readonly mqtt?: { host: string; port: number };
+  /**
+   * The quotas the running core enforces, as its endpoint file records them: `aws` (IoT Core's,
+   * API rates included) or `off`. Absent when the data directory does not say (an older core).
+   */
+  readonly limits?: 'aws' | 'off';
 }
 
 /** Default data directory of the local IoT Core when `--local` has no value and PIFLEET_LOCAL is unset. */
@@ -98,7 +103,7 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
 
   const endpointFile = path.join(dataDir, LOCAL_ENDPOINT_FILE);
   const endpointText = await readTextIfExists(endpointFile);
-  let record: Pick<LocalEndpoint, 'http' | 'mqtt' | 'region' | 'caFile' | 'credentialsFile'>;
+  let record: Pick<LocalEndpoint, 'http' | 'mqtt' | 'region' | 'caFile' | 'credentialsFile' | 'limits'>;
   if (endpointText === undefined) {
     // No endpoint file: the data directory must at least be a core's (credentials present); assume its default ports.
     if (!(await exists(path.join(dataDir, LOCAL_CREDENTIALS_FILE)))) {
@@ -165,5 +170,6 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
     caPem,
     caFile,
     mqtt: { host: record.mqtt.host, port: record.mqtt.port },
+    ...(record.limits ? { limits: record.limits.mode } : {}),
   };
 }

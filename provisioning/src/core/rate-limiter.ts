@@ -35,19 +35,21 @@ export class ApiRateLimiter {
 
 /**
  * Default client-side rates (requests per second) for the AWS IoT control-plane operations the
- * CLI calls. They sit below AWS IoT Core's default per-account API quotas ("AWS IoT Core
- * endpoints and quotas": the certificate and policy APIs allow 10–15 TPS, the thing APIs 100) so
- * a bulk run leaves headroom for other callers; `--rate` scales them.
+ * CLI calls. They sit below AWS IoT Core's default per-account API rates ("AWS IoT Core
+ * endpoints and quotas", API throttling limits: CreateThing, DeleteThing and the attach/detach
+ * APIs 15 TPS, UpdateThing and most certificate and list APIs 10, DescribeThing 350; the local
+ * core enforces the same table, cloud/src/limits/api-quotas.ts) so a bulk run leaves headroom for
+ * other callers; `--rate` scales them.
  */
 export const AWS_CONTROL_PLANE_RATES: Readonly<Record<string, number>> = {
-  CreateThing: 50,
+  CreateThing: 12,
   DescribeThing: 100,
-  UpdateThing: 50,
-  DeleteThing: 50,
+  UpdateThing: 8,
+  DeleteThing: 12,
   ListThings: 8,
   ListThingPrincipals: 8,
-  AttachThingPrincipal: 50,
-  DetachThingPrincipal: 50,
+  AttachThingPrincipal: 12,
+  DetachThingPrincipal: 12,
   CreateKeysAndCertificate: 8,
   CreateCertificateFromCsr: 12,
   DescribeCertificate: 8,

@@ -89,6 +89,12 @@ describe('resolveTarget: the local IoT Core', () => {
     });
   });
 
+  // The CLI paces its control-plane calls to IoT Core's rates unless the core runs --limits off.
+  it.each(['aws', 'off'] as const)('reads the quotas mode %s the core records', async (mode) => {
+    const dir = dataDir(`limits-${mode}`, { credentials: CREDS, endpoint: written({ limits: { mode, changed: {} } }) });
+    expect(await local(dir)).toMatchObject({ kind: 'local', limits: mode });
+  });
+
   it('finds the data directory through PIFLEET_LOCAL, relative to the working directory', async () => {
     const dir = dataDir('by-env', { credentials: CREDS, endpoint: written() });
     const target = await resolveTarget({ env: { PIFLEET_LOCAL: 'by-env' }, cwd: root });
