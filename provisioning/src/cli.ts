@@ -14,6 +14,7 @@ import {
 } from './app/context.js';
 import { registerCertsRotate } from './commands/certs-rotate.js';
 import { registerFleetCommands } from './commands/fleet.js';
+import { registerGroupsCommands } from './commands/groups.js';
 import { registerShadowDesire } from './commands/shadow-desire.js';
 import { registerShadowGet } from './commands/shadow-get.js';
 import { registerThingsCreate } from './commands/things-create.js';
@@ -93,7 +94,11 @@ export function buildProgram(
   const shadow = program.command('shadow').description('Device Shadow: get, desire');
   registerShadowGet(shadow, run);
   registerShadowDesire(shadow, run);
-  for (const group of [program, things, certs, fleet, shadow]) {
+  const groups = program
+    .command('groups')
+    .description('thing groups: create, list, describe, delete, add-thing, remove-thing, attach-policy, detach-policy');
+  registerGroupsCommands(groups, run);
+  for (const group of [program, things, certs, fleet, shadow, groups]) {
     group
       .exitOverride()
       .configureOutput({ writeOut: out.writeOut, writeErr: out.writeErr, outputError: () => undefined });

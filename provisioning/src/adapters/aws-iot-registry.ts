@@ -1,22 +1,32 @@
 import {
+  AddThingToThingGroupCommand,
   AttachPolicyCommand,
   AttachThingPrincipalCommand,
   CreateCertificateFromCsrCommand,
   CreateKeysAndCertificateCommand,
   CreatePolicyCommand,
   CreateThingCommand,
+  CreateThingGroupCommand,
+  CreateThingTypeCommand,
   DeleteCertificateCommand,
   DeleteThingCommand,
+  DeleteThingGroupCommand,
   DescribeCertificateCommand,
   DescribeEndpointCommand,
   DescribeThingCommand,
+  DescribeThingGroupCommand,
+  DescribeThingTypeCommand,
   DetachPolicyCommand,
   DetachThingPrincipalCommand,
   GetPolicyCommand,
   type IoTClient,
   ListAttachedPoliciesCommand,
+  ListThingGroupsCommand,
+  ListThingGroupsForThingCommand,
   ListThingPrincipalsCommand,
   ListThingsCommand,
+  ListThingsInThingGroupCommand,
+  RemoveThingFromThingGroupCommand,
   UpdateCertificateCommand,
   UpdateThingCommand,
 } from '@aws-sdk/client-iot';
@@ -25,7 +35,7 @@ import type { ApiRateLimiter } from '../core/rate-limiter.js';
 import { isRetryableAwsError, retry } from '../core/retry.js';
 import { ConflictError } from '../errors.js';
 import type { Clock } from '../ports/clock.js';
-import type { DeviceRegistry, IssuedCertificate, ThingRecord } from '../ports/registry.js';
+import type { DeviceRegistry, IssuedCertificate, ThingGroupRecord, ThingRecord } from '../ports/registry.js';
 
 export interface AwsIotRegistryDeps {
   readonly client: IoTClient;
@@ -69,12 +79,50 @@ export function createAwsIotRegistry(deps: AwsIotRegistryDeps): DeviceRegistry {
     thingArn?: string | undefined;
     attributes?: Record<string, string> | undefined;
     version?: number | undefined;
+    thingTypeName?: string | undefined;
   }): ThingRecord => ({
     thingName: t.thingName ?? '',
     ...(t.thingArn ? { thingArn: t.thingArn } : {}),
     attributes: t.attributes ?? {},
     ...(t.version !== undefined ? { version: t.version } : {}),
+    ...(t.thingTypeName ? { thingTypeName: t.thingTypeName } : {}),
   });
+
+  /** Every page of a nextToken-paged list, `pick` taking the names out of each. */
+  async function allPages<R extends { nextToken?: string | undefined }>(
+    fetch: (nextToken: string | undefined) => Promise<R>,
+    pick: (r: R) => string[],
+  ): Promise<string[]> {
+    const out: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const r = await fetch(nextToken);
+      out.push(...pick(r));
+      nextToken = r.nextToken ?? undefined;
+    } while (nextToken);
+    return out;
+  }
+
+  async function describeGroup(thingGroupName: string): Promise<ThingGroupRecord | undefined> {
+    try {
+      const r = await call('DescribeThingGroup', () =>
+        client.send(new DescribeThingGroupCommand({ thingGroupName }), opts),
+      );
+      const parent = r.thingGroupMetadata?.parentGroupName;
+      const description = r.thingGroupProperties?.thingGroupDescription;
+      return {
+        thingGroupName: r.thingGroupName ?? thingGroupName,
+        thingGroupArn: r.thingGroupArn ?? '',
+        ...(parent ? { parentGroupName: parent } : {}),
+        ...(description ? { description } : {}),
+        path: (r.thingGroupMetadata?.rootToParentThingGroups ?? []).flatMap((g) => (g.groupName ? [g.groupName] : [])),
+        attributes: r.thingGroupProperties?.attributePayload?.attributes ?? {},
+      };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
 
   const issued = (r: {
     certificateId?: string | undefined;
@@ -102,18 +150,24 @@ export function createAwsIotRegistry(deps: AwsIotRegistryDeps): DeviceRegistry {
         throw err;
       }
     },
-    async createThing(thingName, attributes) {
+    async createThing(thingName, attributes, thingTypeName) {
       try {
         const r = await call('CreateThing', () =>
           client.send(
             new CreateThingCommand({
               thingName,
+              ...(thingTypeName !== undefined ? { thingTypeName } : {}),
               ...(Object.keys(attributes).length > 0 ? { attributePayload: { attributes: { ...attributes } } } : {}),
             }),
             opts,
           ),
         );
-        return { thingName, ...(r.thingArn ? { thingArn: r.thingArn } : {}), attributes };
+        return {
+          thingName,
+          ...(r.thingArn ? { thingArn: r.thingArn } : {}),
+          attributes,
+          ...(thingTypeName !== undefined ? { thingTypeName } : {}),
+        };
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
         const existing = await this.describeThing(thingName);
@@ -291,6 +345,107 @@ export function createAwsIotRegistry(deps: AwsIotRegistryDeps): DeviceRegistry {
         throw err;
       }
       return out;
+    },
+    async describeThingType(thingTypeName) {
+      try {
+        const r = await call('DescribeThingType', () =>
+          client.send(new DescribeThingTypeCommand({ thingTypeName }), opts),
+        );
+        return { thingTypeName, deprecated: r.thingTypeMetadata?.deprecated === true };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    async createThingType(thingTypeName) {
+      try {
+        await call('CreateThingType', () => client.send(new CreateThingTypeCommand({ thingTypeName }), opts));
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+    },
+    async setThingType(thingName, thingTypeName) {
+      await call('UpdateThing', () => client.send(new UpdateThingCommand({ thingName, thingTypeName }), opts));
+    },
+    describeThingGroup: describeGroup,
+    async createThingGroup(thingGroupName, options) {
+      try {
+        await call('CreateThingGroup', () =>
+          client.send(
+            new CreateThingGroupCommand({
+              thingGroupName,
+              ...(options.parentGroupName !== undefined ? { parentGroupName: options.parentGroupName } : {}),
+              ...(options.description !== undefined
+                ? { thingGroupProperties: { thingGroupDescription: options.description } }
+                : {}),
+            }),
+            opts,
+          ),
+        );
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+      const group = await describeGroup(thingGroupName);
+      if (!group) throw new Error(`thing group ${thingGroupName} is not there after CreateThingGroup`);
+      return group;
+    },
+    async listThingGroups({ parentGroup, recursive }) {
+      return allPages(
+        (nextToken) =>
+          call('ListThingGroups', () =>
+            client.send(
+              new ListThingGroupsCommand({
+                ...(parentGroup !== undefined ? { parentGroup } : {}),
+                ...(recursive !== undefined ? { recursive } : {}),
+                ...(nextToken ? { nextToken } : {}),
+              }),
+              opts,
+            ),
+          ),
+        (r) => (r.thingGroups ?? []).flatMap((g) => (g.groupName ? [g.groupName] : [])),
+      );
+    },
+    async deleteThingGroup(thingGroupName) {
+      // DeleteThingGroup succeeds for a group that is not there, so ask first to tell the operator.
+      if (!(await describeGroup(thingGroupName))) return false;
+      await call('DeleteThingGroup', () => client.send(new DeleteThingGroupCommand({ thingGroupName }), opts));
+      return true;
+    },
+    async addThingToThingGroup(thingGroupName, thingName) {
+      await call('AddThingToThingGroup', () =>
+        client.send(new AddThingToThingGroupCommand({ thingGroupName, thingName }), opts),
+      );
+    },
+    async removeThingFromThingGroup(thingGroupName, thingName) {
+      await call('RemoveThingFromThingGroup', () =>
+        client.send(new RemoveThingFromThingGroupCommand({ thingGroupName, thingName }), opts),
+      );
+    },
+    async listThingsInThingGroup(thingGroupName, recursive) {
+      return allPages(
+        (nextToken) =>
+          call('ListThingsInThingGroup', () =>
+            client.send(
+              new ListThingsInThingGroupCommand({ thingGroupName, recursive, ...(nextToken ? { nextToken } : {}) }),
+              opts,
+            ),
+          ),
+        (r) => r.things ?? [],
+      );
+    },
+    async listThingGroupsForThing(thingName) {
+      try {
+        return await allPages(
+          (nextToken) =>
+            call('ListThingGroupsForThing', () =>
+              client.send(new ListThingGroupsForThingCommand({ thingName, ...(nextToken ? { nextToken } : {}) }), opts),
+            ),
+          (r) => (r.thingGroups ?? []).flatMap((g) => (g.groupName ? [g.groupName] : [])),
+        );
+      } catch (err) {
+        if (isNotFound(err)) return [];
+        throw err;
+      }
     },
     async describeEndpoint(endpointType) {
       const r = await call('DescribeEndpoint', () => client.send(new DescribeEndpointCommand({ endpointType }), opts));

@@ -192,16 +192,29 @@ export async function fleetCreate(
     outDir: string;
     concurrency: number;
     attributes: Readonly<Record<string, string>>;
+    thingTypeName?: string;
+    thingGroupName?: string;
     journalPath?: string;
   },
 ) {
   const names = fleetThingNames(options.prefix, options.count);
+  const { thingTypeName, thingGroupName } = options;
+  const typeAndGroup = {
+    ...(thingTypeName !== undefined ? { thingTypeName } : {}),
+    ...(thingGroupName !== undefined ? { thingGroupName } : {}),
+  };
+  // Once for the run, not once per thing: a missing type or group is created before any thing.
+  const created: string[] = [];
+  await deps.provisioner.ensureTypeAndGroup(typeAndGroup, created);
+  for (const change of created) deps.log.info({ prefix: options.prefix }, change);
   return runBulk(deps, 'create', { ...options, names }, async (thingName) => {
     const r = await deps.provisioner.provisionThing({
       thingName,
       attributes: { fleet: options.prefix, ...options.attributes },
       bundleDir: path.join(options.outDir, thingName),
       force: false,
+      ...typeAndGroup,
+      typeAndGroupEnsured: true,
     });
     return { result: r.status, certificateId: r.certificateId };
   });

@@ -65,6 +65,12 @@ export interface ProvisionRequest {
    * IoT Core alike (both serve MQTT 5 and 3.1.1 on one listener); `'3.1.1'` on request.
    */
   readonly mqttProtocol?: MqttProtocol;
+  /** The thing's type: created when missing, refused when deprecated; an existing thing is given it. */
+  readonly thingTypeName?: string;
+  /** A thing group the thing joins: created (as a root group) when missing. */
+  readonly thingGroupName?: string;
+  /** The caller made sure of the type and group already (a fleet run does it once, not per thing). */
+  readonly typeAndGroupEnsured?: boolean;
 }
 
 export type ProvisionStatus = 'created' | 'completed' | 'unchanged';
@@ -196,6 +202,34 @@ export function createProvisioner(deps: ProvisionerDeps) {
     }
   }
 
+  /**
+   * The thing type and group a thing is to have, created when missing (`things create --type T
+   * --group G` on a fresh account just works; the changes list says what was created, so a typo is
+   * seen). A deprecated type is refused: AWS takes no new things of it.
+   */
+  async function ensureTypeAndGroup(
+    req: Pick<ProvisionRequest, 'thingTypeName' | 'thingGroupName'>,
+    changes: string[],
+  ): Promise<void> {
+    if (req.thingTypeName !== undefined) {
+      const type = await registry.describeThingType(req.thingTypeName);
+      if (type?.deprecated) {
+        throw new ConflictError('THING_TYPE_DEPRECATED', `thing type ${req.thingTypeName} is deprecated`, {
+          hint: 'choose another --type (AWS IoT takes no new things of a deprecated type)',
+          data: { thingTypeName: req.thingTypeName },
+        });
+      }
+      if (!type) {
+        await registry.createThingType(req.thingTypeName);
+        changes.push(`created thing type ${req.thingTypeName}`);
+      }
+    }
+    if (req.thingGroupName !== undefined && !(await registry.describeThingGroup(req.thingGroupName))) {
+      await registry.createThingGroup(req.thingGroupName, {});
+      changes.push(`created thing group ${req.thingGroupName}`);
+    }
+  }
+
   /** Creates a thing with its certificate, policy, attachments and bundle, or completes a partly created one. */
   async function provisionThing(req: ProvisionRequest): Promise<ProvisionResult> {
     const changes: string[] = [];
@@ -211,16 +245,29 @@ export function createProvisioner(deps: ProvisionerDeps) {
     }
     const bundleIsOurs = bundle.thingName === undefined || bundle.thingName === thingName;
 
-    // 1. The thing.
+    // 1. The thing, of its type, in its group.
+    if (req.typeAndGroupEnsured !== true) await ensureTypeAndGroup(req, changes);
     const existing = await registry.describeThing(thingName);
     if (!existing) {
-      await registry.createThing(thingName, req.attributes);
-      changes.push('created thing');
+      await registry.createThing(thingName, req.attributes, req.thingTypeName);
+      changes.push(req.thingTypeName === undefined ? 'created thing' : `created thing of type ${req.thingTypeName}`);
     } else {
+      // The type first: a thing without one holds 3 attributes, with one 50.
+      if (req.thingTypeName !== undefined && existing.thingTypeName !== req.thingTypeName) {
+        await registry.setThingType(thingName, req.thingTypeName);
+        changes.push(`set thing type ${req.thingTypeName}`);
+      }
       const differing = Object.entries(req.attributes).filter(([k, v]) => existing.attributes[k] !== v);
       if (differing.length > 0) {
         await registry.updateThingAttributes(thingName, Object.fromEntries(differing));
         changes.push(`updated attributes ${differing.map(([k]) => k).join(', ')}`);
+      }
+    }
+    if (req.thingGroupName !== undefined) {
+      const groups = existing ? await registry.listThingGroupsForThing(thingName) : [];
+      if (!groups.includes(req.thingGroupName)) {
+        await registry.addThingToThingGroup(req.thingGroupName, thingName);
+        changes.push(`added to thing group ${req.thingGroupName}`);
       }
     }
     const principals = existing ? (await registry.listThingPrincipals(thingName)).filter(isCertArn) : [];
@@ -457,7 +504,7 @@ export function createProvisioner(deps: ProvisionerDeps) {
     };
   }
 
-  return { provisionThing, teardownThing, rotateCertificate, dataEndpoint };
+  return { provisionThing, teardownThing, rotateCertificate, dataEndpoint, ensureTypeAndGroup };
 }
 
 export type Provisioner = ReturnType<typeof createProvisioner>;

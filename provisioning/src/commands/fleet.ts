@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { type CommandOutput, collect, type RunContext, type Runner, withCommonOptions } from '../app/command.js';
 import { type FleetDeps, type FleetSummary, fleetCreate, fleetDelete, renderSummary } from '../app/fleet.js';
-import { parseAttributes, parsePositiveInt, parsePrefix } from '../core/args.js';
+import { parseAttributes, parsePositiveInt, parsePrefix, parseRegistryName } from '../core/args.js';
 import { DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
 import { CliError, InterruptedError } from '../errors.js';
 
@@ -23,6 +23,8 @@ export function registerFleetCommands(fleet: CommandUnknownOpts, run: Runner): v
           collect,
           [],
         )
+        .option('--type <thingType>', 'thing type of every thing (created when missing)')
+        .option('--group <thingGroup>', 'thing group every thing joins (created when missing)')
         .option('--journal <file>', 'journal file (default: OUT/.fleet-PREFIX.create.journal)'),
     ),
     async (ctx, _args, o) => {
@@ -30,6 +32,8 @@ export function registerFleetCommands(fleet: CommandUnknownOpts, run: Runner): v
       const count = parsePositiveInt('--count', o.count, 100_000);
       const concurrency = parsePositiveInt('--concurrency', o.concurrency, 256);
       const attributes = parseAttributes(o.attr);
+      const thingTypeName = o.type === undefined ? undefined : parseRegistryName('thing type', o.type);
+      const thingGroupName = o.group === undefined ? undefined : parseRegistryName('thing group', o.group);
       const outDir = path.resolve(ctx.io.cwd, o.out ?? DEFAULT_BUNDLES_DIR);
       const result = await fleetCreate(await fleetDeps(ctx), {
         prefix,
@@ -37,6 +41,8 @@ export function registerFleetCommands(fleet: CommandUnknownOpts, run: Runner): v
         outDir,
         concurrency,
         attributes,
+        ...(thingTypeName !== undefined ? { thingTypeName } : {}),
+        ...(thingGroupName !== undefined ? { thingGroupName } : {}),
         ...(o.journal !== undefined ? { journalPath: path.resolve(ctx.io.cwd, o.journal) } : {}),
       });
       return fleetOutput(result, 're-run the same command to resume; finished things are skipped');

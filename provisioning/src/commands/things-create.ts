@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { MQTT_PROTOCOLS, type MqttProtocol } from '@pifleet/protocol';
 import { collect, type Runner, withCommonOptions } from '../app/command.js';
-import { parseAttributes, parseThingName } from '../core/args.js';
+import { parseAttributes, parseRegistryName, parseThingName } from '../core/args.js';
 import { BUNDLE_FILES, DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
 import { InputError, UsageError } from '../errors.js';
 
@@ -51,6 +51,8 @@ export function registerThingsCreate(things: CommandUnknownOpts, run: Runner): v
         .description('create a thing with its certificate, policy and device bundle (idempotent)')
         .argument('<name>', 'thing name')
         .option('--attr <key=value>', 'thing attribute (repeatable)', collect, [])
+        .option('--type <thingType>', 'thing type (created when missing; a thing without one holds 3 attributes)')
+        .option('--group <thingGroup>', 'thing group the thing joins (created when missing)')
         .option('--csr <file>', 'issue the certificate from this CSR (the private key stays on the device)')
         .option('--out <dir>', `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME)`)
         .option('--install-dir <dir>', 'where the bundle will be on the device (default: the bundle directory)')
@@ -61,6 +63,8 @@ export function registerThingsCreate(things: CommandUnknownOpts, run: Runner): v
       const thingName = parseThingName(rawName);
       ctx.about(thingName);
       const attributes = parseAttributes(o.attr);
+      const thingTypeName = o.type === undefined ? undefined : parseRegistryName('thing type', o.type);
+      const thingGroupName = o.group === undefined ? undefined : parseRegistryName('thing group', o.group);
       let csrPem: string | undefined;
       if (o.csr !== undefined) {
         try {
@@ -86,6 +90,8 @@ export function registerThingsCreate(things: CommandUnknownOpts, run: Runner): v
         attributes,
         bundleDir,
         force: o.force === true,
+        ...(thingTypeName !== undefined ? { thingTypeName } : {}),
+        ...(thingGroupName !== undefined ? { thingGroupName } : {}),
         ...(csrPem !== undefined ? { csrPem } : {}),
         ...(installDir !== undefined ? { installDir } : {}),
         ...(mqttProtocol !== undefined ? { mqttProtocol } : {}),

@@ -29,6 +29,16 @@ export function parseThingName(name: string): string {
   return name;
 }
 
+/** A thing type or thing group name (`--type`, `--group`, `groups …`): the thing name's pattern. */
+export function parseRegistryName(what: 'thing type' | 'thing group', name: string): string {
+  if (!isValidThingName(name)) {
+    throw new InputError(`invalid ${what} name ${JSON.stringify(name)}`, {
+      hint: 'use 1-128 characters of a-z A-Z 0-9 : _ -',
+    });
+  }
+  return name;
+}
+
 export function parsePrefix(prefix: string): string {
   if (!PREFIX.test(prefix)) {
     throw new InputError(`invalid fleet prefix ${JSON.stringify(prefix)}`, {

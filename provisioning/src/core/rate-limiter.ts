@@ -61,6 +61,19 @@ export const AWS_CONTROL_PLANE_RATES: Readonly<Record<string, number>> = {
   GetPolicy: 8,
   CreatePolicy: 8,
   DescribeEndpoint: 8,
+  // Thing types and groups: pifleet calls them once per command, or once per thing in a fleet run
+  // (AddThingToThingGroup, ListThingGroupsForThing); kept at the thing APIs' order for the per-thing
+  // calls and low for the rest, as the other rates here.
+  DescribeThingType: 8,
+  CreateThingType: 8,
+  DescribeThingGroup: 8,
+  CreateThingGroup: 8,
+  ListThingGroups: 8,
+  DeleteThingGroup: 8,
+  AddThingToThingGroup: 50,
+  RemoveThingFromThingGroup: 12,
+  ListThingsInThingGroup: 8,
+  ListThingGroupsForThing: 8,
 };
 
 /** Scales a rate table (`--rate 0.5` halves every rate). */

@@ -11,6 +11,51 @@ export interface ThingRecord {
   readonly thingArn?: string;
   readonly attributes: Readonly<Record<string, string>>;
   readonly version?: number;
+  readonly thingTypeName?: string;
+}
+
+/** A thing type as the CLI needs it: does it exist, may new things have it. */
+export interface ThingTypeRecord {
+  readonly thingTypeName: string;
+  readonly deprecated: boolean;
+}
+
+export interface ThingGroupRecord {
+  readonly thingGroupName: string;
+  readonly thingGroupArn: string;
+  readonly parentGroupName?: string;
+  readonly description?: string;
+  /** Ancestors from the root down to the parent. */
+  readonly path: readonly string[];
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/**
+ * Thing types and static thing groups (AWS IoT's registry). "Not found" is a value here too:
+ * `undefined` or `false`.
+ */
+export interface ThingGroupRegistry {
+  describeThingType(thingTypeName: string): Promise<ThingTypeRecord | undefined>;
+  /** Creates a thing type without properties; an existing one is not an error. */
+  createThingType(thingTypeName: string): Promise<void>;
+  /** Gives an existing thing a thing type (UpdateThing). */
+  setThingType(thingName: string, thingTypeName: string): Promise<void>;
+
+  describeThingGroup(thingGroupName: string): Promise<ThingGroupRecord | undefined>;
+  /** Creates a group (under `parentGroupName`); the same group again is not an error. */
+  createThingGroup(
+    thingGroupName: string,
+    options: { parentGroupName?: string; description?: string },
+  ): Promise<ThingGroupRecord>;
+  /** Group names: every group, or the children of `parentGroup` (all descendants with `recursive`). */
+  listThingGroups(options: { parentGroup?: string; recursive?: boolean }): Promise<string[]>;
+  /** Returns false when there was no such group. */
+  deleteThingGroup(thingGroupName: string): Promise<boolean>;
+  addThingToThingGroup(thingGroupName: string, thingName: string): Promise<void>;
+  removeThingFromThingGroup(thingGroupName: string, thingName: string): Promise<void>;
+  listThingsInThingGroup(thingGroupName: string, recursive: boolean): Promise<string[]>;
+  /** Names of the groups a thing is directly in (empty when the thing does not exist). */
+  listThingGroupsForThing(thingName: string): Promise<string[]>;
 }
 
 export interface CertificateRecord {
@@ -34,10 +79,14 @@ export interface ThingPage {
   readonly nextToken?: string;
 }
 
-export interface DeviceRegistry {
+export interface DeviceRegistry extends ThingGroupRegistry {
   describeThing(thingName: string): Promise<ThingRecord | undefined>;
   /** Creates a thing; an existing thing with the same name is not an error. */
-  createThing(thingName: string, attributes: Readonly<Record<string, string>>): Promise<ThingRecord>;
+  createThing(
+    thingName: string,
+    attributes: Readonly<Record<string, string>>,
+    thingTypeName?: string,
+  ): Promise<ThingRecord>;
   /** Merges attributes into a thing's. */
   updateThingAttributes(thingName: string, attributes: Readonly<Record<string, string>>): Promise<void>;
   /** Returns false when the thing did not exist. */
