@@ -1,6 +1,7 @@
 import type { JsonValue } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
 import { compilePattern, formatInstant, parseInstant, resolveZone } from '../../src/core/iotsql/datetime.js';
+import { compileTemplate } from '../../src/core/iotsql/index.js';
 import { compileError, run, value } from './helpers.js';
 
 const U = undefined;
@@ -35,19 +36,91 @@ describe('parse_time(String, Long[, String]): the reference examples', () => {
     });
   });
 
-  it('formats the rule timestamp()', () => {
+  it('formats timestamp() as the reference shows ("2017.06.09 AD at 17:19:46 UTC")', () => {
     const out = run(
-      "SELECT parse_time(\"yyyy-MM-dd'T'HH:mm:ss.SSSXXX\", timestamp()) AS ts FROM 'a/b'",
+      "SELECT parse_time(\"yyyy.MM.dd G 'at' HH:mm:ss z\", timestamp() ) as ts FROM 'A/B'",
+      'A/B',
+      {},
+      { timestamp: utc('2017-06-09T17:19:46Z') },
+    );
+    expect(out).toEqual({ ts: '2017.06.09 AD at 17:19:46 UTC' });
+  });
+
+  it('works in a substitution template (the reference\'s S3 key "2017")', () => {
+    const key = compileTemplate('${parse_time("yyyy", timestamp(), "UTC")}').render({
+      topic: 'A/B',
+      payload: '{}',
+      timestamp: utc('2017-06-09T17:19:46Z'),
+    });
+    expect(key).toBe('2017');
+  });
+
+  it('formats the rule timestamp() (Joda-Time ZZ is the offset with a colon)', () => {
+    const out = run(
+      "SELECT parse_time(\"yyyy-MM-dd'T'HH:mm:ss.SSSZZ\", timestamp()) AS ts FROM 'a/b'",
       'a/b',
       {},
       { timestamp: 1_700_000_000_123 },
     );
-    expect(out).toEqual({ ts: '2023-11-14T22:13:20.123Z' });
+    expect(out).toEqual({ ts: '2023-11-14T22:13:20.123+00:00' });
   });
 });
 
-describe('pattern letters (Java DateTimeFormatter), formatting', () => {
-  const t = utc('2007-12-03T18:05:09.592Z'); // a Monday
+const t = utc('2007-12-03T18:05:09.592Z'); // a Monday
+
+describe('parse_time: Joda-Time pattern letters (the reference links Joda-Time DateTimeFormat)', () => {
+  it.each([
+    ['G GG GGGG', 'UTC', 'AD AD AD'],
+    ['y yy yyyy', 'UTC', '2007 07 2007'],
+    ['Y YYYY', 'UTC', '2007 2007'],
+    ['M MM MMM MMMM', 'UTC', '12 12 Dec December'],
+    ['d dd ddd D DDD', 'UTC', '3 03 003 337 337'],
+    ['H HH k h hh K a', 'UTC', '18 18 18 6 06 6 PM'],
+    ['m mm s ss', 'UTC', '5 05 9 09'],
+    ['S SS SSS SSSSSS', 'UTC', '5 59 592 592000'],
+    ['E EEE EEEE', 'UTC', 'Mon Mon Monday'],
+    ['z zzzz', 'America/Los_Angeles', 'PST Pacific Standard Time'],
+    ['Z ZZ ZZZ', 'America/Los_Angeles', '-0800 -08:00 America/Los_Angeles'],
+    ['Z ZZ ZZZ', 'UTC', '+0000 +00:00 UTC'],
+    ['Z ZZ', 'Asia/Kolkata', '+0530 +05:30'],
+    ['z', 'Europe/Berlin', 'CET'],
+    ["'at' HH 'o''clock' ''", 'UTC', "at 18 o'clock '"],
+    // Java reserves [ ] # { }; Joda prints them.
+    ['[yyyy] #{MM}', 'UTC', '[2007] #{12}'],
+    ['yyyy-MM-dd HH:mm', '+05:30', '2007-12-03 23:35'],
+    ['yyyy-MM-dd HH:mm ZZZ', '-03:30', '2007-12-03 14:35 -03:30'],
+  ])('parse_time(%j, t, %j) = %j', (pattern, zone, expected) => {
+    expect(value(`parse_time('${pattern.replaceAll("'", "''")}', ${t}, '${zone}')`)).toBe(expected);
+  });
+
+  it('daylight saving time: the offset and abbreviation of the instant', () => {
+    expect(
+      value("parse_time('yyyy-MM-dd HH:mm z ZZ', t, 'America/Los_Angeles')", { t: utc('2007-07-01T12:00:00Z') }),
+    ).toBe('2007-07-01 05:00 PDT -07:00');
+  });
+
+  it('a year before 1 AD: Joda y is the proleptic year, Y the year of era', () => {
+    const bc = utc('-000043-03-15T00:00:00Z'); // proleptic -43 = 44 BC
+    expect(value(`parse_time('yyyy G|YYYY', ${bc})`)).toBe('-0043 BC|0044');
+  });
+
+  it.each([
+    ["SELECT parse_time('uuuu', 0) FROM 'a'", /pattern letter 'u' is not supported.*Joda-Time/],
+    ["SELECT parse_time('xxxx', 0) FROM 'a'", /pattern letter 'x'/], // Joda's week-year: not supported here
+    ["SELECT parse_time('yyyy VV', 0) FROM 'a'", /pattern letter 'V'/],
+    ["SELECT parse_time('LLL', 0) FROM 'a'", /pattern letter 'L'/],
+    ["SELECT parse_time('yyyy X', 0) FROM 'a'", /pattern letter 'X'/],
+    ["SELECT parse_time('dddddddddd', 0) FROM 'a'", /too many pattern letters: 'd' × 10/],
+    // Joda-Time zone IDs: no 'Z', 'UT' or prefixed offsets (Java's ZoneId takes them).
+    ["SELECT parse_time('yyyy', 0, 'UTC+01:00') FROM 'a'", /unknown time zone "UTC\+01:00"/],
+    ["SELECT parse_time('yyyy', 0, 'Z') FROM 'a'", /unknown time zone "Z"/],
+    ["SELECT parse_time('yyyy', 0, 'america/belize') FROM 'a'", /unknown time zone/],
+  ])('refused at compile time: %s', (sql, reason) => {
+    expect(compileError(sql).reason).toMatch(reason);
+  });
+});
+
+describe('Java DateTimeFormatter letters, formatting (the shared letter set Joda patterns compile to)', () => {
   it.each([
     ['G GGGG GGGGG', 'UTC', 'AD Anno Domini A'],
     ['y yy yyy yyyy yyyyy', 'UTC', '2007 07 2007 2007 02007'],
@@ -55,37 +128,18 @@ describe('pattern letters (Java DateTimeFormatter), formatting', () => {
     ['M MM MMM MMMM MMMMM', 'UTC', '12 12 Dec December D'],
     ['L LL LLL LLLL', 'UTC', '12 12 Dec December'],
     ['d dd D DD DDD', 'UTC', '3 03 337 337 337'],
-    ['H HH k h hh K a', 'UTC', '18 18 18 6 06 6 PM'],
-    ['m mm s ss', 'UTC', '5 05 9 09'],
-    ['S SS SSS SSSSSS', 'UTC', '5 59 592 592000'],
     ['E EEE EEEE EEEEE', 'UTC', 'Mon Mon Monday M'],
     ['z zzzz VV', 'America/Los_Angeles', 'PST Pacific Standard Time America/Los_Angeles'],
-    ['z', 'Europe/Berlin', 'CET'],
     ['Z ZZZZ ZZZZZ', 'America/Los_Angeles', '-0800 GMT-08:00 -08:00'],
     ['Z ZZZZ ZZZZZ', 'UTC', '+0000 GMT Z'],
     ['X XX XXX', 'Asia/Kolkata', '+0530 +0530 +05:30'],
     ['X XX XXX', 'UTC', 'Z Z Z'],
     ['x xx xxx', 'UTC', '+00 +0000 +00:00'],
     ['x xxx', 'America/Los_Angeles', '-08 -08:00'],
-    ["'at' HH 'o''clock' ''", 'UTC', "at 18 o'clock '"],
-    ['yyyy-MM-dd HH:mm', '+05:30', '2007-12-03 23:35'],
     ['yyyy-MM-dd HH:mm VV', 'UTC+01:00', '2007-12-03 19:05 UTC+01:00'],
   ])('%j in %s → %j', (pattern, zone, expected) => {
-    expect(
-      formatInstant(compilePattern(pattern), t, resolveZone(zone) as NonNullable<ReturnType<typeof resolveZone>>),
-    ).toBe(expected);
-    expect(value(`parse_time('${pattern.replaceAll("'", "''")}', ${t}, '${zone}')`)).toBe(expected);
-  });
-
-  it('daylight saving time: the offset and abbreviation of the instant', () => {
-    expect(
-      value("parse_time('yyyy-MM-dd HH:mm z xxx', t, 'America/Los_Angeles')", { t: utc('2007-07-01T12:00:00Z') }),
-    ).toBe('2007-07-01 05:00 PDT -07:00');
-  });
-
-  it('a year before 1 AD: year-of-era and era, or the proleptic year', () => {
-    const bc = utc('-000043-03-15T00:00:00Z'); // proleptic -43 = 44 BC
-    expect(value(`parse_time('yyyy G|uuuu', ${bc})`)).toBe('0044 BC|-0043');
+    const z = resolveZone(zone) as NonNullable<ReturnType<typeof resolveZone>>;
+    expect(formatInstant(compilePattern(pattern), t, z)).toBe(expected);
   });
 });
 
@@ -129,11 +183,12 @@ describe('pattern letters (Java DateTimeFormatter), parsing', () => {
     expect(value('time_to_epoch(t, p)', { t: text, p: pattern })).toBe(expected);
   });
 
-  it('format and parse are inverse on every supported numeric and text letter', () => {
-    const pattern = "GGGG uuuu-MM-dd'T'HH:mm:ss.SSS EEEE MMMM XXX";
-    for (const t of [0, 1_700_000_000_123, utc('1999-12-31T23:59:59.999Z'), utc('2024-02-29T12:00:00Z')]) {
-      const text = value(`parse_time('${pattern.replaceAll("'", "''")}', ${t}, '-03:30')`) as string;
-      expect(value('time_to_epoch(t, p)', { t: text, p: pattern })).toBe(t);
+  it('parse_time (Joda letters) and time_to_epoch (Java letters) are inverse on the same layout', () => {
+    const joda = "G yyyy-MM-dd'T'HH:mm:ss.SSS EEEE MMMM ZZ";
+    const java = "G uuuu-MM-dd'T'HH:mm:ss.SSS EEEE MMMM xxx";
+    for (const at of [0, 1_700_000_000_123, utc('1999-12-31T23:59:59.999Z'), utc('2024-02-29T12:00:00Z')]) {
+      const text = value(`parse_time('${joda.replaceAll("'", "''")}', ${at}, '-03:30')`) as string;
+      expect(value('time_to_epoch(t, p)', { t: text, p: java })).toBe(at);
     }
   });
 });
@@ -149,7 +204,8 @@ describe('wrong argument types are Undefined (run time), unusable literal patter
     ["parse_time('yyyy', 1e300)", {}],
     ["parse_time('yyyy', 0, z)", { z: 'Mars/Olympus' }],
     ["parse_time('yyyy', 0, z)", { z: 5 }],
-    ['parse_time(p, 0)', { p: 'yyyy [HH]' }],
+    ['parse_time(p, 0)', { p: 'yyyy uuuu' }],
+    ['time_to_epoch(t, p)', { t: '2007', p: 'yyyy [HH]' }],
   ])('%s on %j', (expr, payload) => {
     expect(value(expr, payload)).toBe(U);
   });

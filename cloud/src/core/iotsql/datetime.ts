@@ -1,13 +1,21 @@
 /**
- * Date-time patterns for IoT SQL's `parse_time()` (format) and `time_to_epoch()` (parse), in the
- * letters of Java's `DateTimeFormatter.ofPattern`, with time zones from the IANA database that
- * `Intl` carries (no dependency). Pure: no clock, no I/O.
+ * Date-time patterns for IoT SQL's `parse_time()` (format) and `time_to_epoch()` (parse), with
+ * time zones from the IANA database that `Intl` carries (no dependency). Pure: no clock, no I/O.
  *
- * Supported letters (English text only): G y u M L d D H h k K m s S a E z Z X x V, literals in
- * single quotes (`''` is a quote), and any other non-letter character as itself. Any other letter,
- * and Java's optional sections `[ ]` and reserved `# { }`, are refused when the pattern compiles,
- * so a pattern either means what Java means or is an error: never a guess.
+ * The two functions speak different dialects, as the SQL reference says: `time_to_epoch` takes
+ * JDK 11 `DateTimeFormatter` patterns, `parse_time` Joda-Time `DateTimeFormat` patterns and
+ * Joda-Time zone IDs. They share most letters but not all (Joda's `y` is Java's `u`, Joda's `Y`
+ * Java's `y`, Joda's `ZZ` is `-08:00` and `ZZZ` the zone ID, Joda has no `u L X x V`, and Java
+ * reserves `[ ] # { }`), so a pattern is compiled for one dialect into the shared letter set below.
+ *
+ * Java letters (English text only): G y u M L d D H h k K m s S a E z Z X x V. Joda letters: G y Y
+ * M d D H h k K m s S a E z Z. Both: literals in single quotes (`''` is a quote) and any other
+ * non-letter character as itself. Any other letter is refused when the pattern compiles, so a
+ * pattern either means what Java (or Joda) means or is an error: never a guess.
  */
+
+/** Which library's pattern letters a pattern is written in. */
+export type PatternDialect = 'java' | 'joda';
 
 /** A pattern that cannot be used: the reason names the letter or construct. */
 export class PatternError extends Error {
@@ -55,8 +63,59 @@ export interface DatePattern {
   readonly parts: readonly Part[];
 }
 
+/** Joda-Time's letters this engine supports, and the highest count taken (Joda pads to any count). */
+const JODA_LETTERS: ReadonlySet<string> = new Set([
+  'G',
+  'y',
+  'Y',
+  'M',
+  'd',
+  'D',
+  'H',
+  'h',
+  'k',
+  'K',
+  'm',
+  's',
+  'S',
+  'a',
+  'E',
+  'z',
+  'Z',
+]);
+const JODA_MAX_COUNT = 9;
+
+/** A Joda letter and count as the shared (Java-named) letter it means. */
+function jodaPart(c: string, count: number): Part {
+  switch (c) {
+    case 'G':
+      return { kind: 'field', letter: 'G', count: 1 }; // "AD" at any count
+    case 'y':
+      return { kind: 'field', letter: 'u', count }; // proleptic year
+    case 'Y':
+      return { kind: 'field', letter: 'y', count }; // year of era
+    case 'M':
+      return { kind: 'field', letter: 'M', count: Math.min(count, 4) };
+    case 'E':
+      return { kind: 'field', letter: 'E', count: count >= 4 ? 4 : 1 };
+    case 'a':
+      return { kind: 'field', letter: 'a', count: 1 };
+    case 'z':
+      return { kind: 'field', letter: 'z', count: count >= 4 ? 4 : 1 };
+    case 'Z':
+      // Z: -0800 (+0000 at zero), ZZ: -08:00, ZZZ and more: the zone ID.
+      return count === 1
+        ? { kind: 'field', letter: 'x', count: 2 }
+        : count === 2
+          ? { kind: 'field', letter: 'x', count: 3 }
+          : { kind: 'field', letter: 'V', count: 2 };
+    default:
+      return { kind: 'field', letter: c as Field, count };
+  }
+}
+
 /** Compiles a pattern; throws {@link PatternError} for anything outside the supported set. */
-export function compilePattern(source: string): DatePattern {
+export function compilePattern(source: string, dialect: PatternDialect = 'java'): DatePattern {
   const parts: Part[] = [];
   let i = 0;
   while (i < source.length) {
@@ -85,6 +144,17 @@ export function compilePattern(source: string): DatePattern {
       let j = i;
       while (source[j] === c) j++;
       const count = j - i;
+      if (dialect === 'joda') {
+        if (!JODA_LETTERS.has(c)) {
+          throw new PatternError(
+            `pattern letter '${c}' is not supported by the local engine (Joda-Time letters supported: G y Y M d D H h k K m s S a E z Z and 'quoted' text)`,
+          );
+        }
+        if (count > JODA_MAX_COUNT) throw new PatternError(`too many pattern letters: '${c}' × ${count}`);
+        parts.push(jodaPart(c, count));
+        i = j;
+        continue;
+      }
       if (!Object.hasOwn(MAX_COUNT, c)) {
         throw new PatternError(
           `pattern letter '${c}' is not supported by the local engine (supported: G y u M L d D H h k K m s S a E z Z X x V and 'quoted' text)`,
@@ -102,7 +172,7 @@ export function compilePattern(source: string): DatePattern {
       i = j;
       continue;
     }
-    if (c === '[' || c === ']' || c === '#' || c === '{' || c === '}') {
+    if (dialect === 'java' && (c === '[' || c === ']' || c === '#' || c === '{' || c === '}')) {
       throw new PatternError(`'${c}' (optional sections and reserved characters) is not supported in a pattern`);
     }
     parts.push({ kind: 'literal', text: c });
@@ -170,22 +240,29 @@ function parseOffsetText(s: string): number | undefined {
 /**
  * A zone ID as Java's `ZoneId.of` reads it: `Z`, an offset (`+01:00`), a prefixed offset
  * (`UTC+01:00`, `GMT-5`, `UT+3`), `UTC`/`GMT`/`UT`, or an IANA region (`America/Los_Angeles`,
- * case as written). Undefined for anything else.
+ * case as written). Joda-Time's `DateTimeZone.forID` takes fewer: `UTC`, an offset, or a region
+ * of the tz database (which has `GMT` and `Etc/GMT+5`, but not `Z`, `UT` or `UTC+01:00`).
+ * Undefined for anything else.
  */
-export function resolveZone(id: string): Zone | undefined {
-  if (id === 'Z') return { kind: 'fixed', id, offsetSeconds: 0 };
-  if (id === 'UTC' || id === 'GMT' || id === 'UT') return { kind: 'fixed', id, offsetSeconds: 0 };
+export function resolveZone(id: string, dialect: PatternDialect = 'java'): Zone | undefined {
+  if (id === 'UTC') return { kind: 'fixed', id, offsetSeconds: 0 };
   if (id[0] === '+' || id[0] === '-') {
     const o = parseOffsetText(id);
     return o === undefined ? undefined : { kind: 'fixed', id, offsetSeconds: o };
   }
+  if (dialect === 'joda') return regionZone(id);
+  if (id === 'Z' || id === 'GMT' || id === 'UT') return { kind: 'fixed', id, offsetSeconds: 0 };
   for (const prefix of ['UTC', 'GMT', 'UT']) {
     if (id.startsWith(prefix) && (id[prefix.length] === '+' || id[prefix.length] === '-')) {
       const o = parseOffsetText(id.slice(prefix.length));
       return o === undefined ? undefined : { kind: 'fixed', id, offsetSeconds: o };
     }
   }
-  // Region IDs: letters, digits, / _ + - and at least one letter; Intl (ICU) knows the database.
+  return regionZone(id);
+}
+
+/** An IANA region ID (letters, digits, / _ + -), as the tz database that Intl (ICU) carries knows it. */
+function regionZone(id: string): Zone | undefined {
   if (!/^[A-Za-z][A-Za-z0-9/_+-]*$/.test(id)) return undefined;
   const f = regionFormat(id);
   if (f === undefined) return undefined;

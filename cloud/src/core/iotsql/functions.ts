@@ -1,7 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type JsonValue, parseBasicIngestTopic, parseJson, setOwn } from '@pifleet/protocol';
 import type { Expr } from './ast.js';
-import { compilePattern, type DatePattern, formatInstant, parseInstant, resolveZone } from './datetime.js';
+import {
+  compilePattern,
+  type DatePattern,
+  formatInstant,
+  type PatternDialect,
+  parseInstant,
+  resolveZone,
+} from './datetime.js';
 import { md2 } from './md2.js';
 import type { EvalContext, MqttMessageProperties, PreparedMessage } from './message.js';
 import {
@@ -145,29 +152,39 @@ function hash(algorithm: string): FunctionDef {
   return stringFn((s) => createHash(algorithm).update(s, 'utf8').digest('hex'));
 }
 
+/**
+ * The reference gives each time function its own pattern language: `time_to_epoch` takes JDK 11
+ * `DateTimeFormatter` patterns, `parse_time` Joda-Time ones (and Joda-Time zone IDs).
+ */
+const DIALECT: Readonly<Record<'time_to_epoch' | 'parse_time', PatternDialect>> = {
+  time_to_epoch: 'java',
+  parse_time: 'joda',
+};
+
 /** Patterns computed at run time, compiled once each (bounded: a payload can name many). */
 const patternCache = new Map<string, DatePattern | undefined>();
 
-function runtimePattern(p: SqlValue): DatePattern | undefined {
+function runtimePattern(p: SqlValue, dialect: PatternDialect): DatePattern | undefined {
   if (typeof p !== 'string') return undefined;
-  if (patternCache.has(p)) return patternCache.get(p);
+  const key = `${dialect}:${p}`;
+  if (patternCache.has(key)) return patternCache.get(key);
   let compiled: DatePattern | undefined;
   try {
-    compiled = compilePattern(p);
+    compiled = compilePattern(p, dialect);
   } catch {
     compiled = undefined;
   }
   if (patternCache.size >= 256) patternCache.clear();
-  patternCache.set(p, compiled);
+  patternCache.set(key, compiled);
   return compiled;
 }
 
 /** A literal pattern argument is compiled with the rule, so an unsupported letter fails CreateTopicRule. */
-function checkPattern(name: string, arg: Expr | undefined): string | undefined {
+function checkPattern(name: 'time_to_epoch' | 'parse_time', arg: Expr | undefined): string | undefined {
   if (arg?.type !== 'literal') return undefined;
   if (typeof arg.value !== 'string') return `${name}() takes its pattern as a string`;
   try {
-    compilePattern(arg.value);
+    compilePattern(arg.value, DIALECT[name]);
     return undefined;
   } catch (err) {
     return `${name}(): ${(err as Error).message}`;
@@ -182,19 +199,19 @@ const MAX_EPOCH_MS = 8.64e15;
  * pattern that does not resolve, or a time that is not a number, gives Undefined.
  */
 function parseTime(args: readonly SqlValue[]): SqlValue {
-  const pattern = runtimePattern(args[0]);
+  const pattern = runtimePattern(args[0], DIALECT.parse_time);
   const ms = toNumber(args[1]);
   const zoneArg = args.length > 2 ? args[2] : 'UTC';
   if (pattern === undefined || ms === undefined || typeof zoneArg !== 'string') return undefined;
   const t = Math.trunc(ms);
   if (Math.abs(t) > MAX_EPOCH_MS) return undefined;
-  const zone = resolveZone(zoneArg);
+  const zone = resolveZone(zoneArg, DIALECT.parse_time);
   return zone === undefined ? undefined : formatInstant(pattern, t, zone);
 }
 
 /** `time_to_epoch(text, pattern)`: ms since the epoch; Undefined when the text does not match. */
 function timeToEpoch([input, p]: readonly SqlValue[]): SqlValue {
-  const pattern = runtimePattern(p);
+  const pattern = runtimePattern(p, DIALECT.time_to_epoch);
   if (pattern === undefined || typeof input !== 'string') return undefined;
   return parseInstant(pattern, input);
 }
@@ -536,8 +553,11 @@ const defs: Record<string, FunctionDef> = {
     check: ([pattern, , zone]) => {
       const problem = checkPattern('parse_time', pattern);
       if (problem !== undefined) return problem;
-      if (zone?.type === 'literal' && (typeof zone.value !== 'string' || resolveZone(zone.value) === undefined)) {
-        return `parse_time(): unknown time zone ${JSON.stringify(zone.value)} (an IANA name such as 'America/Los_Angeles', 'UTC' or an offset such as '+01:00')`;
+      if (
+        zone?.type === 'literal' &&
+        (typeof zone.value !== 'string' || resolveZone(zone.value, DIALECT.parse_time) === undefined)
+      ) {
+        return `parse_time(): unknown time zone ${JSON.stringify(zone.value)} (a Joda-Time zone ID: an IANA name such as 'America/Los_Angeles', 'UTC' or an offset such as '+01:00')`;
       }
       return undefined;
     },
