@@ -228,6 +228,12 @@ const DN_NAMES: Readonly<Record<string, string>> = {
   title: 'Title',
   dnQualifier: 'DistinguishedNameQualifier',
   emailAddress: 'EmailAddress',
+  // The other fields IoT Core's certificate policy variables name, by OpenSSL's short names.
+  SN: 'Surname',
+  GN: 'GivenName',
+  initials: 'Initials',
+  pseudonym: 'Pseudonym',
+  generationQualifier: 'GenerationQualifier',
 };
 
 function distinguishedName(raw: unknown): DistinguishedName {
