@@ -26,6 +26,7 @@ import {
   checkPolicyDocument,
   checkPolicyName,
   checkThingName,
+  checkThingTypeName,
   MAX_ATTRIBUTES,
   MAX_UNTYPED_ATTRIBUTES,
   parsePolicyDocument,
@@ -608,7 +609,8 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
 
     listThings({ pageSize: size, token, attributeName, attributeValue, usePrefixAttributeValue, thingTypeName }) {
       const limit = pageSize(size);
-      if (thingTypeName !== undefined) groups.describeThingType(thingTypeName);
+      // An unknown type lists no things: ListThings has no ResourceNotFoundException in AWS's model.
+      if (thingTypeName !== undefined) checkThingTypeName(thingTypeName);
       const matches = (t: ThingRecord) => {
         if (attributeName === undefined) return true;
         // Own keys only: an attribute named `constructor` is not Object.prototype.constructor.

@@ -190,7 +190,9 @@ describe('thing types', () => {
     expect(Object.keys(typed.attributes ?? {})).toHaveLength(50);
     const list = await iot.send(new ListThingsCommand({ thingTypeName: 'Sensor' }));
     expect(list.things?.map((t) => [t.thingName, t.thingTypeName])).toEqual([['typed-1', 'Sensor']]);
-    await rejection(iot.send(new ListThingsCommand({ thingTypeName: 'Nope' })), ResourceNotFoundException, 404);
+    // ListThings has no ResourceNotFoundException: an unknown type lists nothing.
+    expect((await iot.send(new ListThingsCommand({ thingTypeName: 'Nope' }))).things).toEqual([]);
+    await rejection(iot.send(new ListThingsCommand({ thingTypeName: 'no pe' })), InvalidRequestException, 400);
 
     await iot.send(new UpdateThingCommand({ thingName: 'untyped-1', thingTypeName: 'Sensor' }));
     expect((await iot.send(new DescribeThingCommand({ thingName: 'untyped-1' }))).thingTypeName).toBe('Sensor');
