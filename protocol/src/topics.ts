@@ -296,26 +296,37 @@ export function isPublishableTopic(topic: string): boolean {
   }
 }
 
+/** IoT Core's topic size quotas (the local core reads them from its limits; default AWS's). */
+export interface TopicLimits {
+  readonly maxTopicBytes: number;
+  readonly maxTopicSlashes: number;
+}
+
+const DEFAULT_TOPIC_LIMITS: TopicLimits = Object.freeze({
+  maxTopicBytes: LIMITS.maxTopicBytes,
+  maxTopicSlashes: LIMITS.maxTopicSlashes,
+});
+
 /**
  * Checks a topic name used in PUBLISH. Returns a reason, or undefined when valid:
- * non-empty, at most 256 UTF-8 bytes, no wildcards or NUL, and at most 7 slashes unless it is
- * an AWS reserved topic.
+ * non-empty, at most 256 UTF-8 bytes, no wildcards or NUL, and at most 7 slashes not counting
+ * an AWS reserved prefix (see countedSlashes).
  */
-export function checkTopicName(topic: string): string | undefined {
+export function checkTopicName(topic: string, limits: TopicLimits = DEFAULT_TOPIC_LIMITS): string | undefined {
   if (topic.length === 0) return 'topic is empty';
-  if (utf8Length(topic) > LIMITS.maxTopicBytes) return `topic is longer than ${LIMITS.maxTopicBytes} bytes`;
+  if (utf8Length(topic) > limits.maxTopicBytes) return `topic is longer than ${limits.maxTopicBytes} bytes`;
   if (topic.includes('\u0000')) return 'topic contains a NUL character';
   if (topic.includes('+') || topic.includes('#')) return 'topic name contains a wildcard';
-  if (!isReservedTopic(topic) && slashCount(topic) > LIMITS.maxTopicSlashes) {
-    return `topic has more than ${LIMITS.maxTopicSlashes} forward slashes`;
+  if (countedSlashes(topic) > limits.maxTopicSlashes) {
+    return `topic has more than ${limits.maxTopicSlashes} forward slashes`;
   }
   return undefined;
 }
 
 /** Checks a topic filter used in SUBSCRIBE (MQTT 3.1.1 section 4.7 wildcard rules plus IoT's limits). */
-export function checkTopicFilter(filter: string): string | undefined {
+export function checkTopicFilter(filter: string, limits: TopicLimits = DEFAULT_TOPIC_LIMITS): string | undefined {
   if (filter.length === 0) return 'topic filter is empty';
-  if (utf8Length(filter) > LIMITS.maxTopicBytes) return `topic filter is longer than ${LIMITS.maxTopicBytes} bytes`;
+  if (utf8Length(filter) > limits.maxTopicBytes) return `topic filter is longer than ${limits.maxTopicBytes} bytes`;
   if (filter.includes('\u0000')) return 'topic filter contains a NUL character';
   const levels = filter.split('/');
   for (let i = 0; i < levels.length; i++) {
@@ -325,16 +336,30 @@ export function checkTopicFilter(filter: string): string | undefined {
     }
     if (level.includes('+') && level !== '+') return "'+' must be a whole level";
   }
-  if (!isReservedTopic(filter) && slashCount(filter) > LIMITS.maxTopicSlashes) {
-    return `topic filter has more than ${LIMITS.maxTopicSlashes} forward slashes`;
+  if (countedSlashes(filter) > limits.maxTopicSlashes) {
+    return `topic filter has more than ${limits.maxTopicSlashes} forward slashes`;
   }
   return undefined;
 }
 
-function slashCount(s: string): number {
+function slashCount(s: string, from = 0): number {
   let n = 0;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 47) n++;
+  for (let i = from; i < s.length; i++) if (s.charCodeAt(i) === 47) n++;
   return n;
+}
+
+const BASIC_INGEST_PREFIX = '$aws/rules/';
+
+/**
+ * The slashes IoT Core counts against its limit: all of an application topic's; of a Basic Ingest
+ * topic (`$aws/rules/{rule}/...`) only those after the reserved prefix, which AWS does not count;
+ * none of another `$` topic's, whose shape AWS defines (isPublishableTopic checks it).
+ */
+function countedSlashes(topic: string): number {
+  if (!isReservedTopic(topic)) return slashCount(topic);
+  if (!topic.startsWith(BASIC_INGEST_PREFIX)) return 0;
+  const ruleEnd = topic.indexOf('/', BASIC_INGEST_PREFIX.length);
+  return ruleEnd < 0 ? 0 : slashCount(topic, ruleEnd + 1);
 }
 
 /**

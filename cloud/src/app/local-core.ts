@@ -28,6 +28,7 @@ import {
   resolveLimits,
   type ThrottleCounters,
 } from '../limits/index.js';
+import { quotaReport, quotaRoutes } from '../limits/routes.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import type { AccountContext } from '../ports/identity.js';
@@ -235,6 +236,8 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           logger,
           now,
           persistentSessionExpirySeconds: config.persistentSessionExpirySeconds,
+          limits,
+          throttles,
         });
         // The bus first, the listener last: a device that connects finds the shadow service and the
         // rules in place (a message acknowledged before the rules subscribed was never stored).
@@ -274,6 +277,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           allowedHosts: [config.host, publicHost],
           now,
           logger,
+          quotas: () => quotaReport({ limits, throttles }),
         });
         await webConsole.start();
         cleanup.push(() => webConsole.stop());
@@ -302,6 +306,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
             iotControlPlaneRoutes({ registry, ca, endpointAddress: () => publicHost }),
             thingGroupRoutes({ registry }),
             topicRuleRoutes({ rules: cloud.rules, account, now }),
+            quotaRoutes({ limits, throttles }),
             shadow.routes,
             cloud.routes,
             webConsole.routes,

@@ -51,6 +51,12 @@ import aedesMemoryPersistence from 'aedes-persistence';
  * - `client._parser` 'packet' (shared subscriptions): a listener put before aedes's own rewrites a
  *   SUBSCRIBE or UNSUBSCRIBE before aedes handles it (see `beforeAedesHandles`); the same writer wrap
  *   as the CONNACK's shows the PUBLISH packets aedes writes to a client (`onPublishWritten`).
+ * - `client.subscriptions`: the filters a client holds, by filter (the subscriptions-per-connection
+ *   quota counts them).
+ * - quota refusals (quotas.ts): aedes maps an authenticate error to an MQTT 5 CONNACK reason only
+ *   from a 3.1.1 return code, and answers a refused subscription 0x87; the same writer wrap puts
+ *   IoT Core's 0x9F/0x97 in a refusal CONNACK (`refuseConnackWith`) and 0x97 in a SUBACK
+ *   (`onSubackWritten`) on streams registered here.
  * - `aedes-persistence`: the in-memory persistence aedes creates when given none (a dependency
  *   of ours at the range aedes itself uses); its callback-style declaration types `storeRetained`
  *   with a callback aedes does not pass, hence the narrower interface below.
@@ -218,6 +224,11 @@ function wrapConnackWriter(): void {
     if (p.cmd === 'connack' && p.reasonCode === 0 && p.properties) {
       const extra = connackExtras.get(stream);
       if (extra) Object.assign(p.properties, extra());
+    } else if (p.cmd === 'connack' && p.reasonCode !== undefined && p.reasonCode !== 0) {
+      const code = connackRefusals.get(stream);
+      if (code !== undefined) p.reasonCode = code;
+    } else if (p.cmd === 'suback') {
+      subackRewriters.get(stream)?.(packet as WrittenSuback);
     }
     if (p.cmd === 'publish') publishWatchers.get(stream)?.(packet as WrittenPublish);
     return original(packet, stream, options);
@@ -241,6 +252,41 @@ function wrapConnackWriter(): void {
 export function advertiseOnConnack(stream: object, capabilities: () => ConnackCapabilities): void {
   wrapConnackWriter();
   connackExtras.set(stream, capabilities);
+}
+
+const connackRefusals = new WeakMap<object, number>();
+
+/**
+ * Makes the MQTT 5 refusal CONNACK aedes writes on `stream` carry `reasonCode` instead of the one
+ * aedes maps from an authenticate error's 3.1.1 return code (aedes can only say 0x80–0x88 that way;
+ * a quota needs 0x97 or 0x9F). An MQTT 3.1.1 CONNACK has no reason code and keeps its return code.
+ */
+export function refuseConnackWith(stream: object, reasonCode: number): void {
+  wrapConnackWriter();
+  connackRefusals.set(stream, reasonCode);
+}
+
+/** A SUBACK as aedes writes it: one granted QoS or reason code per filter, in the packet's order. */
+export interface WrittenSuback {
+  readonly cmd: 'suback';
+  readonly messageId: number;
+  granted: number[];
+}
+
+const subackRewriters = new WeakMap<object, (packet: WrittenSuback) => void>();
+
+/**
+ * Calls `rewrite` with each SUBACK aedes writes on `stream`, before it is serialized, so a refusal
+ * can say why (aedes answers every refused filter 0x87 over MQTT 5, 0x80 over 3.1.1).
+ */
+export function onSubackWritten(stream: object, rewrite: (packet: WrittenSuback) => void): void {
+  wrapConnackWriter();
+  subackRewriters.set(stream, rewrite);
+}
+
+/** The topic filters a client holds: aedes's `client.subscriptions`, keyed by filter (not in its types). */
+export function heldFilters(client: Client): Readonly<Record<string, unknown>> {
+  return (client as unknown as { readonly subscriptions?: Record<string, unknown> }).subscriptions ?? {};
 }
 
 /** A PUBLISH as aedes writes it to a client: its packet identifier assigned (QoS 1). */

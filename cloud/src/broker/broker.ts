@@ -1,13 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
-import { checkTopicFilter, checkTopicName, isPublishableTopic, LIMITS, MQTT5_REASON } from '@pifleet/protocol';
+import { checkTopicFilter, checkTopicName, isPublishableTopic, MQTT5_REASON } from '@pifleet/protocol';
 import {
   Aedes,
   type AedesPublishPacket,
   type AuthenticateError,
   type Client,
   type PublishPacket,
+  type SubscribePacket,
   type Subscription,
 } from 'aedes';
 import {
@@ -21,6 +22,8 @@ import {
   type PolicyContext,
   type PolicyDecision,
 } from '../core/policy/index.js';
+import type { ThrottleCounters } from '../limits/counters.js';
+import type { Limits } from '../limits/quotas.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type {
   AccountContext,
@@ -35,16 +38,20 @@ import {
   type ConnackCapabilities,
   disconnectedCleanly,
   dropPublish,
+  heldFilters,
   type InboundPacket,
   lastWillOf,
   memoryPersistence,
   messageExpiryOf,
   onDisconnectPacket,
+  onSubackWritten,
   publisherOf,
   queuedMessages,
+  refuseConnackWith,
   registeredClient,
   setServerKeepAlive,
   subscriptionIdentifierOf,
+  type WrittenSuback,
   wipeSession,
   writeMqtt5Packet,
 } from './aedes-internals.js';
@@ -58,6 +65,7 @@ import {
   type SessionInfo,
 } from './presence.js';
 import { type MessageProperties, messagePropertiesOf, NO_PROPERTIES } from './properties.js';
+import { type ConnectionQuota, createBrokerQuotas, topicSizeQuota } from './quotas.js';
 import { RetainedIndex, type RetainedPacket, withRetainedIndex } from './retained-index.js';
 import { createSharedSubscriptions } from './shared-subscriptions.js';
 
@@ -84,6 +92,13 @@ export interface BrokerDeps {
    * adjustable up to seven days; default {@link PERSISTENT_SESSION_EXPIRY.defaultSeconds}.
    */
   readonly persistentSessionExpirySeconds?: number;
+  /**
+   * IoT Core's quotas to enforce (the local core's `--limits`); default `off`: IoT Core's sizes,
+   * no rates or counts. See quotas.ts for what is enforced and the README for the answers.
+   */
+  readonly limits?: Limits;
+  /** Where breaches are counted (the core's `/quotas` and log). */
+  readonly throttles?: ThrottleCounters;
 }
 
 /** IoT Core's persistent session expiry period: default 1 h, at most 7 days (AWS IoT Core quotas). */
@@ -206,6 +221,8 @@ interface Session {
   reason: DisconnectReason | undefined;
   /** The reason code of the DISCONNECT the client sent, if it sent one. */
   disconnectPacket: number | undefined;
+  /** The connection's publish rate buckets. */
+  readonly quota: ConnectionQuota;
 }
 
 const DECISION_CACHE_LIMIT = 512;
@@ -216,6 +233,9 @@ const DECISION_CACHE_LIMIT = 512;
 const UNWIND_EVERY = 64;
 /** CONNACK return code 5 (MQTT 3.1.1 section 3.2.2.3). */
 const NOT_AUTHORIZED = 5 as AuthenticateError['returnCode'];
+/** CONNACK return codes 2 and 3: identifier rejected, server unavailable. */
+const IDENTIFIER_REJECTED = 2 as AuthenticateError['returnCode'];
+const SERVER_UNAVAILABLE = 3 as AuthenticateError['returnCode'];
 
 const DN_NAMES: Readonly<Record<string, string>> = {
   CN: 'CommonName',
@@ -278,6 +298,16 @@ export function createBroker(deps: BrokerDeps): Broker {
       { data: { persistentSessionExpirySeconds: sessionExpirySeconds } },
     );
   }
+  // Token buckets need a clock that only moves forward at real speed: not `now`, which tests set.
+  const quotas = createBrokerQuotas({
+    now: () => performance.now(),
+    ...(deps.limits === undefined ? {} : { limits: deps.limits }),
+    ...(deps.throttles === undefined ? {} : { throttles: deps.throttles }),
+  });
+  /** SUBSCRIBE filters refused for a quota before aedes handles the packet (see `beforeSubscribe`). */
+  const overQuotaFilters = new WeakSet<object>();
+  /** A client's SUBSCRIBE packets with filters refused for a quota, by packet id, until their SUBACK. */
+  const overQuotaSubscribes = new WeakMap<Client, Map<number, SubscribePacket>>();
   /** MQTT 3.1.1 persistent sessions waiting to expire, by client id (aedes expires MQTT 5 ones). */
   const expiring = new Map<string, NodeJS.Timeout>();
 
@@ -335,6 +365,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       info: undefined,
       reason: undefined,
       disconnectPacket: undefined,
+      quota: quotas.connection(),
     };
     return session;
   }
@@ -477,6 +508,41 @@ export function createBroker(deps: BrokerDeps): Broker {
   }
 
   const authenticate: NonNullable<ConstructorParameters<typeof Aedes>[0]>['authenticate'] = (client, _u, _p, done) => {
+    if (Buffer.byteLength(client.id) > quotas.clientIdBytes) {
+      quotas.hit('clientIdBytes', client.id.slice(0, 64));
+      log.info({ clientId: client.id.slice(0, 64) }, 'connect refused: client id too long');
+      // CONNACK 2 (identifier rejected); MQTT 5 0x85 (Client Identifier not valid).
+      done(
+        Object.assign(
+          new BrokerError(BROKER_ERRORS.quotaExceeded, `client id longer than ${quotas.clientIdBytes} bytes`, {
+            data: { quota: 'clientIdBytes' },
+          }),
+          { returnCode: IDENTIFIER_REJECTED },
+        ),
+        null,
+      );
+      return;
+    }
+    const overQuota = quotas.admitConnect(client.id, sessions.size, registeredClient(aedes, client.id) !== undefined);
+    if (overQuota) {
+      // MQTT 5 says which: 0x9F for a rate, 0x97 for the connection count. MQTT 3.1.1 has no such
+      // code; IoT Core does not document its answer, and CONNACK 3 (server unavailable) is the one
+      // that tells a client to come back later rather than to fix its credentials.
+      refuseConnackWith(
+        client.conn,
+        overQuota.rate ? MQTT5_REASON.CONNECTION_RATE_EXCEEDED : MQTT5_REASON.QUOTA_EXCEEDED,
+      );
+      done(
+        Object.assign(
+          new BrokerError(BROKER_ERRORS.quotaExceeded, `quota exceeded: ${overQuota.quota}`, {
+            data: { clientId: client.id, quota: overQuota.quota },
+          }),
+          { returnCode: SERVER_UNAVAILABLE },
+        ),
+        null,
+      );
+      return;
+    }
     const session = newSession(client);
     if (!session) {
       done(connectRefusal(BROKER_ERRORS.noCertificate, 'no client certificate', { clientId: client.id }), null);
@@ -559,15 +625,18 @@ export function createBroker(deps: BrokerDeps): Broker {
       done(null);
     };
     const size = packet.payload ? Buffer.byteLength(packet.payload as Buffer | string) : 0;
-    if (size > LIMITS.maxMessageBytes) {
-      const message = `payload of ${size} bytes exceeds ${LIMITS.maxMessageBytes}`;
+    if (size > quotas.messageBytes) {
+      quotas.hit('messageBytes', client.id);
+      const message = `payload of ${size} bytes exceeds ${quotas.messageBytes}`;
       if (v5) disconnectWith(MQTT5_REASON.PACKET_TOO_LARGE, BROKER_ERRORS.payloadTooLarge, message);
       else refuse('CLIENT_ERROR', BROKER_ERRORS.payloadTooLarge, message);
       return;
     }
     const topic = packet.topic;
-    const invalid = checkTopicName(topic);
+    const invalid = checkTopicName(topic, quotas.topicLimits);
     if (invalid) {
+      const sizeQuota = topicSizeQuota(invalid);
+      if (sizeQuota) quotas.hit(sizeQuota, client.id);
       if (v5) answer(MQTT5_REASON.TOPIC_NAME_INVALID, BROKER_ERRORS.invalidTopic, invalid);
       else refuse('CLIENT_ERROR', BROKER_ERRORS.invalidTopic, invalid);
       return;
@@ -576,6 +645,26 @@ export function createBroker(deps: BrokerDeps): Broker {
     if (!isPublishableTopic(topic)) {
       if (v5) answer(MQTT5_REASON.TOPIC_NAME_INVALID, BROKER_ERRORS.reservedTopic, 'topic is reserved for the broker');
       else refuse('AUTH_ERROR', BROKER_ERRORS.reservedTopic, 'topic is reserved for the broker');
+      return;
+    }
+    const throttled =
+      quotas.admitPublish(session?.quota, size, client.id) ??
+      (packet.retain && size > 0 && retainedIndex.get(topic) === undefined
+        ? quotas.admitRetained(retainedIndex.size, client.id)
+        : undefined);
+    if (throttled) {
+      // IoT Core keeps the connection. MQTT 5: a QoS 1 PUBLISH gets PUBACK 0x97 (Quota exceeded).
+      // MQTT 3.1.1 has no failure PUBACK: none is sent, so the client still holds the message and
+      // sends it again. QoS 0 is dropped. Not logged here: the counters log it, summarised.
+      if (v5 && packet.qos === 1 && packet.messageId !== undefined) {
+        writeMqtt5Packet(client, {
+          cmd: 'puback',
+          messageId: packet.messageId,
+          reasonCode: MQTT5_REASON.QUOTA_EXCEEDED,
+        });
+      }
+      dropPublish(packet);
+      done(null);
       return;
     }
     if (!checks) {
@@ -658,6 +747,10 @@ export function createBroker(deps: BrokerDeps): Broker {
     sub,
     done,
   ) => {
+    if (overQuotaFilters.has(sub)) {
+      done(null, null);
+      return;
+    }
     const subscriptionIdentifier = subscriptionIdentifierOf(sub);
     if (subscriptionIdentifier !== undefined && client.version === 5) {
       // The CONNACK said Subscription Identifiers Available 0; MQTT 5.0 (3.2.2.3.12) answers a
@@ -682,8 +775,10 @@ export function createBroker(deps: BrokerDeps): Broker {
       done(null, shared);
       return;
     }
-    const invalid = checkTopicFilter(sub.topic);
+    const invalid = checkTopicFilter(sub.topic, quotas.topicLimits);
     if (invalid) {
+      const sizeQuota = topicSizeQuota(invalid);
+      if (sizeQuota) quotas.hit(sizeQuota, client.id);
       log.debug({ clientId: client.id, filter: sub.topic, reason: invalid }, 'subscribe refused: invalid filter');
       done(null, null);
       return;
@@ -712,10 +807,50 @@ export function createBroker(deps: BrokerDeps): Broker {
     return packet;
   };
 
-  const capSubscribeQos = (packet: InboundPacket) => {
+  /**
+   * Before aedes handles a SUBSCRIBE: the QoS is capped at 1 (see preConnect), and the filters the
+   * subscription quotas refuse are marked, to be refused by authorizeSubscribe and answered 0x97
+   * over MQTT 5 (see `rewriteSuback`). The whole packet is seen here, which the per-filter hook is not.
+   */
+  const beforeSubscribe = (client: Client, packet: InboundPacket) => {
     if (packet.cmd !== 'subscribe') return;
-    for (const sub of packet.subscriptions) if (sub.qos > 1) sub.qos = 1;
+    const subs = packet.subscriptions;
+    for (const sub of subs) if (sub.qos > 1) sub.qos = 1;
+    const held = heldFilters(client);
+    let fresh = 0;
+    for (const sub of subs) if (!Object.hasOwn(held, sub.topic)) fresh++;
+    const refusal = quotas.admitSubscribe(subs.length, fresh, Object.keys(held).length, client.id);
+    if (!refusal) return;
+    // Filters per SUBSCRIBE: the whole packet. The other quotas: the last new filters, over the count.
+    let left = refusal.refused;
+    for (let i = subs.length - 1; i >= 0 && left > 0; i--) {
+      const sub = subs[i] as Subscription;
+      if (refusal.quota !== 'topicFiltersPerSubscribe' && Object.hasOwn(held, sub.topic)) continue;
+      overQuotaFilters.add(sub);
+      left--;
+    }
+    if (client.version === 5 && packet.messageId !== undefined) {
+      let pending = overQuotaSubscribes.get(client);
+      if (!pending) {
+        pending = new Map();
+        overQuotaSubscribes.set(client, pending);
+      }
+      pending.set(packet.messageId, packet);
+    }
   };
+
+  /** An MQTT 5 SUBACK says 0x97 (Quota exceeded) for the filters a quota refused, not aedes's 0x87. */
+  function rewriteSuback(client: Client, suback: WrittenSuback): void {
+    const pending = overQuotaSubscribes.get(client);
+    const packet = pending?.get(suback.messageId);
+    if (!pending || !packet) return;
+    pending.delete(suback.messageId);
+    packet.subscriptions.forEach((sub, i) => {
+      if (overQuotaFilters.has(sub) && suback.granted[i] === MQTT5_REASON.NOT_AUTHORIZED) {
+        suback.granted[i] = MQTT5_REASON.QUOTA_EXCEEDED;
+      }
+    });
+  }
 
   /**
    * IoT Core keeps an MQTT 5 keep-alive within 30–1200 s and says so with Server Keep Alive in the
@@ -733,7 +868,7 @@ export function createBroker(deps: BrokerDeps): Broker {
     // authorizeSubscribe grants, so the request itself is lowered before aedes reads it (SUBACK,
     // stored session and deliveries then agree). Registered while the CONNECT is handled: any
     // SUBSCRIBE after it in the same read is emitted later.
-    beforeAedesHandles(client, capSubscribeQos);
+    beforeAedesHandles(client, (packet) => beforeSubscribe(client, packet));
     done(null, true);
   };
 
@@ -752,8 +887,9 @@ export function createBroker(deps: BrokerDeps): Broker {
 
   const retainedIndex = new RetainedIndex<RetainedPacket>();
   const aedes = new Aedes({
-    // IoT Core allows 128-byte client ids (aedes's default of 23 is MQTT 3.1's).
-    maxClientsIdLength: LIMITS.maxClientIdBytes,
+    // IoT Core allows 128-byte client ids (aedes's default of 23 is MQTT 3.1's, the only version it
+    // checks); authenticate checks the quota for every version.
+    maxClientsIdLength: Math.min(quotas.clientIdBytes, 65_535),
     persistence: withRetainedIndex(memoryPersistence(), retainedIndex),
     // MQTT 5 (aedes ignores these for 3.1.1): advertised in the CONNACK; aedes enforces the topic
     // alias range (DISCONNECT 0x94) and the packet size (DISCONNECT 0x95), not the receive maximum.
@@ -1090,7 +1226,9 @@ export function createBroker(deps: BrokerDeps): Broker {
       srv.on('secureConnection', (socket) => {
         socket.setNoDelay(true);
         advertiseOnConnack(socket, connackCapabilities);
-        shares.attach(aedes.handle(socket));
+        const client = aedes.handle(socket);
+        onSubackWritten(socket, (suback) => rewriteSuback(client, suback));
+        shares.attach(client);
         // After handle(): aedes's 'readable' listener must already be there (see guardPacketSize).
         guardPacketSize(socket);
       });

@@ -20,4 +20,5 @@ export const BROKER_ERRORS = {
   notAccepted: 'BROKER_MESSAGE_NOT_ACCEPTED',
   handlerInstalled: 'BROKER_HANDLER_INSTALLED',
   badOption: 'BROKER_BAD_OPTION',
+  quotaExceeded: 'BROKER_QUOTA_EXCEEDED',
 } as const;

@@ -1,6 +1,7 @@
 import type { Broker } from '../broker/index.js';
 import { CloudError } from '../errors.js';
 import type { RouteGroup } from '../http/server.js';
+import type { QuotaReport } from '../limits/routes.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { Registry } from '../registry/sqlite-registry.js';
 import type { ShadowService } from '../shadow/service.js';
@@ -40,6 +41,8 @@ export interface WebConsoleDeps {
   readonly history?: FleetStateOptions;
   /** Directory of index.html, app.js, app.css (default: `assets/` beside this module). */
   readonly assetsDir?: string;
+  /** The quota counters, for the header's throttled line (`GET /quotas`'s answer). */
+  readonly quotas?: () => QuotaReport;
 }
 
 export interface WebConsole {
@@ -70,7 +73,17 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
   let running = false;
 
   return {
-    routes: consoleRoutes({ auth, catalog, hub, shadows, assets: () => assets, running: () => running, now, log }),
+    routes: consoleRoutes({
+      auth,
+      catalog,
+      hub,
+      shadows,
+      assets: () => assets,
+      running: () => running,
+      now,
+      log,
+      ...(deps.quotas === undefined ? {} : { quotas: deps.quotas }),
+    }),
     token: auth.token,
     url: (httpBase) => `${httpBase.replace(/\/$/, '')}${CONSOLE_PREFIX}/?token=${encodeURIComponent(auth.token)}`,
 

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { desiredStateJsonSchema, isValidThingName } from '@pifleet/protocol';
 import type { ApiResponse, RequestHead, Route, RouteGroup, RouteResponse } from '../http/server.js';
+import type { QuotaReport } from '../limits/routes.js';
 import type { Logger } from '../logger.js';
 import type { ShadowService } from '../shadow/service.js';
 import type { Asset } from './assets.js';
@@ -28,6 +29,8 @@ export interface ConsoleRoutesDeps {
   /** Milliseconds since the epoch. */
   readonly now: () => number;
   readonly log: Logger;
+  /** The quota counters (`GET /quotas`'s answer); without it the console's quotas API answers 404. */
+  readonly quotas?: () => QuotaReport;
 }
 
 /** Largest request body (a desired state is a few hundred bytes). */
@@ -144,6 +147,10 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): RouteGroup {
       return json(200, catalog.detail(name, await catalog.readShadow(name)));
     }),
     ...get(`${CONSOLE_PREFIX}/api/schema/desired`, 'ConsoleDesiredSchema', () => json(200, desiredStateJsonSchema())),
+    ...get(`${CONSOLE_PREFIX}/api/quotas`, 'ConsoleQuotas', () => {
+      const report = deps.quotas?.();
+      return report === undefined ? json(404, { message: 'This core reports no quotas.' }) : json(200, report);
+    }),
     {
       method: 'POST',
       path: `${CONSOLE_PREFIX}/api/things/{thingName}/desired`,

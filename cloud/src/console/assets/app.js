@@ -195,6 +195,21 @@ function updateCounts() {
   $('#counts').textContent = `${fleet.things.size} things · ${online} connected · ${pending} pending`;
 }
 
+/**
+ * The header's throttled line: every quota breached since the core started, with its count, as
+ * `GET /quotas` reports them (the console reads its own copy under /console). Hidden while none is.
+ */
+async function refreshQuotas() {
+  const res = await fetch('/console/api/quotas', { credentials: 'same-origin' });
+  if (!res.ok) return;
+  const report = await res.json();
+  const hit = Object.entries(report.throttled).filter(([, n]) => n > 0);
+  const line = $('#quotas');
+  line.hidden = hit.length === 0;
+  line.textContent = hit.length === 0 ? '' : `throttled: ${hit.map(([name, n]) => `${name} ${n}`).join(' · ')}`;
+  line.title = `quotas: ${report.mode}; ${report.total} throttled since start`;
+}
+
 function queueRender() {
   if (fleet.renderQueued) return;
   fleet.renderQueued = true;
@@ -809,6 +824,12 @@ function init() {
     if (!$('#fleet-view').hidden) queueRender();
     else renderSummary();
   }, 1000);
+  // Throttle counts change only under load; every 5 s is enough and costs one small request.
+  const quotas = () => {
+    refreshQuotas().catch((err) => console.error(err));
+  };
+  quotas();
+  setInterval(quotas, 5000);
   route();
 }
 
