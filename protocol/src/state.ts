@@ -231,6 +231,20 @@ export const reportedStateSchema = z.strictObject({
     })
     .nullable()
     .optional(),
+  /**
+   * Requests of the agent refused for an IoT Core quota since it started (present once any is not
+   * zero): telemetry publishes refused (MQTT 5 PUBACK 0x97/0x96) or not acknowledged in time (how a
+   * throttled publish shows on 3.1.1), connects refused or ended for a quota, shadow requests
+   * answered 429. Nothing is dropped for them: the agent backs off and retries.
+   */
+  throttled: z
+    .strictObject({
+      publishes: z.number().int().nonnegative(),
+      unacknowledged: z.number().int().nonnegative(),
+      connects: z.number().int().nonnegative(),
+      shadow: z.number().int().nonnegative(),
+    })
+    .optional(),
 });
 export type ReportedState = z.infer<typeof reportedStateSchema>;
 export type SensorReport = z.infer<typeof sensorReportSchema>;

@@ -17,6 +17,7 @@ import {
 import {
   brokerDisconnect,
   brokerRefusal,
+  CONNECT_SPACING_MS,
   createTransportKit,
   type MqttTransportOptions,
   mqttTransportSettings,
@@ -65,8 +66,8 @@ const asError = (e: unknown): Error =>
  *
  * Reconnection:
  * - MQTT 5: the SDK client reconnects by itself forever, from the first attempt on, with
- *   exponential backoff and full jitter (`RetryJitterType.Full`) between `reconnectMinMs` and
- *   `reconnectMaxMs`.
+ *   exponential backoff between `reconnectMinMs` (at least 1 s, jittered ×1–2 per agent) and
+ *   `reconnectMaxMs`: never two CONNECTs within a second (IoT Core's connect quota per client id).
  * - MQTT 3.1.1: the SDK connection does not retry a failed *first* connect, so this adapter does,
  *   with full-jitter backoff on the injected clock. After the first success the SDK reconnects
  *   by itself (exponential, no jitter); its minimum delay is jittered per agent (×1–2) so a fleet
@@ -83,8 +84,14 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
   );
   const kit = createTransportKit(log);
   const { subscriptions, emit } = kit;
-  // The 3.1.1 SDK's reconnect delays (whole seconds), jittered once per agent.
+  // The 3.1.1 SDK's reconnect delays (whole seconds, so at least the 1 s between CONNECTs IoT Core
+  // allows per client id), jittered once per agent.
   const reconnectMinSec311 = Math.max(1, Math.round((minMs / 1000) * (1 + random())));
+  // The MQTT 5 SDK's: no jitter of its own, because its full jitter draws from [0, min·2ⁿ] and can
+  // send two CONNECTs of one client id within a second after a refused one (IoT Core then refuses
+  // again, CONNACK 0x9F); instead its minimum is at least a second and jittered once per agent
+  // (×1–2), so a fleet that lost its broker together still comes back spread out.
+  const reconnectMinMs5 = Math.round(Math.max(CONNECT_SPACING_MS, minMs) * (1 + random()));
   const reconnectMaxSec311 = Math.max(2, Math.round(maxMs / 1000));
   const target: ConnectTarget = {
     endpoint: opts.endpoint,
@@ -351,7 +358,9 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
         (err: unknown) => {
           attemptInFlight = undefined;
           if (state !== 'running') return;
-          const delay = exponentialBackoff(failures, { baseMs: minMs, capMs: maxMs, floorMs: minMs }, random);
+          // At least a second: IoT Core allows one CONNECT per second per client id.
+          const floorMs = Math.max(minMs, CONNECT_SPACING_MS);
+          const delay = exponentialBackoff(failures, { baseMs: minMs, capMs: maxMs, floorMs }, random);
           retryAt = clock.now() + delay;
           retryTimer = clock.setTimeout(attempt, delay);
           onFailed(asError(err));
@@ -388,9 +397,9 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
             : {}),
         })
         .withSessionBehavior(mqtt5.ClientSessionBehavior.Clean)
-        .withRetryJitterMode(mqtt5.RetryJitterType.Full)
-        .withMinReconnectDelayMs(minMs)
-        .withMaxReconnectDelayMs(maxMs)
+        .withRetryJitterMode(mqtt5.RetryJitterType.None)
+        .withMinReconnectDelayMs(reconnectMinMs5)
+        .withMaxReconnectDelayMs(Math.max(maxMs, reconnectMinMs5))
         .withConnackTimeoutMs(connectTimeoutMs)
         .withAckTimeoutSeconds(Math.ceil(operationTimeoutMs / 1000))
         .withOfflineQueueBehavior(mqtt5.ClientOperationQueueBehavior.FailQos0PublishOnDisconnect);
@@ -406,9 +415,15 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
       attempting5 = true;
     });
     client.on('connectionFailure', (e) => {
-      // The SDK waits a random time up to min(max, min·2ⁿ) before its next attempt (full jitter).
+      // The SDK waits min(max, min·2ⁿ) before its next attempt (no jitter: see reconnectMinMs5).
       attempting5 = false;
-      lastFailure5 = { at: clock.now(), retryWithinMs: exponentialBackoff(failures, { baseMs: minMs, capMs: maxMs }) };
+      lastFailure5 = {
+        at: clock.now(),
+        retryWithinMs: exponentialBackoff(failures, {
+          baseMs: reconnectMinMs5,
+          capMs: Math.max(maxMs, reconnectMinMs5),
+        }),
+      };
       onFailed(asError(e.error), e.connack?.reasonCode);
     });
     client.on('disconnection', (e) => {

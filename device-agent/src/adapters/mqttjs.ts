@@ -8,9 +8,11 @@ import type { QoS, Transport } from '../ports/transport.js';
 import {
   brokerDisconnect,
   brokerRefusal,
+  CONNECT_SPACING_MS,
   createTransportKit,
   type MqttTransportOptions,
   mqttTransportSettings,
+  QUOTA_REASON_CODES,
 } from './transport-kit.js';
 
 export interface MqttJsTransportOptions extends MqttTransportOptions {
@@ -100,6 +102,11 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
   let client: MqttClient | undefined;
   let lastError: Error | undefined;
   let stopped: Promise<void> | undefined;
+  /**
+   * When the last CONNECT was answered (CONNACK) or its attempt failed: never before the CONNECT
+   * packet itself left, so spacing the next attempt from it spaces the CONNECTs the broker counts.
+   */
+  let lastConnectAt = Number.NEGATIVE_INFINITY;
 
   /** Runs an acknowledged operation with the operation timeout; `stop()` rejects it. */
   const acknowledged = <T>(code: string, what: string, run: (c: MqttClient) => Promise<T>): Promise<T> =>
@@ -149,9 +156,13 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
       if (failed) throw brokerRefusal('subscribe', filter, failed.qos);
     });
 
-  const scheduleRetry = () => {
+  const scheduleRetry = (error: Error) => {
     if (state !== 'running' || retryTimer !== undefined) return;
-    const delay = exponentialBackoff(failures - 1, { baseMs: minMs, capMs: maxMs, floorMs: minMs }, random);
+    const backoff = exponentialBackoff(failures - 1, { baseMs: minMs, capMs: maxMs, floorMs: minMs }, random);
+    // Never two CONNECTs of this client id within a second (IoT Core's connect rate quota), and a
+    // full second after the broker said a quota was exceeded.
+    const quota = QUOTA_REASON_CODES.has((error as { data?: { reasonCode?: unknown } }).data?.reasonCode as number);
+    const delay = Math.max(backoff, lastConnectAt + CONNECT_SPACING_MS - clock.now(), quota ? CONNECT_SPACING_MS : 0);
     retryTimer = clock.setTimeout(() => {
       retryTimer = undefined;
       if (state === 'running') client?.reconnect();
@@ -196,6 +207,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
     };
     const c = mqttjs.connect(options);
     c.on('connect', (connack) => {
+      lastConnectAt = clock.now();
       connected = true;
       failures = 0;
       lastError = undefined;
@@ -263,11 +275,12 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
         emit('interrupted', { error });
         failures = 1;
       } else {
+        lastConnectAt = clock.now();
         failures += 1;
         log.warn({ err: error, attempt: failures }, 'connect failed');
         emit('connectFailed', { error, attempt: failures });
       }
-      scheduleRetry();
+      scheduleRetry(error);
     });
     return c;
   };

@@ -29,6 +29,18 @@ export interface MqttTransportOptions extends ConnectTarget {
   readonly logger?: Logger;
 }
 
+/**
+ * IoT Core accepts one CONNECT per second per client id ("AWS IoT Core endpoints and quotas",
+ * connect requests per second per client ID) and refuses the next with CONNACK 0x9F
+ * CONNECTION_RATE_EXCEEDED: every adapter keeps its CONNECTs at least this far apart, whatever
+ * `reconnectMinMs` says (a short minimum still makes the first reconnect after a long connection
+ * quick).
+ */
+export const CONNECT_SPACING_MS = 1_000;
+
+/** MQTT 5 reason codes of a refused CONNECT or a DISCONNECT that name a quota (connect rate, throttling). */
+export const QUOTA_REASON_CODES: ReadonlySet<number> = new Set([0x9f, 0x97, 0x96]);
+
 /** {@link MqttTransportOptions} with every default applied, and the adapter's logger. */
 export interface MqttTransportSettings {
   readonly clock: Clock;

@@ -22,6 +22,7 @@ import type { Dropped, Outbox, OutboxRecovery } from '../outbox/outbox.js';
 import { type Clock, type TimerHandle, withTimeout } from '../ports/clock.js';
 import type { Transport } from '../ports/transport.js';
 import type { ShadowService } from '../shadow/port.js';
+import { createQuotaShadow } from '../shadow/quota.js';
 import { createPublisher } from './publisher.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -61,7 +62,28 @@ export interface AgentStatus {
   readonly sensorErrors: number;
   readonly shadowVersion: number;
   readonly actual: ActualState;
+  /** What IoT Core's quotas refused this agent since it started (all zero when it stays inside them). */
+  readonly throttled: AgentThrottled;
 }
+
+/** Requests of this agent the broker or the shadow service refused for a quota, since start. */
+export interface AgentThrottled {
+  /** Telemetry publishes refused with MQTT 5 PUBACK 0x97 QUOTA_EXCEEDED / 0x96 MESSAGE_RATE_TOO_HIGH. */
+  readonly publishes: number;
+  /** Telemetry publishes never acknowledged in time (how a throttled publish shows on MQTT 3.1.1). */
+  readonly unacknowledged: number;
+  /** Connects refused or connections ended for a quota (CONNACK/DISCONNECT 0x9F, 0x97, 0x96). */
+  readonly connects: number;
+  /** Shadow requests answered 429 (too many requests). */
+  readonly shadow: number;
+}
+
+/** MQTT 5 reason codes of a CONNACK or DISCONNECT that say a quota was exceeded. */
+const QUOTA_REASONS: ReadonlySet<number> = new Set([
+  MQTT5_REASON.CONNECTION_RATE_EXCEEDED,
+  MQTT5_REASON.QUOTA_EXCEEDED,
+  MQTT5_REASON.MESSAGE_RATE_TOO_HIGH,
+]);
 
 export interface Agent {
   readonly bootId: string;
@@ -136,6 +158,7 @@ export function createAgent(deps: AgentDeps): Agent {
     logger: child('publisher'),
     maxInFlight: config.publish.maxInFlight,
     maxPerSecond: config.publish.maxPerSecond,
+    maxBytesPerSecond: config.publish.maxBytesPerSecond,
     ackTimeoutMs: config.publish.ackTimeoutMs,
     refusedRetryMs: config.publish.refusedRetryMs,
     // The shadow says so at once (and again when it clears), not at the next periodic report.
@@ -153,6 +176,17 @@ export function createAgent(deps: AgentDeps): Agent {
   let reportTimer: TimerHandle | undefined;
   let shadow: ShadowService | undefined;
   let shadowQueue: Promise<void> = Promise.resolve();
+  let connectsThrottled = 0;
+  let shadowThrottled = 0;
+  const throttled = (): AgentThrottled => {
+    const p = publisher.throttling();
+    return {
+      publishes: p.throttled,
+      unacknowledged: p.unacknowledged,
+      connects: connectsThrottled,
+      shadow: shadowThrottled,
+    };
+  };
   const cleanups: (() => void)[] = [];
 
   const setLogLevel =
@@ -382,6 +416,7 @@ export function createAgent(deps: AgentDeps): Agent {
         logLevel,
         outbox: outbox.stats(),
         ...telemetryReport(),
+        throttled: throttled(),
       },
       rejected,
     );
@@ -574,7 +609,20 @@ export function createAgent(deps: AgentDeps): Agent {
           }),
         );
       }
+      // A refusal for a quota (connect rate, message rate) is counted; the transport's backoff
+      // already keeps its CONNECTs at least a second apart (1 CONNECT/s per client id).
+      const countQuota = (error: Error) => {
+        const reason = reasonOf(error);
+        if (reason && QUOTA_REASONS.has(reason.reasonCode)) {
+          connectsThrottled += 1;
+          log.warn(
+            { ...reason, connectsThrottled },
+            'the broker refused or ended the connection for a quota; backing off',
+          );
+        }
+      };
       cleanups.push(
+        transport.on('connectFailed', ({ error }) => countQuota(error)),
         transport.on('connected', () => {
           transport.publish(statusTopic, statusPayload(true), { qos: 1, retain: true }).catch((err: unknown) => {
             log.warn({ err }, 'online status not published');
@@ -592,11 +640,19 @@ export function createAgent(deps: AgentDeps): Agent {
               'another client connected with this client id and took over the connection (SESSION_TAKEN_OVER): is this bundle running on a second device? telemetry stays in the outbox',
             );
           } else log.warn({ ...reason }, 'connection lost; telemetry stays in the outbox');
+          countQuota(error);
         }),
       );
       transport.start();
       if (deps.createShadow && config.shadow.enabled) {
-        shadow = deps.createShadow();
+        shadow = createQuotaShadow({
+          shadow: deps.createShadow(),
+          clock,
+          logger: root,
+          onThrottled: () => {
+            shadowThrottled += 1;
+          },
+        });
         cleanups.push(
           shadow.onDelta((delta) => {
             void enqueue('delta', () => reconcile(delta.state, delta.version, 'delta'));
@@ -662,6 +718,7 @@ export function createAgent(deps: AgentDeps): Agent {
         sensorErrors,
         shadowVersion: reconciler.version,
         actual: actual(),
+        throttled: throttled(),
       };
     },
     syncShadow: () => syncShadow(),

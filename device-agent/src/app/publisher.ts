@@ -1,4 +1,4 @@
-import { TokenBucket } from '@pifleet/protocol';
+import { exponentialBackoff, STATE_BOUNDS, TokenBucket } from '@pifleet/protocol';
 import { type PublishRefusal, publishRefusalOf, type TelemetryBlocked } from '../core/publish-refusal.js';
 import type { Logger } from '../logger.js';
 import type { Outbox } from '../outbox/outbox.js';
@@ -13,6 +13,11 @@ export interface PublisherDeps {
   readonly logger: Logger;
   readonly maxInFlight: number;
   readonly maxPerSecond: number;
+  /**
+   * Telemetry payload bytes per second (IoT Core allows 512 KiB a second per connection). Default
+   * unlimited; a batch larger than it is still sent, alone in its second.
+   */
+  readonly maxBytesPerSecond?: number;
   readonly ackTimeoutMs: number;
   /** Delay before retrying after a failed publish. */
   readonly retryDelayMs?: number;
@@ -23,6 +28,21 @@ export interface PublisherDeps {
   readonly refusedRetryMs?: number;
   /** Called when the topic becomes refused, and when a publish is accepted again (`blocked()` says which). */
   readonly onBlockedChange?: () => void;
+  /** Most a backoff after throttling or an unacknowledged publish grows to. Default 60 s. */
+  readonly backoffMaxMs?: number;
+  /** In [0, 1): the jitter of the backoff. Default Math.random. */
+  readonly random?: () => number;
+}
+
+/** What the broker's quotas did to the telemetry since the agent started. */
+export interface PublishThrottling {
+  /** Publishes refused for a quota (MQTT 5 PUBACK 0x97 QUOTA_EXCEEDED, 0x96 MESSAGE_RATE_TOO_HIGH). */
+  readonly throttled: number;
+  /**
+   * Publishes not acknowledged within `ackTimeoutMs` (MQTT 3.1.1: IoT Core sends no PUBACK for a
+   * throttled publish, so this is how throttling shows there; a lost connection shows this way too).
+   */
+  readonly unacknowledged: number;
 }
 
 export interface Publisher {
@@ -33,6 +53,7 @@ export interface Publisher {
   drain(ms: number): Promise<boolean>;
   /** Why the broker refuses the telemetry topic, while it does. */
   blocked(): TelemetryBlocked | undefined;
+  throttling(): PublishThrottling;
 }
 
 /**
@@ -46,15 +67,40 @@ export interface Publisher {
  * error that says what to fix and reported through `blocked()`; every batch stays in the outbox,
  * and only the oldest is offered again, once per `refusedRetryMs`, until one is accepted. A batch
  * refused by itself is held back for that interval while the ones behind it go.
+ *
+ * Quotas: the pacing keeps the agent under IoT Core's per-connection publish quotas (count and
+ * bytes); a publish the broker still throttles (PUBACK 0x97/0x96 on MQTT 5, no PUBACK at all on
+ * 3.1.1) is never dropped and never blocks the topic: it stays in the outbox, the publisher pauses
+ * for a backoff that grows while the throttling lasts (full jitter, `exponentialBackoff`), and both
+ * are counted in `throttling()` for the shadow and the fleet report.
  */
 export function createPublisher(deps: PublisherDeps): Publisher {
   const { outbox, transport, clock } = deps;
   const log = deps.logger;
-  // The agent's own pacing: bursts of up to maxInFlight (at most a second's worth), maxPerSecond on average.
+  // The agent's own pacing: bursts of up to maxInFlight (at most half a second's worth),
+  // maxPerSecond on average. Any one-second window then holds at most burst + rate publishes, 75 at
+  // the highest rate the config allows (50/s): under IoT Core's 100/s per connection with room for
+  // the shadow and status messages, however the broker draws its windows.
   const pacer = new TokenBucket({
     ratePerSecond: deps.maxPerSecond,
-    burst: Math.max(1, Math.min(deps.maxInFlight, deps.maxPerSecond)),
+    burst: Math.max(1, Math.min(deps.maxInFlight, Math.floor(deps.maxPerSecond / 2))),
   });
+  // Bytes: bursts of one largest batch (120 KiB), the rate on average, so any one-second window
+  // holds at most rate + 120 KiB (504 KiB at the highest rate the config allows, under the 512 KiB/s
+  // quota). A batch larger than the burst goes alone when the bucket is full, so it is never stuck.
+  const maxBytesPerSecond = deps.maxBytesPerSecond;
+  const byteBurst = Math.min(maxBytesPerSecond ?? 0, STATE_BOUNDS.batchMaxBytes.max);
+  const bytePacer =
+    maxBytesPerSecond === undefined
+      ? undefined
+      : new TokenBucket({ ratePerSecond: maxBytesPerSecond, burst: byteBurst });
+  const retryDelayMs = deps.retryDelayMs ?? 1_000;
+  const backoffMaxMs = deps.backoffMaxMs ?? 60_000;
+  const random = deps.random ?? Math.random;
+  let throttledCount = 0;
+  let unacknowledgedCount = 0;
+  /** Throttled or unacknowledged publishes since the last accepted one: the backoff's retry number. */
+  let strikes = 0;
   const inFlight = new Set<number>();
   const waiters = new Set<() => void>();
   let timer: TimerHandle | undefined;
@@ -82,15 +128,35 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     if (inFlight.size === 0) for (const w of waiters) w();
   };
 
+  /** Pauses sending for the backoff of the current strike (full jitter, at least a tenth of the base). */
+  const backOff = (): number => {
+    const delay = exponentialBackoff(
+      strikes - 1,
+      { baseMs: retryDelayMs, capMs: backoffMaxMs, floorMs: Math.ceil(retryDelayMs / 10) },
+      random,
+    );
+    pausedUntil = Math.max(pausedUntil, clock.now() + delay);
+    schedule(pausedUntil - clock.now());
+    return delay;
+  };
+
   const send = (entry: { id: number; json: string; seq: number; bootId: string }) => {
     inFlight.add(entry.id);
     let done = false;
     const ackTimer = clock.setTimeout(() => {
       if (done) return;
       done = true;
-      log.warn({ id: entry.id, seq: entry.seq }, 'publish not acknowledged in time; will resend');
+      unacknowledgedCount += 1;
+      strikes += 1;
       settle(entry.id);
-      pump();
+      // No PUBACK: on MQTT 3.1.1 that is how IoT Core throttles a publish (it sends none), so the
+      // batch is resent after a backoff, not at once into the same quota. Duplicates from a PUBACK
+      // that was only late are dropped by storage (thingName, bootId, seq).
+      const retryInMs = backOff();
+      log.warn(
+        { id: entry.id, seq: entry.seq, unacknowledged: unacknowledgedCount, retryInMs },
+        'publish not acknowledged in time; will resend',
+      );
     }, deps.ackTimeoutMs);
     transport.publish(deps.topic, entry.json, { qos: 1 }).then(
       () => {
@@ -106,6 +172,13 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           refusedLogged.delete(entry.id);
           settle(entry.id);
           if (blocked) unblock();
+          if (strikes > 0) {
+            log.info(
+              { strikes, throttled: throttledCount, unacknowledged: unacknowledgedCount },
+              'broker acknowledges publishes again after throttling or timeouts',
+            );
+            strikes = 0;
+          }
         }
         pump();
       },
@@ -117,6 +190,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         const refusal = publishRefusalOf(err, deps.topic);
         if (refusal?.scope === 'topic') return topicRefused(refusal, err);
         if (refusal?.scope === 'batch') return batchRefused(refusal, entry, err);
+        if (refusal?.scope === 'throttled') return throttled(refusal, entry);
         log.warn(
           {
             err,
@@ -126,10 +200,30 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           },
           'publish failed; will resend',
         );
-        pausedUntil = clock.now() + (deps.retryDelayMs ?? 1_000);
-        schedule(deps.retryDelayMs ?? 1_000);
+        pausedUntil = clock.now() + retryDelayMs;
+        schedule(retryDelayMs);
       },
     );
+  };
+
+  /**
+   * A quota refusal: the first of a run is a warning with the reason code, the rest are debug (the
+   * count is in the shadow and in the line that says it is over), then a growing backoff.
+   */
+  const throttled = (refusal: PublishRefusal, entry: { id: number; seq: number }) => {
+    throttledCount += 1;
+    strikes += 1;
+    const retryInMs = backOff();
+    const fields = {
+      id: entry.id,
+      seq: entry.seq,
+      reasonCode: refusal.reasonCode,
+      reason: refusal.reason,
+      throttled: throttledCount,
+      retryInMs,
+    };
+    if (strikes === 1) log.warn(fields, 'publish throttled by the broker (quota); batch kept, backing off');
+    else log.debug(fields, 'publish still throttled');
   };
 
   /**
@@ -245,10 +339,21 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       }
       const entry = entries[0];
       if (!entry) return;
-      if (!pacer.tryTake(clock.now())) {
-        schedule(Math.ceil(pacer.waitMs(clock.now())));
+      const at = clock.now();
+      const wait = pacer.waitMs(at);
+      if (wait > 0) {
+        schedule(Math.ceil(wait));
         return;
       }
+      if (bytePacer && maxBytesPerSecond !== undefined) {
+        const cost = Math.min(entry.bytes, byteBurst);
+        if (!bytePacer.tryTakeMany(at, cost)) {
+          // At most the time the whole cost takes to accrue.
+          schedule(Math.max(1, Math.ceil((cost * 1000) / maxBytesPerSecond)));
+          return;
+        }
+      }
+      pacer.tryTake(at);
       send(entry);
     }
   }
@@ -256,6 +361,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   return {
     kick: () => pump(),
     blocked: () => blocked,
+    throttling: () => ({ throttled: throttledCount, unacknowledged: unacknowledgedCount }),
     get inFlight() {
       return inFlight.size;
     },

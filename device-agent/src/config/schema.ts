@@ -94,11 +94,42 @@ export const mqttConfigSchema = z.strictObject({
   reconnectMaxMs: intIn('reconnectMaxMs', 1_000, 3_600_000).default(120_000),
 });
 
+/**
+ * The agent's telemetry shares its connection with its shadow requests and status messages, so its
+ * caps stay well under IoT Core's per-connection quotas ("AWS IoT Core endpoints and quotas": 100
+ * publishes and 512 KiB per second per connection) instead of at them.
+ */
+const PUBLISH_BOUNDS = {
+  maxPerSecond: 50,
+  maxBytesPerSecond: 384 * 1024,
+} as const;
+
 export const publishConfigSchema = z.strictObject({
   /** QoS 1 publishes awaiting PUBACK at once. */
   maxInFlight: intIn('maxInFlight', 1, 64).default(4),
-  /** Publish rate cap (IoT Core allows 100/s per connection). */
-  maxPerSecond: intIn('maxPerSecond', 1, 50).default(10),
+  /** Telemetry publishes per second. */
+  maxPerSecond: int('maxPerSecond')
+    .min(1, 'maxPerSecond must be at least 1')
+    .max(
+      PUBLISH_BOUNDS.maxPerSecond,
+      `maxPerSecond must be at most ${PUBLISH_BOUNDS.maxPerSecond}: AWS IoT Core allows 100 publishes per second per connection (quota publishesPerSecondPerConnection), and the shadow and status messages share the connection`,
+    )
+    .default(10),
+  /**
+   * Telemetry payload bytes per second. The publisher's bursts are one largest batch (120 KiB), so
+   * the most in any one-second window is this + 120 KiB: at the cap, 504 KiB, under the 512 KiB/s
+   * quota. The default lets full default batches (64 KiB) through at 4 a second instead of 10.
+   */
+  maxBytesPerSecond: int('maxBytesPerSecond')
+    .min(
+      STATE_BOUNDS.batchMaxBytes.max,
+      `maxBytesPerSecond must be at least ${STATE_BOUNDS.batchMaxBytes.max} (one batch of the largest size)`,
+    )
+    .max(
+      PUBLISH_BOUNDS.maxBytesPerSecond,
+      `maxBytesPerSecond must be at most ${PUBLISH_BOUNDS.maxBytesPerSecond}: AWS IoT Core allows 512 KiB of publishes per second per connection (quota publishBytesPerSecondPerConnection), and the shadow and status messages share the connection`,
+    )
+    .default(256 * 1024),
   ackTimeoutMs: intIn('ackTimeoutMs', 1_000, 600_000).default(30_000),
   /**
    * While the broker refuses the telemetry topic (MQTT 5 NOT_AUTHORIZED: the policy), the oldest

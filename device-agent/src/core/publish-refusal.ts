@@ -13,10 +13,14 @@ import { MQTT5_REASON, mqtt5ReasonName } from '@pifleet/protocol';
  *   fixed policy resumes delivery without a restart.
  * - `batch`: this batch can never be accepted as it is (its size, its payload), but the ones behind
  *   it can: it is held back for the slow interval, the others go, nothing is deleted.
- * - anything else (quota, implementation-specific, unspecified): a passing condition, retried at the
+ * - `throttled`: IoT Core's per-connection publish quotas (0x97 QUOTA_EXCEEDED, 0x96
+ *   MESSAGE_RATE_TOO_HIGH: more than 100 publishes or 512 KiB a second on one connection, "AWS IoT
+ *   Core endpoints and quotas"). It passes by itself once the agent sends slower: the batch stays in
+ *   the outbox, the publisher backs off (growing delay with jitter) and tries again, and counts it.
+ * - anything else (implementation-specific, unspecified): a passing condition, retried at the
  *   normal delay like a failed publish.
  */
-export type RefusalScope = 'topic' | 'batch' | 'transient';
+export type RefusalScope = 'topic' | 'batch' | 'throttled' | 'transient';
 
 export interface PublishRefusal {
   readonly scope: RefusalScope;
@@ -69,6 +73,14 @@ export function classifyRefusal(reasonCode: number, topic: string): PublishRefus
         reasonCode,
         reason,
         fix: 'the broker does not accept this batch as it is (lower batch.maxBytes if it is too large); it stays in the outbox and the batches behind it are sent',
+      };
+    case MQTT5_REASON.QUOTA_EXCEEDED:
+    case MQTT5_REASON.MESSAGE_RATE_TOO_HIGH:
+      return {
+        scope: 'throttled',
+        reasonCode,
+        reason,
+        fix: 'the broker throttles this connection (IoT Core allows 100 publishes and 512 KiB per second per connection); the batch is kept and sent again after a backoff',
       };
     default:
       return { scope: 'transient', reasonCode, reason, fix: 'retried at the normal delay' };

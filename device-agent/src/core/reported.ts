@@ -18,7 +18,11 @@ export interface ReportedInput {
    * (the shadow merges, so an absent key would leave it standing); undefined leaves it out.
    */
   readonly telemetry?: TelemetryBlocked | null;
+  /** Requests refused for a quota since start; reported once any is not zero. */
+  readonly throttled?: ThrottledReport;
 }
+
+export type ThrottledReport = NonNullable<ReportedState['throttled']>;
 
 /**
  * The `state.reported` document: what the agent actually runs with. `rejected` is included only
@@ -45,6 +49,8 @@ export function buildReported(input: ReportedInput, rejected?: RejectedPatch): R
   if (input.telemetry !== undefined) {
     reported.telemetry = input.telemetry === null ? null : { ...input.telemetry };
   }
+  const t = input.throttled;
+  if (t && (t.publishes > 0 || t.unacknowledged > 0 || t.connects > 0 || t.shadow > 0)) reported.throttled = { ...t };
   if (rejected !== undefined) {
     // The schema types rejected entries as non-null; a null entry is the shadow's way to delete a key.
     (reported as { rejected?: unknown }).rejected = rejected;

@@ -164,23 +164,82 @@ describe('other refusals', () => {
     expect(agent.status().outbox.depth).toBe(0);
   });
 
-  it('a passing refusal (QUOTA_EXCEEDED) is retried at the normal delay, as a failed publish', async () => {
-    const { clock, transport, agent, lines } = setup();
-    transport.refuseTelemetry = MQTT5_REASON.QUOTA_EXCEEDED;
+  it.each([
+    ['QUOTA_EXCEEDED', MQTT5_REASON.QUOTA_EXCEEDED],
+    ['MESSAGE_RATE_TOO_HIGH', MQTT5_REASON.MESSAGE_RATE_TOO_HIGH],
+  ])(
+    'a publish throttled for a quota (%s) is kept, backed off with a growing delay, counted and reported; never blocked, never dropped',
+    async (reason, code) => {
+      const { clock, transport, shadow, agent, lines, telemetrySeqs } = setup();
+      transport.refuseTelemetry = code;
+      await agent.start();
+      for (let i = 0; i < 60; i++) await clock.advance(1_000);
+      await settle();
+      // A minute of throttling: the backoff grows (1 s, 2 s, 4 s, … with jitter), so far fewer
+      // attempts than the 1-a-second retry of a failed publish (~60) and the pacer's 20/s.
+      const attempts = transport.telemetry().length;
+      expect(attempts).toBeGreaterThanOrEqual(5);
+      expect(attempts).toBeLessThan(30);
+      expect(errorsOf(lines)).toHaveLength(0);
+      // One warning with the reason code when it starts; the rest are debug.
+      const warnings = lines.filter(
+        (l) => l.msg === 'publish throttled by the broker (quota); batch kept, backing off',
+      );
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ level: 40, reasonCode: code, reason });
+      // Not a blocked topic; counted in the status and the shadow.
+      const status = agent.status();
+      expect(status.throttled).toEqual({ publishes: attempts, unacknowledged: 0, connects: 0, shadow: 0 });
+      expect(status.outbox.depth).toBe(status.sealedBatches);
+      await agent.syncShadow();
+      const reported = shadow.reported as { telemetry?: unknown; throttled?: unknown };
+      expect(reported.telemetry).toBeUndefined();
+      expect(reported.throttled).toEqual({ publishes: attempts, unacknowledged: 0, connects: 0, shadow: 0 });
+      expect(validateReportedState(shadow.updates.at(-1)).ok).toBe(true);
+
+      // The quota clears: everything kept is delivered, each batch acknowledged once.
+      transport.refuseTelemetry = undefined;
+      for (let i = 0; i < 90 && agent.status().outbox.depth > 0; i++) await clock.advance(1_000);
+      await settle();
+      expect(agent.status().outbox.depth).toBe(0);
+      const accepted = transport
+        .telemetry()
+        .slice(attempts)
+        .map((s) => JSON.parse(s.payload).seq as number);
+      expect(new Set(accepted).size).toBe(accepted.length);
+      expect(new Set(telemetrySeqs())).toEqual(
+        new Set(Array.from({ length: agent.status().sealedBatches }, (_, i) => i + 1)),
+      );
+      expect(
+        lines.find((l) => l.msg === 'broker acknowledges publishes again after throttling or timeouts'),
+      ).toMatchObject({
+        level: 30,
+        throttled: attempts,
+      });
+    },
+  );
+
+  it('a publish never acknowledged (MQTT 3.1.1: IoT Core sends no PUBACK for a throttled publish) is resent after a backoff, counted, and stored once', async () => {
+    const { clock, transport, agent, lines } = setup({ ackTimeoutMs: 5_000 });
+    transport.autoAck = false;
     await agent.start();
-    for (let i = 0; i < 30; i++) await clock.advance(1_000);
+    for (let i = 0; i < 40; i++) await clock.advance(1_000);
     await settle();
-    expect(transport.telemetry().length).toBeGreaterThan(20);
-    expect(errorsOf(lines)).toHaveLength(0);
-    expect(lines.find((l) => l.msg === 'publish failed; will resend')).toMatchObject({
+    const unacked = agent.status().throttled.unacknowledged;
+    expect(unacked).toBeGreaterThanOrEqual(4);
+    // Backed off between rounds: not the 20/s the pacer allows.
+    expect(transport.telemetry().length).toBeLessThan(40);
+    expect(lines.filter((l) => l.msg === 'publish not acknowledged in time; will resend').at(-1)).toMatchObject({
       level: 40,
-      reasonCode: 0x97,
-      reason: 'QUOTA_EXCEEDED',
+      unacknowledged: unacked,
     });
-    transport.refuseTelemetry = undefined;
-    for (let i = 0; i < 5; i++) await clock.advance(1_000);
+    // The broker acknowledges again: every batch acknowledged; the duplicates are what storage drops by (bootId, seq).
+    transport.autoAck = true;
+    for (let i = 0; i < 120 && agent.status().outbox.depth > 0; i++) await clock.advance(1_000);
     await settle();
     expect(agent.status().outbox.depth).toBe(0);
+    const ids = new Set(transport.telemetry().map((s) => JSON.parse(s.payload).seq as number));
+    expect(ids.size).toBe(agent.status().sealedBatches);
   });
 });
 
@@ -208,6 +267,35 @@ describe('the broker ends the connection with a reason', () => {
       reason: 'SERVER_SHUTTING_DOWN',
     });
     expect(errorsOf(lines)).toHaveLength(1);
+  });
+});
+
+describe('the broker refuses or ends the connection for a quota', () => {
+  it.each([
+    ['CONNECTION_RATE_EXCEEDED', MQTT5_REASON.CONNECTION_RATE_EXCEEDED],
+    ['QUOTA_EXCEEDED', MQTT5_REASON.QUOTA_EXCEEDED],
+    ['MESSAGE_RATE_TOO_HIGH', MQTT5_REASON.MESSAGE_RATE_TOO_HIGH],
+  ])('a DISCONNECT %s is counted in the status and the shadow; other reasons are not', async (_name, code) => {
+    const { clock, transport, shadow, agent, lines } = setup();
+    await agent.start();
+    await settle();
+    transport.drop(brokerDisconnect('disconnect', MQTT5_REASON.SERVER_SHUTTING_DOWN, new Error('socket closed')));
+    transport.connect();
+    await clock.advance(1_000);
+    expect(agent.status().throttled.connects).toBe(0);
+    transport.drop(brokerDisconnect('disconnect', code, new Error('socket closed')));
+    expect(lines.at(-1)).toMatchObject({ level: 40, reasonCode: code, connectsThrottled: 1 });
+    transport.connect();
+    await clock.advance(1_000);
+    await settle();
+    expect(agent.status().throttled).toEqual({ publishes: 0, unacknowledged: 0, connects: 1, shadow: 0 });
+    await agent.syncShadow();
+    expect((shadow.reported as { throttled?: unknown }).throttled).toEqual({
+      publishes: 0,
+      unacknowledged: 0,
+      connects: 1,
+      shadow: 0,
+    });
   });
 });
 

@@ -120,6 +120,33 @@ describe('loadConfig', () => {
     }
   });
 
+  it.each([
+    [
+      'maxPerSecond',
+      51,
+      /at most 50: AWS IoT Core allows 100 publishes per second per connection \(quota publishesPerSecondPerConnection\)/,
+    ],
+    [
+      'maxBytesPerSecond',
+      384 * 1024 + 1,
+      /at most 393216: AWS IoT Core allows 512 KiB of publishes per second per connection \(quota publishBytesPerSecondPerConnection\)/,
+    ],
+    ['maxBytesPerSecond', 120 * 1024 - 1, /at least 122880 \(one batch of the largest size\)/],
+  ])('publish.%s = %d is refused with a message naming the IoT Core quota it would exceed', (field, value, message) => {
+    const r = loadConfig({ fileText: text({ ...base, publish: { [field]: value } }) });
+    expect(r.ok).toBe(false);
+    expect(r.ok ? undefined : r.issues.find((i) => i.path === `publish.${field}`)?.message).toMatch(message);
+  });
+
+  it('the fastest publish settings the validation allows stay inside the per-connection quotas; the byte cap defaults to 256 KiB/s', () => {
+    const r = loadConfig({ fileText: text({ ...base, publish: { maxPerSecond: 50, maxBytesPerSecond: 384 * 1024 } }) });
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    expect(r.value.publish.maxPerSecond).toBeLessThan(100);
+    expect(r.value.publish.maxBytesPerSecond + 120 * 1024).toBeLessThan(512 * 1024);
+    const d = loadConfig({ fileText: text(base) });
+    expect(d.ok && d.value.publish.maxBytesPerSecond).toBe(256 * 1024);
+  });
+
   it('env alone can supply required settings', () => {
     const r = loadConfig({
       env: {

@@ -1,0 +1,101 @@
+/**
+ * The publisher at the fastest settings the agent's config allows, against IoT Core's
+ * per-connection quotas (100 publishes and 512 KiB a second): with a deep backlog in the outbox,
+ * no one-second window, wherever it starts, holds more than the quota. Virtual clock, the port
+ * fakes, the real outbox.
+ */
+import { describe, expect, it } from 'vitest';
+import { createPublisher } from '../../src/app/publisher.js';
+import { loadConfig } from '../../src/config/load.js';
+import { sealBatch } from '../../src/core/batcher.js';
+import { silentLogger } from '../../src/logger.js';
+import { openOutbox } from '../../src/outbox/outbox.js';
+import { createVirtualClock } from '../../src/testing/virtual-clock.js';
+import { MemoryTransport } from './fakes.js';
+
+const TOPIC = 'pifleet/pi-01/telemetry';
+
+/** The highest publish settings the config validation accepts. */
+function fastest() {
+  const r = loadConfig({
+    fileText: JSON.stringify({
+      thingName: 'pi-01',
+      endpoint: 'localhost',
+      certFile: 'c',
+      keyFile: 'k',
+      publish: { maxPerSecond: 50, maxInFlight: 64, maxBytesPerSecond: 384 * 1024 },
+    }),
+  });
+  if (!r.ok) throw new Error(JSON.stringify(r.issues));
+  return r.value.publish;
+}
+
+/** Most events in any window [t, t + 1000) that starts at an event. */
+function busiestSecond(events: readonly { at: number; weight: number }[]): number {
+  let most = 0;
+  for (const e of events) {
+    let sum = 0;
+    for (const o of events) if (o.at >= e.at && o.at < e.at + 1_000) sum += o.weight;
+    most = Math.max(most, sum);
+  }
+  return most;
+}
+
+async function run(readingsPerBatch: number, batches: number) {
+  const publish = fastest();
+  const clock = createVirtualClock({ start: 1_700_000_000_000 });
+  const transport = new MemoryTransport();
+  const { outbox } = openOutbox({ path: ':memory:', maxBytes: 1024 ** 3 });
+  for (let seq = 1; seq <= batches; seq++) {
+    const readings = Array.from({ length: readingsPerBatch }, (_, i) => ({
+      sensor: 'env',
+      ts: 1_700_000_000_000 + i,
+      metrics: { temperature: 21.123456 + i, humidity: 45.654321, pressure: 1013.25 },
+    }));
+    outbox.put(sealBatch({ thingName: 'pi-01', bootId: 'b', seq, readings, now: clock.now() }));
+  }
+  const sentAt: { at: number; bytes: number }[] = [];
+  const publishRaw = transport.publish.bind(transport);
+  transport.publish = (topic, payload, options) => {
+    sentAt.push({ at: clock.now(), bytes: Buffer.byteLength(payload) });
+    return publishRaw(topic, payload, options);
+  };
+  transport.start();
+  await Promise.resolve();
+  const publisher = createPublisher({
+    outbox,
+    transport,
+    topic: TOPIC,
+    clock,
+    maxInFlight: publish.maxInFlight,
+    maxPerSecond: publish.maxPerSecond,
+    maxBytesPerSecond: publish.maxBytesPerSecond,
+    ackTimeoutMs: publish.ackTimeoutMs,
+    logger: silentLogger(),
+  });
+  publisher.kick();
+  for (let i = 0; i < 2_000 && outbox.stats().depth > 0; i++) await clock.advance(50);
+  return { sentAt, depth: outbox.stats().depth };
+}
+
+describe('publisher pacing at the fastest configured rates', () => {
+  it('small batches: at most 75 publishes in any one-second window (quota 100), every batch sent', async () => {
+    const { sentAt, depth } = await run(1, 400);
+    expect(depth).toBe(0);
+    expect(sentAt).toHaveLength(400);
+    const most = busiestSecond(sentAt.map((s) => ({ at: s.at, weight: 1 })));
+    expect(most).toBeLessThanOrEqual(75);
+    expect(most).toBeGreaterThanOrEqual(50);
+  });
+
+  it('full batches: at most 384 KiB + one batch (under 512 KiB) in any one-second window, every batch sent', async () => {
+    // ~100 KB a batch: the byte cap, not the publish count, is what paces these.
+    const { sentAt, depth } = await run(1_100, 40);
+    expect(depth).toBe(0);
+    expect(sentAt).toHaveLength(40);
+    expect(sentAt[0]?.bytes).toBeGreaterThan(90_000);
+    const most = busiestSecond(sentAt.map((s) => ({ at: s.at, weight: s.bytes })));
+    expect(most).toBeLessThanOrEqual(384 * 1024 + 120 * 1024);
+    expect(most).toBeLessThan(512 * 1024);
+  });
+});
