@@ -70,6 +70,11 @@ describe('checkPolicyDocument (CreatePolicy)', () => {
       'Condition key iot:Certificate.Subject.Organization.List is not evaluated by the local IoT Core: the broker reads the first value of each certificate name field only',
     ],
     [
+      'an indexed value of a certificate field',
+      withCondition({ StringEquals: { 'iot:Certificate.Issuer.Country.1': 'DE' } }),
+      'Condition key iot:Certificate.Issuer.Country.1 is not evaluated by the local IoT Core: the broker reads the first value of each certificate name field only',
+    ],
+    [
       'a date that is not one',
       withCondition({ DateLessThan: { 'aws:CurrentTime': '2024-02-30' } }),
       "Condition DateLessThan value '2024-02-30' for aws:CurrentTime is not an ISO 8601 date (W3C profile) or epoch seconds",

@@ -64,7 +64,8 @@ const STATIC_KEYS: ReadonlySet<string> = new Set([
  */
 const NOT_LOCAL: readonly (readonly [RegExp, string])[] = [
   [
-    /^iot:certificate\.(subject|issuer)\.[a-z]+\.list$/,
+    // `.List` (every value) and an index (one value other than the first) of a multi-valued field.
+    /^iot:certificate\.(subject|issuer)\.[a-z]+\.(list|\d+)$/,
     'the broker reads the first value of each certificate name field only',
   ],
   [
