@@ -33,7 +33,7 @@ export function registerThingsDescribe(things: CommandUnknownOpts, run: Runner):
     withCommonOptions(
       things
         .command('describe')
-        .description('show a thing: attributes, certificates and their status, policies, shadow summary')
+        .description('show a thing: type, groups, attributes, certificates and their status, policies, shadow summary')
         .argument('<name>', 'thing name'),
     ),
     async (ctx, [rawName]) => {
@@ -42,6 +42,7 @@ export function registerThingsDescribe(things: CommandUnknownOpts, run: Runner):
       const { registry, shadows, errorContext } = await ctx.services();
       const thing = await registry.describeThing(thingName);
       if (!thing) throw thingNotFound(thingName, ctx.hints);
+      const thingGroups = await registry.listThingGroupsForThing(thingName);
       const principals = await registry.listThingPrincipals(thingName);
       const certificates = [];
       for (const arn of principals) {
@@ -80,6 +81,8 @@ export function registerThingsDescribe(things: CommandUnknownOpts, run: Runner):
       const data = {
         thingName,
         thingArn: thing.thingArn,
+        ...(thing.thingTypeName !== undefined ? { thingTypeName: thing.thingTypeName } : {}),
+        thingGroups,
         attributes: thing.attributes,
         version: thing.version,
         certificates,
@@ -87,6 +90,8 @@ export function registerThingsDescribe(things: CommandUnknownOpts, run: Runner):
       };
       const lines = [
         `thing ${thingName}${thing.thingArn ? `  ${thing.thingArn}` : ''}`,
+        `type: ${thing.thingTypeName ?? '(none)'}`,
+        `groups: ${thingGroups.join(', ') || '(none)'}`,
         `attributes: ${
           Object.entries(thing.attributes)
             .map(([k, v]) => `${k}=${v}`)

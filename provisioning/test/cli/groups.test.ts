@@ -57,6 +57,11 @@ describe('things create --type --group', () => {
       status: 'unchanged',
       changes: [],
     });
+
+    const described = await cli([...local(), 'things', 'describe', 'tg-1'], { cwd: dir });
+    expect(described.stdout.split('\n')).toEqual(expect.arrayContaining(['type: Sensor', 'groups: lab']));
+    const data = await cli([...local(), 'things', 'describe', 'tg-1', '--json'], { cwd: dir });
+    expect(json<Record<string, unknown>>(data.stdout)).toMatchObject({ thingTypeName: 'Sensor', thingGroups: ['lab'] });
   });
 
   it('gives an existing thing the type and the group it lacks', async () => {
