@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-iot-data-plane';
 import { type JsonObject, MQTT_PROTOCOLS, type MqttProtocol, SHADOW_ERRORS, shadowTopics } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveLimits } from '../../src/limits/index.js';
 import { openSqliteShadowStore } from '../../src/shadow/sqlite-store.js';
 import {
   type Core,
@@ -39,6 +40,10 @@ let gate: ReturnType<typeof createGatedStore>;
 
 beforeAll(async () => {
   core = await startCore('conf-err', {
+    // Every case here goes to one thing per protocol, back to back: past IoT Core's 20 shadow
+    // requests per second per thing, which AWS would throttle. The rate has its own suite
+    // (shadow/quotas.test.ts); this one tests each error, the in-flight 429 included.
+    limits: resolveLimits('aws', { shadowRequestsPerSecondPerThing: null }),
     shadowStore: (dataDir) => {
       gate = createGatedStore(openSqliteShadowStore({ path: join(dataDir, 'shadows.sqlite') }));
       return gate.store;

@@ -3,6 +3,7 @@ import { isMqtt5Failure, type JsonObject, MQTT5_REASON, type MqttProtocol, mqtt5
 import { iot, iotshadow, mqtt, type mqtt_request_response, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { connectAsync } from 'mqtt';
 import { afterAll, beforeAll } from 'vitest';
+import type { Limits } from '../../src/limits/index.js';
 import type { ShadowStore } from '../../src/shadow/store.js';
 import { type InProcessCore, removeDir, startInProcessCore, tempDir } from '../../src/testing/in-process-core.js';
 import type { ProvisionedThing } from '../../src/testing/provision.js';
@@ -37,12 +38,15 @@ export type Device = Pick<ProvisionedThing, 'thingName' | 'certPem' | 'keyPem'>;
  */
 export async function startCore(
   name: string,
-  options: { readonly shadowStore?: (dataDir: string) => ShadowStore } = {},
+  options: { readonly shadowStore?: (dataDir: string) => ShadowStore; readonly limits?: Limits } = {},
 ): Promise<Core> {
   const dataDir = tempDir(name);
-  const { shadowStore } = options;
+  const { shadowStore, limits } = options;
   try {
-    const run = await startInProcessCore(dataDir, shadowStore ? { shadowStore: () => shadowStore(dataDir) } : {});
+    const run = await startInProcessCore(dataDir, {
+      ...(shadowStore ? { shadowStore: () => shadowStore(dataDir) } : {}),
+      ...(limits ? { limits } : {}),
+    });
     return {
       ...run,
       dataDir,

@@ -13,6 +13,7 @@ import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { localCorePaths } from '../../src/app/local-core.js';
 import { LOCAL_PROFILE } from '../../src/http/credentials.js';
+import { resolveLimits } from '../../src/limits/index.js';
 import type { RuleErrorPayload } from '../../src/rules/actions/error-payload.js';
 import { logFileName } from '../../src/rules/actions/log.js';
 import { RULE_ERROR_LOG_GROUP } from '../../src/rules/definitions.js';
@@ -153,7 +154,9 @@ const eventually = (probe: () => boolean | Promise<boolean>, what: string) =>
 
 beforeAll(async () => {
   dir = tempDir('hostile-json');
-  run = await startCore(dir);
+  // Each hostile document is followed by requests to the same two things' shadows, back to back:
+  // past IoT Core's 20 shadow requests per second per thing (shadow/quotas.test.ts tests that rate).
+  run = await startCore(dir, { limits: resolveLimits('aws', { shadowRequestsPerSecondPerThing: null }) });
   process.env.AWS_SHARED_CREDENTIALS_FILE = run.info.credentialsFile;
   process.env.AWS_CONFIG_FILE = `${run.info.credentialsFile}.no-config`;
   data = new IoTDataPlaneClient({
