@@ -411,6 +411,51 @@ describe('time keys', () => {
     expect(holds({ NumericEquals: { 'aws:EpochTime': EPOCH } }, ctx(), NOW + 999)).toBe(true);
   });
 
+  it('answers time conditions as the general comparison of the same instant does (many generated cases)', () => {
+    // The time keys take a numeric fast path; a certificate date key holding the same instant goes
+    // through the general one (text in, parsed per question). They must agree everywhere.
+    const operators = [
+      'DateEquals',
+      'DateNotEquals',
+      'DateLessThan',
+      'DateLessThanEquals',
+      'DateGreaterThan',
+      'DateGreaterThanEquals',
+    ];
+    const limits = ['2026-03-01T12:00:00Z', '2026-03-01T12:00:01Z', '1772366400', '2026-03-01', '2026', 'not a date'];
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const now = NOW + (rand(5) - 2) * 1000 + rand(1000) - 86_400_000 * rand(2) * (rand(2) ? 1 : -1);
+      const operator = `${operators[rand(operators.length)]}${rand(4) === 0 ? 'IfExists' : ''}`;
+      const value = limits[rand(limits.length)] as string;
+      const general = holds(
+        { [operator]: { 'iot:Certificate.Validity.NotAfter': value } },
+        ctx({ certificate: { notAfter: new Date(Math.floor(now / 1000) * 1000).toUTCString() } }),
+        now,
+      );
+      expect(holds({ [operator]: { 'aws:CurrentTime': value } }, ctx(), now), `${operator} ${value} at ${now}`).toBe(
+        general,
+      );
+      expect(holds({ [operator]: { 'aws:EpochTime': value } }, ctx(), now), `${operator} ${value} at ${now}`).toBe(
+        general,
+      );
+    }
+    for (const op of ['NumericEquals', 'NumericLessThan', 'NumericGreaterThanEquals', 'NumericNotEquals']) {
+      for (const delta of [-1, 0, 1]) {
+        const limit = String(Number(EPOCH) + delta);
+        const general = holds(
+          { [op]: { 'iot:Connection.Thing.Attributes[floor]': limit } },
+          ctx({ thing: { attributes: { floor: EPOCH } } }),
+        );
+        expect(holds({ [op]: { 'aws:EpochTime': limit } }, ctx(), NOW + 999)).toBe(general);
+      }
+    }
+  });
+
   it('answers undefined for an operator it does not know (the caller fails closed)', () => {
     expect(holds({ StringMaybe: { 'iot:ClientId': 'pi-01' } })).toBeUndefined();
     expect(holds({ 'ForAnyValue:Null': { 'iot:ClientId': 'true' } })).toBeUndefined();
