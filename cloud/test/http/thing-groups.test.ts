@@ -6,10 +6,12 @@ import {
   CreatePolicyCommand,
   CreateThingCommand,
   CreateThingGroupCommand,
+  CreateThingTypeCommand,
   DeleteConflictException,
   DeletePolicyCommand,
   DeleteThingCommand,
   DeleteThingGroupCommand,
+  DeprecateThingTypeCommand,
   DescribeThingGroupCommand,
   DetachPolicyCommand,
   InvalidRequestException,
@@ -32,7 +34,7 @@ import {
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
-import { type RunningCore, removeDir, startCore, tempDir } from './harness.js';
+import { iotClient, type RunningCore, removeDir, startCore, tempDir } from './harness.js';
 
 /**
  * Static thing groups through the real @aws-sdk/client-iot, and a thing-group policy applied by the
@@ -305,6 +307,96 @@ describe('thing group operations', () => {
       ResourceNotFoundException,
       404,
     );
+  });
+});
+
+/** The SDK's serialized body replaced by `body` before signing (what a hostile or broken client sends). */
+function rewriteBody(body: string): never {
+  type Args = { request: { body?: unknown; headers: Record<string, string> } };
+  const middleware = (next: (args: Args) => Promise<unknown>) => async (args: Args) => {
+    args.request.body = body;
+    args.request.headers['content-length'] = String(Buffer.byteLength(body));
+    return next(args);
+  };
+  return middleware as never;
+}
+
+describe('malformed bodies: a 400 that names the field, and nothing created', () => {
+  const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+
+  it.each<[string, () => unknown, string, RegExp]>([
+    [
+      'properties that are not an object',
+      () => new CreateThingGroupCommand({ thingGroupName: 'bad-1' }),
+      '{"thingGroupProperties":5}',
+      /'thingGroupProperties' must be an object/,
+    ],
+    [
+      'a parent that is not a string',
+      () => new CreateThingGroupCommand({ thingGroupName: 'bad-2' }),
+      '{"parentGroupName":["hq"]}',
+      /'parentGroupName' must be a string/,
+    ],
+    [
+      'attributes nested past the depth limit',
+      () => new CreateThingGroupCommand({ thingGroupName: 'bad-3' }),
+      `{"thingGroupProperties":{"attributePayload":{"attributes":{"a":${deep}}}}}`,
+      /./,
+    ],
+    [
+      'searchable attributes that are not strings',
+      () => new CreateThingTypeCommand({ thingTypeName: 'Bad4' }),
+      '{"thingTypeProperties":{"searchableAttributes":[1]}}',
+      /searchableAttributes' must be a list of strings/,
+    ],
+    [
+      'undoDeprecate that is not a boolean',
+      () => new DeprecateThingTypeCommand({ thingTypeName: 'Bad5' }),
+      '{"undoDeprecate":"yes"}',
+      /'undoDeprecate' must be a boolean/,
+    ],
+    [
+      'a thing name that is not a string',
+      () => new AddThingToThingGroupCommand({ thingGroupName: 'hq' }),
+      '{"thingGroupName":"hq","thingName":{"__proto__":"x"}}',
+      /'thingName' must be a string/,
+    ],
+    ['a body that is not JSON', () => new CreateThingGroupCommand({ thingGroupName: 'bad-7' }), '{"thingGroup', /./],
+  ])('refuses %s', async (_label, command, body, message) => {
+    const client = iotClient(run.info);
+    client.middlewareStack.add(rewriteBody(body), { step: 'build', priority: 'low', name: 'replaceBody' });
+    try {
+      const err = await rejection(client.send(command() as never), InvalidRequestException, 400);
+      expect(err.message).toMatch(message);
+    } finally {
+      client.destroy();
+    }
+    for (const name of ['bad-1', 'bad-2', 'bad-3', 'bad-7']) {
+      await rejection(
+        iot.send(new DescribeThingGroupCommand({ thingGroupName: name })),
+        ResourceNotFoundException,
+        404,
+      );
+    }
+    expect(Object.keys(Object.prototype)).toEqual([]);
+  });
+
+  it("keeps an attribute named __proto__ as the group's own attribute", async () => {
+    const client = iotClient(run.info);
+    client.middlewareStack.add(
+      rewriteBody('{"thingGroupProperties":{"attributePayload":{"attributes":{"__proto__":"p","constructor":"c"}}}}'),
+      { step: 'build', priority: 'low', name: 'replaceBody' },
+    );
+    try {
+      await client.send(new CreateThingGroupCommand({ thingGroupName: 'odd-attrs' }));
+    } finally {
+      client.destroy();
+    }
+    const g = await iot.send(new DescribeThingGroupCommand({ thingGroupName: 'odd-attrs' }));
+    expect(Object.entries(g.thingGroupProperties?.attributePayload?.attributes ?? {})).toEqual([
+      ['__proto__', 'p'],
+      ['constructor', 'c'],
+    ]);
   });
 });
 
