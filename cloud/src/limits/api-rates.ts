@@ -16,7 +16,7 @@ export interface ApiRateGate {
 
 export function createApiRateGate(deps: {
   readonly limits: Limits;
-  readonly throttles: ThrottleCounters;
+  readonly throttles: Pick<ThrottleCounters, 'hit'>;
 }): ApiRateGate {
   const limiters = new Map<ApiQuotaName, KeyedRateLimiter | null>();
   const limiterOf = (quota: ApiQuotaName): KeyedRateLimiter | null => {
