@@ -523,26 +523,6 @@ export function createBroker(deps: BrokerDeps): Broker {
       );
       return;
     }
-    const overQuota = quotas.admitConnect(client.id, sessions.size, registeredClient(aedes, client.id) !== undefined);
-    if (overQuota) {
-      // MQTT 5 says which: 0x9F for a rate, 0x97 for the connection count. MQTT 3.1.1 has no such
-      // code; IoT Core does not document its answer, and CONNACK 3 (server unavailable) is the one
-      // that tells a client to come back later rather than to fix its credentials.
-      refuseConnackWith(
-        client.conn,
-        overQuota.rate ? MQTT5_REASON.CONNECTION_RATE_EXCEEDED : MQTT5_REASON.QUOTA_EXCEEDED,
-      );
-      done(
-        Object.assign(
-          new BrokerError(BROKER_ERRORS.quotaExceeded, `quota exceeded: ${overQuota.quota}`, {
-            data: { clientId: client.id, quota: overQuota.quota },
-          }),
-          { returnCode: SERVER_UNAVAILABLE },
-        ),
-        null,
-      );
-      return;
-    }
     const session = newSession(client);
     if (!session) {
       done(connectRefusal(BROKER_ERRORS.noCertificate, 'no client certificate', { clientId: client.id }), null);
@@ -567,6 +547,28 @@ export function createBroker(deps: BrokerDeps): Broker {
         done(connectRefusal(BROKER_ERRORS.connectDenied, 'iot:Connect denied', data), null);
         return;
       }
+    }
+    // After authentication: a CONNECT the certificate or policy refuses is answered for that (0x87,
+    // CONNACK 5), and only an acceptable one uses the connect rates and the connection count.
+    const overQuota = quotas.admitConnect(client.id, sessions.size, registeredClient(aedes, client.id) !== undefined);
+    if (overQuota) {
+      // MQTT 5 says which: 0x9F for a rate, 0x97 for the connection count. MQTT 3.1.1 has no such
+      // code; IoT Core does not document its answer, and CONNACK 3 (server unavailable) is the one
+      // that tells a client to come back later rather than to fix its credentials.
+      refuseConnackWith(
+        client.conn,
+        overQuota.rate ? MQTT5_REASON.CONNECTION_RATE_EXCEEDED : MQTT5_REASON.QUOTA_EXCEEDED,
+      );
+      done(
+        Object.assign(
+          new BrokerError(BROKER_ERRORS.quotaExceeded, `quota exceeded: ${overQuota.quota}`, {
+            data: { clientId: client.id, quota: overQuota.quota },
+          }),
+          { returnCode: SERVER_UNAVAILABLE },
+        ),
+        null,
+      );
+      return;
     }
     track(session);
     markDuplicate(client);

@@ -235,7 +235,24 @@ export async function connectDevice(
   protocol: MqttProtocol = '3.1.1',
   options: ConnectOptions = {},
 ): Promise<DeviceClient> {
+  await paceConnect(options.clientId ?? device.thingName);
   return protocol === '5' ? connect5(core, device, options) : connect311(core, device, options);
+}
+
+/** When each client id last connected, for {@link paceConnect}. */
+const lastConnectAt = new Map<string, number>();
+
+/**
+ * IoT Core accepts one CONNECT per second per client id, and the local core enforces it
+ * (connectsPerSecondPerClientId; quotas.test.ts tests the refusal). Cases that reconnect one client
+ * id (sessions, takeovers, restarts) wait out the rest of that second first, as a device's
+ * reconnect backoff does, rather than run without the quota.
+ */
+async function paceConnect(clientId: string): Promise<void> {
+  const last = lastConnectAt.get(clientId);
+  const wait = last === undefined ? 0 : last + 1_050 - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  lastConnectAt.set(clientId, Date.now());
 }
 
 async function connect311(
@@ -443,6 +460,7 @@ export async function connackReturnCode311(
   clientId = device.thingName,
 ): Promise<number | undefined> {
   try {
+    await paceConnect(clientId);
     const client = await connectAsync({ ...thingMqttOptions(core.info, device), clientId });
     await client.endAsync(true);
     return 0;
