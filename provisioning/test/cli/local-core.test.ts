@@ -439,7 +439,10 @@ describe('--local', () => {
       [`--local=${name}`, 'things', 'list', '--json'],
     ]) {
       const r = await cli(argv, { cwd: parent });
-      expect(r.stderr, argv.join(' ')).toBe('');
+      // Six lists back to back (each run its own client-side limiter) can pass ListThings' 10 per
+      // second, as against AWS: the core throttles and the CLI's retry line is the only stderr.
+      const lines = r.stderr.split('\n').filter((line) => line !== '' && !line.includes('"msg":"retrying"'));
+      expect(lines, argv.join(' ')).toEqual([]);
       expect(r.code).toBe(0);
     }
   });
