@@ -39,8 +39,8 @@ export interface PublishThrottling {
   /** Publishes refused for a quota (MQTT 5 PUBACK 0x97 QUOTA_EXCEEDED, 0x96 MESSAGE_RATE_TOO_HIGH). */
   readonly throttled: number;
   /**
-   * Publishes not acknowledged within `ackTimeoutMs` (MQTT 3.1.1: IoT Core sends no PUBACK for a
-   * throttled publish, so this is how throttling shows there; a lost connection shows this way too).
+   * Publishes not acknowledged within `ackTimeoutMs` while their connection stayed up (MQTT 3.1.1:
+   * IoT Core sends no PUBACK for a throttled publish, so this is how throttling shows there).
    */
   readonly unacknowledged: number;
 }
@@ -101,6 +101,11 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   let unacknowledgedCount = 0;
   /** Throttled or unacknowledged publishes since the last accepted one: the backoff's retry number. */
   let strikes = 0;
+  /** Connections lost so far: a publish whose connection was lost meanwhile is not "unacknowledged". */
+  let interruptions = 0;
+  transport.on('interrupted', () => {
+    interruptions += 1;
+  });
   const inFlight = new Set<number>();
   const waiters = new Set<() => void>();
   let timer: TimerHandle | undefined;
@@ -143,12 +148,20 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   const send = (entry: { id: number; json: string; seq: number; bootId: string }) => {
     inFlight.add(entry.id);
     let done = false;
+    const sentOn = interruptions;
     const ackTimer = clock.setTimeout(() => {
       if (done) return;
       done = true;
+      settle(entry.id);
+      if (sentOn !== interruptions || !transport.isConnected) {
+        // The connection went away under it: resent once connected again (the agent kicks the
+        // publisher on every connect), not counted as the broker leaving it unacknowledged.
+        log.debug({ id: entry.id, seq: entry.seq }, 'publish lost with its connection; will resend');
+        pump();
+        return;
+      }
       unacknowledgedCount += 1;
       strikes += 1;
-      settle(entry.id);
       // No PUBACK: on MQTT 3.1.1 that is how IoT Core throttles a publish (it sends none), so the
       // batch is resent after a backoff, not at once into the same quota. Duplicates from a PUBACK
       // that was only late are dropped by storage (thingName, bootId, seq).

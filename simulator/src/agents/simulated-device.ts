@@ -113,6 +113,8 @@ export interface SimulatedDeviceDeps {
   readonly ioClock?: Clock;
   readonly logger?: Logger;
   readonly bootId?: string;
+  /** The MQTT client: `crt` (default, the device SDK, as a Pi runs) or `mqtt` (mqtt.js, as fleets run). */
+  readonly transport?: 'crt' | 'mqtt';
 }
 
 export interface SimulatedDevice {
@@ -158,6 +160,7 @@ export function createSimulatedDevice(deps: SimulatedDeviceDeps): SimulatedDevic
     logger: deps.logger ?? silentLogger(),
     ...(deps.bootId ? { bootId: deps.bootId } : {}),
     ports: hardware.ports,
+    ...(deps.transport ? { transport: deps.transport } : {}),
     // Without a logger there is nothing to re-level: a desired logLevel must not wake a silent logger.
     ...(deps.logger ? {} : { setLogLevel: () => undefined }),
   });

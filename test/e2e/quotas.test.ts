@@ -1,0 +1,169 @@
+import path from 'node:path';
+import type { AgentConfigInput } from '@pifleet/device-agent';
+import {
+  createSimulatedDevice,
+  parseAgentConfig,
+  type SimulatedDevice,
+  simulatedConfigInput,
+} from '@pifleet/simulator';
+import {
+  type DeviceFiles,
+  desire,
+  part,
+  portsOf,
+  provisionDevice,
+  type RunningCore,
+  removeDir,
+  startCore,
+  TelemetryLog,
+  tempDir,
+  until,
+  waitForShadow,
+  waitForStored,
+} from '@pifleet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_CASES } from './protocols.js';
+
+/**
+ * The agent never trips IoT Core's quotas at its configured rates. Against the local core with its
+ * default limits (`aws`: IoT Core's published quotas, every breach counted), two agents per case
+ * run in real time (the system clock: the publisher's pacing is measured against the broker's own
+ * clock), on each MQTT client and version: one with the agent's defaults, one at the fastest
+ * rates its config validation allows (100 ms sampling of three sensors, one reading a batch: 30
+ * batches a second wanting out, 50 publishes a second, 64 in flight, reconnects from 100 ms, a
+ * report every 10 s). They publish, take desired-state changes, lose the core to a restart and
+ * reconnect to it; afterwards every throttle counter of both core instances is zero, the agents
+ * counted no throttling either, and every reading sampled is stored.
+ */
+
+let dir: string;
+let core: RunningCore;
+const telemetry = new TelemetryLog();
+const devices: SimulatedDevice[] = [];
+
+beforeAll(async () => {
+  dir = tempDir('e2e-quotas');
+  core = await startCore(path.join(dir, 'core'), { telemetry });
+});
+
+afterAll(async () => {
+  for (const d of devices.splice(0)) await d.stop().catch(() => undefined);
+  await core?.stop();
+  removeDir(dir);
+});
+
+const FASTEST: Partial<AgentConfigInput> = {
+  mqtt: { keepAliveS: 30, reconnectMinMs: 100, reconnectMaxMs: 1_000 },
+  batch: { maxReadings: 1, maxAgeMs: 100 },
+  publish: { maxPerSecond: 50, maxInFlight: 64, maxBytesPerSecond: 384 * 1024, ackTimeoutMs: 1_000 },
+  shadow: { reportIntervalMs: 10_000, requestTimeoutMs: 1_000 },
+};
+
+/** Breaches counted by the core, by quota: only those that are not zero (so a failure names them). */
+const breaches = (c: RunningCore) => Object.entries(c.core.services.throttles.snapshot()).filter(([, n]) => n > 0);
+
+async function startDevice(
+  files: DeviceFiles,
+  config: Partial<Parameters<typeof simulatedConfigInput>[0]>,
+  transport: 'crt' | 'mqtt',
+) {
+  const d = createSimulatedDevice({
+    config: parseAgentConfig(
+      simulatedConfigInput({
+        ...files,
+        endpoint: '127.0.0.1',
+        port: core.info.mqtt.port,
+        relay: true,
+        ...config,
+      }),
+    ),
+    seed: files.thingName,
+    transport,
+  });
+  devices.push(d);
+  await d.start();
+  return d;
+}
+
+const sensorIds = ['env', 'light', 'soil'];
+
+describe.each(PROTOCOL_CASES.flatMap((p) => (['crt', 'mqtt'] as const).map((transport) => ({ ...p, transport }))))(
+  'the agent inside the quotas: $transport over MQTT $protocol',
+  ({ protocol, tag, transport }) => {
+    it('at its defaults and at its fastest rates: publishes, desired changes and a core restart trip no quota; every reading is stored', async () => {
+      const slowThing = `quota-default-${transport}-${tag}`;
+      const fastThing = `quota-fastest-${transport}-${tag}`;
+      const slow = await startDevice(
+        await provisionDevice(core, slowThing, dir),
+        { mqttProtocol: protocol },
+        transport,
+      );
+      const fast = await startDevice(
+        await provisionDevice(core, fastThing, dir),
+        {
+          mqttProtocol: protocol,
+          samplingMs: 100,
+          overrides: { ...FASTEST, mqtt: { ...FASTEST.mqtt, protocol } },
+        },
+        transport,
+      );
+      const both = [slow, fast];
+      await until(() => both.every((d) => d.transport.isConnected), { within: 15_000, what: 'both connected' });
+      await telemetry.waitFor(() => telemetry.unique(fastThing).length >= 60, 15_000, '60 batches of the fast agent');
+
+      // Desired changes, at an operator's pace (4 a second: with the agents' reports, well inside
+      // the 20 shadow requests a second per thing).
+      for (const [i, on] of [true, false, true].entries()) {
+        await desire(core, slowThing, { outputs: { relay: on } });
+        await desire(core, fastThing, { sampling: { env: 150 + i * 50 } });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      await waitForShadow(core, slowThing, (doc) => part<{ relay?: boolean }>(doc, 'outputs').relay === true);
+      await waitForShadow(core, fastThing, (doc) => part<{ env?: number }>(doc, 'sampling').env === 250);
+
+      // The core goes away and comes back on the same ports: every agent reconnects, no faster than
+      // one CONNECT a second per client id.
+      const beforeRestart = breaches(core);
+      const ports = portsOf(core);
+      await core.stop();
+      await until(() => both.every((d) => !d.transport.isConnected), { within: 10_000, what: 'both disconnected' });
+      core = await startCore(path.join(dir, 'core'), { ...ports, telemetry });
+      await until(() => both.every((d) => d.transport.isConnected), { within: 20_000, what: 'both reconnected' });
+      const sealedAtReconnect = fast.status().sealedBatches;
+      await telemetry.waitFor(
+        () => telemetry.unique(fastThing).length >= sealedAtReconnect + 30,
+        15_000,
+        'the fast agent publishing after the restart',
+      );
+      await desire(core, slowThing, { outputs: { relay: false } });
+      // The fast agent slows down so that its outbox empties before it stops (a memory outbox).
+      await desire(core, fastThing, { sampling: Object.fromEntries(sensorIds.map((id) => [id, 60_000])) });
+      await waitForShadow(core, slowThing, (doc) => part<{ relay?: boolean }>(doc, 'outputs').relay === false);
+      await waitForShadow(core, fastThing, (doc) => part<{ env?: number }>(doc, 'sampling').env === 60_000);
+      // The default agent seals its first batch after 10 s (its batch age).
+      await telemetry.waitFor(() => telemetry.unique(slowThing).length >= 1, 15_000, 'a batch of the default agent');
+      await until(() => both.every((d) => d.status().outbox.depth === 0 && d.status().inFlight === 0), {
+        within: 10_000,
+        what: 'outboxes empty',
+      });
+
+      const throttledByAgents = both.map((d) => d.status().throttled);
+      const generated = both.map((d) => d.status().readings);
+      for (const d of both) {
+        await d.stop();
+        devices.splice(devices.indexOf(d), 1);
+      }
+
+      expect(beforeRestart).toEqual([]);
+      expect(breaches(core)).toEqual([]);
+      expect(throttledByAgents).toEqual([
+        { publishes: 0, unacknowledged: 0, connects: 0, shadow: 0 },
+        { publishes: 0, unacknowledged: 0, connects: 0, shadow: 0 },
+      ]);
+      // Nothing lost: every reading sampled is stored (the store drops duplicates by bootId and seq).
+      expect(await waitForStored(core, slowThing, generated[0] ?? 0)).toBe(generated[0]);
+      expect(await waitForStored(core, fastThing, generated[1] ?? 0)).toBe(generated[1]);
+      expect(generated[1]).toBeGreaterThanOrEqual(90);
+    }, 120_000);
+  },
+);
