@@ -1,4 +1,8 @@
 import {
+  AttachPolicyCommand,
+  AttachThingPrincipalCommand,
+  CreateKeysAndCertificateCommand,
+  CreatePolicyCommand,
   CreateThingCommand,
   CreateThingTypeCommand,
   DeleteThingTypeCommand,
@@ -15,10 +19,12 @@ import {
   ResourceNotFoundException,
   UpdateThingCommand,
 } from '@aws-sdk/client-iot';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalIotCore, type LocalIotCore } from '../../src/app/local-core.js';
+import { createLocalIotCore, type LocalCoreInfo, type LocalIotCore } from '../../src/app/local-core.js';
 import { LOCAL_CORE_DEFAULTS } from '../../src/config/local-core.js';
 import { sdkClients } from '../../src/testing/in-process-core.js';
+import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
 import { removeDir, tempDir } from './harness.js';
 
 /**
@@ -30,6 +36,7 @@ let dir: string;
 let core: LocalIotCore;
 let iot: IoTClient;
 let destroy: () => void;
+let info: LocalCoreInfo;
 let clock = Date.now();
 
 beforeAll(async () => {
@@ -38,7 +45,7 @@ beforeAll(async () => {
     config: { ...LOCAL_CORE_DEFAULTS, dataDir: dir, mqttPort: 0, httpPort: 0 },
     now: () => clock,
   });
-  const info = await core.start();
+  info = await core.start();
   const clients = sdkClients(info);
   iot = clients.iot;
   destroy = () => {
@@ -66,6 +73,75 @@ async function rejection(send: Promise<unknown>, type: ErrorClass, status: numbe
 }
 
 const attrs = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, `v${i}`]));
+
+// First in the file: the certificate is issued at the core's clock, which a later test moves five
+// minutes ahead, and TLS checks the certificate's validity against the real time.
+describe("the thing's type and attributes on its connection", () => {
+  it('a ThingTypeName condition follows UpdateThing (type given, then removed) without a reconnect', async () => {
+    await iot.send(new CreateThingTypeCommand({ thingTypeName: 'Gateway' }));
+    await iot.send(new CreateThingCommand({ thingName: 'gw-1', attributePayload: { attributes: { site: 'a' } } }));
+    const cert = await iot.send(new CreateKeysAndCertificateCommand({ setAsActive: true }));
+    const topic = (name: string) => `arn:aws:iot:${info.region}:${info.accountId}:topic/${name}`;
+    await iot.send(
+      new CreatePolicyCommand({
+        policyName: 'gw-policy',
+        policyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [
+            { Effect: 'Allow', Action: 'iot:Connect', Resource: '*' },
+            {
+              Effect: 'Allow',
+              Action: 'iot:Publish',
+              Resource: topic('gateways/*'),
+              Condition: { StringEquals: { 'iot:Connection.Thing.ThingTypeName': 'Gateway' } },
+            },
+            {
+              Effect: 'Allow',
+              Action: 'iot:Publish',
+              Resource: topic('sites/${iot:Connection.Thing.Attributes[site]}'),
+            },
+          ],
+        }),
+      }),
+    );
+    await iot.send(new AttachPolicyCommand({ policyName: 'gw-policy', target: cert.certificateArn }));
+    await iot.send(new AttachThingPrincipalCommand({ thingName: 'gw-1', principal: cert.certificateArn }));
+    const device = mqtt.connect({
+      ...thingMqttOptions(info, {
+        thingName: 'gw-1',
+        certPem: cert.certificatePem as string,
+        keyPem: cert.keyPair?.PrivateKey as string,
+      }),
+      protocolVersion: 5,
+    });
+    await new Promise<void>((resolve, reject) => {
+      device.once('connect', () => resolve());
+      device.once('error', reject);
+      device.once('close', () => reject(new Error('closed before CONNACK')));
+    });
+    const puback = (t: string) =>
+      device.publishAsync(t, 'x', { qos: 1 }).then(
+        () => 0,
+        (err: { code?: number }) => err.code,
+      );
+    try {
+      expect(await puback('gateways/gw-1')).toBe(0x87);
+      expect(await puback('sites/a')).toBe(0);
+      await iot.send(new UpdateThingCommand({ thingName: 'gw-1', thingTypeName: 'Gateway' }));
+      expect(await puback('gateways/gw-1')).toBe(0);
+      await iot.send(
+        new UpdateThingCommand({ thingName: 'gw-1', attributePayload: { attributes: { site: 'b' }, merge: true } }),
+      );
+      expect(await puback('sites/a')).toBe(0x87);
+      expect(await puback('sites/b')).toBe(0);
+      await iot.send(new UpdateThingCommand({ thingName: 'gw-1', removeThingType: true }));
+      expect(await puback('gateways/gw-1')).toBe(0x87);
+      expect(device.connected).toBe(true);
+    } finally {
+      await device.endAsync();
+    }
+  });
+});
 
 describe('thing types', () => {
   it("creates the guide's LightBulb type and describes it (properties, metadata, ARN)", async () => {
