@@ -116,6 +116,30 @@ describe('fleet', () => {
     expect((await cli(['--local', core.dataDir, 'fleet', 'delete', '--prefix', 'tty'], { cwd: work })).code).toBe(0);
   });
 
+  it("paces a create to the API rates the core enforces (IoT Core's): even 32 at once are never throttled", async () => {
+    // Unpaced, the workers passed CreateKeysAndCertificate's 10 per second and, past ~200 things at
+    // the default concurrency, the retries (measured with --count 300).
+    const r = await cli(
+      [
+        '--local',
+        core.dataDir,
+        'fleet',
+        'create',
+        '--count',
+        '40',
+        '--prefix',
+        'paced',
+        '--concurrency',
+        '32',
+        '--json',
+      ],
+      { cwd: work },
+    );
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as Summary).counts).toEqual({ created: 40 });
+    expect(r.stderr).not.toMatch(/ThrottlingException/);
+  });
+
   it.each([
     [['fleet', 'create', '--prefix', 'x'], 64, /required option '--count/],
     [['fleet', 'create', '--count', '0', '--prefix', 'x'], 64, /--count must be between/],
