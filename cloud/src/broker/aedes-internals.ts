@@ -53,6 +53,8 @@ import aedesMemoryPersistence from 'aedes-persistence';
  *   as the CONNACK's shows the PUBLISH packets aedes writes to a client (`onPublishWritten`).
  * - `client.subscriptions`: the filters a client holds, by filter (the subscriptions-per-connection
  *   quota counts them).
+ * - `client.deliverQoS`: aedes's per-client QoS 1 delivery (assigned in the Client constructor,
+ *   captured by each subscription); the in-flight window of quotas.ts wraps it (`gateQosDeliveries`).
  * - quota refusals (quotas.ts): aedes maps an authenticate error to an MQTT 5 CONNACK reason only
  *   from a 3.1.1 return code, and answers a refused subscription 0x87; the same writer wrap puts
  *   IoT Core's 0x9F/0x97 in a refusal CONNACK (`refuseConnackWith`) and 0x97 in a SUBACK
@@ -230,7 +232,10 @@ function wrapConnackWriter(): void {
     } else if (p.cmd === 'suback') {
       subackRewriters.get(stream)?.(packet as WrittenSuback);
     }
-    if (p.cmd === 'publish') publishWatchers.get(stream)?.(packet as WrittenPublish);
+    if (p.cmd === 'publish') {
+      publishWatchers.get(stream)?.(packet as WrittenPublish);
+      qos1Counters.get(stream)?.(packet as WrittenPublish);
+    }
     return original(packet, stream, options);
   };
   // mqtt.js and aedes toggle the writer's number cache through this property: keep it the original's.
@@ -282,6 +287,33 @@ const subackRewriters = new WeakMap<object, (packet: WrittenSuback) => void>();
 export function onSubackWritten(stream: object, rewrite: (packet: WrittenSuback) => void): void {
   wrapConnackWriter();
   subackRewriters.set(stream, rewrite);
+}
+
+const qos1Counters = new WeakMap<object, (packet: WrittenPublish) => void>();
+
+/**
+ * Calls `listener` with each PUBLISH aedes writes on `stream`, like `onPublishWritten` (which the
+ * shared subscriptions hold), for the in-flight window of quotas.ts.
+ */
+export function onDeliveryWritten(stream: object, listener: (packet: WrittenPublish) => void): void {
+  wrapConnackWriter();
+  qos1Counters.set(stream, listener);
+}
+
+/** aedes's per-client QoS 1 delivery function, which its subscriptions capture when they are made. */
+export type DeliverQoS = (packet: AedesPublishPacket, done: () => void) => void;
+
+/**
+ * Puts `gate` in front of a client's `deliverQoS` (aedes 2.0.0-beta.1 assigns it in the Client
+ * constructor and every QoS 1 subscription captures it when it is made), so call it right after
+ * `aedes.handle()`, before any SUBSCRIBE or session restore.
+ */
+export function gateQosDeliveries(client: Client, gate: (original: DeliverQoS) => DeliverQoS): void {
+  const state = client as unknown as { deliverQoS?: DeliverQoS };
+  if (typeof state.deliverQoS !== 'function') {
+    throw new TypeError('aedes client has no deliverQoS (aedes changed: see aedes-internals.ts)');
+  }
+  state.deliverQoS = gate(state.deliverQoS.bind(client));
 }
 
 /** The topic filters a client holds: aedes's `client.subscriptions`, keyed by filter (not in its types). */

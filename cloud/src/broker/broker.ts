@@ -38,11 +38,13 @@ import {
   type ConnackCapabilities,
   disconnectedCleanly,
   dropPublish,
+  gateQosDeliveries,
   heldFilters,
   type InboundPacket,
   lastWillOf,
   memoryPersistence,
   messageExpiryOf,
+  onDeliveryWritten,
   onDisconnectPacket,
   onSubackWritten,
   publisherOf,
@@ -65,7 +67,7 @@ import {
   type SessionInfo,
 } from './presence.js';
 import { type MessageProperties, messagePropertiesOf, NO_PROPERTIES } from './properties.js';
-import { type ConnectionQuota, createBrokerQuotas, topicSizeQuota } from './quotas.js';
+import { type ConnectionQuota, createBrokerQuotas, DeliveryWindow, topicSizeQuota } from './quotas.js';
 import { RetainedIndex, type RetainedPacket, withRetainedIndex } from './retained-index.js';
 import { createSharedSubscriptions } from './shared-subscriptions.js';
 
@@ -226,6 +228,7 @@ interface Session {
 }
 
 const DECISION_CACHE_LIMIT = 512;
+const noop = () => undefined;
 /**
  * Of the messages the broker completes in one synchronous run, every this-many-th completes on a
  * fresh stack (see `unwindGuard`), bounding the recursion to a few hundred frames.
@@ -971,6 +974,56 @@ export function createBroker(deps: BrokerDeps): Broker {
     socket.on('data', onData);
   }
 
+  // ---- in-flight window -----------------------------------------------------------------
+
+  /**
+   * IoT Core's in-flight quota: at most `inFlightMessagesPerClient` QoS 1 messages sent to a client
+   * and not acknowledged; the rest wait, in order, until PUBACKs free slots (AWS: further messages
+   * are delayed, not dropped). aedes sends without such a window, so the client's QoS 1 delivery
+   * function is wrapped: a message over the window waits here and the bus moves on. A message is
+   * matched to its write by aedes's broker id and counter, so one the writer does not send (refused
+   * by iot:Receive, expired) gives its slot back. Waiting messages of a clean session are gone with
+   * its connection, as its queue is; a persistent session's are in aedes's store already.
+   */
+  function windowDeliveries(client: Client, socket: tls.TLSSocket): void {
+    const limit = quotas.inFlightPerClient;
+    if (limit === undefined) return;
+    const keyOf = (p: { readonly brokerId?: unknown; readonly brokerCounter?: unknown }) =>
+      `${String(p.brokerId)}:${String(p.brokerCounter)}`;
+    const scheduled = new Set<string>();
+    gateQosDeliveries(client, (original) => {
+      const send = (packet: AedesPublishPacket, done: () => void) => {
+        const key = keyOf(packet);
+        scheduled.add(key);
+        original(packet, () => {
+          if (scheduled.delete(key)) window.settled(false);
+          done();
+        });
+      };
+      const window = new DeliveryWindow<AedesPublishPacket>(limit, (packet) => send(packet, noop));
+      onDeliveryWritten(socket, (written) => {
+        if (written.qos !== 1) return;
+        if (scheduled.delete(keyOf(written))) window.settled(true);
+        else window.sentOutside();
+      });
+      beforeAedesHandles(client, (packet) => {
+        if (packet.cmd === 'puback') window.acknowledged();
+      });
+      return (packet, done) => {
+        if (packet.qos === 0) {
+          original(packet, done);
+          return;
+        }
+        if (window.offer(packet)) {
+          send(packet, done);
+          return;
+        }
+        quotas.hit('inFlightMessagesPerClient', client.id);
+        done();
+      };
+    });
+  }
+
   // ---- presence -------------------------------------------------------------------------
 
   function publishPresence(topic: string, event: object): void {
@@ -1229,6 +1282,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         socket.setNoDelay(true);
         advertiseOnConnack(socket, connackCapabilities);
         const client = aedes.handle(socket);
+        windowDeliveries(client, socket);
         onSubackWritten(socket, (suback) => rewriteSuback(client, suback));
         shares.attach(client);
         // After handle(): aedes's 'readable' listener must already be there (see guardPacketSize).

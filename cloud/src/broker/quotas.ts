@@ -66,6 +66,75 @@ export interface BrokerQuotas {
   ): { refused: number; quota: QuotaName } | undefined;
   /** Counts a breach decided elsewhere (a size the broker checks itself). */
   hit(quota: QuotaName, subject: string): void;
+  /** QoS 1 messages a client may have unacknowledged; undefined when not enforced. */
+  readonly inFlightPerClient: number | undefined;
+}
+
+/**
+ * IoT Core's "in-flight unacknowledged messages" quota: at most `limit` QoS 1 messages sent to one
+ * client and not yet acknowledged; further ones wait (they are not dropped) until a PUBACK frees a
+ * slot. `offer` says whether to send a message now; a message waits in order otherwise. A slot is
+ * taken from the moment a message is handed to the broker's writer (`scheduled`) until its PUBACK,
+ * or until the writer says it sent nothing (a delivery the policy refused, an expired message).
+ */
+export class DeliveryWindow<P> {
+  readonly #limit: number;
+  readonly #send: (message: P) => void;
+  readonly #waiting: P[] = [];
+  #head = 0;
+  #scheduled = 0;
+  #inFlight = 0;
+
+  constructor(limit: number, send: (message: P) => void) {
+    this.#limit = limit;
+    this.#send = send;
+  }
+
+  /** true: send it now (a slot is taken); false: it waits for a slot and is sent by a later call. */
+  offer(message: P): boolean {
+    if (this.#waiting.length === this.#head && this.#scheduled + this.#inFlight < this.#limit) {
+      this.#scheduled++;
+      return true;
+    }
+    this.#waiting.push(message);
+    return false;
+  }
+
+  /** The writer is done with a scheduled message: written (`sent`), or dropped. */
+  settled(sent: boolean): void {
+    if (this.#scheduled > 0) this.#scheduled--;
+    if (sent) this.#inFlight++;
+    else this.#drain();
+  }
+
+  /** A QoS 1 message was written that did not come through `offer` (a session's queue on reconnect). */
+  sentOutside(): void {
+    this.#inFlight++;
+  }
+
+  /** A PUBACK arrived. */
+  acknowledged(): void {
+    if (this.#inFlight > 0) this.#inFlight--;
+    this.#drain();
+  }
+
+  /** Messages waiting for a slot. */
+  get waiting(): number {
+    return this.#waiting.length - this.#head;
+  }
+
+  #drain(): void {
+    while (this.#head < this.#waiting.length && this.#scheduled + this.#inFlight < this.#limit) {
+      const next = this.#waiting[this.#head] as P;
+      this.#head++;
+      this.#scheduled++;
+      this.#send(next);
+    }
+    if (this.#head === this.#waiting.length) {
+      this.#waiting.length = 0;
+      this.#head = 0;
+    }
+  }
 }
 
 /**
@@ -147,7 +216,8 @@ export function createBrokerQuotas(deps: BrokerQuotasDeps): BrokerQuotas {
     },
 
     admitPublish(connection, bytes, subject) {
-      if (connection === undefined && accountPublishes === undefined) return undefined;
+      // Nothing enforced (`--limits off`, a bare broker): not even the clock is read.
+      if (!connection?.publishes && !connection?.bytes && !accountPublishes) return undefined;
       const t = now();
       if (connection?.publishes && !connection.publishes.tryTake(t)) {
         hit('publishesPerSecondPerConnection', subject);
@@ -200,5 +270,6 @@ export function createBrokerQuotas(deps: BrokerQuotasDeps): BrokerQuotas {
     },
 
     hit,
+    inFlightPerClient: value('inFlightMessagesPerClient'),
   };
 }

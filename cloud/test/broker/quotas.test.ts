@@ -403,3 +403,95 @@ describe('--limits off', () => {
     expect(b.throttles.total()).toBe(0);
   });
 });
+
+/**
+ * Counts the PUBLISH packets arriving on a client's socket, whatever the client does with them:
+ * mqtt.js handles one packet at a time, so while it holds a PUBACK the later ones wait in its
+ * buffer, and only the wire shows how many the broker has sent.
+ */
+function publishesOnWire(c: MqttClient) {
+  let buffered = Buffer.alloc(0);
+  let count = 0;
+  const waiters = new Set<() => void>();
+  c.stream.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    for (;;) {
+      let length = 0;
+      let multiplier = 1;
+      let i = 1;
+      for (; i < buffered.length && i <= 4; i++) {
+        const byte = buffered[i] as number;
+        length += (byte & 0x7f) * multiplier;
+        multiplier *= 128;
+        if ((byte & 0x80) === 0) break;
+      }
+      if (i >= buffered.length) return;
+      const total = i + 1 + length;
+      if (buffered.length < total) return;
+      if ((buffered[0] as number) >> 4 === 3) count++;
+      buffered = buffered.subarray(total);
+      for (const wake of waiters) wake();
+    }
+  });
+  return {
+    get count() {
+      return count;
+    },
+    reach(n: number) {
+      return within(
+        new Promise<void>((resolve) => {
+          const wake = () => {
+            if (count < n) return;
+            waiters.delete(wake);
+            resolve();
+          };
+          waiters.add(wake);
+          wake();
+        }),
+        5_000,
+        `${n} PUBLISH packets on the wire`,
+      );
+    },
+  };
+}
+
+describe('in-flight messages per client', () => {
+  // MQTT 5 only: mqtt.js acknowledges a 3.1.1 delivery itself (customHandleAcks holds only MQTT 5
+  // PUBACKs, measured), so no client here can hold 3.1.1 PUBACKs; the window is the same code for both.
+  it.each([5] as const)(
+    'MQTT %s: QoS 1 deliveries past the window wait for PUBACKs, in order, none dropped',
+    async (version) => {
+      const b = await quotaBroker({ inFlightMessagesPerClient: 3 });
+      // The client holds its PUBACKs until the test releases them.
+      const held: Array<() => void> = [];
+      const received: string[] = [];
+      const c = await connectMqttjs(await device(b, `inflight-${version}`), {
+        protocolVersion: version,
+        customHandleAcks: (_topic, message, _packet, done) => {
+          received.push(message.toString());
+          held.push(() => done(0));
+        },
+      });
+      clients.push(c);
+      const wire = publishesOnWire(c);
+      await c.subscribeAsync('q/window', { qos: 1 });
+      for (let i = 1; i <= 5; i++) await b.broker.bus.publish('q/window', String(i), { qos: 1 });
+      await wire.reach(3);
+      // The broker writes one connection's packets in order: a fourth would follow the third.
+      await elapse(200);
+      expect(wire.count).toBe(3);
+      held.shift()?.();
+      await wire.reach(4);
+      await elapse(200);
+      expect(wire.count).toBe(4);
+      while (received.length < 5 || held.length > 0) {
+        const ack = held.shift();
+        if (ack) ack();
+        else await elapse(20);
+      }
+      await wire.reach(5);
+      expect(received).toEqual(['1', '2', '3', '4', '5']);
+      expect(b.throttles.snapshot().inFlightMessagesPerClient).toBe(2);
+    },
+  );
+});
