@@ -3,7 +3,7 @@ import { QUOTA_NAMES, type QuotaName } from './quotas.js';
 
 /**
  * How often each quota was breached since the core started, for the log, the console, the
- * `/api/quotas` endpoint and the fleet report's "throttled" counts.
+ * `GET /quotas` endpoint (routes.ts) and the fleet report's "throttled" counts.
  *
  * Logging a line per breach would let one misbehaving client flood the log at the very rate it is
  * being throttled for, so the first breach of a quota logs at once and later ones are summed into
