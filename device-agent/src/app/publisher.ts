@@ -97,6 +97,16 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   const retryDelayMs = deps.retryDelayMs ?? 1_000;
   const backoffMaxMs = deps.backoffMaxMs ?? 60_000;
   const random = deps.random ?? Math.random;
+  /**
+   * The rate the broker lets through, as the publisher learns it: halved at each throttle, raised
+   * by a quarter publish a second at each accepted one, back to `maxPerSecond` (additive increase,
+   * multiplicative decrease). Below `maxPerSecond` the publishes go one at a time, evenly spaced: a
+   * quota lower than the configured rate (a small account limit, a shared connection) is then met
+   * instead of hit again after every backoff, so a backlog drains whenever the readings come slower
+   * than the quota.
+   */
+  let rate = deps.maxPerSecond;
+  let lastSendAt = Number.NEGATIVE_INFINITY;
   let throttledCount = 0;
   let unacknowledgedCount = 0;
   /** Throttled or unacknowledged publishes since the last accepted one: the backoff's retry number. */
@@ -185,6 +195,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
           refusedLogged.delete(entry.id);
           settle(entry.id);
           if (blocked) unblock();
+          if (rate < deps.maxPerSecond) rate = Math.min(deps.maxPerSecond, rate + 0.25);
           if (strikes > 0) {
             log.info(
               { strikes, throttled: throttledCount, unacknowledged: unacknowledgedCount },
@@ -226,6 +237,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   const throttled = (refusal: PublishRefusal, entry: { id: number; seq: number }) => {
     throttledCount += 1;
     strikes += 1;
+    rate = Math.max(0.5, rate / 2);
     const retryInMs = backOff();
     const fields = {
       id: entry.id,
@@ -234,6 +246,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       reason: refusal.reason,
       throttled: throttledCount,
       retryInMs,
+      ratePerSecond: rate,
     };
     if (strikes === 1) log.warn(fields, 'publish throttled by the broker (quota); batch kept, backing off');
     else log.debug(fields, 'publish still throttled');
@@ -353,6 +366,15 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       const entry = entries[0];
       if (!entry) return;
       const at = clock.now();
+      if (rate < deps.maxPerSecond) {
+        // After throttling: one at a time, at the learned rate.
+        if (inFlight.size > 0) return;
+        const due = lastSendAt + 1000 / rate;
+        if (at < due) {
+          schedule(Math.ceil(due - at));
+          return;
+        }
+      }
       const wait = pacer.waitMs(at);
       if (wait > 0) {
         schedule(Math.ceil(wait));
@@ -367,6 +389,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         }
       }
       pacer.tryTake(at);
+      lastSendAt = at;
       send(entry);
     }
   }

@@ -10,7 +10,7 @@ import {
   type FleetOptions,
   parseFault,
 } from './options.js';
-import type { FleetResult } from './runner.js';
+import type { FleetResult, PhaseResult } from './runner.js';
 
 const num = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -23,6 +23,7 @@ const oneOf = <T>(values: readonly T[], value: unknown): value is T => values.so
 const SENSORS: readonly FleetOptions['sensors'][] = [1, 2, 3];
 const TARGETS: readonly FleetOptions['target'][] = ['local', 'external', 'aws'];
 const TRANSPORTS: readonly FleetOptions['transport'][] = ['crt', 'mqtt'];
+const LIMITS: readonly FleetOptions['limits'][] = ['aws', 'off'];
 
 /** One-line summary of a result, for stdout. */
 export function summaryLines(r: FleetResult): string[] {
@@ -40,9 +41,27 @@ export function summaryLines(r: FleetResult): string[] {
           : ''),
     );
   }
+  for (const p of r.phases) lines.push(throttledLine(p));
   if (r.overhead) lines.push(`local core CPU ÷ bare broker CPU: ${r.overhead.coreCpuRatio}`);
   lines.push(r.zeroLoss ? 'nothing lost' : 'READINGS LOST');
   return lines;
+}
+
+/** The phase's throttled counts: what the devices were refused for a quota, and what the core counted. */
+export function throttledLine(p: PhaseResult): string {
+  const d = p.throttled.devices;
+  const core = p.throttled.core;
+  const byQuota =
+    core === 'not available'
+      ? 'not available'
+      : `${core.total}${
+          core.total > 0
+            ? ` (${Object.entries(core.byQuota)
+                .map(([q, n]) => `${q} ${n}`)
+                .join(', ')})`
+            : ''
+        }`;
+  return `${p.name} throttled: devices: publishes ${d.publishes}, unacknowledged ${d.unacknowledged}, connects ${d.connects}, shadow ${d.shadow}; core (limits ${core === 'not available' ? 'n/a' : core.mode}): ${byQuota}`;
 }
 
 /** `pifleet-sim fleet`: a load test of simulated devices against the local IoT Core (or another target). */
@@ -98,6 +117,13 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
       num('--drain-timeout'),
       d.drainTimeoutS,
     )
+    .option('--limits <mode>', "local: IoT Core's quotas enforced (aws) or rates and counts lifted (off)", d.limits)
+    .option('--limits-file <file>', 'local: JSON object of quota name -> value (as pifleet-local-core --limits-file)')
+    .option(
+      '--publish-rate <n>',
+      "each agent's telemetry publishes per second (1-50; default the agent's 10)",
+      num('--publish-rate'),
+    )
     .option('--json', 'print the JSON result on stdout instead of the summary', false)
     .action(async (raw) => {
       const flags: FleetFlags = {
@@ -128,8 +154,11 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
         seed: raw.seed,
         latencyThings: raw.latencyThings,
         drainTimeoutS: raw.drainTimeout,
+        limits: raw.limits,
+        ...(raw.limitsFile ? { limitsFile: raw.limitsFile } : {}),
+        ...(raw.publishRate !== undefined ? { publishPerSecond: raw.publishRate } : {}),
       };
-      const { sensors, target, transport, protocol } = flags;
+      const { sensors, target, transport, protocol, limits } = flags;
       const issues = [
         ...(oneOf(TARGETS, target) ? [] : ['--target must be local, external or aws']),
         ...checkOptions(flags),
@@ -140,13 +169,14 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
         !oneOf(SENSORS, sensors) ||
         !oneOf(TARGETS, target) ||
         !oneOf(TRANSPORTS, transport) ||
-        !oneOf(MQTT_PROTOCOLS, protocol)
+        !oneOf(MQTT_PROTOCOLS, protocol) ||
+        !oneOf(LIMITS, limits)
       ) {
         for (const i of issues) io.stderr(`pifleet-sim fleet: ${i}\n`);
         io.exit(EXIT.usage);
         return;
       }
-      const options: FleetOptions = { ...flags, sensors, target, transport, protocol };
+      const options: FleetOptions = { ...flags, sensors, target, transport, protocol, limits };
       // A live progress line on a terminal; plain lines every 5 s otherwise.
       const tty = io.isTTY ?? process.stderr.isTTY === true;
       let live = false;

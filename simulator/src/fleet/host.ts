@@ -6,6 +6,7 @@ import { SimulatorError } from '../errors.js';
 import { SIM_ADDRESSES } from '../hardware/simulated-device.js';
 import { silentLogger } from '../logger.js';
 import { createFleetDevice, type FleetDevice, type FleetTransport, type ReportedSummary } from './device.js';
+import type { DevicesThrottled } from './result.js';
 import { createSharedClock } from './shared-clock.js';
 
 /** How each device samples and batches (the `--sensors`, `--interval-ms`, `--batch-*` flags). */
@@ -23,6 +24,8 @@ export interface TelemetryProfile {
   readonly transport?: FleetTransport;
   /** The MQTT version each device speaks (`--protocol`). Default `'5'`, as the agent's. */
   readonly protocol?: MqttProtocol;
+  /** Telemetry publishes per second of each agent (`--publish-rate`); default the agent's. */
+  readonly publishPerSecond?: number;
 }
 
 export interface HostDeviceSpec {
@@ -97,6 +100,8 @@ export interface HostFinal extends HostSnapshot {
   readonly sensorErrors: number;
   /** Things whose last accepted report named unhealthy sensors. */
   readonly reportedUnhealthy: readonly string[];
+  /** What the agents were refused for a quota (agent.status().throttled, summed). */
+  readonly throttled: DevicesThrottled;
 }
 
 export type HostEvent =
@@ -150,6 +155,7 @@ export function fleetAgentConfigTemplate(
     sensors,
     outputs: [{ id: 'relay', line: 17 }],
     batch: { maxReadings: p.batchReadings, maxAgeMs: p.batchAgeMs },
+    ...(p.publishPerSecond === undefined ? {} : { publish: { maxPerSecond: p.publishPerSecond } }),
     outbox: { path: ':memory:' },
     shadow: { enabled: p.shadow },
     logLevel: 'error',
@@ -413,11 +419,16 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
       let agentReadings = 0;
       let sensorErrors = 0;
       let leftBatches = 0;
+      const throttled = { publishes: 0, unacknowledged: 0, connects: 0, shadow: 0 };
       for (const d of devices) {
         const status = d.agent?.status();
         if (!status) continue;
         agentReadings += status.readings;
         sensorErrors += status.sensorErrors;
+        throttled.publishes += status.throttled.publishes;
+        throttled.unacknowledged += status.throttled.unacknowledged;
+        throttled.connects += status.throttled.connects;
+        throttled.shadow += status.throttled.shadow;
       }
       leftBatches = c.depth;
       const final: HostFinal = {
@@ -432,6 +443,7 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
         leftInOutbox: { batches: leftBatches, readings: c.generated - c.published - c.dropped },
         sensorErrors,
         reportedUnhealthy: [...unhealthy],
+        throttled,
       };
       loop.disable();
       loopTotal.disable();

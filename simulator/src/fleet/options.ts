@@ -47,6 +47,14 @@ export interface FleetOptions {
   /** How long to wait for stored = published after the devices stopped, seconds. */
   readonly drainTimeoutS: number;
   readonly reconnectMaxMs: number;
+  /**
+   * local: the quotas the in-process core enforces (`--limits`: IoT Core's, or `off` for rates and
+   * counts), with single values from `limitsFile` (`--limits-file`), as `pifleet-local-core` takes them.
+   */
+  readonly limits: 'aws' | 'off';
+  readonly limitsFile?: string;
+  /** Each agent's telemetry publishes per second (`publish.maxPerSecond`); default the agent's own. */
+  readonly publishPerSecond?: number;
 }
 
 export const FLEET_DEFAULTS: FleetOptions = Object.freeze({
@@ -71,6 +79,7 @@ export const FLEET_DEFAULTS: FleetOptions = Object.freeze({
   latencyThings: 200,
   drainTimeoutS: 60,
   reconnectMaxMs: 8_000,
+  limits: 'aws',
 });
 
 /** Parses `restart-core`, `drop-connections:0.1`, `sensor-failure:0.05`. */
@@ -100,11 +109,12 @@ export function parseFault(text: string): FleetFault {
 }
 
 /** Fleet options as the flags give them: the choices not yet checked. */
-export type FleetFlags = Omit<FleetOptions, 'sensors' | 'target' | 'transport' | 'protocol'> & {
+export type FleetFlags = Omit<FleetOptions, 'sensors' | 'target' | 'transport' | 'protocol' | 'limits'> & {
   readonly sensors: number;
   readonly target: string;
   readonly transport: string;
   readonly protocol: string;
+  readonly limits: string;
 };
 
 /** Every problem with a set of options, as messages naming the flag. */
@@ -137,5 +147,11 @@ export function checkOptions(o: FleetFlags): string[] {
     if (o.baseline) issues.push('--baseline needs --target local');
   }
   if (!/^[a-zA-Z0-9_-]{1,40}$/.test(o.prefix)) issues.push('--prefix: 1–40 of [a-zA-Z0-9_-]');
+  if (o.limits !== 'aws' && o.limits !== 'off') issues.push('--limits must be aws or off');
+  if (o.target !== 'local' && (o.limits !== 'aws' || o.limitsFile)) {
+    issues.push('--limits and --limits-file need --target local (the core runs in this process)');
+  }
+  // The agent's own bound (publish.maxPerSecond): it keeps the agent under IoT Core's 100/s.
+  if (o.publishPerSecond !== undefined) int(o.publishPerSecond, '--publish-rate', 1, 50);
   return issues;
 }

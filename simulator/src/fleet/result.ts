@@ -9,7 +9,7 @@ import type { HostPool } from './pool.js';
  * What a fleet run returns and writes as `fleet-result.json`: the shape the report
  * (`src/report/report.ts`) and the bench read. Bump FLEET_RESULT_VERSION when it changes.
  */
-export const FLEET_RESULT_VERSION = 2;
+export const FLEET_RESULT_VERSION = 3;
 
 /** One sample per second of a phase. */
 export interface SeriesPoint {
@@ -107,6 +107,8 @@ export interface PhaseResult {
     readonly hostHeapUsedMB: readonly number[];
   };
   readonly faults: readonly FaultOutcome[];
+  /** What IoT Core's quotas refused in this phase (version 3 on). */
+  readonly throttled: PhaseThrottled;
   readonly sensorFailure?: {
     readonly failedDevices: number;
     readonly reportedUnhealthy: number;
@@ -115,6 +117,32 @@ export interface PhaseResult {
   };
   readonly windows: { readonly rampS: number; readonly measuredS: number; readonly drainS: number };
   readonly series: readonly SeriesPoint[];
+}
+
+/** Requests refused for a quota, summed over the agents, since they started. */
+export interface DevicesThrottled {
+  /** Telemetry publishes refused with MQTT 5 PUBACK 0x97/0x96 (kept and resent after a backoff). */
+  readonly publishes: number;
+  /** Telemetry publishes not acknowledged in time with the connection up (a throttled publish on 3.1.1). */
+  readonly unacknowledged: number;
+  /** Connects refused or connections ended for a quota (0x9F, 0x97, 0x96). */
+  readonly connects: number;
+  /** Shadow requests answered 429. */
+  readonly shadow: number;
+}
+
+/** A phase's throttled counts: from the devices, and from the core's own counters (`GET /quotas`). */
+export interface PhaseThrottled {
+  readonly devices: DevicesThrottled;
+  /** The core's breaches in this phase; `not available` against AWS or a bare broker. */
+  readonly core:
+    | 'not available'
+    | {
+        readonly mode: string;
+        readonly total: number;
+        /** Quotas breached at least once, with their count. */
+        readonly byQuota: Readonly<Record<string, number>>;
+      };
 }
 
 export interface FleetResult {

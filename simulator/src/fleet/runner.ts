@@ -78,7 +78,11 @@ async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
     let external: Awaited<ReturnType<typeof readExternalEndpoint>> | undefined;
     if (o.target === 'local') {
       say('starting the local IoT Core', true);
-      local = await startLocalTarget({ dataDir });
+      local = await startLocalTarget({
+        dataDir,
+        limits: o.limits,
+        ...(o.limitsFile ? { limitsFile: o.limitsFile } : {}),
+      });
       account = { region: local.info.region, accountId: local.info.accountId };
     } else {
       external = await readExternalEndpoint(dataDir);
@@ -109,6 +113,7 @@ async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
         command,
         readStore: readRunStore,
         faults: o.faults,
+        ...(http ? { http } : {}),
       });
       phases.push(await runPhase(target, identities, ctx));
     }

@@ -98,6 +98,8 @@ export interface PhaseObservations {
   readonly faults: readonly FaultOutcome[];
   /** Things whose sensors the sensor-failure fault broke. */
   readonly failedThings: readonly string[];
+  /** The core's breaches during the phase (`throttlesBetween`); undefined: not available (AWS, bare broker). */
+  readonly coreThrottles?: Exclude<PhaseResult['throttled']['core'], 'not available'> | undefined;
 }
 
 /**
@@ -190,6 +192,15 @@ export function summarizePhase(p: PhaseObservations): PhaseResult {
       hostHeapUsedMB: finals.map((f) => Math.round(f.heapUsedBytes / MB)),
     },
     faults: p.faults,
+    throttled: {
+      devices: {
+        publishes: total(finals, (f) => f.throttled.publishes),
+        unacknowledged: total(finals, (f) => f.throttled.unacknowledged),
+        connects: total(finals, (f) => f.throttled.connects),
+        shadow: total(finals, (f) => f.throttled.shadow),
+      },
+      core: p.coreThrottles ?? 'not available',
+    },
     ...(p.failedThings.length > 0
       ? {
           sensorFailure: {

@@ -23,6 +23,11 @@ export interface LocalTarget {
   restart(): Promise<{ downMs: number }>;
   /** Drops the MQTT connections of these client ids at the broker (sockets destroyed, no DISCONNECT). */
   dropConnections(clientIds: readonly string[]): number;
+  /**
+   * The core's quota breaches since this target started, by quota (zeros included): the counters of
+   * the running core plus those of every core a restart replaced.
+   */
+  throttles(): { readonly mode: string; readonly byQuota: Readonly<Record<string, number>> };
   stop(): Promise<void>;
 }
 
@@ -30,6 +35,9 @@ export async function startLocalTarget(opts: {
   dataDir: string;
   mqttPort?: number;
   httpPort?: number;
+  /** The quotas to enforce, as `pifleet-local-core --limits` / `--limits-file` (default IoT Core's). */
+  limits?: 'aws' | 'off';
+  limitsFile?: string;
 }): Promise<LocalTarget> {
   const base = {
     ...LOCAL_CORE_DEFAULTS,
@@ -37,6 +45,13 @@ export async function startLocalTarget(opts: {
     mqttPort: opts.mqttPort ?? 0,
     httpPort: opts.httpPort ?? 0,
     logLevel: 'error',
+    ...(opts.limits ? { limits: opts.limits } : {}),
+    ...(opts.limitsFile ? { limitsFile: opts.limitsFile } : {}),
+  };
+  /** Breaches counted by cores a restart replaced (a new core starts its counters at zero). */
+  const carried: Record<string, number> = {};
+  const carry = (snapshot: Readonly<Record<string, number>>) => {
+    for (const [q, n] of Object.entries(snapshot)) carried[q] = (carried[q] ?? 0) + n;
   };
   let core: LocalIotCore = createLocalIotCore({ config: base });
   let info = await core.start();
@@ -52,6 +67,7 @@ export async function startLocalTarget(opts: {
     },
     async restart() {
       const t0 = Date.now();
+      carry(core.services.throttles.snapshot());
       await core.stop();
       core = createLocalIotCore({ config: { ...base, ...ports } });
       // The listening ports were just released; retry briefly if the OS has not let go yet.
@@ -66,6 +82,11 @@ export async function startLocalTarget(opts: {
         }
       }
       return { downMs: Date.now() - t0 };
+    },
+    throttles() {
+      const byQuota: Record<string, number> = { ...carried };
+      for (const [q, n] of Object.entries(core.services.throttles.snapshot())) byQuota[q] = (byQuota[q] ?? 0) + n;
+      return { mode: core.services.limits.mode, byQuota };
     },
     dropConnections(clientIds) {
       const { broker } = core.services;

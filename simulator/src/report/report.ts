@@ -29,6 +29,18 @@ function phaseTable(p: PhaseResult): string {
     ['readings lost (generated − stored)', p.telemetry.lost],
     ['of which outbox drops / unsent at stop', `${p.telemetry.droppedByOutbox} / ${p.telemetry.unsentAtStop}`],
     [
+      'throttled, devices: publishes / unacknowledged / connects / shadow',
+      `${p.throttled.devices.publishes} / ${p.throttled.devices.unacknowledged} / ${p.throttled.devices.connects} / ${p.throttled.devices.shadow}`,
+    ],
+    [
+      'throttled, core counters (GET /quotas)',
+      p.throttled.core === 'not available'
+        ? 'not available'
+        : `${p.throttled.core.total} (limits ${p.throttled.core.mode})${Object.entries(p.throttled.core.byQuota)
+            .map(([q, n]) => `; ${q} ${n}`)
+            .join('')}`,
+    ],
+    [
       'readings/s generated / published (measured window)',
       `${p.telemetry.generatedPerS} / ${p.telemetry.publishedPerS}`,
     ],

@@ -47,6 +47,7 @@ function host(over: Partial<HostFinal> = {}): HostFinal {
     leftInOutbox: { batches: 0, readings: 0 },
     sensorErrors: 0,
     reportedUnhealthy: [],
+    throttled: { publishes: 0, unacknowledged: 0, connects: 0, shadow: 0 },
     ...over,
   };
 }
@@ -281,7 +282,18 @@ describe('summarizePhase', () => {
     expect(none.commandRoundTripHistogram).toBeUndefined();
   });
 
-  it('keeps the fleet-result shape (version 2) the report and the bench read', () => {
+  it('sums the devices’ throttled counts over the hosts and carries the core’s, or says they are not available', () => {
+    const finals = [
+      host({ throttled: { publishes: 3, unacknowledged: 1, connects: 0, shadow: 2 } }),
+      host({ hostId: 1, throttled: { publishes: 4, unacknowledged: 0, connects: 1, shadow: 0 } }),
+    ];
+    const core = { mode: 'aws', total: 7, byQuota: { publishesPerSecondPerConnection: 7 } };
+    const p = summarizePhase(observations({ finals, coreThrottles: core }));
+    expect(p.throttled).toEqual({ devices: { publishes: 7, unacknowledged: 1, connects: 1, shadow: 2 }, core });
+    expect(summarizePhase(observations({ finals })).throttled.core).toBe('not available');
+  });
+
+  it('keeps the fleet-result shape (version 3) the report and the bench read', () => {
     const p = summarizePhase(observations({ failedThings: ['a'] }));
     expect(Object.keys(p)).toEqual([
       'name',
@@ -294,6 +306,7 @@ describe('summarizePhase', () => {
       'commandRoundTripHistogram',
       'resources',
       'faults',
+      'throttled',
       'sensorFailure',
       'windows',
       'series',
@@ -365,7 +378,7 @@ describe('summarizeRun', () => {
     const ok = phase('local-core');
     const lossy = phase('bare-broker', { stored: { readings: 19, batches: 4, via: '' } });
     const r = summarizeRun(run([ok]));
-    expect(r.version).toBe(2);
+    expect(r.version).toBe(3);
     expect(r.zeroLoss).toBe(true);
     expect(summarizeRun(run([ok, lossy])).zeroLoss).toBe(false);
     expect(summarizeRun(run([])).zeroLoss).toBe(true);

@@ -185,6 +185,18 @@ describe('options', () => {
     expect(checkOptions(FLEET_DEFAULTS)).toEqual([]);
   });
 
+  it('enforces the aws limits by default; --limits off or a limits file only with the core in process; --publish-rate within the agent’s 1-50', () => {
+    expect(FLEET_DEFAULTS.limits).toBe('aws');
+    expect(checkOptions({ ...FLEET_DEFAULTS, limits: 'off', limitsFile: '/l.json', publishPerSecond: 50 })).toEqual([]);
+    expect(checkOptions({ ...FLEET_DEFAULTS, limits: 'none' })).toEqual(['--limits must be aws or off']);
+    expect(checkOptions({ ...FLEET_DEFAULTS, target: 'external', dataDir: '/d', limitsFile: '/l.json' })).toEqual([
+      '--limits and --limits-file need --target local (the core runs in this process)',
+    ]);
+    expect(checkOptions({ ...FLEET_DEFAULTS, publishPerSecond: 51 })).toEqual([
+      '--publish-rate must be an integer in [1, 50]',
+    ]);
+  });
+
   it('speaks MQTT 5 by default; 3.1.1 on request; any other version is a usage problem', () => {
     expect(FLEET_DEFAULTS.protocol).toBe('5');
     expect(checkOptions({ ...FLEET_DEFAULTS, protocol: '3.1.1' })).toEqual([]);
@@ -242,6 +254,7 @@ describe('report', () => {
     expect(html).toContain('connected devices');
     expect(html).toContain('latency sealed → stored');
     expect(html).toContain('aws-iot-device-sdk-v2 (aws-crt), MQTT 5');
+    expect(html).toContain('throttled, core counters (GET /quotas)');
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3)/);
   });
 
@@ -256,6 +269,44 @@ describe('report', () => {
     } as const;
     expect(summaryLines(mqtt311)[0]).toMatch(/^local-core \(MQTT 3\.1\.1, mqtt\.js\): /);
     expect(renderHtml(mqtt311)).toContain('mqtt.js, MQTT 3.1.1');
+  });
+
+  it('prints the throttled counts of the devices and of the core, or that the core’s are not available', () => {
+    const r = syntheticResult();
+    const [p] = r.phases;
+    if (!p) throw new Error('no phase');
+    expect(summaryLines(r)).toContain(
+      'local-core throttled: devices: publishes 0, unacknowledged 0, connects 0, shadow 0; core (limits aws): 0',
+    );
+    const throttled = {
+      ...r,
+      phases: [
+        {
+          ...p,
+          throttled: {
+            devices: { publishes: 7, unacknowledged: 0, connects: 1, shadow: 2 },
+            core: {
+              mode: 'aws',
+              total: 9,
+              byQuota: { publishesPerSecondPerConnection: 8, connectsPerSecondPerClientId: 1 },
+            },
+          },
+        },
+      ],
+    };
+    expect(summaryLines(throttled)).toContain(
+      'local-core throttled: devices: publishes 7, unacknowledged 0, connects 1, shadow 2; core (limits aws): 9 (publishesPerSecondPerConnection 8, connectsPerSecondPerClientId 1)',
+    );
+    expect(renderHtml(throttled)).toContain(
+      '9 (limits aws); publishesPerSecondPerConnection 8; connectsPerSecondPerClientId 1',
+    );
+    const aws = {
+      ...r,
+      phases: [{ ...p, name: 'aws' as const, throttled: { ...p.throttled, core: 'not available' as const } }],
+    };
+    expect(summaryLines(aws)).toContain(
+      'aws throttled: devices: publishes 0, unacknowledged 0, connects 0, shadow 0; core (limits n/a): not available',
+    );
   });
 
   it('escapes what it prints and says when readings were lost', () => {
@@ -281,7 +332,7 @@ function syntheticResult(): FleetResult {
   }));
   const q = { count: 3, p50: 1, p95: 2, p99: 3, max: 4, mean: 2 };
   return {
-    version: 2,
+    version: 3,
     runId: 'abc123',
     startedAt: '2026-01-01T00:00:00.000Z',
     options: FLEET_DEFAULTS,
@@ -341,6 +392,10 @@ function syntheticResult(): FleetResult {
           hostHeapUsedMB: [10],
         },
         faults: [],
+        throttled: {
+          devices: { publishes: 0, unacknowledged: 0, connects: 0, shadow: 0 },
+          core: { mode: 'aws', total: 0, byQuota: {} },
+        },
         windows: { rampS: 1, measuredS: 5, drainS: 0 },
         series,
       },

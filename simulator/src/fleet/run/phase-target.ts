@@ -1,6 +1,7 @@
 import type { ApiReadback } from '../api-readback.js';
 import type { CommandApiTarget } from '../command-load.js';
 import type { FleetFault } from '../options.js';
+import { type CoreThrottles, readCoreQuotas } from '../quotas-readback.js';
 import type { PhaseResult } from '../result.js';
 import type { StoreReadback } from '../store-readback.js';
 import type { BareBrokerTarget, LocalTarget } from '../target.js';
@@ -24,6 +25,8 @@ export interface PhaseTarget {
   /** Reads back through the telemetry query API (AWS: API Gateway → DynamoDB). */
   readonly readBackApi?: () => Promise<ApiReadback>;
   readonly faults: readonly FleetFault[];
+  /** The core's quota breaches by quota (local: in process; external: `GET /quotas`); absent: not available. */
+  readonly readThrottles?: () => Promise<CoreThrottles>;
 }
 
 type ReadStore = NonNullable<PhaseTarget['readStore']>;
@@ -46,6 +49,7 @@ export function localCoreTarget(local: LocalTarget, readStore: ReadStore, faults
       for (const t of things) n += await local.services.telemetry.countReadings(t);
       return n;
     },
+    readThrottles: async () => local.throttles(),
     faults,
   };
 }
@@ -71,7 +75,10 @@ export function externalCoreTarget(opts: {
   readonly command: CommandApiTarget | undefined;
   readonly readStore: ReadStore;
   readonly faults: readonly FleetFault[];
+  /** The core's HTTP base, where `GET /quotas` is (read with the command API's key pair). */
+  readonly http?: string;
 }): PhaseTarget {
+  const { command, http } = opts;
   return {
     name: 'external-core',
     endpoint: opts.host,
@@ -80,6 +87,7 @@ export function externalCoreTarget(opts: {
     shadow: true,
     readStore: opts.readStore,
     ...(opts.command ? { command: opts.command } : {}),
+    ...(command && http ? { readThrottles: () => readCoreQuotas(http, command) } : {}),
     faults: opts.faults,
   };
 }

@@ -3,6 +3,7 @@ import type { HostEvent } from '../host.js';
 import type { FleetOptions } from '../options.js';
 import { createHostPool, type HostPool } from '../pool.js';
 import type { FleetIdentity } from '../provision.js';
+import { throttlesBetween } from '../quotas-readback.js';
 import type { FleetResult, PhaseResult } from '../result.js';
 import { summarizePhase, total } from '../summary.js';
 import { injectFaults } from './faults.js';
@@ -55,6 +56,10 @@ export async function runPhase(
       commandLoad?.observe(e.thingName, e.outputs, e.at);
     }
   });
+  // The core's counters before the phase, so the phase reports its own breaches (an external core
+  // may have counted some before); unreadable means not available, never a failed run.
+  const readThrottles = async () => target.readThrottles?.().catch(() => undefined);
+  const throttlesBefore = await readThrottles();
   const t0 = Date.now();
   const monitor: PhaseMonitor = startPhaseMonitor({ name: target.name, pool, devices: o.devices, t0, say });
   try {
@@ -113,6 +118,7 @@ export async function runPhase(
     });
     const drainedAt = Date.now();
     const latency = readLatency(target, { things: names, latencyThings: o.latencyThings });
+    const throttlesAfter = await readThrottles();
 
     const result = summarizePhase({
       name: target.name,
@@ -135,6 +141,7 @@ export async function runPhase(
       coreEventLoop: monitor.eventLoop(),
       faults: faults.outcomes,
       failedThings: faults.failedThings,
+      coreThrottles: throttlesAfter ? throttlesBetween(throttlesBefore, throttlesAfter) : undefined,
     });
     const t = result.telemetry;
     say(
@@ -164,6 +171,7 @@ function createDeviceHosts(
     port: target.port,
     caFile: target.caFile,
     profile: {
+      ...(o.publishPerSecond === undefined ? {} : { publishPerSecond: o.publishPerSecond }),
       sensors: o.sensors,
       intervalMs: o.intervalMs,
       batchReadings: o.batchReadings,

@@ -23,4 +23,17 @@ export async function waitUntilSettled(opts: {
     if (settled || Date.now() > deadline || opts.signal?.aborted) break;
     await sleep(250);
   }
+  // Then, briefly, for every outbox to be empty at once: a batch a device holds back (a publish the
+  // broker throttled, waiting out its backoff) is not in flight, so the agents' stop, which waits
+  // only for what is in flight, would leave it in its memory outbox. Fleets that never go quiet
+  // (thousands of devices) give up after EMPTY_WAIT_MS, within the drain timeout.
+  const emptyBy = Math.min(deadline, Date.now() + EMPTY_WAIT_MS);
+  while (Date.now() < emptyBy && !opts.signal?.aborted) {
+    const latest = await opts.monitor.refresh();
+    if (total(latest, (s) => s.outboxDepth) === 0) break;
+    await sleep(50);
+  }
 }
+
+/** How long the settle waits for all outboxes to be empty at once. */
+const EMPTY_WAIT_MS = 5_000;
