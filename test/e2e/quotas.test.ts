@@ -1,4 +1,6 @@
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { createLocalIotCore, LOCAL_CORE_DEFAULTS, type LocalIotCore, sdkClients } from '@pifleet/cloud';
 import type { AgentConfigInput } from '@pifleet/device-agent';
 import {
   createSimulatedDevice,
@@ -167,3 +169,102 @@ describe.each(PROTOCOL_CASES.flatMap((p) => (['crt', 'mqtt'] as const).map((tran
     }, 120_000);
   },
 );
+
+/**
+ * Over a quota: a core whose publish quota per connection is 10 a second (a limits file, as
+ * `pifleet-local-core --limits-file` takes it) and agents sealing 30 batches a second. MQTT 5: the
+ * broker answers PUBACK 0x97, the agent keeps the batch, backs off and counts it. MQTT 3.1.1: the
+ * broker sends no PUBACK (as IoT Core), the agent's publish timeout resends it after a backoff and
+ * counts it unacknowledged. Either way, once the readings come slower than the quota, every one is
+ * stored, once.
+ */
+describe('the agent over a quota: kept, backed off, counted, stored once', () => {
+  let over: LocalIotCore;
+  let clients: ReturnType<typeof sdkClients>;
+  let overDir: string;
+  let overInfo: Awaited<ReturnType<LocalIotCore['start']>>;
+  const overDevices: SimulatedDevice[] = [];
+
+  beforeAll(async () => {
+    overDir = tempDir('e2e-quotas-over');
+    const limitsFile = path.join(overDir, 'limits.json');
+    writeFileSync(limitsFile, JSON.stringify({ publishesPerSecondPerConnection: 10 }));
+    over = createLocalIotCore({
+      config: {
+        ...LOCAL_CORE_DEFAULTS,
+        dataDir: path.join(overDir, 'core'),
+        mqttPort: 0,
+        httpPort: 0,
+        logLevel: 'error',
+        limits: 'aws',
+        limitsFile,
+      },
+    });
+    overInfo = await over.start();
+    clients = sdkClients(overInfo, 2);
+  });
+
+  afterAll(async () => {
+    for (const d of overDevices.splice(0)) await d.stop().catch(() => undefined);
+    clients?.iot.destroy();
+    clients?.data.destroy();
+    await over?.stop();
+    removeDir(overDir);
+  });
+
+  describe.each(PROTOCOL_CASES.flatMap((p) => (['crt', 'mqtt'] as const).map((transport) => ({ ...p, transport }))))(
+    '$transport over MQTT $protocol',
+    ({ protocol, tag, transport }) => {
+      it('throttled publishes are counted by the agent and the core, and every reading is stored once', async () => {
+        const thing = `quota-over-${transport}-${tag}`;
+        const core = { iot: clients.iot, data: clients.data, info: overInfo, core: over };
+        const files = await provisionDevice(core, thing, overDir);
+        const before = over.services.throttles.snapshot().publishesPerSecondPerConnection;
+        const d = createSimulatedDevice({
+          config: parseAgentConfig(
+            simulatedConfigInput({
+              ...files,
+              endpoint: '127.0.0.1',
+              port: overInfo.mqtt.port,
+              samplingMs: 100,
+              mqttProtocol: protocol,
+              overrides: {
+                batch: { maxReadings: 1, maxAgeMs: 100 },
+                publish: { maxPerSecond: 50, maxInFlight: 8, ackTimeoutMs: 1_000 },
+                shadow: { requestTimeoutMs: 3_000 },
+              },
+            }),
+          ),
+          seed: thing,
+          transport,
+        });
+        overDevices.push(d);
+        await d.start();
+        await until(() => d.transport.isConnected, { within: 15_000, what: 'connected' });
+        // MQTT 5: PUBACK 0x97; 3.1.1: no PUBACK, so the publish timeout.
+        const counted = () => (protocol === '5' ? d.status().throttled.publishes : d.status().throttled.unacknowledged);
+        await until(() => counted() > 0 && d.status().sealedBatches >= 60, { within: 20_000, what: 'throttled' });
+        // The readings slow down to under the quota (an operator's desired sampling: the delta comes
+        // from the broker, which is not throttled): the backlog drains at the rate the agent learned.
+        await desire(core, thing, { sampling: { env: 60_000, light: 60_000, soil: 60_000 } });
+        await until(() => d.status().actual.sampling.env === 60_000, { within: 15_000, what: 'sampling slowed' });
+        await until(() => d.status().outbox.depth === 0 && d.status().inFlight === 0, {
+          within: 75_000,
+          what: 'backlog drained',
+        });
+        const status = d.status();
+        await d.stop();
+        overDevices.splice(overDevices.indexOf(d), 1);
+
+        expect(counted()).toBeGreaterThan(0);
+        if (protocol === '5') expect(status.throttled.unacknowledged).toBe(0);
+        expect(status.throttled.connects).toBe(0);
+        expect(
+          (over.services.throttles.snapshot().publishesPerSecondPerConnection ?? 0) - (before ?? 0),
+        ).toBeGreaterThan(0);
+        // Nothing lost, nothing stored twice (the store keeps one copy per bootId and seq).
+        expect(await waitForStored(core, thing, status.readings)).toBe(status.readings);
+      }, 150_000);
+    },
+  );
+});

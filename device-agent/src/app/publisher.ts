@@ -98,7 +98,8 @@ export function createPublisher(deps: PublisherDeps): Publisher {
   const backoffMaxMs = deps.backoffMaxMs ?? 60_000;
   const random = deps.random ?? Math.random;
   /**
-   * The rate the broker lets through, as the publisher learns it: halved at each throttle, raised
+   * The rate the broker lets through, as the publisher learns it: halved at each throttle (or
+   * publish left unacknowledged with the connection up), raised
    * by a quarter publish a second at each accepted one, back to `maxPerSecond` (additive increase,
    * multiplicative decrease). Below `maxPerSecond` the publishes go one at a time, evenly spaced: a
    * quota lower than the configured rate (a small account limit, a shared connection) is then met
@@ -172,6 +173,8 @@ export function createPublisher(deps: PublisherDeps): Publisher {
       }
       unacknowledgedCount += 1;
       strikes += 1;
+      // Over 3.1.1 the missing PUBACK is the only sign of throttling: learn a lower rate as for a 0x97.
+      rate = Math.max(0.5, rate / 2);
       // No PUBACK: on MQTT 3.1.1 that is how IoT Core throttles a publish (it sends none), so the
       // batch is resent after a backoff, not at once into the same quota. Duplicates from a PUBACK
       // that was only late are dropped by storage (thingName, bootId, seq).
