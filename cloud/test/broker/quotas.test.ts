@@ -5,6 +5,7 @@
  * Mqtt5Client against the real TLS broker. Every breach is counted in the throttle counters, and
  * `--limits off` lifts the rates and counts.
  */
+import tls from 'node:tls';
 import { MQTT5_REASON } from '@pifleet/protocol';
 import type { IPublishPacket, MqttClient, Packet } from 'mqtt';
 import { connectAsync } from 'mqtt';
@@ -494,4 +495,124 @@ describe('in-flight messages per client', () => {
       expect(b.throttles.snapshot().inFlightMessagesPerClient).toBe(2);
     },
   );
+});
+
+/** An MQTT 3.1.1 packet: fixed header byte, remaining length, body. */
+function packet311(first: number, body: Buffer): Buffer {
+  const length: number[] = [];
+  let n = body.length;
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    length.push(byte);
+  } while (n > 0);
+  return Buffer.concat([Buffer.from([first, ...length]), body]);
+}
+
+const utf8Field = (s: string) => {
+  const b = Buffer.from(s, 'utf8');
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+};
+
+/**
+ * A bare MQTT 3.1.1 client on raw TLS that never acknowledges by itself: every client library at
+ * hand sends 3.1.1 PUBACKs on its own, so the in-flight window over 3.1.1 is tested with this.
+ */
+async function raw311(d: DeviceEndpoint) {
+  const socket = tls.connect({
+    host: '127.0.0.1',
+    port: d.port,
+    ca: d.caCertPem,
+    cert: d.cert.certPem,
+    key: d.cert.keyPem,
+  });
+  socket.on('error', () => undefined);
+  const publishes: Array<{ messageId: number; payload: string }> = [];
+  const waiters = new Set<() => void>();
+  let buffered = Buffer.alloc(0);
+  let connack = false;
+  let subacks = 0;
+  socket.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    for (;;) {
+      let length = 0;
+      let multiplier = 1;
+      let i = 1;
+      for (; i < buffered.length && i <= 4; i++) {
+        const byte = buffered[i] as number;
+        length += (byte & 0x7f) * multiplier;
+        multiplier *= 128;
+        if ((byte & 0x80) === 0) break;
+      }
+      if (i >= buffered.length) return;
+      const start = i + 1;
+      if (buffered.length < start + length) return;
+      const body = buffered.subarray(start, start + length);
+      const type = (buffered[0] as number) >> 4;
+      if (type === 2) connack = true;
+      if (type === 9) subacks++;
+      if (type === 3) {
+        const topicLength = body.readUInt16BE(0);
+        const messageId = body.readUInt16BE(2 + topicLength);
+        publishes.push({ messageId, payload: body.subarray(4 + topicLength).toString() });
+      }
+      buffered = buffered.subarray(start + length);
+      for (const wake of waiters) wake();
+    }
+  });
+  const until = (what: string, done: () => boolean) =>
+    within(
+      new Promise<void>((resolve) => {
+        const wake = () => {
+          if (!done()) return;
+          waiters.delete(wake);
+          resolve();
+        };
+        waiters.add(wake);
+        wake();
+      }),
+      5_000,
+      what,
+    );
+  await within(new Promise((resolve) => socket.once('secureConnect', resolve)), 5_000, 'TLS');
+  const connectBody = Buffer.concat([utf8Field('MQTT'), Buffer.from([0x04, 0x02, 0x00, 0x3c]), utf8Field(d.clientId)]);
+  socket.write(packet311(0x10, connectBody));
+  await until('CONNACK', () => connack);
+  return {
+    publishes,
+    until,
+    async subscribe(filter: string) {
+      const before = subacks;
+      socket.write(packet311(0x82, Buffer.concat([Buffer.from([0x00, 0x01]), utf8Field(filter), Buffer.from([0x01])])));
+      await until('SUBACK', () => subacks > before);
+    },
+    puback(messageId: number) {
+      socket.write(packet311(0x40, Buffer.from([messageId >> 8, messageId & 0xff])));
+    },
+    close: () => socket.destroy(),
+  };
+}
+
+describe('in-flight messages per client over MQTT 3.1.1', () => {
+  it('QoS 1 deliveries past the window wait for PUBACKs, in order, none dropped', async () => {
+    const b = await quotaBroker({ inFlightMessagesPerClient: 2 });
+    const c = await raw311(await device(b, 'inflight-311'));
+    try {
+      await c.subscribe('q/window311');
+      for (let i = 1; i <= 4; i++) await b.broker.bus.publish('q/window311', String(i), { qos: 1 });
+      await c.until('2 deliveries', () => c.publishes.length >= 2);
+      await elapse(200);
+      expect(c.publishes.map((p) => p.payload)).toEqual(['1', '2']);
+      c.puback((c.publishes[0] as { messageId: number }).messageId);
+      await c.until('3 deliveries', () => c.publishes.length >= 3);
+      c.puback((c.publishes[1] as { messageId: number }).messageId);
+      c.puback((c.publishes[2] as { messageId: number }).messageId);
+      await c.until('4 deliveries', () => c.publishes.length >= 4);
+      expect(c.publishes.map((p) => p.payload)).toEqual(['1', '2', '3', '4']);
+      expect(b.throttles.snapshot().inFlightMessagesPerClient).toBe(2);
+    } finally {
+      c.close();
+    }
+  });
 });
