@@ -457,8 +457,8 @@ function publishesOnWire(c: MqttClient) {
 }
 
 describe('in-flight messages per client', () => {
-  // MQTT 5 only: mqtt.js acknowledges a 3.1.1 delivery itself (customHandleAcks holds only MQTT 5
-  // PUBACKs, measured), so no client here can hold 3.1.1 PUBACKs; the window is the same code for both.
+  // MQTT 5 here: mqtt.js acknowledges a 3.1.1 delivery itself (customHandleAcks holds only MQTT 5
+  // PUBACKs, measured); the 3.1.1 case below uses a raw client.
   it.each([5] as const)(
     'MQTT %s: QoS 1 deliveries past the window wait for PUBACKs, in order, none dropped',
     async (version) => {
