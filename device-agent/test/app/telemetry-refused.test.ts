@@ -9,6 +9,7 @@ import { MQTT5_REASON, validateReportedState } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
 import { brokerDisconnect } from '../../src/adapters/transport-kit.js';
 import { createAgent } from '../../src/app/agent.js';
+import { ShadowRejectedError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { openOutbox } from '../../src/outbox/outbox.js';
 import { createVirtualClock } from '../../src/testing/virtual-clock.js';
@@ -296,6 +297,33 @@ describe('the broker refuses or ends the connection for a quota', () => {
       connects: 1,
       shadow: 0,
     });
+  });
+});
+
+describe('the shadow service throttles (429)', () => {
+  it('a report answered 429 is retried after a backoff, counted in the status and reported', async () => {
+    const { clock, shadow, agent, lines } = setup();
+    await agent.start();
+    await settle();
+    const update = shadow.updateReported.bind(shadow);
+    let refuse = 2;
+    shadow.updateReported = async (reported: object) => {
+      if (refuse > 0) {
+        refuse -= 1;
+        throw new ShadowRejectedError('update', { code: 429, message: 'Too Many Requests', clientToken: 't' });
+      }
+      return update(reported);
+    };
+    const before = shadow.updates.length;
+    const synced = agent.syncShadow();
+    for (let i = 0; i < 20 && shadow.updates.length === before; i++) await clock.advance(500);
+    await synced;
+    expect(shadow.updates.length).toBe(before + 1);
+    expect(agent.status().throttled.shadow).toBe(2);
+    expect(lines.filter((l) => l.msg === 'shadow request throttled (429); retrying')).toHaveLength(2);
+    // The next report carries the count.
+    await agent.syncShadow();
+    expect((shadow.reported as { throttled?: { shadow?: number } }).throttled?.shadow).toBe(2);
   });
 });
 
