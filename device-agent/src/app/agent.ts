@@ -93,6 +93,13 @@ export interface Agent {
   status(): AgentStatus;
   /** Reconciles and reports now (also done on every connect and delta). */
   syncShadow(): Promise<void>;
+  /**
+   * Stops taking readings (sensor samples and digital-input edges) and seals the open batch into
+   * the outbox, but stays connected: the outbox keeps being published and the shadow kept in sync.
+   * Lets a load test end its measured window and still deliver its backlog. Idempotent; `stop()`
+   * after it works as ever; there is no resume (a fresh agent samples again).
+   */
+  pauseSampling(): Promise<void>;
 }
 
 interface SensorState {
@@ -169,6 +176,8 @@ export function createAgent(deps: AgentDeps): Agent {
   });
 
   let state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  /** False once `pauseSampling()` ran: no sample is scheduled and no reading is added any more. */
+  let sampling = true;
   let startedAt = 0;
   let readings = 0;
   let sealedBatches = 0;
@@ -312,7 +321,7 @@ export function createAgent(deps: AgentDeps): Agent {
     s.reading = true;
     try {
       const metrics = await s.sensor.read();
-      if (state !== 'running') return;
+      if (state !== 'running' || !sampling) return;
       s.healthy = true;
       addReading({ sensor: s.sensor.id, ts: clock.now(), metrics: { ...metrics } });
     } catch (err) {
@@ -332,7 +341,7 @@ export function createAgent(deps: AgentDeps): Agent {
    * period. A read that overruns its interval is followed by the next one at once, never by a burst.
    */
   const scheduleSensor = (s: SensorState, delayMs = s.intervalMs) => {
-    if (state !== 'running') return;
+    if (state !== 'running' || !sampling) return;
     s.timer = clock.setTimeout(() => {
       s.timer = undefined;
       const startedAt = clock.now();
@@ -603,7 +612,7 @@ export function createAgent(deps: AgentDeps): Agent {
       for (const input of deps.inputs ?? []) {
         cleanups.push(
           input.onEvent((e) => {
-            if (state === 'running') {
+            if (state === 'running' && sampling) {
               addReading({ sensor: input.id, ts: e.ts, metrics: { state: e.state, count: e.count } });
             }
           }),
@@ -722,6 +731,19 @@ export function createAgent(deps: AgentDeps): Agent {
       };
     },
     syncShadow: () => syncShadow(),
+    async pauseSampling() {
+      if (state !== 'running' || !sampling) return;
+      sampling = false;
+      for (const s of sensors.values()) {
+        if (s.timer !== undefined) clock.clearTimeout(s.timer);
+        s.timer = undefined;
+      }
+      if (ageTimer !== undefined) clock.clearTimeout(ageTimer);
+      ageTimer = undefined;
+      // The open batch goes to the outbox now, not when its age runs out: nothing will fill it.
+      store(batcher.seal(clock.now()));
+      log.info({ readings, sealedBatches }, 'sampling paused; the outbox is still published');
+    },
   };
 }
 

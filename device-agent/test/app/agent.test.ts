@@ -5,6 +5,7 @@ import { decodeTelemetryBatch, type Reading, statusMessageSchema, type Telemetry
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../src/app/agent.js';
 import type { AgentConfig } from '../../src/config/schema.js';
+import type { DigitalInput, InputEvent } from '../../src/drivers/types.js';
 import { ShadowError, ShadowRejectedError, ShadowTimeoutError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { type Outbox, openOutbox } from '../../src/outbox/outbox.js';
@@ -24,7 +25,10 @@ const config = (extra: Record<string, unknown> = {}): AgentConfig =>
     ...extra,
   });
 
-function setup(extra: Record<string, unknown> = {}, opts: { connected?: boolean; shadow?: boolean } = {}) {
+function setup(
+  extra: Record<string, unknown> = {},
+  opts: { connected?: boolean; shadow?: boolean; inputs?: DigitalInput[] } = {},
+) {
   const clock = createVirtualClock({ start: 1_700_000_000_000 });
   const transport = new MemoryTransport();
   transport.startConnected = opts.connected ?? true;
@@ -42,6 +46,7 @@ function setup(extra: Record<string, unknown> = {}, opts: { connected?: boolean;
     clock,
     bootId: 'boot-0001-test',
     ...(opts.shadow === false ? {} : { createShadow: () => shadow }),
+    ...(opts.inputs ? { inputs: opts.inputs } : {}),
   });
   return { clock, transport, outbox, shadow, env, light, relay, agent };
 }
@@ -56,6 +61,30 @@ async function drive<T>(clock: { advance(ms: number): Promise<void> }, work: Pro
   });
   while (!done) await clock.advance(10);
   return result;
+}
+
+/** A digital input whose edges the test fires (`edge()`), as the debounced driver would report them. */
+function firingInput(id: string) {
+  const listeners = new Set<(e: InputEvent) => void>();
+  let count = 0;
+  const input: DigitalInput & { edge(ts: number): void } = {
+    id,
+    driver: 'digital-input',
+    init: async () => {},
+    read: async () => ({ state: false, count }),
+    close: async () => {},
+    onEvent(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    state: () => false,
+    count: () => count,
+    edge(ts) {
+      count += 1;
+      for (const l of listeners) l({ sensor: id, state: true, count, ts });
+    },
+  };
+  return input;
 }
 
 /** A trace-level logger that collects the readings the agent says it stored. */
@@ -171,6 +200,87 @@ describe('createAgent: telemetry', () => {
     ]);
     expect(status[1]?.msg.reason).toBe('shutdown');
     expect(() => outbox.stats()).toThrow(/closed/);
+  });
+});
+
+describe('createAgent: pauseSampling', () => {
+  const readingsOf = (transport: MemoryTransport) =>
+    transport.telemetry().flatMap((s) => {
+      const d = decodeTelemetryBatch(s.payload);
+      if (!d.ok) throw new Error(JSON.stringify(d.issues));
+      return d.value.readings;
+    });
+
+  it('stops samples and edge readings, seals the open batch at once, and stays connected', async () => {
+    const button = firingInput('button');
+    const { clock, transport, env, agent } = setup(
+      { batch: { maxReadings: 1000, maxAgeMs: 3_600_000 } },
+      { shadow: false, inputs: [button] },
+    );
+    await agent.start();
+    await clock.advance(3000);
+    button.edge(clock.now());
+    await settle();
+    // Nothing sealed yet: the batch is far from full and young.
+    expect(transport.telemetry()).toHaveLength(0);
+    const taken = agent.status().readings;
+    expect(taken).toBe(3 + 1 + 1); // env at 1, 2, 3 s; light at 2 s; the button edge
+    const envReads = (await env.read()).value as number;
+
+    await agent.pauseSampling();
+    await settle();
+    // The open batch went out now, not an hour later, with every reading taken before the pause.
+    expect(transport.telemetry()).toHaveLength(1);
+    expect(readingsOf(transport)).toHaveLength(taken);
+
+    await clock.advance(20_000);
+    button.edge(clock.now());
+    await settle();
+    expect(agent.status().readings).toBe(taken);
+    expect(agent.status().sealedBatches).toBe(1);
+    // The sensor was not read again (the one read above was the test's own).
+    expect((await env.read()).value).toBe(envReads + 1);
+    expect(agent.status().connected).toBe(true);
+    expect(agent.status().outbox.depth).toBe(0);
+
+    // Idempotent: a second pause seals nothing more; stop still seals, reports offline and closes.
+    await agent.pauseSampling();
+    await drive(clock, agent.stop('shutdown'));
+    expect(transport.telemetry()).toHaveLength(1);
+    const status = transport.sent.filter((s) => s.topic === 'pifleet/pi-01/status');
+    expect(status.map((s) => JSON.parse(s.payload).state)).toEqual(['online', 'offline']);
+  });
+
+  it('keeps publishing the backlog after the pause until the outbox is empty', async () => {
+    const { clock, transport, agent } = setup({}, { connected: false, shadow: false });
+    await agent.start();
+    await clock.advance(60_000);
+    await settle();
+    await agent.pauseSampling();
+    const backlog = agent.status().outbox.depth;
+    expect(backlog).toBeGreaterThan(10);
+    const taken = agent.status().readings;
+
+    transport.connect();
+    for (let i = 0; i < 100 && agent.status().outbox.depth > 0; i++) {
+      await clock.advance(250);
+      await settle();
+    }
+    expect(agent.status().outbox.depth).toBe(0);
+    // Every reading taken before the pause was published, once, and none after it.
+    expect(readingsOf(transport)).toHaveLength(taken);
+    expect(agent.status().readings).toBe(taken);
+  });
+
+  it('is a no-op before start and after stop', async () => {
+    const { clock, transport, agent } = setup({}, { shadow: false });
+    await agent.pauseSampling();
+    await agent.start();
+    await clock.advance(1500);
+    await drive(clock, agent.stop());
+    await agent.pauseSampling();
+    expect(agent.status().readings).toBe(1);
+    expect(transport.telemetry()).toHaveLength(1);
   });
 });
 
