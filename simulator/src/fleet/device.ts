@@ -56,6 +56,8 @@ export interface FleetDevice {
   failSensors(): void;
   /** Reconciles and reports the shadow now. */
   syncShadow(): Promise<void>;
+  /** Stops taking readings and seals the open batch; stays connected and keeps publishing its outbox. */
+  pauseSampling(): Promise<void>;
   readonly agent: Agent | undefined;
   readonly transport: Transport | undefined;
 }
@@ -124,6 +126,9 @@ export function createFleetDevice(deps: FleetDeviceDeps): FleetDevice {
     },
     async syncShadow() {
       await runtime.agent?.syncShadow();
+    },
+    async pauseSampling() {
+      await runtime.agent?.pauseSampling();
     },
   };
 }

@@ -33,6 +33,9 @@ process.on('message', (msg: HostRequest | { op: 'init'; id: number; init: HostIn
       case 'syncShadow':
         host.syncShadow(msg.things).then(() => reply(null), fail);
         break;
+      case 'pauseSampling':
+        host.pauseSampling().then(() => reply(null), fail);
+        break;
       case 'stop':
         host.stop().then((f) => {
           // Exit explicitly once the reply is written: a natural exit tears the environment down

@@ -118,6 +118,8 @@ export interface DeviceHost {
   snapshot(): HostSnapshot;
   failSensors(thingNames: readonly string[]): number;
   syncShadow(thingNames: readonly string[]): Promise<void>;
+  /** Every device stops taking readings and seals its open batch, but stays connected and publishing. */
+  pauseSampling(): Promise<void>;
   /** Stops every agent (seal, send, drain in-flight, offline status, disconnect). */
   stop(): Promise<HostFinal>;
 }
@@ -411,6 +413,9 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
             .catch(() => undefined),
         ),
       );
+    },
+    async pauseSampling() {
+      await Promise.all(devices.map((d) => d.pauseSampling().catch(() => undefined)));
     },
     async stop() {
       stopping = true;

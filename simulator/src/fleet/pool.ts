@@ -14,7 +14,7 @@ import {
 } from './host.js';
 
 export type HostCall =
-  | { readonly op: 'start' | 'snapshot' | 'stop' }
+  | { readonly op: 'start' | 'snapshot' | 'pauseSampling' | 'stop' }
   | { readonly op: 'failSensors' | 'syncShadow'; readonly things: readonly string[] };
 
 export type HostRequest = HostCall & { readonly id: number };
@@ -33,6 +33,8 @@ export interface HostPool {
   snapshot(): Promise<HostSnapshot[]>;
   failSensors(things: readonly string[]): Promise<number>;
   syncShadow(things: readonly string[]): Promise<void>;
+  /** Every device stops taking readings and seals its open batch, but stays connected and publishing. */
+  pauseSampling(): Promise<void>;
   stop(): Promise<HostFinal[]>;
   /** Ends worker threads at once (error path). */
   terminate(): Promise<void>;
@@ -128,6 +130,9 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
             case 'syncShadow':
               await host.syncShadow(req.things);
               return null;
+            case 'pauseSampling':
+              await host.pauseSampling();
+              return null;
           }
         },
       };
@@ -204,6 +209,9 @@ export function createHostPool(opts: HostPoolOptions): HostPool {
     },
     async syncShadow(things) {
       await Promise.all(byOwner(things).map(({ r, mine }) => r.call({ op: 'syncShadow', things: mine })));
+    },
+    async pauseSampling() {
+      await Promise.all(remotes.map((r) => r.call({ op: 'pauseSampling' })));
     },
     async stop() {
       const finals = (await Promise.all(remotes.map((r) => r.call({ op: 'stop' })))) as HostFinal[];

@@ -61,7 +61,10 @@ export interface PhaseResult {
     readonly interruptions: number;
   };
   readonly telemetry: {
-    /** Readings sampled by the agents (agent.status().readings, summed). */
+    /**
+     * Readings sampled by the agents (agent.status().readings, summed), from the ramp to the end of
+     * the measured window: the devices stop sampling there and deliver their backlog before they stop.
+     */
     readonly generated: number;
     /** Readings in batches the broker acknowledged (PUBACK). */
     readonly published: number;

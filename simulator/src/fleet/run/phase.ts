@@ -36,8 +36,8 @@ export interface RunOutcome {
 
 /**
  * One phase of a run: the whole fleet against one target. Starts the device hosts, ramps,
- * measures (commands throughout, faults half-way), lets the fleet settle, stops the agents,
- * reads back what was stored, and summarizes.
+ * measures (commands throughout, faults half-way), stops sampling and lets the fleet deliver its
+ * backlog, stops the agents, reads back what was stored, and summarizes.
  */
 export async function runPhase(
   target: PhaseTarget,
@@ -105,7 +105,17 @@ export async function runPhase(
     const fleetRssEndBytes = monitor.fleetRss(atEnd);
     const commands = commandLoad ? await commandLoad.stop(10_000) : undefined;
     if (faults.failedThings.length > 0) await pool.syncShadow(faults.failedThings);
-    await waitUntilSettled({ pool, monitor, timeoutS: o.drainTimeoutS, signal });
+    // The measured window is over: the devices stop generating and deliver what they hold, so the
+    // settle can wait for every outbox to be empty (a backlog built over the publish quota drains
+    // instead of growing until the agents stop). "generated" counts readings up to here.
+    await pool.pauseSampling();
+    const settled = await waitUntilSettled({ pool, monitor, timeoutS: o.drainTimeoutS, signal });
+    say(
+      settled.quiet
+        ? `[${target.name}] sampling stopped; every outbox empty after ${settled.seconds.toFixed(1)} s`
+        : `[${target.name}] sampling stopped; ${settled.outboxDepth} batches still in outboxes after ${settled.seconds.toFixed(1)} s (drain timeout ${o.drainTimeoutS} s)`,
+      true,
+    );
 
     say(`[${target.name}] stopping ${o.devices} agents`, false);
     await monitor.stop();
