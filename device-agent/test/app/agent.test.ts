@@ -5,7 +5,7 @@ import { decodeTelemetryBatch, type Reading, statusMessageSchema, type Telemetry
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../src/app/agent.js';
 import type { AgentConfig } from '../../src/config/schema.js';
-import type { DigitalInput, InputEvent } from '../../src/drivers/types.js';
+import type { DigitalInput, InputEvent, Sensor } from '../../src/drivers/types.js';
 import { ShadowError, ShadowRejectedError, ShadowTimeoutError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { type Outbox, openOutbox } from '../../src/outbox/outbox.js';
@@ -270,6 +270,39 @@ describe('createAgent: pauseSampling', () => {
     // Every reading taken before the pause was published, once, and none after it.
     expect(readingsOf(transport)).toHaveLength(taken);
     expect(agent.status().readings).toBe(taken);
+  });
+
+  it('drops a sample whose read was under way at the pause: it is never counted, so never lost', async () => {
+    const clock = createVirtualClock({ start: 1_700_000_000_000 });
+    const transport = new MemoryTransport();
+    const { outbox } = openOutbox({ path: ':memory:', maxBytes: 1024 ** 2 });
+    let finish: ((m: { value: number }) => void) | undefined;
+    const slow: Sensor = {
+      id: 'env',
+      driver: 'bme280',
+      init: async () => {},
+      read: () => new Promise((resolve) => (finish = resolve)),
+      close: async () => {},
+    };
+    const agent = createAgent({
+      config: config({ sensors: [{ id: 'env', driver: 'bme280', intervalMs: 1000 }] }),
+      transport,
+      outbox,
+      sensors: [slow],
+      outputs: [memoryOutput('relay')],
+      clock,
+    });
+    await agent.start();
+    await clock.advance(1000);
+    expect(finish).toBeDefined();
+    await agent.pauseSampling();
+    finish?.({ value: 1 });
+    await settle();
+    await clock.advance(5000);
+    expect(agent.status().readings).toBe(0);
+    expect(agent.status().outbox.depth).toBe(0);
+    expect(transport.telemetry()).toHaveLength(0);
+    await drive(clock, agent.stop());
   });
 
   it('is a no-op before start and after stop', async () => {
