@@ -49,6 +49,15 @@ export function rulesEngineBed(
   return engines;
 }
 
+/** A policy allowing every IoT action, for the things the end-to-end rule suites connect. */
+export const ALLOW_ALL = {
+  Version: '2012-10-17' as const,
+  Statement: [{ Effect: 'Allow' as const, Action: 'iot:*', Resource: '*' }],
+};
+
+/** The role ARN a republish action names (the local core does not assume it). */
+export const REPUBLISH_ROLE = 'arn:aws:iam::123456789012:role/republish';
+
 /** A rule whose failures go to the rule error log group, as every rule the suites load. */
 export const rule = (
   name: string,

@@ -10,6 +10,7 @@ import { type InProcessCore, removeDir, startInProcessCore, tempDir } from '../.
 import { provisionThing } from '../../src/testing/provision.js';
 import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
 import { within } from '../broker/fixtures.js';
+import { ALLOW_ALL, REPUBLISH_ROLE } from './fixtures.js';
 
 /**
  * Issue 18's IoT SQL items end to end on the real local core: rules created with
@@ -17,12 +18,6 @@ import { within } from '../broker/fixtures.js';
  * subscriber reading what the republish action sends. CreateTopicRule refuses SQL that AWS IoT
  * SQL does not have, the new functions run, and a FROM `#` skips the parent topic.
  */
-
-const ALLOW_ALL = {
-  Version: '2012-10-17' as const,
-  Statement: [{ Effect: 'Allow' as const, Action: 'iot:*', Resource: '*' }],
-};
-const ROLE = 'arn:aws:iam::123456789012:role/republish';
 
 let run: InProcessCore;
 let dir: string;
@@ -71,7 +66,7 @@ const createRule = (ruleName: string, sql: string, topic: string) =>
       topicRulePayload: {
         sql,
         awsIotSqlVersion: '2016-03-23',
-        actions: [{ republish: { topic, qos: 1, roleArn: ROLE } }],
+        actions: [{ republish: { topic, qos: 1, roleArn: REPUBLISH_ROLE } }],
       } satisfies TopicRulePayload,
     } satisfies CreateTopicRuleCommandInput),
   );

@@ -11,6 +11,7 @@ import { type InProcessCore, removeDir, startInProcessCore, tempDir } from '../.
 import { provisionThing } from '../../src/testing/provision.js';
 import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
 import { within } from '../broker/fixtures.js';
+import { ALLOW_ALL, REPUBLISH_ROLE } from './fixtures.js';
 
 /**
  * End to end on the real local core: a rule created with `@aws-sdk/client-iot` CreateTopicRule
@@ -18,12 +19,6 @@ import { within } from '../broker/fixtures.js';
  * republishes with MQTT 5 headers; mqtt.js clients publish (v5 and 3.1.1) and subscribe (v5)
  * over mutual TLS.
  */
-
-const ALLOW_ALL = {
-  Version: '2012-10-17' as const,
-  Statement: [{ Effect: 'Allow' as const, Action: 'iot:*', Resource: '*' }],
-};
-const ROLE = 'arn:aws:iam::123456789012:role/republish';
 
 let run: InProcessCore;
 let dir: string;
@@ -92,7 +87,7 @@ describe('MQTT 5 properties through a rule created with CreateTopicRule', () => 
           republish: {
             topic: 'lab/${topic(2)}/out',
             qos: 1,
-            roleArn: ROLE,
+            roleArn: REPUBLISH_ROLE,
             headers: {
               payloadFormatIndicator: "${get_mqtt_property('format_indicator')}",
               contentType: "${get_mqtt_property('content_type')}",
@@ -151,7 +146,7 @@ describe('MQTT 5 properties through a rule created with CreateTopicRule', () => 
     await createRule('mqtt5_where', {
       sql: "SELECT get(get_user_properties('batch'), 1) AS second FROM 'lab/+/in' WHERE get_mqtt_property('content_type') = 'application/json'",
       awsIotSqlVersion: '2016-03-23',
-      actions: [{ republish: { topic: 'lab/${topic(2)}/out/json', roleArn: ROLE } }],
+      actions: [{ republish: { topic: 'lab/${topic(2)}/out/json', roleArn: REPUBLISH_ROLE } }],
     });
     const arrived = nextMessage('lab/w/out/json');
     await pub5.publishAsync('lab/w/in', JSON.stringify({ t: 1 }), { qos: 1, properties: V5_PROPERTIES });
@@ -173,7 +168,7 @@ describe('MQTT 5 properties through a rule created with CreateTopicRule', () => 
     await createRule('mqtt5_where', {
       sql: "SELECT 'again' AS v FROM 'lab/+/in'",
       awsIotSqlVersion: '2016-03-23',
-      actions: [{ republish: { topic: 'lab/${topic(2)}/out/again', roleArn: ROLE } }],
+      actions: [{ republish: { topic: 'lab/${topic(2)}/out/again', roleArn: REPUBLISH_ROLE } }],
     });
     const arrived = nextMessage('lab/r/out/again');
     await pub3.publishAsync('lab/r/in', JSON.stringify({ t: 0 }), { qos: 1 });
@@ -182,7 +177,7 @@ describe('MQTT 5 properties through a rule created with CreateTopicRule', () => 
 });
 
 describe('CreateTopicRule refuses what IoT refuses, and creates nothing', () => {
-  const republish = (extra: object = {}) => ({ republish: { topic: 'lab/x/out', roleArn: ROLE, ...extra } });
+  const republish = (extra: object = {}) => ({ republish: { topic: 'lab/x/out', roleArn: REPUBLISH_ROLE, ...extra } });
 
   it.each<[what: string, payload: TopicRulePayload, name: string, message: RegExp]>([
     [
