@@ -1,6 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { launchCoreProcess, type RunningCoreProcess, removeDir, tempDir } from '@pifleet/testkit';
+import { IoTClient } from '@aws-sdk/client-iot';
+import {
+  launchCoreProcess,
+  localProfileCredentials,
+  type RunningCoreProcess,
+  removeDir,
+  tempDir,
+} from '@pifleet/testkit';
 import { afterAll, beforeAll } from 'vitest';
 import { runCli } from '../src/cli.js';
 import type { Clock } from '../src/ports/clock.js';
@@ -105,6 +112,25 @@ export function localCoreForFile(
       return dir;
     },
   };
+}
+
+/**
+ * `localCoreForFile` with a real `@aws-sdk/client-iot` client on the core's local profile (one
+ * attempt, so a refusal shows as it is): `onStarted` receives both; the client is destroyed before
+ * the core stops.
+ */
+export function localCoreWithIotForFile(onStarted: (core: RunningCoreProcess, iot: IoTClient) => void): {
+  cwd(): string;
+} {
+  let iot: IoTClient | undefined;
+  return localCoreForFile(
+    (core) => {
+      const credentials = localProfileCredentials(core.info);
+      iot = new IoTClient({ region: core.info.region, endpoint: core.info.http, credentials, maxAttempts: 1 });
+      onStarted(core, iot);
+    },
+    () => iot?.destroy(),
+  );
 }
 
 /** Runs the CLI in-process and captures its output. */

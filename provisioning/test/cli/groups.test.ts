@@ -4,28 +4,24 @@ import {
   CreateThingTypeCommand,
   DeprecateThingTypeCommand,
   DescribeThingCommand,
-  IoTClient,
+  type IoTClient,
   ListAttachedPoliciesCommand,
   ListThingGroupsForThingCommand,
   ListThingsInThingGroupCommand,
 } from '@aws-sdk/client-iot';
 import { EXIT } from '@pifleet/protocol';
-import { localProfileCredentials, type RunningCoreProcess } from '@pifleet/testkit';
+import type { RunningCoreProcess } from '@pifleet/testkit';
 import { describe, expect, it } from 'vitest';
-import { cli, localCoreForFile } from '../helpers.js';
+import { cli, localCoreWithIotForFile } from '../helpers.js';
 
 /** `--type`/`--group` on `things create` and `fleet create`, and the `groups` commands, against the real local core. */
 
 let core: RunningCoreProcess;
 let iot: IoTClient;
-const { cwd } = localCoreForFile(
-  (started) => {
-    core = started;
-    const credentials = localProfileCredentials(core.info);
-    iot = new IoTClient({ region: core.info.region, endpoint: core.info.http, credentials, maxAttempts: 1 });
-  },
-  () => iot?.destroy(),
-);
+const { cwd } = localCoreWithIotForFile((started, client) => {
+  core = started;
+  iot = client;
+});
 
 const local = () => ['--local', core.dataDir];
 const run = (...args: string[]) => cli([...local(), ...args], { cwd: cwd() });

@@ -4,7 +4,7 @@ import {
   CreateThingCommand,
   DescribeCertificateCommand,
   DetachPolicyCommand,
-  IoTClient,
+  type IoTClient,
   ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
 import { BINS, localProfileCredentials, REPO, type RunningCoreProcess } from '@pifleet/testkit';
@@ -12,20 +12,16 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli.js';
 import { BUNDLE_FILES } from '../../src/core/bundle.js';
 import { invocationOf } from '../../src/core/hints.js';
-import { cli, localCoreForFile, sink } from '../helpers.js';
+import { cli, localCoreWithIotForFile, sink } from '../helpers.js';
 
 /** Every command in-process against the real local IoT Core through the real @aws-sdk/client-iot. */
 
 let core: RunningCoreProcess;
 let iot: IoTClient;
-const { cwd } = localCoreForFile(
-  (started) => {
-    core = started;
-    const credentials = localProfileCredentials(core.info);
-    iot = new IoTClient({ region: core.info.region, endpoint: core.info.http, credentials, maxAttempts: 1 });
-  },
-  () => iot?.destroy(),
-);
+const { cwd } = localCoreWithIotForFile((started, client) => {
+  core = started;
+  iot = client;
+});
 
 const local = () => ['--local', core.dataDir];
 const json = <T>(s: string) => JSON.parse(s) as T;
