@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { recommendedDevicePolicy } from '@pifleet/protocol';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalCa, loadOrCreateCa } from '../../src/ca/local-ca.js';
+import { describe, expect, it } from 'vitest';
+import type { LocalCa } from '../../src/ca/local-ca.js';
 import { RegistryError } from '../../src/registry/errors.js';
-import { openSqliteRegistry, type Registry } from '../../src/registry/sqlite-registry.js';
-import { removeDir, tempDir } from '../http/harness.js';
+import type { Registry } from '../../src/registry/sqlite-registry.js';
+import { registryForFile } from './bed.js';
 
 /** The registry as the broker sees it: the IdentityDirectory port, its change events, persistence. */
 
@@ -15,16 +15,9 @@ let ca: LocalCa;
 let clock = Date.UTC(2026, 0, 1);
 const now = () => clock;
 
-beforeAll(async () => {
-  dir = tempDir('registry');
-  ca = await loadOrCreateCa({ dir: join(dir, 'ca'), now });
+const open = registryForFile('registry', account, now, (bed) => {
+  ({ dir, ca } = bed);
 });
-afterAll(() => removeDir(dir));
-
-let files = 0;
-function open(file = join(dir, `registry-${++files}.sqlite`)): Registry {
-  return openSqliteRegistry({ file, account, now });
-}
 
 async function newCert(registry: Registry, status: 'ACTIVE' | 'INACTIVE' = 'ACTIVE') {
   const { certificatePem } = await ca.createKeysAndCertificate();

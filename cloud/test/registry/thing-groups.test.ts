@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { recommendedDevicePolicy } from '@pifleet/protocol';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalCa, loadOrCreateCa } from '../../src/ca/local-ca.js';
-import { openSqliteRegistry, type Registry } from '../../src/registry/sqlite-registry.js';
+import { describe, expect, it } from 'vitest';
+import type { LocalCa } from '../../src/ca/local-ca.js';
+import type { Registry } from '../../src/registry/sqlite-registry.js';
 import { THING_GROUP_LIMITS } from '../../src/registry/thing-groups.js';
-import { removeDir, tempDir } from '../http/harness.js';
+import { registryForFile } from './bed.js';
 
 /** Thing types and thing groups in the registry: AWS's rules, the identity facts they feed the broker, migration. */
 
@@ -17,14 +17,9 @@ let ca: LocalCa;
 let clock = Date.UTC(2026, 0, 1);
 const now = () => clock;
 
-beforeAll(async () => {
-  dir = tempDir('registry-groups');
-  ca = await loadOrCreateCa({ dir: join(dir, 'ca'), now });
+const open = registryForFile('registry-groups', account, now, (bed) => {
+  ({ dir, ca } = bed);
 });
-afterAll(() => removeDir(dir));
-
-let files = 0;
-const open = (file = join(dir, `registry-${++files}.sqlite`)): Registry => openSqliteRegistry({ file, account, now });
 
 const code = (fn: () => unknown): string | undefined => {
   try {
