@@ -1,6 +1,13 @@
-import { IoTClient, type IoTClientConfig } from '@aws-sdk/client-iot';
+import { IoTClient, type IoTClientConfig, type IoTServiceException } from '@aws-sdk/client-iot';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
-import { localProfileCredentials } from '../../src/testing/in-process-core.js';
+import {
+  type InProcessCore,
+  localProfileCredentials,
+  removeDir,
+  startInProcessCore,
+  tempDir,
+} from '../../src/testing/in-process-core.js';
 
 /**
  * Test harness: a local IoT Core on ephemeral ports in a temp data dir and real IoT SDK clients
@@ -25,4 +32,40 @@ export function iotClient(
   credentials: IoTClientConfig['credentials'] = localProfileCredentials(info),
 ): IoTClient {
   return new IoTClient({ region: info.region, endpoint: info.http, credentials, maxAttempts: 1 });
+}
+
+/**
+ * The local core a test file's suites share, in a temp dir (`pifleet-<dirName>-*`): started before
+ * them (`onStarted` receives it), stopped after them, and the dir goes.
+ */
+export function coreForFile(dirName: string, onStarted: (run: InProcessCore) => void): void {
+  let dir: string | undefined;
+  let run: InProcessCore | undefined;
+  beforeAll(async () => {
+    dir = tempDir(dirName);
+    run = await startInProcessCore(dir);
+    onStarted(run);
+  });
+  afterAll(async () => {
+    await run?.stop();
+    if (dir) removeDir(dir);
+  });
+}
+
+export type ErrorClass = new (...args: never[]) => IoTServiceException;
+
+/** Asserts `send` is refused with the exception the client maps (class and name) and HTTP status; returns it. */
+export async function rejection(
+  send: Promise<unknown>,
+  type: ErrorClass,
+  status: number,
+): Promise<IoTServiceException> {
+  const err = (await send.then(
+    () => new Error('the request succeeded'),
+    (e: unknown) => e,
+  )) as IoTServiceException;
+  expect(err).toBeInstanceOf(type);
+  expect(err.name).toBe(type.name);
+  expect(err.$metadata.httpStatusCode).toBe(status);
+  return err;
 }

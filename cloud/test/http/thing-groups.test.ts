@@ -16,7 +16,6 @@ import {
   DetachPolicyCommand,
   InvalidRequestException,
   type IoTClient,
-  type IoTServiceException,
   ListAttachedPoliciesCommand,
   ListThingGroupsCommand,
   type ListThingGroupsCommandInput,
@@ -32,43 +31,23 @@ import {
   VersionConflictException,
 } from '@aws-sdk/client-iot';
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
-import { iotClient, type RunningCore, removeDir, startCore, tempDir } from './harness.js';
+import { coreForFile, type ErrorClass, iotClient, type RunningCore, rejection } from './harness.js';
 
 /**
  * Static thing groups through the real @aws-sdk/client-iot, and a thing-group policy applied by the
  * broker to an mqtt.js device (AWS IoT Developer Guide, "Static thing groups").
  */
 
-let dir: string;
 let run: RunningCore;
 let iot: IoTClient;
-
-beforeAll(async () => {
-  dir = tempDir('thing-groups');
-  run = await startCore(dir);
+coreForFile('thing-groups', (started) => {
+  run = started;
   iot = run.iot;
-});
-afterAll(async () => {
-  await run?.stop();
-  removeDir(dir);
 });
 
 const arn = (kind: string, name: string) => `arn:aws:iot:${run.info.region}:${run.info.accountId}:${kind}/${name}`;
-
-type ErrorClass = new (...args: never[]) => IoTServiceException;
-
-async function rejection(send: Promise<unknown>, type: ErrorClass, status: number): Promise<IoTServiceException> {
-  const err = (await send.then(
-    () => new Error('the request succeeded'),
-    (e: unknown) => e,
-  )) as IoTServiceException;
-  expect(err).toBeInstanceOf(type);
-  expect(err.name).toBe(type.name);
-  expect(err.$metadata.httpStatusCode).toBe(status);
-  return err;
-}
 
 async function all<T>(pages: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];

@@ -11,7 +11,6 @@ import {
   DescribeThingTypeCommand,
   InvalidRequestException,
   type IoTClient,
-  type IoTServiceException,
   ListThingsCommand,
   ListThingTypesCommand,
   paginateListThingTypes,
@@ -25,7 +24,7 @@ import { createLocalIotCore, type LocalCoreInfo, type LocalIotCore } from '../..
 import { LOCAL_CORE_DEFAULTS } from '../../src/config/local-core.js';
 import { sdkClients } from '../../src/testing/in-process-core.js';
 import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
-import { removeDir, tempDir } from './harness.js';
+import { type ErrorClass, rejection, removeDir, tempDir } from './harness.js';
 
 /**
  * Thing types through the real @aws-sdk/client-iot (AWS IoT Developer Guide, "Thing types"), on a
@@ -58,19 +57,6 @@ afterAll(async () => {
   await core?.stop();
   removeDir(dir);
 });
-
-type ErrorClass = new (...args: never[]) => IoTServiceException;
-
-async function rejection(send: Promise<unknown>, type: ErrorClass, status: number): Promise<IoTServiceException> {
-  const err = (await send.then(
-    () => new Error('the request succeeded'),
-    (e: unknown) => e,
-  )) as IoTServiceException;
-  expect(err).toBeInstanceOf(type);
-  expect(err.name).toBe(type.name);
-  expect(err.$metadata.httpStatusCode).toBe(status);
-  return err;
-}
 
 const attrs = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, `v${i}`]));
 
