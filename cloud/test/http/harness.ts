@@ -1,6 +1,7 @@
 import { IoTClient, type IoTClientConfig, type IoTServiceException } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { LocalCoreInfo } from '../../src/app/local-core.js';
+import { type LimitOverrides, resolveLimits } from '../../src/limits/index.js';
 import {
   type InProcessCore,
   localProfileCredentials,
@@ -68,4 +69,26 @@ export async function rejection(
   expect(err.name).toBe(type.name);
   expect(err.$metadata.httpStatusCode).toBe(status);
   return err;
+}
+
+/**
+ * Cores a test file starts as it goes, each on limits of its choosing (`aws` with overrides, or
+ * `off`) in its own temp dir (`pifleet-<prefix>-<name>-*`); all stop, and their dirs go, after the file.
+ */
+export function coresWithLimits(
+  prefix: string,
+): (name: string, mode: 'aws' | 'off', overrides?: LimitOverrides) => Promise<InProcessCore> {
+  const cores: Array<{ core: InProcessCore; dir: string }> = [];
+  afterAll(async () => {
+    for (const { core, dir } of cores.splice(0)) {
+      await core.stop();
+      removeDir(dir);
+    }
+  });
+  return async (name, mode, overrides = {}) => {
+    const dir = tempDir(`${prefix}-${name}`);
+    const core = await startInProcessCore(dir, { limits: resolveLimits(mode, overrides) });
+    cores.push({ core, dir });
+    return core;
+  };
 }

@@ -6,17 +6,12 @@ import {
   ListThingsCommand,
   ThrottlingException,
 } from '@aws-sdk/client-iot';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { iotControlPlaneRoutes } from '../../src/http/iot-control-plane.js';
 import { thingGroupRoutes } from '../../src/http/thing-groups-routes.js';
-import { API_TPS, apiQuotaOf, type LimitOverrides, limitOf, resolveLimits } from '../../src/limits/index.js';
-import {
-  type InProcessCore,
-  localProfileCredentials,
-  removeDir,
-  startInProcessCore,
-  tempDir,
-} from '../../src/testing/in-process-core.js';
+import { API_TPS, apiQuotaOf, limitOf, resolveLimits } from '../../src/limits/index.js';
+import { type InProcessCore, localProfileCredentials } from '../../src/testing/in-process-core.js';
+import { coresWithLimits } from './harness.js';
 
 /**
  * IoT Core's per-operation control-plane rates, through the real @aws-sdk/client-iot: below, at
@@ -24,21 +19,7 @@ import {
  * strategy treats the 429, and `--limits off`.
  */
 
-const cores: Array<{ core: InProcessCore; dir: string }> = [];
-
-async function start(name: string, mode: 'aws' | 'off', overrides: LimitOverrides = {}): Promise<InProcessCore> {
-  const dir = tempDir(`throttling-${name}`);
-  const core = await startInProcessCore(dir, { limits: resolveLimits(mode, overrides) });
-  cores.push({ core, dir });
-  return core;
-}
-
-afterAll(async () => {
-  for (const { core, dir } of cores.splice(0)) {
-    await core.stop();
-    removeDir(dir);
-  }
-});
+const start = coresWithLimits('throttling');
 
 /** Settles every promise; returns the fulfilled count and the rejections. */
 async function settle<T>(calls: Array<Promise<T>>) {

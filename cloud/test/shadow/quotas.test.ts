@@ -7,12 +7,13 @@ import {
 } from '@aws-sdk/client-iot-data-plane';
 import { type JsonObject, shadowTopics } from '@pifleet/protocol';
 import mqtt from 'mqtt';
-import { afterAll, describe, expect, it } from 'vitest';
-import { type LimitOverrides, QUOTA_NAMES, type QuotaName, resolveLimits } from '../../src/limits/index.js';
+import { describe, expect, it } from 'vitest';
+import { QUOTA_NAMES, type QuotaName, resolveLimits } from '../../src/limits/index.js';
 import type { ShadowQuotas } from '../../src/shadow/service.js';
-import { type InProcessCore, removeDir, startInProcessCore, tempDir } from '../../src/testing/in-process-core.js';
+import type { InProcessCore } from '../../src/testing/in-process-core.js';
 import { provisionThing } from '../../src/testing/provision.js';
 import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
+import { coresWithLimits } from '../http/harness.js';
 import { createHarness, createHeldStore } from './harness.js';
 
 /**
@@ -161,21 +162,7 @@ describe('document size and depth (service)', () => {
 
 // --- The local core, real clients -------------------------------------------------------------
 
-const cores: Array<{ core: InProcessCore; dir: string }> = [];
-
-async function start(name: string, mode: 'aws' | 'off', overrides: LimitOverrides = {}): Promise<InProcessCore> {
-  const dir = tempDir(`shadow-quotas-${name}`);
-  const core = await startInProcessCore(dir, { limits: resolveLimits(mode, overrides) });
-  cores.push({ core, dir });
-  return core;
-}
-
-afterAll(async () => {
-  for (const { core, dir } of cores.splice(0)) {
-    await core.stop();
-    removeDir(dir);
-  }
-});
+const start = coresWithLimits('shadow-quotas');
 
 const update = (thingName: string, doc: JsonObject, shadowName?: string) =>
   new UpdateThingShadowCommand({ thingName, payload: body(doc), ...(shadowName ? { shadowName } : {}) });
