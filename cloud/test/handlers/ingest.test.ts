@@ -6,10 +6,10 @@ import { createSqliteTelemetryStore } from '../../src/adapters/sqlite-telemetry-
 import { compileRule } from '../../src/core/iotsql/index.js';
 import { PoisonBatchError, TelemetryStoreError } from '../../src/core/telemetry/errors.js';
 import { createIngestHandler } from '../../src/handlers/ingest.js';
-import { createLogger } from '../../src/logger.js';
 import type { ManagedTelemetryStore, TelemetryStore } from '../../src/ports/telemetry-store.js';
 import { RULES } from '../../src/rules/definitions.js';
 import { batchOf, readingsFrom } from '../../src/testing/telemetry-store-suite.js';
+import { logSink } from '../log-sink.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pifleet-ingest-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -22,15 +22,6 @@ function ruleEvent(topic: string, payload: unknown): unknown {
   const result = ingestRule.evaluate({ topic, payload: JSON.stringify(payload) });
   if (!result.matched) throw new Error(`ingest rule did not match ${topic}`);
   return result.output;
-}
-
-function logSink() {
-  const lines: Record<string, unknown>[] = [];
-  const logger = createLogger({
-    level: 'debug',
-    destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
-  });
-  return { logger, lines };
 }
 
 /** A store that fails `putBatch` the first `failures` times, then delegates (a seam, not a mock). */

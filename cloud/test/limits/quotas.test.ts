@@ -12,17 +12,8 @@ import {
   QUOTAS,
   resolveLimits,
 } from '../../src/limits/index.js';
-import { createLogger } from '../../src/logger.js';
 import { removeDir, tempDir } from '../../src/testing/in-process-core.js';
-
-function logSink() {
-  const lines: Record<string, unknown>[] = [];
-  const logger = createLogger({
-    level: 'debug',
-    destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
-  });
-  return { logger, lines };
-}
+import { logSink } from '../log-sink.js';
 
 describe('resolveLimits', () => {
   it("uses AWS's published defaults in aws mode", () => {
