@@ -6,28 +6,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createPublisher } from '../../src/app/publisher.js';
-import { loadConfig } from '../../src/config/load.js';
 import { sealBatch } from '../../src/core/batcher.js';
 import { silentLogger } from '../../src/logger.js';
 import { openOutbox } from '../../src/outbox/outbox.js';
 import { createVirtualClock } from '../../src/testing/virtual-clock.js';
-import { MemoryTransport } from './fakes.js';
+import { agentConfig, MemoryTransport } from './fakes.js';
 
 const TOPIC = 'pifleet/pi-01/telemetry';
 
 /** The highest publish settings the config validation accepts. */
 function fastest() {
-  const r = loadConfig({
-    fileText: JSON.stringify({
-      thingName: 'pi-01',
-      endpoint: 'localhost',
-      certFile: 'c',
-      keyFile: 'k',
-      publish: { maxPerSecond: 50, maxInFlight: 64, maxBytesPerSecond: 384 * 1024 },
-    }),
-  });
-  if (!r.ok) throw new Error(JSON.stringify(r.issues));
-  return r.value.publish;
+  return agentConfig({ publish: { maxPerSecond: 50, maxInFlight: 64, maxBytesPerSecond: 384 * 1024 } }).publish;
 }
 
 /** Most events in any window [t, t + 1000) that starts at an event. */
