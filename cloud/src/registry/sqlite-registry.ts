@@ -19,6 +19,7 @@ import {
   MIGRATION_TO_V2,
   type ThingGroupRecord,
   type ThingTypeRecord,
+  type UpdateThingGroupInput,
 } from './thing-groups.js';
 import {
   checkAttributes,
@@ -150,13 +151,7 @@ export interface Registry extends IdentityDirectory {
     },
   ): Page<GroupRef>;
   /** Returns the group's new version. */
-  updateThingGroup(input: {
-    thingGroupName: string;
-    description?: string | undefined;
-    attributes?: Readonly<Record<string, string>> | undefined;
-    merge?: boolean | undefined;
-    expectedVersion?: number | undefined;
-  }): number;
+  updateThingGroup(input: UpdateThingGroupInput): number;
   deleteThingGroup(input: { thingGroupName: string; expectedVersion?: number | undefined }): void;
   addThingToThingGroup(input: MembershipInput): void;
   removeThingFromThingGroup(input: MembershipInput): void;

@@ -59,6 +59,15 @@ export interface MembershipInput {
   readonly thingArn?: string | undefined;
 }
 
+/** UpdateThingGroup's fields: `merge` adds `attributes` to the group's instead of replacing them; one given an empty value goes. */
+export interface UpdateThingGroupInput {
+  thingGroupName: string;
+  description?: string | undefined;
+  attributes?: Readonly<Record<string, string>> | undefined;
+  merge?: boolean | undefined;
+  expectedVersion?: number | undefined;
+}
+
 export interface PageRequest {
   readonly pageSize?: number | undefined;
   readonly token?: string | undefined;
@@ -568,13 +577,7 @@ export function createTypesAndGroups(ctx: TypesAndGroupsContext) {
       return { ...p, items: p.items.map((r) => ref(r.name)) };
     },
 
-    updateThingGroup(input: {
-      thingGroupName: string;
-      description?: string | undefined;
-      attributes?: Readonly<Record<string, string>> | undefined;
-      merge?: boolean | undefined;
-      expectedVersion?: number | undefined;
-    }): number {
+    updateThingGroup(input: UpdateThingGroupInput): number {
       const { thingGroupName: name, description, attributes, merge = false, expectedVersion } = input;
       checkDescription('thing group', description);
       if (attributes !== undefined) checkAttributes(attributes, MAX_GROUP_ATTRIBUTES, 'A thing group');
