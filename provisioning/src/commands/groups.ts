@@ -130,37 +130,36 @@ export function registerGroupsCommands(groups: CommandUnknownOpts, run: Runner):
     },
   );
 
+  /** A command on a group and one other name (a thing's, a policy's): the add/remove and attach/detach pairs. */
+  const groupAnd = <A extends string>(verb: string, description: string, arg: A, argDescription: string) =>
+    withCommonOptions(
+      groups
+        .command(verb)
+        .description(description)
+        .argument('<group>', 'thing group name')
+        .argument(arg, argDescription),
+    );
+
   for (const [verb, description] of [
     ['add-thing', 'add a thing to a thing group (a thing is in at most 10 groups, one per hierarchy)'],
     ['remove-thing', 'remove a thing from a thing group'],
   ] as const) {
-    run(
-      withCommonOptions(
-        groups
-          .command(verb)
-          .description(description)
-          .argument('<group>', 'thing group name')
-          .argument('<thing>', 'thing name'),
-      ),
-      async (ctx, [rawGroup, rawThing]) => {
-        const name = groupName(rawGroup);
-        const thingName = parseThingName(rawThing);
-        const { registry } = await ctx.services();
-        await existingGroup(ctx, registry, name);
-        await existingThing(ctx, registry, thingName);
-        const member = (await registry.listThingGroupsForThing(thingName)).includes(name);
-        if (verb === 'add-thing') {
-          if (!member) await registry.addThingToThingGroup(name, thingName);
-          const text = member
-            ? `thing ${thingName} is already in thing group ${name}`
-            : `added ${thingName} to ${name}`;
-          return { data: { thingGroupName: name, thingName, changed: !member }, text };
-        }
-        if (member) await registry.removeThingFromThingGroup(name, thingName);
-        const text = member ? `removed ${thingName} from ${name}` : `thing ${thingName} is not in thing group ${name}`;
-        return { data: { thingGroupName: name, thingName, changed: member }, text };
-      },
-    );
+    run(groupAnd(verb, description, '<thing>', 'thing name'), async (ctx, [rawGroup, rawThing]) => {
+      const name = groupName(rawGroup);
+      const thingName = parseThingName(rawThing);
+      const { registry } = await ctx.services();
+      await existingGroup(ctx, registry, name);
+      await existingThing(ctx, registry, thingName);
+      const member = (await registry.listThingGroupsForThing(thingName)).includes(name);
+      if (verb === 'add-thing') {
+        if (!member) await registry.addThingToThingGroup(name, thingName);
+        const text = member ? `thing ${thingName} is already in thing group ${name}` : `added ${thingName} to ${name}`;
+        return { data: { thingGroupName: name, thingName, changed: !member }, text };
+      }
+      if (member) await registry.removeThingFromThingGroup(name, thingName);
+      const text = member ? `removed ${thingName} from ${name}` : `thing ${thingName} is not in thing group ${name}`;
+      return { data: { thingGroupName: name, thingName, changed: member }, text };
+    });
   }
 
   for (const [verb, description] of [
@@ -170,37 +169,28 @@ export function registerGroupsCommands(groups: CommandUnknownOpts, run: Runner):
     ],
     ['detach-policy', 'detach an IoT policy from a thing group'],
   ] as const) {
-    run(
-      withCommonOptions(
-        groups
-          .command(verb)
-          .description(description)
-          .argument('<group>', 'thing group name')
-          .argument('<policy>', 'policy name'),
-      ),
-      async (ctx, [rawGroup, policyName]) => {
-        const name = groupName(rawGroup);
-        const { registry } = await ctx.services();
-        const group = await existingGroup(ctx, registry, name);
-        if (!(await registry.getPolicy(policyName))) {
-          throw new NotFoundError(`policy ${policyName} not found`, {
-            hint: 'create it first (aws iot create-policy, or the CDK app)',
-          });
-        }
-        const attached = (await registry.listAttachedPolicies(group.thingGroupArn)).includes(policyName);
-        if (verb === 'attach-policy') {
-          if (!attached) await registry.attachPolicy(policyName, group.thingGroupArn);
-          const text = attached
-            ? `policy ${policyName} is already attached to ${name}`
-            : `attached policy ${policyName} to ${name}`;
-          return { data: { thingGroupName: name, policyName, changed: !attached }, text };
-        }
-        if (attached) await registry.detachPolicy(policyName, group.thingGroupArn);
+    run(groupAnd(verb, description, '<policy>', 'policy name'), async (ctx, [rawGroup, policyName]) => {
+      const name = groupName(rawGroup);
+      const { registry } = await ctx.services();
+      const group = await existingGroup(ctx, registry, name);
+      if (!(await registry.getPolicy(policyName))) {
+        throw new NotFoundError(`policy ${policyName} not found`, {
+          hint: 'create it first (aws iot create-policy, or the CDK app)',
+        });
+      }
+      const attached = (await registry.listAttachedPolicies(group.thingGroupArn)).includes(policyName);
+      if (verb === 'attach-policy') {
+        if (!attached) await registry.attachPolicy(policyName, group.thingGroupArn);
         const text = attached
-          ? `detached policy ${policyName} from ${name}`
-          : `policy ${policyName} is not attached to ${name}`;
-        return { data: { thingGroupName: name, policyName, changed: attached }, text };
-      },
-    );
+          ? `policy ${policyName} is already attached to ${name}`
+          : `attached policy ${policyName} to ${name}`;
+        return { data: { thingGroupName: name, policyName, changed: !attached }, text };
+      }
+      if (attached) await registry.detachPolicy(policyName, group.thingGroupArn);
+      const text = attached
+        ? `detached policy ${policyName} from ${name}`
+        : `policy ${policyName} is not attached to ${name}`;
+      return { data: { thingGroupName: name, policyName, changed: attached }, text };
+    });
   }
 }
