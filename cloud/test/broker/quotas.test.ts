@@ -5,6 +5,7 @@
  * Mqtt5Client against the real TLS broker. Every breach is counted in the throttle counters, and
  * `--limits off` lifts the rates and counts.
  */
+import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { MQTT5_REASON } from '@pifleet/protocol';
 import type { IPublishPacket, MqttClient, Packet } from 'mqtt';
@@ -406,17 +407,15 @@ describe('--limits off', () => {
 });
 
 /**
- * Counts the PUBLISH packets arriving on a client's socket, whatever the client does with them:
- * mqtt.js handles one packet at a time, so while it holds a PUBACK the later ones wait in its
- * buffer, and only the wire shows how many the broker has sent.
+ * Splits the bytes arriving on a socket into MQTT packets: `onPacket` gets each complete one's type
+ * (the fixed header's high nibble) and its body, in order, as the last of its bytes arrives.
  */
-function publishesOnWire(c: MqttClient) {
+function onMqttPackets(socket: Readable, onPacket: (type: number, body: Buffer) => void): void {
   let buffered = Buffer.alloc(0);
-  let count = 0;
-  const waiters = new Set<() => void>();
-  c.stream.on('data', (chunk: Buffer) => {
+  socket.on('data', (chunk: Buffer) => {
     buffered = Buffer.concat([buffered, chunk]);
     for (;;) {
+      // The remaining length: 1 to 4 bytes, 7 bits each, least significant first.
       let length = 0;
       let multiplier = 1;
       let i = 1;
@@ -427,12 +426,27 @@ function publishesOnWire(c: MqttClient) {
         if ((byte & 0x80) === 0) break;
       }
       if (i >= buffered.length) return;
-      const total = i + 1 + length;
-      if (buffered.length < total) return;
-      if ((buffered[0] as number) >> 4 === 3) count++;
-      buffered = buffered.subarray(total);
-      for (const wake of waiters) wake();
+      const start = i + 1;
+      if (buffered.length < start + length) return;
+      const body = buffered.subarray(start, start + length);
+      const type = (buffered[0] as number) >> 4;
+      buffered = buffered.subarray(start + length);
+      onPacket(type, body);
     }
+  });
+}
+
+/**
+ * Counts the PUBLISH packets arriving on a client's socket, whatever the client does with them:
+ * mqtt.js handles one packet at a time, so while it holds a PUBACK the later ones wait in its
+ * buffer, and only the wire shows how many the broker has sent.
+ */
+function publishesOnWire(c: MqttClient) {
+  let count = 0;
+  const waiters = new Set<() => void>();
+  onMqttPackets(c.stream, (type) => {
+    if (type === 3) count++;
+    for (const wake of waiters) wake();
   });
   return {
     get count() {
@@ -530,36 +544,17 @@ async function raw311(d: DeviceEndpoint) {
   socket.on('error', () => undefined);
   const publishes: Array<{ messageId: number; payload: string }> = [];
   const waiters = new Set<() => void>();
-  let buffered = Buffer.alloc(0);
   let connack = false;
   let subacks = 0;
-  socket.on('data', (chunk: Buffer) => {
-    buffered = Buffer.concat([buffered, chunk]);
-    for (;;) {
-      let length = 0;
-      let multiplier = 1;
-      let i = 1;
-      for (; i < buffered.length && i <= 4; i++) {
-        const byte = buffered[i] as number;
-        length += (byte & 0x7f) * multiplier;
-        multiplier *= 128;
-        if ((byte & 0x80) === 0) break;
-      }
-      if (i >= buffered.length) return;
-      const start = i + 1;
-      if (buffered.length < start + length) return;
-      const body = buffered.subarray(start, start + length);
-      const type = (buffered[0] as number) >> 4;
-      if (type === 2) connack = true;
-      if (type === 9) subacks++;
-      if (type === 3) {
-        const topicLength = body.readUInt16BE(0);
-        const messageId = body.readUInt16BE(2 + topicLength);
-        publishes.push({ messageId, payload: body.subarray(4 + topicLength).toString() });
-      }
-      buffered = buffered.subarray(start + length);
-      for (const wake of waiters) wake();
+  onMqttPackets(socket, (type, body) => {
+    if (type === 2) connack = true;
+    if (type === 9) subacks++;
+    if (type === 3) {
+      const topicLength = body.readUInt16BE(0);
+      const messageId = body.readUInt16BE(2 + topicLength);
+      publishes.push({ messageId, payload: body.subarray(4 + topicLength).toString() });
     }
+    for (const wake of waiters) wake();
   });
   const until = (what: string, done: () => boolean) =>
     within(
