@@ -12,11 +12,9 @@ import {
   type DeviceFiles,
   desire,
   part,
-  portsOf,
   provisionDevice,
   type RunningCore,
   removeDir,
-  startCore,
   TelemetryLog,
   tempDir,
   until,
@@ -25,6 +23,7 @@ import {
 } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_CASES } from './protocols.js';
+import { coreForFile } from './suite-core.js';
 
 /**
  * The agent never trips IoT Core's quotas at its configured rates. Against the local core with its
@@ -43,16 +42,16 @@ let core: RunningCore;
 const telemetry = new TelemetryLog();
 const devices: SimulatedDevice[] = [];
 
-beforeAll(async () => {
-  dir = tempDir('e2e-quotas');
-  core = await startCore(path.join(dir, 'core'), { telemetry });
-});
-
-afterAll(async () => {
-  for (const d of devices.splice(0)) await d.stop().catch(() => undefined);
-  await core?.stop();
-  removeDir(dir);
-});
+const suite = coreForFile(
+  'e2e-quotas',
+  (started) => {
+    ({ core, dir } = started);
+  },
+  async () => {
+    for (const d of devices.splice(0)) await d.stop().catch(() => undefined);
+  },
+  { telemetry },
+);
 
 const FASTEST: Partial<AgentConfigInput> = {
   mqtt: { keepAliveS: 30, reconnectMinMs: 100, reconnectMaxMs: 1_000 },
@@ -126,10 +125,9 @@ describe.each(PROTOCOL_CASES.flatMap((p) => (['crt', 'mqtt'] as const).map((tran
       // The core goes away and comes back on the same ports: every agent reconnects, no faster than
       // one CONNECT a second per client id.
       const beforeRestart = breaches(core);
-      const ports = portsOf(core);
-      await core.stop();
-      await until(() => both.every((d) => !d.transport.isConnected), { within: 10_000, what: 'both disconnected' });
-      core = await startCore(path.join(dir, 'core'), { ...ports, telemetry });
+      core = await suite.restart(() =>
+        until(() => both.every((d) => !d.transport.isConnected), { within: 10_000, what: 'both disconnected' }),
+      );
       await until(() => both.every((d) => d.transport.isConnected), { within: 20_000, what: 'both reconnected' });
       const sealedAtReconnect = fast.status().sealedBatches;
       await telemetry.waitFor(
