@@ -22,7 +22,7 @@ import {
   waitForStored,
 } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_CASES } from './protocols.js';
+import { type ProtocolCase, protocolTag } from './protocols.js';
 import { coreForFile } from './suite-core.js';
 
 /**
@@ -88,7 +88,21 @@ async function startDevice(
 
 const sensorIds = ['env', 'light', 'soil'];
 
-describe.each(PROTOCOL_CASES.flatMap((p) => (['crt', 'mqtt'] as const).map((transport) => ({ ...p, transport }))))(
+const protocolCase = (protocol: ProtocolCase['protocol']): ProtocolCase => ({ protocol, tag: protocolTag(protocol) });
+
+/**
+ * Each client and each MQTT version once, not all four pairs: a case runs 20 s in real time (the
+ * default agent's first batch is sealed at its 10 s batch age), and what differs between clients
+ * (connect spacing after a refusal) has its own suite for all four pairs
+ * (device-agent/test/transport/connect-spacing.test.ts); the pacing is the publisher's, the same
+ * on every transport. crt over MQTT 5 is what a Pi runs.
+ */
+const CLIENT_CASES = [
+  { ...protocolCase('5'), transport: 'crt' as const },
+  { ...protocolCase('3.1.1'), transport: 'mqtt' as const },
+];
+
+describe.each(CLIENT_CASES)(
   'the agent inside the quotas: $transport over MQTT $protocol',
   ({ protocol, tag, transport }) => {
     it('at its defaults and at its fastest rates: publishes, desired changes and a core restart trip no quota; every reading is stored', async () => {
@@ -210,59 +224,64 @@ describe('the agent over a quota: kept, backed off, counted, stored once', () =>
     removeDir(overDir);
   });
 
-  describe.each(PROTOCOL_CASES.flatMap((p) => (['crt', 'mqtt'] as const).map((transport) => ({ ...p, transport }))))(
-    '$transport over MQTT $protocol',
-    ({ protocol, tag, transport }) => {
-      it('throttled publishes are counted by the agent and the core, and every reading is stored once', async () => {
-        const thing = `quota-over-${transport}-${tag}`;
-        const core = { iot: clients.iot, data: clients.data, info: overInfo, core: over };
-        const files = await provisionDevice(core, thing, overDir);
-        const before = over.services.throttles.snapshot().publishesPerSecondPerConnection;
-        const d = createSimulatedDevice({
-          config: parseAgentConfig(
-            simulatedConfigInput({
-              ...files,
-              endpoint: '127.0.0.1',
-              port: overInfo.mqtt.port,
-              samplingMs: 100,
-              mqttProtocol: protocol,
-              overrides: {
-                batch: { maxReadings: 1, maxAgeMs: 100 },
-                publish: { maxPerSecond: 50, maxInFlight: 8, ackTimeoutMs: 1_000 },
-                shadow: { requestTimeoutMs: 3_000 },
-              },
-            }),
-          ),
-          seed: thing,
-          transport,
-        });
-        overDevices.push(d);
-        await d.start();
-        await until(() => d.transport.isConnected, { within: 15_000, what: 'connected' });
-        // MQTT 5: PUBACK 0x97; 3.1.1: no PUBACK, so the publish timeout.
-        const counted = () => (protocol === '5' ? d.status().throttled.publishes : d.status().throttled.unacknowledged);
-        await until(() => counted() > 0 && d.status().sealedBatches >= 60, { within: 20_000, what: 'throttled' });
-        // The readings slow down to under the quota (an operator's desired sampling: the delta comes
-        // from the broker, which is not throttled): the backlog drains at the rate the agent learned.
-        await desire(core, thing, { sampling: { env: 60_000, light: 60_000, soil: 60_000 } });
-        await until(() => d.status().actual.sampling.env === 60_000, { within: 15_000, what: 'sampling slowed' });
-        await until(() => d.status().outbox.depth === 0 && d.status().inFlight === 0, {
-          within: 75_000,
-          what: 'backlog drained',
-        });
-        const status = d.status();
-        await d.stop();
-        overDevices.splice(overDevices.indexOf(d), 1);
+  // mqtt.js over 3.1.1 is left out here: it keeps every publish the broker never acknowledged in its
+  // outgoing store until a reconnect, so its backlog drains in about 70 s instead of 6–8 s, and it is
+  // the fleet runner's client, not a Pi's. The agent's side of a 3.1.1 throttle (no PUBACK) is the
+  // same on every client: device-agent/test/app/telemetry-refused.test.ts, and crt over 3.1.1 here.
+  describe.each([
+    { ...protocolCase('5'), transport: 'crt' as const },
+    { ...protocolCase('3.1.1'), transport: 'crt' as const },
+    { ...protocolCase('5'), transport: 'mqtt' as const },
+  ])('$transport over MQTT $protocol', ({ protocol, tag, transport }) => {
+    it('throttled publishes are counted by the agent and the core, and every reading is stored once', async () => {
+      const thing = `quota-over-${transport}-${tag}`;
+      const core = { iot: clients.iot, data: clients.data, info: overInfo, core: over };
+      const files = await provisionDevice(core, thing, overDir);
+      const before = over.services.throttles.snapshot().publishesPerSecondPerConnection;
+      const d = createSimulatedDevice({
+        config: parseAgentConfig(
+          simulatedConfigInput({
+            ...files,
+            endpoint: '127.0.0.1',
+            port: overInfo.mqtt.port,
+            samplingMs: 100,
+            mqttProtocol: protocol,
+            overrides: {
+              batch: { maxReadings: 1, maxAgeMs: 100 },
+              publish: { maxPerSecond: 50, maxInFlight: 8, ackTimeoutMs: 1_000 },
+              shadow: { requestTimeoutMs: 3_000 },
+            },
+          }),
+        ),
+        seed: thing,
+        transport,
+      });
+      overDevices.push(d);
+      await d.start();
+      await until(() => d.transport.isConnected, { within: 15_000, what: 'connected' });
+      // MQTT 5: PUBACK 0x97; 3.1.1: no PUBACK, so the publish timeout.
+      const counted = () => (protocol === '5' ? d.status().throttled.publishes : d.status().throttled.unacknowledged);
+      await until(() => counted() > 0 && d.status().sealedBatches >= 60, { within: 20_000, what: 'throttled' });
+      // The readings slow down to under the quota (an operator's desired sampling: the delta comes
+      // from the broker, which is not throttled): the backlog drains at the rate the agent learned.
+      await desire(core, thing, { sampling: { env: 60_000, light: 60_000, soil: 60_000 } });
+      await until(() => d.status().actual.sampling.env === 60_000, { within: 15_000, what: 'sampling slowed' });
+      await until(() => d.status().outbox.depth === 0 && d.status().inFlight === 0, {
+        within: 75_000,
+        what: 'backlog drained',
+      });
+      const status = d.status();
+      await d.stop();
+      overDevices.splice(overDevices.indexOf(d), 1);
 
-        expect(counted()).toBeGreaterThan(0);
-        if (protocol === '5') expect(status.throttled.unacknowledged).toBe(0);
-        expect(status.throttled.connects).toBe(0);
-        expect(
-          (over.services.throttles.snapshot().publishesPerSecondPerConnection ?? 0) - (before ?? 0),
-        ).toBeGreaterThan(0);
-        // Nothing lost, nothing stored twice (the store keeps one copy per bootId and seq).
-        expect(await waitForStored(core, thing, status.readings)).toBe(status.readings);
-      }, 150_000);
-    },
-  );
+      expect(counted()).toBeGreaterThan(0);
+      if (protocol === '5') expect(status.throttled.unacknowledged).toBe(0);
+      expect(status.throttled.connects).toBe(0);
+      expect((over.services.throttles.snapshot().publishesPerSecondPerConnection ?? 0) - (before ?? 0)).toBeGreaterThan(
+        0,
+      );
+      // Nothing lost, nothing stored twice (the store keeps one copy per bootId and seq).
+      expect(await waitForStored(core, thing, status.readings)).toBe(status.readings);
+    }, 150_000);
+  });
 });
