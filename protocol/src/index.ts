@@ -4,6 +4,7 @@ export * from './errors.js';
 export * from './exit-codes.js';
 export * from './iot-control-plane.js';
 export * from './issues.js';
+export * from './job-documents.js';
 export * from './json.js';
 export * from './limits.js';
 export * from './local-core.js';
