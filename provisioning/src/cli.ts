@@ -15,6 +15,7 @@ import {
 import { registerCertsRotate } from './commands/certs-rotate.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerGroupsCommands } from './commands/groups.js';
+import { registerKeysCreate } from './commands/keys-create.js';
 import { registerShadowDesire } from './commands/shadow-desire.js';
 import { registerShadowGet } from './commands/shadow-get.js';
 import { registerThingsCreate } from './commands/things-create.js';
@@ -98,7 +99,9 @@ export function buildProgram(
     .command('groups')
     .description('thing groups: create, list, describe, delete, add-thing, remove-thing, attach-policy, detach-policy');
   registerGroupsCommands(groups, run);
-  for (const group of [program, things, certs, fleet, shadow, groups]) {
+  const keys = program.command('keys').description('release signing keys: create');
+  registerKeysCreate(keys, run);
+  for (const group of [program, things, certs, fleet, shadow, groups, keys]) {
     group
       .exitOverride()
       .configureOutput({ writeOut: out.writeOut, writeErr: out.writeErr, outputError: () => undefined });
