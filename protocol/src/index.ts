@@ -11,6 +11,7 @@ export * from './local-core.js';
 export * from './logging.js';
 export * from './mqtt5.js';
 export * from './policy.js';
+export * from './release.js';
 export * from './shadow.js';
 export * from './state.js';
 export * from './telemetry.js';
