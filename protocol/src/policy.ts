@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ownRecordOf, type PathIssue } from './issues.js';
+import { jobsTopicResource } from './jobs-topics.js';
 import { parseJson } from './json.js';
 import { appTopicResource } from './topics.js';
 
@@ -137,14 +138,25 @@ export const RECOMMENDED_POLICY_NAME = 'pifleet-device';
  * The recommended least-privilege device policy. One policy serves the whole fleet because
  * every resource is scoped by the `${iot:Connection.Thing.ThingName}` policy variable: a device
  * may connect only with its own thing name as client id, and only while its certificate is
- * attached to that thing; it may publish only its own telemetry and status topics and its own
- * shadow requests, and subscribe to and receive only its own shadow responses and commands.
+ * attached to that thing; it may publish only its own telemetry and status topics, its own
+ * shadow requests and its own four jobs requests, and subscribe to and receive only its own
+ * shadow responses, commands, jobs answers and jobs notifications.
+ *
+ * The jobs topics are exactly those `iotjobs.IotJobsClientv2` uses ("Jobs device MQTT API
+ * operations"): it publishes `jobs/get`, `jobs/start-next`, `jobs/{jobId}/get` and
+ * `jobs/{jobId}/update`, subscribes to each one's `/+` answers, and streams `jobs/notify` and
+ * `jobs/notify-next`. A policy `*` matches across `/`, but the broker lets a device publish no
+ * other `$aws/things/.../jobs/...` topic, so `jobs/*\/get` grants no more than the job ids.
  */
 export function recommendedDevicePolicy(region: string, accountId: string): IotPolicyDocument {
   const arn = (kind: 'client' | 'topic' | 'topicfilter', rest: string) =>
     `arn:aws:iot:${region}:${accountId}:${kind}/${rest}`;
   const t = THING_NAME_VARIABLE;
   const shadow = `$aws/things/${t}/shadow`;
+  const jobs = (suffix: string) => jobsTopicResource(t, suffix);
+  /** The answers of the four jobs requests: `/accepted` and `/rejected`, as `/+` filters and topics. */
+  const jobAnswers = [jobs('get/*'), jobs('start-next/*'), jobs('*/get/*'), jobs('*/update/*')];
+  const jobNotifications = [jobs('notify'), jobs('notify-next')];
   return {
     Version: '2012-10-17',
     Statement: [
@@ -168,6 +180,10 @@ export function recommendedDevicePolicy(region: string, accountId: string): IotP
           arn('topic', `${shadow}/name/*/get`),
           arn('topic', `${shadow}/name/*/update`),
           arn('topic', `${shadow}/name/*/delete`),
+          arn('topic', jobs('get')),
+          arn('topic', jobs('start-next')),
+          arn('topic', jobs('*/get')),
+          arn('topic', jobs('*/update')),
         ],
       },
       {
@@ -190,6 +206,7 @@ export function recommendedDevicePolicy(region: string, accountId: string): IotP
           arn('topicfilter', `${shadow}/name/*/update/*`),
           arn('topicfilter', `${shadow}/name/*/delete/*`),
           arn('topicfilter', appTopicResource('commands', t)),
+          ...[...jobAnswers, ...jobNotifications].map((r) => arn('topicfilter', r)),
         ],
       },
       {
@@ -204,6 +221,7 @@ export function recommendedDevicePolicy(region: string, accountId: string): IotP
           arn('topic', `${shadow}/name/*/update/*`),
           arn('topic', `${shadow}/name/*/delete/*`),
           arn('topic', appTopicResource('commands', t)),
+          ...[...jobAnswers, ...jobNotifications].map((r) => arn('topic', r)),
         ],
       },
     ],

@@ -31,6 +31,23 @@ describe('recommended device policy', () => {
     );
     expect(pub.some((r) => r.endsWith('/commands'))).toBe(false);
   });
+
+  it('grants exactly the jobs topics the device SDK jobs client uses, for the own thing only', () => {
+    const own = 'arn:aws:iot:eu-west-1:123456789012:topic/$aws/things/${iot:Connection.Thing.ThingName}/jobs/';
+    const ownFilter = own.replace(':topic/', ':topicfilter/');
+    const jobs = (list: readonly string[], prefix: string) =>
+      list
+        .filter((r) => r.includes('/jobs/'))
+        .map((r) => {
+          expect(r.startsWith(prefix)).toBe(true);
+          return r.slice(prefix.length);
+        });
+    expect(jobs(resources('iot:Publish'), own)).toEqual(['get', 'start-next', '*/get', '*/update']);
+    const answers = ['get/*', 'start-next/*', '*/get/*', '*/update/*', 'notify', 'notify-next'];
+    expect(jobs(resources('iot:Subscribe'), ownFilter)).toEqual(answers);
+    expect(jobs(resources('iot:Receive'), own)).toEqual(answers);
+    expect(resources('iot:RetainPublish').some((r) => r.includes('/jobs/'))).toBe(false);
+  });
 });
 
 describe('shadow errors', () => {
