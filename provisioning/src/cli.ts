@@ -16,6 +16,7 @@ import { registerCertsRotate } from './commands/certs-rotate.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerGroupsCommands } from './commands/groups.js';
 import { registerKeysCreate } from './commands/keys-create.js';
+import { registerReleaseBuild } from './commands/release-build.js';
 import { registerShadowDesire } from './commands/shadow-desire.js';
 import { registerShadowGet } from './commands/shadow-get.js';
 import { registerThingsCreate } from './commands/things-create.js';
@@ -101,7 +102,9 @@ export function buildProgram(
   registerGroupsCommands(groups, run);
   const keys = program.command('keys').description('release signing keys: create');
   registerKeysCreate(keys, run);
-  for (const group of [program, things, certs, fleet, shadow, groups, keys]) {
+  const release = program.command('release').description('agent releases: build, upload');
+  registerReleaseBuild(release, run);
+  for (const group of [program, things, certs, fleet, shadow, groups, keys, release]) {
     group
       .exitOverride()
       .configureOutput({ writeOut: out.writeOut, writeErr: out.writeErr, outputError: () => undefined });

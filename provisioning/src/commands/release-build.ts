@@ -1,0 +1,172 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { access, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { CommandUnknownOpts } from '@commander-js/extra-typings';
+import {
+  AGENT_INSTALL_PATHS,
+  isJsonObject,
+  isReleaseVersion,
+  makeReleaseManifest,
+  ownValue,
+  parseJson,
+  releaseFileNames,
+  releaseKeyAlgorithm,
+  serializeReleaseManifest,
+  signReleaseManifest,
+  verifyReleaseManifest,
+} from '@pifleet/protocol';
+import { FileExistsError, writeNewFile } from '../adapters/release-files.js';
+import { packRelease } from '../adapters/release-tarball.js';
+import type { Runner } from '../app/command.js';
+import { ConflictError, InputError, UsageError } from '../errors.js';
+
+/** Where `release build` writes without `--out`: under the git-ignored `.pifleet/`. */
+export const DEFAULT_RELEASES_DIR = '.pifleet/releases';
+
+/** The agent's launcher inside the deployed directory (`/opt/pifleet/bin/pifleet-agent.js` on a Pi). */
+const AGENT_BIN = path.relative(AGENT_INSTALL_PATHS.agentDir, AGENT_INSTALL_PATHS.agentBin);
+const DEPLOY_HINT =
+  'give the `pnpm deploy` output of @pifleet/device-agent (see "Installing on a Raspberry Pi" in the README)';
+
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
+
+/** The deployable agent directory: a directory holding the agent's package.json and its launcher. */
+async function checkAgentDir(dir: string): Promise<void> {
+  const st = await stat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) throw new InputError(`${dir} is not a directory`, { hint: DEPLOY_HINT });
+  const pkgText = await readFile(path.join(dir, 'package.json'), 'utf8').catch(() => undefined);
+  const pkg = pkgText === undefined ? undefined : parseJson(pkgText);
+  const name = pkg?.ok && isJsonObject(pkg.value) ? ownValue(pkg.value, 'name') : undefined;
+  if (name !== '@pifleet/device-agent') {
+    throw new InputError(`${dir} is not the deployed agent (no package.json of @pifleet/device-agent)`, {
+      hint: DEPLOY_HINT,
+    });
+  }
+  if (!(await exists(path.join(dir, AGENT_BIN)))) {
+    throw new InputError(`${dir} has no ${AGENT_BIN} (the agent is not built)`, { hint: DEPLOY_HINT });
+  }
+}
+
+/** The operator's private signing key (PEM), refused unless releases may use it (Ed25519, ECDSA P-256). */
+async function readSigningKey(file: string): Promise<string> {
+  const pem = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new InputError(`cannot read the signing key ${file} (${err.code ?? err.message})`, {
+      hint: 'pifleet keys create writes one (.pifleet/keys/release-signing.key.pem)',
+    });
+  });
+  let algorithm: string | undefined;
+  try {
+    algorithm = releaseKeyAlgorithm(createPublicKey(createPrivateKey(pem)));
+  } catch {
+    throw new InputError(`${file} is not a PEM private key`, {
+      hint: 'give the private key pifleet keys create wrote (release-signing.key.pem), not the public one',
+    });
+  }
+  if (!algorithm) {
+    throw new InputError(`${file} is neither an Ed25519 nor an ECDSA P-256 key`, {
+      hint: 'devices verify Ed25519 and ECDSA P-256 signatures only; make a key with pifleet keys create',
+    });
+  }
+  return pem;
+}
+
+/**
+ * `release build`: the agent as a release — tarball, manifest (its SHA-256 and size, the version,
+ * the signing key's id) and the manifest's signature (`@pifleet/protocol`'s release format).
+ */
+export function registerReleaseBuild(release: CommandUnknownOpts, run: Runner): void {
+  run(
+    release
+      .command('build')
+      .description('pack the deployed agent directory as a signed release: tarball, manifest, signature')
+      .requiredOption('--from <dir>', 'the deployable agent directory (the `pnpm deploy` output)')
+      .requiredOption('--version <version>', 'the release version (semantic version, e.g. 1.4.0)')
+      .requiredOption('--key <file>', 'the private signing key (pifleet keys create)')
+      .option('--out <dir>', `directory of the release files (default: ${DEFAULT_RELEASES_DIR})`)
+      .option('--json', 'print JSON on stdout')
+      .option('-v, --verbose', 'log details to stderr'),
+    async (ctx, _args, o) => {
+      if (!isReleaseVersion(o.version)) {
+        throw new UsageError(`--version ${JSON.stringify(o.version)} is not a semantic version`, {
+          hint: 'MAJOR.MINOR.PATCH[-prerelease][+build], e.g. 1.4.0 or 1.5.0-rc.1, at most 64 characters',
+        });
+      }
+      const from = path.resolve(ctx.io.cwd, o.from);
+      const outDir = path.resolve(ctx.io.cwd, o.out ?? DEFAULT_RELEASES_DIR);
+      await checkAgentDir(from);
+      const privateKeyPem = await readSigningKey(path.resolve(ctx.io.cwd, o.key));
+      const names = releaseFileNames(o.version);
+      const files = {
+        tarball: path.join(outDir, names.tarball),
+        manifest: path.join(outDir, names.manifest),
+        signature: path.join(outDir, names.signature),
+      };
+      const exists409 = (file: string) =>
+        new ConflictError('RELEASE_EXISTS', `${file} exists; a release is never rebuilt under the same version`, {
+          hint: 'give a new --version (devices install each version once), or another --out',
+          data: { file },
+        });
+      for (const file of Object.values(files)) if (await exists(file)) throw exists409(file);
+
+      const written: string[] = [];
+      try {
+        const packed = await packRelease(from);
+        await writeNewFile(files.tarball, packed.chunks, 0o644, 0o755);
+        written.push(files.tarball);
+        const { sha256, size } = packed.digest();
+        const manifest = makeReleaseManifest({
+          version: o.version,
+          sha256,
+          size,
+          createdAt: new Date(ctx.io.clock.now()),
+          key: privateKeyPem,
+        });
+        const manifestBytes = serializeReleaseManifest(manifest);
+        const signature = signReleaseManifest(manifestBytes, privateKeyPem);
+        // What a device will check first, checked here with the key's public half before anything is published.
+        const check = verifyReleaseManifest(
+          manifestBytes,
+          signature,
+          [createPublicKey(privateKeyPem).export({ type: 'spki', format: 'pem' }).toString()],
+          o.version,
+        );
+        if (!check.ok) throw new Error(`the release does not verify: ${check.rejection.message}`);
+        await writeNewFile(files.manifest, manifestBytes, 0o644, 0o755);
+        written.push(files.manifest);
+        await writeNewFile(files.signature, signature, 0o644, 0o755);
+        written.push(files.signature);
+        ctx.log.info({ version: o.version, entries: packed.entries, size, sha256 }, 'release built');
+        return {
+          data: {
+            version: o.version,
+            ...files,
+            sha256,
+            size,
+            entries: packed.entries,
+            keyId: manifest.keyId,
+            algorithm: manifest.algorithm,
+          },
+          text: [
+            `release ${o.version}: ${packed.entries} entries, ${size} bytes, sha256 ${sha256}`,
+            `signed with ${manifest.algorithm} key ${manifest.keyId}`,
+            ...Object.values(files),
+            `next: ${ctx.hints.pifleet(
+              `release upload ${Object.values(files)
+                .map((f) => path.relative(ctx.io.cwd, f))
+                .join(' ')} --bucket BUCKET`,
+            )}`,
+          ].join('\n'),
+        };
+      } catch (err) {
+        // A release is whole or absent: what this run wrote goes, so a re-run starts clean.
+        for (const file of written) await rm(file, { force: true });
+        if (err instanceof FileExistsError) throw exists409(err.file);
+        throw err;
+      }
+    },
+  );
+}

@@ -1,0 +1,280 @@
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkReleaseArtifact, EXIT, releaseFileNames, releaseKeyId, verifyReleaseManifest } from '@pifleet/protocol';
+import { removeDir, tempDir } from '@pifleet/testkit';
+import { list } from 'tar';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RELEASE_MTIME } from '../../src/adapters/release-tarball.js';
+import { KEY_FILES } from '../../src/core/release-keys.js';
+import { cli } from '../helpers.js';
+
+/**
+ * `pifleet release build`: a release the device's checks accept (protocol's verify), byte for byte
+ * the same from the same directory, and refusals that leave nothing behind.
+ */
+
+const root = tempDir('release');
+afterAll(() => removeDir(root));
+let n = 0;
+const fresh = () => {
+  const dir = path.join(root, `w${++n}`);
+  fs.mkdirSync(dir);
+  return dir;
+};
+
+/** A directory shaped like the `pnpm deploy` output: package.json, the launcher, node_modules with a pnpm link. */
+function agentDir(dir: string, extra = ''): string {
+  fs.mkdirSync(path.join(dir, 'bin'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'dist'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'node_modules/.pnpm/zod@4.0.0/node_modules/zod'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: '@pifleet/device-agent', version: '0.1.0' }));
+  fs.writeFileSync(path.join(dir, 'bin/pifleet-agent.js'), '#!/usr/bin/env node\nimport("../dist/main.js");\n');
+  fs.chmodSync(path.join(dir, 'bin/pifleet-agent.js'), 0o755);
+  fs.writeFileSync(path.join(dir, 'dist/main.js'), `export const main = 1;${extra}\n`);
+  fs.writeFileSync(path.join(dir, 'node_modules/.pnpm/zod@4.0.0/node_modules/zod/index.js'), 'export {};\n');
+  fs.symlinkSync('.pnpm/zod@4.0.0/node_modules/zod', path.join(dir, 'node_modules/zod'));
+  return dir;
+}
+
+let keys: string;
+let publicPem: string;
+let agent: string;
+beforeAll(async () => {
+  keys = fresh();
+  const made = await cli(['keys', 'create', '--out', '.'], { cwd: keys });
+  expect(made.code).toBe(EXIT.ok);
+  publicPem = fs.readFileSync(path.join(keys, KEY_FILES.publicKey), 'utf8');
+  agent = agentDir(path.join(root, 'agent'));
+});
+const keyFile = () => path.join(keys, KEY_FILES.privateKey);
+const build = (cwd: string, ...args: string[]) =>
+  cli(['release', 'build', '--from', agent, '--key', keyFile(), ...args], { cwd });
+
+interface Built {
+  version: string;
+  tarball: string;
+  manifest: string;
+  signature: string;
+  sha256: string;
+  size: number;
+  entries: number;
+  keyId: string;
+  algorithm: string;
+}
+
+describe('release build', () => {
+  it('writes tarball, manifest and signature that the device-side checks accept', async () => {
+    const cwd = fresh();
+    const r = await build(cwd, '--version', '1.4.0', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(EXIT.ok);
+    const built = JSON.parse(r.stdout) as Built;
+    const names = releaseFileNames('1.4.0');
+    const dir = path.join(cwd, '.pifleet/releases');
+    expect(built).toMatchObject({
+      version: '1.4.0',
+      tarball: path.join(dir, names.tarball),
+      manifest: path.join(dir, names.manifest),
+      signature: path.join(dir, names.signature),
+      algorithm: 'ed25519',
+      keyId: releaseKeyId(publicPem),
+    });
+    expect(fs.readdirSync(dir).sort()).toEqual(Object.values(names).sort());
+
+    const manifestBytes = fs.readFileSync(built.manifest);
+    const signature = fs.readFileSync(built.signature);
+    const verified = verifyReleaseManifest(manifestBytes, signature, [publicPem], '1.4.0');
+    if (!verified.ok) throw new Error(verified.rejection.message);
+    const tarball = fs.readFileSync(built.tarball);
+    const measured = { sha256: createHash('sha256').update(tarball).digest('hex'), size: tarball.byteLength };
+    expect(measured).toEqual({ sha256: built.sha256, size: built.size });
+    expect(checkReleaseArtifact(verified.manifest, measured)).toBeUndefined();
+    expect(verified.manifest.createdAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+  });
+
+  it('packs every entry relative, sorted, with one mtime, no owner, the launcher executable and the pnpm link kept', async () => {
+    const cwd = fresh();
+    const built = JSON.parse((await build(cwd, '--version', '1.4.1', '--json')).stdout) as Built;
+    const entries: { path: string; type: string; mtime?: Date; mode?: number; uid?: number; linkpath?: string }[] = [];
+    await list({ file: built.tarball, onReadEntry: (e) => entries.push(e) });
+    const paths = entries.map((e) => e.path.replace(/\/$/, ''));
+    expect(paths).toEqual([
+      'bin',
+      'bin/pifleet-agent.js',
+      'dist',
+      'dist/main.js',
+      'node_modules',
+      'node_modules/.pnpm',
+      'node_modules/.pnpm/zod@4.0.0',
+      'node_modules/.pnpm/zod@4.0.0/node_modules',
+      'node_modules/.pnpm/zod@4.0.0/node_modules/zod',
+      'node_modules/.pnpm/zod@4.0.0/node_modules/zod/index.js',
+      'node_modules/zod',
+      'package.json',
+    ]);
+    expect(built.entries).toBe(paths.length);
+    // node-tar's portable mode writes no directory mtime (0); every file and link gets the fixed one.
+    for (const e of entries) {
+      expect(e.mtime?.getTime(), e.path).toBe(e.type === 'Directory' ? undefined : RELEASE_MTIME.getTime());
+      expect(e.uid ?? 0, e.path).toBe(0);
+    }
+    const byPath = new Map(entries.map((e) => [e.path.replace(/\/$/, ''), e]));
+    expect((byPath.get('bin/pifleet-agent.js')?.mode ?? 0) & 0o111).toBe(0o111);
+    expect(byPath.get('node_modules/zod')).toMatchObject({
+      type: 'SymbolicLink',
+      linkpath: '.pnpm/zod@4.0.0/node_modules/zod',
+    });
+  });
+
+  it('packs the same directory to the same bytes, whatever its files’ times', async () => {
+    const a = JSON.parse((await build(fresh(), '--version', '2.0.0', '--json')).stdout) as Built;
+    const later = new Date('2030-01-01T00:00:00Z');
+    fs.utimesSync(path.join(agent, 'dist/main.js'), later, later);
+    const b = JSON.parse((await build(fresh(), '--version', '2.0.0', '--json')).stdout) as Built;
+    expect(b.sha256).toBe(a.sha256);
+    expect(fs.readFileSync(b.tarball).equals(fs.readFileSync(a.tarball))).toBe(true);
+  });
+
+  it('a tampered tarball fails the signed SHA-256; a tampered manifest fails the signature', async () => {
+    const cwd = fresh();
+    const built = JSON.parse((await build(cwd, '--version', '1.5.0-rc.1', '--json')).stdout) as Built;
+    const manifestBytes = fs.readFileSync(built.manifest);
+    const signature = fs.readFileSync(built.signature);
+    const verified = verifyReleaseManifest(manifestBytes, signature, [publicPem], '1.5.0-rc.1');
+    if (!verified.ok) throw new Error(verified.rejection.message);
+    const tarball = fs.readFileSync(built.tarball);
+    tarball[100] = (tarball[100] ?? 0) ^ 0xff;
+    const measured = { sha256: createHash('sha256').update(tarball).digest('hex'), size: tarball.byteLength };
+    expect(checkReleaseArtifact(verified.manifest, measured)?.code).toBe('sha256-mismatch');
+
+    const forged = Buffer.from(manifestBytes.toString('utf8').replace(built.sha256, measured.sha256));
+    const refused = verifyReleaseManifest(forged, signature, [publicPem], '1.5.0-rc.1');
+    expect(refused.ok ? undefined : refused.rejection.code).toBe('bad-signature');
+  });
+
+  it('signs with an ECDSA P-256 key too', async () => {
+    const dir = fresh();
+    expect((await cli(['keys', 'create', '--algorithm', 'ecdsa-p256', '--out', '.'], { cwd: dir })).code).toBe(0);
+    const cwd = fresh();
+    const r = await cli(
+      [
+        'release',
+        'build',
+        '--from',
+        agent,
+        '--key',
+        path.join(dir, KEY_FILES.privateKey),
+        '--version',
+        '1.0.0',
+        '--json',
+      ],
+      { cwd },
+    );
+    expect(r.code).toBe(EXIT.ok);
+    const built = JSON.parse(r.stdout) as Built;
+    expect(built.algorithm).toBe('ecdsa-p256-sha256');
+    const pub = fs.readFileSync(path.join(dir, KEY_FILES.publicKey), 'utf8');
+    const v = verifyReleaseManifest(fs.readFileSync(built.manifest), fs.readFileSync(built.signature), [pub], '1.0.0');
+    expect(v.ok).toBe(true);
+  });
+
+  it('prints the files and the upload command that comes next', async () => {
+    const cwd = fresh();
+    const r = await build(cwd, '--version', '3.0.0');
+    expect(r.code).toBe(EXIT.ok);
+    const names = releaseFileNames('3.0.0');
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^release 3\.0\.0: 12 entries, \d+ bytes, sha256 [0-9a-f]{64}$/);
+    expect(lines[1]).toBe(`signed with ed25519 key ${releaseKeyId(publicPem)}`);
+    expect(lines.at(-1)).toBe(
+      `next: pifleet release upload ${Object.values(names)
+        .map((f) => `.pifleet/releases/${f}`)
+        .join(' ')} --bucket BUCKET`,
+    );
+  });
+
+  describe('refusals: exit code, one line, and nothing written', () => {
+    const rsa = () => {
+      const file = path.join(root, 'rsa.pem');
+      if (!fs.existsSync(file)) {
+        const pair = generateKeyPairSync('rsa', {
+          modulusLength: 2048,
+          privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+          publicKeyEncoding: { type: 'spki', format: 'pem' },
+        });
+        fs.writeFileSync(file, pair.privateKey);
+      }
+      return file;
+    };
+    it.each<[string, () => string[], number, RegExp]>([
+      [
+        'a version that is not semver',
+        () => ['--version', '1.4'],
+        EXIT.usage,
+        /--version "1\.4" is not a semantic version/,
+      ],
+      [
+        'a directory that is not the deployed agent',
+        () => ['--version', '1.0.0', '--from', root],
+        EXIT.dataError,
+        /is not the deployed agent \(no package\.json of @pifleet\/device-agent\) \(hint: give the `pnpm deploy` output/,
+      ],
+      [
+        'a missing directory',
+        () => ['--version', '1.0.0', '--from', path.join(root, 'nope')],
+        EXIT.dataError,
+        /nope is not a directory/,
+      ],
+      [
+        'the public key as --key',
+        () => ['--version', '1.0.0', '--key', path.join(keys, KEY_FILES.publicKey)],
+        EXIT.dataError,
+        /is not a PEM private key \(hint: give the private key/,
+      ],
+      [
+        'an RSA key',
+        () => ['--version', '1.0.0', '--key', rsa()],
+        EXIT.dataError,
+        /is neither an Ed25519 nor an ECDSA P-256 key/,
+      ],
+      [
+        'a missing key',
+        () => ['--version', '1.0.0', '--key', path.join(root, 'none.pem')],
+        EXIT.dataError,
+        /cannot read the signing key .*none\.pem \(ENOENT\)/,
+      ],
+    ])('%s', async (_label, args, code, message) => {
+      const cwd = fresh();
+      // Later options win in commander, so the case's --from/--key replace build()'s.
+      const r = await build(cwd, ...args());
+      expect(r.code).toBe(code);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(message);
+      expect(fs.readdirSync(cwd)).toEqual([]);
+    });
+
+    it('a version already built: exit 65, the release untouched', async () => {
+      const cwd = fresh();
+      const first = JSON.parse((await build(cwd, '--version', '1.0.0', '--json')).stdout) as Built;
+      const before = fs.readFileSync(first.manifest);
+      const again = await build(cwd, '--version', '1.0.0');
+      expect(again.code).toBe(EXIT.dataError);
+      expect(again.stderr).toMatch(
+        /exists; a release is never rebuilt under the same version \(hint: give a new --version/,
+      );
+      expect(fs.readFileSync(first.manifest).equals(before)).toBe(true);
+    });
+
+    it('a link out of the directory: exit 65, no tarball', async () => {
+      const outside = agentDir(path.join(root, 'agent-out'));
+      fs.symlinkSync('../../etc', path.join(outside, 'dist/etc'));
+      const cwd = fresh();
+      const r = await cli(['release', 'build', '--from', outside, '--key', keyFile(), '--version', '1.0.0'], { cwd });
+      expect(r.code).toBe(EXIT.dataError);
+      expect(r.stderr).toMatch(/dist\/etc links outside the release directory \(\.\.\/\.\.\/etc\)/);
+      expect(fs.readdirSync(cwd)).toEqual([]);
+    });
+  });
+});
