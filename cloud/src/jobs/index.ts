@@ -1,0 +1,6 @@
+export * from './clock.js';
+export * from './device-api.js';
+export * from './model.js';
+export * from './service.js';
+export * from './store.js';
+export * from './validation.js';

@@ -1,0 +1,165 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ApiError } from '../../src/http/errors.js';
+import { JobsDeviceError } from '../../src/jobs/device-api.js';
+import { createJobsService, type JobsService } from '../../src/jobs/service.js';
+import { type JobsStore, openSqliteJobsStore } from '../../src/jobs/store.js';
+import type { Registry } from '../../src/registry/sqlite-registry.js';
+import { registryForFile } from '../registry/bed.js';
+import { jobsFile, recordingSink, type VirtualJobsClock, virtualJobsClock } from './service-bed.js';
+
+const account = { region: 'eu-west-1', accountId: '123456789012' };
+const thingArn = (n: string) => `arn:aws:iot:eu-west-1:123456789012:thing/${n}`;
+let dir = '';
+let files = 0;
+const openRegistry = registryForFile('jobs-service', account, Date.now, (bed) => {
+  dir = bed.dir;
+});
+
+interface Bed {
+  readonly registry: Registry;
+  readonly store: JobsStore;
+  readonly clock: VirtualJobsClock;
+  readonly sink: ReturnType<typeof recordingSink>;
+  readonly jobs: JobsService;
+}
+const beds: Bed[] = [];
+afterEach(() => {
+  for (const b of beds.splice(0)) {
+    b.jobs.stop();
+    b.store.close();
+    b.registry.close();
+  }
+});
+
+function bed(things: readonly string[], options: { resolveDocument?: (d: string) => string } = {}): Bed {
+  const registry = openRegistry();
+  for (const t of things) registry.createThing({ thingName: t });
+  const store = openSqliteJobsStore({ path: jobsFile(dir, ++files) });
+  const clock = virtualJobsClock();
+  const sink = recordingSink();
+  const jobs = createJobsService({
+    store,
+    registry,
+    clock,
+    notifications: sink,
+    ...(options.resolveDocument ? { resolveDocument: options.resolveDocument } : {}),
+  });
+  jobs.start();
+  const b = { registry, store, clock, sink, jobs };
+  beds.push(b);
+  return b;
+}
+
+async function deviceError(p: Promise<unknown>): Promise<JobsDeviceError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(JobsDeviceError);
+  return err as JobsDeviceError;
+}
+
+describe('jobs service: the device side', () => {
+  it('queues an execution per target thing, tells each thing, and starts the oldest on StartNext', async () => {
+    const { jobs, sink, clock } = bed(['t1', 't2'], { resolveDocument: (d) => d.replace('PLACEHOLDER', 'https://x') });
+    await jobs.createJob({ jobId: 'j1', targets: [thingArn('t1'), thingArn('t2')], document: '{"url":"PLACEHOLDER"}' });
+
+    const pending = await jobs.getPending('t1');
+    expect(pending.inProgressJobs).toEqual([]);
+    expect(pending.queuedJobs).toMatchObject([{ jobId: 'j1', versionNumber: 1, executionNumber: 1 }]);
+    expect(sink.of('t1').map((n) => n.kind)).toEqual(['notify', 'notify-next']);
+    expect(sink.of('t1')[0]?.jobs?.QUEUED?.[0]?.jobId).toBe('j1');
+    expect(sink.of('t1')[1]?.execution?.jobDocument).toBe('{"url":"https://x"}');
+
+    clock.advance(5_000);
+    sink.clear();
+    const started = await jobs.startNext('t1', { statusDetails: { step: 'download' }, stepTimeoutInMinutes: 5 });
+    expect(started).toMatchObject({
+      jobId: 'j1',
+      status: 'IN_PROGRESS',
+      versionNumber: 2,
+      statusDetails: { step: 'download' },
+      startedAt: clock.now(),
+      approximateSecondsBeforeTimedOut: 300,
+      jobDocument: '{"url":"https://x"}',
+    });
+    // QUEUED -> IN_PROGRESS changes the list (notify); the next execution is the same one.
+    expect(sink.of('t1').map((n) => n.kind)).toEqual(['notify']);
+    expect(sink.of('t1')[0]?.jobs).toEqual({ IN_PROGRESS: [expect.objectContaining({ jobId: 'j1' })] });
+    // StartNext again returns the one in progress, unchanged.
+    expect(await jobs.startNext('t1', {})).toMatchObject({ jobId: 'j1', versionNumber: 2 });
+  });
+
+  it('updates with expectedVersion, refuses a stale version and any change after a terminal status', async () => {
+    const { jobs } = bed(['t1']);
+    await jobs.createJob({ jobId: 'j1', targets: [thingArn('t1')], document: '{}' });
+    await jobs.startNext('t1', {});
+    const stale = await deviceError(jobs.update('t1', 'j1', { status: 'SUCCEEDED', expectedVersion: 1 }));
+    expect(stale.code).toBe('VersionMismatch');
+    expect(stale.executionState).toEqual({ status: 'IN_PROGRESS', versionNumber: 2 });
+
+    const done = await jobs.update('t1', 'j1', {
+      status: 'SUCCEEDED',
+      expectedVersion: 2,
+      statusDetails: { result: 'ok' },
+      includeJobExecutionState: true,
+      includeJobDocument: true,
+    });
+    expect(done).toEqual({
+      executionState: { status: 'SUCCEEDED', statusDetails: { result: 'ok' }, versionNumber: 3 },
+      jobDocument: '{}',
+    });
+    const again = await deviceError(jobs.update('t1', 'j1', { status: 'IN_PROGRESS' }));
+    expect(again.code).toBe('InvalidStateTransition');
+    expect(again.executionState?.status).toBe('SUCCEEDED');
+    expect(jobs.describeJob('j1').job.status).toBe('COMPLETED');
+    expect(jobs.describeJob('j1').details.numberOfSucceededThings).toBe(1);
+  });
+
+  it('describes $next and a given execution, and an unknown one is ResourceNotFound', async () => {
+    const { jobs } = bed(['t1']);
+    expect(await jobs.describe('t1', '$next', {})).toBeUndefined();
+    await jobs.createJob({ jobId: 'j1', targets: [thingArn('t1')], document: '{"a":1}' });
+    expect(await jobs.describe('t1', '$next', { includeJobDocument: false })).toMatchObject({
+      jobId: 'j1',
+      status: 'QUEUED',
+    });
+    expect((await jobs.describe('t1', 'j1', { executionNumber: 1 }))?.jobDocument).toBe('{"a":1}');
+    expect((await deviceError(jobs.describe('t1', 'nope', {}))).code).toBe('ResourceNotFound');
+    expect((await deviceError(jobs.describe('t1', 'j1', { executionNumber: 2 }))).code).toBe('ResourceNotFound');
+  });
+
+  it('keeps a __proto__ statusDetails key as data and refuses more than 10 details', async () => {
+    const { jobs } = bed(['t1']);
+    await jobs.createJob({ jobId: 'j1', targets: [thingArn('t1')], document: '{}' });
+    const details = JSON.parse('{"__proto__":"polluted","ok":"yes"}') as Record<string, string>;
+    await jobs.update('t1', 'j1', { status: 'IN_PROGRESS', statusDetails: details });
+    const e = await jobs.describe('t1', 'j1', {});
+    expect(Object.hasOwn(e?.statusDetails ?? {}, '__proto__')).toBe(true);
+    expect(JSON.stringify(e?.statusDetails)).toBe('{"__proto__":"polluted","ok":"yes"}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.getPrototypeOf(e?.statusDetails)).toBe(Object.prototype);
+
+    const eleven = Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`k${i}`, 'v']));
+    const err = await deviceError(jobs.update('t1', 'j1', { status: 'IN_PROGRESS', statusDetails: eleven }));
+    expect(err.code).toBe('InvalidRequest');
+    const long = await deviceError(
+      jobs.update('t1', 'j1', { status: 'IN_PROGRESS', statusDetails: { k: 'v'.repeat(1025) } }),
+    );
+    expect(long.code).toBe('InvalidRequest');
+    // Nothing changed by the refused updates.
+    expect((await jobs.describe('t1', 'j1', {}))?.versionNumber).toBe(2);
+  });
+
+  it('refuses a second job with the same id, and unknown targets', async () => {
+    const { jobs } = bed(['t1']);
+    await jobs.createJob({ jobId: 'j1', targets: [thingArn('t1')], document: '{}' });
+    await expect(jobs.createJob({ jobId: 'j1', targets: [thingArn('t1')], document: '{}' })).rejects.toMatchObject({
+      errorType: 'ResourceAlreadyExistsException',
+    });
+    await expect(jobs.createJob({ jobId: 'j2', targets: [thingArn('ghost')], document: '{}' })).rejects.toMatchObject({
+      code: 'ResourceNotFoundException',
+    });
+    expect(() => jobs.describeJob('j2')).toThrow(ApiError);
+  });
+});
