@@ -11,6 +11,7 @@ import {
 } from '@pifleet/protocol';
 import { lockDataDir, prepareDataDir } from '../adapters/data-dir.js';
 import { SQLITE_TELEMETRY_FILENAME } from '../adapters/sqlite-telemetry-store.js';
+import { type Artifacts, createArtifacts } from '../artifacts/index.js';
 import { type Broker, createBroker } from '../broker/index.js';
 import { type LocalCa, loadOrCreateCa } from '../ca/local-ca.js';
 import { ConfigError, type LocalCoreConfig } from '../config/local-core.js';
@@ -20,6 +21,10 @@ import { type LocalCredentials, loadOrCreateCredentials, singleCredentialStore }
 import { iotControlPlaneRoutes } from '../http/iot-control-plane.js';
 import { createHttpServer, type HttpServerHandle, type RouteGroup } from '../http/server.js';
 import { thingGroupRoutes } from '../http/thing-groups-routes.js';
+import { type JobsClock, systemJobsClock } from '../jobs/clock.js';
+import { jobsControlPlaneRoutes } from '../jobs/control-plane-routes.js';
+import { createJobsService, type JobsService } from '../jobs/service.js';
+import { openSqliteJobsStore } from '../jobs/store.js';
 import {
   createApiRateGate,
   createThrottleCounters,
@@ -65,6 +70,10 @@ export interface LocalCoreServices {
   readonly rules: RulesEngine;
   /** The web console (its route group is on the HTTP listener; `token` opens it). */
   readonly console: WebConsole;
+  /** The IoT Jobs service (its control-plane routes are on the HTTP listener; devices reach it through jobs-wiring). */
+  readonly jobs: JobsService;
+  /** Release artifacts: the S3 subset on the HTTP listener and the presigned URLs of job documents. */
+  readonly artifacts: Artifacts;
   /** The quotas this core enforces (`--limits`, `--limits-file`). */
   readonly limits: Limits;
   /** How often each quota was breached since start. */
@@ -86,6 +95,11 @@ export interface LocalIotCoreDeps {
   readonly limits?: Limits;
   /** Shadow store to use instead of `shadows.sqlite` in the data dir (tests inject slow stores). */
   readonly shadowStore?: () => ShadowStore;
+  /**
+   * The jobs service's time and timers (rollout minutes, step and in-progress timeouts); default
+   * `now` and Node timers. Tests drive it virtually; SigV4 keeps the real `now`.
+   */
+  readonly jobsClock?: JobsClock;
 }
 
 export interface LocalIotCore {
@@ -109,9 +123,12 @@ export function localCorePaths(dataDir: string) {
     /** The ready line of the running core, for tools (the `pifleet` CLI's `--local`); removed on stop. */
     endpointFile: join(dir, LOCAL_ENDPOINT_FILE),
     shadowFile: join(dir, 'shadows.sqlite'),
+    jobsFile: join(dir, 'jobs.sqlite'),
     telemetryFile: join(dir, SQLITE_TELEMETRY_FILENAME),
     /** The archive rule action's objects (S3 in AWS). */
     archiveDir: join(dir, 'archive'),
+    /** The S3 subset's objects, `<bucket>/<key>` (release artifacts). */
+    artifactsDir: join(dir, 'artifacts'),
     /** Log actions, the rules' error sink among them: one JSONL file per log group. */
     ruleLogDir: join(dir, 'rule-logs'),
   };
@@ -270,6 +287,28 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         cleanup.push(() => cloud.stop());
         await cloud.start();
 
+        const artifacts = createArtifacts({
+          dir: paths.artifactsDir,
+          region: config.region,
+          credentials,
+          now,
+          logger,
+        });
+        await artifacts.start();
+
+        const jobsStore = openSqliteJobsStore({ path: paths.jobsFile });
+        cleanup.push(() => jobsStore.close());
+        const jobs = createJobsService({
+          store: jobsStore,
+          registry,
+          clock: deps.jobsClock ?? systemJobsClock(now),
+          resolveDocument: artifacts.resolveDocument,
+          readDocumentSource: artifacts.readDocumentSource,
+          logger: logger.child({ component: 'jobs' }),
+        });
+        jobs.start();
+        cleanup.push(() => jobs.stop());
+
         const webConsole = createWebConsole({
           registry,
           broker,
@@ -296,6 +335,8 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           shadows: shadow.service,
           telemetry: cloud.store,
           rules: cloud.rules,
+          jobs,
+          artifacts,
         };
         const http: HttpServerHandle = createHttpServer({
           host: config.host,
@@ -305,11 +346,13 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           routes: [
             iotControlPlaneRoutes({ registry, ca, endpointAddress: () => publicHost }),
             thingGroupRoutes({ registry }),
+            jobsControlPlaneRoutes({ jobs }),
             topicRuleRoutes({ rules: cloud.rules, account, now }),
             quotaRoutes({ limits, throttles }),
             shadow.routes,
             cloud.routes,
             webConsole.routes,
+            artifacts.routes,
             ...(deps.routes?.(base) ?? []),
           ],
           now,
@@ -336,6 +379,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           limits: Object.freeze({ mode: limits.mode, changed: limits.changed }),
         });
         cloud.bindEndpoint(info.http);
+        artifacts.bindEndpoint(info.http);
         await writeFile(paths.endpointFile, formatLocalEndpoint(info), { mode: 0o600 });
         cleanup.push(() => rm(paths.endpointFile, { force: true }));
         running = Object.freeze({ ...base, info });

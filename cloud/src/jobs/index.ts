@@ -1,4 +1,5 @@
 export * from './clock.js';
+export * from './control-plane-routes.js';
 export * from './device-api.js';
 export * from './model.js';
 export * from './service.js';

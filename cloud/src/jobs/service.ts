@@ -124,6 +124,8 @@ export interface JobsServiceDeps {
 
 export interface JobsService extends JobsDeviceApi {
   start(): void;
+  /** The ARN of a thing of this account and region (what the control plane answers with). */
+  thingArn(thingName: string): string;
   stop(): void;
   setNotifications(sink: JobsNotifications | undefined): void;
   createJob(input: CreateJobInput): Promise<JobRecord>;
@@ -719,6 +721,8 @@ export function createJobsService(deps: JobsServiceDeps): JobsService {
   }
 
   const api: JobsService = {
+    thingArn,
+
     start() {
       if (running) return;
       running = true;

@@ -15,6 +15,7 @@ import { invalid, notFound, RegistryError } from './errors.js';
 import {
   createTypesAndGroups,
   type GroupRef,
+  type MembershipChange,
   type MembershipInput,
   MIGRATION_TO_V2,
   type ThingGroupRecord,
@@ -33,7 +34,7 @@ import {
   parsePolicyDocument,
 } from './validation.js';
 
-export type { GroupRef, MembershipInput, ThingGroupRecord, ThingTypeRecord } from './thing-groups.js';
+export type { GroupRef, MembershipChange, MembershipInput, ThingGroupRecord, ThingTypeRecord } from './thing-groups.js';
 
 /**
  * The registry of the local IoT Core: things, certificates, policies and their attachments, with
@@ -155,6 +156,8 @@ export interface Registry extends IdentityDirectory {
   deleteThingGroup(input: { thingGroupName: string; expectedVersion?: number | undefined }): void;
   addThingToThingGroup(input: MembershipInput): void;
   removeThingFromThingGroup(input: MembershipInput): void;
+  /** Calls `listener` after a thing joins or leaves a static group; returns a function that removes it. */
+  onMembershipChange(listener: (change: MembershipChange) => void): () => void;
   listThingsInThingGroup(
     thingGroupName: string,
     input: PageRequest & { recursive?: boolean | undefined },
@@ -418,6 +421,17 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
   };
 
   const listeners = new Set<(certificateId: string) => void>();
+  const membershipListeners = new Set<(change: MembershipChange) => void>();
+  function membershipChanged(change: MembershipChange | undefined): void {
+    if (change === undefined) return;
+    for (const listener of membershipListeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        logger.error({ err, change }, 'membership change listener failed');
+      }
+    }
+  }
   const identities = new Map<string, DeviceIdentity | null>();
   const parsedPolicies = new Map<string, IotPolicyDocument>();
 
@@ -904,8 +918,14 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
     listThingGroups: (input) => groups.listThingGroups(input),
     updateThingGroup: (input) => groups.updateThingGroup(input),
     deleteThingGroup: (input) => groups.deleteThingGroup(input),
-    addThingToThingGroup: (input) => groups.addThingToThingGroup(input),
-    removeThingFromThingGroup: (input) => groups.removeThingFromThingGroup(input),
+    addThingToThingGroup: (input) => membershipChanged(groups.addThingToThingGroup(input)),
+    removeThingFromThingGroup: (input) => membershipChanged(groups.removeThingFromThingGroup(input)),
+    onMembershipChange(listener) {
+      membershipListeners.add(listener);
+      return () => {
+        membershipListeners.delete(listener);
+      };
+    },
     listThingsInThingGroup: (name, input) => groups.listThingsInThingGroup(name, input),
     listThingGroupsForThing: (name, page) => groups.listThingGroupsForThing(name, page),
 
@@ -940,6 +960,7 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
 
     close() {
       listeners.clear();
+      membershipListeners.clear();
       identities.clear();
       if (db.open) db.close();
     },

@@ -59,6 +59,13 @@ export interface MembershipInput {
   readonly thingArn?: string | undefined;
 }
 
+/** A thing joined or left a static group (continuous jobs follow these). */
+export interface MembershipChange {
+  readonly kind: 'added' | 'removed';
+  readonly thingName: string;
+  readonly thingGroupName: string;
+}
+
 /** UpdateThingGroup's fields: `merge` adds `attributes` to the group's instead of replacing them; one given an empty value goes. */
 export interface UpdateThingGroupInput {
   thingGroupName: string;
@@ -629,7 +636,9 @@ export function createTypesAndGroups(ctx: TypesAndGroupsContext) {
       ctx.changed(affected);
     },
 
-    addThingToThingGroup(input: MembershipInput): void {
+    /** The membership added (undefined when the thing was already in the group). */
+    addThingToThingGroup(input: MembershipInput): MembershipChange | undefined {
+      let added: MembershipChange | undefined;
       const affected = tx(() => {
         const { group, thingName } = membership(input);
         const current = q.groupsOfThing.all(thingName).map((r) => r.group_name);
@@ -652,17 +661,24 @@ export function createTypesAndGroups(ctx: TypesAndGroupsContext) {
           );
         }
         q.addMember.run(group.name, thingName);
+        added = { kind: 'added', thingName, thingGroupName: group.name };
         return certsOfThing(thingName);
       })();
       ctx.changed(affected);
+      return added;
     },
 
-    removeThingFromThingGroup(input: MembershipInput): void {
+    /** The membership removed (undefined when the thing was not in the group). */
+    removeThingFromThingGroup(input: MembershipInput): MembershipChange | undefined {
+      let removed: MembershipChange | undefined;
       const affected = tx(() => {
         const { group, thingName } = membership(input);
-        return q.removeMember.run(group.name, thingName).changes > 0 ? certsOfThing(thingName) : [];
+        if (q.removeMember.run(group.name, thingName).changes === 0) return [];
+        removed = { kind: 'removed', thingName, thingGroupName: group.name };
+        return certsOfThing(thingName);
       })();
       ctx.changed(affected);
+      return removed;
     },
 
     listThingsInThingGroup(name: string, input: PageRequest & { recursive?: boolean | undefined }): Page<string> {

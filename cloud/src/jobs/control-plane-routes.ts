@@ -1,0 +1,511 @@
+import { isJsonObject, ownValue } from '@pifleet/protocol';
+import { invalidRequest } from '../http/errors.js';
+import { queryBoolean } from '../http/iot-control-plane.js';
+import type { ApiRequest, ApiResponse, Route, RouteGroup } from '../http/server.js';
+import type { JobExecutionStatus } from './device-api.js';
+import {
+  type AbortCriterion,
+  type ExecutionRecord,
+  JOB_LIMITS,
+  type JobStatus,
+  type PresignedUrlConfig,
+  type RetryCriterion,
+  type RolloutConfig,
+  type TargetSelection,
+} from './model.js';
+import type { CreateJobInput, JobsService, JobView } from './service.js';
+import { reasonCodeProblem, textProblem } from './validation.js';
+
+/**
+ * The IoT Jobs operations of the IoT control plane (signing name `iot`), wire-compatible with
+ * `@aws-sdk/client-iot`: CreateJob, DescribeJob, ListJobs, CancelJob, DeleteJob,
+ * DescribeJobExecution, ListJobExecutionsForJob, ListJobExecutionsForThing, CancelJobExecution
+ * and GetJobDocument, with the paths, query bindings and field names of the IoT service model.
+ * Timestamps are epoch seconds (REST-JSON's default). Bodies are read field by field from the
+ * parsed JSON with own-key reads, every value checked against the API reference's types and
+ * ranges; a field the local core does not implement (scheduling, templates, namespaces, document
+ * parameters, package versions) is refused rather than ignored.
+ */
+
+export interface JobsControlPlaneDeps {
+  readonly jobs: JobsService;
+}
+
+type Body = Readonly<Record<string, unknown>>;
+
+const field = (body: Body, name: string): unknown => {
+  const v = ownValue(body as Record<string, unknown>, name);
+  return v === null ? undefined : v;
+};
+
+function str(body: Body, name: string): string | undefined {
+  const v = field(body, name);
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw invalidRequest(`'${name}' must be a string.`);
+  return v;
+}
+
+function num(body: Body, name: string, min: number, max: number, integer: boolean): number | undefined {
+  const v = field(body, name);
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
+    throw invalidRequest(`'${name}' must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}.`);
+  }
+  return v;
+}
+
+function obj(body: Body, name: string): Body | undefined {
+  const v = field(body, name);
+  if (v === undefined) return undefined;
+  if (!isJsonObject(v)) throw invalidRequest(`'${name}' must be an object.`);
+  return v;
+}
+
+function list(body: Body, name: string): readonly unknown[] | undefined {
+  const v = field(body, name);
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) throw invalidRequest(`'${name}' must be a list.`);
+  return v;
+}
+
+function oneOf<T extends string>(value: string | undefined, name: string, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw invalidRequest(`'${name}' must be one of ${allowed.join(', ')}.`);
+  }
+  return value as T;
+}
+
+const UNSUPPORTED_CREATE_FIELDS = [
+  'schedulingConfig',
+  'jobTemplateArn',
+  'documentParameters',
+  'destinationPackageVersions',
+  'namespaceId',
+] as const;
+
+function rolloutConfig(body: Body): RolloutConfig | undefined {
+  const r = obj(body, 'jobExecutionsRolloutConfig');
+  if (r === undefined) return undefined;
+  const maximumPerMinute = num(r, 'maximumPerMinute', 1, JOB_LIMITS.maxMaximumPerMinute, true);
+  const e = obj(r, 'exponentialRate');
+  if (e === undefined) return maximumPerMinute === undefined ? {} : { maximumPerMinute };
+  const baseRatePerMinute = num(e, 'baseRatePerMinute', 1, 1000, true);
+  const incrementFactor = num(e, 'incrementFactor', 1, 5, false);
+  const c = obj(e, 'rateIncreaseCriteria');
+  if (baseRatePerMinute === undefined || incrementFactor === undefined || c === undefined) {
+    throw invalidRequest('exponentialRate needs baseRatePerMinute, incrementFactor and rateIncreaseCriteria.');
+  }
+  // "AWS IoT supports up to one digit after the decimal (for example, 1.5, but not 1.55)."
+  if (Math.abs(incrementFactor * 10 - Math.round(incrementFactor * 10)) > 1e-9) {
+    throw invalidRequest("'incrementFactor' supports one digit after the decimal point.");
+  }
+  const notified = num(c, 'numberOfNotifiedThings', 1, Number.MAX_SAFE_INTEGER, true);
+  const succeeded = num(c, 'numberOfSucceededThings', 1, Number.MAX_SAFE_INTEGER, true);
+  if ((notified === undefined) === (succeeded === undefined)) {
+    throw invalidRequest(
+      'rateIncreaseCriteria needs exactly one of numberOfNotifiedThings and numberOfSucceededThings.',
+    );
+  }
+  return {
+    ...(maximumPerMinute === undefined ? {} : { maximumPerMinute }),
+    exponentialRate: {
+      baseRatePerMinute,
+      incrementFactor,
+      rateIncreaseCriteria:
+        notified === undefined
+          ? { numberOfSucceededThings: succeeded as number }
+          : { numberOfNotifiedThings: notified },
+    },
+  };
+}
+
+function criteriaList(body: Body, name: string): readonly Body[] | undefined {
+  const o = obj(body, name);
+  if (o === undefined) return undefined;
+  const items = list(o, 'criteriaList');
+  if (items === undefined || items.length === 0)
+    throw invalidRequest(`'${name}.criteriaList' needs at least one criterion.`);
+  return items.map((item) => {
+    if (!isJsonObject(item)) throw invalidRequest(`'${name}.criteriaList' items must be objects.`);
+    return item;
+  });
+}
+
+function abortConfig(body: Body): readonly AbortCriterion[] | undefined {
+  return criteriaList(body, 'abortConfig')?.map((c) => {
+    const failureType = oneOf(str(c, 'failureType'), 'failureType', ['FAILED', 'REJECTED', 'TIMED_OUT', 'ALL']);
+    const action = oneOf(str(c, 'action'), 'action', ['CANCEL']);
+    const thresholdPercentage = num(c, 'thresholdPercentage', 0, 100, false);
+    const minNumberOfExecutedThings = num(c, 'minNumberOfExecutedThings', 1, Number.MAX_SAFE_INTEGER, true);
+    if (
+      failureType === undefined ||
+      action === undefined ||
+      thresholdPercentage === undefined ||
+      minNumberOfExecutedThings === undefined
+    ) {
+      throw invalidRequest(
+        'An abort criterion needs failureType, action, thresholdPercentage and minNumberOfExecutedThings.',
+      );
+    }
+    return { failureType, action, thresholdPercentage, minNumberOfExecutedThings };
+  });
+}
+
+function retryConfig(body: Body): readonly RetryCriterion[] | undefined {
+  const criteria = criteriaList(body, 'jobExecutionsRetryConfig');
+  if (criteria === undefined) return undefined;
+  if (criteria.length > 2) throw invalidRequest("'jobExecutionsRetryConfig.criteriaList' has at most 2 criteria.");
+  const parsed = criteria.map((c) => {
+    const failureType = oneOf(str(c, 'failureType'), 'failureType', ['FAILED', 'TIMED_OUT', 'ALL']);
+    const numberOfRetries = num(c, 'numberOfRetries', 0, JOB_LIMITS.maxRetries, true);
+    if (failureType === undefined || numberOfRetries === undefined) {
+      throw invalidRequest('A retry criterion needs failureType and numberOfRetries.');
+    }
+    return { failureType, numberOfRetries };
+  });
+  if (new Set(parsed.map((c) => c.failureType)).size !== parsed.length) {
+    throw invalidRequest('Each retry failureType may appear once.');
+  }
+  return parsed;
+}
+
+function presignedUrlConfig(body: Body): PresignedUrlConfig | undefined {
+  const p = obj(body, 'presignedUrlConfig');
+  if (p === undefined) return undefined;
+  const roleArn = str(p, 'roleArn');
+  if (roleArn !== undefined && (roleArn.length < 20 || roleArn.length > 2048)) {
+    throw invalidRequest("'roleArn' must be 20 to 2048 characters.");
+  }
+  const expiresInSec = num(p, 'expiresInSec', 60, 3600, true);
+  return {
+    ...(roleArn === undefined ? {} : { roleArn }),
+    ...(expiresInSec === undefined ? {} : { expiresInSec }),
+  };
+}
+
+/** CreateJob's body, read and checked (the service checks ids, targets and the document). */
+export function createJobInput(jobId: string, body: Body): CreateJobInput {
+  for (const name of UNSUPPORTED_CREATE_FIELDS) {
+    if (field(body, name) !== undefined) throw invalidRequest(`'${name}' is not supported by the local IoT Core.`);
+  }
+  const targets = list(body, 'targets');
+  if (targets === undefined || targets.length === 0) throw invalidRequest("'targets' needs at least one ARN.");
+  if (!targets.every((t): t is string => typeof t === 'string')) throw invalidRequest("'targets' must be strings.");
+  const description = str(body, 'description');
+  const descriptionProblem =
+    description === undefined ? undefined : textProblem('description', description, JOB_LIMITS.maxDescriptionLength);
+  if (descriptionProblem) throw invalidRequest(descriptionProblem);
+  const documentSource = str(body, 'documentSource');
+  if (documentSource !== undefined && (documentSource.length < 1 || documentSource.length > 1350)) {
+    throw invalidRequest("'documentSource' must be 1 to 1350 characters.");
+  }
+  const timeout = obj(body, 'timeoutConfig');
+  const inProgressTimeoutInMinutes =
+    timeout === undefined
+      ? undefined
+      : num(timeout, 'inProgressTimeoutInMinutes', 1, JOB_LIMITS.maxTimeoutMinutes, true);
+  // `tags` are accepted and not kept: the local core has no tagging API to read them back.
+  list(body, 'tags');
+  return {
+    jobId,
+    targets,
+    document: str(body, 'document'),
+    documentSource,
+    description,
+    targetSelection: oneOf(str(body, 'targetSelection'), 'targetSelection', ['SNAPSHOT', 'CONTINUOUS']),
+    presignedUrlConfig: presignedUrlConfig(body),
+    rollout: rolloutConfig(body),
+    abort: abortConfig(body),
+    inProgressTimeoutInMinutes,
+    retry: retryConfig(body),
+  };
+}
+
+// ---- responses ---------------------------------------------------------------------------------
+
+const epoch = (ms: number) => ms / 1000;
+const ok = (json: unknown = {}): ApiResponse => ({ json });
+
+function jobJson(view: JobView) {
+  const { job, details, isConcurrent } = view;
+  return {
+    jobArn: job.jobArn,
+    jobId: job.jobId,
+    targetSelection: job.targetSelection,
+    status: job.status,
+    forceCanceled: job.forceCanceled === true,
+    ...(job.reasonCode === undefined ? {} : { reasonCode: job.reasonCode }),
+    ...(job.comment === undefined ? {} : { comment: job.comment }),
+    targets: job.targets,
+    ...(job.description === undefined ? {} : { description: job.description }),
+    ...(job.presignedUrlConfig === undefined ? {} : { presignedUrlConfig: job.presignedUrlConfig }),
+    ...(job.rollout === undefined ? {} : { jobExecutionsRolloutConfig: job.rollout }),
+    ...(job.abort === undefined ? {} : { abortConfig: { criteriaList: job.abort } }),
+    createdAt: epoch(job.createdAt),
+    lastUpdatedAt: epoch(job.lastUpdatedAt),
+    ...(job.completedAt === undefined ? {} : { completedAt: epoch(job.completedAt) }),
+    jobProcessDetails: details,
+    ...(job.inProgressTimeoutInMinutes === undefined
+      ? {}
+      : { timeoutConfig: { inProgressTimeoutInMinutes: job.inProgressTimeoutInMinutes } }),
+    ...(job.retry === undefined ? {} : { jobExecutionsRetryConfig: { criteriaList: job.retry } }),
+    isConcurrent,
+  };
+}
+
+const jobSummaryJson = ({ job, isConcurrent }: JobView) => ({
+  jobArn: job.jobArn,
+  jobId: job.jobId,
+  targetSelection: job.targetSelection,
+  status: job.status,
+  createdAt: epoch(job.createdAt),
+  lastUpdatedAt: epoch(job.lastUpdatedAt),
+  ...(job.completedAt === undefined ? {} : { completedAt: epoch(job.completedAt) }),
+  isConcurrent,
+});
+
+const executionSummaryJson = (e: ExecutionRecord) => ({
+  status: e.status,
+  queuedAt: epoch(e.queuedAt),
+  ...(e.startedAt === undefined ? {} : { startedAt: epoch(e.startedAt) }),
+  lastUpdatedAt: epoch(e.lastUpdatedAt),
+  executionNumber: e.executionNumber,
+  retryAttempt: e.retryAttempt,
+});
+
+// ---- query parameters and page tokens ----------------------------------------------------------
+
+function queryInt(request: ApiRequest, name: string, min: number, max: number): number | undefined {
+  const raw = request.query.get(name);
+  if (raw === undefined) return undefined;
+  const n = /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw invalidRequest(`Query parameter '${name}' must be an integer from ${min} to ${max}.`);
+  }
+  return n;
+}
+
+const DEFAULT_PAGE = 50;
+const pageSize = (request: ApiRequest) => queryInt(request, 'maxResults', 1, JOB_LIMITS.maxResults) ?? DEFAULT_PAGE;
+
+/** Page tokens carry the store's sort key; anything else is a bad token. */
+const encodeToken = (key: number | string) => Buffer.from(JSON.stringify(key)).toString('base64url');
+
+function decodeToken<K extends 'number' | 'string'>(
+  request: ApiRequest,
+  kind: K,
+): (K extends 'number' ? number : string) | undefined {
+  const raw = request.query.get('nextToken');
+  if (raw === undefined || raw === '') return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+  } catch {
+    value = undefined;
+  }
+  if (typeof value !== kind) throw invalidRequest('The nextToken is not valid.');
+  return value as K extends 'number' ? number : string;
+}
+
+const nextToken = (next: number | string | undefined) => (next === undefined ? {} : { nextToken: encodeToken(next) });
+
+const EXECUTION_STATUSES: readonly JobExecutionStatus[] = [
+  'QUEUED',
+  'IN_PROGRESS',
+  'SUCCEEDED',
+  'FAILED',
+  'TIMED_OUT',
+  'REJECTED',
+  'REMOVED',
+  'CANCELED',
+];
+const JOB_STATUSES: readonly JobStatus[] = ['IN_PROGRESS', 'CANCELED', 'COMPLETED', 'DELETION_IN_PROGRESS'];
+
+function refuseNamespace(request: ApiRequest): void {
+  if (request.query.get('namespaceId') !== undefined) {
+    throw invalidRequest("'namespaceId' is not supported by the local IoT Core.");
+  }
+}
+
+export function jobsControlPlaneRoutes(deps: JobsControlPlaneDeps): RouteGroup {
+  const { jobs } = deps;
+  const param = (request: ApiRequest, name: string) => request.params[name] as string;
+
+  const routes: Route[] = [
+    {
+      method: 'PUT',
+      path: '/jobs/{jobId}',
+      operation: 'CreateJob',
+      async handle(request) {
+        const input = createJobInput(param(request, 'jobId'), request.json());
+        const job = await jobs.createJob(input);
+        return ok({
+          jobArn: job.jobArn,
+          jobId: job.jobId,
+          ...(job.description === undefined ? {} : { description: job.description }),
+        });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/jobs/{jobId}',
+      operation: 'DescribeJob',
+      handle(request) {
+        const view = jobs.describeJob(param(request, 'jobId'));
+        return ok({
+          ...(view.job.documentSource === undefined ? {} : { documentSource: view.job.documentSource }),
+          job: jobJson(view),
+        });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/jobs',
+      operation: 'ListJobs',
+      handle(request) {
+        refuseNamespace(request);
+        if (request.query.get('thingGroupId') !== undefined) {
+          throw invalidRequest("'thingGroupId' is not supported by the local IoT Core: filter by thingGroupName.");
+        }
+        const page = jobs.listJobs({
+          status: oneOf(request.query.get('status'), 'status', JOB_STATUSES),
+          targetSelection: oneOf<TargetSelection>(request.query.get('targetSelection'), 'targetSelection', [
+            'SNAPSHOT',
+            'CONTINUOUS',
+          ]),
+          thingGroupName: request.query.get('thingGroupName'),
+          after: decodeToken(request, 'number'),
+          limit: pageSize(request),
+        });
+        return ok({ jobs: page.items.map(jobSummaryJson), ...nextToken(page.next) });
+      },
+    },
+    {
+      method: 'PUT',
+      path: '/jobs/{jobId}/cancel',
+      operation: 'CancelJob',
+      handle(request) {
+        const body = request.json();
+        const reasonCode = str(body, 'reasonCode');
+        const comment = str(body, 'comment');
+        const problem =
+          (reasonCode === undefined ? undefined : reasonCodeProblem(reasonCode)) ??
+          (comment === undefined ? undefined : textProblem('comment', comment, JOB_LIMITS.maxCommentLength));
+        if (problem) throw invalidRequest(problem);
+        const job = jobs.cancelJob(param(request, 'jobId'), {
+          force: queryBoolean(request, 'force') === true,
+          ...(reasonCode === undefined ? {} : { reasonCode }),
+          ...(comment === undefined ? {} : { comment }),
+        });
+        return ok({
+          jobArn: job.jobArn,
+          jobId: job.jobId,
+          ...(job.description === undefined ? {} : { description: job.description }),
+        });
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/jobs/{jobId}',
+      operation: 'DeleteJob',
+      handle(request) {
+        refuseNamespace(request);
+        jobs.deleteJob(param(request, 'jobId'), { force: queryBoolean(request, 'force') === true });
+        return ok();
+      },
+    },
+    {
+      method: 'GET',
+      path: '/jobs/{jobId}/job-document',
+      operation: 'GetJobDocument',
+      handle(request) {
+        // beforeSubstitution concerns documentParameters (job templates), which the local core has
+        // not: the document is the same either way. Checked so a malformed value is still refused.
+        queryBoolean(request, 'beforeSubstitution');
+        return ok({ document: jobs.getJobDocument(param(request, 'jobId')) });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/things/{thingName}/jobs/{jobId}',
+      operation: 'DescribeJobExecution',
+      handle(request) {
+        const { execution: e, approximateSecondsBeforeTimedOut } = jobs.describeExecution(
+          param(request, 'jobId'),
+          param(request, 'thingName'),
+          queryInt(request, 'executionNumber', 0, Number.MAX_SAFE_INTEGER),
+        );
+        return ok({
+          execution: {
+            jobId: e.jobId,
+            status: e.status,
+            forceCanceled: e.forceCanceled === true,
+            ...(e.statusDetails === undefined ? {} : { statusDetails: { detailsMap: e.statusDetails } }),
+            thingArn: jobs.thingArn(e.thingName),
+            queuedAt: epoch(e.queuedAt),
+            ...(e.startedAt === undefined ? {} : { startedAt: epoch(e.startedAt) }),
+            lastUpdatedAt: epoch(e.lastUpdatedAt),
+            executionNumber: e.executionNumber,
+            versionNumber: e.versionNumber,
+            ...(approximateSecondsBeforeTimedOut === undefined ? {} : { approximateSecondsBeforeTimedOut }),
+          },
+        });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/jobs/{jobId}/things',
+      operation: 'ListJobExecutionsForJob',
+      handle(request) {
+        const page = jobs.listExecutionsForJob(param(request, 'jobId'), {
+          status: oneOf(request.query.get('status'), 'status', EXECUTION_STATUSES),
+          after: decodeToken(request, 'string'),
+          limit: pageSize(request),
+        });
+        return ok({
+          executionSummaries: page.items.map((e) => ({
+            thingArn: jobs.thingArn(e.thingName),
+            jobExecutionSummary: executionSummaryJson(e),
+          })),
+          ...nextToken(page.next),
+        });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/things/{thingName}/jobs',
+      operation: 'ListJobExecutionsForThing',
+      handle(request) {
+        refuseNamespace(request);
+        const page = jobs.listExecutionsForThing(param(request, 'thingName'), {
+          status: oneOf(request.query.get('status'), 'status', EXECUTION_STATUSES),
+          jobId: request.query.get('jobId'),
+          after: decodeToken(request, 'number'),
+          limit: pageSize(request),
+        });
+        return ok({
+          executionSummaries: page.items.map((e) => ({ jobId: e.jobId, jobExecutionSummary: executionSummaryJson(e) })),
+          ...nextToken(page.next),
+        });
+      },
+    },
+    {
+      method: 'PUT',
+      path: '/things/{thingName}/jobs/{jobId}/cancel',
+      operation: 'CancelJobExecution',
+      handle(request) {
+        const body = request.json();
+        const expectedVersion = num(body, 'expectedVersion', 0, Number.MAX_SAFE_INTEGER, true);
+        const statusDetails = field(body, 'statusDetails');
+        jobs.cancelExecution(param(request, 'jobId'), param(request, 'thingName'), {
+          force: queryBoolean(request, 'force') === true,
+          ...(expectedVersion === undefined ? {} : { expectedVersion }),
+          ...(statusDetails === undefined ? {} : { statusDetails }),
+        });
+        return ok();
+      },
+    },
+  ];
+  return { name: 'iot-jobs', signingNames: ['iot'], routes };
+}
