@@ -18,6 +18,13 @@ export const AGENT_INSTALL_PATHS = {
   configFile: '/etc/pifleet/agent.json',
   /** The agent's state: the outbox database (the agent's default `outbox.path` is in it). */
   stateDir: '/var/lib/pifleet',
+  /**
+   * With updates (`selfUpdate`): the boot guard, in the factory install (built from
+   * device-agent/src/update/boot-guard.ts), run before every start; it never changes with updates.
+   */
+  bootGuard: '/opt/pifleet/dist/update/boot-guard.js',
+  /** With updates: the link to the running release (`releases/<version>/`, or the factory install). */
+  currentLink: '/var/lib/pifleet/current',
 } as const;
 
 /**
@@ -85,6 +92,17 @@ export interface AgentUnitOptions {
   readonly user?: string;
   /** systemd watchdog interval; the agent notifies at half of it. Default 30. */
   readonly watchdogSec?: number;
+  /**
+   * Run the agent through the updater's layout (`pifleet.agent-update` jobs): `ExecStartPre=` the
+   * boot guard from the factory install, `ExecStart=` the launcher of `<stateDir>/current`, and the
+   * state directory writable. Not with `execPath`.
+   */
+  readonly selfUpdate?: {
+    /** Where releases, `current` and `update.json` live. Default {@link AGENT_INSTALL_PATHS}`.stateDir`. */
+    readonly stateDir?: string;
+    /** The read-only factory install. Default {@link AGENT_INSTALL_PATHS}`.agentDir`. */
+    readonly factoryDir?: string;
+  };
 }
 
 function dirname(p: string): string {
@@ -113,7 +131,21 @@ function within(dir: string, parent: string): boolean {
 export function renderAgentUnit(o: AgentUnitOptions): string {
   if (!o.configPath.startsWith('/')) throw new TypeError('configPath must be absolute');
   const user = o.user ?? 'pifleet';
-  const execPath = o.execPath ?? AGENT_INSTALL_PATHS.agentBin;
+  const update = o.selfUpdate && {
+    stateDir: trimSlashes(o.selfUpdate.stateDir ?? AGENT_INSTALL_PATHS.stateDir),
+    factoryDir: trimSlashes(o.selfUpdate.factoryDir ?? AGENT_INSTALL_PATHS.agentDir),
+  };
+  if (update && o.execPath !== undefined) throw new TypeError('selfUpdate runs <stateDir>/current: no execPath');
+  if (update && !(update.stateDir.startsWith('/') && update.factoryDir.startsWith('/'))) {
+    throw new TypeError('selfUpdate directories must be absolute');
+  }
+  if (update && (within(update.factoryDir, update.stateDir) || within(update.stateDir, update.factoryDir))) {
+    // The factory install must stay read-only: it is the fallback no update can break.
+    throw new TypeError('the factory install and the state directory must not contain each other');
+  }
+  const execPath = update
+    ? `${update.stateDir}/current/bin/pifleet-agent.js`
+    : (o.execPath ?? AGENT_INSTALL_PATHS.agentBin);
   const nodePath = o.nodePath ?? (/\.m?js$/.test(execPath) ? AGENT_NODE_COMMAND : undefined);
   const watchdogSec = o.watchdogSec ?? 30;
   const exec = [nodePath, execPath].filter(Boolean).join(' ');
@@ -122,7 +154,16 @@ export function renderAgentUnit(o: AgentUnitOptions): string {
   // systemd keeps the most restrictive mode for a path listed twice: a config directory that is
   // also the outbox directory (a bundle used in place) listed read-only would make the outbox
   // read-only too. A config directory inside the writable one needs no entry of its own.
-  const readOnly = within(configDir, outboxDir) ? '' : `ReadOnlyPaths=${configDir}\n`;
+  const writable = update && !within(update.stateDir, outboxDir) ? [outboxDir, update.stateDir] : [outboxDir];
+  const readOnly = writable.some((dir) => within(configDir, dir)) ? '' : `ReadOnlyPaths=${configDir}\n`;
+  // The guard runs from the factory install (read-only, never updated) and never loads a release's
+  // code; `-`: a guard that fails must not keep the service from starting what `current` names.
+  const guard = update
+    ? `# Before every start: finish an interrupted switch or rollback, roll back a release that keeps failing
+# at start or missed its health deadline, repair a missing or dangling \`current\` (see the README).
+ExecStartPre=-${[nodePath ?? AGENT_NODE_COMMAND, `${update.factoryDir}/dist/update/boot-guard.js`].join(' ')} --state-dir ${update.stateDir} --factory-dir ${update.factoryDir}
+`
+    : '';
   return `[Unit]
 Description=pifleet device agent (sensors, telemetry, Device Shadow)
 Wants=network-online.target time-sync.target
@@ -136,7 +177,7 @@ StartLimitBurst=${AGENT_RESTART.startLimitBurst}
 Type=notify
 # READY/WATCHDOG/STOPPING come from systemd-notify child processes (Node has no AF_UNIX datagram sockets).
 NotifyAccess=all
-ExecStart=${exec} run --config ${o.configPath}
+${guard}ExecStart=${exec} run --config ${o.configPath}
 WatchdogSec=${watchdogSec}
 Restart=always
 RestartSec=${AGENT_RESTART.restartSec}
@@ -170,7 +211,7 @@ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 CapabilityBoundingSet=
 AmbientCapabilities=
 UMask=0077
-ReadWritePaths=${outboxDir}
+ReadWritePaths=${writable.join(' ')}
 ${readOnly}# GPIO (sysfs and gpiochip) and I2C device nodes stay reachable; DevicePolicy is left open on purpose.
 PrivateDevices=no
 

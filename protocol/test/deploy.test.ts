@@ -136,6 +136,7 @@ describe('renderAgentUnit', () => {
         for (const [name, options] of [
           ['installed', { configPath: AGENT_INSTALL_PATHS.configFile }],
           ['in-place', { configPath: '/home/pi/bundle/agent.json', outboxDir: '/home/pi/bundle', watchdogSec: 5 }],
+          ['self-update', { configPath: AGENT_INSTALL_PATHS.configFile, selfUpdate: {} }],
         ] as const) {
           const file = path.join(dir, `pifleet-agent-${name}.service`);
           writeFileSync(file, renderAgentUnit(options));
@@ -148,4 +149,68 @@ describe('renderAgentUnit', () => {
       }
     },
   );
+
+  describe('selfUpdate (pifleet.agent-update)', () => {
+    const execStartPre = (unit: string) => lines(unit).filter((l) => l.startsWith('ExecStartPre='));
+
+    it('guards every start from the factory install and runs the release `current` names', () => {
+      const unit = renderAgentUnit({ configPath: AGENT_INSTALL_PATHS.configFile, selfUpdate: {} });
+      const { agentDir, stateDir, bootGuard, currentLink, configFile } = AGENT_INSTALL_PATHS;
+      expect(bootGuard.startsWith(`${agentDir}/`)).toBe(true);
+      expect(currentLink).toBe(`${stateDir}/current`);
+      expect(execStartPre(unit)).toEqual([
+        `ExecStartPre=-/usr/bin/env node ${bootGuard} --state-dir ${stateDir} --factory-dir ${agentDir}`,
+      ]);
+      expect(lines(unit)).toContain(
+        `ExecStart=/usr/bin/env node ${currentLink}/bin/pifleet-agent.js run --config ${configFile}`,
+      );
+      // The guard runs before ExecStart; the state dir is the only writable path, the factory install is not in it.
+      expect(lines(unit).findIndex((l) => l.startsWith('ExecStartPre='))).toBeLessThan(
+        lines(unit).findIndex((l) => l.startsWith('ExecStart=')),
+      );
+      expect(pathLines(unit)).toEqual([`ReadWritePaths=${stateDir}`, `ReadOnlyPaths=${AGENT_INSTALL_PATHS.configDir}`]);
+      expect(section(unit, 'Service').get('ProtectSystem')).toBe('strict');
+      // The restart policy is the same: a release crashing at start is rolled back by the guard
+      // (3 starts) long before systemd's start limit (10) stops the service.
+      expect(startsBeforeGivingUp(unit, 1)).toBe(AGENT_RESTART.startLimitBurst);
+    });
+
+    it('the guard the unit names is built from the agent package (dist/update/boot-guard.js ← src/update/boot-guard.ts)', () => {
+      const relative = path.relative(AGENT_INSTALL_PATHS.agentDir, AGENT_INSTALL_PATHS.bootGuard);
+      expect(relative).toBe('dist/update/boot-guard.js');
+      const source = path.join(import.meta.dirname, '../../device-agent/src/update/boot-guard.ts');
+      expect(existsSync(source)).toBe(true);
+    });
+
+    it('a state directory outside the outbox directory is writable too; other directories stay read-only', () => {
+      const unit = renderAgentUnit({
+        configPath: '/etc/pifleet/agent.json',
+        outboxDir: '/var/lib/pifleet-outbox',
+        selfUpdate: { stateDir: '/srv/pifleet/', factoryDir: '/usr/lib/pifleet' },
+      });
+      expect(pathLines(unit)).toEqual([
+        'ReadWritePaths=/var/lib/pifleet-outbox /srv/pifleet',
+        'ReadOnlyPaths=/etc/pifleet',
+      ]);
+      expect(execStartPre(unit)).toEqual([
+        'ExecStartPre=-/usr/bin/env node /usr/lib/pifleet/dist/update/boot-guard.js --state-dir /srv/pifleet --factory-dir /usr/lib/pifleet',
+      ]);
+      expect(lines(unit)).toContain(
+        'ExecStart=/usr/bin/env node /srv/pifleet/current/bin/pifleet-agent.js run --config /etc/pifleet/agent.json',
+      );
+    });
+
+    it.each([
+      [{ execPath: '/opt/x/bin/pifleet-agent.js', selfUpdate: {} }, /no execPath/],
+      [{ selfUpdate: { stateDir: 'var/lib/pifleet' } }, /absolute/],
+      [{ selfUpdate: { stateDir: '/opt/pifleet/state' } }, /must not contain each other/],
+      [{ selfUpdate: { factoryDir: '/var/lib/pifleet/factory' } }, /must not contain each other/],
+    ])('refuses %o', (options, message) => {
+      expect(() => renderAgentUnit({ configPath: '/etc/pifleet/agent.json', ...options })).toThrow(message);
+    });
+
+    it('without selfUpdate the unit has no guard', () => {
+      expect(execStartPre(renderAgentUnit({ configPath: AGENT_INSTALL_PATHS.configFile }))).toEqual([]);
+    });
+  });
 });
