@@ -188,13 +188,22 @@ function compile(groups: readonly RouteGroup[]): CompiledRoute[] {
   );
 }
 
+/**
+ * The route a request names. Two APIs may share a method and path on AWS's separate endpoints
+ * (the IoT control plane's and the jobs data plane's GET /things/{thingName}/jobs/{jobId}); on this
+ * one listener the request's signing `service` picks the group that accepts it. A route of another
+ * group is still returned when none accepts it, so the caller answers that the credential is
+ * scoped to the wrong service.
+ */
 function matchRoute(
   routes: readonly CompiledRoute[],
   method: string,
   rawPath: string,
+  service?: string,
 ): { match?: { compiled: CompiledRoute; params: Record<string, string> }; pathExists: boolean } {
   const parts = rawPath.split('/').filter((s) => s !== '');
   let pathExists = false;
+  let otherService: { compiled: CompiledRoute; params: Record<string, string> } | undefined;
   for (const compiled of routes) {
     if (compiled.segments.length !== parts.length) continue;
     const params: Record<string, string> = {};
@@ -213,9 +222,13 @@ function matchRoute(
     }
     if (!ok) continue;
     pathExists = true;
-    if (compiled.route.method === method) return { match: { compiled, params }, pathExists };
+    if (compiled.route.method !== method) continue;
+    if (service === undefined || compiled.group.signingNames.includes(service)) {
+      return { match: { compiled, params }, pathExists };
+    }
+    otherService ??= { compiled, params };
   }
-  return { pathExists };
+  return otherService === undefined ? { pathExists } : { match: otherService, pathExists };
 }
 
 function parseQuery(rawQuery: string): Map<string, string> {
@@ -498,7 +511,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
     }
     const principal: SigV4Principal = { accessKeyId: auth.accessKeyId, service: auth.service, region: auth.region };
 
-    const { match, pathExists } = matchRoute(routes, method, rawPath);
+    const { match, pathExists } = matchRoute(routes, method, rawPath, auth.service);
     if (!match) {
       for (const group of signedGroups) {
         if (!group.fallback || !group.signingNames.includes(auth.service)) continue;
