@@ -146,6 +146,7 @@ const fail = (reason: string, issues: readonly Issue[] = [{ path: '$', message: 
  */
 export function parseJobDocument(input: unknown): JobDocumentParse {
   let value: unknown = input;
+  if (input === undefined || input === null) return fail('the execution has no job document');
   if (typeof input === 'string') {
     if (input.length > MAX_JOB_DOCUMENT_CHARS)
       return fail(`job document is larger than ${MAX_JOB_DOCUMENT_CHARS} characters`);

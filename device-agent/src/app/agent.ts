@@ -8,6 +8,7 @@ import {
   type SensorReport,
   type StatusMessage,
   shadowTopics,
+  splitDesired,
   utf8Length,
 } from '@pifleet/protocol';
 import type { AgentConfig } from '../config/schema.js';
@@ -15,7 +16,8 @@ import { Batcher, type BatchLimits, type SealedBatch, sealBatch } from '../core/
 import { type ActualState, type Change, desiredChangeOf, Reconciler } from '../core/reconciler.js';
 import { buildReported } from '../core/reported.js';
 import type { DigitalInput, Output, Sensor, SensorHealth } from '../drivers/types.js';
-import { ShadowRejectedError, ShadowTimeoutError, TransportError } from '../errors.js';
+import { AgentError, ShadowRejectedError, ShadowTimeoutError, TransportError } from '../errors.js';
+import type { SettingsResult } from '../jobs/config-job.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import type { Dropped, Outbox, OutboxRecovery } from '../outbox/outbox.js';
@@ -100,6 +102,18 @@ export interface Agent {
    * after it works as ever; there is no resume (a fresh agent samples again).
    */
   pauseSampling(): Promise<void>;
+  /**
+   * Applies settings of a `pifleet.config` job through the shadow's path (same validation, same
+   * appliers, in the shadow's queue), all or nothing: when any key is invalid nothing is applied.
+   * The shadow is told the new reported state.
+   */
+  applySettings(settings: unknown): Promise<SettingsResult>;
+  /**
+   * Resolves once the agent is healthy: connected, its shadow synced (a get reconciled and
+   * reported, when it has a shadow) and every sensor read at least once. An agent update confirms
+   * the new agent at that moment.
+   */
+  whenHealthy(): Promise<void>;
 }
 
 interface SensorState {
@@ -323,6 +337,8 @@ export function createAgent(deps: AgentDeps): Agent {
       const metrics = await s.sensor.read();
       if (state !== 'running' || !sampling) return;
       s.healthy = true;
+      sensorsRead.add(s.sensor.id);
+      checkHealthy();
       addReading({ sensor: s.sensor.id, ts: clock.now(), metrics: { ...metrics } });
     } catch (err) {
       s.errors += 1;
@@ -554,7 +570,53 @@ export function createAgent(deps: AgentDeps): Agent {
       const doc = await shadow.get();
       const reportedRejected = (doc?.reported as { rejected?: unknown } | undefined)?.rejected;
       await reconcile(doc?.desired ?? {}, doc?.version ?? 0, source, reportedRejected);
+      if (source === 'get') {
+        shadowSynced = true;
+        checkHealthy();
+      }
     });
+
+  // ---- health (what an agent update waits for before it confirms the new agent) ---------------
+  const sensorsRead = new Set<string>();
+  let shadowSynced = false;
+  const healthyWaiters: (() => void)[] = [];
+  function checkHealthy(): void {
+    if (healthyWaiters.length === 0 || !isHealthy()) return;
+    for (const resolve of healthyWaiters.splice(0)) resolve();
+  }
+  function isHealthy(): boolean {
+    const shadowOk = shadowSynced || !deps.createShadow || !config.shadow.enabled;
+    return state === 'running' && transport.isConnected && shadowOk && sensorsRead.size >= sensors.size;
+  }
+
+  // ---- settings from config jobs ---------------------------------------------------------------
+  const applySettings = async (settings: unknown): Promise<SettingsResult> => {
+    let result: SettingsResult | undefined;
+    const { accepted } = splitDesired(settings);
+    await enqueue('config job', async () => {
+      const known = { sensors: new Set(sensors.keys()), outputs: new Set(outputs.keys()) };
+      // A planner of its own: a job is not a shadow version, and its rejections are its own answer.
+      const plan = new Reconciler().plan(settings, 0, actual(), known, false);
+      if (!plan) return;
+      if (plan.rejected.length > 0) {
+        result = { rejected: plan.rejected, changed: [], failed: [], accepted };
+        return;
+      }
+      const failed: RejectedDesired[] = [];
+      const changed: string[] = [];
+      for (const change of plan.changes) {
+        const f = await apply(change);
+        if (f) failed.push(f);
+        else if (change.kind === 'batch') changed.push(...plan.acceptedPaths.filter((p) => p.startsWith('batch.')));
+        else changed.push(change.path);
+      }
+      result = { rejected: [], changed, failed, accepted };
+      if (changed.length > 0) await report();
+    });
+    if (!result)
+      throw new AgentError('SETTINGS_NOT_APPLIED', 'the settings could not be applied (the agent logged why)');
+    return result;
+  };
 
   const armReportTimer = () => {
     reportTimer = clock.setTimeout(() => {
@@ -637,6 +699,7 @@ export function createAgent(deps: AgentDeps): Agent {
             log.warn({ err }, 'online status not published');
           });
           publisher.kick();
+          checkHealthy();
           void syncShadow();
         }),
         transport.on('interrupted', ({ error }) => {
@@ -731,6 +794,11 @@ export function createAgent(deps: AgentDeps): Agent {
       };
     },
     syncShadow: () => syncShadow(),
+    applySettings,
+    whenHealthy() {
+      if (isHealthy()) return Promise.resolve();
+      return new Promise<void>((resolve) => healthyWaiters.push(resolve));
+    },
     async pauseSampling() {
       if (state !== 'running' || !sampling) return;
       sampling = false;

@@ -6,6 +6,11 @@ import type { AwsIotTransport } from '../adapters/aws-iot-sdk.js';
 import { type AgentConfig, toHardwareSpec } from '../config/schema.js';
 import { AgentError } from '../errors.js';
 import { createHardware, type Hardware, type HardwarePorts } from '../hardware/open.js';
+import type { RebootPort } from '../jobs/reboot.js';
+import type { JobRunner } from '../jobs/runner.js';
+import type { JobStateStore } from '../jobs/state.js';
+import type { AgentUpdater } from '../jobs/update-job.js';
+import { createAgentJobs } from '../jobs/wiring.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type Outbox, type OutboxRecovery, openOutbox } from '../outbox/outbox.js';
 import type { Clock } from '../ports/clock.js';
@@ -49,6 +54,17 @@ export interface AgentRuntimeDeps {
   readonly setLogLevel?: (level: LogLevel) => void;
   /** Reads PEM files for the mqtt.js transport (a fleet host caches the CA its devices share). */
   readonly readFile?: (file: string) => Buffer;
+  /**
+   * Jobs (when `config.jobs.enabled`): where the execution in progress is kept (default: a file
+   * beside the outbox), how the device reboots (default `systemctl reboot`), the on-device updater
+   * (absent: agent updates are REJECTED), and the clock of the runner's retries (default `ioClock`).
+   */
+  readonly jobs?: {
+    readonly store?: JobStateStore;
+    readonly reboot?: RebootPort;
+    readonly updater?: AgentUpdater;
+    readonly clock?: Clock;
+  };
 }
 
 export interface AgentRuntime {
@@ -69,6 +85,8 @@ export interface AgentRuntime {
   readonly transport: Transport | undefined;
   /** Undefined before start(). */
   readonly hardware: Hardware | undefined;
+  /** The job runner; undefined before start() and when `config.jobs.enabled` is false. */
+  readonly jobs: JobRunner | undefined;
   /** What opening the SQLite outbox found (a damaged file moved aside), once started. */
   readonly outboxRecovery: OutboxRecovery | undefined;
 }
@@ -88,6 +106,7 @@ export function createAgentRuntime(deps: AgentRuntimeDeps): AgentRuntime {
   let agent: Agent | undefined;
   let transport: Transport | undefined;
   let hardware: Hardware | undefined;
+  let jobs: JobRunner | undefined;
   let recovery: OutboxRecovery | undefined;
   let state: 'idle' | 'running' | 'stopped' = 'idle';
 
@@ -148,6 +167,9 @@ export function createAgentRuntime(deps: AgentRuntimeDeps): AgentRuntime {
     get hardware() {
       return hardware;
     },
+    get jobs() {
+      return jobs;
+    },
     get outboxRecovery() {
       return recovery;
     },
@@ -188,6 +210,20 @@ export function createAgentRuntime(deps: AgentRuntimeDeps): AgentRuntime {
         createShadow: () => createShadow(t, crt),
       });
       await agent.start();
+      if (config.jobs.enabled) {
+        jobs = createAgentJobs({
+          config,
+          agent,
+          transport: t,
+          crt,
+          clock: deps.jobs?.clock ?? ioClock,
+          logger,
+          ...(deps.jobs?.store ? { store: deps.jobs.store } : {}),
+          ...(deps.jobs?.reboot ? { reboot: deps.jobs.reboot } : {}),
+          ...(deps.jobs?.updater ? { updater: deps.jobs.updater } : {}),
+        });
+        jobs.start();
+      }
     },
     async stop(reason = 'shutdown') {
       if (state !== 'running') {
@@ -195,6 +231,8 @@ export function createAgentRuntime(deps: AgentRuntimeDeps): AgentRuntime {
         return;
       }
       state = 'stopped';
+      // The jobs client holds the MQTT client the agent stops; an unacknowledged outcome stays persisted.
+      jobs?.stop();
       await agent?.stop(reason);
       await hardware?.stop().catch((err: unknown) => logger.warn({ err }, 'hardware stop failed'));
     },

@@ -4,8 +4,9 @@ import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Issue } from '@pifleet/protocol';
 import { ConfigError } from '../errors.js';
-import { type ConfigFlags, configFilePaths, loadConfig } from './load.js';
-import type { AgentConfig } from './schema.js';
+import { type ConfigFlags, configFilePaths, type LoadConfigInput, loadConfig } from './load.js';
+import { configOverlayPath } from './overlay.js';
+import { type AgentConfig, outboxConfigSchema } from './schema.js';
 
 async function readText(file: string): Promise<string> {
   try {
@@ -17,13 +18,27 @@ async function readText(file: string): Promise<string> {
   }
 }
 
-/** Reads and validates a config file (plus env and flags); throws a {@link ConfigError} listing every issue. */
+/**
+ * The text of the config overlay of the agent a config describes (`config-overlay.json` beside
+ * its outbox), or undefined when there is none or it cannot be read (an overlay never stops an
+ * agent from starting).
+ */
+async function readOverlayText(input: LoadConfigInput): Promise<string | undefined> {
+  const outboxPath = configFilePaths(input).outboxPath ?? outboxConfigSchema.parse({}).path;
+  const overlay = configOverlayPath(outboxPath);
+  if (overlay === undefined) return undefined;
+  return readFile(overlay, 'utf8').catch(() => undefined);
+}
+
+/** Reads and validates a config file (plus its overlay, env and flags); throws a {@link ConfigError} listing every issue. */
 export async function readConfigFile(
   file: string,
   env: Readonly<Record<string, string | undefined>> = {},
   flags: ConfigFlags = {},
 ): Promise<AgentConfig> {
-  const result = loadConfig({ fileText: await readText(file), fileName: file, env, flags });
+  const input: LoadConfigInput = { fileText: await readText(file), fileName: file, env, flags };
+  const overlayText = await readOverlayText(input);
+  const result = loadConfig(overlayText === undefined ? input : { ...input, overlayText });
   if (!result.ok) throw new ConfigError(result.issues);
   return result.value;
 }
@@ -40,8 +55,9 @@ export async function readAndCheckConfigFile(
   flags: ConfigFlags = {},
 ): Promise<AgentConfig> {
   const fileText = await readText(file);
-  const input = { fileText, fileName: file, env, flags };
-  const result = loadConfig(input);
+  const input: LoadConfigInput = { fileText, fileName: file, env, flags };
+  const overlayText = await readOverlayText(input);
+  const result = loadConfig(overlayText === undefined ? input : { ...input, overlayText });
   const named = result.ok ? { ...result.value, outboxPath: result.value.outbox.path } : configFilePaths(input);
   const schemaPaths = new Set(result.ok ? [] : result.issues.map((i) => i.path));
   const fileIssues = (await checkNamedFiles(named)).filter((i) => !schemaPaths.has(i.path));

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
-import { formatPath, type Issue, type Validation } from '@pifleet/protocol';
+import { formatPath, type Issue, parseJson, type Validation } from '@pifleet/protocol';
 import { hardwareSpecSchema } from '../hardware/spec.js';
+import { applyConfigOverlay, type OverlayMerge } from './overlay.js';
 import { type AgentConfig, agentConfigSchema, toHardwareSpec } from './schema.js';
 
 /**
@@ -33,6 +34,12 @@ export interface LoadConfigInput {
   readonly fileName?: string;
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly flags?: ConfigFlags;
+  /**
+   * Text of the config overlay (`config-overlay.json` in the state directory: what config jobs
+   * applied), merged after the file and before env and flags. An overlay that does not parse, or
+   * names what the config does not have, is ignored (listed in the result), never an error.
+   */
+  readonly overlayText?: string;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -121,6 +128,7 @@ function convert(type: 'string' | 'int', raw: string | number): { ok: true; valu
 
 interface Merged {
   readonly doc: Record<string, unknown>;
+  readonly overlay: OverlayMerge | undefined;
   /** Where an overridden path's value came from (`from PIFLEET_PORT`, `from the command line`). */
   readonly origin: ReadonlyMap<string, string>;
   readonly issues: readonly Issue[];
@@ -154,6 +162,7 @@ function merge(input: LoadConfigInput): Merged | { readonly fatal: readonly Issu
     }
     doc = structuredClone(parsed);
   }
+  const overlay = input.overlayText === undefined ? undefined : mergeOverlay(doc, input.overlayText);
 
   const origin = new Map<string, string>();
   const apply = (key: OverrideKey, raw: string | number, source: string) => {
@@ -175,7 +184,14 @@ function merge(input: LoadConfigInput): Merged | { readonly fatal: readonly Issu
     const raw = input.flags?.[key];
     if (raw !== undefined) apply(key, raw, 'from the command line');
   }
-  return { doc, origin, issues };
+  return { doc, overlay, origin, issues };
+}
+
+function mergeOverlay(doc: Record<string, unknown>, text: string): OverlayMerge {
+  const parsed = parseJson(text, { maxDepth: MAX_CONFIG_DEPTH });
+  if (!parsed.ok)
+    return { applied: [], ignored: [{ path: '$', message: `config overlay ignored: ${parsed.message}` }] };
+  return applyConfigOverlay(doc, parsed.value);
 }
 
 /**
@@ -208,7 +224,7 @@ export function configFilePaths(input: LoadConfigInput): {
  * Pure: it reads nothing itself. Returns every problem with its path (an override's source is
  * named next to it), or the frozen config.
  */
-export function loadConfig(input: LoadConfigInput): Validation<AgentConfig> {
+export function loadConfig(input: LoadConfigInput): Validation<AgentConfig> & { readonly overlay?: OverlayMerge } {
   const merged = merge(input);
   if ('fatal' in merged) return { ok: false, issues: merged.fatal };
   const { doc, origin } = merged;
@@ -235,7 +251,7 @@ export function loadConfig(input: LoadConfigInput): Validation<AgentConfig> {
   if (!hw.success) {
     return { ok: false, issues: hw.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })) };
   }
-  return { ok: true, value: deepFreeze(config) };
+  return { ok: true, value: deepFreeze(config), ...(merged.overlay ? { overlay: merged.overlay } : {}) };
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,4 +1,10 @@
-import { isValidClientId, isValidThingName, LOG_LEVELS, STATE_BOUNDS } from '@pifleet/protocol';
+import {
+  isValidClientId,
+  isValidThingName,
+  LOG_LEVELS,
+  releasePublicKeyProblem,
+  STATE_BOUNDS,
+} from '@pifleet/protocol';
 import { z } from 'zod';
 import {
   ads1115SpecSchema,
@@ -146,6 +152,34 @@ export const shadowConfigSchema = z.strictObject({
   reportIntervalMs: intIn('reportIntervalMs', 10_000, 86_400_000).default(300_000),
 });
 
+/**
+ * Jobs (IoT Jobs through the device SDK's jobs client): whether the agent runs them at all, and
+ * whether a `pifleet.reboot` job may reboot the device (off by default: a reboot job is REJECTED
+ * with the reason unless the device's own config allows it).
+ */
+export const jobsConfigSchema = z.strictObject({
+  enabled: z.boolean({ error: 'jobs.enabled must be true or false' }).default(true),
+  allowReboot: z.boolean({ error: 'jobs.allowReboot must be true or false' }).default(false),
+  /** Timeout of each jobs request (start-next, describe, update); a timed-out update is retried. */
+  requestTimeoutMs: intIn('requestTimeoutMs', 1_000, 120_000).default(10_000),
+});
+
+/** A PEM public key a release may be signed with: Ed25519 or ECDSA P-256 (SPKI). */
+const releasePublicKey = z.string({ error: 'a public key must be a PEM string' }).check((ctx) => {
+  const problem = releasePublicKeyProblem(ctx.value);
+  if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: problem });
+});
+
+/**
+ * Agent updates (`pifleet.agent-update` jobs): the keys a release must be signed with (none: every
+ * update is REJECTED), and how long the new agent has after its restart to be healthy (connected,
+ * shadow synced, sensors read) before it is rolled back.
+ */
+export const updateConfigSchema = z.strictObject({
+  publicKeys: z.array(releasePublicKey, { error: 'update.publicKeys must be a list of PEM strings' }).default([]),
+  healthDeadlineSeconds: intIn('healthDeadlineSeconds', 10, 3_600).default(120),
+});
+
 export const agentConfigSchema = z
   .strictObject({
     thingName: z.string({ error: 'thingName is required' }).refine(isValidThingName, 'invalid thing name'),
@@ -162,6 +196,8 @@ export const agentConfigSchema = z
     outbox: outboxConfigSchema.prefault({}),
     publish: publishConfigSchema.prefault({}),
     shadow: shadowConfigSchema.prefault({}),
+    jobs: jobsConfigSchema.prefault({}),
+    update: updateConfigSchema.prefault({}),
     logLevel: z.enum(LOG_LEVELS, { error: `logLevel must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     /** `real`: onoff + i2c-bus on a Pi; `simulated`: ports supplied by the simulator; `none`: no hardware. */
     hardware: z

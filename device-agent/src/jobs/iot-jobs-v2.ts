@@ -1,0 +1,163 @@
+import { randomUUID } from 'node:crypto';
+import { iotjobs, type mqtt_request_response } from 'aws-iot-device-sdk-v2';
+import type { NativeMqttClient } from '../adapters/aws-iot-sdk.js';
+import { type Logger, silentLogger } from '../logger.js';
+import { type Clock, createSystemClock, withTimeout } from '../ports/clock.js';
+import {
+  type ExecutionState,
+  isExecutionStatus,
+  type JobExecution,
+  JobsError,
+  JobsRejectedError,
+  type JobsService,
+  JobsTimeoutError,
+  statusDetailsOf,
+} from './port.js';
+
+export interface IotJobsServiceOptions {
+  readonly native: NativeMqttClient;
+  readonly thingName: string;
+  readonly requestTimeoutMs: number;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+}
+
+/** The state an SDK answer or rejection carries, when it is a complete one. */
+function stateOf(s: iotjobs.model.JobExecutionState | undefined): ExecutionState | undefined {
+  if (!s || !isExecutionStatus(s.status) || typeof s.versionNumber !== 'number') return undefined;
+  const statusDetails = statusDetailsOf(s.statusDetails);
+  return { status: s.status, versionNumber: s.versionNumber, ...(statusDetails ? { statusDetails } : {}) };
+}
+
+function executionOf(e: iotjobs.model.JobExecutionData | undefined): JobExecution | undefined {
+  if (!e || typeof e.jobId !== 'string' || !isExecutionStatus(e.status)) return undefined;
+  const statusDetails = statusDetailsOf(e.statusDetails);
+  return {
+    jobId: e.jobId,
+    status: e.status,
+    versionNumber: e.versionNumber ?? 0,
+    executionNumber: e.executionNumber ?? 0,
+    ...(statusDetails ? { statusDetails } : {}),
+    ...(e.jobDocument === undefined ? {} : { jobDocument: e.jobDocument }),
+  };
+}
+
+/** A rejection when the service answered with a code; a plain `JobsError` when it never answered. */
+function wrap(operation: string, err: unknown): JobsError {
+  if (err instanceof JobsError) return err;
+  const modeled = (err as { modeledError?: iotjobs.model.V2ErrorResponse } | undefined)?.modeledError;
+  if (typeof modeled?.code !== 'string') {
+    return new JobsError('JOBS_REQUEST_FAILED', `jobs ${operation} failed`, { cause: err, data: { operation } });
+  }
+  const executionState = stateOf(modeled.executionState);
+  return new JobsRejectedError(
+    operation,
+    { code: modeled.code, message: modeled.message, ...(executionState ? { executionState } : {}) },
+    { cause: err },
+  );
+}
+
+/**
+ * The jobs service over the device SDK's `iotjobs.IotJobsClientv2`, sharing the transport's MQTT
+ * connection (MQTT 5 client or 3.1.1 connection) as the shadow client does. The SDK correlates
+ * answers by clientToken and re-subscribes its streams after reconnects; this adds a timeout on the
+ * injected clock to every request and maps the SDK's errors to the port's.
+ */
+export function createIotJobsService(opts: IotJobsServiceOptions): JobsService {
+  const clock = opts.clock ?? createSystemClock();
+  const log = (opts.logger ?? silentLogger()).child({ component: 'jobs-client' });
+  const rrOptions = {
+    maxRequestResponseSubscriptions: 4,
+    maxStreamingSubscriptions: 2,
+    operationTimeoutInSeconds: Math.max(1, Math.ceil(opts.requestTimeoutMs / 1000)),
+  };
+  const client =
+    opts.native.protocol === '5'
+      ? iotjobs.IotJobsClientv2.newFromMqtt5(opts.native.client, rrOptions)
+      : iotjobs.IotJobsClientv2.newFromMqtt311(opts.native.connection, rrOptions);
+  const streams: mqtt_request_response.StreamingOperation<iotjobs.model.NextJobExecutionChangedEvent>[] = [];
+  const { thingName } = opts;
+  let closed = false;
+
+  const call = async <T>(operation: string, request: () => Promise<T>): Promise<T> => {
+    if (closed) throw new JobsError('JOBS_CLOSED', `jobs ${operation} after close()`, { data: { operation } });
+    try {
+      return await withTimeout(
+        clock,
+        opts.requestTimeoutMs,
+        request(),
+        () => new JobsTimeoutError(operation, opts.requestTimeoutMs),
+      );
+    } catch (err) {
+      throw wrap(operation, err);
+    }
+  };
+
+  return {
+    async startNext(request = {}) {
+      const r = await call('start-next', () =>
+        client.startNextPendingJobExecution({
+          thingName,
+          clientToken: randomUUID(),
+          ...(request.statusDetails ? { statusDetails: { ...request.statusDetails } } : {}),
+          ...(request.stepTimeoutInMinutes === undefined ? {} : { stepTimeoutInMinutes: request.stepTimeoutInMinutes }),
+        }),
+      );
+      return executionOf(r.execution);
+    },
+    async describe(jobId, executionNumber) {
+      try {
+        const r = await call('describe', () =>
+          client.describeJobExecution({
+            thingName,
+            jobId,
+            clientToken: randomUUID(),
+            includeJobDocument: true,
+            ...(executionNumber === undefined ? {} : { executionNumber }),
+          }),
+        );
+        return executionOf(r.execution);
+      } catch (err) {
+        if (err instanceof JobsRejectedError && err.serviceCode === 'ResourceNotFound') return undefined;
+        throw err;
+      }
+    },
+    async update(jobId, request) {
+      const r = await call('update', () =>
+        client.updateJobExecution({
+          thingName,
+          jobId,
+          clientToken: randomUUID(),
+          status: request.status as iotjobs.model.JobStatus,
+          includeJobExecutionState: true,
+          ...(request.statusDetails ? { statusDetails: { ...request.statusDetails } } : {}),
+          ...(request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion }),
+          ...(request.executionNumber === undefined ? {} : { executionNumber: request.executionNumber }),
+          ...(request.stepTimeoutInMinutes === undefined ? {} : { stepTimeoutInMinutes: request.stepTimeoutInMinutes }),
+        }),
+      );
+      return stateOf(r.executionState);
+    },
+    onNextChanged(listener) {
+      if (closed) throw new JobsError('JOBS_CLOSED', 'jobs notify-next after close()');
+      const stream = client.createNextJobExecutionChangedStream({ thingName });
+      stream.on('incomingPublish', (e) => listener(executionOf(e.message.execution)));
+      stream.on('incomingPublishError', (e) => log.warn({ err: e.error }, 'undecodable notify-next message'));
+      stream.on('subscriptionStatus', (e) => log.debug({ type: e.type }, 'notify-next subscription status'));
+      stream.open();
+      streams.push(stream);
+      return () => {
+        const i = streams.indexOf(stream);
+        if (i >= 0) streams.splice(i, 1);
+        stream.close();
+      };
+    },
+    /** Streams first, then the request-response client, both before the MQTT client underneath stops. */
+    close() {
+      if (closed) return;
+      closed = true;
+      for (const s of streams.splice(0)) s.close();
+      client.close();
+    },
+  };
+}
