@@ -15,6 +15,7 @@ import {
 import { registerCertsRotate } from './commands/certs-rotate.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerGroupsCommands } from './commands/groups.js';
+import { registerJobsCommands } from './commands/jobs.js';
 import { registerKeysCreate } from './commands/keys-create.js';
 import { registerReleaseBuild } from './commands/release-build.js';
 import { registerShadowDesire } from './commands/shadow-desire.js';
@@ -104,7 +105,11 @@ export function buildProgram(
   registerKeysCreate(keys, run);
   const release = program.command('release').description('agent releases: build, upload');
   registerReleaseBuild(release, run);
-  for (const group of [program, things, certs, fleet, shadow, groups, keys, release]) {
+  const jobs = program
+    .command('jobs')
+    .description('IoT Jobs: create (agent-update, config, reboot), list, describe, cancel');
+  registerJobsCommands(jobs, run);
+  for (const group of [program, things, certs, fleet, shadow, groups, keys, release, jobs]) {
     group
       .exitOverride()
       .configureOutput({ writeOut: out.writeOut, writeErr: out.writeErr, outputError: () => undefined });

@@ -1,5 +1,6 @@
 import { IoTClient } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
+import { type AwsIotJobsDeps, createAwsIotJobs } from '../adapters/aws-iot-jobs.js';
 import { createAwsIotRegistry } from '../adapters/aws-iot-registry.js';
 import { createAwsShadowClient } from '../adapters/aws-iot-shadows.js';
 import { readBundle, removeBundle, writeBundleFile } from '../adapters/bundle-files.js';
@@ -10,6 +11,7 @@ import { type HintCommands, hintCommands, type Invocation } from '../core/hints.
 import { ApiRateLimiter, AWS_CONTROL_PLANE_RATES, scaleRates } from '../core/rate-limiter.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../ports/clock.js';
+import type { JobsControl } from '../ports/jobs.js';
 import type { DeviceRegistry } from '../ports/registry.js';
 import type { ShadowClient } from '../ports/shadows.js';
 import { createProvisioner, type Provisioner } from './provisioner.js';
@@ -51,6 +53,8 @@ export interface Services {
   readonly target: Target;
   readonly registry: DeviceRegistry;
   readonly shadows: ShadowClient;
+  /** IoT Jobs' control plane (`jobs …`). */
+  readonly jobs: JobsControl;
   readonly provisioner: Provisioner;
   readonly errorContext: ErrorContext;
   close(): void;
@@ -104,7 +108,8 @@ export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger
         : localDefaultRates(target)
       : scaleRates(AWS_CONTROL_PLANE_RATES, opts.rate ?? 1);
   const limiter = new ApiRateLimiter({ rates, clock: io.clock });
-  const registry = createAwsIotRegistry({
+  // One rate limiter and retry policy for every control-plane call, registry and jobs alike.
+  const controlPlane: AwsIotJobsDeps = {
     client: iot,
     limiter,
     clock: io.clock,
@@ -112,7 +117,9 @@ export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger
     ...(io.random ? { random: io.random } : {}),
     onRetry: ({ operation, attempt, delayMs, err }) =>
       log.warn({ operation, attempt, delayMs, errName: (err as { name?: string }).name }, 'retrying'),
-  });
+  };
+  const registry = createAwsIotRegistry(controlPlane);
+  const jobs = createAwsIotJobs(controlPlane);
 
   let dataClient: Promise<IoTDataPlaneClient> | undefined;
   const makeDataClient = () => {
@@ -152,6 +159,7 @@ export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger
     target,
     registry,
     shadows,
+    jobs,
     provisioner,
     errorContext:
       target.kind === 'local' ? { target: 'local', dataDir: target.dataDir, hints } : { target: 'aws', hints },

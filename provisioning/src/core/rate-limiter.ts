@@ -74,6 +74,13 @@ export const AWS_CONTROL_PLANE_RATES: Readonly<Record<string, number>> = {
   RemoveThingFromThingGroup: 12,
   ListThingsInThingGroup: 8,
   ListThingGroupsForThing: 8,
+  // IoT Jobs (`jobs …`): AWS IoT Device Management's API rates (10 TPS each, the table the local
+  // core enforces, cloud/src/limits/api-quotas.ts); one call per command, the watch one per poll.
+  CreateJob: 8,
+  DescribeJob: 8,
+  ListJobs: 8,
+  CancelJob: 8,
+  ListJobExecutionsForJob: 8,
 };
 
 /** Scales a rate table (`--rate 0.5` halves every rate). */
