@@ -144,11 +144,15 @@ export function openSqliteJobsStore(options: { readonly path: string }): JobsSto
     getJob: db.prepare<[string], JobRow>('SELECT seq, data FROM jobs WHERE job_id = ?'),
     deleteJob: db.prepare('DELETE FROM jobs WHERE job_id = ?'),
     jobsWithStatus: db.prepare<[string], JobRow>('SELECT seq, data FROM jobs WHERE status = ? ORDER BY seq'),
-    listJobs: db.prepare<[number, string | null, string | null, string | null, number], JobRow>(
-      `SELECT seq, data FROM jobs WHERE seq > ?1
-         AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR target_selection = ?3)
-         AND (?4 IS NULL OR job_id IN (SELECT job_id FROM job_targets WHERE target = ?4))
-       ORDER BY seq LIMIT ?5`,
+    // better-sqlite3 binds anonymous or named parameters (not ?NNN): optional filters are named.
+    listJobs: db.prepare<
+      [{ after: number; status: string | null; selection: string | null; target: string | null; limit: number }],
+      JobRow
+    >(
+      `SELECT seq, data FROM jobs WHERE seq > @after
+         AND (@status IS NULL OR status = @status) AND (@selection IS NULL OR target_selection = @selection)
+         AND (@target IS NULL OR job_id IN (SELECT job_id FROM job_targets WHERE target = @target))
+       ORDER BY seq LIMIT @limit`,
     ),
     unlatest: db.prepare('UPDATE executions SET latest = 0 WHERE job_id = ? AND thing_name = ?'),
     insertExecution: db.prepare(
@@ -165,13 +169,19 @@ export function openSqliteJobsStore(options: { readonly path: string }): JobsSto
     numberedExecution: db.prepare<[string, string, number], ExecutionRow>(
       'SELECT seq, data FROM executions WHERE job_id = ? AND thing_name = ? AND execution_number = ?',
     ),
-    forJob: db.prepare<[string, string, string | null, number], ExecutionRow & { thing_name: string }>(
-      `SELECT seq, data, thing_name FROM executions WHERE job_id = ?1 AND latest = 1 AND thing_name > ?2
-         AND (?3 IS NULL OR status = ?3) ORDER BY thing_name LIMIT ?4`,
+    forJob: db.prepare<
+      [{ job: string; after: string; status: string | null; limit: number }],
+      ExecutionRow & { thing_name: string }
+    >(
+      `SELECT seq, data, thing_name FROM executions WHERE job_id = @job AND latest = 1 AND thing_name > @after
+         AND (@status IS NULL OR status = @status) ORDER BY thing_name LIMIT @limit`,
     ),
-    forThing: db.prepare<[string, number, string | null, string | null, number], ExecutionRow>(
-      `SELECT seq, data FROM executions WHERE thing_name = ?1 AND latest = 1 AND seq > ?2
-         AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR job_id = ?4) ORDER BY seq LIMIT ?5`,
+    forThing: db.prepare<
+      [{ thing: string; after: number; status: string | null; job: string | null; limit: number }],
+      ExecutionRow
+    >(
+      `SELECT seq, data FROM executions WHERE thing_name = @thing AND latest = 1 AND seq > @after
+         AND (@status IS NULL OR status = @status) AND (@job IS NULL OR job_id = @job) ORDER BY seq LIMIT @limit`,
     ),
     pending: db.prepare<[string], ExecutionRow>(
       `SELECT seq, data FROM executions WHERE thing_name = ? AND latest = 1 AND notified = 1
@@ -216,7 +226,13 @@ export function openSqliteJobsStore(options: { readonly path: string }): JobsSto
       q.deleteJob.run(jobId);
     },
     listJobs({ status, targetSelection, target, after, limit }) {
-      const rows = q.listJobs.all(after ?? 0, status ?? null, targetSelection ?? null, target ?? null, limit + 1);
+      const rows = q.listJobs.all({
+        after: after ?? 0,
+        status: status ?? null,
+        selection: targetSelection ?? null,
+        target: target ?? null,
+        limit: limit + 1,
+      });
       const items = rows.slice(0, limit);
       return rows.length > limit
         ? { items: items.map(job), next: (items.at(-1) as JobRow).seq }
@@ -257,7 +273,7 @@ export function openSqliteJobsStore(options: { readonly path: string }): JobsSto
       return row === undefined ? undefined : execution(row);
     },
     listExecutionsForJob(jobId, { status, after, limit }) {
-      const rows = q.forJob.all(jobId, after ?? '', status ?? null, limit + 1);
+      const rows = q.forJob.all({ job: jobId, after: after ?? '', status: status ?? null, limit: limit + 1 });
       const items = rows.slice(0, limit);
       const page = items.map(execution);
       return rows.length > limit
@@ -265,7 +281,13 @@ export function openSqliteJobsStore(options: { readonly path: string }): JobsSto
         : { items: page };
     },
     listExecutionsForThing(thingName, { status, jobId, after, limit }) {
-      const rows = q.forThing.all(thingName, after ?? 0, status ?? null, jobId ?? null, limit + 1);
+      const rows = q.forThing.all({
+        thing: thingName,
+        after: after ?? 0,
+        status: status ?? null,
+        job: jobId ?? null,
+        limit: limit + 1,
+      });
       const items = rows.slice(0, limit);
       const page = items.map(execution);
       return rows.length > limit ? { items: page, next: (items.at(-1) as ExecutionRow).seq } : { items: page };

@@ -12,18 +12,30 @@ import type { QuotaSpec } from './quotas.js';
  *
  * The topic-rule operations (CreateTopicRule, GetTopicRule, …) and the data-plane operations are
  * not here: their rates live with the rules engine and the shadow service.
+ *
+ * The IoT Jobs control-plane operations (CancelJob … ListJobs) are AWS IoT Device Management's:
+ * 10 TPS each, the value of the "AWS IoT Jobs" API throttling table of
+ * https://docs.aws.amazon.com/general/latest/gr/iot_device_management.html as recalled; that page
+ * was not in the reference set when they were added, so check it before relying on the figure.
+ * DescribeJobExecution has no rate here: the jobs data plane's device operation has the same name
+ * on this listener, and the rate gate keys by operation name, so a 10/s account rate would
+ * throttle every device's DescribeJobExecution too.
  */
 export const API_TPS = {
   AddThingToThingGroup: 60,
   AttachPolicy: 15,
   AttachThingPrincipal: 15,
+  CancelJob: 10,
+  CancelJobExecution: 10,
   CreateCertificateFromCsr: 15,
+  CreateJob: 10,
   CreateKeysAndCertificate: 10,
   CreatePolicy: 10,
   CreateThing: 15,
   CreateThingGroup: 25,
   CreateThingType: 15,
   DeleteCertificate: 10,
+  DeleteJob: 10,
   DeletePolicy: 10,
   DeleteThing: 15,
   DeleteThingGroup: 15,
@@ -31,14 +43,19 @@ export const API_TPS = {
   DeprecateThingType: 15,
   DescribeCertificate: 10,
   DescribeEndpoint: 10,
+  DescribeJob: 10,
   DescribeThing: 350,
   DescribeThingGroup: 100,
   DescribeThingType: 10,
   DetachPolicy: 15,
   DetachThingPrincipal: 15,
+  GetJobDocument: 10,
   GetPolicy: 10,
   ListAttachedPolicies: 15,
   ListCertificates: 10,
+  ListJobExecutionsForJob: 10,
+  ListJobExecutionsForThing: 10,
+  ListJobs: 10,
   ListPolicies: 10,
   ListTargetsForPolicy: 10,
   ListThingGroups: 10,

@@ -6,6 +6,7 @@ import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { createLocalIotCore, type LocalCoreInfo, type LocalIotCore } from '../app/local-core.js';
 import { LOCAL_CORE_DEFAULTS } from '../config/local-core.js';
 import { LOCAL_PROFILE, readCredentialsFile } from '../http/credentials.js';
+import type { JobsClock } from '../jobs/clock.js';
 import type { Limits } from '../limits/quotas.js';
 import type { ShadowStore } from '../shadow/store.js';
 
@@ -33,6 +34,8 @@ export interface InProcessCoreOptions {
   readonly maxAttempts?: number;
   /** Quotas to enforce (default: IoT Core's, as `pifleet-local-core` runs). */
   readonly limits?: Limits;
+  /** The jobs service's clock and timers (a virtual clock drives rollouts and timeouts). */
+  readonly jobsClock?: JobsClock;
 }
 
 export function tempDir(prefix: string): string {
@@ -63,6 +66,7 @@ export async function startInProcessCore(dataDir: string, options: InProcessCore
     config: { ...LOCAL_CORE_DEFAULTS, dataDir, mqttPort: options.mqttPort ?? 0, httpPort: options.httpPort ?? 0 },
     ...(options.shadowStore ? { shadowStore: options.shadowStore } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.jobsClock ? { jobsClock: options.jobsClock } : {}),
   });
   const info = await core.start();
   const { iot, data } = sdkClients(info, options.maxAttempts);
