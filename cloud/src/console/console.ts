@@ -9,6 +9,7 @@ import { type Asset, loadAssets } from './assets.js';
 import { CONSOLE_PREFIX, createConsoleAuth } from './auth.js';
 import { createThingCatalog } from './catalog.js';
 import { createFleetState, type FleetStateOptions } from './fleet-state.js';
+import { type ConsoleJobsService, createConsoleJobs } from './jobs.js';
 import { createLiveFeed } from './live-feed.js';
 import { consoleRoutes } from './routes.js';
 import { createSseHub } from './sse.js';
@@ -43,6 +44,10 @@ export interface WebConsoleDeps {
   readonly assetsDir?: string;
   /** The quota counters, for the header's throttled line (`GET /quotas`'s answer). */
   readonly quotas?: () => QuotaReport;
+  /** The jobs service, for the jobs view (without it the console has no jobs routes). */
+  readonly jobs?: ConsoleJobsService;
+  /** How often open jobs streams are refreshed (default 1,000 ms). */
+  readonly jobsPollMs?: number;
 }
 
 export interface WebConsole {
@@ -69,6 +74,17 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
   const catalog = createThingCatalog({ registry, broker, shadows, fleet, now });
   const hub = createSseHub(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {});
   const feed = createLiveFeed({ bus: broker.bus, catalog, hub, now, log, flushMs: deps.flushMs ?? 250 });
+  const jobs =
+    deps.jobs === undefined
+      ? undefined
+      : createConsoleJobs({
+          jobs: deps.jobs,
+          registry,
+          now,
+          log,
+          ...(deps.jobsPollMs === undefined ? {} : { pollMs: deps.jobsPollMs }),
+          ...(deps.heartbeatMs === undefined ? {} : { heartbeatMs: deps.heartbeatMs }),
+        });
   let assets: ReadonlyMap<string, Asset> = new Map();
   let running = false;
 
@@ -83,6 +99,7 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
       now,
       log,
       ...(deps.quotas === undefined ? {} : { quotas: deps.quotas }),
+      ...(jobs === undefined ? {} : { jobRoutes: jobs.routes }),
     }),
     token: auth.token,
     url: (httpBase) => `${httpBase.replace(/\/$/, '')}${CONSOLE_PREFIX}/?token=${encodeURIComponent(auth.token)}`,
@@ -105,6 +122,7 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
       running = false;
       const unsubscribed = feed.stop();
       hub.closeAll();
+      jobs?.stop();
       await unsubscribed;
     },
   };

@@ -31,6 +31,8 @@ export interface ConsoleRoutesDeps {
   readonly log: Logger;
   /** The quota counters (`GET /quotas`'s answer); without it the console's quotas API answers 404. */
   readonly quotas?: () => QuotaReport;
+  /** The jobs view's routes (jobs.ts), when the core has a jobs service. */
+  readonly jobRoutes?: readonly Route[];
 }
 
 /** Largest request body (a desired state is a few hundred bytes). */
@@ -161,6 +163,7 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): RouteGroup {
         return setDesired({ catalog, shadows: deps.shadows, now, log }, name, r.body);
       },
     },
+    ...(deps.jobRoutes ?? []),
   ];
 
   return {
