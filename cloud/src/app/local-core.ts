@@ -301,6 +301,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           now,
           logger,
           quotas: () => quotaReport({ limits, throttles }),
+          jobs,
         });
         await webConsole.start();
         cleanup.push(() => webConsole.stop());
