@@ -11,6 +11,7 @@ import {
 } from '@pifleet/protocol';
 import { lockDataDir, prepareDataDir } from '../adapters/data-dir.js';
 import { SQLITE_TELEMETRY_FILENAME } from '../adapters/sqlite-telemetry-store.js';
+import { type Artifacts, createArtifacts } from '../artifacts/index.js';
 import { type Broker, createBroker } from '../broker/index.js';
 import { type LocalCa, loadOrCreateCa } from '../ca/local-ca.js';
 import { ConfigError, type LocalCoreConfig } from '../config/local-core.js';
@@ -71,6 +72,8 @@ export interface LocalCoreServices {
   readonly console: WebConsole;
   /** The IoT Jobs service (its control-plane routes are on the HTTP listener; devices reach it through jobs-wiring). */
   readonly jobs: JobsService;
+  /** Release artifacts: the S3 subset on the HTTP listener and the presigned URLs of job documents. */
+  readonly artifacts: Artifacts;
   /** The quotas this core enforces (`--limits`, `--limits-file`). */
   readonly limits: Limits;
   /** How often each quota was breached since start. */
@@ -124,6 +127,8 @@ export function localCorePaths(dataDir: string) {
     telemetryFile: join(dir, SQLITE_TELEMETRY_FILENAME),
     /** The archive rule action's objects (S3 in AWS). */
     archiveDir: join(dir, 'archive'),
+    /** The S3 subset's objects, `<bucket>/<key>` (release artifacts). */
+    artifactsDir: join(dir, 'artifacts'),
     /** Log actions, the rules' error sink among them: one JSONL file per log group. */
     ruleLogDir: join(dir, 'rule-logs'),
   };
@@ -282,12 +287,23 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         cleanup.push(() => cloud.stop());
         await cloud.start();
 
+        const artifacts = createArtifacts({
+          dir: paths.artifactsDir,
+          region: config.region,
+          credentials,
+          now,
+          logger,
+        });
+        await artifacts.start();
+
         const jobsStore = openSqliteJobsStore({ path: paths.jobsFile });
         cleanup.push(() => jobsStore.close());
         const jobs = createJobsService({
           store: jobsStore,
           registry,
           clock: deps.jobsClock ?? systemJobsClock(now),
+          resolveDocument: artifacts.resolveDocument,
+          readDocumentSource: artifacts.readDocumentSource,
           logger: logger.child({ component: 'jobs' }),
         });
         jobs.start();
@@ -321,6 +337,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           telemetry: cloud.store,
           rules: cloud.rules,
           jobs,
+          artifacts,
         };
         const http: HttpServerHandle = createHttpServer({
           host: config.host,
@@ -336,6 +353,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
             shadow.routes,
             cloud.routes,
             webConsole.routes,
+            artifacts.routes,
             ...(deps.routes?.(base) ?? []),
           ],
           now,
@@ -362,6 +380,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           limits: Object.freeze({ mode: limits.mode, changed: limits.changed }),
         });
         cloud.bindEndpoint(info.http);
+        artifacts.bindEndpoint(info.http);
         await writeFile(paths.endpointFile, formatLocalEndpoint(info), { mode: 0o600 });
         cleanup.push(() => rm(paths.endpointFile, { force: true }));
         running = Object.freeze({ ...base, info });

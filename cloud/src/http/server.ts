@@ -112,6 +112,18 @@ export interface OwnAuthentication {
   unmatched(request: RequestHead): ApiResponse;
 }
 
+/**
+ * A group that takes whole requests over before the server reads their bodies: the local S3 subset,
+ * whose objects are streamed to disk (far past the server's body limit) and whose requests carry
+ * S3's own signing rules (the payload hash in `x-amz-content-sha256`, presigned query strings) and
+ * S3's XML errors. `claims` sees only the request head; a claimed request is the group's alone.
+ */
+export interface RawRequestHandler {
+  claims(head: RequestHead): boolean;
+  /** Answers the request (reads the body itself); must not throw. */
+  serve(req: IncomingMessage, res: ServerResponse, head: RequestHead): Promise<void>;
+}
+
 export interface RouteGroup {
   readonly name: string;
   /** SigV4 service names a request to this group may be signed for (e.g. `iot`); none with `ownAuth`. */
@@ -125,6 +137,8 @@ export interface RouteGroup {
   readonly fallback?: (request: UnmatchedRequest) => ApiResponse | undefined | Promise<ApiResponse | undefined>;
   /** Not SigV4: the group authenticates its own requests, under its own path prefix. */
   readonly ownAuth?: OwnAuthentication;
+  /** Takes claimed requests over before their body is read (no routes, no SigV4 check by the server). */
+  readonly raw?: RawRequestHandler;
 }
 
 export interface HttpServerOptions {
@@ -422,6 +436,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
   const routes = compile(signedGroups);
   const ownGroups = options.routes.flatMap((g) => (g.ownAuth === undefined ? [] : [compileOwn(g, g.ownAuth)]));
   const services = [...new Set(signedGroups.flatMap((g) => g.signingNames))];
+  const rawHandlers = options.routes.flatMap((g) => (g.raw === undefined ? [] : [g.raw]));
   let server: Server | undefined;
 
   /** A request under a group's own prefix: its admission, then its routes; never SigV4. */
@@ -476,6 +491,23 @@ export function createHttpServer(options: HttpServerOptions): HttpServerHandle {
     const method = (req.method ?? 'GET').toUpperCase();
     const log = logger.child({ requestId, method, path: rawPath });
     const wire = awsWire(requestId);
+
+    if (rawHandlers.length > 0) {
+      const head: RequestHead = {
+        method,
+        rawPath,
+        rawQuery,
+        query: formQuery(rawQuery),
+        headers: req.headers,
+        requestId,
+        logger: log,
+      };
+      const raw = rawHandlers.find((h) => h.claims(head));
+      if (raw !== undefined) {
+        await raw.serve(req, res, head);
+        return;
+      }
+    }
 
     const own = ownGroups.find(({ auth }) => rawPath === auth.prefix || rawPath.startsWith(`${auth.prefix}/`));
     if (own !== undefined) {

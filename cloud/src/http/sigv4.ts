@@ -120,7 +120,7 @@ export function signingKey(secret: string, date: string, region: string, service
   return hmac(hmac(hmac(hmac(`AWS4${secret}`, date), region), service), 'aws4_request');
 }
 
-interface ParsedAuthorization {
+export interface ParsedAuthorization {
   readonly accessKeyId: string;
   readonly date: string;
   readonly region: string;
@@ -129,7 +129,7 @@ interface ParsedAuthorization {
   readonly signature: string;
 }
 
-function parseAuthorization(header: string): ParsedAuthorization | string {
+export function parseAuthorization(header: string): ParsedAuthorization | string {
   if (!header.startsWith(`${ALGORITHM} `)) return `Authorization header requires the ${ALGORITHM} algorithm.`;
   const fields = new Map<string, string>();
   for (const part of header.slice(ALGORITHM.length + 1).split(',')) {
@@ -152,7 +152,7 @@ function parseAuthorization(header: string): ParsedAuthorization | string {
   return { accessKeyId, date, region, service, signedHeaders: signedHeaders.split(';'), signature };
 }
 
-function parseAmzDate(value: string): number | undefined {
+export function parseAmzDate(value: string): number | undefined {
   const m = AMZ_DATE.exec(value);
   if (!m) return undefined;
   const [, y, mo, d, h, mi, s] = m as unknown as [string, string, string, string, string, string, string];
@@ -160,24 +160,21 @@ function parseAmzDate(value: string): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
-/** Builds the canonical request (exported for tests and for signing helpers). */
+/**
+ * Builds the canonical request (exported for tests and for signing helpers). `uri` defaults to the
+ * doubly-encoded, normalized path every service but S3 signs; S3 passes the path as sent.
+ */
 export function canonicalRequest(
   request: SignedRequestParts,
   signedHeaders: readonly string[],
   payloadHash: string,
+  uri: string = canonicalUri(request.rawPath),
 ): string | undefined {
   const query = canonicalQuery(request.rawQuery);
   if (query === undefined) return undefined;
   const headers = headerValues(request.rawHeaders);
   const canonicalHeaders = signedHeaders.map((name) => `${name}:${(headers.get(name) ?? []).join(',')}\n`).join('');
-  return [
-    request.method.toUpperCase(),
-    canonicalUri(request.rawPath),
-    query,
-    canonicalHeaders,
-    signedHeaders.join(';'),
-    payloadHash,
-  ].join('\n');
+  return [request.method.toUpperCase(), uri, query, canonicalHeaders, signedHeaders.join(';'), payloadHash].join('\n');
 }
 
 /** Verifies a request's SigV4 signature; never throws. */
