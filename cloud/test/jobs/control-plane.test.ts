@@ -18,11 +18,13 @@ import {
   ListJobsCommand,
   ResourceAlreadyExistsException,
   ResourceNotFoundException,
+  ThrottlingException,
   VersionConflictException,
 } from '@aws-sdk/client-iot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobsControlPlaneRoutes } from '../../src/jobs/control-plane-routes.js';
 import type { JobsService } from '../../src/jobs/service.js';
-import { resolveLimits } from '../../src/limits/index.js';
+import { API_TPS, apiQuotaOf, resolveLimits } from '../../src/limits/index.js';
 import { type InProcessCore, removeDir, startInProcessCore, tempDir } from '../../src/testing/in-process-core.js';
 import { rejection } from '../http/harness.js';
 import { recordingSink, type VirtualJobsClock, virtualJobsClock } from './service-bed.js';
@@ -169,6 +171,9 @@ describe('CreateJob, DescribeJob, ListJobs, GetJobDocument', () => {
     });
     const byThing = await iot.send(new ListJobExecutionsForThingCommand({ thingName: c2 }));
     expect(byThing.executionSummaries?.map((s) => s.jobId)).toEqual([jobId]);
+    const byGroup = await iot.send(new ListJobsCommand({ thingGroupName: parent }));
+    expect(byGroup.jobs?.map((j) => j.jobId)).toEqual([jobId]);
+    expect((await iot.send(new ListJobsCommand({ thingGroupName: child }))).jobs).toEqual([]);
     await rejection(
       iot.send(new CreateJobCommand({ jobId: unique('job'), targets: [groupArn('no-such-group')], document: '{}' })),
       ResourceNotFoundException,
@@ -519,5 +524,30 @@ describe('hostile and bad input', () => {
     expect((await iot.send(new DescribeJobExecutionCommand({ jobId, thingName: a as string }))).execution?.status).toBe(
       'QUEUED',
     );
+  });
+});
+
+describe('API rates', () => {
+  it('has a rate for every job operation but DescribeJobExecution, whose name the device API shares', () => {
+    const operations = jobsControlPlaneRoutes({ jobs }).routes.map((r) => r.operation);
+    expect(operations.filter((op) => apiQuotaOf(op) === undefined)).toEqual(['DescribeJobExecution']);
+    expect(API_TPS.CreateJob).toBe(10);
+  });
+
+  it('answers ThrottlingException past 10 ListJobs a second on the default limits', async () => {
+    const limitedDir = tempDir('jobs-rates');
+    const limited = await startInProcessCore(limitedDir);
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 14 }, () => limited.iot.send(new ListJobsCommand({}))),
+      );
+      const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason);
+      expect(results.filter((r) => r.status === 'fulfilled').length).toBeGreaterThanOrEqual(10);
+      expect(refused.length).toBeGreaterThan(0);
+      expect(refused.every((e) => e instanceof ThrottlingException)).toBe(true);
+    } finally {
+      await limited.stop();
+      removeDir(limitedDir);
+    }
   });
 });

@@ -163,3 +163,103 @@ describe('jobs service: the device side', () => {
     expect(() => jobs.describeJob('j2')).toThrow(ApiError);
   });
 });
+
+describe('jobs service: notifications, documents and restarts', () => {
+  it('tells a thing when its execution ends: an empty list and no next execution', async () => {
+    const { jobs, sink } = bed(['t1']);
+    await jobs.createJob({ jobId: 'j1', targets: [thingArn('t1')], document: '{}' });
+    await jobs.startNext('t1', {});
+    sink.clear();
+    await jobs.update('t1', 'j1', { status: 'IN_PROGRESS', statusDetails: { progress: '50' } });
+    // Same status, same list: nothing to tell.
+    expect(sink.seen).toEqual([]);
+    await jobs.update('t1', 'j1', { status: 'SUCCEEDED' });
+    expect(sink.of('t1')).toEqual([
+      { kind: 'notify', thingName: 't1', jobs: {}, at: expect.any(Number) },
+      { kind: 'notify-next', thingName: 't1', execution: undefined, at: expect.any(Number) },
+    ]);
+  });
+
+  it('resolves the document each time a device is handed it, never in the stored job', async () => {
+    let calls = 0;
+    const { jobs } = bed(['t1'], {
+      resolveDocument: (d) => {
+        calls += 1;
+        return d.replace('${aws:iot:s3-presigned-url:b/k}', `https://signed/${calls}`);
+      },
+    });
+    await jobs.createJob({
+      jobId: 'j1',
+      targets: [thingArn('t1')],
+      document: '{"url":"${aws:iot:s3-presigned-url:b/k}"}',
+    });
+    const before = calls;
+    expect((await jobs.startNext('t1', {}))?.jobDocument).toBe(`{"url":"https://signed/${before + 1}"}`);
+    expect((await jobs.describe('t1', 'j1', { includeJobDocument: true }))?.jobDocument).toBe(
+      `{"url":"https://signed/${before + 2}"}`,
+    );
+    expect((await jobs.update('t1', 'j1', { status: 'IN_PROGRESS', includeJobDocument: true })).jobDocument).toBe(
+      `{"url":"https://signed/${before + 3}"}`,
+    );
+    expect(jobs.getJobDocument('j1')).toBe('{"url":"${aws:iot:s3-presigned-url:b/k}"}');
+  });
+
+  it('completes a SNAPSHOT job on an empty group at once', async () => {
+    const { jobs, registry } = bed([]);
+    registry.createThingGroup({ thingGroupName: 'empty' });
+    const job = await jobs.createJob({
+      jobId: 'j1',
+      targets: ['arn:aws:iot:eu-west-1:123456789012:thinggroup/empty'],
+      document: '{}',
+    });
+    expect(job.status).toBe('COMPLETED');
+  });
+
+  it('marks a QUEUED execution REMOVED when its thing leaves the target group of a CONTINUOUS job', async () => {
+    const { jobs, registry, sink } = bed(['t1', 't2']);
+    registry.createThingGroup({ thingGroupName: 'g' });
+    registry.addThingToThingGroup({ thingGroupName: 'g', thingName: 't1' });
+    registry.addThingToThingGroup({ thingGroupName: 'g', thingName: 't2' });
+    await jobs.createJob({
+      jobId: 'j1',
+      targets: ['arn:aws:iot:eu-west-1:123456789012:thinggroup/g'],
+      document: '{}',
+      targetSelection: 'CONTINUOUS',
+    });
+    await jobs.startNext('t2', {});
+    sink.clear();
+    registry.removeThingFromThingGroup({ thingGroupName: 'g', thingName: 't1' });
+    registry.removeThingFromThingGroup({ thingGroupName: 'g', thingName: 't2' });
+    expect(jobs.describeExecution('j1', 't1').execution.status).toBe('REMOVED');
+    // One already started keeps running.
+    expect(jobs.describeExecution('j1', 't2').execution.status).toBe('IN_PROGRESS');
+    expect(sink.of('t1').map((n) => n.kind)).toEqual(['notify', 'notify-next']);
+    expect(jobs.describeJob('j1').details.numberOfRemovedThings).toBe(1);
+  });
+
+  it('keeps its jobs, rollout and timers across a restart of the service', async () => {
+    const b = bed(['t1', 't2', 't3']);
+    const file = jobsFile(dir, files);
+    await b.jobs.createJob({
+      jobId: 'j1',
+      targets: ['t1', 't2', 't3'].map(thingArn),
+      document: '{}',
+      rollout: { maximumPerMinute: 1 },
+      inProgressTimeoutInMinutes: 5,
+    });
+    await b.jobs.startNext('t1', {});
+    b.jobs.stop();
+    b.store.close();
+    expect(b.clock.pending()).toBe(0);
+
+    const store = openSqliteJobsStore({ path: file });
+    const jobs = createJobsService({ store, registry: b.registry, clock: b.clock });
+    jobs.start();
+    beds.push({ ...b, store, jobs });
+    expect((await jobs.getPending('t2')).queuedJobs).toEqual([]);
+    b.clock.advance(60_000);
+    expect((await jobs.getPending('t2')).queuedJobs).toHaveLength(1);
+    b.clock.advance(4 * 60_000);
+    expect((await jobs.describe('t1', 'j1', {}))?.status).toBe('TIMED_OUT');
+  });
+});
