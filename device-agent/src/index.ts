@@ -25,6 +25,7 @@ export * from './hardware/errors.js';
 export * from './hardware/i2c-errors.js';
 export * from './hardware/open.js';
 export * from './hardware/spec.js';
+export * from './jobs/index.js';
 export * from './logger.js';
 export * from './outbox/outbox.js';
 export * from './ports/clock.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { isJsonObject, jobsTopics, parseJson } from '@pifleet/protocol';
+import { isJsonObject, jobsTopics } from '@pifleet/protocol';
 import { type Logger, silentLogger } from '../logger.js';
 import { type Clock, withTimeout } from '../ports/clock.js';
 import type { Transport } from '../ports/transport.js';
@@ -32,16 +32,21 @@ interface Waiter {
 }
 
 /**
- * IoT's jobs answers carry at most a job document (32 KiB) inside a few levels: the same depth
- * bound as the documents themselves plus the envelope.
+ * An answer is read whatever its depth: a job document nested too deeply must still reach the
+ * runner, which REJECTS it with the reason (`parseJobDocument` measures depth without recursion
+ * before anything walks it); dropped here, its execution would never be answered. Nothing in this
+ * adapter recurses into a payload: it reads the envelope's top-level fields and one level of
+ * statusDetails. `JSON.parse` itself is iterative in V8, and a payload is bounded by the broker's
+ * 128 KB message size.
  */
-const MAX_ANSWER_DEPTH = 12;
-
 const decode = (payload: Uint8Array): Doc | undefined => {
-  const parsed = parseJson(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'), {
-    maxDepth: MAX_ANSWER_DEPTH,
-  });
-  return parsed.ok && isJsonObject(parsed.value) ? (parsed.value as Doc) : undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  return isJsonObject(value) ? (value as Doc) : undefined;
 };
 
 const own = (doc: Doc, key: string): unknown => (Object.hasOwn(doc, key) ? doc[key] : undefined);
