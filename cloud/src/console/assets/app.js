@@ -323,9 +323,17 @@ function applyThings(list) {
   queueRender();
 }
 
+const VIEWS = ['fleet-view', 'thing-view', 'jobs-view', 'job-view', 'job-new-view'];
+
+/** Shows one view and marks its tab (things or jobs) in the header. */
+function showOnly(id) {
+  for (const view of VIEWS) $(`#${view}`).hidden = view !== id;
+  const tab = id.startsWith('job') ? 'jobs' : 'fleet';
+  for (const a of document.querySelectorAll('.views a')) a.classList.toggle('current', a.dataset.view === tab);
+}
+
 function showFleet() {
-  $('#thing-view').hidden = true;
-  $('#fleet-view').hidden = false;
+  showOnly('fleet-view');
   document.title = 'pifleet console';
   openStream('/console/events', {
     snapshot(data) {
@@ -724,8 +732,7 @@ function onShadowDocument(doc) {
 }
 
 async function showThing(name) {
-  $('#fleet-view').hidden = true;
-  $('#thing-view').hidden = false;
+  showOnly('thing-view');
   document.title = `${name} · pifleet console`;
   $('#thing-name').textContent = name;
   for (const c of thing.charts.values()) c.plot.destroy();
@@ -789,12 +796,477 @@ async function showThing(name) {
   });
 }
 
+// ---- jobs -----------------------------------------------------------------------------------
+// The jobs list (#/jobs), one job's progress (#/job/ID) and the new-job form (#/jobs/new). Live
+// data comes from /console/events/jobs (the list) and /console/events/jobs?job=ID (one job); the
+// server sends only what changed and starts each stream with the whole picture.
+
+const JOB_STATUSES = ['QUEUED', 'IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'REJECTED', 'TIMED_OUT', 'REMOVED', 'CANCELED'];
+const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'REJECTED', 'TIMED_OUT', 'REMOVED', 'CANCELED']);
+const JOB_TYPES = { 'pifleet.agent-update': 'agent-update', 'pifleet.config': 'config', 'pifleet.reboot': 'reboot' };
+
+const jobTypeText = (operation) => JOB_TYPES[operation] ?? operation ?? '—';
+const statusText = (status) => status.toLowerCase().replace(/_/g, ' ');
+
+const jobs = {
+  list: [],
+  id: null,
+  job: null,
+  filter: '',
+  /** The manifest's exact bytes when picked from a file (pasted text is encoded as UTF-8). */
+  manifestBytes: null,
+};
+
+function statusPill(status, forced) {
+  return el('span', {
+    class: 'pill status',
+    'data-status': status,
+    text: statusText(status) + (forced ? ' (forced)' : ''),
+  });
+}
+
+/** A bar of the executions by status, each segment as wide as its count. */
+function countsBar(counts) {
+  const bar = el('span', { class: 'bar' });
+  for (const s of JOB_STATUSES) {
+    const n = counts[s] ?? 0;
+    if (n === 0) continue;
+    const seg = el('i', { 'data-status': s, title: `${statusText(s)}: ${n}` });
+    seg.style.flexGrow = String(n);
+    bar.append(seg);
+  }
+  return bar;
+}
+
+function countsText(counts) {
+  const parts = JOB_STATUSES.filter((s) => (counts[s] ?? 0) > 0).map((s) => `${counts[s]} ${statusText(s)}`);
+  return parts.length ? parts.join(' · ') : 'no executions';
+}
+
+function renderJobs() {
+  const now = Date.now() + fleet.skew;
+  $('#jobs-empty').hidden = jobs.list.length > 0;
+  $('#jobs-shown').textContent = `${jobs.list.length} job${jobs.list.length === 1 ? '' : 's'}, newest first`;
+  $('#jobs-list').replaceChildren(
+    ...jobs.list.map((j) => {
+      const href = `#/job/${encodeURIComponent(j.jobId)}`;
+      const row = el(
+        'tr',
+        { 'data-job': j.jobId, 'data-status': j.status },
+        el('td', {}, el('a', { href, text: j.jobId })),
+        el('td', { text: jobTypeText(j.operation) }),
+        el('td', {}, statusPill(j.status, j.forceCanceled)),
+        el('td', { text: ago(j.createdAt, now), title: new Date(j.createdAt).toLocaleString() }),
+        el(
+          'td',
+          { class: 'counts-cell' },
+          countsBar(j.counts),
+          el('span', { class: 'muted', text: countsText(j.counts) }),
+        ),
+      );
+      row.addEventListener('click', () => {
+        location.hash = href;
+      });
+      return row;
+    }),
+  );
+}
+
+function showJobs() {
+  showOnly('jobs-view');
+  document.title = 'Jobs · pifleet console';
+  openStream('/console/events/jobs', {
+    jobs(d) {
+      fleet.skew = d.now - Date.now();
+      jobs.list = d.jobs;
+      renderJobs();
+    },
+  });
+}
+
+// -- one job
+
+/** `arn:…:thing/pi-01` → `thing pi-01`, `arn:…:thinggroup/site` → `group site`. */
+function targetText(arn) {
+  const m = /:(thing|thinggroup)\/(.+)$/.exec(arn);
+  if (!m) return arn;
+  return m[1] === 'thing' ? `thing ${m[2]}` : `group ${m[2]}`;
+}
+
+function configRows(j) {
+  const rows = [
+    ['targets', j.targets.map(targetText).join(', ')],
+    ['target selection', j.targetSelection],
+    [
+      'rollout',
+      j.rollout?.exponentialRate
+        ? `exponential from ${j.rollout.exponentialRate.baseRatePerMinute}/min ×${j.rollout.exponentialRate.incrementFactor}`
+        : `${j.rollout?.maximumPerMinute ?? 1000} per minute${j.rollout?.maximumPerMinute ? '' : " (IoT's default)"}`,
+    ],
+    [
+      'abort',
+      j.abort?.length
+        ? j.abort
+            .map(
+              (c) =>
+                `cancel when ${c.thresholdPercentage} % of executed things ${c.failureType === 'ALL' ? 'failed, were rejected or timed out' : statusText(c.failureType)} (after ${c.minNumberOfExecutedThings})`,
+            )
+            .join('; ')
+        : 'never',
+    ],
+    ['in-progress timeout', j.inProgressTimeoutInMinutes ? `${j.inProgressTimeoutInMinutes} min` : 'none'],
+    [
+      'retries',
+      j.retry?.length ? j.retry.map((r) => `${r.numberOfRetries} × ${statusText(r.failureType)}`).join(', ') : 'none',
+    ],
+  ];
+  if (j.description) rows.push(['description', j.description]);
+  if (j.comment || j.reasonCode) rows.push(['cancel note', [j.reasonCode, j.comment].filter(Boolean).join(': ')]);
+  rows.push(['arn', j.jobArn]);
+  return el(
+    'table',
+    { class: 'kv' },
+    ...rows.map(([k, v]) => el('tr', { 'data-key': k }, el('td', { class: 'k', text: k }), el('td', { text: v }))),
+  );
+}
+
+function detailsText(details) {
+  if (!details) return '';
+  return Object.entries(details)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(' · ');
+}
+
+function renderJob() {
+  const j = jobs.job;
+  if (!j) return;
+  const now = Date.now() + fleet.skew;
+  const badge = $('#job-status');
+  badge.className = 'badge status';
+  badge.dataset.status = j.status;
+  badge.textContent = statusText(j.status) + (j.forceCanceled ? ' (forced)' : '');
+  $('#job-type').textContent = `${jobTypeText(j.operation)} · created ${ago(j.createdAt, now)}`;
+
+  const total = JOB_STATUSES.reduce((n, s) => n + (j.counts[s] ?? 0), 0);
+  const finished = JOB_STATUSES.filter((s) => TERMINAL.has(s)).reduce((n, s) => n + (j.counts[s] ?? 0), 0);
+  $('#job-progress-note').textContent = `${finished} of ${total} finished${j.isConcurrent ? ' · rolling out' : ''}`;
+  $('#job-bar').replaceChildren(countsBar(j.counts));
+  $('#job-counts').replaceChildren(
+    ...JOB_STATUSES.map((s) =>
+      el(
+        'li',
+        { 'data-status': s, 'data-count': String(j.counts[s] ?? 0) },
+        el('i', { class: 'swatch', 'data-status': s }),
+        `${statusText(s)} `,
+        el('strong', { text: String(j.counts[s] ?? 0) }),
+      ),
+    ),
+  );
+  $('#job-config').replaceChildren(configRows(j));
+  let doc = j.document;
+  try {
+    doc = JSON.stringify(JSON.parse(j.document), null, 2);
+  } catch {
+    // shown as stored
+  }
+  $('#job-document').textContent = doc;
+
+  const cancelable = j.status === 'IN_PROGRESS' || (j.status === 'CANCELED' && !j.forceCanceled);
+  $('#cancel-job').disabled = !cancelable;
+  $('#cancel-job').textContent = j.status === 'CANCELED' ? 'Force cancel' : 'Cancel job';
+  if (j.status === 'CANCELED' && !j.forceCanceled) $('#cancel-force').checked = true;
+  $('#cancel-note').textContent = cancelable ? '' : `The job is ${statusText(j.status)}.`;
+
+  const select = $('#exec-filter');
+  const present = JOB_STATUSES.filter((s) => (j.counts[s] ?? 0) > 0);
+  select.replaceChildren(
+    el('option', { value: '', text: `All statuses (${total})` }),
+    ...present.map((s) => el('option', { value: s, text: `${statusText(s)} (${j.counts[s]})` })),
+  );
+  select.value = present.includes(jobs.filter) ? jobs.filter : '';
+  const order = (s) => JOB_STATUSES.indexOf(s);
+  const shown = j.executions
+    .filter((e) => !select.value || e.status === select.value)
+    .sort((a, b) => order(a.status) - order(b.status) || (a.thingName < b.thingName ? -1 : 1));
+  $('#job-exec-note').textContent = j.executionsTruncated
+    ? `the first ${j.executions.length} of ${total}`
+    : `${j.executions.length}`;
+  $('#exec-list').replaceChildren(
+    ...shown.map((e) =>
+      el(
+        'tr',
+        { 'data-thing': e.thingName, 'data-status': e.status },
+        el('td', {}, el('a', { href: `#/thing/${encodeURIComponent(e.thingName)}`, text: e.thingName })),
+        el(
+          'td',
+          {},
+          statusPill(e.status),
+          e.notified || e.status !== 'QUEUED' ? '' : el('span', { class: 'muted', text: ' waiting for rollout' }),
+        ),
+        el('td', { class: 'details', text: detailsText(e.statusDetails) }),
+        el('td', { text: ago(e.lastUpdatedAt, now), title: new Date(e.lastUpdatedAt).toLocaleString() }),
+        el('td', { text: `v${e.versionNumber}${e.executionNumber > 1 ? ` · run ${e.executionNumber}` : ''}` }),
+      ),
+    ),
+  );
+}
+
+function showJob(id) {
+  showOnly('job-view');
+  document.title = `${id} · jobs · pifleet console`;
+  $('#job-id').textContent = id;
+  Object.assign(jobs, { id, job: null, filter: '' });
+  for (const node of [
+    '#job-status',
+    '#job-type',
+    '#job-progress-note',
+    '#job-exec-note',
+    '#cancel-error',
+    '#cancel-note',
+  ]) {
+    $(node).textContent = '';
+  }
+  for (const node of ['#job-bar', '#job-counts', '#job-config', '#exec-list']) $(node).replaceChildren();
+  $('#job-document').textContent = '';
+  $('#cancel-force').checked = false;
+  $('#cancel-comment').value = '';
+  openStream(`/console/events/jobs?job=${encodeURIComponent(id)}`, {
+    job(d) {
+      fleet.skew = d.now - Date.now();
+      jobs.job = d.job;
+      renderJob();
+    },
+    gone(d) {
+      jobs.job = null;
+      $('#job-status').textContent = 'not found';
+      $('#job-status').dataset.status = 'GONE';
+      $('#job-exec-note').textContent = d.message;
+      $('#cancel-job').disabled = true;
+    },
+  });
+}
+
+async function submitCancel(event) {
+  event.preventDefault();
+  if (!jobs.job) return;
+  const force = $('#cancel-force').checked;
+  const comment = $('#cancel-comment').value.trim();
+  $('#cancel-error').textContent = '';
+  $('#cancel-job').disabled = true;
+  try {
+    const res = await fetch(`/console/api/jobs/${encodeURIComponent(jobs.id)}/cancel`, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ force, ...(comment ? { comment } : {}) }),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (res.ok) {
+      $('#cancel-note').textContent = force
+        ? 'Canceled, executions in progress included.'
+        : 'Canceled: queued executions stop; those in progress finish.';
+      return;
+    }
+    $('#cancel-error').textContent = body.message ?? `The cancel was refused (HTTP ${res.status}).`;
+  } catch (err) {
+    $('#cancel-error').textContent = `Not sent: ${err.message}`;
+  } finally {
+    if (jobs.job) renderJob();
+  }
+}
+
+// -- new job
+
+function applyJobType() {
+  const type = $('#jf-type').value;
+  for (const node of document.querySelectorAll('#job-form [data-types]')) {
+    node.hidden = !node.dataset.types.split(' ').includes(type);
+  }
+}
+
+function showNewJob() {
+  showOnly('job-new-view');
+  document.title = 'New job · pifleet console';
+  applyJobType();
+  showJobIssues([], '');
+  // The jobs list stream keeps the header's live indicator true while the form is open.
+  openStream('/console/events/jobs', {
+    jobs(d) {
+      jobs.list = d.jobs;
+    },
+  });
+}
+
+const rootField = (path) => /^[^.[]*/.exec(path)[0] || '$';
+
+function showJobIssues(issues, message) {
+  for (const node of document.querySelectorAll('#job-form [data-error-for]')) node.textContent = '';
+  for (const node of document.querySelectorAll('#job-form .invalid')) node.classList.remove('invalid');
+  const unplaced = [];
+  for (const issue of issues) {
+    const field = rootField(issue.path);
+    const slot = document.querySelector(`#job-form [data-error-for="${CSS.escape(field)}"]`);
+    const input = document.querySelector(`#job-form [data-field="${CSS.escape(field)}"]`);
+    if (slot && !slot.closest('[hidden]')) {
+      const text = issue.path === field ? issue.message : `${issue.path}: ${issue.message}`;
+      slot.textContent = slot.textContent ? `${slot.textContent}; ${text}` : text;
+      input?.classList.add('invalid');
+    } else unplaced.push(`${issue.path}: ${issue.message}`);
+  }
+  $('#job-form-error').textContent = unplaced.length ? unplaced.join('; ') : message;
+}
+
+function bytesToBase64(bytes) {
+  let text = '';
+  for (const b of bytes) text += String.fromCharCode(b);
+  return btoa(text);
+}
+
+/** Fills the version field from a manifest's text when it parses (the server checks it again). */
+function versionFromManifest(text) {
+  try {
+    const m = JSON.parse(text);
+    if (typeof m?.version === 'string') $('#jf-version').value = m.version;
+  } catch {
+    // not (yet) JSON: the server says what is wrong on Create
+  }
+}
+
+/** The request the form describes, and the problems found before sending anything. */
+function jobRequest() {
+  const type = $('#jf-type').value;
+  const value = (id) => $(id).value.trim();
+  const issues = [];
+  const body = { type };
+  const text = (field, id) => {
+    if (value(id) !== '') body[field] = value(id);
+  };
+  const number = (field, id) => {
+    if (value(id) === '') return;
+    const n = Number(value(id));
+    if (!Number.isFinite(n)) issues.push({ path: field, message: 'must be a number' });
+    else body[field] = n;
+  };
+  text('jobId', '#jf-jobId');
+  text('description', '#jf-description');
+  const things = value('#jf-things')
+    .split(/[\s,]+/)
+    .filter((t) => t !== '');
+  if (things.length) body.things = things;
+  text('group', '#jf-group');
+  if (!body.things && !body.group)
+    issues.push({ path: 'things', message: 'name at least one thing, or a thing group' });
+  number('rolloutPerMinute', '#jf-rollout');
+  number('abortFailurePercent', '#jf-abort');
+  number('abortMinExecuted', '#jf-abort-min');
+  text('reason', '#jf-reason');
+  if (type === 'config') {
+    const config = $('#jf-config').value;
+    if (config.trim() === '') issues.push({ path: 'config', message: 'is required: a JSON object of settings' });
+    else {
+      try {
+        JSON.parse(config);
+      } catch (err) {
+        issues.push({ path: 'config', message: `is not valid JSON: ${err.message}` });
+      }
+      // Sent as the text typed: the server parses it with its own depth bound and names what is wrong.
+      body.config = config;
+    }
+  } else if (type === 'agent-update') {
+    const manifest = $('#jf-manifest').value;
+    if (jobs.manifestBytes) body.manifest = bytesToBase64(jobs.manifestBytes);
+    else if (manifest.trim() !== '') body.manifest = bytesToBase64(new TextEncoder().encode(manifest));
+    else issues.push({ path: 'manifest', message: 'is required: pick or paste the release manifest' });
+    if (value('#jf-signature') === '')
+      issues.push({ path: 'signature', message: 'is required: pick the .sig file or paste it as base64' });
+    else body.signature = value('#jf-signature');
+    text('version', '#jf-version');
+    if (value('#jf-url') === '') issues.push({ path: 'url', message: 'is required' });
+    else body.url = value('#jf-url');
+  }
+  return { body, issues };
+}
+
+async function submitJob(event) {
+  event.preventDefault();
+  const { body, issues } = jobRequest();
+  if (issues.length) {
+    showJobIssues(issues, 'Not sent: fix the fields marked below.');
+    return;
+  }
+  showJobIssues([], '');
+  $('#create-job').disabled = true;
+  try {
+    const res = await fetch('/console/api/jobs', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const reply = await res.json().catch(() => ({}));
+    if (res.ok) {
+      location.hash = `#/job/${encodeURIComponent(reply.jobId)}`;
+      return;
+    }
+    if (res.status === 400 && Array.isArray(reply.issues) && reply.issues.length) {
+      showJobIssues(reply.issues, 'The job was not created: fix the fields marked below.');
+      return;
+    }
+    showJobIssues([], reply.message ?? `The job was not created (HTTP ${res.status}).`);
+  } catch (err) {
+    showJobIssues([], `Not sent: ${err.message}`);
+  } finally {
+    $('#create-job').disabled = false;
+  }
+}
+
+function initJobs() {
+  $('#jf-type').addEventListener('change', () => {
+    applyJobType();
+    showJobIssues([], '');
+  });
+  $('#job-form').addEventListener('submit', (e) => {
+    submitJob(e).catch((err) => console.error(err));
+  });
+  $('#cancel-form').addEventListener('submit', (e) => {
+    submitCancel(e).catch((err) => console.error(err));
+  });
+  $('#exec-filter').addEventListener('change', (e) => {
+    jobs.filter = e.target.value;
+    renderJob();
+  });
+  $('#jf-manifest').addEventListener('input', (e) => {
+    jobs.manifestBytes = null;
+    versionFromManifest(e.target.value);
+  });
+  $('#jf-manifest-file').addEventListener('change', async (e) => {
+    const file = e.target.files?.[0];
+    if (!file) return;
+    jobs.manifestBytes = new Uint8Array(await file.arrayBuffer());
+    $('#jf-manifest').value = new TextDecoder().decode(jobs.manifestBytes);
+    versionFromManifest($('#jf-manifest').value);
+  });
+  $('#jf-signature-file').addEventListener('change', async (e) => {
+    const file = e.target.files?.[0];
+    if (!file) return;
+    $('#jf-signature').value = bytesToBase64(new Uint8Array(await file.arrayBuffer()));
+  });
+}
+
 // ---- router ---------------------------------------------------------------------------------
 
 function route() {
-  const m = /^#\/thing\/(.+)$/.exec(location.hash);
-  if (m) {
-    showThing(decodeURIComponent(m[1])).catch((err) => console.error(err));
+  const hash = location.hash;
+  const thingMatch = /^#\/thing\/(.+)$/.exec(hash);
+  const jobMatch = /^#\/job\/(.+)$/.exec(hash);
+  if (thingMatch) {
+    showThing(decodeURIComponent(thingMatch[1])).catch((err) => console.error(err));
+  } else if (hash === '#/jobs/new') {
+    showNewJob();
+  } else if (jobMatch) {
+    showJob(decodeURIComponent(jobMatch[1]));
+  } else if (hash === '#/jobs') {
+    showJobs();
   } else {
     showFleet();
     queueRender();
@@ -818,11 +1290,13 @@ function init() {
     buildForm();
     showIssues([]);
   });
+  initJobs();
   window.addEventListener('hashchange', route);
   // Relative times ("12 s ago") age on screen; this only redraws, it fetches nothing.
   setInterval(() => {
     if (!$('#fleet-view').hidden) queueRender();
-    else renderSummary();
+    else if (!$('#jobs-view').hidden) renderJobs();
+    else if (!$('#thing-view').hidden) renderSummary();
   }, 1000);
   // Throttle counts change only under load; every 5 s is enough and costs one small request.
   const quotas = () => {
