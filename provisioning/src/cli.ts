@@ -18,6 +18,7 @@ import { registerGroupsCommands } from './commands/groups.js';
 import { registerJobsCommands } from './commands/jobs.js';
 import { registerKeysCreate } from './commands/keys-create.js';
 import { registerReleaseBuild } from './commands/release-build.js';
+import { registerReleaseUpload } from './commands/release-upload.js';
 import { registerShadowDesire } from './commands/shadow-desire.js';
 import { registerShadowGet } from './commands/shadow-get.js';
 import { registerThingsCreate } from './commands/things-create.js';
@@ -105,6 +106,7 @@ export function buildProgram(
   registerKeysCreate(keys, run);
   const release = program.command('release').description('agent releases: build, upload');
   registerReleaseBuild(release, run);
+  registerReleaseUpload(release, run);
   const jobs = program
     .command('jobs')
     .description('IoT Jobs: create (agent-update, config, reboot), list, describe, cancel');

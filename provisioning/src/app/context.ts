@@ -10,6 +10,7 @@ import type { ErrorContext } from '../core/error-map.js';
 import { type HintCommands, hintCommands, type Invocation } from '../core/hints.js';
 import { ApiRateLimiter, AWS_CONTROL_PLANE_RATES, scaleRates } from '../core/rate-limiter.js';
 import type { Logger } from '../logger.js';
+import type { ArtifactStore } from '../ports/artifacts.js';
 import type { Clock } from '../ports/clock.js';
 import type { JobsControl } from '../ports/jobs.js';
 import type { DeviceRegistry } from '../ports/registry.js';
@@ -55,6 +56,8 @@ export interface Services {
   readonly shadows: ShadowClient;
   /** IoT Jobs' control plane (`jobs …`). */
   readonly jobs: JobsControl;
+  /** The object store of release artifacts (`release upload`): made on first use. */
+  artifacts(): Promise<ArtifactStore>;
   readonly provisioner: Provisioner;
   readonly errorContext: ErrorContext;
   close(): void;
@@ -141,6 +144,41 @@ export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger
     })();
     return dataClient;
   };
+  // client-s3 is loaded only by the commands that upload: the others start without it.
+  let s3: Promise<{ store: ArtifactStore; destroy(): void }> | undefined;
+  const makeArtifacts = () => {
+    s3 ??= (async () => {
+      const [{ S3Client }, { createAwsS3Artifacts }] = await Promise.all([
+        import('@aws-sdk/client-s3'),
+        import('../adapters/aws-s3-artifacts.js'),
+      ]);
+      const client =
+        target.kind === 'local'
+          ? // The local core's S3 subset is path-style on its own HTTP listener.
+            new S3Client({
+              ...common,
+              region: target.region,
+              endpoint: target.httpEndpoint,
+              credentials: target.credentials,
+              forcePathStyle: true,
+            })
+          : new S3Client({
+              ...common,
+              ...(target.region ? { region: target.region } : {}),
+              ...(target.credentials ? { credentials: target.credentials } : {}),
+              ...(target.profile ? { profile: target.profile } : {}),
+            });
+      const store = createAwsS3Artifacts({
+        client,
+        clock: io.clock,
+        ...(io.signal ? { signal: io.signal } : {}),
+        ...(io.random ? { random: io.random } : {}),
+        ...(controlPlane.onRetry ? { onRetry: controlPlane.onRetry } : {}),
+      });
+      return { store, destroy: () => client.destroy() };
+    })();
+    return s3.then((a) => a.store);
+  };
   const shadows = createAwsShadowClient({ client: makeDataClient, ...(io.signal ? { signal: io.signal } : {}) });
   const provisioner = createProvisioner({
     registry,
@@ -160,12 +198,14 @@ export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger
     registry,
     shadows,
     jobs,
+    artifacts: makeArtifacts,
     provisioner,
     errorContext:
       target.kind === 'local' ? { target: 'local', dataDir: target.dataDir, hints } : { target: 'aws', hints },
     close() {
       iot.destroy();
       void dataClient?.then((c) => c.destroy()).catch(() => undefined);
+      void s3?.then((a) => a.destroy()).catch(() => undefined);
     },
   };
 }
