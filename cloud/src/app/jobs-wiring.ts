@@ -6,6 +6,7 @@ import { jobsDataPlaneRoutes } from '../jobs/data-plane-routes.js';
 import { type JobsDeviceApi, JobsDeviceError, type JobsNotifications } from '../jobs/device-api.js';
 import { createJobsMqtt, type JobsMqtt } from '../jobs/mqtt.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { RegistryError } from '../registry/errors.js';
 
 /**
  * The device side of the local core's jobs service: an in-process broker subscription that feeds
@@ -68,6 +69,19 @@ export function registeredThingsOnly(api: JobsDeviceApi, thingExists: (thingName
       check(thingName);
       return api.update(thingName, jobId, request);
     },
+  };
+}
+
+/** `thingExists` over the registry: DescribeThing's ResourceNotFoundException is false, any other failure is thrown. */
+export function registeredIn(registry: { describeThing(thingName: string): unknown }): (thingName: string) => boolean {
+  return (thingName) => {
+    try {
+      registry.describeThing(thingName);
+      return true;
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'ResourceNotFoundException') return false;
+      throw err;
+    }
   };
 }
 

@@ -44,6 +44,7 @@ import { topicRuleRoutes } from '../rules/topic-rule-routes.js';
 import type { ShadowService } from '../shadow/service.js';
 import type { ShadowStore } from '../shadow/store.js';
 import { createLocalCloud } from './cloud-wiring.js';
+import { createLocalJobsTransports, registeredIn } from './jobs-wiring.js';
 import { createLocalShadow } from './shadow-wiring.js';
 
 /**
@@ -308,6 +309,15 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         });
         jobs.start();
         cleanup.push(() => jobs.stop());
+        const jobsDevices = createLocalJobsTransports({
+          broker,
+          service: jobs,
+          thingExists: registeredIn(registry),
+          now,
+          logger,
+        });
+        await jobsDevices.start();
+        cleanup.push(() => jobsDevices.stop());
 
         const webConsole = createWebConsole({
           registry,
@@ -348,6 +358,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
             iotControlPlaneRoutes({ registry, ca, endpointAddress: () => publicHost }),
             thingGroupRoutes({ registry }),
             jobsControlPlaneRoutes({ jobs }),
+            jobsDevices.routes,
             topicRuleRoutes({ rules: cloud.rules, account, now }),
             quotaRoutes({ limits, throttles }),
             shadow.routes,
