@@ -46,8 +46,8 @@ export interface WebConsoleDeps {
   readonly quotas?: () => QuotaReport;
   /** The jobs service, for the jobs view (without it the console has no jobs routes). */
   readonly jobs?: ConsoleJobsService;
-  /** How often open jobs streams are refreshed (default 1,000 ms). */
-  readonly jobsPollMs?: number;
+  /** The jobs view's refresh interval of open streams (default 1,000 ms) and its page bound (default 2,000 executions). */
+  readonly jobsView?: { readonly pollMs?: number; readonly maxExecutions?: number };
 }
 
 export interface WebConsole {
@@ -82,7 +82,7 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
           registry,
           now,
           log,
-          ...(deps.jobsPollMs === undefined ? {} : { pollMs: deps.jobsPollMs }),
+          ...deps.jobsView,
           ...(deps.heartbeatMs === undefined ? {} : { heartbeatMs: deps.heartbeatMs }),
         });
   let assets: ReadonlyMap<string, Asset> = new Map();

@@ -39,6 +39,8 @@ export interface ConsoleJobsDeps {
   readonly log: Logger;
   /** How often open streams are refreshed (default 1,000 ms). */
   readonly pollMs?: number;
+  /** Executions a job's page shows at most (default {@link MAX_EXECUTIONS_SHOWN}). */
+  readonly maxExecutions?: number;
   readonly heartbeatMs?: number;
   /** Random hex for default job ids (default: 3 random bytes). */
   readonly suffix?: () => string;
@@ -165,13 +167,16 @@ function get(path: string, operation: string, handle: Route['handle']): Route[] 
 export function createConsoleJobs(deps: ConsoleJobsDeps): ConsoleJobs {
   const { jobs, registry, now, log } = deps;
   const pollMs = deps.pollMs ?? 1_000;
+  const maxExecutions = deps.maxExecutions ?? MAX_EXECUTIONS_SHOWN;
   const suffix = deps.suffix ?? (() => randomBytes(3).toString('hex'));
   /** Fleet streams are the jobs list's, thing-keyed streams follow one job id. */
   const hub = createSseHub({
     ...(deps.heartbeatMs === undefined ? {} : { heartbeatMs: deps.heartbeatMs }),
     onClose: (client) => {
-      if (client.thing === undefined) listClients--;
-      else if (!hub.watched().has(client.thing)) lastSent.delete(client.thing);
+      if (client.thing === undefined) {
+        listClients--;
+        if (listClients === 0) lastSent.delete('');
+      } else if (!hub.watched().has(client.thing)) lastSent.delete(client.thing);
       if (hub.clients === 0) stopPolling();
     },
   });
@@ -198,10 +203,11 @@ export function createConsoleJobs(deps: ConsoleJobsDeps): ConsoleJobs {
     let after: string | undefined;
     let truncated = false;
     do {
-      const page = jobs.listExecutionsForJob(jobId, { limit: PAGE, after });
+      const limit = Math.min(PAGE, maxExecutions - executions.length);
+      const page = jobs.listExecutionsForJob(jobId, { limit, after });
       for (const e of page.items) executions.push(executionItem(e));
       after = page.next === undefined ? undefined : String(page.next);
-      if (after !== undefined && executions.length >= MAX_EXECUTIONS_SHOWN) {
+      if (after !== undefined && executions.length >= maxExecutions) {
         truncated = true;
         break;
       }
@@ -225,28 +231,36 @@ export function createConsoleJobs(deps: ConsoleJobsDeps): ConsoleJobs {
     };
   }
 
+  /** What a stream shows now: the list (key `''`) or one job, or that the job is gone. */
+  function current(key: string): { event: string; data: unknown } {
+    if (key === '') return { event: 'jobs', data: list() };
+    try {
+      return { event: 'job', data: detail(key) };
+    } catch (err) {
+      return { event: 'gone', data: { jobId: key, message: (err as Error).message } };
+    }
+  }
+
+  /**
+   * Sends what `key`'s streams show when it changed since their last frame, to all of them;
+   * otherwise only to `newcomer` (a stream that just opened has seen nothing yet).
+   */
+  function push(key: string, newcomer?: SseClient): void {
+    const { event, data } = current(key);
+    const frame = JSON.stringify({ event, data });
+    const wrapped = event === 'jobs' ? { jobs: data, now: now() } : event === 'job' ? { job: data, now: now() } : data;
+    if (lastSent.get(key) !== frame) {
+      lastSent.set(key, frame);
+      if (key === '') hub.toFleet(event, wrapped);
+      else hub.toThing(key, event, wrapped);
+    } else newcomer?.send(event, wrapped);
+  }
+
   /** Sends each open stream what changed since its last frame. */
   function refresh(): void {
     try {
-      if (listClients > 0) {
-        const frame = JSON.stringify(list());
-        if (lastSent.get('') !== frame) {
-          lastSent.set('', frame);
-          hub.toFleet('jobs', { jobs: JSON.parse(frame) as unknown, now: now() });
-        }
-      }
-      for (const jobId of hub.watched()) {
-        let payload: { event: string; data: unknown };
-        try {
-          payload = { event: 'job', data: detail(jobId) };
-        } catch (err) {
-          payload = { event: 'gone', data: { jobId, message: (err as Error).message } };
-        }
-        const frame = JSON.stringify(payload);
-        if (lastSent.get(jobId) === frame) continue;
-        lastSent.set(jobId, frame);
-        hub.toThing(jobId, payload.event, payload.event === 'job' ? { job: payload.data, now: now() } : payload.data);
-      }
+      if (listClients > 0) push('');
+      for (const jobId of hub.watched()) push(jobId);
     } catch (err) {
       log.warn({ err }, 'jobs not read for the console');
     }
@@ -265,16 +279,13 @@ export function createConsoleJobs(deps: ConsoleJobsDeps): ConsoleJobs {
 
   function openStream(res: ServerResponse, jobId: string | undefined): void {
     const client: SseClient = hub.open(res, jobId);
+    if (jobId === undefined) listClients++;
     startPolling();
-    if (jobId === undefined) {
-      listClients++;
-      client.send('jobs', { jobs: list(), now: now() });
-      return;
-    }
     try {
-      client.send('job', { job: detail(jobId), now: now() });
+      push(jobId ?? '', client);
     } catch (err) {
-      client.send('gone', { jobId, message: (err as Error).message });
+      log.warn({ err, jobId }, 'jobs not read for the console');
+      client.close();
     }
   }
 

@@ -1,6 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { makeReleaseManifest, serializeReleaseManifest, signReleaseManifest } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWebConsole } from '../../src/console/console.js';
+import { singleCredentialStore } from '../../src/http/credentials.js';
+import { createHttpServer } from '../../src/http/server.js';
 import { type RunningCore, removeDir, startCore, tempDir } from '../http/harness.js';
 import { http } from '../http/plain-request.js';
 import { openSse } from './harness.js';
@@ -235,6 +238,74 @@ describe('console jobs: create, list, follow, cancel', () => {
     const r = await create({ type: 'reboot', jobId: 'cfg-1', things: ['pi-b'] });
     expect(r.status).toBe(409);
     expect(r.json().message).toMatch(/already exists/);
+  });
+});
+
+describe('console jobs: bounded pages', () => {
+  it("shows a job's full counts and at most its first maxExecutions executions, each stream frame only on change", async () => {
+    const { registry, broker, shadows, jobs, credentials } = run.core.services;
+    registry.createThingGroup({ thingGroupName: 'big' });
+    for (let i = 0; i < 120; i++) {
+      const thingName = `big-${String(i).padStart(3, '0')}`;
+      registry.createThing({ thingName });
+      registry.addThingToThingGroup({ thingGroupName: 'big', thingName });
+    }
+    expect((await create({ type: 'reboot', jobId: 'big-1', group: 'big', rolloutPerMinute: 100 })).status).toBe(200);
+
+    // A second console on the same services, bounded at 50 executions and refreshed every 50 ms.
+    const bounded = createWebConsole({
+      registry,
+      broker,
+      shadows,
+      jobs,
+      now: Date.now,
+      token: 'bounded',
+      jobsView: { maxExecutions: 50, pollMs: 50 },
+    });
+    const server = createHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      region: run.info.region,
+      credentials: singleCredentialStore(credentials),
+      routes: [bounded.routes],
+      now: Date.now,
+    });
+    const bound = await server.start();
+    await bounded.start();
+    try {
+      const signIn = await http(bound.url, 'GET', '/console/?token=bounded');
+      const headers = { cookie: String(signIn.headers['set-cookie']?.[0]).split(';')[0] as string };
+      const r = await http(bound.url, 'GET', '/console/api/jobs/big-1', headers);
+      expect(r.status).toBe(200);
+      const { job } = r.json<{
+        job: {
+          counts: Record<string, number>;
+          executions: unknown[];
+          executionsTruncated: boolean;
+          isConcurrent: boolean;
+        };
+      }>();
+      expect(job.counts.QUEUED).toBe(120);
+      expect(job.executions).toHaveLength(50);
+      expect(job.executionsTruncated).toBe(true);
+      // 100 a minute out of 120: still rolling out.
+      expect(job.isConcurrent).toBe(true);
+
+      // Nothing changes for 10 refreshes: the stream holds its first frame only; a change is sent.
+      const stream = await openSse(bound.url, '/console/events/jobs?job=big-1', headers);
+      try {
+        await stream.waitFor((e) => e.event === 'job');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(stream.events.filter((e) => e.event === 'job')).toHaveLength(1);
+        jobs.cancelJob('big-1', { force: true });
+        await stream.waitFor((e) => (e.data as { job?: { status: string } }).job?.status === 'CANCELED');
+      } finally {
+        stream.close();
+      }
+    } finally {
+      await bounded.stop();
+      await server.stop();
+    }
   });
 });
 
