@@ -480,8 +480,7 @@ export function createJobsService(deps: JobsServiceDeps): JobsService {
   /** A job whose executions all ended is COMPLETED (never a CONTINUOUS one: it waits for new things). */
   function maybeComplete(job: JobRecord): JobRecord {
     if (job.status !== 'IN_PROGRESS' || job.targetSelection === 'CONTINUOUS') return job;
-    const counts = store.countByStatus(job.jobId);
-    if ((counts.get('QUEUED') ?? 0) + (counts.get('IN_PROGRESS') ?? 0) > 0) return job;
+    if (store.hasPending(job.jobId)) return job;
     const now = clock.now();
     const done: JobRecord = { ...job, status: 'COMPLETED', completedAt: now, lastUpdatedAt: now };
     store.updateJob(done);

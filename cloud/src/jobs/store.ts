@@ -67,6 +67,8 @@ export interface JobsStore {
   countUnnotified(jobId: string): number;
   /** Latest executions of the job by status. */
   countByStatus(jobId: string): ReadonlyMap<JobExecutionStatus, number>;
+  /** Whether any latest execution of the job is QUEUED or IN_PROGRESS (an index probe, not a count). */
+  hasPending(jobId: string): boolean;
   /** IN_PROGRESS executions with a timer (re-armed when the service starts). */
   timedExecutions(): readonly ExecutionRecord[];
   close(): void;
@@ -110,7 +112,12 @@ CREATE TABLE IF NOT EXISTS executions (
 );
 CREATE INDEX IF NOT EXISTS executions_by_thing ON executions(thing_name, latest, status);
 CREATE INDEX IF NOT EXISTS executions_by_job ON executions(job_id, latest, thing_name);
-CREATE INDEX IF NOT EXISTS executions_unnotified ON executions(job_id, notified, seq);
+CREATE INDEX IF NOT EXISTS executions_by_status ON executions(job_id, latest, status);
+-- Partial: the rollout asks for the few not yet notified, never scanning the notified ones
+-- (measured: 0.45 ms a query on a 1,000-thing job with a plain (job_id, notified) index, which
+-- SQLite passed over for the status index).
+CREATE INDEX IF NOT EXISTS executions_to_notify ON executions(job_id, seq)
+  WHERE notified = 0 AND latest = 1 AND status = 'QUEUED';
 CREATE INDEX IF NOT EXISTS executions_timed ON executions(timed);
 `;
 
@@ -126,14 +133,28 @@ function parse<T>(data: string, what: string): T {
 const timed = (e: ExecutionRecord) =>
   e.status === 'IN_PROGRESS' && (e.stepDeadline !== undefined || e.inProgressDeadline !== undefined) ? 1 : 0;
 
+export interface SqliteJobsStoreOptions {
+  /** Database file; `:memory:` for a throwaway store. */
+  readonly path: string;
+  /**
+   * SQLite `synchronous` (WAL mode). NORMAL (default): a change survives a crash or `kill -9` of
+   * the process, not a power loss. FULL also survives power loss but waits for an fsync on the
+   * event loop at every commit; measured on this project's CI-class disk, 1,000 devices each
+   * starting and finishing an execution: 18.9 ms per device with FULL, 4.1 ms with NORMAL, the
+   * whole core (broker included) stalled for the difference. The shadow store makes the same
+   * choice (app/shadow-wiring.ts).
+   */
+  readonly synchronous?: 'FULL' | 'NORMAL';
+}
+
 /**
  * statusDetails keys are data (IoT's key pattern admits `__proto__`): JSON.stringify writes own
  * keys, and JSON.parse makes them own keys again, so they round-trip without touching a prototype.
  */
-export function openSqliteJobsStore(options: { readonly path: string }): JobsStore {
+export function openSqliteJobsStore(options: SqliteJobsStoreOptions): JobsStore {
   const db = openSqliteFile(options.path, JOBS_ROLE);
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
   db.exec(SCHEMA);
 
@@ -191,16 +212,20 @@ export function openSqliteJobsStore(options: { readonly path: string }): JobsSto
       'SELECT seq, data FROM executions WHERE job_id = ? AND latest = 1 ORDER BY seq',
     ),
     unnotified: db.prepare<[string, number], ExecutionRow>(
-      `SELECT seq, data FROM executions WHERE job_id = ? AND notified = 0 AND latest = 1 AND status = 'QUEUED'
-       ORDER BY seq LIMIT ?`,
+      `SELECT seq, data FROM executions INDEXED BY executions_to_notify
+       WHERE job_id = ? AND notified = 0 AND latest = 1 AND status = 'QUEUED' ORDER BY seq LIMIT ?`,
     ),
     countUnnotified: db.prepare<[string], { n: number }>(
-      `SELECT COUNT(*) AS n FROM executions WHERE job_id = ? AND notified = 0 AND latest = 1 AND status = 'QUEUED'`,
+      `SELECT COUNT(*) AS n FROM executions INDEXED BY executions_to_notify
+       WHERE job_id = ? AND notified = 0 AND latest = 1 AND status = 'QUEUED'`,
     ),
     countByStatus: db.prepare<[string], { status: string; n: number }>(
       'SELECT status, COUNT(*) AS n FROM executions WHERE job_id = ? AND latest = 1 GROUP BY status',
     ),
     timed: db.prepare<[], ExecutionRow>('SELECT seq, data FROM executions WHERE timed = 1 ORDER BY seq'),
+    hasPending: db.prepare<[string], { one: number }>(
+      `SELECT 1 AS one FROM executions WHERE job_id = ? AND latest = 1 AND status IN ('QUEUED', 'IN_PROGRESS') LIMIT 1`,
+    ),
   };
 
   const job = (row: JobRow) => parse<JobRecord>(row.data, 'job');
@@ -303,6 +328,7 @@ export function openSqliteJobsStore(options: { readonly path: string }): JobsSto
       return new Map(q.countByStatus.all(jobId).map((r) => [r.status as JobExecutionStatus, r.n]));
     },
     timedExecutions: () => q.timed.all().map(execution),
+    hasPending: (jobId) => q.hasPending.get(jobId) !== undefined,
     close() {
       if (closed) return;
       closed = true;
