@@ -203,9 +203,10 @@ describe.each<MqttProtocol>(['3.1.1', '5'])('the device SDK jobs client over MQT
   it('a canceled job leaves the pending list: notify and notify-next say so', async () => {
     const jobId = await createJob(thing);
     await nexts.next((e) => e.execution?.jobId === jobId);
-    const before = changes.seen.length;
+    const before = { changes: changes.seen.length, nexts: nexts.seen.length };
     await core.iot.send(new CancelJobCommand({ jobId }));
-    await changes.next((e) => changes.seen.indexOf(e) >= before && Object.keys(e.jobs ?? {}).length === 0);
+    await changes.next((e) => changes.seen.indexOf(e) >= before.changes && Object.keys(e.jobs ?? {}).length === 0);
+    await nexts.next((e) => nexts.seen.indexOf(e) >= before.nexts && e.execution === undefined);
     const none = await jobs.describeJobExecution({ thingName: thing, jobId: '$next' });
     expect(none.execution).toBeUndefined();
   });
