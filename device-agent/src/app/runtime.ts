@@ -63,6 +63,8 @@ export interface AgentRuntimeDeps {
     readonly store?: JobStateStore;
     readonly reboot?: RebootPort;
     readonly updater?: AgentUpdater;
+    /** Ends the process gracefully so that systemd starts the agent an update switched to. */
+    readonly restart?: (reason: string) => void;
     readonly clock?: Clock;
   };
 }
@@ -221,6 +223,7 @@ export function createAgentRuntime(deps: AgentRuntimeDeps): AgentRuntime {
           ...(deps.jobs?.store ? { store: deps.jobs.store } : {}),
           ...(deps.jobs?.reboot ? { reboot: deps.jobs.reboot } : {}),
           ...(deps.jobs?.updater ? { updater: deps.jobs.updater } : {}),
+          ...(deps.jobs?.restart ? { restart: deps.jobs.restart } : {}),
         });
         jobs.start();
       }

@@ -38,6 +38,11 @@ export interface UpdateHandlerDeps {
   readonly publicKeys: readonly string[];
   /** Resolves once the agent is connected, its shadow synced and its sensors read (the runtime detects it). */
   readonly healthy: () => Promise<void>;
+  /**
+   * Stops the agent gracefully and ends the process, so that systemd starts the agent the updater
+   * switched to (`Restart=always`); absent where nothing restarts it (tests, simulated devices).
+   */
+  readonly restart?: (reason: string) => void;
 }
 
 /**
@@ -80,7 +85,10 @@ export function createUpdateHandler(deps: UpdateHandlerDeps): JobHandler<AgentUp
       const result = await updater.install({ jobId: ctx.jobId, document: ctx.document }, (step, detail) =>
         ctx.progress(step, { ...(detail === undefined ? {} : { detail }), version }),
       );
-      if (result.status === 'RESTARTING') return { status: 'PENDING', step: result.step };
+      if (result.status === 'RESTARTING') {
+        deps.restart?.(`agent update to ${version}`);
+        return { status: 'PENDING', step: result.step };
+      }
       return { ...result, version };
     },
   };

@@ -61,7 +61,19 @@ export interface AgentJobsDeps {
   readonly reboot?: RebootPort;
   /** The on-device updater; absent: agent updates are REJECTED. */
   readonly updater?: AgentUpdater;
+  /** Ends the process gracefully so systemd starts the switched agent (`pifleet-agent run` passes it). */
+  readonly restart?: (reason: string) => void;
 }
+
+/**
+ * The reboot port of a simulated device that was given none: a simulated device runs on a host
+ * that is not the device, and `systemctl reboot` there would reboot the host.
+ */
+const hostRebootRefused: RebootPort = {
+  reboot: () =>
+    Promise.reject(new AgentError('REBOOT_REFUSED', 'a simulated device does not reboot the machine it runs on')),
+  bootId: () => undefined,
+};
 
 /** The job runner of one agent, its handlers and its jobs client, wired from the agent's config. */
 export function createAgentJobs(deps: AgentJobsDeps): JobRunner {
@@ -98,12 +110,13 @@ export function createAgentJobs(deps: AgentJobsDeps): JobRunner {
       'pifleet.config': createConfigHandler({ target: deps.agent, overlay }),
       'pifleet.reboot': createRebootHandler({
         allowReboot: config.jobs.allowReboot,
-        port: deps.reboot ?? createSystemReboot(),
+        port: deps.reboot ?? (config.hardware === 'simulated' ? hostRebootRefused : createSystemReboot()),
       }),
       'pifleet.agent-update': createUpdateHandler({
         ...(deps.updater ? { updater: deps.updater } : {}),
         publicKeys: config.update.publicKeys,
         healthy: () => deps.agent.whenHealthy(),
+        ...(deps.restart ? { restart: deps.restart } : {}),
       }),
     },
   });
