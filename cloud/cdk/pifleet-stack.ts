@@ -31,6 +31,9 @@ import { TopicRules, templateStaticPrefix } from './topic-rules.js';
  *   and command (behind an HTTP API with IAM authorization).
  * - The telemetry table (single-table key design of `adapters/dynamodb-telemetry-store.ts`,
  *   on-demand, TTL, point-in-time recovery) and the raw archive bucket.
+ * - The release artifacts bucket (agent tarballs the CLI uploads; versioned) and the role IoT Jobs
+ *   assumes to presign `${aws:iot:s3-presigned-url:…}` placeholders of job documents (a job's
+ *   `presignedUrlConfig.roleArn`): it may read the artifacts, nothing else.
  *
  * Every function has its own role holding exactly what its handler calls; the tests in
  * `test/cdk/` pin each statement list.
@@ -45,6 +48,13 @@ export const DEFAULT_ARCHIVE_LIFECYCLE = {
   glacierAfterDays: 90,
   expireAfterDays: 365,
 } as const;
+
+/**
+ * Days an overwritten or deleted release artifact is kept as a noncurrent version: long enough to
+ * take back a bad upload, or to finish a rollout that still names it, without keeping every build
+ * forever.
+ */
+export const ARTIFACT_NONCURRENT_VERSION_DAYS = 30;
 
 /**
  * HTTP API routes, exact (anything else answers API Gateway's 404). The command routes are the
@@ -93,6 +103,9 @@ export interface PifleetStackProps extends StackProps {
 export class PifleetStack extends Stack {
   readonly table: dynamodb.Table;
   readonly archiveBucket: s3.Bucket;
+  readonly artifactsBucket: s3.Bucket;
+  /** The role of `presignedUrlConfig.roleArn` in jobs whose documents carry presigned artifact URLs. */
+  readonly artifactsPresignRole: iam.Role;
   readonly functions: Readonly<Record<Exclude<LambdaName, 'command'>, lambda.Function>> & {
     readonly command?: lambda.Function;
   };
@@ -167,6 +180,39 @@ export class PifleetStack extends Stack {
         { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
     });
+
+    this.artifactsBucket = new s3.Bucket(this, 'ArtifactsBucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: true,
+      removalPolicy: dataRemovalPolicy,
+      lifecycleRules: [
+        {
+          id: 'old-versions',
+          noncurrentVersionExpiration: Duration.days(ARTIFACT_NONCURRENT_VERSION_DAYS),
+          expiredObjectDeleteMarker: true,
+        },
+        { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+    });
+    // IoT signs a device's download URL with this role's session, so the URL can read exactly what
+    // the role can. The trust is scoped to this account's IoT resources (IoT's confused-deputy
+    // guidance: aws:SourceAccount and aws:SourceArn arn:…:iot:<region>:<account>:*).
+    this.artifactsPresignRole = new iam.Role(this, 'ArtifactsPresignRole', {
+      assumedBy: new iam.ServicePrincipal('iot.amazonaws.com', {
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+          ArnLike: { 'aws:SourceArn': `arn:${Aws.PARTITION}:iot:${Aws.REGION}:${Aws.ACCOUNT_ID}:*` },
+        },
+      }),
+      description: 'pifleet: IoT Jobs presigns release artifact URLs (s3:GetObject on the artifacts bucket)',
+    });
+    this.artifactsPresignRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [this.artifactsBucket.arnForObjects('*')] }),
+    );
 
     // --- functions -------------------------------------------------------------------------
     const failureQueue = (name: string) =>
@@ -323,6 +369,14 @@ export class PifleetStack extends Stack {
     new CfnOutput(this, 'IotDataEndpoint', { value: iotDataEndpoint, description: 'MQTT/HTTPS endpoint for devices' });
     new CfnOutput(this, 'TelemetryTableName', { value: this.table.tableName });
     new CfnOutput(this, 'ArchiveBucketName', { value: this.archiveBucket.bucketName });
+    new CfnOutput(this, 'ArtifactsBucketName', {
+      value: this.artifactsBucket.bucketName,
+      description: 'release artifacts (pifleet release upload)',
+    });
+    new CfnOutput(this, 'ArtifactsPresignRoleArn', {
+      value: this.artifactsPresignRole.roleArn,
+      description: 'presignedUrlConfig.roleArn of jobs with presigned artifact URLs',
+    });
     new CfnOutput(this, 'IngestFailureQueueUrl', { value: this.failureQueues.ingest.queueUrl });
     new CfnOutput(this, 'PresenceFailureQueueUrl', { value: this.failureQueues.presence.queueUrl });
     new CfnOutput(this, 'DevicePolicyName', { value: RECOMMENDED_POLICY_NAME });
