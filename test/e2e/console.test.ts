@@ -1,8 +1,15 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LocalCoreInfo, LocalIotCore } from '@pifleet/cloud';
-import { appTopics } from '@pifleet/protocol';
+import {
+  appTopics,
+  makeReleaseManifest,
+  releaseFileNames,
+  serializeReleaseManifest,
+  signReleaseManifest,
+} from '@pifleet/protocol';
 import {
   createSimulatedDevice,
   parseAgentConfig,
@@ -204,83 +211,6 @@ describe.runIf(skipReason === undefined)('web console in Chromium', () => {
     await page.waitForSelector('.row[data-thing="pi-03"][data-connected="false"]', { timeout: 15_000 });
   }, 30_000);
 
-  it('creates a config job for a thing from the jobs view and follows its progress live; force-cancels a reboot', async () => {
-    const { registry, jobs } = core.services;
-    // A thing with no agent behind it: this test plays the device through the jobs service's
-    // device API (what the MQTT and HTTP transports call), so each step is seen when it is made.
-    registry.createThing({ thingName: 'pi-jobs' });
-    await page.goto(`${info.http}/console/#/jobs`);
-    await page.waitForSelector('#jobs-view:not([hidden])');
-    await page.waitForSelector('#stream[data-state="live"]');
-    await page.click('#new-job');
-    await page.waitForSelector('#job-new-view:not([hidden])');
-    await page.selectOption('#jf-type', 'config');
-    await page.fill('#jf-jobId', 'console-cfg-1');
-    await page.fill('#jf-things', 'pi-jobs');
-    await page.fill('#jf-rollout', '5');
-    await page.fill('#jf-abort', '50');
-
-    // Bad JSON is caught in the page; a setting the shadow's rules refuse comes back from the route.
-    await page.fill('#jf-config', '{"logLevel":');
-    await page.click('#create-job');
-    await page.waitForSelector('[data-error-for="config"]:text("not valid JSON")');
-    await page.fill('#jf-config', '{"sampling":{"env":5}}');
-    await page.click('#create-job');
-    await page.waitForSelector('[data-error-for="config"]:text("at least 100")');
-    await shot('job-invalid-config');
-    expect(jobs.listJobs({ limit: 250 }).items).toHaveLength(0);
-
-    const started = Date.now();
-    await page.fill('#jf-config', '{"logLevel":"debug"}');
-    await page.click('#create-job');
-    await page.waitForURL(/#\/job\/console-cfg-1$/);
-    await page.waitForSelector('#job-status[data-status="IN_PROGRESS"]');
-    await page.waitForSelector('#exec-list tr[data-thing="pi-jobs"][data-status="QUEUED"]');
-    expect(await page.textContent('#job-config')).toContain('5 per minute');
-    expect(JSON.parse(jobs.describeJob('console-cfg-1').job.document)).toEqual({
-      operation: 'pifleet.config',
-      config: { logLevel: 'debug' },
-    });
-
-    await jobs.startNext('pi-jobs', { statusDetails: { step: 'applying' } });
-    await page.waitForSelector(
-      '#exec-list tr[data-thing="pi-jobs"][data-status="IN_PROGRESS"] td.details:text("step: applying")',
-    );
-    await shot('job-in-progress');
-    await jobs.update('pi-jobs', 'console-cfg-1', {
-      status: 'SUCCEEDED',
-      statusDetails: { step: 'done', changed: 'logLevel' },
-    });
-    await page.waitForSelector('#job-status[data-status="COMPLETED"]');
-    await page.waitForSelector('#job-counts li[data-status="SUCCEEDED"][data-count="1"]');
-    await page.waitForSelector('#exec-list tr[data-status="SUCCEEDED"] td.details:text("changed: logLevel")');
-    timings.configJobCreatedToCompletedInPage = Date.now() - started;
-    await shot('job-completed');
-    await page.click('#job-view .back');
-    await page.waitForSelector('#jobs-list tr[data-job="console-cfg-1"][data-status="COMPLETED"]');
-
-    // A reboot the device has started: a plain cancel leaves it running, force cancels it.
-    await page.click('#new-job');
-    await page.selectOption('#jf-type', 'reboot');
-    await page.fill('#jf-jobId', 'console-reboot-1');
-    await page.fill('#jf-things', 'pi-jobs');
-    await page.fill('#jf-rollout', '');
-    await page.fill('#jf-abort', '');
-    await page.click('#create-job');
-    await page.waitForURL(/#\/job\/console-reboot-1$/);
-    await jobs.startNext('pi-jobs', { statusDetails: { step: 'rebooting' } });
-    await page.waitForSelector('#exec-list tr[data-thing="pi-jobs"][data-status="IN_PROGRESS"]');
-    await page.click('#cancel-job');
-    await page.waitForSelector('#job-status[data-status="CANCELED"]');
-    await page.waitForSelector('#exec-list tr[data-thing="pi-jobs"][data-status="IN_PROGRESS"]');
-    await page.check('#cancel-force');
-    await page.click('#cancel-job');
-    await page.waitForSelector('#exec-list tr[data-thing="pi-jobs"][data-status="CANCELED"]');
-    expect(await page.textContent('#job-status')).toBe('canceled (forced)');
-    expect(jobs.describeExecution('console-reboot-1', 'pi-jobs').execution.status).toBe('CANCELED');
-    await shot('job-force-canceled');
-  }, 60_000);
-
   it(`keeps the fleet view responsive with ${FLEET.toLocaleString('en')} things`, async () => {
     const { registry, broker } = core.services;
     for (let i = 0; i < FLEET; i++) registry.createThing({ thingName: `fleet-${String(i).padStart(4, '0')}` });
@@ -356,4 +286,117 @@ describe.runIf(skipReason === undefined)('web console in Chromium', () => {
     await shot('fleet-1000');
     expect(readFileSync(path.join(ARTIFACTS, 'fleet-1000.png')).length).toBeGreaterThan(10_000);
   }, 120_000);
+
+  it('creates a config job for a thing from the jobs view and follows its progress live; force-cancels a reboot', async () => {
+    const { registry, jobs } = core.services;
+    // A thing with no agent behind it: this test plays the device through the jobs service's
+    // device API (what the MQTT and HTTP transports call), so each step is seen when it is made.
+    registry.createThing({ thingName: 'pi-jobs' });
+    await page.goto(`${info.http}/console/#/jobs`);
+    await page.waitForSelector('#jobs-view:not([hidden])');
+    await page.waitForSelector('#stream[data-state="live"]');
+    await page.click('#new-job');
+    await page.waitForSelector('#job-new-view:not([hidden])');
+    await page.selectOption('#jf-type', 'config');
+    await page.fill('#jf-jobId', 'console-cfg-1');
+    await page.fill('#jf-things', 'pi-jobs');
+    await page.fill('#jf-rollout', '5');
+    await page.fill('#jf-abort', '50');
+
+    // Bad JSON is caught in the page; a setting the shadow's rules refuse comes back from the route.
+    await page.fill('#jf-config', '{"logLevel":');
+    await page.click('#create-job');
+    await page.waitForSelector('[data-error-for="config"]:text("not valid JSON")');
+    await page.fill('#jf-config', '{"sampling":{"env":5}}');
+    await page.click('#create-job');
+    await page.waitForSelector('[data-error-for="config"]:text("at least 100")');
+    await shot('job-invalid-config');
+    expect(jobs.listJobs({ limit: 250 }).items).toHaveLength(0);
+
+    const started = Date.now();
+    await page.fill('#jf-config', '{"logLevel":"debug"}');
+    await page.click('#create-job');
+    await page.waitForURL(/#\/job\/console-cfg-1$/);
+    await page.waitForSelector('#job-status[data-status="IN_PROGRESS"]');
+    await page.waitForSelector('#exec-list tr[data-thing="pi-jobs"][data-status="QUEUED"]');
+    expect(await page.textContent('#job-config')).toContain('5 per minute');
+    expect(JSON.parse(jobs.describeJob('console-cfg-1').job.document)).toEqual({
+      operation: 'pifleet.config',
+      config: { logLevel: 'debug' },
+    });
+
+    await jobs.startNext('pi-jobs', { statusDetails: { step: 'applying' } });
+    await page.waitForSelector(
+      '#exec-list tr[data-thing="pi-jobs"][data-status="IN_PROGRESS"] td.details:text("step: applying")',
+    );
+    await shot('job-in-progress');
+    await jobs.update('pi-jobs', 'console-cfg-1', {
+      status: 'SUCCEEDED',
+      statusDetails: { step: 'done', changed: 'logLevel' },
+    });
+    await page.waitForSelector('#job-status[data-status="COMPLETED"]');
+    await page.waitForSelector('#job-counts li[data-status="SUCCEEDED"][data-count="1"]');
+    await page.waitForSelector('#exec-list tr[data-status="SUCCEEDED"] td.details:text("changed: logLevel")');
+    timings.configJobCreatedToCompletedInPage = Date.now() - started;
+    await shot('job-completed');
+    await page.click('#job-view .back');
+    await page.waitForSelector('#jobs-list tr[data-job="console-cfg-1"][data-status="COMPLETED"]');
+
+    // A reboot the device has started: a plain cancel leaves it running, force cancels it.
+    await page.click('#new-job');
+    await page.selectOption('#jf-type', 'reboot');
+    await page.fill('#jf-jobId', 'console-reboot-1');
+    await page.fill('#jf-things', 'pi-jobs');
+    await page.fill('#jf-rollout', '');
+    await page.fill('#jf-abort', '');
+    await page.click('#create-job');
+    await page.waitForURL(/#\/job\/console-reboot-1$/);
+    await jobs.startNext('pi-jobs', { statusDetails: { step: 'rebooting' } });
+    await page.waitForSelector('#exec-list tr[data-thing="pi-jobs"][data-status="IN_PROGRESS"]');
+    await page.click('#cancel-job');
+    await page.waitForSelector('#job-status[data-status="CANCELED"]');
+    await page.waitForSelector('#exec-list tr[data-thing="pi-jobs"][data-status="IN_PROGRESS"]');
+    await page.check('#cancel-force');
+    await page.click('#cancel-job');
+    await page.waitForSelector('#exec-list tr[data-thing="pi-jobs"][data-status="CANCELED"]');
+    expect(await page.textContent('#job-status')).toBe('canceled (forced)');
+    expect(jobs.describeExecution('console-reboot-1', 'pi-jobs').execution.status).toBe('CANCELED');
+    await shot('job-force-canceled');
+
+    // An agent update from the release files as `pifleet release build` writes them, picked in the
+    // form: the document carries the manifest's exact bytes and the signature, the version is read
+    // from the manifest, and the S3 URL becomes IoT's presigned-URL placeholder.
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const manifest = serializeReleaseManifest(
+      makeReleaseManifest({ version: '2.0.0', sha256: 'b'.repeat(64), size: 4096, key: pem }),
+    );
+    const names = releaseFileNames('2.0.0');
+    writeFileSync(path.join(dir, names.manifest), manifest);
+    writeFileSync(path.join(dir, names.signature), signReleaseManifest(manifest, pem));
+    await page.click('#job-view .back');
+    await page.click('#new-job');
+    await page.selectOption('#jf-type', 'agent-update');
+    await page.fill('#jf-jobId', 'console-update-1');
+    await page.fill('#jf-things', 'pi-jobs');
+    await page.setInputFiles('#jf-manifest-file', path.join(dir, names.manifest));
+    await expect.poll(() => page.inputValue('#jf-version')).toBe('2.0.0');
+    await page.setInputFiles('#jf-signature-file', path.join(dir, names.signature));
+    const url = `https://s3.${info.region}.amazonaws.com/pifleet-releases/${names.tarball}`;
+    await page.fill('#jf-url', url);
+    await shot('job-new-agent-update');
+    await page.click('#create-job');
+    await page.waitForURL(/#\/job\/console-update-1$/);
+    await page.waitForSelector('#exec-list tr[data-thing="pi-jobs"]');
+    const update = jobs.describeJob('console-update-1').job;
+    const document = JSON.parse(update.document);
+    expect(document).toMatchObject({
+      operation: 'pifleet.agent-update',
+      version: '2.0.0',
+      release: { url: `\${aws:iot:s3-presigned-url:${url}}` },
+    });
+    expect(Buffer.from(document.release.manifest, 'base64').equals(Buffer.from(manifest))).toBe(true);
+    expect(update.presignedUrlConfig?.roleArn).toMatch(/:role\/pifleet-local-presign$/);
+    expect(await page.textContent('#job-type')).toMatch(/^agent-update/);
+  }, 60_000);
 });

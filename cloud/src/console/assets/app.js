@@ -1205,6 +1205,8 @@ async function submitJob(event) {
     });
     const reply = await res.json().catch(() => ({}));
     if (res.ok) {
+      // The next job needs an id of its own; targets and settings stay for a similar one.
+      $('#jf-jobId').value = '';
       location.hash = `#/job/${encodeURIComponent(reply.jobId)}`;
       return;
     }
