@@ -107,7 +107,7 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
         .option('--url <s3url>', 'agent-update: the tarball S3 URL release upload printed')
         .option(
           '--presign-role-arn <arn>',
-          'agent-update: the role IoT assumes to presign (AWS: the stack output; env PIFLEET_PRESIGN_ROLE_ARN)',
+          'agent-update: the role IoT assumes to presign (AWS: the stack output ArtifactsPresignRoleArn; env PIFLEET_PRESIGN_ROLE_ARN)',
         )
         .option('--url-expires-sec <s>', 'agent-update: lifetime of the presigned URL (60-3600, default 3600)')
         .option('--config <json>', 'config: desired settings as JSON, or @FILE'),
@@ -192,13 +192,13 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
       }
 
       const services = await ctx.services();
+      if (presign && presign.roleArn === undefined && services.target.kind === 'aws') {
+        throw new UsageError('an agent-update job in AWS needs --presign-role-arn (or PIFLEET_PRESIGN_ROLE_ARN)', {
+          hint: 'the role IoT assumes to presign the tarball URL: the stack output ArtifactsPresignRoleArn',
+        });
+      }
       const targetArns = await resolveTargets(ctx, targets);
       if (presign && presign.roleArn === undefined) {
-        if (services.target.kind === 'aws') {
-          throw new UsageError('an agent-update job in AWS needs --presign-role-arn (or PIFLEET_PRESIGN_ROLE_ARN)', {
-            hint: 'the role IoT assumes to presign the tarball URL: the CDK stack outputs its ARN',
-          });
-        }
         // The local core presigns with its own credentials; any role ARN of the account will do.
         presign = { ...presign, roleArn: `arn:aws:iam::${accountOf(targetArns[0] ?? '')}:role/pifleet-local-presign` };
       }

@@ -60,13 +60,22 @@ export function registerKeysCreate(keys: CommandUnknownOpts, run: Runner): void 
         throw err;
       }
       ctx.log.info({ algorithm: pair.algorithm, dir }, 'signing key pair written');
+      // What the agent config needs (device-agent's `update.publicKeys`): devices trust every key listed.
+      const agentConfig = { update: { publicKeys: [pair.publicKeyPem] } };
       return {
-        data: { algorithm: pair.algorithm, privateKeyFile, publicKeyFile, publicKeyPem: pair.publicKeyPem },
+        data: {
+          algorithm: pair.algorithm,
+          privateKeyFile,
+          publicKeyFile,
+          publicKeyPem: pair.publicKeyPem,
+          agentConfig,
+        },
         text: [
           `${pair.algorithm} signing key pair created`,
           `private key: ${privateKeyFile} (mode 0600; sign releases with it, never copy it to a device)`,
           `public key: ${publicKeyFile} (put it in the agent config; devices verify releases with it)`,
           pair.publicKeyPem.trimEnd(),
+          `agent config (agent.json; keep the keys already there while devices move to this one): "update": ${JSON.stringify(agentConfig.update)}`,
         ].join('\n'),
       };
     },

@@ -13,7 +13,7 @@ const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 function parseBucket(raw: string): string {
   if (!BUCKET.test(raw) || raw.includes('..') || /^\d{1,3}(\.\d{1,3}){3}$/.test(raw)) {
     throw new UsageError(`--bucket ${JSON.stringify(raw)} is not an S3 bucket name`, {
-      hint: 'a bucket name has 3-63 lowercase letters, digits, dots and hyphens (the stack outputs its artifacts bucket)',
+      hint: 'a bucket name has 3-63 lowercase letters, digits, dots and hyphens (in AWS: the stack output ArtifactsBucketName)',
     });
   }
   return raw;
@@ -50,7 +50,7 @@ function s3Error(err: unknown, bucket: string, local: boolean): unknown {
     return new NotFoundError(`bucket ${bucket} not found`, {
       hint: local
         ? 'the local core makes a bucket on `release upload --local`'
-        : 'give the artifacts bucket the CDK stack outputs (ArtifactsBucketName)',
+        : 'give the bucket of the stack output ArtifactsBucketName',
       cause: err,
     });
   }
@@ -85,7 +85,10 @@ export function registerReleaseUpload(release: CommandUnknownOpts, run: Runner):
         .command('upload')
         .description('upload release files (release build wrote them) to the artifacts bucket; prints their S3 URLs')
         .argument('<files...>', 'the files: tarball, manifest, signature')
-        .requiredOption('--bucket <bucket>', 'the artifacts bucket (AWS: the stack output; local: any name)')
+        .requiredOption(
+          '--bucket <bucket>',
+          'the artifacts bucket (AWS: the stack output ArtifactsBucketName; local: any name)',
+        )
         .option('--prefix <prefix>', 'key prefix', 'releases/'),
     ),
     async (ctx, [files], o) => {

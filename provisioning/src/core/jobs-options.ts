@@ -267,7 +267,7 @@ const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 export function parseRoleArn(option: string, raw: string): string {
   if (!ROLE_ARN.test(raw)) {
     throw new UsageError(`${option} ${JSON.stringify(raw)} is not an IAM role ARN`, {
-      hint: 'arn:aws:iam::ACCOUNT:role/NAME: the role IoT assumes to presign (the CDK stack outputs it)',
+      hint: 'arn:aws:iam::ACCOUNT:role/NAME: the role IoT assumes to presign (the stack output ArtifactsPresignRoleArn)',
     });
   }
   return raw;

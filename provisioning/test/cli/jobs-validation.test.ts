@@ -1,6 +1,7 @@
+import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EXIT } from '@pifleet/protocol';
+import { EXIT, makeReleaseManifest, serializeReleaseManifest, signReleaseManifest } from '@pifleet/protocol';
 import { removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cli } from '../helpers.js';
@@ -141,5 +142,41 @@ describe('jobs describe/cancel/list: usage errors (exit 64)', () => {
     const r = await cli(args, { cwd });
     expect(r.code).toBe(EXIT.usage);
     expect(r.stderr).toMatch(message);
+  });
+});
+
+describe('jobs create --type agent-update against AWS: the presign role', () => {
+  const key = generateKeyPairSync('ed25519', {
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  }).privateKey;
+  const bytes = serializeReleaseManifest(
+    makeReleaseManifest({ version: '1.0.0', sha256: 'b'.repeat(64), size: 10, key }),
+  );
+  fs.writeFileSync(path.join(cwd, 'r.manifest.json'), bytes);
+  fs.writeFileSync(path.join(cwd, 'r.manifest.sig'), signReleaseManifest(bytes, key));
+  // An AWS target that would fail on any request (no such credentials): the refusal comes first.
+  const aws = { AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'not-a-secret' };
+  const args = ['jobs', 'create', '--type', 'agent-update', '--things', 'pi-1', '--release', 'r.manifest.json'];
+  const url = ['--url', 'https://s3.eu-west-1.amazonaws.com/artifacts/releases/pifleet-agent-1.0.0.tar.gz'];
+
+  it('without --presign-role-arn: exit 64 naming the stack output, before any request', async () => {
+    const r = await cli([...args, ...url], { cwd, env: aws });
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toBe(
+      'pifleet: an agent-update job in AWS needs --presign-role-arn (or PIFLEET_PRESIGN_ROLE_ARN) (hint: the role IoT assumes to presign the tarball URL: the stack output ArtifactsPresignRoleArn)\n',
+    );
+  });
+
+  it('a PIFLEET_PRESIGN_ROLE_ARN that is not a role ARN: exit 64', async () => {
+    const r = await cli([...args, ...url], { cwd, env: { ...aws, PIFLEET_PRESIGN_ROLE_ARN: 'my-role' } });
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toMatch(/^pifleet: --presign-role-arn "my-role" is not an IAM role ARN/);
+  });
+
+  it('--url-expires-sec outside 60-3600: exit 64', async () => {
+    const r = await cli([...args, ...url, '--url-expires-sec', '7200'], { cwd, env: aws });
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toMatch(/--url-expires-sec must be an integer from 60 to 3600, got 7200/);
   });
 });

@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EXIT } from '@pifleet/protocol';
+import { EXIT, releasePublicKeyProblem } from '@pifleet/protocol';
 import { removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KEY_FILES } from '../../src/core/release-keys.js';
@@ -54,6 +54,9 @@ describe('keys create', () => {
       expect(verify(type === 'ec' ? 'sha256' : null, data, createPublicKey(publicPem), signature)).toBe(true);
 
       expect(r.stdout).toContain(publicPem.trimEnd());
+      // The snippet for the agent config, with a key the config's own check (protocol's) accepts.
+      expect(r.stdout).toContain(`"update": ${JSON.stringify({ publicKeys: [publicPem] })}`);
+      expect(releasePublicKeyProblem(publicPem)).toBeUndefined();
       expect(r.stdout).not.toContain('PRIVATE KEY');
     },
   );
@@ -68,6 +71,9 @@ describe('keys create', () => {
       privateKeyFile: path.join(cwd, 'signing', KEY_FILES.privateKey),
       publicKeyFile: path.join(cwd, 'signing', KEY_FILES.publicKey),
       publicKeyPem: fs.readFileSync(path.join(cwd, 'signing', KEY_FILES.publicKey), 'utf8'),
+      agentConfig: {
+        update: { publicKeys: [fs.readFileSync(path.join(cwd, 'signing', KEY_FILES.publicKey), 'utf8')] },
+      },
     });
     expect(r.stdout).not.toContain('PRIVATE KEY');
   });
