@@ -44,7 +44,7 @@ export const AGENT_LAUNCHER = path.join('bin', 'pifleet-agent.js');
  */
 export type UpdateFs = Pick<
   typeof fsp,
-  'open' | 'rename' | 'mkdir' | 'rm' | 'symlink' | 'readlink' | 'readFile' | 'readdir' | 'stat' | 'lstat' | 'unlink'
+  'open' | 'rename' | 'mkdir' | 'rm' | 'symlink' | 'readlink' | 'realpath' | 'readFile' | 'readdir' | 'stat'
 >;
 
 export const nodeFs: UpdateFs = fsp;

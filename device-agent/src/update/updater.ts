@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { checkReleaseArtifact, type ReleaseManifest, verifyReleaseManifest } from '@pifleet/protocol';
+import { checkReleaseArtifact, isReleaseVersion, type ReleaseManifest, verifyReleaseManifest } from '@pifleet/protocol';
 import type { Logger } from '../logger.js';
 import type { Clock, TimerHandle } from '../ports/clock.js';
 import { DownloadError, downloadRelease } from './download.js';
@@ -137,8 +137,9 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     reason: UpdateReason,
     keepDownload = false,
   ): Promise<FinalUpdaterResult> {
-    const ended = await write(state, { phase, step, reason });
+    // Files first: on a full disk the record below needs the space the download took.
     if (!keepDownload) await cleanIncoming();
+    const ended = await write(state, { phase, step, reason });
     log.warn({ version: state.version, step, reason: reason.code, detail: reason.message }, `update ${phase}`);
     return resultOf(ended);
   }
@@ -264,6 +265,10 @@ export function createUpdater(deps: UpdaterDeps): Updater {
         detail: `update ${state.version} (job ${state.jobId}) is still being verified`,
       };
     }
+    if (!isReleaseVersion(version)) {
+      // It names a directory: never joined into a path unchecked (the job document is outside input).
+      return { status: 'REJECTED', step: 'validate', detail: 'version must be a semantic version such as 1.2.3' };
+    }
     const target = path.join(layout.releasesDir, version);
     const fresh: UpdateState = {
       format: 1,
@@ -368,8 +373,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
 
   async function realpathOrSelf(p: string): Promise<string> {
     try {
-      const { realpath } = await import('node:fs/promises');
-      return await realpath(p);
+      return await fs.realpath(p);
     } catch {
       return p;
     }

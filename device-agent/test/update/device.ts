@@ -69,9 +69,15 @@ await runTestAgent({
 }
 
 /** A release tarball (gzip, entries `./…` as `tar -C dir .` writes them). */
-export async function buildTarball(root: string, version: string, behaviour: Behaviour): Promise<Buffer> {
-  const dir = path.join(root, `build-${version}-${behaviour}`);
+export async function buildTarball(
+  root: string,
+  version: string,
+  behaviour: Behaviour,
+  extra?: { readonly name: string; readonly bytes: Buffer },
+): Promise<Buffer> {
+  const dir = path.join(root, `build-${version}-${behaviour}${extra ? `-${extra.name}` : ''}`);
   writeAgentDir(dir, version, behaviour);
+  if (extra) writeFileSync(path.join(dir, extra.name), extra.bytes);
   const file = `${dir}.tar.gz`;
   await createTar({ gzip: true, cwd: dir, file, portable: true }, ['.']);
   return readFileSync(file);

@@ -212,6 +212,11 @@ describe('createUpdater', () => {
       { status: 'REJECTED', step: 'verify', detail: 'no release public keys are configured on this device' },
     ],
     [
+      'a version that is not semver (it would name a directory)',
+      () => ({ job: { ...job('2.0.0'), document: { ...job('2.0.0').document, version: '../../../etc' } } }),
+      { status: 'REJECTED', step: 'validate', detail: 'version must be a semantic version such as 1.2.3' },
+    ],
+    [
       'a job version the manifest does not sign',
       () => ({ job: { ...job('2.0.0'), document: { ...job('2.0.0').document, version: '3.0.0' } } }),
       { status: 'REJECTED', step: 'verify', detail: 'job asks for version 3.0.0 but the signed manifest is for 2.0.0' },
