@@ -8,6 +8,7 @@ import {
   type FleetFault,
   type FleetFlags,
   type FleetOptions,
+  JOB_DEFAULTS,
   parseFault,
 } from './options.js';
 import type { FleetResult, PhaseResult } from './runner.js';
@@ -42,9 +43,23 @@ export function summaryLines(r: FleetResult): string[] {
     );
   }
   for (const p of r.phases) lines.push(throttledLine(p));
+  for (const p of r.phases) if (p.rollout) lines.push(rolloutLine(p.rollout));
   if (r.overhead) lines.push(`local core CPU ÷ bare broker CPU: ${r.overhead.coreCpuRatio}`);
   lines.push(r.zeroLoss ? 'nothing lost' : 'READINGS LOST');
   return lines;
+}
+
+/** A rollout in one line: how the job ended, its executions, and the versions the devices run. */
+export function rolloutLine(r: NonNullable<PhaseResult['rollout']>): string {
+  const c = r.counts;
+  const versions = Object.entries(r.devices.versions)
+    .map(([v, n]) => `${v} ×${n}`)
+    .join(', ');
+  return (
+    `job ${r.jobId} (${r.kind}) ${r.ended} after ${r.seconds} s${r.reasonCode ? ` (${r.reasonCode})` : ''}: ` +
+    `${r.executed} executed at ${r.executionsPerS}/s; succeeded ${c.succeeded}, failed ${c.failed}, rejected ${c.rejected}, timed out ${c.timedOut}, canceled ${c.canceled}; ` +
+    `devices run ${versions}; without a working version: ${r.devices.withoutWorkingVersion}`
+  );
 }
 
 /** The phase's throttled counts: what the devices were refused for a quota, and what the core counted. */
@@ -124,6 +139,53 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
       "each agent's telemetry publishes per second (1-50; default the agent's 10)",
       num('--publish-rate'),
     )
+    .option(
+      '--job <type|file>',
+      'roll a job out over the connected fleet: agent-update | config | reboot | a job document file (the measured window is the rollout)',
+    )
+    .option('--release-version <v>', 'agent-update: the release version', JOB_DEFAULTS.releaseVersion)
+    .option('--rollout-per-minute <n>', "job: maximumPerMinute (1-1000; default IoT's)", num('--rollout-per-minute'))
+    .option(
+      '--abort-failure-percent <p>',
+      'job: cancel it when this % of executed things failed, were rejected or timed out',
+      num('--abort-failure-percent'),
+    )
+    .option(
+      '--abort-min-executed <n>',
+      "job: the abort's minNumberOfExecutedThings (default one rollout minute's worth)",
+      num('--abort-min-executed'),
+    )
+    .option(
+      '--fail-percent <f>',
+      'agent-update: % of devices whose new release fails its health check (rolled back)',
+      num('--fail-percent'),
+      JOB_DEFAULTS.failPercent,
+    )
+    .option(
+      '--crash-percent <f>',
+      'agent-update: % of devices that lose power once mid-install (resumed)',
+      num('--crash-percent'),
+      JOB_DEFAULTS.crashPercent,
+    )
+    .option(
+      '--corrupt-percent <f>',
+      'agent-update: % of devices whose download is corrupt (rejected)',
+      num('--corrupt-percent'),
+      JOB_DEFAULTS.corruptPercent,
+    )
+    .option(
+      '--health-deadline-ms <ms>',
+      'agent-update: how long a new agent has to prove healthy',
+      num('--health-deadline-ms'),
+      JOB_DEFAULTS.healthDeadlineMs,
+    )
+    .option(
+      '--install-ms <ms>',
+      'agent-update: simulated download + unpack time',
+      num('--install-ms'),
+      JOB_DEFAULTS.installMs,
+    )
+    .option('--job-timeout <s>', 'job: most seconds to wait for it to end', num('--job-timeout'), JOB_DEFAULTS.timeoutS)
     .option('--json', 'print the JSON result on stdout instead of the summary', false)
     .action(async (raw) => {
       const flags: FleetFlags = {
@@ -157,6 +219,23 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
         limits: raw.limits,
         ...(raw.limitsFile ? { limitsFile: raw.limitsFile } : {}),
         ...(raw.publishRate !== undefined ? { publishPerSecond: raw.publishRate } : {}),
+        ...(raw.job !== undefined
+          ? {
+              job: {
+                job: raw.job,
+                releaseVersion: raw.releaseVersion,
+                ...(raw.rolloutPerMinute !== undefined ? { rolloutPerMinute: raw.rolloutPerMinute } : {}),
+                ...(raw.abortFailurePercent !== undefined ? { abortFailurePercent: raw.abortFailurePercent } : {}),
+                ...(raw.abortMinExecuted !== undefined ? { abortMinExecuted: raw.abortMinExecuted } : {}),
+                failPercent: raw.failPercent,
+                crashPercent: raw.crashPercent,
+                corruptPercent: raw.corruptPercent,
+                healthDeadlineMs: raw.healthDeadlineMs,
+                installMs: raw.installMs,
+                timeoutS: raw.jobTimeout,
+              },
+            }
+          : {}),
       };
       const { sensors, target, transport, protocol, limits } = flags;
       const issues = [
@@ -200,7 +279,9 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
         const files = await writeReport(result, options.outDir);
         if (raw.json) io.stdout(`${JSON.stringify(result)}\n`);
         else io.stdout(`${[...summaryLines(result), `report: ${files.html}`, `result: ${files.json}`].join('\n')}\n`);
-        io.exit(result.zeroLoss ? EXIT.ok : EXIT.unexpected);
+        // A rollout that leaves a device without a working agent fails the run, as lost readings do.
+        const stranded = result.phases.some((p) => (p.rollout?.devices.withoutWorkingVersion ?? 0) > 0);
+        io.exit(result.zeroLoss && !stranded ? EXIT.ok : EXIT.unexpected);
       } catch (err) {
         if (live) io.stderr('\n');
         io.stderr(`pifleet-sim fleet: ${(err as Error).message}\n`);

@@ -7,6 +7,13 @@ import {
   type Transport,
 } from '@pifleet/device-agent';
 import { createSimulatedHardware, SIM_ADDRESSES, type SimulatedHardware } from '../hardware/simulated-device.js';
+import { createDeviceJobState } from '../jobs/device-state.js';
+import {
+  createSimulatedUpdater,
+  type ReleaseFault,
+  type RestartReason,
+  type SimulatedUpdater,
+} from '../jobs/simulated-updater.js';
 import { createMemoryOutbox, type OutboxCounters } from './memory-outbox.js';
 
 /**
@@ -23,6 +30,19 @@ export interface DeviceHooks extends OutboxCounters {
   onConnectFailed?(thingName: string): void;
   /** A reported-state update the shadow service accepted. */
   onReportAccepted?(thingName: string, reported: ReportedSummary): void;
+  /** The simulated agent process ended and a new one starts (after an update's switch, a rollback, a power cut, a reboot). */
+  onRestart?(thingName: string, reason: DeviceRestartReason): void;
+}
+
+export type DeviceRestartReason = RestartReason | 'reboot';
+
+/** How a device runs jobs (`config.jobs.enabled`): its simulated updater and its share of the release faults. */
+export interface FleetDeviceJobs {
+  /** The version the device runs before any update. */
+  readonly initialVersion: string;
+  readonly faults: ReadonlySet<ReleaseFault>;
+  readonly healthDeadlineMs: number;
+  readonly installMs: number;
 }
 
 /** The parts of an accepted reported state the fleet measures. */
@@ -45,6 +65,8 @@ export interface FleetDeviceDeps {
   readonly transport?: FleetTransport;
   /** Reads PEM files for the mqtt.js transport (the host caches the shared CA). */
   readonly readFile?: (file: string) => Buffer;
+  /** Jobs: the simulated updater's settings (with `config.jobs.enabled`). */
+  readonly jobs?: FleetDeviceJobs;
 }
 
 export interface FleetDevice {
@@ -60,7 +82,41 @@ export interface FleetDevice {
   pauseSampling(): Promise<void>;
   readonly agent: Agent | undefined;
   readonly transport: Transport | undefined;
+  /** The simulated updater (with jobs): the version the device runs. */
+  readonly updater: SimulatedUpdater | undefined;
+  /** Agent processes started after the first (restarts by updates, rollbacks, power cuts, reboots). */
+  readonly restarts: number;
+  /** The agent's counters summed over every agent process the device ran (undefined before start). */
+  totals(): AgentTotals | undefined;
 }
+
+/** The counters of `agent.status()` a fleet sums, over all of a device's agent processes. */
+export interface AgentTotals {
+  readonly readings: number;
+  readonly sensorErrors: number;
+  readonly throttled: {
+    readonly publishes: number;
+    readonly unacknowledged: number;
+    readonly connects: number;
+    readonly shadow: number;
+  };
+}
+
+const addTotals = (a: AgentTotals, b: AgentTotals): AgentTotals => ({
+  readings: a.readings + b.readings,
+  sensorErrors: a.sensorErrors + b.sensorErrors,
+  throttled: {
+    publishes: a.throttled.publishes + b.throttled.publishes,
+    unacknowledged: a.throttled.unacknowledged + b.throttled.unacknowledged,
+    connects: a.throttled.connects + b.throttled.connects,
+    shadow: a.throttled.shadow + b.throttled.shadow,
+  },
+});
+
+const totalsOf = (agent: Agent | undefined): AgentTotals | undefined => {
+  const s = agent?.status();
+  return s ? { readings: s.readings, sensorErrors: s.sensorErrors, throttled: { ...s.throttled } } : undefined;
+};
 
 const summarize = (reported: object): ReportedSummary => {
   const r = reported as { outputs?: Record<string, boolean>; sensors?: Record<string, { healthy?: boolean }> };
@@ -79,36 +135,99 @@ export function createFleetDevice(deps: FleetDeviceDeps): FleetDevice {
   const { config, hooks } = deps;
   const thing = config.thingName;
   const hardware = createSimulatedHardware({ seed: deps.seed, clock: deps.clock, busNumber: config.i2cBus });
-  const runtime = createAgentRuntime({
-    config,
-    clock: deps.clock,
-    ioClock: deps.ioClock,
-    // Shadow request timeouts on the host's shared clock: one timer grid for thousands of devices.
-    shadowClock: deps.clock,
-    logger: deps.logger,
-    bootId: deps.bootId,
-    ports: hardware.ports,
-    transport: deps.transport ?? 'crt',
-    outbox: createMemoryOutbox({ maxBytes: config.outbox.maxBytes, now: deps.clock.now, counters: hooks }),
-    onTransport: (t) => {
-      t.on('connected', (e) => hooks.onConnected?.(thing, e.first));
-      t.on('interrupted', () => hooks.onInterrupted?.(thing));
-      t.on('connectFailed', () => hooks.onConnectFailed?.(thing));
-    },
-    observeShadow: (inner) => ({
-      get: () => inner.get(),
-      async updateReported(reported) {
-        const r = await inner.updateReported(reported);
-        hooks.onReportAccepted?.(thing, summarize(reported));
-        return r;
+  // The device's disk: the outbox and the job execution state outlive each agent process.
+  const outbox = createMemoryOutbox({ maxBytes: config.outbox.maxBytes, now: deps.clock.now, counters: hooks });
+  const jobState = createDeviceJobState();
+  let kernelBoot = 1;
+  let processes = 0;
+  let stopped = false;
+  let restarting: Promise<void> | undefined;
+  /** What the agent processes before the current one counted. */
+  let past: AgentTotals | undefined;
+
+  const newRuntime = () => {
+    processes += 1;
+    return createAgentRuntime({
+      config,
+      clock: deps.clock,
+      ioClock: deps.ioClock,
+      // Shadow request timeouts on the host's shared clock: one timer grid for thousands of devices.
+      shadowClock: deps.clock,
+      logger: deps.logger,
+      // Each agent process numbers its batches from 0 again: a boot id of its own keeps them distinct.
+      bootId: processes === 1 ? deps.bootId : `${deps.bootId}-${processes}`,
+      ports: hardware.ports,
+      transport: deps.transport ?? 'crt',
+      outbox,
+      onTransport: (t) => {
+        t.on('connected', (e) => hooks.onConnected?.(thing, e.first));
+        t.on('interrupted', () => hooks.onInterrupted?.(thing));
+        t.on('connectFailed', () => hooks.onConnectFailed?.(thing));
       },
-      onDelta: (listener) => inner.onDelta(listener),
-      close: () => inner.close(),
-    }),
-    // The fleet's agents share one silent logger: a desired logLevel is applied as state only.
-    setLogLevel: () => undefined,
-    ...(deps.readFile ? { readFile: deps.readFile } : {}),
-  });
+      observeShadow: (inner) => ({
+        get: () => inner.get(),
+        async updateReported(reported) {
+          const r = await inner.updateReported(reported);
+          hooks.onReportAccepted?.(thing, summarize(reported));
+          return r;
+        },
+        onDelta: (listener) => inner.onDelta(listener),
+        close: () => inner.close(),
+      }),
+      // The fleet's agents share one silent logger: a desired logLevel is applied as state only.
+      setLogLevel: () => undefined,
+      ...(deps.readFile ? { readFile: deps.readFile } : {}),
+      ...(config.jobs.enabled
+        ? {
+            jobs: {
+              store: jobState.forProcess(),
+              clock: deps.ioClock,
+              ...(updater ? { updater } : {}),
+              reboot: {
+                async reboot() {
+                  kernelBoot += 1;
+                  restart('reboot');
+                },
+                bootId: () => `${thing}-boot-${kernelBoot}`,
+              },
+            },
+          }
+        : {}),
+    });
+  };
+
+  /**
+   * The agent process ends and systemd starts a new one, after the current tick (the runner that
+   * asked for it finishes its step first). A stop of the device meanwhile wins.
+   */
+  const restart = (reason: DeviceRestartReason) => {
+    const previous = restarting ?? Promise.resolve();
+    restarting = previous.then(async () => {
+      await new Promise<void>((r) => setImmediate(r));
+      if (stopped) return;
+      const old = runtime;
+      await old.stop(`restart: ${reason}`).catch(() => undefined);
+      const counted = totalsOf(old.agent);
+      if (counted) past = past ? addTotals(past, counted) : counted;
+      if (stopped) return;
+      hooks.onRestart?.(thing, reason);
+      runtime = newRuntime();
+      await runtime.start().catch(() => hooks.onConnectFailed?.(thing));
+    });
+  };
+
+  const updater = deps.jobs
+    ? createSimulatedUpdater({
+        initialVersion: deps.jobs.initialVersion,
+        publicKeys: config.update.publicKeys,
+        faults: deps.jobs.faults,
+        clock: deps.ioClock,
+        healthDeadlineMs: deps.jobs.healthDeadlineMs,
+        installMs: deps.jobs.installMs,
+        restart,
+      })
+    : undefined;
+  let runtime = newRuntime();
 
   return {
     thingName: thing,
@@ -119,8 +238,22 @@ export function createFleetDevice(deps: FleetDeviceDeps): FleetDevice {
     get transport() {
       return runtime.transport;
     },
+    updater,
+    get restarts() {
+      return processes - 1;
+    },
+    totals() {
+      const now = totalsOf(runtime.agent);
+      if (!now) return past;
+      return past ? addTotals(past, now) : now;
+    },
     start: () => runtime.start(),
-    stop: (reason) => runtime.stop(reason),
+    async stop(reason) {
+      stopped = true;
+      updater?.stop();
+      await restarting;
+      await runtime.stop(reason);
+    },
     failSensors() {
       for (const address of Object.values(SIM_ADDRESSES)) hardware.bus.vanish(address);
     },

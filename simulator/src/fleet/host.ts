@@ -4,6 +4,7 @@ import { type AgentConfig, createSystemClock, loadConfig } from '@pifleet/device
 import type { MqttProtocol } from '@pifleet/protocol';
 import { SimulatorError } from '../errors.js';
 import { SIM_ADDRESSES } from '../hardware/simulated-device.js';
+import type { ReleaseFault } from '../jobs/simulated-updater.js';
 import { silentLogger } from '../logger.js';
 import { createFleetDevice, type FleetDevice, type FleetTransport, type ReportedSummary } from './device.js';
 import type { DevicesThrottled } from './result.js';
@@ -26,6 +27,27 @@ export interface TelemetryProfile {
   readonly protocol?: MqttProtocol;
   /** Telemetry publishes per second of each agent (`--publish-rate`); default the agent's. */
   readonly publishPerSecond?: number;
+  /** Jobs (`--job`): the agents run them, with a simulated updater; absent: jobs off, as before. */
+  readonly jobs?: JobsProfile;
+}
+
+/** How the devices of a `--job` run update themselves. */
+export interface JobsProfile {
+  /** PEM public keys releases must be signed with (`update.publicKeys`). */
+  readonly publicKeys: readonly string[];
+  /** The version every device runs at start. */
+  readonly initialVersion: string;
+  readonly healthDeadlineMs: number;
+  readonly installMs: number;
+}
+
+/** One device's jobs outcome: the version it runs at the end, and what its updates did. */
+export interface DeviceJobsFinal {
+  readonly thingName: string;
+  readonly version: string;
+  /** It runs a version that works (never false at the end unless a rollback is still pending). */
+  readonly working: boolean;
+  readonly restarts: number;
 }
 
 export interface HostDeviceSpec {
@@ -33,6 +55,8 @@ export interface HostDeviceSpec {
   readonly certFile: string;
   readonly keyFile: string;
   readonly seed: string | number;
+  /** What goes wrong with a release on this device (`--fail-percent` and co.). */
+  readonly releaseFaults?: readonly ReleaseFault[];
 }
 
 export interface HostInit {
@@ -102,6 +126,8 @@ export interface HostFinal extends HostSnapshot {
   readonly reportedUnhealthy: readonly string[];
   /** What the agents were refused for a quota (agent.status().throttled, summed). */
   readonly throttled: DevicesThrottled;
+  /** With jobs: every device's final version. */
+  readonly jobs?: readonly DeviceJobsFinal[];
 }
 
 export type HostEvent =
@@ -160,6 +186,10 @@ export function fleetAgentConfigTemplate(
     ...(p.publishPerSecond === undefined ? {} : { publish: { maxPerSecond: p.publishPerSecond } }),
     outbox: { path: ':memory:' },
     shadow: { enabled: p.shadow },
+    // Jobs only in a `--job` run: a job runner per device subscribes to its jobs topics, which a
+    // telemetry load run does not measure. Reboot jobs restart the simulated agent.
+    jobs: { enabled: p.jobs !== undefined, allowReboot: true },
+    ...(p.jobs ? { update: { publicKeys: p.jobs.publicKeys } } : {}),
     logLevel: 'error',
     shutdownTimeoutMs: 10_000,
   };
@@ -306,6 +336,16 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
         bootId: `${spec.thingName}-${Date.now().toString(36)}`,
         transport: init.profile.transport ?? 'crt',
         readFile,
+        ...(init.profile.jobs
+          ? {
+              jobs: {
+                initialVersion: init.profile.jobs.initialVersion,
+                faults: new Set(spec.releaseFaults ?? []),
+                healthDeadlineMs: init.profile.jobs.healthDeadlineMs,
+                installMs: init.profile.jobs.installMs,
+              },
+            }
+          : {}),
       }),
     );
   }
@@ -421,12 +461,21 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
       stopping = true;
       if (rampTimer) clearTimeout(rampTimer);
       await Promise.all(devices.map((d) => d.stop('fleet run finished').catch(() => undefined)));
+      const jobs: DeviceJobsFinal[] | undefined = init.profile.jobs
+        ? devices.map((d) => ({
+            thingName: d.thingName,
+            version: d.updater?.running.version ?? init.profile.jobs?.initialVersion ?? '',
+            working: d.updater?.running.working ?? true,
+            restarts: d.restarts,
+          }))
+        : undefined;
       let agentReadings = 0;
       let sensorErrors = 0;
       let leftBatches = 0;
       const throttled = { publishes: 0, unacknowledged: 0, connects: 0, shadow: 0 };
       for (const d of devices) {
-        const status = d.agent?.status();
+        // Summed over the device's agent processes: a job's restarts start new agents.
+        const status = d.totals();
         if (!status) continue;
         agentReadings += status.readings;
         sensorErrors += status.sensorErrors;
@@ -449,6 +498,7 @@ export function createDeviceHost(init: HostInit, emit: (event: HostEvent) => voi
         sensorErrors,
         reportedUnhealthy: [...unhealthy],
         throttled,
+        ...(jobs ? { jobs } : {}),
       };
       loop.disable();
       loopTotal.disable();

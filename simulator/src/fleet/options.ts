@@ -6,6 +6,48 @@ export type FleetFault =
   | { readonly kind: 'drop-connections'; readonly fraction: number }
   | { readonly kind: 'sensor-failure'; readonly fraction: number };
 
+/**
+ * `--job`: a job rolled out over the connected fleet through CreateJob, followed until it
+ * completes or is canceled (its abort criterion included), within `timeoutS`.
+ */
+export interface FleetJobOptions {
+  /** `agent-update`, `config`, `reboot`, or a job document file. */
+  readonly job: string;
+  /** agent-update: the release's version (the devices start on {@link SIM_INITIAL_VERSION}). */
+  readonly releaseVersion: string;
+  /** `jobExecutionsRolloutConfig.maximumPerMinute` (IoT's range 1–1000); absent: IoT's default. */
+  readonly rolloutPerMinute?: number;
+  /** An abort criterion (`ALL` failures, CANCEL) at this percentage; absent: none. */
+  readonly abortFailurePercent?: number;
+  /** The criterion's `minNumberOfExecutedThings`; default one rollout minute's worth (or the fleet, if smaller). */
+  readonly abortMinExecuted?: number;
+  /** Percent of devices on which the release fails its health check (rolled back, FAILED). */
+  readonly failPercent: number;
+  /** Percent of devices that lose power once mid-install (they resume and go on). */
+  readonly crashPercent: number;
+  /** Percent of devices whose download is corrupt (REJECTED). */
+  readonly corruptPercent: number;
+  /** How long a new agent has to prove healthy before it is rolled back, ms. */
+  readonly healthDeadlineMs: number;
+  /** Simulated download + unpack time, ms. */
+  readonly installMs: number;
+  /** Most seconds to wait for the job to end. */
+  readonly timeoutS: number;
+}
+
+/** The version every simulated device runs before a rollout. */
+export const SIM_INITIAL_VERSION = '1.0.0';
+
+export const JOB_DEFAULTS: Omit<FleetJobOptions, 'job'> = Object.freeze({
+  releaseVersion: '1.1.0',
+  failPercent: 0,
+  crashPercent: 0,
+  corruptPercent: 0,
+  healthDeadlineMs: 30_000,
+  installMs: 2_000,
+  timeoutS: 600,
+});
+
 export interface FleetOptions {
   readonly devices: number;
   /** Device starts (TLS connects) per second. */
@@ -55,6 +97,8 @@ export interface FleetOptions {
   readonly limitsFile?: string;
   /** Each agent's telemetry publishes per second (`publish.maxPerSecond`); default the agent's own. */
   readonly publishPerSecond?: number;
+  /** A job rolled out over the fleet after the ramp; the measured window is the rollout. */
+  readonly job?: FleetJobOptions;
 }
 
 export const FLEET_DEFAULTS: FleetOptions = Object.freeze({
@@ -153,5 +197,48 @@ export function checkOptions(o: FleetFlags): string[] {
   }
   // The agent's own bound (publish.maxPerSecond): it keeps the agent under IoT Core's 100/s.
   if (o.publishPerSecond !== undefined) int(o.publishPerSecond, '--publish-rate', 1, 50);
+  if (o.job) issues.push(...checkJobOptions(o.job, o));
+  return issues;
+}
+
+/** Every problem with `--job` and its flags (IoT's ranges for CreateJob's configurations). */
+function checkJobOptions(j: FleetJobOptions, o: Pick<FleetFlags, 'target' | 'faults' | 'baseline'>): string[] {
+  const issues: string[] = [];
+  const percent = (v: number, flag: string) => {
+    if (!(v >= 0 && v <= 100)) issues.push(`${flag} must be a percentage in [0, 100]`);
+  };
+  if (o.target === 'aws')
+    issues.push('--job needs --target local or external (the simulated updater trusts a key made for the run)');
+  if (o.faults.length > 0) issues.push('--job and --fault do not combine (the rollout is the measured window)');
+  if (o.baseline) issues.push('--job and --baseline do not combine (the bare broker has no jobs)');
+  if (
+    j.rolloutPerMinute !== undefined &&
+    !(Number.isInteger(j.rolloutPerMinute) && j.rolloutPerMinute >= 1 && j.rolloutPerMinute <= 1000)
+  ) {
+    issues.push("--rollout-per-minute must be an integer in [1, 1000] (IoT's maximumPerMinute)");
+  }
+  if (j.abortFailurePercent !== undefined) {
+    percent(j.abortFailurePercent, '--abort-failure-percent');
+    // IoT takes at most two digits after the decimal point.
+    if (Math.round(j.abortFailurePercent * 100) !== j.abortFailurePercent * 100) {
+      issues.push('--abort-failure-percent takes at most two digits after the decimal point');
+    }
+  }
+  if (j.abortMinExecuted !== undefined && !(Number.isInteger(j.abortMinExecuted) && j.abortMinExecuted >= 1)) {
+    issues.push('--abort-min-executed must be an integer ≥ 1');
+  }
+  if (j.abortMinExecuted !== undefined && j.abortFailurePercent === undefined) {
+    issues.push('--abort-min-executed needs --abort-failure-percent');
+  }
+  percent(j.failPercent, '--fail-percent');
+  percent(j.crashPercent, '--crash-percent');
+  percent(j.corruptPercent, '--corrupt-percent');
+  if (j.failPercent + j.crashPercent + j.corruptPercent > 100) {
+    issues.push('--fail-percent, --crash-percent and --corrupt-percent together must not exceed 100');
+  }
+  if (!(Number.isInteger(j.healthDeadlineMs) && j.healthDeadlineMs >= 100))
+    issues.push('--health-deadline-ms must be an integer ≥ 100');
+  if (!(Number.isInteger(j.installMs) && j.installMs >= 0)) issues.push('--install-ms must be an integer ≥ 0');
+  if (!(j.timeoutS > 0)) issues.push('--job-timeout must be > 0');
   return issues;
 }

@@ -9,7 +9,7 @@ import type { HostPool } from './pool.js';
  * What a fleet run returns and writes as `fleet-result.json`: the shape the report
  * (`src/report/report.ts`) and the bench read. Bump FLEET_RESULT_VERSION when it changes.
  */
-export const FLEET_RESULT_VERSION = 3;
+export const FLEET_RESULT_VERSION = 4;
 
 /** One sample per second of a phase. */
 export interface SeriesPoint {
@@ -120,6 +120,61 @@ export interface PhaseResult {
   };
   readonly windows: { readonly rampS: number; readonly measuredS: number; readonly drainS: number };
   readonly series: readonly SeriesPoint[];
+  /** A `--job` run's rollout (version 4 on); the measured window is the rollout. */
+  readonly rollout?: RolloutResult;
+}
+
+/** A job's executions by status (DescribeJob's jobProcessDetails). */
+export interface RolloutCounts {
+  readonly queued: number;
+  readonly inProgress: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly rejected: number;
+  readonly timedOut: number;
+  readonly canceled: number;
+  readonly removed: number;
+}
+
+/** The job's executions by status at one poll (about once a second). */
+export interface RolloutPoint extends RolloutCounts {
+  /** Seconds since the job was created. */
+  readonly t: number;
+}
+
+/** What a `--job` rollout did, from the job's side (the control plane) and the devices' side. */
+export interface RolloutResult {
+  readonly jobId: string;
+  /** `agent-update`, `config`, `reboot`, or `file`. */
+  readonly kind: string;
+  readonly rolloutPerMinute: number | undefined;
+  readonly abort: { readonly failurePercent: number; readonly minExecuted: number } | undefined;
+  /** Devices planned to meet each release fault. */
+  readonly plannedFaults: { readonly unhealthy: number; readonly crashInstall: number; readonly corrupt: number };
+  /** The job's status when the run stopped following it, and why it stopped. */
+  readonly status: string;
+  readonly ended: 'completed' | 'canceled' | 'timeout' | 'interrupted';
+  readonly reasonCode?: string;
+  readonly comment?: string;
+  /** CreateJob → the job ended with nothing in progress (or the timeout). */
+  readonly seconds: number;
+  /** Executions that reached SUCCEEDED, FAILED, REJECTED or TIMED_OUT. */
+  readonly executed: number;
+  /** executed ÷ seconds from creation to the last execution's end. */
+  readonly executionsPerS: number;
+  readonly counts: RolloutCounts;
+  /** Each thing's latest execution by status (ListJobExecutionsForJob), when it could be read. */
+  readonly executionStatuses: Readonly<Record<string, number>> | undefined;
+  readonly series: readonly RolloutPoint[];
+  readonly devices: {
+    readonly total: number;
+    /** Devices by the version they run at the end. */
+    readonly versions: Readonly<Record<string, number>>;
+    /** Devices whose running version does not work (0 is the guarantee). */
+    readonly withoutWorkingVersion: number;
+    /** Agent processes restarted (switches, rollbacks, power cuts, reboots). */
+    readonly restarts: number;
+  };
 }
 
 /** Requests refused for a quota, summed over the agents, since they started. */

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { localCorePaths, readCredentialsFile, readLocalEndpoint } from '@pifleet/cloud';
 import { LOCAL_ENDPOINT_FILE } from '@pifleet/protocol';
+import { createJobsControl } from '@pifleet/provisioning';
 import { SimulatorError } from '../errors.js';
+import { simulatedJob } from '../jobs/job-document.js';
 import type { FleetOptions } from './options.js';
 import type { FleetIdentity } from './provision.js';
 import type { FleetResult, PhaseResult } from './result.js';
@@ -12,6 +14,8 @@ import { runOnAws } from './run/aws.js';
 import { type RunContext, type RunOutcome, runPhase } from './run/phase.js';
 import { bareBrokerTarget, externalCoreTarget, localCoreTarget } from './run/phase-target.js';
 import { provisionInProcess, removeProvisioned } from './run/provision-in-process.js';
+import type { RolloutTarget } from './run/rollout.js';
+import { groupRunThings } from './run/rollout-group.js';
 import { readStore } from './store-readback.js';
 import { summarizeRun } from './summary.js';
 import { type LocalTarget, startBareBroker, startLocalTarget } from './target.js';
@@ -74,6 +78,7 @@ async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
   let cleanup: FleetResult['cleanup'] = { removed: 0, failed: 0, kept: o.keep };
   let account = { region: '', accountId: '' };
   let local: LocalTarget | undefined;
+  const rollout = o.job ? startRolloutSetup(ctx) : undefined;
   try {
     let external: Awaited<ReturnType<typeof readExternalEndpoint>> | undefined;
     if (o.target === 'local') {
@@ -89,9 +94,30 @@ async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
       account = { region: external.region, accountId: external.accountId };
     }
     ({ identities, provisioning } = await provisionInProcess({ dataDir, certDir, local, account, names, say }));
+    const job =
+      rollout &&
+      (local
+        ? rollout.prepare({
+            dataDir,
+            local,
+            account,
+            names,
+            http: local.info.http,
+            credentials: local.services.credentials,
+          })
+        : rollout.prepare({
+            dataDir,
+            local: undefined,
+            account,
+            names,
+            http: external?.http,
+            credentials: external?.credentials,
+          }));
 
     if (local) {
-      phases.push(await runPhase(localCoreTarget(local, readRunStore, o.faults), identities, ctx));
+      const target = localCoreTarget(local, readRunStore, o.faults);
+      phases.push(await runPhase(job ? { ...target, rollout: job } : target, identities, ctx));
+      rollout?.cleanup();
       await local.stop();
       local = undefined;
       if (o.baseline) {
@@ -115,14 +141,61 @@ async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
         faults: o.faults,
         ...(http ? { http } : {}),
       });
-      phases.push(await runPhase(target, identities, ctx));
+      phases.push(await runPhase(job ? { ...target, rollout: job } : target, identities, ctx));
     }
   } finally {
+    rollout?.cleanup();
     await local?.stop().catch(() => undefined);
     if (!o.keep && identities.length > 0) cleanup = await removeProvisioned({ dataDir, certDir, account, identities });
     if (ownDir && !o.keep) rmSync(dataDir, { recursive: true, force: true });
   }
   return { phases, provisioning, cleanup };
+}
+
+/**
+ * `--job`: the job's document (and, for an agent update, the run's release key), then, once the
+ * fleet is provisioned, the thing group it targets and the control plane that creates it. The
+ * group goes with the run's cleanup (before the core stops, while its registry is open).
+ */
+function startRolloutSetup(ctx: RunContext) {
+  const o = ctx.options;
+  const jobOptions = o.job as NonNullable<FleetOptions['job']>;
+  const simJob = simulatedJob({ job: jobOptions.job, version: jobOptions.releaseVersion, batchAgeMs: o.batchAgeMs });
+  const cleanups: (() => void)[] = [];
+  return {
+    prepare(p: {
+      readonly dataDir: string;
+      readonly local: LocalTarget | undefined;
+      readonly account: { readonly region: string; readonly accountId: string };
+      readonly names: readonly string[];
+      readonly http: string | undefined;
+      readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string } | undefined;
+    }): RolloutTarget {
+      if (!p.http || !p.credentials) {
+        throw new SimulatorError('FLEET_EXTERNAL', "--job needs the core's HTTP endpoint and its credentials file");
+      }
+      const group = groupRunThings({ ...p, groupName: `${ctx.thingPrefix}-rollout` });
+      cleanups.push(() => group.remove());
+      const control = createJobsControl({ region: p.account.region, endpoint: p.http, credentials: p.credentials });
+      cleanups.push(() => control.close());
+      return {
+        job: simJob,
+        options: jobOptions,
+        control,
+        groupArn: group.groupArn,
+        jobId: `${ctx.thingPrefix}-${simJob.kind}`,
+      };
+    },
+    cleanup() {
+      for (const c of cleanups.splice(0).reverse()) {
+        try {
+          c();
+        } catch {
+          // best effort: the run's own data dir goes anyway; an external core keeps a stray group
+        }
+      }
+    },
+  };
 }
 
 function describeMachine(): FleetResult['machine'] {

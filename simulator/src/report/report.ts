@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HOST_NICE } from '../fleet/pool.js';
-import type { FleetResult, PhaseResult } from '../fleet/runner.js';
+import type { FleetResult, PhaseResult, RolloutPoint } from '../fleet/runner.js';
 import { histogramChart, lineChart } from './svg.js';
 
 const esc = (s: unknown) =>
@@ -105,6 +105,60 @@ function phaseCharts(p: PhaseResult): string {
   ].join('\n');
 }
 
+/** A `--job` run's rollout: how the job ended, its rate, the devices' versions, and its executions over time. */
+function rolloutSection(p: PhaseResult): string {
+  const r = p.rollout;
+  if (!r) return '';
+  const c = r.counts;
+  const rows: [string, unknown][] = [
+    ['job', `${r.jobId} (${r.kind})`],
+    [
+      'rollout / abort',
+      `${r.rolloutPerMinute === undefined ? "IoT's default rate" : `${r.rolloutPerMinute}/min`}; ${r.abort ? `cancel at ${r.abort.failurePercent} % failures (FAILED, REJECTED, TIMED_OUT) after ${r.abort.minExecuted} executed` : 'no abort criterion'}`,
+    ],
+    [
+      'release faults planned (devices): unhealthy / power cut mid-install / corrupt',
+      `${r.plannedFaults.unhealthy} / ${r.plannedFaults.crashInstall} / ${r.plannedFaults.corrupt}`,
+    ],
+    ['ended', `${r.ended} (job ${r.status}${r.reasonCode ? `, ${r.reasonCode}` : ''}) after ${r.seconds} s`],
+    ...(r.comment ? ([['comment', r.comment]] as [string, unknown][]) : []),
+    ['executed / executions per second', `${r.executed} / ${r.executionsPerS}`],
+    [
+      'succeeded / failed / rejected / timed out / canceled / removed',
+      `${c.succeeded} / ${c.failed} / ${c.rejected} / ${c.timedOut} / ${c.canceled} / ${c.removed}`,
+    ],
+    [
+      "each thing's latest execution (ListJobExecutionsForJob)",
+      r.executionStatuses
+        ? Object.entries(r.executionStatuses)
+            .map(([s, n]) => `${s} ${n}`)
+            .join(', ')
+        : 'not read',
+    ],
+    [
+      'devices by running version',
+      Object.entries(r.devices.versions)
+        .map(([v, n]) => `${v} × ${n}`)
+        .join(', '),
+    ],
+    ['devices without a working version', r.devices.withoutWorkingVersion],
+    ['agent restarts (switches, rollbacks, power cuts, reboots)', r.devices.restarts],
+  ];
+  const series = r.series;
+  const pts = (f: (x: RolloutPoint) => number) => series.map((x) => [x.t, f(x)] as const);
+  const chart = lineChart(`${p.name}: job executions by status`, 'seconds since CreateJob', [
+    { label: 'queued', color: '#888', points: pts((x) => x.queued) },
+    { label: 'in progress', color: '#c93', points: pts((x) => x.inProgress) },
+    { label: 'succeeded', color: '#2a7', points: pts((x) => x.succeeded) },
+    { label: 'failed', color: '#c33', points: pts((x) => x.failed) },
+    { label: 'rejected', color: '#a3c', points: pts((x) => x.rejected) },
+    { label: 'timed out', color: '#733', points: pts((x) => x.timedOut) },
+    { label: 'canceled', color: '#36c', points: pts((x) => x.canceled) },
+  ]);
+  const ok = r.devices.withoutWorkingVersion === 0;
+  return `<h3>Rollout</h3><p class="${ok ? 'ok' : 'bad'}">${ok ? 'Every device runs a working version.' : `${r.devices.withoutWorkingVersion} device(s) without a working version.`}</p><table>${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</table>${chart}`;
+}
+
 /** The self-contained HTML report: tables and inline SVG plots, no scripts or external assets. */
 export function renderHtml(r: FleetResult): string {
   const o = r.options;
@@ -118,7 +172,9 @@ export function renderHtml(r: FleetResult): string {
   const overhead = r.overhead
     ? `<h2>Local IoT Core vs bare broker</h2><table><tr><th>core CPU ÷ bare-broker CPU</th><td>${esc(r.overhead.coreCpuRatio)}</td></tr><tr><th>connect rate ratio</th><td>${esc(r.overhead.connectRateRatio)}</td></tr><tr><th>p99 sealed→stored ÷ p99 sealed→delivered (bare)</th><td>${esc(r.overhead.sealedToStoredP99VsBrokerP99 ?? 'n/a')}</td></tr></table>`
     : '';
-  const phases = r.phases.map((p) => `<h2>Phase: ${esc(p.name)}</h2>${phaseTable(p)}${phaseCharts(p)}`).join('\n');
+  const phases = r.phases
+    .map((p) => `<h2>Phase: ${esc(p.name)}</h2>${rolloutSection(p)}${phaseTable(p)}${phaseCharts(p)}`)
+    .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pifleet fleet run ${esc(r.runId)}</title>
 <style>body{font:14px/1.4 sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{font-weight:normal;color:#555}figure{margin:1em 0}figcaption{font-weight:bold}.legend{font-size:12px;color:#444}.ok{color:#175}.bad{color:#b22;font-weight:bold}svg text{fill:#444}</style>

@@ -378,7 +378,7 @@ describe('summarizeRun', () => {
     const ok = phase('local-core');
     const lossy = phase('bare-broker', { stored: { readings: 19, batches: 4, via: '' } });
     const r = summarizeRun(run([ok]));
-    expect(r.version).toBe(3);
+    expect(r.version).toBe(4);
     expect(r.zeroLoss).toBe(true);
     expect(summarizeRun(run([ok, lossy])).zeroLoss).toBe(false);
     expect(summarizeRun(run([])).zeroLoss).toBe(true);

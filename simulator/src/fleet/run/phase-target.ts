@@ -5,6 +5,7 @@ import { type CoreThrottles, readCoreQuotas } from '../quotas-readback.js';
 import type { PhaseResult } from '../result.js';
 import type { StoreReadback } from '../store-readback.js';
 import type { BareBrokerTarget, LocalTarget } from '../target.js';
+import type { RolloutTarget } from './rollout.js';
 
 /** What one phase runs against: where devices connect, where commands go, how stored readings are read back. */
 export interface PhaseTarget {
@@ -27,6 +28,8 @@ export interface PhaseTarget {
   readonly faults: readonly FleetFault[];
   /** The core's quota breaches by quota (local: in process; external: `GET /quotas`); absent: not available. */
   readonly readThrottles?: () => Promise<CoreThrottles>;
+  /** `--job`: the job rolled out after the ramp (the devices run jobs with a simulated updater). */
+  readonly rollout?: RolloutTarget;
 }
 
 type ReadStore = NonNullable<PhaseTarget['readStore']>;

@@ -1,10 +1,11 @@
+import { releaseFaultPlan } from '../../jobs/fault-plan.js';
 import { createCommandLoad } from '../command-load.js';
-import type { HostEvent } from '../host.js';
-import type { FleetOptions } from '../options.js';
+import type { HostEvent, HostFinal } from '../host.js';
+import { type FleetOptions, SIM_INITIAL_VERSION } from '../options.js';
 import { createHostPool, type HostPool } from '../pool.js';
 import type { FleetIdentity } from '../provision.js';
 import { throttlesBetween } from '../quotas-readback.js';
-import type { FleetResult, PhaseResult } from '../result.js';
+import type { FleetResult, PhaseResult, RolloutResult } from '../result.js';
 import { summarizePhase, total } from '../summary.js';
 import { injectFaults } from './faults.js';
 import { measureWindow } from './measure.js';
@@ -12,6 +13,7 @@ import { type PhaseMonitor, startPhaseMonitor } from './monitor.js';
 import type { PhaseTarget } from './phase-target.js';
 import { waitForRamp } from './ramp.js';
 import { readLatency, waitForStored } from './read-back.js';
+import { followRollout, type RolloutFollowed, type RolloutTarget } from './rollout.js';
 import { waitUntilSettled } from './settle.js';
 
 export interface PhaseContext {
@@ -84,22 +86,30 @@ export async function runPhase(
       commandLoad.start();
     }
     let faults: Awaited<ReturnType<typeof injectFaults>> = { outcomes: [], failedThings: [] };
-    const measureEnd = await measureWindow({
-      rampEnd,
-      durationS: o.durationS,
-      signal,
-      atMiddle: async () => {
-        faults = await injectFaults({
-          faults: target.faults,
-          local: target.local,
-          pool,
-          names,
-          devices: o.devices,
-          intervalMs: o.intervalMs,
-          t0,
+    let followed: RolloutFollowed | undefined;
+    // With a job, the measured window is the rollout: from CreateJob until it has ended.
+    const rolloutTarget = target.rollout;
+    const measureEnd = rolloutTarget
+      ? await followRollout({ target: rolloutTarget, devices: o.devices, signal, say, name: target.name }).then((f) => {
+          followed = f;
+          return Date.now();
+        })
+      : await measureWindow({
+          rampEnd,
+          durationS: o.durationS,
+          signal,
+          atMiddle: async () => {
+            faults = await injectFaults({
+              faults: target.faults,
+              local: target.local,
+              pool,
+              names,
+              devices: o.devices,
+              intervalMs: o.intervalMs,
+              t0,
+            });
+          },
         });
-      },
-    });
     const atEnd = await monitor.refresh();
     const cpuEnd = monitor.cpuNow(atEnd);
     const fleetRssEndBytes = monitor.fleetRss(atEnd);
@@ -130,7 +140,7 @@ export async function runPhase(
     const latency = readLatency(target, { things: names, latencyThings: o.latencyThings });
     const throttlesAfter = await readThrottles();
 
-    const result = summarizePhase({
+    const summary = summarizePhase({
       name: target.name,
       devices: o.devices,
       deviceHosts: { mode: pool.mode, hosts: pool.hosts, transport: o.transport, protocol: o.protocol },
@@ -153,6 +163,8 @@ export async function runPhase(
       failedThings: faults.failedThings,
       coreThrottles: throttlesAfter ? throttlesBetween(throttlesBefore, throttlesAfter) : undefined,
     });
+    const result: PhaseResult =
+      followed && rolloutTarget ? { ...summary, rollout: rolloutOf(followed, rolloutTarget, finals) } : summary;
     const t = result.telemetry;
     say(
       `[${target.name}] generated ${t.generated}  published ${t.published}  stored ${t.stored}  lost ${t.lost}`,
@@ -175,6 +187,7 @@ function createDeviceHosts(
   o: FleetOptions,
   onEvent: (e: HostEvent) => void,
 ): HostPool {
+  const plan = target.rollout ? releaseFaultPlan(identities.length, target.rollout.options) : undefined;
   return createHostPool({
     workers: o.workers,
     endpoint: target.endpoint,
@@ -190,14 +203,51 @@ function createDeviceHosts(
       reconnectMaxMs: o.reconnectMaxMs,
       transport: o.transport,
       protocol: o.protocol,
+      ...(target.rollout
+        ? {
+            jobs: {
+              publicKeys: target.rollout.job.publicKeys,
+              initialVersion: SIM_INITIAL_VERSION,
+              healthDeadlineMs: target.rollout.options.healthDeadlineMs,
+              installMs: target.rollout.options.installMs,
+            },
+          }
+        : {}),
     },
     devices: identities.map((id, i) => ({
       thingName: id.thingName,
       certFile: id.certFile,
       keyFile: id.keyFile,
       seed: `${o.seed}-${i}`,
+      ...(plan ? { releaseFaults: plan[i] ?? [] } : {}),
     })),
     rampPerSecond: o.rampPerSecond,
     onEvent,
   });
+}
+
+/** The rollout's result: the job's side, the planned faults, and every device's final version. */
+function rolloutOf(followed: RolloutFollowed, target: RolloutTarget, finals: readonly HostFinal[]): RolloutResult {
+  const plan = releaseFaultPlan(
+    finals.reduce((n, f) => n + f.devices, 0),
+    target.options,
+  );
+  const count = (fault: string) => plan.filter((faults) => faults.some((f) => f === fault)).length;
+  const versions: Record<string, number> = {};
+  let withoutWorkingVersion = 0;
+  let restarts = 0;
+  let total = 0;
+  for (const f of finals) {
+    for (const d of f.jobs ?? []) {
+      total += 1;
+      versions[d.version] = (versions[d.version] ?? 0) + 1;
+      if (!d.working) withoutWorkingVersion += 1;
+      restarts += d.restarts;
+    }
+  }
+  return {
+    ...followed,
+    plannedFaults: { unhealthy: count('unhealthy'), crashInstall: count('crash-install'), corrupt: count('corrupt') },
+    devices: { total, versions, withoutWorkingVersion, restarts },
+  };
 }

@@ -1,0 +1,114 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FLEET_DEFAULTS, type FleetJobOptions, type FleetOptions, JOB_DEFAULTS } from '../../src/fleet/options.js';
+import { createFleetRunner, type FleetResult } from '../../src/fleet/runner.js';
+import { writeReport } from '../../src/report/report.js';
+
+/**
+ * Rollouts over real fleets: real agents (mqtt.js over mutual TLS, their real job runner) with the
+ * simulated updater, against the in-process local IoT Core; the job is created and followed with
+ * the real @aws-sdk/client-iot (CreateJob, DescribeJob, ListJobExecutionsForJob).
+ */
+const out = mkdtempSync(path.join(os.tmpdir(), 'fleet-rollout-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const fleet = (devices: number, job: Partial<FleetJobOptions>): FleetOptions => ({
+  ...FLEET_DEFAULTS,
+  devices,
+  rampPerSecond: 200,
+  durationS: 1,
+  intervalMs: 200,
+  batchReadings: 5,
+  batchAgeMs: 1_000,
+  transport: 'mqtt',
+  outDir: out,
+  latencyThings: 0,
+  drainTimeoutS: 30,
+  reconnectMaxMs: 2_000,
+  job: { ...JOB_DEFAULTS, job: 'agent-update', healthDeadlineMs: 1_500, installMs: 200, timeoutS: 60, ...job },
+});
+
+const rolloutOf = (r: FleetResult) => {
+  const p = r.phases[0];
+  if (!p?.rollout) throw new Error('no rollout in the result');
+  return { phase: p, rollout: p.rollout };
+};
+
+describe('fleet --job against the in-process local IoT Core', () => {
+  it('an agent update over 10 devices: one unhealthy (rolled back), one power cut (resumed), one corrupt (rejected)', async () => {
+    const r = await createFleetRunner({
+      options: fleet(10, { failPercent: 10, crashPercent: 10, corruptPercent: 10 }),
+    }).run();
+    const { phase, rollout } = rolloutOf(r);
+    expect(rollout.ended).toBe('completed');
+    expect(rollout.status).toBe('COMPLETED');
+    expect(rollout.plannedFaults).toEqual({ unhealthy: 1, crashInstall: 1, corrupt: 1 });
+    expect(rollout.counts).toMatchObject({ succeeded: 8, failed: 1, rejected: 1, queued: 0, inProgress: 0 });
+    expect(rollout.executionStatuses).toEqual({ SUCCEEDED: 8, FAILED: 1, REJECTED: 1 });
+    expect(rollout.devices).toMatchObject({
+      total: 10,
+      versions: { '1.1.0': 8, '1.0.0': 2 },
+      withoutWorkingVersion: 0,
+    });
+    // 8 switches, 1 rollback, 1 power cut: each a new agent process.
+    expect(rollout.devices.restarts).toBe(8 + 1 + 1 + 1);
+    expect(rollout.executed).toBe(10);
+    expect(rollout.series.length).toBeGreaterThan(0);
+    // Telemetry went on through the restarts: nothing lost.
+    expect(phase.telemetry.lost).toBe(0);
+    const files = await writeReport(r, out);
+    expect(readFileSync(files.html, 'utf8')).toContain('rollout');
+  });
+
+  it('200 devices, 10 % fail the health check: the abort criterion cancels the job after the first wave; every device runs a working version', async () => {
+    // 50 things per rollout minute, so the first wave is the 50 things notified at once (the next
+    // minute is 60 s away). The abort is evaluated once 50 have executed: the wave holds every
+    // 10th device, 5 unhealthy ones, so ALL failures are 5 of 50 = 10 % ≥ 10 %: the job is
+    // canceled then, its 150 QUEUED executions with it, none of them ever started.
+    const started = Date.now();
+    const r = await createFleetRunner({
+      options: fleet(200, {
+        failPercent: 10,
+        rolloutPerMinute: 50,
+        abortFailurePercent: 10,
+        abortMinExecuted: 50,
+        // Generous: 50 agents restart at once on a shared machine; a healthy one must never miss it.
+        healthDeadlineMs: 20_000,
+      }),
+    }).run();
+    const { phase, rollout } = rolloutOf(r);
+    expect(rollout.plannedFaults).toEqual({ unhealthy: 20, crashInstall: 0, corrupt: 0 });
+    expect(rollout.ended).toBe('canceled');
+    expect(rollout.status).toBe('CANCELED');
+    expect(rollout.abort).toEqual({ failurePercent: 10, minExecuted: 50 });
+    expect(rollout.counts).toEqual({
+      queued: 0,
+      inProgress: 0,
+      succeeded: 45,
+      failed: 5,
+      rejected: 0,
+      timedOut: 0,
+      canceled: 150,
+      removed: 0,
+    });
+    expect(rollout.executionStatuses).toEqual({ SUCCEEDED: 45, FAILED: 5, CANCELED: 150 });
+    expect(rollout.executed).toBe(50);
+    expect(rollout.comment).toMatch(/10%/);
+    // The 45 updated, the 5 rolled back and the 150 never reached all run a working version.
+    expect(rollout.devices).toMatchObject({
+      total: 200,
+      versions: { '1.1.0': 45, '1.0.0': 155 },
+      withoutWorkingVersion: 0,
+    });
+    // 45 switches + 5 switches and 5 rollbacks.
+    expect(rollout.devices.restarts).toBe(55);
+    // The rollout over time: the counts only grow toward their end.
+    const last = rollout.series.at(-1);
+    expect(last).toMatchObject({ succeeded: 45, failed: 5, canceled: 150 });
+    expect(phase.telemetry.lost).toBe(0);
+    expect(r.cleanup.failed).toBe(0);
+    expect(Date.now() - started).toBeLessThan(120_000);
+  }, 180_000);
+});
