@@ -103,11 +103,9 @@ export interface JobsRegistry {
   onMembershipChange?(listener: (change: MembershipChange) => void): () => void;
 }
 
-export interface MembershipChange {
-  readonly kind: 'added' | 'removed';
-  readonly thingName: string;
-  readonly thingGroupName: string;
-}
+export type MembershipChange =
+  | { readonly kind: 'added' | 'removed'; readonly thingName: string; readonly thingGroupName: string }
+  | { readonly kind: 'deleted'; readonly thingName: string };
 
 export interface JobsServiceDeps {
   readonly store: JobsStore;
@@ -653,10 +651,35 @@ export function createJobsService(deps: JobsServiceDeps): JobsService {
     };
   }
 
+  /**
+   * A deleted thing's pending executions are REMOVED: nothing can run them any more, and a
+   * SNAPSHOT job waiting on them would never complete (a thing created later under the same name
+   * starts with none).
+   */
+  function onThingDeleted(thingName: string, changes: ChangeSet): void {
+    const now = clock.now();
+    const pending = ['QUEUED', 'IN_PROGRESS'] as const;
+    const executions = pending.flatMap(
+      (status) => store.listExecutionsForThing(thingName, { status, limit: Number.MAX_SAFE_INTEGER }).items,
+    );
+    for (const e of executions) {
+      changes.touch(thingName);
+      save({ ...stripTimers(e), status: 'REMOVED', versionNumber: e.versionNumber + 1, lastUpdatedAt: now });
+    }
+    for (const jobId of new Set(executions.map((e) => e.jobId))) {
+      const job = store.getJob(jobId);
+      if (job) maybeComplete(rollout(job, changes));
+    }
+  }
+
   function onMembershipChange(change: MembershipChange): void {
     const changes = changeSet();
     try {
       store.transaction(() => {
+        if (change.kind === 'deleted') {
+          onThingDeleted(change.thingName, changes);
+          return;
+        }
         const continuous = store.jobsWithStatus('IN_PROGRESS').filter((j) => j.targetSelection === 'CONTINUOUS');
         if (continuous.length === 0) return;
         const covering = coveringGroups(change.thingName);

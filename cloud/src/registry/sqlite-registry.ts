@@ -156,7 +156,10 @@ export interface Registry extends IdentityDirectory {
   deleteThingGroup(input: { thingGroupName: string; expectedVersion?: number | undefined }): void;
   addThingToThingGroup(input: MembershipInput): void;
   removeThingFromThingGroup(input: MembershipInput): void;
-  /** Calls `listener` after a thing joins or leaves a static group; returns a function that removes it. */
+  /**
+   * Calls `listener` after a thing joins or leaves a static group, or is deleted (and so leaves
+   * every group); returns a function that removes it.
+   */
   onMembershipChange(listener: (change: MembershipChange) => void): () => void;
   listThingsInThingGroup(
     thingGroupName: string,
@@ -681,9 +684,9 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
 
     deleteThing({ thingName, expectedVersion }) {
       checkThingName(thingName);
-      tx(() => {
+      const deleted = tx(() => {
         const row = q.thingByName.get(thingName);
-        if (!row) return;
+        if (!row) return false;
         if (expectedVersion !== undefined && expectedVersion !== row.version) {
           throw new RegistryError(
             'VersionConflictException',
@@ -698,7 +701,9 @@ export function openSqliteRegistry(options: SqliteRegistryOptions): Registry {
         }
         groups.forgetThing(thingName);
         q.deleteThing.run(thingName);
+        return true;
       })();
+      if (deleted) membershipChanged({ kind: 'deleted', thingName });
     },
 
     registerCertificate({ certificatePem, status }) {

@@ -59,12 +59,10 @@ export interface MembershipInput {
   readonly thingArn?: string | undefined;
 }
 
-/** A thing joined or left a static group (continuous jobs follow these). */
-export interface MembershipChange {
-  readonly kind: 'added' | 'removed';
-  readonly thingName: string;
-  readonly thingGroupName: string;
-}
+/** A thing joined or left a static group, or was deleted (the jobs service follows these). */
+export type MembershipChange =
+  | { readonly kind: 'added' | 'removed'; readonly thingName: string; readonly thingGroupName: string }
+  | { readonly kind: 'deleted'; readonly thingName: string };
 
 /** UpdateThingGroup's fields: `merge` adds `attributes` to the group's instead of replacing them; one given an empty value goes. */
 export interface UpdateThingGroupInput {

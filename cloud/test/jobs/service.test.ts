@@ -237,6 +237,33 @@ describe('jobs service: notifications, documents and restarts', () => {
     expect(jobs.describeJob('j1').details.numberOfRemovedThings).toBe(1);
   });
 
+  it('marks the pending executions of a deleted thing REMOVED, so a SNAPSHOT job on it can complete', async () => {
+    const { jobs, registry, sink, clock } = bed(['t1', 't2', 't3']);
+    await jobs.createJob({
+      jobId: 'j1',
+      targets: ['t1', 't2'].map(thingArn),
+      document: '{}',
+      inProgressTimeoutInMinutes: 5,
+    });
+    await jobs.createJob({ jobId: 'j2', targets: ['t1', 't3'].map(thingArn), document: '{}' });
+    await jobs.startNext('t1', {});
+    await jobs.update('t2', 'j1', { status: 'SUCCEEDED' });
+    sink.clear();
+    registry.deleteThing({ thingName: 't1' });
+    expect(jobs.describeExecution('j1', 't1').execution).toMatchObject({ status: 'REMOVED', versionNumber: 3 });
+    expect(jobs.describeExecution('j2', 't1').execution.status).toBe('REMOVED');
+    expect(jobs.describeJob('j1').job.status).toBe('COMPLETED');
+    expect(jobs.describeJob('j1').details.numberOfRemovedThings).toBe(1);
+    expect(jobs.describeJob('j2').job.status).toBe('IN_PROGRESS');
+    expect(sink.of('t1').map((n) => n.kind)).toEqual(['notify', 'notify-next']);
+    // Its in-progress timer went with it.
+    clock.advance(10 * 60_000);
+    expect(jobs.describeExecution('j1', 't1').execution.status).toBe('REMOVED');
+    // A thing created again under the name starts with no pending execution.
+    registry.createThing({ thingName: 't1' });
+    expect(await jobs.getPending('t1')).toEqual({ inProgressJobs: [], queuedJobs: [] });
+  });
+
   it('keeps its jobs, rollout and timers across a restart of the service', async () => {
     const b = bed(['t1', 't2', 't3']);
     const file = jobsFile(dir, files);
