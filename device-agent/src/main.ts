@@ -9,11 +9,13 @@ import { type ConfigFlags, loadConfig } from './config/load.js';
 import type { AgentConfig } from './config/schema.js';
 import { AgentError, ConfigError } from './errors.js';
 import { HardwareUnavailableError } from './hardware/errors.js';
+import { selfUpdateLayout } from './jobs/wiring.js';
 import { createLogger } from './logger.js';
 import { createSystemClock } from './ports/clock.js';
 import { exitWhenFlushed } from './process-exit.js';
 import { createSystemdNotifier } from './systemd/notify.js';
 import { renderUnit } from './systemd/unit.js';
+import { createUpdater } from './update/updater.js';
 
 /** Where the CLI writes and what it reads; `process` only in {@link main}. */
 export interface CliIo {
@@ -22,6 +24,8 @@ export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Resolves with the signal that asks `run` to stop. */
   readonly waitForStop?: () => Promise<'SIGTERM' | 'SIGINT'>;
+  /** The script this process runs (`process.argv[1]`): tells an agent installed for updates (`<stateDir>/current`). */
+  readonly launcher?: string;
 }
 
 class ExitWith extends AgentError {
@@ -88,7 +92,28 @@ async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCod
     bindings: { version: AGENT_VERSION, thingName: config.thingName },
   });
   const notifier = createSystemdNotifier({ env: io.env, logger });
-  const runtime = createAgentRuntime({ config, clock: createSystemClock(), logger });
+  const clock = createSystemClock();
+  // An agent update switched in (or rolled back) ends this process gracefully; systemd starts
+  // the agent `current` names (Restart=always).
+  let restart: (reason: string) => void = () => undefined;
+  const restartAsked = new Promise<'RESTART'>((resolve) => {
+    restart = (reason) => {
+      logger.warn({ reason }, 'restarting the agent');
+      resolve('RESTART');
+    };
+  });
+  const layout = selfUpdateLayout(config, io.launcher);
+  const updater = layout
+    ? createUpdater({
+        ...layout,
+        publicKeys: config.update.publicKeys,
+        healthDeadlineMs: config.update.healthDeadlineSeconds * 1000,
+        clock,
+        logger,
+        restart,
+      })
+    : undefined;
+  const runtime = createAgentRuntime({ config, clock, logger, jobs: { ...(updater ? { updater } : {}), restart } });
   try {
     await runtime.start();
   } catch (err) {
@@ -103,11 +128,12 @@ async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCod
   if (notifier.watchdogIntervalMs !== undefined) {
     watchdog = setInterval(() => void notifier.watchdog(), notifier.watchdogIntervalMs);
   }
-  const signal = await stopAsked;
+  const signal = await Promise.race([stopAsked, restartAsked]);
   logger.info({ signal }, 'stopping');
   await notifier.stopping('draining telemetry');
   if (watchdog) clearInterval(watchdog);
-  await runtime.stop('shutdown');
+  updater?.stop();
+  await runtime.stop(signal === 'RESTART' ? 'restart' : 'shutdown');
   logger.flush?.();
   return signal === 'SIGINT' ? EXIT.interrupted : EXIT.ok;
 }
@@ -225,6 +251,7 @@ export async function main(): Promise<void> {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
     env: process.env,
+    ...(process.argv[1] ? { launcher: process.argv[1] } : {}),
   });
   exitWhenFlushed(code);
 }

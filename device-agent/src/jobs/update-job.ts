@@ -60,7 +60,8 @@ export function createUpdateHandler(deps: UpdateHandlerDeps): JobHandler<AgentUp
         return {
           status: 'REJECTED',
           step: 'validate',
-          detail: 'this agent cannot update itself (no updater)',
+          detail:
+            'this agent cannot update itself: it is not installed for updates (no updater; the systemd unit with selfUpdate runs <stateDir>/current)',
           version,
         };
       }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { type DesiredState, splitDesired } from '@pifleet/protocol';
+import { AGENT_INSTALL_PATHS, type DesiredState, splitDesired } from '@pifleet/protocol';
 import type { AwsIotTransport } from '../adapters/aws-iot-sdk.js';
 import type { Agent } from '../app/agent.js';
 import { configOverlayPath, mergeSettings } from '../config/overlay.js';
@@ -95,7 +95,7 @@ export function createAgentJobs(deps: AgentJobsDeps): JobRunner {
     }
     return createTopicJobsService({ ...common, transport: deps.transport, clock: deps.clock });
   };
-  return createJobRunner({
+  const runner = createJobRunner({
     service,
     connection: {
       get isConnected() {
@@ -120,4 +120,36 @@ export function createAgentJobs(deps: AgentJobsDeps): JobRunner {
       }),
     },
   });
+  const { updater } = deps;
+  if (!updater) return runner;
+  return {
+    ...runner,
+    start() {
+      runner.start();
+      // The new agent's health deadline runs from its start, connected or not: a release that
+      // never connects must still be rolled back in time, not only when the job can be resumed.
+      const job = store.load();
+      if (job?.operation === 'pifleet.agent-update' && job.outcome === undefined) {
+        updater.onStart(job.jobId).catch((err: unknown) => logger.error({ err }, 'updater start check failed'));
+      }
+    },
+  };
+}
+
+/**
+ * Where an agent installed for updates keeps them, when this process is one: the unit's
+ * `selfUpdate` runs `<stateDir>/current/bin/pifleet-agent.js` (the state directory is the
+ * outbox's), with the factory install as the fallback. Undefined for an agent started any other
+ * way (the factory unit, a development checkout): switching `current` would not change what runs,
+ * so it has no updater and agent-update jobs are REJECTED with that reason.
+ */
+export function selfUpdateLayout(
+  config: AgentConfig,
+  launcher: string | undefined,
+): { readonly stateDir: string; readonly factoryDir: string; readonly runningDir: string } | undefined {
+  if (launcher === undefined || config.outbox.path === ':memory:') return undefined;
+  const stateDir = path.dirname(path.resolve(config.outbox.path));
+  const runningDir = path.join(stateDir, 'current');
+  if (path.resolve(launcher) !== path.join(runningDir, 'bin', 'pifleet-agent.js')) return undefined;
+  return { stateDir, factoryDir: AGENT_INSTALL_PATHS.agentDir, runningDir };
 }
