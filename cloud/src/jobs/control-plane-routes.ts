@@ -148,6 +148,10 @@ function abortConfig(body: Body): readonly AbortCriterion[] | undefined {
         'An abort criterion needs failureType, action, thresholdPercentage and minNumberOfExecutedThings.',
       );
     }
+    // "AWS IoT Core supports up to two digits after the decimal (for example, 10.9 and 10.99, but not 10.999)."
+    if (Math.abs(thresholdPercentage * 100 - Math.round(thresholdPercentage * 100)) > 1e-7) {
+      throw invalidRequest("'thresholdPercentage' supports two digits after the decimal point.");
+    }
     return { failureType, action, thresholdPercentage, minNumberOfExecutedThings };
   });
 }

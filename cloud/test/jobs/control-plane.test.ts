@@ -500,6 +500,30 @@ describe('hostile and bad input', () => {
       /thresholdPercentage/,
     ],
     ['a target that is not an ARN', { targets: ['thing/x'] }, /not a thing or thing group ARN/],
+    [
+      'an abort threshold with three decimals',
+      {
+        abortConfig: {
+          criteriaList: [
+            { failureType: 'ALL', action: 'CANCEL', thresholdPercentage: 10.999, minNumberOfExecutedThings: 1 },
+          ],
+        },
+      },
+      /two digits/,
+    ],
+    [
+      'an incrementFactor with two decimals',
+      {
+        jobExecutionsRolloutConfig: {
+          exponentialRate: {
+            baseRatePerMinute: 1,
+            incrementFactor: 1.55,
+            rateIncreaseCriteria: { numberOfNotifiedThings: 1 },
+          },
+        },
+      },
+      /one digit/,
+    ],
   ] as const)('refuses %s', async (_what, input, message) => {
     const [t] = await things(1, 'hostile');
     const err = await bad({ targets: [thingArn(t as string)], ...(input as Partial<CreateJobCommandInput>) });
