@@ -135,28 +135,41 @@ export const THING_NAME_VARIABLE = '${iot:Connection.Thing.ThingName}';
 export const RECOMMENDED_POLICY_NAME = 'pifleet-device';
 
 /**
+ * IoT Core's limit on a policy document: 2,048 characters, whitespace not counted (CreatePolicy's
+ * `policyDocument`, AWS IoT API Reference). A longer document is refused by CreatePolicy.
+ */
+export const POLICY_DOCUMENT_MAX_CHARS = 2048;
+
+/** A policy document's length as IoT Core measures it against {@link POLICY_DOCUMENT_MAX_CHARS}. */
+export function policyDocumentLength(text: string): number {
+  return text.replace(/\s/g, '').length;
+}
+
+/**
  * The recommended least-privilege device policy. One policy serves the whole fleet because
  * every resource is scoped by the `${iot:Connection.Thing.ThingName}` policy variable: a device
  * may connect only with its own thing name as client id, and only while its certificate is
- * attached to that thing; it may publish only its own telemetry and status topics, its own
- * shadow requests and its own four jobs requests, and subscribe to and receive only its own
- * shadow responses, commands, jobs answers and jobs notifications.
+ * attached to that thing; it may publish only its own telemetry and status topics and requests to
+ * its own shadows and jobs, and subscribe to and receive only its own commands and the answers and
+ * notifications under its own `$aws/things/{thing}/` topics.
  *
- * The jobs topics are exactly those `iotjobs.IotJobsClientv2` uses ("Jobs device MQTT API
- * operations"): it publishes `jobs/get`, `jobs/start-next`, `jobs/{jobId}/get` and
- * `jobs/{jobId}/update`, subscribes to each one's `/+` answers, and streams `jobs/notify` and
- * `jobs/notify-next`. A policy `*` matches across `/`, but the broker lets a device publish no
- * other `$aws/things/.../jobs/...` topic, so `jobs/*\/get` grants no more than the job ids.
+ * Publishing is granted per request, so a device can never publish what only the services publish
+ * (`…/accepted`, `…/rejected`, `…/delta`, `…/documents`, `jobs/notify…`) and fool a rule or an
+ * application that listens there. The request topics are written with a leading `*` (`shadow/*get`
+ * is `shadow/get` and `shadow/name/{name}/get`; `jobs/*get` is `jobs/get` and `jobs/{jobId}/get`),
+ * and receiving is one grant over the thing's own reserved topics: listed one topic at a time, the
+ * shadow's six requests and twelve answers and the jobs client's four requests, eight answers and
+ * two notifications made a document of ~4,800 characters, and IoT Core refuses a policy over 2,048
+ * ({@link POLICY_DOCUMENT_MAX_CHARS}).
  */
 export function recommendedDevicePolicy(region: string, accountId: string): IotPolicyDocument {
   const arn = (kind: 'client' | 'topic' | 'topicfilter', rest: string) =>
     `arn:aws:iot:${region}:${accountId}:${kind}/${rest}`;
   const t = THING_NAME_VARIABLE;
-  const shadow = `$aws/things/${t}/shadow`;
+  const shadow = (suffix: string) => `$aws/things/${t}/shadow/${suffix}`;
   const jobs = (suffix: string) => jobsTopicResource(t, suffix);
-  /** The answers of the four jobs requests: `/accepted` and `/rejected`, as `/+` filters and topics. */
-  const jobAnswers = [jobs('get/*'), jobs('start-next/*'), jobs('*/get/*'), jobs('*/update/*')];
-  const jobNotifications = [jobs('notify'), jobs('notify-next')];
+  /** Everything IoT Core publishes to this thing: shadow and jobs answers and notifications. */
+  const ownReserved = `$aws/things/${t}/*`;
   return {
     Version: '2012-10-17',
     Statement: [
@@ -174,16 +187,12 @@ export function recommendedDevicePolicy(region: string, accountId: string): IotP
         Resource: [
           arn('topic', appTopicResource('telemetry', t)),
           arn('topic', appTopicResource('status', t)),
-          arn('topic', `${shadow}/get`),
-          arn('topic', `${shadow}/update`),
-          arn('topic', `${shadow}/delete`),
-          arn('topic', `${shadow}/name/*/get`),
-          arn('topic', `${shadow}/name/*/update`),
-          arn('topic', `${shadow}/name/*/delete`),
-          arn('topic', jobs('get')),
+          arn('topic', shadow('*get')),
+          arn('topic', shadow('*update')),
+          arn('topic', shadow('*delete')),
+          arn('topic', jobs('*get')),
           arn('topic', jobs('start-next')),
-          arn('topic', jobs('*/get')),
-          arn('topic', jobs('*/update')),
+          arn('topic', jobs('*update')),
         ],
       },
       {
@@ -195,34 +204,16 @@ export function recommendedDevicePolicy(region: string, accountId: string): IotP
         Resource: arn('topic', appTopicResource('status', t)),
       },
       {
-        Sid: 'SubscribeOwnResponses',
+        Sid: 'SubscribeOwn',
         Effect: 'Allow',
         Action: 'iot:Subscribe',
-        Resource: [
-          arn('topicfilter', `${shadow}/get/*`),
-          arn('topicfilter', `${shadow}/update/*`),
-          arn('topicfilter', `${shadow}/delete/*`),
-          arn('topicfilter', `${shadow}/name/*/get/*`),
-          arn('topicfilter', `${shadow}/name/*/update/*`),
-          arn('topicfilter', `${shadow}/name/*/delete/*`),
-          arn('topicfilter', appTopicResource('commands', t)),
-          ...[...jobAnswers, ...jobNotifications].map((r) => arn('topicfilter', r)),
-        ],
+        Resource: [arn('topicfilter', ownReserved), arn('topicfilter', appTopicResource('commands', t))],
       },
       {
-        Sid: 'ReceiveOwnResponses',
+        Sid: 'ReceiveOwn',
         Effect: 'Allow',
         Action: 'iot:Receive',
-        Resource: [
-          arn('topic', `${shadow}/get/*`),
-          arn('topic', `${shadow}/update/*`),
-          arn('topic', `${shadow}/delete/*`),
-          arn('topic', `${shadow}/name/*/get/*`),
-          arn('topic', `${shadow}/name/*/update/*`),
-          arn('topic', `${shadow}/name/*/delete/*`),
-          arn('topic', appTopicResource('commands', t)),
-          ...[...jobAnswers, ...jobNotifications].map((r) => arn('topic', r)),
-        ],
+        Resource: [arn('topic', ownReserved), arn('topic', appTopicResource('commands', t))],
       },
     ],
   };

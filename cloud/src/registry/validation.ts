@@ -1,5 +1,12 @@
 import type { IotPolicyDocument, PathIssue } from '@pifleet/protocol';
-import { LIMITS, MAX_JSON_DEPTH, POLICY_PART_MESSAGES, parseIotPolicyDocument } from '@pifleet/protocol';
+import {
+  LIMITS,
+  MAX_JSON_DEPTH,
+  POLICY_DOCUMENT_MAX_CHARS,
+  POLICY_PART_MESSAGES,
+  parseIotPolicyDocument,
+  policyDocumentLength,
+} from '@pifleet/protocol';
 import { documentProblems } from '../core/policy/index.js';
 import { invalid, RegistryError } from './errors.js';
 
@@ -168,6 +175,15 @@ export function parsePolicyDocument(text: string): IotPolicyDocument {
  */
 export function checkPolicyDocument(text: string): IotPolicyDocument {
   const document = parsePolicyDocument(text);
+  // IoT Core's CreatePolicy limit (whitespace not counted). The parser's byte cap above is only a
+  // guard against huge bodies; a stored document is never measured again, so one created before
+  // this check still loads.
+  const length = policyDocumentLength(text);
+  if (length > POLICY_DOCUMENT_MAX_CHARS) {
+    throw malformed(
+      `The policy document is ${length} characters long (whitespace not counted); IoT Core's limit is ${POLICY_DOCUMENT_MAX_CHARS}.`,
+    );
+  }
   const [first] = documentProblems(document);
   if (first) throw malformed(`Policy statement ${first.statement}: ${first.message}.`);
   return document;

@@ -108,11 +108,49 @@ describe('recommended device policy', () => {
       true,
     ],
     ['subscribes to notify-next', own, 'iot:Subscribe', arn('topicfilter', '$aws/things/pi-01/jobs/notify-next'), true],
+    // One grant over the thing's own reserved topics keeps the policy within IoT Core's 2,048
+    // characters; AWS advises against such a subscription, but it reaches only the own thing.
     [
-      'cannot subscribe to all its jobs topics at once',
+      'may subscribe to all its own jobs topics at once',
       own,
       'iot:Subscribe',
       arn('topicfilter', '$aws/things/pi-01/jobs/#'),
+      true,
+    ],
+    [
+      'cannot subscribe to all jobs topics of every thing',
+      own,
+      'iot:Subscribe',
+      arn('topicfilter', '$aws/things/+/jobs/#'),
+      false,
+    ],
+    ['cannot publish a shadow delta', own, 'iot:Publish', arn('topic', '$aws/things/pi-01/shadow/update/delta'), false],
+    [
+      'cannot publish a named shadow update/documents',
+      own,
+      'iot:Publish',
+      arn('topic', '$aws/things/pi-01/shadow/name/a/update/documents'),
+      false,
+    ],
+    [
+      'publishes a named shadow delete',
+      own,
+      'iot:Publish',
+      arn('topic', '$aws/things/pi-01/shadow/name/a/delete'),
+      true,
+    ],
+    [
+      'cannot publish a jobs notify-next',
+      own,
+      'iot:Publish',
+      arn('topic', '$aws/things/pi-01/jobs/notify-next'),
+      false,
+    ],
+    [
+      'cannot publish a jobs update/accepted',
+      own,
+      'iot:Publish',
+      arn('topic', '$aws/things/pi-01/jobs/j1/update/accepted'),
       false,
     ],
     [

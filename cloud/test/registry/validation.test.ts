@@ -1,7 +1,7 @@
-import { recommendedDevicePolicy } from '@pifleet/protocol';
+import { POLICY_DOCUMENT_MAX_CHARS, recommendedDevicePolicy } from '@pifleet/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RegistryError } from '../../src/registry/errors.js';
-import { MAX_POLICY_DOCUMENT_BYTES, parsePolicyDocument } from '../../src/registry/validation.js';
+import { checkPolicyDocument, MAX_POLICY_DOCUMENT_BYTES, parsePolicyDocument } from '../../src/registry/validation.js';
 
 /**
  * Policy documents as the registry reads them: the schema decides, and the registry answers in its
@@ -13,9 +13,12 @@ const V = '"Version":"2012-10-17"';
 const stmt = (fields: string) => `{${V},"Statement":{${fields}}}`;
 const ok = '"Effect":"Allow","Action":"iot:Connect","Resource":"*"';
 
-function rejection(text: string): { code: string; message: string } {
+function rejection(
+  text: string,
+  check: (text: string) => unknown = parsePolicyDocument,
+): { code: string; message: string } {
   try {
-    parsePolicyDocument(text);
+    check(text);
   } catch (err) {
     expect(err).toBeInstanceOf(RegistryError);
     return { code: (err as RegistryError).code, message: (err as RegistryError).message };
@@ -122,6 +125,21 @@ describe('parsePolicyDocument', () => {
     expect(rejection(text)).toEqual({
       code: 'MalformedPolicyException',
       message: `The policy document is larger than ${MAX_POLICY_DOCUMENT_BYTES} bytes.`,
+    });
+  });
+
+  it("refuses a document over IoT Core's 2,048 characters, whitespace not counted", () => {
+    const sid = (n: number) => stmt(`${ok},"Sid":"${'s'.repeat(n)}"`);
+    const at = (text: string) => text.replace(/\s/g, '').length;
+    const base = at(sid(0));
+    const longest = sid(POLICY_DOCUMENT_MAX_CHARS - base);
+    expect(at(longest)).toBe(POLICY_DOCUMENT_MAX_CHARS);
+    expect(() => checkPolicyDocument(longest)).not.toThrow();
+    // Whitespace does not count: the same document pretty-printed is still accepted.
+    expect(() => checkPolicyDocument(JSON.stringify(JSON.parse(longest), null, 8))).not.toThrow();
+    expect(rejection(sid(POLICY_DOCUMENT_MAX_CHARS - base + 1), checkPolicyDocument)).toEqual({
+      code: 'MalformedPolicyException',
+      message: `The policy document is ${POLICY_DOCUMENT_MAX_CHARS + 1} characters long (whitespace not counted); IoT Core's limit is ${POLICY_DOCUMENT_MAX_CHARS}.`,
     });
   });
 
