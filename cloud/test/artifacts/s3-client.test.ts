@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localCorePaths } from '../../src/app/local-core.js';
+import { presignIdentity } from '../../src/artifacts/index.js';
 import {
   type InProcessCore,
   localProfileCredentials,
@@ -266,6 +267,30 @@ describe('refusals with S3 error codes, nothing stored', () => {
     }
     const missing = await rejected(s3.send(new HeadObjectCommand({ Bucket: 'pifleet-artifacts', Key: 'nope' })));
     expect(missing.name).toBe('NotFound');
+  });
+});
+
+describe('the presign identity (the stand-in for the role IoT assumes)', () => {
+  it('may read objects and do nothing else, like a role with s3:GetObject only', async () => {
+    const own = await localProfileCredentials(run.info)();
+    const reader = s3Client(presignIdentity(own.secretAccessKey));
+    try {
+      expect(
+        (await reader.send(new HeadObjectCommand({ Bucket: 'pifleet-artifacts', Key: 'twice' }))).ContentLength,
+      ).toBe(6);
+      for (const send of [
+        () => reader.send(new PutObjectCommand({ Bucket: 'pifleet-artifacts', Key: 'by-reader', Body: 'x' })),
+        () => reader.send(new DeleteObjectCommand({ Bucket: 'pifleet-artifacts', Key: 'twice' })),
+        () => reader.send(new CreateBucketCommand({ Bucket: 'by-reader' })),
+      ]) {
+        const err = await rejected(send());
+        expect(err.name).toBe('AccessDenied');
+        expect(err.$metadata.httpStatusCode).toBe(403);
+      }
+    } finally {
+      reader.destroy();
+    }
+    expect((await bodyOf('pifleet-artifacts', 'twice')).toString()).toBe('second');
   });
 });
 
