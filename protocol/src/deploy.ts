@@ -156,6 +156,13 @@ export function renderAgentUnit(o: AgentUnitOptions): string {
   // read-only too. A config directory inside the writable one needs no entry of its own.
   const writable = update && !within(update.stateDir, outboxDir) ? [outboxDir, update.stateDir] : [outboxDir];
   const readOnly = writable.some((dir) => within(configDir, dir)) ? '' : `ReadOnlyPaths=${configDir}\n`;
+  // With updates, a configuration error (78) restarts too: a new release that refuses the device's
+  // config (a stricter schema) exits 78 at every start, and without a restart the boot guard never
+  // runs again to roll it back, leaving the device with no agent. The guard rolls such a release
+  // back at its 4th start; a config that no release accepts stops at the start limit instead.
+  const preventRestart = update
+    ? '# 78 (invalid configuration) restarts too: the boot guard rolls back a release that refuses the config.\n'
+    : `# 78 = invalid configuration: restarting cannot fix it.\nRestartPreventExitStatus=${AGENT_RESTART.preventExitStatus.join(' ')}\n`;
   // The guard runs from the factory install (read-only, never updated) and never loads a release's
   // code; `-`: a guard that fails must not keep the service from starting what `current` names.
   const guard = update
@@ -181,9 +188,7 @@ ${guard}ExecStart=${exec} run --config ${o.configPath}
 WatchdogSec=${watchdogSec}
 Restart=always
 RestartSec=${AGENT_RESTART.restartSec}
-# 78 = invalid configuration: restarting cannot fix it.
-RestartPreventExitStatus=${AGENT_RESTART.preventExitStatus.join(' ')}
-TimeoutStopSec=20
+${preventRestart}TimeoutStopSec=20
 KillSignal=SIGTERM
 User=${user}
 Group=${user}

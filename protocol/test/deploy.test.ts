@@ -170,9 +170,13 @@ describe('renderAgentUnit', () => {
       );
       expect(pathLines(unit)).toEqual([`ReadWritePaths=${stateDir}`, `ReadOnlyPaths=${AGENT_INSTALL_PATHS.configDir}`]);
       expect(section(unit, 'Service').get('ProtectSystem')).toBe('strict');
-      // The restart policy is the same: a release crashing at start is rolled back by the guard
-      // (3 starts) long before systemd's start limit (10) stops the service.
+      // A release crashing at start, 78 included (it refuses the device's config), is restarted, so
+      // the guard runs and rolls it back at its 4th start, before systemd's start limit (10) stops
+      // the service; a config no release accepts stops at that limit.
+      expect(section(unit, 'Service').has('RestartPreventExitStatus')).toBe(false);
+      expect(section(unit, 'Service').get('Restart')).toBe('always');
       expect(startsBeforeGivingUp(unit, 1)).toBe(AGENT_RESTART.startLimitBurst);
+      expect(startsBeforeGivingUp(unit, 1)).toBeGreaterThan(1 + 3 + 1);
     });
 
     it('the guard the unit names is built from the agent package (dist/update/boot-guard.js ← src/update/boot-guard.ts)', () => {

@@ -139,8 +139,10 @@ export async function startReleaseServer(): Promise<ReleaseServer> {
       return;
     }
     if (interrupt.delete(name)) {
+      // Half the body, then the connection ends (FIN after the bytes, so they all arrive): the
+      // client sees a response cut short, as when a link drops.
       res.writeHead(200, { 'content-length': body.byteLength });
-      res.write(body.subarray(0, Math.floor(body.byteLength / 2)), () => res.destroy());
+      res.write(body.subarray(0, Math.floor(body.byteLength / 2)), () => res.socket?.end());
       return;
     }
     const m = range ? /^bytes=(\d+)-$/.exec(range) : null;
@@ -247,7 +249,7 @@ export async function runDevice(device: Device, options: RunOptions = {}): Promi
   const events: DeviceEvent[] = [];
   let guardLog = '';
   let running: string | undefined;
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const deadline = Date.now() + (options.timeoutMs ?? 100_000);
   const maxStarts = options.maxStarts ?? 12;
   const hasJob = (() => {
     try {

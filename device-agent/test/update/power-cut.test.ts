@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,12 +36,15 @@ const releases = new Map<string, SignedRelease>();
 
 beforeAll(async () => {
   server = await startReleaseServer();
+  // 256 KiB of random bytes in each release, so a download takes several chunks and a cut in the
+  // middle of one leaves a partial file.
+  const payload = { name: 'payload.bin', bytes: randomBytes(256 * 1024) };
   for (const [name, behaviour] of [
     ['healthy', 'healthy'],
     ['crash', 'crash'],
     ['never-healthy', 'never-healthy'],
   ] as const) {
-    const release = signRelease(await buildTarball(root, '2.0.0', behaviour), '2.0.0', trusted);
+    const release = signRelease(await buildTarball(root, '2.0.0', behaviour, payload), '2.0.0', trusted);
     releases.set(name, release);
     server.put(name, release.tarball);
   }
@@ -87,7 +91,8 @@ function expectKeptOld(d: Device, run: DeviceRun, status: 'FAILED' | 'REJECTED',
   expectRunning(d, run, '1.0.0', d.factoryDir);
 }
 
-describe('agent update on a device (real processes, fake systemd)', () => {
+// Each case starts 2-6 agent processes through tsx (~1.3 s each on an idle machine, several times that on a busy one).
+describe('agent update on a device (real processes, fake systemd)', { timeout: 120_000 }, () => {
   it('a healthy release: downloaded, verified, unpacked side by side, switched, confirmed; SUCCEEDED', async () => {
     const d = withJob(device(), 'healthy');
     const run = await runDevice(d);
@@ -162,10 +167,11 @@ describe('agent update on a device (real processes, fake systemd)', () => {
   });
 
   it('an interrupted download resumes with a Range request and the update succeeds', async () => {
-    const name = 'healthy';
+    const name = 'healthy-interrupted';
+    server.put(name, healthy().tarball);
     server.interruptOnce(name);
     const before = server.requests.length;
-    const d = withJob(device(), name);
+    const d = withJob(device(), name, healthy());
     const run = await runDevice(d);
     expectUpdated(d, run);
     const gets = server.requests.slice(before).filter((r) => r.name === name);
@@ -183,12 +189,22 @@ describe('agent update on a device (real processes, fake systemd)', () => {
   });
 });
 
-describe('power cut (SIGKILL) at every step boundary', () => {
+describe('power cut (SIGKILL) at every step boundary', { timeout: 120_000 }, () => {
   it.each(UPDATE_STEP_POINTS.map((p) => [p]))('healthy release, killed at %s: resumes and SUCCEEDS', async (point) => {
+    const before = server.requests.length;
     const d = withJob(device(), 'healthy');
     const run = await runDevice(d, { fault: point });
     expect(run.events.some((e) => e.type === 'fault' && e.point === point)).toBe(true);
     expectUpdated(d, run);
+    const ranges = server.requests.slice(before).map((r) => r.range);
+    if (point === 'download-partial') {
+      // Killed with half the release on disk: the restarted agent asked for the rest only.
+      expect(ranges).toHaveLength(2);
+      expect(ranges[1]).toMatch(/^bytes=[1-9]\d*-$/);
+    } else {
+      // Killed anywhere else: the release was downloaded once.
+      expect(ranges).toEqual([undefined]);
+    }
   });
 
   it.each(['guard:counted', 'rolling-back', 'rolled-back-link'])(
