@@ -127,6 +127,35 @@ describe('release build', () => {
     });
   });
 
+  it('packs hard-linked files (pnpm deploy links identical files, to its store too) as regular files', async () => {
+    // pnpm's layout: one stored file hard-linked into several packages, its store copy outside.
+    const linked = agentDir(path.join(root, 'agent-linked'));
+    const store = path.join(root, 'store-file.d.ts');
+    fs.writeFileSync(store, 'export {};\n');
+    for (let i = 0; i < 6; i++) {
+      const pkg = path.join(linked, `node_modules/.pnpm/p${i}@1.0.0/node_modules/p${i}/types/ts3.4`);
+      fs.mkdirSync(pkg, { recursive: true });
+      fs.linkSync(store, path.join(pkg, 'index.d.ts'));
+      fs.linkSync(store, path.join(pkg, '..', 'index.d.ts'));
+      fs.writeFileSync(path.join(pkg, 'own.d.ts'), `export const p${i} = ${i};\n`);
+    }
+    expect(fs.statSync(store).nlink).toBe(13);
+    const cwd = fresh();
+    const r = await cli(['release', 'build', '--from', linked, '--key', keyFile(), '--version', '1.0.0', '--json'], {
+      cwd,
+    });
+    expect(r.code).toBe(EXIT.ok);
+    const built = JSON.parse(r.stdout) as Built;
+    const files = new Map<string, { type: string; size: number }>();
+    await list({
+      file: built.tarball,
+      onReadEntry: (e) => void files.set(e.path, { type: e.type, size: e.size ?? 0 }),
+    });
+    const links = [...files].filter(([p]) => p.endsWith('index.d.ts'));
+    expect(links).toHaveLength(12);
+    for (const [, f] of links) expect(f).toEqual({ type: 'File', size: 'export {};\n'.length });
+  });
+
   it('packs the same directory to the same bytes, whatever its files’ times', async () => {
     const a = JSON.parse((await build(fresh(), '--version', '2.0.0', '--json')).stdout) as Built;
     const later = new Date('2030-01-01T00:00:00Z');
