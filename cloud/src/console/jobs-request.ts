@@ -287,7 +287,7 @@ function base64Field(input: JsonObject, path: string, maxBytes: number, issues: 
 
 /**
  * The release URL as the document carries it, and the URL the device will see: an IoT presign
- * placeholder is kept; an S3 object URL is wrapped in one (the core presigns it per device, as IoT
+ * placeholder is kept as given; an S3 object URL is wrapped in one (the core presigns it per device, as IoT
  * does); any other http(s) URL is used as it is.
  */
 function releaseUrl(
@@ -316,9 +316,9 @@ function releaseUrl(
     issues.push({ path: 'url', message: 'must be an http(s) URL' });
     return undefined;
   }
-  return isS3
-    ? { stored: `\${aws:iot:s3-presigned-url:${url}}`, seen: url, presign: true }
-    : { stored: url, seen: url, presign: false };
+  if (!isS3) return { stored: url, seen: url, presign: false };
+  // A placeholder keeps the spelling given (the current docs show `-v2`; the CLI writes the first one).
+  return { stored: inner === undefined ? `\${aws:iot:s3-presigned-url:${url}}` : text, seen: url, presign: true };
 }
 
 interface Built {

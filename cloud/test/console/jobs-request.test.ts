@@ -85,12 +85,11 @@ describe('parseCreateJobRequest', () => {
     expect(r.value.presignedUrlConfig).toEqual({ roleArn: 'arn:aws:iam::123456789012:role/pifleet-local-presign' });
   });
 
-  it('takes a placeholder (the -v2 spelling too) for its S3 URL, and a plain https URL as it is, unsigned', () => {
+  it('keeps a placeholder as given (the -v2 spelling the current docs show), and a plain https URL as it is, unsigned', () => {
     const v2 = '${aws:iot:s3-presigned-url-v2:https://s3.amazonaws.com/bucket/a.tar.gz}';
     const kept = parse({ type: 'agent-update', things: ['pi-1'], url: v2, ...release() });
-    expect(kept.ok && JSON.parse(kept.value.document).release.url).toBe(
-      '${aws:iot:s3-presigned-url:https://s3.amazonaws.com/bucket/a.tar.gz}',
-    );
+    expect(kept.ok && JSON.parse(kept.value.document).release.url).toBe(v2);
+    expect(kept.ok && kept.value.presignedUrlConfig).toBeDefined();
     const plain = parse({
       type: 'agent-update',
       things: ['pi-1'],
