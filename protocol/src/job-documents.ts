@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { formatPath, type Issue } from './issues.js';
 import { isJsonObject, jsonValueDepth, parseJson } from './json.js';
+import { isReleaseVersion } from './release.js';
 
 /**
  * The job documents pifleet's jobs carry (IoT Jobs: "Job document"): what `pifleet jobs create`
@@ -34,10 +35,6 @@ export const MAX_JOB_DOCUMENT_CHARS = 32_768;
  */
 export const MAX_JOB_DOCUMENT_DEPTH = 8;
 
-/** A release version: semantic versioning's `MAJOR.MINOR.PATCH[-pre][+build]`, at most 64 characters. */
-export const RELEASE_VERSION_PATTERN =
-  /^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$/;
-
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const base64 = (what: string) =>
   z
@@ -69,8 +66,8 @@ export const agentUpdateDocumentSchema = z.strictObject({
   operation: z.literal(JOB_OPERATIONS.agentUpdate),
   version: z
     .string({ error: 'version must be a string' })
-    .max(64, 'version must be at most 64 characters')
-    .regex(RELEASE_VERSION_PATTERN, 'version must be a semantic version such as 1.2.3'),
+    // The release format's own rule: the version names a directory on the device (releases/<version>/).
+    .refine(isReleaseVersion, 'version must be a semantic version such as 1.2.3 (at most 64 characters)'),
   release: z.strictObject(
     {
       url: releaseUrl,
