@@ -2,6 +2,7 @@ import {
   CancelJobCommand,
   CreateJobCommand,
   DescribeJobCommand,
+  DescribeJobExecutionCommand,
   type IoTClient,
   ListJobExecutionsForJobCommand,
   ListJobsCommand,
@@ -174,6 +175,27 @@ export function createAwsIotJobs(deps: AwsIotJobsDeps): JobsControl {
         throw err;
       }
       return out;
+    },
+
+    async describeExecution(jobId, thingName) {
+      try {
+        const r = await call('DescribeJobExecution', () =>
+          client.send(new DescribeJobExecutionCommand({ jobId, thingName }), opts),
+        );
+        const e = r.execution;
+        if (!e) return undefined;
+        const details = e.statusDetails?.detailsMap;
+        return {
+          thingName,
+          status: (e.status ?? 'QUEUED') as JobExecutionStatus,
+          ...(e.executionNumber !== undefined ? { executionNumber: e.executionNumber } : {}),
+          ...(e.lastUpdatedAt ? { lastUpdatedAt: e.lastUpdatedAt } : {}),
+          ...(details && Object.keys(details).length > 0 ? { statusDetails: details } : {}),
+        };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
     },
 
     async cancelJob(jobId, options) {

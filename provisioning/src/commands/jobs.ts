@@ -33,7 +33,7 @@ import {
   targetName,
 } from '../core/jobs-render.js';
 import { CliError, ConflictError, InputError, InterruptedError, NotFoundError, UsageError } from '../errors.js';
-import type { JobExecutionRecord, JobRecord, JobStatus } from '../ports/jobs.js';
+import type { JobExecutionRecord, JobRecord, JobStatus, JobsControl } from '../ports/jobs.js';
 
 /** `jobs create|list|describe|cancel`: IoT Jobs of the three pifleet job types. */
 
@@ -298,7 +298,7 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
           'show a job: status and executions by status; --watch follows it until it completes or is canceled',
         )
         .argument('<jobId>', 'job id')
-        .option('--executions', "list every thing's execution")
+        .option('--executions', "list every thing's execution; a failed one with the reason its device reported")
         .option('--watch', 'poll until the job is done: a progress bar on a terminal, a line per change otherwise')
         .option('--interval <seconds>', 'seconds between polls with --watch (1-300)', '5'),
     ),
@@ -312,7 +312,7 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
         o.watch === true
           ? await watch(ctx, first, interval, (id) => control.describeJob(id))
           : { job: first, interrupted: false };
-      const executions = o.executions === true ? await control.listExecutions(jobId) : undefined;
+      const executions = o.executions === true ? await withFailureDetails(control, jobId) : undefined;
       return describeOutput(ctx, job, executions, o.watch === true, interrupted);
     },
   );
@@ -373,6 +373,28 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
       };
     },
   );
+}
+
+/** Failed executions shown with the reason the device reported, at most this many (one request each). */
+const DETAILED_FAILURES = 50;
+
+/**
+ * Every execution of the job; the failed, rejected and timed-out ones (the first
+ * {@link DETAILED_FAILURES}) with the statusDetails the device reported, which say why.
+ */
+async function withFailureDetails(control: JobsControl, jobId: string): Promise<JobExecutionRecord[] | undefined> {
+  const all = await control.listExecutions(jobId);
+  if (!all) return undefined;
+  let budget = DETAILED_FAILURES;
+  const out: JobExecutionRecord[] = [];
+  for (const e of all) {
+    if ((e.status === 'FAILED' || e.status === 'REJECTED' || e.status === 'TIMED_OUT') && budget > 0) {
+      budget--;
+      const described = await control.describeExecution(jobId, e.thingName);
+      out.push(described?.statusDetails ? { ...e, statusDetails: described.statusDetails } : e);
+    } else out.push(e);
+  }
+  return out;
 }
 
 /** The account of an IoT ARN (`arn:aws:iot:REGION:ACCOUNT:…`). */

@@ -48,9 +48,12 @@ export function renderJob(job: JobRecord, executions?: readonly JobExecutionReco
     `executions (${total}): ${renderCounts(job.counts)}`,
   ];
   for (const e of executions ?? []) {
-    lines.push(
-      `  ${e.thingName}  ${e.status}${e.executionNumber !== undefined && e.executionNumber > 1 ? ` (attempt ${e.executionNumber})` : ''}`,
-    );
+    const attempt = e.executionNumber !== undefined && e.executionNumber > 1 ? ` (attempt ${e.executionNumber})` : '';
+    // The device's own account of the execution: its step, and on failure why (the agent's statusDetails).
+    const details = Object.entries(e.statusDetails ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    lines.push(`  ${e.thingName}  ${e.status}${attempt}${details ? `  ${details}` : ''}`);
   }
   return lines.join('\n');
 }

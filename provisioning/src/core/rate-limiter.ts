@@ -81,6 +81,7 @@ export const AWS_CONTROL_PLANE_RATES: Readonly<Record<string, number>> = {
   ListJobs: 8,
   CancelJob: 8,
   ListJobExecutionsForJob: 8,
+  DescribeJobExecution: 8,
 };
 
 /** Scales a rate table (`--rate 0.5` halves every rate). */

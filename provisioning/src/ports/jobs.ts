@@ -97,6 +97,8 @@ export interface JobExecutionRecord {
   readonly status: JobExecutionStatus;
   readonly executionNumber?: number;
   readonly lastUpdatedAt?: Date;
+  /** What the device reported (`statusDetails`): its step and, on failure, why. Only from describeExecution. */
+  readonly statusDetails?: Readonly<Record<string, string>>;
 }
 
 export interface JobsControl {
@@ -110,6 +112,8 @@ export interface JobsControl {
   }): Promise<JobPage>;
   /** Every execution of a job (all pages); undefined when there is no such job. */
   listExecutions(jobId: string): Promise<JobExecutionRecord[] | undefined>;
+  /** One thing's execution with its statusDetails (DescribeJobExecution); undefined when there is none. */
+  describeExecution(jobId: string, thingName: string): Promise<JobExecutionRecord | undefined>;
   /** Returns false when there is no such job. A job past cancelling throws the service's error. */
   cancelJob(jobId: string, options: { force: boolean; comment?: string; reasonCode?: string }): Promise<boolean>;
 }

@@ -325,7 +325,10 @@ describe('jobs describe --watch, list and cancel', () => {
     ).toBe(0);
     const finish = (thing: string, status: 'SUCCEEDED' | 'FAILED') => async () => {
       await device().startNext(thing, {});
-      await device().update(thing, 'watch-1', { status });
+      await device().update(thing, 'watch-1', {
+        status,
+        ...(status === 'FAILED' ? { statusDetails: { step: 'health', detail: 'not connected within 120 s' } } : {}),
+      });
     };
     const clock = steppingClock([
       finish(a as string, 'SUCCEEDED'),
@@ -346,7 +349,10 @@ describe('jobs describe --watch, list and cancel', () => {
 
     const shown = await run(cwd, 'jobs', 'describe', 'watch-1', '--executions');
     expect(shown.code).toBe(EXIT.ok);
-    expect(shown.stdout.split('\n')).toEqual(expect.arrayContaining(['  w-1  SUCCEEDED', '  w-2  FAILED']));
+    // A failed execution with the reason its device reported (DescribeJobExecution's statusDetails).
+    expect(shown.stdout.split('\n')).toEqual(
+      expect.arrayContaining(['  w-1  SUCCEEDED', '  w-2  FAILED  step=health detail=not connected within 120 s']),
+    );
   });
 
   it('draws a bar redrawn in place on a terminal, and exits 0 when every execution succeeded', async () => {
