@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { CreateThingCommand, DescribeThingCommand } from '@aws-sdk/client-iot';
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
@@ -291,6 +292,15 @@ describe('the presign identity (the stand-in for the role IoT assumes)', () => {
       reader.destroy();
     }
     expect((await bodyOf('pifleet-artifacts', 'twice')).toString()).toBe('second');
+  });
+});
+
+describe('S3 beside the other APIs on one listener', () => {
+  it('tells S3 requests apart by their signing name: a bucket named like an IoT path shadows nothing', async () => {
+    await run.iot.send(new CreateThingCommand({ thingName: 'pi-s3' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'things', Key: 'pi-s3', Body: 'an object, not a thing' }));
+    expect((await bodyOf('things', 'pi-s3')).toString()).toBe('an object, not a thing');
+    expect((await run.iot.send(new DescribeThingCommand({ thingName: 'pi-s3' }))).thingName).toBe('pi-s3');
   });
 });
 
