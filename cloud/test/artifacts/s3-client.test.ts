@@ -171,6 +171,7 @@ describe('refusals with S3 error codes, nothing stored', () => {
   it.each([
     ['a .. segment', 'releases/../../escape', 'InvalidArgument'],
     ['a . segment', 'releases/./x', 'InvalidArgument'],
+    ['a leading / (an absolute path)', '/etc/passwd', 'InvalidArgument'],
     ['an empty segment', 'releases//x', 'InvalidArgument'],
     ['a trailing /', 'releases/', 'InvalidArgument'],
     ['a NUL', 'a\u0000b', 'InvalidArgument'],
