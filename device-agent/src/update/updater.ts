@@ -365,10 +365,19 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     }
   }
 
+  // What this process runs, resolved at its first call (before any switch this process makes): a
+  // runningDir given as the `current` link itself would otherwise resolve, after the switch, to
+  // the new release, and the old agent could confirm a release it is not running.
+  let runningReal: Promise<string | undefined> | undefined;
+  const running = () => {
+    const dir = deps.runningDir;
+    runningReal ??= dir === undefined ? Promise.resolve(undefined) : realpathOrSelf(dir);
+    return runningReal;
+  };
+
   async function isRunningTarget(state: UpdateState): Promise<boolean> {
-    if (deps.runningDir === undefined) return true;
-    const [a, b] = await Promise.all([realpathOrSelf(deps.runningDir), realpathOrSelf(state.target)]);
-    return a === b;
+    const dir = await running();
+    return dir === undefined || dir === (await realpathOrSelf(state.target));
   }
 
   async function realpathOrSelf(p: string): Promise<string> {
@@ -473,10 +482,24 @@ export function createUpdater(deps: UpdaterDeps): Updater {
   }
 
   return {
-    install: (job, progress) => serial(() => install(job, progress)),
-    onStart: (jobId) => serial(() => onStart(jobId)),
-    confirmHealthy,
-    rollBack,
+    install: (job, progress) =>
+      serial(async () => {
+        await running();
+        return install(job, progress);
+      }),
+    onStart: (jobId) =>
+      serial(async () => {
+        await running();
+        return onStart(jobId);
+      }),
+    confirmHealthy: async (jobId) => {
+      await running();
+      return confirmHealthy(jobId);
+    },
+    rollBack: async (jobId, reason) => {
+      await running();
+      return rollBack(jobId, reason);
+    },
     state: read,
     stop: clearDeadline,
   };

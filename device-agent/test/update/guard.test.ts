@@ -132,6 +132,24 @@ describe('runBootGuard', () => {
     expect(await guard(d)).toEqual({ current: d.factoryDir, actions: ['rolled-back'] });
   });
 
+  it('the guard loads nothing but node: modules and its own three files (no release code, no dependency)', () => {
+    const src = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/update');
+    const seen = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const text = readFileSync(path.join(src, file), 'utf8');
+      for (const m of text.matchAll(/^(?:import|export)\b[^'"]*?from\s+'([^']+)'|import\(\s*'([^']+)'\s*\)/gm)) {
+        const spec = (m[1] ?? m[2]) as string;
+        if (spec.startsWith('node:')) continue;
+        expect(spec, `${file} imports ${spec}`).toMatch(/^\.\/[a-z-]+\.js$/);
+        visit(spec.slice(2).replace(/\.js$/, '.ts'));
+      }
+    };
+    visit('boot-guard.ts');
+    expect([...seen].sort()).toEqual(['boot-guard.ts', 'guard.ts', 'layout.ts', 'state.ts']);
+  });
+
   it('the production entry exits 0 even when it cannot work, so the service still starts', () => {
     const tsx = createRequire(import.meta.url).resolve('tsx');
     const entry = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/update/boot-guard.ts');

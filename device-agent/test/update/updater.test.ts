@@ -174,6 +174,18 @@ describe('createUpdater', () => {
     expect(state(d)).toMatchObject({ phase: 'verifying' });
   });
 
+  it('given the `current` link as its running dir, the old agent still cannot confirm after its own switch', async () => {
+    const d = await freshDevice();
+    const old = updaterFor(d, { runningDir: d.currentLink }).updater;
+    expect(await old.install(job('2.0.0'), noProgress)).toMatchObject({ status: 'RESTARTING' });
+    expect(readlinkSync(d.currentLink)).toBe(path.join(d.stateDir, 'releases/2.0.0'));
+    expect(await old.confirmHealthy('job-2.0.0')).toMatchObject({ status: 'FAILED', step: 'health' });
+    const restarted = updaterFor(d, { runningDir: d.currentLink }).updater;
+    expect(await restarted.onStart('job-2.0.0')).toMatchObject({ state: 'awaiting-health', step: 'health' });
+    expect(await restarted.confirmHealthy('job-2.0.0')).toMatchObject({ status: 'SUCCEEDED' });
+    restarted.stop();
+  });
+
   it('repeating a job after it ended returns the same result without downloading again', async () => {
     const d = await freshDevice();
     await update(d, '2.0.0');
