@@ -184,8 +184,7 @@ describe.each(CASES)('agent jobs over $name', (c) => {
     const after = fakeReboot('boot-after');
     const back = await agentFor(files, c, { allowReboot: true, reboot: after });
     const yes = await ended(thing, `${thing}-yes`);
-    expect(yes?.status).toBe('SUCCEEDED');
-    expect(yes?.statusDetails?.detailsMap?.step).toBe('rebooted');
+    expect(yes).toMatchObject({ status: 'SUCCEEDED', statusDetails: { detailsMap: { step: 'rebooted' } } });
     expect(after.reboots).toBe(0);
     await stop(back);
   });

@@ -79,6 +79,8 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
   let busy: Promise<void> | undefined;
   let again = false;
   let failures = 0;
+  /** A handler left its job to a restart of the process: nothing more is asked until then. */
+  let awaitingRestart = false;
   let current: PersistedJob | undefined;
   const cleanups: (() => void)[] = [];
   /** What wakes the waits in progress when the runner stops. */
@@ -312,6 +314,10 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
       outcome = { status: 'FAILED', step: job.step, detail: `unexpected error: ${(err as Error).message}` };
     }
     if (outcome.status === 'PENDING') {
+      // The work goes on outside this process (a reboot, a restart into another agent): asking
+      // start-next again here would hand the same execution back, and its handler would take the
+      // restart that has not happened yet for one that did not work.
+      awaitingRestart = true;
       jobLog.info({ step: outcome.step }, 'job continues after a restart');
       return false;
     }
@@ -357,7 +363,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
   };
 
   const kick = (why: string) => {
-    if (!running) return;
+    if (!running || awaitingRestart) return;
     if (busy !== undefined) {
       again = true;
       return;
@@ -378,7 +384,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
           failures += 1;
           log.warn({ err, failures }, 'jobs cycle failed; tried again on the next connect or notification');
         }
-      } while (again && running);
+      } while (again && running && !awaitingRestart);
       busy = undefined;
     })();
   };

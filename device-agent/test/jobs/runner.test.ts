@@ -235,6 +235,23 @@ describe('job runner: reboot jobs', () => {
     second.stop();
   });
 
+  it('asks nothing more once a reboot is under way, even on a notify-next or a reconnect', async () => {
+    const s = await setup({ allowReboot: true });
+    s.jobs.queue('rb-wait', rebootDocument());
+    const runner = s.runner();
+    runner.start();
+    await runner.settled();
+    expect(s.reboot.reboots).toBe(1);
+    const calls = s.jobs.calls.length;
+    s.jobs.queue('rb-next', configDocument({ logLevel: 'debug' }));
+    runner.kick('notify-next');
+    s.connection.connect();
+    await runner.settled();
+    expect(s.jobs.calls.length).toBe(calls);
+    expect(s.jobs.get('rb-wait')).toMatchObject({ status: 'IN_PROGRESS', statusDetails: { step: 'rebooting' } });
+    runner.stop();
+  });
+
   it('FAILS a reboot job resumed on the same boot instead of rebooting again', async () => {
     const s = await setup({ allowReboot: true });
     s.jobs.queue('rb-3', rebootDocument());
