@@ -33,6 +33,33 @@ function inside(p: string): boolean {
 }
 
 /**
+ * Follows the link at `rel` (target `target`) through the archive's other symbolic links, as the
+ * kernel would once unpacked; false when a step leaves the root (or links loop, as ELOOP would).
+ */
+function resolvesInside(links: ReadonlyMap<string, string>, rel: string, target: string): boolean {
+  const dir = rel.split('/').slice(0, -1);
+  const todo = [...target.split('/')].reverse();
+  const at: string[] = [...dir];
+  let hops = 0;
+  for (let seg = todo.pop(); seg !== undefined; seg = todo.pop()) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') {
+      if (at.length === 0) return false;
+      at.pop();
+      continue;
+    }
+    at.push(seg);
+    const link = links.get(at.join('/'));
+    if (link !== undefined) {
+      if (++hops > 40) return false;
+      at.pop();
+      todo.push(...link.split('/').reverse());
+    }
+  }
+  return true;
+}
+
+/**
  * Reads every entry header of the tarball before anything is written, and refuses the whole
  * release on the first entry that could write outside the release directory or is not plain
  * content: an absolute path, a `..`, a path through a symbolic link of the same tarball, a link
@@ -44,7 +71,8 @@ export async function checkReleaseTarball(file: string, limits: UnpackLimits = D
   let problem: string | undefined;
   let bytes = 0;
   let entries = 0;
-  const links = new Set<string>();
+  /** Symbolic links of the archive: path → target. */
+  const links = new Map<string, string>();
   const refuse = (entry: ReadEntry, why: string) => {
     problem ??= `entry ${JSON.stringify(entry.path.slice(0, 200))}: ${why}`;
   };
@@ -74,7 +102,7 @@ export async function checkReleaseTarball(file: string, limits: UnpackLimits = D
             entry.type === 'SymbolicLink' ? path.posix.join(path.posix.dirname(rel), target) : target,
           );
           if (!inside(resolved)) return refuse(entry, `a link to ${JSON.stringify(target)} outside the release`);
-          if (entry.type === 'SymbolicLink') links.add(rel);
+          if (entry.type === 'SymbolicLink') links.set(rel, target);
         }
       },
     });
@@ -82,6 +110,16 @@ export async function checkReleaseTarball(file: string, limits: UnpackLimits = D
     throw new ReleaseTarballError('TAR_INVALID', `release is not a readable tar.gz: ${(err as Error).message}`, {
       cause: err,
     });
+  }
+  // Each link checked alone stays inside, but one resolved through another may not (`s -> .` and
+  // `x -> s/..`: `x` names the release's parent): every link is resolved through the others.
+  if (!problem) {
+    for (const [rel, target] of links) {
+      if (!resolvesInside(links, rel, target)) {
+        problem = `entry ${JSON.stringify(rel.slice(0, 200))}: a link to ${JSON.stringify(target)} that leaves the release through other links`;
+        break;
+      }
+    }
   }
   if (problem) throw new ReleaseTarballError('TAR_UNSAFE', `release tarball refused: ${problem}`);
   if (entries === 0) throw new ReleaseTarballError('TAR_INVALID', 'release tarball is empty');

@@ -66,6 +66,35 @@ describe('release tarballs', () => {
     expect((await refusal(file)).message).toMatch(/a path through a symbolic link/);
   });
 
+  it('refuses a link that leaves the release through another link (`s -> .`, `x -> s/..`)', async () => {
+    const file = tarFile(
+      rawTar([...AGENT_ENTRIES, { path: 's', type: '2', linkpath: '.' }, { path: 'x', type: '2', linkpath: 's/..' }]),
+    );
+    expect((await refusal(file)).message).toMatch(
+      /entry "x": a link to "s\/\.\." that leaves the release through other links/,
+    );
+    const loop = tarFile(
+      rawTar([...AGENT_ENTRIES, { path: 'a', type: '2', linkpath: 'b' }, { path: 'b', type: '2', linkpath: 'a' }]),
+    );
+    expect((await refusal(loop)).message).toMatch(/through other links/);
+  });
+
+  it('accepts links resolved through other links that stay inside (pnpm’s .bin through a package link)', async () => {
+    const file = tarFile(
+      rawTar([
+        ...AGENT_ENTRIES,
+        { path: 'node_modules/', type: '5' },
+        { path: 'node_modules/.pnpm/', type: '5' },
+        { path: 'node_modules/.pnpm/pino@9/', type: '5' },
+        { path: 'node_modules/.pnpm/pino@9/bin.js', body: 'x' },
+        { path: 'node_modules/pino', type: '2', linkpath: '.pnpm/pino@9' },
+        { path: 'node_modules/.bin/', type: '5' },
+        { path: 'node_modules/.bin/pino', type: '2', linkpath: '../pino/bin.js' },
+      ]),
+    );
+    await checkReleaseTarball(file);
+  });
+
   it('caps the unpacked size and the number of entries', async () => {
     const big = tarFile(rawTar([...AGENT_ENTRIES, { path: 'blob', body: 'x'.repeat(4096) }]));
     expect((await refusal(big, { maxBytes: 1024, maxEntries: 100 })).message).toMatch(
