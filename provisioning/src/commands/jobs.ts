@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
-import { EXIT, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, releaseFileNames } from '@pifleet/protocol';
+import { EXIT, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES } from '@pifleet/protocol';
 import { type CommandOutput, type RunContext, type Runner, withCommonOptions } from '../app/command.js';
 import { thingNotFound } from '../core/error-map.js';
 import {
@@ -22,6 +22,7 @@ import {
   parseTargets,
   rebootJobDocument,
   releaseManifestOf,
+  type S3ObjectUrl,
 } from '../core/jobs-options.js';
 import {
   executionTotals,
@@ -33,6 +34,7 @@ import {
   targetName,
 } from '../core/jobs-render.js';
 import { CliError, ConflictError, InputError, InterruptedError, NotFoundError, UsageError } from '../errors.js';
+import type { ArtifactStore } from '../ports/artifacts.js';
 import type { JobExecutionRecord, JobRecord, JobStatus, JobsControl } from '../ports/jobs.js';
 
 /** `jobs create|list|describe|cancel`: IoT Jobs of the three pifleet job types. */
@@ -130,6 +132,7 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
       let document: string;
       let presign: { roleArn?: string; expiresInSec: number } | undefined;
       let version: string | undefined;
+      let artifact: { url: S3ObjectUrl; size: number } | undefined;
       if (type === 'agent-update') {
         if (o.release === undefined || o.url === undefined) {
           throw new UsageError('an agent-update job needs --release MANIFEST and --url S3URL', {
@@ -152,10 +155,7 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
           throw new InputError(`${signatureFile} is empty: devices refuse an unsigned release`);
         const manifest = releaseManifestOf(manifestBytes, manifestFile);
         version = manifest.version;
-        const expected = releaseFileNames(manifest.version).tarball;
-        if (!url.key.endsWith(`/${expected}`) && url.key !== expected) {
-          ctx.log.warn({ url: url.url, expected }, 'the URL does not name the tarball of this manifest');
-        }
+        artifact = { url, size: manifest.size };
         document = agentUpdateJobDocument({
           manifest,
           files: { manifestBytes, signature },
@@ -197,6 +197,7 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
           hint: 'the role IoT assumes to presign the tarball URL: the stack output ArtifactsPresignRoleArn',
         });
       }
+      if (artifact) await checkArtifact(ctx, await services.artifacts(), artifact);
       const targetArns = await resolveTargets(ctx, targets);
       if (presign && presign.roleArn === undefined) {
         // The local core presigns with its own credentials; any role ARN of the account will do.
@@ -373,6 +374,37 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
       };
     },
   );
+}
+
+/**
+ * The tarball the job will send devices to must be where the URL says, with the manifest's size:
+ * a wrong URL would otherwise fail on every device (each refusing bytes that miss the signed
+ * SHA-256). A store that will not say (no s3:GetObject for these credentials) is not a refusal.
+ */
+async function checkArtifact(ctx: RunContext, store: ArtifactStore, artifact: { url: S3ObjectUrl; size: number }) {
+  const { bucket, key } = artifact.url;
+  let found: Awaited<ReturnType<ArtifactStore['head']>>;
+  try {
+    found = await store.head(bucket, key);
+  } catch (err) {
+    const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status !== 403) throw err;
+    ctx.log.warn({ bucket, key }, 'cannot check the release tarball (HeadObject refused): creating the job anyway');
+    return;
+  }
+  if (!found) {
+    throw new NotFoundError(`no object at ${artifact.url.url}`, {
+      hint: `upload the release first: ${ctx.hints.pifleet(`release upload TARBALL MANIFEST SIGNATURE --bucket ${bucket}`)}`,
+    });
+  }
+  if (found.size !== artifact.size) {
+    throw new InputError(
+      `the object at ${artifact.url.url} is ${found.size} bytes; the manifest names ${artifact.size}`,
+      {
+        hint: 'give the URL of the tarball this manifest was built with',
+      },
+    );
+  }
 }
 
 /** Failed executions shown with the reason the device reported, at most this many (one request each). */

@@ -7,9 +7,10 @@ import {
   CreateThingGroupCommand,
   DescribeJobCommand,
   GetJobDocumentCommand,
+  type IoTClient,
 } from '@aws-sdk/client-iot';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { type InProcessCore, localProfileCredentials, startInProcessCore } from '@pifleet/cloud';
+import { type InProcessCore, localProfileCredentials, sdkClients, startInProcessCore } from '@pifleet/cloud';
 import {
   checkReleaseArtifact,
   EXIT,
@@ -35,13 +36,17 @@ import { cli, sink } from '../helpers.js';
 let dir: string;
 let work: string;
 let core: InProcessCore;
+/** The test's own control-plane client: the core enforces IoT's API rates, so it retries a throttled call as the SDK does. */
+let iot: IoTClient;
 let n = 0;
 beforeAll(async () => {
   dir = tempDir('jobs-cli-core');
   work = tempDir('jobs-cli-work');
   core = await startInProcessCore(dir);
+  iot = sdkClients(core.info, 8).iot;
 });
 afterAll(async () => {
+  iot?.destroy();
   await core?.stop();
   if (dir) removeDir(dir);
   if (work) removeDir(work);
@@ -53,16 +58,28 @@ const fresh = () => {
   return d;
 };
 const local = () => ['--local', dir];
-const run = (cwd: string, ...args: string[]) => cli([...local(), ...args], { cwd });
+/**
+ * The CLI against the core, which enforces IoT's API rates: a run that meets them logs a retry
+ * line (JSON, `retrying`) before it goes on. Those lines are taken out of `stderr` (`raw` keeps
+ * them) so an assertion sees what the run said; a run of this file meets them now and then.
+ */
+const run = async (cwd: string, ...args: string[]) => {
+  const r = await cli([...local(), ...args], { cwd });
+  const kept = r.stderr.split('\n').filter((line) => {
+    if (!line.startsWith('{')) return true;
+    return (JSON.parse(line) as { msg?: string }).msg !== 'retrying';
+  });
+  return { ...r, stderr: kept.join('\n'), raw: r.stderr };
+};
 const json = <T>(s: string) => JSON.parse(s) as T;
 const device = () => core.core.services.jobs;
 const thingArn = (t: string) => `arn:aws:iot:${core.info.region}:${core.info.accountId}:thing/${t}`;
 const makeThings = async (...names: string[]) => {
-  for (const thingName of names) await core.iot.send(new CreateThingCommand({ thingName }));
+  for (const thingName of names) await iot.send(new CreateThingCommand({ thingName }));
   return names;
 };
 const describeJob = async (jobId: string) => {
-  const { job } = await core.iot.send(new DescribeJobCommand({ jobId }));
+  const { job } = await iot.send(new DescribeJobCommand({ jobId }));
   if (!job) throw new Error('no job');
   return job;
 };
@@ -150,6 +167,42 @@ describe('a release from build to the device: keys, build, upload, agent-update 
     );
   });
 
+  it.each<[string, () => string, RegExp]>([
+    [
+      'a URL with no object',
+      () => url.replace(names.tarball, 'pifleet-agent-9.9.9.tar.gz'),
+      /^pifleet: no object at https:\/\/s3\.[a-z0-9-]+\.amazonaws\.com\/pifleet-artifacts\/releases\/pifleet-agent-9\.9\.9\.tar\.gz \(hint: upload the release first: pifleet --local .* release upload TARBALL MANIFEST SIGNATURE --bucket pifleet-artifacts\)$/,
+    ],
+    [
+      'a URL of another object than the manifest’s tarball',
+      () => url.replace(names.tarball, names.manifest),
+      /^pifleet: the object at .*\.manifest\.json is \d+ bytes; the manifest names \d+ \(hint: give the URL of the tarball this manifest was built with\)$/,
+    ],
+  ])('refuses %s with exit 65, creating no job', async (_label, badUrl, message) => {
+    await makeThings('upd-x');
+    const jobId = `bad-url-${++n}`;
+    const r = await run(
+      cwd,
+      'jobs',
+      'create',
+      '--type',
+      'agent-update',
+      '--things',
+      'upd-x',
+      '--release',
+      manifestFile,
+      '--url',
+      badUrl(),
+      '--job-id',
+      jobId,
+    );
+    expect(r.code).toBe(EXIT.dataError);
+    expect(r.stderr.trim()).toMatch(message);
+    expect(await iot.send(new DescribeJobCommand({ jobId })).catch((e: Error) => e.name)).toBe(
+      'ResourceNotFoundException',
+    );
+  });
+
   it('creates the job with its configurations; the device gets a presigned URL to the bytes the signed manifest names', async () => {
     await makeThings('upd-1', 'upd-2');
     const r = await run(
@@ -201,7 +254,7 @@ describe('a release from build to the device: keys, build, upload, agent-update 
         expiresInSec: 3600,
       },
     });
-    const { document } = await core.iot.send(new GetJobDocumentCommand({ jobId: 'update-2-1-0' }));
+    const { document } = await iot.send(new GetJobDocumentCommand({ jobId: 'update-2-1-0' }));
     expect(document).toContain(`\${aws:iot:s3-presigned-url:${url}}`);
 
     // The device's view: the placeholder replaced, the document valid, the manifest signed, the bytes matching.
@@ -234,8 +287,8 @@ describe('jobs create: config and reboot, things and groups', () => {
   it('a config job carries the validated settings; a group target includes its things', async () => {
     const cwd = fresh();
     await makeThings('cfg-1');
-    await core.iot.send(new CreateThingGroupCommand({ thingGroupName: 'cfg-lab' }));
-    await core.iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'cfg-lab', thingName: 'cfg-1' }));
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'cfg-lab' }));
+    await iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'cfg-lab', thingName: 'cfg-1' }));
     fs.writeFileSync(path.join(cwd, 'settings.json'), '{"sampling":{"bme280":5000},"logLevel":"debug"}');
     const r = await run(
       cwd,
@@ -277,7 +330,7 @@ describe('jobs create: config and reboot, things and groups', () => {
     const r = await run(fresh(), 'jobs', 'create', '--type', 'reboot', ...target, '--job-id', `never-${n}`);
     expect(r.code).toBe(EXIT.dataError);
     expect(r.stderr.trim()).toMatch(message);
-    expect(await core.iot.send(new DescribeJobCommand({ jobId: `never-${n}` })).catch((e: Error) => e.name)).toBe(
+    expect(await iot.send(new DescribeJobCommand({ jobId: `never-${n}` })).catch((e: Error) => e.name)).toBe(
       'ResourceNotFoundException',
     );
   });
@@ -470,7 +523,7 @@ describe('throttling', () => {
     const runs = await Promise.all(Array.from({ length: 24 }, () => run(fresh(), 'jobs', 'list', '--max', '1')));
     expect(runs.map((r) => r.code)).toEqual(runs.map(() => EXIT.ok));
     const retries = runs.flatMap((r) =>
-      r.stderr
+      r.raw
         .split('\n')
         .filter((l) => l !== '')
         .map((l) => JSON.parse(l) as { msg: string; operation: string; errName: string }),
