@@ -54,6 +54,14 @@ export interface JobRunner {
 type Reported = 'acknowledged' | 'already-ended' | 'gone' | 'stopped';
 
 /**
+ * Waits before asking start-next again after failed cycles: 1 s doubling to 15 min, full jitter.
+ * Wider than the terminal-update retry because a cycle that keeps failing usually cannot succeed
+ * (no jobs service, or a policy without the jobs topics: on MQTT 3.1.1 IoT Core then closes the
+ * connection for the start-next PUBLISH, and each attempt costs the telemetry a reconnect).
+ */
+const ASK_RETRY: BackoffSchedule = { baseMs: 1_000, capMs: 15 * 60_000 };
+
+/**
  * Runs the thing's jobs one at a time.
  *
  * - It asks StartNextPendingJobExecution on start, on every connect and on every notify-next, so a
@@ -375,7 +383,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
         // After a failed cycle the next waits: a start-next that cannot succeed (no jobs service, a
         // policy that refuses the topic and, on MQTT 3.1.1, ends the connection for it) must not
         // turn every reconnect into another attempt at once.
-        if (failures > 0) await pause(exponentialBackoff(failures - 1, retry, random));
+        if (failures > 0) await pause(exponentialBackoff(failures - 1, ASK_RETRY, random));
         if (!running) break;
         try {
           await cycle();
