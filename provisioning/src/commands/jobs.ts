@@ -26,7 +26,7 @@ import {
 } from '../core/jobs-options.js';
 import {
   executionTotals,
-  isJobDone,
+  isWatchDone,
   renderJob,
   renderJobBar,
   renderJobLine,
@@ -475,7 +475,7 @@ async function watch(
   };
   show();
   let interrupted = false;
-  while (!isJobDone(job)) {
+  while (!isWatchDone(job)) {
     try {
       await clock.sleep(intervalSeconds * 1000, signal);
     } catch {

@@ -7,6 +7,16 @@ export function isJobDone(job: Pick<JobRecord, 'status'>): boolean {
   return job.status === 'COMPLETED' || job.status === 'CANCELED' || job.status === 'DELETION_IN_PROGRESS';
 }
 
+/**
+ * Where `describe --watch` stops: the job is done, or a CONTINUOUS job (which stays IN_PROGRESS
+ * for things that join its groups later) has every execution it has so far finished.
+ */
+export function isWatchDone(job: Pick<JobRecord, 'status' | 'targetSelection' | 'counts'>): boolean {
+  if (isJobDone(job)) return true;
+  const { total } = executionTotals(job.counts);
+  return job.targetSelection === 'CONTINUOUS' && total > 0 && job.counts.queued + job.counts.inProgress === 0;
+}
+
 export function executionTotals(c: ExecutionCounts): { total: number; finished: number; failures: number } {
   const failures = c.failed + c.rejected + c.timedOut;
   const finished = c.succeeded + failures + c.canceled + c.removed;

@@ -428,6 +428,40 @@ describe('jobs describe --watch, list and cancel', () => {
     );
   });
 
+  it('a CONTINUOUS job: the watch stops once every execution so far finished; the job stays open', async () => {
+    const [a] = await makeThings('cont-1');
+    await iot.send(new CreateThingGroupCommand({ thingGroupName: 'cont-lab' }));
+    await iot.send(new AddThingToThingGroupCommand({ thingGroupName: 'cont-lab', thingName: a as string }));
+    const cwd = fresh();
+    const created = await run(
+      cwd,
+      'jobs',
+      'create',
+      '--type',
+      'reboot',
+      '--group',
+      'cont-lab',
+      '--continuous',
+      '--job-id',
+      'cont-1',
+    );
+    expect(created.code).toBe(EXIT.ok);
+    const clock = steppingClock([
+      async () => {
+        await device().startNext(a as string, {});
+        await device().update(a as string, 'cont-1', { status: 'SUCCEEDED' });
+      },
+    ]);
+    const r = await watchRun(['jobs', 'describe', 'cont-1', '--watch', '--json'], clock, false);
+    expect(r.code).toBe(EXIT.ok);
+    expect(clock.slept).toHaveLength(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      status: 'IN_PROGRESS',
+      targetSelection: 'CONTINUOUS',
+      counts: { succeeded: 1 },
+    });
+  });
+
   it('an interrupt ends the watch, not the job (exit 130)', async () => {
     await makeThings('int-1');
     const cwd = fresh();

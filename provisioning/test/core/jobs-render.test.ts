@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { isJobDone, renderJob, renderJobBar, renderJobLine, renderJobList } from '../../src/core/jobs-render.js';
+import {
+  isJobDone,
+  isWatchDone,
+  renderJob,
+  renderJobBar,
+  renderJobLine,
+  renderJobList,
+} from '../../src/core/jobs-render.js';
 import type { ExecutionCounts, JobRecord } from '../../src/ports/jobs.js';
 
 const zero: ExecutionCounts = {
@@ -29,6 +36,21 @@ describe('jobs render', () => {
     ['CANCELED', true],
     ['DELETION_IN_PROGRESS', true],
   ] as const)('a %s job is done: %s', (status, done) => expect(isJobDone({ status })).toBe(done));
+
+  it.each<[string, Partial<JobRecord>, Partial<ExecutionCounts>, boolean]>([
+    ['a SNAPSHOT job in progress with nothing pending', { targetSelection: 'SNAPSHOT' }, { succeeded: 2 }, false],
+    [
+      'a CONTINUOUS job whose executions all finished',
+      { targetSelection: 'CONTINUOUS' },
+      { succeeded: 2, failed: 1 },
+      true,
+    ],
+    ['a CONTINUOUS job with one still queued', { targetSelection: 'CONTINUOUS' }, { succeeded: 2, queued: 1 }, false],
+    ['a CONTINUOUS job with no execution yet', { targetSelection: 'CONTINUOUS' }, {}, false],
+    ['a canceled job', { status: 'CANCELED' }, { queued: 3 }, true],
+  ])('a watch stops on %s', (_label, over, counts, done) => {
+    expect(isWatchDone(job({ ...over, counts }))).toBe(done);
+  });
 
   it('draws finished over all executions, failures summed, in progress and queued', () => {
     const j = job({ counts: { succeeded: 50, failed: 1, rejected: 1, inProgress: 3, queued: 49 } });
