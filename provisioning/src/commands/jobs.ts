@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
-import { EXIT, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES } from '@pifleet/protocol';
+import {
+  EXIT,
+  MAX_MANIFEST_BYTES,
+  MAX_SIGNATURE_BYTES,
+  releasePublicKeyProblem,
+  verifyReleaseManifest,
+} from '@pifleet/protocol';
 import { type CommandOutput, type RunContext, type Runner, withCommonOptions } from '../app/command.js';
 import { thingNotFound } from '../core/error-map.js';
 import {
@@ -59,6 +65,7 @@ const TYPE_OPTIONS: Readonly<Record<string, JobType>> = {
   release: 'agent-update',
   url: 'agent-update',
   signature: 'agent-update',
+  publicKey: 'agent-update',
   presignRoleArn: 'agent-update',
   urlExpiresSec: 'agent-update',
   config: 'config',
@@ -67,6 +74,7 @@ const OPTION_NAMES: Readonly<Record<string, string>> = {
   release: '--release',
   url: '--url',
   signature: '--signature',
+  publicKey: '--public-key',
   presignRoleArn: '--presign-role-arn',
   urlExpiresSec: '--url-expires-sec',
   config: '--config',
@@ -106,6 +114,10 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
         .option('--continuous', 'keep the job open: things that join the group later run it too')
         .option('--release <manifest>', 'agent-update: the release manifest (.manifest.json) release build wrote')
         .option('--signature <file>', 'agent-update: the manifest signature (default: beside the manifest, .sig)')
+        .option(
+          '--public-key <file>',
+          'agent-update: check the signature with the public key devices trust before sending',
+        )
         .option('--url <s3url>', 'agent-update: the tarball S3 URL release upload printed')
         .option(
           '--presign-role-arn <arn>',
@@ -154,6 +166,22 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
         if (signature.byteLength === 0)
           throw new InputError(`${signatureFile} is empty: devices refuse an unsigned release`);
         const manifest = releaseManifestOf(manifestBytes, manifestFile);
+        if (o.publicKey !== undefined) {
+          // What every device will check first: a release they would all refuse is not sent.
+          const keyFile = path.resolve(ctx.io.cwd, o.publicKey);
+          const pem = new TextDecoder().decode(await readSmallFile('--public-key', keyFile, 16 * 1024));
+          const problem = releasePublicKeyProblem(pem);
+          if (problem) throw new InputError(`--public-key ${keyFile}: ${problem}`);
+          const check = verifyReleaseManifest(manifestBytes, signature, [pem], manifest.version);
+          if (!check.ok) {
+            throw new InputError(
+              `devices trusting ${path.basename(keyFile)} would refuse this release: ${check.rejection.message}`,
+              {
+                hint: 'sign the release with the key whose public half the devices have (pifleet release build --key)',
+              },
+            );
+          }
+        }
         version = manifest.version;
         artifact = { url, size: manifest.size };
         document = agentUpdateJobDocument({

@@ -203,6 +203,35 @@ describe('a release from build to the device: keys, build, upload, agent-update 
     );
   });
 
+  it('--public-key: a release the devices’ key does not verify is refused (65) before any job', async () => {
+    const other = fresh();
+    expect((await cli(['keys', 'create', '--out', '.'], { cwd: other })).code).toBe(EXIT.ok);
+    await makeThings('upd-k');
+    const args = [
+      'jobs',
+      'create',
+      '--type',
+      'agent-update',
+      '--things',
+      'upd-k',
+      '--release',
+      manifestFile,
+      '--url',
+      url,
+    ];
+    const refused = await run(cwd, ...args, '--public-key', path.join(other, KEY_FILES.publicKey), '--job-id', 'key-1');
+    expect(refused.code).toBe(EXIT.dataError);
+    expect(refused.stderr).toMatch(
+      /^pifleet: devices trusting release-signing\.pub\.pem would refuse this release: release is signed by key [0-9a-f]{16}, which this device does not trust/,
+    );
+    expect(await iot.send(new DescribeJobCommand({ jobId: 'key-1' })).catch((e: Error) => e.name)).toBe(
+      'ResourceNotFoundException',
+    );
+    const own = path.join(cwd, '.pifleet/keys', KEY_FILES.publicKey);
+    const accepted = await run(cwd, ...args, '--public-key', own, '--job-id', 'key-2');
+    expect(accepted.code).toBe(EXIT.ok);
+  });
+
   it('creates the job with its configurations; the device gets a presigned URL to the bytes the signed manifest names', async () => {
     await makeThings('upd-1', 'upd-2');
     const r = await run(
