@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -107,4 +108,34 @@ export async function isRunnable(fs: UpdateFs, dir: string | undefined): Promise
   } catch {
     return false;
   }
+}
+
+/**
+ * Flushes a freshly unpacked tree to disk before it is renamed into place and switched to: after a
+ * power cut, files written moments before can come back empty (ext4 allocates their blocks
+ * lazily), and an agent with empty modules crashes at start. `sync --file-system` (coreutils:
+ * syncfs(2)) flushes the whole file system in one call, which on an SD card costs far less than
+ * one fsync per file of a ~4,500-file release; without it, each file and directory is fsynced.
+ */
+export async function syncTree(fs: UpdateFs, dir: string): Promise<void> {
+  const viaSyncfs = await new Promise<boolean>((resolve) => {
+    execFile('sync', ['--file-system', dir], { timeout: 120_000 }, (err) => resolve(err === null));
+  });
+  if (viaSyncfs) return;
+  const walk = async (d: string): Promise<void> => {
+    for (const entry of await fs.readdir(d, { withFileTypes: true })) {
+      const full = path.join(d, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.isFile()) {
+        const handle = await fs.open(full, constants.O_RDONLY);
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      }
+    }
+    await syncDir(fs, d);
+  };
+  await walk(dir);
 }

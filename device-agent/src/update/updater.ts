@@ -6,7 +6,16 @@ import type { Logger } from '../logger.js';
 import type { Clock, TimerHandle } from '../ports/clock.js';
 import { DownloadError, downloadRelease } from './download.js';
 import { completeRollback, rollBackState } from './guard.js';
-import { isRunnable, nodeFs, readLinkTarget, switchLink, syncDir, type UpdateFs, updateLayout } from './layout.js';
+import {
+  isRunnable,
+  nodeFs,
+  readLinkTarget,
+  switchLink,
+  syncDir,
+  syncTree,
+  type UpdateFs,
+  updateLayout,
+} from './layout.js';
 import {
   isFinal,
   isInstallPhase,
@@ -233,6 +242,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
         message: 'release has no bin/pifleet-agent.js: it is not a deployable agent directory',
       });
     }
+    await syncTree(fs, tmp);
     await fs.rm(state.target, { recursive: true, force: true });
     await fs.rename(tmp, state.target);
     await syncDir(fs, layout.releasesDir);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runBootGuard } from '../../src/update/guard.js';
+import { nodeFs, syncTree, type UpdateFs } from '../../src/update/layout.js';
 import type { UpdateState } from '../../src/update/state.js';
 import { createDevice, type Device, writeAgentDir } from './device.js';
 
@@ -156,5 +157,40 @@ describe('runBootGuard', () => {
     const r = spawnSync(process.execPath, ['--import', tsx, entry], { encoding: 'utf8', timeout: 20_000 });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/"msg":"boot guard failed".*usage: boot-guard --state-dir DIR --factory-dir DIR/);
+  });
+});
+
+describe('syncTree', () => {
+  function countingFs(): { fs: UpdateFs; opened: string[] } {
+    const opened: string[] = [];
+    const fs: UpdateFs = {
+      ...nodeFs,
+      open: ((file: string, ...rest: unknown[]) => {
+        opened.push(path.basename(String(file)));
+        return (nodeFs.open as (...a: unknown[]) => ReturnType<UpdateFs['open']>)(file, ...rest);
+      }) as UpdateFs['open'],
+    };
+    return { fs, opened };
+  }
+
+  it('flushes an unpacked tree with one syncfs (`sync --file-system`), or fsyncs every file and directory without it', async () => {
+    const d = device();
+    const tree = release(d, '2.0.0');
+    const withSync = countingFs();
+    await syncTree(withSync.fs, tree);
+    expect(withSync.opened).toEqual([]);
+
+    const without = countingFs();
+    const pathBefore = process.env.PATH;
+    process.env.PATH = path.join(root, 'no-such-bin');
+    try {
+      await syncTree(without.fs, tree);
+    } finally {
+      process.env.PATH = pathBefore;
+    }
+    // Files (package.json, the launcher, the dependency's index.js) and each directory.
+    expect(without.opened).toEqual(
+      expect.arrayContaining(['package.json', 'pifleet-agent.js', 'index.js', 'bin', '2.0.0']),
+    );
   });
 });
