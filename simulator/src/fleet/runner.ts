@@ -65,6 +65,8 @@ export function createFleetRunner(deps: FleetRunDeps) {
  */
 async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
   const { options: o, say, runId, thingPrefix } = ctx;
+  // The job's document first: a bad `--job` is refused before anything is made.
+  const rollout = o.job ? startRolloutSetup(ctx) : undefined;
   const names = Array.from({ length: o.devices }, (_, i) => `${thingPrefix}-${String(i + 1).padStart(5, '0')}`);
   const ownDir = o.target === 'local' && !o.dataDir;
   const dataDir =
@@ -78,7 +80,6 @@ async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
   let cleanup: FleetResult['cleanup'] = { removed: 0, failed: 0, kept: o.keep };
   let account = { region: '', accountId: '' };
   let local: LocalTarget | undefined;
-  const rollout = o.job ? startRolloutSetup(ctx) : undefined;
   try {
     let external: Awaited<ReturnType<typeof readExternalEndpoint>> | undefined;
     if (o.target === 'local') {

@@ -185,23 +185,27 @@ export function createSimulatedUpdater(deps: SimulatedUpdaterDeps): SimulatedUpd
       return { status: 'RESTARTING', step: 'restart' };
     },
 
+    // A read of the persisted state, as the real updater's: the agent asks at its start and the
+    // job handler asks again when it resumes the execution, and both must hear the same. An
+    // install cut short before the switch is 'none' (nothing of it runs; the handler starts it
+    // over, and the new install replaces the state).
     async onStart(jobId): Promise<UpdaterResume> {
       const s = state;
       if (s.phase === 'verifying' && s.jobId === jobId) {
         armDeadline(s.deadlineAt);
         return { state: 'awaiting-health', step: 'health' };
       }
-      if (s.phase === 'ended' && s.jobId === jobId) {
-        state = { phase: 'idle' };
-        return { state: 'ended', result: s.result };
-      }
-      // An install cut short before the switch: nothing of it runs; the handler starts it over.
-      if (s.phase === 'installing') state = { phase: 'idle' };
+      if (s.phase === 'ended' && s.jobId === jobId) return { state: 'ended', result: s.result };
       return { state: 'none' };
     },
 
     confirmHealthy(jobId): Promise<FinalResult> {
       const s = state;
+      if (s.phase === 'ended' && s.jobId === jobId) {
+        // Healthy too late: the deadline already rolled back and the restart it asked for ends
+        // this agent; the next one reports the rollback (one FAILED, with its reason).
+        return new Promise<FinalResult>(() => undefined);
+      }
       if (s.phase !== 'verifying' || s.jobId !== jobId) {
         return Promise.resolve({ status: 'FAILED', step: 'health', detail: 'no update of this job to confirm' });
       }

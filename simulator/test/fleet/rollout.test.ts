@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ const fleet = (devices: number, job: Partial<FleetJobOptions>): FleetOptions => 
   latencyThings: 0,
   drainTimeoutS: 30,
   reconnectMaxMs: 2_000,
-  job: { ...JOB_DEFAULTS, job: 'agent-update', healthDeadlineMs: 1_500, installMs: 200, timeoutS: 60, ...job },
+  job: { ...JOB_DEFAULTS, job: 'agent-update', healthDeadlineMs: 1_500, installMs: 200, timeoutS: 150, ...job },
 });
 
 const rolloutOf = (r: FleetResult) => {
@@ -59,8 +59,35 @@ describe('fleet --job against the in-process local IoT Core', () => {
     // Telemetry went on through the restarts: nothing lost.
     expect(phase.telemetry.lost).toBe(0);
     const files = await writeReport(r, out);
-    expect(readFileSync(files.html, 'utf8')).toContain('rollout');
-  });
+    expect(readFileSync(files.html, 'utf8')).toContain('job executions by status');
+  }, 180_000);
+
+  it.each([
+    // A reboot: the device restarts its agent under a new kernel boot id; the resumed job sees
+    // the boot id changed and SUCCEEDS.
+    ['reboot', { SUCCEEDED: 4 }, 4],
+    // The batch age the fleet already runs with: applied through the shadow's rules, nothing restarts.
+    ['config', { SUCCEEDED: 4 }, 0],
+  ] as const)(
+    '--job %s over 4 devices',
+    async (job, statuses, restarts) => {
+      const r = await createFleetRunner({ options: fleet(4, { job }) }).run();
+      const { phase, rollout } = rolloutOf(r);
+      expect(rollout).toMatchObject({ ended: 'completed', kind: job, executionStatuses: statuses, executed: 4 });
+      expect(rollout.devices).toMatchObject({ versions: { '1.0.0': 4 }, withoutWorkingVersion: 0, restarts });
+      expect(phase.telemetry.lost).toBe(0);
+    },
+    180_000,
+  );
+
+  it('a job document file the agents refuse: every execution REJECTED, nothing changes', async () => {
+    const file = path.join(out, 'unknown-operation.json');
+    writeFileSync(file, JSON.stringify({ operation: 'acme.firmware-flash', image: 'https://example.com/fw.bin' }));
+    const r = await createFleetRunner({ options: fleet(3, { job: file }) }).run();
+    const { rollout } = rolloutOf(r);
+    expect(rollout).toMatchObject({ kind: 'file', ended: 'completed', executionStatuses: { REJECTED: 3 } });
+    expect(rollout.devices).toMatchObject({ versions: { '1.0.0': 3 }, restarts: 0 });
+  }, 180_000);
 
   it('200 devices, 10 % fail the health check: the abort criterion cancels the job after the first wave; every device runs a working version', async () => {
     // 50 things per rollout minute, so the first wave is the 50 things notified at once (the next
@@ -104,11 +131,13 @@ describe('fleet --job against the in-process local IoT Core', () => {
     });
     // 45 switches + 5 switches and 5 rollbacks.
     expect(rollout.devices.restarts).toBe(55);
-    // The rollout over time: the counts only grow toward their end.
+    // The rate was honoured: at no poll had more than one minute's 50 executions left QUEUED.
+    for (const p of rollout.series) expect(p.inProgress + p.succeeded + p.failed + p.rejected).toBeLessThanOrEqual(50);
     const last = rollout.series.at(-1);
     expect(last).toMatchObject({ succeeded: 45, failed: 5, canceled: 150 });
     expect(phase.telemetry.lost).toBe(0);
     expect(r.cleanup.failed).toBe(0);
-    expect(Date.now() - started).toBeLessThan(120_000);
-  }, 180_000);
+    // ~40 s on a quiet machine (2 vCPUs); the bound leaves room for a shared one.
+    expect(Date.now() - started).toBeLessThan(150_000);
+  }, 240_000);
 });

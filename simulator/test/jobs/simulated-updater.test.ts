@@ -91,8 +91,27 @@ describe('simulated updater', () => {
       state: 'ended',
       result: { status: 'FAILED', step: 'health', detail: expect.stringContaining('rolled back to 1.0.0') },
     });
-    // Reported once: a later start knows of no update.
-    expect(await d.updater.onStart('job-1')).toEqual({ state: 'none' });
+    // A read: the agent's start and the resumed handler both ask, and both hear the rollback.
+    expect(await d.updater.onStart('job-1')).toEqual(resumed);
+    expect(await d.updater.onStart('job-2')).toEqual({ state: 'none' });
+  });
+
+  it('healthy only after the deadline: the rollback stands, confirming does not report a second outcome', async () => {
+    const { document, publicKeys } = updateJob();
+    const d = device([], publicKeys);
+    await install(d, 'job-1', document);
+    expect(await d.updater.onStart('job-1')).toMatchObject({ state: 'awaiting-health' });
+    // The new agent is slow to connect (a starved machine): the deadline passes first.
+    await d.clock.advance(5_000);
+    expect(d.restarts).toEqual(['switched', 'rolled-back']);
+    let confirmed = false;
+    void d.updater.confirmHealthy('job-1').then(() => {
+      confirmed = true;
+    });
+    await d.clock.advance(1_000);
+    expect(confirmed).toBe(false);
+    expect(d.updater.running).toEqual({ version: '1.0.0', working: true });
+    expect(await d.updater.onStart('job-1')).toMatchObject({ state: 'ended', result: { status: 'FAILED' } });
   });
 
   it('a corrupt download is REJECTED against the signed SHA-256; the device stays on its version', async () => {
