@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from '@commander-js/extra-typings';
-import { EXIT, type ExitCode, type Issue } from '@pifleet/protocol';
+import { AGENT_INSTALL_PATHS, EXIT, type ExitCode, type Issue } from '@pifleet/protocol';
 import { AGENT_VERSION } from './app/agent.js';
 import { createAgentRuntime } from './app/runtime.js';
 import { readAndCheckConfigFile, readConfigFile } from './config/files.js';
@@ -152,17 +152,23 @@ interface PrintUnitOptions {
   readonly exec?: string | undefined;
   readonly outboxDir?: string | undefined;
   readonly watchdogSec: string;
+  readonly selfUpdate?: true | undefined;
 }
 
 async function printUnit(opts: PrintUnitOptions, io: CliIo): Promise<ExitCode> {
   let outboxDir = opts.outboxDir;
   if (!outboxDir) {
     const fromFile = await readConfigFile(opts.config, io.env).catch(() => undefined);
-    outboxDir = path.dirname(fromFile?.outbox.path ?? loadDefaults().outbox.path);
+    const outboxPath = fromFile?.outbox.path ?? loadDefaults().outbox.path;
+    if (opts.selfUpdate && outboxPath === ':memory:')
+      throw new ExitWith(EXIT.usage, '--self-update keeps releases beside the outbox: the config has none (:memory:)');
+    outboxDir = path.dirname(outboxPath);
   }
   const watchdogSec = Number(opts.watchdogSec);
   if (!Number.isInteger(watchdogSec) || watchdogSec < 5)
     throw new ExitWith(EXIT.usage, '--watchdog-sec must be an integer ≥ 5');
+  if (opts.selfUpdate && opts.exec)
+    throw new ExitWith(EXIT.usage, '--self-update runs <outbox dir>/current/bin/pifleet-agent.js: no --exec');
   io.stdout(
     renderUnit({
       ...(opts.exec ? { execPath: opts.exec } : {}),
@@ -170,6 +176,11 @@ async function printUnit(opts: PrintUnitOptions, io: CliIo): Promise<ExitCode> {
       outboxDir,
       user: opts.user,
       watchdogSec,
+      // The layout `pifleet-agent run` recognises (selfUpdateLayout): the state directory is the
+      // outbox's, the factory install is /opt/pifleet.
+      ...(opts.selfUpdate
+        ? { selfUpdate: { stateDir: path.resolve(outboxDir), factoryDir: AGENT_INSTALL_PATHS.agentDir } }
+        : {}),
     }),
   );
   return EXIT.ok;
@@ -225,6 +236,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
     )
     .option('--outbox-dir <dir>', 'writable directory for the outbox (default: from the config)')
     .option('--watchdog-sec <n>', 'WatchdogSec', '30')
+    .option(
+      '--self-update',
+      'a unit for agent updates (pifleet.agent-update jobs): boot guard from /opt/pifleet, runs <outbox dir>/current',
+    )
     .action(async (o) => {
       code = await printUnit(o, io);
     });

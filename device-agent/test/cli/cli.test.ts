@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,8 +8,11 @@ import { statusMessageSchema } from '@pifleet/protocol';
 import type { PublishPacket } from 'aedes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_VERSION } from '../../src/app/agent.js';
+import { readAndCheckConfigFile } from '../../src/config/files.js';
+import { selfUpdateLayout } from '../../src/jobs/wiring.js';
 import { type CliIo, runCli } from '../../src/main.js';
 import { makePki, startTlsBroker, type TestPki, waitFor } from '../transport/tls-broker.js';
+import { writeAgentDir } from '../update/device.js';
 
 const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/pifleet-agent.js');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-cli-'));
@@ -161,6 +165,62 @@ describe('pifleet-agent (in process)', () => {
     const file = writeConfig('unit.json', { ...good(), outbox: { path: '/data/pifleet/outbox.db' } });
     expect(await runCli(['print-unit', '--config', file, '--exec', '/opt/pifleet/pifleet-agent'], t.io)).toBe(0);
     expect(t.out.join('')).toContain('ReadWritePaths=/data/pifleet\n');
+  });
+
+  it('print-unit --self-update: the boot guard from /opt/pifleet, the agent of <outbox dir>/current', async () => {
+    const t = io();
+    const file = writeConfig('unit-su.json', { ...good(), outbox: { path: '/data/pifleet/outbox.db' } });
+    expect(await runCli(['print-unit', '--config', file, '--self-update'], t.io)).toBe(0);
+    const unit = t.out.join('');
+    expect(unit).toContain(
+      'ExecStartPre=-/usr/bin/env node /opt/pifleet/dist/update/boot-guard.js --state-dir /data/pifleet --factory-dir /opt/pifleet\n',
+    );
+    expect(unit).toContain(
+      `ExecStart=/usr/bin/env node /data/pifleet/current/bin/pifleet-agent.js run --config ${file}\n`,
+    );
+    expect(unit).toContain('ReadWritePaths=/data/pifleet\n');
+    // A release refusing the config (78) must still reach the guard's rollback.
+    expect(unit).not.toContain('RestartPreventExitStatus');
+  });
+
+  it.each([
+    ['--exec', ['--exec', '/opt/pifleet/bin/pifleet-agent.js', '--outbox-dir', '/data/pifleet'], /no --exec/],
+    ['an in-memory outbox', [], /:memory:/],
+  ])('print-unit --self-update with %s exits 64', async (_, extra, message) => {
+    const t = io();
+    const file = writeConfig('unit-su-bad.json', { ...good(), outbox: { path: ':memory:' } });
+    expect(await runCli(['print-unit', '--config', file, '--self-update', ...extra], t.io)).toBe(64);
+    expect(t.err.join('')).toMatch(message);
+    expect(t.out).toEqual([]);
+  });
+
+  it("print-unit --self-update: on first boot the unit's ExecStartPre makes the link its ExecStart runs, and run sees an updatable agent", async () => {
+    const stateDir = path.join(dir, 'su-state');
+    mkdirSync(stateDir);
+    const file = writeConfig('unit-su-boot.json', { ...good(), outbox: { path: path.join(stateDir, 'outbox.db') } });
+    const t = io();
+    expect(await runCli(['print-unit', '--config', file, '--self-update'], t.io)).toBe(0);
+    const line = (key: string) => (new RegExp(`^${key}=(.*)$`, 'm').exec(t.out.join(''))?.[1] ?? '').split(' ');
+    const pre = line('ExecStartPre');
+    expect(pre.slice(0, 3)).toEqual(['-/usr/bin/env', 'node', '/opt/pifleet/dist/update/boot-guard.js']);
+    // The guard's own arguments as printed, but a factory install of our own instead of /opt/pifleet.
+    const factoryDir = path.join(dir, 'su-factory');
+    writeAgentDir(factoryDir, '1.0.0', 'healthy');
+    const args = pre.slice(3).map((a) => (a === '/opt/pifleet' ? factoryDir : a));
+    expect(args).toEqual(['--state-dir', stateDir, '--factory-dir', factoryDir]);
+    const tsx = createRequire(import.meta.url).resolve('tsx');
+    const guard = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/update/boot-guard.ts');
+    const r = spawnSync(process.execPath, ['--import', tsx, guard, ...args], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const launcher = line('ExecStart')[2] as string;
+    expect(launcher).toBe(path.join(stateDir, 'current/bin/pifleet-agent.js'));
+    expect(realpathSync(launcher)).toBe(realpathSync(path.join(factoryDir, 'bin/pifleet-agent.js')));
+    const config = await readAndCheckConfigFile(file, {});
+    expect(selfUpdateLayout(config, launcher)).toEqual({
+      stateDir,
+      factoryDir: '/opt/pifleet',
+      runningDir: path.join(stateDir, 'current'),
+    });
   });
 
   it('run: exit 78 with a bad config, without connecting anywhere', async () => {

@@ -65,6 +65,8 @@ export interface ProvisionRequest {
    * IoT Core alike (both serve MQTT 5 and 3.1.1 on one listener); `'3.1.1'` on request.
    */
   readonly mqttProtocol?: MqttProtocol;
+  /** The bundle's unit is the one for agent updates (`pifleet-agent print-unit --self-update`). */
+  readonly selfUpdate?: boolean;
   /** The thing's type: created when missing, refused when deprecated; an existing thing is given it. */
   readonly thingTypeName?: string;
   /** A thing group the thing joins: created (as a root group) when missing. */
@@ -143,7 +145,7 @@ export function createProvisioner(deps: ProvisionerDeps) {
 
   /** Writes the generated bundle files that are missing; keeps ones that differ unless `overwrite`. */
   async function writeGeneratedFiles(
-    req: { thingName: string; bundleDir: string; installDir: string; mqttProtocol: MqttProtocol },
+    req: { thingName: string; bundleDir: string; installDir: string; mqttProtocol: MqttProtocol; selfUpdate?: boolean },
     bundle: Awaited<ReturnType<typeof ReadBundleFn>>,
     overwrite: boolean,
     changes: string[],
@@ -169,7 +171,7 @@ export function createProvisioner(deps: ProvisionerDeps) {
           ...(outboxDir !== undefined ? { outboxPath: path.posix.join(outboxDir, 'outbox.db') } : {}),
         }),
       ],
-      [BUNDLE_FILES.unit, bundle.unitText, renderBundleUnit(req.installDir, outboxDir)],
+      [BUNDLE_FILES.unit, bundle.unitText, renderBundleUnit(req.installDir, outboxDir, req.selfUpdate === true)],
     ];
     for (const [name, current, content] of wanted) {
       if (current === content) continue;
@@ -321,7 +323,7 @@ export function createProvisioner(deps: ProvisionerDeps) {
 
     // 4. The rest of the bundle.
     await writeGeneratedFiles(
-      { thingName, bundleDir, installDir, mqttProtocol: req.mqttProtocol ?? '5' },
+      { thingName, bundleDir, installDir, mqttProtocol: req.mqttProtocol ?? '5', selfUpdate: req.selfUpdate === true },
       fresh ? await files.readBundle(bundleDir) : bundle,
       req.force,
       changes,

@@ -57,7 +57,11 @@ export function registerThingsCreate(things: CommandUnknownOpts, run: Runner): v
         .option('--out <dir>', `bundle directory (default: ${DEFAULT_BUNDLES_DIR}/NAME)`)
         .option('--install-dir <dir>', 'where the bundle will be on the device (default: the bundle directory)')
         .option('--force', 'overwrite an existing bundle, or issue a new certificate for a stale one')
-        .option('--mqtt-protocol <version>', "MQTT version of the bundle's agent: 5 or 3.1.1 (default: 5)"),
+        .option('--mqtt-protocol <version>', "MQTT version of the bundle's agent: 5 or 3.1.1 (default: 5)")
+        .option(
+          '--self-update',
+          "the bundle's pifleet-agent.service runs the agent for updates (agent-update jobs; the agent installed in /opt/pifleet)",
+        ),
     ),
     async (ctx, [rawName], o) => {
       const thingName = parseThingName(rawName);
@@ -95,6 +99,7 @@ export function registerThingsCreate(things: CommandUnknownOpts, run: Runner): v
         ...(csrPem !== undefined ? { csrPem } : {}),
         ...(installDir !== undefined ? { installDir } : {}),
         ...(mqttProtocol !== undefined ? { mqttProtocol } : {}),
+        ...(o.selfUpdate === true ? { selfUpdate: true } : {}),
       });
       const head =
         r.status === 'unchanged'

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
-import { type MqttProtocol, renderAgentUnit } from '@pifleet/protocol';
+import { AGENT_INSTALL_PATHS, type MqttProtocol, renderAgentUnit } from '@pifleet/protocol';
 
 /**
  * A device bundle: everything a device needs to connect, in one directory the operator copies
@@ -61,11 +61,21 @@ export function renderAgentConfig(o: AgentConfigOptions): string {
   return `${JSON.stringify(buildAgentConfig(o), null, 2)}\n`;
 }
 
-/** The bundle's systemd unit; `outboxDir` is where the bundle's agent.json puts the outbox. */
-export function renderBundleUnit(installDir: string, outboxDir?: string): string {
+/**
+ * The bundle's systemd unit; `outboxDir` is where the bundle's agent.json puts the outbox (the
+ * agent's default directory when absent). With `selfUpdate` it is the unit for agent updates: the
+ * state directory is the outbox's and the factory install /opt/pifleet, the layout the agent
+ * recognises as updatable; the boot guard makes `current` on first boot.
+ */
+export function renderBundleUnit(installDir: string, outboxDir?: string, selfUpdate = false): string {
   return renderAgentUnit({
     configPath: path.posix.join(installDir, BUNDLE_FILES.agentConfig),
     ...(outboxDir !== undefined ? { outboxDir } : {}),
+    ...(selfUpdate
+      ? {
+          selfUpdate: { stateDir: outboxDir ?? AGENT_INSTALL_PATHS.stateDir, factoryDir: AGENT_INSTALL_PATHS.agentDir },
+        }
+      : {}),
   });
 }
 

@@ -136,6 +136,28 @@ describe('things create', () => {
     expect(again.stdout).toContain('nothing changed');
   });
 
+  it('--self-update: the bundle carries the unit for agent updates (boot guard, <stateDir>/current)', async () => {
+    const dir = cwd();
+    const r = await cli(
+      [...local(), 'things', 'create', 'pi-su1', '--install-dir', '/etc/pifleet', '--self-update', '--json'],
+      { cwd: dir },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const bundle = path.join(dir, '.pifleet', 'bundles', 'pi-su1');
+    const unit = fs.readFileSync(path.join(bundle, BUNDLE_FILES.unit), 'utf8').split('\n');
+    expect(unit).toContain(
+      'ExecStartPre=-/usr/bin/env node /opt/pifleet/dist/update/boot-guard.js --state-dir /var/lib/pifleet --factory-dir /opt/pifleet',
+    );
+    expect(unit).toContain(
+      'ExecStart=/usr/bin/env node /var/lib/pifleet/current/bin/pifleet-agent.js run --config /etc/pifleet/agent.json',
+    );
+    // The agent's default outbox (/var/lib/pifleet/outbox.db): the state directory is the outbox's.
+    expect(
+      json<Record<string, unknown>>(fs.readFileSync(path.join(bundle, BUNDLE_FILES.agentConfig), 'utf8')),
+    ).not.toHaveProperty('outbox');
+  });
+
   it.each([
     [['things', 'create', 'bad name'], 65, /invalid thing name/],
     [['things', 'create', 'ok', '--attr', 'novalue'], 65, /not key=value/],

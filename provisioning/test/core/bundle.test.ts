@@ -72,6 +72,22 @@ describe('bundle content', () => {
     ]);
   });
 
+  it.each([
+    ['installed', '/etc/pifleet', undefined, '/var/lib/pifleet'],
+    ['used in place', '/home/pi/bundle', '/home/pi/bundle', '/home/pi/bundle'],
+  ])('the self-update unit of a bundle %s keeps releases beside the outbox', (_, installDir, outboxDir, stateDir) => {
+    const lines = renderBundleUnit(installDir, outboxDir, true).split('\n');
+    expect(lines).toContain(
+      `ExecStartPre=-/usr/bin/env node /opt/pifleet/dist/update/boot-guard.js --state-dir ${stateDir} --factory-dir /opt/pifleet`,
+    );
+    expect(lines).toContain(
+      `ExecStart=/usr/bin/env node ${stateDir}/current/bin/pifleet-agent.js run --config ${installDir}/agent.json`,
+    );
+    expect(lines).toContain(`ReadWritePaths=${stateDir}`);
+    expect(lines.some((l) => l.startsWith('RestartPreventExitStatus='))).toBe(false);
+    expect(renderBundleUnit(installDir, outboxDir)).not.toContain('boot-guard');
+  });
+
   it('certificate id is the SHA-256 of the DER', () => {
     const der = new X509Certificate(AMAZON_ROOT_CA_1_PEM).raw;
     expect(certificateIdOf(AMAZON_ROOT_CA_1_PEM)).toBe(createHash('sha256').update(der).digest('hex'));
