@@ -379,8 +379,10 @@ describe('jobs create: config and reboot, things and groups', () => {
 /**
  * A CLI clock whose every poll of `--watch` (a sleep of the poll interval) is a step the test takes
  * (a device acting) before the next poll. Other sleeps are a retry's backoff after IoT's API rates
- * throttled a call (the core enforces them): they pass at once, not counted as polls.
+ * throttled a call: the core enforces them in real time, so the backoff is waited for real.
  */
+const backoff = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 function steppingClock(steps: (() => Promise<void>)[], intervalMs = 5_000): Clock & { slept: number[] } {
   let now = Date.now();
   const slept: number[] = [];
@@ -389,7 +391,7 @@ function steppingClock(steps: (() => Promise<void>)[], intervalMs = 5_000): Cloc
     now: () => now,
     async sleep(ms) {
       now += ms;
-      if (ms !== intervalMs) return;
+      if (ms !== intervalMs) return backoff(ms);
       slept.push(ms);
       await steps.shift()?.();
     },
@@ -506,10 +508,10 @@ describe('jobs describe --watch, list and cancel', () => {
     const controller = new AbortController();
     const clock: Clock = {
       now: () => Date.now(),
-      // The first poll is interrupted (Ctrl-C); a retry's backoff, should one come first, passes.
+      // The first poll is interrupted (Ctrl-C); a retry's backoff, should one come first, is waited.
       sleep: (ms, signal) =>
         ms !== 5_000
-          ? Promise.resolve()
+          ? backoff(ms)
           : new Promise((_resolve, reject) => {
               signal?.addEventListener('abort', () => reject(signal.reason));
               controller.abort();
