@@ -13,6 +13,9 @@ export async function main(): Promise<void> {
     process.stderr.write('\npifleet: stopping after the things in flight (Ctrl-C again to quit now)\n');
     controller.abort();
   });
+  // A command whose work never settles (a library that stops on an event it never emits) would
+  // otherwise end the process with 0 and no output once the event loop empties: fail until it returns.
+  process.exitCode = EXIT.unexpected;
   const code = await runCli(process.argv.slice(2), {
     stdout: process.stdout,
     stderr: process.stderr,
