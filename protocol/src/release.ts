@@ -24,7 +24,12 @@ import { isJsonObject, parseJson } from './json.js';
  */
 
 export const RELEASE_NAME = 'pifleet-agent';
-export const RELEASE_FORMAT = 1;
+/**
+ * 2: the manifest names its {@link ReleaseTarget}. Format 1 (no target) was never shipped outside
+ * this repository's development, so it is refused rather than kept parseable: a manifest that does
+ * not say what it runs on cannot be checked against the device.
+ */
+export const RELEASE_FORMAT = 2;
 
 /** Manifests are small (~400 bytes); anything larger is refused before it is parsed. */
 export const MAX_MANIFEST_BYTES = 4_096;
@@ -65,6 +70,89 @@ export function isReleaseVersion(version: string): boolean {
   return true;
 }
 
+/** `process.platform` values (Node's documented list). */
+export const RELEASE_PLATFORMS = [
+  'aix',
+  'android',
+  'darwin',
+  'freebsd',
+  'haiku',
+  'linux',
+  'openbsd',
+  'sunos',
+  'win32',
+  'cygwin',
+  'netbsd',
+] as const;
+/** `process.arch` values (Node's documented list). */
+export const RELEASE_ARCHS = [
+  'arm',
+  'arm64',
+  'ia32',
+  'loong64',
+  'mips',
+  'mipsel',
+  'ppc',
+  'ppc64',
+  'riscv64',
+  's390',
+  's390x',
+  'x64',
+] as const;
+
+/**
+ * What a release runs on: the platform, CPU architecture and Node ABI (`process.versions.modules`)
+ * its native modules (better-sqlite3, epoll, i2c-bus) were built for. A module built for another
+ * architecture or ABI fails to load, so an agent started from such a release would exit at every
+ * start until the boot guard rolled it back; the device refuses it before downloading instead.
+ */
+export const releaseTargetSchema = z.strictObject({
+  platform: z.enum(RELEASE_PLATFORMS, { error: `target.platform must be one of ${RELEASE_PLATFORMS.join(', ')}` }),
+  arch: z.enum(RELEASE_ARCHS, { error: `target.arch must be one of ${RELEASE_ARCHS.join(', ')}` }),
+  nodeAbi: z
+    .number({ error: 'target.nodeAbi must be a number' })
+    .int('target.nodeAbi must be an integer')
+    .min(1, 'target.nodeAbi must be at least 1')
+    .max(9999, 'target.nodeAbi must be at most 9999'),
+});
+export type ReleaseTarget = z.infer<typeof releaseTargetSchema>;
+
+/** The target of the Node.js running this code (the device's own, or the machine that ran `pnpm deploy`). */
+export function currentReleaseTarget(): ReleaseTarget {
+  return parseReleaseTarget(`${process.platform}-${process.arch}`, Number(process.versions.modules));
+}
+
+/**
+ * A target from `<platform>-<arch>` (`linux-arm64`, as Node's own release file names spell it) and
+ * an ABI number. Throws a `TypeError` saying what is wrong.
+ */
+export function parseReleaseTarget(platformArch: string, nodeAbi: number): ReleaseTarget {
+  const dash = platformArch.indexOf('-');
+  const candidate = { platform: platformArch.slice(0, dash), arch: platformArch.slice(dash + 1), nodeAbi };
+  if (dash < 0) throw new TypeError(`target must be <platform>-<arch> such as linux-arm64, got ${platformArch}`);
+  const checked = validateWith(releaseTargetSchema, candidate);
+  if (!checked.ok) throw new TypeError(describeIssues(checked.issues));
+  return checked.value;
+}
+
+/** `linux-arm64, Node ABI 137` */
+export function describeReleaseTarget(t: ReleaseTarget): string {
+  return `${t.platform}-${t.arch}, Node ABI ${t.nodeAbi}`;
+}
+
+/**
+ * Why a release built for `release` cannot run on `device`, or undefined when it can: platform,
+ * architecture and Node ABI must all be equal (the agent's native modules are built against one ABI).
+ */
+export function releaseTargetMismatch(release: ReleaseTarget, device: ReleaseTarget): ReleaseRejection | undefined {
+  if (release.platform === device.platform && release.arch === device.arch && release.nodeAbi === device.nodeAbi)
+    return undefined;
+  return {
+    code: 'target-mismatch',
+    message: `release is built for ${describeReleaseTarget(release)}; this device is ${describeReleaseTarget(device)}`,
+  };
+}
+
 const hex = (what: string, length: number) =>
   z
     .string({ error: `${what} must be a string` })
@@ -76,6 +164,8 @@ export const releaseManifestSchema = z.strictObject({
   version: z
     .string({ error: 'version must be a string' })
     .refine(isReleaseVersion, 'version must be a semantic version such as 1.2.3 (at most 64 characters)'),
+  /** What the release's native modules were built for. */
+  target: releaseTargetSchema,
   /** SHA-256 of the tarball's bytes. */
   sha256: hex('sha256', 64),
   /** The tarball's size in bytes: the device downloads no more than this. */
@@ -110,6 +200,8 @@ export interface ReleaseManifestInput {
   readonly version: string;
   readonly sha256: string;
   readonly size: number;
+  /** What the deploy directory was built for. Default: {@link currentReleaseTarget}. */
+  readonly target?: ReleaseTarget;
   /** Default: now. */
   readonly createdAt?: Date;
   /** The signing key's public half (PEM), or its private key (PEM): gives keyId and algorithm. */
@@ -128,6 +220,7 @@ export function makeReleaseManifest(input: ReleaseManifestInput): ReleaseManifes
     format: RELEASE_FORMAT,
     name: RELEASE_NAME,
     version: input.version,
+    target: input.target ?? currentReleaseTarget(),
     sha256: input.sha256,
     size: input.size,
     createdAt: (input.createdAt ?? new Date()).toISOString(),
@@ -145,6 +238,7 @@ export function serializeReleaseManifest(manifest: ReleaseManifest): Uint8Array 
     format: manifest.format,
     name: manifest.name,
     version: manifest.version,
+    target: { platform: manifest.target.platform, arch: manifest.target.arch, nodeAbi: manifest.target.nodeAbi },
     sha256: manifest.sha256,
     size: manifest.size,
     createdAt: manifest.createdAt,
@@ -178,6 +272,7 @@ export interface ReleaseRejection {
     | 'bad-signature'
     | 'invalid-manifest'
     | 'version-mismatch'
+    | 'target-mismatch'
     | 'size-mismatch'
     | 'sha256-mismatch';
   readonly message: string;

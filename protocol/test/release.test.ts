@@ -6,10 +6,12 @@ import {
   MAX_MANIFEST_BYTES,
   makeReleaseManifest,
   parseReleaseManifest,
+  parseReleaseTarget,
   type ReleaseManifest,
   releaseFileNames,
   releaseKeyId,
   releasePublicKeyProblem,
+  releaseTargetMismatch,
   serializeReleaseManifest,
   signReleaseManifest,
   verifyReleaseManifest,
@@ -175,7 +177,19 @@ describe('parseReleaseManifest (hostile input)', () => {
     ['path in version', manifestJson({ version: '../../etc' }), /semantic version/],
     ['non-hex sha', manifestJson({ sha256: 'z'.repeat(64) }), /sha256 must be 64 lowercase hex/],
     ['short sha', manifestJson({ sha256: 'ab' }), /sha256 must be 64 lowercase hex/],
-    ['other format', manifestJson({ format: 2 }), /format must be 1/],
+    ['other format', manifestJson({ format: 3 }), /format must be 2/],
+    // Format 1 had no target: such a manifest cannot say what it runs on.
+    ['format 1 without a target', manifestJson({ format: 1, target: undefined }), /format must be 2.*target/],
+    ['no target', manifestJson({ target: undefined }), /target/],
+    ['unknown platform', manifestJson({ target: { platform: 'plan9', arch: 'arm64', nodeAbi: 137 } }), /platform/],
+    ['unknown arch', manifestJson({ target: { platform: 'linux', arch: 'aarch64', nodeAbi: 137 } }), /arch must be/],
+    ['ABI as a string', manifestJson({ target: { platform: 'linux', arch: 'arm64', nodeAbi: '137' } }), /nodeAbi/],
+    [
+      'extra target key',
+      manifestJson({ target: { platform: 'linux', arch: 'arm64', nodeAbi: 137, libc: 'musl' } }),
+      /libc/,
+    ],
+    ['nested target', manifestJson({ target: { platform: { a: 1 }, arch: 'arm64', nodeAbi: 137 } }), /nested|platform/],
     ['not an object', utf8('[1,2]'), /JSON object/],
     ['not JSON', utf8('{'), /not JSON/],
     ['not UTF-8', Uint8Array.from([0x7b, 0xff, 0x7d]), /not UTF-8/],
@@ -207,6 +221,70 @@ describe('parseReleaseManifest (hostile input)', () => {
     [`1.2.3-${'a'.repeat(60)}`, false],
   ])('isReleaseVersion(%s) = %s', (version, ok) => {
     expect(isReleaseVersion(version)).toBe(ok);
+  });
+});
+
+describe('release target', () => {
+  const pi = { platform: 'linux', arch: 'arm64', nodeAbi: 137 } as const;
+
+  it('the manifest names the target it was made for (default: this machine), and it is signed', () => {
+    const here = signed(ed).manifest.target;
+    expect(here).toEqual({ platform: process.platform, arch: process.arch, nodeAbi: Number(process.versions.modules) });
+    const manifest = makeReleaseManifest({ version: '1.2.3', sha256, size: 1, key: ed.privateKey, target: pi });
+    const bytes = serializeReleaseManifest(manifest);
+    expect(JSON.parse(new TextDecoder().decode(bytes))).toMatchObject({ format: 2, target: pi });
+    const signature = signReleaseManifest(bytes, ed.privateKey);
+    expect(verifyReleaseManifest(bytes, signature, [ed.publicKey])).toMatchObject({
+      ok: true,
+      manifest: { target: pi },
+    });
+    // The target is inside the signed bytes: a release re-labelled for another machine fails the signature.
+    const relabelled = utf8(new TextDecoder().decode(bytes).replace('"arm64"', '"x64"'));
+    expect(relabelled).not.toEqual(bytes);
+    expect(verifyReleaseManifest(relabelled, signature, [ed.publicKey])).toMatchObject({
+      ok: false,
+      rejection: { code: 'bad-signature' },
+    });
+  });
+
+  it.each([
+    ['the same target', pi, undefined],
+    [
+      'another arch',
+      { ...pi, arch: 'x64' },
+      'release is built for linux-x64, Node ABI 137; this device is linux-arm64, Node ABI 137',
+    ],
+    [
+      'another Node ABI',
+      { ...pi, nodeAbi: 127 },
+      'release is built for linux-arm64, Node ABI 127; this device is linux-arm64, Node ABI 137',
+    ],
+    [
+      'another platform',
+      { ...pi, platform: 'darwin' },
+      'release is built for darwin-arm64, Node ABI 137; this device is linux-arm64, Node ABI 137',
+    ],
+  ] as const)('%s: %s', (_, release, message) => {
+    const mismatch = releaseTargetMismatch(release, pi);
+    expect(mismatch).toEqual(message === undefined ? undefined : { code: 'target-mismatch', message });
+  });
+
+  it.each([
+    ['linux-arm64', 137, pi],
+    ['linux-x64', 115, { platform: 'linux', arch: 'x64', nodeAbi: 115 }],
+  ] as const)('parseReleaseTarget(%s, %i)', (text, abi, expected) => {
+    expect(parseReleaseTarget(text, abi)).toEqual(expected);
+  });
+
+  it.each([
+    ['linux', 137, /<platform>-<arch>/],
+    ['linux-aarch64', 137, /arch must be one of/],
+    ['raspbian-arm64', 137, /platform must be one of/],
+    ['linux-arm64', 0, /nodeAbi must be at least 1/],
+    ['linux-arm64', 13.7, /nodeAbi must be an integer/],
+    ['linux-arm64', Number.NaN, /nodeAbi/],
+  ] as const)('parseReleaseTarget(%s, %s) is refused', (text, abi, message) => {
+    expect(() => parseReleaseTarget(text, abi)).toThrow(message);
   });
 });
 

@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { checkReleaseArtifact, isReleaseVersion, type ReleaseManifest, verifyReleaseManifest } from '@pifleet/protocol';
+import {
+  checkReleaseArtifact,
+  currentReleaseTarget,
+  isReleaseVersion,
+  type ReleaseManifest,
+  type ReleaseTarget,
+  releaseTargetMismatch,
+  verifyReleaseManifest,
+} from '@pifleet/protocol';
 import type { Logger } from '../logger.js';
 import type { Clock, TimerHandle } from '../ports/clock.js';
 import { DownloadError, downloadRelease } from './download.js';
@@ -88,6 +96,8 @@ export interface UpdaterDeps {
   readonly at?: (point: string) => void;
   /** Download attempts within one install when the connection breaks (each resumes). Default 3. */
   readonly downloadAttempts?: number;
+  /** What this device runs (a release's native modules must be built for it). Default: this process's. */
+  readonly target?: ReleaseTarget;
 }
 
 export interface Updater {
@@ -122,6 +132,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
   const now = () => deps.clock.now();
   const at = deps.at ?? (() => {});
   const maxStarts = deps.maxStarts ?? 3;
+  const deviceTarget = deps.target ?? currentReleaseTarget();
   const log = deps.logger.child({ component: 'updater' });
   let deadlineTimer: TimerHandle | undefined;
   // One operation at a time: a deadline rollback never interleaves with a confirmation.
@@ -313,6 +324,10 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     );
     if (!verified.ok) return finish(current, 'rejected', 'verify', verified.rejection);
     const manifest = verified.manifest;
+    // Before any download: a release whose native modules were built for another machine (an x64
+    // build sent to a Pi) would exit at every start until the boot guard rolled it back.
+    const wrongTarget = releaseTargetMismatch(manifest.target, deviceTarget);
+    if (wrongTarget) return finish(current, 'rejected', 'verify', wrongTarget);
 
     if ((await runningTarget(state)) === target) {
       return { status: 'SUCCEEDED', step: 'verify', detail: `agent ${version} is already running` };

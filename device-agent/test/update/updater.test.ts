@@ -1,6 +1,13 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import {
+  makeReleaseManifest,
+  type ReleaseTarget,
+  serializeReleaseManifest,
+  signReleaseManifest,
+} from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import { createVirtualClock } from '../../src/testing/virtual-clock.js';
@@ -101,6 +108,61 @@ function diskFull(full: (file: string) => boolean): UpdateFs {
     }) as UpdateFs['open'],
   };
 }
+
+describe('createUpdater: the release target', () => {
+  const pi = { platform: 'linux', arch: 'arm64', nodeAbi: 137 } as const;
+  /** 2.0.0's tarball with a manifest made (and signed) for `target`. */
+  function builtFor(target: ReleaseTarget): SignedRelease {
+    const { tarball } = signed.get('2.0.0') as SignedRelease;
+    const manifest = serializeReleaseManifest(
+      makeReleaseManifest({
+        version: '2.0.0',
+        sha256: createHash('sha256').update(tarball).digest('hex'),
+        size: tarball.byteLength,
+        key: key.privateKey,
+        target,
+      }),
+    );
+    return { tarball, manifest, signature: signReleaseManifest(manifest, key.privateKey) };
+  }
+
+  it.each([
+    ['an x64 build on a Pi', { ...pi, arch: 'x64' }, 'linux-x64, Node ABI 137'],
+    ['a build for another Node ABI', { ...pi, nodeAbi: 127 }, 'linux-arm64, Node ABI 127'],
+  ] as const)(
+    '%s: REJECTED naming both targets, before any download, nothing written but the record',
+    async (_, target, built) => {
+      const d = await freshDevice();
+      const before = server.requests.length;
+      const steps: string[] = [];
+      const result = await updaterFor(d, { target: pi }).updater.install(
+        jobFor('job-target', '2.0.0', server.url('2.0.0'), builtFor(target)),
+        async (step) => {
+          steps.push(step);
+        },
+      );
+      expect(result).toEqual({
+        status: 'REJECTED',
+        step: 'verify',
+        detail: `release is built for ${built}; this device is linux-arm64, Node ABI 137`,
+      });
+      expect(steps).toEqual(['verify']);
+      expect(server.requests.length).toBe(before);
+      expect(readlinkSync(d.currentLink)).toBe(d.factoryDir);
+      expect(existsSync(path.join(d.stateDir, 'releases'))).toBe(false);
+      expect(state(d)).toMatchObject({ phase: 'rejected', reason: { code: 'target-mismatch' } });
+    },
+  );
+
+  it('a release built for the device installs', async () => {
+    const d = await freshDevice();
+    const result = await updaterFor(d, { target: pi }).updater.install(
+      jobFor('job-target-ok', '2.0.0', server.url('2.0.0'), builtFor(pi)),
+      noProgress,
+    );
+    expect(result).toEqual({ status: 'RESTARTING', step: 'restart' });
+  });
+});
 
 describe('createUpdater', () => {
   it('keeps the running release and the previous one, and prunes older ones', async () => {

@@ -1,14 +1,18 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { access, readFile, rm, stat } from 'node:fs/promises';
+import { access, lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import {
   AGENT_INSTALL_PATHS,
+  currentReleaseTarget,
+  describeReleaseTarget,
   isJsonObject,
   isReleaseVersion,
   makeReleaseManifest,
   ownValue,
   parseJson,
+  parseReleaseTarget,
+  type ReleaseTarget,
   releaseFileNames,
   releaseKeyAlgorithm,
   serializeReleaseManifest,
@@ -18,6 +22,7 @@ import {
 import { FileExistsError, writeNewFile } from '../adapters/release-files.js';
 import { packRelease } from '../adapters/release-tarball.js';
 import type { Runner } from '../app/command.js';
+import { isInstallBuiltModule, nativeModuleTarget } from '../core/release-target.js';
 import { ConflictError, InputError, UsageError } from '../errors.js';
 
 /** Where `release build` writes without `--out`: under the git-ignored `.pifleet/`. */
@@ -74,6 +79,101 @@ async function readSigningKey(file: string): Promise<string> {
   return pem;
 }
 
+interface BuiltModule {
+  readonly file: string;
+  readonly arch: ReleaseTarget['arch'] | undefined;
+  readonly machine: number | undefined;
+  readonly nodeAbi: number | undefined;
+}
+
+/** The native modules built for this deploy directory (`build/Release/*.node`), read from their bytes. */
+async function builtModules(dir: string): Promise<BuiltModule[]> {
+  const found: BuiltModule[] = [];
+  // Recursive readdir does not descend through symbolic links: pnpm's package links are skipped
+  // and each file under node_modules/.pnpm is read once. The real deploy output: 4,548 entries, 3 modules.
+  for (const rel of (await readdir(dir, { recursive: true })).sort()) {
+    if (!isInstallBuiltModule(rel)) continue;
+    const file = path.join(dir, rel);
+    if (!(await lstat(file)).isFile()) continue;
+    found.push({ file: rel, ...nativeModuleTarget(await readFile(file)) });
+  }
+  return found;
+}
+
+const hex = (n: number | undefined) => (n === undefined ? 'not ELF' : `ELF machine 0x${n.toString(16)}`);
+
+/**
+ * What the release runs on: `--target`/`--node-abi`, else what the deploy directory's native
+ * modules were built for, else this machine. A flag that contradicts the modules is refused: such
+ * a release would crash at every start on the devices it claims to fit.
+ */
+function releaseTarget(
+  flags: { readonly target?: string | undefined; readonly nodeAbi?: string | undefined },
+  modules: readonly BuiltModule[],
+): { readonly target: ReleaseTarget; readonly source: string } {
+  const machine = currentReleaseTarget();
+  if (flags.nodeAbi !== undefined && !/^\d{1,4}$/.test(flags.nodeAbi)) {
+    throw new UsageError(
+      `--node-abi must be a number (process.versions.modules), got ${JSON.stringify(flags.nodeAbi)}`,
+      {
+        hint: `the Node ABI of the devices' Node, e.g. 137 for Node 24 (this machine: ${machine.nodeAbi})`,
+      },
+    );
+  }
+  const unknown = modules.find((m) => m.arch === undefined);
+  if (unknown && flags.target === undefined) {
+    throw new InputError(`cannot tell what ${unknown.file} was built for (${hex(unknown.machine)})`, {
+      hint: "give the devices' platform and architecture with --target, e.g. --target linux-arm64",
+    });
+  }
+  const archs = [...new Set(modules.flatMap((m) => (m.arch ? [m.arch] : [])))];
+  if (archs.length > 1) {
+    throw new InputError(`the native modules are built for several architectures (${archs.join(', ')})`, {
+      hint: "run pnpm deploy again on (or for) the devices' architecture",
+    });
+  }
+  const abis = [...new Set(modules.flatMap((m) => (m.nodeAbi === undefined ? [] : [m.nodeAbi])))];
+  if (abis.length > 1) {
+    throw new InputError(`the native modules are built for several Node ABIs (${abis.join(', ')})`, {
+      hint: 'run pnpm deploy again with the Node the devices run',
+    });
+  }
+  const [arch] = archs;
+  const [abi] = abis;
+  const detected = arch === undefined ? undefined : `linux-${arch}`;
+  let target: ReleaseTarget;
+  try {
+    target = parseReleaseTarget(
+      flags.target ?? detected ?? `${machine.platform}-${machine.arch}`,
+      flags.nodeAbi !== undefined ? Number(flags.nodeAbi) : (abi ?? machine.nodeAbi),
+    );
+  } catch (err) {
+    throw new UsageError(`--target/--node-abi: ${(err as Error).message}`, {
+      hint: '--target <platform>-<arch> as Node spells them, e.g. linux-arm64 for a 64-bit Raspberry Pi OS',
+    });
+  }
+  const withModule = (pred: (m: BuiltModule) => boolean) => modules.find(pred)?.file ?? '';
+  if (flags.target !== undefined && detected !== undefined && `${target.platform}-${target.arch}` !== detected) {
+    throw new InputError(
+      `--target ${flags.target} contradicts the native modules, built for ${detected} (${withModule((m) => m.arch === arch)})`,
+      { hint: "run pnpm deploy on (or for) the devices' architecture, or leave out --target" },
+    );
+  }
+  if (flags.nodeAbi !== undefined && abi !== undefined && target.nodeAbi !== abi) {
+    throw new InputError(
+      `--node-abi ${flags.nodeAbi} contradicts the native modules, built for Node ABI ${abi} (${withModule((m) => m.nodeAbi === abi)})`,
+      { hint: 'run pnpm deploy with the Node the devices run, or leave out --node-abi' },
+    );
+  }
+  const source =
+    flags.target !== undefined || flags.nodeAbi !== undefined
+      ? 'as given'
+      : modules.length > 0
+        ? `from ${modules.length} native module${modules.length === 1 ? '' : 's'}${abi === undefined ? ', Node ABI of this machine' : ''}`
+        : "this machine's: no native modules found";
+  return { target, source };
+}
+
 /**
  * `release build`: the agent as a release — tarball, manifest (its SHA-256 and size, the version,
  * the signing key's id) and the manifest's signature (`@pifleet/protocol`'s release format).
@@ -86,6 +186,14 @@ export function registerReleaseBuild(release: CommandUnknownOpts, run: Runner): 
       .requiredOption('--from <dir>', 'the deployable agent directory (the `pnpm deploy` output)')
       .requiredOption('--version <version>', 'the release version (semantic version, e.g. 1.4.0)')
       .requiredOption('--key <file>', 'the private signing key (pifleet keys create)')
+      .option(
+        '--target <platform-arch>',
+        "what the release runs on, e.g. linux-arm64 (default: what the deploy directory's native modules were built for)",
+      )
+      .option(
+        '--node-abi <n>',
+        "the devices' Node ABI, process.versions.modules (default: the native modules', else this machine's)",
+      )
       .option('--out <dir>', `directory of the release files (default: ${DEFAULT_RELEASES_DIR})`)
       .option('--json', 'print JSON on stdout')
       .option('-v, --verbose', 'log details to stderr'),
@@ -98,6 +206,8 @@ export function registerReleaseBuild(release: CommandUnknownOpts, run: Runner): 
       const from = path.resolve(ctx.io.cwd, o.from);
       const outDir = path.resolve(ctx.io.cwd, o.out ?? DEFAULT_RELEASES_DIR);
       await checkAgentDir(from);
+      const { target, source } = releaseTarget(o, await builtModules(from));
+      ctx.log.info({ target, source }, 'release target');
       const privateKeyPem = await readSigningKey(path.resolve(ctx.io.cwd, o.key));
       const names = releaseFileNames(o.version);
       const files = {
@@ -124,6 +234,7 @@ export function registerReleaseBuild(release: CommandUnknownOpts, run: Runner): 
           size,
           createdAt: new Date(ctx.io.clock.now()),
           key: privateKeyPem,
+          target,
         });
         const manifestBytes = serializeReleaseManifest(manifest);
         const signature = signReleaseManifest(manifestBytes, privateKeyPem);
@@ -147,12 +258,14 @@ export function registerReleaseBuild(release: CommandUnknownOpts, run: Runner): 
             sha256,
             size,
             entries: packed.entries,
+            target,
             keyId: manifest.keyId,
             algorithm: manifest.algorithm,
           },
           text: [
             `release ${o.version}: ${packed.entries} entries, ${size} bytes, sha256 ${sha256}`,
             `signed with ${manifest.algorithm} key ${manifest.keyId}`,
+            `runs on ${describeReleaseTarget(target)} (${source})`,
             ...Object.values(files),
             `next: ${ctx.hints.pifleet(
               `release upload ${Object.values(files)

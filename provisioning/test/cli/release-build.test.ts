@@ -216,6 +216,9 @@ describe('release build', () => {
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^release 3\.0\.0: 12 entries, \d+ bytes, sha256 [0-9a-f]{64}$/);
     expect(lines[1]).toBe(`signed with ed25519 key ${releaseKeyId(publicPem)}`);
+    expect(lines[2]).toBe(
+      `runs on ${process.platform}-${process.arch}, Node ABI ${process.versions.modules} (this machine's: no native modules found)`,
+    );
     expect(lines.at(-1)).toBe(
       `next: pifleet release upload ${Object.values(names)
         .map((f) => `.pifleet/releases/${f}`)
@@ -305,5 +308,139 @@ describe('release build', () => {
       expect(r.stderr).toMatch(/dist\/etc links outside the release directory \(\.\.\/\.\.\/etc\)/);
       expect(fs.readdirSync(cwd)).toEqual([]);
     });
+  });
+});
+
+/** An ELF shared object's first bytes with `e_machine`, and the ABI symbol a V8-API module exports. */
+function elf(machine: number, abi?: number): Buffer {
+  const header = Buffer.alloc(64);
+  Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]).copy(header);
+  header.writeUInt16LE(3, 16); // ET_DYN
+  header.writeUInt16LE(machine, 18);
+  return Buffer.concat([
+    header,
+    Buffer.from(abi === undefined ? 'napi_register_module_v1\0' : `node_register_module_v${abi}\0`),
+  ]);
+}
+
+describe('release build: what the release runs on', () => {
+  const AARCH64 = 0xb7;
+  const X86_64 = 0x3e;
+  /** A deploy directory with node-gyp outputs (build/Release) and aws-crt's binaries for every platform. */
+  function withModules(name: string, modules: Record<string, Buffer>): string {
+    const dir = agentDir(path.join(root, name));
+    for (const [rel, bytes] of Object.entries({
+      // Chosen at run time by aws-crt: says nothing about this build.
+      'node_modules/.pnpm/aws-crt@1.0.0/node_modules/aws-crt/dist/bin/linux-x64-glibc/aws-crt-nodejs.node': elf(X86_64),
+      'node_modules/.pnpm/aws-crt@1.0.0/node_modules/aws-crt/dist/bin/darwin-x64-cruntime/aws-crt-nodejs.node':
+        Buffer.from([0xcf, 0xfa, 0xed, 0xfe]),
+      ...modules,
+    })) {
+      fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+      fs.writeFileSync(path.join(dir, rel), bytes);
+    }
+    return dir;
+  }
+  const sqlite =
+    'node_modules/.pnpm/better-sqlite3@12.0.0/node_modules/better-sqlite3/build/Release/better_sqlite3.node';
+  const i2c = 'node_modules/.pnpm/i2c-bus@5.2.3/node_modules/i2c-bus/build/Release/i2c.node';
+  let piDeploy: string;
+  beforeAll(() => {
+    // Built on (or for) a Pi with Node 24: arm64 modules, one registered with NODE_MODULE_INIT (its ABI symbol: 137).
+    piDeploy = withModules('agent-pi', { [sqlite]: elf(AARCH64, 137), [i2c]: elf(AARCH64) });
+  });
+  const buildFrom = (from: string, cwd: string, ...args: string[]) =>
+    cli(['release', 'build', '--from', from, '--key', keyFile(), '--json', ...args], { cwd });
+  const manifestOf = (r: { stdout: string }) =>
+    JSON.parse(fs.readFileSync((JSON.parse(r.stdout) as Built).manifest, 'utf8')) as {
+      format: number;
+      target: unknown;
+    };
+
+  it('detected from the native modules built for the deploy directory, signed into the manifest', async () => {
+    const r = await buildFrom(piDeploy, fresh(), '--version', '1.0.0');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(EXIT.ok);
+    const target = { platform: 'linux', arch: 'arm64', nodeAbi: 137 };
+    expect(JSON.parse(r.stdout)).toMatchObject({ target });
+    expect(manifestOf(r)).toMatchObject({ format: 2, target });
+  });
+
+  it('without native modules: this machine; --target and --node-abi override', async () => {
+    const here = await buildFrom(agent, fresh(), '--version', '1.0.0');
+    expect(manifestOf(here).target).toEqual({
+      platform: process.platform,
+      arch: process.arch,
+      nodeAbi: Number(process.versions.modules),
+    });
+    const given = await buildFrom(agent, fresh(), '--version', '1.0.0', '--target', 'linux-arm64', '--node-abi', '127');
+    expect(given.code).toBe(EXIT.ok);
+    expect(manifestOf(given).target).toEqual({ platform: 'linux', arch: 'arm64', nodeAbi: 127 });
+  });
+
+  it('the flags that agree with the modules are accepted', async () => {
+    const r = await buildFrom(piDeploy, fresh(), '--version', '1.0.0', '--target', 'linux-arm64', '--node-abi', '137');
+    expect(r.code).toBe(EXIT.ok);
+  });
+
+  it.each<[string, () => string, string[], number, RegExp]>([
+    [
+      'a target without an arch',
+      () => agent,
+      ['--target', 'linux'],
+      EXIT.usage,
+      /<platform>-<arch> such as linux-arm64/,
+    ],
+    [
+      'an arch Node does not spell so',
+      () => agent,
+      ['--target', 'linux-aarch64'],
+      EXIT.usage,
+      /target\.arch must be one of/,
+    ],
+    [
+      'a platform Node does not know',
+      () => agent,
+      ['--target', 'raspbian-arm64'],
+      EXIT.usage,
+      /target\.platform must be one of/,
+    ],
+    ['an ABI that is not a number', () => agent, ['--node-abi', 'v137'], EXIT.usage, /--node-abi must be a number/],
+    ['ABI 0', () => agent, ['--node-abi', '0'], EXIT.usage, /nodeAbi must be at least 1/],
+    [
+      'a target the modules contradict',
+      () => piDeploy,
+      ['--target', 'linux-x64'],
+      EXIT.dataError,
+      /--target linux-x64 contradicts the native modules, built for linux-arm64 \(.*better_sqlite3\.node\)/,
+    ],
+    [
+      'an ABI the modules contradict',
+      () => piDeploy,
+      ['--node-abi', '115'],
+      EXIT.dataError,
+      /--node-abi 115 contradicts the native modules, built for Node ABI 137/,
+    ],
+    [
+      'modules of two architectures',
+      () => withModules('agent-mixed', { [sqlite]: elf(AARCH64, 137), [i2c]: elf(X86_64) }),
+      [],
+      EXIT.dataError,
+      /built for several architectures \(arm64, x64\)/,
+    ],
+    [
+      'a module of a machine we cannot name',
+      () => withModules('agent-odd', { [i2c]: elf(0x5a) }),
+      [],
+      EXIT.dataError,
+      /cannot tell what .*i2c\.node was built for \(ELF machine 0x5a\).*--target linux-arm64/,
+    ],
+  ])('%s: refused, nothing written', async (_, from, args, code, message) => {
+    const cwd = fresh();
+    const r = await buildFrom(from(), cwd, '--version', '1.0.0', ...args);
+    expect(r.code).toBe(code);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(message);
+    expect(fs.readdirSync(cwd)).toEqual([]);
   });
 });
