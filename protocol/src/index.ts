@@ -5,6 +5,7 @@ export * from './exit-codes.js';
 export * from './iot-control-plane.js';
 export * from './issues.js';
 export * from './job-documents.js';
+export * from './jobs.js';
 export * from './jobs-topics.js';
 export * from './json.js';
 export * from './limits.js';

@@ -5,4 +5,4 @@ export { fleetThingNames } from './core/args.js';
 export { BUNDLE_FILES, buildAgentConfig, splitEndpoint } from './core/bundle.js';
 export * from './errors.js';
 export * from './logger.js';
-export type { CreateJobInput, ExecutionCounts, JobExecutionRecord, JobRecord, JobsControl } from './ports/jobs.js';
+export type { CreateJobInput, JobExecutionRecord, JobRecord, JobsControl } from './ports/jobs.js';

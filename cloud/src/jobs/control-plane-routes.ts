@@ -1,8 +1,7 @@
-import { isJsonObject, ownValue } from '@pifleet/protocol';
+import { JOB_STATUSES as IOT_JOB_STATUSES, isJsonObject, JOB_EXECUTION_STATUSES, ownValue } from '@pifleet/protocol';
 import { invalidRequest } from '../http/errors.js';
 import { queryBoolean } from '../http/iot-control-plane.js';
 import type { ApiRequest, ApiResponse, Route, RouteGroup } from '../http/server.js';
-import type { JobExecutionStatus } from './device-api.js';
 import {
   type AbortCriterion,
   type ExecutionRecord,
@@ -314,17 +313,8 @@ function decodeToken<K extends 'number' | 'string'>(
 
 const nextToken = (next: number | string | undefined) => (next === undefined ? {} : { nextToken: encodeToken(next) });
 
-const EXECUTION_STATUSES: readonly JobExecutionStatus[] = [
-  'QUEUED',
-  'IN_PROGRESS',
-  'SUCCEEDED',
-  'FAILED',
-  'TIMED_OUT',
-  'REJECTED',
-  'REMOVED',
-  'CANCELED',
-];
-const JOB_STATUSES: readonly JobStatus[] = ['IN_PROGRESS', 'CANCELED', 'COMPLETED', 'DELETION_IN_PROGRESS'];
+// The local core schedules nothing, so a ListJobs filter on SCHEDULED is refused as before.
+const JOB_STATUSES: readonly JobStatus[] = IOT_JOB_STATUSES.filter((s): s is JobStatus => s !== 'SCHEDULED');
 
 function refuseNamespace(request: ApiRequest): void {
   if (request.query.get('namespaceId') !== undefined) {
@@ -463,7 +453,7 @@ export function jobsControlPlaneRoutes(deps: JobsControlPlaneDeps): RouteGroup {
       operation: 'ListJobExecutionsForJob',
       handle(request) {
         const page = jobs.listExecutionsForJob(param(request, 'jobId'), {
-          status: oneOf(request.query.get('status'), 'status', EXECUTION_STATUSES),
+          status: oneOf(request.query.get('status'), 'status', JOB_EXECUTION_STATUSES),
           after: decodeToken(request, 'string'),
           limit: pageSize(request),
         });
@@ -483,7 +473,7 @@ export function jobsControlPlaneRoutes(deps: JobsControlPlaneDeps): RouteGroup {
       handle(request) {
         refuseNamespace(request);
         const page = jobs.listExecutionsForThing(param(request, 'thingName'), {
-          status: oneOf(request.query.get('status'), 'status', EXECUTION_STATUSES),
+          status: oneOf(request.query.get('status'), 'status', JOB_EXECUTION_STATUSES),
           jobId: request.query.get('jobId'),
           after: decodeToken(request, 'number'),
           limit: pageSize(request),

@@ -9,19 +9,11 @@
  * (MQTT payloads and the HTTP data plane: epoch seconds).
  */
 
-/** A job execution's status (IoT Jobs: "Job execution states"). */
-export type JobExecutionStatus =
-  | 'QUEUED'
-  | 'IN_PROGRESS'
-  | 'SUCCEEDED'
-  | 'FAILED'
-  | 'TIMED_OUT'
-  | 'REJECTED'
-  | 'REMOVED'
-  | 'CANCELED';
+import type { DeviceSettableStatus, JobExecutionStatus, JobsErrorCode } from '@pifleet/protocol';
 
-/** The statuses a device may set with UpdateJobExecution. */
-export type DeviceSettableStatus = 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED' | 'REJECTED';
+// The statuses and error codes are @pifleet/protocol's (the agent and the CLI read the same names);
+// re-exported so this module stays the whole device-side contract.
+export type { DeviceSettableStatus, JobExecutionStatus, JobsErrorCode };
 
 /** `statusDetails`: up to 10 name/value pairs of strings (IoT's limit, checked by the service). */
 export type StatusDetails = Readonly<Record<string, string>>;
@@ -92,24 +84,12 @@ export interface UpdateResult {
 }
 
 /**
- * The error codes of IoT's jobs MQTT `…/rejected` payloads ("Jobs device MQTT API": ErrorResponse
- * `code`). The HTTP data plane maps them to its exceptions (InvalidRequestException 400,
- * ResourceNotFoundException 404, InvalidStateTransitionException 409, ThrottlingException 429,
- * TerminalStateException 410, ServiceUnavailableException 503; VersionMismatch is a 409
- * InvalidStateTransitionException there).
+ * A refused device request; `executionState` is the current state where IoT includes it
+ * (VersionMismatch, InvalidStateTransition). `code` is IoT's jobs MQTT `…/rejected` code; the HTTP
+ * data plane maps it to its exceptions (InvalidRequestException 400, ResourceNotFoundException
+ * 404, InvalidStateTransitionException 409, ThrottlingException 429, TerminalStateException 410,
+ * ServiceUnavailableException 503; VersionMismatch is a 409 InvalidStateTransitionException there).
  */
-export type JobsErrorCode =
-  | 'InvalidTopic'
-  | 'InvalidJson'
-  | 'InvalidRequest'
-  | 'InvalidStateTransition'
-  | 'ResourceNotFound'
-  | 'VersionMismatch'
-  | 'InternalError'
-  | 'RequestThrottled'
-  | 'TerminalStateReached';
-
-/** A refused device request; `executionState` is the current state where IoT includes it (VersionMismatch, InvalidStateTransition). */
 export class JobsDeviceError extends Error {
   override readonly name = 'JobsDeviceError';
   constructor(

@@ -1,4 +1,5 @@
 import {
+  DEVICE_SETTABLE_STATUSES,
   isJsonObject,
   type JsonObject,
   type JsonValue,
@@ -37,12 +38,7 @@ export function epochSeconds(ms: number): number {
   return Math.floor(ms / 1000);
 }
 
-const DEVICE_SETTABLE: ReadonlySet<string> = new Set<DeviceSettableStatus>([
-  'IN_PROGRESS',
-  'SUCCEEDED',
-  'FAILED',
-  'REJECTED',
-]);
+const DEVICE_SETTABLE: ReadonlySet<string> = new Set(DEVICE_SETTABLE_STATUSES);
 
 const invalid = (message: string) => new JobsDeviceError('InvalidRequest', message);
 

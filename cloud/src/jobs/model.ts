@@ -1,4 +1,5 @@
-import type { JobExecutionStatus, StatusDetails } from './device-api.js';
+import type { JobStatus as IotJobStatus, JobExecutionStatus } from '@pifleet/protocol';
+import type { StatusDetails } from './device-api.js';
 
 /**
  * The records of the local core's IoT Jobs service: a job (what CreateJob was given, its status
@@ -7,7 +8,7 @@ import type { JobExecutionStatus, StatusDetails } from './device-api.js';
  */
 
 /** A job's status (IoT Jobs: "Job states"; the local core has no scheduling, so never SCHEDULED). */
-export type JobStatus = 'IN_PROGRESS' | 'CANCELED' | 'DELETION_IN_PROGRESS' | 'COMPLETED';
+export type JobStatus = Exclude<IotJobStatus, 'SCHEDULED'>;
 
 export type TargetSelection = 'SNAPSHOT' | 'CONTINUOUS';
 
@@ -102,15 +103,6 @@ export interface ExecutionRecord {
   readonly failedRetries: number;
   readonly timedOutRetries: number;
 }
-
-export const TERMINAL_STATUSES: ReadonlySet<JobExecutionStatus> = new Set([
-  'SUCCEEDED',
-  'FAILED',
-  'TIMED_OUT',
-  'REJECTED',
-  'REMOVED',
-  'CANCELED',
-]);
 
 export const isPending = (status: JobExecutionStatus) => status === 'QUEUED' || status === 'IN_PROGRESS';
 

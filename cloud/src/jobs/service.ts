@@ -1,3 +1,4 @@
+import { TERMINAL_EXECUTION_STATUSES } from '@pifleet/protocol';
 import { ApiError, invalidRequest } from '../http/errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -29,7 +30,6 @@ import {
   type RetryCriterion,
   type RolloutConfig,
   type TargetSelection,
-  TERMINAL_STATUSES,
 } from './model.js';
 import type { JobsStore } from './store.js';
 import {
@@ -819,7 +819,7 @@ export function createJobsService(deps: JobsServiceDeps): JobsService {
             );
           }
           const latest = store.getExecution(jobId, thingName);
-          if (TERMINAL_STATUSES.has(e.status) || latest?.executionNumber !== e.executionNumber) {
+          if (TERMINAL_EXECUTION_STATUSES.has(e.status) || latest?.executionNumber !== e.executionNumber) {
             throw new JobsDeviceError(
               'InvalidStateTransition',
               `Job execution ${jobId} of ${thingName} is ${e.status}: it cannot become ${request.status}.`,
@@ -842,7 +842,7 @@ export function createJobsService(deps: JobsServiceDeps): JobsService {
             lastUpdatedAt: now,
           };
           save(next);
-          if (TERMINAL_STATUSES.has(next.status)) afterTerminal(next, changes);
+          if (TERMINAL_EXECUTION_STATUSES.has(next.status)) afterTerminal(next, changes);
           return next;
         });
       } finally {
@@ -1017,7 +1017,7 @@ export function createJobsService(deps: JobsServiceDeps): JobsService {
         store.transaction(() => {
           const e = store.getExecution(jobId, thingName);
           if (!e) throw notFound(`Job execution of job ${jobId} on thing ${thingName} cannot be found.`);
-          if (TERMINAL_STATUSES.has(e.status)) {
+          if (TERMINAL_EXECUTION_STATUSES.has(e.status)) {
             throw badTransition(
               `Job execution of job ${jobId} on thing ${thingName} is ${e.status}: it cannot be canceled.`,
             );

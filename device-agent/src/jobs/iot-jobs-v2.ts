@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { isJobExecutionStatus } from '@pifleet/protocol';
 import { iotjobs, type mqtt_request_response } from 'aws-iot-device-sdk-v2';
 import type { NativeMqttClient } from '../adapters/aws-iot-sdk.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type Clock, createSystemClock, withTimeout } from '../ports/clock.js';
 import {
   type ExecutionState,
-  isExecutionStatus,
   type JobExecution,
   JobsError,
   JobsRejectedError,
@@ -24,13 +24,13 @@ export interface IotJobsServiceOptions {
 
 /** The state an SDK answer or rejection carries, when it is a complete one. */
 function stateOf(s: iotjobs.model.JobExecutionState | undefined): ExecutionState | undefined {
-  if (!s || !isExecutionStatus(s.status) || typeof s.versionNumber !== 'number') return undefined;
+  if (!s || !isJobExecutionStatus(s.status) || typeof s.versionNumber !== 'number') return undefined;
   const statusDetails = statusDetailsOf(s.statusDetails);
   return { status: s.status, versionNumber: s.versionNumber, ...(statusDetails ? { statusDetails } : {}) };
 }
 
 function executionOf(e: iotjobs.model.JobExecutionData | undefined): JobExecution | undefined {
-  if (!e || typeof e.jobId !== 'string' || !isExecutionStatus(e.status)) return undefined;
+  if (!e || typeof e.jobId !== 'string' || !isJobExecutionStatus(e.status)) return undefined;
   const statusDetails = statusDetailsOf(e.statusDetails);
   return {
     jobId: e.jobId,

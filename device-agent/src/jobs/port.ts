@@ -1,3 +1,4 @@
+import type { DeviceSettableStatus, JobExecutionStatus } from '@pifleet/protocol';
 import { AgentError } from '../errors.js';
 
 /**
@@ -8,34 +9,11 @@ import { AgentError } from '../errors.js';
  * (`topic-jobs.ts`, the fleet's mqtt.js devices).
  */
 
-/** A job execution's status (IoT Jobs: "Job execution states"). */
-export type ExecutionStatus =
-  | 'QUEUED'
-  | 'IN_PROGRESS'
-  | 'SUCCEEDED'
-  | 'FAILED'
-  | 'TIMED_OUT'
-  | 'REJECTED'
-  | 'REMOVED'
-  | 'CANCELED';
-
-/** The statuses a device may set. */
-export type DeviceStatus = 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED' | 'REJECTED';
-
-export const TERMINAL_STATUSES: ReadonlySet<ExecutionStatus> = new Set([
-  'SUCCEEDED',
-  'FAILED',
-  'TIMED_OUT',
-  'REJECTED',
-  'REMOVED',
-  'CANCELED',
-]);
-
 export type StatusDetails = Readonly<Record<string, string>>;
 
 export interface JobExecution {
   readonly jobId: string;
-  readonly status: ExecutionStatus;
+  readonly status: JobExecutionStatus;
   readonly statusDetails?: StatusDetails;
   readonly versionNumber: number;
   readonly executionNumber: number;
@@ -44,13 +22,13 @@ export interface JobExecution {
 }
 
 export interface ExecutionState {
-  readonly status: ExecutionStatus;
+  readonly status: JobExecutionStatus;
   readonly statusDetails?: StatusDetails;
   readonly versionNumber: number;
 }
 
 export interface UpdateExecution {
-  readonly status: DeviceStatus;
+  readonly status: DeviceSettableStatus;
   readonly statusDetails?: StatusDetails;
   readonly expectedVersion?: number;
   readonly executionNumber?: number;
@@ -78,18 +56,6 @@ export interface JobsService {
   /** Releases the service client (and its native resources). */
   close(): void;
 }
-
-/** The error codes of IoT Jobs' `…/rejected` answers ("Jobs device MQTT API": ErrorResponse `code`). */
-export type JobsRejectionCode =
-  | 'InvalidTopic'
-  | 'InvalidJson'
-  | 'InvalidRequest'
-  | 'InvalidStateTransition'
-  | 'ResourceNotFound'
-  | 'VersionMismatch'
-  | 'InternalError'
-  | 'RequestThrottled'
-  | 'TerminalStateReached';
 
 /**
  * A jobs request failed. The base of {@link JobsRejectedError} (the service answered no) and
@@ -134,21 +100,6 @@ export class JobsTimeoutError extends JobsError {
   constructor(operation: string, timeoutMs: number) {
     super('JOBS_TIMEOUT', `jobs ${operation} timed out`, { data: { operation, timeoutMs } });
   }
-}
-
-const STATUSES: ReadonlySet<string> = new Set<ExecutionStatus>([
-  'QUEUED',
-  'IN_PROGRESS',
-  'SUCCEEDED',
-  'FAILED',
-  'TIMED_OUT',
-  'REJECTED',
-  'REMOVED',
-  'CANCELED',
-]);
-
-export function isExecutionStatus(v: unknown): v is ExecutionStatus {
-  return typeof v === 'string' && STATUSES.has(v);
 }
 
 /** statusDetails from the wire: string values only, own keys only. */

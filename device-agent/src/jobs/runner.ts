@@ -5,17 +5,12 @@ import {
   type JobOperation,
   jobStatusDetails,
   parseJobDocument,
+  TERMINAL_EXECUTION_STATUSES,
 } from '@pifleet/protocol';
 import { type Logger, silentLogger } from '../logger.js';
 import type { Clock, TimerHandle } from '../ports/clock.js';
 import type { JobContext, JobHandler, JobHandlers, JobOutcome, ProgressOptions } from './handler.js';
-import {
-  type ExecutionState,
-  type JobExecution,
-  JobsRejectedError,
-  type JobsService,
-  TERMINAL_STATUSES,
-} from './port.js';
+import { type ExecutionState, type JobExecution, JobsRejectedError, type JobsService } from './port.js';
 import type { JobStateStore, PersistedJob, PersistedOutcome } from './state.js';
 
 /** The connection the runner follows: it asks for work on every connect. */
@@ -187,7 +182,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
           continue;
         }
         if (!state) return 'gone';
-        if (TERMINAL_STATUSES.has(state.status)) {
+        if (TERMINAL_EXECUTION_STATUSES.has(state.status)) {
           if (state.status === outcome.status) return 'acknowledged';
           log.warn(
             { jobId: job.jobId, status: state.status, wanted: outcome.status },
@@ -254,7 +249,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
         if (
           err instanceof JobsRejectedError &&
           err.executionState &&
-          !TERMINAL_STATUSES.has(err.executionState.status)
+          !TERMINAL_EXECUTION_STATUSES.has(err.executionState.status)
         ) {
           const updated = { ...job(), versionNumber: err.executionState.versionNumber };
           save(updated);

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { isJsonObject, jobsTopics } from '@pifleet/protocol';
+import { isJobExecutionStatus, isJsonObject, jobsTopics } from '@pifleet/protocol';
 import { type Logger, silentLogger } from '../logger.js';
 import { type Clock, withTimeout } from '../ports/clock.js';
 import type { Transport } from '../ports/transport.js';
 import {
   type ExecutionState,
-  isExecutionStatus,
   type JobExecution,
   JobsError,
   JobsRejectedError,
@@ -55,7 +54,7 @@ function stateOf(v: unknown): ExecutionState | undefined {
   if (!isJsonObject(v)) return undefined;
   const status = own(v, 'status');
   const versionNumber = own(v, 'versionNumber');
-  if (!isExecutionStatus(status) || typeof versionNumber !== 'number') return undefined;
+  if (!isJobExecutionStatus(status) || typeof versionNumber !== 'number') return undefined;
   const statusDetails = statusDetailsOf(own(v, 'statusDetails'));
   return { status, versionNumber, ...(statusDetails ? { statusDetails } : {}) };
 }
@@ -64,7 +63,7 @@ function executionOf(v: unknown): JobExecution | undefined {
   if (!isJsonObject(v)) return undefined;
   const jobId = own(v, 'jobId');
   const status = own(v, 'status');
-  if (typeof jobId !== 'string' || !isExecutionStatus(status)) return undefined;
+  if (typeof jobId !== 'string' || !isJobExecutionStatus(status)) return undefined;
   const num = (k: string) => {
     const n = own(v, k);
     return typeof n === 'number' ? n : 0;

@@ -5,21 +5,19 @@
  * another expectedVersion is refused with VersionMismatch and the current state; a terminal
  * execution refuses updates with InvalidStateTransition. Faults are injected per request.
  */
+import { type DeviceSettableStatus, type JobExecutionStatus, TERMINAL_EXECUTION_STATUSES } from '@pifleet/protocol';
 import {
-  type DeviceStatus,
   type ExecutionState,
-  type ExecutionStatus,
   type JobExecution,
   JobsError,
   JobsRejectedError,
   type JobsService,
-  TERMINAL_STATUSES,
   type UpdateExecution,
 } from '../../src/jobs/port.js';
 
 interface Record_ {
   jobId: string;
-  status: ExecutionStatus;
+  status: JobExecutionStatus;
   statusDetails: Record<string, string> | undefined;
   versionNumber: number;
   executionNumber: number;
@@ -28,7 +26,7 @@ interface Record_ {
 
 export interface AcceptedUpdate {
   readonly jobId: string;
-  readonly status: DeviceStatus;
+  readonly status: DeviceSettableStatus;
   readonly statusDetails: Record<string, string> | undefined;
 }
 
@@ -136,7 +134,7 @@ export class MemoryJobs implements JobsService {
     this.#gate('update');
     const e = this.executions.find((x) => x.jobId === jobId);
     if (!e) throw new JobsRejectedError('update', { code: 'ResourceNotFound' });
-    if (TERMINAL_STATUSES.has(e.status)) {
+    if (TERMINAL_EXECUTION_STATUSES.has(e.status)) {
       throw new JobsRejectedError('update', { code: 'InvalidStateTransition', executionState: this.#state(e) });
     }
     if (request.expectedVersion !== undefined && request.expectedVersion !== e.versionNumber) {
@@ -146,7 +144,7 @@ export class MemoryJobs implements JobsService {
     if (request.statusDetails) e.statusDetails = { ...request.statusDetails };
     e.versionNumber += 1;
     this.accepted.push({ jobId, status: request.status, statusDetails: e.statusDetails });
-    if (TERMINAL_STATUSES.has(e.status)) this.#notify();
+    if (TERMINAL_EXECUTION_STATUSES.has(e.status)) this.#notify();
     if (this.loseUpdateAnswers > 0) {
       this.loseUpdateAnswers -= 1;
       throw new JobsError('JOBS_REQUEST_FAILED', 'jobs update answer lost with the connection');

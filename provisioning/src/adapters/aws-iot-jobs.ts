@@ -7,17 +7,11 @@ import {
   ListJobExecutionsForJobCommand,
   ListJobsCommand,
 } from '@aws-sdk/client-iot';
+import type { JobExecutionStatus, JobStatus } from '@pifleet/protocol';
 import type { ApiRateLimiter } from '../core/rate-limiter.js';
 import { isRetryableAwsError, isThrottling, retry } from '../core/retry.js';
 import type { Clock } from '../ports/clock.js';
-import type {
-  JobExecutionRecord,
-  JobExecutionStatus,
-  JobRecord,
-  JobStatus,
-  JobsControl,
-  TargetSelection,
-} from '../ports/jobs.js';
+import type { JobExecutionRecord, JobRecord, JobsControl, TargetSelection } from '../ports/jobs.js';
 
 export interface AwsIotJobsDeps {
   readonly client: IoTClient;

@@ -4,6 +4,8 @@ import path from 'node:path';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import {
   EXIT,
+  JOB_STATUSES,
+  type JobStatus,
   MAX_MANIFEST_BYTES,
   MAX_SIGNATURE_BYTES,
   releasePublicKeyProblem,
@@ -41,7 +43,7 @@ import {
 } from '../core/jobs-render.js';
 import { CliError, ConflictError, InputError, InterruptedError, NotFoundError, UsageError } from '../errors.js';
 import type { ArtifactStore } from '../ports/artifacts.js';
-import type { JobExecutionRecord, JobRecord, JobStatus, JobsControl } from '../ports/jobs.js';
+import type { JobExecutionRecord, JobRecord, JobsControl } from '../ports/jobs.js';
 
 /** `jobs create|list|describe|cancel`: IoT Jobs of the three pifleet job types. */
 
@@ -79,14 +81,6 @@ const OPTION_NAMES: Readonly<Record<string, string>> = {
   urlExpiresSec: '--url-expires-sec',
   config: '--config',
 };
-
-const JOB_STATUSES: readonly JobStatus[] = [
-  'IN_PROGRESS',
-  'CANCELED',
-  'COMPLETED',
-  'DELETION_IN_PROGRESS',
-  'SCHEDULED',
-];
 
 export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): void {
   run(

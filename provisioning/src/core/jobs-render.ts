@@ -1,4 +1,5 @@
-import type { ExecutionCounts, JobExecutionRecord, JobRecord, JobSummaryRecord } from '../ports/jobs.js';
+import type { JobExecutionCounts } from '@pifleet/protocol';
+import type { JobExecutionRecord, JobRecord, JobSummaryRecord } from '../ports/jobs.js';
 
 /** How `jobs list|describe` show jobs, and the progress of `describe --watch`. Pure. */
 
@@ -17,7 +18,7 @@ export function isWatchDone(job: Pick<JobRecord, 'status' | 'targetSelection' | 
   return job.targetSelection === 'CONTINUOUS' && total > 0 && job.counts.queued + job.counts.inProgress === 0;
 }
 
-export function executionTotals(c: ExecutionCounts): { total: number; finished: number; failures: number } {
+export function executionTotals(c: JobExecutionCounts): { total: number; finished: number; failures: number } {
   const failures = c.failed + c.rejected + c.timedOut;
   const finished = c.succeeded + failures + c.canceled + c.removed;
   return { total: finished + c.queued + c.inProgress, finished, failures };
@@ -31,7 +32,7 @@ export function targetName(arn: string): string {
 }
 
 /** `succeeded 7, failed 1, rejected 0, …`: every status, in the order an operator reads them. */
-export function renderCounts(c: ExecutionCounts): string {
+export function renderCounts(c: JobExecutionCounts): string {
   return [
     `succeeded ${c.succeeded}`,
     `failed ${c.failed}`,

@@ -1,10 +1,11 @@
+import type { JobExecutionCounts, JobExecutionStatus, JobStatus } from '@pifleet/protocol';
+
 /**
  * The IoT Jobs control-plane operations the CLI uses (create, describe, list, cancel). The AWS SDK
  * adapter implements it for AWS IoT and the local IoT Core alike. "Not found" is a value
  * (`undefined`/`false`), never an exception; other failures throw the SDK's error.
  */
 
-export type JobStatus = 'IN_PROGRESS' | 'CANCELED' | 'COMPLETED' | 'DELETION_IN_PROGRESS' | 'SCHEDULED';
 export type TargetSelection = 'SNAPSHOT' | 'CONTINUOUS';
 /** What counts as a failed execution for an abort criterion (IoT's `JobExecutionFailureType`). */
 export type AbortFailureType = 'FAILED' | 'REJECTED' | 'TIMED_OUT' | 'ALL';
@@ -39,18 +40,6 @@ export interface CreateJobInput extends JobConfigurations {
   readonly description?: string;
 }
 
-/** Executions of a job by status (DescribeJob's `jobProcessDetails`). */
-export interface ExecutionCounts {
-  readonly queued: number;
-  readonly inProgress: number;
-  readonly succeeded: number;
-  readonly failed: number;
-  readonly rejected: number;
-  readonly timedOut: number;
-  readonly canceled: number;
-  readonly removed: number;
-}
-
 export interface JobRecord {
   readonly jobId: string;
   readonly jobArn?: string;
@@ -65,7 +54,8 @@ export interface JobRecord {
   /** Why the job was canceled: an operator's code, or IoT's when an abort criterion canceled it. */
   readonly reasonCode?: string;
   readonly comment?: string;
-  readonly counts: ExecutionCounts;
+  /** Executions of the job by status (DescribeJob's `jobProcessDetails`). */
+  readonly counts: JobExecutionCounts;
 }
 
 export interface JobSummaryRecord {
@@ -80,16 +70,6 @@ export interface JobPage {
   readonly jobs: readonly JobSummaryRecord[];
   readonly nextToken?: string;
 }
-
-export type JobExecutionStatus =
-  | 'QUEUED'
-  | 'IN_PROGRESS'
-  | 'SUCCEEDED'
-  | 'FAILED'
-  | 'TIMED_OUT'
-  | 'REJECTED'
-  | 'REMOVED'
-  | 'CANCELED';
 
 /** One thing's execution of a job (ListJobExecutionsForJob). */
 export interface JobExecutionRecord {

@@ -1,3 +1,4 @@
+import type { JobExecutionCounts } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
 import {
   isJobDone,
@@ -7,9 +8,9 @@ import {
   renderJobLine,
   renderJobList,
 } from '../../src/core/jobs-render.js';
-import type { ExecutionCounts, JobRecord } from '../../src/ports/jobs.js';
+import type { JobRecord } from '../../src/ports/jobs.js';
 
-const zero: ExecutionCounts = {
+const zero: JobExecutionCounts = {
   queued: 0,
   inProgress: 0,
   succeeded: 0,
@@ -19,7 +20,7 @@ const zero: ExecutionCounts = {
   canceled: 0,
   removed: 0,
 };
-const job = (over: Omit<Partial<JobRecord>, 'counts'> & { counts?: Partial<ExecutionCounts> } = {}): JobRecord => ({
+const job = (over: Omit<Partial<JobRecord>, 'counts'> & { counts?: Partial<JobExecutionCounts> } = {}): JobRecord => ({
   jobId: 'job-1',
   status: 'IN_PROGRESS',
   targetSelection: 'SNAPSHOT',
@@ -37,7 +38,7 @@ describe('jobs render', () => {
     ['DELETION_IN_PROGRESS', true],
   ] as const)('a %s job is done: %s', (status, done) => expect(isJobDone({ status })).toBe(done));
 
-  it.each<[string, Partial<JobRecord>, Partial<ExecutionCounts>, boolean]>([
+  it.each<[string, Partial<JobRecord>, Partial<JobExecutionCounts>, boolean]>([
     ['a SNAPSHOT job in progress with nothing pending', { targetSelection: 'SNAPSHOT' }, { succeeded: 2 }, false],
     [
       'a CONTINUOUS job whose executions all finished',
