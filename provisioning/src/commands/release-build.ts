@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { access, lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { access, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import {
@@ -89,15 +89,21 @@ interface BuiltModule {
 /** The native modules built for this deploy directory (`build/Release/*.node`), read from their bytes. */
 async function builtModules(dir: string): Promise<BuiltModule[]> {
   const found: BuiltModule[] = [];
-  // Recursive readdir does not descend through symbolic links: pnpm's package links are skipped
-  // and each file under node_modules/.pnpm is read once. The real deploy output: 4,548 entries, 3 modules.
-  for (const rel of (await readdir(dir, { recursive: true })).sort()) {
-    if (!isInstallBuiltModule(rel)) continue;
-    const file = path.join(dir, rel);
-    if (!(await lstat(file)).isFile()) continue;
-    found.push({ file: rel, ...nativeModuleTarget(await readFile(file)) });
+  // Our own walk, never through a symbolic link: `readdir(dir, { recursive: true })` follows links
+  // to directories (Node 24: 490,708 entries, 11.8 s, for this workspace's node_modules/.pnpm and
+  // the workspace packages linked from it; this walk: 31,581 entries, 0.6 s), and a link to `.`
+  // would walk until ENAMETOOLONG. pnpm's package links are skipped; each real file is read once.
+  const pending = [''];
+  for (let rel = pending.pop(); rel !== undefined; rel = pending.pop()) {
+    for (const entry of await readdir(path.join(dir, rel), { withFileTypes: true })) {
+      const child = rel === '' ? entry.name : `${rel}/${entry.name}`;
+      if (entry.isDirectory()) pending.push(child);
+      else if (entry.isFile() && isInstallBuiltModule(child)) {
+        found.push({ file: child, ...nativeModuleTarget(await readFile(path.join(dir, child))) });
+      }
+    }
   }
-  return found;
+  return found.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
 }
 
 const hex = (n: number | undefined) => (n === undefined ? 'not ELF' : `ELF machine 0x${n.toString(16)}`);

@@ -366,6 +366,15 @@ describe('release build: what the release runs on', () => {
     expect(manifestOf(r)).toMatchObject({ format: 2, target });
   });
 
+  it('links are not followed: a link back to the directory is walked once, its modules counted once', async () => {
+    const dir = withModules('agent-loop', { [i2c]: elf(AARCH64) });
+    fs.symlinkSync('..', path.join(dir, 'dist/again'));
+    const r = await buildFrom(dir, fresh(), '--version', '1.0.0', '--verbose');
+    expect(r.code, r.stderr).toBe(EXIT.ok);
+    expect(JSON.parse(r.stdout)).toMatchObject({ target: { platform: 'linux', arch: 'arm64' } });
+    expect(r.stderr).toMatch(/"source":"from 1 native module, Node ABI of this machine"/);
+  });
+
   it('without native modules: this machine; --target and --node-abi override', async () => {
     const here = await buildFrom(agent, fresh(), '--version', '1.0.0');
     expect(manifestOf(here).target).toEqual({
