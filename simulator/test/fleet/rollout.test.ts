@@ -14,6 +14,7 @@ import { writeReport } from '../../src/report/report.js';
 const out = mkdtempSync(path.join(os.tmpdir(), 'fleet-rollout-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
+/** A small fleet; a new agent has 10 s to prove healthy (~1–2 s here when the machine is quiet, several when it is shared). */
 const fleet = (devices: number, job: Partial<FleetJobOptions>): FleetOptions => ({
   ...FLEET_DEFAULTS,
   devices,
@@ -27,7 +28,7 @@ const fleet = (devices: number, job: Partial<FleetJobOptions>): FleetOptions => 
   latencyThings: 0,
   drainTimeoutS: 30,
   reconnectMaxMs: 2_000,
-  job: { ...JOB_DEFAULTS, job: 'agent-update', healthDeadlineMs: 1_500, installMs: 200, timeoutS: 150, ...job },
+  job: { ...JOB_DEFAULTS, job: 'agent-update', healthDeadlineMs: 10_000, installMs: 200, timeoutS: 150, ...job },
 });
 
 const rolloutOf = (r: FleetResult) => {
