@@ -6,13 +6,8 @@ import {
 } from '@aws-sdk/client-iot';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type InProcessCore,
-  localProfileCredentials,
-  removeDir,
-  startInProcessCore,
-  tempDir,
-} from '../../src/testing/in-process-core.js';
+import { type InProcessCore, localProfileCredentials } from '../../src/testing/in-process-core.js';
+import { coreForFile } from '../http/harness.js';
 
 /**
  * Artifacts through the jobs service of the composed core: an operator uploads a release with
@@ -24,13 +19,14 @@ import {
 
 const ROLE = 'arn:aws:iam::123456789012:role/pifleet-iot-presign';
 const RELEASE = Buffer.from('release 2.0.0 tarball bytes');
-let dir: string;
 let run: InProcessCore;
 let s3: S3Client;
 
+coreForFile('artifacts-jobs', (started) => {
+  run = started;
+});
+
 beforeAll(async () => {
-  dir = tempDir('artifacts-jobs');
-  run = await startInProcessCore(dir);
   s3 = new S3Client({
     region: run.info.region,
     endpoint: run.info.http,
@@ -42,10 +38,8 @@ beforeAll(async () => {
   await run.iot.send(new CreateThingCommand({ thingName: 'pi-1' }));
 });
 
-afterAll(async () => {
+afterAll(() => {
   s3?.destroy();
-  await run?.stop();
-  if (dir) removeDir(dir);
 });
 
 const thingArn = (name: string) => `arn:aws:iot:${run.info.region}:${run.info.accountId}:thing/${name}`;

@@ -18,13 +18,8 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localCorePaths } from '../../src/app/local-core.js';
 import { presignIdentity } from '../../src/artifacts/index.js';
-import {
-  type InProcessCore,
-  localProfileCredentials,
-  removeDir,
-  startInProcessCore,
-  tempDir,
-} from '../../src/testing/in-process-core.js';
+import { type InProcessCore, localProfileCredentials } from '../../src/testing/in-process-core.js';
+import { coreForFile } from '../http/harness.js';
 
 /**
  * The local core's S3 subset driven by the real `@aws-sdk/client-s3` (path-style, the core's URL
@@ -35,6 +30,10 @@ import {
 let dir: string;
 let run: InProcessCore;
 let s3: S3Client;
+const core = coreForFile('artifacts-s3', (started, startedDir) => {
+  run = started;
+  dir = startedDir;
+});
 
 function s3Client(credentials: S3ClientConfig['credentials'] = localProfileCredentials(run.info)): S3Client {
   return new S3Client({
@@ -62,16 +61,12 @@ async function bodyOf(bucket: string, key: string): Promise<Buffer> {
 
 const md5 = (b: Uint8Array) => `"${createHash('md5').update(b).digest('hex')}"`;
 
-beforeAll(async () => {
-  dir = tempDir('artifacts-s3');
-  run = await startInProcessCore(dir);
+beforeAll(() => {
   s3 = s3Client();
 });
 
-afterAll(async () => {
+afterAll(() => {
   s3?.destroy();
-  await run?.stop();
-  if (dir) removeDir(dir);
 });
 
 describe('PutObject, GetObject, HeadObject, DeleteObject', () => {
@@ -310,8 +305,7 @@ describe('a restart', () => {
     const body = Buffer.from('survives a restart');
     await s3.send(new PutObjectCommand({ Bucket: 'pifleet-artifacts', Key: 'restart/kept', Body: body }));
     const port = Number(new URL(run.info.http).port);
-    await run.stop();
-    run = await startInProcessCore(dir, { httpPort: port });
+    await core.restart({ httpPort: port });
     s3.destroy();
     s3 = s3Client();
     expect(await bodyOf('pifleet-artifacts', 'restart/kept')).toEqual(body);

@@ -4,6 +4,7 @@ import type { LocalCoreInfo } from '../../src/app/local-core.js';
 import { type LimitOverrides, resolveLimits } from '../../src/limits/index.js';
 import {
   type InProcessCore,
+  type InProcessCoreOptions,
   localProfileCredentials,
   removeDir,
   startInProcessCore,
@@ -35,22 +36,41 @@ export function iotClient(
   return new IoTClient({ region: info.region, endpoint: info.http, credentials, maxAttempts: 1 });
 }
 
+/** The core of {@link coreForFile}, for a test that restarts it. */
+export interface FileCore {
+  /**
+   * Stops the core and starts it again on the same data dir (`options`: e.g. the ports its clients
+   * know); `onStarted` receives the new one, which is stopped after the file like the first.
+   */
+  restart(options?: InProcessCoreOptions): Promise<InProcessCore>;
+}
+
 /**
  * The local core a test file's suites share, in a temp dir (`pifleet-<dirName>-*`): started before
- * them (`onStarted` receives it), stopped after them, and the dir goes.
+ * them (`onStarted` receives it and its data dir), stopped after them, and the dir goes.
  */
-export function coreForFile(dirName: string, onStarted: (run: InProcessCore) => void): void {
+export function coreForFile(dirName: string, onStarted: (run: InProcessCore, dir: string) => void): FileCore {
   let dir: string | undefined;
   let run: InProcessCore | undefined;
   beforeAll(async () => {
     dir = tempDir(dirName);
     run = await startInProcessCore(dir);
-    onStarted(run);
+    onStarted(run, dir);
   });
   afterAll(async () => {
     await run?.stop();
     if (dir) removeDir(dir);
   });
+  return {
+    async restart(options) {
+      if (!run || !dir) throw new Error('restart() before the core started');
+      await run.stop();
+      run = undefined;
+      run = await startInProcessCore(dir, options);
+      onStarted(run, dir);
+      return run;
+    },
+  };
 }
 
 export type ErrorClass = new (...args: never[]) => IoTServiceException;

@@ -15,13 +15,8 @@ import {
   UpdateJobExecutionCommand,
 } from '@aws-sdk/client-iot-jobs-data-plane';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type InProcessCore,
-  localProfileCredentials,
-  removeDir,
-  startInProcessCore,
-  tempDir,
-} from '../../src/testing/in-process-core.js';
+import { type InProcessCore, localProfileCredentials } from '../../src/testing/in-process-core.js';
+import { coreForFile } from '../http/harness.js';
 
 /**
  * The HTTP jobs data plane of the running local core, with the real
@@ -29,14 +24,15 @@ import {
  * shared-credentials file), beside the control plane's job routes on the same listener.
  */
 
-let dir: string;
 let run: InProcessCore;
 let jobs: IoTJobsDataPlaneClient;
 const THING = 'http-device';
 
+coreForFile('jobs-data', (started) => {
+  run = started;
+});
+
 beforeAll(async () => {
-  dir = tempDir('jobs-data');
-  run = await startInProcessCore(dir);
   jobs = new IoTJobsDataPlaneClient({
     region: run.info.region,
     endpoint: run.info.http,
@@ -46,10 +42,8 @@ beforeAll(async () => {
   await run.iot.send(new CreateThingCommand({ thingName: THING }));
 });
 
-afterAll(async () => {
+afterAll(() => {
   jobs?.destroy();
-  await run?.stop();
-  if (dir) removeDir(dir);
 });
 
 async function refused(
