@@ -82,12 +82,12 @@ describe.each(MQTT_PROTOCOLS)('device over MQTT %s', (protocol) => {
     it('receives nothing of another shadow even on a permitted wildcard subscription', async () => {
       // A looser policy allows the wildcard SUBSCRIBE; iot:Receive is still the recommended one.
       const recommended = recommendedDevicePolicy(core.info.region, core.info.accountId);
+      // (Its Subscribe statement widened in place: one more statement would pass IoT's 2,048 characters.)
       const loose: IotPolicyDocument = {
         ...recommended,
-        Statement: [
-          ...recommended.Statement,
-          { Effect: 'Allow', Action: 'iot:Subscribe', Resource: arn('topicfilter', '$aws/things/*') },
-        ],
+        Statement: recommended.Statement.map((s) =>
+          s.Action === 'iot:Subscribe' ? { ...s, Resource: arn('topicfilter', '$aws/things/*') } : s,
+        ),
       };
       const watcher = await connected(protocol, await provisionThing(core, n('iso-w'), { policy: loose }));
       const all = await rawSubscribe(watcher, '$aws/things/+/shadow/#');
@@ -116,7 +116,9 @@ describe.each(MQTT_PROTOCOLS)('device over MQTT %s', (protocol) => {
       const own = shadowTopics(n('iso-w'));
       await watcher.publish(own.update, '{"state":{"reported":{"ok":true}}}');
       await all.waitFor((m) => m.topic === own.updateDocuments);
-      expect(all.messages.map((m) => m.topic)).toEqual([own.updateAccepted, own.updateDocuments]);
+      // Its own request comes back too: the recommended policy lets a thing receive all of its own
+      // $aws/things/{thing}/ topics (one grant, to stay within IoT's 2,048 characters).
+      expect(all.messages.map((m) => m.topic)).toEqual([own.update, own.updateAccepted, own.updateDocuments]);
     });
   });
 
