@@ -8,45 +8,18 @@ import {
   ListJobsCommand,
 } from '@aws-sdk/client-iot';
 import type { JobExecutionStatus, JobStatus } from '@pifleet/protocol';
-import type { ApiRateLimiter } from '../core/rate-limiter.js';
-import { isRetryableAwsError, isThrottling, retry } from '../core/retry.js';
-import type { Clock } from '../ports/clock.js';
+import { isThrottling } from '../core/retry.js';
 import type { JobExecutionRecord, JobRecord, JobsControl, TargetSelection } from '../ports/jobs.js';
+import { type AwsCallDeps, awsCaller, isNotFound } from './aws-call.js';
 
-export interface AwsIotJobsDeps {
+export interface AwsIotJobsDeps extends AwsCallDeps {
   readonly client: IoTClient;
-  readonly limiter: ApiRateLimiter;
-  readonly clock: Clock;
-  /** Attempts per call, including the first. */
-  readonly maxAttempts?: number;
-  readonly signal?: AbortSignal;
-  readonly random?: () => number;
-  readonly onRetry?: (info: { operation: string; attempt: number; delayMs: number; err: unknown }) => void;
 }
-
-const isNotFound = (err: unknown) => (err as { name?: unknown } | null)?.name === 'ResourceNotFoundException';
 
 /** {@link JobsControl} over `@aws-sdk/client-iot`: every call rate limited and retried on throttling. */
 export function createAwsIotJobs(deps: AwsIotJobsDeps): JobsControl {
-  const { client, limiter, clock, signal } = deps;
-  const call = <T>(operation: string, fn: () => Promise<T>, isRetryable = isRetryableAwsError): Promise<T> =>
-    retry(
-      async () => {
-        await limiter.take(operation, signal);
-        return fn();
-      },
-      {
-        maxAttempts: deps.maxAttempts ?? 8,
-        baseMs: 100,
-        capMs: 5_000,
-        clock,
-        isRetryable,
-        ...(deps.random ? { random: deps.random } : {}),
-        ...(signal ? { signal } : {}),
-        onRetry: (info) => deps.onRetry?.({ operation, ...info }),
-      },
-    );
-  const opts = signal ? { abortSignal: signal } : {};
+  const { client } = deps;
+  const { call, requestOptions: opts } = awsCaller(deps);
 
   return {
     async createJob(input) {

@@ -31,48 +31,20 @@ import {
   UpdateThingCommand,
 } from '@aws-sdk/client-iot';
 import { describeIssues, formatPath, parseIotPolicyDocument } from '@pifleet/protocol';
-import type { ApiRateLimiter } from '../core/rate-limiter.js';
-import { isRetryableAwsError, retry } from '../core/retry.js';
 import { ConflictError } from '../errors.js';
-import type { Clock } from '../ports/clock.js';
 import type { DeviceRegistry, IssuedCertificate, ThingGroupRecord, ThingRecord } from '../ports/registry.js';
+import { type AwsCallDeps, awsCaller, awsErrorName, isNotFound } from './aws-call.js';
 
-export interface AwsIotRegistryDeps {
+export interface AwsIotRegistryDeps extends AwsCallDeps {
   readonly client: IoTClient;
-  readonly limiter: ApiRateLimiter;
-  readonly clock: Clock;
-  /** Attempts per call, including the first (throttling and 5xx are retried with backoff). */
-  readonly maxAttempts?: number;
-  readonly signal?: AbortSignal;
-  readonly random?: () => number;
-  readonly onRetry?: (info: { operation: string; attempt: number; delayMs: number; err: unknown }) => void;
 }
 
-const errName = (err: unknown) => (err as { name?: unknown } | null)?.name;
-const isNotFound = (err: unknown) => errName(err) === 'ResourceNotFoundException';
-const isAlreadyExists = (err: unknown) => errName(err) === 'ResourceAlreadyExistsException';
+const isAlreadyExists = (err: unknown) => awsErrorName(err) === 'ResourceAlreadyExistsException';
 
 /** {@link DeviceRegistry} over `@aws-sdk/client-iot`: every call rate limited and retried on throttling. */
 export function createAwsIotRegistry(deps: AwsIotRegistryDeps): DeviceRegistry {
-  const { client, limiter, clock, signal } = deps;
-  const call = <T>(operation: string, fn: () => Promise<T>): Promise<T> =>
-    retry(
-      async () => {
-        await limiter.take(operation, signal);
-        return fn();
-      },
-      {
-        maxAttempts: deps.maxAttempts ?? 8,
-        baseMs: 100,
-        capMs: 5_000,
-        clock,
-        isRetryable: isRetryableAwsError,
-        ...(deps.random ? { random: deps.random } : {}),
-        ...(signal ? { signal } : {}),
-        onRetry: (info) => deps.onRetry?.({ operation, ...info }),
-      },
-    );
-  const opts = signal ? { abortSignal: signal } : {};
+  const { client } = deps;
+  const { call, requestOptions: opts } = awsCaller(deps);
 
   const toThing = (t: {
     thingName?: string | undefined;
