@@ -25,15 +25,15 @@ export function isJobExecutionStatus(v: unknown): v is JobExecutionStatus {
   return typeof v === 'string' && EXECUTION_STATUS_SET.has(v);
 }
 
-/** The statuses an execution never leaves (a retry is a new execution, with its own number). */
-export const TERMINAL_EXECUTION_STATUSES: ReadonlySet<JobExecutionStatus> = new Set<JobExecutionStatus>([
-  'SUCCEEDED',
-  'FAILED',
-  'TIMED_OUT',
-  'REJECTED',
-  'REMOVED',
-  'CANCELED',
-]);
+/** An execution still to run: on the thing's pending list (GetPendingJobExecutions). */
+export function isPendingExecutionStatus(status: JobExecutionStatus): boolean {
+  return status === 'QUEUED' || status === 'IN_PROGRESS';
+}
+
+/** The statuses an execution never leaves, every one but the pending two (a retry is a new execution, with its own number). */
+export const TERMINAL_EXECUTION_STATUSES: ReadonlySet<JobExecutionStatus> = new Set(
+  JOB_EXECUTION_STATUSES.filter((s) => !isPendingExecutionStatus(s)),
+);
 
 /** The statuses a device may set with UpdateJobExecution ("Jobs device MQTT API operations"). */
 export const DEVICE_SETTABLE_STATUSES = ['IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'REJECTED'] as const;

@@ -104,8 +104,6 @@ export interface ExecutionRecord {
   readonly timedOutRetries: number;
 }
 
-export const isPending = (status: JobExecutionStatus) => status === 'QUEUED' || status === 'IN_PROGRESS';
-
 /** AWS IoT Jobs' documented limits and defaults the service applies (CreateJob, UpdateJobExecution API references). */
 export const JOB_LIMITS = {
   /** CreateJob `document`: "Maximum length of 32768". */
