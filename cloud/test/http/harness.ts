@@ -75,19 +75,32 @@ export function coreForFile(dirName: string, onStarted: (run: InProcessCore, dir
 
 export type ErrorClass = new (...args: never[]) => IoTServiceException;
 
+/** An AWS SDK client's service exception (any client package: IoT, the jobs data plane, S3). */
+export type ServiceExceptionOf = Error & { readonly $metadata: { readonly httpStatusCode?: number | undefined } };
+
+/** Asserts `send` is refused with an exception of `type` (any SDK client's) and HTTP status; returns it. */
+export async function refusedWith<E extends ServiceExceptionOf>(
+  send: Promise<unknown>,
+  type: new (...args: never[]) => E,
+  status: number,
+): Promise<E> {
+  const err = (await send.then(
+    () => new Error('the request succeeded'),
+    (e: unknown) => e,
+  )) as E;
+  expect(err).toBeInstanceOf(type);
+  expect(err.$metadata.httpStatusCode).toBe(status);
+  return err;
+}
+
 /** Asserts `send` is refused with the exception the client maps (class and name) and HTTP status; returns it. */
 export async function rejection(
   send: Promise<unknown>,
   type: ErrorClass,
   status: number,
 ): Promise<IoTServiceException> {
-  const err = (await send.then(
-    () => new Error('the request succeeded'),
-    (e: unknown) => e,
-  )) as IoTServiceException;
-  expect(err).toBeInstanceOf(type);
+  const err = await refusedWith(send, type, status);
   expect(err.name).toBe(type.name);
-  expect(err.$metadata.httpStatusCode).toBe(status);
   return err;
 }
 

@@ -9,14 +9,13 @@ import {
   GetPendingJobExecutionsCommand,
   InvalidStateTransitionException,
   IoTJobsDataPlaneClient,
-  type IoTJobsDataPlaneServiceException,
   ResourceNotFoundException,
   StartNextPendingJobExecutionCommand,
   UpdateJobExecutionCommand,
 } from '@aws-sdk/client-iot-jobs-data-plane';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InProcessCore, localProfileCredentials } from '../../src/testing/in-process-core.js';
-import { coreForFile } from '../http/harness.js';
+import { coreForFile, refusedWith } from '../http/harness.js';
 
 /**
  * The HTTP jobs data plane of the running local core, with the real
@@ -46,20 +45,6 @@ afterAll(() => {
   jobs?.destroy();
 });
 
-async function refused(
-  send: Promise<unknown>,
-  type: new (...args: never[]) => IoTJobsDataPlaneServiceException,
-  status: number,
-) {
-  const err = (await send.then(
-    () => new Error('the request succeeded'),
-    (e: unknown) => e,
-  )) as IoTJobsDataPlaneServiceException;
-  expect(err).toBeInstanceOf(type);
-  expect(err.$metadata.httpStatusCode).toBe(status);
-  return err;
-}
-
 describe('the jobs data plane of the local core', () => {
   it('runs a job over HTTP: pending, start-next, a stale update refused, success, terminal', async () => {
     const arn = `arn:aws:iot:${run.info.region}:${run.info.accountId}:thing/${THING}`;
@@ -82,7 +67,7 @@ describe('the jobs data plane of the local core', () => {
     });
     const version = started.execution?.versionNumber as number;
 
-    await refused(
+    await refusedWith(
       jobs.send(
         new UpdateJobExecutionCommand({
           thingName: THING,
@@ -104,7 +89,7 @@ describe('the jobs data plane of the local core', () => {
       }),
     );
     expect(done.executionState).toMatchObject({ status: 'SUCCEEDED', versionNumber: version + 1 });
-    await refused(
+    await refusedWith(
       jobs.send(new UpdateJobExecutionCommand({ thingName: THING, jobId: 'http-1', status: 'IN_PROGRESS' })),
       InvalidStateTransitionException,
       409,
@@ -121,12 +106,12 @@ describe('the jobs data plane of the local core', () => {
   });
 
   it('an unknown job, and a thing that is not registered, are ResourceNotFoundException', async () => {
-    await refused(
+    await refusedWith(
       jobs.send(new DescribeJobExecutionCommand({ thingName: THING, jobId: 'nope' })),
       ResourceNotFoundException,
       404,
     );
-    const err = await refused(
+    const err = await refusedWith(
       jobs.send(new GetPendingJobExecutionsCommand({ thingName: 'not-a-thing' })),
       ResourceNotFoundException,
       404,

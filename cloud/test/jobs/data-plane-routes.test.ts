@@ -20,6 +20,7 @@ import { singleCredentialStore } from '../../src/http/credentials.js';
 import { createHttpServer, type HttpServerHandle, type RouteGroup } from '../../src/http/server.js';
 import { JOBS_DATA_ERRORS, JOBS_DATA_SIGNING_NAME, jobsDataPlaneRoutes } from '../../src/jobs/data-plane-routes.js';
 import { type JobsDeviceApi, JobsDeviceError, type JobsErrorCode } from '../../src/jobs/device-api.js';
+import { refusedWith } from '../http/harness.js';
 import { type FakeDeviceApi, fakeDeviceApi } from './device-api-fake.js';
 
 /**
@@ -83,16 +84,6 @@ beforeEach(() => {
 });
 
 type ErrorClass = new (...args: never[]) => IoTJobsDataPlaneServiceException;
-
-async function refused(send: Promise<unknown>, type: ErrorClass, status: number) {
-  const err = (await send.then(
-    () => new Error('the request succeeded'),
-    (e: unknown) => e,
-  )) as IoTJobsDataPlaneServiceException;
-  expect(err).toBeInstanceOf(type);
-  expect(err.$metadata.httpStatusCode).toBe(status);
-  return err;
-}
 
 describe('jobs data plane over HTTP', () => {
   it('signs as iot-jobs-data, the client package default', () => {
@@ -165,7 +156,7 @@ describe('jobs data plane over HTTP', () => {
     const control = await iot.send(new ControlPlaneDescribe({ thingName: THING, jobId: 'cp-1' }));
     expect(control.execution).toEqual({ jobId: 'cp-1', status: 'QUEUED' });
     expect(api.calls).toEqual([]);
-    await refused(
+    await refusedWith(
       jobs.send(new DescribeJobExecutionCommand({ thingName: THING, jobId: 'cp-1' })),
       ResourceNotFoundException,
       404,
@@ -190,7 +181,7 @@ describe('jobs data plane over HTTP', () => {
       executionState: { status: 'SUCCEEDED', statusDetails: { result: 'ok' }, versionNumber: 2 },
       jobDocument: '{"op":"x"}',
     });
-    const mismatch = await refused(
+    const mismatch = await refusedWith(
       jobs.send(
         new UpdateJobExecutionCommand({ thingName: THING, jobId: 'job-1', status: 'FAILED', expectedVersion: 1 }),
       ),
@@ -206,7 +197,7 @@ describe('jobs data plane over HTTP', () => {
     ['$next as the job to update', { thingName: THING, jobId: '$next', status: 'FAILED' }, /jobId must be/],
     ['an invalid thing name', { thingName: 'a.b', jobId: 'job-1', status: 'FAILED' }, /thingName must be/],
   ])('UpdateJobExecution with %s is InvalidRequestException', async (_what, input, message) => {
-    const err = await refused(jobs.send(new UpdateJobExecutionCommand(input)), InvalidRequestException, 400);
+    const err = await refusedWith(jobs.send(new UpdateJobExecutionCommand(input)), InvalidRequestException, 400);
     expect(err.message).toMatch(message);
     expect(api.calls).toEqual([]);
   });
@@ -222,13 +213,13 @@ describe('jobs data plane over HTTP', () => {
   ])('the service refusing with %s is the client exception %s', async (code, type, status) => {
     expect(JOBS_DATA_ERRORS[code].status).toBe(status);
     api.failNext(new JobsDeviceError(code, `refused: ${code}`));
-    const err = await refused(jobs.send(new GetPendingJobExecutionsCommand({ thingName: THING })), type, status);
+    const err = await refusedWith(jobs.send(new GetPendingJobExecutionsCommand({ thingName: THING })), type, status);
     expect(err.message).toBe(`refused: ${code}`);
   });
 
   it('before the service runs: 503 ServiceUnavailableException', async () => {
     serving = undefined;
-    await refused(
+    await refusedWith(
       jobs.send(new GetPendingJobExecutionsCommand({ thingName: THING })),
       ServiceUnavailableException,
       503,
@@ -253,7 +244,7 @@ describe('jobs data plane over HTTP', () => {
     ['not JSON', '{"status":'],
     ['a JSON list', '[]'],
   ])('a body %s is InvalidRequestException and never reaches the service', async (_what, body) => {
-    await refused(sendBody(body), InvalidRequestException, 400);
+    await refusedWith(sendBody(body), InvalidRequestException, 400);
     expect(api.calls).toEqual([]);
   });
 });
