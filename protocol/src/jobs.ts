@@ -43,6 +43,18 @@ export type DeviceSettableStatus = (typeof DEVICE_SETTABLE_STATUSES)[number];
 export const JOB_STATUSES = ['IN_PROGRESS', 'CANCELED', 'COMPLETED', 'DELETION_IN_PROGRESS', 'SCHEDULED'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
+/** How a job's targets are read (IoT's `TargetSelection`): once at creation, or kept up to date as groups change. */
+export const TARGET_SELECTIONS = ['SNAPSHOT', 'CONTINUOUS'] as const;
+export type TargetSelection = (typeof TARGET_SELECTIONS)[number];
+
+/** What counts as a failed execution for an abort criterion (IoT's `JobExecutionFailureType`). */
+export const ABORT_FAILURE_TYPES = ['FAILED', 'REJECTED', 'TIMED_OUT', 'ALL'] as const;
+export type AbortFailureType = (typeof ABORT_FAILURE_TYPES)[number];
+
+/** What a retry criterion retries (IoT's `RetryableFailureType`). */
+export const RETRY_FAILURE_TYPES = ['FAILED', 'TIMED_OUT', 'ALL'] as const;
+export type RetryFailureType = (typeof RETRY_FAILURE_TYPES)[number];
+
 /** The error codes of IoT's jobs `…/rejected` answers ("Jobs device MQTT API": ErrorResponse `code`). */
 export const JOBS_ERROR_CODES = [
   'InvalidTopic',

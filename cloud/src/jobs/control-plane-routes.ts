@@ -1,4 +1,12 @@
-import { JOB_STATUSES as IOT_JOB_STATUSES, isJsonObject, JOB_EXECUTION_STATUSES, ownValue } from '@pifleet/protocol';
+import {
+  ABORT_FAILURE_TYPES,
+  JOB_STATUSES as IOT_JOB_STATUSES,
+  isJsonObject,
+  JOB_EXECUTION_STATUSES,
+  ownValue,
+  RETRY_FAILURE_TYPES,
+  TARGET_SELECTIONS,
+} from '@pifleet/protocol';
 import { invalidRequest } from '../http/errors.js';
 import { queryBoolean } from '../http/iot-control-plane.js';
 import type { ApiRequest, ApiResponse, Route, RouteGroup } from '../http/server.js';
@@ -10,7 +18,6 @@ import {
   type PresignedUrlConfig,
   type RetryCriterion,
   type RolloutConfig,
-  type TargetSelection,
 } from './model.js';
 import type { CreateJobInput, JobsService, JobView } from './service.js';
 import { reasonCodeProblem, textProblem } from './validation.js';
@@ -133,7 +140,7 @@ function criteriaList(body: Body, name: string): readonly Body[] | undefined {
 
 function abortConfig(body: Body): readonly AbortCriterion[] | undefined {
   return criteriaList(body, 'abortConfig')?.map((c) => {
-    const failureType = oneOf(str(c, 'failureType'), 'failureType', ['FAILED', 'REJECTED', 'TIMED_OUT', 'ALL']);
+    const failureType = oneOf(str(c, 'failureType'), 'failureType', ABORT_FAILURE_TYPES);
     const action = oneOf(str(c, 'action'), 'action', ['CANCEL']);
     const thresholdPercentage = num(c, 'thresholdPercentage', 0, 100, false);
     const minNumberOfExecutedThings = num(c, 'minNumberOfExecutedThings', 1, Number.MAX_SAFE_INTEGER, true);
@@ -160,7 +167,7 @@ function retryConfig(body: Body): readonly RetryCriterion[] | undefined {
   if (criteria === undefined) return undefined;
   if (criteria.length > 2) throw invalidRequest("'jobExecutionsRetryConfig.criteriaList' has at most 2 criteria.");
   const parsed = criteria.map((c) => {
-    const failureType = oneOf(str(c, 'failureType'), 'failureType', ['FAILED', 'TIMED_OUT', 'ALL']);
+    const failureType = oneOf(str(c, 'failureType'), 'failureType', RETRY_FAILURE_TYPES);
     const numberOfRetries = num(c, 'numberOfRetries', 0, JOB_LIMITS.maxRetries, true);
     if (failureType === undefined || numberOfRetries === undefined) {
       throw invalidRequest('A retry criterion needs failureType and numberOfRetries.');
@@ -216,7 +223,7 @@ export function createJobInput(jobId: string, body: Body): CreateJobInput {
     document: str(body, 'document'),
     documentSource,
     description,
-    targetSelection: oneOf(str(body, 'targetSelection'), 'targetSelection', ['SNAPSHOT', 'CONTINUOUS']),
+    targetSelection: oneOf(str(body, 'targetSelection'), 'targetSelection', TARGET_SELECTIONS),
     presignedUrlConfig: presignedUrlConfig(body),
     rollout: rolloutConfig(body),
     abort: abortConfig(body),
@@ -364,10 +371,7 @@ export function jobsControlPlaneRoutes(deps: JobsControlPlaneDeps): RouteGroup {
         }
         const page = jobs.listJobs({
           status: oneOf(request.query.get('status'), 'status', JOB_STATUSES),
-          targetSelection: oneOf<TargetSelection>(request.query.get('targetSelection'), 'targetSelection', [
-            'SNAPSHOT',
-            'CONTINUOUS',
-          ]),
+          targetSelection: oneOf(request.query.get('targetSelection'), 'targetSelection', TARGET_SELECTIONS),
           thingGroupName: request.query.get('thingGroupName'),
           after: decodeToken(request, 'number'),
           limit: pageSize(request),

@@ -1,4 +1,10 @@
-import type { JobStatus as IotJobStatus, JobExecutionStatus } from '@pifleet/protocol';
+import type {
+  AbortFailureType,
+  JobStatus as IotJobStatus,
+  JobExecutionStatus,
+  RetryFailureType,
+  TargetSelection,
+} from '@pifleet/protocol';
 import type { StatusDetails } from './device-api.js';
 
 /**
@@ -9,8 +15,6 @@ import type { StatusDetails } from './device-api.js';
 
 /** A job's status (IoT Jobs: "Job states"; the local core has no scheduling, so never SCHEDULED). */
 export type JobStatus = Exclude<IotJobStatus, 'SCHEDULED'>;
-
-export type TargetSelection = 'SNAPSHOT' | 'CONTINUOUS';
 
 export interface RateIncreaseCriteria {
   readonly numberOfNotifiedThings?: number;
@@ -28,16 +32,12 @@ export interface RolloutConfig {
   readonly exponentialRate?: ExponentialRolloutRate;
 }
 
-export type AbortFailureType = 'FAILED' | 'REJECTED' | 'TIMED_OUT' | 'ALL';
-
 export interface AbortCriterion {
   readonly failureType: AbortFailureType;
   readonly action: 'CANCEL';
   readonly thresholdPercentage: number;
   readonly minNumberOfExecutedThings: number;
 }
-
-export type RetryFailureType = 'FAILED' | 'TIMED_OUT' | 'ALL';
 
 export interface RetryCriterion {
   readonly failureType: RetryFailureType;

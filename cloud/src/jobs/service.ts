@@ -1,4 +1,4 @@
-import { TERMINAL_EXECUTION_STATUSES } from '@pifleet/protocol';
+import { type TargetSelection, TERMINAL_EXECUTION_STATUSES } from '@pifleet/protocol';
 import { ApiError, invalidRequest } from '../http/errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -29,7 +29,6 @@ import {
   type PresignedUrlConfig,
   type RetryCriterion,
   type RolloutConfig,
-  type TargetSelection,
 } from './model.js';
 import type { JobsStore } from './store.js';
 import {

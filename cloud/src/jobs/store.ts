@@ -1,7 +1,8 @@
+import type { TargetSelection } from '@pifleet/protocol';
 import { openSqliteFile } from '../adapters/sqlite-open.js';
 import { CloudError } from '../errors.js';
 import type { JobExecutionStatus } from './device-api.js';
-import type { ExecutionRecord, JobRecord, JobStatus, TargetSelection } from './model.js';
+import type { ExecutionRecord, JobRecord, JobStatus } from './model.js';
 
 /**
  * The jobs service's store (SQLite, `jobs.sqlite` in the data dir): one row per job and one per

@@ -7,9 +7,9 @@ import {
   ListJobExecutionsForJobCommand,
   ListJobsCommand,
 } from '@aws-sdk/client-iot';
-import type { JobExecutionStatus, JobStatus } from '@pifleet/protocol';
+import type { JobExecutionStatus, JobStatus, TargetSelection } from '@pifleet/protocol';
 import { isThrottling } from '../core/retry.js';
-import type { JobExecutionRecord, JobRecord, JobsControl, TargetSelection } from '../ports/jobs.js';
+import type { JobExecutionRecord, JobRecord, JobsControl } from '../ports/jobs.js';
 import { type AwsCallDeps, awsCaller, isNotFound } from './aws-call.js';
 
 export interface AwsIotJobsDeps extends AwsCallDeps {

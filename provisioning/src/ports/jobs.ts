@@ -1,16 +1,17 @@
-import type { JobExecutionCounts, JobExecutionStatus, JobStatus } from '@pifleet/protocol';
+import type {
+  AbortFailureType,
+  JobExecutionCounts,
+  JobExecutionStatus,
+  JobStatus,
+  RetryFailureType,
+  TargetSelection,
+} from '@pifleet/protocol';
 
 /**
  * The IoT Jobs control-plane operations the CLI uses (create, describe, list, cancel). The AWS SDK
  * adapter implements it for AWS IoT and the local IoT Core alike. "Not found" is a value
  * (`undefined`/`false`), never an exception; other failures throw the SDK's error.
  */
-
-export type TargetSelection = 'SNAPSHOT' | 'CONTINUOUS';
-/** What counts as a failed execution for an abort criterion (IoT's `JobExecutionFailureType`). */
-export type AbortFailureType = 'FAILED' | 'REJECTED' | 'TIMED_OUT' | 'ALL';
-/** What a retry criterion retries (IoT's `RetryableFailureType`). */
-export type RetryFailureType = 'FAILED' | 'TIMED_OUT' | 'ALL';
 
 /** The job configurations CreateJob takes, in IoT's own shapes. */
 export interface JobConfigurations {
