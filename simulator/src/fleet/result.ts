@@ -1,4 +1,4 @@
-import type { MqttProtocol } from '@pifleet/protocol';
+import type { JobExecutionCounts, MqttProtocol } from '@pifleet/protocol';
 import type { CommandLoadResult } from './command-load.js';
 import type { HostSnapshot } from './host.js';
 import type { Histogram, Quantiles } from './metrics.js';
@@ -124,17 +124,8 @@ export interface PhaseResult {
   readonly rollout?: RolloutResult;
 }
 
-/** A job's executions by status (DescribeJob's jobProcessDetails). */
-export interface RolloutCounts {
-  readonly queued: number;
-  readonly inProgress: number;
-  readonly succeeded: number;
-  readonly failed: number;
-  readonly rejected: number;
-  readonly timedOut: number;
-  readonly canceled: number;
-  readonly removed: number;
-}
+/** A job's executions by status (DescribeJob's jobProcessDetails), as the CLI reads them. */
+export type RolloutCounts = JobExecutionCounts;
 
 /** The job's executions by status at one poll (about once a second). */
 export interface RolloutPoint extends RolloutCounts {
