@@ -130,7 +130,10 @@ export function createAgent(deps: AgentDeps): Agent {
   const { config, transport, outbox, clock } = deps;
   const bootId = deps.bootId ?? randomUUID();
   const agentVersion = deps.agentVersion ?? AGENT_VERSION;
-  const root = (deps.logger ?? silentLogger()).child({ thingName: config.thingName, bootId });
+  const base = deps.logger ?? silentLogger();
+  // pino writes a binding once per child that adds it: `pifleet-agent run` already binds the thing
+  // name at the root (its lines outside the agent carry it too), so it is added here only when missing.
+  const root = base.child('thingName' in base.bindings() ? { bootId } : { thingName: config.thingName, bootId });
   const loggers: Logger[] = [root];
   const child = (component: string) => {
     const l = root.child({ component });

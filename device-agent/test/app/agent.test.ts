@@ -616,3 +616,34 @@ describe('createAgent: shadow sync', () => {
     expect(shadow.updates).toHaveLength(1);
   });
 });
+
+describe('createAgent: log lines', () => {
+  it.each([
+    { root: 'bound by pifleet-agent run', bindings: { thingName: config().thingName } },
+    { root: 'without bindings (simulated devices)', bindings: {} },
+  ])('name the thing exactly once, the root logger $root', async ({ bindings }) => {
+    const raw: string[] = [];
+    const logger = createLogger({ level: 'info', destination: { write: (l: string) => raw.push(l) } }).child(bindings);
+    const { outbox } = openOutbox({ path: ':memory:', maxBytes: 1024 ** 2 });
+    const agent = createAgent({
+      config: config(),
+      transport: new MemoryTransport(),
+      outbox,
+      sensors: [countingSensor('env')],
+      outputs: [memoryOutput('relay')],
+      clock: createVirtualClock(),
+      logger,
+      createShadow: () => new MemoryShadow(),
+    });
+    await agent.start();
+    await settle();
+    await agent.stop();
+    const agentLines = raw.filter((l) => l.includes('"component":"agent"'));
+    expect(agentLines.length).toBeGreaterThan(0);
+    for (const line of agentLines) {
+      // JSON.parse would keep the last of two keys; the raw text shows both.
+      expect(line.match(/"thingName":/g), line).toHaveLength(1);
+      expect(JSON.parse(line).thingName).toBe(config().thingName);
+    }
+  });
+});
