@@ -165,7 +165,17 @@ export function createUpdater(deps: UpdaterDeps): Updater {
   }
 
   async function cleanIncoming(): Promise<void> {
-    await fs.rm(layout.incomingDir, { recursive: true, force: true });
+    await removeTree(layout.incomingDir);
+  }
+
+  /**
+   * node-tar's extract rejects at the first failed write (ENOSPC) while the writes of entries it
+   * already started can still land in the directory, so a removal right after may find a directory
+   * it just emptied not empty again (ENOTEMPTY, which once crashed the updater instead of recording
+   * FAILED). fs.rm retries that case, waiting 20 ms more each time.
+   */
+  function removeTree(dir: string): Promise<void> {
+    return fs.rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
   }
 
   async function sha256Of(file: string): Promise<{ sha256: string; size: number }> {
@@ -233,7 +243,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     const tmp = path.join(layout.incomingDir, `${state.version}.unpack`);
     try {
       await checkReleaseTarball(tarball, deps.unpackLimits ?? DEFAULT_UNPACK_LIMITS);
-      await fs.rm(tmp, { recursive: true, force: true });
+      await removeTree(tmp);
       await fs.mkdir(tmp, { recursive: true });
       await unpackReleaseTarball(tarball, tmp);
     } catch (err) {
