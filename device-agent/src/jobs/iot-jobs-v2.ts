@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { isJobExecutionStatus } from '@pifleet/protocol';
-import { iotjobs, type mqtt_request_response } from 'aws-iot-device-sdk-v2';
+import { iotjobs } from 'aws-iot-device-sdk-v2';
 import type { NativeMqttClient } from '../adapters/aws-iot-sdk.js';
+import { modeledErrorOf, newServiceClient, serviceCaller, serviceStreams } from '../adapters/sdk-request-response.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { type Clock, createSystemClock, withTimeout } from '../ports/clock.js';
+import { type Clock, createSystemClock } from '../ports/clock.js';
 import {
   type ExecutionState,
   type JobExecution,
@@ -45,7 +46,7 @@ function executionOf(e: iotjobs.model.JobExecutionData | undefined): JobExecutio
 /** A rejection when the service answered with a code; a plain `JobsError` when it never answered. */
 function wrap(operation: string, err: unknown): JobsError {
   if (err instanceof JobsError) return err;
-  const modeled = (err as { modeledError?: iotjobs.model.V2ErrorResponse } | undefined)?.modeledError;
+  const modeled = modeledErrorOf<iotjobs.model.V2ErrorResponse>(err);
   if (typeof modeled?.code !== 'string') {
     return new JobsError('JOBS_REQUEST_FAILED', `jobs ${operation} failed`, { cause: err, data: { operation } });
   }
@@ -66,32 +67,21 @@ function wrap(operation: string, err: unknown): JobsError {
 export function createIotJobsService(opts: IotJobsServiceOptions): JobsService {
   const clock = opts.clock ?? createSystemClock();
   const log = (opts.logger ?? silentLogger()).child({ component: 'jobs-client' });
-  const rrOptions = {
-    maxRequestResponseSubscriptions: 4,
-    maxStreamingSubscriptions: 2,
-    operationTimeoutInSeconds: Math.max(1, Math.ceil(opts.requestTimeoutMs / 1000)),
-  };
-  const client =
-    opts.native.protocol === '5'
-      ? iotjobs.IotJobsClientv2.newFromMqtt5(opts.native.client, rrOptions)
-      : iotjobs.IotJobsClientv2.newFromMqtt311(opts.native.connection, rrOptions);
-  const streams: mqtt_request_response.StreamingOperation<iotjobs.model.NextJobExecutionChangedEvent>[] = [];
+  const client = newServiceClient(iotjobs.IotJobsClientv2, opts.native, opts.requestTimeoutMs);
+  const streams = serviceStreams(log);
   const { thingName } = opts;
   let closed = false;
 
-  const call = async <T>(operation: string, request: () => Promise<T>): Promise<T> => {
-    if (closed) throw new JobsError('JOBS_CLOSED', `jobs ${operation} after close()`, { data: { operation } });
-    try {
-      return await withTimeout(
-        clock,
-        opts.requestTimeoutMs,
-        request(),
-        () => new JobsTimeoutError(operation, opts.requestTimeoutMs),
-      );
-    } catch (err) {
-      throw wrap(operation, err);
-    }
-  };
+  const call = serviceCaller({
+    clock,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    isClosed: () => closed,
+    errors: {
+      closed: (operation) => new JobsError('JOBS_CLOSED', `jobs ${operation} after close()`, { data: { operation } }),
+      timedOut: (operation) => new JobsTimeoutError(operation, opts.requestTimeoutMs),
+      wrap,
+    },
+  });
 
   return {
     async startNext(request = {}) {
@@ -140,23 +130,17 @@ export function createIotJobsService(opts: IotJobsServiceOptions): JobsService {
     },
     onNextChanged(listener) {
       if (closed) throw new JobsError('JOBS_CLOSED', 'jobs notify-next after close()');
-      const stream = client.createNextJobExecutionChangedStream({ thingName });
-      stream.on('incomingPublish', (e) => listener(executionOf(e.message.execution)));
-      stream.on('incomingPublishError', (e) => log.warn({ err: e.error }, 'undecodable notify-next message'));
-      stream.on('subscriptionStatus', (e) => log.debug({ type: e.type }, 'notify-next subscription status'));
-      stream.open();
-      streams.push(stream);
-      return () => {
-        const i = streams.indexOf(stream);
-        if (i >= 0) streams.splice(i, 1);
-        stream.close();
-      };
+      return streams.open(
+        client.createNextJobExecutionChangedStream({ thingName }),
+        (message) => listener(executionOf(message.execution)),
+        { undecodable: 'undecodable notify-next message', status: 'notify-next subscription status' },
+      );
     },
     /** Streams first, then the request-response client, both before the MQTT client underneath stops. */
     close() {
       if (closed) return;
       closed = true;
-      for (const s of streams.splice(0)) s.close();
+      streams.closeAll();
       client.close();
     },
   };

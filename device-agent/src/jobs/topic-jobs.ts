@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { isJobExecutionStatus, isJsonObject, jobsTopics } from '@pifleet/protocol';
+import {
+  type AnswerDoc,
+  createTopicRequests,
+  createTopicStream,
+  ownField as own,
+} from '../adapters/topic-request-response.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { type Clock, withTimeout } from '../ports/clock.js';
+import type { Clock } from '../ports/clock.js';
 import type { Transport } from '../ports/transport.js';
 import {
   type ExecutionState,
@@ -21,34 +27,6 @@ export interface TopicJobsOptions {
   readonly logger?: Logger;
   readonly token?: () => string;
 }
-
-type Doc = Record<string, unknown>;
-
-interface Waiter {
-  readonly operation: string;
-  resolve(doc: Doc): void;
-  reject(err: JobsError): void;
-}
-
-/**
- * An answer is read whatever its depth: a job document nested too deeply must still reach the
- * runner, which REJECTS it with the reason (`parseJobDocument` measures depth without recursion
- * before anything walks it); dropped here, its execution would never be answered. Nothing in this
- * adapter recurses into a payload: it reads the envelope's top-level fields and one level of
- * statusDetails. `JSON.parse` itself is iterative in V8, and a payload is bounded by the broker's
- * 128 KB message size.
- */
-const decode = (payload: Uint8Array): Doc | undefined => {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  return isJsonObject(value) ? (value as Doc) : undefined;
-};
-
-const own = (doc: Doc, key: string): unknown => (Object.hasOwn(doc, key) ? doc[key] : undefined);
 
 function stateOf(v: unknown): ExecutionState | undefined {
   if (!isJsonObject(v)) return undefined;
@@ -90,99 +68,44 @@ function executionOf(v: unknown): JobExecution | undefined {
  * subscriptions after a reconnect.
  */
 export function createTopicJobsService(opts: TopicJobsOptions): JobsService {
-  const { transport, clock } = opts;
+  const { transport } = opts;
   const log = (opts.logger ?? silentLogger()).child({ component: 'jobs-client' });
   const topics = jobsTopics(opts.thingName);
-  const token = opts.token ?? (() => randomUUID());
-  const waiting = new Map<string, Waiter>();
-  const subscribed = new Map<string, Promise<void>>();
-  const nextListeners = new Set<(execution: JobExecution | undefined) => void>();
-  let closed = false;
-
-  const failAll = (message: string) => {
-    for (const [t, w] of waiting) {
-      waiting.delete(t);
-      w.reject(new JobsError('JOBS_REQUEST_FAILED', message, { data: { operation: w.operation } }));
-    }
-  };
-  const offInterrupted = transport.on('interrupted', () => failAll('jobs request lost with the connection'));
-
-  const onAnswer = (accepted: boolean) => (_topic: string, payload: Uint8Array) => {
-    const doc = decode(payload);
-    const t = doc ? own(doc, 'clientToken') : undefined;
-    const w = typeof t === 'string' ? waiting.get(t) : undefined;
-    if (!w || !doc || typeof t !== 'string') return;
-    waiting.delete(t);
-    if (accepted) {
-      w.resolve(doc);
-      return;
-    }
-    const code = own(doc, 'code');
-    const message = own(doc, 'message');
-    if (typeof code !== 'string') {
-      w.reject(
-        new JobsError('JOBS_REQUEST_FAILED', `jobs ${w.operation} answered on /rejected without a code`, {
-          data: { operation: w.operation },
-        }),
-      );
-      return;
-    }
-    const executionState = stateOf(own(doc, 'executionState'));
-    w.reject(
-      new JobsRejectedError(w.operation, {
-        code,
-        message: typeof message === 'string' ? message : undefined,
-        ...(executionState ? { executionState } : {}),
-      }),
-    );
-  };
-
-  /** Subscribes an answer pair once; a failed subscription is tried again on the next request. */
-  const ensure = (accepted: string, rejected: string) => {
-    let p = subscribed.get(accepted);
-    if (!p) {
-      p = Promise.all([
-        transport.subscribe(accepted, 1, onAnswer(true)),
-        transport.subscribe(rejected, 1, onAnswer(false)),
-      ]).then(
-        () => undefined,
-        (err: unknown) => {
-          subscribed.delete(accepted);
-          throw new JobsError('JOBS_REQUEST_FAILED', 'cannot subscribe to the jobs answer topics', { cause: err });
-        },
-      );
-      subscribed.set(accepted, p);
-    }
-    return p;
-  };
-
-  const request = async (
+  const requests = createTopicRequests({
+    transport,
+    clock: opts.clock,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    token: opts.token ?? (() => randomUUID()),
+    service: 'jobs',
+    errors: {
+      failed: (message, options) => new JobsError('JOBS_REQUEST_FAILED', message, options),
+      closed: (operation) => new JobsError('JOBS_CLOSED', `jobs ${operation} after close()`, { data: { operation } }),
+      timedOut: (operation) => new JobsTimeoutError(operation, opts.requestTimeoutMs),
+      rejected(operation, doc) {
+        const code = own(doc, 'code');
+        if (typeof code !== 'string') return undefined;
+        const message = own(doc, 'message');
+        const executionState = stateOf(own(doc, 'executionState'));
+        return new JobsRejectedError(operation, {
+          code,
+          message: typeof message === 'string' ? message : undefined,
+          ...(executionState ? { executionState } : {}),
+        });
+      },
+    },
+  });
+  const request = (
     operation: string,
     route: { readonly request: string; readonly accepted: string; readonly rejected: string },
-    body: Doc,
-  ): Promise<Doc> => {
-    if (closed) throw new JobsError('JOBS_CLOSED', `jobs ${operation} after close()`, { data: { operation } });
-    await ensure(route.accepted, route.rejected);
-    const clientToken = token();
-    const answered = new Promise<Doc>((resolve, reject) => {
-      waiting.set(clientToken, { operation, resolve, reject });
-    });
-    transport.publish(route.request, JSON.stringify({ ...body, clientToken }), { qos: 1 }).catch((err: unknown) => {
-      const w = waiting.get(clientToken);
-      waiting.delete(clientToken);
-      w?.reject(new JobsError('JOBS_REQUEST_FAILED', `jobs ${operation} failed`, { cause: err, data: { operation } }));
-    });
-    try {
-      return await withTimeout(
-        clock,
-        opts.requestTimeoutMs,
-        answered,
-        () => new JobsTimeoutError(operation, opts.requestTimeoutMs),
-      );
-    } finally {
-      waiting.delete(clientToken);
-    }
-  };
+    body: AnswerDoc,
+  ) => requests.request(operation, route.request, [route], body);
+  const next = createTopicStream({
+    transport,
+    topic: topics.notifyNext,
+    log,
+    messages: { undecodable: 'undecodable notify-next message', subscribeFailed: 'notify-next subscription failed' },
+    read: (doc) => executionOf(own(doc, 'execution')),
+  });
 
   return {
     async startNext(req = {}) {
@@ -227,30 +150,11 @@ export function createTopicJobsService(opts: TopicJobsOptions): JobsService {
       return stateOf(own(doc, 'executionState'));
     },
     onNextChanged(listener) {
-      nextListeners.add(listener);
-      if (nextListeners.size === 1) {
-        transport
-          .subscribe(topics.notifyNext, 1, (_t, payload) => {
-            const doc = decode(payload);
-            if (!doc) {
-              log.warn('undecodable notify-next message');
-              return;
-            }
-            const execution = executionOf(own(doc, 'execution'));
-            for (const l of nextListeners) l(execution);
-          })
-          .catch((err: unknown) => log.warn({ err }, 'notify-next subscription failed'));
-      }
-      return () => {
-        nextListeners.delete(listener);
-      };
+      return next.add(listener);
     },
     close() {
-      if (closed) return;
-      closed = true;
-      offInterrupted();
-      failAll('jobs client closed');
-      nextListeners.clear();
+      requests.close();
+      next.clear();
     },
   };
 }

@@ -1,11 +1,11 @@
-import { iotshadow, type mqtt_request_response } from 'aws-iot-device-sdk-v2';
+import { iotshadow } from 'aws-iot-device-sdk-v2';
 import type { NativeMqttClient } from '../adapters/aws-iot-sdk.js';
-import { ShadowError, ShadowRejectedError } from '../errors.js';
+import { modeledErrorOf, newServiceClient, serviceCaller, serviceStreams } from '../adapters/sdk-request-response.js';
+import { ShadowError, ShadowRejectedError, ShadowTimeoutError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { type Clock, createSystemClock } from '../ports/clock.js';
 import type { ShadowDelta, ShadowService } from './port.js';
-import { shadowRequestTimeout } from './timeout.js';
 
 export interface IotShadowServiceOptions {
   readonly native: NativeMqttClient;
@@ -15,20 +15,15 @@ export interface IotShadowServiceOptions {
   readonly logger?: Logger;
 }
 
-/** The service's error code (404, 409, …) from an SDK ServiceError, when it has one. */
-function serviceCode(err: unknown): number | undefined {
-  const modeled = (err as { modeledError?: { code?: unknown } } | undefined)?.modeledError;
-  return typeof modeled?.code === 'number' ? modeled.code : undefined;
-}
-
 /** A rejection when the service answered with a code; a plain `ShadowError` when it never answered. */
 function wrap(operation: string, err: unknown): ShadowError {
   if (err instanceof ShadowError) return err;
-  const code = serviceCode(err);
-  if (code === undefined) {
+  // The shadow service's error response: a numeric code (404, 409, …), its message and clientToken.
+  const modeled = modeledErrorOf<{ code: unknown; message: string; clientToken: string }>(err);
+  const code = modeled?.code;
+  if (typeof code !== 'number') {
     return new ShadowError('SHADOW_REQUEST_FAILED', `shadow ${operation} failed`, { cause: err, data: { operation } });
   }
-  const modeled = (err as { modeledError?: { message?: string; clientToken?: string } }).modeledError;
   return new ShadowRejectedError(
     operation,
     { code, message: modeled?.message, clientToken: modeled?.clientToken },
@@ -46,63 +41,45 @@ function wrap(operation: string, err: unknown): ShadowError {
 export function createIotShadowService(opts: IotShadowServiceOptions): ShadowService {
   const clock = opts.clock ?? createSystemClock();
   const log = (opts.logger ?? silentLogger()).child({ component: 'shadow-client' });
-  const rrOptions = {
-    maxRequestResponseSubscriptions: 4,
-    maxStreamingSubscriptions: 2,
-    operationTimeoutInSeconds: Math.max(1, Math.ceil(opts.requestTimeoutMs / 1000)),
-  };
-  const client =
-    opts.native.protocol === '5'
-      ? iotshadow.IotShadowClientv2.newFromMqtt5(opts.native.client, rrOptions)
-      : iotshadow.IotShadowClientv2.newFromMqtt311(opts.native.connection, rrOptions);
-  const streams: mqtt_request_response.StreamingOperation<iotshadow.model.ShadowDeltaUpdatedEvent>[] = [];
+  const client = newServiceClient(iotshadow.IotShadowClientv2, opts.native, opts.requestTimeoutMs);
+  const streams = serviceStreams(log);
   let closed = false;
   const thingName = opts.thingName;
 
-  const open = (operation: string) => {
-    if (closed) throw new ShadowError('SHADOW_CLOSED', `shadow ${operation} after close()`, { data: { operation } });
-  };
+  const closedError = (operation: string) =>
+    new ShadowError('SHADOW_CLOSED', `shadow ${operation} after close()`, { data: { operation } });
+  const call = serviceCaller({
+    clock,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    isClosed: () => closed,
+    errors: {
+      closed: closedError,
+      timedOut: (operation) => new ShadowTimeoutError(operation, opts.requestTimeoutMs),
+      wrap,
+    },
+  });
 
   return {
     async get() {
-      open('get');
       try {
-        const r = await shadowRequestTimeout(clock, opts.requestTimeoutMs, 'get', client.getShadow({ thingName }));
+        const r = await call('get', () => client.getShadow({ thingName }));
         return { version: r.version ?? 0, desired: r.state?.desired, reported: r.state?.reported };
       } catch (err) {
-        if (serviceCode(err) === 404) return undefined;
-        throw wrap('get', err);
+        if (err instanceof ShadowRejectedError && err.serviceCode === 404) return undefined;
+        throw err;
       }
     },
     async updateReported(reported) {
-      open('update');
-      try {
-        const r = await shadowRequestTimeout(
-          clock,
-          opts.requestTimeoutMs,
-          'update',
-          client.updateShadow({ thingName, state: { reported } }),
-        );
-        return { version: r.version };
-      } catch (err) {
-        throw wrap('update', err);
-      }
+      const r = await call('update', () => client.updateShadow({ thingName, state: { reported } }));
+      return { version: r.version };
     },
     onDelta(listener: (delta: ShadowDelta) => void) {
-      open('delta stream');
-      const stream = client.createShadowDeltaUpdatedStream({ thingName });
-      stream.on('incomingPublish', (e) => {
-        listener({ version: e.message.version ?? 0, state: e.message.state ?? {} });
-      });
-      stream.on('incomingPublishError', (e) => log.warn({ err: e.error }, 'undecodable shadow delta'));
-      stream.on('subscriptionStatus', (e) => log.debug({ type: e.type }, 'delta subscription status'));
-      stream.open();
-      streams.push(stream);
-      return () => {
-        const i = streams.indexOf(stream);
-        if (i >= 0) streams.splice(i, 1);
-        stream.close();
-      };
+      if (closed) throw closedError('delta stream');
+      return streams.open(
+        client.createShadowDeltaUpdatedStream({ thingName }),
+        (message) => listener({ version: message.version ?? 0, state: message.state ?? {} }),
+        { undecodable: 'undecodable shadow delta', status: 'delta subscription status' },
+      );
     },
     /**
      * Streams first, then the request-response client, and both before the MQTT client underneath
@@ -114,7 +91,7 @@ export function createIotShadowService(opts: IotShadowServiceOptions): ShadowSer
     close() {
       if (closed) return;
       closed = true;
-      for (const s of streams.splice(0)) s.close();
+      streams.closeAll();
       client.close();
     },
   };
