@@ -3,9 +3,12 @@ import {
   JOB_STATUSES as IOT_JOB_STATUSES,
   isJsonObject,
   JOB_EXECUTION_STATUSES,
+  jsonValueDepth,
+  MAX_JSON_DEPTH,
   ownValue,
   RETRY_FAILURE_TYPES,
   TARGET_SELECTIONS,
+  tooDeepMessage,
 } from '@pifleet/protocol';
 import { invalidRequest } from '../http/errors.js';
 import { queryBoolean } from '../http/iot-control-plane.js';
@@ -38,6 +41,18 @@ export interface JobsControlPlaneDeps {
 }
 
 type Body = Readonly<Record<string, unknown>>;
+
+/**
+ * The request body, no deeper than any outside JSON the core accepts (MAX_JSON_DEPTH), measured
+ * before any field is read. Fields are read one by one and unknown ones ignored, so without this a
+ * 10,000-deep `tags` list, or the same under an unknown member of a config, created the job as if
+ * it were not there. AWS documents no depth limit; the core refuses any deeper JSON input (400).
+ */
+function bodyOf(request: ApiRequest): Body {
+  const body = request.json();
+  if (jsonValueDepth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw invalidRequest(tooDeepMessage(MAX_JSON_DEPTH));
+  return body;
+}
 
 const field = (body: Body, name: string): unknown => {
   const v = ownValue(body as Record<string, unknown>, name);
@@ -339,7 +354,7 @@ export function jobsControlPlaneRoutes(deps: JobsControlPlaneDeps): RouteGroup {
       path: '/jobs/{jobId}',
       operation: 'CreateJob',
       async handle(request) {
-        const input = createJobInput(param(request, 'jobId'), request.json());
+        const input = createJobInput(param(request, 'jobId'), bodyOf(request));
         const job = await jobs.createJob(input);
         return ok({
           jobArn: job.jobArn,
@@ -384,7 +399,7 @@ export function jobsControlPlaneRoutes(deps: JobsControlPlaneDeps): RouteGroup {
       path: '/jobs/{jobId}/cancel',
       operation: 'CancelJob',
       handle(request) {
-        const body = request.json();
+        const body = bodyOf(request);
         const reasonCode = str(body, 'reasonCode');
         const comment = str(body, 'comment');
         const problem =
@@ -493,7 +508,7 @@ export function jobsControlPlaneRoutes(deps: JobsControlPlaneDeps): RouteGroup {
       path: '/things/{thingName}/jobs/{jobId}/cancel',
       operation: 'CancelJobExecution',
       handle(request) {
-        const body = request.json();
+        const body = bodyOf(request);
         const expectedVersion = num(body, 'expectedVersion', 0, Number.MAX_SAFE_INTEGER, true);
         const statusDetails = field(body, 'statusDetails');
         jobs.cancelExecution(param(request, 'jobId'), param(request, 'thingName'), {

@@ -81,6 +81,20 @@ const describeJob = async (jobId: string) => {
   return job;
 };
 
+/** `command` with its body replaced by `body` before the client signs it (a body the client would never write). */
+function withBody<C extends { middlewareStack: { add: (...args: never[]) => unknown } }>(command: C, body: string): C {
+  (command.middlewareStack as CreateJobCommand['middlewareStack']).add(
+    (next) => async (args) => {
+      const request = args.request as { body?: unknown; headers: Record<string, string> };
+      request.body = body;
+      request.headers['content-length'] = String(Buffer.byteLength(body));
+      return next(args);
+    },
+    { step: 'build' },
+  );
+  return command;
+}
+
 /** Things that can see a pending execution of the job now. */
 async function notifiedOf(jobId: string, names: readonly string[]): Promise<string[]> {
   const seen: string[] = [];
@@ -528,6 +542,44 @@ describe('hostile and bad input', () => {
     const [t] = await things(1, 'hostile');
     const err = await bad({ targets: [thingArn(t as string)], ...(input as Partial<CreateJobCommandInput>) });
     expect(err.message).toMatch(message);
+  });
+
+  // The client writes only the model's fields, so each body is swapped in before it signs.
+  const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+  it.each([
+    [
+      'CreateJob with 10,000-deep tags',
+      (t: string) => `{"targets":["${thingArn(t)}"],"document":"{}","tags":${deep(10_000)}}`,
+    ],
+    [
+      'CreateJob with a 10,000-deep unknown member of its rollout',
+      (t: string) =>
+        `{"targets":["${thingArn(t)}"],"document":"{}","jobExecutionsRolloutConfig":{"x":${deep(10_000)}}}`,
+    ],
+    ['CreateJob with 65 levels', (t: string) => `{"targets":["${thingArn(t)}"],"document":"{}","tags":${deep(64)}}`],
+  ])('refuses %s with InvalidRequestException and creates nothing', async (_what, body) => {
+    const [t] = await things(1, 'deep');
+    const jobId = unique('deep');
+    const send = new CreateJobCommand({ jobId, targets: [thingArn(t as string)], document: '{}' });
+    const err = await rejection(iot.send(withBody(send, body(t as string))), InvalidRequestException, 400);
+    expect(err.message).toBe('JSON is nested more than 64 levels deep');
+    await rejection(iot.send(new DescribeJobCommand({ jobId })), ResourceNotFoundException, 404);
+  });
+
+  it('refuses a 10,000-deep CancelJob and CancelJobExecution body, and cancels nothing', async () => {
+    const [a] = await things(1, 'deep-cancel');
+    const jobId = await createJob({ targets: [thingArn(a as string)], document: '{}' });
+    const body = `{"comment":"c","statusDetails":{"x":"y"},"z":${deep(10_000)}}`;
+    await rejection(iot.send(withBody(new CancelJobCommand({ jobId }), body)), InvalidRequestException, 400);
+    await rejection(
+      iot.send(withBody(new CancelJobExecutionCommand({ jobId, thingName: a as string }), body)),
+      InvalidRequestException,
+      400,
+    );
+    expect((await describeJob(jobId)).status).toBe('IN_PROGRESS');
+    expect((await iot.send(new DescribeJobExecutionCommand({ jobId, thingName: a as string }))).execution?.status).toBe(
+      'QUEUED',
+    );
   });
 
   it('refuses statusDetails a device may not set, and an unknown execution number', async () => {
