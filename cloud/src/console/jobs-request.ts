@@ -19,6 +19,7 @@ import {
   validateDesiredState,
 } from '@pifleet/protocol';
 import type { AbortCriterion, PresignedUrlConfig, RolloutConfig } from '../jobs/model.js';
+import { hasAtMostDecimals } from '../jobs/validation.js';
 
 /**
  * What the console's "new job" and "cancel" forms send, checked before the jobs service sees it.
@@ -203,11 +204,7 @@ function rolloutAndAbort(input: JsonObject, issues: Issue[]): Pick<ConsoleCreate
   let percent: number | undefined;
   if (rawPercent !== undefined && rawPercent !== null) {
     // IoT: "up to two digits after the decimal", above 0 (0 would cancel on the first executed thing), at most 100.
-    if (
-      typeof rawPercent !== 'number' ||
-      !(rawPercent > 0 && rawPercent <= 100) ||
-      Math.round(rawPercent * 100) !== rawPercent * 100
-    ) {
+    if (typeof rawPercent !== 'number' || !(rawPercent > 0 && rawPercent <= 100) || !hasAtMostDecimals(rawPercent, 2)) {
       issues.push({
         path: 'abortFailurePercent',
         message: 'must be a percentage above 0 and at most 100, with at most two decimals',

@@ -23,7 +23,7 @@ import {
   type RolloutConfig,
 } from './model.js';
 import type { CreateJobInput, JobsService, JobView } from './service.js';
-import { reasonCodeProblem, textProblem } from './validation.js';
+import { hasAtMostDecimals, reasonCodeProblem, textProblem } from './validation.js';
 
 /**
  * The IoT Jobs operations of the IoT control plane (signing name `iot`), wire-compatible with
@@ -118,7 +118,7 @@ function rolloutConfig(body: Body): RolloutConfig | undefined {
     throw invalidRequest('exponentialRate needs baseRatePerMinute, incrementFactor and rateIncreaseCriteria.');
   }
   // "AWS IoT supports up to one digit after the decimal (for example, 1.5, but not 1.55)."
-  if (Math.abs(incrementFactor * 10 - Math.round(incrementFactor * 10)) > 1e-9) {
+  if (!hasAtMostDecimals(incrementFactor, 1)) {
     throw invalidRequest("'incrementFactor' supports one digit after the decimal point.");
   }
   const notified = num(c, 'numberOfNotifiedThings', 1, Number.MAX_SAFE_INTEGER, true);
@@ -170,7 +170,7 @@ function abortConfig(body: Body): readonly AbortCriterion[] | undefined {
       );
     }
     // "AWS IoT Core supports up to two digits after the decimal (for example, 10.9 and 10.99, but not 10.999)."
-    if (Math.abs(thresholdPercentage * 100 - Math.round(thresholdPercentage * 100)) > 1e-7) {
+    if (!hasAtMostDecimals(thresholdPercentage, 2)) {
       throw invalidRequest("'thresholdPercentage' supports two digits after the decimal point.");
     }
     return { failureType, action, thresholdPercentage, minNumberOfExecutedThings };

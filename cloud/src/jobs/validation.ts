@@ -96,6 +96,19 @@ export function documentProblem(document: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether `value` has at most `digits` digits after the decimal point, as IoT's documented
+ * examples count them ("10.9 and 10.99, but not 10.999"). A JSON number is a binary double, so
+ * `value * 10^digits` is rarely exact: 1.1 * 100 is 110.00000000000001 and 0.29 * 100 is
+ * 28.999999999999996 (1,146 of the 10,000 two-decimal percentages up to 100 are off like this), so
+ * the product is compared with its nearest integer within a few units in its last place.
+ */
+export function hasAtMostDecimals(value: number, digits: number): boolean {
+  const scaled = value * 10 ** digits;
+  // The product's rounding error is a few units in its last place; a third digit is far more.
+  return Number.isFinite(scaled) && Math.abs(scaled - Math.round(scaled)) <= 8 * Number.EPSILON * Math.max(1, scaled);
+}
+
 export function textProblem(field: string, value: string, max: number): string | undefined {
   if (value.length > max) return `${field} is longer than ${max} characters.`;
   if (value.length > 0 && !NO_CONTROL.test(value)) return `${field} must not contain control characters.`;

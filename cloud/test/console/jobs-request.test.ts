@@ -111,6 +111,30 @@ describe('parseCreateJobRequest', () => {
     expect(!r.ok && r.issues).toContainEqual(expect.objectContaining({ path: 'release.url' }));
   });
 
+  // A JSON number is a double: 1.1 * 100 is 110.00000000000001, so an exact check refused these.
+  it.each([1.1, 0.07, 0.29, 2.55, 10.9, 10.99, 57.01, 100])(
+    'takes an abort percentage of %s (at most two decimals, as IoT allows)',
+    (abortFailurePercent) => {
+      const r = parse({ type: 'reboot', things: ['pi-1'], abortFailurePercent });
+      expect(r.ok && r.value.abort).toEqual([
+        {
+          failureType: 'ALL',
+          action: 'CANCEL',
+          thresholdPercentage: abortFailurePercent,
+          minNumberOfExecutedThings: 10,
+        },
+      ]);
+    },
+  );
+
+  it.each([10.999, 0.001, 10.9900000001])(
+    'refuses an abort percentage of %s (three decimals or more)',
+    (abortFailurePercent) => {
+      const r = parse({ type: 'reboot', things: ['pi-1'], abortFailurePercent });
+      expect(!r.ok && r.issues.map((i) => i.path)).toEqual(['abortFailurePercent']);
+    },
+  );
+
   it('never lets a __proto__ key reach an object prototype', () => {
     const r = parseCreateJobRequest(
       Buffer.from('{"type":"config","things":["pi-1"],"config":{"__proto__":{"polluted":true}}}'),
