@@ -232,10 +232,16 @@ export function parseS3ObjectUrl(raw: string): S3ObjectUrl {
   if (u.search !== '' || u.hash !== '' || u.username !== '' || u.port !== '')
     throw bad('it has a query, fragment, user or port');
   const host = u.hostname;
-  const segments = u.pathname
-    .split('/')
-    .slice(1)
-    .map((s) => decodeURIComponent(s));
+  let segments: string[];
+  try {
+    segments = u.pathname
+      .split('/')
+      .slice(1)
+      .map((s) => decodeURIComponent(s));
+  } catch {
+    // The URL parser keeps a `%` sequence that is not UTF-8 as it is; decoding it throws.
+    throw bad('its path is not validly percent-encoded UTF-8');
+  }
   const pathStyle = /^s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com$/.test(host);
   const hosted = /^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\.s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com$/.exec(host);
   let bucket: string | undefined;

@@ -171,10 +171,14 @@ describe('S3 URLs and the presign placeholder', () => {
     'https://s3.amazonaws.com/bucket/a?versionId=1',
     'https://127.0.0.1:8443/bucket/a',
     'not a url',
+    // Parses as a URL, but the key's bytes are not UTF-8 (decoding them threw: exit 1, no hint).
+    'https://s3.amazonaws.com/bucket/releases/%E0%A4.tar.gz',
+    'https://bucket.s3.amazonaws.com/%FF',
   ])('refuses %s with exit 64', (url) => {
     expect(usage(() => parseS3ObjectUrl(url))).toMatchObject({
       exitCode: 64,
       message: expect.stringContaining('is not an S3 object URL'),
+      hint: expect.stringContaining('pifleet release upload'),
     });
   });
   it('prints the path-style URL of a key in its region, and the placeholder around it', () => {
