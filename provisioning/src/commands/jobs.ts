@@ -24,7 +24,9 @@ import {
   type JobType,
   jobConfigurations,
   parseJobId,
+  parseJobText,
   parseJobType,
+  parseReasonCode,
   parseRoleArn,
   parseS3ObjectUrl,
   parseTargets,
@@ -129,6 +131,7 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
       }
       const targets = parseTargets(o);
       const configurations = jobConfigurations(o);
+      const description = o.description === undefined ? undefined : parseJobText('--description', o.description);
       const jobId =
         o.jobId === undefined
           ? defaultJobId(type, ctx.io.clock.now(), randomBytes(3).toString('hex'))
@@ -231,7 +234,7 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
           targets: targetArns,
           document,
           ...configurations,
-          ...(o.description !== undefined ? { description: o.description } : {}),
+          ...(description !== undefined ? { description } : {}),
           ...(presign?.roleArn !== undefined
             ? { presignedUrlConfig: { roleArn: presign.roleArn, expiresInSec: presign.expiresInSec } }
             : {}),
@@ -352,6 +355,8 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
     ),
     async (ctx, [rawId], o) => {
       const jobId = parseJobId(rawId);
+      const comment = o.comment === undefined ? undefined : parseJobText('--comment', o.comment);
+      const reasonCode = o.reasonCode === undefined ? undefined : parseReasonCode(o.reasonCode);
       const { jobs: control } = await ctx.services();
       const job = await control.describeJob(jobId);
       if (!job) throw jobNotFound(ctx, jobId);
@@ -368,8 +373,8 @@ export function registerJobsCommands(jobs: CommandUnknownOpts, run: Runner): voi
         if (
           !(await control.cancelJob(jobId, {
             force,
-            ...(o.comment !== undefined ? { comment: o.comment } : {}),
-            ...(o.reasonCode !== undefined ? { reasonCode: o.reasonCode } : {}),
+            ...(comment !== undefined ? { comment } : {}),
+            ...(reasonCode !== undefined ? { reasonCode } : {}),
           }))
         ) {
           throw jobNotFound(ctx, jobId);

@@ -54,6 +54,36 @@ export function parseJobId(raw: string): string {
   return raw;
 }
 
+/** IoT's free text (CreateJob `description`, CancelJob `comment`): at most 2,028 characters of `[^\p{C}]+`. */
+export const MAX_JOB_TEXT_CHARS = 2_028;
+const FREE_TEXT = /^[^\p{C}]+$/u;
+
+/**
+ * `--description` and `--comment`, checked as IoT checks them, so a bad value exits 64 naming the
+ * option (it was sent, and IoT's InvalidRequestException came back as exit 65 without a hint).
+ */
+export function parseJobText(option: string, raw: string): string {
+  if (raw.length > MAX_JOB_TEXT_CHARS || !FREE_TEXT.test(raw)) {
+    throw new UsageError(
+      `${option} must be 1 to ${MAX_JOB_TEXT_CHARS} characters without control characters, got ${raw.length} characters`,
+      { hint: 'one line of text, e.g. --comment "wrong target group"' },
+    );
+  }
+  return raw;
+}
+
+/** CancelJob's `reasonCode`: at most 128 characters of `[\p{Upper}\p{Digit}_]+`. */
+const REASON_CODE = /^[\p{Lu}\p{Nd}_]{1,128}$/u;
+
+export function parseReasonCode(raw: string): string {
+  if (!REASON_CODE.test(raw)) {
+    throw new UsageError(`--reason-code ${JSON.stringify(raw.slice(0, 140))} is not a reason code`, {
+      hint: 'use 1-128 upper-case letters, digits and _, e.g. --reason-code BAD_RELEASE',
+    });
+  }
+  return raw;
+}
+
 /**
  * A job id when none is given: the type, the UTC time to the second and a random suffix
  * (`agent-update-20261203T105500-3fa9c2`), so ids sort by creation and two runs never collide.

@@ -590,6 +590,55 @@ describe('jobs describe --watch, list and cancel', () => {
     expect(r.code).toBe(EXIT.dataError);
     expect(r.stderr.trim()).toMatch(message);
   });
+
+  // IoT refused these with InvalidRequestException: exit 65 and no hint, after a job lookup.
+  it.each<[string, string[], RegExp]>([
+    [
+      'a description with a control character',
+      [
+        'jobs',
+        'create',
+        '--type',
+        'reboot',
+        '--things',
+        'tty-a',
+        '--job-id',
+        'never-text',
+        '--description',
+        'a\u0001b',
+      ],
+      /^pifleet: --description must be 1 to 2028 characters without control characters, got 3 characters \(hint: /,
+    ],
+    [
+      'a description over 2,028 characters',
+      [
+        'jobs',
+        'create',
+        '--type',
+        'reboot',
+        '--things',
+        'tty-a',
+        '--job-id',
+        'never-text',
+        '--description',
+        'x'.repeat(2029),
+      ],
+      /^pifleet: --description must be 1 to 2028 characters/,
+    ],
+    ['a comment with a newline', ['jobs', 'cancel', 'tty-1', '--comment', 'two\nlines'], /^pifleet: --comment must be/],
+    [
+      'a reason code IoT refuses',
+      ['jobs', 'cancel', 'tty-1', '--reason-code', 'bad code'],
+      /^pifleet: --reason-code "bad code" is not a reason code \(hint: use 1-128 upper-case letters/,
+    ],
+  ])('%s: exit 64 with a hint, nothing sent', async (_label, args, message) => {
+    const r = await run(fresh(), ...args);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr.trim()).toMatch(message);
+    expect(await iot.send(new DescribeJobCommand({ jobId: 'never-text' })).catch((e: Error) => e.name)).toBe(
+      'ResourceNotFoundException',
+    );
+  });
 });
 
 describe('throttling', () => {

@@ -15,8 +15,10 @@ import {
   defaultJobId,
   jobConfigurations,
   parseJobId,
+  parseJobText,
   parseJobType,
   parsePercent,
+  parseReasonCode,
   parseRoleArn,
   parseS3ObjectUrl,
   parseTargets,
@@ -151,6 +153,35 @@ describe('job configurations', () => {
     [{ abortMinExecuted: '5' }, /--abort-min-executed needs --abort-failure-percent/],
   ])('refuses %j with exit 64', (o, message) => {
     expect(usage(() => jobConfigurations(o))).toMatchObject({ exitCode: 64, message: expect.stringMatching(message) });
+  });
+});
+
+describe('free text and reason codes (CreateJob description, CancelJob comment and reasonCode)', () => {
+  it.each(['wrong target group', 'x'.repeat(2028), 'Rückruf — ohne Steuerzeichen'])('takes the text %#', (text) => {
+    expect(parseJobText('--comment', text)).toBe(text);
+  });
+  it.each([
+    ['2,029 characters', 'x'.repeat(2029)],
+    ['a newline', 'two\nlines'],
+    ['a control character', 'a\u0001b'],
+    ['a format character', 'a\u200eb'],
+    ['nothing', ''],
+  ])('refuses text with %s: exit 64 naming the option, with a hint', (_what, text) => {
+    expect(usage(() => parseJobText('--description', text))).toMatchObject({
+      exitCode: 64,
+      message: expect.stringMatching(/^--description must be 1 to 2028 characters without control characters/),
+      hint: expect.any(String),
+    });
+  });
+  it.each(['BAD_RELEASE', 'E42', 'A'.repeat(128)])('takes the reason code %s', (code) => {
+    expect(parseReasonCode(code)).toBe(code);
+  });
+  it.each(['bad code', 'lower', 'A-B', '', 'A'.repeat(129)])('refuses the reason code %j with exit 64', (code) => {
+    expect(usage(() => parseReasonCode(code))).toMatchObject({
+      exitCode: 64,
+      message: expect.stringContaining('is not a reason code'),
+      hint: expect.stringContaining('upper-case'),
+    });
   });
 });
 
