@@ -18,6 +18,7 @@ import {
   brokerDisconnect,
   brokerRefusal,
   CONNECT_SPACING_MS,
+  createSubscriptionKeeper,
   createTransportKit,
   type MqttTransportOptions,
   mqttTransportSettings,
@@ -266,7 +267,10 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     lastLogged = undefined;
     suppressed = 0;
     log.info({ sessionPresent, first, ...recovered }, 'connected');
-    if (!sessionPresent && !first) resubscribe();
+    // Before the first connect nothing was sent; after a reconnect, a clean session holds none of
+    // them and a kept one lacks those refused (retried by the keeper).
+    if (!sessionPresent) resubscribe(subscriptions.keys());
+    else resubscribe(keeper.refused());
     emit('connected', { sessionPresent, first });
   };
 
@@ -279,6 +283,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
   const onLost = (error: Error) => {
     if (!connected) return;
     connected = false;
+    keeper.connectionLost();
     downSince = clock.now();
     log.warn(
       { err: error, endpoint: opts.endpoint, port: opts.port, ...reasonFields(error) },
@@ -298,10 +303,8 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     diagnose(error, connackCode, () => looksLikeMqttRefusal(error));
   };
 
-  const resubscribe = () => {
-    for (const [filter, sub] of subscriptions) {
-      rawSubscribe(filter, sub.qos).catch((err: unknown) => log.warn({ err, filter }, 'resubscribe failed'));
-    }
+  const resubscribe = (filters: Iterable<string>) => {
+    for (const filter of [...filters]) keeper.send(filter).catch(() => undefined);
   };
 
   /** The SDK could not even build its TLS context: the files are wrong (check-config says how). */
@@ -478,6 +481,14 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     const code = suback.reasonCodes[0] ?? 0;
     if (isMqtt5Failure(code)) throw brokerRefusal('subscribe', filter, code, suback.reasonString);
   };
+  const keeper = createSubscriptionKeeper({
+    subscriptions,
+    subscribe: rawSubscribe,
+    isConnected: () => connected && state === 'running',
+    clock,
+    random,
+    log,
+  });
 
   const transport: AwsIotTransport = {
     protocol: opts.protocol,
@@ -526,7 +537,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     },
     async subscribe(filter, qos, handler) {
       subscriptions.set(filter, { qos, handler });
-      if (connected) await rawSubscribe(filter, qos);
+      if (connected) await keeper.send(filter);
     },
     async unsubscribe(filter) {
       subscriptions.delete(filter);
@@ -545,6 +556,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
       if (watchTimer !== undefined) clock.clearTimeout(watchTimer);
       watchTimer = undefined;
       probes.abort();
+      keeper.connectionLost();
       const n = native;
       stopped = (async () => {
         if (wasRunning && n) await closeNative(n, { log, attemptInFlight });

@@ -9,6 +9,7 @@ import {
   brokerDisconnect,
   brokerRefusal,
   CONNECT_SPACING_MS,
+  createSubscriptionKeeper,
   createTransportKit,
   type MqttTransportOptions,
   mqttTransportSettings,
@@ -155,6 +156,14 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
       const failed = granted.find((g) => isMqtt5Failure(g.qos));
       if (failed) throw brokerRefusal('subscribe', filter, failed.qos);
     });
+  const keeper = createSubscriptionKeeper({
+    subscriptions,
+    subscribe: rawSubscribe,
+    isConnected: () => connected && state === 'running',
+    clock,
+    random,
+    log,
+  });
 
   const scheduleRetry = (error: Error) => {
     if (state !== 'running' || retryTimer !== undefined) return;
@@ -220,11 +229,11 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
       // broker has acknowledged them. A listener that reads state on `connected` (the agent's
       // shadow sync) then cannot miss an update published between its read and the broker
       // taking the subscription back (aedes handles one socket read's packets concurrently).
-      const restored = sessionPresent
-        ? []
-        : [...subscriptions].map(([filter, sub]) =>
-            rawSubscribe(filter, sub.qos).catch((err: unknown) => log.warn({ err, filter }, 'subscribe failed')),
-          );
+      // A refused one is retried in the background (the keeper): the connection is announced
+      // after the first answers, not held until a throttled subscription is granted.
+      const restored = (sessionPresent ? keeper.refused() : [...subscriptions.keys()]).map((filter) =>
+        keeper.send(filter).catch(() => undefined),
+      );
       void Promise.all(restored).then(() => {
         if (client === c && connected) emit('connected', { sessionPresent, first });
       });
@@ -271,6 +280,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
       lastError = undefined;
       if (connected) {
         connected = false;
+        keeper.connectionLost();
         log.warn({ err: error }, 'connection interrupted');
         emit('interrupted', { error });
         failures = 1;
@@ -326,7 +336,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
     },
     async subscribe(filter, qos, handler) {
       subscriptions.set(filter, { qos, handler });
-      if (connected) await rawSubscribe(filter, qos);
+      if (connected) await keeper.send(filter);
     },
     async unsubscribe(filter) {
       subscriptions.delete(filter);
@@ -345,6 +355,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
       stopped = (async () => {
         // What waits for an acknowledgement ends now; mqtt.js would otherwise hold the
         // DISCONNECT until its in-flight messages are acknowledged.
+        keeper.connectionLost();
         for (const abort of [...pending]) abort(new TransportError('STOPPED', 'transport stopped'));
         if (c) {
           for (const id of Object.keys(c.outgoing)) c.removeOutgoingMessage(Number(id));

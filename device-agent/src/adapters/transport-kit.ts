@@ -1,8 +1,14 @@
 import { EventEmitter } from 'node:events';
-import { mqtt5ReasonName, topicMatches } from '@pifleet/protocol';
+import {
+  type BackoffSchedule,
+  exponentialBackoff,
+  MQTT5_REASON,
+  mqtt5ReasonName,
+  topicMatches,
+} from '@pifleet/protocol';
 import { TransportError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { type Clock, createSystemClock } from '../ports/clock.js';
+import { type Clock, createSystemClock, type TimerHandle } from '../ports/clock.js';
 import type {
   LastWill,
   MessageHandler,
@@ -108,6 +114,129 @@ export function createTransportKit(log: Logger): TransportKit {
     },
     removeAllListeners() {
       events.removeAllListeners();
+    },
+  };
+}
+
+/**
+ * SUBACK reason codes that no retry changes: the policy does not allow the filter, the filter is
+ * invalid, or the broker lacks the feature. Every other refusal is retried: QUOTA_EXCEEDED (0x97)
+ * is what IoT Core answers a SUBSCRIBE over the account's subscriptions per second, and MQTT
+ * 3.1.1's single failure code (0x80) cannot tell a throttled SUBSCRIBE from a forbidden one.
+ */
+const FINAL_SUBACK_CODES: ReadonlySet<number> = new Set([
+  MQTT5_REASON.NOT_AUTHORIZED,
+  MQTT5_REASON.TOPIC_FILTER_INVALID,
+  MQTT5_REASON.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+  MQTT5_REASON.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+  MQTT5_REASON.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED,
+]);
+
+/** A failed SUBSCRIBE worth sending again on the same connection: not a final refusal, not a stopped transport. */
+export function isRetryableSubscribeFailure(err: unknown): boolean {
+  if (err instanceof TransportError) {
+    if (err.code === 'NOT_STARTED' || err.code === 'STOPPED') return false;
+    if (err.code === 'SUBSCRIBE_REFUSED') return !FINAL_SUBACK_CODES.has(err.data.reasonCode as number);
+  }
+  // No SUBACK in time, or the library failed the operation: the connection decides (see `send`).
+  return true;
+}
+
+/** Retries of a refused SUBSCRIBE: 1 s doubling to 60 s, full jitter. */
+export const SUBSCRIBE_RETRY: BackoffSchedule = { baseMs: 1_000, capMs: 60_000, floorMs: 100 };
+
+export interface SubscriptionKeeper {
+  /**
+   * Sends the SUBSCRIBE of `filter` (one of `subscriptions`) and resolves on its grant or rejects
+   * with the failure. A retryable failure on a live connection is sent again after a backoff,
+   * until it is granted, unsubscribed, final or the connection ends. At most one SUBSCRIBE per
+   * filter is in flight: a call while one is joins it, and a call while a retry waits sends now
+   * in its place.
+   */
+  send(filter: string): Promise<void>;
+  /** Filters refused and not granted since: what a reconnect that kept its session must send again. */
+  refused(): string[];
+  /** The connection ended (or the transport stops): no retry is sent on it any more. */
+  connectionLost(): void;
+}
+
+/**
+ * Keeps every subscription an adapter was asked for until the broker grants it. A SUBSCRIBE that
+ * is throttled is otherwise lost until the next connect: when a rollout restarts a minute's wave
+ * of agents at once, each resubscribing to a dozen topics against the account's 200 per second,
+ * the ones refused would miss their shadow and job answers and fail their health check.
+ */
+export function createSubscriptionKeeper(deps: {
+  readonly subscriptions: TransportKit['subscriptions'];
+  /** One SUBSCRIBE of `filter` at `qos`; rejects with {@link brokerRefusal} for a failure code. */
+  readonly subscribe: (filter: string, qos: QoS) => Promise<void>;
+  readonly isConnected: () => boolean;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly log: Logger;
+}): SubscriptionKeeper {
+  const { subscriptions, clock, log } = deps;
+  const inFlight = new Map<string, Promise<void>>();
+  /** Refused filters: how many times in a row, and the timer of the next try. */
+  const refusals = new Map<string, { count: number; timer: TimerHandle | undefined }>();
+
+  const clearTimer = (filter: string) => {
+    const r = refusals.get(filter);
+    if (r?.timer !== undefined) clock.clearTimeout(r.timer);
+    if (r) r.timer = undefined;
+  };
+
+  const attempt = async (filter: string, qos: QoS) => {
+    try {
+      await deps.subscribe(filter, qos);
+    } catch (err) {
+      const count = (refusals.get(filter)?.count ?? 0) + 1;
+      if (!isRetryableSubscribeFailure(err) || !deps.isConnected() || !subscriptions.has(filter)) {
+        // Final, or for the next connect to restore (every filter still subscribed is sent again).
+        if (subscriptions.has(filter)) refusals.set(filter, { count, timer: undefined });
+        throw err;
+      }
+      const delayMs = exponentialBackoff(count - 1, SUBSCRIBE_RETRY, deps.random);
+      const timer = clock.setTimeout(() => {
+        const r = refusals.get(filter);
+        if (r) r.timer = undefined;
+        if (!subscriptions.has(filter)) refusals.delete(filter);
+        else if (deps.isConnected()) send(filter).catch(() => undefined);
+      }, delayMs);
+      refusals.set(filter, { count, timer });
+      // Every refusal of a throttled wave is one line; the retries after it only at each doubling.
+      if ((count & (count - 1)) === 0) {
+        log.warn({ err, filter, refusals: count, retryInMs: delayMs }, 'subscribe failed; retrying');
+      }
+      throw err;
+    }
+    const was = refusals.get(filter);
+    if (was) {
+      clearTimer(filter);
+      refusals.delete(filter);
+      log.info({ filter, refusals: was.count }, 'subscribed after refusals');
+    }
+  };
+
+  function send(filter: string): Promise<void> {
+    const running = inFlight.get(filter);
+    if (running !== undefined) return running;
+    const sub = subscriptions.get(filter);
+    clearTimer(filter);
+    if (!sub) {
+      refusals.delete(filter);
+      return Promise.resolve();
+    }
+    const p = attempt(filter, sub.qos).finally(() => inFlight.delete(filter));
+    inFlight.set(filter, p);
+    return p;
+  }
+
+  return {
+    send,
+    refused: () => [...refusals.keys()].filter((f) => subscriptions.has(f)),
+    connectionLost() {
+      for (const filter of refusals.keys()) clearTimer(filter);
     },
   };
 }

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import {
   appTopics,
+  type BackoffSchedule,
+  exponentialBackoff,
   type LogLevel,
   MQTT5_REASON,
   type Reading,
@@ -29,6 +31,9 @@ import { createPublisher } from './publisher.js';
 
 export const AGENT_VERSION = '0.1.0';
 
+/** Retries of a connection's shadow get that failed (timed out, throttled, refused): 1 s doubling to 60 s, full jitter. */
+const SHADOW_SYNC_RETRY: BackoffSchedule = { baseMs: 1_000, capMs: 60_000, floorMs: 100 };
+
 /** Everything an agent needs; nothing is global, so one process can run thousands of agents. */
 export interface AgentDeps {
   readonly config: AgentConfig;
@@ -45,6 +50,8 @@ export interface AgentDeps {
   /** Created once the transport has started (the SDK shadow client needs the live MQTT client). */
   readonly createShadow?: () => ShadowService;
   readonly logger?: Logger;
+  /** In [0, 1): jitter of the agent's own retries. Default Math.random. */
+  readonly random?: () => number;
   /** Defaults to a random UUID: one per agent start. */
   readonly bootId?: string;
   readonly agentVersion?: string;
@@ -128,6 +135,7 @@ interface SensorState {
 
 export function createAgent(deps: AgentDeps): Agent {
   const { config, transport, outbox, clock } = deps;
+  const random = deps.random ?? Math.random;
   const bootId = deps.bootId ?? randomUUID();
   const agentVersion = deps.agentVersion ?? AGENT_VERSION;
   const base = deps.logger ?? silentLogger();
@@ -575,9 +583,35 @@ export function createAgent(deps: AgentDeps): Agent {
       await reconcile(doc?.desired ?? {}, doc?.version ?? 0, source, reportedRejected);
       if (source === 'get') {
         shadowSynced = true;
+        connectionSynced = true;
         checkHealthy();
       }
     });
+
+  // The get of each connection is tried until it succeeds (or the connection ends): a throttled
+  // subscription or a lost answer would otherwise leave the desired state unread until the next
+  // connect, and an agent update waiting for health would roll back a healthy release.
+  let connectionSynced = false;
+  let syncFailures = 0;
+  let syncTimer: TimerHandle | undefined;
+  const cancelSyncRetry = () => {
+    if (syncTimer !== undefined) clock.clearTimeout(syncTimer);
+    syncTimer = undefined;
+  };
+  const syncOnConnect = async () => {
+    cancelSyncRetry();
+    await syncShadow();
+    if (connectionSynced || state !== 'running' || !transport.isConnected || !shadow) return;
+    const delayMs = exponentialBackoff(syncFailures++, SHADOW_SYNC_RETRY, random);
+    shadowLog.info(
+      { retryInMs: delayMs, failures: syncFailures },
+      'shadow not synced on this connection; trying again',
+    );
+    syncTimer = clock.setTimeout(() => {
+      syncTimer = undefined;
+      void syncOnConnect();
+    }, delayMs);
+  };
 
   // ---- health (what an agent update waits for before it confirms the new agent) ---------------
   const sensorsRead = new Set<string>();
@@ -703,9 +737,12 @@ export function createAgent(deps: AgentDeps): Agent {
           });
           publisher.kick();
           checkHealthy();
-          void syncShadow();
+          connectionSynced = false;
+          syncFailures = 0;
+          void syncOnConnect();
         }),
         transport.on('interrupted', ({ error }) => {
+          cancelSyncRetry();
           const reason = reasonOf(error);
           if (reason?.reasonCode === MQTT5_REASON.SESSION_TAKEN_OVER) {
             // IoT Core ends the older of two connections with one client id. Two agents with the
@@ -746,6 +783,7 @@ export function createAgent(deps: AgentDeps): Agent {
       for (const s of sensors.values()) if (s.timer !== undefined) clock.clearTimeout(s.timer);
       if (ageTimer !== undefined) clock.clearTimeout(ageTimer);
       if (reportTimer !== undefined) clock.clearTimeout(reportTimer);
+      cancelSyncRetry();
       for (const c of cleanups.splice(0)) c();
       store(batcher.seal(clock.now()));
       if (unstored.length > 0) {

@@ -327,14 +327,15 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
     return finish(job, outcomeOf(doc.operation, outcome));
   };
 
-  const cycle = async () => {
+  /** One cycle: start-next and the executions it returns; `'offline'` when there was no connection to ask on. */
+  const cycle = async (): Promise<'done' | 'offline'> => {
     const persisted = store.load();
     current = persisted;
     if (persisted?.outcome) {
       // A handler finished before the last stop but its end was not acknowledged: report it; the
       // job is not run again.
       const result = await reportOutcome(persisted, persisted.outcome);
-      if (result === 'stopped') return;
+      if (result === 'stopped') return 'done';
       log.info(
         { jobId: persisted.jobId, status: persisted.outcome.status, result },
         'job finished (reported after restart)',
@@ -342,7 +343,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
       clear();
     }
     while (running) {
-      if (!deps.connection.isConnected) return;
+      if (!deps.connection.isConnected) return 'offline';
       const execution = await (service as JobsService).startNext();
       const kept = store.load();
       if (!execution) {
@@ -353,7 +354,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
           );
           clear();
         }
-        return;
+        return 'done';
       }
       const same = kept && kept.jobId === execution.jobId && kept.executionNumber === execution.executionNumber;
       if (kept && !same) {
@@ -361,8 +362,9 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
         clear();
       }
       const done = await execute(execution, same ? kept : undefined);
-      if (!done) return;
+      if (!done) return 'done';
     }
+    return 'done';
   };
 
   const kick = (why: string) => {
@@ -381,11 +383,15 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
         if (failures > 0) await pause(exponentialBackoff(failures - 1, ASK_RETRY, random));
         if (!running) break;
         try {
-          await cycle();
-          failures = 0;
+          // A cycle skipped for want of a connection proves nothing: the backoff stands.
+          if ((await cycle()) === 'done') failures = 0;
         } catch (err) {
           failures += 1;
-          log.warn({ err, failures }, 'jobs cycle failed; tried again on the next connect or notification');
+          // Asked again after the backoff (or at the next connect, still after it): no notification
+          // comes for an execution this device already has in progress (an agent update waiting
+          // for its confirmation), and a throttled subscription is granted soon.
+          again = true;
+          log.warn({ err, failures }, 'jobs cycle failed; trying again after a backoff');
         }
       } while (again && running && !awaitingRestart);
       busy = undefined;

@@ -27,7 +27,7 @@ const config = (extra: Record<string, unknown> = {}): AgentConfig =>
 
 function setup(
   extra: Record<string, unknown> = {},
-  opts: { connected?: boolean; shadow?: boolean; inputs?: DigitalInput[] } = {},
+  opts: { connected?: boolean; shadow?: boolean; inputs?: DigitalInput[]; random?: () => number } = {},
 ) {
   const clock = createVirtualClock({ start: 1_700_000_000_000 });
   const transport = new MemoryTransport();
@@ -47,6 +47,7 @@ function setup(
     bootId: 'boot-0001-test',
     ...(opts.shadow === false ? {} : { createShadow: () => shadow }),
     ...(opts.inputs ? { inputs: opts.inputs } : {}),
+    ...(opts.random ? { random: opts.random } : {}),
   });
   return { clock, transport, outbox, shadow, env, light, relay, agent };
 }
@@ -524,6 +525,35 @@ describe('createAgent: shadow sync', () => {
     for (let i = 0; i < 5; i++) await settle();
     expect(shadow.reported.logLevel).toBe('debug');
     expect(Object.keys((shadow.reported.rejected as object) ?? {})).toEqual(['outputs.fan']);
+  });
+
+  it('tries a failed get of the connection again after a backoff until it succeeds, then is healthy', async () => {
+    // Full jitter at 0.5: retry 1 after 500 ms, retry 2 after 1 s more.
+    const { clock, shadow, relay, agent } = setup({}, { random: () => 0.5 });
+    shadow.setDesired({ outputs: { relay: true } }, true);
+    // Throttled answer subscriptions: the first gets fail, with no reconnect to try again on.
+    shadow.failGets = 2;
+    let healthy = false;
+    void agent.whenHealthy().then(() => {
+      healthy = true;
+    });
+    await agent.start();
+    await settle();
+    expect(shadow.gets).toBe(1);
+    await clock.advance(400);
+    expect(shadow.gets).toBe(1);
+    await clock.advance(200);
+    expect(shadow.gets).toBe(2);
+    expect(relay.history).toEqual([]);
+    await clock.advance(1_000);
+    await settle();
+    expect(shadow.gets).toBe(3);
+    expect(relay.history).toEqual([true]);
+    await clock.advance(2_000);
+    expect(healthy).toBe(true);
+    // Synced: no more gets on this connection.
+    await clock.advance(120_000);
+    expect(shadow.gets).toBe(3);
   });
 
   it('applies a delta missed while offline on the next connect', async () => {

@@ -154,7 +154,15 @@ export class MemoryShadow implements ShadowService {
   readonly #listeners = new Set<(d: ShadowDelta) => void>();
   readonly #updateWaiters: (() => void)[] = [];
 
+  /** How many of the next gets fail, as a request whose answer topics could not be subscribed. */
+  failGets = 0;
+  gets = 0;
   async get(): Promise<ShadowView | undefined> {
+    this.gets += 1;
+    if (this.failGets > 0) {
+      this.failGets -= 1;
+      throw new Error('cannot subscribe to the shadow response topics');
+    }
     if (!this.exists) return undefined;
     return { version: this.version, desired: structuredClone(this.desired), reported: structuredClone(this.reported) };
   }

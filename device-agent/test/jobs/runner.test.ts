@@ -495,7 +495,7 @@ describe('job runner: exactly one terminal report', () => {
     s.jobs.failRequests = 1;
     const runner = s.runner();
     runner.start();
-    await runner.settled();
+    await new Promise((r) => setImmediate(r));
     expect(s.jobs.calls).toEqual(['start-next']);
     s.jobs.queue('later', configDocument({ logLevel: 'debug' }));
     s.connection.connect();
@@ -504,6 +504,24 @@ describe('job runner: exactly one terminal report', () => {
     await s.clock.advance(500); // full jitter of 1 s at random 0.5
     await runner.settled();
     expect(s.jobs.get('later').status).toBe('SUCCEEDED');
+    runner.stop();
+  });
+});
+
+describe('job runner: a failed start-next on a live connection', () => {
+  it('is asked again after the backoff, with no reconnect or notification to wake it (an update awaiting its confirmation)', async () => {
+    const s = await setup();
+    // Queued before the runner listens: no notify-next will come for it.
+    s.jobs.queue('held', configDocument({ logLevel: 'debug' }));
+    s.jobs.failRequests = 1;
+    const runner = s.runner();
+    runner.start();
+    await new Promise((r) => setImmediate(r));
+    expect(s.jobs.calls).toEqual(['start-next']);
+    await s.clock.advance(500); // full jitter of 1 s at random 0.5
+    await runner.settled();
+    expect(s.jobs.calls[1]).toBe('start-next');
+    expect(s.jobs.get('held').status).toBe('SUCCEEDED');
     runner.stop();
   });
 });

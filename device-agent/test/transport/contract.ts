@@ -1,8 +1,8 @@
 /**
  * The Transport port's contract, run against an adapter over aedes on mutual TLS: PUBACK-gated
  * publish, retried first connect, reconnect with re-subscribe, last will on loss and not on stop,
- * and a refused SUBSCRIBE (and, on MQTT 5, a refused PUBLISH) as a `TransportError` that names the
- * broker's reason code. Both adapters run it, for every protocol they are given: the device SDK's
+ * a refused SUBSCRIBE (and, on MQTT 5, a refused PUBLISH) as a `TransportError` that names the
+ * broker's reason code, and a retryably refused SUBSCRIBE sent again until it is granted. Both adapters run it, for every protocol they are given: the device SDK's
  * (`aws-iot-sdk.test.ts`) and mqtt.js's (`mqttjs.test.ts`).
  */
 import { MQTT5_REASON, type MqttProtocol } from '@pifleet/protocol';
@@ -221,6 +221,58 @@ export function describeTransportContract(
         });
         expect((refused as Error).message).toContain(`(0x${reasonCode.toString(16)})`);
         await t.subscribe('allowed/x', 1, () => undefined);
+        expect(t.isConnected).toBe(true);
+        await t.stop();
+        await broker.close();
+      });
+
+      it('sends a retryably refused SUBSCRIBE again until the broker grants it (3.1.1: 0x80), but not a final refusal (MQTT 5: 0x87)', async () => {
+        // The broker refuses 'flaky/x' twice, then grants it: a throttled subscription. MQTT 5's
+        // NOT_AUTHORIZED is final; 3.1.1's single 0x80 may be a throttle, so it is retried.
+        let attempts = 0;
+        const broker = await startTlsBroker(pki(), 0, {
+          authorizeSubscribe: (_client, sub, cb) => {
+            if (sub.topic !== 'flaky/x') return cb(null, sub);
+            attempts += 1;
+            cb(null, attempts > 2 ? sub : null);
+          },
+        });
+        const t = make(broker.port, 'pi-flaky');
+        const connected = nextEvent(t, 'connected');
+        t.start();
+        await connected;
+        const got: string[] = [];
+        const first = await t
+          .subscribe('flaky/x', 1, (_topic, p) => got.push(Buffer.from(p).toString()))
+          .then(
+            () => undefined,
+            (err: unknown) => err,
+          );
+        expect(first).toMatchObject({ code: 'SUBSCRIBE_REFUSED' });
+        if (protocol === '5') {
+          // The first retry would come within 1 s (1 s ceiling, full jitter).
+          await new Promise((resolve) => setTimeout(resolve, 1_500));
+          expect(attempts).toBe(1);
+        } else {
+          await waitFor<void>('the retries', (done) => {
+            const poll = () => (attempts >= 3 ? done() : setTimeout(poll, 20));
+            poll();
+          });
+          // Granted on the third SUBSCRIBE: a message on the filter now reaches the handler.
+          await waitFor<void>('delivery on the retried subscription', (done) => {
+            const poll = () => {
+              if (got.length > 0) return done();
+              broker.aedes.publish(
+                { cmd: 'publish', topic: 'flaky/x', payload: Buffer.from('hi'), qos: 0, retain: false, dup: false },
+                () => {},
+              );
+              setTimeout(poll, 50);
+            };
+            poll();
+          });
+          expect(got[0]).toBe('hi');
+          expect(attempts).toBe(3);
+        }
         expect(t.isConnected).toBe(true);
         await t.stop();
         await broker.close();
