@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { EXIT } from '@pifleet/protocol';
+import { CliError } from '../errors.js';
 
 /**
  * Files of signing keys and releases. A key or a release is never overwritten: a signing key
@@ -29,9 +31,14 @@ export async function writeNewFile(
   mode: number,
   dirMode = 0o700,
 ): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true, mode: dirMode });
+  const dir = path.dirname(file);
+  await makeDirectory(dir, dirMode).catch((err: unknown) => {
+    throw cannotWrite(dir, err);
+  });
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx', mode);
+  const handle = await open(tmp, 'wx', mode).catch((err: unknown) => {
+    throw cannotWrite(dir, err);
+  });
   try {
     try {
       if (typeof data === 'string' || data instanceof Uint8Array) await handle.writeFile(data);
@@ -48,4 +55,52 @@ export async function writeNewFile(
   } finally {
     await rm(tmp, { force: true });
   }
+}
+
+const errnoOf = (err: unknown): string | undefined => {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code : undefined;
+};
+
+/**
+ * `mkdir -p`, refusing where Node's own does not return: `mkdir(dir, { recursive: true })` loops
+ * forever at full CPU when a child's mkdir answers ENOENT although its parent exists, as procfs does
+ * (`--out /proc/x`: measured here on Node 24, never settled). So each level is made here, and a
+ * second ENOENT once the parent exists is the answer.
+ */
+async function makeDirectory(dir: string, mode: number): Promise<void> {
+  try {
+    await mkdir(dir, { mode });
+    return;
+  } catch (err) {
+    if (errnoOf(err) === 'EEXIST') return;
+    const parent = path.dirname(dir);
+    if (errnoOf(err) !== 'ENOENT' || parent === dir) throw err;
+  }
+  await makeDirectory(path.dirname(dir), mode);
+  try {
+    await mkdir(dir, { mode });
+  } catch (err) {
+    if (errnoOf(err) !== 'EEXIST') throw err;
+  }
+}
+
+/**
+ * Where keys or release files cannot be written (a path through a file, a read-only or pseudo file
+ * system, no permission): the one line and hint the CLI prints, instead of Node's bare error
+ * (exit 1). Permission problems exit 77, the rest 65.
+ */
+function cannotWrite(dir: string, err: unknown): unknown {
+  const code = errnoOf(err);
+  if (code === undefined || code === 'EEXIST') return err;
+  const permission = code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+  return new CliError(
+    'OUT_DIR',
+    `cannot write into ${dir} (${code})`,
+    permission ? EXIT.noPermission : EXIT.dataError,
+    {
+      hint: 'choose another --out directory, one this user can create and write',
+      cause: err,
+    },
+  );
 }

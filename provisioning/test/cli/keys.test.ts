@@ -108,6 +108,26 @@ describe('keys create', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe(first);
   });
 
+  // Node's mkdir -p never settles (full CPU) under /proc, whose mkdir answers ENOENT below an existing
+  // directory; a path through a file was exit 1 with Node's bare "Error: ENOTDIR".
+  it.each([
+    ['through a file', (cwd: string) => path.join(cwd, 'a-file', 'keys'), 'ENOTDIR'],
+    ...(fs.existsSync('/proc/self')
+      ? [['under /proc', () => `/proc/pifleet-keys-${process.pid}/keys`, 'ENOENT'] as const]
+      : []),
+  ])('refuses an --out directory %s it cannot make: exit 65, one line and a hint', async (_label, out, code) => {
+    const cwd = fresh();
+    fs.writeFileSync(path.join(cwd, 'a-file'), 'x');
+    const dir = out(cwd);
+    const r = await cli(['keys', 'create', '--out', dir], { cwd });
+    expect(r.code).toBe(EXIT.dataError);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `pifleet: cannot write into ${dir} (${code}) (hint: choose another --out directory, one this user can create and write)\n`,
+    );
+    expect(fs.readdirSync(cwd)).toEqual(['a-file']);
+  });
+
   it('refuses an unknown algorithm with exit 64 and writes nothing', async () => {
     const cwd = fresh();
     const r = await cli(['keys', 'create', '--algorithm', 'rsa'], { cwd });
