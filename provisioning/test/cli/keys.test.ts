@@ -110,10 +110,10 @@ describe('keys create', () => {
 
   // Node's mkdir -p never settles (full CPU) under /proc, whose mkdir answers ENOENT below an existing
   // directory; a path through a file was exit 1 with Node's bare "Error: ENOTDIR".
-  it.each([
-    ['through a file', (cwd: string) => path.join(cwd, 'a-file', 'keys'), 'ENOTDIR'],
+  it.each<[string, (cwd: string) => string, string]>([
+    ['through a file', (cwd) => path.join(cwd, 'a-file', 'keys'), 'ENOTDIR'],
     ...(fs.existsSync('/proc/self')
-      ? [['under /proc', () => `/proc/pifleet-keys-${process.pid}/keys`, 'ENOENT'] as const]
+      ? [['under /proc', () => `/proc/pifleet-keys-${process.pid}/keys`, 'ENOENT'] as [string, () => string, string]]
       : []),
   ])('refuses an --out directory %s it cannot make: exit 65, one line and a hint', async (_label, out, code) => {
     const cwd = fresh();
