@@ -136,7 +136,15 @@ export function createIotJobsService(opts: IotJobsServiceOptions): JobsService {
         { undecodable: 'undecodable notify-next message', status: 'notify-next subscription status' },
       );
     },
-    /** Streams first, then the request-response client, both before the MQTT client underneath stops. */
+    /**
+     * Streams first, then the request-response client, both before the MQTT client underneath stops.
+     * Neither is quiet at once: each stream's UNSUBSCRIBE goes out a moment later, and `client.close()`
+     * (aws-crt 1.33) only drops the JS references, the native client living on until its wrapper is
+     * collected, so a request still subscribing publishes once its SUBACK comes. A DISCONNECT sent
+     * before the broker has acknowledged those packets can cost the agent its offline status: the
+     * acknowledgements reach the socket the SDK closed right after the DISCONNECT, and a broker that
+     * has not read the DISCONNECT yet when its write fails (aedes) publishes the last will.
+     */
     close() {
       if (closed) return;
       closed = true;

@@ -86,7 +86,9 @@ export function createIotShadowService(opts: IotShadowServiceOptions): ShadowSer
      * is stopped (the agent stops its transport after this): each holds the layer below it. A
      * closed stream still keeps its native thread-safe functions until its JS wrapper is collected,
      * which in aws-crt 1.33 happens only at process teardown (the functions reference the wrapper),
-     * so the process must end with an explicit exit (`exitWhenFlushed` in main.ts).
+     * so the process must end with an explicit exit (`exitWhenFlushed` in main.ts). `client.close()`
+     * likewise only drops the JS references: a get or update still subscribing publishes its request
+     * after it, once its SUBACK comes (see the jobs client's close()).
      */
     close() {
       if (closed) return;
