@@ -1,4 +1,4 @@
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   formatJournalEntry,
@@ -7,6 +7,7 @@ import {
   type JournalReplay,
   replayJournal,
 } from '../core/journal.js';
+import { makeDirectory } from './make-directory.js';
 
 /** An append-only journal file (one JSON line per finished thing), synced per line. */
 export interface JournalFile {
@@ -24,7 +25,7 @@ export async function openJournal(file: string, op: JournalOp): Promise<JournalF
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const replay = replayJournal(text, op);
-  await mkdir(path.dirname(file), { recursive: true });
+  await makeDirectory(path.dirname(file), 0o777);
   const handle = await open(file, 'a', 0o600);
   // A torn last line would glue onto the next entry; start on a fresh line.
   if (text.length > 0 && !text.endsWith('\n')) await handle.write('\n');

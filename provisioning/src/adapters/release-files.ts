@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, rm } from 'node:fs/promises';
+import { chmod, link, open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { EXIT } from '@pifleet/protocol';
 import { CliError } from '../errors.js';
+import { errnoOf, makeDirectory } from './make-directory.js';
 
 /**
  * Files of signing keys and releases. A key or a release is never overwritten: a signing key
@@ -57,34 +58,6 @@ export async function writeNewFile(
   }
 }
 
-const errnoOf = (err: unknown): string | undefined => {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code : undefined;
-};
-
-/**
- * `mkdir -p`, refusing where Node's own does not return: `mkdir(dir, { recursive: true })` loops
- * forever at full CPU when a child's mkdir answers ENOENT although its parent exists, as procfs does
- * (`--out /proc/x`: measured here on Node 24, never settled). So each level is made here, and a
- * second ENOENT once the parent exists is the answer.
- */
-async function makeDirectory(dir: string, mode: number): Promise<void> {
-  try {
-    await mkdir(dir, { mode });
-    return;
-  } catch (err) {
-    if (errnoOf(err) === 'EEXIST') return;
-    const parent = path.dirname(dir);
-    if (errnoOf(err) !== 'ENOENT' || parent === dir) throw err;
-  }
-  await makeDirectory(path.dirname(dir), mode);
-  try {
-    await mkdir(dir, { mode });
-  } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') throw err;
-  }
-}
-
 /**
  * Where keys or release files cannot be written (a path through a file, a read-only or pseudo file
  * system, no permission): the one line and hint the CLI prints, instead of Node's bare error
@@ -92,7 +65,7 @@ async function makeDirectory(dir: string, mode: number): Promise<void> {
  */
 function cannotWrite(dir: string, err: unknown): unknown {
   const code = errnoOf(err);
-  if (code === undefined || code === 'EEXIST') return err;
+  if (code === undefined) return err;
   const permission = code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
   return new CliError(
     'OUT_DIR',
