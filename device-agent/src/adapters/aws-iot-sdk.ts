@@ -559,7 +559,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
       keeper.connectionLost();
       const n = native;
       stopped = (async () => {
-        if (wasRunning && n) await closeNative(n, { log, attemptInFlight });
+        if (wasRunning && n) await closeNative(n, { log, attemptInFlight, isConnected: () => connected });
         native = undefined;
         connected = false;
         state = 'stopped';
@@ -581,11 +581,13 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
  *   the native connection. A connection that never connected has no public way to be freed:
  *   disconnect() refuses it; the process exit frees it (see `exitWhenFlushed` in main.ts).
  * - MQTT 5: stop() (DISCONNECT), wait for `stopped`, then close().
+ * Either way, while connected, the DISCONNECT waits (bounded) until the broker has acknowledged every
+ * operation sent before it (`untilAcknowledged`).
  * The shadow service must be closed before this (its request-response client runs on this client).
  */
 async function closeNative(
   n: NativeMqttClient,
-  ctx: { log: Logger; attemptInFlight: Promise<unknown> | undefined },
+  ctx: { log: Logger; attemptInFlight: Promise<unknown> | undefined; isConnected: () => boolean },
 ): Promise<void> {
   const bounded = <T>(p: Promise<T>, ms: number) =>
     Promise.race([p, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())]);
@@ -598,6 +600,7 @@ async function closeNative(
       inFlight.catch(() => undefined),
       2_000,
     );
+    await untilAcknowledged(n, ctx.isConnected);
     const closed = new Promise<void>((resolve) => connection.once('closed', () => resolve()));
     try {
       await bounded(connection.disconnect(), 5_000);
@@ -609,6 +612,7 @@ async function closeNative(
     return;
   }
   const client = n.client;
+  await untilAcknowledged(n, ctx.isConnected);
   const stoppedEvent = new Promise<void>((resolve) => client.once('stopped', () => resolve()));
   try {
     client.stop({ reasonCode: mqtt5.DisconnectReasonCode.NormalDisconnection });
@@ -617,4 +621,31 @@ async function closeNative(
     ctx.log.debug({ err }, 'stop failed');
   }
   client.close();
+}
+
+/** How long a DISCONNECT waits at most for the broker's acknowledgements of what was sent before it. */
+const ACKNOWLEDGED_BEFORE_DISCONNECT_MS = 2_000;
+
+/**
+ * Resolves once the SDK client has no operation left unacknowledged (a PUBLISH at QoS 1, a SUBSCRIBE,
+ * an UNSUBSCRIBE), or after `ACKNOWLEDGED_BEFORE_DISCONNECT_MS`, or when the connection is lost.
+ * The service clients on this connection send packets the agent cannot wait for: closing a
+ * shadow or jobs stream sends its UNSUBSCRIBE a moment later, and aws-crt's request-response client
+ * under IotShadowClientv2 and IotJobsClientv2 is released only when its JS wrapper is garbage
+ * collected (`close()` just drops references), so a request whose SUBSCRIBE was still unanswered
+ * publishes once its SUBACK comes, after `close()`. The SDK closes its socket right after sending
+ * DISCONNECT: acknowledgements still on their way then reach a closed socket, which answers with a
+ * reset, and a broker that has not read the DISCONNECT by then ends the connection as lost and
+ * publishes the last will, which replaces the agent's own retained offline status (aedes reads a
+ * client's next packets only once it has handled those before, and its failed write ends the
+ * connection first).
+ */
+async function untilAcknowledged(n: NativeMqttClient, isConnected: () => boolean): Promise<void> {
+  const pending = () =>
+    (n.protocol === '5' ? n.client.getOperationalStatistics() : n.connection.getOperationalStatistics())
+      .incompleteOperationCount;
+  const deadline = Date.now() + ACKNOWLEDGED_BEFORE_DISCONNECT_MS;
+  while (isConnected() && pending() > 0 && Date.now() < deadline) {
+    await new Promise<void>((resolve) => setTimeout(resolve, 10));
+  }
 }
