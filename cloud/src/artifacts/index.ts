@@ -154,7 +154,13 @@ export function createArtifacts(deps: ArtifactsDeps): Artifacts {
       }
       const chunks: Buffer[] = [];
       for await (const chunk of opened.stream() as Readable) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks).toString('utf8');
+      // Buffer's toString('utf8') would put U+FFFD in place of bytes that are not UTF-8, and the
+      // job would carry a document nobody wrote ("A job document is a UTF-8 encoded JSON document").
+      try {
+        return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks));
+      } catch {
+        throw invalidRequest(`The document at ${url} is not UTF-8.`);
+      }
     },
   };
 }

@@ -1,6 +1,7 @@
 import {
   CreateJobCommand,
   CreateThingCommand,
+  DescribeJobCommand,
   GetJobDocumentCommand,
   InvalidRequestException,
 } from '@aws-sdk/client-iot';
@@ -100,5 +101,31 @@ describe('job documents with artifacts', () => {
         (e: unknown) => e,
       );
     expect(err).toBeInstanceOf(InvalidRequestException);
+  });
+
+  it('from a documentSource that is not UTF-8 is refused, not stored with U+FFFD in place of its bytes', async () => {
+    // "A job document is a UTF-8 encoded JSON document": 0xFF is never part of UTF-8.
+    const bytes = Buffer.concat([
+      Buffer.from('{"operation":"pifleet.reboot","reason":"'),
+      Buffer.from([0xff]),
+      Buffer.from('"}'),
+    ]);
+    await s3.send(new PutObjectCommand({ Bucket: 'pifleet-artifacts', Key: 'jobs/latin1.json', Body: bytes }));
+    const err = await run.iot
+      .send(
+        new CreateJobCommand({
+          jobId: 'not-utf8',
+          targets: [thingArn('pi-1')],
+          documentSource: 'https://s3.amazonaws.com/pifleet-artifacts/jobs/latin1.json',
+        }),
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(InvalidRequestException);
+    expect((err as Error).message).toMatch(/not UTF-8/);
+    const described = await run.iot.send(new DescribeJobCommand({ jobId: 'not-utf8' })).catch((e: Error) => e.name);
+    expect(described).toBe('ResourceNotFoundException');
   });
 });
