@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import {
   agentUpdateDocument,
   configDocument,
@@ -121,6 +122,8 @@ const refused = (message: string, issues: readonly Issue[] = []): Checked<never>
 
 /** The body as a JSON object, or why not (not JSON, too deep, not an object). */
 function bodyObject(body: Buffer, what: string): Checked<JsonObject> {
+  // toString('utf8') would turn a byte that is not UTF-8 into U+FFFD, text nobody typed.
+  if (!isUtf8(body)) return refused('The body is not valid UTF-8.');
   const parsed = parseJson(body.toString('utf8'), { maxDepth: MAX_JOB_DOCUMENT_DEPTH });
   if (!parsed.ok) return refused(`The body is not valid JSON: ${parsed.message}.`);
   if (!isJsonObject(parsed.value)) return refused(`The body must be a JSON object (${what}).`);

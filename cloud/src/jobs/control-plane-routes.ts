@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import {
   ABORT_FAILURE_TYPES,
   JOB_STATUSES as IOT_JOB_STATUSES,
@@ -49,6 +50,9 @@ type Body = Readonly<Record<string, unknown>>;
  * it were not there. AWS documents no depth limit; the core refuses any deeper JSON input (400).
  */
 function bodyOf(request: ApiRequest): Body {
+  // The server decodes bodies leniently: a byte that is not UTF-8 would reach a description or a
+  // document as U+FFFD, text nobody sent.
+  if (!isUtf8(request.body)) throw invalidRequest('The request body is not valid UTF-8.');
   const body = request.json();
   if (jsonValueDepth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw invalidRequest(tooDeepMessage(MAX_JSON_DEPTH));
   return body;

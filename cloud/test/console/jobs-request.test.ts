@@ -135,6 +135,16 @@ describe('parseCreateJobRequest', () => {
     },
   );
 
+  it('refuses a body that is not UTF-8 rather than keep U+FFFD for its bytes', () => {
+    const body = Buffer.from('{"type":"reboot","things":["pi-1"],"description":"caf\u00e9"}', 'latin1');
+    expect(parseCreateJobRequest(body, context)).toEqual({
+      ok: false,
+      message: 'The body is not valid UTF-8.',
+      issues: [],
+    });
+    expect(parseCancelJobRequest(Buffer.from('{"comment":"caf\u00e9"}', 'latin1'))).toMatchObject({ ok: false });
+  });
+
   it('never lets a __proto__ key reach an object prototype', () => {
     const r = parseCreateJobRequest(
       Buffer.from('{"type":"config","things":["pi-1"],"config":{"__proto__":{"polluted":true}}}'),

@@ -82,7 +82,10 @@ const describeJob = async (jobId: string) => {
 };
 
 /** `command` with its body replaced by `body` before the client signs it (a body the client would never write). */
-function withBody<C extends { middlewareStack: { add: (...args: never[]) => unknown } }>(command: C, body: string): C {
+function withBody<C extends { middlewareStack: { add: (...args: never[]) => unknown } }>(
+  command: C,
+  body: string | Uint8Array,
+): C {
   (command.middlewareStack as CreateJobCommand['middlewareStack']).add(
     (next) => async (args) => {
       const request = args.request as { body?: unknown; headers: Record<string, string> };
@@ -580,6 +583,20 @@ describe('hostile and bad input', () => {
     expect((await iot.send(new DescribeJobExecutionCommand({ jobId, thingName: a as string }))).execution?.status).toBe(
       'QUEUED',
     );
+  });
+
+  it('refuses a body that is not UTF-8 rather than store U+FFFD for its bytes', async () => {
+    const [t] = await things(1, 'latin1');
+    const jobId = unique('latin1');
+    // é as its Latin-1 byte (0xE9), which is not UTF-8.
+    const body = Buffer.from(
+      `{"targets":["${thingArn(t as string)}"],"document":"{}","description":"caf\u00e9"}`,
+      'latin1',
+    );
+    const send = new CreateJobCommand({ jobId, targets: [thingArn(t as string)], document: '{}' });
+    const err = await rejection(iot.send(withBody(send, body)), InvalidRequestException, 400);
+    expect(err.message).toBe('The request body is not valid UTF-8.');
+    await rejection(iot.send(new DescribeJobCommand({ jobId })), ResourceNotFoundException, 404);
   });
 
   it('refuses statusDetails a device may not set, and an unknown execution number', async () => {
