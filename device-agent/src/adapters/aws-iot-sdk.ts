@@ -485,6 +485,7 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     subscriptions,
     subscribe: rawSubscribe,
     isConnected: () => connected && state === 'running',
+    onGranted: (filter) => emit('subscribed', { filter }),
     clock,
     random,
     log,

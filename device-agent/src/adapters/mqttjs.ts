@@ -160,6 +160,7 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
     subscriptions,
     subscribe: rawSubscribe,
     isConnected: () => connected && state === 'running',
+    onGranted: (filter) => emit('subscribed', { filter }),
     clock,
     random,
     log,

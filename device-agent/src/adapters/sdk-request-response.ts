@@ -83,13 +83,29 @@ export interface StreamLogMessages {
   readonly status: string;
 }
 
+/** aws-crt's `SubscriptionStatusEventType` (a value the type-only import cannot name). */
+const SUBSCRIPTION_ESTABLISHED = 0;
+const SUBSCRIPTION_HALTED = 2;
+
 /**
  * The streams a service client has open, closed together before the client itself: each holds
  * the request-response client beneath it.
  */
 export function serviceStreams(log: Logger) {
   const open: mqtt_request_response.StreamingOperation<unknown>[] = [];
+  const restored = new Set<() => void>();
   return {
+    /**
+     * Calls `listener` whenever one of the streams is subscribed: the first time too, since the SDK
+     * does not say whether a first subscription was throttled and retried (notifications published
+     * before it were then missed). Returns the function that removes it.
+     */
+    onRestored(listener: () => void): () => void {
+      restored.add(listener);
+      return () => {
+        restored.delete(listener);
+      };
+    },
     /** Opens `stream`, passing each decoded message on; returns the function that closes it. */
     open<E>(
       stream: mqtt_request_response.StreamingOperation<E>,
@@ -98,7 +114,13 @@ export function serviceStreams(log: Logger) {
     ): () => void {
       stream.on('incomingPublish', (e) => onMessage(e.message));
       stream.on('incomingPublishError', (e) => log.warn({ err: e.error }, messages.undecodable));
-      stream.on('subscriptionStatus', (e) => log.debug({ type: e.type }, messages.status));
+      stream.on('subscriptionStatus', (e) => {
+        const type = e.type as number;
+        // Halted: the SDK gave up (a policy without the topic, an invalid filter).
+        if (type === SUBSCRIPTION_HALTED) log.warn({ type, err: e.error }, messages.status);
+        else log.debug({ type }, messages.status);
+        if (type === SUBSCRIPTION_ESTABLISHED) for (const l of [...restored]) l();
+      });
       stream.open();
       const held = stream as mqtt_request_response.StreamingOperation<unknown>;
       open.push(held);
@@ -109,6 +131,7 @@ export function serviceStreams(log: Logger) {
       };
     },
     closeAll(): void {
+      restored.clear();
       for (const s of open.splice(0)) s.close();
     },
   };

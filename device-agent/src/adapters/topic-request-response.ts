@@ -172,6 +172,8 @@ export function createTopicStream<T>(opts: {
   readonly read: (doc: AnswerDoc) => T;
 }) {
   const listeners = new Set<(value: T) => void>();
+  const restored = new Set<() => void>();
+  let offSubscribed: (() => void) | undefined;
   return {
     /** Adds a listener; returns the function that removes it. */
     add(listener: (value: T) => void): () => void {
@@ -193,8 +195,25 @@ export function createTopicStream<T>(opts: {
         listeners.delete(listener);
       };
     },
+    /**
+     * Calls `listener` when the topic's subscription, refused by the broker before (throttled), is
+     * granted: messages published on it in between were missed. Returns the function that removes it.
+     */
+    onRestored(listener: () => void): () => void {
+      restored.add(listener);
+      offSubscribed ??= opts.transport.on('subscribed', ({ filter }) => {
+        if (filter !== opts.topic) return;
+        for (const l of [...restored]) l();
+      });
+      return () => {
+        restored.delete(listener);
+      };
+    },
     clear(): void {
       listeners.clear();
+      restored.clear();
+      offSubscribed?.();
+      offSubscribed = undefined;
     },
   };
 }

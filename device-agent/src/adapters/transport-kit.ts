@@ -171,6 +171,8 @@ export function createSubscriptionKeeper(deps: {
   /** One SUBSCRIBE of `filter` at `qos`; rejects with {@link brokerRefusal} for a failure code. */
   readonly subscribe: (filter: string, qos: QoS) => Promise<void>;
   readonly isConnected: () => boolean;
+  /** A filter refused before is granted now (the adapter emits `subscribed`). */
+  readonly onGranted: (filter: string) => void;
   readonly clock: Clock;
   readonly random: () => number;
   readonly log: Logger;
@@ -215,6 +217,7 @@ export function createSubscriptionKeeper(deps: {
       clearTimer(filter);
       refusals.delete(filter);
       log.info({ filter, refusals: was.count }, 'subscribed after refusals');
+      deps.onGranted(filter);
     }
   };
 

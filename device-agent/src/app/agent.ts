@@ -769,6 +769,10 @@ export function createAgent(deps: AgentDeps): Agent {
           shadow.onDelta((delta) => {
             void enqueue('delta', () => reconcile(delta.state, delta.version, 'delta'));
           }),
+          // A delta published while the stream was not subscribed (throttled) never arrives.
+          shadow.onStreamRestored(() => {
+            if (transport.isConnected) void syncShadow('recheck');
+          }),
         );
         armReportTimer();
       }

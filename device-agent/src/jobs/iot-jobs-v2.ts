@@ -136,6 +136,9 @@ export function createIotJobsService(opts: IotJobsServiceOptions): JobsService {
         { undecodable: 'undecodable notify-next message', status: 'notify-next subscription status' },
       );
     },
+    onStreamRestored(listener) {
+      return streams.onRestored(listener);
+    },
     /**
      * Streams first, then the request-response client, both before the MQTT client underneath stops.
      * Neither is quiet at once: each stream's UNSUBSCRIBE goes out a moment later, and `client.close()`

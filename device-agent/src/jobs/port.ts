@@ -53,6 +53,13 @@ export interface JobsService {
    * undefined when none is left. Returns the function that stops following.
    */
   onNextChanged(listener: (execution: JobExecution | undefined) => void): () => void;
+  /**
+   * Calls `listener` when the notify-next subscription is established again (granted after the
+   * broker refused or throttled it, or restored after the client lost it): a job queued while it
+   * was missing sends no notification that arrives, so the runner asks start-next. Returns the
+   * function that stops following.
+   */
+  onStreamRestored(listener: () => void): () => void;
   /** Releases the service client (and its native resources). */
   close(): void;
 }

@@ -407,6 +407,7 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
         service.onNextChanged((next) => {
           if (next) kick('notify-next');
         }),
+        service.onStreamRestored(() => kick('notify-next subscribed')),
         deps.connection.on('connected', () => kick('connected')),
       );
       if (deps.connection.isConnected) kick('start');

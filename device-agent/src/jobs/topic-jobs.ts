@@ -152,6 +152,9 @@ export function createTopicJobsService(opts: TopicJobsOptions): JobsService {
     onNextChanged(listener) {
       return next.add(listener);
     },
+    onStreamRestored(listener) {
+      return next.onRestored(listener);
+    },
     close() {
       requests.close();
       next.clear();

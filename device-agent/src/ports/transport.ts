@@ -37,6 +37,11 @@ export interface TransportEvents {
   connectFailed: { readonly error: Error; readonly attempt: number };
   /** `stop()` finished. */
   stopped: Record<string, never>;
+  /**
+   * A subscription the broker had refused (throttled) is granted now, the transport having sent it
+   * again: what was published on `filter` in between was missed.
+   */
+  subscribed: { readonly filter: string };
 }
 
 export type TransportEventName = keyof TransportEvents;

@@ -81,6 +81,9 @@ export function createIotShadowService(opts: IotShadowServiceOptions): ShadowSer
         { undecodable: 'undecodable shadow delta', status: 'delta subscription status' },
       );
     },
+    onStreamRestored(listener) {
+      return streams.onRestored(listener);
+    },
     /**
      * Streams first, then the request-response client, and both before the MQTT client underneath
      * is stopped (the agent stops its transport after this): each holds the layer below it. A

@@ -20,6 +20,13 @@ export interface ShadowService {
   updateReported(reported: object): Promise<{ version: number | undefined }>;
   /** Follows `/update/delta`; returns the unsubscribe function. */
   onDelta(listener: (delta: ShadowDelta) => void): () => void;
+  /**
+   * Calls `listener` when the delta stream's subscription is established again (granted after the
+   * broker refused or throttled it, or restored after the client lost it): a delta published while
+   * it was missing never arrives, so the agent reads the desired state again. Returns the function
+   * that stops following.
+   */
+  onStreamRestored(listener: () => void): () => void;
   /** Releases the service client (and its native resources). */
   close(): void;
 }

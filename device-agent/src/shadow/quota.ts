@@ -84,6 +84,7 @@ export function createQuotaShadow(opts: QuotaShadowOptions): ShadowService {
     get: () => run('get', () => shadow.get()),
     updateReported: (reported) => run('update', () => shadow.updateReported(reported)),
     onDelta: (listener) => shadow.onDelta(listener),
+    onStreamRestored: (listener) => shadow.onStreamRestored(listener),
     close() {
       if (closed) return;
       closed = true;

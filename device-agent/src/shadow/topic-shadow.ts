@@ -86,6 +86,9 @@ export function createTopicShadowService(opts: TopicShadowOptions): ShadowServic
     onDelta(listener) {
       return deltas.add(listener);
     },
+    onStreamRestored(listener) {
+      return deltas.onRestored(listener);
+    },
     close() {
       requests.close();
       deltas.clear();

@@ -556,6 +556,22 @@ describe('createAgent: shadow sync', () => {
     expect(shadow.gets).toBe(3);
   });
 
+  it('reads the desired state again when the delta stream is subscribed late (a delta it missed)', async () => {
+    const { shadow, relay, agent } = setup();
+    await agent.start();
+    await settle();
+    await agent.syncShadow();
+    // Published while the delta subscription was still throttled: never delivered.
+    shadow.setDesired({ outputs: { relay: true } }, true);
+    await settle();
+    expect(relay.history).toEqual([]);
+    const gets = shadow.gets;
+    shadow.restoreStream();
+    await agent.syncShadow();
+    expect(shadow.gets).toBeGreaterThan(gets);
+    expect(relay.history).toEqual([true]);
+  });
+
   it('applies a delta missed while offline on the next connect', async () => {
     const { transport, shadow, relay, agent } = setup();
     await agent.start();
@@ -621,6 +637,7 @@ describe('createAgent: shadow sync', () => {
       get: () => shadow.get(),
       updateReported: (reported) => (failing ? Promise.reject(error) : shadow.updateReported(reported)),
       onDelta: (l) => shadow.onDelta(l),
+      onStreamRestored: (l) => shadow.onStreamRestored(l),
       close: () => shadow.close(),
     };
     const { outbox } = openOutbox({ path: ':memory:', maxBytes: 1024 ** 2 });

@@ -224,6 +224,17 @@ export class MemoryShadow implements ShadowService {
       this.#listeners.delete(listener);
     };
   }
+  readonly #restored = new Set<() => void>();
+  onStreamRestored(listener: () => void) {
+    this.#restored.add(listener);
+    return () => {
+      this.#restored.delete(listener);
+    };
+  }
+  /** The delta subscription was granted late: deltas published before it were missed. */
+  restoreStream() {
+    for (const l of this.#restored) l();
+  }
   close() {}
 }
 

@@ -102,6 +102,7 @@ describe('createAgentRuntime', () => {
         ...inner,
         get: () => inner.get(),
         onDelta: (l) => inner.onDelta(l),
+        onStreamRestored: (l) => inner.onStreamRestored(l),
         close: () => inner.close(),
         async updateReported(reported) {
           const r = await inner.updateReported(reported);

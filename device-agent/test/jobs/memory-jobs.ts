@@ -43,7 +43,8 @@ export class MemoryJobs implements JobsService {
   closed = false;
   readonly #next = new Set<(e: JobExecution | undefined) => void>();
 
-  queue(jobId: string, jobDocument: unknown): void {
+  /** Queues an execution; `notify: false` when the device could not receive the notification. */
+  queue(jobId: string, jobDocument: unknown, opts: { notify?: boolean } = {}): void {
     this.executions.push({
       jobId,
       status: 'QUEUED',
@@ -52,7 +53,7 @@ export class MemoryJobs implements JobsService {
       executionNumber: 1,
       jobDocument,
     });
-    if (this.#pendingNext()?.jobId === jobId) this.#notify();
+    if ((opts.notify ?? true) && this.#pendingNext()?.jobId === jobId) this.#notify();
   }
 
   get(jobId: string): Record_ {
@@ -155,6 +156,16 @@ export class MemoryJobs implements JobsService {
   onNextChanged(listener: (e: JobExecution | undefined) => void): () => void {
     this.#next.add(listener);
     return () => this.#next.delete(listener);
+  }
+
+  readonly #restored = new Set<() => void>();
+  onStreamRestored(listener: () => void): () => void {
+    this.#restored.add(listener);
+    return () => this.#restored.delete(listener);
+  }
+  /** The notify-next subscription was granted late: notifications sent before it were missed. */
+  restoreStream(): void {
+    for (const l of this.#restored) l();
   }
 
   close(): void {

@@ -508,6 +508,24 @@ describe('job runner: exactly one terminal report', () => {
   });
 });
 
+describe('job runner: a notification it could not receive', () => {
+  it('asks start-next when the notify-next subscription is established late', async () => {
+    const s = await setup();
+    const runner = s.runner();
+    runner.start();
+    await runner.settled();
+    expect(s.jobs.calls).toEqual(['start-next']);
+    // Queued while notify-next was not subscribed yet (throttled): no notification arrives.
+    s.jobs.queue('missed', configDocument({ logLevel: 'debug' }), { notify: false });
+    await runner.settled();
+    expect(s.jobs.get('missed').status).toBe('QUEUED');
+    s.jobs.restoreStream();
+    await runner.settled();
+    expect(s.jobs.get('missed').status).toBe('SUCCEEDED');
+    runner.stop();
+  });
+});
+
 describe('job runner: a failed start-next on a live connection', () => {
   it('is asked again after the backoff, with no reconnect or notification to wake it (an update awaiting its confirmation)', async () => {
     const s = await setup();

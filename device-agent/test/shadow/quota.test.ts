@@ -27,6 +27,7 @@ function scriptedShadow(script: (number | undefined)[], clock: { now(): number }
       return { version: 2 };
     },
     onDelta: () => () => {},
+    onStreamRestored: () => () => {},
     close() {
       closed = true;
     },

@@ -242,6 +242,8 @@ export function describeTransportContract(
         t.start();
         await connected;
         const got: string[] = [];
+        const granted: string[] = [];
+        t.on('subscribed', ({ filter }) => granted.push(filter));
         const first = await t
           .subscribe('flaky/x', 1, (_topic, p) => got.push(Buffer.from(p).toString()))
           .then(
@@ -253,6 +255,7 @@ export function describeTransportContract(
           // The first retry would come within 1 s (1 s ceiling, full jitter).
           await new Promise((resolve) => setTimeout(resolve, 1_500));
           expect(attempts).toBe(1);
+          expect(granted).toEqual([]);
         } else {
           await waitFor<void>('the retries', (done) => {
             const poll = () => (attempts >= 3 ? done() : setTimeout(poll, 20));
@@ -272,6 +275,8 @@ export function describeTransportContract(
           });
           expect(got[0]).toBe('hi');
           expect(attempts).toBe(3);
+          // Told once, so that whoever follows the filter can read what it missed.
+          expect(granted).toEqual(['flaky/x']);
         }
         expect(t.isConnected).toBe(true);
         await t.stop();

@@ -172,6 +172,7 @@ export function createFleetDevice(deps: FleetDeviceDeps): FleetDevice {
           return r;
         },
         onDelta: (listener) => inner.onDelta(listener),
+        onStreamRestored: (listener) => inner.onStreamRestored(listener),
         close: () => inner.close(),
       }),
       // The fleet's agents share one silent logger: a desired logLevel is applied as state only.
