@@ -73,6 +73,14 @@ export function jobsTopics(thing: string) {
     startNext: `${p}/start-next`,
     startNextAccepted: `${p}/start-next/accepted`,
     startNextRejected: `${p}/start-next/rejected`,
+    /**
+     * One filter for both answers of a request, as the device SDK subscribes them: nothing else is
+     * published under these levels. The execution ones cover every job of the thing (`{jobId}/get/…`,
+     * `{jobId}/update/…`), so a device holds the same few subscriptions whatever jobs it runs.
+     */
+    startNextAnswers: `${p}/start-next/+`,
+    executionGetAnswers: `${p}/+/get/+`,
+    executionUpdateAnswers: `${p}/+/update/+`,
     notify: `${p}/notify`,
     notifyNext: `${p}/notify-next`,
     execution: (jobId: string) => executionTopics(p, jobId),

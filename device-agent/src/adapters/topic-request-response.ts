@@ -39,6 +39,12 @@ export const ownField = (doc: AnswerDoc, key: string): unknown => (Object.hasOwn
 export interface AnswerTopics {
   readonly accepted: string;
   readonly rejected: string;
+  /**
+   * One filter subscribed for both answers (`…/get/+`), where nothing else is published under it;
+   * it may cover the answers of many requests (every job's `…/jobs/+/update/+`). Absent: the two
+   * topics are subscribed (`…/shadow/update/+` would also take every delta and document).
+   */
+  readonly filter?: string;
 }
 
 export interface TopicRequestErrors {
@@ -102,21 +108,30 @@ export function createTopicRequests(opts: TopicRequestsOptions) {
     );
   };
 
+  const accepted = onAnswer(true);
+  const rejected = onAnswer(false);
+  /** A filter's messages by their last level: only `/accepted` and `/rejected` are answers. */
+  const onEither = (topic: string, payload: Uint8Array) => {
+    if (topic.endsWith('/accepted')) accepted(topic, payload);
+    else if (topic.endsWith('/rejected')) rejected(topic, payload);
+  };
+
   /** Subscribes an answer pair once; a failed subscription is tried again on the next request. */
   const ensure = (pair: AnswerTopics) => {
-    let p = subscribed.get(pair.accepted);
+    const key = pair.filter ?? pair.accepted;
+    let p = subscribed.get(key);
     if (!p) {
-      p = Promise.all([
-        transport.subscribe(pair.accepted, 1, onAnswer(true)),
-        transport.subscribe(pair.rejected, 1, onAnswer(false)),
-      ]).then(
+      const subscribing = pair.filter
+        ? [transport.subscribe(pair.filter, 1, onEither)]
+        : [transport.subscribe(pair.accepted, 1, accepted), transport.subscribe(pair.rejected, 1, rejected)];
+      p = Promise.all(subscribing).then(
         () => undefined,
         (err: unknown) => {
-          subscribed.delete(pair.accepted);
+          subscribed.delete(key);
           throw errors.failed(`cannot subscribe to the ${service} response topics`, { cause: err });
         },
       );
-      subscribed.set(pair.accepted, p);
+      subscribed.set(key, p);
     }
     return p;
   };

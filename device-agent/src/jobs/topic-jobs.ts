@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { isJobExecutionStatus, isJsonObject, jobsTopics } from '@pifleet/protocol';
 import {
   type AnswerDoc,
+  type AnswerTopics,
   createTopicRequests,
   createTopicStream,
   ownField as own,
@@ -94,11 +95,8 @@ export function createTopicJobsService(opts: TopicJobsOptions): JobsService {
       },
     },
   });
-  const request = (
-    operation: string,
-    route: { readonly request: string; readonly accepted: string; readonly rejected: string },
-    body: AnswerDoc,
-  ) => requests.request(operation, route.request, [route], body);
+  const request = (operation: string, route: AnswerTopics & { readonly request: string }, body: AnswerDoc) =>
+    requests.request(operation, route.request, [route], body);
   const next = createTopicStream({
     transport,
     topic: topics.notifyNext,
@@ -111,7 +109,12 @@ export function createTopicJobsService(opts: TopicJobsOptions): JobsService {
     async startNext(req = {}) {
       const doc = await request(
         'start-next',
-        { request: topics.startNext, accepted: topics.startNextAccepted, rejected: topics.startNextRejected },
+        {
+          request: topics.startNext,
+          accepted: topics.startNextAccepted,
+          rejected: topics.startNextRejected,
+          filter: topics.startNextAnswers,
+        },
         {
           ...(req.statusDetails ? { statusDetails: req.statusDetails } : {}),
           ...(req.stepTimeoutInMinutes === undefined ? {} : { stepTimeoutInMinutes: req.stepTimeoutInMinutes }),
@@ -124,7 +127,7 @@ export function createTopicJobsService(opts: TopicJobsOptions): JobsService {
       try {
         const doc = await request(
           'describe',
-          { request: e.get, accepted: e.getAccepted, rejected: e.getRejected },
+          { request: e.get, accepted: e.getAccepted, rejected: e.getRejected, filter: topics.executionGetAnswers },
           { includeJobDocument: true, ...(executionNumber === undefined ? {} : { executionNumber }) },
         );
         return executionOf(own(doc, 'execution'));
@@ -137,7 +140,12 @@ export function createTopicJobsService(opts: TopicJobsOptions): JobsService {
       const e = topics.execution(jobId);
       const doc = await request(
         'update',
-        { request: e.update, accepted: e.updateAccepted, rejected: e.updateRejected },
+        {
+          request: e.update,
+          accepted: e.updateAccepted,
+          rejected: e.updateRejected,
+          filter: topics.executionUpdateAnswers,
+        },
         {
           status: req.status,
           includeJobExecutionState: true,

@@ -1,5 +1,6 @@
 /** In-memory implementations of the agent's ports for composition tests (not mocks of project modules). */
 import { EventEmitter } from 'node:events';
+import { topicMatches } from '@pifleet/protocol';
 import { brokerRefusal } from '../../src/adapters/transport-kit.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { AgentConfig } from '../../src/config/schema.js';
@@ -94,11 +95,12 @@ export class MemoryTransport implements Transport {
   async unsubscribe(filter: string) {
     this.subscriptions.delete(filter);
   }
-  /** Delivers a message to the subscriber of `topic`, as the broker would; false when nobody subscribed. */
+  /** Delivers a message to every subscription whose filter matches `topic`, as the broker would; false when none. */
   deliver(topic: string, payload: string): boolean {
-    const handler = this.#connected ? this.subscriptions.get(topic) : undefined;
-    handler?.(topic, new TextEncoder().encode(payload));
-    return handler !== undefined;
+    if (!this.#connected) return false;
+    const handlers = [...this.subscriptions].filter(([filter]) => topicMatches(filter, topic)).map(([, h]) => h);
+    for (const h of handlers) h(topic, new TextEncoder().encode(payload));
+    return handlers.length > 0;
   }
   on<E extends keyof TransportEvents>(event: E, listener: (d: TransportEvents[E]) => void) {
     this.#events.on(event, listener);
