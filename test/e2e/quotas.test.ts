@@ -1,6 +1,3 @@
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { createLocalIotCore, LOCAL_CORE_DEFAULTS, type LocalIotCore, sdkClients } from '@pifleet/cloud';
 import type { AgentConfigInput } from '@pifleet/device-agent';
 import {
   createSimulatedDevice,
@@ -14,16 +11,14 @@ import {
   part,
   provisionDevice,
   type RunningCore,
-  removeDir,
   TelemetryLog,
-  tempDir,
   until,
   waitForShadow,
   waitForStored,
 } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ProtocolCase, protocolTag } from './protocols.js';
-import { coreForFile } from './suite-core.js';
+import { coreForFile, type LimitedCore, startLimitedCore } from './suite-core.js';
 
 /**
  * The agent never trips IoT Core's quotas at its configured rates. Against the local core with its
@@ -191,37 +186,16 @@ describe.each(CLIENT_CASES)(
  * stored, once.
  */
 describe('the agent over a quota: kept, backed off, counted, stored once', () => {
-  let over: LocalIotCore;
-  let clients: ReturnType<typeof sdkClients>;
-  let overDir: string;
-  let overInfo: Awaited<ReturnType<LocalIotCore['start']>>;
+  let limited: LimitedCore;
   const overDevices: SimulatedDevice[] = [];
 
   beforeAll(async () => {
-    overDir = tempDir('e2e-quotas-over');
-    const limitsFile = path.join(overDir, 'limits.json');
-    writeFileSync(limitsFile, JSON.stringify({ publishesPerSecondPerConnection: 10 }));
-    over = createLocalIotCore({
-      config: {
-        ...LOCAL_CORE_DEFAULTS,
-        dataDir: path.join(overDir, 'core'),
-        mqttPort: 0,
-        httpPort: 0,
-        logLevel: 'error',
-        limits: 'aws',
-        limitsFile,
-      },
-    });
-    overInfo = await over.start();
-    clients = sdkClients(overInfo, 2);
+    limited = await startLimitedCore('e2e-quotas-over', { publishesPerSecondPerConnection: 10 });
   });
 
   afterAll(async () => {
     for (const d of overDevices.splice(0)) await d.stop().catch(() => undefined);
-    clients?.iot.destroy();
-    clients?.data.destroy();
-    await over?.stop();
-    removeDir(overDir);
+    await limited?.stop();
   });
 
   // mqtt.js over 3.1.1 is left out here: it keeps every publish the broker never acknowledged in its
@@ -235,8 +209,8 @@ describe('the agent over a quota: kept, backed off, counted, stored once', () =>
   ])('$transport over MQTT $protocol', ({ protocol, tag, transport }) => {
     it('throttled publishes are counted by the agent and the core, and every reading is stored once', async () => {
       const thing = `quota-over-${transport}-${tag}`;
-      const core = { iot: clients.iot, data: clients.data, info: overInfo, core: over };
-      const files = await provisionDevice(core, thing, overDir);
+      const { withCore: core, core: over, info: overInfo } = limited;
+      const files = await provisionDevice(core, thing, limited.dir);
       const before = over.services.throttles.snapshot().publishesPerSecondPerConnection;
       const d = createSimulatedDevice({
         config: parseAgentConfig(

@@ -1,7 +1,5 @@
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CreateJobCommand, DescribeJobExecutionCommand } from '@aws-sdk/client-iot';
-import { createLocalIotCore, LOCAL_CORE_DEFAULTS, type LocalIotCore, sdkClients } from '@pifleet/cloud';
 import {
   type AgentRuntime,
   createAgentRuntime,
@@ -10,8 +8,9 @@ import {
   type RuntimeTransport,
 } from '@pifleet/device-agent';
 import { configDocument, type MqttProtocol } from '@pifleet/protocol';
-import { desire, provisionDevice, removeDir, tempDir, until } from '@pifleet/testkit';
+import { desire, provisionDevice, until } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LimitedCore, startLimitedCore } from './suite-core.js';
 
 /**
  * Agents that connect while the account's subscriptions per second are spent (a rollout restarting
@@ -23,37 +22,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * 4 topic filters a second (IoT Core's is 200; each agent asks for about ten).
  */
 
-let core: LocalIotCore;
-let info: Awaited<ReturnType<LocalIotCore['start']>>;
-let clients: ReturnType<typeof sdkClients>;
-let dir: string;
+let limited: LimitedCore;
 const runtimes: AgentRuntime[] = [];
 
 beforeAll(async () => {
-  dir = tempDir('e2e-subscribe-throttled');
-  const limitsFile = path.join(dir, 'limits.json');
-  writeFileSync(limitsFile, JSON.stringify({ subscriptionsPerSecondPerAccount: 4 }));
-  core = createLocalIotCore({
-    config: {
-      ...LOCAL_CORE_DEFAULTS,
-      dataDir: path.join(dir, 'core'),
-      mqttPort: 0,
-      httpPort: 0,
-      logLevel: 'error',
-      limits: 'aws',
-      limitsFile,
-    },
-  });
-  info = await core.start();
-  clients = sdkClients(info, 2);
+  limited = await startLimitedCore('e2e-subscribe-throttled', { subscriptionsPerSecondPerAccount: 4 });
 });
 
 afterAll(async () => {
   for (const r of runtimes.splice(0)) await r.stop().catch(() => undefined);
-  clients?.iot.destroy();
-  clients?.data.destroy();
-  await core?.stop();
-  if (dir) removeDir(dir);
+  await limited?.stop();
 });
 
 const CASES: { transport: 'crt' | 'mqtt'; protocol: MqttProtocol }[] = [
@@ -65,7 +43,7 @@ const CASES: { transport: 'crt' | 'mqtt'; protocol: MqttProtocol }[] = [
 
 describe('agents connecting over the account subscription rate', () => {
   it('every client and protocol ends with its subscriptions: desired state read, healthy, delta applied, job SUCCEEDED', async () => {
-    const withCore = { iot: clients.iot, data: clients.data, info, core };
+    const { withCore, core, info, clients, dir } = limited;
     const devices = await Promise.all(
       CASES.map(async (c) => {
         const thing = `sub-throttled-${c.transport}-${c.protocol.replaceAll('.', '')}`;

@@ -1,6 +1,59 @@
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { createLocalIotCore, LOCAL_CORE_DEFAULTS, type LocalIotCore, sdkClients } from '@pifleet/cloud';
 import { portsOf, type RunningCore, removeDir, type StartCoreOptions, startCore, tempDir } from '@pifleet/testkit';
 import { afterAll, beforeAll } from 'vitest';
+
+/**
+ * A local core of the suite's own with IoT Core's quotas (`--limits aws`) and `limits` changed as a
+ * `--limits-file` changes them, for a suite that must go over a quota; `withCore` is what the
+ * testkit's helpers take. `stop()` ends the clients and the core and removes the dir.
+ */
+export interface LimitedCore {
+  readonly core: LocalIotCore;
+  readonly info: Awaited<ReturnType<LocalIotCore['start']>>;
+  readonly clients: ReturnType<typeof sdkClients>;
+  readonly dir: string;
+  readonly withCore: {
+    readonly iot: LimitedCore['clients']['iot'];
+    readonly data: LimitedCore['clients']['data'];
+    readonly info: LimitedCore['info'];
+    readonly core: LocalIotCore;
+  };
+  stop(): Promise<void>;
+}
+
+export async function startLimitedCore(name: string, limits: Record<string, number | null>): Promise<LimitedCore> {
+  const dir = tempDir(name);
+  const limitsFile = path.join(dir, 'limits.json');
+  writeFileSync(limitsFile, JSON.stringify(limits));
+  const core = createLocalIotCore({
+    config: {
+      ...LOCAL_CORE_DEFAULTS,
+      dataDir: path.join(dir, 'core'),
+      mqttPort: 0,
+      httpPort: 0,
+      logLevel: 'error',
+      limits: 'aws',
+      limitsFile,
+    },
+  });
+  const info = await core.start();
+  const clients = sdkClients(info, 2);
+  return {
+    core,
+    info,
+    clients,
+    dir,
+    withCore: { iot: clients.iot, data: clients.data, info, core },
+    async stop() {
+      clients.iot.destroy();
+      clients.data.destroy();
+      await core.stop();
+      removeDir(dir);
+    },
+  };
+}
 
 /**
  * The local core a test file's suites share, in a temp dir (`pifleet-<name>-*`) that keeps the

@@ -481,15 +481,12 @@ export function createAwsIotTransport(opts: AwsIotTransportOptions): AwsIotTrans
     const code = suback.reasonCodes[0] ?? 0;
     if (isMqtt5Failure(code)) throw brokerRefusal('subscribe', filter, code, suback.reasonString);
   };
-  const keeper = createSubscriptionKeeper({
-    subscriptions,
-    subscribe: rawSubscribe,
-    isConnected: () => connected && state === 'running',
-    onGranted: (filter) => emit('subscribed', { filter }),
-    clock,
-    random,
-    log,
-  });
+  const keeper = createSubscriptionKeeper(
+    kit,
+    { clock, random, log },
+    rawSubscribe,
+    () => connected && state === 'running',
+  );
 
   const transport: AwsIotTransport = {
     protocol: opts.protocol,

@@ -156,15 +156,12 @@ export function createMqttJsTransport(opts: MqttJsTransportOptions): Transport {
       const failed = granted.find((g) => isMqtt5Failure(g.qos));
       if (failed) throw brokerRefusal('subscribe', filter, failed.qos);
     });
-  const keeper = createSubscriptionKeeper({
-    subscriptions,
-    subscribe: rawSubscribe,
-    isConnected: () => connected && state === 'running',
-    onGranted: (filter) => emit('subscribed', { filter }),
-    clock,
-    random,
-    log,
-  });
+  const keeper = createSubscriptionKeeper(
+    kit,
+    { clock, random, log },
+    rawSubscribe,
+    () => connected && state === 'running',
+  );
 
   const scheduleRetry = (error: Error) => {
     if (state !== 'running' || retryTimer !== undefined) return;

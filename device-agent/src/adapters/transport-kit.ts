@@ -166,18 +166,16 @@ export interface SubscriptionKeeper {
  * of agents at once, each resubscribing to a dozen topics against the account's 200 per second,
  * the ones refused would miss their shadow and job answers and fail their health check.
  */
-export function createSubscriptionKeeper(deps: {
-  readonly subscriptions: TransportKit['subscriptions'];
+export function createSubscriptionKeeper(
+  kit: TransportKit,
+  settings: Pick<MqttTransportSettings, 'clock' | 'random' | 'log'>,
   /** One SUBSCRIBE of `filter` at `qos`; rejects with {@link brokerRefusal} for a failure code. */
-  readonly subscribe: (filter: string, qos: QoS) => Promise<void>;
-  readonly isConnected: () => boolean;
-  /** A filter refused before is granted now (the adapter emits `subscribed`). */
-  readonly onGranted: (filter: string) => void;
-  readonly clock: Clock;
-  readonly random: () => number;
-  readonly log: Logger;
-}): SubscriptionKeeper {
-  const { subscriptions, clock, log } = deps;
+  subscribe: (filter: string, qos: QoS) => Promise<void>,
+  isConnected: () => boolean,
+): SubscriptionKeeper {
+  const { subscriptions } = kit;
+  const { clock, log } = settings;
+  const deps = { subscribe, isConnected, random: settings.random };
   const inFlight = new Map<string, Promise<void>>();
   /** Refused filters: how many times in a row, and the timer of the next try. */
   const refusals = new Map<string, { count: number; timer: TimerHandle | undefined }>();
@@ -217,7 +215,8 @@ export function createSubscriptionKeeper(deps: {
       clearTimer(filter);
       refusals.delete(filter);
       log.info({ filter, refusals: was.count }, 'subscribed after refusals');
-      deps.onGranted(filter);
+      // Whoever follows the filter reads what it missed meanwhile.
+      kit.emit('subscribed', { filter });
     }
   };
 
