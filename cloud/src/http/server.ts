@@ -1,6 +1,8 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isJsonObject, parseJson } from '@pifleet/protocol';
 import { CloudError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -34,7 +36,10 @@ export interface ApiRequest {
   readonly principal: SigV4Principal | undefined;
   readonly requestId: string;
   readonly logger: Logger;
-  /** The body parsed as a JSON object (`{}` when empty); 400 InvalidRequestException when malformed. */
+  /**
+   * The body parsed as a JSON object (`{}` when empty); 400 InvalidRequestException when it is not
+   * UTF-8, not JSON, nested deeper than MAX_JSON_DEPTH, or not an object.
+   */
   json(): Record<string, unknown>;
 }
 
@@ -387,16 +392,21 @@ function apiRequest(fields: Omit<ApiRequest, 'json'>): ApiRequest {
         parsed = {};
         return parsed;
       }
-      let value: unknown;
-      try {
-        value = JSON.parse(fields.body.toString('utf8'));
-      } catch (err) {
-        throw invalidRequest(`The request body is not valid JSON: ${(err as Error).message}`, err);
+      // toString('utf8') turns a byte that is not UTF-8 into U+FFFD: a name, description or
+      // document would be stored with text nobody sent.
+      if (!isUtf8(fields.body)) throw invalidRequest('The request body is not valid UTF-8.');
+      // Routes read bodies field by field and ignore members they do not know, so without the
+      // depth check a 10,000-deep `tags` list or unknown member was accepted as if absent, and any
+      // later recursive walk of a stored value could overflow the stack. AWS documents no depth
+      // limit; the core refuses any JSON input deeper than MAX_JSON_DEPTH (64).
+      const result = parseJson(fields.body.toString('utf8'));
+      if (!result.ok) {
+        throw invalidRequest(
+          result.reason === 'depth' ? result.message : `The request body is not valid JSON: ${result.message}`,
+        );
       }
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        throw invalidRequest('The request body must be a JSON object.');
-      }
-      parsed = value as Record<string, unknown>;
+      if (!isJsonObject(result.value)) throw invalidRequest('The request body must be a JSON object.');
+      parsed = result.value;
       return parsed;
     },
   };

@@ -1,15 +1,11 @@
-import { isUtf8 } from 'node:buffer';
 import {
   ABORT_FAILURE_TYPES,
   JOB_STATUSES as IOT_JOB_STATUSES,
   isJsonObject,
   JOB_EXECUTION_STATUSES,
-  jsonValueDepth,
-  MAX_JSON_DEPTH,
   ownValue,
   RETRY_FAILURE_TYPES,
   TARGET_SELECTIONS,
-  tooDeepMessage,
 } from '@pifleet/protocol';
 import { invalidRequest } from '../http/errors.js';
 import { queryBoolean } from '../http/iot-control-plane.js';
@@ -32,8 +28,8 @@ import { hasAtMostDecimals, reasonCodeProblem, textProblem } from './validation.
  * DescribeJobExecution, ListJobExecutionsForJob, ListJobExecutionsForThing, CancelJobExecution
  * and GetJobDocument, with the paths, query bindings and field names of the IoT service model.
  * Timestamps are epoch seconds (REST-JSON's default). Bodies are read field by field from the
- * parsed JSON with own-key reads, every value checked against the API reference's types and
- * ranges; a field the local core does not implement (scheduling, templates, namespaces, document
+ * parsed JSON (the server's `json()` has already refused one that is not UTF-8 or too deep) with
+ * own-key reads, every value checked against the API reference's types and ranges; a field the local core does not implement (scheduling, templates, namespaces, document
  * parameters, package versions) is refused rather than ignored.
  */
 
@@ -42,21 +38,6 @@ export interface JobsControlPlaneDeps {
 }
 
 type Body = Readonly<Record<string, unknown>>;
-
-/**
- * The request body, no deeper than any outside JSON the core accepts (MAX_JSON_DEPTH), measured
- * before any field is read. Fields are read one by one and unknown ones ignored, so without this a
- * 10,000-deep `tags` list, or the same under an unknown member of a config, created the job as if
- * it were not there. AWS documents no depth limit; the core refuses any deeper JSON input (400).
- */
-function bodyOf(request: ApiRequest): Body {
-  // The server decodes bodies leniently: a byte that is not UTF-8 would reach a description or a
-  // document as U+FFFD, text nobody sent.
-  if (!isUtf8(request.body)) throw invalidRequest('The request body is not valid UTF-8.');
-  const body = request.json();
-  if (jsonValueDepth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw invalidRequest(tooDeepMessage(MAX_JSON_DEPTH));
-  return body;
-}
 
 const field = (body: Body, name: string): unknown => {
   const v = ownValue(body as Record<string, unknown>, name);
@@ -358,7 +339,7 @@ export function jobsControlPlaneRoutes(deps: JobsControlPlaneDeps): RouteGroup {
       path: '/jobs/{jobId}',
       operation: 'CreateJob',
       async handle(request) {
-        const input = createJobInput(param(request, 'jobId'), bodyOf(request));
+        const input = createJobInput(param(request, 'jobId'), request.json());
         const job = await jobs.createJob(input);
         return ok({
           jobArn: job.jobArn,
@@ -403,7 +384,7 @@ export function jobsControlPlaneRoutes(deps: JobsControlPlaneDeps): RouteGroup {
       path: '/jobs/{jobId}/cancel',
       operation: 'CancelJob',
       handle(request) {
-        const body = bodyOf(request);
+        const body = request.json();
         const reasonCode = str(body, 'reasonCode');
         const comment = str(body, 'comment');
         const problem =
@@ -512,7 +493,7 @@ export function jobsControlPlaneRoutes(deps: JobsControlPlaneDeps): RouteGroup {
       path: '/things/{thingName}/jobs/{jobId}/cancel',
       operation: 'CancelJobExecution',
       handle(request) {
-        const body = bodyOf(request);
+        const body = request.json();
         const expectedVersion = num(body, 'expectedVersion', 0, Number.MAX_SAFE_INTEGER, true);
         const statusDetails = field(body, 'statusDetails');
         jobs.cancelExecution(param(request, 'jobId'), param(request, 'thingName'), {

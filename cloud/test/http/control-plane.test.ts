@@ -61,11 +61,12 @@ afterAll(async () => {
 });
 
 /** A middleware that rewrites the serialized request body (and its content-length). */
-function rewriteBody(rewrite: (body: string) => string): never {
+function rewriteBody(rewrite: (body: string) => string | Uint8Array): never {
   type Args = { request: { body?: unknown; headers: Record<string, string> } };
   const middleware = (next: (args: Args) => Promise<unknown>) => async (args: Args) => {
-    args.request.body = rewrite(String(args.request.body ?? ''));
-    args.request.headers['content-length'] = String(Buffer.byteLength(args.request.body as string));
+    const body = rewrite(String(args.request.body ?? ''));
+    args.request.body = body;
+    args.request.headers['content-length'] = String(Buffer.byteLength(body));
     return next(args);
   };
   // Typed as never: the SDK's middleware types are overloaded per step; this one fits build and finalize.
@@ -552,10 +553,11 @@ describe('policies and attachments', () => {
 });
 
 describe('request bodies', () => {
-  const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+  const nested = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+  const deep = nested(10_000);
 
   /** Sends `command` with its serialized body replaced by `body`, correctly signed. */
-  async function sendWithBody(command: () => unknown, body: string) {
+  async function sendWithBody(command: () => unknown, body: string | Uint8Array) {
     const client = iotClient(run.info);
     client.middlewareStack.add(
       rewriteBody(() => body),
@@ -647,7 +649,7 @@ describe('request bodies', () => {
       `{"attributePayload":{"attributes":{"a":${deep}}}}`,
       InvalidRequestException,
       400,
-      "Attribute 'a' must be a string.",
+      'JSON is nested more than 64 levels deep',
     ],
     [
       'an expectedVersion that is not an integer',
@@ -719,10 +721,52 @@ describe('request bodies', () => {
     expect(Object.keys(Object.prototype)).toEqual([]);
   });
 
-  it('ignores a field it does not read, however deep, and answers a policy nested 10,000 levels with MalformedPolicyException', async () => {
+  // Routes read the fields they know and ignore the rest, so the server's body parser is what
+  // refuses depth for every operation (the jobs routes once had a check of their own).
+  it.each([
+    ['CreateThing', 10_000],
+    ['CreateThing', 64],
+    ['CreatePolicy', 10_000],
+  ])('refuses a %s body with an unknown field %i levels under it, and creates nothing', async (operation, levels) => {
+    const resource = name('deep');
+    const body = `{"policyDocument":"{}","unknownField":${nested(levels)}}`;
+    const command =
+      operation === 'CreateThing'
+        ? () => new CreateThingCommand({ thingName: resource })
+        : () => new CreatePolicyCommand({ policyName: resource, policyDocument: '{}' });
+    const err = await expectAwsError(sendWithBody(command, body), InvalidRequestException, 400);
+    expect(err.message).toBe('JSON is nested more than 64 levels deep');
+    if (operation === 'CreateThing') {
+      await expectAwsError(iot.send(new DescribeThingCommand({ thingName: resource })), ResourceNotFoundException, 404);
+    } else {
+      await expectAwsError(iot.send(new GetPolicyCommand({ policyName: resource })), ResourceNotFoundException, 404);
+    }
+  });
+
+  it('takes a body 64 levels deep (the body object is the first), ignoring the field it does not read', async () => {
     const thingName = name('ignored');
-    await sendWithBody(() => new CreateThingCommand({ thingName }), `{"unknownField":${deep}}`);
+    await sendWithBody(() => new CreateThingCommand({ thingName }), `{"unknownField":${nested(63)}}`);
     expect((await iot.send(new DescribeThingCommand({ thingName }))).thingName).toBe(thingName);
+  });
+
+  it('refuses a body that is not UTF-8 (400) rather than store U+FFFD for its bytes', async () => {
+    const thingName = name('latin1');
+    const policyName = name('latin1');
+    // é as its Latin-1 byte (0xE9), which is not UTF-8.
+    const attributes = Buffer.from('{"attributePayload":{"attributes":{"city":"Li\u00e8ge"}}}', 'latin1');
+    const policy = Buffer.from(`{"policyDocument":${JSON.stringify(policyText)},"note":"caf\u00e9"}`, 'latin1');
+    for (const [command, body] of [
+      [() => new CreateThingCommand({ thingName }), attributes],
+      [() => new CreatePolicyCommand({ policyName, policyDocument: '{}' }), policy],
+    ] as const) {
+      const err = await expectAwsError(sendWithBody(command, body), InvalidRequestException, 400);
+      expect(err.message).toBe('The request body is not valid UTF-8.');
+    }
+    await expectAwsError(iot.send(new DescribeThingCommand({ thingName })), ResourceNotFoundException, 404);
+    await expectAwsError(iot.send(new GetPolicyCommand({ policyName })), ResourceNotFoundException, 404);
+  });
+
+  it('answers a policy document nested 10,000 levels (a string in the body) with MalformedPolicyException', async () => {
     const err = await expectAwsError(
       iot.send(new CreatePolicyCommand({ policyName: name('deep'), policyDocument: deep })),
       MalformedPolicyException,
