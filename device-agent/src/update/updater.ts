@@ -458,6 +458,11 @@ export function createUpdater(deps: UpdaterDeps): Updater {
         message: `release ${state.version} did not confirm health within ${Math.round(state.healthDeadlineMs / 1000)} s`,
       };
       clearDeadline();
+      // Never longer than the deadline itself from this start: a Pi has no real-time clock, and one
+      // that booted on an older time (fake-hwclock, before NTP) would otherwise wait hours or days
+      // for a release that hangs. A clock that went forward rolls back at once; the boot guard's
+      // start count bounds the rest.
+      const waitMs = Math.min(Math.max(0, deadline - now()), state.healthDeadlineMs);
       deadlineTimer = deps.clock.setTimeout(() => {
         deadlineTimer = undefined;
         rollBack(jobId, healthDeadline).then(
@@ -466,7 +471,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
           },
           (err: unknown) => log.error({ err }, 'rollback after the health deadline failed'),
         );
-      }, deadline - now());
+      }, waitMs);
       return { state: 'awaiting-health', step: 'health', deadline };
     }
     // A switch or rollback the boot guard did not get to (no guard ran before this start), or this

@@ -228,6 +228,20 @@ describe('createUpdater', () => {
     });
   });
 
+  it('a restart on a clock set back (a Pi without a real-time clock) still rolls back after the deadline, not days later', async () => {
+    const d = await freshDevice();
+    await updaterFor(d).updater.install(job('2.0.0'), noProgress);
+    // The new agent starts before NTP: its wall clock is three days behind the install's.
+    const behind = createVirtualClock({ start: Date.UTC(2026, 0, 1) - 3 * 24 * 3_600_000 });
+    const restarted = updaterFor(d, { runningDir: path.join(d.stateDir, 'releases/2.0.0'), clock: behind });
+    expect(await restarted.updater.onStart('job-2.0.0')).toMatchObject({ state: 'awaiting-health', step: 'health' });
+    await behind.advance(59_999);
+    expect(restarted.restarts).toEqual([]);
+    await behind.advance(1);
+    await expect.poll(() => restarted.restarts).toEqual(['release 2.0.0 did not confirm health within 60 s']);
+    expect(readlinkSync(d.currentLink)).toBe(d.factoryDir);
+  });
+
   it('the old agent cannot confirm the new release (confirmHealthy checks which release runs)', async () => {
     const d = await freshDevice();
     await updaterFor(d).updater.install(job('2.0.0'), noProgress);
