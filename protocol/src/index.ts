@@ -11,6 +11,7 @@ export * from './json.js';
 export * from './limits.js';
 export * from './local-core.js';
 export * from './logging.js';
+export * from './make-directory.js';
 export * from './mqtt5.js';
 export * from './policy.js';
 export * from './release.js';

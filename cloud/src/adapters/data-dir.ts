@@ -1,5 +1,6 @@
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { errnoOf, makeDirectorySync } from '@pifleet/protocol';
 import Database from 'better-sqlite3';
 import { CloudError } from '../errors.js';
 import { DataFileError, dataFileError } from './sqlite-open.js';
@@ -10,8 +11,9 @@ import { DataFileError, dataFileError } from './sqlite-open.js';
  */
 
 /**
- * A data directory the core cannot use: not a directory (`data-dir.not-a-directory`), or locked
- * by another running core (`data-dir.locked`, with the other core's `pid` when known).
+ * A data directory the core cannot use: not a directory (`DATA_DIR_NOT_A_DIRECTORY`), one the file
+ * system will not make (`DATA_DIR_CANNOT_CREATE`, e.g. under /proc), or locked by another running
+ * core (`DATA_DIR_LOCKED`, with the other core's `pid` when known).
  */
 export class DataDirError extends CloudError {
   override name = 'DataDirError';
@@ -35,8 +37,13 @@ function nearestExisting(path: string): { path: string; isDirectory: boolean } |
 
 /**
  * Creates `dataDir` (mode 0700, parents included) unless it exists. A file where the directory or
- * one of its parents should be gives a {@link DataDirError} naming that file; other errors (EACCES)
- * come back unchanged.
+ * one of its parents should be gives a {@link DataDirError} naming that file, and so does a level
+ * the file system will not make (ENOENT below an existing /proc, EROFS); permission errors (EACCES,
+ * EPERM) come back unchanged, as the permission exit code says what to fix.
+ *
+ * Made level by level (makeDirectorySync): `mkdirSync(dir, { recursive: true })` never returned
+ * for `--data-dir /proc/x`, at full CPU and deaf to SIGTERM, as its loop never yields to the
+ * signal handler.
  */
 export function prepareDataDir(dataDir: string): void {
   const existing = nearestExisting(dataDir);
@@ -49,7 +56,18 @@ export function prepareDataDir(dataDir: string): void {
       { data: { dataDir, file: existing.path } },
     );
   }
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  try {
+    makeDirectorySync(dataDir, 0o700);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === undefined || code === 'EACCES' || code === 'EPERM') throw err;
+    throw new DataDirError(
+      'DATA_DIR_CANNOT_CREATE',
+      `data directory ${dataDir} cannot be created (${code}): pass --data-dir a directory on a writable ` +
+        'file system (it is created if absent)',
+      { data: { dataDir, errno: code }, cause: err },
+    );
+  }
 }
 
 const LOCK_ROLE = { holds: 'lock file', lost: 'no data' };

@@ -83,7 +83,7 @@ Options:
 One core runs on a data directory at a time (it holds DIR/core.lock while it runs).
 Exit codes: 0 stopped by SIGINT/SIGTERM · 64 usage · 69 a port is in use · 75 another core runs on
 the data directory · 77 permission · 78 configuration (bad flag value, data directory not a
-directory, unusable CA, credentials or database file) · 1 unexpected.
+directory or not creatable, unusable CA, credentials or database file) · 1 unexpected.
 `;
 
 export class ConfigError extends CloudError {

@@ -86,4 +86,22 @@ describe('pifleet-local-core', () => {
     expect(stdout).toBe('');
     expect(run.stderr()).toMatch(/pifleet-local-core: .+/);
   });
+
+  // Node's recursive mkdir never settled under procfs: the core spun at full CPU and ignored SIGTERM.
+  it.runIf(existsSync('/proc/self'))('exits 78 with the reason and a hint on a --data-dir under /proc', async () => {
+    const run = spawnCore(['--data-dir', `/proc/pifleet-${process.pid}/data`, '--mqtt-port', '0', '--http-port', '0']);
+    const hung = new Promise<'hung'>((resolve) => setTimeout(resolve, 20_000, 'hung').unref());
+    const exit = await Promise.race([run.exited, hung]);
+    if (exit === 'hung') run.child.kill('SIGKILL');
+    expect(exit).toEqual({ code: EXIT.config, signal: null });
+    expect(run.stdout()).toBe('');
+    const said = run
+      .stderr()
+      .split('\n')
+      .filter((line) => line.startsWith('pifleet-local-core: '));
+    expect(said).toEqual([
+      `pifleet-local-core: data directory /proc/pifleet-${process.pid}/data cannot be created (ENOENT): ` +
+        'pass --data-dir a directory on a writable file system (it is created if absent)',
+    ]);
+  });
 });

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isJsonObject, ownValue, parseJson } from '@pifleet/protocol';
+import { isJsonObject, makeDirectory, ownValue, parseJson } from '@pifleet/protocol';
 import { BUNDLE_FILES, BUNDLE_MODES } from '../core/bundle.js';
-import { makeDirectory } from './make-directory.js';
 import { readTextIfExists } from './text-files.js';
 
 /** What a bundle directory holds now (only the files a bundle consists of are read). */

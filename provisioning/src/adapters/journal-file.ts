@@ -1,5 +1,6 @@
 import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { makeDirectory } from '@pifleet/protocol';
 import {
   formatJournalEntry,
   type JournalEntry,
@@ -7,7 +8,6 @@ import {
   type JournalReplay,
   replayJournal,
 } from '../core/journal.js';
-import { makeDirectory } from './make-directory.js';
 
 /** An append-only journal file (one JSON line per finished thing), synced per line. */
 export interface JournalFile {

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, open, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { EXIT } from '@pifleet/protocol';
+import { EXIT, errnoOf, makeDirectory } from '@pifleet/protocol';
 import { CliError } from '../errors.js';
-import { errnoOf, makeDirectory } from './make-directory.js';
 
 /**
  * Files of signing keys and releases. A key or a release is never overwritten: a signing key
