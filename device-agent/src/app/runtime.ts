@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { LogLevel } from '@pifleet/protocol';
+import { type LogLevel, makeDirectorySync } from '@pifleet/protocol';
 import type { AwsIotTransport } from '../adapters/aws-iot-sdk.js';
 import { type AgentConfig, toHardwareSpec } from '../config/schema.js';
 import { AgentError } from '../errors.js';
@@ -114,7 +113,8 @@ export function createAgentRuntime(deps: AgentRuntimeDeps): AgentRuntime {
 
   const openConfiguredOutbox = (): Outbox => {
     if (deps.outbox) return deps.outbox;
-    if (config.outbox.path !== ':memory:') mkdirSync(path.dirname(config.outbox.path), { recursive: true });
+    // Level by level: Node's recursive mkdirSync never returns for an outbox path under /proc.
+    if (config.outbox.path !== ':memory:') makeDirectorySync(path.dirname(config.outbox.path));
     const opened = openOutbox({
       path: config.outbox.path,
       maxBytes: config.outbox.maxBytes,

@@ -1,6 +1,6 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { parseJson } from '@pifleet/protocol';
+import { makeDirectorySync, parseJson } from '@pifleet/protocol';
 import { z } from 'zod';
 
 /**
@@ -71,7 +71,8 @@ export function createMemoryJobState(initial?: PersistedJob): JobStateStore & { 
  */
 export function writeFileAtomic(file: string, contents: string): void {
   const dir = path.dirname(file);
-  mkdirSync(dir, { recursive: true });
+  // Level by level: Node's recursive mkdirSync never returns for a directory under /proc.
+  makeDirectorySync(dir);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
   const fd = openSync(tmp, 'w', 0o600);
   try {

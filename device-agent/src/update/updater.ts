@@ -5,6 +5,7 @@ import {
   checkReleaseArtifact,
   currentReleaseTarget,
   isReleaseVersion,
+  makeDirectory,
   type ReleaseManifest,
   type ReleaseTarget,
   releaseTargetMismatch,
@@ -198,7 +199,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     const attempts = deps.downloadAttempts ?? 3;
     for (let attempt = 1; ; attempt++) {
       try {
-        await fs.mkdir(layout.incomingDir, { recursive: true });
+        await makeDirectory(layout.incomingDir, 0o777, fs);
         await downloadRelease({
           url: state.release.url,
           file,
@@ -244,7 +245,7 @@ export function createUpdater(deps: UpdaterDeps): Updater {
     try {
       await checkReleaseTarball(tarball, deps.unpackLimits ?? DEFAULT_UNPACK_LIMITS);
       await removeTree(tmp);
-      await fs.mkdir(tmp, { recursive: true });
+      await makeDirectory(tmp, 0o777, fs);
       await unpackReleaseTarball(tarball, tmp);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
@@ -346,7 +347,8 @@ export function createUpdater(deps: UpdaterDeps): Updater {
 
     if (current.phase === 'downloading') {
       if (!resuming) {
-        await fs.mkdir(layout.releasesDir, { recursive: true });
+        // Level by level (makeDirectory): Node's recursive mkdir never settles under /proc.
+        await makeDirectory(layout.releasesDir, 0o777, fs);
         current = await write(current, {});
       }
       at('downloading');

@@ -163,4 +163,18 @@ describe('createAgentRuntime', () => {
     expect(runtime.agent).toBeUndefined();
     await runtime.stop();
   });
+  // mkdirSync(…, { recursive: true }) never returned here (procfs answers ENOENT below /proc): the
+  // agent spun at full CPU before its first log line, deaf to SIGTERM.
+  it.runIf(existsSync('/proc/self'))(
+    'rejects an outbox under /proc with ENOENT instead of never returning',
+    async () => {
+      const runtime = createAgentRuntime({
+        config: config({ outbox: { path: `/proc/pifleet-${process.pid}/agent/outbox.db` } }),
+        clock: createVirtualClock(),
+        transport: new MemoryTransport(),
+      });
+      await expect(runtime.start()).rejects.toMatchObject({ code: 'ENOENT', syscall: 'mkdir' });
+      expect(runtime.agent).toBeUndefined();
+    },
+  );
 });

@@ -345,3 +345,19 @@ describe('createUpdater', () => {
     expect(existsSync(path.join(d.stateDir, 'releases/2.0.0'))).toBe(false);
   });
 });
+
+describe('createUpdater: a state directory the file system will not make', () => {
+  // Node's mkdir(…, { recursive: true }) never settled under /proc (procfs answers ENOENT below an
+  // existing /proc): the job stayed IN_PROGRESS with the agent's event loop spinning.
+  it.runIf(existsSync('/proc/self'))('the install fails with ENOENT instead of never settling', async () => {
+    const d = await freshDevice();
+    const stateDir = `/proc/pifleet-${process.pid}/state`;
+    const { updater } = updaterFor(d, { stateDir });
+    await expect(updater.install(job('2.0.0'), noProgress)).rejects.toMatchObject({
+      code: 'ENOENT',
+      syscall: 'mkdir',
+      path: path.dirname(stateDir),
+    });
+    expect(readlinkSync(d.currentLink)).toBe(d.factoryDir);
+  });
+});
