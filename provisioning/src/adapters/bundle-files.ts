@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isJsonObject, makeDirectory, ownValue, parseJson } from '@pifleet/protocol';
+import { isJsonObject, ownValue, parseJson } from '@pifleet/protocol';
 import { BUNDLE_FILES, BUNDLE_MODES } from '../core/bundle.js';
+import { makeOutDirectory } from './out-directory.js';
 import { readTextIfExists } from './text-files.js';
 
 /** What a bundle directory holds now (only the files a bundle consists of are read). */
@@ -62,7 +63,7 @@ export async function readBundle(dir: string): Promise<BundleContents> {
  * never leaves half a file. The directory is created with mode 0700.
  */
 export async function writeBundleFile(dir: string, name: string, data: string, mode: number): Promise<void> {
-  await makeDirectory(dir, BUNDLE_MODES.directory);
+  await makeOutDirectory(dir, BUNDLE_MODES.directory);
   const file = path.join(dir, name);
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(tmp, 'wx', mode);

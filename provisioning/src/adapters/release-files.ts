@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, open, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { EXIT, errnoOf, makeDirectory } from '@pifleet/protocol';
-import { CliError } from '../errors.js';
+import { cannotWrite, makeOutDirectory } from './out-directory.js';
 
 /**
  * Files of signing keys and releases. A key or a release is never overwritten: a signing key
@@ -32,9 +31,7 @@ export async function writeNewFile(
   dirMode = 0o700,
 ): Promise<void> {
   const dir = path.dirname(file);
-  await makeDirectory(dir, dirMode).catch((err: unknown) => {
-    throw cannotWrite(dir, err);
-  });
+  await makeOutDirectory(dir, dirMode);
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(tmp, 'wx', mode).catch((err: unknown) => {
     throw cannotWrite(dir, err);
@@ -55,24 +52,4 @@ export async function writeNewFile(
   } finally {
     await rm(tmp, { force: true });
   }
-}
-
-/**
- * Where keys or release files cannot be written (a path through a file, a read-only or pseudo file
- * system, no permission): the one line and hint the CLI prints, instead of Node's bare error
- * (exit 1). Permission problems exit 77, the rest 65.
- */
-function cannotWrite(dir: string, err: unknown): unknown {
-  const code = errnoOf(err);
-  if (code === undefined) return err;
-  const permission = code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
-  return new CliError(
-    'OUT_DIR',
-    `cannot write into ${dir} (${code})`,
-    permission ? EXIT.noPermission : EXIT.dataError,
-    {
-      hint: 'choose another --out directory, one this user can create and write',
-      cause: err,
-    },
-  );
 }

@@ -3,9 +3,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { MQTT_PROTOCOLS, type MqttProtocol } from '@pifleet/protocol';
+import { makeOutDirectory } from '../adapters/out-directory.js';
 import { collect, type Runner, withCommonOptions } from '../app/command.js';
 import { parseAttributes, parseRegistryName, parseThingName } from '../core/args.js';
-import { BUNDLE_FILES, DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
+import { BUNDLE_FILES, BUNDLE_MODES, DEFAULT_BUNDLES_DIR } from '../core/bundle.js';
 import { InputError, UsageError } from '../errors.js';
 
 /** Where bundles went without `--out` before `.pifleet/bundles`. */
@@ -88,6 +89,10 @@ export function registerThingsCreate(things: CommandUnknownOpts, run: Runner): v
         throw new InputError(`--install-dir must be an absolute path, got ${installDir}`);
       }
       const mqttProtocol = parseMqttProtocol(o.mqttProtocol);
+      // Before anything is created in the account: a bundle directory that cannot be made (under
+      // /proc, through a file, without permission) failed only after the certificate was issued,
+      // and its private key, which exists only in that response, was lost with it.
+      await makeOutDirectory(bundleDir, BUNDLE_MODES.directory);
       const { provisioner } = await ctx.services();
       const r = await provisioner.provisionThing({
         thingName,

@@ -3,9 +3,11 @@ import path from 'node:path';
 import {
   CreateThingCommand,
   DescribeCertificateCommand,
+  DescribeThingCommand,
   DetachPolicyCommand,
   type IoTClient,
   ListThingPrincipalsCommand,
+  ResourceNotFoundException,
 } from '@aws-sdk/client-iot';
 import { BINS, localProfileCredentials, REPO, type RunningCoreProcess } from '@pifleet/testkit';
 import { describe, expect, it } from 'vitest';
@@ -168,6 +170,33 @@ describe('things create', () => {
     expect(r.code).toBe(code);
     expect(r.stderr).toMatch(message);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  // Under /proc Node's mkdir -p never settled; it was then exit 1 with Node's bare ENOENT, after the
+  // thing and its certificate were created and the private key (only in that response) was lost.
+  it.each<[string, (dir: string) => string, string]>([
+    ['through a file', (dir) => path.join(dir, 'a-file', 'bundle'), 'ENOTDIR'],
+    ...(fs.existsSync('/proc/self')
+      ? [
+          ['under /proc', () => `/proc/pifleet-things-${process.pid}/bundle`, 'ENOENT'] as [
+            string,
+            () => string,
+            string,
+          ],
+        ]
+      : []),
+  ])('refuses an --out %s it cannot make: exit 65, one line and a hint, nothing created', async (_label, out, code) => {
+    const dir = cwd();
+    fs.writeFileSync(path.join(dir, 'a-file'), 'x');
+    const thingName = `pi-out-${code.toLowerCase()}`;
+    const target = out(dir);
+    const r = await cli([...local(), 'things', 'create', thingName, '--out', target], { cwd: dir });
+    expect(r.code).toBe(65);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `pifleet: cannot write into ${target} (${code}) (hint: choose another --out directory, one this user can create and write)\n`,
+    );
+    await expect(iot.send(new DescribeThingCommand({ thingName }))).rejects.toBeInstanceOf(ResourceNotFoundException);
   });
 });
 
