@@ -426,4 +426,31 @@ describe.runIf(skipReason === undefined)('web console in Chromium', () => {
     expect(update.presignedUrlConfig?.roleArn).toMatch(/:role\/pifleet-local-presign$/);
     expect(await page.textContent('#job-type')).toMatch(/^agent-update/);
   }, 60_000);
+
+  // decodeURIComponent throws on these: uncaught in the hashchange handler, the page stayed on the
+  // view before (and a first load on an empty fleet view with no stream).
+  it('shows the not-found view for an address whose name is not percent-encoded UTF-8, and routes on after it', async () => {
+    await page.goto(info.console);
+    await page.waitForURL(/\/console\/$/);
+    const errors: string[] = [];
+    const onError = (err: Error) => errors.push(err.message);
+    page.on('pageerror', onError);
+    try {
+      for (const hash of ['#/job/%E0', '#/thing/%E0%A4']) {
+        await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
+        await page.waitForSelector('#missing-view:not([hidden])');
+        expect(await page.textContent('#missing-address')).toBe(hash);
+        await page.evaluate(`location.hash = '#/jobs'`);
+        await page.waitForSelector('#jobs-view:not([hidden])');
+        await page.waitForSelector('#missing-view', { state: 'hidden' });
+      }
+      await page.evaluate(`location.hash = '#/job/%E0'`);
+      await page.reload();
+      await page.waitForSelector('#missing-view:not([hidden])');
+      await shot('not-found');
+    } finally {
+      page.off('pageerror', onError);
+    }
+    expect(errors).toEqual([]);
+  });
 });

@@ -323,12 +323,12 @@ function applyThings(list) {
   queueRender();
 }
 
-const VIEWS = ['fleet-view', 'thing-view', 'jobs-view', 'job-view', 'job-new-view'];
+const VIEWS = ['fleet-view', 'thing-view', 'jobs-view', 'job-view', 'job-new-view', 'missing-view'];
 
 /** Shows one view and marks its tab (things or jobs) in the header. */
 function showOnly(id) {
   for (const view of VIEWS) $(`#${view}`).hidden = view !== id;
-  const tab = id.startsWith('job') ? 'jobs' : 'fleet';
+  const tab = id === 'missing-view' ? null : id.startsWith('job') ? 'jobs' : 'fleet';
   for (const a of document.querySelectorAll('.views a')) a.classList.toggle('current', a.dataset.view === tab);
 }
 
@@ -1257,16 +1257,41 @@ function initJobs() {
 
 // ---- router ---------------------------------------------------------------------------------
 
+/** A name from the address, or null when it is not percent-encoded UTF-8 (`#/job/%E0`). */
+function addressName(encoded) {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    // decodeURIComponent throws URIError; uncaught in the hashchange handler it left the page on
+    // the previous view (and a first load on an empty fleet view with no stream).
+    return null;
+  }
+}
+
+/** The view for an address that names nothing the console can show. */
+function showMissing(hash) {
+  if (source) source.close();
+  source = null;
+  $('#stream').dataset.state = 'idle';
+  $('#stream').textContent = '';
+  showOnly('missing-view');
+  document.title = 'not found · pifleet console';
+  $('#missing-address').textContent = hash;
+}
+
 function route() {
   const hash = location.hash;
   const thingMatch = /^#\/thing\/(.+)$/.exec(hash);
   const jobMatch = /^#\/job\/(.+)$/.exec(hash);
-  if (thingMatch) {
-    showThing(decodeURIComponent(thingMatch[1])).catch((err) => console.error(err));
+  const name = addressName((thingMatch ?? jobMatch)?.[1] ?? '');
+  if ((thingMatch || jobMatch) && name === null) {
+    showMissing(hash);
+  } else if (thingMatch) {
+    showThing(name).catch((err) => console.error(err));
   } else if (hash === '#/jobs/new') {
     showNewJob();
   } else if (jobMatch) {
-    showJob(decodeURIComponent(jobMatch[1]));
+    showJob(name);
   } else if (hash === '#/jobs') {
     showJobs();
   } else {
