@@ -150,4 +150,21 @@ describe('fleet', () => {
     expect(r.code).toBe(code);
     expect(r.stderr).toMatch(message);
   });
+
+  it('refuses an --out it cannot make (through a file): exit 65, one line and a hint, nothing created', async () => {
+    fs.writeFileSync(path.join(work, 'a-file'), 'x');
+    const out = path.join(work, 'a-file', 'bundles');
+    const r = await cli(
+      ['--local', core.dataDir, 'fleet', 'create', '--count', '2', '--prefix', 'noout', '--out', out],
+      {
+        cwd: work,
+      },
+    );
+    expect(r.code).toBe(65);
+    expect(r.stderr).toBe(
+      `pifleet: cannot write into ${out} (ENOTDIR) (hint: choose another --out directory, one this user can create and write)\n`,
+    );
+    const listed = await cli(['--local', core.dataDir, 'things', 'list', '--json'], { cwd: work });
+    expect(listed.stdout).not.toContain('noout-');
+  });
 });
