@@ -141,8 +141,6 @@ export function shadowTopics(thing: string, shadowName?: string) {
     get: `${p}/get`,
     getAccepted: `${p}/get/accepted`,
     getRejected: `${p}/get/rejected`,
-    /** Both answers of a get in one filter, as the device SDK subscribes them (only they are published there). */
-    getAnswers: `${p}/get/+`,
     update: `${p}/update`,
     updateAccepted: `${p}/update/accepted`,
     updateRejected: `${p}/update/rejected`,

@@ -51,7 +51,7 @@ export function createTopicShadowService(opts: TopicShadowOptions): ShadowServic
   });
   // Both answer pairs on the first request, as before: the agent's first get is followed by an update.
   const answers = [
-    { accepted: topics.getAccepted, rejected: topics.getRejected, filter: topics.getAnswers },
+    { accepted: topics.getAccepted, rejected: topics.getRejected, filter: `${topics.get}/+` },
     { accepted: topics.updateAccepted, rejected: topics.updateRejected },
   ];
   const request = (operation: Operation, body: Record<string, unknown>) =>

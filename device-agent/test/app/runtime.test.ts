@@ -120,7 +120,7 @@ describe('createAgentRuntime', () => {
     expect(reports).toHaveLength(2);
     expect(reports[0]).toMatchObject({ agent: { version: '0.1.0', bootId: runtime.bootId } });
     expect([...transport.subscriptions.keys()]).toEqual(
-      expect.arrayContaining([topics.getAnswers, topics.updateAccepted, topics.updateRejected]),
+      expect.arrayContaining([`${topics.get}/+`, topics.updateAccepted, topics.updateRejected]),
     );
     await runtime.stop();
   });
