@@ -121,6 +121,15 @@ async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCod
       io.stderr(`${err.message}\n`);
       return err.exitCode;
     }
+    // The outbox's (or job state's) directory cannot be made: a path under /proc, through a file,
+    // on a read-only file system. A config problem, said in one line, not Node's stack.
+    const e = err as NodeJS.ErrnoException;
+    if (e?.syscall === 'mkdir' && ['ENOENT', 'ENOTDIR', 'EROFS', 'EACCES', 'EPERM'].includes(e.code ?? '')) {
+      io.stderr(
+        `pifleet-agent: cannot create ${e.path} (${e.code}): set outbox.path to a file in a writable directory (it is created if absent)\n`,
+      );
+      return e.code === 'EACCES' || e.code === 'EPERM' ? EXIT.noPermission : EXIT.config;
+    }
     throw err;
   }
   await notifier.ready(`running as ${config.thingName}`);

@@ -1,5 +1,14 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,6 +126,21 @@ describe('pifleet-agent (in process)', () => {
     expect(text).toMatch(/keyFile: .* holds a certificate/);
     expect(text).toMatch(/outbox.path: .* is a directory/);
   });
+
+  it.runIf(existsSync('/proc/self'))(
+    'run: 78 with one line for an outbox whose directory cannot be made (under /proc)',
+    async () => {
+      const t = io();
+      const file = writeConfig('run-proc.json', {
+        ...good(),
+        outbox: { path: `/proc/pifleet-${process.pid}/x/outbox.db` },
+      });
+      expect(
+        await runCli(['run', '--config', file], { ...t.io, waitForStop: () => new Promise(() => undefined) }),
+      ).toBe(78);
+      expect(t.err.join('')).toMatch(/^pifleet-agent: cannot create \/proc\/pifleet-\d+.* \(ENOENT\): set outbox.path/);
+    },
+  );
 
   it('run: 78 before connecting for a key from another pair', async () => {
     const t = io();
