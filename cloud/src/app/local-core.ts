@@ -38,6 +38,7 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import type { AccountContext } from '../ports/identity.js';
 import type { TelemetryStore } from '../ports/telemetry-store.js';
+import { openLocalProvisioningTemplates } from '../provisioning/local.js';
 import { openSqliteRegistry, type Registry } from '../registry/sqlite-registry.js';
 import type { RulesEngine } from '../rules/engine.js';
 import { topicRuleRoutes } from '../rules/topic-rule-routes.js';
@@ -297,6 +298,8 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         });
         await artifacts.start();
 
+        const provisioning = openLocalProvisioningTemplates({ dataDir: paths.dataDir, ...account, now });
+        cleanup.push(() => provisioning.close());
         const jobsStore = openSqliteJobsStore({ path: paths.jobsFile });
         cleanup.push(() => jobsStore.close());
         const jobs = createJobsService({
@@ -358,6 +361,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
             iotControlPlaneRoutes({ registry, ca, endpointAddress: () => publicHost }),
             thingGroupRoutes({ registry }),
             jobsControlPlaneRoutes({ jobs }),
+            provisioning.routes,
             jobsDevices.routes,
             topicRuleRoutes({ rules: cloud.rules, account, now }),
             quotaRoutes({ limits, throttles }),
