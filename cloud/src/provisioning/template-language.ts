@@ -512,6 +512,9 @@ class Names {
     if (typeof name !== 'string') throw invalid(`${where}: Ref takes a name.`);
     if (this.t.parameters.has(name) || PSEUDO_PARAMETERS.has(name) || name === NO_VALUE_REF) return;
     if (this.resourceNames.has(name)) {
+      // As in CloudFormation: conditions are decided before resources, so they cannot name one.
+      if (this.owner.condition !== undefined)
+        throw invalid(`${where}: a condition cannot refer to the resource '${name}'.`);
       this.edge(this.resourceEdges, this.owner.resource, name);
       return;
     }
@@ -595,6 +598,7 @@ class Names {
         if (typeof cond !== 'string' || !this.t.conditions.has(cond)) {
           throw invalid(`${at}: the first argument must name a condition of the Conditions section.`);
         }
+        this.edge(this.conditionEdges, this.owner.condition, cond);
         this.checkValue(whenTrue, `${at}[1]`);
         this.checkValue(whenFalse, `${at}[2]`);
         return;

@@ -299,6 +299,8 @@ describe('conditions', () => {
       /refers to itself/,
     ],
     [{ A: { Condition: 'Nope' } }, /must name a condition/],
+    [{ A: { 'Fn::Equals': [{ 'Fn::If': ['A', 'x', 'y'] }, 'x'] } }, /condition 'A' refers to itself/],
+    [{ A: { 'Fn::Equals': [{ Ref: 'thing' }, 'x'] } }, /a condition cannot refer to the resource 'thing'/],
     [{ A: 'yes' }, /a condition must be/],
     [{ A: { 'Fn::Join': ['', []] } }, /Fn::Join is not a condition function/],
     [{ A: { 'Fn::And': [{ Condition: 'B' }] }, B: { 'Fn::Equals': ['a', 'a'] } }, /Fn::And takes a list of 2 to 10/],
