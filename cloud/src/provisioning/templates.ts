@@ -10,7 +10,12 @@ import { checkProvisioningTemplate, type ProvisioningTemplate, type TemplateType
  * and HTTP status; the store is changed only when the whole operation is valid.
  */
 
-/** IoT's limits, from the API reference of each operation and "AWS IoT Core endpoints and quotas". */
+/**
+ * IoT's limits. The field constraints are the IoT API reference's (each operation's page and the
+ * ProvisioningHook data type). The two quotas (5 versions a template, 256 templates an account)
+ * are the fleet provisioning rows of "AWS IoT Core endpoints and quotas" as recalled: that table
+ * was not in the reference set when they were written, so check it before relying on them.
+ */
 export const PROVISIONING_TEMPLATE_LIMITS = {
   /** templateName: "[0-9A-Za-z_-]+", length 1–36. */
   templateName: /^[0-9A-Za-z_-]{1,36}$/,
@@ -20,8 +25,8 @@ export const PROVISIONING_TEMPLATE_LIMITS = {
   roleArnChars: [20, 2048] as const,
   /** ProvisioningHook.targetArn: length 0–2048. */
   maxTargetArnChars: 2048,
-  /** ProvisioningHook.payloadVersion: length 10, "^[0-9-]+$" (the one version is 2020-04-01). */
-  payloadVersion: /^[0-9-]{10}$/,
+  /** ProvisioningHook.payloadVersion: length 10–32, "^[0-9-]+$" (the one valid version is 2020-04-01). */
+  payloadVersion: /^[0-9-]{10,32}$/,
   /** Fleet provisioning quota: versions of one template. */
   maxVersionsPerTemplate: 5,
   /** Fleet provisioning quota: templates per account and Region. */
@@ -134,7 +139,9 @@ function hook(input: { readonly targetArn: string; readonly payloadVersion?: str
   }
   const payloadVersion = input.payloadVersion ?? DEFAULT_HOOK_PAYLOAD_VERSION;
   if (!PROVISIONING_TEMPLATE_LIMITS.payloadVersion.test(payloadVersion)) {
-    throw invalidRequest("'preProvisioningHook.payloadVersion' must be 10 characters of [0-9-], e.g. 2020-04-01.");
+    throw invalidRequest(
+      "'preProvisioningHook.payloadVersion' must be 10 to 32 characters of [0-9-], e.g. 2020-04-01.",
+    );
   }
   return { targetArn: input.targetArn, payloadVersion };
 }

@@ -193,6 +193,11 @@ describe('CreateProvisioningTemplate and DescribeProvisioningTemplate', () => {
       /payloadVersion/,
     ],
     [
+      'a 33-character hook payloadVersion',
+      { preProvisioningHook: { targetArn: HOOK, payloadVersion: '2'.repeat(33) } },
+      /payloadVersion/,
+    ],
+    [
       'a hook on a JITP template',
       { type: 'JITP', templateBody: BULK_CSR_TEMPLATE, preProvisioningHook: { targetArn: HOOK } },
       /only for FLEET_PROVISIONING/,
