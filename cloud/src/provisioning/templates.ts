@@ -85,7 +85,8 @@ export interface TemplateForProvisioning {
 export interface ProvisioningTemplates {
   create(input: CreateTemplateInput): TemplateView;
   describe(templateName: string): TemplateView;
-  list(page: { after?: number | undefined; limit: number }): Page<TemplateView>;
+  /** Templates in creation order, without their bodies (ListProvisioningTemplates shows none). */
+  list(page: { after?: number | undefined; limit: number }): Page<TemplateRecord & { readonly templateArn: string }>;
   update(templateName: string, input: UpdateTemplateInput): void;
   delete(templateName: string): void;
   createVersion(templateName: string, templateBody: string, setAsDefault: boolean): VersionView;
@@ -233,7 +234,7 @@ export function createProvisioningTemplates(deps: ProvisioningTemplatesDeps): Pr
 
     list: ({ after, limit }) => {
       const page = store.listTemplates(after, limit);
-      return { ...page, items: page.items.map(view) };
+      return { ...page, items: page.items.map((t) => ({ ...t, templateArn: templateArn(t.templateName) })) };
     },
 
     update(templateName, input) {
