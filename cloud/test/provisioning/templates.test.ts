@@ -1,4 +1,7 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DataFileError } from '../../src/adapters/sqlite-open.js';
 import { ApiError } from '../../src/http/errors.js';
 import {
   createProvisioningTemplates,
@@ -6,6 +9,7 @@ import {
   openLocalProvisioningTemplates,
   openSqliteProvisioningStore,
   PROVISIONING_TEMPLATE_LIMITS,
+  PROVISIONING_TEMPLATES_FILE,
   type ProvisioningTemplates,
 } from '../../src/provisioning/index.js';
 import { removeDir, tempDir } from '../../src/testing/in-process-core.js';
@@ -113,6 +117,34 @@ describe('getTemplateForProvisioning', () => {
       );
       expect(second.routes.routes.map((r) => r.operation)).toHaveLength(9);
       second.close();
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
+describe('the data file', () => {
+  it('a file that is not a database fails with its path and the fix, and is left as it was', () => {
+    const dir = tempDir('provisioning-corrupt');
+    try {
+      const file = join(dir, PROVISIONING_TEMPLATES_FILE);
+      writeFileSync(file, 'not a database '.repeat(100));
+      let err: unknown;
+      try {
+        openLocalProvisioningTemplates({
+          dataDir: dir,
+          region: 'us-east-1',
+          accountId: '123456789012',
+          now: () => clock,
+        });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(DataFileError);
+      expect(err).toMatchObject({ code: 'DATA_FILE_CORRUPT' });
+      expect((err as Error).message).toContain(file);
+      expect((err as Error).message).toContain('start again with an empty provisioning templates store');
+      expect(readFileSync(file, 'utf8')).toContain('not a database');
     } finally {
       removeDir(dir);
     }
