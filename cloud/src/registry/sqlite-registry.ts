@@ -110,7 +110,11 @@ export interface Registry extends IdentityDirectory {
   }): ThingRecord;
   deleteThing(input: { thingName: string; expectedVersion?: number | undefined }): void;
 
-  registerCertificate(input: { certificatePem: string; status: 'ACTIVE' | 'INACTIVE' }): CertificateRecord;
+  /** PENDING_ACTIVATION: a certificate fleet provisioning created, until RegisterThing sets its status. */
+  registerCertificate(input: {
+    certificatePem: string;
+    status: 'ACTIVE' | 'INACTIVE' | 'PENDING_ACTIVATION';
+  }): CertificateRecord;
   describeCertificate(certificateId: string): CertificateRecord;
   listCertificates(input: PageRequest & { ascending?: boolean | undefined }): Page<CertificateRecord>;
   updateCertificate(certificateId: string, newStatus: string): void;

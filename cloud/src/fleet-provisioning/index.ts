@@ -1,0 +1,6 @@
+/**
+ * Fleet provisioning's device side in the local IoT Core: the certificate requests over MQTT and
+ * the certificate ownership tokens RegisterThing consumes.
+ */
+export * from './certificates-mqtt.js';
+export * from './ownership-tokens.js';
