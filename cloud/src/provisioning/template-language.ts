@@ -520,8 +520,10 @@ class Names {
     }
     // Not refused: AWS's own examples Ref a parameter they do not declare (the fleet provisioning
     // example of the developer guide's earlier revision, and the AWS CLI reference's
-    // create-provisioning-template example, shown created). Such a name takes the value the device
-    // sends, and evaluation fails when it sends none.
+    // create-provisioning-template example). Whether IoT refuses such a template at create is not
+    // documented (the CLI page's "created" output is no evidence: its template, as printed, is not
+    // even valid JSON), so the local core takes the lenient reading: the name takes the value the
+    // device sends, and evaluation fails when it sends none.
   }
 
   checkValue(value: unknown, where: string): void {

@@ -181,7 +181,8 @@ export const FLEET_EXAMPLE = `{
 
 /**
  * The AWS CLI reference's create-provisioning-template example (`template.json`): it names the
- * thing with Fn::Join over a SerialNumber it does not declare, and the page shows it created.
+ * thing with Fn::Join over a SerialNumber it does not declare, and, like the guide's fleet
+ * example, ends with one closing brace more than it opens.
  */
 export const CLI_EXAMPLE = `{
     "Parameters" : {

@@ -151,7 +151,8 @@ describe("AWS's documented examples", () => {
     });
   });
 
-  it('the CLI example (brace fixed): an undeclared SerialNumber takes the value the device sends, and fails when none is sent', () => {
+  it('the CLI example, one closing brace too many as published; fixed: an undeclared SerialNumber takes the value the device sends, and fails when none is sent', () => {
+    expect(checkProvisioningTemplate(CLI_EXAMPLE)).toMatchObject({ ok: false, code: 'TEMPLATE_NOT_JSON' });
     const body = withoutLastBrace(CLI_EXAMPLE);
     expect(checkProvisioningTemplate(body).ok).toBe(true);
     expect(thingNameOf(body, { DeviceLocation: 'Seattle', SerialNumber: '7' })).toBe('ThingPrefix_7');
