@@ -45,6 +45,7 @@ import { topicRuleRoutes } from '../rules/topic-rule-routes.js';
 import type { ShadowService } from '../shadow/service.js';
 import type { ShadowStore } from '../shadow/store.js';
 import { createLocalCloud } from './cloud-wiring.js';
+import { createLocalFleetProvisioning } from './fleet-provisioning-wiring.js';
 import { createLocalJobsTransports, registeredIn } from './jobs-wiring.js';
 import { createLocalShadow } from './shadow-wiring.js';
 
@@ -321,6 +322,9 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         });
         await jobsDevices.start();
         cleanup.push(() => jobsDevices.stop());
+        const fleetProvisioning = createLocalFleetProvisioning({ broker, registry, ca, now, logger });
+        await fleetProvisioning.start();
+        cleanup.push(() => fleetProvisioning.stop());
 
         const webConsole = createWebConsole({
           registry,

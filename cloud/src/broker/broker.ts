@@ -165,7 +165,16 @@ export interface BrokerBus {
   publish(
     topic: string,
     payload: string | Uint8Array,
-    options?: { qos?: 0 | 1; retain?: boolean; properties?: MessageProperties },
+    options?: {
+      qos?: 0 | 1;
+      retain?: boolean;
+      properties?: MessageProperties;
+      /**
+       * Deliver to this client id's connection only (other subscribers never see it). Use QoS 0:
+       * a QoS 1 message queued for an offline session is not re-checked against `to`.
+       */
+      to?: string;
+    },
   ): Promise<void>;
   /**
    * Subscribes a handler to an MQTT topic filter. If the handler returns a promise, the next
@@ -339,6 +348,13 @@ export function createBroker(deps: BrokerDeps): Broker {
    * pins this), as IoT Core's shadow service recognises and ignores LWT messages.
    */
   const willPayloads = new WeakSet<Buffer>();
+  /**
+   * Payload buffers of in-process messages addressed to one client id (`bus.publish`'s `to`):
+   * fleet provisioning answers "through the same MQTT connection used to publish the API request",
+   * and its answers carry private keys and ownership tokens that every other holder of the shared
+   * claim certificate may subscribe to. Identified by buffer, as the wills are.
+   */
+  const addressedPayloads = new WeakMap<Buffer, string>();
 
   // ---- sessions -------------------------------------------------------------------------
 
@@ -806,6 +822,8 @@ export function createBroker(deps: BrokerDeps): Broker {
     client,
     packet,
   ) => {
+    const to = Buffer.isBuffer(packet.payload) ? addressedPayloads.get(packet.payload) : undefined;
+    if (to !== undefined && client.id !== to) return null;
     if (!checks) return packet;
     const session = sessions.get(client);
     if (!session || !decide(session, 'iot:Receive', 'topic', packet.topic)) return null;
@@ -1156,6 +1174,7 @@ export function createBroker(deps: BrokerDeps): Broker {
         retain: options.retain ?? false,
         dup: false,
       };
+      if (options.to !== undefined) addressedPayloads.set(packet.payload as Buffer, options.to);
       if (options.properties && options.properties !== NO_PROPERTIES) {
         packet.properties = { ...options.properties } as NonNullable<PublishPacket['properties']>;
       }
