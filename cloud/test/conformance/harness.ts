@@ -235,8 +235,13 @@ export async function connectDevice(
   protocol: MqttProtocol = '3.1.1',
   options: ConnectOptions = {},
 ): Promise<DeviceClient> {
-  await paceConnect(options.clientId ?? device.thingName);
-  return protocol === '5' ? connect5(core, device, options) : connect311(core, device, options);
+  const clientId = options.clientId ?? device.thingName;
+  await paceConnect(clientId);
+  try {
+    return await (protocol === '5' ? connect5(core, device, options) : connect311(core, device, options));
+  } finally {
+    connectAnswered(clientId);
+  }
 }
 
 /** When each client id last connected, for {@link paceConnect}. */
@@ -246,12 +251,21 @@ const lastConnectAt = new Map<string, number>();
  * IoT Core accepts one CONNECT per second per client id, and the local core enforces it
  * (connectsPerSecondPerClientId; quotas.test.ts tests the refusal). Cases that reconnect one client
  * id (sessions, takeovers, restarts) wait out the rest of that second first, as a device's
- * reconnect backoff does, rather than run without the quota.
+ * reconnect backoff does, rather than run without the quota. The second is counted from when the
+ * last connect was answered ({@link connectAnswered}), not from when it began: the broker counts
+ * CONNECTs as they arrive, after a TLS handshake that takes longer on a loaded machine, so a
+ * second connect paced from the first one's start was refused (CONNECTION_RATE_EXCEEDED) when the
+ * first handshake was slow and the second quick.
  */
 async function paceConnect(clientId: string): Promise<void> {
   const last = lastConnectAt.get(clientId);
   const wait = last === undefined ? 0 : last + 1_050 - Date.now();
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  lastConnectAt.set(clientId, Date.now());
+}
+
+/** The connect of `clientId` was answered (or failed): the next waits a second from now. */
+function connectAnswered(clientId: string): void {
   lastConnectAt.set(clientId, Date.now());
 }
 
@@ -461,7 +475,12 @@ export async function connackReturnCode311(
 ): Promise<number | undefined> {
   try {
     await paceConnect(clientId);
-    const client = await connectAsync({ ...thingMqttOptions(core.info, device), clientId });
+    let client: Awaited<ReturnType<typeof connectAsync>>;
+    try {
+      client = await connectAsync({ ...thingMqttOptions(core.info, device), clientId });
+    } finally {
+      connectAnswered(clientId);
+    }
     await client.endAsync(true);
     return 0;
   } catch (err) {
