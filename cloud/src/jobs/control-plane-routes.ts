@@ -3,10 +3,10 @@ import {
   JOB_STATUSES as IOT_JOB_STATUSES,
   isJsonObject,
   JOB_EXECUTION_STATUSES,
-  ownValue,
   RETRY_FAILURE_TYPES,
   TARGET_SELECTIONS,
 } from '@pifleet/protocol';
+import { type Body, field, list, num, obj, oneOf, str } from '../http/body-fields.js';
 import { invalidRequest } from '../http/errors.js';
 import { queryBoolean } from '../http/iot-control-plane.js';
 import type { ApiRequest, ApiResponse, Route, RouteGroup } from '../http/server.js';
@@ -35,51 +35,6 @@ import { hasAtMostDecimals, reasonCodeProblem, textProblem } from './validation.
 
 export interface JobsControlPlaneDeps {
   readonly jobs: JobsService;
-}
-
-type Body = Readonly<Record<string, unknown>>;
-
-const field = (body: Body, name: string): unknown => {
-  const v = ownValue(body as Record<string, unknown>, name);
-  return v === null ? undefined : v;
-};
-
-function str(body: Body, name: string): string | undefined {
-  const v = field(body, name);
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw invalidRequest(`'${name}' must be a string.`);
-  return v;
-}
-
-function num(body: Body, name: string, min: number, max: number, integer: boolean): number | undefined {
-  const v = field(body, name);
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
-    throw invalidRequest(`'${name}' must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}.`);
-  }
-  return v;
-}
-
-function obj(body: Body, name: string): Body | undefined {
-  const v = field(body, name);
-  if (v === undefined) return undefined;
-  if (!isJsonObject(v)) throw invalidRequest(`'${name}' must be an object.`);
-  return v;
-}
-
-function list(body: Body, name: string): readonly unknown[] | undefined {
-  const v = field(body, name);
-  if (v === undefined) return undefined;
-  if (!Array.isArray(v)) throw invalidRequest(`'${name}' must be a list.`);
-  return v;
-}
-
-function oneOf<T extends string>(value: string | undefined, name: string, allowed: readonly T[]): T | undefined {
-  if (value === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw invalidRequest(`'${name}' must be one of ${allowed.join(', ')}.`);
-  }
-  return value as T;
 }
 
 const UNSUPPORTED_CREATE_FIELDS = [

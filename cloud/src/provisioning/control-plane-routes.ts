@@ -1,4 +1,5 @@
-import { isJsonObject, ownValue } from '@pifleet/protocol';
+import { isJsonObject } from '@pifleet/protocol';
+import { type Body, bool, field, required, str } from '../http/body-fields.js';
 import { invalidRequest } from '../http/errors.js';
 import { ok, queryBoolean, queryInteger } from '../http/iot-control-plane.js';
 import type { ApiRequest, Route, RouteGroup } from '../http/server.js';
@@ -26,33 +27,6 @@ import {
 
 export interface ProvisioningTemplateRoutesDeps {
   readonly templates: ProvisioningTemplates;
-}
-
-type Body = Readonly<Record<string, unknown>>;
-
-const field = (body: Body, name: string): unknown => {
-  const v = ownValue(body as Record<string, unknown>, name);
-  return v === null ? undefined : v;
-};
-
-function str(body: Body, name: string): string | undefined {
-  const v = field(body, name);
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw invalidRequest(`'${name}' must be a string.`);
-  return v;
-}
-
-function required(body: Body, name: string): string {
-  const v = str(body, name);
-  if (v === undefined) throw invalidRequest(`'${name}' is required.`);
-  return v;
-}
-
-function bool(body: Body, name: string): boolean | undefined {
-  const v = field(body, name);
-  if (v === undefined) return undefined;
-  if (typeof v !== 'boolean') throw invalidRequest(`'${name}' must be a boolean.`);
-  return v;
 }
 
 function hookOf(body: Body): { targetArn: string; payloadVersion?: string } | undefined {
