@@ -9,6 +9,7 @@ import {
 import { type Body, field, list, num, obj, oneOf, str } from '../http/body-fields.js';
 import { invalidRequest } from '../http/errors.js';
 import { queryBoolean } from '../http/iot-control-plane.js';
+import { decodePageToken as decodeToken, nextTokenOf as nextToken } from '../http/page-token.js';
 import type { ApiRequest, ApiResponse, Route, RouteGroup } from '../http/server.js';
 import {
   type AbortCriterion,
@@ -253,27 +254,6 @@ function queryInt(request: ApiRequest, name: string, min: number, max: number): 
 
 const DEFAULT_PAGE = 50;
 const pageSize = (request: ApiRequest) => queryInt(request, 'maxResults', 1, JOB_LIMITS.maxResults) ?? DEFAULT_PAGE;
-
-/** Page tokens carry the store's sort key; anything else is a bad token. */
-const encodeToken = (key: number | string) => Buffer.from(JSON.stringify(key)).toString('base64url');
-
-function decodeToken<K extends 'number' | 'string'>(
-  request: ApiRequest,
-  kind: K,
-): (K extends 'number' ? number : string) | undefined {
-  const raw = request.query.get('nextToken');
-  if (raw === undefined || raw === '') return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
-  } catch {
-    value = undefined;
-  }
-  if (typeof value !== kind) throw invalidRequest('The nextToken is not valid.');
-  return value as K extends 'number' ? number : string;
-}
-
-const nextToken = (next: number | string | undefined) => (next === undefined ? {} : { nextToken: encodeToken(next) });
 
 // The local core schedules nothing, so a ListJobs filter on SCHEDULED is refused as before.
 const JOB_STATUSES: readonly JobStatus[] = IOT_JOB_STATUSES.filter((s): s is JobStatus => s !== 'SCHEDULED');

@@ -2,6 +2,7 @@ import { isJsonObject } from '@pifleet/protocol';
 import { type Body, bool, field, required, str } from '../http/body-fields.js';
 import { invalidRequest } from '../http/errors.js';
 import { ok, queryBoolean, queryInteger } from '../http/iot-control-plane.js';
+import { decodePageToken, nextTokenOf } from '../http/page-token.js';
 import type { ApiRequest, Route, RouteGroup } from '../http/server.js';
 import type { Page } from './store.js';
 import type { TemplateType } from './template-language.js';
@@ -75,22 +76,14 @@ function pageOf(request: ApiRequest): { after: number | undefined; limit: number
   const [min, max] = PROVISIONING_TEMPLATE_LIMITS.maxResults;
   const limit = queryInteger(request, 'maxResults') ?? max;
   if (limit < min || limit > max) throw invalidRequest(`'maxResults' must be from ${min} to ${max}.`);
-  const raw = request.query.get('nextToken');
-  if (raw === undefined || raw === '') return { after: undefined, limit };
-  let after: unknown;
-  try {
-    after = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
-  } catch {
-    after = undefined;
-  }
-  if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) {
+  const after = decodePageToken(request, 'number');
+  if (after !== undefined && (!Number.isSafeInteger(after) || after < 0)) {
     throw invalidRequest('The nextToken is not valid.');
   }
   return { after, limit };
 }
 
-const nextToken = (page: Page<unknown>) =>
-  page.next === undefined ? {} : { nextToken: Buffer.from(JSON.stringify(page.next)).toString('base64url') };
+const nextToken = (page: Page<unknown>) => nextTokenOf(page.next);
 
 const seconds = (ms: number) => ms / 1000;
 
