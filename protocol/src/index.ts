@@ -2,6 +2,7 @@ export * from './backoff.js';
 export * from './deploy.js';
 export * from './errors.js';
 export * from './exit-codes.js';
+export * from './fleet-provisioning-messages.js';
 export * from './fleet-provisioning-topics.js';
 export * from './iot-control-plane.js';
 export * from './issues.js';
