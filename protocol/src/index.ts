@@ -1,4 +1,5 @@
 export * from './backoff.js';
+export * from './claim-template.js';
 export * from './deploy.js';
 export * from './errors.js';
 export * from './exit-codes.js';
