@@ -54,3 +54,19 @@ export function provisionTopics(templateName: string) {
   }
   return requestTopics(`$aws/provisioning-templates/${templateName}/provision/json`);
 }
+
+const PROVISION_PREFIX = '$aws/provisioning-templates/';
+const PROVISION_SUFFIX = '/provision/json';
+
+/** The filter a service subscribes to for every template's RegisterThing requests. */
+export const provisionRequestFilter = `${PROVISION_PREFIX}+${PROVISION_SUFFIX}`;
+
+/**
+ * The template a RegisterThing request names, from its topic; undefined for answers, other topics
+ * and a template level that is not a valid template name (nothing could be provisioned with it).
+ */
+export function templateOfProvisionRequest(topic: string): string | undefined {
+  if (!topic.startsWith(PROVISION_PREFIX) || !topic.endsWith(PROVISION_SUFFIX)) return undefined;
+  const name = topic.slice(PROVISION_PREFIX.length, topic.length - PROVISION_SUFFIX.length);
+  return TEMPLATE_NAME_PATTERN.test(name) ? name : undefined;
+}

@@ -4,7 +4,9 @@ import {
   certificateRequestOf,
   certificateResponseTopic,
   certificateTopics,
+  provisionRequestFilter,
   provisionTopics,
+  templateOfProvisionRequest,
 } from '../src/index.js';
 
 /** The fleet provisioning topics exactly as the "Device provisioning MQTT API" spells them (JSON payload format). */
@@ -52,6 +54,23 @@ describe('fleet provisioning topics', () => {
     expect(provisionTopics('a'.repeat(36)).request).toContain('a'.repeat(36));
     for (const bad of ['', 'a'.repeat(37), 'a/b', '+', '#', 'a b', 'é']) {
       expect(() => provisionTopics(bad)).toThrow(TypeError);
+    }
+  });
+
+  it('read the template of a RegisterThing request, and nothing from answers or other topics', () => {
+    expect(provisionRequestFilter).toBe('$aws/provisioning-templates/+/provision/json');
+    expect(templateOfProvisionRequest('$aws/provisioning-templates/pifleet-claim/provision/json')).toBe(
+      'pifleet-claim',
+    );
+    for (const topic of [
+      '$aws/provisioning-templates/pifleet-claim/provision/json/accepted',
+      '$aws/provisioning-templates/pifleet-claim/provision/cbor',
+      '$aws/provisioning-templates//provision/json',
+      `$aws/provisioning-templates/${'a'.repeat(37)}/provision/json`,
+      '$aws/provisioning-templates/a/b/provision/json',
+      '$aws/certificates/create/json',
+    ]) {
+      expect(templateOfProvisionRequest(topic)).toBeUndefined();
     }
   });
 });

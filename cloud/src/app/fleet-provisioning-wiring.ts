@@ -1,4 +1,4 @@
-import { certificateRequestFilters } from '@pifleet/protocol';
+import { certificateRequestFilters, provisionRequestFilter } from '@pifleet/protocol';
 import type { Broker, BusMessage } from '../broker/index.js';
 import type { LocalCa } from '../ca/local-ca.js';
 import { CloudError } from '../errors.js';
@@ -8,21 +8,46 @@ import {
   type OwnershipTokenConsumer,
   type OwnershipTokens,
 } from '../fleet-provisioning/ownership-tokens.js';
+import {
+  createRegisterThing,
+  type HookResolver,
+  type PreProvisioningHookFunction,
+  type RegisterThingService,
+} from '../fleet-provisioning/register-thing.js';
 import { type Logger, silentLogger } from '../logger.js';
+import type { ProvisioningTemplates } from '../provisioning/templates.js';
 import type { Registry } from '../registry/sqlite-registry.js';
 
 /**
  * The device side of fleet provisioning in the local core: an in-process broker subscription to
  * `$aws/certificates/create/json` and `…/create-from-csr/json` feeding the MQTT adapter, whose
  * answers go back through the broker addressed to the requesting connection (so they are still
- * checked against its iot:Receive, and no other client sees them). RegisterThing is built on
- * {@link LocalFleetProvisioning.ownershipTokens}.
+ * checked against its iot:Receive, and no other client sees them); and RegisterThing on
+ * `$aws/provisioning-templates/+/provision/json`, answered the same way, which consumes the tokens
+ * and calls a template's pre-provisioning hook: a function of {@link LocalFleetProvisioningDeps.hooks}
+ * named by the hook's Lambda ARN (`arn:aws:lambda:…:function:NAME`), run in process.
  */
+
+/** The function name of a Lambda ARN (`arn:aws:lambda:region:account:function:NAME[:qualifier]`), or undefined. */
+export function lambdaFunctionName(arn: string): string | undefined {
+  const parts = arn.split(':');
+  if (parts.length < 7 || parts.length > 8 || parts[0] !== 'arn' || parts[2] !== 'lambda' || parts[5] !== 'function') {
+    return undefined;
+  }
+  return parts[6] || undefined;
+}
 
 export interface LocalFleetProvisioningDeps {
   readonly broker: Broker;
   readonly registry: Registry;
   readonly ca: LocalCa;
+  /** The provisioning templates RegisterThing provisions with. */
+  readonly templates: Pick<ProvisioningTemplates, 'getTemplateForProvisioning'>;
+  /**
+   * Pre-provisioning hooks by Lambda function name. A template whose hook names a function not here
+   * is denied, as AWS denies when its Lambda fails.
+   */
+  readonly hooks?: Readonly<Record<string, PreProvisioningHookFunction>>;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
   readonly logger?: Logger;
@@ -40,7 +65,7 @@ export interface LocalFleetProvisioning {
   start(): Promise<void>;
   /** Unsubscribes and waits for the answers in flight. */
   stop(): Promise<void>;
-  /** For RegisterThing: `consumeOwnershipToken(token)`. */
+  /** The tokens RegisterThing consumes (`consumeOwnershipToken(token)`). */
   readonly ownershipTokens: OwnershipTokenConsumer;
 }
 
@@ -48,6 +73,12 @@ export function createLocalFleetProvisioning(deps: LocalFleetProvisioningDeps): 
   const log = (deps.logger ?? silentLogger()).child({ component: 'fleet-provisioning-wiring' });
   const tokens = deps.tokens ?? createOwnershipTokens({ now: deps.now });
   let mqtt: CertificatesMqtt | undefined;
+  let registerThing: RegisterThingService | undefined;
+  const hooks = new Map(Object.entries(deps.hooks ?? {}));
+  const resolveHook: HookResolver = (targetArn) => {
+    const name = lambdaFunctionName(targetArn);
+    return name === undefined ? undefined : hooks.get(name);
+  };
   let unsubscribes: Array<() => Promise<void>> = [];
   let timer: NodeJS.Timeout | undefined;
 
@@ -71,6 +102,10 @@ export function createLocalFleetProvisioning(deps: LocalFleetProvisioningDeps): 
     void mqtt?.handle(message);
   }
 
+  function onProvision(message: BusMessage): void {
+    void registerThing?.handle(message);
+  }
+
   return {
     ownershipTokens: { consumeOwnershipToken: (token) => tokens.consumeOwnershipToken(token) },
 
@@ -80,19 +115,32 @@ export function createLocalFleetProvisioning(deps: LocalFleetProvisioningDeps): 
       }
       const { broker } = deps;
       adoptOrphans();
+      // QoS 0: an answer goes to the connection that asked or nowhere (see the bus's `to`).
+      const reply = (clientId: string, topic: string, payload: string) =>
+        broker.bus.publish(topic, payload, { qos: 0, to: clientId });
+      const certificateOf = (clientId: string) => broker.bus.sessions().get(clientId)?.certificateId;
       const created = createCertificatesMqtt({
         ca: deps.ca,
         registry: deps.registry,
         tokens,
-        // QoS 0: an answer goes to the connection that asked or nowhere (see the bus's `to`).
-        reply: (clientId, topic, payload) => broker.bus.publish(topic, payload, { qos: 0, to: clientId }),
-        certificateOf: (clientId) => broker.bus.sessions().get(clientId)?.certificateId,
+        reply,
+        certificateOf,
         logger: deps.logger ?? silentLogger(),
       });
       mqtt = created;
+      registerThing = createRegisterThing({
+        templates: deps.templates,
+        registry: deps.registry,
+        tokens,
+        hooks: resolveHook,
+        reply,
+        certificateOf,
+        logger: deps.logger ?? silentLogger(),
+      });
       try {
         for (const filter of certificateRequestFilters)
           unsubscribes.push(await broker.bus.subscribe(filter, onMessage));
+        unsubscribes.push(await broker.bus.subscribe(provisionRequestFilter, onProvision));
       } catch (err) {
         await this.stop();
         throw err;
@@ -116,8 +164,10 @@ export function createLocalFleetProvisioning(deps: LocalFleetProvisioningDeps): 
           log.warn({ err }, 'fleet provisioning subscription not removed');
         }
       }
+      const registering = registerThing;
       mqtt = undefined;
-      await running?.idle();
+      registerThing = undefined;
+      await Promise.all([running?.idle(), registering?.idle()]);
     },
   };
 }

@@ -17,6 +17,7 @@ import { type LocalCa, loadOrCreateCa } from '../ca/local-ca.js';
 import { ConfigError, type LocalCoreConfig } from '../config/local-core.js';
 import { createWebConsole, type WebConsole } from '../console/console.js';
 import { CloudError } from '../errors.js';
+import type { PreProvisioningHookFunction } from '../fleet-provisioning/register-thing.js';
 import { type LocalCredentials, loadOrCreateCredentials, singleCredentialStore } from '../http/credentials.js';
 import { iotControlPlaneRoutes } from '../http/iot-control-plane.js';
 import { createHttpServer, type HttpServerHandle, type RouteGroup } from '../http/server.js';
@@ -103,6 +104,11 @@ export interface LocalIotCoreDeps {
    * `now` and Node timers. Tests drive it virtually; SigV4 keeps the real `now`.
    */
   readonly jobsClock?: JobsClock;
+  /**
+   * Pre-provisioning hooks by Lambda function name: a template whose hook's targetArn is
+   * `arn:aws:lambda:…:function:NAME` calls `provisioningHooks[NAME]` in process.
+   */
+  readonly provisioningHooks?: Readonly<Record<string, PreProvisioningHookFunction>>;
 }
 
 export interface LocalIotCore {
@@ -322,7 +328,15 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         });
         await jobsDevices.start();
         cleanup.push(() => jobsDevices.stop());
-        const fleetProvisioning = createLocalFleetProvisioning({ broker, registry, ca, now, logger });
+        const fleetProvisioning = createLocalFleetProvisioning({
+          broker,
+          registry,
+          ca,
+          templates: provisioning.templates,
+          ...(deps.provisioningHooks === undefined ? {} : { hooks: deps.provisioningHooks }),
+          now,
+          logger,
+        });
         await fleetProvisioning.start();
         cleanup.push(() => fleetProvisioning.stop());
 

@@ -4,3 +4,4 @@
  */
 export * from './certificates-mqtt.js';
 export * from './ownership-tokens.js';
+export * from './register-thing.js';

@@ -297,8 +297,10 @@ function check(templateBody: string, type: TemplateType): ProvisioningTemplate {
     if (d.get('Type') !== 'String') throw invalid(`Parameters.${name}.Type must be "String".`);
     const dflt = d.get('Default');
     if (dflt !== undefined && typeof dflt !== 'string') throw invalid(`Parameters.${name}.Default must be a string.`);
-    if (PSEUDO_PARAMETERS.has(name) || name === NO_VALUE_REF) {
-      throw invalid(`Parameters.${name}: the name of a pseudo parameter cannot be declared.`);
+    // A pseudo parameter may be declared (AWS's JITP example declares those it uses); its value is
+    // still the service's, never the device's (see the Evaluator). AWS::NoValue is not a parameter.
+    if (name === NO_VALUE_REF) {
+      throw invalid(`Parameters.${name}: AWS::NoValue cannot be declared.`);
     }
     parameters.set(name, dflt === undefined ? {} : { default: dflt });
   }
@@ -733,6 +735,12 @@ class Evaluator {
     this.resources = new Map(t.resources.map((r) => [r.logicalName, r]));
     this.given = isJsonObject(parameters) ? entries(parameters) : new Map<string, unknown>();
     for (const [name, decl] of t.parameters) {
+      // A declared pseudo parameter takes the service's value (set below), else its Default; a
+      // device cannot set it by sending a parameter of that name.
+      if (PSEUDO_PARAMETERS.has(name)) {
+        if (decl.default !== undefined) this.values.set(name, decl.default);
+        continue;
+      }
       const value = this.given.get(name);
       if (value === undefined) {
         if (decl.default === undefined) {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IoTClient } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
-import { createLocalIotCore, type LocalCoreInfo, type LocalIotCore } from '../app/local-core.js';
+import { createLocalIotCore, type LocalCoreInfo, type LocalIotCore, type LocalIotCoreDeps } from '../app/local-core.js';
 import { LOCAL_CORE_DEFAULTS } from '../config/local-core.js';
 import { LOCAL_PROFILE, readCredentialsFile } from '../http/credentials.js';
 import type { JobsClock } from '../jobs/clock.js';
@@ -36,6 +36,8 @@ export interface InProcessCoreOptions {
   readonly limits?: Limits;
   /** The jobs service's clock and timers (a virtual clock drives rollouts and timeouts). */
   readonly jobsClock?: JobsClock;
+  /** Pre-provisioning hooks by Lambda function name (see LocalIotCoreDeps.provisioningHooks). */
+  readonly provisioningHooks?: LocalIotCoreDeps['provisioningHooks'];
 }
 
 export function tempDir(prefix: string): string {
@@ -67,6 +69,7 @@ export async function startInProcessCore(dataDir: string, options: InProcessCore
     ...(options.shadowStore ? { shadowStore: options.shadowStore } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.jobsClock ? { jobsClock: options.jobsClock } : {}),
+    ...(options.provisioningHooks ? { provisioningHooks: options.provisioningHooks } : {}),
   });
   const info = await core.start();
   const { iot, data } = sdkClients(info, options.maxAttempts);

@@ -5,7 +5,13 @@ import { connectAsync } from 'mqtt';
 import { afterAll, beforeAll } from 'vitest';
 import type { Limits } from '../../src/limits/index.js';
 import type { ShadowStore } from '../../src/shadow/store.js';
-import { type InProcessCore, removeDir, startInProcessCore, tempDir } from '../../src/testing/in-process-core.js';
+import {
+  type InProcessCore,
+  type InProcessCoreOptions,
+  removeDir,
+  startInProcessCore,
+  tempDir,
+} from '../../src/testing/in-process-core.js';
 import type { ProvisionedThing } from '../../src/testing/provision.js';
 import { thingMqttOptions } from '../../src/testing/thing-mqtt.js';
 import { closeQuietly, crt5ConnectProperties, within } from '../broker/fixtures.js';
@@ -38,14 +44,19 @@ export type Device = Pick<ProvisionedThing, 'thingName' | 'certPem' | 'keyPem'>;
  */
 export async function startCore(
   name: string,
-  options: { readonly shadowStore?: (dataDir: string) => ShadowStore; readonly limits?: Limits } = {},
+  options: {
+    readonly shadowStore?: (dataDir: string) => ShadowStore;
+    readonly limits?: Limits;
+    readonly provisioningHooks?: InProcessCoreOptions['provisioningHooks'];
+  } = {},
 ): Promise<Core> {
   const dataDir = tempDir(name);
-  const { shadowStore, limits } = options;
+  const { shadowStore, limits, provisioningHooks } = options;
   try {
     const run = await startInProcessCore(dataDir, {
       ...(shadowStore ? { shadowStore: () => shadowStore(dataDir) } : {}),
       ...(limits ? { limits } : {}),
+      ...(provisioningHooks ? { provisioningHooks } : {}),
     });
     return {
       ...run,
@@ -71,11 +82,12 @@ export async function startCore(
 export function coreForFile(
   name: string,
   onStarted: (core: Core) => void,
+  options: Parameters<typeof startCore>[1] = {},
 ): { readonly opened: Array<{ close(): Promise<void> }>; arn(kind: string, rest: string): string } {
   let core: Core | undefined;
   const opened: Array<{ close(): Promise<void> }> = [];
   beforeAll(async () => {
-    core = await startCore(name);
+    core = await startCore(name, options);
     onStarted(core);
   });
   afterAll(async () => {

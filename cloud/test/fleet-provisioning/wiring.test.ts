@@ -37,6 +37,9 @@ const exists = (certificateId: string): boolean => {
   }
 };
 
+/** These wirings run beside the core's own: they provision with no templates. */
+const templates = { getTemplateForProvisioning: () => undefined };
+
 describe('fleet provisioning wiring', () => {
   it('deletes, at start, the pending certificates of an earlier process older than an hour; keeps the rest', async () => {
     const pending = await certificate('PENDING_ACTIVATION');
@@ -46,6 +49,7 @@ describe('fleet provisioning wiring', () => {
       broker,
       registry,
       ca,
+      templates,
       now: () => Date.now() + OWNERSHIP_TOKEN_TTL_MS + 1_000,
     });
     await wiring.start();
@@ -63,7 +67,14 @@ describe('fleet provisioning wiring', () => {
     const pending = await certificate('PENDING_ACTIVATION');
     let clock = Date.now();
     const { broker, registry, ca } = core.core.services;
-    const wiring = createLocalFleetProvisioning({ broker, registry, ca, now: () => clock, sweepIntervalMs: 20 });
+    const wiring = createLocalFleetProvisioning({
+      broker,
+      registry,
+      ca,
+      templates,
+      now: () => clock,
+      sweepIntervalMs: 20,
+    });
     await wiring.start();
     try {
       expect(exists(pending)).toBe(true);
@@ -76,7 +87,7 @@ describe('fleet provisioning wiring', () => {
 
   it('gives RegisterThing nothing for a token it never issued', () => {
     const { broker, registry, ca } = core.core.services;
-    const wiring = createLocalFleetProvisioning({ broker, registry, ca, now: Date.now });
+    const wiring = createLocalFleetProvisioning({ broker, registry, ca, templates, now: Date.now });
     const result = wiring.ownershipTokens.consumeOwnershipToken('A'.repeat(43));
     expect(result.ok ? undefined : result.error.problem).toBe('unknown');
   });

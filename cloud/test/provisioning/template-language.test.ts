@@ -54,6 +54,32 @@ function fleet(thingProperties: object, extra: object = {}, parameters: object =
 
 const thingNameOf = (body: string, parameters: Record<string, string> = {}) => plan(body, parameters).thing?.thingName;
 
+describe('declared pseudo parameters', () => {
+  const declared = {
+    'AWS::IoT::Certificate::Id': { Type: 'String' },
+    'AWS::IoT::Certificate::Country': { Type: 'String', Default: 'XX' },
+  };
+
+  it("may be declared, as AWS's JITP example does, and take the service's value, not the device's", () => {
+    const body = fleet(
+      {
+        ThingName: {
+          'Fn::Join': ['-', [{ Ref: 'AWS::IoT::Certificate::Id' }, { Ref: 'AWS::IoT::Certificate::Country' }]],
+        },
+      },
+      {},
+      declared,
+    );
+    const sent = { 'AWS::IoT::Certificate::Id': 'forged', 'AWS::IoT::Certificate::Country': 'ZZ' };
+    expect(thingNameOf(body, sent)).toBe(`${CERT_ID}-XX`);
+    const subject = evaluateProvisioningTemplate(body, sent, {
+      certificateId: CERT_ID,
+      pseudoParameters: { 'AWS::IoT::Certificate::Country': 'DE' },
+    });
+    expect(subject.ok && subject.plan.thing?.thingName).toBe(`${CERT_ID}-DE`);
+  });
+});
+
 describe("AWS's documented examples", () => {
   it('bulk registration with a CSR (JITP): the thing, the CSR certificate and the policy document', () => {
     const csr = { SerialNumber: '123', CSR: '-----BEGIN CERTIFICATE REQUEST-----' };
@@ -172,7 +198,7 @@ describe('parameters', () => {
     [{ Name: { Type: 'Number' } }, /Type must be "String"/],
     [{ Name: { Type: 'String', Default: 1 } }, /Default must be a string/],
     [{ Name: { Type: 'String', AllowedValues: ['a'] } }, /unknown key 'AllowedValues'/],
-    [{ 'AWS::IoT::Certificate::Id': { Type: 'String' } }, /pseudo parameter cannot be declared/],
+    [{ 'AWS::NoValue': { Type: 'String' } }, /AWS::NoValue cannot be declared/],
   ])('declaration %j is refused', (parameters, message) => {
     refused(fleet({ ThingName: 'x' }, {}, parameters), 'TEMPLATE_INVALID', message);
   });
