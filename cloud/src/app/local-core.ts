@@ -18,6 +18,7 @@ import { ConfigError, type LocalCoreConfig } from '../config/local-core.js';
 import { createWebConsole, type WebConsole } from '../console/console.js';
 import { CloudError } from '../errors.js';
 import type { PreProvisioningHookFunction } from '../fleet-provisioning/register-thing.js';
+import { createProvisioningHook, PROVISIONING_HOOK_FUNCTION_NAME } from '../handlers/provisioning-hook.js';
 import { type LocalCredentials, loadOrCreateCredentials, singleCredentialStore } from '../http/credentials.js';
 import { iotControlPlaneRoutes } from '../http/iot-control-plane.js';
 import { createHttpServer, type HttpServerHandle, type RouteGroup } from '../http/server.js';
@@ -106,7 +107,8 @@ export interface LocalIotCoreDeps {
   readonly jobsClock?: JobsClock;
   /**
    * Pre-provisioning hooks by Lambda function name: a template whose hook's targetArn is
-   * `arn:aws:lambda:…:function:NAME` calls `provisioningHooks[NAME]` in process.
+   * `arn:aws:lambda:…:function:NAME` calls `provisioningHooks[NAME]` in process. pifleet's own,
+   * `pifleet-provisioning-hook`, is always there (a function of that name here replaces it).
    */
   readonly provisioningHooks?: Readonly<Record<string, PreProvisioningHookFunction>>;
 }
@@ -333,7 +335,12 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           registry,
           ca,
           templates: provisioning.templates,
-          ...(deps.provisioningHooks === undefined ? {} : { hooks: deps.provisioningHooks }),
+          // pifleet's default hook (the Lambda the CDK app deploys), its allow-list from the
+          // core's environment as the Lambda's is from its own; then the caller's functions.
+          hooks: {
+            [PROVISIONING_HOOK_FUNCTION_NAME]: createProvisioningHook({ env: process.env, logger }),
+            ...deps.provisioningHooks,
+          },
           now,
           logger,
         });

@@ -121,6 +121,7 @@ function setUpAccount(): Promise<Claim> {
       ['pf-throws', { hook: 'throws' }],
       ['pf-unknown-hook', { hook: 'no-such-function' }],
       ['pf-disabled', { enabled: false }],
+      ['pf-pifleet-hook', { hook: 'pifleet-provisioning-hook' }],
     ];
     for (const [templateName, o] of templates) {
       await core.iot.send(
@@ -136,8 +137,8 @@ function setUpAccount(): Promise<Claim> {
     const topics = [
       '$aws/certificates/create/*',
       '$aws/certificates/create-from-csr/*',
-      ...templates.map(([name]) => `$aws/provisioning-templates/${name}/provision/*`),
-      '$aws/provisioning-templates/pf-missing/provision/*',
+      // Every template here and one that does not exist (pf-missing); one grant, as the document's 2,048 characters allow.
+      '$aws/provisioning-templates/pf-*/provision/*',
     ];
     const claimPolicy: IotPolicyDocument = {
       Version: '2012-10-17',
@@ -461,6 +462,36 @@ describe('RegisterThing refusals, over mqtt.js (MQTT 5)', () => {
     expect(thing.attributes).toEqual({ serial, model: 'm1' });
     const principals = await core.iot.send(new ListThingPrincipalsCommand({ thingName }));
     expect([...(principals.principals ?? [])].sort()).toEqual(ids.map((id) => arn('cert', id)).sort());
+  });
+
+  it("pifleet's own hook is built in: a serial is lower-cased into the thing's name, a malformed one denied", async () => {
+    const topics = provisionTopics('pf-pifleet-hook');
+    const serial = `ABC${nextSerial()}`;
+    for (const [sent, outcome] of [
+      [
+        serial,
+        {
+          topic: topics.accepted,
+          body: { thingName: `pi-${serial.toLowerCase()}`, deviceConfiguration: expect.any(Object) },
+        },
+      ],
+      [
+        'not a serial',
+        {
+          topic: topics.rejected,
+          body: { statusCode: 403, errorCode: 'AccessDenied', errorMessage: expect.any(String) },
+        },
+      ],
+    ] as const) {
+      const raw = await rawClaim('5');
+      const { token } = await tokenOver(raw);
+      await raw.client.subscribeAsync(`${topics.request}/+`, { qos: 1 });
+      const answer = await raw.request(
+        topics.request,
+        JSON.stringify({ certificateOwnershipToken: token, parameters: { SerialNumber: sent } }),
+      );
+      expect(answer).toEqual(outcome);
+    }
   });
 
   it('UpdateProvisioningTemplate takes effect at the next request (enabled → disabled)', async () => {
