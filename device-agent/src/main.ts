@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from '@commander-js/extra-typings';
-import { AGENT_INSTALL_PATHS, EXIT, type ExitCode, type Issue } from '@pifleet/protocol';
+import { AGENT_INSTALL_PATHS, EXIT, type ExitCode, type Issue, LOG_LEVELS } from '@pifleet/protocol';
 import { AGENT_VERSION } from './app/agent.js';
 import { createAgentRuntime } from './app/runtime.js';
 import { readAndCheckConfigFile, readConfigFile } from './config/files.js';
@@ -10,9 +10,13 @@ import type { AgentConfig } from './config/schema.js';
 import { AgentError, ConfigError } from './errors.js';
 import { HardwareUnavailableError } from './hardware/errors.js';
 import { selfUpdateLayout } from './jobs/wiring.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
 import { createSystemClock } from './ports/clock.js';
 import { exitWhenFlushed } from './process-exit.js';
+import { ProvisioningRejectedError, ProvisioningTimeoutError } from './provisioning/errors.js';
+import type { ProvisioningMethod } from './provisioning/flow.js';
+import { needsProvisioning, type ProvisioningOverrides, provisionFromConfigFile } from './provisioning/provision.js';
+import type { ProvisioningTransportKind } from './provisioning/session.js';
 import { createSystemdNotifier } from './systemd/notify.js';
 import { renderUnit } from './systemd/unit.js';
 import { createUpdater } from './update/updater.js';
@@ -69,6 +73,19 @@ async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCod
   // (connecting, reading the outbox) is honoured once it has started, instead of the default
   // action killing the process with nothing flushed.
   const stopAsked = (io.waitForStop ?? waitForSignal)();
+  // A device started from an image with a claim certificate: provision first, then run as the
+  // thing it became (the config now names it and its certificate is in place).
+  if (await needsProvisioning(file, io.env, flags)) {
+    const level = LOG_LEVELS.find((l) => l === flags.logLevel) ?? 'info';
+    const logger = createLogger({ level });
+    logger.info({ config: file }, 'not provisioned yet: provisioning by claim');
+    const first = await Promise.race([
+      provision({ configFile: file, env: io.env, flags }, io, logger, false).then((code) => ({ code })),
+      stopAsked.then((signal) => ({ signal })),
+    ]);
+    if ('signal' in first) return first.signal === 'SIGINT' ? EXIT.interrupted : EXIT.ok;
+    if (first.code !== EXIT.ok) return first.code;
+  }
   let config: AgentConfig;
   try {
     // The same checks as check-config: a key from another pair, a directory as the outbox, … exit
@@ -154,6 +171,96 @@ function waitForSignal(): Promise<'SIGTERM' | 'SIGINT'> {
   });
 }
 
+/**
+ * Provisions by claim and says how it went: one line on stdout (JSON with `--json`) when it is
+ * done, one line with the reason and a hint on stderr when it is not, and the exit code: 78 for a
+ * config or a rejection no retry changes (the unit does not restart on it), 69 when the service
+ * could not be reached in time (the unit restarts and it tries again), 77 for a file it may not write.
+ */
+async function provision(
+  input: Parameters<typeof provisionFromConfigFile>[0],
+  io: CliIo,
+  logger: Logger,
+  json: boolean,
+  transport?: ProvisioningTransportKind,
+): Promise<ExitCode> {
+  try {
+    const outcome = await provisionFromConfigFile(input, { logger, ...(transport ? { transport } : {}) });
+    if (outcome.status === 'already-provisioned') {
+      if (json) io.stdout(`${JSON.stringify({ ok: true, status: outcome.status, thingName: outcome.thingName })}\n`);
+      else
+        io.stdout(
+          `${input.configFile}: already provisioned as ${outcome.thingName} (nothing done; --force provisions again)\n`,
+        );
+      return EXIT.ok;
+    }
+    const { identity } = outcome;
+    if (json)
+      io.stdout(
+        `${JSON.stringify({ ok: true, status: outcome.status, thingName: identity.thingName, certificateId: identity.certificateId, parameters: outcome.parameters })}\n`,
+      );
+    else
+      io.stdout(
+        `provisioned as ${identity.thingName} (certificate ${identity.certificateId.slice(0, 12)}…); ${input.configFile} updated\n`,
+      );
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      report(io, json, err.issues);
+      return EXIT.config;
+    }
+    if (err instanceof ProvisioningRejectedError) {
+      const hint =
+        err.operation === 'RegisterThing'
+          ? 'check the template, its pre-provisioning hook, and the parameters sent (provisioning.parameters, --param)'
+          : 'check the claim certificate, its policy and the CSR';
+      io.stderr(
+        `pifleet-agent: provisioning refused: ${err.operation} ${err.statusCode} ${err.errorCode}: ${err.errorMessage}\nhint: ${hint}\n`,
+      );
+      return EXIT.config;
+    }
+    if (err instanceof ProvisioningTimeoutError) {
+      io.stderr(
+        `pifleet-agent: ${err.message}\nhint: check the endpoint, the network and the claim certificate (pifleet-agent provision --log-level debug); provisioning.timeoutSeconds sets the time allowed\n`,
+      );
+      return EXIT.unavailable;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (typeof e?.code === 'string' && typeof e.path === 'string' && e.syscall !== undefined) {
+      io.stderr(
+        `pifleet-agent: cannot write ${e.path} (${e.code}) while provisioning\nhint: the agent's user needs write access to the config, certFile and keyFile directories\n`,
+      );
+      return e.code === 'EACCES' || e.code === 'EPERM' ? EXIT.noPermission : EXIT.config;
+    }
+    throw err;
+  }
+}
+
+/** `--param K=V`, repeated: the pairs, in order. */
+function collectParam(value: string, previous: readonly string[]): string[] {
+  return [...previous, value];
+}
+
+function parseParams(pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = Object.create(null);
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0)
+      throw new ExitWith(
+        EXIT.usage,
+        `--param ${JSON.stringify(pair)}: use NAME=VALUE (e.g. --param SerialNumber=10000000a3b4c5d6)`,
+      );
+    const key = pair.slice(0, eq);
+    Object.defineProperty(out, key, {
+      value: pair.slice(eq + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
+}
+
 /** The options of `print-unit`, as commander parses them. */
 interface PrintUnitOptions {
   readonly config: string;
@@ -225,6 +332,65 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<ExitCo
         ...(o.outbox ? { outboxPath: o.outbox } : {}),
       };
       code = await run(o.config, flags, io);
+    });
+  program
+    .command('provision')
+    .description(
+      'provision this device by claim (fleet provisioning): get its own certificate and thing with the claim certificate, and write them and thingName into the config',
+    )
+    .requiredOption('-c, --config <file>', 'config file (JSON) with a provisioning section')
+    .option('--claim-cert <file>', 'override provisioning.claimCertFile')
+    .option('--claim-key <file>', 'override provisioning.claimKeyFile')
+    .option('--template <name>', 'override provisioning.templateName')
+    .option('--csr', 'make the key on the device and send a CSR (CreateCertificateFromCsr; the default)')
+    .option('--create-keys', 'let AWS IoT make the key (CreateKeysAndCertificate)')
+    .option(
+      '--param <name=value>',
+      'a template parameter (repeatable; overrides the device facts and the config)',
+      collectParam,
+      [],
+    )
+    .option('--timeout <seconds>', 'override provisioning.timeoutSeconds')
+    .option('--force', 'provision again even when the config names a thing and its certificate exists')
+    .option('--log-level <level>', 'override logLevel')
+    .option('--endpoint <host>', 'override endpoint')
+    .option('--transport <kind>', 'MQTT library: crt (the device SDK; default) or mqttjs')
+    .option('--json', 'print the result as JSON')
+    .action(async (o) => {
+      if (o.csr && o.createKeys) throw new ExitWith(EXIT.usage, '--csr and --create-keys exclude each other');
+      if (o.transport !== undefined && o.transport !== 'crt' && o.transport !== 'mqttjs')
+        throw new ExitWith(EXIT.usage, '--transport must be crt or mqttjs');
+      let timeoutSeconds: number | undefined;
+      if (o.timeout !== undefined) {
+        timeoutSeconds = Number(o.timeout);
+        if (!Number.isInteger(timeoutSeconds))
+          throw new ExitWith(EXIT.usage, '--timeout must be a whole number of seconds');
+      }
+      const method: ProvisioningMethod | undefined = o.createKeys ? 'create-keys' : o.csr ? 'csr' : undefined;
+      const params = parseParams(o.param);
+      const overrides: ProvisioningOverrides = {
+        ...(o.claimCert ? { claimCertFile: o.claimCert } : {}),
+        ...(o.claimKey ? { claimKeyFile: o.claimKey } : {}),
+        ...(o.template ? { templateName: o.template } : {}),
+        ...(method ? { method } : {}),
+        ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+        ...(Object.keys(params).length > 0 ? { parameters: params } : {}),
+      };
+      const flags: ConfigFlags = {
+        ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+        ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+      };
+      const logger = createLogger({
+        level: o.logLevel ?? 'info',
+        destination: { write: (line: string) => io.stderr(line) },
+      });
+      code = await provision(
+        { configFile: o.config, env: io.env, flags, overrides, ...(o.force ? { force: true } : {}) },
+        io,
+        logger,
+        Boolean(o.json),
+        o.transport as ProvisioningTransportKind | undefined,
+      );
     });
   program
     .command('check-config')

@@ -1,9 +1,13 @@
 import {
+  isJsonObject,
   isValidClientId,
   isValidThingName,
   LOG_LEVELS,
+  REGISTER_THING_LIMITS,
+  RESERVED_KEYS,
   releasePublicKeyProblem,
   STATE_BOUNDS,
+  setOwn,
 } from '@pifleet/protocol';
 import { z } from 'zod';
 import {
@@ -180,6 +184,74 @@ export const updateConfigSchema = z.strictObject({
   healthDeadlineSeconds: intIn('healthDeadlineSeconds', 10, 3_600).default(120),
 });
 
+/** Provisioning template names (CreateProvisioningTemplate): 1–36 characters of `[0-9A-Za-z_-]`. */
+const TEMPLATE_NAME = /^[0-9A-Za-z_-]{1,36}$/;
+
+/** At most this many template parameters: the device's facts and a few of the operator's. */
+export const MAX_PROVISIONING_PARAMETERS = 64;
+
+/**
+ * Why a template parameters object is not one (strings only, keys and values within RegisterThing's
+ * limits, no key that could reach a prototype); undefined when it is. Checked on the parsed JSON
+ * itself, not through `z.record`, which drops a `__proto__` key without a word.
+ */
+function parametersProblem(value: unknown): { path: string[]; message: string } | undefined {
+  if (!isJsonObject(value)) return { path: [], message: 'provisioning.parameters must be an object of strings' };
+  const keys = Object.keys(value);
+  if (keys.length > MAX_PROVISIONING_PARAMETERS)
+    return { path: [], message: `at most ${MAX_PROVISIONING_PARAMETERS} parameters (${keys.length} given)` };
+  for (const key of keys) {
+    if (RESERVED_KEYS.has(key)) return { path: [key], message: `${JSON.stringify(key)} is not a parameter name` };
+    if (key.length === 0 || key.length > REGISTER_THING_LIMITS.maxKeyChars)
+      return { path: [key], message: `a parameter name has 1 to ${REGISTER_THING_LIMITS.maxKeyChars} characters` };
+    const v = value[key];
+    if (typeof v !== 'string') return { path: [key], message: 'a parameter value must be a string' };
+    if (v.length > REGISTER_THING_LIMITS.maxValueChars)
+      return {
+        path: [key],
+        message: `a parameter value has at most ${REGISTER_THING_LIMITS.maxValueChars} characters`,
+      };
+  }
+  return undefined;
+}
+
+/** Template parameters: a null-prototype copy of the checked object (a `__proto__` key is refused before). */
+const templateParameters = z
+  .unknown()
+  .check((ctx) => {
+    const problem = parametersProblem(ctx.value);
+    if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, path: problem.path, message: problem.message });
+  })
+  .transform((value) => {
+    const out: Record<string, string> = Object.create(null);
+    for (const [k, v] of Object.entries(value as Record<string, string>)) setOwn(out, k, v);
+    return out as Readonly<Record<string, string>>;
+  });
+
+/**
+ * Fleet provisioning by claim (`pifleet-agent provision`, and `run` on a device not provisioned
+ * yet): the template to register through, the claim certificate every device of the image shares,
+ * how the device gets its own key (`csr`: made on the device, only a CSR leaves it; `create-keys`:
+ * AWS IoT makes the key and sends it back), and template parameters that override the facts the
+ * agent reads from the device (SerialNumber, Model, MacAddress). Once provisioned (certFile exists
+ * and thingName is set) the section is kept and ignored.
+ */
+export const provisioningConfigSchema = z.strictObject({
+  templateName: z
+    .string({ error: 'provisioning.templateName is required' })
+    .regex(TEMPLATE_NAME, 'a template name is 1-36 characters of a-z A-Z 0-9 _ -'),
+  claimCertFile: nonEmpty('provisioning.claimCertFile'),
+  claimKeyFile: nonEmpty('provisioning.claimKeyFile'),
+  method: z
+    .enum(['csr', 'create-keys'], { error: 'provisioning.method must be "csr" or "create-keys"' })
+    .default('csr'),
+  parameters: templateParameters.optional(),
+  /** How long provisioning may take in all (connecting, retries), in seconds. */
+  timeoutSeconds: intIn('timeoutSeconds', 10, 3_600).default(300),
+});
+
+export type ProvisioningConfig = z.output<typeof provisioningConfigSchema>;
+
 export const agentConfigSchema = z
   .strictObject({
     thingName: z.string({ error: 'thingName is required' }).refine(isValidThingName, 'invalid thing name'),
@@ -207,6 +279,7 @@ export const agentConfigSchema = z
     i2cBus: intIn('i2cBus', 0, 31).default(1),
     /** Bounded wait for in-flight acknowledgements on SIGTERM. */
     shutdownTimeoutMs: intIn('shutdownTimeoutMs', 0, 60_000).default(5_000),
+    provisioning: provisioningConfigSchema.optional(),
   })
   .superRefine((c, ctx) => {
     const dup = (list: readonly { id: string }[], key: string) => {

@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { isJsonObject, setOwn } from '@pifleet/protocol';
+
+/**
+ * Replaces `file` with `data` so that a crash at any point leaves either the old file or the new
+ * one, never a part of it: the data goes to a temporary file in the same directory (created with
+ * `mode`, so a key is never readable by others, not even for a moment), which is fsynced, renamed
+ * over `file`, and the directory fsynced so that the rename itself survives a power cut.
+ */
+export async function writeFileAtomic(file: string, data: string, mode: number): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(tmp, 'wx', mode);
+  try {
+    try {
+      // The umask may have taken bits off `mode` at creation; never adds any.
+      await handle.chmod(mode);
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await syncDirectory(dir);
+}
+
+/** fsyncs a directory, so that a rename or unlink in it is on disk. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The config file's text with `thingName` set (first, where a reader looks), everything else as it was. */
+export function configWithThingName(text: string, thingName: string): string {
+  const doc: unknown = JSON.parse(text);
+  if (!isJsonObject(doc)) throw new TypeError('config must be a JSON object');
+  const out: Record<string, unknown> = { thingName };
+  for (const key of Object.keys(doc)) if (key !== 'thingName') setOwn(out, key, doc[key]);
+  return `${JSON.stringify(out, null, 2)}\n`;
+}
+
+/** What provisioning stores, and where. */
+export interface IdentityFiles {
+  readonly configFile: string;
+  /** The config file's text as read before provisioning (flags and environment not applied). */
+  readonly configText: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+/** The steps of {@link storeIdentity}, in order; tests stop after one to see what a crash leaves. */
+export type StoreStep = 'key' | 'config' | 'certificate';
+
+/**
+ * Writes a provisioned identity so that a crash between any two steps leaves a device that either
+ * provisions again on its next start or runs as the new thing, never one with a key that does not
+ * match its certificate: the private key first (0600), then the config with `thingName`, and the
+ * certificate last. The certificate file is what says "provisioned" (with `thingName` set), so it
+ * is written only when the key and the name it belongs with are on disk; a certificate left by an
+ * earlier identity is removed before provisioning starts ({@link removeStaleCertificate}).
+ */
+export async function storeIdentity(
+  files: IdentityFiles,
+  identity: { readonly thingName: string; readonly certificatePem: string; readonly privateKeyPem: string },
+  afterStep: (step: StoreStep) => Promise<void> | void = () => undefined,
+): Promise<void> {
+  await writeFileAtomic(files.keyFile, identity.privateKeyPem, 0o600);
+  await afterStep('key');
+  const configMode = await stat(files.configFile).then(
+    (st) => st.mode & 0o777,
+    () => 0o644,
+  );
+  await writeFileAtomic(files.configFile, configWithThingName(files.configText, identity.thingName), configMode);
+  await afterStep('config');
+  await writeFileAtomic(files.certFile, identity.certificatePem, 0o644);
+  await afterStep('certificate');
+}
+
+/**
+ * Removes the certificate of an earlier identity (a device provisioned again: its config has no
+ * `thingName` any more), so that after a crash it cannot be taken for the new identity's, whose key
+ * may already be in place. Returns whether there was one.
+ */
+export async function removeStaleCertificate(certFile: string): Promise<boolean> {
+  try {
+    await unlink(certFile);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  await syncDirectory(path.dirname(path.resolve(certFile)));
+  return true;
+}
+
+/** Creates the directories the identity's files go in (0700 when new: they hold a private key). */
+export async function ensureDirectories(files: readonly string[]): Promise<void> {
+  for (const dir of new Set(files.map((f) => path.dirname(path.resolve(f))))) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+}
