@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { bundleHandlers, handlerEntry, LAMBDA_NAMES, type LambdaName } from './bundle.js';
+import { type BundleName, bundleHandlers, handlerEntry, LAMBDA_NAMES, PROVISIONING_HOOK_BUNDLE } from './bundle.js';
 import { DeploymentError } from './errors.js';
 import { PifleetStack } from './pifleet-stack.js';
 
@@ -17,6 +17,13 @@ import { PifleetStack } from './pifleet-stack.js';
  * | `pifleet:retentionDays`   | 90        | days readings live before DynamoDB's TTL deletes them          |
  * | `pifleet:iotDataEndpoint` | looked up | the account's `…-ats.iot.<region>.amazonaws.com`, to skip the deploy-time lookup |
  * | `pifleet:logLevel`        | `info`    | pino level of every function                                   |
+ * | `pifleet:fleetProvisioning` | `true`  | `false`: no provisioning template, hook, provisioning role or claimed thing group |
+ * | `pifleet:provisioningTemplateName` | `pifleet-claim` | the template devices register through |
+ * | `pifleet:claimedThingGroup` | `pifleet-claimed` | the thing group provisioned devices land in |
+ * | `pifleet:allowedSerials`  | none      | serials the hook admits, comma-separated (none: every well-formed serial) |
+ *
+ * Fleet provisioning is on unless turned off: idle, its template, role and function cost nothing,
+ * and no device can use the template before `pifleet claims create` makes a claim certificate.
  */
 export const DEFAULT_STACK_NAME = 'Pifleet';
 
@@ -30,7 +37,7 @@ export interface BuildAppOptions {
 export interface BuiltApp {
   readonly app: App;
   readonly stack: PifleetStack;
-  readonly bundleBytes: Readonly<Partial<Record<LambdaName, number>>>;
+  readonly bundleBytes: Readonly<Partial<Record<BundleName, number>>>;
   /** Removes the temporary bundle directory; call after `app.synth()` (the assets are copied into the assembly by then). */
   dispose(): void;
 }
@@ -54,13 +61,26 @@ export async function buildPifleetApp(options: BuildAppOptions = {}): Promise<Bu
   }
   const iotDataEndpoint = setting('iotDataEndpoint');
   const logLevel = setting('logLevel');
+  const fleetProvisioning = setting('fleetProvisioning') ?? 'true';
+  if (fleetProvisioning !== 'true' && fleetProvisioning !== 'false') {
+    throw new DeploymentError('BAD_SETTING', 'context pifleet:fleetProvisioning must be true or false', {
+      data: { fleetProvisioning },
+    });
+  }
+  const withProvisioning = fleetProvisioning === 'true';
+  const allowed = setting('allowedSerials');
+  const allowedSerials = allowed?.split(/[\s,]+/).filter((s) => s !== '');
+  const templateName = setting('provisioningTemplateName');
+  const thingGroupName = setting('claimedThingGroup');
 
   const bundleDir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-cdk-bundles-'));
   const dispose = () => rmSync(bundleDir, { recursive: true, force: true });
   try {
     // The command handler is being written beside this app; until its source exists, deploy without it.
-    const names = LAMBDA_NAMES.filter((name) => name !== 'command' || existsSync(handlerEntry(name)));
+    const names: BundleName[] = LAMBDA_NAMES.filter((name) => name !== 'command' || existsSync(handlerEntry(name)));
+    if (withProvisioning) names.push(PROVISIONING_HOOK_BUNDLE);
     const bundles = await bundleHandlers({ names, outDir: bundleDir });
+    const hookDir = bundles.dirs[PROVISIONING_HOOK_BUNDLE];
     const stack = new PifleetStack(app, 'Pifleet', {
       stackName: setting('stackName') ?? DEFAULT_STACK_NAME,
       description: 'pifleet: IoT rules, handlers, telemetry table, raw archive, command/query API, device policy',
@@ -71,6 +91,16 @@ export async function buildPifleetApp(options: BuildAppOptions = {}): Promise<Bu
       ...(retentionDays === undefined ? {} : { retentionDays }),
       ...(iotDataEndpoint === undefined ? {} : { iotDataEndpoint }),
       ...(logLevel === undefined ? {} : { logLevel }),
+      ...(hookDir === undefined
+        ? {}
+        : {
+            fleetProvisioning: {
+              hookCode: lambda.Code.fromAsset(hookDir),
+              ...(templateName === undefined ? {} : { templateName }),
+              ...(thingGroupName === undefined ? {} : { thingGroupName }),
+              ...(allowedSerials === undefined ? {} : { allowedSerials }),
+            },
+          }),
     });
     return { app, stack, bundleBytes: bundles.bytes, dispose };
   } catch (err) {

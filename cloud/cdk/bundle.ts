@@ -14,9 +14,18 @@ import { DeploymentError } from './errors.js';
  * hash of the bundle, so an unchanged handler is not uploaded again.
  */
 
-/** Every Lambda function of the deployment, by name. */
+/** The stack's handler functions, by name (each has the telemetry table in its environment). */
 export const LAMBDA_NAMES = ['ingest', 'presence', 'query', 'command'] as const;
 export type LambdaName = (typeof LAMBDA_NAMES)[number];
+
+/**
+ * The pre-provisioning hook, bundled as the handlers are but deployed only with fleet provisioning
+ * (`fleet-provisioning.ts`): it needs no table, so it is kept out of {@link LAMBDA_NAMES}.
+ */
+export const PROVISIONING_HOOK_BUNDLE = 'provisioning-hook';
+
+/** Everything {@link bundleHandlers} can bundle: a file `src/handlers/<name>.ts` each. */
+export type BundleName = LambdaName | typeof PROVISIONING_HOOK_BUNDLE;
 
 /** The `handler` setting of every function: `index.mjs`, export `handler`. */
 export const LAMBDA_HANDLER = 'index.handler';
@@ -47,7 +56,7 @@ export function esbuildTargetOf(runtime: lambda.Runtime): string {
 const cloudRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Source file of each function; each exports a lazily built AWS `handler`. */
-export function handlerEntry(name: LambdaName): string {
+export function handlerEntry(name: BundleName): string {
   return path.join(cloudRoot, 'src', 'handlers', `${name}.ts`);
 }
 
@@ -60,7 +69,7 @@ const REQUIRE_SHIM =
   'const require = __pifleetCreateRequire(import.meta.url);';
 
 export interface BundleOptions {
-  readonly names: readonly LambdaName[];
+  readonly names: readonly BundleName[];
   /** Output root; each function gets `<outDir>/<name>/index.mjs`. */
   readonly outDir: string;
   /** Minify (default true): smaller uploads and faster cold starts; names are kept for stack traces. */
@@ -69,9 +78,9 @@ export interface BundleOptions {
 
 export interface BundleResult {
   /** Directory of each function's bundle. */
-  readonly dirs: Readonly<Partial<Record<LambdaName, string>>>;
+  readonly dirs: Readonly<Partial<Record<BundleName, string>>>;
   /** Size of each `index.mjs`, bytes. */
-  readonly bytes: Readonly<Partial<Record<LambdaName, number>>>;
+  readonly bytes: Readonly<Partial<Record<BundleName, number>>>;
 }
 
 /** Bundles the named handlers; throws {@link DeploymentError} naming a missing entry or the esbuild errors. */
@@ -82,8 +91,8 @@ export async function bundleHandlers(options: BundleOptions): Promise<BundleResu
       data: { missing, entries: missing.map(handlerEntry) },
     });
   }
-  const dirs: Partial<Record<LambdaName, string>> = {};
-  const bytes: Partial<Record<LambdaName, number>> = {};
+  const dirs: Partial<Record<BundleName, string>> = {};
+  const bytes: Partial<Record<BundleName, number>> = {};
   // One esbuild run per function (not one run with several entry points): esbuild would otherwise
   // only write each entry's own file, but separate runs keep every directory self-contained.
   await Promise.all(

@@ -18,6 +18,7 @@ import { COMMAND_ROUTES } from '../src/core/command/api.js';
 import { RULES, type RuleDefinition } from '../src/rules/definitions.js';
 import { LAMBDA_HANDLER, LAMBDA_RUNTIME, type LambdaName } from './bundle.js';
 import { DeploymentError } from './errors.js';
+import { FleetProvisioning, type FleetProvisioningSettings } from './fleet-provisioning.js';
 import { TopicRules, templateStaticPrefix } from './topic-rules.js';
 
 /**
@@ -34,6 +35,8 @@ import { TopicRules, templateStaticPrefix } from './topic-rules.js';
  * - The release artifacts bucket (agent tarballs the CLI uploads; versioned) and the role IoT Jobs
  *   assumes to presign `${aws:iot:s3-presigned-url:…}` placeholders of job documents (a job's
  *   `presignedUrlConfig.roleArn`): it may read the artifacts, nothing else.
+ * - With `fleetProvisioning`: pifleet's provisioning template, its pre-provisioning hook, the role
+ *   IoT provisions with and the thing group of claimed devices (see `fleet-provisioning.ts`).
  *
  * Every function has its own role holding exactly what its handler calls; the tests in
  * `test/cdk/` pin each statement list.
@@ -98,6 +101,8 @@ export interface PifleetStackProps extends StackProps {
   readonly logLevel?: string;
   /** What deleting the stack does to the table and the bucket (default RETAIN: they hold the data). */
   readonly dataRemovalPolicy?: RemovalPolicy;
+  /** Fleet provisioning by claim (template, hook, role, thing group); absent: none of it is deployed. */
+  readonly fleetProvisioning?: FleetProvisioningSettings;
 }
 
 export class PifleetStack extends Stack {
@@ -113,6 +118,7 @@ export class PifleetStack extends Stack {
   readonly failureQueues: Readonly<Record<'ingest' | 'presence', sqs.Queue>>;
   readonly topicRules: TopicRules;
   readonly devicePolicy: iot.CfnPolicy;
+  readonly fleetProvisioning?: FleetProvisioning;
   readonly httpApi: apigwv2.HttpApi;
 
   constructor(scope: Construct, id: string, props: PifleetStackProps) {
@@ -340,6 +346,14 @@ export class PifleetStack extends Stack {
     // Certificates get attached to it outside CloudFormation (the provisioning CLI); deleting the
     // stack must not fail on, or cut off, a fleet that still uses it.
     this.devicePolicy.applyRemovalPolicy(RemovalPolicy.RETAIN);
+
+    if (props.fleetProvisioning !== undefined) {
+      this.fleetProvisioning = new FleetProvisioning(this, 'FleetProvisioning', {
+        ...props.fleetProvisioning,
+        devicePolicy: this.devicePolicy,
+        logLevel: props.logLevel ?? 'info',
+      });
+    }
 
     // --- HTTP API --------------------------------------------------------------------------
     this.httpApi = new apigwv2.HttpApi(this, 'Api', {
