@@ -33,6 +33,7 @@ export * from './ports/gpio.js';
 export * from './ports/i2c.js';
 export * from './ports/transport.js';
 export * from './process-exit.js';
+export * from './provisioning/index.js';
 export * from './shadow/iot-shadow-v2.js';
 export * from './shadow/port.js';
 export * from './shadow/topic-shadow.js';

@@ -1,34 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { isJsonObject, setOwn } from '@pifleet/protocol';
-
-/**
- * Replaces `file` with `data` so that a crash at any point leaves either the old file or the new
- * one, never a part of it: the data goes to a temporary file in the same directory (created with
- * `mode`, so a key is never readable by others, not even for a moment), which is fsynced, renamed
- * over `file`, and the directory fsynced so that the rename itself survives a power cut.
- */
-export async function writeFileAtomic(file: string, data: string, mode: number): Promise<void> {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(tmp, 'wx', mode);
-  try {
-    try {
-      // The umask may have taken bits off `mode` at creation; never adds any.
-      await handle.chmod(mode);
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  await syncDirectory(dir);
-}
+import { writeFileAtomic } from '../jobs/state.js';
 
 /** fsyncs a directory, so that a rename or unlink in it is on disk. */
 export async function syncDirectory(dir: string): Promise<void> {
@@ -64,8 +37,11 @@ export type StoreStep = 'key' | 'config' | 'certificate';
 /**
  * Writes a provisioned identity so that a crash between any two steps leaves a device that either
  * provisions again on its next start or runs as the new thing, never one with a key that does not
- * match its certificate: the private key first (0600), then the config with `thingName`, and the
- * certificate last. The certificate file is what says "provisioned" (with `thingName` set), so it
+ * match its certificate: the private key first, then the config with `thingName`, and the
+ * certificate last. Each is replaced atomically and durably (the agent's `writeFileAtomic`: a
+ * temporary file made 0600 in the same directory, fsynced, renamed, the directory fsynced), so a
+ * key is never readable by others, not even for a moment, and a config never half-written; the
+ * rewritten config is 0600 too (it is the agent's own file from now on). The certificate file is what says "provisioned" (with `thingName` set), so it
  * is written only when the key and the name it belongs with are on disk; a certificate left by an
  * earlier identity is removed before provisioning starts ({@link removeStaleCertificate}).
  */
@@ -74,15 +50,11 @@ export async function storeIdentity(
   identity: { readonly thingName: string; readonly certificatePem: string; readonly privateKeyPem: string },
   afterStep: (step: StoreStep) => Promise<void> | void = () => undefined,
 ): Promise<void> {
-  await writeFileAtomic(files.keyFile, identity.privateKeyPem, 0o600);
+  writeFileAtomic(files.keyFile, identity.privateKeyPem);
   await afterStep('key');
-  const configMode = await stat(files.configFile).then(
-    (st) => st.mode & 0o777,
-    () => 0o644,
-  );
-  await writeFileAtomic(files.configFile, configWithThingName(files.configText, identity.thingName), configMode);
+  writeFileAtomic(files.configFile, configWithThingName(files.configText, identity.thingName));
   await afterStep('config');
-  await writeFileAtomic(files.certFile, identity.certificatePem, 0o644);
+  writeFileAtomic(files.certFile, identity.certificatePem);
   await afterStep('certificate');
 }
 

@@ -16,7 +16,6 @@ import {
   removeStaleCertificate,
   type StoreStep,
   storeIdentity,
-  writeFileAtomic,
 } from '../../src/provisioning/store.js';
 
 /**
@@ -32,47 +31,6 @@ const fresh = () => {
   return { dir, file: (name: string) => path.join(dir, name) };
 };
 const mode = (file: string) => statSync(file).mode & 0o777;
-
-describe('writeFileAtomic', () => {
-  it('creates a key 0600 even under a permissive umask, and leaves no temporary file', async () => {
-    const { dir, file } = fresh();
-    mkdirSync(dir);
-    const old = process.umask(0);
-    try {
-      await writeFileAtomic(file('key.pem'), 'secret', 0o600);
-    } finally {
-      process.umask(old);
-    }
-    expect(mode(file('key.pem'))).toBe(0o600);
-    expect(readFileSync(file('key.pem'), 'utf8')).toBe('secret');
-    expect(readdirSync(dir)).toEqual(['key.pem']);
-  });
-
-  it('replaces a world-readable file with a 0600 one (the mode of the new file, not the old)', async () => {
-    const { dir, file } = fresh();
-    mkdirSync(dir);
-    writeFileSync(file('key.pem'), 'old', { mode: 0o644 });
-    await writeFileAtomic(file('key.pem'), 'new', 0o600);
-    expect(mode(file('key.pem'))).toBe(0o600);
-    expect(readFileSync(file('key.pem'), 'utf8')).toBe('new');
-  });
-
-  it('a failed write leaves the old file whole and no temporary file', async () => {
-    const { dir, file } = fresh();
-    mkdirSync(dir);
-    mkdirSync(file('target'));
-    writeFileSync(file('target/inside'), 'x');
-    // Renaming a file over a non-empty directory fails after the temporary file was written.
-    await expect(writeFileAtomic(file('target'), 'data', 0o600)).rejects.toMatchObject({ code: expect.any(String) });
-    expect(readdirSync(dir).sort()).toEqual(['target']);
-  });
-
-  it('fails in a directory that does not exist', async () => {
-    await expect(writeFileAtomic('/nonexistent-pifleet/dir/key.pem', 'x', 0o600)).rejects.toMatchObject({
-      code: 'ENOENT',
-    });
-  });
-});
 
 describe('configWithThingName', () => {
   it('puts thingName first and keeps the rest as it was', () => {
@@ -123,8 +81,29 @@ describe('storeIdentity', () => {
       thingName: identity.thingName,
       endpoint: 'h',
     });
-    expect(mode(files.configFile)).toBe(0o640);
+    expect(mode(files.configFile)).toBe(0o600);
     expect(readdirSync(dir).sort()).toEqual(['agent.json', 'cert.pem', 'key.pem']);
+  });
+
+  it('makes the key 0600 under a permissive umask, and replaces a world-readable key with a 0600 one', async () => {
+    const { files } = setup();
+    writeFileSync(files.keyFile, 'OLD', { mode: 0o644 });
+    const old = process.umask(0);
+    try {
+      await storeIdentity(files, identity);
+    } finally {
+      process.umask(old);
+    }
+    expect(mode(files.keyFile)).toBe(0o600);
+    expect(readFileSync(files.keyFile, 'utf8')).toBe('KEY');
+  });
+
+  it('creates the directories of the key and certificate when they are missing', async () => {
+    const { files, dir } = setup();
+    const nested = { ...files, keyFile: path.join(dir, 'a/b/key.pem'), certFile: path.join(dir, 'c/cert.pem') };
+    await storeIdentity(nested, identity);
+    expect(readFileSync(nested.keyFile, 'utf8')).toBe('KEY');
+    expect(readFileSync(nested.certFile, 'utf8')).toBe('CERT');
   });
 
   it.each<StoreStep>(['key', 'config'])(
