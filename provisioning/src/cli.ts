@@ -13,6 +13,7 @@ import {
   type TextSink,
 } from './app/context.js';
 import { registerCertsRotate } from './commands/certs-rotate.js';
+import { registerClaimsCommands } from './commands/claims.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerGroupsCommands } from './commands/groups.js';
 import { registerJobsCommands } from './commands/jobs.js';
@@ -21,6 +22,7 @@ import { registerReleaseBuild } from './commands/release-build.js';
 import { registerReleaseUpload } from './commands/release-upload.js';
 import { registerShadowDesire } from './commands/shadow-desire.js';
 import { registerShadowGet } from './commands/shadow-get.js';
+import { registerTemplatesCommands } from './commands/templates.js';
 import { registerThingsCreate } from './commands/things-create.js';
 import { registerThingsDelete } from './commands/things-delete.js';
 import { registerThingsDescribe } from './commands/things-describe.js';
@@ -111,7 +113,13 @@ export function buildProgram(
     .command('jobs')
     .description('IoT Jobs: create (agent-update, config, reboot), list, describe, cancel');
   registerJobsCommands(jobs, run);
-  for (const group of [program, things, certs, fleet, shadow, groups, keys, release, jobs]) {
+  const templates = program.command('templates').description('fleet provisioning templates: list, describe, delete');
+  registerTemplatesCommands(templates, run);
+  const claims = program
+    .command('claims')
+    .description('fleet provisioning by claim: create (claim certificate and image bundle), revoke');
+  registerClaimsCommands(claims, run);
+  for (const group of [program, things, certs, fleet, shadow, groups, keys, release, jobs, templates, claims]) {
     group
       .exitOverride()
       .configureOutput({ writeOut: out.writeOut, writeErr: out.writeErr, outputError: () => undefined });
