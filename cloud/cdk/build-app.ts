@@ -5,6 +5,7 @@ import { App } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { type BundleName, bundleHandlers, handlerEntry, LAMBDA_NAMES, PROVISIONING_HOOK_BUNDLE } from './bundle.js';
 import { DeploymentError } from './errors.js';
+import { PROVISIONING_ROLE_POLICIES } from './fleet-provisioning.js';
 import { PifleetStack } from './pifleet-stack.js';
 
 /**
@@ -21,6 +22,7 @@ import { PifleetStack } from './pifleet-stack.js';
  * | `pifleet:provisioningTemplateName` | `pifleet-claim` | the template devices register through |
  * | `pifleet:claimedThingGroup` | `pifleet-claimed` | the thing group provisioned devices land in |
  * | `pifleet:allowedSerials`  | none      | serials the hook admits, comma-separated (none: every well-formed serial) |
+ * | `pifleet:provisioningRolePolicy` | `scoped` | `managed`: AWSIoTThingsRegistration on the provisioning role instead of its scoped grants |
  *
  * Fleet provisioning is on unless turned off: idle, its template, role and function cost nothing,
  * and no device can use the template before `pifleet claims create` makes a claim certificate.
@@ -71,6 +73,13 @@ export async function buildPifleetApp(options: BuildAppOptions = {}): Promise<Bu
   const allowed = setting('allowedSerials');
   const allowedSerials = allowed?.split(/[\s,]+/).filter((s) => s !== '');
   const templateName = setting('provisioningTemplateName');
+  const rolePolicy = setting('provisioningRolePolicy');
+  const provisioningRolePolicy = PROVISIONING_ROLE_POLICIES.find((p) => p === rolePolicy);
+  if (rolePolicy !== undefined && provisioningRolePolicy === undefined) {
+    throw new DeploymentError('BAD_SETTING', 'context pifleet:provisioningRolePolicy must be scoped or managed', {
+      data: { provisioningRolePolicy: rolePolicy },
+    });
+  }
   const thingGroupName = setting('claimedThingGroup');
 
   const bundleDir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-cdk-bundles-'));
@@ -99,6 +108,7 @@ export async function buildPifleetApp(options: BuildAppOptions = {}): Promise<Bu
               ...(templateName === undefined ? {} : { templateName }),
               ...(thingGroupName === undefined ? {} : { thingGroupName }),
               ...(allowedSerials === undefined ? {} : { allowedSerials }),
+              ...(provisioningRolePolicy === undefined ? {} : { provisioningRolePolicy }),
             },
           }),
     });

@@ -37,7 +37,10 @@ import { DeploymentError } from './errors.js';
  * certificate and an existing policy can need; the resources are scoped by the types the Service
  * Authorization Reference gives each action. That scoping is checked here against the
  * reference, not against a live account: the README's AWS walk-through provisions one device and
- * reads the hook's log before the image is flashed in bulk.
+ * reads the hook's log before the image is flashed in bulk. Should AWS refuse a call the list
+ * lacks (CloudTrail names it), `provisioningRolePolicy: 'managed'` (`-c
+ * pifleet:provisioningRolePolicy=managed`) attaches the managed policy instead, and the gap is
+ * worth an issue.
  *
  * Who may use the role and the function (confused deputy): only `iot.amazonaws.com`, only for
  * this account (`aws:SourceAccount`) and this account's IoT resources in this region
@@ -86,7 +89,18 @@ export interface FleetProvisioningSettings {
   readonly thingGroupName?: string;
   /** When given, the hook admits only these serials (any case). Absent: every well-formed serial. */
   readonly allowedSerials?: readonly string[];
+  /**
+   * `scoped` (default): the inline grants of {@link PROVISIONING_ROLE_ACTIONS}. `managed`: AWS's
+   * `AWSIoTThingsRegistration` instead, the fallback should AWS need a call the scoped list lacks.
+   */
+  readonly provisioningRolePolicy?: ProvisioningRolePolicy;
 }
+
+export const PROVISIONING_ROLE_POLICIES = ['scoped', 'managed'] as const;
+export type ProvisioningRolePolicy = (typeof PROVISIONING_ROLE_POLICIES)[number];
+
+/** The managed policy of the `managed` fallback (IoT's documented policy for provisioning roles). */
+export const THINGS_REGISTRATION_MANAGED_POLICY = 'service-role/AWSIoTThingsRegistration';
 
 export interface FleetProvisioningProps extends FleetProvisioningSettings {
   /** The device policy the template attaches: created by the stack, so the template waits for it. */
@@ -180,16 +194,23 @@ export class FleetProvisioning extends Construct {
       }),
       description: `pifleet: IoT provisions devices through the ${this.templateName} template`,
     });
-    const arn = (resource: string, resourceName: string) => stack.formatArn({ service: 'iot', resource, resourceName });
-    const things = arn('thing', `${DEFAULT_CLAIMED_THING_PREFIX}*`);
-    const group = arn('thinggroup', this.thingGroupName);
-    const grant = (actions: readonly string[], ...resources: string[]) =>
-      this.provisioningRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: [...actions], resources }));
-    grant(PROVISIONING_ROLE_ACTIONS.things, things);
-    grant(PROVISIONING_ROLE_ACTIONS.groupMembership, things, group);
-    grant(PROVISIONING_ROLE_ACTIONS.group, group);
-    grant(PROVISIONING_ROLE_ACTIONS.certificates, arn('cert', '*'));
-    grant(PROVISIONING_ROLE_ACTIONS.policy, arn('policy', RECOMMENDED_POLICY_NAME));
+    if (props.provisioningRolePolicy === 'managed') {
+      this.provisioningRole.addManagedPolicy(
+        iam.ManagedPolicy.fromAwsManagedPolicyName(THINGS_REGISTRATION_MANAGED_POLICY),
+      );
+    } else {
+      const arn = (resource: string, resourceName: string) =>
+        stack.formatArn({ service: 'iot', resource, resourceName });
+      const things = arn('thing', `${DEFAULT_CLAIMED_THING_PREFIX}*`);
+      const group = arn('thinggroup', this.thingGroupName);
+      const grant = (actions: readonly string[], ...resources: string[]) =>
+        this.provisioningRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: [...actions], resources }));
+      grant(PROVISIONING_ROLE_ACTIONS.things, things);
+      grant(PROVISIONING_ROLE_ACTIONS.groupMembership, things, group);
+      grant(PROVISIONING_ROLE_ACTIONS.group, group);
+      grant(PROVISIONING_ROLE_ACTIONS.certificates, arn('cert', '*'));
+      grant(PROVISIONING_ROLE_ACTIONS.policy, arn('policy', RECOMMENDED_POLICY_NAME));
+    }
 
     // --- the template ----------------------------------------------------------------------
     this.template = new iot.CfnProvisioningTemplate(this, 'Template', {

@@ -20,6 +20,7 @@ import {
   type FleetProvisioningSettings,
   LAMBDA_ENVIRONMENT_LIMIT,
   PROVISIONING_ROLE_ACTIONS,
+  THINGS_REGISTRATION_MANAGED_POLICY,
 } from '../../cdk/fleet-provisioning.js';
 import { PifleetStack } from '../../cdk/pifleet-stack.js';
 import { createProvisioningHook, PROVISIONING_HOOK_FUNCTION_NAME } from '../../src/handlers/provisioning-hook.js';
@@ -104,6 +105,26 @@ describe('provisioning role', () => {
       expect(actions).not.toContain(wider);
     }
     expect(roleGrants(resources, roleId).filter((g) => g.resource === '*' || g.action.includes('*'))).toEqual([]);
+  });
+});
+
+describe('provisioning role, managed fallback', () => {
+  it('with provisioningRolePolicy "managed" it carries AWSIoTThingsRegistration and no inline grants', () => {
+    const managed = synth({ provisioningRolePolicy: 'managed' });
+    const m = managed.stack.fleetProvisioning;
+    if (m === undefined) throw new Error('missing');
+    const id = managed.stack.getLogicalId(m.provisioningRole.node.defaultChild as CfnFunction);
+    expect(render(managed.resources[id]?.Properties?.ManagedPolicyArns)).toEqual([
+      `arn:\${AWS::Partition}:iam::aws:policy/${THINGS_REGISTRATION_MANAGED_POLICY}`,
+    ]);
+    const attached = idsOfType(managed.resources, 'AWS::IAM::Policy').filter((p) =>
+      JSON.stringify(render(managed.resources[p]?.Properties?.Roles)).includes(id),
+    );
+    expect(attached).toEqual([]);
+    // The trust is the same: IoT, this account, this region.
+    expect(render(managed.resources[id]?.Properties?.AssumeRolePolicyDocument)).toEqual(
+      render(resources[roleId]?.Properties?.AssumeRolePolicyDocument),
+    );
   });
 });
 
@@ -445,6 +466,13 @@ describe('the hook as Lambda runs it', () => {
 describe('the CDK app', () => {
   it('refuses a pifleet:fleetProvisioning that is neither true nor false, before bundling', async () => {
     await expect(buildPifleetApp({ context: { 'pifleet:fleetProvisioning': 'yes' } })).rejects.toMatchObject({
+      name: 'DeploymentError',
+      code: 'BAD_SETTING',
+    });
+  });
+
+  it('refuses a pifleet:provisioningRolePolicy other than scoped or managed, before bundling', async () => {
+    await expect(buildPifleetApp({ context: { 'pifleet:provisioningRolePolicy': 'admin' } })).rejects.toMatchObject({
       name: 'DeploymentError',
       code: 'BAD_SETTING',
     });
