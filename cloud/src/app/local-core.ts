@@ -17,6 +17,7 @@ import { type LocalCa, loadOrCreateCa } from '../ca/local-ca.js';
 import { ConfigError, type LocalCoreConfig } from '../config/local-core.js';
 import { createWebConsole, type WebConsole } from '../console/console.js';
 import { CloudError } from '../errors.js';
+import { loadHookModules } from '../fleet-provisioning/hook-modules.js';
 import type { PreProvisioningHookFunction } from '../fleet-provisioning/register-thing.js';
 import { createProvisioningHook, PROVISIONING_HOOK_FUNCTION_NAME } from '../handlers/provisioning-hook.js';
 import { type LocalCredentials, loadOrCreateCredentials, singleCredentialStore } from '../http/credentials.js';
@@ -240,6 +241,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         const lock = lockDataDir(paths.dataDir);
         cleanup.push(() => lock.release());
         const limits = deps.limits ?? (await loadLimits(config));
+        const operatorHooks = await loadHookModules(config.hooks);
         const throttles = createThrottleCounters({ logger: logger.child({ component: 'quotas' }) });
         cleanup.push(() => throttles.close());
         const ca = await loadOrCreateCa({ dir: paths.caDir, now });
@@ -339,6 +341,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           // core's environment as the Lambda's is from its own; then the caller's functions.
           hooks: {
             [PROVISIONING_HOOK_FUNCTION_NAME]: createProvisioningHook({ env: process.env, logger }),
+            ...operatorHooks,
             ...deps.provisioningHooks,
           },
           now,

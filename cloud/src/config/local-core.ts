@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { LOCAL_CORE_DEFAULT_ENDPOINT } from '@pifleet/protocol';
 import { PERSISTENT_SESSION_EXPIRY } from '../broker/broker.js';
 import { CloudError } from '../errors.js';
+import { parseHookSpecs } from '../fleet-provisioning/hook-modules.js';
 import { LIMITS_MODES, type LimitsMode } from '../limits/quotas.js';
 
 /**
@@ -32,6 +33,11 @@ export interface LocalCoreConfig {
   readonly limits: LimitsMode;
   /** A JSON file of quota name → value (or null) changing single quotas; '' = none. Read at start. */
   readonly limitsFile: string;
+  /**
+   * Pre-provisioning hooks written by the operator: `NAME=FILE[,NAME=FILE…]`, each an ES module
+   * whose `handler` runs for templates whose hook is the Lambda function NAME; '' = none.
+   */
+  readonly hooks: string;
 }
 
 export const LOCAL_CORE_DEFAULTS: LocalCoreConfig = Object.freeze({
@@ -41,6 +47,7 @@ export const LOCAL_CORE_DEFAULTS: LocalCoreConfig = Object.freeze({
   persistentSessionExpirySeconds: PERSISTENT_SESSION_EXPIRY.defaultSeconds,
   limits: 'aws',
   limitsFile: '',
+  hooks: '',
 });
 
 /** Environment variables read, by config key. */
@@ -55,6 +62,7 @@ export const LOCAL_CORE_ENV: Readonly<Record<keyof LocalCoreConfig, string>> = {
   persistentSessionExpirySeconds: 'PIFLEET_PERSISTENT_SESSION_EXPIRY',
   limits: 'PIFLEET_LIMITS',
   limitsFile: 'PIFLEET_LIMITS_FILE',
+  hooks: 'PIFLEET_HOOKS',
 };
 
 export const LOCAL_CORE_USAGE = `Usage: pifleet-local-core [options]
@@ -77,6 +85,10 @@ Options:
                      (sizes stay: they shape what AWS accepts)  [${LOCAL_CORE_DEFAULTS.limits}]  env ${LOCAL_CORE_ENV.limits}
   --limits-file FILE JSON object of quota name -> value, or null to stop enforcing one (names in the
                      README's quotas table)  env ${LOCAL_CORE_ENV.limitsFile}
+  --hooks NAME=FILE[,NAME=FILE...]
+                     pre-provisioning hooks: a template whose hook is the Lambda function NAME calls
+                     FILE's exported handler(event), an ES module (pifleet-provisioning-hook is built
+                     in)  env ${LOCAL_CORE_ENV.hooks}
   --version          print the version and exit
   -h, --help         show this help
 
@@ -133,6 +145,7 @@ export function loadLocalCoreConfig(
         'persistent-session-expiry': { type: 'string' },
         limits: { type: 'string' },
         'limits-file': { type: 'string' },
+        hooks: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -193,7 +206,10 @@ export function loadLocalCoreConfig(
     persistentSessionExpirySeconds: sessionExpiry(),
     limits: limitsMode(),
     limitsFile: pick('limitsFile', 'limits-file'),
+    hooks: pick('hooks', 'hooks'),
   };
+  const hookSpecs = parseHookSpecs(config.hooks);
+  if (!hookSpecs.ok) problems.push(...hookSpecs.problems);
   if (config.dataDir.trim() === '') problems.push('--data-dir: must not be empty');
   if (!/^[A-Za-z0-9.:_-]+$/.test(config.host)) problems.push(`--host: '${config.host}' is not a host name or address`);
   if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(config.region))

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateThingCommand, DescribeThingCommand, IoTClient } from '@aws-sdk/client-iot';
 import { EXIT } from '@pifleet/protocol';
@@ -103,5 +103,25 @@ describe('pifleet-local-core', () => {
       `pifleet-local-core: data directory /proc/pifleet-${process.pid}/data cannot be created (ENOENT): ` +
         'pass --data-dir a directory on a writable file system (it is created if absent)',
     ]);
+  });
+
+  it('exits 78 with one line naming the module when a --hooks module has no handler, before listening', async () => {
+    const dataDir = tempDir('bin-hooks');
+    dirs.push(dataDir);
+    const module = join(dataDir, 'hook.mjs');
+    writeFileSync(module, 'export const notTheHandler = 1;\n');
+    const run = spawnCore([
+      '--data-dir',
+      dataDir,
+      '--mqtt-port',
+      '0',
+      '--http-port',
+      '0',
+      '--hooks',
+      `serials=${module}`,
+    ]);
+    expect(await run.exited).toEqual({ code: EXIT.config, signal: null });
+    expect(run.stdout()).toBe('');
+    expect(run.stderr()).toContain(`--hooks: serials: ${module} has no exported function 'handler'`);
   });
 });

@@ -141,3 +141,31 @@ describe('loadLocalCoreConfig: limits', () => {
     expect(LOCAL_CORE_USAGE).toContain('PIFLEET_LIMITS_FILE');
   });
 });
+
+describe('--hooks', () => {
+  const hooksOf = (argv: string[], env: Record<string, string> = {}) => {
+    const result = loadLocalCoreConfig(argv, env);
+    if (result.help || result.version) throw new Error('unexpected help or version');
+    return result.config.hooks;
+  };
+
+  it('takes NAME=FILE pairs from the flag or PIFLEET_HOOKS, the flag first', () => {
+    expect(hooksOf([])).toBe('');
+    expect(hooksOf([], { PIFLEET_HOOKS: 'a=./a.mjs' })).toBe('a=./a.mjs');
+    expect(hooksOf(['--hooks', 'serials=hooks/serials.mjs,b_2=/x/b.mjs'], { PIFLEET_HOOKS: 'a=./a.mjs' })).toBe(
+      'serials=hooks/serials.mjs,b_2=/x/b.mjs',
+    );
+    expect(LOCAL_CORE_USAGE).toContain('--hooks NAME=FILE');
+  });
+
+  it.each([
+    ['serials', /no module file/],
+    ['a=', /no module file/],
+    ['a b=x.mjs', /not a Lambda function name/],
+    [`${'f'.repeat(65)}=x.mjs`, /not a Lambda function name/],
+    ['a=x.mjs,a=y.mjs', /named twice/],
+  ])('refuses %s with the reason', (spec, reason) => {
+    expect(() => loadLocalCoreConfig(['--hooks', spec])).toThrow(ConfigError);
+    expect(() => loadLocalCoreConfig(['--hooks', spec])).toThrow(reason);
+  });
+});
