@@ -4,6 +4,7 @@ import {
   type IotPolicyDocument,
   type MqttProtocol,
   parseIotPolicyDocument,
+  parseJson,
   pifleetClaimTemplateBody,
   RECOMMENDED_POLICY_NAME,
   recommendedDevicePolicy,
@@ -95,11 +96,8 @@ function samePolicy(a: IotPolicyDocument, b: IotPolicyDocument): boolean {
 
 /** The template body as IoT keeps it, compared as JSON (whitespace aside); false for one that is not JSON. */
 function sameBody(stored: string, wanted: string): boolean {
-  try {
-    return JSON.stringify(JSON.parse(stored)) === wanted;
-  } catch {
-    return false;
-  }
+  const parsed = parseJson(stored);
+  return parsed.ok && JSON.stringify(parsed.value) === wanted;
 }
 
 export function createClaims(deps: ClaimsDeps) {
