@@ -2,9 +2,12 @@ import { type CommandUnknownOpts, InvalidArgumentError } from '@commander-js/ext
 import { EXIT, MQTT_PROTOCOLS } from '@pifleet/protocol';
 import type { SimCliIo } from '../agents/command.js';
 import { SimulatorError } from '../errors.js';
+import { claimLine } from './claim-result.js';
 import {
   checkOptions,
+  DEFAULT_PROVISION_CONCURRENCY,
   FLEET_DEFAULTS,
+  FLEET_PROVISIONINGS,
   type FleetFault,
   type FleetFlags,
   type FleetOptions,
@@ -29,6 +32,7 @@ const LIMITS: readonly FleetOptions['limits'][] = ['aws', 'off'];
 /** One-line summary of a result, for stdout. */
 export function summaryLines(r: FleetResult): string[] {
   const lines: string[] = [];
+  if (r.provisioning?.claim) lines.push(claimLine(r.provisioning.claim));
   for (const p of r.phases) {
     const l = p.latency.sampleToStoredMs;
     const s = p.latency.sealedToStoredMs;
@@ -186,6 +190,16 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
       JOB_DEFAULTS.installMs,
     )
     .option('--job-timeout <s>', 'job: most seconds to wait for it to end', num('--job-timeout'), JOB_DEFAULTS.timeoutS)
+    .option(
+      '--provision <how>',
+      'in-process (default: straight into the core, fast) | claim (every device provisions itself over MQTT with a claim certificate, measured; local target)',
+      'in-process',
+    )
+    .option(
+      '--provision-concurrency <n>',
+      `claim: devices provisioning at once (default ${DEFAULT_PROVISION_CONCURRENCY})`,
+      num('--provision-concurrency'),
+    )
     .option('--json', 'print the JSON result on stdout instead of the summary', false)
     .action(async (raw) => {
       const flags: FleetFlags = {
@@ -219,6 +233,8 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
         limits: raw.limits,
         ...(raw.limitsFile ? { limitsFile: raw.limitsFile } : {}),
         ...(raw.publishRate !== undefined ? { publishPerSecond: raw.publishRate } : {}),
+        provision: raw.provision,
+        ...(raw.provisionConcurrency !== undefined ? { provisionConcurrency: raw.provisionConcurrency } : {}),
         ...(raw.job !== undefined
           ? {
               job: {
@@ -237,7 +253,7 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
             }
           : {}),
       };
-      const { sensors, target, transport, protocol, limits } = flags;
+      const { sensors, target, transport, protocol, limits, provision } = flags;
       const issues = [
         ...(oneOf(TARGETS, target) ? [] : ['--target must be local, external or aws']),
         ...checkOptions(flags),
@@ -249,13 +265,14 @@ export function registerFleetCommand(program: CommandUnknownOpts, io: SimCliIo &
         !oneOf(TARGETS, target) ||
         !oneOf(TRANSPORTS, transport) ||
         !oneOf(MQTT_PROTOCOLS, protocol) ||
-        !oneOf(LIMITS, limits)
+        !oneOf(LIMITS, limits) ||
+        !oneOf(FLEET_PROVISIONINGS, provision)
       ) {
         for (const i of issues) io.stderr(`pifleet-sim fleet: ${i}\n`);
         io.exit(EXIT.usage);
         return;
       }
-      const options: FleetOptions = { ...flags, sensors, target, transport, protocol, limits };
+      const options: FleetOptions = { ...flags, sensors, target, transport, protocol, limits, provision };
       // A live progress line on a terminal; plain lines every 5 s otherwise.
       const tty = io.isTTY ?? process.stderr.isTTY === true;
       let live = false;

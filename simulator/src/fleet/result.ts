@@ -1,4 +1,5 @@
 import type { JobExecutionCounts, MqttProtocol } from '@pifleet/protocol';
+import type { ClaimProvisioningResult } from './claim-result.js';
 import type { CommandLoadResult } from './command-load.js';
 import type { HostSnapshot } from './host.js';
 import type { Histogram, Quantiles } from './metrics.js';
@@ -207,7 +208,14 @@ export interface FleetResult {
     readonly platform: string;
   };
   readonly provisioning:
-    | { readonly seconds: number; readonly perDeviceMs: number; readonly keyType: string; readonly dataDir: string }
+    | {
+        readonly seconds: number;
+        readonly perDeviceMs: number;
+        readonly keyType: string;
+        readonly dataDir: string;
+        /** `--provision claim`: the fleet provisioned itself over MQTT (absent on the in-process path). */
+        readonly claim?: ClaimProvisioningResult;
+      }
     | undefined;
   readonly phases: readonly PhaseResult[];
   /** local core ÷ bare broker, when both ran. */

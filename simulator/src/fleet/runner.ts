@@ -3,16 +3,18 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { localCorePaths, readCredentialsFile, readLocalEndpoint } from '@pifleet/cloud';
-import { LOCAL_ENDPOINT_FILE } from '@pifleet/protocol';
+import { DEFAULT_CLAIMED_THING_PREFIX, LOCAL_ENDPOINT_FILE } from '@pifleet/protocol';
 import { createJobsControl } from '@pifleet/provisioning';
 import { SimulatorError } from '../errors.js';
 import { simulatedJob } from '../jobs/job-document.js';
-import type { FleetOptions } from './options.js';
+import { claimedThingNames } from './claim-devices.js';
+import { DEFAULT_PROVISION_CONCURRENCY, type FleetOptions } from './options.js';
 import type { FleetIdentity } from './provision.js';
 import type { FleetResult, PhaseResult } from './result.js';
 import { runOnAws } from './run/aws.js';
 import { type RunContext, type RunOutcome, runPhase } from './run/phase.js';
 import { bareBrokerTarget, externalCoreTarget, localCoreTarget } from './run/phase-target.js';
+import { provisionByClaim } from './run/provision-claim.js';
 import { provisionInProcess, removeProvisioned } from './run/provision-in-process.js';
 import type { RolloutTarget } from './run/rollout.js';
 import { groupRunThings } from './run/rollout-group.js';
@@ -67,13 +69,19 @@ async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
   const { options: o, say, runId, thingPrefix } = ctx;
   // The job's document first: a bad `--job` is refused before anything is made.
   const rollout = o.job ? startRolloutSetup(ctx) : undefined;
-  const names = Array.from({ length: o.devices }, (_, i) => `${thingPrefix}-${String(i + 1).padStart(5, '0')}`);
+  const claim = o.provision === 'claim';
+  // By claim, the template names each thing after its device's serial (`pi-<serial>`).
+  const names = claim
+    ? claimedThingNames(o.seed, o.devices)
+    : Array.from({ length: o.devices }, (_, i) => `${thingPrefix}-${String(i + 1).padStart(5, '0')}`);
   const ownDir = o.target === 'local' && !o.dataDir;
   const dataDir =
     o.dataDir ?? mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'pifleet-fleet-'));
   const certDir = path.join(dataDir, 'fleet-certs', runId);
   const telemetryFile = localCorePaths(dataDir).telemetryFile;
-  const readRunStore = (latencyThings: readonly string[]) => readStore(telemetryFile, `${thingPrefix}-`, latencyThings);
+  // Boot ids start with the thing name; a claimed fleet runs on a fresh core of its own (checkOptions).
+  const bootPrefix = claim ? DEFAULT_CLAIMED_THING_PREFIX : `${thingPrefix}-`;
+  const readRunStore = (latencyThings: readonly string[]) => readStore(telemetryFile, bootPrefix, latencyThings);
   const phases: PhaseResult[] = [];
   let provisioning: FleetResult['provisioning'];
   let identities: readonly FleetIdentity[] = [];
@@ -94,7 +102,24 @@ async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
       external = await readExternalEndpoint(dataDir);
       account = { region: external.region, accountId: external.accountId };
     }
-    ({ identities, provisioning } = await provisionInProcess({ dataDir, certDir, local, account, names, say }));
+    if (claim && local) {
+      const claimed = await provisionByClaim({
+        local,
+        dataDir,
+        certDir,
+        seed: o.seed,
+        names,
+        protocol: o.protocol,
+        concurrency: o.provisionConcurrency ?? DEFAULT_PROVISION_CONCURRENCY,
+        say,
+        signal: ctx.signal,
+      });
+      ({ identities, provisioning } = claimed);
+      // After the identities are known: the clean-up below removes those that were made.
+      if (claimed.error) throw claimed.error;
+    } else {
+      ({ identities, provisioning } = await provisionInProcess({ dataDir, certDir, local, account, names, say }));
+    }
     const job =
       rollout &&
       (local

@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { claimLine } from '../fleet/claim-result.js';
 import { HOST_NICE } from '../fleet/pool.js';
 import type { FleetResult, PhaseResult, RolloutPoint } from '../fleet/runner.js';
 import { histogramChart, lineChart } from './svg.js';
@@ -167,7 +168,7 @@ export function renderHtml(r: FleetResult): string {
 <p>${esc(o.devices)} devices, ramp ${esc(o.rampPerSecond)}/s, ${esc(o.durationS)} s measured, ${esc(o.sensors)} sensor(s) every ${esc(o.intervalMs)} ms, batches of ≤ ${esc(o.batchReadings)} readings / ${esc(o.batchAgeMs)} ms, ${esc(o.commandRate)} commands/s, target ${esc(o.target)}, faults: ${esc(o.faults.map((f) => f.kind + ('fraction' in f ? `:${f.fraction}` : '')).join(', ') || 'none')}</p>
 <p class="${r.zeroLoss ? 'ok' : 'bad'}">${r.zeroLoss ? 'Nothing lost.' : 'Readings were lost: see each phase.'}</p>`;
   const prov = r.provisioning
-    ? `<p>Provisioning: ${esc(r.provisioning.seconds)} s (${esc(r.provisioning.perDeviceMs)} ms/device, ${esc(r.provisioning.keyType)}), data dir ${esc(r.provisioning.dataDir)}; cleanup: ${r.cleanup.kept ? 'kept' : `${r.cleanup.removed} removed, ${r.cleanup.failed} failed`}.</p>`
+    ? `<p>Provisioning: ${esc(r.provisioning.seconds)} s (${esc(r.provisioning.perDeviceMs)} ms/device, ${esc(r.provisioning.keyType)}), data dir ${esc(r.provisioning.dataDir)}; cleanup: ${r.cleanup.kept ? 'kept' : `${r.cleanup.removed} removed, ${r.cleanup.failed} failed`}.</p>${r.provisioning.claim ? `<p class="${r.provisioning.claim.failed === 0 ? 'ok' : 'bad'}">${esc(claimLine(r.provisioning.claim))}</p>` : ''}`
     : '';
   const overhead = r.overhead
     ? `<h2>Local IoT Core vs bare broker</h2><table><tr><th>core CPU ÷ bare-broker CPU</th><td>${esc(r.overhead.coreCpuRatio)}</td></tr><tr><th>connect rate ratio</th><td>${esc(r.overhead.connectRateRatio)}</td></tr><tr><th>p99 sealed→stored ÷ p99 sealed→delivered (bare)</th><td>${esc(r.overhead.sealedToStoredP99VsBrokerP99 ?? 'n/a')}</td></tr></table>`
