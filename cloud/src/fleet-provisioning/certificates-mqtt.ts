@@ -12,6 +12,12 @@ import { CsrError, type LocalCa } from '../ca/local-ca.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Registry } from '../registry/sqlite-registry.js';
+import {
+  type Answering,
+  createAnswering,
+  ProvisioningRejection,
+  type ProvisioningRequestMessage,
+} from './answering.js';
 import type { OwnershipTokens } from './ownership-tokens.js';
 
 /**
@@ -51,36 +57,11 @@ export interface CertificatesMqttDeps {
   readonly logger?: Logger;
 }
 
-/** One PUBLISH handed in from the broker bus. */
-export interface CertificatesMqttMessage {
-  readonly topic: string;
-  readonly payload: Uint8Array;
-  readonly clientId: string | undefined;
-  readonly lastWill?: boolean;
-}
+export type CertificatesMqttMessage = ProvisioningRequestMessage;
 
-export interface CertificatesMqtt {
-  /** Answers a certificate request; ignores every other message. Never rejects. */
-  handle(message: CertificatesMqttMessage): Promise<void>;
+export interface CertificatesMqtt extends Answering {
   /** Deletes the certificates whose token expired while they were still pending (AWS deletes them). */
   sweep(): void;
-  /** Resolves once every request handed in so far is answered. */
-  idle(): Promise<void>;
-}
-
-/** A rejection as the device SDK's `ErrorResponse` / `V2ErrorResponse` reads it. */
-export class ProvisioningRejection extends Error {
-  override name = 'ProvisioningRejection';
-  constructor(
-    readonly statusCode: number,
-    readonly errorCode: string,
-    message: string,
-  ) {
-    super(message);
-  }
-  body(): JsonObject {
-    return { statusCode: this.statusCode, errorCode: this.errorCode, errorMessage: this.message };
-  }
 }
 
 const invalidPayload = (message: string) => new ProvisioningRejection(400, 'InvalidPayload', message);
@@ -120,7 +101,6 @@ export function csrOf(doc: JsonObject): string {
 
 export function createCertificatesMqtt(deps: CertificatesMqttDeps): CertificatesMqtt {
   const log = (deps.logger ?? silentLogger()).child({ component: 'fleet-provisioning-mqtt' });
-  const pending = new Set<Promise<void>>();
 
   function sweep(): void {
     for (const certificateId of deps.tokens.sweep()) {
@@ -172,47 +152,21 @@ export function createCertificatesMqtt(deps: CertificatesMqttDeps): Certificates
     return { certificateOwnershipToken: token, certificateId: cert.certificateId, certificatePem: cert.certificatePem };
   }
 
-  async function answer(kind: CertificateRequestKind, payload: Uint8Array, clientId: string): Promise<void> {
-    let outcome: 'accepted' | 'rejected';
-    let body: JsonObject;
-    try {
-      body = await perform(kind, payload, clientId);
-      outcome = 'accepted';
-    } catch (err) {
-      let rejection: ProvisioningRejection;
-      if (err instanceof ProvisioningRejection) rejection = err;
-      else {
-        log.error({ err, kind, clientId }, 'certificate request failed');
-        rejection = new ProvisioningRejection(500, 'InternalFailure', 'An internal error occurred.');
-      }
-      log.debug({ kind, clientId, errorCode: rejection.errorCode }, 'certificate request rejected');
-      body = rejection.body();
-      outcome = 'rejected';
-    }
-    try {
-      await deps.reply(clientId, certificateResponseTopic(kind, outcome), JSON.stringify(body));
-    } catch (err) {
-      // The broker is stopping: the device times out and asks again (its certificate, if one was
-      // made, stays pending and is deleted when the token expires).
-      log.warn({ err, kind, clientId }, 'certificate answer not published');
-    }
-  }
+  const answering = createAnswering<CertificateRequestKind>({
+    log,
+    what: 'certificate request',
+    route: certificateRequestOf,
+    answerTopics: (kind) => ({
+      accepted: certificateResponseTopic(kind, 'accepted'),
+      rejected: certificateResponseTopic(kind, 'rejected'),
+    }),
+    perform,
+    reply: deps.reply,
+  });
 
   return {
-    handle(message) {
-      const kind = certificateRequestOf(message.topic);
-      // A last will is the broker's message, not the device's request; an in-process publish has
-      // no connection to answer through.
-      if (kind === undefined || message.lastWill || message.clientId === undefined) return Promise.resolve();
-      const tracked: Promise<void> = answer(kind, message.payload, message.clientId).finally(() =>
-        pending.delete(tracked),
-      );
-      pending.add(tracked);
-      return tracked;
-    },
+    handle: answering.handle,
+    idle: answering.idle,
     sweep,
-    async idle() {
-      while (pending.size > 0) await Promise.all([...pending]);
-    },
   };
 }

@@ -24,7 +24,12 @@ import {
   MAX_ATTRIBUTES,
   MAX_UNTYPED_ATTRIBUTES,
 } from '../registry/validation.js';
-import { ProvisioningRejection } from './certificates-mqtt.js';
+import {
+  type Answering,
+  createAnswering,
+  ProvisioningRejection,
+  type ProvisioningRequestMessage,
+} from './answering.js';
 import type { OwnershipTokenConsumer } from './ownership-tokens.js';
 
 /**
@@ -99,19 +104,10 @@ export interface RegisterThingDeps {
   readonly hookTimeoutMs?: number;
 }
 
-export interface RegisterThingMessage {
-  readonly topic: string;
-  readonly payload: Uint8Array;
-  readonly clientId: string | undefined;
-  readonly lastWill?: boolean;
-}
+export type RegisterThingMessage = ProvisioningRequestMessage;
 
-export interface RegisterThingService {
-  /** Answers a RegisterThing request; ignores every other message. Never rejects. */
-  handle(message: RegisterThingMessage): Promise<void>;
-  /** Resolves once every request handed in so far is answered. */
-  idle(): Promise<void>;
-}
+/** Answers RegisterThing requests (`handle`) and waits for those in flight (`idle`). */
+export type RegisterThingService = Answering;
 
 /** The depth a request may nest: an object holding `parameters`, an object of strings. */
 const MAX_REQUEST_DEPTH = 3;
@@ -201,7 +197,6 @@ const sameRecord = (a: Readonly<Record<string, string>>, b: Readonly<Record<stri
 export function createRegisterThing(deps: RegisterThingDeps): RegisterThingService {
   const log = (deps.logger ?? silentLogger()).child({ component: 'register-thing' });
   const { registry } = deps;
-  const pending = new Set<Promise<void>>();
   const hookTimeoutMs = deps.hookTimeoutMs ?? PRE_PROVISIONING_HOOK_TIMEOUT_MS;
 
   function templateFor(templateName: string): TemplateForProvisioning {
@@ -511,43 +506,12 @@ export function createRegisterThing(deps: RegisterThingDeps): RegisterThingServi
     };
   }
 
-  async function answer(templateName: string, payload: Uint8Array, clientId: string): Promise<void> {
-    const topics = provisionTopics(templateName);
-    let topic: string;
-    let body: object;
-    try {
-      body = await perform(templateName, payload, clientId);
-      topic = topics.accepted;
-    } catch (err) {
-      let rejection: ProvisioningRejection;
-      if (err instanceof ProvisioningRejection) rejection = err;
-      else {
-        log.error({ err, templateName, clientId }, 'RegisterThing failed');
-        rejection = reject(500, CODES.internalFailure, 'An internal error occurred.');
-      }
-      log.debug({ templateName, clientId, errorCode: rejection.errorCode }, 'RegisterThing rejected');
-      body = rejection.body();
-      topic = topics.rejected;
-    }
-    try {
-      await deps.reply(clientId, topic, JSON.stringify(body));
-    } catch (err) {
-      log.warn({ err, templateName, clientId }, 'RegisterThing answer not published');
-    }
-  }
-
-  return {
-    handle(message) {
-      const templateName = templateOfProvisionRequest(message.topic);
-      if (templateName === undefined || message.lastWill || message.clientId === undefined) return Promise.resolve();
-      const tracked: Promise<void> = answer(templateName, message.payload, message.clientId).finally(() =>
-        pending.delete(tracked),
-      );
-      pending.add(tracked);
-      return tracked;
-    },
-    async idle() {
-      while (pending.size > 0) await Promise.all([...pending]);
-    },
-  };
+  return createAnswering<string>({
+    log,
+    what: 'RegisterThing',
+    route: templateOfProvisionRequest,
+    answerTopics: provisionTopics,
+    perform,
+    reply: deps.reply,
+  });
 }
