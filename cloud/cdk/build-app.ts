@@ -92,7 +92,9 @@ export async function buildPifleetApp(options: BuildAppOptions = {}): Promise<Bu
     const hookDir = bundles.dirs[PROVISIONING_HOOK_BUNDLE];
     const stack = new PifleetStack(app, 'Pifleet', {
       stackName: setting('stackName') ?? DEFAULT_STACK_NAME,
-      description: 'pifleet: IoT rules, handlers, telemetry table, raw archive, command/query API, device policy',
+      description: `pifleet: IoT rules, handlers, telemetry table, raw archive, command/query API, device policy${
+        withProvisioning ? ', fleet provisioning by claim' : ''
+      }`,
       handlerCode: (name) => {
         const dir = bundles.dirs[name];
         return dir === undefined ? undefined : lambda.Code.fromAsset(dir);

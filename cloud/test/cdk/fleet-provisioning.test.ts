@@ -491,11 +491,13 @@ describe('the CDK app', () => {
         Variables: { PIFLEET_ALLOWED_SERIALS: 'aaa,bbb' },
       });
       expect(on.bundleBytes[PROVISIONING_HOOK_BUNDLE]).toBeGreaterThan(10_000);
+      expect(on.stack.templateOptions.description).toMatch(/, fleet provisioning by claim$/);
 
       const off = await buildPifleetApp({ outdir, context: { 'pifleet:fleetProvisioning': 'false' } });
       off.dispose();
       expect(off.stack.fleetProvisioning).toBeUndefined();
       expect(off.bundleBytes[PROVISIONING_HOOK_BUNDLE]).toBeUndefined();
+      expect(off.stack.templateOptions.description).not.toMatch(/fleet provisioning/);
     } finally {
       rmSync(outdir, { recursive: true, force: true });
     }
