@@ -68,7 +68,8 @@ function check(value: unknown, valid: boolean, what: string, rule: string): void
  * The body of pifleet's provisioning template (a fleet provisioning template, to be created enabled):
  *
  * - parameters `SerialNumber` (required), `Model` (default "unknown"), `MacAddress` (default "");
- * - the thing `<prefix><SerialNumber>` with attributes serial, model and mac, in the thing group;
+ * - the thing `<prefix><SerialNumber>` with attributes serial, model (spaces as `_`) and mac, in
+ *   the thing group;
  * - the certificate the device registers (`AWS::IoT::Certificate::Id`), made ACTIVE;
  * - the existing device policy, by name, attached to that certificate. The policy is scoped by
  *   `${iot:Connection.Thing.ThingName}`, so one policy serves every device and none needs its own.
@@ -116,7 +117,10 @@ export function pifleetClaimTemplate(options: ClaimTemplateOptions = {}): ClaimT
           ThingName: { 'Fn::Join': ['', [prefix, { Ref: serialNumber }]] },
           AttributePayload: {
             serial: { Ref: serialNumber },
-            model: { Ref: model },
+            // A Pi's model has spaces ("Raspberry Pi 4 Model B Rev 1.4"), which an attribute value
+            // may not (CreateThing: [a-zA-Z0-9_.,@/:#=[]-]); without a hook to clean it, every Pi
+            // failed RegisterThing. The template language has no replace: split at spaces, join with _.
+            model: { 'Fn::Join': ['_', { 'Fn::Split': [' ', { Ref: model }] }] },
             mac: { Ref: macAddress },
           },
           ThingGroups: [thingGroup],

@@ -35,7 +35,7 @@ describe('the default claim template in the local core', () => {
           logicalName: 'thing',
           thingName: 'pi-10000000abcdef01',
           thingGroups: ['pifleet-claimed'],
-          attributes: { serial: '10000000abcdef01', model: 'Raspberry Pi 4 Model B Rev 1.4', mac: 'dc:a6:32:01:02:03' },
+          attributes: { serial: '10000000abcdef01', model: 'Raspberry_Pi_4_Model_B_Rev_1.4', mac: 'dc:a6:32:01:02:03' },
           overrideSettings: { attributePayload: 'MERGE', thingGroups: 'MERGE' },
         },
         certificate: {

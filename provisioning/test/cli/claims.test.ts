@@ -5,11 +5,14 @@ import {
   CreatePolicyCommand,
   DescribeCertificateCommand,
   DescribeProvisioningTemplateCommand,
+  DescribeThingCommand,
   DescribeThingGroupCommand,
   GetPolicyCommand,
   type IoTClient,
   ListAttachedPoliciesCommand,
   ListCertificatesCommand,
+  ListThingGroupsForThingCommand,
+  ListThingPrincipalsCommand,
 } from '@aws-sdk/client-iot';
 import {
   certificateTopics,
@@ -366,6 +369,40 @@ describe('the claim certificate of a bundle', () => {
     expect(json<{ certificateId: string }>(await device.next(certificateTopics.create.accepted))).toMatchObject({
       certificateId: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
+  });
+
+  it('provisions a device through the template: pi-<serial> in the group, its certificate ACTIVE with pifleet-device', async () => {
+    const dir = cwd();
+    expect((await run(dir, 'claims', 'create', '--out', 'prov')).code).toBe(0);
+    const device = await deviceWith(path.join(dir, 'prov'));
+    const keys = await device.identity.createKeysAndCertificate({});
+    const registered = await device.identity
+      .registerThing({
+        templateName: 'pifleet-claim',
+        certificateOwnershipToken: keys.certificateOwnershipToken as string,
+        parameters: {
+          SerialNumber: '10000000abcdef01',
+          Model: 'Raspberry Pi 4 Model B Rev 1.4',
+          MacAddress: 'dc:a6:32:00:00:01',
+        },
+      })
+      .catch((e: { modeledError?: unknown; message?: string }) => {
+        throw new Error(`${e.message}: ${JSON.stringify(e.modeledError ?? e)}`);
+      });
+    expect(registered.thingName).toBe('pi-10000000abcdef01');
+    const thing = await iot.send(new DescribeThingCommand({ thingName: 'pi-10000000abcdef01' }));
+    expect(thing.attributes).toEqual({
+      serial: '10000000abcdef01',
+      // Spaces are not allowed in an attribute value: the template writes them as _.
+      model: 'Raspberry_Pi_4_Model_B_Rev_1.4',
+      mac: 'dc:a6:32:00:00:01',
+    });
+    const groups = await iot.send(new ListThingGroupsForThingCommand({ thingName: 'pi-10000000abcdef01' }));
+    expect(groups.thingGroups?.map((g) => g.groupName)).toEqual(['pifleet-claimed']);
+    const principals = await iot.send(new ListThingPrincipalsCommand({ thingName: 'pi-10000000abcdef01' }));
+    expect(principals.principals).toHaveLength(1);
+    expect(await statusOf(keys.certificateId as string)).toBe('ACTIVE');
+    expect(await attachedPolicies(principals.principals?.[0] as string)).toEqual(['pifleet-device']);
   });
 });
 
