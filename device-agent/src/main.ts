@@ -15,7 +15,12 @@ import { createSystemClock } from './ports/clock.js';
 import { exitWhenFlushed } from './process-exit.js';
 import { ProvisioningRejectedError, ProvisioningTimeoutError } from './provisioning/errors.js';
 import type { ProvisioningMethod } from './provisioning/flow.js';
-import { needsProvisioning, type ProvisioningOverrides, provisionFromConfigFile } from './provisioning/provision.js';
+import {
+  needsProvisioning,
+  type ProvisioningOverrides,
+  prepareProvisioning,
+  provisionFromConfigFile,
+} from './provisioning/provision.js';
 import type { ProvisioningTransportKind } from './provisioning/session.js';
 import { createSystemdNotifier } from './systemd/notify.js';
 import { renderUnit } from './systemd/unit.js';
@@ -44,6 +49,9 @@ class ExitWith extends AgentError {
 const issueLines = (issues: readonly Issue[]) => issues.map((i) => `  ${i.path}: ${i.message}`).join('\n');
 
 async function checkConfig(file: string, io: CliIo, json: boolean): Promise<ExitCode> {
+  // An image's config (a provisioning section, no identity yet) is checked as provisioning will
+  // use it: no thing name or device certificate expected, the claim files checked instead.
+  if (await needsProvisioning(file, io.env)) return checkUnprovisioned(file, io, json);
   let config: AgentConfig;
   try {
     config = await readAndCheckConfigFile(file, io.env);
@@ -56,6 +64,27 @@ async function checkConfig(file: string, io: CliIo, json: boolean): Promise<Exit
   else
     io.stdout(
       `${file}: ok (thing ${config.thingName}, MQTT ${config.mqtt.protocol}, ${config.sensors.length} sensors, ${config.outputs.length} outputs)\n`,
+    );
+  return EXIT.ok;
+}
+
+async function checkUnprovisioned(file: string, io: CliIo, json: boolean): Promise<ExitCode> {
+  let setup: Awaited<ReturnType<typeof prepareProvisioning>>;
+  try {
+    setup = await prepareProvisioning({ configFile: file, env: io.env });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    report(io, json, err.issues);
+    return EXIT.config;
+  }
+  const { section } = setup;
+  if (json)
+    io.stdout(
+      `${JSON.stringify({ ok: true, provisioned: false, templateName: section.templateName, method: section.method })}\n`,
+    );
+  else
+    io.stdout(
+      `${file}: ok, not provisioned yet (template ${section.templateName}, ${section.method}, claim certificate ${section.claimCertFile}): \`pifleet-agent run\` provisions it first\n`,
     );
   return EXIT.ok;
 }

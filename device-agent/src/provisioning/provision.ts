@@ -5,7 +5,7 @@ import path from 'node:path';
 import { type Issue, isJsonObject, parseJson, setOwn } from '@pifleet/protocol';
 import { checkCredentials } from '../config/files.js';
 import { type ConfigFlags, configFilePaths, loadConfig, MAX_CONFIG_DEPTH } from '../config/load.js';
-import type { AgentConfig } from '../config/schema.js';
+import type { AgentConfig, ProvisioningConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type Clock, createSystemClock } from '../ports/clock.js';
@@ -13,7 +13,7 @@ import { type DeviceFacts, type FactSources, PI_FACT_SOURCES, readDeviceFacts } 
 import { type ProvisionedIdentity, type ProvisioningMethod, provisionIdentity } from './flow.js';
 import { type DeviceKeyMaker, makeEcDeviceKey } from './keys.js';
 import { type IdentitySessionFactory, type ProvisioningTransportKind, SESSION_FACTORIES } from './session.js';
-import { ensureDirectories, removeStaleCertificate, type StoreStep, storeIdentity } from './store.js';
+import { ensureDirectories, type StoreStep, storeIdentity } from './store.js';
 
 /** What the command line may set in the `provisioning` section (flags win over the file). */
 export interface ProvisioningOverrides {
@@ -164,14 +164,28 @@ function parametersFor(facts: DeviceFacts, config: Readonly<Record<string, strin
  * connects with the claim certificate, provisions ({@link provisionIdentity}) and stores the new
  * identity ({@link storeIdentity}). Throws a `ConfigError` for the config, and the flow's errors.
  */
-export async function provisionFromConfigFile(
-  input: ProvisionInput,
-  deps: ProvisionDeps = {},
-): Promise<ProvisionOutcome> {
+/** A config checked for provisioning: what {@link provisionFromConfigFile} goes on with. */
+export interface ProvisioningSetup {
+  readonly config: AgentConfig;
+  readonly section: ProvisioningConfig;
+  /** The config file's text as read (what is rewritten with the thing name). */
+  readonly configText: string;
+  /** The thing name the config (or environment, or flags) gives, when it gives one. */
+  readonly thingName: string | undefined;
+  /** Whether the device has an identity already: a thing name and a certificate at certFile. */
+  readonly provisioned: boolean;
+}
+
+/**
+ * Reads and checks a config for provisioning, everything before anything is asked of the service:
+ * the config itself (a thing name may be missing), its `provisioning` section with the command
+ * line's overrides, the claim certificate and key (present, parsed, a pair, issued by caFile's CA
+ * when it holds that CA), and that the device's files can be written where the config says.
+ * Throws a `ConfigError` listing every problem. `check-config` shows the same for an image's config.
+ */
+export async function prepareProvisioning(input: ProvisionInput): Promise<ProvisioningSetup> {
   const env = input.env ?? {};
   const flags = input.flags ?? {};
-  const clock = deps.clock ?? createSystemClock();
-  const log = (deps.logger ?? silentLogger()).child({ component: 'provisioning' });
   const configText = await readConfigText(input.configFile);
   const doc = documentOf(configText);
   const named = doc ? namesThing(doc, env, flags) : true;
@@ -194,13 +208,18 @@ export async function provisionFromConfigFile(
       },
     ]);
   }
-  if (named && !input.force) {
-    const has = await stat(config.certFile).then(
-      () => true,
-      () => false,
-    );
-    if (has) return { status: 'already-provisioned', thingName: config.thingName };
-  }
+  const hasCertificate = await stat(config.certFile).then(
+    () => true,
+    () => false,
+  );
+  const setup = {
+    config,
+    section,
+    configText,
+    thingName: named ? config.thingName : undefined,
+    provisioned: named && hasCertificate,
+  };
+  if (setup.provisioned && !input.force) return setup;
 
   const claim = await checkCredentials({
     certFile: section.claimCertFile,
@@ -221,16 +240,30 @@ export async function provisionFromConfigFile(
     if (problem) issues.push(problem);
   }
   if (issues.length > 0) throw new ConfigError(issues);
+  return setup;
+}
+
+/**
+ * `pifleet-agent provision`, and `run`'s first start: checks the config ({@link prepareProvisioning}),
+ * reads the device's facts, connects with the claim certificate, provisions
+ * ({@link provisionIdentity}) and stores the new identity ({@link storeIdentity}). Throws a
+ * `ConfigError` for the config, and the flow's errors; a failure before the store leaves every file
+ * as it was (a device provisioned before keeps running as before).
+ */
+export async function provisionFromConfigFile(
+  input: ProvisionInput,
+  deps: ProvisionDeps = {},
+): Promise<ProvisionOutcome> {
+  const clock = deps.clock ?? createSystemClock();
+  const log = (deps.logger ?? silentLogger()).child({ component: 'provisioning' });
+  const { config, section, configText, thingName, provisioned } = await prepareProvisioning(input);
+  if (provisioned && !input.force && thingName !== undefined) return { status: 'already-provisioned', thingName };
 
   const facts = await readDeviceFacts(deps.facts ?? PI_FACT_SOURCES);
   const parameters = parametersFor(facts, section.parameters);
   log.info({ templateName: section.templateName, method: section.method, parameters }, 'provisioning');
 
   await ensureDirectories([config.certFile, config.keyFile]);
-  // An earlier identity's certificate (the config lost its thingName): gone before the new key is written.
-  if (await removeStaleCertificate(config.certFile))
-    log.warn({ certFile: config.certFile }, 'earlier certificate removed');
-
   const timeoutMs = section.timeoutSeconds * 1000;
   const deadline = clock.now() + timeoutMs;
   const random = deps.random ?? Math.random;

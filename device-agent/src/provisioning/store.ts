@@ -32,7 +32,7 @@ export interface IdentityFiles {
 }
 
 /** The steps of {@link storeIdentity}, in order; tests stop after one to see what a crash leaves. */
-export type StoreStep = 'key' | 'config' | 'certificate';
+export type StoreStep = 'stale-certificate' | 'key' | 'config' | 'certificate';
 
 /**
  * Writes a provisioned identity so that a crash between any two steps leaves a device that either
@@ -42,14 +42,18 @@ export type StoreStep = 'key' | 'config' | 'certificate';
  * temporary file made 0600 in the same directory, fsynced, renamed, the directory fsynced), so a
  * key is never readable by others, not even for a moment, and a config never half-written; the
  * rewritten config is 0600 too (it is the agent's own file from now on). The certificate file is what says "provisioned" (with `thingName` set), so it
- * is written only when the key and the name it belongs with are on disk; a certificate left by an
- * earlier identity is removed before provisioning starts ({@link removeStaleCertificate}).
+ * is written only when the key and the name it belongs with are on disk; a certificate of an
+ * earlier identity is removed first ({@link removeStaleCertificate}). Until then nothing is touched,
+ * so a provisioning that fails (denied, timed out) leaves a device provisioned before as it was.
  */
 export async function storeIdentity(
   files: IdentityFiles,
   identity: { readonly thingName: string; readonly certificatePem: string; readonly privateKeyPem: string },
   afterStep: (step: StoreStep) => Promise<void> | void = () => undefined,
 ): Promise<void> {
+  // An earlier identity's certificate goes first: the new key must never sit beside it.
+  await removeStaleCertificate(files.certFile);
+  await afterStep('stale-certificate');
   writeFileAtomic(files.keyFile, identity.privateKeyPem);
   await afterStep('key');
   writeFileAtomic(files.configFile, configWithThingName(files.configText, identity.thingName));

@@ -106,10 +106,12 @@ describe('storeIdentity', () => {
     expect(readFileSync(nested.certFile, 'utf8')).toBe('CERT');
   });
 
-  it.each<StoreStep>(['key', 'config'])(
+  it.each<StoreStep>(['stale-certificate', 'key', 'config'])(
     'a crash after the %s step leaves a device that is not provisioned (it provisions again), with no certificate to mismatch',
     async (stop) => {
       const { files } = setup();
+      // A device provisioned before, being provisioned again (its config lost its thingName).
+      writeFileSync(files.certFile, 'EARLIER-CERT');
       await expect(
         storeIdentity(files, identity, (step) => {
           if (step === stop) throw new Crash(step);
@@ -131,7 +133,7 @@ describe('storeIdentity', () => {
     await storeIdentity(files, identity, (s) => {
       steps.push(s);
     });
-    expect(steps).toEqual(['key', 'config', 'certificate']);
+    expect(steps).toEqual(['stale-certificate', 'key', 'config', 'certificate']);
     expect(provisioned(files)).toBe(true);
   });
 });
