@@ -19,6 +19,7 @@ import { createWebConsole, type WebConsole } from '../console/console.js';
 import { CloudError } from '../errors.js';
 import { loadHookModules } from '../fleet-provisioning/hook-modules.js';
 import type { PreProvisioningHookFunction } from '../fleet-provisioning/register-thing.js';
+import { HandlerConfigError } from '../handlers/aws-env.js';
 import { createProvisioningHook, PROVISIONING_HOOK_FUNCTION_NAME } from '../handlers/provisioning-hook.js';
 import { type LocalCredentials, loadOrCreateCredentials, singleCredentialStore } from '../http/credentials.js';
 import { iotControlPlaneRoutes } from '../http/iot-control-plane.js';
@@ -186,6 +187,18 @@ async function loadLimits(config: LocalCoreConfig): Promise<Limits> {
   return resolveLimits(config.limits, parsed.value);
 }
 
+/** pifleet's pre-provisioning hook, its allow-list from the environment (exit 78 when the list is malformed). */
+function builtInHook(logger: Logger) {
+  try {
+    return createProvisioningHook({ env: process.env, logger });
+  } catch (err) {
+    if (err instanceof HandlerConfigError) {
+      throw new ConfigError([`${err.message} (the built-in ${PROVISIONING_HOOK_FUNCTION_NAME}): fix or unset it`]);
+    }
+    throw err;
+  }
+}
+
 export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
   const { config } = deps;
   const logger = deps.logger ?? silentLogger();
@@ -242,6 +255,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         cleanup.push(() => lock.release());
         const limits = deps.limits ?? (await loadLimits(config));
         const operatorHooks = await loadHookModules(config.hooks);
+        const pifleetHook = builtInHook(logger);
         const throttles = createThrottleCounters({ logger: logger.child({ component: 'quotas' }) });
         cleanup.push(() => throttles.close());
         const ca = await loadOrCreateCa({ dir: paths.caDir, now });
@@ -340,7 +354,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           // pifleet's default hook (the Lambda the CDK app deploys), its allow-list from the
           // core's environment as the Lambda's is from its own; then the caller's functions.
           hooks: {
-            [PROVISIONING_HOOK_FUNCTION_NAME]: createProvisioningHook({ env: process.env, logger }),
+            [PROVISIONING_HOOK_FUNCTION_NAME]: pifleetHook,
             ...operatorHooks,
             ...deps.provisioningHooks,
           },

@@ -124,4 +124,20 @@ describe('pifleet-local-core', () => {
     expect(run.stdout()).toBe('');
     expect(run.stderr()).toContain(`--hooks: serials: ${module} has no exported function 'handler'`);
   });
+
+  it("exits 78 naming the variable when PIFLEET_ALLOWED_SERIALS (the built-in hook's allow-list) is malformed", async () => {
+    const dataDir = tempDir('bin-serials');
+    dirs.push(dataDir);
+    // The child inherits the environment at spawn; the variable is this test's only.
+    process.env.PIFLEET_ALLOWED_SERIALS = ' , ';
+    let run: ReturnType<typeof spawnCore>;
+    try {
+      run = spawnCore(['--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0']);
+    } finally {
+      delete process.env.PIFLEET_ALLOWED_SERIALS;
+    }
+    expect(await run.exited).toEqual({ code: EXIT.config, signal: null });
+    expect(run.stdout()).toBe('');
+    expect(run.stderr()).toMatch(/pifleet-local-core: .*PIFLEET_ALLOWED_SERIALS.*pifleet-provisioning-hook/);
+  });
 });
