@@ -214,6 +214,41 @@ describe('claims create', () => {
     );
   });
 
+  it('with --install-dir, names the files there and lets the unit write there (the agent writes its key and config)', async () => {
+    const dir = cwd();
+    expect((await run(dir, 'claims', 'create', '--out', 'img', '--install-dir', '/var/lib/pifleet')).code).toBe(0);
+    const config = json<Record<string, unknown>>(
+      fs.readFileSync(path.join(dir, 'img', CLAIM_BUNDLE_FILES.agentConfig), 'utf8'),
+    );
+    expect(config).toMatchObject({
+      certFile: '/var/lib/pifleet/certificate.pem.crt',
+      keyFile: '/var/lib/pifleet/private.pem.key',
+      caFile: '/var/lib/pifleet/ca.pem',
+      outbox: { path: '/var/lib/pifleet/outbox.db' },
+      provisioning: {
+        templateName: 'pifleet-claim',
+        claimCertFile: '/var/lib/pifleet/claim.pem.crt',
+        claimKeyFile: '/var/lib/pifleet/claim.pem.key',
+      },
+    });
+    expect(config).not.toHaveProperty('thingName');
+    const unit = fs.readFileSync(path.join(dir, 'img', CLAIM_BUNDLE_FILES.unit), 'utf8');
+    expect(unit).toContain('--config /var/lib/pifleet/agent.json');
+    expect(unit).toContain('ReadWritePaths=/var/lib/pifleet\n');
+    expect(unit).not.toContain('ReadOnlyPaths=');
+  });
+
+  it('takes `__proto__` as the template name it is (valid for IoT), never as a prototype', async () => {
+    const r = await run(cwd(), 'claims', 'create', '--template', '__proto__', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(EXIT.ok);
+    expect(json<ClaimOutput>(r.stdout)).toMatchObject({
+      templateName: '__proto__',
+      claimPolicyName: '__proto__-claim-policy',
+    });
+    expect(await templateExists('__proto__')).toBe(true);
+  });
+
   it('a re-run reuses what exists and makes only a new claim certificate, and says so', async () => {
     const before = json<ClaimOutput>((await run(cwd(), 'claims', 'create', '--json')).stdout);
     const again = await run(cwd(), 'claims', 'create', '--json');
@@ -306,6 +341,16 @@ describe('claims create', () => {
     );
     expect(await certificateIds()).toEqual(certs);
     expect(await templateExists('never-made')).toBe(false);
+  });
+
+  it('refuses an --out whose name is too long for the file system (65), creating nothing', async () => {
+    const certs = await certificateIds();
+    expectOneLineFailure(
+      await run(cwd(), 'claims', 'create', '--template', 'never-made', '--out', 'x'.repeat(300)),
+      EXIT.dataError,
+      /cannot write into .* \(ENAMETOOLONG\)/,
+    );
+    expect(await certificateIds()).toEqual(certs);
   });
 
   it('refuses a claim policy of that name that grants something else, before a certificate is made', async () => {
