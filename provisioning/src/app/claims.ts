@@ -186,7 +186,9 @@ export function createClaims(deps: ClaimsDeps) {
     const installDir = req.installDir ?? req.bundleDir;
     const body = pifleetClaimTemplateBody({ thingGroup: req.thingGroup, policyName: RECOMMENDED_POLICY_NAME });
 
-    // Reads and refusals first: nothing is created in the account before every refusal had its chance.
+    // Refusals that need no ARN first, before anything is created. The claim policy's check needs
+    // the account's ARN prefix, so it comes after the shared parts (kept and reused by a re-run)
+    // and before the certificate, whose key would otherwise be written for nothing.
     await checkBundleDir(req, notes);
     const existing = await templates.describeTemplate(req.templateName);
     if (existing?.type === 'JITP') {
