@@ -13,7 +13,7 @@ import { selfUpdateLayout } from './jobs/wiring.js';
 import { createLogger, type Logger } from './logger.js';
 import { createSystemClock } from './ports/clock.js';
 import { exitWhenFlushed } from './process-exit.js';
-import { ProvisioningRejectedError, ProvisioningTimeoutError } from './provisioning/errors.js';
+import { ProvisioningError, ProvisioningRejectedError, ProvisioningTimeoutError } from './provisioning/errors.js';
 import type { ProvisioningMethod } from './provisioning/flow.js';
 import {
   needsProvisioning,
@@ -246,6 +246,10 @@ async function provision(
       io.stderr(
         `pifleet-agent: provisioning refused: ${err.operation} ${err.statusCode} ${err.errorCode}: ${err.errorMessage}\nhint: ${hint}\n`,
       );
+      return EXIT.config;
+    }
+    if (err instanceof ProvisioningError && err.code === 'PROVISIONING_CSR_UNAVAILABLE') {
+      io.stderr(`pifleet-agent: ${err.message}\n`);
       return EXIT.config;
     }
     if (err instanceof ProvisioningTimeoutError) {

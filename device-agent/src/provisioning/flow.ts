@@ -1,6 +1,6 @@
 import { type BackoffSchedule, exponentialBackoff, PROVISIONING_ERROR_CODES } from '@pifleet/protocol';
 import type { Logger } from '../logger.js';
-import { type Clock, sleep } from '../ports/clock.js';
+import { type Clock, sleep, withTimeout } from '../ports/clock.js';
 import { ProvisioningError, ProvisioningRejectedError, ProvisioningTimeoutError } from './errors.js';
 import type { DeviceKeyMaker } from './keys.js';
 import type { IdentityPort } from './port.js';
@@ -95,8 +95,15 @@ export async function provisionIdentity(
     for (;;) {
       if (clock.now() >= deps.deadline) throw new ProvisioningTimeoutError(deps.timeoutMs, step, lastError);
       try {
-        return await attempt();
+        // The request's own timeout may outlast the deadline: the deadline is the one that holds.
+        return await withTimeout(
+          clock,
+          deps.deadline - clock.now(),
+          attempt(),
+          () => new ProvisioningTimeoutError(deps.timeoutMs, step, lastError),
+        );
       } catch (err) {
+        if (err instanceof ProvisioningTimeoutError) throw err;
         if (!isRetryable(err)) throw err;
         await pause(step, err as Error);
       }

@@ -1,4 +1,5 @@
 import { createPrivateKey, webcrypto } from 'node:crypto';
+import { ProvisioningError } from './errors.js';
 
 /** A key pair made on the device and the PKCS#10 request for its certificate. */
 export interface DeviceKey {
@@ -22,8 +23,17 @@ const SAFE_CN = /^[0-9A-Za-z_-]{1,64}$/;
  * here, on first use, so that an agent that never provisions by CSR does not load it.
  */
 export const makeEcDeviceKey: DeviceKeyMaker = async ({ commonName }) => {
-  await import('reflect-metadata');
-  const x509 = await import('@peculiar/x509');
+  let x509: typeof import('@peculiar/x509');
+  try {
+    await import('reflect-metadata');
+    x509 = await import('@peculiar/x509');
+  } catch (err) {
+    throw new ProvisioningError(
+      'PROVISIONING_CSR_UNAVAILABLE',
+      'provisioning by CSR needs @peculiar/x509 and reflect-metadata, which this install of the agent lacks: install them beside it, or set provisioning.method to "create-keys"',
+      { cause: err },
+    );
+  }
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
   const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const cn = SAFE_CN.test(commonName) ? commonName : 'pifleet-device';

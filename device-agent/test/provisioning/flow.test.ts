@@ -190,6 +190,16 @@ describe('provisionIdentity', () => {
     expect(flow.elapsed()).toBe(60_000);
   });
 
+  it('a request that hangs past the deadline (its own timeout longer) ends at the deadline', async () => {
+    const { port } = scripted({});
+    const hung: IdentityPort = { ...port, registerThing: () => new Promise(() => undefined) };
+    const flow = run(hung, request, 45_000);
+    const err = await flow.result.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProvisioningTimeoutError);
+    expect((err as Error).message).toMatch(/within 45 s \(RegisterThing\)/);
+    expect(flow.elapsed()).toBe(45_000);
+  });
+
   it('a token refused again and again ends at the deadline, not in a loop', async () => {
     const { port, calls } = scripted({ register: [reject('RegisterThing', 400, 'InvalidCertificateOwnershipToken')] });
     const err = await run(port, request, 30_000).result.catch((e: unknown) => e);
