@@ -19,7 +19,7 @@ import { createWebConsole, type WebConsole } from '../console/console.js';
 import { CloudError } from '../errors.js';
 import { loadHookModules } from '../fleet-provisioning/hook-modules.js';
 import type { PreProvisioningHookFunction } from '../fleet-provisioning/register-thing.js';
-import { HandlerConfigError } from '../handlers/aws-env.js';
+import { HandlerConfigError } from '../handlers/lambda-env.js';
 import { createProvisioningHook, PROVISIONING_HOOK_FUNCTION_NAME } from '../handlers/provisioning-hook.js';
 import { type LocalCredentials, loadOrCreateCredentials, singleCredentialStore } from '../http/credentials.js';
 import { iotControlPlaneRoutes } from '../http/iot-control-plane.js';

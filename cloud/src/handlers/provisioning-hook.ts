@@ -1,7 +1,7 @@
 import type { PreProvisioningHookEvent, PreProvisioningHookResult } from '@pifleet/protocol';
 import { CloudError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { type Env, HandlerConfigError, lambdaLogger, lazyHandler } from './aws-env.js';
+import { type Env, HandlerConfigError, lambdaLogger, lazyHandler } from './lambda-env.js';
 
 /**
  * pifleet's default pre-provisioning hook: the Lambda a fleet provisioning template names in AWS,
