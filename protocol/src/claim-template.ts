@@ -145,6 +145,12 @@ export function pifleetClaimTemplateBody(options: ClaimTemplateOptions = {}): st
   return JSON.stringify(pifleetClaimTemplate(options));
 }
 
+/**
+ * The client id a device connects with while it provisions starts with this (the agent and the
+ * simulator use `pifleet-claim-<serial>`); the claim policy lets nothing else connect.
+ */
+export const CLAIM_CLIENT_ID_PREFIX = 'pifleet-claim-';
+
 /** Where the claim policy's ARNs point: the parts, or a ready prefix such as `arn:aws:iot:eu-west-1:123456789012`. */
 export type ClaimPolicyScope =
   | { readonly partition?: string; readonly region: string; readonly accountId: string }
@@ -162,9 +168,13 @@ export type ClaimPolicyOptions = ClaimPolicyScope & {
  * no other template. This is AWS's claim policy ("Provisioning by claim", AWS IoT Developer Guide)
  * with the ARNs spelled out.
  *
- * Connect names `client/*`, not one client id: the device has no identity yet but the claim
- * certificate every device of the image shares, so no policy variable can name its client id
- * (`${iot:Connection.Thing.ThingName}` is empty: the claim certificate is attached to no thing).
+ * Connect is granted for client ids that start with {@link CLAIM_CLIENT_ID_PREFIX} only. The
+ * device has no identity yet, only the claim certificate every device of the image shares, so no
+ * policy variable can name its client id (`${iot:Connection.Thing.ThingName}` is empty: the claim
+ * certificate is attached to no thing). AWS's example grants `*`, but IoT Core drops a connection
+ * when another connects with its client id: with `*`, anyone holding a leaked claim certificate
+ * (it is in every image) could connect as `pi-<serial>` again and again and keep that device off
+ * the broker. With the prefix, a claim connection can only ever take over another claim connection.
  * Region and account are taken as given (a CDK token is a string too); the template name is checked.
  */
 export function claimPolicyDocument(options: ClaimPolicyOptions): IotPolicyDocument {
@@ -182,7 +192,12 @@ export function claimPolicyDocument(options: ClaimPolicyOptions): IotPolicyDocum
   return {
     Version: '2012-10-17',
     Statement: [
-      { Sid: 'ConnectToProvision', Effect: 'Allow', Action: 'iot:Connect', Resource: `${prefix}:client/*` },
+      {
+        Sid: 'ConnectToProvision',
+        Effect: 'Allow',
+        Action: 'iot:Connect',
+        Resource: `${prefix}:client/${CLAIM_CLIENT_ID_PREFIX}*`,
+      },
       {
         Sid: 'ProvisioningRequests',
         Effect: 'Allow',

@@ -73,7 +73,12 @@ describe('claimPolicyDocument', () => {
     expect(claimPolicyDocument({ region: 'eu-west-1', accountId: '123456789012', templateName: 'fleet-a' })).toEqual({
       Version: '2012-10-17',
       Statement: [
-        { Sid: 'ConnectToProvision', Effect: 'Allow', Action: 'iot:Connect', Resource: `${ARN}:client/*` },
+        {
+          Sid: 'ConnectToProvision',
+          Effect: 'Allow',
+          Action: 'iot:Connect',
+          Resource: `${ARN}:client/pifleet-claim-*`,
+        },
         {
           Sid: 'ProvisioningRequests',
           Effect: 'Allow',
@@ -100,7 +105,7 @@ describe('claimPolicyDocument', () => {
 
   it('takes a partition, or a ready ARN prefix (with or without its trailing colon), and the default template', () => {
     const china = JSON.stringify(claimPolicyDocument({ partition: 'aws-cn', region: 'cn-north-1', accountId: '1' }));
-    expect(china).toContain('arn:aws-cn:iot:cn-north-1:1:client/*');
+    expect(china).toContain('arn:aws-cn:iot:cn-north-1:1:client/pifleet-claim-*');
     expect(china).toContain(`$aws/provisioning-templates/${DEFAULT_CLAIM_TEMPLATE_NAME}/provision/*`);
     expect(claimPolicyDocument({ arnPrefix: `${ARN}:` })).toEqual(claimPolicyDocument({ arnPrefix: ARN }));
     expect(claimPolicyDocument({ arnPrefix: ARN })).toEqual(

@@ -80,7 +80,12 @@ describe('the default claim template in the local core', () => {
 });
 
 describe('the claim policy in the local core’s evaluator', () => {
-  const ctx: PolicyContext = { region: 'us-east-1', accountId: '123456789012', clientId: 'any-client', thingNames: [] };
+  const ctx: PolicyContext = {
+    region: 'us-east-1',
+    accountId: '123456789012',
+    clientId: 'pifleet-claim-10000000abcdef01',
+    thingNames: [],
+  };
   const arn = (kind: string, name: string) => `arn:aws:iot:${ctx.region}:${ctx.accountId}:${kind}/${name}`;
   const policies = [
     { name: 'pifleet-claim', document: claimPolicyDocument({ region: ctx.region, accountId: ctx.accountId }) },
@@ -89,7 +94,8 @@ describe('the claim policy in the local core’s evaluator', () => {
   const own = `$aws/provisioning-templates/${DEFAULT_CLAIM_TEMPLATE_NAME}/provision/json`;
 
   it.each([
-    ['iot:Connect', arn('client', 'whatever-the-device-picks')],
+    ['iot:Connect', arn('client', 'pifleet-claim-10000000abcdef01')],
+    ['iot:Connect', arn('client', 'pifleet-claim-0123456789abcdef')],
     ['iot:Publish', arn('topic', '$aws/certificates/create/json')],
     ['iot:Publish', arn('topic', '$aws/certificates/create-from-csr/json')],
     ['iot:Publish', arn('topic', own)],
@@ -102,6 +108,10 @@ describe('the claim policy in the local core’s evaluator', () => {
   });
 
   it.each([
+    // A device's own client id: connecting as it would drop that device's connection.
+    ['iot:Connect', arn('client', 'pi-10000000abcdef01')],
+    ['iot:Connect', arn('client', 'whatever-the-device-picks')],
+    ['iot:Connect', arn('client', 'pifleet-clai')],
     ['iot:Publish', arn('topic', '$aws/provisioning-templates/other-template/provision/json')],
     ['iot:Publish', arn('topic', 'pifleet/pi-1/telemetry')],
     ['iot:Publish', arn('topic', '$aws/things/pi-1/shadow/update')],

@@ -116,8 +116,8 @@ afterEach(async () => {
 });
 
 let seq = 0;
-/** A device holding the bundle in `bundleDir`, connected with its claim certificate under a client id of its own choosing. */
-async function deviceWith(bundleDir: string): Promise<ClaimDevice> {
+/** A device holding the bundle in `bundleDir`, connected with its claim certificate under a claim client id (or `clientId`). */
+async function deviceWith(bundleDir: string, clientId = `pifleet-claim-${++seq}`): Promise<ClaimDevice> {
   const read = (name: string) => fs.readFileSync(path.join(bundleDir, name), 'utf8');
   const config = json<{ endpoint: string; port: number }>(read(CLAIM_BUNDLE_FILES.agentConfig));
   const device = await connectClaimDevice({
@@ -126,7 +126,7 @@ async function deviceWith(bundleDir: string): Promise<ClaimDevice> {
     caPem: read(CLAIM_BUNDLE_FILES.ca),
     certPem: read(CLAIM_BUNDLE_FILES.claimCertificate),
     keyPem: read(CLAIM_BUNDLE_FILES.claimPrivateKey),
-    clientId: `any-client-${++seq}`,
+    clientId,
   });
   opened.push(device);
   return device;
@@ -390,7 +390,7 @@ describe('claims create', () => {
 });
 
 describe('the claim certificate of a bundle', () => {
-  it('connects under any client id and may use the provisioning topics of its template only', async () => {
+  it('connects as a claim client and may use the provisioning topics of its template only', async () => {
     const dir = cwd();
     expect((await run(dir, 'claims', 'create', '--out', 'dev')).code).toBe(0);
     const device = await deviceWith(path.join(dir, 'dev'));
@@ -414,6 +414,14 @@ describe('the claim certificate of a bundle', () => {
     expect(json<{ certificateId: string }>(await device.next(certificateTopics.create.accepted))).toMatchObject({
       certificateId: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
+  });
+
+  it('cannot connect under another client id: not as a device (that would drop the device), not as anything else', async () => {
+    const dir = cwd();
+    expect((await run(dir, 'claims', 'create', '--out', 'ids')).code).toBe(0);
+    for (const clientId of ['pi-10000000abcdef01', `other-${++seq}`]) {
+      await expect(deviceWith(path.join(dir, 'ids'), clientId)).rejects.toBeInstanceOf(ClaimConnectRefused);
+    }
   });
 
   it('provisions a device through the template: pi-<serial> in the group, its certificate ACTIVE with pifleet-device', async () => {
