@@ -13,7 +13,12 @@ import { selfUpdateLayout } from './jobs/wiring.js';
 import { createLogger, type Logger } from './logger.js';
 import { createSystemClock } from './ports/clock.js';
 import { exitWhenFlushed } from './process-exit.js';
-import { ProvisioningError, ProvisioningRejectedError, ProvisioningTimeoutError } from './provisioning/errors.js';
+import {
+  ProvisioningError,
+  ProvisioningRejectedError,
+  ProvisioningTimeoutError,
+  rejectionHint,
+} from './provisioning/errors.js';
 import type { ProvisioningMethod } from './provisioning/flow.js';
 import {
   needsProvisioning,
@@ -239,12 +244,8 @@ async function provision(
       return EXIT.config;
     }
     if (err instanceof ProvisioningRejectedError) {
-      const hint =
-        err.operation === 'RegisterThing'
-          ? 'check the template, its pre-provisioning hook, and the parameters sent (provisioning.parameters, --param)'
-          : 'check the claim certificate, its policy and the CSR';
       io.stderr(
-        `pifleet-agent: provisioning refused: ${err.operation} ${err.statusCode} ${err.errorCode}: ${err.errorMessage}\nhint: ${hint}\n`,
+        `pifleet-agent: provisioning refused: ${err.operation} ${err.statusCode} ${err.errorCode}: ${err.errorMessage}\nhint: ${rejectionHint(err)}\n`,
       );
       return EXIT.config;
     }

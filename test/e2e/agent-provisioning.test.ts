@@ -296,7 +296,8 @@ describe('pifleet-agent provision (the process)', () => {
     const out = await run(['provision', '--config', d.configFile, '--template', DENIED]);
     expect(out.code, out.stderr).toBe(EXIT.config);
     expect(out.stderr).toMatch(/^pifleet-agent: provisioning refused: RegisterThing 403 AccessDenied: .+$/m);
-    expect(out.stderr).toMatch(/^hint: /m);
+    expect(out.stderr).toContain(`hint: check the template and its pre-provisioning hook; the parameters sent: `);
+    expect(out.stderr).toContain(`SerialNumber="${d.serial}"`);
     expect(readFileSync(d.configFile, 'utf8')).toBe(before);
     expect(existsSync(d.certFile)).toBe(false);
     expect(existsSync(d.keyFile)).toBe(false);

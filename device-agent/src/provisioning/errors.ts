@@ -23,6 +23,8 @@ export class ProvisioningRejectedError extends ProvisioningError {
   readonly statusCode: number;
   readonly errorCode: string;
   readonly errorMessage: string;
+  /** The template parameters a refused RegisterThing carried, when the caller knows them (for the operator's hint). */
+  parametersSent: Readonly<Record<string, string>> | undefined;
 
   constructor(operation: IdentityOperation, rejection: ProvisioningErrorResponse, options: { cause?: unknown } = {}) {
     super('PROVISIONING_REJECTED', `${operation} rejected: ${rejection.errorCode}: ${rejection.errorMessage}`, {
@@ -50,4 +52,18 @@ export class ProvisioningTimeoutError extends ProvisioningError {
       { ...(lastError ? { cause: lastError } : {}), data: { timeoutMs, step } },
     );
   }
+}
+
+/** What to look at after a final rejection: for RegisterThing, the parameters sent (the hook judges them). */
+export function rejectionHint(err: ProvisioningRejectedError): string {
+  if (err.operation !== 'RegisterThing') return 'check the claim certificate, its policy and the CSR';
+  const sent = err.parametersSent;
+  if (sent && sent.SerialNumber === undefined)
+    return 'no SerialNumber was sent (this device has no Serial line in /proc/cpuinfo): set provisioning.parameters.SerialNumber, or --param SerialNumber=...';
+  const shown = sent
+    ? Object.entries(sent)
+        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+        .join(' ')
+    : '';
+  return `check the template and its pre-provisioning hook${shown ? `; the parameters sent: ${shown}` : ''} (provisioning.parameters and --param override them)`;
 }

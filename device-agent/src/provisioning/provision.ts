@@ -9,6 +9,7 @@ import type { AgentConfig, ProvisioningConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type Clock, createSystemClock } from '../ports/clock.js';
+import { ProvisioningRejectedError } from './errors.js';
 import { type DeviceFacts, type FactSources, PI_FACT_SOURCES, readDeviceFacts } from './facts.js';
 import { type ProvisionedIdentity, type ProvisioningMethod, provisionIdentity } from './flow.js';
 import { type DeviceKeyMaker, makeEcDeviceKey } from './keys.js';
@@ -261,6 +262,11 @@ export async function provisionFromConfigFile(
 
   const facts = await readDeviceFacts(deps.facts ?? PI_FACT_SOURCES);
   const parameters = parametersFor(facts, section.parameters);
+  if (parameters.SerialNumber === undefined)
+    log.warn(
+      { cpuinfo: (deps.facts ?? PI_FACT_SOURCES).cpuinfo },
+      'no SerialNumber: not a Pi, or its cpuinfo has no Serial line; set provisioning.parameters.SerialNumber',
+    );
   log.info({ templateName: section.templateName, method: section.method, parameters }, 'provisioning');
 
   await ensureDirectories([config.certFile, config.keyFile]);
@@ -305,6 +311,9 @@ export async function provisionFromConfigFile(
       },
       { method: section.method, templateName: section.templateName, parameters },
     );
+  } catch (err) {
+    if (err instanceof ProvisioningRejectedError && err.operation === 'RegisterThing') err.parametersSent = parameters;
+    throw err;
   } finally {
     await session.close().catch((err: unknown) => log.warn({ err }, 'claim connection did not close cleanly'));
   }
