@@ -1,13 +1,15 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { localCorePaths, openSqliteRegistry } from '@pifleet/cloud';
+import type { IdentityPort } from '@pifleet/device-agent';
 import { DEFAULT_CLAIMED_THING_GROUP, EXIT, RECOMMENDED_POLICY_NAME } from '@pifleet/protocol';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { claimedThingNames, simulatedPiFacts, simulatedSerial } from '../../src/fleet/claim-devices.js';
 import { claimLine, summarizeClaim } from '../../src/fleet/claim-result.js';
 import { summaryLines } from '../../src/fleet/command.js';
 import { checkOptions, FLEET_DEFAULTS, type FleetFlags, type FleetOptions } from '../../src/fleet/options.js';
+import { claimStartRate, countingIdentity } from '../../src/fleet/run/provision-claim.js';
 import { createFleetRunner } from '../../src/fleet/runner.js';
 import { sim } from '../helpers.js';
 
@@ -47,7 +49,7 @@ const claimFleet = (o: Partial<FleetOptions>): FleetOptions => ({
 });
 
 describe('fleet --provision claim', () => {
-  it('20 devices provision over MQTT (thing pi-<serial> with the hook-checked attributes, in pifleet-claimed), then publish telemetry that is all stored; the report counts them', async () => {
+  it('20 devices provision over MQTT (thing pi-<serial> with its facts as attributes, in pifleet-claimed), then publish telemetry that is all stored; the report counts them', async () => {
     const r = await createFleetRunner({ options: claimFleet({ keep: true }) }).run();
     const dataDir = r.provisioning?.dataDir as string;
     kept.push(dataDir);
@@ -74,6 +76,9 @@ describe('fleet --provision claim', () => {
     expect(p?.telemetry.published).toBe(p?.telemetry.generated);
     expect(p?.telemetry.stored).toBe(p?.telemetry.generated);
     expect(p?.telemetry.lost).toBe(0);
+    // Read back from the store by the claimed things' boot ids (pi-<serial>-…): latency of every reading.
+    expect(p?.latency.sampleToStoredMs?.count).toBeGreaterThan(0);
+    expect(p?.latency.sealedToStoredMs?.count).toBeGreaterThan(0);
     expect(r.zeroLoss).toBe(true);
     const lines = summaryLines(r).join('\n');
     expect(lines).toMatch(
@@ -82,8 +87,8 @@ describe('fleet --provision claim', () => {
     expect(lines).toMatch(/failed 0; retries \d+/);
 
     // What RegisterThing made, read from the kept registry: the template's thing (named after the
-    // serial, its attributes as the hook rewrote them: the model's spaces are not attribute
-    // characters), in the claimed group, its certificate ACTIVE with the device policy.
+    // serial, its attributes from the device's facts, the model's spaces as _), in the claimed
+    // group, its certificate ACTIVE with the device policy.
     const registry = openSqliteRegistry({
       file: localCorePaths(dataDir).registryFile,
       account: { region: 'us-east-1', accountId: '000000000000' },
@@ -146,6 +151,80 @@ describe('fleet --provision claim', () => {
     // No report for a run that never started its fleet.
     expect(() => readdirSync(dir)).toThrow();
   }, 60_000);
+});
+
+describe('fleet --provision claim under the quotas', () => {
+  it("--limits aws with a limits file: devices start at the account's subscription rate over their 4 subscriptions; what the core still refused is retried and counted", async () => {
+    const limitsFile = path.join(out, 'limits.json');
+    writeFileSync(limitsFile, JSON.stringify({ subscriptionsPerSecondPerAccount: 8 }));
+    const r = await createFleetRunner({
+      options: claimFleet({ devices: 6, durationS: 2, limits: 'aws', limitsFile, seed: 'claim-quota' }),
+    }).run();
+    const claim = r.provisioning?.claim;
+    expect(claim).toMatchObject({ pacedPerSecond: 2, provisioned: 6, failed: 0 });
+    // A subscription refused for the quota fails the request, which the flow sends again.
+    expect(claim?.retries !== 0).toBe(Object.keys(claim?.coreThrottles ?? {}).length > 0);
+    expect(r.zeroLoss).toBe(true);
+    expect(summaryLines(r)[0]).toMatch(/, ≤ 2 claim connects\/s\): 6\/6 in /);
+  }, 60_000);
+});
+
+describe('claimStartRate', () => {
+  it.each<[number | null, number | null, number | null]>([
+    // IoT Core's defaults: 500 CONNECT/s, 200 subscriptions/s = 50 devices of 4 subscriptions.
+    [500, 200, 50],
+    [3, 200, 3],
+    [null, 8, 2],
+    [500, null, 500],
+    [null, null, null],
+  ])('connects %j/s, subscriptions %j/s: %j devices/s', (connects, subscriptions, rate) => {
+    expect(
+      claimStartRate({ connectsPerSecondPerAccount: connects, subscriptionsPerSecondPerAccount: subscriptions }),
+    ).toBe(rate);
+  });
+});
+
+describe('countingIdentity', () => {
+  const port = (fails: { csr: number; register: number }): IdentityPort => ({
+    async createCertificateFromCsr() {
+      if (fails.csr-- > 0) throw new Error('no answer');
+      return { certificateId: 'c', certificatePem: 'p', certificateOwnershipToken: 't' };
+    },
+    async createKeysAndCertificate() {
+      throw new Error('not used');
+    },
+    async registerThing() {
+      if (fails.register-- > 0) throw new Error('no answer');
+      return { thingName: 'pi-x', deviceConfiguration: {} };
+    },
+    close() {},
+  });
+
+  it.each<[string, { csr: number; register: number }, boolean, number]>([
+    ['first tries only', { csr: 0, register: 0 }, true, 0],
+    ['a certificate asked for 3 times', { csr: 2, register: 0 }, true, 2],
+    ['RegisterThing sent twice', { csr: 0, register: 1 }, true, 1],
+    ['one request that failed, never sent again', { csr: 1, register: 0 }, false, 0],
+  ])('%s: %j → %j retries', async (_what, fails, register, retries) => {
+    const c = countingIdentity(port(fails));
+    for (;;) {
+      try {
+        await c.identity.createCertificateFromCsr('csr');
+        break;
+      } catch {
+        if (!register) break;
+      }
+    }
+    if (register) {
+      for (;;) {
+        try {
+          await c.identity.registerThing('t', { certificateOwnershipToken: 't' });
+          break;
+        } catch {}
+      }
+    }
+    expect(c.retries()).toBe(retries);
+  });
 });
 
 describe('--provision and --provision-concurrency', () => {

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  createLogger,
   createSystemClock,
+  type IdentityPort,
   makeEcDeviceKey,
   openMqttJsSession,
   ProvisioningRejectedError,
@@ -11,6 +11,7 @@ import {
   silentLogger,
 } from '@pifleet/device-agent';
 import {
+  CLAIM_CLIENT_ID_PREFIX,
   CodedError,
   DEFAULT_CLAIM_TEMPLATE_NAME,
   DEFAULT_CLAIMED_THING_GROUP,
@@ -122,7 +123,8 @@ export async function provisionByClaim(opts: {
     true,
   );
   const clock = createSystemClock();
-  const retries = countingLogger();
+  const quiet = silentLogger();
+  let retries = 0;
   const throttlesBefore = local.throttles();
   const identities: (FleetIdentity | undefined)[] = new Array(names.length);
   const latencies: number[] = [];
@@ -141,7 +143,7 @@ export async function provisionByClaim(opts: {
         protocol: opts.protocol,
         endpoint: bundle.endpoint,
         port: bundle.port,
-        clientId: `pifleet-claim-${serial}`,
+        clientId: `${CLAIM_CLIENT_ID_PREFIX}${serial}`,
         certFile: bundle.claimCertFile,
         keyFile: bundle.claimKeyFile,
         caFile: bundle.caFile,
@@ -149,28 +151,30 @@ export async function provisionByClaim(opts: {
         reconnectMinMs: 1_000,
         reconnectMaxMs: 30_000,
         clock,
-        logger: silentLogger(),
+        logger: quiet,
       },
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
       clock,
       deadline,
       timeoutMs: DEVICE_TIMEOUT_MS,
     });
+    const counted = countingIdentity(session.identity);
     let made: Awaited<ReturnType<typeof provisionIdentity>>;
     try {
       made = await provisionIdentity(
         {
-          identity: session.identity,
+          identity: counted.identity,
           makeKey: makeEcDeviceKey,
           clock,
           random: Math.random,
-          log: retries.logger,
+          log: quiet,
           deadline,
           timeoutMs: DEVICE_TIMEOUT_MS,
         },
         { method: 'csr', templateName: bundle.templateName, parameters },
       );
     } finally {
+      retries += counted.retries();
       await session.close().catch(() => undefined);
     }
     if (made.thingName !== thingName) {
@@ -225,7 +229,7 @@ export async function provisionByClaim(opts: {
     endedAt,
     latenciesMs: latencies,
     failureCodes: failures.map((f) => f.code),
-    retries: retries.count(),
+    retries,
     coreThrottles: throttlesBetween(throttlesBefore, local.throttles()).byQuota,
   });
   const made = identities.filter((id): id is FleetIdentity => id !== undefined);
@@ -266,21 +270,32 @@ function failureCode(err: unknown): string {
 }
 
 /**
- * Start pacing of the claim connections: with the core's quotas on, a token bucket at the
- * account's connect rate and one at its subscription rate per {@link SUBSCRIPTIONS_PER_DEVICE}, so
- * that the fleet does not throttle itself by starting every device at once (as a fleet powered on
- * together would: the flow's backoff then spreads it). None with `--limits off`.
+ * How many devices a second may start provisioning under the core's quotas: the account's connect
+ * rate, and its subscription rate over the {@link SUBSCRIPTIONS_PER_DEVICE} subscriptions each
+ * device makes, whichever is lower; null when neither is enforced (`--limits off`).
+ */
+export function claimStartRate(
+  values: Readonly<Record<'connectsPerSecondPerAccount' | 'subscriptionsPerSecondPerAccount', number | null>>,
+): number | null {
+  const connects = values.connectsPerSecondPerAccount;
+  const subscriptions = values.subscriptionsPerSecondPerAccount;
+  const rates = [connects, subscriptions === null ? null : subscriptions / SUBSCRIPTIONS_PER_DEVICE].filter(
+    (r): r is number => r !== null && r > 0,
+  );
+  return rates.length === 0 ? null : Math.min(...rates);
+}
+
+/**
+ * Start pacing of the claim connections at {@link claimStartRate}, so that the fleet does not
+ * throttle itself by starting every device at once (a fleet powered on together would, and the
+ * flow's backoff would spread it); what other clients' use of the quotas still gets refused is
+ * retried by the flow and counted.
  */
 function claimPacing(local: LocalTarget): { perSecond: number | null; take(): Promise<void> } {
-  const values = local.services.limits.values;
-  const connects = values.connectsPerSecondPerAccount ?? undefined;
-  const subscriptions = values.subscriptionsPerSecondPerAccount ?? undefined;
-  const rates = [connects, subscriptions === undefined ? undefined : subscriptions / SUBSCRIPTIONS_PER_DEVICE].filter(
-    (r): r is number => r !== undefined && r > 0,
-  );
-  if (rates.length === 0) return { perSecond: null, take: async () => undefined };
-  const perSecond = Math.min(...rates);
-  // No burst: the core's buckets start full, but other clients (none here) could have used them.
+  const perSecond = claimStartRate(local.services.limits.values);
+  if (perSecond === null) return { perSecond: null, take: async () => undefined };
+  // No burst: the core's buckets allow a second's worth, but the devices' later subscriptions
+  // (RegisterThing's answers) come out of the same second.
   const bucket = new TokenBucket({ ratePerSecond: perSecond });
   return {
     perSecond: Math.round(perSecond * 10) / 10,
@@ -291,20 +306,33 @@ function claimPacing(local: LocalTarget): { perSecond: number | null; take(): Pr
   };
 }
 
-/** A logger for the flows that counts their retries (the flow warns once before each) and drops the rest. */
-function countingLogger() {
-  let retries = 0;
-  const logger = createLogger({
-    level: 'warn',
-    destination: {
-      write(line: string) {
-        if (line.includes('"provisioning request failed; retrying"') || line.includes('"ownership token refused')) {
-          retries += 1;
-        }
+/**
+ * The device's provisioning API, counting what is sent through it: a request the flow sends again
+ * after a retryable failure (no answer, 429/5xx, a subscription refused for a quota) is a call
+ * more than the steps it took, so `retries()` is exact whatever the flow logs.
+ */
+export function countingIdentity(identity: IdentityPort): { identity: IdentityPort; retries(): number } {
+  let calls = 0;
+  let registering = false;
+  return {
+    identity: {
+      createCertificateFromCsr(csr) {
+        calls += 1;
+        return identity.createCertificateFromCsr(csr);
       },
+      createKeysAndCertificate() {
+        calls += 1;
+        return identity.createKeysAndCertificate();
+      },
+      registerThing(templateName, request) {
+        calls += 1;
+        registering = true;
+        return identity.registerThing(templateName, request);
+      },
+      close: () => identity.close(),
     },
-  });
-  return { logger, count: () => retries };
+    retries: () => Math.max(0, calls - (registering ? 2 : calls > 0 ? 1 : 0)),
+  };
 }
 
 /**
