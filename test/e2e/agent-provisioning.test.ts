@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -29,7 +29,17 @@ import {
   RECOMMENDED_POLICY_NAME,
   recommendedDevicePolicy,
 } from '@pifleet/protocol';
-import { BINS, killLaunched, launchBin, removeDir, startRelay, tempDir, until, waitForShadow } from '@pifleet/testkit';
+import {
+  BINS,
+  killLaunched,
+  launchBin,
+  REPO,
+  removeDir,
+  startRelay,
+  tempDir,
+  until,
+  waitForShadow,
+} from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
@@ -42,6 +52,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  */
 
 const TEMPLATE = 'pifleet-claim';
+const AGENT_SOURCE = path.join(REPO, 'device-agent/src/main.ts');
 const DENIED = 'pifleet-denied';
 
 let dir: string;
@@ -310,6 +321,41 @@ describe('pifleet-agent provision (the process)', () => {
     const out = await run(['provision', '--config', d.configFile, '--claim-key', otherKey]);
     expect(out.code, out.stderr).toBe(EXIT.config);
     expect(out.stderr).toMatch(/provisioning\.claimKeyFile: .*not the private key of/);
+  });
+
+  it('killed (SIGKILL) at any moment, it leaves the old state or the new one, and the next run finishes', async () => {
+    /** Either not provisioned (no certificate) or wholly: the config names the thing and the key is the certificate's. */
+    const consistent = (d: Device) => {
+      const config = configOf(d); // parses: never half-written
+      if (!existsSync(d.certFile)) return 'old';
+      expect(config.thingName).toBe(`pi-${d.serial}`);
+      const cert = new X509Certificate(readFileSync(d.certFile, 'utf8'));
+      expect(cert.checkPrivateKey(createPrivateKey(readFileSync(d.keyFile, 'utf8')))).toBe(true);
+      expect(mode(d.keyFile)).toBe(0o600);
+      return 'new';
+    };
+    const launch = (d: Device) =>
+      // The source entry, one process: the bin's launcher runs the agent in a child a SIGKILL would miss.
+      launchBin(AGENT_SOURCE, { args: ['provision', '--config', d.configFile], cwd: REPO });
+    // One whole run, timed: the kills fall at fractions of it, wherever this machine spends its time
+    // (a run took 2.3-2.7 s here; kills at these fractions left both states, before and after the store).
+    const timed = device('killed-timed', { serialInConfig: true });
+    const started = Date.now();
+    const first = launch(timed);
+    expect((await first.exited).code, first.stderr()).toBe(EXIT.ok);
+    const runMs = Date.now() - started;
+    for (const fraction of [0.6, 0.8, 0.9, 0.97]) {
+      const d = device(`killed-${Math.round(fraction * 100)}`, { serialInConfig: true });
+      const bin = launch(d);
+      await new Promise((resolve) => setTimeout(resolve, Math.round(runMs * fraction)));
+      bin.child.kill('SIGKILL');
+      await bin.exited;
+      consistent(d);
+      // The next start finishes what the killed one began, or finds it done.
+      const again = launch(d);
+      expect((await again.exited).code, again.stderr()).toBe(EXIT.ok);
+      expect(consistent(d)).toBe('new');
+    }
   });
 
   it('--csr with --create-keys, and a --param without "=", are usage errors (64)', async () => {
