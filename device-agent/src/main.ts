@@ -243,31 +243,46 @@ async function provision(
       report(io, json, err.issues);
       return EXIT.config;
     }
-    if (err instanceof ProvisioningRejectedError) {
-      io.stderr(
-        `pifleet-agent: provisioning refused: ${err.operation} ${err.statusCode} ${err.errorCode}: ${err.errorMessage}\nhint: ${rejectionHint(err)}\n`,
-      );
-      return EXIT.config;
-    }
-    if (err instanceof ProvisioningError && err.code === 'PROVISIONING_CSR_UNAVAILABLE') {
-      io.stderr(`pifleet-agent: ${err.message}\n`);
-      return EXIT.config;
-    }
-    if (err instanceof ProvisioningTimeoutError) {
-      io.stderr(
-        `pifleet-agent: ${err.message}\nhint: check the endpoint, the network and the claim certificate (pifleet-agent provision --log-level debug); provisioning.timeoutSeconds sets the time allowed\n`,
-      );
-      return EXIT.unavailable;
-    }
-    const e = err as NodeJS.ErrnoException;
-    if (typeof e?.code === 'string' && typeof e.path === 'string' && e.syscall !== undefined) {
-      io.stderr(
-        `pifleet-agent: cannot write ${e.path} (${e.code}) while provisioning\nhint: the agent's user needs write access to the config, certFile and keyFile directories\n`,
-      );
-      return e.code === 'EACCES' || e.code === 'EPERM' ? EXIT.noPermission : EXIT.config;
-    }
-    throw err;
+    const failure = provisionFailure(err);
+    if (!failure) throw err;
+    if (json)
+      io.stdout(`${JSON.stringify({ ok: false, ...failure.data, reason: failure.reason, hint: failure.hint })}\n`);
+    else io.stderr(`pifleet-agent: ${failure.reason}\n${failure.hint ? `hint: ${failure.hint}\n` : ''}`);
+    return failure.code;
   }
+}
+
+/** A provisioning failure as the command reports it: one line, a hint, the exit code; undefined for a bug. */
+function provisionFailure(
+  err: unknown,
+): { reason: string; hint?: string; code: ExitCode; data: Record<string, unknown> } | undefined {
+  if (err instanceof ProvisioningRejectedError) {
+    const { operation, statusCode, errorCode, errorMessage } = err;
+    return {
+      reason: `provisioning refused: ${operation} ${statusCode} ${errorCode}: ${errorMessage}`,
+      hint: rejectionHint(err),
+      code: EXIT.config,
+      data: { operation, statusCode, errorCode, errorMessage },
+    };
+  }
+  if (err instanceof ProvisioningError && err.code === 'PROVISIONING_CSR_UNAVAILABLE')
+    return { reason: err.message, code: EXIT.config, data: { errorCode: err.code } };
+  if (err instanceof ProvisioningTimeoutError)
+    return {
+      reason: err.message,
+      hint: 'check the endpoint, the network and the claim certificate (pifleet-agent provision --log-level debug); provisioning.timeoutSeconds sets the time allowed',
+      code: EXIT.unavailable,
+      data: { errorCode: err.code },
+    };
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.code === 'string' && typeof e.path === 'string' && e.syscall !== undefined)
+    return {
+      reason: `cannot write ${e.path} (${e.code}) while provisioning`,
+      hint: "the agent's user needs write access to the config, certFile and keyFile directories",
+      code: e.code === 'EACCES' || e.code === 'EPERM' ? EXIT.noPermission : EXIT.config,
+      data: { errorCode: e.code, path: e.path },
+    };
+  return undefined;
 }
 
 /** `--param K=V`, repeated: the pairs, in order. */

@@ -387,9 +387,17 @@ describe('pifleet-agent provision (the process)', () => {
     relay.down();
     try {
       const d = device('no-broker', { port: relay.port, serialInConfig: true });
-      const out = await run(['provision', '--config', d.configFile, '--timeout', '10']);
+      const out = await run(['provision', '--config', d.configFile, '--timeout', '10', '--json']);
       expect(out.code, out.stderr).toBe(EXIT.unavailable);
-      expect(out.stderr).toMatch(/^pifleet-agent: provisioning did not finish within 10 s \(connecting to /m);
+      // --json: the failure on stdout as one JSON object, for scripts.
+      expect(JSON.parse(out.stdout)).toEqual({
+        ok: false,
+        errorCode: 'PROVISIONING_TIMEOUT',
+        reason: expect.stringMatching(
+          /^provisioning did not finish within 10 s \(connecting to 127\.0\.0\.1:\d+; last failure: /,
+        ),
+        hint: expect.stringMatching(/provisioning\.timeoutSeconds/),
+      });
       expect(existsSync(d.keyFile)).toBe(false);
     } finally {
       await relay.close();
