@@ -15,6 +15,8 @@ export interface ClaimProvisioningResult {
   readonly protocol: MqttProtocol;
   /** Devices provisioning at once. */
   readonly concurrency: number;
+  /** Device-host processes the devices provisioned in (0: the core's process and thread). */
+  readonly workers: number;
   /** Claim connections started per second at most (the core's quotas); null when not paced (`--limits off`). */
   readonly pacedPerSecond: number | null;
   /** `pifleet claims create` against the core: device policy, thing group, template, claim policy and certificate. */
@@ -39,7 +41,7 @@ export interface ClaimProvisioningResult {
 export interface ClaimObservations {
   readonly setup: Pick<
     ClaimProvisioningResult,
-    'templateName' | 'hookArn' | 'protocol' | 'concurrency' | 'pacedPerSecond'
+    'templateName' | 'hookArn' | 'protocol' | 'concurrency' | 'workers' | 'pacedPerSecond'
   >;
   readonly setupMs: number;
   readonly devices: number;
@@ -87,7 +89,7 @@ export function claimLine(c: ClaimProvisioningResult): string {
     .map(([q, n]) => `${q} ${n}`)
     .join(', ');
   return (
-    `provisioned by claim (template ${c.templateName}, hook ${c.hookArn.slice(c.hookArn.lastIndexOf(':') + 1)}, MQTT ${c.protocol}, mqtt.js, ${c.concurrency} at once` +
+    `provisioned by claim (template ${c.templateName}, hook ${c.hookArn.slice(c.hookArn.lastIndexOf(':') + 1)}, MQTT ${c.protocol}, mqtt.js, ${c.concurrency} at once${c.workers > 0 ? ` in ${c.workers} device hosts` : ''}` +
     `${c.pacedPerSecond === null ? '' : `, ≤ ${c.pacedPerSecond} claim connects/s`}): ` +
     `${c.provisioned}/${c.devices} in ${c.seconds} s (${c.devicesPerSecond}/s)` +
     (l ? `; per device p50/p99/max ${l.p50}/${l.p99}/${l.max} ms` : '') +

@@ -111,6 +111,7 @@ async function runOnLocalOrExternalCore(ctx: RunContext): Promise<RunOutcome> {
         names,
         protocol: o.protocol,
         concurrency: o.provisionConcurrency ?? DEFAULT_PROVISION_CONCURRENCY,
+        workers: o.workers,
         say,
         signal: ctx.signal,
       });

@@ -5,11 +5,12 @@ import { localCorePaths, openSqliteRegistry } from '@pifleet/cloud';
 import type { IdentityPort } from '@pifleet/device-agent';
 import { DEFAULT_CLAIMED_THING_GROUP, EXIT, RECOMMENDED_POLICY_NAME } from '@pifleet/protocol';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { countingIdentity } from '../../src/fleet/claim-device.js';
 import { claimedThingNames, simulatedPiFacts, simulatedSerial } from '../../src/fleet/claim-devices.js';
 import { claimLine, summarizeClaim } from '../../src/fleet/claim-result.js';
 import { summaryLines } from '../../src/fleet/command.js';
 import { checkOptions, FLEET_DEFAULTS, type FleetFlags, type FleetOptions } from '../../src/fleet/options.js';
-import { claimStartRate, countingIdentity } from '../../src/fleet/run/provision-claim.js';
+import { claimStartRate } from '../../src/fleet/run/provision-claim.js';
 import { createFleetRunner } from '../../src/fleet/runner.js';
 import { sim } from '../helpers.js';
 
@@ -154,18 +155,18 @@ describe('fleet --provision claim', () => {
 });
 
 describe('fleet --provision claim under the quotas', () => {
-  it("--limits aws with a limits file: devices start at the account's subscription rate over their 4 subscriptions; what the core still refused is retried and counted", async () => {
+  it("--limits aws with a limits file, the devices in a device-host process: they start at the account's subscription rate over their 4 subscriptions; what the core still refused is retried and counted", async () => {
     const limitsFile = path.join(out, 'limits.json');
     writeFileSync(limitsFile, JSON.stringify({ subscriptionsPerSecondPerAccount: 8 }));
     const r = await createFleetRunner({
-      options: claimFleet({ devices: 6, durationS: 2, limits: 'aws', limitsFile, seed: 'claim-quota' }),
+      options: claimFleet({ devices: 6, durationS: 2, limits: 'aws', limitsFile, seed: 'claim-quota', workers: 1 }),
     }).run();
     const claim = r.provisioning?.claim;
-    expect(claim).toMatchObject({ pacedPerSecond: 2, provisioned: 6, failed: 0 });
+    expect(claim).toMatchObject({ pacedPerSecond: 2, workers: 1, provisioned: 6, failed: 0 });
     // A subscription refused for the quota fails the request, which the flow sends again.
     expect(claim?.retries !== 0).toBe(Object.keys(claim?.coreThrottles ?? {}).length > 0);
     expect(r.zeroLoss).toBe(true);
-    expect(summaryLines(r)[0]).toMatch(/, ≤ 2 claim connects\/s\): 6\/6 in /);
+    expect(summaryLines(r)[0]).toMatch(/ in 1 device hosts, ≤ 2 claim connects\/s\): 6\/6 in /);
   }, 60_000);
 });
 
@@ -296,6 +297,7 @@ describe('summarizeClaim', () => {
         hookArn: 'arn:aws:lambda:r:000000000000:function:h',
         protocol: '5',
         concurrency: 4,
+        workers: 2,
         pacedPerSecond: null,
       },
       setupMs: 250,
@@ -318,13 +320,13 @@ describe('summarizeClaim', () => {
     });
     expect(c.latencyMs).toMatchObject({ count: 3, p50: 200, max: 300 });
     expect(claimLine(c)).toBe(
-      'provisioned by claim (template t, hook h, MQTT 5, mqtt.js, 4 at once): 3/5 in 2 s (1.5/s); per device p50/p99/max 200/300/300 ms; failed 3 (AccessDenied 2, PROVISIONING_TIMEOUT 1); retries 7; core throttled nothing; setup 0.25 s',
+      'provisioned by claim (template t, hook h, MQTT 5, mqtt.js, 4 at once in 2 device hosts): 3/5 in 2 s (1.5/s); per device p50/p99/max 200/300/300 ms; failed 3 (AccessDenied 2, PROVISIONING_TIMEOUT 1); retries 7; core throttled nothing; setup 0.25 s',
     );
   });
 
   it('an empty step: no latency, 0 per second', () => {
     const c = summarizeClaim({
-      setup: { templateName: 't', hookArn: 'h', protocol: '3.1.1', concurrency: 1, pacedPerSecond: 50 },
+      setup: { templateName: 't', hookArn: 'h', protocol: '3.1.1', concurrency: 1, workers: 0, pacedPerSecond: 50 },
       setupMs: 0,
       devices: 0,
       startedAt: 5,

@@ -1,18 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  createSystemClock,
-  type IdentityPort,
-  makeEcDeviceKey,
-  openMqttJsSession,
-  ProvisioningRejectedError,
-  provisionIdentity,
-  silentLogger,
-} from '@pifleet/device-agent';
-import {
-  CLAIM_CLIENT_ID_PREFIX,
-  CodedError,
   DEFAULT_CLAIM_TEMPLATE_NAME,
   DEFAULT_CLAIMED_THING_GROUP,
   isJsonObject,
@@ -22,7 +11,8 @@ import {
 } from '@pifleet/protocol';
 import { BUNDLE_FILES, runCli } from '@pifleet/provisioning';
 import { SimulatorError } from '../../errors.js';
-import { simulatedPiFacts } from '../claim-devices.js';
+import type { ClaimBundle } from '../claim-device.js';
+import { createClaimHosts } from '../claim-hosts.js';
 import { summarizeClaim } from '../claim-result.js';
 import type { FleetIdentity } from '../provision.js';
 import { throttlesBetween } from '../quotas-readback.js';
@@ -47,26 +37,6 @@ const HOOK_FUNCTION = 'pifleet-provisioning-hook';
  */
 const SUBSCRIPTIONS_PER_DEVICE = 4;
 
-/**
- * One device's whole provisioning, retries included. The flow's backoff grows to 30 s, so a few
- * throttled rounds fit; a device still without an identity then has failed.
- */
-const DEVICE_TIMEOUT_MS = 180_000;
-
-/** One request's answer: RegisterThing waits for the hook, which has 5 s (the agent's own default). */
-const REQUEST_TIMEOUT_MS = 15_000;
-
-/** What `pifleet claims create` left: the claim bundle as a Pi's image would carry it. */
-interface ClaimBundle {
-  readonly templateName: string;
-  readonly endpoint: string;
-  readonly port: number;
-  readonly caFile: string;
-  readonly claimCertFile: string;
-  readonly claimKeyFile: string;
-  readonly certificateId: string;
-}
-
 /** Outcome of {@link provisionByClaim}: the identities made (all of them, or those made before failing) and the figures. */
 export interface ClaimedFleet {
   readonly identities: readonly FleetIdentity[];
@@ -80,9 +50,8 @@ export interface ClaimedFleet {
  * (the device policy, the `pifleet-claimed` thing group, pifleet's template created enabled with
  * pifleet's pre-provisioning hook, the claim policy, one ACTIVE claim certificate, and the claim
  * bundle), then every simulated device provisions itself over MQTT with that claim certificate,
- * as the agent does on first boot: its own connection (mqtt.js, client id `pifleet-claim-<serial>`),
- * device-agent's flow (CreateCertificateFromCsr with an EC P-256 key made for it, RegisterThing with
- * its serial, model and MAC address, retries with backoff), its certificate and key written.
+ * as the agent does on first boot (`provisionClaimDevice`), in this process or in `workers`
+ * device-host processes.
  *
  * At most `concurrency` devices at once, and with the core's quotas on, claim connections are
  * started no faster than the account's connect and subscription rates allow (throttling beyond
@@ -97,6 +66,8 @@ export async function provisionByClaim(opts: {
   readonly names: readonly string[];
   readonly protocol: MqttProtocol;
   readonly concurrency: number;
+  /** Device-host child processes the devices run in (0: this process). */
+  readonly workers: number;
   readonly say: (line: string, final: boolean) => void;
   readonly signal?: AbortSignal | undefined;
 }): Promise<ClaimedFleet> {
@@ -122,8 +93,10 @@ export async function provisionByClaim(opts: {
     `provisioning ${names.length} devices by claim (MQTT, ${opts.concurrency} at once${pacing.perSecond === null ? '' : `, ≤ ${pacing.perSecond}/s`})`,
     true,
   );
-  const clock = createSystemClock();
-  const quiet = silentLogger();
+  const hosts = createClaimHosts(
+    { bundle, seed: opts.seed, protocol: opts.protocol, certDir: opts.certDir },
+    opts.workers,
+  );
   let retries = 0;
   const throttlesBefore = local.throttles();
   const identities: (FleetIdentity | undefined)[] = new Array(names.length);
@@ -133,86 +106,38 @@ export async function provisionByClaim(opts: {
   let next = 0;
   let done = 0;
 
-  const one = async (i: number, thingName: string): Promise<FleetIdentity> => {
-    const parameters = simulatedPiFacts(opts.seed, i);
-    const serial = parameters.SerialNumber as string;
-    const t0 = performance.now();
-    const deadline = clock.now() + DEVICE_TIMEOUT_MS;
-    const session = await openMqttJsSession({
-      mqtt: {
-        protocol: opts.protocol,
-        endpoint: bundle.endpoint,
-        port: bundle.port,
-        clientId: `${CLAIM_CLIENT_ID_PREFIX}${serial}`,
-        certFile: bundle.claimCertFile,
-        keyFile: bundle.claimKeyFile,
-        caFile: bundle.caFile,
-        keepAliveS: 60,
-        reconnectMinMs: 1_000,
-        reconnectMaxMs: 30_000,
-        clock,
-        logger: quiet,
-      },
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
-      clock,
-      deadline,
-      timeoutMs: DEVICE_TIMEOUT_MS,
-    });
-    const counted = countingIdentity(session.identity);
-    let made: Awaited<ReturnType<typeof provisionIdentity>>;
-    try {
-      made = await provisionIdentity(
-        {
-          identity: counted.identity,
-          makeKey: makeEcDeviceKey,
-          clock,
-          random: Math.random,
-          log: quiet,
-          deadline,
-          timeoutMs: DEVICE_TIMEOUT_MS,
-        },
-        { method: 'csr', templateName: bundle.templateName, parameters },
-      );
-    } finally {
-      retries += counted.retries();
-      await session.close().catch(() => undefined);
-    }
-    if (made.thingName !== thingName) {
-      throw new SimulatorError('FLEET_CLAIM_THING', `RegisterThing named ${made.thingName}, not ${thingName}`);
-    }
-    const certFile = path.join(opts.certDir, `${thingName}.cert.pem`);
-    const keyFile = path.join(opts.certDir, `${thingName}.key.pem`);
-    await writeFile(keyFile, made.privateKeyPem, { mode: 0o600 });
-    await writeFile(certFile, made.certificatePem, { mode: 0o644 });
-    latencies.push(performance.now() - t0);
-    const cert = local.services.registry.describeCertificate(made.certificateId);
-    return {
-      thingName,
-      certFile,
-      keyFile,
-      certificateId: made.certificateId,
-      certificateArn: cert.certificateArn,
-    };
-  };
-
-  const worker = async () => {
+  /** One of `concurrency` loops: the next device, when the pacing lets it start, on this loop's host. */
+  const worker = async (w: number) => {
     for (;;) {
       if (opts.signal?.aborted) return;
       const i = next++;
       const name = names[i];
       if (name === undefined) return;
       await pacing.take();
-      try {
-        identities[i] = await one(i, name);
-      } catch (err) {
-        failures.push({ thingName: name, code: failureCode(err), message: (err as Error).message });
+      const outcome = await hosts.provision(w, i, name);
+      retries += outcome.retries;
+      if (outcome.ok) {
+        latencies.push(outcome.latencyMs);
+        identities[i] = {
+          thingName: name,
+          certFile: outcome.certFile,
+          keyFile: outcome.keyFile,
+          certificateId: outcome.certificateId,
+          certificateArn: local.services.registry.describeCertificate(outcome.certificateId).certificateArn,
+        };
+      } else {
+        failures.push({ thingName: name, code: outcome.code, message: outcome.message });
       }
       done += 1;
       if (done % 100 === 0 || done === names.length)
         say(`provisioned ${done - failures.length}/${names.length}`, done === names.length);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, (_, w) => worker(w)));
+  } finally {
+    hosts.close();
+  }
   const endedAt = performance.now();
 
   const claim = summarizeClaim({
@@ -221,6 +146,7 @@ export async function provisionByClaim(opts: {
       hookArn,
       protocol: opts.protocol,
       concurrency: opts.concurrency,
+      workers: hosts.mode === 'inline' ? 0 : hosts.hosts,
       pacedPerSecond: pacing.perSecond,
     },
     setupMs,
@@ -262,13 +188,6 @@ export async function provisionByClaim(opts: {
   return { identities: made, provisioning, error };
 }
 
-/** A failure's code for the result: the service's errorCode for a rejection, else the error's own code. */
-function failureCode(err: unknown): string {
-  if (err instanceof ProvisioningRejectedError) return err.errorCode;
-  if (err instanceof CodedError) return err.code;
-  return 'Error';
-}
-
 /**
  * How many devices a second may start provisioning under the core's quotas: the account's connect
  * rate, and its subscription rate over the {@link SUBSCRIPTIONS_PER_DEVICE} subscriptions each
@@ -307,35 +226,6 @@ function claimPacing(local: LocalTarget): { perSecond: number | null; take(): Pr
 }
 
 /**
- * The device's provisioning API, counting what is sent through it: a request the flow sends again
- * after a retryable failure (no answer, 429/5xx, a subscription refused for a quota) is a call
- * more than the steps it took, so `retries()` is exact whatever the flow logs.
- */
-export function countingIdentity(identity: IdentityPort): { identity: IdentityPort; retries(): number } {
-  let calls = 0;
-  let registering = false;
-  return {
-    identity: {
-      createCertificateFromCsr(csr) {
-        calls += 1;
-        return identity.createCertificateFromCsr(csr);
-      },
-      createKeysAndCertificate() {
-        calls += 1;
-        return identity.createKeysAndCertificate();
-      },
-      registerThing(templateName, request) {
-        calls += 1;
-        registering = true;
-        return identity.registerThing(templateName, request);
-      },
-      close: () => identity.close(),
-    },
-    retries: () => Math.max(0, calls - (registering ? 2 : calls > 0 ? 1 : 0)),
-  };
-}
-
-/**
  * `pifleet claims create` against the in-process core (`--local <dataDir>`), as an operator sets up
  * an image: the CLI's own checks and control-plane calls. Returns the bundle's claim files, read
  * from the agent config it wrote (the file a Pi boots with).
@@ -345,7 +235,7 @@ async function createClaim(o: {
   readonly bundleDir: string;
   readonly hookArn: string;
   readonly protocol: MqttProtocol;
-}): Promise<ClaimBundle> {
+}): Promise<ClaimBundle & { readonly certificateId: string }> {
   const out: string[] = [];
   const err: string[] = [];
   const code = await runCli(
@@ -403,5 +293,5 @@ async function createClaim(o: {
   if (missing.length > 0) {
     throw new SimulatorError('FLEET_CLAIM_SETUP', `the claim bundle's ${configFile} lacks ${missing.join(', ')}`);
   }
-  return { ...(bundle as Omit<ClaimBundle, 'certificateId'>), certificateId };
+  return { ...(bundle as ClaimBundle), certificateId };
 }
