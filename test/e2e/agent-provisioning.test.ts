@@ -29,16 +29,19 @@ import {
   RECOMMENDED_POLICY_NAME,
   recommendedDevicePolicy,
 } from '@pifleet/protocol';
+import { SIM_ADDRESSES } from '@pifleet/simulator';
 import {
   BINS,
   killLaunched,
   launchBin,
+  launchSimAgent,
   REPO,
   removeDir,
   startRelay,
   tempDir,
   until,
   waitForShadow,
+  waitForStored,
 } from '@pifleet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -135,7 +138,14 @@ interface Device {
 /** A device's image: a config with the provisioning section and no thing name, and Pi fact files. */
 function device(
   label: string,
-  o: { protocol?: MqttProtocol; method?: 'csr' | 'create-keys'; port?: number; serialInConfig?: boolean } = {},
+  o: {
+    protocol?: MqttProtocol;
+    method?: 'csr' | 'create-keys';
+    port?: number;
+    serialInConfig?: boolean;
+    /** Top-level keys added to the config (sensors, simulated hardware, batch settings). */
+    extra?: Record<string, unknown>;
+  } = {},
 ): Device {
   const serial = nextSerial();
   const devDir = path.join(dir, label);
@@ -168,6 +178,7 @@ function device(
           ...(o.serialInConfig ? { parameters: { SerialNumber: serial } } : {}),
           timeoutSeconds: 30,
         },
+        ...o.extra,
       },
       null,
       2,
@@ -401,6 +412,29 @@ describe('pifleet-agent provision (the process)', () => {
       expect(existsSync(d.keyFile)).toBe(false);
     } finally {
       await relay.close();
+    }
+  });
+});
+
+describe('a device provisioned by claim, then run on simulated hardware', () => {
+  it('publishes telemetry as its new thing, stored by the core under that name', async () => {
+    const d = device('telemetry', {
+      serialInConfig: true,
+      extra: {
+        hardware: 'simulated',
+        sensors: [{ id: 'env', driver: 'bme280', address: SIM_ADDRESSES.bme280, intervalMs: 200 }],
+        batch: { maxAgeMs: 1_000 },
+      },
+    });
+    const bin = launchBin(BINS.agent, { args: ['provision', '--config', d.configFile], cwd: dir });
+    expect((await bin.exited).code, bin.stderr()).toBe(EXIT.ok);
+    const thingName = `pi-${d.serial}`;
+    // `pifleet-sim agent`: the agent's runtime with simulated chips, on the config provisioning wrote.
+    const agent = launchSimAgent(d.configFile);
+    try {
+      expect(await waitForStored(core, thingName, 3, 20_000)).toBeGreaterThanOrEqual(3);
+    } finally {
+      await agent.stop('SIGTERM');
     }
   });
 });
