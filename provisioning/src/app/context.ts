@@ -3,6 +3,7 @@ import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { type AwsIotJobsDeps, createAwsIotJobs } from '../adapters/aws-iot-jobs.js';
 import { createAwsIotRegistry } from '../adapters/aws-iot-registry.js';
 import { createAwsShadowClient } from '../adapters/aws-iot-shadows.js';
+import { createAwsIotTemplates, TEMPLATE_API_RATES } from '../adapters/aws-iot-templates.js';
 import { readBundle, removeBundle, writeBundleFile } from '../adapters/bundle-files.js';
 import { resolveTarget, type Target } from '../config/target.js';
 import { AMAZON_ROOT_CA_1_PEM } from '../core/amazon-root-ca.js';
@@ -15,6 +16,7 @@ import type { Clock } from '../ports/clock.js';
 import type { JobsControl } from '../ports/jobs.js';
 import type { DeviceRegistry } from '../ports/registry.js';
 import type { ShadowClient } from '../ports/shadows.js';
+import type { ProvisioningTemplates } from '../ports/templates.js';
 import { createProvisioner, type Provisioner } from './provisioner.js';
 
 /** A text sink (process.stdout, or a buffer in tests). */
@@ -56,6 +58,8 @@ export interface Services {
   readonly shadows: ShadowClient;
   /** IoT Jobs' control plane (`jobs …`). */
   readonly jobs: JobsControl;
+  /** Fleet provisioning templates (`templates …`, `claims create`). */
+  readonly templates: ProvisioningTemplates;
   /** The object store of release artifacts (`release upload`): made on first use. */
   artifacts(): Promise<ArtifactStore>;
   readonly provisioner: Provisioner;
@@ -123,6 +127,14 @@ export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger
   };
   const registry = createAwsIotRegistry(controlPlane);
   const jobs = createAwsIotJobs(controlPlane);
+  // The same client and retries; the template operations' own rates (unpaced where the registry's are).
+  const templates = createAwsIotTemplates({
+    ...controlPlane,
+    limiter: new ApiRateLimiter({
+      rates: Object.keys(rates).length === 0 ? {} : scaleRates(TEMPLATE_API_RATES, opts.rate ?? 1),
+      clock: io.clock,
+    }),
+  });
 
   let dataClient: Promise<IoTDataPlaneClient> | undefined;
   const makeDataClient = () => {
@@ -198,6 +210,7 @@ export async function createServices(io: CliIo, opts: GlobalOptions, log: Logger
     registry,
     shadows,
     jobs,
+    templates,
     artifacts: makeArtifacts,
     provisioner,
     errorContext:

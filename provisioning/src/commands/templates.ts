@@ -1,6 +1,5 @@
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { type RunContext, type Runner, withCommonOptions } from '../app/command.js';
-import { createTemplatesService } from '../app/templates-service.js';
 import { parsePositiveInt } from '../core/args.js';
 import { parseTemplateName } from '../core/claim-bundle.js';
 import { NotFoundError } from '../errors.js';
@@ -11,15 +10,10 @@ import type { ProvisioningTemplates, TemplateSummary } from '../ports/templates.
  * list, describe (settings and body), delete. `claims create` makes pifleet's own.
  */
 
-/** The run's template client, closed when `work` ends. */
+/** The run's template client (closed with the run's other services). */
 export async function withTemplates<T>(ctx: RunContext, work: (templates: ProvisioningTemplates) => Promise<T>) {
-  const { target } = await ctx.services();
-  const service = createTemplatesService(ctx.io, ctx.opts, target, ctx.log);
-  try {
-    return await work(service.templates);
-  } finally {
-    service.close();
-  }
+  const { templates } = await ctx.services();
+  return work(templates);
 }
 
 export function templateNotFound(ctx: RunContext, templateName: string): NotFoundError {
