@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type Issue, isJsonObject, parseJson, setOwn } from '@pifleet/protocol';
+import { CLAIM_CLIENT_ID_PREFIX, type Issue, isJsonObject, parseJson, setOwn } from '@pifleet/protocol';
 import { checkCredentials } from '../config/files.js';
 import { type ConfigFlags, configFilePaths, loadConfig, MAX_CONFIG_DEPTH } from '../config/load.js';
 import type { AgentConfig, ProvisioningConfig } from '../config/schema.js';
@@ -274,7 +274,8 @@ export async function provisionFromConfigFile(
   const deadline = clock.now() + timeoutMs;
   const random = deps.random ?? Math.random;
   const serial = parameters.SerialNumber;
-  const clientId = `pifleet-claim-${serial && /^[0-9a-f]{16}$/.test(serial) ? serial : randomBytes(8).toString('hex')}`;
+  // The claim policy lets only this prefix connect; the serial makes the id the device's own.
+  const clientId = `${CLAIM_CLIENT_ID_PREFIX}${serial && /^[0-9a-f]{16}$/.test(serial) ? serial : randomBytes(8).toString('hex')}`;
   const open = deps.openSession ?? SESSION_FACTORIES[deps.transport ?? 'crt'];
   const session = await open({
     mqtt: {
