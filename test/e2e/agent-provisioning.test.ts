@@ -416,6 +416,25 @@ describe('pifleet-agent provision (the process)', () => {
   });
 });
 
+describe('pifleet-agent run stopped while it provisions', () => {
+  it('SIGTERM while the broker is unreachable ends it at once (exit 0), with nothing written', async () => {
+    const relay = await startRelay(core.info.mqtt.port);
+    relay.down();
+    try {
+      const d = device('stopped', { port: relay.port, serialInConfig: true });
+      const before = readFileSync(d.configFile, 'utf8');
+      const agent = launchBin(BINS.agent, { args: ['run', '--config', d.configFile], cwd: dir });
+      await agent.waitForLine((l) => l.includes('not provisioned yet'), 20_000, 'provisioning to start');
+      const exit = await agent.stop('SIGTERM', 10_000);
+      expect(exit.code, agent.output()).toBe(EXIT.ok);
+      expect(readFileSync(d.configFile, 'utf8')).toBe(before);
+      expect(existsSync(d.keyFile)).toBe(false);
+    } finally {
+      await relay.close();
+    }
+  });
+});
+
 describe('a device provisioned by claim, then run on simulated hardware', () => {
   it('publishes telemetry as its new thing, stored by the core under that name', async () => {
     const d = device('telemetry', {
