@@ -14,6 +14,9 @@ import {
 import { type InProcessCore, startInProcessCore } from '@pifleet/cloud';
 import {
   type FactSources,
+  type IdentityPort,
+  type IdentitySessionFactory,
+  openMqttJsSession,
   type ProvisioningTransportKind,
   provisionFromConfigFile,
   readAndCheckConfigFile,
@@ -277,6 +280,39 @@ describe('a provisioned device', () => {
       readFileSync(d.certFile, 'utf8'),
       readFileSync(d.keyFile, 'utf8'),
     ]).toEqual(before);
+  });
+
+  it('an ownership token used already (RegisterThing consumed it first): starts over with a new certificate', async () => {
+    const d = device('token-used');
+    let certificates = 0;
+    let registrations = 0;
+    // The real mqtt.js session, with the token of the first certificate spent behind the flow's back:
+    // the core consumes a token before the hook runs, so a RegisterThing on the denying template uses it up.
+    const openSession: IdentitySessionFactory = async (connection) => {
+      const session = await openMqttJsSession(connection);
+      const real = session.identity;
+      const identity: IdentityPort = {
+        createCertificateFromCsr: (csr) => {
+          certificates += 1;
+          return real.createCertificateFromCsr(csr);
+        },
+        createKeysAndCertificate: () => real.createKeysAndCertificate(),
+        registerThing: async (templateName, request) => {
+          registrations += 1;
+          if (registrations === 1) await real.registerThing(DENIED, request).catch(() => undefined);
+          return real.registerThing(templateName, request);
+        },
+        close: () => real.close(),
+      };
+      return { identity, close: () => session.close() };
+    };
+    const out = await provisionFromConfigFile(
+      { configFile: d.configFile },
+      { openSession, facts: d.facts, random: () => 0 },
+    );
+    expect(out.status).toBe('provisioned');
+    expect({ certificates, registrations }).toEqual({ certificates: 2, registrations: 2 });
+    await expectRegistered(d, readFileSync(d.certFile, 'utf8'));
   });
 
   it.each<StoreStep>(['key', 'config'])(
