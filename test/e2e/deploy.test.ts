@@ -183,7 +183,18 @@ describe('Pi install path (pnpm deploy of @pifleet/device-agent)', () => {
     for (const bad of FORBIDDEN) expect(names, bad).not.toContain(bad);
     expect(readdirSync(path.join(out, 'node_modules/@pifleet'))).toEqual(['protocol']);
     // What it does carry: the device SDK, SQLite and the GPIO/I2C modules (native, rebuilt on the Pi).
-    for (const good of ['aws-iot-device-sdk-v2', 'aws-crt', 'better-sqlite3', 'onoff', 'i2c-bus', 'pino', 'zod']) {
+    for (const good of [
+      'aws-iot-device-sdk-v2',
+      'aws-crt',
+      'better-sqlite3',
+      'onoff',
+      'i2c-bus',
+      'pino',
+      'zod',
+      // Provisioning by claim makes the device's key and its CSR on the Pi.
+      '@peculiar+x509',
+      'reflect-metadata',
+    ]) {
       expect(names, good).toContain(good);
     }
   });
@@ -201,6 +212,17 @@ describe('Pi install path (pnpm deploy of @pifleet/device-agent)', () => {
     expect(unit.stdout.split('\n')).toContain(
       `ExecStart=/usr/bin/env node ${out}/bin/pifleet-agent.js run --config /etc/pifleet/agent.json`,
     );
+  });
+
+  it('makes a device key and its CSR from the deployed directory (provisioning by claim on a Pi)', () => {
+    const script = [
+      "const m = await import('@pifleet/device-agent');",
+      "const k = await m.makeEcDeviceKey({ commonName: '10000000abcdef01' });",
+      "console.log(k.csrPem.split('\\n')[0] + ' ' + k.privateKeyPem.split('\\n')[0]);",
+    ].join('\n');
+    const r = node(['--input-type=module', '-e', script], out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('-----BEGIN CERTIFICATE REQUEST----- -----BEGIN EC PRIVATE KEY-----');
   });
 
   it('the mqtt.js transport, left out of the install, says what it needs instead of failing to load', () => {

@@ -14,6 +14,26 @@ export type DeviceKeyMaker = (subject: { readonly commonName: string }) => Promi
 /** A common name the CSR may carry: the serial (hex) or a fixed name; never text from outside as is. */
 const SAFE_CN = /^[0-9A-Za-z_-]{1,64}$/;
 
+let x509Module: Promise<typeof import('@peculiar/x509')> | undefined;
+
+/** @peculiar/x509, imported once (a fleet simulator makes thousands of keys in one process). */
+function loadX509(): Promise<typeof import('@peculiar/x509')> {
+  x509Module ??= (async () => {
+    try {
+      await import('reflect-metadata');
+      return await import('@peculiar/x509');
+    } catch (err) {
+      x509Module = undefined;
+      throw new ProvisioningError(
+        'PROVISIONING_CSR_UNAVAILABLE',
+        'provisioning by CSR needs @peculiar/x509 and reflect-metadata, which this install of the agent lacks: install them beside it, or set provisioning.method to "create-keys"',
+        { cause: err },
+      );
+    }
+  })();
+  return x509Module;
+}
+
 /**
  * An EC P-256 key pair and a CSR signed with it (ECDSA with SHA-256). P-256: AWS IoT signs CSRs of
  * EC P-256/P-384 and RSA ≥ 2048 keys alike, and a P-256 key is made in milliseconds on a Pi Zero,
@@ -23,17 +43,7 @@ const SAFE_CN = /^[0-9A-Za-z_-]{1,64}$/;
  * here, on first use, so that an agent that never provisions by CSR does not load it.
  */
 export const makeEcDeviceKey: DeviceKeyMaker = async ({ commonName }) => {
-  let x509: typeof import('@peculiar/x509');
-  try {
-    await import('reflect-metadata');
-    x509 = await import('@peculiar/x509');
-  } catch (err) {
-    throw new ProvisioningError(
-      'PROVISIONING_CSR_UNAVAILABLE',
-      'provisioning by CSR needs @peculiar/x509 and reflect-metadata, which this install of the agent lacks: install them beside it, or set provisioning.method to "create-keys"',
-      { cause: err },
-    );
-  }
+  const x509 = await loadX509();
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
   const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const cn = SAFE_CN.test(commonName) ? commonName : 'pifleet-device';
