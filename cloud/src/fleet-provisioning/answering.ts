@@ -1,4 +1,4 @@
-import type { JsonObject } from '@pifleet/protocol';
+import { isJsonObject, type JsonObject, parseJson } from '@pifleet/protocol';
 import type { Logger } from '../logger.js';
 
 /**
@@ -98,4 +98,30 @@ export function createAnswering<K>(deps: AnsweringDeps<K>): Answering {
       while (pending.size > 0) await Promise.all([...pending]);
     },
   };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A request's payload read as hostile input: UTF-8, JSON nested at most `maxDepth` levels (deeper is
+ * refused unwalked), an object. Every refusal is 400 InvalidPayload with the reason.
+ */
+export function parseRequestObject(payload: Uint8Array, maxDepth: number): JsonObject {
+  const invalid = (message: string) => new ProvisioningRejection(400, 'InvalidPayload', message);
+  let text: string;
+  try {
+    text = utf8.decode(payload);
+  } catch {
+    throw invalid('The request payload is not valid UTF-8.');
+  }
+  const parsed = parseJson(text, { maxDepth });
+  if (!parsed.ok) {
+    throw invalid(
+      parsed.reason === 'depth'
+        ? 'The request payload is nested too deeply.'
+        : 'The request payload is not valid JSON.',
+    );
+  }
+  if (!isJsonObject(parsed.value)) throw invalid('The request payload must be a JSON object.');
+  return parsed.value;
 }

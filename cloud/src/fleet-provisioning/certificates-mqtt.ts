@@ -3,9 +3,7 @@ import {
   certificateRequestOf,
   certificateResponseTopic,
   createCertificateFromCsrBodySchema,
-  isJsonObject,
   type JsonObject,
-  parseJson,
   validateWith,
 } from '@pifleet/protocol';
 import { CsrError, type LocalCa } from '../ca/local-ca.js';
@@ -17,6 +15,7 @@ import {
   createAnswering,
   ProvisioningRejection,
   type ProvisioningRequestMessage,
+  parseRequestObject,
 } from './answering.js';
 import type { OwnershipTokens } from './ownership-tokens.js';
 
@@ -65,27 +64,11 @@ export interface CertificatesMqtt extends Answering {
 }
 
 const invalidPayload = (message: string) => new ProvisioningRejection(400, 'InvalidPayload', message);
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** The request object, read as hostile input: UTF-8, JSON, an object, at most two levels deep. */
 export function parseCertificateRequest(kind: CertificateRequestKind, payload: Uint8Array): JsonObject {
   if (kind === 'create' && payload.length === 0) return {};
-  let text: string;
-  try {
-    text = utf8.decode(payload);
-  } catch {
-    throw invalidPayload('The request payload is not valid UTF-8.');
-  }
-  const parsed = parseJson(text, { maxDepth: MAX_REQUEST_DEPTH });
-  if (!parsed.ok) {
-    throw invalidPayload(
-      parsed.reason === 'depth'
-        ? 'The request payload is nested too deeply.'
-        : 'The request payload is not valid JSON.',
-    );
-  }
-  if (!isJsonObject(parsed.value)) throw invalidPayload('The request payload must be a JSON object.');
-  return parsed.value;
+  return parseRequestObject(payload, MAX_REQUEST_DEPTH);
 }
 
 /** certificateSigningRequest of a create-from-csr request: the protocol's schema (as the HTTP API reads it) plus AWS's length. */

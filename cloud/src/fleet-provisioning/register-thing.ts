@@ -5,7 +5,6 @@ import {
   type JsonObject,
   PRE_PROVISIONING_HOOK_TIMEOUT_MS,
   type PreProvisioningHookEvent,
-  parseJson,
   provisionTopics,
   REGISTER_THING_LIMITS,
   type RegisterThingResponse,
@@ -29,6 +28,7 @@ import {
   createAnswering,
   ProvisioningRejection,
   type ProvisioningRequestMessage,
+  parseRequestObject,
 } from './answering.js';
 import type { OwnershipTokenConsumer } from './ownership-tokens.js';
 
@@ -114,7 +114,6 @@ const MAX_REQUEST_DEPTH = 3;
 /** A token is 43 base64url characters here; anything past this is not one of ours, refused unread. */
 const MAX_TOKEN_CHARS = 2048;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 const reject = (statusCode: number, errorCode: string, message: string) =>
   new ProvisioningRejection(statusCode, errorCode, message);
 const invalidPayload = (message: string) => reject(400, CODES.invalidPayload, message);
@@ -128,22 +127,7 @@ interface ParsedRequest {
 
 /** The request, read as hostile input. `parameters` is rebuilt with Object.fromEntries: `__proto__` is data. */
 export function parseRegisterThingRequest(payload: Uint8Array): ParsedRequest {
-  let text: string;
-  try {
-    text = utf8.decode(payload);
-  } catch {
-    throw invalidPayload('The request payload is not valid UTF-8.');
-  }
-  const parsed = parseJson(text, { maxDepth: MAX_REQUEST_DEPTH });
-  if (!parsed.ok) {
-    throw invalidPayload(
-      parsed.reason === 'depth'
-        ? 'The request payload is nested too deeply.'
-        : 'The request payload is not valid JSON.',
-    );
-  }
-  const doc = parsed.value;
-  if (!isJsonObject(doc)) throw invalidPayload('The request payload must be a JSON object.');
+  const doc = parseRequestObject(payload, MAX_REQUEST_DEPTH);
   const token = Object.hasOwn(doc, 'certificateOwnershipToken') ? doc.certificateOwnershipToken : undefined;
   if (typeof token !== 'string' || token.length === 0) {
     throw invalidPayload('certificateOwnershipToken is required and must be a string.');

@@ -25,6 +25,7 @@ import { ConflictError, NotFoundError, UsageError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { DeviceRegistry } from '../ports/registry.js';
 import type { ProvisioningTemplates, TemplateDescription } from '../ports/templates.js';
+import type { BundleTarget } from './provisioner.js';
 
 /**
  * `claims create`: everything fleet provisioning by claim needs in the account, and the claim
@@ -36,13 +37,7 @@ import type { ProvisioningTemplates, TemplateDescription } from '../ports/templa
 export interface ClaimsDeps {
   readonly registry: DeviceRegistry;
   readonly templates: ProvisioningTemplates;
-  readonly target: {
-    readonly kind: 'aws' | 'local';
-    /** CA the device must trust: Amazon Root CA 1, or the local core's CA. */
-    readonly caPem: string;
-    /** MQTT listener of the local core (its port is used when DescribeEndpoint gives none). */
-    readonly mqtt?: { host: string; port: number };
-  };
+  readonly target: BundleTarget;
   readonly files: {
     readonly readBundle: typeof ReadBundleFn;
     readonly readClaimBundle: typeof ReadClaimBundleFn;

@@ -29,16 +29,19 @@ import type { ShadowClient } from '../ports/shadows.js';
  * bundle directory and does only what is missing, so a re-run after a crash finishes the job.
  */
 
+/** Where a bundle's device connects: what every bundle writer needs of the target. */
+export interface BundleTarget {
+  readonly kind: 'aws' | 'local';
+  /** CA the device must trust: Amazon Root CA 1, or the local core's CA. */
+  readonly caPem: string;
+  /** MQTT listener of the local core (its port is used when DescribeEndpoint gives none). */
+  readonly mqtt?: { host: string; port: number };
+}
+
 export interface ProvisionerDeps {
   readonly registry: DeviceRegistry;
   readonly shadows: ShadowClient;
-  readonly target: {
-    readonly kind: 'aws' | 'local';
-    /** CA the device must trust: Amazon Root CA 1, or the local core's CA. */
-    readonly caPem: string;
-    /** MQTT listener of the local core (its port is used when DescribeEndpoint gives none). */
-    readonly mqtt?: { host: string; port: number };
-  };
+  readonly target: BundleTarget;
   readonly files: {
     readonly readBundle: typeof ReadBundleFn;
     readonly writeBundleFile: typeof WriteBundleFile;

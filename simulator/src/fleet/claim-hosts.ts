@@ -1,8 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type ClaimDeviceOutcome, type ClaimDeviceSpec, provisionClaimDevice } from './claim-device.js';
-import { HOST_NICE } from './pool.js';
+import { lowerPriority } from './pool.js';
 
 export type ClaimHostRequest =
   | { readonly op: 'init'; readonly spec: ClaimDeviceSpec }
@@ -82,12 +81,6 @@ function forkClaimHost(): ChildProcess {
     execArgv: source ? ['--import', 'tsx', '--conditions=@pifleet/source'] : [],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
-  if (child.pid !== undefined) {
-    try {
-      os.setPriority(child.pid, HOST_NICE);
-    } catch {
-      // keep the default priority
-    }
-  }
+  lowerPriority(child);
   return child;
 }

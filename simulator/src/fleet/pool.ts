@@ -78,17 +78,22 @@ function forkHost(caFile: string): ChildProcess {
     env: { ...process.env, SSL_CERT_FILE: caFile, SSL_CERT_DIR: path.dirname(caFile) },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
-  // The load generator must not starve the system under test: on a machine they share, device
-  // hosts run at a lower scheduling priority than the core, as if the fleet were elsewhere.
-  // Best effort (a container may forbid it); the report gives both sides' CPU either way.
-  if (child.pid !== undefined) {
-    try {
-      os.setPriority(child.pid, HOST_NICE);
-    } catch {
-      // keep the default priority
-    }
-  }
+  lowerPriority(child);
   return child;
+}
+
+/**
+ * The load generator must not starve the system under test: on a machine they share, device
+ * hosts run at a lower scheduling priority than the core, as if the fleet were elsewhere. Best
+ * effort (a container may forbid it); the report gives both sides' CPU either way.
+ */
+export function lowerPriority(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  try {
+    os.setPriority(child.pid, HOST_NICE);
+  } catch {
+    // keep the default priority
+  }
 }
 
 /** Scheduling priority (nice) of device-host processes. */
