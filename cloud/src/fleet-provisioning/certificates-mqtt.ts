@@ -10,13 +10,7 @@ import { CsrError, type LocalCa } from '../ca/local-ca.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Registry } from '../registry/sqlite-registry.js';
-import {
-  type Answering,
-  createAnswering,
-  ProvisioningRejection,
-  type ProvisioningRequestMessage,
-  parseRequestObject,
-} from './answering.js';
+import { type Answering, createAnswering, ProvisioningRejection, parseRequestObject } from './answering.js';
 import type { OwnershipTokens } from './ownership-tokens.js';
 
 /**
@@ -55,8 +49,6 @@ export interface CertificatesMqttDeps {
   readonly certificateOf: (clientId: string) => string | undefined;
   readonly logger?: Logger;
 }
-
-export type CertificatesMqttMessage = ProvisioningRequestMessage;
 
 export interface CertificatesMqtt extends Answering {
   /** Deletes the certificates whose token expired while they were still pending (AWS deletes them). */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import {
   PROVISIONING_ERROR_CODES as CODES,
   isJsonObject,
@@ -23,13 +24,7 @@ import {
   MAX_ATTRIBUTES,
   MAX_UNTYPED_ATTRIBUTES,
 } from '../registry/validation.js';
-import {
-  type Answering,
-  createAnswering,
-  ProvisioningRejection,
-  type ProvisioningRequestMessage,
-  parseRequestObject,
-} from './answering.js';
+import { type Answering, createAnswering, ProvisioningRejection, parseRequestObject } from './answering.js';
 import type { OwnershipTokenConsumer } from './ownership-tokens.js';
 
 /**
@@ -104,8 +99,6 @@ export interface RegisterThingDeps {
   readonly hookTimeoutMs?: number;
 }
 
-export type RegisterThingMessage = ProvisioningRequestMessage;
-
 /** Answers RegisterThing requests (`handle`) and waits for those in flight (`idle`). */
 export type RegisterThingService = Answering;
 
@@ -172,12 +165,6 @@ export function inlinePolicyName(policyDocument: string): string {
   return createHash('sha256').update(policyDocument).digest('hex');
 }
 
-const sameMembers = (a: readonly string[], b: readonly string[]) =>
-  a.length === b.length && [...a].sort().every((value, i) => value === [...b].sort()[i]);
-
-const sameRecord = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>) =>
-  sameMembers(Object.keys(a), Object.keys(b)) && Object.keys(a).every((k) => a[k] === b[k]);
-
 export function createRegisterThing(deps: RegisterThingDeps): RegisterThingService {
   const log = (deps.logger ?? silentLogger()).child({ component: 'register-thing' });
   const { registry } = deps;
@@ -233,12 +220,8 @@ export function createRegisterThing(deps: RegisterThingDeps): RegisterThingServi
     const overrides = Object.hasOwn(result, 'parameterOverrides') ? result.parameterOverrides : undefined;
     if (overrides === undefined || overrides === null) return {};
     if (typeof overrides !== 'object' || Array.isArray(overrides)) throw denied('parameterOverrides is not an object');
-    const entries: Array<[string, string]> = [];
-    for (const [key, value] of Object.entries(overrides)) {
-      if (typeof value !== 'string') throw denied(`parameterOverrides.${key.slice(0, 64)} is not a string`);
-      entries.push([key, value]);
-    }
-    return Object.fromEntries(entries);
+    // Held to the request's own rules: the overrides become parameters.
+    return stringMap(overrides as JsonObject, 'parameterOverrides', denied);
   }
 
   /** Everything that can refuse the plan, checked before the registry is changed. */
@@ -289,7 +272,7 @@ export function createRegisterThing(deps: RegisterThingDeps): RegisterThingServi
     const o = thing.overrideSettings;
     if (
       o.attributePayload === 'FAIL' &&
-      !sameRecord(existing.attributes, { ...existing.attributes, ...thing.attributes })
+      !isDeepStrictEqual(existing.attributes, { ...existing.attributes, ...thing.attributes })
     ) {
       throw conflict(
         `The thing ${thing.thingName} exists with other attributes, and the template's override setting is FAIL.`,

@@ -150,7 +150,7 @@ async function writableDirProblem(file: string, key: string): Promise<Issue | un
   }
 }
 
-/** Template parameters: the device's facts, then the config's, then the command line's. */
+/** Template parameters: the device's facts, then the config's (the command line's `--param` are merged into those). */
 function parametersFor(facts: DeviceFacts, config: Readonly<Record<string, string>> | undefined) {
   const out: Record<string, string> = Object.create(null);
   for (const [k, v] of Object.entries(facts)) if (typeof v === 'string') setOwn(out, k, v);
@@ -158,13 +158,6 @@ function parametersFor(facts: DeviceFacts, config: Readonly<Record<string, strin
   return out;
 }
 
-/**
- * `pifleet-agent provision`, and `run`'s first start: reads and checks the config (its
- * `provisioning` section with the command line's overrides, the claim certificate and key, where
- * the device's files will go) before anything is asked of the service, reads the device's facts,
- * connects with the claim certificate, provisions ({@link provisionIdentity}) and stores the new
- * identity ({@link storeIdentity}). Throws a `ConfigError` for the config, and the flow's errors.
- */
 /** A config checked for provisioning: what {@link provisionFromConfigFile} goes on with. */
 export interface ProvisioningSetup {
   readonly config: AgentConfig;

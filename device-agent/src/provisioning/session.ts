@@ -63,6 +63,17 @@ async function connected(transport: Transport, connection: ClaimConnection): Pro
   }
 }
 
+/** A session closes its identity client (its subscriptions and requests) before its connection. */
+function sessionOf(transport: Transport, identity: IdentityPort): IdentitySession {
+  return {
+    identity,
+    async close() {
+      identity.close();
+      await transport.stop();
+    },
+  };
+}
+
 /** The Pi's claim session: the device SDK's transport and its `IotIdentityClientv2`. */
 export const openCrtSession: IdentitySessionFactory = async (connection) => {
   const transport = createAwsIotTransport(connection.mqtt);
@@ -72,36 +83,20 @@ export const openCrtSession: IdentitySessionFactory = async (connection) => {
     await transport.stop();
     throw new Error('the device SDK transport has no client after connecting');
   }
-  const identity = createSdkIdentity({
-    native,
-    requestTimeoutMs: connection.requestTimeoutMs,
-    clock: connection.clock,
-  });
-  return {
-    identity,
-    async close() {
-      identity.close();
-      await transport.stop();
-    },
-  };
+  return sessionOf(
+    transport,
+    createSdkIdentity({ native, requestTimeoutMs: connection.requestTimeoutMs, clock: connection.clock }),
+  );
 };
 
 /** A simulated device's claim session: an mqtt.js transport and the reserved topics. */
 export const openMqttJsSession: IdentitySessionFactory = async (connection) => {
   const transport = createMqttJsTransport(connection.mqtt);
   await connected(transport, connection);
-  const identity = createTopicIdentity({
+  return sessionOf(
     transport,
-    requestTimeoutMs: connection.requestTimeoutMs,
-    clock: connection.clock,
-  });
-  return {
-    identity,
-    async close() {
-      identity.close();
-      await transport.stop();
-    },
-  };
+    createTopicIdentity({ transport, requestTimeoutMs: connection.requestTimeoutMs, clock: connection.clock }),
+  );
 };
 
 export const SESSION_FACTORIES: Readonly<Record<ProvisioningTransportKind, IdentitySessionFactory>> = {
