@@ -118,7 +118,7 @@ export function createLocalFleetProvisioning(deps: LocalFleetProvisioningDeps): 
       // QoS 0: an answer goes to the connection that asked or nowhere (see the bus's `to`).
       const reply = (clientId: string, topic: string, payload: string) =>
         broker.bus.publish(topic, payload, { qos: 0, to: clientId });
-      const certificateOf = (clientId: string) => broker.bus.sessions().get(clientId)?.certificateId;
+      const certificateOf = (clientId: string) => broker.bus.session(clientId)?.certificateId;
       const created = createCertificatesMqtt({
         ca: deps.ca,
         registry: deps.registry,

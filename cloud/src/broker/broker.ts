@@ -190,8 +190,10 @@ export interface BrokerBus {
   acceptBeforeAck(handler: BeforeAckHandler): () => void;
   onClientConnected(listener: (session: SessionInfo) => void): () => void;
   onClientDisconnected(listener: (session: SessionInfo, reason: DisconnectReason) => void): () => void;
-  /** Sessions currently connected, by client id. */
+  /** Sessions currently connected, by client id: a copy, O(connections). */
   sessions(): ReadonlyMap<string, SessionInfo>;
+  /** The connected session of one client id: O(1), for per-message lookups. */
+  session(clientId: string): SessionInfo | undefined;
 }
 
 export interface Broker {
@@ -1245,6 +1247,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       return () => disconnectedListeners.delete(listener);
     },
     sessions: () => new Map(connected),
+    session: (clientId) => connected.get(clientId),
   };
 
   // ---- lifecycle ------------------------------------------------------------------------

@@ -83,7 +83,7 @@ export function createLiveFeed(deps: LiveFeedDeps): LiveFeed {
   function onPresence(message: BusMessage): void {
     const parsed = parsePresenceTopic(message.topic);
     if (parsed === undefined) return;
-    const session = bus.sessions().get(parsed.clientId);
+    const session = bus.session(parsed.clientId);
     const thingName = session?.thingName ?? parsed.clientId;
     if (!isValidThingName(thingName) || !known(thingName)) return;
     const event = parseOutsideJson(message.payload);

@@ -58,4 +58,89 @@ describe('SQLite telemetry store', () => {
     const store = createSqliteTelemetryStore({ file: path.join(blocker, 'telemetry.db') });
     await expect(store.start()).rejects.toBeInstanceOf(TelemetryStoreError);
   });
+
+  describe('group commit', () => {
+    /** Rows a second connection sees: what is committed, not what one connection wrote. */
+    function committed(file: string): number {
+      const raw = new Database(file, { readonly: true });
+      try {
+        return (raw.prepare('SELECT COUNT(*) AS n FROM telemetry_readings').get() as { n: number }).n;
+      } finally {
+        raw.close();
+      }
+    }
+
+    it('writes the batches of one event-loop turn together and settles each only after the commit', async () => {
+      const file = path.join(dir, 'group', 'telemetry.db');
+      const store = createSqliteTelemetryStore({ file });
+      await store.start();
+      const puts = Array.from({ length: 50 }, (_, i) =>
+        store.putBatch(batchOf(`pi-${i % 5}`, i + 1, readingsFrom(0, 4))),
+      );
+      // Handed over, not written yet: nothing is committed until the turn ends.
+      expect(committed(file)).toBe(0);
+      const seen: number[] = [];
+      for (const p of puts) void p.then(() => seen.push(committed(file)));
+      const results = await Promise.all(puts);
+      expect(results.every((r) => r.stored === 4 && !r.duplicate)).toBe(true);
+      // Every caller saw all 200 readings committed when its promise settled.
+      expect(seen).toEqual(Array(50).fill(200));
+      await store.stop();
+    });
+
+    it('flags a resend inside the same group as a duplicate', async () => {
+      const store = createSqliteTelemetryStore({ file: path.join(dir, 'group-dup', 'telemetry.db') });
+      await store.start();
+      const batch = batchOf('pi-01', 7, readingsFrom(0, 3));
+      const [first, again] = await Promise.all([store.putBatch(batch), store.putBatch({ ...batch })]);
+      expect(first).toEqual({ stored: 3, duplicate: false });
+      expect(again).toEqual({ stored: 0, duplicate: true });
+      expect(await store.countReadings('pi-01')).toBe(3);
+      await store.stop();
+    });
+
+    it('fails only the batch that cannot be written; the rest of its group is stored', async () => {
+      const store = createSqliteTelemetryStore({ file: path.join(dir, 'group-bad', 'telemetry.db') });
+      await store.start();
+      // A value SQLite cannot bind: the write throws inside the group's transaction.
+      const bad = { ...batchOf('pi-02', 1, readingsFrom(0, 2)), sealedAt: {} as unknown as number };
+      const outcomes = await Promise.allSettled([
+        store.putBatch(batchOf('pi-01', 1, readingsFrom(0, 2))),
+        store.putBatch(bad),
+        store.putBatch(batchOf('pi-03', 1, readingsFrom(0, 2))),
+      ]);
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((outcomes[1] as PromiseRejectedResult).reason).toBeInstanceOf(TelemetryStoreError);
+      expect(await store.countReadings('pi-01')).toBe(2);
+      expect(await store.countReadings('pi-02')).toBe(0);
+      expect(await store.countReadings('pi-03')).toBe(2);
+      await store.stop();
+    });
+
+    it('writes a full group at once instead of waiting for the turn to end', async () => {
+      const file = path.join(dir, 'group-max', 'telemetry.db');
+      const store = createSqliteTelemetryStore({ file, maxGroup: 2 });
+      await store.start();
+      const a = store.putBatch(batchOf('pi-01', 1, readingsFrom(0, 2)));
+      expect(committed(file)).toBe(0);
+      const b = store.putBatch(batchOf('pi-01', 2, readingsFrom(0, 2)));
+      expect(committed(file)).toBe(4);
+      const c = store.putBatch(batchOf('pi-01', 3, readingsFrom(0, 2)));
+      expect(committed(file)).toBe(4);
+      await Promise.all([a, b, c]);
+      expect(committed(file)).toBe(6);
+      await store.stop();
+      expect(() => createSqliteTelemetryStore({ file, maxGroup: 0 })).toThrow(RangeError);
+    });
+
+    it('writes what was handed over before a stop', async () => {
+      const file = path.join(dir, 'group-stop', 'telemetry.db');
+      const store = createSqliteTelemetryStore({ file });
+      await store.start();
+      const put = store.putBatch(batchOf('pi-01', 1, readingsFrom(0, 5)));
+      await store.stop();
+      await expect(put).resolves.toEqual({ stored: 5, duplicate: false });
+      expect(committed(file)).toBe(5);
+    });
+  });
 });
