@@ -22,33 +22,52 @@ interface Segment {
 export type Glob = { readonly exact: string } | { readonly exact: undefined; readonly segments: readonly Segment[] };
 
 export function compileGlob(parts: readonly PatternPart[]): Glob {
-  const segments: { text: string; any: number[] }[] = [{ text: '', any: [] }];
+  // Texts are built from pieces and joined once: `+=` per character would leave each text as a
+  // chain of hundreds of cons strings, held for as long as the connection's policies are (at
+  // 2,000 connections, 660,000 of them, 20 MiB of the core's heap).
+  const segments: Building[] = [{ pieces: [], length: 0, any: [] }];
   let wild = false;
   for (const part of parts) {
-    let current = segments[segments.length - 1] as { text: string; any: number[] };
+    let current = segments[segments.length - 1] as Building;
     if (part.kind === 'exact') {
-      current.text += part.text;
+      append(current, part.text);
       continue;
     }
-    for (const ch of part.text) {
+    const text = part.text;
+    let from = 0;
+    for (let i = 0; i < text.length; i++) {
+      const ch = text[i];
+      if (ch !== '*' && ch !== '?') continue;
+      wild = true;
+      append(current, text.slice(from, i));
+      from = i + 1;
       if (ch === '*') {
-        wild = true;
-        current = { text: '', any: [] };
+        current = { pieces: [], length: 0, any: [] };
         segments.push(current);
-      } else if (ch === '?') {
-        wild = true;
-        current.any.push(current.text.length);
-        current.text += '?';
       } else {
-        current.text += ch;
+        current.any.push(current.length);
+        append(current, '?');
       }
     }
+    append(current, text.slice(from));
   }
-  if (!wild) return { exact: segments.map((s) => s.text).join('') };
+  if (!wild) return { exact: segments.flatMap((s) => s.pieces).join('') };
   return {
     exact: undefined,
-    segments: segments.map((s) => ({ text: s.text, any: s.any.length > 0 ? s.any : undefined })),
+    segments: segments.map((s) => ({ text: s.pieces.join(''), any: s.any.length > 0 ? s.any : undefined })),
   };
+}
+
+interface Building {
+  readonly pieces: string[];
+  length: number;
+  readonly any: number[];
+}
+
+function append(segment: Building, text: string): void {
+  if (text === '') return;
+  segment.pieces.push(text);
+  segment.length += text.length;
 }
 
 function segmentAt(segment: Segment, value: string, at: number): boolean {
