@@ -9,6 +9,7 @@ import { type ConfigFlags, loadConfig } from './config/load.js';
 import type { AgentConfig } from './config/schema.js';
 import { AgentError, ConfigError } from './errors.js';
 import { HardwareUnavailableError } from './hardware/errors.js';
+import type { HardwarePorts } from './hardware/open.js';
 import { selfUpdateLayout } from './jobs/wiring.js';
 import { createLogger, type Logger } from './logger.js';
 import { createSystemClock } from './ports/clock.js';
@@ -40,6 +41,12 @@ export interface CliIo {
   readonly waitForStop?: () => Promise<'SIGTERM' | 'SIGINT'>;
   /** The script this process runs (`process.argv[1]`): tells an agent installed for updates (`<stateDir>/current`). */
   readonly launcher?: string;
+  /**
+   * The GPIO and I2C ports of `hardware: "simulated"`, for a caller that embeds the CLI on simulated
+   * chips (the agent benchmark runs the deployed `run` this way, where no GPIO or I2C exists).
+   * Without them a simulated config is refused, as no simulated hardware exists in the agent.
+   */
+  readonly hardwarePorts?: HardwarePorts;
 }
 
 class ExitWith extends AgentError {
@@ -132,7 +139,7 @@ async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCod
     }
     throw err;
   }
-  if (config.hardware === 'simulated') {
+  if (config.hardware === 'simulated' && !io.hardwarePorts) {
     io.stderr(
       'hardware "simulated" needs simulated ports: run the agent through the simulator, or set hardware to "real" or "none"\n',
     );
@@ -164,7 +171,13 @@ async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCod
         restart,
       })
     : undefined;
-  const runtime = createAgentRuntime({ config, clock, logger, jobs: { ...(updater ? { updater } : {}), restart } });
+  const runtime = createAgentRuntime({
+    config,
+    clock,
+    logger,
+    ...(config.hardware === 'simulated' && io.hardwarePorts ? { ports: io.hardwarePorts } : {}),
+    jobs: { ...(updater ? { updater } : {}), restart },
+  });
   try {
     await runtime.start();
   } catch (err) {
