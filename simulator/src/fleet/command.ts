@@ -36,10 +36,12 @@ export function summaryLines(r: FleetResult): string[] {
   for (const p of r.phases) {
     const l = p.latency.sampleToStoredMs;
     const s = p.latency.sealedToStoredMs;
+    const w = p.latency.sealedToStoredMeasuredMs;
     lines.push(
       `${p.name} (MQTT ${p.deviceHosts.protocol}, ${p.deviceHosts.transport === 'mqtt' ? 'mqtt.js' : 'aws-crt'}): ${p.connect.everConnected}/${p.devices} connected (${p.connect.perSecond}/s), generated ${p.telemetry.generated}, published ${p.telemetry.published}, stored ${p.telemetry.stored}, lost ${p.telemetry.lost}` +
         (l ? `; sampling→stored p50/p99 ${l.p50}/${l.p99} ms` : '') +
         (s ? `; sealed→stored p50/p99/max ${s.p50}/${s.p99}/${s.max} ms` : '') +
+        (w ? ` (sealed in the measured window: p99 ${w.p99} ms)` : '') +
         `; core CPU ${p.resources.coreCpuPct}%, fleet CPU ${p.resources.fleetCpuPct}%` +
         (p.commands?.roundTripMs
           ? `; commands ${p.commands.converged}/${p.commands.sent} converged, round trip p50/p95/p99 ${p.commands.roundTripMs.p50}/${p.commands.roundTripMs.p95}/${p.commands.roundTripMs.p99} ms`

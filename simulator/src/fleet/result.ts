@@ -10,7 +10,7 @@ import type { HostPool } from './pool.js';
  * What a fleet run returns and writes as `fleet-result.json`: the shape the report
  * (`src/report/report.ts`) and the bench read. Bump FLEET_RESULT_VERSION when it changes.
  */
-export const FLEET_RESULT_VERSION = 4;
+export const FLEET_RESULT_VERSION = 5;
 
 /** One sample per second of a phase. */
 export interface SeriesPoint {
@@ -87,6 +87,11 @@ export interface PhaseResult {
   readonly latency: {
     readonly sampleToStoredMs: Quantiles | undefined;
     readonly sealedToStoredMs: Quantiles | undefined;
+    /**
+     * Sealed → stored of the batches sealed inside the measured window (ramp end → end of the
+     * duration): the fleet's steady state, without the ramp's connect load (version 5 on).
+     */
+    readonly sealedToStoredMeasuredMs: Quantiles | undefined;
     readonly sampleToStoredHistogram: Histogram;
     readonly sealedToStoredHistogram: Histogram;
     readonly sampledThings: number;

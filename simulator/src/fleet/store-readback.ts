@@ -10,6 +10,8 @@ export interface StoreReadback {
   readonly sampleToStoredMs: Float64Array;
   /** Sealed → stored (batch `sealed_at` → `received_at`), ms, one value per batch. */
   readonly sealedToStoredMs: Float64Array;
+  /** Each of those batches' `sealed_at` (ms since the epoch), in the same order. */
+  readonly sealedAtMs: Float64Array;
   /** Readings stored per second (epoch seconds → readings). */
   readonly perSecond: ReadonlyMap<number, number>;
 }
@@ -45,6 +47,7 @@ export function readStore(
     }
     const sample: number[] = [];
     const sealed: number[] = [];
+    const sealedAt: number[] = [];
     const batchStmt = db.prepare(
       "SELECT boot_id, seq, sealed_at, received_at FROM telemetry_batches WHERE thing = ? AND boot_id LIKE ? ESCAPE '\\'",
     );
@@ -59,6 +62,7 @@ export function readStore(
       }>) {
         received.set(`${b.boot_id}\u0000${b.seq}`, b.received_at);
         sealed.push(b.received_at - b.sealed_at);
+        sealedAt.push(b.sealed_at);
       }
       for (const r of readingStmt.iterate(thing) as Iterable<{ boot_id: string; seq: number; ts: number }>) {
         const at = received.get(`${r.boot_id}\u0000${r.seq}`);
@@ -70,6 +74,7 @@ export function readStore(
       batches: totals.batches,
       sampleToStoredMs: Float64Array.from(sample),
       sealedToStoredMs: Float64Array.from(sealed),
+      sealedAtMs: Float64Array.from(sealedAt),
       perSecond,
     };
   } finally {

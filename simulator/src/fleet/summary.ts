@@ -69,6 +69,8 @@ export interface StoredCount {
 export interface LatencySamples {
   readonly sampleToStoredMs: readonly number[] | Float64Array;
   readonly sealedToStoredMs: readonly number[] | Float64Array;
+  /** Each batch's seal time (ms since the epoch), parallel to `sealedToStoredMs`; absent: unknown. */
+  readonly sealedAtMs?: readonly number[] | Float64Array;
   readonly endpoint: string;
   readonly sampledThings: number;
   /** Readings stored per epoch second, when the read back knows them. */
@@ -165,6 +167,7 @@ export function summarizePhase(p: PhaseObservations): PhaseResult {
     latency: {
       sampleToStoredMs: quantiles(p.latency.sampleToStoredMs),
       sealedToStoredMs: quantiles(p.latency.sealedToStoredMs),
+      sealedToStoredMeasuredMs: quantiles(sealedWithin(p.latency, rampEnd, measureEnd)),
       sampleToStoredHistogram: logHistogram(p.latency.sampleToStoredMs),
       sealedToStoredHistogram: logHistogram(p.latency.sealedToStoredMs),
       sampledThings: p.latency.sampledThings,
@@ -275,4 +278,17 @@ export function summarizeRun(r: RunObservations): FleetResult {
     cleanup: r.cleanup,
     zeroLoss: r.phases.every((p) => p.telemetry.lost === 0),
   };
+}
+
+/** Sealed → stored of the batches sealed in [from, to): the measured window without the ramp. */
+export function sealedWithin(latency: LatencySamples, from: number, to: number): number[] {
+  const at = latency.sealedAtMs;
+  if (at === undefined) return [];
+  const out: number[] = [];
+  const n = Math.min(at.length, latency.sealedToStoredMs.length);
+  for (let i = 0; i < n; i++) {
+    const t = at[i] as number;
+    if (t >= from && t < to) out.push(latency.sealedToStoredMs[i] as number);
+  }
+  return out;
 }

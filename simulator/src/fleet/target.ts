@@ -106,7 +106,13 @@ export interface BareBrokerTarget {
   readonly port: number;
   readonly caFile: string;
   /** Messages on every thing's telemetry topic seen by one in-process subscriber. */
-  readonly received: { messages: number; readings: number; readonly sealedToBrokerMs: number[] };
+  readonly received: {
+    messages: number;
+    readings: number;
+    readonly sealedToBrokerMs: number[];
+    /** Each delivered batch's `sealedAt`, in the order of `sealedToBrokerMs`. */
+    readonly sealedAtMs: number[];
+  };
   readonly perSecond: Map<number, number>;
   stop(): Promise<void>;
 }
@@ -140,7 +146,7 @@ export async function startBareBroker(opts: {
     registry.close();
     throw new SimulatorError('FLEET_BASELINE', 'the bare broker did not start', { cause: err });
   }
-  const received = { messages: 0, readings: 0, sealedToBrokerMs: [] as number[] };
+  const received = { messages: 0, readings: 0, sealedToBrokerMs: [] as number[], sealedAtMs: [] as number[] };
   const perSecond = new Map<number, number>();
   const unsubscribe = await broker.bus.subscribe(appTopicFilters.telemetry, (m: BusMessage) => {
     const now = Date.now();
@@ -151,7 +157,10 @@ export async function startBareBroker(opts: {
       received.readings += n;
       const s = Math.floor(now / 1000);
       perSecond.set(s, (perSecond.get(s) ?? 0) + n);
-      if (typeof batch.sealedAt === 'number') received.sealedToBrokerMs.push(now - batch.sealedAt);
+      if (typeof batch.sealedAt === 'number') {
+        received.sealedToBrokerMs.push(now - batch.sealedAt);
+        received.sealedAtMs.push(batch.sealedAt);
+      }
     } catch {
       // not a batch: counted as a message only
     }

@@ -47,6 +47,7 @@ function phaseTable(p: PhaseResult): string {
     ],
     ['latency sampling → stored, ms (p50/p95/p99/max)', q(p.latency.sampleToStoredMs)],
     ['latency sealed → stored, ms (p50/p95/p99/max)', q(p.latency.sealedToStoredMs)],
+    ['… of batches sealed in the measured window', q(p.latency.sealedToStoredMeasuredMs)],
     ['latency end point', p.latency.endpoint],
     [
       'core CPU / fleet CPU (% of one core)',

@@ -112,6 +112,24 @@ describe('summarizePhase', () => {
     });
   });
 
+  it('reports sealed→stored of the batches sealed in the measured window apart from the whole run', () => {
+    // Ramp (before rampEnd): slow; measured window [rampEnd, measureEnd): fast; the drain after: slow.
+    const sealedAtMs = [T0 + 100, T0 + 900, T0 + 1_000, T0 + 3_000, T0 + 4_999, T0 + 5_000, T0 + 5_200];
+    const sealedToStoredMs = [9_000, 8_000, 10, 20, 30, 7_000, 6_000];
+    const p = summarizePhase(
+      observations({
+        latency: { sampleToStoredMs: [], sealedToStoredMs, sealedAtMs, endpoint: 'test', sampledThings: 1 },
+      }),
+    );
+    expect(p.latency.sealedToStoredMs?.max).toBe(9_000);
+    expect(p.latency.sealedToStoredMeasuredMs).toMatchObject({ count: 3, max: 30 });
+    // Without seal times (an older read back) the window's figure is absent, not made up.
+    const unknown = summarizePhase(
+      observations({ latency: { sampleToStoredMs: [], sealedToStoredMs, endpoint: 'test', sampledThings: 1 } }),
+    );
+    expect(unknown.latency.sealedToStoredMeasuredMs).toBeUndefined();
+  });
+
   it('nothing stored: every generated reading is lost, and there is no latency to report', () => {
     const p = summarizePhase(observations({ stored: { readings: 0, batches: 0, via: '' } }));
     expect(p.telemetry.stored).toBe(0);
@@ -378,7 +396,7 @@ describe('summarizeRun', () => {
     const ok = phase('local-core');
     const lossy = phase('bare-broker', { stored: { readings: 19, batches: 4, via: '' } });
     const r = summarizeRun(run([ok]));
-    expect(r.version).toBe(4);
+    expect(r.version).toBe(5);
     expect(r.zeroLoss).toBe(true);
     expect(summarizeRun(run([ok, lossy])).zeroLoss).toBe(false);
     expect(summarizeRun(run([])).zeroLoss).toBe(true);

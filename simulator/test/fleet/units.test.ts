@@ -332,7 +332,7 @@ function syntheticResult(): FleetResult {
   }));
   const q = { count: 3, p50: 1, p95: 2, p99: 3, max: 4, mean: 2 };
   return {
-    version: 4,
+    version: 5,
     runId: 'abc123',
     startedAt: '2026-01-01T00:00:00.000Z',
     options: FLEET_DEFAULTS,
@@ -372,6 +372,7 @@ function syntheticResult(): FleetResult {
         latency: {
           sampleToStoredMs: q,
           sealedToStoredMs: q,
+          sealedToStoredMeasuredMs: q,
           sampleToStoredHistogram: logHistogram([1, 2, 3]),
           sealedToStoredHistogram: logHistogram([1, 2, 3]),
           sampledThings: 3,

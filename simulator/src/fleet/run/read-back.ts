@@ -68,6 +68,9 @@ export function readLatency(
       sampleToStoredMs: [],
       // A copy: the subscriber keeps appending while the broker runs.
       sealedToStoredMs: Float64Array.from(target.bare.received.sealedToBrokerMs),
+      sealedAtMs: Float64Array.from(
+        target.bare.received.sealedAtMs.slice(0, target.bare.received.sealedToBrokerMs.length),
+      ),
       endpoint: 'sealed → delivered by the bare broker to its subscriber',
       sampledThings,
       storedPerSecond: target.bare.perSecond,
@@ -78,6 +81,7 @@ export function readLatency(
     return {
       sampleToStoredMs: rb?.sampleToStoredMs ?? [],
       sealedToStoredMs: rb?.sealedToStoredMs ?? [],
+      sealedAtMs: rb?.sealedAtMs ?? [],
       endpoint: 'the telemetry store’s insert time (telemetry_batches.received_at)',
       sampledThings,
       ...(rb ? { storedPerSecond: rb.perSecond } : {}),
