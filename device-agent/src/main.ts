@@ -21,16 +21,18 @@ import {
   rejectionHint,
 } from './provisioning/errors.js';
 import type { ProvisioningMethod } from './provisioning/flow.js';
-import {
-  needsProvisioning,
-  type ProvisioningOverrides,
-  prepareProvisioning,
-  provisionFromConfigFile,
+import { needsProvisioning } from './provisioning/needs.js';
+// Only types: the claim flow (keys, CSR, identity clients) and the updater (tar, zlib) are
+// imported where a command needs them. `run` on a provisioned device without self-update,
+// what every Pi does at every start, loads none of them (a test checks each path still loads).
+import type {
+  prepareProvisioning as PrepareProvisioning,
+  provisionFromConfigFile as ProvisionFromConfigFile,
+  ProvisioningOverrides,
 } from './provisioning/provision.js';
 import type { ProvisioningTransportKind } from './provisioning/session.js';
 import { createSystemdNotifier } from './systemd/notify.js';
 import { renderUnit } from './systemd/unit.js';
-import { createUpdater } from './update/updater.js';
 
 /** Where the CLI writes and what it reads; `process` only in {@link main}. */
 export interface CliIo {
@@ -81,8 +83,9 @@ async function checkConfig(file: string, io: CliIo, json: boolean): Promise<Exit
 }
 
 async function checkUnprovisioned(file: string, io: CliIo, json: boolean): Promise<ExitCode> {
-  let setup: Awaited<ReturnType<typeof prepareProvisioning>>;
+  let setup: Awaited<ReturnType<typeof PrepareProvisioning>>;
   try {
+    const { prepareProvisioning } = await import('./provisioning/provision.js');
     setup = await prepareProvisioning({ configFile: file, env: io.env });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -162,7 +165,7 @@ async function run(file: string, flags: ConfigFlags, io: CliIo): Promise<ExitCod
   });
   const layout = selfUpdateLayout(config, io.launcher);
   const updater = layout
-    ? createUpdater({
+    ? (await import('./update/updater.js')).createUpdater({
         ...layout,
         publicKeys: config.update.publicKeys,
         healthDeadlineMs: config.update.healthDeadlineSeconds * 1000,
@@ -225,13 +228,14 @@ function waitForSignal(): Promise<'SIGTERM' | 'SIGINT'> {
  * could not be reached in time (the unit restarts and it tries again), 77 for a file it may not write.
  */
 async function provision(
-  input: Parameters<typeof provisionFromConfigFile>[0],
+  input: Parameters<typeof ProvisionFromConfigFile>[0],
   io: CliIo,
   logger: Logger,
   json: boolean,
   transport?: ProvisioningTransportKind,
 ): Promise<ExitCode> {
   try {
+    const { provisionFromConfigFile } = await import('./provisioning/provision.js');
     const outcome = await provisionFromConfigFile(input, { logger, ...(transport ? { transport } : {}) });
     if (outcome.status === 'already-provisioned') {
       if (json) io.stdout(`${JSON.stringify({ ok: true, status: outcome.status, thingName: outcome.thingName })}\n`);

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { CLAIM_CLIENT_ID_PREFIX, type Issue, isJsonObject, parseJson, setOwn } from '@pifleet/protocol';
+import { CLAIM_CLIENT_ID_PREFIX, type Issue, isJsonObject, setOwn } from '@pifleet/protocol';
 import { checkCredentials } from '../config/files.js';
-import { type ConfigFlags, configFilePaths, loadConfig, MAX_CONFIG_DEPTH } from '../config/load.js';
+import { type ConfigFlags, loadConfig } from '../config/load.js';
 import type { AgentConfig, ProvisioningConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { type Logger, silentLogger } from '../logger.js';
@@ -13,6 +13,7 @@ import { ProvisioningRejectedError } from './errors.js';
 import { type DeviceFacts, type FactSources, PI_FACT_SOURCES, readDeviceFacts } from './facts.js';
 import { type ProvisionedIdentity, type ProvisioningMethod, provisionIdentity } from './flow.js';
 import { type DeviceKeyMaker, makeEcDeviceKey } from './keys.js';
+import { documentOf, namesThing } from './needs.js';
 import { type IdentitySessionFactory, type ProvisioningTransportKind, SESSION_FACTORIES } from './session.js';
 import { ensureDirectories, type StoreStep, storeIdentity } from './store.js';
 
@@ -61,6 +62,8 @@ export type ProvisionOutcome =
     }
   | { readonly status: 'already-provisioned'; readonly thingName: string };
 
+export { needsProvisioning } from './needs.js';
+
 /** The placeholder that lets the agent's loader check a config that has no thing name yet. */
 const UNPROVISIONED = 'pifleet-unprovisioned';
 
@@ -72,40 +75,6 @@ async function readConfigText(file: string): Promise<string> {
   } catch (err) {
     throw new ConfigError([{ path: '$', message: `cannot read ${file}: ${errno(err)}` }], { cause: err });
   }
-}
-
-/** The config file's document, or undefined when it is not a JSON object (the loader says why). */
-function documentOf(text: string): Record<string, unknown> | undefined {
-  const parsed = parseJson(text, { maxDepth: MAX_CONFIG_DEPTH });
-  return parsed.ok && isJsonObject(parsed.value) ? (parsed.value as Record<string, unknown>) : undefined;
-}
-
-/** Whether a config names its thing, counting the environment and flags as `run` does. */
-function namesThing(doc: Record<string, unknown>, env: ProvisionInput['env'], flags: ConfigFlags): boolean {
-  const fromFile = typeof doc.thingName === 'string' && doc.thingName !== '';
-  return fromFile || Boolean(env?.PIFLEET_THING_NAME) || flags.thingName !== undefined;
-}
-
-/**
- * Whether `run` must provision before it starts: the config has a `provisioning` section and the
- * device has no identity yet (no certificate at `certFile`, or no thing name). A config without
- * the section is left to `run`'s own checks, as before.
- */
-export async function needsProvisioning(
-  configFile: string,
-  env: ProvisionInput['env'] = {},
-  flags: ConfigFlags = {},
-): Promise<boolean> {
-  const text = await readFile(configFile, 'utf8').catch(() => undefined);
-  const doc = text === undefined ? undefined : documentOf(text);
-  if (!doc || !isJsonObject(doc.provisioning)) return false;
-  if (!namesThing(doc, env, flags)) return true;
-  const { certFile } = configFilePaths({ fileText: text as string, env, flags });
-  if (certFile === undefined) return false;
-  return stat(certFile).then(
-    () => false,
-    (err: unknown) => errno(err) === 'ENOENT',
-  );
 }
 
 /** The document with the command line's provisioning settings in its `provisioning` section. */
