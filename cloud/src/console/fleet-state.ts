@@ -1,12 +1,17 @@
 import type { JsonObject, JsonValue, MqttProtocol, Reading, TelemetryBatch } from '@pifleet/protocol';
 import { computeDelta } from '../core/shadow/document.js';
 import { isJsonObject } from '../core/shadow/json.js';
+import { ReadingRing } from './reading-ring.js';
 
 /**
  * What the web console knows about each thing, built from what crosses the broker: presence
  * events, telemetry batches, shadow documents and threshold alerts. Pure: no I/O, every time is
  * passed in. Bounded: a thing keeps at most `historyPerThing` readings younger than
- * `historyWindowMs` and its last `alertsPerThing` alerts.
+ * `historyWindowMs` (and `historyValuesPerThing` metric values among them) in a compact ring
+ * (reading-ring.ts), its last `alertsPerThing` alerts, and `lastMetricsPerThing` keys of last
+ * telemetry. With the defaults a thing's history takes at most 300 × 16 + 2,400 × 8 ≈ 24 KB of
+ * arrays, and ≈ 12 KB for 300 readings of three metrics (each reading's shape, its sensor and
+ * metric names, is kept once per thing).
  */
 
 export type MetricValue = number | boolean;
@@ -46,7 +51,11 @@ export interface StoredAlert {
 export interface FleetStateOptions {
   readonly historyWindowMs?: number;
   readonly historyPerThing?: number;
+  /** Metric values a thing's history holds (over all its readings). */
+  readonly historyValuesPerThing?: number;
   readonly alertsPerThing?: number;
+  /** Distinct `sensor.metric` keys in a thing's last-telemetry summary. */
+  readonly lastMetricsPerThing?: number;
 }
 
 export interface FleetState {
@@ -72,24 +81,51 @@ export interface FleetState {
   /** Readings of the last window, oldest first. */
   history(thingName: string, now: number): Reading[];
   alerts(thingName: string): StoredAlert[];
-  /** Summaries changed since the last call, and forgets them. */
-  takeDirty(): ThingSummary[];
+  /**
+   * Summaries changed since the last call, and forgets them. With `only`, just the summaries of
+   * those things are built (the others are forgotten unbuilt: nobody is watching them).
+   */
+  takeDirty(only?: ReadonlySet<string>): ThingSummary[];
   readonly size: number;
 }
 
 export const FLEET_STATE_DEFAULTS = {
   historyWindowMs: 10 * 60_000,
   historyPerThing: 300,
+  /** Metric values per thing's history: 300 readings of up to 8 metrics (a reading's values beyond this are not charted). */
+  historyValuesPerThing: 300 * 8,
   alertsPerThing: 20,
+  /** Distinct `sensor.metric` keys in a thing's last-telemetry summary. */
+  lastMetricsPerThing: 256,
 } as const;
 
+/**
+ * A thing's picture, mutable inside this module: a telemetry batch changes a few fields in place
+ * and the `ThingSummary` object is built again only when someone reads it (`summary`, `list`,
+ * `takeDirty`), instead of one new summary object and metrics copy per message.
+ */
 interface Entry {
-  summary: ThingSummary;
-  history: Reading[];
+  readonly thingName: string;
+  connected: boolean;
+  lastSeen: number | null;
+  presenceAt: number | null;
+  disconnectReason: string | null;
+  protocol: MqttProtocol | null;
+  /** Newest reading time applied to `metrics`; meaningful once `metrics` is set. */
+  newest: number;
+  /** `sensor.metric` → newest value; null until the first batch. */
+  metrics: Record<string, MetricValue> | null;
+  shadow: ShadowStatus | null;
+  alertCount: number;
+  alertLastAt: number | null;
+  /** Created with the first batch: a thing that sends nothing costs no arrays. */
+  history: ReadingRing | undefined;
   alerts: StoredAlert[];
+  /** The summary as last built; undefined after a change. */
+  built: ThingSummary | undefined;
 }
 
-function emptySummary(thingName: string): ThingSummary {
+function emptyEntry(thingName: string): Entry {
   return {
     thingName,
     connected: false,
@@ -97,9 +133,28 @@ function emptySummary(thingName: string): ThingSummary {
     presenceAt: null,
     disconnectReason: null,
     protocol: null,
-    lastTelemetry: null,
+    newest: 0,
+    metrics: null,
     shadow: null,
-    alerts: { count: 0, lastAt: null },
+    alertCount: 0,
+    alertLastAt: null,
+    history: undefined,
+    alerts: [],
+    built: undefined,
+  };
+}
+
+function buildSummary(e: Entry): ThingSummary {
+  return {
+    thingName: e.thingName,
+    connected: e.connected,
+    lastSeen: e.lastSeen,
+    presenceAt: e.presenceAt,
+    disconnectReason: e.disconnectReason,
+    protocol: e.protocol,
+    lastTelemetry: e.metrics === null ? null : { at: e.newest, metrics: { ...e.metrics } },
+    shadow: e.shadow,
+    alerts: { count: e.alertCount, lastAt: e.alertLastAt },
   };
 }
 
@@ -118,33 +173,55 @@ export function shadowStatus(doc: { version: number; timestamp: number; state: J
 export function createFleetState(options: FleetStateOptions = {}): FleetState {
   const windowMs = options.historyWindowMs ?? FLEET_STATE_DEFAULTS.historyWindowMs;
   const perThing = options.historyPerThing ?? FLEET_STATE_DEFAULTS.historyPerThing;
+  const valuesPerThing = options.historyValuesPerThing ?? FLEET_STATE_DEFAULTS.historyValuesPerThing;
   const alertsPerThing = options.alertsPerThing ?? FLEET_STATE_DEFAULTS.alertsPerThing;
+  const lastMetrics = options.lastMetricsPerThing ?? FLEET_STATE_DEFAULTS.lastMetricsPerThing;
   const things = new Map<string, Entry>();
   const dirty = new Set<string>();
 
   function entry(thingName: string): Entry {
     let e = things.get(thingName);
     if (e === undefined) {
-      e = { summary: emptySummary(thingName), history: [], alerts: [] };
+      e = emptyEntry(thingName);
       things.set(thingName, e);
       dirty.add(thingName);
     }
     return e;
   }
 
-  function update(thingName: string, change: (s: ThingSummary) => ThingSummary): Entry {
-    const e = entry(thingName);
-    e.summary = change(e.summary);
-    dirty.add(thingName);
-    return e;
+  function changed(e: Entry): void {
+    e.built = undefined;
+    dirty.add(e.thingName);
   }
 
-  function prune(e: Entry, now: number): void {
-    const cutoff = now - windowMs;
-    let drop = 0;
-    while (drop < e.history.length && (e.history[drop] as Reading).ts < cutoff) drop++;
-    drop = Math.max(drop, e.history.length - perThing);
-    if (drop > 0) e.history.splice(0, drop);
+  function summaryOf(e: Entry): ThingSummary {
+    e.built ??= buildSummary(e);
+    return e.built;
+  }
+
+  /**
+   * Applies a batch's readings (in time order) to the last-telemetry summary: a reading at or
+   * after the newest one applied so far sets its metrics; an older one (a batch resent from an
+   * outbox) changes nothing.
+   */
+  function applyLast(e: Entry, history: ReadingRing, ordered: readonly Reading[]): void {
+    let metrics = e.metrics ?? {};
+    for (const reading of ordered) {
+      if (reading.ts < e.newest) continue;
+      e.newest = reading.ts;
+      const shape = history.shapeOf(reading);
+      const names = shape?.names ?? Object.keys(reading.metrics);
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i] as string;
+        const key = shape?.keys[i] ?? `${reading.sensor}.${name}`;
+        if (!(key in metrics) && Object.keys(metrics).length >= lastMetrics) {
+          // A device that keeps inventing metric names: the summary starts over from this reading.
+          metrics = {};
+        }
+        metrics[key] = reading.metrics[name] as MetricValue;
+      }
+    }
+    e.metrics = metrics;
   }
 
   return {
@@ -166,63 +243,70 @@ export function createFleetState(options: FleetStateOptions = {}): FleetState {
       }
     },
     presence(thingName, connected, at, reason, protocol) {
-      update(thingName, (s) => ({
-        ...s,
-        connected,
-        presenceAt: at,
-        lastSeen: later(s.lastSeen, at),
-        disconnectReason: connected ? null : (reason ?? null),
-        protocol: connected ? (protocol ?? null) : null,
-      }));
+      const e = entry(thingName);
+      e.connected = connected;
+      e.presenceAt = at;
+      e.lastSeen = later(e.lastSeen, at);
+      e.disconnectReason = connected ? null : (reason ?? null);
+      e.protocol = connected ? (protocol ?? null) : null;
+      changed(e);
     },
     telemetry(thingName, batch, at) {
       const e = entry(thingName);
-      const metrics: Record<string, MetricValue> = { ...(e.summary.lastTelemetry?.metrics ?? {}) };
-      let newest = e.summary.lastTelemetry?.at ?? 0;
+      e.history ??= new ReadingRing({ maxReadings: perThing, maxValues: valuesPerThing });
       const ordered = [...batch.readings].sort((a, b) => a.ts - b.ts);
-      for (const reading of ordered) {
-        if (reading.ts >= newest) {
-          newest = reading.ts;
-          for (const [name, value] of Object.entries(reading.metrics)) metrics[`${reading.sensor}.${name}`] = value;
-        }
-      }
-      // Keep history in time order; a late batch (resent from an outbox) is merged in place.
-      const last = e.history[e.history.length - 1];
-      e.history.push(...ordered);
-      if (last !== undefined && (ordered[0]?.ts ?? Number.POSITIVE_INFINITY) < last.ts) {
-        e.history.sort((a, b) => a.ts - b.ts);
-      }
-      prune(e, at);
-      update(thingName, (s) => ({ ...s, lastSeen: later(s.lastSeen, at), lastTelemetry: { at: newest, metrics } }));
+      applyLast(e, e.history, ordered);
+      // Kept in time order; a late batch (resent from an outbox) is merged in place.
+      e.history.merge(ordered);
+      e.history.dropBefore(at - windowMs);
+      e.lastSeen = later(e.lastSeen, at);
+      changed(e);
     },
     shadow(thingName, doc, _at) {
       const status = shadowStatus(doc);
-      update(thingName, (s) => (s.shadow !== null && s.shadow.version > status.version ? s : { ...s, shadow: status }));
+      const e = entry(thingName);
+      if (e.shadow === null || e.shadow.version <= status.version) e.shadow = status;
+      changed(e);
     },
     shadowDeleted(thingName) {
-      update(thingName, (s) => ({ ...s, shadow: null }));
+      const e = entry(thingName);
+      e.shadow = null;
+      changed(e);
     },
     alert(thingName, alert, at) {
-      const e = update(thingName, (s) => ({ ...s, alerts: { count: s.alerts.count + 1, lastAt: at } }));
+      const e = entry(thingName);
+      e.alertCount++;
+      e.alertLastAt = at;
       e.alerts.push({ receivedAt: at, alert });
       if (e.alerts.length > alertsPerThing) e.alerts.splice(0, e.alerts.length - alertsPerThing);
+      changed(e);
     },
-    summary: (thingName) => things.get(thingName)?.summary,
+    summary(thingName) {
+      const e = things.get(thingName);
+      return e === undefined ? undefined : summaryOf(e);
+    },
     list() {
-      return [...things.values()].map((e) => e.summary).sort((a, b) => (a.thingName < b.thingName ? -1 : 1));
+      return [...things.values()].map(summaryOf).sort((a, b) => (a.thingName < b.thingName ? -1 : 1));
     },
     history(thingName, now) {
-      const e = things.get(thingName);
-      if (e === undefined) return [];
-      prune(e, now);
-      return [...e.history];
+      const history = things.get(thingName)?.history;
+      if (history === undefined) return [];
+      history.dropBefore(now - windowMs);
+      return history.readings();
     },
     alerts: (thingName) => [...(things.get(thingName)?.alerts ?? [])],
-    takeDirty() {
+    takeDirty(only) {
       const out: ThingSummary[] = [];
-      for (const name of dirty) {
-        const s = things.get(name)?.summary;
-        if (s !== undefined) out.push(s);
+      if (only === undefined) {
+        for (const name of dirty) {
+          const e = things.get(name);
+          if (e !== undefined) out.push(summaryOf(e));
+        }
+      } else {
+        for (const name of only) {
+          const e = dirty.has(name) ? things.get(name) : undefined;
+          if (e !== undefined) out.push(summaryOf(e));
+        }
       }
       dirty.clear();
       return out;

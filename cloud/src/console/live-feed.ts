@@ -54,7 +54,8 @@ export function createLiveFeed(deps: LiveFeedDeps): LiveFeed {
     if (flushTimer !== undefined || !running) return;
     flushTimer = setTimeout(() => {
       flushTimer = undefined;
-      const changed = fleet.takeDirty();
+      // Summaries are built only for someone: all of them for a fleet view, else the followed things'.
+      const changed = hub.fleetClients > 0 ? fleet.takeDirty() : fleet.takeDirty(hub.watched());
       if (changed.length === 0) return;
       hub.toFleet('things', changed);
       for (const s of changed) hub.toThing(s.thingName, 'summary', s);

@@ -23,6 +23,8 @@ export interface SseHub {
   /** Things some stream follows now. */
   watched(): ReadonlySet<string>;
   readonly clients: number;
+  /** Streams of the fleet view. */
+  readonly fleetClients: number;
   closeAll(): void;
 }
 
@@ -134,6 +136,9 @@ export function createSseHub(options: SseHubOptions = {}): SseHub {
       }
     },
     watched: () => new Set(byThing.keys()),
+    get fleetClients() {
+      return fleet.size;
+    },
     get clients() {
       let n = fleet.size;
       for (const set of byThing.values()) n += set.size;

@@ -383,6 +383,39 @@ describe('console event streams', () => {
     }
   });
 
+  it('sends a followed thing its summaries with no fleet view open, and its history when the view opens', async () => {
+    const at = Date.now();
+    const telemetry = (seq: number, temperature: number) =>
+      JSON.stringify({
+        v: 1,
+        thingName: 'pi-b',
+        bootId: 'boot-summary',
+        seq,
+        sealedAt: at,
+        readings: [{ sensor: 'bme280', ts: at + seq, metrics: { temperature } }],
+      });
+    // Before anyone follows pi-b: kept, then shown when its view opens.
+    await run.core.services.broker.bus.publish(appTopics.telemetry('pi-b'), telemetry(1, 19.5));
+    const thingStream = await openSse(base, '/console/events?thing=pi-b', page);
+    try {
+      const detail = await thingStream.waitFor((e) => e.event === 'detail');
+      expect((detail.data as { history: unknown[] }).history).toEqual([
+        { sensor: 'bme280', ts: at + 1, metrics: { temperature: 19.5 } },
+      ]);
+      await run.core.services.broker.bus.publish(appTopics.telemetry('pi-b'), telemetry(2, 20.5));
+      const summary = await thingStream.waitFor(
+        (e) =>
+          e.event === 'summary' &&
+          (e.data as { lastTelemetry: { metrics: Record<string, number> } | null }).lastTelemetry?.metrics[
+            'bme280.temperature'
+          ] === 20.5,
+      );
+      expect(summary.data).toMatchObject({ thingName: 'pi-b', lastTelemetry: { at: at + 2 } });
+    } finally {
+      thingStream.close();
+    }
+  });
+
   it('refuses a thing stream for an invalid name (400)', async () => {
     const r = await http(base, 'GET', '/console/events?thing=bad%20name', page);
     expect(r.status).toBe(400);
