@@ -19,7 +19,7 @@ import { RULES, type RuleDefinition } from '../src/rules/definitions.js';
 import { LAMBDA_HANDLER, LAMBDA_RUNTIME, type LambdaName } from './bundle.js';
 import { DeploymentError } from './errors.js';
 import { FleetProvisioning, type FleetProvisioningSettings } from './fleet-provisioning.js';
-import { TopicRules, templateStaticPrefix } from './topic-rules.js';
+import { type ArchiveBufferingHints, TopicRules, templateStaticPrefix } from './topic-rules.js';
 
 /**
  * The pifleet deployment in one environment-agnostic stack (no account or region baked in; no
@@ -31,7 +31,8 @@ import { TopicRules, templateStaticPrefix } from './topic-rules.js';
  *   (invoked asynchronously by rules: two retries, then an SQS on-failure destination), query
  *   and command (behind an HTTP API with IAM authorization).
  * - The telemetry table (single-table key design of `adapters/dynamodb-telemetry-store.ts`,
- *   on-demand, TTL, point-in-time recovery) and the raw archive bucket.
+ *   on-demand, TTL, point-in-time recovery) and the raw archive bucket, which the archive rule
+ *   fills through a Firehose delivery stream (buffered, GZIP, partitioned by thing and day).
  * - The release artifacts bucket (agent tarballs the CLI uploads; versioned) and the role IoT Jobs
  *   assumes to presign `${aws:iot:s3-presigned-url:…}` placeholders of job documents (a job's
  *   `presignedUrlConfig.roleArn`): it may read the artifacts, nothing else.
@@ -91,6 +92,8 @@ export interface PifleetStackProps extends StackProps {
   /** Days readings are kept before DynamoDB's TTL removes them (default {@link DEFAULT_RETENTION_DAYS}). */
   readonly retentionDays?: number;
   readonly archiveLifecycle?: Partial<typeof DEFAULT_ARCHIVE_LIFECYCLE>;
+  /** Buffering of the archive's Firehose delivery stream (default 300 s / 64 MiB; see `topic-rules.ts`). */
+  readonly archiveBuffering?: ArchiveBufferingHints;
   /**
    * The account's IoT data endpoint (`xxxx-ats.iot.<region>.amazonaws.com`) for the command
    * handler (`IOT_DATA_ENDPOINT=https://<it>`) and the stack outputs. When absent, a custom
@@ -159,9 +162,17 @@ export class PifleetStack extends Stack {
 
     const archivePrefixes = [
       ...new Set(
-        rules.flatMap((r) => [...r.actions, r.errorAction]).flatMap((a) => (a.kind === 'archive' ? [a.key] : [])),
+        rules
+          .flatMap((r) => [...r.actions, r.errorAction])
+          .flatMap((a) =>
+            a.kind === 'archive'
+              ? [templateStaticPrefix(a.key)]
+              : a.kind === 'firehose'
+                ? [a.stream.prefix, a.stream.errorPrefix]
+                : [],
+          ),
       ),
-    ].map(templateStaticPrefix);
+    ];
     this.archiveBucket = new s3.Bucket(this, 'ArchiveBucket', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -337,6 +348,7 @@ export class PifleetStack extends Stack {
       rules,
       functions: { ingest: this.functions.ingest, presence: this.functions.presence },
       archiveBucket: this.archiveBucket,
+      ...(props.archiveBuffering === undefined ? {} : { archiveBuffering: props.archiveBuffering }),
     });
 
     this.devicePolicy = new iot.CfnPolicy(this, 'DevicePolicy', {

@@ -1,11 +1,19 @@
 import { Aws, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as iot from 'aws-cdk-lib/aws-iot';
+import * as firehose from 'aws-cdk-lib/aws-kinesisfirehose';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import type { RepublishHeaders, RuleAction, RuleDefinition, RuleHandlerName } from '../src/rules/definitions.js';
+import { archiveStreamProblem, firehoseLayout } from '../src/rules/archive-layout.js';
+import type {
+  ArchiveStream,
+  RepublishHeaders,
+  RuleAction,
+  RuleDefinition,
+  RuleHandlerName,
+} from '../src/rules/definitions.js';
 import { DeploymentError } from './errors.js';
 
 /**
@@ -16,10 +24,16 @@ import { DeploymentError } from './errors.js';
  * |-------------|-----------------------|--------------------------------------------------------------------------|
  * | `lambda`    | `lambda`              | nothing through a role: a `lambda:InvokeFunction` permission on the function for `iot.amazonaws.com` from that rule's ARN and this account |
  * | `republish` | `republish`           | `iot:Publish` on the topic ARN the template can render (`${…}` → `*`)   |
- * | `archive`   | `s3`                  | `s3:PutObject` on `<bucket>/<static key prefix>*` (`raw/*` for the shipped rule) |
+ * | `archive`   | `s3`                  | `s3:PutObject` on `<bucket>/<static key prefix>*`                       |
+ * | `firehose`  | `firehose` (separator `\n`) | `firehose:PutRecord`, `firehose:PutRecordBatch` on that delivery stream |
  * | `log`       | `cloudwatchLogs`      | `logs:CreateLogStream`, `logs:DescribeLogStreams`, `logs:PutLogEvents` on that log group (the three IoT documents as required for this action) |
  *
  * The error action is translated the same way and set on every rule.
+ *
+ * A `firehose` action's stream is made here, once per stream name (see {@link ArchiveDeliveryStreams}
+ * below): DirectPut, dynamic partitioning by the record's thing field (JQ) and the arrival day,
+ * GZIP, the key layout of `src/rules/archive-layout.ts` (the local archive writes the same keys),
+ * its own role allowed to write only under its two prefixes of the archive bucket.
  */
 
 /** A republish action's MQTT 5 headers as CloudFormation takes them (the same fields; mutable arrays). */
@@ -34,9 +48,25 @@ function cfnHeaders(headers: RepublishHeaders): iot.CfnTopicRule.RepublishAction
 export interface TopicRuleTargets {
   /** The function each `lambda` action invokes. */
   readonly functions: Readonly<Partial<Record<RuleHandlerName, lambda.IFunction>>>;
-  /** The bucket `archive` actions write to (required when a rule archives); an `s3.Bucket`. */
-  readonly archiveBucket?: Pick<s3.IBucket, 'bucketName' | 'arnForObjects'>;
+  /** The bucket `archive` and `firehose` actions write to (required when a rule archives); an `s3.Bucket`. */
+  readonly archiveBucket?: Pick<s3.IBucket, 'bucketName' | 'bucketArn' | 'arnForObjects'>;
 }
+
+/**
+ * Firehose's buffering hints for the archive streams. With dynamic partitioning Firehose takes
+ * 60-900 s and 64-128 MiB; a partition (one thing, one day) is delivered when either is reached,
+ * so for telemetry (a thing sends ~6 KB a minute) the interval decides: one object per thing per
+ * interval. Longer means fewer, larger objects (cost: per object) and an archive that lags more
+ * (Firehose's multi-stage buffering can take 1.5× the interval).
+ */
+export interface ArchiveBufferingHints {
+  /** Default 300 s. */
+  readonly interval?: Duration;
+  /** Default 64 MiB (Firehose's minimum with dynamic partitioning). */
+  readonly sizeMiB?: number;
+}
+
+export const DEFAULT_ARCHIVE_BUFFERING_HINTS = { intervalSeconds: 300, sizeMiB: 64 } as const;
 
 export interface TopicRulesProps extends TopicRuleTargets {
   readonly rules: readonly RuleDefinition[];
@@ -44,6 +74,8 @@ export interface TopicRulesProps extends TopicRuleTargets {
   readonly logRetention?: logs.RetentionDays;
   /** What happens to those log groups when the stack is deleted (default RETAIN: they hold the failures). */
   readonly logRemovalPolicy?: RemovalPolicy;
+  /** Buffering of the archive delivery streams (default {@link DEFAULT_ARCHIVE_BUFFERING_HINTS}). */
+  readonly archiveBuffering?: ArchiveBufferingHints;
 }
 
 /**
@@ -109,9 +141,16 @@ export class TopicRules extends Construct {
   readonly rules: ReadonlyMap<string, iot.CfnTopicRule>;
   /** Log groups the `log` actions write to, by log group name. */
   readonly logGroups: ReadonlyMap<string, logs.LogGroup>;
+  /** Delivery streams the `firehose` actions put records into, by stream name. */
+  readonly archiveStreams: ReadonlyMap<string, firehose.CfnDeliveryStream>;
 
   private readonly targets: TopicRuleTargets;
   private readonly groups = new Map<string, logs.LogGroup>();
+  private readonly streams = new Map<
+    string,
+    { readonly stream: ArchiveStream; readonly resource: firehose.CfnDeliveryStream }
+  >();
+  private readonly buffering: { readonly intervalSeconds: number; readonly sizeMiB: number };
   private readonly logRetention: logs.RetentionDays;
   private readonly logRemovalPolicy: RemovalPolicy;
 
@@ -120,6 +159,21 @@ export class TopicRules extends Construct {
     this.targets = props;
     this.logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     this.logRemovalPolicy = props.logRemovalPolicy ?? RemovalPolicy.RETAIN;
+    this.buffering = {
+      intervalSeconds: props.archiveBuffering?.interval?.toSeconds() ?? DEFAULT_ARCHIVE_BUFFERING_HINTS.intervalSeconds,
+      sizeMiB: props.archiveBuffering?.sizeMiB ?? DEFAULT_ARCHIVE_BUFFERING_HINTS.sizeMiB,
+    };
+    const { intervalSeconds, sizeMiB } = this.buffering;
+    if (!(Number.isInteger(intervalSeconds) && intervalSeconds >= 60 && intervalSeconds <= 900)) {
+      throw new DeploymentError('BAD_SETTING', 'archiveBuffering.interval must be 60-900 whole seconds', {
+        data: { intervalSeconds },
+      });
+    }
+    if (!(Number.isInteger(sizeMiB) && sizeMiB >= 64 && sizeMiB <= 128)) {
+      throw new DeploymentError('BAD_SETTING', 'archiveBuffering.sizeMiB must be 64-128 (dynamic partitioning)', {
+        data: { sizeMiB },
+      });
+    }
     const names = new Set<string>();
     const rules = new Map<string, iot.CfnTopicRule>();
     for (const def of props.rules) {
@@ -131,6 +185,7 @@ export class TopicRules extends Construct {
     }
     this.rules = rules;
     this.logGroups = this.groups;
+    this.archiveStreams = new Map([...this.streams].map(([name, s]) => [name, s.resource]));
   }
 
   private addRule(def: RuleDefinition): iot.CfnTopicRule {
@@ -240,6 +295,24 @@ export class TopicRules extends Construct {
         );
         return { s3: { bucketName: bucket.bucketName, key: action.key, roleArn: r.roleArn } };
       }
+      case 'firehose': {
+        const stream = this.archiveStream(def, action.stream);
+        const r = role(
+          new iam.PolicyStatement({
+            actions: ['firehose:PutRecord', 'firehose:PutRecordBatch'],
+            resources: [stream.attrArn],
+          }),
+        );
+        return {
+          firehose: {
+            deliveryStreamName: action.stream.name,
+            roleArn: r.roleArn,
+            separator: action.separator,
+            // One record per message (the batch mode would split a JSON array into records).
+            batchMode: false,
+          },
+        };
+      }
       case 'log': {
         const group = this.logGroup(action.logGroup);
         const r = role(
@@ -251,6 +324,110 @@ export class TopicRules extends Construct {
         return { cloudwatchLogs: { logGroupName: group.logGroupName, roleArn: r.roleArn } };
       }
     }
+  }
+
+  /**
+   * The delivery stream of an archive stream description, made on first use. Its role may write
+   * objects (and abort their multipart uploads) under the stream's two prefixes only, list the
+   * bucket and read its location (what Firehose's S3 delivery calls), and write its delivery
+   * error log; the trust policy names this account as the external id, as Firehose's guide does.
+   */
+  private archiveStream(def: RuleDefinition, stream: ArchiveStream): firehose.CfnDeliveryStream {
+    const known = this.streams.get(stream.name);
+    if (known !== undefined) {
+      if (JSON.stringify(known.stream) !== JSON.stringify(stream)) {
+        throw new DeploymentError('ARCHIVE_STREAM_CONFLICT', `two archive streams are named ${stream.name}`, {
+          data: { rule: def.name, stream: stream.name },
+        });
+      }
+      return known.resource;
+    }
+    const problem = archiveStreamProblem(stream);
+    if (problem !== undefined) {
+      throw new DeploymentError('BAD_ARCHIVE_STREAM', `archive stream ${stream.name}: ${problem}`, {
+        data: { rule: def.name, stream: stream.name },
+      });
+    }
+    const bucket = this.targets.archiveBucket;
+    if (bucket === undefined) {
+      throw new DeploymentError(
+        'RULE_TARGET_MISSING',
+        `rule ${def.name} archives, but the stack has no archive bucket`,
+        {
+          data: { rule: def.name },
+        },
+      );
+    }
+    const scope = new Construct(this, `Archive${this.streams.size}`);
+    const logGroup = new logs.LogGroup(scope, 'DeliveryLogs', {
+      logGroupName: `/aws/kinesisfirehose/${stream.name}`,
+      retention: this.logRetention,
+      removalPolicy: this.logRemovalPolicy,
+    });
+    const logStream = new logs.LogStream(scope, 'DeliveryLogStream', {
+      logGroup,
+      logStreamName: 'DestinationDelivery',
+      removalPolicy: this.logRemovalPolicy,
+    });
+    const deliveryRole = new iam.Role(scope, 'DeliveryRole', {
+      description: `Firehose ${stream.name}: delivers into the archive bucket under ${stream.prefix} and ${stream.errorPrefix}`,
+      assumedBy: new iam.ServicePrincipal('firehose.amazonaws.com', {
+        conditions: { StringEquals: { 'sts:ExternalId': Aws.ACCOUNT_ID } },
+      }),
+      maxSessionDuration: Duration.hours(1),
+    });
+    deliveryRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:AbortMultipartUpload', 's3:PutObject'],
+        resources: [bucket.arnForObjects(`${stream.prefix}*`), bucket.arnForObjects(`${stream.errorPrefix}*`)],
+      }),
+    );
+    deliveryRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetBucketLocation', 's3:ListBucket', 's3:ListBucketMultipartUploads'],
+        resources: [bucket.bucketArn],
+      }),
+    );
+    deliveryRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['logs:PutLogEvents'], resources: [logGroup.logGroupArn] }),
+    );
+    const layout = firehoseLayout(stream);
+    const resource = new firehose.CfnDeliveryStream(scope, 'Stream', {
+      deliveryStreamName: stream.name,
+      deliveryStreamType: 'DirectPut',
+      deliveryStreamEncryptionConfigurationInput: { keyType: 'AWS_OWNED_CMK' },
+      extendedS3DestinationConfiguration: {
+        bucketArn: bucket.bucketArn,
+        roleArn: deliveryRole.roleArn,
+        prefix: layout.prefix,
+        errorOutputPrefix: layout.errorOutputPrefix,
+        fileExtension: layout.fileExtension,
+        compressionFormat: 'GZIP',
+        bufferingHints: { intervalInSeconds: this.buffering.intervalSeconds, sizeInMBs: this.buffering.sizeMiB },
+        dynamicPartitioningConfiguration: { enabled: true, retryOptions: { durationInSeconds: 300 } },
+        processingConfiguration: {
+          enabled: true,
+          processors: [
+            {
+              type: 'MetadataExtraction',
+              parameters: [
+                { parameterName: 'MetadataExtractionQuery', parameterValue: layout.metadataExtractionQuery },
+                { parameterName: 'JsonParsingEngine', parameterValue: 'JQ-1.6' },
+              ],
+            },
+          ],
+        },
+        cloudWatchLoggingOptions: {
+          enabled: true,
+          logGroupName: logGroup.logGroupName,
+          logStreamName: logStream.logStreamName,
+        },
+      },
+    });
+    // Firehose checks that it can assume the role and write when the stream is created.
+    resource.node.addDependency(deliveryRole);
+    this.streams.set(stream.name, { stream, resource });
+    return resource;
   }
 
   private logGroup(name: string): logs.LogGroup {

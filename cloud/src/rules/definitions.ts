@@ -12,6 +12,7 @@ import { appTopicFilters, appTopicTemplate, presenceTopics } from '@pifleet/prot
  * | `lambda`    | Lambda action (asynchronous invoke) of the named handler   | the same handler, in process, with the same event |
  * | `republish` | republish action (IoT Core's own broker)                   | publish on the local broker                      |
  * | `archive`   | S3 action into the archive bucket, `key` as object key     | a file under the archive directory, `key` as path |
+ * | `firehose`  | Firehose action into the archive stream (buffered, GZIP, partitioned by thing and date) into the archive bucket | the same buffering in process, one gzip object per partition per flush under the archive directory, the same keys |
  * | `log`       | CloudWatch Logs action into `logGroup`                     | a structured log line (and the error log file)   |
  *
  * `topic`, `key` and `logGroup` are substitution templates (`${topic(2)}`, `${newuuid()}`, …)
@@ -61,7 +62,40 @@ export type RuleAction =
       readonly headers?: RepublishHeaders;
     }
   | { readonly kind: 'archive'; readonly key: string }
+  | { readonly kind: 'firehose'; readonly stream: ArchiveStream; readonly separator: '\n' }
   | { readonly kind: 'log'; readonly logGroup: string };
+
+/**
+ * A buffered archive: what a `firehose` action writes into, described once for both sides. The
+ * CDK app makes it an Amazon Data Firehose delivery stream with dynamic partitioning into the
+ * archive bucket; the local rules engine buffers the same way (rules/actions/archive.ts). Both
+ * write newline-delimited JSON, GZIP-compressed, one object per partition per buffer flush, under
+ * the keys of rules/archive-layout.ts:
+ *
+ *   `<prefix>thing=<thing>/date=<yyyy-MM-dd>/<name>-1-<yyyy-MM-dd-HH-mm-ss>-<uuid>.jsonl.gz`
+ *
+ * `<thing>` is the record's `thingField` (the rule adds it from the topic, which the device policy
+ * ties to the connection: a device cannot file its records under another thing), `<date>` the UTC
+ * day the record arrived. A record without a usable `thingField` goes under `errorPrefix`.
+ */
+export interface ArchiveStream {
+  /** The delivery stream's name in AWS, and the first part of every object name (both sides). */
+  readonly name: string;
+  /** The key prefix of the partitions (ends with `/`). */
+  readonly prefix: string;
+  /** The key prefix of records that could not be partitioned (ends with `/`). */
+  readonly errorPrefix: string;
+  /** The record field that names the thing (a top-level string). */
+  readonly thingField: string;
+}
+
+/** The raw telemetry archive: every telemetry message as received, plus the topic's thing. */
+export const TELEMETRY_ARCHIVE: ArchiveStream = {
+  name: 'pifleet-telemetry-archive',
+  prefix: 'raw/',
+  errorPrefix: 'raw-errors/',
+  thingField: 'topicThing',
+};
 
 export interface RuleDefinition {
   readonly name: string;
@@ -98,10 +132,13 @@ export const RULES: readonly RuleDefinition[] = [
   {
     name: 'pifleet_telemetry_archive',
     description:
-      'Every telemetry message as received (valid or not, resends included) to the raw archive, one object per message.',
-    sql: `SELECT * FROM ${TELEMETRY}`,
+      'Every telemetry message as received (valid or not, resends included) to the raw archive stream, ' +
+      'with topicThing (the thing name from the topic) added: the stream buffers the records and writes ' +
+      'one GZIP object of JSON lines per thing and day per buffer flush. A payload that is not a JSON ' +
+      'object has nothing to add a field to and is archived as topicThing alone.',
+    sql: `SELECT *, topic(2) AS ${TELEMETRY_ARCHIVE.thingField} FROM ${TELEMETRY}`,
     sqlVersion: RULE_SQL_VERSION,
-    actions: [{ kind: 'archive', key: 'raw/${topic(2)}/${timestamp()}-${newuuid()}.json' }],
+    actions: [{ kind: 'firehose', stream: TELEMETRY_ARCHIVE, separator: '\n' }],
     errorAction,
   },
   {

@@ -14,7 +14,7 @@ import {
   type RuleOutput,
 } from '../core/iotsql/index.js';
 import type { Logger } from '../logger.js';
-import { archiveAction } from './actions/archive.js';
+import { type ArchiveBuffering, archiveAction, firehoseAction } from './actions/archive.js';
 import { type RuleErrorPayload, type RuleFailure, ruleErrorPayload } from './actions/error-payload.js';
 import { isTransientFailure, RuleActionError, RuleLoadError } from './actions/errors.js';
 import { lambdaAction } from './actions/lambda.js';
@@ -22,6 +22,7 @@ import { createLogSink, type LogSink, logAction } from './actions/log.js';
 import { createWorkQueue, type WorkQueue } from './actions/queue.js';
 import { checkRepublishHeaders, compileHeaders, republishAction } from './actions/republish.js';
 import type { CompiledAction, InProcessHandler } from './actions/types.js';
+import { archiveStreamProblem } from './archive-layout.js';
 import { RULE_NAME_PATTERN, type RuleAction, type RuleDefinition, type RuleHandlerName } from './definitions.js';
 
 /**
@@ -69,8 +70,10 @@ export interface RulesEngineDeps {
   readonly bus: RulesBus;
   /** The in-process handler behind each `lambda` action's handler name. */
   readonly handlers: Readonly<Partial<Record<RuleHandlerName, InProcessHandler>>>;
-  /** Root of the `archive` action's keys (S3 bucket in AWS). */
+  /** Root of the `archive` and `firehose` actions' keys (S3 bucket in AWS). */
   readonly archiveDir: string;
+  /** How `firehose` actions buffer before they write an object (defaults: `DEFAULT_ARCHIVE_BUFFERING`). */
+  readonly archiveBuffering?: ArchiveBuffering;
   /** Where `log` actions (the error sink) append their JSONL files, one per log group. */
   readonly logDir: string;
   readonly clock: { now(): number };
@@ -117,6 +120,11 @@ export interface RulesEngine {
   stats(): RulesEngineStats;
   /** Resolves when no action is queued or running and every log line is written. */
   idle(): Promise<void>;
+  /**
+   * Writes every record the buffering actions (`firehose`) hold, as objects; resolves once each
+   * write has finished or failed. `stop()` does it too; tests and tools call it to see objects now.
+   */
+  flushArchive(): Promise<void>;
   /** Evaluates one message as if it came from the bus (benchmarks, tests); resolves once it is queued. */
   ingest(message: BusMessage): Promise<void>;
   /** The distinct FROM filters subscribed. */
@@ -154,6 +162,8 @@ interface ActionTargets {
   readonly bus: RulesBus;
   readonly handlers: RulesEngineDeps['handlers'];
   readonly archiveDir: string;
+  readonly archiveBuffering: ArchiveBuffering | undefined;
+  readonly newUuid: () => string;
   readonly sink: LogSink;
   readonly now: () => number;
   readonly log: Logger;
@@ -197,6 +207,18 @@ function compileAction(ruleName: string, where: string, action: RuleAction, targ
     }
     case 'archive':
       return archiveAction(templateOf(ruleName, `${where} key`, action.key), targets.archiveDir);
+    case 'firehose': {
+      const problem = archiveStreamProblem(action.stream);
+      if (problem !== undefined)
+        throw new RuleLoadError(ruleName, `archive stream ${action.stream.name}: ${problem}`, { where });
+      return firehoseAction(action.stream, action.separator, {
+        dir: targets.archiveDir,
+        ...(targets.archiveBuffering === undefined ? {} : { buffering: targets.archiveBuffering }),
+        newUuid: targets.newUuid,
+        onWriteError: (err, key, records) =>
+          targets.log.warn({ err, rule: ruleName, key, records }, 'archive object not written; its records are kept'),
+      });
+    }
     case 'log':
       return logAction(templateOf(ruleName, `${where} logGroup`, action.logGroup), targets.sink, targets.now);
     default: {
@@ -247,6 +269,8 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     bus: deps.bus,
     handlers: deps.handlers,
     archiveDir: deps.archiveDir,
+    archiveBuffering: deps.archiveBuffering,
+    newUuid,
     sink,
     now,
     log,
@@ -433,6 +457,15 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     });
   }
 
+  /** Writes what the buffering actions of `rules` hold (a failed write is logged by the action and kept). */
+  async function flushBuffers(rules: readonly LoadedRule[]): Promise<void> {
+    const flushes: Promise<void>[] = [];
+    for (const rule of rules) {
+      for (const action of [...rule.actions, rule.errorAction]) if (action.flush) flushes.push(action.flush());
+    }
+    await Promise.all(flushes);
+  }
+
   const handlerFor =
     (rules: readonly LoadedRule[]): BusHandler =>
     (message) =>
@@ -484,6 +517,9 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
         const rule = loaded.find((r) => r.def.name === name);
         if (rule === undefined) return false;
         loaded.splice(loaded.indexOf(rule), 1);
+        // What it buffered is written now; records of its queued actions still arriving wait for
+        // the interval (the action's timer), as they would have.
+        await flushBuffers([rule]);
         const filter = rule.sql.topicFilter;
         const list = byFilter.get(filter);
         if (list === undefined || !list.includes(rule)) return true;
@@ -541,6 +577,8 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       ]);
       clearTimeout(timer);
       if (!drained) log.warn({ pending: queue.size }, 'rules engine stopped with actions still running');
+      // The archive buffers: a clean stop writes every record they hold.
+      await flushBuffers(loaded);
       await sink.flush();
       log.info({ messages }, 'rules engine stopped');
     },
@@ -566,6 +604,8 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       await queue.idle();
       await sink.flush();
     },
+
+    flushArchive: () => flushBuffers(loaded),
 
     async ingest(message) {
       const waits: Promise<void>[] = [];

@@ -142,21 +142,10 @@ describe('IoT topic rules (from src/rules/definitions.ts)', () => {
     expect(invoked.sort()).toEqual([`\${${fnIds.ingest}.Arn}`, `\${${fnIds.presence}.Arn}`].sort());
   });
 
-  it('the archive rule writes raw objects to the archive bucket, allowed s3:PutObject under raw/ only', () => {
-    const def = RULES.find((r) => r.name === 'pifleet_telemetry_archive');
-    const action = def?.actions[0];
-    if (action?.kind !== 'archive') throw new Error('archive rule changed');
+  it('the archive rule puts records into the archive stream (test/cdk/archive-stream.test.ts has the stream)', () => {
     const { payload } = ruleResource('pifleet_telemetry_archive');
-    const bucketId = stack.getLogicalId(stack.archiveBucket.node.defaultChild as CfnFunction);
-    const [s3] = payload.Actions as Record<string, unknown>[];
-    expect((s3 as { S3: unknown }).S3).toEqual({
-      BucketName: `\${${bucketId}}`,
-      Key: action.key,
-      RoleArn: expect.any(String),
-    });
-    expect(actionRole(s3 as Record<string, unknown>).grants).toEqual(
-      allow(['s3:PutObject'], `\${${bucketId}.Arn}/raw/*`),
-    );
+    const [action] = payload.Actions as Record<string, unknown>[];
+    expect(Object.keys(action ?? {})).toEqual(['Firehose']);
   });
 
   it('the alert rule republishes with the rule file topic and QoS, allowed iot:Publish on the alerts topics only', () => {
@@ -471,7 +460,7 @@ describe('storage', () => {
     expect(ttlAttribute).toBe('expiresAt');
   });
 
-  it('the archive bucket blocks public access, is encrypted, tiers raw/ to IA then Glacier and expires it', () => {
+  it('the archive bucket blocks public access, is encrypted, tiers raw/ and raw-errors/ to IA then Glacier and expires them', () => {
     template.hasResource('AWS::S3::Bucket', {
       Properties: {
         PublicAccessBlockConfiguration: {
@@ -489,6 +478,16 @@ describe('storage', () => {
             {
               Id: 'archive-tiering-0',
               Prefix: 'raw/',
+              Status: 'Enabled',
+              Transitions: [
+                { StorageClass: 'STANDARD_IA', TransitionInDays: 30 },
+                { StorageClass: 'GLACIER', TransitionInDays: 90 },
+              ],
+              ExpirationInDays: 365,
+            },
+            {
+              Id: 'archive-tiering-1',
+              Prefix: 'raw-errors/',
               Status: 'Enabled',
               Transitions: [
                 { StorageClass: 'STANDARD_IA', TransitionInDays: 30 },

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import type { IoTClient } from '@aws-sdk/client-iot';
 import {
   appTopics,
@@ -140,11 +141,17 @@ describe('telemetry through the rules', () => {
     const { connection } = await device('pi-t3');
     const batch = batchOf('pi-t3', 1, readings(2));
     await publishBatch(connection, 'pi-t3', batch);
-    const folder = join(localCorePaths(dir).archiveDir, 'raw', 'pi-t3');
-    const files = readdirSync(folder);
+    // Buffered, as Firehose buffers: nothing is written until the buffer is flushed.
+    const folder = join(localCorePaths(dir).archiveDir, 'raw', 'thing=pi-t3');
+    expect(existsSync(folder)).toBe(false);
+    await core.services.rules.flushArchive();
+    const files = readdirSync(folder, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.gz'));
     expect(files).toHaveLength(1);
-    expect(files[0]).toMatch(/^\d{13}-[0-9a-f-]{36}\.json$/);
-    expect(JSON.parse(readFileSync(join(folder, files[0] as string), 'utf8'))).toEqual(batch);
+    expect(files[0]).toMatch(
+      /^date=\d{4}-\d{2}-\d{2}\/pifleet-telemetry-archive-1-\d{4}(-\d{2}){5}-[0-9a-f-]{36}\.jsonl\.gz$/,
+    );
+    const lines = gunzipSync(readFileSync(join(folder, files[0] as string))).toString('utf8');
+    expect(lines).toBe(`${JSON.stringify({ ...batch, topicThing: 'pi-t3' })}\n`);
   });
 
   it('sends a poison batch to the error sink and stores the next batch', async () => {

@@ -1,11 +1,13 @@
 import { validateTelemetryBatch } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
 import { compileRule, compileTemplate } from '../../src/core/iotsql/index.js';
+import { archiveStreamProblem } from '../../src/rules/archive-layout.js';
 import {
   RULE_NAME_PATTERN,
   RULE_SQL_VERSION,
   RULES,
   type RuleAction,
+  TELEMETRY_ARCHIVE,
   TEMPERATURE_ALERT_CELSIUS,
 } from '../../src/rules/definitions.js';
 import { batchOf } from '../../src/testing/telemetry-store-suite.js';
@@ -78,18 +80,24 @@ describe('telemetry ingest rule', () => {
 });
 
 describe('raw archive rule', () => {
-  it('archives every message under raw/{thing}/ with a key unique per message', () => {
+  it('puts every message, with the topic thing added, into the archive stream as one JSON line', () => {
     const { def, compiled } = rule('pifleet_telemetry_archive');
+    expect(def.actions).toEqual([{ kind: 'firehose', stream: TELEMETRY_ARCHIVE, separator: '\n' }]);
+    const claimed = { ...batchOf('someone-else', 1, []), extra: { nested: [1, 2] } };
+    const out = compiled.evaluate({ topic: 'pifleet/pi-01/telemetry', payload: JSON.stringify(claimed) });
+    // The partition key is the topic's thing (the policy ties it to the connection), never the payload's.
+    expect(out).toEqual({ matched: true, output: { ...claimed, topicThing: 'pi-01' } });
     expect(compiled.evaluate({ topic: 'pifleet/pi-01/telemetry', payload: 'not json at all' }).matched).toBe(true);
-    const action = def.actions[0];
-    expect(action?.kind).toBe('archive');
-    if (action?.kind !== 'archive') return;
-    const key = compileTemplate(action.key);
-    const msg = { topic: 'pifleet/pi-01/telemetry', payload: '{}', timestamp: 1_700_000_000_000 };
-    const a = key.render(msg);
-    const b = key.render(msg);
-    expect(a).toMatch(/^raw\/pi-01\/1700000000000-[0-9a-f-]{36}\.json$/);
-    expect(a).not.toBe(b);
+  });
+
+  it('describes a stream both sides can build (Firehose and the local archive)', () => {
+    expect(archiveStreamProblem(TELEMETRY_ARCHIVE)).toBeUndefined();
+    expect(TELEMETRY_ARCHIVE).toEqual({
+      name: 'pifleet-telemetry-archive',
+      prefix: 'raw/',
+      errorPrefix: 'raw-errors/',
+      thingField: 'topicThing',
+    });
   });
 });
 

@@ -10,6 +10,11 @@ export interface CompiledAction {
   /** IoT Core's name of the action in failure payloads, e.g. `LambdaAction`, `S3Action`. */
   readonly awsName: string;
   run(input: ActionInput): Promise<void>;
+  /**
+   * For an action that buffers (the archive stream): writes what it holds. The engine calls it
+   * on `flushArchive()`, when its rule is removed, and on stop.
+   */
+  flush?(): Promise<void>;
 }
 
 export interface ActionInput {
