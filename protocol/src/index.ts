@@ -21,6 +21,7 @@ export * from './release.js';
 export * from './shadow.js';
 export * from './state.js';
 export * from './telemetry.js';
+export * from './telemetry-v2.js';
 export * from './token-bucket.js';
 export * from './topics.js';
 export * from './until.js';

@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import { type Issue, recordOf, type Validation, validateWith } from './issues.js';
-import { parseJson, RESERVED_KEYS } from './json.js';
+import { RESERVED_KEYS } from './json.js';
 import { LIMITS } from './limits.js';
 import { isValidThingName, utf8Length } from './topics.js';
 
 /**
- * Telemetry batch, version 1: what a device publishes on `pifleet/{thing}/telemetry`.
+ * Telemetry batch, version 1: what a device publishes on `pifleet/{thing}/telemetry` (agents before
+ * version 2, and any agent configured with `telemetry.encoding: v1`), and the readings shape every
+ * decoder returns (version 2, in `telemetry-v2.ts`, expands into it).
  *
  * `(thingName, bootId, seq)` identifies a batch: `seq` starts at 1 for each boot of the agent
  * and increases by one per batch, so storage can drop a batch it has already stored when the
@@ -72,21 +74,6 @@ export function validateTelemetryBatch(input: unknown): Validation<TelemetryBatc
   return validateWith(telemetryBatchSchema, input);
 }
 
-/** Decodes and validates a payload (bytes or text) from the wire. */
-export function decodeTelemetryBatch(payload: Uint8Array | string): Validation<TelemetryBatch> {
-  const bytes = typeof payload === 'string' ? utf8Length(payload) : payload.byteLength;
-  if (bytes > LIMITS.maxMessageBytes) {
-    return { ok: false, issues: [sizeIssue(bytes)] };
-  }
-  const text = typeof payload === 'string' ? payload : new TextDecoder('utf-8', { fatal: false }).decode(payload);
-  const parsed = parseJson(text);
-  if (!parsed.ok) {
-    const message = parsed.reason === 'depth' ? parsed.message : `invalid JSON: ${parsed.message}`;
-    return { ok: false, issues: [{ path: '$', message }] };
-  }
-  return validateTelemetryBatch(parsed.value);
-}
-
 export interface EncodedBatch {
   readonly json: string;
   readonly bytes: number;
@@ -96,7 +83,7 @@ export interface EncodedBatch {
 export function encodeTelemetryBatch(batch: TelemetryBatch): Validation<EncodedBatch> {
   const json = JSON.stringify(batch);
   const bytes = utf8Length(json);
-  if (bytes > LIMITS.maxMessageBytes) return { ok: false, issues: [sizeIssue(bytes)] };
+  if (bytes > LIMITS.maxMessageBytes) return { ok: false, issues: [messageSizeIssue(bytes)] };
   return { ok: true, value: { json, bytes } };
 }
 
@@ -110,7 +97,8 @@ export function batchEnvelopeBytes(thingName: string, bootId: string, seq: numbe
   return utf8Length(JSON.stringify({ v: TELEMETRY_VERSION, thingName, bootId, seq, sealedAt, readings: [] }));
 }
 
-function sizeIssue(bytes: number): Issue {
+/** The issue for a payload over IoT Core's message size limit. */
+export function messageSizeIssue(bytes: number): Issue {
   return {
     path: '$',
     message: `payload is ${bytes} bytes; IoT Core accepts at most ${LIMITS.maxMessageBytes} bytes per message`,

@@ -114,8 +114,16 @@ const errorAction: RuleAction = { kind: 'log', logGroup: RULE_ERROR_LOG_GROUP };
 /** Degrees Celsius above which a reading raises a temperature alert. */
 export const TEMPERATURE_ALERT_CELSIUS = 35;
 
-/** The readings of a batch over the alert threshold, as a nested query over the `readings` array. */
+/** The readings of a v1 batch over the alert threshold, as a nested query over the `readings` array. */
 const hotReadings = `(SELECT sensor, ts, metrics.temperature AS temperature FROM readings WHERE metrics.temperature > ${TEMPERATURE_ALERT_CELSIUS})`;
+
+/**
+ * The sensor groups of a v2 batch with a temperature over the threshold. IoT SQL cannot look into a
+ * column (no function over an array's elements), so the nested query filters the groups on the
+ * group's `peak`, which the validator holds equal to the column's highest value; each hot group
+ * comes with its temperatures and their offsets from the batch's `t0`, to find the hot readings.
+ */
+const hotSensors = `(SELECT sensor, peak.temperature AS temperature, dt, metrics.temperature AS temperatures FROM sensors WHERE peak.temperature > ${TEMPERATURE_ALERT_CELSIUS})`;
 
 export const RULES: readonly RuleDefinition[] = [
   {
@@ -145,13 +153,14 @@ export const RULES: readonly RuleDefinition[] = [
     name: 'pifleet_temperature_alert',
     description:
       `Republishes an alert to pifleet/{thing}/alerts when any reading of a batch has a temperature above ${TEMPERATURE_ALERT_CELSIUS} °C. ` +
-      'A nested query over the readings array finds them (WHERE cannot loop; a nested SELECT can); ' +
-      'the alert lists every hot reading of the batch.',
+      'A nested query finds them (WHERE cannot loop; a nested SELECT can): in a v1 batch over the readings array, ' +
+      'and the alert lists every hot reading (readings); in a v2 batch over the sensor groups by their peak, ' +
+      'and the alert lists every hot group with its temperatures and their offsets from t0 (sensors).',
     sql:
       `SELECT topic(2) AS thingName, bootId, seq, ${TEMPERATURE_ALERT_CELSIUS} AS thresholdCelsius, ` +
-      `timestamp() AS raisedAt, ${hotReadings} AS readings ` +
+      `timestamp() AS raisedAt, t0, ${hotReadings} AS readings, ${hotSensors} AS sensors ` +
       `FROM ${TELEMETRY} ` +
-      `WHERE NOT isUndefined(get(${hotReadings}, 0))`,
+      `WHERE NOT isUndefined(get(${hotReadings}, 0)) OR NOT isUndefined(get(${hotSensors}, 0))`,
     sqlVersion: RULE_SQL_VERSION,
     actions: [{ kind: 'republish', topic: appTopicTemplate('alerts', 'topic(2)'), qos: 1 }],
     errorAction,

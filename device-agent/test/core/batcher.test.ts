@@ -1,6 +1,6 @@
 import { decodeTelemetryBatch, LIMITS, type Reading } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
-import { Batcher, type BatchLimits, sealBatch } from '../../src/core/batcher.js';
+import { Batcher, type BatchLimits, sealBatch, type TelemetryEncoding } from '../../src/core/batcher.js';
 
 const bootId = '0f8fad5b-d9cb-469f-a165-70867728950e';
 const reading = (i: number, extra = ''): Reading => ({
@@ -8,14 +8,17 @@ const reading = (i: number, extra = ''): Reading => ({
   ts: 1_700_000_000_000 + i,
   metrics: { temperature: 21.5 + i / 100, humidity: 40.25, ...(extra ? { [extra]: 1 } : {}) },
 });
-const make = (limits: Partial<BatchLimits>) =>
-  new Batcher({
-    thingName: 'pi-01',
-    bootId,
-    limits: { maxReadings: 1000, maxBytes: 120 * 1024, maxAgeMs: 10_000, ...limits },
-  });
 
-describe('Batcher', () => {
+// Both encodings keep every promise below; v2 is the default, v1 what `telemetry.encoding: v1` selects.
+describe.each<TelemetryEncoding>(['v2', 'v1'])('Batcher (%s)', (encoding) => {
+  const make = (limits: Partial<BatchLimits>) =>
+    new Batcher({
+      thingName: 'pi-01',
+      bootId,
+      encoding,
+      limits: { maxReadings: 1000, maxBytes: 120 * 1024, maxAgeMs: 10_000, ...limits },
+    });
+
   it('after add, the reading is in the open batch (nextSeq) exactly when readings are pending', () => {
     const b = make({ maxReadings: 3, maxBytes: 400 });
     const big = (i: number) => reading(i, `x${'y'.repeat(60)}`);
@@ -24,7 +27,9 @@ describe('Batcher', () => {
       const r = i % 7 === 3 ? big(i) : reading(i);
       const sealed = b.add(r, 1000 + i);
       sealedSeqs = sealedSeqs.concat(sealed.map((s) => s.seq));
-      const inLast = sealed.at(-1)?.json.includes(`"ts":${r.ts},`) ?? false;
+      const last = sealed.at(-1);
+      const decoded = last ? decodeTelemetryBatch(last.json) : undefined;
+      const inLast = decoded?.ok === true && decoded.value.readings.some((x) => x.ts === r.ts);
       // Pending: it is the open batch's newest reading; otherwise the last sealed batch holds it.
       expect(inLast).toBe(b.pending === 0);
     }
@@ -36,7 +41,14 @@ describe('Batcher', () => {
     b.add(reading(1), 10);
     b.add(reading(2), 11);
     const sealed = b.seal(12);
-    const again = sealBatch({ thingName: 'pi-01', bootId, seq: 1, readings: [reading(1), reading(2)], now: 12 });
+    const again = sealBatch({
+      thingName: 'pi-01',
+      bootId,
+      seq: 1,
+      readings: [reading(1), reading(2)],
+      now: 12,
+      encoding,
+    });
     expect(again).toEqual(sealed);
   });
 
@@ -53,7 +65,8 @@ describe('Batcher', () => {
   it.each([512, 1000, 4096, 120 * 1024])('never exceeds maxBytes=%i, and fills close to it', (maxBytes) => {
     const b = make({ maxBytes, maxReadings: 10_000 });
     const sealed = [];
-    for (let i = 0; i < 3000; i++) sealed.push(...b.add(reading(i), 5_000 + i));
+    // v2 needs about a third of v1's bytes per reading: enough readings to fill 120 KB in both.
+    for (let i = 0; i < 12_000; i++) sealed.push(...b.add(reading(i), 5_000 + i));
     const last = b.seal(9_999);
     if (last) sealed.push(last);
     expect(sealed.length).toBeGreaterThan(1);
@@ -63,7 +76,7 @@ describe('Batcher', () => {
       // A full batch leaves less room than one more reading plus the seq/time digits it was sized for.
       expect(maxBytes - s.bytes).toBeLessThan(2 * Buffer.byteLength(JSON.stringify(reading(1))) + 20);
     }
-    expect(sealed.reduce((n, s) => n + s.readings, 0)).toBe(3000);
+    expect(sealed.reduce((n, s) => n + s.readings, 0)).toBe(12_000);
     for (const s of sealed) {
       const decoded = decodeTelemetryBatch(s.json);
       expect(decoded.ok).toBe(true);

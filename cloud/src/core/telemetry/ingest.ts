@@ -3,7 +3,7 @@ import {
   type Issue,
   type TelemetryBatch,
   type Validation,
-  validateTelemetryBatch,
+  validateAnyTelemetryBatch,
 } from '@pifleet/protocol';
 import type { PutBatchResult, TelemetryStore } from '../../ports/telemetry-store.js';
 import { PoisonBatchError } from './errors.js';
@@ -28,7 +28,8 @@ export interface IngestOutcome extends PutBatchResult {
 /**
  * Turns a rule event into a valid batch, or every reason it is not one. Accepts the JSON object
  * the Lambda action sends, and also a JSON string or bytes (a payload that reached the handler
- * without the rule having parsed it).
+ * without the rule having parsed it). Either telemetry version: a v2 batch (per-sensor groups) comes
+ * back expanded into v1's readings, so the stores see one shape.
  */
 export function decodeIngestEvent(event: unknown): Validation<TelemetryBatch> & { readonly topicThing?: string } {
   if (typeof event === 'string' || event instanceof Uint8Array) return decodeTelemetryBatch(event);
@@ -36,7 +37,7 @@ export function decodeIngestEvent(event: unknown): Validation<TelemetryBatch> & 
     return { ok: false, issues: [{ path: '$', message: 'expected a telemetry batch object' }] };
   }
   const { [TOPIC_THING_FIELD]: topicThing, ...rest } = event as Record<string, unknown>;
-  const checked = validateTelemetryBatch(rest);
+  const checked = validateAnyTelemetryBatch(rest);
   if (topicThing === undefined) return checked;
   if (typeof topicThing !== 'string') {
     const issue: Issue = { path: TOPIC_THING_FIELD, message: 'must be a string (the thing name from the topic)' };
