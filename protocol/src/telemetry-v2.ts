@@ -237,6 +237,25 @@ export function decodeTelemetryBatch(payload: Uint8Array | string): Validation<T
 }
 
 /**
+ * How many readings a parsed payload of either version says it carries, without validating or
+ * expanding it: v1 `readings.length`, v2 the sum of the groups' `dt` lengths, 0 for anything else.
+ * For counting what passes a broker (a baseline that stores nothing), not for accepting a batch.
+ */
+export function telemetryReadingCount(payload: unknown): number {
+  if (!isJsonObject(payload)) return 0;
+  const readings = ownValue(payload, 'readings');
+  if (Array.isArray(readings)) return readings.length;
+  const groups = ownValue(payload, 'sensors');
+  if (!Array.isArray(groups)) return 0;
+  let n = 0;
+  for (const g of groups) {
+    const dt = isJsonObject(g) ? ownValue(g, 'dt') : undefined;
+    if (Array.isArray(dt)) n += dt.length;
+  }
+  return n;
+}
+
+/**
  * Groups readings into version 2's sensor groups: one group per sensor and metric names (in the
  * order the reading lists them), groups in the order their first reading came, readings in order
  * within a group. `t0` is the earliest time, so every offset is ≥ 0 whatever order the clock gave.

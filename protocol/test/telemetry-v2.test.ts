@@ -8,6 +8,7 @@ import {
   type Reading,
   type TelemetryBatch,
   type TelemetryBatchV2,
+  telemetryReadingCount,
   toTelemetryBatchV2,
   validateAnyTelemetryBatch,
   validateTelemetryBatchV2,
@@ -85,6 +86,21 @@ describe('telemetry batch v2: shape', () => {
     expect(b.sensors[0]).toEqual({ sensor: 'door', dt: [0], metrics: { open: [false] } });
     expect(validateTelemetryBatchV2(b).ok).toBe(true);
     expect(validateTelemetryBatchV2({ ...b, sensors: [{ ...b.sensors[0], peak: {} }] }).ok).toBe(true);
+  });
+});
+
+describe('telemetryReadingCount', () => {
+  it.each([
+    ['a v2 batch', good(), 4],
+    ['a v1 batch', { v: 1, ...identity, readings: readings() }, 4],
+    ['groups without dt, or not objects', { sensors: [{}, 1, null, { dt: [1, 2] }] }, 2],
+    ['null', null, 0],
+    ['an array', [1, 2, 3], 0],
+    ['a string', 'readings', 0],
+    ['an object without readings', { v: 2 }, 0],
+    ['inherited readings', Object.create({ readings: [1, 2] }) as unknown, 0],
+  ])('counts %s', (_what, payload, n) => {
+    expect(telemetryReadingCount(payload)).toBe(n);
   });
 });
 
