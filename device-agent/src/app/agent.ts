@@ -207,6 +207,8 @@ export function createAgent(deps: AgentDeps): Agent {
   let readings = 0;
   let sealedBatches = 0;
   let ageTimer: TimerHandle | undefined;
+  /** The batch deadline `ageTimer` fires at. */
+  let ageTimerAt: number | undefined;
   let reportTimer: TimerHandle | undefined;
   let shadow: ShadowService | undefined;
   let shadowQueue: Promise<void> = Promise.resolve();
@@ -276,19 +278,25 @@ export function createAgent(deps: AgentDeps): Agent {
     publisher.kick();
   };
 
+  /**
+   * One age timer per open batch, not one per reading: the deadline moves only when a batch is
+   * sealed or the limits change, so a reading that leaves it where it is keeps the armed timer
+   * (at 5 readings/s, clearing and making a timer and its closure for each was most of what a
+   * reading allocated besides the reading itself).
+   */
   const armAgeTimer = () => {
+    const deadline = state === 'running' ? batcher.deadline() : undefined;
+    if (ageTimer !== undefined && deadline === ageTimerAt) return;
     if (ageTimer !== undefined) clock.clearTimeout(ageTimer);
     ageTimer = undefined;
-    const deadline = batcher.deadline();
-    if (deadline === undefined || state !== 'running') return;
-    ageTimer = clock.setTimeout(
-      () => {
-        ageTimer = undefined;
-        store(batcher.sealIfDue(clock.now()));
-        armAgeTimer();
-      },
-      Math.max(0, deadline - clock.now()),
-    );
+    ageTimerAt = deadline;
+    if (deadline === undefined) return;
+    ageTimer = clock.setTimeout(onBatchAge, Math.max(0, deadline - clock.now()));
+  };
+  const onBatchAge = () => {
+    ageTimer = undefined;
+    store(batcher.sealIfDue(clock.now()));
+    armAgeTimer();
   };
 
   let journalFailures = 0;
@@ -312,7 +320,8 @@ export function createAgent(deps: AgentDeps): Agent {
           sampleLog.warn({ err, failures: journalFailures }, 'reading not journaled; kept in memory until sealed');
       }
     }
-    sampleLog.trace({ sensor: reading.sensor, ts: reading.ts }, 'reading');
+    // Checked first: the trace line's fields would otherwise be allocated for every reading, logged or not.
+    if (sampleLog.isLevelEnabled('trace')) sampleLog.trace({ sensor: reading.sensor, ts: reading.ts }, 'reading');
     armAgeTimer();
   };
 
@@ -786,6 +795,7 @@ export function createAgent(deps: AgentDeps): Agent {
       state = 'stopping';
       for (const s of sensors.values()) if (s.timer !== undefined) clock.clearTimeout(s.timer);
       if (ageTimer !== undefined) clock.clearTimeout(ageTimer);
+      ageTimer = undefined;
       if (reportTimer !== undefined) clock.clearTimeout(reportTimer);
       cancelSyncRetry();
       for (const c of cleanups.splice(0)) c();
