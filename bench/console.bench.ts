@@ -3,7 +3,7 @@
  * telemetry batches of 10 readings (one a second: a BME280's three numbers, a door's boolean every
  * fifth reading) published on the bus of an in-process local IoT Core, through a live feed of the
  * console (live-feed.ts, catalog.ts, fleet-state.ts) subscribed to that bus. Nobody has the
- * console open, as in the 10,000-device fleet run.
+ * console open, as in the 10,000-device fleet run (or, with BENCH_FLEET_VIEW=1, a fleet view is).
  *
  * Measures, per implementation:
  * - µs per message: time spent inside the feed's telemetry handler (decode, summary, history),
@@ -16,6 +16,7 @@
  *   npx -y pnpm@10 bench console
  *   BENCH_THINGS=2000 BENCH_BATCHES=40 npx -y pnpm@10 bench console
  *   BENCH_BASELINE=b7ccdef npx -y pnpm@10 bench console   also the console at that commit, same run
+ *   BENCH_FLEET_VIEW=1 npx -y pnpm@10 bench console       with a fleet view open (an event stream)
  *
  * The baseline's console files are taken from git into a temporary directory (their imports of
  * the rest of the tree point at this checkout), so both run against the same core and protocol.
@@ -23,6 +24,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, get } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -43,6 +46,8 @@ const THINGS = positive('BENCH_THINGS', 1_000);
 const BATCHES = positive('BENCH_BATCHES', 40);
 const READINGS = 10;
 const baseline = process.env.BENCH_BASELINE;
+/** BENCH_FLEET_VIEW=1: a fleet view is open (an event stream on 127.0.0.1 that reads and drops what it gets). */
+const FLEET_VIEW = process.env.BENCH_FLEET_VIEW === '1';
 const T0 = 1_700_000_000_000;
 
 function positive(name: string, fallback: number): number {
@@ -152,6 +157,7 @@ async function feedThrough(
   const fleet = modules.fleetState.createFleetState();
   const catalog = modules.catalog.createThingCatalog({ registry, broker, shadows, fleet, now });
   const hub = createSseHub();
+  const viewer = FLEET_VIEW ? await openFleetView(hub) : undefined;
   // The feed's flush runs in the only timer it starts: timed while the feed runs.
   let flushMs = 0;
   let flushes = 0;
@@ -184,6 +190,7 @@ async function feedThrough(
   } finally {
     globalThis.setTimeout = realSetTimeout;
     await feed.stop();
+    await viewer?.close();
   }
   const t = performance.now();
   let readings = 0;
@@ -204,6 +211,28 @@ async function feedThrough(
 }
 
 /** V8's heap and the ArrayBuffers outside it (typed arrays' contents live there), after a full GC. */
+/** A fleet event stream over HTTP on 127.0.0.1 whose reader drops what it receives. */
+async function openFleetView(hub: ReturnType<typeof createSseHub>): Promise<{ close(): Promise<void> }> {
+  const server = createServer((_req, res) => hub.open(res, undefined));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const request = get({ host: '127.0.0.1', port, path: '/' });
+  await new Promise<void>((resolve, reject) => {
+    request.on('response', (res) => {
+      res.resume();
+      resolve();
+    });
+    request.on('error', reject);
+  });
+  return {
+    close: async () => {
+      request.destroy();
+      hub.closeAll();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
 function heapAfterGc(): number {
   gc();
   gc();
@@ -248,14 +277,14 @@ try {
   if (baselineDir !== undefined) rmSync(baselineDir, { recursive: true, force: true });
 }
 
-const doc = { things: THINGS, batches: BATCHES, readingsPerBatch: READINGS, results };
+const doc = { things: THINGS, batches: BATCHES, readingsPerBatch: READINGS, fleetView: FLEET_VIEW, results };
 mkdirSync(path.join(here, 'results'), { recursive: true });
 writeFileSync(path.join(here, 'results', 'console.json'), `${JSON.stringify(doc, null, 2)}\n`);
 
 const rows = Object.entries(results);
 const col = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1)).padStart(12);
 process.stdout.write(
-  `\nconsole live feed: ${THINGS.toLocaleString('en')} things × ${BATCHES} batches of ${READINGS} readings (nobody watching)\n`,
+  `\nconsole live feed: ${THINGS.toLocaleString('en')} things × ${BATCHES} batches of ${READINGS} readings (${FLEET_VIEW ? 'a fleet view open' : 'nobody watching'})\n`,
 );
 process.stdout.write(
   `${'implementation'.padEnd(24)}${'feed µs/msg'.padStart(12)}${'decode µs'.padStart(12)}${'flush µs'.padStart(12)}${'heap B/thing'.padStart(14)}${'history µs'.padStart(12)}\n`,

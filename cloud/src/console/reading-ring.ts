@@ -18,8 +18,9 @@ import type { MetricValue, Reading } from '@pifleet/protocol';
  *
  * Bounds: at most `maxReadings` readings and `maxValues` values (together); the oldest go first.
  * A reading with more values than `maxValues` is not kept at all. The shape table is compacted
- * when it reaches twice the shapes the kept readings use (at least {@link MIN_SHAPE_TABLE}), so it
- * holds at most ≈ 2 × maxReadings shapes, each no larger than the reading it came from. Arrays
+ * (to the shapes kept readings use) when it reaches twice the shapes they use (at least
+ * {@link MIN_SHAPE_TABLE}) or 2 × maxValues names, so it holds at most ≈ 2 × maxReadings shapes
+ * and 3 × maxValues names: a device sending a new 2,000-metric shape in every reading cannot grow it. Arrays
  * start small and grow up to the bounds, so a thing that sends little costs little.
  */
 
@@ -57,6 +58,8 @@ export class ReadingRing {
   #valueHead = 0;
   #valueCount = 0;
   #shapes: ReadingShape[] = [];
+  /** Metric names over the whole shape table. */
+  #shapeNames = 0;
   #shapeIds = new Map<string, number>();
   /** The shape id each sensor used last: the usual case needs no key string. */
   #lastShape = new Map<string, number>();
@@ -79,6 +82,11 @@ export class ReadingRing {
   /** Distinct shapes in the table (kept readings' shapes, and some no longer used). */
   get shapeCount(): number {
     return this.#shapes.length;
+  }
+
+  /** Metric names over the shape table. */
+  get shapeNameCount(): number {
+    return this.#shapeNames;
   }
 
   /** Bytes of the typed arrays (allocated, not just used): what a ring costs besides its shapes. */
@@ -179,8 +187,14 @@ export class ReadingRing {
     }
     let id = this.#shapeIds.get(key);
     if (id === undefined) {
-      if (this.#shapes.length >= Math.max(MIN_SHAPE_TABLE, 2 * this.#liveShapes())) this.#compactShapes();
+      if (
+        this.#shapes.length >= Math.max(MIN_SHAPE_TABLE, 2 * this.#liveShapes()) ||
+        this.#shapeNames + names.length > 2 * this.#maxValues
+      ) {
+        this.#compactShapes();
+      }
       id = this.#shapes.length;
+      this.#shapeNames += names.length;
       this.#shapes.push({ sensor: reading.sensor, names, keys: names.map((n) => `${reading.sensor}.${n}`), booleans });
       this.#shapeIds.set(key, id);
     }
@@ -292,6 +306,7 @@ export class ReadingRing {
       if (id !== undefined) last.set(sensor, id);
     }
     this.#shapes = shapes;
+    this.#shapeNames = shapes.reduce((n, shape) => n + shape.names.length, 0);
     this.#shapeIds = ids;
     this.#lastShape = last;
   }

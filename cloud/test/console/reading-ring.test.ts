@@ -154,6 +154,17 @@ describe('ReadingRing', () => {
     expect(JSON.stringify(ring.readings())).toBe(JSON.stringify(all.slice(-20)));
   });
 
+  it('keeps the names in its shape table bounded when every wide reading has new names', () => {
+    const ring = new ReadingRing({ maxReadings: 300, maxValues: 100 });
+    let last: Reading | undefined;
+    for (let i = 0; i < 500; i++) {
+      last = reading(i, Object.fromEntries(Array.from({ length: 90 }, (_, m) => [`r${i}m${m}`, m])));
+      ring.append([last]);
+      expect(ring.shapeNameCount).toBeLessThanOrEqual(3 * 100);
+    }
+    expect(ring.readings()).toEqual([last]);
+  });
+
   it('tells a boolean metric from a number of the same name (a shape per kind)', () => {
     const ring = new ReadingRing({ maxReadings: 10, maxValues: 10 });
     ring.append([reading(1, { x: 1 }), reading(2, { x: true }), reading(3, { x: 0 }), reading(4, { x: false })]);
