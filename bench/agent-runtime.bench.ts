@@ -23,9 +23,11 @@
  *
  *   npx -y pnpm@10 bench agent-runtime
  *   BENCH_SECONDS=10                     a quick run
- *   BENCH_NODE_FLAGS="--max-semi-space-size=1; --lite-mode"   node flags for the agent, each variant
+ *   BENCH_NODE_FLAGS="--max-semi-space-size=1; --v8-pool-size=1 MALLOC_ARENA_MAX=2"   node flags
+ *                                        (and NAME=VALUE environment) for the agent, each variant
  *                                        measured after the plain run, side by side
- *   BENCH_BASELINE_DIR=/tmp/old-deploy   also measure an earlier deployed tree, alternating, same run
+ *   BENCH_BASELINE_DIR=/tmp/old-deploy   also measure an earlier deployed tree first, in the same run
+ *                                        (BENCH_BASELINE_LABEL names it in the results)
  * Writes bench/results/agent-runtime.json. Talks only to 127.0.0.1.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -39,7 +41,10 @@ import { provisionDevice, REPO, removeDir, startCore, tempDir } from '../testkit
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
-/** Variants of node flags, `;` between variants: each is measured after the plain run, in the same run. */
+/**
+ * Variants of node flags, `;` between variants: each is measured after the plain run, in the same
+ * run. A word NAME=VALUE is set in the agent's environment instead (MALLOC_ARENA_MAX=2).
+ */
 const flagVariants = (process.env.BENCH_NODE_FLAGS ?? '')
   .split(';')
   .map((v) => v.split(/\s+/).filter((f) => f !== ''))
@@ -150,7 +155,11 @@ if (baselineDir) {
   // An earlier deploy, copied so this run's chips and launcher go into it without touching it.
   const copy = path.join(dir, 'baseline');
   cpSync(baselineDir, copy, { recursive: true, verbatimSymlinks: true });
-  trees.unshift({ label: 'baseline', launcher: addSimulatedChips(copy), flags: [] });
+  trees.unshift({
+    label: process.env.BENCH_BASELINE_LABEL ?? 'baseline',
+    launcher: addSimulatedChips(copy),
+    flags: [],
+  });
 }
 
 // ── measuring one agent process ────────────────────────────────────────────────────────────────
@@ -232,9 +241,14 @@ async function measure(tree: (typeof trees)[number], index: number) {
   let stderr = '';
   const t0 = Date.now();
   // Only what a Pi's service has: no NODE_OPTIONS (tsx, vitest), no workspace conditions.
-  const child = spawn(process.execPath, [...tree.flags, tree.launcher, 'run', '--config', configFile], {
+  const isEnv = (word: string) => /^[A-Z_][A-Z0-9_]*=/.test(word);
+  const flags = tree.flags.filter((f) => !isEnv(f));
+  const extraEnv = Object.fromEntries(
+    tree.flags.filter(isEnv).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
+  );
+  const child = spawn(process.execPath, [...flags, tree.launcher, 'run', '--config', configFile], {
     cwd: '/',
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, BENCH_MEMORY_FILE: memoryFile },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, BENCH_MEMORY_FILE: memoryFile, ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let logBytes = 0;
