@@ -67,3 +67,67 @@ export function isWellFormedBatchV1(input: unknown): boolean {
   for (let i = 0; i < readings.length; i++) if (!wellFormedReading(readings[i])) return false;
   return true;
 }
+
+const BATCH_V2_KEYS = ['v', 'thingName', 'bootId', 'seq', 'sealedAt', 't0', 'sensors'] as const;
+const GROUP_KEYS = ['sensor', 'dt', 'metrics'] as const;
+const GROUP_KEYS_WITH_PEAK = ['sensor', 'dt', 'metrics', 'peak'] as const;
+
+/** The readings of a well-formed group (its `dt` length), or -1. */
+function wellFormedGroup(g: unknown, t0: number): number {
+  if (!plainObject(g)) return -1;
+  if (!hasExactly(g, Object.hasOwn(g, 'peak') ? GROUP_KEYS_WITH_PEAK : GROUP_KEYS)) return -1;
+  const { sensor, dt, metrics, peak } = g;
+  if (typeof sensor !== 'string' || !SENSOR_ID_PATTERN.test(sensor) || RESERVED_KEYS.has(sensor)) return -1;
+  if (!Array.isArray(dt) || dt.length < 1 || dt.length > MAX_READINGS) return -1;
+  let latest = 0;
+  for (let i = 0; i < dt.length; i++) {
+    const d = dt[i];
+    if (!nonNegativeInt(d)) return -1;
+    if (d > latest) latest = d;
+  }
+  if (t0 + latest > Number.MAX_SAFE_INTEGER) return -1;
+  if (!plainObject(metrics)) return -1;
+  const peaks = peak === undefined ? undefined : plainObject(peak) ? peak : null;
+  if (peaks === null) return -1;
+  let names = 0;
+  for (const name in metrics) {
+    if (!Object.hasOwn(metrics, name) || !METRIC_NAME_PATTERN.test(name) || RESERVED_KEYS.has(name)) return -1;
+    const column = metrics[name];
+    if (!Array.isArray(column) || column.length !== dt.length) return -1;
+    let highest: number | undefined;
+    for (let i = 0; i < column.length; i++) {
+      const value = column[i];
+      if (typeof value === 'number') {
+        if (!Number.isFinite(value)) return -1;
+        if (highest === undefined || value > highest) highest = value;
+      } else if (typeof value !== 'boolean') return -1;
+    }
+    const stated = peaks !== undefined && Object.hasOwn(peaks, name) ? peaks[name] : undefined;
+    if (stated !== highest) return -1;
+    names++;
+  }
+  if (names === 0) return -1;
+  if (peaks !== undefined) {
+    for (const name in peaks) if (!Object.hasOwn(peaks, name) || !Object.hasOwn(metrics, name)) return -1;
+  }
+  return dt.length;
+}
+
+/** True only for a batch v2 that its schema (`telemetry-v2.ts`) accepts as it is. */
+export function isWellFormedBatchV2(input: unknown): boolean {
+  if (!plainObject(input) || !hasExactly(input, BATCH_V2_KEYS)) return false;
+  const { v, thingName, bootId, seq, sealedAt, t0, sensors } = input;
+  if (v !== 2 || !isValidThingName(thingName)) return false;
+  if (typeof bootId !== 'string' || bootId.length < 8 || bootId.length > 64) return false;
+  if (!Number.isSafeInteger(seq) || (seq as number) < 1 || !nonNegativeInt(sealedAt) || !nonNegativeInt(t0)) {
+    return false;
+  }
+  if (!Array.isArray(sensors) || sensors.length < 1 || sensors.length > MAX_READINGS) return false;
+  let readings = 0;
+  for (let i = 0; i < sensors.length; i++) {
+    const n = wellFormedGroup(sensors[i], t0 as number);
+    if (n < 0) return false;
+    readings += n;
+  }
+  return readings <= MAX_READINGS;
+}

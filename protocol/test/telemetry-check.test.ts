@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { validateTelemetryBatch } from '../src/telemetry.js';
-import { isWellFormedBatchV1 } from '../src/telemetry-check.js';
+import { isWellFormedBatchV1, isWellFormedBatchV2 } from '../src/telemetry-check.js';
+import { validateTelemetryBatchV2 } from '../src/telemetry-v2.js';
 
 /** A fresh valid batch, as JSON.parse makes it (the ingest path's input). */
 function batch(readings = 3): Record<string, unknown> {
@@ -125,6 +126,132 @@ describe('isWellFormedBatchV1 (the ingest fast path)', () => {
       const fast = isWellFormedBatchV1(input);
       const schema = validateTelemetryBatch(input).ok;
       if (fast && !schema) disagreements++;
+      if (faults === 0) expect(fast).toBe(true);
+    }
+    expect(disagreements).toBe(0);
+  });
+});
+
+/** A fresh valid batch v2, as JSON.parse makes it. */
+function batchV2(): Record<string, unknown> {
+  return JSON.parse(
+    JSON.stringify({
+      v: 2,
+      thingName: 'pi-01',
+      bootId: '3f0c2a9e-7b1d-4c55-9a7e-0f4f6b2d9c11',
+      seq: 7,
+      sealedAt: 1_700_000_010_000,
+      t0: 1_700_000_000_000,
+      sensors: [
+        {
+          sensor: 'env',
+          dt: [0, 1000, 2000],
+          metrics: { temperature: [21.5, 36.2, -4], humidity: [40, 41, 40.5] },
+          peak: { temperature: 36.2, humidity: 41 },
+        },
+        { sensor: 'door:1', dt: [500], metrics: { open: [true] } },
+        { sensor: 'mixed', dt: [0, 1], metrics: { v: [true, 3] }, peak: { v: 3 } },
+      ],
+    }),
+  ) as Record<string, unknown>;
+}
+
+const group0 = (b: Record<string, unknown>) => (b.sensors as Record<string, unknown>[])[0] as Record<string, unknown>;
+const withGroup = (b: Record<string, unknown>, g: Record<string, unknown>) => ({
+  ...b,
+  sensors: [g, ...(b.sensors as unknown[]).slice(1)],
+});
+
+const MUTATIONS_V2: readonly Mutation[] = [
+  ['not an object', () => 7],
+  ['an extra key', (b) => ({ ...b, readings: [] })],
+  ['t0 missing', ({ t0: _t, ...rest }) => rest],
+  ['t0 negative', (b) => ({ ...b, t0: -1 })],
+  ['t0 fractional', (b) => ({ ...b, t0: 0.5 })],
+  ['v 1', (b) => ({ ...b, v: 1 })],
+  ['a bad thing name', (b) => ({ ...b, thingName: 'a/b' })],
+  ['a short boot id', (b) => ({ ...b, bootId: 'x' })],
+  ['seq 0', (b) => ({ ...b, seq: 0 })],
+  ['no groups', (b) => ({ ...b, sensors: [] })],
+  ['a null group', (b) => ({ ...b, sensors: [null] })],
+  ['a group with an extra key', (b) => withGroup(b, { ...group0(b), unit: 'C' })],
+  ['a group without dt', (b) => withGroup(b, (({ dt: _d, ...g }) => g)(group0(b)))],
+  ['an empty dt', (b) => withGroup(b, { ...group0(b), dt: [] })],
+  ['a negative offset', (b) => withGroup(b, { ...group0(b), dt: [0, -1, 2] })],
+  ['a fractional offset', (b) => withGroup(b, { ...group0(b), dt: [0, 1.5, 2] })],
+  ['a hole in dt', (b) => withGroup(b, { ...group0(b), dt: [0, , 2] })],
+  ['t0 + dt past 2^53', (b) => ({ ...b, t0: Number.MAX_SAFE_INTEGER - 10 })],
+  ['a short column', (b) => withGroup(b, { ...group0(b), metrics: { temperature: [1], humidity: [1, 2, 3] } })],
+  ['a NaN value', (b) => withGroup(b, { ...group0(b), metrics: { temperature: [1, Number.NaN, 2] } })],
+  ['a string value', (b) => withGroup(b, { ...group0(b), metrics: { temperature: [1, '2', 3] } })],
+  ['empty metrics', (b) => withGroup(b, { ...group0(b), metrics: {}, peak: {} })],
+  ['a reserved metric name', (b) => withGroup(b, { ...group0(b), metrics: { constructor: [1, 2, 3] } })],
+  [
+    'an own __proto__ metric',
+    (b) => withGroup(b, { ...group0(b), metrics: JSON.parse('{"__proto__":[1,2,3],"t":[1,2,3]}'), peak: { t: 3 } }),
+  ],
+  ['a wrong peak', (b) => withGroup(b, { ...group0(b), peak: { temperature: 99, humidity: 41 } })],
+  ['a missing peak', (b) => withGroup(b, { ...group0(b), peak: { temperature: 36.2 } })],
+  ['no peak at all', (b) => withGroup(b, (({ peak: _p, ...g }) => g)(group0(b)))],
+  [
+    'a peak for a boolean column',
+    (b) => ({ ...b, sensors: [{ sensor: 'd', dt: [0], metrics: { o: [true] }, peak: { o: 1 } }] }),
+  ],
+  ['a peak naming no metric', (b) => withGroup(b, { ...group0(b), peak: { temperature: 36.2, humidity: 41, x: 1 } })],
+  [
+    'an own __proto__ peak',
+    (b) => withGroup(b, { ...group0(b), peak: JSON.parse('{"__proto__":1,"temperature":36.2,"humidity":41}') }),
+  ],
+  ['a peak that is an array', (b) => withGroup(b, { ...group0(b), peak: [36.2] })],
+  ['a bad sensor id', (b) => withGroup(b, { ...group0(b), sensor: 'a b' })],
+  [
+    '10,001 readings over two groups',
+    (b) => ({
+      ...b,
+      sensors: [5_000, 5_001].map((n, i) => ({
+        sensor: `s${i}`,
+        dt: Array.from({ length: n }, (_, k) => k),
+        metrics: { o: Array.from({ length: n }, () => true) },
+      })),
+    }),
+  ],
+];
+
+describe('isWellFormedBatchV2 (the ingest fast path for version 2)', () => {
+  it('says yes to a valid batch, as the schema does', () => {
+    const b = batchV2();
+    expect(validateTelemetryBatchV2(b).ok).toBe(true);
+    expect(isWellFormedBatchV2(b)).toBe(true);
+    expect(isWellFormedBatchV1(b)).toBe(false);
+    expect(isWellFormedBatchV2(batch())).toBe(false);
+  });
+
+  it.each(MUTATIONS_V2)('says no to %s', (_name, mutate) => {
+    const input = mutate(batchV2());
+    if (isWellFormedBatchV2(input)) expect(validateTelemetryBatchV2(input).ok).toBe(true);
+    expect(isWellFormedBatchV2(input)).toBe(false);
+  });
+
+  it('never says yes where the schema says no, over random combinations of faults', () => {
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    let disagreements = 0;
+    for (let i = 0; i < 2_000; i++) {
+      let input: unknown = batchV2();
+      const faults = Math.floor(random() * 3);
+      for (let f = 0; f < faults; f++) {
+        const [, mutate] = MUTATIONS_V2[Math.floor(random() * MUTATIONS_V2.length)] as Mutation;
+        try {
+          input = mutate(input as Record<string, unknown>);
+        } catch {
+          // a mutation that does not apply to what the previous one made
+        }
+      }
+      const fast = isWellFormedBatchV2(input);
+      if (fast && !validateTelemetryBatchV2(input).ok) disagreements++;
       if (faults === 0) expect(fast).toBe(true);
     }
     expect(disagreements).toBe(0);
