@@ -9,9 +9,11 @@
  *    the fsyncs each step issues, counted with strace on a child process (the figure that carries
  *    over to an SD card, whose fsync costs milliseconds).
  * 3. The SQLite binding's own cost per call, on `:memory:` (no I/O).
- * 4. Bytes on the wire per reading: batched (the agent's default limits) vs one message per reading,
- *    as MQTT PUBLISH packets (payload + fixed header + topic + packet id), plus a TLS 1.2/1.3
- *    AES-GCM record overhead estimate of 29 bytes per message (one record per small publish).
+ * 4. Bytes on the wire per reading, telemetry batch v1 and v2 side by side, at 1, 10, 50 (the agent's
+ *    default for these 5 sensors at 1 Hz: sealed by age every 10 s), 100 and 500 readings per
+ *    message, as MQTT PUBLISH packets (payload + fixed header + topic + packet id), plus a TLS
+ *    1.2/1.3 AES-GCM record overhead estimate of 29 bytes per message (one record per small
+ *    publish), and each row's ratio to one v1 reading per message (the issue 21 target: ≤ 0.25×).
  *
  *   npx -y pnpm@10 bench agent
  * Writes bench/results/agent.json. Talks to nothing but a temp directory.
@@ -21,9 +23,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Batcher, type SealedBatch, sealBatch } from '../device-agent/src/core/batcher.js';
+import { Batcher, type SealedBatch, sealBatch, type TelemetryEncoding } from '../device-agent/src/core/batcher.js';
 import { type JournalEntry, openOutbox, type ReadingSync } from '../device-agent/src/outbox/outbox.js';
-import { appTopics, encodeTelemetryBatch, type Reading, utf8Length } from '../protocol/src/index.js';
+import { appTopics, decodeTelemetryBatch, type Reading, utf8Length } from '../protocol/src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-agent-bench-'));
@@ -45,11 +47,13 @@ function reading(i: number, t0: number): Reading {
   }
 }
 
-function batchesOf(size: number, count: number): SealedBatch[] {
+/** Batches of `size` readings as the agent seals them (its default encoding unless `encoding` says). */
+function batchesOf(size: number, count: number, encoding?: TelemetryEncoding): SealedBatch[] {
   const b = new Batcher({
     thingName: 'pi-bench-01',
     bootId: '6f1c1d8e-2a4b-4c33-9d2e-0b7c5e1f9a10',
     limits: { maxReadings: size, maxBytes: 120 * 1024, maxAgeMs: 3_600_000 },
+    ...(encoding === undefined ? {} : { encoding }),
   });
   const out: SealedBatch[] = [];
   const t0 = 1_767_225_600_000;
@@ -292,29 +296,39 @@ function wireBytes() {
   };
   const pubackBytes = 4;
   const rows: Record<string, unknown>[] = [];
-  for (const size of [1, 10, 100, 500]) {
-    const batches = batchesOf(size, 20);
-    const payload = batches.reduce((n, b) => n + b.bytes, 0);
-    const readings = batches.reduce((n, b) => n + b.readings, 0);
-    const mqtt = batches.reduce((n, b) => n + publishPacket(b.bytes), 0);
-    rows.push({
-      readingsPerMessage: size,
-      payloadBytesPerReading: Number((payload / readings).toFixed(1)),
-      mqttBytesPerReading: Number((mqtt / readings).toFixed(1)),
-      mqttPlusTlsAndPubackBytesPerReading: Number(
-        ((mqtt + batches.length * (tls * 2 + pubackBytes)) / readings).toFixed(1),
-      ),
-      messagesPer1000Readings: Math.ceil(1000 / size),
-    });
+  let v1Single = 0;
+  for (const encoding of ['v1', 'v2'] as const) {
+    for (const size of [1, 10, 50, 100, 500]) {
+      const batches = batchesOf(size, 20, encoding);
+      const payload = batches.reduce((n, b) => n + b.bytes, 0);
+      const readings = batches.reduce((n, b) => n + b.readings, 0);
+      const mqtt = batches.reduce((n, b) => n + publishPacket(b.bytes), 0);
+      const mqttPerReading = mqtt / readings;
+      if (encoding === 'v1' && size === 1) v1Single = mqttPerReading;
+      rows.push({
+        encoding,
+        readingsPerMessage: size,
+        payloadBytesPerReading: Number((payload / readings).toFixed(1)),
+        mqttBytesPerReading: Number(mqttPerReading.toFixed(1)),
+        mqttPlusTlsAndPubackBytesPerReading: Number(
+          ((mqtt + batches.length * (tls * 2 + pubackBytes)) / readings).toFixed(1),
+        ),
+        vsOneV1ReadingPerMessage: Number((mqttPerReading / v1Single).toFixed(3)),
+        messagesPer1000Readings: Math.ceil(1000 / size),
+      });
+    }
   }
-  // Sanity: the largest batch the agent sends stays under IoT Core's limit.
-  const big = batchesOf(10_000, 1)[0];
-  const encodedOk = big ? encodeTelemetryBatch(JSON.parse(big.json)).ok : false;
+  // Sanity: the largest batch the agent sends stays under IoT Core's limit and decodes, in both encodings.
+  const maxBatch = (['v1', 'v2'] as const).map((encoding) => {
+    const big = batchesOf(10_000, 1, encoding)[0];
+    const decoded = big ? decodeTelemetryBatch(big.json) : undefined;
+    return { encoding, readings: big?.readings, bytes: big?.bytes, underLimitAndValid: decoded?.ok ?? false };
+  });
   return {
     topic,
     tlsRecordOverheadEstimate: tls,
     rows,
-    maxBatch: { readings: big?.readings, bytes: big?.bytes, underLimit: encodedOk },
+    maxBatch,
   };
 }
 
