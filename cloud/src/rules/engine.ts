@@ -457,13 +457,16 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     });
   }
 
-  /** Writes what the buffering actions of `rules` hold (a failed write is logged by the action and kept). */
-  async function flushBuffers(rules: readonly LoadedRule[]): Promise<void> {
-    const flushes: Promise<void>[] = [];
+  /**
+   * Writes what the buffering actions of `rules` hold (a failed write is logged by the action, and
+   * its records kept for the next attempt); resolves with the records still held.
+   */
+  async function flushBuffers(rules: readonly LoadedRule[]): Promise<number> {
+    const flushes: Promise<number>[] = [];
     for (const rule of rules) {
       for (const action of [...rule.actions, rule.errorAction]) if (action.flush) flushes.push(action.flush());
     }
-    await Promise.all(flushes);
+    return (await Promise.all(flushes)).reduce((a, b) => a + b, 0);
   }
 
   const handlerFor =
@@ -578,7 +581,9 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       clearTimeout(timer);
       if (!drained) log.warn({ pending: queue.size }, 'rules engine stopped with actions still running');
       // The archive buffers: a clean stop writes every record they hold.
-      await flushBuffers(loaded);
+      const unwritten = await flushBuffers(loaded);
+      if (unwritten > 0)
+        log.error({ records: unwritten }, 'archive records lost on stop: their objects could not be written');
       await sink.flush();
       log.info({ messages }, 'rules engine stopped');
     },
@@ -605,7 +610,9 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       await sink.flush();
     },
 
-    flushArchive: () => flushBuffers(loaded),
+    async flushArchive() {
+      await flushBuffers(loaded);
+    },
 
     async ingest(message) {
       const waits: Promise<void>[] = [];

@@ -17,6 +17,7 @@ import { type ArchiveStream, RULES, TELEMETRY_ARCHIVE } from '../../src/rules/de
 import { createRulesEngine } from '../../src/rules/engine.js';
 import { batchOf } from '../../src/testing/telemetry-store-suite.js';
 import { within } from '../broker/fixtures.js';
+import { logSink } from '../log-sink.js';
 import { engineDirs, rule, rulesEngineBed } from './fixtures.js';
 
 /**
@@ -178,8 +179,8 @@ describe('firehose action (the local archive stream)', () => {
 
   it('writes a partition by itself maxAgeMs after its first record', async () => {
     const { root, action, put } = bed({ maxAgeMs: 20 });
-    await put(record('pi-e', 1));
-    await put(record('pi-e', 2));
+    // Both join the partition in this tick (run buffers synchronously), before its timer can fire.
+    await Promise.all([put(record('pi-e', 1)), put(record('pi-e', 2))]);
     await eventually(() => action.stats().objectsWritten === 1, 'the old partition written');
     expect(linesOf(join(root, filesUnder(root)[0] as string))).toEqual([record('pi-e', 1), record('pi-e', 2)]);
   });
@@ -369,6 +370,39 @@ describe('the archive stream in the rules engine', () => {
     await engine.idle();
     expect(await engine.removeRule('arch_removed')).toBe(true);
     expect(archived(root)).toHaveLength(1);
+  });
+
+  it('a stop that cannot write the archive logs the failed write and the records lost, and still stops', async () => {
+    const root = base();
+    mkdirSync(join(root, 'archive'), { recursive: true });
+    writeFileSync(join(root, 'archive', 'raw'), 'a file where the prefix directory goes');
+    const { logger, lines } = logSink();
+    const engine = createRulesEngine({
+      rules: [
+        rule('arch_blocked', "SELECT *, topic(2) AS topicThing FROM 'pifleet/+/telemetry'", [
+          { kind: 'firehose', stream: TELEMETRY_ARCHIVE, separator: '\n' },
+        ]),
+      ],
+      bus: broker.bus,
+      handlers: {},
+      ...engineDirs(root),
+      clock: { now: () => DAY1 },
+      logger,
+    });
+    await engine.start();
+    await engine.ingest({ topic: 'pifleet/pi-n/telemetry', payload: '{"seq":1}' } as never);
+    await engine.ingest({ topic: 'pifleet/pi-n/telemetry', payload: '{"seq":2}' } as never);
+    await engine.idle();
+    await engine.stop();
+    expect(lines.find((l) => l.msg === 'archive object not written; its records are kept')).toMatchObject({
+      rule: 'arch_blocked',
+      records: 2,
+      key: expect.stringMatching(/^raw\/thing=pi-n\/date=2026-12-03\//),
+    });
+    expect(
+      lines.find((l) => l.msg === 'archive records lost on stop: their objects could not be written'),
+    ).toMatchObject({ level: 50, records: 2 });
+    expect(lines.at(-1)?.msg).toBe('rules engine stopped');
   });
 
   it('refuses to load a stream it could not write', () => {

@@ -152,8 +152,8 @@ export interface ArchiveBufferStats {
 
 /** A compiled action whose records wait in memory until a flush. */
 export interface BufferedAction extends CompiledAction {
-  /** Writes every partition now; resolves once each write has finished or failed. */
-  flush(): Promise<void>;
+  /** Writes every partition now; resolves once each write has finished or failed, with the records still held. */
+  flush(): Promise<number>;
   stats(): ArchiveBufferStats;
 }
 
@@ -262,9 +262,10 @@ export function firehoseAction(stream: ArchiveStream, separator: string, deps: F
     });
   }
 
-  async function flush(): Promise<void> {
+  async function flush(): Promise<number> {
     await Promise.all([...partitions.keys()].map(queueWrite));
     await writes.idle();
+    return bufferedRecords;
   }
 
   return {

@@ -11,10 +11,11 @@ export interface CompiledAction {
   readonly awsName: string;
   run(input: ActionInput): Promise<void>;
   /**
-   * For an action that buffers (the archive stream): writes what it holds. The engine calls it
-   * on `flushArchive()`, when its rule is removed, and on stop.
+   * For an action that buffers (the archive stream): writes what it holds, and resolves with the
+   * number of records it still holds because their write failed. The engine calls it on
+   * `flushArchive()`, when its rule is removed, and on stop.
    */
-  flush?(): Promise<void>;
+  flush?(): Promise<number>;
 }
 
 export interface ActionInput {
