@@ -138,7 +138,7 @@ export function localCorePaths(dataDir: string) {
     shadowFile: join(dir, 'shadows.sqlite'),
     jobsFile: join(dir, 'jobs.sqlite'),
     telemetryFile: join(dir, SQLITE_TELEMETRY_FILENAME),
-    /** The archive rule action's objects (S3 in AWS). */
+    /** The archive stream's objects, `raw/thing=<thing>/date=<day>/…jsonl.gz` (Firehose into S3 in AWS). */
     archiveDir: join(dir, 'archive'),
     /** The S3 subset's objects, `<bucket>/<key>` (release artifacts). */
     artifactsDir: join(dir, 'artifacts'),
