@@ -1,7 +1,7 @@
 import type { JsonObject, JsonValue, MqttProtocol, Reading, TelemetryBatch } from '@pifleet/protocol';
 import { computeDelta } from '../core/shadow/document.js';
 import { isJsonObject } from '../core/shadow/json.js';
-import { ReadingRing } from './reading-ring.js';
+import { ReadingRing, type ReadingShape } from './reading-ring.js';
 
 /**
  * What the web console knows about each thing, built from what crosses the broker: presence
@@ -93,7 +93,10 @@ export interface FleetState {
 export const FLEET_STATE_DEFAULTS = {
   historyWindowMs: 10 * 60_000,
   historyPerThing: 300,
-  /** Metric values per thing's history: 300 readings of up to 8 metrics (a reading's values beyond this are not charted). */
+  /**
+   * Metric values in a thing's history: 300 readings of 8 metrics on average. Wider readings leave
+   * room for fewer; one reading with more values than this is not charted (its summary still is).
+   */
   historyValuesPerThing: 300 * 8,
   alertsPerThing: 20,
   /** Distinct `sensor.metric` keys in a thing's last-telemetry summary. */
@@ -208,26 +211,23 @@ export function createFleetState(options: FleetStateOptions = {}): FleetState {
   }
 
   /**
-   * Applies a batch's readings (in time order) to the last-telemetry summary: a reading at or
+   * The last-telemetry summary's step for one reading of a batch, in time order: a reading at or
    * after the newest one applied so far sets its metrics; an older one (a batch resent from an
    * outbox) changes nothing.
    */
-  function applyLast(e: Entry, history: ReadingRing, ordered: readonly Reading[]): void {
+  function applyLast(e: Entry, reading: Reading, shape: ReadingShape | undefined): void {
+    if (reading.ts < e.newest) return;
+    e.newest = reading.ts;
     let metrics = e.metrics ?? {};
-    for (const reading of ordered) {
-      if (reading.ts < e.newest) continue;
-      e.newest = reading.ts;
-      const shape = history.shapeOf(reading);
-      const names = shape?.names ?? Object.keys(reading.metrics);
-      for (let i = 0; i < names.length; i++) {
-        const name = names[i] as string;
-        const key = shape?.keys[i] ?? `${reading.sensor}.${name}`;
-        if (!(key in metrics) && Object.keys(metrics).length >= lastMetrics) {
-          // A device that keeps inventing metric names: the summary starts over from this reading.
-          metrics = {};
-        }
-        metrics[key] = reading.metrics[name] as MetricValue;
+    const names = shape?.names ?? Object.keys(reading.metrics);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      const key = shape?.keys[i] ?? `${reading.sensor}.${name}`;
+      if (!Object.hasOwn(metrics, key) && Object.keys(metrics).length >= lastMetrics) {
+        // A device that keeps inventing metric names: the summary starts over from this reading.
+        metrics = {};
       }
+      metrics[key] = reading.metrics[name] as MetricValue;
     }
     e.metrics = metrics;
   }
@@ -263,9 +263,8 @@ export function createFleetState(options: FleetStateOptions = {}): FleetState {
       const e = entry(thingName);
       e.history ??= new ReadingRing({ maxReadings: perThing, maxValues: valuesPerThing });
       const ordered = inTimeOrder(batch.readings) ? batch.readings : [...batch.readings].sort((a, b) => a.ts - b.ts);
-      applyLast(e, e.history, ordered);
       // Kept in time order; a late batch (resent from an outbox) is merged in place.
-      e.history.merge(ordered);
+      e.history.merge(ordered, (reading, shape) => applyLast(e, reading, shape));
       e.history.dropBefore(at - windowMs);
       e.lastSeen = later(e.lastSeen, at);
       changed(e);

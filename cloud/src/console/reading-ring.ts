@@ -41,6 +41,9 @@ export interface ReadingShape {
   readonly booleans: Uint8Array;
 }
 
+/** Sees a reading and its shape (undefined: too wide to keep) as the ring takes it. */
+export type ShapeVisitor = (reading: Reading, shape: ReadingShape | undefined) => void;
+
 const INITIAL_READINGS = 16;
 const INITIAL_VALUES = 64;
 /** Shape tables smaller than this are never compacted (a device has a handful of sensors). */
@@ -111,10 +114,13 @@ export class ReadingRing {
   /**
    * Adds readings already in time order (each `ts` ≥ the previous one and ≥ {@link lastTs}),
    * dropping the oldest past the bounds. Use {@link merge} for readings older than the newest kept.
+   * `visit` sees each reading with its shape (undefined for one too wide to keep) as it is added:
+   * the fleet state's summary takes the names from there instead of looking the shape up again.
    */
-  append(readings: readonly Reading[]): void {
+  append(readings: readonly Reading[], visit?: ShapeVisitor): void {
     for (const reading of readings) {
       const id = this.#intern(reading);
+      visit?.(reading, id === undefined ? undefined : this.#shapes[id]);
       if (id !== undefined) this.#push(reading, id);
     }
   }
@@ -123,15 +129,17 @@ export class ReadingRing {
    * Adds readings in time order that may be older than kept ones (a batch resent from a device's
    * outbox): kept and new readings are put in time order again (a stable sort: for equal times,
    * kept readings first), then the bounds apply. O(kept readings); devices resend rarely.
+   * `visit` sees each new reading with its shape, in the order given, before it is stored.
    */
-  merge(readings: readonly Reading[]): void {
+  merge(readings: readonly Reading[], visit?: ShapeVisitor): void {
     const first = readings[0];
     const last = this.lastTs;
     if (first === undefined) return;
     if (last === undefined || first.ts >= last) {
-      this.append(readings);
+      this.append(readings, visit);
       return;
     }
+    if (visit !== undefined) for (const reading of readings) visit(reading, this.shapeOf(reading));
     const all = [...this.readings(), ...readings].sort((a, b) => a.ts - b.ts);
     this.clear();
     this.append(all);
