@@ -296,19 +296,49 @@ class V2Size {
     return Number.isFinite(t0) ? Math.max(0, digits(t0) - 13) : 0;
   }
 
-  static #key(reading: Reading): string {
+  static #keyOf(reading: Reading): string {
     let key = reading.sensor;
     for (const name in reading.metrics) key += `\u0000${name}`;
     return key;
   }
 
-  /** How much {@link bytes} grows if `reading` is added (the same sum {@link add} then makes). */
+  /**
+   * The last reading measured by {@link growth}, and what adding it changes: {@link add} of the
+   * same reading (the batcher's next step) commits it without measuring again.
+   */
+  #measured: Reading | undefined;
+  #pendingKey = '';
+  #group: V2Group | undefined;
+  #fresh = false;
+  #grows = 0;
+  #addFixed = 0;
+  #addsPeak = false;
+  #newMin = 0;
+  #newDtBytes = 0;
+  /** Metrics whose longest number grows (names and lengths, reused between readings). */
+  readonly #peakNames: string[] = [];
+  readonly #peakLengths: number[] = [];
+  #peakUpdates = 0;
+
+  /** How much {@link bytes} grows if `reading` is added. */
   growth(reading: Reading): number {
-    return this.#apply(reading, false);
+    this.#measure(reading);
+    return this.#grows;
   }
 
   add(reading: Reading): void {
-    this.#apply(reading, true);
+    if (this.#measured !== reading) this.#measure(reading);
+    const group = this.#group as V2Group;
+    for (let i = 0; i < this.#peakUpdates; i++) {
+      group.peakLength.set(this.#peakNames[i] as string, this.#peakLengths[i] as number);
+    }
+    if (this.#addsPeak) group.hasPeak = true;
+    if (this.#fresh) this.#groups.set(this.#pendingKey, group);
+    this.#fixed += this.#addFixed;
+    this.#times.push(reading.ts);
+    this.#minTs = this.#newMin;
+    this.#dtBytes = this.#newDtBytes;
+    this.#measured = undefined;
   }
 
   reset(): void {
@@ -317,10 +347,11 @@ class V2Size {
     this.#times.length = 0;
     this.#minTs = Number.POSITIVE_INFINITY;
     this.#dtBytes = 0;
+    this.#measured = undefined;
   }
 
-  #apply(reading: Reading, commit: boolean): number {
-    const key = V2Size.#key(reading);
+  #measure(reading: Reading): void {
+    const key = V2Size.#keyOf(reading);
     let group = this.#groups.get(key);
     let fixed = 0;
     const fresh = group === undefined;
@@ -330,6 +361,7 @@ class V2Size {
       group = { peakLength: new Map(), hasPeak: false };
     }
     let addsPeak = false;
+    let updates = 0;
     for (const name in reading.metrics) {
       const value = reading.metrics[name] as number | boolean;
       const length = valueLength(value);
@@ -341,7 +373,11 @@ class V2Size {
         fixed += name.length + 4 + length; // "name":<value>,
         if (!group.hasPeak) addsPeak = true;
       } else if (length > longest) fixed += length - longest;
-      if (commit && length > longest) group.peakLength.set(name, length);
+      if (length > longest) {
+        this.#peakNames[updates] = name;
+        this.#peakLengths[updates] = length;
+        updates += 1;
+      }
     }
     if (addsPeak) fixed += 10; // ,"peak":{}
     let dtBytes: number;
@@ -351,15 +387,15 @@ class V2Size {
       dtBytes = 1 + 1; // the new earliest reading: dt 0
       for (const ts of this.#times) dtBytes += digits(ts - minTs) + 1;
     }
-    const grows = fixed + dtBytes - this.#dtBytes + V2Size.#t0Extra(minTs) - V2Size.#t0Extra(this.#minTs);
-    if (commit) {
-      if (addsPeak) group.hasPeak = true;
-      if (fresh) this.#groups.set(key, group);
-      this.#fixed += fixed;
-      this.#times.push(reading.ts);
-      this.#minTs = minTs;
-      this.#dtBytes = dtBytes;
-    }
-    return grows;
+    this.#measured = reading;
+    this.#pendingKey = key;
+    this.#group = group;
+    this.#fresh = fresh;
+    this.#addFixed = fixed;
+    this.#addsPeak = addsPeak;
+    this.#peakUpdates = updates;
+    this.#newMin = minTs;
+    this.#newDtBytes = dtBytes;
+    this.#grows = fixed + dtBytes - this.#dtBytes + V2Size.#t0Extra(minTs) - V2Size.#t0Extra(this.#minTs);
   }
 }
