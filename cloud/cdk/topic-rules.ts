@@ -331,6 +331,12 @@ export class TopicRules extends Construct {
    * objects (and abort their multipart uploads) under the stream's two prefixes only, list the
    * bucket and read its location (what Firehose's S3 delivery calls), and write its delivery
    * error log; the trust policy names this account as the external id, as Firehose's guide does.
+   * The guide's example policy also grants `s3:GetObject`: delivery only writes, so it is left out
+   * (were it needed, the delivery-error log would show the AccessDenied).
+   *
+   * Scale: each thing with records in the current buffer interval is one active partition; a
+   * stream has 500 by default, 5,000 at most on request, and records past the quota go to the
+   * error prefix (`activePartitionExceeded`). A larger fleet needs more streams or a coarser key.
    */
   private archiveStream(def: RuleDefinition, stream: ArchiveStream): firehose.CfnDeliveryStream {
     const known = this.streams.get(stream.name);
