@@ -206,6 +206,21 @@ describe('telemetry batch v2: hostile input, every problem with its path', () =>
     expect(paths({ ...b, sensors: [group] })).toContain(path);
   });
 
+  it.each([
+    ['at the top level', (t: string) => t.replace('{"v":2', '{"__proto__":{"polluted":1},"v":2'), '$'],
+    [
+      'in a group',
+      (t: string) => t.replace('{"sensor":"bme280"', '{"__proto__":{"polluted":1},"sensor":"bme280"'),
+      'sensors[0]',
+    ],
+    ['as a sensor id', (t: string) => t.replace('"sensor":"bme280"', '"sensor":"__proto__"'), 'sensors[0].sensor'],
+  ])('refuses a __proto__ key %s, as JSON.parse gives it', (_where, edit, path) => {
+    const r = decodeTelemetryBatch(edit(JSON.stringify(good())));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.issues.map((i) => i.path)).toContain(path);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('refuses more than 10,000 readings across groups', () => {
     const b = good();
     const group = (sensor: string) => ({
