@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { EXIT } from '@pifleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliIo, runCli } from '../../src/main.js';
 import { makePki, startTlsBroker, type TestPki, waitFor } from '../transport/tls-broker.js';
 
 /**
@@ -147,5 +148,67 @@ describe('pifleet-agent loads what a command needs', () => {
     expect(r.code, r.out).toBe(EXIT.unavailable);
     expect(r.out).toMatch(/pifleet-agent: .*\nhint: check the endpoint/);
     for (const m of CLAIM_FLOW) expect(r.has(m), m).toBe(true);
+  });
+
+  it('run from an updatable install (<state dir>/current) loads the updater it imports lazily, runs and stops cleanly', async () => {
+    const broker = await startTlsBroker(pki);
+    const online = waitFor<void>(
+      'online status',
+      (done) => broker.aedes.on('publish', (p) => p.topic === 'pifleet/pi-lazy/status' && done()),
+      30_000,
+    );
+    // The layout `print-unit --self-update` makes: the running release is <state dir>/current.
+    const stateDir = path.join(dir, 'updatable');
+    mkdirSync(path.join(dir, 'release-1', 'bin'), { recursive: true });
+    mkdirSync(stateDir, { recursive: true });
+    symlinkSync(path.join(dir, 'release-1'), path.join(stateDir, 'current'));
+    const file = path.join(dir, 'updatable.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        thingName: 'pi-lazy',
+        endpoint: '127.0.0.1',
+        port: broker.port,
+        certFile: pki.certFile,
+        keyFile: pki.keyFile,
+        caFile: pki.caFile,
+        hardware: 'none',
+        mqtt: { protocol: '3.1.1' },
+        shadow: { requestTimeoutMs: 2000 },
+        outbox: { path: path.join(stateDir, 'outbox.db') },
+        logLevel: 'warn',
+      }),
+    );
+    let stop: (signal: 'SIGTERM') => void = () => undefined;
+    const stopped = new Promise<'SIGTERM'>((resolve) => {
+      stop = resolve;
+    });
+    const err: string[] = [];
+    const io: CliIo = {
+      stdout: () => undefined,
+      stderr: (t) => err.push(t),
+      env: {},
+      waitForStop: () => stopped,
+      launcher: path.join(stateDir, 'current', 'bin', 'pifleet-agent.js'),
+    };
+    const exit = runCli(['run', '--config', file], io);
+    let stopping = false;
+    try {
+      // A failed lazy import ends `run` (with 1) before it connects: said at once, with its message.
+      await Promise.race([
+        online,
+        exit.then((code) => {
+          if (!stopping) throw new Error(`run ended with ${code} before connecting: ${err.join('')}`);
+        }),
+      ]);
+      stopping = true;
+      stop('SIGTERM');
+      expect(await exit, err.join('')).toBe(EXIT.ok);
+    } finally {
+      stopping = true;
+      stop('SIGTERM');
+      await exit;
+      await broker.close();
+    }
   });
 });
