@@ -8,8 +8,8 @@ import type { MetricValue, Reading } from '@pifleet/protocol';
  * Why: the console keeps up to 300 readings per thing. As objects, 300 readings of three metrics
  * retained ≈ 50 KB of heap per thing (measured with bench/console.bench.ts: ≈ 500 MB at 10,000
  * things, most of the core's RSS budget), and every one of them was an old-generation object the
- * garbage collector walks. Here a reading is its time (8 bytes), its shape (2) and 8 bytes per
- * metric value, which follow the previous reading's: ≈ 35 bytes for three metrics.
+ * garbage collector walks. Here a reading is its time (4 bytes: ms from a base), its shape (2) and
+ * 8 bytes per metric value, which follow the previous reading's: ≈ 30 bytes for three metrics.
  *
  * A reading's sensor and metric names (and which metrics are booleans) are its *shape*, kept once
  * per thing in a table: a device sends the same few shapes over and over. Values are stored as
@@ -45,6 +45,8 @@ export interface ReadingShape {
 export type ShapeVisitor = (reading: Reading, shape: ReadingShape | undefined) => void;
 
 const INITIAL_READINGS = 16;
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
 const INITIAL_VALUES = 64;
 /** Shape tables smaller than this are never compacted (a device has a handful of sensors). */
 export const MIN_SHAPE_TABLE = 64;
@@ -52,7 +54,12 @@ export const MIN_SHAPE_TABLE = 64;
 export class ReadingRing {
   readonly #maxReadings: number;
   readonly #maxValues: number;
-  #ts = new Float64Array(0);
+  /**
+   * Reading times as ms after `#tsBase` (32 bits: a 10-minute window needs far less), or as
+   * absolute float64 ms once kept readings span more than 2^31 ms (≈ 24 days) from any base.
+   */
+  #ts: Int32Array | Float64Array = new Int32Array(0);
+  #tsBase = 0;
   /** Shape ids: 16 bits while the table's bound (≈ 2 × maxReadings) fits. */
   #shape: Uint16Array | Uint32Array = new Uint16Array(0);
   #head = 0;
@@ -99,7 +106,9 @@ export class ReadingRing {
 
   /** Time of the newest kept reading; undefined when empty. */
   get lastTs(): number | undefined {
-    return this.#count === 0 ? undefined : this.#ts[(this.#head + this.#count - 1) % this.#ts.length];
+    return this.#count === 0
+      ? undefined
+      : this.#tsBase + (this.#ts[(this.#head + this.#count - 1) % this.#ts.length] as number);
   }
 
   /**
@@ -147,7 +156,7 @@ export class ReadingRing {
 
   /** Drops readings older than `cutoff` (ms). */
   dropBefore(cutoff: number): void {
-    while (this.#count > 0 && (this.#ts[this.#head] as number) < cutoff) this.#dropOldest();
+    while (this.#count > 0 && this.#tsBase + (this.#ts[this.#head] as number) < cutoff) this.#dropOldest();
   }
 
   /** The kept readings, oldest first, as new objects. */
@@ -167,7 +176,7 @@ export class ReadingRing {
         metrics[shape.names[j] as string] = shape.booleans[j] === 1 ? value !== 0 : value;
         v = v + 1 === valueCap ? 0 : v + 1;
       }
-      out[i] = { sensor: shape.sensor, ts: this.#ts[slot] as number, metrics };
+      out[i] = { sensor: shape.sensor, ts: this.#tsBase + (this.#ts[slot] as number), metrics };
     }
     return out;
   }
@@ -222,7 +231,9 @@ export class ReadingRing {
     const slot = (this.#head + this.#count) % cap;
     const valueCap = this.#values.length;
     let v = (this.#valueHead + this.#valueCount) % valueCap;
-    this.#ts[slot] = reading.ts;
+    // The offset first: it may put the times in a new array.
+    const offset = this.#offset(reading.ts);
+    this.#ts[slot] = offset;
     this.#shape[slot] = id;
     for (let j = 0; j < k; j++) {
       const value = reading.metrics[shape.names[j] as string];
@@ -231,6 +242,34 @@ export class ReadingRing {
     }
     this.#count++;
     this.#valueCount += k;
+  }
+
+  /**
+   * `ts` as stored: its offset from the base, after moving the base (or leaving 32 bits) when it
+   * does not fit. Called with the reading's slot not yet counted.
+   */
+  #offset(ts: number): number {
+    if (this.#ts instanceof Float64Array) return ts;
+    if (this.#count === 0) this.#tsBase = ts;
+    const offset = ts - this.#tsBase;
+    if (offset >= INT32_MIN && offset <= INT32_MAX) return offset;
+    let min = ts;
+    let max = ts;
+    const cap = this.#ts.length;
+    for (let i = 0; i < this.#count; i++) {
+      const t = this.#tsBase + (this.#ts[(this.#head + i) % cap] as number);
+      if (t < min) min = t;
+      if (t > max) max = t;
+    }
+    const base = max - min <= INT32_MAX ? min : undefined;
+    const next = base === undefined ? new Float64Array(cap) : this.#ts;
+    for (let i = 0; i < this.#count; i++) {
+      const slot = (this.#head + i) % cap;
+      next[slot] = this.#tsBase + (this.#ts[slot] as number) - (base ?? 0);
+    }
+    this.#ts = next;
+    this.#tsBase = base ?? 0;
+    return ts - this.#tsBase;
   }
 
   #dropOldest(): void {
@@ -248,7 +287,7 @@ export class ReadingRing {
 
   #growReadings(): void {
     const cap = Math.min(this.#maxReadings, Math.max(INITIAL_READINGS, this.#ts.length * 2));
-    const ts = new Float64Array(cap);
+    const ts = this.#ts instanceof Int32Array ? new Int32Array(cap) : new Float64Array(cap);
     const shape = 2 * this.#maxReadings + MIN_SHAPE_TABLE < 65_536 ? new Uint16Array(cap) : new Uint32Array(cap);
     const old = this.#ts.length;
     for (let i = 0; i < this.#count; i++) {

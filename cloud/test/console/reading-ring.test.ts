@@ -180,6 +180,44 @@ describe('ReadingRing', () => {
   });
 
   it.each([
+    ['a 10-minute window', [1_700_000_000_000, 1_700_000_000_500, 1_700_000_600_000]],
+    ['times just inside 2^31 ms of each other', [1_000, 1_000 + 2 ** 31 - 1, 1_000 + 2 ** 31 - 2]],
+    ['times further apart than 2^31 ms (32-bit offsets give up)', [0, 2 ** 31, 2 ** 31 + 1, 2 ** 40]],
+    ['the largest times the protocol allows', [Number.MAX_SAFE_INTEGER - 5, Number.MAX_SAFE_INTEGER]],
+    ['0 beside the largest', [0, Number.MAX_SAFE_INTEGER]],
+  ])('gives back reading times exactly: %s', (_name, times) => {
+    const ring = new ReadingRing({ maxReadings: 10, maxValues: 100 });
+    const input = [...times].sort((a, b) => a - b).map((ts) => reading(ts, { v: ts % 7 }));
+    for (const r of input) ring.append([r]);
+    expect(ring.readings()).toEqual(input);
+    expect(ring.lastTs).toBe(input[input.length - 1]?.ts);
+  });
+
+  it('keeps times exact as a device runs for months (the base moves with the kept readings)', () => {
+    const ring = new ReadingRing({ maxReadings: 3, maxValues: 100 });
+    const day = 86_400_000;
+    const all: Reading[] = [];
+    for (let i = 0; i < 200; i++) {
+      const r = reading(1_700_000_000_000 + i * day, { d: i });
+      all.push(r);
+      ring.append([r]);
+      expect(ring.readings()).toEqual(all.slice(-3));
+    }
+    // 32-bit offsets all along: 3 readings span 2 days.
+    expect(ring.arrayBytes).toBeLessThanOrEqual(3 * 6 + 64 * 8);
+  });
+
+  it('merges a late reading from long before the kept ones (times exact)', () => {
+    const ring = new ReadingRing({ maxReadings: 10, maxValues: 100 });
+    ring.append([reading(1_700_000_000_000, { a: 1 })]);
+    ring.merge([reading(5, { a: 0 })]);
+    expect(ring.readings()).toEqual([reading(5, { a: 0 }), reading(1_700_000_000_000, { a: 1 })]);
+    ring.dropBefore(6);
+    ring.append([reading(1_700_000_000_001, { a: 2 })]);
+    expect(ring.readings().map((r) => r.ts)).toEqual([1_700_000_000_000, 1_700_000_000_001]);
+  });
+
+  it.each([
     [{ maxReadings: 0, maxValues: 1 }],
     [{ maxReadings: 1, maxValues: 0 }],
     [{ maxReadings: 1.5, maxValues: 1 }],
