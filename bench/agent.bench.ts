@@ -13,7 +13,9 @@
  *    default for these 5 sensors at 1 Hz: sealed by age every 10 s), 100 and 500 readings per
  *    message, as MQTT PUBLISH packets (payload + fixed header + topic + packet id), plus a TLS
  *    1.2/1.3 AES-GCM record overhead estimate of 29 bytes per message (one record per small
- *    publish), and each row's ratio to one v1 reading per message (the issue 21 target: ≤ 0.25×).
+ *    publish), and each row's ratio to one v1 reading per message of the same readings (the issue 21
+ *    target: ≤ 0.25×). Two sets of readings: the 5 sensors above, and the fleet run's device (one
+ *    BME280 at 1 Hz, batches of 10).
  *
  *   npx -y pnpm@10 bench agent
  * Writes bench/results/agent.json. Talks to nothing but a temp directory.
@@ -47,8 +49,30 @@ function reading(i: number, t0: number): Reading {
   }
 }
 
+/**
+ * The fleet run's device (`pifleet-sim fleet --sensors 1`): one BME280 at 1 Hz, its values rounded
+ * as the driver rounds them (temperature 0.01 °C, humidity 0.001 %RH, pressure 0.0001 hPa).
+ */
+function bme280Reading(i: number, t0: number): Reading {
+  const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
+  return {
+    sensor: 'env',
+    ts: t0 + i * 1000,
+    metrics: {
+      temperature: round(21 + Math.sin(i / 30) * 2 + (i % 7) / 100, 2),
+      humidity: round(43 + Math.cos(i / 40) * 3 + (i % 5) / 300, 3),
+      pressure: round(1013 + i / 900 + (i % 3) / 7, 4),
+    },
+  };
+}
+
 /** Batches of `size` readings as the agent seals them (its default encoding unless `encoding` says). */
-function batchesOf(size: number, count: number, encoding?: TelemetryEncoding): SealedBatch[] {
+function batchesOf(
+  size: number,
+  count: number,
+  encoding?: TelemetryEncoding,
+  make: (i: number, t0: number) => Reading = reading,
+): SealedBatch[] {
   const b = new Batcher({
     thingName: 'pi-bench-01',
     bootId: '6f1c1d8e-2a4b-4c33-9d2e-0b7c5e1f9a10',
@@ -57,7 +81,7 @@ function batchesOf(size: number, count: number, encoding?: TelemetryEncoding): S
   });
   const out: SealedBatch[] = [];
   const t0 = 1_767_225_600_000;
-  for (let i = 0; out.length < count; i++) out.push(...b.add(reading(i, t0), t0 + i));
+  for (let i = 0; out.length < count; i++) out.push(...b.add(make(i, t0), t0 + i));
   return out;
 }
 
@@ -296,26 +320,33 @@ function wireBytes() {
   };
   const pubackBytes = 4;
   const rows: Record<string, unknown>[] = [];
-  let v1Single = 0;
-  for (const encoding of ['v1', 'v2'] as const) {
-    for (const size of [1, 10, 50, 100, 500]) {
-      const batches = batchesOf(size, 20, encoding);
-      const payload = batches.reduce((n, b) => n + b.bytes, 0);
-      const readings = batches.reduce((n, b) => n + b.readings, 0);
-      const mqtt = batches.reduce((n, b) => n + publishPacket(b.bytes), 0);
-      const mqttPerReading = mqtt / readings;
-      if (encoding === 'v1' && size === 1) v1Single = mqttPerReading;
-      rows.push({
-        encoding,
-        readingsPerMessage: size,
-        payloadBytesPerReading: Number((payload / readings).toFixed(1)),
-        mqttBytesPerReading: Number(mqttPerReading.toFixed(1)),
-        mqttPlusTlsAndPubackBytesPerReading: Number(
-          ((mqtt + batches.length * (tls * 2 + pubackBytes)) / readings).toFixed(1),
-        ),
-        vsOneV1ReadingPerMessage: Number((mqttPerReading / v1Single).toFixed(3)),
-        messagesPer1000Readings: Math.ceil(1000 / size),
-      });
+  const fixtures = [
+    ['5 sensors', reading],
+    ['1 bme280', bme280Reading],
+  ] as const;
+  for (const [fixture, make] of fixtures) {
+    let v1Single = 0;
+    for (const encoding of ['v1', 'v2'] as const) {
+      for (const size of [1, 10, 50, 100, 500]) {
+        const batches = batchesOf(size, 20, encoding, make);
+        const payload = batches.reduce((n, b) => n + b.bytes, 0);
+        const readings = batches.reduce((n, b) => n + b.readings, 0);
+        const mqtt = batches.reduce((n, b) => n + publishPacket(b.bytes), 0);
+        const mqttPerReading = mqtt / readings;
+        if (encoding === 'v1' && size === 1) v1Single = mqttPerReading;
+        rows.push({
+          fixture,
+          encoding,
+          readingsPerMessage: size,
+          payloadBytesPerReading: Number((payload / readings).toFixed(1)),
+          mqttBytesPerReading: Number(mqttPerReading.toFixed(1)),
+          mqttPlusTlsAndPubackBytesPerReading: Number(
+            ((mqtt + batches.length * (tls * 2 + pubackBytes)) / readings).toFixed(1),
+          ),
+          vsOneV1ReadingPerMessage: Number((mqttPerReading / v1Single).toFixed(3)),
+          messagesPer1000Readings: Math.ceil(1000 / size),
+        });
+      }
     }
   }
   // Sanity: the largest batch the agent sends stays under IoT Core's limit and decodes, in both encodings.
