@@ -11,6 +11,7 @@ import type { RouteGroup } from '../http/server.js';
 import type { Logger } from '../logger.js';
 import type { AccountContext } from '../ports/identity.js';
 import type { ManagedTelemetryStore, TelemetryStore } from '../ports/telemetry-store.js';
+import type { ArchiveBuffering } from '../rules/actions/archive.js';
 import { RULES, type RuleDefinition } from '../rules/definitions.js';
 import { createRulesEngine, type RulesEngine } from '../rules/engine.js';
 import { commandQueryApiRoutes } from './api-routes.js';
@@ -31,6 +32,8 @@ export interface LocalCloudDeps {
   readonly credentials: LocalCredentials;
   readonly telemetryFile: string;
   readonly archiveDir: string;
+  /** How the archive stream buffers before it writes an object (default: the engine's, 60 s / 64 MiB). */
+  readonly archiveBuffering?: ArchiveBuffering;
   readonly ruleLogDir: string;
   readonly now: () => number;
   readonly logger: Logger;
@@ -62,6 +65,7 @@ export function createLocalCloud(deps: LocalCloudDeps): LocalCloud {
     bus: deps.bus,
     handlers: { ingest, presence },
     archiveDir: deps.archiveDir,
+    ...(deps.archiveBuffering === undefined ? {} : { archiveBuffering: deps.archiveBuffering }),
     logDir: deps.ruleLogDir,
     clock,
     logger,

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { createLocalCloud } from '../../src/app/cloud-wiring.js';
 import { prepareMessage, type RuleOutput } from '../../src/core/iotsql/index.js';
 import { silentLogger } from '../../src/logger.js';
 import { firehoseAction } from '../../src/rules/actions/archive.js';
@@ -16,7 +17,7 @@ import {
 import { type ArchiveStream, RULES, TELEMETRY_ARCHIVE } from '../../src/rules/definitions.js';
 import { createRulesEngine } from '../../src/rules/engine.js';
 import { batchOf } from '../../src/testing/telemetry-store-suite.js';
-import { within } from '../broker/fixtures.js';
+import { ACCOUNT, within } from '../broker/fixtures.js';
 import { logSink } from '../log-sink.js';
 import { engineDirs, rule, rulesEngineBed } from './fixtures.js';
 
@@ -403,6 +404,30 @@ describe('the archive stream in the rules engine', () => {
       lines.find((l) => l.msg === 'archive records lost on stop: their objects could not be written'),
     ).toMatchObject({ level: 50, records: 2 });
     expect(lines.at(-1)?.msg).toBe('rules engine stopped');
+  });
+
+  it('the local cloud passes its archive buffering to the engine: a 20 ms interval writes by itself', async () => {
+    const root = base();
+    const cloud = createLocalCloud({
+      bus: broker.bus,
+      account: ACCOUNT,
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      telemetryFile: join(root, 'telemetry.db'),
+      archiveDir: join(root, 'archive'),
+      archiveBuffering: { maxAgeMs: 20 },
+      ruleLogDir: join(root, 'logs'),
+      now: () => DAY1,
+      logger: silentLogger(),
+    });
+    await cloud.start();
+    try {
+      const batch = batchOf('pi-o', 1, [{ sensor: 'bme280', ts: DAY1, metrics: { temperature: 20 } }]);
+      await cloud.rules.ingest({ topic: 'pifleet/pi-o/telemetry', payload: JSON.stringify(batch) } as never);
+      await eventually(() => archived(root).length === 1, 'the object written by its interval, without a flush');
+      expect(archived(root)[0]).toMatch(/^raw\/thing=pi-o\/date=2026-12-03\//);
+    } finally {
+      await cloud.stop();
+    }
   });
 
   it('refuses to load a stream it could not write', () => {
