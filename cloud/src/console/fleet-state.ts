@@ -10,9 +10,9 @@ import { ReadingRing, type ReadingShape } from './reading-ring.js';
  * `historyWindowMs` (and `historyValuesPerThing` metric values among them) in a compact ring
  * (reading-ring.ts), its last `alertsPerThing` alerts, and `lastMetricsPerThing` keys of last
  * telemetry. With the defaults a thing's history takes at most 300 × 10 + 2,400 × 8 ≈ 22 KB of
- * arrays; bench/console.bench.ts measured ≈ 13 KB retained per thing in all (≈ 50 KB before) with
- * 300 readings of 2.6 metrics on average (each reading's shape, its sensor and metric names, is
- * kept once per thing).
+ * arrays; bench/console.bench.ts measured ≈ 12 KB retained per thing in all (44–50 KB when every
+ * reading was an object) with 300 readings of 2.6 metrics on average (each reading's shape, its
+ * sensor and metric names, is kept once per thing).
  */
 
 export type MetricValue = number | boolean;
