@@ -20,8 +20,8 @@ import type { MetricValue, Reading } from '@pifleet/protocol';
  * A reading with more values than `maxValues` is not kept at all. The shape table is compacted
  * (to the shapes kept readings use) when it reaches twice the shapes they use (at least
  * {@link MIN_SHAPE_TABLE}) or 2 × maxValues names, so it holds at most ≈ 2 × maxReadings shapes
- * and 3 × maxValues names: a device sending a new 2,000-metric shape in every reading cannot grow it. Arrays
- * start small and grow up to the bounds, so a thing that sends little costs little.
+ * and 3 × maxValues names: a device sending a new 2,000-metric shape in every reading cannot grow
+ * it. Arrays start small and grow up to the bounds, so a thing that sends little costs little.
  */
 
 export interface ReadingRingLimits {
