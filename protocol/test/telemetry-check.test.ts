@@ -27,6 +27,13 @@ const reading0 = (b: Record<string, unknown>) =>
 const metrics0 = (b: Record<string, unknown>) => reading0(b).metrics as Record<string, unknown>;
 
 /** Every way a batch can be wrong, one at a time. */
+/** A copy of `items` with a hole (no own element, not `undefined`) at `index`, as JSON can never give. */
+function holeAt<T>(items: T[], index: number): T[] {
+  const copy = [...items];
+  delete copy[index];
+  return copy;
+}
+
 const MUTATIONS: readonly Mutation[] = [
   ['not an object', () => 'batch'],
   ['null', () => null],
@@ -52,7 +59,7 @@ const MUTATIONS: readonly Mutation[] = [
   ['no readings', (b) => ({ ...b, readings: [] })],
   ['readings an object', (b) => ({ ...b, readings: { 0: reading0(b) } })],
   ['10,001 readings', (b) => ({ ...b, readings: Array.from({ length: 10_001 }, () => reading0(b)) })],
-  ['a hole in the readings', (b) => ({ ...b, readings: [reading0(b), , reading0(b)] })],
+  ['a hole in the readings', (b) => ({ ...b, readings: holeAt([reading0(b), reading0(b), reading0(b)], 1) })],
   ['a null reading', (b) => ({ ...b, readings: [null] })],
   ['a reading with an extra key', (b) => ({ ...b, readings: [{ ...reading0(b), unit: 'C' }] })],
   ['a reading without ts', (b) => ({ ...b, readings: [{ sensor: 'env', metrics: { t: 1 } }] })],
@@ -85,7 +92,13 @@ const MUTATIONS: readonly Mutation[] = [
     },
   ],
   ['a class instance as batch', (b) => Object.assign(new (class Batch {})(), b)],
-  ['metrics mutated in place to hold a bad value', (b) => ((metrics0(b).humidity = Number.NaN), b)],
+  [
+    'metrics mutated in place to hold a bad value',
+    (b) => {
+      metrics0(b).humidity = Number.NaN;
+      return b;
+    },
+  ],
 ];
 
 describe('isWellFormedBatchV1 (the ingest fast path)', () => {
@@ -179,7 +192,7 @@ const MUTATIONS_V2: readonly Mutation[] = [
   ['an empty dt', (b) => withGroup(b, { ...group0(b), dt: [] })],
   ['a negative offset', (b) => withGroup(b, { ...group0(b), dt: [0, -1, 2] })],
   ['a fractional offset', (b) => withGroup(b, { ...group0(b), dt: [0, 1.5, 2] })],
-  ['a hole in dt', (b) => withGroup(b, { ...group0(b), dt: [0, , 2] })],
+  ['a hole in dt', (b) => withGroup(b, { ...group0(b), dt: holeAt([0, 1, 2], 1) })],
   ['t0 + dt past 2^53', (b) => ({ ...b, t0: Number.MAX_SAFE_INTEGER - 10 })],
   ['a short column', (b) => withGroup(b, { ...group0(b), metrics: { temperature: [1], humidity: [1, 2, 3] } })],
   ['a NaN value', (b) => withGroup(b, { ...group0(b), metrics: { temperature: [1, Number.NaN, 2] } })],
