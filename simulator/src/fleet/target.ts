@@ -11,7 +11,7 @@ import {
   localCorePaths,
   openSqliteRegistry,
 } from '@pifleet/cloud';
-import { appTopicFilters } from '@pifleet/protocol';
+import { appTopicFilters, telemetryReadingCount } from '@pifleet/protocol';
 import { SimulatorError } from '../errors.js';
 
 /** The local IoT Core the fleet runs against, started in this process, restartable on the same ports. */
@@ -152,8 +152,8 @@ export async function startBareBroker(opts: {
     const now = Date.now();
     received.messages += 1;
     try {
-      const batch = JSON.parse(m.payload.toString('utf8')) as { sealedAt?: number; readings?: unknown[] };
-      const n = batch.readings?.length ?? 0;
+      const batch = JSON.parse(m.payload.toString('utf8')) as { sealedAt?: number };
+      const n = telemetryReadingCount(batch);
       received.readings += n;
       const s = Math.floor(now / 1000);
       perSecond.set(s, (perSecond.get(s) ?? 0) + n);
