@@ -174,7 +174,12 @@ export function createAgent(deps: AgentDeps): Agent {
   const outputs = new Map(deps.outputs.map((o) => [o.id, o]));
   const initialOutputs = new Map(config.outputs.map((o) => [o.id, o.initial]));
   let logLevel: LogLevel = config.logLevel;
-  const batcher = new Batcher({ thingName: thing, bootId, limits: { ...config.batch } });
+  const batcher = new Batcher({
+    thingName: thing,
+    bootId,
+    limits: { ...config.batch },
+    encoding: config.telemetry.encoding,
+  });
   const reconciler = new Reconciler();
   /**
    * Whether the shadow may still show a refused telemetry topic that has cleared: reports carry
@@ -342,7 +347,16 @@ export function createAgent(deps: AgentDeps): Agent {
       if (g.unreadable > 0)
         log.error({ bootId: g.bootId, seq: g.seq, unreadable: g.unreadable }, 'journal rows unreadable');
       if (g.readings.length === 0) continue;
-      store(sealBatch({ thingName: thing, bootId: g.bootId, seq: g.seq, readings: g.readings, now: clock.now() }));
+      store(
+        sealBatch({
+          thingName: thing,
+          bootId: g.bootId,
+          seq: g.seq,
+          readings: g.readings,
+          now: clock.now(),
+          encoding: batcher.encoding,
+        }),
+      );
       log.info(
         { bootId: g.bootId, seq: g.seq, readings: g.readings.length },
         'unsealed readings of an earlier run recovered',

@@ -19,6 +19,7 @@ export const OVERRIDES = {
   clientId: { env: 'PIFLEET_CLIENT_ID', path: ['mqtt', 'clientId'], type: 'string' },
   logLevel: { env: 'PIFLEET_LOG_LEVEL', path: ['logLevel'], type: 'string' },
   hardware: { env: 'PIFLEET_HARDWARE', path: ['hardware'], type: 'string' },
+  telemetryEncoding: { env: 'PIFLEET_TELEMETRY_ENCODING', path: ['telemetry', 'encoding'], type: 'string' },
   outboxPath: { env: 'PIFLEET_OUTBOX_PATH', path: ['outbox', 'path'], type: 'string' },
   outboxMaxBytes: { env: 'PIFLEET_OUTBOX_MAX_BYTES', path: ['outbox', 'maxBytes'], type: 'int' },
 } as const satisfies Record<string, { env: string; path: readonly string[]; type: 'string' | 'int' }>;

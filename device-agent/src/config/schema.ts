@@ -74,6 +74,15 @@ export const batchConfigSchema = z.strictObject({
   maxAgeMs: intIn('maxAgeMs', STATE_BOUNDS.batchMaxAgeMs.min, STATE_BOUNDS.batchMaxAgeMs.max).default(10_000),
 });
 
+export const telemetryConfigSchema = z.strictObject({
+  /**
+   * The batch format the agent publishes: `v2` (default: one group per sensor, metric names once,
+   * times as offsets; about a third of v1's bytes at 10 readings per message) or `v1` (`readings[]`,
+   * for consumers that read the raw topic and know only v1). The cloud stores both alike.
+   */
+  encoding: z.enum(['v2', 'v1'], { error: 'telemetry.encoding must be "v2" or "v1"' }).default('v2'),
+});
+
 export const outboxConfigSchema = z.strictObject({
   path: nonEmpty('path').default('/var/lib/pifleet/outbox.db'),
   /** Disk bound for stored batches (payload bytes); past it the oldest batches are dropped and counted. */
@@ -265,6 +274,7 @@ export const agentConfigSchema = z
     sensors: z.array(sensorConfigSchema).default([]),
     outputs: z.array(outputConfigSchema).default([]),
     batch: batchConfigSchema.prefault({}),
+    telemetry: telemetryConfigSchema.prefault({}),
     outbox: outboxConfigSchema.prefault({}),
     publish: publishConfigSchema.prefault({}),
     shadow: shadowConfigSchema.prefault({}),

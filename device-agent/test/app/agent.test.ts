@@ -204,6 +204,30 @@ describe('createAgent: telemetry', () => {
   });
 });
 
+describe('createAgent: telemetry.encoding', () => {
+  it.each([
+    ['v2', 2, 'sensors'],
+    ['v1', 1, 'readings'],
+  ] as const)(
+    'publishes %s batches when configured so, which decode to the same readings',
+    async (encoding, v, field) => {
+      const { clock, transport, agent } = setup({ telemetry: { encoding } }, { shadow: false });
+      await agent.start();
+      await clock.advance(4_000);
+      await settle();
+      const sent = transport.telemetry();
+      expect(sent.length).toBeGreaterThan(0);
+      for (const s of sent) {
+        const raw = JSON.parse(s.payload) as Record<string, unknown>;
+        expect([raw.v, Array.isArray(raw[field])]).toEqual([v, true]);
+        const d = decodeTelemetryBatch(s.payload);
+        expect(d.ok && d.value.readings.length).toBe(4);
+      }
+      await drive(clock, agent.stop());
+    },
+  );
+});
+
 describe('createAgent: pauseSampling', () => {
   const readingsOf = (transport: MemoryTransport) =>
     transport.telemetry().flatMap((s) => {
@@ -366,6 +390,13 @@ describe('createAgent: readings survive a crash', () => {
     const batches = second.transport.telemetry().map((s) => decode(s.payload));
     const fromFirst = batches.filter((b) => b.bootId === 'boot-first-0001');
     expect(fromFirst.map((b) => b.seq)).toEqual([1, 2, 3]);
+    // The journal's batch is sealed in the agent's encoding (v2 by default), like the others.
+    const raw = second.transport.telemetry().map((s) => JSON.parse(s.payload) as Record<string, unknown>);
+    expect(raw.filter((b) => b.bootId === 'boot-first-0001').map((b) => [b.v, Array.isArray(b.sensors)])).toEqual([
+      [2, true],
+      [2, true],
+      [2, true],
+    ]);
     // v2 groups a batch's readings by sensor, so the order across sensors is not kept: compare sets
     // of keys (sorted lists, so a reading sent twice or lost still fails).
     const delivered = fromFirst.flatMap((b) => b.readings.map(key)).sort();

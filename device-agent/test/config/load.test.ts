@@ -89,6 +89,7 @@ describe('loadConfig', () => {
     ['PIFLEET_MQTT_PROTOCOL', '3.1.1', (c: { mqtt: { protocol: string } }) => c.mqtt.protocol, '3.1.1'],
     ['PIFLEET_LOG_LEVEL', 'debug', (c: { logLevel: string }) => c.logLevel, 'debug'],
     ['PIFLEET_OUTBOX_PATH', '/tmp/o.db', (c: { outbox: { path: string } }) => c.outbox.path, '/tmp/o.db'],
+    ['PIFLEET_TELEMETRY_ENCODING', 'v1', (c: { telemetry: { encoding: string } }) => c.telemetry.encoding, 'v1'],
   ] as const)('env %s overrides the file', (env, value, pick, expected) => {
     const r = loadConfig({ fileText: text({ ...base, logLevel: 'warn' }), env: { [env]: value } });
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
@@ -107,6 +108,19 @@ describe('loadConfig', () => {
       'port: from PIFLEET_PORT: "eighty" is not an integer',
       expect.stringMatching(/^logLevel: logLevel must be one of .* \(from PIFLEET_LOG_LEVEL\)$/),
     ]);
+  });
+
+  it('telemetry batches in v2 by default; telemetry.encoding takes v1 and refuses anything else by name', () => {
+    const r = loadConfig({ fileText: text(base) });
+    expect(r.ok && r.value.telemetry.encoding).toBe('v2');
+    const v1 = loadConfig({ fileText: text({ ...base, telemetry: { encoding: 'v1' } }) });
+    expect(v1.ok && v1.value.telemetry.encoding).toBe('v1');
+    const bad = loadConfig({ fileText: text({ ...base, telemetry: { encoding: 'v3' } }) });
+    expect(bad.ok ? [] : bad.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      'telemetry.encoding: telemetry.encoding must be "v2" or "v1"',
+    ]);
+    const extra = loadConfig({ fileText: text({ ...base, telemetry: { encoding: 'v2', compress: true } }) });
+    expect(extra.ok ? [] : extra.issues.map((i) => i.path)).toEqual(['telemetry']);
   });
 
   it('MQTT 5 by default; publish.refusedRetryMs defaults to 60 s and is bounded (1 s to 1 h)', () => {
