@@ -3,7 +3,13 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AGENT_INSTALL_PATHS, AGENT_NODE_COMMAND, AGENT_RESTART, renderAgentUnit } from '../src/deploy.js';
+import {
+  AGENT_INSTALL_PATHS,
+  AGENT_NODE_COMMAND,
+  AGENT_NODE_OPTIONS,
+  AGENT_RESTART,
+  renderAgentUnit,
+} from '../src/deploy.js';
 
 const lines = (unit: string) => unit.split('\n');
 const pathLines = (unit: string) => lines(unit).filter((l) => /^(ReadWrite|ReadOnly)Paths=/.test(l));
@@ -59,6 +65,28 @@ describe('renderAgentUnit', () => {
     ]);
     expect(AGENT_INSTALL_PATHS.agentBin.startsWith(`${AGENT_INSTALL_PATHS.agentDir}/`)).toBe(true);
     expect(AGENT_INSTALL_PATHS.configFile.startsWith(`${AGENT_INSTALL_PATHS.configDir}/`)).toBe(true);
+  });
+
+  it('passes the measured V8 flags in NODE_OPTIONS, which Node accepts there and applies', () => {
+    const unit = renderAgentUnit({ configPath: AGENT_INSTALL_PATHS.configFile });
+    const env = lines(unit).filter((l) => l.startsWith('Environment='));
+    expect(env).toEqual(['Environment=NODE_ENV=production', `Environment="NODE_OPTIONS=${AGENT_NODE_OPTIONS}"`]);
+    // Node refuses a flag NODE_OPTIONS may not carry (exit 9) before running anything.
+    // Young objects kept for a while grow the new space: to 64 MiB without the flag, 2 MiB with it.
+    const grow =
+      'let keep = []; for (let i = 0; i < 3e6; i++) { keep.push({ i }); if (keep.length > 2e5) keep = []; }' +
+      "console.log(require('node:v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size)";
+    const probe = (nodeOptions: string) =>
+      spawnSync(process.execPath, ['-e', grow], {
+        env: { PATH: process.env.PATH, NODE_OPTIONS: nodeOptions },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+    const withFlags = probe(AGENT_NODE_OPTIONS);
+    expect(withFlags.stderr).toBe('');
+    expect(withFlags.status).toBe(0);
+    expect(Number(withFlags.stdout)).toBeLessThanOrEqual(2 * 1024 ** 2);
+    expect(Number(probe('').stdout)).toBeGreaterThan(4 * 1024 ** 2);
   });
 
   it.each([
