@@ -5,10 +5,12 @@ import { fileURLToPath } from 'node:url';
 import type { LocalCoreInfo, LocalIotCore } from '@pifleet/cloud';
 import {
   appTopics,
+  encodeTelemetryBatchV2,
   makeReleaseManifest,
   releaseFileNames,
   serializeReleaseManifest,
   signReleaseManifest,
+  toTelemetryBatchV2,
 } from '@pifleet/protocol';
 import {
   createSimulatedDevice,
@@ -160,6 +162,24 @@ describe.runIf(skipReason === undefined)('web console in Chromium', () => {
     );
     await page.waitForSelector('#alerts li', { timeout: 15_000 });
     expect(await page.textContent('#alerts li')).toContain('41.50 °C');
+    // The agent's default format, v2: the alert lists hot sensor groups, the page the hot readings.
+    const v2 = encodeTelemetryBatchV2(
+      toTelemetryBatchV2({
+        thingName: 'pi-01',
+        bootId: 'console-e2e-hot',
+        seq: 2,
+        sealedAt: now + 2,
+        readings: [
+          { sensor: 'env', ts: now, metrics: { temperature: 36.25, humidity: 40 } },
+          { sensor: 'env', ts: now + 1, metrics: { temperature: 20, humidity: 40 } },
+          { sensor: 'env', ts: now + 2, metrics: { temperature: 43.75, humidity: 41 } },
+        ],
+      }),
+    );
+    if (!v2.ok) throw new Error(JSON.stringify(v2.issues));
+    await core.services.broker.bus.publish(appTopics.telemetry('pi-01'), v2.value.json, { qos: 1 });
+    await page.waitForSelector('#alerts li:nth-child(2)', { timeout: 15_000 });
+    expect(await page.textContent('#alerts li')).toContain('2 reading(s) above 35 °C, up to 43.75 °C (env)');
 
     // Client-side validation against the protocol's schema: nothing is sent, the error is inline.
     await page.fill('#desired-form [data-path="sampling.env"]', '5');

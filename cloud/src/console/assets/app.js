@@ -434,19 +434,39 @@ function renderSummary() {
   $('#thing-seen').textContent = s ? `last seen ${ago(s.lastSeen, Date.now() + fleet.skew)}` : '';
 }
 
+/**
+ * The hot readings an alert lists, in either of the rule's shapes: v1 `readings` ({sensor, ts,
+ * temperature}), v2 `sensors` (a hot group: sensor, its temperatures and their offsets from t0).
+ */
+function hotReadings(alert) {
+  if (Array.isArray(alert?.readings) && alert.readings.length > 0) {
+    return alert.readings.filter((r) => typeof r?.temperature === 'number');
+  }
+  const hot = [];
+  const threshold = typeof alert?.thresholdCelsius === 'number' ? alert.thresholdCelsius : -Infinity;
+  for (const g of Array.isArray(alert?.sensors) ? alert.sensors : []) {
+    const temps = Array.isArray(g?.temperatures) ? g.temperatures : [];
+    temps.forEach((t, i) => {
+      if (typeof t === 'number' && t > threshold) {
+        const dt = Array.isArray(g.dt) && typeof g.dt[i] === 'number' ? g.dt[i] : 0;
+        hot.push({ sensor: g.sensor, ts: (alert.t0 ?? 0) + dt, temperature: t });
+      }
+    });
+  }
+  return hot;
+}
+
 function renderAlerts() {
   const list = $('#alerts');
   $('#alert-count').textContent = thing.alerts.length ? `${thing.alerts.length} recent` : 'none';
   list.replaceChildren(
     ...[...thing.alerts].reverse().map(({ receivedAt, alert }) => {
-      const readings = Array.isArray(alert?.readings) ? alert.readings : [];
-      const hottest = readings.reduce(
-        (m, r) => (typeof r.temperature === 'number' && r.temperature > m ? r.temperature : m),
-        -Infinity,
-      );
+      const readings = hotReadings(alert);
+      const hottest = readings.reduce((m, r) => Math.max(m, r.temperature), -Infinity);
+      const sensors = [...new Set(readings.map((r) => r.sensor))].join(', ');
       const text =
         readings.length > 0
-          ? `${readings.length} reading(s) above ${alert.thresholdCelsius ?? '?'} °C, up to ${fmtValue(hottest)} °C (${readings[0].sensor})`
+          ? `${readings.length} reading(s) above ${alert.thresholdCelsius ?? '?'} °C, up to ${fmtValue(hottest)} °C (${sensors})`
           : JSON.stringify(alert);
       return el('li', {}, el('strong', { text: clock(receivedAt) }), ` ${text}`);
     }),
