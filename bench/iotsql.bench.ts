@@ -26,7 +26,7 @@ const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 1;
 const TELEMETRY = `'${appTopicFilters.telemetry}'`;
 const RULES = {
   ingest: `SELECT *, topic(2) AS thingName, timestamp() AS receivedAt FROM ${TELEMETRY}`,
-  archive: `SELECT * FROM ${TELEMETRY}`,
+  archive: `SELECT *, topic(2) AS topicThing FROM ${TELEMETRY}`,
   alert: `SELECT topic(2) AS thingName, bootId, seq,
       (SELECT r.sensor AS sensor, r.ts AS ts, r.metrics.temperature AS temperature
          FROM readings AS r WHERE r.metrics.temperature > 30) AS breaches,

@@ -11,7 +11,7 @@
  * - `sql_only`: prepareMessage once + the three compiled rules, no bus, no actions (the SQL floor).
  * - `bus_noop_lambdas`: the shipped SQL through the engine on the bus, every action a no-op
  *   in-process handler: bus delivery, evaluation, queue and invoke.
- * - `bus_shipped_noop_ingest`: the shipped rules and actions (archive file per message, alert
+ * - `bus_shipped_noop_ingest`: the shipped rules and actions (archive buffered per thing and flushed as gzip objects, alert
  *   republish, error sink) with a no-op ingest handler.
  * - `ingest_sqlite_inprocess`: everything real (ingest handler + SQLite store, archive, alerts),
  *   batches published in process.
