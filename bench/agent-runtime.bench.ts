@@ -1,7 +1,8 @@
 /**
  * Agent runtime benchmark (issues 6, 21): one agent AS DEPLOYED ON A PI — protocol and device-agent
  * built to dist/ with tsc, then the README's `pnpm deploy --prod --offline` line into a temp
- * directory, run by plain node (no tsx, no workspace, no NODE_OPTIONS) — sampling 5 sensors at 1 Hz
+ * directory, run by plain node (no tsx, no workspace; with the systemd unit's NODE_OPTIONS, then
+ * without) — sampling 5 sensors at 1 Hz
  * (BME280, BH1750, ADS1115 on I2C, two digital inputs) for 60 s against the local IoT Core in this
  * process: SQLite outbox, aws-iot-device-sdk-v2 over mutual TLS, shadow sync, jobs.
  *
@@ -35,7 +36,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statS
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-import { appTopicFilters, presenceTopics } from '../protocol/src/index.js';
+import { AGENT_NODE_OPTIONS, appTopicFilters, presenceTopics } from '../protocol/src/index.js';
 import { SIM_LINES, simulatedConfigInput } from '../simulator/src/agents/simulated-device.js';
 import { provisionDevice, REPO, removeDir, startCore, tempDir } from '../testkit/src/index.js';
 
@@ -147,9 +148,11 @@ exitWhenFlushed(code);
   return path.join(out, 'agent.js');
 }
 
-const trees: { label: string; launcher: string; flags: string[] }[] = [];
+const trees: { label: string; launcher: string; flags: string[]; nodeOptions?: string }[] = [];
 const launcher = addSimulatedChips(deployed);
-trees.push({ label: 'deployed', launcher, flags: [] });
+// As the systemd unit runs it (its NODE_OPTIONS), then as plain `node` runs it, side by side.
+trees.push({ label: "deployed, the unit's NODE_OPTIONS", launcher, flags: [], nodeOptions: AGENT_NODE_OPTIONS });
+trees.push({ label: 'deployed, no NODE_OPTIONS', launcher, flags: [] });
 for (const flags of flagVariants) trees.push({ label: `deployed ${flags.join(' ')}`, launcher, flags });
 if (baselineDir) {
   // An earlier deploy, copied so this run's chips and launcher go into it without touching it.
@@ -240,7 +243,8 @@ async function measure(tree: (typeof trees)[number], index: number) {
   const memoryFile = path.join(dir, `${thing}-memory.json`);
   let stderr = '';
   const t0 = Date.now();
-  // Only what a Pi's service has: no NODE_OPTIONS (tsx, vitest), no workspace conditions.
+  // Only what a Pi's service has: no workspace conditions, and no NODE_OPTIONS (tsx, vitest) but
+  // the unit's own.
   const isEnv = (word: string) => /^[A-Z_][A-Z0-9_]*=/.test(word);
   const flags = tree.flags.filter((f) => !isEnv(f));
   const extraEnv = Object.fromEntries(
@@ -248,7 +252,13 @@ async function measure(tree: (typeof trees)[number], index: number) {
   );
   const child = spawn(process.execPath, [...flags, tree.launcher, 'run', '--config', configFile], {
     cwd: '/',
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, BENCH_MEMORY_FILE: memoryFile, ...extraEnv },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: dir,
+      BENCH_MEMORY_FILE: memoryFile,
+      ...(tree.nodeOptions === undefined ? {} : { NODE_OPTIONS: tree.nodeOptions }),
+      ...extraEnv,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let logBytes = 0;
@@ -303,6 +313,7 @@ async function measure(tree: (typeof trees)[number], index: number) {
   return {
     process: tree.label,
     nodeFlags: tree.flags,
+    nodeOptions: tree.nodeOptions ?? null,
     coldStartMs: {
       toConnected: f.connected === undefined ? null : f.connected - t0,
       toFirstPuback: f.message === undefined ? null : f.message - t0,
