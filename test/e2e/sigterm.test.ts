@@ -217,8 +217,11 @@ async function runCase(moment: Moment, index: number): Promise<StopResult[]> {
       await firstBatch(agent, thing);
       relay.down();
       await waitForLog(agent, 'connection interrupted', 30_000);
-      // The SDK is now retrying (every 1–2 s) against a port that drops every connection.
-      await sleep(Math.floor(Math.random() * 2_500));
+      // The SDK is now retrying (every 1–2 s) against a port that drops every connection. At least
+      // two sampling rounds after the cut, so there are readings that cannot have left: stopped
+      // sooner, the open batch can be empty and every sealed batch delivered before the cut, and
+      // then nothing is left to keep (seen once in a full run).
+      await sleep(2 * SAMPLING_MS + Math.floor(Math.random() * 2_300));
       const bootId = String(agent.log.find('simulated agent running')?.bootId);
       const offline = await stopAndCheck(agent, thing, moment, protocol, 'kept');
       const kept = leftInOutbox(thing).filter((b) => b.bootId === bootId);
