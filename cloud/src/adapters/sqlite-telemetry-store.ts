@@ -81,7 +81,10 @@ CREATE TABLE IF NOT EXISTS telemetry_readings (
   metrics TEXT NOT NULL,
   PRIMARY KEY (thing, sk)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS telemetry_readings_by_sensor ON telemetry_readings (thing, sensor, sk);
+-- Until 2026-12 readings also had an index by (thing, sensor, sk): a second B-tree insert per
+-- reading, 30 % of the store's CPU at 10,000 things. A sensor is now filtered in the thing's time
+-- range, as the DynamoDB store's FilterExpression does.
+DROP INDEX IF EXISTS telemetry_readings_by_sensor;
 CREATE TABLE IF NOT EXISTS telemetry_latest (
   thing TEXT NOT NULL,
   sensor TEXT NOT NULL,
@@ -151,7 +154,7 @@ function prepare(db: Database.Database) {
       },
       ReadingRow
     >(
-      `SELECT ${readingColumns} FROM telemetry_readings INDEXED BY telemetry_readings_by_sensor
+      `SELECT ${readingColumns} FROM telemetry_readings
        WHERE thing = @thing AND sensor = @sensor AND sk >= @lower AND sk > @after AND sk <= @upper
          AND (@metric IS NULL OR json_type(metrics, @metric) IS NOT NULL)
        ORDER BY sk LIMIT @limit`,

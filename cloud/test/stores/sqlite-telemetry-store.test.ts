@@ -43,6 +43,40 @@ describe('SQLite telemetry store', () => {
     raw.close();
   });
 
+  it('drops the by-sensor index of a file made before 2026-12 and still answers sensor queries from it', async () => {
+    const file = path.join(dir, 'old-index', 'telemetry.db');
+    const first = createSqliteTelemetryStore({ file });
+    await first.start();
+    await first.putBatch(batchOf('pi-01', 1, readingsFrom(1_700_000_000_000, 6)));
+    await first.stop();
+    const old = new Database(file);
+    old.exec('CREATE INDEX telemetry_readings_by_sensor ON telemetry_readings (thing, sensor, sk)');
+    old.close();
+    const second = createSqliteTelemetryStore({ file });
+    await second.start();
+    const page = await second.query({ thingName: 'pi-01', sensor: 'door', from: 0, to: 2_000_000_000_000, limit: 2 });
+    expect(page.items.map((r) => [r.sensor, r.ts])).toEqual([
+      ['door', 1_700_000_001_000],
+      ['door', 1_700_000_003_000],
+    ]);
+    const rest = await second.query({
+      thingName: 'pi-01',
+      sensor: 'door',
+      from: 0,
+      to: 2_000_000_000_000,
+      limit: 2,
+      nextToken: page.nextToken ?? 'missing',
+    });
+    expect(rest.items.map((r) => r.ts)).toEqual([1_700_000_005_000]);
+    await second.stop();
+    const check = new Database(file, { readonly: true });
+    const indexes = check
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'telemetry_readings'")
+      .all();
+    check.close();
+    expect(indexes).toEqual([]);
+  });
+
   it('refuses to work before start and after stop', async () => {
     const store = createSqliteTelemetryStore({ file: path.join(dir, 'lifecycle', 'telemetry.db') });
     await expect(store.countReadings()).rejects.toBeInstanceOf(TelemetryStoreError);
