@@ -18,6 +18,7 @@ export * from './make-directory.js';
 export * from './mqtt5.js';
 export * from './policy.js';
 export * from './release.js';
+export * from './rng.js';
 export * from './shadow.js';
 export * from './state.js';
 export * from './telemetry.js';

@@ -1,18 +1,6 @@
-import type { Reading } from '@pifleet/protocol';
+import { createRng, type Reading } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
 import { MIN_SHAPE_TABLE, ReadingRing } from '../../src/console/reading-ring.js';
-
-/** A small deterministic generator (mulberry32), so every run sees the same readings. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const reading = (ts: number, metrics: Record<string, number | boolean>, sensor = 'bme280'): Reading => ({
   sensor,
@@ -57,7 +45,7 @@ function kept(all: readonly Reading[], maxReadings: number, maxValues: number): 
 describe('ReadingRing', () => {
   it('gives back exactly the readings it was given, key order and booleans included', () => {
     const ring = new ReadingRing({ maxReadings: 300, maxValues: 2_400 });
-    const input = readings(random(1), 250);
+    const input = readings(createRng(1), 250);
     ring.append(input);
     expect(ring.size).toBe(250);
     // JSON text equality: same values, same key order (what the console's stream sends).
@@ -75,7 +63,7 @@ describe('ReadingRing', () => {
     (maxReadings, maxValues) => {
       const ring = new ReadingRing({ maxReadings, maxValues });
       const all: Reading[] = [];
-      const rand = random(maxReadings * 7 + maxValues);
+      const rand = createRng(maxReadings * 7 + maxValues);
       for (let round = 0; round < 20; round++) {
         const batch = readings(rand, 1 + Math.floor(rand() * 40), (all[all.length - 1]?.ts ?? 1_000) + 1);
         ring.append(batch);

@@ -1,4 +1,5 @@
 import {
+  createRng,
   decodeTelemetryBatch,
   LIMITS,
   type MetricValue,
@@ -11,25 +12,13 @@ import { Batcher, type SealedBatch, sealBatch } from '../../src/core/batcher.js'
 
 const bootId = '0f8fad5b-d9cb-469f-a165-70867728950e';
 
-/** A small deterministic generator (mulberry32), so a failure replays. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Readings meant to find the corners of the size bound: several sensors, metric sets that change
  * for a sensor, booleans beside numbers, negative and long decimals, integers, a clock that steps
  * back (a new earliest reading moves t0) and times past 13 digits.
  */
 function hostileReadings(seed: number, n: number): Reading[] {
-  const rnd = prng(seed);
+  const rnd = createRng(seed);
   const out: Reading[] = [];
   let ts = 1_700_000_000_000;
   for (let i = 0; i < n; i++) {

@@ -33,17 +33,8 @@ export function hash01(key: number, n: number): number {
   return mix(mix(key, n >>> 0), hi) / 4294967296;
 }
 
-/** mulberry32: a fast seeded PRNG returning uniform [0, 1). */
-export function createRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, shared with tests of other packages (`@pifleet/protocol`). */
+export { createRng } from '@pifleet/protocol';
 
 /**
  * Smooth value noise in [-1, 1]: random values at integer multiples of `period`, joined with
