@@ -277,16 +277,7 @@ export class TopicRules extends Construct {
         };
       }
       case 'archive': {
-        const bucket = this.targets.archiveBucket;
-        if (bucket === undefined) {
-          throw new DeploymentError(
-            'RULE_TARGET_MISSING',
-            `rule ${def.name} archives, but the stack has no archive bucket`,
-            {
-              data: { rule: def.name },
-            },
-          );
-        }
+        const bucket = this.archiveBucketOf(def.name);
         const r = role(
           new iam.PolicyStatement({
             actions: ['s3:PutObject'],
@@ -354,16 +345,7 @@ export class TopicRules extends Construct {
         data: { rule: def.name, stream: stream.name },
       });
     }
-    const bucket = this.targets.archiveBucket;
-    if (bucket === undefined) {
-      throw new DeploymentError(
-        'RULE_TARGET_MISSING',
-        `rule ${def.name} archives, but the stack has no archive bucket`,
-        {
-          data: { rule: def.name },
-        },
-      );
-    }
+    const bucket = this.archiveBucketOf(def.name);
     const scope = new Construct(this, `Archive${this.streams.size}`);
     const logGroup = new logs.LogGroup(scope, 'DeliveryLogs', {
       logGroupName: `/aws/kinesisfirehose/${stream.name}`,
@@ -434,6 +416,17 @@ export class TopicRules extends Construct {
     resource.node.addDependency(deliveryRole);
     this.streams.set(stream.name, { stream, resource });
     return resource;
+  }
+
+  /** The archive bucket a rule that archives writes to; a deployment error when the stack has none. */
+  private archiveBucketOf(rule: string): NonNullable<TopicRuleTargets['archiveBucket']> {
+    const bucket = this.targets.archiveBucket;
+    if (bucket === undefined) {
+      throw new DeploymentError('RULE_TARGET_MISSING', `rule ${rule} archives, but the stack has no archive bucket`, {
+        data: { rule },
+      });
+    }
+    return bucket;
   }
 
   private logGroup(name: string): logs.LogGroup {

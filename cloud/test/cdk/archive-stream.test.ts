@@ -1,10 +1,11 @@
-import { App, Duration } from 'aws-cdk-lib';
+import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { describe, expect, it } from 'vitest';
 import type { LambdaName } from '../../cdk/bundle.js';
 import { PifleetStack, type PifleetStackProps } from '../../cdk/pifleet-stack.js';
+import { TopicRules } from '../../cdk/topic-rules.js';
 import { RULES, type RuleDefinition, TELEMETRY_ARCHIVE } from '../../src/rules/definitions.js';
 import { allow, idsOfType, type Resources, refId, render, roleGrants, sortGrants } from './template-helpers.js';
 
@@ -231,5 +232,16 @@ describe('archive streams beyond the shipped rule', () => {
     ],
   ])('refuses %s', (_what, rules, code) => {
     expect(() => synth({ rules })).toThrow(expect.objectContaining({ name: 'DeploymentError', code }));
+  });
+
+  it('refuses a rule that archives when the stack has no archive bucket, naming the rule', () => {
+    const scope = new Stack(new App({ analyticsReporting: false }), 'NoBucket');
+    expect(() => new TopicRules(scope, 'Rules', { rules: [base], functions: {} })).toThrow(
+      expect.objectContaining({
+        name: 'DeploymentError',
+        code: 'RULE_TARGET_MISSING',
+        message: `rule ${base.name} archives, but the stack has no archive bucket`,
+      }),
+    );
   });
 });
