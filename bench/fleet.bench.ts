@@ -5,7 +5,7 @@
  *
  *   npx tsx --conditions=@pifleet/source bench/fleet.bench.ts [--devices 3000] [--ramp 100] [--duration 60]
  *        [--workers 2] [--transport crt|mqtt] [--command-devices 1000] [--command-rate 20] [--no-baseline]
- *        [--fault restart-core] [--no-commands] [--compare bench/results/fleet-<earlier>.json]
+ *        [--fault restart-core] [--no-commands] [--limits aws|off] [--compare bench/results/fleet-<earlier>.json]
  *
  * Each device samples one sensor every second and seals a batch of 10 readings (or every 10 s):
  * 10,000 devices ≈ 10,000 readings/s, 1,000 batches/s — issue 9's target, which runs here with
@@ -44,6 +44,8 @@ const textArg = (name: string) => {
   return i > 0 ? process.argv[i + 1] : undefined;
 };
 const FAULT = textArg('fault');
+/** `aws` (default): the core enforces IoT Core's quotas, as it ships; `off`: rates and counts lifted (sizes stay). */
+const LIMITS: FleetOptions['limits'] = textArg('limits') === 'off' ? 'off' : 'aws';
 const COMPARE = textArg('compare');
 const TRANSPORT: FleetOptions['transport'] =
   process.argv[process.argv.indexOf('--transport') + 1] === 'mqtt' && process.argv.includes('--transport')
@@ -70,6 +72,7 @@ const base: FleetOptions = {
   batchAgeMs: 10_000,
   workers: WORKERS,
   transport: TRANSPORT,
+  limits: LIMITS,
   prefix: 'bench',
 };
 
@@ -169,7 +172,7 @@ function printTable(r: FleetBenchResult, earlier: FleetBenchResult | undefined):
   const rows = targetRows(r);
   const before = earlier ? targetRows(earlier) : [];
   const out = [
-    `\nfleet bench (${String(r.config.devices)} devices, ${String(r.config.transport)}, ${String(r.config.workers)} hosts)` +
+    `\nfleet bench (${String(r.config.devices)} devices, ${String(r.config.transport)}, ${String(r.config.workers)} hosts, limits ${String(r.config.limits ?? 'aws')})` +
       (earlier ? ` vs ${earlier.finishedAt ?? 'the earlier run'}` : ''),
   ];
   for (const [i, row] of rows.entries()) {
@@ -207,6 +210,7 @@ async function main() {
       workers: WORKERS,
       transport: TRANSPORT,
       fault: FAULT ?? null,
+      limits: LIMITS,
       commandDevices: COMMANDS ? COMMAND_DEVICES : 0,
       commandRate: COMMAND_RATE,
     },
