@@ -290,6 +290,20 @@ describe('firehose action (the local archive stream)', () => {
 describe('the archive stream in the rules engine', () => {
   const base = () => join(dir, `engine-${++n}`);
   const archived = (root: string) => filesUnder(join(root, 'archive'));
+  /** An engine under `root` with one rule `name` archiving every telemetry message, on day 1. */
+  const archiveEngine = (root: string, name: string) =>
+    createRulesEngine({
+      rules: [
+        rule(name, "SELECT *, topic(2) AS topicThing FROM 'pifleet/+/telemetry'", [
+          { kind: 'firehose', stream: TELEMETRY_ARCHIVE, separator: '\n' },
+        ]),
+      ],
+      bus: broker.bus,
+      handlers: {},
+      ...engineDirs(root),
+      clock: { now: () => DAY1 },
+      logger: silentLogger(),
+    });
 
   it('archives the shipped rule: the topic thing added, one object on flushArchive, none before', async () => {
     const root = base();
@@ -327,18 +341,7 @@ describe('the archive stream in the rules engine', () => {
 
   it('writes what is buffered when the engine stops: a clean stop loses nothing', async () => {
     const root = base();
-    const engine = createRulesEngine({
-      rules: [
-        rule('arch_stop', "SELECT *, topic(2) AS topicThing FROM 'pifleet/+/telemetry'", [
-          { kind: 'firehose', stream: TELEMETRY_ARCHIVE, separator: '\n' },
-        ]),
-      ],
-      bus: broker.bus,
-      handlers: {},
-      ...engineDirs(root),
-      clock: { now: () => DAY1 },
-      logger: silentLogger(),
-    });
+    const engine = archiveEngine(root, 'arch_stop');
     await engine.start();
     for (let i = 1; i <= 5; i++)
       await engine.ingest({ topic: `pifleet/pi-k${i % 2}/telemetry`, payload: `{"seq":${i}}` } as never);
@@ -353,18 +356,7 @@ describe('the archive stream in the rules engine', () => {
 
   it('writes what a removed rule buffered', async () => {
     const root = base();
-    const engine = createRulesEngine({
-      rules: [
-        rule('arch_removed', "SELECT *, topic(2) AS topicThing FROM 'pifleet/+/telemetry'", [
-          { kind: 'firehose', stream: TELEMETRY_ARCHIVE, separator: '\n' },
-        ]),
-      ],
-      bus: broker.bus,
-      handlers: {},
-      ...engineDirs(root),
-      clock: { now: () => DAY1 },
-      logger: silentLogger(),
-    });
+    const engine = archiveEngine(root, 'arch_removed');
     engines.push(engine);
     await engine.start();
     await engine.ingest({ topic: 'pifleet/pi-l/telemetry', payload: '{"seq":1}' } as never);
