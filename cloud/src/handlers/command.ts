@@ -15,6 +15,7 @@ import {
 } from '../core/command/errors.js';
 import { jsonResponse } from '../core/telemetry/query-api.js';
 import type { Logger } from '../logger.js';
+import { type CloudMetricName, type CloudMetrics, noMetrics } from '../ports/metrics.js';
 import type { TelemetryStore } from '../ports/telemetry-store.js';
 import { type Env, HandlerConfigError, lambdaLogger, lazyHandler, telemetryStoreFromEnv } from './aws-env.js';
 
@@ -36,6 +37,8 @@ export interface CommandHandlerDeps {
   readonly controlPlane: IoTClient;
   readonly store: Pick<TelemetryStore, 'getConnectivity'>;
   readonly logger: Logger;
+  /** Desired-state writes accepted, rejected and conflicting (default: none). */
+  readonly metrics?: CloudMetrics;
 }
 
 export type CommandHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
@@ -140,8 +143,18 @@ function stripStage(rawPath: string, stage: string): string {
   return rawPath === prefix || rawPath.startsWith(`${prefix}/`) ? rawPath.slice(prefix.length) || '/' : rawPath;
 }
 
+/** The metric a desired-state write's answer counts in, if any (reads and 404/5xx count in none). */
+export function commandOutcomeMetric(method: string, path: string, statusCode: number): CloudMetricName | undefined {
+  if (method !== 'PUT' || !/^\/things\/[^/]+\/desired\/?$/.test(path)) return undefined;
+  if (statusCode >= 200 && statusCode < 300) return 'CommandsAccepted';
+  if (statusCode === 409) return 'CommandsConflicting';
+  if (statusCode === 400 || statusCode === 413) return 'CommandsRejected';
+  return undefined;
+}
+
 export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
   const log = deps.logger.child({ component: 'command' });
+  const metrics = deps.metrics ?? noMetrics;
   const api = {
     things: registryThings(deps.controlPlane),
     shadows: dataPlaneShadows(deps.dataPlane),
@@ -160,6 +173,8 @@ export function createCommandHandler(deps: CommandHandlerDeps): CommandHandler {
     try {
       const response = await handleCommandRequest({ method, path, body }, api);
       log.info({ requestId, method, path, statusCode: response.statusCode }, 'command answered');
+      const metric = commandOutcomeMetric(method, path, response.statusCode);
+      if (metric !== undefined) metrics.add(metric, 1);
       return { statusCode: response.statusCode, headers: { ...response.headers }, body: response.body };
     } catch (err) {
       log.error({ err, requestId, method, path }, 'command failed');

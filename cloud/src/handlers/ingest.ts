@@ -3,6 +3,7 @@ import { exponentialBackoff } from '@pifleet/protocol';
 import { PoisonBatchError, TelemetryStoreError } from '../core/telemetry/errors.js';
 import { type IngestOutcome, ingestTelemetry } from '../core/telemetry/ingest.js';
 import type { Logger } from '../logger.js';
+import { type CloudMetrics, noMetrics } from '../ports/metrics.js';
 import type { TelemetryStore } from '../ports/telemetry-store.js';
 import { lambdaLogger, lazyHandler, telemetryStoreFromEnv } from './aws-env.js';
 
@@ -23,6 +24,10 @@ export interface IngestHandlerDeps {
   readonly retry?: { readonly attempts?: number; readonly delayMs?: number };
   /** Waits between retries (default: a timer). */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Readings stored, batches deduplicated, poison batches, store failures, ingest lag (default: none). */
+  readonly metrics?: CloudMetrics;
+  /** Milliseconds since the epoch, for the ingest lag (default: `Date.now`). */
+  readonly now?: () => number;
 }
 
 export type IngestHandler = (event: unknown) => Promise<IngestOutcome>;
@@ -32,6 +37,8 @@ export function createIngestHandler(deps: IngestHandlerDeps): IngestHandler {
   const delayMs = deps.retry?.delayMs ?? 100;
   const sleep = deps.sleep ?? ((ms: number) => delay(ms));
   const log = deps.logger.child({ component: 'ingest' });
+  const metrics = deps.metrics ?? noMetrics;
+  const now = deps.now ?? Date.now;
 
   return async (event) => {
     for (let attempt = 1; ; attempt++) {
@@ -47,15 +54,24 @@ export function createIngestHandler(deps: IngestHandlerDeps): IngestHandler {
           },
           outcome.duplicate ? 'duplicate batch dropped' : 'batch stored',
         );
+        if (outcome.duplicate) metrics.add('BatchesDeduplicated', 1);
+        else {
+          metrics.add('BatchesStored', 1);
+          metrics.add('ReadingsStored', outcome.stored);
+          // A clock behind the agent's (or a replayed batch) gives no meaningful lag: never negative.
+          metrics.add('IngestLag', Math.max(0, now() - outcome.sealedAt));
+        }
         return outcome;
       } catch (err) {
         if (err instanceof PoisonBatchError) {
           log.warn({ issues: err.issues.slice(0, 20), issueCount: err.issues.length, ...err.data }, 'batch rejected');
+          metrics.add('PoisonBatches', 1);
           throw err;
         }
         const retryable = err instanceof TelemetryStoreError && err.retryable;
         if (!retryable || attempt >= attempts) {
           log.error({ err, attempt }, 'batch not stored');
+          metrics.add('StoreFailures', 1);
           throw err;
         }
         log.warn({ err, attempt }, 'store failed; retrying batch');

@@ -23,6 +23,8 @@ export interface IngestOutcome extends PutBatchResult {
   readonly bootId: string;
   readonly seq: number;
   readonly readings: number;
+  /** When the agent sealed the batch, ms since the epoch (the start of the ingest lag). */
+  readonly sealedAt: number;
 }
 
 /**
@@ -74,6 +76,7 @@ export async function ingestTelemetry(event: unknown, store: TelemetryStore): Pr
     thingName: batch.thingName,
     bootId: batch.bootId,
     seq: batch.seq,
+    sealedAt: batch.sealedAt,
     readings: batch.readings.length,
     ...result,
   };
