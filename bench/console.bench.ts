@@ -35,6 +35,7 @@ import type { BusMessage } from '../cloud/src/broker/index.js';
 import type * as CatalogModule from '../cloud/src/console/catalog.js';
 import type * as FleetStateModule from '../cloud/src/console/fleet-state.js';
 import type * as LiveFeedModule from '../cloud/src/console/live-feed.js';
+import { createLocalConsoleBackend } from '../cloud/src/console/local-backend.js';
 import { createSseHub } from '../cloud/src/console/sse.js';
 import { silentLogger } from '../cloud/src/logger.js';
 import { type InProcessCore, removeDir, startInProcessCore, tempDir } from '../cloud/src/testing/in-process-core.js';
@@ -155,7 +156,11 @@ async function feedThrough(
       }),
   };
   const fleet = modules.fleetState.createFleetState();
-  const catalog = modules.catalog.createThingCatalog({ registry, broker, shadows, fleet, now });
+  // Both shapes of the catalog's deps: the baseline's files take the core's services, the current
+  // ones a console backend (over the same services, its bus the timed one above).
+  const backend = { ...createLocalConsoleBackend({ registry, broker, shadows }), subscribe: bus.subscribe };
+  const catalogDeps = { registry, broker, shadows, backend, fleet, now };
+  const catalog = modules.catalog.createThingCatalog(catalogDeps);
   const hub = createSseHub();
   const viewer = FLEET_VIEW ? await openFleetView(hub) : undefined;
   // The feed's flush runs in the only timer it starts: timed while the feed runs.

@@ -1,13 +1,11 @@
 import type { JsonObject, Reading } from '@pifleet/protocol';
-import type { Broker } from '../broker/index.js';
-import type { Registry } from '../registry/sqlite-registry.js';
-import type { ShadowService } from '../shadow/service.js';
+import type { ConsoleBackend } from './backend.js';
 import type { FleetState, StoredAlert, ThingSummary } from './fleet-state.js';
 
 /**
- * The console's picture of the fleet (fleet-state.ts) joined with the services it reads: the
- * registry says which things exist, the shadow service holds their documents, the broker's
- * sessions say who is connected now. The live feed and the HTTP routes both go through it.
+ * The console's picture of the fleet (fleet-state.ts) joined with the backend it reads
+ * (backend.ts): the registry says which things exist, the shadows hold their documents, the
+ * connections say who is connected now. The live feed and the HTTP routes both go through it.
  */
 
 export interface ThingDetail {
@@ -20,10 +18,14 @@ export interface ThingDetail {
 
 export interface ThingCatalog {
   readonly fleet: FleetState;
-  /** A thing the console shows: seen already, or registered and not seen yet (then added). */
+  /**
+   * A thing the console shows: seen already, or registered and not seen yet (then added). When the
+   * backend can only answer later (a control-plane call), this answers false now and adds the thing
+   * once it is found registered, so the thing's next message is shown.
+   */
   known(thingName: string): boolean;
   /** Keeps exactly the registry's things in the picture (the caller then sends the list). */
-  syncWithRegistry(): void;
+  syncWithRegistry(): Promise<void>;
   /** The classic shadow's document; null when the thing has none. */
   readShadow(thingName: string): Promise<JsonObject | null>;
   /** What the thing view shows at once. */
@@ -33,32 +35,47 @@ export interface ThingCatalog {
 }
 
 export interface ThingCatalogDeps {
-  readonly registry: Registry;
-  readonly broker: Broker;
-  readonly shadows: ShadowService;
+  readonly backend: ConsoleBackend;
   readonly fleet: FleetState;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
 }
 
-export function createThingCatalog(deps: ThingCatalogDeps): ThingCatalog {
-  const { registry, broker, shadows, fleet, now } = deps;
+/** How long a name the backend said is not registered stays refused without asking again. */
+const UNKNOWN_TTL_MS = 60_000;
+/** Bound on the names remembered as not registered (a flood of strangers cannot grow it). */
+const MAX_UNKNOWN = 1_000;
 
-  async function readShadow(thingName: string): Promise<JsonObject | null> {
-    const result = await shadows.getShadow(thingName);
-    return result.status === 200 ? result.body : null;
+export function createThingCatalog(deps: ThingCatalogDeps): ThingCatalog {
+  const { backend, fleet, now } = deps;
+  /** Names being looked up, and names found not registered (until the time kept). */
+  const lookingUp = new Set<string>();
+  const unknown = new Map<string, number>();
+
+  const readShadow = (thingName: string) => backend.readShadow(thingName);
+
+  async function syncWithRegistry(): Promise<void> {
+    fleet.syncThings(await backend.listThings());
+    fleet.takeDirty();
   }
 
-  function syncWithRegistry(): void {
-    const names: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = registry.listThings({ pageSize: 250, token });
-      for (const t of page.items) names.push(t.thingName);
-      token = page.next;
-    } while (token !== undefined);
-    fleet.syncThings(names);
-    fleet.takeDirty();
+  function lookUpLater(thingName: string, found: Promise<boolean>): void {
+    if (lookingUp.has(thingName)) return;
+    const until = unknown.get(thingName);
+    if (until !== undefined && until > now()) return;
+    lookingUp.add(thingName);
+    found
+      .then((yes) => {
+        if (yes) {
+          unknown.delete(thingName);
+          fleet.ensure(thingName);
+          return;
+        }
+        if (unknown.size >= MAX_UNKNOWN) unknown.delete(unknown.keys().next().value as string);
+        unknown.set(thingName, now() + UNKNOWN_TTL_MS);
+      })
+      .catch(() => {})
+      .finally(() => lookingUp.delete(thingName));
   }
 
   return {
@@ -68,13 +85,15 @@ export function createThingCatalog(deps: ThingCatalogDeps): ThingCatalog {
 
     known(thingName) {
       if (fleet.has(thingName)) return true;
-      try {
-        registry.describeThing(thingName);
-      } catch {
+      const until = unknown.get(thingName);
+      if (until !== undefined && until > now()) return false;
+      const found = backend.hasThing(thingName);
+      if (typeof found !== 'boolean') {
+        lookUpLater(thingName, found);
         return false;
       }
-      fleet.ensure(thingName);
-      return true;
+      if (found) fleet.ensure(thingName);
+      return found;
     },
 
     detail(thingName, shadow) {
@@ -89,17 +108,17 @@ export function createThingCatalog(deps: ThingCatalogDeps): ThingCatalog {
     },
 
     async load() {
-      syncWithRegistry();
-      for (const session of broker.bus.sessions().values()) {
-        const name = session.thingName ?? session.clientId;
-        if (fleet.has(name)) fleet.presence(name, true, session.connectedAt, undefined, session.protocol);
+      await syncWithRegistry();
+      const names = fleet.list().map((s) => s.thingName);
+      for (const c of await backend.connected(names)) {
+        if (fleet.has(c.thingName)) fleet.presence(c.thingName, true, c.connectedAt, undefined, c.protocol);
       }
-      for (const s of fleet.list()) {
-        const doc = await readShadow(s.thingName).catch(() => null);
+      for (const name of names) {
+        const doc = await readShadow(name).catch(() => null);
         if (doc !== null) {
           const version = typeof doc.version === 'number' ? doc.version : 0;
           const timestamp = typeof doc.timestamp === 'number' ? doc.timestamp : 0;
-          fleet.shadow(s.thingName, { version, timestamp, state: doc.state }, now());
+          fleet.shadow(name, { version, timestamp, state: doc.state }, now());
         }
       }
       fleet.takeDirty();

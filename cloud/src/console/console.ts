@@ -1,23 +1,24 @@
-import type { Broker } from '../broker/index.js';
 import { CloudError } from '../errors.js';
 import type { RouteGroup } from '../http/server.js';
 import type { QuotaReport } from '../limits/routes.js';
 import { type Logger, silentLogger } from '../logger.js';
 import type { Registry } from '../registry/sqlite-registry.js';
-import type { ShadowService } from '../shadow/service.js';
 import { type Asset, loadAssets } from './assets.js';
 import { CONSOLE_PREFIX, createConsoleAuth } from './auth.js';
+import type { ConsoleBackend } from './backend.js';
 import { createThingCatalog } from './catalog.js';
 import { createFleetState, type FleetStateOptions } from './fleet-state.js';
 import { type ConsoleJobsService, createConsoleJobs } from './jobs.js';
 import { createLiveFeed } from './live-feed.js';
+import { createLocalConsoleBackend, type LocalConsoleBackendDeps } from './local-backend.js';
 import { consoleRoutes } from './routes.js';
 import { createSseHub } from './sse.js';
 
 /**
- * The local IoT Core's web console: a fleet view and a thing view served at `/console/` on the
- * core's HTTP listener, without SigV4 (see auth.ts for the cookie scheme). It listens on the
- * broker's in-process bus (live-feed.ts), keeps a bounded picture of the fleet in memory
+ * The web console: a fleet view and a thing view served at `/console/` on an HTTP listener (the
+ * local IoT Core's, or `pifleet console`'s own for an AWS account), without SigV4 (see auth.ts for
+ * the cookie scheme). It reads its backend (backend.ts: the core's services in process, or AWS's
+ * APIs and MQTT over WebSocket), follows its live feed (live-feed.ts), keeps a bounded picture of the fleet in memory
  * (fleet-state.ts, catalog.ts), and pushes changes to browsers over Server-Sent Events (sse.ts);
  * its pages, files, JSON API and streams are routes of the HTTP server (routes.ts).
  *
@@ -25,10 +26,9 @@ import { createSseHub } from './sse.js';
  * package's dist file (assets.ts).
  */
 
-export interface WebConsoleDeps {
-  readonly registry: Registry;
-  readonly broker: Broker;
-  readonly shadows: ShadowService;
+export interface WebConsoleDeps extends Partial<LocalConsoleBackendDeps> {
+  /** What the console reads and writes; default: the local core's registry, broker and shadows. */
+  readonly backend?: ConsoleBackend;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
   readonly logger?: Logger;
@@ -44,7 +44,7 @@ export interface WebConsoleDeps {
   readonly assetsDir?: string;
   /** The quota counters, for the header's throttled line (`GET /quotas`'s answer). */
   readonly quotas?: () => QuotaReport;
-  /** The jobs service, for the jobs view (without it the console has no jobs routes). */
+  /** The jobs service, for the jobs view (without it the console has no jobs routes; needs `registry`). */
   readonly jobs?: ConsoleJobsService;
   /** The jobs view's refresh interval of open streams (default 1,000 ms) and its page bound (default 2,000 executions). */
   readonly jobsView?: { readonly pollMs?: number; readonly maxExecutions?: number };
@@ -64,22 +64,23 @@ export interface WebConsole {
 
 export function createWebConsole(deps: WebConsoleDeps): WebConsole {
   const log = (deps.logger ?? silentLogger()).child({ component: 'console' });
-  const { registry, broker, shadows, now } = deps;
+  const { now } = deps;
+  const backend = deps.backend ?? localBackend(deps);
   const auth = createConsoleAuth({
     ...(deps.token !== undefined ? { token: deps.token } : {}),
     ...(deps.allowedHosts !== undefined ? { allowedHosts: deps.allowedHosts } : {}),
     now,
   });
   const fleet = createFleetState(deps.history ?? {});
-  const catalog = createThingCatalog({ registry, broker, shadows, fleet, now });
+  const catalog = createThingCatalog({ backend, fleet, now });
   const hub = createSseHub(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {});
-  const feed = createLiveFeed({ bus: broker.bus, catalog, hub, now, log, flushMs: deps.flushMs ?? 250 });
+  const feed = createLiveFeed({ bus: backend, catalog, hub, now, log, flushMs: deps.flushMs ?? 250 });
   const jobs =
     deps.jobs === undefined
       ? undefined
       : createConsoleJobs({
           jobs: deps.jobs,
-          registry,
+          registry: registryOf(deps),
           now,
           log,
           ...deps.jobsView,
@@ -93,7 +94,7 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
       auth,
       catalog,
       hub,
-      shadows,
+      backend,
       assets: () => assets,
       running: () => running,
       now,
@@ -124,6 +125,20 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
       hub.closeAll();
       jobs?.stop();
       await unsubscribed;
+      await backend.close?.();
     },
   };
+}
+
+function registryOf(deps: WebConsoleDeps): Registry {
+  if (deps.registry === undefined) throw new CloudError('CONSOLE_DEPS', 'the console jobs view needs the registry');
+  return deps.registry;
+}
+
+function localBackend(deps: WebConsoleDeps): ConsoleBackend {
+  const { registry, broker, shadows } = deps;
+  if (registry === undefined || broker === undefined || shadows === undefined) {
+    throw new CloudError('CONSOLE_DEPS', 'the console needs a backend, or the registry, broker and shadows of a core');
+  }
+  return createLocalConsoleBackend({ registry, broker, shadows });
 }

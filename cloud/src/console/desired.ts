@@ -2,7 +2,7 @@ import { type JsonObject, parseJson, validateDesiredState } from '@pifleet/proto
 import { isJsonObject, jsonEqual } from '../core/shadow/json.js';
 import type { ApiResponse } from '../http/server.js';
 import type { Logger } from '../logger.js';
-import type { ShadowService } from '../shadow/service.js';
+import type { ConsoleBackend } from './backend.js';
 import type { ThingCatalog } from './catalog.js';
 import { json } from './wire.js';
 
@@ -14,7 +14,7 @@ import { json } from './wire.js';
 
 export interface SetDesiredDeps {
   readonly catalog: Pick<ThingCatalog, 'readShadow'>;
-  readonly shadows: Pick<ShadowService, 'updateShadow'>;
+  readonly backend: Pick<ConsoleBackend, 'writeDesired'>;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
   readonly log: Logger;
@@ -23,7 +23,7 @@ export interface SetDesiredDeps {
 const CONFLICT_RETRIES = 3;
 
 export async function setDesired(deps: SetDesiredDeps, thingName: string, body: Buffer): Promise<ApiResponse> {
-  const { catalog, shadows, now, log } = deps;
+  const { catalog, backend, now, log } = deps;
   const parsed = parseJson(body.toString('utf8'));
   if (!parsed.ok) {
     // Why it was refused (not JSON, or nested past the bound), as the command API says it.
@@ -58,16 +58,16 @@ export async function setDesired(deps: SetDesiredDeps, thingName: string, body: 
         desired: currentDesired,
       });
     }
-    const request: JsonObject = { state: { desired }, clientToken: `console-${now()}` };
-    if (version !== undefined) request.version = version;
-    const result = await shadows.updateShadow(thingName, undefined, Buffer.from(JSON.stringify(request)));
-    if (result.status === 200) {
-      log.info({ thingName, version: result.body.version }, 'desired state set from the console');
-      return json(200, { version: result.body.version ?? null, desired, at: now() });
+    const result = await backend.writeDesired(thingName, {
+      desired,
+      clientToken: `console-${now()}`,
+      ...(version === undefined ? {} : { version }),
+    });
+    if ('version' in result) {
+      log.info({ thingName, version: result.version }, 'desired state set from the console');
+      return json(200, { version: result.version ?? null, desired, at: now() });
     }
-    if (result.status !== 409) {
-      return json(result.status, { message: result.body.message ?? 'The shadow update was rejected.', issues: [] });
-    }
+    if (result.status !== 409) return json(result.status, { message: result.message, issues: [] });
     // A report landed between the read and the write: read again.
   }
   return json(409, { message: 'The shadow kept changing; try again.', version: null, desired: null });

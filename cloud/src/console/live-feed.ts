@@ -8,9 +8,9 @@ import {
   presenceTopics,
   shadowTopicFilters,
 } from '@pifleet/protocol';
-import type { Broker, BusMessage } from '../broker/index.js';
 import { isJsonObject } from '../core/shadow/json.js';
 import type { Logger } from '../logger.js';
+import type { ConsoleBackend, ConsoleMessage } from './backend.js';
 import type { ThingCatalog } from './catalog.js';
 import type { SseHub } from './sse.js';
 import { parseOutsideJson } from './wire.js';
@@ -22,7 +22,7 @@ import { parseOutsideJson } from './wire.js';
  */
 
 export interface LiveFeedDeps {
-  readonly bus: Broker['bus'];
+  readonly bus: Pick<ConsoleBackend, 'subscribe' | 'session'>;
   readonly catalog: ThingCatalog;
   readonly hub: SseHub;
   /** Milliseconds since the epoch. */
@@ -81,10 +81,10 @@ export function createLiveFeed(deps: LiveFeedDeps): LiveFeed {
       });
   }
 
-  function onPresence(message: BusMessage): void {
+  function onPresence(message: ConsoleMessage): void {
     const parsed = parsePresenceTopic(message.topic);
     if (parsed === undefined) return;
-    const session = bus.session(parsed.clientId);
+    const session = bus.session?.(parsed.clientId);
     const thingName = session?.thingName ?? parsed.clientId;
     if (!isValidThingName(thingName) || !known(thingName)) return;
     const event = parseOutsideJson(message.payload);
@@ -93,8 +93,10 @@ export function createLiveFeed(deps: LiveFeedDeps): LiveFeed {
       isJsonObject(event) && typeof event.disconnectReason === 'string' ? event.disconnectReason : undefined;
     const connected = parsed.eventType === 'connected';
     const current = fleet.summary(thingName);
-    // A late disconnect of an older session must not mark a reconnected thing offline.
+    // A late disconnect of an older session must not mark a reconnected thing offline: the local
+    // core knows the session connected now; elsewhere the events' own times order them.
     if (!connected && current?.connected && session !== undefined) return;
+    if (!connected && current?.connected && (reason === 'DUPLICATE_CLIENTID' || (current.presenceAt ?? 0) > at)) return;
     // The session that is connected now (presence events carry no protocol).
     const protocol = connected ? (session?.protocol ?? null) : null;
     fleet.presence(thingName, connected, at, reason, protocol ?? undefined);
@@ -104,7 +106,7 @@ export function createLiveFeed(deps: LiveFeedDeps): LiveFeed {
     scheduleFlush();
   }
 
-  function onTelemetry(message: BusMessage): void {
+  function onTelemetry(message: ConsoleMessage): void {
     const topic = parseAppTopic(message.topic);
     if (topic === undefined || !known(topic.thingName)) return;
     const decoded = decodeTelemetryBatch(message.payload);
@@ -114,7 +116,7 @@ export function createLiveFeed(deps: LiveFeedDeps): LiveFeed {
     scheduleFlush();
   }
 
-  function onAlert(message: BusMessage): void {
+  function onAlert(message: ConsoleMessage): void {
     const topic = parseAppTopic(message.topic);
     if (topic === undefined || message.payload.length > MAX_ALERT_BYTES || !known(topic.thingName)) return;
     const alert = parseOutsideJson(message.payload);
@@ -125,7 +127,7 @@ export function createLiveFeed(deps: LiveFeedDeps): LiveFeed {
     scheduleFlush();
   }
 
-  function onShadow(message: BusMessage): void {
+  function onShadow(message: ConsoleMessage): void {
     const parsed = parseShadowTopic(message.topic);
     if (parsed === undefined || parsed.shadowName !== undefined || !known(parsed.thingName)) return;
     if (parsed.operation === 'delete' && parsed.response === 'accepted') {
@@ -148,7 +150,7 @@ export function createLiveFeed(deps: LiveFeedDeps): LiveFeed {
     async start() {
       running = true;
       try {
-        const subscribe = (filter: string, handler: (m: BusMessage) => void) =>
+        const subscribe = (filter: string, handler: (m: ConsoleMessage) => void) =>
           bus.subscribe(filter, (m) => {
             if (running) handler(m);
           });

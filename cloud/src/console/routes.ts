@@ -3,9 +3,9 @@ import { desiredStateJsonSchema, isValidThingName } from '@pifleet/protocol';
 import type { ApiResponse, RequestHead, Route, RouteGroup, RouteResponse } from '../http/server.js';
 import type { QuotaReport } from '../limits/routes.js';
 import type { Logger } from '../logger.js';
-import type { ShadowService } from '../shadow/service.js';
 import type { Asset } from './assets.js';
 import { CONSOLE_PREFIX, type ConsoleAuth } from './auth.js';
+import type { ConsoleBackend } from './backend.js';
 import type { ThingCatalog } from './catalog.js';
 import { setDesired } from './desired.js';
 import type { SseHub } from './sse.js';
@@ -21,7 +21,7 @@ export interface ConsoleRoutesDeps {
   readonly auth: ConsoleAuth;
   readonly catalog: ThingCatalog;
   readonly hub: SseHub;
-  readonly shadows: Pick<ShadowService, 'updateShadow'>;
+  readonly backend: Pick<ConsoleBackend, 'writeDesired' | 'history' | 'kind'>;
   /** The files loaded at start. */
   readonly assets: () => ReadonlyMap<string, Asset>;
   /** Between start and stop; otherwise every request gets 503. */
@@ -110,8 +110,10 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): RouteGroup {
   function openEvents(res: ServerResponse, thingName: string | undefined): void {
     const client = hub.open(res, thingName);
     if (thingName === undefined) {
-      catalog.syncWithRegistry();
-      client.send('snapshot', { things: fleet.list(), now: now() });
+      catalog
+        .syncWithRegistry()
+        .catch((err: unknown) => log.warn({ err }, 'things not listed for the console'))
+        .finally(() => client.send('snapshot', { things: fleet.list(), now: now() }));
       return;
     }
     catalog.readShadow(thingName).then(
@@ -139,8 +141,8 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): RouteGroup {
       }
       return { stream: (res) => openEvents(res, thingName) };
     }),
-    ...get(`${CONSOLE_PREFIX}/api/things`, 'ConsoleListThings', () => {
-      catalog.syncWithRegistry();
+    ...get(`${CONSOLE_PREFIX}/api/things`, 'ConsoleListThings', async () => {
+      await catalog.syncWithRegistry();
       return json(200, { things: fleet.list(), now: now() });
     }),
     ...get(`${CONSOLE_PREFIX}/api/things/{thingName}`, 'ConsoleDescribeThing', async (r) => {
@@ -160,7 +162,7 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): RouteGroup {
       handle(r) {
         const name = thing(r.params.thingName);
         if (name === undefined) return noSuchThing();
-        return setDesired({ catalog, shadows: deps.shadows, now, log }, name, r.body);
+        return setDesired({ catalog, backend: deps.backend, now, log }, name, r.body);
       },
     },
     ...(deps.jobRoutes ?? []),

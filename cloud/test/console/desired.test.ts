@@ -1,6 +1,7 @@
 import type { JsonObject } from '@pifleet/protocol';
 import { describe, expect, it } from 'vitest';
 import { setDesired } from '../../src/console/desired.js';
+import { shadowDesiredWriter } from '../../src/console/local-backend.js';
 import { silentLogger } from '../../src/logger.js';
 import { createShadowService } from '../../src/shadow/service.js';
 import { createMemoryShadowStore } from '../../src/shadow/store.js';
@@ -34,7 +35,7 @@ function setup(options: { reportsBetweenReadAndWrite: number }) {
       return read.status === 200 ? read.body : null;
     },
   };
-  const deps = { catalog, shadows, now: () => 1_700_000_000_000, log: silentLogger() };
+  const deps = { catalog, backend: shadowDesiredWriter(shadows), now: () => 1_700_000_000_000, log: silentLogger() };
   return { shadows, deps, report, reads: () => reads };
 }
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createThingCatalog } from '../../src/console/catalog.js';
 import { createFleetState, type FleetState } from '../../src/console/fleet-state.js';
 import { createLiveFeed, type LiveFeed } from '../../src/console/live-feed.js';
+import { createLocalConsoleBackend } from '../../src/console/local-backend.js';
 import { createSseHub } from '../../src/console/sse.js';
 import { silentLogger } from '../../src/logger.js';
 import { type RunningCore, removeDir, startCore, tempDir } from '../http/harness.js';
@@ -26,8 +27,9 @@ beforeAll(async () => {
   for (const name of ['pi-feed', 'pi-other', 'pi-big']) registry.createThing({ thingName: name });
   fleet = createFleetState();
   const now = () => clock;
-  const catalog = createThingCatalog({ registry, broker, shadows, fleet, now });
-  feed = createLiveFeed({ bus: broker.bus, catalog, hub: createSseHub(), now, log: silentLogger(), flushMs: 5 });
+  const backend = createLocalConsoleBackend({ registry, broker, shadows });
+  const catalog = createThingCatalog({ backend, fleet, now });
+  feed = createLiveFeed({ bus: backend, catalog, hub: createSseHub(), now, log: silentLogger(), flushMs: 5 });
   await feed.start();
 });
 afterAll(async () => {
