@@ -1,3 +1,4 @@
+export * from './adapters/command-api-client.js';
 export {
   createDynamoDbTelemetryStore,
   createTelemetryTable,

@@ -1,57 +1,10 @@
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
+import { type CommandApiTarget, signApiRequest } from '@pifleet/cloud';
 import { SimulatorError } from '../errors.js';
 import { type Quantiles, quantiles } from './metrics.js';
 
-/** Where desired-state writes go: the command API (`PUT {baseUrl}/things/{thing}/desired`), SigV4-signed. */
-export interface CommandApiTarget {
-  /** API base including the stage, e.g. `http://127.0.0.1:8880/api` or an API Gateway URL. */
-  readonly baseUrl: string;
-  readonly region: string;
-  readonly credentials: {
-    readonly accessKeyId: string;
-    readonly secretAccessKey: string;
-    readonly sessionToken?: string;
-  };
-}
-
-/**
- * Signs a request for API Gateway (`execute-api`) with the AWS SDK's own SigV4 signer
- * (`@smithy/signature-v4`); returns the headers to send, `authorization` among them.
- */
-export async function signRequest(
-  req: { method: string; url: URL; body: string; now: Date },
-  target: Pick<CommandApiTarget, 'region' | 'credentials'>,
-): Promise<Record<string, string>> {
-  const signer = new SignatureV4({
-    service: 'execute-api',
-    region: target.region,
-    credentials: target.credentials,
-    // What the AWS SDK itself hands its signer on Node: SHA-256 / HMAC-SHA-256 over node:crypto.
-    sha256: Hash.bind(null, 'sha256'),
-  });
-  const query: Record<string, string | string[]> = {};
-  for (const [key, value] of req.url.searchParams) {
-    const before = query[key];
-    query[key] = before === undefined ? value : [...(Array.isArray(before) ? before : [before]), value];
-  }
-  const signed = await signer.sign(
-    {
-      method: req.method,
-      protocol: req.url.protocol,
-      hostname: req.url.hostname,
-      ...(req.url.port === '' ? {} : { port: Number(req.url.port) }),
-      // Already percent-encoded once by URL; the signer encodes it again, as SigV4 wants for every
-      // service but S3 (and as API Gateway and the local core verify it).
-      path: req.url.pathname,
-      query,
-      headers: { host: req.url.host, 'content-type': 'application/json' },
-      body: req.body,
-    },
-    { signingDate: req.now },
-  );
-  return signed.headers;
-}
+export type { CommandApiTarget };
+/** The command/query API's signer, from the cloud package (one signer for every API caller). */
+export const signRequest = signApiRequest;
 
 /** One desired-state write through the command API; resolves to the HTTP status. */
 export async function putDesired(target: CommandApiTarget, thingName: string, desired: object): Promise<number> {
