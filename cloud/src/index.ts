@@ -5,6 +5,7 @@ export {
   type DynamoDbTelemetryStoreOptions,
   TELEMETRY_TABLE_KEYS,
 } from './adapters/dynamodb-telemetry-store.js';
+export * from './adapters/iot-websocket.js';
 export {
   createSqliteTelemetryStore,
   SQLITE_TELEMETRY_FILENAME,
@@ -17,6 +18,12 @@ export {
   LOCAL_API_STAGE,
   toApiGatewayEvent,
 } from './app/api-routes.js';
+export {
+  AWS_CONSOLE_DEFAULT_PORT,
+  type AwsConsole,
+  type AwsConsoleOptions,
+  createAwsConsole,
+} from './app/aws-console.js';
 export {
   createLocalIotCore,
   type LocalCoreInfo,

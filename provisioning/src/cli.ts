@@ -14,6 +14,7 @@ import {
 } from './app/context.js';
 import { registerCertsRotate } from './commands/certs-rotate.js';
 import { registerClaimsCommands } from './commands/claims.js';
+import { registerConsole } from './commands/console.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerGroupsCommands } from './commands/groups.js';
 import { registerJobsCommands } from './commands/jobs.js';
@@ -113,6 +114,7 @@ export function buildProgram(
     .command('jobs')
     .description('IoT Jobs: create (agent-update, config, reboot), list, describe, cancel');
   registerJobsCommands(jobs, run);
+  registerConsole(program, run);
   const templates = program.command('templates').description('fleet provisioning templates: list, describe, delete');
   registerTemplatesCommands(templates, run);
   const claims = program

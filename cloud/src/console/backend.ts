@@ -14,13 +14,18 @@ export interface ConsoleMessage {
   readonly payload: Buffer;
 }
 
-/** A connection that is open now, when the console starts. */
-export interface ConnectedThing {
+/** What is known of a thing's presence when the console starts. */
+export interface ThingPresence {
   readonly thingName: string;
-  /** When it connected, ms since the epoch. */
-  readonly connectedAt: number;
-  /** The MQTT version it connected with, when the backend knows. */
+  readonly connected: boolean;
+  /** When it last connected (or disconnected), ms since the epoch, when known. */
+  readonly at?: number;
+  /** Why it disconnected (IoT's `disconnectReason`), when it did. */
+  readonly reason?: string;
+  /** The MQTT version of its connection, when the backend knows. */
   readonly protocol?: MqttProtocol;
+  /** Time of its newest stored reading, when the backend knows. */
+  readonly lastReadingAt?: number;
 }
 
 /** The session a client id has now (the local core only: it knows each connection's thing and protocol). */
@@ -58,8 +63,8 @@ export interface ConsoleBackend {
   readShadow(thingName: string): Promise<JsonObject | null>;
   /** Writes the desired section of the classic shadow. */
   writeDesired(thingName: string, write: DesiredWrite): Promise<DesiredWriteResult>;
-  /** The things connected when the console starts. */
-  connected(things: readonly string[]): Promise<readonly ConnectedThing[]>;
+  /** Presence of these things when the console starts (things the backend knows nothing of are left out). */
+  presence(things: readonly string[]): Promise<readonly ThingPresence[]>;
   /** Follows an MQTT topic filter; resolves with the function that stops following it. */
   subscribe(filter: string, handler: (message: ConsoleMessage) => void): Promise<() => Promise<void>>;
   /** The session of a client id, where the backend knows it (else the client id is taken as the thing name). */

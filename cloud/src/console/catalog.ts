@@ -1,6 +1,6 @@
 import type { JsonObject, Reading } from '@pifleet/protocol';
 import type { ConsoleBackend } from './backend.js';
-import type { FleetState, StoredAlert, ThingSummary } from './fleet-state.js';
+import { FLEET_STATE_DEFAULTS, type FleetState, type StoredAlert, type ThingSummary } from './fleet-state.js';
 
 /**
  * The console's picture of the fleet (fleet-state.ts) joined with the backend it reads
@@ -32,6 +32,11 @@ export interface ThingCatalog {
   detail(thingName: string, shadow: JsonObject | null): ThingDetail;
   /** The picture at start: registered things, who is connected, each shadow's status. */
   load(): Promise<void>;
+  /**
+   * Before a thing view opens: when the backend keeps stored readings (AWS) and the console has
+   * none of the thing's, reads the last history window from the store once.
+   */
+  backfill(thingName: string): Promise<void>;
 }
 
 export interface ThingCatalogDeps {
@@ -39,6 +44,8 @@ export interface ThingCatalogDeps {
   readonly fleet: FleetState;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
+  /** The history window the fleet picture keeps (default the fleet state's). */
+  readonly historyWindowMs?: number;
 }
 
 /** How long a name the backend said is not registered stays refused without asking again. */
@@ -51,6 +58,9 @@ export function createThingCatalog(deps: ThingCatalogDeps): ThingCatalog {
   /** Names being looked up, and names found not registered (until the time kept). */
   const lookingUp = new Set<string>();
   const unknown = new Map<string, number>();
+  /** Things whose stored readings were read once (bounded by the fleet: only registered things). */
+  const backfilled = new Set<string>();
+  const windowMs = deps.historyWindowMs ?? FLEET_STATE_DEFAULTS.historyWindowMs;
 
   const readShadow = (thingName: string) => backend.readShadow(thingName);
 
@@ -107,11 +117,24 @@ export function createThingCatalog(deps: ThingCatalogDeps): ThingCatalog {
       };
     },
 
+    async backfill(thingName) {
+      if (backend.history === undefined || backfilled.has(thingName) || !fleet.has(thingName)) return;
+      backfilled.add(thingName);
+      const t = now();
+      if (fleet.history(thingName, t).length > 0) return;
+      const readings = await backend.history(thingName, t - windowMs, t);
+      if (readings.length === 0) return;
+      const newest = readings.reduce((m, r) => Math.max(m, r.ts), 0);
+      fleet.readings(thingName, readings, newest);
+    },
+
     async load() {
       await syncWithRegistry();
       const names = fleet.list().map((s) => s.thingName);
-      for (const c of await backend.connected(names)) {
-        if (fleet.has(c.thingName)) fleet.presence(c.thingName, true, c.connectedAt, undefined, c.protocol);
+      for (const p of await backend.presence(names)) {
+        if (!fleet.has(p.thingName)) continue;
+        if (p.at !== undefined) fleet.presence(p.thingName, p.connected, p.at, p.reason, p.protocol);
+        if (p.lastReadingAt !== undefined) fleet.seen(p.thingName, p.lastReadingAt);
       }
       for (const name of names) {
         const doc = await readShadow(name).catch(() => null);

@@ -46,6 +46,8 @@ export interface WebConsoleDeps extends Partial<LocalConsoleBackendDeps> {
   readonly quotas?: () => QuotaReport;
   /** The jobs service, for the jobs view (without it the console has no jobs routes; needs `registry`). */
   readonly jobs?: ConsoleJobsService;
+  /** A thing heard of longer ago than this is flagged silent in the fleet view (default 15 minutes). */
+  readonly silentAfterMs?: number;
   /** The jobs view's refresh interval of open streams (default 1,000 ms) and its page bound (default 2,000 executions). */
   readonly jobsView?: { readonly pollMs?: number; readonly maxExecutions?: number };
 }
@@ -72,7 +74,12 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
     now,
   });
   const fleet = createFleetState(deps.history ?? {});
-  const catalog = createThingCatalog({ backend, fleet, now });
+  const catalog = createThingCatalog({
+    backend,
+    fleet,
+    now,
+    ...(deps.history?.historyWindowMs === undefined ? {} : { historyWindowMs: deps.history.historyWindowMs }),
+  });
   const hub = createSseHub(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {});
   const feed = createLiveFeed({ bus: backend, catalog, hub, now, log, flushMs: deps.flushMs ?? 250 });
   const jobs =
@@ -101,6 +108,7 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
       log,
       ...(deps.quotas === undefined ? {} : { quotas: deps.quotas }),
       ...(jobs === undefined ? {} : { jobRoutes: jobs.routes }),
+      ...(deps.silentAfterMs === undefined ? {} : { silentAfterMs: deps.silentAfterMs }),
     }),
     token: auth.token,
     url: (httpBase) => `${httpBase.replace(/\/$/, '')}${CONSOLE_PREFIX}/?token=${encodeURIComponent(auth.token)}`,

@@ -68,6 +68,10 @@ export interface FleetState {
   /** `protocol`: the MQTT version of the session that connected (ignored for a disconnect). */
   presence(thingName: string, connected: boolean, at: number, reason?: string, protocol?: MqttProtocol): void;
   telemetry(thingName: string, batch: TelemetryBatch, at: number): void;
+  /** Readings that did not come in a batch on the bus (read from the store for a thing view). */
+  readings(thingName: string, readings: readonly Reading[], at: number): void;
+  /** Something was heard from the thing at `at` (e.g. its newest stored reading, read at start). */
+  seen(thingName: string, at: number): void;
   /** A shadow document's state (from `/update/documents` or GetThingShadow). */
   shadow(
     thingName: string,
@@ -260,12 +264,20 @@ export function createFleetState(options: FleetStateOptions = {}): FleetState {
       changed(e);
     },
     telemetry(thingName, batch, at) {
+      this.readings(thingName, batch.readings, at);
+    },
+    readings(thingName, readings, at) {
       const e = entry(thingName);
       e.history ??= new ReadingRing({ maxReadings: perThing, maxValues: valuesPerThing });
-      const ordered = inTimeOrder(batch.readings) ? batch.readings : [...batch.readings].sort((a, b) => a.ts - b.ts);
+      const ordered = inTimeOrder(readings) ? readings : [...readings].sort((a, b) => a.ts - b.ts);
       // Kept in time order; a late batch (resent from an outbox) is merged in place.
       e.history.merge(ordered, (reading, shape) => applyLast(e, reading, shape));
       e.history.dropBefore(at - windowMs);
+      e.lastSeen = later(e.lastSeen, at);
+      changed(e);
+    },
+    seen(thingName, at) {
+      const e = entry(thingName);
       e.lastSeen = later(e.lastSeen, at);
       changed(e);
     },

@@ -2,7 +2,7 @@ import type { JsonObject } from '@pifleet/protocol';
 import type { Broker } from '../broker/index.js';
 import type { Registry } from '../registry/sqlite-registry.js';
 import type { ShadowService } from '../shadow/service.js';
-import type { ConnectedThing, ConsoleBackend } from './backend.js';
+import type { ConsoleBackend, ThingPresence } from './backend.js';
 
 /**
  * The console's backend inside the local IoT Core: the registry, the shadow service and the
@@ -46,13 +46,15 @@ export function createLocalConsoleBackend(deps: LocalConsoleBackendDeps): Consol
 
     writeDesired: shadowDesiredWriter(shadows).writeDesired,
 
-    async connected(things) {
+    async presence(things) {
+      // The broker knows who is connected now; the store's records are not read (the feed follows the rest).
       const wanted = new Set(things);
-      const out: ConnectedThing[] = [];
+      const out: ThingPresence[] = [];
       for (const session of broker.bus.sessions().values()) {
         const thingName = session.thingName ?? session.clientId;
-        if (wanted.has(thingName))
-          out.push({ thingName, connectedAt: session.connectedAt, protocol: session.protocol });
+        if (wanted.has(thingName)) {
+          out.push({ thingName, connected: true, at: session.connectedAt, protocol: session.protocol });
+        }
       }
       return out;
     },

@@ -33,7 +33,12 @@ export interface ConsoleRoutesDeps {
   readonly quotas?: () => QuotaReport;
   /** The jobs view's routes (jobs.ts), when the core has a jobs service. */
   readonly jobRoutes?: readonly Route[];
+  /** A thing heard of longer ago than this is shown as silent (default {@link DEFAULT_SILENT_AFTER_MS}). */
+  readonly silentAfterMs?: number;
 }
+
+/** The silence threshold of the console, as the silent-devices alarm's default: 15 minutes. */
+export const DEFAULT_SILENT_AFTER_MS = 15 * 60_000;
 
 /** Largest request body (a desired state is a few hundred bytes). */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -113,19 +118,32 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): RouteGroup {
       catalog
         .syncWithRegistry()
         .catch((err: unknown) => log.warn({ err }, 'things not listed for the console'))
-        .finally(() => client.send('snapshot', { things: fleet.list(), now: now() }));
+        .finally(() => client.send('snapshot', fleetPage()));
       return;
     }
-    catalog.readShadow(thingName).then(
-      (doc) => client.send('detail', catalog.detail(thingName, doc)),
-      (err: unknown) => {
-        log.warn({ err, thing: thingName }, 'shadow not read for the console');
-        client.send('detail', catalog.detail(thingName, null));
-      },
-    );
+    const backfilled = catalog.backfill(thingName).catch((err: unknown) => {
+      log.warn({ err, thing: thingName }, 'stored readings not read for the console');
+    });
+    Promise.all([catalog.readShadow(thingName), backfilled])
+      .then(([doc]) => doc)
+      .then(
+        (doc) => client.send('detail', catalog.detail(thingName, doc)),
+        (err: unknown) => {
+          log.warn({ err, thing: thingName }, 'shadow not read for the console');
+          client.send('detail', catalog.detail(thingName, null));
+        },
+      );
   }
 
   const noSuchThing = () => json(404, { message: 'No such thing.' });
+
+  /** The fleet as a view starts from: every summary, the server's time, the silence threshold, the target. */
+  const fleetPage = () => ({
+    things: fleet.list(),
+    now: now(),
+    silentAfterMs: deps.silentAfterMs ?? DEFAULT_SILENT_AFTER_MS,
+    target: deps.backend.kind,
+  });
 
   const routes: Route[] = [
     ...get(PAGE, 'ConsolePage', () => asset('index.html')),
@@ -143,11 +161,12 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): RouteGroup {
     }),
     ...get(`${CONSOLE_PREFIX}/api/things`, 'ConsoleListThings', async () => {
       await catalog.syncWithRegistry();
-      return json(200, { things: fleet.list(), now: now() });
+      return json(200, fleetPage());
     }),
     ...get(`${CONSOLE_PREFIX}/api/things/{thingName}`, 'ConsoleDescribeThing', async (r) => {
       const name = thing(r.params.thingName);
       if (name === undefined) return noSuchThing();
+      await catalog.backfill(name).catch((err: unknown) => log.warn({ err, thing: name }, 'stored readings not read'));
       return json(200, catalog.detail(name, await catalog.readShadow(name)));
     }),
     ...get(`${CONSOLE_PREFIX}/api/schema/desired`, 'ConsoleDesiredSchema', () => json(200, desiredStateJsonSchema())),

@@ -45,6 +45,8 @@ export interface LocalTarget {
    * API rates included) or `off`. Absent when the data directory does not say (an older core).
    */
   readonly limits?: 'aws' | 'off';
+  /** The core's web console URL with its token, when the data directory records it. */
+  readonly consoleUrl?: string;
 }
 
 /** Default data directory of the local IoT Core when `--local` has no value and PIFLEET_LOCAL is unset. */
@@ -103,7 +105,8 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
 
   const endpointFile = path.join(dataDir, LOCAL_ENDPOINT_FILE);
   const endpointText = await readTextIfExists(endpointFile);
-  let record: Pick<LocalEndpoint, 'http' | 'mqtt' | 'region' | 'caFile' | 'credentialsFile' | 'limits'>;
+  let record: Pick<LocalEndpoint, 'http' | 'mqtt' | 'region' | 'caFile' | 'credentialsFile' | 'limits'> &
+    Partial<Pick<LocalEndpoint, 'console'>>;
   if (endpointText === undefined) {
     // No endpoint file: the data directory must at least be a core's (credentials present); assume its default ports.
     if (!(await exists(path.join(dataDir, LOCAL_CREDENTIALS_FILE)))) {
@@ -171,5 +174,6 @@ export async function resolveTarget(input: ResolveTargetInput): Promise<Target> 
     caFile,
     mqtt: { host: record.mqtt.host, port: record.mqtt.port },
     ...(record.limits ? { limits: record.limits.mode } : {}),
+    ...(record.console ? { consoleUrl: record.console } : {}),
   };
 }

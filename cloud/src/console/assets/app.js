@@ -169,6 +169,10 @@ const fleet = {
   renderQueued: false,
   /** Skew between the server's clock and this page's. */
   skew: 0,
+  /** A thing heard of longer ago than this is flagged silent (the server's setting, in its snapshot). */
+  silentAfterMs: 15 * 60_000,
+  /** `local` (the core's own console) or `aws` (pifleet console against an account). */
+  target: 'local',
 };
 
 function recomputeShown() {
@@ -188,11 +192,17 @@ function recomputeShown() {
 function updateCounts() {
   let online = 0;
   let pending = 0;
+  let silent = 0;
+  const now = Date.now() + fleet.skew;
   for (const t of fleet.things.values()) {
     if (t.connected) online++;
     if (t.shadow && !t.shadow.inSync) pending++;
+    if (isSilent(t, now)) silent++;
   }
-  $('#counts').textContent = `${fleet.things.size} things · ${online} connected · ${pending} pending`;
+  const where = fleet.target === 'aws' ? 'AWS · ' : '';
+  $('#counts').textContent =
+    `${where}${fleet.things.size} things · ${online} connected · ${pending} pending` +
+    (silent ? ` · ${silent} silent` : '');
 }
 
 /**
@@ -251,6 +261,15 @@ function presenceText(t) {
   return t?.presenceAt ? 'disconnected' : 'never seen';
 }
 
+/**
+ * Silent: heard of (connected, disconnected, a reading) longer ago than the threshold, so a device
+ * that went away and one that is connected but sends nothing are both flagged; a thing never heard
+ * of is "never seen" instead.
+ */
+function isSilent(t, now) {
+  return t.lastSeen !== null && now - t.lastSeen > fleet.silentAfterMs;
+}
+
 function fillRow(row, t, now) {
   const c = row.cells;
   row.dataset.thing = t.thingName;
@@ -259,6 +278,13 @@ function fillRow(row, t, now) {
   c.presence.replaceChildren(el('i', { class: t.connected ? 'dot on' : 'dot' }), presenceText(t));
   c.presence.title = t.disconnectReason ?? '';
   c.seen.textContent = ago(t.lastSeen, now);
+  const silent = isSilent(t, now);
+  row.dataset.silent = String(silent);
+  if (silent) {
+    const minutes = Math.round(fleet.silentAfterMs / 60_000);
+    const title = `nothing heard for more than ${minutes >= 1 ? `${minutes} min` : `${fleet.silentAfterMs / 1000} s`}`;
+    c.seen.prepend(el('span', { class: 'pill silent', text: 'silent', title }), ' ');
+  }
   if (t.lastTelemetry) {
     // Numbers first (temperatures say more than switch states), three at most.
     const metrics = Object.entries(t.lastTelemetry.metrics)
@@ -338,6 +364,8 @@ function showFleet() {
   openStream('/console/events', {
     snapshot(data) {
       fleet.skew = data.now - Date.now();
+      if (typeof data.silentAfterMs === 'number') fleet.silentAfterMs = data.silentAfterMs;
+      if (data.target === 'aws' || data.target === 'local') fleet.target = data.target;
       fleet.things = new Map(data.things.map((t) => [t.thingName, t]));
       for (const row of fleet.rows.values()) row.remove();
       fleet.rows.clear();
@@ -1341,8 +1369,10 @@ function init() {
   window.addEventListener('hashchange', route);
   // Relative times ("12 s ago") age on screen; this only redraws, it fetches nothing.
   setInterval(() => {
-    if (!$('#fleet-view').hidden) queueRender();
-    else if (!$('#jobs-view').hidden) renderJobs();
+    if (!$('#fleet-view').hidden) {
+      queueRender();
+      updateCounts();
+    } else if (!$('#jobs-view').hidden) renderJobs();
     else if (!$('#thing-view').hidden) renderSummary();
   }, 1000);
   // Throttle counts change only under load; every 5 s is enough and costs one small request.
