@@ -25,7 +25,8 @@ export interface AwsConsoleOptions {
   readonly wsUrl?: string;
   /**
    * The data plane's HTTPS endpoint; default `AWS_ENDPOINT_URL_IOT_DATA_PLANE` (the SDK's own
-   * setting) when set, else the account's `iot:Data-ATS` endpoint.
+   * setting) when set, else the account's `iot:Data-ATS` endpoint. (`AWS_ENDPOINT_URL_IOT` points
+   * the control plane elsewhere, as the SDK does.)
    */
   readonly dataEndpoint?: string;
   /** CA certificates (PEM) for the WebSocket endpoint instead of Node's (the local IoT Core's CA). */
@@ -39,6 +40,7 @@ export interface AwsConsoleOptions {
   readonly silentAfterMs?: number;
   readonly logger?: Logger;
   readonly now?: () => number;
+  /** Where the endpoint settings are read (default `process.env`). */
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
@@ -57,36 +59,33 @@ export function createAwsConsole(options: AwsConsoleOptions): AwsConsole {
   let webConsole: WebConsole | undefined;
   let server: ReturnType<typeof createHttpServer> | undefined;
 
-  async function endpoints(controlPlane: IoTClient): Promise<{ ws: string; data: string | undefined }> {
-    const configuredData = options.dataEndpoint ?? env.AWS_ENDPOINT_URL_IOT_DATA_PLANE;
-    if (options.wsUrl !== undefined && configuredData !== undefined && configuredData !== '') {
-      return { ws: options.wsUrl, data: undefined };
-    }
+  async function endpoints(controlPlane: IoTClient): Promise<{ ws: string; data: string }> {
+    const configured = options.dataEndpoint ?? env.AWS_ENDPOINT_URL_IOT_DATA_PLANE;
+    const configuredData = configured === '' ? undefined : configured;
+    if (options.wsUrl !== undefined && configuredData !== undefined) return { ws: options.wsUrl, data: configuredData };
     const { endpointAddress } = await controlPlane.send(new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }));
     if (endpointAddress === undefined || endpointAddress === '') {
       throw new CloudError('CONSOLE_ENDPOINT', 'DescribeEndpoint (iot:Data-ATS) returned no address');
     }
     const host = endpointAddress.replace(/:\d+$/, '');
-    return {
-      ws: options.wsUrl ?? `wss://${host}/mqtt`,
-      data: configuredData !== undefined && configuredData !== '' ? undefined : `https://${host}`,
-    };
+    return { ws: options.wsUrl ?? `wss://${host}/mqtt`, data: configuredData ?? `https://${host}` };
   }
 
   return {
     async start() {
       const { region, credentials } = options;
-      const controlPlane = new IoTClient({ region, credentials });
+      // The SDK's endpoint settings, read from the given environment (the CLI's, which may not be the process's).
+      const controlEndpoint = env.AWS_ENDPOINT_URL_IOT;
+      const controlPlane = new IoTClient({
+        region,
+        credentials,
+        ...(controlEndpoint !== undefined && controlEndpoint !== '' ? { endpoint: controlEndpoint } : {}),
+      });
       const found = await endpoints(controlPlane).catch((err: unknown) => {
         controlPlane.destroy();
         throw err;
       });
-      const dataPlane = new IoTDataPlaneClient({
-        region,
-        credentials,
-        ...(options.dataEndpoint !== undefined ? { endpoint: options.dataEndpoint } : {}),
-        ...(options.dataEndpoint === undefined && found.data !== undefined ? { endpoint: found.data } : {}),
-      });
+      const dataPlane = new IoTDataPlaneClient({ region, credentials, endpoint: found.data });
       const live = createIotWebSocketConnection({
         url: found.ws,
         region,

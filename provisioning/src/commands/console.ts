@@ -118,6 +118,7 @@ export function registerConsole(program: CommandUnknownOpts, run: Runner): void 
         port,
         silentAfterMs,
         logger: ctx.log,
+        env: ctx.io.env,
       });
       let started: { url: string; wsUrl: string };
       try {
@@ -126,7 +127,7 @@ export function registerConsole(program: CommandUnknownOpts, run: Runner): void 
         probe.destroy();
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'EADDRINUSE') {
-          throw new UsageError(`port ${port} is in use`, {
+          throw new UnavailableError(`port ${port} is in use`, {
             hint: 'give another --port (0 picks a free one)',
             cause: err,
           });

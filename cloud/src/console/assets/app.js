@@ -366,6 +366,8 @@ function showFleet() {
       fleet.skew = data.now - Date.now();
       if (typeof data.silentAfterMs === 'number') fleet.silentAfterMs = data.silentAfterMs;
       if (data.target === 'aws' || data.target === 'local') fleet.target = data.target;
+      // Jobs are the local core's service; against AWS the console has none to show.
+      for (const a of document.querySelectorAll('.views a[data-view="jobs"]')) a.hidden = fleet.target === 'aws';
       fleet.things = new Map(data.things.map((t) => [t.thingName, t]));
       for (const row of fleet.rows.values()) row.remove();
       fleet.rows.clear();
