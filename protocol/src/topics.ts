@@ -379,3 +379,17 @@ export function topicMatches(filter: string, topic: string): boolean {
   }
   return f.length === t.length;
 }
+
+/**
+ * The topic filters the web console follows for its live view, wherever it runs (the local core's
+ * bus, or MQTT over WebSocket to AWS IoT Core): presence, telemetry, alerts, and the classic
+ * shadow's documents and deletions of every thing. An operator's policy must allow subscribing to
+ * exactly these (and receiving what they match).
+ */
+export const consoleFeedFilters = {
+  presence: presenceTopics.allFilter,
+  telemetry: appTopicFilters.telemetry,
+  alerts: appTopicFilters.alerts,
+  shadowDocuments: shadowTopicFilters.classic('update/documents'),
+  shadowDeleted: shadowTopicFilters.classic('delete/accepted'),
+} as const;

@@ -1,12 +1,10 @@
 import {
-  appTopicFilters,
+  consoleFeedFilters,
   decodeTelemetryBatch,
   isValidThingName,
   parseAppTopic,
   parsePresenceTopic,
   parseShadowTopic,
-  presenceTopics,
-  shadowTopicFilters,
 } from '@pifleet/protocol';
 import { isJsonObject } from '../core/shadow/json.js';
 import type { Logger } from '../logger.js';
@@ -155,11 +153,11 @@ export function createLiveFeed(deps: LiveFeedDeps): LiveFeed {
             if (running) handler(m);
           });
         unsubscribes = await Promise.all([
-          subscribe(presenceTopics.allFilter, onPresence),
-          subscribe(appTopicFilters.telemetry, onTelemetry),
-          subscribe(appTopicFilters.alerts, onAlert),
-          subscribe(shadowTopicFilters.classic('update/documents'), onShadow),
-          subscribe(shadowTopicFilters.classic('delete/accepted'), onShadow),
+          subscribe(consoleFeedFilters.presence, onPresence),
+          subscribe(consoleFeedFilters.telemetry, onTelemetry),
+          subscribe(consoleFeedFilters.alerts, onAlert),
+          subscribe(consoleFeedFilters.shadowDocuments, onShadow),
+          subscribe(consoleFeedFilters.shadowDeleted, onShadow),
         ]);
       } catch (err) {
         running = false;
