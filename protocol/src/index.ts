@@ -16,6 +16,7 @@ export * from './local-core.js';
 export * from './logging.js';
 export * from './make-directory.js';
 export * from './mqtt5.js';
+export * from './operator-policy.js';
 export * from './policy.js';
 export * from './release.js';
 export * from './rng.js';
