@@ -17,6 +17,7 @@ import { TELEMETRY_TABLE_KEYS } from '../src/adapters/dynamodb-telemetry-store.j
 import { COMMAND_ROUTES } from '../src/core/command/api.js';
 import { RULES, type RuleDefinition } from '../src/rules/definitions.js';
 import { LAMBDA_HANDLER, LAMBDA_RUNTIME, type LambdaName } from './bundle.js';
+import { ConsoleOperatorPolicy } from './console-operator.js';
 import { DeploymentError } from './errors.js';
 import { FleetProvisioning, type FleetProvisioningSettings } from './fleet-provisioning.js';
 import { type ArchiveBufferingHints, TopicRules, templateStaticPrefix } from './topic-rules.js';
@@ -406,6 +407,7 @@ export class PifleetStack extends Stack {
     new CfnOutput(this, 'IngestFailureQueueUrl', { value: this.failureQueues.ingest.queueUrl });
     new CfnOutput(this, 'PresenceFailureQueueUrl', { value: this.failureQueues.presence.queueUrl });
     new CfnOutput(this, 'DevicePolicyName', { value: RECOMMENDED_POLICY_NAME });
+    new ConsoleOperatorPolicy(this, 'ConsoleOperator', { api: this.httpApi });
   }
 
   /**
