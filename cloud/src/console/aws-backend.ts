@@ -1,6 +1,6 @@
 import { DescribeThingCommand, type IoTClient, ListThingsCommand } from '@aws-sdk/client-iot';
 import { GetThingShadowCommand, type IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
-import { isJsonObject, type JsonObject, type MetricValue, parseJson, type Reading } from '@pifleet/protocol';
+import { isJsonObject, type JsonObject, type MetricValue, parseJson, type Reading, setOwn } from '@pifleet/protocol';
 import type { CommandApiClient } from '../adapters/command-api-client.js';
 import type { IotWebSocketConnection } from '../adapters/iot-websocket.js';
 import type { Logger } from '../logger.js';
@@ -57,7 +57,7 @@ export function readingsOfPage(page: JsonObject): Reading[] {
     if (!isJsonObject(item) || typeof item.sensor !== 'string' || typeof item.ts !== 'number') continue;
     if (!isJsonObject(item.metrics)) continue;
     const metrics: Record<string, MetricValue> = {};
-    for (const [k, v] of Object.entries(item.metrics)) if (isMetricValue(v)) metrics[k] = v;
+    for (const [k, v] of Object.entries(item.metrics)) if (isMetricValue(v)) setOwn(metrics, k, v);
     out.push({ sensor: item.sensor, ts: item.ts, metrics });
   }
   return out;
