@@ -140,6 +140,22 @@ describe.runIf(skipReason === undefined)('web console in Chromium', () => {
     await shot('fleet-online');
   }, 60_000);
 
+  it("shows the core's metrics in the fleet view's strip, refreshed while the view is open", async () => {
+    // The strip reads GET /console/api/metrics every 5 s: the devices' readings and connections appear.
+    await page.waitForFunction(
+      (connected) => {
+        const doc = (globalThis as unknown as PageGlobals).document;
+        const n = (key: string) => Number(doc.querySelector(`#metrics [data-metric="${key}"] b`)?.textContent);
+        return n('readingsStored') > 0 && n('connections') === connected;
+      },
+      DEVICES.length,
+      { timeout: 20_000 },
+    );
+    expect(await page.textContent('#metrics [data-metric="ingestLag"] b')).toMatch(/^\d+\/\d+ ms$/);
+    expect(await page.textContent('#metrics [data-metric="poisonBatches"] b')).toBe('0');
+    await shot('fleet-metrics');
+  }, 30_000);
+
   it('opens a thing, changes its relay from the form and shows the reported state converging', async () => {
     await page.click('.row[data-thing="pi-01"] a');
     await page.waitForSelector('#thing-view:not([hidden])');

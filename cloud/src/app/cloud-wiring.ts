@@ -10,6 +10,7 @@ import type { LocalCredentials } from '../http/credentials.js';
 import type { RouteGroup } from '../http/server.js';
 import type { Logger } from '../logger.js';
 import type { AccountContext } from '../ports/identity.js';
+import type { CloudMetrics } from '../ports/metrics.js';
 import type { ManagedTelemetryStore, TelemetryStore } from '../ports/telemetry-store.js';
 import type { ArchiveBuffering } from '../rules/actions/archive.js';
 import { RULES, type RuleDefinition } from '../rules/definitions.js';
@@ -41,6 +42,8 @@ export interface LocalCloudDeps {
   readonly rules?: readonly RuleDefinition[];
   /** Default: SQLite at `telemetryFile`. */
   readonly store?: ManagedTelemetryStore;
+  /** Where the ingest and command handlers count (the core's Prometheus registry); default none. */
+  readonly metrics?: CloudMetrics;
 }
 
 export interface LocalCloud {
@@ -57,7 +60,8 @@ export function createLocalCloud(deps: LocalCloudDeps): LocalCloud {
   const logger = deps.logger;
   const clock = { now: deps.now };
   const store = deps.store ?? createSqliteTelemetryStore({ file: deps.telemetryFile, clock });
-  const ingest = createIngestHandler({ store, logger });
+  const metrics = deps.metrics === undefined ? {} : { metrics: deps.metrics };
+  const ingest = createIngestHandler({ store, logger, ...metrics });
   const presence = createPresenceHandler({ store, logger });
   const query = createQueryHandler({ store, logger, clock });
   const rules = createRulesEngine({
@@ -110,7 +114,7 @@ export function createLocalCloud(deps: LocalCloudDeps): LocalCloud {
       const controlPlane = new IoTClient(config);
       for (const c of clients) c.destroy();
       clients = [dataPlane, controlPlane];
-      command = createCommandHandler({ dataPlane, controlPlane, store, logger });
+      command = createCommandHandler({ dataPlane, controlPlane, store, logger, ...metrics });
     },
 
     async stop() {

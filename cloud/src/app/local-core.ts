@@ -10,11 +10,13 @@ import {
   parseLocalEndpoint,
 } from '@pifleet/protocol';
 import { lockDataDir, prepareDataDir } from '../adapters/data-dir.js';
+import { createPrometheusMetrics } from '../adapters/prometheus-metrics.js';
 import { SQLITE_TELEMETRY_FILENAME } from '../adapters/sqlite-telemetry-store.js';
 import { type Artifacts, createArtifacts } from '../artifacts/index.js';
 import { type Broker, createBroker } from '../broker/index.js';
 import { type LocalCa, loadOrCreateCa } from '../ca/local-ca.js';
 import { ConfigError, type LocalCoreConfig } from '../config/local-core.js';
+import { thisMachineHosts } from '../console/auth.js';
 import { createWebConsole, type WebConsole } from '../console/console.js';
 import { CloudError } from '../errors.js';
 import { loadHookModules } from '../fleet-provisioning/hook-modules.js';
@@ -23,6 +25,7 @@ import { HandlerConfigError } from '../handlers/lambda-env.js';
 import { createProvisioningHook, PROVISIONING_HOOK_FUNCTION_NAME } from '../handlers/provisioning-hook.js';
 import { type LocalCredentials, loadOrCreateCredentials, singleCredentialStore } from '../http/credentials.js';
 import { iotControlPlaneRoutes } from '../http/iot-control-plane.js';
+import { metricsRoutes } from '../http/metrics-routes.js';
 import { createHttpServer, type HttpServerHandle, type RouteGroup } from '../http/server.js';
 import { thingGroupRoutes } from '../http/thing-groups-routes.js';
 import { type JobsClock, systemJobsClock } from '../jobs/clock.js';
@@ -301,7 +304,10 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         await shadow.start();
         cleanup.push(() => shadow.stop());
 
+        // Read at scrape time; `cloud` (the rules engine) exists by the time anything can scrape.
+        const metrics = createPrometheusMetrics({ broker, throttles, rules: () => cloud.rules });
         const cloud = createLocalCloud({
+          metrics,
           bus: broker.bus,
           account,
           credentials,
@@ -371,6 +377,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           allowedHosts: [config.host, publicHost],
           now,
           logger,
+          metrics: metrics.summary,
           quotas: () => quotaReport({ limits, throttles }),
           jobs,
         });
@@ -411,6 +418,8 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
             cloud.routes,
             webConsole.routes,
             artifacts.routes,
+            // Prometheus cannot sign: the console's Host check instead (see metrics-routes.ts).
+            metricsRoutes({ scrape: metrics.scrape, isThisMachine: thisMachineHosts([config.host, publicHost]) }),
             ...(deps.routes?.(base) ?? []),
           ],
           now,

@@ -217,6 +217,20 @@ export interface Broker {
   retained(topic: string): RetainedMessage | undefined;
   /** Messages waiting for one of the bus's in-flight slots (the rest are being delivered). */
   queuedMessages(): number;
+  /** Connection and message counts since the broker was created (the local core's `/metrics`). */
+  stats(): BrokerStats;
+}
+
+export interface BrokerStats {
+  /** Client connections open now. */
+  readonly connections: number;
+  /** Connections accepted (CONNACK sent), and ended by reason. */
+  readonly connects: number;
+  readonly disconnects: Readonly<Partial<Record<DisconnectReason, number>>>;
+  /** PUBLISH packets from clients that passed every check and went onto the bus. */
+  readonly messagesReceived: number;
+  /** Messages handed to a client connection after its iot:Receive check (a QoS 1 resend counts again). */
+  readonly messagesDelivered: number;
 }
 
 /** Per-connection state. */
@@ -330,6 +344,8 @@ export function createBroker(deps: BrokerDeps): Broker {
   const connected = new Map<string, SessionInfo>();
   const versionNumbers = new Map<string, number>();
   const connectedListeners = new Set<(s: SessionInfo) => void>();
+  const counts = { connects: 0, messagesReceived: 0, messagesDelivered: 0 };
+  const disconnects: Partial<Record<DisconnectReason, number>> = {};
   const disconnectedListeners = new Set<(s: SessionInfo, r: DisconnectReason) => void>();
 
   let server: tls.Server | undefined;
@@ -826,9 +842,11 @@ export function createBroker(deps: BrokerDeps): Broker {
   ) => {
     const to = Buffer.isBuffer(packet.payload) ? addressedPayloads.get(packet.payload) : undefined;
     if (to !== undefined && client.id !== to) return null;
-    if (!checks) return packet;
-    const session = sessions.get(client);
-    if (!session || !decide(session, 'iot:Receive', 'topic', packet.topic)) return null;
+    if (checks) {
+      const session = sessions.get(client);
+      if (!session || !decide(session, 'iot:Receive', 'topic', packet.topic)) return null;
+    }
+    counts.messagesDelivered++;
     return packet;
   };
 
@@ -1091,12 +1109,18 @@ export function createBroker(deps: BrokerDeps): Broker {
     };
     session.info = info;
     connected.set(client.id, info);
+    counts.connects++;
     log.debug({ clientId: client.id, certificateId: session.certificateId }, 'client connected');
     if (hasPresenceEvents(client.id)) {
       const { topic, event } = connectedEvent(info, now());
       publishPresence(topic, event);
     }
     for (const listener of connectedListeners) listener(info);
+  });
+
+  // aedes emits this once a message is on the bus (refused and dropped ones never get here).
+  aedes.on('publish', (_packet, client) => {
+    if (client) counts.messagesReceived++;
   });
 
   aedes.on('keepaliveTimeout', (client) => {
@@ -1125,6 +1149,7 @@ export function createBroker(deps: BrokerDeps): Broker {
             ? 'CLIENT_ERROR'
             : 'CONNECTION_LOST');
     log.debug({ clientId: client.id, reason }, 'client disconnected');
+    disconnects[reason] = (disconnects[reason] ?? 0) + 1;
     if (hasPresenceEvents(client.id)) {
       const { topic, event } = disconnectedEvent(info, reason, now());
       publishPresence(topic, event);
@@ -1285,6 +1310,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       };
     },
     queuedMessages: () => queuedMessages(aedes),
+    stats: () => ({ ...counts, connections: connected.size, disconnects: { ...disconnects } }),
     async start() {
       if (server) throw new BrokerError('BROKER_ALREADY_STARTED', 'broker already started');
       await open();

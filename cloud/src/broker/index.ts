@@ -3,6 +3,7 @@ export {
   type Broker,
   type BrokerBus,
   type BrokerDeps,
+  type BrokerStats,
   type BusHandler,
   type BusMessage,
   createBroker,

@@ -54,6 +54,17 @@ export function hostName(host: string): string {
   return colon === -1 ? h : h.slice(0, colon);
 }
 
+/**
+ * Whether a Host header names this machine: its loopback names, or one of `allowedHosts` (the bind
+ * address, the machine's name). Against DNS rebinding: a page of another site that resolves its
+ * own name to 127.0.0.1 still sends its own name as Host. The console and `GET /metrics` share it.
+ */
+export function thisMachineHosts(allowedHosts: readonly string[] = []): (host: string | undefined) => boolean {
+  const allowed = new Set([...LOOPBACK_NAMES, ...allowedHosts.map((h) => h.toLowerCase())]);
+  for (const h of allowedHosts) if (h.includes(':') && !h.startsWith('[')) allowed.add(`[${h.toLowerCase()}]`);
+  return (host) => host !== undefined && host !== '' && allowed.has(hostName(host));
+}
+
 export function parseCookies(header: string | undefined): Map<string, string> {
   const out = new Map<string, string>();
   if (!header) return out;
@@ -75,8 +86,7 @@ export function createConsoleAuth(options: ConsoleAuthOptions): ConsoleAuth {
   const tokenBytes = Buffer.from(token, 'utf8');
   const ttl = options.sessionTtlMs ?? 12 * 3_600_000;
   const maxSessions = options.maxSessions ?? 256;
-  const allowed = new Set([...LOOPBACK_NAMES, ...(options.allowedHosts ?? []).map((h) => h.toLowerCase())]);
-  for (const h of options.allowedHosts ?? []) if (h.includes(':') && !h.startsWith('[')) allowed.add(`[${h}]`);
+  const isThisMachine = thisMachineHosts(options.allowedHosts);
   /** session id → expiry (ms); Map order is creation order. */
   const sessions = new Map<string, number>();
 
@@ -112,7 +122,7 @@ export function createConsoleAuth(options: ConsoleAuthOptions): ConsoleAuth {
     },
     checkOrigin(headers, check = {}) {
       const host = single(headers.host);
-      if (!host || !allowed.has(hostName(host))) {
+      if (!host || !isThisMachine(host)) {
         return { ok: false, status: 403, reason: 'Host is not this machine' };
       }
       const origin = single(headers.origin);

@@ -1,3 +1,4 @@
+import type { MetricsSummary } from '../adapters/prometheus-metrics.js';
 import { CloudError } from '../errors.js';
 import type { RouteGroup } from '../http/server.js';
 import type { QuotaReport } from '../limits/routes.js';
@@ -44,6 +45,8 @@ export interface WebConsoleDeps extends Partial<LocalConsoleBackendDeps> {
   readonly assetsDir?: string;
   /** The quota counters, for the header's throttled line (`GET /quotas`'s answer). */
   readonly quotas?: () => QuotaReport;
+  /** The core's metrics in short, for the fleet view's metrics strip (`GET /metrics` in full). */
+  readonly metrics?: () => Promise<MetricsSummary>;
   /** The jobs service, for the jobs view (without it the console has no jobs routes; needs `registry`). */
   readonly jobs?: ConsoleJobsService;
   /** A thing heard of longer ago than this is flagged silent in the fleet view (default 15 minutes). */
@@ -107,6 +110,7 @@ export function createWebConsole(deps: WebConsoleDeps): WebConsole {
       now,
       log,
       ...(deps.quotas === undefined ? {} : { quotas: deps.quotas }),
+      ...(deps.metrics === undefined ? {} : { metrics: deps.metrics }),
       ...(jobs === undefined ? {} : { jobRoutes: jobs.routes }),
       ...(deps.silentAfterMs === undefined ? {} : { silentAfterMs: deps.silentAfterMs }),
     }),

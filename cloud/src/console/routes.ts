@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { desiredStateJsonSchema, isValidThingName } from '@pifleet/protocol';
+import type { MetricsSummary } from '../adapters/prometheus-metrics.js';
 import type { ApiResponse, RequestHead, Route, RouteGroup, RouteResponse } from '../http/server.js';
 import type { QuotaReport } from '../limits/routes.js';
 import type { Logger } from '../logger.js';
@@ -31,6 +32,8 @@ export interface ConsoleRoutesDeps {
   readonly log: Logger;
   /** The quota counters (`GET /quotas`'s answer); without it the console's quotas API answers 404. */
   readonly quotas?: () => QuotaReport;
+  /** The core's metrics in short; without it the console's metrics API answers 404 (an AWS account's console). */
+  readonly metrics?: () => Promise<MetricsSummary>;
   /** The jobs view's routes (jobs.ts), when the core has a jobs service. */
   readonly jobRoutes?: readonly Route[];
   /** A thing heard of longer ago than this is shown as silent (default {@link DEFAULT_SILENT_AFTER_MS}). */
@@ -174,6 +177,11 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): RouteGroup {
       const report = deps.quotas?.();
       return report === undefined ? json(404, { message: 'This core reports no quotas.' }) : json(200, report);
     }),
+    ...get(`${CONSOLE_PREFIX}/api/metrics`, 'ConsoleMetrics', async () =>
+      deps.metrics === undefined
+        ? json(404, { message: 'This console reports no metrics.' })
+        : json(200, await deps.metrics()),
+    ),
     {
       method: 'POST',
       path: `${CONSOLE_PREFIX}/api/things/{thingName}/desired`,

@@ -220,6 +220,57 @@ async function refreshQuotas() {
   line.title = `quotas: ${report.mode}; ${report.total} throttled since start`;
 }
 
+/** One item of the metrics strip: a number in bold, what it counts, flagged when it is a failure. */
+function metricItem(key, value, label, title, bad = false) {
+  return el(
+    'span',
+    { 'data-metric': key, title, class: bad && value > 0 ? 'bad' : null },
+    el('b', { text: String(value) }),
+    ` ${label}`,
+  );
+}
+
+/**
+ * The fleet view's metrics strip, from the core's Prometheus counters in short (the full set is at
+ * `GET /metrics`). Hidden where the console reports none (against an AWS account).
+ */
+async function refreshMetrics() {
+  const res = await fetch('/console/api/metrics', { credentials: 'same-origin' });
+  const strip = $('#metrics');
+  if (!res.ok) {
+    strip.hidden = true;
+    return;
+  }
+  const m = await res.json();
+  const lag = m.ingestLag.p50Ms === null ? '—' : `${m.ingestLag.p50Ms}/${m.ingestLag.p99Ms} ms`;
+  strip.replaceChildren(
+    metricItem('readingsStored', m.readingsStored, 'readings', `${m.batchesStored} batches stored since start`),
+    metricItem(
+      'batchesDeduplicated',
+      m.batchesDeduplicated,
+      'duplicates',
+      'batches already stored (redeliveries), dropped',
+    ),
+    metricItem('poisonBatches', m.poisonBatches, 'poison', 'events that can never be stored', true),
+    metricItem('storeFailures', m.storeFailures, 'store failures', 'batches the store refused after every retry', true),
+    metricItem(
+      'ingestLag',
+      lag,
+      'lag p50/p99',
+      `ingest lag of ${m.ingestLag.count} stored batches, sealed → stored (estimated from the histogram's buckets)`,
+    ),
+    metricItem(
+      'commands',
+      `${m.commands.accepted}/${m.commands.rejected}/${m.commands.conflicting}`,
+      'commands',
+      'desired-state writes accepted / rejected (400, 413) / conflicting (409)',
+    ),
+    metricItem('connections', m.connections, 'connections', 'MQTT connections open now'),
+    metricItem('throttled', m.throttled, 'throttled', 'quota breaches since start', true),
+  );
+  strip.hidden = false;
+}
+
 function queueRender() {
   if (fleet.renderQueued) return;
   fleet.renderQueued = true;
@@ -361,6 +412,7 @@ function showOnly(id) {
 function showFleet() {
   showOnly('fleet-view');
   document.title = 'pifleet console';
+  refreshMetrics().catch((err) => console.error(err));
   openStream('/console/events', {
     snapshot(data) {
       fleet.skew = data.now - Date.now();
@@ -1383,6 +1435,10 @@ function init() {
   };
   quotas();
   setInterval(quotas, 5000);
+  // The metrics strip only while the fleet view is open: one small request every 5 s.
+  setInterval(() => {
+    if (!$('#fleet-view').hidden) refreshMetrics().catch((err) => console.error(err));
+  }, 5000);
   route();
 }
 
