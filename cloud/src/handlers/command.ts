@@ -2,6 +2,7 @@ import { DescribeEndpointCommand, DescribeThingCommand, IoTClient } from '@aws-s
 import { GetThingShadowCommand, IoTDataPlaneClient, UpdateThingShadowCommand } from '@aws-sdk/client-iot-data-plane';
 import { isJsonObject, type JsonObject, parseJson } from '@pifleet/protocol';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { createEmfMetrics, withMetrics } from '../adapters/emf-metrics.js';
 import {
   type DesiredUpdate,
   handleCommandRequest,
@@ -207,13 +208,19 @@ export function dataPlaneFromEnv(env: Env, controlPlane: IoTClient): () => Promi
 /**
  * AWS Lambda entry point: region and credentials from the runtime, the connectivity store from
  * `TABLE_NAME`, the data endpoint from `IOT_DATA_ENDPOINT` or DescribeEndpoint; built on the first invocation.
+ * Accepted, rejected and conflicting desired-state writes go to CloudWatch as EMF lines on stdout.
  */
 export const handler: CommandHandler = lazyHandler(() => {
   const controlPlane = new IoTClient({});
-  return createCommandHandler({
-    controlPlane,
-    dataPlane: dataPlaneFromEnv(process.env, controlPlane),
-    store: telemetryStoreFromEnv(process.env),
-    logger: lambdaLogger('command', process.env),
-  });
+  const metrics = createEmfMetrics({ serviceName: 'command' });
+  return withMetrics(
+    metrics,
+    createCommandHandler({
+      controlPlane,
+      dataPlane: dataPlaneFromEnv(process.env, controlPlane),
+      store: telemetryStoreFromEnv(process.env),
+      logger: lambdaLogger('command', process.env),
+      metrics,
+    }),
+  );
 });

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { exponentialBackoff } from '@pifleet/protocol';
+import { createEmfMetrics, withMetrics } from '../adapters/emf-metrics.js';
 import { PoisonBatchError, TelemetryStoreError } from '../core/telemetry/errors.js';
 import { type IngestOutcome, ingestTelemetry } from '../core/telemetry/ingest.js';
 import type { Logger } from '../logger.js';
@@ -81,7 +82,20 @@ export function createIngestHandler(deps: IngestHandlerDeps): IngestHandler {
   };
 }
 
-/** AWS Lambda entry point: DynamoDB store from `TABLE_NAME`, built on the first invocation. */
-export const handler: IngestHandler = lazyHandler(() =>
-  createIngestHandler({ store: telemetryStoreFromEnv(process.env), logger: lambdaLogger('ingest', process.env) }),
-);
+/**
+ * AWS Lambda entry point: DynamoDB store from `TABLE_NAME`, built on the first invocation; the
+ * metrics go to CloudWatch as EMF lines on stdout, flushed after every invocation (a poison batch
+ * and a store failure too). No Powertools idempotency layer: the store already drops a batch it
+ * holds, keyed on (thingName, bootId, seq), so a redelivery writes nothing and counts as deduplicated.
+ */
+export const handler: IngestHandler = lazyHandler(() => {
+  const metrics = createEmfMetrics({ serviceName: 'ingest' });
+  return withMetrics(
+    metrics,
+    createIngestHandler({
+      store: telemetryStoreFromEnv(process.env),
+      logger: lambdaLogger('ingest', process.env),
+      metrics,
+    }),
+  );
+});

@@ -7,6 +7,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPifleetApp, DEFAULT_STACK_NAME } from '../../cdk/build-app.js';
 import { bundleHandlers, LAMBDA_NAMES, type LambdaName } from '../../cdk/bundle.js';
+import { createTelemetryTable } from '../../src/adapters/dynamodb-telemetry-store.js';
+import { startDynalite } from '../../src/testing/dynalite.js';
+import { batchOf, readingsFrom } from '../../src/testing/telemetry-store-suite.js';
 import { type Resources, render } from './template-helpers.js';
 
 /**
@@ -125,6 +128,54 @@ describe('the CDK app (cdk/app.ts)', () => {
       });
     },
   );
+
+  it('the bundled ingest handler prints one EMF line per invocation (Powertools inside the bundle)', async () => {
+    const dynalite = await startDynalite();
+    try {
+      const client = dynalite.client();
+      await createTelemetryTable(client, 'pifleet-emf');
+      const sealedAt = Date.now() - 1_000;
+      const batch = batchOf('pi-01', 1, readingsFrom(sealedAt - 10_000, 3), undefined, sealedAt);
+      const script = `
+      const m = await import(${JSON.stringify(path.join(assetDirOf(descriptions.ingest), 'index.mjs'))});
+      const batch = ${JSON.stringify(batch)};
+      await m.handler(batch);
+      await m.handler(batch);
+      await m.handler({ v: 1 }).catch((err) => process.stdout.write(JSON.stringify({ rejected: err.code }) + '\\n'));`;
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: assetDirOf(descriptions.ingest),
+        env: {
+          PATH: process.env.PATH ?? '',
+          TABLE_NAME: 'pifleet-emf',
+          LOG_LEVEL: 'silent',
+          AWS_REGION: 'us-east-1',
+          AWS_ACCESS_KEY_ID: 'local',
+          AWS_SECRET_ACCESS_KEY: 'local',
+          AWS_ENDPOINT_URL_DYNAMODB: dynalite.endpoint,
+        },
+        timeout: 30_000,
+      });
+      const lines = stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      const emf = lines.filter((l) => '_aws' in l);
+      expect(emf.map((l) => (l._aws as { CloudWatchMetrics: unknown }).CloudWatchMetrics)).toEqual([
+        [expect.objectContaining({ Namespace: 'pifleet', Dimensions: [['service']] })],
+        [expect.objectContaining({ Namespace: 'pifleet', Dimensions: [['service']] })],
+        [expect.objectContaining({ Namespace: 'pifleet', Dimensions: [['service']] })],
+      ]);
+      const [stored, duplicate, poison] = emf.map(({ _aws, ...values }) => values);
+      expect(stored).toEqual({ service: 'ingest', BatchesStored: 1, ReadingsStored: 3, IngestLag: expect.any(Number) });
+      expect(stored?.IngestLag).toBeGreaterThanOrEqual(1_000);
+      expect(stored?.IngestLag).toBeLessThan(60_000);
+      expect(duplicate).toEqual({ service: 'ingest', BatchesDeduplicated: 1 });
+      expect(poison).toEqual({ service: 'ingest', PoisonBatches: 1 });
+      expect(lines.at(-1)).toEqual({ rejected: 'POISON_BATCH' });
+    } finally {
+      await dynalite.stop();
+    }
+  });
 
   it('refuses a bad retention setting before bundling anything', async () => {
     await expect(buildPifleetApp({ outdir, context: { 'pifleet:retentionDays': 'soon' } })).rejects.toMatchObject({
