@@ -13,7 +13,7 @@ import { Construct } from 'constructs';
 export class ConsoleOperatorPolicy extends Construct {
   readonly policy: iam.ManagedPolicy;
 
-  constructor(scope: Construct, id: string, props: { readonly api: apigwv2.IHttpApi }) {
+  constructor(scope: Construct, id: string, props: { readonly api: Pick<apigwv2.IHttpApi, 'apiId'> }) {
     super(scope, id);
     const document = consoleOperatorPolicy({
       region: Aws.REGION,

@@ -60,6 +60,7 @@ describe('ingest handler', () => {
       thingName: 'pi-01',
       bootId: batch.bootId,
       seq: 3,
+      sealedAt: batch.sealedAt,
       readings: 5,
       stored: 5,
       duplicate: false,
