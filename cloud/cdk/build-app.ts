@@ -23,6 +23,8 @@ import { PifleetStack } from './pifleet-stack.js';
  * | `pifleet:claimedThingGroup` | `pifleet-claimed` | the thing group provisioned devices land in |
  * | `pifleet:allowedSerials`  | none      | serials the hook admits, comma-separated (none: every well-formed serial) |
  * | `pifleet:provisioningRolePolicy` | `scoped` | `managed`: AWSIoTThingsRegistration on the provisioning role instead of its scoped grants |
+ * | `pifleet:alarmEmail`      | none      | an address subscribed to the alarm topic (SNS asks it to confirm) |
+ * | `pifleet:silentAfterMinutes` | 15     | minutes after which a quiet thing counts as silent (the silent-devices alarm) |
  *
  * Fleet provisioning is on unless turned off: idle, its template, role and function cost nothing,
  * and no device can use the template before `pifleet claims create` makes a claim certificate.
@@ -81,6 +83,9 @@ export async function buildPifleetApp(options: BuildAppOptions = {}): Promise<Bu
     });
   }
   const thingGroupName = setting('claimedThingGroup');
+  const alarmEmail = setting('alarmEmail');
+  const silentAfter = setting('silentAfterMinutes');
+  const silentAfterMinutes = silentAfter === undefined ? undefined : Number(silentAfter);
 
   const bundleDir = mkdtempSync(path.join(os.tmpdir(), 'pifleet-cdk-bundles-'));
   const dispose = () => rmSync(bundleDir, { recursive: true, force: true });
@@ -102,6 +107,8 @@ export async function buildPifleetApp(options: BuildAppOptions = {}): Promise<Bu
       ...(retentionDays === undefined ? {} : { retentionDays }),
       ...(iotDataEndpoint === undefined ? {} : { iotDataEndpoint }),
       ...(logLevel === undefined ? {} : { logLevel }),
+      ...(alarmEmail === undefined ? {} : { alarmEmail }),
+      ...(silentAfterMinutes === undefined ? {} : { silentAfterMinutes }),
       ...(hookDir === undefined
         ? {}
         : {

@@ -15,7 +15,7 @@ import { DeploymentError } from './errors.js';
  */
 
 /** The stack's handler functions, by name (each has the telemetry table in its environment). */
-export const LAMBDA_NAMES = ['ingest', 'presence', 'query', 'command'] as const;
+export const LAMBDA_NAMES = ['ingest', 'presence', 'query', 'command', 'silent-devices'] as const;
 export type LambdaName = (typeof LAMBDA_NAMES)[number];
 
 /**

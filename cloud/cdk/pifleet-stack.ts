@@ -15,11 +15,13 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import type { Construct } from 'constructs';
 import { TELEMETRY_TABLE_KEYS } from '../src/adapters/dynamodb-telemetry-store.js';
 import { COMMAND_ROUTES } from '../src/core/command/api.js';
+import { DEFAULT_SILENT_AFTER_MINUTES } from '../src/handlers/silent-devices.js';
 import { RULES, type RuleDefinition } from '../src/rules/definitions.js';
 import { LAMBDA_HANDLER, LAMBDA_RUNTIME, type LambdaName } from './bundle.js';
 import { ConsoleOperatorPolicy } from './console-operator.js';
 import { DeploymentError } from './errors.js';
 import { FleetProvisioning, type FleetProvisioningSettings } from './fleet-provisioning.js';
+import { Observability } from './observability.js';
 import { type ArchiveBufferingHints, TopicRules, templateStaticPrefix } from './topic-rules.js';
 
 /**
@@ -39,6 +41,8 @@ import { type ArchiveBufferingHints, TopicRules, templateStaticPrefix } from './
  *   `presignedUrlConfig.roleArn`): it may read the artifacts, nothing else.
  * - With `fleetProvisioning`: pifleet's provisioning template, its pre-provisioning hook, the role
  *   IoT provisions with and the thing group of claimed devices (see `fleet-provisioning.ts`).
+ * - Alarms on an SNS topic, the silent-devices check every 5 minutes and the fleet's dashboard
+ *   (see `observability.ts`).
  *
  * Every function has its own role holding exactly what its handler calls; the tests in
  * `test/cdk/` pin each statement list.
@@ -107,6 +111,10 @@ export interface PifleetStackProps extends StackProps {
   readonly dataRemovalPolicy?: RemovalPolicy;
   /** Fleet provisioning by claim (template, hook, role, thing group); absent: none of it is deployed. */
   readonly fleetProvisioning?: FleetProvisioningSettings;
+  /** An email address subscribed to the alarm topic (absent: no subscription; add one in SNS). */
+  readonly alarmEmail?: string;
+  /** Minutes after which a quiet thing counts as silent (default 15; the silent-devices function's `SILENT_AFTER_MINUTES`). */
+  readonly silentAfterMinutes?: number;
 }
 
 export class PifleetStack extends Stack {
@@ -124,6 +132,7 @@ export class PifleetStack extends Stack {
   readonly devicePolicy: iot.CfnPolicy;
   readonly fleetProvisioning?: FleetProvisioning;
   readonly httpApi: apigwv2.HttpApi;
+  readonly observability: Observability;
 
   constructor(scope: Construct, id: string, props: PifleetStackProps) {
     super(scope, id, props);
@@ -147,6 +156,12 @@ export class PifleetStack extends Stack {
       );
     }
     const dataRemovalPolicy = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
+    const silentAfterMinutes = props.silentAfterMinutes ?? DEFAULT_SILENT_AFTER_MINUTES;
+    if (!(Number.isFinite(silentAfterMinutes) && silentAfterMinutes > 0 && silentAfterMinutes <= 10_080)) {
+      throw new DeploymentError('BAD_SETTING', 'silentAfterMinutes must be 0 < minutes ≤ 10080', {
+        data: { silentAfterMinutes },
+      });
+    }
     const rules = props.rules ?? RULES;
 
     // --- storage ---------------------------------------------------------------------------
@@ -159,6 +174,13 @@ export class PifleetStack extends Stack {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       removalPolicy: dataRemovalPolicy,
+    });
+    const connectivityIndex = TELEMETRY_TABLE_KEYS.connectivityIndex;
+    this.table.addGlobalSecondaryIndex({
+      indexName: connectivityIndex.indexName,
+      partitionKey: { name: connectivityIndex.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: connectivityIndex.sortKey, type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
     });
 
     const archivePrefixes = [
@@ -319,6 +341,19 @@ export class PifleetStack extends Stack {
         timeout: Duration.seconds(10),
         statements: [onTable('Query')],
       }),
+      'silent-devices': fn('silent-devices', required('silent-devices'), {
+        description: 'pifleet: every 5 minutes, counts the things silent for longer than SILENT_AFTER_MINUTES',
+        memorySize: 256,
+        timeout: Duration.seconds(60),
+        environment: { SILENT_AFTER_MINUTES: String(silentAfterMinutes) },
+        // Pages the connectivity index, then the newest values of each long-connected thing.
+        statements: [
+          new iam.PolicyStatement({
+            actions: ['dynamodb:Query'],
+            resources: [this.table.tableArn, `${this.table.tableArn}/index/${connectivityIndex.indexName}`],
+          }),
+        ],
+      }),
       ...(commandCode === undefined
         ? {}
         : {
@@ -368,6 +403,22 @@ export class PifleetStack extends Stack {
       });
     }
 
+    // --- alarms, schedule, dashboard ------------------------------------------------------
+    const { command, ...always } = this.functions;
+    this.observability = new Observability(this, 'Observability', {
+      functions: {
+        ...always,
+        ...(command === undefined ? {} : { command }),
+        ...(this.fleetProvisioning === undefined ? {} : { 'provisioning-hook': this.fleetProvisioning.hook }),
+      },
+      silentDevices: this.functions['silent-devices'],
+      failureQueues: this.failureQueues,
+      rules,
+      topicRules: this.topicRules,
+      silentAfterMinutes,
+      ...(props.alarmEmail === undefined ? {} : { alarmEmail: props.alarmEmail }),
+    });
+
     // --- HTTP API --------------------------------------------------------------------------
     this.httpApi = new apigwv2.HttpApi(this, 'Api', {
       apiName: 'pifleet',
@@ -407,6 +458,11 @@ export class PifleetStack extends Stack {
     new CfnOutput(this, 'IngestFailureQueueUrl', { value: this.failureQueues.ingest.queueUrl });
     new CfnOutput(this, 'PresenceFailureQueueUrl', { value: this.failureQueues.presence.queueUrl });
     new CfnOutput(this, 'DevicePolicyName', { value: RECOMMENDED_POLICY_NAME });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      value: this.observability.alarmTopic.topicArn,
+      description: 'alarms and their recoveries (subscribe here)',
+    });
+    new CfnOutput(this, 'DashboardName', { value: this.observability.dashboard.dashboardName });
     new ConsoleOperatorPolicy(this, 'ConsoleOperator', { api: this.httpApi });
   }
 
@@ -447,6 +503,10 @@ interface FunctionSettings {
   readonly onFailure?: sqs.IQueue;
 }
 
+/** `silent-devices` → `SilentDevices`: construct ids (and so logical ids) in the stack's style. */
 function capitalize(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
+  return s
+    .split('-')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
 }

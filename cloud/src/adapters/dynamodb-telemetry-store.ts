@@ -29,10 +29,11 @@ import {
   sortLatest,
   storedReadingKey,
 } from '../core/telemetry/keys.js';
-import { encodePageToken } from '../core/telemetry/page-token.js';
-import { planQuery } from '../core/telemetry/store-query.js';
+import { encodeConnectivityPageToken, encodePageToken } from '../core/telemetry/page-token.js';
+import { planConnectivityListing, planQuery } from '../core/telemetry/store-query.js';
 import { CloudError } from '../errors.js';
 import type {
+  ConnectivityPage,
   ConnectivityRecord,
   LatestValue,
   ManagedTelemetryStore,
@@ -51,7 +52,7 @@ import type {
  * | reading           | `THING#<thing>` | `R#<ts:16>#<sensor>#<bootId>#<seq:16>#<index:5>`     | sensor, ts, bootId, seq, idx, metrics (map), expiresAt |
  * | batch marker      | `THING#<thing>` | `B#<bootId>#<seq:16>`                                | sealedAt, receivedAt, readings, expiresAt         |
  * | latest value      | `THING#<thing>` | `L#<sensor>#<metric>`                                | sensor, metric, value, ts                         |
- * | connectivity      | `THING#<thing>` | `CONNECTIVITY`                                       | the presence record, ver                          |
+ * | connectivity      | `THING#<thing>` | `CONNECTIVITY`                                       | the presence record, ver, fleet (`ALL`)           |
  *
  * - Thing + time ordering: every item of a thing shares a partition; readings sort by the
  *   zero-padded time first, so "thing X between t1 and t2" is one Query with
@@ -72,12 +73,29 @@ import type {
  *   the whole range); a sensor-heavy workload would add a GSI keyed `THING#<thing>#<sensor>`.
  * - One partition per thing: a device publishes at most 100 messages/s, far below a partition's
  *   1,000 write units/s.
+ * - Fleet listing (`listConnectivity`, the silent-devices check every 5 minutes): a sparse global
+ *   secondary index, `fleet` = `ALL` → `thingName`, that only connectivity items enter (no other
+ *   item has `fleet`); one Query of it pages the records in thing-name order. The alternative, a
+ *   Scan filtered on `sk = CONNECTIVITY`, is billed for every item it reads before filtering, so
+ *   each run would cost the whole table (readings are nearly all of it: 10,000 things with a
+ *   reading a minute kept 90 days are 1.3 billion items of ~250 bytes, ~40 million read units a
+ *   run, and more time than a Lambda run has). The index costs what it holds: a ~300-byte
+ *   record per thing (10,000 things: 3 MB, ~375 read units a run, ~110,000 a day) and one more
+ *   write unit per presence event. Its one partition key takes
+ *   1,000 writes/s, above IoT Core's default 500 connects/s per account; a fleet reconnecting
+ *   faster would shard it (`ALL#<n>`) and merge the shards' ordered pages. Records written
+ *   before the index existed lack `fleet`: a thing is listed from its next presence event on.
  */
 export const TELEMETRY_TABLE_KEYS = {
   partitionKey: 'pk',
   sortKey: 'sk',
   ttlAttribute: 'expiresAt',
+  /** The sparse index of connectivity items (see above); projects every attribute. */
+  connectivityIndex: { indexName: 'connectivity-by-thing', partitionKey: 'fleet', sortKey: 'thingName' },
 } as const;
+
+/** The `fleet` value of every connectivity item: the index's single partition. */
+const FLEET_PARTITION = 'ALL';
 
 const CONNECTIVITY_SK = 'CONNECTIVITY';
 const LATEST_PREFIX = 'L#';
@@ -344,7 +362,13 @@ export function createDynamoDbTelemetryStore(options: DynamoDbTelemetryStoreOpti
         await doc.send(
           new PutCommand({
             TableName: table,
-            Item: { ...record, pk: pk(record.thingName), sk: CONNECTIVITY_SK, ver: record.versionNumber ?? 0 },
+            Item: {
+              ...record,
+              pk: pk(record.thingName),
+              sk: CONNECTIVITY_SK,
+              ver: record.versionNumber ?? 0,
+              fleet: FLEET_PARTITION,
+            },
             ConditionExpression: 'attribute_not_exists(pk) OR #t < :t OR (#t = :t AND #ver <= :ver)',
             ExpressionAttributeNames: { '#t': 'timestamp', '#ver': 'ver' },
             ExpressionAttributeValues: { ':t': record.timestamp, ':ver': record.versionNumber ?? 0 },
@@ -364,9 +388,41 @@ export function createDynamoDbTelemetryStore(options: DynamoDbTelemetryStoreOpti
       const out = await call('GetItem', () =>
         doc.send(new GetCommand({ TableName: table, Key: { pk: pk(thingName), sk: CONNECTIVITY_SK } })),
       );
-      if (out.Item === undefined) return undefined;
-      const { pk: _pk, sk: _sk, ver: _ver, ...record } = out.Item;
-      return record as unknown as ConnectivityRecord;
+      return out.Item === undefined ? undefined : toConnectivity(out.Item);
+    },
+
+    async listConnectivity(listing): Promise<ConnectivityPage> {
+      const { after } = planConnectivityListing(listing);
+      const index = TELEMETRY_TABLE_KEYS.connectivityIndex;
+      const wanted = listing.limit + 1; // one more than a page tells whether another page exists
+      const found: ConnectivityRecord[] = [];
+      // A GSI's start key holds the index key and the table key of the item to continue after.
+      let start: Record<string, unknown> | undefined =
+        after === undefined
+          ? undefined
+          : { fleet: FLEET_PARTITION, thingName: after, pk: pk(after), sk: CONNECTIVITY_SK };
+      do {
+        const out = await call('Query', () =>
+          doc.send(
+            new QueryCommand({
+              TableName: table,
+              IndexName: index.indexName,
+              KeyConditionExpression: '#fleet = :fleet',
+              ExpressionAttributeNames: { '#fleet': index.partitionKey },
+              ExpressionAttributeValues: { ':fleet': FLEET_PARTITION },
+              Limit: wanted - found.length,
+              ExclusiveStartKey: start,
+            }),
+          ),
+        );
+        for (const item of out.Items ?? []) found.push(toConnectivity(item));
+        start = out.LastEvaluatedKey;
+      } while (found.length < wanted && start !== undefined);
+      const items = found.slice(0, listing.limit);
+      const last = items.at(-1);
+      return found.length > listing.limit && last !== undefined
+        ? { items, nextToken: encodeConnectivityPageToken(last.thingName) }
+        : { items };
     },
 
     async countReadings(thingName?: string): Promise<number> {
@@ -399,6 +455,12 @@ export function createDynamoDbTelemetryStore(options: DynamoDbTelemetryStoreOpti
   };
 }
 
+/** A connectivity item without the table's own attributes: the record as `putConnectivity` took it. */
+function toConnectivity(item: Item): ConnectivityRecord {
+  const { pk: _pk, sk: _sk, ver: _ver, fleet: _fleet, ...record } = item;
+  return record as unknown as ConnectivityRecord;
+}
+
 function toReading(thingName: string, item: Item): StoredReading {
   return {
     thingName,
@@ -417,7 +479,7 @@ function toReading(thingName: string, item: Item): StoredReading {
  * creates the table with the same keys ({@link TELEMETRY_TABLE_KEYS}) and TTL enabled.
  */
 export async function createTelemetryTable(client: DynamoDBClient, tableName: string): Promise<void> {
-  const { partitionKey, sortKey } = TELEMETRY_TABLE_KEYS;
+  const { partitionKey, sortKey, connectivityIndex: index } = TELEMETRY_TABLE_KEYS;
   await client.send(
     new CreateTableCommand({
       TableName: tableName,
@@ -429,6 +491,18 @@ export async function createTelemetryTable(client: DynamoDBClient, tableName: st
       AttributeDefinitions: [
         { AttributeName: partitionKey, AttributeType: 'S' },
         { AttributeName: sortKey, AttributeType: 'S' },
+        { AttributeName: index.partitionKey, AttributeType: 'S' },
+        { AttributeName: index.sortKey, AttributeType: 'S' },
+      ],
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: index.indexName,
+          KeySchema: [
+            { AttributeName: index.partitionKey, KeyType: 'HASH' },
+            { AttributeName: index.sortKey, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
       ],
     }),
   );

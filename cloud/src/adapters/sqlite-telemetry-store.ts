@@ -5,10 +5,11 @@ import type Database from 'better-sqlite3';
 import { supersedes } from '../core/telemetry/connectivity.js';
 import { TelemetryStoreError } from '../core/telemetry/errors.js';
 import { batchToStoredReadings, latestValuesOf, storedReadingKey } from '../core/telemetry/keys.js';
-import { encodePageToken } from '../core/telemetry/page-token.js';
-import { planQuery } from '../core/telemetry/store-query.js';
+import { encodeConnectivityPageToken, encodePageToken } from '../core/telemetry/page-token.js';
+import { planConnectivityListing, planQuery } from '../core/telemetry/store-query.js';
 import { CloudError } from '../errors.js';
 import type {
+  ConnectivityPage,
   ConnectivityRecord,
   LatestValue,
   ManagedTelemetryStore,
@@ -163,6 +164,10 @@ function prepare(db: Database.Database) {
       'SELECT sensor, metric, value, ts FROM telemetry_latest WHERE thing = ? ORDER BY sensor, metric',
     ),
     getConnectivity: db.prepare<[string], { record: string }>('SELECT record FROM thing_connectivity WHERE thing = ?'),
+    // The primary key's order, so a page is a range scan of the key from the token on.
+    listConnectivity: db.prepare<{ after: string; limit: number }, { thing: string; record: string }>(
+      'SELECT thing, record FROM thing_connectivity WHERE thing > @after ORDER BY thing LIMIT @limit',
+    ),
     putConnectivity: db.prepare<[string, string]>(
       'INSERT INTO thing_connectivity (thing, record) VALUES (?, ?) ON CONFLICT (thing) DO UPDATE SET record = excluded.record',
     ),
@@ -368,6 +373,21 @@ export function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions)
       const { s } = open();
       const row = guard('getConnectivity', () => s.getConnectivity.get(thingName));
       return row === undefined ? undefined : writtenHere<ConnectivityRecord>(row.record);
+    },
+
+    async listConnectivity(listing): Promise<ConnectivityPage> {
+      const { s } = open();
+      const { after } = planConnectivityListing(listing);
+      // '' sorts before every thing name: the first page.
+      const rows = guard('listConnectivity', () =>
+        s.listConnectivity.all({ after: after ?? '', limit: listing.limit + 1 }),
+      );
+      const page = rows.slice(0, listing.limit);
+      const items = page.map((row) => writtenHere<ConnectivityRecord>(row.record));
+      const last = page.at(-1);
+      return rows.length > listing.limit && last !== undefined
+        ? { items, nextToken: encodeConnectivityPageToken(last.thing) }
+        : { items };
     },
 
     async countReadings(thingName) {

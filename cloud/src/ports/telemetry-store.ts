@@ -83,6 +83,21 @@ export interface ConnectivityRecord {
   readonly clientInitiatedDisconnect?: boolean;
 }
 
+/** One page of the fleet's connectivity records ({@link TelemetryStore.listConnectivity}). */
+export interface ConnectivityListing {
+  /** Page size, 1 – {@link MAX_QUERY_LIMIT}. */
+  readonly limit: number;
+  /** Opaque token from the previous page. */
+  readonly nextToken?: string;
+}
+
+export interface ConnectivityPage {
+  /** Ordered by thing name (byte order), a stable order across pages. */
+  readonly items: readonly ConnectivityRecord[];
+  /** Present when more records may follow; pass it back as `nextToken`. */
+  readonly nextToken?: string;
+}
+
 export interface PutConnectivityResult {
   /** False when the store already held a newer event for the thing (events can arrive out of order). */
   readonly applied: boolean;
@@ -103,6 +118,12 @@ export interface TelemetryStore {
   /** Records a presence event unless the store already holds a newer one for the thing. */
   putConnectivity(record: ConnectivityRecord): Promise<PutConnectivityResult>;
   getConnectivity(thingName: string): Promise<ConnectivityRecord | undefined>;
+  /**
+   * One page of every thing's connectivity record (things with no presence event yet are not
+   * listed). Throws `InvalidTelemetryQueryError` for a bad limit, `InvalidPageTokenError` for a
+   * token this listing did not issue.
+   */
+  listConnectivity(listing: ConnectivityListing): Promise<ConnectivityPage>;
   /** Readings stored for one thing, or for all things (for load tests reading back what arrived). */
   countReadings(thingName?: string): Promise<number>;
 }

@@ -1,7 +1,13 @@
 import type { Reading, TelemetryBatch } from '@pifleet/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidPageTokenError, InvalidTelemetryQueryError, TelemetryStoreError } from '../core/telemetry/errors.js';
-import type { ConnectivityRecord, StoredReading, TelemetryQuery, TelemetryStore } from '../ports/telemetry-store.js';
+import type {
+  ConnectivityListing,
+  ConnectivityRecord,
+  StoredReading,
+  TelemetryQuery,
+  TelemetryStore,
+} from '../ports/telemetry-store.js';
 
 /**
  * The behaviour every TelemetryStore adapter must show. Run it once per adapter:
@@ -53,6 +59,37 @@ async function drain(store: TelemetryStore, q: Omit<TelemetryQuery, 'nextToken'>
   let token: string | undefined;
   for (let guard = 0; guard < 1000; guard++) {
     const page = await store.query(token === undefined ? q : { ...q, nextToken: token });
+    pages.push([...page.items]);
+    token = page.nextToken;
+    if (token === undefined) return pages;
+  }
+  throw new Error('pagination did not end');
+}
+
+/** A presence record of `thingName` at `T0 + offset` ms. */
+export function connectivityOf(thingName: string, connected: boolean, offset = 0): ConnectivityRecord {
+  return connected
+    ? { thingName, connected, clientId: thingName, timestamp: T0 + offset, eventType: 'connected', versionNumber: 1 }
+    : {
+        thingName,
+        connected,
+        clientId: thingName,
+        timestamp: T0 + offset,
+        eventType: 'disconnected',
+        versionNumber: 1,
+        disconnectReason: 'MQTT_KEEP_ALIVE_TIMEOUT',
+        clientInitiatedDisconnect: false,
+      };
+}
+
+async function drainConnectivity(
+  store: TelemetryStore,
+  listing: Omit<ConnectivityListing, 'nextToken'>,
+): Promise<ConnectivityRecord[][]> {
+  const pages: ConnectivityRecord[][] = [];
+  let token: string | undefined;
+  for (let guard = 0; guard < 1000; guard++) {
+    const page = await store.listConnectivity(token === undefined ? listing : { ...listing, nextToken: token });
     pages.push([...page.items]);
     token = page.nextToken;
     if (token === undefined) return pages;
@@ -317,6 +354,87 @@ export function describeTelemetryStore(name: string, factory: () => Promise<Tele
       await expect(store.putConnectivity(later)).resolves.toEqual({ applied: true });
       expect(await store.getConnectivity('pi-01')).toEqual(later);
       expect(await store.getConnectivity('pi-02')).toBeUndefined();
+    });
+
+    it('lists nothing for a fleet without presence events, even when things have readings', async () => {
+      await store.putBatch(batchOf('pi-01', 1, readingsFrom(T0, 3)));
+      await expect(store.listConnectivity({ limit: 10 })).resolves.toEqual({ items: [] });
+    });
+
+    it.each([
+      ['pages of 3', 3, [3, 3, 1]],
+      ['a limit that divides the fleet', 7, [7]],
+      ['a page per thing', 1, [1, 1, 1, 1, 1, 1, 1]],
+      ['one page larger than the fleet', 1000, [7]],
+    ] as const)('lists every thing’s record in thing-name order: %s', async (_label, limit, sizes) => {
+      // Inserted out of order, with names whose order differs from their numeric order.
+      const names = ['pi-10', 'pi-2', 'gw:a', 'pi-01', 'pi-1', 'Pi-9', 'pi-010'];
+      for (const [i, name] of names.entries()) await store.putConnectivity(connectivityOf(name, i % 2 === 0, i));
+      const pages = await drainConnectivity(store, { limit });
+      expect(pages.map((p) => p.length)).toEqual(sizes);
+      const listed = pages.flat();
+      // Byte order: upper case before lower, '0' before '1', a prefix before its extensions.
+      expect(listed.map((r) => r.thingName)).toEqual(['Pi-9', 'gw:a', 'pi-01', 'pi-010', 'pi-1', 'pi-10', 'pi-2']);
+      for (const record of listed) expect(record).toEqual(await store.getConnectivity(record.thingName));
+    });
+
+    it('lists the newest record of a thing, not every event it had', async () => {
+      await store.putConnectivity(connectivityOf('pi-01', true, 0));
+      await store.putConnectivity(connectivityOf('pi-01', false, 5000));
+      await store.putConnectivity(connectivityOf('pi-01', true, 1000)); // late and stale: not applied
+      await store.putConnectivity(connectivityOf('pi-02', true, 0));
+      const { items } = await store.listConnectivity({ limit: 10 });
+      expect(items).toEqual([connectivityOf('pi-01', false, 5000), connectivityOf('pi-02', true, 0)]);
+    });
+
+    it('a token continues after its thing, also when records change between pages', async () => {
+      for (const name of ['pi-01', 'pi-03', 'pi-05']) await store.putConnectivity(connectivityOf(name, true));
+      const first = await store.listConnectivity({ limit: 1 });
+      expect(first.items.map((r) => r.thingName)).toEqual(['pi-01']);
+      const token = first.nextToken;
+      if (token === undefined) throw new Error('a first page of 1 of 3 has a token');
+      // A thing added before the token's position is not seen; one after it is.
+      await store.putConnectivity(connectivityOf('pi-00', true));
+      await store.putConnectivity(connectivityOf('pi-02', true));
+      const rest = await store.listConnectivity({ limit: 10, nextToken: token });
+      expect(rest.items.map((r) => r.thingName)).toEqual(['pi-02', 'pi-03', 'pi-05']);
+    });
+
+    it('rejects listing tokens it did not issue, query tokens included', async () => {
+      await store.putBatch(batchOf('pi-01', 1, readingsFrom(T0, 4)));
+      const queryToken = (await store.query({ ...all('pi-01'), limit: 1 })).nextToken;
+      expect(queryToken).toBeDefined();
+      const raw = (json: string) => Buffer.from(json).toString('base64url');
+      const forged = (body: unknown) => raw(JSON.stringify(body));
+      for (const bad of [
+        '',
+        'not a token!',
+        'eyJ2Ijo',
+        queryToken ?? 'missing',
+        forged({ v: 1 }),
+        forged({ v: 2, c: 'pi-01' }),
+        forged({ v: 1, c: '' }),
+        forged({ v: 1, c: 'pi 01' }),
+        forged({ v: 1, c: 'x'.repeat(129) }),
+        forged({ v: 1, c: ['pi-01'] }),
+        // JSON.parse makes `__proto__` an own key: the body behind it must not be read as the token.
+        raw('{"__proto__":{"v":1,"c":"pi-01"}}'),
+        forged(null),
+        'A'.repeat(4096),
+      ]) {
+        await expect(store.listConnectivity({ limit: 10, nextToken: bad })).rejects.toBeInstanceOf(
+          InvalidPageTokenError,
+        );
+      }
+    });
+
+    it.each([
+      ['limit 0', 0],
+      ['limit over 1000', 1001],
+      ['a fractional limit', 2.5],
+      ['a NaN limit', Number.NaN],
+    ])('rejects a listing with %s', async (_label, limit) => {
+      await expect(store.listConnectivity({ limit })).rejects.toBeInstanceOf(InvalidTelemetryQueryError);
     });
 
     it('stores a batch larger than one write request completely', async () => {

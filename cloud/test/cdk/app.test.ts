@@ -58,6 +58,7 @@ const descriptions: Record<LambdaName, RegExp> = {
   presence: /^pifleet: IoT lifecycle events/,
   query: /^pifleet: telemetry history/,
   command: /^pifleet: desired state/,
+  'silent-devices': /^pifleet: every 5 minutes/,
 };
 
 describe('the CDK app (cdk/app.ts)', () => {

@@ -40,6 +40,7 @@ const fnIds: Record<LambdaName, string> = {
   presence: id(stack.functions.presence),
   query: id(stack.functions.query),
   command: id(stack.functions.command),
+  'silent-devices': id(stack.functions['silent-devices']),
 };
 const tableArn = `\${${stack.getLogicalId(stack.table.node.defaultChild as CfnFunction)}.Arn}`;
 const ARN = (service: string, rest: string) =>
@@ -256,7 +257,7 @@ const runtimes = (res: Resources) =>
   );
 
 describe('Lambda runtime', () => {
-  it('every function of the stack runs Node.js 24: the four handlers on arm64, CDK’s endpoint lookup on x86_64', () => {
+  it('every function of the stack runs Node.js 24: the five handlers on arm64, CDK’s endpoint lookup on x86_64', () => {
     const lookupId = idsOfType(resources, 'Custom::AWS')[0] as string;
     const lookupFn = refId(render(resources[lookupId]?.Properties?.ServiceToken));
     const handler = { runtime: 'nodejs24.x', architectures: ['arm64'] };
@@ -265,16 +266,17 @@ describe('Lambda runtime', () => {
       [fnIds.presence]: handler,
       [fnIds.query]: handler,
       [fnIds.command]: handler,
+      [fnIds['silent-devices']]: handler,
       // A plain string in every region (no Fn::FindInMap): CDK's latest-Node fact is the same everywhere.
       [lookupFn]: { runtime: 'nodejs24.x', architectures: ['x86_64'] },
     });
     expect(LAMBDA_RUNTIME.name).toBe('nodejs24.x');
   });
 
-  it('with a given data endpoint there is no lookup function: the four handlers, Node.js 24 on arm64', () => {
+  it('with a given data endpoint there is no lookup function: the five handlers, Node.js 24 on arm64', () => {
     const given = synth({ iotDataEndpoint: 'abc123-ats.iot.eu-west-1.amazonaws.com' });
     const all = Object.values(runtimes(given.resources));
-    expect(all).toHaveLength(4);
+    expect(all).toHaveLength(5);
     for (const fn of all) expect(fn).toEqual({ runtime: 'nodejs24.x', architectures: ['arm64'] });
   });
 
@@ -309,7 +311,7 @@ describe('Lambda functions', () => {
     },
   );
 
-  it('every function of the stack other than the deploy-time endpoint lookup is one of the four handlers', () => {
+  it('every function of the stack other than the deploy-time endpoint lookup is one of the five handlers', () => {
     const ours = new Set(Object.values(fnIds));
     const others = idsOfType(resources, 'AWS::Lambda::Function').filter((i) => !ours.has(i));
     expect(others).toHaveLength(1);
@@ -398,6 +400,11 @@ describe('least privilege', () => {
       ...allow(['iot:GetThingShadow', 'iot:UpdateThingShadow', 'iot:DescribeThing'], ARN('iot', 'thing/*')),
       ...allow(['dynamodb:GetItem'], tableArn),
     ],
+    // observability.test.ts asserts this role's statements one by one.
+    'silent-devices': () => [
+      ...logs('silent-devices'),
+      ...allow(['dynamodb:Query'], tableArn, `${tableArn}/index/connectivity-by-thing`),
+    ],
   };
 
   it.each(Object.keys(expected) as LambdaName[])('%s: its role allows exactly what the handler calls', (name) => {
@@ -437,8 +444,8 @@ describe('least privilege', () => {
 });
 
 describe('storage', () => {
-  it('the telemetry table has the documented keys, on-demand billing, TTL on expiresAt and PITR; it is retained', () => {
-    const { partitionKey, sortKey, ttlAttribute } = TELEMETRY_TABLE_KEYS;
+  it('the telemetry table has the documented keys and connectivity index, on-demand billing, TTL on expiresAt and PITR; it is retained', () => {
+    const { partitionKey, sortKey, ttlAttribute, connectivityIndex: index } = TELEMETRY_TABLE_KEYS;
     template.hasResource('AWS::DynamoDB::Table', {
       Properties: {
         KeySchema: [
@@ -448,6 +455,19 @@ describe('storage', () => {
         AttributeDefinitions: [
           { AttributeName: partitionKey, AttributeType: 'S' },
           { AttributeName: sortKey, AttributeType: 'S' },
+          { AttributeName: index.partitionKey, AttributeType: 'S' },
+          { AttributeName: index.sortKey, AttributeType: 'S' },
+        ],
+        // Sparse: only connectivity items carry its partition key (adapters/dynamodb-telemetry-store.ts).
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: index.indexName,
+            KeySchema: [
+              { AttributeName: index.partitionKey, KeyType: 'HASH' },
+              { AttributeName: index.sortKey, KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'ALL' },
+          },
         ],
         BillingMode: 'PAY_PER_REQUEST',
         TimeToLiveSpecification: { AttributeName: ttlAttribute, Enabled: true },

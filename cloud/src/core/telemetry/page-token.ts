@@ -1,3 +1,4 @@
+import { isValidThingName } from '@pifleet/protocol';
 import type { TelemetryQuery } from '../../ports/telemetry-store.js';
 import { READING_KEY_PREFIX, readingKeyRange } from './keys.js';
 
@@ -48,3 +49,32 @@ function isTokenBody(x: unknown): x is TokenBody {
   const o = x as Record<string, unknown>;
   return o.v === 1 && typeof o.t === 'string' && typeof o.k === 'string' && o.k.startsWith(READING_KEY_PREFIX);
 }
+
+/**
+ * Page tokens of the fleet's connectivity listing: base64url of `{"v":1,"c":<last thing name>}`;
+ * the next page starts strictly after that name. A query token (`t`/`k`) is not one, nor the
+ * reverse, and the name must be a thing name (the presence handler stores no other).
+ */
+export function encodeConnectivityPageToken(lastThingName: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, c: lastThingName }), 'utf8').toString('base64url');
+}
+
+export function decodeConnectivityPageToken(token: string): DecodedConnectivityPageToken {
+  if (token.length === 0 || token.length > 2048 || !/^[A-Za-z0-9_-]+$/.test(token)) {
+    return { ok: false, reason: 'not a token this listing issued' };
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    return { ok: false, reason: 'not a token this listing issued' };
+  }
+  if (typeof body !== 'object' || body === null) return { ok: false, reason: 'not a token this listing issued' };
+  const o = body as Record<string, unknown>;
+  if (o.v !== 1 || !isValidThingName(o.c)) return { ok: false, reason: 'not a token this listing issued' };
+  return { ok: true, afterThingName: o.c };
+}
+
+export type DecodedConnectivityPageToken =
+  | { readonly ok: true; readonly afterThingName: string }
+  | { readonly ok: false; readonly reason: string };

@@ -1,7 +1,7 @@
-import { MAX_QUERY_LIMIT, type TelemetryQuery } from '../../ports/telemetry-store.js';
+import { type ConnectivityListing, MAX_QUERY_LIMIT, type TelemetryQuery } from '../../ports/telemetry-store.js';
 import { InvalidPageTokenError, InvalidTelemetryQueryError } from './errors.js';
 import { readingKeyRange } from './keys.js';
-import { decodePageToken } from './page-token.js';
+import { decodeConnectivityPageToken, decodePageToken } from './page-token.js';
 
 export interface KeyRangePlan {
   /** Inclusive lower bound of the sort key. */
@@ -17,9 +17,7 @@ export interface KeyRangePlan {
  * Throws `InvalidTelemetryQueryError` or `InvalidPageTokenError`.
  */
 export function planQuery(q: TelemetryQuery): KeyRangePlan {
-  if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > MAX_QUERY_LIMIT) {
-    throw new InvalidTelemetryQueryError(`limit must be an integer from 1 to ${MAX_QUERY_LIMIT}`, { limit: q.limit });
-  }
+  checkLimit(q.limit);
   if (!Number.isSafeInteger(q.from) || !Number.isSafeInteger(q.to) || q.from < 0 || q.to < 0) {
     throw new InvalidTelemetryQueryError('from and to must be non-negative integers (ms since the epoch)', {
       from: q.from,
@@ -32,4 +30,23 @@ export function planQuery(q: TelemetryQuery): KeyRangePlan {
   const decoded = decodePageToken(q.nextToken, q);
   if (!decoded.ok) throw new InvalidPageTokenError(decoded.reason);
   return { lower, upper, after: decoded.afterKey };
+}
+
+function checkLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUERY_LIMIT) {
+    throw new InvalidTelemetryQueryError(`limit must be an integer from 1 to ${MAX_QUERY_LIMIT}`, { limit });
+  }
+}
+
+/**
+ * Checks a connectivity listing, the same for every store: the thing name to continue after
+ * (from the token), or undefined for the first page. Throws `InvalidTelemetryQueryError` or
+ * `InvalidPageTokenError`.
+ */
+export function planConnectivityListing(listing: ConnectivityListing): { readonly after: string | undefined } {
+  checkLimit(listing.limit);
+  if (listing.nextToken === undefined) return { after: undefined };
+  const decoded = decodeConnectivityPageToken(listing.nextToken);
+  if (!decoded.ok) throw new InvalidPageTokenError(decoded.reason);
+  return { after: decoded.afterThingName };
 }
