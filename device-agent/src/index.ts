@@ -1,6 +1,7 @@
 // Hardware layer (issue 5): ports, errors, drivers, adapters (native modules load lazily), factory, test kit.
 export * from './adapters/aws-iot-sdk.js';
 export * from './adapters/i2c-bus.js';
+export * from './adapters/linux-host-stats.js';
 export * from './adapters/mqttjs.js';
 export * from './adapters/onoff.js';
 export * from './adapters/sysfs-gpio.js';
@@ -30,6 +31,7 @@ export * from './logger.js';
 export * from './outbox/outbox.js';
 export * from './ports/clock.js';
 export * from './ports/gpio.js';
+export * from './ports/host-stats.js';
 export * from './ports/i2c.js';
 export * from './ports/transport.js';
 export * from './process-exit.js';

@@ -195,6 +195,98 @@ export const outboxReportSchema = z.strictObject({
   sent: z.number().int().nonnegative(),
 });
 
+/**
+ * Bounds of `reported.health`: every number is bounded, so a report that passes can neither grow
+ * the shadow document nor carry a value no Pi produces (a temperature of 10⁹ is a parsing bug).
+ */
+export const HEALTH_BOUNDS = {
+  /** The most acknowledgements the publish latency is summarised over (the agent's window). */
+  latencyWindow: 256,
+  /** A publish not acknowledged in an hour is not a latency any more. */
+  latencyMsMax: 3_600_000,
+  /** 16 TiB in MiB: far past any Pi, small enough to stay a plain integer. */
+  mibMax: 16 * 1024 * 1024,
+  /** What a SoC thermal zone can report (the kernel's millidegrees, in °C). */
+  tempC: { min: -60, max: 150 },
+  loadMax: 10_000,
+} as const;
+
+const percent = (what: string) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .min(0, `${what} must be at least 0`)
+    .max(100, `${what} must be at most 100`);
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const mib = z.number().int().nonnegative().max(HEALTH_BOUNDS.mibMax);
+const load = z.number().nonnegative().max(HEALTH_BOUNDS.loadMax);
+const latencyMs = z.number().int().nonnegative().max(HEALTH_BOUNDS.latencyMsMax);
+
+/**
+ * The agent's health (`reported.health`), sampled every `health.intervalSeconds` and rounded. A
+ * section or field the device cannot measure (no thermal zone, not Linux, no publish yet) is
+ * omitted, never reported as 0.
+ */
+export const healthReportSchema = z.strictObject({
+  /** When the agent took this sample, ms since the epoch. */
+  sampledAt: count,
+  /** The whole device. */
+  host: z
+    .strictObject({
+      /** CPU busy over all cores between the last two samples, %. */
+      cpuPct: percent('host.cpuPct').optional(),
+      /** Load averages over 1, 5 and 15 minutes (runnable tasks; 4.0 fills a 4-core Pi). */
+      load1: load.optional(),
+      load5: load.optional(),
+      load15: load.optional(),
+      memTotalMiB: mib.optional(),
+      /** What the kernel could give to a new process without swapping (MemAvailable). */
+      memAvailableMiB: mib.optional(),
+      /** SoC temperature (the `cpu-thermal` zone on a Pi), °C. */
+      tempC: z.number().min(HEALTH_BOUNDS.tempC.min).max(HEALTH_BOUNDS.tempC.max).optional(),
+      /** Seconds since the device booted. */
+      uptimeS: count.optional(),
+    })
+    .refine(
+      (h) => h.memTotalMiB === undefined || h.memAvailableMiB === undefined || h.memAvailableMiB <= h.memTotalMiB,
+      { message: 'memAvailableMiB must not exceed memTotalMiB', path: ['memAvailableMiB'] },
+    )
+    .optional(),
+  /** The agent's own process. */
+  process: z
+    .strictObject({
+      /** Share of the whole device's CPU time (all cores) the agent used between the last two samples, %. */
+      cpuPct: percent('process.cpuPct').optional(),
+      /** Resident memory, MiB. */
+      rssMiB: mib.optional(),
+    })
+    .optional(),
+  /** The MQTT connection. */
+  connection: z.strictObject({
+    /** Connections made again after the first since the agent started. */
+    reconnects: count,
+    /** Seconds the current connection has been up (absent while disconnected). */
+    connectedS: count.optional(),
+    /**
+     * Time from a telemetry batch's PUBLISH to its PUBACK over the last acknowledgements (at most
+     * {@link HEALTH_BOUNDS.latencyWindow}): the latest, the median and the 99th percentile, ms.
+     */
+    publishLatencyMs: z
+      .strictObject({
+        last: latencyMs,
+        p50: latencyMs,
+        p99: latencyMs,
+        samples: z.number().int().min(1).max(HEALTH_BOUNDS.latencyWindow),
+      })
+      .refine((l) => l.p50 <= l.p99, { message: 'p50 must not exceed p99', path: ['p50'] })
+      .optional(),
+  }),
+});
+export type HealthReport = z.infer<typeof healthReportSchema>;
+
+export function validateHealthReport(input: unknown): Validation<HealthReport> {
+  return validateWith(healthReportSchema, input);
+}
+
 export const reportedStateSchema = z.strictObject({
   agent: z.strictObject({
     version: z.string(),
@@ -245,6 +337,8 @@ export const reportedStateSchema = z.strictObject({
       shadow: z.number().int().nonnegative(),
     })
     .optional(),
+  /** Host, process and connection health, once the agent has sampled it (`health.intervalSeconds`). */
+  health: healthReportSchema.optional(),
 });
 export type ReportedState = z.infer<typeof reportedStateSchema>;
 export type SensorReport = z.infer<typeof sensorReportSchema>;

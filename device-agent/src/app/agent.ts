@@ -3,6 +3,7 @@ import {
   appTopics,
   type BackoffSchedule,
   exponentialBackoff,
+  type HealthReport,
   type LogLevel,
   MQTT5_REASON,
   type Reading,
@@ -24,9 +25,11 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import type { Dropped, Outbox, OutboxRecovery } from '../outbox/outbox.js';
 import { type Clock, type TimerHandle, withTimeout } from '../ports/clock.js';
+import type { HostStats } from '../ports/host-stats.js';
 import type { Transport } from '../ports/transport.js';
 import type { ShadowService } from '../shadow/port.js';
 import { createQuotaShadow } from '../shadow/quota.js';
+import { createHealthSampler } from './health-sampler.js';
 import { createPublisher } from './publisher.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -59,6 +62,11 @@ export interface AgentDeps {
   readonly outboxRecovery?: OutboxRecovery;
   /** Applies a log level (desired `logLevel`); defaults to setting it on the agent's loggers. */
   readonly setLogLevel?: (level: LogLevel) => void;
+  /**
+   * The device's CPU, memory, temperature, load and uptime for `reported.health`; absent, the health
+   * holds the connection's numbers only (reconnects, connection uptime, publish latency).
+   */
+  readonly hostStats?: HostStats;
 }
 
 export interface AgentStatus {
@@ -73,6 +81,8 @@ export interface AgentStatus {
   readonly actual: ActualState;
   /** What IoT Core's quotas refused this agent since it started (all zero when it stays inside them). */
   readonly throttled: AgentThrottled;
+  /** The newest health sample (`reported.health`); undefined before the first or with health off. */
+  readonly health: HealthReport | undefined;
 }
 
 /** Requests of this agent the broker or the shadow service refused for a quota, since start. */
@@ -205,6 +215,21 @@ export function createAgent(deps: AgentDeps): Agent {
     },
   });
 
+  // Health goes out with the shadow reports: without a shadow there is nobody to tell.
+  const health =
+    config.health.intervalSeconds > 0 && deps.createShadow && config.shadow.enabled
+      ? createHealthSampler({
+          clock,
+          intervalMs: config.health.intervalSeconds * 1000,
+          hostStats: deps.hostStats,
+          link: () => ({ reconnects, connectedSince, latency: publisher.latency() }),
+          onSignificant: () => {
+            if (state === 'running') void enqueue('health', () => report());
+          },
+          logger: child('health'),
+        })
+      : undefined;
+
   let state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   /** False once `pauseSampling()` ran: no sample is scheduled and no reading is added any more. */
   let sampling = true;
@@ -219,6 +244,9 @@ export function createAgent(deps: AgentDeps): Agent {
   let shadowQueue: Promise<void> = Promise.resolve();
   let connectsThrottled = 0;
   let shadowThrottled = 0;
+  /** Connections after the first, and when the current one came up: `reported.health.connection`. */
+  let reconnects = 0;
+  let connectedSince: number | undefined;
   const throttled = (): AgentThrottled => {
     const p = publisher.throttling();
     return {
@@ -461,7 +489,7 @@ export function createAgent(deps: AgentDeps): Agent {
     return out;
   };
 
-  const reportedNow = (rejected?: ReturnType<Reconciler['commit']>) => {
+  const reportedNow = (rejected: ReturnType<Reconciler['commit']> | undefined, healthNow: HealthReport | undefined) => {
     const a = actual();
     return buildReported(
       {
@@ -476,6 +504,7 @@ export function createAgent(deps: AgentDeps): Agent {
         outbox: outbox.stats(),
         ...telemetryReport(),
         throttled: throttled(),
+        health: healthNow,
       },
       rejected,
     );
@@ -490,7 +519,9 @@ export function createAgent(deps: AgentDeps): Agent {
   const report = async (rejected?: ReturnType<Reconciler['commit']>) => {
     if (!shadow || !transport.isConnected) return;
     const clearing = telemetryClearPending && !publisher.blocked();
-    await shadow.updateReported(reportedNow(rejected));
+    const healthNow = health?.unreported();
+    await shadow.updateReported(reportedNow(rejected, healthNow));
+    if (healthNow) health?.reported(healthNow);
     if (clearing && !publisher.blocked()) telemetryClearPending = false;
   };
 
@@ -754,7 +785,9 @@ export function createAgent(deps: AgentDeps): Agent {
       };
       cleanups.push(
         transport.on('connectFailed', ({ error }) => countQuota(error)),
-        transport.on('connected', () => {
+        transport.on('connected', ({ first }) => {
+          if (!first) reconnects += 1;
+          connectedSince = clock.now();
           transport.publish(statusTopic, statusPayload(true), { qos: 1, retain: true }).catch((err: unknown) => {
             log.warn({ err }, 'online status not published');
           });
@@ -765,6 +798,7 @@ export function createAgent(deps: AgentDeps): Agent {
           void syncOnConnect();
         }),
         transport.on('interrupted', ({ error }) => {
+          connectedSince = undefined;
           cancelSyncRetry();
           const reason = reasonOf(error);
           if (reason?.reasonCode === MQTT5_REASON.SESSION_TAKEN_OVER) {
@@ -799,6 +833,7 @@ export function createAgent(deps: AgentDeps): Agent {
         );
         armReportTimer();
       }
+      health?.start();
       for (const s of sensors.values()) scheduleSensor(s);
     },
     async stop(reason = 'shutdown') {
@@ -811,6 +846,7 @@ export function createAgent(deps: AgentDeps): Agent {
       if (ageTimer !== undefined) clock.clearTimeout(ageTimer);
       ageTimer = undefined;
       if (reportTimer !== undefined) clock.clearTimeout(reportTimer);
+      health?.stop();
       cancelSyncRetry();
       for (const c of cleanups.splice(0)) c();
       store(batcher.seal(clock.now()));
@@ -860,6 +896,7 @@ export function createAgent(deps: AgentDeps): Agent {
         shadowVersion: reconciler.version,
         actual: actual(),
         throttled: throttled(),
+        health: health?.latest(),
       };
     },
     syncShadow: () => syncShadow(),

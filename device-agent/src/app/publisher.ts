@@ -1,4 +1,5 @@
-import { exponentialBackoff, STATE_BOUNDS, TokenBucket } from '@pifleet/protocol';
+import { exponentialBackoff, HEALTH_BOUNDS, STATE_BOUNDS, TokenBucket } from '@pifleet/protocol';
+import { type LatencySummary, LatencyWindow } from '../core/latency-window.js';
 import { type PublishRefusal, publishRefusalOf, type TelemetryBlocked } from '../core/publish-refusal.js';
 import type { Logger } from '../logger.js';
 import type { Outbox } from '../outbox/outbox.js';
@@ -32,6 +33,8 @@ export interface PublisherDeps {
   readonly backoffMaxMs?: number;
   /** In [0, 1): the jitter of the backoff. Default Math.random. */
   readonly random?: () => number;
+  /** Acknowledgements the publish latency is summarised over. Default 256 (`HEALTH_BOUNDS.latencyWindow`). */
+  readonly latencyWindow?: number;
 }
 
 /** What the broker's quotas did to the telemetry since the agent started. */
@@ -54,6 +57,12 @@ export interface Publisher {
   /** Why the broker refuses the telemetry topic, while it does. */
   blocked(): TelemetryBlocked | undefined;
   throttling(): PublishThrottling;
+  /**
+   * Time from each batch's PUBLISH to its PUBACK on the publisher's clock, over the last
+   * acknowledgements; undefined until one arrived. Refused, failed and timed-out publishes are not
+   * latencies and are left out (they are counted in `throttling()` or logged).
+   */
+  latency(): LatencySummary | undefined;
 }
 
 /**
@@ -118,6 +127,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     interruptions += 1;
   });
   const inFlight = new Set<number>();
+  const latencies = new LatencyWindow(deps.latencyWindow ?? HEALTH_BOUNDS.latencyWindow);
   const waiters = new Set<() => void>();
   let timer: TimerHandle | undefined;
   let draining = false;
@@ -160,6 +170,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     inFlight.add(entry.id);
     let done = false;
     const sentOn = interruptions;
+    const publishedAt = clock.now();
     const ackTimer = clock.setTimeout(() => {
       if (done) return;
       done = true;
@@ -189,6 +200,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
         clock.clearTimeout(ackTimer);
         if (!done) {
           done = true;
+          latencies.add(clock.now() - publishedAt);
           try {
             outbox.ack(entry.id);
           } catch (err) {
@@ -401,6 +413,7 @@ export function createPublisher(deps: PublisherDeps): Publisher {
     kick: () => pump(),
     blocked: () => blocked,
     throttling: () => ({ throttled: throttledCount, unacknowledged: unacknowledgedCount }),
+    latency: () => latencies.summary(),
     get inFlight() {
       return inFlight.size;
     },

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { type LogLevel, makeDirectorySync } from '@pifleet/protocol';
 import type { AwsIotTransport } from '../adapters/aws-iot-sdk.js';
+import { createLinuxHostStats } from '../adapters/linux-host-stats.js';
 import { type AgentConfig, toHardwareSpec } from '../config/schema.js';
 import { AgentError } from '../errors.js';
 import { createHardware, type Hardware, type HardwarePorts } from '../hardware/open.js';
@@ -13,6 +14,7 @@ import { createAgentJobs } from '../jobs/wiring.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type Outbox, type OutboxRecovery, openOutbox } from '../outbox/outbox.js';
 import type { Clock } from '../ports/clock.js';
+import type { HostStats } from '../ports/host-stats.js';
 import type { Transport } from '../ports/transport.js';
 import { createIotShadowService } from '../shadow/iot-shadow-v2.js';
 import type { ShadowService } from '../shadow/port.js';
@@ -53,6 +55,11 @@ export interface AgentRuntimeDeps {
   readonly setLogLevel?: (level: LogLevel) => void;
   /** Reads PEM files for the mqtt.js transport (a fleet host caches the CA its devices share). */
   readonly readFile?: (file: string) => Buffer;
+  /**
+   * The host's counters for `reported.health` (sampled only when `health.intervalSeconds` > 0);
+   * default: Linux's /proc and /sys, which leave every field out where they do not exist.
+   */
+  readonly hostStats?: HostStats;
   /**
    * Jobs (when `config.jobs.enabled`): where the execution in progress is kept (default: a file
    * beside the outbox), how the device reboots (default `systemctl reboot`), the on-device updater
@@ -209,6 +216,7 @@ export function createAgentRuntime(deps: AgentRuntimeDeps): AgentRuntime {
         bootId,
         ...(recovery ? { outboxRecovery: recovery } : {}),
         ...(deps.setLogLevel ? { setLogLevel: deps.setLogLevel } : {}),
+        hostStats: deps.hostStats ?? createLinuxHostStats(),
         createShadow: () => createShadow(t, crt),
       });
       await agent.start();

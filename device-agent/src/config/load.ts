@@ -22,6 +22,7 @@ export const OVERRIDES = {
   telemetryEncoding: { env: 'PIFLEET_TELEMETRY_ENCODING', path: ['telemetry', 'encoding'], type: 'string' },
   outboxPath: { env: 'PIFLEET_OUTBOX_PATH', path: ['outbox', 'path'], type: 'string' },
   outboxMaxBytes: { env: 'PIFLEET_OUTBOX_MAX_BYTES', path: ['outbox', 'maxBytes'], type: 'int' },
+  healthIntervalSeconds: { env: 'PIFLEET_HEALTH_INTERVAL_SECONDS', path: ['health', 'intervalSeconds'], type: 'int' },
 } as const satisfies Record<string, { env: string; path: readonly string[]; type: 'string' | 'int' }>;
 
 export type OverrideKey = keyof typeof OVERRIDES;

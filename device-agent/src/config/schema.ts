@@ -166,6 +166,20 @@ export const shadowConfigSchema = z.strictObject({
 });
 
 /**
+ * Health (`reported.health`: host CPU, memory, temperature, the agent's CPU and RSS, the connection's
+ * reconnects and publish latency): sampled every `intervalSeconds`, 0 turns it off. A minute is
+ * frequent enough to see a Pi heat up or a link degrade, and the samples cost no shadow update
+ * unless a value moves past its threshold (`core/health.ts`); intervals of a few seconds are meant
+ * for tests.
+ */
+export const healthConfigSchema = z.strictObject({
+  intervalSeconds: int('intervalSeconds')
+    .min(0, 'intervalSeconds must be 0 (health off) or a number of seconds')
+    .max(86_400, 'intervalSeconds must be at most 86400 (a day)')
+    .default(60),
+});
+
+/**
  * Jobs (IoT Jobs through the device SDK's jobs client): whether the agent runs them at all, and
  * whether a `pifleet.reboot` job may reboot the device (off by default: a reboot job is REJECTED
  * with the reason unless the device's own config allows it).
@@ -278,6 +292,7 @@ export const agentConfigSchema = z
     outbox: outboxConfigSchema.prefault({}),
     publish: publishConfigSchema.prefault({}),
     shadow: shadowConfigSchema.prefault({}),
+    health: healthConfigSchema.prefault({}),
     jobs: jobsConfigSchema.prefault({}),
     update: updateConfigSchema.prefault({}),
     logLevel: z.enum(LOG_LEVELS, { error: `logLevel must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),

@@ -1,4 +1,4 @@
-import type { LogLevel, OutboxReport, ReportedState, SensorReport } from '@pifleet/protocol';
+import type { HealthReport, LogLevel, OutboxReport, ReportedState, SensorReport } from '@pifleet/protocol';
 import type { BatchLimits } from './batcher.js';
 import type { TelemetryBlocked } from './publish-refusal.js';
 import type { RejectedPatch } from './reconciler.js';
@@ -20,6 +20,11 @@ export interface ReportedInput {
   readonly telemetry?: TelemetryBlocked | null;
   /** Requests refused for a quota since start; reported once any is not zero. */
   readonly throttled?: ThrottledReport;
+  /**
+   * A health sample the shadow has not accepted yet; undefined leaves `health` out and the shadow
+   * keeps the one it has (a report between two samples does not repeat it).
+   */
+  readonly health?: HealthReport | undefined;
 }
 
 export type ThrottledReport = NonNullable<ReportedState['throttled']>;
@@ -51,6 +56,7 @@ export function buildReported(input: ReportedInput, rejected?: RejectedPatch): R
   }
   const t = input.throttled;
   if (t && (t.publishes > 0 || t.unacknowledged > 0 || t.connects > 0 || t.shadow > 0)) reported.throttled = { ...t };
+  if (input.health) reported.health = structuredClone(input.health);
   if (rejected !== undefined) {
     // The schema types rejected entries as non-null; a null entry is the shadow's way to delete a key.
     (reported as { rejected?: unknown }).rejected = rejected;

@@ -24,6 +24,8 @@ function setup(publish: Record<string, unknown> = {}) {
     batch: { maxReadings: 2, maxAgeMs: 60_000 },
     publish: { maxInFlight: 4, maxPerSecond: 20, refusedRetryMs: 60_000, ...publish },
     shadow: { reportIntervalMs: 3_600_000 },
+    // No health reports either: the cases count on knowing which report comes next.
+    health: { intervalSeconds: 0 },
   });
   const clock = createVirtualClock({ start: 1_700_000_000_000 });
   const transport = new MemoryTransport();

@@ -186,6 +186,9 @@ export function fleetAgentConfigTemplate(
     ...(p.publishPerSecond === undefined ? {} : { publish: { maxPerSecond: p.publishPerSecond } }),
     outbox: { path: ':memory:' },
     shadow: { enabled: p.shadow },
+    // No health reports: their shadow updates are load a telemetry run does not measure, and every
+    // device of a host would report the same host's CPU and memory.
+    health: { intervalSeconds: 0 },
     // Jobs only in a `--job` run: a job runner per device subscribes to its jobs topics, which a
     // telemetry load run does not measure. Reboot jobs restart the simulated agent.
     jobs: { enabled: p.jobs !== undefined, allowReboot: true },

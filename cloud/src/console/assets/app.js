@@ -505,6 +505,131 @@ function renderShadow() {
   $('#panel-desired .body').replaceChildren(kvTable(state.desired, meta.desired, 'nothing desired'));
   $('#panel-reported .body').replaceChildren(kvTable(state.reported, meta.reported, 'nothing reported'));
   $('#panel-delta .body').replaceChildren(kvTable(state.delta, meta.desired, 'reported matches desired'));
+  renderHealth();
+}
+
+// -- health: `reported.health`, what the agent samples of its host, its process and its connection
+
+/** A number the device reported, or undefined (the shadow is outside input: anything may be there). */
+const finite = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+function duration(s) {
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+/** `bad` at or past `bad`, `warn` at or past `warn` (higher is worse). */
+const levelOf = (v, warn, bad) => (v === undefined ? undefined : v >= bad ? 'bad' : v >= warn ? 'warn' : undefined);
+
+function healthTile(key, label, value, detail, level) {
+  return el(
+    'div',
+    { class: 'tile', 'data-health': key, 'data-level': level },
+    el('div', { class: 'label', text: label }),
+    el('div', { class: 'value', text: value }),
+    el('div', { class: 'detail', text: detail }),
+  );
+}
+
+function renderHealthAge() {
+  const sampledAt = finite(thing.doc?.state?.reported?.health?.sampledAt);
+  const small = $('#panel-health small');
+  small.textContent = sampledAt === undefined ? '' : `sampled ${ago(sampledAt, Date.now() + fleet.skew)}`;
+  small.title = sampledAt === undefined ? '' : new Date(sampledAt).toISOString();
+}
+
+/**
+ * The Health panel: CPU, memory, temperature, publish latency and reconnects from the shadow's
+ * `reported.health`, a tile each. A value the device did not report (no thermal zone, no batch
+ * acknowledged yet) shows as "—" with why. Colours: the SoC from 70 °C (a Pi 4 throttles at 80 °C,
+ * a Pi 5 at 85 °C), CPU from 80 %, memory from 85 % used, a p99 latency from 1 s.
+ */
+function renderHealth() {
+  const h = thing.doc?.state?.reported?.health;
+  renderHealthAge();
+  const body = $('#panel-health .body');
+  if (!isObject(h)) {
+    body.replaceChildren(
+      el('p', {
+        class: 'muted',
+        text: 'No health reported yet: the agent samples it every health.intervalSeconds (60 s by default).',
+      }),
+    );
+    return;
+  }
+  const host = isObject(h.host) ? h.host : {};
+  const proc = isObject(h.process) ? h.process : {};
+  const conn = isObject(h.connection) ? h.connection : {};
+  const lat = isObject(conn.publishLatencyMs) ? conn.publishLatencyMs : {};
+  const cpu = finite(host.cpuPct);
+  const agentCpu = finite(proc.cpuPct);
+  const load1 = finite(host.load1);
+  const total = finite(host.memTotalMiB);
+  const free = finite(host.memAvailableMiB);
+  const rss = finite(proc.rssMiB);
+  const temp = finite(host.tempC);
+  const p50 = finite(lat.p50);
+  const p99 = finite(lat.p99);
+  const reconnects = finite(conn.reconnects);
+  const connectedS = finite(conn.connectedS);
+  const usedPct = total > 0 && free !== undefined ? Math.round((1 - free / total) * 100) : undefined;
+  const parts = (...list) => list.filter((p) => typeof p === 'string').join(' · ');
+  body.replaceChildren(
+    el(
+      'div',
+      { class: 'health-tiles' },
+      healthTile(
+        'cpu',
+        'CPU',
+        cpu === undefined ? '—' : `${cpu} %`,
+        parts(
+          agentCpu !== undefined ? `agent ${agentCpu} %` : undefined,
+          load1 !== undefined ? `load ${load1.toFixed(2)}` : undefined,
+        ),
+        levelOf(cpu, 80, 95),
+      ),
+      healthTile(
+        'memory',
+        'Memory',
+        usedPct === undefined ? '—' : `${usedPct} % used`,
+        parts(
+          usedPct !== undefined ? `${free} of ${total} MiB free` : undefined,
+          rss !== undefined ? `agent ${rss} MiB` : undefined,
+        ),
+        levelOf(usedPct, 85, 95),
+      ),
+      healthTile(
+        'temperature',
+        'Temperature',
+        temp === undefined ? '—' : `${temp} °C`,
+        temp === undefined ? 'no thermal zone reported' : 'SoC',
+        levelOf(temp, 70, 80),
+      ),
+      healthTile(
+        'latency',
+        'Publish latency',
+        p50 === undefined ? '—' : `${p50} ms`,
+        p50 === undefined
+          ? 'no batch acknowledged yet'
+          : parts(
+              'median',
+              p99 !== undefined ? `p99 ${p99} ms` : undefined,
+              finite(lat.last) !== undefined ? `last ${lat.last} ms` : undefined,
+              finite(lat.samples) !== undefined ? `${lat.samples} acks` : undefined,
+            ),
+        levelOf(p99, 1_000, 5_000),
+      ),
+      healthTile(
+        'reconnects',
+        'Reconnects',
+        reconnects === undefined ? '—' : String(reconnects),
+        connectedS === undefined ? 'not connected when sampled' : `connected for ${duration(connectedS)}`,
+        undefined,
+      ),
+    ),
+  );
 }
 
 function renderSummary() {
@@ -514,6 +639,7 @@ function renderSummary() {
   badge.textContent = presenceText(s);
   badge.dataset.connected = String(Boolean(s?.connected));
   $('#thing-seen').textContent = s ? `last seen ${ago(s.lastSeen, Date.now() + fleet.skew)}` : '';
+  renderHealthAge();
 }
 
 /**
