@@ -45,6 +45,7 @@ export {
 } from './ca/local-ca.js';
 export {
   ConfigError,
+  LOCAL_CORE_DEFAULT_WS_PORT,
   LOCAL_CORE_DEFAULTS,
   LOCAL_CORE_ENV,
   type LocalCoreConfig,
@@ -106,7 +107,7 @@ export {
   toErrorResponse,
   type UnmatchedRequest,
 } from './http/server.js';
-export { type SigV4Principal, type SigV4Result, verifySigV4 } from './http/sigv4.js';
+export { type SigV4Principal, type SigV4Result, verifySigV4, verifySigV4Query } from './http/sigv4.js';
 export * from './logger.js';
 export * from './ports/identity.js';
 export * from './ports/telemetry-store.js';

@@ -44,6 +44,12 @@ export const localEndpointSchema = z
     credentialsFile: z.string().min(1),
     region: z.string().min(1),
     accountId: z.string().regex(/^\d{12}$/, 'must be 12 digits'),
+    /**
+     * MQTT over WebSocket (`wss://host:port/mqtt`), the upgrade presigned with SigV4 (service
+     * `iotdevicegateway`) as AWS IoT Core's: operators' and consoles' connections, authorized by the
+     * core's operator policy. Absent from older cores.
+     */
+    ws: z.url({ protocol: /^wss$/ }).optional(),
     /** The web console's URL with its per-start token (`{http}/console/?token=…`): open it on this machine. */
     console: z.url({ protocol: /^https?$/ }),
     /**

@@ -114,18 +114,24 @@ export function createIotWebSocketConnection(options: IotWebSocketOptions): IotW
   async function connectOnce(): Promise<MqttClient> {
     const credentials = await options.credentials();
     const url = await presignIotWebSocketUrl({ url: options.url, region: options.region, credentials });
-    const c = await mqtt.connectAsync(options.url, {
-      protocolVersion: 5,
-      clientId: options.clientId,
-      clean: true,
-      reconnectPeriod: 0,
-      connectTimeout: options.connectTimeoutMs ?? 10_000,
-      keepalive: 60,
-      // The presigned URL (its query carries the signature); mqtt.js would build it without the query.
-      transformWsUrl: () => url,
-      ...(options.ca === undefined ? {} : { ca: options.ca }),
-      rejectUnauthorized: true,
-    });
+    // allowRetries false: a refused upgrade (HTTP 403, a bad signature) only closes the stream, no
+    // 'error', and connectAsync would otherwise wait forever; a close before CONNACK now rejects.
+    const c = await mqtt.connectAsync(
+      options.url,
+      {
+        protocolVersion: 5,
+        clientId: options.clientId,
+        clean: true,
+        reconnectPeriod: 0,
+        connectTimeout: options.connectTimeoutMs ?? 10_000,
+        keepalive: 60,
+        // The presigned URL (its query carries the signature); mqtt.js would build it without the query.
+        transformWsUrl: () => url,
+        ...(options.ca === undefined ? {} : { ca: options.ca }),
+        rejectUnauthorized: true,
+      },
+      false,
+    );
     c.on('message', (topic, payload) => dispatch(topic, payload));
     c.on('error', (err) => log.warn({ err }, 'websocket connection error'));
     c.once('close', () => {

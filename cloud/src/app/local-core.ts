@@ -55,6 +55,7 @@ import { createLocalCloud } from './cloud-wiring.js';
 import { createLocalFleetProvisioning } from './fleet-provisioning-wiring.js';
 import { createLocalJobsTransports, registeredIn } from './jobs-wiring.js';
 import { createLocalShadow } from './shadow-wiring.js';
+import { createLocalWebSocket, loadWebSocketPolicy } from './websocket-wiring.js';
 
 /**
  * The local IoT Core in one process: local CA, registry (SQLite), TLS MQTT broker with IoT policy
@@ -63,7 +64,7 @@ import { createLocalShadow } from './shadow-wiring.js';
  */
 
 /** The ready line: what `start()` resolves to, the bin prints, and the endpoint file holds (`@pifleet/protocol`). */
-export type LocalCoreInfo = LocalEndpoint;
+export type LocalCoreInfo = LocalEndpoint & { readonly ws: string };
 
 /** What a started core offers to code composed around it (tests, later services). */
 export interface LocalCoreServices {
@@ -257,6 +258,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         const lock = lockDataDir(paths.dataDir);
         cleanup.push(() => lock.release());
         const limits = deps.limits ?? (await loadLimits(config));
+        const wsPolicy = await loadWebSocketPolicy(config.wsPolicyFile, account);
         const operatorHooks = await loadHookModules(config.hooks);
         const pifleetHook = builtInHook(logger);
         const throttles = createThrottleCounters({ logger: logger.child({ component: 'quotas' }) });
@@ -385,6 +387,20 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         cleanup.push(() => webConsole.stop());
 
         const mqtt = await broker.start();
+        const websocket = createLocalWebSocket({
+          broker,
+          tls: { caCertPem: ca.caCertPem, serverCertPem: server.certPem, serverKeyPem: server.keyPem },
+          host: config.host,
+          publicHost: WILDCARDS.has(config.host) ? publicHost : config.host,
+          port: config.wsPort ?? 0,
+          region: config.region,
+          credentials,
+          policy: wsPolicy,
+          now,
+          logger,
+        });
+        const wsUrl = await websocket.start();
+        cleanup.push(() => websocket.stop());
 
         const base = {
           limits,
@@ -438,6 +454,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
           ready: true,
           mqtt: Object.freeze({ host: WILDCARDS.has(config.host) ? publicHost : mqtt.host, port: mqtt.port }),
           http: httpUrl,
+          ws: wsUrl,
           caFile: paths.caFile,
           credentialsFile: paths.credentialsFile,
           region: config.region,
@@ -451,7 +468,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         cleanup.push(() => rm(paths.endpointFile, { force: true }));
         running = Object.freeze({ ...base, info });
         logger.info(
-          { mqtt: info.mqtt, http: info.http, dataDir: paths.dataDir, limits: limits.values },
+          { mqtt: info.mqtt, http: info.http, ws: info.ws, dataDir: paths.dataDir, limits: limits.values },
           'local IoT Core ready',
         );
         return info;

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { checkTopicFilter, checkTopicName, isPublishableTopic, MQTT5_REASON } from '@pifleet/protocol';
 import {
@@ -18,6 +19,7 @@ import {
   type DistinguishedName,
   type IotAction,
   iotResourceArn,
+  type NamedPolicy,
   type PolicyAuthorizer,
   type PolicyContext,
   type PolicyDecision,
@@ -217,6 +219,14 @@ export interface Broker {
   retained(topic: string): RetainedMessage | undefined;
   /** Messages waiting for one of the bus's in-flight slots (the rest are being delivered). */
   queuedMessages(): number;
+  /**
+   * Serves an MQTT connection on `stream` whose caller a listener authenticated itself (SigV4 on a
+   * WebSocket upgrade) instead of with a client certificate: CONNECT, SUBSCRIBE, PUBLISH and every
+   * delivery are authorized against `principal.policies` exactly as a device's against its IoT
+   * policies, with the same quotas, limits and lifecycle events. Closes the stream when the broker
+   * is not running.
+   */
+  serveSigned(stream: Duplex, principal: SignedPrincipal): void;
   /** Connection and message counts since the broker was created (the local core's `/metrics`). */
   stats(): BrokerStats;
 }
@@ -231,6 +241,17 @@ export interface BrokerStats {
   readonly messagesReceived: number;
   /** Messages handed to a client connection after its iot:Receive check (a QoS 1 resend counts again). */
   readonly messagesDelivered: number;
+}
+
+/** The caller of a connection authenticated by SigV4 (see {@link Broker.serveSigned}). */
+export interface SignedPrincipal {
+  /** IoT Core's `principalIdentifier` for it in lifecycle events: the access key id. */
+  readonly principalId: string;
+  /** The caller's IAM policies; the broker reads their IoT actions (iot:Connect, iot:Subscribe, …). */
+  readonly policies: readonly NamedPolicy[];
+  readonly sourceIp?: string;
+  /** The server name (SNI) its TLS handshake asked for, for `iot:DomainName`. */
+  readonly domainName?: string;
 }
 
 /** Per-connection state. */
@@ -250,6 +271,8 @@ interface Session {
   disconnectPacket: number | undefined;
   /** The connection's publish rate buckets. */
   readonly quota: ConnectionQuota;
+  /** Set for a SigV4 connection: its policies stand in for the certificate's. */
+  readonly signed?: SignedPrincipal;
 }
 
 const DECISION_CACHE_LIMIT = 512;
@@ -349,7 +372,9 @@ export function createBroker(deps: BrokerDeps): Broker {
   const disconnectedListeners = new Set<(s: SessionInfo, r: DisconnectReason) => void>();
 
   let server: tls.Server | undefined;
-  const sockets = new Set<Socket>();
+  const sockets = new Set<Duplex>();
+  /** Streams handed to serveSigned, with their callers, until aedes authenticates them. */
+  const signedStreams = new WeakMap<object, SignedPrincipal>();
   let removeIdentityListener: (() => void) | undefined;
   let stopping = false;
   let opened = false;
@@ -377,13 +402,32 @@ export function createBroker(deps: BrokerDeps): Broker {
   // ---- sessions -------------------------------------------------------------------------
 
   function newSession(client: Client): Session | undefined {
+    const connectAttributes: string[] = [];
+    if (!client.clean) connectAttributes.push('PersistentConnect');
+    if (lastWillOf(client)) connectAttributes.push('LastWill');
+    const signed = signedStreams.get(client.conn);
+    if (signed) {
+      return {
+        client,
+        // The access key id: IoT Core's principal of a SigV4 connection (no certificate behind it).
+        certificateId: signed.principalId,
+        certificate: {},
+        ipAddress: signed.sourceIp,
+        connectAttributes,
+        identity: undefined,
+        authorizer: undefined,
+        decisions: new Map(),
+        info: undefined,
+        reason: undefined,
+        disconnectPacket: undefined,
+        quota: quotas.connection(),
+        signed,
+      };
+    }
     const socket = client.conn as tls.TLSSocket;
     if (typeof socket.getPeerCertificate !== 'function') return undefined;
     const peer = socket.getPeerCertificate();
     if (!peer?.raw) return undefined;
-    const connectAttributes: string[] = [];
-    if (!client.clean) connectAttributes.push('PersistentConnect');
-    if (lastWillOf(client)) connectAttributes.push('LastWill');
     const session: Session = {
       client,
       certificateId: createHash('sha256').update(peer.raw).digest('hex'),
@@ -470,6 +514,20 @@ export function createBroker(deps: BrokerDeps): Broker {
     const policies = groupPolicies.length === 0 ? identity.policies : [...identity.policies, ...groupPolicies];
     session.authorizer = compilePolicies(policies, policyContext(session, identity), { now });
     session.decisions.clear();
+  }
+
+  /** A SigV4 connection's context: no certificate and no thing, its own source address and server name. */
+  function authorizeSigned(session: Session, signed: SignedPrincipal): void {
+    const context: PolicyContext = {
+      region: account.region,
+      accountId: account.accountId,
+      clientId: session.client.id,
+      thingNames: [],
+      connectAttributes: session.connectAttributes,
+      ...(signed.sourceIp === undefined ? {} : { sourceIp: signed.sourceIp }),
+      ...(signed.domainName === undefined ? {} : { domainName: signed.domainName }),
+    };
+    session.authorizer = compilePolicies(signed.policies, context, { now });
   }
 
   function decide(
@@ -565,7 +623,15 @@ export function createBroker(deps: BrokerDeps): Broker {
       done(connectRefusal(BROKER_ERRORS.noCertificate, 'no client certificate', { clientId: client.id }), null);
       return;
     }
-    if (checks) {
+    if (checks && session.signed) {
+      authorizeSigned(session, session.signed);
+      if (!decide(session, 'iot:Connect', 'client', client.id)) {
+        const data = { clientId: client.id, principalId: session.certificateId };
+        log.info(data, 'connect refused: iot:Connect denied');
+        done(connectRefusal(BROKER_ERRORS.connectDenied, 'iot:Connect denied', data), null);
+        return;
+      }
+    } else if (checks) {
       const identity = deps.identities.identityOf(session.certificateId);
       const data = { clientId: client.id, certificateId: session.certificateId };
       if (!identity) {
@@ -989,7 +1055,7 @@ export function createBroker(deps: BrokerDeps): Broker {
    * each chunk `read()` returns and does not make the stream flow (Node.js stream docs, "Choose
    * one API style"), so the guard sees exactly what the parser gets, before the parser buffers it.
    */
-  function guardPacketSize(socket: tls.TLSSocket): void {
+  function guardPacketSize(socket: Duplex, remoteAddress: string | undefined): void {
     const guard = createPacketSizeGuard();
     const onData = (chunk: Buffer) => {
       const scan = guard.scan(chunk);
@@ -997,7 +1063,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       socket.off('data', onData);
       const session = [...sessions.values()].find((s) => s.client.conn === socket);
       log.info(
-        { clientId: session?.client.id, remoteAddress: socket.remoteAddress, ...scan },
+        { clientId: session?.client.id, remoteAddress, ...scan },
         'packet refused from its fixed header (too large or malformed), closing connection',
       );
       if (session?.client.version === 5 && session.client.connected) {
@@ -1023,7 +1089,7 @@ export function createBroker(deps: BrokerDeps): Broker {
    * by iot:Receive, expired) gives its slot back. Waiting messages of a clean session are gone with
    * its connection, as its queue is; a persistent session's are in aedes's store already.
    */
-  function windowDeliveries(client: Client, socket: tls.TLSSocket): void {
+  function windowDeliveries(client: Client, socket: Duplex): void {
     const limit = quotas.inFlightPerClient;
     if (limit === undefined) return;
     // aedes numbers the messages of one broker (brokerCounter); this broker is the only one, so the
@@ -1286,9 +1352,31 @@ export function createBroker(deps: BrokerDeps): Broker {
     removeIdentityListener = deps.identities.onIdentityChange(identityChanged);
   }
 
+  /** Hands one connection's stream to aedes with the broker's hooks on it (TLS socket or WebSocket stream). */
+  function serve(stream: Duplex, remoteAddress: string | undefined): void {
+    advertiseOnConnack(stream, connackCapabilities);
+    const client = aedes.handle(stream);
+    windowDeliveries(client, stream);
+    onSubackWritten(stream, (suback) => rewriteSuback(client, suback));
+    shares.attach(client);
+    // After handle(): aedes's 'readable' listener must already be there (see guardPacketSize).
+    guardPacketSize(stream, remoteAddress);
+  }
+
   return {
     bus,
     open,
+    serveSigned(stream, principal) {
+      if (!server || stopping || aedes.closed) {
+        stream.destroy();
+        return;
+      }
+      signedStreams.set(stream, principal);
+      // Until CONNECT it is no aedes client: stop() ends it with the sockets that never connected.
+      sockets.add(stream);
+      stream.once('close', () => sockets.delete(stream));
+      serve(stream, principal.sourceIp);
+    },
     disconnectClient(clientId) {
       const client = registeredClient(aedes, clientId);
       if (!client) return false;
@@ -1329,13 +1417,7 @@ export function createBroker(deps: BrokerDeps): Broker {
       });
       srv.on('secureConnection', (socket) => {
         socket.setNoDelay(true);
-        advertiseOnConnack(socket, connackCapabilities);
-        const client = aedes.handle(socket);
-        windowDeliveries(client, socket);
-        onSubackWritten(socket, (suback) => rewriteSuback(client, suback));
-        shares.attach(client);
-        // After handle(): aedes's 'readable' listener must already be there (see guardPacketSize).
-        guardPacketSize(socket);
+        serve(socket, socket.remoteAddress);
       });
       srv.on('tlsClientError', (err, socket) => {
         log.debug({ err: err.message, remoteAddress: socket.remoteAddress }, 'TLS handshake refused');

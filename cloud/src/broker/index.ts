@@ -8,6 +8,7 @@ export {
   type BusMessage,
   createBroker,
   type RetainedMessage,
+  type SignedPrincipal,
 } from './broker.js';
 export { BROKER_ERRORS, BrokerError } from './errors.js';
 export {
@@ -19,3 +20,10 @@ export {
   hasPresenceEvents,
   type SessionInfo,
 } from './presence.js';
+export {
+  createWebSocketListener,
+  MQTT_WEBSOCKET_PATH,
+  MQTT_WEBSOCKET_SUBPROTOCOL,
+  type WebSocketListener,
+  type WebSocketListenerDeps,
+} from './websocket-listener.js';

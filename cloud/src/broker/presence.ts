@@ -16,7 +16,10 @@ export type DisconnectReason =
 /** What the broker knows about one client session, for presence events and listeners. */
 export interface SessionInfo {
   readonly clientId: string;
-  /** Lowercase hex SHA-256 of the client certificate (IoT Core's principalIdentifier for certificates). */
+  /**
+   * IoT Core's principalIdentifier: the lowercase hex SHA-256 of the client certificate, or the
+   * access key id of a SigV4 (WebSocket) connection.
+   */
   readonly certificateId: string;
   /** The connection's thing: the client id when a thing of that name is attached to the certificate. */
   readonly thingName: string | undefined;

@@ -19,6 +19,14 @@ export interface LocalCoreConfig {
   readonly mqttPort: number;
   /** HTTP (control plane, later data plane) port; 0 picks an ephemeral port. */
   readonly httpPort: number;
+  /**
+   * MQTT over WebSocket (wss, SigV4-presigned) port; 0 picks an ephemeral port. The command line
+   * defaults it to {@link LOCAL_CORE_DEFAULT_WS_PORT}; a core composed in code without it listens
+   * on an ephemeral port, so suites starting cores side by side never contend for one port.
+   */
+  readonly wsPort?: number;
+  /** The IAM policy (JSON) of WebSocket callers; '' = the console operator's (`@pifleet/protocol`). Read at start. */
+  readonly wsPolicyFile: string;
   readonly region: string;
   /** The 12-digit account id ARNs carry. */
   readonly accountId: string;
@@ -48,7 +56,11 @@ export const LOCAL_CORE_DEFAULTS: LocalCoreConfig = Object.freeze({
   limits: 'aws',
   limitsFile: '',
   hooks: '',
+  wsPolicyFile: '',
 });
+
+/** The WebSocket listener's port unless `--ws-port` or its variable says otherwise. */
+export const LOCAL_CORE_DEFAULT_WS_PORT = 8443;
 
 /** Environment variables read, by config key. */
 export const LOCAL_CORE_ENV: Readonly<Record<keyof LocalCoreConfig, string>> = {
@@ -63,6 +75,8 @@ export const LOCAL_CORE_ENV: Readonly<Record<keyof LocalCoreConfig, string>> = {
   limits: 'PIFLEET_LIMITS',
   limitsFile: 'PIFLEET_LIMITS_FILE',
   hooks: 'PIFLEET_HOOKS',
+  wsPort: 'PIFLEET_WS_PORT',
+  wsPolicyFile: 'PIFLEET_WS_POLICY',
 };
 
 export const LOCAL_CORE_USAGE = `Usage: pifleet-local-core [options]
@@ -75,6 +89,10 @@ Options:
   --host HOST        bind address and broker host                 [${LOCAL_CORE_DEFAULTS.host}]  env ${LOCAL_CORE_ENV.host}
   --mqtt-port PORT   MQTT over TLS port, 0 = ephemeral            [${LOCAL_CORE_DEFAULTS.mqttPort}]  env ${LOCAL_CORE_ENV.mqttPort}
   --http-port PORT   HTTP API port, 0 = ephemeral                 [${LOCAL_CORE_DEFAULTS.httpPort}]  env ${LOCAL_CORE_ENV.httpPort}
+  --ws-port PORT     MQTT over WebSocket (wss://HOST:PORT/mqtt, SigV4-presigned), 0 = ephemeral
+                                                                  [${LOCAL_CORE_DEFAULT_WS_PORT}]  env ${LOCAL_CORE_ENV.wsPort}
+  --ws-policy FILE   IAM policy (JSON) of WebSocket callers, instead of the console operator's
+                     (iot:Connect pifleet-console-*, the console's live topics)  env ${LOCAL_CORE_ENV.wsPolicyFile}
   --region REGION    region of ARNs and SigV4 scopes              [${LOCAL_CORE_DEFAULTS.region}]  env ${LOCAL_CORE_ENV.region}
   --account-id ID    12-digit account id of ARNs                  [${LOCAL_CORE_DEFAULTS.accountId}]  env ${LOCAL_CORE_ENV.accountId}
   --log-level LEVEL  fatal, error, warn, info, debug, trace       [${LOCAL_CORE_DEFAULTS.logLevel}]  env ${LOCAL_CORE_ENV.logLevel}
@@ -139,6 +157,8 @@ export function loadLocalCoreConfig(
         host: { type: 'string' },
         'mqtt-port': { type: 'string' },
         'http-port': { type: 'string' },
+        'ws-port': { type: 'string' },
+        'ws-policy': { type: 'string' },
         region: { type: 'string' },
         'account-id': { type: 'string' },
         'log-level': { type: 'string' },
@@ -162,9 +182,9 @@ export function loadLocalCoreConfig(
     if (typeof fromFlag === 'string') return fromFlag;
     const fromEnv = env[LOCAL_CORE_ENV[key]];
     if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-    return String(LOCAL_CORE_DEFAULTS[key]);
+    return String(key === 'wsPort' ? LOCAL_CORE_DEFAULT_WS_PORT : LOCAL_CORE_DEFAULTS[key]);
   };
-  const port = (key: 'mqttPort' | 'httpPort', flag: string): number => {
+  const port = (key: 'mqttPort' | 'httpPort' | 'wsPort', flag: string): number => {
     const raw = pick(key, flag);
     const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
     if (!Number.isInteger(n) || n < 0 || n > 65535) {
@@ -200,6 +220,7 @@ export function loadLocalCoreConfig(
     host: pick('host', 'host'),
     mqttPort: port('mqttPort', 'mqtt-port'),
     httpPort: port('httpPort', 'http-port'),
+    wsPort: port('wsPort', 'ws-port'),
     region: pick('region', 'region'),
     accountId: pick('accountId', 'account-id'),
     logLevel: pick('logLevel', 'log-level'),
@@ -207,6 +228,7 @@ export function loadLocalCoreConfig(
     limits: limitsMode(),
     limitsFile: pick('limitsFile', 'limits-file'),
     hooks: pick('hooks', 'hooks'),
+    wsPolicyFile: pick('wsPolicyFile', 'ws-policy'),
   };
   const hookSpecs = parseHookSpecs(config.hooks);
   if (!hookSpecs.ok) problems.push(...hookSpecs.problems);
@@ -218,6 +240,12 @@ export function loadLocalCoreConfig(
   if (!LOG_LEVELS.has(config.logLevel)) problems.push(`--log-level: '${config.logLevel}' is not a log level`);
   if (config.mqttPort !== 0 && config.mqttPort === config.httpPort) {
     problems.push('--mqtt-port and --http-port must differ');
+  }
+  for (const [other, value] of [
+    ['--mqtt-port', config.mqttPort],
+    ['--http-port', config.httpPort],
+  ] as const) {
+    if (config.wsPort !== 0 && config.wsPort === value) problems.push(`--ws-port and ${other} must differ`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return { help: false, version: false, config: Object.freeze(config) };

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import type { LocalCoreInfo } from '../app/local-core.js';
+import { LOCAL_CORE_ENV } from '../config/local-core.js';
 import { type BinExit, type LaunchedBin, launchBin } from './launch-bin.js';
 
 /**
@@ -20,12 +21,17 @@ export interface RunningCoreProcess extends CoreProcess {
 
 export { killLaunched as killAll } from './launch-bin.js';
 
-/** Spawns the bin with these arguments; does not wait for anything. */
+/**
+ * Spawns the bin with these arguments; does not wait for anything. Its WebSocket listener takes an
+ * ephemeral port unless the arguments name one (a flag beats the variable): suites start cores side
+ * by side, and the bin's default port would be contended.
+ */
 export function spawnCore(
   args: readonly string[],
   options: { readonly stderr?: 'collect' | 'inherit' } = {},
 ): CoreProcess {
-  return launchBin(CORE_BIN, { args, name: 'pifleet-local-core', ...options });
+  const env = { ...process.env, [LOCAL_CORE_ENV.wsPort]: '0' };
+  return launchBin(CORE_BIN, { args, name: 'pifleet-local-core', env, ...options });
 }
 
 /**

@@ -29,6 +29,7 @@ export interface InProcessCoreOptions {
   /** Ports to listen on (0 or absent: ephemeral), e.g. a restarted core on the ports its devices know. */
   readonly mqttPort?: number;
   readonly httpPort?: number;
+  readonly wsPort?: number;
   readonly shadowStore?: () => ShadowStore;
   /** Attempts per SDK request (default 1: a test sees the first failure). */
   readonly maxAttempts?: number;
@@ -65,7 +66,13 @@ export function sdkClients(info: LocalCoreInfo, maxAttempts = 1): { iot: IoTClie
 
 export async function startInProcessCore(dataDir: string, options: InProcessCoreOptions = {}): Promise<InProcessCore> {
   const core = createLocalIotCore({
-    config: { ...LOCAL_CORE_DEFAULTS, dataDir, mqttPort: options.mqttPort ?? 0, httpPort: options.httpPort ?? 0 },
+    config: {
+      ...LOCAL_CORE_DEFAULTS,
+      dataDir,
+      mqttPort: options.mqttPort ?? 0,
+      httpPort: options.httpPort ?? 0,
+      wsPort: options.wsPort ?? 0,
+    },
     ...(options.shadowStore ? { shadowStore: options.shadowStore } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.jobsClock ? { jobsClock: options.jobsClock } : {}),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
+  LOCAL_CORE_DEFAULT_WS_PORT,
   LOCAL_CORE_DEFAULTS,
   LOCAL_CORE_USAGE,
   loadLocalCoreConfig,
@@ -9,7 +10,11 @@ import {
 
 describe('loadLocalCoreConfig', () => {
   it('uses the documented defaults', () => {
-    expect(loadLocalCoreConfig([])).toEqual({ help: false, version: false, config: LOCAL_CORE_DEFAULTS });
+    expect(loadLocalCoreConfig([])).toEqual({
+      help: false,
+      version: false,
+      config: { ...LOCAL_CORE_DEFAULTS, wsPort: LOCAL_CORE_DEFAULT_WS_PORT },
+    });
     expect(LOCAL_CORE_DEFAULTS).toMatchObject({
       host: '127.0.0.1',
       mqttPort: 8883,
@@ -113,6 +118,43 @@ describe('loadLocalCoreConfig', () => {
 
   it('refuses the same port for MQTT and HTTP', () => {
     expect(() => loadLocalCoreConfig(['--mqtt-port', '9000', '--http-port', '9000'])).toThrow(/must differ/);
+  });
+});
+
+describe('loadLocalCoreConfig: MQTT over WebSocket', () => {
+  const config = (argv: string[], env: Record<string, string> = {}) => {
+    const result = loadLocalCoreConfig(argv, env);
+    if (result.help || result.version) throw new Error('unexpected help or version');
+    return result.config;
+  };
+
+  it('listens on 8443 with the operator policy unless --ws-port/--ws-policy or their variables say otherwise', () => {
+    expect(config([])).toMatchObject({ wsPort: 8443, wsPolicyFile: '' });
+    expect(config([], { PIFLEET_WS_PORT: '9443', PIFLEET_WS_POLICY: '/etc/ops.json' })).toMatchObject({
+      wsPort: 9443,
+      wsPolicyFile: '/etc/ops.json',
+    });
+    expect(config(['--ws-port', '0', '--ws-policy', 'p.json'], { PIFLEET_WS_PORT: '9443' })).toMatchObject({
+      wsPort: 0,
+      wsPolicyFile: 'p.json',
+    });
+    // A core composed in code without a port takes an ephemeral one (suites start cores side by side).
+    expect(LOCAL_CORE_DEFAULTS).not.toHaveProperty('wsPort');
+    expect(LOCAL_CORE_USAGE).toMatch(/--ws-port PORT[\s\S]*\[8443\]\s+env PIFLEET_WS_PORT/);
+    expect(LOCAL_CORE_USAGE).toMatch(/--ws-policy FILE[\s\S]*env PIFLEET_WS_POLICY/);
+  });
+
+  it('reports a bad port and a port shared with another listener, all at once', () => {
+    expect(() => config(['--ws-port', '65536'])).toThrow("--ws-port: '65536' is not a port number (0-65535)");
+    try {
+      config(['--mqtt-port', '9000', '--http-port', '9001', '--ws-port', '9000']);
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ConfigError).problems).toEqual(['--ws-port and --mqtt-port must differ']);
+    }
+    expect(() => config(['--http-port', '9443', '--ws-port', '9443'])).toThrow('--ws-port and --http-port must differ');
+    // Ephemeral ports never clash.
+    expect(config(['--mqtt-port', '0', '--http-port', '0', '--ws-port', '0'])).toMatchObject({ wsPort: 0 });
   });
 });
 
