@@ -157,6 +157,7 @@ describe.runIf(skipReason === undefined)(
       for (const name of DEVICES) await page.waitForSelector(`.row[data-thing="${name}"][data-connected="false"]`);
       expect(await page.textContent('#counts')).toMatch(/^AWS · 2 things · 0 connected/);
       expect(await page.isHidden('.views a[data-view="jobs"]')).toBe(true);
+    expect(await page.textContent('.brand span')).toBe('console · AWS account');
       // The session cookie is not readable by scripts, and no AWS credential reached the page.
       expect(await page.evaluate('document.cookie')).toBe('');
       const html = await page.content();

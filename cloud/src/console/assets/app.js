@@ -420,6 +420,7 @@ function showFleet() {
       if (data.target === 'aws' || data.target === 'local') fleet.target = data.target;
       // Jobs are the local core's service; against AWS the console has none to show.
       for (const a of document.querySelectorAll('.views a[data-view="jobs"]')) a.hidden = fleet.target === 'aws';
+      $('.brand span').textContent = fleet.target === 'aws' ? 'console · AWS account' : 'local IoT Core console';
       fleet.things = new Map(data.things.map((t) => [t.thingName, t]));
       for (const row of fleet.rows.values()) row.remove();
       fleet.rows.clear();
