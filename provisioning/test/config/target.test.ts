@@ -86,6 +86,7 @@ describe('resolveTarget: the local IoT Core', () => {
       caPem: CA,
       caFile: path.join(dir, 'ca', 'ca.pem'),
       mqtt: { host: 'pi-host', port: 18883 },
+      consoleUrl: 'http://127.0.0.1:18880/console/?token=t',
     });
   });
 
