@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { DescribeEndpointCommand, IoTClient } from '@aws-sdk/client-iot';
+import { DescribeEndpointCommand, IoTClient, ListThingsCommand } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { type ApiCredentials, createCommandApiClient } from '../adapters/command-api-client.js';
 import { createIotWebSocketConnection } from '../adapters/iot-websocket.js';
@@ -81,10 +81,22 @@ export function createAwsConsole(options: AwsConsoleOptions): AwsConsole {
         credentials,
         ...(controlEndpoint !== undefined && controlEndpoint !== '' ? { endpoint: controlEndpoint } : {}),
       });
-      const found = await endpoints(controlPlane).catch((err: unknown) => {
-        controlPlane.destroy();
-        throw err;
-      });
+      // One cheap call first: bad credentials or a missing permission are named here by the
+      // service, instead of a WebSocket upgrade refused without a reason mqtt.js passes on.
+      const found = await controlPlane
+        .send(new ListThingsCommand({ maxResults: 1 }))
+        .catch((err: unknown) => {
+          const name = (err as { name?: string }).name ?? 'Error';
+          throw new CloudError('CONSOLE_ACCOUNT', `ListThings failed: ${name}: ${(err as Error).message}`, {
+            cause: err,
+            data: { awsError: name },
+          });
+        })
+        .then(() => endpoints(controlPlane))
+        .catch((err: unknown) => {
+          controlPlane.destroy();
+          throw err;
+        });
       const dataPlane = new IoTDataPlaneClient({ region, credentials, endpoint: found.data });
       const live = createIotWebSocketConnection({
         url: found.ws,

@@ -4,7 +4,7 @@ import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { readTextIfExists } from '../adapters/text-files.js';
 import { type RunContext, type Runner, withCommonOptions } from '../app/command.js';
 import { parseNonNegativeInt } from '../core/args.js';
-import { InputError, TargetConfigError, UnavailableError, UsageError } from '../errors.js';
+import { CredentialsError, InputError, TargetConfigError, UnavailableError, UsageError } from '../errors.js';
 
 /**
  * `pifleet console`: the web console for the target. The local IoT Core serves its own console
@@ -15,6 +15,17 @@ import { InputError, TargetConfigError, UnavailableError, UsageError } from '../
  */
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+/** AWS's answers to credentials it does not accept, or a caller not allowed the call (exit 77). */
+const REFUSED_CREDENTIALS = new Set([
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'ExpiredTokenException',
+  'InvalidClientTokenId',
+  'AccessDeniedException',
+  'UnauthorizedException',
+  'ForbiddenException',
+]);
 
 function parseSilentAfter(raw: string): number {
   const minutes = Number(raw);
@@ -129,6 +140,13 @@ export function registerConsole(program: CommandUnknownOpts, run: Runner): void 
         if (code === 'EADDRINUSE') {
           throw new UnavailableError(`port ${port} is in use`, {
             hint: 'give another --port (0 picks a free one)',
+            cause: err,
+          });
+        }
+        const awsError = (err as { data?: { awsError?: unknown } }).data?.awsError;
+        if (typeof awsError === 'string' && REFUSED_CREDENTIALS.has(awsError)) {
+          throw new CredentialsError(`AWS refused the credentials: ${(err as Error).message}`, {
+            hint: 'check AWS_PROFILE / AWS_ACCESS_KEY_ID, and that the IAM policy in the README ("The console for a deployed stack") is attached',
             cause: err,
           });
         }

@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { localProfileCredentials, type RunningCoreProcess } from '@pifleet/cloud';
 import { formatLocalEndpoint } from '@pifleet/protocol';
 import { removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli } from '../helpers.js';
+import { cli, localCoreForFile } from '../helpers.js';
 
 /**
  * `pifleet console`'s refusals, before it reaches anything: each is one line, an exit code and a
@@ -62,7 +63,7 @@ describe('pifleet console', () => {
     expect(r.stderr).toMatch(/^pifleet: no AWS region: give --region, or set AWS_REGION/);
   });
 
-  it('an unreachable WebSocket endpoint: exit 69 with what to check, and nothing left listening', async () => {
+  it('an unreachable account: exit 69 with what to check', async () => {
     const port = await closedPort();
     const r = await cli(
       [
@@ -74,13 +75,18 @@ describe('pifleet console', () => {
         '--port',
         '0',
       ],
-      { cwd: root, env: { ...AWS_ENV, AWS_ENDPOINT_URL_IOT_DATA_PLANE: `http://127.0.0.1:${port}` } },
+      {
+        cwd: root,
+        env: {
+          ...AWS_ENV,
+          AWS_ENDPOINT_URL_IOT: `http://127.0.0.1:${port}`,
+          AWS_ENDPOINT_URL_IOT_DATA_PLANE: `http://127.0.0.1:${port}`,
+        },
+      },
     );
     expect(r.code).toBe(69);
     expect(r.stderr).toMatch(
-      new RegExp(
-        `^pifleet: the console could not reach the account: cannot connect to wss://127\\.0\\.0\\.1:${port}/mqtt: .*\\(hint: check the credentials`,
-      ),
+      /^pifleet: the console could not reach the account: ListThings failed: .*ECONNREFUSED.*\(hint: check the credentials/,
     );
   });
 
@@ -110,5 +116,60 @@ describe('pifleet console', () => {
     expect(r.stdout).toBe('The local IoT Core serves its console: http://127.0.0.1:8880/console/?token=abc\n');
     const j = await cli(['--local', dir, 'console', '--json'], { cwd: root });
     expect(JSON.parse(j.stdout)).toEqual({ url: 'http://127.0.0.1:8880/console/?token=abc', target: 'local' });
+  });
+});
+
+describe('pifleet console, refused by the account', () => {
+  let core: RunningCoreProcess;
+  const files = localCoreForFile((c) => {
+    core = c;
+  });
+
+  it.each([
+    ['an unknown key', { AWS_ACCESS_KEY_ID: 'AKIANOBODY', AWS_SECRET_ACCESS_KEY: 'secret' }],
+    ['a wrong secret', undefined],
+  ])('%s: exit 77, the service named, before any WebSocket', async (_what, keys) => {
+    const { accessKeyId } = await localProfileCredentials(core.info)();
+    const env = {
+      ...(keys ?? { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: 'not-the-secret' }),
+      AWS_REGION: core.info.region,
+      AWS_ENDPOINT_URL_IOT: core.info.http,
+      AWS_ENDPOINT_URL_IOT_DATA_PLANE: core.info.http,
+    };
+    const r = await cli(
+      [
+        'console',
+        '--api-url',
+        `${core.info.http}/api`,
+        '--ws-url',
+        core.info.ws,
+        '--ca-file',
+        core.info.caFile,
+        '--port',
+        '0',
+      ],
+      { cwd: files.cwd(), env },
+    );
+    expect(r.code).toBe(77);
+    expect(r.stderr).toMatch(
+      /^pifleet: AWS refused the credentials: ListThings failed: \w+: .*\(hint: check AWS_PROFILE/,
+    );
+    expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
+  it("a WebSocket endpoint it cannot trust (no --ca-file for the core's CA): exit 69, naming the endpoint", async () => {
+    const { accessKeyId, secretAccessKey } = await localProfileCredentials(core.info)();
+    const r = await cli(['console', '--api-url', `${core.info.http}/api`, '--ws-url', core.info.ws, '--port', '0'], {
+      cwd: files.cwd(),
+      env: {
+        AWS_ACCESS_KEY_ID: accessKeyId,
+        AWS_SECRET_ACCESS_KEY: secretAccessKey,
+        AWS_REGION: core.info.region,
+        AWS_ENDPOINT_URL_IOT: core.info.http,
+        AWS_ENDPOINT_URL_IOT_DATA_PLANE: core.info.http,
+      },
+    });
+    expect(r.code).toBe(69);
+    expect(r.stderr).toContain(`cannot connect to ${core.info.ws}: unable to verify the first certificate`);
   });
 });
