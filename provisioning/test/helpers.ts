@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { IoTClient } from '@aws-sdk/client-iot';
 import {
@@ -157,4 +158,13 @@ export async function cli(
     random: () => 0.5,
   });
   return { code, stdout: stdout.text, stderr: stderr.text };
+}
+
+/** A port nothing listens on (taken from the system, then released): connections to it are refused. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
 }

@@ -3,17 +3,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LocalCoreInfo } from '@pifleet/cloud';
 import { runCli } from '@pifleet/provisioning';
-import {
-  createSimulatedDevice,
-  parseAgentConfig,
-  SIM_LINES,
-  type SimulatedDevice,
-  simulatedConfigInput,
-} from '@pifleet/simulator';
-import { provisionDevice, type RunningCore, removeDir, startCore, tempDir } from '@pifleet/testkit';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { SIM_LINES, type SimulatedDevice } from '@pifleet/simulator';
+import { type RunningCore, removeDir, startCore, tempDir } from '@pifleet/testkit';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM_ARGS, ensureChromium } from './console-chromium.js';
+import { consoleTestDevice, ensureChromium, launchConsoleBrowser, type PageGlobals } from './console-chromium.js';
 
 /**
  * `pifleet console` against an AWS account, with the local IoT Core standing in for the account:
@@ -46,27 +40,13 @@ let consoleOut = '';
 let consoleErr = '';
 let consoleUrl = '';
 
-/** The little of the page's globals the functions run in the page use (no DOM library here). */
-interface PageGlobals {
-  document: { querySelector(selector: string): { textContent: string | null } | null };
-}
-
 async function provision(thingName: string) {
-  const files = await provisionDevice(run, thingName, path.join(dir, 'devices'), {
-    policyName: `console-aws-${thingName}`,
+  const device = await consoleTestDevice(run, path.join(dir, 'devices'), thingName, {
+    policyPrefix: 'console-aws',
+    samplingMs: 500,
+    batchMaxAgeMs: 500,
   });
-  const config = parseAgentConfig(
-    simulatedConfigInput({
-      ...files,
-      endpoint: info.mqtt.host,
-      port: info.mqtt.port,
-      samplingMs: 500,
-      sensors: 'bench',
-      relay: true,
-      overrides: { batch: { maxAgeMs: 500 } },
-    }),
-  );
-  devices.set(thingName, createSimulatedDevice({ config, seed: thingName }));
+  devices.set(thingName, device);
 }
 
 async function shot(name: string): Promise<void> {
@@ -129,13 +109,10 @@ describe.runIf(skipReason === undefined)(
         },
       );
       consoleUrl = await printedUrl();
-      context = await chromium.launchPersistentContext(path.join(dir, 'chromium-profile'), {
-        executablePath: 'path' in browser ? browser.path : '',
-        headless: true,
-        args: CHROMIUM_ARGS,
-        viewport: { width: 1400, height: 900 },
-      });
-      page = context.pages()[0] ?? (await context.newPage());
+      ({ context, page } = await launchConsoleBrowser(
+        'path' in browser ? browser.path : '',
+        path.join(dir, 'chromium-profile'),
+      ));
     }, 120_000);
 
     afterAll(async () => {
@@ -157,7 +134,7 @@ describe.runIf(skipReason === undefined)(
       for (const name of DEVICES) await page.waitForSelector(`.row[data-thing="${name}"][data-connected="false"]`);
       expect(await page.textContent('#counts')).toMatch(/^AWS · 2 things · 0 connected/);
       expect(await page.isHidden('.views a[data-view="jobs"]')).toBe(true);
-    expect(await page.textContent('.brand span')).toBe('console · AWS account');
+      expect(await page.textContent('.brand span')).toBe('console · AWS account');
       // The session cookie is not readable by scripts, and no AWS credential reached the page.
       expect(await page.evaluate('document.cookie')).toBe('');
       const html = await page.content();

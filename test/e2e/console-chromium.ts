@@ -1,5 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import {
+  createSimulatedDevice,
+  parseAgentConfig,
+  type SimulatedDevice,
+  simulatedConfigInput,
+} from '@pifleet/simulator';
+import { provisionDevice, type RunningCore } from '@pifleet/testkit';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 
 /**
  * Debian's Chromium for the console's browser test. `ensureChromium()` installs the `chromium`
@@ -53,4 +61,51 @@ export function ensureChromium(): { path: string } | { skip: string } {
     return { skip: `could not install Debian's chromium (${install.output || 'apt-get failed'})` };
   }
   return { path: CHROMIUM_PATH };
+}
+
+/** The little of the page's globals the functions run in the page use (no DOM library here). */
+export interface PageGlobals {
+  document: { querySelector(selector: string): { textContent: string | null } | null };
+}
+
+/** Headless Chromium with a profile in `profileDir`, a 1400×900 window, and its first page. */
+export async function launchConsoleBrowser(
+  browserPath: string,
+  profileDir: string,
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: browserPath,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1400, height: 900 },
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  return { context, page };
+}
+
+/**
+ * A simulated device for a console test: provisioned on the core (its own policy), the real agent on
+ * simulated hardware with the bench sensors and a relay, batches sealed every `batchMaxAgeMs`.
+ */
+export async function consoleTestDevice(
+  run: RunningCore,
+  devicesDir: string,
+  thingName: string,
+  options: { policyPrefix: string; samplingMs: number; batchMaxAgeMs: number },
+): Promise<SimulatedDevice> {
+  const files = await provisionDevice(run, thingName, devicesDir, {
+    policyName: `${options.policyPrefix}-${thingName}`,
+  });
+  const config = parseAgentConfig(
+    simulatedConfigInput({
+      ...files,
+      endpoint: run.info.mqtt.host,
+      port: run.info.mqtt.port,
+      samplingMs: options.samplingMs,
+      sensors: 'bench',
+      relay: true,
+      overrides: { batch: { maxAgeMs: options.batchMaxAgeMs } },
+    }),
+  );
+  return createSimulatedDevice({ config, seed: thingName });
 }

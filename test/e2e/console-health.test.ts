@@ -4,9 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { UpdateThingShadowCommand } from '@aws-sdk/client-iot-data-plane';
 import type { HealthReport } from '@pifleet/protocol';
 import { provisionDevice, type RunningCore, removeDir, startCore, tempDir } from '@pifleet/testkit';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM_ARGS, ensureChromium } from './console-chromium.js';
+import { ensureChromium, launchConsoleBrowser } from './console-chromium.js';
 
 /**
  * The thing view's Health panel in Chromium, against the local core: a `reported.health` written
@@ -62,13 +62,10 @@ describe.runIf(skipReason === undefined)('the Health panel', () => {
     dir = tempDir('console-health');
     core = await startCore(path.join(dir, 'core'));
     await provisionDevice(core, THING, path.join(dir, 'devices'));
-    context = await chromium.launchPersistentContext(path.join(dir, 'chromium-profile'), {
-      executablePath: 'path' in browser ? browser.path : '',
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1400, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    ({ context, page } = await launchConsoleBrowser(
+      'path' in browser ? browser.path : '',
+      path.join(dir, 'chromium-profile'),
+    ));
     await page.goto(core.info.console);
     await page.waitForURL(/\/console\/$/);
   }, 120_000);

@@ -12,17 +12,11 @@ import {
   signReleaseManifest,
   toTelemetryBatchV2,
 } from '@pifleet/protocol';
-import {
-  createSimulatedDevice,
-  parseAgentConfig,
-  SIM_LINES,
-  type SimulatedDevice,
-  simulatedConfigInput,
-} from '@pifleet/simulator';
-import { provisionDevice, type RunningCore, removeDir, startCore, tempDir } from '@pifleet/testkit';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { SIM_LINES, type SimulatedDevice } from '@pifleet/simulator';
+import { type RunningCore, removeDir, startCore, tempDir } from '@pifleet/testkit';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM_ARGS, ensureChromium } from './console-chromium.js';
+import { consoleTestDevice, ensureChromium, launchConsoleBrowser, type PageGlobals } from './console-chromium.js';
 
 /**
  * The web console in a real browser: Debian's Chromium driven by playwright-core against the
@@ -50,10 +44,6 @@ let context: BrowserContext;
 let page: Page;
 const devices = new Map<string, SimulatedDevice>();
 const timings: Record<string, number> = {};
-/** The little of the page's globals the functions run in the page use (no DOM library here). */
-interface PageGlobals {
-  document: { querySelector(selector: string): { textContent: string | null } | null };
-}
 /** Page-side scripts as text (page.evaluate runs them without eval, which the console's CSP forbids). */
 const SCROLL_TO_END = `(() => {
   const list = document.querySelector('#fleet-list');
@@ -61,21 +51,12 @@ const SCROLL_TO_END = `(() => {
 })()`;
 
 async function provision(thingName: string) {
-  const files = await provisionDevice(run, thingName, path.join(dir, 'devices'), {
-    policyName: `console-e2e-${thingName}`,
+  const device = await consoleTestDevice(run, path.join(dir, 'devices'), thingName, {
+    policyPrefix: 'console-e2e',
+    samplingMs: 1_000,
+    batchMaxAgeMs: 1_000,
   });
-  const config = parseAgentConfig(
-    simulatedConfigInput({
-      ...files,
-      endpoint: info.mqtt.host,
-      port: info.mqtt.port,
-      samplingMs: 1_000,
-      sensors: 'bench',
-      relay: true,
-      overrides: { batch: { maxAgeMs: 1_000 } },
-    }),
-  );
-  devices.set(thingName, createSimulatedDevice({ config, seed: thingName }));
+  devices.set(thingName, device);
 }
 
 async function shot(name: string): Promise<void> {
@@ -89,13 +70,10 @@ describe.runIf(skipReason === undefined)('web console in Chromium', () => {
     run = await startCore(path.join(dir, 'core'));
     ({ core, info } = run);
     for (const name of DEVICES) await provision(name);
-    context = await chromium.launchPersistentContext(path.join(dir, 'chromium-profile'), {
-      executablePath: 'path' in browser ? browser.path : '',
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1400, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    ({ context, page } = await launchConsoleBrowser(
+      'path' in browser ? browser.path : '',
+      path.join(dir, 'chromium-profile'),
+    ));
   }, 120_000);
 
   afterAll(async () => {

@@ -405,22 +405,26 @@ export function createBroker(deps: BrokerDeps): Broker {
     const connectAttributes: string[] = [];
     if (!client.clean) connectAttributes.push('PersistentConnect');
     if (lastWillOf(client)) connectAttributes.push('LastWill');
+    // What a connection has before its CONNECT is authorized, whichever way it authenticated.
+    const fresh = {
+      client,
+      connectAttributes,
+      identity: undefined,
+      authorizer: undefined,
+      decisions: new Map(),
+      info: undefined,
+      reason: undefined,
+      disconnectPacket: undefined,
+      quota: quotas.connection(),
+    } satisfies Partial<Session>;
     const signed = signedStreams.get(client.conn);
     if (signed) {
       return {
-        client,
+        ...fresh,
         // The access key id: IoT Core's principal of a SigV4 connection (no certificate behind it).
         certificateId: signed.principalId,
         certificate: {},
         ipAddress: signed.sourceIp,
-        connectAttributes,
-        identity: undefined,
-        authorizer: undefined,
-        decisions: new Map(),
-        info: undefined,
-        reason: undefined,
-        disconnectPacket: undefined,
-        quota: quotas.connection(),
         signed,
       };
     }
@@ -429,7 +433,7 @@ export function createBroker(deps: BrokerDeps): Broker {
     const peer = socket.getPeerCertificate();
     if (!peer?.raw) return undefined;
     const session: Session = {
-      client,
+      ...fresh,
       certificateId: createHash('sha256').update(peer.raw).digest('hex'),
       certificate: {
         subject: distinguishedName(peer.subject),
@@ -439,14 +443,6 @@ export function createBroker(deps: BrokerDeps): Broker {
         ...(peer.valid_to ? { notAfter: peer.valid_to } : {}),
       },
       ipAddress: socket.remoteAddress,
-      connectAttributes,
-      identity: undefined,
-      authorizer: undefined,
-      decisions: new Map(),
-      info: undefined,
-      reason: undefined,
-      disconnectPacket: undefined,
-      quota: quotas.connection(),
     };
     return session;
   }

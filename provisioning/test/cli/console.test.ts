@@ -1,11 +1,10 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { localProfileCredentials, type RunningCoreProcess } from '@pifleet/cloud';
 import { formatLocalEndpoint } from '@pifleet/protocol';
 import { removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli, localCoreForFile } from '../helpers.js';
+import { cli, closedPort, localCoreForFile } from '../helpers.js';
 
 /**
  * `pifleet console`'s refusals, before it reaches anything: each is one line, an exit code and a
@@ -17,14 +16,6 @@ const root = tempDir('console-cli');
 afterAll(() => removeDir(root));
 
 const AWS_ENV = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_REGION: 'eu-west-1' };
-
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 describe('pifleet console', () => {
   it.each([

@@ -1,23 +1,14 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { formatLocalEndpoint, type LocalEndpoint } from '@pifleet/protocol';
 import { removeDir, tempDir } from '@pifleet/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cli } from '../helpers.js';
+import { cli, closedPort } from '../helpers.js';
 
 /** Error paths that need no running core: not a data dir, core not running, no credentials. */
 
 const root = tempDir('errors');
 afterAll(() => removeDir(root));
-
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 /** A data directory as a core left it: its CA, maybe credentials, maybe the endpoint file of a core that ran there. */
 function fakeDataDir(
