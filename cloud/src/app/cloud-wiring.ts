@@ -6,11 +6,12 @@ import { type CommandHandler, createCommandHandler } from '../handlers/command.j
 import { createIngestHandler } from '../handlers/ingest.js';
 import { createPresenceHandler } from '../handlers/presence.js';
 import { createQueryHandler } from '../handlers/query.js';
+import { createSilentDevicesHandler, DEFAULT_SILENT_AFTER_MINUTES } from '../handlers/silent-devices.js';
 import type { LocalCredentials } from '../http/credentials.js';
 import type { RouteGroup } from '../http/server.js';
 import type { Logger } from '../logger.js';
 import type { AccountContext } from '../ports/identity.js';
-import type { CloudMetrics } from '../ports/metrics.js';
+import { type CloudMetrics, noMetrics } from '../ports/metrics.js';
 import type { ManagedTelemetryStore, TelemetryStore } from '../ports/telemetry-store.js';
 import type { ArchiveBuffering } from '../rules/actions/archive.js';
 import { RULES, type RuleDefinition } from '../rules/definitions.js';
@@ -44,7 +45,16 @@ export interface LocalCloudDeps {
   readonly store?: ManagedTelemetryStore;
   /** Where the ingest and command handlers count (the core's Prometheus registry); default none. */
   readonly metrics?: CloudMetrics;
+  /**
+   * The silent-devices check, run as the stack's EventBridge schedule runs its Lambda: every
+   * `everyMs` (default 5 minutes), things quiet for longer than `thresholdMs` (default 15 minutes)
+   * counted into `SilentDevices`.
+   */
+  readonly silentCheck?: { readonly everyMs?: number; readonly thresholdMs?: number };
 }
+
+/** How often the local core runs the silent-devices check: the stack's schedule. */
+export const SILENT_CHECK_EVERY_MS = 5 * 60_000;
 
 export interface LocalCloud {
   start(): Promise<void>;
@@ -64,6 +74,15 @@ export function createLocalCloud(deps: LocalCloudDeps): LocalCloud {
   const ingest = createIngestHandler({ store, logger, ...metrics });
   const presence = createPresenceHandler({ store, logger });
   const query = createQueryHandler({ store, logger, clock });
+  const checkSilent = createSilentDevicesHandler({
+    store,
+    now: deps.now,
+    thresholdMs: deps.silentCheck?.thresholdMs ?? DEFAULT_SILENT_AFTER_MINUTES * 60_000,
+    metrics: deps.metrics ?? noMetrics,
+    logger,
+  });
+  let silentTimer: NodeJS.Timeout | undefined;
+  let silentRun: Promise<unknown> | undefined;
   const rules = createRulesEngine({
     rules: deps.rules ?? RULES,
     bus: deps.bus,
@@ -101,6 +120,15 @@ export function createLocalCloud(deps: LocalCloudDeps): LocalCloud {
       await store.start();
       storeStarted = true;
       await rules.start();
+      silentTimer = setInterval(() => {
+        // One run at a time: a slow store skips a beat instead of piling runs up.
+        silentRun ??= checkSilent({})
+          .catch((err: unknown) => logger.warn({ err }, 'silent-devices check failed'))
+          .finally(() => {
+            silentRun = undefined;
+          });
+      }, deps.silentCheck?.everyMs ?? SILENT_CHECK_EVERY_MS);
+      silentTimer.unref();
     },
 
     bindEndpoint(url) {
@@ -119,6 +147,9 @@ export function createLocalCloud(deps: LocalCloudDeps): LocalCloud {
 
     async stop() {
       command = undefined;
+      clearInterval(silentTimer);
+      silentTimer = undefined;
+      await silentRun;
       await rules.stop();
       for (const c of clients) c.destroy();
       clients = [];

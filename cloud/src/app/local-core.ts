@@ -51,7 +51,7 @@ import type { RulesEngine } from '../rules/engine.js';
 import { topicRuleRoutes } from '../rules/topic-rule-routes.js';
 import type { ShadowService } from '../shadow/service.js';
 import type { ShadowStore } from '../shadow/store.js';
-import { createLocalCloud } from './cloud-wiring.js';
+import { createLocalCloud, type LocalCloudDeps } from './cloud-wiring.js';
 import { createLocalFleetProvisioning } from './fleet-provisioning-wiring.js';
 import { createLocalJobsTransports, registeredIn } from './jobs-wiring.js';
 import { createLocalShadow } from './shadow-wiring.js';
@@ -117,6 +117,8 @@ export interface LocalIotCoreDeps {
    * `pifleet-provisioning-hook`, is always there (a function of that name here replaces it).
    */
   readonly provisioningHooks?: Readonly<Record<string, PreProvisioningHookFunction>>;
+  /** The silent-devices check's schedule and threshold (default every 5 minutes, 15 minutes quiet). */
+  readonly silentCheck?: LocalCloudDeps['silentCheck'];
 }
 
 export interface LocalIotCore {
@@ -310,6 +312,7 @@ export function createLocalIotCore(deps: LocalIotCoreDeps): LocalIotCore {
         const metrics = createPrometheusMetrics({ broker, throttles, rules: () => cloud.rules });
         const cloud = createLocalCloud({
           metrics,
+          ...(deps.silentCheck === undefined ? {} : { silentCheck: deps.silentCheck }),
           bus: broker.bus,
           account,
           credentials,

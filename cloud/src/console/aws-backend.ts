@@ -3,6 +3,7 @@ import { GetThingShadowCommand, type IoTDataPlaneClient } from '@aws-sdk/client-
 import { isJsonObject, type JsonObject, type MetricValue, parseJson, type Reading, setOwn } from '@pifleet/protocol';
 import type { CommandApiClient } from '../adapters/command-api-client.js';
 import type { IotWebSocketConnection } from '../adapters/iot-websocket.js';
+import { mapLimited } from '../core/map-limited.js';
 import type { Logger } from '../logger.js';
 import type { ConsoleBackend, ThingPresence } from './backend.js';
 
@@ -60,20 +61,6 @@ export function readingsOfPage(page: JsonObject): Reading[] {
     for (const [k, v] of Object.entries(item.metrics)) if (isMetricValue(v)) setOwn(metrics, k, v);
     out.push({ sensor: item.sensor, ts: item.ts, metrics });
   }
-  return out;
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
-async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
 }
 
@@ -175,7 +162,7 @@ export function createAwsConsoleBackend(deps: AwsConsoleBackendDeps): ConsoleBac
     },
 
     async presence(things) {
-      const found = await mapBounded(things, deps.concurrency ?? 8, (name) =>
+      const found = await mapLimited(things, deps.concurrency ?? 8, (name) =>
         presenceOf(name).catch((err: unknown) => {
           log.warn({ err, thingName: name }, 'presence not read for the console');
           return undefined;

@@ -39,6 +39,8 @@ export interface InProcessCoreOptions {
   readonly jobsClock?: JobsClock;
   /** Pre-provisioning hooks by Lambda function name (see LocalIotCoreDeps.provisioningHooks). */
   readonly provisioningHooks?: LocalIotCoreDeps['provisioningHooks'];
+  /** The silent-devices check's schedule and threshold (see LocalIotCoreDeps.silentCheck). */
+  readonly silentCheck?: LocalIotCoreDeps['silentCheck'];
 }
 
 export function tempDir(prefix: string): string {
@@ -77,6 +79,7 @@ export async function startInProcessCore(dataDir: string, options: InProcessCore
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.jobsClock ? { jobsClock: options.jobsClock } : {}),
     ...(options.provisioningHooks ? { provisioningHooks: options.provisioningHooks } : {}),
+    ...(options.silentCheck ? { silentCheck: options.silentCheck } : {}),
   });
   const info = await core.start();
   const { iot, data } = sdkClients(info, options.maxAttempts);
