@@ -52,6 +52,12 @@ export interface ThingCatalogDeps {
 const UNKNOWN_TTL_MS = 60_000;
 /** Bound on the names remembered as not registered (a flood of strangers cannot grow it). */
 const MAX_UNKNOWN = 1_000;
+/**
+ * Look-ups in flight at most (DescribeThing against AWS): messages of many strangers at once are not
+ * shown rather than turned into a burst of control-plane calls; a registered thing among them is
+ * found by the next registry listing.
+ */
+const MAX_LOOKUPS = 8;
 
 export function createThingCatalog(deps: ThingCatalogDeps): ThingCatalog {
   const { backend, fleet, now } = deps;
@@ -97,6 +103,8 @@ export function createThingCatalog(deps: ThingCatalogDeps): ThingCatalog {
       if (fleet.has(thingName)) return true;
       const until = unknown.get(thingName);
       if (until !== undefined && until > now()) return false;
+      // Only asynchronous look-ups are ever in flight, so this bounds the remote calls alone.
+      if (lookingUp.has(thingName) || lookingUp.size >= MAX_LOOKUPS) return false;
       const found = backend.hasThing(thingName);
       if (typeof found !== 'boolean') {
         lookUpLater(thingName, found);
