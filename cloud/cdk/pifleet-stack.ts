@@ -1,4 +1,9 @@
-import { RECOMMENDED_POLICY_NAME, recommendedDevicePolicy } from '@pifleet/protocol';
+import {
+  RECOMMENDED_POLICY_NAME,
+  recommendedDevicePolicy,
+  SILENT_AFTER_MINUTES,
+  silentAfterMs,
+} from '@pifleet/protocol';
 import { Annotations, Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -15,7 +20,6 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import type { Construct } from 'constructs';
 import { TELEMETRY_TABLE_KEYS } from '../src/adapters/dynamodb-telemetry-store.js';
 import { COMMAND_ROUTES } from '../src/core/command/api.js';
-import { DEFAULT_SILENT_AFTER_MINUTES } from '../src/handlers/silent-devices.js';
 import { RULES, type RuleDefinition } from '../src/rules/definitions.js';
 import { LAMBDA_HANDLER, LAMBDA_RUNTIME, type LambdaName } from './bundle.js';
 import { ConsoleOperatorPolicy } from './console-operator.js';
@@ -156,9 +160,9 @@ export class PifleetStack extends Stack {
       );
     }
     const dataRemovalPolicy = props.dataRemovalPolicy ?? RemovalPolicy.RETAIN;
-    const silentAfterMinutes = props.silentAfterMinutes ?? DEFAULT_SILENT_AFTER_MINUTES;
-    if (!(Number.isFinite(silentAfterMinutes) && silentAfterMinutes > 0 && silentAfterMinutes <= 10_080)) {
-      throw new DeploymentError('BAD_SETTING', 'silentAfterMinutes must be 0 < minutes ≤ 10080', {
+    const silentAfterMinutes = props.silentAfterMinutes ?? SILENT_AFTER_MINUTES.default;
+    if (silentAfterMs(silentAfterMinutes) === undefined) {
+      throw new DeploymentError('BAD_SETTING', `silentAfterMinutes must be 0 < minutes ≤ ${SILENT_AFTER_MINUTES.max}`, {
         data: { silentAfterMinutes },
       });
     }

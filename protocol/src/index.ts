@@ -21,6 +21,7 @@ export * from './policy.js';
 export * from './release.js';
 export * from './rng.js';
 export * from './shadow.js';
+export * from './silence.js';
 export * from './state.js';
 export * from './telemetry.js';
 export * from './telemetry-v2.js';

@@ -1,3 +1,4 @@
+import { SILENT_AFTER_MINUTES, silentAfterMs } from '@pifleet/protocol';
 import { createEmfMetrics, withMetrics } from '../adapters/emf-metrics.js';
 import { mapLimited } from '../core/map-limited.js';
 import {
@@ -62,8 +63,8 @@ export const LOGGED_SILENT_THINGS = 100;
  */
 export const DEFAULT_CONCURRENCY = 16;
 
-/** The silence threshold when `SILENT_AFTER_MINUTES` is not set. */
-export const DEFAULT_SILENT_AFTER_MINUTES = 15;
+/** The silence threshold when `SILENT_AFTER_MINUTES` is not set (the protocol's default). */
+export const DEFAULT_SILENT_AFTER_MINUTES = SILENT_AFTER_MINUTES.default;
 
 export function createSilentDevicesHandler(deps: SilentDevicesHandlerDeps): SilentDevicesHandler {
   const concurrency = deps.concurrency ?? DEFAULT_CONCURRENCY;
@@ -131,13 +132,14 @@ export function createSilentDevicesHandler(deps: SilentDevicesHandlerDeps): Sile
 /** `SILENT_AFTER_MINUTES` (default {@link DEFAULT_SILENT_AFTER_MINUTES}) as milliseconds. */
 export function silenceThresholdFromEnv(env: Env): number {
   const raw = env.SILENT_AFTER_MINUTES;
-  if (raw === undefined || raw.trim() === '') return DEFAULT_SILENT_AFTER_MINUTES * 60_000;
-  const minutes = Number(raw);
-  // A week at most: beyond that a "silent" thing is a decommissioned one, not an alarm.
-  if (!(Number.isFinite(minutes) && minutes > 0 && minutes <= 10_080)) {
-    throw new HandlerConfigError('SILENT_AFTER_MINUTES', 'must be a positive number of minutes, at most 10080');
+  const ms = silentAfterMs(raw === undefined || raw.trim() === '' ? DEFAULT_SILENT_AFTER_MINUTES : Number(raw));
+  if (ms === undefined) {
+    throw new HandlerConfigError(
+      'SILENT_AFTER_MINUTES',
+      `must be a positive number of minutes, at most ${SILENT_AFTER_MINUTES.max}`,
+    );
   }
-  return Math.round(minutes * 60_000);
+  return ms;
 }
 
 /**

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { IoTClient } from '@aws-sdk/client-iot';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
+import { SILENT_AFTER_MINUTES, silentAfterMs } from '@pifleet/protocol';
 import { readTextIfExists } from '../adapters/text-files.js';
 import { type RunContext, type Runner, withCommonOptions } from '../app/command.js';
 import { parseNonNegativeInt } from '../core/args.js';
@@ -28,11 +29,13 @@ const REFUSED_CREDENTIALS = new Set([
 ]);
 
 function parseSilentAfter(raw: string): number {
-  const minutes = Number(raw);
-  if (!Number.isFinite(minutes) || minutes <= 0 || minutes > 7 * 24 * 60) {
-    throw new InputError(`--silent-after must be a number of minutes between 0 and 10080, not ${JSON.stringify(raw)}`);
+  const ms = silentAfterMs(raw.trim() === '' ? Number.NaN : Number(raw));
+  if (ms === undefined) {
+    throw new InputError(
+      `--silent-after must be a number of minutes between 0 and ${SILENT_AFTER_MINUTES.max}, not ${JSON.stringify(raw)}`,
+    );
   }
-  return Math.round(minutes * 60_000);
+  return ms;
 }
 
 function checkUrl(option: string, raw: string, protocols: readonly string[]): string {
@@ -69,7 +72,11 @@ export function registerConsole(program: CommandUnknownOpts, run: Runner): void 
         )
         .option('--host <host>', 'listen on this loopback address', '127.0.0.1')
         .option('--port <port>', 'listen on this port (0: any free one)', '8890')
-        .option('--silent-after <minutes>', 'flag a thing silent when nothing was heard of it for this long', '15'),
+        .option(
+          '--silent-after <minutes>',
+          'flag a thing silent when nothing was heard of it for this long',
+          String(SILENT_AFTER_MINUTES.default),
+        ),
     ),
     async (ctx: RunContext, _args, options) => {
       const { target } = await ctx.services();
