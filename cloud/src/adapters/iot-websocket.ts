@@ -102,6 +102,8 @@ export function createIotWebSocketConnection(options: IotWebSocketOptions): IotW
   const handlers = new Map<string, Set<(message: IotWebSocketMessage) => void>>();
   let client: MqttClient | undefined;
   let closed = false;
+  /** Cuts a reconnect's wait short on close (a wait can be 30 s; Ctrl-C must not sit through it). */
+  const closing = new AbortController();
   let reconnecting: Promise<void> | undefined;
 
   function dispatch(topic: string, payload: Buffer): void {
@@ -154,7 +156,9 @@ export function createIotWebSocketConnection(options: IotWebSocketOptions): IotW
 
   async function reconnect(): Promise<void> {
     for (let attempt = 0; !closed; attempt++) {
-      await delay(exponentialBackoff(attempt, { baseMs: 500, capMs: 30_000 }));
+      await delay(exponentialBackoff(attempt, { baseMs: 500, capMs: 30_000 }), undefined, {
+        signal: closing.signal,
+      }).catch(() => undefined);
       if (closed) return;
       try {
         const c = await connectOnce();
@@ -210,6 +214,7 @@ export function createIotWebSocketConnection(options: IotWebSocketOptions): IotW
 
     async close() {
       closed = true;
+      closing.abort();
       const c = client;
       client = undefined;
       handlers.clear();

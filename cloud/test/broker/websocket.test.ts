@@ -373,6 +373,28 @@ describe("the console's connection (createIotWebSocketConnection) against the co
     }
   });
 
+  it('closes at once while it waits between reconnects (the wait grows to 30 s)', async () => {
+    let secret = credentials.secretAccessKey;
+    let asked = 0;
+    const live = createIotWebSocketConnection({
+      ...options(''),
+      clientId: `${CONSOLE_CLIENT_ID_PREFIX}reconnect`,
+      credentials: async () => {
+        asked++;
+        return { accessKeyId: credentials.accessKeyId, secretAccessKey: secret };
+      },
+    });
+    await live.start();
+    // From now on every reconnect is refused, and the waits between them grow.
+    secret = 'not-the-secret';
+    expect(run.core.services.broker.disconnectClient(`${CONSOLE_CLIENT_ID_PREFIX}reconnect`)).toBe(true);
+    await expect.poll(() => asked, { timeout: 15_000, interval: 50 }).toBeGreaterThanOrEqual(4);
+    const t0 = Date.now();
+    await live.close();
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(live.connected).toBe(false);
+  }, 30_000);
+
   it('fails its start at once on a refused signature (the upgrade is answered 403)', async () => {
     const live = createIotWebSocketConnection(options('not-the-secret'));
     try {
