@@ -1,5 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { isMqtt5Failure, type JsonObject, MQTT5_REASON, type MqttProtocol, mqtt5ReasonName } from '@pifleet/protocol';
+import {
+  isMqtt5Failure,
+  type JsonObject,
+  MQTT5_REASON,
+  type MqttProtocol,
+  mqtt5ReasonName,
+  shadowTopics,
+} from '@pifleet/protocol';
 import { iot, iotshadow, mqtt, type mqtt_request_response, mqtt5 } from 'aws-iot-device-sdk-v2';
 import { connectAsync } from 'mqtt';
 import { afterAll, beforeAll } from 'vitest';
@@ -613,7 +620,12 @@ export async function openShadowDevice(
   watch: readonly (string | undefined)[] = [undefined],
   protocol: MqttProtocol = '3.1.1',
 ): Promise<ShadowDevice> {
-  const client = await connectDevice(core, device, protocol);
+  // The delta and documents streams are separate subscriptions of the SDK, and their events can
+  // reach JavaScript in either order (over MQTT 5 a documents event has come first). The connection's
+  // own message event sees every PUBLISH in the order the broker wrote them, so it says whether an
+  // update's delta was published before its documents.
+  const wire = eventLog<Received>(`${device.thingName} messages`);
+  const client = await connectDevice(core, device, protocol, { onMessage: (m) => wire.push(m) });
   const shadows = client.shadowClient();
   const deltas = new Map<string, EventLog<DeltaEvent>>();
   const documents = new Map<string, EventLog<DocumentsEvent>>();
@@ -659,10 +671,19 @@ export async function openShadowDevice(
       const docs = documents.get(key);
       const delta = deltas.get(key);
       if (docs === undefined || delta === undefined) throw new Error(`shadow '${key}' is not watched`);
-      // /update/documents is published after /update/delta, on the same connection: once it is
-      // here, the delta of the same version (if any) is too.
+      // /update/documents is published after /update/delta: once the connection has the documents
+      // of this version, it has the delta of the same version if there is one, and the delta
+      // stream will deliver it.
+      const topics = shadowTopics(device.thingName, shadowName);
+      const versionOf = (m: Received) => (typeof m.payload === 'object' ? m.payload : undefined);
       const doc = await docs.waitFor((d) => d.current?.version === version);
-      const found = delta.events.find((d) => d.version === version);
+      const onWire = await wire.waitFor(
+        (m) =>
+          m.topic === topics.updateDocuments && (versionOf(m)?.current as JsonObject | undefined)?.version === version,
+      );
+      const before = wire.events.slice(0, wire.events.indexOf(onWire));
+      const published = before.some((m) => m.topic === topics.updateDelta && versionOf(m)?.version === version);
+      const found = published ? await delta.waitFor((d) => d.version === version) : undefined;
       return { delta: found === undefined ? null : (found as JsonObject), documents: doc as unknown as JsonObject };
     },
     close,
