@@ -8,7 +8,6 @@
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type HealthReport, validateReportedState } from '@pifleet/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLinuxHostStats } from '../../src/adapters/linux-host-stats.js';
@@ -17,9 +16,9 @@ import { createLogger } from '../../src/logger.js';
 import { openOutbox } from '../../src/outbox/outbox.js';
 import type { HostStats } from '../../src/ports/host-stats.js';
 import { createVirtualClock } from '../../src/testing/virtual-clock.js';
+import { PI4_FILES, PI4_HOST } from '../adapters/host-stats-fixtures.js';
 import { agentConfig, countingSensor, MemoryShadow, MemoryTransport } from './fakes.js';
 
-const PI4 = path.join(path.dirname(fileURLToPath(import.meta.url)), '../adapters/fixtures/host-stats/pi4');
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'pifleet-health-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 let roots = 0;
@@ -33,7 +32,7 @@ const MINUTE = 60_000;
  */
 function pi4Root() {
   const root = path.join(scratch, `pi4-${roots++}`);
-  cpSync(PI4, root, { recursive: true });
+  cpSync(PI4_FILES, root, { recursive: true });
   let busy = 1_000;
   let total = 10_000;
   let agent = 100;
@@ -126,16 +125,7 @@ describe('health sampling', () => {
     const first = healthUpdates()[0] as HealthReport;
     expect(first).toEqual({
       sampledAt: START + MINUTE,
-      host: {
-        cpuPct: 6,
-        load1: 0.31,
-        load5: 0.22,
-        load15: 0.18,
-        memTotalMiB: 3791,
-        memAvailableMiB: 3302,
-        tempC: 49,
-        uptimeS: 175012,
-      },
+      host: { cpuPct: 6, ...PI4_HOST },
       process: { cpuPct: 0.1, rssMiB: 87 },
       connection: {
         reconnects: 0,
