@@ -7,7 +7,7 @@ import { SIM_LINES, type SimulatedDevice } from '@pifleet/simulator';
 import { type RunningCore, removeDir, startCore, tempDir } from '@pifleet/testkit';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consoleTestDevice, ensureChromium, launchConsoleBrowser, type PageGlobals } from './console-chromium.js';
+import { consoleTestDevice, ensureChromium, launchConsoleBrowser, waitForFleetOnline } from './console-chromium.js';
 
 /**
  * `pifleet console` against an AWS account, with the local IoT Core standing in for the account:
@@ -143,20 +143,7 @@ describe.runIf(skipReason === undefined)(
 
     it('sees the devices connect and their telemetry arrive over the WebSocket feed', async () => {
       await Promise.all([...devices.values()].map((d) => d.start()));
-      for (const name of DEVICES) {
-        await page.waitForSelector(`.row[data-thing="${name}"][data-connected="true"]`, { timeout: 30_000 });
-      }
-      await page.waitForFunction(
-        (names) =>
-          names.every((n) => {
-            const cell = (globalThis as unknown as PageGlobals).document.querySelector(
-              `.row[data-thing="${n}"] .telemetry`,
-            );
-            return cell !== null && cell.textContent !== '—';
-          }),
-        DEVICES,
-        { timeout: 30_000 },
-      );
+      await waitForFleetOnline(page, DEVICES);
       await shot('fleet-online');
     }, 60_000);
 

@@ -68,6 +68,24 @@ export interface PageGlobals {
   document: { querySelector(selector: string): { textContent: string | null } | null };
 }
 
+/** Waits until the fleet view shows every one of `names` connected, with a reading in its telemetry cell. */
+export async function waitForFleetOnline(page: Page, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    await page.waitForSelector(`.row[data-thing="${name}"][data-connected="true"]`, { timeout: 30_000 });
+  }
+  await page.waitForFunction(
+    (shown) =>
+      shown.every((n) => {
+        const cell = (globalThis as unknown as PageGlobals).document.querySelector(
+          `.row[data-thing="${n}"] .telemetry`,
+        );
+        return cell !== null && cell.textContent !== '—';
+      }),
+    names,
+    { timeout: 30_000 },
+  );
+}
+
 /** Headless Chromium with a profile in `profileDir`, a 1400×900 window, and its first page. */
 export async function launchConsoleBrowser(
   browserPath: string,

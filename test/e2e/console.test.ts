@@ -16,7 +16,13 @@ import { SIM_LINES, type SimulatedDevice } from '@pifleet/simulator';
 import { type RunningCore, removeDir, startCore, tempDir } from '@pifleet/testkit';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consoleTestDevice, ensureChromium, launchConsoleBrowser, type PageGlobals } from './console-chromium.js';
+import {
+  consoleTestDevice,
+  ensureChromium,
+  launchConsoleBrowser,
+  type PageGlobals,
+  waitForFleetOnline,
+} from './console-chromium.js';
 
 /**
  * The web console in a real browser: Debian's Chromium driven by playwright-core against the
@@ -100,20 +106,7 @@ describe.runIf(skipReason === undefined)('web console in Chromium', () => {
 
   it('sees the devices come online and their telemetry arrive', async () => {
     await Promise.all([...devices.values()].map((d) => d.start()));
-    for (const name of DEVICES) {
-      await page.waitForSelector(`.row[data-thing="${name}"][data-connected="true"]`, { timeout: 30_000 });
-    }
-    await page.waitForFunction(
-      (names) =>
-        names.every((n) => {
-          const cell = (globalThis as unknown as PageGlobals).document.querySelector(
-            `.row[data-thing="${n}"] .telemetry`,
-          );
-          return cell !== null && cell.textContent !== '—';
-        }),
-      DEVICES,
-      { timeout: 30_000 },
-    );
+    await waitForFleetOnline(page, DEVICES);
     await page.waitForSelector('.row[data-thing="pi-01"] .pill.sync', { timeout: 30_000 });
     await shot('fleet-online');
   }, 60_000);
