@@ -474,37 +474,43 @@ function toReading(thingName: string, item: Item): StoredReading {
 }
 
 /**
+ * The telemetry table's keys, attribute types and sparse connectivity index, as CreateTable takes
+ * them: what {@link createTelemetryTable} creates, and what the CDK stack's table is checked against.
+ */
+export function telemetryTableSchema() {
+  const { partitionKey, sortKey, connectivityIndex: index } = TELEMETRY_TABLE_KEYS;
+  return {
+    KeySchema: [
+      { AttributeName: partitionKey, KeyType: 'HASH' as const },
+      { AttributeName: sortKey, KeyType: 'RANGE' as const },
+    ],
+    AttributeDefinitions: [
+      { AttributeName: partitionKey, AttributeType: 'S' as const },
+      { AttributeName: sortKey, AttributeType: 'S' as const },
+      { AttributeName: index.partitionKey, AttributeType: 'S' as const },
+      { AttributeName: index.sortKey, AttributeType: 'S' as const },
+    ],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: index.indexName,
+        KeySchema: [
+          { AttributeName: index.partitionKey, KeyType: 'HASH' as const },
+          { AttributeName: index.sortKey, KeyType: 'RANGE' as const },
+        ],
+        Projection: { ProjectionType: 'ALL' as const },
+      },
+    ],
+  };
+}
+
+/**
  * Creates the telemetry table (on-demand billing) and waits until it is active. For local
  * development, tests and benchmarks against a DynamoDB-compatible server; in AWS the CDK app
  * creates the table with the same keys ({@link TELEMETRY_TABLE_KEYS}) and TTL enabled.
  */
 export async function createTelemetryTable(client: DynamoDBClient, tableName: string): Promise<void> {
-  const { partitionKey, sortKey, connectivityIndex: index } = TELEMETRY_TABLE_KEYS;
   await client.send(
-    new CreateTableCommand({
-      TableName: tableName,
-      BillingMode: 'PAY_PER_REQUEST',
-      KeySchema: [
-        { AttributeName: partitionKey, KeyType: 'HASH' },
-        { AttributeName: sortKey, KeyType: 'RANGE' },
-      ],
-      AttributeDefinitions: [
-        { AttributeName: partitionKey, AttributeType: 'S' },
-        { AttributeName: sortKey, AttributeType: 'S' },
-        { AttributeName: index.partitionKey, AttributeType: 'S' },
-        { AttributeName: index.sortKey, AttributeType: 'S' },
-      ],
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: index.indexName,
-          KeySchema: [
-            { AttributeName: index.partitionKey, KeyType: 'HASH' },
-            { AttributeName: index.sortKey, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
-    }),
+    new CreateTableCommand({ TableName: tableName, BillingMode: 'PAY_PER_REQUEST', ...telemetryTableSchema() }),
   );
   await waitUntilTableExists({ client, maxWaitTime: 30, minDelay: 1, maxDelay: 2 }, { TableName: tableName });
 }

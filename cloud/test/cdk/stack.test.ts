@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { esbuildTargetOf, LAMBDA_RUNTIME, type LambdaName } from '../../cdk/bundle.js';
 import { DeploymentError } from '../../cdk/errors.js';
 import { COMMAND_ROUTES, PifleetStack, type PifleetStackProps, QUERY_ROUTES } from '../../cdk/pifleet-stack.js';
-import { TELEMETRY_TABLE_KEYS } from '../../src/adapters/dynamodb-telemetry-store.js';
+import { TELEMETRY_TABLE_KEYS, telemetryTableSchema } from '../../src/adapters/dynamodb-telemetry-store.js';
 import { RULE_ERROR_LOG_GROUP, RULES, type RuleDefinition } from '../../src/rules/definitions.js';
 import {
   allow,
@@ -445,30 +445,12 @@ describe('least privilege', () => {
 
 describe('storage', () => {
   it('the telemetry table has the documented keys and connectivity index, on-demand billing, TTL on expiresAt and PITR; it is retained', () => {
-    const { partitionKey, sortKey, ttlAttribute, connectivityIndex: index } = TELEMETRY_TABLE_KEYS;
+    const { ttlAttribute } = TELEMETRY_TABLE_KEYS;
     template.hasResource('AWS::DynamoDB::Table', {
       Properties: {
-        KeySchema: [
-          { AttributeName: partitionKey, KeyType: 'HASH' },
-          { AttributeName: sortKey, KeyType: 'RANGE' },
-        ],
-        AttributeDefinitions: [
-          { AttributeName: partitionKey, AttributeType: 'S' },
-          { AttributeName: sortKey, AttributeType: 'S' },
-          { AttributeName: index.partitionKey, AttributeType: 'S' },
-          { AttributeName: index.sortKey, AttributeType: 'S' },
-        ],
-        // Sparse: only connectivity items carry its partition key (adapters/dynamodb-telemetry-store.ts).
-        GlobalSecondaryIndexes: [
-          {
-            IndexName: index.indexName,
-            KeySchema: [
-              { AttributeName: index.partitionKey, KeyType: 'HASH' },
-              { AttributeName: index.sortKey, KeyType: 'RANGE' },
-            ],
-            Projection: { ProjectionType: 'ALL' },
-          },
-        ],
+        // The keys and the sparse connectivity index the adapter creates its own table with: only
+        // connectivity items carry the index's partition key (adapters/dynamodb-telemetry-store.ts).
+        ...telemetryTableSchema(),
         BillingMode: 'PAY_PER_REQUEST',
         TimeToLiveSpecification: { AttributeName: ttlAttribute, Enabled: true },
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
