@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net';
 import { IoTClient } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import type { JsonObject } from '@pifleet/protocol';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CommandApiDeps,
@@ -15,6 +14,7 @@ import { ShadowVersionConflictError } from '../../src/core/command/errors.js';
 import { createCommandHandler, dataPlaneFromEnv } from '../../src/handlers/command.js';
 import { silentLogger } from '../../src/logger.js';
 import type { ConnectivityRecord } from '../../src/ports/telemetry-store.js';
+import { httpApiEvent } from './api-event.js';
 
 /** In-memory ports (the seams of the core function): a registry, versioned shadows, connectivity. */
 function memoryDeps(things: string[] = ['pi-01']) {
@@ -226,29 +226,8 @@ describe('createCommandHandler with the AWS SDK clients', () => {
       logger: silentLogger(),
     });
 
-  function event(method: string, rawPath: string, body?: string, stage = '$default'): APIGatewayProxyEventV2 {
-    return {
-      version: '2.0',
-      routeKey: `${method} ${rawPath}`,
-      rawPath,
-      rawQueryString: '',
-      headers: {},
-      isBase64Encoded: false,
-      ...(body === undefined ? {} : { body }),
-      requestContext: {
-        accountId: '123456789012',
-        apiId: 'api',
-        domainName: 'example.com',
-        domainPrefix: 'example',
-        http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-        requestId: 'req-1',
-        routeKey: `${method} ${rawPath}`,
-        stage,
-        time: '',
-        timeEpoch: 0,
-      },
-    };
-  }
+  const event = (method: string, rawPath: string, body?: string, stage = '$default') =>
+    httpApiEvent(method, rawPath, { stage, ...(body === undefined ? {} : { body }) });
 
   const describeThing = { status: 200, body: { thingName: 'pi-01', thingArn: 'arn', version: 1 } };
 

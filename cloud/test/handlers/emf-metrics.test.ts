@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateThingCommand } from '@aws-sdk/client-iot';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createEmfMetrics, EmfMetricsConfigError, withMetrics } from '../../src/adapters/emf-metrics.js';
 import { createSqliteTelemetryStore } from '../../src/adapters/sqlite-telemetry-store.js';
@@ -14,6 +13,7 @@ import { CLOUD_METRICS, type CloudMetricName, METRICS_NAMESPACE } from '../../sr
 import type { ManagedTelemetryStore, TelemetryStore } from '../../src/ports/telemetry-store.js';
 import { type InProcessCore, removeDir, startInProcessCore, tempDir } from '../../src/testing/in-process-core.js';
 import { batchOf, readingsFrom } from '../../src/testing/telemetry-store-suite.js';
+import { httpApiEvent } from './api-event.js';
 
 /**
  * The EMF adapter over Powertools, alone and under the real handler factories: every line written
@@ -346,29 +346,11 @@ describe('the command handler with EMF metrics (in-process local IoT Core)', () 
     removeDir(dataDir);
   });
 
-  function event(method: string, rawPath: string, body?: unknown): APIGatewayProxyEventV2 {
-    return {
-      version: '2.0',
+  const event = (method: string, rawPath: string, body?: unknown) =>
+    httpApiEvent(method, rawPath, {
       routeKey: `${method} /things/{thing}/desired`,
-      rawPath,
-      rawQueryString: '',
-      headers: {},
-      isBase64Encoded: false,
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      requestContext: {
-        accountId: '123456789012',
-        apiId: 'api',
-        domainName: 'example.com',
-        domainPrefix: 'example',
-        http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-        requestId: 'req-1',
-        routeKey: `${method} ${rawPath}`,
-        stage: '$default',
-        time: '',
-        timeEpoch: 0,
-      },
-    };
-  }
+    });
 
   it('counts accepted, rejected (400) and conflicting (409) writes, one line each; a read writes none', async () => {
     const out = capture();
