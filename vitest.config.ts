@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+import LongestFirstSequencer from './vitest.sequencer.js';
 
 const packages = ['protocol', 'device-agent', 'simulator', 'cloud', 'provisioning', 'test', 'testkit'];
 
@@ -12,6 +13,7 @@ export default defineConfig({
     // and core processes starting, reconnect backoffs, TLS handshakes, timers), so two files at a
     // time on 2 cores took 14 minutes, with every file passing. `--maxWorkers` still overrides.
     maxWorkers: Math.max(2, availableParallelism() - 1),
+    sequence: { sequencer: LongestFirstSequencer },
     reporters: ['default', './vitest.summary.ts'],
     projects: packages.map((name) => ({
       extends: true,
