@@ -77,6 +77,7 @@ export const ARTIFACT_NONCURRENT_VERSION_DAYS = 30;
 export const QUERY_ROUTES = [
   { method: 'GET', path: '/things/{thingName}/telemetry' },
   { method: 'GET', path: '/things/{thingName}/latest' },
+  { method: 'GET', path: '/presence' },
 ] as const;
 export { COMMAND_ROUTES };
 
@@ -343,7 +344,13 @@ export class PifleetStack extends Stack {
         description: 'pifleet: telemetry history and latest values (HTTP API)',
         memorySize: 512,
         timeout: Duration.seconds(10),
-        statements: [onTable('Query')],
+        // Readings and newest values by thing; `GET /presence` also pages the connectivity index.
+        statements: [
+          new iam.PolicyStatement({
+            actions: ['dynamodb:Query'],
+            resources: [this.table.tableArn, `${this.table.tableArn}/index/${connectivityIndex.indexName}`],
+          }),
+        ],
       }),
       'silent-devices': fn('silent-devices', required('silent-devices'), {
         description: 'pifleet: every 5 minutes, counts the things silent for longer than SILENT_AFTER_MINUTES',

@@ -72,7 +72,7 @@ export function consoleOperatorPolicy(scope: ConsoleOperatorPolicyScope): IotPol
       Sid: 'CallCommandQueryApi',
       Effect: 'Allow',
       Action: 'execute-api:Invoke',
-      Resource: [`${api}/*/GET/things/*`, `${api}/*/PUT/things/*/desired`],
+      Resource: [`${api}/*/GET/things/*`, `${api}/*/PUT/things/*/desired`, `${api}/*/GET/presence`],
     });
   }
   return doc;

@@ -26,6 +26,7 @@ export const API_ROUTES = [
   { method: 'GET', path: '/things/{thingName}/connectivity', handler: 'command', operation: 'GetConnectivity' },
   { method: 'GET', path: '/things/{thingName}/telemetry', handler: 'query', operation: 'QueryTelemetry' },
   { method: 'GET', path: '/things/{thingName}/latest', handler: 'query', operation: 'LatestTelemetry' },
+  { method: 'GET', path: '/presence', handler: 'query', operation: 'ListPresence' },
 ] as const satisfies readonly { method: HttpMethod; path: string; handler: 'command' | 'query'; operation: string }[];
 
 export interface ApiRoutesDeps {

@@ -4,6 +4,7 @@ import { isJsonObject, type JsonObject, type MetricValue, parseJson, type Readin
 import type { CommandApiClient } from '../adapters/command-api-client.js';
 import type { IotWebSocketConnection } from '../adapters/iot-websocket.js';
 import { mapLimited } from '../core/map-limited.js';
+import { CloudError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ConsoleBackend, ThingPresence } from './backend.js';
 
@@ -25,9 +26,20 @@ export interface AwsConsoleBackendDeps {
   readonly now: () => number;
   /** How long a listing of the registry is reused (default 30 s: ListThings is rate-limited to 10 per second). */
   readonly listTtlMs?: number;
-  /** Requests in flight when reading every thing's presence at start (default 8). */
+  /**
+   * Requests in flight when reading every thing's presence one thing at a time (default 8): only
+   * against a stack deployed before `GET /presence`.
+   */
   readonly concurrency?: number;
 }
+
+/** Things per `GET /presence` page: the API's largest, so a 10,000-thing fleet is 40 calls. */
+const PRESENCE_PAGE = 250;
+/**
+ * Presence pages read at most: 400 × 250 is 100,000 things, past the largest fleet IoT Core's
+ * defaults serve a console; a listing longer than that (or one that never ends) stops here.
+ */
+const MAX_PRESENCE_PAGES = 400;
 
 /** Pages of stored readings read for one thing view (1,000 readings each). */
 const MAX_HISTORY_PAGES = 3;
@@ -50,6 +62,27 @@ function isMetricValue(v: unknown): v is MetricValue {
   return typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string';
 }
 
+/**
+ * Presence items of a `GET /presence` page (outside input); malformed items are skipped, and so
+ * are things not in `wanted` (the listing covers every thing with a presence record).
+ */
+export function presenceOfPage(page: JsonObject, wanted: ReadonlySet<string>): ThingPresence[] {
+  const items = Array.isArray(page.items) ? page.items : [];
+  const out: ThingPresence[] = [];
+  for (const item of items) {
+    if (!isJsonObject(item) || typeof item.thingName !== 'string' || typeof item.connected !== 'boolean') continue;
+    if (!wanted.has(item.thingName)) continue;
+    out.push({
+      thingName: item.thingName,
+      connected: item.connected,
+      ...(typeof item.at === 'number' ? { at: item.at } : {}),
+      ...(typeof item.reason === 'string' ? { reason: item.reason } : {}),
+      ...(typeof item.lastReadingAt === 'number' ? { lastReadingAt: item.lastReadingAt } : {}),
+    });
+  }
+  return out;
+}
+
 /** Readings of a query page (`items` of `GET /things/{thing}/telemetry`); malformed items are skipped. */
 export function readingsOfPage(page: JsonObject): Reading[] {
   const items = Array.isArray(page.items) ? page.items : [];
@@ -69,6 +102,7 @@ export function createAwsConsoleBackend(deps: AwsConsoleBackendDeps): ConsoleBac
   const listTtlMs = deps.listTtlMs ?? 30_000;
   let listed: { at: number; names: string[] } | undefined;
   let listing: Promise<string[]> | undefined;
+  let saidNoListing = false;
 
   async function listAll(): Promise<string[]> {
     const names: string[] = [];
@@ -79,6 +113,38 @@ export function createAwsConsoleBackend(deps: AwsConsoleBackendDeps): ConsoleBac
       nextToken = page.nextToken;
     } while (nextToken !== undefined && nextToken !== '');
     return names;
+  }
+
+  /**
+   * Every listed thing's presence from `GET /presence`, kept for the things in `wanted`, into
+   * `found`. Answers `unavailable` when the first page is refused with 404 (a stack deployed
+   * before the route: API Gateway's own "Not Found") or 403 (an operator policy from before it);
+   * any other failure throws, with what the pages before it gave already in `found`.
+   */
+  async function listPresence(
+    wanted: ReadonlySet<string>,
+    found: ThingPresence[],
+  ): Promise<'listed' | { unavailable: number }> {
+    let nextToken: string | undefined;
+    for (let page = 0; page < MAX_PRESENCE_PAGES; page++) {
+      const query: Record<string, string> = { limit: String(PRESENCE_PAGE) };
+      if (nextToken !== undefined) query.nextToken = nextToken;
+      const answer = await api.request('GET', '/presence', { query });
+      if (page === 0 && (answer.status === 404 || answer.status === 403)) return { unavailable: answer.status };
+      const doc = answer.status === 200 ? answerObject(answer.text) : undefined;
+      if (doc === undefined) {
+        throw new CloudError('PRESENCE_LISTING_FAILED', `the query API answered ${answer.status} to GET /presence`, {
+          data: { status: answer.status, page },
+        });
+      }
+      found.push(...presenceOfPage(doc, wanted));
+      const next = typeof doc.nextToken === 'string' ? doc.nextToken : undefined;
+      // An API that hands back the token it was given would loop until the page cap.
+      if (next === undefined || next === nextToken) return 'listed';
+      nextToken = next;
+    }
+    log.warn({ pages: MAX_PRESENCE_PAGES, found: found.length }, 'presence listing cut short');
+    return 'listed';
   }
 
   async function presenceOf(thingName: string): Promise<ThingPresence | undefined> {
@@ -162,6 +228,23 @@ export function createAwsConsoleBackend(deps: AwsConsoleBackendDeps): ConsoleBac
     },
 
     async presence(things) {
+      if (things.length === 0) return [];
+      const listed: ThingPresence[] = [];
+      try {
+        const outcome = await listPresence(new Set(things), listed);
+        if (outcome === 'listed') return listed;
+        if (!saidNoListing) {
+          saidNoListing = true;
+          log.info(
+            { status: outcome.unavailable, things: things.length },
+            'stack or operator policy predates GET /presence: reading presence thing by thing',
+          );
+        }
+      } catch (err) {
+        // As a failed per-thing read leaves that thing out, a failed page leaves its things out.
+        log.warn({ err, found: listed.length }, 'presence listing not read for the console');
+        return listed;
+      }
       const found = await mapLimited(things, deps.concurrency ?? 8, (name) =>
         presenceOf(name).catch((err: unknown) => {
           log.warn({ err, thingName: name }, 'presence not read for the console');

@@ -8,6 +8,7 @@ import { lambdaLogger, lazyHandler, telemetryStoreFromEnv } from './aws-env.js';
  * Query handler: API Gateway HTTP API (payload format 2.0) →
  *   GET /things/{thing}/telemetry?from&to&sensor&metric&limit&nextToken
  *   GET /things/{thing}/latest
+ *   GET /presence?limit&nextToken
  * See `core/telemetry/query-api.ts` for parameters and responses. Bad parameters answer 400
  * with every problem listed; an unexpected failure answers 500 with the request id (the details
  * go to the log, not the client).

@@ -49,7 +49,12 @@ describe('the console operator policy in the stack', () => {
           iot('topic/$aws/things/*/shadow/update/documents'),
           iot('topic/$aws/things/*/shadow/delete/accepted'),
         ),
-        ...allow(['execute-api:Invoke'], `${api}/*/GET/things/*`, `${api}/*/PUT/things/*/desired`),
+        ...allow(
+          ['execute-api:Invoke'],
+          `${api}/*/GET/things/*`,
+          `${api}/*/PUT/things/*/desired`,
+          `${api}/*/GET/presence`,
+        ),
       ]),
     );
   });

@@ -8,6 +8,7 @@ import { esbuildTargetOf, LAMBDA_RUNTIME, type LambdaName } from '../../cdk/bund
 import { DeploymentError } from '../../cdk/errors.js';
 import { COMMAND_ROUTES, PifleetStack, type PifleetStackProps, QUERY_ROUTES } from '../../cdk/pifleet-stack.js';
 import { TELEMETRY_TABLE_KEYS, telemetryTableSchema } from '../../src/adapters/dynamodb-telemetry-store.js';
+import { API_ROUTES } from '../../src/app/api-routes.js';
 import { RULE_ERROR_LOG_GROUP, RULES, type RuleDefinition } from '../../src/rules/definitions.js';
 import {
   allow,
@@ -394,7 +395,8 @@ describe('least privilege', () => {
       ...queue('ingest'),
     ],
     presence: () => [...logs('presence'), ...allow(['dynamodb:PutItem'], tableArn), ...queue('presence')],
-    query: () => [...logs('query'), ...allow(['dynamodb:Query'], tableArn)],
+    // Readings and newest values by thing, and the connectivity index for GET /presence.
+    query: () => [...logs('query'), ...allow(['dynamodb:Query'], tableArn, `${tableArn}/index/connectivity-by-thing`)],
     command: () => [
       ...logs('command'),
       ...allow(['iot:GetThingShadow', 'iot:UpdateThingShadow', 'iot:DescribeThing'], ARN('iot', 'thing/*')),
@@ -566,6 +568,15 @@ describe('HTTP API', () => {
     const keys = routes.map((r) => r.Properties?.RouteKey).sort();
     expect(keys).toEqual([...QUERY_ROUTES, ...COMMAND_ROUTES].map((r) => `${r.method} ${r.path}`).sort());
     for (const r of routes) expect(r.Properties?.AuthorizationType).toBe('AWS_IAM');
+  });
+
+  it('serves exactly the routes the local core serves, each with the same handler', () => {
+    const deployed = [
+      ...QUERY_ROUTES.map((r) => `${r.method} ${r.path} query`),
+      ...COMMAND_ROUTES.map((r) => `${r.method} ${r.path} command`),
+    ];
+    expect(deployed.sort()).toEqual(API_ROUTES.map((r) => `${r.method} ${r.path} ${r.handler}`).sort());
+    expect(deployed).toContain('GET /presence query');
   });
 
   it.each([

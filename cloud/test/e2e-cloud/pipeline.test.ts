@@ -254,6 +254,16 @@ describe('presence', () => {
       connected: false,
       lastEvent: { eventType: 'disconnected', disconnectReason: 'CLIENT_INITIATED_DISCONNECT' },
     });
+    // The fleet listing the console reads at start says the same.
+    const listed = await api('GET', '/api/presence', { query: { limit: '250' } });
+    expect(listed.status).toBe(200);
+    const items = (listed.body as { items: { thingName: string }[] }).items;
+    expect(items.find((i) => i.thingName === 'pi-p1')).toEqual({
+      thingName: 'pi-p1',
+      connected: false,
+      at: expect.any(Number),
+      reason: 'CLIENT_INITIATED_DISCONNECT',
+    });
   });
 
   it('answers connectivity of a registered thing that never connected', async () => {

@@ -4,11 +4,13 @@ import path from 'node:path';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSqliteTelemetryStore } from '../../src/adapters/sqlite-telemetry-store.js';
-import { encodePageToken } from '../../src/core/telemetry/page-token.js';
+import { InvalidPageTokenError } from '../../src/core/telemetry/errors.js';
+import { encodeConnectivityPageToken, encodePageToken } from '../../src/core/telemetry/page-token.js';
+import { MAX_PRESENCE_LIMIT } from '../../src/core/telemetry/query-api.js';
 import { HandlerConfigError, telemetryStoreFromEnv } from '../../src/handlers/aws-env.js';
 import { createQueryHandler, type QueryHandler } from '../../src/handlers/query.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
-import type { ManagedTelemetryStore, TelemetryStore } from '../../src/ports/telemetry-store.js';
+import type { ConnectivityRecord, ManagedTelemetryStore, TelemetryStore } from '../../src/ports/telemetry-store.js';
 import { batchOf, readingsFrom } from '../../src/testing/telemetry-store-suite.js';
 
 const T0 = 1_700_000_000_000;
@@ -225,6 +227,155 @@ describe('query handler: GET /things/{thing}/latest', () => {
     const res = await handle(apiEvent('GET', '/things/pi-01/latest', { sensor: 'door' }));
     expect(res.statusCode).toBe(400);
     expect(issuePaths(res)).toEqual(['query.sensor']);
+  });
+});
+
+const online = (thingName: string, timestamp: number): ConnectivityRecord => ({
+  thingName,
+  connected: true,
+  clientId: thingName,
+  timestamp,
+  eventType: 'connected',
+});
+
+describe('query handler: GET /presence', () => {
+  beforeAll(async () => {
+    await store.putConnectivity(online('pi-01', T0 - 60_000));
+    await store.putConnectivity({
+      thingName: 'pi-02',
+      connected: false,
+      clientId: 'pi-02',
+      timestamp: T0 + 5_000,
+      eventType: 'disconnected',
+      disconnectReason: 'MQTT_KEEP_ALIVE_TIMEOUT',
+    });
+    await store.putConnectivity(online('pi-03', T0 - 1_000)); // connected, never sent a reading
+    // A thing name that is also an object's prototype key: an item like any other.
+    await store.putConnectivity(online('__proto__', T0 - 2_000));
+    await store.putBatch(batchOf('__proto__', 1, readingsFrom(T0 + 20_000, 1)));
+  });
+
+  const expected = [
+    { thingName: '__proto__', connected: true, at: T0 - 2_000, lastReadingAt: T0 + 20_000 },
+    { thingName: 'pi-01', connected: true, at: T0 - 60_000, lastReadingAt: T0 + 9_000 },
+    {
+      thingName: 'pi-02',
+      connected: false,
+      at: T0 + 5_000,
+      reason: 'MQTT_KEEP_ALIVE_TIMEOUT',
+      lastReadingAt: T0 + 2_000,
+    },
+    { thingName: 'pi-03', connected: true, at: T0 - 1_000 },
+  ];
+
+  it('lists every thing with a connectivity record, its presence and its newest reading time', async () => {
+    const res = await handle(apiEvent('GET', '/presence'));
+    expect(res.statusCode).toBe(200);
+    const b = body(res);
+    expect(b).toEqual({ items: expected });
+    // The thing named __proto__ is an own value of its item; no prototype was set.
+    const first = (b.items as object[])[0] as object;
+    expect(Object.getPrototypeOf(first)).toBe(Object.prototype);
+  });
+
+  it('pages with nextToken, each thing once, in thing-name order', async () => {
+    const sizes: number[] = [];
+    const seen: unknown[] = [];
+    let token: string | undefined;
+    do {
+      const res = await handle(apiEvent('GET', '/presence', token ? { limit: '3', nextToken: token } : { limit: '3' }));
+      expect(res.statusCode).toBe(200);
+      const b = body(res);
+      sizes.push((b.items as unknown[]).length);
+      seen.push(...(b.items as unknown[]));
+      token = b.nextToken as string | undefined;
+    } while (token !== undefined);
+    expect(sizes).toEqual([3, 1]);
+    expect(seen).toEqual(expected);
+  });
+
+  it('defaults to 100 a page and takes at most 250', async () => {
+    const big = createSqliteTelemetryStore({ file: ':memory:' });
+    await big.start();
+    try {
+      for (let i = 0; i < MAX_PRESENCE_LIMIT + 1; i++) {
+        await big.putConnectivity(online(`pi-${String(i).padStart(3, '0')}`, T0 + i));
+      }
+      const h = createQueryHandler({ store: big, logger: silentLogger(), clock: { now: () => NOW } });
+      const byDefault = body(await h(apiEvent('GET', '/presence')));
+      expect(byDefault.items).toHaveLength(100);
+      expect(typeof byDefault.nextToken).toBe('string');
+      const most = body(await h(apiEvent('GET', '/presence', { limit: String(MAX_PRESENCE_LIMIT) })));
+      expect(most.items).toHaveLength(MAX_PRESENCE_LIMIT);
+      const rest = body(
+        await h(apiEvent('GET', '/presence', { limit: String(MAX_PRESENCE_LIMIT), nextToken: String(most.nextToken) })),
+      );
+      expect(rest).toEqual({ items: [{ thingName: 'pi-250', connected: true, at: T0 + 250 }] });
+    } finally {
+      await big.stop();
+    }
+  });
+
+  it.each([
+    ['a limit of 0', { limit: '0' }, ['query.limit']],
+    ['a limit over 250', { limit: '251' }, ['query.limit']],
+    ['a fractional limit', { limit: '2.5' }, ['query.limit']],
+    ['a limit that is not a number', { limit: 'all' }, ['query.limit']],
+    ['a parameter it does not take', { colour: 'red', from: '0' }, ['query.colour', 'query.from']],
+    ['__proto__ as a parameter', JSON.parse('{"__proto__":"x"}') as Record<string, string>, ['query.__proto__']],
+    ['a garbage page token', { nextToken: 'garbage!' }, ['query.nextToken']],
+    ['a telemetry page token', { nextToken: encodePageToken('pi-01', 'R#1#x') }, ['query.nextToken']],
+    [
+      'every problem at once',
+      { limit: '1001', nextToken: 'x', sensor: 'door' },
+      ['query.limit', 'query.nextToken', 'query.sensor'],
+    ],
+  ])('answers 400 for %s', async (_label, query, paths) => {
+    const res = await handle(apiEvent('GET', '/presence', query));
+    expect(res.statusCode).toBe(400);
+    expect(body(res).message).toBe('invalid request');
+    expect(issuePaths(res).sort()).toEqual(paths);
+  });
+
+  it('answers 400, not 500, when the store refuses a token that looked right', async () => {
+    const refusing: TelemetryStore = {
+      ...store,
+      listConnectivity: async () => {
+        throw new InvalidPageTokenError('issued by another table');
+      },
+    };
+    const h = createQueryHandler({ store: refusing, logger: silentLogger() });
+    const res = await h(apiEvent('GET', '/presence', { nextToken: encodeConnectivityPageToken('pi-01') }));
+    expect(res.statusCode).toBe(400);
+    expect(issuePaths(res)).toEqual(['query.nextToken']);
+  });
+
+  it('answers 500 when a newest-reading query fails', async () => {
+    const broken: TelemetryStore = {
+      ...store,
+      latest: async (thingName) => {
+        if (thingName === 'pi-02') throw new Error('throttled');
+        return store.latest(thingName);
+      },
+    };
+    const res = await createQueryHandler({ store: broken, logger: silentLogger() })(apiEvent('GET', '/presence'));
+    expect(res.statusCode).toBe(500);
+    expect(String(res.body)).not.toContain('throttled');
+  });
+
+  it.each([
+    ['POST', '/presence', 405],
+    ['GET', '/presence/pi-01', 404],
+    ['GET', '/things/presence', 404],
+  ])('%s %s answers %i', async (method, p, status) => {
+    const res = await handle(apiEvent(method, p));
+    expect(res.statusCode).toBe(status);
+  });
+
+  it('strips a named stage from the path', async () => {
+    const res = await handle(apiEvent('GET', '/prod/presence', { limit: '1' }, 'prod'));
+    expect(res.statusCode).toBe(200);
+    expect(body(res).items).toEqual([expected[0]]);
   });
 });
 

@@ -49,6 +49,7 @@ describe('console operator policy', () => {
       Resource: [
         `arn:aws:execute-api:${R}:${A}:abc123/*/GET/things/*`,
         `arn:aws:execute-api:${R}:${A}:abc123/*/PUT/things/*/desired`,
+        `arn:aws:execute-api:${R}:${A}:abc123/*/GET/presence`,
       ],
     });
     const withoutApi = consoleOperatorPolicy({ region: R, accountId: A });
