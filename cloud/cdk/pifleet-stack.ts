@@ -341,7 +341,7 @@ export class PifleetStack extends Stack {
         onFailure: this.failureQueues.presence,
       }),
       query: fn('query', required('query'), {
-        description: 'pifleet: telemetry history and latest values (HTTP API)',
+        description: 'pifleet: telemetry history, latest values and fleet presence (HTTP API)',
         memorySize: 512,
         timeout: Duration.seconds(10),
         // Readings and newest values by thing; `GET /presence` also pages the connectivity index.
