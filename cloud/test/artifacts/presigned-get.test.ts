@@ -10,7 +10,8 @@ import { localProfileCredentials, removeDir, tempDir } from '../../src/testing/i
  * Presigned GET URLs of the local core, as job documents carry them: fetched with plain `fetch`
  * (what a device's downloader does), verified by the core, expired on its virtual clock, refused
  * when any signed part is changed. The clock starts at the real time (the S3 client signs with it)
- * and only moves forward where a test says so.
+ * and only moves forward where a test says so; the expiry test holds it still, so that the real time
+ * that passes between signing and fetching (seconds, on a loaded machine) does not count.
  */
 
 const ROLE = 'arn:aws:iam::123456789012:role/pifleet-iot-presign';
@@ -21,11 +22,13 @@ let core: LocalIotCore;
 let info: LocalCoreInfo;
 let s3: S3Client;
 let offsetMs = 0;
+/** While set, the core's clock stands at this real time (plus the offset). */
+let heldAt: number | undefined;
 
 async function startCore(httpPort = 0): Promise<void> {
   core = createLocalIotCore({
     config: { ...LOCAL_CORE_DEFAULTS, dataDir: dir, mqttPort: 0, httpPort },
-    now: () => Date.now() + offsetMs,
+    now: () => (heldAt ?? Date.now()) + offsetMs,
   });
   info = await core.start();
 }
@@ -106,14 +109,19 @@ describe('a presigned GET URL', () => {
 
   it('expires after expiresInSec on the core clock: 403 AccessDenied, Request has expired', async () => {
     offsetMs = 0;
-    const url = presignedUrl('releases/1.0.0/agent.tgz', 60);
-    offsetMs = 59_000;
-    expect((await fetch(url)).status).toBe(200);
-    offsetMs = 61_000;
-    const response = await fetch(url);
-    expect(response.status).toBe(403);
-    expect(await s3Error(response)).toEqual({ code: 'AccessDenied', message: 'Request has expired' });
-    offsetMs = 0;
+    heldAt = Date.now();
+    try {
+      const url = presignedUrl('releases/1.0.0/agent.tgz', 60);
+      offsetMs = 59_000;
+      expect((await fetch(url)).status).toBe(200);
+      offsetMs = 61_000;
+      const response = await fetch(url);
+      expect(response.status).toBe(403);
+      expect(await s3Error(response)).toEqual({ code: 'AccessDenied', message: 'Request has expired' });
+    } finally {
+      heldAt = undefined;
+      offsetMs = 0;
+    }
   });
 
   it.each([
