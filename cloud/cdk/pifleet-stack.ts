@@ -307,6 +307,12 @@ export class PifleetStack extends Stack {
     };
     const onTable = (...actions: string[]) =>
       new iam.PolicyStatement({ actions: actions.map((a) => `dynamodb:${a}`), resources: [this.table.tableArn] });
+    /** Query on the table and on the sparse connectivity index (a fleet listing in thing-name order). */
+    const queryTableAndConnectivityIndex = () =>
+      new iam.PolicyStatement({
+        actions: ['dynamodb:Query'],
+        resources: [this.table.tableArn, `${this.table.tableArn}/index/${connectivityIndex.indexName}`],
+      });
     const thingArn = Stack.of(this).formatArn({ service: 'iot', resource: 'thing', resourceName: '*' });
 
     const required = (name: LambdaName) => {
@@ -345,12 +351,7 @@ export class PifleetStack extends Stack {
         memorySize: 512,
         timeout: Duration.seconds(10),
         // Readings and newest values by thing; `GET /presence` also pages the connectivity index.
-        statements: [
-          new iam.PolicyStatement({
-            actions: ['dynamodb:Query'],
-            resources: [this.table.tableArn, `${this.table.tableArn}/index/${connectivityIndex.indexName}`],
-          }),
-        ],
+        statements: [queryTableAndConnectivityIndex()],
       }),
       'silent-devices': fn('silent-devices', required('silent-devices'), {
         description: 'pifleet: every 5 minutes, counts the things silent for longer than SILENT_AFTER_MINUTES',
@@ -358,12 +359,7 @@ export class PifleetStack extends Stack {
         timeout: Duration.seconds(60),
         environment: { SILENT_AFTER_MINUTES: String(silentAfterMinutes) },
         // Pages the connectivity index, then the newest values of each long-connected thing.
-        statements: [
-          new iam.PolicyStatement({
-            actions: ['dynamodb:Query'],
-            resources: [this.table.tableArn, `${this.table.tableArn}/index/${connectivityIndex.indexName}`],
-          }),
-        ],
+        statements: [queryTableAndConnectivityIndex()],
       }),
       ...(commandCode === undefined
         ? {}

@@ -9,6 +9,9 @@ export const SILENT_AFTER_MINUTES = {
   max: 10_080,
 } as const;
 
+/** The default threshold in milliseconds (what every user of the setting falls back to). */
+export const DEFAULT_SILENT_AFTER_MS = SILENT_AFTER_MINUTES.default * 60_000;
+
 /** A threshold in minutes (fractions allowed) as milliseconds; undefined outside 0 < minutes ≤ a week. */
 export function silentAfterMs(minutes: number): number | undefined {
   if (!(Number.isFinite(minutes) && minutes > 0 && minutes <= SILENT_AFTER_MINUTES.max)) return undefined;

@@ -1,12 +1,13 @@
 import { IoTClient } from '@aws-sdk/client-iot';
 import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
+import { DEFAULT_SILENT_AFTER_MS } from '@pifleet/protocol';
 import { createSqliteTelemetryStore } from '../adapters/sqlite-telemetry-store.js';
 import type { BrokerBus } from '../broker/broker.js';
 import { type CommandHandler, createCommandHandler } from '../handlers/command.js';
 import { createIngestHandler } from '../handlers/ingest.js';
 import { createPresenceHandler } from '../handlers/presence.js';
 import { createQueryHandler } from '../handlers/query.js';
-import { createSilentDevicesHandler, DEFAULT_SILENT_AFTER_MINUTES } from '../handlers/silent-devices.js';
+import { createSilentDevicesHandler } from '../handlers/silent-devices.js';
 import type { LocalCredentials } from '../http/credentials.js';
 import type { RouteGroup } from '../http/server.js';
 import type { Logger } from '../logger.js';
@@ -77,7 +78,7 @@ export function createLocalCloud(deps: LocalCloudDeps): LocalCloud {
   const checkSilent = createSilentDevicesHandler({
     store,
     now: deps.now,
-    thresholdMs: deps.silentCheck?.thresholdMs ?? DEFAULT_SILENT_AFTER_MINUTES * 60_000,
+    thresholdMs: deps.silentCheck?.thresholdMs ?? DEFAULT_SILENT_AFTER_MS,
     metrics: deps.metrics ?? noMetrics,
     logger,
   });

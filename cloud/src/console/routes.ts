@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { desiredStateJsonSchema, isValidThingName, SILENT_AFTER_MINUTES } from '@pifleet/protocol';
+import { DEFAULT_SILENT_AFTER_MS, desiredStateJsonSchema, isValidThingName } from '@pifleet/protocol';
 import type { MetricsSummary } from '../adapters/prometheus-metrics.js';
 import type { ApiResponse, RequestHead, Route, RouteGroup, RouteResponse } from '../http/server.js';
 import type { QuotaReport } from '../limits/routes.js';
@@ -39,9 +39,6 @@ export interface ConsoleRoutesDeps {
   /** A thing heard of longer ago than this is shown as silent (default {@link DEFAULT_SILENT_AFTER_MS}). */
   readonly silentAfterMs?: number;
 }
-
-/** The silence threshold of the console: the silent-devices check's default (15 minutes). */
-export const DEFAULT_SILENT_AFTER_MS = SILENT_AFTER_MINUTES.default * 60_000;
 
 /** Largest request body (a desired state is a few hundred bytes). */
 export const MAX_BODY_BYTES = 64 * 1024;

@@ -63,9 +63,6 @@ export const LOGGED_SILENT_THINGS = 100;
  */
 export const DEFAULT_CONCURRENCY = 16;
 
-/** The silence threshold when `SILENT_AFTER_MINUTES` is not set (the protocol's default). */
-export const DEFAULT_SILENT_AFTER_MINUTES = SILENT_AFTER_MINUTES.default;
-
 export function createSilentDevicesHandler(deps: SilentDevicesHandlerDeps): SilentDevicesHandler {
   const concurrency = deps.concurrency ?? DEFAULT_CONCURRENCY;
   const pageSize = deps.pageSize ?? 1000;
@@ -129,10 +126,10 @@ export function createSilentDevicesHandler(deps: SilentDevicesHandlerDeps): Sile
   };
 }
 
-/** `SILENT_AFTER_MINUTES` (default {@link DEFAULT_SILENT_AFTER_MINUTES}) as milliseconds. */
+/** `SILENT_AFTER_MINUTES` (default `SILENT_AFTER_MINUTES.default` of the protocol) as milliseconds. */
 export function silenceThresholdFromEnv(env: Env): number {
   const raw = env.SILENT_AFTER_MINUTES;
-  const ms = silentAfterMs(raw === undefined || raw.trim() === '' ? DEFAULT_SILENT_AFTER_MINUTES : Number(raw));
+  const ms = silentAfterMs(raw === undefined || raw.trim() === '' ? SILENT_AFTER_MINUTES.default : Number(raw));
   if (ms === undefined) {
     throw new HandlerConfigError(
       'SILENT_AFTER_MINUTES',
